@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Install the real peer tools that the interop tests and benchmarks drive against Dockyard:
+# skopeo, podman, buildah, umoci, CNCF Distribution (docker-registry), htpasswd and wrk.
+# Debian bookworm, run as root. Idempotent: re-running only re-checks what is already there.
+set -euo pipefail
+
+if [[ "$(id -u)" -ne 0 ]]; then
+    echo "install-peers.sh: must run as root" >&2
+    exit 1
+fi
+
+PACKAGES=(
+    # the peers themselves
+    skopeo podman buildah umoci docker-registry apache2-utils wrk
+    # what podman/buildah need with --no-install-recommends: an OCI runtime, conmon, the
+    # containers config files (policy.json, registries.conf), subuid/subgid tools, an init for
+    # `--init`, and a network stack (netavark + aardvark-dns, CNI plugins as fallback).
+    crun conmon uidmap catatonit slirp4netns netavark aardvark-dns containernetworking-plugins
+    golang-github-containers-common golang-github-containers-image
+    ca-certificates
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+
+# PEERS_FORCE_INSTALL=1 reinstalls even when dpkg says everything is present.
+if ((${#missing[@]})) || [[ "${PEERS_FORCE_INSTALL:-0}" == 1 ]]; then
+    echo "install-peers.sh: installing ${missing[*]:-(forced)}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+else
+    echo "install-peers.sh: all packages already installed"
+fi
+
+# Every peer must actually run; fail loudly (non-zero exit) naming the one that does not.
+failed=0
+check() {
+    local name=$1
+    shift
+    local out
+    if out=$("$@" 2>&1); then
+        printf '  %-16s %s\n' "$name" "$(head -n1 <<<"$out")"
+    else
+        printf 'install-peers.sh: %s does not run: %s\n%s\n' "$name" "$*" "$out" >&2
+        failed=1
+    fi
+}
+
+echo "install-peers.sh: peer versions"
+check skopeo skopeo --version
+check podman podman --version
+check buildah buildah --version
+check umoci umoci --version
+check docker-registry docker-registry --version
+# htpasswd has no --version; a bcrypt hash on stdout proves it works.
+check htpasswd htpasswd -nbB probe probe
+# wrk -v prints its version and exits 1; accept that, but require the banner.
+check wrk bash -c 'wrk -v 2>&1 | grep "^wrk "'
+check crun crun --version
+check conmon conmon --version
+
+if ((failed)); then
+    echo "install-peers.sh: FAILED: some peer tools do not run" >&2
+    exit 1
+fi
+echo "install-peers.sh: OK"

@@ -1,0 +1,32 @@
+# Two commands set up a fresh machine: `make serve` runs the registry, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: serve test lint peers bench clean
+
+serve: $(VENV)/.installed
+	$(BIN)/dockyard serve $(ARGS)
+
+test: peers $(VENV)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests bench
+
+peers:
+	bash .ci/install-peers.sh
+
+bench: peers $(VENV)/.installed
+	$(BIN)/python -m bench $(ARGS)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The HTTP face of the registry: an ASGI app whose handlers only call services."""

@@ -1,0 +1,42 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+
+from dockyard.api.errors import EXCEPTION_HANDLERS
+from dockyard.api.middleware import RegistryHeaders
+from dockyard.api.routes import table
+from dockyard.config import Settings
+from dockyard.service.registry import Registry
+
+SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
+
+
+def create_app(settings: Settings, registry: Registry | None = None) -> RegistryHeaders:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.registry = registry or Registry.from_settings(settings)
+        await app.state.registry.start()
+        try:
+            yield
+        finally:
+            await app.state.registry.close()
+
+    app = Starlette(
+        routes=table(settings.read_only),
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    return RegistryHeaders(app, log_requests=settings.log_requests)
+
+
+def app_from_environment() -> RegistryHeaders:
+    """Entry point for server worker processes: settings arrive serialised in the environment."""
+    settings = Settings.model_validate(json.loads(os.environ[SETTINGS_ENV]))
+    return create_app(settings)

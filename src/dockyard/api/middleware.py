@@ -1,0 +1,53 @@
+"""Pure-ASGI middleware: the API version header on every answer and one log line per request."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("dockyard.access")
+
+API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+
+
+class RegistryHeaders:
+    def __init__(self, app: ASGIApp, *, log_requests: bool = True) -> None:
+        self.app = app
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+        sent = 0
+
+        async def wrapped_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), API_VERSION]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped_send)
+        finally:
+            if self.log_requests:
+                client = scope.get("client") or ("-", 0)
+                path = scope.get("path", "")
+                if scope.get("query_string"):
+                    path += "?" + scope["query_string"].decode("latin-1")
+                log.info(
+                    '%s "%s %s" %d %d %.1fms',
+                    client[0],
+                    scope["method"],
+                    path,
+                    status,
+                    sent,
+                    (time.perf_counter() - started) * 1000,
+                )

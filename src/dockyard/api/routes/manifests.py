@@ -1,0 +1,80 @@
+"""`/v2/<name>/manifests/<reference>`: PUT, GET, HEAD, DELETE by tag or digest."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.api.body import read_body
+from dockyard.api.routes.common import registry_of, repository
+from dockyard.core import mediatypes as mt
+from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.core.manifest import MAX_MANIFEST_BYTES
+from dockyard.metadata.base import ManifestRecord
+
+_TOO_LARGE = RegistryError(ErrorCode.MANIFEST_INVALID, "manifest exceeds 4 MiB", status=413)
+
+
+async def endpoint(request: Request) -> Response:
+    name = repository(request)
+    reference = request.path_params["reference"]
+    registry = registry_of(request)
+    manifests = registry.manifests
+
+    if request.method == "PUT":
+        body = await read_body(
+            request, MAX_MANIFEST_BYTES, registry.settings.body_timeout_seconds, _TOO_LARGE
+        )
+        result = await manifests.put(
+            name,
+            reference,
+            body,
+            request.headers.get("content-type"),
+            request.query_params.getlist("tag"),
+        )
+        headers = {
+            "Location": f"/v2/{name}/manifests/{result.digest}",
+            "Docker-Content-Digest": result.digest,
+            "Content-Length": "0",
+        }
+        if result.subject:
+            headers["OCI-Subject"] = result.subject
+        if len(result.tags) > 1 or (result.tags and ":" in reference):
+            headers["OCI-Tag"] = ", ".join(result.tags)
+        return Response(status_code=201, headers=headers)
+
+    if request.method == "DELETE":
+        await manifests.delete(name, reference)
+        return Response(status_code=202, headers={"Content-Length": "0"})
+
+    record = await manifests.resolve(name, reference)
+    if ":" not in reference:
+        _negotiate(request.headers.get("accept", ""), record)
+    headers = {
+        "Content-Type": record.media_type,
+        "Docker-Content-Digest": record.digest,
+        "ETag": f'"{record.digest}"',
+        "Content-Length": str(record.size),
+    }
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers)
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(
+            status_code=304,
+            headers={"ETag": headers["ETag"], "Docker-Content-Digest": record.digest},
+        )
+    return Response(await manifests.content(record), status_code=200, headers=headers)
+
+
+def _negotiate(accept: str, record: ManifestRecord) -> None:
+    """A client that names manifest types, none of them this one's, gets a clear 404."""
+    accepted = {part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()}
+    if not accepted & mt.MANIFEST_TYPES or record.media_type in accepted:
+        return
+    if "*/*" in accepted or "application/*" in accepted:
+        return
+    raise RegistryError(
+        ErrorCode.MANIFEST_UNKNOWN,
+        f"the manifest is {record.media_type}, which the client's Accept header does not list",
+        detail={"mediaType": record.media_type, "digest": record.digest},
+    )

@@ -1,0 +1,19 @@
+"""`/v2/<name>/referrers/<digest>`: manifests whose subject is the digest, as an OCI index."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.api.routes.common import registry_of, repository
+from dockyard.core import mediatypes as mt
+
+
+async def list_referrers(request: Request) -> Response:
+    name = repository(request)
+    artifact_type = request.query_params.get("artifactType")
+    result = await registry_of(request).manifests.referrers(
+        name, request.path_params["digest"], artifact_type
+    )
+    headers = {"OCI-Filters-Applied": "artifactType"} if result.filtered else {}
+    return Response(result.index, media_type=mt.OCI_INDEX, headers=headers)

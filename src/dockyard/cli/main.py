@@ -1,0 +1,175 @@
+"""`dockyard`: serve a registry (and, as it grows, work with images without a daemon)."""
+
+from __future__ import annotations
+
+import logging.config
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dockyard import __version__
+from dockyard.config import ConfigError, Settings, check_security, load_settings
+
+app = typer.Typer(
+    help="Dockyard: a container image registry server and a daemonless client.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect and validate configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML file with settings (keys as in `dockyard config show`). Also DOCKYARD_CONFIG.",
+        exists=False,
+        dir_okay=False,
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder for blobs and the SQLite metadata. Default ./dockyard-data; "
+        "also DOCKYARD_DATA_DIR.",
+    ),
+]
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(config, overrides)
+    except ConfigError as exc:
+        typer.echo(f"dockyard: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dockyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Dockyard: a container image registry server and a daemonless client."""
+
+
+@app.command()
+def serve(
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            "-l",
+            help="HOST:PORT to listen on. Default 127.0.0.1:5000; also DOCKYARD_LISTEN.",
+        ),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Server processes; 0 means one per CPU core. Also DOCKYARD_WORKERS."),
+    ] = None,
+    read_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--read-only/--read-write",
+            help="Serve pulls only; pushes and deletes answer "
+            "UNSUPPORTED. Also DOCKYARD_READ_ONLY.",
+        ),
+    ] = None,
+    insecure_no_auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Allow a non-loopback listen address without "
+            "authentication (anyone who reaches it can push and delete). Also "
+            "DOCKYARD_INSECURE_NO_AUTH.",
+        ),
+    ] = None,
+    no_fsync: Annotated[
+        bool,
+        typer.Option(
+            "--no-fsync",
+            help="Do not fsync blobs before acknowledging them (faster, loses "
+            "acknowledged data on power failure; for throwaway registries).",
+        ),
+    ] = False,
+) -> None:
+    """Run the registry: OCI Distribution Spec 1.1 and Docker Registry HTTP API V2.
+
+    With no options it listens on 127.0.0.1:5000 and keeps everything under ./dockyard-data
+    (blobs on the filesystem, metadata in SQLite). Settings come from defaults, then the
+    --config file, then DOCKYARD_* variables, then these flags.
+    """
+    settings = _settings(
+        config,
+        listen=listen,
+        data_dir=data_dir,
+        workers=workers,
+        read_only=read_only,
+        insecure_no_auth=insecure_no_auth,
+        fsync=False if no_fsync else None,
+    )
+    try:
+        check_security(settings)
+    except ConfigError as exc:
+        typer.echo(f"dockyard: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    from dockyard.cli.serve import logging_config, run
+
+    logging.config.dictConfig(logging_config())
+    run(settings)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Validate the configuration (file, environment) without serving; exit 2 if invalid."""
+    settings = _settings(config, data_dir=data_dir)
+    try:
+        check_security(settings)
+    except ConfigError as exc:
+        typer.echo(f"dockyard: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo("configuration is valid")
+
+
+@config_app.command("show")
+def config_show(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Print the effective settings as YAML, with every key and its value."""
+    import yaml
+
+    settings = _settings(config, data_dir=data_dir)
+    typer.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Create or migrate the metadata schema to the newest revision."""
+    from dockyard.cli.serve import prepare
+
+    prepare(_settings(config, data_dir=data_dir))
+    typer.echo("metadata schema is up to date")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

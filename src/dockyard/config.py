@@ -1,0 +1,134 @@
+"""Typed, strict configuration: defaults, then a YAML file, then DOCKYARD_* variables, then flags.
+
+Unknown keys and bad values are rejected before the server starts (`dockyard config check`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "DOCKYARD_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = Field("127.0.0.1:5000", description="HOST:PORT to listen on")
+    data_dir: Path = Field(Path("dockyard-data"), description="folder for blobs and metadata")
+    workers: int = Field(0, ge=0, le=64, description="server processes; 0 = one per core")
+    read_only: bool = Field(False, description="serve pulls only; writes answer UNSUPPORTED")
+    insecure_no_auth: bool = Field(
+        False, description="allow serving writes without authentication on a non-loopback address"
+    )
+    upload_ttl_seconds: int = Field(
+        24 * 3600, ge=60, description="abandoned uploads older than this are removed"
+    )
+    upload_purge_interval_seconds: int = Field(
+        600, ge=1, description="how often abandoned uploads are looked for"
+    )
+    body_timeout_seconds: float = Field(
+        60.0, gt=0, description="a client sending no body bytes for this long is cut off"
+    )
+    fsync: bool = Field(True, description="fsync blobs before acknowledging them")
+    log_requests: bool = Field(True, description="log one line per request")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, port = split_listen(value)
+        if not 0 < port < 65536:
+            raise ValueError("port must be between 1 and 65535")
+        if not host:
+            raise ValueError("host missing")
+        return value
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+    @property
+    def is_loopback(self) -> bool:
+        host = self.host
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        raise ValueError("expected HOST:PORT")
+    try:
+        number = int(port)
+    except ValueError as exc:
+        raise ValueError("port must be a number") from exc
+    return host.strip("[]"), number
+
+
+def _env_values(environ: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = raw
+    return values
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Merge the sources in order of precedence and validate the result."""
+    values: dict[str, Any] = {}
+    environ = dict(os.environ) if environ is None else environ
+    config_file = config_file or (
+        Path(environ["DOCKYARD_CONFIG"]) if environ.get("DOCKYARD_CONFIG") else None
+    )
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read {config_file}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config_file} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file} must hold a mapping of settings")
+        values.update({str(k).replace("-", "_"): v for k, v in loaded.items()})
+    values.update(_env_values(environ))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+
+
+def check_security(settings: Settings) -> None:
+    """Refuse to serve unauthenticated writes to the network unless told to."""
+    if not settings.is_loopback and not settings.read_only and not settings.insecure_no_auth:
+        raise ConfigError(
+            f"refusing to listen on {settings.listen} without authentication: anyone who can "
+            "reach it could push and delete images. Listen on 127.0.0.1, or pass "
+            "--insecure-no-auth (DOCKYARD_INSECURE_NO_AUTH=1) if that is really what you want."
+        )

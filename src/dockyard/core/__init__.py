@@ -1,0 +1,1 @@
+"""Pure building blocks shared by server and client: no I/O, no framework."""

@@ -1,0 +1,97 @@
+"""The narrow interface every metadata store implements (SQLite now, PostgreSQL later).
+
+It records which repository links which blob, which manifest references which blob or child
+manifest, and which tag points where; that graph is what garbage collection walks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None = None
+    subject: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """An edge from a manifest to a blob (`kind="blob"`) or a child manifest (`"manifest"`)."""
+
+    target: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    id: str
+    repository: str
+    size: int
+    created_at: float
+    updated_at: float
+
+
+class MetadataStore(Protocol):
+    async def close(self) -> None: ...
+
+    # blobs
+    async def blob_size(self, digest: str) -> int | None:
+        """Size of a blob known anywhere in the registry."""
+
+    async def linked_blob_size(self, repository: str, digest: str) -> int | None:
+        """Size of a blob if `repository` links it."""
+
+    async def link_blob(self, repository: str, digest: str, size: int) -> None: ...
+
+    async def unlink_blob(self, repository: str, digest: str) -> bool: ...
+
+    # uploads
+    async def create_upload(self, upload_id: str, repository: str, now: float) -> None: ...
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
+
+    async def advance_upload(self, upload_id: str, old: int, new: int, now: float) -> bool:
+        """Move an upload's size from `old` to `new`; False if someone else moved it first."""
+
+    async def delete_upload(self, upload_id: str) -> None: ...
+
+    async def expired_uploads(self, before: float) -> list[UploadRecord]: ...
+
+    # manifests and tags
+    async def put_manifest(
+        self,
+        repository: str,
+        record: ManifestRecord,
+        references: list[Reference],
+        tags: list[str],
+    ) -> None:
+        """Store a manifest, its edges and its tags in one transaction."""
+
+    async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None: ...
+
+    async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None: ...
+
+    async def missing_manifests(self, repository: str, digests: list[str]) -> list[str]:
+        """Those of `digests` that `repository` holds no manifest for."""
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete a manifest and every tag pointing at it."""
+
+    async def delete_tag(self, repository: str, tag: str) -> bool: ...
+
+    async def repository_exists(self, repository: str) -> bool: ...
+
+    async def list_tags(
+        self, repository: str, limit: int | None, last: str | None
+    ) -> list[str]: ...
+
+    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]: ...
+
+    async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...

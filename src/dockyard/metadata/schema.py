@@ -1,0 +1,91 @@
+"""Tables of the metadata store, shared by every SQL dialect."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Byte-order comparison for names and tags on every dialect, so listings sort the same way.
+NameText = sa.String(255).with_variant(sa.String(255, collation="C"), "postgresql")
+
+repositories = sa.Table(
+    "repositories",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", NameText, nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("digest", sa.String(200), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+repository_blobs = sa.Table(
+    "repository_blobs",
+    metadata,
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
+    sa.Column("digest", sa.String(200), sa.ForeignKey("blobs.digest"), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_repository_blobs_digest", "digest"),
+)
+
+manifests = sa.Table(
+    "manifests",
+    metadata,
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
+    sa.Column("digest", sa.String(200), primary_key=True),
+    sa.Column("media_type", sa.String(255), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("artifact_type", sa.String(255)),
+    sa.Column("subject", sa.String(200)),
+    sa.Column("annotations", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_manifests_subject", "repository_id", "subject"),
+    sa.Index("ix_manifests_digest", "digest"),
+)
+
+manifest_references = sa.Table(
+    "manifest_references",
+    metadata,
+    sa.Column("repository_id", sa.Integer, primary_key=True),
+    sa.Column("manifest_digest", sa.String(200), primary_key=True),
+    sa.Column("target_digest", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["repository_id", "manifest_digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+    ),
+    sa.Index("ix_manifest_references_target", "target_digest"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("repository_id", sa.Integer, primary_key=True),
+    sa.Column("name", NameText, primary_key=True),
+    sa.Column("manifest_digest", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["repository_id", "manifest_digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+    ),
+    sa.Index("ix_tags_manifest", "repository_id", "manifest_digest"),
+)
+
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_uploads_updated", "updated_at"),
+)

@@ -1,0 +1,409 @@
+"""Metadata store over SQLAlchemy Core; SQLite is the embedded default.
+
+Each operation is one short transaction run in a small thread pool, so the event loop never waits
+on the database. Writes on SQLite take the write lock up front (BEGIN IMMEDIATE), which lets
+several server processes share one database file without lock-upgrade deadlocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.base import ManifestRecord, Reference, UploadRecord
+from dockyard.metadata.migrate import upgrade
+
+T = TypeVar("T")
+
+
+def sqlite_engine(path: Path) -> Engine:
+    engine = sa.create_engine(f"sqlite:///{path}", pool_size=8, max_overflow=8)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            "busy_timeout=30000",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("dockyard_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+class SQLMetadataStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="metadata")
+        self._repo_ids: dict[str, int] = {}
+
+    @classmethod
+    def open_sqlite(cls, path: Path) -> SQLMetadataStore:
+        engine = sqlite_engine(path)
+        upgrade(engine)
+        return cls(engine)
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.engine.dispose()
+
+    # -- plumbing ------------------------------------------------------------------------
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.engine.connect() as conn, conn.begin():
+                return fn(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+
+    async def _write(self, fn: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(dockyard_write=True)
+                with conn.begin():
+                    return fn(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+
+    def _insert_ignore(self, conn: Connection, table: sa.Table, **values: Any) -> None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+
+    def _repo_id(self, conn: Connection, name: str, *, create: bool) -> int | None:
+        cached = self._repo_ids.get(name)
+        if cached is not None:
+            return cached
+        row = conn.execute(
+            sa.select(t.repositories.c.id).where(t.repositories.c.name == name)
+        ).first()
+        if row is None:
+            if not create:
+                return None
+            self._insert_ignore(conn, t.repositories, name=name, created_at=time.time())
+            row = conn.execute(
+                sa.select(t.repositories.c.id).where(t.repositories.c.name == name)
+            ).first()
+            assert row is not None
+        self._repo_ids[name] = row[0]
+        return row[0]
+
+    # -- blobs ---------------------------------------------------------------------------
+    async def blob_size(self, digest: str) -> int | None:
+        def fn(conn: Connection) -> int | None:
+            return conn.execute(
+                sa.select(t.blobs.c.size).where(t.blobs.c.digest == digest)
+            ).scalar()
+
+        return await self._read(fn)
+
+    async def linked_blob_size(self, repository: str, digest: str) -> int | None:
+        def fn(conn: Connection) -> int | None:
+            return conn.execute(
+                sa.select(t.blobs.c.size)
+                .select_from(t.repository_blobs.join(t.blobs))
+                .join(t.repositories, t.repositories.c.id == t.repository_blobs.c.repository_id)
+                .where(t.repositories.c.name == repository, t.repository_blobs.c.digest == digest)
+            ).scalar()
+
+        return await self._read(fn)
+
+    async def link_blob(self, repository: str, digest: str, size: int) -> None:
+        def fn(conn: Connection) -> None:
+            now = time.time()
+            repo_id = self._repo_id(conn, repository, create=True)
+            self._insert_ignore(conn, t.blobs, digest=digest, size=size, created_at=now)
+            self._insert_ignore(
+                conn, t.repository_blobs, repository_id=repo_id, digest=digest, created_at=now
+            )
+
+        await self._write(fn)
+
+    async def unlink_blob(self, repository: str, digest: str) -> bool:
+        def fn(conn: Connection) -> bool:
+            repo_id = self._repo_id(conn, repository, create=False)
+            if repo_id is None:
+                return False
+            result = conn.execute(
+                sa.delete(t.repository_blobs).where(
+                    t.repository_blobs.c.repository_id == repo_id,
+                    t.repository_blobs.c.digest == digest,
+                )
+            )
+            return result.rowcount > 0
+
+        return await self._write(fn)
+
+    # -- uploads -------------------------------------------------------------------------
+    async def create_upload(self, upload_id: str, repository: str, now: float) -> None:
+        def fn(conn: Connection) -> None:
+            repo_id = self._repo_id(conn, repository, create=True)
+            conn.execute(
+                sa.insert(t.uploads).values(
+                    id=upload_id, repository_id=repo_id, size=0, created_at=now, updated_at=now
+                )
+            )
+
+        await self._write(fn)
+
+    def _upload_query(self) -> sa.Select:
+        u = t.uploads
+        return sa.select(
+            u.c.id, t.repositories.c.name, u.c.size, u.c.created_at, u.c.updated_at
+        ).join(t.repositories)
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None:
+        def fn(conn: Connection) -> UploadRecord | None:
+            row = conn.execute(self._upload_query().where(t.uploads.c.id == upload_id)).first()
+            return UploadRecord(*row) if row else None
+
+        return await self._read(fn)
+
+    async def advance_upload(self, upload_id: str, old: int, new: int, now: float) -> bool:
+        def fn(conn: Connection) -> bool:
+            result = conn.execute(
+                sa.update(t.uploads)
+                .where(t.uploads.c.id == upload_id, t.uploads.c.size == old)
+                .values(size=new, updated_at=now)
+            )
+            return result.rowcount == 1
+
+        return await self._write(fn)
+
+    async def delete_upload(self, upload_id: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
+        )
+
+    async def expired_uploads(self, before: float) -> list[UploadRecord]:
+        def fn(conn: Connection) -> list[UploadRecord]:
+            rows = conn.execute(self._upload_query().where(t.uploads.c.updated_at < before))
+            return [UploadRecord(*row) for row in rows]
+
+        return await self._read(fn)
+
+    # -- manifests and tags --------------------------------------------------------------
+    async def put_manifest(
+        self,
+        repository: str,
+        record: ManifestRecord,
+        references: list[Reference],
+        tags: list[str],
+    ) -> None:
+        def fn(conn: Connection) -> None:
+            now = time.time()
+            repo_id = self._repo_id(conn, repository, create=True)
+            self._insert_ignore(
+                conn, t.blobs, digest=record.digest, size=record.size, created_at=now
+            )
+            self._insert_ignore(
+                conn,
+                t.manifests,
+                repository_id=repo_id,
+                digest=record.digest,
+                media_type=record.media_type,
+                size=record.size,
+                artifact_type=record.artifact_type,
+                subject=record.subject,
+                annotations=json.dumps(record.annotations) if record.annotations else None,
+                created_at=now,
+            )
+            for ref in references:
+                self._insert_ignore(
+                    conn,
+                    t.manifest_references,
+                    repository_id=repo_id,
+                    manifest_digest=record.digest,
+                    target_digest=ref.target,
+                    kind=ref.kind,
+                )
+            for tag in tags:
+                self._upsert_tag(conn, repo_id, tag, record.digest, now)
+
+        await self._write(fn)
+
+    def _upsert_tag(
+        self, conn: Connection, repo_id: int, tag: str, digest: str, now: float
+    ) -> None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(t.tags).values(
+            repository_id=repo_id, name=tag, manifest_digest=digest, updated_at=now
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[t.tags.c.repository_id, t.tags.c.name],
+                set_={"manifest_digest": digest, "updated_at": now},
+            )
+        )
+
+    _manifest_columns = (
+        t.manifests.c.digest,
+        t.manifests.c.media_type,
+        t.manifests.c.size,
+        t.manifests.c.artifact_type,
+        t.manifests.c.subject,
+        t.manifests.c.annotations,
+        t.manifests.c.created_at,
+    )
+
+    @staticmethod
+    def _record(row: Any) -> ManifestRecord:
+        return ManifestRecord(
+            digest=row[0],
+            media_type=row[1],
+            size=row[2],
+            artifact_type=row[3],
+            subject=row[4],
+            annotations=json.loads(row[5]) if row[5] else {},
+            created_at=row[6],
+        )
+
+    async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
+        def fn(conn: Connection) -> ManifestRecord | None:
+            row = conn.execute(
+                sa.select(*self._manifest_columns)
+                .join(t.repositories)
+                .where(t.repositories.c.name == repository, t.manifests.c.digest == digest)
+            ).first()
+            return self._record(row) if row else None
+
+        return await self._read(fn)
+
+    async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None:
+        def fn(conn: Connection) -> ManifestRecord | None:
+            row = conn.execute(
+                sa.select(*self._manifest_columns)
+                .select_from(t.tags)
+                .join(
+                    t.manifests,
+                    sa.and_(
+                        t.manifests.c.repository_id == t.tags.c.repository_id,
+                        t.manifests.c.digest == t.tags.c.manifest_digest,
+                    ),
+                )
+                .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
+                .where(t.repositories.c.name == repository, t.tags.c.name == tag)
+            ).first()
+            return self._record(row) if row else None
+
+        return await self._read(fn)
+
+    async def missing_manifests(self, repository: str, digests: list[str]) -> list[str]:
+        if not digests:
+            return []
+
+        def fn(conn: Connection) -> list[str]:
+            found = set(
+                conn.execute(
+                    sa.select(t.manifests.c.digest)
+                    .join(t.repositories)
+                    .where(t.repositories.c.name == repository, t.manifests.c.digest.in_(digests))
+                ).scalars()
+            )
+            return [d for d in digests if d not in found]
+
+        return await self._read(fn)
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        def fn(conn: Connection) -> bool:
+            repo_id = self._repo_id(conn, repository, create=False)
+            if repo_id is None:
+                return False
+            conn.execute(
+                sa.delete(t.tags).where(
+                    t.tags.c.repository_id == repo_id, t.tags.c.manifest_digest == digest
+                )
+            )
+            conn.execute(
+                sa.delete(t.manifest_references).where(
+                    t.manifest_references.c.repository_id == repo_id,
+                    t.manifest_references.c.manifest_digest == digest,
+                )
+            )
+            result = conn.execute(
+                sa.delete(t.manifests).where(
+                    t.manifests.c.repository_id == repo_id, t.manifests.c.digest == digest
+                )
+            )
+            return result.rowcount > 0
+
+        return await self._write(fn)
+
+    async def delete_tag(self, repository: str, tag: str) -> bool:
+        def fn(conn: Connection) -> bool:
+            repo_id = self._repo_id(conn, repository, create=False)
+            if repo_id is None:
+                return False
+            result = conn.execute(
+                sa.delete(t.tags).where(t.tags.c.repository_id == repo_id, t.tags.c.name == tag)
+            )
+            return result.rowcount > 0
+
+        return await self._write(fn)
+
+    async def repository_exists(self, repository: str) -> bool:
+        def fn(conn: Connection) -> bool:
+            return self._repo_id(conn, repository, create=False) is not None
+
+        return await self._read(fn)
+
+    async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str]:
+        def fn(conn: Connection) -> list[str]:
+            query = (
+                sa.select(t.tags.c.name)
+                .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
+                .where(t.repositories.c.name == repository)
+                .order_by(t.tags.c.name)
+            )
+            if last is not None:
+                query = query.where(t.tags.c.name > last)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(conn.execute(query).scalars())
+
+        return await self._read(fn)
+
+    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
+        def fn(conn: Connection) -> list[str]:
+            r = t.repositories
+            has_content = sa.or_(
+                sa.exists().where(t.manifests.c.repository_id == r.c.id),
+                sa.exists().where(t.repository_blobs.c.repository_id == r.c.id),
+            )
+            query = sa.select(r.c.name).where(has_content).order_by(r.c.name)
+            if last is not None:
+                query = query.where(r.c.name > last)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(conn.execute(query).scalars())
+
+        return await self._read(fn)
+
+    async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:
+        def fn(conn: Connection) -> list[ManifestRecord]:
+            rows = conn.execute(
+                sa.select(*self._manifest_columns)
+                .join(t.repositories)
+                .where(t.repositories.c.name == repository, t.manifests.c.subject == subject)
+                .order_by(t.manifests.c.created_at, t.manifests.c.digest)
+            )
+            return [self._record(row) for row in rows]
+
+        return await self._read(fn)

@@ -1,0 +1,57 @@
+"""Reading, mounting and deleting blobs in a repository."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.core.digest import Digest
+from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.metadata.base import MetadataStore
+from dockyard.storage.base import BlobStore
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    digest: str
+    size: int
+    path: Path | None
+
+
+class BlobService:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore) -> None:
+        self.blobs = blobs
+        self.meta = meta
+
+    async def stat(self, repository: str, digest: str) -> BlobInfo:
+        """A blob visible in `repository`: linked there and present in the store."""
+        digest = str(Digest.parse(digest))
+        size = await self.meta.linked_blob_size(repository, digest)
+        if size is None:
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+        return BlobInfo(digest, size, self.blobs.local_path(digest))
+
+    def read(self, digest: str, start: int, end: int) -> AsyncIterator[bytes]:
+        return self.blobs.read(digest, start, end)
+
+    async def delete(self, repository: str, digest: str) -> None:
+        """Unlink from the repository; bytes go when garbage collection finds them unused."""
+        digest = str(Digest.parse(digest))
+        if not await self.meta.unlink_blob(repository, digest):
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+
+    async def mount(self, repository: str, digest: str, source: str | None) -> bool:
+        """Link an existing blob into `repository` without moving bytes.
+
+        With a source repository, the blob must be linked there. Without one (automatic mount)
+        any stored blob qualifies. Returns False when nothing could be mounted.
+        """
+        if source is not None:
+            size = await self.meta.linked_blob_size(source, digest)
+        else:
+            size = await self.meta.blob_size(digest)
+        if size is None or await self.blobs.stat(digest) is None:
+            return False
+        await self.meta.link_blob(repository, digest, size)
+        return True

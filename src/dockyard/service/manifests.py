@@ -1,0 +1,223 @@
+"""Pushing, pulling and deleting manifests; the referrers index built from their subjects."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from dockyard.core import mediatypes as mt
+from dockyard.core.digest import Digest
+from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
+from dockyard.core.names import is_valid_tag, validate_tag
+from dockyard.metadata.base import ManifestRecord, MetadataStore, Reference
+from dockyard.storage.base import BlobStore, StorageFullError
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    digest: str
+    subject: str | None
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Referrers:
+    index: bytes
+    filtered: bool
+
+
+def parse_reference(reference: str) -> tuple[str | None, Digest | None]:
+    """A manifest reference is a tag or a digest; anything else is refused."""
+    if ":" in reference:
+        return None, Digest.parse(reference)
+    if not is_valid_tag(reference):
+        raise RegistryError(
+            ErrorCode.MANIFEST_INVALID, "invalid tag", detail={"tag": reference[:200]}
+        )
+    return reference, None
+
+
+class _ContentCache:
+    """Manifest bytes by digest; immutable, so never stale. Bounded by total bytes."""
+
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.items: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, digest: str) -> bytes | None:
+        data = self.items.get(digest)
+        if data is not None:
+            self.items.move_to_end(digest)
+        return data
+
+    def put(self, digest: str, data: bytes) -> None:
+        if digest in self.items or len(data) > self.max_bytes // 4:
+            return
+        self.items[digest] = data
+        self.size += len(data)
+        while self.size > self.max_bytes:
+            _, dropped = self.items.popitem(last=False)
+            self.size -= len(dropped)
+
+
+class ManifestService:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore) -> None:
+        self.blobs = blobs
+        self.meta = meta
+        self.cache = _ContentCache()
+
+    # -- push ----------------------------------------------------------------------------
+    async def put(
+        self,
+        repository: str,
+        reference: str,
+        body: bytes,
+        content_type: str | None,
+        extra_tags: list[str] | None = None,
+    ) -> PutResult:
+        tag, wanted = parse_reference(reference)
+        tags = [validate_tag(t) for t in (extra_tags or [])]
+        if tag is not None:
+            tags.insert(0, tag)
+        manifest = parse_manifest(body, content_type)
+        algorithm = wanted.algorithm if wanted else "sha256"
+        digest = str(Digest.of(body, algorithm))
+        if wanted is not None and str(wanted) != digest:
+            raise RegistryError(
+                ErrorCode.DIGEST_INVALID,
+                "manifest digest does not match its content",
+                detail={"digest": str(wanted)},
+            )
+        references = await self._check_references(repository, manifest)
+        try:
+            await self.blobs.put(digest, body)
+        except StorageFullError as exc:
+            raise RegistryError(ErrorCode.INSUFFICIENT_STORAGE) from exc
+        record = ManifestRecord(
+            digest=digest,
+            media_type=manifest.media_type,
+            size=len(body),
+            artifact_type=manifest.referrer_artifact_type,
+            subject=manifest.subject.digest if manifest.subject else None,
+            annotations=manifest.annotations,
+        )
+        await self.meta.put_manifest(repository, record, references, list(dict.fromkeys(tags)))
+        self.cache.put(digest, body)
+        return PutResult(digest, record.subject, tuple(dict.fromkeys(tags)))
+
+    async def _check_references(self, repository: str, manifest: ParsedManifest) -> list[Reference]:
+        references: list[Reference] = []
+        for descriptor in manifest.blobs:
+            if descriptor.is_foreign:
+                continue
+            await self._ensure_blob(repository, descriptor)
+            references.append(Reference(descriptor.digest, "blob"))
+        children = [d.digest for d in manifest.children]
+        missing = await self.meta.missing_manifests(repository, list(dict.fromkeys(children)))
+        if missing:
+            raise RegistryError(
+                ErrorCode.MANIFEST_UNKNOWN,
+                "index refers to unknown manifests",
+                detail={"digests": missing[:20]},
+                status=400,
+            )
+        references.extend(Reference(d, "manifest") for d in dict.fromkeys(children))
+        return references
+
+    async def _ensure_blob(self, repository: str, descriptor: Descriptor) -> None:
+        """The blob must be in the repository, or stored elsewhere (mounted), or embedded."""
+        size = await self.meta.linked_blob_size(repository, descriptor.digest)
+        if size is None:
+            size = await self.meta.blob_size(descriptor.digest)
+            if size is not None and await self.blobs.stat(descriptor.digest) is not None:
+                await self.meta.link_blob(repository, descriptor.digest, size)
+            elif descriptor.data is not None:
+                await self.blobs.put(descriptor.digest, descriptor.data)
+                size = len(descriptor.data)
+                await self.meta.link_blob(repository, descriptor.digest, size)
+            else:
+                raise RegistryError(
+                    ErrorCode.MANIFEST_BLOB_UNKNOWN, detail={"digest": descriptor.digest}
+                )
+        if size != descriptor.size:
+            raise RegistryError(
+                ErrorCode.MANIFEST_INVALID,
+                f"descriptor of {descriptor.digest} says {descriptor.size} bytes, blob has {size}",
+            )
+
+    # -- pull ----------------------------------------------------------------------------
+    async def resolve(self, repository: str, reference: str) -> ManifestRecord:
+        tag, digest = parse_reference(reference)
+        if digest is not None:
+            record = await self.meta.get_manifest(repository, str(digest))
+        else:
+            record = await self.meta.resolve_tag(repository, tag or "")
+        if record is None:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
+        return record
+
+    async def content(self, record: ManifestRecord) -> bytes:
+        data = self.cache.get(record.digest)
+        if data is None:
+            data = await self.blobs.get(record.digest)
+            if data is None:
+                raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"digest": record.digest})
+            self.cache.put(record.digest, data)
+        return data
+
+    # -- delete --------------------------------------------------------------------------
+    async def delete(self, repository: str, reference: str) -> None:
+        """By digest: the manifest and its tags. By tag: only the tag."""
+        tag, digest = parse_reference(reference)
+        if digest is not None:
+            deleted = await self.meta.delete_manifest(repository, str(digest))
+        else:
+            deleted = await self.meta.delete_tag(repository, tag or "")
+        if not deleted:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
+
+    # -- referrers -----------------------------------------------------------------------
+    async def referrers(
+        self, repository: str, subject: str, artifact_type: str | None
+    ) -> Referrers:
+        subject = str(Digest.parse(subject))
+        descriptors: dict[str, dict] = {}
+        for record in await self.meta.referrers(repository, subject):
+            descriptors[record.digest] = _descriptor_of(record)
+        for entry in await self._fallback_tag_entries(repository, subject):
+            descriptors.setdefault(entry["digest"], entry)
+        entries = list(descriptors.values())
+        if artifact_type is not None:
+            entries = [d for d in entries if d.get("artifactType") == artifact_type]
+        index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}
+        return Referrers(
+            json.dumps(index, separators=(",", ":")).encode(), artifact_type is not None
+        )
+
+    async def _fallback_tag_entries(self, repository: str, subject: str) -> list[dict]:
+        """Entries of the `<alg>-<hex>` tag that clients without the referrers API maintain."""
+        tag = subject.replace(":", "-")[:128]
+        record = await self.meta.resolve_tag(repository, tag)
+        if record is None or record.media_type != mt.OCI_INDEX:
+            return []
+        try:
+            doc = json.loads(await self.content(record))
+        except (ValueError, RegistryError):
+            return []
+        return [m for m in doc.get("manifests", []) if isinstance(m, dict) and "digest" in m]
+
+
+def _descriptor_of(record: ManifestRecord) -> dict:
+    descriptor: dict = {
+        "mediaType": record.media_type,
+        "digest": record.digest,
+        "size": record.size,
+    }
+    if record.artifact_type:
+        descriptor["artifactType"] = record.artifact_type
+    if record.annotations:
+        descriptor["annotations"] = record.annotations
+    return descriptor

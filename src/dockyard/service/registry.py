@@ -1,0 +1,64 @@
+"""The composition root: builds the stores named by the settings and the services over them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from dockyard.config import Settings
+from dockyard.metadata.base import MetadataStore
+from dockyard.metadata.sql import SQLMetadataStore
+from dockyard.service.blobs import BlobService
+from dockyard.service.listing import ListingService
+from dockyard.service.manifests import ManifestService
+from dockyard.service.uploads import UploadService
+from dockyard.storage.base import BlobStore
+from dockyard.storage.filesystem import FilesystemBlobStore
+
+log = logging.getLogger("dockyard")
+
+METADATA_FILE = "metadata.db"
+
+
+def open_stores(settings: Settings) -> tuple[BlobStore, MetadataStore]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    blob_store = FilesystemBlobStore(settings.data_dir, fsync=settings.fsync)
+    meta = SQLMetadataStore.open_sqlite(settings.data_dir / METADATA_FILE)
+    return blob_store, meta
+
+
+class Registry:
+    """Everything a request handler may call, and the background housekeeping."""
+
+    def __init__(self, settings: Settings, blob_store: BlobStore, meta: MetadataStore) -> None:
+        self.settings = settings
+        self.blob_store = blob_store
+        self.meta = meta
+        self.blobs = BlobService(blob_store, meta)
+        self.uploads = UploadService(blob_store, meta, settings.upload_ttl_seconds)
+        self.manifests = ManifestService(blob_store, meta)
+        self.listing = ListingService(meta)
+        self._housekeeping: asyncio.Task | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        return cls(settings, *open_stores(settings))
+
+    async def start(self) -> None:
+        self._housekeeping = asyncio.create_task(self._purge_loop())
+
+    async def close(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        await self.meta.close()
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                await self.uploads.purge_expired()
+            except Exception:
+                log.exception("purging abandoned uploads failed; will retry")
+            await asyncio.sleep(self.settings.upload_purge_interval_seconds)

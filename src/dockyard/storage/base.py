@@ -1,0 +1,56 @@
+"""The narrow interface every blob store implements (filesystem now, S3 later).
+
+A blob store knows digests, bytes and upload ids; it never decides whether a blob belongs to a
+repository (the metadata store does) and never verifies digests (the service does, then calls
+`commit_upload`). Anything visible under a digest must be complete and durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+
+class StorageFullError(Exception):
+    """The backend has no room; nothing was acknowledged."""
+
+
+class BlobStore(Protocol):
+    async def stat(self, digest: str) -> int | None:
+        """Size of a committed blob, or None."""
+
+    def local_path(self, digest: str) -> Path | None:
+        """A file that holds the blob, when the backend has one (for zero-copy responses)."""
+
+    def read(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes [start, end] inclusive of a committed blob."""
+
+    async def put(self, digest: str, data: bytes) -> None:
+        """Store small, already-verified content (manifests, embedded data) under its digest."""
+
+    async def get(self, digest: str) -> bytes | None:
+        """Whole content of a small blob, or None."""
+
+    async def delete(self, digest: str) -> None:
+        """Remove a blob's bytes; absent is not an error."""
+
+    def iter_digests(self) -> AsyncIterator[str]:
+        """Every committed digest (for garbage collection)."""
+
+    async def create_upload(self, upload_id: str) -> None: ...
+
+    async def upload_size(self, upload_id: str) -> int | None:
+        """Bytes received so far, or None when the upload has no data area."""
+
+    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes]) -> int:
+        """Write a stream at `offset` (dropping anything after it); return the new size."""
+
+    def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+        """Stream what an upload holds so far (to hash it when no running hash survived)."""
+
+    async def commit_upload(self, upload_id: str, digest: str) -> None:
+        """Make the upload's bytes durable and visible under `digest`, atomically."""
+
+    async def abort_upload(self, upload_id: str) -> None:
+        """Drop an upload's data; absent is not an error."""

@@ -1,0 +1,194 @@
+"""Blob store on a local filesystem: temp file, fsync, atomic rename.
+
+Layout under the root: `blobs/<alg>/<2 hex>/<hex>` for committed content and `uploads/<id>` for
+data in flight. Digests and upload ids are validated before they become paths, so a name can
+never point outside the root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from dockyard.core.digest import Digest
+from dockyard.storage.base import StorageFullError
+
+CHUNK = 1024 * 1024
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FilesystemBlobStore:
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        self.blob_root = root / "blobs"
+        self.upload_root = root / "uploads"
+        self.blob_root.mkdir(parents=True, exist_ok=True)
+        self.upload_root.mkdir(parents=True, exist_ok=True)
+
+    # -- paths ---------------------------------------------------------------------------
+    def _blob_path(self, digest: str) -> Path:
+        parsed = Digest.parse(digest)
+        return self.blob_root / parsed.algorithm / parsed.hex[:2] / parsed.hex
+
+    def _upload_path(self, upload_id: str) -> Path:
+        if not _UPLOAD_ID.match(upload_id):
+            raise ValueError("malformed upload id")
+        return self.upload_root / upload_id
+
+    # -- committed blobs -----------------------------------------------------------------
+    async def stat(self, digest: str) -> int | None:
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def local_path(self, digest: str) -> Path | None:
+        return self._blob_path(digest)
+
+    async def read(
+        self, digest: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        with open(self._blob_path(digest), "rb") as f:
+            f.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                chunk = f.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    async def get(self, digest: str) -> bytes | None:
+        try:
+            return self._blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    async def put(self, digest: str, data: bytes) -> None:
+        target = self._blob_path(digest)
+        if target.exists():
+            return
+        tmp = self.upload_root / f"{uuid.uuid4().hex}.put"
+        try:
+            await asyncio.to_thread(self._write_file, tmp, data)
+            await asyncio.to_thread(self._publish, tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if _full(exc):
+                raise StorageFullError(str(exc)) from exc
+            raise
+
+    def _write_file(self, path: Path, data: bytes) -> None:
+        with open(path, "wb") as f:
+            f.write(data)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _publish(self, tmp: Path, target: Path) -> None:
+        """Rename a complete, synced file into place; the directory entry is synced too."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+        if self.fsync:
+            _fsync_dir(target.parent)
+
+    async def delete(self, digest: str) -> None:
+        self._blob_path(digest).unlink(missing_ok=True)
+
+    async def iter_digests(self) -> AsyncIterator[str]:
+        for alg_dir in sorted(self.blob_root.iterdir()):
+            for prefix in sorted(alg_dir.iterdir()):
+                for entry in sorted(prefix.iterdir()):
+                    digest = f"{alg_dir.name}:{entry.name}"
+                    if Digest.try_parse(digest):
+                        yield digest
+
+    # -- uploads -------------------------------------------------------------------------
+    async def create_upload(self, upload_id: str) -> None:
+        try:
+            self._upload_path(upload_id).touch()
+        except OSError as exc:
+            if _full(exc):
+                raise StorageFullError(str(exc)) from exc
+            raise
+
+    async def upload_size(self, upload_id: str) -> int | None:
+        try:
+            return self._upload_path(upload_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes]) -> int:
+        path = self._upload_path(upload_id)
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except FileNotFoundError as exc:
+            raise KeyError(upload_id) from exc
+        try:
+            os.ftruncate(fd, offset)
+            position = offset
+            async for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    written = os.pwrite(fd, view, position)
+                    position += written
+                    view = view[written:]
+            return position
+        except BaseException as exc:
+            # A failed or interrupted chunk counts for nothing: the upload stays at `offset`.
+            os.ftruncate(fd, offset)
+            if isinstance(exc, OSError) and _full(exc):
+                raise StorageFullError(str(exc)) from exc
+            raise
+        finally:
+            os.close(fd)
+
+    async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+        with open(self._upload_path(upload_id), "rb") as f:
+            while chunk := await asyncio.to_thread(f.read, 8 * CHUNK):
+                yield chunk
+
+    async def commit_upload(self, upload_id: str, digest: str) -> None:
+        path = self._upload_path(upload_id)
+        target = self._blob_path(digest)
+
+        def commit() -> None:
+            if self.fsync:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            if target.exists():
+                path.unlink(missing_ok=True)
+                return
+            self._publish(path, target)
+
+        try:
+            await asyncio.to_thread(commit)
+        except OSError as exc:
+            if _full(exc):
+                raise StorageFullError(str(exc)) from exc
+            raise
+
+    async def abort_upload(self, upload_id: str) -> None:
+        self._upload_path(upload_id).unlink(missing_ok=True)

@@ -1,0 +1,15 @@
+"""Fixtures for the conformance tests: a client that lives as long as a test module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+
+@pytest.fixture(scope="module")
+def mclient(registry) -> Iterator[httpx.Client]:
+    """Module-scoped client, for fixtures that push a module's content once."""
+    with httpx.Client(base_url=registry.url, timeout=60.0) as c:
+        yield c
