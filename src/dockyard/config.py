@@ -31,7 +31,7 @@ class Settings(BaseModel):
         False, description="allow serving writes without authentication on a non-loopback address"
     )
     upload_ttl_seconds: int = Field(
-        24 * 3600, ge=60, description="abandoned uploads older than this are removed"
+        24 * 3600, ge=1, description="abandoned uploads older than this are removed"
     )
     upload_purge_interval_seconds: int = Field(
         600, ge=1, description="how often abandoned uploads are looked for"

@@ -7,6 +7,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dockyard.api.errors import UNEXPECTED_BODY
+
 log = logging.getLogger("dockyard.access")
 
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
@@ -36,6 +38,22 @@ class RegistryHeaders:
 
         try:
             await self.app(scope, receive, wrapped_send)
+        except Exception:
+            log.exception("unexpected error in %s %s", scope["method"], scope.get("path"))
+            if status == 0:  # nothing sent yet: answer in the spec's shape
+                status = 500
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(UNEXPECTED_BODY)).encode()),
+                            API_VERSION,
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": UNEXPECTED_BODY})
         finally:
             if self.log_requests:
                 client = scope.get("client") or ("-", 0)

@@ -167,7 +167,7 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         raise _invalid(f"unsupported manifest media type {media_type!r}")
     if doc.get("schemaVersion") != 2:
         raise _invalid("schemaVersion must be 2")
-    if media_type in mt.DOCKER_MANIFEST_LIST | {mt.DOCKER_MANIFEST} and body_type is None:
+    if media_type in (mt.DOCKER_MANIFEST_LIST, mt.DOCKER_MANIFEST) and body_type is None:
         raise _invalid("Docker schema 2 manifests must declare their mediaType")
 
     artifact_type = doc.get("artifactType")

@@ -29,11 +29,11 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
             raise _unsatisfiable(size)
         return max(0, size - length), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and int(last) < start:
+        return None  # syntactically invalid: ignored, as RFC 9110 says
     if start >= size:
         raise _unsatisfiable(size)
+    end = int(last) if last else size - 1
     return start, min(end, size - 1)
 
 

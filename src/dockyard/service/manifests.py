@@ -28,11 +28,17 @@ class Referrers:
     filtered: bool
 
 
-def parse_reference(reference: str) -> tuple[str | None, Digest | None]:
-    """A manifest reference is a tag or a digest; anything else is refused."""
+def parse_reference(reference: str, *, lookup: bool = False) -> tuple[str | None, Digest | None]:
+    """A manifest reference is a tag or a digest; anything else is refused.
+
+    When looking up (GET, HEAD, DELETE), a malformed tag simply names nothing: 404, as the
+    conformance suite expects. When pushing, it is an invalid manifest reference: 400.
+    """
     if ":" in reference:
         return None, Digest.parse(reference)
     if not is_valid_tag(reference):
+        if lookup:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
         raise RegistryError(
             ErrorCode.MANIFEST_INVALID, "invalid tag", detail={"tag": reference[:200]}
         )
@@ -150,7 +156,7 @@ class ManifestService:
 
     # -- pull ----------------------------------------------------------------------------
     async def resolve(self, repository: str, reference: str) -> ManifestRecord:
-        tag, digest = parse_reference(reference)
+        tag, digest = parse_reference(reference, lookup=True)
         if digest is not None:
             record = await self.meta.get_manifest(repository, str(digest))
         else:
@@ -171,7 +177,7 @@ class ManifestService:
     # -- delete --------------------------------------------------------------------------
     async def delete(self, repository: str, reference: str) -> None:
         """By digest: the manifest and its tags. By tag: only the tag."""
-        tag, digest = parse_reference(reference)
+        tag, digest = parse_reference(reference, lookup=True)
         if digest is not None:
             deleted = await self.meta.delete_manifest(repository, str(digest))
         else:

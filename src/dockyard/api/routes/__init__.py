@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api.routes import base, blobs, catalog, manifests, referrers, tags, uploads
+from dockyard.core.errors import ErrorCode, RegistryError
 
 NAME = "/v2/{name:path}"
+Handler = Callable[[Request], Awaitable[Response]]
+READS = frozenset({"GET", "HEAD"})
 
 
-def table(read_only: bool) -> list[Route]:
-    """The route table; in read-only mode the mutating methods are simply absent (405)."""
+def read_only(handler: Handler) -> Handler:
+    """Refuse every mutating method with UNSUPPORTED (405), as a read-only registry must."""
 
-    def methods(read: list[str], write: list[str]) -> list[str]:
-        return read if read_only else read + write
+    async def guarded(request: Request) -> Response:
+        if request.method not in READS:
+            raise RegistryError(ErrorCode.UNSUPPORTED, "this registry is read-only")
+        return await handler(request)
 
+    return guarded
+
+
+def table(is_read_only: bool) -> list[Route]:
+    wrap = read_only if is_read_only else (lambda handler: handler)
     return [
         Route("/v2/", base.version_check, methods=["GET"]),
         Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
@@ -22,16 +36,14 @@ def table(read_only: bool) -> list[Route]:
         Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
         Route(
             f"{NAME}/manifests/{{reference}}",
-            manifests.endpoint,
-            methods=methods(["GET", "HEAD"], ["PUT", "DELETE"]),
+            wrap(manifests.endpoint),
+            methods=["GET", "HEAD", "PUT", "DELETE"],
         ),
-        Route(f"{NAME}/blobs/uploads/", uploads.start, methods=methods([], ["POST"])),
+        Route(f"{NAME}/blobs/uploads/", wrap(uploads.start), methods=["POST"]),
         Route(
             f"{NAME}/blobs/uploads/{{upload_id}}",
-            uploads.session,
-            methods=methods(["GET"], ["PATCH", "PUT", "DELETE"]),
+            wrap(uploads.session),
+            methods=["GET", "PATCH", "PUT", "DELETE"],
         ),
-        Route(
-            f"{NAME}/blobs/{{digest}}", blobs.endpoint, methods=methods(["GET", "HEAD"], ["DELETE"])
-        ),
+        Route(f"{NAME}/blobs/{{digest}}", wrap(blobs.endpoint), methods=["GET", "HEAD", "DELETE"]),
     ]
