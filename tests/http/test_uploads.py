@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import httpx
 
@@ -179,3 +180,20 @@ def test_blob_delete(client: httpx.Client) -> None:
     assert client.delete(f"/v2/{repo}/blobs/{digest}").status_code == 404
     # The other repository's link is untouched: deleting is per repository.
     assert client.get(f"/v2/{other}/blobs/{digest}").content == data
+
+
+def test_abandoned_uploads_expire_with_their_data(start_registry) -> None:
+    server = start_registry(env={"DOCKYARD_UPLOAD_TTL_SECONDS": "1",
+                                 "DOCKYARD_UPLOAD_PURGE_INTERVAL_SECONDS": "1"})
+    repo = unique_repo()
+    with httpx.Client(base_url=server.url) as c:
+        location = start(c, repo)
+        c.patch(location, content=b"abandoned")
+        uploads = server.data_dir / "uploads"
+        assert any(uploads.iterdir())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and c.get(location).status_code != 404:
+            time.sleep(0.2)
+        resp = c.get(location)
+        assert resp.status_code == 404 and error_code(resp) == "BLOB_UPLOAD_UNKNOWN"
+        assert not any(uploads.iterdir())

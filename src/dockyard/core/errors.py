@@ -66,3 +66,11 @@ class RegistryError(Exception):
         if self.detail is not None:
             error["detail"] = self.detail
         return {"errors": [error]}
+
+
+class StorageFullError(RegistryError):
+    """A store ran out of room; nothing of the failed write was acknowledged."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(ErrorCode.INSUFFICIENT_STORAGE)
+        self.cause = detail

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from dockyard.core.errors import StorageFullError
 from dockyard.metadata import schema as t
 from dockyard.metadata.base import ManifestRecord, Reference, UploadRecord
 from dockyard.metadata.migrate import upgrade
@@ -76,10 +77,15 @@ class SQLMetadataStore:
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
         def run() -> T:
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(dockyard_write=True)
-                with conn.begin():
-                    return fn(conn)
+            try:
+                with self.engine.connect() as conn:
+                    conn = conn.execution_options(dockyard_write=True)
+                    with conn.begin():
+                        return fn(conn)
+            except sa.exc.OperationalError as exc:
+                if "full" in str(exc.orig).lower():  # SQLITE_FULL; the transaction rolled back
+                    raise StorageFullError(str(exc.orig)) from exc
+                raise
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 

@@ -12,7 +12,7 @@ from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
 from dockyard.core.names import is_valid_tag, validate_tag
 from dockyard.metadata.base import ManifestRecord, MetadataStore, Reference
-from dockyard.storage.base import BlobStore, StorageFullError
+from dockyard.storage.base import BlobStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +98,7 @@ class ManifestService:
                 detail={"digest": str(wanted)},
             )
         references = await self._check_references(repository, manifest)
-        try:
-            await self.blobs.put(digest, body)
-        except StorageFullError as exc:
-            raise RegistryError(ErrorCode.INSUFFICIENT_STORAGE) from exc
+        await self.blobs.put(digest, body)
         record = ManifestRecord(
             digest=digest,
             media_type=manifest.media_type,

@@ -38,10 +38,6 @@ def _unknown(upload_id: str) -> RegistryError:
     return RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"upload": upload_id[:100]})
 
 
-def _storage_full() -> RegistryError:
-    return RegistryError(ErrorCode.INSUFFICIENT_STORAGE)
-
-
 class UploadService:
     def __init__(self, blobs: BlobStore, meta: MetadataStore, ttl_seconds: float) -> None:
         self.blobs = blobs
@@ -56,9 +52,9 @@ class UploadService:
         await self.meta.create_upload(upload_id, repository, time.time())
         try:
             await self.blobs.create_upload(upload_id)
-        except StorageFullError as exc:
+        except StorageFullError:
             await self.meta.delete_upload(upload_id)
-            raise _storage_full() from exc
+            raise
         return UploadStatus(upload_id, repository, 0)
 
     async def _get(self, repository: str, upload_id: str) -> UploadRecord:
@@ -135,8 +131,6 @@ class UploadService:
             new_size = await self.blobs.write_upload(upload_id, offset, hashed())
         except KeyError as exc:
             raise _unknown(upload_id) from exc
-        except StorageFullError as exc:
-            raise _storage_full() from exc
         if hasher is not None:
             self._hashes[upload_id] = (new_size, hasher)
             while len(self._hashes) > _MAX_TRACKED_HASHES:
@@ -185,10 +179,7 @@ class UploadService:
         return hasher.hexdigest()
 
     async def _commit(self, repository: str, upload_id: str, digest: str, size: int) -> None:
-        try:
-            await self.blobs.commit_upload(upload_id, digest)
-        except StorageFullError as exc:
-            raise _storage_full() from exc
+        await self.blobs.commit_upload(upload_id, digest)
         await self.meta.link_blob(repository, digest, size)
         await self.meta.delete_upload(upload_id)
 

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
+from dockyard.core.errors import StorageFullError
 
-class StorageFullError(Exception):
-    """The backend has no room; nothing was acknowledged."""
+__all__ = ["BlobStore", "StorageFullError"]
 
 
 class BlobStore(Protocol):

@@ -42,6 +42,9 @@ class FilesystemBlobStore:
         self.upload_root = root / "uploads"
         self.blob_root.mkdir(parents=True, exist_ok=True)
         self.upload_root.mkdir(parents=True, exist_ok=True)
+        # Leftovers of small writes cut short by a crash: never visible, never resumable.
+        for leftover in self.upload_root.glob("*.put"):
+            leftover.unlink(missing_ok=True)
 
     # -- paths ---------------------------------------------------------------------------
     def _blob_path(self, digest: str) -> Path:
