@@ -4,23 +4,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: serve test lint peers bench clean
+.PHONY: serve test lint peers clean
 
 serve: $(VENV)/.installed
 	$(BIN)/dockyard serve $(ARGS)
 
 test: peers $(VENV)/.installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests
 
 peers:
 	bash .ci/install-peers.sh
-
-bench: peers $(VENV)/.installed
-	$(BIN)/python -m bench $(ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
