@@ -29,7 +29,7 @@ def start_registry(tmp_path: Path) -> Iterator[Callable[..., RunningRegistry]]:
               port: int | None = None) -> RunningRegistry:
         server = RunningRegistry(
             data_dir=data_dir or tmp_path / f"data{len(started)}",
-            port=port or free_port(), args=args, env=env or {},
+            port=port or free_port(), args=args, env=env or {}, log_dir=tmp_path,
         ).start()
         started.append(server)
         return server

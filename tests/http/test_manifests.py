@@ -85,6 +85,9 @@ def test_accept_negotiation_for_old_clients(client: httpx.Client) -> None:
     assert "Accept" in resp.json()["errors"][0]["message"]
     for accept in ("*/*", "", f"{DOCKER_MANIFEST}, {OCI_MANIFEST}", "application/json"):
         assert client.get(f"/v2/{repo}/manifests/oci", headers={"Accept": accept}).is_success
+    # One Accept header per type, as skopeo and containers/image send them.
+    several = [("Accept", DOCKER_MANIFEST), ("Accept", OCI_MANIFEST)]
+    assert client.get(f"/v2/{repo}/manifests/oci", headers=several).is_success
 
 
 def test_index_requires_its_children(client: httpx.Client) -> None:

@@ -45,6 +45,7 @@ class RunningRegistry:
     args: Sequence[str] = ()
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    log_dir: Path | None = None
     log_path: Path | None = None
 
     @property
@@ -57,7 +58,7 @@ class RunningRegistry:
 
     def start(self) -> RunningRegistry:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        self.log_path = (self.log_dir or self.data_dir.parent) / f"server-{self.port}.log"
         cmd = [
             sys.executable, "-m", "dockyard", "serve",
             "--listen", self.host, "--data-dir", str(self.data_dir), *self.args,

@@ -97,19 +97,17 @@ class SQLMetadataStore:
         cached = self._repo_ids.get(name)
         if cached is not None:
             return cached
-        row = conn.execute(
-            sa.select(t.repositories.c.id).where(t.repositories.c.name == name)
-        ).first()
-        if row is None:
-            if not create:
-                return None
-            self._insert_ignore(conn, t.repositories, name=name, created_at=time.time())
-            row = conn.execute(
-                sa.select(t.repositories.c.id).where(t.repositories.c.name == name)
-            ).first()
-            assert row is not None
-        self._repo_ids[name] = row[0]
-        return row[0]
+        query = sa.select(t.repositories.c.id).where(t.repositories.c.name == name)
+        row = conn.execute(query).first()
+        if row is not None:
+            # Only ids read back as committed rows are cached: one created in this transaction
+            # would be a lie if the transaction rolled back (a full disk, say).
+            self._repo_ids[name] = row[0]
+            return row[0]
+        if not create:
+            return None
+        self._insert_ignore(conn, t.repositories, name=name, created_at=time.time())
+        return conn.execute(query).scalar_one()
 
     # -- blobs ---------------------------------------------------------------------------
     async def blob_size(self, digest: str) -> int | None:

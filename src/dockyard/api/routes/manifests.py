@@ -49,7 +49,8 @@ async def endpoint(request: Request) -> Response:
 
     record = await manifests.resolve(name, reference)
     if ":" not in reference:
-        _negotiate(request.headers.get("accept", ""), record)
+        # Clients such as skopeo send one Accept header per media type: read them all.
+        _negotiate(",".join(request.headers.getlist("accept")), record)
     headers = {
         "Content-Type": record.media_type,
         "Docker-Content-Digest": record.digest,
