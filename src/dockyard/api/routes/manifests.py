@@ -10,7 +10,6 @@ from dockyard.api.routes.common import registry_of, repository
 from dockyard.core import mediatypes as mt
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.manifest import MAX_MANIFEST_BYTES
-from dockyard.metadata.base import ManifestRecord
 
 _TOO_LARGE = RegistryError(ErrorCode.MANIFEST_INVALID, "manifest exceeds 4 MiB", status=413)
 
@@ -50,7 +49,7 @@ async def endpoint(request: Request) -> Response:
     record = await manifests.resolve(name, reference)
     if ":" not in reference:
         # Clients such as skopeo send one Accept header per media type: read them all.
-        _negotiate(",".join(request.headers.getlist("accept")), record)
+        _negotiate(",".join(request.headers.getlist("accept")), record.media_type, record.digest)
     headers = {
         "Content-Type": record.media_type,
         "Docker-Content-Digest": record.digest,
@@ -67,15 +66,15 @@ async def endpoint(request: Request) -> Response:
     return Response(await manifests.content(record), status_code=200, headers=headers)
 
 
-def _negotiate(accept: str, record: ManifestRecord) -> None:
+def _negotiate(accept: str, media_type: str, digest: str) -> None:
     """A client that names manifest types, none of them this one's, gets a clear 404."""
     accepted = {part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()}
-    if not accepted & mt.MANIFEST_TYPES or record.media_type in accepted:
+    if not accepted & mt.MANIFEST_TYPES or media_type in accepted:
         return
     if "*/*" in accepted or "application/*" in accepted:
         return
     raise RegistryError(
         ErrorCode.MANIFEST_UNKNOWN,
-        f"the manifest is {record.media_type}, which the client's Accept header does not list",
-        detail={"mediaType": record.media_type, "digest": record.digest},
+        f"the manifest is {media_type}, which the client's Accept header does not list",
+        detail={"mediaType": media_type, "digest": digest},
     )

@@ -1,0 +1,73 @@
+"""The metadata store contract, run against every backend."""
+
+from __future__ import annotations
+
+from dockyard.metadata.base import ManifestRecord, Reference
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+D3 = "sha256:" + "3" * 64
+
+
+def record(digest: str, **extra: object) -> ManifestRecord:
+    return ManifestRecord(digest=digest, media_type="application/vnd.oci.image.manifest.v1+json",
+                          size=100, **extra)  # type: ignore[arg-type]
+
+
+def test_blob_links(meta, run) -> None:
+    assert run(meta.blob_size(D1)) is None
+    run(meta.link_blob("a/b", D1, 42))
+    run(meta.link_blob("a/b", D1, 42))  # idempotent
+    assert run(meta.blob_size(D1)) == 42
+    assert run(meta.linked_blob_size("a/b", D1)) == 42
+    assert run(meta.linked_blob_size("other", D1)) is None
+    assert run(meta.unlink_blob("a/b", D1)) is True
+    assert run(meta.unlink_blob("a/b", D1)) is False
+    assert run(meta.blob_size(D1)) == 42, "unlinking leaves the blob for garbage collection"
+
+
+def test_uploads(meta, run) -> None:
+    run(meta.create_upload("u" * 32, "repo", 10.0))
+    upload = run(meta.get_upload("u" * 32))
+    assert (upload.repository, upload.size) == ("repo", 0)
+    assert run(meta.advance_upload("u" * 32, 0, 100, 11.0)) is True
+    assert run(meta.advance_upload("u" * 32, 0, 200, 12.0)) is False, "stale offset loses"
+    assert run(meta.get_upload("u" * 32)).size == 100
+    assert [u.id for u in run(meta.expired_uploads(11.5))] == ["u" * 32]
+    assert run(meta.expired_uploads(10.5)) == []
+    run(meta.delete_upload("u" * 32))
+    assert run(meta.get_upload("u" * 32)) is None
+
+
+def test_manifests_tags_and_references(meta, run) -> None:
+    run(meta.link_blob("r", D3, 5))
+    run(meta.put_manifest("r", record(D1, annotations={"k": "v"}), [Reference(D3, "blob")],
+                          ["latest", "v1"]))
+    assert run(meta.resolve_tag("r", "latest")).digest == D1
+    assert run(meta.get_manifest("r", D1)).annotations == {"k": "v"}
+    assert run(meta.get_manifest("other", D1)) is None
+    assert run(meta.missing_manifests("r", [D1, D2])) == [D2]
+    run(meta.put_manifest("r", record(D2, subject=D1, artifact_type="x/sig"), [], ["latest"]))
+    assert run(meta.resolve_tag("r", "latest")).digest == D2
+    assert [m.digest for m in run(meta.referrers("r", D1))] == [D2]
+    assert run(meta.referrers("r", D1))[0].artifact_type == "x/sig"
+    assert run(meta.list_tags("r", None, None)) == ["latest", "v1"]
+    assert run(meta.delete_tag("r", "v1")) is True
+    assert run(meta.delete_tag("r", "v1")) is False
+    assert run(meta.delete_manifest("r", D2)) is True
+    assert run(meta.resolve_tag("r", "latest")) is None, "deleting a manifest drops its tags"
+    assert run(meta.delete_manifest("r", D2)) is False
+
+
+def test_listing_order_and_paging(meta, run) -> None:
+    names = ["b", "a", "B", "a-b", "a/b", "a.b", "ab"]
+    for name in names:
+        run(meta.link_blob(name, D1, 1))
+    assert run(meta.list_repositories(None, None)) == sorted(names)
+    assert run(meta.list_repositories(2, "a")) == sorted(names)[sorted(names).index("a") + 1:][:2]
+    tags = ["1.10", "1.2", "Z", "_", "a", "latest"]
+    run(meta.put_manifest("t", record(D1), [], tags))
+    assert run(meta.list_tags("t", None, None)) == sorted(tags)
+    assert run(meta.list_tags("t", 2, "1.2")) == sorted(tags)[2:4]
+    assert run(meta.repository_exists("t")) is True
+    assert run(meta.repository_exists("nope")) is False
