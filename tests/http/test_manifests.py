@@ -43,6 +43,8 @@ def test_exact_bytes_by_tag_and_digest(client: httpx.Client) -> None:
         assert head.status_code == 200 and head.headers["Content-Length"] == str(len(odd))
     cached = client.get(f"/v2/{repo}/manifests/v1", headers={"If-None-Match": f'"{digest}"'})
     assert cached.status_code == 304
+    # A manifest is content like any other: the blobs endpoint serves it too.
+    assert client.get(f"/v2/{repo}/blobs/{digest}").content == odd
 
 
 def test_put_by_digest_must_match(client: httpx.Client) -> None:

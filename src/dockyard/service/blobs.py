@@ -29,7 +29,11 @@ class BlobService:
         digest = str(Digest.parse(digest))
         size = await self.meta.linked_blob_size(repository, digest)
         if size is None:
-            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+            # Manifests are content too: some clients fetch them through the blobs endpoint.
+            manifest = await self.meta.get_manifest(repository, digest)
+            if manifest is None:
+                raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+            size = manifest.size
         return BlobInfo(digest, size, self.blobs.local_path(digest))
 
     def read(self, digest: str, start: int, end: int) -> AsyncIterator[bytes]:
