@@ -197,3 +197,21 @@ def test_abandoned_uploads_expire_with_their_data(start_registry) -> None:
         resp = c.get(location)
         assert resp.status_code == 404 and error_code(resp) == "BLOB_UPLOAD_UNKNOWN"
         assert not any(uploads.iterdir())
+
+
+def test_chunks_on_fresh_connections_and_no_trailing_slash(registry) -> None:
+    """Each chunk on a new connection may land on another worker: the digest is still right."""
+    repo = unique_repo()
+    data = os.urandom(3 * 700_000)
+    with httpx.Client(base_url=registry.url) as c:
+        resp = c.post(f"/v2/{repo}/blobs/uploads")
+        assert resp.status_code == 202
+        location = resp.headers["Location"]
+    for offset in range(0, len(data), 700_000):
+        with httpx.Client(base_url=registry.url) as c:
+            resp = c.patch(location, content=data[offset:offset + 700_000],
+                           headers={"Content-Range": f"{offset}-{offset + 699_999}"})
+            assert resp.status_code == 202
+    with httpx.Client(base_url=registry.url) as c:
+        assert c.put(location, params={"digest": sha256(data)}).status_code == 201
+        assert c.get(f"/v2/{repo}/blobs/{sha256(data)}").content == data

@@ -40,6 +40,8 @@ def table(is_read_only: bool) -> list[Route]:
             methods=["GET", "HEAD", "PUT", "DELETE"],
         ),
         Route(f"{NAME}/blobs/uploads/", wrap(uploads.start), methods=["POST"]),
+        # Without the slash too: a redirect would make clients re-send a POST body.
+        Route(f"{NAME}/blobs/uploads", wrap(uploads.start), methods=["POST"]),
         Route(
             f"{NAME}/blobs/uploads/{{upload_id}}",
             wrap(uploads.session),
