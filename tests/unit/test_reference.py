@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dockyard.core.reference import ReferenceError, parse_reference
+from dockyard.core.reference import InvalidReference, parse_reference
 
 H = "sha256:" + "a" * 64
 
@@ -52,7 +52,7 @@ def test_docker_normalisation(text: str, registry: str, repository: str, tag: st
 
 @pytest.mark.parametrize("text", INVALID)
 def test_invalid_references_say_why(text: str) -> None:
-    with pytest.raises(ReferenceError) as info:
+    with pytest.raises(InvalidReference) as info:
         parse_reference(text)
     assert str(info.value)
 
@@ -89,5 +89,5 @@ def test_round_trip(parts: list[str], host: str | None, tag: str | None) -> None
 
 @given(st.text(max_size=60))
 def test_never_crashes(text: str) -> None:
-    with contextlib.suppress(ReferenceError):
+    with contextlib.suppress(InvalidReference):
         parse_reference(text)

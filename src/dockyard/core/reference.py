@@ -26,7 +26,7 @@ _HEX64 = re.compile(r"^[a-f0-9]{64}$")
 MAX_NAME_LENGTH = 255
 
 
-class ReferenceError(ValueError):
+class InvalidReference(ValueError):
     """The text is not an image reference; the message says why."""
 
 
@@ -93,15 +93,15 @@ def _split_registry(name: str) -> tuple[str, str]:
 
 
 def parse_reference(text: str, *, default_tag: str | None = "latest") -> ImageReference:
-    """Parse and normalise; raise ReferenceError with a message a person can act on."""
+    """Parse and normalise; raise InvalidReference with a message a person can act on."""
     if not text:
-        raise ReferenceError("empty image reference")
+        raise InvalidReference("empty image reference")
     if text != text.strip() or any(c.isspace() for c in text):
-        raise ReferenceError(f"invalid reference {text!r}: it contains white space")
+        raise InvalidReference(f"invalid reference {text!r}: it contains white space")
     remainder, at, digest = text.partition("@")
     if at:
         if not _DIGEST.match(digest):
-            raise ReferenceError(f"invalid digest {digest!r} in {text!r}: expected "
+            raise InvalidReference(f"invalid digest {digest!r} in {text!r}: expected "
                                  "ALGORITHM:HEX, e.g. sha256:<64 hex digits>")
     else:
         digest = ""
@@ -111,24 +111,24 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> ImageRe
     if colon > last_slash:
         name, tag = remainder[:colon], remainder[colon + 1:]
         if not _TAG.match(tag):
-            raise ReferenceError(f"invalid tag {tag!r} in {text!r}: tags are up to 128 "
+            raise InvalidReference(f"invalid tag {tag!r} in {text!r}: tags are up to 128 "
                                  "letters, digits, '_', '.' and '-', not starting with '.' or '-'")
     if not name:
-        raise ReferenceError(f"invalid reference {text!r}: the repository name is missing")
+        raise InvalidReference(f"invalid reference {text!r}: the repository name is missing")
     if _HEX64.match(name):
-        raise ReferenceError(f"invalid reference {text!r}: a 64-character hexadecimal string "
+        raise InvalidReference(f"invalid reference {text!r}: a 64-character hexadecimal string "
                              "is an image id, not a repository name")
     registry, path = _split_registry(name)
     if registry != DOCKER_HUB and not _DOMAIN.match(registry):
-        raise ReferenceError(f"invalid registry host {registry!r} in {text!r}")
+        raise InvalidReference(f"invalid registry host {registry!r} in {text!r}")
     if not _PATH.match(path):
         if _PATH.match(path.lower()):
-            raise ReferenceError(f"invalid reference {text!r}: repository names must be "
+            raise InvalidReference(f"invalid reference {text!r}: repository names must be "
                                  "lower case")
-        raise ReferenceError(f"invalid repository name {path!r} in {text!r}: use lower-case "
+        raise InvalidReference(f"invalid repository name {path!r} in {text!r}: use lower-case "
                              "letters, digits and the separators '.', '_', '__', '-' and '/'")
     if len(f"{registry}/{path}") > MAX_NAME_LENGTH:
-        raise ReferenceError(f"invalid reference {text!r}: the name is longer than "
+        raise InvalidReference(f"invalid reference {text!r}: the name is longer than "
                              f"{MAX_NAME_LENGTH} characters")
     if not tag and not digest and default_tag:
         tag = default_tag
