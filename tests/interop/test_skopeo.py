@@ -12,7 +12,13 @@ import pytest
 
 from tests.support import images
 from tests.support.images import MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_OCI_MANIFEST
-from tests.support.peers import ContainersEnv, containers_env, require, unique_repo
+from tests.support.peers import (
+    ContainersEnv,
+    Distribution,
+    containers_env,
+    require,
+    unique_repo,
+)
 from tests.support.server import RunningRegistry
 
 MANIFEST_ACCEPT = ", ".join([MT_OCI_MANIFEST, MT_OCI_INDEX, MT_DOCKER_MANIFEST,
@@ -228,6 +234,28 @@ def test_sync_repository_to_directory(registry: RunningRegistry, ce: ContainersE
     manifests = {p.parent.name.rsplit(":", 1)[-1]: p.read_bytes()
                  for p in (tmp_path / "synced").rglob("manifest.json")}
     assert manifests == {"one": first.manifest_bytes, "two": second.manifest_bytes}
+
+
+def test_sync_from_distribution(registry: RunningRegistry, ce: ContainersEnv,
+                                tmp_path: Path) -> None:
+    """Registry to registry: every tag of a CNCF Distribution repository, index included."""
+    img = images.write_oci_image(tmp_path / "src", "single", seed="distribution-single")
+    idx = images.write_oci_index(tmp_path / "src", "multi", seed="distribution-multi")
+    with Distribution(tmp_path / "distribution") as upstream:
+        for tag in ("single", "multi"):
+            copy(ce, f"oci:{tmp_path / 'src'}:{tag}",
+                 f"docker://{upstream.host}/peer/app:{tag}", "--all")
+        prefix = unique_repo("from-distribution")
+        ce.skopeo("sync", "--all", "--src", "docker", "--dest", "docker",
+                  "--src-tls-verify=false", "--dest-tls-verify=false",
+                  f"{upstream.host}/peer/app", f"{registry.host}/{prefix}")
+
+    # sync appends the last path component of the source repository to the destination.
+    repo = f"{registry.host}/{prefix}/app"
+    assert ce.inspect_raw(f"docker://{repo}:single") == img.manifest_bytes
+    assert ce.inspect_raw(f"docker://{repo}:multi") == idx.index_bytes
+    for child in idx.children:
+        assert ce.inspect_raw(f"docker://{repo}@{child.manifest_digest}") == child.manifest_bytes
 
 
 def test_login_without_auth_succeeds(registry: RunningRegistry, ce: ContainersEnv) -> None:

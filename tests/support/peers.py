@@ -70,7 +70,7 @@ def require_module(name: str) -> Any:
         message = f"Python peer {name!r} not importable ({exc}); pip install the test extras"
         if in_ci():
             pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        pytest.skip(message, allow_module_level=True)
 
 
 def unique_repo(prefix: str = "interop") -> str:
@@ -266,6 +266,9 @@ class Distribution:
 
     `users` turns on htpasswd Basic auth; `proxy_remote` makes it a pull-through cache of that
     URL (which must already answer). `config` entries are merged into the generated config.
+    Gotcha (2.8.2): as a pull-through cache it does not send `proxy.username/password` to a
+    Basic-auth upstream (the upstream logs a 401, clients get MANIFEST_UNKNOWN); proxy only
+    no-auth upstreams.
     """
 
     root: Path
