@@ -1,0 +1,1 @@
+"""The daemonless client: registries, OCI layouts and archives, and copying between them."""
