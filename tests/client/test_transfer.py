@@ -112,7 +112,7 @@ def two_platforms(store: MemoryStore) -> Manifest:
     return index
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
