@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.server import free_port, wait_for_http
+from tests.support.server import OnLoopback, free_port, wait_for_http
 
 _EXTRA_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin", "/usr/local/sbin")
 
@@ -261,7 +261,7 @@ def write_htpasswd(path: Path, users: Mapping[str, str]) -> Path:
 
 
 @dataclass
-class Distribution:
+class Distribution(OnLoopback):
     """A CNCF Distribution registry (`docker-registry serve`) for use as a peer.
 
     `users` turns on htpasswd Basic auth; `proxy_remote` makes it a pull-through cache of that
@@ -278,14 +278,6 @@ class Distribution:
     config: dict[str, Any] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     @property
     def storage_dir(self) -> Path:

@@ -36,17 +36,10 @@ def wait_for_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
 
 
-@dataclass
-class RunningRegistry:
-    """A `dockyard serve` subprocess; `url` is its base URL, `host` what clients call it."""
+class OnLoopback:
+    """A server of the tests' own on 127.0.0.1: `host` is what clients call it, `url` its base."""
 
-    data_dir: Path
     port: int
-    args: Sequence[str] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen | None = None
-    log_dir: Path | None = None
-    log_path: Path | None = None
 
     @property
     def host(self) -> str:
@@ -55,6 +48,19 @@ class RunningRegistry:
     @property
     def url(self) -> str:
         return f"http://{self.host}"
+
+
+@dataclass
+class RunningRegistry(OnLoopback):
+    """A `dockyard serve` subprocess."""
+
+    data_dir: Path
+    port: int
+    args: Sequence[str] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    log_dir: Path | None = None
+    log_path: Path | None = None
 
     def start(self) -> RunningRegistry:
         self.data_dir.mkdir(parents=True, exist_ok=True)
