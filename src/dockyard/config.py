@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -42,6 +42,46 @@ class Settings(BaseModel):
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
 
+    # -- accounts and tokens ---------------------------------------------------------------
+    auth: bool = Field(
+        False, description="require accounts and tokens (implied on a non-loopback address)"
+    )
+    default_visibility: Literal["public", "private"] = Field(
+        "private", description="visibility of new repositories unless their namespace says"
+    )
+    token_service: str = Field("dockyard", description="the service name tokens are issued for")
+    token_realm: str | None = Field(
+        None,
+        description="URL of the token endpoint announced to clients; default: /token on "
+        "the address the client used",
+    )
+    token_ttl_seconds: int = Field(300, ge=30, le=86400, description="access token lifetime")
+    refresh_token_ttl_seconds: int = Field(
+        30 * 86400, ge=60, description="refresh (offline) token lifetime"
+    )
+    anonymous_pull_limit: int = Field(
+        100, ge=0, description="manifest pulls per window per anonymous address; 0 = unlimited"
+    )
+    authenticated_pull_limit: int = Field(
+        200, ge=0, description="manifest pulls per window per account; 0 = unlimited"
+    )
+    pull_limit_window_seconds: int = Field(21600, ge=1, description="rate-limit window")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks whose X-Forwarded-For is believed",
+    )
+    login_failure_limit: int = Field(
+        10, ge=0, description="failed logins per window per account and per address; 0 = off"
+    )
+    login_failure_window_seconds: int = Field(300, ge=1, description="failed-login window")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)
+        return value
+
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
@@ -59,6 +99,11 @@ class Settings(BaseModel):
     @property
     def port(self) -> int:
         return split_listen(self.listen)[1]
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Accounts are on when asked for, and always on a network address unless refused."""
+        return self.auth or (not self.is_loopback and not self.insecure_no_auth)
 
     @property
     def is_loopback(self) -> bool:
@@ -84,10 +129,12 @@ def split_listen(value: str) -> tuple[str, int]:
 
 def _env_values(environ: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for name in Settings.model_fields:
+    for name, info in Settings.model_fields.items():
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
-            values[name] = raw
+            # Lists come comma-separated: DOCKYARD_TRUSTED_PROXIES=10.0.0.1,10.0.1.0/24
+            is_list = getattr(info.annotation, "__origin__", None) is list
+            values[name] = [p.strip() for p in raw.split(",") if p.strip()] if is_list else raw
     return values
 
 
@@ -125,10 +172,6 @@ def load_settings(
 
 
 def check_security(settings: Settings) -> None:
-    """Refuse to serve unauthenticated writes to the network unless told to."""
-    if not settings.is_loopback and not settings.read_only and not settings.insecure_no_auth:
-        raise ConfigError(
-            f"refusing to listen on {settings.listen} without authentication: anyone who can "
-            "reach it could push and delete images. Listen on 127.0.0.1, or pass "
-            "--insecure-no-auth (DOCKYARD_INSECURE_NO_AUTH=1) if that is really what you want."
-        )
+    """Nothing left to refuse: a network address turns accounts on unless told otherwise."""
+    if settings.insecure_no_auth and settings.auth:
+        raise ConfigError("auth and insecure_no_auth contradict each other; choose one")

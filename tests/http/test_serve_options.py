@@ -27,13 +27,26 @@ def test_help_explains_every_option() -> None:
     assert "serve" in dockyard("--help").stdout
 
 
-def test_non_loopback_without_auth_is_refused(tmp_path: Path) -> None:
-    result = dockyard("serve", "--listen", f"0.0.0.0:{free_port()}", "--data-dir",
-                      str(tmp_path / "d"))
-    assert result.returncode == 2
-    assert "--insecure-no-auth" in result.stderr and "Traceback" not in result.stderr
-    result = dockyard("config", "check", env={"DOCKYARD_LISTEN": "0.0.0.0:5000"})
-    assert result.returncode == 2
+def test_non_loopback_address_turns_accounts_on(start_registry) -> None:
+    # Listening on every interface; the test itself only talks to loopback.
+    port = free_port()
+    server = start_registry("--listen", f"0.0.0.0:{port}", port=port,
+                            env={"DOCKYARD_ADMIN_PASSWORD": "first-admin-password"})
+    resp = httpx.get(f"http://127.0.0.1:{port}/v2/")
+    assert resp.status_code == 401
+    assert resp.headers["WWW-Authenticate"].startswith('Bearer realm="http://127.0.0.1:')
+    push = httpx.post(f"http://127.0.0.1:{port}/v2/a/blobs/uploads/")
+    assert push.status_code == 401
+    assert "accounts on" in server.log()
+    result = dockyard("config", "check", env={"DOCKYARD_AUTH": "1",
+                                              "DOCKYARD_INSECURE_NO_AUTH": "1"})
+    assert result.returncode == 2 and "contradict" in result.stderr
+
+
+def test_insecure_no_auth_serves_the_network_without_accounts(start_registry) -> None:
+    port = free_port()
+    start_registry("--listen", f"0.0.0.0:{port}", "--insecure-no-auth", port=port)
+    assert httpx.get(f"http://127.0.0.1:{port}/v2/").status_code == 200
 
 
 def test_config_sources_and_validation(tmp_path: Path) -> None:

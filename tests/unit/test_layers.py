@@ -19,7 +19,7 @@ ALLOWED = {
     "auth": {"core", "config", "service"},
     "api": {"core", "config", "service", "auth"},
     "client": {"core"},
-    "cli": {"core", "config", "service", "api", "client", "storage", "metadata"},
+    "cli": {"core", "config", "service", "auth", "api", "client", "storage", "metadata"},
 }
 
 

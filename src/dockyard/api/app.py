@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.middleware import RegistryHeaders
 from dockyard.api.routes import table
+from dockyard.auth.setup import build_auth
 from dockyard.config import Settings
 from dockyard.service.registry import Registry
 
@@ -22,6 +23,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.registry = registry or Registry.from_settings(settings)
+        app.state.auth = build_auth(app.state.registry) if settings.auth_enabled else None
         await app.state.registry.start()
         try:
             yield

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
+from dockyard.cli import admin, login
 from dockyard.config import ConfigError, Settings, check_security, load_settings
 
 app = typer.Typer(
@@ -98,9 +99,18 @@ def serve(
         bool | None,
         typer.Option(
             "--insecure-no-auth",
-            help="Allow a non-loopback listen address without "
-            "authentication (anyone who reaches it can push and delete). Also "
-            "DOCKYARD_INSECURE_NO_AUTH.",
+            help="Serve a non-loopback address without accounts (anyone who reaches it "
+            "can push and delete). Also DOCKYARD_INSECURE_NO_AUTH.",
+        ),
+    ] = None,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require accounts and Docker-style tokens (always on for a "
+            "non-loopback address unless --insecure-no-auth). The first start creates the "
+            "administrator 'admin' (password from DOCKYARD_ADMIN_PASSWORD, else printed once). "
+            "Also DOCKYARD_AUTH.",
         ),
     ] = None,
     no_fsync: Annotated[
@@ -125,6 +135,7 @@ def serve(
         workers=workers,
         read_only=read_only,
         insecure_no_auth=insecure_no_auth,
+        auth=auth,
         fsync=False if no_fsync else None,
     )
     try:
@@ -166,6 +177,10 @@ def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
     prepare(_settings(config, data_dir=data_dir))
     typer.echo("metadata schema is up to date")
+
+
+login.register(app)
+admin.register(app)
 
 
 def main() -> None:

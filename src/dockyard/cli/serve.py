@@ -2,23 +2,46 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import sys
 
 from dockyard.api.app import SETTINGS_ENV
+from dockyard.auth.setup import AUTH_FOLDER
+from dockyard.auth.tokens import load_or_create_key
 from dockyard.config import Settings
-from dockyard.service.registry import open_stores
+from dockyard.service.registry import Registry, open_stores
 
 log = logging.getLogger("dockyard")
 
 
-def prepare(settings: Settings) -> None:
-    """Create the data folder and bring the schema up to date before any worker starts."""
-    import asyncio
+ADMIN_PASSWORD_ENV = "DOCKYARD_ADMIN_PASSWORD"
 
-    _blobs, meta = open_stores(settings)
-    asyncio.run(meta.close())
+
+def prepare(settings: Settings) -> None:
+    """Before any worker starts: the data folder, the schema, and with accounts on the token
+    signing key and a first admin (password from DOCKYARD_ADMIN_PASSWORD, or printed once)."""
+    registry = Registry(settings, *open_stores(settings))
+
+    async def setup() -> str | None:
+        try:
+            if not settings.auth_enabled:
+                return None
+            load_or_create_key(settings.data_dir / AUTH_FOLDER)
+            return await registry.accounts.bootstrap_admin(os.environ.get(ADMIN_PASSWORD_ENV))
+        finally:
+            await registry.meta.close()
+
+    generated = asyncio.run(setup())
+    if generated:
+        sys.stderr.write(
+            "\n  Dockyard created the administrator account 'admin' with the password\n\n"
+            f"      {generated}\n\n  It is shown only this once. Log in with "
+            f"`dockyard login {settings.listen} -u admin`\n  and change it with "
+            "`dockyard user passwd admin`.\n\n"
+        )
 
 
 def worker_count(settings: Settings) -> int:
@@ -33,10 +56,11 @@ def run(settings: Settings) -> None:
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     workers = worker_count(settings)
     log.info(
-        "dockyard serving http://%s with %d worker(s), data in %s",
+        "dockyard serving http://%s with %d worker(s), data in %s, accounts %s",
         settings.listen,
         workers,
         settings.data_dir.resolve(),
+        "on" if settings.auth_enabled else "off",
     )
     server = Granian(
         target="dockyard.api.app:app_from_environment",

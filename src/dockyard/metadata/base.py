@@ -52,6 +52,9 @@ class MetadataStore(Protocol):
 
     async def unlink_blob(self, repository: str, digest: str) -> bool: ...
 
+    async def repositories_linking(self, digest: str, limit: int) -> list[str]:
+        """Some repositories that link the blob (for mounts without a named source)."""
+
     # uploads
     async def create_upload(self, upload_id: str, repository: str, now: float) -> None: ...
 

@@ -89,3 +89,59 @@ uploads = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index("ix_uploads_updated", "updated_at"),
 )
+
+# -- accounts (revision 0002) -------------------------------------------------------------------
+# Tables are created by the migration that introduced them from the definitions here; changing
+# an existing table takes a new revision with explicit operations.
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", NameText, nullable=False, unique=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # "user" or "org"
+    sa.Column("password_hash", sa.String(100)),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    # Pull limit per window for this account: NULL = the configured default, -1 = unlimited.
+    sa.Column("pull_limit", sa.Integer),
+    # Visibility of new repositories in this namespace: NULL = the configured default.
+    sa.Column("default_visibility", sa.String(8)),
+    sa.Column("credentials_changed_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column(
+        "org_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "user_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("role", sa.String(12), nullable=False),  # "owner", "maintainer" or "reader"
+)
+
+access_tokens = sa.Table(
+    "access_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(8), nullable=False),  # "read", "write" or "delete"
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("last_used_at", sa.Float),
+    sa.UniqueConstraint("account_id", "name"),
+)
+
+repository_settings = sa.Table(
+    "repository_settings",
+    metadata,
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
+    sa.Column("visibility", sa.String(8), nullable=False),  # "public" or "private"
+)

@@ -155,6 +155,23 @@ class SQLMetadataStore:
 
         return await self._write(fn)
 
+    async def repositories_linking(self, digest: str, limit: int) -> list[str]:
+        def fn(conn: Connection) -> list[str]:
+            return list(
+                conn.execute(
+                    sa.select(t.repositories.c.name)
+                    .join(
+                        t.repository_blobs,
+                        t.repositories.c.id == t.repository_blobs.c.repository_id,
+                    )
+                    .where(t.repository_blobs.c.digest == digest)
+                    .order_by(t.repositories.c.name)
+                    .limit(limit)
+                ).scalars()
+            )
+
+        return await self._read(fn)
+
     # -- uploads -------------------------------------------------------------------------
     async def create_upload(self, upload_id: str, repository: str, now: float) -> None:
         def fn(conn: Connection) -> None:

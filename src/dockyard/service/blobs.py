@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +10,9 @@ from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import MetadataStore
 from dockyard.storage.base import BlobStore
+
+# Whether the caller may read a repository; None means everything is readable (no accounts).
+ReadCheck = Callable[[str], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +48,36 @@ class BlobService:
         if not await self.meta.unlink_blob(repository, digest):
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
 
-    async def mount(self, repository: str, digest: str, source: str | None) -> bool:
+    async def mount(
+        self, repository: str, digest: str, source: str | None, may_read: ReadCheck | None = None
+    ) -> bool:
         """Link an existing blob into `repository` without moving bytes.
 
         With a source repository, the blob must be linked there. Without one (automatic mount)
-        any stored blob qualifies. Returns False when nothing could be mounted.
+        any repository holding it qualifies. With `may_read`, only repositories the caller may
+        read count, so a digest never opens a door to someone else's private content.
+        Returns False when nothing could be mounted.
         """
-        if source is not None:
-            size = await self.meta.linked_blob_size(source, digest)
-        else:
-            size = await self.meta.blob_size(digest)
+        size = await readable_blob_size(self.meta, digest, source, may_read)
         if size is None or await self.blobs.stat(digest) is None:
             return False
         await self.meta.link_blob(repository, digest, size)
         return True
+
+
+async def readable_blob_size(
+    meta: MetadataStore, digest: str, source: str | None, may_read: ReadCheck | None
+) -> int | None:
+    """The size of a blob held by `source` (or by any repository) that the caller may read."""
+    candidates = [source] if source is not None else None
+    if may_read is None:
+        if source is not None:
+            return await meta.linked_blob_size(source, digest)
+        return await meta.blob_size(digest)
+    if candidates is None:
+        candidates = await meta.repositories_linking(digest, limit=20)
+    for candidate in candidates:
+        size = await meta.linked_blob_size(candidate, digest)
+        if size is not None and await may_read(candidate):
+            return size
+    return None

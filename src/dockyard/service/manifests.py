@@ -12,6 +12,7 @@ from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
 from dockyard.core.names import is_valid_tag, validate_tag
 from dockyard.metadata.base import ManifestRecord, MetadataStore, Reference
+from dockyard.service.blobs import ReadCheck, readable_blob_size
 from dockyard.storage.base import BlobStore
 
 
@@ -83,6 +84,7 @@ class ManifestService:
         body: bytes,
         content_type: str | None,
         extra_tags: list[str] | None = None,
+        may_read: ReadCheck | None = None,
     ) -> PutResult:
         tag, wanted = parse_reference(reference)
         tags = [validate_tag(t) for t in (extra_tags or [])]
@@ -97,7 +99,7 @@ class ManifestService:
                 "manifest digest does not match its content",
                 detail={"digest": str(wanted)},
             )
-        references = await self._check_references(repository, manifest)
+        references = await self._check_references(repository, manifest, may_read)
         await self.blobs.put(digest, body)
         record = ManifestRecord(
             digest=digest,
@@ -111,12 +113,14 @@ class ManifestService:
         self.cache.put(digest, body)
         return PutResult(digest, record.subject, tuple(dict.fromkeys(tags)))
 
-    async def _check_references(self, repository: str, manifest: ParsedManifest) -> list[Reference]:
+    async def _check_references(
+        self, repository: str, manifest: ParsedManifest, may_read: ReadCheck | None
+    ) -> list[Reference]:
         references: list[Reference] = []
         for descriptor in manifest.blobs:
             if descriptor.is_foreign:
                 continue
-            await self._ensure_blob(repository, descriptor)
+            await self._ensure_blob(repository, descriptor, may_read)
             references.append(Reference(descriptor.digest, "blob"))
         children = [d.digest for d in manifest.children]
         missing = await self.meta.missing_manifests(repository, list(dict.fromkeys(children)))
@@ -130,11 +134,13 @@ class ManifestService:
         references.extend(Reference(d, "manifest") for d in dict.fromkeys(children))
         return references
 
-    async def _ensure_blob(self, repository: str, descriptor: Descriptor) -> None:
+    async def _ensure_blob(
+        self, repository: str, descriptor: Descriptor, may_read: ReadCheck | None
+    ) -> None:
         """The blob must be in the repository, or stored elsewhere (mounted), or embedded."""
         size = await self.meta.linked_blob_size(repository, descriptor.digest)
         if size is None:
-            size = await self.meta.blob_size(descriptor.digest)
+            size = await readable_blob_size(self.meta, descriptor.digest, None, may_read)
             if size is not None and await self.blobs.stat(descriptor.digest) is not None:
                 await self.meta.link_blob(repository, descriptor.digest, size)
             elif descriptor.data is not None:

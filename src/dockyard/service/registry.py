@@ -8,7 +8,10 @@ import logging
 
 from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
+from dockyard.metadata.counters import SQLiteCounters
 from dockyard.metadata.sql import SQLMetadataStore
+from dockyard.metadata.sql_accounts import SQLAccountStore
+from dockyard.service.accounts import AccountService
 from dockyard.service.blobs import BlobService
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
@@ -19,6 +22,7 @@ from dockyard.storage.filesystem import FilesystemBlobStore
 log = logging.getLogger("dockyard")
 
 METADATA_FILE = "metadata.db"
+COUNTERS_FILE = "counters.db"
 
 
 def open_stores(settings: Settings) -> tuple[BlobStore, MetadataStore]:
@@ -39,6 +43,9 @@ class Registry:
         self.uploads = UploadService(blob_store, meta, settings.upload_ttl_seconds)
         self.manifests = ManifestService(blob_store, meta)
         self.listing = ListingService(meta)
+        assert isinstance(meta, SQLMetadataStore)
+        self.accounts = AccountService(SQLAccountStore(meta), meta, settings.default_visibility)
+        self.counters = SQLiteCounters(settings.data_dir / COUNTERS_FILE)
         self._housekeeping: asyncio.Task | None = None
 
     @classmethod

@@ -8,7 +8,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.routes import base, blobs, catalog, manifests, referrers, tags, uploads
+from dockyard.api.routes import (
+    base,
+    blobs,
+    catalog,
+    manifests,
+    referrers,
+    tags,
+    token,
+    uploads,
+)
 from dockyard.core.errors import ErrorCode, RegistryError
 
 NAME = "/v2/{name:path}"
@@ -31,6 +40,7 @@ def table(is_read_only: bool) -> list[Route]:
     wrap = read_only if is_read_only else (lambda handler: handler)
     return [
         Route("/v2/", base.version_check, methods=["GET"]),
+        Route("/token", token.issue, methods=["GET", "POST"]),
         Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
         Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
         Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),

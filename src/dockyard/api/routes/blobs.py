@@ -6,15 +6,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.responses import BlobResponse
-from dockyard.api.routes.common import registry_of, repository
+from dockyard.api.routes.common import registry_of, repository_access
+from dockyard.auth.scopes import DELETE, PULL
 from dockyard.core.ranges import parse_range
 
 
 async def endpoint(request: Request) -> Response | BlobResponse:
-    name = repository(request)
+    deleting = request.method == "DELETE"
+    name, _ = await repository_access(request, DELETE if deleting else PULL)
     registry = registry_of(request)
     digest = request.path_params["digest"]
-    if request.method == "DELETE":
+    if deleting:
         await registry.blobs.delete(name, digest)
         return Response(status_code=202, headers={"Content-Length": "0"})
 

@@ -1,11 +1,18 @@
-"""What every handler needs: the registry behind the request and a validated name."""
+"""What every handler needs: the registry, a validated name, and (with accounts on) the caller
+and the access check for what the request is about to do."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 
+from dockyard.auth.gate import Caller, Need, client_address
 from dockyard.core.names import validate_name
 from dockyard.service.registry import Registry
+
+ReadCheck = Callable[[str], Awaitable[bool]]
+CALLER_KEY = "dockyard.caller"
 
 
 def registry_of(request: Request) -> Registry:
@@ -14,3 +21,55 @@ def registry_of(request: Request) -> Registry:
 
 def repository(request: Request) -> str:
     return validate_name(request.path_params["name"])
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url)
+
+
+async def caller_of(request: Request) -> Caller | None:
+    """Who is asking; None when the registry runs without accounts."""
+    auth = request.app.state.auth
+    if auth is None:
+        return None
+    caller = request.scope.get(CALLER_KEY)
+    if caller is None:
+        caller = await auth.gate.identify(
+            request.headers.get("authorization"), caller_address(request), base_url(request)
+        )
+        request.scope[CALLER_KEY] = caller
+    return caller
+
+
+def caller_address(request: Request) -> str:
+    """The client's address; X-Forwarded-For counts only from a trusted proxy."""
+    peer = request.client.host if request.client else ""
+    auth = request.app.state.auth
+    trusted = auth.gate.trusted if auth is not None else []
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
+
+
+async def require(request: Request, need: Need) -> Caller | None:
+    caller = await caller_of(request)
+    if caller is not None:
+        await request.app.state.auth.gate.authorize(caller, need, base_url(request))
+    return caller
+
+
+async def repository_access(request: Request, *actions: str) -> tuple[str, Caller | None]:
+    """The validated repository name, once the caller may do `actions` to it."""
+    name = repository(request)
+    caller = await require(request, Need("repository", name, frozenset(actions)))
+    return name, caller
+
+
+def read_check(request: Request, caller: Caller | None) -> ReadCheck | None:
+    """May the caller read another repository (for mounts)? None: everything is readable."""
+    if caller is None:
+        return None
+    gate = request.app.state.auth.gate
+
+    async def may_read(name: str) -> bool:
+        return bool(await gate.may_pull(caller, [name]))
+
+    return may_read

@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.body import read_body
-from dockyard.api.routes.common import registry_of, repository
+from dockyard.api.routes.common import read_check, registry_of, repository_access
+from dockyard.auth.scopes import DELETE, PULL, PUSH
 from dockyard.core import mediatypes as mt
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.manifest import MAX_MANIFEST_BYTES
@@ -14,8 +15,11 @@ from dockyard.core.manifest import MAX_MANIFEST_BYTES
 _TOO_LARGE = RegistryError(ErrorCode.MANIFEST_INVALID, "manifest exceeds 4 MiB", status=413)
 
 
+NEEDS = {"PUT": (PULL, PUSH), "DELETE": (DELETE,), "GET": (PULL,), "HEAD": (PULL,)}
+
+
 async def endpoint(request: Request) -> Response:
-    name = repository(request)
+    name, caller = await repository_access(request, *NEEDS[request.method])
     reference = request.path_params["reference"]
     registry = registry_of(request)
     manifests = registry.manifests
@@ -30,6 +34,7 @@ async def endpoint(request: Request) -> Response:
             body,
             request.headers.get("content-type"),
             request.query_params.getlist("tag"),
+            read_check(request, caller),
         )
         headers = {
             "Location": f"/v2/{name}/manifests/{result.digest}",
@@ -58,6 +63,8 @@ async def endpoint(request: Request) -> Response:
     }
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
+    if caller is not None:  # only pulls that return a manifest count, as on Docker Hub
+        headers.update(await request.app.state.auth.gate.count_pull(caller))
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(
             status_code=304,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api.routes.common import registry_of, repository
+from dockyard.api.routes.common import registry_of, repository_access
+from dockyard.auth.scopes import PULL
 from dockyard.core import mediatypes as mt
 
 
 async def list_referrers(request: Request) -> Response:
-    name = repository(request)
+    name, _ = await repository_access(request, PULL)
     artifact_type = request.query_params.get("artifactType")
     result = await registry_of(request).manifests.referrers(
         name, request.path_params["digest"], artifact_type

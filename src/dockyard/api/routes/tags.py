@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dockyard.api.routes.common import registry_of, repository
+from dockyard.api.routes.common import registry_of, repository_access
+from dockyard.auth.scopes import PULL
 from dockyard.service.listing import Page, parse_page_size
 
 
@@ -19,7 +20,7 @@ def next_link(path: str, page: Page) -> dict[str, str]:
 
 
 async def list_tags(request: Request) -> Response:
-    name = repository(request)
+    name, _ = await repository_access(request, PULL)
     params = request.query_params
     page = await registry_of(request).listing.tags(
         name, parse_page_size(params.get("n")), params.get("last")

@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.body import has_body, stream_body
-from dockyard.api.routes.common import registry_of, repository
+from dockyard.api.routes.common import read_check, registry_of, repository_access
+from dockyard.auth.scopes import PULL, PUSH
 from dockyard.core.digest import Digest
 from dockyard.core.names import validate_name
 from dockyard.core.ranges import parse_content_range
@@ -38,7 +39,7 @@ def _created(name: str, digest: str) -> Response:
 
 
 async def start(request: Request) -> Response:
-    name = repository(request)
+    name, caller = await repository_access(request, PULL, PUSH)
     registry = registry_of(request)
     params = request.query_params
     mount = params.get("mount")
@@ -47,7 +48,7 @@ async def start(request: Request) -> Response:
         source = params.get("from")
         if source is not None:
             validate_name(source)
-        if await registry.blobs.mount(name, digest, source):
+        if await registry.blobs.mount(name, digest, source, read_check(request, caller)):
             return _created(name, digest)
     digest_param = params.get("digest")
     if digest_param is not None and not mount:
@@ -58,7 +59,7 @@ async def start(request: Request) -> Response:
 
 
 async def session(request: Request) -> Response:
-    name = repository(request)
+    name, _ = await repository_access(request, PULL, PUSH)
     registry = registry_of(request)
     upload_id = request.path_params["upload_id"]
     uploads = registry.uploads

@@ -1,0 +1,1 @@
+"""Who may do what: credentials, signed tokens, scopes and the access policy."""

@@ -1,0 +1,295 @@
+"""The access decision for one request: who is asking, and may they do what it needs.
+
+Answers follow the Docker token spec so every client's login flow works: no or insufficient
+credentials get 401 with a `WWW-Authenticate: Bearer realm=…,service=…,scope=…` challenge; an
+identified caller who can see a repository but may not do this to it gets 403 DENIED. A
+repository the caller may not see is answered exactly as a missing one would be.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+from dockyard.auth.policy import repository_actions
+from dockyard.auth.scopes import PULL
+from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
+from dockyard.config import Settings
+from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.service.accounts import ANONYMOUS, AccountService, Principal
+
+# How long a checked Basic credential or a bearer subject's account is trusted in memory.
+IDENTITY_CACHE_SECONDS = 10.0
+
+
+class Counters(Protocol):
+    """Windowed counters shared by every worker (see metadata.counters)."""
+
+    async def hit(self, key: str, window_seconds: int, amount: int = 1) -> tuple[int, float]: ...
+
+    async def peek(self, key: str, window_seconds: int) -> tuple[int, float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What a request needs: nothing but a session (`/v2/`), the catalog, or repository actions."""
+
+    kind: str  # "base", "catalog" or "repository"
+    repository: str | None = None
+    actions: frozenset[str] = frozenset()
+
+    @property
+    def scope(self) -> str | None:
+        if self.kind == "catalog":
+            return "registry:catalog:*"
+        if self.kind == "repository":
+            return f"repository:{self.repository}:{','.join(sorted(self.actions))}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    principal: Principal
+    claims: TokenClaims | None  # set when a bearer token was presented
+    address: str
+
+
+def client_address(
+    peer: str,
+    forwarded_for: str | None,
+    trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> str:
+    """The peer's address, or X-Forwarded-For's nearest untrusted hop when the peer is a
+    trusted proxy (anything else could be forged by the client)."""
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    if not forwarded_for or not is_trusted(peer):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
+class AccessGate:
+    def __init__(
+        self,
+        settings: Settings,
+        accounts: AccountService,
+        tokens: TokenAuthority,
+        counters: Counters,
+    ) -> None:
+        self.settings = settings
+        self.accounts = accounts
+        self.tokens = tokens
+        self.counters = counters
+        self.trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
+        self._basic: OrderedDict[tuple[str, str], tuple[float, Principal]] = OrderedDict()
+        self._subjects: OrderedDict[tuple[str, str | None], tuple[float, Principal | None]] = (
+            OrderedDict()
+        )
+
+    # -- challenges ----------------------------------------------------------------------
+    def realm(self, base_url: str) -> str:
+        return self.settings.token_realm or base_url.rstrip("/") + "/token"
+
+    def challenge(self, base_url: str, need: Need | None, error: str | None = None) -> str:
+        parts = [f'realm="{self.realm(base_url)}"', f'service="{self.settings.token_service}"']
+        if need is not None and need.scope:
+            parts.append(f'scope="{need.scope}"')
+        if error:
+            parts.append(f'error="{error}"')
+        return "Bearer " + ",".join(parts)
+
+    def _unauthorized(
+        self, base_url: str, need: Need | None, error: str | None = None, message: str | None = None
+    ) -> RegistryError:
+        detail = None
+        if need is not None and need.kind == "repository":
+            detail = [
+                {"Type": "repository", "Name": need.repository, "Action": action}
+                for action in sorted(need.actions)
+            ]
+        return RegistryError(
+            ErrorCode.UNAUTHORIZED,
+            message or "authentication required",
+            detail=detail,
+            headers={"WWW-Authenticate": self.challenge(base_url, need, error)},
+        )
+
+    # -- identification ------------------------------------------------------------------
+    async def identify(self, authorization: str | None, address: str, base_url: str) -> Caller:
+        if not authorization:
+            return Caller(ANONYMOUS, None, address)
+        scheme, _, credentials = authorization.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            try:
+                claims = self.tokens.verify(credentials.strip())
+            except InvalidToken:
+                raise self._unauthorized(
+                    base_url, None, "invalid_token", "the bearer token is invalid or expired"
+                ) from None
+            principal = await self._subject(claims) if claims.subject else ANONYMOUS
+            if principal is None:
+                raise self._unauthorized(
+                    base_url, None, "invalid_token", "the account behind this token is gone"
+                )
+            return Caller(principal, claims, address)
+        if scheme == "basic":
+            username, password = decode_basic(credentials)
+            principal = await self.login(username, password, address)
+            if principal is None:
+                raise self._unauthorized(base_url, None, None, "incorrect username or password")
+            return Caller(principal, None, address)
+        raise self._unauthorized(base_url, None, None, "unsupported authorization scheme")
+
+    async def login(self, username: str, password: str, address: str) -> Principal | None:
+        """Check credentials, throttled per account and per address; None when wrong."""
+        key = (username, password)
+        cached = self._basic.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        await self._check_throttle(username, address)
+        principal = await self.accounts.authenticate(username, password)
+        if principal is None:
+            window = self.settings.login_failure_window_seconds
+            await self.counters.hit(f"login-fail:user:{username}", window)
+            await self.counters.hit(f"login-fail:ip:{address}", window)
+            return None
+        self._basic[key] = (now + IDENTITY_CACHE_SECONDS, principal)
+        while len(self._basic) > 1000:
+            self._basic.popitem(last=False)
+        return principal
+
+    async def _check_throttle(self, username: str, address: str) -> None:
+        limit = self.settings.login_failure_limit
+        if limit <= 0:
+            return
+        window = self.settings.login_failure_window_seconds
+        for key in (f"login-fail:user:{username}", f"login-fail:ip:{address}"):
+            count, reset = await self.counters.peek(key, window)
+            if count >= limit:
+                raise RegistryError(
+                    ErrorCode.TOOMANYREQUESTS,
+                    "too many failed logins; try again later",
+                    headers={"Retry-After": str(max(1, int(reset)))},
+                )
+
+    async def _subject(self, claims: TokenClaims) -> Principal | None:
+        key = (claims.subject, claims.credential)
+        cached = self._subjects.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        principal = await self.accounts.principal(claims.subject, claims.credential)
+        self._subjects[key] = (now + IDENTITY_CACHE_SECONDS, principal)
+        while len(self._subjects) > 1000:
+            self._subjects.popitem(last=False)
+        return principal
+
+    # -- authorization -------------------------------------------------------------------
+    async def authorize(self, caller: Caller, need: Need, base_url: str) -> None:
+        if need.kind == "base":
+            if caller.principal.anonymous and caller.claims is None:
+                raise self._unauthorized(base_url, None)
+            return
+        if need.kind == "catalog":
+            if caller.claims is not None and not any(
+                s.type == "registry" and s.name == "catalog" for s in caller.claims.access
+            ):
+                raise self._unauthorized(base_url, need, "insufficient_scope")
+            return
+        assert need.repository is not None
+        if caller.claims is not None:
+            granted = frozenset().union(
+                *(
+                    s.actions
+                    for s in caller.claims.access
+                    if s.type == "repository" and s.name == need.repository
+                )
+            )
+            if need.actions <= granted:
+                return
+        visibility = await self.accounts.visibility(need.repository)
+        actions = repository_actions(caller.principal, need.repository, visibility)
+        if caller.claims is None and need.actions <= actions:
+            return  # Basic credentials, or anonymous on something public
+        insufficient = "insufficient_scope" if caller.claims is not None else None
+        if caller.principal.anonymous:
+            raise self._unauthorized(base_url, need, insufficient)
+        if need.actions <= actions:
+            # The account may do it; this token was just not issued for it: ask for another.
+            raise RegistryError(
+                ErrorCode.DENIED,
+                "the token does not cover this operation; request a new one",
+                headers={"WWW-Authenticate": self.challenge(base_url, need, "insufficient_scope")},
+            )
+        if PULL in actions:
+            raise RegistryError(
+                ErrorCode.DENIED,
+                detail={"repository": need.repository, "actions": sorted(need.actions)},
+            )
+        # Not even visible to this account: answered exactly as a missing repository.
+        raise self._unauthorized(base_url, need, insufficient)
+
+    async def may_pull(self, caller: Caller, repositories: list[str]) -> list[str]:
+        """Those repositories the caller can see (for the catalog)."""
+        principal = caller.principal
+        visibilities = await self.accounts.visibilities(repositories)
+        return [
+            r for r in repositories if PULL in repository_actions(principal, r, visibilities.get(r))
+        ]
+
+    # -- pull rate limit -----------------------------------------------------------------
+    async def count_pull(self, caller: Caller) -> dict[str, str]:
+        """Count one manifest pull; returns the RateLimit headers or raises TOOMANYREQUESTS."""
+        principal = caller.principal
+        if principal.is_admin:
+            return {}
+        if principal.anonymous:
+            limit, key = self.settings.anonymous_pull_limit, f"pull:ip:{caller.address}"
+        else:
+            limit = (
+                principal.pull_limit
+                if principal.pull_limit is not None
+                else self.settings.authenticated_pull_limit
+            )
+            key = f"pull:user:{principal.name}"
+        if limit is None or limit <= 0:
+            return {}
+        window = self.settings.pull_limit_window_seconds
+        count, reset = await self.counters.hit(key, window)
+        headers = {
+            "RateLimit-Limit": f"{limit};w={window}",
+            "RateLimit-Remaining": f"{max(0, limit - count)};w={window}",
+        }
+        if count > limit:
+            raise RegistryError(
+                ErrorCode.TOOMANYREQUESTS,
+                f"pull rate limit of {limit} per {window}s reached",
+                headers={**headers, "Retry-After": str(max(1, int(reset)))},
+            )
+        return headers
+
+
+def decode_basic(credentials: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return "", ""
+    username, _, password = decoded.partition(":")
+    return username, password

@@ -1,0 +1,167 @@
+"""Signed bearer tokens (JWT, ES256) as the Docker token spec describes them.
+
+Access tokens carry the granted `access` list and live minutes; refresh tokens (offline tokens)
+carry only who they were issued to and live days. Each kind is refused where the other is
+expected. The signing key is made once, kept in the data folder, and named by a `kid` in the
+libtrust form CNCF Distribution checks, so Distribution can trust our tokens too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from dockyard.auth.scopes import Scope
+
+ALGORITHM = "ES256"
+ACCESS, REFRESH = "access", "refresh"
+KEY_FILE = "token-signing-key.pem"
+
+
+class InvalidToken(Exception):
+    """The token is forged, expired, for another service, or of the wrong kind."""
+
+
+def load_or_create_key(folder: Path) -> ec.EllipticCurvePrivateKey:
+    path = folder / KEY_FILE
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path} does not hold an EC private key")
+    return loaded
+
+
+def libtrust_key_id(public_key: ec.EllipticCurvePublicKey) -> str:
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    encoded = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
+    return ":".join(encoded[i : i + 4] for i in range(0, len(encoded), 4))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    subject: str  # account name; "" for anonymous
+    kind: str
+    access: tuple[Scope, ...]
+    issued_at: float
+    expires_at: float
+    credential: str | None  # the access-token id a refresh token was obtained with
+
+
+class TokenAuthority:
+    def __init__(
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        *,
+        issuer: str,
+        service: str,
+        access_ttl: int,
+        refresh_ttl: int,
+    ) -> None:
+        self.key = key
+        self.public_key = key.public_key()
+        self.kid = libtrust_key_id(self.public_key)
+        self.issuer = issuer
+        self.service = service
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self._verified: OrderedDict[str, TokenClaims] = OrderedDict()
+
+    def public_pem(self) -> bytes:
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(
+            claims, self.key, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": "JWT"}
+        )
+
+    def _base(self, subject: str, kind: str, ttl: int, now: float) -> dict[str, Any]:
+        return {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.service,
+            "iat": int(now),
+            "nbf": int(now) - 1,
+            "exp": int(now) + ttl,
+            "jti": uuid.uuid4().hex,
+            "dockyard_kind": kind,
+        }
+
+    def issue_access(self, subject: str, access: list[Scope], now: float | None = None) -> str:
+        claims = self._base(subject, ACCESS, self.access_ttl, now or time.time())
+        claims["access"] = [scope.claim() for scope in access]
+        return self._sign(claims)
+
+    def issue_refresh(self, subject: str, credential: str | None, now: float | None = None) -> str:
+        claims = self._base(subject, REFRESH, self.refresh_ttl, now or time.time())
+        if credential:
+            claims["dockyard_credential"] = credential
+        return self._sign(claims)
+
+    def verify(self, token: str, kind: str = ACCESS) -> TokenClaims:
+        cached = self._verified.get(token)
+        if cached is not None and cached.kind == kind and cached.expires_at > time.time():
+            return cached
+        try:
+            claims = jwt.decode(
+                token,
+                self.public_key,
+                algorithms=[ALGORITHM],
+                audience=self.service,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "aud", "iss", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        if claims.get("dockyard_kind") != kind:
+            raise InvalidToken(f"not an {kind} token")
+        access = []
+        for entry in claims.get("access") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("actions"), list):
+                access.append(
+                    Scope(
+                        str(entry.get("type")),
+                        str(entry.get("name")),
+                        frozenset(str(a) for a in entry["actions"]),
+                    )
+                )
+        verified = TokenClaims(
+            str(claims["sub"]),
+            kind,
+            tuple(access),
+            float(claims["iat"]),
+            float(claims["exp"]),
+            claims.get("dockyard_credential"),
+        )
+        self._verified[token] = verified
+        while len(self._verified) > 10_000:
+            self._verified.popitem(last=False)
+        return verified

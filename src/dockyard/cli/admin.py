@@ -1,0 +1,363 @@
+"""Administration on the store named by --data-dir/--config (like `registry garbage-collect`):
+users, organisations, access tokens, repository visibility."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from dockyard.config import ConfigError, load_settings
+from dockyard.core.errors import RegistryError
+from dockyard.service.registry import Registry, open_stores
+
+T = TypeVar("T")
+
+user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+org_app = typer.Typer(help="Manage organisations and their members.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage personal access tokens.", no_args_is_help=True)
+repo_app = typer.Typer(help="Repository settings.", no_args_is_help=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="The registry's data folder (default ./dockyard-data)."),
+]
+PasswordStdin = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin", help="Read the password from standard input instead of prompting."
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(user_app, name="user")
+    app.add_typer(org_app, name="org")
+    app.add_typer(token_app, name="token")
+    app.add_typer(repo_app, name="repo")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"dockyard: {message}", err=True)
+    return typer.Exit(code)
+
+
+def on_store(
+    config: Path | None, data_dir: Path | None, action: Callable[[Registry], Awaitable[T]]
+) -> T:
+    try:
+        settings = load_settings(config, {"data_dir": data_dir})
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from exc
+
+    async def run() -> T:
+        registry = Registry(settings, *open_stores(settings))
+        try:
+            return await action(registry)
+        finally:
+            await registry.meta.close()
+
+    try:
+        return asyncio.run(run())
+    except RegistryError as exc:
+        raise fail(exc.message, 2) from exc
+    except (KeyError, ValueError) as exc:
+        raise fail(str(exc).strip("'\""), 2) from exc
+
+
+def read_password(from_stdin: bool, confirm: bool = True) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if confirm and getpass.getpass("Repeat it: ") != password:
+            raise fail("the passwords do not match", 2)
+    if not password:
+        raise fail("the password is empty", 2)
+    return password
+
+
+# -- users -------------------------------------------------------------------------------
+@user_app.command("add")
+def user_add(
+    name: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator.")] = False,
+    password_stdin: PasswordStdin = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a user (who owns the namespace NAME/…)."""
+    password = read_password(password_stdin)
+
+    async def action(registry: Registry) -> None:
+        try:
+            await registry.accounts.create_user(name, password, admin=admin)
+        except KeyError:
+            raise fail(f"{name} already exists", 2) from None
+
+    on_store(config, data_dir, action)
+    typer.echo(f"created user {name}" + (" (administrator)" if admin else ""))
+
+
+@user_app.command("list")
+def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List users."""
+    accounts = on_store(config, data_dir, lambda r: r.accounts.store.list_accounts("user"))
+    for account in accounts:
+        flags = ["admin"] if account.is_admin else []
+        if account.pull_limit is not None:
+            flags.append(f"pull limit {account.pull_limit}")
+        typer.echo(account.name + (f"  ({', '.join(flags)})" if flags else ""))
+
+
+@user_app.command("remove")
+def user_remove(name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Delete a user and their tokens (their repositories stay)."""
+    if not on_store(config, data_dir, lambda r: r.accounts.store.delete_account(name)):
+        raise fail(f"no user {name}", 2)
+    typer.echo(f"removed {name}")
+
+
+@user_app.command("passwd")
+def user_passwd(
+    name: str,
+    password_stdin: PasswordStdin = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set a user's password; their refresh tokens stop working."""
+    password = read_password(password_stdin)
+    if not on_store(config, data_dir, lambda r: r.accounts.set_password(name, password)):
+        raise fail(f"no user {name}", 2)
+    typer.echo(f"password of {name} changed")
+
+
+@user_app.command("admin")
+def user_admin(
+    name: str,
+    revoke: Annotated[
+        bool, typer.Option("--revoke", help="Take administrator rights away instead.")
+    ] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Make a user an administrator."""
+    if not on_store(config, data_dir, lambda r: r.accounts.set_admin(name, not revoke)):
+        raise fail(f"no user {name}", 2)
+    typer.echo(f"{name} is {'no longer ' if revoke else ''}an administrator")
+
+
+@user_app.command("pull-limit")
+def user_pull_limit(
+    name: str,
+    limit: Annotated[str, typer.Argument(help="A number per window, 'unlimited', or 'default'.")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Override an account's manifest pull limit."""
+    value: int | None = {"unlimited": -1, "default": None}.get(limit, 0)
+    if value == 0:
+        if not limit.isdigit():
+            raise fail("the limit is a number, 'unlimited' or 'default'", 2)
+        value = int(limit)
+    if not on_store(config, data_dir, lambda r: r.accounts.set_pull_limit(name, value)):
+        raise fail(f"no account {name}", 2)
+    typer.echo(f"pull limit of {name}: {limit}")
+
+
+@user_app.command("import-htpasswd")
+def user_import(path: Path, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Import users from a CNCF Distribution htpasswd file (bcrypt entries)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror}", 2) from exc
+    imported, skipped = on_store(config, data_dir, lambda r: r.accounts.import_htpasswd(text))
+    typer.echo(f"imported {imported} user(s)")
+    for line in skipped:
+        typer.echo(f"skipped {line}", err=True)
+
+
+# -- organisations -----------------------------------------------------------------------
+@org_app.command("create")
+def org_create(
+    name: str,
+    owner: Annotated[
+        str | None, typer.Option(help="A user who becomes the organisation's first owner.")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an organisation (which owns the namespace NAME/…)."""
+
+    async def action(registry: Registry) -> None:
+        try:
+            await registry.accounts.create_org(name, owner)
+        except KeyError:
+            raise fail(f"{name} already exists", 2) from None
+
+    on_store(config, data_dir, action)
+    typer.echo(f"created organisation {name}")
+
+
+@org_app.command("add-member")
+def org_add(
+    org: str,
+    user: str,
+    role: Annotated[
+        str,
+        typer.Option(help="reader (pull), maintainer (pull, push, delete) or owner (everything)."),
+    ] = "reader",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Add a user to an organisation, or change their role."""
+    on_store(config, data_dir, lambda r: r.accounts.add_member(org, user, role))
+    typer.echo(f"{user} is {role} of {org}")
+
+
+@org_app.command("remove-member")
+def org_remove(org: str, user: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Remove a user from an organisation."""
+    if not on_store(config, data_dir, lambda r: r.accounts.store.remove_membership(org, user)):
+        raise fail(f"{user} is not a member of {org}", 2)
+    typer.echo(f"removed {user} from {org}")
+
+
+@org_app.command("list")
+def org_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List organisations and their members."""
+
+    async def action(registry: Registry) -> list[tuple[str, dict[str, str]]]:
+        orgs = await registry.accounts.store.list_accounts("org")
+        return [(o.name, await registry.accounts.store.members(o.name)) for o in orgs]
+
+    for name, members in on_store(config, data_dir, action):
+        listed = ", ".join(f"{user} ({role})" for user, role in sorted(members.items()))
+        typer.echo(f"{name}: {listed or 'no members'}")
+
+
+# -- access tokens -----------------------------------------------------------------------
+def parse_duration(text: str) -> float:
+    match = re.fullmatch(r"(\d+)([smhdw]?)", text.strip())
+    if match is None:
+        raise fail(f"invalid duration {text!r}: use e.g. 90d, 12h, 30m", 2)
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    return int(match.group(1)) * unit
+
+
+UserOpt = Annotated[str, typer.Option("--user", "-u", help="The account the token belongs to.")]
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="A name to tell tokens apart.")],
+    scope: Annotated[
+        str, typer.Option(help="read (pull), write (pull, push) or delete (pull, push, delete).")
+    ] = "read",
+    user: UserOpt = "admin",
+    expires: Annotated[
+        str | None, typer.Option(help="Lifetime, e.g. 90d; default: until revoked.")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a personal access token; it is printed once and usable as a password."""
+    lifetime = parse_duration(expires) if expires else None
+
+    async def action(registry: Registry) -> str:
+        if await registry.accounts.store.get_account(user) is None:
+            raise fail(f"no user {user}", 2)
+        try:
+            _, secret = await registry.accounts.create_token(user, name, scope, lifetime)
+        except KeyError:
+            raise fail(f"{user} already has a token named {name}", 2) from None
+        return secret
+
+    typer.echo(on_store(config, data_dir, action))
+
+
+@token_app.command("list")
+def token_list(
+    user: UserOpt = "admin", config: ConfigOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """List an account's tokens (never their secrets)."""
+    import datetime as dt
+
+    def when(stamp: float | None) -> str:
+        return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M") if stamp else "-"
+
+    for token in on_store(config, data_dir, lambda r: r.accounts.store.list_tokens(user)):
+        state = "revoked" if token.revoked_at else "active"
+        typer.echo(
+            f"{token.id}  {token.name:<20} {token.scope:<7} {state:<8} "
+            f"created {when(token.created_at)}  expires {when(token.expires_at)}  "
+            f"last used {when(token.last_used_at)}"
+        )
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="The token's name or id.")],
+    user: UserOpt = "admin",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke a token; it stops working at its next token request."""
+    import time
+
+    done = on_store(
+        config, data_dir, lambda r: r.accounts.store.revoke_token(user, token, time.time())
+    )
+    if not done:
+        raise fail(f"{user} has no active token {token}", 2)
+    typer.echo(f"revoked {token}")
+
+
+# -- repositories ------------------------------------------------------------------------
+@repo_app.command("visibility")
+def repo_visibility(
+    name: str,
+    visibility: Annotated[str, typer.Argument(help="public or private")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Make a repository public (anyone may pull) or private."""
+    from dockyard.core.names import validate_name
+
+    validate = _checked(validate_name)
+    validate(name)
+    on_store(config, data_dir, lambda r: r.accounts.set_visibility(name, visibility))
+    typer.echo(f"{name} is {visibility}")
+
+
+@repo_app.command("default-visibility")
+def repo_default(
+    namespace: str,
+    visibility: Annotated[
+        str, typer.Argument(help="public, private, or 'default' for the registry's setting")
+    ],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set the visibility of new repositories in a user's or organisation's namespace."""
+    value = None if visibility == "default" else visibility
+    on_store(config, data_dir, lambda r: r.accounts.set_namespace_default(namespace, value))
+    typer.echo(f"new repositories in {namespace}/ are {visibility}")
+
+
+def _checked(fn: Callable[[str], Any]) -> Callable[[str], Any]:
+    def run(value: str) -> Any:
+        try:
+            return fn(value)
+        except RegistryError as exc:
+            raise fail(exc.message, 2) from exc
+
+    return run

@@ -1,0 +1,85 @@
+"""Accounts, memberships, access tokens and repository visibility: the records and the interface.
+
+Secrets never reach this layer in the clear: passwords arrive as bcrypt hashes and access
+tokens as SHA-256 hashes of their random secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+USER = "user"
+ORG = "org"
+ROLES = ("reader", "maintainer", "owner")
+TOKEN_SCOPES = ("read", "write", "delete")
+VISIBILITIES = ("public", "private")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    kind: str
+    password_hash: str | None
+    is_admin: bool
+    pull_limit: int | None
+    default_visibility: str | None
+    credentials_changed_at: float
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    id: str
+    account: str
+    name: str
+    secret_hash: str
+    scope: str
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+
+
+class AccountStore(Protocol):
+    async def get_account(self, name: str) -> Account | None: ...
+
+    async def list_accounts(self, kind: str | None = None) -> list[Account]: ...
+
+    async def create_account(
+        self, name: str, kind: str, password_hash: str | None, is_admin: bool, now: float
+    ) -> Account:
+        """Raises KeyError when the name is taken."""
+
+    async def update_account(self, name: str, **fields: object) -> bool: ...
+
+    async def delete_account(self, name: str) -> bool: ...
+
+    async def any_admin(self) -> bool: ...
+
+    async def set_membership(self, org: str, user: str, role: str) -> None: ...
+
+    async def remove_membership(self, org: str, user: str) -> bool: ...
+
+    async def roles_of(self, user: str) -> dict[str, str]:
+        """Organisation name -> role, for every organisation the user belongs to."""
+
+    async def members(self, org: str) -> dict[str, str]: ...
+
+    async def create_token(self, token: AccessToken) -> None:
+        """Raises KeyError when the account already has a token of that name."""
+
+    async def get_token(self, token_id: str) -> AccessToken | None: ...
+
+    async def list_tokens(self, account: str) -> list[AccessToken]: ...
+
+    async def revoke_token(self, account: str, name_or_id: str, now: float) -> bool: ...
+
+    async def touch_token(self, token_id: str, now: float) -> None: ...
+
+    async def get_visibility(self, repository: str) -> str | None: ...
+
+    async def set_visibility(self, repository: str, visibility: str) -> None: ...
+
+    async def visibilities(self, repositories: list[str]) -> dict[str, str]: ...

@@ -1,0 +1,268 @@
+"""Accounts, organisations, access tokens and repository visibility: the use cases.
+
+Credentials are checked here (bcrypt for passwords, SHA-256 for access-token secrets, both in
+constant time); what a checked identity may then do is decided by `auth.policy`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.core.passwords import (
+    generate_password,
+    hash_password,
+    hash_secret,
+    secrets_match,
+    verify_password,
+)
+from dockyard.metadata.accounts import (
+    ORG,
+    ROLES,
+    TOKEN_SCOPES,
+    USER,
+    VISIBILITIES,
+    AccessToken,
+    Account,
+    AccountStore,
+)
+from dockyard.metadata.base import MetadataStore
+
+ACCOUNT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+TOKEN_PREFIX = "dyt_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking, with everything access decisions need."""
+
+    name: str = ""  # "" for anonymous
+    is_admin: bool = False
+    roles: Mapping[str, str] = field(default_factory=dict)  # namespace -> role
+    token_scope: str | None = None  # set when authenticated with an access token
+    credential: str | None = None  # that access token's id
+    pull_limit: int | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return not self.name
+
+
+ANONYMOUS = Principal()
+
+
+def validate_account_name(name: str) -> str:
+    if not (0 < len(name) <= 64 and ACCOUNT_NAME.match(name)):
+        raise RegistryError(
+            ErrorCode.NAME_INVALID,
+            "account names are 1-64 lower-case letters, "
+            "digits and single '.', '_' or '-' between them",
+            detail={"name": name[:100]},
+        )
+    return name
+
+
+class AccountService:
+    def __init__(
+        self, store: AccountStore, meta: MetadataStore, default_visibility: str = "private"
+    ) -> None:
+        self.store = store
+        self.meta = meta
+        self.default_visibility = default_visibility
+
+    # -- credentials ---------------------------------------------------------------------
+    async def authenticate(self, username: str, secret: str) -> Principal | None:
+        """A password or an access token (`dyt_...`) as the password; None if neither fits."""
+        if secret.startswith(TOKEN_PREFIX):
+            token = await self._token_for(secret)
+            if token is None or (username and token.account != username):
+                return None
+            if not secrets_match(secret, token.secret_hash):
+                return None
+            await self.store.touch_token(token.id, time.time())
+            return await self.principal(token.account, credential=token.id)
+        account = await self.store.get_account(username) if username else None
+        stored = account.password_hash if account and account.kind == USER else None
+        if not verify_password(secret, stored):
+            return None
+        assert account is not None
+        return await self._principal_of(account)
+
+    async def _token_for(self, secret: str) -> AccessToken | None:
+        token_id, _, _ = secret.removeprefix(TOKEN_PREFIX).partition("_")
+        if not re.fullmatch(r"[0-9a-f]{16}", token_id):
+            return None
+        token = await self.store.get_token(token_id)
+        if token is None or token.revoked_at is not None:
+            return None
+        if token.expires_at is not None and token.expires_at <= time.time():
+            return None
+        return token
+
+    async def principal(
+        self, name: str, credential: str | None = None, issued_at: float | None = None
+    ) -> Principal | None:
+        """Reload an identity (for a refresh token or a bearer token's subject); None when the
+        account is gone, the access token was revoked, or the password changed since."""
+        account = await self.store.get_account(name)
+        if account is None or account.kind != USER:
+            return None
+        if issued_at is not None and issued_at < int(account.credentials_changed_at):
+            return None
+        token_scope = None
+        if credential is not None:
+            token = await self.store.get_token(credential)
+            if (
+                token is None
+                or token.account != name
+                or token.revoked_at is not None
+                or (token.expires_at is not None and token.expires_at <= time.time())
+            ):
+                return None
+            token_scope = token.scope
+        return await self._principal_of(account, token_scope, credential)
+
+    async def _principal_of(
+        self, account: Account, token_scope: str | None = None, credential: str | None = None
+    ) -> Principal:
+        roles = dict(await self.store.roles_of(account.name))
+        roles[account.name] = "owner"
+        return Principal(
+            account.name, account.is_admin, roles, token_scope, credential, account.pull_limit
+        )
+
+    # -- visibility ----------------------------------------------------------------------
+    async def visibility(self, repository: str) -> str | None:
+        """public/private for an existing repository; None when it does not exist."""
+        if not await self.meta.repository_exists(repository):
+            return None
+        explicit = await self.store.get_visibility(repository)
+        return explicit or await self.namespace_default(repository.split("/")[0])
+
+    async def namespace_default(self, namespace: str) -> str:
+        account = await self.store.get_account(namespace)
+        if account is not None and account.default_visibility:
+            return account.default_visibility
+        return self.default_visibility
+
+    async def visibilities(self, repositories: list[str]) -> dict[str, str]:
+        explicit = await self.store.visibilities(repositories)
+        defaults: dict[str, str] = {}
+        result = {}
+        for repo in repositories:
+            namespace = repo.split("/")[0]
+            if repo not in explicit and namespace not in defaults:
+                defaults[namespace] = await self.namespace_default(namespace)
+            result[repo] = explicit.get(repo) or defaults[namespace]
+        return result
+
+    async def set_visibility(self, repository: str, visibility: str) -> None:
+        if visibility not in VISIBILITIES:
+            raise RegistryError(
+                ErrorCode.UNSUPPORTED, "visibility is public or private", status=400
+            )
+        await self.store.set_visibility(repository, visibility)
+
+    async def set_namespace_default(self, namespace: str, visibility: str | None) -> None:
+        if visibility is not None and visibility not in VISIBILITIES:
+            raise RegistryError(
+                ErrorCode.UNSUPPORTED, "visibility is public or private", status=400
+            )
+        if not await self.store.update_account(namespace, default_visibility=visibility):
+            raise KeyError(namespace)
+
+    # -- administration ------------------------------------------------------------------
+    async def create_user(
+        self,
+        name: str,
+        password: str | None,
+        *,
+        admin: bool = False,
+        password_hash: str | None = None,
+    ) -> Account:
+        validate_account_name(name)
+        hashed = password_hash or (hash_password(password) if password else None)
+        return await self.store.create_account(name, USER, hashed, admin, time.time())
+
+    async def set_password(self, name: str, password: str) -> bool:
+        return await self.store.update_account(
+            name, password_hash=hash_password(password), credentials_changed_at=time.time()
+        )
+
+    async def set_admin(self, name: str, admin: bool) -> bool:
+        return await self.store.update_account(name, is_admin=admin)
+
+    async def set_pull_limit(self, name: str, limit: int | None) -> bool:
+        return await self.store.update_account(name, pull_limit=limit)
+
+    async def create_org(self, name: str, owner: str | None) -> Account:
+        validate_account_name(name)
+        org = await self.store.create_account(name, ORG, None, False, time.time())
+        if owner:
+            await self.store.set_membership(name, owner, "owner")
+        return org
+
+    async def add_member(self, org: str, user: str, role: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        await self.store.set_membership(org, user, role)
+
+    async def create_token(
+        self, account: str, name: str, scope: str, expires_in: float | None = None
+    ) -> tuple[AccessToken, str]:
+        """Returns the record and the secret, which is shown once and never stored."""
+        if scope not in TOKEN_SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(TOKEN_SCOPES)}")
+        token_id = secrets.token_hex(8)
+        secret = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(24)}"
+        now = time.time()
+        record = AccessToken(
+            token_id,
+            account,
+            name,
+            hash_secret(secret),
+            scope,
+            now,
+            now + expires_in if expires_in else None,
+        )
+        await self.store.create_token(record)
+        return record, secret
+
+    async def bootstrap_admin(self, password: str | None) -> str | None:
+        """Make the first admin when none exists; returns a generated password to show once."""
+        if await self.store.any_admin():
+            return None
+        generated = None if password else generate_password()
+        existing = await self.store.get_account("admin")
+        if existing is None:
+            await self.create_user("admin", password or generated, admin=True)
+        else:
+            await self.set_admin("admin", True)
+            await self.set_password("admin", password or generated or "")
+        return generated
+
+    async def import_htpasswd(self, text: str) -> tuple[int, list[str]]:
+        """Users from a CNCF Distribution htpasswd file (bcrypt lines only)."""
+        imported, skipped = 0, []
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            user, _, hashed = line.partition(":")
+            if not hashed.startswith(("$2y$", "$2a$", "$2b$")):
+                skipped.append(f"{user}: not a bcrypt hash")
+                continue
+            try:
+                await self.create_user(user, None, password_hash="$2b$" + hashed[4:])
+            except KeyError:
+                skipped.append(f"{user}: already exists")
+                continue
+            except RegistryError:
+                skipped.append(f"{user}: not a valid account name")
+                continue
+            imported += 1
+        return imported, skipped
