@@ -105,8 +105,9 @@ def add_image(store: MemoryStore, arch: str, layers: list[bytes]) -> Manifest:
 def two_platforms(store: MemoryStore) -> Manifest:
     amd = add_image(store, "amd64", [b"shared layer", b"amd64 layer"])
     arm = add_image(store, "arm64", [b"shared layer", b"arm64 layer"])
-    index = build_index([(amd, {"os": "linux", "architecture": "amd64"}),
-                         (arm, {"os": "linux", "architecture": "arm64"})], mt.OCI_INDEX)
+    index = build_index([amd.descriptor(platform={"os": "linux", "architecture": "amd64"}),
+                         arm.descriptor(platform={"os": "linux", "architecture": "arm64"})],
+                        mt.OCI_INDEX)
     store.manifests[index.digest] = index
     store.tags["latest"] = index.digest
     return index

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
-from dockyard.cli import admin, login
+from dockyard.cli import admin, images, login
 from dockyard.config import ConfigError, Settings, check_security, load_settings
 
 app = typer.Typer(
@@ -180,6 +180,7 @@ def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 
 login.register(app)
+images.register(app)
 admin.register(app)
 
 

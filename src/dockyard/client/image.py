@@ -32,6 +32,12 @@ class ClientError(Exception):
         self.code = code
 
 
+class UsageError(ClientError):
+    """The command was given something that is not a valid name, reference or option."""
+
+    exit_code = 2
+
+
 class NotFound(ClientError):
     exit_code = 3
 

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,7 @@ class OCILayoutDestination:
         self.fsync = fsync
         self._created: Path | None = None
         self._prepared = False
+        self._prepare_lock = threading.Lock()
         self._top: tuple[Manifest, str | None] | None = None
         self._committed = False
         self._temps: set[Path] = set()
@@ -234,6 +236,11 @@ class OCILayoutDestination:
     # -- preparation -------------------------------------------------------------------------
 
     def _prepare(self) -> None:
+        # Blobs arrive in parallel threads; the first one creates the layout, once.
+        with self._prepare_lock:
+            self._prepare_once()
+
+    def _prepare_once(self) -> None:
         if self._prepared:
             return
         if self.path.exists() and not self.path.is_dir():

@@ -20,6 +20,7 @@ from dockyard.client.image import (
     Manifest,
     Platform,
 )
+from dockyard.core.digest import sha256_of
 from dockyard.core.manifest import Descriptor, parse_manifest
 
 
@@ -183,13 +184,10 @@ class Copier:
             self.reporter.blob_finished(descriptor, "pushed")
 
 
-def build_index(children: list[tuple[Manifest, dict]], media_type: str,
+def build_index(entries: list[dict], media_type: str,
                 annotations: dict[str, str] | None = None) -> Manifest:
     """An index over per-platform manifests (what `docker buildx imagetools create` makes)."""
-    from dockyard.core.digest import sha256_of
-
-    doc: dict = {"schemaVersion": 2, "mediaType": media_type, "manifests": [
-        child.descriptor(platform=platform) for child, platform in children]}
+    doc: dict = {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
     if annotations:
         doc["annotations"] = annotations
     body = json.dumps(doc, indent=2).encode()

@@ -1,0 +1,247 @@
+"""Image commands that need no daemon: push, pull, copy, tag, inspect, tags, delete, catalog,
+manifest create, ref parse. A thin layer over `dockyard.client.api.Client`.
+
+Exit codes: 0 done, 1 failed, 2 bad usage, 3 not found, 4 unauthorized or denied,
+5 digest mismatch (the data was discarded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from dockyard.cli.progress import BarReporter, JsonReporter
+from dockyard.client.api import Client, remote_reference
+from dockyard.client.image import ClientError, Platform
+from dockyard.client.transfer import CopyResult, SilentReporter
+from dockyard.core.reference import InvalidReference, parse_reference
+
+T = TypeVar("T")
+
+manifest_app = typer.Typer(help="Work with multi-platform indexes.", no_args_is_help=True)
+ref_app = typer.Typer(help="Image references.", no_args_is_help=True)
+
+NAMES_HELP = ("oci:PATH[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH[:REF], or a "
+              "registry reference such as localhost:5000/me/app:1.0 (docker://… also works)")
+InsecureOpt = Annotated[list[str] | None, typer.Option(
+    "--insecure", help="Registry host to reach over plain HTTP (repeatable), like docker's "
+    "insecure-registries; localhost and 127.0.0.0/8 always are.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=32,
+                                      help="Blobs transferred at once.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only the result.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per event on stdout.")]
+PlatformOpt = Annotated[str | None, typer.Option(
+    "--platform", help="os/arch[/variant] to take from a multi-platform image (default: this "
+    "machine's).")]
+AllOpt = Annotated[bool, typer.Option("--all", "-a", help="Every platform of a multi-platform "
+                                      "image, and the index itself.")]
+
+
+def register(app: typer.Typer) -> None:
+    for command in (push, pull, copy, tag, inspect, tags, delete, catalog):
+        app.command()(command)
+    app.add_typer(manifest_app, name="manifest")
+    app.add_typer(ref_app, name="ref")
+
+
+def run_client(insecure: list[str] | None, jobs: int,
+               action: Callable[[Client], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with Client(insecure_hosts=insecure or (), jobs=jobs) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(main())
+    except (InvalidReference, ValueError) as exc:
+        typer.echo(f"dockyard: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except ClientError as exc:
+        typer.echo(f"dockyard: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from exc
+
+
+def reporter(quiet: bool, as_json: bool, verb: str) -> Any:
+    if as_json:
+        return JsonReporter()
+    if quiet or not sys.stderr.isatty():
+        return SilentReporter()
+    return BarReporter(verb=verb)
+
+
+def _context(rep: Any) -> AbstractContextManager:
+    return rep if hasattr(rep, "__enter__") else nullcontext()
+
+
+def report_result(result: CopyResult, destination: str, quiet: bool, as_json: bool) -> None:
+    summary = {"event": "done", "destination": destination, "digest": result.manifest.digest,
+               "blobs_transferred": result.blobs_transferred,
+               "bytes_transferred": result.bytes_transferred,
+               "blobs_skipped": result.blobs_skipped, "blobs_mounted": result.blobs_mounted,
+               "platforms": result.platforms}
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif quiet:
+        typer.echo(result.manifest.digest)
+    else:
+        typer.echo(f"{destination}: digest {result.manifest.digest}; "
+                   f"{result.blobs_transferred} blob(s) sent ({result.bytes_transferred} bytes), "
+                   f"{result.blobs_skipped} already there, {result.blobs_mounted} mounted")
+
+
+def platform_of(text: str | None) -> Platform | None:
+    if text is None:
+        return None
+    try:
+        return Platform.parse(text)
+    except ClientError as exc:
+        typer.echo(f"dockyard: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def push(source: Annotated[str, typer.Argument(help=f"The local image: {NAMES_HELP}.")],
+         reference: Annotated[str, typer.Argument(help="Where to push it, e.g. "
+                                                  "localhost:5000/me/app:1.0.")],
+         insecure: InsecureOpt = None, jobs: JobsOpt = 4, quiet: QuietOpt = False,
+         as_json: JsonOpt = False) -> None:
+    """Push a local image (layout or archive) to a registry.
+
+    Blobs the registry has are skipped, blobs it holds in another repository are mounted, the
+    rest are uploaded in parallel (chunked, resuming after a dropped connection); the manifest
+    goes last. Multi-platform indexes are pushed whole.
+    """
+    rep = reporter(quiet, as_json, "Pushed")
+    with _context(rep):
+        result = run_client(insecure, jobs, lambda c: c.push(source, reference, reporter=rep))
+    report_result(result, reference, quiet, as_json)
+
+
+def pull(reference: Annotated[str, typer.Argument(help="The image in a registry.")],
+         destination: Annotated[str | None, typer.Argument(
+             help=f"Where to write it: {NAMES_HELP}. Default: an OCI layout named after the "
+             "image, e.g. oci:app:1.0.")] = None,
+         platform: PlatformOpt = None, all_platforms: AllOpt = False,
+         insecure: InsecureOpt = None, jobs: JobsOpt = 4, quiet: QuietOpt = False,
+         as_json: JsonOpt = False) -> None:
+    """Pull an image from a registry into a layout or an archive, verifying every digest."""
+    rep = reporter(quiet, as_json, "Pulled")
+    wanted = platform_of(platform)
+    with _context(rep):
+        result, written = run_client(insecure, jobs, lambda c: c.pull(
+            reference, destination, all_platforms=all_platforms, platform=wanted,
+            reporter=rep))
+    report_result(result, written, quiet, as_json)
+
+
+def copy(source: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
+         destination: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
+         platform: PlatformOpt = None, all_platforms: AllOpt = False,
+         insecure: InsecureOpt = None, jobs: JobsOpt = 4, quiet: QuietOpt = False,
+         as_json: JsonOpt = False) -> None:
+    """Copy an image between any two places, streaming, skipping what the destination has."""
+    rep = reporter(quiet, as_json, "Copied")
+    wanted = platform_of(platform)
+    with _context(rep):
+        result = run_client(insecure, jobs, lambda c: c.copy(
+            source, destination, all_platforms=all_platforms, platform=wanted, reporter=rep))
+    report_result(result, destination, quiet, as_json)
+
+
+def tag(source: Annotated[str, typer.Argument(help="The image to name.")],
+        target: Annotated[str, typer.Argument(help="The new name (same registry, or both "
+                                              "local).")],
+        insecure: InsecureOpt = None) -> None:
+    """Add a name to the same content: a tag is only a label, no blob moves."""
+    result = run_client(insecure, 4, lambda c: c.tag(source, target))
+    typer.echo(f"{target}: digest {result.manifest.digest}")
+
+
+def inspect(name: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
+            raw: Annotated[bool, typer.Option("--raw", help="Print the manifest exactly as "
+                                              "stored.")] = False,
+            config: Annotated[bool, typer.Option("--config", help="Print the image "
+                                                 "configuration.")] = False,
+            insecure: InsecureOpt = None) -> None:
+    """Show an image: digest, media type, platforms, layers and sizes (JSON)."""
+    if raw:
+        manifest = run_client(insecure, 4, lambda c: c.manifest(name))
+        sys.stdout.buffer.write(manifest.body)
+        return
+    summary = run_client(insecure, 4, lambda c: c.inspect(name))
+    if config:
+        configs = [p.get("config", {}) for p in summary.platforms]
+        typer.echo(json.dumps(configs[0] if len(configs) == 1 else configs, indent=2))
+        return
+    document = summary.to_json()
+    for platform in document["platforms"]:
+        platform.pop("config", None)
+    typer.echo(json.dumps(document, indent=2))
+
+
+def tags(reference: Annotated[str, typer.Argument(help="A repository, e.g. "
+                                                  "localhost:5000/me/app.")],
+         insecure: InsecureOpt = None) -> None:
+    """List a repository's tags."""
+    for name in run_client(insecure, 4, lambda c: c.tags(reference)):
+        typer.echo(name)
+
+
+def delete(reference: Annotated[str, typer.Argument(help="registry/repository:tag or @digest")],
+           tag_only: Annotated[bool, typer.Option(
+               "--tag-only", help="Remove only this tag, not the manifest and its other "
+               "tags.")] = False,
+           insecure: InsecureOpt = None) -> None:
+    """Delete an image from a registry (the manifest and every tag pointing at it)."""
+    deleted = run_client(insecure, 4, lambda c: c.delete(reference, tag_only=tag_only))
+    typer.echo(f"deleted {deleted}")
+
+
+def catalog(registry: Annotated[str, typer.Argument(help="Registry host, e.g. "
+                                                    "localhost:5000.")],
+            insecure: InsecureOpt = None) -> None:
+    """List the repositories of a registry (those you may see)."""
+    for name in run_client(insecure, 4, lambda c: c.catalog(registry)):
+        typer.echo(name)
+
+
+@manifest_app.command("create")
+def manifest_create(target: Annotated[str, typer.Argument(help="The index to create, e.g. "
+                                                          "localhost:5000/me/app:1.0.")],
+                    sources: Annotated[list[str], typer.Argument(
+                        help="Per-platform images (any names dockyard reads).")],
+                    annotation: Annotated[list[str] | None, typer.Option(
+                        "--annotation", help="KEY=VALUE on the index (repeatable).")] = None,
+                    insecure: InsecureOpt = None, jobs: JobsOpt = 4) -> None:
+    """Build and push a multi-platform index from per-platform images (what `docker buildx
+    imagetools create` does); the images are copied next to it first."""
+    annotations = {}
+    for item in annotation or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            typer.echo(f"dockyard: --annotation {item!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(2)
+        annotations[key] = value
+    index = run_client(insecure, jobs, lambda c: c.create_index(target, sources,
+                                                                annotations=annotations))
+    typer.echo(f"{target}: digest {index.digest}")
+
+
+@ref_app.command("parse")
+def ref_parse(reference: str) -> None:
+    """Print the parts of an image reference, normalised as docker does."""
+    try:
+        ref = parse_reference(reference)
+    except InvalidReference as exc:
+        typer.echo(f"dockyard: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps({"registry": ref.registry, "repository": ref.repository,
+                           "tag": ref.tag, "digest": ref.digest, "api_host": ref.api_host,
+                           "canonical": str(ref), "familiar": ref.familiar}, indent=2))
+
+
+__all__ = ["register", "remote_reference"]

@@ -1,0 +1,300 @@
+"""The client as Python calls: what `dockyard push/pull/copy/inspect/...` do, without a daemon.
+
+    async with Client() as client:
+        await client.push("oci:./app:1.0", "localhost:5000/me/app:1.0")
+        await client.pull("localhost:5000/me/app:1.0", "docker-archive:app.tar")
+
+Names are skopeo's: `oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `docker-archive:PATH[:REF]`;
+anything else (optionally `docker://`-prefixed) is an image in a registry. `SyncClient` wraps
+the same calls for code that is not async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.client.credentials import CredentialStore
+from dockyard.client.image import (
+    ClientError,
+    ImageDestination,
+    ImageSource,
+    Manifest,
+    NotFound,
+    Platform,
+    UsageError,
+)
+from dockyard.client.local import local_destination, local_source, split_local
+from dockyard.client.registry import RegistryClient
+from dockyard.client.remote import RegistryDestination, RegistrySource
+from dockyard.client.transfer import (
+    Copier,
+    CopyOptions,
+    CopyResult,
+    Reporter,
+    build_index,
+    child_descriptors,
+    select_platform,
+)
+from dockyard.core import mediatypes as mt
+from dockyard.core.reference import ImageReference, InvalidReference, parse_reference
+
+
+def remote_reference(name: str) -> ImageReference:
+    try:
+        return parse_reference(name.removeprefix("docker://"))
+    except InvalidReference as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def is_local(name: str) -> bool:
+    return split_local(name) is not None
+
+
+@dataclass
+class ImageSummary:
+    """What `inspect` shows: the manifest, and per platform its config and layer sizes."""
+
+    name: str
+    digest: str
+    media_type: str
+    platforms: list[dict[str, Any]]
+    manifest: Manifest
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "digest": self.digest, "mediaType": self.media_type,
+                "platforms": self.platforms}
+
+
+class Client:
+    def __init__(self, *, store: CredentialStore | None = None,
+                 insecure_hosts: Iterable[str] = (), jobs: int = 4) -> None:
+        self.store = store or CredentialStore()
+        self.insecure_hosts = list(insecure_hosts)
+        self.jobs = jobs
+        self._registries: dict[str, RegistryClient] = {}
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for registry in self._registries.values():
+            await registry.aclose()
+        self._registries.clear()
+
+    # -- where images live ---------------------------------------------------------------
+    def registry(self, host: str) -> RegistryClient:
+        if host not in self._registries:
+            self._registries[host] = RegistryClient(host, store=self.store,
+                                                    insecure_hosts=self.insecure_hosts)
+        return self._registries[host]
+
+    def source(self, name: str) -> ImageSource:
+        local = local_source(name)
+        if local is not None:
+            return local
+        ref = remote_reference(name)
+        return RegistrySource(self.registry(ref.registry), ref)
+
+    def destination(self, name: str) -> ImageDestination:
+        local = local_destination(name)
+        if local is not None:
+            return local
+        ref = remote_reference(name)
+        return RegistryDestination(self.registry(ref.registry), ref)
+
+    @staticmethod
+    def _destination_tag(name: str) -> str | None:
+        """Registries take the tag from the reference; local destinations know their own."""
+        return None if is_local(name) else remote_reference(name).tag
+
+    # -- copying -------------------------------------------------------------------------
+    async def copy(self, source: str, destination: str, *, all_platforms: bool = False,
+                   platform: Platform | None = None,
+                   reporter: Reporter | None = None) -> CopyResult:
+        src, dst = self.source(source), self.destination(destination)
+        try:
+            options = CopyOptions(all_platforms=all_platforms, platform=platform,
+                                  jobs=self.jobs)
+            return await Copier(src, dst, options, reporter).copy(
+                None, self._destination_tag(destination))
+        finally:
+            await src.close()
+            await dst.close()
+
+    async def push(self, source: str, reference: str, **options: Any) -> CopyResult:
+        if not is_local(source):
+            raise ClientError(f"{source!r} is not a local image: name it oci:PATH[:TAG], "
+                              "oci-archive:PATH[:TAG] or docker-archive:PATH "
+                              "(use `dockyard copy` between registries)")
+        if is_local(reference):
+            raise ClientError(f"{reference!r} is not a registry reference")
+        options.setdefault("all_platforms", True)
+        return await self.copy(source, reference, **options)
+
+    async def pull(self, reference: str, destination: str | None = None,
+                   **options: Any) -> tuple[CopyResult, str]:
+        if is_local(reference):
+            raise ClientError(f"{reference!r} is a local image; pull takes a registry reference")
+        ref = remote_reference(reference)
+        if destination is None:
+            destination = f"oci:{ref.repository.rsplit('/', 1)[-1]}:{ref.tag or 'latest'}"
+        return await self.copy(reference, destination, **options), destination
+
+    async def tag(self, source: str, target: str) -> CopyResult:
+        """Give the same content another name; within one registry no blob moves."""
+        if is_local(source) != is_local(target):
+            raise ClientError("tag names the same image twice: both local or both in a "
+                              "registry (use push, pull or copy to move between them)")
+        if not is_local(source):
+            src, dst = remote_reference(source), remote_reference(target)
+            if src.registry != dst.registry:
+                raise ClientError(f"{source} and {target} are in different registries; "
+                                  "use `dockyard copy`")
+            if dst.tag is None:
+                raise ClientError(f"{target}: name the new tag")
+        return await self.copy(source, target, all_platforms=True)
+
+    # -- looking ---------------------------------------------------------------------------
+    async def manifest(self, name: str) -> Manifest:
+        src = self.source(name)
+        try:
+            return await src.get_manifest(None)
+        finally:
+            await src.close()
+
+    async def inspect(self, name: str) -> ImageSummary:
+        src = self.source(name)
+        try:
+            top = await src.get_manifest(None)
+            images: list[tuple[dict[str, Any] | None, Manifest]] = []
+            if top.is_index:
+                for entry in child_descriptors(top):
+                    try:
+                        images.append((entry, await src.get_manifest(entry["digest"])))
+                    except NotFound:
+                        images.append((entry, Manifest(b"{}", entry.get("mediaType", ""),
+                                                       entry["digest"])))
+            else:
+                images.append((None, top))
+            platforms = [await self._describe_image(src, entry, image)
+                         for entry, image in images]
+            return ImageSummary(src.describe(), top.digest, top.media_type, platforms, top)
+        finally:
+            await src.close()
+
+    async def _describe_image(self, src: ImageSource, entry: dict[str, Any] | None,
+                              image: Manifest) -> dict[str, Any]:
+        doc = image.json()
+        layers = doc.get("layers") or []
+        info: dict[str, Any] = {
+            "digest": image.digest,
+            "mediaType": image.media_type,
+            "layers": [{"digest": layer.get("digest"), "size": layer.get("size"),
+                        "mediaType": layer.get("mediaType")} for layer in layers],
+            "size": sum(int(layer.get("size") or 0) for layer in layers),
+        }
+        if doc.get("artifactType"):
+            info["artifactType"] = doc["artifactType"]
+        platform = dict((entry or {}).get("platform") or {})
+        config = doc.get("config") or {}
+        if config.get("mediaType") in (mt.OCI_CONFIG, mt.DOCKER_CONFIG) and \
+                int(config.get("size") or 0) < 4 * 1024 * 1024:
+            try:
+                config_doc = json.loads(await _read_all(src, config))
+            except (ClientError, ValueError):
+                config_doc = {}
+            for key in ("os", "architecture", "variant"):
+                if config_doc.get(key) and key not in platform:
+                    platform[key] = config_doc[key]
+            info["created"] = config_doc.get("created")
+            info["config"] = config_doc
+        info["platform"] = platform
+        return info
+
+    async def tags(self, reference: str) -> list[str]:
+        ref = remote_reference(reference)
+        return await self.registry(ref.registry).list_tags(ref.repository)
+
+    async def catalog(self, host: str) -> list[str]:
+        return await self.registry(host).catalog()
+
+    async def delete(self, reference: str, *, tag_only: bool = False) -> str:
+        """Delete a manifest (by digest: with every tag pointing at it), or only a tag."""
+        ref = remote_reference(reference)
+        registry = self.registry(ref.registry)
+        if tag_only:
+            if ref.digest or not ref.tag:
+                raise ClientError("--tag-only needs a reference with a tag")
+            await registry.delete_manifest(ref.repository, ref.tag)
+            return ref.tag
+        digest = ref.digest
+        if digest is None:
+            found = await registry.head_manifest(ref.repository, ref.reference)
+            if found is None:
+                raise NotFound(f"{ref}: no such image")
+            digest = found.digest
+        await registry.delete_manifest(ref.repository, digest)
+        return digest
+
+    async def create_index(self, target: str, sources: list[str], *,
+                           annotations: dict[str, str] | None = None,
+                           reporter: Reporter | None = None) -> Manifest:
+        """A multi-platform index at `target` from per-platform images (copied next to it)."""
+        ref = remote_reference(target)
+        if ref.tag is None:
+            raise ClientError(f"{target}: name the tag of the new index")
+        entries: list[dict[str, Any]] = []
+        for name in sources:
+            summary = await self.inspect(name)
+            # Every child must live in the target repository: copy it there by digest.
+            await self.copy(name, f"{ref.registry}/{ref.repository}@{summary.digest}",
+                            all_platforms=True, reporter=reporter)
+            if summary.manifest.is_index:
+                entries.extend(child_descriptors(summary.manifest))
+            else:
+                entries.append(summary.manifest.descriptor(
+                    platform=summary.platforms[0]["platform"]))
+        docker = all(entry.get("mediaType") == mt.DOCKER_MANIFEST for entry in entries)
+        index = build_index(entries, mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
+                            annotations)
+        await self.registry(ref.registry).put_manifest(ref.repository, ref.tag, index)
+        return index
+
+
+async def _read_all(src: ImageSource, descriptor: dict[str, Any]) -> bytes:
+    from dockyard.core.manifest import Descriptor
+
+    parts = []
+    async for chunk in src.open_blob(Descriptor(descriptor["mediaType"], descriptor["digest"],
+                                                int(descriptor["size"]))):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class SyncClient:
+    """The same operations for code that is not async; each call runs its own event loop."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(Client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            async def run() -> Any:
+                async with Client(**self.options) as client:
+                    return await method(client, *args, **kwargs)
+
+            return asyncio.run(run())
+
+        return call
+
+
+__all__ = ["Client", "ImageSummary", "SyncClient", "select_platform"]
