@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 import time
 from collections import OrderedDict
@@ -21,7 +22,7 @@ from dockyard.auth.scopes import PULL
 from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
 from dockyard.config import Settings
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.service.accounts import ANONYMOUS, AccountService, Principal
+from dockyard.service.accounts import ANONYMOUS, TOKEN_PREFIX, AccountService, Principal
 
 # How long a checked Basic credential or a bearer subject's account is trusted in memory.
 IDENTITY_CACHE_SECONDS = 10.0
@@ -96,7 +97,7 @@ class AccessGate:
         self.tokens = tokens
         self.counters = counters
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
-        self._basic: OrderedDict[tuple[str, str], tuple[float, Principal]] = OrderedDict()
+        self._basic: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._subjects: OrderedDict[tuple[str, str | None], tuple[float, Principal | None]] = (
             OrderedDict()
         )
@@ -130,7 +131,8 @@ class AccessGate:
         )
 
     # -- identification ------------------------------------------------------------------
-    async def identify(self, authorization: str | None, address: str, base_url: str) -> Caller:
+    async def identify(self, authorization: str | None, address: str, base_url: str, *,
+                       fresh: bool = False) -> Caller:
         if not authorization:
             return Caller(ANONYMOUS, None, address)
         scheme, _, credentials = authorization.partition(" ")
@@ -142,7 +144,7 @@ class AccessGate:
                 raise self._unauthorized(
                     base_url, None, "invalid_token", "the bearer token is invalid or expired"
                 ) from None
-            principal = await self._subject(claims) if claims.subject else ANONYMOUS
+            principal = await self._subject(claims, fresh) if claims.subject else ANONYMOUS
             if principal is None:
                 raise self._unauthorized(
                     base_url, None, "invalid_token", "the account behind this token is gone"
@@ -150,16 +152,23 @@ class AccessGate:
             return Caller(principal, claims, address)
         if scheme == "basic":
             username, password = decode_basic(credentials)
-            principal = await self.login(username, password, address)
+            principal = await self.login(username, password, address, fresh=fresh)
             if principal is None:
                 raise self._unauthorized(base_url, None, None, "incorrect username or password")
             return Caller(principal, None, address)
         raise self._unauthorized(base_url, None, None, "unsupported authorization scheme")
 
-    async def login(self, username: str, password: str, address: str) -> Principal | None:
-        """Check credentials, throttled per account and per address; None when wrong."""
-        key = (username, password)
-        cached = self._basic.get(key)
+    async def login(self, username: str, password: str, address: str, *,
+                    fresh: bool = False) -> Principal | None:
+        """Check credentials, throttled per account and per address; None when wrong.
+
+        Password checks (bcrypt, deliberately slow) are remembered for a few seconds on the
+        registry's hot path; access tokens are cheap to check and never remembered, so a
+        revocation is seen at once. `fresh` (the token endpoint, the account API) always asks.
+        """
+        key = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
+        remember = not fresh and not password.startswith(TOKEN_PREFIX)
+        cached = self._basic.get(key) if remember else None
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
@@ -170,9 +179,10 @@ class AccessGate:
             await self.counters.hit(f"login-fail:user:{username}", window)
             await self.counters.hit(f"login-fail:ip:{address}", window)
             return None
-        self._basic[key] = (now + IDENTITY_CACHE_SECONDS, principal)
-        while len(self._basic) > 1000:
-            self._basic.popitem(last=False)
+        if remember:
+            self._basic[key] = (now + IDENTITY_CACHE_SECONDS, principal)
+            while len(self._basic) > 1000:
+                self._basic.popitem(last=False)
         return principal
 
     async def _check_throttle(self, username: str, address: str) -> None:
@@ -189,9 +199,9 @@ class AccessGate:
                     headers={"Retry-After": str(max(1, int(reset)))},
                 )
 
-    async def _subject(self, claims: TokenClaims) -> Principal | None:
+    async def _subject(self, claims: TokenClaims, fresh: bool = False) -> Principal | None:
         key = (claims.subject, claims.credential)
-        cached = self._subjects.get(key)
+        cached = None if fresh else self._subjects.get(key)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]

@@ -80,7 +80,7 @@ class TokenIssuer:
         """GET /token: Basic credentials (or none, for an anonymous token)."""
         principal = ANONYMOUS
         if username is not None:
-            found = await self.gate.login(username, password or "", address)
+            found = await self.gate.login(username, password or "", address, fresh=True)
             if found is None:
                 raise self._unauthorized("incorrect username or password")
             principal = found
@@ -95,7 +95,7 @@ class TokenIssuer:
         service = form.get("service")
         if grant == "password":
             principal = await self.gate.login(
-                form.get("username", ""), form.get("password", ""), address
+                form.get("username", ""), form.get("password", ""), address, fresh=True
             )
             if principal is None:
                 raise self._unauthorized("incorrect username or password")

@@ -41,3 +41,10 @@ def repository_actions(
     if principal.token_scope is not None:
         actions = actions & TOKEN_SCOPE_ACTIONS.get(principal.token_scope, frozenset())
     return actions
+
+
+def may_administer(principal: Principal, namespace: str) -> bool:
+    """Settings of a namespace (visibility, members): its owners and administrators."""
+    if principal.token_scope is not None and principal.token_scope != "delete":
+        return False
+    return principal.is_admin or principal.roles.get(namespace) == "owner"

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api.routes import (
+    accounts,
     base,
     blobs,
     catalog,
@@ -41,6 +42,15 @@ def table(is_read_only: bool) -> list[Route]:
     return [
         Route("/v2/", base.version_check, methods=["GET"]),
         Route("/token", token.issue, methods=["GET", "POST"]),
+        Route("/api/v1/me", accounts.me, methods=["GET"]),
+        Route("/api/v1/tokens", accounts.tokens, methods=["GET", "POST"]),
+        Route("/api/v1/tokens/{token}", accounts.token, methods=["DELETE"]),
+        Route("/api/v1/users", accounts.users, methods=["GET", "POST"]),
+        Route("/api/v1/users/{user}", accounts.user, methods=["PUT", "DELETE"]),
+        Route("/api/v1/orgs", accounts.orgs, methods=["POST"]),
+        Route("/api/v1/orgs/{org}/members/{user}", accounts.member, methods=["PUT", "DELETE"]),
+        Route("/api/v1/repositories/{name:path}/visibility", accounts.visibility,
+              methods=["PUT"]),
         Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
         Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
         Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),

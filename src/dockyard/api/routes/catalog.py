@@ -9,16 +9,28 @@ from starlette.responses import JSONResponse, Response
 from dockyard.api.routes.common import registry_of, require
 from dockyard.api.routes.tags import next_link
 from dockyard.auth.gate import Need
-from dockyard.service.listing import parse_page_size
+from dockyard.service.listing import Page, parse_page_size
+
+# Names read per step while filling a page with repositories the caller may see.
+FILL_BATCH = 100
 
 
 async def list_repositories(request: Request) -> Response:
     caller = await require(request, Need("catalog"))
     params = request.query_params
-    page = await registry_of(request).listing.catalog(
-        parse_page_size(params.get("n")), params.get("last")
-    )
-    items = page.items
+    listing = registry_of(request).listing
+    page = await listing.catalog(parse_page_size(params.get("n")), params.get("last"))
     if caller is not None:
-        items = await request.app.state.auth.gate.may_pull(caller, items)
-    return JSONResponse({"repositories": items}, headers=next_link("/v2/_catalog", page))
+        # Filter, then fill the page from further names, so the Link's `last` is always a
+        # name the caller may see (never a hidden repository's).
+        gate = request.app.state.auth.gate
+        visible = await gate.may_pull(caller, page.items)
+        more = page.next_last
+        while more is not None and len(visible) < page.limit:
+            batch = await listing.catalog(max(page.limit, FILL_BATCH), more)
+            visible += await gate.may_pull(caller, batch.items)
+            more = batch.next_last
+        if len(visible) > page.limit:
+            visible, more = visible[: page.limit], "more"
+        page = Page(visible, visible[-1] if more is not None and visible else None, page.limit)
+    return JSONResponse({"repositories": page.items}, headers=next_link("/v2/_catalog", page))

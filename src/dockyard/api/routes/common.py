@@ -27,15 +27,17 @@ def base_url(request: Request) -> str:
     return str(request.base_url)
 
 
-async def caller_of(request: Request) -> Caller | None:
-    """Who is asking; None when the registry runs without accounts."""
+async def caller_of(request: Request, *, fresh: bool = False) -> Caller | None:
+    """Who is asking; None when the registry runs without accounts. `fresh` skips the short
+    in-memory memory of recent logins (for account changes, which must see the latest)."""
     auth = request.app.state.auth
     if auth is None:
         return None
     caller = request.scope.get(CALLER_KEY)
     if caller is None:
         caller = await auth.gate.identify(
-            request.headers.get("authorization"), caller_address(request), base_url(request)
+            request.headers.get("authorization"), caller_address(request), base_url(request),
+            fresh=fresh,
         )
         request.scope[CALLER_KEY] = caller
     return caller
