@@ -97,7 +97,7 @@ class AccessGate:
         self.tokens = tokens
         self.counters = counters
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
-        self._basic: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._basic: OrderedDict[str, tuple[float, float]] = OrderedDict()  # expiry, checked
         self._subjects: OrderedDict[tuple[str, str | None], tuple[float, Principal | None]] = (
             OrderedDict()
         )
@@ -163,15 +163,21 @@ class AccessGate:
         """Check credentials, throttled per account and per address; None when wrong.
 
         Password checks (bcrypt, deliberately slow) are remembered for a few seconds on the
-        registry's hot path; access tokens are cheap to check and never remembered, so a
-        revocation is seen at once. `fresh` (the token endpoint, the account API) always asks.
+        registry's hot path, the account's roles never are; access tokens are cheap to check
+        and never remembered, so a revocation is seen at once. `fresh` (the token endpoint, the
+        account API) always checks.
         """
         key = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
         remember = not fresh and not password.startswith(TOKEN_PREFIX)
         cached = self._basic.get(key) if remember else None
         now = time.monotonic()
         if cached is not None and cached[0] > now:
-            return cached[1]
+            # Only the slow password check is remembered: roles and the account itself are
+            # read again, and a password changed since the check voids it.
+            principal = await self.accounts.principal(username, issued_at=cached[1])
+            if principal is not None:
+                return principal
+            self._basic.pop(key, None)
         await self._check_throttle(username, address)
         principal = await self.accounts.authenticate(username, password)
         if principal is None:
@@ -180,7 +186,7 @@ class AccessGate:
             await self.counters.hit(f"login-fail:ip:{address}", window)
             return None
         if remember:
-            self._basic[key] = (now + IDENTITY_CACHE_SECONDS, principal)
+            self._basic[key] = (now + IDENTITY_CACHE_SECONDS, time.time())
             while len(self._basic) > 1000:
                 self._basic.popitem(last=False)
         return principal
