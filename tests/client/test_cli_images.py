@@ -183,3 +183,31 @@ def test_inspect_delete_manifest_create_and_errors(registry: RunningRegistry,
     assert parts["canonical"] == "docker.io/library/alpine:latest"
     down = dockyard("inspect", "127.0.0.1:1/x:1", home=tmp_path, check=False)
     assert down.returncode == 1 and "cannot connect" in down.stderr
+
+
+def test_login_push_pull_against_dockyard_token_auth(start_registry, tmp_path: Path,
+                                                     ce: ContainersEnv) -> None:
+    server = start_registry("--auth", env={"DOCKYARD_ADMIN_PASSWORD": "admin-pw"})
+    subprocess.run([sys.executable, "-m", "dockyard", "user", "add", "carol", "--password-stdin",
+                    "--data-dir", str(server.data_dir)], input="carol-pw\n", check=True,
+                   capture_output=True, text=True)
+    image = write_oci_image(tmp_path / "src", "v1", seed="token-auth")
+    ref = f"{server.host}/carol/app:v1"
+    anonymous = dockyard("push", f"oci:{tmp_path / 'src'}:v1", ref, home=tmp_path, check=False)
+    assert anonymous.returncode == 4
+    dockyard("login", server.host, "-u", "carol", "--password-stdin", input="carol-pw\n",
+             home=tmp_path)
+    stored = json.loads((tmp_path / "docker" / "config.json").read_text())
+    assert server.host in stored["auths"] and "carol-pw" not in json.dumps(stored)
+    pushed = summary(dockyard("push", f"oci:{tmp_path / 'src'}:v1", ref, "--json",
+                              home=tmp_path))
+    assert pushed["digest"] == image.manifest_digest
+    pulled = summary(dockyard("pull", ref, f"oci:{tmp_path / 'back'}:v1", "--json",
+                              home=tmp_path))
+    assert pulled["digest"] == image.manifest_digest
+    ce.skopeo("login", "--tls-verify=false", "-u", "carol", "-p", "carol-pw", server.host)
+    raw = ce.skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}", text=False)
+    assert raw.stdout == image.manifest_bytes
+    dockyard("logout", server.host, home=tmp_path)
+    after = dockyard("pull", ref, f"oci:{tmp_path / 'again'}:v1", home=tmp_path, check=False)
+    assert after.returncode == 4 and "dockyard login" in after.stderr
