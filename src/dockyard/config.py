@@ -6,6 +6,7 @@ Unknown keys and bad values are rejected before the server starts (`dockyard con
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,52 @@ ENV_PREFIX = "DOCKYARD_"
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which key and why."""
+
+
+class Upstream(BaseModel):
+    """A registry cached through this one: pull `NAME/REPO` here to get `REPO` from `url`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="the prefix, e.g. docker.io or ghcr.io")
+    url: str = Field(description="the upstream registry, e.g. https://registry-1.docker.io")
+    username: str | None = None
+    password: str | None = None
+    ttl_seconds: int = Field(300, ge=0, description="serve a tag from cache this long unchecked")
+    mirror: bool = Field(False, description="also serve un-prefixed names (registry-mirrors)")
+    anonymous: bool = Field(
+        False, description="with accounts on, let anonymous clients pull through the cache"
+    )
+    timeout_seconds: float = Field(30.0, gt=0, description="per upstream request")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        from dockyard.core.names import is_valid_name
+
+        if "/" in value or not is_valid_name(value):
+            raise ValueError("an upstream name is one lower-case path component, e.g. docker.io")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("expected http(s)://HOST[:PORT]")
+        return value.rstrip("/")
+
+
+def parse_upstream_flag(text: str) -> dict[str, Any]:
+    """`NAME=URL` from the command line."""
+    name, sep, url = text.partition("=")
+    if not sep:
+        raise ConfigError(
+            f"--proxy {text!r}: expected NAME=URL, e.g. docker.io=https://registry-1.docker.io"
+        )
+    return {"name": name.strip(), "url": url.strip()}
 
 
 class Settings(BaseModel):
@@ -74,6 +121,21 @@ class Settings(BaseModel):
         10, ge=0, description="failed logins per window per account and per address; 0 = off"
     )
     login_failure_window_seconds: int = Field(300, ge=1, description="failed-login window")
+
+    # -- pull-through cache ------------------------------------------------------------------
+    proxies: list[Upstream] = Field(
+        default_factory=list, description="registries cached through this one"
+    )
+
+    @field_validator("proxies")
+    @classmethod
+    def _check_proxies_unique(cls, value: list[Upstream]) -> list[Upstream]:
+        names = [u.name for u in value]
+        if len(set(names)) != len(names):
+            raise ValueError("upstream names must be unique")
+        if sum(u.mirror for u in value) > 1:
+            raise ValueError("only one upstream can be the mirror")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -132,9 +194,18 @@ def _env_values(environ: dict[str, str]) -> dict[str, Any]:
     for name, info in Settings.model_fields.items():
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
-            # Lists come comma-separated: DOCKYARD_TRUSTED_PROXIES=10.0.0.1,10.0.1.0/24
+            # Lists come comma-separated (DOCKYARD_TRUSTED_PROXIES=10.0.0.1,10.0.1.0/24) or as
+            # JSON (DOCKYARD_PROXIES='[{"name": "docker.io", "url": "https://…"}]').
             is_list = getattr(info.annotation, "__origin__", None) is list
-            values[name] = [p.strip() for p in raw.split(",") if p.strip()] if is_list else raw
+            if is_list and raw.lstrip().startswith("["):
+                try:
+                    values[name] = json.loads(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"{ENV_PREFIX}{name.upper()} is not valid JSON") from exc
+            elif is_list:
+                values[name] = [p.strip() for p in raw.split(",") if p.strip()]
+            else:
+                values[name] = raw
     return values
 
 

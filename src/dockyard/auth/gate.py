@@ -23,6 +23,7 @@ from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
 from dockyard.config import Settings
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.service.accounts import ANONYMOUS, TOKEN_PREFIX, AccountService, Principal
+from dockyard.service.proxy import ProxyService
 
 # How long a checked Basic credential or a bearer subject's account is trusted in memory.
 IDENTITY_CACHE_SECONDS = 10.0
@@ -91,8 +92,10 @@ class AccessGate:
         accounts: AccountService,
         tokens: TokenAuthority,
         counters: Counters,
+        proxy: ProxyService | None = None,
     ) -> None:
         self.settings = settings
+        self.proxy = proxy
         self.accounts = accounts
         self.tokens = tokens
         self.counters = counters
@@ -240,8 +243,7 @@ class AccessGate:
             )
             if need.actions <= granted:
                 return
-        visibility = await self.accounts.visibility(need.repository)
-        actions = repository_actions(caller.principal, need.repository, visibility)
+        actions = await self.actions_for(caller.principal, need.repository)
         if caller.claims is None and need.actions <= actions:
             return  # Basic credentials, or anonymous on something public
         insufficient = "insufficient_scope" if caller.claims is not None else None
@@ -262,13 +264,31 @@ class AccessGate:
         # Not even visible to this account: answered exactly as a missing repository.
         raise self._unauthorized(base_url, need, insufficient)
 
+    async def actions_for(self, principal: Principal, repository: str) -> frozenset[str]:
+        """What the principal may do to the repository, wherever it lives."""
+        route = await self.proxy.route(repository) if self.proxy is not None else None
+        if route is not None:
+            # A cached repository: pulls for accounts (and anonymous callers if the upstream
+            # allows them); nobody writes to it.
+            if principal.anonymous and not route.upstream.config.anonymous:
+                return frozenset()
+            return repository_actions(principal, repository, "public") & {PULL}
+        visibility = await self.accounts.visibility(repository)
+        return repository_actions(principal, repository, visibility)
+
     async def may_pull(self, caller: Caller, repositories: list[str]) -> list[str]:
         """Those repositories the caller can see (for the catalog)."""
         principal = caller.principal
         visibilities = await self.accounts.visibilities(repositories)
-        return [
-            r for r in repositories if PULL in repository_actions(principal, r, visibilities.get(r))
-        ]
+        visible = []
+        for repo in repositories:
+            if self.proxy is not None and self.proxy.prefixed(repo) is not None:
+                actions = await self.actions_for(principal, repo)
+            else:
+                actions = repository_actions(principal, repo, visibilities.get(repo))
+            if PULL in actions:
+                visible.append(repo)
+        return visible
 
     # -- pull rate limit -----------------------------------------------------------------
     async def count_pull(self, caller: Caller) -> dict[str, str]:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dockyard.auth.gate import AccessGate
-from dockyard.auth.policy import repository_actions
 from dockyard.auth.scopes import Scope, parse_scopes
 from dockyard.auth.tokens import REFRESH, InvalidToken
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -34,8 +33,7 @@ class TokenIssuer:
                 if scope.actions:
                     granted.append(scope)
                 continue
-            visibility = await self.accounts.visibility(scope.name)
-            actions = repository_actions(principal, scope.name, visibility) & scope.actions
+            actions = await self.gate.actions_for(principal, scope.name) & scope.actions
             if actions:
                 granted.append(Scope(scope.type, scope.name, frozenset(actions)))
         return granted

@@ -29,5 +29,5 @@ def build_auth(registry: Registry) -> Auth:
         access_ttl=settings.token_ttl_seconds,
         refresh_ttl=settings.refresh_token_ttl_seconds,
     )
-    gate = AccessGate(settings, registry.accounts, tokens, registry.counters)
+    gate = AccessGate(settings, registry.accounts, tokens, registry.counters, registry.proxy)
     return Auth(gate, TokenIssuer(gate), tokens)

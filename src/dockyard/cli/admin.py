@@ -113,7 +113,8 @@ def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     for account in accounts:
         flags = ["admin"] if account.is_admin else []
         if account.pull_limit is not None:
-            flags.append(f"pull limit {account.pull_limit}")
+            limit = account.pull_limit
+            flags.append(f"pull limit {limit if limit > 0 else 'unlimited'}")
         typer.echo(account.name + (f"  ({', '.join(flags)})" if flags else ""))
 
 

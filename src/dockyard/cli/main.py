@@ -11,7 +11,13 @@ import typer
 
 from dockyard import __version__
 from dockyard.cli import admin, images, login
-from dockyard.config import ConfigError, Settings, check_security, load_settings
+from dockyard.config import (
+    ConfigError,
+    Settings,
+    check_security,
+    load_settings,
+    parse_upstream_flag,
+)
 
 app = typer.Typer(
     help="Dockyard: a container image registry server and a daemonless client.",
@@ -113,6 +119,23 @@ def serve(
             "Also DOCKYARD_AUTH.",
         ),
     ] = None,
+    proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--proxy",
+            help="Cache another registry: NAME=URL, e.g. "
+            "docker.io=https://registry-1.docker.io; then pull localhost:5000/docker.io/library/"
+            "alpine. Repeatable. Credentials, TTL and more in the config file's `proxies` list.",
+        ),
+    ] = None,
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            "--mirror",
+            help="The --proxy NAME that also answers un-prefixed names, for docker's "
+            "registry-mirrors (e.g. /v2/library/alpine).",
+        ),
+    ] = None,
     no_fsync: Annotated[
         bool,
         typer.Option(
@@ -128,8 +151,22 @@ def serve(
     (blobs on the filesystem, metadata in SQLite). Settings come from defaults, then the
     --config file, then DOCKYARD_* variables, then these flags.
     """
+    proxies = None
+    if proxy:
+        try:
+            proxies = [
+                {**parse_upstream_flag(p), "mirror": parse_upstream_flag(p)["name"] == mirror}
+                for p in proxy
+            ]
+        except ConfigError as exc:
+            typer.echo(f"dockyard: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    elif mirror:
+        typer.echo("dockyard: --mirror names one of the --proxy upstreams", err=True)
+        raise typer.Exit(2)
     settings = _settings(
         config,
+        proxies=proxies,
         listen=listen,
         data_dir=data_dir,
         workers=workers,

@@ -98,3 +98,9 @@ class MetadataStore(Protocol):
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]: ...
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
+
+    # pull-through cache
+    async def tag_checked_at(self, repository: str, tag: str) -> float | None:
+        """When the upstream last confirmed this cached tag; None if never."""
+
+    async def mark_tag_checked(self, repository: str, tag: str, now: float) -> None: ...

@@ -145,3 +145,14 @@ repository_settings = sa.Table(
     sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
     sa.Column("visibility", sa.String(8), nullable=False),  # "public" or "private"
 )
+
+# -- pull-through cache (revision 0003) -----------------------------------------------------------
+
+cached_tags = sa.Table(
+    "cached_tags",
+    metadata,
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
+    sa.Column("tag", NameText, primary_key=True),
+    # When the upstream last confirmed (or gave) what this tag points at.
+    sa.Column("checked_at", sa.Float, nullable=False),
+)

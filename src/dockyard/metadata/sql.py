@@ -428,3 +428,30 @@ class SQLMetadataStore:
             return [self._record(row) for row in rows]
 
         return await self._read(fn)
+
+    # -- pull-through cache --------------------------------------------------------------
+    async def tag_checked_at(self, repository: str, tag: str) -> float | None:
+        def fn(conn: Connection) -> float | None:
+            return conn.execute(
+                sa.select(t.cached_tags.c.checked_at)
+                .join(t.repositories, t.repositories.c.id == t.cached_tags.c.repository_id)
+                .where(t.repositories.c.name == repository, t.cached_tags.c.tag == tag)
+            ).scalar()
+
+        return await self._read(fn)
+
+    async def mark_tag_checked(self, repository: str, tag: str, now: float) -> None:
+        def fn(conn: Connection) -> None:
+            repo_id = self._repo_id(conn, repository, create=True)
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(t.cached_tags).values(
+                repository_id=repo_id, tag=tag, checked_at=now
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[t.cached_tags.c.repository_id, t.cached_tags.c.tag],
+                    set_={"checked_at": now},
+                )
+            )
+
+        await self._write(fn)

@@ -111,7 +111,9 @@ class AccountService:
         account = await self.store.get_account(name)
         if account is None or account.kind != USER:
             return None
-        if issued_at is not None and issued_at < int(account.credentials_changed_at):
+        # Not int(): a refresh token's whole-second `iat` from the second of a change cannot
+        # be told from one issued before it, so it is refused (the safe side).
+        if issued_at is not None and issued_at < account.credentials_changed_at:
             return None
         token_scope = None
         if credential is not None:

@@ -31,6 +31,17 @@ def parse_page_size(raw: str | None) -> int | None:
     return int(raw)
 
 
+def paginate(names: list[str], n: int | None, last: str | None) -> Page:
+    """One page of an already sorted list, as the store would have given it."""
+    if n == 0:
+        return Page([], None, 0)
+    limit = min(n if n is not None else MAX_PAGE, MAX_PAGE)
+    after = [name for name in names if last is None or name > last]
+    if len(after) > limit:
+        return Page(after[:limit], after[limit - 1], limit)
+    return Page(after, None, limit)
+
+
 class ListingService:
     def __init__(self, meta: MetadataStore) -> None:
         self.meta = meta

@@ -113,6 +113,42 @@ class ManifestService:
         self.cache.put(digest, body)
         return PutResult(digest, record.subject, tuple(dict.fromkeys(tags)))
 
+    async def store_fetched(
+        self,
+        repository: str,
+        body: bytes,
+        media_type: str | None,
+        tag: str | None,
+        expected: str | None = None,
+    ) -> ManifestRecord:
+        """Keep a manifest fetched from an upstream registry. Its blobs and children are not
+        required to be here yet: a pull-through cache fetches them when asked."""
+        manifest = parse_manifest(body, media_type)
+        wanted = Digest.parse(expected) if expected else None
+        digest = str(Digest.of(body, wanted.algorithm if wanted else "sha256"))
+        if wanted is not None and str(wanted) != digest:
+            raise RegistryError(
+                ErrorCode.DIGEST_INVALID,
+                "the upstream sent a manifest that does not match its digest",
+                detail={"digest": str(wanted)},
+            )
+        references = [Reference(d.digest, "blob") for d in manifest.blobs if not d.is_foreign]
+        references += [
+            Reference(d, "manifest") for d in dict.fromkeys(c.digest for c in manifest.children)
+        ]
+        await self.blobs.put(digest, body)
+        record = ManifestRecord(
+            digest=digest,
+            media_type=manifest.media_type,
+            size=len(body),
+            artifact_type=manifest.referrer_artifact_type,
+            subject=manifest.subject.digest if manifest.subject else None,
+            annotations=manifest.annotations,
+        )
+        await self.meta.put_manifest(repository, record, references, [tag] if tag else [])
+        self.cache.put(digest, body)
+        return record
+
     async def _check_references(
         self, repository: str, manifest: ParsedManifest, may_read: ReadCheck | None
     ) -> list[Reference]:

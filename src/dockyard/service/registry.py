@@ -15,6 +15,7 @@ from dockyard.service.accounts import AccountService
 from dockyard.service.blobs import BlobService
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
+from dockyard.service.proxy import ProxyService
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
@@ -46,6 +47,9 @@ class Registry:
         assert isinstance(meta, SQLMetadataStore)
         self.accounts = AccountService(SQLAccountStore(meta), meta, settings.default_visibility)
         self.counters = SQLiteCounters(settings.data_dir / COUNTERS_FILE)
+        self.proxy = (
+            ProxyService(settings, blob_store, meta, self.manifests) if settings.proxies else None
+        )
         self._housekeeping: asyncio.Task | None = None
 
     @classmethod
@@ -60,6 +64,8 @@ class Registry:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
+        if self.proxy is not None:
+            await self.proxy.close()
         await self.meta.close()
 
     async def _purge_loop(self) -> None:

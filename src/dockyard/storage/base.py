@@ -49,6 +49,10 @@ class BlobStore(Protocol):
     def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
         """Stream what an upload holds so far (to hash it when no running hash survived)."""
 
+    def upload_path(self, upload_id: str) -> Path | None:
+        """The local file an upload is written to, when the backend has one: lets readers
+        follow a download while it is still arriving (the pull-through cache)."""
+
     async def commit_upload(self, upload_id: str, digest: str) -> None:
         """Make the upload's bytes durable and visible under `digest`, atomically."""
 

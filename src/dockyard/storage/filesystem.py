@@ -165,6 +165,9 @@ class FilesystemBlobStore:
         finally:
             os.close(fd)
 
+    def upload_path(self, upload_id: str) -> Path | None:
+        return self._upload_path(upload_id)
+
     async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
         with open(self._upload_path(upload_id), "rb") as f:
             while chunk := await asyncio.to_thread(f.read, 8 * CHUNK):

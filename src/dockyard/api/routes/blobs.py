@@ -6,9 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.responses import BlobResponse
-from dockyard.api.routes.common import registry_of, repository_access
+from dockyard.api.routes.common import cache_route, registry_of, repository_access
 from dockyard.auth.scopes import DELETE, PULL
+from dockyard.core.digest import Digest
 from dockyard.core.ranges import parse_range
+from dockyard.service.proxy import Route
 
 
 async def endpoint(request: Request) -> Response | BlobResponse:
@@ -16,18 +18,17 @@ async def endpoint(request: Request) -> Response | BlobResponse:
     name, _ = await repository_access(request, DELETE if deleting else PULL)
     registry = registry_of(request)
     digest = request.path_params["digest"]
+    route = await cache_route(request, name, writing=deleting)
     if deleting:
         await registry.blobs.delete(name, digest)
         return Response(status_code=202, headers={"Content-Length": "0"})
-
-    info = await registry.blobs.stat(name, digest)
-    headers = {
-        "Content-Type": "application/octet-stream",
-        "Docker-Content-Digest": info.digest,
-        "ETag": f'"{info.digest}"',
-        "Accept-Ranges": "bytes",
-        "Cache-Control": "max-age=31536000",
-    }
+    if route is not None:
+        info = await registry.proxy.cached_blob(route, str(Digest.parse(digest)))
+        if info is None:
+            return await _through_cache(request, route, str(Digest.parse(digest)))
+    else:
+        info = await registry.blobs.stat(name, digest)
+    headers = _headers(info.digest)
     head = request.method == "HEAD"
     span = parse_range(request.headers["range"], info.size) if "range" in request.headers else None
     if span is None:
@@ -45,3 +46,26 @@ async def endpoint(request: Request) -> Response | BlobResponse:
     return BlobResponse(
         206, headers, head=head, stream=lambda: registry.blobs.read(info.digest, start, end)
     )
+
+
+def _headers(digest: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/octet-stream",
+        "Docker-Content-Digest": digest,
+        "ETag": f'"{digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000",
+    }
+
+
+async def _through_cache(request: Request, route: Route, digest: str) -> BlobResponse:
+    """A blob the cache does not hold yet: HEAD asks the upstream, GET streams the download
+    (whole: a range of an uncached blob is served once the blob is here)."""
+    proxy = registry_of(request).proxy
+    headers = _headers(digest)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(await proxy.blob_size(route, digest))
+        return BlobResponse(200, headers, head=True)
+    size, stream = await proxy.fetch_blob(route, digest)
+    headers["Content-Length"] = str(size)
+    return BlobResponse(200, headers, stream=lambda: stream)

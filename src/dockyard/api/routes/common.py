@@ -8,7 +8,9 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 
 from dockyard.auth.gate import Caller, Need, client_address
+from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
+from dockyard.service.proxy import Route
 from dockyard.service.registry import Registry
 
 ReadCheck = Callable[[str], Awaitable[bool]]
@@ -75,3 +77,15 @@ def read_check(request: Request, caller: Caller | None) -> ReadCheck | None:
         return bool(await gate.may_pull(caller, [name]))
 
     return may_read
+
+
+READ_ONLY_CACHE = "cached repositories are read-only: push to a repository of your own"
+
+
+async def cache_route(request: Request, name: str, *, writing: bool = False) -> Route | None:
+    """The pull-through cache route for `name`, refusing writes to it (UNSUPPORTED)."""
+    proxy = registry_of(request).proxy
+    route = await proxy.route(name) if proxy is not None else None
+    if route is not None and writing:
+        raise RegistryError(ErrorCode.UNSUPPORTED, READ_ONLY_CACHE)
+    return route

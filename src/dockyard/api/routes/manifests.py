@@ -6,7 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.body import read_body
-from dockyard.api.routes.common import read_check, registry_of, repository_access
+from dockyard.api.routes.common import (
+    cache_route,
+    read_check,
+    registry_of,
+    repository_access,
+)
 from dockyard.auth.scopes import DELETE, PULL, PUSH
 from dockyard.core import mediatypes as mt
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -23,6 +28,7 @@ async def endpoint(request: Request) -> Response:
     reference = request.path_params["reference"]
     registry = registry_of(request)
     manifests = registry.manifests
+    route = await cache_route(request, name, writing=request.method in ("PUT", "DELETE"))
 
     if request.method == "PUT":
         body = await read_body(
@@ -51,7 +57,11 @@ async def endpoint(request: Request) -> Response:
         await manifests.delete(name, reference)
         return Response(status_code=202, headers={"Content-Length": "0"})
 
-    record = await manifests.resolve(name, reference)
+    warning = None
+    if route is not None:
+        record, warning = await registry.proxy.manifest(route, reference)
+    else:
+        record = await manifests.resolve(name, reference)
     if ":" not in reference:
         # Clients such as skopeo send one Accept header per media type: read them all.
         _negotiate(",".join(request.headers.getlist("accept")), record.media_type, record.digest)
@@ -61,6 +71,8 @@ async def endpoint(request: Request) -> Response:
         "ETag": f'"{record.digest}"',
         "Content-Length": str(record.size),
     }
+    if warning:
+        headers["Warning"] = warning
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
     if caller is not None:  # only pulls that return a manifest count, as on Docker Hub

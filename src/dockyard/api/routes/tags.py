@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dockyard.api.routes.common import registry_of, repository_access
+from dockyard.api.routes.common import cache_route, registry_of, repository_access
 from dockyard.auth.scopes import PULL
 from dockyard.service.listing import Page, parse_page_size
 
@@ -22,9 +22,12 @@ def next_link(path: str, page: Page) -> dict[str, str]:
 async def list_tags(request: Request) -> Response:
     name, _ = await repository_access(request, PULL)
     params = request.query_params
-    page = await registry_of(request).listing.tags(
-        name, parse_page_size(params.get("n")), params.get("last")
-    )
+    n, last = parse_page_size(params.get("n")), params.get("last")
+    route = await cache_route(request, name)
+    if route is not None:
+        page = await registry_of(request).proxy.tags(route, n, last)
+    else:
+        page = await registry_of(request).listing.tags(name, n, last)
     return JSONResponse(
         {"name": name, "tags": page.items}, headers=next_link(f"/v2/{name}/tags/list", page)
     )

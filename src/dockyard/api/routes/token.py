@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -20,11 +22,16 @@ async def issue(request: Request) -> Response:
     address = caller_address(request)
     scopes = request.query_params.getlist("scope")
     if request.method == "POST":
-        if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
-            raise RegistryError(ErrorCode.UNSUPPORTED, "form too large", status=413)
-        form = await request.form()
-        values = {k: str(v) for k, v in form.items()}
-        scopes += [str(v) for v in form.getlist("scope")]
+        # The OAuth2 form is application/x-www-form-urlencoded: parsed here, so the token
+        # endpoint needs no multipart library (starlette's request.form() does).
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_FORM_BYTES:
+                raise RegistryError(ErrorCode.UNSUPPORTED, "form too large", status=413)
+        pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        values = dict(pairs)
+        scopes += [v for k, v in pairs if k == "scope"]
         body = await auth.issuer.with_form(values, scopes, address)
     else:
         params = request.query_params

@@ -6,7 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.body import has_body, stream_body
-from dockyard.api.routes.common import read_check, registry_of, repository_access
+from dockyard.api.routes.common import (
+    cache_route,
+    read_check,
+    registry_of,
+    repository_access,
+)
 from dockyard.auth.scopes import PULL, PUSH
 from dockyard.core.digest import Digest
 from dockyard.core.names import validate_name
@@ -40,6 +45,7 @@ def _created(name: str, digest: str) -> Response:
 
 async def start(request: Request) -> Response:
     name, caller = await repository_access(request, PULL, PUSH)
+    await cache_route(request, name, writing=True)
     registry = registry_of(request)
     params = request.query_params
     mount = params.get("mount")

@@ -1,0 +1,453 @@
+"""Pull-through cache: repositories named `UPSTREAM/REPO` are served from the configured upstream
+registry and kept here, and with a mirror upstream so are names that exist nowhere locally.
+
+What it guarantees:
+* Only what a client asks for is fetched. Manifests by digest and blobs are immutable and never
+  fetched twice; a tag is served from cache for the upstream's TTL, then revalidated with a HEAD.
+* Any number of concurrent misses, in any worker process, cause one upstream request: a file
+  lock elects one downloader, everyone else follows the file it writes, so the first byte
+  reaches every client before the download ends. A client going away never stops the download.
+  The last bytes are held back until the digest is verified, so no client ever receives a
+  complete but wrong blob, and a failed download leaves nothing in the cache.
+* When the upstream is down, slow or rate-limiting, cached content is still served (tags past
+  their TTL with a `Warning` header) and the upstream's `Retry-After` is respected.
+* No SSRF: only configured upstreams are ever contacted, with repository names that passed the
+  name grammar; redirects are followed only for blob downloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.client.credentials import Credentials
+from dockyard.client.image import ClientError, NotFound
+from dockyard.client.registry import RegistryClient
+from dockyard.client.transport import RateLimited
+from dockyard.config import Settings, Upstream
+from dockyard.core.digest import Digest
+from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.metadata.base import ManifestRecord, MetadataStore
+from dockyard.service.blobs import BlobInfo
+from dockyard.service.listing import Page, paginate
+from dockyard.service.manifests import ManifestService, parse_reference
+from dockyard.storage.base import BlobStore
+
+log = logging.getLogger("dockyard.proxy")
+
+STALE_WARNING = '110 dockyard "Response is stale: the upstream could not be reached"'
+CHUNK = 1024 * 1024
+# How long to leave an upstream alone after it failed without saying when to come back.
+FAILURE_BACKOFF_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A cached repository: `local` is its name here, `remote` its name upstream."""
+
+    upstream: UpstreamRegistry
+    local: str
+    remote: str
+
+
+class UpstreamRegistry:
+    def __init__(self, config: Upstream) -> None:
+        self.config = config
+        self.name = config.name
+        self._client: RegistryClient | None = None
+        self.backoff_until = 0.0
+        self.last_error: Exception | None = None
+
+    @property
+    def client(self) -> RegistryClient:
+        # Created on first use, inside the worker's event loop.
+        if self._client is None:
+            host = self.config.url.split("://", 1)[1]
+            credentials = None
+            if self.config.username:
+                credentials = Credentials(self.config.username, self.config.password or "")
+            self._client = RegistryClient(
+                host, credentials=credentials, insecure=self.config.url.startswith("http://")
+            )
+        return self._client
+
+    def available(self) -> bool:
+        return time.time() >= self.backoff_until
+
+    def failed(self, exc: Exception) -> None:
+        self.last_error = exc
+        wait = exc.retry_after if isinstance(exc, RateLimited) else None
+        self.backoff_until = time.time() + (wait if wait is not None else FAILURE_BACKOFF_SECONDS)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def upstream_error(route: Route, exc: Exception) -> RegistryError:
+    """What a client is told when nothing is cached and the upstream cannot help."""
+    if isinstance(exc, RateLimited):
+        retry = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else {}
+        return RegistryError(
+            ErrorCode.TOOMANYREQUESTS,
+            f"{route.upstream.name} is rate-limiting this cache and it holds "
+            "no copy; try again later",
+            headers=retry,
+        )
+    return RegistryError(
+        ErrorCode.UNAVAILABLE,
+        f"{route.upstream.name} cannot be reached and this cache holds no copy "
+        f"of {route.local}: {exc}",
+    )
+
+
+class ProxyService:
+    def __init__(
+        self,
+        settings: Settings,
+        blob_store: BlobStore,
+        meta: MetadataStore,
+        manifests: ManifestService,
+    ) -> None:
+        self.upstreams = {u.name: UpstreamRegistry(u) for u in settings.proxies}
+        self.mirror = next((u for u in self.upstreams.values() if u.config.mirror), None)
+        self.blob_store = blob_store
+        self.meta = meta
+        self.manifests = manifests
+        self.lock_dir = settings.data_dir / "proxy"
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        self._local_locks: dict[str, asyncio.Lock] = {}
+        self._downloads: dict[str, asyncio.Task] = {}
+
+    async def close(self) -> None:
+        for task in list(self._downloads.values()):
+            task.cancel()
+        for upstream in self.upstreams.values():
+            await upstream.close()
+
+    # -- routing -------------------------------------------------------------------------
+    def prefixed(self, repository: str) -> Route | None:
+        first, _, rest = repository.partition("/")
+        upstream = self.upstreams.get(first)
+        return Route(upstream, repository, rest) if upstream is not None and rest else None
+
+    async def route(self, repository: str) -> Route | None:
+        """The cached repository a name refers to; None for an ordinary local repository."""
+        route = self.prefixed(repository)
+        if route is not None or self.mirror is None:
+            return route
+        if await self.meta.repository_exists(repository):
+            return None
+        return Route(self.mirror, f"{self.mirror.name}/{repository}", repository)
+
+    # -- cross-process single flight -----------------------------------------------------
+    def _lock_path(self, key: str) -> Path:
+        return self.lock_dir / (hashlib.sha256(key.encode()).hexdigest()[:40] + ".lock")
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, key: str) -> AsyncIterator[None]:
+        """One holder across every worker process; waiters block (in a thread) until free."""
+        local = self._local_locks.setdefault(key, asyncio.Lock())
+        async with local:
+            fd = os.open(self._lock_path(key), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+    # -- manifests -----------------------------------------------------------------------
+    async def manifest(self, route: Route, reference: str) -> tuple[ManifestRecord, str | None]:
+        """The manifest and, when it is served stale, the Warning header to add."""
+        tag, digest = parse_reference(reference, lookup=True)
+        if digest is not None:
+            record = await self.meta.get_manifest(route.local, str(digest))
+            if record is not None:
+                return record, None
+            async with self._exclusive(f"manifest:{route.local}@{digest}"):
+                record = await self.meta.get_manifest(route.local, str(digest))
+                if record is None:
+                    record = await self._fetch_manifest(route, str(digest), None)
+            return record, None
+        assert tag is not None
+        record, fresh = await self._cached_tag(route, tag)
+        if fresh:
+            return record, None  # type: ignore[return-value]
+        if not route.upstream.available():
+            return self._stale(route, record)
+        async with self._exclusive(f"tag:{route.local}:{tag}"):
+            record, fresh = await self._cached_tag(route, tag)
+            if fresh:
+                return record, None  # type: ignore[return-value]
+            try:
+                head = await route.upstream.client.head_manifest(route.remote, tag)
+                if head is None:
+                    raise RegistryError(
+                        ErrorCode.MANIFEST_UNKNOWN,
+                        f"{route.upstream.name} has no {route.remote}:{tag}",
+                    )
+                if record is None or record.digest != head.digest:
+                    record = await self._fetch_manifest(route, head.digest, tag)
+                await self.meta.mark_tag_checked(route.local, tag, time.time())
+                return record, None
+            except ClientError as exc:
+                route.upstream.failed(exc)
+                log.warning("revalidating %s:%s failed: %s", route.local, tag, exc)
+                return self._stale(route, record, exc)
+
+    def _stale(
+        self, route: Route, record: ManifestRecord | None, exc: Exception | None = None
+    ) -> tuple[ManifestRecord, str | None]:
+        if record is None:
+            cause = exc or route.upstream.last_error or RuntimeError("unavailable")
+            error = upstream_error(route, cause)
+            wait = route.upstream.backoff_until - time.time()
+            if wait > 0:
+                error.headers.setdefault("Retry-After", str(max(1, int(wait))))
+            raise error
+        return record, STALE_WARNING
+
+    async def _cached_tag(self, route: Route, tag: str) -> tuple[ManifestRecord | None, bool]:
+        record = await self.meta.resolve_tag(route.local, tag)
+        if record is None:
+            return None, False
+        checked = await self.meta.tag_checked_at(route.local, tag)
+        fresh = checked is not None and time.time() - checked < route.upstream.config.ttl_seconds
+        return record, fresh
+
+    async def _fetch_manifest(self, route: Route, digest: str, tag: str | None) -> ManifestRecord:
+        try:
+            fetched = await route.upstream.client.get_manifest(route.remote, digest)
+        except NotFound as exc:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, str(exc)) from exc
+        except ClientError as exc:
+            route.upstream.failed(exc)
+            raise upstream_error(route, exc) from exc
+        return await self.manifests.store_fetched(
+            route.local, fetched.body, fetched.media_type, tag, digest
+        )
+
+    async def tags(self, route: Route, n: int | None, last: str | None) -> Page:
+        """The upstream's tag list; the cached tags when it cannot be reached."""
+        names: list[str] | None = None
+        if route.upstream.available():
+            try:
+                names = sorted(await route.upstream.client.list_tags(route.remote))
+            except NotFound as exc:
+                raise RegistryError(ErrorCode.NAME_UNKNOWN, str(exc)) from exc
+            except ClientError as exc:
+                route.upstream.failed(exc)
+        if names is None:
+            if not await self.meta.repository_exists(route.local):
+                raise upstream_error(route, RuntimeError("no tag list"))
+            names = await self.meta.list_tags(route.local, None, None)
+        return paginate(names, n, last)
+
+    # -- blobs ---------------------------------------------------------------------------
+    async def cached_blob(self, route: Route, digest: str) -> BlobInfo | None:
+        """The blob if this registry holds it (linking it into the cached repository)."""
+        size = await self.meta.linked_blob_size(route.local, digest)
+        if size is None:
+            size = await self.meta.blob_size(digest)
+            if size is None or await self.blob_store.stat(digest) is None:
+                return None
+            await self.meta.link_blob(route.local, digest, size)
+        return BlobInfo(digest, size, self.blob_store.local_path(digest))
+
+    async def blob_size(self, route: Route, digest: str) -> int:
+        """For HEAD: the size, asking the upstream without downloading anything."""
+        digest = str(Digest.parse(digest))
+        cached = await self.cached_blob(route, digest)
+        if cached is not None:
+            return cached.size
+        try:
+            size = await route.upstream.client.blob_size(route.remote, digest)
+        except ClientError as exc:
+            route.upstream.failed(exc)
+            raise upstream_error(route, exc) from exc
+        if size is None:
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+        return size
+
+    async def fetch_blob(self, route: Route, digest: str) -> tuple[int, AsyncIterator[bytes]]:
+        """Start (or join) the download of an uncached blob; stream it as it arrives."""
+        upload_id = hashlib.sha256(f"proxy:{digest}".encode()).hexdigest()[:32]
+        for _ in range(3):
+            size = await self._join_or_lead(route, digest, upload_id)
+            if size is not None:
+                return size, self._follow(route, digest, upload_id, size)
+        raise RegistryError(ErrorCode.UNAVAILABLE, "the download of this blob keeps failing")
+
+    def _size_file(self, upload_id: str) -> Path:
+        return self.lock_dir / f"{upload_id}.size"
+
+    async def _join_or_lead(self, route: Route, digest: str, upload_id: str) -> int | None:
+        if upload_id not in self._downloads:
+            fd = os.open(self.lock_dir / f"{upload_id}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+            else:
+                await self._lead(route, digest, upload_id, fd)
+        # Follower (or the leader's own client): wait for the size the leader announces.
+        deadline = time.monotonic() + route.upstream.config.timeout_seconds
+        while time.monotonic() < deadline:
+            size_file = self._size_file(upload_id)
+            if size_file.exists():
+                with contextlib.suppress(ValueError, FileNotFoundError):
+                    return int(size_file.read_text())
+            cached = await self.cached_blob(route, digest)
+            if cached is not None:
+                return cached.size
+            if upload_id not in self._downloads and self._leader_gone(upload_id):
+                return None  # nobody is downloading: try to lead
+            await asyncio.sleep(0.01)
+        raise RegistryError(ErrorCode.UNAVAILABLE, "timed out waiting for the upstream")
+
+    def _leader_gone(self, upload_id: str) -> bool:
+        fd = os.open(self.lock_dir / f"{upload_id}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return True
+        finally:
+            os.close(fd)
+
+    async def _lead(self, route: Route, digest: str, upload_id: str, fd: int) -> None:
+        """Holding the lock: announce the size, then download in a task of its own."""
+        try:
+            cached = await self.cached_blob(route, digest)
+            size = (
+                None
+                if cached is not None
+                else await route.upstream.client.blob_size(route.remote, digest)
+            )
+        except ClientError as exc:
+            self._release(fd)
+            route.upstream.failed(exc)
+            raise upstream_error(route, exc) from exc
+        except BaseException:
+            self._release(fd)
+            raise
+        if cached is not None:
+            self._release(fd)
+            return
+        if size is None:
+            self._release(fd)
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+        await self.blob_store.create_upload(upload_id)
+        size_file = self._size_file(upload_id)
+        size_file.with_suffix(".tmp").write_text(str(size))
+        os.replace(size_file.with_suffix(".tmp"), size_file)
+        self._downloads[upload_id] = asyncio.create_task(
+            self._download(route, digest, upload_id, size, fd)
+        )
+
+    @staticmethod
+    def _release(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    async def _download(
+        self, route: Route, digest: str, upload_id: str, size: int, fd: int
+    ) -> None:
+        try:
+            stream = route.upstream.client.open_blob(route.remote, digest)
+            written = await self.blob_store.write_upload(upload_id, 0, stream)
+            if written != size:
+                raise ClientError(f"the upstream sent {written} bytes, announced {size}")
+            await self.blob_store.commit_upload(upload_id, digest)
+            await self.meta.link_blob(route.local, digest, size)
+            log.info("cached %s from %s (%d bytes)", digest, route.upstream.name, size)
+        except BaseException as exc:
+            log.warning("downloading %s from %s failed: %s", digest, route.upstream.name, exc)
+            if isinstance(exc, ClientError):
+                route.upstream.failed(exc)
+            with contextlib.suppress(Exception):
+                await self.blob_store.abort_upload(upload_id)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._size_file(upload_id).unlink(missing_ok=True)
+            self._downloads.pop(upload_id, None)
+            self._release(fd)
+
+    async def _follow(
+        self, route: Route, digest: str, upload_id: str, size: int
+    ) -> AsyncIterator[bytes]:
+        """Read the download as it grows; the last bytes only once the digest is verified."""
+        handle = None
+        delay = 0.002
+        try:
+            while handle is None:
+                for path in (
+                    self.blob_store.upload_path(upload_id),
+                    self.blob_store.local_path(digest),
+                ):
+                    if path is not None:
+                        with contextlib.suppress(FileNotFoundError):
+                            handle = open(path, "rb")  # noqa: SIM115 - closed below
+                            break
+                if handle is None:
+                    if await self._failed(route, digest, upload_id):
+                        raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
+                    await asyncio.sleep(0.01)
+            offset = 0
+            while offset < size:
+                chunk = os.pread(handle.fileno(), min(CHUNK, size - offset), offset)
+                if not chunk:
+                    committed = self.blob_store.local_path(digest)
+                    if (
+                        committed is not None
+                        and await self.blob_store.stat(digest) is not None
+                        and os.fstat(handle.fileno()).st_ino != committed.stat().st_ino
+                    ):
+                        # We were following a download that failed; another one finished.
+                        handle.close()
+                        handle = open(committed, "rb")  # noqa: SIM115 - closed below
+                        continue
+                    if await self._failed(route, digest, upload_id):
+                        raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+                    continue
+                delay = 0.002
+                if offset + len(chunk) == size:
+                    await self._verified(route, digest, upload_id)
+                offset += len(chunk)
+                yield chunk
+        finally:
+            if handle is not None:
+                handle.close()
+
+    async def _failed(self, route: Route, digest: str, upload_id: str) -> bool:
+        if upload_id in self._downloads:
+            return False
+        if await self.blob_store.stat(digest) is not None:
+            return False
+        return self._leader_gone(upload_id)
+
+    async def _verified(self, route: Route, digest: str, upload_id: str) -> None:
+        while await self.blob_store.stat(digest) is None:
+            if await self._failed(route, digest, upload_id):
+                raise RegistryError(
+                    ErrorCode.UNAVAILABLE,
+                    "the upstream sent content that does not match its digest; nothing was cached",
+                )
+            await asyncio.sleep(0.005)
