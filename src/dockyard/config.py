@@ -127,6 +127,11 @@ class Settings(BaseModel):
         default_factory=list, description="registries cached through this one"
     )
 
+    cache_max_bytes: int | None = Field(
+        None, ge=0, description="size limit of the pull-through cache; least recently used "
+        "images are evicted past it"
+    )
+
     @field_validator("proxies")
     @classmethod
     def _check_proxies_unique(cls, value: list[Upstream]) -> list[Upstream]:

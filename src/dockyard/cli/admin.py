@@ -23,6 +23,8 @@ user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 org_app = typer.Typer(help="Manage organisations and their members.", no_args_is_help=True)
 token_app = typer.Typer(help="Manage personal access tokens.", no_args_is_help=True)
 repo_app = typer.Typer(help="Repository settings.", no_args_is_help=True)
+cache_app = typer.Typer(help="The pull-through cache (upstreams from --config).",
+                        no_args_is_help=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.")]
 DataDirOpt = Annotated[
@@ -42,6 +44,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(org_app, name="org")
     app.add_typer(token_app, name="token")
     app.add_typer(repo_app, name="repo")
+    app.add_typer(cache_app, name="cache")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -362,3 +365,51 @@ def _checked(fn: Callable[[str], Any]) -> Callable[[str], Any]:
             raise fail(exc.message, 2) from exc
 
     return run
+
+
+# -- pull-through cache ------------------------------------------------------------------
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", text.strip().lower())
+    if match is None:
+        raise fail(f"invalid size {text!r}: use e.g. 500M, 20G", 2)
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[match.group(2)]
+    return int(float(match.group(1)) * scale)
+
+
+def _require_proxies(registry: Registry) -> None:
+    if not registry.settings.proxies:
+        raise fail("no upstreams are configured: give the --config file that lists `proxies`",
+                   2)
+
+
+@cache_app.command("stats")
+def cache_stats(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """How much the cached repositories hold on their own."""
+
+    async def action(registry: Registry) -> Any:
+        _require_proxies(registry)
+        return await registry.cache.stats()
+
+    usage = on_store(config, data_dir, action)
+    typer.echo(f"repositories: {usage.repositories}\nmanifests: {usage.manifests}\n"
+               f"blobs: {usage.blobs}\nbytes: {usage.bytes}")
+
+
+@cache_app.command("prune")
+def cache_prune(max_size: Annotated[str | None, typer.Option(
+        "--max-size", help="Evict least recently pulled images until the cache is under this "
+        "size (e.g. 20G); default: the configured cache_max_bytes.")] = None,
+                config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Remove cached content nothing needs, evicting least recently used images if over the
+    size limit. Content of ordinary repositories is never touched."""
+    limit = parse_size(max_size) if max_size else None
+
+    async def action(registry: Registry) -> Any:
+        _require_proxies(registry)
+        return await registry.cache.prune(limit)
+
+    result = on_store(config, data_dir, action)
+    typer.echo(f"evicted {result.manifests_evicted} manifest(s); removed "
+               f"{result.blobs_removed} blob(s), {result.bytes_freed} bytes; "
+               f"the cache now holds {result.usage.bytes} bytes")
+

@@ -30,6 +30,14 @@ class Reference:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheUsage:
+    repositories: int
+    manifests: int
+    blobs: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class UploadRecord:
     id: str
     repository: str
@@ -104,3 +112,17 @@ class MetadataStore(Protocol):
         """When the upstream last confirmed this cached tag; None if never."""
 
     async def mark_tag_checked(self, repository: str, tag: str, now: float) -> None: ...
+
+    async def cache_usage(self, prefixes: list[str]) -> CacheUsage:
+        """What the cached repositories (names under `prefixes`) hold on their own."""
+
+    async def cached_manifests(self, prefixes: list[str]) -> list[tuple[str, str]]:
+        """(repository, digest) of every manifest in a cached repository."""
+
+    async def unneeded_cached_blobs(self, prefixes: list[str]) -> list[str]:
+        """Blobs that only cached repositories link and no manifest anywhere needs, and the
+        bytes of manifests no repository holds any more: what a cache prune may remove."""
+
+    async def forget_blobs(self, prefixes: list[str], digests: list[str]) -> list[str]:
+        """Drop the records of those `digests` that are still unneeded, in one transaction;
+        returns the ones dropped (anything linked or referenced since stays)."""

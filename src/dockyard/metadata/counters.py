@@ -23,6 +23,10 @@ class SQLiteCounters:
                 "window INTEGER NOT NULL, count INTEGER NOT NULL, "
                 "PRIMARY KEY (key, window)) WITHOUT ROWID"
             )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS touches (key TEXT PRIMARY KEY, "
+                "at REAL NOT NULL) WITHOUT ROWID"
+            )
         self._last_sweep = 0.0
 
     def _connect(self) -> sqlite3.Connection:
@@ -77,3 +81,26 @@ class SQLiteCounters:
         now = now or time.time()
         window = int(now // window_seconds) * window_seconds
         return await asyncio.to_thread(self._peek, key, window), window + window_seconds - now
+
+    # -- last use, for least-recently-used eviction --------------------------------------
+    def _touch(self, key: str, now: float) -> None:
+        self._connect().execute(
+            "INSERT INTO touches (key, at) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET at = excluded.at", (key, now))
+
+    def _touched(self, keys: list[str]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        db = self._connect()
+        for start in range(0, len(keys), 500):
+            batch = keys[start:start + 500]
+            marks = ",".join("?" * len(batch))
+            found.update(db.execute(f"SELECT key, at FROM touches WHERE key IN ({marks})",
+                                    batch).fetchall())
+        return found
+
+    async def touch(self, key: str, now: float | None = None) -> None:
+        await asyncio.to_thread(self._touch, key, now or time.time())
+
+    async def touched(self, keys: list[str]) -> dict[str, float]:
+        return await asyncio.to_thread(self._touched, keys)
+

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dockyard.core.errors import StorageFullError
 from dockyard.metadata import schema as t
-from dockyard.metadata.base import ManifestRecord, Reference, UploadRecord
+from dockyard.metadata.base import CacheUsage, ManifestRecord, Reference, UploadRecord
 from dockyard.metadata.migrate import upgrade
 
 T = TypeVar("T")
@@ -455,3 +455,79 @@ class SQLMetadataStore:
             )
 
         await self._write(fn)
+
+    @staticmethod
+    def _under(prefixes: list[str]) -> sa.ColumnElement[bool]:
+        name = t.repositories.c.name
+        return sa.or_(sa.false(), *(
+            sa.func.substr(name, 1, len(p) + 1) == p + "/" for p in prefixes))
+
+    def _cached_only_blobs(self, prefixes: list[str]) -> sa.Select:
+        """Digests linked by cached repositories and by no other repository."""
+        rb, r = t.repository_blobs, t.repositories
+        other = (sa.select(rb.c.digest).join(r, r.c.id == rb.c.repository_id)
+                 .where(sa.not_(self._under(prefixes))))
+        return (sa.select(rb.c.digest).join(r, r.c.id == rb.c.repository_id)
+                .where(self._under(prefixes), rb.c.digest.not_in(other)).distinct())
+
+    async def cache_usage(self, prefixes: list[str]) -> CacheUsage:
+        def fn(conn: Connection) -> CacheUsage:
+            r = t.repositories
+            repos = conn.execute(sa.select(sa.func.count()).select_from(r)
+                                 .where(self._under(prefixes))).scalar() or 0
+            manifests = conn.execute(
+                sa.select(sa.func.count()).select_from(t.manifests)
+                .join(r, r.c.id == t.manifests.c.repository_id)
+                .where(self._under(prefixes))).scalar() or 0
+            digests = self._cached_only_blobs(prefixes).subquery()
+            row = conn.execute(
+                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.blobs.c.size), 0))
+                .where(t.blobs.c.digest.in_(sa.select(digests.c.digest)))).one()
+            return CacheUsage(int(repos), int(manifests), int(row[0]), int(row[1]))
+
+        return await self._read(fn)
+
+    async def cached_manifests(self, prefixes: list[str]) -> list[tuple[str, str]]:
+        def fn(conn: Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(
+                sa.select(t.repositories.c.name, t.manifests.c.digest)
+                .join(t.repositories).where(self._under(prefixes)))
+            return [(row[0], row[1]) for row in rows]
+
+        return await self._read(fn)
+
+    def _needed(self) -> sa.Subquery:
+        return sa.union(
+            sa.select(t.manifest_references.c.target_digest.label("digest")),
+            sa.select(t.manifests.c.digest.label("digest")),
+        ).subquery()
+
+    def _unneeded_cached(self, conn: Connection, prefixes: list[str]) -> set[str]:
+        needed = self._needed()
+        candidates = self._cached_only_blobs(prefixes).subquery()
+        cached = set(conn.execute(
+            sa.select(candidates.c.digest)
+            .where(candidates.c.digest.not_in(sa.select(needed.c.digest)))).scalars())
+        # Bytes of manifests evicted from the cache: no manifest row and no link any more.
+        orphans = set(conn.execute(
+            sa.select(t.blobs.c.digest).where(
+                t.blobs.c.digest.not_in(sa.select(needed.c.digest)),
+                t.blobs.c.digest.not_in(sa.select(t.repository_blobs.c.digest)))).scalars())
+        return cached | orphans
+
+    async def unneeded_cached_blobs(self, prefixes: list[str]) -> list[str]:
+        return sorted(await self._read(lambda conn: self._unneeded_cached(conn, prefixes)))
+
+    async def forget_blobs(self, prefixes: list[str], digests: list[str]) -> list[str]:
+        def fn(conn: Connection) -> list[str]:
+            # Checked again inside the write transaction: anything linked or needed since
+            # the candidates were chosen stays.
+            gone = sorted(self._unneeded_cached(conn, prefixes) & set(digests))
+            for start in range(0, len(gone), 500):
+                batch = gone[start:start + 500]
+                conn.execute(sa.delete(t.repository_blobs).where(
+                    t.repository_blobs.c.digest.in_(batch)))
+                conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest.in_(batch)))
+            return gone
+
+        return await self._write(fn)

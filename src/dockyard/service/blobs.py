@@ -9,6 +9,7 @@ from pathlib import Path
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import MetadataStore
+from dockyard.service.content_lock import ContentLock, NoLock
 from dockyard.storage.base import BlobStore
 
 # Whether the caller may read a repository; None means everything is readable (no accounts).
@@ -23,7 +24,9 @@ class BlobInfo:
 
 
 class BlobService:
-    def __init__(self, blobs: BlobStore, meta: MetadataStore) -> None:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore,
+                 lock: ContentLock | None = None) -> None:
+        self.lock = lock or NoLock()
         self.blobs = blobs
         self.meta = meta
 
@@ -58,10 +61,11 @@ class BlobService:
         read count, so a digest never opens a door to someone else's private content.
         Returns False when nothing could be mounted.
         """
-        size = await readable_blob_size(self.meta, digest, source, may_read)
-        if size is None or await self.blobs.stat(digest) is None:
-            return False
-        await self.meta.link_blob(repository, digest, size)
+        async with self.lock.publishing():
+            size = await readable_blob_size(self.meta, digest, source, may_read)
+            if size is None or await self.blobs.stat(digest) is None:
+                return False
+            await self.meta.link_blob(repository, digest, size)
         return True
 
 

@@ -13,6 +13,7 @@ from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
 from dockyard.core.names import is_valid_tag, validate_tag
 from dockyard.metadata.base import ManifestRecord, MetadataStore, Reference
 from dockyard.service.blobs import ReadCheck, readable_blob_size
+from dockyard.service.content_lock import ContentLock, NoLock
 from dockyard.storage.base import BlobStore
 
 
@@ -71,7 +72,9 @@ class _ContentCache:
 
 
 class ManifestService:
-    def __init__(self, blobs: BlobStore, meta: MetadataStore) -> None:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore,
+                 lock: ContentLock | None = None) -> None:
+        self.lock = lock or NoLock()
         self.blobs = blobs
         self.meta = meta
         self.cache = _ContentCache()
@@ -99,8 +102,6 @@ class ManifestService:
                 "manifest digest does not match its content",
                 detail={"digest": str(wanted)},
             )
-        references = await self._check_references(repository, manifest, may_read)
-        await self.blobs.put(digest, body)
         record = ManifestRecord(
             digest=digest,
             media_type=manifest.media_type,
@@ -109,7 +110,12 @@ class ManifestService:
             subject=manifest.subject.digest if manifest.subject else None,
             annotations=manifest.annotations,
         )
-        await self.meta.put_manifest(repository, record, references, list(dict.fromkeys(tags)))
+        async with self.lock.publishing():
+            references = await self._check_references(repository, manifest, may_read)
+            await self.blobs.put(digest, body)
+            await self.meta.put_manifest(
+                repository, record, references, list(dict.fromkeys(tags))
+            )
         self.cache.put(digest, body)
         return PutResult(digest, record.subject, tuple(dict.fromkeys(tags)))
 
@@ -136,7 +142,6 @@ class ManifestService:
         references += [
             Reference(d, "manifest") for d in dict.fromkeys(c.digest for c in manifest.children)
         ]
-        await self.blobs.put(digest, body)
         record = ManifestRecord(
             digest=digest,
             media_type=manifest.media_type,
@@ -145,7 +150,9 @@ class ManifestService:
             subject=manifest.subject.digest if manifest.subject else None,
             annotations=manifest.annotations,
         )
-        await self.meta.put_manifest(repository, record, references, [tag] if tag else [])
+        async with self.lock.publishing():
+            await self.blobs.put(digest, body)
+            await self.meta.put_manifest(repository, record, references, [tag] if tag else [])
         self.cache.put(digest, body)
         return record
 

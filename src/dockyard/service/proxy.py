@@ -37,7 +37,10 @@ from dockyard.config import Settings, Upstream
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import ManifestRecord, MetadataStore
+from dockyard.metadata.counters import SQLiteCounters
 from dockyard.service.blobs import BlobInfo
+from dockyard.service.cache import touch_key
+from dockyard.service.content_lock import ContentLock
 from dockyard.service.listing import Page, paginate
 from dockyard.service.manifests import ManifestService, parse_reference
 from dockyard.storage.base import BlobStore
@@ -117,7 +120,11 @@ class ProxyService:
         blob_store: BlobStore,
         meta: MetadataStore,
         manifests: ManifestService,
+        counters: SQLiteCounters,
+        lock: ContentLock,
     ) -> None:
+        self.counters = counters
+        self.lock = lock
         self.upstreams = {u.name: UpstreamRegistry(u) for u in settings.proxies}
         self.mirror = next((u for u in self.upstreams.values() if u.config.mirror), None)
         self.blob_store = blob_store
@@ -169,6 +176,11 @@ class ProxyService:
     # -- manifests -----------------------------------------------------------------------
     async def manifest(self, route: Route, reference: str) -> tuple[ManifestRecord, str | None]:
         """The manifest and, when it is served stale, the Warning header to add."""
+        record, warning = await self._manifest(route, reference)
+        await self.counters.touch(touch_key(route.local, record.digest))
+        return record, warning
+
+    async def _manifest(self, route: Route, reference: str) -> tuple[ManifestRecord, str | None]:
         tag, digest = parse_reference(reference, lookup=True)
         if digest is not None:
             record = await self.meta.get_manifest(route.local, str(digest))
@@ -258,10 +270,11 @@ class ProxyService:
         """The blob if this registry holds it (linking it into the cached repository)."""
         size = await self.meta.linked_blob_size(route.local, digest)
         if size is None:
-            size = await self.meta.blob_size(digest)
-            if size is None or await self.blob_store.stat(digest) is None:
-                return None
-            await self.meta.link_blob(route.local, digest, size)
+            async with self.lock.publishing():
+                size = await self.meta.blob_size(digest)
+                if size is None or await self.blob_store.stat(digest) is None:
+                    return None
+                await self.meta.link_blob(route.local, digest, size)
         return BlobInfo(digest, size, self.blob_store.local_path(digest))
 
     async def blob_size(self, route: Route, digest: str) -> int:
@@ -372,8 +385,9 @@ class ProxyService:
             written = await self.blob_store.write_upload(upload_id, 0, stream)
             if written != size:
                 raise ClientError(f"the upstream sent {written} bytes, announced {size}")
-            await self.blob_store.commit_upload(upload_id, digest)
-            await self.meta.link_blob(route.local, digest, size)
+            async with self.lock.publishing():
+                await self.blob_store.commit_upload(upload_id, digest)
+                await self.meta.link_blob(route.local, digest, size)
             log.info("cached %s from %s (%d bytes)", digest, route.upstream.name, size)
         except BaseException as exc:
             log.warning("downloading %s from %s failed: %s", digest, route.upstream.name, exc)

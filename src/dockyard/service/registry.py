@@ -13,6 +13,8 @@ from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.service.accounts import AccountService
 from dockyard.service.blobs import BlobService
+from dockyard.service.cache import CacheService
+from dockyard.service.content_lock import ContentLock
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
 from dockyard.service.proxy import ProxyService
@@ -40,16 +42,22 @@ class Registry:
         self.settings = settings
         self.blob_store = blob_store
         self.meta = meta
-        self.blobs = BlobService(blob_store, meta)
-        self.uploads = UploadService(blob_store, meta, settings.upload_ttl_seconds)
-        self.manifests = ManifestService(blob_store, meta)
+        self.content_lock = ContentLock(settings.data_dir / "content.lock")
+        self.blobs = BlobService(blob_store, meta, self.content_lock)
+        self.uploads = UploadService(blob_store, meta, settings.upload_ttl_seconds,
+                                     self.content_lock)
+        self.manifests = ManifestService(blob_store, meta, self.content_lock)
         self.listing = ListingService(meta)
         assert isinstance(meta, SQLMetadataStore)
         self.accounts = AccountService(SQLAccountStore(meta), meta, settings.default_visibility)
         self.counters = SQLiteCounters(settings.data_dir / COUNTERS_FILE)
         self.proxy = (
-            ProxyService(settings, blob_store, meta, self.manifests) if settings.proxies else None
+            ProxyService(settings, blob_store, meta, self.manifests, self.counters,
+                         self.content_lock)
+            if settings.proxies else None
         )
+        self.cache = CacheService([u.name for u in settings.proxies], blob_store, meta,
+                                  self.counters, self.content_lock, settings.cache_max_bytes)
         self._housekeeping: asyncio.Task | None = None
 
     @classmethod
@@ -74,4 +82,9 @@ class Registry:
                 await self.uploads.purge_expired()
             except Exception:
                 log.exception("purging abandoned uploads failed; will retry")
+            if self.proxy is not None and self.settings.cache_max_bytes is not None:
+                try:
+                    await self.cache.prune()
+                except Exception:
+                    log.exception("pruning the pull-through cache failed; will retry")
             await asyncio.sleep(self.settings.upload_purge_interval_seconds)

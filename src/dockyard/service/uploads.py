@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import MetadataStore, UploadRecord
+from dockyard.service.content_lock import ContentLock, NoLock
 from dockyard.storage.base import BlobStore, StorageFullError
 
 log = logging.getLogger("dockyard.uploads")
@@ -39,7 +40,9 @@ def _unknown(upload_id: str) -> RegistryError:
 
 
 class UploadService:
-    def __init__(self, blobs: BlobStore, meta: MetadataStore, ttl_seconds: float) -> None:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore, ttl_seconds: float,
+                 lock: ContentLock | None = None) -> None:
+        self.lock = lock or NoLock()
         self.blobs = blobs
         self.meta = meta
         self.ttl = ttl_seconds
@@ -179,8 +182,9 @@ class UploadService:
         return hasher.hexdigest()
 
     async def _commit(self, repository: str, upload_id: str, digest: str, size: int) -> None:
-        await self.blobs.commit_upload(upload_id, digest)
-        await self.meta.link_blob(repository, digest, size)
+        async with self.lock.publishing():
+            await self.blobs.commit_upload(upload_id, digest)
+            await self.meta.link_blob(repository, digest, size)
         await self.meta.delete_upload(upload_id)
 
     async def monolithic(

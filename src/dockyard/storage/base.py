@@ -35,6 +35,16 @@ class BlobStore(Protocol):
     async def delete(self, digest: str) -> None:
         """Remove a blob's bytes; absent is not an error."""
 
+    async def detach(self, digest: str) -> str | None:
+        """Move a blob out of sight, atomically, before its records are dropped; returns a
+        token for `reattach`/`drop_detached` (None when absent). A commit of the same content
+        meanwhile simply publishes a fresh copy, so nothing in use is ever lost."""
+
+    async def reattach(self, digest: str, token: str) -> None:
+        """Undo `detach` (the records were kept after all)."""
+
+    async def drop_detached(self, token: str) -> None: ...
+
     def iter_digests(self) -> AsyncIterator[str]:
         """Every committed digest (for garbage collection)."""
 

@@ -40,6 +40,7 @@ class FilesystemBlobStore:
         self.fsync = fsync
         self.blob_root = root / "blobs"
         self.upload_root = root / "uploads"
+        self.trash_root = root / "trash"
         self.blob_root.mkdir(parents=True, exist_ok=True)
         self.upload_root.mkdir(parents=True, exist_ok=True)
         # Leftovers of small writes cut short by a crash: never visible, never resumable.
@@ -116,6 +117,32 @@ class FilesystemBlobStore:
 
     async def delete(self, digest: str) -> None:
         self._blob_path(digest).unlink(missing_ok=True)
+
+    async def detach(self, digest: str) -> str | None:
+        source = self._blob_path(digest)
+        self.trash_root.mkdir(exist_ok=True)
+        target = self.trash_root / f"{digest.replace(':', '-')}.{uuid.uuid4().hex}"
+        try:
+            os.rename(source, target)
+        except FileNotFoundError:
+            return None
+        return target.name
+
+    def _trash_path(self, token: str) -> Path:
+        if "/" in token or token.startswith("."):
+            raise ValueError("malformed token")
+        return self.trash_root / token
+
+    async def reattach(self, digest: str, token: str) -> None:
+        detached, target = self._trash_path(token), self._blob_path(digest)
+        if target.exists():
+            detached.unlink(missing_ok=True)  # a fresh copy was committed meanwhile
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(detached, target)
+
+    async def drop_detached(self, token: str) -> None:
+        self._trash_path(token).unlink(missing_ok=True)
 
     async def iter_digests(self) -> AsyncIterator[str]:
         for alg_dir in sorted(self.blob_root.iterdir()):
