@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the real peer tools that the interop tests and benchmarks drive against Dockyard:
-# skopeo, podman, buildah, umoci, CNCF Distribution (docker-registry), htpasswd and wrk.
+# skopeo, podman, buildah, umoci, CNCF Distribution (docker-registry), htpasswd, wrk and hey.
 # Debian bookworm, run as root. Idempotent: re-running only re-checks what is already there.
 set -euo pipefail
 
@@ -11,7 +11,7 @@ fi
 
 PACKAGES=(
     # the peers themselves
-    skopeo podman buildah umoci docker-registry apache2-utils wrk
+    skopeo podman buildah umoci docker-registry apache2-utils wrk hey postgresql redis-server
     # what podman/buildah need with --no-install-recommends: an OCI runtime, conmon, the
     # containers config files (policy.json, registries.conf), subuid/subgid tools, an init for
     # `--init`, and a network stack (netavark + aardvark-dns, CNI plugins as fallback).
@@ -60,6 +60,10 @@ check docker-registry docker-registry --version
 check htpasswd htpasswd -nbB probe probe
 # wrk -v prints its version and exits 1; accept that, but require the banner.
 check wrk bash -c 'wrk -v 2>&1 | grep "^wrk "'
+check postgres bash -c "ls /usr/lib/postgresql/*/bin/postgres"
+check redis-server redis-server --version
+# hey has no --version either; its usage text (exit 2) proves it starts.
+check hey bash -c 'hey 2>&1 | grep -q "^Usage: hey" && echo "hey (usage printed)"'
 check crun crun --version
 check conmon conmon --version
 

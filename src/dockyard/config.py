@@ -72,6 +72,10 @@ class Settings(BaseModel):
 
     listen: str = Field("127.0.0.1:5000", description="HOST:PORT to listen on")
     data_dir: Path = Field(Path("dockyard-data"), description="folder for blobs and metadata")
+    metadata: str | None = Field(
+        None, description="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for shared metadata; "
+        "default: SQLite in the data folder"
+    )
     workers: int = Field(0, ge=0, le=64, description="server processes; 0 = one per core")
     read_only: bool = Field(False, description="serve pulls only; writes answer UNSUPPORTED")
     insecure_no_auth: bool = Field(

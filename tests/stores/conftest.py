@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from dockyard.metadata.sql import SQLMetadataStore
+from dockyard.service.registry import migrate
 from dockyard.storage.filesystem import FilesystemBlobStore
+from tests.support.postgres import PostgresCluster
 
 
 @pytest.fixture
@@ -25,9 +27,20 @@ def blob_store(request: pytest.FixtureRequest, tmp_path: Path):
         yield FilesystemBlobStore(tmp_path / "blobs")
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 def meta(request: pytest.FixtureRequest, tmp_path: Path, run):
     if request.param == "sqlite":
         store = SQLMetadataStore.open_sqlite(tmp_path / "metadata.db")
+    else:
+        url = request.getfixturevalue("postgres").create_database()
+        store = SQLMetadataStore.open_postgres(url)
+        run(migrate(store))
     yield store
     run(store.close())

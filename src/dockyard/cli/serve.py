@@ -12,7 +12,7 @@ from dockyard.api.app import SETTINGS_ENV
 from dockyard.auth.setup import AUTH_FOLDER
 from dockyard.auth.tokens import load_or_create_key
 from dockyard.config import Settings
-from dockyard.service.registry import Registry, open_stores
+from dockyard.service.registry import Registry, migrate, open_stores
 
 log = logging.getLogger("dockyard")
 
@@ -27,6 +27,7 @@ def prepare(settings: Settings) -> None:
 
     async def setup() -> str | None:
         try:
+            await migrate(registry.meta)
             if not settings.auth_enabled:
                 return None
             load_or_create_key(settings.data_dir / AUTH_FOLDER)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -20,3 +21,18 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
+
+
+async def upgrade_async(engine: AsyncEngine, revision: str = "head") -> None:
+    """The same migrations over an async engine (PostgreSQL with asyncpg)."""
+    async with engine.connect() as conn:
+        await conn.run_sync(_upgrade_on, revision)
+        await conn.commit()
+
+
+def _upgrade_on(connection: Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dockyard.core.errors import StorageFullError
 from dockyard.metadata import schema as t
@@ -51,9 +52,29 @@ def sqlite_engine(path: Path) -> Engine:
     return engine
 
 
+def postgres_url(url: str) -> str:
+    """`postgresql://…` as the user writes it, with the asyncpg driver SQLAlchemy needs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise ValueError("expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+    return f"postgresql+asyncpg://{rest}"
+
+
+# SQLSTATEs after which a write transaction is simply run again.
+_RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock
+
+
 class SQLMetadataStore:
-    def __init__(self, engine: Engine) -> None:
+    """One class for every dialect: the same Core statements, in the same transactions.
+
+    SQLite runs them on a small thread pool (no event-loop work per statement); PostgreSQL on
+    an asyncpg engine, where each transaction's statements run through `run_sync` and writes
+    are SERIALIZABLE, retried when the database reports a conflict.
+    """
+
+    def __init__(self, engine: Engine | None, async_engine: AsyncEngine | None = None) -> None:
         self.engine = engine
+        self.async_engine = async_engine
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="metadata")
         self._repo_ids: dict[str, int] = {}
 
@@ -63,20 +84,59 @@ class SQLMetadataStore:
         upgrade(engine)
         return cls(engine)
 
+    @classmethod
+    def open_postgres(cls, url: str) -> SQLMetadataStore:
+        """Connects lazily, in the event loop that first uses it; run `migrate_postgres` first."""
+        engine = create_async_engine(postgres_url(url), pool_size=10, max_overflow=10,
+                                     pool_pre_ping=True)
+        return cls(None, engine)
+
     async def close(self) -> None:
         self._pool.shutdown(wait=True)
-        self.engine.dispose()
+        if self.engine is not None:
+            self.engine.dispose()
+        if self.async_engine is not None:
+            await self.async_engine.dispose()
 
     # -- plumbing ------------------------------------------------------------------------
     async def _read(self, fn: Callable[[Connection], T]) -> T:
+        if self.async_engine is not None:
+            async with self.async_engine.connect() as conn, conn.begin():
+                return await conn.run_sync(fn)
+
         def run() -> T:
+            assert self.engine is not None
             with self.engine.connect() as conn, conn.begin():
                 return fn(conn)
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
+        if self.async_engine is not None:
+            return await self._write_async(fn)
+        return await self._write_sqlite(fn)
+
+    async def _write_async(self, fn: Callable[[Connection], T]) -> T:
+        assert self.async_engine is not None
+        for attempt in range(8):
+            try:
+                async with self.async_engine.connect() as conn:
+                    conn = await conn.execution_options(isolation_level="SERIALIZABLE")
+                    async with conn.begin():
+                        return await conn.run_sync(fn)
+            except sa.exc.DBAPIError as exc:
+                state = getattr(exc.orig, "sqlstate", None) or getattr(
+                    getattr(exc.orig, "__cause__", None), "sqlstate", None)
+                if state not in _RETRYABLE or attempt == 7:
+                    raise
+                # Another replica's transaction touched the same rows: ours runs again.
+                self._repo_ids.clear()
+                await asyncio.sleep(0.005 * (2**attempt))
+        raise AssertionError("unreachable")
+
+    async def _write_sqlite(self, fn: Callable[[Connection], T]) -> T:
         def run() -> T:
+            assert self.engine is not None
             try:
                 with self.engine.connect() as conn:
                     conn = conn.execution_options(dockyard_write=True)

@@ -9,6 +9,7 @@ import logging
 from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
 from dockyard.metadata.counters import SQLiteCounters
+from dockyard.metadata.migrate import upgrade_async
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.service.accounts import AccountService
@@ -31,8 +32,17 @@ COUNTERS_FILE = "counters.db"
 def open_stores(settings: Settings) -> tuple[BlobStore, MetadataStore]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     blob_store = FilesystemBlobStore(settings.data_dir, fsync=settings.fsync)
-    meta = SQLMetadataStore.open_sqlite(settings.data_dir / METADATA_FILE)
+    if settings.metadata:
+        meta = SQLMetadataStore.open_postgres(settings.metadata)
+    else:
+        meta = SQLMetadataStore.open_sqlite(settings.data_dir / METADATA_FILE)
     return blob_store, meta
+
+
+async def migrate(meta: MetadataStore) -> None:
+    """Bring a shared database's schema up to date (SQLite is migrated when opened)."""
+    if isinstance(meta, SQLMetadataStore) and meta.async_engine is not None:
+        await upgrade_async(meta.async_engine)
 
 
 class Registry:
