@@ -1,20 +1,24 @@
 # Two commands set up a fresh machine: `make serve` runs the registry, `make test` runs every test.
+# `make bench` compares Dockyard with CNCF Distribution side by side (bench/, under 10 minutes).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: serve test lint peers clean
+.PHONY: serve test lint bench peers clean
 
 serve: $(VENV)/.installed
 	$(BIN)/dockyard serve $(ARGS)
 
 test: peers $(VENV)/.installed
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
+
+bench: peers $(VENV)/.installed
+	$(BIN)/python -m bench $(ARGS)
 
 peers:
 	bash .ci/install-peers.sh

@@ -12,10 +12,10 @@ ROOT = Path(dockyard.__file__).parent
 # package -> the packages of ours it may import (itself always allowed)
 ALLOWED = {
     "core": set(),
-    "config": set(),
+    "config": {"core"},
     "storage": {"core", "config"},
     "metadata": {"core", "config"},
-    "service": {"core", "config", "storage", "metadata"},
+    "service": {"core", "config", "storage", "metadata", "client"},
     "auth": {"core", "config", "service"},
     "api": {"core", "config", "service", "auth"},
     "client": {"core"},

@@ -119,6 +119,14 @@ def serve(
             "Also DOCKYARD_AUTH.",
         ),
     ] = None,
+    metadata: Annotated[
+        str | None,
+        typer.Option(
+            "--metadata",
+            help="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB to keep metadata in PostgreSQL "
+            "(shared by replicas); default SQLite in the data folder. Also DOCKYARD_METADATA.",
+        ),
+    ] = None,
     proxy: Annotated[
         list[str] | None,
         typer.Option(
@@ -167,6 +175,7 @@ def serve(
     settings = _settings(
         config,
         proxies=proxies,
+        metadata=metadata,
         listen=listen,
         data_dir=data_dir,
         workers=workers,
