@@ -52,7 +52,7 @@ class TokenIssuer:
             )
         granted = await self._grant(principal, parse_scopes(scope_params))
         now = time.time()
-        token = self.tokens.issue_access(principal.name, granted, now)
+        token = self.tokens.issue_access(principal.name, granted, now, principal.credential)
         body: dict[str, Any] = {
             "token": token,
             "access_token": token,

@@ -115,9 +115,14 @@ class TokenAuthority:
             "dockyard_kind": kind,
         }
 
-    def issue_access(self, subject: str, access: list[Scope], now: float | None = None) -> str:
+    def issue_access(self, subject: str, access: list[Scope], now: float | None = None,
+                     credential: str | None = None) -> str:
+        """`credential`: the access token (`dyt_…`) the caller logged in with, so that what the
+        bearer token may do is judged by that token's scope, never by its owner's rights."""
         claims = self._base(subject, ACCESS, self.access_ttl, now or time.time())
         claims["access"] = [scope.claim() for scope in access]
+        if credential:
+            claims["dockyard_credential"] = credential
         return self._sign(claims)
 
     def issue_refresh(self, subject: str, credential: str | None, now: float | None = None) -> str:

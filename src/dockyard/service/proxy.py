@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.client.credentials import Credentials
-from dockyard.client.image import ClientError, NotFound
+from dockyard.client.image import ClientError, NotFound, Unauthorized
 from dockyard.client.registry import RegistryClient
-from dockyard.client.transport import RateLimited
+from dockyard.client.transport import ConnectionFailed, RateLimited
 from dockyard.config import Settings, Upstream
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -106,10 +106,22 @@ def upstream_error(route: Route, exc: Exception) -> RegistryError:
             "no copy; try again later",
             headers=retry,
         )
+    if isinstance(exc, Unauthorized):
+        # It was reached and it refused: point at the configuration, not at the network.
+        what = (
+            f"{route.upstream.name} refused the credentials configured for it (the username "
+            "and password of its `proxies` entry)"
+            if route.upstream.config.username
+            else f"{route.upstream.name} requires credentials (set the username and password "
+            "of its `proxies` entry)"
+        )
+    elif isinstance(exc, ConnectionFailed | RuntimeError):
+        what = f"{route.upstream.name} cannot be reached"
+    else:
+        what = f"{route.upstream.name} failed"
     return RegistryError(
         ErrorCode.UNAVAILABLE,
-        f"{route.upstream.name} cannot be reached and this cache holds no copy "
-        f"of {route.local}: {exc}",
+        f"{what} and this cache holds no copy of {route.local}: {exc}",
     )
 
 
