@@ -1,0 +1,136 @@
+"""Requests per second and latency percentiles from Debian's load generators.
+
+`wrk --latency` (4.1) for GET. Debian's wrk 4.1 cannot do HEAD: its response parser waits for the
+body that a HEAD response announces in Content-Length but never sends, so every connection
+stalls after its first request. HEAD therefore goes through `hey` (Debian's hey 0.1.4, Go), with
+the same connection count and duration; both servers get the same client.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.ops import BenchError
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+@dataclass
+class LoadResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+
+
+def parse_duration_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not match:
+        raise BenchError(f"wrk: unreadable latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse(output: str) -> LoadResult:
+    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)\s*$", output, re.MULTILINE))
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    total = re.search(r"^\s+(\d+) requests in", output, re.MULTILINE)
+    if not rps or "99" not in percentiles or "50" not in percentiles or not total:
+        raise BenchError(f"wrk: unreadable output:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                       output)
+    return LoadResult(
+        requests_per_s=float(rps.group(1)),
+        p50_ms=parse_duration_ms(percentiles["50"]),
+        p99_ms=parse_duration_ms(percentiles["99"]),
+        requests=int(total.group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+    )
+
+
+def run_wrk(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
+            connections: int = 64, threads: int = 2, seconds: float = 5.0) -> LoadResult:
+    """Hammer `url` for `seconds` with `connections` keep-alive connections (not for HEAD)."""
+    threads = max(1, min(threads, connections))
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+               "--latency", "--timeout", "10s"]
+        for name, value in (headers or {}).items():
+            cmd += ["-H", f"{name}: {value}"]
+        if method != "GET":
+            script = Path(tmp) / "method.lua"
+            script.write_text(f'wrk.method = "{method}"\n')
+            cmd += ["-s", str(script)]
+        cmd.append(url)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                                stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise BenchError(f"wrk exited {result.returncode}: {result.stderr or result.stdout}")
+    return _checked("wrk", method, url, parse(result.stdout), result.stdout)
+
+
+def _checked(tool: str, method: str, url: str, parsed: LoadResult, output: str,
+             tolerated_errors: int = 0) -> LoadResult:
+    if parsed.non_2xx or parsed.socket_errors > tolerated_errors or parsed.requests == 0:
+        raise BenchError(f"{tool} {method} {url}: {parsed.non_2xx} non-2xx answers, "
+                         f"{parsed.socket_errors} errors:\n{output}")
+    return parsed
+
+
+def parse_hey(output: str) -> LoadResult:
+    percentiles = dict(re.findall(r"^\s+(\d+)% in ([\d.]+) secs", output, re.MULTILINE))
+    rps = re.search(r"^\s+Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    if not rps or "99" not in percentiles or "50" not in percentiles:
+        raise BenchError(f"hey: unreadable output:\n{output}")
+    statuses = output.split("Status code distribution:", 1)[-1].split("Error distribution:")[0]
+    codes = [(int(code), int(n)) for code, n in
+             re.findall(r"^\s+\[(\d+)\]\s+(\d+) responses", statuses, re.MULTILINE)]
+    errors = 0
+    if "Error distribution:" in output:
+        tail = output.split("Error distribution:", 1)[1]
+        errors = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]", tail, re.MULTILINE))
+    return LoadResult(
+        requests_per_s=float(rps.group(1)),
+        p50_ms=float(percentiles["50"]) * 1000,
+        p99_ms=float(percentiles["99"]) * 1000,
+        requests=sum(n for _, n in codes),
+        non_2xx=sum(n for code, n in codes if not 200 <= code < 300),
+        socket_errors=errors,
+    )
+
+
+def run_hey(url: str, *, method: str = "HEAD", headers: dict[str, str] | None = None,
+            connections: int = 64, seconds: float = 5.0) -> LoadResult:
+    cmd = ["hey", "-z", f"{max(1, round(seconds))}s", "-c", str(connections), "-m", method,
+           "-t", "10"]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]
+    cmd.append(url)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                            stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise BenchError(f"hey exited {result.returncode}: {result.stderr or result.stdout}")
+    # requests cut off by the end of the -z duration come out as errors: at most one each
+    return _checked("hey", method, url, parse_hey(result.stdout), result.stdout,
+                    tolerated_errors=connections)
+
+
+def run(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
+        connections: int = 64, threads: int = 2, seconds: float = 5.0) -> LoadResult:
+    """`connections` keep-alive connections on `url` for `seconds`: wrk for GET, else hey."""
+    if method == "GET":
+        return run_wrk(url, method=method, headers=headers, connections=connections,
+                       threads=threads, seconds=seconds)
+    return run_hey(url, method=method, headers=headers, connections=connections,
+                   seconds=seconds)
+
+
+def tool_for(method: str) -> str:
+    return "wrk" if method == "GET" else "hey"

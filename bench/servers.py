@@ -1,0 +1,310 @@
+"""The two servers under test, started and stopped here, and the memory of their process trees."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_binary(name: str, *extra: Path) -> str:
+    for candidate in extra:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(name) or shutil.which(name, path="/usr/bin:/usr/sbin:/usr/local/bin")
+    if not found:
+        raise SystemExit(f"bench: {name!r} not found (run `make bench`, which installs the peers)")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# memory of a process tree, from /proc
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # the command name may contain spaces and parentheses: the fields follow the last ')'
+        fields = stat[stat.rfind(b")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def tree_pids(root: int) -> list[int]:
+    children = _children_map()
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, ()))
+    return pids
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Resident set size of these processes added up (what `ps` shows as RSS, summed)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * PAGE_SIZE
+        except (OSError, IndexError, ValueError):
+            continue  # exited between the scan and the read
+    return total
+
+
+class TreeMemory:
+    """Samples the RSS of a process tree: the tree is rescanned every `rescan` seconds."""
+
+    def __init__(self, root: int, rescan: float = 0.5):
+        self.root = root
+        self.rescan = rescan
+        self._pids: list[int] = []
+        self._scanned = 0.0
+
+    def sample(self) -> int:
+        now = time.monotonic()
+        if now - self._scanned >= self.rescan or not self._pids:
+            self._pids = tree_pids(self.root)
+            self._scanned = now
+        return rss_bytes(self._pids)
+
+
+class PeakSampler:
+    """A background thread noting the highest RSS of each server's tree, every `interval` s."""
+
+    def __init__(self, servers: list[Server], interval: float = 0.1):
+        self.servers = servers
+        self.interval = interval
+        self.peak: dict[str, int] = {s.key: 0 for s in servers}
+        self._memories = {s.key: TreeMemory(s.pid) for s in servers}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for key, memory in self._memories.items():
+                self.peak[key] = max(self.peak[key], memory.sample())
+
+    def __enter__(self) -> PeakSampler:
+        for key, memory in self._memories.items():
+            self.peak[key] = memory.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+class RssWatch:
+    """High-frequency RSS watch of one server during one operation: baseline and peak."""
+
+    def __init__(self, server: Server, interval: float = 0.02):
+        self.memory = TreeMemory(server.pid, rescan=0.25)
+        self.interval = interval
+        self.baseline = 0
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-watch", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.memory.sample())
+
+    def __enter__(self) -> RssWatch:
+        self.baseline = self.peak = self.memory.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.peak = max(self.peak, self.memory.sample())
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.baseline
+
+
+# ---------------------------------------------------------------------------------------------
+# the servers
+
+
+@dataclass
+class Server:
+    """One registry process (and its children) on 127.0.0.1, started in its own session."""
+
+    key: str
+    title: str
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    version: str = ""
+    command_line: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def start(self, timeout: float = 30.0) -> Server:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env(), start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.title} exited with {self.proc.returncode} at start:\n"
+                                   f"{self.log_tail()}")
+            try:
+                if httpx.get(self.url + "/v2/", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.title} did not answer within {timeout}s:\n"
+                                   f"{self.log_tail()}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM to the process group this server leads (only what we started), then SIGKILL."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout)
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+@dataclass
+class Dockyard(Server):
+    """`dockyard serve --listen 127.0.0.1:PORT --data-dir DIR`, as the README starts it."""
+
+    extra_args: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def binary(self) -> str:
+        return find_binary("dockyard", Path(sys.executable).parent / "dockyard")
+
+    def command(self) -> list[str]:
+        return [self.binary(), "serve", "--listen", f"127.0.0.1:{self.port}",
+                "--data-dir", str(self.workdir / "data"), *self.extra_args]
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.extra_env}
+
+    def start(self, timeout: float = 30.0) -> Server:
+        self.version = _dockyard_version()
+        return super().start(timeout)
+
+
+def _dockyard_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        release = version("dockyard")
+    except Exception:
+        release = "?"
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{release} ({commit})" if commit else release
+
+
+DISTRIBUTION_CONFIG = """\
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+@dataclass
+class Distribution(Server):
+    """`docker-registry serve CONFIG`: filesystem storage, deletes on, errors-only logs.
+
+    The in-memory blob descriptor cache is the one Debian's and the registry:2 image's default
+    configurations turn on, so this is Distribution as its users run it.
+    """
+
+    def command(self) -> list[str]:
+        config = self.workdir / "config.yml"
+        config.write_text(DISTRIBUTION_CONFIG.format(root=self.workdir / "data", port=self.port))
+        return [find_binary("docker-registry"), "serve", str(config)]
+
+    def start(self, timeout: float = 30.0) -> Server:
+        try:
+            out = subprocess.run([find_binary("docker-registry"), "--version"],
+                                 capture_output=True, text=True, timeout=10).stdout.split()
+            self.version = out[-1] if out else "?"
+        except (OSError, subprocess.SubprocessError):
+            self.version = "?"
+        return super().start(timeout)

@@ -1,0 +1,481 @@
+"""The benchmarks: what each sets up (untimed) and what each round times, for one server."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench import load
+from bench.ops import (
+    MANIFEST_ACCEPT,
+    BenchError,
+    Client,
+    SmallImage,
+    curl_download,
+    entries,
+    push_image,
+    small_image,
+)
+from bench.payload import MiB, Pool
+from bench.servers import RssWatch, Server
+
+
+@dataclass
+class Config:
+    rounds: int = 3
+    blob_mib: int = 512          # monolithic and chunked pushes
+    chunk_mib: int = 16          # PATCH size of the chunked push
+    pull_mib: int = 512
+    pull_repeats: int = 3        # downloads per round; the round's value is their median
+    concurrent: int = 16         # simultaneous pushes ...
+    concurrent_mib: int = 32     # ... of this size each
+    connections: int = 64        # wrk
+    wrk_threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    wrk_seconds: float = 5.0
+    wrk_warmup: float = 1.0      # once per server and wrk benchmark, untimed
+    images: int = 500
+    image_workers: int = 8
+    tags: int = 5000
+    repos: int = 1000
+    page: int = 100
+    list_iterations: int = 5     # listings timed per round; the round's value is their median
+    big_upload_mib: int = 2048   # the upload watched for RSS growth
+    setup_workers: int = 8
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+QUICK = dict(blob_mib=64, pull_mib=64, concurrent_mib=4, wrk_seconds=1.0, images=50,
+             tags=500, repos=100, list_iterations=3, big_upload_mib=128)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    title: str
+    unit: str
+    better: str                  # "higher" or "lower"
+    target: str = ""             # issue 7's goal, as text
+    # (ratio or None, Dockyard's median) -> met, or None when it cannot be told
+    meets: Callable[[float | None, float], bool | None] | None = None
+
+
+Check = Callable[[float | None, float], bool | None]
+
+
+def at_least(x: float) -> Check:
+    return lambda ratio, _value: None if ratio is None else ratio >= x
+
+
+def at_most(x: float) -> Check:
+    return lambda ratio, _value: None if ratio is None else ratio <= x
+
+
+def value_at_most(x: float) -> Check:
+    return lambda _ratio, value: value <= x
+
+
+class Benchmark:
+    """One procedure that yields one or more metrics per round."""
+
+    name = ""
+    metrics: tuple[Metric, ...] = ()
+
+    def __init__(self, config: Config, pool: Pool):
+        self.config = config
+        self.pool = pool
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def setup(self, server: Server) -> None:
+        self.state[server.key] = {}
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        return {}
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def mibps(size: int, seconds: float) -> float:
+    return size / MiB / seconds
+
+
+def parallel(workers: int, jobs: list[Callable[[Client], object]], base_url: str) -> None:
+    """Run `jobs` on `workers` threads, each with its own keep-alive connection (untimed setup)."""
+    local = threading.local()
+    clients: list[Client] = []
+    lock = threading.Lock()
+
+    def call(job: Callable[[Client], object]) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = Client(base_url)
+            with lock:
+                clients.append(client)
+        job(client)
+
+    try:
+        with ThreadPoolExecutor(workers) as executor:
+            for future in [executor.submit(call, job) for job in jobs]:
+                future.result()
+    finally:
+        for client in clients:
+            client.close()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Listings(Benchmark):
+    """Tag list of one repository with `tags` tags and catalog of `repos` repositories.
+
+    Set up first, on an empty registry, so the catalog holds exactly `repos` repositories. "Full"
+    asks for everything in one request (tags: no `n`; catalog: `n` = the count, since
+    Distribution pages its catalog by 100 without it) and follows any Link; "paged" asks
+    `n=page` and follows Link to the end, as a client listing page by page does.
+    """
+
+    name = "listings"
+    metrics = (
+        Metric("tags_list_full_ms", "tag list, full (ms)", "ms", "lower", "ratio <= 0.3",
+               at_most(0.3)),
+        Metric("tags_list_paged_ms", "tag list, paged (ms)", "ms", "lower", "ratio <= 0.3",
+               at_most(0.3)),
+        Metric("catalog_full_ms", "catalog, full (ms)", "ms", "lower", "ratio <= 0.1",
+               at_most(0.1)),
+        Metric("catalog_paged_ms", "catalog, paged (ms)", "ms", "lower", "ratio <= 0.1",
+               at_most(0.1)),
+    )
+    tags_repo = "bench/tags"
+
+    def setup(self, server: Server) -> None:
+        super().setup(server)
+        cfg = self.config
+        image = small_image(label="listings")
+        with Client(server.url) as client:
+            push_image(client, self.tags_repo, "tag-00000", image)
+        jobs: list[Callable[[Client], object]] = [
+            (lambda c, t=f"tag-{i:05d}": c.put_manifest(self.tags_repo, t, image.manifest))
+            for i in range(1, cfg.tags)
+        ]
+
+        def make_repo(client: Client, repo: str) -> None:
+            client.mount(repo, self.tags_repo, image.config_digest)
+            client.mount(repo, self.tags_repo, image.layer_digest)
+            client.put_manifest(repo, "latest", image.manifest)
+
+        jobs += [(lambda c, r=f"bench/catalog/repo-{i:05d}": make_repo(c, r))
+                 for i in range(cfg.repos - 1)]
+        parallel(cfg.setup_workers, jobs, server.url)
+        # what the timed reads must find
+        with Client(server.url) as client:
+            tags = entries(client.list_pages(f"/v2/{self.tags_repo}/tags/list", {}, cfg.tags),
+                           "tags")
+            repos = entries(client.list_pages("/v2/_catalog", {"n": str(cfg.repos)}, cfg.repos),
+                            "repositories")
+        if len(set(tags)) != cfg.tags or len(set(repos)) != cfg.repos:
+            raise BenchError(f"{server.title}: set up {cfg.tags} tags and {cfg.repos} repositories "
+                             f"but lists {len(set(tags))} and {len(set(repos))}")
+
+    def _time_listing(self, client: Client, path: str, params: dict[str, str], key: str,
+                      expected: int) -> tuple[float, int]:
+        times, requests = [], 0
+        for _ in range(self.config.list_iterations):
+            started = time.perf_counter()
+            bodies = client.list_pages(path, params, max_pages=expected + 2)
+            times.append(time.perf_counter() - started)
+            requests = len(bodies)
+            found = len(set(entries(bodies, key)))  # parsed after the clock stopped
+            if found != expected:
+                raise BenchError(f"{path} {params}: {found} entries, expected {expected}")
+        return statistics.median(times) * 1000, requests
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        cfg = self.config
+        tags_path = f"/v2/{self.tags_repo}/tags/list"
+        with Client(server.url) as client:
+            client.ping()
+            out = {}
+            out["tags_list_full_ms"], _ = self._time_listing(
+                client, tags_path, {}, "tags", cfg.tags)
+            out["tags_list_paged_ms"], pages = self._time_listing(
+                client, tags_path, {"n": str(cfg.page)}, "tags", cfg.tags)
+            self.state[server.key]["tag_pages"] = pages
+            out["catalog_full_ms"], _ = self._time_listing(
+                client, "/v2/_catalog", {"n": str(cfg.repos)}, "repositories", cfg.repos)
+            out["catalog_paged_ms"], pages = self._time_listing(
+                client, "/v2/_catalog", {"n": str(cfg.page)}, "repositories", cfg.repos)
+            self.state[server.key]["catalog_pages"] = pages
+        return out
+
+    def info(self) -> dict[str, Any]:
+        return {"requests_per_paged_listing": {
+            key: {"tags": s.get("tag_pages"), "catalog": s.get("catalog_pages")}
+            for key, s in self.state.items()}}
+
+
+class PushMonolithic(Benchmark):
+    name = "blob_push_monolithic"
+    metrics = (Metric("blob_push_monolithic_mibps", "blob push, monolithic (MiB/s)", "MiB/s",
+                      "higher", "ratio >= 2.0", at_least(2.0)),)
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        blob = self.pool.blob(self.config.blob_mib * MiB)
+        os.sync()  # nobody's earlier writes are flushed on this one's clock
+        with Client(server.url) as client:
+            client.ping()
+            seconds = timed(lambda: client.push_monolithic("bench/push", blob))
+        return {"blob_push_monolithic_mibps": mibps(blob.size, seconds)}
+
+
+class PushChunked(Benchmark):
+    name = "blob_push_chunked"
+    metrics = (Metric("blob_push_chunked_mibps", "blob push, chunked (MiB/s)", "MiB/s",
+                      "higher", "ratio >= 2.0", at_least(2.0)),)
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        blob = self.pool.blob(self.config.blob_mib * MiB)
+        os.sync()
+        with Client(server.url) as client:
+            client.ping()
+            seconds = timed(lambda: client.push_chunked("bench/chunked", blob,
+                                                        self.config.chunk_mib * MiB))
+        return {"blob_push_chunked_mibps": mibps(blob.size, seconds)}
+
+
+class Pull(Benchmark):
+    name = "blob_pull"
+    metrics = (Metric("blob_pull_mibps", "blob pull (MiB/s)", "MiB/s", "higher", "ratio >= 1.0",
+                      at_least(1.0)),)
+
+    def setup(self, server: Server) -> None:
+        super().setup(server)
+        blob = self.pool.blob(self.config.pull_mib * MiB)
+        with Client(server.url) as client:
+            client.push_monolithic("bench/pull", blob)
+        self.state[server.key]["blob"] = blob
+        url = f"{server.url}/v2/bench/pull/blobs/{blob.digest}"
+        curl_download(url, blob.size)  # warm: the page cache holds it for both servers alike
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        """`pull_repeats` downloads; the round's value is their median."""
+        blob = self.state[server.key]["blob"]
+        url = f"{server.url}/v2/bench/pull/blobs/{blob.digest}"
+        seconds = statistics.median(curl_download(url, blob.size)
+                                    for _ in range(self.config.pull_repeats))
+        return {"blob_pull_mibps": mibps(blob.size, seconds)}
+
+
+class PushConcurrent(Benchmark):
+    name = "blob_push_concurrent"
+    metrics = (Metric("blob_push_concurrent_mibps", "concurrent pushes (MiB/s, all together)",
+                      "MiB/s", "higher", "ratio >= 2.0", at_least(2.0)),)
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        cfg = self.config
+        blobs = [self.pool.blob(cfg.concurrent_mib * MiB) for _ in range(cfg.concurrent)]
+        clients = [Client(server.url) for _ in blobs]
+        barrier = threading.Barrier(len(blobs) + 1)
+        errors: list[BaseException] = []
+        for client in clients:
+            client.ping()  # connected before the clock starts
+
+        def push(client: Client, index: int) -> None:
+            barrier.wait()
+            try:
+                client.push_monolithic(f"bench/concurrent-{index % 4}", blobs[index])
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=push, args=(c, i), daemon=True)
+                   for i, c in enumerate(clients)]
+        for thread in threads:
+            thread.start()
+        os.sync()
+        try:
+            barrier.wait()
+            started = time.perf_counter()
+            for thread in threads:
+                thread.join(900)
+            seconds = time.perf_counter() - started
+        finally:
+            for client in clients:
+                client.close()
+        if errors:
+            raise errors[0]
+        if any(t.is_alive() for t in threads):
+            raise BenchError("concurrent pushes did not finish in 900 s")
+        return {"blob_push_concurrent_mibps": mibps(sum(b.size for b in blobs), seconds)}
+
+
+class WrkBenchmark(Benchmark):
+    """`connections` keep-alive connections for `wrk_seconds` on one URL of a small image pushed
+    in setup: wrk for GET, hey for HEAD (see bench.load)."""
+
+    method = "GET"
+    rps: Metric
+    p99: Metric
+    repo = "bench/hot"
+
+    def url(self, server: Server) -> str:
+        raise NotImplementedError
+
+    def setup(self, server: Server) -> None:
+        super().setup(server)
+        image = small_image(label="hot")
+        with Client(server.url) as client:
+            push_image(client, self.repo, "latest", image)
+        self.state[server.key]["image"] = image
+        if self.config.wrk_warmup > 0:
+            self._wrk(server, self.config.wrk_warmup)
+
+    def _wrk(self, server: Server, seconds: float) -> load.LoadResult:
+        return load.run(self.url(server), method=self.method,
+                       headers={"Accept": MANIFEST_ACCEPT}, connections=self.config.connections,
+                       threads=self.config.wrk_threads, seconds=seconds)
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        result = self._wrk(server, self.config.wrk_seconds)
+        self.state[server.key].setdefault("p50_ms", []).append(result.p50_ms)
+        return {self.rps.key: result.requests_per_s, self.p99.key: result.p99_ms}
+
+    def info(self) -> dict[str, Any]:
+        return {"tool": load.tool_for(self.method), "method": self.method,
+                "p50_ms": {key: s.get("p50_ms") for key, s in self.state.items()}}
+
+
+class ManifestGet(WrkBenchmark):
+    name = "manifest_get"
+    rps = Metric("manifest_get_rps", "manifest GET (req/s)", "req/s", "higher", "ratio >= 3.0",
+                 at_least(3.0))
+    p99 = Metric("manifest_get_p99_ms", "manifest GET p99 (ms)", "ms", "lower", "ratio <= 0.33",
+                 at_most(1 / 3))
+    metrics = (rps, p99)
+
+    def url(self, server: Server) -> str:
+        return f"{server.url}/v2/{self.repo}/manifests/latest"
+
+
+class ManifestHead(ManifestGet):
+    name = "manifest_head"
+    method = "HEAD"
+    rps = Metric("manifest_head_rps", "manifest HEAD (req/s)", "req/s", "higher",
+                 "ratio >= 3.0", at_least(3.0))
+    p99 = Metric("manifest_head_p99_ms", "manifest HEAD p99 (ms)", "ms", "lower",
+                 "ratio <= 0.33", at_most(1 / 3))
+    metrics = (rps, p99)
+
+
+class BlobHead(WrkBenchmark):
+    name = "blob_head"
+    method = "HEAD"
+    rps = Metric("blob_head_rps", "blob HEAD (req/s)", "req/s", "higher", "ratio >= 3.0",
+                 at_least(3.0))
+    p99 = Metric("blob_head_p99_ms", "blob HEAD p99 (ms)", "ms", "lower")
+    metrics = (rps, p99)
+
+    def url(self, server: Server) -> str:
+        image: SmallImage = self.state[server.key]["image"]
+        return f"{server.url}/v2/{self.repo}/blobs/{image.layer_digest}"
+
+
+def _image_worker(base_url: str, repo: str, tags: list[str], barrier: Any, results: Any) -> None:
+    """One pushing process: makes its images, connects, waits for the others, pushes, reports."""
+    try:
+        images = [small_image(label=f"{repo}:{tag}") for tag in tags]
+        with Client(base_url) as client:
+            client.ping()
+            barrier.wait(120)
+            started = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process
+            for tag, image in zip(tags, images, strict=True):
+                push_image(client, repo, tag, image)
+            results.put((started, time.monotonic(), len(tags), None))
+    except BaseException as exc:
+        results.put((0.0, 0.0, 0, f"{type(exc).__name__}: {exc}"))
+
+
+class SmallImages(Benchmark):
+    """`images` images (config + one 4 KiB layer + manifest, each blob POST+PUT) pushed by
+    `image_workers` processes at once into one repository per round: images per second."""
+
+    name = "small_images"
+    metrics = (Metric("small_images_per_s", "small images pushed (images/s)", "images/s",
+                      "higher", "ratio >= 2.0", at_least(2.0)),)
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        cfg = self.config
+        ctx = multiprocessing.get_context("spawn")
+        workers = max(1, min(cfg.image_workers, cfg.images))
+        barrier = ctx.Barrier(workers)
+        results = ctx.Queue()
+        repo = f"bench/images-{round_no}"
+        tags = [f"img-{i:05d}" for i in range(cfg.images)]
+        procs = [ctx.Process(target=_image_worker, daemon=True,
+                             args=(server.url, repo, tags[w::workers], barrier, results))
+                 for w in range(workers)]
+        os.sync()
+        for proc in procs:
+            proc.start()
+        try:
+            reports = [results.get(timeout=600) for _ in procs]
+        finally:
+            for proc in procs:
+                proc.join(30)
+                if proc.is_alive():
+                    proc.kill()
+        errors = [r[3] for r in reports if r[3]]
+        if errors:
+            raise BenchError(f"image pushes failed: {errors[0]}")
+        seconds = max(r[1] for r in reports) - min(r[0] for r in reports)
+        return {"small_images_per_s": sum(r[2] for r in reports) / seconds}
+
+
+class UploadMemory(Benchmark):
+    """The server tree's RSS sampled every 20 ms during one monolithic upload of
+    `big_upload_mib`: growth = peak minus the RSS just before it started."""
+
+    name = "upload_rss_growth"
+    metrics = (Metric("upload_rss_growth_mib", "RSS growth during big upload (MiB)", "MiB",
+                      "lower", "<= 32 MiB", value_at_most(32)),)
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        blob = self.pool.blob(self.config.big_upload_mib * MiB)
+        os.sync()
+        with Client(server.url) as client:
+            client.ping()
+            with RssWatch(server) as watch:
+                started = time.perf_counter()
+                client.push_monolithic("bench/big", blob)
+                seconds = time.perf_counter() - started
+        self.state[server.key].setdefault("mibps", []).append(mibps(blob.size, seconds))
+        return {"upload_rss_growth_mib": watch.growth / MiB}
+
+    def info(self) -> dict[str, Any]:
+        return {"upload_mibps": {key: s.get("mibps") for key, s in self.state.items()}}
+
+
+PEAK_RSS = Metric("peak_rss_mib", "peak RSS, all server processes (MiB)", "MiB", "lower",
+                  "<= 150 MiB", value_at_most(150))
+
+BENCHMARKS: tuple[type[Benchmark], ...] = (
+    Listings, PushMonolithic, PushChunked, Pull, PushConcurrent, ManifestGet, ManifestHead,
+    BlobHead, SmallImages, UploadMemory,
+)
+
+
+def all_metrics() -> list[Metric]:
+    return [m for b in BENCHMARKS for m in b.metrics] + [PEAK_RSS]

@@ -1,0 +1,55 @@
+"""The benchmark runner end to end, in its quickest form: both servers, tiny sizes, one round.
+
+Only the shape of the results is checked (every benchmark has a number for both servers and a
+ratio); timings are never asserted here, the machine running the tests is not the benchmark's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.suite import all_metrics
+
+from tests.support.peers import require
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY = [
+    "--quick", "--rounds", "1", "--blob-mib", "2", "--chunk-mib", "1", "--pull-mib", "2",
+    "--concurrent", "4", "--concurrent-mib", "1", "--wrk-seconds", "1", "--wrk-warmup", "0",
+    "--connections", "8", "--images", "8", "--image-workers", "2", "--tags", "120",
+    "--repos", "25", "--page", "50", "--list-iterations", "1", "--big-upload-mib", "4",
+    "--setup-workers", "4",
+]
+
+
+def test_every_benchmark_yields_numbers_for_both_servers(tmp_path: Path) -> None:
+    for tool in ("docker-registry", "wrk", "hey", "curl"):
+        require(tool)
+    out = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, "-m", "bench", *TINY, "--out", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    results = json.loads(out.read_text())
+
+    assert results["errors"] == {}
+    assert results["machine"]["nproc"] >= 1
+    keys = [m.key for m in all_metrics()]
+    assert sorted(results["benchmarks"]) == sorted(keys)
+    for key in keys:
+        entry = results["benchmarks"][key]
+        assert entry["better"] in ("higher", "lower"), key
+        for side in ("dockyard", "distribution"):
+            median = entry[side]["median"]
+            assert isinstance(median, int | float) and math.isfinite(median), (key, side)
+            assert entry[side]["values"], (key, side)
+        if entry["distribution"]["median"] != 0:  # a ratio to zero (memory growth) is null
+            assert isinstance(entry["ratio"], int | float), key
+    assert "ratio D/Dist" in result.stdout  # the table was printed
+    for server in results["servers"].values():
+        assert server["version"]
+        assert not Path(f"/proc/{server['pid']}").exists(), "a server was left running"
