@@ -8,6 +8,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.errors import UNEXPECTED_BODY
+from dockyard.core.errors import RegistryError
 
 log = logging.getLogger("dockyard.access")
 
@@ -38,7 +39,12 @@ class RegistryHeaders:
 
         try:
             await self.app(scope, receive, wrapped_send)
-        except Exception:
+        except Exception as exc:
+            if status and isinstance(exc, RegistryError):
+                # A stream that failed after its headers went out (an upstream download that
+                # broke): the client sees the body cut short, which is the answer.
+                log.warning("%s %s cut short: %s", scope["method"], scope.get("path"), exc)
+                return
             log.exception("unexpected error in %s %s", scope["method"], scope.get("path"))
             if status == 0:  # nothing sent yet: answer in the spec's shape
                 status = 500

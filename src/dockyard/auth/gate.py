@@ -267,14 +267,18 @@ class AccessGate:
     async def actions_for(self, principal: Principal, repository: str) -> frozenset[str]:
         """What the principal may do to the repository, wherever it lives."""
         route = await self.proxy.route(repository) if self.proxy is not None else None
+        cached_pull: frozenset[str] = frozenset()
         if route is not None:
             # A cached repository: pulls for accounts (and anonymous callers if the upstream
             # allows them); nobody writes to it.
-            if principal.anonymous and not route.upstream.config.anonymous:
-                return frozenset()
-            return repository_actions(principal, repository, "public") & {PULL}
+            if not principal.anonymous or route.upstream.config.anonymous:
+                cached_pull = repository_actions(principal, repository, "public") & {PULL}
+            if route.local == repository:
+                return cached_pull
+            # Only the mirror answers this name: it is still free for its namespace's owners
+            # to create as an ordinary repository.
         visibility = await self.accounts.visibility(repository)
-        return repository_actions(principal, repository, visibility)
+        return repository_actions(principal, repository, visibility) | cached_pull
 
     async def may_pull(self, caller: Caller, repositories: list[str]) -> list[str]:
         """Those repositories the caller can see (for the catalog)."""

@@ -348,7 +348,7 @@ class RegistryClient:
                 except ValueError:
                     hasher = None
             try:
-                async for piece in response.aiter_raw():
+                async for piece in response.aiter_raw(1024 * 1024):
                     if skip:
                         cut = min(skip, len(piece))
                         piece, skip = piece[cut:], skip - cut

@@ -29,10 +29,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from dockyard.client.credentials import Credentials
-from dockyard.client.image import ClientError, NotFound, Unauthorized
+from dockyard.client.image import ClientError, DigestMismatch, NotFound, Unauthorized
 from dockyard.client.registry import RegistryClient
-from dockyard.client.transport import ConnectionFailed, RateLimited
+from dockyard.client.transport import ConnectionFailed, RateLimited, TransferInterrupted
 from dockyard.config import Settings, Upstream
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -79,7 +81,10 @@ class UpstreamRegistry:
             if self.config.username:
                 credentials = Credentials(self.config.username, self.config.password or "")
             self._client = RegistryClient(
-                host, credentials=credentials, insecure=self.config.url.startswith("http://")
+                host,
+                credentials=credentials,
+                insecure=self.config.url.startswith("http://"),
+                timeout=httpx.Timeout(self.config.timeout_seconds),
             )
         return self._client
 
@@ -249,7 +254,14 @@ class ProxyService:
         fresh = checked is not None and time.time() - checked < route.upstream.config.ttl_seconds
         return record, fresh
 
+    def _check_available(self, route: Route) -> None:
+        """Within the upstream's Retry-After (or the backoff after a failure) it is not asked:
+        the client gets the error it last gave, with the time left."""
+        if not route.upstream.available():
+            self._stale(route, None)
+
     async def _fetch_manifest(self, route: Route, digest: str, tag: str | None) -> ManifestRecord:
+        self._check_available(route)
         try:
             fetched = await route.upstream.client.get_manifest(route.remote, digest)
         except NotFound as exc:
@@ -295,6 +307,7 @@ class ProxyService:
         cached = await self.cached_blob(route, digest)
         if cached is not None:
             return cached.size
+        self._check_available(route)
         try:
             size = await route.upstream.client.blob_size(route.remote, digest)
         except ClientError as exc:
@@ -312,6 +325,9 @@ class ProxyService:
             if size is not None:
                 return size, self._follow(route, digest, upload_id, size)
         raise RegistryError(ErrorCode.UNAVAILABLE, "the download of this blob keeps failing")
+
+    def _verified_file(self, upload_id: str) -> Path:
+        return self.lock_dir / f"{upload_id}.verified"
 
     def _size_file(self, upload_id: str) -> Path:
         return self.lock_dir / f"{upload_id}.size"
@@ -358,6 +374,8 @@ class ProxyService:
         """Holding the lock: announce the size, then download in a task of its own."""
         try:
             cached = await self.cached_blob(route, digest)
+            if cached is None:
+                self._check_available(route)
             size = (
                 None
                 if cached is not None
@@ -396,14 +414,21 @@ class ProxyService:
             stream = route.upstream.client.open_blob(route.remote, digest)
             written = await self.blob_store.write_upload(upload_id, 0, stream)
             if written != size:
-                raise ClientError(f"the upstream sent {written} bytes, announced {size}")
+                raise DigestMismatch(f"the upstream sent {written} bytes, announced {size}")
+            # Every byte is here and the digest checked: followers may hand out the last
+            # bytes now, while the blob is synced and published.
+            self._verified_file(upload_id).touch()
             async with self.lock.publishing():
                 await self.blob_store.commit_upload(upload_id, digest)
                 await self.meta.link_blob(route.local, digest, size)
             log.info("cached %s from %s (%d bytes)", digest, route.upstream.name, size)
         except BaseException as exc:
             log.warning("downloading %s from %s failed: %s", digest, route.upstream.name, exc)
-            if isinstance(exc, ClientError):
+            # A transfer that broke or brought wrong bytes says nothing of the upstream's
+            # availability (retrying is right); refusals and unreachability start a backoff.
+            if isinstance(exc, ClientError) and not isinstance(
+                exc, TransferInterrupted | DigestMismatch
+            ):
                 route.upstream.failed(exc)
             with contextlib.suppress(Exception):
                 await self.blob_store.abort_upload(upload_id)
@@ -411,6 +436,7 @@ class ProxyService:
                 raise
         finally:
             self._size_file(upload_id).unlink(missing_ok=True)
+            self._verified_file(upload_id).unlink(missing_ok=True)
             self._downloads.pop(upload_id, None)
             self._release(fd)
 
@@ -451,7 +477,7 @@ class ProxyService:
                     if await self._failed(route, digest, upload_id):
                         raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 0.05)
+                    delay = min(delay * 2, 0.005)
                     continue
                 delay = 0.002
                 if offset + len(chunk) == size:
@@ -470,7 +496,8 @@ class ProxyService:
         return self._leader_gone(upload_id)
 
     async def _verified(self, route: Route, digest: str, upload_id: str) -> None:
-        while await self.blob_store.stat(digest) is None:
+        while not self._verified_file(upload_id).exists() and \
+                await self.blob_store.stat(digest) is None:
             if await self._failed(route, digest, upload_id):
                 raise RegistryError(
                     ErrorCode.UNAVAILABLE,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -67,5 +69,19 @@ async def _through_cache(request: Request, route: Route, digest: str) -> BlobRes
         headers["Content-Length"] = str(await proxy.blob_size(route, digest))
         return BlobResponse(200, headers, head=True)
     size, stream = await proxy.fetch_blob(route, digest)
+    # Wait for the first bytes before answering: a download that fails before any byte
+    # arrived is still a clean 503 here (once the response has started, the server can only
+    # cut it short, and before its first body byte it would answer a bare 500).
+    first = await anext(stream, None)
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            if first is not None:
+                yield first
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
     headers["Content-Length"] = str(size)
-    return BlobResponse(200, headers, stream=lambda: stream)
+    return BlobResponse(200, headers, stream=body)

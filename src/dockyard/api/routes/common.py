@@ -83,9 +83,14 @@ READ_ONLY_CACHE = "cached repositories are read-only: push to a repository of yo
 
 
 async def cache_route(request: Request, name: str, *, writing: bool = False) -> Route | None:
-    """The pull-through cache route for `name`, refusing writes to it (UNSUPPORTED)."""
+    """The pull-through cache route for `name`, refusing writes to it (UNSUPPORTED).
+
+    A write to a name only the mirror would answer creates an ordinary local repository
+    instead (which then shadows the mirror for that name, as a local repository should)."""
     proxy = registry_of(request).proxy
     route = await proxy.route(name) if proxy is not None else None
     if route is not None and writing:
+        if route.local != name:  # reached through the mirror: the name is free locally
+            return None
         raise RegistryError(ErrorCode.UNSUPPORTED, READ_ONLY_CACHE)
     return route
