@@ -153,9 +153,6 @@ class OCIArchiveSource(LayoutReader):
         self.path = Path(path)
         super().__init__(f"oci-archive:{self.path}" + (f":{tag}" if tag else ""), tag)
 
-    def describe(self) -> str:
-        return self.label
-
     def _open_tree(self) -> Tree:
         return TarTree(self.path)
 

@@ -111,6 +111,9 @@ class LayoutReader:
         self._tree: Tree | None = None
         self._index: dict[str, Any] | None = None
 
+    def describe(self) -> str:
+        return self.label
+
     def _open_tree(self) -> Tree:
         raise NotImplementedError
 
@@ -199,9 +202,6 @@ class OCILayoutSource(LayoutReader):
     def __init__(self, path: Path | str, tag: str | None = None) -> None:
         self.path = Path(path)
         super().__init__(f"oci:{self.path}" + (f":{tag}" if tag else ""), tag)
-
-    def describe(self) -> str:
-        return self.label
 
     def _open_tree(self) -> Tree:
         if not self.path.is_dir():

@@ -10,8 +10,8 @@ from dockyard.core.manifest import Descriptor
 from dockyard.core.reference import ImageReference
 
 
-class RegistrySource:
-    """Reads `ref` through `client` (which must talk to `ref`'s registry)."""
+class _InRegistry:
+    """A repository reached through `client` (which must talk to `ref`'s registry)."""
 
     def __init__(self, client: RegistryClient, ref: ImageReference) -> None:
         self.client = client
@@ -23,6 +23,10 @@ class RegistrySource:
 
     def describe(self) -> str:
         return f"docker://{self.ref}"
+
+
+class RegistrySource(_InRegistry):
+    """Reads `ref`."""
 
     async def get_manifest(self, reference: str | None = None) -> Manifest:
         return await self.client.get_manifest(self.ref.repository, reference or self.ref.reference)
@@ -34,19 +38,8 @@ class RegistrySource:
         """The client is shared and closed by whoever made it."""
 
 
-class RegistryDestination:
-    """Writes into `ref`'s repository through `client`."""
-
-    def __init__(self, client: RegistryClient, ref: ImageReference) -> None:
-        self.client = client
-        self.ref = ref
-
-    @property
-    def repository(self) -> str:
-        return self.ref.repository
-
-    def describe(self) -> str:
-        return f"docker://{self.ref}"
+class RegistryDestination(_InRegistry):
+    """Writes into `ref`'s repository."""
 
     async def has_blob(self, descriptor: Descriptor) -> bool:
         return await self.client.blob_size(self.ref.repository, descriptor.digest) is not None

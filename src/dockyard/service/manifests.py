@@ -102,14 +102,7 @@ class ManifestService:
                 "manifest digest does not match its content",
                 detail={"digest": str(wanted)},
             )
-        record = ManifestRecord(
-            digest=digest,
-            media_type=manifest.media_type,
-            size=len(body),
-            artifact_type=manifest.referrer_artifact_type,
-            subject=manifest.subject.digest if manifest.subject else None,
-            annotations=manifest.annotations,
-        )
+        record = _record_of(digest, manifest, len(body))
         async with self.lock.publishing():
             references = await self._check_references(repository, manifest, may_read)
             await self.blobs.put(digest, body)
@@ -142,14 +135,7 @@ class ManifestService:
         references += [
             Reference(d, "manifest") for d in dict.fromkeys(c.digest for c in manifest.children)
         ]
-        record = ManifestRecord(
-            digest=digest,
-            media_type=manifest.media_type,
-            size=len(body),
-            artifact_type=manifest.referrer_artifact_type,
-            subject=manifest.subject.digest if manifest.subject else None,
-            annotations=manifest.annotations,
-        )
+        record = _record_of(digest, manifest, len(body))
         async with self.lock.publishing():
             await self.blobs.put(digest, body)
             await self.meta.put_manifest(repository, record, references, [tag] if tag else [])
@@ -260,6 +246,17 @@ class ManifestService:
         except (ValueError, RegistryError):
             return []
         return [m for m in doc.get("manifests", []) if isinstance(m, dict) and "digest" in m]
+
+
+def _record_of(digest: str, manifest: ParsedManifest, size: int) -> ManifestRecord:
+    return ManifestRecord(
+        digest=digest,
+        media_type=manifest.media_type,
+        size=size,
+        artifact_type=manifest.referrer_artifact_type,
+        subject=manifest.subject.digest if manifest.subject else None,
+        annotations=manifest.annotations,
+    )
 
 
 def _descriptor_of(record: ManifestRecord) -> dict:
