@@ -22,7 +22,8 @@ SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
 def create_app(settings: Settings, registry: Registry | None = None) -> RegistryHeaders:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.registry = registry or Registry.from_settings(settings)
+        # The serving process migrated the schema before starting its workers.
+        app.state.registry = registry or Registry.from_settings(settings, migrate=False)
         app.state.auth = build_auth(app.state.registry) if settings.auth_enabled else None
         await app.state.registry.start()
         try:

@@ -9,15 +9,17 @@ import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from dockyard.config import ConfigError, load_settings
 from dockyard.core.errors import RegistryError
-from dockyard.service.registry import Registry, open_stores
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from dockyard.service.registry import Registry
 
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 org_app = typer.Typer(help="Manage organisations and their members.", no_args_is_help=True)
@@ -59,6 +61,8 @@ def on_store(
         settings = load_settings(config, {"data_dir": data_dir})
     except ConfigError as exc:
         raise fail(str(exc), 2) from exc
+
+    from dockyard.service.registry import Registry, open_stores
 
     async def run() -> T:
         registry = Registry(settings, *open_stores(settings))

@@ -12,17 +12,18 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from dockyard.cli.progress import BarReporter, JsonReporter
-from dockyard.client.api import Client, remote_reference
 from dockyard.client.image import ClientError, Platform
 from dockyard.client.transfer import CopyResult, SilentReporter
 from dockyard.core.reference import InvalidReference, parse_reference
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from dockyard.client.api import Client
 
 manifest_app = typer.Typer(help="Work with multi-platform indexes.", no_args_is_help=True)
 ref_app = typer.Typer(help="Image references.", no_args_is_help=True)
@@ -52,6 +53,8 @@ def register(app: typer.Typer) -> None:
 
 def run_client(insecure: list[str] | None, jobs: int,
                action: Callable[[Client], Awaitable[T]]) -> T:
+    from dockyard.client.api import Client  # here: `dockyard --help` need not load httpx
+
     async def main() -> T:
         async with Client(insecure_hosts=insecure or (), jobs=jobs) as client:
             return await action(client)
@@ -67,6 +70,8 @@ def run_client(insecure: list[str] | None, jobs: int,
 
 
 def reporter(quiet: bool, as_json: bool, verb: str) -> Any:
+    from dockyard.cli.progress import BarReporter, JsonReporter
+
     if as_json:
         return JsonReporter()
     if quiet or not sys.stderr.isatty():
@@ -244,4 +249,4 @@ def ref_parse(reference: str) -> None:
                            "canonical": str(ref), "familiar": ref.familiar}, indent=2))
 
 
-__all__ = ["register", "remote_reference"]
+__all__ = ["register"]

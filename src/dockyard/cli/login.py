@@ -15,7 +15,6 @@ import typer
 
 from dockyard.client.credentials import Credentials, CredentialStore, normalize_host
 from dockyard.client.image import ClientError
-from dockyard.client.registry import RegistryClient
 from dockyard.core.reference import DOCKER_HUB
 
 EXIT_USAGE = 2
@@ -48,6 +47,8 @@ def _read_password_stdin() -> str:
 
 
 async def _verify(host: str, creds: Credentials, insecure: bool) -> str | None:
+    from dockyard.client.registry import RegistryClient
+
     async with RegistryClient(host, credentials=creds, insecure=insecure) as client:
         return await client.check_login()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -9,8 +10,12 @@ import secrets
 import bcrypt
 
 ROUNDS = 10
-# Checked against when an account is unknown, so a miss takes as long as a hit.
-_DUMMY_HASH = bcrypt.hashpw(b"dockyard-dummy-password", bcrypt.gensalt(ROUNDS)).decode()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when an account is unknown, so a miss takes as long as a hit."""
+    return bcrypt.hashpw(b"dockyard-dummy-password", bcrypt.gensalt(ROUNDS)).decode()
 
 
 def hash_password(password: str) -> str:
@@ -26,7 +31,7 @@ def verify_password(password: str, hashed: str | None) -> bool:
     encoded = password.encode()
     if len(encoded) > 72:
         encoded = hashlib.sha256(encoded).hexdigest().encode()
-    target = hashed or _DUMMY_HASH
+    target = hashed or _dummy_hash()
     try:
         ok = bcrypt.checkpw(encoded, target.encode())
     except ValueError:

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from dockyard.core.errors import StorageFullError
 from dockyard.metadata import schema as t
 from dockyard.metadata.base import CacheUsage, ManifestRecord, Reference, UploadRecord
-from dockyard.metadata.migrate import upgrade
 
 T = TypeVar("T")
 
@@ -79,9 +78,14 @@ class SQLMetadataStore:
         self._repo_ids: dict[str, int] = {}
 
     @classmethod
-    def open_sqlite(cls, path: Path) -> SQLMetadataStore:
+    def open_sqlite(cls, path: Path, *, migrate: bool = True) -> SQLMetadataStore:
+        """`migrate=False` for server workers: the serving process migrated before starting
+        them, and they then never load Alembic."""
         engine = sqlite_engine(path)
-        upgrade(engine)
+        if migrate:
+            from dockyard.metadata.migrate import upgrade
+
+            upgrade(engine)
         return cls(engine)
 
     @classmethod

@@ -9,7 +9,6 @@ import logging
 from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
 from dockyard.metadata.counters import SQLiteCounters
-from dockyard.metadata.migrate import upgrade_async
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.service.accounts import AccountService
@@ -29,19 +28,21 @@ METADATA_FILE = "metadata.db"
 COUNTERS_FILE = "counters.db"
 
 
-def open_stores(settings: Settings) -> tuple[BlobStore, MetadataStore]:
+def open_stores(settings: Settings, *, migrate: bool = True) -> tuple[BlobStore, MetadataStore]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     blob_store = FilesystemBlobStore(settings.data_dir, fsync=settings.fsync)
     if settings.metadata:
         meta = SQLMetadataStore.open_postgres(settings.metadata)
     else:
-        meta = SQLMetadataStore.open_sqlite(settings.data_dir / METADATA_FILE)
+        meta = SQLMetadataStore.open_sqlite(settings.data_dir / METADATA_FILE, migrate=migrate)
     return blob_store, meta
 
 
 async def migrate(meta: MetadataStore) -> None:
     """Bring a shared database's schema up to date (SQLite is migrated when opened)."""
     if isinstance(meta, SQLMetadataStore) and meta.async_engine is not None:
+        from dockyard.metadata.migrate import upgrade_async
+
         await upgrade_async(meta.async_engine)
 
 
@@ -71,8 +72,8 @@ class Registry:
         self._housekeeping: asyncio.Task | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Registry:
-        return cls(settings, *open_stores(settings))
+    def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Registry:
+        return cls(settings, *open_stores(settings, migrate=migrate))
 
     async def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._purge_loop())
