@@ -348,7 +348,7 @@ class RegistryClient:
                 except ValueError:
                     hasher = None
             try:
-                async for piece in response.aiter_raw(1024 * 1024):
+                async for piece in response.aiter_raw():
                     if skip:
                         cut = min(skip, len(piece))
                         piece, skip = piece[cut:], skip - cut
