@@ -76,6 +76,8 @@ class Settings(BaseModel):
         None, description="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for shared metadata; "
         "default: SQLite in the data folder"
     )
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
     workers: int = Field(0, ge=0, le=64, description="server processes; 0 = one per core")
     read_only: bool = Field(False, description="serve pulls only; writes answer UNSUPPORTED")
     insecure_no_auth: bool = Field(
@@ -255,3 +257,8 @@ def check_security(settings: Settings) -> None:
     """Nothing left to refuse: a network address turns accounts on unless told otherwise."""
     if settings.insecure_no_auth and settings.auth:
         raise ConfigError("auth and insecure_no_auth contradict each other; choose one")
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ConfigError("tls_cert and tls_key go together: give both or neither")
+    for path in (settings.tls_cert, settings.tls_key):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{path} is not a readable file")

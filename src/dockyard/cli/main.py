@@ -119,6 +119,15 @@ def serve(
             "Also DOCKYARD_AUTH.",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="PEM certificate (chain) to serve HTTPS (HTTP/2 too). "
+                     "Also DOCKYARD_TLS_CERT."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", help="PEM private key of --tls-cert. Also DOCKYARD_TLS_KEY."),
+    ] = None,
     metadata: Annotated[
         str | None,
         typer.Option(
@@ -176,6 +185,8 @@ def serve(
         config,
         proxies=proxies,
         metadata=metadata,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         listen=listen,
         data_dir=data_dir,
         workers=workers,

@@ -51,13 +51,14 @@ def worker_count(settings: Settings) -> int:
 
 def run(settings: Settings) -> None:
     from granian import Granian
-    from granian.constants import Interfaces, Loops
+    from granian.constants import Interfaces, Loops, SSLProtocols
 
     prepare(settings)
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     workers = worker_count(settings)
     log.info(
-        "dockyard serving http://%s with %d worker(s), data in %s, accounts %s",
+        "dockyard serving %s://%s with %d worker(s), data in %s, accounts %s",
+        "https" if settings.tls_cert else "http",
         settings.listen,
         workers,
         settings.data_dir.resolve(),
@@ -74,6 +75,11 @@ def run(settings: Settings) -> None:
         log_access=False,
         log_dictconfig=logging_config(),
         respawn_failed_workers=True,
+        # HTTPS (and HTTP/2 by ALPN) when a certificate is configured; TLS 1.2 at least, as
+        # docker and containerd still speak it.
+        ssl_cert=settings.tls_cert,
+        ssl_key=settings.tls_key,
+        ssl_protocol_min=SSLProtocols.tls12,
     )
     server.serve()
 
