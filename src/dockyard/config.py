@@ -72,6 +72,19 @@ class Settings(BaseModel):
 
     listen: str = Field("127.0.0.1:5000", description="HOST:PORT to listen on")
     data_dir: Path = Field(Path("dockyard-data"), description="folder for blobs and metadata")
+    storage: str | None = Field(
+        None, description="s3://BUCKET[/PREFIX] to keep blobs in S3-compatible storage; "
+        "default: the data folder"
+    )
+    s3_endpoint: str | None = Field(None, description="S3 endpoint URL (MinIO, SeaweedFS, …)")
+    s3_region: str = Field("us-east-1", description="S3 region")
+    s3_path_style: bool = Field(False, description="path-style S3 addressing")
+    s3_access_key: str | None = Field(None, description="default: AWS_ACCESS_KEY_ID")
+    s3_secret_key: str | None = Field(None, description="default: AWS_SECRET_ACCESS_KEY")
+    s3_redirect_seconds: int = Field(
+        600, ge=0, description="blob GETs answer 307 to a URL presigned for this long; "
+        "0 = stream through the registry"
+    )
     metadata: str | None = Field(
         None, description="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for shared metadata; "
         "default: SQLite in the data folder"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pytest
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.service.registry import migrate
 from dockyard.storage.filesystem import FilesystemBlobStore
+from dockyard.storage.s3 import S3BlobStore
 from tests.support.postgres import PostgresCluster
+from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3
 
 
 @pytest.fixture
@@ -21,10 +24,23 @@ def run() -> Iterator:
     loop.close()
 
 
-@pytest.fixture(params=["filesystem"])
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[SeaweedS3]:
+    server = SeaweedS3(Path(tempfile.mkdtemp(prefix="dockyard-s3-"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["filesystem", "s3"])
 def blob_store(request: pytest.FixtureRequest, tmp_path: Path):
     if request.param == "filesystem":
         yield FilesystemBlobStore(tmp_path / "blobs")
+    else:
+        s3 = request.getfixturevalue("seaweed")
+        yield S3BlobStore.from_url(f"s3://{s3.create_bucket()}/some/prefix",
+                                   endpoint=s3.endpoint, region="us-east-1", path_style=True,
+                                   access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+                                   presign_seconds=600)
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,9 @@ class BlobService:
             size = manifest.size
         return BlobInfo(digest, size, self.blobs.local_path(digest))
 
+    async def redirect_url(self, digest: str) -> str | None:
+        return await self.blobs.url_for(digest)
+
     def read(self, digest: str, start: int, end: int) -> AsyncIterator[bytes]:
         return self.blobs.read(digest, start, end)
 

@@ -444,6 +444,15 @@ class ProxyService:
         self, route: Route, digest: str, upload_id: str, size: int
     ) -> AsyncIterator[bytes]:
         """Read the download as it grows; the last bytes only once the digest is verified."""
+        if self.blob_store.upload_path(upload_id) is None:
+            # An object store: nothing to follow while it arrives; stream it once stored.
+            while await self.blob_store.stat(digest) is None:
+                if await self._failed(route, digest, upload_id):
+                    raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
+                await asyncio.sleep(0.01)
+            async for chunk in self.blob_store.read(digest):
+                yield chunk
+            return
         handle = None
         delay = 0.002
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
@@ -30,7 +31,18 @@ COUNTERS_FILE = "counters.db"
 
 def open_stores(settings: Settings, *, migrate: bool = True) -> tuple[BlobStore, MetadataStore]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    blob_store = FilesystemBlobStore(settings.data_dir, fsync=settings.fsync)
+    blob_store: BlobStore
+    if settings.storage and settings.storage.startswith("s3://"):
+        from dockyard.storage.s3 import S3BlobStore
+
+        blob_store = S3BlobStore.from_url(
+            settings.storage, endpoint=settings.s3_endpoint, region=settings.s3_region,
+            path_style=settings.s3_path_style,
+            access_key=settings.s3_access_key or os.environ.get("AWS_ACCESS_KEY_ID"),
+            secret_key=settings.s3_secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            presign_seconds=settings.s3_redirect_seconds or None)
+    else:
+        blob_store = FilesystemBlobStore(settings.data_dir, fsync=settings.fsync)
     if settings.metadata:
         meta = SQLMetadataStore.open_postgres(settings.metadata)
     else:

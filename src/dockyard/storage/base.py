@@ -20,6 +20,10 @@ class BlobStore(Protocol):
     async def stat(self, digest: str) -> int | None:
         """Size of a committed blob, or None."""
 
+    async def url_for(self, digest: str) -> str | None:
+        """A URL clients may fetch the blob from directly (presigned), when the backend has
+        one and redirects are wanted; None means the registry streams it."""
+
     def local_path(self, digest: str) -> Path | None:
         """A file that holds the blob, when the backend has one (for zero-copy responses)."""
 

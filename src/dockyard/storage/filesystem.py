@@ -64,6 +64,9 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
+    async def url_for(self, digest: str) -> str | None:
+        return None
+
     def local_path(self, digest: str) -> Path | None:
         return self._blob_path(digest)
 

@@ -1,0 +1,221 @@
+"""Blob store on S3-compatible object storage (AWS S3, MinIO, SeaweedFS, Ceph RGW, GCS in
+interoperability mode), through obstore.
+
+Keys under the configured prefix: `blobs/<alg>/<2 hex>/<hex>` for committed content,
+`uploads/<id>/<offset>` for the pieces of an upload in flight (one object per chunk, named by
+where it starts, so any replica can continue an upload and a chunk that failed half-way never
+counts), and `trash/` for content a sweep has set aside. Nothing is local: replicas share it all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import obstore
+from obstore.store import S3Store
+
+from dockyard.core.digest import Digest
+
+_UPLOAD_ID_LENGTH = 32
+PIECE_DIGITS = 20
+
+
+class S3BlobStore:
+    def __init__(self, store: S3Store, prefix: str = "", *,
+                 presign_seconds: int | None = 600) -> None:
+        self.store = store
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.presign_seconds = presign_seconds
+
+    @classmethod
+    def from_url(cls, url: str, *, endpoint: str | None, region: str, path_style: bool,
+                 access_key: str | None, secret_key: str | None,
+                 presign_seconds: int | None) -> S3BlobStore:
+        """`s3://BUCKET[/PREFIX]`; credentials from the arguments or the AWS_* variables."""
+        rest = url.removeprefix("s3://")
+        bucket, _, prefix = rest.partition("/")
+        options: dict = {"region": region, "virtual_hosted_style_request": not path_style}
+        if endpoint:
+            options["endpoint"] = endpoint
+            if endpoint.startswith("http://"):
+                options["client_options"] = {"allow_http": True}
+        if access_key and secret_key:
+            options["access_key_id"] = access_key
+            options["secret_access_key"] = secret_key
+        store = S3Store(bucket, **options)
+        return cls(store, prefix, presign_seconds=presign_seconds)
+
+    # -- keys ----------------------------------------------------------------------------
+    def _blob_key(self, digest: str) -> str:
+        parsed = Digest.parse(digest)
+        return f"{self.prefix}blobs/{parsed.algorithm}/{parsed.hex[:2]}/{parsed.hex}"
+
+    def _upload_prefix(self, upload_id: str) -> str:
+        if len(upload_id) != _UPLOAD_ID_LENGTH or any(c not in "0123456789abcdef"
+                                                      for c in upload_id):
+            raise ValueError("malformed upload id")
+        return f"{self.prefix}uploads/{upload_id}/"
+
+    async def _pieces(self, upload_id: str) -> list[tuple[int, str, int]]:
+        """(offset, key, size) of an upload's pieces, in order."""
+        prefix = self._upload_prefix(upload_id)
+        pieces = []
+        async for batch in obstore.list(self.store, prefix=prefix):
+            for meta in batch:
+                name = meta["path"][len(prefix):]
+                if name.isdigit():
+                    pieces.append((int(name), meta["path"], int(meta["size"])))
+        return sorted(pieces)
+
+    # -- committed blobs -----------------------------------------------------------------
+    async def stat(self, digest: str) -> int | None:
+        try:
+            meta = await obstore.head_async(self.store, self._blob_key(digest))
+        except FileNotFoundError:
+            return None
+        return int(meta["size"])
+
+    def local_path(self, digest: str) -> Path | None:
+        return None
+
+    async def url_for(self, digest: str) -> str | None:
+        """A presigned GET URL clients can be redirected to (None: stream through us)."""
+        if not self.presign_seconds:
+            return None
+        return await obstore.sign_async(self.store, "GET", self._blob_key(digest),
+                                        timedelta(seconds=self.presign_seconds))
+
+    async def read(self, digest: str, start: int = 0,
+                   end: int | None = None) -> AsyncIterator[bytes]:
+        options = {"range": (start, end + 1)} if (start or end is not None) else None
+        if end is not None and end < start:
+            return
+        result = await obstore.get_async(self.store, self._blob_key(digest), options=options)
+        async for chunk in result.stream(min_chunk_size=1024 * 1024):
+            yield bytes(chunk)
+
+    async def get(self, digest: str) -> bytes | None:
+        try:
+            result = await obstore.get_async(self.store, self._blob_key(digest))
+        except FileNotFoundError:
+            return None
+        return bytes(await result.bytes_async())
+
+    async def put(self, digest: str, data: bytes) -> None:
+        if await self.stat(digest) is None:
+            await obstore.put_async(self.store, self._blob_key(digest), data)
+
+    async def delete(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            await obstore.delete_async(self.store, self._blob_key(digest))
+
+    async def iter_digests(self) -> AsyncIterator[str]:
+        root = f"{self.prefix}blobs/"
+        async for batch in obstore.list(self.store, prefix=root):
+            for meta in batch:
+                parts = meta["path"][len(root):].split("/")
+                if len(parts) == 3 and Digest.try_parse(f"{parts[0]}:{parts[2]}"):
+                    yield f"{parts[0]}:{parts[2]}"
+
+    # -- sweeping ------------------------------------------------------------------------
+    async def detach(self, digest: str) -> str | None:
+        key = self._blob_key(digest)
+        token = f"{digest.replace(':', '-')}.{uuid.uuid4().hex}"
+        try:
+            await obstore.copy_async(self.store, key, f"{self.prefix}trash/{token}")
+        except FileNotFoundError:
+            return None
+        await obstore.delete_async(self.store, key)
+        return token
+
+    def _trash_key(self, token: str) -> str:
+        if "/" in token or token.startswith("."):
+            raise ValueError("malformed token")
+        return f"{self.prefix}trash/{token}"
+
+    async def reattach(self, digest: str, token: str) -> None:
+        if await self.stat(digest) is None:
+            await obstore.copy_async(self.store, self._trash_key(token), self._blob_key(digest))
+        await self.drop_detached(token)
+
+    async def drop_detached(self, token: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            await obstore.delete_async(self.store, self._trash_key(token))
+
+    # -- uploads -------------------------------------------------------------------------
+    def _marker(self, upload_id: str) -> str:
+        return self._upload_prefix(upload_id) + "started"
+
+    async def _exists(self, upload_id: str) -> bool:
+        try:
+            await obstore.head_async(self.store, self._marker(upload_id))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def create_upload(self, upload_id: str) -> None:
+        await obstore.put_async(self.store, self._marker(upload_id), b"")
+
+    async def upload_size(self, upload_id: str) -> int | None:
+        if not await self._exists(upload_id):
+            return None
+        pieces = await self._pieces(upload_id)
+        return pieces[-1][0] + pieces[-1][2] if pieces else 0
+
+    def upload_path(self, upload_id: str) -> Path | None:
+        return None
+
+    async def write_upload(self, upload_id: str, offset: int,
+                           chunks: AsyncIterator[bytes]) -> int:
+        prefix = self._upload_prefix(upload_id)
+        if not await self._exists(upload_id):
+            raise KeyError(upload_id)
+        # Anything at or after `offset` is superseded (a chunk sent again after a failure).
+        for start, key, size in await self._pieces(upload_id):
+            if start >= offset:
+                await obstore.delete_async(self.store, key)
+            elif start + size > offset:
+                kept = await obstore.get_range_async(self.store, key, start=0,
+                                                     end=offset - start)
+                await obstore.put_async(self.store, key, bytes(kept))
+        counted = 0
+
+        async def counting() -> AsyncIterator[bytes]:
+            nonlocal counted
+            async for chunk in chunks:
+                counted += len(chunk)
+                yield chunk
+
+        key = f"{prefix}{offset:0{PIECE_DIGITS}d}"
+        await obstore.put_async(self.store, key, counting())
+        if counted == 0:
+            await obstore.delete_async(self.store, key)
+        return offset + counted
+
+    async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+        for _, key, _ in await self._pieces(upload_id):
+            result = await obstore.get_async(self.store, key)
+            async for chunk in result.stream(min_chunk_size=8 * 1024 * 1024):
+                yield bytes(chunk)
+
+    async def commit_upload(self, upload_id: str, digest: str) -> None:
+        pieces = await self._pieces(upload_id)
+        target = self._blob_key(digest)
+        if await self.stat(digest) is None:
+            if len(pieces) == 1:
+                await obstore.copy_async(self.store, pieces[0][1], target)
+            elif not pieces:
+                await obstore.put_async(self.store, target, b"")
+            else:
+                await obstore.put_async(self.store, target, self.read_upload(upload_id))
+        await self.abort_upload(upload_id)
+
+    async def abort_upload(self, upload_id: str) -> None:
+        keys = [key for _, key, _ in await self._pieces(upload_id)]
+        for key in [*keys, self._marker(upload_id)]:
+            with contextlib.suppress(FileNotFoundError):
+                await obstore.delete_async(self.store, key)
