@@ -128,6 +128,22 @@ def serve(
         Path | None,
         typer.Option("--tls-key", help="PEM private key of --tls-cert. Also DOCKYARD_TLS_KEY."),
     ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="s3://BUCKET[/PREFIX] to keep blobs in S3-compatible "
+                     "storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); "
+                     "default: the data folder. Also DOCKYARD_STORAGE."),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option("--s3-endpoint", help="S3 endpoint URL (MinIO, SeaweedFS, Ceph, GCS)."),
+    ] = None,
+    s3_region: Annotated[str | None, typer.Option("--s3-region", help="S3 region.")] = None,
+    s3_path_style: Annotated[
+        bool | None,
+        typer.Option("--s3-path-style/--s3-virtual-hosted",
+                     help="Path-style S3 addressing (most self-hosted S3 servers)."),
+    ] = None,
     metadata: Annotated[
         str | None,
         typer.Option(
@@ -185,6 +201,10 @@ def serve(
         config,
         proxies=proxies,
         metadata=metadata,
+        storage=storage,
+        s3_endpoint=s3_endpoint,
+        s3_region=s3_region,
+        s3_path_style=s3_path_style,
         tls_cert=tls_cert,
         tls_key=tls_key,
         listen=listen,
