@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import os
 import shutil
 import signal
@@ -155,7 +156,7 @@ class RssWatch:
 
 
 @dataclass
-class Server:
+class Server(abc.ABC):
     """One registry process (and its children) on 127.0.0.1, started in its own session."""
 
     key: str
@@ -179,8 +180,9 @@ class Server:
     def log_path(self) -> Path:
         return self.workdir / "server.log"
 
+    @abc.abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """How to start this server."""
 
     def env(self) -> dict[str, str]:
         return dict(os.environ)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import multiprocessing
 import os
 import statistics
@@ -83,7 +84,7 @@ def value_at_most(x: float) -> Check:
     return lambda _ratio, value: value <= x
 
 
-class Benchmark:
+class Benchmark(abc.ABC):
     """One procedure that yields one or more metrics per round."""
 
     name = ""
@@ -97,8 +98,9 @@ class Benchmark:
     def setup(self, server: Server) -> None:
         self.state[server.key] = {}
 
+    @abc.abstractmethod
     def run(self, server: Server, round_no: int) -> dict[str, float]:
-        raise NotImplementedError
+        """One timed round against `server`."""
 
     def info(self) -> dict[str, Any]:
         return {}
@@ -331,8 +333,9 @@ class WrkBenchmark(Benchmark):
     p99: Metric
     repo = "bench/hot"
 
+    @abc.abstractmethod
     def url(self, server: Server) -> str:
-        raise NotImplementedError
+        """The URL the load generator hits."""
 
     def setup(self, server: Server) -> None:
         super().setup(server)

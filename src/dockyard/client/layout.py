@@ -10,6 +10,7 @@ so a failed copy leaves the previous index untouched.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import fcntl
@@ -102,7 +103,7 @@ def parse(manifest: Manifest) -> ParsedManifest:
                           code="MANIFEST_INVALID") from exc
 
 
-class LayoutReader:
+class LayoutReader(abc.ABC):
     """An OCI layout read through a Tree: the logic `oci:` and `oci-archive:` share."""
 
     def __init__(self, label: str, tag: str | None) -> None:
@@ -114,8 +115,9 @@ class LayoutReader:
     def describe(self) -> str:
         return self.label
 
+    @abc.abstractmethod
     def _open_tree(self) -> Tree:
-        raise NotImplementedError
+        """The folder or tarball the layout is read from."""
 
     async def _ready(self) -> tuple[Tree, dict[str, Any]]:
         if self._tree is None:
