@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.postgres import PostgresCluster
+from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3
 from tests.support.server import RunningRegistry, free_port
+
+BACKENDS = ["filesystem+sqlite", "s3+postgresql"]
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +48,47 @@ def start_registry(tmp_path: Path) -> Iterator[Callable[..., RunningRegistry]]:
 def client(registry: RunningRegistry) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=registry.url, timeout=60.0) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS), started the first time a test needs one."""
+    server = SeaweedS3(Path(tempfile.mkdtemp(prefix="dockyard-s3-"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+def s3_postgres_env(s3: SeaweedS3, pg: PostgresCluster, *, redirect: bool) -> dict[str, str]:
+    """Settings (as DOCKYARD_* variables) for a fresh bucket and database."""
+    return {
+        "DOCKYARD_STORAGE": f"s3://{s3.create_bucket()}/registry",
+        "DOCKYARD_S3_ENDPOINT": s3.endpoint,
+        "DOCKYARD_S3_PATH_STYLE": "true",
+        "DOCKYARD_S3_REDIRECT_SECONDS": "600" if redirect else "0",
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "DOCKYARD_METADATA": pg.create_database(),
+    }
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def registry_on_every_backend(request: pytest.FixtureRequest,
+                              tmp_path_factory: pytest.TempPathFactory
+                              ) -> Iterator[RunningRegistry]:
+    """The session registry once per backend pair; directories whose suites must hold on every
+    backend (tests/http, tests/conformance) use it as their `registry`."""
+    base = tmp_path_factory.mktemp("registry-" + request.param.replace("+", "-"))
+    env = {}
+    if request.param == "s3+postgresql":
+        env = s3_postgres_env(request.getfixturevalue("s3_server"),
+                              request.getfixturevalue("pg_cluster"), redirect=False)
+    server = RunningRegistry(data_dir=base / "data", port=free_port(), env=env).start()
+    yield server
+    server.stop()

@@ -1,4 +1,5 @@
-"""Fixtures for the conformance tests: a client that lives as long as a test module."""
+"""Fixtures for the conformance tests, which run on each backend pair (filesystem + SQLite,
+S3 + PostgreSQL), and a client that lives as long as a test module."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
+from tests.support.server import RunningRegistry
+
+
+@pytest.fixture(scope="session")
+def registry(registry_on_every_backend: RunningRegistry) -> RunningRegistry:
+    return registry_on_every_backend
 
 
 @pytest.fixture(scope="module")

@@ -1,43 +1,21 @@
-"""Shared infrastructure for scale-out tests: one SeaweedFS (real S3) and one PostgreSQL."""
+"""Replicas sharing one S3 bucket and one PostgreSQL database (fixtures in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import s3_postgres_env
 from tests.support.postgres import PostgresCluster
-from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3
+from tests.support.seaweedfs import SeaweedS3
 from tests.support.server import RunningRegistry, free_port
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[SeaweedS3]:
-    server = SeaweedS3(Path(tempfile.mkdtemp(prefix="dockyard-s3-"))).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture
 def shared_backends(s3_server: SeaweedS3, pg_cluster: PostgresCluster) -> dict[str, str]:
-    """Settings (as DOCKYARD_* variables) for a fresh bucket and database."""
-    return {
-        "DOCKYARD_STORAGE": f"s3://{s3_server.create_bucket()}/registry",
-        "DOCKYARD_S3_ENDPOINT": s3_server.endpoint,
-        "DOCKYARD_S3_PATH_STYLE": "true",
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "DOCKYARD_METADATA": pg_cluster.create_database(),
-    }
+    return s3_postgres_env(s3_server, pg_cluster, redirect=True)
 
 
 @pytest.fixture
