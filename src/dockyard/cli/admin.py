@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
     app.add_typer(repo_app, name="repo")
     app.add_typer(cache_app, name="cache")
+    register_migrate(app)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -417,3 +418,70 @@ def cache_prune(max_size: Annotated[str | None, typer.Option(
                f"{result.blobs_removed} blob(s), {result.bytes_freed} bytes; "
                f"the cache now holds {result.usage.bytes} bytes")
 
+
+
+# -- moving to other backends ------------------------------------------------------------
+def register_migrate(app: typer.Typer) -> None:
+    app.command("migrate")(migrate_command)
+
+
+def migrate_command(
+    to_storage: Annotated[str | None, typer.Option(
+        "--to-storage", help="s3://BUCKET[/PREFIX] to move the blobs to (S3 settings as for "
+        "`serve`: --s3-endpoint, --s3-path-style, AWS_* credentials).")] = None,
+    to_metadata: Annotated[str | None, typer.Option(
+        "--to-metadata", help="postgresql://… (an empty database) to move the metadata to.")]
+    = None,
+    s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint")] = None,
+    s3_path_style: Annotated[bool, typer.Option("--s3-path-style")] = False,
+    config: ConfigOpt = None, data_dir: DataDirOpt = None,
+) -> None:
+    """Copy a registry (the one --data-dir/--config names) to S3 and/or PostgreSQL: every blob,
+    verified while it streams, then every metadata row. Stop writes to the source first
+    (serve it --read-only); afterwards start the replicas on the new backends."""
+    from dockyard.service.migration import copy_blobs, copy_metadata
+    from dockyard.service.registry import migrate, open_stores
+
+    if not to_storage and not to_metadata:
+        raise fail("say where to: --to-storage and/or --to-metadata", 2)
+    try:
+        source_settings = load_settings(config, {"data_dir": data_dir})
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from exc
+    update: dict[str, Any] = {}
+    if to_storage:
+        update.update(storage=to_storage, s3_path_style=s3_path_style or
+                      source_settings.s3_path_style)
+        if s3_endpoint:
+            update["s3_endpoint"] = s3_endpoint
+    if to_metadata:
+        update["metadata"] = to_metadata
+    target_settings = source_settings.model_copy(update=update)
+
+    async def run() -> tuple[Any, dict[str, int] | None]:
+        source_blobs, source_meta = open_stores(source_settings)
+        target_blobs, target_meta = open_stores(target_settings)
+        try:
+            digests = await source_meta.all_blob_digests()  # type: ignore[attr-defined]
+            report = None
+            if to_storage:
+                report = await copy_blobs(source_blobs, target_blobs, digests,
+                                          lambda d, n: typer.echo(f"copied {d} ({n} bytes)"))
+            rows = None
+            if to_metadata:
+                await migrate(target_meta)
+                rows = await copy_metadata(source_meta, target_meta)  # type: ignore[arg-type]
+            return report, rows
+        finally:
+            await source_meta.close()
+            await target_meta.close()
+
+    try:
+        report, rows = asyncio.run(run())
+    except (RegistryError, ValueError) as exc:
+        raise fail(getattr(exc, "message", str(exc)), 1) from exc
+    if report is not None:
+        typer.echo(f"blobs: {report.blobs_copied} copied ({report.bytes_copied} bytes), "
+                   f"{report.blobs_present} already there")
+    if rows is not None:
+        typer.echo("metadata rows: " + ", ".join(f"{k} {v}" for k, v in rows.items() if v))

@@ -595,3 +595,44 @@ class SQLMetadataStore:
             return gone
 
         return await self._write(fn)
+
+    # -- moving to another database ------------------------------------------------------
+    # Parents before children, so foreign keys hold at every insert.
+    TABLE_ORDER = ("repositories", "blobs", "repository_blobs", "manifests",
+                   "manifest_references", "tags", "accounts", "memberships", "access_tokens",
+                   "repository_settings", "cached_tags")
+
+    async def all_blob_digests(self) -> list[str]:
+        return await self._read(lambda conn: list(conn.execute(
+            sa.select(t.blobs.c.digest).order_by(t.blobs.c.digest)).scalars()))
+
+    async def export_rows(self) -> dict[str, list[dict[str, Any]]]:
+        def fn(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+            return {name: [dict(row._mapping)
+                           for row in conn.execute(sa.select(t.metadata.tables[name]))]
+                    for name in self.TABLE_ORDER}
+
+        return await self._read(fn)
+
+    async def import_rows(self, rows: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+        """All rows in one transaction, keys kept; refuses a database that holds data."""
+
+        def fn(conn: Connection) -> dict[str, int]:
+            for name in self.TABLE_ORDER:
+                table = t.metadata.tables[name]
+                if conn.execute(sa.select(sa.func.count()).select_from(table)).scalar():
+                    raise ValueError(f"the target database already has {name}; "
+                                     "migrate into an empty one")
+            for name in self.TABLE_ORDER:
+                if rows.get(name):
+                    conn.execute(sa.insert(t.metadata.tables[name]), rows[name])
+            if conn.dialect.name == "postgresql":
+                for name in ("repositories", "accounts"):
+                    conn.exec_driver_sql(
+                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                        f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)")
+            self._repo_ids.clear()
+            return {name: len(rows.get(name, [])) for name in self.TABLE_ORDER}
+
+        return await self._write(fn)
+
