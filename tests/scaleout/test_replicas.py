@@ -77,3 +77,17 @@ def test_skopeo_follows_presigned_redirects(replicas, tmp_path: Path) -> None:
     assert raw.stdout == image.manifest_bytes
     assert '"GET /v2/scale/skopeo/blobs/sha256:' in server.log()
     assert " 307 " in server.log(), "blob downloads should be redirected to the object store"
+
+
+def test_tokens_from_one_replica_work_on_the_other(replicas) -> None:
+    env = {"DOCKYARD_ADMIN_PASSWORD": "admin-pw"}
+    a, b = replicas("--auth", env=env), replicas("--auth", env=env)
+    token = httpx.get(f"{a.url}/token", params={"service": "dockyard",
+                                                "scope": "repository:admin/app:pull,push"},
+                      auth=("admin", "admin-pw")).json()["token"]
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+        assert c.get(f"{b.url}/v2/").status_code == 200
+        started = c.post(f"{b.url}/v2/admin/app/blobs/uploads/")
+        assert started.status_code == 202, started.text
+    # Both replicas sign with the one key kept in the shared database.
+    assert (a.data_dir / "auth").exists() is False and (b.data_dir / "auth").exists() is False

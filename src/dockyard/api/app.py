@@ -24,7 +24,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The serving process migrated the schema before starting its workers.
         app.state.registry = registry or Registry.from_settings(settings, migrate=False)
-        app.state.auth = build_auth(app.state.registry) if settings.auth_enabled else None
+        app.state.auth = await build_auth(app.state.registry) if settings.auth_enabled else None
         await app.state.registry.start()
         try:
             yield

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from dockyard.auth.gate import AccessGate
 from dockyard.auth.issuer import TokenIssuer
-from dockyard.auth.tokens import TokenAuthority, load_or_create_key
+from dockyard.auth.tokens import TokenAuthority, key_from_pem, load_or_create_key, new_key_pem
 from dockyard.service.registry import Registry
 
 AUTH_FOLDER = "auth"
@@ -19,9 +21,20 @@ class Auth:
     tokens: TokenAuthority
 
 
-def build_auth(registry: Registry) -> Auth:
+SIGNING_KEY = "token-signing-key"
+
+
+async def signing_key(registry: Registry) -> ec.EllipticCurvePrivateKey:
+    """Replicas sharing a database share its key (the first to start makes it); a lone
+    registry keeps its key in the data folder."""
+    if registry.meta.shared:
+        return key_from_pem(await registry.meta.secret(SIGNING_KEY, new_key_pem))
+    return load_or_create_key(registry.settings.data_dir / AUTH_FOLDER)
+
+
+async def build_auth(registry: Registry) -> Auth:
     settings = registry.settings
-    key = load_or_create_key(settings.data_dir / AUTH_FOLDER)
+    key = await signing_key(registry)
     tokens = TokenAuthority(
         key,
         issuer=settings.token_service,

@@ -33,6 +33,20 @@ class InvalidToken(Exception):
     """The token is forged, expired, for another service, or of the wrong kind."""
 
 
+def new_key_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def key_from_pem(pem: str | bytes) -> ec.EllipticCurvePrivateKey:
+    loaded = serialization.load_pem_private_key(
+        pem.encode() if isinstance(pem, str) else pem, password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise ValueError("the token signing key is not an EC private key")
+    return loaded
+
+
 def load_or_create_key(folder: Path) -> ec.EllipticCurvePrivateKey:
     path = folder / KEY_FILE
     if not path.exists():

@@ -9,8 +9,7 @@ import os
 import sys
 
 from dockyard.api.app import SETTINGS_ENV
-from dockyard.auth.setup import AUTH_FOLDER
-from dockyard.auth.tokens import load_or_create_key
+from dockyard.auth.setup import signing_key
 from dockyard.config import Settings
 from dockyard.service.registry import Registry, migrate, open_stores
 
@@ -30,7 +29,7 @@ def prepare(settings: Settings) -> None:
             await migrate(registry.meta)
             if not settings.auth_enabled:
                 return None
-            load_or_create_key(settings.data_dir / AUTH_FOLDER)
+            await signing_key(registry)
             return await registry.accounts.bootstrap_admin(os.environ.get(ADMIN_PASSWORD_ENV))
         finally:
             await registry.meta.close()

@@ -6,6 +6,7 @@ manifest, and which tag points where; that graph is what garbage collection walk
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,6 +49,13 @@ class UploadRecord:
 
 class MetadataStore(Protocol):
     async def close(self) -> None: ...
+
+    @property
+    def shared(self) -> bool:
+        """True when several replicas may use this store at once."""
+
+    async def secret(self, name: str, make: Callable[[], str]) -> str:
+        """A value every replica agrees on; the first caller's `make()` wins."""
 
     # blobs
     async def blob_size(self, digest: str) -> int | None:

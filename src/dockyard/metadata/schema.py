@@ -156,3 +156,14 @@ cached_tags = sa.Table(
     # When the upstream last confirmed (or gave) what this tag points at.
     sa.Column("checked_at", sa.Float, nullable=False),
 )
+
+# -- shared secrets (revision 0004) ---------------------------------------------------------------
+
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    # e.g. "token-signing-key": one value every replica must agree on.
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

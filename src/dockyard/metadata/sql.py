@@ -600,7 +600,7 @@ class SQLMetadataStore:
     # Parents before children, so foreign keys hold at every insert.
     TABLE_ORDER = ("repositories", "blobs", "repository_blobs", "manifests",
                    "manifest_references", "tags", "accounts", "memberships", "access_tokens",
-                   "repository_settings", "cached_tags")
+                   "repository_settings", "cached_tags", "secrets")
 
     async def all_blob_digests(self) -> list[str]:
         return await self._read(lambda conn: list(conn.execute(
@@ -633,6 +633,23 @@ class SQLMetadataStore:
                         f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)")
             self._repo_ids.clear()
             return {name: len(rows.get(name, [])) for name in self.TABLE_ORDER}
+
+        return await self._write(fn)
+
+    # -- shared secrets ------------------------------------------------------------------
+    @property
+    def shared(self) -> bool:
+        """True when several replicas may use this database at once."""
+        return self.async_engine is not None
+
+    async def secret(self, name: str, make: Callable[[], str]) -> str:
+        """The secret called `name`; the first caller's `make()` wins any race."""
+
+        def fn(conn: Connection) -> str:
+            self._insert_ignore(conn, t.secrets, name=name, value=make(),
+                                created_at=time.time())
+            return conn.execute(
+                sa.select(t.secrets.c.value).where(t.secrets.c.name == name)).scalar_one()
 
         return await self._write(fn)
 
