@@ -85,6 +85,10 @@ class Settings(BaseModel):
         600, ge=0, description="blob GETs answer 307 to a URL presigned for this long; "
         "0 = stream through the registry"
     )
+    redis_url: str | None = Field(
+        None, description="redis://HOST:PORT/DB shared by replicas for rate limits and "
+        "throttling (required with several replicas; one node keeps them in its data folder)"
+    )
     metadata: str | None = Field(
         None, description="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for shared metadata; "
         "default: SQLite in the data folder"

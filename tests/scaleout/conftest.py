@@ -9,8 +9,16 @@ import pytest
 
 from tests.conftest import s3_postgres_env
 from tests.support.postgres import PostgresCluster
+from tests.support.redis_server import RedisServer
 from tests.support.seaweedfs import SeaweedS3
 from tests.support.server import RunningRegistry, free_port
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ through one is pulled through another, blob downloads go straight to the object 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -91,3 +93,23 @@ def test_tokens_from_one_replica_work_on_the_other(replicas) -> None:
         assert started.status_code == 202, started.text
     # Both replicas sign with the one key kept in the shared database.
     assert (a.data_dir / "auth").exists() is False and (b.data_dir / "auth").exists() is False
+
+
+def test_rate_limits_are_shared_through_redis(replicas, redis_server) -> None:
+    """Without a shared counter each replica would grant its own quota."""
+    env = {"DOCKYARD_ADMIN_PASSWORD": "admin-pw", "DOCKYARD_REDIS_URL": redis_server.url,
+           "DOCKYARD_ANONYMOUS_PULL_LIMIT": "3"}
+    a, b = replicas("--auth", env=env), replicas("--auth", env=env)
+    repo = f"admin/limits{os.getpid()}"
+    with httpx.Client(base_url=a.url, auth=("admin", "admin-pw"), timeout=30) as admin:
+        push_manifest(admin, repo, "v1", image_manifest(admin, repo))
+    subprocess.run([sys.executable, "-m", "dockyard", "repo", "visibility", repo, "public",
+                    "--data-dir", str(a.data_dir)], check=True, capture_output=True,
+                   env={**os.environ, **{k: v for k, v in a.env.items()}})
+    answers = []
+    for server in (a, b, a, b):
+        answers.append(httpx.get(f"{server.url}/v2/{repo}/manifests/v1",
+                                 headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}))
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert answers[2].headers["RateLimit-Remaining"] == "0;w=21600"
+    assert answers[3].json()["errors"][0]["code"] == "TOOMANYREQUESTS"

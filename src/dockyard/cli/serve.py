@@ -53,6 +53,10 @@ def run(settings: Settings) -> None:
     from granian.constants import Interfaces, Loops, SSLProtocols
 
     prepare(settings)
+    if settings.metadata and not settings.redis_url and settings.auth_enabled:
+        log.warning("metadata is shared (PostgreSQL) but redis_url is not set: rate limits and "
+                    "login throttling are counted per replica; set redis_url when running "
+                    "several replicas")
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     workers = worker_count(settings)
     log.info(

@@ -11,6 +11,19 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
+
+
+class Counters(Protocol):
+    """What both backends offer: windowed counts and last-use marks."""
+
+    async def hit(self, key: str, window_seconds: int, amount: int = 1) -> tuple[int, float]: ...
+
+    async def peek(self, key: str, window_seconds: int) -> tuple[int, float]: ...
+
+    async def touch(self, key: str, now: float | None = None) -> None: ...
+
+    async def touched(self, keys: list[str]) -> dict[str, float]: ...
 
 
 class SQLiteCounters:

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from dockyard.metadata.base import CacheUsage, MetadataStore
-from dockyard.metadata.counters import SQLiteCounters
+from dockyard.metadata.counters import Counters
 from dockyard.service.content_lock import ContentLock
 from dockyard.storage.base import BlobStore
 
@@ -33,7 +33,7 @@ class PruneResult:
 
 class CacheService:
     def __init__(self, prefixes: list[str], blob_store: BlobStore, meta: MetadataStore,
-                 counters: SQLiteCounters, lock: ContentLock,
+                 counters: Counters, lock: ContentLock,
                  max_bytes: int | None = None) -> None:
         self.lock = lock
         self.prefixes = prefixes

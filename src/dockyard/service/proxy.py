@@ -39,7 +39,7 @@ from dockyard.config import Settings, Upstream
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import ManifestRecord, MetadataStore
-from dockyard.metadata.counters import SQLiteCounters
+from dockyard.metadata.counters import Counters
 from dockyard.service.blobs import BlobInfo
 from dockyard.service.cache import touch_key
 from dockyard.service.content_lock import ContentLock
@@ -137,7 +137,7 @@ class ProxyService:
         blob_store: BlobStore,
         meta: MetadataStore,
         manifests: ManifestService,
-        counters: SQLiteCounters,
+        counters: Counters,
         lock: ContentLock,
     ) -> None:
         self.counters = counters

@@ -9,7 +9,8 @@ import os
 
 from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
-from dockyard.metadata.counters import SQLiteCounters
+from dockyard.metadata.counters import Counters, SQLiteCounters
+from dockyard.metadata.redis_counters import RedisCounters
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.service.accounts import AccountService
@@ -73,7 +74,9 @@ class Registry:
         self.listing = ListingService(meta)
         assert isinstance(meta, SQLMetadataStore)
         self.accounts = AccountService(SQLAccountStore(meta), meta, settings.default_visibility)
-        self.counters = SQLiteCounters(settings.data_dir / COUNTERS_FILE)
+        self.counters: Counters = (
+            RedisCounters(settings.redis_url) if settings.redis_url
+            else SQLiteCounters(settings.data_dir / COUNTERS_FILE))
         self.proxy = (
             ProxyService(settings, blob_store, meta, self.manifests, self.counters,
                          self.content_lock)
@@ -97,6 +100,8 @@ class Registry:
                 await self._housekeeping
         if self.proxy is not None:
             await self.proxy.close()
+        if isinstance(self.counters, RedisCounters):
+            await self.counters.close()
         await self.meta.close()
 
     async def _purge_loop(self) -> None:
