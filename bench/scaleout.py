@@ -1,0 +1,117 @@
+"""`python -m bench.scaleout`: push and pull throughput on S3 + PostgreSQL (blob downloads
+redirected to the object store, and streamed through the registry) next to filesystem + SQLite,
+in one run, rounds alternating. The S3 server is SeaweedFS (from PyPI) and PostgreSQL is
+Debian's, both started here on loopback and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.servers import Dockyard
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.postgres import PostgresCluster  # noqa: E402 - test helpers reused
+from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+def push(url: str, repo: str, blob: bytes, digest: str) -> float:
+    with httpx.Client(base_url=url, timeout=600) as client:
+        started = time.perf_counter()
+        location = client.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
+        sep = "&" if "?" in location else "?"
+
+        def body():
+            for i in range(0, len(blob), MiB):
+                yield blob[i:i + MiB]
+
+        client.put(f"{location}{sep}digest={digest}", content=body()).raise_for_status()
+        return time.perf_counter() - started
+
+
+def pull(url: str, repo: str, digest: str, size: int) -> float:
+    with httpx.Client(base_url=url, timeout=600, follow_redirects=True) as client:
+        started = time.perf_counter()
+        total = 0
+        with client.stream("GET", f"/v2/{repo}/blobs/{digest}") as response:
+            response.raise_for_status()
+            for chunk in response.iter_raw(MiB):
+                total += len(chunk)
+        assert total == size
+        return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scaleout", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).resolve().parent / "results" / "scaleout.json")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="dockyard-bench-scaleout-"))
+    s3 = SeaweedS3(work / "s3").start()
+    pg = PostgresCluster().start()
+    blobs = [os.urandom(args.size_mib * MiB) for _ in range(args.rounds)]
+    digests = ["sha256:" + hashlib.sha256(b).hexdigest() for b in blobs]
+    servers: dict[str, Dockyard] = {}
+    try:
+        shared = {"DOCKYARD_S3_ENDPOINT": s3.endpoint, "DOCKYARD_S3_PATH_STYLE": "true",
+                  "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        servers["filesystem + SQLite"] = Dockyard("fs", "fs", work / "fs")
+        for name, redirect in (("S3 + PostgreSQL, redirect", "600"),
+                               ("S3 + PostgreSQL, streamed", "0")):
+            servers[name] = Dockyard("s3", name, work / name.replace(" ", "_"), extra_env={
+                **shared, "DOCKYARD_STORAGE": f"s3://{s3.create_bucket()}/r",
+                "DOCKYARD_METADATA": pg.create_database(),
+                "DOCKYARD_S3_REDIRECT_SECONDS": redirect})
+        for server in servers.values():
+            server.start()
+        results: dict[str, dict[str, list[float]]] = {n: {"push": [], "pull": []}
+                                                      for n in servers}
+        for number in range(args.rounds):
+            for name, server in servers.items():
+                repo = f"bench/scaleout{number}"
+                results[name]["push"].append(args.size_mib / push(server.url, repo,
+                                                                   blobs[number],
+                                                                   digests[number]))
+                results[name]["pull"].append(args.size_mib / pull(
+                    server.url, repo, digests[number], len(blobs[number])))
+    finally:
+        for server in servers.values():
+            server.stop()
+        pg.stop()
+        s3.stop()
+    base = results["filesystem + SQLite"]
+    print(f"{args.size_mib} MiB blobs, {args.rounds} rounds, medians (MiB/s; ratio to "
+          "filesystem + SQLite)")
+    report = {}
+    for name, values in results.items():
+        push_mibps = statistics.median(values["push"])
+        pull_mibps = statistics.median(values["pull"])
+        report[name] = {"push_mibps": push_mibps, "pull_mibps": pull_mibps}
+        push_ratio = push_mibps / statistics.median(base["push"])
+        pull_ratio = pull_mibps / statistics.median(base["pull"])
+        print(f"  {name:<28} push {push_mibps:7.0f} ({push_ratio:.2f})"
+              f"   pull {pull_mibps:7.0f} ({pull_ratio:.2f})")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"size_mib": args.size_mib, "rounds": results,
+                                    "medians": report, "nproc": os.cpu_count()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
