@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard.client.blobio import write_atomic
 from dockyard.client.image import ClientError
 from dockyard.core.reference import DOCKER_HUB, DOCKER_HUB_API
 
@@ -183,19 +182,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _atomic_write(path: Path, data: dict[str, Any]) -> None:
     """Write via a 0600 temp file in the same folder and rename: never a half-written config."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            json.dump(data, handle, indent="\t")
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, (json.dumps(data, indent="\t") + "\n").encode(), mode=0o600)
 
 
 class CredentialStore:
