@@ -212,7 +212,7 @@ class ProxyService:
         record, fresh = await self._cached_tag(route, tag)
         if fresh:
             return record, None  # type: ignore[return-value]
-        if not route.upstream.available():
+        if not await self._available(route):
             return self._stale(route, record)
         async with self._exclusive(f"tag:{route.local}:{tag}"):
             record, fresh = await self._cached_tag(route, tag)
@@ -230,7 +230,7 @@ class ProxyService:
                 await self.meta.mark_tag_checked(route.local, tag, time.time())
                 return record, None
             except ClientError as exc:
-                route.upstream.failed(exc)
+                await self._note_failure(route, exc)
                 log.warning("revalidating %s:%s failed: %s", route.local, tag, exc)
                 return self._stale(route, record, exc)
 
@@ -254,20 +254,45 @@ class ProxyService:
         fresh = checked is not None and time.time() - checked < route.upstream.config.ttl_seconds
         return record, fresh
 
-    def _check_available(self, route: Route) -> None:
+    async def _check_available(self, route: Route) -> None:
         """Within the upstream's Retry-After (or the backoff after a failure) it is not asked:
         the client gets the error it last gave, with the time left."""
-        if not route.upstream.available():
+        if not await self._available(route):
             self._stale(route, None)
 
+    async def _available(self, route: Route) -> bool:
+        """Whether the upstream may be asked now, as any worker or replica last learnt it."""
+        upstream = route.upstream
+        if not upstream.available():
+            return False
+        backoff, limited = f"proxy-backoff:{upstream.name}", f"proxy-limited:{upstream.name}"
+        marks = await self.counters.touched([backoff, limited])
+        until = marks.get(backoff, 0.0)
+        if until > upstream.backoff_until:
+            upstream.backoff_until = until
+            if marks.get(limited, 0.0) >= until:
+                upstream.last_error = RateLimited(f"{upstream.name} is rate-limiting",
+                                                  until - time.time())
+            elif upstream.last_error is None:
+                upstream.last_error = ConnectionFailed(f"{upstream.name} failed just now")
+        return upstream.available()
+
+    async def _note_failure(self, route: Route, exc: Exception) -> None:
+        """Remember the failure here and for every other worker and replica."""
+        upstream = route.upstream
+        upstream.failed(exc)
+        await self.counters.touch(f"proxy-backoff:{upstream.name}", upstream.backoff_until)
+        if isinstance(exc, RateLimited):
+            await self.counters.touch(f"proxy-limited:{upstream.name}", upstream.backoff_until)
+
     async def _fetch_manifest(self, route: Route, digest: str, tag: str | None) -> ManifestRecord:
-        self._check_available(route)
+        await self._check_available(route)
         try:
             fetched = await route.upstream.client.get_manifest(route.remote, digest)
         except NotFound as exc:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, str(exc)) from exc
         except ClientError as exc:
-            route.upstream.failed(exc)
+            await self._note_failure(route, exc)
             raise upstream_error(route, exc) from exc
         return await self.manifests.store_fetched(
             route.local, fetched.body, fetched.media_type, tag, digest
@@ -276,13 +301,13 @@ class ProxyService:
     async def tags(self, route: Route, n: int | None, last: str | None) -> Page:
         """The upstream's tag list; the cached tags when it cannot be reached."""
         names: list[str] | None = None
-        if route.upstream.available():
+        if await self._available(route):
             try:
                 names = sorted(await route.upstream.client.list_tags(route.remote))
             except NotFound as exc:
                 raise RegistryError(ErrorCode.NAME_UNKNOWN, str(exc)) from exc
             except ClientError as exc:
-                route.upstream.failed(exc)
+                await self._note_failure(route, exc)
         if names is None:
             if not await self.meta.repository_exists(route.local):
                 raise upstream_error(route, RuntimeError("no tag list"))
@@ -307,11 +332,11 @@ class ProxyService:
         cached = await self.cached_blob(route, digest)
         if cached is not None:
             return cached.size
-        self._check_available(route)
+        await self._check_available(route)
         try:
             size = await route.upstream.client.blob_size(route.remote, digest)
         except ClientError as exc:
-            route.upstream.failed(exc)
+            await self._note_failure(route, exc)
             raise upstream_error(route, exc) from exc
         if size is None:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
@@ -375,7 +400,7 @@ class ProxyService:
         try:
             cached = await self.cached_blob(route, digest)
             if cached is None:
-                self._check_available(route)
+                await self._check_available(route)
             size = (
                 None
                 if cached is not None
@@ -383,7 +408,7 @@ class ProxyService:
             )
         except ClientError as exc:
             self._release(fd)
-            route.upstream.failed(exc)
+            await self._note_failure(route, exc)
             raise upstream_error(route, exc) from exc
         except BaseException:
             self._release(fd)
@@ -429,7 +454,7 @@ class ProxyService:
             if isinstance(exc, ClientError) and not isinstance(
                 exc, TransferInterrupted | DigestMismatch
             ):
-                route.upstream.failed(exc)
+                await self._note_failure(route, exc)
             with contextlib.suppress(Exception):
                 await self.blob_store.abort_upload(upload_id)
             if not isinstance(exc, Exception):
