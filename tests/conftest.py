@@ -92,3 +92,14 @@ def registry_on_every_backend(request: pytest.FixtureRequest,
     server = RunningRegistry(data_dir=base / "data", port=free_port(), env=env).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ~/.docker/config.json for client tests; podman's auth files hidden."""
+    folder = tmp_path / "docker"
+    monkeypatch.setenv("DOCKER_CONFIG", str(folder))
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    return folder / "config.json"
+

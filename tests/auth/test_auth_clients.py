@@ -237,15 +237,6 @@ def test_oras_anonymous_push_is_refused(reg: AuthRegistry, oras: Callable[[], ob
 runner = CliRunner()
 
 
-@pytest.fixture
-def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "docker"
-    monkeypatch.setenv("DOCKER_CONFIG", str(folder))
-    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    return folder / "config.json"
-
-
 def opener_for(data: bytes) -> Callable[[int], AsyncIterator[bytes]]:
     def opener(offset: int) -> AsyncIterator[bytes]:
         async def stream() -> AsyncIterator[bytes]:

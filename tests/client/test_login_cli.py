@@ -25,15 +25,6 @@ USERS = {"nina": "correct-horse-battery"}
 runner = CliRunner()
 
 
-@pytest.fixture
-def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "docker"
-    monkeypatch.setenv("DOCKER_CONFIG", str(folder))
-    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    return folder / "config.json"
-
-
 @pytest.fixture(scope="module")
 def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
     with Distribution(tmp_path_factory.mktemp("login-basic"), users=USERS) as server:

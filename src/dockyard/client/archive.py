@@ -149,9 +149,7 @@ def layout_entries(root: Path) -> list[TarEntry]:
 class OCIArchiveSource(LayoutReader):
     """`oci-archive:PATH[:TAG]` as a source, read in place."""
 
-    def __init__(self, path: Path | str, tag: str | None = None) -> None:
-        self.path = Path(path)
-        super().__init__(f"oci-archive:{self.path}" + (f":{tag}" if tag else ""), tag)
+    transport = "oci-archive"
 
     def _open_tree(self) -> Tree:
         return TarTree(self.path)

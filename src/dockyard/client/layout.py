@@ -106,8 +106,11 @@ def parse(manifest: Manifest) -> ParsedManifest:
 class LayoutReader(abc.ABC):
     """An OCI layout read through a Tree: the logic `oci:` and `oci-archive:` share."""
 
-    def __init__(self, label: str, tag: str | None) -> None:
-        self.label = label
+    transport = "oci"
+
+    def __init__(self, path: Path | str, tag: str | None = None) -> None:
+        self.path = Path(path)
+        self.label = f"{self.transport}:{self.path}" + (f":{tag}" if tag else "")
         self.tag = tag
         self._tree: Tree | None = None
         self._index: dict[str, Any] | None = None
@@ -200,10 +203,6 @@ def is_digest(text: str) -> bool:
 
 class OCILayoutSource(LayoutReader):
     """`oci:PATH[:TAG]` as a source; without a tag the layout must hold exactly one image."""
-
-    def __init__(self, path: Path | str, tag: str | None = None) -> None:
-        self.path = Path(path)
-        super().__init__(f"oci:{self.path}" + (f":{tag}" if tag else ""), tag)
 
     def _open_tree(self) -> Tree:
         if not self.path.is_dir():
