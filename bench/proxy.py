@@ -3,7 +3,9 @@
 * warm: pulling an image the cache already holds, against pulling the same image from an
   ordinary Dockyard repository (target: within 10%);
 * cold: pulling through an empty cache, against pulling straight from the upstream (CNCF
-  Distribution) (target: within 15%).
+  Distribution) (target: within 15%), and against Distribution's own pull-through cache
+  (`proxy.remoteurl`) pulling through an empty cache of the same upstream: the peer doing the
+  same work.
 
 A pull is what a client does: GET the manifest, then GET every blob, bytes read and discarded
 (several blobs at once, as clients do). Rounds alternate A B A B; each cold round starts a fresh
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                     extra_args=("--proxy", f"up={upstream.url}")).start()
     servers = [upstream, plain, warm]
     results: dict[str, list[float]] = {"warm cache": [], "plain repository": [],
-                                       "cold cache": [], "upstream direct": []}
+                                       "cold cache": [], "upstream direct": [],
+                                       "Distribution cold cache": []}
     try:
         push(upstream.url, "lib/app", manifest, blobs)
         push(plain.url, "lib/app", manifest, blobs)
@@ -111,12 +114,18 @@ def main(argv: list[str] | None = None) -> int:
             results["cold cache"].append(pull(cold.url, "up/lib/app"))
             cold.stop()
             results["upstream direct"].append(pull(upstream.url, "lib/app"))
+            peer = Distribution("peer", "Distribution cold cache", work / f"peer{round_number}",
+                                proxy_url=upstream.url).start()
+            servers.append(peer)
+            results["Distribution cold cache"].append(pull(peer.url, "lib/app"))
+            peer.stop()
     finally:
         for server in servers:
             server.stop()
     medians = {name: statistics.median(times) for name, times in results.items()}
     warm_ratio = medians["plain repository"] / medians["warm cache"]
     cold_ratio = medians["upstream direct"] / medians["cold cache"]
+    peer_ratio = medians["Distribution cold cache"] / medians["cold cache"]
     print(f"image: {args.layers} layers, {size_mib:.0f} MiB; {args.rounds} rounds, medians")
     for name, seconds in medians.items():
         print(f"  {name:<18} {seconds * 1000:8.0f} ms  {size_mib / seconds:8.0f} MiB/s")
@@ -124,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
           f"(target >= 0.90: {'met' if warm_ratio >= 0.9 else 'NOT met'})")
     print(f"cold cache vs upstream direct:  throughput ratio {cold_ratio:.2f} "
           f"(target >= 0.85: {'met' if cold_ratio >= 0.85 else 'NOT met'})")
+    print(f"cold cache vs Distribution's own cold cache: throughput ratio {peer_ratio:.2f}")
     report: dict[str, Any] = {"image_mib": size_mib, "rounds": results, "medians": medians,
                               "warm_ratio": warm_ratio, "cold_ratio": cold_ratio,
+                              "cold_vs_distribution_cache": peer_ratio,
                               "nproc": os.cpu_count()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

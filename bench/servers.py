@@ -294,12 +294,18 @@ class Distribution(Server):
     """`docker-registry serve CONFIG`: filesystem storage, deletes on, errors-only logs.
 
     The in-memory blob descriptor cache is the one Debian's and the registry:2 image's default
-    configurations turn on, so this is Distribution as its users run it.
+    configurations turn on, so this is Distribution as its users run it. With `proxy_url` it
+    is Distribution's own pull-through cache of that registry.
     """
+
+    proxy_url: str | None = None
 
     def command(self) -> list[str]:
         config = self.workdir / "config.yml"
-        config.write_text(DISTRIBUTION_CONFIG.format(root=self.workdir / "data", port=self.port))
+        text = DISTRIBUTION_CONFIG.format(root=self.workdir / "data", port=self.port)
+        if self.proxy_url:
+            text += f"proxy:\n  remoteurl: {self.proxy_url}\n"
+        config.write_text(text)
         return [find_binary("docker-registry"), "serve", str(config)]
 
     def start(self, timeout: float = 30.0) -> Server:

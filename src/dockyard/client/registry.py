@@ -327,10 +327,12 @@ class RegistryClient:
             return None
         return int(response.headers.get("Content-Length", 0))
 
-    async def open_blob(self, repo: str, digest: str, offset: int = 0) -> AsyncIterator[bytes]:
+    async def open_blob(self, repo: str, digest: str, offset: int = 0, *,
+                        verify: bool = True) -> AsyncIterator[bytes]:
         """Stream a blob from `offset` (redirects followed). From offset 0 the bytes are
-        verified against `digest` at the end; a broken connection raises TransferInterrupted
-        so the caller can reopen at the offset it reached."""
+        verified against `digest` at the end, unless the caller hashes them itself
+        (`verify=False`); a broken connection raises TransferInterrupted so the caller can
+        reopen at the offset it reached."""
         what = f"downloading blob {digest} from {repo}"
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         request = self.http.build_request("GET", f"/v2/{repo}/blobs/{digest}", headers=headers)
@@ -341,7 +343,7 @@ class RegistryClient:
                 raise self._error(response, what)
             skip = offset if response.status_code == 200 else 0
             hasher = None
-            if offset == 0:
+            if offset == 0 and verify:
                 algorithm = digest.split(":", 1)[0]
                 try:
                     hasher = hashlib.new(algorithm)

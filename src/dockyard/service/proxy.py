@@ -6,7 +6,8 @@ What it guarantees:
   fetched twice; a tag is served from cache for the upstream's TTL, then revalidated with a HEAD.
 * Any number of concurrent misses, in any worker process, cause one upstream request: a file
   lock elects one downloader, everyone else follows the file it writes, so the first byte
-  reaches every client before the download ends. A client going away never stops the download.
+  reaches every client before the download ends (clients in the downloading process are
+  handed the bytes from memory, see `relay`). A client going away never stops the download.
   The last bytes are held back until the digest is verified, so no client ever receives a
   complete but wrong blob, and a failed download leaves nothing in the cache.
 * When the upstream is down, slow or rate-limiting, cached content is still served (tags past
@@ -45,6 +46,7 @@ from dockyard.service.cache import touch_key
 from dockyard.service.content_lock import ContentLock
 from dockyard.service.listing import Page, paginate
 from dockyard.service.manifests import ManifestService, parse_reference
+from dockyard.service.relay import DownloadFailed, Relay
 from dockyard.storage.base import BlobStore
 
 log = logging.getLogger("dockyard.proxy")
@@ -151,6 +153,13 @@ class ProxyService:
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         self._local_locks: dict[str, asyncio.Lock] = {}
         self._downloads: dict[str, asyncio.Task] = {}
+        self._relays: dict[str, Relay] = {}
+
+    def start(self) -> None:
+        """Build the upstream clients now, in the worker's event loop: loading the trusted
+        certificates takes tens of milliseconds, which the first pull should not wait for."""
+        for upstream in self.upstreams.values():
+            _ = upstream.client
 
     async def close(self) -> None:
         for task in list(self._downloads.values()):
@@ -423,6 +432,7 @@ class ProxyService:
         size_file = self._size_file(upload_id)
         size_file.with_suffix(".tmp").write_text(str(size))
         os.replace(size_file.with_suffix(".tmp"), size_file)
+        self._relays[upload_id] = Relay(size, digest.split(":", 1)[0])
         self._downloads[upload_id] = asyncio.create_task(
             self._download(route, digest, upload_id, size, fd)
         )
@@ -435,19 +445,44 @@ class ProxyService:
     async def _download(
         self, route: Route, digest: str, upload_id: str, size: int, fd: int
     ) -> None:
+        relay = self._relays[upload_id]
+        # The disk follows the relay in a task of its own (see `relay`): a failed write
+        # fails the relay, which stops the download.
+        writer = asyncio.create_task(
+            self.blob_store.write_upload(upload_id, 0, relay.unwritten())
+        )
+        writer.add_done_callback(
+            lambda task: task.cancelled() or task.exception() is None
+            or relay.fail(task.exception())  # type: ignore[arg-type]
+        )
         try:
-            stream = route.upstream.client.open_blob(route.remote, digest)
-            written = await self.blob_store.write_upload(upload_id, 0, stream)
-            if written != size:
-                raise DigestMismatch(f"the upstream sent {written} bytes, announced {size}")
-            # Every byte is here and the digest checked: followers may hand out the last
-            # bytes now, while the blob is synced and published.
+            # Hashed once, by the relay, not by the HTTP client too.
+            stream = route.upstream.client.open_blob(route.remote, digest, verify=False)
+            async for piece in stream:
+                await relay.publish(piece)
+            if relay.received != size:
+                raise DigestMismatch(
+                    f"the upstream sent {relay.received} bytes, announced {size}"
+                )
+            if await relay.digest() != digest:
+                raise DigestMismatch(f"the upstream sent bytes whose digest is not {digest}")
+            # Every byte is here and the digest checked: clients may have the last bytes
+            # now, while the file is finished, synced and published.
+            relay.verify()
             self._verified_file(upload_id).touch()
+            if await writer != size:
+                raise DigestMismatch("the cached copy came out short")  # never expected
             async with self.lock.publishing():
                 await self.blob_store.commit_upload(upload_id, digest)
                 await self.meta.link_blob(route.local, digest, size)
             log.info("cached %s from %s (%d bytes)", digest, route.upstream.name, size)
         except BaseException as exc:
+            relay.fail(exc)
+            writer.cancel()
+            with contextlib.suppress(BaseException):
+                await writer
+            if isinstance(exc, DownloadFailed) and relay.error is not None:
+                exc = relay.error  # the writer's failure, e.g. a full disk
             log.warning("downloading %s from %s failed: %s", digest, route.upstream.name, exc)
             # A transfer that broke or brought wrong bytes says nothing of the upstream's
             # availability (retrying is right); refusals and unreachability start a backoff.
@@ -463,12 +498,23 @@ class ProxyService:
             self._size_file(upload_id).unlink(missing_ok=True)
             self._verified_file(upload_id).unlink(missing_ok=True)
             self._downloads.pop(upload_id, None)
+            self._relays.pop(upload_id, None)
             self._release(fd)
 
     async def _follow(
         self, route: Route, digest: str, upload_id: str, size: int
     ) -> AsyncIterator[bytes]:
         """Read the download as it grows; the last bytes only once the digest is verified."""
+        relay = self._relays.get(upload_id)
+        if relay is not None:
+            try:
+                async for chunk in relay.read(lambda: self._open_download(digest, upload_id)):
+                    yield chunk
+            except DownloadFailed as exc:
+                raise RegistryError(
+                    ErrorCode.UNAVAILABLE, f"the upstream download failed: {exc}"
+                ) from exc
+            return
         if self.blob_store.upload_path(upload_id) is None:
             # An object store: nothing to follow while it arrives; stream it once stored.
             while await self.blob_store.stat(digest) is None:
@@ -521,6 +567,14 @@ class ProxyService:
         finally:
             if handle is not None:
                 handle.close()
+
+    def _open_download(self, digest: str, upload_id: str) -> int | None:
+        """A descriptor of the file a download is written to (or was published as)."""
+        for path in (self.blob_store.upload_path(upload_id), self.blob_store.local_path(digest)):
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    return os.open(path, os.O_RDONLY)
+        return None
 
     async def _failed(self, route: Route, digest: str, upload_id: str) -> bool:
         if upload_id in self._downloads:

@@ -92,6 +92,8 @@ class Registry:
 
     async def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._purge_loop())
+        if self.proxy is not None:
+            self.proxy.start()
 
     async def close(self) -> None:
         if self._housekeeping is not None:

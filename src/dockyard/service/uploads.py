@@ -124,14 +124,8 @@ class UploadService:
         elif tracked is not None and tracked[0] == offset:
             hasher = tracked[1]
 
-        async def hashed() -> AsyncIterator[bytes]:
-            async for chunk in chunks:
-                if hasher is not None:
-                    hasher.update(chunk)
-                yield chunk
-
         try:
-            new_size = await self.blobs.write_upload(upload_id, offset, hashed())
+            new_size = await self.blobs.write_upload(upload_id, offset, chunks, hasher)
         except KeyError as exc:
             raise _unknown(upload_id) from exc
         if hasher is not None:

@@ -1,4 +1,4 @@
-"""The narrow interface every blob store implements (filesystem now, S3 later).
+"""The narrow interface every blob store implements (filesystem, S3).
 
 A blob store knows digests, bytes and upload ids; it never decides whether a blob belongs to a
 repository (the metadata store does) and never verifies digests (the service does, then calls
@@ -13,7 +13,13 @@ from typing import Protocol
 
 from dockyard.core.errors import StorageFullError
 
-__all__ = ["BlobStore", "StorageFullError"]
+__all__ = ["BlobStore", "Digester", "StorageFullError"]
+
+
+class Digester(Protocol):
+    """What `write_upload` feeds the bytes to: a hashlib object, or anything alike."""
+
+    def update(self, data: bytes, /) -> None: ...
 
 
 class BlobStore(Protocol):
@@ -57,8 +63,13 @@ class BlobStore(Protocol):
     async def upload_size(self, upload_id: str) -> int | None:
         """Bytes received so far, or None when the upload has no data area."""
 
-    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes]) -> int:
-        """Write a stream at `offset` (dropping anything after it); return the new size."""
+    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
+                           digester: Digester | None = None) -> int:
+        """Write a stream at `offset` (dropping anything after it); return the new size.
+
+        `digester` is fed every byte written, in order, off the event loop where the backend
+        can: hashing is the costliest step of an upload, and a worker thread runs it (and the
+        write) in parallel with receiving the next bytes."""
 
     def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
         """Stream what an upload holds so far (to hash it when no running hash survived)."""

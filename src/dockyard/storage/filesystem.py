@@ -8,6 +8,7 @@ never point outside the root.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import re
@@ -16,14 +17,29 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from dockyard.core.digest import Digest
-from dockyard.storage.base import StorageFullError
+from dockyard.storage.base import Digester, StorageFullError
 
 CHUNK = 1024 * 1024
+# Received pieces are handed to a worker thread (hash, then write) in batches this large:
+# big enough that the hop costs nothing, small enough that a failure loses little.
+WRITE_BATCH = 1024 * 1024
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _absorb(fd: int, position: int, pieces: list[bytes], digester: Digester | None) -> None:
+    """Hash and write one batch (in a worker thread: both release the GIL)."""
+    for piece in pieces:
+        if digester is not None:
+            digester.update(piece)
+        view = memoryview(piece)
+        while view:
+            written = os.pwrite(fd, view, position)
+            position += written
+            view = view[written:]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -170,23 +186,48 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
-    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes]) -> int:
+    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
+                           digester: Digester | None = None) -> int:
+        """Pieces are batched and hashed and written in a worker thread, one batch in flight
+        while the next one is received: the event loop only receives."""
         path = self._upload_path(upload_id)
         try:
             fd = os.open(path, os.O_WRONLY)
         except FileNotFoundError as exc:
             raise KeyError(upload_id) from exc
+        loop = asyncio.get_running_loop()
+        in_flight: asyncio.Future[None] | None = None
         try:
             os.ftruncate(fd, offset)
             position = offset
+            batch: list[bytes] = []
+            batched = 0
             async for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    written = os.pwrite(fd, view, position)
-                    position += written
-                    view = view[written:]
+                if not chunk:
+                    continue
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= WRITE_BATCH:
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = loop.run_in_executor(None, _absorb, fd, position, batch, digester)
+                    position += batched
+                    batch, batched = [], 0
+            if in_flight is not None:
+                await in_flight
+                in_flight = None
+            if batch:
+                in_flight = loop.run_in_executor(None, _absorb, fd, position, batch, digester)
+                await in_flight
+                in_flight = None
+                position += batched
             return position
         except BaseException as exc:
+            if in_flight is not None:
+                # Let the batch in flight land before undoing it, so nothing is written after
+                # the truncation below.
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(in_flight)
             # A failed or interrupted chunk counts for nothing: the upload stays at `offset`.
             os.ftruncate(fd, offset)
             if isinstance(exc, OSError) and _full(exc):

@@ -19,6 +19,7 @@ import obstore
 from obstore.store import S3Store
 
 from dockyard.core.digest import Digest
+from dockyard.storage.base import Digester
 
 _UPLOAD_ID_LENGTH = 32
 PIECE_DIGITS = 20
@@ -169,8 +170,8 @@ class S3BlobStore:
     def upload_path(self, upload_id: str) -> Path | None:
         return None
 
-    async def write_upload(self, upload_id: str, offset: int,
-                           chunks: AsyncIterator[bytes]) -> int:
+    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
+                           digester: Digester | None = None) -> int:
         prefix = self._upload_prefix(upload_id)
         if not await self._exists(upload_id):
             raise KeyError(upload_id)
@@ -188,6 +189,8 @@ class S3BlobStore:
             nonlocal counted
             async for chunk in chunks:
                 counted += len(chunk)
+                if digester is not None:
+                    digester.update(chunk)
                 yield chunk
 
         key = f"{prefix}{offset:0{PIECE_DIGITS}d}"
