@@ -461,7 +461,7 @@ class SQLMetadataStore:
                 query = query.where(t.tags.c.name > last)
             if limit is not None:
                 query = query.limit(limit)
-            return list(conn.execute(query).scalars())
+            return [row[0] for row in conn.execute(query).fetchall()]
 
         return await self._read(fn)
 
@@ -477,7 +477,7 @@ class SQLMetadataStore:
                 query = query.where(r.c.name > last)
             if limit is not None:
                 query = query.limit(limit)
-            return list(conn.execute(query).scalars())
+            return [row[0] for row in conn.execute(query).fetchall()]
 
         return await self._read(fn)
 

@@ -1,4 +1,5 @@
-"""A lock between publishing content and sweeping it away, shared by every worker process.
+"""A lock between publishing content and sweeping it away, shared by every worker process
+(and, with PostgreSQL metadata, every replica: `dockyard.metadata.advisory_lock`).
 
 Publishing (bytes made visible, then their records written) takes it shared; a sweep (bytes
 moved out of sight, then their records dropped) takes it exclusively. Without it, a push of
@@ -14,9 +15,18 @@ import fcntl
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Protocol
 
 
-class ContentLock:
+class ContentLock(Protocol):
+    def publishing(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+    def sweeping(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+
+class FileContentLock:
+    """One node's lock: `flock` on a file in the data folder."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,7 +50,7 @@ class ContentLock:
         return self._hold(fcntl.LOCK_EX)
 
 
-class NoLock(ContentLock):
+class NoLock(FileContentLock):
     """For a store used by one task alone (tests of a single service)."""
 
     def __init__(self) -> None:

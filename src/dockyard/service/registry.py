@@ -8,6 +8,7 @@ import logging
 import os
 
 from dockyard.config import Settings
+from dockyard.metadata.advisory_lock import AdvisoryContentLock
 from dockyard.metadata.base import MetadataStore
 from dockyard.metadata.counters import Counters, SQLiteCounters
 from dockyard.metadata.redis_counters import RedisCounters
@@ -16,7 +17,7 @@ from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.service.accounts import AccountService
 from dockyard.service.blobs import BlobService
 from dockyard.service.cache import CacheService
-from dockyard.service.content_lock import ContentLock
+from dockyard.service.content_lock import ContentLock, FileContentLock
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
 from dockyard.service.proxy import ProxyService
@@ -66,7 +67,12 @@ class Registry:
         self.settings = settings
         self.blob_store = blob_store
         self.meta = meta
-        self.content_lock = ContentLock(settings.data_dir / "content.lock")
+        # Replicas share PostgreSQL, not the data folder: their lock must live there.
+        self.content_lock: ContentLock = (
+            AdvisoryContentLock(meta.async_engine)
+            if isinstance(meta, SQLMetadataStore) and meta.async_engine is not None
+            else FileContentLock(settings.data_dir / "content.lock")
+        )
         self.blobs = BlobService(blob_store, meta, self.content_lock)
         self.uploads = UploadService(blob_store, meta, settings.upload_ttl_seconds,
                                      self.content_lock)

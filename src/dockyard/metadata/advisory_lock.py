@@ -1,0 +1,81 @@
+"""The content lock of replicas that share a PostgreSQL database: an advisory lock there.
+
+Publishing content takes it shared and sweeping it away takes it exclusively, as the
+single-node file lock does (`dockyard.service.content_lock`), but it holds across every
+replica, so a cache prune on one replica can never remove bytes a push on another is linking.
+
+Publishers in one process share one session lock: the first takes it on a connection of its
+own, the last one out gives it back, so a busy replica costs the database one connection and
+two statements per idle-to-busy turn, not per push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+# Advisory lock ids are one namespace per database: ours is "dock" + 1.
+CONTENT_LOCK_ID = 0x646F636B01
+
+
+class AdvisoryContentLock:
+    def __init__(self, engine: AsyncEngine, lock_id: int = CONTENT_LOCK_ID) -> None:
+        self.engine = engine
+        self.lock_id = lock_id
+        self._guard = asyncio.Lock()
+        self._holders = 0
+        self._conn: AsyncConnection | None = None
+
+    async def _lock(self, conn: AsyncConnection, function: str) -> None:
+        await conn.execute(sa.text(f"SELECT {function}(:id)"), {"id": self.lock_id})
+        await conn.commit()  # a session lock outlives the transaction; don't idle in one
+
+    async def _unlock(self, conn: AsyncConnection, function: str) -> None:
+        try:
+            await self._lock(conn, function)
+        except BaseException:
+            # The session (and its lock) must not go back to the pool still locked.
+            await conn.invalidate()
+            raise
+        finally:
+            await conn.close()
+
+    @contextlib.asynccontextmanager
+    async def publishing(self) -> AsyncIterator[None]:
+        async with self._guard:
+            if self._holders == 0:
+                conn = await self.engine.connect()
+                try:
+                    await self._lock(conn, "pg_advisory_lock_shared")
+                except BaseException:
+                    await conn.invalidate()
+                    await conn.close()
+                    raise
+                self._conn = conn
+            self._holders += 1
+        try:
+            yield
+        finally:
+            async with self._guard:
+                self._holders -= 1
+                if self._holders == 0 and self._conn is not None:
+                    conn, self._conn = self._conn, None
+                    await self._unlock(conn, "pg_advisory_unlock_shared")
+
+    @contextlib.asynccontextmanager
+    async def sweeping(self) -> AsyncIterator[None]:
+        conn = await self.engine.connect()
+        try:
+            await self._lock(conn, "pg_advisory_lock")
+        except BaseException:
+            await conn.invalidate()
+            await conn.close()
+            raise
+        try:
+            yield
+        finally:
+            await self._unlock(conn, "pg_advisory_unlock")
