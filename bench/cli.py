@@ -22,7 +22,16 @@ from typing import Any
 from bench.ops import BenchError
 from bench.payload import MiB, Pool
 from bench.servers import Distribution, Dockyard, PeakSampler, Server
-from bench.suite import BENCHMARKS, PEAK_RSS, QUICK, Benchmark, Config, Metric, all_metrics
+from bench.suite import (
+    BENCHMARKS,
+    PEAK_PSS,
+    PEAK_RSS,
+    QUICK,
+    Benchmark,
+    Config,
+    Metric,
+    all_metrics,
+)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -141,10 +150,12 @@ def ensure_alive(servers: list[Server]) -> None:
 
 def build_results(config: Config, servers: list[Server], benchmarks: list[Benchmark],
                   values: dict[str, dict[str, list[float]]], errors: dict[str, dict[str, str]],
-                  peak: dict[str, int], started: float, started_at: str) -> dict[str, Any]:
+                  peak: dict[str, int], peak_pss: dict[str, int], started: float,
+                  started_at: str) -> dict[str, Any]:
     dockyard, distribution = servers
-    metrics = [m for b in benchmarks for m in b.metrics] + [PEAK_RSS]
-    values = {**values, PEAK_RSS.key: {s.key: [peak[s.key] / MiB] for s in servers}}
+    metrics = [m for b in benchmarks for m in b.metrics] + [PEAK_RSS, PEAK_PSS]
+    values = {**values, PEAK_RSS.key: {s.key: [peak[s.key] / MiB] for s in servers},
+              PEAK_PSS.key: {s.key: [peak_pss[s.key] / MiB] for s in servers}}
     out: dict[str, Any] = {}
     for metric in metrics:
         a = summary(values[metric.key][dockyard.key])
@@ -250,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         with PeakSampler(servers) as sampler:
             values, errors = run_all(config, servers, benchmarks, log)
         results = build_results(config, servers, benchmarks, values, errors, sampler.peak,
+                                sampler.peak_pss,
                                 started, started_at)
     finally:
         for server in servers:

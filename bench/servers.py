@@ -77,6 +77,22 @@ def rss_bytes(pids: list[int]) -> int:
     return total
 
 
+def pss_bytes(pids: list[int]) -> int:
+    """Proportional set size added up: pages shared by several processes (a forked worker and
+    its parent) are split between them, so the sum is the memory the tree really holds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 class TreeMemory:
     """Samples the RSS of a process tree: the tree is rescanned every `rescan` seconds."""
 
@@ -93,14 +109,19 @@ class TreeMemory:
             self._scanned = now
         return rss_bytes(self._pids)
 
+    @property
+    def pids(self) -> list[int]:
+        return self._pids
+
 
 class PeakSampler:
-    """A background thread noting the highest RSS of each server's tree, every `interval` s."""
+    """A background thread noting the highest RSS (and PSS) of each server's tree."""
 
     def __init__(self, servers: list[Server], interval: float = 0.1):
         self.servers = servers
         self.interval = interval
         self.peak: dict[str, int] = {s.key: 0 for s in servers}
+        self.peak_pss: dict[str, int] = {s.key: 0 for s in servers}
         self._memories = {s.key: TreeMemory(s.pid) for s in servers}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
@@ -109,6 +130,7 @@ class PeakSampler:
         while not self._stop.wait(self.interval):
             for key, memory in self._memories.items():
                 self.peak[key] = max(self.peak[key], memory.sample())
+                self.peak_pss[key] = max(self.peak_pss[key], pss_bytes(memory.pids))
 
     def __enter__(self) -> PeakSampler:
         for key, memory in self._memories.items():
