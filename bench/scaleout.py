@@ -1,7 +1,8 @@
-"""`python -m bench.scaleout`: push and pull throughput on S3 + PostgreSQL (blob downloads
-redirected to the object store, and streamed through the registry) next to filesystem + SQLite,
-in one run, rounds alternating. The S3 server is SeaweedFS (from PyPI) and PostgreSQL is
-Debian's, both started here on loopback and stopped at the end.
+"""`python -m bench.scaleout`: push (monolithic, and chunked in 16 MiB PATCHes) and pull
+throughput on S3 + PostgreSQL (blob downloads redirected to the object store, and streamed
+through the registry) next to filesystem + SQLite, in one run, rounds alternating. The S3
+server is SeaweedFS (from PyPI) and PostgreSQL is Debian's, both started here on loopback and
+stopped at the end.
 """
 
 from __future__ import annotations
@@ -43,6 +44,23 @@ def push(url: str, repo: str, blob: bytes, digest: str) -> float:
         return time.perf_counter() - started
 
 
+def push_chunked(url: str, repo: str, blob: bytes, digest: str, chunk: int = 16 * MiB) -> float:
+    """One PATCH per `chunk` bytes with Content-Range, then the closing PUT."""
+    with httpx.Client(base_url=url, timeout=600) as client:
+        started = time.perf_counter()
+        location = client.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
+        for start in range(0, len(blob), chunk):
+            piece = blob[start:start + chunk]
+            response = client.patch(location, content=piece, headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{start}-{start + len(piece) - 1}"})
+            response.raise_for_status()
+            location = response.headers["Location"]
+        sep = "&" if "?" in location else "?"
+        client.put(f"{location}{sep}digest={digest}").raise_for_status()
+        return time.perf_counter() - started
+
+
 def pull(url: str, repo: str, digest: str, size: int) -> float:
     with httpx.Client(base_url=url, timeout=600, follow_redirects=True) as client:
         started = time.perf_counter()
@@ -80,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                 "DOCKYARD_S3_REDIRECT_SECONDS": redirect})
         for server in servers.values():
             server.start()
-        results: dict[str, dict[str, list[float]]] = {n: {"push": [], "pull": []}
-                                                      for n in servers}
+        results: dict[str, dict[str, list[float]]] = {
+            n: {"push": [], "push_chunked": [], "pull": []} for n in servers}
         for number in range(args.rounds):
             for name, server in servers.items():
                 repo = f"bench/scaleout{number}"
@@ -90,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                                                                    digests[number]))
                 results[name]["pull"].append(args.size_mib / pull(
                     server.url, repo, digests[number], len(blobs[number])))
+                # The same bytes again in another repository: a new upload, chunked.
+                results[name]["push_chunked"].append(args.size_mib / push_chunked(
+                    server.url, f"{repo}-chunked", blobs[number][::-1],
+                    "sha256:" + hashlib.sha256(blobs[number][::-1]).hexdigest()))
     finally:
         for server in servers.values():
             server.stop()
@@ -100,13 +122,12 @@ def main(argv: list[str] | None = None) -> int:
           "filesystem + SQLite)")
     report = {}
     for name, values in results.items():
-        push_mibps = statistics.median(values["push"])
-        pull_mibps = statistics.median(values["pull"])
-        report[name] = {"push_mibps": push_mibps, "pull_mibps": pull_mibps}
-        push_ratio = push_mibps / statistics.median(base["push"])
-        pull_ratio = pull_mibps / statistics.median(base["pull"])
-        print(f"  {name:<28} push {push_mibps:7.0f} ({push_ratio:.2f})"
-              f"   pull {pull_mibps:7.0f} ({pull_ratio:.2f})")
+        medians = {kind: statistics.median(v) for kind, v in values.items()}
+        report[name] = {f"{kind}_mibps": m for kind, m in medians.items()}
+        shown = "   ".join(
+            f"{kind.replace('_', ' ')} {m:7.0f} ({m / statistics.median(base[kind]):.2f})"
+            for kind, m in medians.items())
+        print(f"  {name:<28} {shown}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"size_mib": args.size_mib, "rounds": results,
                                     "medians": report, "nproc": os.cpu_count()}, indent=2))

@@ -112,3 +112,103 @@ def test_leaves_no_files_behind(blob_store, run, tmp_path) -> None:
     assert run(listed()) == []
     leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert leftovers == [], leftovers
+
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize("sizes", [
+    (6 * MiB, 1 * MiB, 2 * MiB, 7 * MiB, 3 * MiB),  # small pieces gathered between big ones
+    (1 * MiB, 12 * MiB),  # a small first piece takes the head of the big one
+    (2 * MiB, 2 * MiB, 1),  # nothing reaches the minimum part size
+])
+def test_an_upload_of_many_pieces_commits_byte_exact(blob_store, run, sizes) -> None:
+    import os
+
+    data = os.urandom(sum(sizes))
+    digest = digest_of(data)
+    upload = uuid.uuid4().hex
+    run(blob_store.create_upload(upload))
+    offset = 0
+    for size in sizes:
+        offset = run(blob_store.write_upload(upload, offset, chunks(data[offset:offset + size])))
+    run(blob_store.commit_upload(upload, digest))
+    assert run(blob_store.stat(digest)) == len(data)
+    assert run(collect(blob_store.read(digest))) == data
+    assert run(blob_store.upload_size(upload)) is None
+
+
+def test_s3_assembles_pieces_with_server_side_part_copies(seaweed, run) -> None:
+    """The committed object is a multipart object (its ETag counts the parts) built without
+    the registry sending the big pieces again: only the gathered small ones are uploaded."""
+    import os
+
+    import obstore
+
+    from dockyard.storage import s3_multipart
+    from dockyard.storage.s3 import S3BlobStore
+    from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY
+
+    store = S3BlobStore.from_url(f"s3://{seaweed.create_bucket()}/p", endpoint=seaweed.endpoint,
+                                 region="us-east-1", path_style=True, access_key=ACCESS_KEY,
+                                 secret_key=SECRET_KEY, presign_seconds=None)
+    assert store.multipart is not None
+    uploaded: list[int] = []
+    original = s3_multipart.MultipartClient.put_part
+
+    async def counting_put_part(self, key, upload_id, number, data):  # type: ignore[no-untyped-def]
+        uploaded.append(len(data))
+        return await original(self, key, upload_id, number, data)
+
+    sizes = (8 * MiB, 1 * MiB, 6 * MiB, 9 * MiB)
+    data = os.urandom(sum(sizes))
+    digest = digest_of(data)
+    upload = uuid.uuid4().hex
+    run(store.create_upload(upload))
+    offset = 0
+    for size in sizes:
+        offset = run(store.write_upload(upload, offset, chunks(data[offset:offset + size])))
+    s3_multipart.MultipartClient.put_part = counting_put_part  # type: ignore[method-assign]
+    try:
+        run(store.commit_upload(upload, digest))
+    finally:
+        s3_multipart.MultipartClient.put_part = original  # type: ignore[method-assign]
+    assert run(collect(store.read(digest))) == data
+    async def head() -> dict:
+        return await obstore.head_async(store.store, store._blob_key(digest))
+
+    meta = run(head())
+    assert str(meta["e_tag"]).strip('"').endswith("-4"), meta["e_tag"]
+    # 8 MiB copied; 1 MiB + the head of the 6 MiB piece gathered into one 5 MiB part; the rest
+    # of that piece (2 MiB) is under the minimum, so it is gathered with the head of the last
+    # piece; the remaining 6 MiB of the last piece are copied.
+    assert uploaded == [5 * MiB, 5 * MiB], uploaded
+
+
+def test_s3_copies_a_piece_too_big_for_one_copy_in_ranges(seaweed, run, monkeypatch) -> None:
+    """S3 copies at most 5 GiB at once: a bigger single piece is copied as ranged parts
+    (here with the limit lowered to 8 MiB so the test stays small)."""
+    import os
+
+    import obstore
+
+    from dockyard.storage import s3 as s3_module
+    from dockyard.storage.s3 import S3BlobStore
+    from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY
+
+    monkeypatch.setattr(s3_module, "COPY_PART", 8 * MiB)
+    store = S3BlobStore.from_url(f"s3://{seaweed.create_bucket()}", endpoint=seaweed.endpoint,
+                                 region="us-east-1", path_style=True, access_key=ACCESS_KEY,
+                                 secret_key=SECRET_KEY, presign_seconds=None)
+    data = os.urandom(20 * MiB + 5)
+    digest = digest_of(data)
+    upload = uuid.uuid4().hex
+    run(store.create_upload(upload))
+    run(store.write_upload(upload, 0, chunks(data)))
+    run(store.commit_upload(upload, digest))
+    assert run(collect(store.read(digest))) == data
+
+    async def head() -> dict:
+        return await obstore.head_async(store.store, store._blob_key(digest))
+
+    assert str(run(head())["e_tag"]).strip('"').endswith("-3")

@@ -5,11 +5,18 @@ Keys under the configured prefix: `blobs/<alg>/<2 hex>/<hex>` for committed cont
 `uploads/<id>/<offset>` for the pieces of an upload in flight (one object per chunk, named by
 where it starts, so any replica can continue an upload and a chunk that failed half-way never
 counts), and `trash/` for content a sweep has set aside. Nothing is local: replicas share it all.
+
+Completing an upload assembles its pieces into the blob as an S3 multipart upload whose parts
+are server-side copies of the pieces (`s3_multipart`): no byte passes through the registry
+again. Pieces under S3's 5 MiB minimum part size are joined into parts of at least that size
+(those few bytes are read and sent once). Without static credentials (the multipart calls are
+signed here) several pieces are re-streamed instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -20,17 +27,22 @@ from obstore.store import S3Store
 
 from dockyard.core.digest import Digest
 from dockyard.storage.base import Digester
+from dockyard.storage.s3_multipart import Credentials, MultipartClient
 
 _UPLOAD_ID_LENGTH = 32
 PIECE_DIGITS = 20
+MIN_PART = 5 * 1024 * 1024  # S3's smallest part (all but the last)
+COPY_PART = 1024 * 1024 * 1024  # the largest part copied at once (S3 allows up to 5 GiB)
 
 
 class S3BlobStore:
     def __init__(self, store: S3Store, prefix: str = "", *,
-                 presign_seconds: int | None = 600) -> None:
+                 presign_seconds: int | None = 600,
+                 multipart: MultipartClient | None = None) -> None:
         self.store = store
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.presign_seconds = presign_seconds
+        self.multipart = multipart
 
     @classmethod
     def from_url(cls, url: str, *, endpoint: str | None, region: str, path_style: bool,
@@ -48,7 +60,15 @@ class S3BlobStore:
             options["access_key_id"] = access_key
             options["secret_access_key"] = secret_key
         store = S3Store(bucket, **options)
-        return cls(store, prefix, presign_seconds=presign_seconds)
+        access_key = access_key or os.environ.get("AWS_ACCESS_KEY_ID")
+        secret_key = secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY")
+        multipart = None
+        if access_key and secret_key:
+            credentials = Credentials(access_key, secret_key,
+                                      os.environ.get("AWS_SESSION_TOKEN") or None)
+            multipart = MultipartClient(bucket, endpoint=endpoint, region=region,
+                                        path_style=path_style, credentials=credentials)
+        return cls(store, prefix, presign_seconds=presign_seconds, multipart=multipart)
 
     # -- keys ----------------------------------------------------------------------------
     def _blob_key(self, digest: str) -> str:
@@ -209,13 +229,59 @@ class S3BlobStore:
         pieces = await self._pieces(upload_id)
         target = self._blob_key(digest)
         if await self.stat(digest) is None:
-            if len(pieces) == 1:
+            if len(pieces) == 1 and pieces[0][2] <= COPY_PART:
                 await obstore.copy_async(self.store, pieces[0][1], target)
             elif not pieces:
                 await obstore.put_async(self.store, target, b"")
+            elif self.multipart is not None:
+                await self._assemble(pieces, target)
             else:
                 await obstore.put_async(self.store, target, self.read_upload(upload_id))
         await self.abort_upload(upload_id)
+
+    async def _assemble(self, pieces: list[tuple[int, str, int]], target: str) -> None:
+        """Build `target` from the pieces with one multipart upload: parts copied server-side,
+        small pieces gathered into parts of at least MIN_PART bytes."""
+        assert self.multipart is not None
+        client = self.multipart
+        upload = await client.create(target)
+        parts: list[tuple[int, str]] = []
+        gathered = bytearray()
+
+        async def send_gathered() -> None:
+            parts.append((len(parts) + 1, await client.put_part(
+                target, upload, len(parts) + 1, bytes(gathered))))
+            gathered.clear()
+
+        try:
+            for _, key, size in pieces:
+                position = 0
+                while position < size:
+                    remaining = size - position
+                    if not gathered and remaining >= MIN_PART:
+                        count = -(-remaining // COPY_PART)
+                        step = -(-remaining // count)
+                        for first in range(position, size, step):
+                            last = min(first + step, size) - 1
+                            etag = await client.copy_part(target, upload, len(parts) + 1,
+                                                          key, first, last)
+                            parts.append((len(parts) + 1, etag))
+                        position = size
+                        continue
+                    take = min(remaining, MIN_PART - len(gathered))  # gathered < MIN_PART
+                    data = await obstore.get_range_async(self.store, key, start=position,
+                                                         end=position + take)
+                    gathered += memoryview(data)
+                    position += take
+                    if len(gathered) >= MIN_PART:
+                        await send_gathered()
+            if gathered:
+                await send_gathered()
+            await client.complete(target, upload, parts)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await client.abort(target, upload)
+            raise
 
     async def abort_upload(self, upload_id: str) -> None:
         keys = [key for _, key, _ in await self._pieces(upload_id)]
