@@ -44,12 +44,17 @@ def push(url: str, repo: str, blob: bytes, digest: str) -> float:
         return time.perf_counter() - started
 
 
-def push_chunked(url: str, repo: str, blob: bytes, digest: str, chunk: int = 16 * MiB) -> float:
-    """One PATCH per `chunk` bytes with Content-Range, then the closing PUT."""
-    with httpx.Client(base_url=url, timeout=600) as client:
+def push_chunked(urls: list[str], repo: str, blob: bytes, digest: str,
+                 chunk: int = 16 * MiB) -> float:
+    """One PATCH per `chunk` bytes with Content-Range, then the closing PUT; with several
+    replicas the requests take turns among them, so no process sees every chunk and the
+    digest is checked by reading the upload back instead of with a running hash."""
+    clients = [httpx.Client(base_url=url, timeout=600) for url in urls]
+    try:
         started = time.perf_counter()
-        location = client.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
-        for start in range(0, len(blob), chunk):
+        location = clients[0].post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
+        for number, start in enumerate(range(0, len(blob), chunk)):
+            client = clients[(number + 1) % len(clients)]
             piece = blob[start:start + chunk]
             response = client.patch(location, content=piece, headers={
                 "Content-Type": "application/octet-stream",
@@ -57,8 +62,11 @@ def push_chunked(url: str, repo: str, blob: bytes, digest: str, chunk: int = 16 
             response.raise_for_status()
             location = response.headers["Location"]
         sep = "&" if "?" in location else "?"
-        client.put(f"{location}{sep}digest={digest}").raise_for_status()
+        clients[0].put(f"{location}{sep}digest={digest}").raise_for_status()
         return time.perf_counter() - started
+    finally:
+        for client in clients:
+            client.close()
 
 
 def pull(url: str, repo: str, digest: str, size: int) -> float:
@@ -86,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     blobs = [os.urandom(args.size_mib * MiB) for _ in range(args.rounds)]
     digests = ["sha256:" + hashlib.sha256(b).hexdigest() for b in blobs]
     servers: dict[str, Dockyard] = {}
+    replica: Dockyard | None = None
     try:
         shared = {"DOCKYARD_S3_ENDPOINT": s3.endpoint, "DOCKYARD_S3_PATH_STYLE": "true",
                   "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
@@ -96,10 +105,15 @@ def main(argv: list[str] | None = None) -> int:
                 **shared, "DOCKYARD_STORAGE": f"s3://{s3.create_bucket()}/r",
                 "DOCKYARD_METADATA": pg.create_database(),
                 "DOCKYARD_S3_REDIRECT_SECONDS": redirect})
-        for server in servers.values():
+        # A second replica of the streamed setup (same bucket and database), for chunked
+        # pushes whose chunks alternate between the two.
+        twin = servers["S3 + PostgreSQL, streamed"]
+        replica = Dockyard("s3b", "second replica", work / "replica", extra_env=twin.extra_env)
+        for server in [*servers.values(), replica]:
             server.start()
         results: dict[str, dict[str, list[float]]] = {
             n: {"push": [], "push_chunked": [], "pull": []} for n in servers}
+        alternating: list[float] = []
         for number in range(args.rounds):
             for name, server in servers.items():
                 repo = f"bench/scaleout{number}"
@@ -110,10 +124,15 @@ def main(argv: list[str] | None = None) -> int:
                     server.url, repo, digests[number], len(blobs[number])))
                 # The same bytes again in another repository: a new upload, chunked.
                 results[name]["push_chunked"].append(args.size_mib / push_chunked(
-                    server.url, f"{repo}-chunked", blobs[number][::-1],
+                    [server.url], f"{repo}-chunked", blobs[number][::-1],
                     "sha256:" + hashlib.sha256(blobs[number][::-1]).hexdigest()))
+                if server is twin:
+                    other = bytes(reversed(blobs[number][:len(blobs[number]) // 2])) * 2
+                    alternating.append(args.size_mib / push_chunked(
+                        [twin.url, replica.url], f"{repo}-alternating", other,
+                        "sha256:" + hashlib.sha256(other).hexdigest()))
     finally:
-        for server in servers.values():
+        for server in [*servers.values(), *([replica] if replica else [])]:
             server.stop()
         pg.stop()
         s3.stop()
@@ -128,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{kind.replace('_', ' ')} {m:7.0f} ({m / statistics.median(base[kind]):.2f})"
             for kind, m in medians.items())
         print(f"  {name:<28} {shown}")
+    twin_chunked = statistics.median(results["S3 + PostgreSQL, streamed"]["push_chunked"])
+    print(f"  chunked push alternating between two replicas (digest read back at the end): "
+          f"{statistics.median(alternating):.0f} MiB/s ("
+          f"{statistics.median(alternating) / twin_chunked:.2f} of one replica's running hash)")
+    report["chunked push, two replicas alternating"] = {
+        "push_chunked_mibps": statistics.median(alternating)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"size_mib": args.size_mib, "rounds": results,
                                     "medians": report, "nproc": os.cpu_count()}, indent=2))
