@@ -71,3 +71,34 @@ def test_listing_order_and_paging(meta, run) -> None:
     assert run(meta.list_tags("t", 2, "1.2")) == sorted(tags)[2:4]
     assert run(meta.repository_exists("t")) is True
     assert run(meta.repository_exists("nope")) is False
+
+
+def test_completing_an_upload_links_the_blob_and_forgets_the_upload(meta, run) -> None:
+    run(meta.create_upload("c" * 32, "done/repo", 10.0))
+    run(meta.complete_upload("c" * 32, "done/repo", D3, 7))
+    assert run(meta.get_upload("c" * 32)) is None
+    assert run(meta.linked_blob_size("done/repo", D3)) == 7
+
+
+def test_sqlite_upload_bookkeeping_leaves_every_connection_synced(tmp_path, run) -> None:
+    """Upload records are written without waiting for the disk; the connection that wrote
+    them must go back to the pool with `synchronous=FULL`, or later writes (tags, blob links)
+    would silently stop being durable."""
+    from dockyard.metadata.sql import SQLMetadataStore
+
+    store = SQLMetadataStore.open_sqlite(tmp_path / "metadata.db")
+    try:
+        for n in range(3):
+            run(store.create_upload(str(n) * 32, "repo", 1.0))
+            run(store.advance_upload(str(n) * 32, 0, 5, 2.0))
+            run(store.delete_upload(str(n) * 32))
+        assert store.engine is not None
+        connections = [store.engine.connect() for _ in range(8)]  # the whole pool
+        try:
+            levels = {c.exec_driver_sql("PRAGMA synchronous").scalar() for c in connections}
+        finally:
+            for c in connections:
+                c.close()
+        assert levels == {2}, levels  # 2 = FULL
+    finally:
+        run(store.close())

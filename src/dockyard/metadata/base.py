@@ -81,6 +81,10 @@ class MetadataStore(Protocol):
 
     async def delete_upload(self, upload_id: str) -> None: ...
 
+    async def complete_upload(self, upload_id: str, repository: str, digest: str,
+                              size: int) -> None:
+        """`link_blob` and `delete_upload` in one transaction."""
+
     async def expired_uploads(self, before: float) -> list[UploadRecord]: ...
 
     # manifests and tags

@@ -86,9 +86,16 @@ class UploadService:
         upload_id: str,
         chunks: AsyncIterator[bytes],
         content_range: tuple[int, int] | None = None,
+        *,
+        record: UploadRecord | None = None,
+        advance: bool = True,
     ) -> UploadStatus:
-        """Write a chunk at the upload's current end; a chunk that does not continue it is 416."""
-        record = await self._get(repository, upload_id)
+        """Write a chunk at the upload's current end; a chunk that does not continue it is 416.
+
+        `advance=False` leaves the recorded size alone: for the last chunk of an upload that
+        is committed at once, whose record is then dropped anyway (one transaction fewer)."""
+        if record is None:
+            record = await self._get(repository, upload_id)
         if content_range is not None and content_range[0] != record.size:
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID,
@@ -110,7 +117,9 @@ class UploadService:
                 "chunk length does not match Content-Range",
                 status=416,
             )
-        if not await self.meta.advance_upload(upload_id, record.size, new_size, time.time()):
+        if advance and not await self.meta.advance_upload(
+            upload_id, record.size, new_size, time.time()
+        ):
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID, "upload changed concurrently", status=416
             )
@@ -158,7 +167,8 @@ class UploadService:
         record = await self._get(repository, upload_id)
         size = record.size
         if chunks is not None:
-            size = (await self.append(repository, upload_id, chunks, content_range)).size
+            size = (await self.append(repository, upload_id, chunks, content_range,
+                                      record=record, advance=False)).size
         actual = await self._digest_of(upload_id, size, digest.algorithm)
         if actual != digest.hex:
             await self._drop(upload_id)
@@ -178,8 +188,7 @@ class UploadService:
     async def _commit(self, repository: str, upload_id: str, digest: str, size: int) -> None:
         async with self.lock.publishing():
             await self.blobs.commit_upload(upload_id, digest)
-            await self.meta.link_blob(repository, digest, size)
-        await self.meta.delete_upload(upload_id)
+            await self.meta.complete_upload(upload_id, repository, digest, size)
 
     async def monolithic(
         self, repository: str, digest_text: str, chunks: AsyncIterator[bytes]
