@@ -115,7 +115,19 @@ class MetadataStore(Protocol):
         self, repository: str, limit: int | None, last: str | None
     ) -> list[str]: ...
 
+    async def tags_version(self, repository: str) -> int | None:
+        """A number that changes whenever the repository's tags do; None: no repository."""
+
+    async def all_tags(self, repository: str) -> tuple[int, list[str]] | None:
+        """Every tag, sorted, with the `tags_version` they were read at (one snapshot)."""
+
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]: ...
+
+    async def catalog_version(self) -> int:
+        """A number that changes whenever the catalog may have."""
+
+    async def all_repositories(self) -> tuple[int, list[str]]:
+        """The whole catalog, sorted, with the `catalog_version` it was read at."""
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
 

@@ -167,3 +167,23 @@ secrets = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+# -- listing versions (revision 0005) ------------------------------------------------------------
+
+tag_versions = sa.Table(
+    "tag_versions",
+    metadata,
+    # Moves on with every change to a repository's tags, in the same transaction, so a tag
+    # list cached by a server process is known to be current with one primary-key read.
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+listing_versions = sa.Table(
+    "listing_versions",
+    metadata,
+    # "catalog": moves on whenever a repository gains its first content or may have lost its
+    # last, so the repository list a server process cached is checked with one read.
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)

@@ -232,10 +232,29 @@ class SQLMetadataStore:
     def _link(self, conn: Connection, repository: str, digest: str, size: int) -> None:
         now = time.time()
         repo_id = self._repo_id(conn, repository, create=True)
+        assert repo_id is not None
+        self._first_content(conn, repo_id)
         self._insert_ignore(conn, t.blobs, digest=digest, size=size, created_at=now)
         self._insert_ignore(
             conn, t.repository_blobs, repository_id=repo_id, digest=digest, created_at=now
         )
+
+    def _first_content(self, conn: Connection, repo_id: int) -> None:
+        """Called before content is added: the catalog changes if the repository had none."""
+        has_content = conn.execute(sa.select(sa.or_(
+            sa.exists().where(t.manifests.c.repository_id == repo_id),
+            sa.exists().where(t.repository_blobs.c.repository_id == repo_id),
+        ))).scalar()
+        if not has_content:
+            self._catalog_changed(conn)
+
+    def _catalog_changed(self, conn: Connection) -> None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(t.listing_versions).values(name="catalog", version=1)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[t.listing_versions.c.name],
+            set_={"version": t.listing_versions.c.version + 1},
+        ))
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         await self._write(lambda conn: self._link(conn, repository, digest, size))
@@ -259,6 +278,8 @@ class SQLMetadataStore:
                     t.repository_blobs.c.digest == digest,
                 )
             )
+            if result.rowcount:
+                self._catalog_changed(conn)  # perhaps its last content
             return result.rowcount > 0
 
         return await self._write(fn)
@@ -340,6 +361,8 @@ class SQLMetadataStore:
         def fn(conn: Connection) -> None:
             now = time.time()
             repo_id = self._repo_id(conn, repository, create=True)
+            assert repo_id is not None
+            self._first_content(conn, repo_id)
             self._insert_ignore(
                 conn, t.blobs, digest=record.digest, size=record.size, created_at=now
             )
@@ -366,8 +389,18 @@ class SQLMetadataStore:
                 )
             for tag in tags:
                 self._upsert_tag(conn, repo_id, tag, record.digest, now)
+            if tags:
+                self._tags_changed(conn, repo_id)
 
         await self._write(fn)
+
+    def _tags_changed(self, conn: Connection, repo_id: int) -> None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(t.tag_versions).values(repository_id=repo_id, version=1)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[t.tag_versions.c.repository_id],
+            set_={"version": t.tag_versions.c.version + 1},
+        ))
 
     def _upsert_tag(
         self, conn: Connection, repo_id: int, tag: str, digest: str, now: float
@@ -456,11 +489,13 @@ class SQLMetadataStore:
             repo_id = self._repo_id(conn, repository, create=False)
             if repo_id is None:
                 return False
-            conn.execute(
+            untagged = conn.execute(
                 sa.delete(t.tags).where(
                     t.tags.c.repository_id == repo_id, t.tags.c.manifest_digest == digest
                 )
             )
+            if untagged.rowcount:
+                self._tags_changed(conn, repo_id)
             conn.execute(
                 sa.delete(t.manifest_references).where(
                     t.manifest_references.c.repository_id == repo_id,
@@ -472,6 +507,8 @@ class SQLMetadataStore:
                     t.manifests.c.repository_id == repo_id, t.manifests.c.digest == digest
                 )
             )
+            if result.rowcount:
+                self._catalog_changed(conn)  # perhaps its last content
             return result.rowcount > 0
 
         return await self._write(fn)
@@ -484,6 +521,8 @@ class SQLMetadataStore:
             result = conn.execute(
                 sa.delete(t.tags).where(t.tags.c.repository_id == repo_id, t.tags.c.name == tag)
             )
+            if result.rowcount:
+                self._tags_changed(conn, repo_id)
             return result.rowcount > 0
 
         return await self._write(fn)
@@ -491,6 +530,32 @@ class SQLMetadataStore:
     async def repository_exists(self, repository: str) -> bool:
         def fn(conn: Connection) -> bool:
             return self._repo_id(conn, repository, create=False) is not None
+
+        return await self._read(fn)
+
+    def _tags_version(self, conn: Connection, repository: str) -> int | None:
+        row = conn.execute(
+            sa.select(t.repositories.c.id, t.tag_versions.c.version)
+            .select_from(t.repositories.outerjoin(t.tag_versions))
+            .where(t.repositories.c.name == repository)
+        ).first()
+        return None if row is None else (row[1] or 0)
+
+    async def tags_version(self, repository: str) -> int | None:
+        return await self._read(lambda conn: self._tags_version(conn, repository))
+
+    async def all_tags(self, repository: str) -> tuple[int, list[str]] | None:
+        def fn(conn: Connection) -> tuple[int, list[str]] | None:
+            version = self._tags_version(conn, repository)
+            if version is None:
+                return None
+            rows = conn.execute(
+                sa.select(t.tags.c.name)
+                .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
+                .where(t.repositories.c.name == repository)
+                .order_by(t.tags.c.name)
+            ).fetchall()
+            return version, [row[0] for row in rows]
 
         return await self._read(fn)
 
@@ -510,19 +575,35 @@ class SQLMetadataStore:
 
         return await self._read(fn)
 
+    def _catalog_query(self, limit: int | None, last: str | None) -> sa.Select:
+        r = t.repositories
+        has_content = sa.or_(
+            sa.exists().where(t.manifests.c.repository_id == r.c.id),
+            sa.exists().where(t.repository_blobs.c.repository_id == r.c.id),
+        )
+        query = sa.select(r.c.name).where(has_content).order_by(r.c.name)
+        if last is not None:
+            query = query.where(r.c.name > last)
+        if limit is not None:
+            query = query.limit(limit)
+        return query
+
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
-        def fn(conn: Connection) -> list[str]:
-            r = t.repositories
-            has_content = sa.or_(
-                sa.exists().where(t.manifests.c.repository_id == r.c.id),
-                sa.exists().where(t.repository_blobs.c.repository_id == r.c.id),
-            )
-            query = sa.select(r.c.name).where(has_content).order_by(r.c.name)
-            if last is not None:
-                query = query.where(r.c.name > last)
-            if limit is not None:
-                query = query.limit(limit)
-            return [row[0] for row in conn.execute(query).fetchall()]
+        return await self._read(lambda conn: [
+            row[0] for row in conn.execute(self._catalog_query(limit, last)).fetchall()])
+
+    def _catalog_version(self, conn: Connection) -> int:
+        return conn.execute(sa.select(t.listing_versions.c.version).where(
+            t.listing_versions.c.name == "catalog")).scalar() or 0
+
+    async def catalog_version(self) -> int:
+        return await self._read(self._catalog_version)
+
+    async def all_repositories(self) -> tuple[int, list[str]]:
+        def fn(conn: Connection) -> tuple[int, list[str]]:
+            version = self._catalog_version(conn)
+            rows = conn.execute(self._catalog_query(None, None)).fetchall()
+            return version, [row[0] for row in rows]
 
         return await self._read(fn)
 
@@ -637,6 +718,8 @@ class SQLMetadataStore:
                 conn.execute(sa.delete(t.repository_blobs).where(
                     t.repository_blobs.c.digest.in_(batch)))
                 conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest.in_(batch)))
+            if gone:
+                self._catalog_changed(conn)
             return gone
 
         return await self._write(fn)
@@ -645,7 +728,8 @@ class SQLMetadataStore:
     # Parents before children, so foreign keys hold at every insert.
     TABLE_ORDER = ("repositories", "blobs", "repository_blobs", "manifests",
                    "manifest_references", "tags", "accounts", "memberships", "access_tokens",
-                   "repository_settings", "cached_tags", "secrets")
+                   "repository_settings", "cached_tags", "secrets", "tag_versions",
+                   "listing_versions")
 
     async def all_blob_digests(self) -> list[str]:
         return await self._read(lambda conn: list(conn.execute(

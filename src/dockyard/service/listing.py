@@ -1,7 +1,14 @@
-"""Tag lists and the catalog, paged by `n` and `last` as the spec describes."""
+"""Tag lists and the catalog, paged by `n` and `last` as the spec describes.
+
+Each server process keeps the tag lists it served last, and the catalog, with the version the
+metadata store gave them: a request then costs one primary-key read to learn the list is still
+current, not a read of every entry (SQLite alone needs about 2 ms for 5,000 tags).
+"""
 
 from __future__ import annotations
 
+import bisect
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -9,6 +16,9 @@ from dockyard.metadata.base import MetadataStore
 
 # The most entries one page carries; larger `n` is clamped and a Link points on.
 MAX_PAGE = 10_000
+# Tag lists kept per process: at most this many repositories, and this many tags in all.
+CACHED_REPOSITORIES = 64
+CACHED_TAGS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +26,9 @@ class Page:
     items: list[str]
     next_last: str | None  # set when more entries follow
     limit: int
+    # Set when the page is a whole cached list: (its name, its version). Equal keys mean
+    # equal pages, so a caller may keep what it rendered from one.
+    whole: tuple[str, int] | None = None
 
 
 def parse_page_size(raw: str | None) -> int | None:
@@ -36,31 +49,53 @@ def paginate(names: list[str], n: int | None, last: str | None) -> Page:
     if n == 0:
         return Page([], None, 0)
     limit = min(n if n is not None else MAX_PAGE, MAX_PAGE)
-    after = [name for name in names if last is None or name > last]
-    if len(after) > limit:
-        return Page(after[:limit], after[limit - 1], limit)
-    return Page(after, None, limit)
+    start = 0 if last is None else bisect.bisect_right(names, last)
+    page = names[start:start + limit]
+    if start + limit < len(names):
+        return Page(page, page[-1], limit)
+    return Page(page, None, limit)
 
 
 class ListingService:
     def __init__(self, meta: MetadataStore) -> None:
         self.meta = meta
+        self._tags: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
+        self._cached_tags = 0
+        self._catalog: tuple[int, list[str]] | None = None
 
     async def tags(self, repository: str, n: int | None, last: str | None) -> Page:
-        if not await self.meta.repository_exists(repository):
+        version = await self.meta.tags_version(repository)
+        if version is None:
             raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repository})
-        return await self._page(lambda lim, lst: self.meta.list_tags(repository, lim, lst), n, last)
+        cached = self._tags.get(repository)
+        if cached is not None and cached[0] == version:
+            self._tags.move_to_end(repository)
+        else:
+            cached = await self.meta.all_tags(repository)
+            if cached is None:
+                raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repository})
+            self._remember(repository, cached)
+        page = paginate(cached[1], n, last)
+        if last is None and page.next_last is None and n != 0:
+            page = Page(page.items, None, page.limit, whole=(repository, cached[0]))
+        return page
+
+    def _remember(self, repository: str, entry: tuple[int, list[str]]) -> None:
+        old = self._tags.pop(repository, None)
+        if old is not None:
+            self._cached_tags -= len(old[1])
+        if len(entry[1]) > CACHED_TAGS:
+            return
+        self._tags[repository] = entry
+        self._cached_tags += len(entry[1])
+        while len(self._tags) > CACHED_REPOSITORIES or self._cached_tags > CACHED_TAGS:
+            _, dropped = self._tags.popitem(last=False)
+            self._cached_tags -= len(dropped[1])
 
     async def catalog(self, n: int | None, last: str | None) -> Page:
-        return await self._page(self.meta.list_repositories, n, last)
-
-    @staticmethod
-    async def _page(fetch, n: int | None, last: str | None) -> Page:  # type: ignore[no-untyped-def]
-        if n == 0:
-            return Page([], None, 0)
-        limit = min(n if n is not None else MAX_PAGE, MAX_PAGE)
-        items = await fetch(limit + 1, last)
-        if len(items) > limit:
-            items = items[:limit]
-            return Page(items, items[-1], limit)
-        return Page(items, None, limit)
+        version = await self.meta.catalog_version()
+        cached = self._catalog
+        if cached is None or cached[0] != version:
+            cached = await self.meta.all_repositories()
+            self._catalog = cached if len(cached[1]) <= CACHED_TAGS else None
+        return paginate(cached[1], n, last)

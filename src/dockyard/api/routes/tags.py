@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from dockyard.api.routes.common import cache_route, registry_of, repository_access
 from dockyard.auth.scopes import PULL
@@ -19,6 +21,21 @@ def next_link(path: str, page: Page) -> dict[str, str]:
     return {"Link": f'<{path}?{query}>; rel="next"'}
 
 
+# Whole tag lists as last sent, by (repository, tags version): a big list is encoded once.
+_RENDERED: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+RENDERED_LISTS = 16
+
+
+def _render(name: str, page: Page) -> bytes:
+    body = json.dumps({"name": name, "tags": page.items}, ensure_ascii=False,
+                      separators=(",", ":")).encode()
+    if page.whole is not None:
+        _RENDERED[page.whole] = body
+        while len(_RENDERED) > RENDERED_LISTS:
+            _RENDERED.popitem(last=False)
+    return body
+
+
 async def list_tags(request: Request) -> Response:
     name, _ = await repository_access(request, PULL)
     params = request.query_params
@@ -28,6 +45,8 @@ async def list_tags(request: Request) -> Response:
         page = await registry_of(request).proxy.tags(route, n, last)
     else:
         page = await registry_of(request).listing.tags(name, n, last)
-    return JSONResponse(
-        {"name": name, "tags": page.items}, headers=next_link(f"/v2/{name}/tags/list", page)
-    )
+    body = _RENDERED.get(page.whole) if page.whole is not None else None
+    if body is None:
+        body = _render(name, page)
+    return Response(body, media_type="application/json",
+                    headers=next_link(f"/v2/{name}/tags/list", page))
