@@ -102,3 +102,38 @@ def test_sqlite_upload_bookkeeping_leaves_every_connection_synced(tmp_path, run)
         assert levels == {2}, levels  # 2 = FULL
     finally:
         run(store.close())
+
+
+
+def test_sqlite_reads_on_the_event_loop_move_to_a_thread_when_the_file_is_locked(
+        tmp_path, monkeypatch) -> None:
+    """Key lookups run on the event loop with a short busy timeout; when SQLite reports the
+    database locked, the same read is done by the thread pool (which may wait) instead."""
+    import asyncio
+    import threading
+
+    import sqlalchemy as sa
+
+    from dockyard.metadata.sql import SQLMetadataStore
+
+    store = SQLMetadataStore.open_sqlite(tmp_path / "metadata.db")
+    asyncio.run(store.link_blob("repo", D1, 3))
+    original = store._read_here
+    threads: list[str] = []
+
+    def locked_on_the_loop(fn, patience_ms=None):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        if patience_ms is not None:
+            raise sa.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+        return original(fn, patience_ms)
+
+    monkeypatch.setattr(store, "_read_here", locked_on_the_loop)
+
+    async def main() -> int | None:
+        try:
+            return await store.linked_blob_size("repo", D1)
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == 3
+    assert len(threads) == 2 and threads[1].startswith("metadata"), threads
