@@ -49,6 +49,8 @@ def sqlite_engine(path: Path) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # single statements, each its own implicit transaction
         write = conn.get_execution_options().get("dockyard_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
@@ -119,9 +121,9 @@ class SQLMetadataStore:
     # -- plumbing ------------------------------------------------------------------------
     async def _read(self, fn: Callable[[Connection], T], *, inline: bool = False) -> T:
         """A read in one transaction. `inline` runs it on the event loop itself: for lookups
-        by key, which take microseconds in SQLite, while handing them to a thread and back
-        cost about 0.3 ms (measured). The loop never waits on a lock for long: a locked
-        database sends the read to the thread pool after all."""
+        by key, one statement each, which take microseconds in SQLite, while handing them to
+        a thread and back cost about 0.3 ms (measured). The loop never waits on a lock for
+        long: a locked database sends the read to the thread pool after all."""
         if self.async_engine is not None:
             async with self.async_engine.connect() as conn, conn.begin():
                 return await conn.run_sync(fn)
@@ -134,6 +136,9 @@ class SQLMetadataStore:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._read_here, fn)
 
     def _read_here(self, fn: Callable[[Connection], T], patience_ms: int | None = None) -> T:
+        """On a pool thread: `fn` in a transaction. On the loop (`patience_ms` set): `fn` is
+        one statement, run in SQLite's own implicit transaction (an explicit BEGIN and COMMIT
+        were a third of a blob HEAD)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             assert self.engine is not None
@@ -141,8 +146,11 @@ class SQLMetadataStore:
             if patience_ms is not None:
                 conn.connection.driver_connection.execute(  # type: ignore[union-attr]
                     f"PRAGMA busy_timeout={int(patience_ms)}")
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             self._local.conn = conn
             self._held.append(conn)
+        if patience_ms is not None:
+            return fn(conn)
         with conn.begin():
             return fn(conn)
 
