@@ -221,7 +221,8 @@ class Server(abc.ABC):
                 raise RuntimeError(f"{self.title} exited with {self.proc.returncode} at start:\n"
                                    f"{self.log_tail()}")
             try:
-                if httpx.get(self.url + "/v2/", timeout=1.0).status_code == 200:
+                # 401: up, with accounts on
+                if httpx.get(self.url + "/v2/", timeout=1.0).status_code in (200, 401):
                     return self
             except httpx.HTTPError:
                 pass

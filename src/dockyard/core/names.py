@@ -6,6 +6,7 @@ A valid name can never escape a directory: components are lower-case alphanumeri
 
 from __future__ import annotations
 
+import functools
 import re
 
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -18,6 +19,7 @@ TAG_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 MAX_NAME_LENGTH = 255
 
 
+@functools.lru_cache(maxsize=4096)  # every request checks its name, often more than once
 def is_valid_name(name: str) -> bool:
     return 0 < len(name) <= MAX_NAME_LENGTH and NAME_PATTERN.match(name) is not None
 

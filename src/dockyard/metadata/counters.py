@@ -2,16 +2,28 @@
 
 They live in their own SQLite file with synchronous=OFF: a counter lost in a power cut costs a
 few free pulls, and keeping them out of the metadata database keeps its fsyncs for real data.
+
+Every counted pull writes here, so writes are made cheap: writers take turns on a file lock
+(handed over at once, where SQLite's busy handler sleeps and polls), and a write whose turn is
+free runs right on the event loop (tens of microseconds); only one that would wait goes to a
+thread. Measured on token-checked manifest GETs: SQLite's sleeping writers held throughput
+to 0.41 of the same server without accounts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+_WAIT = object()  # the write lock was taken: do it in a thread, which may wait
 
 
 class Counters(Protocol):
@@ -29,6 +41,7 @@ class Counters(Protocol):
 class SQLiteCounters:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lock_path = path.with_name(path.name + ".writer")
         self._local = threading.local()
         with self._connect() as db:
             db.execute(
@@ -45,13 +58,39 @@ class SQLiteCounters:
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
+            # Writes wait for their turn on the file lock, so SQLite itself need not wait long.
             db = sqlite3.connect(
-                self.path, timeout=5, isolation_level=None, check_same_thread=False
+                self.path, timeout=0.1, isolation_level=None, check_same_thread=False
             )
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=OFF")
             self._local.db = db
         return db
+
+    def _turn(self, fn: Callable[..., T], *args: object, wait: bool) -> T | object:
+        """`fn(*args)` holding the writers' file lock; without `wait`, _WAIT if it is taken
+        (or SQLite reports the file busy) instead of waiting."""
+        fd = getattr(self._local, "lock_fd", None)
+        if fd is None:  # one per thread: flock excludes open files, not processes
+            fd = self._local.lock_fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return _WAIT
+        try:
+            return fn(*args)
+        except sqlite3.OperationalError as exc:
+            if wait or "locked" not in str(exc).lower():
+                raise
+            return _WAIT
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    async def _write(self, fn: Callable[..., T], *args: object) -> T:
+        done = self._turn(fn, *args, wait=False)
+        if done is _WAIT:
+            done = await asyncio.to_thread(self._turn, fn, *args, wait=True)
+        return done  # type: ignore[return-value]
 
     def _hit(self, key: str, window: int, amount: int) -> int:
         db = self._connect()
@@ -82,7 +121,7 @@ class SQLiteCounters:
         """Add to the counter of the current window; returns (count, seconds until reset)."""
         now = now or time.time()
         window = int(now // window_seconds) * window_seconds
-        count = await asyncio.to_thread(self._hit, key, window, amount)
+        count = await self._write(self._hit, key, window, amount)
         if now - self._last_sweep > 600:
             self._last_sweep = now
             await asyncio.to_thread(self._sweep, window, window_seconds)
@@ -112,7 +151,7 @@ class SQLiteCounters:
         return found
 
     async def touch(self, key: str, now: float | None = None) -> None:
-        await asyncio.to_thread(self._touch, key, now or time.time())
+        await self._write(self._touch, key, now or time.time())
 
     async def touched(self, keys: list[str]) -> dict[str, float]:
         return await asyncio.to_thread(self._touched, keys)
