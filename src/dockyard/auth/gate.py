@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dockyard.auth.policy import repository_actions
+from dockyard.auth.pull_counting import PullCounter
 from dockyard.auth.scopes import PULL
 from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
 from dockyard.config import Settings
@@ -99,6 +100,7 @@ class AccessGate:
         self.accounts = accounts
         self.tokens = tokens
         self.counters = counters
+        self.pulls = PullCounter(counters)
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self._basic: OrderedDict[str, tuple[float, float]] = OrderedDict()  # expiry, checked
         self._subjects: OrderedDict[tuple[str, str | None], tuple[float, Principal | None]] = (
@@ -312,7 +314,7 @@ class AccessGate:
         if limit is None or limit <= 0:
             return {}
         window = self.settings.pull_limit_window_seconds
-        count, reset = await self.counters.hit(key, window)
+        count, reset = await self.pulls.hit(key, window, limit)
         headers = {
             "RateLimit-Limit": f"{limit};w={window}",
             "RateLimit-Remaining": f"{max(0, limit - count)};w={window}",
