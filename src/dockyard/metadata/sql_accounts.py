@@ -21,6 +21,8 @@ class SQLAccountStore:
         self.meta = meta
         self._read = meta._read
         self._write = meta._write
+        query = self._membership_query()
+        self._ROLES_OF = query.where(query.selected_columns.user == sa.bindparam("user"))
 
     @staticmethod
     def _account(row: Any) -> Account:
@@ -44,12 +46,21 @@ class SQLAccountStore:
         return conn.execute(query).scalar()
 
     # -- accounts ------------------------------------------------------------------------
+    # Lookups made while authorizing requests: built once, run on the event loop (see
+    # SQLMetadataStore._read).
+    _GET_ACCOUNT = sa.select(t.accounts).where(t.accounts.c.name == sa.bindparam("name"))
+    _GET_VISIBILITY = (
+        sa.select(t.repository_settings.c.visibility)
+        .join(t.repositories, t.repositories.c.id == t.repository_settings.c.repository_id)
+        .where(t.repositories.c.name == sa.bindparam("repository"))
+    )
+
     async def get_account(self, name: str) -> Account | None:
         def fn(conn: Connection) -> Account | None:
-            row = conn.execute(sa.select(t.accounts).where(t.accounts.c.name == name)).first()
+            row = conn.execute(self._GET_ACCOUNT, {"name": name}).first()
             return self._account(row) if row else None
 
-        return await self._read(fn)
+        return await self._read(fn, inline=True)
 
     async def list_accounts(self, kind: str | None = None) -> list[Account]:
         def fn(conn: Connection) -> list[Account]:
@@ -161,12 +172,12 @@ class SQLAccountStore:
         )
 
     async def roles_of(self, user: str) -> dict[str, str]:
-        def fn(conn: Connection) -> dict[str, str]:
-            query = self._membership_query()
-            rows = conn.execute(query.where(query.selected_columns.user == user))
-            return {row.org: row.role for row in rows}
+        query = self._ROLES_OF
 
-        return await self._read(fn)
+        def fn(conn: Connection) -> dict[str, str]:
+            return {row.org: row.role for row in conn.execute(query, {"user": user})}
+
+        return await self._read(fn, inline=True)
 
     async def members(self, org: str) -> dict[str, str]:
         def fn(conn: Connection) -> dict[str, str]:
@@ -264,14 +275,8 @@ class SQLAccountStore:
 
     # -- repository visibility -----------------------------------------------------------
     async def get_visibility(self, repository: str) -> str | None:
-        def fn(conn: Connection) -> str | None:
-            return conn.execute(
-                sa.select(t.repository_settings.c.visibility)
-                .join(t.repositories, t.repositories.c.id == t.repository_settings.c.repository_id)
-                .where(t.repositories.c.name == repository)
-            ).scalar()
-
-        return await self._read(fn)
+        return await self._read(lambda conn: conn.execute(
+            self._GET_VISIBILITY, {"repository": repository}).scalar(), inline=True)
 
     async def set_visibility(self, repository: str, visibility: str) -> None:
         def fn(conn: Connection) -> None:
