@@ -15,7 +15,7 @@ import ipaddress
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dockyard.auth.policy import repository_actions
 from dockyard.auth.pull_counting import PullCounter
@@ -24,7 +24,9 @@ from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
 from dockyard.config import Settings
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.service.accounts import ANONYMOUS, TOKEN_PREFIX, AccountService, Principal
-from dockyard.service.proxy import ProxyService
+
+if TYPE_CHECKING:
+    from dockyard.service.proxy import ProxyService
 
 # How long a checked Basic credential or a bearer subject's account is trusted in memory.
 IDENTITY_CACHE_SECONDS = 10.0

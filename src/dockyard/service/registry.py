@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from dockyard.config import Settings
 from dockyard.metadata.advisory_lock import AdvisoryContentLock
 from dockyard.metadata.base import MetadataStore
 from dockyard.metadata.counters import Counters, SQLiteCounters
-from dockyard.metadata.redis_counters import RedisCounters
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.service.accounts import AccountService
@@ -20,10 +20,12 @@ from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
-from dockyard.service.proxy import ProxyService
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
+
+if TYPE_CHECKING:
+    from dockyard.service.proxy import ProxyService
 
 log = logging.getLogger("dockyard")
 
@@ -80,14 +82,21 @@ class Registry:
         self.listing = ListingService(meta)
         assert isinstance(meta, SQLMetadataStore)
         self.accounts = AccountService(SQLAccountStore(meta), meta, settings.default_visibility)
-        self.counters: Counters = (
-            RedisCounters(settings.redis_url) if settings.redis_url
-            else SQLiteCounters(settings.data_dir / COUNTERS_FILE))
-        self.proxy = (
-            ProxyService(settings, blob_store, meta, self.manifests, self.counters,
-                         self.content_lock)
-            if settings.proxies else None
-        )
+        # Redis and the pull-through cache (httpx and the client) are imported only when
+        # configured: each costs a server process tens of MiB it would never use otherwise.
+        self.counters: Counters
+        if settings.redis_url:
+            from dockyard.metadata.redis_counters import RedisCounters
+
+            self.counters = RedisCounters(settings.redis_url)
+        else:
+            self.counters = SQLiteCounters(settings.data_dir / COUNTERS_FILE)
+        self.proxy: ProxyService | None = None
+        if settings.proxies:
+            from dockyard.service.proxy import ProxyService
+
+            self.proxy = ProxyService(settings, blob_store, meta, self.manifests, self.counters,
+                                      self.content_lock)
         self.cache = CacheService([u.name for u in settings.proxies], blob_store, meta,
                                   self.counters, self.content_lock, settings.cache_max_bytes)
         self._housekeeping: asyncio.Task | None = None
@@ -108,8 +117,9 @@ class Registry:
                 await self._housekeeping
         if self.proxy is not None:
             await self.proxy.close()
-        if isinstance(self.counters, RedisCounters):
-            await self.counters.close()
+        closing = getattr(self.counters, "close", None)  # Redis holds a connection pool
+        if closing is not None:
+            await closing()
         await self.meta.close()
 
     async def _purge_loop(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,7 +13,9 @@ from dockyard.api.routes.common import cache_route, registry_of, repository_acce
 from dockyard.auth.scopes import DELETE, PULL
 from dockyard.core.digest import Digest
 from dockyard.core.ranges import parse_range
-from dockyard.service.proxy import Route
+
+if TYPE_CHECKING:
+    from dockyard.service.proxy import Route
 
 
 async def endpoint(request: Request) -> Response | BlobResponse:

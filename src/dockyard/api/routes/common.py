@@ -4,14 +4,17 @@ and the access check for what the request is about to do."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from dockyard.auth.gate import Caller, Need, client_address
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
-from dockyard.service.proxy import Route
 from dockyard.service.registry import Registry
+
+if TYPE_CHECKING:
+    from dockyard.service.proxy import Route
 
 ReadCheck = Callable[[str], Awaitable[bool]]
 CALLER_KEY = "dockyard.caller"
