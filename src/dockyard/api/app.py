@@ -12,7 +12,6 @@ from starlette.applications import Starlette
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.middleware import RegistryHeaders
 from dockyard.api.routes import table
-from dockyard.auth.setup import build_auth
 from dockyard.config import Settings
 from dockyard.service.registry import Registry
 
@@ -24,7 +23,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The serving process migrated the schema before starting its workers.
         app.state.registry = registry or Registry.from_settings(settings, migrate=False)
-        app.state.auth = await build_auth(app.state.registry) if settings.auth_enabled else None
+        app.state.auth = None
+        if settings.auth_enabled:  # the token code is loaded only with accounts on
+            from dockyard.auth.setup import build_auth
+
+            app.state.auth = await build_auth(app.state.registry)
         await app.state.registry.start()
         try:
             yield

@@ -8,17 +8,15 @@ repository the caller may not see is answered exactly as a missing one would be.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import ipaddress
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from dockyard.auth.policy import repository_actions
 from dockyard.auth.pull_counting import PullCounter
+from dockyard.auth.requests import Caller, Need, decode_basic
 from dockyard.auth.scopes import PULL
 from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
 from dockyard.config import Settings
@@ -38,54 +36,6 @@ class Counters(Protocol):
     async def hit(self, key: str, window_seconds: int, amount: int = 1) -> tuple[int, float]: ...
 
     async def peek(self, key: str, window_seconds: int) -> tuple[int, float]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Need:
-    """What a request needs: nothing but a session (`/v2/`), the catalog, or repository actions."""
-
-    kind: str  # "base", "catalog" or "repository"
-    repository: str | None = None
-    actions: frozenset[str] = frozenset()
-
-    @property
-    def scope(self) -> str | None:
-        if self.kind == "catalog":
-            return "registry:catalog:*"
-        if self.kind == "repository":
-            return f"repository:{self.repository}:{','.join(sorted(self.actions))}"
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    principal: Principal
-    claims: TokenClaims | None  # set when a bearer token was presented
-    address: str
-
-
-def client_address(
-    peer: str,
-    forwarded_for: str | None,
-    trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
-) -> str:
-    """The peer's address, or X-Forwarded-For's nearest untrusted hop when the peer is a
-    trusted proxy (anything else could be forged by the client)."""
-
-    def is_trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in trusted)
-
-    if not forwarded_for or not is_trusted(peer):
-        return peer
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not is_trusted(hop):
-            return hop
-    return hops[0] if hops else peer
 
 
 class AccessGate:
@@ -328,12 +278,3 @@ class AccessGate:
                 headers={**headers, "Retry-After": str(max(1, int(reset)))},
             )
         return headers
-
-
-def decode_basic(credentials: str) -> tuple[str, str]:
-    try:
-        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return "", ""
-    username, _, password = decoded.partition(":")
-    return username, password

@@ -9,7 +9,6 @@ import os
 import sys
 
 from dockyard.api.app import SETTINGS_ENV
-from dockyard.auth.setup import signing_key
 from dockyard.config import Settings
 from dockyard.service.registry import Registry, migrate, open_stores
 
@@ -29,6 +28,8 @@ def prepare(settings: Settings) -> None:
             await migrate(registry.meta)
             if not settings.auth_enabled:
                 return None
+            from dockyard.auth.setup import signing_key
+
             await signing_key(registry)
             return await registry.accounts.bootstrap_admin(os.environ.get(ADMIN_PASSWORD_ENV))
         finally:

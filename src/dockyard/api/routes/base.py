@@ -5,7 +5,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dockyard.api.routes.common import require
-from dockyard.auth.gate import Need
+from dockyard.auth.requests import Need
 
 
 async def version_check(request: Request) -> Response:

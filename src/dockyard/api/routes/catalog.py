@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.api.routes.common import registry_of, require
 from dockyard.api.routes.tags import next_link
-from dockyard.auth.gate import Need
+from dockyard.auth.requests import Need
 from dockyard.service.listing import Page, parse_page_size
 
 # Names read per step while filling a page with repositories the caller may see.

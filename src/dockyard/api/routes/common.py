@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from dockyard.auth.gate import Caller, Need, client_address
+from dockyard.auth.requests import Caller, Need, client_address
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.service.registry import Registry

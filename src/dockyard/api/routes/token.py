@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dockyard.api.routes.common import caller_address
-from dockyard.auth.gate import decode_basic
+from dockyard.auth.requests import decode_basic
 from dockyard.core.errors import ErrorCode, RegistryError
 
 MAX_FORM_BYTES = 64 * 1024
