@@ -10,7 +10,6 @@ does after `docker login`, for a public repository.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import statistics
@@ -38,16 +37,9 @@ def token(url: str, repo: str, actions: str, user: tuple[str, str] = ("admin", P
 
 
 def push_with_token(url: str, repo: str, manifest: bytes, blobs: list[bytes]) -> None:
+    """Push as the admin, then make the repository public and create the pulling user."""
     bearer = token(url, repo, "pull,push")
-    auth = {"Authorization": f"Bearer {bearer}"}
-    with httpx.Client(base_url=url, timeout=120, headers=auth) as client:
-        for blob in blobs:
-            location = client.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
-            sep = "&" if "?" in location else "?"
-            digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-            client.put(f"{location}{sep}digest={digest}", content=blob).raise_for_status()
-        client.put(f"/v2/{repo}/manifests/v1", content=manifest,
-                   headers={"Content-Type": MANIFEST}).raise_for_status()
+    push(url, repo, manifest, blobs, headers={"Authorization": f"Bearer {bearer}"})
     admin = ("admin", PASSWORD)
     httpx.post(f"{url}/api/v1/users", json={"name": USER, "password": USER_PASSWORD},
                auth=admin, timeout=30).raise_for_status()

@@ -49,8 +49,9 @@ def make_image(layers: int, layer_mib: int) -> tuple[bytes, list[bytes]]:
     return manifest, [config, *blobs]
 
 
-def push(url: str, repo: str, manifest: bytes, blobs: list[bytes]) -> None:
-    with httpx.Client(base_url=url, timeout=300) as client:
+def push(url: str, repo: str, manifest: bytes, blobs: list[bytes],
+         headers: dict[str, str] | None = None) -> None:
+    with httpx.Client(base_url=url, timeout=300, headers=headers) as client:
         for blob in blobs:
             location = client.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
             digest = "sha256:" + hashlib.sha256(blob).hexdigest()
