@@ -44,18 +44,23 @@ class AdvisoryContentLock:
         finally:
             await conn.close()
 
+    async def _locked(self, function: str) -> AsyncConnection:
+        """A connection of its own holding the lock (waiting for it as long as it takes)."""
+        conn = await self.engine.connect()
+        try:
+            await self._lock(conn, function)
+        except BaseException:
+            # Cancelled while waiting: the lock may be granted late, so the session goes.
+            await conn.invalidate()
+            await conn.close()
+            raise
+        return conn
+
     @contextlib.asynccontextmanager
     async def publishing(self) -> AsyncIterator[None]:
         async with self._guard:
             if self._holders == 0:
-                conn = await self.engine.connect()
-                try:
-                    await self._lock(conn, "pg_advisory_lock_shared")
-                except BaseException:
-                    await conn.invalidate()
-                    await conn.close()
-                    raise
-                self._conn = conn
+                self._conn = await self._locked("pg_advisory_lock_shared")
             self._holders += 1
         try:
             yield
@@ -68,13 +73,7 @@ class AdvisoryContentLock:
 
     @contextlib.asynccontextmanager
     async def sweeping(self) -> AsyncIterator[None]:
-        conn = await self.engine.connect()
-        try:
-            await self._lock(conn, "pg_advisory_lock")
-        except BaseException:
-            await conn.invalidate()
-            await conn.close()
-            raise
+        conn = await self._locked("pg_advisory_lock")
         try:
             yield
         finally:
