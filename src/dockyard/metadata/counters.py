@@ -3,24 +3,23 @@
 They live in their own SQLite file with synchronous=OFF: a counter lost in a power cut costs a
 few free pulls, and keeping them out of the metadata database keeps its fsyncs for real data.
 
-Every counted pull writes here, so writes are made cheap: writers take turns on a file lock
-(handed over at once, where SQLite's busy handler sleeps and polls), and a write whose turn is
-free runs right on the event loop (tens of microseconds); only one that would wait goes to a
-thread. Measured on token-checked manifest GETs: SQLite's sleeping writers held throughput
-to 0.41 of the same server without accounts.
+Every counted pull writes here, so writes are made cheap: writers take turns (see
+`writer_turns`), and a write whose turn is free runs right on the event loop (tens of
+microseconds); only one that would wait goes to a thread. Measured on token-checked manifest
+GETs: SQLite's sleeping writers held throughput to 0.41 of the same server without accounts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
+
+from dockyard.metadata.writer_turns import WriterTurns
 
 T = TypeVar("T")
 _WAIT = object()  # the write lock was taken: do it in a thread, which may wait
@@ -42,6 +41,7 @@ class SQLiteCounters:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock_path = path.with_name(path.name + ".writer")
+        self._turns = WriterTurns(self.lock_path)
         self._local = threading.local()
         with self._connect() as db:
             db.execute(
@@ -68,23 +68,17 @@ class SQLiteCounters:
         return db
 
     def _turn(self, fn: Callable[..., T], *args: object, wait: bool) -> T | object:
-        """`fn(*args)` holding the writers' file lock; without `wait`, _WAIT if it is taken
-        (or SQLite reports the file busy) instead of waiting."""
-        fd = getattr(self._local, "lock_fd", None)
-        if fd is None:  # one per thread: flock excludes open files, not processes
-            fd = self._local.lock_fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            return _WAIT
-        try:
-            return fn(*args)
-        except sqlite3.OperationalError as exc:
-            if wait or "locked" not in str(exc).lower():
-                raise
-            return _WAIT
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        """`fn(*args)` in the writers' turn; without `wait`, _WAIT if the turn is taken (or
+        SQLite reports the file busy) instead of waiting."""
+        with self._turns.turn(wait=wait) as mine:
+            if not mine:
+                return _WAIT
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as exc:
+                if wait or "locked" not in str(exc).lower():
+                    raise
+                return _WAIT
 
     async def _write(self, fn: Callable[..., T], *args: object) -> T:
         done = self._turn(fn, *args, wait=False)

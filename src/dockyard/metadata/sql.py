@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from dockyard.core.errors import StorageFullError
 from dockyard.metadata import schema as t
 from dockyard.metadata.base import CacheUsage, ManifestRecord, Reference, UploadRecord
+from dockyard.metadata.writer_turns import WriterTurns
 
 T = TypeVar("T")
 
@@ -81,7 +80,7 @@ class SQLMetadataStore:
                  writer_lock: Path | None = None) -> None:
         self.engine = engine
         self.async_engine = async_engine
-        self.writer_lock = writer_lock
+        self._turns = WriterTurns(writer_lock) if writer_lock is not None else None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="metadata")
         # SQLite reads: one connection kept per thread (the pool's and the event loop's), so
         # a read is BEGIN, the statements and COMMIT, with no pool checkout and reset.
@@ -181,23 +180,9 @@ class SQLMetadataStore:
                 await asyncio.sleep(0.005 * (2**attempt))
         raise AssertionError("unreachable")
 
-    @contextlib.contextmanager
-    def _writer_turn(self) -> Iterator[None]:
-        """Writers (threads and worker processes) queue on a file lock before BEGIN IMMEDIATE.
-
-        SQLite's own busy handler polls with growing sleeps, so under a few concurrent writers
-        most of a write's time went into sleeping after the lock was already free (py-spy on
-        small-image pushes: BEGIN and COMMIT waits dominated); `flock` hands the turn over the
-        moment it is released. SQLite's locking still guards the file."""
-        if self.writer_lock is None:
-            yield
-            return
-        fd = os.open(self.writer_lock, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+    def _writer_turn(self) -> contextlib.AbstractContextManager[object]:
+        """Writers (threads and worker processes) queue for their turn before BEGIN IMMEDIATE."""
+        return self._turns.turn() if self._turns is not None else contextlib.nullcontext()
 
     async def _write_sqlite(self, fn: Callable[[Connection], T], *, durable: bool) -> T:
         def run() -> T:
@@ -205,17 +190,16 @@ class SQLMetadataStore:
             try:
                 with self._writer_turn(), self.engine.connect() as conn:
                     conn = conn.execution_options(dockyard_write=True)
-                    if durable:
-                        with conn.begin():
-                            return fn(conn)
                     raw = conn.connection.driver_connection
                     assert raw is not None
-                    raw.execute("PRAGMA synchronous=NORMAL")
+                    if not durable:
+                        raw.execute("PRAGMA synchronous=NORMAL")
                     try:
                         with conn.begin():
                             return fn(conn)
                     finally:
-                        raw.execute("PRAGMA synchronous=FULL")
+                        if not durable:
+                            raw.execute("PRAGMA synchronous=FULL")
             except sa.exc.OperationalError as exc:
                 if "full" in str(exc.orig).lower():  # SQLITE_FULL; the transaction rolled back
                     raise StorageFullError(str(exc.orig)) from exc

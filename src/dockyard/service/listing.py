@@ -16,9 +16,10 @@ from dockyard.metadata.base import MetadataStore
 
 # The most entries one page carries; larger `n` is clamped and a Link points on.
 MAX_PAGE = 10_000
-# Tag lists kept per process: at most this many repositories, and this many tags in all.
+# Tag lists kept per process: at most this many repositories, and this many names in all
+# (also the largest catalog kept).
 CACHED_REPOSITORIES = 64
-CACHED_TAGS = 200_000
+CACHED_NAMES = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +85,11 @@ class ListingService:
         old = self._tags.pop(repository, None)
         if old is not None:
             self._cached_tags -= len(old[1])
-        if len(entry[1]) > CACHED_TAGS:
+        if len(entry[1]) > CACHED_NAMES:
             return
         self._tags[repository] = entry
         self._cached_tags += len(entry[1])
-        while len(self._tags) > CACHED_REPOSITORIES or self._cached_tags > CACHED_TAGS:
+        while len(self._tags) > CACHED_REPOSITORIES or self._cached_tags > CACHED_NAMES:
             _, dropped = self._tags.popitem(last=False)
             self._cached_tags -= len(dropped[1])
 
@@ -97,5 +98,5 @@ class ListingService:
         cached = self._catalog
         if cached is None or cached[0] != version:
             cached = await self.meta.all_repositories()
-            self._catalog = cached if len(cached[1]) <= CACHED_TAGS else None
+            self._catalog = cached if len(cached[1]) <= CACHED_NAMES else None
         return paginate(cached[1], n, last)
