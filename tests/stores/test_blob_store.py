@@ -212,3 +212,38 @@ def test_s3_copies_a_piece_too_big_for_one_copy_in_ranges(seaweed, run, monkeypa
         return await obstore.head_async(store.store, store._blob_key(digest))
 
     assert str(run(head())["e_tag"]).strip('"').endswith("-3")
+
+
+def test_filesystem_reads_from_the_disk_off_the_event_loop(tmp_path, run, monkeypatch) -> None:
+    """Warm bytes are read on the event loop (no thread hop per MiB); bytes the page cache does
+    not hold are read in a worker thread, so a cold blob never stalls other requests."""
+    import asyncio
+    import os
+
+    from dockyard.storage.filesystem import FilesystemBlobStore
+
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    data = os.urandom(3 * 1024 * 1024 + 123)
+    digest = digest_of(data)
+    run(store.put(digest, data))
+    hops: list[object] = []
+    real = asyncio.to_thread
+
+    async def counted(fn, *args):
+        hops.append(fn)
+        return await real(fn, *args)
+
+    monkeypatch.setattr("dockyard.storage.filesystem.asyncio.to_thread", counted)
+    path = store.local_path(digest)
+    assert run(collect(store.read(digest))) == data
+    assert hops == [], "cached bytes cost a thread hop"
+    assert run(collect(store.read(digest, 5, 2 * 1024 * 1024 + 9))) == data[5:2 * 1024 * 1024 + 10]
+    assert hops == []
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # out of the page cache
+    finally:
+        os.close(fd)
+    assert run(collect(store.read(digest))) == data
+    assert hops, "a read from the disk ran on the event loop"

@@ -46,7 +46,6 @@ async def endpoint(request: Request) -> Response | BlobResponse:
         return BlobResponse(
             200,
             headers,
-            path=info.path,
             head=head,
             stream=lambda: registry.blobs.read(info.digest, 0, info.size - 1),
         )
