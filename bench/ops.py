@@ -119,16 +119,24 @@ class Client:
 
     # listings ---------------------------------------------------------------------------------
 
-    def list_pages(self, path: str, params: dict[str, str], max_pages: int) -> list[bytes]:
-        """GET `path`, then every `Link: <...>; rel="next"` after it: the bodies, unparsed."""
+    def list_pages(self, path: str, params: dict[str, str], max_pages: int,
+                   times: list[float] | None = None) -> list[bytes]:
+        """GET `path`, then every `Link: <...>; rel="next"` after it: the bodies, unparsed.
+        With `times`, each request's seconds are appended to it."""
         bodies = []
+        started = time.perf_counter()
         response = _check(self.http.get(path, params=params), 200)
+        if times is not None:
+            times.append(time.perf_counter() - started)
         bodies.append(response.content)
         for _ in range(max_pages):
             link = next_link(response.headers.get("link"))
             if link is None:
                 return bodies
+            started = time.perf_counter()
             response = _check(self.http.get(self._url(link)), 200)
+            if times is not None:
+                times.append(time.perf_counter() - started)
             bodies.append(response.content)
         raise BenchError(f"{path}: still a Link after {max_pages} pages")
 

@@ -149,14 +149,20 @@ class Listings(Benchmark):
     asks for everything in one request (tags: no `n`; catalog: `n` = the count, since
     Distribution pages its catalog by 100 without it) and follows any Link; "paged" asks
     `n=page` and follows Link to the end, as a client listing page by page does.
+
+    The tag list's paged target is judged on one page: the median time of a request for `n=100`
+    tags. Distribution 2.8 ignores `n` on tag lists and answers every such request with all the
+    tags and no Link, so a walk is one request there and 5,000 / 100 requests here: a walk's
+    time compares round trips, not servers. The walk is still measured and printed, unjudged.
     """
 
     name = "listings"
     metrics = (
         Metric("tags_list_full_ms", "tag list, full (ms)", "ms", "lower", "ratio <= 0.3",
                at_most(0.3)),
-        Metric("tags_list_paged_ms", "tag list, paged (ms)", "ms", "lower", "ratio <= 0.3",
-               at_most(0.3)),
+        Metric("tags_list_page_ms", "tag list, one page of 100 (ms)", "ms", "lower",
+               "ratio <= 0.3", at_most(0.3)),
+        Metric("tags_list_walk_ms", "tag list, walk of all pages of 100 (ms)", "ms", "lower"),
         Metric("catalog_full_ms", "catalog, full (ms)", "ms", "lower", "ratio <= 0.1",
                at_most(0.1)),
         Metric("catalog_paged_ms", "catalog, paged (ms)", "ms", "lower", "ratio <= 0.1",
@@ -194,11 +200,12 @@ class Listings(Benchmark):
                              f"but lists {len(set(tags))} and {len(set(repos))}")
 
     def _time_listing(self, client: Client, path: str, params: dict[str, str], key: str,
-                      expected: int) -> tuple[float, int]:
+                      expected: int, per_request: list[float] | None = None
+                      ) -> tuple[float, int]:
         times, requests = [], 0
         for _ in range(self.config.list_iterations):
             started = time.perf_counter()
-            bodies = client.list_pages(path, params, max_pages=expected + 2)
+            bodies = client.list_pages(path, params, max_pages=expected + 2, times=per_request)
             times.append(time.perf_counter() - started)
             requests = len(bodies)
             found = len(set(entries(bodies, key)))  # parsed after the clock stopped
@@ -214,8 +221,10 @@ class Listings(Benchmark):
             out = {}
             out["tags_list_full_ms"], _ = self._time_listing(
                 client, tags_path, {}, "tags", cfg.tags)
-            out["tags_list_paged_ms"], pages = self._time_listing(
-                client, tags_path, {"n": str(cfg.page)}, "tags", cfg.tags)
+            page_times: list[float] = []
+            out["tags_list_walk_ms"], pages = self._time_listing(
+                client, tags_path, {"n": str(cfg.page)}, "tags", cfg.tags, page_times)
+            out["tags_list_page_ms"] = statistics.median(page_times) * 1000
             self.state[server.key]["tag_pages"] = pages
             out["catalog_full_ms"], _ = self._time_listing(
                 client, "/v2/_catalog", {"n": str(cfg.repos)}, "repositories", cfg.repos)
