@@ -505,3 +505,16 @@ def test_read_token_bearer_push_is_plainly_denied(start_auth_registry) -> None:
     assert resp.json()["errors"][0]["code"] == "DENIED"
     assert "request a new one" not in resp.text
     assert "insufficient_scope" not in resp.headers.get("WWW-Authenticate", "")
+
+
+def test_a_remembered_bearer_token_still_ends_at_its_expiry(
+        reg: AuthRegistry, signing_key: ec.EllipticCurvePrivateKey) -> None:
+    """Callers behind bearer tokens are remembered for a few seconds, never past the token."""
+    header, claims = jwt_parts(token_of(reg, "repository:alice/app:pull")["token"])
+    now = int(time.time())
+    claims.update(jti="short-lived", iat=now, nbf=now - 1, exp=now + 2)
+    short = jwt.encode(claims, signing_key, algorithm="ES256", headers={"kid": header["kid"]})
+    assert pull(reg, "alice/app", short).status_code == 200
+    assert pull(reg, "alice/app", short).status_code == 200  # now from memory
+    time.sleep(max(0.0, now + 3.2 - time.time()))
+    assert_invalid_token(reg, pull(reg, "alice/app", short))

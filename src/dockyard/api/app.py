@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.middleware import RegistryHeaders
 from dockyard.api.routes import table
+from dockyard.api.services import Services
 from dockyard.config import Settings
 from dockyard.service.registry import Registry
 
@@ -19,6 +20,8 @@ SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> RegistryHeaders:
+    services = Services()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The serving process migrated the schema before starting its workers.
@@ -28,6 +31,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
             from dockyard.auth.setup import build_auth
 
             app.state.auth = await build_auth(app.state.registry)
+        services.registry, services.auth = app.state.registry, app.state.auth
         await app.state.registry.start()
         try:
             yield
@@ -39,7 +43,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
-    return RegistryHeaders(app, log_requests=settings.log_requests)
+    return RegistryHeaders(app, services, log_requests=settings.log_requests)
 
 
 def app_from_environment() -> RegistryHeaders:

@@ -8,6 +8,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.errors import UNEXPECTED_BODY
+from dockyard.api.services import SERVICES_KEY, Services
 from dockyard.core.errors import RegistryError
 
 log = logging.getLogger("dockyard.access")
@@ -16,14 +17,16 @@ API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 
 
 class RegistryHeaders:
-    def __init__(self, app: ASGIApp, *, log_requests: bool = True) -> None:
+    def __init__(self, app: ASGIApp, services: Services, *, log_requests: bool = True) -> None:
         self.app = app
+        self.services = services
         self.log_requests = log_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope[SERVICES_KEY] = self.services
         started = time.perf_counter()
         status = 0
         sent = 0

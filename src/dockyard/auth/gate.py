@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from dockyard.auth.policy import repository_actions
@@ -58,6 +59,9 @@ class AccessGate:
         self._subjects: OrderedDict[tuple[str, str | None], tuple[float, Principal | None]] = (
             OrderedDict()
         )
+        # Bearer callers by (Authorization header, address), trusted no longer than the token
+        # and the subject's account: one lookup instead of a token check and an account check.
+        self._bearers: dict[tuple[str, str], tuple[float, Caller]] = {}
 
     # -- challenges ----------------------------------------------------------------------
     def realm(self, base_url: str) -> str:
@@ -88,10 +92,16 @@ class AccessGate:
         )
 
     # -- identification ------------------------------------------------------------------
-    async def identify(self, authorization: str | None, address: str, base_url: str, *,
+    async def identify(self, authorization: str | None, address: str,
+                       base_url: Callable[[], str], *,
                        fresh: bool = False) -> Caller:
         if not authorization:
             return Caller(ANONYMOUS, None, address)
+        now = time.monotonic()
+        if not fresh:
+            known = self.known_bearer(authorization, address)
+            if known is not None:
+                return known
         scheme, _, credentials = authorization.partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer":
@@ -99,21 +109,33 @@ class AccessGate:
                 claims = self.tokens.verify(credentials.strip())
             except InvalidToken:
                 raise self._unauthorized(
-                    base_url, None, "invalid_token", "the bearer token is invalid or expired"
+                    base_url(), None, "invalid_token", "the bearer token is invalid or expired"
                 ) from None
             principal = await self._subject(claims, fresh) if claims.subject else ANONYMOUS
             if principal is None:
                 raise self._unauthorized(
-                    base_url, None, "invalid_token", "the account behind this token is gone"
+                    base_url(), None, "invalid_token", "the account behind this token is gone"
                 )
-            return Caller(principal, claims, address)
+            caller = Caller(principal, claims, address)
+            if len(self._bearers) >= 10_000:
+                self._bearers.clear()
+            lifetime = min(IDENTITY_CACHE_SECONDS, claims.expires_at - time.time())
+            self._bearers[(authorization, address)] = (now + lifetime, caller)
+            return caller
         if scheme == "basic":
             username, password = decode_basic(credentials)
             principal = await self.login(username, password, address, fresh=fresh)
             if principal is None:
-                raise self._unauthorized(base_url, None, None, "incorrect username or password")
+                raise self._unauthorized(base_url(), None, None, "incorrect username or password")
             return Caller(principal, None, address)
-        raise self._unauthorized(base_url, None, None, "unsupported authorization scheme")
+        raise self._unauthorized(base_url(), None, None, "unsupported authorization scheme")
+
+    def known_bearer(self, authorization: str, address: str) -> Caller | None:
+        """The caller behind a bearer token seen in the last seconds: a lookup, not awaited."""
+        known = self._bearers.get((authorization, address))
+        if known is not None and known[0] > time.monotonic():
+            return known[1]
+        return None
 
     async def login(self, username: str, password: str, address: str, *,
                     fresh: bool = False) -> Principal | None:
@@ -175,40 +197,36 @@ class AccessGate:
         return principal
 
     # -- authorization -------------------------------------------------------------------
-    async def authorize(self, caller: Caller, need: Need, base_url: str) -> None:
+    async def authorize(self, caller: Caller, need: Need, base_url: Callable[[], str]
+                        ) -> None:
+        """`base_url` is asked for only to build a challenge."""
         if need.kind == "base":
             if caller.principal.anonymous and caller.claims is None:
-                raise self._unauthorized(base_url, None)
+                raise self._unauthorized(base_url(), None)
             return
         if need.kind == "catalog":
             if caller.claims is not None and not any(
                 s.type == "registry" and s.name == "catalog" for s in caller.claims.access
             ):
-                raise self._unauthorized(base_url, need, "insufficient_scope")
+                raise self._unauthorized(base_url(), need, "insufficient_scope")
             return
         assert need.repository is not None
-        if caller.claims is not None:
-            granted = frozenset().union(
-                *(
-                    s.actions
-                    for s in caller.claims.access
-                    if s.type == "repository" and s.name == need.repository
-                )
-            )
-            if need.actions <= granted:
-                return
+        if self.token_grants(caller, need):
+            return
         actions = await self.actions_for(caller.principal, need.repository)
         if caller.claims is None and need.actions <= actions:
             return  # Basic credentials, or anonymous on something public
         insufficient = "insufficient_scope" if caller.claims is not None else None
         if caller.principal.anonymous:
-            raise self._unauthorized(base_url, need, insufficient)
+            raise self._unauthorized(base_url(), need, insufficient)
         if need.actions <= actions:
             # The account may do it; this token was just not issued for it: ask for another.
             raise RegistryError(
                 ErrorCode.DENIED,
                 "the token does not cover this operation; request a new one",
-                headers={"WWW-Authenticate": self.challenge(base_url, need, "insufficient_scope")},
+                headers={
+                    "WWW-Authenticate": self.challenge(base_url(), need, "insufficient_scope")
+                },
             )
         if PULL in actions:
             raise RegistryError(
@@ -216,7 +234,19 @@ class AccessGate:
                 detail={"repository": need.repository, "actions": sorted(need.actions)},
             )
         # Not even visible to this account: answered exactly as a missing repository.
-        raise self._unauthorized(base_url, need, insufficient)
+        raise self._unauthorized(base_url(), need, insufficient)
+
+    @staticmethod
+    def token_grants(caller: Caller, need: Need) -> bool:
+        """Whether the caller's token covers the repository actions: the whole check for a
+        token-bearing pull, done without awaiting anything."""
+        if caller.claims is None:
+            return False
+        granted: frozenset[str] = frozenset()
+        for s in caller.claims.access:
+            if s.type == "repository" and s.name == need.repository:
+                granted |= s.actions
+        return need.actions <= granted
 
     async def actions_for(self, principal: Principal, repository: str) -> frozenset[str]:
         """What the principal may do to the repository, wherever it lives."""

@@ -2,7 +2,7 @@
 
 Each server process reserves pulls of a key from the shared counter in leases: one pull at a
 time while the key is quiet (so low limits are exact), more at once while it is busy (about
-50 ms worth of its recent rate, at most `MAX_LEASE`). A reservation counts in the shared
+100 ms worth of its recent rate, at most `MAX_LEASE`). A reservation counts in the shared
 counter at once, so limits are never exceeded; what a process reserved and did not use is
 lost when the window ends, so a very busy client may be refused up to a lease early. Measured:
 one shared write per token-checked manifest GET held them to 0.45 of the rate without
@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-MAX_LEASE = 64
-LEASE_SECONDS = 0.05
+MAX_LEASE = 256
+LEASE_SECONDS = 0.1
 MAX_KEYS = 10_000
 
 

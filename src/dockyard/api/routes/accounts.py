@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dockyard.api.routes.common import caller_of
+from dockyard.api.routes.common import caller_of, registry_of
 from dockyard.auth.policy import may_administer
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
@@ -57,7 +57,7 @@ def _token_json(token: Any) -> dict[str, Any]:
 
 
 def _accounts(request: Request) -> AccountService:
-    return request.app.state.registry.accounts
+    return registry_of(request).accounts
 
 
 async def me(request: Request) -> Response:

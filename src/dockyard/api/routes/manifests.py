@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from dockyard.api.body import read_body
 from dockyard.api.routes.common import (
+    auth_of,
     cache_route,
     read_check,
     registry_of,
@@ -76,7 +77,7 @@ async def endpoint(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
     if caller is not None:  # only pulls that return a manifest count, as on Docker Hub
-        headers.update(await request.app.state.auth.gate.count_pull(caller))
+        headers.update(await auth_of(request).gate.count_pull(caller))
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(
             status_code=304,

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dockyard.api.routes.common import caller_address
+from dockyard.api.routes.common import auth_of, caller_address
 from dockyard.auth.requests import decode_basic
 from dockyard.core.errors import ErrorCode, RegistryError
 
@@ -15,7 +15,7 @@ MAX_FORM_BYTES = 64 * 1024
 
 
 async def issue(request: Request) -> Response:
-    auth = request.app.state.auth
+    auth = auth_of(request)
     if auth is None:
         raise RegistryError(ErrorCode.UNSUPPORTED, "this registry runs without accounts",
                             status=404)
