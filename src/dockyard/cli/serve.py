@@ -45,6 +45,25 @@ def prepare(settings: Settings) -> None:
         )
 
 
+def prepare_apart(settings: Settings) -> None:
+    """`prepare` in a short-lived child: the migration code (Alembic, 8 MiB) and whatever the
+    setup leaves behind stay out of this process, whose memory every worker inherits.
+
+    A failure is reported by the child, as it would have been here, and this process exits
+    with the child's status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        prepare(settings)  # raises through the CLI's own error handling in the child
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if status != 0:
+        raise SystemExit(status if status > 0 else 1)
+
+
 def worker_count(settings: Settings) -> int:
     return settings.workers or max(1, os.cpu_count() or 1)
 
@@ -53,7 +72,7 @@ def run(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces, Loops, SSLProtocols
 
-    prepare(settings)
+    prepare_apart(settings)
     if settings.metadata and not settings.redis_url and settings.auth_enabled:
         log.warning("metadata is shared (PostgreSQL) but redis_url is not set: rate limits and "
                     "login throttling are counted per replica; set redis_url when running "
@@ -85,7 +104,24 @@ def run(settings: Settings) -> None:
         ssl_key=settings.tls_key,
         ssl_protocol_min=SSLProtocols.tls12,
     )
+    share_with_workers()
     server.serve()
+
+
+def share_with_workers() -> None:
+    """Keep what the workers inherit shared with this process.
+
+    Workers are forked from here and share its memory until either side writes to a page; the
+    cyclic garbage collector's full passes write to every object they visit, which copied the
+    inherited modules into each worker within minutes of load. Frozen objects are never
+    visited. The application is imported first so that its modules are among them.
+    """
+    import gc
+
+    import dockyard.api.app  # noqa: F401  (the workers' target)
+
+    gc.collect()
+    gc.freeze()
 
 
 def logging_config() -> dict:

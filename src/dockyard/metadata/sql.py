@@ -15,17 +15,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dockyard.core.errors import StorageFullError
 from dockyard.metadata import schema as t
 from dockyard.metadata.base import CacheUsage, ManifestRecord, Reference, UploadRecord
 from dockyard.metadata.writer_turns import WriterTurns
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 
@@ -102,6 +104,9 @@ class SQLMetadataStore:
     @classmethod
     def open_postgres(cls, url: str) -> SQLMetadataStore:
         """Connects lazily, in the event loop that first uses it; run `migrate_postgres` first."""
+        # Loaded only for PostgreSQL: the asyncio extension (and greenlet) is 7 MiB a process.
+        from sqlalchemy.ext.asyncio import create_async_engine
+
         engine = create_async_engine(postgres_url(url), pool_size=10, max_overflow=10,
                                      pool_pre_ping=True)
         return cls(None, engine)

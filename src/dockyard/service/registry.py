@@ -9,7 +9,6 @@ import os
 from typing import TYPE_CHECKING
 
 from dockyard.config import Settings
-from dockyard.metadata.advisory_lock import AdvisoryContentLock
 from dockyard.metadata.base import MetadataStore
 from dockyard.metadata.counters import Counters, SQLiteCounters
 from dockyard.metadata.sql import SQLMetadataStore
@@ -62,6 +61,15 @@ async def migrate(meta: MetadataStore) -> None:
         await upgrade_async(meta.async_engine)
 
 
+def content_lock(settings: Settings, meta: MetadataStore) -> ContentLock:
+    """Replicas share PostgreSQL, not the data folder: with PostgreSQL the lock lives there."""
+    if isinstance(meta, SQLMetadataStore) and meta.async_engine is not None:
+        from dockyard.metadata.advisory_lock import AdvisoryContentLock
+
+        return AdvisoryContentLock(meta.async_engine)
+    return FileContentLock(settings.data_dir / "content.lock")
+
+
 class Registry:
     """Everything a request handler may call, and the background housekeeping."""
 
@@ -69,12 +77,7 @@ class Registry:
         self.settings = settings
         self.blob_store = blob_store
         self.meta = meta
-        # Replicas share PostgreSQL, not the data folder: their lock must live there.
-        self.content_lock: ContentLock = (
-            AdvisoryContentLock(meta.async_engine)
-            if isinstance(meta, SQLMetadataStore) and meta.async_engine is not None
-            else FileContentLock(settings.data_dir / "content.lock")
-        )
+        self.content_lock = content_lock(settings, meta)
         self.blobs = BlobService(blob_store, meta, self.content_lock)
         self.uploads = UploadService(blob_store, meta, settings.upload_ttl_seconds,
                                      self.content_lock)

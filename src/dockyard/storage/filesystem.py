@@ -37,7 +37,7 @@ def _cached(fd: int, offset: int) -> bool:
         return False
     try:
         return os.preadv(fd, (_PROBE,), offset, _NOWAIT) == 1
-    except BlockingIOError:
+    except OSError:  # EAGAIN: on the disk; EOPNOTSUPP: a filesystem without RWF_NOWAIT (tmpfs)
         return False
 
 
