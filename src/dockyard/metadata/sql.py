@@ -70,6 +70,19 @@ def postgres_url(url: str) -> str:
 _RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock
 
 
+_PREPARED: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def _prepared(conn: Connection, key: tuple[str, ...], build: Callable[[Any], Any]) -> Any:
+    """A dialect's statement built once (insert-or-ignore and upserts differ between SQLite and
+    PostgreSQL): executing a statement object again reuses its cache key and compiled form."""
+    name = conn.dialect.name
+    stmt = _PREPARED.get((name, key))
+    if stmt is None:
+        stmt = _PREPARED[(name, key)] = build(postgresql if name == "postgresql" else sqlite)
+    return stmt
+
+
 class SQLMetadataStore:
     """One class for every dialect: the same Core statements, in the same transactions.
 
@@ -213,8 +226,9 @@ class SQLMetadataStore:
         return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
     def _insert_ignore(self, conn: Connection, table: sa.Table, **values: Any) -> None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+        stmt = _prepared(conn, ("insert-ignore", table.name, *values),
+                         lambda d: d.insert(table).on_conflict_do_nothing())
+        conn.execute(stmt, values)
 
     _REPO_ID = sa.select(t.repositories.c.id).where(t.repositories.c.name == sa.bindparam("name"))
 
@@ -262,22 +276,25 @@ class SQLMetadataStore:
             conn, t.repository_blobs, repository_id=repo_id, digest=digest, created_at=now
         )
 
+    _HAS_CONTENT = sa.select(sa.or_(
+        sa.exists().where(t.manifests.c.repository_id == sa.bindparam("repo_id")),
+        sa.exists().where(t.repository_blobs.c.repository_id == sa.bindparam("repo_id")),
+    ))
+
     def _first_content(self, conn: Connection, repo_id: int) -> None:
         """Called before content is added: the catalog changes if the repository had none."""
-        has_content = conn.execute(sa.select(sa.or_(
-            sa.exists().where(t.manifests.c.repository_id == repo_id),
-            sa.exists().where(t.repository_blobs.c.repository_id == repo_id),
-        ))).scalar()
-        if not has_content:
+        if not conn.execute(self._HAS_CONTENT, {"repo_id": repo_id}).scalar():
             self._catalog_changed(conn)
 
     def _catalog_changed(self, conn: Connection) -> None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(t.listing_versions).values(name="catalog", version=1)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=[t.listing_versions.c.name],
-            set_={"version": t.listing_versions.c.version + 1},
-        ))
+        def build(dialect: Any) -> sa.Executable:
+            stmt = dialect.insert(t.listing_versions).values(name="catalog", version=1)
+            return stmt.on_conflict_do_update(
+                index_elements=[t.listing_versions.c.name],
+                set_={"version": t.listing_versions.c.version + 1},
+            )
+
+        conn.execute(_prepared(conn, ("catalog-changed",), build))
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         await self._write(lambda conn: self._link(conn, repository, digest, size))
@@ -286,7 +303,7 @@ class SQLMetadataStore:
                               size: int) -> None:
         def fn(conn: Connection) -> None:
             self._link(conn, repository, digest, size)
-            conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
+            conn.execute(self._DELETE_UPLOAD, {"upload_id": upload_id})
 
         await self._write(fn)
 
@@ -325,16 +342,31 @@ class SQLMetadataStore:
         return await self._read(fn)
 
     # -- uploads -------------------------------------------------------------------------
+    # Built once, as the lookups are: a push's bookkeeping was mostly statement building.
+    _INSERT_UPLOAD = sa.insert(t.uploads)
+    _DELETE_UPLOAD = sa.delete(t.uploads).where(t.uploads.c.id == sa.bindparam("upload_id"))
+    _ADVANCE_UPLOAD = (
+        sa.update(t.uploads)
+        .where(t.uploads.c.id == sa.bindparam("upload_id"),
+               t.uploads.c.size == sa.bindparam("old_size"))
+        .values(size=sa.bindparam("new_size"), updated_at=sa.bindparam("now"))
+    )
+
     async def create_upload(self, upload_id: str, repository: str, now: float) -> None:
         def fn(conn: Connection) -> None:
             repo_id = self._repo_id(conn, repository, create=True)
-            conn.execute(
-                sa.insert(t.uploads).values(
-                    id=upload_id, repository_id=repo_id, size=0, created_at=now, updated_at=now
-                )
-            )
+            conn.execute(self._INSERT_UPLOAD, {
+                "id": upload_id, "repository_id": repo_id, "size": 0, "created_at": now,
+                "updated_at": now})
 
         await self._write(fn, durable=False)
+
+    _GET_UPLOAD = (
+        sa.select(t.uploads.c.id, t.repositories.c.name, t.uploads.c.size,
+                  t.uploads.c.created_at, t.uploads.c.updated_at)
+        .join(t.repositories)
+        .where(t.uploads.c.id == sa.bindparam("upload_id"))
+    )
 
     def _upload_query(self) -> sa.Select:
         u = t.uploads
@@ -344,25 +376,22 @@ class SQLMetadataStore:
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
         def fn(conn: Connection) -> UploadRecord | None:
-            row = conn.execute(self._upload_query().where(t.uploads.c.id == upload_id)).first()
+            row = conn.execute(self._GET_UPLOAD, {"upload_id": upload_id}).first()
             return UploadRecord(*row) if row else None
 
         return await self._read(fn, inline=True)
 
     async def advance_upload(self, upload_id: str, old: int, new: int, now: float) -> bool:
         def fn(conn: Connection) -> bool:
-            result = conn.execute(
-                sa.update(t.uploads)
-                .where(t.uploads.c.id == upload_id, t.uploads.c.size == old)
-                .values(size=new, updated_at=now)
-            )
+            result = conn.execute(self._ADVANCE_UPLOAD, {
+                "upload_id": upload_id, "old_size": old, "new_size": new, "now": now})
             return result.rowcount == 1
 
         return await self._write(fn, durable=False)
 
     async def delete_upload(self, upload_id: str) -> None:
         await self._write(
-            lambda conn: conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id)),
+            lambda conn: conn.execute(self._DELETE_UPLOAD, {"upload_id": upload_id}),
             durable=False,
         )
 
@@ -418,26 +447,29 @@ class SQLMetadataStore:
         await self._write(fn)
 
     def _tags_changed(self, conn: Connection, repo_id: int) -> None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(t.tag_versions).values(repository_id=repo_id, version=1)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=[t.tag_versions.c.repository_id],
-            set_={"version": t.tag_versions.c.version + 1},
-        ))
+        def build(dialect: Any) -> sa.Executable:
+            stmt = dialect.insert(t.tag_versions).values(
+                repository_id=sa.bindparam("repo_id"), version=1)
+            return stmt.on_conflict_do_update(
+                index_elements=[t.tag_versions.c.repository_id],
+                set_={"version": t.tag_versions.c.version + 1},
+            )
+
+        conn.execute(_prepared(conn, ("tags-changed",), build), {"repo_id": repo_id})
 
     def _upsert_tag(
         self, conn: Connection, repo_id: int, tag: str, digest: str, now: float
     ) -> None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(t.tags).values(
-            repository_id=repo_id, name=tag, manifest_digest=digest, updated_at=now
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
+        def build(dialect: Any) -> sa.Executable:
+            stmt = dialect.insert(t.tags)
+            return stmt.on_conflict_do_update(
                 index_elements=[t.tags.c.repository_id, t.tags.c.name],
-                set_={"manifest_digest": digest, "updated_at": now},
+                set_={"manifest_digest": stmt.excluded.manifest_digest,
+                      "updated_at": stmt.excluded.updated_at},
             )
-        )
+
+        conn.execute(_prepared(conn, ("upsert-tag",), build), {
+            "repository_id": repo_id, "name": tag, "manifest_digest": digest, "updated_at": now})
 
     _manifest_columns = (
         t.manifests.c.digest,
