@@ -247,3 +247,33 @@ def test_filesystem_reads_from_the_disk_off_the_event_loop(tmp_path, run, monkey
         os.close(fd)
     assert run(collect(store.read(digest))) == data
     assert hops, "a read from the disk ran on the event loop"
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_filesystem_starts_writing_an_upload_back_as_it_arrives(tmp_path, run, monkeypatch,
+                                                                fsync) -> None:
+    """With fsync on, every written batch is handed to the disk at once (sync_file_range), so
+    the fsync before the acknowledgement has little left; with fsync off, nothing is."""
+    import os
+
+    from dockyard.storage import filesystem
+
+    assert filesystem._start_writeback is not None, "sync_file_range is on every Linux"
+    ranges: list[tuple[int, int]] = []
+    monkeypatch.setattr(filesystem, "_start_writeback",
+                        lambda fd, offset, length: ranges.append((offset, length)))
+    store = filesystem.FilesystemBlobStore(tmp_path / "blobs", fsync=fsync)
+    data = os.urandom(5 * filesystem.WRITE_BATCH + 77)
+    upload = uuid.uuid4().hex
+    run(store.create_upload(upload))
+    pieces = [data[i:i + 300_000] for i in range(0, len(data), 300_000)]
+    assert run(store.write_upload(upload, 0, chunks(*pieces))) == len(data)
+    assert run(collect(store.read_upload(upload))) == data
+    if not fsync:
+        assert ranges == []
+        return
+    covered = 0
+    for offset, length in ranges:
+        assert offset == covered, "the ranges follow each other"
+        covered += length
+    assert covered == len(data) and len(ranges) > 1

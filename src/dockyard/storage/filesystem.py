@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from dockyard.core.digest import Digest
@@ -45,8 +46,29 @@ def _full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-def _absorb(fd: int, position: int, pieces: list[bytes], digester: Digester | None) -> None:
-    """Hash and write one batch (in a worker thread: both release the GIL)."""
+def _sync_file_range() -> Callable[[int, int, int], None] | None:
+    """Linux's sync_file_range(2), which Python's os module does not offer."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    call.restype = ctypes.c_int
+    return lambda fd, offset, length: call(fd, offset, length, _SYNC_FILE_RANGE_WRITE) and None
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+_start_writeback = _sync_file_range()
+
+
+def _absorb(fd: int, position: int, pieces: list[bytes], digester: Digester | None,
+            write_back: bool = False) -> None:
+    """Hash and write one batch (in a worker thread: both release the GIL). `write_back`
+    starts the disk writing it at once, without waiting: the fsync before the blob is
+    acknowledged then finds little left to do, instead of the whole blob (a 512 MiB push
+    spent a quarter of its time in that last fsync)."""
+    start = position
     for piece in pieces:
         if digester is not None:
             digester.update(piece)
@@ -55,6 +77,8 @@ def _absorb(fd: int, position: int, pieces: list[bytes], digester: Digester | No
             written = os.pwrite(fd, view, position)
             position += written
             view = view[written:]
+    if write_back and _start_writeback is not None:
+        _start_writeback(fd, start, position - start)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -234,14 +258,16 @@ class FilesystemBlobStore:
                 if batched >= WRITE_BATCH:
                     if in_flight is not None:
                         await in_flight
-                    in_flight = loop.run_in_executor(None, _absorb, fd, position, batch, digester)
+                    in_flight = loop.run_in_executor(None, _absorb, fd, position, batch, digester,
+                                                     self.fsync)
                     position += batched
                     batch, batched = [], 0
             if in_flight is not None:
                 await in_flight
                 in_flight = None
             if batch:
-                in_flight = loop.run_in_executor(None, _absorb, fd, position, batch, digester)
+                in_flight = loop.run_in_executor(None, _absorb, fd, position, batch, digester,
+                                                     self.fsync)
                 await in_flight
                 in_flight = None
                 position += batched
