@@ -9,6 +9,7 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -221,3 +222,14 @@ def curl_download(url: str, expected_size: int) -> float:
                          f"{result.stderr.strip()!r}; expected 200 and {expected_size} bytes")
     return elapsed
 
+
+def curl_upload(url: str, path: Path) -> None:
+    """PUT the file at `path` to `url` with curl (the blob's last and only chunk): 201 expected."""
+    result = subprocess.run(
+        ["curl", "-sS", "--noproxy", "*", "-X", "PUT", "-T", str(path), "-o", "/dev/null",
+         "-H", "Content-Type: application/octet-stream", "-H", "Expect:",
+         "-w", "%{http_code}", url],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    if result.returncode != 0 or result.stdout.strip() != "201":
+        raise BenchError(f"curl PUT {url}: exit {result.returncode}, {result.stdout!r} "
+                         f"{result.stderr.strip()!r}; expected 201")

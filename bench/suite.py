@@ -5,12 +5,15 @@ from __future__ import annotations
 import abc
 import asyncio
 import os
+import shutil
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench import load, rawhttp
@@ -21,6 +24,7 @@ from bench.ops import (
     Client,
     SmallImage,
     curl_download,
+    curl_upload,
     entries,
     push_image,
     small_image,
@@ -298,8 +302,19 @@ class PushConcurrent(Benchmark):
                       "MiB/s", "higher", "ratio >= 2.0", at_least(2.0)),)
 
     def run(self, server: Server, round_no: int) -> dict[str, float]:
+        """Each push opens its upload (httpx) and sends the blob with one curl PUT from a file
+        in memory, as the pull is timed with curl: sixteen httpx uploads in one Python
+        process took a core of their own and, against Dockyard, set the pace."""
         cfg = self.config
         blobs = [self.pool.blob(cfg.concurrent_mib * MiB) for _ in range(cfg.concurrent)]
+        scratch = Path(tempfile.mkdtemp(prefix="dockyard-bench-push-", dir=memory_dir()))
+        files = []
+        for index, blob in enumerate(blobs):
+            path = scratch / f"blob-{index}"
+            with open(path, "wb") as f:
+                for piece in blob.segments():
+                    f.write(piece)
+            files.append(path)
         clients = [Client(server.url) for _ in blobs]
         barrier = threading.Barrier(len(blobs) + 1)
         errors: list[BaseException] = []
@@ -309,7 +324,8 @@ class PushConcurrent(Benchmark):
         def push(client: Client, index: int) -> None:
             barrier.wait()
             try:
-                client.push_monolithic(f"bench/concurrent-{index % 4}", blobs[index])
+                location = client.start_upload(f"bench/concurrent-{index % 4}")
+                curl_upload(str(client._url(location, digest=blobs[index].digest)), files[index])
             except BaseException as exc:
                 errors.append(exc)
 
@@ -327,11 +343,17 @@ class PushConcurrent(Benchmark):
         finally:
             for client in clients:
                 client.close()
+            shutil.rmtree(scratch, ignore_errors=True)
         if errors:
             raise errors[0]
         if any(t.is_alive() for t in threads):
             raise BenchError("concurrent pushes did not finish in 900 s")
         return {"blob_push_concurrent_mibps": mibps(sum(b.size for b in blobs), seconds)}
+
+
+def memory_dir() -> str | None:
+    """/dev/shm where there is one: the files the pushes send are read from memory."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 class WrkBenchmark(Benchmark):
