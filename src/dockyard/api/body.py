@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from dockyard.api.errors import ClientDisconnected
 from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.core.memory import BIG_TRANSFER, trim_soon
 
 
 def has_body(request: Request) -> bool:
@@ -30,6 +31,7 @@ def content_length(request: Request) -> int | None:
 async def stream_body(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
     """Yield body chunks; a client that stalls longer than `idle_timeout` is cut off (408)."""
     receive = request.receive
+    received = 0
     while True:
         try:
             async with asyncio.timeout(idle_timeout):
@@ -44,8 +46,11 @@ async def stream_body(request: Request, idle_timeout: float) -> AsyncIterator[by
             raise ClientDisconnected()
         chunk = message.get("body", b"")
         if chunk:
+            received += len(chunk)
             yield chunk
         if not message.get("more_body", False):
+            if received >= BIG_TRANSFER:  # once its last buffers have been written
+                trim_soon()
             return
 
 

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.types import Receive, Scope, Send
 
+from dockyard.core.memory import BIG_TRANSFER, trim_soon
+
 
 class BlobResponse:
     def __init__(
@@ -33,6 +35,10 @@ class BlobResponse:
             await send({"type": "http.response.body", "body": b""})
             return
         assert self.stream is not None, "a blob response to GET needs a stream"
+        sent = 0
         async for chunk in self.stream():
+            sent += len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+        if sent >= BIG_TRANSFER:  # once the server has written its last buffers
+            trim_soon()

@@ -119,7 +119,9 @@ def share_with_workers() -> None:
     import gc
 
     import dockyard.api.app  # noqa: F401  (the workers' target)
+    from dockyard.core.memory import limit_arenas
 
+    limit_arenas()
     gc.collect()
     gc.freeze()
 
