@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from dockyard.core.errors import StorageFullError
 from dockyard.metadata import schema as t
 from dockyard.metadata.base import CacheUsage, ManifestRecord, Reference, UploadRecord
+from dockyard.metadata.group_commit import GroupCommitter, Job
 from dockyard.metadata.writer_turns import WriterTurns
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class SQLMetadataStore:
         self.async_engine = async_engine
         self._turns = WriterTurns(writer_lock) if writer_lock is not None else None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="metadata")
+        self._group = GroupCommitter(self._pool, self._run_batch)
         # SQLite reads: one connection kept per thread (the pool's and the event loop's), so
         # a read is BEGIN, the statements and COMMIT, with no pool checkout and reset.
         self._local = threading.local()
@@ -203,33 +205,65 @@ class SQLMetadataStore:
         return self._turns.turn() if self._turns is not None else contextlib.nullcontext()
 
     async def _write_sqlite(self, fn: Callable[[Connection], T], *, durable: bool) -> T:
-        def run() -> T:
-            assert self.engine is not None
-            try:
-                with self._writer_turn():
-                    # One write connection kept per pool thread, as for reads: a checkout,
-                    # its events and the reset on return were a fifth of a small push's work.
-                    conn = getattr(self._local, "writer", None)
-                    if conn is None:
-                        conn = self.engine.connect().execution_options(dockyard_write=True)
-                        self._local.writer = conn
-                        self._held.append(conn)
-                    raw = conn.connection.driver_connection
-                    assert raw is not None
-                    if not durable:
-                        raw.execute("PRAGMA synchronous=NORMAL")
-                    try:
-                        with conn.begin():
-                            return fn(conn)
-                    finally:
-                        if not durable:
-                            raw.execute("PRAGMA synchronous=FULL")
-            except sa.exc.OperationalError as exc:
-                if "full" in str(exc.orig).lower():  # SQLITE_FULL; the transaction rolled back
-                    raise StorageFullError(str(exc.orig)) from exc
-                raise
+        return await self._group.submit(fn, durable)  # type: ignore[no-any-return]
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+    def _run_batch(self, batch: list[Job]) -> None:
+        """Every queued write in one transaction, each in a savepoint when there are several,
+        committed once: durably if any of them asked for it."""
+        assert self.engine is not None
+        durable = any(job.durable for job in batch)
+        try:
+            with self._writer_turn():
+                # One write connection kept per thread, as for reads: a checkout, its events
+                # and the reset on return were a fifth of a small push's work.
+                conn = getattr(self._local, "writer", None)
+                if conn is None:
+                    conn = self.engine.connect().execution_options(dockyard_write=True)
+                    self._local.writer = conn
+                    self._held.append(conn)
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                if not durable:
+                    raw.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with conn.begin():
+                        if len(batch) == 1:
+                            batch[0].outcome = (True, batch[0].fn(conn))
+                        else:
+                            for job in batch:
+                                try:
+                                    with conn.begin_nested():
+                                        job.outcome = (True, job.fn(conn))
+                                except Exception as exc:
+                                    job.outcome = (False, exc)
+                finally:
+                    if raw.in_transaction:  # a failed COMMIT can leave it open
+                        with contextlib.suppress(Exception):
+                            raw.execute("ROLLBACK")
+                    if not durable:
+                        raw.execute("PRAGMA synchronous=FULL")
+        except Exception as exc:
+            # Nothing was committed: whatever the writes returned is void, and a repository
+            # id one of them read (perhaps created in this transaction) may be a lie. The
+            # connection starts afresh, whatever state the failure left it in.
+            self._repo_ids.clear()
+            writer = getattr(self._local, "writer", None)
+            if writer is not None:
+                self._local.writer = None
+                with contextlib.suppress(Exception):
+                    self._held.remove(writer)
+                with contextlib.suppress(Exception):
+                    writer.invalidate()
+            if isinstance(exc, sa.exc.OperationalError) and "full" in str(exc.orig).lower():
+                exc = StorageFullError(str(exc.orig))  # SQLITE_FULL; rolled back
+            for job in batch:
+                job.outcome = (False, exc)
+            return
+        for job in batch:
+            ok, value = job.outcome  # type: ignore[misc]
+            if not ok and isinstance(value, sa.exc.OperationalError) \
+                    and "full" in str(value.orig).lower():
+                job.outcome = (False, StorageFullError(str(value.orig)))
 
     def _insert_ignore(self, conn: Connection, table: sa.Table, **values: Any) -> None:
         stmt = _prepared(conn, ("insert-ignore", table.name, *values),
