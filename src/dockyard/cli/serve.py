@@ -127,6 +127,11 @@ def share_with_workers() -> None:
 
 
 def logging_config() -> dict:
+    # The log lines name neither processes nor threads: spare each record the lookups (a
+    # getpid system call and multiprocessing's current process, per request).
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging.logThreads = False
     return {
         "version": 1,
         "disable_existing_loggers": False,
