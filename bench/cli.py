@@ -100,12 +100,15 @@ def summary(values: list[float]) -> dict[str, Any]:
 
 
 def run_all(config: Config, servers: list[Server], benchmarks: list[Benchmark],
-            log: Any) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, str]]]:
+            log: Any, sampler: PeakSampler | None = None
+            ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, str]]]:
     """Each benchmark: set up on every server, then rounds of A B A B. Values and errors."""
     values: dict[str, dict[str, list[float]]] = {
         m.key: {s.key: [] for s in servers} for b in benchmarks for m in b.metrics}
     errors: dict[str, dict[str, str]] = {}
     for bench in benchmarks:
+        if sampler is not None:
+            sampler.phase = bench.name
         failed: set[str] = set()
         for server in servers:
             started = time.perf_counter()
@@ -259,10 +262,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {server.title} {server.version} on {server.url} "
                   f"(pid {server.pid}): {server.command_line}", file=log)
         with PeakSampler(servers) as sampler:
-            values, errors = run_all(config, servers, benchmarks, log)
+            values, errors = run_all(config, servers, benchmarks, log, sampler)
         results = build_results(config, servers, benchmarks, values, errors, sampler.peak,
                                 sampler.peak_pss,
                                 started, started_at)
+        results["info"]["peak_memory_mib_by_benchmark"] = {
+            phase: {key: {kind: round(v / MiB, 1) for kind, v in kinds.items()}
+                    for key, kinds in per_server.items()}
+            for phase, per_server in sampler.by_phase.items()}
     finally:
         for server in servers:
             server.stop()

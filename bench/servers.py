@@ -122,6 +122,9 @@ class PeakSampler:
         self.interval = interval
         self.peak: dict[str, int] = {s.key: 0 for s in servers}
         self.peak_pss: dict[str, int] = {s.key: 0 for s in servers}
+        # the same peaks per benchmark (set `phase` to its name): where the peak was reached
+        self.phase = "start"
+        self.by_phase: dict[str, dict[str, dict[str, int]]] = {}
         self._memories = {s.key: TreeMemory(s.pid) for s in servers}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
@@ -129,8 +132,12 @@ class PeakSampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             for key, memory in self._memories.items():
-                self.peak[key] = max(self.peak[key], memory.sample())
-                self.peak_pss[key] = max(self.peak_pss[key], pss_bytes(memory.pids))
+                rss, pss = memory.sample(), pss_bytes(memory.pids)
+                self.peak[key] = max(self.peak[key], rss)
+                self.peak_pss[key] = max(self.peak_pss[key], pss)
+                phase = self.by_phase.setdefault(self.phase, {}).setdefault(
+                    key, {"rss": 0, "pss": 0})
+                phase["rss"], phase["pss"] = max(phase["rss"], rss), max(phase["pss"], pss)
 
     def __enter__(self) -> PeakSampler:
         for key, memory in self._memories.items():
