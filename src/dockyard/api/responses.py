@@ -2,7 +2,7 @@
 
 Not ASGI's `pathsend`: granian answers it with 128 KiB reads, each a hop to a blocking thread,
 which pulled a 512 MiB blob at 0.55-0.65 of CNCF Distribution's speed on the benchmark machine;
-the blob store's 1 MiB reads from the page cache on the event loop reach 0.9-1.0 of it
+the blob store's 512 KiB reads from the page cache on the event loop reach 0.9-1.1 of it
 (`python -m bench`, blob pull).
 """
 
