@@ -3,8 +3,8 @@
 Each durable SQLite commit waits for the disk, and each write was a hop to a thread and back;
 with eight clients pushing small images, most of a push's time went there (perf: a quarter of
 the workers' time in context switches). Writes queue here instead; one thread takes everything
-queued, runs it in one transaction (each write in a savepoint of its own, so one failing write
-fails alone) and commits once. A single write waits no longer than before.
+queued, runs it in one transaction and commits once (should one write fail, each is run again
+alone, so it fails alone). A single write waits no longer than before.
 """
 
 from __future__ import annotations

@@ -208,8 +208,17 @@ class SQLMetadataStore:
         return await self._group.submit(fn, durable)  # type: ignore[no-any-return]
 
     def _run_batch(self, batch: list[Job]) -> None:
-        """Every queued write in one transaction, each in a savepoint when there are several,
-        committed once: durably if any of them asked for it."""
+        """Every queued write in one transaction, committed once: durably if any of them asked
+        for it. Should one of several fail, the transaction is rolled back and each write runs
+        again in a transaction of its own, so it fails alone (savepoints around every write
+        cost a tenth of a small push; failures are rare)."""
+        self._run_together(batch)
+        if len(batch) > 1 and any(not job.outcome[0] for job in batch):  # type: ignore[index]
+            for job in batch:
+                job.outcome = None
+                self._run_together([job])
+
+    def _run_together(self, batch: list[Job]) -> None:
         assert self.engine is not None
         durable = any(job.durable for job in batch)
         try:
@@ -227,15 +236,8 @@ class SQLMetadataStore:
                     raw.execute("PRAGMA synchronous=NORMAL")
                 try:
                     with conn.begin():
-                        if len(batch) == 1:
-                            batch[0].outcome = (True, batch[0].fn(conn))
-                        else:
-                            for job in batch:
-                                try:
-                                    with conn.begin_nested():
-                                        job.outcome = (True, job.fn(conn))
-                                except Exception as exc:
-                                    job.outcome = (False, exc)
+                        for job in batch:
+                            job.outcome = (True, job.fn(conn))
                 finally:
                     if raw.in_transaction:  # a failed COMMIT can leave it open
                         with contextlib.suppress(Exception):
@@ -244,11 +246,11 @@ class SQLMetadataStore:
                         raw.execute("PRAGMA synchronous=FULL")
         except Exception as exc:
             # Nothing was committed: whatever the writes returned is void, and a repository
-            # id one of them read (perhaps created in this transaction) may be a lie. The
-            # connection starts afresh, whatever state the failure left it in.
+            # id one of them read (perhaps created in this transaction) may be a lie. After a
+            # database error the connection starts afresh, whatever state it was left in.
             self._repo_ids.clear()
             writer = getattr(self._local, "writer", None)
-            if writer is not None:
+            if writer is not None and isinstance(exc, sa.exc.DBAPIError):
                 self._local.writer = None
                 with contextlib.suppress(Exception):
                     self._held.remove(writer)
@@ -258,12 +260,6 @@ class SQLMetadataStore:
                 exc = StorageFullError(str(exc.orig))  # SQLITE_FULL; rolled back
             for job in batch:
                 job.outcome = (False, exc)
-            return
-        for job in batch:
-            ok, value = job.outcome  # type: ignore[misc]
-            if not ok and isinstance(value, sa.exc.OperationalError) \
-                    and "full" in str(value.orig).lower():
-                job.outcome = (False, StorageFullError(str(value.orig)))
 
     def _insert_ignore(self, conn: Connection, table: sa.Table, **values: Any) -> None:
         stmt = _prepared(conn, ("insert-ignore", table.name, *values),
