@@ -99,3 +99,21 @@ def test_read_only_serves_pulls_and_refuses_writes(tmp_path: Path, start_registr
                             ("DELETE", f"/v2/{repo}/manifests/{digest}")):
             resp = c.request(method, url, content=b"{}")
             assert resp.status_code == 405 and error_code(resp) == "UNSUPPORTED"
+
+
+def test_a_data_folder_or_database_it_cannot_use_is_one_clear_line(tmp_path: Path) -> None:
+    """Not a Python traceback: what could not be used and why, and exit status 1."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    port = str(free_port())
+    result = dockyard("serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
+                      str(blocker / "data"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "dockyard: cannot prepare" in result.stderr and str(blocker) in result.stderr
+    result = dockyard("serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
+                      str(tmp_path / "data"), "--metadata",
+                      f"postgresql://nobody@127.0.0.1:{free_port()}/none")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "dockyard: cannot prepare" in result.stderr

@@ -7,6 +7,9 @@ import json
 import logging
 import os
 import sys
+import traceback
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from dockyard.api.app import SETTINGS_ENV
 from dockyard.config import Settings
@@ -55,13 +58,34 @@ def prepare_apart(settings: Settings) -> None:
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        prepare(settings)  # raises through the CLI's own error handling in the child
+        code = 0
+        try:
+            prepare(settings)
+        except (OSError, SQLAlchemyError) as exc:
+            # A folder it cannot create or write, a database it cannot reach: one line.
+            sys.stderr.write(f"dockyard: cannot prepare {_where(settings)}: {_reason(exc)}\n")
+            code = 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     if status != 0:
         raise SystemExit(status if status > 0 else 1)
+
+
+def _where(settings: Settings) -> str:
+    where = f"the data folder {settings.data_dir}"
+    if settings.metadata:
+        where += " and the metadata database"
+    return where
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
+    return str(orig if orig is not None else exc).splitlines()[0]
 
 
 def worker_count(settings: Settings) -> int:
