@@ -117,3 +117,17 @@ def test_a_commit_that_fails_fails_every_write_in_it(store, run, monkeypatch) ->
     # Space again: the next writes work, on a fresh connection.
     run(store.create_upload("e" * 32, "group/five", 1.0))
     assert run(store.get_upload("e" * 32)) is not None
+
+
+def test_a_caller_that_goes_away_does_not_take_its_write_out_of_the_batch(store, run) -> None:
+    async def scenario() -> None:
+        first = asyncio.ensure_future(store._write(lambda conn: time.sleep(0.2)))
+        await asyncio.sleep(0.05)
+        gone = asyncio.ensure_future(store.create_upload("f" * 32, "group/six", 1.0))
+        await asyncio.sleep(0.01)
+        gone.cancel()  # the client hung up while its write waited in the queue
+        await first
+        await asyncio.sleep(0.05)
+
+    run(scenario())
+    assert run(store.get_upload("f" * 32)) is not None

@@ -53,6 +53,8 @@ class GroupCommitter:
     async def submit(self, fn: Callable[..., Any], durable: bool) -> Any:
         loop = asyncio.get_running_loop()
         job = Job(fn, durable, loop.create_future(), loop)
+        # Retrieved even when the caller has gone away (the write still runs): no warning.
+        job.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         with self._lock:
             self._queue.append(job)
             start = not self._draining
