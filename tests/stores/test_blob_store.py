@@ -23,6 +23,26 @@ async def collect(stream: AsyncIterator[bytes]) -> bytes:
     return b"".join([chunk async for chunk in stream])
 
 
+def upload_in_pieces(store, run, data: bytes, sizes) -> str:  # type: ignore[no-untyped-def]
+    """A new upload holding `data`, written by one write_upload call per piece size."""
+    upload = uuid.uuid4().hex
+    run(store.create_upload(upload))
+    offset = 0
+    for size in sizes:
+        offset = run(store.write_upload(upload, offset, chunks(data[offset:offset + size])))
+    return upload
+
+
+def seaweed_store(seaweed, prefix: str = ""):  # type: ignore[no-untyped-def]
+    from dockyard.storage.s3 import S3BlobStore
+    from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY
+
+    return S3BlobStore.from_url(f"s3://{seaweed.create_bucket()}{prefix}",
+                                endpoint=seaweed.endpoint, region="us-east-1", path_style=True,
+                                access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+                                presign_seconds=None)
+
+
 def test_upload_commit_read_delete(blob_store, run) -> None:
     data = b"hello, blob store" * 1000
     digest = digest_of(data)
@@ -128,11 +148,7 @@ def test_an_upload_of_many_pieces_commits_byte_exact(blob_store, run, sizes) -> 
 
     data = os.urandom(sum(sizes))
     digest = digest_of(data)
-    upload = uuid.uuid4().hex
-    run(blob_store.create_upload(upload))
-    offset = 0
-    for size in sizes:
-        offset = run(blob_store.write_upload(upload, offset, chunks(data[offset:offset + size])))
+    upload = upload_in_pieces(blob_store, run, data, sizes)
     run(blob_store.commit_upload(upload, digest))
     assert run(blob_store.stat(digest)) == len(data)
     assert run(collect(blob_store.read(digest))) == data
@@ -147,12 +163,8 @@ def test_s3_assembles_pieces_with_server_side_part_copies(seaweed, run) -> None:
     import obstore
 
     from dockyard.storage import s3_multipart
-    from dockyard.storage.s3 import S3BlobStore
-    from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY
 
-    store = S3BlobStore.from_url(f"s3://{seaweed.create_bucket()}/p", endpoint=seaweed.endpoint,
-                                 region="us-east-1", path_style=True, access_key=ACCESS_KEY,
-                                 secret_key=SECRET_KEY, presign_seconds=None)
+    store = seaweed_store(seaweed, "/p")
     assert store.multipart is not None
     uploaded: list[int] = []
     original = s3_multipart.MultipartClient.put_part
@@ -164,17 +176,14 @@ def test_s3_assembles_pieces_with_server_side_part_copies(seaweed, run) -> None:
     sizes = (8 * MiB, 1 * MiB, 6 * MiB, 9 * MiB)
     data = os.urandom(sum(sizes))
     digest = digest_of(data)
-    upload = uuid.uuid4().hex
-    run(store.create_upload(upload))
-    offset = 0
-    for size in sizes:
-        offset = run(store.write_upload(upload, offset, chunks(data[offset:offset + size])))
+    upload = upload_in_pieces(store, run, data, sizes)
     s3_multipart.MultipartClient.put_part = counting_put_part  # type: ignore[method-assign]
     try:
         run(store.commit_upload(upload, digest))
     finally:
         s3_multipart.MultipartClient.put_part = original  # type: ignore[method-assign]
     assert run(collect(store.read(digest))) == data
+
     async def head() -> dict:
         return await obstore.head_async(store.store, store._blob_key(digest))
 
@@ -194,13 +203,9 @@ def test_s3_copies_a_piece_too_big_for_one_copy_in_ranges(seaweed, run, monkeypa
     import obstore
 
     from dockyard.storage import s3 as s3_module
-    from dockyard.storage.s3 import S3BlobStore
-    from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY
 
     monkeypatch.setattr(s3_module, "COPY_PART", 8 * MiB)
-    store = S3BlobStore.from_url(f"s3://{seaweed.create_bucket()}", endpoint=seaweed.endpoint,
-                                 region="us-east-1", path_style=True, access_key=ACCESS_KEY,
-                                 secret_key=SECRET_KEY, presign_seconds=None)
+    store = seaweed_store(seaweed)
     data = os.urandom(20 * MiB + 5)
     digest = digest_of(data)
     upload = uuid.uuid4().hex

@@ -25,18 +25,17 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The serving process migrated the schema before starting its workers.
-        app.state.registry = registry or Registry.from_settings(settings, migrate=False)
-        app.state.auth = None
+        services.registry = registry or Registry.from_settings(settings, migrate=False)
+        services.auth = None
         if settings.auth_enabled:  # the token code is loaded only with accounts on
             from dockyard.auth.setup import build_auth
 
-            app.state.auth = await build_auth(app.state.registry)
-        services.registry, services.auth = app.state.registry, app.state.auth
-        await app.state.registry.start()
+            services.auth = await build_auth(services.registry)
+        await services.registry.start()
         try:
             yield
         finally:
-            await app.state.registry.close()
+            await services.registry.close()
 
     app = Starlette(
         routes=table(settings.read_only),

@@ -95,13 +95,11 @@ class AccessGate:
     async def identify(self, authorization: str | None, address: str,
                        base_url: Callable[[], str], *,
                        fresh: bool = False) -> Caller:
+        """Who sent `authorization`. A bearer token seen in the last seconds is answered by
+        `known_bearer` without awaiting; the HTTP layer asks it first."""
         if not authorization:
             return Caller(ANONYMOUS, None, address)
         now = time.monotonic()
-        if not fresh:
-            known = self.known_bearer(authorization, address)
-            if known is not None:
-                return known
         scheme, _, credentials = authorization.partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer":

@@ -84,6 +84,16 @@ def _prepared(conn: Connection, key: tuple[str, ...], build: Callable[[Any], Any
     return stmt
 
 
+def _bump_version(conn: Connection, table: sa.Table, key: str, value: object) -> None:
+    """Move a listing's version on (the row is made at 1): caches of the listing compare it."""
+    def build(dialect: Any) -> sa.Executable:
+        stmt = dialect.insert(table).values({key: sa.bindparam("key"), "version": 1})
+        return stmt.on_conflict_do_update(
+            index_elements=[table.c[key]], set_={"version": table.c.version + 1})
+
+    conn.execute(_prepared(conn, ("bump-version", table.name), build), {"key": value})
+
+
 class SQLMetadataStore:
     """One class for every dialect: the same Core statements, in the same transactions.
 
@@ -180,7 +190,7 @@ class SQLMetadataStore:
         the client starts its upload again; it never corrupts anything or loses a blob."""
         if self.async_engine is not None:
             return await self._write_async(fn)
-        return await self._write_sqlite(fn, durable=durable)
+        return await self._group.submit(fn, durable)  # type: ignore[no-any-return]
 
     async def _write_async(self, fn: Callable[[Connection], T]) -> T:
         assert self.async_engine is not None
@@ -203,9 +213,6 @@ class SQLMetadataStore:
     def _writer_turn(self) -> contextlib.AbstractContextManager[object]:
         """Writers (threads and worker processes) queue for their turn before BEGIN IMMEDIATE."""
         return self._turns.turn() if self._turns is not None else contextlib.nullcontext()
-
-    async def _write_sqlite(self, fn: Callable[[Connection], T], *, durable: bool) -> T:
-        return await self._group.submit(fn, durable)  # type: ignore[no-any-return]
 
     def _run_batch(self, batch: list[Job]) -> None:
         """Every queued write in one transaction, committed once: durably if any of them asked
@@ -274,8 +281,9 @@ class SQLMetadataStore:
             return cached
         row = conn.execute(self._REPO_ID, {"name": name}).first()
         if row is not None:
-            # Only ids read back as committed rows are cached: one created in this transaction
-            # would be a lie if the transaction rolled back (a full disk, say).
+            # Only ids read back are cached, and the cache is emptied whenever a write
+            # transaction fails: a row made in a transaction that rolls back (a full disk,
+            # say; or by an earlier write of the same group commit) would be a lie.
             self._repo_ids[name] = row[0]
             return row[0]
         if not create:
@@ -323,14 +331,7 @@ class SQLMetadataStore:
             self._catalog_changed(conn)
 
     def _catalog_changed(self, conn: Connection) -> None:
-        def build(dialect: Any) -> sa.Executable:
-            stmt = dialect.insert(t.listing_versions).values(name="catalog", version=1)
-            return stmt.on_conflict_do_update(
-                index_elements=[t.listing_versions.c.name],
-                set_={"version": t.listing_versions.c.version + 1},
-            )
-
-        conn.execute(_prepared(conn, ("catalog-changed",), build))
+        _bump_version(conn, t.listing_versions, "name", "catalog")
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         await self._write(lambda conn: self._link(conn, repository, digest, size))
@@ -397,18 +398,11 @@ class SQLMetadataStore:
 
         await self._write(fn, durable=False)
 
-    _GET_UPLOAD = (
-        sa.select(t.uploads.c.id, t.repositories.c.name, t.uploads.c.size,
-                  t.uploads.c.created_at, t.uploads.c.updated_at)
-        .join(t.repositories)
-        .where(t.uploads.c.id == sa.bindparam("upload_id"))
-    )
-
-    def _upload_query(self) -> sa.Select:
-        u = t.uploads
-        return sa.select(
-            u.c.id, t.repositories.c.name, u.c.size, u.c.created_at, u.c.updated_at
-        ).join(t.repositories)
+    _UPLOADS = sa.select(
+        t.uploads.c.id, t.repositories.c.name, t.uploads.c.size, t.uploads.c.created_at,
+        t.uploads.c.updated_at,
+    ).join(t.repositories)
+    _GET_UPLOAD = _UPLOADS.where(t.uploads.c.id == sa.bindparam("upload_id"))
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
         def fn(conn: Connection) -> UploadRecord | None:
@@ -433,7 +427,7 @@ class SQLMetadataStore:
 
     async def expired_uploads(self, before: float) -> list[UploadRecord]:
         def fn(conn: Connection) -> list[UploadRecord]:
-            rows = conn.execute(self._upload_query().where(t.uploads.c.updated_at < before))
+            rows = conn.execute(self._UPLOADS.where(t.uploads.c.updated_at < before))
             return [UploadRecord(*row) for row in rows]
 
         return await self._read(fn)
@@ -483,15 +477,7 @@ class SQLMetadataStore:
         await self._write(fn)
 
     def _tags_changed(self, conn: Connection, repo_id: int) -> None:
-        def build(dialect: Any) -> sa.Executable:
-            stmt = dialect.insert(t.tag_versions).values(
-                repository_id=sa.bindparam("repo_id"), version=1)
-            return stmt.on_conflict_do_update(
-                index_elements=[t.tag_versions.c.repository_id],
-                set_={"version": t.tag_versions.c.version + 1},
-            )
-
-        conn.execute(_prepared(conn, ("tags-changed",), build), {"repo_id": repo_id})
+        _bump_version(conn, t.tag_versions, "repository_id", repo_id)
 
     def _upsert_tag(
         self, conn: Connection, repo_id: int, tag: str, digest: str, now: float

@@ -78,10 +78,13 @@ async def _caller(request: Request, gate: AccessGate, fresh: bool = False) -> Ca
     scope = request.scope
     caller = scope.get(CALLER_KEY)
     if caller is None:
-        caller = await gate.identify(
-            header(request, b"authorization"), _address(request, gate.trusted),
-            lambda: base_url(request), fresh=fresh,
-        )
+        authorization = header(request, b"authorization")
+        address = _address(request, gate.trusted)
+        if authorization and not fresh:  # the common case, a token seen before: no awaiting
+            caller = gate.known_bearer(authorization, address)
+        if caller is None:
+            caller = await gate.identify(authorization, address, lambda: base_url(request),
+                                         fresh=fresh)
         scope[CALLER_KEY] = caller
     return caller
 
@@ -105,15 +108,7 @@ async def require(request: Request, need: Need) -> Caller | None:
     if auth is None:
         return None
     gate = auth.gate
-    caller = request.scope.get(CALLER_KEY)
-    if caller is None:
-        authorization = header(request, b"authorization")
-        if authorization:  # the common case, a token seen before, without awaiting
-            caller = gate.known_bearer(authorization, _address(request, gate.trusted))
-        if caller is None:
-            caller = await _caller(request, gate)
-        else:
-            request.scope[CALLER_KEY] = caller
+    caller = await _caller(request, gate)
     if need.kind != "repository" or not gate.token_grants(caller, need):
         await gate.authorize(caller, need, lambda: base_url(request))
     return caller
