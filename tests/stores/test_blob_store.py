@@ -305,3 +305,32 @@ def test_filesystem_starts_writing_an_upload_back_as_it_arrives(tmp_path, run, m
         assert offset == covered, "the ranges follow each other"
         covered += length
     assert covered == len(data) and len(ranges) > 1
+
+
+def test_filesystem_truncates_an_upload_only_to_drop_bytes(tmp_path, run, monkeypatch) -> None:
+    """ext4 flushes a file when it is closed after a truncation, even one to the length it
+    already had: a chunk that continues an upload where its bytes end truncates nothing; one
+    that starts before the end (after a chunk that failed) cuts the rest off."""
+    import os
+
+    from dockyard.storage.filesystem import FilesystemBlobStore
+
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    cuts: list[int] = []
+    real = os.ftruncate
+
+    def recorded(fd: int, length: int) -> None:
+        cuts.append(length)
+        real(fd, length)
+
+    monkeypatch.setattr("dockyard.storage.filesystem.os.ftruncate", recorded)
+    upload = uuid.uuid4().hex
+    run(store.create_upload(upload))
+    assert run(store.write_upload(upload, 0, chunks(b"a" * 100))) == 100
+    assert run(store.write_upload(upload, 100, chunks(b"b" * 50))) == 150
+    assert cuts == []
+    assert run(store.write_upload(upload, 120, chunks(b"c" * 10))) == 130
+    assert cuts == [120]
+    assert run(collect(store.read_upload(upload))) == b"a" * 100 + b"b" * 20 + b"c" * 10
+    run(store.create_upload(upload))  # made again: empty, as a new upload is
+    assert run(store.upload_size(upload)) == 0

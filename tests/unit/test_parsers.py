@@ -61,7 +61,8 @@ def test_digest_parser_never_crashes(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["sha256:abc", "sha256:" + "A" * 64, "md5:" + "a" * 32,
-                                  "sha256" + "a" * 64, "sha512:" + "a" * 64, ":", "sha256:"])
+                                  "sha256" + "a" * 64, "sha512:" + "a" * 64, ":", "sha256:",
+                                  "sha256:" + "a" * 64 + "\n", "sha256:" + "\u0661" * 64])
 def test_bad_digests_are_digest_invalid(text: str) -> None:
     with pytest.raises(RegistryError) as info:
         Digest.parse(text)

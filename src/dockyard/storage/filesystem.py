@@ -234,8 +234,9 @@ class FilesystemBlobStore:
 
     # -- uploads -------------------------------------------------------------------------
     async def create_upload(self, upload_id: str) -> None:
-        try:
-            self._upload_path(upload_id).touch()
+        try:  # not Path.touch, which tries utime(2) on the missing file first
+            os.close(os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                             0o644))
         except OSError as exc:
             if _full(exc):
                 raise StorageFullError(str(exc)) from exc
@@ -259,7 +260,10 @@ class FilesystemBlobStore:
         loop = asyncio.get_running_loop()
         in_flight: asyncio.Future[None] | None = None
         try:
-            os.ftruncate(fd, offset)
+            # Cut back only what is there beyond `offset` (a chunk that failed): ext4 flushes a
+            # file on close after it was truncated, even to the length it already had.
+            if os.fstat(fd).st_size != offset:
+                os.ftruncate(fd, offset)
             position = offset
             batch: list[bytes] = []
             batched = 0
