@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from dockyard.core.errors import StorageFullError
+from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.base import CacheUsage, ManifestRecord, Reference, UploadRecord
 from dockyard.metadata.group_commit import GroupCommitter, Job
@@ -54,7 +55,7 @@ def sqlite_engine(path: Path) -> Engine:
         if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
             return  # single statements, each its own implicit transaction
         write = conn.get_execution_options().get("dockyard_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        direct.run_sql(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -91,7 +92,7 @@ def _bump_version(conn: Connection, table: sa.Table, key: str, value: object) ->
         return stmt.on_conflict_do_update(
             index_elements=[table.c[key]], set_={"version": table.c.version + 1})
 
-    conn.execute(_prepared(conn, ("bump-version", table.name), build), {"key": value})
+    direct.execute(conn, _prepared(conn, ("bump-version", table.name), build), {"key": value})
 
 
 class SQLMetadataStore:
@@ -271,7 +272,7 @@ class SQLMetadataStore:
     def _insert_ignore(self, conn: Connection, table: sa.Table, **values: Any) -> None:
         stmt = _prepared(conn, ("insert-ignore", table.name, *values),
                          lambda d: d.insert(table).on_conflict_do_nothing())
-        conn.execute(stmt, values)
+        direct.execute(conn, stmt, values)
 
     _REPO_ID = sa.select(t.repositories.c.id).where(t.repositories.c.name == sa.bindparam("name"))
 
@@ -279,7 +280,7 @@ class SQLMetadataStore:
         cached = self._repo_ids.get(name)
         if cached is not None:
             return cached
-        row = conn.execute(self._REPO_ID, {"name": name}).first()
+        row = direct.execute(conn, self._REPO_ID, {"name": name}).first()
         if row is not None:
             # Only ids read back are cached, and the cache is emptied whenever a write
             # transaction fails: a row made in a transaction that rolls back (a full disk,
@@ -289,7 +290,7 @@ class SQLMetadataStore:
         if not create:
             return None
         self._insert_ignore(conn, t.repositories, name=name, created_at=time.time())
-        return conn.execute(self._REPO_ID, {"name": name}).scalar_one()
+        return direct.execute(conn, self._REPO_ID, {"name": name}).scalar_one()
 
     # -- blobs ---------------------------------------------------------------------------
     _BLOB_SIZE = sa.select(t.blobs.c.size).where(t.blobs.c.digest == sa.bindparam("digest"))
@@ -303,11 +304,12 @@ class SQLMetadataStore:
 
     async def blob_size(self, digest: str) -> int | None:
         return await self._read(
-            lambda conn: conn.execute(self._BLOB_SIZE, {"digest": digest}).scalar(), inline=True)
+            lambda conn: direct.execute(conn, self._BLOB_SIZE, {"digest": digest}).scalar(),
+            inline=True)
 
     async def linked_blob_size(self, repository: str, digest: str) -> int | None:
-        return await self._read(lambda conn: conn.execute(
-            self._LINKED_BLOB_SIZE, {"repository": repository, "digest": digest}).scalar(),
+        return await self._read(lambda conn: direct.execute(
+            conn, self._LINKED_BLOB_SIZE, {"repository": repository, "digest": digest}).scalar(),
             inline=True)
 
     def _link(self, conn: Connection, repository: str, digest: str, size: int) -> None:
@@ -327,7 +329,7 @@ class SQLMetadataStore:
 
     def _first_content(self, conn: Connection, repo_id: int) -> None:
         """Called before content is added: the catalog changes if the repository had none."""
-        if not conn.execute(self._HAS_CONTENT, {"repo_id": repo_id}).scalar():
+        if not direct.execute(conn, self._HAS_CONTENT, {"repo_id": repo_id}).scalar():
             self._catalog_changed(conn)
 
     def _catalog_changed(self, conn: Connection) -> None:
@@ -340,7 +342,7 @@ class SQLMetadataStore:
                               size: int) -> None:
         def fn(conn: Connection) -> None:
             self._link(conn, repository, digest, size)
-            conn.execute(self._DELETE_UPLOAD, {"upload_id": upload_id})
+            direct.execute(conn, self._DELETE_UPLOAD, {"upload_id": upload_id})
 
         await self._write(fn)
 
@@ -392,7 +394,7 @@ class SQLMetadataStore:
     async def create_upload(self, upload_id: str, repository: str, now: float) -> None:
         def fn(conn: Connection) -> None:
             repo_id = self._repo_id(conn, repository, create=True)
-            conn.execute(self._INSERT_UPLOAD, {
+            direct.execute(conn, self._INSERT_UPLOAD, {
                 "id": upload_id, "repository_id": repo_id, "size": 0, "created_at": now,
                 "updated_at": now})
 
@@ -406,14 +408,14 @@ class SQLMetadataStore:
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
         def fn(conn: Connection) -> UploadRecord | None:
-            row = conn.execute(self._GET_UPLOAD, {"upload_id": upload_id}).first()
+            row = direct.execute(conn, self._GET_UPLOAD, {"upload_id": upload_id}).first()
             return UploadRecord(*row) if row else None
 
         return await self._read(fn, inline=True)
 
     async def advance_upload(self, upload_id: str, old: int, new: int, now: float) -> bool:
         def fn(conn: Connection) -> bool:
-            result = conn.execute(self._ADVANCE_UPLOAD, {
+            result = direct.execute(conn, self._ADVANCE_UPLOAD, {
                 "upload_id": upload_id, "old_size": old, "new_size": new, "now": now})
             return result.rowcount == 1
 
@@ -421,7 +423,7 @@ class SQLMetadataStore:
 
     async def delete_upload(self, upload_id: str) -> None:
         await self._write(
-            lambda conn: conn.execute(self._DELETE_UPLOAD, {"upload_id": upload_id}),
+            lambda conn: direct.execute(conn, self._DELETE_UPLOAD, {"upload_id": upload_id}),
             durable=False,
         )
 
@@ -490,7 +492,7 @@ class SQLMetadataStore:
                       "updated_at": stmt.excluded.updated_at},
             )
 
-        conn.execute(_prepared(conn, ("upsert-tag",), build), {
+        direct.execute(conn, _prepared(conn, ("upsert-tag",), build), {
             "repository_id": repo_id, "name": tag, "manifest_digest": digest, "updated_at": now})
 
     _manifest_columns = (
@@ -540,16 +542,16 @@ class SQLMetadataStore:
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
         def fn(conn: Connection) -> ManifestRecord | None:
-            row = conn.execute(
-                self._GET_MANIFEST, {"repository": repository, "digest": digest}
-            ).first()
+            row = direct.execute(
+                conn, self._GET_MANIFEST, {"repository": repository, "digest": digest}).first()
             return self._record(row) if row else None
 
         return await self._read(fn, inline=True)
 
     async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None:
         def fn(conn: Connection) -> ManifestRecord | None:
-            row = conn.execute(self._RESOLVE_TAG, {"repository": repository, "tag": tag}).first()
+            row = direct.execute(
+                conn, self._RESOLVE_TAG, {"repository": repository, "tag": tag}).first()
             return self._record(row) if row else None
 
         return await self._read(fn, inline=True)
@@ -626,7 +628,7 @@ class SQLMetadataStore:
     )
 
     def _tags_version(self, conn: Connection, repository: str) -> int | None:
-        row = conn.execute(self._TAGS_VERSION, {"repository": repository}).first()
+        row = direct.execute(conn, self._TAGS_VERSION, {"repository": repository}).first()
         return None if row is None else (row[1] or 0)
 
     async def tags_version(self, repository: str) -> int | None:
