@@ -39,21 +39,9 @@ def read_only(handler: Handler) -> Handler:
 
 def table(is_read_only: bool) -> list[Route]:
     wrap = read_only if is_read_only else (lambda handler: handler)
+    # The routes of pushes and pulls first: Starlette tries each pattern in turn, and these
+    # are nearly every request. No path matches both one of them and a route below.
     return [
-        Route("/v2/", base.version_check, methods=["GET"]),
-        Route("/token", token.issue, methods=["GET", "POST"]),
-        Route("/api/v1/me", accounts.me, methods=["GET"]),
-        Route("/api/v1/tokens", accounts.tokens, methods=["GET", "POST"]),
-        Route("/api/v1/tokens/{token}", accounts.token, methods=["DELETE"]),
-        Route("/api/v1/users", accounts.users, methods=["GET", "POST"]),
-        Route("/api/v1/users/{user}", accounts.user, methods=["PUT", "DELETE"]),
-        Route("/api/v1/orgs", accounts.orgs, methods=["POST"]),
-        Route("/api/v1/orgs/{org}/members/{user}", accounts.member, methods=["PUT", "DELETE"]),
-        Route("/api/v1/repositories/{name:path}/visibility", accounts.visibility,
-              methods=["PUT"]),
-        Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
-        Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
-        Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
         Route(
             f"{NAME}/manifests/{{reference}}",
             wrap(manifests.endpoint),
@@ -68,4 +56,18 @@ def table(is_read_only: bool) -> list[Route]:
             methods=["GET", "PATCH", "PUT", "DELETE"],
         ),
         Route(f"{NAME}/blobs/{{digest}}", wrap(blobs.endpoint), methods=["GET", "HEAD", "DELETE"]),
+        Route("/v2/", base.version_check, methods=["GET"]),
+        Route("/token", token.issue, methods=["GET", "POST"]),
+        Route("/api/v1/me", accounts.me, methods=["GET"]),
+        Route("/api/v1/tokens", accounts.tokens, methods=["GET", "POST"]),
+        Route("/api/v1/tokens/{token}", accounts.token, methods=["DELETE"]),
+        Route("/api/v1/users", accounts.users, methods=["GET", "POST"]),
+        Route("/api/v1/users/{user}", accounts.user, methods=["PUT", "DELETE"]),
+        Route("/api/v1/orgs", accounts.orgs, methods=["POST"]),
+        Route("/api/v1/orgs/{org}/members/{user}", accounts.member, methods=["PUT", "DELETE"]),
+        Route("/api/v1/repositories/{name:path}/visibility", accounts.visibility,
+              methods=["PUT"]),
+        Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
+        Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
+        Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
     ]
