@@ -62,6 +62,13 @@ class AccessGate:
         # Bearer callers by (Authorization header, address), trusted no longer than the token
         # and the subject's account: one lookup instead of a token check and an account check.
         self._bearers: dict[tuple[str, str], tuple[float, Caller]] = {}
+        # (Authorization, address, repository, actions) -> (expiry, caller) for bearers whose
+        # token covers the actions: a token-bearing pull's whole check in one lookup.
+        self._grants: dict[tuple[str, str, str, tuple[str, ...]], tuple[float, Caller]] = {}
+        # The pull limit and counter key of recent callers, by identity (callers are kept
+        # with their bearer, so a pull reuses the same object).
+        self._limits: dict[int, tuple[Caller, tuple[int, str] | None]] = {}
+        self._limit_headers: dict[tuple[int, int], str] = {}
 
     # -- challenges ----------------------------------------------------------------------
     def realm(self, base_url: str) -> str:
@@ -134,6 +141,26 @@ class AccessGate:
         if known is not None and known[0] > time.monotonic():
             return known[1]
         return None
+
+    def granted(self, authorization: str, address: str, repository: str,
+                actions: tuple[str, ...]) -> Caller | None:
+        """The caller, when a bearer seen in the last seconds carries a token granting
+        `actions` on `repository`; None when the full check must run. Remembered no longer
+        than the bearer itself (so never past the token's expiry)."""
+        key = (authorization, address, repository, actions)
+        hit = self._grants.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        known = self._bearers.get((authorization, address))
+        if known is None or known[0] <= time.monotonic():
+            return None
+        caller = known[1]
+        if not self.token_grants(caller, Need("repository", repository, frozenset(actions))):
+            return None
+        if len(self._grants) >= 10_000:
+            self._grants.clear()
+        self._grants[key] = (known[0], caller)
+        return caller
 
     async def login(self, username: str, password: str, address: str, *,
                     fresh: bool = False) -> Principal | None:
@@ -277,11 +304,48 @@ class AccessGate:
         return visible
 
     # -- pull rate limit -----------------------------------------------------------------
+    def count_pull_now(self, caller: Caller, headers: dict[str, str]) -> bool:
+        """`count_pull` when it needs no awaiting (an admin, no limit, a pull from this
+        process's lease within the limit: nearly every pull), its headers added to `headers`;
+        False when `count_pull` must run."""
+        limited = self._pull_limit(caller)
+        if limited is None:
+            return True
+        limit, key = limited
+        count = self.pulls.take(key)
+        if count is None:
+            return False
+        window = self.settings.pull_limit_window_seconds
+        if count > limit:  # raises TOOMANYREQUESTS
+            self._pull_headers(limit, window, count, self.pulls.reset_in(key))
+        headers["RateLimit-Limit"] = self._limit_header(limit, window)
+        headers["RateLimit-Remaining"] = f"{limit - count};w={window}"
+        return True
+
     async def count_pull(self, caller: Caller) -> dict[str, str]:
         """Count one manifest pull; returns the RateLimit headers or raises TOOMANYREQUESTS."""
+        limited = self._pull_limit(caller)
+        if limited is None:
+            return {}
+        limit, key = limited
+        window = self.settings.pull_limit_window_seconds
+        count, reset = await self.pulls.hit(key, window, limit)
+        return self._pull_headers(limit, window, count, reset)
+
+    def _pull_limit(self, caller: Caller) -> tuple[int, str] | None:
+        known = self._limits.get(id(caller))
+        if known is not None and known[0] is caller:
+            return known[1]
+        limited = self._pull_limit_of(caller)
+        if len(self._limits) >= 10_000:
+            self._limits.clear()
+        self._limits[id(caller)] = (caller, limited)
+        return limited
+
+    def _pull_limit_of(self, caller: Caller) -> tuple[int, str] | None:
         principal = caller.principal
         if principal.is_admin:
-            return {}
+            return None
         if principal.anonymous:
             limit, key = self.settings.anonymous_pull_limit, f"pull:ip:{caller.address}"
         else:
@@ -292,11 +356,20 @@ class AccessGate:
             )
             key = f"pull:user:{principal.name}"
         if limit is None or limit <= 0:
-            return {}
-        window = self.settings.pull_limit_window_seconds
-        count, reset = await self.pulls.hit(key, window, limit)
+            return None
+        return limit, key
+
+    def _limit_header(self, limit: int, window: int) -> str:
+        stated = self._limit_headers.get((limit, window))
+        if stated is None:
+            if len(self._limit_headers) >= 1000:
+                self._limit_headers.clear()
+            stated = self._limit_headers[(limit, window)] = f"{limit};w={window}"
+        return stated
+
+    def _pull_headers(self, limit: int, window: int, count: int, reset: float) -> dict[str, str]:
         headers = {
-            "RateLimit-Limit": f"{limit};w={window}",
+            "RateLimit-Limit": self._limit_header(limit, window),
             "RateLimit-Remaining": f"{max(0, limit - count)};w={window}",
         }
         if count > limit:

@@ -27,6 +27,7 @@ class SharedCounters(Protocol):
 @dataclass(slots=True)
 class _Lease:
     window: int
+    ends: float  # when the window ends
     last: int  # the count of the last pull handed out from this lease
     left: int  # reserved and not yet handed out
     size: int
@@ -38,16 +39,29 @@ class PullCounter:
         self.counters = counters
         self._leases: dict[str, _Lease] = {}
 
-    async def hit(self, key: str, window_seconds: int, limit: int) -> tuple[int, float]:
-        """Count one pull; returns (its number in the window, seconds until the window ends)."""
-        now = time.time()
-        window = int(now // window_seconds) * window_seconds
-        reset = window + window_seconds - now
+    def take(self, key: str) -> int | None:
+        """A pull from this process's lease, without awaiting anything: its number in the
+        window; None when the shared counter must be asked (no lease, an empty one, or a
+        new window)."""
         lease = self._leases.get(key)
-        if lease is not None and lease.window == window and lease.left > 0:
+        if lease is not None and lease.left > 0 and time.time() < lease.ends:
             lease.left -= 1
             lease.last += 1
-            return lease.last, reset
+            return lease.last
+        return None
+
+    def reset_in(self, key: str) -> float:
+        """Seconds until the window of the key's lease ends (after `take` gave a number)."""
+        return self._leases[key].ends - time.time()
+
+    async def hit(self, key: str, window_seconds: int, limit: int) -> tuple[int, float]:
+        """Count one pull; returns (its number in the window, seconds until the window ends)."""
+        taken = self.take(key)
+        if taken is not None:
+            return taken, self.reset_in(key)
+        now = time.time()
+        window = int(now // window_seconds) * window_seconds
+        lease = self._leases.get(key)
         size = 1
         if lease is not None and lease.window == window:
             rate = lease.size / max(now - lease.taken_at, 1e-3)
@@ -58,5 +72,5 @@ class PullCounter:
         first = count - size + 1
         if len(self._leases) >= MAX_KEYS:
             self._leases.clear()
-        self._leases[key] = _Lease(window, first, size - 1, size, now)
+        self._leases[key] = _Lease(window, window + window_seconds, first, size - 1, size, now)
         return first, reset

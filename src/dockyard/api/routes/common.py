@@ -117,8 +117,18 @@ async def require(request: Request, need: Need) -> Caller | None:
 async def repository_access(request: Request, *actions: str) -> tuple[str, Caller | None]:
     """The validated repository name, once the caller may do `actions` to it."""
     name = repository(request)
-    if auth_of(request) is None:
+    auth = auth_of(request)
+    if auth is None:
         return name, None
+    scope = request.scope
+    if CALLER_KEY not in scope:  # a bearer seen lately, its token covering this: one lookup
+        authorization = header(request, b"authorization")
+        if authorization:
+            gate = auth.gate
+            caller = gate.granted(authorization, _address(request, gate.trusted), name, actions)
+            if caller is not None:
+                scope[CALLER_KEY] = caller
+                return name, caller
     return name, await require(request, _need(name, actions))
 
 

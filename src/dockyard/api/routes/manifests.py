@@ -77,7 +77,9 @@ async def endpoint(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
     if caller is not None:  # only pulls that return a manifest count, as on Docker Hub
-        headers.update(await auth_of(request).gate.count_pull(caller))
+        gate = auth_of(request).gate
+        if not gate.count_pull_now(caller, headers):
+            headers.update(await gate.count_pull(caller))
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(
             status_code=304,
