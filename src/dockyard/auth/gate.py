@@ -65,10 +65,7 @@ class AccessGate:
         # (Authorization, address, repository, actions) -> (expiry, caller) for bearers whose
         # token covers the actions: a token-bearing pull's whole check in one lookup.
         self._grants: dict[tuple[str, str, str, tuple[str, ...]], tuple[float, Caller]] = {}
-        # The pull limit and counter key of recent callers, by identity (callers are kept
-        # with their bearer, so a pull reuses the same object).
-        self._limits: dict[int, tuple[Caller, tuple[int, str] | None]] = {}
-        self._limit_headers: dict[tuple[int, int], str] = {}
+        self._limits: dict[int, tuple[Caller, tuple[int, str, str] | None]] = {}
 
     # -- challenges ----------------------------------------------------------------------
     def realm(self, base_url: str) -> str:
@@ -308,19 +305,32 @@ class AccessGate:
         """`count_pull` when it needs no awaiting (an admin, no limit, a pull from this
         process's lease within the limit: nearly every pull), its headers added to `headers`;
         False when `count_pull` must run."""
-        limited = self._pull_limit(caller)
-        if limited is None:
+        known = self._limits.get(id(caller))
+        plan = known[1] if known is not None and known[0] is caller else self._plan(caller)
+        if plan is None:
             return True
-        limit, key = limited
+        limit, key, stated = plan
         count = self.pulls.take(key)
         if count is None:
             return False
         window = self.settings.pull_limit_window_seconds
         if count > limit:  # raises TOOMANYREQUESTS
             self._pull_headers(limit, window, count, self.pulls.reset_in(key))
-        headers["RateLimit-Limit"] = self._limit_header(limit, window)
+        headers["RateLimit-Limit"] = stated
         headers["RateLimit-Remaining"] = f"{limit - count};w={window}"
         return True
+
+    def _plan(self, caller: Caller) -> tuple[int, str, str] | None:
+        """The caller's limit, counter key and RateLimit-Limit header, kept by the caller's
+        identity (callers are remembered with their bearer: a pull reuses the same object)."""
+        limited = self._pull_limit(caller)
+        plan = None
+        if limited is not None:
+            plan = (*limited, f"{limited[0]};w={self.settings.pull_limit_window_seconds}")
+        if len(self._limits) >= 10_000:
+            self._limits.clear()
+        self._limits[id(caller)] = (caller, plan)
+        return plan
 
     async def count_pull(self, caller: Caller) -> dict[str, str]:
         """Count one manifest pull; returns the RateLimit headers or raises TOOMANYREQUESTS."""
@@ -333,16 +343,6 @@ class AccessGate:
         return self._pull_headers(limit, window, count, reset)
 
     def _pull_limit(self, caller: Caller) -> tuple[int, str] | None:
-        known = self._limits.get(id(caller))
-        if known is not None and known[0] is caller:
-            return known[1]
-        limited = self._pull_limit_of(caller)
-        if len(self._limits) >= 10_000:
-            self._limits.clear()
-        self._limits[id(caller)] = (caller, limited)
-        return limited
-
-    def _pull_limit_of(self, caller: Caller) -> tuple[int, str] | None:
         principal = caller.principal
         if principal.is_admin:
             return None
@@ -359,17 +359,9 @@ class AccessGate:
             return None
         return limit, key
 
-    def _limit_header(self, limit: int, window: int) -> str:
-        stated = self._limit_headers.get((limit, window))
-        if stated is None:
-            if len(self._limit_headers) >= 1000:
-                self._limit_headers.clear()
-            stated = self._limit_headers[(limit, window)] = f"{limit};w={window}"
-        return stated
-
     def _pull_headers(self, limit: int, window: int, count: int, reset: float) -> dict[str, str]:
         headers = {
-            "RateLimit-Limit": self._limit_header(limit, window),
+            "RateLimit-Limit": f"{limit};w={window}",
             "RateLimit-Remaining": f"{max(0, limit - count)};w={window}",
         }
         if count > limit:
