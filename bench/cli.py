@@ -1,4 +1,5 @@
-"""`python -m bench`: start both servers, run each benchmark A B A B, print and save the results."""
+"""`python -m bench`: start both servers, run each benchmark in rounds A B, B A, A B ..., print
+and save the results."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Dockyard against CNCF Distribution on loopback, alternately (A B A B ...): "
+        description="Dockyard against CNCF Distribution on loopback, alternately (A B, B A, ...): "
                     "medians per server and the ratio Dockyard/Distribution.")
     parser.add_argument("--quick", action="store_true",
                         help="smaller sizes and shorter wrk runs: a smoke run of about a minute")
@@ -102,7 +103,9 @@ def summary(values: list[float]) -> dict[str, Any]:
 def run_all(config: Config, servers: list[Server], benchmarks: list[Benchmark],
             log: Any, sampler: PeakSampler | None = None
             ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, str]]]:
-    """Each benchmark: set up on every server, then rounds of A B A B. Values and errors."""
+    """Each benchmark: set up on every server, then rounds of A B, B A, A B ...: who goes first
+    alternates, so neither always runs just after the other's writes (this VM's disk slows down
+    after a few GB written). Values and errors."""
     values: dict[str, dict[str, list[float]]] = {
         m.key: {s.key: [] for s in servers} for b in benchmarks for m in b.metrics}
     errors: dict[str, dict[str, str]] = {}
@@ -124,7 +127,7 @@ def run_all(config: Config, servers: list[Server], benchmarks: list[Benchmark],
                       f"{time.perf_counter() - started:.1f}s", file=log)
             ensure_alive(servers)
         for round_no in range(1, config.rounds + 1):
-            for server in servers:
+            for server in servers if round_no % 2 else servers[::-1]:
                 if server.key in failed:
                     continue
                 try:
@@ -283,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     m = results["machine"]
     print(f"\nDockyard {results['servers']['dockyard']['version']} vs Distribution "
           f"{results['servers']['distribution']['version']}; {m['nproc']} cores, "
-          f"{m['cpu_model']}; {config.rounds} rounds A B A B, medians; "
+          f"{m['cpu_model']}; {config.rounds} rounds A B, B A, ..., medians; "
           f"{results['duration_s']:.0f} s in all")
     print(table(results))
     print(f"\nresults: {args.out}")

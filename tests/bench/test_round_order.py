@@ -1,0 +1,44 @@
+"""Rounds alternate which server goes first (A B, B A, A B): neither always runs right after
+the other's writes."""
+
+from __future__ import annotations
+
+import io
+
+from bench.cli import run_all
+from bench.suite import Benchmark, Config, Metric, at_least
+
+
+class FakeServer:
+    def __init__(self, key: str) -> None:
+        self.key = self.title = key
+
+    def alive(self) -> bool:
+        return True
+
+
+class Recorder(Benchmark):
+    name = "recorder"
+    metrics = (Metric("recorded", "recorded", "n", "higher", "any", at_least(0.0)),)
+
+    def __init__(self, config: Config, order: list[tuple[int, str]]) -> None:
+        super().__init__(config, None)  # type: ignore[arg-type]
+        self.order = order
+
+    def setup(self, server) -> None:
+        pass
+
+    def run(self, server, round_no: int) -> dict[str, float]:
+        self.order.append((round_no, server.key))
+        return {"recorded": float(round_no)}
+
+
+def test_who_goes_first_alternates() -> None:
+    order: list[tuple[int, str]] = []
+    servers = [FakeServer("dockyard"), FakeServer("distribution")]
+    values, errors = run_all(Config(rounds=4), servers, [Recorder(Config(), order)],  # type: ignore[arg-type]
+                             io.StringIO())
+    assert errors == {}
+    assert [key for _, key in order] == ["dockyard", "distribution", "distribution", "dockyard",
+                                         "dockyard", "distribution", "distribution", "dockyard"]
+    assert values["recorded"] == {"dockyard": [1, 2, 3, 4], "distribution": [1, 2, 3, 4]}
