@@ -7,6 +7,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dockyard.api.access_log import AccessLog
 from dockyard.api.errors import UNEXPECTED_BODY
 from dockyard.api.services import SERVICES_KEY, Services
 from dockyard.core.errors import RegistryError
@@ -20,7 +21,7 @@ class RegistryHeaders:
     def __init__(self, app: ASGIApp, services: Services, *, log_requests: bool = True) -> None:
         self.app = app
         self.services = services
-        self.log_requests = log_requests
+        self.access = AccessLog() if log_requests else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,17 +65,10 @@ class RegistryHeaders:
                 )
                 await send({"type": "http.response.body", "body": UNEXPECTED_BODY})
         finally:
-            if self.log_requests:
+            if self.access is not None:
                 client = scope.get("client") or ("-", 0)
                 path = scope.get("path", "")
                 if scope.get("query_string"):
                     path += "?" + scope["query_string"].decode("latin-1")
-                log.info(
-                    '%s "%s %s" %d %d %.1fms',
-                    client[0],
-                    scope["method"],
-                    path,
-                    status,
-                    sent,
-                    (time.perf_counter() - started) * 1000,
-                )
+                self.access.write(client[0], scope["method"], path, status, sent,
+                                  (time.perf_counter() - started) * 1000)

@@ -11,6 +11,7 @@ import traceback
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from dockyard.api.access_log import PLAIN_FORMAT
 from dockyard.api.app import SETTINGS_ENV
 from dockyard.config import Settings
 from dockyard.service.registry import Registry, migrate, open_stores
@@ -159,7 +160,8 @@ def logging_config() -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+        # The access log writes its lines in this format itself (dockyard.api.access_log).
+        "formatters": {"plain": {"format": PLAIN_FORMAT}},
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",

@@ -1,0 +1,80 @@
+"""The access log: one line per request, in the server log's own format.
+
+Through `logging` a line cost about 10 us (a record, the handler chain, `time.strftime`), which
+was a third of a manifest GET's Python time: a server answered 22-24k GETs/s with the lines off
+and 13-16k with them on. When the lines would reach a single plain stream handler with the
+server's format, which is what `dockyard serve` sets up, they are written straight to its
+stream instead: an f-string, a timestamp made once per second, one write under the handler's
+lock. Any other logging setup gets them through `logging`, unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+LOG = logging.getLogger("dockyard.access")
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class AccessLog:
+    def __init__(self) -> None:
+        self._setup: tuple[object, ...] | None = None
+        self._handler: logging.StreamHandler | None = None
+        self._second = -1
+        self._stamp = ""
+
+    def write(self, client: str, method: str, path: str, status: int, sent: int,
+              ms: float) -> None:
+        if not LOG.isEnabledFor(logging.INFO):
+            return
+        handler = self._direct()
+        message = f'{client} "{method} {path}" {status} {sent} {ms:.1f}ms'
+        if handler is None:
+            LOG.info("%s", message)
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # logging.Formatter's default time format, made once
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        line = f"{self._stamp},{int((now - second) * 1000):03d} INFO {LOG.name} {message}\n"
+        with handler.lock:  # type: ignore[union-attr]
+            stream = handler.stream
+            stream.write(line)
+            stream.flush()
+
+    def _direct(self) -> logging.StreamHandler | None:
+        """The one plain stream handler the line would reach, or None; worked out again
+        whenever the root logger's handlers change (a new logging configuration)."""
+        handlers = logging.getLogger().handlers
+        setup = (id(handlers), len(handlers), *map(id, handlers))
+        if setup != self._setup:
+            self._setup = setup
+            self._handler = _plain_stream_handler()
+        return self._handler
+
+
+def _plain_stream_handler() -> logging.StreamHandler | None:
+    reached: list[logging.Handler] = []
+    logger: logging.Logger | None = LOG
+    while logger is not None:
+        if logger.filters:
+            return None
+        reached.extend(h for h in logger.handlers if h.level <= logging.INFO)
+        logger = logger.parent if logger.propagate else None
+    if len(reached) != 1:
+        return None
+    handler = reached[0]
+    formatter = handler.formatter
+    if (
+        type(handler) is not logging.StreamHandler  # not a file, socket or capturing handler
+        or handler.filters
+        or formatter is None
+        or type(formatter) is not logging.Formatter
+        or formatter._fmt != PLAIN_FORMAT
+        or formatter.datefmt is not None
+        or formatter.converter is not time.localtime
+    ):
+        return None
+    return handler
