@@ -19,7 +19,7 @@ PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 class AccessLog:
     def __init__(self) -> None:
-        self._setup: tuple[object, ...] | None = None
+        self._seen: list[logging.Handler] | None = None
         self._handler: logging.StreamHandler | None = None
         self._second = -1
         self._stamp = ""
@@ -48,9 +48,8 @@ class AccessLog:
         """The one plain stream handler the line would reach, or None; worked out again
         whenever the root logger's handlers change (a new logging configuration)."""
         handlers = logging.getLogger().handlers
-        setup = (id(handlers), len(handlers), *map(id, handlers))
-        if setup != self._setup:
-            self._setup = setup
+        if handlers != self._seen:  # compares the handler objects themselves
+            self._seen = list(handlers)
             self._handler = _plain_stream_handler()
         return self._handler
 

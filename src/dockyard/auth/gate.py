@@ -134,10 +134,12 @@ class AccessGate:
 
     def known_bearer(self, authorization: str, address: str) -> Caller | None:
         """The caller behind a bearer token seen in the last seconds: a lookup, not awaited."""
+        known = self._known(authorization, address)
+        return None if known is None else known[1]
+
+    def _known(self, authorization: str, address: str) -> tuple[float, Caller] | None:
         known = self._bearers.get((authorization, address))
-        if known is not None and known[0] > time.monotonic():
-            return known[1]
-        return None
+        return known if known is not None and known[0] > time.monotonic() else None
 
     def granted(self, authorization: str, address: str, repository: str,
                 actions: tuple[str, ...]) -> Caller | None:
@@ -148,8 +150,8 @@ class AccessGate:
         hit = self._grants.get(key)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        known = self._bearers.get((authorization, address))
-        if known is None or known[0] <= time.monotonic():
+        known = self._known(authorization, address)
+        if known is None:
             return None
         caller = known[1]
         if not self.token_grants(caller, Need("repository", repository, frozenset(actions))):
@@ -305,8 +307,7 @@ class AccessGate:
         """`count_pull` when it needs no awaiting (an admin, no limit, a pull from this
         process's lease within the limit: nearly every pull), its headers added to `headers`;
         False when `count_pull` must run."""
-        known = self._limits.get(id(caller))
-        plan = known[1] if known is not None and known[0] is caller else self._plan(caller)
+        plan = self._plan(caller)
         if plan is None:
             return True
         limit, key, stated = plan
@@ -321,23 +322,28 @@ class AccessGate:
         return True
 
     def _plan(self, caller: Caller) -> tuple[int, str, str] | None:
-        """The caller's limit, counter key and RateLimit-Limit header, kept by the caller's
-        identity (callers are remembered with their bearer: a pull reuses the same object)."""
+        """The caller's limit, counter key and RateLimit-Limit header. Kept by the caller's
+        identity for bearer callers, which are remembered with their token, so a pull reuses
+        the same object; other callers are made per request and are worked out each time."""
+        known = self._limits.get(id(caller))
+        if known is not None and known[0] is caller:
+            return known[1]
         limited = self._pull_limit(caller)
         plan = None
         if limited is not None:
             plan = (*limited, f"{limited[0]};w={self.settings.pull_limit_window_seconds}")
-        if len(self._limits) >= 10_000:
-            self._limits.clear()
-        self._limits[id(caller)] = (caller, plan)
+        if caller.claims is not None:
+            if len(self._limits) >= 10_000:
+                self._limits.clear()
+            self._limits[id(caller)] = (caller, plan)
         return plan
 
     async def count_pull(self, caller: Caller) -> dict[str, str]:
         """Count one manifest pull; returns the RateLimit headers or raises TOOMANYREQUESTS."""
-        limited = self._pull_limit(caller)
-        if limited is None:
+        plan = self._plan(caller)
+        if plan is None:
             return {}
-        limit, key = limited
+        limit, key, _ = plan
         window = self.settings.pull_limit_window_seconds
         count, reset = await self.pulls.hit(key, window, limit)
         return self._pull_headers(limit, window, count, reset)
