@@ -103,9 +103,9 @@ def summary(values: list[float]) -> dict[str, Any]:
 def run_all(config: Config, servers: list[Server], benchmarks: list[Benchmark],
             log: Any, sampler: PeakSampler | None = None
             ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, str]]]:
-    """Each benchmark: set up on every server, then rounds of A B, B A, A B ...: who goes first
-    alternates, so neither always runs just after the other's writes (this VM's disk slows down
-    after a few GB written). Values and errors."""
+    """Each benchmark: set up on every server, then rounds in turn: A B, B A, A B ... (with three
+    servers A B C, B C A, C A B ...), so no server always runs just after another's writes (this
+    VM's disk slows down after a few GB written). Values and errors."""
     values: dict[str, dict[str, list[float]]] = {
         m.key: {s.key: [] for s in servers} for b in benchmarks for m in b.metrics}
     errors: dict[str, dict[str, str]] = {}
@@ -127,7 +127,8 @@ def run_all(config: Config, servers: list[Server], benchmarks: list[Benchmark],
                       f"{time.perf_counter() - started:.1f}s", file=log)
             ensure_alive(servers)
         for round_no in range(1, config.rounds + 1):
-            for server in servers if round_no % 2 else servers[::-1]:
+            turn = (round_no - 1) % len(servers)
+            for server in servers[turn:] + servers[:turn]:
                 if server.key in failed:
                     continue
                 try:

@@ -346,3 +346,22 @@ class Distribution(Server):
         except (OSError, subprocess.SubprocessError):
             self.version = "?"
         return super().start(timeout)
+
+
+@dataclass
+class Sink(Server):
+    """`python -m bench.sink`: the least a registry must do to take and give blobs (hash, write,
+    sync, read, send), as a server: this machine's own limit for the transfers."""
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "bench.sink", "--port", str(self.port),
+                "--data", str(self.workdir / "data")]
+
+    def env(self) -> dict[str, str]:
+        root = str(Path(__file__).resolve().parent.parent)
+        path = os.environ.get("PYTHONPATH")
+        return {**os.environ, "PYTHONPATH": f"{root}:{path}" if path else root}
+
+    def start(self, timeout: float = 30.0) -> Server:
+        self.version = "bench.sink"
+        return super().start(timeout)

@@ -1,5 +1,5 @@
-"""Rounds alternate which server goes first (A B, B A, A B): neither always runs right after
-the other's writes."""
+"""Rounds take turns at going first (A B, B A, A B; A B C, B C A, C A B): no server always runs
+right after another's writes."""
 
 from __future__ import annotations
 
@@ -42,3 +42,14 @@ def test_who_goes_first_alternates() -> None:
     assert [key for _, key in order] == ["dockyard", "distribution", "distribution", "dockyard",
                                          "dockyard", "distribution", "distribution", "dockyard"]
     assert values["recorded"] == {"dockyard": [1, 2, 3, 4], "distribution": [1, 2, 3, 4]}
+
+
+def test_three_servers_take_every_place_in_turn() -> None:
+    order: list[tuple[int, str]] = []
+    servers = [FakeServer("sink"), FakeServer("dockyard"), FakeServer("distribution")]
+    run_all(Config(rounds=3), servers, [Recorder(Config(), order)],  # type: ignore[arg-type]
+            io.StringIO())
+    rounds = [[key for n, key in order if n == r] for r in (1, 2, 3)]
+    assert rounds == [["sink", "dockyard", "distribution"],
+                      ["dockyard", "distribution", "sink"],
+                      ["distribution", "sink", "dockyard"]]
