@@ -26,6 +26,7 @@ import socket
 import threading
 import uuid
 from pathlib import Path
+from urllib.parse import unquote
 
 PIECE = 1024 * 1024
 PIECES_IN_FLIGHT = 4
@@ -128,7 +129,7 @@ class Sink:
             self.uploads.pop(upload_id or "", None)
         digest = "sha256:" + upload.hasher.hexdigest()
         try:
-            if params.get("digest", "").replace("%3A", ":") != digest:
+            if unquote(params.get("digest", "")) != digest:
                 os.unlink(upload.path)
                 return "400 Bad Request", {}, buffered
             os.fsync(upload.fd)
