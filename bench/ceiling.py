@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.cli import ensure_alive, fmt, machine, run_all, summary
-from bench.payload import MiB, Pool
+from bench.cli import blob_pool, chosen, ensure_alive, fmt, machine, render, run_all, summary
 from bench.servers import Distribution, Dockyard, Server, Sink
 from bench.suite import Config, Pull, PushChunked, PushConcurrent, PushMonolithic
 
@@ -91,14 +90,7 @@ def table(results: dict[str, Any]) -> str:
                      pct(e["dockyard_of_ceiling"]), fmt(e["distribution"]["median"]),
                      pct(e["distribution_of_ceiling"]), ratio(e["ratio"]),
                      ratio(e["highest_possible_ratio"]), e["target"] or ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = []
-    for n, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) if i in (0, len(head) - 1) else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
+    return render(rows, left={0, len(head) - 1})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,16 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     config = Config()
     for name in SIZES:
         setattr(config, name, getattr(args, name))
-    names = [n.strip() for n in args.only.split(",") if n.strip()]
-    if unknown := set(names) - {b.name for b in BENCHMARKS}:
-        raise SystemExit(f"bench.ceiling: unknown benchmark(s) {sorted(unknown)}")
+    classes = chosen(args.only, BENCHMARKS, "bench.ceiling")
     if not shutil.which("curl"):
         raise SystemExit("bench.ceiling: 'curl' not found (run `make bench`, which installs it)")
     log = sys.stderr
     started, started_at = time.monotonic(), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    biggest = max(config.blob_mib, config.pull_mib, config.concurrent_mib * config.concurrent)
-    pool = Pool(min(biggest, 512) * MiB)
-    benchmarks = [cls(config, pool) for cls in BENCHMARKS if not names or cls.name in names]
+    pool = blob_pool(config)
+    benchmarks = [cls(config, pool) for cls in classes]
     tmp = Path(tempfile.mkdtemp(prefix="dockyard-ceiling-"))
     servers: list[Server] = [
         Sink("ceiling", "sink", tmp / "sink"),

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,35 @@ def fmt(value: float | None) -> str:
     return f"{value:.2f}"
 
 
+def chosen(only: str, classes: Sequence[type[Benchmark]], prog: str) -> list[type[Benchmark]]:
+    """The benchmarks `--only` names (all when it names none), in their own order."""
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    known = {b.name for b in classes}
+    if unknown := set(names) - known:
+        raise SystemExit(f"{prog}: unknown benchmark(s) {sorted(unknown)}; known: {sorted(known)}")
+    return [b for b in classes if not names or b.name in names]
+
+
+def blob_pool(config: Config) -> Pool:
+    """The random bytes every blob is cut from: made once, before any clock runs."""
+    biggest = max(config.blob_mib, config.pull_mib, config.concurrent_mib * config.concurrent)
+    return Pool(min(biggest, 512) * MiB)
+
+
+def render(rows: list[tuple[str, ...]], left: set[int]) -> str:
+    """Rows as aligned columns (those in `left` to the left, the rest to the right), the first
+    row a heading underlined."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) if i in left else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+                     .rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def table(results: dict[str, Any]) -> str:
     head = ("benchmark", "better", "Dockyard median (min-max)", "Distribution median (min-max)",
             "ratio D/Dist", "target", "met")
@@ -220,25 +250,13 @@ def table(results: dict[str, Any]) -> str:
         met = {True: "yes", False: "NO", None: ""}[entry["target_met"]]
         rows.append((entry["title"], entry["better"], *cells,
                      "-" if ratio is None else f"{ratio:.2f}", entry["target"] or "", met))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = []
-    for n, row in enumerate(rows):
-        lines.append("  ".join(
-            cell.ljust(w) if i < 2 or i > 4 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return render(rows, left={0, 1, 5, 6})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = make_config(args)
-    names = [n.strip() for n in args.only.split(",") if n.strip()]
-    known = {b.name for b in BENCHMARKS}
-    if unknown := set(names) - known:
-        raise SystemExit(f"bench: unknown benchmark(s) {sorted(unknown)}; known: {sorted(known)}")
-    classes = [b for b in BENCHMARKS if not names or b.name in names]
+    classes = chosen(args.only, BENCHMARKS, "bench")
     for tool in ("curl", "wrk", "hey"):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool!r} not found (run `make bench`, which installs it)")
@@ -247,9 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     started, started_at = time.monotonic(), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     info = machine()
     print(f"bench: {info['nproc']} cores, {info['cpu_model']}; {config.rounds} rounds", file=log)
-    # the random bytes every blob is cut from: made once, before any clock runs
-    biggest = max(config.blob_mib, config.pull_mib, config.concurrent_mib * config.concurrent)
-    pool = Pool(min(biggest, 512) * MiB)
+    pool = blob_pool(config)
     benchmarks = [cls(config, pool) for cls in classes]
 
     tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
