@@ -1,0 +1,1 @@
+"""Regression tests for issue 13: each finding of the outside attack, named after it."""
