@@ -8,12 +8,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.postgres import PostgresCluster
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3
 from tests.support.server import RunningRegistry, free_port
 
 BACKENDS = ["filesystem+sqlite", "s3+postgresql"]
+
+# Timings never decide a test: hypothesis's per-example deadline and its "input generation is
+# slow" check are both clocks, and on a loaded 2-core machine they failed tests whose code was
+# right. Every property test still runs all its examples.
+settings.register_profile(
+    "dockyard", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("dockyard")
 
 
 @pytest.fixture(scope="session")
