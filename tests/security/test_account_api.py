@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import select
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,23 +74,24 @@ def _tags(c: httpx.Client, repo: str, auth: str) -> httpx.Response:
 
 
 def _gone(c: httpx.Client, repo: str, auth: str | None = None) -> bool:
-    """Nothing left to pull: no tag, no manifest, no blob, nothing in the catalog."""
+    """Nothing left to pull: no tag, no manifest (by tag or digest), no blob, not in the
+    catalog."""
     headers = {"Authorization": auth or admin_auth(), "Accept": OCI_MANIFEST}
     tags = _tags(c, repo, auth or admin_auth())
-    manifest = c.get(f"/v2/{repo}/manifests/v1", headers=headers)
-    blobs = [
-        c.head(f"/v2/{repo}/blobs/{digest}", headers=headers) for digest in _pushed.get(repo, [])
+    manifest, config = _pushed[repo]
+    answers = [
+        c.get(f"/v2/{repo}/manifests/v1", headers=headers),
+        c.get(f"/v2/{repo}/manifests/{manifest}", headers=headers),
+        c.head(f"/v2/{repo}/blobs/{config}", headers=headers),
     ]
     catalog = c.get("/v2/_catalog", headers={"Authorization": admin_auth()}).json()
     return (
         (tags.status_code == 404 or not tags.json()["tags"])
-        and manifest.status_code == 404
+        and all(answer.status_code == 404 for answer in answers)
         and repo not in catalog["repositories"]
-        and all(blob.status_code == 404 for blob in blobs)
     )
 
 
-# -- finding 3: namespace squatting ----------------------------------------------------------
 def test_finding_03_namespace_holding_repositories_is_claimed_only_by_an_administrator(
     reg: AuthRegistry,
 ) -> None:
@@ -114,13 +118,13 @@ def test_finding_03_namespace_holding_repositories_is_claimed_only_by_an_adminis
         assert claimed.status_code == 201
 
 
-_pushed: dict[str, list[str]] = {}  # repository -> the digests of what was pushed there
+_pushed: dict[str, tuple[str, str]] = {}  # repository -> (manifest, config) digests pushed
 
 
 def _push_as(reg: AuthRegistry, c: httpx.Client, user: str, password: str) -> None:
     reg.add_user(user, password)
-    _, body = push_image(c, f"{user}/app", "v1", auth=basic(user, password))
-    _pushed[f"{user}/app"] = [json.loads(body)["config"]["digest"]]
+    digest, body = push_image(c, f"{user}/app", "v1", auth=basic(user, password))
+    _pushed[f"{user}/app"] = (digest, json.loads(body)["config"]["digest"])
     assert not _gone(c, f"{user}/app")
 
 
@@ -181,6 +185,27 @@ def test_finding_03_repositories_handed_over_stay_out_of_reach_of_others(reg: Au
         )
         assert gone.status_code == 204, gone.text
         assert _tags(c, "leaving2/app", basic("heir", "pw-heir")).json()["tags"] == ["v1"]
+
+
+def test_finding_03_removal_asks_at_a_terminal(reg: AuthRegistry) -> None:
+    reg.add_user("taker", "pw-taker")
+    with reg.client() as c:
+        _push_as(reg, c, "prompted", "pw-prompted")
+        terminal, stdin = pty.openpty()
+        try:
+            os.write(terminal, b"transfer\ntaker\n")
+            result = subprocess.run(
+                [sys.executable, "-m", "dockyard", "user", "remove", "prompted",
+                 "--data-dir", str(reg.data_dir)],
+                stdin=stdin, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+        finally:
+            os.close(stdin)
+            os.close(terminal)
+        assert result.returncode == 0, (result.stdout, result.stderr)
+        assert "delete them, or transfer them" in result.stdout
+        assert "now belong to taker" in result.stdout
+        assert _tags(c, "prompted/app", basic("taker", "pw-taker")).json()["tags"] == ["v1"]
 
 
 def test_finding_03_repositories_deleted_with_their_account_leave_nothing_to_claim(

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import click
 import typer
 
 from dockyard.config import ConfigError, load_settings
@@ -170,11 +171,11 @@ def user_remove(
                     "--repositories delete, or --repositories transfer --to USER",
                     2,
                 ) from None
-        choice = typer.prompt(
+        choice = click.prompt(
             f"{name} has repositories: delete them, or transfer them to another user?",
-            type=typer.Choice(["delete", "transfer"]),
+            type=click.Choice(["delete", "transfer"]),
         )
-        heir = typer.prompt("Transfer them to which user?") if choice == "transfer" else None
+        heir = click.prompt("Transfer them to which user?") if choice == "transfer" else None
         return await remove(registry, choice, heir), choice, heir
 
     removed, choice, heir = on_store(config, data_dir, action)
