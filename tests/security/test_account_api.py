@@ -28,6 +28,7 @@ from tests.auth.helpers import (
     code_of,
     push_image,
 )
+from tests.support.postgres import PostgresCluster
 
 MiB = 1024 * 1024
 
@@ -233,6 +234,36 @@ def test_finding_03_repositories_deleted_with_their_account_leave_nothing_to_cla
         )
         assert api.status_code == 204
         assert _gone(c, "quitter2/app")
+
+
+def test_finding_03_holds_on_postgresql(
+    start_auth_registry: Callable[..., AuthRegistry],  # noqa: F811
+    pg_cluster: PostgresCluster,
+) -> None:
+    pg = start_auth_registry(env={"DOCKYARD_METADATA": pg_cluster.create_database()})
+    admin = {"Authorization": admin_auth()}
+    with pg.client() as c:
+        for name in ("pg_owner", "pg_heir", "pg_squat"):
+            made = c.post("/api/v1/users", json={"name": name, "password": "pw-" + name},
+                          headers=admin)  # fmt: skip
+            assert made.status_code == 201
+        squat = {"Authorization": basic("pg_squat", "pw-pg_squat")}
+        push_image(c, "pg_orphan/app", "v1")
+        push_image(c, "pgxorphan/app", "v1")  # what `pg_orphan/` as an unescaped LIKE matches
+        assert c.post("/api/v1/orgs", json={"name": "pg_orphan"}, headers=squat).status_code == 403
+        push_image(c, "pg_owner/app", "v1", auth=basic("pg_owner", "pw-pg_owner"))
+        assert c.delete("/api/v1/users/pg_owner", headers=admin).status_code == 409
+        handed = c.delete("/api/v1/users/pg_owner", headers=admin,
+                          params={"repositories": "transfer", "to": "pg_heir"})  # fmt: skip
+        assert handed.status_code == 204
+        assert _tags(c, "pg_owner/app", basic("pg_heir", "pw-pg_heir")).json()["tags"] == ["v1"]
+        assert c.post("/api/v1/orgs", json={"name": "pg_owner"}, headers=squat).status_code == 409
+        emptied = c.delete("/api/v1/users/pg_owner", headers=admin,
+                           params={"repositories": "delete"})  # fmt: skip
+        assert emptied.status_code == 204
+        assert _tags(c, "pgxorphan/app", admin_auth()).json()["tags"] == ["v1"]
+        assert c.get("/v2/pg_owner/app/manifests/v1", headers=admin).status_code == 404
+        assert c.post("/api/v1/orgs", json={"name": "pg_owner"}, headers=squat).status_code == 201
 
 
 # -- finding 5: scopes on /api/v1 -----------------------------------------------------------

@@ -331,7 +331,8 @@ def token_create(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Create a personal access token; it is printed once and usable as a password."""
+    """Create a personal access token; it is printed once and usable as a password for pulls
+    and pushes, never for managing the account (that takes the password)."""
     lifetime = parse_duration(expires) if expires else None
 
     async def action(registry: Registry) -> str:
