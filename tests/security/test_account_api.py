@@ -519,6 +519,8 @@ def test_finding_15_account_api_refuses_other_origins(reg: AuthRegistry) -> None
         for origin in (
             "https://evil.example",
             "null",
+            "http://[::1",
+            f"http://127.0.0.1:{reg.server.port}x",
             f"http://127.0.0.1.evil.example:{reg.server.port}",
         ):
             response = c.post(
@@ -538,3 +540,12 @@ def test_finding_15_account_api_refuses_other_origins(reg: AuthRegistry) -> None
             headers={**admin, "Origin": reg.url},
         )
         assert same.status_code == 201
+
+
+def test_finding_08_malformed_bodies_get_the_spec_error(reg: AuthRegistry) -> None:
+    admin = {"Authorization": admin_auth(), "Content-Type": "application/json"}
+    with reg.client() as c:
+        for body in (b"[" * 60_000, b"\xff\xfe", b"[]", b'"x"', b"{"):
+            response = c.post("/api/v1/orgs", content=body, headers=admin)
+            assert response.status_code == 400, (body[:10], response.text)
+            assert code_of(response) == "UNSUPPORTED"

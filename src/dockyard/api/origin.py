@@ -22,18 +22,17 @@ def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    parts = urlsplit(origin.strip())
     host = request.headers.get("host")
-    if not parts.scheme or not parts.netloc or not host or "@" in parts.netloc:
-        return False  # "null" (sandboxed pages, file:), or nothing to compare with
-    scheme = parts.scheme.lower()
-    own_scheme = request.scope.get("scheme", "http")
     try:
+        parts = urlsplit(origin.strip())
+        if not parts.scheme or not parts.netloc or not host or "@" in parts.netloc:
+            return False  # "null" (sandboxed pages, file:), or nothing to compare with
+        scheme = parts.scheme.lower()
         # A port-less Host header means the default port of the scheme the client used,
         # which behind a TLS-ending proxy is the Origin's scheme rather than ours.
         return _endpoint(scheme, parts.netloc) in (
             _endpoint(scheme, host),
-            _endpoint(own_scheme, host),
+            _endpoint(request.scope.get("scheme", "http"), host),
         )
-    except ValueError:  # a port that is no number
+    except ValueError:  # not a URL, or a port that is no number
         return False

@@ -89,7 +89,7 @@ async def _json(request: Request) -> dict[str, Any]:
     )
     try:
         value = json.loads(body or b"{}")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise RegistryError(ErrorCode.UNSUPPORTED, "the body is not JSON", status=400) from exc
     if not isinstance(value, dict):
         raise RegistryError(ErrorCode.UNSUPPORTED, "the body must be a JSON object", status=400)
