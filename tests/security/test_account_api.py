@@ -358,9 +358,18 @@ def test_finding_05_read_token_cannot_revoke_other_tokens(reg: AuthRegistry) -> 
             "reader": False,
             "deployer": False,
         }
-        # A token may still end itself.
+        # A token may still end itself, and only itself, even when named after another's id.
+        deployer = next(t["id"] for t in listed.json()["tokens"] if t["name"] == "deployer")
+        decoy = {"Authorization": basic("holder", reg.create_token("holder", deployer, "read"))}
+        assert c.delete(f"/api/v1/tokens/{deployer}", headers=decoy).status_code == 204
         assert c.delete("/api/v1/tokens/reader", headers=with_read).status_code == 204
         assert c.get("/api/v1/me", headers=with_read).status_code == 401
+        listed = c.get("/api/v1/tokens", headers={"Authorization": basic("holder", "pw-holder")})
+        assert {t["name"]: t["revoked"] for t in listed.json()["tokens"]} == {
+            "reader": True,
+            "deployer": False,
+            deployer: True,
+        }
 
 
 def test_finding_05_delete_token_cannot_administer_organisations(reg: AuthRegistry) -> None:

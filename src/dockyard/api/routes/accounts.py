@@ -163,6 +163,7 @@ async def token(request: Request) -> Response:
         )
         if own is None or name not in (own.id, own.name):
             raise _denied("revoking other tokens takes the account's password")
+        name = own.id  # by id: another token's id may be this one's name
     if not await accounts.store.revoke_token(principal.name, name, time.time()):
         raise RegistryError(ErrorCode.UNSUPPORTED, "no such active token", status=404)
     return Response(status_code=204)
