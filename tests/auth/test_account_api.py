@@ -35,7 +35,8 @@ def test_users_are_admin_only(reg: AuthRegistry) -> None:
         assert c.post("/api/v1/users", json={"name": "x", "password": "y"},
                       headers=as_user).status_code == 403
         # A user may change their own password, not anyone else's.
-        assert c.put("/api/v1/users/api-user", json={"password": "pw-new"},
+        assert c.put("/api/v1/users/api-user", json={"password": "pw-new",
+                                                     "current_password": "pw-api-user"},
                      headers=as_user).status_code == 204
         assert c.get("/api/v1/me", headers=as_user).status_code == 401
         as_user = {"Authorization": basic("api-user", "pw-new")}

@@ -44,7 +44,8 @@ def repository_actions(
 
 
 def may_administer(principal: Principal, namespace: str) -> bool:
-    """Settings of a namespace (visibility, members): its owners and administrators."""
-    if principal.token_scope is not None and principal.token_scope != "delete":
+    """Settings of a namespace (visibility, members): its owners and administrators, and never
+    through an access token, whatever its scope (scopes are about images, not accounts)."""
+    if principal.token_scope is not None:
         return False
     return principal.is_admin or principal.roles.get(namespace) == "owner"

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import click
 import typer
 
 from dockyard.config import ConfigError, load_settings
@@ -126,12 +127,64 @@ def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         typer.echo(account.name + (f"  ({', '.join(flags)})" if flags else ""))
 
 
+RepositoriesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--repositories",
+        help="What becomes of the account's repositories: 'delete' them, or 'transfer' them "
+        "(same names) to the user given with --to, who then owns the namespace. Asked for "
+        "when the account has repositories and standard input is a terminal.",
+    ),
+]
+
+
 @user_app.command("remove")
-def user_remove(name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Delete a user and their tokens (their repositories stay)."""
-    if not on_store(config, data_dir, lambda r: r.accounts.store.delete_account(name)):
+def user_remove(
+    name: str,
+    repositories: RepositoriesOpt = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="The user who receives the repositories.")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Delete an account (user or organisation) and its tokens; its repositories are deleted or
+    handed to another user, so that nobody else can claim its name while they remain."""
+    from dockyard.metadata.accounts import TRANSFER_REPOSITORIES, NamespaceInUse
+
+    if to is not None and repositories is None:
+        repositories = TRANSFER_REPOSITORIES
+
+    async def remove(registry: Registry, choice: str | None, heir: str | None) -> bool:
+        try:
+            return await registry.accounts.remove_account(name, choice, heir)
+        except KeyError:
+            raise fail(f"no user {heir} to receive the repositories", 2) from None
+
+    async def action(registry: Registry) -> tuple[bool, str | None, str | None]:
+        try:
+            return await remove(registry, repositories, to), repositories, to
+        except NamespaceInUse:
+            if not sys.stdin.isatty():
+                raise fail(
+                    f"{name} has repositories: say what becomes of them with "
+                    "--repositories delete, or --repositories transfer --to USER",
+                    2,
+                ) from None
+        choice = click.prompt(
+            f"{name} has repositories: delete them, or transfer them to another user?",
+            type=click.Choice(["delete", "transfer"]),
+        )
+        heir = click.prompt("Transfer them to which user?") if choice == "transfer" else None
+        return await remove(registry, choice, heir), choice, heir
+
+    removed, choice, heir = on_store(config, data_dir, action)
+    if not removed:
         raise fail(f"no user {name}", 2)
-    typer.echo(f"removed {name}")
+    if choice == TRANSFER_REPOSITORIES:
+        typer.echo(f"removed {name}; its repositories now belong to {heir}")
+    else:
+        typer.echo(f"removed {name}" + (" and its repositories" if choice else ""))
 
 
 @user_app.command("passwd")
@@ -278,7 +331,8 @@ def token_create(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Create a personal access token; it is printed once and usable as a password."""
+    """Create a personal access token; it is printed once and usable as a password for pulls
+    and pushes, never for managing the account (that takes the password)."""
     lifetime = parse_duration(expires) if expires else None
 
     async def action(registry: Registry) -> str:

@@ -14,6 +14,14 @@ ORG = "org"
 ROLES = ("reader", "maintainer", "owner")
 TOKEN_SCOPES = ("read", "write", "delete")
 VISIBILITIES = ("public", "private")
+# What becomes of a removed account's repositories: emptied, or kept under the same names for
+# another user, who then owns the namespace (the account turns into an organisation).
+DELETE_REPOSITORIES, TRANSFER_REPOSITORIES = "delete", "transfer"
+
+
+class NamespaceInUse(Exception):
+    """Repositories with content live under this name: claiming or freeing it needs a decision
+    about them (an administrator's claim, or what to do with them on removal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +56,32 @@ class AccountStore(Protocol):
     async def list_accounts(self, kind: str | None = None) -> list[Account]: ...
 
     async def create_account(
-        self, name: str, kind: str, password_hash: str | None, is_admin: bool, now: float
+        self,
+        name: str,
+        kind: str,
+        password_hash: str | None,
+        is_admin: bool,
+        now: float,
+        *,
+        free_namespace_only: bool = False,
     ) -> Account:
-        """Raises KeyError when the name is taken."""
+        """Raises KeyError when the name is taken, and NamespaceInUse when
+        `free_namespace_only` and repositories with content live under the name."""
 
     async def update_account(self, name: str, **fields: object) -> bool: ...
 
-    async def delete_account(self, name: str) -> bool: ...
+    async def namespace_has_content(self, namespace: str) -> bool: ...
+
+    async def delete_account(
+        self,
+        name: str,
+        repositories: str | None = None,
+        heir: str | None = None,
+        now: float = 0.0,
+    ) -> bool:
+        """False when there is no such account. With content in its namespace, `repositories`
+        says what becomes of it (DELETE_REPOSITORIES or TRANSFER_REPOSITORIES to the user
+        `heir`, KeyError when there is no such user); None raises NamespaceInUse."""
 
     async def any_admin(self) -> bool: ...
 

@@ -8,7 +8,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.accounts import ORG, AccessToken, Account
+from dockyard.metadata.accounts import (
+    DELETE_REPOSITORIES,
+    ORG,
+    TRANSFER_REPOSITORIES,
+    USER,
+    AccessToken,
+    Account,
+    NamespaceInUse,
+)
 from dockyard.metadata.sql import SQLMetadataStore
 
 _ACCOUNT_FIELDS = frozenset(
@@ -72,11 +80,21 @@ class SQLAccountStore:
         return await self._read(fn)
 
     async def create_account(
-        self, name: str, kind: str, password_hash: str | None, is_admin: bool, now: float
+        self,
+        name: str,
+        kind: str,
+        password_hash: str | None,
+        is_admin: bool,
+        now: float,
+        *,
+        free_namespace_only: bool = False,
     ) -> Account:
         def fn(conn: Connection) -> Account:
             if self._account_id(conn, name) is not None:
                 raise KeyError(name)
+            # In the same transaction as the insert: a push landing in between cannot slip by.
+            if free_namespace_only and self._has_content(conn, name):
+                raise NamespaceInUse(name)
             conn.execute(
                 sa.insert(t.accounts).values(
                     name=name,
@@ -105,11 +123,74 @@ class SQLAccountStore:
 
         return await self._write(fn)
 
-    async def delete_account(self, name: str) -> bool:
+    @staticmethod
+    def _namespace_repositories(namespace: str) -> sa.Select:
+        # autoescape: '_' in a name is a LIKE wildcard, which would reach other namespaces.
+        return sa.select(t.repositories.c.id).where(
+            t.repositories.c.name.startswith(namespace + "/", autoescape=True)
+        )
+
+    def _has_content(self, conn: Connection, namespace: str) -> bool:
+        """Manifests or blobs in a repository under `namespace/`, as the catalog counts them."""
+        ids = self._namespace_repositories(namespace).scalar_subquery()
+        return bool(
+            conn.execute(
+                sa.select(
+                    sa.or_(
+                        sa.exists().where(t.manifests.c.repository_id.in_(ids)),
+                        sa.exists().where(t.repository_blobs.c.repository_id.in_(ids)),
+                    )
+                )
+            ).scalar()
+        )
+
+    async def namespace_has_content(self, namespace: str) -> bool:
+        return await self._read(lambda conn: self._has_content(conn, namespace))
+
+    def _empty_namespace(self, conn: Connection, namespace: str) -> None:
+        """Every tag, manifest, blob link and setting of the namespace's repositories. The rows
+        of the repositories stay: workers keep their ids in memory, and an empty repository
+        is nobody's content (bytes go at the next garbage collection)."""
+        ids = list(conn.execute(self._namespace_repositories(namespace)).scalars())
+        if not ids:
+            return
+        for table in (
+            t.tags,
+            t.manifest_references,
+            t.manifests,
+            t.repository_blobs,
+            t.repository_settings,
+        ):
+            conn.execute(sa.delete(table).where(table.c.repository_id.in_(ids)))
+        for repo_id in ids:
+            self.meta._tags_changed(conn, repo_id)
+        self.meta._catalog_changed(conn)
+
+    async def delete_account(
+        self,
+        name: str,
+        repositories: str | None = None,
+        heir: str | None = None,
+        now: float = 0.0,
+    ) -> bool:
         def fn(conn: Connection) -> bool:
             account_id = self._account_id(conn, name)
             if account_id is None:
                 return False
+            heir_id = None
+            if repositories == TRANSFER_REPOSITORIES:
+                heir_id = self._account_id(conn, heir or "", USER)
+                if heir_id is None or heir_id == account_id:
+                    raise KeyError(heir or "")
+            elif repositories == DELETE_REPOSITORIES:
+                self._empty_namespace(conn, name)
+            elif repositories is not None:
+                raise ValueError(
+                    f"repositories: {DELETE_REPOSITORIES} or "
+                    f"{TRANSFER_REPOSITORIES}, not {repositories!r}"
+                )
+            elif self._has_content(conn, name):
+                raise NamespaceInUse(name)
             conn.execute(
                 sa.delete(t.access_tokens).where(t.access_tokens.c.account_id == account_id)
             )
@@ -120,7 +201,25 @@ class SQLAccountStore:
                     )
                 )
             )
-            conn.execute(sa.delete(t.accounts).where(t.accounts.c.id == account_id))
+            if heir_id is None:
+                conn.execute(sa.delete(t.accounts).where(t.accounts.c.id == account_id))
+                return True
+            # Handed over: the name stays taken (nobody else can claim the repositories) by an
+            # organisation the heir owns, under which the repositories keep their names.
+            conn.execute(
+                sa.update(t.accounts)
+                .where(t.accounts.c.id == account_id)
+                .values(
+                    kind=ORG,
+                    password_hash=None,
+                    is_admin=False,
+                    pull_limit=None,
+                    credentials_changed_at=now,
+                )
+            )
+            conn.execute(
+                sa.insert(t.memberships).values(org_id=account_id, user_id=heir_id, role="owner")
+            )
             return True
 
         return await self._write(fn)
@@ -275,8 +374,10 @@ class SQLAccountStore:
 
     # -- repository visibility -----------------------------------------------------------
     async def get_visibility(self, repository: str) -> str | None:
-        return await self._read(lambda conn: conn.execute(
-            self._GET_VISIBILITY, {"repository": repository}).scalar(), inline=True)
+        return await self._read(
+            lambda conn: conn.execute(self._GET_VISIBILITY, {"repository": repository}).scalar(),
+            inline=True,
+        )
 
     async def set_visibility(self, repository: str, visibility: str) -> None:
         def fn(conn: Connection) -> None:

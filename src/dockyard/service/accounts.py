@@ -21,9 +21,11 @@ from dockyard.core.passwords import (
     verify_password,
 )
 from dockyard.metadata.accounts import (
+    DELETE_REPOSITORIES,
     ORG,
     ROLES,
     TOKEN_SCOPES,
+    TRANSFER_REPOSITORIES,
     USER,
     VISIBILITIES,
     AccessToken,
@@ -190,7 +192,14 @@ class AccountService:
         hashed = password_hash or (hash_password(password) if password else None)
         return await self.store.create_account(name, USER, hashed, admin, time.time())
 
+    async def password_matches(self, name: str, password: str) -> bool:
+        """The account's password, never one of its access tokens."""
+        account = await self.store.get_account(name)
+        stored = account.password_hash if account and account.kind == USER else None
+        return verify_password(password, stored)
+
     async def set_password(self, name: str, password: str) -> bool:
+        """Also ends every refresh token issued before (see `principal`)."""
         return await self.store.update_account(
             name, password_hash=hash_password(password), credentials_changed_at=time.time()
         )
@@ -201,12 +210,30 @@ class AccountService:
     async def set_pull_limit(self, name: str, limit: int | None) -> bool:
         return await self.store.update_account(name, pull_limit=limit)
 
-    async def create_org(self, name: str, owner: str | None) -> Account:
+    async def create_org(self, name: str, owner: str | None, *, may_claim: bool = True) -> Account:
+        """`may_claim` (administrators) allows a name repositories already live under: taking
+        it gives its owners those repositories. Raises KeyError or NamespaceInUse."""
         validate_account_name(name)
-        org = await self.store.create_account(name, ORG, None, False, time.time())
+        org = await self.store.create_account(
+            name, ORG, None, False, time.time(), free_namespace_only=not may_claim
+        )
         if owner:
             await self.store.set_membership(name, owner, "owner")
         return org
+
+    async def remove_account(
+        self, name: str, repositories: str | None = None, heir: str | None = None
+    ) -> bool:
+        """Delete an account; its repositories are emptied (`delete`) or handed to the user
+        `heir` (`transfer`), who then owns the namespace. Without a choice, an account with
+        repositories is kept (NamespaceInUse). False when there is no such account."""
+        if repositories not in (None, DELETE_REPOSITORIES, TRANSFER_REPOSITORIES):
+            raise ValueError(f"repositories is {DELETE_REPOSITORIES} or {TRANSFER_REPOSITORIES}")
+        if repositories == TRANSFER_REPOSITORIES and not heir:
+            raise ValueError("say which user receives the repositories")
+        if repositories == TRANSFER_REPOSITORIES and heir == name:
+            raise ValueError("the repositories cannot be handed to the account being removed")
+        return await self.store.delete_account(name, repositories, heir, time.time())
 
     async def add_member(self, org: str, user: str, role: str) -> None:
         if role not in ROLES:

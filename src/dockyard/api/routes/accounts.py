@@ -1,7 +1,14 @@
 """`/api/v1/…`: the account API behind `dockyard` admin commands and the web pages to come.
 
-Callers authenticate with Basic credentials or a bearer token, as on `/v2/`. Creating access
-tokens takes a password login: a token cannot mint more tokens.
+Anything may be read with Basic credentials or a bearer token, as on `/v2/`; managing the
+account (tokens, password, users, organisations, members, visibility) takes its password, as on
+Docker Hub: access tokens (`dyt_…`) and bearer tokens from `/token` (refresh tokens included)
+are for images only, whatever their scope. An access token may still revoke itself.
+
+Browsers are kept out of it: the challenge is Bearer (a Basic one would have them remember the
+password and send it along with other sites' requests), bodies must be JSON (which a form on
+another site cannot send without a CORS preflight, which is never granted), and a request
+whose `Origin` names another site is refused.
 """
 
 from __future__ import annotations
@@ -13,37 +20,76 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dockyard.api.routes.common import caller_of, registry_of
+from dockyard.api.body import read_body
+from dockyard.api.origin import same_origin
+from dockyard.api.routes.common import auth_of, base_url, caller_of, registry_of
 from dockyard.auth.policy import may_administer
+from dockyard.auth.requests import Caller
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
+from dockyard.metadata.accounts import NamespaceInUse
 from dockyard.service.accounts import AccountService, Principal
 
 MAX_JSON_BYTES = 64 * 1024
+_TOO_LARGE = RegistryError(ErrorCode.UNSUPPORTED, "request body too large", status=413)
 
 
 def _denied(message: str = "requested access to the resource is denied") -> RegistryError:
     return RegistryError(ErrorCode.DENIED, message)
 
 
-async def _principal(request: Request) -> Principal:
+async def _caller(request: Request) -> Caller:
+    # Before any credential is checked: a foreign page must not even cost a bcrypt round or
+    # count as a failed login.
+    if not same_origin(request):
+        raise _denied("requests from other sites are refused")
     caller = await caller_of(request, fresh=True)
     if caller is None:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "this registry runs without accounts",
-                            status=404)
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED, "this registry runs without accounts", status=404
+        )
     if caller.principal.anonymous:
-        raise RegistryError(ErrorCode.UNAUTHORIZED, headers={
-            "WWW-Authenticate": 'Basic realm="dockyard"'})
+        gate = auth_of(request).gate  # type: ignore[union-attr]  # accounts are on
+        raise RegistryError(
+            ErrorCode.UNAUTHORIZED,
+            headers={"WWW-Authenticate": gate.challenge(base_url(request), None)},
+        )
+    return caller
+
+
+async def _principal(request: Request) -> Principal:
+    """Whoever is asking, however they authenticated: for reading."""
+    return (await _caller(request)).principal
+
+
+def _by_password(caller: Caller) -> bool:
+    return caller.claims is None and caller.principal.credential is None
+
+
+async def _manager(request: Request) -> Principal:
+    """The caller, when they authenticated with their password (Basic): for any change."""
+    caller = await _caller(request)
+    if not _by_password(caller):
+        raise _denied("managing the account takes its password; tokens are for images only")
     return caller.principal
 
 
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 async def _json(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_JSON_BYTES:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "request body too large", status=413)
+    if not _is_json(request.headers.get("content-type")):
+        raise RegistryError(ErrorCode.UNSUPPORTED, "the body must be application/json", status=415)
+    body = await read_body(
+        request, MAX_JSON_BYTES, registry_of(request).settings.body_timeout_seconds, _TOO_LARGE
+    )
     try:
         value = json.loads(body or b"{}")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise RegistryError(ErrorCode.UNSUPPORTED, "the body is not JSON", status=400) from exc
     if not isinstance(value, dict):
         raise RegistryError(ErrorCode.UNSUPPORTED, "the body must be a JSON object", status=400)
@@ -51,9 +97,15 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 def _token_json(token: Any) -> dict[str, Any]:
-    return {"id": token.id, "name": token.name, "scope": token.scope,
-            "created_at": token.created_at, "expires_at": token.expires_at,
-            "revoked": token.revoked_at is not None, "last_used_at": token.last_used_at}
+    return {
+        "id": token.id,
+        "name": token.name,
+        "scope": token.scope,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "revoked": token.revoked_at is not None,
+        "last_used_at": token.last_used_at,
+    }
 
 
 def _accounts(request: Request) -> AccountService:
@@ -62,44 +114,63 @@ def _accounts(request: Request) -> AccountService:
 
 async def me(request: Request) -> Response:
     principal = await _principal(request)
-    return JSONResponse({"name": principal.name, "admin": principal.is_admin,
-                         "roles": dict(principal.roles), "token_scope": principal.token_scope})
+    return JSONResponse(
+        {
+            "name": principal.name,
+            "admin": principal.is_admin,
+            "roles": dict(principal.roles),
+            "token_scope": principal.token_scope,
+        }
+    )
 
 
 async def tokens(request: Request) -> Response:
-    principal = await _principal(request)
+    principal = await _manager(request)
     accounts = _accounts(request)
     if request.method == "GET":
         listed = await accounts.store.list_tokens(principal.name)
         return JSONResponse({"tokens": [_token_json(t) for t in listed]})
-    if principal.credential is not None:
-        raise _denied("log in with a password to create access tokens")
     body = await _json(request)
     expires_in = body.get("expires_in")
     if expires_in is not None and (not isinstance(expires_in, int | float) or expires_in <= 0):
-        raise RegistryError(ErrorCode.UNSUPPORTED, "expires_in is a positive number of "
-                            "seconds", status=400)
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED, "expires_in is a positive number of seconds", status=400
+        )
     try:
-        record, secret = await accounts.create_token(principal.name, str(body.get("name", "")),
-                                                     str(body.get("scope", "read")), expires_in)
+        record, secret = await accounts.create_token(
+            principal.name, str(body.get("name", "")), str(body.get("scope", "read")), expires_in
+        )
     except KeyError:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "a token with that name exists",
-                            status=409) from None
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED, "a token with that name exists", status=409
+        ) from None
     except ValueError as exc:
         raise RegistryError(ErrorCode.UNSUPPORTED, str(exc), status=400) from exc
     return JSONResponse({**_token_json(record), "token": secret}, status_code=201)
 
 
 async def token(request: Request) -> Response:
-    principal = await _principal(request)
+    caller = await _caller(request)
+    principal = caller.principal
     name = request.path_params["token"]
-    if not await _accounts(request).store.revoke_token(principal.name, name, time.time()):
+    accounts = _accounts(request)
+    if not _by_password(caller):
+        # A token may end itself (a leaked one, by whoever holds it), and nothing else.
+        own = (
+            await accounts.store.get_token(principal.credential)
+            if principal.credential is not None
+            else None
+        )
+        if own is None or name not in (own.id, own.name):
+            raise _denied("revoking other tokens takes the account's password")
+        name = own.id  # by id: another token's id may be this one's name
+    if not await accounts.store.revoke_token(principal.name, name, time.time()):
         raise RegistryError(ErrorCode.UNSUPPORTED, "no such active token", status=404)
     return Response(status_code=204)
 
 
 async def visibility(request: Request) -> Response:
-    principal = await _principal(request)
+    principal = await _manager(request)
     name = validate_name(request.path_params["name"])
     if not may_administer(principal, name.split("/", 1)[0]):
         raise _denied()
@@ -109,8 +180,8 @@ async def visibility(request: Request) -> Response:
 
 
 async def users(request: Request) -> Response:
-    principal = await _principal(request)
-    if not principal.is_admin or principal.token_scope is not None:
+    principal = await _manager(request)
+    if not principal.is_admin:
         raise _denied()
     accounts = _accounts(request)
     if request.method == "GET":
@@ -121,47 +192,80 @@ async def users(request: Request) -> Response:
     if not isinstance(password, str) or not password:
         raise RegistryError(ErrorCode.UNSUPPORTED, "a password is required", status=400)
     try:
-        account = await accounts.create_user(str(body.get("name", "")), password,
-                                             admin=bool(body.get("admin", False)))
+        account = await accounts.create_user(
+            str(body.get("name", "")), password, admin=bool(body.get("admin", False))
+        )
     except KeyError:
         raise RegistryError(ErrorCode.UNSUPPORTED, "that name is taken", status=409) from None
     return JSONResponse({"name": account.name, "admin": account.is_admin}, status_code=201)
 
 
 async def user(request: Request) -> Response:
-    principal = await _principal(request)
+    principal = await _manager(request)
     name = request.path_params["user"]
-    self_service = principal.name == name and principal.credential is None
-    if not (principal.is_admin and principal.token_scope is None) and not (
-            self_service and request.method == "PUT"):
-        raise _denied()
     accounts = _accounts(request)
     if request.method == "DELETE":
-        if not await accounts.store.delete_account(name):
-            raise RegistryError(ErrorCode.UNSUPPORTED, "no such user", status=404)
-        return Response(status_code=204)
-    password = (await _json(request)).get("password")
+        if not principal.is_admin:
+            raise _denied()
+        return await _remove_user(request, accounts, name)
+    if not principal.is_admin and principal.name != name:
+        raise _denied()
+    body = await _json(request)
+    password = body.get("password")
     if not isinstance(password, str) or not password:
         raise RegistryError(ErrorCode.UNSUPPORTED, "a password is required", status=400)
+    if principal.name == name:
+        # Even for an administrator: whoever holds a session must know the password too.
+        current = body.get("current_password")
+        if not isinstance(current, str) or not current:
+            raise RegistryError(ErrorCode.UNSUPPORTED, "current_password is required", status=400)
+        if not await accounts.password_matches(name, current):
+            raise _denied("current_password is not the account's password")
     if not await accounts.set_password(name, password):
         raise RegistryError(ErrorCode.UNSUPPORTED, "no such user", status=404)
     return Response(status_code=204)
 
 
+async def _remove_user(request: Request, accounts: AccountService, name: str) -> Response:
+    """`?repositories=delete`, or `?repositories=transfer&to=USER`, when it has any."""
+    params = request.query_params
+    try:
+        removed = await accounts.remove_account(name, params.get("repositories"), params.get("to"))
+    except NamespaceInUse:
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED,
+            "the account has repositories: say what "
+            "becomes of them with ?repositories=delete or "
+            "?repositories=transfer&to=USER",
+            status=409,
+        ) from None
+    except KeyError:
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED, "no such user to receive the repositories", status=400
+        ) from None
+    except ValueError as exc:
+        raise RegistryError(ErrorCode.UNSUPPORTED, str(exc), status=400) from exc
+    if not removed:
+        raise RegistryError(ErrorCode.UNSUPPORTED, "no such user", status=404)
+    return Response(status_code=204)
+
+
 async def orgs(request: Request) -> Response:
-    principal = await _principal(request)
-    if principal.token_scope is not None:
-        raise _denied("log in with a password to create organisations")
+    principal = await _manager(request)
     name = str((await _json(request)).get("name", ""))
     try:
-        await _accounts(request).create_org(name, principal.name)
+        await _accounts(request).create_org(name, principal.name, may_claim=principal.is_admin)
     except KeyError:
         raise RegistryError(ErrorCode.UNSUPPORTED, "that name is taken", status=409) from None
+    except NamespaceInUse:
+        raise _denied(
+            "repositories live under that name: only an administrator may claim it"
+        ) from None
     return JSONResponse({"name": name, "owner": principal.name}, status_code=201)
 
 
 async def member(request: Request) -> Response:
-    principal = await _principal(request)
+    principal = await _manager(request)
     org, user_name = request.path_params["org"], request.path_params["user"]
     if not may_administer(principal, org):
         raise _denied()
@@ -174,8 +278,9 @@ async def member(request: Request) -> Response:
     try:
         await accounts.add_member(org, user_name, role)
     except KeyError:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "no such organisation or user",
-                            status=404) from None
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED, "no such organisation or user", status=404
+        ) from None
     except ValueError as exc:
         raise RegistryError(ErrorCode.UNSUPPORTED, str(exc), status=400) from exc
     return JSONResponse({"org": org, "user": user_name, "role": role})

@@ -7,11 +7,13 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dockyard.api.routes.common import auth_of, caller_address
+from dockyard.api.body import read_body
+from dockyard.api.routes.common import auth_of, caller_address, registry_of
 from dockyard.auth.requests import decode_basic
 from dockyard.core.errors import ErrorCode, RegistryError
 
 MAX_FORM_BYTES = 64 * 1024
+_TOO_LARGE = RegistryError(ErrorCode.UNSUPPORTED, "form too large", status=413)
 
 
 async def issue(request: Request) -> Response:
@@ -24,11 +26,8 @@ async def issue(request: Request) -> Response:
     if request.method == "POST":
         # The OAuth2 form is application/x-www-form-urlencoded: parsed here, so the token
         # endpoint needs no multipart library (starlette's request.form() does).
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_FORM_BYTES:
-                raise RegistryError(ErrorCode.UNSUPPORTED, "form too large", status=413)
+        raw = await read_body(request, MAX_FORM_BYTES,
+                              registry_of(request).settings.body_timeout_seconds, _TOO_LARGE)
         pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
         values = dict(pairs)
         scopes += [v for k, v in pairs if k == "scope"]
