@@ -128,7 +128,8 @@ def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 @user_app.command("remove")
 def user_remove(name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Delete a user and their tokens (their repositories stay)."""
+    """Delete a user and their tokens (their repositories stay); their sessions end within a
+    second, and a new account of the same name does not revive them."""
     if not on_store(config, data_dir, lambda r: r.accounts.store.delete_account(name)):
         raise fail(f"no user {name}", 2)
     typer.echo(f"removed {name}")
@@ -141,7 +142,7 @@ def user_passwd(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Set a user's password; their refresh tokens stop working."""
+    """Set a user's password; tokens issued before it stop working within a second."""
     password = read_password(password_stdin)
     if not on_store(config, data_dir, lambda r: r.accounts.set_password(name, password)):
         raise fail(f"no user {name}", 2)
@@ -234,7 +235,7 @@ def org_add(
 
 @org_app.command("remove-member")
 def org_remove(org: str, user: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Remove a user from an organisation."""
+    """Remove a user from an organisation; their tokens lose its repositories within a second."""
     if not on_store(config, data_dir, lambda r: r.accounts.store.remove_membership(org, user)):
         raise fail(f"{user} is not a member of {org}", 2)
     typer.echo(f"removed {user} from {org}")
@@ -319,7 +320,7 @@ def token_revoke(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Revoke a token; it stops working at its next token request."""
+    """Revoke a token; it, and bearer tokens obtained with it, stop working within a second."""
     import time
 
     done = on_store(
