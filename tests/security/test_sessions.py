@@ -175,10 +175,10 @@ def test_finding_12_deleted_accounts_token_fails_on_a_new_account_of_that_name(
     reg: AuthRegistry,
 ) -> None:
     make_user(reg, "dora", "dora-pw")
-    bearer = (
-        "Bearer "
-        + token_for(reg, "repository:dora/app:pull", basic("dora", "dora-pw")).json()["token"]
-    )
+    issued = token_for(
+        reg, "repository:dora/app:pull", basic("dora", "dora-pw"), offline_token="true"
+    ).json()
+    bearer = "Bearer " + issued["token"]
     assert statuses(reg, "dora/app", bearer) == [200] * PROBES
     admin = {"Authorization": admin_auth()}
     assert httpx.delete(f"{reg.url}/api/v1/users/dora", headers=admin).status_code == 204
@@ -192,6 +192,17 @@ def test_finding_12_deleted_accounts_token_fails_on_a_new_account_of_that_name(
     assert refused_within_a_second(reg, "dora/app", bearer) == [401] * PROBES
     # Nor does the old password's memory outlive the account.
     assert statuses(reg, "dora/app", basic("dora", "dora-pw"), LIMIT - 1) == [401] * (LIMIT - 1)
+    refreshed = httpx.post(
+        reg.realm,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": issued["refresh_token"],
+            "service": "dockyard",
+            "scope": "repository:dora/app:pull",
+        },
+        timeout=30,
+    )
+    assert refreshed.status_code == 401, refreshed.text
     fresh = (
         "Bearer "
         + token_for(reg, "repository:dora/app:pull", basic("dora", "other-pw")).json()["token"]
@@ -223,6 +234,34 @@ def test_finding_12_removed_member_loses_access_within_a_second(reg: AuthRegistr
         assert refused_within_a_second(reg, "crew/app", auth) == [401] * PROBES
     # His own repositories and logins are untouched: only the organisation's are gone.
     assert statuses(reg, "max/app", basic("max", "max-pw")) == [200] * PROBES
+
+
+def test_finding_12_lowered_role_refuses_older_tokens_within_a_second(reg: AuthRegistry) -> None:
+    admin = {"Authorization": admin_auth()}
+    make_user(reg, "lena", "lena-pw")
+    assert (
+        httpx.post(f"{reg.url}/api/v1/orgs", json={"name": "band"}, headers=admin).status_code
+        == 201
+    )
+
+    def role(name: str) -> None:
+        answer = httpx.put(
+            f"{reg.url}/api/v1/orgs/band/members/lena", json={"role": name}, headers=admin
+        )
+        assert answer.status_code in (200, 201, 204), answer.text
+
+    role("maintainer")
+    with reg.client() as http:
+        push_image(http, "band/app", "v1")
+    scope = "repository:band/app:pull,push"
+    bearer = "Bearer " + token_for(reg, scope, basic("lena", "lena-pw")).json()["token"]
+    assert statuses(reg, "band/app", bearer) == [200] * PROBES
+    role("reader")
+    assert refused_within_a_second(reg, "band/app", bearer) == [401] * PROBES
+    # A new token carries only what a reader may do, and works.
+    renewed = token_for(reg, scope, basic("lena", "lena-pw")).json()
+    assert renewed["scope"] == "repository:band/app:pull"
+    assert statuses(reg, "band/app", "Bearer " + renewed["token"]) == [200] * PROBES
 
 
 def test_finding_12_unchanged_accounts_keep_their_sessions(reg: AuthRegistry) -> None:

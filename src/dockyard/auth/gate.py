@@ -163,7 +163,8 @@ class AccessGate:
             principal = await self._subject(claims, fresh) if claims.subject else ANONYMOUS
             if principal is None:
                 raise self._unauthorized(
-                    base_url(), None, "invalid_token", "the account behind this token is gone"
+                    base_url(), None, "invalid_token",
+                    "this token was revoked or its account changed; request a new one",
                 )
             caller = Caller(principal, claims, address)
             if flushes != self._flushes:

@@ -173,8 +173,8 @@ class SQLAccountStore:
                 .returning(t.memberships.c.role)
             ).scalar()
             conn.execute(sa.insert(t.memberships).values(org_id=org_id, user_id=user_id, role=role))
-            if previous is not None and ROLES.index(role) < ROLES.index(previous):
-                self._access_changed(conn, [user_id])
+            lowered = previous is not None and ROLES.index(role) < ROLES.index(previous)
+            self._access_changed(conn, [user_id] if lowered else None)
 
         await self._write(fn)
 
