@@ -29,6 +29,7 @@ from tests.auth.helpers import (
 )
 from tests.conftest import s3_postgres_env
 from tests.support.postgres import PostgresCluster
+from tests.support.redis_server import RedisServer
 from tests.support.seaweedfs import SeaweedS3
 from tests.support.server import RunningRegistry, free_port
 
@@ -287,10 +288,12 @@ def test_finding_12_unchanged_accounts_keep_their_sessions(reg: AuthRegistry) ->
 def replicas(
     s3_server: SeaweedS3, pg_cluster: PostgresCluster, tmp_path: Path
 ) -> Iterator[Callable[[], RunningRegistry]]:
+    redis = RedisServer().start()  # the replicas' shared counters
     env = {
         **s3_postgres_env(s3_server, pg_cluster, redirect=False),
         **SETTINGS,
         "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "DOCKYARD_REDIS_URL": redis.url,
     }
     started: list[RunningRegistry] = []
 
@@ -308,6 +311,7 @@ def replicas(
     yield start
     for server in started:
         server.stop()
+    redis.stop()
 
 
 def test_finding_12_revocation_reaches_another_replica_within_a_second(
@@ -341,19 +345,21 @@ def test_finding_12_revocation_reaches_another_replica_within_a_second(
 
 
 async def concurrent_logins(
-    reg: AuthRegistry, user: str, password: str, addresses: list[str]
+    reg: AuthRegistry | list[AuthRegistry], user: str, password: str, addresses: list[str]
 ) -> list[int]:
-    """One GET /token per forwarded address, all at once (through the trusted 127.0.0.1)."""
+    """One GET /token per forwarded address, all at once (through the trusted 127.0.0.1),
+    spread over the registries given."""
+    servers = reg if isinstance(reg, list) else [reg]
     limits = httpx.Limits(max_connections=len(addresses))
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         answers = await asyncio.gather(
             *(
                 http.get(
-                    reg.realm,
+                    servers[i % len(servers)].realm,
                     params={"service": "dockyard"},
                     headers={"Authorization": basic(user, password), "X-Forwarded-For": address},
                 )
-                for address in addresses
+                for i, address in enumerate(addresses)
             )
         )
     return [answer.status_code for answer in answers]
@@ -436,3 +442,21 @@ def test_finding_19_failures_for_one_account_do_not_lock_out_others_behind_the_a
         assert (
             get_manifest(elsewhere, "xena/app", "v1", basic("xena", "xena-pw")).status_code == 200
         )
+
+
+def test_finding_07_guesses_split_across_replicas_get_no_more_checks_than_the_limit(
+    replicas: Callable[[], RunningRegistry],
+) -> None:
+    a, b = AuthRegistry(replicas()), AuthRegistry(replicas())
+    make_user(a, "ivan", "ivan-pw")
+    answers = asyncio.run(concurrent_logins([a, b], "ivan", "guess", ["198.51.100.8"] * 200))
+    assert set(answers) <= {401, 429}
+    assert 1 <= answers.count(401) <= LIMIT
+    for replica in (a, b):
+        again = httpx.get(
+            replica.realm,
+            params={"service": "dockyard"},
+            headers={"Authorization": basic("ivan", "ivan-pw"), "X-Forwarded-For": "198.51.100.8"},
+            timeout=30,
+        )
+        assert again.status_code == 429, again.text
