@@ -132,7 +132,7 @@ def test_finding_12_password_change_refuses_older_tokens_even_in_the_same_second
 ) -> None:
     make_user(reg, "paul", "paul-pw-0")
     scope = "repository:paul/app:pull"
-    for attempt in range(1, 6):
+    for attempt in range(1, 11):
         old_password, new_password = f"paul-pw-{attempt - 1}", f"paul-pw-{attempt}"
         time.sleep(1 - time.time() % 1 + 0.01)  # all three at the start of one second
         before = token_for(reg, scope, basic("paul", old_password), offline_token="true").json()
@@ -460,3 +460,43 @@ def test_finding_07_guesses_split_across_replicas_get_no_more_checks_than_the_li
             timeout=30,
         )
         assert again.status_code == 429, again.text
+
+
+def test_finding_19_an_ipv6_client_cannot_dodge_the_throttle_within_its_64(
+    reg: AuthRegistry,
+) -> None:
+    make_user(reg, "vick", "vick-pw")
+    answers = [
+        httpx.get(
+            reg.realm,
+            params={"service": "dockyard"},
+            headers={"Authorization": basic("vick", "guess"), "X-Forwarded-For": f"2001:db8::{i}"},
+            timeout=30,
+        ).status_code
+        for i in range(1, LIMIT + 3)
+    ]
+    assert answers == [401] * LIMIT + [429] * 2
+    # Another /64 is another client.
+    other = httpx.get(
+        reg.realm,
+        params={"service": "dockyard"},
+        headers={"Authorization": basic("vick", "vick-pw"), "X-Forwarded-For": "2001:db8:1::1"},
+        timeout=30,
+    )
+    assert other.status_code == 200, other.text
+
+
+def test_finding_19_oversized_and_odd_usernames_are_throttled_not_failed(
+    reg: AuthRegistry,
+) -> None:
+    for user in ("x" * 6000, "ünïcode\u2028name", ""):
+        answers = [
+            httpx.get(
+                reg.realm,
+                params={"service": "dockyard"},
+                headers={"Authorization": basic(user, "guess"), "X-Forwarded-For": "192.0.2.50"},
+                timeout=30,
+            ).status_code
+            for _ in range(LIMIT + 1)
+        ]
+        assert answers == [401] * LIMIT + [429], (user[:20], answers)
