@@ -115,6 +115,45 @@ def test_finding_12_revoked_access_token_stops_within_a_second(reg: AuthRegistry
         assert refused_within_a_second(reg, "rita/app", auth) == [401] * PROBES
 
 
+def test_finding_12_revocation_holds_while_the_token_is_in_concurrent_use(
+    reg: AuthRegistry,
+) -> None:
+    """Requests in flight across the revocation must not leave the old answer remembered."""
+    make_user(reg, "nina", "nina-pw")
+    secret = reg.create_token("nina", "ci", "read")
+    bearer = (
+        "Bearer "
+        + token_for(reg, "repository:nina/app:pull", basic("nina", secret)).json()["token"]
+    )
+
+    async def hammer_and_revoke() -> list[int]:
+        limits = httpx.Limits(max_connections=40)
+        headers = {"Authorization": bearer, "Accept": "application/vnd.oci.image.manifest.v1+json"}
+        async with httpx.AsyncClient(base_url=reg.url, timeout=60, limits=limits) as http:
+
+            async def pulls(until: float) -> None:
+                while time.monotonic() < until:
+                    await http.get("/v2/nina/app/manifests/v1", headers=headers)
+
+            until = time.monotonic() + 2.5
+            workers = [asyncio.create_task(pulls(until)) for _ in range(30)]
+            await asyncio.sleep(0.5)
+            revoked = await http.delete(
+                "/api/v1/tokens/ci", headers={"Authorization": basic("nina", "nina-pw")}
+            )
+            assert revoked.status_code == 204, revoked.text
+            started = time.monotonic()
+            await asyncio.gather(*workers)
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+            answers = await asyncio.gather(
+                *(http.get("/v2/nina/app/manifests/v1", headers=headers) for _ in range(40))
+            )
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(hammer_and_revoke()) == [401] * 40
+    assert statuses(reg, "nina/app", bearer) == [401] * PROBES
+
+
 def test_finding_12_revoked_by_the_cli_stops_within_a_second(reg: AuthRegistry) -> None:
     make_user(reg, "cleo", "cleo-pw")
     secret = reg.create_token("cleo", "ci", "read")
