@@ -141,7 +141,10 @@ class Settings(BaseModel):
         description="addresses or networks whose X-Forwarded-For is believed",
     )
     login_failure_limit: int = Field(
-        10, ge=0, description="failed logins per window per account and per address; 0 = off"
+        10,
+        ge=0,
+        description="failed password logins per window per account and address (ten times as "
+        "many per account from all addresses); 0 = off",
     )
     login_failure_window_seconds: int = Field(300, ge=1, description="failed-login window")
 

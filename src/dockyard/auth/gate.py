@@ -8,6 +8,7 @@ repository the caller may not see is answered exactly as a missing one would be.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import time
@@ -27,14 +28,22 @@ from dockyard.service.accounts import ANONYMOUS, TOKEN_PREFIX, AccountService, P
 if TYPE_CHECKING:
     from dockyard.service.proxy import ProxyService
 
-# How long a checked Basic credential or a bearer subject's account is trusted in memory.
+# How long a checked Basic credential or a bearer subject's account is trusted in memory, so
+# long as the accounts' version (see `_keep_current`) has not moved.
 IDENTITY_CACHE_SECONDS = 10.0
+# How often each process asks whether accounts changed: a revocation, a deletion, a password
+# change or a removed member reaches every worker and replica within this (and one read).
+ACCESS_VERSION_SECONDS = 0.5
+# Failed logins an account may collect from all addresses together, in limits per address:
+# guesses from many machines end, while one address's guesses lock out nobody else.
+ACCOUNT_LIMIT_FACTOR = 10
 
 
 class Counters(Protocol):
     """Windowed counters shared by every worker (see metadata.counters)."""
 
-    async def hit(self, key: str, window_seconds: int, amount: int = 1) -> tuple[int, float]: ...
+    async def hit(self, key: str, window_seconds: int, amount: int = 1,
+                  now: float | None = None) -> tuple[int, float]: ...
 
     async def peek(self, key: str, window_seconds: int) -> tuple[int, float]: ...
 
@@ -55,8 +64,9 @@ class AccessGate:
         self.counters = counters
         self.pulls = PullCounter(counters)
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
-        self._basic: OrderedDict[str, tuple[float, float]] = OrderedDict()  # expiry, checked
-        self._subjects: OrderedDict[tuple[str, str | None], tuple[float, Principal | None]] = (
+        # Checked passwords: expiry and the account's credentials stamp they were checked with.
+        self._basic: OrderedDict[str, tuple[float, tuple[float, ...] | None]] = OrderedDict()
+        self._subjects: OrderedDict[tuple[object, ...], tuple[float, Principal | None]] = (
             OrderedDict()
         )
         # Bearer callers by (Authorization header, address), trusted no longer than the token
@@ -66,6 +76,41 @@ class AccessGate:
         # token covers the actions: a token-bearing pull's whole check in one lookup.
         self._grants: dict[tuple[str, str, str, tuple[str, ...]], tuple[float, Caller]] = {}
         self._limits: dict[int, tuple[Caller, tuple[int, str, str] | None]] = {}
+        # Everything above is trusted only while the accounts' version read at `_checked`
+        # (monotonic, when the read began) is at most ACCESS_VERSION_SECONDS old.
+        self._version: int | None = None
+        self._checked = -ACCESS_VERSION_SECONDS
+        self._flushes = 0  # how many times the memories were dropped
+        self._reading: asyncio.Lock | None = None
+
+    # -- keeping remembered sessions current --------------------------------------------
+    def _current(self) -> bool:
+        return time.monotonic() - self._checked < ACCESS_VERSION_SECONDS
+
+    async def _keep_current(self) -> None:
+        """Drop every remembered session when the accounts' version moved; read at most every
+        ACCESS_VERSION_SECONDS, by one request at a time."""
+        if self._current():
+            return
+        if self._reading is None:
+            self._reading = asyncio.Lock()
+        async with self._reading:
+            if self._current():
+                return
+            began = time.monotonic()
+            version = await self.accounts.access_version()
+            if version != self._version:
+                self._forget()
+                self._version = version
+            self._checked = began
+
+    def _forget(self) -> None:
+        self._flushes += 1
+        self._basic.clear()
+        self._subjects.clear()
+        self._bearers.clear()
+        self._grants.clear()
+        self._limits.clear()
 
     # -- challenges ----------------------------------------------------------------------
     def realm(self, base_url: str) -> str:
@@ -103,10 +148,15 @@ class AccessGate:
         `known_bearer` without awaiting; the HTTP layer asks it first."""
         if not authorization:
             return Caller(ANONYMOUS, None, address)
+        await self._keep_current()
+        flushes = self._flushes
         now = time.monotonic()
         scheme, _, credentials = authorization.partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer":
+            known = None if fresh else self._known(authorization, address)
+            if known is not None:  # the same caller object: its pull-limit plan is kept
+                return known[1]
             try:
                 claims = self.tokens.verify(credentials.strip())
             except InvalidToken:
@@ -116,9 +166,12 @@ class AccessGate:
             principal = await self._subject(claims, fresh) if claims.subject else ANONYMOUS
             if principal is None:
                 raise self._unauthorized(
-                    base_url(), None, "invalid_token", "the account behind this token is gone"
+                    base_url(), None, "invalid_token",
+                    "this token was revoked or its account changed; request a new one",
                 )
             caller = Caller(principal, claims, address)
+            if flushes != self._flushes:
+                return caller  # read before the memories were dropped: not remembered
             if len(self._bearers) >= 10_000:
                 self._bearers.clear()
             lifetime = min(IDENTITY_CACHE_SECONDS, claims.expires_at - time.time())
@@ -138,6 +191,8 @@ class AccessGate:
         return None if known is None else known[1]
 
     def _known(self, authorization: str, address: str) -> tuple[float, Caller] | None:
+        if not self._current():
+            return None  # `identify` reads the accounts' version first
         known = self._bearers.get((authorization, address))
         return known if known is not None and known[0] > time.monotonic() else None
 
@@ -146,6 +201,8 @@ class AccessGate:
         """The caller, when a bearer seen in the last seconds carries a token granting
         `actions` on `repository`; None when the full check must run. Remembered no longer
         than the bearer itself (so never past the token's expiry)."""
+        if not self._current():
+            return None
         key = (authorization, address, repository, actions)
         hit = self._grants.get(key)
         if hit is not None and hit[0] > time.monotonic():
@@ -163,58 +220,105 @@ class AccessGate:
 
     async def login(self, username: str, password: str, address: str, *,
                     fresh: bool = False) -> Principal | None:
-        """Check credentials, throttled per account and per address; None when wrong.
+        """Check credentials; None when wrong.
 
-        Password checks (bcrypt, deliberately slow) are remembered for a few seconds on the
-        registry's hot path, the account's roles never are; access tokens are cheap to check
-        and never remembered, so a revocation is seen at once. `fresh` (the token endpoint, the
-        account API) always checks.
+        Passwords are guessed, so their checks (bcrypt, deliberately slow) are throttled per
+        (account, address) and per account, each attempt counted before its check runs.
+        Access tokens (`dyt_…`) cannot be guessed and cost one hash: never throttled, so one
+        account's guesser locks out no token, not even that account's.
+
+        Password checks are remembered for a few seconds on the registry's hot path, the
+        account's roles never are; access tokens are cheap to check and never remembered, so
+        a revocation is seen at once. `fresh` (the token endpoint, the account API) always
+        checks.
         """
+        if password.startswith(TOKEN_PREFIX):
+            return await self.accounts.authenticate(username, password)
         key = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
-        remember = not fresh and not password.startswith(TOKEN_PREFIX)
-        cached = self._basic.get(key) if remember else None
+        await self._keep_current()
+        cached = None if fresh else self._basic.get(key)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             # Only the slow password check is remembered: roles and the account itself are
             # read again, and a password changed since the check voids it.
-            principal = await self.accounts.principal(username, issued_at=cached[1])
+            principal = await self.accounts.principal(username, stamp=cached[1])
             if principal is not None:
                 return principal
             self._basic.pop(key, None)
-        await self._check_throttle(username, address)
-        principal = await self.accounts.authenticate(username, password)
+        flushes = self._flushes
+        attempt = await self._count_attempt(username, address)
+        try:
+            principal = await self.accounts.authenticate(username, password)
+        except BaseException:
+            await self._uncount(attempt)
+            raise
         if principal is None:
-            window = self.settings.login_failure_window_seconds
-            await self.counters.hit(f"login-fail:user:{username}", window)
-            await self.counters.hit(f"login-fail:ip:{address}", window)
-            return None
-        if remember:
-            self._basic[key] = (now + IDENTITY_CACHE_SECONDS, time.time())
+            return None  # the attempt stays counted: it failed
+        await self._uncount(attempt)
+        if not fresh and flushes == self._flushes and principal.stamp is not None:
+            self._basic[key] = (now + IDENTITY_CACHE_SECONDS, principal.stamp[:1])
             while len(self._basic) > 1000:
                 self._basic.popitem(last=False)
         return principal
 
-    async def _check_throttle(self, username: str, address: str) -> None:
+    def _throttle_keys(self, username: str, address: str) -> list[tuple[str, int]]:
+        """The counters an attempt goes to, with their limits: (account, address) first."""
         limit = self.settings.login_failure_limit
         if limit <= 0:
-            return
+            return []
+        # Bounded keys whatever was sent; an IPv6 client owns its whole /64, so it counts as one.
+        account = hashlib.sha256(username.encode()).hexdigest()[:32]
+        try:
+            ip = ipaddress.ip_address(address)
+            if ip.version == 6:
+                address = str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        except ValueError:
+            address = hashlib.sha256(address.encode()).hexdigest()[:32]
+        return [(f"login-fail:pair:{account}:{address}", limit),
+                (f"login-fail:account:{account}", limit * ACCOUNT_LIMIT_FACTOR)]
+
+    async def _count_attempt(self, username: str, address: str
+                             ) -> list[tuple[str, float]]:
+        """Count a password attempt before it is checked, atomically in the shared counters,
+        so concurrent guesses cannot all pass a check made before any of them was counted;
+        raises TOOMANYREQUESTS over a limit. Returns what to give back should it succeed."""
         window = self.settings.login_failure_window_seconds
-        for key in (f"login-fail:user:{username}", f"login-fail:ip:{address}"):
-            count, reset = await self.counters.peek(key, window)
-            if count >= limit:
+        now = time.time()
+        counted: list[tuple[str, float]] = []
+        for key, limit in self._throttle_keys(username, address):
+            count, reset = await self.counters.hit(key, window, 1, now=now)
+            counted.append((key, now))
+            if count > limit:
+                # Not checked, so given back to the counters it passed (the account's is
+                # not used up by one address's refused guesses); the one over stays over.
+                await self._uncount(counted[:-1])
                 raise RegistryError(
                     ErrorCode.TOOMANYREQUESTS,
                     "too many failed logins; try again later",
                     headers={"Retry-After": str(max(1, int(reset)))},
                 )
+        return counted
+
+    async def _uncount(self, counted: list[tuple[str, float]]) -> None:
+        """Give attempts back (a successful login, or one refused): in the window they were
+        counted in, so a new window never starts below zero."""
+        window = self.settings.login_failure_window_seconds
+        for key, at in counted:
+            await self.counters.hit(key, window, -1, now=at)
 
     async def _subject(self, claims: TokenClaims, fresh: bool = False) -> Principal | None:
-        key = (claims.subject, claims.credential)
+        # Tokens minted for different states of the account must not share an answer.
+        key = (claims.subject, claims.credential, claims.stamp or claims.issued_at)
         cached = None if fresh else self._subjects.get(key)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        principal = await self.accounts.principal(claims.subject, claims.credential)
+        flushes = self._flushes
+        principal = await self.accounts.principal(
+            claims.subject, claims.credential, claims.issued_at, claims.stamp, grants=True
+        )
+        if flushes != self._flushes:
+            return principal
         self._subjects[key] = (now + IDENTITY_CACHE_SECONDS, principal)
         while len(self._subjects) > 1000:
             self._subjects.popitem(last=False)

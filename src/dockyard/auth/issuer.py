@@ -52,7 +52,9 @@ class TokenIssuer:
             )
         granted = await self._grant(principal, parse_scopes(scope_params))
         now = time.time()
-        token = self.tokens.issue_access(principal.name, granted, now, principal.credential)
+        token = self.tokens.issue_access(
+            principal.name, granted, now, principal.credential, principal.stamp
+        )
         body: dict[str, Any] = {
             "token": token,
             "access_token": token,
@@ -62,7 +64,10 @@ class TokenIssuer:
         }
         if offline and not principal.anonymous:
             body["refresh_token"] = refresh_token or self.tokens.issue_refresh(
-                principal.name, principal.credential, now
+                principal.name,
+                principal.credential,
+                now,
+                principal.stamp[:1] if principal.stamp is not None else None,
             )
         return body
 
@@ -105,7 +110,7 @@ class TokenIssuer:
             except InvalidToken:
                 raise self._unauthorized("the refresh token is invalid or expired") from None
             principal = await self.accounts.principal(
-                claims.subject, claims.credential, issued_at=claims.issued_at
+                claims.subject, claims.credential, issued_at=claims.issued_at, stamp=claims.stamp
             )
             if principal is None:
                 raise self._unauthorized("the refresh token was revoked")

@@ -86,6 +86,9 @@ class TokenClaims:
     issued_at: float
     expires_at: float
     credential: str | None  # the access-token id a refresh token was obtained with
+    # The subject account's state it was minted for (see AccountService.principal); None in
+    # tokens minted before there were stamps.
+    stamp: tuple[float, ...] | None = None
 
 
 class TokenAuthority:
@@ -130,19 +133,26 @@ class TokenAuthority:
         }
 
     def issue_access(self, subject: str, access: list[Scope], now: float | None = None,
-                     credential: str | None = None) -> str:
+                     credential: str | None = None,
+                     stamp: tuple[float, ...] | None = None) -> str:
         """`credential`: the access token (`dyt_…`) the caller logged in with, so that what the
-        bearer token may do is judged by that token's scope, never by its owner's rights."""
+        bearer token may do is judged by that token's scope, never by its owner's rights.
+        `stamp`: the subject account's state, which must not have moved when it is used."""
         claims = self._base(subject, ACCESS, self.access_ttl, now or time.time())
         claims["access"] = [scope.claim() for scope in access]
         if credential:
             claims["dockyard_credential"] = credential
+        if stamp is not None:
+            claims["dockyard_stamp"] = list(stamp)
         return self._sign(claims)
 
-    def issue_refresh(self, subject: str, credential: str | None, now: float | None = None) -> str:
+    def issue_refresh(self, subject: str, credential: str | None, now: float | None = None,
+                      stamp: tuple[float, ...] | None = None) -> str:
         claims = self._base(subject, REFRESH, self.refresh_ttl, now or time.time())
         if credential:
             claims["dockyard_credential"] = credential
+        if stamp is not None:
+            claims["dockyard_stamp"] = list(stamp)
         return self._sign(claims)
 
     def verify(self, token: str, kind: str = ACCESS) -> TokenClaims:
@@ -172,6 +182,7 @@ class TokenAuthority:
                         frozenset(str(a) for a in entry["actions"]),
                     )
                 )
+        stamp = claims.get("dockyard_stamp")
         verified = TokenClaims(
             str(claims["sub"]),
             kind,
@@ -179,6 +190,7 @@ class TokenAuthority:
             float(claims["iat"]),
             float(claims["exp"]),
             claims.get("dockyard_credential"),
+            tuple(float(v) for v in stamp) if isinstance(stamp, list) and stamp else None,
         )
         self._verified[token] = verified
         while len(self._verified) > 10_000:

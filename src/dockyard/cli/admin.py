@@ -149,7 +149,8 @@ def user_remove(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Delete an account (user or organisation) and its tokens; its repositories are deleted or
-    handed to another user, so that nobody else can claim its name while they remain."""
+    handed to another user, so that nobody else can claim its name while they remain. Its
+    sessions end within a second, and a new account of the same name does not revive them."""
     from dockyard.metadata.accounts import TRANSFER_REPOSITORIES, NamespaceInUse
 
     if to is not None and repositories is None:
@@ -194,7 +195,7 @@ def user_passwd(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Set a user's password; their refresh tokens stop working."""
+    """Set a user's password; tokens issued before it stop working within a second."""
     password = read_password(password_stdin)
     if not on_store(config, data_dir, lambda r: r.accounts.set_password(name, password)):
         raise fail(f"no user {name}", 2)
@@ -287,7 +288,7 @@ def org_add(
 
 @org_app.command("remove-member")
 def org_remove(org: str, user: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Remove a user from an organisation."""
+    """Remove a user from an organisation; their tokens lose its repositories within a second."""
     if not on_store(config, data_dir, lambda r: r.accounts.store.remove_membership(org, user)):
         raise fail(f"{user} is not a member of {org}", 2)
     typer.echo(f"removed {user} from {org}")
@@ -373,7 +374,7 @@ def token_revoke(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Revoke a token; it stops working at its next token request."""
+    """Revoke a token; it, and bearer tokens obtained with it, stop working within a second."""
     import time
 
     done = on_store(

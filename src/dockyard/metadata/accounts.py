@@ -35,6 +35,7 @@ class Account:
     default_visibility: str | None
     credentials_changed_at: float
     created_at: float
+    grants_changed_at: float | None = None  # when what it may do last shrank
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,9 @@ class AccountStore(Protocol):
     async def touch_token(self, token_id: str, now: float) -> None: ...
 
     async def get_visibility(self, repository: str) -> str | None: ...
+
+    async def access_version(self) -> int:
+        """Moves on with every change to accounts, memberships and access tokens."""
 
     async def set_visibility(self, repository: str, visibility: str) -> None: ...
 

@@ -28,7 +28,9 @@ _WAIT = object()  # the write lock was taken: do it in a thread, which may wait
 class Counters(Protocol):
     """What both backends offer: windowed counts and last-use marks."""
 
-    async def hit(self, key: str, window_seconds: int, amount: int = 1) -> tuple[int, float]: ...
+    async def hit(
+        self, key: str, window_seconds: int, amount: int = 1, now: float | None = None
+    ) -> tuple[int, float]: ...
 
     async def peek(self, key: str, window_seconds: int) -> tuple[int, float]: ...
 

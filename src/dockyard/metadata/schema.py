@@ -108,6 +108,9 @@ accounts = sa.Table(
     sa.Column("default_visibility", sa.String(8)),
     sa.Column("credentials_changed_at", sa.Float, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # Revision 0007: when what the account may do last shrank (a membership removed or
+    # lowered, admin rights taken away); access tokens minted before it are refused.
+    sa.Column("grants_changed_at", sa.Float),
 )
 
 memberships = sa.Table(
@@ -184,6 +187,8 @@ listing_versions = sa.Table(
     metadata,
     # "catalog": moves on whenever a repository gains its first content or may have lost its
     # last, so the repository list a server process cached is checked with one read.
+    # "access": moves on with every change to accounts, memberships or access tokens, so
+    # every process drops the sessions it remembers within a second (see auth.gate).
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("version", sa.BigInteger, nullable=False),
 )

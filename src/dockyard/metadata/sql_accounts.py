@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,14 +12,16 @@ from dockyard.metadata import schema as t
 from dockyard.metadata.accounts import (
     DELETE_REPOSITORIES,
     ORG,
+    ROLES,
     TRANSFER_REPOSITORIES,
     USER,
     AccessToken,
     Account,
     NamespaceInUse,
 )
-from dockyard.metadata.sql import SQLMetadataStore
+from dockyard.metadata.sql import SQLMetadataStore, _bump_version
 
+ACCESS_VERSION = "access"
 _ACCOUNT_FIELDS = frozenset(
     {"password_hash", "is_admin", "pull_limit", "default_visibility", "credentials_changed_at"}
 )
@@ -44,7 +47,25 @@ class SQLAccountStore:
             row.default_visibility,
             row.credentials_changed_at,
             row.created_at,
+            row.grants_changed_at,
         )
+
+    @staticmethod
+    def _access_changed(conn: Connection, shrunk: list[int] | None = None) -> None:
+        """In the transaction of every change to accounts, memberships or tokens: every server
+        process drops what it remembers of sessions when it sees the version move. `shrunk`:
+        accounts whose rights just shrank, whose access tokens minted before are refused."""
+        _bump_version(conn, t.listing_versions, "name", ACCESS_VERSION)
+        if shrunk:
+            conn.execute(sa.update(t.accounts).where(t.accounts.c.id.in_(shrunk))
+                         .values(grants_changed_at=time.time()))
+
+    _ACCESS_VERSION = sa.select(t.listing_versions.c.version).where(
+        t.listing_versions.c.name == ACCESS_VERSION)
+
+    async def access_version(self) -> int:
+        return await self._read(
+            lambda conn: conn.execute(self._ACCESS_VERSION).scalar() or 0, inline=True)
 
     @staticmethod
     def _account_id(conn: Connection, name: str, kind: str | None = None) -> int | None:
@@ -119,7 +140,13 @@ class SQLAccountStore:
             result = conn.execute(
                 sa.update(t.accounts).where(t.accounts.c.name == name).values(**fields)
             )
-            return result.rowcount > 0
+            if result.rowcount == 0:
+                return False
+            shrunk = None
+            if fields.get("is_admin") is False:
+                shrunk = [self._account_id(conn, name)]
+            self._access_changed(conn, shrunk)  # type: ignore[arg-type]
+            return True
 
         return await self._write(fn)
 
@@ -194,6 +221,8 @@ class SQLAccountStore:
             conn.execute(
                 sa.delete(t.access_tokens).where(t.access_tokens.c.account_id == account_id)
             )
+            members = list(conn.execute(sa.select(t.memberships.c.user_id).where(
+                t.memberships.c.org_id == account_id)).scalars())
             conn.execute(
                 sa.delete(t.memberships).where(
                     sa.or_(
@@ -203,6 +232,7 @@ class SQLAccountStore:
             )
             if heir_id is None:
                 conn.execute(sa.delete(t.accounts).where(t.accounts.c.id == account_id))
+                self._access_changed(conn, members)
                 return True
             # Handed over: the name stays taken (nobody else can claim the repositories) by an
             # organisation the heir owns, under which the repositories keep their names.
@@ -220,6 +250,7 @@ class SQLAccountStore:
             conn.execute(
                 sa.insert(t.memberships).values(org_id=account_id, user_id=heir_id, role="owner")
             )
+            self._access_changed(conn, [*members, account_id])
             return True
 
         return await self._write(fn)
@@ -237,12 +268,14 @@ class SQLAccountStore:
             user_id = self._account_id(conn, user, "user")
             if org_id is None or user_id is None:
                 raise KeyError(org if org_id is None else user)
-            conn.execute(
-                sa.delete(t.memberships).where(
-                    t.memberships.c.org_id == org_id, t.memberships.c.user_id == user_id
-                )
-            )
+            previous = conn.execute(
+                sa.delete(t.memberships)
+                .where(t.memberships.c.org_id == org_id, t.memberships.c.user_id == user_id)
+                .returning(t.memberships.c.role)
+            ).scalar()
             conn.execute(sa.insert(t.memberships).values(org_id=org_id, user_id=user_id, role=role))
+            lowered = previous is not None and ROLES.index(role) < ROLES.index(previous)
+            self._access_changed(conn, [user_id] if lowered else None)
 
         await self._write(fn)
 
@@ -257,7 +290,10 @@ class SQLAccountStore:
                     t.memberships.c.org_id == org_id, t.memberships.c.user_id == user_id
                 )
             )
-            return result.rowcount > 0
+            if result.rowcount == 0:
+                return False
+            self._access_changed(conn, [user_id])
+            return True
 
         return await self._write(fn)
 
@@ -359,7 +395,10 @@ class SQLAccountStore:
                 )
                 .values(revoked_at=now)
             )
-            return result.rowcount > 0
+            if result.rowcount == 0:
+                return False
+            self._access_changed(conn)
+            return True
 
         return await self._write(fn)
 

@@ -48,6 +48,9 @@ class Principal:
     token_scope: str | None = None  # set when authenticated with an access token
     credential: str | None = None  # that access token's id
     pull_limit: int | None = None
+    # The account's (credentials_changed_at, grants_changed_at) when it was read: tokens
+    # carry it, and are refused once either moves (see `principal`).
+    stamp: tuple[float, float] | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -106,16 +109,33 @@ class AccountService:
         return token
 
     async def principal(
-        self, name: str, credential: str | None = None, issued_at: float | None = None
+        self,
+        name: str,
+        credential: str | None = None,
+        issued_at: float | None = None,
+        stamp: tuple[float, ...] | None = None,
+        *,
+        grants: bool = False,
     ) -> Principal | None:
-        """Reload an identity (for a refresh token or a bearer token's subject); None when the
-        account is gone, the access token was revoked, or the password changed since."""
+        """Reload an identity (for a refresh token, a bearer token's subject or a remembered
+        password check); None when the account is gone (even if made again since), the
+        access token was revoked, or the password changed since.
+
+        `stamp` is the account's `Principal.stamp` when the token was minted (its first item
+        alone for what does not depend on the account's rights): it must still be the
+        account's, so a token minted in the very second of a change is told apart by the
+        change itself, not by the clock. Older tokens have only their `issued_at`, in whole
+        seconds: one from the second of a change is refused (the safe side). `grants`: the
+        token carries rights, so it is also refused once the account's rights shrank.
+        """
         account = await self.store.get_account(name)
         if account is None or account.kind != USER:
             return None
-        # Not int(): a refresh token's whole-second `iat` from the second of a change cannot
-        # be told from one issued before it, so it is refused (the safe side).
-        if issued_at is not None and issued_at < account.credentials_changed_at:
+        current = (account.credentials_changed_at, account.grants_changed_at or 0.0)
+        if stamp is not None:
+            if tuple(stamp) != current[: len(stamp)]:
+                return None
+        elif issued_at is not None and issued_at < max(current[: 2 if grants else 1]):
             return None
         token_scope = None
         if credential is not None:
@@ -136,8 +156,18 @@ class AccountService:
         roles = dict(await self.store.roles_of(account.name))
         roles[account.name] = "owner"
         return Principal(
-            account.name, account.is_admin, roles, token_scope, credential, account.pull_limit
+            account.name,
+            account.is_admin,
+            roles,
+            token_scope,
+            credential,
+            account.pull_limit,
+            (account.credentials_changed_at, account.grants_changed_at or 0.0),
         )
+
+    async def access_version(self) -> int:
+        """Moves on with every change to accounts, memberships and access tokens."""
+        return await self.store.access_version()
 
     # -- visibility ----------------------------------------------------------------------
     async def visibility(self, repository: str) -> str | None:
