@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,16 +15,9 @@ import obstore
 from obstore.store import S3Store
 
 from tests.conftest import s3_postgres_env
+from tests.support.fsck import run_fsck as fsck
 from tests.support.push import error_code, push_blob, push_image, sha256, unique_repo
 from tests.support.server import RunningRegistry
-
-
-def fsck(data_dir: Path, *args: str, env: dict[str, str] | None = None
-         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dockyard", "fsck", "--data-dir", str(data_dir), *args],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300,
-        check=False)
 
 
 def blob_file(data_dir: Path, digest: str) -> Path:
@@ -34,8 +25,9 @@ def blob_file(data_dir: Path, digest: str) -> Path:
     return data_dir / "blobs" / algorithm / hex_[:2] / hex_
 
 
-def assert_quarantines_and_heals(server: RunningRegistry, env: dict[str, str],
-                                 corrupt: Callable[[str, bytes], None]) -> None:
+def assert_quarantines_and_heals(
+    server: RunningRegistry, env: dict[str, str], corrupt: Callable[[str, bytes], None]
+) -> None:
     repo = unique_repo("fsck")
     with httpx.Client(base_url=server.url, timeout=60) as c:
         push_image(c, repo, "v1")
@@ -71,7 +63,8 @@ def assert_quarantines_and_heals(server: RunningRegistry, env: dict[str, str],
 
 
 def test_finding_01_fsck_quarantines_a_corrupt_blob_filesystem(
-        start_registry: Callable[..., RunningRegistry]) -> None:
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
     server = start_registry()
 
     def corrupt(digest: str, data: bytes) -> None:
@@ -87,27 +80,35 @@ def test_finding_01_fsck_quarantines_a_corrupt_blob_filesystem(
 
 
 def test_finding_01_fsck_quarantines_a_corrupt_blob_s3(
-        start_registry: Callable[..., RunningRegistry], s3_server, pg_cluster) -> None:
+    start_registry: Callable[..., RunningRegistry], s3_server, pg_cluster
+) -> None:
     env = s3_postgres_env(s3_server, pg_cluster, redirect=False)
     server = start_registry(env=env)
     bucket, _, prefix = env["DOCKYARD_STORAGE"].removeprefix("s3://").partition("/")
-    store = S3Store(bucket, endpoint=env["DOCKYARD_S3_ENDPOINT"], region="us-east-1",
-                    virtual_hosted_style_request=False, client_options={"allow_http": True},
-                    access_key_id=env["AWS_ACCESS_KEY_ID"],
-                    secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    store = S3Store(
+        bucket,
+        endpoint=env["DOCKYARD_S3_ENDPOINT"],
+        region="us-east-1",
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True},
+        access_key_id=env["AWS_ACCESS_KEY_ID"],
+        secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
 
     def corrupt(digest: str, data: bytes) -> None:
         algorithm, hex_ = digest.split(":")
         obstore.put(store, f"{prefix}/blobs/{algorithm}/{hex_[:2]}/{hex_}", data)
 
     assert_quarantines_and_heals(server, env, corrupt)
-    kept = [m["path"] for batch in obstore.list(store, prefix=f"{prefix}/quarantine/")
-            for m in batch]
+    kept = [
+        m["path"] for batch in obstore.list(store, prefix=f"{prefix}/quarantine/") for m in batch
+    ]
     assert len(kept) == 1
 
 
 def test_finding_01_fsck_reports_dangling_links_references_and_tags(
-        start_registry: Callable[..., RunningRegistry]) -> None:
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
     server = start_registry()
     repo = unique_repo("fsck")
     with httpx.Client(base_url=server.url, timeout=60) as c:
@@ -123,20 +124,24 @@ def test_finding_01_fsck_reports_dangling_links_references_and_tags(
     assert f"dangling-link\t{repo}\t{lonely}\tlinked blob is not in the blob store" in lines
     assert f"dangling-link\t{repo}\t{layer}\tlinked blob is not in the blob store" in lines
     assert any(line.startswith(f"missing-reference\t{repo}\t{layer}\t") for line in lines)
-    assert any(line.startswith(f"missing-manifest-content\t{repo}\t{manifest_digest}")
-               for line in lines)
-    assert any(line.startswith(f"dangling-tag\t{repo}\t{manifest_digest}\ttag v1")
-               for line in lines)
+    assert any(
+        line.startswith(f"missing-manifest-content\t{repo}\t{manifest_digest}") for line in lines
+    )
+    assert any(
+        line.startswith(f"dangling-tag\t{repo}\t{manifest_digest}\ttag v1") for line in lines
+    )
     assert "0 bad blobs" in report.stdout
     # Nothing to quarantine: --repair reports the same and moves nothing.
     repaired = fsck(server.data_dir, "--repair")
     assert repaired.returncode == 1 and "0 quarantined" in repaired.stdout
     assert not (server.data_dir / "quarantine").exists() or not any(
-        (server.data_dir / "quarantine").iterdir())
+        (server.data_dir / "quarantine").iterdir()
+    )
 
 
 def test_finding_01_fsck_finds_nothing_wrong_after_ordinary_pushes(
-        start_registry: Callable[..., RunningRegistry]) -> None:
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
     server = start_registry()
     with httpx.Client(base_url=server.url, timeout=60) as c:
         for i in range(3):

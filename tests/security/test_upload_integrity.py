@@ -13,14 +13,13 @@ import contextlib
 import hashlib
 import os
 import random
-import subprocess
-import sys
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from tests.conftest import s3_postgres_env
+from tests.support.fsck import run_fsck
 from tests.support.server import RunningRegistry
 
 SIZES = [300 * 1024, 700 * 1024, 1536 * 1024]
@@ -31,12 +30,21 @@ def sha(data: bytes) -> str:
 
 
 def chunk_range(start: int, data: bytes) -> dict[str, str]:
-    return {"Content-Range": f"{start}-{start + len(data) - 1}",
-            "Content-Type": "application/octet-stream"}
+    return {
+        "Content-Range": f"{start}-{start + len(data) - 1}",
+        "Content-Type": "application/octet-stream",
+    }
 
 
-async def _race(c: httpx.AsyncClient, repo: str, scenario: int, size: int,
-                claimed: set[str], made: list[bytes], seed: int) -> None:
+async def _race(
+    c: httpx.AsyncClient,
+    repo: str,
+    scenario: int,
+    size: int,
+    claimed: set[str],
+    made: list[bytes],
+    seed: int,
+) -> None:
     """One attack on a fresh upload; records every digest a PUT was answered 201 for."""
     rnd = random.Random(seed)
     x, y = rnd.randbytes(size), rnd.randbytes(size)
@@ -52,8 +60,9 @@ async def _race(c: httpx.AsyncClient, repo: str, scenario: int, size: int,
     async def put(digest: str, data: bytes | None = None, start: int = 0) -> None:
         headers = chunk_range(start, data) if data else {}
         with contextlib.suppress(httpx.TransportError):
-            response = await c.put(location, params={"digest": digest}, content=data or b"",
-                                   headers=headers)
+            response = await c.put(
+                location, params={"digest": digest}, content=data or b"", headers=headers
+            )
             assert response.status_code < 500, response.text
             if response.status_code == 201:
                 claimed.add(digest)
@@ -75,18 +84,12 @@ async def _race(c: httpx.AsyncClient, repo: str, scenario: int, size: int,
     elif scenario == 5:  # a two-chunk upload, second chunk raced, PUT claiming x + x
         half = x[: size // 2]
         await patch(half, 0)
-        await asyncio.gather(patch(x[size // 2:], len(half)), patch(y[size // 2:], len(half)))
+        await asyncio.gather(patch(x[size // 2 :], len(half)), patch(y[size // 2 :], len(half)))
         await asyncio.gather(put(sha(x)), patch(y, size))
-        await put(sha(half + y[size // 2:]))
+        await put(sha(half + y[size // 2 :]))
     else:  # PATCH, PUT and DELETE together
         await asyncio.gather(patch(x, 0), put(sha(x), y), c.delete(location), patch(y, 0))
         await put(sha(y))
-
-
-def fsck(server: RunningRegistry, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dockyard", "fsck", "--data-dir", str(server.data_dir)],
-        capture_output=True, text=True, env={**os.environ, **env}, timeout=300, check=False)
 
 
 def attack(server: RunningRegistry, env: dict[str, str], rounds: int) -> None:
@@ -113,18 +116,20 @@ def attack(server: RunningRegistry, env: dict[str, str], rounds: int) -> None:
     with httpx.Client(base_url=server.url, timeout=120) as c:
         for content in made:
             digest = sha(content)
-            pushed = c.post("/v2/victim/app/blobs/uploads/", params={"digest": digest},
-                            content=content)
+            pushed = c.post(
+                "/v2/victim/app/blobs/uploads/", params={"digest": digest}, content=content
+            )
             assert pushed.status_code == 201, pushed.text
             assert c.get(f"/v2/victim/app/blobs/{digest}").content == content
-    report = fsck(server, env)
+    report = run_fsck(server.data_dir, env=env)
     assert report.returncode == 0, report.stdout + report.stderr
     assert "0 bad blobs" in report.stdout
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_finding_01_racing_writes_never_store_bytes_under_a_wrong_digest_filesystem(
-        start_registry: Callable[..., RunningRegistry], workers: str) -> None:
+    start_registry: Callable[..., RunningRegistry], workers: str
+) -> None:
     env = {"DOCKYARD_WORKERS": workers}
     server = start_registry(env=env)
     attack(server, env, rounds=3)
@@ -132,28 +137,27 @@ def test_finding_01_racing_writes_never_store_bytes_under_a_wrong_digest_filesys
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_finding_01_racing_writes_never_store_bytes_under_a_wrong_digest_s3(
-        start_registry: Callable[..., RunningRegistry], s3_server, pg_cluster,
-        workers: str) -> None:
+    start_registry: Callable[..., RunningRegistry], s3_server, pg_cluster, workers: str
+) -> None:
     env = {**s3_postgres_env(s3_server, pg_cluster, redirect=False), "DOCKYARD_WORKERS": workers}
     server = start_registry(env=env)
     attack(server, env, rounds=2)
 
 
 def test_finding_01_refused_chunk_leaves_no_trace_in_the_hash(
-        start_registry: Callable[..., RunningRegistry]) -> None:
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
     """A chunk refused for its length leaves the upload, bytes and hash, as it was."""
     server = start_registry()
     first, second = os.urandom(400 * 1024), os.urandom(400 * 1024)
     with httpx.Client(base_url=server.url, timeout=60) as c:
         location = c.post("/v2/solo/blobs/uploads/").headers["Location"]
-        assert c.patch(location, content=first,
-                       headers=chunk_range(0, first)).status_code == 202
+        assert c.patch(location, content=first, headers=chunk_range(0, first)).status_code == 202
         lying = {"Content-Range": f"{len(first)}-{len(first) + 10}"}
         assert c.patch(location, content=second, headers=lying).status_code == 416
         assert c.put(location, params={"digest": sha(first + second)}).status_code == 400
         location = c.post("/v2/solo/blobs/uploads/").headers["Location"]
-        assert c.patch(location, content=first,
-                       headers=chunk_range(0, first)).status_code == 202
+        assert c.patch(location, content=first, headers=chunk_range(0, first)).status_code == 202
         assert c.patch(location, content=second, headers=lying).status_code == 416
         done = c.put(location, params={"digest": sha(first)})
         assert done.status_code == 201, done.text

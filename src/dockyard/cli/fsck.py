@@ -18,10 +18,15 @@ def register(app: typer.Typer) -> None:
 
 
 def fsck_command(
-    repair: Annotated[bool, typer.Option(
-        "--repair", help="Move blobs whose bytes do not hash to their digest into the store's "
-        "quarantine/ (kept for inspection) and drop their records, so they are answered "
-        "BLOB_UNKNOWN until pushed again.")] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Move blobs whose bytes do not hash to their digest into the store's "
+            "quarantine/ (kept for inspection) and drop their records, so they are answered "
+            "BLOB_UNKNOWN until pushed again.",
+        ),
+    ] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -31,8 +36,12 @@ def fsck_command(
     async def action(registry: Registry) -> FsckReport:
         from dockyard.service.fsck import FsckService
 
-        service = FsckService(registry.blob_store, registry.meta, registry.content_lock,
-                              [u.name for u in registry.settings.proxies])
+        service = FsckService(
+            registry.blob_store,
+            registry.meta,
+            registry.content_lock,
+            [u.name for u in registry.settings.proxies],
+        )
         return await service.run(repair=repair)
 
     report = on_store(config, data_dir, action)
@@ -40,9 +49,10 @@ def fsck_command(
         typer.echo(f"{problem.kind}\t{problem.where}\t{problem.digest}\t{problem.detail}")
     for digest, where in report.quarantined.items():
         typer.echo(f"quarantined\t{digest}\t{where}")
-    typer.echo(f"{report.blobs_checked} blobs checked, {len(report.bad_blobs)} bad blobs, "
-               f"{len(report.problems)} problems"
-               + (f", {len(report.quarantined)} quarantined" if repair else ""))
+    typer.echo(
+        f"{report.blobs_checked} blobs checked, {len(report.bad_blobs)} bad blobs, "
+        f"{len(report.problems)} problems"
+        + (f", {len(report.quarantined)} quarantined" if repair else "")
+    )
     if not report.clean:
         raise typer.Exit(1)
-

@@ -40,8 +40,13 @@ class FsckReport:
 
 
 class FsckService:
-    def __init__(self, blobs: BlobStore, meta: MetadataStore, lock: ContentLock | None = None,
-                 cached_prefixes: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        meta: MetadataStore,
+        lock: ContentLock | None = None,
+        cached_prefixes: list[str] | None = None,
+    ) -> None:
         self.blobs = blobs
         self.meta = meta
         self.lock = lock or NoLock()
@@ -57,8 +62,9 @@ class FsckService:
                 present.add(digest)
             else:
                 report.bad_blobs.append(digest)
-                report.problems.append(Problem("bad-blob", "-", digest,
-                                               "content does not hash to its digest"))
+                report.problems.append(
+                    Problem("bad-blob", "-", digest, "content does not hash to its digest")
+                )
         if repair and report.bad_blobs:
             await self._quarantine(report)
         await self._follow_edges(report, present)
@@ -93,22 +99,49 @@ class FsckService:
         problems = report.problems
         for repository, digest in graph.links:
             if digest not in present:
-                problems.append(Problem("dangling-link", repository, digest,
-                                        "linked blob is not in the blob store"))
+                problems.append(
+                    Problem(
+                        "dangling-link", repository, digest, "linked blob is not in the blob store"
+                    )
+                )
         manifests = set(graph.manifests)
         for repository, digest in graph.manifests:
             if digest not in present:
-                problems.append(Problem("missing-manifest-content", repository, digest,
-                                        "manifest bytes are not in the blob store"))
+                problems.append(
+                    Problem(
+                        "missing-manifest-content",
+                        repository,
+                        digest,
+                        "manifest bytes are not in the blob store",
+                    )
+                )
         for repository, manifest, target, kind in graph.references:
             if kind == "manifest":
                 if (repository, target) not in manifests:
-                    problems.append(Problem("missing-child", repository, target,
-                                            f"index {manifest} refers to an unknown manifest"))
+                    problems.append(
+                        Problem(
+                            "missing-child",
+                            repository,
+                            target,
+                            f"index {manifest} refers to an unknown manifest",
+                        )
+                    )
             elif target not in present and not self._is_cached(repository):
-                problems.append(Problem("missing-reference", repository, target,
-                                        f"manifest {manifest} refers to a missing blob"))
+                problems.append(
+                    Problem(
+                        "missing-reference",
+                        repository,
+                        target,
+                        f"manifest {manifest} refers to a missing blob",
+                    )
+                )
         for repository, tag, digest in graph.tags:
             if (repository, digest) not in manifests or digest not in present:
-                problems.append(Problem("dangling-tag", repository, digest,
-                                        f"tag {tag} points at a missing manifest"))
+                problems.append(
+                    Problem(
+                        "dangling-tag",
+                        repository,
+                        digest,
+                        f"tag {tag} points at a missing manifest",
+                    )
+                )
