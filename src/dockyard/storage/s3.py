@@ -106,9 +106,12 @@ class S3BlobStore:
             if not (offset.isdigit() and nonce.isalnum()):
                 raise KeyError(upload_id)
             offsets.append(int(offset))
+        if not offsets:
+            if size:
+                raise KeyError(upload_id)
+            return []
         ends = [*offsets[1:], size]
-        if (offsets and offsets[0] != 0) or (not offsets and size) or any(
-                end <= start for start, end in zip(offsets, ends, strict=True)):
+        if offsets[0] != 0 or any(end <= start for start, end in zip(offsets, ends, strict=True)):
             raise KeyError(upload_id)
         return [(start, f"{prefix}{start:0{PIECE_DIGITS}d}.{name.partition('.')[2]}",
                  end - start) for start, end, name in zip(offsets, ends, pieces, strict=True)]
