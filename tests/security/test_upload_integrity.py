@@ -13,13 +13,18 @@ import contextlib
 import hashlib
 import os
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
+from dockyard.storage.base import UploadBusyError
+from dockyard.storage.filesystem import FilesystemBlobStore
+from dockyard.storage.s3 import S3BlobStore
 from tests.conftest import s3_postgres_env
 from tests.support.fsck import run_fsck
+from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY
 from tests.support.server import RunningRegistry
 
 SIZES = [300 * 1024, 700 * 1024, 1536 * 1024]
@@ -162,3 +167,61 @@ def test_finding_01_refused_chunk_leaves_no_trace_in_the_hash(
         done = c.put(location, params={"digest": sha(first)})
         assert done.status_code == 201, done.text
         assert c.get(f"/v2/solo/blobs/{sha(first)}").content == first
+
+
+async def _stream(*pieces: bytes) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
+def test_finding_01_s3_commits_exactly_the_recorded_pieces(s3_server) -> None:
+    """Two chunks written for one offset never mix: what is hashed and committed is the
+    piece the record names, whatever else lies under the upload."""
+    store = S3BlobStore.from_url(
+        f"s3://{s3_server.create_bucket()}/p",
+        endpoint=s3_server.endpoint,
+        region="us-east-1",
+        path_style=True,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        presign_seconds=None,
+    )
+    upload = "ab" * 16
+    a, b = os.urandom(300 * 1024), os.urandom(300 * 1024)
+
+    async def scenario() -> None:
+        await store.create_upload(upload)
+        assert await store.write_upload(upload, 0, _stream(a), piece="aaaa") == len(a)
+        assert await store.write_upload(upload, 0, _stream(b), piece="bbbb") == len(b)
+        hashed = b"".join([c async for c in store.read_upload(upload, ["0.bbbb"], len(b))])
+        assert hashed == b
+        with pytest.raises(KeyError):  # a record that does not cover the size it claims
+            await store.commit_upload(upload, sha(b), [], len(b))
+        await store.commit_upload(upload, sha(b), ["0.bbbb"], len(b))
+        assert await store.get(sha(b)) == b
+        with pytest.raises(KeyError):  # completed meanwhile: unknown, not a 500
+            await store.commit_upload(upload, sha(a), ["0.aaaa"], len(a))
+        assert await store.stat(sha(a)) is None
+
+    asyncio.run(scenario())
+
+
+def test_finding_01_filesystem_upload_is_held_by_one_request(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    upload = "cd" * 16
+    data = os.urandom(1000)
+
+    async def scenario() -> None:
+        await store.create_upload(upload)
+        with store.hold_upload(upload):
+            with pytest.raises(UploadBusyError), store.hold_upload(upload):
+                pass
+            await store.write_upload(upload, 0, _stream(data))
+            # A request that opened the upload before it was committed finds it gone.
+            late = store.hold_upload(upload)
+            await store.commit_upload(upload, sha(data))
+        with pytest.raises(KeyError), late:
+            pass
+        assert await store.get(sha(data)) == data
+
+    asyncio.run(scenario())
