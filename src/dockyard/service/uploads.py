@@ -4,6 +4,11 @@ The running sha256 of an upload is kept in this process while its chunks arrive 
 most uploads are hashed exactly once, as they stream in. When a chunk lands on another process
 (several workers), or another algorithm is asked for, the bytes are hashed again at the end:
 slower, never wrong. A blob becomes visible only after that check and a durable commit.
+
+Nothing may ever be stored under a digest its bytes do not hash to, whatever requests race on
+one upload: each operation runs under the blob store's hold on the upload, a running hash is
+kept only for a chunk the metadata record accepted, and what is committed is exactly what was
+hashed (the file nobody else writes meanwhile, or the pieces the record names).
 """
 
 from __future__ import annotations
