@@ -299,7 +299,9 @@ class S3BlobStore:
         try:
             if await self.stat(digest) is None:
                 await self._publish(upload_id, chosen, target, pieces, size)
-        except (FileNotFoundError, S3Error) as exc:
+        except (FileNotFoundError, S3Error, OSError) as exc:
+            # A piece vanished under the copy: a request racing this one completed or dropped
+            # the upload (its marker goes first, see abort_upload).
             if not await self._exists(upload_id):
                 raise KeyError(upload_id) from exc
             raise
@@ -361,10 +363,11 @@ class S3BlobStore:
             raise
 
     async def abort_upload(self, upload_id: str) -> None:
-        # Every object under the upload, pieces that lost a race included; the marker last.
+        # Every object under the upload, pieces that lost a race included. The marker goes
+        # first: a request still reading the pieces then learns the upload is gone.
         prefix, marker = self._upload_prefix(upload_id), self._marker(upload_id)
         keys = [meta["path"] async for batch in obstore.list(self.store, prefix=prefix)
                 for meta in batch if meta["path"] != marker]
-        for key in [*keys, marker]:
+        for key in [marker, *keys]:
             with contextlib.suppress(FileNotFoundError):
                 await obstore.delete_async(self.store, key)
