@@ -225,3 +225,44 @@ def test_finding_01_filesystem_upload_is_held_by_one_request(tmp_path: Path) -> 
         assert await store.get(sha(data)) == data
 
     asyncio.run(scenario())
+
+
+def test_finding_01_a_busy_upload_refuses_other_writers(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    """While one PATCH is streaming, a PATCH, a PUT and a DELETE on that upload are refused
+    with 416 and where the upload stands; the first one then completes untouched."""
+    server = start_registry()
+    first, second = os.urandom(300 * 1024), os.urandom(300 * 1024)
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+            location = (await c.post("/v2/busy/one/blobs/uploads/")).headers["Location"]
+            assert (await c.patch(location, content=first)).status_code == 202
+            release = asyncio.Event()
+
+            async def slow() -> AsyncIterator[bytes]:
+                yield second[:1000]
+                await release.wait()
+                yield second[1000:]
+
+            streaming = asyncio.create_task(c.patch(location, content=slow()))
+            await asyncio.sleep(0.5)
+            others = [
+                await c.patch(location, content=b"intruder"),
+                await c.put(location, params={"digest": sha(first)}),
+                await c.delete(location),
+            ]
+            for refused in others:
+                assert refused.status_code == 416, refused.text
+                assert refused.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
+                assert refused.headers["Range"] == f"0-{len(first) - 1}"
+                assert refused.headers["Location"] == location
+            release.set()
+            assert (await streaming).status_code == 202
+            done = await c.put(location, params={"digest": sha(first + second)})
+            assert done.status_code == 201, done.text
+            body = (await c.get(f"/v2/busy/one/blobs/{sha(first + second)}")).content
+            assert body == first + second
+
+    asyncio.run(run())

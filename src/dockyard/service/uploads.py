@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from dockyard.core.digest import Digest
@@ -85,7 +85,7 @@ class UploadService:
         return UploadStatus(record.id, repository, record.size)
 
     async def cancel(self, repository: str, upload_id: str) -> None:
-        with self._held(repository, upload_id):
+        async with self._held(repository, upload_id):
             await self._get(repository, upload_id)
             await self._drop(upload_id)
 
@@ -95,11 +95,12 @@ class UploadService:
         await self.blobs.abort_upload(upload_id)
 
     # -- data ----------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _held(self, repository: str, upload_id: str) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def _held(self, repository: str, upload_id: str) -> AsyncIterator[None]:
         """Every operation on one upload runs alone: two writes racing for one offset, or a
         write landing between the digest check and the commit, could otherwise leave bytes
-        under a digest they do not hash to. A request finding the upload busy is refused."""
+        under a digest they do not hash to. A request finding the upload busy is refused
+        with where the upload stands, as for a chunk out of order."""
         if not _UPLOAD_ID.match(upload_id):
             raise _unknown(upload_id)
         try:
@@ -108,10 +109,14 @@ class UploadService:
         except KeyError as exc:
             raise _unknown(upload_id) from exc
         except UploadBusyError as exc:
+            record = await self._get(repository, upload_id)
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID, "another request is writing this upload",
                 status=416,
-                headers={"Location": f"/v2/{repository}/blobs/uploads/{upload_id}"},
+                headers={
+                    "Range": f"0-{record.size - 1}" if record.size else "0-0",
+                    "Location": f"/v2/{repository}/blobs/uploads/{upload_id}",
+                },
             ) from exc
 
     async def append(
@@ -122,7 +127,7 @@ class UploadService:
         content_range: tuple[int, int] | None = None,
     ) -> UploadStatus:
         """Write a chunk at the upload's current end; a chunk that does not continue it is 416."""
-        with self._held(repository, upload_id):
+        async with self._held(repository, upload_id):
             record = await self._get(repository, upload_id)  # read under the hold
             new_size, hasher, piece = await self._take(record, chunks, content_range)
             if not await self.meta.advance_upload(upload_id, record.size, new_size, time.time(),
@@ -204,7 +209,7 @@ class UploadService:
         if not digest_text:
             raise RegistryError(ErrorCode.DIGEST_INVALID, "digest parameter missing")
         digest = Digest.parse(digest_text)
-        with self._held(repository, upload_id):
+        async with self._held(repository, upload_id):
             record = await self._get(repository, upload_id)
             pieces = tuple(record.pieces.split()) if record.pieces else ()
             if chunks is not None:
