@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.fsck import run_fsck
 from tests.support.push import image_manifest, push_manifest, sha256
 
 
@@ -89,6 +90,9 @@ def test_kill_during_uploads_and_pushes_loses_nothing_acknowledged(start_registr
     assert acknowledged_tags and acknowledged_blobs, "the load did not get going before the kill"
 
     verify_store(data)
+    report = run_fsck(data)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert "0 bad blobs, 0 problems" in report.stdout
     restarted = start_registry(data_dir=data)
     with httpx.Client(base_url=restarted.url, timeout=30) as c:
         for repo, tag, digest in acknowledged_tags:

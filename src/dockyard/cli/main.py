@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
-from dockyard.cli import admin, images, login
+from dockyard.cli import admin, fsck, images, login
 from dockyard.config import (
     ConfigError,
     Settings,
@@ -259,6 +259,7 @@ def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 login.register(app)
 images.register(app)
 admin.register(app)
+fsck.register(app)
 
 
 def main() -> None:

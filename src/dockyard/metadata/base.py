@@ -45,6 +45,19 @@ class UploadRecord:
     size: int
     created_at: float
     updated_at: float
+    # The accepted pieces, space-separated, for blob stores that keep one object per chunk
+    # (S3); None where the store writes one file.
+    pieces: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContentGraph:
+    """Every edge a consistency check follows, read in one snapshot."""
+
+    links: list[tuple[str, str]]  # (repository, blob digest)
+    manifests: list[tuple[str, str]]  # (repository, manifest digest)
+    references: list[tuple[str, str, str, str]]  # (repository, manifest, target, kind)
+    tags: list[tuple[str, str, str]]  # (repository, tag, manifest digest)
 
 
 class MetadataStore(Protocol):
@@ -76,8 +89,10 @@ class MetadataStore(Protocol):
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
 
-    async def advance_upload(self, upload_id: str, old: int, new: int, now: float) -> bool:
-        """Move an upload's size from `old` to `new`; False if someone else moved it first."""
+    async def advance_upload(self, upload_id: str, old: int, new: int, now: float,
+                             pieces: str | None = None) -> bool:
+        """Move an upload's size from `old` to `new` and record its `pieces` as they now are;
+        False if someone else moved it first."""
 
     async def delete_upload(self, upload_id: str) -> None: ...
 
@@ -150,3 +165,10 @@ class MetadataStore(Protocol):
     async def forget_blobs(self, prefixes: list[str], digests: list[str]) -> list[str]:
         """Drop the records of those `digests` that are still unneeded, in one transaction;
         returns the ones dropped (anything linked or referenced since stays)."""
+
+    # consistency checks
+    async def content_graph(self) -> ContentGraph: ...
+
+    async def forget_blob_records(self, digests: list[str]) -> None:
+        """Drop the blobs' records and every repository's link to them (their bytes were
+        found corrupt and set aside): the registry then answers BLOB_UNKNOWN for them."""

@@ -87,6 +87,8 @@ uploads = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # Added by revision 0006: which pieces an upload accepted, where the blob store keeps them.
+    sa.Column("pieces", sa.Text, nullable=True),
     sa.Index("ix_uploads_updated", "updated_at"),
 )
 

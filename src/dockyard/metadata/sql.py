@@ -24,7 +24,13 @@ from sqlalchemy.engine import Connection, Engine
 from dockyard.core.errors import StorageFullError
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
-from dockyard.metadata.base import CacheUsage, ManifestRecord, Reference, UploadRecord
+from dockyard.metadata.base import (
+    CacheUsage,
+    ContentGraph,
+    ManifestRecord,
+    Reference,
+    UploadRecord,
+)
 from dockyard.metadata.group_commit import GroupCommitter, Job
 from dockyard.metadata.writer_turns import WriterTurns
 
@@ -388,7 +394,8 @@ class SQLMetadataStore:
         sa.update(t.uploads)
         .where(t.uploads.c.id == sa.bindparam("upload_id"),
                t.uploads.c.size == sa.bindparam("old_size"))
-        .values(size=sa.bindparam("new_size"), updated_at=sa.bindparam("now"))
+        .values(size=sa.bindparam("new_size"), updated_at=sa.bindparam("now"),
+                pieces=sa.bindparam("pieces"))
     )
 
     async def create_upload(self, upload_id: str, repository: str, now: float) -> None:
@@ -402,7 +409,7 @@ class SQLMetadataStore:
 
     _UPLOADS = sa.select(
         t.uploads.c.id, t.repositories.c.name, t.uploads.c.size, t.uploads.c.created_at,
-        t.uploads.c.updated_at,
+        t.uploads.c.updated_at, t.uploads.c.pieces,
     ).join(t.repositories)
     _GET_UPLOAD = _UPLOADS.where(t.uploads.c.id == sa.bindparam("upload_id"))
 
@@ -413,10 +420,12 @@ class SQLMetadataStore:
 
         return await self._read(fn, inline=True)
 
-    async def advance_upload(self, upload_id: str, old: int, new: int, now: float) -> bool:
+    async def advance_upload(self, upload_id: str, old: int, new: int, now: float,
+                             pieces: str | None = None) -> bool:
         def fn(conn: Connection) -> bool:
             result = direct.execute(conn, self._ADVANCE_UPLOAD, {
-                "upload_id": upload_id, "old_size": old, "new_size": new, "now": now})
+                "upload_id": upload_id, "old_size": old, "new_size": new, "now": now,
+                "pieces": pieces})
             return result.rowcount == 1
 
         return await self._write(fn, durable=False)
@@ -815,6 +824,39 @@ class SQLMetadataStore:
             return gone
 
         return await self._write(fn)
+
+    # -- consistency checks --------------------------------------------------------------
+    async def content_graph(self) -> ContentGraph:
+        repos = t.repositories
+
+        def fn(conn: Connection) -> ContentGraph:
+            def rows(table: sa.Table, *columns: sa.Column) -> list[tuple[str, ...]]:
+                query = sa.select(repos.c.name, *columns).join(
+                    repos, repos.c.id == table.c.repository_id)
+                return [tuple(row) for row in conn.execute(query.order_by(*query.selected_columns))]
+
+            return ContentGraph(
+                links=rows(t.repository_blobs, t.repository_blobs.c.digest),
+                manifests=rows(t.manifests, t.manifests.c.digest),
+                references=rows(t.manifest_references, t.manifest_references.c.manifest_digest,
+                                t.manifest_references.c.target_digest,
+                                t.manifest_references.c.kind),
+                tags=rows(t.tags, t.tags.c.name, t.tags.c.manifest_digest),
+            )
+
+        return await self._read(fn)
+
+    async def forget_blob_records(self, digests: list[str]) -> None:
+        def fn(conn: Connection) -> None:
+            for start in range(0, len(digests), 500):
+                batch = digests[start:start + 500]
+                conn.execute(sa.delete(t.repository_blobs).where(
+                    t.repository_blobs.c.digest.in_(batch)))
+                conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest.in_(batch)))
+            if digests:
+                self._catalog_changed(conn)
+
+        await self._write(fn)
 
     # -- moving to another database ------------------------------------------------------
     # Parents before children, so foreign keys hold at every insert.

@@ -4,13 +4,20 @@ The running sha256 of an upload is kept in this process while its chunks arrive 
 most uploads are hashed exactly once, as they stream in. When a chunk lands on another process
 (several workers), or another algorithm is asked for, the bytes are hashed again at the end:
 slower, never wrong. A blob becomes visible only after that check and a durable commit.
+
+Nothing may ever be stored under a digest its bytes do not hash to, whatever requests race on
+one upload: each operation runs under the blob store's hold on the upload, a running hash is
+kept only for a chunk the metadata record accepted, and what is committed is exactly what was
+hashed (the file nobody else writes meanwhile, or the pieces the record names).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -21,11 +28,12 @@ from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import MetadataStore, UploadRecord
 from dockyard.service.content_lock import ContentLock, NoLock
-from dockyard.storage.base import BlobStore, StorageFullError
+from dockyard.storage.base import BlobStore, StorageFullError, UploadBusyError
 
 log = logging.getLogger("dockyard.uploads")
 
 _MAX_TRACKED_HASHES = 256
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +41,12 @@ class UploadStatus:
     id: str
     repository: str
     size: int
+
+
+def _with_piece(pieces: str | None, piece: str | None) -> str | None:
+    if piece is None:
+        return pieces
+    return f"{pieces} {piece}" if pieces else piece
 
 
 def _unknown(upload_id: str) -> RegistryError:
@@ -61,7 +75,7 @@ class UploadService:
         return UploadStatus(upload_id, repository, 0)
 
     async def _get(self, repository: str, upload_id: str) -> UploadRecord:
-        record = await self.meta.get_upload(upload_id) if len(upload_id) == 32 else None
+        record = await self.meta.get_upload(upload_id) if _UPLOAD_ID.match(upload_id) else None
         if record is None or record.repository != repository:
             raise _unknown(upload_id)
         return record
@@ -71,8 +85,9 @@ class UploadService:
         return UploadStatus(record.id, repository, record.size)
 
     async def cancel(self, repository: str, upload_id: str) -> None:
-        await self._get(repository, upload_id)
-        await self._drop(upload_id)
+        async with self._held(repository, upload_id):
+            await self._get(repository, upload_id)
+            await self._drop(upload_id)
 
     async def _drop(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
@@ -80,22 +95,63 @@ class UploadService:
         await self.blobs.abort_upload(upload_id)
 
     # -- data ----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _held(self, repository: str, upload_id: str) -> AsyncIterator[None]:
+        """Every operation on one upload runs alone: two writes racing for one offset, or a
+        write landing between the digest check and the commit, could otherwise leave bytes
+        under a digest they do not hash to. A request finding the upload busy is refused
+        with where the upload stands, as for a chunk out of order."""
+        if not _UPLOAD_ID.match(upload_id):
+            raise _unknown(upload_id)
+        try:
+            with self.blobs.hold_upload(upload_id):
+                yield
+        except KeyError as exc:
+            raise _unknown(upload_id) from exc
+        except UploadBusyError as exc:
+            record = await self._get(repository, upload_id)
+            raise RegistryError(
+                ErrorCode.BLOB_UPLOAD_INVALID, "another request is writing this upload",
+                status=416,
+                headers={
+                    "Range": f"0-{record.size - 1}" if record.size else "0-0",
+                    "Location": f"/v2/{repository}/blobs/uploads/{upload_id}",
+                },
+            ) from exc
+
     async def append(
         self,
         repository: str,
         upload_id: str,
         chunks: AsyncIterator[bytes],
         content_range: tuple[int, int] | None = None,
-        *,
-        record: UploadRecord | None = None,
-        advance: bool = True,
     ) -> UploadStatus:
-        """Write a chunk at the upload's current end; a chunk that does not continue it is 416.
+        """Write a chunk at the upload's current end; a chunk that does not continue it is 416."""
+        async with self._held(repository, upload_id):
+            record = await self._get(repository, upload_id)  # read under the hold
+            new_size, hasher, piece = await self._take(record, chunks, content_range)
+            if not await self.meta.advance_upload(upload_id, record.size, new_size, time.time(),
+                                                  _with_piece(record.pieces, piece)):
+                await self._trim(upload_id, record.size, piece)
+                raise RegistryError(
+                    ErrorCode.BLOB_UPLOAD_INVALID, "upload changed concurrently", status=416
+                )
+            # Tracked only once accepted: a refused chunk leaves no trace in the hash.
+            if hasher is not None:
+                self._hashes[upload_id] = (new_size, hasher)
+                while len(self._hashes) > _MAX_TRACKED_HASHES:
+                    self._hashes.popitem(last=False)
+        return UploadStatus(upload_id, repository, new_size)
 
-        `advance=False` leaves the recorded size alone: for the last chunk of an upload that
-        is committed at once, whose record is then dropped anyway (one transaction fewer)."""
-        if record is None:
-            record = await self._get(repository, upload_id)
+    async def _take(
+        self,
+        record: UploadRecord,
+        chunks: AsyncIterator[bytes],
+        content_range: tuple[int, int] | None,
+    ) -> tuple[int, hashlib._Hash | None, str | None]:
+        """Write a chunk at `record.size`: (new size, running sha256 if one is known, name of
+        the piece written or None when nothing was)."""
+        upload_id = record.id
         if content_range is not None and content_range[0] != record.size:
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID,
@@ -103,54 +159,40 @@ class UploadService:
                 status=416,
                 headers={
                     "Range": f"0-{record.size - 1}" if record.size else "0-0",
-                    "Location": f"/v2/{repository}/blobs/uploads/{upload_id}",
+                    "Location": f"/v2/{record.repository}/blobs/uploads/{upload_id}",
                 },
             )
-        new_size = await self._write(upload_id, record.size, chunks)
+        tracked = self._hashes.pop(upload_id, None)
+        hasher = None
+        if record.size == 0:
+            hasher = hashlib.sha256()
+        elif tracked is not None and tracked[0] == record.size:
+            hasher = tracked[1]
+        piece = uuid.uuid4().hex
+        try:
+            new_size = await self.blobs.write_upload(upload_id, record.size, chunks, hasher,
+                                                     piece=piece)
+        except KeyError as exc:
+            raise _unknown(upload_id) from exc
         if (
             content_range is not None
             and new_size - record.size != content_range[1] - content_range[0] + 1
         ):
-            await self._rewind(upload_id, record.size, new_size)
+            await self._trim(upload_id, record.size, f"{record.size}.{piece}")
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID,
                 "chunk length does not match Content-Range",
                 status=416,
             )
-        if advance and not await self.meta.advance_upload(
-            upload_id, record.size, new_size, time.time()
-        ):
-            raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID, "upload changed concurrently", status=416
-            )
-        return UploadStatus(upload_id, repository, new_size)
+        return new_size, hasher, f"{record.size}.{piece}" if new_size > record.size else None
 
-    async def _write(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes]) -> int:
-        tracked = self._hashes.pop(upload_id, None)
-        hasher = None
-        if offset == 0:
-            hasher = hashlib.sha256()
-        elif tracked is not None and tracked[0] == offset:
-            hasher = tracked[1]
-
+    async def _trim(self, upload_id: str, size: int, piece: str | None) -> None:
+        """Undo a write at `size`; `piece` is its recorded name ("<offset>.<random>")."""
+        self._hashes.pop(upload_id, None)
         try:
-            new_size = await self.blobs.write_upload(upload_id, offset, chunks, hasher)
+            await self.blobs.trim_upload(upload_id, size, piece and piece.partition(".")[2])
         except KeyError as exc:
             raise _unknown(upload_id) from exc
-        if hasher is not None:
-            self._hashes[upload_id] = (new_size, hasher)
-            while len(self._hashes) > _MAX_TRACKED_HASHES:
-                self._hashes.popitem(last=False)
-        return new_size
-
-    async def _rewind(self, upload_id: str, offset: int, _size: int) -> None:
-        self._hashes.pop(upload_id, None)
-
-        async def nothing() -> AsyncIterator[bytes]:
-            return
-            yield b""
-
-        await self.blobs.write_upload(upload_id, offset, nothing())
 
     async def finish(
         self,
@@ -160,34 +202,48 @@ class UploadService:
         chunks: AsyncIterator[bytes] | None,
         content_range: tuple[int, int] | None = None,
     ) -> str:
-        """Close an upload: take a last chunk, verify the digest, commit and link the blob."""
+        """Close an upload: take a last chunk, verify the digest, commit and link the blob.
+
+        All of it under the hold, and the bytes hashed are the very bytes committed: the
+        file as it stands (nothing else writes it meanwhile), or the pieces named here."""
         if not digest_text:
             raise RegistryError(ErrorCode.DIGEST_INVALID, "digest parameter missing")
         digest = Digest.parse(digest_text)
-        record = await self._get(repository, upload_id)
-        size = record.size
-        if chunks is not None:
-            size = (await self.append(repository, upload_id, chunks, content_range,
-                                      record=record, advance=False)).size
-        actual = await self._digest_of(upload_id, size, digest.algorithm)
-        if actual != digest.hex:
-            await self._drop(upload_id)
-            raise RegistryError(ErrorCode.DIGEST_INVALID, detail={"digest": str(digest)})
-        await self._commit(repository, upload_id, str(digest), size)
+        async with self._held(repository, upload_id):
+            record = await self._get(repository, upload_id)
+            pieces = tuple(record.pieces.split()) if record.pieces else ()
+            if chunks is not None:
+                size, hasher, piece = await self._take(record, chunks, content_range)
+                pieces += (piece,) if piece else ()
+            else:
+                size, tracked = record.size, self._hashes.pop(upload_id, None)
+                hasher = tracked[1] if tracked is not None and tracked[0] == size else None
+                # A writer that died mid-chunk may have left bytes past the recorded end.
+                await self._trim(upload_id, size, None)
+            try:
+                if digest.algorithm == "sha256" and hasher is not None:
+                    actual = hasher.hexdigest()
+                else:
+                    actual = await self._hash_upload(upload_id, pieces, size, digest.algorithm)
+                if actual != digest.hex:
+                    await self._drop(upload_id)
+                    raise RegistryError(ErrorCode.DIGEST_INVALID, detail={"digest": str(digest)})
+                await self._commit(repository, upload_id, str(digest), size, pieces)
+            except KeyError as exc:  # completed or dropped by a request on another replica
+                raise _unknown(upload_id) from exc
         return str(digest)
 
-    async def _digest_of(self, upload_id: str, size: int, algorithm: str) -> str:
-        tracked = self._hashes.pop(upload_id, None)
-        if algorithm == "sha256" and tracked is not None and tracked[0] == size:
-            return tracked[1].hexdigest()
+    async def _hash_upload(self, upload_id: str, pieces: tuple[str, ...], size: int,
+                           algorithm: str) -> str:
         hasher = hashlib.new(algorithm)
-        async for chunk in self.blobs.read_upload(upload_id):
+        async for chunk in self.blobs.read_upload(upload_id, pieces, size):
             await asyncio.to_thread(hasher.update, chunk)
         return hasher.hexdigest()
 
-    async def _commit(self, repository: str, upload_id: str, digest: str, size: int) -> None:
+    async def _commit(self, repository: str, upload_id: str, digest: str, size: int,
+                      pieces: tuple[str, ...]) -> None:
         async with self.lock.publishing():
-            await self.blobs.commit_upload(upload_id, digest)
+            await self.blobs.commit_upload(upload_id, digest, pieces, size)
             await self.meta.complete_upload(upload_id, repository, digest, size)
 
     async def monolithic(
@@ -206,7 +262,15 @@ class UploadService:
     async def purge_expired(self) -> int:
         """Remove uploads nobody touched for the TTL, data and record alike."""
         expired = await self.meta.expired_uploads(time.time() - self.ttl)
+        removed = 0
         for record in expired:
-            log.info("removing abandoned upload %s in %s", record.id, record.repository)
-            await self._drop(record.id)
-        return len(expired)
+            try:
+                with self.blobs.hold_upload(record.id):
+                    await self._drop(record.id)
+            except UploadBusyError:
+                continue  # written to right now: not abandoned after all
+            except KeyError:
+                await self._drop(record.id)
+            log.info("removed abandoned upload %s in %s", record.id, record.repository)
+            removed += 1
+        return removed

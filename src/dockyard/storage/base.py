@@ -7,13 +7,18 @@ repository (the metadata store does) and never verifies digests (the service doe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
 from dockyard.core.errors import StorageFullError
 
-__all__ = ["BlobStore", "Digester", "StorageFullError"]
+__all__ = ["BlobStore", "Digester", "StorageFullError", "UploadBusyError"]
+
+
+class UploadBusyError(Exception):
+    """Another request is working on this upload right now."""
 
 
 class Digester(Protocol):
@@ -55,31 +60,52 @@ class BlobStore(Protocol):
 
     async def drop_detached(self, token: str) -> None: ...
 
+    async def quarantine(self, digest: str) -> str | None:
+        """Move a blob whose bytes do not hash to its digest out of sight for good, kept under
+        `quarantine/` for inspection; returns where it went (None when absent)."""
+
     def iter_digests(self) -> AsyncIterator[str]:
         """Every committed digest (for garbage collection)."""
 
     async def create_upload(self, upload_id: str) -> None: ...
 
+    def hold_upload(self, upload_id: str) -> AbstractContextManager[None]:
+        """Have this upload to oneself for the block, across the processes that share the
+        store's data, or raise UploadBusyError at once (never waits); KeyError when the upload
+        has no data area. Stores whose writes cannot interfere (S3: every chunk is an object
+        of its own, and the metadata record names the accepted ones) hold nothing."""
+
     async def upload_size(self, upload_id: str) -> int | None:
         """Bytes received so far, or None when the upload has no data area."""
 
     async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
-                           digester: Digester | None = None) -> int:
+                           digester: Digester | None = None, *, piece: str | None = None) -> int:
         """Write a stream at `offset` (dropping anything after it); return the new size.
 
         `digester` is fed every byte written, in order, off the event loop where the backend
         can: hashing is the costliest step of an upload, and a worker thread runs it (and the
-        write) in parallel with receiving the next bytes."""
+        write) in parallel with receiving the next bytes. `piece` (a fresh random name) asks a
+        store that keeps pieces to write this one under its own key and leave every other
+        piece alone; the caller then names the accepted pieces to `read_upload` and
+        `commit_upload`."""
 
-    def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
-        """Stream what an upload holds so far (to hash it when no running hash survived)."""
+    async def trim_upload(self, upload_id: str, size: int, piece: str | None = None) -> None:
+        """Forget what was written past `size` (a chunk refused after it was written): the
+        piece of that name, or the bytes of the file beyond `size`."""
+
+    def read_upload(self, upload_id: str, pieces: Sequence[str] | None = None,
+                    size: int | None = None) -> AsyncIterator[bytes]:
+        """Stream what an upload holds so far (to hash it when no running hash survived):
+        exactly the named pieces up to `size` when given."""
 
     def upload_path(self, upload_id: str) -> Path | None:
         """The local file an upload is written to, when the backend has one: lets readers
         follow a download while it is still arriving (the pull-through cache)."""
 
-    async def commit_upload(self, upload_id: str, digest: str) -> None:
-        """Make the upload's bytes durable and visible under `digest`, atomically."""
+    async def commit_upload(self, upload_id: str, digest: str,
+                            pieces: Sequence[str] | None = None, size: int | None = None) -> None:
+        """Make the upload's bytes durable and visible under `digest`, atomically: exactly
+        the named pieces up to `size` when given. KeyError when the upload is gone."""
 
     async def abort_upload(self, upload_id: str) -> None:
         """Drop an upload's data; absent is not an error."""

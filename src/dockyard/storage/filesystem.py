@@ -11,14 +11,15 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 from dockyard.core.digest import Digest
-from dockyard.storage.base import Digester, StorageFullError
+from dockyard.storage.base import Digester, StorageFullError, UploadBusyError
 
 CHUNK = 1024 * 1024
 # Downloads are read this much at a time: a piece that stays in the CPU's L2 cache while it is
@@ -227,6 +228,16 @@ class FilesystemBlobStore:
             return None
         return target.name
 
+    async def quarantine(self, digest: str) -> str | None:
+        folder = self.root / "quarantine"
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{digest.replace(':', '-')}.{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(self._blob_path(digest), target)
+        except FileNotFoundError:
+            return None
+        return str(target)
+
     def _trash_path(self, token: str) -> Path:
         if "/" in token or token.startswith("."):
             raise ValueError("malformed token")
@@ -267,8 +278,46 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
+    @contextlib.contextmanager
+    def hold_upload(self, upload_id: str) -> Iterator[None]:
+        """An flock on the upload file: shared by every worker process of this host, and let
+        go by the kernel when a process dies. Never blocking, so no executor thread (which
+        the writes need) ever waits on it."""
+        path = self._upload_file(upload_id)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise KeyError(upload_id) from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise UploadBusyError(upload_id) from exc
+            # The holder before us may have committed (renamed) or dropped the file after we
+            # opened it: the lock then guards a blob or nothing, never this upload.
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                raise KeyError(upload_id)
+            yield
+        finally:
+            os.close(fd)
+
+    async def trim_upload(self, upload_id: str, size: int, piece: str | None = None) -> None:
+        try:
+            fd = os.open(self._upload_file(upload_id), os.O_WRONLY)
+        except FileNotFoundError as exc:
+            raise KeyError(upload_id) from exc
+        try:
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+
     async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
-                           digester: Digester | None = None) -> int:
+                           digester: Digester | None = None, *, piece: str | None = None) -> int:
         """Pieces are batched and hashed and written in a worker thread, one batch in flight
         while the next one is received: the event loop only receives."""
         path = self._upload_file(upload_id)
@@ -325,12 +374,18 @@ class FilesystemBlobStore:
     def upload_path(self, upload_id: str) -> Path | None:
         return self._upload_path(upload_id)
 
-    async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
-        with open(self._upload_file(upload_id), "rb") as f:
+    async def read_upload(self, upload_id: str, pieces: Sequence[str] | None = None,
+                          size: int | None = None) -> AsyncIterator[bytes]:
+        try:
+            f = open(self._upload_file(upload_id), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError as exc:
+            raise KeyError(upload_id) from exc
+        with f:
             while chunk := await asyncio.to_thread(f.read, 8 * CHUNK):
                 yield chunk
 
-    async def commit_upload(self, upload_id: str, digest: str) -> None:
+    async def commit_upload(self, upload_id: str, digest: str,
+                            pieces: Sequence[str] | None = None, size: int | None = None) -> None:
         path = self._upload_file(upload_id)
         target = self._blob_file(digest)
 
@@ -349,6 +404,8 @@ class FilesystemBlobStore:
 
         try:
             await asyncio.to_thread(commit)
+        except FileNotFoundError as exc:
+            raise KeyError(upload_id) from exc
         except OSError as exc:
             if _full(exc):
                 raise StorageFullError(str(exc)) from exc

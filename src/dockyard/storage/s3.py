@@ -2,9 +2,12 @@
 interoperability mode), through obstore.
 
 Keys under the configured prefix: `blobs/<alg>/<2 hex>/<hex>` for committed content,
-`uploads/<id>/<offset>` for the pieces of an upload in flight (one object per chunk, named by
-where it starts, so any replica can continue an upload and a chunk that failed half-way never
-counts), and `trash/` for content a sweep has set aside. Nothing is local: replicas share it all.
+`uploads/<id>/<offset>.<random>` for the pieces of an upload in flight (one object per chunk,
+never overwritten, so any replica can continue an upload and chunks racing for one offset never
+mix; the upload's metadata record names the pieces it accepted, and only those are ever hashed
+or committed), and `trash/` for content a sweep has set aside. Nothing is local: replicas share
+it all. (Pieces named by their offset alone are written by callers that own an upload outright:
+the pull-through cache, migrations.)
 
 Completing an upload assembles its pieces into the blob as an S3 multipart upload whose parts
 are server-side copies of the pieces (`s3_multipart`): no byte passes through the registry
@@ -18,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from obstore.store import S3Store
 
 from dockyard.core.digest import Digest
 from dockyard.storage.base import Digester
-from dockyard.storage.s3_multipart import Credentials, MultipartClient
+from dockyard.storage.s3_multipart import Credentials, MultipartClient, S3Error
 
 _UPLOAD_ID_LENGTH = 32
 PIECE_DIGITS = 20
@@ -92,6 +95,41 @@ class S3BlobStore:
                     pieces.append((int(name), meta["path"], int(meta["size"])))
         return sorted(pieces)
 
+    def _recorded(self, upload_id: str, pieces: Sequence[str],
+                  size: int) -> list[tuple[int, str, int]]:
+        """(offset, key, size) of the named pieces: they must cover [0, size) end to end, or
+        the record is not one this store wrote (an upload from before pieces were named)."""
+        prefix = self._upload_prefix(upload_id)
+        offsets = []
+        for name in pieces:
+            offset, _, nonce = name.partition(".")
+            if not (offset.isdigit() and nonce.isalnum()):
+                raise KeyError(upload_id)
+            offsets.append(int(offset))
+        if not offsets:
+            if size:
+                raise KeyError(upload_id)
+            return []
+        ends = [*offsets[1:], size]
+        if offsets[0] != 0 or any(end <= start for start, end in zip(offsets, ends, strict=True)):
+            raise KeyError(upload_id)
+        return [(start, f"{prefix}{start:0{PIECE_DIGITS}d}.{name.partition('.')[2]}",
+                 end - start) for start, end, name in zip(offsets, ends, pieces, strict=True)]
+
+    async def _chosen(self, upload_id: str, pieces: Sequence[str] | None,
+                      size: int | None) -> list[tuple[int, str, int]]:
+        if pieces is None or size is None:
+            return await self._pieces(upload_id)
+        return self._recorded(upload_id, pieces, size)
+
+    @contextlib.contextmanager
+    def _gone_is_unknown(self, upload_id: str) -> Iterator[None]:
+        """A piece that vanished means the upload was completed or dropped meanwhile."""
+        try:
+            yield
+        except FileNotFoundError as exc:
+            raise KeyError(upload_id) from exc
+
     # -- committed blobs -----------------------------------------------------------------
     async def stat(self, digest: str) -> int | None:
         try:
@@ -153,6 +191,16 @@ class S3BlobStore:
         await obstore.delete_async(self.store, key)
         return token
 
+    async def quarantine(self, digest: str) -> str | None:
+        key = self._blob_key(digest)
+        target = f"{self.prefix}quarantine/{digest.replace(':', '-')}.{uuid.uuid4().hex[:8]}"
+        try:
+            await obstore.copy_async(self.store, key, target)
+        except FileNotFoundError:
+            return None
+        await obstore.delete_async(self.store, key)
+        return target
+
     def _trash_key(self, token: str) -> str:
         if "/" in token or token.startswith("."):
             raise ValueError("malformed token")
@@ -190,13 +238,28 @@ class S3BlobStore:
     def upload_path(self, upload_id: str) -> Path | None:
         return None
 
+    @contextlib.contextmanager
+    def hold_upload(self, upload_id: str) -> Iterator[None]:
+        yield
+
+    async def trim_upload(self, upload_id: str, size: int, piece: str | None = None) -> None:
+        if piece is not None:
+            with contextlib.suppress(FileNotFoundError):
+                await obstore.delete_async(self.store, self._piece_key(upload_id, size, piece))
+
+    def _piece_key(self, upload_id: str, offset: int, piece: str) -> str:
+        if not piece.isalnum():
+            raise ValueError("malformed piece name")
+        return f"{self._upload_prefix(upload_id)}{offset:0{PIECE_DIGITS}d}.{piece}"
+
     async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
-                           digester: Digester | None = None) -> int:
+                           digester: Digester | None = None, *, piece: str | None = None) -> int:
         prefix = self._upload_prefix(upload_id)
         if not await self._exists(upload_id):
             raise KeyError(upload_id)
-        # Anything at or after `offset` is superseded (a chunk sent again after a failure).
-        for start, key, size in await self._pieces(upload_id):
+        # Anything at or after `offset` is superseded (a chunk sent again after a failure),
+        # unless pieces are named: then the record says which count, and the others stay.
+        for start, key, size in [] if piece is not None else await self._pieces(upload_id):
             if start >= offset:
                 await obstore.delete_async(self.store, key)
             elif start + size > offset:
@@ -213,31 +276,47 @@ class S3BlobStore:
                     digester.update(chunk)
                 yield chunk
 
-        key = f"{prefix}{offset:0{PIECE_DIGITS}d}"
+        key = (self._piece_key(upload_id, offset, piece) if piece is not None
+               else f"{prefix}{offset:0{PIECE_DIGITS}d}")
         await obstore.put_async(self.store, key, counting())
         if counted == 0:
             await obstore.delete_async(self.store, key)
         return offset + counted
 
-    async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
-        for _, key, _ in await self._pieces(upload_id):
-            result = await obstore.get_async(self.store, key)
-            async for chunk in result.stream(min_chunk_size=8 * 1024 * 1024):
-                yield bytes(chunk)
+    async def read_upload(self, upload_id: str, pieces: Sequence[str] | None = None,
+                          size: int | None = None) -> AsyncIterator[bytes]:
+        for _, key, length in await self._chosen(upload_id, pieces, size):
+            with self._gone_is_unknown(upload_id):
+                result = await obstore.get_async(self.store, key, options={
+                    "range": (0, length)} if pieces is not None else None)
+                async for chunk in result.stream(min_chunk_size=8 * 1024 * 1024):
+                    yield bytes(chunk)
 
-    async def commit_upload(self, upload_id: str, digest: str) -> None:
-        pieces = await self._pieces(upload_id)
+    async def commit_upload(self, upload_id: str, digest: str,
+                            pieces: Sequence[str] | None = None, size: int | None = None) -> None:
+        chosen = await self._chosen(upload_id, pieces, size)
         target = self._blob_key(digest)
-        if await self.stat(digest) is None:
-            if len(pieces) == 1 and pieces[0][2] <= COPY_PART:
-                await obstore.copy_async(self.store, pieces[0][1], target)
-            elif not pieces:
-                await obstore.put_async(self.store, target, b"")
-            elif self.multipart is not None:
-                await self._assemble(pieces, target)
-            else:
-                await obstore.put_async(self.store, target, self.read_upload(upload_id))
+        try:
+            if await self.stat(digest) is None:
+                await self._publish(upload_id, chosen, target, pieces, size)
+        except (FileNotFoundError, S3Error, OSError) as exc:
+            # A piece vanished under the copy: a request racing this one completed or dropped
+            # the upload (its marker goes first, see abort_upload).
+            if not await self._exists(upload_id):
+                raise KeyError(upload_id) from exc
+            raise
         await self.abort_upload(upload_id)
+
+    async def _publish(self, upload_id: str, chosen: list[tuple[int, str, int]], target: str,
+                       pieces: Sequence[str] | None, size: int | None) -> None:
+        if len(chosen) == 1 and chosen[0][2] <= COPY_PART:
+            await obstore.copy_async(self.store, chosen[0][1], target)
+        elif not chosen:
+            await obstore.put_async(self.store, target, b"")
+        elif self.multipart is not None:
+            await self._assemble(chosen, target)
+        else:
+            await obstore.put_async(self.store, target, self.read_upload(upload_id, pieces, size))
 
     async def _assemble(self, pieces: list[tuple[int, str, int]], target: str) -> None:
         """Build `target` from the pieces with one multipart upload: parts copied server-side,
@@ -284,7 +363,11 @@ class S3BlobStore:
             raise
 
     async def abort_upload(self, upload_id: str) -> None:
-        keys = [key for _, key, _ in await self._pieces(upload_id)]
-        for key in [*keys, self._marker(upload_id)]:
+        # Every object under the upload, pieces that lost a race included. The marker goes
+        # first: a request still reading the pieces then learns the upload is gone.
+        prefix, marker = self._upload_prefix(upload_id), self._marker(upload_id)
+        keys = [meta["path"] async for batch in obstore.list(self.store, prefix=prefix)
+                for meta in batch if meta["path"] != marker]
+        for key in [marker, *keys]:
             with contextlib.suppress(FileNotFoundError):
                 await obstore.delete_async(self.store, key)
