@@ -1,8 +1,9 @@
 """The access decision for one request: who is asking, and may they do what it needs.
 
 Answers follow the Docker token spec so every client's login flow works: no or insufficient
-credentials get 401 with a `WWW-Authenticate: Bearer realm=…,service=…,scope=…` challenge; an
-identified caller who can see a repository but may not do this to it gets 403 DENIED. A
+credentials get 401 with a `WWW-Authenticate: Bearer realm=…,service=…,scope=…` challenge (with
+`error="insufficient_scope"` when a token lacks what its account may do); an identified
+caller who can see a repository but whose account may not do this to it gets 403 DENIED. A
 repository the caller may not see is answered exactly as a missing one would be.
 """
 
@@ -229,7 +230,13 @@ class AccessGate:
                 raise self._unauthorized(base_url(), None)
             return
         if need.kind == "catalog":
-            if caller.claims is not None and not any(
+            if caller.claims is None:
+                # Docker-style clients send credentials only once challenged: answering a bare
+                # request with the public list would hide their own repositories from them.
+                if caller.principal.anonymous:
+                    raise self._unauthorized(base_url(), need)
+                return
+            if not any(
                 s.type == "registry" and s.name == "catalog" for s in caller.claims.access
             ):
                 raise self._unauthorized(base_url(), need, "insufficient_scope")
@@ -244,14 +251,10 @@ class AccessGate:
         if caller.principal.anonymous:
             raise self._unauthorized(base_url(), need, insufficient)
         if need.actions <= actions:
-            # The account may do it; this token was just not issued for it: ask for another.
-            raise RegistryError(
-                ErrorCode.DENIED,
-                "the token does not cover this operation; request a new one",
-                headers={
-                    "WWW-Authenticate": self.challenge(base_url(), need, "insufficient_scope")
-                },
-            )
+            # The account may do it; this token was just not issued for it. 401 with
+            # insufficient_scope, as the token spec and Distribution answer, is what makes
+            # clients fetch a bigger token (a 403 ends their attempt).
+            raise self._unauthorized(base_url(), need, "insufficient_scope")
         if PULL in actions:
             raise RegistryError(
                 ErrorCode.DENIED,

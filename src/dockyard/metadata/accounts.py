@@ -80,6 +80,9 @@ class AccountStore(Protocol):
 
     async def get_visibility(self, repository: str) -> str | None: ...
 
+    async def visibility_facts(self, repository: str) -> tuple[bool, str | None, str | None]:
+        """(whether the repository exists, its own visibility, its namespace's default)."""
+
     async def set_visibility(self, repository: str, visibility: str) -> None: ...
 
     async def visibilities(self, repositories: list[str]) -> dict[str, str]: ...

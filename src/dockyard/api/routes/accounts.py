@@ -6,7 +6,6 @@ tokens takes a password login: a token cannot mint more tokens.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -15,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.api.routes.common import caller_of, registry_of
 from dockyard.auth.policy import may_administer
+from dockyard.core import jsontext
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.service.accounts import AccountService, Principal
@@ -42,7 +42,7 @@ async def _json(request: Request) -> dict[str, Any]:
     if len(body) > MAX_JSON_BYTES:
         raise RegistryError(ErrorCode.UNSUPPORTED, "request body too large", status=413)
     try:
-        value = json.loads(body or b"{}")
+        value = jsontext.loads(body or b"{}")
     except ValueError as exc:
         raise RegistryError(ErrorCode.UNSUPPORTED, "the body is not JSON", status=400) from exc
     if not isinstance(value, dict):
