@@ -170,7 +170,7 @@ def user_pull_limit(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Override an account's manifest pull limit."""
+    """Override an account's manifest pull limit (a manifest read by any endpoint counts)."""
     value: int | None = {"unlimited": -1, "default": None}.get(limit, 0)
     if value == 0:
         if not limit.isdigit():
