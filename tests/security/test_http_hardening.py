@@ -24,7 +24,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from dockyard.api.app import create_app
 from dockyard.auth.requests import Caller, Need
@@ -321,6 +320,27 @@ def test_finding_14_deep_json_to_the_account_api_and_in_tokens(reg: AuthRegistry
         assert_spec_error(response, "UNAUTHORIZED")
 
 
+def test_finding_14_admin_commands_refuse_odd_numbers_cleanly(reg: AuthRegistry) -> None:
+    """The same numbers given to the admin commands: a usage error (exit 2), no traceback."""
+    for text in ("\u00b2", "\u0663", "9" * 5000):
+        result = reg.admin("user", "pull-limit", CAROL[0], text, ok=False)
+        assert result.exit_code == 2, (text[:10], result.output, result.exception)
+        result = reg.admin(
+            "token",
+            "create",
+            "--user",
+            CAROL[0],
+            "--name",
+            "odd",
+            "--scope",
+            "read",
+            "--expires",
+            text,
+            ok=False,
+        )
+        assert result.exit_code == 2, (text[:10], result.output, result.exception)
+
+
 def test_finding_14_an_unexpected_error_answers_json_and_logs_the_traceback(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -334,9 +354,7 @@ def test_finding_14_an_unexpected_error_answers_json_and_logs_the_traceback(
 
     registry.listing.catalog = broken  # type: ignore[method-assign]
     caplog.set_level(logging.ERROR)
-    with TestClient(create_app(settings, registry), raise_server_exceptions=False) as http:
-        response = http.get("/v2/_catalog")
-        head = http.head("/v2/_catalog")
+    response, head = asyncio.run(_ask_in_process(create_app(settings, registry)))
     assert response.status_code == 500
     assert response.headers["Content-Type"] == "application/json"
     assert response.json() == {"errors": [{"code": "UNKNOWN", "message": "internal error"}]}
@@ -344,6 +362,26 @@ def test_finding_14_an_unexpected_error_answers_json_and_logs_the_traceback(
     assert head.status_code in (405, 500) and head.content == b""
     assert "a bug, with a secret detail" in caplog.text
     assert "Traceback" in caplog.text
+
+
+async def _ask_in_process(app: object) -> tuple[httpx.Response, httpx.Response]:
+    """GET and HEAD /v2/_catalog of an in-process app, its lifespan run around them."""
+    events: asyncio.Queue[dict] = asyncio.Queue()
+    done = asyncio.Queue[dict]()
+
+    async def send(message: dict) -> None:
+        await done.put(message)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    lifespan = asyncio.create_task(app(scope, events.get, send))  # type: ignore[operator]
+    await events.put({"type": "lifespan.startup"})
+    assert (await done.get())["type"] == "lifespan.startup.complete"
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
+        answers = await http.get("/v2/_catalog"), await http.head("/v2/_catalog")
+    await events.put({"type": "lifespan.shutdown"})
+    await lifespan
+    return answers
 
 
 # -- finding 16 --------------------------------------------------------------------------------
