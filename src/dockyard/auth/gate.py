@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 # How long a checked Basic credential or a bearer subject's account is trusted in memory.
 IDENTITY_CACHE_SECONDS = 10.0
+# How long a token refused a need with 401 insufficient_scope is remembered (see authorize).
+INSUFFICIENT_WINDOW_SECONDS = 600
 
 
 class Counters(Protocol):
@@ -253,7 +255,17 @@ class AccessGate:
         if need.actions <= actions:
             # The account may do it; this token was just not issued for it. 401 with
             # insufficient_scope, as the token spec and Distribution answer, is what makes
-            # clients fetch a bigger token (a 403 ends their attempt).
+            # clients fetch a bigger token (a 403 ends their attempt). oras-py instead sends
+            # the same token once more and asks for a new one only after a 403: the same
+            # token back for the same need gets that.
+            if await self._asked_again(caller.claims, need):
+                raise RegistryError(
+                    ErrorCode.DENIED,
+                    "the token does not cover this operation; request a new one",
+                    headers={
+                        "WWW-Authenticate": self.challenge(base_url(), need, "insufficient_scope")
+                    },
+                )
             raise self._unauthorized(base_url(), need, "insufficient_scope")
         if PULL in actions:
             raise RegistryError(
@@ -262,6 +274,15 @@ class AccessGate:
             )
         # Not even visible to this account: answered exactly as a missing repository.
         raise self._unauthorized(base_url(), need, insufficient)
+
+    async def _asked_again(self, claims: TokenClaims | None, need: Need) -> bool:
+        """Whether this token was refused this need in the last minutes (by any worker)."""
+        assert claims is not None
+        granted = " ".join(sorted(str(s) for s in claims.access))
+        seen = f"{claims.subject}\0{claims.issued_at}\0{claims.expires_at}\0{granted}"
+        key = hashlib.sha256(f"{seen}\0{need.scope}".encode()).hexdigest()
+        count, _ = await self.counters.hit(f"insufficient:{key}", INSUFFICIENT_WINDOW_SECONDS)
+        return count > 1
 
     @staticmethod
     def token_grants(caller: Caller, need: Need) -> bool:
