@@ -31,7 +31,7 @@ from dockyard.auth.setup import build_auth
 from dockyard.config import Settings
 from dockyard.core.errors import RegistryError
 from dockyard.service.accounts import ANONYMOUS
-from dockyard.service.registry import Registry
+from dockyard.service.registry import Registry, migrate
 from tests.auth.helpers import (
     ADMIN_PASSWORD,
     OCI_MANIFEST,
@@ -455,6 +455,45 @@ async def _private_versus_missing(
         for conn in held:
             conn.connection.driver_connection.set_trace_callback(None)
         return result
+    finally:
+        await registry.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_finding_16_the_single_lookup_answers_every_visibility_case(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The one statement gives the same answers the three lookups gave, on both databases."""
+    metadata = None
+    if backend == "postgresql":
+        metadata = request.getfixturevalue("pg_cluster").create_database()
+    settings = Settings(data_dir=tmp_path / "data", auth=True, metadata=metadata)
+    expected = {
+        "alice/secret": "private",  # the registry's default
+        "alice/open": "public",  # its own setting
+        "acme/site": "public",  # its namespace's default
+        "acme/closed": "private",  # its own setting over the namespace's
+        "alice/absent": None,
+        "nobody/absent": None,
+        "nobody/orphan": "private",  # a repository whose namespace has no account
+    }
+    assert asyncio.run(_visibilities(settings, list(expected))) == expected
+
+
+async def _visibilities(settings: Settings, names: list[str]) -> dict[str, str | None]:
+    registry = Registry.from_settings(settings)
+    try:
+        if settings.metadata is not None:  # a fresh PostgreSQL database: its schema first
+            await migrate(registry.meta)
+        accounts = registry.accounts
+        await accounts.create_user("alice", "alice-Pa55word")
+        await accounts.create_org("acme", "alice")
+        await accounts.set_namespace_default("acme", "public")
+        for repo in ("alice/secret", "alice/open", "acme/site", "acme/closed", "nobody/orphan"):
+            await registry.meta.link_blob(repo, sha256(repo.encode()), 1)
+        await accounts.set_visibility("alice/open", "public")
+        await accounts.set_visibility("acme/closed", "private")
+        return {name: await accounts.visibility(name) for name in names}
     finally:
         await registry.close()
 
