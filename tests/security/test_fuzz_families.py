@@ -98,6 +98,35 @@ def test_finding_14_fuzz_deep_nesting_in_manifests(
 
 
 @FUZZ
+@given(
+    number=st.one_of(
+        ENORMOUS,
+        st.integers(20, 5_000).map(lambda n: "1e" + "9" * (n // 10 + 1)),
+        st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]),
+    ),
+    field=st.sampled_from(["size", "schemaVersion", "extra"]),
+)
+def test_finding_14_fuzz_numbers_inside_manifests(
+    client: httpx.Client, number: str, field: str
+) -> None:
+    config = f'{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{number},'
+    body = (
+        f'{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","{field}":{number},"config":'
+        + config
+        + '"digest":"sha256:'
+        + "0" * 64
+        + '"},"layers":[]}'
+    )
+    response = client.put(
+        f"/v2/{unique_repo('num')}/manifests/v1",
+        content=body.encode(),
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert_spec_answer(response, (field, number[:30]))
+    assert response.status_code == 400  # invalid, or naming a blob the registry lacks
+
+
+@FUZZ
 @given(n=NUMBERISH, where=st.sampled_from(["tags", "catalog"]))
 def test_finding_14_fuzz_page_sizes(
     client: httpx.Client, image: tuple[str, str, str], n: str, where: str

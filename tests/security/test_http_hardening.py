@@ -304,7 +304,9 @@ def raw_exchange(registry: RunningRegistry, data: bytes) -> bytes:
         return b"".join(chunks)
 
 
-def test_finding_14_deep_json_to_the_account_api_and_in_tokens(reg: AuthRegistry) -> None:
+def test_finding_14_deep_json_and_odd_numbers_to_the_account_api_and_in_tokens(
+    reg: AuthRegistry,
+) -> None:
     with reg.client() as http:
         for depth in (1_000, 100_000):
             response = http.put(
@@ -318,6 +320,15 @@ def test_finding_14_deep_json_to_the_account_api_and_in_tokens(reg: AuthRegistry
             f"/v2/{WEB}/manifests/v1", headers={"Authorization": f"Bearer {header}.e30.c2ln"}
         )
         assert_spec_error(response, "UNAUTHORIZED")
+        # Numbers JSON cannot carry back (Infinity, NaN, 1e400) or that overflow a time.
+        for number in ("1e400", "Infinity", "NaN", "-Infinity", "9" * 4000, "1" + "0" * 30):
+            response = http.post(
+                "/api/v1/tokens",
+                content=f'{{"name": "odd", "scope": "read", "expires_in": {number}}}',
+                headers={"Authorization": basic(*CAROL), "Content-Type": "application/json"},
+            )
+            assert_spec_error(response, "UNSUPPORTED")
+            assert response.status_code == 400, (number[:10], response.text)
 
 
 def test_finding_14_admin_commands_refuse_odd_numbers_cleanly(reg: AuthRegistry) -> None:

@@ -8,6 +8,7 @@ linear and cannot recurse, so a deep document is refused before the parser sees 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -39,8 +40,20 @@ def check_depth(data: bytes, limit: int = MAX_DEPTH) -> None:
             depth -= 1
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400: a float JSON cannot carry back
+        raise ValueError(f"number out of range: {text[:20]}")
+    return number
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's parser takes NaN and Infinity
+
+
 def loads(body: bytes | str, limit: int = MAX_DEPTH) -> Any:
-    """`json.loads`, refusing documents nested deeper than `limit` with TooDeep."""
+    """`json.loads` of standard JSON only, refusing documents nested deeper than `limit`
+    (TooDeep) and numbers without a finite value (ValueError)."""
     data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
     check_depth(data, limit)
-    return json.loads(data)
+    return json.loads(data, parse_float=_finite, parse_constant=_not_json)

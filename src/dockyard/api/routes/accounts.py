@@ -20,6 +20,8 @@ from dockyard.core.names import validate_name
 from dockyard.service.accounts import AccountService, Principal
 
 MAX_JSON_BYTES = 64 * 1024
+# A century: beyond it an expiry is no longer a time (10**30 seconds overflow a float's date).
+MAX_EXPIRES_IN = 100 * 365 * 86400
 
 
 def _denied(message: str = "requested access to the resource is denied") -> RegistryError:
@@ -76,9 +78,11 @@ async def tokens(request: Request) -> Response:
         raise _denied("log in with a password to create access tokens")
     body = await _json(request)
     expires_in = body.get("expires_in")
-    if expires_in is not None and (not isinstance(expires_in, int | float) or expires_in <= 0):
+    if expires_in is not None and (
+        not isinstance(expires_in, int | float) or not 0 < expires_in <= MAX_EXPIRES_IN
+    ):
         raise RegistryError(ErrorCode.UNSUPPORTED, "expires_in is a positive number of "
-                            "seconds", status=400)
+                            f"seconds, at most {MAX_EXPIRES_IN}", status=400)
     try:
         record, secret = await accounts.create_token(principal.name, str(body.get("name", "")),
                                                      str(body.get("scope", "read")), expires_in)
