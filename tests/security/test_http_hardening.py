@@ -527,12 +527,20 @@ def test_compat_a_token_lacking_a_scope_gets_401_insufficient_scope(reg: AuthReg
             f"repository:{CI}:delete", "insufficient_scope"
         )
         # oras-py sends the same token once more and fetches a new one only after a 403: the
-        # same token back for the same need is told so (by any worker: counted in the store).
+        # same token back for the same need on the same connection is told so (by any worker:
+        # counted in the shared store).
         again = http.post(f"/v2/{CI}/blobs/uploads/", headers={"Authorization": pull_only})
         assert again.status_code == 403 and code_of(again) == "DENIED"
         assert again.headers["WWW-Authenticate"] == reg.challenge(
             f"repository:{CI}:pull,push", "insufficient_scope"
         )
+        # Requests on other connections (a client's parallel ones) each get the 401.
+        for _ in range(3):
+            with reg.client() as parallel:
+                other = parallel.post(
+                    f"/v2/{CI}/blobs/uploads/", headers={"Authorization": pull_only}
+                )
+                assert other.status_code == 401, other.text
         # What the client then does: ask for the scope named, and go on.
         bigger = reg.bearer(f"repository:{CI}:pull,push", basic(*CAROL))
         started = http.post(f"/v2/{CI}/blobs/uploads/", headers={"Authorization": bigger})

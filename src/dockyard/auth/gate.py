@@ -224,9 +224,10 @@ class AccessGate:
         return principal
 
     # -- authorization -------------------------------------------------------------------
-    async def authorize(self, caller: Caller, need: Need, base_url: Callable[[], str]
-                        ) -> None:
-        """`base_url` is asked for only to build a challenge."""
+    async def authorize(self, caller: Caller, need: Need, base_url: Callable[[], str],
+                        connection: object = None) -> None:
+        """`base_url` is asked for only to build a challenge. `connection` names the client's
+        connection (its address and port), to tell a client's retry from parallel requests."""
         if need.kind == "base":
             if caller.principal.anonymous and caller.claims is None:
                 raise self._unauthorized(base_url(), None)
@@ -257,8 +258,9 @@ class AccessGate:
             # insufficient_scope, as the token spec and Distribution answer, is what makes
             # clients fetch a bigger token (a 403 ends their attempt). oras-py instead sends
             # the same token once more and asks for a new one only after a 403: the same
-            # token back for the same need gets that.
-            if await self._asked_again(caller.claims, need):
+            # token back for the same need on the same connection gets that (requests made in
+            # parallel, on other connections, each get the 401).
+            if await self._asked_again(caller.claims, need, connection):
                 raise RegistryError(
                     ErrorCode.DENIED,
                     "the token does not cover this operation; request a new one",
@@ -275,12 +277,14 @@ class AccessGate:
         # Not even visible to this account: answered exactly as a missing repository.
         raise self._unauthorized(base_url(), need, insufficient)
 
-    async def _asked_again(self, claims: TokenClaims | None, need: Need) -> bool:
-        """Whether this token was refused this need in the last minutes (by any worker)."""
+    async def _asked_again(self, claims: TokenClaims | None, need: Need,
+                           connection: object) -> bool:
+        """Whether this token was refused this need on this connection in the last minutes
+        (by any worker)."""
         assert claims is not None
         granted = " ".join(sorted(str(s) for s in claims.access))
         seen = f"{claims.subject}\0{claims.issued_at}\0{claims.expires_at}\0{granted}"
-        key = hashlib.sha256(f"{seen}\0{need.scope}".encode()).hexdigest()
+        key = hashlib.sha256(f"{seen}\0{need.scope}\0{connection}".encode()).hexdigest()
         count, _ = await self.counters.hit(f"insufficient:{key}", INSUFFICIENT_WINDOW_SECONDS)
         return count > 1
 

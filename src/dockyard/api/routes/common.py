@@ -111,7 +111,7 @@ async def require(request: Request, need: Need) -> Caller | None:
     gate = auth.gate
     caller = await _caller(request, gate)
     if need.kind != "repository" or not gate.token_grants(caller, need):
-        await gate.authorize(caller, need, lambda: base_url(request))
+        await gate.authorize(caller, need, lambda: base_url(request), request.scope.get("client"))
     return caller
 
 
