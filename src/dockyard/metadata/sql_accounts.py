@@ -291,8 +291,11 @@ class SQLAccountStore:
 
     async def visibility_facts(self, repository: str) -> tuple[bool, str | None, str | None]:
         def fn(conn: Connection) -> tuple[bool, str | None, str | None]:
-            row = direct.execute(conn, self._VISIBILITY_FACTS, {
-                "repository": repository, "namespace": repository.split("/", 1)[0]}).first()
+            row = direct.execute(
+                conn,
+                self._VISIBILITY_FACTS,
+                {"repository": repository, "namespace": repository.split("/", 1)[0]},
+            ).first()
             assert row is not None  # one row, whatever the repository
             return bool(row[0]), row[1], row[2]
 
