@@ -324,6 +324,12 @@ def test_catalog(world: World, principal: str, mode: str) -> None:
         return
     auth = authorization(world, principal, mode, scope)
     response = world.http.get("/v2/_catalog", headers={"Authorization": auth} if auth else {})
+    if auth is None:
+        # Challenged first, as docker-style clients expect before they send credentials; an
+        # anonymous token (the bearer cell) still lists the public repositories.
+        assert response.status_code == 401, response.text
+        assert response.headers["WWW-Authenticate"] == world.reg.challenge(scope)
+        return
     assert response.status_code == 200, response.text
     assert response.json() == {"repositories": expected_catalog(principal)}
 
@@ -342,7 +348,8 @@ def test_catalog_pages_do_not_name_hidden_repositories(world: World) -> None:
     """Paging (`n`, `last`, `Link`) must not reveal a private name to someone who may not see
     it: acme/private-app sorts between acme/public-app... and owen/personal."""
     for principal in ("anonymous", "other"):
-        auth = authorization(world, principal, "basic", "")
+        mode = "bearer" if principal == "anonymous" else "basic"
+        auth = authorization(world, principal, mode, "registry:catalog:*")
         headers = {"Authorization": auth} if auth else {}
         seen: list[str] = []
         url: str | None = "/v2/_catalog?n=1"

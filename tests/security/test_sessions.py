@@ -221,7 +221,8 @@ def test_finding_12_deleted_accounts_token_fails_on_a_new_account_of_that_name(
     bearer = "Bearer " + issued["token"]
     assert statuses(reg, "dora/app", bearer) == [200] * PROBES
     admin = {"Authorization": admin_auth()}
-    assert httpx.delete(f"{reg.url}/api/v1/users/dora?repositories=delete", headers=admin).status_code == 204
+    removed = httpx.delete(f"{reg.url}/api/v1/users/dora?repositories=delete", headers=admin)
+    assert removed.status_code == 204
     again = httpx.post(
         f"{reg.url}/api/v1/users",
         json={"name": "dora", "password": "other-pw"},

@@ -23,7 +23,9 @@ def content_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    if not raw.strip().isdigit():
+    raw = raw.strip()
+    # ASCII and short: isdigit() takes "²", which int() refuses, as it does 4,300 digits.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
         raise RegistryError(ErrorCode.SIZE_INVALID, "malformed Content-Length")
     return int(raw)
 

@@ -48,10 +48,17 @@ async def client_disconnected(request: Request, exc: Exception) -> Response:
     )
 
 
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """A bug, not bad input: the client gets the spec's shape instead of Starlette's plain
+    text, and the traceback goes to the log (the exception is raised again after this)."""
+    return render(RegistryError(ErrorCode.UNKNOWN), request.method)
+
+
 EXCEPTION_HANDLERS = {
     RegistryError: registry_error,
     HTTPException: http_error,
     ClientDisconnected: client_disconnected,
+    Exception: unexpected_error,
 }
 
 # What a client sees when a bug escapes every handler: the spec's shape, never a traceback.

@@ -1,8 +1,9 @@
 """The access decision for one request: who is asking, and may they do what it needs.
 
 Answers follow the Docker token spec so every client's login flow works: no or insufficient
-credentials get 401 with a `WWW-Authenticate: Bearer realm=…,service=…,scope=…` challenge; an
-identified caller who can see a repository but may not do this to it gets 403 DENIED. A
+credentials get 401 with a `WWW-Authenticate: Bearer realm=…,service=…,scope=…` challenge (with
+`error="insufficient_scope"` when a token lacks what its account may do); an identified
+caller who can see a repository but whose account may not do this to it gets 403 DENIED. A
 repository the caller may not see is answered exactly as a missing one would be.
 """
 
@@ -37,6 +38,8 @@ ACCESS_VERSION_SECONDS = 0.5
 # Failed logins an account may collect from all addresses together, in limits per address:
 # guesses from many machines end, while one address's guesses lock out nobody else.
 ACCOUNT_LIMIT_FACTOR = 10
+# How long a token refused a need with 401 insufficient_scope is remembered (see authorize).
+INSUFFICIENT_WINDOW_SECONDS = 600
 
 
 class Counters(Protocol):
@@ -325,15 +328,22 @@ class AccessGate:
         return principal
 
     # -- authorization -------------------------------------------------------------------
-    async def authorize(self, caller: Caller, need: Need, base_url: Callable[[], str]
-                        ) -> None:
-        """`base_url` is asked for only to build a challenge."""
+    async def authorize(self, caller: Caller, need: Need, base_url: Callable[[], str],
+                        connection: object = None) -> None:
+        """`base_url` is asked for only to build a challenge. `connection` names the client's
+        connection (its address and port), to tell a client's retry from parallel requests."""
         if need.kind == "base":
             if caller.principal.anonymous and caller.claims is None:
                 raise self._unauthorized(base_url(), None)
             return
         if need.kind == "catalog":
-            if caller.claims is not None and not any(
+            if caller.claims is None:
+                # Docker-style clients send credentials only once challenged: answering a bare
+                # request with the public list would hide their own repositories from them.
+                if caller.principal.anonymous:
+                    raise self._unauthorized(base_url(), need)
+                return
+            if not any(
                 s.type == "registry" and s.name == "catalog" for s in caller.claims.access
             ):
                 raise self._unauthorized(base_url(), need, "insufficient_scope")
@@ -348,14 +358,21 @@ class AccessGate:
         if caller.principal.anonymous:
             raise self._unauthorized(base_url(), need, insufficient)
         if need.actions <= actions:
-            # The account may do it; this token was just not issued for it: ask for another.
-            raise RegistryError(
-                ErrorCode.DENIED,
-                "the token does not cover this operation; request a new one",
-                headers={
-                    "WWW-Authenticate": self.challenge(base_url(), need, "insufficient_scope")
-                },
-            )
+            # The account may do it; this token was just not issued for it. 401 with
+            # insufficient_scope, as the token spec and Distribution answer, is what makes
+            # clients fetch a bigger token (a 403 ends their attempt). oras-py instead sends
+            # the same token once more and asks for a new one only after a 403: the same
+            # token back for the same need on the same connection gets that (requests made in
+            # parallel, on other connections, each get the 401).
+            if await self._asked_again(caller.claims, need, connection):
+                raise RegistryError(
+                    ErrorCode.DENIED,
+                    "the token does not cover this operation; request a new one",
+                    headers={
+                        "WWW-Authenticate": self.challenge(base_url(), need, "insufficient_scope")
+                    },
+                )
+            raise self._unauthorized(base_url(), need, "insufficient_scope")
         if PULL in actions:
             raise RegistryError(
                 ErrorCode.DENIED,
@@ -363,6 +380,17 @@ class AccessGate:
             )
         # Not even visible to this account: answered exactly as a missing repository.
         raise self._unauthorized(base_url(), need, insufficient)
+
+    async def _asked_again(self, claims: TokenClaims | None, need: Need,
+                           connection: object) -> bool:
+        """Whether this token was refused this need on this connection in the last minutes
+        (by any worker)."""
+        assert claims is not None
+        granted = " ".join(sorted(str(s) for s in claims.access))
+        seen = f"{claims.subject}\0{claims.issued_at}\0{claims.expires_at}\0{granted}"
+        key = hashlib.sha256(f"{seen}\0{need.scope}\0{connection}".encode()).hexdigest()
+        count, _ = await self.counters.hit(f"insufficient:{key}", INSUFFICIENT_WINDOW_SECONDS)
+        return count > 1
 
     @staticmethod
     def token_grants(caller: Caller, need: Need) -> bool:

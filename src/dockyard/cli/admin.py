@@ -224,10 +224,10 @@ def user_pull_limit(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Override an account's manifest pull limit."""
+    """Override an account's manifest pull limit (a manifest read by any endpoint counts)."""
     value: int | None = {"unlimited": -1, "default": None}.get(limit, 0)
     if value == 0:
-        if not limit.isdigit():
+        if not (limit.isascii() and limit.isdigit()) or len(limit) > 18:
             raise fail("the limit is a number, 'unlimited' or 'default'", 2)
         value = int(limit)
     if not on_store(config, data_dir, lambda r: r.accounts.set_pull_limit(name, value)):
@@ -309,7 +309,7 @@ def org_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 # -- access tokens -----------------------------------------------------------------------
 def parse_duration(text: str) -> float:
-    match = re.fullmatch(r"(\d+)([smhdw]?)", text.strip())
+    match = re.fullmatch(r"([0-9]{1,12})([smhdw]?)", text.strip())
     if match is None:
         raise fail(f"invalid duration {text!r}: use e.g. 90d, 12h, 30m", 2)
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
@@ -429,7 +429,7 @@ def _checked(fn: Callable[[str], Any]) -> Callable[[str], Any]:
 
 # -- pull-through cache ------------------------------------------------------------------
 def parse_size(text: str) -> int:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", text.strip().lower())
+    match = re.fullmatch(r"([0-9]{1,15}(?:\.[0-9]{1,15})?)\s*([kmgt]?)i?b?", text.strip().lower())
     if match is None:
         raise fail(f"invalid size {text!r}: use e.g. 500M, 20G", 2)
     scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[match.group(2)]

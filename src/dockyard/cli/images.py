@@ -209,7 +209,7 @@ def delete(reference: Annotated[str, typer.Argument(help="registry/repository:ta
 def catalog(registry: Annotated[str, typer.Argument(help="Registry host, e.g. "
                                                     "localhost:5000.")],
             insecure: InsecureOpt = None) -> None:
-    """List the repositories of a registry (those you may see)."""
+    """List the repositories of a registry you may see: logged in, your private ones too."""
     for name in run_client(insecure, 4, lambda c: c.catalog(registry)):
         typer.echo(name)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockyard.core import jsontext
 from dockyard.core import mediatypes as mt
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -145,7 +145,9 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
     if len(body) > MAX_MANIFEST_BYTES:
         raise RegistryError(ErrorCode.MANIFEST_INVALID, "manifest exceeds 4 MiB", status=413)
     try:
-        doc = json.loads(body)
+        doc = jsontext.loads(body)
+    except jsontext.TooDeep as exc:
+        raise _invalid(str(exc)) from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise _invalid("manifest is not valid JSON") from exc
     if not isinstance(doc, dict):

@@ -6,8 +6,18 @@ import re
 
 from dockyard.core.errors import ErrorCode, RegistryError
 
-_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?\s*(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?$")
+# ASCII digits only: `\d` and int() also take other scripts' digits.
+_RANGE_SPEC = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$", re.ASCII)
+_CONTENT_RANGE = re.compile(
+    r"^(?:bytes[ =])?\s*([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?$", re.ASCII
+)
+# Beyond any blob size; longer numbers are read as this (int() refuses 4,300 digits or more).
+_HUGE = 10**19
+
+
+def _number(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) < 19 else _HUGE
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -24,16 +34,16 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         return None
     first, last = match.group(1), match.group(2)
     if not first:  # suffix form: the last N bytes
-        length = int(last)
+        length = _number(last)
         if length == 0 or size == 0:
             raise _unsatisfiable(size)
         return max(0, size - length), size - 1
-    start = int(first)
-    if last and int(last) < start:
+    start = _number(first)
+    if last and _number(last) < start:
         return None  # syntactically invalid: ignored, as RFC 9110 says
     if start >= size:
         raise _unsatisfiable(size)
-    end = int(last) if last else size - 1
+    end = _number(last) if last else size - 1
     return start, min(end, size - 1)
 
 

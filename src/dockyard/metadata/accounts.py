@@ -111,6 +111,9 @@ class AccountStore(Protocol):
     async def access_version(self) -> int:
         """Moves on with every change to accounts, memberships and access tokens."""
 
+    async def visibility_facts(self, repository: str) -> tuple[bool, str | None, str | None]:
+        """(whether the repository exists, its own visibility, its namespace's default)."""
+
     async def set_visibility(self, repository: str, visibility: str) -> None: ...
 
     async def visibilities(self, repositories: list[str]) -> dict[str, str]: ...

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.accounts import (
     DELETE_REPOSITORIES,
@@ -417,6 +418,28 @@ class SQLAccountStore:
             lambda conn: conn.execute(self._GET_VISIBILITY, {"repository": repository}).scalar(),
             inline=True,
         )
+
+    # Existence, the repository's own setting and its namespace's default, in one statement
+    # whatever the answer: a private repository costs what a missing one does.
+    _VISIBILITY_FACTS = sa.select(
+        sa.exists().where(t.repositories.c.name == sa.bindparam("repository")),
+        _GET_VISIBILITY.scalar_subquery(),
+        sa.select(t.accounts.c.default_visibility)
+        .where(t.accounts.c.name == sa.bindparam("namespace"))
+        .scalar_subquery(),
+    )
+
+    async def visibility_facts(self, repository: str) -> tuple[bool, str | None, str | None]:
+        def fn(conn: Connection) -> tuple[bool, str | None, str | None]:
+            row = direct.execute(
+                conn,
+                self._VISIBILITY_FACTS,
+                {"repository": repository, "namespace": repository.split("/", 1)[0]},
+            ).first()
+            assert row is not None  # one row, whatever the repository
+            return bool(row[0]), row[1], row[2]
+
+        return await self._read(fn, inline=True)
 
     async def set_visibility(self, repository: str, visibility: str) -> None:
         def fn(conn: Connection) -> None:

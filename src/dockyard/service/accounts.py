@@ -171,11 +171,13 @@ class AccountService:
 
     # -- visibility ----------------------------------------------------------------------
     async def visibility(self, repository: str) -> str | None:
-        """public/private for an existing repository; None when it does not exist."""
-        if not await self.meta.repository_exists(repository):
-            return None
-        explicit = await self.store.get_visibility(repository)
-        return explicit or await self.namespace_default(repository.split("/")[0])
+        """public/private for an existing repository; None when it does not exist.
+
+        The same single lookup and the same work either way, so that nobody can tell a
+        private repository from a missing one by how long the answer takes."""
+        exists, explicit, namespace_default = await self.store.visibility_facts(repository)
+        visibility = explicit or namespace_default or self.default_visibility
+        return visibility if exists else None
 
     async def namespace_default(self, namespace: str) -> str:
         account = await self.store.get_account(namespace)

@@ -21,6 +21,7 @@ class BlobInfo:
     digest: str
     size: int
     path: Path | None
+    manifest: bool = False  # a manifest's bytes, read through the blobs endpoint
 
 
 class BlobService:
@@ -39,7 +40,7 @@ class BlobService:
             manifest = await self.meta.get_manifest(repository, digest)
             if manifest is None:
                 raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
-            size = manifest.size
+            return BlobInfo(digest, manifest.size, self.blobs.local_path(digest), manifest=True)
         return BlobInfo(digest, size, self.blobs.local_path(digest))
 
     async def redirect_url(self, digest: str) -> str | None:

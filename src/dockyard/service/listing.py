@@ -35,7 +35,8 @@ class Page:
 def parse_page_size(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    # isascii(): isdigit() also takes "²" and other scripts' digits, which int() refuses.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
         raise RegistryError(
             ErrorCode.UNSUPPORTED,
             "n must be a non-negative integer",

@@ -6,6 +6,7 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from dockyard.core import jsontext
 from dockyard.core import mediatypes as mt
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -242,7 +243,7 @@ class ManifestService:
         if record is None or record.media_type != mt.OCI_INDEX:
             return []
         try:
-            doc = json.loads(await self.content(record))
+            doc = jsontext.loads(await self.content(record))
         except (ValueError, RegistryError):
             return []
         return [m for m in doc.get("manifests", []) if isinstance(m, dict) and "digest" in m]

@@ -13,7 +13,6 @@ whose `Origin` names another site is refused.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from dockyard.api.origin import same_origin
 from dockyard.api.routes.common import auth_of, base_url, caller_of, registry_of
 from dockyard.auth.policy import may_administer
 from dockyard.auth.requests import Caller
+from dockyard.core import jsontext
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.metadata.accounts import NamespaceInUse
@@ -32,6 +32,8 @@ from dockyard.service.accounts import AccountService, Principal
 
 MAX_JSON_BYTES = 64 * 1024
 _TOO_LARGE = RegistryError(ErrorCode.UNSUPPORTED, "request body too large", status=413)
+# A century: beyond it an expiry is no longer a time (10**30 seconds overflow a float's date).
+MAX_EXPIRES_IN = 100 * 365 * 86400
 
 
 def _denied(message: str = "requested access to the resource is denied") -> RegistryError:
@@ -88,8 +90,8 @@ async def _json(request: Request) -> dict[str, Any]:
         request, MAX_JSON_BYTES, registry_of(request).settings.body_timeout_seconds, _TOO_LARGE
     )
     try:
-        value = json.loads(body or b"{}")
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        value = jsontext.loads(body or b"{}")
+    except ValueError as exc:
         raise RegistryError(ErrorCode.UNSUPPORTED, "the body is not JSON", status=400) from exc
     if not isinstance(value, dict):
         raise RegistryError(ErrorCode.UNSUPPORTED, "the body must be a JSON object", status=400)
@@ -132,9 +134,13 @@ async def tokens(request: Request) -> Response:
         return JSONResponse({"tokens": [_token_json(t) for t in listed]})
     body = await _json(request)
     expires_in = body.get("expires_in")
-    if expires_in is not None and (not isinstance(expires_in, int | float) or expires_in <= 0):
+    if expires_in is not None and (
+        not isinstance(expires_in, int | float) or not 0 < expires_in <= MAX_EXPIRES_IN
+    ):
         raise RegistryError(
-            ErrorCode.UNSUPPORTED, "expires_in is a positive number of seconds", status=400
+            ErrorCode.UNSUPPORTED,
+            f"expires_in is a positive number of seconds, at most {MAX_EXPIRES_IN}",
+            status=400,
         )
     try:
         record, secret = await accounts.create_token(

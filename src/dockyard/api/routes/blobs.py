@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.responses import BlobResponse
-from dockyard.api.routes.common import cache_route, registry_of, repository_access
+from dockyard.api.routes.common import cache_route, count_pull, registry_of, repository_access
 from dockyard.auth.scopes import DELETE, PULL
 from dockyard.core.digest import Digest
 from dockyard.core.ranges import parse_range
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 async def endpoint(request: Request) -> Response | BlobResponse:
     deleting = request.method == "DELETE"
-    name, _ = await repository_access(request, DELETE if deleting else PULL)
+    name, caller = await repository_access(request, DELETE if deleting else PULL)
     registry = registry_of(request)
     digest = request.path_params["digest"]
     route = await cache_route(request, name, writing=deleting)
@@ -35,6 +35,8 @@ async def endpoint(request: Request) -> Response | BlobResponse:
         info = await registry.blobs.stat(name, digest)
     headers = _headers(info.digest)
     head = request.method == "HEAD"
+    if info.manifest and not head:  # a manifest's bytes are a pull by whichever route
+        await count_pull(request, caller, headers)
     if not head:
         url = await registry.blobs.redirect_url(info.digest)
         if url is not None:  # the object store serves the bytes; the registry does not carry them

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from dockyard.api.services import SERVICES_KEY
 from dockyard.auth.requests import Caller, Need, client_address
+from dockyard.auth.scopes import PULL
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.service.registry import Registry
@@ -110,7 +111,7 @@ async def require(request: Request, need: Need) -> Caller | None:
     gate = auth.gate
     caller = await _caller(request, gate)
     if need.kind != "repository" or not gate.token_grants(caller, need):
-        await gate.authorize(caller, need, lambda: base_url(request))
+        await gate.authorize(caller, need, lambda: base_url(request), request.scope.get("client"))
     return caller
 
 
@@ -146,15 +147,28 @@ def _need(name: str, actions: tuple[str, ...]) -> Need:
 
 
 def read_check(request: Request, caller: Caller | None) -> ReadCheck | None:
-    """May the caller read another repository (for mounts)? None: everything is readable."""
+    """May the caller read another repository (for mounts)? None: everything is readable.
+    A bearer's token must grant pull there too: the account's roles are not the token's."""
     if caller is None:
         return None
     gate = auth_of(request).gate
 
     async def may_read(name: str) -> bool:
+        if caller.claims is not None and not gate.token_grants(caller, _need(name, (PULL,))):
+            return False
         return bool(await gate.may_pull(caller, [name]))
 
     return may_read
+
+
+async def count_pull(request: Request, caller: Caller | None, headers: dict[str, str]) -> None:
+    """Count a manifest read, by whichever route, against the caller's pull limit: adds the
+    RateLimit headers to `headers`, or raises TOOMANYREQUESTS."""
+    if caller is None:
+        return
+    gate = auth_of(request).gate
+    if not gate.count_pull_now(caller, headers):
+        headers.update(await gate.count_pull(caller))
 
 
 READ_ONLY_CACHE = "cached repositories are read-only: push to a repository of your own"

@@ -7,8 +7,8 @@ from starlette.responses import Response
 
 from dockyard.api.body import read_body
 from dockyard.api.routes.common import (
-    auth_of,
     cache_route,
+    count_pull,
     read_check,
     registry_of,
     repository_access,
@@ -77,9 +77,7 @@ async def endpoint(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
     if caller is not None:  # only pulls that return a manifest count, as on Docker Hub
-        gate = auth_of(request).gate
-        if not gate.count_pull_now(caller, headers):
-            headers.update(await gate.count_pull(caller))
+        await count_pull(request, caller, headers)
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(
             status_code=304,

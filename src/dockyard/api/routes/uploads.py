@@ -65,13 +65,15 @@ async def start(request: Request) -> Response:
 
 
 async def session(request: Request) -> Response:
-    name, _ = await repository_access(request, PULL, PUSH)
+    # Reading an upload's status is a read, as in Distribution; the rest writes.
+    reading = request.method == "GET"
+    name, _ = await repository_access(request, *((PULL,) if reading else (PULL, PUSH)))
     registry = registry_of(request)
     upload_id = request.path_params["upload_id"]
     uploads = registry.uploads
     timeout = registry.settings.body_timeout_seconds
 
-    if request.method == "GET":
+    if reading:
         return _progress(await uploads.status(name, upload_id), 204)
     if request.method == "DELETE":
         await uploads.cancel(name, upload_id)
