@@ -32,6 +32,9 @@ from dockyard.metadata.accounts import (
     Account,
     AccountStore,
 )
+from dockyard.metadata.accounts import (  # raised through this service to the api layer
+    NamespaceInUse as NamespaceInUse,
+)
 from dockyard.metadata.base import MetadataStore
 
 ACCOUNT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")

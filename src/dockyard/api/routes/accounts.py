@@ -27,8 +27,7 @@ from dockyard.auth.requests import Caller
 from dockyard.core import jsontext
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
-from dockyard.metadata.accounts import NamespaceInUse
-from dockyard.service.accounts import AccountService, Principal
+from dockyard.service.accounts import AccountService, NamespaceInUse, Principal
 
 MAX_JSON_BYTES = 64 * 1024
 _TOO_LARGE = RegistryError(ErrorCode.UNSUPPORTED, "request body too large", status=413)
