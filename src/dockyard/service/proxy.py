@@ -180,6 +180,11 @@ class ProxyService:
             return route
         if await self.meta.repository_exists(repository):
             return None
+        return self.mirrored(repository)
+
+    def mirrored(self, repository: str) -> Route:
+        """The mirror's cached repository for an un-prefixed name (a mirror is configured)."""
+        assert self.mirror is not None
         return Route(self.mirror, f"{self.mirror.name}/{repository}", repository)
 
     # -- cross-process single flight -----------------------------------------------------
@@ -325,15 +330,24 @@ class ProxyService:
 
     # -- blobs ---------------------------------------------------------------------------
     async def cached_blob(self, route: Route, digest: str) -> BlobInfo | None:
-        """The blob if this registry holds it (linking it into the cached repository)."""
+        """The blob if its upstream served it for this cached repository. A copy held for any
+        other repository does not count: it may be private, and its digest alone must not
+        open it (see `adopt`)."""
         size = await self.meta.linked_blob_size(route.local, digest)
         if size is None:
-            async with self.lock.publishing():
-                size = await self.meta.blob_size(digest)
-                if size is None or await self.blob_store.stat(digest) is None:
-                    return None
-                await self.meta.link_blob(route.local, digest, size)
+            return None
         return BlobInfo(digest, size, self.blob_store.local_path(digest))
+
+    async def adopt(self, route: Route, digest: str, size: int) -> bool:
+        """Link a blob held here into the cached repository once its upstream has just said
+        it serves that digest, with that size, for that repository: the same bytes, so they
+        need not be downloaded again."""
+        async with self.lock.publishing():
+            if await self.meta.blob_size(digest) != size or \
+                    await self.blob_store.stat(digest) is None:
+                return False
+            await self.meta.link_blob(route.local, digest, size)
+        return True
 
     async def blob_size(self, route: Route, digest: str) -> int:
         """For HEAD: the size, asking the upstream without downloading anything."""
@@ -349,11 +363,14 @@ class ProxyService:
             raise upstream_error(route, exc) from exc
         if size is None:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+        await self.adopt(route, digest, size)
         return size
 
     async def fetch_blob(self, route: Route, digest: str) -> tuple[int, AsyncIterator[bytes]]:
         """Start (or join) the download of an uncached blob; stream it as it arrives."""
-        upload_id = hashlib.sha256(f"proxy:{digest}".encode()).hexdigest()[:32]
+        # One download per cached repository and digest: a client of another repository
+        # joining it would get bytes its own upstream repository was never asked for.
+        upload_id = hashlib.sha256(f"proxy:{route.local}@{digest}".encode()).hexdigest()[:32]
         for _ in range(3):
             size = await self._join_or_lead(route, digest, upload_id)
             if size is not None:
@@ -428,6 +445,14 @@ class ProxyService:
         if size is None:
             self._release(fd)
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+        try:
+            adopted = await self.adopt(route, digest, size)
+        except BaseException:
+            self._release(fd)
+            raise
+        if adopted:
+            self._release(fd)
+            return
         await self.blob_store.create_upload(upload_id)
         size_file = self._size_file(upload_id)
         size_file.with_suffix(".tmp").write_text(str(size))
