@@ -13,7 +13,10 @@ What it guarantees:
 * When the upstream is down, slow or rate-limiting, cached content is still served (tags past
   their TTL with a `Warning` header) and the upstream's `Retry-After` is respected.
 * No SSRF: only configured upstreams are ever contacted, with repository names that passed the
-  name grammar; redirects are followed only for blob downloads.
+  name grammar; redirects are followed only for blob downloads. (The token service an upstream's
+  challenge names is asked too, with the credentials only as `client.auth` allows.)
+* A cached repository holds only what its upstream served for it: content held here for another
+  repository, perhaps a private one, is never answered by digest alone.
 """
 
 from __future__ import annotations
