@@ -147,16 +147,21 @@ class Recorder:
 
 
 Rewrite = Callable[[str, str, dict[str, str]], dict[str, str]]
+Own = Callable[[str, str], httpx.Response | None]
+
+
+def unchanged(method: str, path: str, headers: dict[str, str]) -> dict[str, str]:
+    return headers
 
 
 @contextmanager
 def rewriting_proxy(
-    target: str, rewrite: Rewrite, own: Callable[[str], bytes | None] = lambda path: None
+    target: str, rewrite: Rewrite, own: Own = lambda method, path: None
 ) -> Iterator[tuple[str, list[str]]]:
     """A loopback HTTP proxy in front of a real registry that passes every request on and lets
-    `rewrite(method, path, headers)` change the answer's headers; `own(path)` may instead give a
-    JSON body to answer with itself (quick: the upstream checks a password per request). Yields
-    its host and the list of `METHOD path` it answered."""
+    `rewrite(method, path, headers)` change the answer's headers; `own(method, path)` may instead
+    give an answer of its own (a lying upstream; or a quick one, as the real upstream checks a
+    password per request). Yields its host and the list of `METHOD path` it answered."""
     relayed: list[str] = []
     hop = {"connection", "transfer-encoding", "content-length", "keep-alive"}
 
@@ -172,20 +177,20 @@ def rewriting_proxy(
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             headers = {k: v for k, v in self.headers.items() if k.lower() not in hop | {"host"}}
-            mine = own(self.path)
-            if mine is not None:
-                json_type = {"Content-Type": "application/json"}
-                resp = httpx.Response(200, headers=json_type, content=mine)
-            else:
+            resp = own(self.command, self.path)
+            if resp is None:
                 resp = httpx.request(
                     self.command, target + self.path, headers=headers, content=body, timeout=60
                 )
+            length = str(len(resp.content))
+            if self.command == "HEAD":
+                length = resp.headers.get("content-length", length)
             answer = {k: v for k, v in resp.headers.items() if k.lower() not in hop}
             answer = rewrite(self.command, self.path, answer)
             self.send_response(resp.status_code)
             for key, value in answer.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(resp.content)))
+            self.send_header("Content-Length", length)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(resp.content)
@@ -211,6 +216,7 @@ def test_finding_02_private_digests_are_absent_through_cache_prefix_mirror_mount
     shared = make_image(tmp_path, "also-upstream")  # private here, public upstream
     with upstream(tmp_path / "upstream") as up:
         up.push_image("library/public", "v1", shared)
+        up.push_image("library/copy", "v1", shared)
         cache = cache_with_accounts(start_registry, up.url)
         with httpx.Client(base_url=cache.url, timeout=60, auth=ADMIN) as admin:
             push_built_image(admin, "secret/app", "v1", secret)
@@ -251,11 +257,16 @@ def test_finding_02_private_digests_are_absent_through_cache_prefix_mirror_mount
                     assert mallory.head(f"/v2/mallory/loot/blobs/{digest}").status_code == 404
 
             # What the upstream serves for a repository is served, though its bytes were here
-            # already (in a private repository): the upstream vouched for that repository.
+            # already (in a private repository only): the upstream proves it has them by
+            # sending them. Once a cached repository holds them, another one the upstream
+            # says has them too links them without a download.
             up.proxy.reset()
+            config = shared.config_digest
             assert pull(anon, "up/library/public", "v1").digest == shared.manifest_digest
-            assert up.proxy.matching("HEAD", f"/v2/library/public/blobs/{shared.config_digest}")
-            assert not up.proxy.matching("GET", f"/v2/library/public/blobs/{shared.config_digest}")
+            assert up.proxy.matching("GET", f"/v2/library/public/blobs/{config}")
+            assert pull(anon, "up/library/copy", "v1").digest == shared.manifest_digest
+            assert up.proxy.matching("HEAD", f"/v2/library/copy/blobs/{config}")
+            assert not up.proxy.matching("GET", f"/v2/library/copy/blobs/{config}")
             # ...and only there.
             for name in ("up/library/nothing", "library/nothing"):
                 got = anon.get(f"/v2/{name}/blobs/{shared.config_digest}")
@@ -263,6 +274,45 @@ def test_finding_02_private_digests_are_absent_through_cache_prefix_mirror_mount
 
         with httpx.Client(base_url=cache.url, timeout=60, auth=ADMIN) as admin:
             assert pull(admin, "secret/app", "v1").digest == secret.manifest_digest
+
+
+def test_finding_02_an_upstream_claiming_a_private_digest_does_not_get_it_served(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    secret = make_image(tmp_path, "claimed")
+    layer = secret.layers[0]
+
+    def claim(method: str, path: str) -> httpx.Response | None:
+        # The upstream says it has the private layer (right size) but cannot send its bytes.
+        if path.endswith(f"/blobs/{layer.digest}"):
+            size = str(len(layer.compressed))
+            claimed = {"Content-Length": size, "Docker-Content-Digest": layer.digest}
+            body = b"" if method == "HEAD" else b"\0" * len(layer.compressed)
+            return httpx.Response(200, headers=claimed, content=body)
+        return None
+
+    with (
+        upstream(tmp_path / "upstream") as up,
+        rewriting_proxy(up.dist.url, unchanged, claim) as (host, _),
+    ):
+        cache = cache_with_accounts(start_registry, f"http://{host}")
+        with httpx.Client(base_url=cache.url, timeout=60, auth=ADMIN) as admin:
+            push_built_image(admin, "secret/app", "v1", secret)
+        with (
+            httpx.Client(base_url=cache.url, timeout=60) as anon,
+            httpx.Client(base_url=cache.url, timeout=60, auth=MALLORY) as mallory,
+        ):
+            for name in ("up/library/liar", "library/liar"):
+                assert anon.head(f"/v2/{name}/blobs/{layer.digest}").status_code == 200
+                got = anon.get(f"/v2/{name}/blobs/{layer.digest}")
+                assert got.status_code != 200 or got.content != layer.compressed, name
+                again = anon.get(f"/v2/{name}/blobs/{layer.digest}")
+                assert again.status_code != 200 or again.content != layer.compressed, name
+                mount = mallory.post(
+                    "/v2/mallory/loot/blobs/uploads/",
+                    params={"mount": layer.digest, "from": "up/library/liar"},
+                )
+                assert mount.status_code == 202, mount.text
 
 
 # -- finding 4 ----------------------------------------------------------------------------------
@@ -330,9 +380,10 @@ def test_finding_06_tag_list_links_stay_on_the_upstream_and_end(
             headers["Link"] = f'</v2/library/app/tags/list?n=1&last=x{next(counter)}>; rel="next"'
         return headers
 
-    def endless_page(path: str) -> bytes | None:
+    def endless_page(method: str, path: str) -> httpx.Response | None:
         if mode["link"] == "endless" and "last=x" in path:
-            return b'{"name":"library/app","tags":["x"]}'
+            page = b'{"name":"library/app","tags":["x"]}'
+            return httpx.Response(200, headers={"Content-Type": "application/json"}, content=page)
         return None
 
     with (

@@ -58,6 +58,8 @@ STALE_WARNING = '110 dockyard "Response is stale: the upstream could not be reac
 CHUNK = 1024 * 1024
 # How long to leave an upstream alone after it failed without saying when to come back.
 FAILURE_BACKOFF_SECONDS = 5.0
+# Repositories looked at to find a cached copy of a blob (past that, it is downloaded again).
+ADOPT_LOOKUP = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,9 +344,14 @@ class ProxyService:
         return BlobInfo(digest, size, self.blob_store.local_path(digest))
 
     async def adopt(self, route: Route, digest: str, size: int) -> bool:
-        """Link a blob held here into the cached repository once its upstream has just said
-        it serves that digest, with that size, for that repository: the same bytes, so they
-        need not be downloaded again."""
+        """Link a blob held here into the cached repository, once its upstream has just said
+        it serves that digest, with that size, for that repository, without downloading it
+        again. Only bytes some upstream once sent (linked in a cached repository) are taken
+        on its word: an upstream that merely claims a digest held only by local repositories
+        must prove it by sending the bytes, or it could vouch a private blob out."""
+        holders = await self.meta.repositories_linking(digest, limit=ADOPT_LOOKUP)
+        if not any(self.prefixed(holder) is not None for holder in holders):
+            return False
         async with self.lock.publishing():
             if await self.meta.blob_size(digest) != size or \
                     await self.blob_store.stat(digest) is None:
