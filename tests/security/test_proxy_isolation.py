@@ -315,6 +315,94 @@ def test_finding_02_an_upstream_claiming_a_private_digest_does_not_get_it_served
                 assert mount.status_code == 202, mount.text
 
 
+@contextmanager
+def cutting_upstream(digest: str, size: int, sent: int) -> Iterator[str]:
+    """A registry that says it has blob `digest` of `size` bytes, then sends `sent` zero bytes
+    of it slowly and hangs up. Yields its host."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _answer(self) -> None:
+            if self.path.endswith(f"/blobs/{digest}"):
+                self.send_response(200)
+                self.send_header("Content-Length", str(size))
+                self.send_header("Docker-Content-Digest", digest)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                if self.command == "GET":
+                    for _ in range(10):
+                        self.wfile.write(b"\0" * (sent // 10))
+                        self.wfile.flush()
+                        time.sleep(0.15)
+                self.close_connection = True
+                return
+            found = self.path.rstrip("/") == "/v2"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_GET = do_HEAD = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_finding_02_a_failed_download_never_continues_from_a_private_copy(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    private = bytes(range(1, 256)) * (3 * 1024 * 1024 // 255)  # no zero byte in it
+    digest = sha256(private)
+    with cutting_upstream(digest, len(private), 512 * 1024) as host:
+        cache = start_registry(
+            "--auth",
+            "--workers",
+            "2",
+            env={
+                "DOCKYARD_ADMIN_PASSWORD": "admin-pw",
+                **proxies_env({"name": "up", "url": f"http://{host}", "anonymous": True}),
+            },
+        )
+        with httpx.Client(base_url=cache.url, timeout=60, auth=ADMIN) as admin:
+            push_blob(admin, "secret/app", private)
+
+        received: list[bytes] = []
+
+        def fetch(delay: float) -> None:
+            time.sleep(delay)
+            got = b""
+            # A new connection each: the clients spread over both worker processes, so some
+            # follow a download another process leads.
+            try:
+                with httpx.stream(
+                    "GET", f"{cache.url}/v2/up/library/liar/blobs/{digest}", timeout=60
+                ) as resp:
+                    for piece in resp.iter_bytes():
+                        got += piece
+            except httpx.HTTPError:
+                pass
+            received.append(got)
+
+        threads = [threading.Thread(target=fetch, args=(i * 0.1,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert len(received) == 12
+        for got in received:
+            assert got.count(0) == len(got), "a client got bytes the upstream never sent"
+
+
 # -- finding 4 ----------------------------------------------------------------------------------
 
 

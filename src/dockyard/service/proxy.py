@@ -552,7 +552,7 @@ class ProxyService:
             return
         if self.blob_store.upload_path(upload_id) is None:
             # An object store: nothing to follow while it arrives; stream it once stored.
-            while await self.blob_store.stat(digest) is None:
+            while not await self._linked(route, digest):
                 if await self._failed(route, digest, upload_id):
                     raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
                 await asyncio.sleep(0.01)
@@ -563,9 +563,12 @@ class ProxyService:
         delay = 0.002
         try:
             while handle is None:
+                # The published copy only once this download made it this repository's: one
+                # held for another repository is not what the upstream sent.
+                linked = await self._linked(route, digest)
                 for path in (
                     self.blob_store.upload_path(upload_id),
-                    self.blob_store.local_path(digest),
+                    self.blob_store.local_path(digest) if linked else None,
                 ):
                     if path is not None:
                         with contextlib.suppress(FileNotFoundError):
@@ -582,7 +585,7 @@ class ProxyService:
                     committed = self.blob_store.local_path(digest)
                     if (
                         committed is not None
-                        and await self.blob_store.stat(digest) is not None
+                        and await self._linked(route, digest)
                         and os.fstat(handle.fileno()).st_ino != committed.stat().st_ino
                     ):
                         # We were following a download that failed; another one finished.
@@ -603,6 +606,12 @@ class ProxyService:
             if handle is not None:
                 handle.close()
 
+    async def _linked(self, route: Route, digest: str) -> bool:
+        """Whether the download finished for this cached repository. The same digest held
+        for another repository (perhaps a private one) does not count: a follower must never
+        switch to, nor be released by, a copy its upstream did not send."""
+        return await self.meta.linked_blob_size(route.local, digest) is not None
+
     def _open_download(self, digest: str, upload_id: str) -> int | None:
         """A descriptor of the file a download is written to (or was published as)."""
         for path in (self.blob_store.upload_path(upload_id), self.blob_store.local_path(digest)):
@@ -614,13 +623,13 @@ class ProxyService:
     async def _failed(self, route: Route, digest: str, upload_id: str) -> bool:
         if upload_id in self._downloads:
             return False
-        if await self.blob_store.stat(digest) is not None:
+        if await self._linked(route, digest):
             return False
         return self._leader_gone(upload_id)
 
     async def _verified(self, route: Route, digest: str, upload_id: str) -> None:
         while not self._verified_file(upload_id).exists() and \
-                await self.blob_store.stat(digest) is None:
+                not await self._linked(route, digest):
             if await self._failed(route, digest, upload_id):
                 raise RegistryError(
                     ErrorCode.UNAVAILABLE,
