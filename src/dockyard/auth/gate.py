@@ -301,7 +301,9 @@ class AccessGate:
         from the mirror to this principal, who may not see it: a private repository is then
         exactly as absent as a missing one. Decided on the account's own rights, never on a
         token's scope (a token may grant the mirror's pull of that name)."""
-        if self.proxy is None or self.proxy.mirror is None or self.proxy.prefixed(repository):
+        if self.proxy is None or self.proxy.mirror is None or principal.is_admin:
+            return False
+        if self.proxy.prefixed(repository) is not None:
             return False
         visibility = await self.accounts.visibility(repository)
         if visibility is None:
