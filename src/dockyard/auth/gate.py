@@ -418,7 +418,29 @@ class AccessGate:
             # Only the mirror answers this name: it is still free for its namespace's owners
             # to create as an ordinary repository.
         visibility = await self.accounts.visibility(repository)
-        return repository_actions(principal, repository, visibility) | cached_pull
+        actions = repository_actions(principal, repository, visibility)
+        mirror = self.proxy.mirror if self.proxy is not None else None
+        # A local repository this principal may not see is, to them, missing: the mirror
+        # answers its name, as it answers every missing one (see `hides`).
+        if route is None and mirror is not None and PULL not in actions and (
+            not principal.anonymous or mirror.config.anonymous
+        ):
+            actions |= repository_actions(principal, repository, "public") & {PULL}
+        return actions | cached_pull
+
+    async def hides(self, principal: Principal, repository: str) -> bool:
+        """Whether a local repository that a mirror would otherwise answer must be served
+        from the mirror to this principal, who may not see it: a private repository is then
+        exactly as absent as a missing one. Decided on the account's own rights, never on a
+        token's scope (a token may grant the mirror's pull of that name)."""
+        if self.proxy is None or self.proxy.mirror is None or principal.is_admin:
+            return False
+        if self.proxy.prefixed(repository) is not None:
+            return False
+        visibility = await self.accounts.visibility(repository)
+        if visibility is None:
+            return False
+        return PULL not in repository_actions(principal, repository, visibility)
 
     async def may_pull(self, caller: Caller, repositories: list[str]) -> list[str]:
         """Those repositories the caller can see (for the catalog)."""

@@ -166,7 +166,9 @@ def serve(
         typer.Option(
             "--mirror",
             help="The --proxy NAME that also answers un-prefixed names, for docker's "
-            "registry-mirrors (e.g. /v2/library/alpine).",
+            "registry-mirrors (e.g. /v2/library/alpine). A local repository of the same name "
+            "wins for those who may pull it; with accounts on, only administrators may then "
+            "create organisations.",
         ),
     ] = None,
     no_fsync: Annotated[

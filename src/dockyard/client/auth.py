@@ -132,8 +132,10 @@ class RegistryAuth(httpx.Auth):
     (kept in `refresh_token`), which `dockyard login` stores instead of the password."""
 
     def __init__(self, host: str, credentials: Credentials | None = None, *,
-                 offline_token: bool = False, plain_http_ok: bool = False) -> None:
+                 offline_token: bool = False, plain_http_ok: bool = False,
+                 api_host: str | None = None) -> None:
         self.host = host
+        self.api_host = api_host or host
         self.credentials = credentials if credentials and not credentials.empty else None
         self.offline_token = offline_token
         self.plain_http_ok = plain_http_ok
@@ -255,10 +257,10 @@ class RegistryAuth(httpx.Auth):
         realm = challenge.params["realm"]
         url = httpx.URL(realm)
         creds = self.credentials
-        if url.scheme != "https" and creds and not self.plain_http_ok:
+        if creds and not self._may_receive_credentials(url):
             raise ClientError(f"{self.host}: refusing to send credentials to the token service "
-                              f"{realm} over plain HTTP; mark the registry insecure if that "
-                              "is intended")
+                              f"{realm} over plain HTTP: without TLS they go only to the "
+                              "registry's own host, and only when it is marked insecure")
         service = challenge.params.get("service")
         if creds and (creds.identity_token or self._use_password_grant):
             form = {"client_id": CLIENT_ID}
@@ -284,6 +286,15 @@ class RegistryAuth(httpx.Auth):
             if self.offline_token:
                 params += [("offline_token", "true"), ("client_id", CLIENT_ID)]
         return httpx.Request("GET", url.copy_merge_params(params), headers=headers)
+
+    def _may_receive_credentials(self, realm: httpx.URL) -> bool:
+        """A token service anywhere gets the credentials over HTTPS (Docker Hub's realm is on
+        another host); over plain HTTP only the plain-HTTP registry's own host does, which
+        sees them anyway: a challenge must not send them in the clear to a host it names."""
+        if realm.scheme == "https":
+            return True
+        return self.plain_http_ok and realm.scheme == "http" and \
+            realm.host.lower() == httpx.URL(f"http://{self.api_host}").host.lower()
 
     def _accept(self, response: httpx.Response, challenge: Challenge) -> _Token:
         realm = challenge.params["realm"]

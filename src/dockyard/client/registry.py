@@ -49,6 +49,8 @@ CHUNK_SIZE = 16 * 1024 * 1024
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _PIECE = 256 * 1024
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;[^,]*rel="?next"?')
+# Pages of one listing followed at most: a registry whose `Link` never ends is cut off.
+MAX_PAGES = 1000
 
 
 class Denied(Unauthorized):
@@ -125,7 +127,7 @@ class RegistryClient:
         self.credentials = credentials if credentials and not credentials.empty else None
         self.plain_http = uses_plain_http(self.api_host, insecure_hosts)
         self.auth = RegistryAuth(self.host, self.credentials, offline_token=offline_token,
-                                 plain_http_ok=self.plain_http)
+                                 plain_http_ok=self.plain_http, api_host=self.api_host)
         self.retry = retry or RetryPolicy()
         self.http = build_client(self.api_host, insecure_hosts=insecure_hosts, auth=self.auth,
                                  timeout=timeout, retry=self.retry, verify=verify)
@@ -560,6 +562,7 @@ class RegistryClient:
         items: list[str] = []
         url: str | httpx.URL = path
         params = {"n": str(page_size)} if page_size else None
+        seen: set[str] = set()
         while True:
             response = await self._call("GET", url, what, params=params)
             try:
@@ -570,7 +573,21 @@ class RegistryClient:
             match = _LINK_NEXT.search(response.headers.get("Link", ""))
             if not match:
                 return items
-            url, params = self._url(match.group(1)), None
+            url, params = self._next_page(match.group(1), what, seen), None
+
+    def _next_page(self, link: str, what: str, seen: set[str]) -> httpx.URL:
+        """Where a `Link` says the next page is. Only this registry's own origin is asked: the
+        client's credentials go with every request, and a registry must not be able to send
+        them (or this client's requests) to another host."""
+        url, base = self._url(link), self.http.base_url
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+            raise ClientError(f"{what}: {self.host} sent a next-page link to another host "
+                              f"({url.scheme}://{url.host}); it was not followed")
+        if str(url) in seen or len(seen) >= MAX_PAGES:
+            raise ClientError(f"{what}: {self.host} sent next-page links that do not end "
+                              f"(a loop, or more than {MAX_PAGES} pages); stopped")
+        seen.add(str(url))
+        return url
 
     async def list_tags(self, repo: str, page_size: int | None = None) -> list[str]:
         """Every tag, following `Link` pages."""

@@ -13,7 +13,10 @@ What it guarantees:
 * When the upstream is down, slow or rate-limiting, cached content is still served (tags past
   their TTL with a `Warning` header) and the upstream's `Retry-After` is respected.
 * No SSRF: only configured upstreams are ever contacted, with repository names that passed the
-  name grammar; redirects are followed only for blob downloads.
+  name grammar; redirects are followed only for blob downloads. (The token service an upstream's
+  challenge names is asked too, with the credentials only as `client.auth` allows.)
+* A cached repository holds only what its upstream served for it: content held here for another
+  repository, perhaps a private one, is never answered by digest alone.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ STALE_WARNING = '110 dockyard "Response is stale: the upstream could not be reac
 CHUNK = 1024 * 1024
 # How long to leave an upstream alone after it failed without saying when to come back.
 FAILURE_BACKOFF_SECONDS = 5.0
+# Repositories looked at to find a cached copy of a blob (past that, it is downloaded again).
+ADOPT_LOOKUP = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +185,11 @@ class ProxyService:
             return route
         if await self.meta.repository_exists(repository):
             return None
+        return self.mirrored(repository)
+
+    def mirrored(self, repository: str) -> Route:
+        """The mirror's cached repository for an un-prefixed name (a mirror is configured)."""
+        assert self.mirror is not None
         return Route(self.mirror, f"{self.mirror.name}/{repository}", repository)
 
     # -- cross-process single flight -----------------------------------------------------
@@ -325,15 +335,29 @@ class ProxyService:
 
     # -- blobs ---------------------------------------------------------------------------
     async def cached_blob(self, route: Route, digest: str) -> BlobInfo | None:
-        """The blob if this registry holds it (linking it into the cached repository)."""
+        """The blob if its upstream served it for this cached repository. A copy held for any
+        other repository does not count: it may be private, and its digest alone must not
+        open it (see `adopt`)."""
         size = await self.meta.linked_blob_size(route.local, digest)
         if size is None:
-            async with self.lock.publishing():
-                size = await self.meta.blob_size(digest)
-                if size is None or await self.blob_store.stat(digest) is None:
-                    return None
-                await self.meta.link_blob(route.local, digest, size)
+            return None
         return BlobInfo(digest, size, self.blob_store.local_path(digest))
+
+    async def adopt(self, route: Route, digest: str, size: int) -> bool:
+        """Link a blob held here into the cached repository, once its upstream has just said
+        it serves that digest, with that size, for that repository, without downloading it
+        again. Only bytes some upstream once sent (linked in a cached repository) are taken
+        on its word: an upstream that merely claims a digest held only by local repositories
+        must prove it by sending the bytes, or it could vouch a private blob out."""
+        holders = await self.meta.repositories_linking(digest, limit=ADOPT_LOOKUP)
+        if not any(self.prefixed(holder) is not None for holder in holders):
+            return False
+        async with self.lock.publishing():
+            if await self.meta.blob_size(digest) != size or \
+                    await self.blob_store.stat(digest) is None:
+                return False
+            await self.meta.link_blob(route.local, digest, size)
+        return True
 
     async def blob_size(self, route: Route, digest: str) -> int:
         """For HEAD: the size, asking the upstream without downloading anything."""
@@ -349,11 +373,14 @@ class ProxyService:
             raise upstream_error(route, exc) from exc
         if size is None:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+        await self.adopt(route, digest, size)
         return size
 
     async def fetch_blob(self, route: Route, digest: str) -> tuple[int, AsyncIterator[bytes]]:
         """Start (or join) the download of an uncached blob; stream it as it arrives."""
-        upload_id = hashlib.sha256(f"proxy:{digest}".encode()).hexdigest()[:32]
+        # One download per cached repository and digest: a client of another repository
+        # joining it would get bytes its own upstream repository was never asked for.
+        upload_id = hashlib.sha256(f"proxy:{route.local}@{digest}".encode()).hexdigest()[:32]
         for _ in range(3):
             size = await self._join_or_lead(route, digest, upload_id)
             if size is not None:
@@ -428,6 +455,14 @@ class ProxyService:
         if size is None:
             self._release(fd)
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+        try:
+            adopted = await self.adopt(route, digest, size)
+        except BaseException:
+            self._release(fd)
+            raise
+        if adopted:
+            self._release(fd)
+            return
         await self.blob_store.create_upload(upload_id)
         size_file = self._size_file(upload_id)
         size_file.with_suffix(".tmp").write_text(str(size))
@@ -517,7 +552,7 @@ class ProxyService:
             return
         if self.blob_store.upload_path(upload_id) is None:
             # An object store: nothing to follow while it arrives; stream it once stored.
-            while await self.blob_store.stat(digest) is None:
+            while not await self._linked(route, digest):
                 if await self._failed(route, digest, upload_id):
                     raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
                 await asyncio.sleep(0.01)
@@ -528,9 +563,12 @@ class ProxyService:
         delay = 0.002
         try:
             while handle is None:
+                # The published copy only once this download made it this repository's: one
+                # held for another repository is not what the upstream sent.
+                linked = await self._linked(route, digest)
                 for path in (
                     self.blob_store.upload_path(upload_id),
-                    self.blob_store.local_path(digest),
+                    self.blob_store.local_path(digest) if linked else None,
                 ):
                     if path is not None:
                         with contextlib.suppress(FileNotFoundError):
@@ -547,7 +585,7 @@ class ProxyService:
                     committed = self.blob_store.local_path(digest)
                     if (
                         committed is not None
-                        and await self.blob_store.stat(digest) is not None
+                        and await self._linked(route, digest)
                         and os.fstat(handle.fileno()).st_ino != committed.stat().st_ino
                     ):
                         # We were following a download that failed; another one finished.
@@ -568,6 +606,12 @@ class ProxyService:
             if handle is not None:
                 handle.close()
 
+    async def _linked(self, route: Route, digest: str) -> bool:
+        """Whether the download finished for this cached repository. The same digest held
+        for another repository (perhaps a private one) does not count: a follower must never
+        switch to, nor be released by, a copy its upstream did not send."""
+        return await self.meta.linked_blob_size(route.local, digest) is not None
+
     def _open_download(self, digest: str, upload_id: str) -> int | None:
         """A descriptor of the file a download is written to (or was published as)."""
         for path in (self.blob_store.upload_path(upload_id), self.blob_store.local_path(digest)):
@@ -579,13 +623,13 @@ class ProxyService:
     async def _failed(self, route: Route, digest: str, upload_id: str) -> bool:
         if upload_id in self._downloads:
             return False
-        if await self.blob_store.stat(digest) is not None:
+        if await self._linked(route, digest):
             return False
         return self._leader_gone(upload_id)
 
     async def _verified(self, route: Route, digest: str, upload_id: str) -> None:
         while not self._verified_file(upload_id).exists() and \
-                await self.blob_store.stat(digest) is None:
+                not await self._linked(route, digest):
             if await self._failed(route, digest, upload_id):
                 raise RegistryError(
                     ErrorCode.UNAVAILABLE,

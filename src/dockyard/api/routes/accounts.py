@@ -258,6 +258,8 @@ async def _remove_user(request: Request, accounts: AccountService, name: str) ->
 async def orgs(request: Request) -> Response:
     principal = await _manager(request)
     name = str((await _json(request)).get("name", ""))
+    if not principal.is_admin:
+        _refuse_upstream_namespace(request, name)
     try:
         await _accounts(request).create_org(name, principal.name, may_claim=principal.is_admin)
     except KeyError:
@@ -267,6 +269,20 @@ async def orgs(request: Request) -> Response:
             "repositories live under that name: only an administrator may claim it"
         ) from None
     return JSONResponse({"name": name, "owner": principal.name}, status_code=201)
+
+
+def _refuse_upstream_namespace(request: Request, name: str) -> None:
+    """With a mirror, every namespace not taken here is the upstream's: whoever created it
+    here could push images that the mirror's clients would pull instead of the upstream's.
+    So only an administrator claims one (and a cache prefix is nobody's namespace)."""
+    proxy = registry_of(request).proxy
+    if proxy is None:
+        return
+    if proxy.mirror is not None:
+        raise _denied(f"this registry mirrors {proxy.mirror.name}, so every organisation name "
+                      "may be one of its namespaces: only an administrator creates organisations")
+    if name in proxy.upstreams:
+        raise _denied(f"{name} is the prefix of a pull-through cache, not a namespace")
 
 
 async def member(request: Request) -> Response:

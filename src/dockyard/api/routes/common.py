@@ -175,7 +175,8 @@ READ_ONLY_CACHE = "cached repositories are read-only: push to a repository of yo
 
 
 async def cache_route(request: Request, name: str, *, writing: bool = False) -> Route | None:
-    """The pull-through cache route for `name`, refusing writes to it (UNSUPPORTED).
+    """The pull-through cache route for `name`, refusing writes to it (UNSUPPORTED). Reads
+    call it after `repository_access`, which identified the caller.
 
     A write to a name only the mirror would answer creates an ordinary local repository
     instead (which then shadows the mirror for that name, as a local repository should)."""
@@ -185,4 +186,11 @@ async def cache_route(request: Request, name: str, *, writing: bool = False) -> 
         if route.local != name:  # reached through the mirror: the name is free locally
             return None
         raise RegistryError(ErrorCode.UNSUPPORTED, READ_ONLY_CACHE)
+    if route is None and not writing and proxy is not None and proxy.mirror is not None:
+        # A local repository the caller may not see answers as a missing one: from the mirror.
+        caller = request.scope.get(CALLER_KEY)
+        auth = auth_of(request)
+        if caller is not None and auth is not None and \
+                await auth.gate.hides(caller.principal, name):
+            return proxy.mirrored(name)
     return route
