@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
+import socket
 import sys
 import traceback
 
@@ -97,6 +99,7 @@ def run(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces, Loops, SSLProtocols
 
+    refuse_taken_address(settings.host, settings.port)
     prepare_apart(settings)
     if settings.metadata and not settings.redis_url and settings.auth_enabled:
         log.warning("metadata is shared (PostgreSQL) but redis_url is not set: rate limits and "
@@ -131,6 +134,30 @@ def run(settings: Settings) -> None:
     )
     share_with_workers()
     server.serve()
+
+
+def refuse_taken_address(host: str, port: int) -> None:
+    """Exit with one line when something already listens on the address.
+
+    granian's workers each bind the address with SO_REUSEPORT, so the kernel lets any other
+    process of the same user that does the same join them: a second server on a taken port
+    started silently and took every other connection. A bind without SO_REUSEPORT succeeds
+    only when nobody listens there (SO_REUSEADDR still allows the TIME_WAIT leftovers of a
+    server just stopped)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the address is already in use (is another server running there?)"
+        else:
+            reason = exc.strerror or str(exc)
+        sys.stderr.write(f"dockyard: cannot listen on {host}:{port}: {reason}\n")
+        raise SystemExit(1) from None
 
 
 def share_with_workers() -> None:

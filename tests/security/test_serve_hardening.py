@@ -1,0 +1,324 @@
+"""Issue 13, the serving process: secrets at rest (13), HSTS and a realm not taken from the Host
+header (17), a second server refused on a taken address (18), slow clients cut off."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.auth.helpers import ADMIN_PASSWORD
+from tests.http.test_tls import self_signed
+from tests.support.push import push_image, unique_repo
+from tests.support.server import RunningRegistry, free_port, wait_for_http
+
+
+def dockyard(*args: str, env: dict[str, str] | None = None,
+             timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run the CLI; a server that did not exit is stopped with its workers, then the test
+    fails."""
+    proc = subprocess.Popen([sys.executable, "-m", "dockyard", *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def token_for(base: str, realm: str, **kwargs: object) -> str:
+    resp = httpx.get(realm, params={"service": "dockyard", "scope": "repository:*:*"},
+                     auth=("admin", ADMIN_PASSWORD), **kwargs)  # type: ignore[arg-type]
+    resp.raise_for_status()
+    return resp.json()["token"]
+
+
+# -- 13: secrets at rest ---------------------------------------------------------------------
+
+
+def test_finding_13_data_folder_and_files_private_after_push(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # what a typical login shell hands the server
+    try:
+        data = tmp_path / "data"
+        data.mkdir(mode=0o755)  # an existing folder, as an older version left it
+        server = RunningRegistry(
+            data_dir=data, port=free_port(), args=("--auth",), log_dir=tmp_path,
+            env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        ).start()
+    finally:
+        os.umask(old)
+    try:
+        token = token_for(server.url, server.url + "/token")
+        with httpx.Client(base_url=server.url, timeout=30,
+                          headers={"Authorization": f"Bearer {token}"}) as client:
+            push_image(client, unique_repo(), "v1")
+        loose = []
+        for path in [data, *data.rglob("*")]:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            if mode & 0o077:
+                loose.append(f"{path.relative_to(tmp_path)} {oct(mode)}")
+        assert not loose, loose
+        assert any(p.is_file() for p in (data / "blobs").rglob("*")), "no blob was written"
+    finally:
+        server.stop()
+
+
+def test_finding_13_existing_files_tightened_at_start(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = RunningRegistry(data_dir=data, port=free_port(), log_dir=tmp_path).start()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        push_image(client, unique_repo(), "v1")
+    server.stop()
+    for path in [data, *data.rglob("*")]:  # as a version without the fix left them
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    server = RunningRegistry(data_dir=data, port=free_port(), log_dir=tmp_path).start()
+    try:
+        loose = [str(p) for p in [data, *data.rglob("*")]
+                 if stat.S_IMODE(p.lstat().st_mode) & 0o077]
+        assert not loose, loose
+    finally:
+        server.stop()
+
+
+def test_finding_13_config_show_redacts_every_secret(tmp_path: Path) -> None:
+    config = tmp_path / "dockyard.yml"
+    config.write_text(
+        "proxies:\n"
+        "  - name: docker.io\n"
+        "    url: https://registry-1.docker.io\n"
+        "    username: someone\n"
+        "    password: upstream-SECRET-1\n"
+        "s3_secret_key: s3-SECRET-2\n"
+        "metadata: postgresql://dockyard:pg-SECRET-3@db.example:5432/dockyard\n"
+        "redis_url: redis://:redis-SECRET-4@cache.example:6379/0\n"
+    )
+    result = dockyard("config", "show", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    for secret in ("upstream-SECRET-1", "s3-SECRET-2", "pg-SECRET-3", "redis-SECRET-4"):
+        assert secret not in out
+    assert "username: someone" in out  # what is not secret is still shown
+    assert "db.example:5432/dockyard" in out and "cache.example:6379/0" in out
+    assert out.count("***") >= 4
+
+
+def test_finding_13_startup_error_does_not_show_database_password(tmp_path: Path) -> None:
+    port = free_port()
+    result = dockyard(
+        "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data"),
+        "--metadata", f"postgresql://dockyard:pg-SECRET-5@127.0.0.1:{free_port()}/nope",
+        timeout=60,
+    )
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "pg-SECRET-5" not in out
+    assert "Traceback" not in out
+    assert "cannot" in out
+
+
+def test_finding_13_admin_password_never_logged(tmp_path: Path) -> None:
+    password = "admin-SECRET-6-Pa55"
+    server = RunningRegistry(
+        data_dir=tmp_path / "data", port=free_port(), args=("--auth",), log_dir=tmp_path,
+        env={"DOCKYARD_ADMIN_PASSWORD": password,
+             "DOCKYARD_S3_SECRET_KEY": "s3-SECRET-7"},
+    ).start()
+    try:
+        httpx.get(server.url + "/token", auth=("admin", password)).raise_for_status()
+        httpx.get(server.url + "/token", auth=("admin", "wrong-" + password))
+    finally:
+        server.stop()
+    assert password not in server.log() and "s3-SECRET-7" not in server.log()
+
+
+# -- 17: HSTS and the token realm --------------------------------------------------------------
+
+
+def test_finding_17_realm_not_taken_from_host_header(tmp_path: Path) -> None:
+    server = RunningRegistry(
+        data_dir=tmp_path / "data", port=free_port(), args=("--auth",), log_dir=tmp_path,
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    ).start()
+    try:
+        resp = httpx.get(server.url + "/v2/", headers={"Host": "evil.example"})
+        assert resp.status_code == 401
+        challenge = resp.headers["WWW-Authenticate"]
+        assert "evil.example" not in challenge
+        assert f'realm="{server.url}/token"' in challenge
+        resp = httpx.get(server.url + "/v2/x/manifests/latest",
+                         headers={"Host": "evil.example:443"})
+        assert "evil.example" not in resp.headers["WWW-Authenticate"]
+    finally:
+        server.stop()
+
+
+def test_finding_17_realm_from_public_url(tmp_path: Path) -> None:
+    server = RunningRegistry(
+        data_dir=tmp_path / "data", port=free_port(), log_dir=tmp_path,
+        args=("--auth", "--public-url", "https://registry.example.com/"),
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    ).start()
+    try:
+        resp = httpx.get(server.url + "/v2/", headers={"Host": "evil.example"})
+        assert 'realm="https://registry.example.com/token"' in resp.headers["WWW-Authenticate"]
+    finally:
+        server.stop()
+    bad = dockyard("config", "check", env={"DOCKYARD_PUBLIC_URL": "ftp://x"})
+    assert bad.returncode == 2 and "public_url" in bad.stderr
+    assert "--public-url" in dockyard("serve", "--help").stdout
+
+
+def test_finding_17_hsts_over_tls_only(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    log = open(tmp_path / "tls.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dockyard", "serve", "--listen", f"127.0.0.1:{port}", "--auth",
+         "--data-dir", str(tmp_path / "tls"), "--tls-cert", str(cert), "--tls-key", str(key)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    base = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resp = httpx.get(base + "/v2/", verify=str(cert), timeout=1,
+                                 headers={"Host": "evil.example"})
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert resp.headers["Strict-Transport-Security"] == "max-age=31536000"
+        assert f'realm="{base}/token"' in resp.headers["WWW-Authenticate"]
+        token = httpx.get(base + "/token", verify=str(cert), auth=("admin", ADMIN_PASSWORD))
+        assert token.status_code == 200
+        assert token.headers["Strict-Transport-Security"] == "max-age=31536000"
+        missing = httpx.get(base + "/v2/nothing/here", verify=str(cert))
+        assert missing.headers["Strict-Transport-Security"] == "max-age=31536000"
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(15)
+        log.close()
+    plain = RunningRegistry(data_dir=tmp_path / "plain", port=free_port(),
+                            log_dir=tmp_path).start()
+    try:
+        assert "strict-transport-security" not in httpx.get(plain.url + "/v2/").headers
+    finally:
+        plain.stop()
+
+
+# -- 18: an address already in use -------------------------------------------------------------
+
+
+def test_finding_18_second_server_on_taken_port_refused(tmp_path: Path) -> None:
+    first = RunningRegistry(
+        data_dir=tmp_path / "a", port=free_port(), args=("--auth", "--workers", "2"),
+        log_dir=tmp_path, env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    ).start()
+    try:
+        for listen in (f"127.0.0.1:{first.port}", f"0.0.0.0:{first.port}"):
+            result = dockyard("serve", "--listen", listen, "--insecure-no-auth",
+                              "--data-dir", str(tmp_path / "b"), timeout=30)
+            assert result.returncode == 1, result.stderr
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            assert lines and "already in use" in lines[-1], result.stderr
+            assert "Traceback" not in result.stderr
+        # The first server is the only one answering, with its accounts on.
+        for _ in range(20):
+            assert httpx.get(first.url + "/v2/").status_code == 401
+    finally:
+        first.stop()
+
+
+def test_finding_18_workers_of_one_server_share_the_port(tmp_path: Path) -> None:
+    server = RunningRegistry(data_dir=tmp_path / "a", port=free_port(),
+                             args=("--workers", "3"), log_dir=tmp_path).start()
+    try:
+        for _ in range(30):
+            assert httpx.get(server.url + "/v2/").status_code == 200
+    finally:
+        server.stop()
+    # The port is free again once the server is gone: a restart is not refused.
+    again = RunningRegistry(data_dir=tmp_path / "a", port=server.port, log_dir=tmp_path).start()
+    again.stop()
+
+
+# -- slow clients ------------------------------------------------------------------------------
+
+
+def _slow_connection(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"G")
+    return sock
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    try:
+        sock.sendall(b"E")
+        sock.settimeout(0.2)
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_finding_slowloris_connections_closed_after_header_timeout(tmp_path: Path) -> None:
+    server = RunningRegistry(
+        data_dir=tmp_path / "data", port=free_port(), log_dir=tmp_path,
+        args=("--header-timeout", "2", "--workers", "1"),
+        env={"DOCKYARD_MAX_CONNECTIONS_PER_CLIENT": "1000"},
+    ).start()
+    try:
+        slow = [_slow_connection(server.port) for _ in range(70)]
+        started = time.monotonic()
+        # Meanwhile, normal clients are served.
+        while time.monotonic() - started < 1.0:
+            assert httpx.get(server.url + "/v2/", timeout=2).status_code == 200
+            for sock in slow:
+                sock.sendall(b"E")  # still trickling a byte at a time
+            time.sleep(0.2)
+        deadline = started + 8
+        open_ = slow
+        while open_ and time.monotonic() < deadline:
+            time.sleep(0.3)
+            open_ = [s for s in open_ if not _closed_by_server(s)]
+        assert not open_, f"{len(open_)} slow connections still open"
+        assert httpx.get(server.url + "/v2/", timeout=2).status_code == 200
+        for sock in slow:
+            sock.close()
+    finally:
+        server.stop()
+
+
+def test_finding_slowloris_connections_per_client_capped(tmp_path: Path) -> None:
+    server = RunningRegistry(
+        data_dir=tmp_path / "data", port=free_port(), log_dir=tmp_path,
+        args=("--header-timeout", "30", "--max-connections-per-client", "8"),
+    ).start()
+    try:
+        held = []
+        for _ in range(40):
+            sock = _slow_connection(server.port)
+            held.append(sock)
+        time.sleep(1.0)
+        still_open = [s for s in held if not _closed_by_server(s)]
+        assert len(still_open) <= 8, len(still_open)
+        for sock in held:
+            sock.close()
+        time.sleep(0.5)
+        # Once the slow ones are gone, the address is served again.
+        wait_for_http(server.url + "/v2/", timeout=5)
+        assert httpx.get(server.url + "/v2/", timeout=2).status_code == 200
+    finally:
+        server.stop()
