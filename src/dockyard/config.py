@@ -5,6 +5,7 @@ Unknown keys and bad values are rejected before the server starts (`dockyard con
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -93,6 +94,10 @@ class Settings(BaseModel):
         None, description="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for shared metadata; "
         "default: SQLite in the data folder"
     )
+    public_url: str | None = Field(
+        None, description="http(s)://HOST[:PORT][/PATH] clients reach this registry at (behind "
+        "a proxy or a name); the token realm is built from it. Default: the listen address"
+    )
     tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
     workers: int = Field(0, ge=0, le=64, description="server processes; 0 = one per core")
@@ -122,8 +127,8 @@ class Settings(BaseModel):
     token_service: str = Field("dockyard", description="the service name tokens are issued for")
     token_realm: str | None = Field(
         None,
-        description="URL of the token endpoint announced to clients; default: /token on "
-        "the address the client used",
+        description="URL of the token endpoint announced to clients; default: /token under "
+        "public_url, else under the listen address",
     )
     token_ttl_seconds: int = Field(300, ge=30, le=86400, description="access token lifetime")
     refresh_token_ttl_seconds: int = Field(
@@ -165,6 +170,19 @@ class Settings(BaseModel):
             raise ValueError("only one upstream can be the mirror")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query
+                or parts.fragment or parts.username or parts.password):
+            raise ValueError("expected http(s)://HOST[:PORT][/PATH]")
+        return value.rstrip("/")
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: list[str]) -> list[str]:
@@ -191,6 +209,22 @@ class Settings(BaseModel):
         return split_listen(self.listen)[1]
 
     @property
+    def is_wildcard(self) -> bool:
+        """Listening on every interface: the address names no host a client could use."""
+        return self.host in ("0.0.0.0", "::", "")
+
+    def public_base(self) -> str:
+        """Where clients reach this registry, without a trailing slash: `public_url`, else the
+        listen address (on a wildcard address, this machine's name). Never the request's Host
+        header, which the client chooses."""
+        if self.public_url:
+            return self.public_url
+        host = _machine_name() if self.is_wildcard else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
+
+    @property
     def auth_enabled(self) -> bool:
         """Accounts are on when asked for, and always on a network address unless refused."""
         return self.auth or (not self.is_loopback and not self.insecure_no_auth)
@@ -204,6 +238,13 @@ class Settings(BaseModel):
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
+
+
+@functools.cache
+def _machine_name() -> str:
+    import socket
+
+    return socket.getfqdn()
 
 
 def split_listen(value: str) -> tuple[str, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -188,11 +189,12 @@ def test_finding_17_hsts_over_tls_only(tmp_path: Path) -> None:
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD})
     base = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(cert))
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                resp = httpx.get(base + "/v2/", verify=str(cert), timeout=1,
+                resp = httpx.get(base + "/v2/", verify=trust, timeout=1,
                                  headers={"Host": "evil.example"})
                 break
             except httpx.HTTPError:
@@ -200,10 +202,10 @@ def test_finding_17_hsts_over_tls_only(tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert resp.headers["Strict-Transport-Security"] == "max-age=31536000"
         assert f'realm="{base}/token"' in resp.headers["WWW-Authenticate"]
-        token = httpx.get(base + "/token", verify=str(cert), auth=("admin", ADMIN_PASSWORD))
+        token = httpx.get(base + "/token", verify=trust, auth=("admin", ADMIN_PASSWORD))
         assert token.status_code == 200
         assert token.headers["Strict-Transport-Security"] == "max-age=31536000"
-        missing = httpx.get(base + "/v2/nothing/here", verify=str(cert))
+        missing = httpx.get(base + "/v2/nothing/here", verify=trust)
         assert missing.headers["Strict-Transport-Security"] == "max-age=31536000"
     finally:
         os.killpg(proc.pid, 15)

@@ -42,7 +42,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
-    return RegistryHeaders(app, services, log_requests=settings.log_requests)
+    return RegistryHeaders(app, services, log_requests=settings.log_requests,
+                           tls=settings.tls_cert is not None)
 
 
 def app_from_environment() -> RegistryHeaders:

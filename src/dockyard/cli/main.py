@@ -119,6 +119,15 @@ def serve(
             "Also DOCKYARD_AUTH.",
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="https://HOST[:PORT][/PATH] clients reach this registry at (a name, a proxy "
+            "in front); the token realm announced to clients is built from it, never from "
+            "the request's Host header. Default: the listen address. Also DOCKYARD_PUBLIC_URL.",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option("--tls-cert", help="PEM certificate (chain) to serve HTTPS (HTTP/2 too). "
@@ -207,6 +216,7 @@ def serve(
         s3_path_style=s3_path_style,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        public_url=public_url,
         listen=listen,
         data_dir=data_dir,
         workers=workers,

@@ -105,6 +105,10 @@ def run(settings: Settings) -> None:
         log.warning("metadata is shared (PostgreSQL) but redis_url is not set: rate limits and "
                     "login throttling are counted per replica; set redis_url when running "
                     "several replicas")
+    if settings.auth_enabled and settings.is_wildcard and not settings.public_url:
+        log.warning("listening on every interface without public_url: token challenges name "
+                    "this machine (%s); set public_url to the name "
+                    "clients use")
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     workers = worker_count(settings)
     log.info(
