@@ -247,6 +247,67 @@ def _machine_name() -> str:
     return socket.getfqdn()
 
 
+REDACTED = "***"
+# Settings whose whole value is a secret, and those that are URLs with a password in them.
+SECRET_KEYS = ("s3_secret_key",)
+URL_KEYS = ("metadata", "redis_url")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (if any) replaced, the rest left for the reader."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return REDACTED
+    if not password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:{REDACTED}@{host}"))
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The settings as `config show` prints them: every secret replaced by ***."""
+    values = settings.model_dump(mode="json")
+    for key in SECRET_KEYS:
+        if values.get(key):
+            values[key] = REDACTED
+    for key in URL_KEYS:
+        if values.get(key):
+            values[key] = redact_url(values[key])
+    for upstream in values["proxies"]:
+        if upstream.get("password"):
+            upstream["password"] = REDACTED
+    return values
+
+
+def secrets_of(settings: Settings, environ: dict[str, str] | None = None) -> list[str]:
+    """Every secret value the settings (and the admin password variable) hold, longest first,
+    for scrubbing messages that may quote them (a driver's error quoting the database URL)."""
+    from urllib.parse import unquote, urlsplit
+
+    found = [getattr(settings, key) for key in SECRET_KEYS]
+    for key in URL_KEYS:
+        url = getattr(settings, key)
+        try:
+            password = urlsplit(url).password if url else None
+        except ValueError:
+            password = None
+        found += [password, unquote(password) if password else None]
+    found += [u.password for u in settings.proxies]
+    found.append((os.environ if environ is None else environ).get("DOCKYARD_ADMIN_PASSWORD"))
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def scrub(text: str, settings: Settings) -> str:
+    for secret in secrets_of(settings):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 def split_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep:

@@ -21,13 +21,19 @@ from tests.support.push import push_image, unique_repo
 from tests.support.server import RunningRegistry, free_port, wait_for_http
 
 
-def dockyard(*args: str, env: dict[str, str] | None = None,
-             timeout: float = 30) -> subprocess.CompletedProcess:
+def dockyard(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess:
     """Run the CLI; a server that did not exit is stopped with its workers, then the test
     fails."""
-    proc = subprocess.Popen([sys.executable, "-m", "dockyard", *args], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dockyard", *args],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -35,13 +41,6 @@ def dockyard(*args: str, env: dict[str, str] | None = None,
         proc.communicate()
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def token_for(base: str, realm: str, **kwargs: object) -> str:
-    resp = httpx.get(realm, params={"service": "dockyard", "scope": "repository:*:*"},
-                     auth=("admin", ADMIN_PASSWORD), **kwargs)  # type: ignore[arg-type]
-    resp.raise_for_status()
-    return resp.json()["token"]
 
 
 # -- 13: secrets at rest ---------------------------------------------------------------------
@@ -53,15 +52,18 @@ def test_finding_13_data_folder_and_files_private_after_push(tmp_path: Path) -> 
         data = tmp_path / "data"
         data.mkdir(mode=0o755)  # an existing folder, as an older version left it
         server = RunningRegistry(
-            data_dir=data, port=free_port(), args=("--auth",), log_dir=tmp_path,
+            data_dir=data,
+            port=free_port(),
+            args=("--auth",),
+            log_dir=tmp_path,
             env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
         ).start()
     finally:
         os.umask(old)
     try:
-        token = token_for(server.url, server.url + "/token")
-        with httpx.Client(base_url=server.url, timeout=30,
-                          headers={"Authorization": f"Bearer {token}"}) as client:
+        with httpx.Client(
+            base_url=server.url, timeout=30, auth=("admin", ADMIN_PASSWORD)
+        ) as client:
             push_image(client, unique_repo(), "v1")
         loose = []
         for path in [data, *data.rglob("*")]:
@@ -84,8 +86,9 @@ def test_finding_13_existing_files_tightened_at_start(tmp_path: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
     server = RunningRegistry(data_dir=data, port=free_port(), log_dir=tmp_path).start()
     try:
-        loose = [str(p) for p in [data, *data.rglob("*")]
-                 if stat.S_IMODE(p.lstat().st_mode) & 0o077]
+        loose = [
+            str(p) for p in [data, *data.rglob("*")] if stat.S_IMODE(p.lstat().st_mode) & 0o077
+        ]
         assert not loose, loose
     finally:
         server.stop()
@@ -116,8 +119,13 @@ def test_finding_13_config_show_redacts_every_secret(tmp_path: Path) -> None:
 def test_finding_13_startup_error_does_not_show_database_password(tmp_path: Path) -> None:
     port = free_port()
     result = dockyard(
-        "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data"),
-        "--metadata", f"postgresql://dockyard:pg-SECRET-5@127.0.0.1:{free_port()}/nope",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--metadata",
+        f"postgresql://dockyard:pg-SECRET-5@127.0.0.1:{free_port()}/nope",
         timeout=60,
     )
     assert result.returncode != 0
@@ -130,9 +138,11 @@ def test_finding_13_startup_error_does_not_show_database_password(tmp_path: Path
 def test_finding_13_admin_password_never_logged(tmp_path: Path) -> None:
     password = "admin-SECRET-6-Pa55"
     server = RunningRegistry(
-        data_dir=tmp_path / "data", port=free_port(), args=("--auth",), log_dir=tmp_path,
-        env={"DOCKYARD_ADMIN_PASSWORD": password,
-             "DOCKYARD_S3_SECRET_KEY": "s3-SECRET-7"},
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        args=("--auth",),
+        log_dir=tmp_path,
+        env={"DOCKYARD_ADMIN_PASSWORD": password, "DOCKYARD_S3_SECRET_KEY": "s3-SECRET-7"},
     ).start()
     try:
         httpx.get(server.url + "/token", auth=("admin", password)).raise_for_status()
@@ -147,7 +157,10 @@ def test_finding_13_admin_password_never_logged(tmp_path: Path) -> None:
 
 def test_finding_17_realm_not_taken_from_host_header(tmp_path: Path) -> None:
     server = RunningRegistry(
-        data_dir=tmp_path / "data", port=free_port(), args=("--auth",), log_dir=tmp_path,
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        args=("--auth",),
+        log_dir=tmp_path,
         env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
     ).start()
     try:
@@ -156,8 +169,9 @@ def test_finding_17_realm_not_taken_from_host_header(tmp_path: Path) -> None:
         challenge = resp.headers["WWW-Authenticate"]
         assert "evil.example" not in challenge
         assert f'realm="{server.url}/token"' in challenge
-        resp = httpx.get(server.url + "/v2/x/manifests/latest",
-                         headers={"Host": "evil.example:443"})
+        resp = httpx.get(
+            server.url + "/v2/x/manifests/latest", headers={"Host": "evil.example:443"}
+        )
         assert "evil.example" not in resp.headers["WWW-Authenticate"]
     finally:
         server.stop()
@@ -165,7 +179,9 @@ def test_finding_17_realm_not_taken_from_host_header(tmp_path: Path) -> None:
 
 def test_finding_17_realm_from_public_url(tmp_path: Path) -> None:
     server = RunningRegistry(
-        data_dir=tmp_path / "data", port=free_port(), log_dir=tmp_path,
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        log_dir=tmp_path,
         args=("--auth", "--public-url", "https://registry.example.com/"),
         env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
     ).start()
@@ -184,18 +200,35 @@ def test_finding_17_hsts_over_tls_only(tmp_path: Path) -> None:
     port = free_port()
     log = open(tmp_path / "tls.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dockyard", "serve", "--listen", f"127.0.0.1:{port}", "--auth",
-         "--data-dir", str(tmp_path / "tls"), "--tls-cert", str(cert), "--tls-key", str(key)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD})
+        [
+            sys.executable,
+            "-m",
+            "dockyard",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--auth",
+            "--data-dir",
+            str(tmp_path / "tls"),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    )
     base = f"https://127.0.0.1:{port}"
     trust = ssl.create_default_context(cafile=str(cert))
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                resp = httpx.get(base + "/v2/", verify=trust, timeout=1,
-                                 headers={"Host": "evil.example"})
+                resp = httpx.get(
+                    base + "/v2/", verify=trust, timeout=1, headers={"Host": "evil.example"}
+                )
                 break
             except httpx.HTTPError:
                 assert time.monotonic() < deadline and proc.poll() is None
@@ -211,8 +244,7 @@ def test_finding_17_hsts_over_tls_only(tmp_path: Path) -> None:
         os.killpg(proc.pid, 15)
         proc.wait(15)
         log.close()
-    plain = RunningRegistry(data_dir=tmp_path / "plain", port=free_port(),
-                            log_dir=tmp_path).start()
+    plain = RunningRegistry(data_dir=tmp_path / "plain", port=free_port(), log_dir=tmp_path).start()
     try:
         assert "strict-transport-security" not in httpx.get(plain.url + "/v2/").headers
     finally:
@@ -224,13 +256,23 @@ def test_finding_17_hsts_over_tls_only(tmp_path: Path) -> None:
 
 def test_finding_18_second_server_on_taken_port_refused(tmp_path: Path) -> None:
     first = RunningRegistry(
-        data_dir=tmp_path / "a", port=free_port(), args=("--auth", "--workers", "2"),
-        log_dir=tmp_path, env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        data_dir=tmp_path / "a",
+        port=free_port(),
+        args=("--auth", "--workers", "2"),
+        log_dir=tmp_path,
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
     ).start()
     try:
         for listen in (f"127.0.0.1:{first.port}", f"0.0.0.0:{first.port}"):
-            result = dockyard("serve", "--listen", listen, "--insecure-no-auth",
-                              "--data-dir", str(tmp_path / "b"), timeout=30)
+            result = dockyard(
+                "serve",
+                "--listen",
+                listen,
+                "--insecure-no-auth",
+                "--data-dir",
+                str(tmp_path / "b"),
+                timeout=30,
+            )
             assert result.returncode == 1, result.stderr
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             assert lines and "already in use" in lines[-1], result.stderr
@@ -243,8 +285,9 @@ def test_finding_18_second_server_on_taken_port_refused(tmp_path: Path) -> None:
 
 
 def test_finding_18_workers_of_one_server_share_the_port(tmp_path: Path) -> None:
-    server = RunningRegistry(data_dir=tmp_path / "a", port=free_port(),
-                             args=("--workers", "3"), log_dir=tmp_path).start()
+    server = RunningRegistry(
+        data_dir=tmp_path / "a", port=free_port(), args=("--workers", "3"), log_dir=tmp_path
+    ).start()
     try:
         for _ in range(30):
             assert httpx.get(server.url + "/v2/").status_code == 200
@@ -277,7 +320,9 @@ def _closed_by_server(sock: socket.socket) -> bool:
 
 def test_finding_slowloris_connections_closed_after_header_timeout(tmp_path: Path) -> None:
     server = RunningRegistry(
-        data_dir=tmp_path / "data", port=free_port(), log_dir=tmp_path,
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        log_dir=tmp_path,
         args=("--header-timeout", "2", "--workers", "1"),
         env={"DOCKYARD_MAX_CONNECTIONS_PER_CLIENT": "1000"},
     ).start()
@@ -305,7 +350,9 @@ def test_finding_slowloris_connections_closed_after_header_timeout(tmp_path: Pat
 
 def test_finding_slowloris_connections_per_client_capped(tmp_path: Path) -> None:
     server = RunningRegistry(
-        data_dir=tmp_path / "data", port=free_port(), log_dir=tmp_path,
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        log_dir=tmp_path,
         args=("--header-timeout", "30", "--max-connections-per-client", "8"),
     ).start()
     try:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from dockyard.config import ConfigError, load_settings
+from dockyard.config import ConfigError, load_settings, scrub
 from dockyard.core.errors import RegistryError
 
 T = TypeVar("T")
@@ -77,7 +77,7 @@ def on_store(
     except RegistryError as exc:
         raise fail(exc.message, 2) from exc
     except (KeyError, ValueError) as exc:
-        raise fail(str(exc).strip("'\""), 2) from exc
+        raise fail(scrub(str(exc).strip("'\""), settings), 2) from exc
 
 
 def read_password(from_stdin: bool, confirm: bool = True) -> str:
@@ -479,7 +479,7 @@ def migrate_command(
     try:
         report, rows = asyncio.run(run())
     except (RegistryError, ValueError) as exc:
-        raise fail(getattr(exc, "message", str(exc)), 1) from exc
+        raise fail(scrub(getattr(exc, "message", str(exc)), target_settings), 1) from exc
     if report is not None:
         typer.echo(f"blobs: {report.blobs_copied} copied ({report.bytes_copied} bytes), "
                    f"{report.blobs_present} already there")

@@ -17,6 +17,7 @@ from dockyard.config import (
     check_security,
     load_settings,
     parse_upstream_flag,
+    redacted,
 )
 
 app = typer.Typer(
@@ -250,11 +251,12 @@ def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 @config_app.command("show")
 def config_show(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Print the effective settings as YAML, with every key and its value."""
+    """Print the effective settings as YAML, with every key and its value; passwords and
+    secret keys are shown as ***."""
     import yaml
 
     settings = _settings(config, data_dir=data_dir)
-    typer.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
+    typer.echo(yaml.safe_dump(redacted(settings), sort_keys=False).rstrip())
 
 
 @db_app.command("upgrade")

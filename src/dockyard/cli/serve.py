@@ -15,8 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dockyard.api.access_log import PLAIN_FORMAT
 from dockyard.api.app import SETTINGS_ENV
-from dockyard.config import Settings
+from dockyard.config import Settings, scrub
 from dockyard.service.registry import Registry, migrate, open_stores
+from dockyard.storage.private import PRIVATE_UMASK
 
 log = logging.getLogger("dockyard")
 
@@ -64,12 +65,14 @@ def prepare_apart(settings: Settings) -> None:
         code = 0
         try:
             prepare(settings)
-        except (OSError, SQLAlchemyError) as exc:
-            # A folder it cannot create or write, a database it cannot reach: one line.
-            sys.stderr.write(f"dockyard: cannot prepare {_where(settings)}: {_reason(exc)}\n")
+        except (OSError, SQLAlchemyError, ValueError) as exc:
+            # A folder it cannot create or write, a database it cannot reach or whose URL is
+            # malformed: one line.
+            reason = scrub(_reason(exc), settings)  # a driver may quote the database URL
+            sys.stderr.write(f"dockyard: cannot prepare {_where(settings)}: {reason}\n")
             code = 1
         except BaseException:
-            traceback.print_exc()
+            sys.stderr.write(scrub(traceback.format_exc(), settings))
             code = 1
         sys.stdout.flush()
         sys.stderr.flush()
@@ -100,6 +103,8 @@ def run(settings: Settings) -> None:
     from granian.constants import Interfaces, Loops, SSLProtocols
 
     refuse_taken_address(settings.host, settings.port)
+    # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
+    os.umask(PRIVATE_UMASK)
     prepare_apart(settings)
     if settings.metadata and not settings.redis_url and settings.auth_enabled:
         log.warning("metadata is shared (PostgreSQL) but redis_url is not set: rate limits and "
