@@ -114,6 +114,14 @@ class Settings(BaseModel):
     body_timeout_seconds: float = Field(
         60.0, gt=0, description="a client sending no body bytes for this long is cut off"
     )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, description="a client that has not sent a request's headers this "
+        "long after connecting (or after the previous answer) is cut off"
+    )
+    max_requests_per_client: int = Field(
+        64, ge=0, description="requests one client address may have in progress at once, per "
+        "worker; more answer 429 TOOMANYREQUESTS. 0 = unlimited"
+    )
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
 

@@ -3,6 +3,7 @@ header (17), a second server refused on a taken address (18), slow clients cut o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ import httpx
 from tests.auth.helpers import ADMIN_PASSWORD
 from tests.http.test_tls import self_signed
 from tests.support.push import push_image, unique_repo
-from tests.support.server import RunningRegistry, free_port, wait_for_http
+from tests.support.server import RunningRegistry, free_port
 
 
 def dockyard(
@@ -301,16 +302,16 @@ def test_finding_18_workers_of_one_server_share_the_port(tmp_path: Path) -> None
 # -- slow clients ------------------------------------------------------------------------------
 
 
-def _slow_connection(port: int) -> socket.socket:
+def _connect(port: int, first: bytes) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.sendall(b"G")
+    if first:
+        sock.sendall(first)
     return sock
 
 
 def _closed_by_server(sock: socket.socket) -> bool:
     try:
-        sock.sendall(b"E")
-        sock.settimeout(0.2)
+        sock.settimeout(0.05)
         return sock.recv(1) == b""
     except TimeoutError:
         return False
@@ -323,51 +324,80 @@ def test_finding_slowloris_connections_closed_after_header_timeout(tmp_path: Pat
         data_dir=tmp_path / "data",
         port=free_port(),
         log_dir=tmp_path,
-        args=("--header-timeout", "2", "--workers", "1"),
-        env={"DOCKYARD_MAX_CONNECTIONS_PER_CLIENT": "1000"},
+        args=("--workers", "1"),
+        env={"DOCKYARD_HEADER_TIMEOUT_SECONDS": "2"},
     ).start()
     try:
-        slow = [_slow_connection(server.port) for _ in range(70)]
+        # 70 trickling a request line or headers a byte at a time, and 30 sending nothing.
+        trickle = [_connect(server.port, b"G") for _ in range(35)]
+        trickle += [
+            _connect(server.port, b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-A") for _ in range(35)
+        ]
+        silent = [_connect(server.port, b"") for _ in range(30)]
         started = time.monotonic()
-        # Meanwhile, normal clients are served.
-        while time.monotonic() - started < 1.0:
+        open_ = trickle + silent
+        while open_ and time.monotonic() - started < 8:
+            # Meanwhile, normal clients are served.
             assert httpx.get(server.url + "/v2/", timeout=2).status_code == 200
-            for sock in slow:
-                sock.sendall(b"E")  # still trickling a byte at a time
-            time.sleep(0.2)
-        deadline = started + 8
-        open_ = slow
-        while open_ and time.monotonic() < deadline:
+            for sock in trickle:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"E")
             time.sleep(0.3)
             open_ = [s for s in open_ if not _closed_by_server(s)]
         assert not open_, f"{len(open_)} slow connections still open"
+        assert time.monotonic() - started > 1.5  # closed by the timeout, not at once
         assert httpx.get(server.url + "/v2/", timeout=2).status_code == 200
-        for sock in slow:
+        for sock in trickle + silent:
             sock.close()
     finally:
         server.stop()
 
 
-def test_finding_slowloris_connections_per_client_capped(tmp_path: Path) -> None:
+def test_finding_slowloris_limits_are_settings_and_flags() -> None:
+    help_text = dockyard("serve", "--help").stdout
+    assert "--header-timeout" in help_text and "--max-requests-per-client" in help_text
+    shown = dockyard("config", "show", env={"DOCKYARD_HEADER_TIMEOUT_SECONDS": "3"}).stdout
+    assert "header_timeout_seconds: 3.0" in shown and "max_requests_per_client: 64" in shown
+    bad = dockyard("config", "check", env={"DOCKYARD_HEADER_TIMEOUT_SECONDS": "0"})
+    assert bad.returncode == 2 and "header_timeout_seconds" in bad.stderr
+
+
+def test_finding_slowloris_requests_per_client_capped(tmp_path: Path) -> None:
     server = RunningRegistry(
         data_dir=tmp_path / "data",
         port=free_port(),
         log_dir=tmp_path,
-        args=("--header-timeout", "30", "--max-connections-per-client", "8"),
+        args=("--workers", "1"),
+        env={"DOCKYARD_MAX_REQUESTS_PER_CLIENT": "4"},
     ).start()
+    digest = "sha256:" + "0" * 64
+    head = (
+        f"POST /v2/slow/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\nx"
+    ).encode()
+    held = []
     try:
-        held = []
-        for _ in range(40):
-            sock = _slow_connection(server.port)
-            held.append(sock)
-        time.sleep(1.0)
-        still_open = [s for s in held if not _closed_by_server(s)]
-        assert len(still_open) <= 8, len(still_open)
+        # Four requests whose bodies trickle: each is in progress in the application.
+        for _ in range(4):
+            held.append(_connect(server.port, head))
+        time.sleep(0.5)
+        assert all(not _closed_by_server(s) for s in held)
+        # The fifth from the same address is refused at once, in the spec's shape.
+        resp = httpx.get(server.url + "/v2/", timeout=5)
+        assert resp.status_code == 429
+        assert resp.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+        over = _connect(server.port, head)
+        over.settimeout(5)
+        assert over.recv(64).startswith(b"HTTP/1.1 429")
+        over.close()
         for sock in held:
             sock.close()
-        time.sleep(0.5)
-        # Once the slow ones are gone, the address is served again.
-        wait_for_http(server.url + "/v2/", timeout=5)
-        assert httpx.get(server.url + "/v2/", timeout=2).status_code == 200
+        # Once they are gone, the address is served again.
+        deadline = time.monotonic() + 5
+        while httpx.get(server.url + "/v2/", timeout=2).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
     finally:
+        for sock in held:
+            sock.close()
         server.stop()

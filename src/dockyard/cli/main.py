@@ -179,6 +179,24 @@ def serve(
             "registry-mirrors (e.g. /v2/library/alpine).",
         ),
     ] = None,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--header-timeout",
+            help="Seconds a client has to send a request's headers after connecting (or after "
+            "the previous answer) before the connection is closed; default 10. Also "
+            "DOCKYARD_HEADER_TIMEOUT_SECONDS.",
+        ),
+    ] = None,
+    max_requests_per_client: Annotated[
+        int | None,
+        typer.Option(
+            "--max-requests-per-client",
+            help="Requests one client address may have in progress at once (per worker; "
+            "X-Forwarded-For counts from trusted_proxies); more answer 429. Default 64, 0 = "
+            "unlimited. Also DOCKYARD_MAX_REQUESTS_PER_CLIENT.",
+        ),
+    ] = None,
     no_fsync: Annotated[
         bool,
         typer.Option(
@@ -225,6 +243,8 @@ def serve(
         insecure_no_auth=insecure_no_auth,
         auth=auth,
         fsync=False if no_fsync else None,
+        header_timeout_seconds=header_timeout,
+        max_requests_per_client=max_requests_per_client,
     )
     try:
         check_security(settings)

@@ -100,7 +100,8 @@ def worker_count(settings: Settings) -> int:
 
 def run(settings: Settings) -> None:
     from granian import Granian
-    from granian.constants import Interfaces, Loops, SSLProtocols
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
+    from granian.http import HTTP1Settings
 
     refuse_taken_address(settings.host, settings.port)
     # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
@@ -130,11 +131,17 @@ def run(settings: Settings) -> None:
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
+        http=HTTPModes.auto if settings.tls_cert else HTTPModes.http1,
         workers=workers,
         loop=Loops.auto,
         log_access=False,
         log_dictconfig=logging_config(),
         respawn_failed_workers=True,
+        # A client must have sent a request's headers this long after it connected (or after
+        # the previous answer): slow-header connections are cut off instead of held forever.
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.header_timeout_seconds * 1000)
+        ),
         # HTTPS (and HTTP/2 by ALPN) when a certificate is configured; TLS 1.2 at least, as
         # docker and containerd still speak it.
         ssl_cert=settings.tls_cert,
