@@ -178,7 +178,7 @@ class Settings(BaseModel):
             raise ValueError("only one upstream can be the mirror")
         return value
 
-    @field_validator("public_url")
+    @field_validator("public_url", "token_realm")
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -186,8 +186,18 @@ class Settings(BaseModel):
         from urllib.parse import urlsplit
 
         parts = urlsplit(value)
-        if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query
-                or parts.fragment or parts.username or parts.password):
+        # Quoted into the WWW-Authenticate challenge: nothing that could end the quoted
+        # string or the header.
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or parts.username
+            or parts.password
+            or any(c in value for c in '"\\, ')
+            or not value.isprintable()
+        ):
             raise ValueError("expected http(s)://HOST[:PORT][/PATH]")
         return value.rstrip("/")
 

@@ -23,20 +23,21 @@ from tests.support.server import RunningRegistry, free_port
 
 
 def dockyard(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30, input: str = ""
 ) -> subprocess.CompletedProcess:
     """Run the CLI; a server that did not exit is stopped with its workers, then the test
     fails."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockyard", *args],
         text=True,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
         start_new_session=True,
     )
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
@@ -93,6 +94,23 @@ def test_finding_13_existing_files_tightened_at_start(tmp_path: Path) -> None:
         assert not loose, loose
     finally:
         server.stop()
+
+
+def test_finding_13_admin_commands_keep_the_folder_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    old = os.umask(0o022)
+    try:
+        result = dockyard(
+            "user", "add", "alice", "--password-stdin", "--data-dir", str(data), input="pw-12345678"
+        )
+        assert result.returncode == 0, result.stderr
+        result = dockyard("db", "upgrade", "--data-dir", str(tmp_path / "other"))
+        assert result.returncode == 0, result.stderr
+    finally:
+        os.umask(old)
+    paths = [data, *data.rglob("*"), tmp_path / "other", *(tmp_path / "other").rglob("*")]
+    loose = [str(p) for p in paths if stat.S_IMODE(p.lstat().st_mode) & 0o077]
+    assert not loose, loose
 
 
 def test_finding_13_config_show_redacts_every_secret(tmp_path: Path) -> None:

@@ -64,6 +64,9 @@ def on_store(
         raise fail(str(exc), 2) from exc
 
     from dockyard.service.registry import Registry, open_stores
+    from dockyard.storage.private import private_umask
+
+    private_umask()  # what the commands write in the data folder stays the owner's
 
     async def run() -> T:
         registry = Registry(settings, *open_stores(settings))
@@ -441,6 +444,7 @@ def migrate_command(
     (serve it --read-only); afterwards start the replicas on the new backends."""
     from dockyard.service.migration import copy_blobs, copy_metadata
     from dockyard.service.registry import migrate, open_stores
+    from dockyard.storage.private import private_umask
 
     if not to_storage and not to_metadata:
         raise fail("say where to: --to-storage and/or --to-metadata", 2)
@@ -457,6 +461,7 @@ def migrate_command(
     if to_metadata:
         update["metadata"] = to_metadata
     target_settings = source_settings.model_copy(update=update)
+    private_umask()
 
     async def run() -> tuple[Any, dict[str, int] | None]:
         source_blobs, source_meta = open_stores(source_settings)

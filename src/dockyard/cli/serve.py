@@ -17,7 +17,7 @@ from dockyard.api.access_log import PLAIN_FORMAT
 from dockyard.api.app import SETTINGS_ENV
 from dockyard.config import Settings, scrub
 from dockyard.service.registry import Registry, migrate, open_stores
-from dockyard.storage.private import PRIVATE_UMASK
+from dockyard.storage.private import private_umask
 
 log = logging.getLogger("dockyard")
 
@@ -28,6 +28,7 @@ ADMIN_PASSWORD_ENV = "DOCKYARD_ADMIN_PASSWORD"
 def prepare(settings: Settings) -> None:
     """Before any worker starts: the data folder, the schema, and with accounts on the token
     signing key and a first admin (password from DOCKYARD_ADMIN_PASSWORD, or printed once)."""
+    private_umask()
     registry = Registry(settings, *open_stores(settings))
 
     async def setup() -> str | None:
@@ -105,7 +106,7 @@ def run(settings: Settings) -> None:
 
     refuse_taken_address(settings.host, settings.port)
     # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
-    os.umask(PRIVATE_UMASK)
+    private_umask()
     prepare_apart(settings)
     if settings.metadata and not settings.redis_url and settings.auth_enabled:
         log.warning("metadata is shared (PostgreSQL) but redis_url is not set: rate limits and "
@@ -172,7 +173,8 @@ def refuse_taken_address(host: str, port: int) -> None:
             reason = "the address is already in use (is another server running there?)"
         else:
             reason = exc.strerror or str(exc)
-        sys.stderr.write(f"dockyard: cannot listen on {host}:{port}: {reason}\n")
+        shown = f"[{host}]" if ":" in host else host
+        sys.stderr.write(f"dockyard: cannot listen on {shown}:{port}: {reason}\n")
         raise SystemExit(1) from None
 
 

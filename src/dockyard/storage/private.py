@@ -14,22 +14,28 @@ OTHERS = 0o077
 
 
 def keep_private(folder: Path) -> None:
-    """Create `folder` (0700) or tighten it, and make whatever this process writes private.
+    """Create `folder` (0700) or tighten it. What is created in it is private by the umask the
+    command set (`private_umask`), which is process-wide and so left to the entry points.
 
     A folder left open by an older version is tightened with everything in it, once: the next
-    start finds it private and walks nothing, however many blobs it holds. The files directly
-    in it (the databases, the counters) are tightened at every start, which costs a few
-    system calls."""
-    os.umask(PRIVATE_UMASK)
+    start finds it private and walks nothing, however many blobs it holds. The entries directly
+    in it (the databases, the counters, the key folder) are checked at every start, which costs
+    a few system calls."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(folder.stat().st_mode) & OTHERS:
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    if mode & OTHERS:
         _tighten_tree(folder)
-    else:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                with contextlib.suppress(FileNotFoundError):
-                    _tighten(entry.path, entry.stat(follow_symlinks=False).st_mode)
-    folder.chmod(0o700)
+        folder.chmod(mode & ~OTHERS)
+        return
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                _tighten(entry.path, entry.stat(follow_symlinks=False).st_mode)
+
+
+def private_umask() -> None:
+    """From now on this process creates files and folders for its owner only."""
+    os.umask(PRIVATE_UMASK)
 
 
 def _tighten_tree(folder: Path) -> None:
