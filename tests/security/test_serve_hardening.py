@@ -365,6 +365,18 @@ def test_finding_slowloris_connections_closed_after_header_timeout(tmp_path: Pat
         assert not open_, f"{len(open_)} slow connections still open"
         assert time.monotonic() - started > 1.5  # closed by the timeout, not at once
         assert httpx.get(server.url + "/v2/", timeout=2).status_code == 200
+        # A body slower than the header timeout is not cut off: only headers are timed.
+        head = (
+            f"POST /v2/slow/blobs/uploads/?digest=sha256:{'0' * 64} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/octet-stream\r\nContent-Length: 8\r\n\r\n"
+        ).encode()
+        upload = _connect(server.port, head)
+        for _ in range(8):
+            time.sleep(0.4)
+            upload.sendall(b"x")
+        upload.settimeout(5)
+        assert upload.recv(64).startswith(b"HTTP/1.1 400")  # answered: the digest is wrong
+        upload.close()
         for sock in trickle + silent:
             sock.close()
     finally:
