@@ -237,7 +237,7 @@ class Settings(BaseModel):
         header, which the client chooses."""
         if self.public_url:
             return self.public_url
-        host = _machine_name() if self.is_wildcard else self.host
+        host = machine_name() if self.is_wildcard else self.host
         if ":" in host:
             host = f"[{host}]"
         return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
@@ -259,10 +259,15 @@ class Settings(BaseModel):
 
 
 @functools.cache
-def _machine_name() -> str:
+def machine_name() -> str:
+    """This machine's name as other machines would use it: its fully qualified name when the
+    resolver knows one, else its host name (containers often resolve theirs to localhost)."""
     import socket
 
-    return socket.getfqdn()
+    fqdn = socket.getfqdn()
+    if "." in fqdn and not fqdn.startswith("localhost"):
+        return fqdn
+    return socket.gethostname()
 
 
 REDACTED = "***"

@@ -19,7 +19,7 @@ import httpx
 from tests.auth.helpers import ADMIN_PASSWORD
 from tests.http.test_tls import self_signed
 from tests.support.push import push_image, unique_repo
-from tests.support.server import RunningRegistry, free_port
+from tests.support.server import RunningRegistry, free_port, wait_for_http
 
 
 def dockyard(
@@ -301,6 +301,46 @@ def test_finding_18_second_server_on_taken_port_refused(tmp_path: Path) -> None:
             assert httpx.get(first.url + "/v2/").status_code == 401
     finally:
         first.stop()
+
+
+def test_finding_18_two_servers_started_at_once_one_refused(tmp_path: Path) -> None:
+    port = free_port()
+    procs = []
+    for name in ("b", "c"):
+        log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed below
+        procs.append(
+            (
+                log,
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "dockyard",
+                        "serve",
+                        "--listen",
+                        f"127.0.0.1:{port}",
+                        "--data-dir",
+                        str(tmp_path / name),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                ),
+            )
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v2/")
+        time.sleep(2)  # both have had the time to start their workers
+        codes = [proc.poll() for _, proc in procs]
+        assert sorted(codes, key=str) == [1, None], codes
+        refused = next(i for i, (_, proc) in enumerate(procs) if proc.poll() == 1)
+        assert "already in use" in (tmp_path / ("b", "c")[refused]).with_suffix(".log").read_text()
+    finally:
+        for log, proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(15)
+            log.close()
 
 
 def test_finding_18_workers_of_one_server_share_the_port(tmp_path: Path) -> None:

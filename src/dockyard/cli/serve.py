@@ -104,7 +104,7 @@ def run(settings: Settings) -> None:
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings
 
-    refuse_taken_address(settings.host, settings.port)
+    claim = claim_address(settings.host, settings.port)
     # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
     private_umask()
     prepare_apart(settings)
@@ -114,8 +114,8 @@ def run(settings: Settings) -> None:
                     "several replicas")
     if settings.auth_enabled and settings.is_wildcard and not settings.public_url:
         log.warning("listening on every interface without public_url: token challenges name "
-                    "this machine (%s); set public_url to the name "
-                    "clients use")
+                    "this machine (%s); set public_url to the name clients use",
+                    settings.public_base())
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     workers = worker_count(settings)
     log.info(
@@ -150,24 +150,34 @@ def run(settings: Settings) -> None:
         ssl_protocol_min=SSLProtocols.tls12,
     )
     share_with_workers()
-    server.serve()
+    with claim:
+        server.serve()
 
 
-def refuse_taken_address(host: str, port: int) -> None:
-    """Exit with one line when something already listens on the address.
+def claim_address(host: str, port: int) -> socket.socket:
+    """Exit with one line when something already listens on the address; else return the claim
+    on it, to be held for as long as the server runs.
 
     granian's workers each bind the address with SO_REUSEPORT, so the kernel lets any other
     process of the same user that does the same join them: a second server on a taken port
     started silently and took every other connection. A bind without SO_REUSEPORT succeeds
     only when nobody listens there (SO_REUSEADDR still allows the TIME_WAIT leftovers of a
-    server just stopped)."""
+    server just stopped). Two servers started at once would both pass that check before
+    either listens: the claim, a name in the abstract socket namespace that only one process
+    can hold and that goes away with it, settles which one starts."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
+        claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            claim.bind(f"\0dockyard-listen-{address[0]}-{address[1]}")
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError:
+            claim.close()
+            raise
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             reason = "the address is already in use (is another server running there?)"
@@ -176,6 +186,7 @@ def refuse_taken_address(host: str, port: int) -> None:
         shown = f"[{host}]" if ":" in host else host
         sys.stderr.write(f"dockyard: cannot listen on {shown}:{port}: {reason}\n")
         raise SystemExit(1) from None
+    return claim
 
 
 def share_with_workers() -> None:
