@@ -362,6 +362,18 @@ def _env_values(environ: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without the parser's quote of the line: it may hold a
+    password."""
+    parts = []
+    for text, mark in ((getattr(exc, "context", None), getattr(exc, "context_mark", None)),
+                       (getattr(exc, "problem", None), getattr(exc, "problem_mark", None))):
+        if text:
+            parts.append(text + (f" (line {mark.line + 1}, column {mark.column + 1})"
+                                 if mark else ""))
+    return ": ".join(parts) or "it cannot be parsed"
+
+
 def load_settings(
     config_file: Path | None = None,
     overrides: dict[str, Any] | None = None,
@@ -379,7 +391,7 @@ def load_settings(
         except OSError as exc:
             raise ConfigError(f"cannot read {config_file}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{config_file} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"{config_file} is not valid YAML: {_yaml_problem(exc)}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{config_file} must hold a mapping of settings")
         values.update({str(k).replace("-", "_"): v for k, v in loaded.items()})

@@ -135,6 +135,15 @@ def test_finding_13_config_show_redacts_every_secret(tmp_path: Path) -> None:
     assert out.count("***") >= 4
 
 
+def test_finding_13_broken_config_file_error_does_not_quote_it(tmp_path: Path) -> None:
+    config = tmp_path / "dockyard.yml"
+    config.write_text('proxies:\n  - name: docker.io\n    password: "upstream-SECRET-8\n')
+    result = dockyard("config", "check", "--config", str(config))
+    assert result.returncode == 2
+    assert "not valid YAML" in result.stderr and "line 3" in result.stderr
+    assert "upstream-SECRET-8" not in result.stdout + result.stderr
+
+
 def test_finding_13_startup_error_does_not_show_database_password(tmp_path: Path) -> None:
     port = free_port()
     result = dockyard(
