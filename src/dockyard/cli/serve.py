@@ -132,6 +132,9 @@ def run(settings: Settings) -> None:
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
+        # Plain HTTP is HTTP/1.1 only: in auto mode granian waits for a first byte to tell the
+        # versions apart, with no timeout, so connections that sent nothing were held forever.
+        # Over TLS, HTTP/2 is chosen by ALPN.
         http=HTTPModes.auto if settings.tls_cert else HTTPModes.http1,
         workers=workers,
         loop=Loops.auto,
