@@ -5,6 +5,7 @@ Unknown keys and bad values are rejected before the server starts (`dockyard con
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -93,6 +94,10 @@ class Settings(BaseModel):
         None, description="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for shared metadata; "
         "default: SQLite in the data folder"
     )
+    public_url: str | None = Field(
+        None, description="http(s)://HOST[:PORT][/PATH] clients reach this registry at (behind "
+        "a proxy or a name); the token realm is built from it. Default: the listen address"
+    )
     tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
     workers: int = Field(0, ge=0, le=64, description="server processes; 0 = one per core")
@@ -109,6 +114,14 @@ class Settings(BaseModel):
     body_timeout_seconds: float = Field(
         60.0, gt=0, description="a client sending no body bytes for this long is cut off"
     )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, description="a client that has not sent a request's headers this "
+        "long after connecting (or after the previous answer) is cut off"
+    )
+    max_requests_per_client: int = Field(
+        64, ge=0, description="requests one client address may have in progress at once, per "
+        "worker; more answer 429 TOOMANYREQUESTS. 0 = unlimited"
+    )
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
 
@@ -122,8 +135,8 @@ class Settings(BaseModel):
     token_service: str = Field("dockyard", description="the service name tokens are issued for")
     token_realm: str | None = Field(
         None,
-        description="URL of the token endpoint announced to clients; default: /token on "
-        "the address the client used",
+        description="URL of the token endpoint announced to clients; default: /token under "
+        "public_url, else under the listen address",
     )
     token_ttl_seconds: int = Field(300, ge=30, le=86400, description="access token lifetime")
     refresh_token_ttl_seconds: int = Field(
@@ -168,6 +181,29 @@ class Settings(BaseModel):
             raise ValueError("only one upstream can be the mirror")
         return value
 
+    @field_validator("public_url", "token_realm")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        # Quoted into the WWW-Authenticate challenge: nothing that could end the quoted
+        # string or the header.
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or parts.username
+            or parts.password
+            or any(c in value for c in '"\\, ')
+            or not value.isprintable()
+        ):
+            raise ValueError("expected http(s)://HOST[:PORT][/PATH]")
+        return value.rstrip("/")
+
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: list[str]) -> list[str]:
@@ -194,6 +230,22 @@ class Settings(BaseModel):
         return split_listen(self.listen)[1]
 
     @property
+    def is_wildcard(self) -> bool:
+        """Listening on every interface: the address names no host a client could use."""
+        return self.host in ("0.0.0.0", "::", "")
+
+    def public_base(self) -> str:
+        """Where clients reach this registry, without a trailing slash: `public_url`, else the
+        listen address (on a wildcard address, this machine's name). Never the request's Host
+        header, which the client chooses."""
+        if self.public_url:
+            return self.public_url
+        host = machine_name() if self.is_wildcard else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
+
+    @property
     def auth_enabled(self) -> bool:
         """Accounts are on when asked for, and always on a network address unless refused."""
         return self.auth or (not self.is_loopback and not self.insecure_no_auth)
@@ -207,6 +259,79 @@ class Settings(BaseModel):
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
+
+
+@functools.cache
+def machine_name() -> str:
+    """This machine's name as other machines would use it: its fully qualified name when the
+    resolver knows one, else its host name (containers often resolve theirs to localhost)."""
+    import socket
+
+    fqdn = socket.getfqdn()
+    if "." in fqdn and not fqdn.startswith("localhost"):
+        return fqdn
+    return socket.gethostname()
+
+
+REDACTED = "***"
+# Settings whose whole value is a secret, and those that are URLs with a password in them.
+SECRET_KEYS = ("s3_secret_key",)
+URL_KEYS = ("metadata", "redis_url")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (if any) replaced, the rest left for the reader."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return REDACTED
+    if not password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:{REDACTED}@{host}"))
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The settings as `config show` prints them: every secret replaced by ***."""
+    values = settings.model_dump(mode="json")
+    for key in SECRET_KEYS:
+        if values.get(key):
+            values[key] = REDACTED
+    for key in URL_KEYS:
+        if values.get(key):
+            values[key] = redact_url(values[key])
+    for upstream in values["proxies"]:
+        if upstream.get("password"):
+            upstream["password"] = REDACTED
+    return values
+
+
+def secrets_of(settings: Settings, environ: dict[str, str] | None = None) -> list[str]:
+    """Every secret value the settings (and the admin password variable) hold, longest first,
+    for scrubbing messages that may quote them (a driver's error quoting the database URL)."""
+    from urllib.parse import unquote, urlsplit
+
+    found = [getattr(settings, key) for key in SECRET_KEYS]
+    for key in URL_KEYS:
+        url = getattr(settings, key)
+        try:
+            password = urlsplit(url).password if url else None
+        except ValueError:
+            password = None
+        found += [password, unquote(password) if password else None]
+    found += [u.password for u in settings.proxies]
+    found.append((os.environ if environ is None else environ).get("DOCKYARD_ADMIN_PASSWORD"))
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def scrub(text: str, settings: Settings) -> str:
+    for secret in secrets_of(settings):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def split_listen(value: str) -> tuple[str, int]:
@@ -240,6 +365,18 @@ def _env_values(environ: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without the parser's quote of the line: it may hold a
+    password."""
+    parts = []
+    for text, mark in ((getattr(exc, "context", None), getattr(exc, "context_mark", None)),
+                       (getattr(exc, "problem", None), getattr(exc, "problem_mark", None))):
+        if text:
+            parts.append(text + (f" (line {mark.line + 1}, column {mark.column + 1})"
+                                 if mark else ""))
+    return ": ".join(parts) or "it cannot be parsed"
+
+
 def load_settings(
     config_file: Path | None = None,
     overrides: dict[str, Any] | None = None,
@@ -257,7 +394,7 @@ def load_settings(
         except OSError as exc:
             raise ConfigError(f"cannot read {config_file}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{config_file} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"{config_file} is not valid YAML: {_yaml_problem(exc)}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{config_file} must hold a mapping of settings")
         values.update({str(k).replace("-", "_"): v for k, v in loaded.items()})

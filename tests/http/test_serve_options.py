@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from dockyard.config import machine_name
 from tests.support.push import error_code, push_image, unique_repo
 from tests.support.server import free_port
 
@@ -34,7 +35,9 @@ def test_non_loopback_address_turns_accounts_on(start_registry) -> None:
                             env={"DOCKYARD_ADMIN_PASSWORD": "first-admin-password"})
     resp = httpx.get(f"http://127.0.0.1:{port}/v2/")
     assert resp.status_code == 401
-    assert resp.headers["WWW-Authenticate"].startswith('Bearer realm="http://127.0.0.1:')
+    # No public URL configured: the realm names this machine, whatever Host the client sent.
+    machine = machine_name()
+    assert resp.headers["WWW-Authenticate"].startswith(f'Bearer realm="http://{machine}:{port}/')
     push = httpx.post(f"http://127.0.0.1:{port}/v2/a/blobs/uploads/")
     assert push.status_code == 401
     assert "accounts on" in server.log()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
+from dockyard.api.client_limit import PerClientLimit
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.middleware import RegistryHeaders
 from dockyard.api.routes import table
@@ -42,7 +43,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
-    return RegistryHeaders(app, services, log_requests=settings.log_requests)
+    limited = PerClientLimit(app, settings.max_requests_per_client, settings.trusted_proxies)
+    return RegistryHeaders(limited, services, log_requests=settings.log_requests,
+                           tls=settings.tls_cert is not None)
 
 
 def app_from_environment() -> RegistryHeaders:

@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: the API version header on every answer and one log line per request."""
+"""Pure-ASGI middleware: the API version header (and over TLS, HSTS) on every answer and one
+log line per request."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ from dockyard.core.errors import RegistryError
 log = logging.getLogger("dockyard.access")
 
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+# Served over HTTPS: browsers and clients that honour it never fall back to plain HTTP, where
+# a password or token could be read on the way.
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 class RegistryHeaders:
-    def __init__(self, app: ASGIApp, services: Services, *, log_requests: bool = True) -> None:
+    def __init__(self, app: ASGIApp, services: Services, *, log_requests: bool = True,
+                 tls: bool = False) -> None:
         self.app = app
         self.services = services
+        self.extra = (API_VERSION, HSTS) if tls else (API_VERSION,)
         self.access = AccessLog() if log_requests else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -36,7 +42,7 @@ class RegistryHeaders:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), API_VERSION]
+                message["headers"] = [*message.get("headers", ()), *self.extra]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
@@ -59,7 +65,7 @@ class RegistryHeaders:
                         "headers": [
                             (b"content-type", b"application/json"),
                             (b"content-length", str(len(UNEXPECTED_BODY)).encode()),
-                            API_VERSION,
+                            *self.extra,
                         ],
                     }
                 )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import click
 import typer
 
-from dockyard.config import ConfigError, load_settings
+from dockyard.config import ConfigError, load_settings, scrub
 from dockyard.core.errors import RegistryError
 
 T = TypeVar("T")
@@ -65,6 +65,9 @@ def on_store(
         raise fail(str(exc), 2) from exc
 
     from dockyard.service.registry import Registry, open_stores
+    from dockyard.storage.private import private_umask
+
+    private_umask()  # what the commands write in the data folder stays the owner's
 
     async def run() -> T:
         registry = Registry(settings, *open_stores(settings))
@@ -78,7 +81,7 @@ def on_store(
     except RegistryError as exc:
         raise fail(exc.message, 2) from exc
     except (KeyError, ValueError) as exc:
-        raise fail(str(exc).strip("'\""), 2) from exc
+        raise fail(scrub(str(exc).strip("'\""), settings), 2) from exc
 
 
 def read_password(from_stdin: bool, confirm: bool = True) -> str:
@@ -496,6 +499,7 @@ def migrate_command(
     (serve it --read-only); afterwards start the replicas on the new backends."""
     from dockyard.service.migration import copy_blobs, copy_metadata
     from dockyard.service.registry import migrate, open_stores
+    from dockyard.storage.private import private_umask
 
     if not to_storage and not to_metadata:
         raise fail("say where to: --to-storage and/or --to-metadata", 2)
@@ -512,6 +516,7 @@ def migrate_command(
     if to_metadata:
         update["metadata"] = to_metadata
     target_settings = source_settings.model_copy(update=update)
+    private_umask()
 
     async def run() -> tuple[Any, dict[str, int] | None]:
         source_blobs, source_meta = open_stores(source_settings)
@@ -534,7 +539,7 @@ def migrate_command(
     try:
         report, rows = asyncio.run(run())
     except (RegistryError, ValueError) as exc:
-        raise fail(getattr(exc, "message", str(exc)), 1) from exc
+        raise fail(scrub(getattr(exc, "message", str(exc)), target_settings), 1) from exc
     if report is not None:
         typer.echo(f"blobs: {report.blobs_copied} copied ({report.bytes_copied} bytes), "
                    f"{report.blobs_present} already there")

@@ -17,6 +17,7 @@ from dockyard.config import (
     check_security,
     load_settings,
     parse_upstream_flag,
+    redacted,
 )
 
 app = typer.Typer(
@@ -119,6 +120,15 @@ def serve(
             "Also DOCKYARD_AUTH.",
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="https://HOST[:PORT][/PATH] clients reach this registry at (a name, a proxy "
+            "in front); the token realm announced to clients is built from it, never from "
+            "the request's Host header. Default: the listen address. Also DOCKYARD_PUBLIC_URL.",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option("--tls-cert", help="PEM certificate (chain) to serve HTTPS (HTTP/2 too). "
@@ -171,6 +181,24 @@ def serve(
             "create organisations.",
         ),
     ] = None,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--header-timeout",
+            help="Seconds a client has to send a request's headers after connecting (or after "
+            "the previous answer) before the connection is closed; default 10. Also "
+            "DOCKYARD_HEADER_TIMEOUT_SECONDS.",
+        ),
+    ] = None,
+    max_requests_per_client: Annotated[
+        int | None,
+        typer.Option(
+            "--max-requests-per-client",
+            help="Requests one client address may have in progress at once (per worker; "
+            "X-Forwarded-For counts from trusted_proxies); more answer 429. Default 64, 0 = "
+            "unlimited. Also DOCKYARD_MAX_REQUESTS_PER_CLIENT.",
+        ),
+    ] = None,
     no_fsync: Annotated[
         bool,
         typer.Option(
@@ -209,6 +237,7 @@ def serve(
         s3_path_style=s3_path_style,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        public_url=public_url,
         listen=listen,
         data_dir=data_dir,
         workers=workers,
@@ -216,6 +245,8 @@ def serve(
         insecure_no_auth=insecure_no_auth,
         auth=auth,
         fsync=False if no_fsync else None,
+        header_timeout_seconds=header_timeout,
+        max_requests_per_client=max_requests_per_client,
     )
     try:
         check_security(settings)
@@ -242,11 +273,12 @@ def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 @config_app.command("show")
 def config_show(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Print the effective settings as YAML, with every key and its value."""
+    """Print the effective settings as YAML, with every key and its value; passwords and
+    secret keys are shown as ***."""
     import yaml
 
     settings = _settings(config, data_dir=data_dir)
-    typer.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
+    typer.echo(yaml.safe_dump(redacted(settings), sort_keys=False).rstrip())
 
 
 @db_app.command("upgrade")

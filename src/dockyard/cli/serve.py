@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
+import socket
 import sys
 import traceback
 
@@ -13,8 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dockyard.api.access_log import PLAIN_FORMAT
 from dockyard.api.app import SETTINGS_ENV
-from dockyard.config import Settings
+from dockyard.config import Settings, scrub
 from dockyard.service.registry import Registry, migrate, open_stores
+from dockyard.storage.private import private_umask
 
 log = logging.getLogger("dockyard")
 
@@ -25,6 +28,7 @@ ADMIN_PASSWORD_ENV = "DOCKYARD_ADMIN_PASSWORD"
 def prepare(settings: Settings) -> None:
     """Before any worker starts: the data folder, the schema, and with accounts on the token
     signing key and a first admin (password from DOCKYARD_ADMIN_PASSWORD, or printed once)."""
+    private_umask()
     registry = Registry(settings, *open_stores(settings))
 
     async def setup() -> str | None:
@@ -62,12 +66,14 @@ def prepare_apart(settings: Settings) -> None:
         code = 0
         try:
             prepare(settings)
-        except (OSError, SQLAlchemyError) as exc:
-            # A folder it cannot create or write, a database it cannot reach: one line.
-            sys.stderr.write(f"dockyard: cannot prepare {_where(settings)}: {_reason(exc)}\n")
+        except (OSError, SQLAlchemyError, ValueError) as exc:
+            # A folder it cannot create or write, a database it cannot reach or whose URL is
+            # malformed: one line.
+            reason = scrub(_reason(exc), settings)  # a driver may quote the database URL
+            sys.stderr.write(f"dockyard: cannot prepare {_where(settings)}: {reason}\n")
             code = 1
         except BaseException:
-            traceback.print_exc()
+            sys.stderr.write(scrub(traceback.format_exc(), settings))
             code = 1
         sys.stdout.flush()
         sys.stderr.flush()
@@ -95,13 +101,21 @@ def worker_count(settings: Settings) -> int:
 
 def run(settings: Settings) -> None:
     from granian import Granian
-    from granian.constants import Interfaces, Loops, SSLProtocols
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
+    from granian.http import HTTP1Settings
 
+    claim = claim_address(settings.host, settings.port)
+    # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
+    private_umask()
     prepare_apart(settings)
     if settings.metadata and not settings.redis_url and settings.auth_enabled:
         log.warning("metadata is shared (PostgreSQL) but redis_url is not set: rate limits and "
                     "login throttling are counted per replica; set redis_url when running "
                     "several replicas")
+    if settings.auth_enabled and settings.is_wildcard and not settings.public_url:
+        log.warning("listening on every interface without public_url: token challenges name "
+                    "this machine (%s); set public_url to the name clients use",
+                    settings.public_base())
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     workers = worker_count(settings)
     log.info(
@@ -118,11 +132,20 @@ def run(settings: Settings) -> None:
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
+        # Plain HTTP is HTTP/1.1 only: in auto mode granian waits for a first byte to tell the
+        # versions apart, with no timeout, so connections that sent nothing were held forever.
+        # Over TLS, HTTP/2 is chosen by ALPN.
+        http=HTTPModes.auto if settings.tls_cert else HTTPModes.http1,
         workers=workers,
         loop=Loops.auto,
         log_access=False,
         log_dictconfig=logging_config(),
         respawn_failed_workers=True,
+        # A client must have sent a request's headers this long after it connected (or after
+        # the previous answer): slow-header connections are cut off instead of held forever.
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.header_timeout_seconds * 1000)
+        ),
         # HTTPS (and HTTP/2 by ALPN) when a certificate is configured; TLS 1.2 at least, as
         # docker and containerd still speak it.
         ssl_cert=settings.tls_cert,
@@ -130,7 +153,43 @@ def run(settings: Settings) -> None:
         ssl_protocol_min=SSLProtocols.tls12,
     )
     share_with_workers()
-    server.serve()
+    with claim:
+        server.serve()
+
+
+def claim_address(host: str, port: int) -> socket.socket:
+    """Exit with one line when something already listens on the address; else return the claim
+    on it, to be held for as long as the server runs.
+
+    granian's workers each bind the address with SO_REUSEPORT, so the kernel lets any other
+    process of the same user that does the same join them: a second server on a taken port
+    started silently and took every other connection. A bind without SO_REUSEPORT succeeds
+    only when nobody listens there (SO_REUSEADDR still allows the TIME_WAIT leftovers of a
+    server just stopped). Two servers started at once would both pass that check before
+    either listens: the claim, a name in the abstract socket namespace that only one process
+    can hold and that goes away with it, settles which one starts."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            claim.bind(f"\0dockyard-listen-{address[0]}-{address[1]}")
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError:
+            claim.close()
+            raise
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the address is already in use (is another server running there?)"
+        else:
+            reason = exc.strerror or str(exc)
+        shown = f"[{host}]" if ":" in host else host
+        sys.stderr.write(f"dockyard: cannot listen on {shown}:{port}: {reason}\n")
+        raise SystemExit(1) from None
+    return claim
 
 
 def share_with_workers() -> None:

@@ -22,6 +22,7 @@ from dockyard.service.manifests import ManifestService
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
+from dockyard.storage.private import keep_private
 
 if TYPE_CHECKING:
     from dockyard.service.proxy import ProxyService
@@ -33,7 +34,7 @@ COUNTERS_FILE = "counters.db"
 
 
 def open_stores(settings: Settings, *, migrate: bool = True) -> tuple[BlobStore, MetadataStore]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keep_private(settings.data_dir)
     blob_store: BlobStore
     if settings.storage and settings.storage.startswith("s3://"):
         from dockyard.storage.s3 import S3BlobStore

@@ -266,7 +266,7 @@ class FilesystemBlobStore:
     async def create_upload(self, upload_id: str) -> None:
         try:  # not Path.touch, which tries utime(2) on the missing file first
             os.close(os.open(self._upload_file(upload_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                             0o644))
+                             0o600))
         except OSError as exc:
             if _full(exc):
                 raise StorageFullError(str(exc)) from exc

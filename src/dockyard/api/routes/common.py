@@ -51,18 +51,14 @@ def header(request: Request, name: bytes) -> str | None:
 
 
 def base_url(request: Request) -> str:
-    """Where the client reached us (for challenges and Link headers), as Starlette's
-    `request.base_url` gives it, without building URL objects: that was a tenth of a
-    token-checked pull in py-spy."""
-    cached = request.scope.get(BASE_URL_KEY)
+    """Where clients reach us (for challenges): the configured public URL, else the listen
+    address. Not the Host header: a client could name any host there and have the challenge
+    send the next client's password to it."""
+    scope = request.scope
+    cached = scope.get(BASE_URL_KEY)
     if cached is None:
-        scope = request.scope
-        host = header(request, b"host")
-        if not host:
-            server = scope.get("server")
-            host = f"{server[0]}:{server[1]}" if server else "localhost"
-        root = scope.get("root_path", "").rstrip("/")
-        cached = request.scope[BASE_URL_KEY] = f"{scope.get('scheme', 'http')}://{host}{root}/"
+        settings = registry_of(request).settings
+        cached = scope[BASE_URL_KEY] = settings.public_base() + "/"
     return cached
 
 

@@ -1,0 +1,61 @@
+"""A cap on the requests one client address has in progress at once.
+
+The HTTP server (granian) accepts connections in native code and offers no hook per connection,
+so the cap counts what the application sees: requests whose headers have arrived, until their
+answer is sent. Connections that never finish their headers are the header timeout's to close.
+Each worker process counts its own requests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from dockyard.api.errors import render
+from dockyard.auth.requests import client_address
+from dockyard.core.errors import ErrorCode, RegistryError
+
+
+class PerClientLimit:
+    def __init__(self, app: ASGIApp, cap: int, trusted_proxies: list[str]) -> None:
+        self.app = app
+        self.cap = cap
+        self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+        self.in_progress: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.cap:
+            await self.app(scope, receive, send)
+            return
+        address = self._address(scope)
+        count = self.in_progress.get(address, 0)
+        if count >= self.cap:
+            error = RegistryError(
+                ErrorCode.TOOMANYREQUESTS,
+                "too many requests in progress from this address; retry when some finish",
+                headers={"Retry-After": "1"},
+            )
+            await render(error, scope["method"])(scope, receive, send)
+            return
+        self.in_progress[address] = count + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            left = self.in_progress[address] - 1
+            if left:
+                self.in_progress[address] = left
+            else:  # no entry per address ever seen: the table stays as small as the load
+                del self.in_progress[address]
+
+    def _address(self, scope: Scope) -> str:
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        if not self.trusted:
+            return peer
+        forwarded = None
+        for key, value in scope["headers"]:
+            if key == b"x-forwarded-for":
+                forwarded = value.decode("latin-1")
+                break
+        return client_address(peer, forwarded, self.trusted)
