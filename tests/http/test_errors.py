@@ -113,3 +113,35 @@ def test_fuzzed_requests_never_500(client: httpx.Client, method: str, tail: str,
     assert resp.status_code < 500, (method, url, resp.text)
     if method != "HEAD" and resp.status_code >= 400:
         assert resp.json()["errors"][0]["code"] in SPEC_CODES
+
+
+def test_an_answer_before_the_body_is_read_closes_the_connection(
+    registry: RunningRegistry, client: httpx.Client
+) -> None:
+    """A request refused before its body was read (too large, unknown upload) ends its
+    connection and says `Connection: close`, so a client does not send its next request on a
+    connection the server is closing (httpx then failed with 'Server disconnected')."""
+    repo = unique_repo()
+    too_large = 5 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", registry.port), timeout=10) as sock:
+        sock.sendall(f"PUT /v2/{repo}/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     f"application/vnd.oci.image.manifest.v1+json\r\nContent-Length: "
+                     f"{too_large}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            head += chunk
+    assert head.startswith(b"HTTP/1.1 413"), head[:200]
+    assert b"\r\nconnection: close\r\n" in head.lower(), head[:400]
+    # The same with a real client, back to back on one pool: every request gets its answer.
+    unknown = f"/v2/{repo}/blobs/uploads/{'0' * 32}"
+    for _ in range(30):
+        refused = client.patch(unknown, content=b"x" * 300_000)
+        assert refused.status_code == 404 and refused.headers["connection"] == "close"
+        assert client.get("/v2/").status_code == 200
+    # A request whose body was read keeps its connection.
+    location = client.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
+    kept = client.patch(location, content=b"y" * 1000)
+    assert kept.status_code == 202 and "connection" not in kept.headers

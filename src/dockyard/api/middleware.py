@@ -19,6 +19,17 @@ API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 # Served over HTTPS: browsers and clients that honour it never fall back to plain HTTP, where
 # a password or token could be read on the way.
 HSTS = (b"strict-transport-security", b"max-age=31536000")
+CLOSE = (b"connection", b"close")
+_BODY_METHODS = frozenset({"PUT", "PATCH", "POST", "DELETE"})
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.strip() not in (b"", b"0")
+        if name == b"transfer-encoding":
+            return True
+    return False
 
 
 class RegistryHeaders:
@@ -37,12 +48,30 @@ class RegistryHeaders:
         started = time.perf_counter()
         status = 0
         sent = 0
+        # An answer given before the body was read (refused, too large, unknown upload) ends
+        # the connection, and says so: the server does not read the rest, so a client that
+        # reused the connection would find it closed under its next request.
+        unread = (
+            scope["method"] in _BODY_METHODS
+            and scope.get("http_version") in ("1.1", "1.0")
+            and _has_body(scope)
+        )
+        if unread:
+            outer_receive = receive
+
+            async def receive() -> Message:
+                nonlocal unread
+                message = await outer_receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    unread = False
+                return message
 
         async def wrapped_send(message: Message) -> None:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *self.extra]
+                extra = (*self.extra, CLOSE) if unread else self.extra
+                message["headers"] = [*message.get("headers", ()), *extra]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
@@ -66,6 +95,7 @@ class RegistryHeaders:
                             (b"content-type", b"application/json"),
                             (b"content-length", str(len(UNEXPECTED_BODY)).encode()),
                             *self.extra,
+                            *((CLOSE,) if unread else ()),
                         ],
                     }
                 )
