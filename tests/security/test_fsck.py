@@ -42,6 +42,8 @@ def assert_quarantines_and_heals(
         assert found.returncode == 1
         assert f"bad-blob\t-\t{digest}" in found.stdout
         assert "1 bad blobs" in found.stdout
+        # What leads to it says it is corrupt, not missing.
+        assert f"dangling-link\t{repo}\t{digest}\tlinked blob is corrupt" in found.stdout
         # Only reported: still there.
         assert "quarantined" not in found.stdout
 

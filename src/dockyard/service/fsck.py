@@ -97,12 +97,16 @@ class FsckService:
     async def _follow_edges(self, report: FsckReport, present: set[str]) -> None:
         graph = await self.meta.content_graph()
         problems = report.problems
+        corrupt = set(report.bad_blobs) - set(report.quarantined)
+
+        def absent(digest: str) -> str:
+            # A corrupt blob is reported once as bad-blob; what leads to it says which it is.
+            return "is corrupt" if digest in corrupt else "is not in the blob store"
+
         for repository, digest in graph.links:
             if digest not in present:
                 problems.append(
-                    Problem(
-                        "dangling-link", repository, digest, "linked blob is not in the blob store"
-                    )
+                    Problem("dangling-link", repository, digest, f"linked blob {absent(digest)}")
                 )
         manifests = set(graph.manifests)
         for repository, digest in graph.manifests:
@@ -112,7 +116,7 @@ class FsckService:
                         "missing-manifest-content",
                         repository,
                         digest,
-                        "manifest bytes are not in the blob store",
+                        f"manifest content {absent(digest)}",
                     )
                 )
         for repository, manifest, target, kind in graph.references:
@@ -132,7 +136,7 @@ class FsckService:
                         "missing-reference",
                         repository,
                         target,
-                        f"manifest {manifest} refers to a missing blob",
+                        f"manifest {manifest} refers to a blob that {absent(target)}",
                     )
                 )
         for repository, tag, digest in graph.tags:
