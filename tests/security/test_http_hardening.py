@@ -48,7 +48,7 @@ from tests.auth.helpers import (
     upload_blob,
 )
 from tests.support.peers import find_binary, run
-from tests.support.push import error_code, unique_repo
+from tests.support.push import SPEC_CODES, error_code, unique_repo
 from tests.support.server import RunningRegistry, free_port
 
 PEERS = Path("/work/shared/peers/bin")
@@ -194,22 +194,6 @@ def test_finding_11_mount_needs_the_tokens_pull_grant_on_the_source(reg: AuthReg
 
 # -- finding 14 --------------------------------------------------------------------------------
 
-SPEC_CODES = {
-    "BLOB_UNKNOWN",
-    "BLOB_UPLOAD_INVALID",
-    "BLOB_UPLOAD_UNKNOWN",
-    "DIGEST_INVALID",
-    "MANIFEST_BLOB_UNKNOWN",
-    "MANIFEST_INVALID",
-    "MANIFEST_UNKNOWN",
-    "NAME_INVALID",
-    "NAME_UNKNOWN",
-    "SIZE_INVALID",
-    "UNAUTHORIZED",
-    "DENIED",
-    "UNSUPPORTED",
-    "TOOMANYREQUESTS",
-}
 
 
 def assert_spec_error(response: httpx.Response, *codes: str) -> None:

@@ -66,5 +66,14 @@ def push_image(client: httpx.Client, repo: str, tag: str, **kwargs: object) -> t
     return push_manifest(client, repo, tag, body), body
 
 
+# The error codes of the distribution spec (and Docker's TOOMANYREQUESTS): every error body the
+# registry sends carries one of these.
+SPEC_CODES = frozenset({
+    "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID",
+    "MANIFEST_BLOB_UNKNOWN", "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID",
+    "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS",
+})
+
+
 def error_code(resp: httpx.Response) -> str:
     return resp.json()["errors"][0]["code"]
