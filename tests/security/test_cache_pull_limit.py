@@ -1,0 +1,131 @@
+"""Issue 13, finding 9, for pull-through cache repositories: a manifest's bytes read through the
+blobs endpoint of a cached repository are a pull, exactly as through the manifests endpoint,
+whether the cache holds that digest as a manifest, holds it as a blob too (a cache filled
+before manifests were told apart), or does not hold it yet. Layers stay free."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from dockyard.metadata.sql import SQLMetadataStore
+from dockyard.service.registry import METADATA_FILE
+from tests.proxy.helpers import ACCEPT, error_of, make_image, proxies_env, push_built_image
+from tests.support.server import RunningRegistry
+
+ADMIN = httpx.BasicAuth("admin", "admin-pw")
+MALLORY = httpx.BasicAuth("mallory", "mallory-pw")
+REPO = "library/app"
+CACHED = f"up/{REPO}"
+LIMIT = 4
+
+
+def remaining(resp: httpx.Response) -> str:
+    return resp.headers.get("RateLimit-Remaining", "").split(";")[0]
+
+
+def link_as_blob(data_dir: Path, repository: str, digest: str, size: int) -> None:
+    """What an older cache did with a manifest read through the blobs endpoint: keep it as a
+    blob of the cached repository."""
+
+    async def link() -> None:
+        store = SQLMetadataStore.open_sqlite(data_dir / METADATA_FILE, migrate=False)
+        try:
+            await store.link_blob(repository, digest, size)
+        finally:
+            await store.close()
+
+    asyncio.run(link())
+
+
+def test_finding_09_manifest_read_through_a_cached_repositorys_blobs_route_counts_as_a_pull(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    images = {tag: make_image(tmp_path, f"cache-limit-{tag}") for tag in ("v1", "v2", "v3", "v4")}
+    data_dir = tmp_path / "cache-data"
+    # The upstream is a Dockyard, which serves manifests through its blobs endpoint too (the
+    # Distribution the other cache tests use answers 404 there).
+    up = start_registry()
+    with httpx.Client(base_url=up.url, timeout=60) as http:
+        for tag, image in images.items():
+            push_built_image(http, REPO, tag, image)
+    cache = start_registry(
+        "--auth",
+        data_dir=data_dir,
+        env={
+            "DOCKYARD_ADMIN_PASSWORD": "admin-pw",
+            "DOCKYARD_ANONYMOUS_PULL_LIMIT": str(LIMIT),
+            "DOCKYARD_AUTHENTICATED_PULL_LIMIT": str(LIMIT),
+            "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS": "1000000000",
+            **proxies_env({"name": "up", "url": up.url, "anonymous": True}),
+        },
+    )
+    created = httpx.post(
+        f"{cache.url}/api/v1/users",
+        auth=ADMIN,
+        timeout=30,
+        json={"name": "mallory", "password": "mallory-pw"},
+    )
+    assert created.status_code == 201, created.text
+    fresh, known, legacy, late = (images[tag] for tag in ("v1", "v2", "v3", "v4"))
+
+    def blob(http: httpx.Client, digest: str, **headers: str) -> httpx.Response:
+        return http.get(f"/v2/{CACHED}/blobs/{digest}", headers=headers)
+
+    with httpx.Client(base_url=cache.url, timeout=60) as anon:
+        # HEADs and layers are free, whatever the route and however often.
+        for _ in range(3):
+            for image in images.values():
+                head = anon.head(f"/v2/{CACHED}/blobs/{image.manifest_digest}")
+                assert head.status_code == 200, head.text
+                for digest in fresh.blob_digests:
+                    layer = blob(anon, digest)
+                    assert layer.status_code == 200 and "RateLimit-Remaining" not in layer.headers
+        # `legacy` is cached as a manifest (a HEAD is free) and, as an older cache did, as
+        # a blob of the cached repository too.
+        head = anon.head(f"/v2/{CACHED}/manifests/v3", headers={"Accept": ACCEPT})
+        assert head.status_code == 200, head.text
+        link_as_blob(data_dir, CACHED, legacy.manifest_digest, len(legacy.manifest_bytes))
+
+        # Not cached yet: fetched as the manifest it is, and counted.
+        first = blob(anon, fresh.manifest_digest)
+        assert first.status_code == 200, first.text
+        assert first.content == fresh.manifest_bytes
+        assert remaining(first) == str(LIMIT - 1), first.headers
+        # Cached as a manifest, by the manifests route (which counts too).
+        by_manifests = anon.get(f"/v2/{CACHED}/manifests/v2", headers={"Accept": ACCEPT})
+        assert remaining(by_manifests) == str(LIMIT - 2), by_manifests.headers
+        second = blob(anon, known.manifest_digest)
+        assert second.content == known.manifest_bytes
+        assert remaining(second) == str(LIMIT - 3), second.headers
+        # Cached as a manifest and as a blob.
+        third = blob(anon, legacy.manifest_digest)
+        assert third.content == legacy.manifest_bytes
+        assert remaining(third) == "0", third.headers
+
+        # Past the limit: every manifest read is refused, by either route, cached or not.
+        for refused in (
+            blob(anon, fresh.manifest_digest, Range="bytes=0-9"),
+            blob(anon, known.manifest_digest),
+            blob(anon, legacy.manifest_digest),
+            blob(anon, late.manifest_digest),
+            anon.get(f"/v2/{CACHED}/manifests/v1", headers={"Accept": ACCEPT}),
+        ):
+            assert refused.status_code == 429, (refused.request.url, refused.text)
+            assert error_of(refused)["code"] == "TOOMANYREQUESTS"
+            assert int(refused.headers["Retry-After"]) > 0
+        # Layers are still served, uncounted.
+        assert blob(anon, fresh.layers[0].digest).content == fresh.layers[0].compressed
+
+    # An account has a count of its own, drawn on by the blobs route alike.
+    with httpx.Client(base_url=cache.url, timeout=60, auth=MALLORY) as mallory:
+        answers = [blob(mallory, image.manifest_digest) for image in images.values()]
+        assert [a.status_code for a in answers] == [200] * LIMIT, [a.text for a in answers]
+        assert [a.content for a in answers] == [i.manifest_bytes for i in images.values()]
+        assert [remaining(a) for a in answers] == [str(n) for n in range(LIMIT - 1, -1, -1)]
+        refused = blob(mallory, late.manifest_digest)
+        assert refused.status_code == 429 and "Retry-After" in refused.headers
+        assert blob(mallory, late.config_digest).content == late.config_bytes
