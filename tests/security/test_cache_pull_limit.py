@@ -6,7 +6,11 @@ before manifests were told apart), or does not hold it yet. Layers stay free."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -129,3 +133,67 @@ def test_finding_09_manifest_read_through_a_cached_repositorys_blobs_route_count
         refused = blob(mallory, late.manifest_digest)
         assert refused.status_code == 429 and "Retry-After" in refused.headers
         assert blob(mallory, late.config_digest).content == late.config_bytes
+
+
+def test_finding_09_cached_manifest_reads_count_when_concurrent_abandoned_or_adopted(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    images = [make_image(tmp_path, f"cache-attack-{n}") for n in range(3)]
+    up = start_registry()
+    with httpx.Client(base_url=up.url, timeout=60) as http:
+        for n, image in enumerate(images):
+            for repo in (REPO, "library/copy"):
+                push_built_image(http, repo, f"v{n}", image)
+    cache = start_registry(
+        "--auth",
+        env={
+            "DOCKYARD_ADMIN_PASSWORD": "admin-pw",
+            "DOCKYARD_ANONYMOUS_PULL_LIMIT": "5",
+            "DOCKYARD_AUTHENTICATED_PULL_LIMIT": "5",
+            "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS": "1000000000",
+            **proxies_env({"name": "up", "url": up.url, "anonymous": True}),
+        },
+    )
+    created = httpx.post(
+        f"{cache.url}/api/v1/users",
+        auth=ADMIN,
+        timeout=30,
+        json={"name": "mallory", "password": "mallory-pw"},
+    )
+    assert created.status_code == 201, created.text
+    concurrent, abandoned, adopted = (image.manifest_digest for image in images)
+
+    # Eight clients at once read a manifest nothing holds yet, one download serving them all:
+    # exactly the limit's worth get it, the others a 429.
+    barrier = threading.Barrier(8)
+
+    def read(_: int) -> httpx.Response:
+        with httpx.Client(base_url=cache.url, timeout=60) as http:
+            barrier.wait()
+            return http.get(f"/v2/{CACHED}/blobs/{concurrent}")
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(read, range(8)))
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [429] * 3
+    assert {a.content for a in answers if a.status_code == 200} == {images[0].manifest_bytes}
+
+    with httpx.Client(base_url=cache.url, timeout=60, auth=MALLORY) as mallory:
+        # A client that hangs up before the bytes arrive leaves no uncounted copy behind.
+        with (
+            httpx.Client(base_url=cache.url, timeout=0.001, auth=MALLORY) as hasty,
+            contextlib.suppress(httpx.TimeoutException),
+        ):
+            hasty.get(f"/v2/{CACHED}/blobs/{abandoned}")
+        time.sleep(1)
+        later = mallory.get(f"/v2/{CACHED}/blobs/{abandoned}")
+        assert later.status_code == 200 and later.content == images[1].manifest_bytes
+        assert remaining(later) in ("3", "4"), later.headers
+
+        # A manifest another cached repository holds is not taken over as a mere blob.
+        first = mallory.get(f"/v2/{CACHED}/blobs/{adopted}")
+        assert first.status_code == 200 and remaining(first) != "", first.headers
+        head = mallory.head(f"/v2/up/library/copy/blobs/{adopted}")
+        assert head.status_code == 200, head.text
+        copy = mallory.get(f"/v2/up/library/copy/blobs/{adopted}")
+        assert copy.status_code == 200 and copy.content == images[2].manifest_bytes
+        assert int(remaining(copy)) == int(remaining(first)) - 1, copy.headers

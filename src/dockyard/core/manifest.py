@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,14 @@ from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# Byte-order marks the JSON parser accepts before a document (UTF-32 first: it is longer).
+_BOMS = (
+    codecs.BOM_UTF32_BE,
+    codecs.BOM_UTF32_LE,
+    codecs.BOM_UTF8,
+    codecs.BOM_UTF16_BE,
+    codecs.BOM_UTF16_LE,
+)
 
 # Layers that live elsewhere (Windows base layers): the registry never holds their bytes.
 FOREIGN_LAYER_TYPES = frozenset(
@@ -138,6 +147,15 @@ def _guess_media_type(doc: dict[str, Any]) -> str | None:
     if "config" in doc or "layers" in doc:
         return mt.OCI_MANIFEST
     return None
+
+
+def may_be_manifest(head: bytes) -> bool:
+    """Whether bytes starting with `head` could parse as a manifest, told without parsing:
+    compressed layers and other binary content say no from their first bytes."""
+    bom = next((bom for bom in _BOMS if head.startswith(bom)), b"")
+    # JSON text starts with `{` or whitespace, in UTF-16 and UTF-32 with zero bytes between.
+    start = head[len(bom) : len(bom) + 64].replace(b"\x00", b"").lstrip(b" \t\r\n")
+    return start[:1] in (b"{", b"")
 
 
 def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:

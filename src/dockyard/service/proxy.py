@@ -45,7 +45,7 @@ from dockyard.client.transport import ConnectionFailed, RateLimited, TransferInt
 from dockyard.config import Settings, Upstream
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.core.manifest import MAX_MANIFEST_BYTES
+from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
 from dockyard.metadata.base import ManifestRecord, MetadataStore
 from dockyard.metadata.counters import Counters
 from dockyard.service.blobs import BlobInfo
@@ -509,7 +509,7 @@ class ProxyService:
     async def _keep_if_manifest(self, route: Route, digest: str, body: bytes) -> None:
         """Keep verified bytes the upstream sent for a blob request as a manifest of the cached
         repository when they are one."""
-        if b'"schemaVersion"' not in body:  # configs and layers: no parsing
+        if not may_be_manifest(body):  # layers: no parsing
             return
         try:
             await self.manifests.store_fetched(route.local, body, None, None, digest)

@@ -12,7 +12,7 @@ from dockyard.api.responses import BlobResponse
 from dockyard.api.routes.common import cache_route, count_pull, registry_of, repository_access
 from dockyard.auth.scopes import DELETE, PULL
 from dockyard.core.digest import Digest
-from dockyard.core.manifest import MAX_MANIFEST_BYTES
+from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
 from dockyard.core.ranges import parse_range
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ async def _through_cache(
     # arrived is still a clean 503 here (once the response has started, the server can only
     # cut it short, and before its first body byte it would answer a bare 500).
     first = await anext(stream, None)
-    if first is not None and size <= MAX_MANIFEST_BYTES and first.lstrip()[:1] in (b"{", b""):
+    if first is not None and size <= MAX_MANIFEST_BYTES and may_be_manifest(first):
         pieces = [first]
         try:
             async for chunk in stream:
