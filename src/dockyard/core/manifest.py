@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,14 +18,6 @@ from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-# Byte-order marks the JSON parser accepts before a document (UTF-32 first: it is longer).
-_BOMS = (
-    codecs.BOM_UTF32_BE,
-    codecs.BOM_UTF32_LE,
-    codecs.BOM_UTF8,
-    codecs.BOM_UTF16_BE,
-    codecs.BOM_UTF16_LE,
-)
 
 # Layers that live elsewhere (Windows base layers): the registry never holds their bytes.
 FOREIGN_LAYER_TYPES = frozenset(
@@ -151,11 +143,10 @@ def _guess_media_type(doc: dict[str, Any]) -> str | None:
 
 def may_be_manifest(head: bytes) -> bool:
     """Whether bytes starting with `head` could parse as a manifest, told without parsing:
-    compressed layers and other binary content say no from their first bytes."""
-    bom = next((bom for bom in _BOMS if head.startswith(bom)), b"")
-    # JSON text starts with `{` or whitespace, in UTF-16 and UTF-32 with zero bytes between.
-    start = head[len(bom) : len(bom) + 64].replace(b"\x00", b"").lstrip(b" \t\r\n")
-    return start[:1] in (b"{", b"")
+    JSON text opens with `{` after any whitespace, in whichever encoding the parser detects.
+    Compressed layers and other binary content say no from their first bytes."""
+    text = head[:256].decode(json.detect_encoding(head), errors="ignore")
+    return text.lstrip(" \t\r\n")[:1] in ("{", "")
 
 
 def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
