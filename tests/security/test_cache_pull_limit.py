@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from dockyard.core.manifest import may_be_manifest
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.service.registry import METADATA_FILE
 from tests.proxy.helpers import ACCEPT, error_of, make_image, proxies_env, push_built_image
@@ -197,3 +199,12 @@ def test_finding_09_cached_manifest_reads_count_when_concurrent_abandoned_or_ado
         copy = mallory.get(f"/v2/up/library/copy/blobs/{adopted}")
         assert copy.status_code == 200 and copy.content == images[2].manifest_bytes
         assert int(remaining(copy)) == int(remaining(first)) - 1, copy.headers
+
+
+def test_finding_09_only_json_shaped_downloads_are_looked_at_as_manifests() -> None:
+    manifest = b' \n{"schemaVersion": 2}'
+    shaped = [manifest, b"", b" " * 1000, manifest[:3]]
+    shaped += [manifest.decode().encode(e) for e in ("utf-8-sig", "utf-16", "utf-16-be", "utf-32")]
+    assert all(may_be_manifest(head) for head in shaped)
+    binary = [gzip.compress(b"a layer"), b"(\xb5/\xfd a zstd frame", b"\0" * 4096, b"[1, 2]"]
+    assert not any(may_be_manifest(head) for head in binary)
