@@ -1,7 +1,7 @@
 """Issue 13, finding 9, for pull-through cache repositories: a manifest's bytes read through the
 blobs endpoint of a cached repository are a pull, exactly as through the manifests endpoint,
-whether the cache holds that digest as a manifest, holds it as a blob too (a cache filled
-before manifests were told apart), or does not hold it yet. Layers stay free."""
+whether the cache holds that digest as a manifest, as a blob too or only as a blob (as a cache
+filled before manifests were told apart may), or does not hold it yet. Layers stay free."""
 
 from __future__ import annotations
 
@@ -26,21 +26,25 @@ ADMIN = httpx.BasicAuth("admin", "admin-pw")
 MALLORY = httpx.BasicAuth("mallory", "mallory-pw")
 REPO = "library/app"
 CACHED = f"up/{REPO}"
-LIMIT = 4
+LIMIT = 5
 
 
 def remaining(resp: httpx.Response) -> str:
     return resp.headers.get("RateLimit-Remaining", "").split(";")[0]
 
 
-def link_as_blob(data_dir: Path, repository: str, digest: str, size: int) -> None:
+def link_as_blob(
+    data_dir: Path, repository: str, digest: str, size: int, *, only: bool = False
+) -> None:
     """What an older cache did with a manifest read through the blobs endpoint: keep it as a
-    blob of the cached repository."""
+    blob of the cached repository (`only`: and not as a manifest)."""
 
     async def link() -> None:
         store = SQLMetadataStore.open_sqlite(data_dir / METADATA_FILE, migrate=False)
         try:
             await store.link_blob(repository, digest, size)
+            if only:
+                assert await store.delete_manifest(repository, digest)
         finally:
             await store.close()
 
@@ -50,7 +54,8 @@ def link_as_blob(data_dir: Path, repository: str, digest: str, size: int) -> Non
 def test_finding_09_manifest_read_through_a_cached_repositorys_blobs_route_counts_as_a_pull(
     start_registry: Callable[..., RunningRegistry], tmp_path: Path
 ) -> None:
-    images = {tag: make_image(tmp_path, f"cache-limit-{tag}") for tag in ("v1", "v2", "v3", "v4")}
+    tags = ("v1", "v2", "v3", "v4", "v5")
+    images = {tag: make_image(tmp_path, f"cache-limit-{tag}") for tag in tags}
     data_dir = tmp_path / "cache-data"
     # The upstream is a Dockyard, which serves manifests through its blobs endpoint too (the
     # Distribution the other cache tests use answers 404 there).
@@ -76,7 +81,7 @@ def test_finding_09_manifest_read_through_a_cached_repositorys_blobs_route_count
         json={"name": "mallory", "password": "mallory-pw"},
     )
     assert created.status_code == 201, created.text
-    fresh, known, legacy, late = (images[tag] for tag in ("v1", "v2", "v3", "v4"))
+    fresh, known, legacy, late, bare = (images[tag] for tag in tags)
 
     def blob(http: httpx.Client, digest: str, **headers: str) -> httpx.Response:
         return http.get(f"/v2/{CACHED}/blobs/{digest}", headers=headers)
@@ -91,10 +96,12 @@ def test_finding_09_manifest_read_through_a_cached_repositorys_blobs_route_count
                     layer = blob(anon, digest)
                     assert layer.status_code == 200 and "RateLimit-Remaining" not in layer.headers
         # `legacy` is cached as a manifest (a HEAD is free) and, as an older cache did, as
-        # a blob of the cached repository too.
-        head = anon.head(f"/v2/{CACHED}/manifests/v3", headers={"Accept": ACCEPT})
-        assert head.status_code == 200, head.text
-        link_as_blob(data_dir, CACHED, legacy.manifest_digest, len(legacy.manifest_bytes))
+        # a blob of the cached repository too; `bare` only as a blob.
+        for tag, image, only in (("v3", legacy, False), ("v5", bare, True)):
+            head = anon.head(f"/v2/{CACHED}/manifests/{tag}", headers={"Accept": ACCEPT})
+            assert head.status_code == 200, head.text
+            size = len(image.manifest_bytes)
+            link_as_blob(data_dir, CACHED, image.manifest_digest, size, only=only)
 
         # Not cached yet: fetched as the manifest it is, and counted.
         first = blob(anon, fresh.manifest_digest)
@@ -107,16 +114,20 @@ def test_finding_09_manifest_read_through_a_cached_repositorys_blobs_route_count
         second = blob(anon, known.manifest_digest)
         assert second.content == known.manifest_bytes
         assert remaining(second) == str(LIMIT - 3), second.headers
-        # Cached as a manifest and as a blob.
+        # Cached as a manifest and as a blob; only as a blob.
         third = blob(anon, legacy.manifest_digest)
         assert third.content == legacy.manifest_bytes
-        assert remaining(third) == "0", third.headers
+        assert remaining(third) == str(LIMIT - 4), third.headers
+        fourth = blob(anon, bare.manifest_digest, Range="bytes=0-9")
+        assert fourth.status_code == 206 and fourth.content == bare.manifest_bytes[:10]
+        assert remaining(fourth) == "0", fourth.headers
 
         # Past the limit: every manifest read is refused, by either route, cached or not.
         for refused in (
             blob(anon, fresh.manifest_digest, Range="bytes=0-9"),
             blob(anon, known.manifest_digest),
             blob(anon, legacy.manifest_digest),
+            blob(anon, bare.manifest_digest),
             blob(anon, late.manifest_digest),
             anon.get(f"/v2/{CACHED}/manifests/v1", headers={"Accept": ACCEPT}),
         ):

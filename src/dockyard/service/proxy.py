@@ -64,6 +64,8 @@ CHUNK = 1024 * 1024
 FAILURE_BACKOFF_SECONDS = 5.0
 # Repositories looked at to find a cached copy of a blob (past that, it is downloaded again).
 ADOPT_LOOKUP = 1000
+# Small cached blobs found not to be manifests, remembered per process (see `cached_content`).
+NOT_MANIFESTS_KEPT = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,7 @@ class ProxyService:
         self._local_locks: dict[str, asyncio.Lock] = {}
         self._downloads: dict[str, asyncio.Task] = {}
         self._relays: dict[str, Relay] = {}
+        self._not_manifests: set[str] = set()
 
     def start(self) -> None:
         """Build the upstream clients now, in the worker's event loop: loading the trusted
@@ -351,15 +354,46 @@ class ProxyService:
         """What the blobs endpoint of a cached repository serves without the upstream: a blob
         it holds, or a manifest it holds (`manifest` set: reading it is a pull). Bytes too large
         to be a manifest are not looked up twice; smaller ones are, as a cache filled before
-        manifests were told apart may hold a manifest as a blob as well."""
+        manifests were told apart may hold a manifest as a mere blob."""
         blob = await self.cached_blob(route, digest)
         if blob is not None and blob.size > MAX_MANIFEST_BYTES:
             return blob
         record = await self.meta.get_manifest(route.local, digest)
+        if record is None and blob is not None and digest not in self._not_manifests:
+            record = await self._manifest_held_as_blob(route, blob)
         if record is None:
             return blob
         await self.counters.touch(touch_key(route.local, digest))
         return BlobInfo(digest, record.size, self.blob_store.local_path(digest), manifest=True)
+
+    async def _manifest_held_as_blob(self, route: Route, blob: BlobInfo) -> ManifestRecord | None:
+        """A small blob of a cached repository, looked at once per process: when its bytes are
+        a manifest (an older cache linked it as a blob, or a prune left its link behind), it
+        is kept as the manifest it is. Others are remembered, so warm pulls read no byte
+        twice; of those that are not JSON only the first bytes are read."""
+        digest, body = blob.digest, None
+        try:
+            if blob.size:
+                end = min(255, blob.size - 1)
+                head = b"".join([c async for c in self.blob_store.read(digest, 0, end)])
+                if may_be_manifest(head):
+                    body = b"".join([c async for c in self.blob_store.read(digest)])
+        except Exception as exc:  # gone under a prune, say: answered as a blob would be
+            log.info("could not look at cached blob %s: %s", digest, exc)
+            return None
+        if body is not None:
+            try:
+                if await self._keep_if_manifest(route, digest, body):
+                    return await self.meta.get_manifest(route.local, digest)
+            except RegistryError as exc:
+                if exc.code != ErrorCode.DIGEST_INVALID:
+                    raise
+                log.warning("cached blob %s does not match its digest", digest)
+                return None
+        if len(self._not_manifests) >= NOT_MANIFESTS_KEPT:
+            self._not_manifests.clear()
+        self._not_manifests.add(digest)
+        return None
 
     async def is_manifest(self, route: Route, digest: str) -> bool:
         return await self.meta.get_manifest(route.local, digest) is not None
@@ -506,18 +540,19 @@ class ProxyService:
             self._download(route, digest, upload_id, size, fd)
         )
 
-    async def _keep_if_manifest(self, route: Route, digest: str, body: bytes) -> None:
+    async def _keep_if_manifest(self, route: Route, digest: str, body: bytes) -> bool:
         """Keep verified bytes the upstream sent for a blob request as a manifest of the cached
-        repository when they are one."""
+        repository when they are one; whether they are."""
         if not may_be_manifest(body):  # layers: no parsing
-            return
+            return False
         try:
             await self.manifests.store_fetched(route.local, body, None, None, digest)
         except RegistryError as exc:
             if exc.code != ErrorCode.MANIFEST_INVALID:
                 raise
-            return  # JSON that is no manifest (a config, say): a blob like any other
+            return False  # JSON that is no manifest (a config, say): a blob like any other
         await self.counters.touch(touch_key(route.local, digest))
+        return True
 
     @staticmethod
     def _release(fd: int) -> None:
