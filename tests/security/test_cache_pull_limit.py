@@ -157,8 +157,11 @@ def test_finding_09_cached_manifest_reads_count_when_concurrent_abandoned_or_ado
         for n, image in enumerate(images):
             for repo in (REPO, "library/copy"):
                 push_built_image(http, repo, f"v{n}", image)
+    # Two workers: some clients follow a download the other process leads.
     cache = start_registry(
         "--auth",
+        "--workers",
+        "2",
         env={
             "DOCKYARD_ADMIN_PASSWORD": "admin-pw",
             "DOCKYARD_ANONYMOUS_PULL_LIMIT": "5",
@@ -177,13 +180,13 @@ def test_finding_09_cached_manifest_reads_count_when_concurrent_abandoned_or_ado
     concurrent, abandoned, adopted = (image.manifest_digest for image in images)
 
     # Eight clients at once read a manifest nothing holds yet, one download serving them all:
-    # exactly the limit's worth get it, the others a 429.
+    # exactly the limit's worth get it, the others a 429 (a new connection each, so they
+    # spread over both workers).
     barrier = threading.Barrier(8)
 
     def read(_: int) -> httpx.Response:
-        with httpx.Client(base_url=cache.url, timeout=60) as http:
-            barrier.wait()
-            return http.get(f"/v2/{CACHED}/blobs/{concurrent}")
+        barrier.wait()
+        return httpx.get(f"{cache.url}/v2/{CACHED}/blobs/{concurrent}", timeout=60)
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(read, range(8)))
