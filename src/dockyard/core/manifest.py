@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +139,14 @@ def _guess_media_type(doc: dict[str, Any]) -> str | None:
     if "config" in doc or "layers" in doc:
         return mt.OCI_MANIFEST
     return None
+
+
+def may_be_manifest(head: bytes) -> bool:
+    """Whether bytes starting with `head` could parse as a manifest, told without parsing:
+    JSON text opens with `{` after any whitespace, in whichever encoding the parser detects.
+    Compressed layers and other binary content say no from their first bytes."""
+    text = head[:256].decode(json.detect_encoding(head), errors="ignore")
+    return text.lstrip(" \t\r\n")[:1] in ("{", "")
 
 
 def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:

@@ -17,6 +17,9 @@ What it guarantees:
   challenge names is asked too, with the credentials only as `client.auth` allows.)
 * A cached repository holds only what its upstream served for it: content held here for another
   repository, perhaps a private one, is never answered by digest alone.
+* A manifest is a manifest whichever endpoint asked for it: what the upstream sends for a blob
+  request is kept as a manifest of the cached repository when its bytes are one, before any
+  client gets the last of them, so the blobs endpoint counts its reads as pulls too.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from dockyard.client.transport import ConnectionFailed, RateLimited, TransferInt
 from dockyard.config import Settings, Upstream
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
 from dockyard.metadata.base import ManifestRecord, MetadataStore
 from dockyard.metadata.counters import Counters
 from dockyard.service.blobs import BlobInfo
@@ -60,6 +64,8 @@ CHUNK = 1024 * 1024
 FAILURE_BACKOFF_SECONDS = 5.0
 # Repositories looked at to find a cached copy of a blob (past that, it is downloaded again).
 ADOPT_LOOKUP = 1000
+# Small cached blobs found not to be manifests, remembered per process (see `cached_content`).
+NOT_MANIFESTS_KEPT = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +165,7 @@ class ProxyService:
         self._local_locks: dict[str, asyncio.Lock] = {}
         self._downloads: dict[str, asyncio.Task] = {}
         self._relays: dict[str, Relay] = {}
+        self._not_manifests: set[str] = set()
 
     def start(self) -> None:
         """Build the upstream clients now, in the worker's event loop: loading the trusted
@@ -343,6 +350,63 @@ class ProxyService:
             return None
         return BlobInfo(digest, size, self.blob_store.local_path(digest))
 
+    async def cached_content(self, route: Route, digest: str) -> BlobInfo | None:
+        """What the blobs endpoint of a cached repository serves without the upstream: a blob
+        it holds, or a manifest it holds (`manifest` set: reading it is a pull). Bytes too large
+        to be a manifest are not looked up twice; smaller ones are, as a cache filled before
+        manifests were told apart may hold a manifest as a mere blob."""
+        blob = await self.cached_blob(route, digest)
+        if blob is not None and blob.size > MAX_MANIFEST_BYTES:
+            return blob
+        record = await self.meta.get_manifest(route.local, digest)
+        if record is None and blob is not None and digest not in self._not_manifests:
+            record = await self._manifest_held_as_blob(route, blob)
+        if record is None:
+            return blob
+        await self.counters.touch(touch_key(route.local, digest))
+        return BlobInfo(digest, record.size, self.blob_store.local_path(digest), manifest=True)
+
+    async def _manifest_held_as_blob(self, route: Route, blob: BlobInfo) -> ManifestRecord | None:
+        """A small blob of a cached repository, looked at once per process: when its bytes are
+        a manifest (an older cache linked it as a blob, or a prune left its link behind), it
+        is kept as the manifest it is. Others are remembered, so warm pulls read no byte
+        twice; of those that are not JSON only the first bytes are read."""
+        digest, body = blob.digest, None
+        try:
+            if blob.size:
+                end = min(255, blob.size - 1)
+                head = b"".join([c async for c in self.blob_store.read(digest, 0, end)])
+                if may_be_manifest(head):
+                    body = b"".join([c async for c in self.blob_store.read(digest)])
+        except Exception as exc:  # gone under a prune, say: answered as a blob would be
+            log.info("could not look at cached blob %s: %s", digest, exc)
+            return None
+        if body is not None:
+            try:
+                if await self._keep_if_manifest(route, digest, body):
+                    return await self.meta.get_manifest(route.local, digest)
+            except RegistryError as exc:
+                if exc.code != ErrorCode.DIGEST_INVALID:
+                    raise
+                log.warning("cached blob %s does not match its digest", digest)
+                return None
+        if len(self._not_manifests) >= NOT_MANIFESTS_KEPT:
+            self._not_manifests.clear()
+        self._not_manifests.add(digest)
+        return None
+
+    async def is_manifest(self, route: Route, digest: str) -> bool:
+        return await self.meta.get_manifest(route.local, digest) is not None
+
+    async def _holds_as_manifest(self, holders: list[str], digest: str) -> bool:
+        for holder in holders:
+            if (
+                self.prefixed(holder) is not None
+                and await self.meta.get_manifest(holder, digest) is not None
+            ):
+                return True
+        return False
+
     async def adopt(self, route: Route, digest: str, size: int) -> bool:
         """Link a blob held here into the cached repository, once its upstream has just said
         it serves that digest, with that size, for that repository, without downloading it
@@ -351,6 +415,10 @@ class ProxyService:
         must prove it by sending the bytes, or it could vouch a private blob out."""
         holders = await self.meta.repositories_linking(digest, limit=ADOPT_LOOKUP)
         if not any(self.prefixed(holder) is not None for holder in holders):
+            return False
+        # A manifest is downloaded again instead, and so kept as a manifest here too: linked
+        # as a mere blob, its reads through the blobs endpoint would not count as pulls.
+        if size <= MAX_MANIFEST_BYTES and await self._holds_as_manifest(holders, digest):
             return False
         async with self.lock.publishing():
             if await self.meta.blob_size(digest) != size or \
@@ -472,6 +540,20 @@ class ProxyService:
             self._download(route, digest, upload_id, size, fd)
         )
 
+    async def _keep_if_manifest(self, route: Route, digest: str, body: bytes) -> bool:
+        """Keep verified bytes the upstream sent for a blob request as a manifest of the cached
+        repository when they are one; whether they are."""
+        if not may_be_manifest(body):  # layers: no parsing
+            return False
+        try:
+            await self.manifests.store_fetched(route.local, body, None, None, digest)
+        except RegistryError as exc:
+            if exc.code != ErrorCode.MANIFEST_INVALID:
+                raise
+            return False  # JSON that is no manifest (a config, say): a blob like any other
+        await self.counters.touch(touch_key(route.local, digest))
+        return True
+
     @staticmethod
     def _release(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -490,17 +572,24 @@ class ProxyService:
             lambda task: task.cancelled() or task.exception() is None
             or relay.fail(task.exception())  # type: ignore[arg-type]
         )
+        # Bytes small enough to be a manifest are kept, to tell whether they are one.
+        small: list[bytes] | None = [] if size <= MAX_MANIFEST_BYTES else None
         try:
             # Hashed once, by the relay, not by the HTTP client too.
             stream = route.upstream.client.open_blob(route.remote, digest, verify=False)
             async for piece in stream:
                 await relay.publish(piece)
+                if small is not None:
+                    small.append(piece)
             if relay.received != size:
                 raise DigestMismatch(
                     f"the upstream sent {relay.received} bytes, announced {size}"
                 )
             if await relay.digest() != digest:
                 raise DigestMismatch(f"the upstream sent bytes whose digest is not {digest}")
+            if small is not None:
+                # Before any client has the last bytes: by then it is a manifest here.
+                await self._keep_if_manifest(route, digest, b"".join(small))
             # Every byte is here and the digest checked: clients may have the last bytes
             # now, while the file is finished, synced and published.
             relay.verify()

@@ -12,9 +12,11 @@ from dockyard.api.responses import BlobResponse
 from dockyard.api.routes.common import cache_route, count_pull, registry_of, repository_access
 from dockyard.auth.scopes import DELETE, PULL
 from dockyard.core.digest import Digest
+from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
 from dockyard.core.ranges import parse_range
 
 if TYPE_CHECKING:
+    from dockyard.auth.requests import Caller
     from dockyard.service.proxy import Route
 
 
@@ -28,9 +30,10 @@ async def endpoint(request: Request) -> Response | BlobResponse:
         await registry.blobs.delete(name, digest)
         return Response(status_code=202, headers={"Content-Length": "0"})
     if route is not None:
-        info = await registry.proxy.cached_blob(route, str(Digest.parse(digest)))
+        digest = str(Digest.parse(digest))
+        info = await registry.proxy.cached_content(route, digest)
         if info is None:
-            return await _through_cache(request, route, str(Digest.parse(digest)))
+            return await _through_cache(request, route, digest, caller)
     else:
         info = await registry.blobs.stat(name, digest)
     headers = _headers(info.digest)
@@ -59,6 +62,10 @@ async def endpoint(request: Request) -> Response | BlobResponse:
     )
 
 
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
 def _headers(digest: str) -> dict[str, str]:
     return {
         "Content-Type": "application/octet-stream",
@@ -69,9 +76,13 @@ def _headers(digest: str) -> dict[str, str]:
     }
 
 
-async def _through_cache(request: Request, route: Route, digest: str) -> BlobResponse:
+async def _through_cache(
+    request: Request, route: Route, digest: str, caller: Caller | None
+) -> BlobResponse:
     """A blob the cache does not hold yet: HEAD asks the upstream, GET streams the download
-    (whole: a range of an uncached blob is served once the blob is here)."""
+    (whole: a range of an uncached blob is served once the blob is here). Bytes that may be
+    a manifest (small JSON) are answered once all are here and verified: by then the cache
+    knows whether they are one, and reading one is a pull."""
     proxy = registry_of(request).proxy
     headers = _headers(digest)
     if request.method == "HEAD":
@@ -82,6 +93,18 @@ async def _through_cache(request: Request, route: Route, digest: str) -> BlobRes
     # arrived is still a clean 503 here (once the response has started, the server can only
     # cut it short, and before its first body byte it would answer a bare 500).
     first = await anext(stream, None)
+    if first is not None and size <= MAX_MANIFEST_BYTES and may_be_manifest(first):
+        pieces = [first]
+        try:
+            async for chunk in stream:
+                pieces.append(chunk)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        if await proxy.is_manifest(route, digest):
+            await count_pull(request, caller, headers)
+        headers["Content-Length"] = str(size)
+        body = b"".join(pieces)
+        return BlobResponse(200, headers, stream=lambda: _once(body))
 
     async def body() -> AsyncIterator[bytes]:
         try:
