@@ -13,7 +13,7 @@ import ipaddress
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.api.errors import render
-from dockyard.auth.requests import client_address
+from dockyard.auth.requests import client_address, plain_address
 from dockyard.core.errors import ErrorCode, RegistryError
 
 
@@ -52,7 +52,7 @@ class PerClientLimit:
         client = scope.get("client")
         peer = client[0] if client else ""
         if not self.trusted:
-            return peer
+            return plain_address(peer)
         forwarded = None
         for key, value in scope["headers"]:
             if key == b"x-forwarded-for":

@@ -41,6 +41,19 @@ class Caller:
     address: str
 
 
+def plain_address(address: str) -> str:
+    """An IPv4 client of a dual-stack socket by its IPv4 address (`::ffff:192.0.2.1` is
+    192.0.2.1): else all IPv4 clients would share the IPv6 /64 `::ffff:0:0/96` lies in, and
+    a trusted IPv4 proxy would not be recognised."""
+    if ":" not in address:
+        return address
+    try:
+        mapped = ipaddress.IPv6Address(address).ipv4_mapped
+    except ValueError:
+        return address
+    return str(mapped) if mapped is not None else address
+
+
 def client_address(
     peer: str,
     forwarded_for: str | None,
@@ -48,6 +61,7 @@ def client_address(
 ) -> str:
     """The peer's address, or X-Forwarded-For's nearest untrusted hop when the peer is a
     trusted proxy (anything else could be forged by the client)."""
+    peer = plain_address(peer)
 
     def is_trusted(address: str) -> bool:
         try:
@@ -58,7 +72,7 @@ def client_address(
 
     if not forwarded_for or not is_trusted(peer):
         return peer
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    hops = [plain_address(hop.strip()) for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not is_trusted(hop):
             return hop
