@@ -6,11 +6,16 @@ them pin the most tempting bypasses that held, so a later change cannot quietly 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from dockyard.config import load_settings, scrub
 from tests.auth.conftest import QUIET, start_auth_registry  # noqa: F401 - module registries
 from tests.auth.helpers import (
     ADMIN_PASSWORD,
@@ -108,3 +113,62 @@ def test_attack_ipv4_clients_of_a_dual_stack_listener_are_told_apart(
             for i in range(LIMIT + 1)
         ]
         assert forged == [401] * LIMIT + [429]
+
+
+# -- secrets in unusual places of the configuration -------------------------------------------
+
+
+def _dockyard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+
+
+def test_attack_config_show_prints_no_password_from_a_url_query(tmp_path: Path) -> None:
+    """libpq and redis-py both take the password as a query parameter too
+    (`?password=…`): `config show` printed it, and messages quoting the URL kept it."""
+    pg_secret, redis_secret, ssl_secret = "pg-S3cret", "redis-S3cret", "ssl-S3cret"
+    env = {
+        "DOCKYARD_METADATA": (
+            f"postgresql://reg@db.invalid/reg?sslmode=require&Password={pg_secret}"
+            f"&sslpassword={ssl_secret}"
+        ),
+        "DOCKYARD_REDIS_URL": f"redis://db.invalid:6379/0?password={redis_secret}",
+    }
+    shown = _dockyard("config", "show", "--data-dir", str(tmp_path / "data"), env=env)
+    assert shown.returncode == 0, shown.stderr
+    for secret in (pg_secret, redis_secret, ssl_secret):
+        assert secret not in shown.stdout + shown.stderr
+    # What the reader needs stays: where the database is, and that a password is set.
+    assert "postgresql://reg@db.invalid/reg?sslmode=require&Password=***" in shown.stdout
+    settings = load_settings(overrides={"data_dir": tmp_path / "data"}, environ=env)
+    assert scrub(f"connection to {settings.metadata} failed", settings).count("***") == 2
+    assert redis_secret not in scrub(str(settings.redis_url), settings)
+
+
+def test_attack_upstream_credentials_belong_in_their_own_keys(tmp_path: Path) -> None:
+    """An upstream's URL with `user:password@` was accepted, and `config show` (and logs that
+    name the upstream's URL) printed the password: it is refused, pointing at the keys that
+    are redacted."""
+    config = tmp_path / "dockyard.yaml"
+    config.write_text(
+        "proxies:\n  - name: docker.io\n    url: https://bot:hub-S3cret@registry.invalid\n"
+    )
+    shown = _dockyard("config", "show", "--config", str(config), env={})
+    assert shown.returncode == 2
+    assert "hub-S3cret" not in shown.stdout + shown.stderr
+    assert "username" in shown.stderr and "password" in shown.stderr
+    flag = _dockyard(
+        "serve",
+        "--proxy",
+        "docker.io=https://bot:hub-S3cret@registry.invalid",
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={},
+    )
+    assert flag.returncode == 2
+    assert "hub-S3cret" not in flag.stdout + flag.stderr
