@@ -23,6 +23,7 @@ from tests.auth.helpers import (
     AuthRegistry,
     admin_auth,
     basic,
+    get_manifest,
     push_image,
 )
 from tests.support.server import RunningRegistry, free_port
@@ -172,3 +173,62 @@ def test_attack_upstream_credentials_belong_in_their_own_keys(tmp_path: Path) ->
     )
     assert flag.returncode == 2
     assert "hub-S3cret" not in flag.stdout + flag.stderr
+
+
+# -- counters kept for their whole window ------------------------------------------------------
+
+
+def test_attack_a_failed_login_does_not_reset_the_pull_limit(tmp_path: Path) -> None:
+    """Every counter write sweeps old rows now and then, judged by the window of the write
+    doing it: a failed login (a 300 s window) swept away the counts of the pull limit (a 6 h
+    window, here a longer one), so anyone could reset their pull limit by failing a login
+    every ten minutes. A restart makes the sweep's moment certain here (each process sweeps
+    at its first write, then every ten minutes)."""
+    env = {
+        **QUIET,
+        "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "DOCKYARD_WORKERS": "1",
+        "DOCKYARD_ANONYMOUS_PULL_LIMIT": "2",
+        "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS": str(10**9),
+        "DOCKYARD_LOGIN_FAILURE_LIMIT": "5",
+    }
+
+    def start() -> RunningRegistry:
+        return RunningRegistry(
+            data_dir=tmp_path / "data",
+            port=free_port(),
+            args=("--auth",),
+            env=env,
+            log_dir=tmp_path,
+        ).start()
+
+    server = start()
+    try:
+        reg = AuthRegistry(server)
+        _user(reg, "open", "open-pw")
+        made_public = httpx.put(
+            f"{reg.url}/api/v1/repositories/open/app/visibility",
+            json={"visibility": "public"},
+            headers={"Authorization": basic("open", "open-pw")},
+            timeout=30,
+        )
+        assert made_public.status_code == 200, made_public.text
+        with reg.client() as http:
+            bearer = (
+                "Bearer "
+                + http.get(
+                    "/token", params={"service": SERVICE, "scope": "repository:open/app:pull"}
+                ).json()["token"]
+            )
+            pulls = [get_manifest(http, "open/app", "v1", bearer).status_code for _ in range(3)]
+        assert pulls == [200, 200, 429]
+    finally:
+        server.stop()
+    server = start()
+    try:
+        reg = AuthRegistry(server)
+        with reg.client() as http:
+            assert _login(http, "open", "guess") == 401
+            assert get_manifest(http, "open/app", "v1", bearer).status_code == 429
+    finally:
+        server.stop()
