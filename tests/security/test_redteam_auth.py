@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -232,3 +233,55 @@ def test_attack_a_failed_login_does_not_reset_the_pull_limit(tmp_path: Path) -> 
             assert get_manifest(http, "open/app", "v1", bearer).status_code == 429
     finally:
         server.stop()
+
+
+# -- a registry with two workers, shared by the attacks below ---------------------------------
+
+PROBES = 12  # new connections per check: both workers answer some
+
+
+@pytest.fixture(scope="module")
+def reg(start_auth_registry: Callable[..., AuthRegistry]) -> AuthRegistry:  # noqa: F811
+    return start_auth_registry(env={"DOCKYARD_WORKERS": "2"})
+
+
+def _statuses(reg: AuthRegistry, repo: str, tag: str, auth: str | None) -> list[int]:
+    answers = []
+    for _ in range(PROBES):
+        with reg.client() as http:
+            answers.append(get_manifest(http, repo, tag, auth).status_code)
+    return answers
+
+
+def _visibility(reg: AuthRegistry, repo: str, value: str, auth: str) -> None:
+    answer = httpx.put(
+        f"{reg.url}/api/v1/repositories/{repo}/visibility",
+        json={"visibility": value},
+        headers={"Authorization": auth},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_attack_a_token_minted_while_public_cannot_read_once_private(reg: AuthRegistry) -> None:
+    """A repository made private kept answering tokens minted while it was public (and
+    anonymous ones) for their whole lifetime: its owner, having made it private, could push
+    something secret and have it read. A token never exceeds what its owner may do now."""
+    _user(reg, "pia", "pia-pw")
+    _user(reg, "otto", "otto-pw", image=False)
+    _visibility(reg, "pia/app", "public", basic("pia", "pia-pw"))
+    scope = "repository:pia/app:pull"
+    otto = reg.bearer(scope, basic("otto", "otto-pw"))
+    anonymous = reg.bearer(scope)
+    pia = reg.bearer(scope, basic("pia", "pia-pw"))
+    for auth in (otto, anonymous, pia):
+        assert _statuses(reg, "pia/app", "v1", auth) == [200] * PROBES
+    _visibility(reg, "pia/app", "private", basic("pia", "pia-pw"))
+    with reg.client() as http:
+        push_image(http, "pia/app", "secret", basic("pia", "pia-pw"), note="secret")
+    time.sleep(1.0)
+    for auth in (otto, anonymous):
+        assert _statuses(reg, "pia/app", "secret", auth) == [401] * PROBES
+        assert _statuses(reg, "pia/app", "v1", auth) == [401] * PROBES
+    # The owner's own token, minted while it was public, goes on working.
+    assert _statuses(reg, "pia/app", "secret", pia) == [200] * PROBES

@@ -454,6 +454,9 @@ class SQLAccountStore:
                     repository_id=repo_id, visibility=visibility
                 )
             )
+            # Every process forgets the token grants it confirmed: one made private is closed
+            # to tokens minted while it was public within a second.
+            self._access_changed(conn)
 
         await self._write(fn)
 

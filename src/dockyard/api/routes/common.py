@@ -106,8 +106,11 @@ async def require(request: Request, need: Need) -> Caller | None:
         return None
     gate = auth.gate
     caller = await _caller(request, gate)
-    if need.kind != "repository" or not gate.token_grants(caller, need):
-        await gate.authorize(caller, need, lambda: base_url(request), request.scope.get("client"))
+    bearer = None
+    if caller.claims is not None and need.kind == "repository":
+        bearer = (header(request, b"authorization") or "", _address(request, gate.trusted))
+    await gate.authorize(caller, need, lambda: base_url(request), request.scope.get("client"),
+                         bearer)
     return caller
 
 
