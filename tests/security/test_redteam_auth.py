@@ -285,3 +285,48 @@ def test_attack_a_token_minted_while_public_cannot_read_once_private(reg: AuthRe
         assert _statuses(reg, "pia/app", "v1", auth) == [401] * PROBES
     # The owner's own token, minted while it was public, goes on working.
     assert _statuses(reg, "pia/app", "secret", pia) == [200] * PROBES
+
+
+@pytest.fixture(scope="module")
+def throttled(start_auth_registry: Callable[..., AuthRegistry]) -> AuthRegistry:  # noqa: F811
+    return start_auth_registry(
+        env={
+            "DOCKYARD_LOGIN_FAILURE_LIMIT": str(LIMIT),
+            "DOCKYARD_LOGIN_FAILURE_WINDOW_SECONDS": str(10**9),
+        }
+    )
+
+
+def test_attack_a_foreign_page_cannot_spend_a_users_login_attempts(throttled: AuthRegistry) -> None:
+    """The OAuth2 form at /token is what an HTML form on any site can POST, without a CORS
+    preflight: a page the user visits could send failed logins for them from their own
+    address, locking them out there. Like /api/v1, /token refuses requests from other sites
+    before any credential is looked at (docker, podman and the other clients send no Origin)."""
+    reg = throttled
+    _user(reg, "vera", "vera-pw", image=False)
+    with _from("127.0.0.31", reg) as browser:
+        for _ in range(LIMIT + 2):
+            forged = browser.post(
+                "/token",
+                data={
+                    "grant_type": "password",
+                    "username": "vera",
+                    "password": "guess",
+                    "service": SERVICE,
+                },
+                headers={"Origin": "https://evil.example"},
+            )
+            assert forged.status_code == 403, forged.text
+            assert forged.json()["errors"][0]["code"] == "DENIED"
+        assert _login(browser, "vera", "vera-pw") == 200
+        own = browser.post(
+            "/token",
+            data={
+                "grant_type": "password",
+                "username": "vera",
+                "password": "vera-pw",
+                "service": SERVICE,
+            },
+            headers={"Origin": reg.url},
+        )
+        assert own.status_code == 200, own.text
