@@ -27,6 +27,7 @@ from tests.auth.helpers import (
     get_manifest,
     push_image,
 )
+from tests.support.postgres import PostgresCluster
 from tests.support.server import RunningRegistry, free_port
 
 LIMIT = 3  # failed logins per (account, address) where a test turns the throttle on
@@ -330,3 +331,55 @@ def test_attack_a_foreign_page_cannot_spend_a_users_login_attempts(throttled: Au
             headers={"Origin": reg.url},
         )
         assert own.status_code == 200, own.text
+
+
+# -- odd input on PostgreSQL, which refuses NUL characters and over-long values ---------------
+
+
+@pytest.fixture(scope="module")
+def pg_reg(
+    start_auth_registry: Callable[..., AuthRegistry],  # noqa: F811
+    pg_cluster: PostgresCluster,
+) -> AuthRegistry:
+    return start_auth_registry(env={"DOCKYARD_METADATA": pg_cluster.create_database()})
+
+
+def test_attack_odd_names_get_the_specs_errors_on_postgresql(pg_reg: AuthRegistry) -> None:
+    """PostgreSQL refuses text with a NUL character and values longer than their column,
+    where SQLite stores anything: names sent by clients (a Basic username, a token's name, an
+    account or token named in a path) answered 500 there."""
+    reg = pg_reg
+    _user(reg, "nul", "nul-pw", image=False)
+    own = {"Authorization": basic("nul", "nul-pw")}
+    admin = {"Authorization": admin_auth()}
+    with reg.client() as http:
+        for username in ("a\x00b", "n" * 300, "nul\x00"):
+            for path in ("/token", "/v2/", "/v2/nul/app/tags/list"):
+                answer = http.get(path, headers={"Authorization": basic(username, "pw")})
+                assert answer.status_code == 401, (path, answer.text)
+            grant = http.post(
+                "/token",
+                data={"grant_type": "password", "username": username, "password": "pw"},
+            )
+            assert grant.status_code == 401, grant.text
+        for name in ("t" * 101, "a\x00b"):
+            made = http.post("/api/v1/tokens", json={"name": name}, headers=own)
+            assert made.status_code == 400, made.text
+        for name, status in (("t" * 100, 201), ("", 400), (["list"], 400)):
+            made = http.post("/api/v1/tokens", json={"name": name}, headers=own)
+            assert made.status_code == status, made.text
+        for path in ("/api/v1/tokens/a%00b", "/api/v1/tokens/" + "x" * 300):
+            assert http.delete(path, headers=own).status_code == 404
+        for method in ("DELETE", "PUT"):
+            answer = http.request(
+                method, "/api/v1/users/a%00b", json={"password": "x"}, headers=admin
+            )
+            assert answer.status_code in (400, 404), answer.text
+            assert answer.json()["errors"]
+        for path in ("/api/v1/orgs/a%00b/members/nul", "/api/v1/orgs/x/members/a%00b"):
+            answer = http.put(path, json={"role": "reader"}, headers=admin)
+            assert answer.status_code in (400, 404), answer.text
+        answer = http.post("/api/v1/orgs", json={"name": "a\x00b"}, headers=own)
+        assert answer.status_code == 400, answer.text
+        answer = http.post("/api/v1/users", json={"name": "u\x00", "password": "p"}, headers=admin)
+        assert answer.status_code == 400, answer.text
