@@ -125,8 +125,8 @@ class Settings(BaseModel):
         "long after connecting (or after the previous answer) is cut off"
     )
     max_requests_per_client: int = Field(
-        64, ge=0, description="requests one client address may have in progress at once, per "
-        "worker; more answer 429 TOOMANYREQUESTS. 0 = unlimited"
+        64, ge=0, description="requests one client address (an IPv6 client's /64) may have in "
+        "progress at once, per worker; more answer 429 TOOMANYREQUESTS. 0 = unlimited"
     )
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
@@ -149,7 +149,8 @@ class Settings(BaseModel):
         30 * 86400, ge=60, description="refresh (offline) token lifetime"
     )
     anonymous_pull_limit: int = Field(
-        100, ge=0, description="manifest pulls per window per anonymous address; 0 = unlimited"
+        100, ge=0, description="manifest pulls per window per anonymous address (an IPv6 "
+        "client's /64); 0 = unlimited"
     )
     authenticated_pull_limit: int = Field(
         200, ge=0, description="manifest pulls per window per account; 0 = unlimited"

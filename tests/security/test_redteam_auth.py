@@ -383,3 +383,36 @@ def test_attack_odd_names_get_the_specs_errors_on_postgresql(pg_reg: AuthRegistr
         assert answer.status_code == 400, answer.text
         answer = http.post("/api/v1/users", json={"name": "u\x00", "password": "p"}, headers=admin)
         assert answer.status_code == 400, answer.text
+
+
+@pytest.fixture(scope="module")
+def limited(start_auth_registry: Callable[..., AuthRegistry]) -> AuthRegistry:  # noqa: F811
+    """Anonymous pulls limited; 127.0.0.1 is a trusted proxy whose X-Forwarded-For names the
+    client, to play IPv6 clients on loopback."""
+    return start_auth_registry(
+        env={
+            "DOCKYARD_ANONYMOUS_PULL_LIMIT": str(LIMIT),
+            "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS": str(10**9),
+            "DOCKYARD_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+            "DOCKYARD_WORKERS": "2",
+        }
+    )
+
+
+def test_attack_an_ipv6_client_cannot_dodge_the_anonymous_pull_limit(limited: AuthRegistry) -> None:
+    """An IPv6 client owns its whole /64 (privacy addresses change all the time): the login
+    throttle counted it as one, the anonymous pull limit by address, so a new address from
+    the same /64 brought a fresh limit with every pull."""
+    reg = limited
+    _user(reg, "pub", "pub-pw")
+    _visibility(reg, "pub/app", "public", basic("pub", "pub-pw"))
+
+    def pull(client: str) -> int:
+        with reg.client() as http:
+            return get_manifest(
+                http, "pub/app", "v1", None, **{"X-Forwarded-For": client}
+            ).status_code
+
+    answers = [pull(f"2001:db8:5::{i}") for i in range(1, LIMIT + 3)]
+    assert answers == [200] * LIMIT + [429] * 2
+    assert pull("2001:db8:6::1") == 200  # another /64 is another client

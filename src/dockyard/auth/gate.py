@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from dockyard.auth.policy import repository_actions
 from dockyard.auth.pull_counting import PullCounter
-from dockyard.auth.requests import Caller, Need, decode_basic
+from dockyard.auth.requests import Caller, Need, client_key, decode_basic
 from dockyard.auth.scopes import PULL
 from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
 from dockyard.config import Settings
@@ -274,9 +274,7 @@ class AccessGate:
         # Bounded keys whatever was sent; an IPv6 client owns its whole /64, so it counts as one.
         account = hashlib.sha256(username.encode()).hexdigest()[:32]
         try:
-            ip = ipaddress.ip_address(address)
-            if ip.version == 6:
-                address = str(ipaddress.ip_network(f"{ip}/64", strict=False))
+            address = client_key(str(ipaddress.ip_address(address)))
         except ValueError:
             address = hashlib.sha256(address.encode()).hexdigest()[:32]
         return [(f"login-fail:pair:{account}:{address}", limit),
@@ -518,7 +516,8 @@ class AccessGate:
         if principal.is_admin:
             return None
         if principal.anonymous:
-            limit, key = self.settings.anonymous_pull_limit, f"pull:ip:{caller.address}"
+            limit = self.settings.anonymous_pull_limit
+            key = f"pull:ip:{client_key(caller.address)}"
         else:
             limit = (
                 principal.pull_limit

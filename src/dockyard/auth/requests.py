@@ -54,6 +54,18 @@ def plain_address(address: str) -> str:
     return str(mapped) if mapped is not None else address
 
 
+def client_key(address: str) -> str:
+    """The client an address stands for, where clients are counted: an IPv6 address's /64,
+    which one machine or site owns whole (and picks new addresses in at will), else the
+    address itself."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    except ValueError:
+        return address
+
+
 def client_address(
     peer: str,
     forwarded_for: str | None,
