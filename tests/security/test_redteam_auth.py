@@ -416,3 +416,71 @@ def test_attack_an_ipv6_client_cannot_dodge_the_anonymous_pull_limit(limited: Au
     answers = [pull(f"2001:db8:5::{i}") for i in range(1, LIMIT + 3)]
     assert answers == [200] * LIMIT + [429] * 2
     assert pull("2001:db8:6::1") == 200  # another /64 is another client
+
+
+# -- guards: bypasses tried that held ----------------------------------------------------------
+
+
+def test_guard_a_read_token_never_grows_through_token_requests(reg: AuthRegistry) -> None:
+    """A read-scoped access token, used as a password at /token, asked for every spelling of
+    more (`*`, repeated and space-joined scopes, upper case, the catalog, another's
+    repository), then through an offline refresh token: only pull on its own repositories,
+    and nothing once it is revoked."""
+    _user(reg, "rex", "rex-pw")
+    _user(reg, "vic", "vic-pw")
+    made = httpx.post(
+        f"{reg.url}/api/v1/tokens",
+        json={"name": "ro", "scope": "read"},
+        headers={"Authorization": basic("rex", "rex-pw")},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    secret = made.json()["token"]
+    asked = [
+        "repository:rex/app:*",
+        "repository:rex/app:pull,push,delete",
+        "repository:rex/app:push repository:rex/app:delete",
+        "repository:REX/app:push",
+        "repository:vic/app:pull",
+        "repository:vic/app:*",
+    ]
+    answer = reg.token_response(asked, basic("", secret), offline_token="true")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["scope"] == "repository:rex/app:pull"
+    refreshed = httpx.post(
+        reg.realm,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": body["refresh_token"],
+            "service": SERVICE,
+            "scope": " ".join(asked),
+        },
+        timeout=30,
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["scope"] == "repository:rex/app:pull"
+    bearer = "Bearer " + refreshed.json()["token"]
+    with reg.client() as http:
+        assert get_manifest(http, "vic/app", "v1", bearer).status_code == 401
+        pushed = http.post("/v2/rex/app/blobs/uploads/", headers={"Authorization": bearer})
+        assert pushed.status_code == 403, pushed.text
+        # The token may end itself; then neither it nor what it obtained works.
+        assert (
+            http.delete(
+                "/api/v1/tokens/ro", headers={"Authorization": basic("rex", secret)}
+            ).status_code
+            == 204
+        )
+    time.sleep(1.0)
+    assert _statuses(reg, "rex/app", "v1", bearer) == [401] * PROBES
+    again = httpx.post(
+        reg.realm,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": body["refresh_token"],
+            "service": SERVICE,
+        },
+        timeout=30,
+    )
+    assert again.status_code == 401, again.text
