@@ -55,6 +55,12 @@ class Upstream(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise ValueError("expected http(s)://HOST[:PORT]")
+        if "@" in parts.netloc:
+            # Not quoted back: the part before @ may be a password.
+            raise ValueError(
+                "expected http(s)://HOST[:PORT]; credentials go in username and password, "
+                "which are never shown"
+            )
         return value.rstrip("/")
 
 
@@ -119,8 +125,8 @@ class Settings(BaseModel):
         "long after connecting (or after the previous answer) is cut off"
     )
     max_requests_per_client: int = Field(
-        64, ge=0, description="requests one client address may have in progress at once, per "
-        "worker; more answer 429 TOOMANYREQUESTS. 0 = unlimited"
+        64, ge=0, description="requests one client address (an IPv6 client's /64) may have in "
+        "progress at once, per worker; more answer 429 TOOMANYREQUESTS. 0 = unlimited"
     )
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
@@ -143,7 +149,8 @@ class Settings(BaseModel):
         30 * 86400, ge=60, description="refresh (offline) token lifetime"
     )
     anonymous_pull_limit: int = Field(
-        100, ge=0, description="manifest pulls per window per anonymous address; 0 = unlimited"
+        100, ge=0, description="manifest pulls per window per anonymous address (an IPv6 "
+        "client's /64); 0 = unlimited"
     )
     authenticated_pull_limit: int = Field(
         200, ge=0, description="manifest pulls per window per account; 0 = unlimited"
@@ -279,8 +286,35 @@ SECRET_KEYS = ("s3_secret_key",)
 URL_KEYS = ("metadata", "redis_url")
 
 
+def _is_secret_parameter(name: str) -> bool:
+    """Query parameters drivers read a secret from (libpq's `password` and `sslpassword`,
+    redis-py's `password`), and any other that names one."""
+    from urllib.parse import unquote_plus
+
+    name = unquote_plus(name).lower()
+    return any(word in name for word in ("pass", "secret", "token"))
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The URL's password and secret query parameters, as written and as decoded."""
+    from urllib.parse import unquote, unquote_plus, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        written = [parts.password or ""]
+    except ValueError:
+        return []
+    for item in parts.query.split("&"):
+        name, _, value = item.partition("=")
+        if _is_secret_parameter(name):
+            written.append(value)
+    found = {form for value in written for form in (value, unquote(value), unquote_plus(value))}
+    return [value for value in found if value]
+
+
 def redact_url(url: str) -> str:
-    """The URL with its password (if any) replaced, the rest left for the reader."""
+    """The URL with its password and secret query parameters (if any) replaced, the rest
+    left for the reader."""
     from urllib.parse import urlsplit, urlunsplit
 
     try:
@@ -288,11 +322,17 @@ def redact_url(url: str) -> str:
         password = parts.password
     except ValueError:
         return REDACTED
-    if not password:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    name = user.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{name}:{REDACTED}@{host}"))
+    if password:
+        user, _, host = parts.netloc.rpartition("@")
+        name = user.partition(":")[0]
+        parts = parts._replace(netloc=f"{name}:{REDACTED}@{host}")
+    if parts.query:
+        items = []
+        for item in parts.query.split("&"):
+            name, sep, _ = item.partition("=")
+            items.append(f"{name}={REDACTED}" if sep and _is_secret_parameter(name) else item)
+        parts = parts._replace(query="&".join(items))
+    return urlunsplit(parts)
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
@@ -313,16 +353,10 @@ def redacted(settings: Settings) -> dict[str, Any]:
 def secrets_of(settings: Settings, environ: dict[str, str] | None = None) -> list[str]:
     """Every secret value the settings (and the admin password variable) hold, longest first,
     for scrubbing messages that may quote them (a driver's error quoting the database URL)."""
-    from urllib.parse import unquote, urlsplit
-
     found = [getattr(settings, key) for key in SECRET_KEYS]
     for key in URL_KEYS:
         url = getattr(settings, key)
-        try:
-            password = urlsplit(url).password if url else None
-        except ValueError:
-            password = None
-        found += [password, unquote(password) if password else None]
+        found += _url_secrets(url) if url else []
     found += [u.password for u in settings.proxies]
     found.append((os.environ if environ is None else environ).get("DOCKYARD_ADMIN_PASSWORD"))
     return sorted({s for s in found if s}, key=len, reverse=True)

@@ -1,4 +1,4 @@
-"""A cap on the requests one client address has in progress at once.
+"""A cap on the requests one client address (an IPv6 client's /64) has in progress at once.
 
 The HTTP server (granian) accepts connections in native code and offers no hook per connection,
 so the cap counts what the application sees: requests whose headers have arrived, until their
@@ -13,7 +13,7 @@ import ipaddress
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.api.errors import render
-from dockyard.auth.requests import client_address
+from dockyard.auth.requests import client_address, client_key, plain_address
 from dockyard.core.errors import ErrorCode, RegistryError
 
 
@@ -28,7 +28,7 @@ class PerClientLimit:
         if scope["type"] != "http" or not self.cap:
             await self.app(scope, receive, send)
             return
-        address = self._address(scope)
+        address = client_key(self._address(scope))
         count = self.in_progress.get(address, 0)
         if count >= self.cap:
             error = RegistryError(
@@ -52,7 +52,7 @@ class PerClientLimit:
         client = scope.get("client")
         peer = client[0] if client else ""
         if not self.trusted:
-            return peer
+            return plain_address(peer)
         forwarded = None
         for key, value in scope["headers"]:
             if key == b"x-forwarded-for":

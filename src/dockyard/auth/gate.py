@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from dockyard.auth.policy import repository_actions
 from dockyard.auth.pull_counting import PullCounter
-from dockyard.auth.requests import Caller, Need, decode_basic
+from dockyard.auth.requests import Caller, Need, client_key, decode_basic
 from dockyard.auth.scopes import PULL
 from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
 from dockyard.config import Settings
@@ -76,7 +76,8 @@ class AccessGate:
         # and the subject's account: one lookup instead of a token check and an account check.
         self._bearers: dict[tuple[str, str], tuple[float, Caller]] = {}
         # (Authorization, address, repository, actions) -> (expiry, caller) for bearers whose
-        # token covers the actions: a token-bearing pull's whole check in one lookup.
+        # token covers the actions and whose account (or the repository's visibility) still
+        # allows them: a token-bearing pull's whole check in one lookup.
         self._grants: dict[tuple[str, str, str, tuple[str, ...]], tuple[float, Caller]] = {}
         self._limits: dict[int, tuple[Caller, tuple[int, str, str] | None]] = {}
         # Everything above is trusted only while the accounts' version read at `_checked`
@@ -201,25 +202,26 @@ class AccessGate:
 
     def granted(self, authorization: str, address: str, repository: str,
                 actions: tuple[str, ...]) -> Caller | None:
-        """The caller, when a bearer seen in the last seconds carries a token granting
-        `actions` on `repository`; None when the full check must run. Remembered no longer
-        than the bearer itself (so never past the token's expiry)."""
+        """The caller, when `authorize` let this bearer do `actions` to `repository` in the
+        last seconds; None when the full check must run."""
         if not self._current():
             return None
-        key = (authorization, address, repository, actions)
-        hit = self._grants.get(key)
+        hit = self._grants.get((authorization, address, repository, actions))
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        known = self._known(authorization, address)
-        if known is None:
-            return None
-        caller = known[1]
-        if not self.token_grants(caller, Need("repository", repository, frozenset(actions))):
-            return None
+        return None
+
+    def _remember_grant(self, bearer: tuple[str, str], need: Need, caller: Caller,
+                        flushes: int) -> None:
+        """Remember a confirmed token grant no longer than the bearer itself (so never past
+        the token's expiry), unless the memories were dropped since the check began."""
+        known = self._known(*bearer)
+        if known is None or known[1] is not caller or flushes != self._flushes:
+            return
         if len(self._grants) >= 10_000:
             self._grants.clear()
-        self._grants[key] = (known[0], caller)
-        return caller
+        assert need.repository is not None
+        self._grants[(*bearer, need.repository, tuple(sorted(need.actions)))] = (known[0], caller)
 
     async def login(self, username: str, password: str, address: str, *,
                     fresh: bool = False) -> Principal | None:
@@ -272,9 +274,7 @@ class AccessGate:
         # Bounded keys whatever was sent; an IPv6 client owns its whole /64, so it counts as one.
         account = hashlib.sha256(username.encode()).hexdigest()[:32]
         try:
-            ip = ipaddress.ip_address(address)
-            if ip.version == 6:
-                address = str(ipaddress.ip_network(f"{ip}/64", strict=False))
+            address = client_key(str(ipaddress.ip_address(address)))
         except ValueError:
             address = hashlib.sha256(address.encode()).hexdigest()[:32]
         return [(f"login-fail:pair:{account}:{address}", limit),
@@ -329,9 +329,12 @@ class AccessGate:
 
     # -- authorization -------------------------------------------------------------------
     async def authorize(self, caller: Caller, need: Need, base_url: Callable[[], str],
-                        connection: object = None) -> None:
+                        connection: object = None, bearer: tuple[str, str] | None = None
+                        ) -> None:
         """`base_url` is asked for only to build a challenge. `connection` names the client's
-        connection (its address and port), to tell a client's retry from parallel requests."""
+        connection (its address and port), to tell a client's retry from parallel requests.
+        `bearer`: the (Authorization, address) the caller was identified by, so that a token
+        grant confirmed here is remembered for `granted`."""
         if need.kind == "base":
             if caller.principal.anonymous and caller.claims is None:
                 raise self._unauthorized(base_url(), None)
@@ -349,9 +352,15 @@ class AccessGate:
                 raise self._unauthorized(base_url(), need, "insufficient_scope")
             return
         assert need.repository is not None
-        if self.token_grants(caller, need):
-            return
+        flushes = self._flushes
         actions = await self.actions_for(caller.principal, need.repository)
+        # What the token was minted with, if its account (or, for a pull, the repository's
+        # visibility) still allows it: a repository made private since is closed to tokens
+        # minted while it was public.
+        if need.actions <= actions and self.token_grants(caller, need):
+            if bearer is not None:
+                self._remember_grant(bearer, need, caller, flushes)
+            return
         if caller.claims is None and need.actions <= actions:
             return  # Basic credentials, or anonymous on something public
         insufficient = "insufficient_scope" if caller.claims is not None else None
@@ -507,7 +516,8 @@ class AccessGate:
         if principal.is_admin:
             return None
         if principal.anonymous:
-            limit, key = self.settings.anonymous_pull_limit, f"pull:ip:{caller.address}"
+            limit = self.settings.anonymous_pull_limit
+            key = f"pull:ip:{client_key(caller.address)}"
         else:
             limit = (
                 principal.pull_limit

@@ -41,6 +41,31 @@ class Caller:
     address: str
 
 
+def plain_address(address: str) -> str:
+    """An IPv4 client of a dual-stack socket by its IPv4 address (`::ffff:192.0.2.1` is
+    192.0.2.1): else all IPv4 clients would share the IPv6 /64 `::ffff:0:0/96` lies in, and
+    a trusted IPv4 proxy would not be recognised."""
+    if ":" not in address:
+        return address
+    try:
+        mapped = ipaddress.IPv6Address(address).ipv4_mapped
+    except ValueError:
+        return address
+    return str(mapped) if mapped is not None else address
+
+
+def client_key(address: str) -> str:
+    """The client an address stands for, where clients are counted: an IPv6 address's /64,
+    which one machine or site owns whole (and picks new addresses in at will), else the
+    address itself."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    except ValueError:
+        return address
+
+
 def client_address(
     peer: str,
     forwarded_for: str | None,
@@ -48,6 +73,7 @@ def client_address(
 ) -> str:
     """The peer's address, or X-Forwarded-For's nearest untrusted hop when the peer is a
     trusted proxy (anything else could be forged by the client)."""
+    peer = plain_address(peer)
 
     def is_trusted(address: str) -> bool:
         try:
@@ -58,7 +84,7 @@ def client_address(
 
     if not forwarded_for or not is_trusted(peer):
         return peer
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    hops = [plain_address(hop.strip()) for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not is_trusted(hop):
             return hop

@@ -194,7 +194,8 @@ def serve(
         int | None,
         typer.Option(
             "--max-requests-per-client",
-            help="Requests one client address may have in progress at once (per worker; "
+            help="Requests one client address (an IPv6 client's /64) may have in progress at "
+            "once (per worker; "
             "X-Forwarded-For counts from trusted_proxies); more answer 429. Default 64, 0 = "
             "unlimited. Also DOCKYARD_MAX_REQUESTS_PER_CLIENT.",
         ),

@@ -39,6 +39,11 @@ class Counters(Protocol):
     async def touched(self, keys: list[str]) -> dict[str, float]: ...
 
 
+def _window_end(now: float, window_seconds: int) -> int:
+    """When the fixed window holding `now` ends (windows are aligned on their length)."""
+    return (int(now // window_seconds) + 1) * window_seconds
+
+
 class SQLiteCounters:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -46,10 +51,16 @@ class SQLiteCounters:
         self._turns = WriterTurns(self.lock_path)
         self._local = threading.local()
         with self._connect() as db:
+            # Rows are named by when their window ends: a sweep then knows every row's age,
+            # whatever its window's length. (The table before, by the window's start, was swept
+            # by the length of the sweeping write's window: a 300 s failed-login write erased
+            # the 6 h pull counts. Counters are disposable: that table is dropped.)
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'counters'").fetchone():
+                db.execute("DROP TABLE IF EXISTS counters")
             db.execute(
-                "CREATE TABLE IF NOT EXISTS counters (key TEXT NOT NULL, "
-                "window INTEGER NOT NULL, count INTEGER NOT NULL, "
-                "PRIMARY KEY (key, window)) WITHOUT ROWID"
+                "CREATE TABLE IF NOT EXISTS counts (key TEXT NOT NULL, "
+                "ends INTEGER NOT NULL, count INTEGER NOT NULL, "
+                "PRIMARY KEY (key, ends)) WITHOUT ROWID"
             )
             db.execute(
                 "CREATE TABLE IF NOT EXISTS touches (key TEXT PRIMARY KEY, "
@@ -88,47 +99,47 @@ class SQLiteCounters:
             done = await asyncio.to_thread(self._turn, fn, *args, wait=True)
         return done  # type: ignore[return-value]
 
-    def _hit(self, key: str, window: int, amount: int) -> int:
+    def _hit(self, key: str, ends: int, amount: int) -> int:
         db = self._connect()
         row = db.execute(
-            "INSERT INTO counters (key, window, count) VALUES (?, ?, ?) "
-            "ON CONFLICT (key, window) DO UPDATE SET count = count + excluded.count "
+            "INSERT INTO counts (key, ends, count) VALUES (?, ?, ?) "
+            "ON CONFLICT (key, ends) DO UPDATE SET count = count + excluded.count "
             "RETURNING count",
-            (key, window, amount),
+            (key, ends, amount),
         ).fetchone()
         return int(row[0])
 
-    def _peek(self, key: str, window: int) -> int:
+    def _peek(self, key: str, ends: int) -> int:
         row = (
             self._connect()
-            .execute("SELECT count FROM counters WHERE key = ? AND window = ?", (key, window))
+            .execute("SELECT count FROM counts WHERE key = ? AND ends = ?", (key, ends))
             .fetchone()
         )
         return int(row[0]) if row else 0
 
-    def _sweep(self, before_window: int, window_seconds: int) -> None:
-        self._connect().execute(
-            "DELETE FROM counters WHERE window < ?", (before_window - 2 * window_seconds,)
-        )
+    def _sweep(self, now: float) -> None:
+        # A minute's grace: an attempt given back (see auth.gate) goes to the window it was
+        # counted in, which may just have ended.
+        self._connect().execute("DELETE FROM counts WHERE ends < ?", (now - 60,))
 
     async def hit(
         self, key: str, window_seconds: int, amount: int = 1, now: float | None = None
     ) -> tuple[int, float]:
         """Add to the counter of the current window; returns (count, seconds until reset)."""
         now = now or time.time()
-        window = int(now // window_seconds) * window_seconds
-        count = await self._write(self._hit, key, window, amount)
+        ends = _window_end(now, window_seconds)
+        count = await self._write(self._hit, key, ends, amount)
         if now - self._last_sweep > 600:
             self._last_sweep = now
-            await asyncio.to_thread(self._sweep, window, window_seconds)
-        return count, window + window_seconds - now
+            await asyncio.to_thread(self._sweep, time.time())
+        return count, ends - now
 
     async def peek(
         self, key: str, window_seconds: int, now: float | None = None
     ) -> tuple[int, float]:
         now = now or time.time()
-        window = int(now // window_seconds) * window_seconds
-        return await asyncio.to_thread(self._peek, key, window), window + window_seconds - now
+        ends = _window_end(now, window_seconds)
+        return await asyncio.to_thread(self._peek, key, ends), ends - now
 
     # -- last use, for least-recently-used eviction --------------------------------------
     def _touch(self, key: str, now: float) -> None:

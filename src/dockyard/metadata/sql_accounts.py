@@ -28,6 +28,12 @@ _ACCOUNT_FIELDS = frozenset(
 )
 
 
+
+def _storable(text: str) -> bool:
+    """Whether a name could be stored at all: PostgreSQL refuses text holding a NUL character
+    (an error, where SQLite stores anything), so a name with one is nobody's."""
+    return "\x00" not in text
+
 class SQLAccountStore:
     def __init__(self, meta: SQLMetadataStore) -> None:
         self.meta = meta
@@ -70,6 +76,8 @@ class SQLAccountStore:
 
     @staticmethod
     def _account_id(conn: Connection, name: str, kind: str | None = None) -> int | None:
+        if not _storable(name):
+            return None
         query = sa.select(t.accounts.c.id).where(t.accounts.c.name == name)
         if kind is not None:
             query = query.where(t.accounts.c.kind == kind)
@@ -86,6 +94,9 @@ class SQLAccountStore:
     )
 
     async def get_account(self, name: str) -> Account | None:
+        if not _storable(name):
+            return None
+
         def fn(conn: Connection) -> Account | None:
             row = conn.execute(self._GET_ACCOUNT, {"name": name}).first()
             return self._account(row) if row else None
@@ -136,6 +147,8 @@ class SQLAccountStore:
         unknown = set(fields) - _ACCOUNT_FIELDS
         if unknown:
             raise ValueError(f"not account fields: {sorted(unknown)}")
+        if not _storable(name):
+            return False
 
         def fn(conn: Connection) -> bool:
             result = conn.execute(
@@ -363,6 +376,9 @@ class SQLAccountStore:
         await self._write(fn)
 
     async def get_token(self, token_id: str) -> AccessToken | None:
+        if not _storable(token_id):
+            return None
+
         def fn(conn: Connection) -> AccessToken | None:
             row = conn.execute(self._token_query.where(t.access_tokens.c.id == token_id)).first()
             return AccessToken(*row) if row else None
@@ -381,6 +397,9 @@ class SQLAccountStore:
         return await self._read(fn)
 
     async def revoke_token(self, account: str, name_or_id: str, now: float) -> bool:
+        if not _storable(name_or_id):
+            return False
+
         def fn(conn: Connection) -> bool:
             account_id = self._account_id(conn, account)
             if account_id is None:
@@ -454,6 +473,9 @@ class SQLAccountStore:
                     repository_id=repo_id, visibility=visibility
                 )
             )
+            # Every process forgets the token grants it confirmed: one made private is closed
+            # to tokens minted while it was public within a second.
+            self._access_changed(conn)
 
         await self._write(fn)
 

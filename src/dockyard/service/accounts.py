@@ -39,6 +39,7 @@ from dockyard.metadata.base import MetadataStore
 
 ACCOUNT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 TOKEN_PREFIX = "dyt_"
+MAX_TOKEN_NAME = 100  # the column's length
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +282,8 @@ class AccountService:
         """Returns the record and the secret, which is shown once and never stored."""
         if scope not in TOKEN_SCOPES:
             raise ValueError(f"scope must be one of {', '.join(TOKEN_SCOPES)}")
+        if not (0 < len(name) <= MAX_TOKEN_NAME and name.isprintable()):
+            raise ValueError(f"a token's name is 1-{MAX_TOKEN_NAME} printable characters")
         token_id = secrets.token_hex(8)
         secret = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(24)}"
         now = time.time()

@@ -141,10 +141,13 @@ async def tokens(request: Request) -> Response:
             f"expires_in is a positive number of seconds, at most {MAX_EXPIRES_IN}",
             status=400,
         )
-    try:
-        record, secret = await accounts.create_token(
-            principal.name, str(body.get("name", "")), str(body.get("scope", "read")), expires_in
+    name, scope = body.get("name"), body.get("scope", "read")
+    if not isinstance(name, str) or not isinstance(scope, str):
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED, "name and scope are strings (the name is required)", status=400
         )
+    try:
+        record, secret = await accounts.create_token(principal.name, name, scope, expires_in)
     except KeyError:
         raise RegistryError(
             ErrorCode.UNSUPPORTED, "a token with that name exists", status=409

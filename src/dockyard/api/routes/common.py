@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from dockyard.api.services import SERVICES_KEY
-from dockyard.auth.requests import Caller, Need, client_address
+from dockyard.auth.requests import Caller, Need, client_address, plain_address
 from dockyard.auth.scopes import PULL
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
@@ -96,7 +96,7 @@ def _address(request: Request, trusted: list[IPNetwork]) -> str:
     client = request.scope.get("client")
     peer = client[0] if client else ""
     if not trusted:  # X-Forwarded-For is never believed: no need to read it
-        return peer
+        return plain_address(peer)
     return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
 
 
@@ -106,8 +106,11 @@ async def require(request: Request, need: Need) -> Caller | None:
         return None
     gate = auth.gate
     caller = await _caller(request, gate)
-    if need.kind != "repository" or not gate.token_grants(caller, need):
-        await gate.authorize(caller, need, lambda: base_url(request), request.scope.get("client"))
+    bearer = None
+    if caller.claims is not None and need.kind == "repository":
+        bearer = (header(request, b"authorization") or "", _address(request, gate.trusted))
+    await gate.authorize(caller, need, lambda: base_url(request), request.scope.get("client"),
+                         bearer)
     return caller
 
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dockyard.api.body import read_body
+from dockyard.api.origin import same_origin
 from dockyard.api.routes.common import auth_of, caller_address, registry_of
 from dockyard.auth.requests import decode_basic
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -21,6 +22,10 @@ async def issue(request: Request) -> Response:
     if auth is None:
         raise RegistryError(ErrorCode.UNSUPPORTED, "this registry runs without accounts",
                             status=404)
+    if not same_origin(request):
+        # A form on any site may POST here without a preflight: its failed logins would be
+        # counted against the visitor's own address. No registry client sends an Origin.
+        raise RegistryError(ErrorCode.DENIED, "requests from other sites are refused")
     address = caller_address(request)
     scopes = request.query_params.getlist("scope")
     if request.method == "POST":
