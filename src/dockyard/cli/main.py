@@ -11,6 +11,7 @@ import typer
 
 from dockyard import __version__
 from dockyard.cli import admin, fsck, images, login
+from dockyard.cli.folder import InitOpt
 from dockyard.config import (
     ConfigError,
     Settings,
@@ -261,13 +262,21 @@ def serve(
 
 @config_app.command("check")
 def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Validate the configuration (file, environment) without serving; exit 2 if invalid."""
+    """Validate the configuration (file, environment) without serving; exit 2 if invalid. Says
+    on stderr which data folder it names, and whether a registry is there yet."""
+    from dockyard.cli.folder import describe, sqlite_missing
+
     settings = _settings(config, data_dir=data_dir)
     try:
         check_security(settings)
     except ConfigError as exc:
         typer.echo(f"dockyard: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if sqlite_missing(settings):
+        typer.echo(f"dockyard: {settings.data_dir.resolve()} holds no registry yet "
+                   "(`dockyard serve` creates it)", err=True)
+    else:
+        typer.echo(f"dockyard: configuration for {describe(settings)}", err=True)
     typer.echo("configuration is valid")
 
 
@@ -282,12 +291,39 @@ def config_show(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Create or migrate the metadata schema to the newest revision."""
+def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None,
+               init: InitOpt = False) -> None:
+    """Migrate the metadata schema to the newest revision (also done at every start); with
+    --init, create a new registry where there is none."""
+    from dockyard.cli.folder import absent_message, announce, sqlite_missing
     from dockyard.cli.serve import prepare
 
-    prepare(_settings(config, data_dir=data_dir))
+    settings = _settings(config, data_dir=data_dir)
+    if not init and (sqlite_missing(settings) or not _shared_schema(settings)):
+        typer.echo(f"dockyard: {absent_message(settings)}", err=True)
+        raise typer.Exit(2)
+    announce(settings)
+    prepare(settings)
     typer.echo("metadata schema is up to date")
+
+
+def _shared_schema(settings: Settings) -> bool:
+    """True unless the settings name a PostgreSQL database that was never migrated."""
+    if not settings.metadata:
+        return True
+    import asyncio
+
+    from dockyard.metadata.migrate import has_schema
+    from dockyard.metadata.sql import SQLMetadataStore
+
+    async def probe() -> bool:
+        meta = SQLMetadataStore.open_postgres(settings.metadata or "")
+        try:
+            return await has_schema(meta.async_engine)  # type: ignore[arg-type]
+        finally:
+            await meta.close()
+
+    return asyncio.run(probe())
 
 
 login.register(app)

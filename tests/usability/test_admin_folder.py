@@ -1,0 +1,158 @@
+"""Issue 14, admin commands and the data folder: a mistyped --data-dir (or a command run in
+another directory) is refused instead of silently becoming a new, empty registry, and every
+admin command says which registry it used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dockyard.cli.main import app
+from tests.support.postgres import PostgresCluster
+from tests.support.server import RunningRegistry
+
+runner = CliRunner()
+
+# Every admin command that opens the store, with the arguments it needs to get that far.
+ADMIN_COMMANDS: list[list[str]] = [
+    ["user", "add", "alice", "--password-stdin"],
+    ["user", "list"],
+    ["user", "remove", "alice", "--repositories", "delete"],
+    ["user", "passwd", "alice", "--password-stdin"],
+    ["user", "admin", "alice"],
+    ["user", "pull-limit", "alice", "10"],
+    ["org", "create", "acme"],
+    ["org", "add-member", "acme", "alice"],
+    ["org", "remove-member", "acme", "alice"],
+    ["org", "list"],
+    ["token", "create", "--name", "ci"],
+    ["token", "list"],
+    ["token", "revoke", "ci"],
+    ["repo", "visibility", "acme/web", "public"],
+    ["repo", "default-visibility", "acme", "public"],
+    ["cache", "stats"],
+    ["cache", "prune"],
+    ["fsck"],
+    ["db", "upgrade"],
+    ["migrate", "--to-storage", "s3://bucket"],
+]
+
+
+def run(*args: str, input: str | None = None) -> object:
+    return runner.invoke(app, list(args), input=input)
+
+
+@pytest.fixture(autouse=True)
+def _no_environment_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DOCKYARD_DATA_DIR", "DOCKYARD_CONFIG", "DOCKYARD_METADATA"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("command", ADMIN_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_every_admin_command_refuses_a_mistyped_data_dir(command: list[str],
+                                                           tmp_path: Path) -> None:
+    typo = tmp_path / "dockyrd-data"
+    result = run(*command, "--data-dir", str(typo), input="pw-12345678\n")
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert f"{typo} holds no registry" in result.stderr
+    assert "--data-dir" in result.stderr and "--init" in result.stderr
+    assert not typo.exists()  # nothing was created
+    assert "created" not in result.stdout
+
+
+def test_an_empty_existing_folder_is_refused_too(tmp_path: Path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    result = run("user", "list", "--data-dir", str(folder))
+    assert result.exit_code == 2 and "holds no registry" in result.stderr
+    assert list(folder.iterdir()) == []
+
+
+def test_run_in_another_directory_without_data_dir_names_the_default_folder(
+    tmp_path: Path,
+) -> None:
+    """A separate process in a directory with no registry: it names ./dockyard-data, resolved."""
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard", "user", "add", "bob", "--password-stdin"],
+        input="pw-12345678\n", capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        env={**_clean_env()},
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{tmp_path / 'dockyard-data'} holds no registry" in result.stderr
+    assert not (tmp_path / "dockyard-data").exists()
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items()
+            if k not in ("DOCKYARD_DATA_DIR", "DOCKYARD_CONFIG", "DOCKYARD_METADATA")}
+
+
+def test_init_creates_a_registry_and_later_commands_use_it(tmp_path: Path) -> None:
+    data = tmp_path / "new"
+    created = run("user", "add", "carol", "--password-stdin", "--init", "--data-dir", str(data),
+                  input="pw-12345678\n")
+    assert created.exit_code == 0, created.stderr
+    assert created.stdout == "created user carol\n"
+    assert created.stderr == f"dockyard: using the registry in {data.resolve()}\n"
+    listed = run("user", "list", "--data-dir", str(data))
+    assert listed.exit_code == 0, listed.stderr
+    assert listed.stdout == "carol\n"
+    assert listed.stderr == f"dockyard: using the registry in {data.resolve()}\n"
+    # --init on an existing registry changes nothing but is accepted.
+    again = run("user", "list", "--init", "--data-dir", str(data))
+    assert again.exit_code == 0 and again.stdout == "carol\n"
+
+
+def test_db_upgrade_refuses_without_init_and_creates_with_it(tmp_path: Path) -> None:
+    data = tmp_path / "fresh"
+    assert run("db", "upgrade", "--data-dir", str(data)).exit_code == 2
+    assert not data.exists()
+    result = run("db", "upgrade", "--init", "--data-dir", str(data))
+    assert result.exit_code == 0, result.stderr
+    assert (data / "metadata.db").is_file()
+    assert run("db", "upgrade", "--data-dir", str(data)).exit_code == 0
+
+
+def test_a_served_registry_is_used_and_named(registry: RunningRegistry) -> None:
+    """The folder `serve` created (zero config) is a registry for the admin commands."""
+    result = run("org", "list", "--data-dir", str(registry.data_dir))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == f"dockyard: using the registry in {registry.data_dir.resolve()}\n"
+
+
+def test_serve_still_creates_a_fresh_folder(start_registry, tmp_path: Path) -> None:  # noqa: ANN001
+    data = tmp_path / "served"
+    start_registry(data_dir=data)
+    assert (data / "metadata.db").is_file()
+    assert run("user", "list", "--data-dir", str(data)).exit_code == 0
+
+
+def test_config_check_says_whether_the_folder_holds_a_registry(tmp_path: Path) -> None:
+    missing = run("config", "check", "--data-dir", str(tmp_path / "nothing"))
+    assert missing.exit_code == 0
+    assert f"{tmp_path / 'nothing'} holds no registry yet" in missing.stderr
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_a_postgres_database_without_schema_is_refused(pg_cluster: PostgresCluster,
+                                                        tmp_path: Path) -> None:
+    url = pg_cluster.create_database()
+    config = tmp_path / "pg.yaml"
+    config.write_text(f"metadata: {url.replace('postgres@', 'postgres:s3cret-pw@')}\n"
+                      f"data_dir: {tmp_path / 'folder'}\n")
+    refused = run("user", "list", "--config", str(config))
+    assert refused.exit_code == 2, (refused.stdout, refused.stderr)
+    assert "the metadata database" in refused.stderr and "holds no registry" in refused.stderr
+    assert "s3cret-pw" not in refused.stderr and "***" in refused.stderr
+    assert run("db", "upgrade", "--config", str(config)).exit_code == 2
+    created = run("org", "create", "acme", "--init", "--config", str(config))
+    assert created.exit_code == 0, created.stderr
+    assert "metadata in postgresql://postgres:***@" in created.stderr
+    listed = run("org", "list", "--config", str(config))
+    assert listed.exit_code == 0 and listed.stdout == "acme: no members\n"
