@@ -53,8 +53,9 @@ def _no_environment_folder(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("command", ADMIN_COMMANDS, ids=lambda c: " ".join(c[:2]))
-def test_every_admin_command_refuses_a_mistyped_data_dir(command: list[str],
-                                                           tmp_path: Path) -> None:
+def test_every_admin_command_refuses_a_mistyped_data_dir(
+    command: list[str], tmp_path: Path
+) -> None:
     typo = tmp_path / "dockyrd-data"
     result = run(*command, "--data-dir", str(typo), input="pw-12345678\n")
     assert result.exit_code == 2, (result.stdout, result.stderr)
@@ -78,7 +79,11 @@ def test_run_in_another_directory_without_data_dir_names_the_default_folder(
     """A separate process in a directory with no registry: it names ./dockyard-data, resolved."""
     result = subprocess.run(
         [sys.executable, "-m", "dockyard", "user", "add", "bob", "--password-stdin"],
-        input="pw-12345678\n", capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        input="pw-12345678\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
         env={**_clean_env()},
     )
     assert result.returncode == 2, result.stderr
@@ -89,14 +94,25 @@ def test_run_in_another_directory_without_data_dir_names_the_default_folder(
 def _clean_env() -> dict[str, str]:
     import os
 
-    return {k: v for k, v in os.environ.items()
-            if k not in ("DOCKYARD_DATA_DIR", "DOCKYARD_CONFIG", "DOCKYARD_METADATA")}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DOCKYARD_DATA_DIR", "DOCKYARD_CONFIG", "DOCKYARD_METADATA")
+    }
 
 
 def test_init_creates_a_registry_and_later_commands_use_it(tmp_path: Path) -> None:
     data = tmp_path / "new"
-    created = run("user", "add", "carol", "--password-stdin", "--init", "--data-dir", str(data),
-                  input="pw-12345678\n")
+    created = run(
+        "user",
+        "add",
+        "carol",
+        "--password-stdin",
+        "--init",
+        "--data-dir",
+        str(data),
+        input="pw-12345678\n",
+    )
     assert created.exit_code == 0, created.stderr
     assert created.stdout == "created user carol\n"
     assert created.stderr == f"dockyard: using the registry in {data.resolve()}\n"
@@ -126,7 +142,7 @@ def test_a_served_registry_is_used_and_named(registry: RunningRegistry) -> None:
     assert result.stderr == f"dockyard: using the registry in {registry.data_dir.resolve()}\n"
 
 
-def test_serve_still_creates_a_fresh_folder(start_registry, tmp_path: Path) -> None:  # noqa: ANN001
+def test_serve_still_creates_a_fresh_folder(start_registry, tmp_path: Path) -> None:
     data = tmp_path / "served"
     start_registry(data_dir=data)
     assert (data / "metadata.db").is_file()
@@ -140,12 +156,15 @@ def test_config_check_says_whether_the_folder_holds_a_registry(tmp_path: Path) -
     assert not (tmp_path / "nothing").exists()
 
 
-def test_a_postgres_database_without_schema_is_refused(pg_cluster: PostgresCluster,
-                                                        tmp_path: Path) -> None:
+def test_a_postgres_database_without_schema_is_refused(
+    pg_cluster: PostgresCluster, tmp_path: Path
+) -> None:
     url = pg_cluster.create_database()
     config = tmp_path / "pg.yaml"
-    config.write_text(f"metadata: {url.replace('postgres@', 'postgres:s3cret-pw@')}\n"
-                      f"data_dir: {tmp_path / 'folder'}\n")
+    config.write_text(
+        f"metadata: {url.replace('postgres@', 'postgres:s3cret-pw@')}\n"
+        f"data_dir: {tmp_path / 'folder'}\n"
+    )
     refused = run("user", "list", "--config", str(config))
     assert refused.exit_code == 2, (refused.stdout, refused.stderr)
     assert "the metadata database" in refused.stderr and "holds no registry" in refused.stderr
