@@ -12,8 +12,16 @@ import pytest
 from typer.testing import CliRunner
 
 from dockyard.cli.main import app
+from tests.auth.helpers import (
+    ADMIN_PASSWORD,
+    AuthRegistry,
+    basic,
+    code_of,
+    get_manifest,
+    push_image,
+)
 from tests.support.postgres import PostgresCluster
-from tests.support.server import RunningRegistry
+from tests.support.server import RunningRegistry, free_port
 
 runner = CliRunner()
 
@@ -175,3 +183,95 @@ def test_a_postgres_database_without_schema_is_refused(
     assert "metadata in postgresql://postgres:***@" in created.stderr
     listed = run("org", "list", "--config", str(config))
     assert listed.exit_code == 0 and listed.stdout == "acme: no members\n"
+
+
+# -- rate limits: flags and YAML, not only environment variables ---------------------------
+LONG = 10**9  # a fixed window this long never ends during the test
+
+
+def _limited_registry(tmp_path: Path, args: tuple[str, ...], env: dict[str, str]) -> AuthRegistry:
+    server = RunningRegistry(
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        args=("--auth", *args),
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD, **env},
+        log_dir=tmp_path,
+    ).start()
+    reg = AuthRegistry(server)
+    with reg.client() as http:
+        push_image(http, "acme/app", "v1")
+    reg.admin("repo", "visibility", "acme/app", "public")
+    reg.add_user("rita", "rita-pw-1234")
+    return reg
+
+
+def _check_limits(reg: AuthRegistry, anonymous: int, authenticated: int, logins: int) -> None:
+    with reg.client() as http:
+        for left in range(anonymous - 1, -1, -1):
+            ok = get_manifest(http, "acme/app", "v1")
+            assert ok.status_code == 200, ok.text
+            assert ok.headers["RateLimit-Limit"] == f"{anonymous};w={LONG}"
+            assert ok.headers["RateLimit-Remaining"] == f"{left};w={LONG}"
+        refused = get_manifest(http, "acme/app", "v1")
+        assert refused.status_code == 429 and code_of(refused) == "TOOMANYREQUESTS"
+        rita = basic("rita", "rita-pw-1234")
+        for _ in range(authenticated):
+            assert get_manifest(http, "acme/app", "v1", rita).status_code == 200
+        assert get_manifest(http, "acme/app", "v1", rita).status_code == 429
+        wrong = basic("rita", "not-the-password")
+        for _ in range(logins):
+            assert http.get("/token", headers={"Authorization": wrong}).status_code == 401
+        assert http.get("/token", headers={"Authorization": wrong}).status_code == 429
+
+
+def test_rate_limits_are_set_by_serve_flags_over_the_environment(tmp_path: Path) -> None:
+    env = {"DOCKYARD_ANONYMOUS_PULL_LIMIT": "50", "DOCKYARD_LOGIN_FAILURE_LIMIT": "50"}
+    reg = _limited_registry(
+        tmp_path,
+        (
+            "--anonymous-pull-limit",
+            "2",
+            "--authenticated-pull-limit",
+            "3",
+            "--pull-limit-window",
+            str(LONG),
+            "--login-failure-limit",
+            "2",
+            "--login-failure-window",
+            str(LONG),
+        ),
+        env,
+    )
+    try:
+        _check_limits(reg, anonymous=2, authenticated=3, logins=2)
+    finally:
+        reg.server.stop()
+
+
+def test_rate_limits_are_set_in_the_yaml_config(tmp_path: Path) -> None:
+    config = tmp_path / "dockyard.yaml"
+    config.write_text(
+        "anonymous_pull_limit: 3\nauthenticated_pull_limit: 2\n"
+        f"pull_limit_window_seconds: {LONG}\nlogin_failure_limit: 1\n"
+        f"login_failure_window_seconds: {LONG}\n"
+    )
+    reg = _limited_registry(tmp_path, ("--config", str(config)), {})
+    try:
+        _check_limits(reg, anonymous=3, authenticated=2, logins=1)
+    finally:
+        reg.server.stop()
+
+
+@pytest.mark.parametrize(
+    ("flag", "key"),
+    [
+        ("--pull-limit-window", "pull_limit_window_seconds"),
+        ("--login-failure-window", "login_failure_window_seconds"),
+        ("--anonymous-pull-limit", "anonymous_pull_limit"),
+    ],
+)
+def test_a_bad_rate_limit_flag_is_refused_before_serving(flag: str, key: str) -> None:
+    result = run("serve", flag, "-1", "--data-dir", "/nonexistent/never-created")
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert key in result.stderr
+    assert not Path("/nonexistent").exists()

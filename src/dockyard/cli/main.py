@@ -200,6 +200,51 @@ def serve(
             "unlimited. Also DOCKYARD_MAX_REQUESTS_PER_CLIENT.",
         ),
     ] = None,
+    anonymous_pull_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--anonymous-pull-limit",
+            help="Manifest pulls per window per anonymous client address (with accounts on); "
+            "more answer 429. Default 100, 0 = unlimited. Also anonymous_pull_limit in the "
+            "--config file and DOCKYARD_ANONYMOUS_PULL_LIMIT.",
+        ),
+    ] = None,
+    authenticated_pull_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--authenticated-pull-limit",
+            help="Manifest pulls per window per account (`dockyard user pull-limit` overrides "
+            "it for one); default 200, 0 = unlimited. Also authenticated_pull_limit, "
+            "DOCKYARD_AUTHENTICATED_PULL_LIMIT.",
+        ),
+    ] = None,
+    pull_limit_window: Annotated[
+        int | None,
+        typer.Option(
+            "--pull-limit-window",
+            help="Seconds in a pull-limit window; default 21600 (six hours). Windows are fixed, "
+            "aligned on multiples of this length since 1970-01-01 UTC: every count starts "
+            "again at zero when one ends. Also pull_limit_window_seconds, "
+            "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS.",
+        ),
+    ] = None,
+    login_failure_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--login-failure-limit",
+            help="Failed password logins per window per account and client address (ten "
+            "times as many per account from all addresses) before 429; default 10, 0 = off. "
+            "Also login_failure_limit, DOCKYARD_LOGIN_FAILURE_LIMIT.",
+        ),
+    ] = None,
+    login_failure_window: Annotated[
+        int | None,
+        typer.Option(
+            "--login-failure-window",
+            help="Seconds in a failed-login window (fixed, like --pull-limit-window); default "
+            "300. Also login_failure_window_seconds, DOCKYARD_LOGIN_FAILURE_WINDOW_SECONDS.",
+        ),
+    ] = None,
     no_fsync: Annotated[
         bool,
         typer.Option(
@@ -248,6 +293,11 @@ def serve(
         fsync=False if no_fsync else None,
         header_timeout_seconds=header_timeout,
         max_requests_per_client=max_requests_per_client,
+        anonymous_pull_limit=anonymous_pull_limit,
+        authenticated_pull_limit=authenticated_pull_limit,
+        pull_limit_window_seconds=pull_limit_window,
+        login_failure_limit=login_failure_limit,
+        login_failure_window_seconds=login_failure_window,
     )
     try:
         check_security(settings)
