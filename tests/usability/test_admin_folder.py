@@ -4,10 +4,13 @@ admin command says which registry it used."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 from typer.testing import CliRunner
 
@@ -275,3 +278,142 @@ def test_a_bad_rate_limit_flag_is_refused_before_serving(flag: str, key: str) ->
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert key in result.stderr
     assert not Path("/nonexistent").exists()
+
+
+# -- the /api/v1 description: OpenAPI document, docs/api.md, real server ----------------------
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The order the examples make sense in: each call's example builds on the ones before it.
+EXAMPLE_ORDER = [
+    "openapi",
+    "whoAmI",
+    "listTokens",
+    "createToken",
+    "revokeToken",
+    "listUsers",
+    "createUser",
+    "setPassword",
+    "createOrg",
+    "setMember",
+    "removeMember",
+    "setVisibility",
+    "removeUser",
+]
+
+
+def _document() -> dict:
+    from dockyard.api.routes.openapi import DOCUMENT
+
+    return json.loads(DOCUMENT.read_text())
+
+
+def _operations(doc: dict) -> dict[str, tuple[str, str, dict]]:
+    return {
+        op["operationId"]: (path, method, op)
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+    }
+
+
+def _validator(doc: dict, schema: dict) -> jsonschema.Draft202012Validator:
+    """The schema with the document's components beside it, so that its $refs resolve."""
+    return jsonschema.Draft202012Validator({"allOf": [schema], "components": doc["components"]})
+
+
+def test_docs_api_md_is_rendered_from_the_document() -> None:
+    from dockyard.api.openapi_markdown import render
+
+    rendered = render(_document())
+    assert (REPO_ROOT / "docs" / "api.md").read_text() == rendered, (
+        "docs/api.md drifted from src/dockyard/api/openapi.json: run "
+        "`python -m dockyard.api.openapi_markdown > docs/api.md`"
+    )
+
+
+def test_every_api_route_is_described_and_nothing_else() -> None:
+    from dockyard.api.routes import table
+
+    served = {
+        (re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path), method.lower())
+        for route in table(False)
+        if route.path.startswith("/api/")
+        for method in route.methods or ()
+        if method != "HEAD"  # Starlette's own, for every GET
+    }
+    described = {(path, method) for path, method, _ in _operations(_document()).values()}
+    assert served == described
+    assert set(EXAMPLE_ORDER) == set(_operations(_document()))
+
+
+def test_every_example_matches_its_schema() -> None:
+    doc = _document()
+    for op_id, (_, _, op) in _operations(doc).items():
+        assert op.get("summary") and op.get("responses"), op_id
+        if "requestBody" in op:
+            media = op["requestBody"]["content"]["application/json"]
+            _validator(doc, media["schema"]).validate(media["example"])
+        for status, response in op["responses"].items():
+            media = response.get("content", {}).get("application/json")
+            if media and "example" in media:
+                _validator(doc, media["schema"]).validate(media["example"])
+            elif status.startswith("2") and status != "204":
+                assert op_id == "openapi", (op_id, status)  # the document itself
+        for param in op.get("parameters", []):
+            assert param["in"] != "path" or "example" in param, (op_id, param["name"])
+
+
+def test_the_document_is_served_without_credentials(registry: RunningRegistry) -> None:
+    import httpx
+
+    response = httpx.get(f"{registry.url}/api/v1/openapi.json", timeout=30)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == _document()
+
+
+def test_every_example_request_is_accepted_by_a_real_server(tmp_path: Path) -> None:
+    """Each call made exactly as its example says (path parameters, body, first query
+    parameter with an example) is answered with its documented success status, and the answer
+    matches the documented schema."""
+    import httpx
+
+    doc = _document()
+    operations = _operations(doc)
+    server = RunningRegistry(
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        args=("--auth",),
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        log_dir=tmp_path,
+    ).start()
+    new_user = operations["createUser"][2]["requestBody"]["content"]["application/json"]
+    user, user_password = new_user["example"]["name"], new_user["example"]["password"]
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for op_id in EXAMPLE_ORDER:
+                path, method, op = operations[op_id]
+                params = op.get("parameters", [])
+                url = path
+                for p in params:
+                    if p["in"] == "path":
+                        url = url.replace("{" + p["name"] + "}", p["example"])
+                query = {
+                    p["name"]: p["example"] for p in params if p["in"] == "query" and "example" in p
+                }
+                # A self password change, as its example (with current_password) describes.
+                who = (
+                    basic(user, user_password)
+                    if op_id == "setPassword"
+                    else basic("admin", ADMIN_PASSWORD)
+                )
+                headers = {} if op.get("security") == [] else {"Authorization": who}
+                kwargs: dict = {"params": query, "headers": headers}
+                if "requestBody" in op:
+                    kwargs["json"] = op["requestBody"]["content"]["application/json"]["example"]
+                response = http.request(method.upper(), url, **kwargs)
+                expected = next(s for s in op["responses"] if s.startswith("2"))
+                assert str(response.status_code) == expected, (op_id, response.text)
+                media = op["responses"][expected].get("content", {}).get("application/json")
+                if media:
+                    _validator(doc, media["schema"]).validate(response.json())
+    finally:
+        server.stop()
