@@ -76,6 +76,13 @@ def test_every_admin_command_refuses_a_mistyped_data_dir(
     assert "created" not in result.stdout
 
 
+@pytest.mark.parametrize("command", ["add", "passwd"])
+def test_the_password_is_not_asked_for_before_the_refusal(command: str, tmp_path: Path) -> None:
+    result = run("user", command, "alice", "--password-stdin", "--data-dir", str(tmp_path / "x"))
+    assert result.exit_code == 2
+    assert "holds no registry" in result.stderr and "password is empty" not in result.stderr
+
+
 def test_an_empty_existing_folder_is_refused_too(tmp_path: Path) -> None:
     folder = tmp_path / "empty"
     folder.mkdir()

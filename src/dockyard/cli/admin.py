@@ -33,7 +33,11 @@ cache_app = typer.Typer(help="The pull-through cache (upstreams from --config)."
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="The registry's data folder (default ./dockyard-data)."),
+    typer.Option(
+        "--data-dir",
+        help="The registry's data folder (default ./dockyard-data in the current directory; "
+        "also DOCKYARD_DATA_DIR). A folder that holds no registry is refused unless --init.",
+    ),
 ]
 PasswordStdin = Annotated[
     bool,
@@ -134,9 +138,10 @@ def user_add(
     init: InitOpt = False,
 ) -> None:
     """Create a user (who owns the namespace NAME/…)."""
-    password = read_password(password_stdin)
 
     async def action(registry: Registry) -> None:
+        # Asked for once the registry is known to be there: not typed twice for a refusal.
+        password = read_password(password_stdin)
         try:
             await registry.accounts.create_user(name, password, admin=admin)
         except KeyError:
@@ -235,8 +240,11 @@ def user_passwd(
     init: InitOpt = False,
 ) -> None:
     """Set a user's password; tokens issued before it stop working within a second."""
-    password = read_password(password_stdin)
-    if not on_store(config, data_dir, lambda r: r.accounts.set_password(name, password), init=init):
+
+    async def action(registry: Registry) -> bool:
+        return await registry.accounts.set_password(name, read_password(password_stdin))
+
+    if not on_store(config, data_dir, action, init=init):
         raise fail(f"no user {name}", 2)
     typer.echo(f"password of {name} changed")
 
