@@ -424,3 +424,38 @@ def test_every_example_request_is_accepted_by_a_real_server(tmp_path: Path) -> N
                     _validator(doc, media["schema"]).validate(response.json())
     finally:
         server.stop()
+
+
+def test_the_documented_refusals_are_what_a_real_server_answers(tmp_path: Path) -> None:
+    """Without credentials every protected call is answered its documented 401, and a body that
+    is not JSON its documented 415, with the documented error code and message."""
+    import httpx
+
+    doc = _document()
+    server = RunningRegistry(
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        args=("--auth",),
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        log_dir=tmp_path,
+    ).start()
+    admin = {"Authorization": basic("admin", ADMIN_PASSWORD)}
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for op_id, (path, method, op) in _operations(doc).items():
+                url = path
+                for p in op.get("parameters", []):
+                    if p["in"] == "path":
+                        url = url.replace("{" + p["name"] + "}", p["example"])
+                checks = []
+                if op.get("security") != []:
+                    checks.append(("401", {}, None))
+                if "requestBody" in op:
+                    checks.append(("415", {**admin, "Content-Type": "text/plain"}, b"{}"))
+                for status, headers, content in checks:
+                    response = http.request(method.upper(), url, headers=headers, content=content)
+                    assert str(response.status_code) == status, (op_id, response.text)
+                    documented = op["responses"][status]["content"]["application/json"]
+                    assert response.json() == documented["example"], op_id
+    finally:
+        server.stop()

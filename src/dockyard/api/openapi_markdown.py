@@ -143,7 +143,7 @@ def _body(doc: dict[str, Any], body: dict[str, Any]) -> list[str]:
 def _responses(doc: dict[str, Any], responses: dict[str, Any]) -> list[str]:
     lines = ["", "### Responses", "", "| status | when | example |", "|---|---|---|"]
     success: list[str] = []
-    for status, response in responses.items():
+    for status, response in sorted(responses.items()):
         media = response.get("content", {}).get("application/json", {})
         example = ""
         if status.startswith("2"):
