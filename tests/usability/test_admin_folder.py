@@ -459,3 +459,42 @@ def test_the_documented_refusals_are_what_a_real_server_answers(tmp_path: Path) 
                     assert response.json() == documented["example"], op_id
     finally:
         server.stop()
+
+
+def test_concurrent_init_makes_one_registry_with_everything_in_it(tmp_path: Path) -> None:
+    data = tmp_path / "together"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dockyard",
+                "user",
+                "add",
+                f"u{i}",
+                "--password-stdin",
+                "--init",
+                "--data-dir",
+                str(data),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_clean_env(),
+        )
+        for i in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate("pw-12345678\n", timeout=60)
+        assert proc.returncode == 0, err
+    assert run("user", "list", "--data-dir", str(data)).stdout == "u0\nu1\nu2\nu3\n"
+
+
+def test_init_on_a_file_says_why_in_one_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    result = run("user", "list", "--init", "--data-dir", str(a_file))
+    assert result.exit_code == 1, (result.stdout, result.exception)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert str(a_file) in result.stderr

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import click
 import typer
 
-from dockyard.cli.folder import InitOpt, absent_message, announce, describe, sqlite_missing
+from dockyard.cli.folder import (
+    InitOpt,
+    absent_message,
+    announce,
+    creating,
+    describe,
+    sqlite_missing,
+)
 from dockyard.config import ConfigError, load_settings, scrub
 from dockyard.core.errors import RegistryError
 
@@ -84,7 +91,8 @@ def on_store(
     private_umask()  # what the commands write in the data folder stays the owner's
 
     async def run() -> T:
-        registry = Registry(settings, *open_stores(settings))
+        with creating(settings, init):  # the SQLite schema made by one command at a time
+            registry = Registry(settings, *open_stores(settings))
         try:
             if settings.metadata:
                 await require_schema(registry, init)
