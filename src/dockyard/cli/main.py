@@ -345,7 +345,7 @@ def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None,
                init: InitOpt = False) -> None:
     """Migrate the metadata schema to the newest revision (also done at every start); with
     --init, create a new registry where there is none."""
-    from dockyard.cli.folder import absent_message, announce, sqlite_missing
+    from dockyard.cli.folder import absent_message, announce, creating, sqlite_missing
     from dockyard.cli.serve import prepare
 
     settings = _settings(config, data_dir=data_dir)
@@ -353,7 +353,8 @@ def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None,
         typer.echo(f"dockyard: {absent_message(settings)}", err=True)
         raise typer.Exit(2)
     announce(settings)
-    prepare(settings)
+    with creating(settings, init):
+        prepare(settings)
     typer.echo("metadata schema is up to date")
 
 
