@@ -101,10 +101,11 @@ def test_finding_13_admin_commands_keep_the_folder_private(tmp_path: Path) -> No
     old = os.umask(0o022)
     try:
         result = dockyard(
-            "user", "add", "alice", "--password-stdin", "--data-dir", str(data), input="pw-12345678"
+            "user", "add", "alice", "--password-stdin", "--init", "--data-dir", str(data),
+            input="pw-12345678",
         )
         assert result.returncode == 0, result.stderr
-        result = dockyard("db", "upgrade", "--data-dir", str(tmp_path / "other"))
+        result = dockyard("db", "upgrade", "--init", "--data-dir", str(tmp_path / "other"))
         assert result.returncode == 0, result.stderr
     finally:
         os.umask(old)

@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import click
 import typer
 
+from dockyard.cli.folder import (
+    InitOpt,
+    absent_message,
+    announce,
+    creating,
+    describe,
+    sqlite_missing,
+)
 from dockyard.config import ConfigError, load_settings, scrub
 from dockyard.core.errors import RegistryError
 
@@ -32,7 +40,11 @@ cache_app = typer.Typer(help="The pull-through cache (upstreams from --config)."
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="The registry's data folder (default ./dockyard-data)."),
+    typer.Option(
+        "--data-dir",
+        help="The registry's data folder (default ./dockyard-data in the current directory; "
+        "also DOCKYARD_DATA_DIR). A folder that holds no registry is refused unless --init.",
+    ),
 ]
 PasswordStdin = Annotated[
     bool,
@@ -57,21 +69,36 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def on_store(
-    config: Path | None, data_dir: Path | None, action: Callable[[Registry], Awaitable[T]]
+    config: Path | None,
+    data_dir: Path | None,
+    action: Callable[[Registry], Awaitable[T]],
+    init: bool = False,
 ) -> T:
+    """Run `action` on the registry the options name; one that does not exist is refused
+    unless `init` (the command's --init) asks for it to be created."""
     try:
         settings = load_settings(config, {"data_dir": data_dir})
     except ConfigError as exc:
         raise fail(str(exc), 2) from exc
+    if sqlite_missing(settings) and not init:
+        raise fail(absent_message(settings), 2)
 
-    from dockyard.service.registry import Registry, open_stores
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dockyard.service.registry import Registry, migrate, open_stores
     from dockyard.storage.private import private_umask
 
     private_umask()  # what the commands write in the data folder stays the owner's
 
     async def run() -> T:
-        registry = Registry(settings, *open_stores(settings))
+        with creating(settings, init):  # the SQLite schema made by one command at a time
+            registry = Registry(settings, *open_stores(settings))
         try:
+            if settings.metadata:
+                await require_schema(registry, init)
+                if init:
+                    await migrate(registry.meta)
+            announce(settings)
             return await action(registry)
         finally:
             await registry.meta.close()
@@ -82,6 +109,18 @@ def on_store(
         raise fail(exc.message, 2) from exc
     except (KeyError, ValueError) as exc:
         raise fail(scrub(str(exc).strip("'\""), settings), 2) from exc
+    except (OSError, SQLAlchemyError) as exc:
+        # A database it cannot reach: one line, with any password the driver quoted hidden.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise fail(f"cannot use {describe(settings)}: {scrub(reason, settings)}", 1) from exc
+
+
+async def require_schema(registry: Registry, init: bool) -> None:
+    from dockyard.metadata.migrate import has_schema
+
+    engine = registry.meta.async_engine  # type: ignore[attr-defined]
+    if not init and not await has_schema(engine):
+        raise fail(absent_message(registry.settings), 2)
 
 
 def read_password(from_stdin: bool, confirm: bool = True) -> str:
@@ -104,24 +143,32 @@ def user_add(
     password_stdin: PasswordStdin = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Create a user (who owns the namespace NAME/…)."""
-    password = read_password(password_stdin)
 
     async def action(registry: Registry) -> None:
+        # Asked for once the registry is known to be there: not typed twice for a refusal.
+        password = read_password(password_stdin)
         try:
             await registry.accounts.create_user(name, password, admin=admin)
         except KeyError:
             raise fail(f"{name} already exists", 2) from None
 
-    on_store(config, data_dir, action)
+    on_store(config, data_dir, action, init=init)
     typer.echo(f"created user {name}" + (" (administrator)" if admin else ""))
 
 
 @user_app.command("list")
-def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+def user_list(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
     """List users."""
-    accounts = on_store(config, data_dir, lambda r: r.accounts.store.list_accounts("user"))
+    accounts = on_store(
+        config, data_dir, lambda r: r.accounts.store.list_accounts("user"), init=init
+    )
     for account in accounts:
         flags = ["admin"] if account.is_admin else []
         if account.pull_limit is not None:
@@ -150,6 +197,7 @@ def user_remove(
     ] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Delete an account (user or organisation) and its tokens; its repositories are deleted or
     handed to another user, so that nobody else can claim its name while they remain. Its
@@ -182,7 +230,7 @@ def user_remove(
         heir = click.prompt("Transfer them to which user?") if choice == "transfer" else None
         return await remove(registry, choice, heir), choice, heir
 
-    removed, choice, heir = on_store(config, data_dir, action)
+    removed, choice, heir = on_store(config, data_dir, action, init=init)
     if not removed:
         raise fail(f"no user {name}", 2)
     if choice == TRANSFER_REPOSITORIES:
@@ -197,10 +245,14 @@ def user_passwd(
     password_stdin: PasswordStdin = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Set a user's password; tokens issued before it stop working within a second."""
-    password = read_password(password_stdin)
-    if not on_store(config, data_dir, lambda r: r.accounts.set_password(name, password)):
+
+    async def action(registry: Registry) -> bool:
+        return await registry.accounts.set_password(name, read_password(password_stdin))
+
+    if not on_store(config, data_dir, action, init=init):
         raise fail(f"no user {name}", 2)
     typer.echo(f"password of {name} changed")
 
@@ -213,9 +265,10 @@ def user_admin(
     ] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Make a user an administrator."""
-    if not on_store(config, data_dir, lambda r: r.accounts.set_admin(name, not revoke)):
+    if not on_store(config, data_dir, lambda r: r.accounts.set_admin(name, not revoke), init=init):
         raise fail(f"no user {name}", 2)
     typer.echo(f"{name} is {'no longer ' if revoke else ''}an administrator")
 
@@ -226,6 +279,7 @@ def user_pull_limit(
     limit: Annotated[str, typer.Argument(help="A number per window, 'unlimited', or 'default'.")],
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Override an account's manifest pull limit (a manifest read by any endpoint counts)."""
     value: int | None = {"unlimited": -1, "default": None}.get(limit, 0)
@@ -233,19 +287,26 @@ def user_pull_limit(
         if not (limit.isascii() and limit.isdigit()) or len(limit) > 18:
             raise fail("the limit is a number, 'unlimited' or 'default'", 2)
         value = int(limit)
-    if not on_store(config, data_dir, lambda r: r.accounts.set_pull_limit(name, value)):
+    if not on_store(config, data_dir, lambda r: r.accounts.set_pull_limit(name, value), init=init):
         raise fail(f"no account {name}", 2)
     typer.echo(f"pull limit of {name}: {limit}")
 
 
 @user_app.command("import-htpasswd")
-def user_import(path: Path, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+def user_import(
+    path: Path,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
     """Import users from a CNCF Distribution htpasswd file (bcrypt entries)."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise fail(f"cannot read {path}: {exc.strerror}", 2) from exc
-    imported, skipped = on_store(config, data_dir, lambda r: r.accounts.import_htpasswd(text))
+    imported, skipped = on_store(
+        config, data_dir, lambda r: r.accounts.import_htpasswd(text), init=init
+    )
     typer.echo(f"imported {imported} user(s)")
     for line in skipped:
         typer.echo(f"skipped {line}", err=True)
@@ -260,6 +321,7 @@ def org_create(
     ] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Create an organisation (which owns the namespace NAME/…)."""
 
@@ -269,7 +331,7 @@ def org_create(
         except KeyError:
             raise fail(f"{name} already exists", 2) from None
 
-    on_store(config, data_dir, action)
+    on_store(config, data_dir, action, init=init)
     typer.echo(f"created organisation {name}")
 
 
@@ -283,29 +345,43 @@ def org_add(
     ] = "reader",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Add a user to an organisation, or change their role."""
-    on_store(config, data_dir, lambda r: r.accounts.add_member(org, user, role))
+    on_store(config, data_dir, lambda r: r.accounts.add_member(org, user, role), init=init)
     typer.echo(f"{user} is {role} of {org}")
 
 
 @org_app.command("remove-member")
-def org_remove(org: str, user: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+def org_remove(
+    org: str,
+    user: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
     """Remove a user from an organisation; their tokens lose its repositories within a second."""
-    if not on_store(config, data_dir, lambda r: r.accounts.store.remove_membership(org, user)):
+    removed = on_store(
+        config, data_dir, lambda r: r.accounts.store.remove_membership(org, user), init=init
+    )
+    if not removed:
         raise fail(f"{user} is not a member of {org}", 2)
     typer.echo(f"removed {user} from {org}")
 
 
 @org_app.command("list")
-def org_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+def org_list(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
     """List organisations and their members."""
 
     async def action(registry: Registry) -> list[tuple[str, dict[str, str]]]:
         orgs = await registry.accounts.store.list_accounts("org")
         return [(o.name, await registry.accounts.store.members(o.name)) for o in orgs]
 
-    for name, members in on_store(config, data_dir, action):
+    for name, members in on_store(config, data_dir, action, init=init):
         listed = ", ".join(f"{user} ({role})" for user, role in sorted(members.items()))
         typer.echo(f"{name}: {listed or 'no members'}")
 
@@ -334,6 +410,7 @@ def token_create(
     ] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Create a personal access token; it is printed once and usable as a password for pulls
     and pushes, never for managing the account (that takes the password)."""
@@ -348,12 +425,13 @@ def token_create(
             raise fail(f"{user} already has a token named {name}", 2) from None
         return secret
 
-    typer.echo(on_store(config, data_dir, action))
+    typer.echo(on_store(config, data_dir, action, init=init))
 
 
 @token_app.command("list")
 def token_list(
-    user: UserOpt = "admin", config: ConfigOpt = None, data_dir: DataDirOpt = None
+    user: UserOpt = "admin", config: ConfigOpt = None, data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """List an account's tokens (never their secrets)."""
     import datetime as dt
@@ -361,7 +439,8 @@ def token_list(
     def when(stamp: float | None) -> str:
         return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M") if stamp else "-"
 
-    for token in on_store(config, data_dir, lambda r: r.accounts.store.list_tokens(user)):
+    tokens = on_store(config, data_dir, lambda r: r.accounts.store.list_tokens(user), init=init)
+    for token in tokens:
         state = "revoked" if token.revoked_at else "active"
         typer.echo(
             f"{token.id}  {token.name:<20} {token.scope:<7} {state:<8} "
@@ -376,12 +455,16 @@ def token_revoke(
     user: UserOpt = "admin",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Revoke a token; it, and bearer tokens obtained with it, stop working within a second."""
     import time
 
     done = on_store(
-        config, data_dir, lambda r: r.accounts.store.revoke_token(user, token, time.time())
+        config,
+        data_dir,
+        lambda r: r.accounts.store.revoke_token(user, token, time.time()),
+        init=init,
     )
     if not done:
         raise fail(f"{user} has no active token {token}", 2)
@@ -395,13 +478,14 @@ def repo_visibility(
     visibility: Annotated[str, typer.Argument(help="public or private")],
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Make a repository public (anyone may pull) or private."""
     from dockyard.core.names import validate_name
 
     validate = _checked(validate_name)
     validate(name)
-    on_store(config, data_dir, lambda r: r.accounts.set_visibility(name, visibility))
+    on_store(config, data_dir, lambda r: r.accounts.set_visibility(name, visibility), init=init)
     typer.echo(f"{name} is {visibility}")
 
 
@@ -413,10 +497,13 @@ def repo_default(
     ],
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Set the visibility of new repositories in a user's or organisation's namespace."""
     value = None if visibility == "default" else visibility
-    on_store(config, data_dir, lambda r: r.accounts.set_namespace_default(namespace, value))
+    on_store(
+        config, data_dir, lambda r: r.accounts.set_namespace_default(namespace, value), init=init
+    )
     typer.echo(f"new repositories in {namespace}/ are {visibility}")
 
 
@@ -446,14 +533,18 @@ def _require_proxies(registry: Registry) -> None:
 
 
 @cache_app.command("stats")
-def cache_stats(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+def cache_stats(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
     """How much the cached repositories hold on their own."""
 
     async def action(registry: Registry) -> Any:
         _require_proxies(registry)
         return await registry.cache.stats()
 
-    usage = on_store(config, data_dir, action)
+    usage = on_store(config, data_dir, action, init=init)
     typer.echo(f"repositories: {usage.repositories}\nmanifests: {usage.manifests}\n"
                f"blobs: {usage.blobs}\nbytes: {usage.bytes}")
 
@@ -462,7 +553,9 @@ def cache_stats(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 def cache_prune(max_size: Annotated[str | None, typer.Option(
         "--max-size", help="Evict least recently pulled images until the cache is under this "
         "size (e.g. 20G); default: the configured cache_max_bytes.")] = None,
-                config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+                config: ConfigOpt = None, data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
     """Remove cached content nothing needs, evicting least recently used images if over the
     size limit. Content of ordinary repositories is never touched."""
     limit = parse_size(max_size) if max_size else None
@@ -471,7 +564,7 @@ def cache_prune(max_size: Annotated[str | None, typer.Option(
         _require_proxies(registry)
         return await registry.cache.prune(limit)
 
-    result = on_store(config, data_dir, action)
+    result = on_store(config, data_dir, action, init=init)
     typer.echo(f"evicted {result.manifests_evicted} manifest(s); removed "
                f"{result.blobs_removed} blob(s), {result.bytes_freed} bytes; "
                f"the cache now holds {result.usage.bytes} bytes")
@@ -507,6 +600,9 @@ def migrate_command(
         source_settings = load_settings(config, {"data_dir": data_dir})
     except ConfigError as exc:
         raise fail(str(exc), 2) from exc
+    if sqlite_missing(source_settings):
+        raise fail(absent_message(source_settings), 2)
+    announce(source_settings)
     update: dict[str, Any] = {}
     if to_storage:
         update.update(storage=to_storage, s3_path_style=s3_path_style or
@@ -522,6 +618,11 @@ def migrate_command(
         source_blobs, source_meta = open_stores(source_settings)
         target_blobs, target_meta = open_stores(target_settings)
         try:
+            if source_settings.metadata:
+                from dockyard.metadata.migrate import has_schema
+
+                if not await has_schema(source_meta.async_engine):  # type: ignore[attr-defined]
+                    raise fail(absent_message(source_settings), 2)
             digests = await source_meta.all_blob_digests()  # type: ignore[attr-defined]
             report = None
             if to_storage:

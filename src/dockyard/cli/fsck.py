@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dockyard.cli.admin import ConfigOpt, DataDirOpt, on_store
+from dockyard.cli.folder import InitOpt
 
 if TYPE_CHECKING:
     from dockyard.service.fsck import FsckReport
@@ -29,6 +30,7 @@ def fsck_command(
     ] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
+    init: InitOpt = False,
 ) -> None:
     """Hash every stored blob again and follow every repository link, manifest reference and
     tag; list what is wrong and exit 1 if anything is."""
@@ -44,7 +46,7 @@ def fsck_command(
         )
         return await service.run(repair=repair)
 
-    report = on_store(config, data_dir, action)
+    report = on_store(config, data_dir, action, init=init)
     for problem in report.problems:
         typer.echo(f"{problem.kind}\t{problem.where}\t{problem.digest}\t{problem.detail}")
     for digest, where in report.quarantined.items():

@@ -11,6 +11,7 @@ import typer
 
 from dockyard import __version__
 from dockyard.cli import admin, fsck, images, login
+from dockyard.cli.folder import InitOpt
 from dockyard.config import (
     ConfigError,
     Settings,
@@ -200,6 +201,51 @@ def serve(
             "unlimited. Also DOCKYARD_MAX_REQUESTS_PER_CLIENT.",
         ),
     ] = None,
+    anonymous_pull_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--anonymous-pull-limit",
+            help="Manifest pulls per window per anonymous client address (with accounts on); "
+            "more answer 429. Default 100, 0 = unlimited. Also anonymous_pull_limit in the "
+            "--config file and DOCKYARD_ANONYMOUS_PULL_LIMIT.",
+        ),
+    ] = None,
+    authenticated_pull_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--authenticated-pull-limit",
+            help="Manifest pulls per window per account (`dockyard user pull-limit` overrides "
+            "it for one); default 200, 0 = unlimited. Also authenticated_pull_limit, "
+            "DOCKYARD_AUTHENTICATED_PULL_LIMIT.",
+        ),
+    ] = None,
+    pull_limit_window: Annotated[
+        int | None,
+        typer.Option(
+            "--pull-limit-window",
+            help="Seconds in a pull-limit window; default 21600 (six hours). Windows are fixed, "
+            "aligned on multiples of this length since 1970-01-01 UTC: every count starts "
+            "again at zero when one ends. Also pull_limit_window_seconds, "
+            "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS.",
+        ),
+    ] = None,
+    login_failure_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--login-failure-limit",
+            help="Failed password logins per window per account and client address (ten "
+            "times as many per account from all addresses) before 429; default 10, 0 = off. "
+            "Also login_failure_limit, DOCKYARD_LOGIN_FAILURE_LIMIT.",
+        ),
+    ] = None,
+    login_failure_window: Annotated[
+        int | None,
+        typer.Option(
+            "--login-failure-window",
+            help="Seconds in a failed-login window (fixed, like --pull-limit-window); default "
+            "300. Also login_failure_window_seconds, DOCKYARD_LOGIN_FAILURE_WINDOW_SECONDS.",
+        ),
+    ] = None,
     no_fsync: Annotated[
         bool,
         typer.Option(
@@ -248,6 +294,11 @@ def serve(
         fsync=False if no_fsync else None,
         header_timeout_seconds=header_timeout,
         max_requests_per_client=max_requests_per_client,
+        anonymous_pull_limit=anonymous_pull_limit,
+        authenticated_pull_limit=authenticated_pull_limit,
+        pull_limit_window_seconds=pull_limit_window,
+        login_failure_limit=login_failure_limit,
+        login_failure_window_seconds=login_failure_window,
     )
     try:
         check_security(settings)
@@ -262,13 +313,21 @@ def serve(
 
 @config_app.command("check")
 def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Validate the configuration (file, environment) without serving; exit 2 if invalid."""
+    """Validate the configuration (file, environment) without serving; exit 2 if invalid. Says
+    on stderr which data folder it names, and whether a registry is there yet."""
+    from dockyard.cli.folder import describe, sqlite_missing
+
     settings = _settings(config, data_dir=data_dir)
     try:
         check_security(settings)
     except ConfigError as exc:
         typer.echo(f"dockyard: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if sqlite_missing(settings):
+        typer.echo(f"dockyard: {settings.data_dir.resolve()} holds no registry yet "
+                   "(`dockyard serve` creates it)", err=True)
+    else:
+        typer.echo(f"dockyard: configuration for {describe(settings)}", err=True)
     typer.echo("configuration is valid")
 
 
@@ -283,12 +342,40 @@ def config_show(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Create or migrate the metadata schema to the newest revision."""
+def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None,
+               init: InitOpt = False) -> None:
+    """Migrate the metadata schema to the newest revision (also done at every start); with
+    --init, create a new registry where there is none."""
+    from dockyard.cli.folder import absent_message, announce, creating, sqlite_missing
     from dockyard.cli.serve import prepare
 
-    prepare(_settings(config, data_dir=data_dir))
+    settings = _settings(config, data_dir=data_dir)
+    if not init and (sqlite_missing(settings) or not _shared_schema(settings)):
+        typer.echo(f"dockyard: {absent_message(settings)}", err=True)
+        raise typer.Exit(2)
+    announce(settings)
+    with creating(settings, init):
+        prepare(settings)
     typer.echo("metadata schema is up to date")
+
+
+def _shared_schema(settings: Settings) -> bool:
+    """True unless the settings name a PostgreSQL database that was never migrated."""
+    if not settings.metadata:
+        return True
+    import asyncio
+
+    from dockyard.metadata.migrate import has_schema
+    from dockyard.metadata.sql import SQLMetadataStore
+
+    async def probe() -> bool:
+        meta = SQLMetadataStore.open_postgres(settings.metadata or "")
+        try:
+            return await has_schema(meta.async_engine)  # type: ignore[arg-type]
+        finally:
+            await meta.close()
+
+    return asyncio.run(probe())
 
 
 login.register(app)

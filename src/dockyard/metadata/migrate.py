@@ -36,3 +36,12 @@ def _upgrade_on(connection: Connection, revision: str) -> None:
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
 
+
+
+async def has_schema(engine: AsyncEngine) -> bool:
+    """Whether a shared database was ever migrated (it has Alembic's revision table), so that
+    an admin command can tell a registry from an empty or mistyped database."""
+    from sqlalchemy import inspect
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
