@@ -4,16 +4,25 @@ say to a new user, checked against real servers (Dockyard, CNCF Distribution) an
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from dockyard.client.credentials import Credentials, CredentialStore
+from tests.auth.conftest import QUIET
+from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic, code_of, errors_of
 from tests.support.images import read_layout_index, write_oci_image
 from tests.support.push import unique_repo
-from tests.support.server import RunningRegistry
+from tests.support.server import RunningRegistry, free_port
+
+CAROL_PASSWORD = "carol-long-password"
 
 
 def dockyard(
@@ -137,3 +146,106 @@ def test_insecure_is_one_flag_meaning_plain_http_to_the_named_registries(
     for command in ("login", "push", "pull", "copy", "tag", "inspect", "tags", "delete", "catalog"):
         text = " ".join(ok(dockyard(command, "--help", home=tmp_path)).stdout.split())
         assert "--insecure" in text and "Talk plain HTTP" in text, (command, text)
+
+
+# -- accounts: denials by scope, login --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def auth_reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
+    """`dockyard serve --auth` with carol (owner of carol/…) and her read-only token `ci`."""
+    base = tmp_path_factory.mktemp("auth-messages")
+    server = RunningRegistry(
+        data_dir=base / "data",
+        port=free_port(),
+        args=("--auth",),
+        env={**QUIET, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        log_dir=base,
+    ).start()
+    reg = AuthRegistry(server)
+    reg.add_user("carol", CAROL_PASSWORD)
+    try:
+        yield reg
+    finally:
+        server.stop()
+
+
+def test_wrong_password_at_login_says_the_credentials_were_rejected(
+    auth_reg: AuthRegistry, tmp_path: Path
+) -> None:
+    result = dockyard(
+        "login",
+        auth_reg.host,
+        "-u",
+        "carol",
+        "--password-stdin",
+        input="not-her-password\n",
+        home=tmp_path,
+    )
+    assert result.returncode == 4, result
+    assert "rejected the credentials" in result.stderr, result.stderr
+    assert "dockyard login" not in result.stderr, result.stderr
+    assert not (tmp_path / "docker" / "config.json").exists()
+
+
+def test_a_denial_by_the_token_scope_names_the_token_its_scope_and_the_scope_needed(
+    auth_reg: AuthRegistry, tmp_path: Path
+) -> None:
+    secret = auth_reg.create_token("carol", "ci", "read")
+    wanted = "the token `ci` has scope `read`; pushing needs `write`"
+    # Basic credentials with the token as the password.
+    with auth_reg.client() as http:
+        refused = http.post(
+            "/v2/carol/app/blobs/uploads/", headers={"Authorization": basic("carol", secret)}
+        )
+        assert refused.status_code == 403 and code_of(refused) == "DENIED"
+        assert errors_of(refused)[0]["message"] == wanted
+        # A bearer token obtained with it: the same answer.
+        bearer = auth_reg.bearer("repository:carol/app:pull,push", basic("carol", secret))
+        refused = http.post("/v2/carol/app/blobs/uploads/", headers={"Authorization": bearer})
+        assert refused.status_code == 403 and errors_of(refused)[0]["message"] == wanted
+        # Her password may push: no token is blamed where the account is the limit.
+        other = http.post(
+            "/v2/dave/app/blobs/uploads/", headers={"Authorization": basic("carol", secret)}
+        )
+        assert wanted not in other.text
+    # The client prints it.
+    ok(
+        dockyard(
+            "login",
+            auth_reg.host,
+            "-u",
+            "carol",
+            "--password-stdin",
+            input=secret + "\n",
+            home=tmp_path,
+        )
+    )
+    write_oci_image(tmp_path / "src", "v1", seed="scope")
+    pushed = dockyard(
+        "push", f"oci:{tmp_path / 'src'}:v1", f"{auth_reg.host}/carol/app:v1", home=tmp_path
+    )
+    assert pushed.returncode == 4, pushed
+    assert wanted in pushed.stderr, pushed.stderr
+
+
+# -- credentials files ----------------------------------------------------------------------
+
+
+def test_registry_auth_file_when_set_is_the_only_containers_auth_file_read(tmp_path: Path) -> None:
+    def auth_file(path: Path, user: str) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encoded = base64.b64encode(f"{user}:pw".encode()).decode()
+        path.write_text(json.dumps({"auths": {"quay.io": {"auth": encoded}}}))
+        return path
+
+    runtime = tmp_path / "run"
+    auth_file(runtime / "containers" / "auth.json", "kim")
+    chosen = tmp_path / "chosen.json"
+    chosen.write_text(json.dumps({"auths": {}}))
+    env = {"DOCKER_CONFIG": str(tmp_path / "docker"), "XDG_RUNTIME_DIR": str(runtime)}
+    assert CredentialStore(env=env).get("quay.io") == Credentials("kim", "pw")
+    store = CredentialStore(env={**env, "REGISTRY_AUTH_FILE": str(chosen)})
+    assert store.get("quay.io") is None
+    auth_file(chosen, "ivy")
+    assert store.get("quay.io") == Credentials("ivy", "pw")

@@ -15,12 +15,13 @@ import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from dockyard.auth.policy import repository_actions
+from dockyard.auth.policy import TOKEN_SCOPE_ACTIONS, repository_actions
 from dockyard.auth.pull_counting import PullCounter
 from dockyard.auth.requests import Caller, Need, decode_basic
-from dockyard.auth.scopes import PULL
+from dockyard.auth.scopes import DELETE, PULL, PUSH
 from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
 from dockyard.config import Settings
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -40,6 +41,8 @@ ACCESS_VERSION_SECONDS = 0.5
 ACCOUNT_LIMIT_FACTOR = 10
 # How long a token refused a need with 401 insufficient_scope is remembered (see authorize).
 INSUFFICIENT_WINDOW_SECONDS = 600
+# The most demanding action of a need names it in messages.
+_VERBS = ((DELETE, "deleting"), (PUSH, "pushing"), (PULL, "pulling"))
 
 
 class Counters(Protocol):
@@ -376,10 +379,25 @@ class AccessGate:
         if PULL in actions:
             raise RegistryError(
                 ErrorCode.DENIED,
+                await self._denial(caller.principal, need),
                 detail={"repository": need.repository, "actions": sorted(need.actions)},
             )
         # Not even visible to this account: answered exactly as a missing repository.
         raise self._unauthorized(base_url(), need, insufficient)
+
+    async def _denial(self, principal: Principal, need: Need) -> str | None:
+        """Why an access token was refused, when its scope and not its account is the reason:
+        a user reading only "denied" looks for a missing role, not at the token."""
+        if principal.token_scope is None or need.repository is None:
+            return None
+        unscoped = replace(principal, token_scope=None)
+        if not need.actions <= await self.actions_for(unscoped, need.repository):
+            return None
+        wanted = next((scope for scope, granted in TOKEN_SCOPE_ACTIONS.items()
+                       if need.actions <= granted), None)
+        doing = next(verb for action, verb in _VERBS if action in need.actions)
+        return (f"the token `{principal.token_name or principal.credential}` has scope "
+                f"`{principal.token_scope}`; {doing} needs `{wanted}`")
 
     async def _asked_again(self, claims: TokenClaims | None, need: Need,
                            connection: object) -> bool:

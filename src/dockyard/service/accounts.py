@@ -54,6 +54,7 @@ class Principal:
     # The account's (credentials_changed_at, grants_changed_at) when it was read: tokens
     # carry it, and are refused once either moves (see `principal`).
     stamp: tuple[float, float] | None = None
+    token_name: str | None = None  # that access token's name, for messages and the access log
 
     @property
     def anonymous(self) -> bool:
@@ -140,7 +141,7 @@ class AccountService:
                 return None
         elif issued_at is not None and issued_at < max(current[: 2 if grants else 1]):
             return None
-        token_scope = None
+        token_scope = token_name = None
         if credential is not None:
             token = await self.store.get_token(credential)
             if (
@@ -150,11 +151,15 @@ class AccountService:
                 or (token.expires_at is not None and token.expires_at <= time.time())
             ):
                 return None
-            token_scope = token.scope
-        return await self._principal_of(account, token_scope, credential)
+            token_scope, token_name = token.scope, token.name
+        return await self._principal_of(account, token_scope, credential, token_name)
 
     async def _principal_of(
-        self, account: Account, token_scope: str | None = None, credential: str | None = None
+        self,
+        account: Account,
+        token_scope: str | None = None,
+        credential: str | None = None,
+        token_name: str | None = None,
     ) -> Principal:
         roles = dict(await self.store.roles_of(account.name))
         roles[account.name] = "owner"
@@ -166,6 +171,7 @@ class AccountService:
             credential,
             account.pull_limit,
             (account.credentials_changed_at, account.grants_changed_at or 0.0),
+            token_name,
         )
 
     async def access_version(self) -> int:
