@@ -4,25 +4,42 @@ say to a new user, checked against real servers (Dockyard, CNCF Distribution) an
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import itertools
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from dockyard.auth.pull_counting import PullCounter, _Lease
 from dockyard.client.credentials import Credentials, CredentialStore
 from tests.auth.conftest import QUIET
-from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic, code_of, errors_of
+from tests.auth.helpers import (
+    ADMIN_PASSWORD,
+    OCI_MANIFEST,
+    WINDOW,
+    AuthRegistry,
+    basic,
+    code_of,
+    errors_of,
+    get_manifest,
+    push_image,
+)
 from tests.support.images import read_layout_index, write_oci_image
 from tests.support.push import unique_repo
 from tests.support.server import RunningRegistry, free_port
 
 CAROL_PASSWORD = "carol-long-password"
+RITA_PASSWORD = "rita-long-password"
+RITA_LIMIT = 40
 
 
 def dockyard(
@@ -159,11 +176,17 @@ def auth_reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]
         data_dir=base / "data",
         port=free_port(),
         args=("--auth",),
-        env={**QUIET, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        env={
+            **QUIET,
+            "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS": str(WINDOW),
+        },
         log_dir=base,
     ).start()
     reg = AuthRegistry(server)
     reg.add_user("carol", CAROL_PASSWORD)
+    reg.add_user("rita", RITA_PASSWORD)
+    reg.admin("user", "pull-limit", "rita", str(RITA_LIMIT))
     try:
         yield reg
     finally:
@@ -249,3 +272,96 @@ def test_registry_auth_file_when_set_is_the_only_containers_auth_file_read(tmp_p
     assert store.get("quay.io") is None
     auth_file(chosen, "ivy")
     assert store.get("quay.io") == Credentials("ivy", "pw")
+
+
+# -- rate-limit headers ---------------------------------------------------------------------
+
+
+def remaining(response: httpx.Response) -> int:
+    assert response.status_code == 200, response.text
+    assert response.headers["RateLimit-Limit"] == f"{RITA_LIMIT};w={WINDOW}"
+    value, _, window = response.headers["RateLimit-Remaining"].partition(";")
+    assert window == f"w={WINDOW}"
+    return int(value)
+
+
+def test_head_carries_the_rate_limit_headers_and_remaining_never_goes_up(
+    auth_reg: AuthRegistry,
+) -> None:
+    rita = basic("rita", RITA_PASSWORD)
+    with auth_reg.client() as http:
+        push_image(http, "rita/app", "v1", rita)
+        # HEAD first: the whole limit left, and HEAD spends none of it.
+        assert remaining(get_manifest(http, "rita/app", "v1", rita, "HEAD")) == RITA_LIMIT
+        assert remaining(get_manifest(http, "rita/app", "v1", rita, "HEAD")) == RITA_LIMIT
+        seen = []
+        for _ in range(RITA_LIMIT // 2):
+            seen.append(remaining(get_manifest(http, "rita/app", "v1", rita)))
+            seen.append(remaining(get_manifest(http, "rita/app", "v1", rita, "HEAD")))
+        assert all(later <= earlier for earlier, later in itertools.pairwise(seen)), seen
+        assert seen[0] == RITA_LIMIT - 1 and seen[-1] < RITA_LIMIT // 2 + 1, seen
+
+    # Pulls in parallel, from one client, each answer after the last: never up either.
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=auth_reg.url, timeout=30.0) as client:
+
+            async def one(method: str) -> httpx.Response:
+                return await client.request(
+                    method,
+                    "/v2/rita/app/manifests/v1",
+                    headers={"Authorization": rita, "Accept": OCI_MANIFEST},
+                )
+
+            answers = await asyncio.gather(*(one("GET" if i % 3 else "HEAD") for i in range(24)))
+        return [
+            int(a.headers["RateLimit-Remaining"].split(";")[0])
+            for a in answers
+            if a.status_code == 200
+        ]
+
+    values = asyncio.run(burst())
+    assert values and min(values) >= 0
+    with auth_reg.client() as http:
+        final = get_manifest(http, "rita/app", "v1", rita, "HEAD")
+        assert remaining(final) <= min(values)
+
+
+def test_concurrent_leases_finishing_out_of_order_never_hand_out_lower_numbers() -> None:
+    """Two pulls reserve at once and the first reservation answers last: the later lease's
+    numbers go on, the earlier (lower) ones are not handed out after them."""
+
+    class OutOfOrder:
+        def __init__(self) -> None:
+            self.count = 0
+            self.second_done = asyncio.Event()
+
+        async def hit(self, key: str, window_seconds: int, amount: int = 1) -> tuple[int, float]:
+            self.count += amount
+            count = self.count
+            if count == amount:  # the first reservation: answer after the second
+                await self.second_done.wait()
+            else:
+                self.second_done.set()
+            return count, 60.0
+
+    async def run() -> list[int]:
+        pulls = PullCounter(OutOfOrder())
+        pulls._leases["k"] = _Lease(  # a busy key: the next reservations are several pulls
+            int(time.time() // 21600) * 21600,
+            PullCounter.window_ends(21600),
+            0,
+            0,
+            64,
+            time.time() - 0.01,
+        )
+        first, second = await asyncio.gather(
+            pulls.hit("k", 21600, 10_000), pulls.hit("k", 21600, 10_000)
+        )
+        shown = [
+            pulls.announce("k", n, PullCounter.window_ends(21600)) for n in (second[0], first[0])
+        ]
+        return [*shown, *(pulls.take("k") or 0 for _ in range(3))]
+
+    numbers = asyncio.run(run())
+    assert all(later > earlier for earlier, later in itertools.pairwise(numbers[1:])), numbers
+    assert numbers[2] > numbers[0], numbers

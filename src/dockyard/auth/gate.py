@@ -487,10 +487,12 @@ class AccessGate:
         if count is None:
             return False
         window = self.settings.pull_limit_window_seconds
+        reset = self.pulls.reset_in(key)
         if count > limit:  # raises TOOMANYREQUESTS
-            self._pull_headers(limit, window, count, self.pulls.reset_in(key))
+            self._pull_headers(limit, window, count, reset, key)
+        shown = self.pulls.announce(key, count, self.pulls.window_ends(window))
         headers["RateLimit-Limit"] = stated
-        headers["RateLimit-Remaining"] = f"{limit - count};w={window}"
+        headers["RateLimit-Remaining"] = f"{max(0, limit - shown)};w={window}"
         return True
 
     def _plan(self, caller: Caller) -> tuple[int, str, str] | None:
@@ -518,7 +520,20 @@ class AccessGate:
         limit, key, _ = plan
         window = self.settings.pull_limit_window_seconds
         count, reset = await self.pulls.hit(key, window, limit)
-        return self._pull_headers(limit, window, count, reset)
+        return self._pull_headers(limit, window, count, reset, key)
+
+    async def pull_headers(self, caller: Caller) -> dict[str, str]:
+        """The RateLimit headers without counting a pull (a HEAD: Docker Hub's documented way
+        to check the limit): what the shared counter holds, never more than was announced."""
+        plan = self._plan(caller)
+        if plan is None:
+            return {}
+        limit, key, stated = plan
+        window = self.settings.pull_limit_window_seconds
+        count, _ = await self.counters.peek(key, window)
+        shown = self.pulls.announce(key, count, self.pulls.window_ends(window))
+        return {"RateLimit-Limit": stated,
+                "RateLimit-Remaining": f"{max(0, limit - shown)};w={window}"}
 
     def _pull_limit(self, caller: Caller) -> tuple[int, str] | None:
         principal = caller.principal
@@ -537,10 +552,13 @@ class AccessGate:
             return None
         return limit, key
 
-    def _pull_headers(self, limit: int, window: int, count: int, reset: float) -> dict[str, str]:
+    def _pull_headers(
+        self, limit: int, window: int, count: int, reset: float, key: str
+    ) -> dict[str, str]:
+        shown = self.pulls.announce(key, count, self.pulls.window_ends(window))
         headers = {
             "RateLimit-Limit": f"{limit};w={window}",
-            "RateLimit-Remaining": f"{max(0, limit - count)};w={window}",
+            "RateLimit-Remaining": f"{max(0, limit - shown)};w={window}",
         }
         if count > limit:
             raise RegistryError(
