@@ -365,3 +365,46 @@ def test_concurrent_leases_finishing_out_of_order_never_hand_out_lower_numbers()
     numbers = asyncio.run(run())
     assert all(later > earlier for earlier, later in itertools.pairwise(numbers[1:])), numbers
     assert numbers[2] > numbers[0], numbers
+
+
+# -- admin commands: --expires, token revoke ------------------------------------------------
+
+
+def test_expires_needs_a_unit(auth_reg: AuthRegistry) -> None:
+    bare = auth_reg.admin(
+        "token", "create", "--user", "carol", "--name", "bare", "--expires", "90", ok=False
+    )
+    assert bare.exit_code == 2
+    assert "a number needs a unit" in bare.output and "90d" in bare.output, bare.output
+    auth_reg.create_token("carol", "days", "read", "--expires", "90d")
+    listed = auth_reg.admin("token", "list", "--user", "carol").stdout
+    assert "bare" not in listed and "expires -" not in next(
+        line for line in listed.splitlines() if " days " in line
+    )
+    helped = " ".join(auth_reg.admin("token", "create", "--help").stdout.split())
+    assert "Lifetime with a unit" in helped, helped
+
+
+def test_token_revoke_by_id_needs_no_user(auth_reg: AuthRegistry) -> None:
+    secret = auth_reg.create_token("carol", "laptop", "read")
+    token_id = secret.split("_")[1]
+    with auth_reg.client() as http:
+        assert (
+            http.get("/v2/", headers={"Authorization": basic("carol", secret)}).status_code == 200
+        )
+        revoked = auth_reg.admin("token", "revoke", token_id)
+        assert revoked.stdout.strip() == f"revoked {token_id} (of carol)"
+        assert (
+            http.get("/v2/", headers={"Authorization": basic("carol", secret)}).status_code == 401
+        )
+    again = auth_reg.admin("token", "revoke", token_id, ok=False)
+    assert again.exit_code == 2 and "--user" in again.output
+    # Another account's token of the same name is untouched; by name still takes --user.
+    other = auth_reg.create_token("rita", "laptop", "read")
+    assert auth_reg.admin("token", "revoke", "laptop", ok=False).exit_code == 2
+    with auth_reg.client() as http:
+        assert http.get("/v2/", headers={"Authorization": basic("rita", other)}).status_code == 200
+    assert (
+        auth_reg.admin("token", "revoke", "laptop", "--user", "rita").stdout.strip()
+        == "revoked laptop"
+    )
