@@ -34,6 +34,7 @@ from tests.auth.helpers import (
     push_image,
 )
 from tests.support.images import read_layout_index, write_oci_image
+from tests.support.peers import Distribution, require
 from tests.support.push import unique_repo
 from tests.support.server import RunningRegistry, free_port
 
@@ -408,3 +409,31 @@ def test_token_revoke_by_id_needs_no_user(auth_reg: AuthRegistry) -> None:
         auth_reg.admin("token", "revoke", "laptop", "--user", "rita").stdout.strip()
         == "revoked laptop"
     )
+
+
+# -- CNCF Distribution ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
+    require("docker-registry")
+    server = Distribution(root=tmp_path_factory.mktemp("distribution")).start()
+    yield server
+    server.stop()
+
+
+def test_delete_tag_only_on_distribution_reports_tag_deletion_unsupported(
+    distribution: Distribution, tmp_path: Path
+) -> None:
+    write_oci_image(tmp_path / "src", "v1", seed="distribution-tag")
+    ref = f"{distribution.host}/{unique_repo('msg')}:v1"
+    ok(dockyard("push", "--quiet", f"oci:{tmp_path / 'src'}:v1", ref, home=tmp_path))
+    refused = dockyard("delete", "--tag-only", ref, home=tmp_path)
+    assert refused.returncode == 1, (refused.returncode, refused.stderr)
+    assert "does not support deleting a tag" in refused.stderr, refused.stderr
+    assert "digest" not in refused.stderr.split("(")[0].lower(), refused.stderr
+    repo = ref.rsplit(":", 1)[0]
+    assert ok(dockyard("tags", repo, home=tmp_path)).stdout.split() == ["v1"]
+    # By digest it works, as the message says.
+    deleted = ok(dockyard("delete", ref, home=tmp_path))
+    assert deleted.stdout.startswith(f"deleted {repo}@sha256:"), deleted.stdout

@@ -325,8 +325,20 @@ class RegistryClient:
         return manifest.digest
 
     async def delete_manifest(self, repo: str, reference: str) -> None:
-        await self._call("DELETE", f"/v2/{repo}/manifests/{reference}",
-                         f"deleting manifest {repo}:{reference}", ok=(200, 202, 204))
+        tag = not _is_digest(reference)
+        what = f"deleting tag {repo}:{reference}" if tag else \
+            f"deleting manifest {repo}@{reference}"
+        try:
+            await self._call("DELETE", f"/v2/{repo}/manifests/{reference}", what,
+                             ok=(200, 202, 204))
+        except ClientError as exc:
+            # Registries without tag deletion (CNCF Distribution 2.x) answer a tag with
+            # DIGEST_INVALID or UNSUPPORTED: nothing was sent, so no digest can mismatch.
+            if tag and getattr(exc, "code", None) in ("DIGEST_INVALID", "UNSUPPORTED"):
+                raise ClientError(f"{what}: {self.host} does not support deleting a tag ("
+                                  f"{exc.code}); delete the manifest by digest instead, which "
+                                  "removes all its tags", "UNSUPPORTED") from None
+            raise
 
     # -- blobs ----------------------------------------------------------------------------
 
