@@ -33,6 +33,7 @@ from tests.auth.helpers import (
     get_manifest,
     push_image,
 )
+from tests.proxy.helpers import error_of, make_image, pull, start_cache, upstream
 from tests.support.images import read_layout_index, write_oci_image
 from tests.support.peers import Distribution, require
 from tests.support.push import unique_repo
@@ -437,3 +438,60 @@ def test_delete_tag_only_on_distribution_reports_tag_deletion_unsupported(
     # By digest it works, as the message says.
     deleted = ok(dockyard("delete", ref, home=tmp_path))
     assert deleted.stdout.startswith(f"deleted {repo}@sha256:"), deleted.stdout
+
+
+# -- the server's log and the cache's messages ----------------------------------------------
+
+
+def test_access_log_records_the_account_and_the_token_name(auth_reg: AuthRegistry) -> None:
+    secret = auth_reg.create_token("carol", "logbook", "read")
+    marker = unique_repo("carol").replace("carol/", "carol/log-")
+    with auth_reg.client() as http:
+        by_token = http.get(
+            f"/v2/{marker}/tags/list", headers={"Authorization": basic("carol", secret)}
+        )
+        by_password = http.get(
+            f"/v2/{marker}/manifests/v1", headers={"Authorization": basic("carol", CAROL_PASSWORD)}
+        )
+        anonymous = http.get(f"/v2/{marker}/blobs/sha256:{'0' * 64}")
+    assert {by_token.status_code, by_password.status_code} == {404}
+    assert anonymous.status_code in (401, 404)
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in auth_reg.server.log().splitlines() if marker in line]
+        if len(lines) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    tagged = next(line for line in lines if "/tags/list" in line)
+    assert tagged.endswith(" account=carol token=logbook"), tagged
+    passworded = next(line for line in lines if "/manifests/v1" in line)
+    assert passworded.endswith(" account=carol"), passworded
+    nobody = next(line for line in lines if "/blobs/" in line)
+    assert "account=" not in nobody, nobody
+    assert secret not in auth_reg.server.log() and CAROL_PASSWORD not in auth_reg.server.log()
+
+
+def test_cache_start_line_lists_upstreams_library_lines_stay_out_and_a_miss_names_its_tag(
+    start_registry, tmp_path: Path
+) -> None:
+    image = make_image(tmp_path, "cache-messages")
+    with upstream(tmp_path / "upstream") as up:
+        up.push_image("team/app", "v1", image)
+        cache = start_cache(start_registry, up.url)
+        verbose = start_cache(start_registry, up.url, "--verbose")
+        with httpx.Client(base_url=cache.url, timeout=60) as http:
+            assert pull(http, "up/team/app", "v1").digest == image.manifest_digest
+        with httpx.Client(base_url=verbose.url, timeout=60) as http:
+            assert pull(http, "up/team/app", "v1").digest == image.manifest_digest
+        up.stop()
+        with httpx.Client(base_url=cache.url, timeout=60) as http:
+            missing = http.get("/v2/up/team/app/manifests/v2", headers={"Accept": OCI_MANIFEST})
+    assert missing.status_code == 503, missing.text
+    message = error_of(missing)["message"]
+    assert "holds no copy of up/team/app:v2" in message, message
+    log = cache.log()
+    start = next(line for line in log.splitlines() if "dockyard serving" in line)
+    assert f"caching up={up.url}" in start, start
+    assert "HTTP Request:" not in log, log
+    assert "HTTP Request:" in verbose.log()
+    assert "--verbose" in " ".join(ok(dockyard("serve", "--help", home=tmp_path)).stdout.split())

@@ -199,6 +199,15 @@ def serve(
             "unlimited. Also DOCKYARD_MAX_REQUESTS_PER_CLIENT.",
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also log the libraries' own lines, such as one per request the pull-through "
+            "cache sends upstream (httpx's \"HTTP Request:\").",
+        ),
+    ] = False,
     no_fsync: Annotated[
         bool,
         typer.Option(
@@ -255,8 +264,8 @@ def serve(
         raise typer.Exit(2) from exc
     from dockyard.cli.serve import logging_config, run
 
-    logging.config.dictConfig(logging_config())
-    run(settings)
+    logging.config.dictConfig(logging_config(verbose))
+    run(settings, verbose)
 
 
 @config_app.command("check")
