@@ -495,3 +495,81 @@ def test_cache_start_line_lists_upstreams_library_lines_stay_out_and_a_miss_name
     assert "HTTP Request:" not in log, log
     assert "HTTP Request:" in verbose.log()
     assert "--verbose" in " ".join(ok(dockyard("serve", "--help", home=tmp_path)).stdout.split())
+
+
+# -- password minimum length ----------------------------------------------------------------
+
+
+def test_passwords_have_a_minimum_length(auth_reg: AuthRegistry) -> None:
+    short = auth_reg.admin("user", "add", "shorty", "--password-stdin", input="7-chars\n", ok=False)
+    assert short.exit_code == 2 and "at least 8 characters" in short.output, short.output
+    auth_reg.add_user("eighter", "8-chars!")
+    passwd = auth_reg.admin(
+        "user", "passwd", "eighter", "--password-stdin", input="short\n", ok=False
+    )
+    assert passwd.exit_code == 2 and "at least 8 characters" in passwd.output
+    admin = {"Authorization": basic("admin", ADMIN_PASSWORD)}
+    with auth_reg.client() as http:
+        made = http.post(
+            "/api/v1/users", json={"name": "shorty", "password": "1234567"}, headers=admin
+        )
+        assert made.status_code == 400 and code_of(made) == "UNSUPPORTED", made.text
+        assert "at least 8 characters" in errors_of(made)[0]["message"]
+        own = {"Authorization": basic("eighter", "8-chars!")}
+        changed = http.put(
+            "/api/v1/users/eighter",
+            headers=own,
+            json={"password": "tiny", "current_password": "8-chars!"},
+        )
+        assert changed.status_code == 400 and code_of(changed) == "UNSUPPORTED"
+        # The rule is checked after who may do it: a wrong current password is still denied.
+        wrong = http.put(
+            "/api/v1/users/eighter",
+            headers=own,
+            json={"password": "tiny", "current_password": "not-it-at-all"},
+        )
+        assert wrong.status_code == 403
+        assert http.get("/v2/", headers=own).status_code == 200
+    helped = " ".join(auth_reg.admin("serve", "--help").stdout.split())
+    assert "--password-min-length" in helped and "DOCKYARD_PASSWORD_MIN_LENGTH" in helped
+
+
+def test_password_minimum_is_configurable_and_holds_for_the_first_admin(
+    start_registry, tmp_path: Path
+) -> None:
+    strict = start_registry(
+        "--auth", "--password-min-length", "12", env={"DOCKYARD_ADMIN_PASSWORD": "twelve-chars"}
+    )
+    admin = {"Authorization": basic("admin", "twelve-chars")}
+    with httpx.Client(base_url=strict.url, timeout=30) as http:
+        refused = http.post(
+            "/api/v1/users", json={"name": "eleven", "password": "eleven-char"}, headers=admin
+        )
+        assert refused.status_code == 400 and "at least 12 characters" in refused.text
+        made = http.post(
+            "/api/v1/users", json={"name": "twelve", "password": "twelve-chars"}, headers=admin
+        )
+        assert made.status_code == 201, made.text
+    started = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dockyard",
+            "serve",
+            "--auth",
+            "--data-dir",
+            str(tmp_path / "weak"),
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+        ],
+        env={**os.environ, "DOCKYARD_ADMIN_PASSWORD": "admin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode == 2, started
+    assert (
+        "DOCKYARD_ADMIN_PASSWORD: the password is too short: at least 8 characters"
+        in started.stderr
+    ), started.stderr
+    assert "Traceback" not in started.stderr

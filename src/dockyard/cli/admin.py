@@ -105,7 +105,8 @@ def user_add(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Create a user (who owns the namespace NAME/…)."""
+    """Create a user (who owns the namespace NAME/…). The password has at least
+    password_min_length characters (default 8)."""
     password = read_password(password_stdin)
 
     async def action(registry: Registry) -> None:
@@ -198,7 +199,8 @@ def user_passwd(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Set a user's password; tokens issued before it stop working within a second."""
+    """Set a user's password (at least password_min_length characters, default 8); tokens
+    issued before it stop working within a second."""
     password = read_password(password_stdin)
     if not on_store(config, data_dir, lambda r: r.accounts.set_password(name, password)):
         raise fail(f"no user {name}", 2)

@@ -199,6 +199,16 @@ def serve(
             "unlimited. Also DOCKYARD_MAX_REQUESTS_PER_CLIENT.",
         ),
     ] = None,
+    password_min_length: Annotated[
+        int | None,
+        typer.Option(
+            "--password-min-length",
+            min=1,
+            help="Shortest password an account may be given (default 8; user add, user "
+            "passwd, the account API and DOCKYARD_ADMIN_PASSWORD). Also "
+            "DOCKYARD_PASSWORD_MIN_LENGTH.",
+        ),
+    ] = None,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -256,6 +266,7 @@ def serve(
         fsync=False if no_fsync else None,
         header_timeout_seconds=header_timeout,
         max_requests_per_client=max_requests_per_client,
+        password_min_length=password_min_length,
     )
     try:
         check_security(settings)

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dockyard.api.access_log import PLAIN_FORMAT
 from dockyard.api.app import SETTINGS_ENV
 from dockyard.config import Settings, redact_url, scrub
+from dockyard.core.errors import RegistryError
 from dockyard.service.registry import Registry, migrate, open_stores
 from dockyard.storage.private import private_umask
 
@@ -72,6 +73,9 @@ def prepare_apart(settings: Settings) -> None:
             reason = scrub(_reason(exc), settings)  # a driver may quote the database URL
             sys.stderr.write(f"dockyard: cannot prepare {_where(settings)}: {reason}\n")
             code = 1
+        except RegistryError as exc:  # the first admin's password breaks a rule
+            sys.stderr.write(f"dockyard: {ADMIN_PASSWORD_ENV}: {exc.message}\n")
+            code = 2
         except BaseException:
             sys.stderr.write(scrub(traceback.format_exc(), settings))
             code = 1

@@ -77,11 +77,27 @@ def validate_account_name(name: str) -> str:
 
 class AccountService:
     def __init__(
-        self, store: AccountStore, meta: MetadataStore, default_visibility: str = "private"
+        self,
+        store: AccountStore,
+        meta: MetadataStore,
+        default_visibility: str = "private",
+        *,
+        password_min_length: int = 8,
     ) -> None:
         self.store = store
         self.meta = meta
         self.default_visibility = default_visibility
+        self.password_min_length = password_min_length
+
+    def check_password(self, password: str) -> None:
+        """Refuse a password shorter than the configured minimum (in characters)."""
+        if len(password) < self.password_min_length:
+            raise RegistryError(
+                ErrorCode.UNSUPPORTED,
+                f"the password is too short: at least {self.password_min_length} characters "
+                "(password_min_length)",
+                status=400,
+            )
 
     # -- credentials ---------------------------------------------------------------------
     async def authenticate(self, username: str, secret: str) -> Principal | None:
@@ -230,6 +246,11 @@ class AccountService:
         password_hash: str | None = None,
     ) -> Account:
         validate_account_name(name)
+        if password and not password_hash:
+            # A taken name is told as such whatever the password (create_account says it too).
+            if await self.store.get_account(name) is not None:
+                raise KeyError(name)
+            self.check_password(password)
         hashed = password_hash or (hash_password(password) if password else None)
         return await self.store.create_account(name, USER, hashed, admin, time.time())
 
@@ -241,6 +262,9 @@ class AccountService:
 
     async def set_password(self, name: str, password: str) -> bool:
         """Also ends every refresh token issued before (see `principal`)."""
+        if await self.store.get_account(name) is None:
+            return False  # said as such, whatever the password
+        self.check_password(password)
         return await self.store.update_account(
             name, password_hash=hash_password(password), credentials_changed_at=time.time()
         )
