@@ -170,7 +170,7 @@ def test_org_members(reg: AuthRegistry) -> None:
     assert "corp: boss (owner), helper (maintainer), viewer (reader)" in \
         reg.admin("org", "list").stdout.splitlines()
 
-    viewer = basic("viewer", "viewer-pw")
+    viewer = basic("viewer", "viewer-pass")
     assert pull_status(reg, "corp/private-app", viewer) == 200
     with reg.client() as http:
         denied = http.delete("/v2/corp/private-app/manifests/v1",
