@@ -234,11 +234,11 @@ def test_a_denial_by_the_token_scope_names_the_token_its_scope_and_the_scope_nee
             "/v2/dave/app/blobs/uploads/", headers={"Authorization": basic("carol", secret)}
         )
         assert wanted not in other.text
-    # The client prints it.
+    # The client prints it (logged in as `docker://HOST`, which login takes too).
     ok(
         dockyard(
             "login",
-            auth_reg.host,
+            f"docker://{auth_reg.host}",
             "-u",
             "carol",
             "--password-stdin",
