@@ -167,6 +167,13 @@ class Settings(BaseModel):
         "many per account from all addresses); 0 = off",
     )
     login_failure_window_seconds: int = Field(300, ge=1, description="failed-login window")
+    password_min_length: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="shortest password an account may be given (user add, user passwd, the "
+        "account API, DOCKYARD_ADMIN_PASSWORD); access tokens are not passwords",
+    )
 
     # -- pull-through cache ------------------------------------------------------------------
     proxies: list[Upstream] = Field(

@@ -35,11 +35,11 @@ def test_users_are_admin_only(reg: AuthRegistry) -> None:
         assert c.post("/api/v1/users", json={"name": "x", "password": "y"},
                       headers=as_user).status_code == 403
         # A user may change their own password, not anyone else's.
-        assert c.put("/api/v1/users/api-user", json={"password": "pw-new",
+        assert c.put("/api/v1/users/api-user", json={"password": "pass-new",
                                                      "current_password": "pw-api-user"},
                      headers=as_user).status_code == 204
         assert c.get("/api/v1/me", headers=as_user).status_code == 401
-        as_user = {"Authorization": basic("api-user", "pw-new")}
+        as_user = {"Authorization": basic("api-user", "pass-new")}
         assert c.put("/api/v1/users/admin", json={"password": "hijack"},
                      headers=as_user).status_code == 403
         listed = c.get("/api/v1/users", headers={"Authorization": admin_auth()}).json()

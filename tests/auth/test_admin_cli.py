@@ -58,9 +58,9 @@ def fails(result: object, message: str) -> None:
 
 def test_user_add_as_a_separate_process(reg: AuthRegistry) -> None:
     result = reg.admin_process("user", "add", "proc-user", "--password-stdin",
-                               input="proc-pw\n")
+                               input="proc-pass\n")
     assert result.stdout.strip() == "created user proc-user"
-    assert can_log_in(reg, "proc-user", "proc-pw")
+    assert can_log_in(reg, "proc-user", "proc-pass")
     again = reg.admin_process("user", "add", "proc-user", "--password-stdin", input="x\n",
                               ok=False)
     assert again.returncode == 2
@@ -105,12 +105,12 @@ def test_user_admin_takes_effect(reg: AuthRegistry) -> None:
 
 
 def test_user_passwd(reg: AuthRegistry) -> None:
-    reg.add_user("changer", "old-pw")
-    assert can_log_in(reg, "changer", "old-pw")
-    result = reg.admin("user", "passwd", "changer", "--password-stdin", input="new-pw\n")
+    reg.add_user("changer", "old-pass")
+    assert can_log_in(reg, "changer", "old-pass")
+    result = reg.admin("user", "passwd", "changer", "--password-stdin", input="new-pass\n")
     assert result.stdout.strip() == "password of changer changed"
-    assert not can_log_in(reg, "changer", "old-pw")
-    assert can_log_in(reg, "changer", "new-pw")
+    assert not can_log_in(reg, "changer", "old-pass")
+    assert can_log_in(reg, "changer", "new-pass")
     fails(reg.admin("user", "passwd", "ghost", "--password-stdin", input="pw\n", ok=False),
           "no user ghost")
 
@@ -130,11 +130,11 @@ def test_import_htpasswd(reg: AuthRegistry, tmp_path: Path) -> None:
     htpasswd = require("htpasswd")
     lines = [
         "# users of the old registry",
-        subprocess.run([htpasswd, "-Bbn", "imported-one", "one-pw"], capture_output=True,
+        subprocess.run([htpasswd, "-Bbn", "imported-one", "one-pass"], capture_output=True,
                        text=True, check=True).stdout.strip(),
-        subprocess.run([htpasswd, "-Bbn", "imported-two", "two-pw"], capture_output=True,
+        subprocess.run([htpasswd, "-Bbn", "imported-two", "two-pass"], capture_output=True,
                        text=True, check=True).stdout.strip(),
-        subprocess.run([htpasswd, "-mbn", "md5-user", "md5-pw"], capture_output=True,
+        subprocess.run([htpasswd, "-mbn", "md5-user", "md5-pass"], capture_output=True,
                        text=True, check=True).stdout.strip(),
         subprocess.run([htpasswd, "-Bbn", "admin", "not-the-admin-pw"], capture_output=True,
                        text=True, check=True).stdout.strip(),
@@ -147,9 +147,9 @@ def test_import_htpasswd(reg: AuthRegistry, tmp_path: Path) -> None:
     assert result.stdout.strip() == "imported 2 user(s)"
     assert "skipped md5-user: not a bcrypt hash" in result.stderr
     assert "skipped admin: already exists" in result.stderr
-    assert can_log_in(reg, "imported-one", "one-pw")
-    assert can_log_in(reg, "imported-two", "two-pw")
-    assert not can_log_in(reg, "imported-two", "one-pw")
+    assert can_log_in(reg, "imported-one", "one-pass")
+    assert can_log_in(reg, "imported-two", "two-pass")
+    assert not can_log_in(reg, "imported-two", "one-pass")
     assert not can_log_in(reg, "admin", "not-the-admin-pw")
     fails(reg.admin("user", "import-htpasswd", str(tmp_path / "missing"), ok=False),
           "cannot read")
@@ -160,7 +160,7 @@ def test_import_htpasswd(reg: AuthRegistry, tmp_path: Path) -> None:
 
 def test_org_members(reg: AuthRegistry) -> None:
     for name in ("boss", "helper", "viewer"):
-        reg.add_user(name, f"{name}-pw")
+        reg.add_user(name, f"{name}-pass")
     assert reg.admin("org", "create", "corp", "--owner", "boss").stdout.strip() == \
         "created organisation corp"
     assert reg.admin("org", "add-member", "corp", "helper", "--role", "maintainer").stdout \
@@ -170,7 +170,7 @@ def test_org_members(reg: AuthRegistry) -> None:
     assert "corp: boss (owner), helper (maintainer), viewer (reader)" in \
         reg.admin("org", "list").stdout.splitlines()
 
-    viewer = basic("viewer", "viewer-pw")
+    viewer = basic("viewer", "viewer-pass")
     assert pull_status(reg, "corp/private-app", viewer) == 200
     with reg.client() as http:
         denied = http.delete("/v2/corp/private-app/manifests/v1",

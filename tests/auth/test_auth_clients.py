@@ -36,7 +36,7 @@ TLS = "--tls-verify=false"
 def reg(start_auth_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     reg = start_auth_registry()
     reg.add_user(*SAM)
-    reg.add_user("eve", "eve-pw")
+    reg.add_user("eve", "eve-pass")
     return reg
 
 
@@ -130,7 +130,7 @@ def test_skopeo_with_an_access_token_and_a_foreign_namespace(
                        f"docker://{reg.host}/sam/token-app:v1", check=False)
     assert pushed.returncode != 0
     assert "denied" in pushed.stderr, pushed.stderr  # 403 DENIED: sam may see the namespace
-    skopeo_login(ce, reg, "eve", "eve-pw")
+    skopeo_login(ce, reg, "eve", "eve-pass")
     foreign = ce.skopeo("copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:v1",
                         f"docker://{reg.host}/sam/eve-was-here:v1", check=False)
     assert foreign.returncode != 0

@@ -27,7 +27,7 @@ from tests.auth.helpers import (
 )
 
 REPO, PRIVATE = "acme/app", "acme/hidden"
-USERS = {"ursula": "ursula-pw", "walt": "walt-pw", "vera": "vera-pw", "cap": "cap-pw",
+USERS = {"ursula": "ursula-pw", "walt": "walt-pass", "vera": "vera-pass", "cap": "cap-pass",
          "lf-one": "lf-one-pw", "lf-two": "lf-two-pw", "lf-three": "lf-three-pw",
          "lf-win": "lf-win-pw"}
 LIMITS = {"DOCKYARD_ANONYMOUS_PULL_LIMIT": "3", "DOCKYARD_AUTHENTICATED_PULL_LIMIT": "4",

@@ -39,8 +39,8 @@ from tests.auth.helpers import (
     upload_blob,
 )
 
-PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw",
-             "erin": "erin-pw"}
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pass", "carol": "carol-pw", "dave": "dave-pass",
+             "erin": "erin-pass"}
 ALICE = basic("alice", PASSWORDS["alice"])
 BOB = basic("bob", PASSWORDS["bob"])
 

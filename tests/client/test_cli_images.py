@@ -167,7 +167,7 @@ def test_inspect_delete_manifest_create_and_errors(registry: RunningRegistry,
                         architecture=image.architecture)
     created = dockyard("manifest", "create", f"{repo}:multi", f"oci:{tmp_path / 'amd64'}:v1",
                        f"oci:{tmp_path / 'arm64'}:v1", "--annotation", "a=b", home=tmp_path)
-    assert "digest sha256:" in created.stdout
+    assert f"{repo}@sha256:" in created.stdout
     shown = json.loads(dockyard("inspect", f"{repo}:multi", home=tmp_path).stdout)
     assert [p["platform"]["architecture"] for p in shown["platforms"]] == ["amd64", "arm64"]
     raw = dockyard("inspect", "--raw", f"{repo}:multi", home=tmp_path).stdout

@@ -157,13 +157,13 @@ def test_finding_03_deleting_an_account_with_repositories_asks_what_to_do(
 
 
 def test_finding_03_repositories_handed_over_stay_out_of_reach_of_others(reg: AuthRegistry) -> None:
-    reg.add_user("heir", "pw-heir")
+    reg.add_user("heir", "pass-heir")
     reg.add_user("claimer", "pw-claimer")
     with reg.client() as c:
         _push_as(reg, c, "leaving", "pw-leaving")
         done = reg.admin("user", "remove", "leaving", "--repositories", "transfer", "--to", "heir")
         assert "heir" in done.stdout
-        assert _tags(c, "leaving/app", basic("heir", "pw-heir")).json()["tags"] == ["v1"]
+        assert _tags(c, "leaving/app", basic("heir", "pass-heir")).json()["tags"] == ["v1"]
         assert (
             c.get(
                 "/api/v1/me", headers={"Authorization": basic("leaving", "pw-leaving")}
@@ -185,7 +185,7 @@ def test_finding_03_repositories_handed_over_stay_out_of_reach_of_others(reg: Au
             headers={"Authorization": admin_auth()},
         )
         assert gone.status_code == 204, gone.text
-        assert _tags(c, "leaving2/app", basic("heir", "pw-heir")).json()["tags"] == ["v1"]
+        assert _tags(c, "leaving2/app", basic("heir", "pass-heir")).json()["tags"] == ["v1"]
 
 
 def test_finding_03_removal_asks_at_a_terminal(reg: AuthRegistry) -> None:
@@ -325,23 +325,23 @@ def test_finding_05_password_change_needs_current_password_and_ends_refresh_toke
     own = {"Authorization": basic("changer", "pw-changer")}
     refresh = _password_grant(reg, "changer", "pw-changer")["refresh_token"]
     with reg.client() as c:
-        missing = c.put("/api/v1/users/changer", json={"password": "pw-next"}, headers=own)
+        missing = c.put("/api/v1/users/changer", json={"password": "pass-next"}, headers=own)
         assert missing.status_code == 400
         wrong = c.put(
             "/api/v1/users/changer",
-            json={"password": "pw-next", "current_password": "nope"},
+            json={"password": "pass-next", "current_password": "nope"},
             headers=own,
         )
         assert wrong.status_code == 403
         time.sleep(1.1)  # a refresh token from an earlier second than the change
         done = c.put(
             "/api/v1/users/changer",
-            json={"password": "pw-next", "current_password": "pw-changer"},
+            json={"password": "pass-next", "current_password": "pw-changer"},
             headers=own,
         )
         assert done.status_code == 204
     assert _refresh_grant(reg, refresh).status_code == 401
-    assert _password_grant(reg, "changer", "pw-next")["refresh_token"]
+    assert _password_grant(reg, "changer", "pass-next")["refresh_token"]
 
 
 def test_finding_05_read_token_cannot_revoke_other_tokens(reg: AuthRegistry) -> None:

@@ -97,7 +97,7 @@ def refused_within_a_second(reg: AuthRegistry, repo: str, auth: str) -> list[int
 
 
 def test_finding_12_revoked_access_token_stops_within_a_second(reg: AuthRegistry) -> None:
-    make_user(reg, "rita", "rita-pw")
+    make_user(reg, "rita", "rita-pass")
     secret = reg.create_token("rita", "ci", "read")  # the admin CLI, on the running registry
     bearer = (
         "Bearer "
@@ -107,7 +107,7 @@ def test_finding_12_revoked_access_token_stops_within_a_second(reg: AuthRegistry
         assert statuses(reg, "rita/app", auth) == [200] * PROBES
     revoked = httpx.delete(
         f"{reg.url}/api/v1/tokens/ci",
-        headers={"Authorization": basic("rita", "rita-pw")},
+        headers={"Authorization": basic("rita", "rita-pass")},
         timeout=30,
     )
     assert revoked.status_code == 204, revoked.text
@@ -119,7 +119,7 @@ def test_finding_12_revocation_holds_while_the_token_is_in_concurrent_use(
     reg: AuthRegistry,
 ) -> None:
     """Requests in flight across the revocation must not leave the old answer remembered."""
-    make_user(reg, "nina", "nina-pw")
+    make_user(reg, "nina", "nina-pass")
     secret = reg.create_token("nina", "ci", "read")
     bearer = (
         "Bearer "
@@ -139,7 +139,7 @@ def test_finding_12_revocation_holds_while_the_token_is_in_concurrent_use(
             workers = [asyncio.create_task(pulls(until)) for _ in range(30)]
             await asyncio.sleep(0.5)
             revoked = await http.delete(
-                "/api/v1/tokens/ci", headers={"Authorization": basic("nina", "nina-pw")}
+                "/api/v1/tokens/ci", headers={"Authorization": basic("nina", "nina-pass")}
             )
             assert revoked.status_code == 204, revoked.text
             started = time.monotonic()
@@ -155,7 +155,7 @@ def test_finding_12_revocation_holds_while_the_token_is_in_concurrent_use(
 
 
 def test_finding_12_revoked_by_the_cli_stops_within_a_second(reg: AuthRegistry) -> None:
-    make_user(reg, "cleo", "cleo-pw")
+    make_user(reg, "cleo", "cleo-pass")
     secret = reg.create_token("cleo", "ci", "read")
     bearer = (
         "Bearer "
@@ -214,9 +214,9 @@ def test_finding_12_password_change_refuses_older_tokens_even_in_the_same_second
 def test_finding_12_deleted_accounts_token_fails_on_a_new_account_of_that_name(
     reg: AuthRegistry,
 ) -> None:
-    make_user(reg, "dora", "dora-pw")
+    make_user(reg, "dora", "dora-pass")
     issued = token_for(
-        reg, "repository:dora/app:pull", basic("dora", "dora-pw"), offline_token="true"
+        reg, "repository:dora/app:pull", basic("dora", "dora-pass"), offline_token="true"
     ).json()
     bearer = "Bearer " + issued["token"]
     assert statuses(reg, "dora/app", bearer) == [200] * PROBES
@@ -232,7 +232,7 @@ def test_finding_12_deleted_accounts_token_fails_on_a_new_account_of_that_name(
     assert again.status_code == 201, again.text
     assert refused_within_a_second(reg, "dora/app", bearer) == [401] * PROBES
     # Nor does the old password's memory outlive the account.
-    assert statuses(reg, "dora/app", basic("dora", "dora-pw"), LIMIT - 1) == [401] * (LIMIT - 1)
+    assert statuses(reg, "dora/app", basic("dora", "dora-pass"), LIMIT - 1) == [401] * (LIMIT - 1)
     refreshed = httpx.post(
         reg.realm,
         data={
@@ -255,7 +255,7 @@ def test_finding_12_deleted_accounts_token_fails_on_a_new_account_of_that_name(
 
 def test_finding_12_removed_member_loses_access_within_a_second(reg: AuthRegistry) -> None:
     admin = {"Authorization": admin_auth()}
-    make_user(reg, "max", "max-pw")
+    make_user(reg, "max", "max-pass")
     assert (
         httpx.post(f"{reg.url}/api/v1/orgs", json={"name": "crew"}, headers=admin).status_code
         == 201
@@ -266,22 +266,22 @@ def test_finding_12_removed_member_loses_access_within_a_second(reg: AuthRegistr
     assert added.status_code in (200, 201, 204), added.text
     with reg.client() as http:
         push_image(http, "crew/app", "v1")
-    granted = token_for(reg, "repository:crew/app:pull,push", basic("max", "max-pw")).json()
+    granted = token_for(reg, "repository:crew/app:pull,push", basic("max", "max-pass")).json()
     assert set(granted["scope"].rsplit(":", 1)[1].split(",")) == {"pull", "push"}
     bearer = "Bearer " + granted["token"]
-    for auth in (bearer, basic("max", "max-pw")):
+    for auth in (bearer, basic("max", "max-pass")):
         assert statuses(reg, "crew/app", auth) == [200] * PROBES
     removed = httpx.delete(f"{reg.url}/api/v1/orgs/crew/members/max", headers=admin)
     assert removed.status_code == 204, removed.text
-    for auth in (bearer, basic("max", "max-pw")):
+    for auth in (bearer, basic("max", "max-pass")):
         assert refused_within_a_second(reg, "crew/app", auth) == [401] * PROBES
     # His own repositories and logins are untouched: only the organisation's are gone.
-    assert statuses(reg, "max/app", basic("max", "max-pw")) == [200] * PROBES
+    assert statuses(reg, "max/app", basic("max", "max-pass")) == [200] * PROBES
 
 
 def test_finding_12_lowered_role_refuses_older_tokens_within_a_second(reg: AuthRegistry) -> None:
     admin = {"Authorization": admin_auth()}
-    make_user(reg, "lena", "lena-pw")
+    make_user(reg, "lena", "lena-pass")
     assert (
         httpx.post(f"{reg.url}/api/v1/orgs", json={"name": "band"}, headers=admin).status_code
         == 201
@@ -297,12 +297,12 @@ def test_finding_12_lowered_role_refuses_older_tokens_within_a_second(reg: AuthR
     with reg.client() as http:
         push_image(http, "band/app", "v1")
     scope = "repository:band/app:pull,push"
-    bearer = "Bearer " + token_for(reg, scope, basic("lena", "lena-pw")).json()["token"]
+    bearer = "Bearer " + token_for(reg, scope, basic("lena", "lena-pass")).json()["token"]
     assert statuses(reg, "band/app", bearer) == [200] * PROBES
     role("reader")
     assert refused_within_a_second(reg, "band/app", bearer) == [401] * PROBES
     # A new token carries only what a reader may do, and works.
-    renewed = token_for(reg, scope, basic("lena", "lena-pw")).json()
+    renewed = token_for(reg, scope, basic("lena", "lena-pass")).json()
     assert renewed["scope"] == "repository:band/app:pull"
     assert statuses(reg, "band/app", "Bearer " + renewed["token"]) == [200] * PROBES
 
@@ -310,11 +310,11 @@ def test_finding_12_lowered_role_refuses_older_tokens_within_a_second(reg: AuthR
 def test_finding_12_unchanged_accounts_keep_their_sessions(reg: AuthRegistry) -> None:
     """Another account's change flushes every process's memory of sessions; the sessions
     themselves stay valid."""
-    make_user(reg, "kept", "kept-pw")
+    make_user(reg, "kept", "kept-pass")
     make_user(reg, "churn", "churn-pw")
     bearer = (
         "Bearer "
-        + token_for(reg, "repository:kept/app:pull", basic("kept", "kept-pw")).json()["token"]
+        + token_for(reg, "repository:kept/app:pull", basic("kept", "kept-pass")).json()["token"]
     )
     changed = httpx.put(
         f"{reg.url}/api/v1/users/churn",
@@ -360,11 +360,11 @@ def test_finding_12_revocation_reaches_another_replica_within_a_second(
     replicas: Callable[[], RunningRegistry],
 ) -> None:
     a, b = AuthRegistry(replicas()), AuthRegistry(replicas())
-    make_user(a, "ray", "ray-pw")
+    make_user(a, "ray", "ray-pass")
     made = httpx.post(
         f"{a.url}/api/v1/tokens",
         json={"name": "ci", "scope": "read"},
-        headers={"Authorization": basic("ray", "ray-pw")},
+        headers={"Authorization": basic("ray", "ray-pass")},
         timeout=30,
     )
     assert made.status_code == 201, made.text
@@ -375,7 +375,7 @@ def test_finding_12_revocation_reaches_another_replica_within_a_second(
     for replica in (a, b):
         assert statuses(replica, "ray/app", bearer) == [200] * PROBES
     removed = httpx.delete(
-        f"{a.url}/api/v1/tokens/ci", headers={"Authorization": basic("ray", "ray-pw")}, timeout=30
+        f"{a.url}/api/v1/tokens/ci", headers={"Authorization": basic("ray", "ray-pass")}, timeout=30
     )
     assert removed.status_code == 204, removed.text
     time.sleep(1.0)
@@ -408,7 +408,7 @@ async def concurrent_logins(
 
 
 def test_finding_07_concurrent_guesses_get_no_more_checks_than_the_limit(reg: AuthRegistry) -> None:
-    make_user(reg, "gina", "gina-pw")
+    make_user(reg, "gina", "gina-pass")
     answers = asyncio.run(concurrent_logins(reg, "gina", "guess", ["198.51.100.7"] * 200))
     assert set(answers) <= {401, 429}
     assert answers.count(401) <= LIMIT  # each 401 is a password check that ran
@@ -416,7 +416,7 @@ def test_finding_07_concurrent_guesses_get_no_more_checks_than_the_limit(reg: Au
     again = httpx.get(
         reg.realm,
         params={"service": "dockyard"},
-        headers={"Authorization": basic("gina", "gina-pw"), "X-Forwarded-For": "198.51.100.7"},
+        headers={"Authorization": basic("gina", "gina-pass"), "X-Forwarded-For": "198.51.100.7"},
         timeout=30,
     )
     assert again.status_code == 429 and code_of(again) == "TOOMANYREQUESTS"
@@ -426,7 +426,7 @@ def test_finding_07_concurrent_guesses_get_no_more_checks_than_the_limit(reg: Au
 def test_finding_07_guesses_from_many_addresses_stop_at_the_account_limit(
     reg: AuthRegistry,
 ) -> None:
-    make_user(reg, "hugo", "hugo-pw")
+    make_user(reg, "hugo", "hugo-pass")
     spread = [f"203.0.113.{i % 250 + 1}" for i in range(200)]  # 200 attempts, 250 addresses
     answers = asyncio.run(concurrent_logins(reg, "hugo", "guess", spread))
     assert set(answers) <= {401, 429}
@@ -434,7 +434,7 @@ def test_finding_07_guesses_from_many_addresses_stop_at_the_account_limit(
     fresh = httpx.get(
         reg.realm,
         params={"service": "dockyard"},
-        headers={"Authorization": basic("hugo", "hugo-pw"), "X-Forwarded-For": "192.0.2.99"},
+        headers={"Authorization": basic("hugo", "hugo-pass"), "X-Forwarded-For": "192.0.2.99"},
         timeout=30,
     )
     assert fresh.status_code == 429, fresh.text
@@ -446,13 +446,13 @@ def test_finding_07_guesses_from_many_addresses_stop_at_the_account_limit(
 def test_finding_19_failures_for_one_account_do_not_lock_out_others_behind_the_address(
     reg: AuthRegistry,
 ) -> None:
-    make_user(reg, "xena", "xena-pw")
-    make_user(reg, "yuri", "yuri-pw")
+    make_user(reg, "xena", "xena-pass")
+    make_user(reg, "yuri", "yuri-pass")
     xena_secret = reg.create_token("xena", "ci", "read")
     yuri_secret = reg.create_token("yuri", "ci", "read")
     yuri_bearer = (
         "Bearer "
-        + token_for(reg, "repository:yuri/app:pull", basic("yuri", "yuri-pw")).json()["token"]
+        + token_for(reg, "repository:yuri/app:pull", basic("yuri", "yuri-pass")).json()["token"]
     )
     nat = httpx.Client(
         base_url=reg.url, timeout=30, transport=httpx.HTTPTransport(local_address="127.0.0.19")
@@ -471,18 +471,18 @@ def test_finding_19_failures_for_one_account_do_not_lock_out_others_behind_the_a
 
         answers = [login(nat, "xena", "guess") for _ in range(LIMIT + 6)]
         assert answers == [401] * LIMIT + [429] * 6
-        assert login(nat, "xena", "xena-pw") == 429  # throttled from that address
+        assert login(nat, "xena", "xena-pass") == 429  # throttled from that address
         # Everyone else behind the address is untouched: password, access token, bearer.
-        assert login(nat, "yuri", "yuri-pw") == 200
+        assert login(nat, "yuri", "yuri-pass") == 200
         assert login(nat, "yuri", yuri_secret) == 200
-        for auth in (basic("yuri", "yuri-pw"), basic("yuri", yuri_secret), yuri_bearer):
+        for auth in (basic("yuri", "yuri-pass"), basic("yuri", yuri_secret), yuri_bearer):
             assert get_manifest(nat, "yuri/app", "v1", auth).status_code == 200
         # So is xena's own access token, and her password from another address.
         assert login(nat, "xena", xena_secret) == 200
         assert get_manifest(nat, "xena/app", "v1", basic("xena", xena_secret)).status_code == 200
-        assert login(elsewhere, "xena", "xena-pw") == 200
+        assert login(elsewhere, "xena", "xena-pass") == 200
         assert (
-            get_manifest(elsewhere, "xena/app", "v1", basic("xena", "xena-pw")).status_code == 200
+            get_manifest(elsewhere, "xena/app", "v1", basic("xena", "xena-pass")).status_code == 200
         )
 
 
@@ -490,7 +490,7 @@ def test_finding_07_guesses_split_across_replicas_get_no_more_checks_than_the_li
     replicas: Callable[[], RunningRegistry],
 ) -> None:
     a, b = AuthRegistry(replicas()), AuthRegistry(replicas())
-    make_user(a, "ivan", "ivan-pw")
+    make_user(a, "ivan", "ivan-pass")
     answers = asyncio.run(concurrent_logins([a, b], "ivan", "guess", ["198.51.100.8"] * 200))
     assert set(answers) <= {401, 429}
     assert 1 <= answers.count(401) <= LIMIT
@@ -498,7 +498,10 @@ def test_finding_07_guesses_split_across_replicas_get_no_more_checks_than_the_li
         again = httpx.get(
             replica.realm,
             params={"service": "dockyard"},
-            headers={"Authorization": basic("ivan", "ivan-pw"), "X-Forwarded-For": "198.51.100.8"},
+            headers={
+                "Authorization": basic("ivan", "ivan-pass"),
+                "X-Forwarded-For": "198.51.100.8",
+            },
             timeout=30,
         )
         assert again.status_code == 429, again.text
@@ -507,7 +510,7 @@ def test_finding_07_guesses_split_across_replicas_get_no_more_checks_than_the_li
 def test_finding_19_an_ipv6_client_cannot_dodge_the_throttle_within_its_64(
     reg: AuthRegistry,
 ) -> None:
-    make_user(reg, "vick", "vick-pw")
+    make_user(reg, "vick", "vick-pass")
     answers = [
         httpx.get(
             reg.realm,
@@ -522,7 +525,7 @@ def test_finding_19_an_ipv6_client_cannot_dodge_the_throttle_within_its_64(
     other = httpx.get(
         reg.realm,
         params={"service": "dockyard"},
-        headers={"Authorization": basic("vick", "vick-pw"), "X-Forwarded-For": "2001:db8:1::1"},
+        headers={"Authorization": basic("vick", "vick-pass"), "X-Forwarded-For": "2001:db8:1::1"},
         timeout=30,
     )
     assert other.status_code == 200, other.text

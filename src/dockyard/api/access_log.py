@@ -25,11 +25,15 @@ class AccessLog:
         self._stamp = ""
 
     def write(self, client: str, method: str, path: str, status: int, sent: int,
-              ms: float) -> None:
+              ms: float, account: str | None = None, token: str | None = None) -> None:
+        """`account` and `token` (an access token's name) say who asked, when known: who
+        pushed or deleted something is what an operator reads the log for."""
         if not LOG.isEnabledFor(logging.INFO):
             return
         handler = self._direct()
         message = f'{client} "{method} {path}" {status} {sent} {ms:.1f}ms'
+        if account:
+            message += f" account={account}" + (f" token={token}" if token else "")
         if handler is None:
             LOG.info("%s", message)
             return

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.access_log import AccessLog
 from dockyard.api.errors import UNEXPECTED_BODY
+from dockyard.api.routes.common import CALLER_KEY
 from dockyard.api.services import SERVICES_KEY, Services
 from dockyard.core.errors import RegistryError
 
@@ -106,5 +107,9 @@ class RegistryHeaders:
                 path = scope.get("path", "")
                 if scope.get("query_string"):
                     path += "?" + scope["query_string"].decode("latin-1")
+                caller = scope.get(CALLER_KEY)
+                principal = caller.principal if caller is not None else None
                 self.access.write(client[0], scope["method"], path, status, sent,
-                                  (time.perf_counter() - started) * 1000)
+                                  (time.perf_counter() - started) * 1000,
+                                  principal.name if principal is not None else None,
+                                  principal.token_name if principal is not None else None)

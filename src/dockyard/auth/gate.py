@@ -15,12 +15,13 @@ import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from dockyard.auth.policy import repository_actions
+from dockyard.auth.policy import TOKEN_SCOPE_ACTIONS, repository_actions
 from dockyard.auth.pull_counting import PullCounter
 from dockyard.auth.requests import Caller, Need, client_key, decode_basic
-from dockyard.auth.scopes import PULL
+from dockyard.auth.scopes import DELETE, PULL, PUSH
 from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
 from dockyard.config import Settings
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -40,6 +41,8 @@ ACCESS_VERSION_SECONDS = 0.5
 ACCOUNT_LIMIT_FACTOR = 10
 # How long a token refused a need with 401 insufficient_scope is remembered (see authorize).
 INSUFFICIENT_WINDOW_SECONDS = 600
+# The most demanding action of a need names it in messages.
+_VERBS = ((DELETE, "deleting"), (PUSH, "pushing"), (PULL, "pulling"))
 
 
 class Counters(Protocol):
@@ -385,10 +388,25 @@ class AccessGate:
         if PULL in actions:
             raise RegistryError(
                 ErrorCode.DENIED,
+                await self._denial(caller.principal, need),
                 detail={"repository": need.repository, "actions": sorted(need.actions)},
             )
         # Not even visible to this account: answered exactly as a missing repository.
         raise self._unauthorized(base_url(), need, insufficient)
+
+    async def _denial(self, principal: Principal, need: Need) -> str | None:
+        """Why an access token was refused, when its scope and not its account is the reason:
+        a user reading only "denied" looks for a missing role, not at the token."""
+        if principal.token_scope is None or need.repository is None:
+            return None
+        unscoped = replace(principal, token_scope=None)
+        if not need.actions <= await self.actions_for(unscoped, need.repository):
+            return None
+        wanted = next((scope for scope, granted in TOKEN_SCOPE_ACTIONS.items()
+                       if need.actions <= granted), None)
+        doing = next(verb for action, verb in _VERBS if action in need.actions)
+        return (f"the token `{principal.token_name or principal.credential}` has scope "
+                f"`{principal.token_scope}`; {doing} needs `{wanted}`")
 
     async def _asked_again(self, claims: TokenClaims | None, need: Need,
                            connection: object) -> bool:
@@ -478,10 +496,12 @@ class AccessGate:
         if count is None:
             return False
         window = self.settings.pull_limit_window_seconds
+        reset = self.pulls.reset_in(key)
         if count > limit:  # raises TOOMANYREQUESTS
-            self._pull_headers(limit, window, count, self.pulls.reset_in(key))
+            self._pull_headers(limit, window, count, reset, key)
+        shown = self.pulls.announce(key, count, self.pulls.window_ends(window))
         headers["RateLimit-Limit"] = stated
-        headers["RateLimit-Remaining"] = f"{limit - count};w={window}"
+        headers["RateLimit-Remaining"] = f"{max(0, limit - shown)};w={window}"
         return True
 
     def _plan(self, caller: Caller) -> tuple[int, str, str] | None:
@@ -509,7 +529,20 @@ class AccessGate:
         limit, key, _ = plan
         window = self.settings.pull_limit_window_seconds
         count, reset = await self.pulls.hit(key, window, limit)
-        return self._pull_headers(limit, window, count, reset)
+        return self._pull_headers(limit, window, count, reset, key)
+
+    async def pull_headers(self, caller: Caller) -> dict[str, str]:
+        """The RateLimit headers without counting a pull (a HEAD: Docker Hub's documented way
+        to check the limit): what the shared counter holds, never more than was announced."""
+        plan = self._plan(caller)
+        if plan is None:
+            return {}
+        limit, key, stated = plan
+        window = self.settings.pull_limit_window_seconds
+        count, _ = await self.counters.peek(key, window)
+        shown = self.pulls.announce(key, count, self.pulls.window_ends(window))
+        return {"RateLimit-Limit": stated,
+                "RateLimit-Remaining": f"{max(0, limit - shown)};w={window}"}
 
     def _pull_limit(self, caller: Caller) -> tuple[int, str] | None:
         principal = caller.principal
@@ -529,10 +562,13 @@ class AccessGate:
             return None
         return limit, key
 
-    def _pull_headers(self, limit: int, window: int, count: int, reset: float) -> dict[str, str]:
+    def _pull_headers(
+        self, limit: int, window: int, count: int, reset: float, key: str
+    ) -> dict[str, str]:
+        shown = self.pulls.announce(key, count, self.pulls.window_ends(window))
         headers = {
             "RateLimit-Limit": f"{limit};w={window}",
-            "RateLimit-Remaining": f"{max(0, limit - count)};w={window}",
+            "RateLimit-Remaining": f"{max(0, limit - shown)};w={window}",
         }
         if count > limit:
             raise RegistryError(

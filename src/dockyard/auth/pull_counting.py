@@ -4,7 +4,11 @@ Each server process reserves pulls of a key from the shared counter in leases: o
 time while the key is quiet (so low limits are exact), more at once while it is busy (about
 100 ms worth of its recent rate, at most `MAX_LEASE`). A reservation counts in the shared
 counter at once, so limits are never exceeded; what a process reserved and did not use is
-lost when the window ends, so a very busy client may be refused up to a lease early. Measured:
+lost when the window ends, so a very busy client may be refused up to a lease early.
+
+`RateLimit-Remaining` is worked out from the highest count a process has announced for a key in
+the window (`announce`), so it never goes up between answers, whichever order concurrent
+pulls finish in and whatever a HEAD read of the shared counter saw. Measured:
 one shared write per token-checked manifest GET held them to 0.45 of the rate without
 accounts.
 """
@@ -38,6 +42,24 @@ class PullCounter:
     def __init__(self, counters: SharedCounters) -> None:
         self.counters = counters
         self._leases: dict[str, _Lease] = {}
+        # key -> (when its window ends, the highest count announced in it)
+        self._announced: dict[str, tuple[float, int]] = {}
+
+    def announce(self, key: str, count: int, window_ends: float) -> int:
+        """The count to state in an answer for `key`: `count`, or a higher one already
+        stated in the same window (so the remaining pulls shown never go up)."""
+        seen = self._announced.get(key)
+        if seen is not None and seen[0] == window_ends and seen[1] >= count:
+            return seen[1]
+        if len(self._announced) >= MAX_KEYS:
+            self._announced.clear()
+        self._announced[key] = (window_ends, count)
+        return count
+
+    @staticmethod
+    def window_ends(window_seconds: int, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        return int(now // window_seconds) * window_seconds + window_seconds
 
     def take(self, key: str) -> int | None:
         """A pull from this process's lease, without awaiting anything: its number in the
@@ -72,5 +94,9 @@ class PullCounter:
         first = count - size + 1
         if len(self._leases) >= MAX_KEYS:
             self._leases.clear()
-        self._leases[key] = _Lease(window, window + window_seconds, first, size - 1, size, now)
+        current = self._leases.get(key)
+        # A concurrent pull may have taken a later lease meanwhile: keep handing out its
+        # (higher) numbers, not ours again.
+        if current is None or current.window != window or current.last + current.left < count:
+            self._leases[key] = _Lease(window, window + window_seconds, first, size - 1, size, now)
         return first, reset

@@ -145,7 +145,8 @@ def user_add(
     data_dir: DataDirOpt = None,
     init: InitOpt = False,
 ) -> None:
-    """Create a user (who owns the namespace NAME/…)."""
+    """Create a user (who owns the namespace NAME/…). The password has at least
+    password_min_length characters (default 8)."""
 
     async def action(registry: Registry) -> None:
         # Asked for once the registry is known to be there: not typed twice for a refusal.
@@ -247,7 +248,8 @@ def user_passwd(
     data_dir: DataDirOpt = None,
     init: InitOpt = False,
 ) -> None:
-    """Set a user's password; tokens issued before it stop working within a second."""
+    """Set a user's password (at least password_min_length characters, default 8); tokens
+    issued before it stop working within a second."""
 
     async def action(registry: Registry) -> bool:
         return await registry.accounts.set_password(name, read_password(password_stdin))
@@ -388,10 +390,15 @@ def org_list(
 
 # -- access tokens -----------------------------------------------------------------------
 def parse_duration(text: str) -> float:
-    match = re.fullmatch(r"([0-9]{1,12})([smhdw]?)", text.strip())
+    # A unit is required: a bare `90` read as seconds when 90 days were meant makes a token
+    # that dies before it is used.
+    match = re.fullmatch(r"([0-9]{1,12})([smhdw])", text.strip())
     if match is None:
-        raise fail(f"invalid duration {text!r}: use e.g. 90d, 12h, 30m", 2)
-    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+        bare = re.fullmatch(r"[0-9]{1,12}", text.strip()) is not None
+        raise fail(f"invalid duration {text!r}: "
+                   + ("a number needs a unit: " if bare else "")
+                   + "s, m, h, d or w, e.g. 90d, 12h, 30m", 2)
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
     return int(match.group(1)) * unit
 
 
@@ -406,7 +413,10 @@ def token_create(
     ] = "read",
     user: UserOpt = "admin",
     expires: Annotated[
-        str | None, typer.Option(help="Lifetime, e.g. 90d; default: until revoked.")
+        str | None,
+        typer.Option(
+            help="Lifetime with a unit (s, m, h, d, w), e.g. 90d or 12h; default: until revoked."
+        ),
     ] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -451,8 +461,13 @@ def token_list(
 
 @token_app.command("revoke")
 def token_revoke(
-    token: Annotated[str, typer.Argument(help="The token's name or id.")],
-    user: UserOpt = "admin",
+    token: Annotated[str, typer.Argument(help="The token's id (as `token list` shows), or its "
+                                         "name with --user.")],
+    user: Annotated[
+        str | None,
+        typer.Option("--user", "-u", help="The account owning a token named by its name "
+                     "(default admin); not needed with an id."),
+    ] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     init: InitOpt = False,
@@ -460,15 +475,22 @@ def token_revoke(
     """Revoke a token; it, and bearer tokens obtained with it, stop working within a second."""
     import time
 
-    done = on_store(
-        config,
-        data_dir,
-        lambda r: r.accounts.store.revoke_token(user, token, time.time()),
-        init=init,
-    )
-    if not done:
+    async def action(registry: Registry) -> str | None:
+        owner = user
+        if owner is None:
+            # An id is unique across accounts: its owner is known without --user.
+            found = await registry.accounts.store.get_token(token)
+            owner = found.account if found is not None else "admin"
+        done = await registry.accounts.store.revoke_token(owner, token, time.time())
+        return owner if done else None
+
+    owner = on_store(config, data_dir, action, init=init)
+    if owner is None:
+        if user is None:
+            raise fail(f"no active token with the id {token}, nor one named so owned by admin; "
+                       "name its owner with --user", 2)
         raise fail(f"{user} has no active token {token}", 2)
-    typer.echo(f"revoked {token}")
+    typer.echo(f"revoked {token}" + ("" if user else f" (of {owner})"))
 
 
 # -- repositories ------------------------------------------------------------------------

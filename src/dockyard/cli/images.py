@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -30,9 +30,10 @@ ref_app = typer.Typer(help="Image references.", no_args_is_help=True)
 
 NAMES_HELP = ("oci:PATH[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH[:REF], or a "
               "registry reference such as localhost:5000/me/app:1.0 (docker://… also works)")
-InsecureOpt = Annotated[list[str] | None, typer.Option(
-    "--insecure", help="Registry host to reach over plain HTTP (repeatable), like docker's "
-    "insecure-registries; localhost and 127.0.0.0/8 always are.")]
+InsecureOpt = Annotated[bool, typer.Option(
+    "--insecure", help="Talk plain HTTP to the registries this command names (like docker's "
+    "insecure-registries), as `dockyard login --insecure` does; localhost and 127.0.0.0/8 "
+    "always use plain HTTP.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=32,
                                       help="Blobs transferred at once.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only the result.")]
@@ -51,12 +52,33 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ref_app, name="ref")
 
 
-def run_client(insecure: list[str] | None, jobs: int,
-               action: Callable[[Client], Awaitable[T]]) -> T:
+def insecure_hosts(insecure: bool, names: tuple[str, ...]) -> list[str]:
+    """The registry hosts of the references among `names` when --insecure was given."""
+    from dockyard.client.api import is_local
+
+    if not insecure:
+        return []
+    hosts = []
+    for name in names:
+        if not is_local(name):
+            with suppress(InvalidReference):  # reported by the command itself
+                hosts.append(parse_reference(name).registry)
+    return hosts
+
+
+def run_client(insecure: bool, jobs: int, action: Callable[[Client], Awaitable[T]],
+               *names: str, host: str | None = None) -> T:
+    """Run `action`; --insecure covers the registries of `names` (the command's images) and
+    `host`."""
     from dockyard.client.api import Client  # here: `dockyard --help` need not load httpx
+    from dockyard.client.credentials import normalize_host
+
+    hosts = insecure_hosts(insecure, names)
+    if insecure and host is not None:
+        hosts.append(normalize_host(host))
 
     async def main() -> T:
-        async with Client(insecure_hosts=insecure or (), jobs=jobs) as client:
+        async with Client(insecure_hosts=hosts, jobs=jobs) as client:
             return await action(client)
 
     try:
@@ -83,7 +105,21 @@ def _context(rep: Any) -> AbstractContextManager:
     return rep if hasattr(rep, "__enter__") else nullcontext()
 
 
-def report_result(result: CopyResult, destination: str, quiet: bool, as_json: bool) -> None:
+def pinned(name: str, digest: str) -> str:
+    """`registry/repository@sha256:…` for a registry reference, the form that pulls exactly
+    this content back; a local name keeps its own form."""
+    from dockyard.client.api import is_local
+
+    if is_local(name):
+        return f"{name} (digest {digest})"
+    ref = parse_reference(name)
+    return f"{ref.registry}/{ref.repository}@{digest}"
+
+
+def report_result(result: CopyResult, destination: str, quiet: bool, as_json: bool,
+                  moved: str = "sent", remote: str | None = None) -> None:
+    """`moved`: what happened to the blobs, from the side of the one running the command;
+    `remote`: the registry reference the digest is printed with (default: `destination`)."""
     summary = {"event": "done", "destination": destination, "digest": result.manifest.digest,
                "blobs_transferred": result.blobs_transferred,
                "bytes_transferred": result.bytes_transferred,
@@ -94,9 +130,10 @@ def report_result(result: CopyResult, destination: str, quiet: bool, as_json: bo
     elif quiet:
         typer.echo(result.manifest.digest)
     else:
-        typer.echo(f"{destination}: digest {result.manifest.digest}; "
-                   f"{result.blobs_transferred} blob(s) sent ({result.bytes_transferred} bytes), "
-                   f"{result.blobs_skipped} already there, {result.blobs_mounted} mounted")
+        where = pinned(remote or destination, result.manifest.digest)
+        typer.echo(f"{destination}: {where}; {result.blobs_transferred} blob(s) {moved} "
+                   f"({result.bytes_transferred} bytes), {result.blobs_skipped} already there, "
+                   f"{result.blobs_mounted} mounted")
 
 
 def platform_of(text: str | None) -> Platform | None:
@@ -122,7 +159,8 @@ def push(source: Annotated[str, typer.Argument(help=f"The local image: {NAMES_HE
     """
     rep = reporter(quiet, as_json, "Pushed")
     with _context(rep):
-        result = run_client(insecure, jobs, lambda c: c.push(source, reference, reporter=rep))
+        result = run_client(insecure, jobs, lambda c: c.push(source, reference, reporter=rep),
+                            source, reference)
     report_result(result, reference, quiet, as_json)
 
 
@@ -139,8 +177,8 @@ def pull(reference: Annotated[str, typer.Argument(help="The image in a registry.
     with _context(rep):
         result, written = run_client(insecure, jobs, lambda c: c.pull(
             reference, destination, all_platforms=all_platforms, platform=wanted,
-            reporter=rep))
-    report_result(result, written, quiet, as_json)
+            reporter=rep), reference)
+    report_result(result, written, quiet, as_json, moved="received", remote=reference)
 
 
 def copy(source: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
@@ -153,8 +191,12 @@ def copy(source: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
     wanted = platform_of(platform)
     with _context(rep):
         result = run_client(insecure, jobs, lambda c: c.copy(
-            source, destination, all_platforms=all_platforms, platform=wanted, reporter=rep))
-    report_result(result, destination, quiet, as_json)
+            source, destination, all_platforms=all_platforms, platform=wanted, reporter=rep),
+            source, destination)
+    from dockyard.client.api import is_local
+
+    report_result(result, destination, quiet, as_json, moved="copied",
+                  remote=source if is_local(destination) else destination)
 
 
 def tag(source: Annotated[str, typer.Argument(help="The image to name.")],
@@ -162,8 +204,8 @@ def tag(source: Annotated[str, typer.Argument(help="The image to name.")],
                                               "local).")],
         insecure: InsecureOpt = None) -> None:
     """Add a name to the same content: a tag is only a label, no blob moves."""
-    result = run_client(insecure, 4, lambda c: c.tag(source, target))
-    typer.echo(f"{target}: digest {result.manifest.digest}")
+    result = run_client(insecure, 4, lambda c: c.tag(source, target), source, target)
+    typer.echo(f"{target}: {pinned(target, result.manifest.digest)}")
 
 
 def inspect(name: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
@@ -174,10 +216,10 @@ def inspect(name: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
             insecure: InsecureOpt = None) -> None:
     """Show an image: digest, media type, platforms, layers and sizes (JSON)."""
     if raw:
-        manifest = run_client(insecure, 4, lambda c: c.manifest(name))
+        manifest = run_client(insecure, 4, lambda c: c.manifest(name), name)
         sys.stdout.buffer.write(manifest.body)
         return
-    summary = run_client(insecure, 4, lambda c: c.inspect(name))
+    summary = run_client(insecure, 4, lambda c: c.inspect(name), name)
     if config:
         configs = [p.get("config", {}) for p in summary.platforms]
         typer.echo(json.dumps(configs[0] if len(configs) == 1 else configs, indent=2))
@@ -192,7 +234,7 @@ def tags(reference: Annotated[str, typer.Argument(help="A repository, e.g. "
                                                   "localhost:5000/me/app.")],
          insecure: InsecureOpt = None) -> None:
     """List a repository's tags."""
-    for name in run_client(insecure, 4, lambda c: c.tags(reference)):
+    for name in run_client(insecure, 4, lambda c: c.tags(reference), reference):
         typer.echo(name)
 
 
@@ -202,15 +244,18 @@ def delete(reference: Annotated[str, typer.Argument(help="registry/repository:ta
                "tags.")] = False,
            insecure: InsecureOpt = None) -> None:
     """Delete an image from a registry (the manifest and every tag pointing at it)."""
-    deleted = run_client(insecure, 4, lambda c: c.delete(reference, tag_only=tag_only))
-    typer.echo(f"deleted {deleted}")
+    deleted = run_client(insecure, 4, lambda c: c.delete(reference, tag_only=tag_only),
+                         reference)
+    shown = deleted if tag_only else pinned(reference, deleted)
+    typer.echo(f"deleted {shown}")
 
 
 def catalog(registry: Annotated[str, typer.Argument(help="Registry host, e.g. "
-                                                    "localhost:5000.")],
+                                                    "localhost:5000 (docker://… also "
+                                                    "works).")],
             insecure: InsecureOpt = None) -> None:
     """List the repositories of a registry you may see: logged in, your private ones too."""
-    for name in run_client(insecure, 4, lambda c: c.catalog(registry)):
+    for name in run_client(insecure, 4, lambda c: c.catalog(registry), host=registry):
         typer.echo(name)
 
 
@@ -232,8 +277,9 @@ def manifest_create(target: Annotated[str, typer.Argument(help="The index to cre
             raise typer.Exit(2)
         annotations[key] = value
     index = run_client(insecure, jobs, lambda c: c.create_index(target, sources,
-                                                                annotations=annotations))
-    typer.echo(f"{target}: digest {index.digest}")
+                                                                annotations=annotations),
+                       target, *sources)
+    typer.echo(f"{target}: {pinned(target, index.digest)}")
 
 
 @ref_app.command("parse")

@@ -246,6 +246,25 @@ def serve(
             "300. Also login_failure_window_seconds, DOCKYARD_LOGIN_FAILURE_WINDOW_SECONDS.",
         ),
     ] = None,
+    password_min_length: Annotated[
+        int | None,
+        typer.Option(
+            "--password-min-length",
+            min=1,
+            help="Shortest password an account may be given (default 8; user add, user "
+            "passwd, the account API and DOCKYARD_ADMIN_PASSWORD). Also "
+            "DOCKYARD_PASSWORD_MIN_LENGTH.",
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also log the libraries' own lines, such as one per request the pull-through "
+            "cache sends upstream (httpx's \"HTTP Request:\").",
+        ),
+    ] = False,
     no_fsync: Annotated[
         bool,
         typer.Option(
@@ -299,6 +318,7 @@ def serve(
         pull_limit_window_seconds=pull_limit_window,
         login_failure_limit=login_failure_limit,
         login_failure_window_seconds=login_failure_window,
+        password_min_length=password_min_length,
     )
     try:
         check_security(settings)
@@ -307,8 +327,8 @@ def serve(
         raise typer.Exit(2) from exc
     from dockyard.cli.serve import logging_config, run
 
-    logging.config.dictConfig(logging_config())
-    run(settings)
+    logging.config.dictConfig(logging_config(verbose))
+    run(settings, verbose)
 
 
 @config_app.command("check")

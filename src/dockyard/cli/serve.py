@@ -15,7 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dockyard.api.access_log import PLAIN_FORMAT
 from dockyard.api.app import SETTINGS_ENV
-from dockyard.config import Settings, scrub
+from dockyard.config import Settings, redact_url, scrub
+from dockyard.core.errors import RegistryError
 from dockyard.service.registry import Registry, migrate, open_stores
 from dockyard.storage.private import private_umask
 
@@ -72,6 +73,9 @@ def prepare_apart(settings: Settings) -> None:
             reason = scrub(_reason(exc), settings)  # a driver may quote the database URL
             sys.stderr.write(f"dockyard: cannot prepare {_where(settings)}: {reason}\n")
             code = 1
+        except RegistryError as exc:  # the first admin's password breaks a rule
+            sys.stderr.write(f"dockyard: {ADMIN_PASSWORD_ENV}: {exc.message}\n")
+            code = 2
         except BaseException:
             sys.stderr.write(scrub(traceback.format_exc(), settings))
             code = 1
@@ -99,7 +103,7 @@ def worker_count(settings: Settings) -> int:
     return settings.workers or max(1, os.cpu_count() or 1)
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, verbose: bool = False) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings
@@ -118,13 +122,19 @@ def run(settings: Settings) -> None:
                     settings.public_base())
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     workers = worker_count(settings)
+    # Which upstreams a cache answers for is the first thing to check when a pull fails.
+    upstreams = ", ".join(
+        f"{p.name}={redact_url(p.url)}" + (" (mirror)" if p.mirror else "")
+        for p in settings.proxies
+    )
     log.info(
-        "dockyard serving %s://%s with %d worker(s), data in %s, accounts %s",
+        "dockyard serving %s://%s with %d worker(s), data in %s, accounts %s%s",
         "https" if settings.tls_cert else "http",
         settings.listen,
         workers,
         settings.data_dir.resolve(),
         "on" if settings.auth_enabled else "off",
+        f", caching {upstreams}" if upstreams else "",
     )
     server = Granian(
         target="dockyard.api.app:app_from_environment",
@@ -139,7 +149,7 @@ def run(settings: Settings) -> None:
         workers=workers,
         loop=Loops.auto,
         log_access=False,
-        log_dictconfig=logging_config(),
+        log_dictconfig=logging_config(verbose),
         respawn_failed_workers=True,
         # A client must have sent a request's headers this long after it connected (or after
         # the previous answer): slow-header connections are cut off instead of held forever.
@@ -210,7 +220,9 @@ def share_with_workers() -> None:
     gc.freeze()
 
 
-def logging_config() -> dict:
+def logging_config(verbose: bool = False) -> dict:
+    """The server's logging; `verbose` lets libraries' INFO lines through (httpx's
+    "HTTP Request:" line for every upstream request of the pull-through cache)."""
     # The log lines name neither processes nor threads: spare each record the lookups (a
     # getpid system call and multiprocessing's current process, per request).
     logging.logProcesses = False
@@ -233,5 +245,7 @@ def logging_config() -> dict:
             "_granian": {"level": "WARNING"},
             "granian": {"level": "INFO"},
             "alembic": {"level": "WARNING"},
+            "httpx": {"level": "INFO" if verbose else "WARNING"},
+            "httpcore": {"level": "INFO" if verbose else "WARNING"},
         },
     }

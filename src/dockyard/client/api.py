@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.client.credentials import CredentialStore
+from dockyard.client.credentials import CredentialStore, normalize_host
 from dockyard.client.image import (
     ClientError,
     ImageDestination,
@@ -45,7 +45,7 @@ from dockyard.core.reference import ImageReference, InvalidReference, parse_refe
 
 def remote_reference(name: str) -> ImageReference:
     try:
-        return parse_reference(name.removeprefix("docker://"))
+        return parse_reference(name)
     except InvalidReference as exc:
         raise UsageError(str(exc)) from exc
 
@@ -144,7 +144,9 @@ class Client:
             raise ClientError(f"{reference!r} is a local image; pull takes a registry reference")
         ref = remote_reference(reference)
         if destination is None:
-            destination = f"oci:{ref.repository.rsplit('/', 1)[-1]}:{ref.tag or 'latest'}"
+            # By digest: an untagged layout entry, not one labelled `latest`.
+            name = ref.repository.rsplit('/', 1)[-1]
+            destination = f"oci:{name}:{ref.tag}" if ref.tag else f"oci:{name}"
         return await self.copy(reference, destination, **options), destination
 
     async def tag(self, source: str, target: str) -> CopyResult:
@@ -223,7 +225,7 @@ class Client:
         return await self.registry(ref.registry).list_tags(ref.repository)
 
     async def catalog(self, host: str) -> list[str]:
-        return await self.registry(host).catalog()
+        return await self.registry(normalize_host(host)).catalog()
 
     async def delete(self, reference: str, *, tag_only: bool = False) -> str:
         """Delete a manifest (by digest: with every tag pointing at it), or only a tag."""

@@ -4,7 +4,7 @@ Reads and writes `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`) 
 docker CLI does: `auths[KEY].auth` is base64("user:password"), `identitytoken` holds an OAuth2
 refresh token, and `credsStore` / `credHelpers` hand secrets to `docker-credential-NAME`
 helpers (JSON over stdin/stdout, never argv). Docker Hub's key is `https://index.docker.io/v1/`.
-Also reads podman/skopeo's auth files (`$REGISTRY_AUTH_FILE`, then
+Also reads podman/skopeo's auth file (`$REGISTRY_AUTH_FILE` when set, as they do, else
 `$XDG_RUNTIME_DIR/containers/auth.json`), whose keys may name a repository (`host/ns/repo`).
 
 Secrets never appear in exception messages or in `repr()`.
@@ -52,12 +52,13 @@ class Credentials:
 
 
 def normalize_host(server: str) -> str:
-    """The registry host a user or a config key names: no scheme, no path; Hub is `docker.io`.
+    """The registry host a user or a config key names: no scheme (`docker://` included), no
+    path; Hub is `docker.io`.
 
     `https://index.docker.io/v1/`, `registry-1.docker.io` and `docker.io` are all Docker Hub.
     """
     host = server.strip()
-    for prefix in ("https://", "http://"):
+    for prefix in ("https://", "http://", "docker://"):
         if host.lower().startswith(prefix):
             host = host[len(prefix):]
             break
@@ -206,12 +207,13 @@ class CredentialStore:
         return (self._dir or _docker_config_dir(self.env)) / "config.json"
 
     def podman_auth_files(self) -> list[Path]:
-        files = []
+        # Podman and skopeo read only $REGISTRY_AUTH_FILE when it is set: a user pointing it
+        # elsewhere must not be logged in by the default file.
         if self.env.get("REGISTRY_AUTH_FILE"):
-            files.append(Path(self.env["REGISTRY_AUTH_FILE"]))
+            return [Path(self.env["REGISTRY_AUTH_FILE"])]
         if self.env.get("XDG_RUNTIME_DIR"):
-            files.append(Path(self.env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
-        return files
+            return [Path(self.env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json"]
+        return []
 
     def _helper_for(self, config: Mapping[str, Any], host: str) -> CredentialHelper | None:
         helpers = config.get("credHelpers") or {}

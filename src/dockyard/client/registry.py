@@ -198,6 +198,10 @@ class RegistryClient:
             return Unauthorized(f"{what}: {self.host} refused the credentials of "
                                 f"{self.credentials.username or 'the stored token'}{said}; "
                                 f"check your access or {login} again", code or "UNAUTHORIZED")
+        if status == 403 and message and str(message).startswith("the token "):
+            # Dockyard says when the access token's scope, not the account, is the limit.
+            return Denied(f"{what}: {self.host} refused it: {message}; log in with a token "
+                          "of that scope (or the password)", code or "DENIED")
         if status == 403:
             return Denied(f"{what}: access denied by {self.host}{said}; check that the "
                           f"account may access this repository, or {login} as another user",
@@ -251,10 +255,16 @@ class RegistryClient:
         """Verify the credentials as `docker login` does; return a refresh token when the
         registry's token service issued one (store it instead of the password)."""
         self.auth.offline_token = True
-        response = await self._send(self.http.build_request("GET", "/v2/"))
+        rejected = Unauthorized(f"login to {self.host} failed: the registry rejected the "
+                                "credentials (wrong user name or password, or an expired or "
+                                "revoked token)", "UNAUTHORIZED")
+        try:
+            response = await self._send(self.http.build_request("GET", "/v2/"))
+        except Unauthorized:
+            # The token service's refusal advises logging in, which is what failed.
+            raise rejected from None
         if response.status_code == 401:
-            raise Unauthorized(f"login to {self.host} failed: the registry refused the user "
-                               "name or password", "UNAUTHORIZED")
+            raise rejected
         if response.status_code != 200:
             raise self._error(response, f"login to {self.host}")
         return self.auth.refresh_token
@@ -315,8 +325,20 @@ class RegistryClient:
         return manifest.digest
 
     async def delete_manifest(self, repo: str, reference: str) -> None:
-        await self._call("DELETE", f"/v2/{repo}/manifests/{reference}",
-                         f"deleting manifest {repo}:{reference}", ok=(200, 202, 204))
+        tag = not _is_digest(reference)
+        what = f"deleting tag {repo}:{reference}" if tag else \
+            f"deleting manifest {repo}@{reference}"
+        try:
+            await self._call("DELETE", f"/v2/{repo}/manifests/{reference}", what,
+                             ok=(200, 202, 204))
+        except ClientError as exc:
+            # Registries without tag deletion (CNCF Distribution 2.x) answer a tag with
+            # DIGEST_INVALID or UNSUPPORTED: nothing was sent, so no digest can mismatch.
+            if tag and getattr(exc, "code", None) in ("DIGEST_INVALID", "UNSUPPORTED"):
+                raise ClientError(f"{what}: {self.host} does not support deleting a tag ("
+                                  f"{exc.code}); delete the manifest by digest instead, which "
+                                  "removes all its tags", "UNSUPPORTED") from None
+            raise
 
     # -- blobs ----------------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ _HEX64 = re.compile(r"^[a-f0-9]{64}$")
 MAX_NAME_LENGTH = 255
 
 
+DOCKER_TRANSPORT = "docker://"
+
+
 class InvalidReference(ValueError):
     """The text is not an image reference; the message says why."""
 
@@ -93,7 +96,9 @@ def _split_registry(name: str) -> tuple[str, str]:
 
 
 def parse_reference(text: str, *, default_tag: str | None = "latest") -> ImageReference:
-    """Parse and normalise; raise InvalidReference with a message a person can act on."""
+    """Parse and normalise; raise InvalidReference with a message a person can act on.
+    A `docker://` prefix (skopeo's name for a registry) is accepted and dropped."""
+    text = text.removeprefix(DOCKER_TRANSPORT)
     if not text:
         raise InvalidReference("empty image reference")
     if text != text.strip() or any(c.isspace() for c in text):

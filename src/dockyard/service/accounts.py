@@ -55,6 +55,7 @@ class Principal:
     # The account's (credentials_changed_at, grants_changed_at) when it was read: tokens
     # carry it, and are refused once either moves (see `principal`).
     stamp: tuple[float, float] | None = None
+    token_name: str | None = None  # that access token's name, for messages and the access log
 
     @property
     def anonymous(self) -> bool:
@@ -77,11 +78,27 @@ def validate_account_name(name: str) -> str:
 
 class AccountService:
     def __init__(
-        self, store: AccountStore, meta: MetadataStore, default_visibility: str = "private"
+        self,
+        store: AccountStore,
+        meta: MetadataStore,
+        default_visibility: str = "private",
+        *,
+        password_min_length: int = 8,
     ) -> None:
         self.store = store
         self.meta = meta
         self.default_visibility = default_visibility
+        self.password_min_length = password_min_length
+
+    def check_password(self, password: str) -> None:
+        """Refuse a password shorter than the configured minimum (in characters)."""
+        if len(password) < self.password_min_length:
+            raise RegistryError(
+                ErrorCode.UNSUPPORTED,
+                f"the password is too short: at least {self.password_min_length} characters "
+                "(password_min_length)",
+                status=400,
+            )
 
     # -- credentials ---------------------------------------------------------------------
     async def authenticate(self, username: str, secret: str) -> Principal | None:
@@ -141,7 +158,7 @@ class AccountService:
                 return None
         elif issued_at is not None and issued_at < max(current[: 2 if grants else 1]):
             return None
-        token_scope = None
+        token_scope = token_name = None
         if credential is not None:
             token = await self.store.get_token(credential)
             if (
@@ -151,11 +168,15 @@ class AccountService:
                 or (token.expires_at is not None and token.expires_at <= time.time())
             ):
                 return None
-            token_scope = token.scope
-        return await self._principal_of(account, token_scope, credential)
+            token_scope, token_name = token.scope, token.name
+        return await self._principal_of(account, token_scope, credential, token_name)
 
     async def _principal_of(
-        self, account: Account, token_scope: str | None = None, credential: str | None = None
+        self,
+        account: Account,
+        token_scope: str | None = None,
+        credential: str | None = None,
+        token_name: str | None = None,
     ) -> Principal:
         roles = dict(await self.store.roles_of(account.name))
         roles[account.name] = "owner"
@@ -167,6 +188,7 @@ class AccountService:
             credential,
             account.pull_limit,
             (account.credentials_changed_at, account.grants_changed_at or 0.0),
+            token_name,
         )
 
     async def access_version(self) -> int:
@@ -225,6 +247,11 @@ class AccountService:
         password_hash: str | None = None,
     ) -> Account:
         validate_account_name(name)
+        if password and not password_hash:
+            # A taken name is told as such whatever the password (create_account says it too).
+            if await self.store.get_account(name) is not None:
+                raise KeyError(name)
+            self.check_password(password)
         hashed = password_hash or (hash_password(password) if password else None)
         return await self.store.create_account(name, USER, hashed, admin, time.time())
 
@@ -236,6 +263,9 @@ class AccountService:
 
     async def set_password(self, name: str, password: str) -> bool:
         """Also ends every refresh token issued before (see `principal`)."""
+        if await self.store.get_account(name) is None:
+            return False  # said as such, whatever the password
+        self.check_password(password)
         return await self.store.update_account(
             name, password_hash=hash_password(password), credentials_changed_at=time.time()
         )

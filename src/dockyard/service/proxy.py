@@ -114,14 +114,15 @@ class UpstreamRegistry:
             await self._client.aclose()
 
 
-def upstream_error(route: Route, exc: Exception) -> RegistryError:
-    """What a client is told when nothing is cached and the upstream cannot help."""
+def upstream_error(route: Route, exc: Exception, wanted: str = "") -> RegistryError:
+    """What a client is told when nothing is cached and the upstream cannot help. `wanted`
+    (`:tag` or `@digest`) names what it lacks: having other tags cached is no answer."""
     if isinstance(exc, RateLimited):
         retry = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else {}
         return RegistryError(
             ErrorCode.TOOMANYREQUESTS,
             f"{route.upstream.name} is rate-limiting this cache and it holds "
-            "no copy; try again later",
+            f"no copy of {route.local}{wanted}; try again later",
             headers=retry,
         )
     if isinstance(exc, Unauthorized):
@@ -139,7 +140,7 @@ def upstream_error(route: Route, exc: Exception) -> RegistryError:
         what = f"{route.upstream.name} failed"
     return RegistryError(
         ErrorCode.UNAVAILABLE,
-        f"{what} and this cache holds no copy of {route.local}: {exc}",
+        f"{what} and this cache holds no copy of {route.local}{wanted}: {exc}",
     )
 
 
@@ -239,7 +240,7 @@ class ProxyService:
         if fresh:
             return record, None  # type: ignore[return-value]
         if not await self._available(route):
-            return self._stale(route, record)
+            return self._stale(route, record, wanted=f":{tag}")
         async with self._exclusive(f"tag:{route.local}:{tag}"):
             record, fresh = await self._cached_tag(route, tag)
             if fresh:
@@ -258,14 +259,18 @@ class ProxyService:
             except ClientError as exc:
                 await self._note_failure(route, exc)
                 log.warning("revalidating %s:%s failed: %s", route.local, tag, exc)
-                return self._stale(route, record, exc)
+                return self._stale(route, record, exc, f":{tag}")
 
     def _stale(
-        self, route: Route, record: ManifestRecord | None, exc: Exception | None = None
+        self,
+        route: Route,
+        record: ManifestRecord | None,
+        exc: Exception | None = None,
+        wanted: str = "",
     ) -> tuple[ManifestRecord, str | None]:
         if record is None:
             cause = exc or route.upstream.last_error or RuntimeError("unavailable")
-            error = upstream_error(route, cause)
+            error = upstream_error(route, cause, wanted)
             wait = route.upstream.backoff_until - time.time()
             if wait > 0:
                 error.headers.setdefault("Retry-After", str(max(1, int(wait))))
@@ -280,11 +285,11 @@ class ProxyService:
         fresh = checked is not None and time.time() - checked < route.upstream.config.ttl_seconds
         return record, fresh
 
-    async def _check_available(self, route: Route) -> None:
+    async def _check_available(self, route: Route, wanted: str = "") -> None:
         """Within the upstream's Retry-After (or the backoff after a failure) it is not asked:
         the client gets the error it last gave, with the time left."""
         if not await self._available(route):
-            self._stale(route, None)
+            self._stale(route, None, wanted=wanted)
 
     async def _available(self, route: Route) -> bool:
         """Whether the upstream may be asked now, as any worker or replica last learnt it."""
@@ -312,14 +317,15 @@ class ProxyService:
             await self.counters.touch(f"proxy-limited:{upstream.name}", upstream.backoff_until)
 
     async def _fetch_manifest(self, route: Route, digest: str, tag: str | None) -> ManifestRecord:
-        await self._check_available(route)
+        wanted = f":{tag}" if tag else f"@{digest}"
+        await self._check_available(route, wanted)
         try:
             fetched = await route.upstream.client.get_manifest(route.remote, digest)
         except NotFound as exc:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, str(exc)) from exc
         except ClientError as exc:
             await self._note_failure(route, exc)
-            raise upstream_error(route, exc) from exc
+            raise upstream_error(route, exc, wanted) from exc
         return await self.manifests.store_fetched(
             route.local, fetched.body, fetched.media_type, tag, digest
         )
@@ -433,12 +439,12 @@ class ProxyService:
         cached = await self.cached_blob(route, digest)
         if cached is not None:
             return cached.size
-        await self._check_available(route)
+        await self._check_available(route, f"@{digest}")
         try:
             size = await route.upstream.client.blob_size(route.remote, digest)
         except ClientError as exc:
             await self._note_failure(route, exc)
-            raise upstream_error(route, exc) from exc
+            raise upstream_error(route, exc, f"@{digest}") from exc
         if size is None:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
         await self.adopt(route, digest, size)
@@ -513,7 +519,7 @@ class ProxyService:
         except ClientError as exc:
             self._release(fd)
             await self._note_failure(route, exc)
-            raise upstream_error(route, exc) from exc
+            raise upstream_error(route, exc, f"@{digest}") from exc
         except BaseException:
             self._release(fd)
             raise

@@ -85,7 +85,10 @@ class Registry:
         self.manifests = ManifestService(blob_store, meta, self.content_lock)
         self.listing = ListingService(meta)
         assert isinstance(meta, SQLMetadataStore)
-        self.accounts = AccountService(SQLAccountStore(meta), meta, settings.default_visibility)
+        self.accounts = AccountService(
+            SQLAccountStore(meta), meta, settings.default_visibility,
+            password_min_length=settings.password_min_length,
+        )
         # Redis and the pull-through cache (httpx and the client) are imported only when
         # configured: each costs a server process tens of MiB it would never use otherwise.
         self.counters: Counters

@@ -170,6 +170,11 @@ async def count_pull(request: Request, caller: Caller | None, headers: dict[str,
         headers.update(await gate.count_pull(caller))
 
 
+async def pull_headers(request: Request, caller: Caller) -> dict[str, str]:
+    """The caller's RateLimit headers, counting nothing (for HEAD)."""
+    return await auth_of(request).gate.pull_headers(caller)
+
+
 READ_ONLY_CACHE = "cached repositories are read-only: push to a repository of your own"
 
 

@@ -9,6 +9,7 @@ from dockyard.api.body import read_body
 from dockyard.api.routes.common import (
     cache_route,
     count_pull,
+    pull_headers,
     read_check,
     registry_of,
     repository_access,
@@ -75,6 +76,8 @@ async def endpoint(request: Request) -> Response:
     if warning:
         headers["Warning"] = warning
     if request.method == "HEAD":
+        if caller is not None:  # free, and tells how many pulls are left
+            headers.update(await pull_headers(request, caller))
         return Response(status_code=200, headers=headers)
     if caller is not None:  # only pulls that return a manifest count, as on Docker Hub
         await count_pull(request, caller, headers)
