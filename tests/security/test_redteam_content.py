@@ -5,7 +5,8 @@ failed before the fix that follows it, or guards a bypass of an earlier fix."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,8 +23,11 @@ from tests.auth.helpers import (
     sha256,
     upload_blob,
 )
+from tests.proxy.helpers import make_image, proxies_env, pull, upstream
+from tests.security.test_proxy_isolation import rewriting_proxy, unchanged
 from tests.support.server import RunningRegistry, free_port
 
+ADMIN = httpx.BasicAuth("admin", ADMIN_PASSWORD)
 ALICE, BOB = ("alice", "alice-Pa55"), ("bob", "bob-Pa55")
 QUIET = {
     "DOCKYARD_ANONYMOUS_PULL_LIMIT": "0",
@@ -87,3 +91,51 @@ def test_attack_trailing_newline_in_tag(reg: AuthRegistry) -> None:
             headers={"Authorization": alice},
         )
         assert mount.status_code == 400 and code_of(mount) == "NAME_INVALID", mount.text
+
+
+# -- the pull-through cache: what one upstream sent is not another's to vouch for ---------------
+
+
+def test_attack_lying_upstream_adopts_what_an_accounts_only_upstream_sent(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    """Two upstreams: `priv`, for accounts only, and `pub`, open to anonymous clients, which
+    claims (HEAD: right size) a layer only `priv` has. The layer once pulled through `priv` was
+    linked into `pub`'s repository on that word alone, and anonymous clients read it."""
+    secret = make_image(tmp_path, "accounts-only")
+    layer = secret.layers[0]
+
+    def claim(method: str, path: str) -> httpx.Response | None:
+        if path.endswith(f"/library/liar/blobs/{layer.digest}"):
+            size = str(len(layer.compressed))
+            headers = {"Content-Length": size, "Docker-Content-Digest": layer.digest}
+            body = b"" if method == "HEAD" else b"\0" * len(layer.compressed)
+            return httpx.Response(200, headers=headers, content=body)
+        return None
+
+    with (
+        upstream(tmp_path / "upstream") as up,
+        rewriting_proxy(up.dist.url, unchanged, claim) as (host, _),
+    ):
+        up.push_image("library/secret", "v1", secret)
+        cache = start_registry(
+            "--auth",
+            env={
+                "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                **QUIET,
+                **proxies_env(
+                    {"name": "priv", "url": up.url, "anonymous": False},
+                    {"name": "pub", "url": f"http://{host}", "anonymous": True},
+                ),
+            },
+        )
+        with httpx.Client(base_url=cache.url, timeout=60, auth=ADMIN) as admin:
+            assert layer.digest in pull(admin, "priv/library/secret", "v1").blobs
+        with httpx.Client(base_url=cache.url, timeout=60) as anon:
+            assert anon.get(f"/v2/priv/library/secret/blobs/{layer.digest}").status_code == 401
+            liar = f"/v2/pub/library/liar/blobs/{layer.digest}"
+            anon.head(liar)
+            for _ in range(2):
+                got = anon.get(liar)
+                leaked = got.status_code == 200 and got.content == layer.compressed
+                assert not leaked, "the accounts-only layer was served to an anonymous client"

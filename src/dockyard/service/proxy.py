@@ -346,11 +346,13 @@ class ProxyService:
     async def adopt(self, route: Route, digest: str, size: int) -> bool:
         """Link a blob held here into the cached repository, once its upstream has just said
         it serves that digest, with that size, for that repository, without downloading it
-        again. Only bytes some upstream once sent (linked in a cached repository) are taken
-        on its word: an upstream that merely claims a digest held only by local repositories
-        must prove it by sending the bytes, or it could vouch a private blob out."""
+        again. Only bytes this same upstream once sent (linked in one of its cached
+        repositories) are taken on its word: an upstream that merely claims a digest held only
+        by local repositories, or sent by another upstream (perhaps one for accounts only, where
+        this one is open to anonymous clients), must prove it by sending the bytes, or it could
+        vouch them out."""
         holders = await self.meta.repositories_linking(digest, limit=ADOPT_LOOKUP)
-        if not any(self.prefixed(holder) is not None for holder in holders):
+        if not any(self._sent_by(holder, route.upstream) for holder in holders):
             return False
         async with self.lock.publishing():
             if await self.meta.blob_size(digest) != size or \
@@ -358,6 +360,10 @@ class ProxyService:
                 return False
             await self.meta.link_blob(route.local, digest, size)
         return True
+
+    def _sent_by(self, repository: str, upstream: UpstreamRegistry) -> bool:
+        held = self.prefixed(repository)
+        return held is not None and held.upstream is upstream
 
     async def blob_size(self, route: Route, digest: str) -> int:
         """For HEAD: the size, asking the upstream without downloading anything."""
