@@ -139,3 +139,33 @@ def test_attack_lying_upstream_adopts_what_an_accounts_only_upstream_sent(
                 got = anon.get(liar)
                 leaked = got.status_code == 200 and got.content == layer.compressed
                 assert not leaked, "the accounts-only layer was served to an anonymous client"
+
+
+# -- bytes that went away after the lookup -------------------------------------------------------
+
+
+def test_attack_blob_read_while_its_bytes_are_swept(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    """A sweep (`dockyard cache prune`, `fsck --repair`) moves bytes away before it drops their
+    records, and puts back those still needed: a GET in between, or after a sweep cut short,
+    found the link but not the file and answered a plain-text 500 (a traceback in the log)."""
+    server = start_registry()
+    data = os.urandom(200_000)
+    digest = sha256(data)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        pushed = http.post("/v2/local/app/blobs/uploads/", params={"digest": digest}, content=data)
+        assert pushed.status_code == 201, pushed.text
+        stored = server.data_dir / "blobs" / "sha256" / digest[7:9] / digest[7:]
+        moved = server.data_dir / "trash" / "mid-sweep"
+        moved.parent.mkdir(exist_ok=True)
+        stored.rename(moved)
+        for headers in ({}, {"Range": "bytes=10-99"}):
+            got = http.get(f"/v2/local/app/blobs/{digest}", headers=headers)
+            assert got.status_code == 404, (got.status_code, got.text)
+            assert code_of(got) == "BLOB_UNKNOWN"
+        moved.rename(stored)  # put back: served again, whole and in part
+        assert http.get(f"/v2/local/app/blobs/{digest}").content == data
+        part = http.get(f"/v2/local/app/blobs/{digest}", headers={"Range": "bytes=10-99"})
+        assert part.status_code == 206 and part.content == data[10:100]
+    assert "Traceback" not in server.log()
