@@ -5,6 +5,7 @@ failed before the fix that follows it, or guards a bypass of an earlier fix."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,8 +24,9 @@ from tests.auth.helpers import (
     sha256,
     upload_blob,
 )
-from tests.proxy.helpers import make_image, proxies_env, pull, upstream
+from tests.proxy.helpers import ACCEPT, make_image, proxies_env, pull, upstream
 from tests.security.test_proxy_isolation import rewriting_proxy, unchanged
+from tests.support.fsck import run_fsck
 from tests.support.server import RunningRegistry, free_port
 
 ADMIN = httpx.BasicAuth("admin", ADMIN_PASSWORD)
@@ -139,6 +141,55 @@ def test_attack_lying_upstream_adopts_what_an_accounts_only_upstream_sent(
                 got = anon.get(liar)
                 leaked = got.status_code == 200 and got.content == layer.compressed
                 assert not leaked, "the accounts-only layer was served to an anonymous client"
+
+
+def test_attack_upstream_serves_another_manifest_than_the_digest_it_names(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    """Guard: the upstream names digest D for a tag (and answers GET by D) but sends the bytes
+    of another image's manifest. Nothing is cached or served under D or the tag, the client
+    gets a JSON error, and the honest image is served once the upstream stops lying."""
+    honest, other = make_image(tmp_path, "honest"), make_image(tmp_path, "other")
+    wanted = honest.manifest_digest
+    lying = {"on": True}
+
+    def lie(method: str, path: str) -> httpx.Response | None:
+        if lying["on"] and path in (
+            "/v2/library/app/manifests/v1",
+            f"/v2/library/app/manifests/{wanted}",
+        ):
+            headers = {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": wanted}
+            return httpx.Response(200, headers=headers, content=other.manifest_bytes)
+        return None
+
+    with (
+        upstream(tmp_path / "upstream") as up,
+        rewriting_proxy(up.dist.url, unchanged, lie) as (host, _),
+    ):
+        up.push_image("library/app", "v1", honest)
+        up.push_image("library/app", "other", other)
+        cache = start_registry(
+            env=proxies_env({"name": "up", "url": f"http://{host}", "mirror": True})
+        )
+        with httpx.Client(base_url=cache.url, timeout=60, headers={"Accept": ACCEPT}) as http:
+            for name in ("up/library/app", "library/app"):
+                for reference in ("v1", wanted):
+                    for method in ("GET", "HEAD"):
+                        got = http.request(method, f"/v2/{name}/manifests/{reference}")
+                        assert got.status_code != 200, (name, reference, method)
+                        assert got.status_code < 500 or got.status_code in (502, 503), got.text
+                        if method == "GET":
+                            assert "errors" in got.json(), got.text
+            lying["on"] = False
+            # The lie counted as the upstream failing: it is left alone for a few seconds.
+            deadline = time.monotonic() + 30
+            while http.head("/v2/up/library/app/manifests/v1").status_code != 200:
+                assert time.monotonic() < deadline, "the honest upstream is never asked again"
+                time.sleep(0.5)
+            assert pull(http, "up/library/app", "v1").digest == wanted
+            assert pull(http, "library/app", wanted).manifest == honest.manifest_bytes
+    report = run_fsck(cache.data_dir)
+    assert report.returncode == 0, report.stdout + report.stderr
 
 
 # -- bytes that went away after the lookup -------------------------------------------------------
