@@ -220,3 +220,19 @@ def test_attack_blob_read_while_its_bytes_are_swept(
         part = http.get(f"/v2/local/app/blobs/{digest}", headers={"Range": "bytes=10-99"})
         assert part.status_code == 206 and part.content == data[10:100]
     assert "Traceback" not in server.log()
+
+
+def test_attack_line_of_the_clients_making_in_the_access_log(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    """A path is logged decoded: `%0A` in it started a line of the client's making, e.g. a
+    forged record of a request that never happened."""
+    server = start_registry()
+    forged = 'INFO dockyard.access 10.9.9.9 "DELETE /v2/victim/app/manifests/v1" 202'
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for path in (f"/v2/a/b/manifests/v1%0A{forged}", f"/v2/a/b/blobs/x%0D%0A{forged}%1B[2J"):
+            assert http.get(path).status_code == 404
+    log = server.log()
+    assert "10.9.9.9" in log  # the request was logged...
+    assert not any(line.startswith("INFO dockyard.access 10.9.9.9") for line in log.splitlines())
+    assert "\x1b" not in log  # ...as one line of its own, without terminal escapes
