@@ -4,9 +4,13 @@ failed before the fix that follows it, or guards a bypass of an earlier fix."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -236,3 +240,66 @@ def test_attack_line_of_the_clients_making_in_the_access_log(
     assert "10.9.9.9" in log  # the request was logged...
     assert not any(line.startswith("INFO dockyard.access 10.9.9.9") for line in log.splitlines())
     assert "\x1b" not in log  # ...as one line of its own, without terminal escapes
+
+
+@contextmanager
+def overflowing_upstream(digest: str, size: int, sent: int) -> Iterator[str]:
+    """A registry that says blob `digest` has `size` bytes (HEAD), then sends `sent` bytes for
+    it, framed by closing the connection. Yields its host."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self) -> None:
+            if self.path.endswith(f"/blobs/{digest}"):
+                self.send_response(200)
+                self.send_header("Docker-Content-Digest", digest)
+                if self.command == "HEAD":
+                    self.send_header("Content-Length", str(size))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for _ in range(0, sent, 1 << 20) if self.command == "GET" else ():
+                        self.wfile.write(b"\0" * (1 << 20))
+                self.close_connection = True
+                return
+            found = self.path.rstrip("/") == "/v2"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_GET = do_HEAD = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_attack_upstream_sends_more_bytes_than_it_announced(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    """The download stopped reading once the disk had the announced size and the bytes in memory
+    ran `AHEAD` past it, waiting for a writer that had finished: it hung, with every client of
+    that blob, for as long as the upstream kept the connection open."""
+    digest = sha256(b"announced as 1000 bytes")
+    with overflowing_upstream(digest, 1000, 64 << 20) as host:
+        cache = start_registry(env=proxies_env({"name": "up", "url": f"http://{host}"}))
+        started = time.monotonic()
+        with (
+            httpx.Client(base_url=cache.url, timeout=20) as http,
+            contextlib.suppress(httpx.TransportError),
+        ):
+            got = http.get(f"/v2/up/library/big/blobs/{digest}")
+            assert got.status_code != 200 or len(got.content) < 1000, got.status_code
+        assert time.monotonic() - started < 10, "the download hung"
+        with httpx.Client(base_url=cache.url, timeout=20) as http:
+            assert http.head(f"/v2/up/library/big/blobs/{digest}").status_code == 200
+    assert "Traceback" not in cache.log()

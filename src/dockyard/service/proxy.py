@@ -500,6 +500,11 @@ class ProxyService:
             # Hashed once, by the relay, not by the HTTP client too.
             stream = route.upstream.client.open_blob(route.remote, digest, verify=False)
             async for piece in stream:
+                if relay.received + len(piece) > size:
+                    # Refused at once: the writer stops at `size`, and the bytes past it
+                    # would wait in memory for it forever.
+                    raise DigestMismatch(f"the upstream sent more than the {size} bytes it "
+                                         "announced")
                 await relay.publish(piece)
             if relay.received != size:
                 raise DigestMismatch(
