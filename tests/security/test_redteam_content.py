@@ -4,11 +4,12 @@ failed before the fix that follows it, or guards a bypass of an earlier fix."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -303,3 +304,74 @@ def test_attack_upstream_sends_more_bytes_than_it_announced(
         with httpx.Client(base_url=cache.url, timeout=20) as http:
             assert http.head(f"/v2/up/library/big/blobs/{digest}").status_code == 200
     assert "Traceback" not in cache.log()
+
+
+# -- uploads: an id is not a key to someone else's upload -----------------------------------------
+
+
+def test_attack_another_accounts_upload_id(reg: AuthRegistry) -> None:
+    """Guard: Bob, who learnt the id of Alice's upload, gets through his own repository what a
+    made-up id gets (while Alice streams a chunk into it too: no `Range` telling her progress),
+    and cannot reach it through hers; Alice's upload ends with exactly her bytes."""
+    alice, bob = basic(*ALICE), basic(*BOB)
+    mine = os.urandom(300_000)
+    with reg.client() as http:
+        start = http.post("/v2/alice/uploads/blobs/uploads/", headers={"Authorization": alice})
+        assert start.status_code == 202, start.text
+        location = start.headers["Location"]
+        upload_id = location.rsplit("/", 1)[1]
+        first = http.patch(location, content=mine[:1000], headers={"Authorization": alice})
+        assert first.status_code == 202, first.text
+        made_up = os.urandom(16).hex()
+
+        def attempts(upload: str) -> list[tuple[int, object]]:
+            answers = []
+            for method, target in (
+                ("GET", f"/v2/bob/mine/blobs/uploads/{upload}"),
+                ("PATCH", f"/v2/bob/mine/blobs/uploads/{upload}"),
+                ("PUT", f"/v2/bob/mine/blobs/uploads/{upload}?digest={sha256(mine[:1000])}"),
+                ("DELETE", f"/v2/bob/mine/blobs/uploads/{upload}"),
+                ("GET", f"/v2/alice/uploads/blobs/uploads/{upload}"),
+                ("PATCH", f"/v2/alice/uploads/blobs/uploads/{upload}"),
+                ("DELETE", f"/v2/alice/uploads/blobs/uploads/{upload}"),
+            ):
+                got = http.request(
+                    method,
+                    target,
+                    content=b"x" if method == "PATCH" else None,
+                    headers={"Authorization": bob},
+                )
+                errors = got.json()["errors"]
+                for error in errors:
+                    error.pop("detail", None)
+                answers.append((got.status_code, errors, "range" in got.headers))
+            return answers
+
+        assert attempts(upload_id) == attempts(made_up)
+
+        async def while_streaming() -> tuple[int, ...]:
+            async def slow() -> AsyncIterator[bytes]:
+                for offset in range(1000, len(mine), 50_000):
+                    yield mine[offset : offset + 50_000]
+                    await asyncio.sleep(0.2)
+
+            async with httpx.AsyncClient(base_url=reg.url, timeout=60) as client:
+                streaming = asyncio.create_task(
+                    client.patch(location, content=slow(), headers={"Authorization": alice})
+                )
+                await asyncio.sleep(0.3)
+                probe = await client.patch(
+                    f"/v2/bob/mine/blobs/uploads/{upload_id}",
+                    content=b"x",
+                    headers={"Authorization": bob},
+                )
+                assert "range" not in probe.headers, probe.headers
+                return probe.status_code, (await streaming).status_code
+
+        assert asyncio.run(while_streaming()) == (404, 202)
+        done = http.put(location, params={"digest": sha256(mine)}, headers={"Authorization": alice})
+        assert done.status_code == 201, done.text
+        pulled = http.get(
+            f"/v2/alice/uploads/blobs/{sha256(mine)}", headers={"Authorization": alice}
+        )
+        assert pulled.content == mine
