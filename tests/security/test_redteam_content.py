@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -375,3 +377,61 @@ def test_attack_another_accounts_upload_id(reg: AuthRegistry) -> None:
             f"/v2/alice/uploads/blobs/{sha256(mine)}", headers={"Authorization": alice}
         )
         assert pulled.content == mine
+
+
+# -- fsck --repair racing pushes of the very content it quarantines -----------------------------
+
+
+def test_attack_fsck_repair_racing_pushes_of_the_same_content(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    """Guard: while `fsck --repair` moves a corrupt blob away, pushes of its real content (a
+    fresh repository each, both workers) keep landing. Once it is done, every repository answers
+    the right bytes or BLOB_UNKNOWN, never the corrupt ones, and the next push heals it."""
+    server = start_registry()
+    good = os.urandom(4 << 20)
+    digest = sha256(good)
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        first = http.post("/v2/race/r0/blobs/uploads/", params={"digest": digest}, content=good)
+        assert first.status_code == 201, first.text
+        stored = server.data_dir / "blobs" / "sha256" / digest[7:9] / digest[7:]
+        stored.write_bytes(os.urandom(len(good)))  # the disk went bad under it
+
+        repair = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dockyard",
+                "fsck",
+                "--repair",
+                "--data-dir",
+                str(server.data_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        repos = ["race/r0"]
+        while repair.poll() is None or len(repos) < 4:
+            repo = f"race/r{len(repos)}"
+            pushed = http.post(
+                f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=good
+            )
+            assert pushed.status_code == 201, pushed.text
+            repos.append(repo)
+        out = repair.communicate(timeout=120)[0]
+        assert f"quarantined\t{digest}" in out, out
+        served = {}
+        for repo in repos:
+            got = http.get(f"/v2/{repo}/blobs/{digest}")
+            served[repo] = got.status_code
+            assert got.status_code in (200, 404), (repo, got.status_code)
+            if got.status_code == 200:
+                assert got.content == good, f"{repo} serves the corrupt bytes"
+        # Pushes that found the corrupt copy lost their link with it; later ones stored afresh.
+        assert served["race/r0"] == 404, served
+        healed = http.post("/v2/race/last/blobs/uploads/", params={"digest": digest}, content=good)
+        assert healed.status_code == 201
+        assert http.get(f"/v2/race/last/blobs/{digest}").content == good
+    report = run_fsck(server.data_dir)
+    assert "0 bad blobs" in report.stdout, report.stdout
