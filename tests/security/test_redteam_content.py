@@ -199,6 +199,40 @@ def test_attack_upstream_serves_another_manifest_than_the_digest_it_names(
     assert report.returncode == 0, report.stdout + report.stderr
 
 
+def test_attack_upstream_names_no_digest_for_a_tag(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    """The digest an upstream names for a tag (HEAD) was fetched as given: a path of its
+    choosing (`../`, another tag) was requested from it and the client was told its own
+    request was bad (400 DIGEST_INVALID). It is the upstream that failed."""
+    image = make_image(tmp_path, "named")
+    named = {"value": "v2"}
+
+    def rename(method: str, path: str, headers: dict[str, str]) -> dict[str, str]:
+        if path == "/v2/library/app/manifests/v1":
+            headers = {k: v for k, v in headers.items() if k.lower() != "docker-content-digest"}
+            headers["Docker-Content-Digest"] = named["value"]
+        return headers
+
+    with upstream(tmp_path / "upstream") as up, rewriting_proxy(up.dist.url, rename) as proxy:
+        host, relayed = proxy
+        up.push_image("library/app", "v1", image)
+        up.push_image("library/app", "v2", image)
+        cache = start_registry(env=proxies_env({"name": "up", "url": f"http://{host}"}))
+        with httpx.Client(base_url=cache.url, timeout=60, headers={"Accept": ACCEPT}) as http:
+            for value in ("v2", "../../other/manifests/v1"):
+                named["value"] = value
+                relayed.clear()
+                got = http.get("/v2/up/library/app/manifests/v1")
+                assert got.status_code in (502, 503), (value, got.status_code, got.text)
+                assert "errors" in got.json()
+                asked = [line for line in relayed if line != "GET /v2/"]
+                assert asked == ["HEAD /v2/library/app/manifests/v1"], asked
+                time.sleep(5.5)  # the failure backs the upstream off for a few seconds
+            named["value"] = image.manifest_digest
+            assert pull(http, "up/library/app", "v1").digest == image.manifest_digest
+
+
 # -- bytes that went away after the lookup -------------------------------------------------------
 
 

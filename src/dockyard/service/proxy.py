@@ -244,6 +244,10 @@ class ProxyService:
                         ErrorCode.MANIFEST_UNKNOWN,
                         f"{route.upstream.name} has no {route.remote}:{tag}",
                     )
+                if Digest.try_parse(head.digest) is None:
+                    # Never requested as given: it names a path on the upstream, not content.
+                    raise ClientError(f"{route.upstream.name} named no valid digest for "
+                                      f"{route.remote}:{tag}")
                 if record is None or record.digest != head.digest:
                     record = await self._fetch_manifest(route, head.digest, tag)
                 await self.meta.mark_tag_checked(route.local, tag, time.time())
