@@ -19,6 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dockyard.auth.requests import Caller
+from dockyard.auth.setup import build_auth
+from dockyard.config import Settings
+from dockyard.service.registry import Registry
 from tests.auth.helpers import (
     ADMIN_PASSWORD,
     OCI_MANIFEST,
@@ -469,3 +473,61 @@ def test_attack_fsck_repair_racing_pushes_of_the_same_content(
         assert http.get(f"/v2/race/last/blobs/{digest}").content == good
     report = run_fsck(server.data_dir)
     assert "0 bad blobs" in report.stdout, report.stdout
+
+
+# -- a mount's source: what it holds costs nothing to those who may not read it -----------------
+
+
+def test_attack_mount_from_a_private_repository_probes_its_content(tmp_path: Path) -> None:
+    """`?mount=D&from=alice/secret` looked whether alice/secret holds D before asking whether
+    Bob may read it: one statement more when it does, a timing oracle on a private
+    repository's content. Now a private source holding D, one without it and a missing one
+    go through the same statements, and all refuse."""
+    result = asyncio.run(_mount_probes(Settings(data_dir=tmp_path / "data", auth=True)))
+    shapes = {name: statements for name, (statements, _) in result.items()}
+    answers = {name: mounted for name, (_, mounted) in result.items()}
+    assert shapes["private-holding"] == shapes["private-without"] == shapes["missing"], shapes
+    assert answers == {"private-holding": False, "private-without": False, "missing": False}
+
+
+async def _mount_probes(settings: Settings) -> dict[str, tuple[list[str], bool]]:
+    registry = Registry.from_settings(settings)
+    try:
+        gate = (await build_auth(registry)).gate
+        accounts = registry.accounts
+        await accounts.create_user("alice", ALICE[1])
+        await accounts.create_user("bob", BOB[1])
+        secret = sha256(b"alice's layer")
+        await registry.meta.link_blob("alice/secret", secret, 13)
+        await registry.meta.link_blob("alice/other", sha256(b"something else"), 14)
+        principal = await accounts.authenticate(*BOB)
+        assert principal is not None
+        caller = Caller(principal, None, "127.0.0.1")
+
+        async def may_read(name: str) -> bool:  # as the HTTP layer's read check, for Basic
+            return bool(await gate.may_pull(caller, [name]))
+
+        sources = {
+            "private-holding": "alice/secret",
+            "private-without": "alice/other",
+            "missing": "alice/absent",
+        }
+        for source in sources.values():  # warm every cache first
+            await registry.blobs.mount("bob/mine", secret, source, may_read)
+        traced: list[str] = []
+        for conn in registry.meta._held:
+            conn.connection.driver_connection.set_trace_callback(traced.append)
+        result = {}
+        for name, source in sources.items():
+            traced.clear()
+            mounted = await registry.blobs.mount("bob/mine", secret, source, may_read)
+            namespace = source.split("/")[0]
+            shape = [
+                sql.replace(source, "REPO").replace(f"'{namespace}'", "'NS'") for sql in traced
+            ]
+            result[name] = (shape, mounted)
+        for conn in registry.meta._held:
+            conn.connection.driver_connection.set_trace_callback(None)
+        return result
+    finally:
+        await registry.close()
