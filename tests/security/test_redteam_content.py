@@ -531,3 +531,21 @@ async def _mount_probes(settings: Settings) -> dict[str, tuple[list[str], bool]]
         return result
     finally:
         await registry.close()
+
+
+def test_attack_download_cut_mid_stream_logs_a_traceback(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    """An upstream that hangs up mid-blob, once the client has its first bytes, is answered as
+    designed (the body cut short), but the failure reached the log as an unexpected error with
+    a traceback: Starlette wraps it, after the response started, in a RuntimeError."""
+    digest = sha256(b"announced as 4 MiB")
+    with overflowing_upstream(digest, 4 << 20, 1 << 20) as host:
+        cache = start_registry(env=proxies_env({"name": "up", "url": f"http://{host}"}))
+        with httpx.Client(base_url=cache.url, timeout=20) as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                http.get(f"/v2/up/library/cut/blobs/{digest}")
+            assert http.get("/v2/").status_code == 200
+    log = cache.log()
+    assert "cut short" in log
+    assert "Traceback" not in log and "unexpected error" not in log

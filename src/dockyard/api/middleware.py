@@ -50,11 +50,13 @@ class RegistryHeaders:
         try:
             await self.app(scope, receive, wrapped_send)
         except Exception as exc:
-            if status and isinstance(exc, RegistryError):
+            # Once a response started, Starlette hands its error on wrapped in a RuntimeError.
+            cause = exc if isinstance(exc, RegistryError) else exc.__cause__
+            if status and isinstance(cause, RegistryError):
                 # A stream that failed after its headers went out (an upstream download that
                 # broke): the client sees the body cut short, which is the answer.
                 log.warning("%s %s cut short: %s", scope["method"],
-                            printable(scope.get("path", "")), exc)
+                            printable(scope.get("path", "")), cause)
                 return
             log.exception("unexpected error in %s %s", scope["method"],
                           printable(scope.get("path", "")))
