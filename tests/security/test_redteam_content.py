@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import subprocess
 import sys
@@ -480,14 +481,28 @@ def test_attack_fsck_repair_racing_pushes_of_the_same_content(
 
 def test_attack_mount_from_a_private_repository_probes_its_content(tmp_path: Path) -> None:
     """`?mount=D&from=alice/secret` looked whether alice/secret holds D before asking whether
-    Bob may read it: one statement more when it does, a timing oracle on a private
-    repository's content. Now a private source holding D, one without it and a missing one
-    go through the same statements, and all refuse."""
+    Bob may read it: one lookup more when it does, a timing oracle on a private repository's
+    content. Now a private source holding D, one without it and a missing one cost the same
+    lookups, and all refuse."""
     result = asyncio.run(_mount_probes(Settings(data_dir=tmp_path / "data", auth=True)))
-    shapes = {name: statements for name, (statements, _) in result.items()}
+    lookups = {name: calls for name, (calls, _) in result.items()}
     answers = {name: mounted for name, (_, mounted) in result.items()}
-    assert shapes["private-holding"] == shapes["private-without"] == shapes["missing"], shapes
+    assert lookups["private-holding"] == lookups["private-without"] == lookups["missing"], lookups
     assert answers == {"private-holding": False, "private-without": False, "missing": False}
+
+
+def _spy(store: object, label: str, calls: list[str]) -> None:
+    """Record every lookup made through `store`'s public coroutine methods."""
+    for name in dir(type(store)):
+        method = getattr(store, name)
+        if name.startswith("_") or not inspect.iscoroutinefunction(method):
+            continue
+
+        async def recorded(*args: object, _method=method, _name=name, **kwargs: object) -> object:
+            calls.append(f"{label}.{_name}")
+            return await _method(*args, **kwargs)
+
+        setattr(store, name, recorded)
 
 
 async def _mount_probes(settings: Settings) -> dict[str, tuple[list[str], bool]]:
@@ -507,27 +522,19 @@ async def _mount_probes(settings: Settings) -> dict[str, tuple[list[str], bool]]
         async def may_read(name: str) -> bool:  # as the HTTP layer's read check, for Basic
             return bool(await gate.may_pull(caller, [name]))
 
+        calls: list[str] = []
+        _spy(registry.meta, "meta", calls)
+        _spy(accounts.store, "accounts", calls)
         sources = {
             "private-holding": "alice/secret",
             "private-without": "alice/other",
             "missing": "alice/absent",
         }
-        for source in sources.values():  # warm every cache first
-            await registry.blobs.mount("bob/mine", secret, source, may_read)
-        traced: list[str] = []
-        for conn in registry.meta._held:
-            conn.connection.driver_connection.set_trace_callback(traced.append)
         result = {}
         for name, source in sources.items():
-            traced.clear()
+            calls.clear()
             mounted = await registry.blobs.mount("bob/mine", secret, source, may_read)
-            namespace = source.split("/")[0]
-            shape = [
-                sql.replace(source, "REPO").replace(f"'{namespace}'", "'NS'") for sql in traced
-            ]
-            result[name] = (shape, mounted)
-        for conn in registry.meta._held:
-            conn.connection.driver_connection.set_trace_callback(None)
+            result[name] = (list(calls), mounted)
         return result
     finally:
         await registry.close()
