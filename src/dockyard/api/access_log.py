@@ -17,6 +17,12 @@ LOG = logging.getLogger("dockyard.access")
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
+def printable(path: str) -> str:
+    """A request path fit for a log line: paths are logged decoded, and a %0A in one would
+    otherwise start a line of the client's making (a forged record, say)."""
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
+
+
 class AccessLog:
     def __init__(self) -> None:
         self._seen: list[logging.Handler] | None = None
@@ -31,9 +37,9 @@ class AccessLog:
         if not LOG.isEnabledFor(logging.INFO):
             return
         handler = self._direct()
-        message = f'{client} "{method} {path}" {status} {sent} {ms:.1f}ms'
+        message = f'{client} "{method} {printable(path)}" {status} {sent} {ms:.1f}ms'
         if account:
-            message += f" account={account}" + (f" token={token}" if token else "")
+            message += f" account={account}" + (f" token={printable(token)}" if token else "")
         if handler is None:
             LOG.info("%s", message)
             return

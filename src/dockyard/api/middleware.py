@@ -8,7 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dockyard.api.access_log import AccessLog
+from dockyard.api.access_log import AccessLog, printable
 from dockyard.api.errors import UNEXPECTED_BODY
 from dockyard.api.routes.common import CALLER_KEY
 from dockyard.api.services import SERVICES_KEY, Services
@@ -80,12 +80,16 @@ class RegistryHeaders:
         try:
             await self.app(scope, receive, wrapped_send)
         except Exception as exc:
-            if status and isinstance(exc, RegistryError):
+            # Once a response started, Starlette hands its error on wrapped in a RuntimeError.
+            cause = exc if isinstance(exc, RegistryError) else exc.__cause__
+            if status and isinstance(cause, RegistryError):
                 # A stream that failed after its headers went out (an upstream download that
                 # broke): the client sees the body cut short, which is the answer.
-                log.warning("%s %s cut short: %s", scope["method"], scope.get("path"), exc)
+                log.warning("%s %s cut short: %s", scope["method"],
+                            printable(scope.get("path", "")), cause)
                 return
-            log.exception("unexpected error in %s %s", scope["method"], scope.get("path"))
+            log.exception("unexpected error in %s %s", scope["method"],
+                          printable(scope.get("path", "")))
             if status == 0:  # nothing sent yet: answer in the spec's shape
                 status = 500
                 await send(

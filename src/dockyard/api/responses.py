@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.types import Receive, Scope, Send
 
+from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.memory import BIG_TRANSFER, trim_soon
 
 
@@ -30,13 +31,25 @@ class BlobResponse:
         self.head = head
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        start = {"type": "http.response.start", "status": self.status, "headers": self.headers}
         if self.head:
+            await send(start)
             await send({"type": "http.response.body", "body": b""})
             return
         assert self.stream is not None, "a blob response to GET needs a stream"
-        sent = 0
-        async for chunk in self.stream():
+        chunks = self.stream()
+        try:
+            first = await anext(chunks, b"")
+        except FileNotFoundError:
+            # The bytes went away after the blob was looked up (a sweep moves them before it
+            # drops their records, and may be cut short): a missing blob, answered as one.
+            digest = dict(self.headers).get(b"docker-content-digest", b"").decode()
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest}) from None
+        await send(start)
+        sent = len(first)
+        if first:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+        async for chunk in chunks:
             sent += len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})

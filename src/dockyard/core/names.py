@@ -12,8 +12,10 @@ import re
 from dockyard.core.errors import ErrorCode, RegistryError
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-NAME_PATTERN = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-TAG_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+# Matched whole (fullmatch): `$` also matches before a final newline, which let `v1\n` be a
+# tag and ended in a response header.
+NAME_PATTERN = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+TAG_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 
 # Distribution's limit; the spec asks clients to stay under 255 characters with the host.
 MAX_NAME_LENGTH = 255
@@ -21,7 +23,7 @@ MAX_NAME_LENGTH = 255
 
 @functools.lru_cache(maxsize=4096)  # every request checks its name, often more than once
 def is_valid_name(name: str) -> bool:
-    return 0 < len(name) <= MAX_NAME_LENGTH and NAME_PATTERN.match(name) is not None
+    return 0 < len(name) <= MAX_NAME_LENGTH and NAME_PATTERN.fullmatch(name) is not None
 
 
 def validate_name(name: str) -> str:
@@ -31,7 +33,7 @@ def validate_name(name: str) -> str:
 
 
 def is_valid_tag(tag: str) -> bool:
-    return TAG_PATTERN.match(tag) is not None
+    return TAG_PATTERN.fullmatch(tag) is not None
 
 
 def validate_tag(tag: str) -> str:

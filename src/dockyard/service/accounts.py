@@ -37,7 +37,7 @@ from dockyard.metadata.accounts import (  # raised through this service to the a
 )
 from dockyard.metadata.base import MetadataStore
 
-ACCOUNT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+ACCOUNT_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 TOKEN_PREFIX = "dyt_"
 MAX_TOKEN_NAME = 100  # the column's length
 
@@ -66,7 +66,7 @@ ANONYMOUS = Principal()
 
 
 def validate_account_name(name: str) -> str:
-    if not (0 < len(name) <= 64 and ACCOUNT_NAME.match(name)):
+    if not (0 < len(name) <= 64 and ACCOUNT_NAME.fullmatch(name)):
         raise RegistryError(
             ErrorCode.NAME_INVALID,
             "account names are 1-64 lower-case letters, "

@@ -85,7 +85,11 @@ async def readable_blob_size(
     if candidates is None:
         candidates = await meta.repositories_linking(digest, limit=20)
     for candidate in candidates:
+        # Readable first: what a repository the caller may not read holds must not even
+        # cost a lookup (the time it takes would tell).
+        if not await may_read(candidate):
+            continue
         size = await meta.linked_blob_size(candidate, digest)
-        if size is not None and await may_read(candidate):
+        if size is not None:
             return size
     return None

@@ -252,6 +252,10 @@ class ProxyService:
                         ErrorCode.MANIFEST_UNKNOWN,
                         f"{route.upstream.name} has no {route.remote}:{tag}",
                     )
+                if Digest.try_parse(head.digest) is None:
+                    # Never requested as given: it names a path on the upstream, not content.
+                    raise ClientError(f"{route.upstream.name} named no valid digest for "
+                                      f"{route.remote}:{tag}")
                 if record is None or record.digest != head.digest:
                     record = await self._fetch_manifest(route, head.digest, tag)
                 await self.meta.mark_tag_checked(route.local, tag, time.time())
@@ -416,11 +420,13 @@ class ProxyService:
     async def adopt(self, route: Route, digest: str, size: int) -> bool:
         """Link a blob held here into the cached repository, once its upstream has just said
         it serves that digest, with that size, for that repository, without downloading it
-        again. Only bytes some upstream once sent (linked in a cached repository) are taken
-        on its word: an upstream that merely claims a digest held only by local repositories
-        must prove it by sending the bytes, or it could vouch a private blob out."""
+        again. Only bytes this same upstream once sent (linked in one of its cached
+        repositories) are taken on its word: an upstream that merely claims a digest held only
+        by local repositories, or sent by another upstream (perhaps one for accounts only, where
+        this one is open to anonymous clients), must prove it by sending the bytes, or it could
+        vouch them out."""
         holders = await self.meta.repositories_linking(digest, limit=ADOPT_LOOKUP)
-        if not any(self.prefixed(holder) is not None for holder in holders):
+        if not any(self._sent_by(holder, route.upstream) for holder in holders):
             return False
         # A manifest is downloaded again instead, and so kept as a manifest here too: linked
         # as a mere blob, its reads through the blobs endpoint would not count as pulls.
@@ -432,6 +438,10 @@ class ProxyService:
                 return False
             await self.meta.link_blob(route.local, digest, size)
         return True
+
+    def _sent_by(self, repository: str, upstream: UpstreamRegistry) -> bool:
+        held = self.prefixed(repository)
+        return held is not None and held.upstream is upstream
 
     async def blob_size(self, route: Route, digest: str) -> int:
         """For HEAD: the size, asking the upstream without downloading anything."""
@@ -584,6 +594,11 @@ class ProxyService:
             # Hashed once, by the relay, not by the HTTP client too.
             stream = route.upstream.client.open_blob(route.remote, digest, verify=False)
             async for piece in stream:
+                if relay.received + len(piece) > size:
+                    # Refused at once: the writer stops at `size`, and the bytes past it
+                    # would wait in memory for it forever.
+                    raise DigestMismatch(f"the upstream sent more than the {size} bytes it "
+                                         "announced")
                 await relay.publish(piece)
                 if small is not None:
                     small.append(piece)

@@ -33,7 +33,7 @@ from dockyard.storage.base import BlobStore, StorageFullError, UploadBusyError
 log = logging.getLogger("dockyard.uploads")
 
 _MAX_TRACKED_HASHES = 256
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ class UploadService:
         return UploadStatus(upload_id, repository, 0)
 
     async def _get(self, repository: str, upload_id: str) -> UploadRecord:
-        record = await self.meta.get_upload(upload_id) if _UPLOAD_ID.match(upload_id) else None
+        record = await self.meta.get_upload(upload_id) if _UPLOAD_ID.fullmatch(upload_id) else None
         if record is None or record.repository != repository:
             raise _unknown(upload_id)
         return record
@@ -101,7 +101,7 @@ class UploadService:
         write landing between the digest check and the commit, could otherwise leave bytes
         under a digest they do not hash to. A request finding the upload busy is refused
         with where the upload stands, as for a chunk out of order."""
-        if not _UPLOAD_ID.match(upload_id):
+        if not _UPLOAD_ID.fullmatch(upload_id):
             raise _unknown(upload_id)
         try:
             with self.blobs.hold_upload(upload_id):

@@ -31,7 +31,7 @@ READ_CHUNK = 512 * 1024
 # uploads held 25 MiB more of them in flight.
 WRITE_BATCH = 256 * 1024
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
 _PROBE = bytearray(1)
@@ -125,7 +125,7 @@ class FilesystemBlobStore:
         return Path(self._blob_file(digest))
 
     def _upload_file(self, upload_id: str) -> str:
-        if not _UPLOAD_ID.match(upload_id):
+        if not _UPLOAD_ID.fullmatch(upload_id):
             raise ValueError("malformed upload id")
         return f"{self._uploads}/{upload_id}"
 
