@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.flaky_proxy import FlakyProxy
 from tests.support.images import write_oci_image
 from tests.support.peers import containers_env, require
 from tests.support.server import RunningRegistry, free_port
@@ -371,9 +372,31 @@ def test_no_plain_http_to_a_network_host_unless_insecure(home: Path) -> None:
         )
         assert tried.returncode == 4, tried.stderr
         assert any(data.startswith(b"GET /v2/ HTTP/1.1") for data in Recorder.received)
+        assert "answered over plain HTTP" not in tried.stdout
+        # The image commands say so when a network host got plain HTTP.
+        listed = dockyard(home, "catalog", "--insecure", host, host)
+        assert listed.returncode == 4
+        assert f"{host} does not speak TLS; used plain HTTP" in listed.stderr
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_fallback_is_quick_when_the_server_waits_for_a_request_line(
+    tmp_path: Path, home: Path
+) -> None:
+    """A plain HTTP front that waits for a whole request head never answers a ClientHello:
+    the TLS attempt gives up after a few seconds, not the 15 s connect timeout."""
+    registry = RunningRegistry(tmp_path / "data", free_port()).start()
+    try:
+        with FlakyProxy(registry.port) as proxy:
+            started = time.monotonic()
+            listed = dockyard(home, "catalog", proxy.host)
+            assert listed.returncode == 0, listed.stderr
+            assert time.monotonic() - started < 10
+            assert ("GET", "/v2/") in proxy.requests
+    finally:
+        registry.stop()
 
 
 # -- trusting a private CA ---------------------------------------------------------------------
@@ -589,3 +612,79 @@ def test_first_start_on_every_interface_prints_logins_that_work(
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=15)
+
+
+# -- the README's recipe, with the peers it names ----------------------------------------------
+
+
+def test_readme_lab_certificate_trusted_by_dockyard_crane_and_regctl(
+    tmp_path: Path, home: Path
+) -> None:
+    """The openssl command of the README (for 127.0.0.1), served, trusted as it says."""
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "365",
+            "-keyout",
+            str(pki / "registry.key"),
+            "-out",
+            str(pki / "registry.crt"),
+            "-subj",
+            "/CN=registry.lan",
+            "-addext",
+            "subjectAltName=DNS:registry.lan,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    lab = Issued(pki / "registry.crt", pki / "registry.key")
+    with tls_registry(tmp_path, lab, lab.cert) as registry:
+        image = tmp_path / "img"
+        write_oci_image(image, "v1")
+        pushed = dockyard(
+            home,
+            "push",
+            "-q",
+            "--ca-cert",
+            str(lab.cert),
+            f"oci:{image}:v1",
+            f"{registry.host}/lab/app:v1",
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        digest = pushed.stdout.strip()
+        crane = require("crane")
+        env = {**os.environ, "SSL_CERT_FILE": str(lab.cert), "HOME": str(home)}
+        seen = subprocess.run(
+            [crane, "digest", f"{registry.host}/lab/app:v1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert seen.stdout.strip() == digest
+        regctl = require("regctl")
+        env = {**os.environ, "HOME": str(home)}
+        subprocess.run(
+            [regctl, "registry", "set", registry.host, "--cacert", lab.cert.read_text()],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        seen = subprocess.run(
+            [regctl, "image", "digest", f"{registry.host}/lab/app:v1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert seen.stdout.strip() == digest

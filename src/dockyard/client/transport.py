@@ -85,6 +85,8 @@ def translate_error(exc: httpx.HTTPError, host: str) -> ClientError:
     return ClientError(f"{host}: {exc}")
 
 
+# Seconds the TLS attempt may take on a host that may also answer plain HTTP.
+PROBE_SECONDS = 3.0
 # What OpenSSL says when a ClientHello reaches a server that does not speak TLS.
 NO_TLS_SIGNS = ("wrong version number", "record layer failure", "packet length too long",
                 "http request", "unexpected eof", "eof occurred")
@@ -226,8 +228,16 @@ class SchemeProbe(httpx.AsyncBaseTransport):
         if self.scheme is None:
             async with self._lock:
                 if self.scheme is None:
+                    timeouts = request.extensions.get("timeout", {})
+                    # A server that waits for a request line the ClientHello never completes
+                    # must not cost the whole connect timeout: the handshake gets a short one.
+                    request.extensions["timeout"] = {
+                        **timeouts, "connect": min(timeouts.get("connect") or PROBE_SECONDS,
+                                                   PROBE_SECONDS)}
                     try:
                         response = await self.inner.handle_async_request(request)
+                    except httpx.ConnectTimeout:
+                        self.scheme = "http"
                     except httpx.ConnectError as exc:
                         chain: list[BaseException] = []
                         cause: BaseException | None = exc
@@ -240,6 +250,8 @@ class SchemeProbe(httpx.AsyncBaseTransport):
                     else:
                         self.scheme = "https"
                         return response
+                    finally:
+                        request.extensions["timeout"] = timeouts
         if self.scheme == "http":
             request.url = request.url.copy_with(scheme="http")
         return await self.inner.handle_async_request(request)
