@@ -36,8 +36,8 @@ InsecureOpt = Annotated[list[str] | None, typer.Option(
     "may answer plain HTTP, like docker's insecure-registries. HTTPS is always tried first; "
     "localhost and 127.0.0.0/8 fall back to plain HTTP without this.")]
 CaCertOpt = Annotated[list[Path] | None, typer.Option(
-    "--ca-cert", envvar="DOCKYARD_CA_CERT", dir_okay=False, help="PEM file of a CA to trust "
-    "(repeatable), e.g. a private or self-signed registry's; also DOCKYARD_CA_CERT. "
+    "--ca-cert", envvar="DOCKYARD_CA_CERT", dir_okay=False, metavar="FILE", help="PEM file of "
+    "a CA to trust (repeatable), e.g. a private or self-signed registry's. "
     "~/.docker/certs.d/HOST:PORT/ and /etc/containers/certs.d/HOST:PORT/ are read too "
     "(*.crt CAs, NAME.cert + NAME.key client certificates).")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=32,
