@@ -518,10 +518,22 @@ def test_a_bad_certificate_or_key_is_one_line(tmp_path: Path, home: Path, ca: tu
     garbage.write_text(
         "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
     )
+    locked = tmp_path / "locked-key.pem"
+    key = serialization.load_pem_private_key(one.key.read_bytes(), password=None)
+    locked.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    expired = expired_certificate(tmp_path / "old")
     cases = [
         (one.cert, other.key, [str(other.key), str(one.cert), "does not match"]),
         (garbage, one.key, [str(garbage), "not a PEM certificate"]),
         (one.cert, garbage, [str(garbage), "not a PEM private key"]),
+        (one.cert, locked, [str(locked), "encrypted"]),
+        (expired.cert, expired.key, [str(expired.cert), "expired"]),
     ]
     for cert, key, said in cases:
         port = free_port()
@@ -551,15 +563,35 @@ def test_a_bad_certificate_or_key_is_one_line(tmp_path: Path, home: Path, ca: tu
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
             assert all(part in lines[0] for part in said), lines[0]
+    # A full chain (the certificate, then its CA) is what a real certificate comes as.
+    fullchain = tmp_path / "fullchain.pem"
+    fullchain.write_bytes(one.cert.read_bytes() + ca[0].cert.read_bytes())
     fine = dockyard(
         home,
         "config",
         "check",
         "--data-dir",
         str(tmp_path / "data"),
-        env={"DOCKYARD_TLS_CERT": str(one.cert), "DOCKYARD_TLS_KEY": str(one.key)},
+        env={"DOCKYARD_TLS_CERT": str(fullchain), "DOCKYARD_TLS_KEY": str(one.key)},
     )
     assert fine.returncode == 0 and "configuration is valid" in fine.stdout
+
+
+def expired_certificate(folder: Path) -> Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=30))
+        .not_valid_after(now - dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return _write(folder, "old", cert, key)
 
 
 # -- the first-start hint ----------------------------------------------------------------------
@@ -688,3 +720,38 @@ def test_readme_lab_certificate_trusted_by_dockyard_crane_and_regctl(
             check=True,
         )
         assert seen.stdout.strip() == digest
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"listen": f"{NETWORK_IP}:5000"}, f"dockyard login --insecure {NETWORK_IP}:5000 -u admin"),
+        ({"listen": "127.0.0.1:5000"}, "dockyard login 127.0.0.1:5000 -u admin"),
+        (
+            {"listen": "0.0.0.0:5000", "public_url": "https://registry.example.org"},
+            "dockyard login registry.example.org -u admin",
+        ),
+        (
+            {"listen": "[::]:5000", "public_url": "http://10.1.2.3:5000"},
+            "dockyard login --insecure 10.1.2.3:5000 -u admin",
+        ),
+    ],
+)
+def test_first_start_hint_for_each_address(options: dict, expected: str) -> None:
+    from dockyard.cli.serve import login_commands
+    from dockyard.config import load_settings
+
+    assert login_commands(load_settings(None, options)) == [expected]
+
+
+def test_first_start_hint_with_a_ca_signed_certificate(tmp_path: Path, ca: tuple) -> None:
+    """A certificate a CA signed needs no --ca-cert on the clients that trust that CA."""
+    from dockyard.cli.serve import login_commands
+    from dockyard.config import load_settings
+
+    server_cert = issue(tmp_path / "pki", "server", ca)
+    settings = load_settings(
+        None,
+        {"listen": "127.0.0.1:5000", "tls_cert": server_cert.cert, "tls_key": server_cert.key},
+    )
+    assert login_commands(settings) == ["dockyard login 127.0.0.1:5000 -u admin"]

@@ -71,11 +71,14 @@ def login_commands(settings: Settings) -> list[str]:
     else:
         shown = f"[{settings.host}]" if ":" in settings.host else settings.host
         host = f"{shown}:{settings.port}"
+    # Clients see HTTPS when this server serves it, or when public_url says a proxy in front
+    # does (whose certificate is not ours to judge).
+    flag = ""
     if settings.tls_cert and settings.tls_key:
-        self_signed = check_pair(settings.tls_cert, settings.tls_key).self_signed
-        flag = f" --ca-cert {settings.tls_cert.resolve()}" if self_signed else ""
-    else:
-        flag = "" if is_loopback(host) else " --insecure"
+        if check_pair(settings.tls_cert, settings.tls_key).self_signed:
+            flag = f" --ca-cert {settings.tls_cert.resolve()}"
+    elif not settings.public_base().startswith("https://") and not is_loopback(host):
+        flag = " --insecure"
     return [f"dockyard login{flag} {host} -u admin"]
 
 
