@@ -89,7 +89,7 @@ def translate_error(exc: httpx.HTTPError, host: str) -> ClientError:
 PROBE_SECONDS = 3.0
 # What OpenSSL says when a ClientHello reaches a server that does not speak TLS.
 NO_TLS_SIGNS = ("wrong version number", "record layer failure", "packet length too long",
-                "http request", "unexpected eof", "eof occurred")
+                "unexpected eof", "eof occurred")
 
 
 def _speaks_no_tls(chain: Sequence[BaseException]) -> bool:
