@@ -738,15 +738,15 @@ def test_readme_lab_certificate_trusted_by_dockyard_crane_and_regctl(
     ],
 )
 def test_first_start_hint_for_each_address(options: dict, expected: str) -> None:
-    from dockyard.cli.serve import login_commands
+    from dockyard.cli.serve import login_command
     from dockyard.config import load_settings
 
-    assert login_commands(load_settings(None, options)) == [expected]
+    assert login_command(load_settings(None, options)) == expected
 
 
 def test_first_start_hint_with_a_ca_signed_certificate(tmp_path: Path, ca: tuple) -> None:
     """A certificate a CA signed needs no --ca-cert on the clients that trust that CA."""
-    from dockyard.cli.serve import login_commands
+    from dockyard.cli.serve import login_command
     from dockyard.config import load_settings
 
     server_cert = issue(tmp_path / "pki", "server", ca)
@@ -754,4 +754,4 @@ def test_first_start_hint_with_a_ca_signed_certificate(tmp_path: Path, ca: tuple
         None,
         {"listen": "127.0.0.1:5000", "tls_cert": server_cert.cert, "tls_key": server_cert.key},
     )
-    assert login_commands(settings) == ["dockyard login 127.0.0.1:5000 -u admin"]
+    assert login_command(settings) == "dockyard login 127.0.0.1:5000 -u admin"

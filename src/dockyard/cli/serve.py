@@ -48,13 +48,13 @@ def prepare(settings: Settings) -> None:
         sys.stderr.write(
             "\n  Dockyard created the administrator account 'admin' with the password\n\n"
             f"      {generated}\n\n  It is shown only this once. Log in with\n\n"
-            + "".join(f"      {command}\n" for command in login_commands(settings))
-            + "\n  and change it with `dockyard user passwd admin`.\n\n"
+            f"      {login_command(settings)}\n\n"
+            "  and change it with `dockyard user passwd admin`.\n\n"
         )
 
 
-def login_commands(settings: Settings) -> list[str]:
-    """`dockyard login` commands that work against this server as configured: a wildcard
+def login_command(settings: Settings) -> str:
+    """The `dockyard login` command that works against this server as configured: a wildcard
     address is no host to connect to (the token realm names this machine, so that name is the
     one to use), plain HTTP needs --insecure off loopback, and a self-signed certificate needs
     --ca-cert."""
@@ -79,7 +79,7 @@ def login_commands(settings: Settings) -> list[str]:
             flag = f" --ca-cert {settings.tls_cert.resolve()}"
     elif not settings.public_base().startswith("https://") and not is_loopback(host):
         flag = " --insecure"
-    return [f"dockyard login{flag} {host} -u admin"]
+    return f"dockyard login{flag} {host} -u admin"
 
 
 def prepare_apart(settings: Settings) -> None:
