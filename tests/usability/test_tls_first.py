@@ -755,3 +755,26 @@ def test_first_start_hint_with_a_ca_signed_certificate(tmp_path: Path, ca: tuple
         {"listen": "127.0.0.1:5000", "tls_cert": server_cert.cert, "tls_key": server_cert.key},
     )
     assert login_command(settings) == "dockyard login 127.0.0.1:5000 -u admin"
+
+
+def test_concurrent_first_requests_agree_on_the_scheme(tmp_path: Path, ca: tuple) -> None:
+    """Many requests at once on a fresh client: one probe decides, every request uses it."""
+    import asyncio
+
+    from dockyard.client.registry import RegistryClient
+
+    async def burst(host: str, **options: object) -> tuple[str | None, list[list[str]]]:
+        async with RegistryClient(host, **options) as client:  # type: ignore[arg-type]
+            answers = await asyncio.gather(*(client.catalog() for _ in range(16)))
+            return client.scheme, list(answers)
+
+    plain = RunningRegistry(tmp_path / "plain", free_port()).start()
+    try:
+        scheme, answers = asyncio.run(burst(plain.host))
+        assert scheme == "http" and answers == [[]] * 16
+    finally:
+        plain.stop()
+    server_cert = issue(tmp_path / "pki", "server", ca)
+    with tls_registry(tmp_path, server_cert, ca[0].cert) as registry:
+        scheme, answers = asyncio.run(burst(registry.host, ca_certs=[ca[0].cert]))
+        assert scheme == "https" and answers == [[]] * 16
