@@ -778,3 +778,46 @@ def test_concurrent_first_requests_agree_on_the_scheme(tmp_path: Path, ca: tuple
     with tls_registry(tmp_path, server_cert, ca[0].cert) as registry:
         scheme, answers = asyncio.run(burst(registry.host, ca_certs=[ca[0].cert]))
         assert scheme == "https" and answers == [[]] * 16
+
+
+def test_a_pull_through_cache_takes_the_upstream_url_scheme_as_written(
+    tmp_path: Path, home: Path, ca: tuple
+) -> None:
+    """An https:// upstream is reached over TLS, trusting a CA from certs.d, and never over
+    plain HTTP even on loopback; an http:// upstream over plain HTTP."""
+    server_cert = issue(tmp_path / "pki", "server", ca)
+    image = tmp_path / "img"
+    write_oci_image(image, "v1")
+    plain = RunningRegistry(tmp_path / "plain", free_port()).start()
+    try:
+        with tls_registry(tmp_path / "up", server_cert, ca[0].cert) as upstream:
+            for target in (upstream.host, plain.host):
+                pushed = dockyard(
+                    home, "push", "-q", "--ca-cert", str(ca[0].cert), f"oci:{image}:v1",
+                    f"{target}/lib/app:v1",
+                )  # fmt: skip
+                assert pushed.returncode == 0, pushed.stderr
+            folder = home / ".docker" / "certs.d" / upstream.host
+            folder.mkdir(parents=True)
+            (folder / "ca.crt").write_bytes(ca[0].cert.read_bytes())
+            cache = RunningRegistry(
+                tmp_path / "cache",
+                free_port(),
+                args=[
+                    "--proxy", f"tls=https://{upstream.host}",
+                    "--proxy", f"wrong=https://{plain.host}",
+                    "--proxy", f"plain=http://{plain.host}",
+                ],
+                env={"HOME": str(home)},
+            ).start()  # fmt: skip
+            try:
+                for name, works in (("tls", True), ("plain", True), ("wrong", False)):
+                    pulled = dockyard(
+                        home, "pull", "-q", f"{cache.host}/{name}/lib/app:v1",
+                        f"oci:{tmp_path / name}:v1",
+                    )  # fmt: skip
+                    assert (pulled.returncode == 0) == works, (name, pulled.stderr)
+            finally:
+                cache.stop()
+    finally:
+        plain.stop()

@@ -113,7 +113,8 @@ class RegistryClient:
     `credentials` wins over `store`; with neither, requests are anonymous. HTTPS is tried
     first; `insecure` (or the host appearing in `insecure_hosts`) allows plain HTTP when the
     host does not speak TLS and skips certificate checks, and loopback hosts allow plain HTTP
-    too. `ca_certs` are PEM files of CAs to trust besides the system's and certs.d's.
+    too. `ca_certs` are PEM files of CAs to trust besides the system's and certs.d's. `scheme`
+    ("https" or "http") is used as given, without trying HTTPS first.
     """
 
     def __init__(self, host: str, *, credentials: Credentials | None = None,
@@ -122,7 +123,7 @@ class RegistryClient:
                  retry: RetryPolicy | None = None, chunk_size: int = CHUNK_SIZE,
                  monolithic_max: int = MONOLITHIC_MAX, max_resumes: int = 5,
                  verify: bool | str = True, offline_token: bool = False,
-                 ca_certs: Iterable[str | Path] = ()) -> None:
+                 ca_certs: Iterable[str | Path] = (), scheme: str | None = None) -> None:
         self.host = normalize_host(host)
         self.api_host = api_host(self.host)
         insecure_hosts = [*insecure_hosts, *([self.host, self.api_host] if insecure else [])]
@@ -135,7 +136,7 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.http = build_client(self.api_host, insecure_hosts=insecure_hosts, auth=self.auth,
                                  timeout=timeout, retry=self.retry, verify=verify,
-                                 ca_certs=ca_certs)
+                                 ca_certs=ca_certs, scheme=scheme)
         self.chunk_size = chunk_size
         self.monolithic_max = monolithic_max
         self.max_resumes = max_resumes

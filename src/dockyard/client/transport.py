@@ -209,13 +209,14 @@ def ssl_context(host: str, *, ca_certs: Iterable[str | Path] = (), verify: bool 
 class SchemeProbe(httpx.AsyncBaseTransport):
     """HTTPS first; plain HTTP for the registry's own host when it is allowed (loopback,
     marked insecure) and the host turns out not to speak TLS, as docker does. The first
-    request to the host decides, once; `scheme` says which one it was."""
+    request that gets an answer decides, once; `scheme` says which one it was. A `scheme`
+    given up front (a URL the user wrote out) is used as it is."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, host: str, plain_ok: bool) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, host: str, plain_ok: bool,
+                 scheme: str | None = None) -> None:
         self.inner = inner
         self.authority = httpx.URL(f"https://{host}")
-        self.plain_ok = plain_ok
-        self.scheme: str | None = None if plain_ok else "https"
+        self.scheme: str | None = scheme or (None if plain_ok else "https")
         self._lock = asyncio.Lock()
 
     def _ours(self, url: httpx.URL) -> bool:
@@ -228,33 +229,40 @@ class SchemeProbe(httpx.AsyncBaseTransport):
         if self.scheme is None:
             async with self._lock:
                 if self.scheme is None:
-                    timeouts = request.extensions.get("timeout", {})
-                    # A server that waits for a request line the ClientHello never completes
-                    # must not cost the whole connect timeout: the handshake gets a short one.
-                    request.extensions["timeout"] = {
-                        **timeouts, "connect": min(timeouts.get("connect") or PROBE_SECONDS,
-                                                   PROBE_SECONDS)}
-                    try:
-                        response = await self.inner.handle_async_request(request)
-                    except httpx.ConnectTimeout:
-                        self.scheme = "http"
-                    except httpx.ConnectError as exc:
-                        chain: list[BaseException] = []
-                        cause: BaseException | None = exc
-                        while cause is not None and len(chain) < 8:
-                            chain.append(cause)
-                            cause = cause.__cause__ or cause.__context__
-                        if not _speaks_no_tls(chain):
-                            raise
-                        self.scheme = "http"
-                    else:
-                        self.scheme = "https"
-                        return response
-                    finally:
-                        request.extensions["timeout"] = timeouts
+                    return await self._probe(request)
         if self.scheme == "http":
             request.url = request.url.copy_with(scheme="http")
         return await self.inner.handle_async_request(request)
+
+    async def _probe(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout", {})
+        # A server that waits for a request line the ClientHello never completes must not
+        # cost the whole connect timeout: the handshake gets a short one.
+        request.extensions["timeout"] = {
+            **timeouts, "connect": min(timeouts.get("connect") or PROBE_SECONDS, PROBE_SECONDS)}
+        try:
+            response = await self.inner.handle_async_request(request)
+        except httpx.ConnectTimeout:
+            pass
+        except httpx.ConnectError as exc:
+            chain: list[BaseException] = []
+            cause: BaseException | None = exc
+            while cause is not None and len(chain) < 8:
+                chain.append(cause)
+                cause = cause.__cause__ or cause.__context__
+            if not _speaks_no_tls(chain):
+                raise
+        else:
+            self.scheme = "https"
+            return response
+        finally:
+            request.extensions["timeout"] = timeouts
+        # Only an answer over plain HTTP settles it: a host that did not answer at all is
+        # probed again next time rather than held to plain HTTP.
+        request.url = request.url.copy_with(scheme="http")
+        response = await self.inner.handle_async_request(request)
+        self.scheme = "http"
+        return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -352,14 +360,15 @@ class RegistryHTTP(httpx.AsyncClient):
 def build_client(host: str, *, insecure_hosts: Iterable[str] = (),
                  auth: httpx.Auth | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | None = None, verify: bool | str = True,
-                 ca_certs: Iterable[str | Path] = (),
+                 ca_certs: Iterable[str | Path] = (), scheme: str | None = None,
                  user_agent: str = "dockyard") -> RegistryHTTP:
-    """An AsyncClient rooted at `host`'s API URL, with the policy above built in."""
+    """An AsyncClient rooted at `host`'s API URL, with the policy above built in. `scheme`
+    ("https" or "http") skips the probe, for a URL that names it."""
     host = api_host(host)
     insecure = is_marked_insecure(host, insecure_hosts)
     tls = ssl_context(host, ca_certs=ca_certs, verify=False if insecure else verify)
     probe = SchemeProbe(httpx.AsyncHTTPTransport(verify=tls, http1=True), host,
-                        uses_plain_http(host, insecure_hosts))
+                        uses_plain_http(host, insecure_hosts), scheme)
     transport = RetryingTransport(probe, retry or RetryPolicy())
     client = RegistryHTTP(base_url=base_url(host), auth=auth, timeout=timeout,
                           transport=transport, headers={"User-Agent": user_agent},
