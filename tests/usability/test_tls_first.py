@@ -438,7 +438,9 @@ def test_every_place_a_private_ca_can_be_trusted(tmp_path: Path, home: Path, ca:
         )
         assert pulled.returncode == 0, pulled.stderr
         (docker_dir / "ca.crt").unlink()
-        system_dir = Path("/etc/containers/certs.d") / registry.host
+        certs_d = Path("/etc/containers/certs.d")
+        made_certs_d = not certs_d.exists()
+        system_dir = certs_d / registry.host
         system_dir.mkdir(parents=True)
         try:
             (system_dir / "ca.crt").write_bytes(ca[0].cert.read_bytes())
@@ -447,6 +449,8 @@ def test_every_place_a_private_ca_can_be_trusted(tmp_path: Path, home: Path, ca:
         finally:
             (system_dir / "ca.crt").unlink()
             system_dir.rmdir()
+            if made_certs_d:
+                certs_d.rmdir()
         # A CA file that is not one says so, naming it.
         garbage = tmp_path / "not-a-ca.pem"
         garbage.write_text("hello\n")
