@@ -460,3 +460,10 @@ def check_security(settings: Settings) -> None:
     for path in (settings.tls_cert, settings.tls_key):
         if path is not None and not path.is_file():
             raise ConfigError(f"{path} is not a readable file")
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        from dockyard.core.tls import TlsFileError, check_pair
+
+        try:
+            check_pair(settings.tls_cert, settings.tls_key)
+        except TlsFileError as exc:
+            raise ConfigError(str(exc)) from None

@@ -116,7 +116,8 @@ def test_scheme_and_api_host_choices() -> None:
     assert base_url("docker.io") == "https://registry-1.docker.io"
     assert api_host(parse_reference("alpine").registry) == "registry-1.docker.io"
     assert base_url("ghcr.io") == "https://ghcr.io"
-    assert base_url("127.0.0.1:5000") == "http://127.0.0.1:5000"
+    # HTTPS first everywhere; loopback may fall back to plain HTTP (SchemeProbe).
+    assert base_url("127.0.0.1:5000") == "https://127.0.0.1:5000"
 
 
 # -- blobs -------------------------------------------------------------------------------

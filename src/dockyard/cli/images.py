@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -31,9 +32,15 @@ ref_app = typer.Typer(help="Image references.", no_args_is_help=True)
 NAMES_HELP = ("oci:PATH[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH[:REF], or a "
               "registry reference such as localhost:5000/me/app:1.0 (docker://… also works)")
 InsecureOpt = Annotated[bool, typer.Option(
-    "--insecure", help="Talk plain HTTP to the registries this command names (like docker's "
-    "insecure-registries), as `dockyard login --insecure` does; localhost and 127.0.0.0/8 "
-    "always use plain HTTP.")]
+    "--insecure", help="Do not check the certificates of the registries this command names, and "
+    "use plain HTTP with those that do not speak TLS (like docker's insecure-registries), as "
+    "`dockyard login --insecure` does. HTTPS is always tried first; localhost and 127.0.0.0/8 "
+    "fall back to plain HTTP without this.")]
+CaCertOpt = Annotated[list[Path] | None, typer.Option(
+    "--ca-cert", envvar="DOCKYARD_CA_CERT", dir_okay=False, metavar="FILE", help="PEM file of "
+    "a CA to trust (repeatable), e.g. a private or self-signed registry's. "
+    "~/.docker/certs.d/HOST:PORT/ and /etc/containers/certs.d/HOST:PORT/ are read too "
+    "(*.crt CAs, NAME.cert + NAME.key client certificates).")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=32,
                                       help="Blobs transferred at once.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only the result.")]
@@ -66,20 +73,29 @@ def insecure_hosts(insecure: bool, names: tuple[str, ...]) -> list[str]:
     return hosts
 
 
-def run_client(insecure: bool, jobs: int, action: Callable[[Client], Awaitable[T]],
-               *names: str, host: str | None = None) -> T:
+def run_client(insecure: bool, ca_cert: list[Path] | None, jobs: int,
+               action: Callable[[Client], Awaitable[T]], *names: str,
+               host: str | None = None) -> T:
     """Run `action`; --insecure covers the registries of `names` (the command's images) and
     `host`."""
     from dockyard.client.api import Client  # here: `dockyard --help` need not load httpx
     from dockyard.client.credentials import normalize_host
+    from dockyard.client.transport import is_loopback
 
     hosts = insecure_hosts(insecure, names)
     if insecure and host is not None:
         hosts.append(normalize_host(host))
 
     async def main() -> T:
-        async with Client(insecure_hosts=hosts, jobs=jobs) as client:
-            return await action(client)
+        async with Client(insecure_hosts=hosts, jobs=jobs, ca_certs=ca_cert or ()) as client:
+            try:
+                return await action(client)
+            finally:
+                # Said for a network host only: its traffic went unencrypted.
+                for plain in client.plain_http_hosts():
+                    if not is_loopback(plain):
+                        typer.echo(f"dockyard: {plain} does not speak TLS; used plain HTTP",
+                                   err=True)
 
     try:
         return asyncio.run(main())
@@ -149,8 +165,8 @@ def platform_of(text: str | None) -> Platform | None:
 def push(source: Annotated[str, typer.Argument(help=f"The local image: {NAMES_HELP}.")],
          reference: Annotated[str, typer.Argument(help="Where to push it, e.g. "
                                                   "localhost:5000/me/app:1.0.")],
-         insecure: InsecureOpt = None, jobs: JobsOpt = 4, quiet: QuietOpt = False,
-         as_json: JsonOpt = False) -> None:
+         insecure: InsecureOpt = False, ca_cert: CaCertOpt = None, jobs: JobsOpt = 4,
+         quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Push a local image (layout or archive) to a registry.
 
     Blobs the registry has are skipped, blobs it holds in another repository are mounted, the
@@ -159,7 +175,8 @@ def push(source: Annotated[str, typer.Argument(help=f"The local image: {NAMES_HE
     """
     rep = reporter(quiet, as_json, "Pushed")
     with _context(rep):
-        result = run_client(insecure, jobs, lambda c: c.push(source, reference, reporter=rep),
+        result = run_client(insecure, ca_cert, jobs,
+                            lambda c: c.push(source, reference, reporter=rep),
                             source, reference)
     report_result(result, reference, quiet, as_json)
 
@@ -169,13 +186,13 @@ def pull(reference: Annotated[str, typer.Argument(help="The image in a registry.
              help=f"Where to write it: {NAMES_HELP}. Default: an OCI layout named after the "
              "image, e.g. oci:app:1.0.")] = None,
          platform: PlatformOpt = None, all_platforms: AllOpt = False,
-         insecure: InsecureOpt = None, jobs: JobsOpt = 4, quiet: QuietOpt = False,
-         as_json: JsonOpt = False) -> None:
+         insecure: InsecureOpt = False, ca_cert: CaCertOpt = None, jobs: JobsOpt = 4,
+         quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Pull an image from a registry into a layout or an archive, verifying every digest."""
     rep = reporter(quiet, as_json, "Pulled")
     wanted = platform_of(platform)
     with _context(rep):
-        result, written = run_client(insecure, jobs, lambda c: c.pull(
+        result, written = run_client(insecure, ca_cert, jobs, lambda c: c.pull(
             reference, destination, all_platforms=all_platforms, platform=wanted,
             reporter=rep), reference)
     report_result(result, written, quiet, as_json, moved="received", remote=reference)
@@ -184,13 +201,13 @@ def pull(reference: Annotated[str, typer.Argument(help="The image in a registry.
 def copy(source: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
          destination: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
          platform: PlatformOpt = None, all_platforms: AllOpt = False,
-         insecure: InsecureOpt = None, jobs: JobsOpt = 4, quiet: QuietOpt = False,
-         as_json: JsonOpt = False) -> None:
+         insecure: InsecureOpt = False, ca_cert: CaCertOpt = None, jobs: JobsOpt = 4,
+         quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Copy an image between any two places, streaming, skipping what the destination has."""
     rep = reporter(quiet, as_json, "Copied")
     wanted = platform_of(platform)
     with _context(rep):
-        result = run_client(insecure, jobs, lambda c: c.copy(
+        result = run_client(insecure, ca_cert, jobs, lambda c: c.copy(
             source, destination, all_platforms=all_platforms, platform=wanted, reporter=rep),
             source, destination)
     from dockyard.client.api import is_local
@@ -202,9 +219,9 @@ def copy(source: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
 def tag(source: Annotated[str, typer.Argument(help="The image to name.")],
         target: Annotated[str, typer.Argument(help="The new name (same registry, or both "
                                               "local).")],
-        insecure: InsecureOpt = None) -> None:
+        insecure: InsecureOpt = False, ca_cert: CaCertOpt = None) -> None:
     """Add a name to the same content: a tag is only a label, no blob moves."""
-    result = run_client(insecure, 4, lambda c: c.tag(source, target), source, target)
+    result = run_client(insecure, ca_cert, 4, lambda c: c.tag(source, target), source, target)
     typer.echo(f"{target}: {pinned(target, result.manifest.digest)}")
 
 
@@ -213,13 +230,13 @@ def inspect(name: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
                                               "stored.")] = False,
             config: Annotated[bool, typer.Option("--config", help="Print the image "
                                                  "configuration.")] = False,
-            insecure: InsecureOpt = None) -> None:
+            insecure: InsecureOpt = False, ca_cert: CaCertOpt = None) -> None:
     """Show an image: digest, media type, platforms, layers and sizes (JSON)."""
     if raw:
-        manifest = run_client(insecure, 4, lambda c: c.manifest(name), name)
+        manifest = run_client(insecure, ca_cert, 4, lambda c: c.manifest(name), name)
         sys.stdout.buffer.write(manifest.body)
         return
-    summary = run_client(insecure, 4, lambda c: c.inspect(name), name)
+    summary = run_client(insecure, ca_cert, 4, lambda c: c.inspect(name), name)
     if config:
         configs = [p.get("config", {}) for p in summary.platforms]
         typer.echo(json.dumps(configs[0] if len(configs) == 1 else configs, indent=2))
@@ -232,9 +249,9 @@ def inspect(name: Annotated[str, typer.Argument(help=NAMES_HELP + ".")],
 
 def tags(reference: Annotated[str, typer.Argument(help="A repository, e.g. "
                                                   "localhost:5000/me/app.")],
-         insecure: InsecureOpt = None) -> None:
+         insecure: InsecureOpt = False, ca_cert: CaCertOpt = None) -> None:
     """List a repository's tags."""
-    for name in run_client(insecure, 4, lambda c: c.tags(reference), reference):
+    for name in run_client(insecure, ca_cert, 4, lambda c: c.tags(reference), reference):
         typer.echo(name)
 
 
@@ -242,9 +259,9 @@ def delete(reference: Annotated[str, typer.Argument(help="registry/repository:ta
            tag_only: Annotated[bool, typer.Option(
                "--tag-only", help="Remove only this tag, not the manifest and its other "
                "tags.")] = False,
-           insecure: InsecureOpt = None) -> None:
+           insecure: InsecureOpt = False, ca_cert: CaCertOpt = None) -> None:
     """Delete an image from a registry (the manifest and every tag pointing at it)."""
-    deleted = run_client(insecure, 4, lambda c: c.delete(reference, tag_only=tag_only),
+    deleted = run_client(insecure, ca_cert, 4, lambda c: c.delete(reference, tag_only=tag_only),
                          reference)
     shown = deleted if tag_only else pinned(reference, deleted)
     typer.echo(f"deleted {shown}")
@@ -253,9 +270,9 @@ def delete(reference: Annotated[str, typer.Argument(help="registry/repository:ta
 def catalog(registry: Annotated[str, typer.Argument(help="Registry host, e.g. "
                                                     "localhost:5000 (docker://… also "
                                                     "works).")],
-            insecure: InsecureOpt = None) -> None:
+            insecure: InsecureOpt = False, ca_cert: CaCertOpt = None) -> None:
     """List the repositories of a registry you may see: logged in, your private ones too."""
-    for name in run_client(insecure, 4, lambda c: c.catalog(registry), host=registry):
+    for name in run_client(insecure, ca_cert, 4, lambda c: c.catalog(registry), host=registry):
         typer.echo(name)
 
 
@@ -266,7 +283,8 @@ def manifest_create(target: Annotated[str, typer.Argument(help="The index to cre
                         help="Per-platform images (any names dockyard reads).")],
                     annotation: Annotated[list[str] | None, typer.Option(
                         "--annotation", help="KEY=VALUE on the index (repeatable).")] = None,
-                    insecure: InsecureOpt = None, jobs: JobsOpt = 4) -> None:
+                    insecure: InsecureOpt = False, ca_cert: CaCertOpt = None,
+                    jobs: JobsOpt = 4) -> None:
     """Build and push a multi-platform index from per-platform images (what `docker buildx
     imagetools create` does); the images are copied next to it first."""
     annotations = {}
@@ -276,7 +294,7 @@ def manifest_create(target: Annotated[str, typer.Argument(help="The index to cre
             typer.echo(f"dockyard: --annotation {item!r}: expected KEY=VALUE", err=True)
             raise typer.Exit(2)
         annotations[key] = value
-    index = run_client(insecure, jobs, lambda c: c.create_index(target, sources,
+    index = run_client(insecure, ca_cert, jobs, lambda c: c.create_index(target, sources,
                                                                 annotations=annotations),
                        target, *sources)
     typer.echo(f"{target}: {pinned(target, index.digest)}")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from dockyard.cli.images import CaCertOpt
 from dockyard.client.credentials import Credentials, CredentialStore, normalize_host
 from dockyard.client.image import ClientError
 from dockyard.core.reference import DOCKER_HUB
@@ -26,8 +28,10 @@ RegistryArg = Annotated[
 ]
 InsecureOpt = Annotated[
     bool,
-    typer.Option("--insecure", help="Talk plain HTTP to this registry (like docker's "
-                 "insecure-registries). localhost and 127.0.0.0/8 always use plain HTTP."),
+    typer.Option("--insecure", help="Do not check this registry's certificate, and use plain "
+                 "HTTP if it does not speak TLS (like docker's insecure-registries). HTTPS is "
+                 "always tried first; localhost and 127.0.0.0/8 fall back to plain HTTP "
+                 "without this."),
 ]
 
 
@@ -46,11 +50,14 @@ def _read_password_stdin() -> str:
     return password.rstrip("\r\n")
 
 
-async def _verify(host: str, creds: Credentials, insecure: bool) -> str | None:
+async def _verify(host: str, creds: Credentials, insecure: bool,
+                  ca_cert: list[Path] | None) -> tuple[str | None, str | None]:
+    """The refresh token the registry issued, if any, and the scheme it answered on."""
     from dockyard.client.registry import RegistryClient
 
-    async with RegistryClient(host, credentials=creds, insecure=insecure) as client:
-        return await client.check_login()
+    async with RegistryClient(host, credentials=creds, insecure=insecure,
+                              ca_certs=ca_cert or ()) as client:
+        return await client.check_login(), client.scheme
 
 
 def login(
@@ -67,6 +74,7 @@ def login(
                      "way, so it never shows up in the process list or shell history."),
     ] = False,
     insecure: InsecureOpt = False,
+    ca_cert: CaCertOpt = None,
 ) -> None:
     """Log in to a registry: verify the credentials, then store them where docker does.
 
@@ -88,11 +96,13 @@ def login(
         raise _fail("a user name and a password are both required", EXIT_USAGE)
     creds = Credentials(username=username, password=password)
     try:
-        refresh_token = asyncio.run(_verify(host, creds, insecure))
+        refresh_token, scheme = asyncio.run(_verify(host, creds, insecure, ca_cert))
         stored = Credentials(identity_token=refresh_token) if refresh_token else creds
         path = CredentialStore().store(host, stored)
     except ClientError as exc:
         raise _fail(str(exc), exc.exit_code) from None
+    typer.echo(f"{host} answered over "
+               f"{'HTTPS' if scheme == 'https' else 'plain HTTP (it does not speak TLS)'}")
     typer.echo(f"Credentials for {host} saved in {path}")
     typer.echo("Login Succeeded")
 

@@ -132,12 +132,13 @@ def serve(
     ] = None,
     tls_cert: Annotated[
         Path | None,
-        typer.Option("--tls-cert", help="PEM certificate (chain) to serve HTTPS (HTTP/2 too). "
-                     "Also DOCKYARD_TLS_CERT."),
+        typer.Option("--tls-cert", help="PEM certificate (chain) to serve HTTPS (HTTP/2 too); "
+                     "checked with --tls-key before serving. Also DOCKYARD_TLS_CERT."),
     ] = None,
     tls_key: Annotated[
         Path | None,
-        typer.Option("--tls-key", help="PEM private key of --tls-cert. Also DOCKYARD_TLS_KEY."),
+        typer.Option("--tls-key", help="PEM private key of --tls-cert, unencrypted. Also "
+                     "DOCKYARD_TLS_KEY."),
     ] = None,
     storage: Annotated[
         str | None,
@@ -333,8 +334,9 @@ def serve(
 
 @config_app.command("check")
 def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Validate the configuration (file, environment) without serving; exit 2 if invalid. Says
-    on stderr which data folder it names, and whether a registry is there yet."""
+    """Validate the configuration (file, environment) without serving, the TLS certificate
+    and key included; exit 2 if invalid. Says on stderr which data folder it names, and whether
+    a registry is there yet."""
     from dockyard.cli.folder import describe, sqlite_missing
 
     settings = _settings(config, data_dir=data_dir)

@@ -48,10 +48,39 @@ def prepare(settings: Settings) -> None:
     if generated:
         sys.stderr.write(
             "\n  Dockyard created the administrator account 'admin' with the password\n\n"
-            f"      {generated}\n\n  It is shown only this once. Log in with "
-            f"`dockyard login {settings.listen} -u admin`\n  and change it with "
-            "`dockyard user passwd admin`.\n\n"
+            f"      {generated}\n\n  It is shown only this once. Log in with\n\n"
+            f"      {login_command(settings)}\n\n"
+            "  and change it with `dockyard user passwd admin`.\n\n"
         )
+
+
+def login_command(settings: Settings) -> str:
+    """The `dockyard login` command that works against this server as configured: a wildcard
+    address is no host to connect to (the token realm names this machine, so that name is the
+    one to use), plain HTTP needs --insecure off loopback, and a self-signed certificate needs
+    --ca-cert."""
+    from urllib.parse import urlsplit
+
+    from dockyard.client.transport import is_loopback
+    from dockyard.config import machine_name
+    from dockyard.core.tls import check_pair
+
+    if settings.public_url:
+        host = urlsplit(settings.public_url).netloc
+    elif settings.is_wildcard:
+        host = f"{machine_name()}:{settings.port}"
+    else:
+        shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+        host = f"{shown}:{settings.port}"
+    # Clients see HTTPS when this server serves it, or when public_url says a proxy in front
+    # does (whose certificate is not ours to judge).
+    flag = ""
+    if settings.tls_cert and settings.tls_key:
+        if check_pair(settings.tls_cert, settings.tls_key).self_signed:
+            flag = f" --ca-cert {settings.tls_cert.resolve()}"
+    elif not settings.public_base().startswith("https://") and not is_loopback(host):
+        flag = " --insecure"
+    return f"dockyard login{flag} {host} -u admin"
 
 
 def prepare_apart(settings: Settings) -> None:

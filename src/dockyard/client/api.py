@@ -15,6 +15,7 @@ import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dockyard.client.credentials import CredentialStore, normalize_host
@@ -71,9 +72,11 @@ class ImageSummary:
 
 class Client:
     def __init__(self, *, store: CredentialStore | None = None,
-                 insecure_hosts: Iterable[str] = (), jobs: int = 4) -> None:
+                 insecure_hosts: Iterable[str] = (), jobs: int = 4,
+                 ca_certs: Iterable[str | Path] = ()) -> None:
         self.store = store or CredentialStore()
         self.insecure_hosts = list(insecure_hosts)
+        self.ca_certs = list(ca_certs)
         self.jobs = jobs
         self._registries: dict[str, RegistryClient] = {}
 
@@ -88,11 +91,17 @@ class Client:
             await registry.aclose()
         self._registries.clear()
 
+    def plain_http_hosts(self) -> list[str]:
+        """Registries that turned out not to speak TLS and were used over plain HTTP."""
+        return [host for host, registry in self._registries.items()
+                if registry.scheme == "http"]
+
     # -- where images live ---------------------------------------------------------------
     def registry(self, host: str) -> RegistryClient:
         if host not in self._registries:
             self._registries[host] = RegistryClient(host, store=self.store,
-                                                    insecure_hosts=self.insecure_hosts)
+                                                    insecure_hosts=self.insecure_hosts,
+                                                    ca_certs=self.ca_certs)
         return self._registries[host]
 
     def source(self, name: str) -> ImageSource:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -109,8 +110,11 @@ class _Reader:
 class RegistryClient:
     """One registry host. Use as `async with RegistryClient("ghcr.io", store=...) as c:`.
 
-    `credentials` wins over `store`; with neither, requests are anonymous. `insecure` (or the
-    host appearing in `insecure_hosts`) selects plain HTTP, as loopback hosts always do.
+    `credentials` wins over `store`; with neither, requests are anonymous. HTTPS is tried
+    first; `insecure` (or the host appearing in `insecure_hosts`) allows plain HTTP when the
+    host does not speak TLS and skips certificate checks, and loopback hosts allow plain HTTP
+    too. `ca_certs` are PEM files of CAs to trust besides the system's and certs.d's. `scheme`
+    ("https" or "http") is used as given, without trying HTTPS first.
     """
 
     def __init__(self, host: str, *, credentials: Credentials | None = None,
@@ -118,7 +122,8 @@ class RegistryClient:
                  insecure_hosts: Iterable[str] = (), timeout: httpx.Timeout = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | None = None, chunk_size: int = CHUNK_SIZE,
                  monolithic_max: int = MONOLITHIC_MAX, max_resumes: int = 5,
-                 verify: bool | str = True, offline_token: bool = False) -> None:
+                 verify: bool | str = True, offline_token: bool = False,
+                 ca_certs: Iterable[str | Path] = (), scheme: str | None = None) -> None:
         self.host = normalize_host(host)
         self.api_host = api_host(self.host)
         insecure_hosts = [*insecure_hosts, *([self.host, self.api_host] if insecure else [])]
@@ -130,7 +135,8 @@ class RegistryClient:
                                  plain_http_ok=self.plain_http, api_host=self.api_host)
         self.retry = retry or RetryPolicy()
         self.http = build_client(self.api_host, insecure_hosts=insecure_hosts, auth=self.auth,
-                                 timeout=timeout, retry=self.retry, verify=verify)
+                                 timeout=timeout, retry=self.retry, verify=verify,
+                                 ca_certs=ca_certs, scheme=scheme)
         self.chunk_size = chunk_size
         self.monolithic_max = monolithic_max
         self.max_resumes = max_resumes
@@ -138,6 +144,11 @@ class RegistryClient:
         self._ping_lock = asyncio.Lock()
         # Upload sessions a mount attempt opened (202) and nobody has used yet, per repository.
         self._spare_uploads: dict[str, list[str]] = {}
+
+    @property
+    def scheme(self) -> str | None:
+        """How the host answered: "https" or "http", None before the first request."""
+        return self.http.scheme
 
     async def __aenter__(self) -> RegistryClient:
         return self

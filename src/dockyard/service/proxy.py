@@ -89,15 +89,18 @@ class UpstreamRegistry:
     def client(self) -> RegistryClient:
         # Created on first use, inside the worker's event loop.
         if self._client is None:
-            host = self.config.url.split("://", 1)[1]
+            scheme, host = self.config.url.split("://", 1)
+            scheme = scheme.lower()
             credentials = None
             if self.config.username:
                 credentials = Credentials(self.config.username, self.config.password or "")
             self._client = RegistryClient(
                 host,
                 credentials=credentials,
-                insecure=self.config.url.startswith("http://"),
+                insecure=scheme == "http",
                 timeout=httpx.Timeout(self.config.timeout_seconds),
+                # The configured URL names the scheme: an upstream is never probed.
+                scheme=scheme,
             )
         return self._client
 
