@@ -47,11 +47,10 @@ from tests.auth.helpers import (
     sha256,
     upload_blob,
 )
-from tests.support.peers import find_binary, run
+from tests.support.peers import SHARED_PEERS, find_binary, run
 from tests.support.push import SPEC_CODES, error_code, unique_repo
 from tests.support.server import RunningRegistry, free_port
 
-PEERS = Path("/work/shared/peers/bin")
 QUIET = {
     "DOCKYARD_ANONYMOUS_PULL_LIMIT": "0",
     "DOCKYARD_AUTHENTICATED_PULL_LIMIT": "0",
@@ -561,9 +560,8 @@ def test_compat_b_a_bare_catalog_request_is_challenged(reg: AuthRegistry) -> Non
 
 
 def peer(name: str) -> str:
-    path = PEERS / name
-    found = str(path) if path.is_file() else find_binary(name)
-    assert found is not None, f"{name} is needed: {PEERS} or PATH"
+    found = find_binary(name)
+    assert found is not None, f"{name} is needed: {SHARED_PEERS}, DOCKYARD_PEERS_DIR or PATH"
     return found
 
 

@@ -29,6 +29,9 @@ import pytest
 from tests.support.server import OnLoopback, free_port, wait_for_http
 
 _EXTRA_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin", "/usr/local/sbin")
+# The peers Debian does not package (crane, regctl, CNCF Distribution v3) are kept in shared/,
+# which lies beside the checkout (and beside CI's clone); DOCKYARD_PEERS_DIR names another place.
+SHARED_PEERS = Path(__file__).resolve().parents[3] / "shared" / "peers" / "bin"
 
 Completed = subprocess.CompletedProcess[Any]
 
@@ -44,7 +47,8 @@ def find_binary(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
-    for folder in _EXTRA_DIRS:
+    shared = os.environ.get("DOCKYARD_PEERS_DIR") or SHARED_PEERS
+    for folder in (shared, *_EXTRA_DIRS):
         candidate = Path(folder) / name
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
