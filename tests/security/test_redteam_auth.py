@@ -96,11 +96,11 @@ def test_attack_ipv4_clients_of_a_dual_stack_listener_are_told_apart(
     client's /64 made all IPv4 clients one: one guesser locked an account out for all of them.
     And the trusted proxy 127.0.0.1, seen as `::ffff:127.0.0.1`, was not recognised."""
     reg = dual_stack
-    _user(reg, "mapped", "mapped-pw")
+    _user(reg, "mapped", "mapped-password")
     with _from("127.0.0.2", reg) as guesser, _from("127.0.0.3", reg) as owner:
         answers = [_login(guesser, "mapped", "guess") for _ in range(LIMIT + 2)]
         assert answers == [401] * LIMIT + [429] * 2
-        assert _login(owner, "mapped", "mapped-pw") == 200
+        assert _login(owner, "mapped", "mapped-password") == 200
     with _from("127.0.0.1", reg) as proxy:
         # Behind the trusted proxy, X-Forwarded-For names the client.
         behind = [
@@ -108,7 +108,8 @@ def test_attack_ipv4_clients_of_a_dual_stack_listener_are_told_apart(
             for _ in range(LIMIT + 1)
         ]
         assert behind == [401] * LIMIT + [429]
-        assert _login(proxy, "mapped", "mapped-pw", **{"X-Forwarded-For": "198.51.100.8"}) == 200
+        forwarded = {"X-Forwarded-For": "198.51.100.8"}
+        assert _login(proxy, "mapped", "mapped-password", **forwarded) == 200
         # A client forging X-Forwarded-For, not through the proxy, is counted by its own address.
     with _from("127.0.0.4", reg) as forger:
         forged = [
@@ -207,11 +208,11 @@ def test_attack_a_failed_login_does_not_reset_the_pull_limit(tmp_path: Path) -> 
     server = start()
     try:
         reg = AuthRegistry(server)
-        _user(reg, "open", "open-pw")
+        _user(reg, "open", "open-password")
         made_public = httpx.put(
             f"{reg.url}/api/v1/repositories/open/app/visibility",
             json={"visibility": "public"},
-            headers={"Authorization": basic("open", "open-pw")},
+            headers={"Authorization": basic("open", "open-password")},
             timeout=30,
         )
         assert made_public.status_code == 200, made_public.text
@@ -268,18 +269,18 @@ def test_attack_a_token_minted_while_public_cannot_read_once_private(reg: AuthRe
     """A repository made private kept answering tokens minted while it was public (and
     anonymous ones) for their whole lifetime: its owner, having made it private, could push
     something secret and have it read. A token never exceeds what its owner may do now."""
-    _user(reg, "pia", "pia-pw")
-    _user(reg, "otto", "otto-pw", image=False)
-    _visibility(reg, "pia/app", "public", basic("pia", "pia-pw"))
+    _user(reg, "pia", "pia-password")
+    _user(reg, "otto", "otto-password", image=False)
+    _visibility(reg, "pia/app", "public", basic("pia", "pia-password"))
     scope = "repository:pia/app:pull"
-    otto = reg.bearer(scope, basic("otto", "otto-pw"))
+    otto = reg.bearer(scope, basic("otto", "otto-password"))
     anonymous = reg.bearer(scope)
-    pia = reg.bearer(scope, basic("pia", "pia-pw"))
+    pia = reg.bearer(scope, basic("pia", "pia-password"))
     for auth in (otto, anonymous, pia):
         assert _statuses(reg, "pia/app", "v1", auth) == [200] * PROBES
-    _visibility(reg, "pia/app", "private", basic("pia", "pia-pw"))
+    _visibility(reg, "pia/app", "private", basic("pia", "pia-password"))
     with reg.client() as http:
-        push_image(http, "pia/app", "secret", basic("pia", "pia-pw"), note="secret")
+        push_image(http, "pia/app", "secret", basic("pia", "pia-password"), note="secret")
     time.sleep(1.0)
     for auth in (otto, anonymous):
         assert _statuses(reg, "pia/app", "secret", auth) == [401] * PROBES
@@ -304,7 +305,7 @@ def test_attack_a_foreign_page_cannot_spend_a_users_login_attempts(throttled: Au
     address, locking them out there. Like /api/v1, /token refuses requests from other sites
     before any credential is looked at (docker, podman and the other clients send no Origin)."""
     reg = throttled
-    _user(reg, "vera", "vera-pw", image=False)
+    _user(reg, "vera", "vera-password", image=False)
     with _from("127.0.0.31", reg) as browser:
         for _ in range(LIMIT + 2):
             forged = browser.post(
@@ -319,13 +320,13 @@ def test_attack_a_foreign_page_cannot_spend_a_users_login_attempts(throttled: Au
             )
             assert forged.status_code == 403, forged.text
             assert forged.json()["errors"][0]["code"] == "DENIED"
-        assert _login(browser, "vera", "vera-pw") == 200
+        assert _login(browser, "vera", "vera-password") == 200
         own = browser.post(
             "/token",
             data={
                 "grant_type": "password",
                 "username": "vera",
-                "password": "vera-pw",
+                "password": "vera-password",
                 "service": SERVICE,
             },
             headers={"Origin": reg.url},
@@ -349,8 +350,8 @@ def test_attack_odd_names_get_the_specs_errors_on_postgresql(pg_reg: AuthRegistr
     where SQLite stores anything: names sent by clients (a Basic username, a token's name, an
     account or token named in a path) answered 500 there."""
     reg = pg_reg
-    _user(reg, "nul", "nul-pw", image=False)
-    own = {"Authorization": basic("nul", "nul-pw")}
+    _user(reg, "nul", "nul-password", image=False)
+    own = {"Authorization": basic("nul", "nul-password")}
     admin = {"Authorization": admin_auth()}
     with reg.client() as http:
         for username in ("a\x00b", "n" * 300, "nul\x00"):
@@ -404,8 +405,8 @@ def test_attack_an_ipv6_client_cannot_dodge_the_anonymous_pull_limit(limited: Au
     throttle counted it as one, the anonymous pull limit by address, so a new address from
     the same /64 brought a fresh limit with every pull."""
     reg = limited
-    _user(reg, "pub", "pub-pw")
-    _visibility(reg, "pub/app", "public", basic("pub", "pub-pw"))
+    _user(reg, "pub", "pub-password")
+    _visibility(reg, "pub/app", "public", basic("pub", "pub-password"))
 
     def pull(client: str) -> int:
         with reg.client() as http:
@@ -426,12 +427,12 @@ def test_guard_a_read_token_never_grows_through_token_requests(reg: AuthRegistry
     more (`*`, repeated and space-joined scopes, upper case, the catalog, another's
     repository), then through an offline refresh token: only pull on its own repositories,
     and nothing once it is revoked."""
-    _user(reg, "rex", "rex-pw")
-    _user(reg, "vic", "vic-pw")
+    _user(reg, "rex", "rex-password")
+    _user(reg, "vic", "vic-password")
     made = httpx.post(
         f"{reg.url}/api/v1/tokens",
         json={"name": "ro", "scope": "read"},
-        headers={"Authorization": basic("rex", "rex-pw")},
+        headers={"Authorization": basic("rex", "rex-password")},
         timeout=30,
     )
     assert made.status_code == 201, made.text
