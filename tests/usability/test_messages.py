@@ -164,7 +164,7 @@ def test_insecure_is_one_flag_meaning_plain_http_to_the_named_registries(
     ok(dockyard("copy", f"{named}:v9", f"{named}:v10", "--insecure", home=tmp_path))
     for command in ("login", "push", "pull", "copy", "tag", "inspect", "tags", "delete", "catalog"):
         text = " ".join(ok(dockyard(command, "--help", home=tmp_path)).stdout.split())
-        assert "--insecure" in text and "Talk plain HTTP" in text, (command, text)
+        assert "--insecure" in text and "use plain HTTP" in text, (command, text)
 
 
 # -- accounts: denials by scope, login --------------------------------------------------------
