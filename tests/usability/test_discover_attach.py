@@ -1,0 +1,303 @@
+"""Issue 14, the client: `dockyard attach` pushes an artifact with a `subject`, `dockyard
+discover` lists an image's referrers as a tree, on Dockyard (referrers API) and on CNCF
+Distribution 2.8.2 (no referrers API: the referrers tag `sha256-<hex>`); regctl sees the same."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.images import write_oci_image
+from tests.support.peers import Distribution, require
+from tests.support.server import OnLoopback, RunningRegistry
+
+SBOM = "application/spdx+json"
+SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
+EMPTY = "application/vnd.oci.empty.v1+json"
+
+
+def dockyard(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "DOCKER_CONFIG": str(home / ".docker"),
+        "COLUMNS": "200",
+    }
+    env.pop("REGISTRY_AUTH_FILE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=home,
+    )
+    if check:
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    folder = tmp_path / "home"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def dockyard_registry(start_registry) -> RunningRegistry:
+    return start_registry()
+
+
+@pytest.fixture
+def distribution(tmp_path: Path):
+    with Distribution(root=tmp_path / "distribution") as server:
+        yield server
+
+
+def _push_image(home: Path, host: str, repo: str) -> str:
+    layout = home / "layout"
+    image = write_oci_image(layout, "1.0", seed=repo)
+    dockyard("push", f"oci:{layout}:1.0", f"{host}/{repo}:1.0", "--quiet", home=home)
+    return image.manifest_digest
+
+
+def _files(home: Path) -> tuple[Path, Path]:
+    sbom = home / "sbom.spdx.json"
+    sbom.write_text('{"spdxVersion": "SPDX-2.3", "name": "app"}')
+    sig = home / "app.sig"
+    sig.write_bytes(b"signature bytes")
+    return sbom, sig
+
+
+def _attach_sbom_and_signature(home: Path, host: str, repo: str) -> tuple[str, str]:
+    sbom, sig = _files(home)
+    sbom_digest = dockyard(
+        "attach",
+        f"{host}/{repo}:1.0",
+        "--artifact-type",
+        SBOM,
+        f"{sbom}:{SBOM}",
+        "--annotation",
+        "org.example.tool=dockyard",
+        home=home,
+    ).stdout.strip()
+    assert sbom_digest.startswith(f"{host}/{repo}@sha256:"), sbom_digest
+    sbom_digest = sbom_digest.rsplit("@", 1)[1]
+    # A signature of the SBOM: a referrer of a referrer.
+    sig_digest = dockyard(
+        "attach",
+        f"{host}/{repo}@{sbom_digest}",
+        "--artifact-type",
+        SIG,
+        str(sig),
+        "--json",
+        home=home,
+    ).stdout
+    return sbom_digest, json.loads(sig_digest)["digest"]
+
+
+def _check_artifact(server: OnLoopback, repo: str, digest: str, subject: str) -> dict:
+    """The artifact as the registry holds it: empty config, files as titled layers."""
+    with httpx.Client(base_url=server.url) as http:
+        response = http.get(
+            f"/v2/{repo}/manifests/{digest}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert response.status_code == 200
+        assert hashlib.sha256(response.content).hexdigest() == digest.split(":")[1]
+        manifest = response.json()
+        subject_head = http.head(
+            f"/v2/{repo}/manifests/{subject}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        config = http.get(f"/v2/{repo}/blobs/{manifest['config']['digest']}")
+        assert config.content == b"{}"
+    assert manifest["config"]["mediaType"] == EMPTY
+    assert manifest["subject"] == {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": subject,
+        "size": int(subject_head.headers["Content-Length"]),
+    }
+    return manifest
+
+
+def _check_discover(home: Path, host: str, repo: str, image: str, sbom: str, sig: str) -> None:
+    tree = json.loads(dockyard("discover", f"{host}/{repo}:1.0", "--json", home=home).stdout)
+    assert tree["digest"] == image
+    assert [(r["artifactType"], r["digest"]) for r in tree["referrers"]] == [(SBOM, sbom)]
+    assert tree["referrers"][0]["annotations"] == {"org.example.tool": "dockyard"}
+    assert tree["referrers"][0]["size"] > 0
+    nested = tree["referrers"][0]["referrers"]
+    assert [(r["artifactType"], r["digest"]) for r in nested] == [(SIG, sig)]
+    assert nested[0]["referrers"] == []
+
+    text = dockyard("discover", f"{host}/{repo}:1.0", home=home).stdout
+    lines = text.splitlines()
+    assert lines[0] == f"{host}/{repo}@{image}"
+    sbom_line = next(i for i, line in enumerate(lines) if sbom in line)
+    sig_line = next(i for i, line in enumerate(lines) if sig in line)
+    assert SBOM in lines[sbom_line] and SIG in lines[sig_line]
+    assert sig_line > sbom_line
+    # The signature hangs below the SBOM: it is indented further.
+    indent = len(lines[sig_line]) - len(lines[sig_line].lstrip(" │├└─"))
+    assert indent > len(lines[sbom_line]) - len(lines[sbom_line].lstrip(" │├└─"))
+
+    only_sigs = json.loads(
+        dockyard(
+            "discover", f"{host}/{repo}:1.0", "--json", "--artifact-type", SIG, home=home
+        ).stdout
+    )
+    assert only_sigs["referrers"] == []
+    only_sboms = json.loads(
+        dockyard(
+            "discover", f"{host}/{repo}:1.0", "--json", "--artifact-type", SBOM, home=home
+        ).stdout
+    )
+    assert [r["digest"] for r in only_sboms["referrers"]] == [sbom]
+
+
+def _regctl_lists(home: Path, host: str, reference: str) -> list[dict]:
+    regctl = require("regctl")
+    env = {**os.environ, "HOME": str(home)}
+    result = subprocess.run(
+        [
+            regctl,
+            "--host",
+            f"reg={host},tls=disabled",
+            "artifact",
+            "list",
+            reference,
+            "--format",
+            "{{json .Descriptors}}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_attach_and_discover_on_dockyard_referrers_api(
+    home: Path, dockyard_registry: RunningRegistry
+) -> None:
+    host, repo = dockyard_registry.host, "me/app"
+    image = _push_image(home, host, repo)
+    sbom, sig = _attach_sbom_and_signature(home, host, repo)
+
+    manifest = _check_artifact(dockyard_registry, repo, sbom, image)
+    assert manifest["artifactType"] == SBOM
+    assert manifest["annotations"] == {"org.example.tool": "dockyard"}
+    [layer] = manifest["layers"]
+    assert layer["mediaType"] == SBOM
+    assert layer["annotations"] == {"org.opencontainers.image.title": "sbom.spdx.json"}
+    signature = _check_artifact(dockyard_registry, repo, sig, sbom)
+    assert signature["layers"][0]["mediaType"] == "application/octet-stream"
+
+    with httpx.Client(base_url=dockyard_registry.url) as http:
+        listed = http.get(f"/v2/{repo}/referrers/{image}").json()["manifests"]
+        # The API indexes the subject: no referrers tag is written.
+        tags = http.get(f"/v2/{repo}/tags/list").json()["tags"]
+    assert [(m["digest"], m["artifactType"]) for m in listed] == [(sbom, SBOM)]
+    assert tags == ["1.0"]
+
+    _check_discover(home, host, repo, image, sbom, sig)
+    assert [d["digest"] for d in _regctl_lists(home, host, f"{host}/{repo}:1.0")] == [sbom]
+    assert [d["digest"] for d in _regctl_lists(home, host, f"{host}/{repo}@{sbom}")] == [sig]
+
+
+def test_attach_and_discover_on_distribution_use_the_referrers_tag(
+    home: Path, distribution: Distribution
+) -> None:
+    host, repo = distribution.host, "me/app"
+    image = _push_image(home, host, repo)
+    with httpx.Client(base_url=distribution.url) as http:
+        # 2.8.2 has no referrers API: what makes the client fall back.
+        assert http.get(f"/v2/{repo}/referrers/{image}").status_code == 404
+    sbom, sig = _attach_sbom_and_signature(home, host, repo)
+    _check_artifact(distribution, repo, sbom, image)
+
+    with httpx.Client(base_url=distribution.url) as http:
+        tag = "sha256-" + image.split(":")[1]
+        index = http.get(
+            f"/v2/{repo}/manifests/{tag}",
+            headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+        ).json()
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [(m["digest"], m["artifactType"]) for m in index["manifests"]] == [(sbom, SBOM)]
+
+    _check_discover(home, host, repo, image, sbom, sig)
+    assert [d["digest"] for d in _regctl_lists(home, host, f"{host}/{repo}:1.0")] == [sbom]
+    assert [d["digest"] for d in _regctl_lists(home, host, f"{host}/{repo}@{sbom}")] == [sig]
+
+    # Attaching the same artifact again lists it once.
+    dockyard(
+        "attach",
+        f"{host}/{repo}:1.0",
+        "--artifact-type",
+        SBOM,
+        f"{home / 'sbom.spdx.json'}:{SBOM}",
+        "--annotation",
+        "org.example.tool=dockyard",
+        home=home,
+    )
+    tree = json.loads(dockyard("discover", f"{host}/{repo}:1.0", "--json", home=home).stdout)
+    assert [r["digest"] for r in tree["referrers"]] == [sbom]
+
+
+def test_attach_and_discover_refuse_bad_input(
+    home: Path, dockyard_registry: RunningRegistry
+) -> None:
+    host, repo = dockyard_registry.host, "me/app"
+    _push_image(home, host, repo)
+    sbom, _ = _files(home)
+
+    missing = dockyard(
+        "attach", f"{host}/{repo}:nope", "--artifact-type", SBOM, str(sbom), home=home, check=False
+    )
+    assert missing.returncode == 3 and "no such image" in missing.stderr
+    no_type = dockyard("attach", f"{host}/{repo}:1.0", str(sbom), home=home, check=False)
+    assert no_type.returncode == 2 and "--artifact-type" in no_type.stderr
+    bad_type = dockyard(
+        "attach", f"{host}/{repo}:1.0", "--artifact-type", "sbom", str(sbom), home=home, check=False
+    )
+    assert bad_type.returncode == 1 and "media type" in bad_type.stderr
+    no_file = dockyard(
+        "attach",
+        f"{host}/{repo}:1.0",
+        "--artifact-type",
+        SBOM,
+        str(home / "absent.json"),
+        home=home,
+        check=False,
+    )
+    assert no_file.returncode == 1 and "absent.json: cannot read it" in no_file.stderr
+    for result in (missing, no_type, bad_type, no_file):
+        assert "Traceback" not in result.stderr
+    bad_annotation = dockyard(
+        "attach",
+        f"{host}/{repo}:1.0",
+        "--artifact-type",
+        SBOM,
+        str(sbom),
+        "--annotation",
+        "novalue",
+        home=home,
+        check=False,
+    )
+    assert bad_annotation.returncode == 2
+
+    # Nothing was attached by the refused commands.
+    empty = json.loads(dockyard("discover", f"{host}/{repo}:1.0", "--json", home=home).stdout)
+    assert empty["referrers"] == []
+    gone = dockyard("discover", f"{host}/{repo}:nope", home=home, check=False)
+    assert gone.returncode == 3 and "Traceback" not in gone.stderr
