@@ -23,7 +23,9 @@ SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
 EMPTY = "application/vnd.oci.empty.v1+json"
 
 
-def dockyard(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def dockyard(
+    *args: str, home: Path, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "HOME": str(home),
@@ -38,6 +40,7 @@ def dockyard(*args: str, home: Path, check: bool = True) -> subprocess.Completed
         env=env,
         timeout=120,
         cwd=home,
+        input=input,
     )
     if check:
         assert result.returncode == 0, (args, result.stdout, result.stderr)
@@ -301,3 +304,137 @@ def test_attach_and_discover_refuse_bad_input(
     assert empty["referrers"] == []
     gone = dockyard("discover", f"{host}/{repo}:nope", home=home, check=False)
     assert gone.returncode == 3 and "Traceback" not in gone.stderr
+
+
+def test_attach_to_another_accounts_image_is_denied_discover_is_not(
+    home: Path, start_registry
+) -> None:
+    server = start_registry("--auth", env={"DOCKYARD_ADMIN_PASSWORD": "admin-password-1"})
+    for user, password in (("carol", "carol-password"), ("dave", "dave-password")):
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dockyard",
+                "user",
+                "add",
+                user,
+                "--password-stdin",
+                "--data-dir",
+                str(server.data_dir),
+            ],
+            input=f"{password}\n",
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    carol, dave = home / "carol", home / "dave"
+    for folder, user in ((carol, "carol"), (dave, "dave")):
+        folder.mkdir()
+        dockyard(
+            "login",
+            server.host,
+            "-u",
+            user,
+            "--password-stdin",
+            home=folder,
+            input=f"{user}-password\n",
+        )
+    image = _push_image(carol, server.host, "carol/app")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dockyard",
+            "repo",
+            "visibility",
+            "carol/app",
+            "public",
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    sbom, _ = _files(dave)
+    denied = dockyard(
+        "attach",
+        f"{server.host}/carol/app:1.0",
+        "--artifact-type",
+        SBOM,
+        str(sbom),
+        home=dave,
+        check=False,
+    )
+    assert denied.returncode == 4, denied.stderr
+    assert "Traceback" not in denied.stderr
+    # Dave may read carol's public image, and sees that nothing was attached to it.
+    seen = json.loads(
+        dockyard("discover", f"{server.host}/carol/app:1.0", "--json", home=dave).stdout
+    )
+    assert seen["digest"] == image and seen["referrers"] == []
+    sbom, _ = _files(carol)
+    mine = dockyard(
+        "attach",
+        f"{server.host}/carol/app:1.0",
+        "--artifact-type",
+        SBOM,
+        str(sbom),
+        home=carol,
+        check=False,
+    )
+    assert mine.returncode == 0, mine.stderr
+    again = json.loads(
+        dockyard("discover", f"{server.host}/carol/app:1.0", "--json", home=dave).stdout
+    )
+    assert [r["artifactType"] for r in again["referrers"]] == [SBOM]
+
+
+def test_a_foreign_or_hostile_referrers_tag_is_neither_overwritten_nor_shown_raw(
+    home: Path, distribution: Distribution
+) -> None:
+    host, repo = distribution.host, "me/app"
+    image = _push_image(home, host, repo)
+    tag = "sha256-" + image.split(":")[1]
+    # Someone tagged an ordinary image with the referrers tag's name: not an index.
+    dockyard("push", f"oci:{home / 'layout'}:1.0", f"{host}/{repo}:{tag}", "--quiet", home=home)
+    sbom, _ = _files(home)
+    refused = dockyard(
+        "attach", f"{host}/{repo}:1.0", "--artifact-type", SBOM, str(sbom), home=home, check=False
+    )
+    assert refused.returncode == 1 and "is not an OCI index" in refused.stderr
+    with httpx.Client(base_url=distribution.url) as http:
+        kept = http.head(
+            f"/v2/{repo}/manifests/{tag}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert kept.headers["Docker-Content-Digest"] == image
+        http.delete(f"/v2/{repo}/manifests/{image}")
+    # A fresh image, and a referrers tag written by another tool with terminal escapes in it.
+    image = _push_image(home, host, repo)
+    sbom_digest = json.loads(
+        dockyard(
+            "attach", f"{host}/{repo}:1.0", "--artifact-type", SBOM, str(sbom), "--json", home=home
+        ).stdout
+    )["digest"]
+    with httpx.Client(base_url=distribution.url) as http:
+        entry = http.get(
+            f"/v2/{repo}/manifests/{tag}",
+            headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+        ).json()["manifests"][0]
+        entry["artifactType"] = "application/x\x1b]0;pwned\x07\x1b[2J"
+        index = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [entry],
+        }
+        put = http.put(
+            f"/v2/{repo}/manifests/{tag}",
+            content=json.dumps(index),
+            headers={"Content-Type": "application/vnd.oci.image.index.v1+json"},
+        )
+        assert put.status_code == 201, put.text
+    shown = dockyard("discover", f"{host}/{repo}:1.0", home=home)
+    assert sbom_digest in shown.stdout
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout

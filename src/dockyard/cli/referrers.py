@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dockyard.cli.images import CaCertOpt, InsecureOpt, JsonOpt, pinned, run_client
+from dockyard.cli.images import CaCertOpt, InsecureOpt, pinned, run_client
 
 if TYPE_CHECKING:
     from dockyard.client.referrers import Referrer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON, for scripts.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -144,4 +146,6 @@ def _grow(branch: Any, nodes: list[Referrer]) -> None:
         entry = node.descriptor
         kind = entry.get("artifactType") or entry.get("mediaType") or "?"
         label = f"{kind} {entry.get('digest', '?')} ({entry.get('size', '?')} bytes)"
-        _grow(branch.add(escape(label)), node.referrers)
+        # The registry wrote these strings: no terminal control sequences get through.
+        shown = "".join(ch if ch.isprintable() else "?" for ch in label)
+        _grow(branch.add(escape(shown)), node.referrers)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,12 @@ MAX_DEPTH = 8
 MAX_REFERRERS = 10_000
 # Attempts at updating the referrers tag when other writers keep replacing it.
 TAG_ATTEMPTS = 5
+# RFC 6838's type/subtype; this also keeps control characters out of what others display.
+MEDIA_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+)
+# What a referrer's digest must look like before it goes into the next request's path.
+DIGEST = re.compile(r"sha(256:[a-f0-9]{64}|512:[a-f0-9]{128})")
 
 
 @dataclass
@@ -86,10 +93,14 @@ async def list_referrers(
 async def _tag_index(registry: RegistryClient, repo: str, digest: str) -> dict[str, Any]:
     tag = referrers_tag(digest)
     try:
-        manifest = await registry.get_manifest(repo, tag, (mt.OCI_INDEX,))
+        # Every type accepted: a registry may hide what it holds under the tag from an index-only
+        # Accept (Distribution answers 404), which would read as "no referrers" and overwrite it.
+        manifest = await registry.get_manifest(repo, tag)
     except NotFound:
         return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
     try:
+        if manifest.media_type != mt.OCI_INDEX:
+            raise ValueError(manifest.media_type)
         document = manifest.json()
         entries = document.get("manifests") or []
     except (ValueError, AttributeError):
@@ -111,7 +122,7 @@ async def discover(
         found = []
         for entry in await list_referrers(registry, repo, subject, wanted):
             child = str(entry.get("digest", ""))
-            if child in seen or len(seen) >= MAX_REFERRERS:
+            if not DIGEST.fullmatch(child) or child in seen or len(seen) >= MAX_REFERRERS:
                 continue
             seen.add(child)
             below = await walk(child, None, depth + 1) if depth < MAX_DEPTH else []
@@ -159,11 +170,9 @@ async def attach(
 ) -> Manifest:
     """Push an artifact manifest whose layers are `files` and whose subject is `subject`;
     keep the referrers tag up to date when the registry does not index subjects itself."""
-    if "/" not in artifact_type:
-        raise ClientError(
-            f"--artifact-type {artifact_type!r}: expected a media type such as "
-            "application/spdx+json"
-        )
+    for media_type in (artifact_type, *(item.media_type for item in files)):
+        if not MEDIA_TYPE.fullmatch(media_type):
+            raise ClientError(f"{media_type!r} is not a media type such as application/spdx+json")
     empty = Descriptor(mt.OCI_EMPTY, EMPTY_DIGEST, len(EMPTY_CONFIG))
     await _blob(registry, repo, empty, EMPTY_CONFIG)
     layers = []
