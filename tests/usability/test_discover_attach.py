@@ -438,3 +438,58 @@ def test_a_foreign_or_hostile_referrers_tag_is_neither_overwritten_nor_shown_raw
     shown = dockyard("discover", f"{host}/{repo}:1.0", home=home)
     assert sbom_digest in shown.stdout
     assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+
+
+def test_dockyard_and_regctl_share_the_referrers_tag_on_distribution(
+    home: Path, distribution: Distribution
+) -> None:
+    """Each tool adds to what the other wrote in the referrers tag instead of replacing it."""
+    host, repo = distribution.host, "me/app"
+    image = _push_image(home, host, repo)
+    sbom, sig = _files(home)
+    first = json.loads(
+        dockyard(
+            "attach", f"{host}/{repo}:1.0", "--artifact-type", SBOM, str(sbom), "--json", home=home
+        ).stdout
+    )["digest"]
+    regctl = require("regctl")
+    result = subprocess.run(
+        [
+            regctl,
+            "--host",
+            f"reg={host},tls=disabled",
+            "artifact",
+            "put",
+            "--artifact-type",
+            SIG,
+            "--subject",
+            f"{host}/{repo}:1.0",
+            "-f",
+            str(sig),
+            "--file-media-type",
+            "application/octet-stream",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(home)},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    third = json.loads(
+        dockyard(
+            "attach",
+            f"{host}/{repo}:1.0",
+            "--artifact-type",
+            "application/vnd.in-toto+json",
+            str(sbom),
+            "--json",
+            home=home,
+        ).stdout
+    )["digest"]
+    tree = json.loads(dockyard("discover", f"{host}/{repo}:1.0", "--json", home=home).stdout)
+    assert tree["digest"] == image
+    types = {r["artifactType"]: r["digest"] for r in tree["referrers"]}
+    assert set(types) == {SBOM, SIG, "application/vnd.in-toto+json"}
+    assert types[SBOM] == first and types["application/vnd.in-toto+json"] == third
+    listed = {d["digest"] for d in _regctl_lists(home, host, f"{host}/{repo}:1.0")}
+    assert listed == set(types.values())
