@@ -493,3 +493,47 @@ def test_dockyard_and_regctl_share_the_referrers_tag_on_distribution(
     assert types[SBOM] == first and types["application/vnd.in-toto+json"] == third
     listed = {d["digest"] for d in _regctl_lists(home, host, f"{host}/{repo}:1.0")}
     assert listed == set(types.values())
+
+
+def test_attach_a_large_file_in_chunks_and_an_artifact_without_files(
+    home: Path, dockyard_registry: RunningRegistry
+) -> None:
+    host, repo = dockyard_registry.host, "me/app"
+    _push_image(home, host, repo)
+    big = home / "big.tar"
+    big.write_bytes(os.urandom(9 * 1024 * 1024 + 17))  # past the one-request upload limit
+    large = json.loads(
+        dockyard(
+            "attach",
+            f"{host}/{repo}:1.0",
+            "--artifact-type",
+            "application/vnd.example.bundle",
+            f"{big}:application/x-tar",
+            "--json",
+            home=home,
+        ).stdout
+    )["digest"]
+    bare = json.loads(
+        dockyard(
+            "attach",
+            f"{host}/{repo}:1.0",
+            "--artifact-type",
+            "application/vnd.example.approval",
+            "--annotation",
+            "approved-by=carol",
+            "--json",
+            home=home,
+        ).stdout
+    )["digest"]
+    with httpx.Client(base_url=dockyard_registry.url) as http:
+        accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        layer = http.get(f"/v2/{repo}/manifests/{large}", headers=accept).json()["layers"][0]
+        assert layer["size"] == big.stat().st_size
+        assert layer["digest"] == "sha256:" + hashlib.sha256(big.read_bytes()).hexdigest()
+        blob = http.get(f"/v2/{repo}/blobs/{layer['digest']}", follow_redirects=True)
+        assert blob.content == big.read_bytes()
+        empty = http.get(f"/v2/{repo}/manifests/{bare}", headers=accept).json()
+    assert empty["layers"] == [{"mediaType": EMPTY, "digest": empty["config"]["digest"], "size": 2}]
+    assert empty["annotations"] == {"approved-by": "carol"}
+    tree = json.loads(dockyard("discover", f"{host}/{repo}:1.0", "--json", home=home).stdout)
+    assert {r["digest"] for r in tree["referrers"]} == {large, bare}
