@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
-from dockyard.cli import admin, fsck, images, login
+from dockyard.cli import admin, fsck, images, login, referrers
 from dockyard.cli.folder import InitOpt
 from dockyard.config import (
     ConfigError,
@@ -402,6 +402,7 @@ def _shared_schema(settings: Settings) -> bool:
 
 login.register(app)
 images.register(app)
+referrers.register(app)
 admin.register(app)
 fsck.register(app)
 

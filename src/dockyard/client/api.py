@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dockyard.client import referrers
 from dockyard.client.credentials import CredentialStore, normalize_host
 from dockyard.client.image import (
     ClientError,
@@ -29,6 +30,7 @@ from dockyard.client.image import (
     UsageError,
 )
 from dockyard.client.local import local_destination, local_source, split_local
+from dockyard.client.referrers import ArtifactFile, Referrer
 from dockyard.client.registry import RegistryClient
 from dockyard.client.remote import RegistryDestination, RegistrySource
 from dockyard.client.transfer import (
@@ -41,6 +43,7 @@ from dockyard.client.transfer import (
     select_platform,
 )
 from dockyard.core import mediatypes as mt
+from dockyard.core.manifest import Descriptor
 from dockyard.core.reference import ImageReference, InvalidReference, parse_reference
 
 
@@ -254,6 +257,28 @@ class Client:
         await registry.delete_manifest(ref.repository, digest)
         return digest
 
+    async def _subject(self, reference: str) -> tuple[ImageReference, Descriptor]:
+        ref = remote_reference(reference)
+        found = await self.registry(ref.registry).head_manifest(ref.repository, ref.reference)
+        if found is None:
+            raise NotFound(f"{ref}: no such image")
+        return ref, found
+
+    async def attach(self, reference: str, artifact_type: str, files: Iterable[ArtifactFile],
+                     *, annotations: dict[str, str] | None = None) -> Manifest:
+        """Push an artifact (files as layers, empty config) whose subject is `reference`."""
+        ref, subject = await self._subject(reference)
+        return await referrers.attach(self.registry(ref.registry), ref.repository, subject,
+                                      artifact_type, list(files), annotations)
+
+    async def discover(self, reference: str, *, artifact_type: str | None = None
+                       ) -> tuple[Descriptor, list[Referrer]]:
+        """The image's manifest descriptor and, as a tree, what refers to it."""
+        ref, subject = await self._subject(reference)
+        tree = await referrers.discover(self.registry(ref.registry), ref.repository,
+                                        subject.digest, artifact_type)
+        return subject, tree
+
     async def create_index(self, target: str, sources: list[str], *,
                            annotations: dict[str, str] | None = None,
                            reporter: Reporter | None = None) -> Manifest:
@@ -280,8 +305,6 @@ class Client:
 
 
 async def _read_all(src: ImageSource, descriptor: dict[str, Any]) -> bytes:
-    from dockyard.core.manifest import Descriptor
-
     parts = []
     async for chunk in src.open_blob(Descriptor(descriptor["mediaType"], descriptor["digest"],
                                                 int(descriptor["size"]))):

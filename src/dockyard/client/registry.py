@@ -324,6 +324,17 @@ class RegistryClient:
 
     async def put_manifest(self, repo: str, reference: str, manifest: Manifest) -> str:
         """Store under a tag or its digest; returns the digest, checked against the registry's."""
+        await self._put_manifest(repo, reference, manifest)
+        return manifest.digest
+
+    async def put_referrer(self, repo: str, manifest: Manifest) -> bool:
+        """Store a manifest with a `subject` by its digest; True when the registry says it
+        indexed the subject (`OCI-Subject`), so no referrers tag needs updating."""
+        response = await self._put_manifest(repo, manifest.digest, manifest)
+        return bool(response.headers.get("OCI-Subject"))
+
+    async def _put_manifest(self, repo: str, reference: str,
+                            manifest: Manifest) -> httpx.Response:
         what = f"pushing manifest {repo}:{reference}"
         response = await self._call("PUT", f"/v2/{repo}/manifests/{reference}", what,
                                     ok=(200, 201, 202), content=manifest.body,
@@ -333,7 +344,7 @@ class RegistryClient:
                 claimed != manifest.digest:
             raise DigestMismatch(f"{what}: {self.host} stored it as {claimed}, expected "
                                  f"{manifest.digest}")
-        return manifest.digest
+        return response
 
     async def delete_manifest(self, repo: str, reference: str) -> None:
         tag = not _is_digest(reference)
@@ -631,3 +642,27 @@ class RegistryClient:
         """Every repository the registry lists (many public registries refuse this)."""
         return await self._paged("/v2/_catalog", "repositories",
                                  f"listing repositories of {self.host}", page_size)
+
+    async def referrers(self, repo: str, digest: str,
+                        artifact_type: str | None = None) -> list[dict[str, Any]] | None:
+        """Descriptors of the manifests whose `subject` is `digest`, from the referrers API
+        (filtered here too when the registry did not say it filtered); None when the registry
+        has no referrers API, so the caller falls back to the referrers tag."""
+        what = f"listing referrers of {repo}@{digest}"
+        params = {"artifactType": artifact_type} if artifact_type else None
+        response = await self._call("GET", f"/v2/{repo}/referrers/{digest}", what,
+                                    ok=(200, 404, 405), params=params,
+                                    headers={"Accept": mt.OCI_INDEX})
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if response.status_code != 200 or kind != mt.OCI_INDEX:
+            return None
+        try:
+            manifests = response.json().get("manifests") or []
+        except (ValueError, AttributeError):
+            raise ClientError(f"{what}: {self.host} sent an answer that is not an OCI "
+                              "index") from None
+        found = [entry for entry in manifests if isinstance(entry, dict)]
+        if artifact_type and "artifactType" not in response.headers.get(
+                "OCI-Filters-Applied", ""):
+            found = [entry for entry in found if entry.get("artifactType") == artifact_type]
+        return found
