@@ -236,8 +236,10 @@ class Client:
     async def catalog(self, host: str) -> list[str]:
         return await self.registry(normalize_host(host)).catalog()
 
-    async def delete(self, reference: str, *, tag_only: bool = False) -> str:
-        """Delete a manifest (by digest: with every tag pointing at it), or only a tag."""
+    async def delete(self, reference: str, *, tag_only: bool = False,
+                     force: bool = False) -> str:
+        """Delete a manifest (by digest: with every tag pointing at it), or only a tag.
+        `force`: even one a multi-platform index of the repository still names."""
         ref = remote_reference(reference)
         registry = self.registry(ref.registry)
         if tag_only:
@@ -251,7 +253,7 @@ class Client:
             if found is None:
                 raise NotFound(f"{ref}: no such image")
             digest = found.digest
-        await registry.delete_manifest(ref.repository, digest)
+        await registry.delete_manifest(ref.repository, digest, force=force)
         return digest
 
     async def create_index(self, target: str, sources: list[str], *,
