@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests.auth.conftest import QUIET
+from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic
+from tests.auth.helpers import push_image as push_signed_image
 from tests.support.images import write_oci_image, write_oci_index
-from tests.support.peers import ContainersEnv
+from tests.support.peers import ContainersEnv, require
+from tests.support.peers import run as run_peer
 from tests.support.push import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -19,10 +25,32 @@ from tests.support.push import (
     sha256,
     unique_repo,
 )
-from tests.support.server import RunningRegistry
+from tests.support.server import RunningRegistry, free_port
 from tests.usability.test_messages import dockyard
 
 IN_USE = 409
+CAROL_PASSWORD = "carol-long-password"
+RITA_PASSWORD = "rita-long-password"
+
+
+@pytest.fixture(scope="module")
+def auth_reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
+    """`dockyard serve --auth` with carol (owner of carol/...) and rita (another account)."""
+    base = tmp_path_factory.mktemp("auth-multiarch")
+    server = RunningRegistry(
+        data_dir=base / "data",
+        port=free_port(),
+        args=("--auth",),
+        env={**QUIET, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        log_dir=base,
+    ).start()
+    reg = AuthRegistry(server)
+    reg.add_user("carol", CAROL_PASSWORD)
+    reg.add_user("rita", RITA_PASSWORD)
+    try:
+        yield reg
+    finally:
+        server.stop()
 
 
 def push_child(client: httpx.Client, repo: str, body: bytes | None = None) -> tuple[str, bytes]:
@@ -269,3 +297,58 @@ def test_manifest_create_of_distinct_platforms_still_works(
         home=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_only_a_caller_who_may_delete_can_force(auth_reg: AuthRegistry) -> None:
+    carol = basic("carol", CAROL_PASSWORD)
+    writer = basic("carol", auth_reg.create_token("carol", "ci-write", "write"))
+    repo = "carol/multi"
+    with auth_reg.client() as c:
+        amd, amd_body = push_signed_image(c, repo, "amd", auth=carol)
+        index = c.put(
+            f"/v2/{repo}/manifests/multi",
+            content=index_of(amd_body),
+            headers={"Content-Type": OCI_INDEX, "Authorization": carol},
+        )
+        assert index.status_code == 201, index.text
+        url = f"/v2/{repo}/manifests/{amd}"
+        for who in (writer, basic("rita", RITA_PASSWORD), None):
+            headers = {"Authorization": who} if who else {}
+            resp = c.delete(url, params={"force": "true"}, headers=headers)
+            assert resp.status_code in (401, 403, 404), resp.text
+        assert (
+            c.get(url, headers={"Authorization": carol, "Accept": OCI_MANIFEST}).status_code == 200
+        )
+        refused = c.delete(url, headers={"Authorization": carol})
+        assert refused.status_code == IN_USE
+        assert refused.json()["errors"][0]["detail"]["indexes"] == [
+            index.headers["Docker-Content-Digest"]
+        ]
+        forced = c.delete(url, params={"force": "true"}, headers={"Authorization": carol})
+        assert forced.status_code == 202, forced.text
+
+
+def test_crane_delete_of_a_child_is_refused_naming_the_index(
+    client: httpx.Client, registry: RunningRegistry
+) -> None:
+    repo = unique_repo("multi")
+    index, amd, _ = multiarch(client, repo)
+    result = run_peer(
+        [require("crane"), "delete", "--insecure", f"{registry.host}/{repo}@{amd}"],
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "DENIED" in result.stderr and index in result.stderr, result.stderr
+
+
+def test_manifest_create_names_an_index_source_that_repeats_a_platform(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    write_oci_index(
+        tmp_path / "idx", "v1", seed="r", platforms=(("linux", "amd64"), ("linux", "amd64"))
+    )
+    target = f"{registry.host}/{unique_repo('create')}:multi"
+    result = dockyard("manifest", "create", target, f"oci:{tmp_path / 'idx'}:v1", home=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert f"linux/amd64 is given twice in oci:{tmp_path / 'idx'}:v1" in result.stderr

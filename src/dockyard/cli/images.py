@@ -296,7 +296,11 @@ def manifest_create(target: Annotated[str, typer.Argument(help="The index to cre
                     insecure: InsecureOpt = False, ca_cert: CaCertOpt = None,
                     jobs: JobsOpt = 4) -> None:
     """Build and push a multi-platform index from per-platform images (what `docker buildx
-    imagetools create` does); the images are copied next to it first."""
+    imagetools create` does); the images are copied next to it first.
+
+    Two images for the same platform (os/arch[/variant]) are refused, naming both, before
+    anything is copied (exit code 2).
+    """
     annotations = {}
     for item in annotation or []:
         key, sep, value = item.partition("=")

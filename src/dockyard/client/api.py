@@ -264,21 +264,53 @@ class Client:
         if ref.tag is None:
             raise ClientError(f"{target}: name the tag of the new index")
         entries: list[dict[str, Any]] = []
+        origins: list[str] = []
+        summaries = []
         for name in sources:
             summary = await self.inspect(name)
+            summaries.append(summary)
+            if summary.manifest.is_index:
+                children = child_descriptors(summary.manifest)
+            else:
+                children = [summary.manifest.descriptor(
+                    platform=summary.platforms[0]["platform"])]
+            entries.extend(children)
+            origins.extend([name] * len(children))
+        # Checked before anything is copied: a refused index leaves no stray images behind.
+        _one_image_per_platform(entries, origins)
+        for name, summary in zip(sources, summaries, strict=True):
             # Every child must live in the target repository: copy it there by digest.
             await self.copy(name, f"{ref.registry}/{ref.repository}@{summary.digest}",
                             all_platforms=True, reporter=reporter)
-            if summary.manifest.is_index:
-                entries.extend(child_descriptors(summary.manifest))
-            else:
-                entries.append(summary.manifest.descriptor(
-                    platform=summary.platforms[0]["platform"]))
         docker = all(entry.get("mediaType") == mt.DOCKER_MANIFEST for entry in entries)
         index = build_index(entries, mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
                             annotations)
         await self.registry(ref.registry).put_manifest(ref.repository, ref.tag, index)
         return index
+
+
+def _one_image_per_platform(entries: list[dict[str, Any]], origins: list[str]) -> None:
+    """A client picks the first entry of its platform: a second one would never be pulled."""
+    seen: dict[tuple[str, ...], str] = {}
+    for entry, origin in zip(entries, origins, strict=True):
+        platform = entry.get("platform")
+        annotations = entry.get("annotations") or {}
+        # Entries without a platform, and buildx's attestations (unknown/unknown), are not
+        # images anyone selects by platform.
+        if not isinstance(platform, dict) or "vnd.docker.reference.type" in annotations or \
+                platform.get("os") in (None, "unknown"):
+            continue
+        parts = [str(platform.get(k) or "") for k in ("os", "architecture", "variant")]
+        key = (*parts, str(platform.get("os.version") or ""))
+        if key in seen:
+            shown = "/".join(p for p in parts if p)
+            if platform.get("os.version"):
+                shown += f" (os.version {platform['os.version']})"
+            where = f"twice in {origin}" if seen[key] == origin else \
+                f"by both {seen[key]} and {origin}"
+            raise UsageError(f"{shown} is given {where}: an index holds one image per "
+                             "platform; leave one of them out")
+        seen[key] = origin
 
 
 async def _read_all(src: ImageSource, descriptor: dict[str, Any]) -> bytes:
