@@ -33,6 +33,12 @@ CAROL_PASSWORD = "carol-long-password"
 RITA_PASSWORD = "rita-long-password"
 
 
+@pytest.fixture(scope="session")
+def registry(registry_on_every_backend: RunningRegistry) -> RunningRegistry:
+    """The refusal is decided in the metadata store's transaction: SQLite and PostgreSQL both."""
+    return registry_on_every_backend
+
+
 @pytest.fixture(scope="module")
 def auth_reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
     """`dockyard serve --auth` with carol (owner of carol/...) and rita (another account)."""
