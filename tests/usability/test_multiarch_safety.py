@@ -226,7 +226,9 @@ def test_dockyard_delete_names_the_index_and_force_deletes(
     ref = f"{registry.host}/{repo}@{amd}"
     refused = dockyard("delete", ref, home=tmp_path)
     assert refused.returncode == 4, (refused.stdout, refused.stderr)
-    assert index in refused.stderr and "--force" in refused.stderr, refused.stderr
+    # Named so that it can be given to `dockyard delete` as it stands.
+    assert f"{registry.host}/{repo}@{index}" in refused.stderr, refused.stderr
+    assert "--force" in refused.stderr
     assert "Traceback" not in refused.stderr
     forced = dockyard("delete", "--force", ref, home=tmp_path)
     assert forced.returncode == 0, forced.stderr

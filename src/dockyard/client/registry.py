@@ -224,9 +224,8 @@ class RegistryClient:
             # Only digest-shaped strings reach the terminal: the body is the server's text.
             indexes = [d for d in detail["indexes"][:10]
                        if isinstance(d, str) and _DIGEST.fullmatch(d)]
-            return InUse(f"{what}: it is part of the multi-platform index "
-                         f"{', '.join(indexes)}; delete that index first, or pass --force to "
-                         "delete it anyway (the index then names a missing image)", indexes)
+            return InUse(f"{what}: {self.host} keeps it for the index {', '.join(indexes)}"
+                         f"{said}", indexes)
         if status == 403 and message and str(message).startswith("the token "):
             # Dockyard says when the access token's scope, not the account, is the limit.
             return Denied(f"{what}: {self.host} refused it: {message}; log in with a token "
@@ -362,6 +361,12 @@ class RegistryClient:
         try:
             await self._call("DELETE", f"/v2/{repo}/manifests/{reference}", what,
                              ok=(200, 202, 204), params={"force": "true"} if force else None)
+        except InUse as exc:
+            # Named as `dockyard delete` takes them, so the index can be deleted first.
+            held_by = ", ".join(f"{self.host}/{repo}@{d}" for d in exc.indexes)
+            raise InUse(f"{what}: it is part of the multi-platform index {held_by}; delete "
+                        "that index first, or pass --force to delete it anyway (the index "
+                        "then names a missing image)", exc.indexes) from None
         except ClientError as exc:
             # Registries without tag deletion (CNCF Distribution 2.x) answer a tag with
             # DIGEST_INVALID or UNSUPPORTED: nothing was sent, so no digest can mismatch.

@@ -275,7 +275,7 @@ def _in_use(digest: str, indexes: list[str]) -> RegistryError:
     return RegistryError(
         ErrorCode.DENIED,
         f"manifest {digest} is a child of index {named} in this repository; delete the "
-        "index first, or force the deletion",
+        "index first, or force the deletion (?force=true)",
         detail={"digest": digest, "indexes": indexes[:20]},
         status=409,
     )
