@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dockyard.client.api import one_image_per_platform
+from dockyard.client.image import UsageError
 from tests.auth.conftest import QUIET
 from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic
 from tests.auth.helpers import push_image as push_signed_image
@@ -360,3 +362,55 @@ def test_manifest_create_names_an_index_source_that_repeats_a_platform(
     result = dockyard("manifest", "create", target, f"oci:{tmp_path / 'idx'}:v1", home=tmp_path)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert f"linux/amd64 is given twice in oci:{tmp_path / 'idx'}:v1" in result.stderr
+
+
+def test_an_index_inside_an_index_is_held_too(client: httpx.Client) -> None:
+    repo = unique_repo("nested")
+    inner, _, _ = multiarch(client, repo)
+    inner_body = client.get(f"/v2/{repo}/manifests/{inner}", headers={"Accept": OCI_INDEX}).content
+    outer_doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_INDEX, "digest": inner, "size": len(inner_body)}],
+    }
+    outer = push_manifest(client, repo, "outer", json.dumps(outer_doc).encode(), OCI_INDEX)
+    refused = client.delete(f"/v2/{repo}/manifests/{inner}")
+    assert refused.status_code == IN_USE
+    assert refused.json()["errors"][0]["detail"]["indexes"] == [outer]
+    for digest in (outer, inner):
+        assert client.delete(f"/v2/{repo}/manifests/{digest}").status_code == 202
+
+
+def entry(os_name: str, arch: str, **extra: str) -> dict:
+    annotations = (
+        {"vnd.docker.reference.type": extra.pop("ref_type")} if "ref_type" in extra else {}
+    )
+    return {
+        "digest": "sha256:" + "0" * 64,
+        "platform": {"os": os_name, "architecture": arch, **extra},
+        "annotations": annotations,
+    }
+
+
+def test_attestations_and_os_versions_are_not_duplicate_platforms() -> None:
+    entries = [
+        entry("linux", "amd64"),
+        entry("unknown", "unknown", ref_type="attestation-manifest"),
+        entry("linux", "arm64"),
+        entry("unknown", "unknown", ref_type="attestation-manifest"),
+        entry("windows", "amd64", **{"os.version": "10.0.17763.1"}),
+        entry("windows", "amd64", **{"os.version": "10.0.20348.1"}),
+        {"digest": "sha256:" + "1" * 64},
+    ]
+    one_image_per_platform(
+        entries, [(0, "a")] * 2 + [(1, "b")] * 2 + [(2, "c"), (3, "d"), (4, "e")]
+    )
+
+
+def test_the_same_source_named_twice_is_said_so() -> None:
+    with pytest.raises(UsageError, match="linux/amd64 is given twice: oci:a is named more than"):
+        one_image_per_platform([entry("linux", "amd64")] * 2, [(0, "oci:a"), (1, "oci:a")])
+    with pytest.raises(UsageError, match=r"windows/amd64 \(os.version 10.0.1\) is given by both"):
+        one_image_per_platform(
+            [entry("windows", "amd64", **{"os.version": "10.0.1"})] * 2, [(0, "x"), (1, "y")]
+        )

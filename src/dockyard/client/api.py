@@ -264,9 +264,9 @@ class Client:
         if ref.tag is None:
             raise ClientError(f"{target}: name the tag of the new index")
         entries: list[dict[str, Any]] = []
-        origins: list[str] = []
+        origins: list[tuple[int, str]] = []  # (position among the sources, name)
         summaries = []
-        for name in sources:
+        for position, name in enumerate(sources):
             summary = await self.inspect(name)
             summaries.append(summary)
             if summary.manifest.is_index:
@@ -275,9 +275,9 @@ class Client:
                 children = [summary.manifest.descriptor(
                     platform=summary.platforms[0]["platform"])]
             entries.extend(children)
-            origins.extend([name] * len(children))
+            origins.extend([(position, name)] * len(children))
         # Checked before anything is copied: a refused index leaves no stray images behind.
-        _one_image_per_platform(entries, origins)
+        one_image_per_platform(entries, origins)
         for name, summary in zip(sources, summaries, strict=True):
             # Every child must live in the target repository: copy it there by digest.
             await self.copy(name, f"{ref.registry}/{ref.repository}@{summary.digest}",
@@ -289,9 +289,10 @@ class Client:
         return index
 
 
-def _one_image_per_platform(entries: list[dict[str, Any]], origins: list[str]) -> None:
+def one_image_per_platform(entries: list[dict[str, Any]],
+                            origins: list[tuple[int, str]]) -> None:
     """A client picks the first entry of its platform: a second one would never be pulled."""
-    seen: dict[tuple[str, ...], str] = {}
+    seen: dict[tuple[str, ...], tuple[int, str]] = {}
     for entry, origin in zip(entries, origins, strict=True):
         platform = entry.get("platform")
         annotations = entry.get("annotations") or {}
@@ -306,8 +307,13 @@ def _one_image_per_platform(entries: list[dict[str, Any]], origins: list[str]) -
             shown = "/".join(p for p in parts if p)
             if platform.get("os.version"):
                 shown += f" (os.version {platform['os.version']})"
-            where = f"twice in {origin}" if seen[key] == origin else \
-                f"by both {seen[key]} and {origin}"
+            (first, first_name), (_, name) = seen[key], origin
+            if first == origin[0]:
+                where = f"twice in {name}"
+            elif first_name == name:
+                where = f"twice: {name} is named more than once"
+            else:
+                where = f"by both {first_name} and {name}"
             raise UsageError(f"{shown} is given {where}: an index holds one image per "
                              "platform; leave one of them out")
         seen[key] = origin
