@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ from tests.auth.conftest import QUIET
 from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic
 from tests.auth.helpers import push_image as push_signed_image
 from tests.support.images import write_oci_image, write_oci_index
-from tests.support.peers import ContainersEnv, require
+from tests.support.peers import ContainersEnv, Distribution, require
 from tests.support.peers import run as run_peer
 from tests.support.push import (
     OCI_INDEX,
@@ -28,11 +31,24 @@ from tests.support.push import (
     unique_repo,
 )
 from tests.support.server import RunningRegistry, free_port
-from tests.usability.test_messages import dockyard
 
 IN_USE = 409
 CAROL_PASSWORD = "carol-long-password"
 RITA_PASSWORD = "rita-long-password"
+
+
+def dockyard(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m dockyard ARGS` with a private docker config; never raises on failure."""
+    env = {**os.environ, "DOCKER_CONFIG": str(home / "docker"), "HOME": str(home)}
+    env.pop("REGISTRY_AUTH_FILE", None)
+    env.pop("XDG_RUNTIME_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -414,3 +430,24 @@ def test_the_same_source_named_twice_is_said_so() -> None:
         one_image_per_platform(
             [entry("windows", "amd64", **{"os.version": "10.0.1"})] * 2, [(0, "x"), (1, "y")]
         )
+
+
+def test_dockyard_delete_force_is_harmless_on_cncf_distribution(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """Distribution ignores the parameter (and deletes children anyway): --force still works."""
+    require("docker-registry")
+    server = Distribution(root=tmp_path_factory.mktemp("distribution")).start()
+    try:
+        built = write_oci_index(tmp_path / "idx", "v1", seed="dist")
+        repo = f"{server.host}/{unique_repo('multi')}"
+        pushed = dockyard(
+            "push", "--quiet", f"oci:{tmp_path / 'idx'}:v1", f"{repo}:v1", home=tmp_path
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        child = built.children[0].manifest_digest
+        forced = dockyard("delete", "--force", f"{repo}@{child}", home=tmp_path)
+        assert forced.returncode == 0, forced.stderr
+        assert forced.stdout.strip() == f"deleted {repo}@{child}"
+    finally:
+        server.stop()
