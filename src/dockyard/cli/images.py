@@ -1,8 +1,9 @@
 """Image commands that need no daemon: push, pull, copy, tag, inspect, tags, delete, catalog,
 manifest create, ref parse. A thin layer over `dockyard.client.api.Client`.
 
-Exit codes: 0 done, 1 failed, 2 bad usage, 3 not found, 4 unauthorized or denied,
-5 digest mismatch (the data was discarded).
+Exit codes: 0 done, 1 failed, 2 bad usage (also: two images for one platform in `manifest
+create`), 3 not found, 4 unauthorized or denied (also: `delete` of an image a multi-platform
+index still holds), 5 digest mismatch (the data was discarded).
 """
 
 from __future__ import annotations
@@ -259,9 +260,18 @@ def delete(reference: Annotated[str, typer.Argument(help="registry/repository:ta
            tag_only: Annotated[bool, typer.Option(
                "--tag-only", help="Remove only this tag, not the manifest and its other "
                "tags.")] = False,
+           force: Annotated[bool, typer.Option(
+               "--force", help="Delete it even though a multi-platform index of the repository "
+               "still names it (that index is then broken). Without it, Dockyard refuses and "
+               "names the index; exit code 4.")] = False,
            insecure: InsecureOpt = False, ca_cert: CaCertOpt = None) -> None:
-    """Delete an image from a registry (the manifest and every tag pointing at it)."""
-    deleted = run_client(insecure, ca_cert, 4, lambda c: c.delete(reference, tag_only=tag_only),
+    """Delete an image from a registry (the manifest and every tag pointing at it).
+
+    An image that is part of a multi-platform index is kept until that index is deleted first,
+    unless --force is given.
+    """
+    deleted = run_client(insecure, ca_cert, 4,
+                         lambda c: c.delete(reference, tag_only=tag_only, force=force),
                          reference)
     shown = deleted if tag_only else pinned(reference, deleted)
     typer.echo(f"deleted {shown}")
@@ -286,7 +296,11 @@ def manifest_create(target: Annotated[str, typer.Argument(help="The index to cre
                     insecure: InsecureOpt = False, ca_cert: CaCertOpt = None,
                     jobs: JobsOpt = 4) -> None:
     """Build and push a multi-platform index from per-platform images (what `docker buildx
-    imagetools create` does); the images are copied next to it first."""
+    imagetools create` does); the images are copied next to it first.
+
+    Two images for the same platform (os/arch[/variant]) are refused, naming both, before
+    anything is copied (exit code 2).
+    """
     annotations = {}
     for item in annotation or []:
         key, sep, value = item.partition("=")

@@ -239,8 +239,10 @@ class Client:
     async def catalog(self, host: str) -> list[str]:
         return await self.registry(normalize_host(host)).catalog()
 
-    async def delete(self, reference: str, *, tag_only: bool = False) -> str:
-        """Delete a manifest (by digest: with every tag pointing at it), or only a tag."""
+    async def delete(self, reference: str, *, tag_only: bool = False,
+                     force: bool = False) -> str:
+        """Delete a manifest (by digest: with every tag pointing at it), or only a tag.
+        `force`: even one a multi-platform index of the repository still names."""
         ref = remote_reference(reference)
         registry = self.registry(ref.registry)
         if tag_only:
@@ -254,7 +256,7 @@ class Client:
             if found is None:
                 raise NotFound(f"{ref}: no such image")
             digest = found.digest
-        await registry.delete_manifest(ref.repository, digest)
+        await registry.delete_manifest(ref.repository, digest, force=force)
         return digest
 
     async def _subject(self, reference: str) -> tuple[ImageReference, Descriptor]:
@@ -287,21 +289,59 @@ class Client:
         if ref.tag is None:
             raise ClientError(f"{target}: name the tag of the new index")
         entries: list[dict[str, Any]] = []
-        for name in sources:
+        origins: list[tuple[int, str]] = []  # (position among the sources, name)
+        summaries = []
+        for position, name in enumerate(sources):
             summary = await self.inspect(name)
+            summaries.append(summary)
+            if summary.manifest.is_index:
+                children = child_descriptors(summary.manifest)
+            else:
+                children = [summary.manifest.descriptor(
+                    platform=summary.platforms[0]["platform"])]
+            entries.extend(children)
+            origins.extend([(position, name)] * len(children))
+        # Checked before anything is copied: a refused index leaves no stray images behind.
+        one_image_per_platform(entries, origins)
+        for name, summary in zip(sources, summaries, strict=True):
             # Every child must live in the target repository: copy it there by digest.
             await self.copy(name, f"{ref.registry}/{ref.repository}@{summary.digest}",
                             all_platforms=True, reporter=reporter)
-            if summary.manifest.is_index:
-                entries.extend(child_descriptors(summary.manifest))
-            else:
-                entries.append(summary.manifest.descriptor(
-                    platform=summary.platforms[0]["platform"]))
         docker = all(entry.get("mediaType") == mt.DOCKER_MANIFEST for entry in entries)
         index = build_index(entries, mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
                             annotations)
         await self.registry(ref.registry).put_manifest(ref.repository, ref.tag, index)
         return index
+
+
+def one_image_per_platform(entries: list[dict[str, Any]],
+                            origins: list[tuple[int, str]]) -> None:
+    """A client picks the first entry of its platform: a second one would never be pulled."""
+    seen: dict[tuple[str, ...], tuple[int, str]] = {}
+    for entry, origin in zip(entries, origins, strict=True):
+        platform = entry.get("platform")
+        annotations = entry.get("annotations") or {}
+        # Entries without a platform, and buildx's attestations (unknown/unknown), are not
+        # images anyone selects by platform.
+        if not isinstance(platform, dict) or "vnd.docker.reference.type" in annotations or \
+                platform.get("os") in (None, "unknown"):
+            continue
+        parts = [str(platform.get(k) or "") for k in ("os", "architecture", "variant")]
+        key = (*parts, str(platform.get("os.version") or ""))
+        if key in seen:
+            shown = "/".join(p for p in parts if p)
+            if platform.get("os.version"):
+                shown += f" (os.version {platform['os.version']})"
+            (first, first_name), (_, name) = seen[key], origin
+            if first == origin[0]:
+                where = f"twice in {name}"
+            elif first_name == name:
+                where = f"twice: {name} is named more than once"
+            else:
+                where = f"by both {first_name} and {name}"
+            raise UsageError(f"{shown} is given {where}: an index holds one image per "
+                             "platform; leave one of them out")
+        seen[key] = origin
 
 
 async def _read_all(src: ImageSource, descriptor: dict[str, Any]) -> bytes:

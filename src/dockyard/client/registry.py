@@ -50,12 +50,21 @@ CHUNK_SIZE = 16 * 1024 * 1024
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _PIECE = 256 * 1024
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;[^,]*rel="?next"?')
+_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,256}")
 # Pages of one listing followed at most: a registry whose `Link` never ends is cut off.
 MAX_PAGES = 1000
 
 
 class Denied(Unauthorized):
     """The registry knows who we are and refuses the operation (403 DENIED)."""
+
+
+class InUse(Denied):
+    """Dockyard refuses to delete a manifest an index of the repository still names (409)."""
+
+    def __init__(self, message: str, indexes: list[str]) -> None:
+        super().__init__(message, "DENIED")
+        self.indexes = indexes
 
 
 def _is_digest(reference: str) -> bool:
@@ -191,11 +200,12 @@ class RegistryClient:
 
     def _classify(self, response: httpx.Response, what: str) -> ClientError:
         status = response.status_code
-        code = message = None
+        code = message = detail = None
         try:
             errors = response.json().get("errors") or []
             if errors and isinstance(errors[0], dict):
                 code, message = errors[0].get("code"), errors[0].get("message")
+                detail = errors[0].get("detail")
         except (ValueError, AttributeError, httpx.ResponseNotRead):
             pass
         said = f" ({code}: {message})" if code else f" (HTTP {status})"
@@ -209,6 +219,13 @@ class RegistryClient:
             return Unauthorized(f"{what}: {self.host} refused the credentials of "
                                 f"{self.credentials.username or 'the stored token'}{said}; "
                                 f"check your access or {login} again", code or "UNAUTHORIZED")
+        if status == 409 and code == "DENIED" and isinstance(detail, dict) and \
+                isinstance(detail.get("indexes"), list):
+            # Only digest-shaped strings reach the terminal: the body is the server's text.
+            indexes = [d for d in detail["indexes"][:10]
+                       if isinstance(d, str) and _DIGEST.fullmatch(d)]
+            return InUse(f"{what}: {self.host} keeps it for the index {', '.join(indexes)}"
+                         f"{said}", indexes)
         if status == 403 and message and str(message).startswith("the token "):
             # Dockyard says when the access token's scope, not the account, is the limit.
             return Denied(f"{what}: {self.host} refused it: {message}; log in with a token "
@@ -346,13 +363,21 @@ class RegistryClient:
                                  f"{manifest.digest}")
         return response
 
-    async def delete_manifest(self, repo: str, reference: str) -> None:
+    async def delete_manifest(self, repo: str, reference: str, *, force: bool = False) -> None:
+        """`force`: delete even a manifest an index still names (Dockyard refuses it
+        otherwise; other registries ignore the parameter)."""
         tag = not _is_digest(reference)
         what = f"deleting tag {repo}:{reference}" if tag else \
             f"deleting manifest {repo}@{reference}"
         try:
             await self._call("DELETE", f"/v2/{repo}/manifests/{reference}", what,
-                             ok=(200, 202, 204))
+                             ok=(200, 202, 204), params={"force": "true"} if force else None)
+        except InUse as exc:
+            # Named as `dockyard delete` takes them, so the index can be deleted first.
+            held_by = ", ".join(f"{self.host}/{repo}@{d}" for d in exc.indexes)
+            raise InUse(f"{what}: it is part of the multi-platform index {held_by}; delete "
+                        "that index first, or pass --force to delete it anyway (the index "
+                        "then names a missing image)", exc.indexes) from None
         except ClientError as exc:
             # Registries without tag deletion (CNCF Distribution 2.x) answer a tag with
             # DIGEST_INVALID or UNSUPPORTED: nothing was sent, so no digest can mismatch.

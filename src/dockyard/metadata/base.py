@@ -30,6 +30,22 @@ class Reference:
     kind: str
 
 
+class ManifestInUse(Exception):
+    """The manifest is a child of these indexes of its repository; nothing was deleted."""
+
+    def __init__(self, indexes: list[str]) -> None:
+        super().__init__(", ".join(indexes))
+        self.indexes = indexes
+
+
+class ChildrenMissing(Exception):
+    """The index names child manifests its repository does not hold; nothing was stored."""
+
+    def __init__(self, digests: list[str]) -> None:
+        super().__init__(", ".join(digests))
+        self.digests = digests
+
+
 @dataclass(frozen=True, slots=True)
 class CacheUsage:
     repositories: int
@@ -109,8 +125,12 @@ class MetadataStore(Protocol):
         record: ManifestRecord,
         references: list[Reference],
         tags: list[str],
+        *,
+        children_required: bool = False,
     ) -> None:
-        """Store a manifest, its edges and its tags in one transaction."""
+        """Store a manifest, its edges and its tags in one transaction. `children_required`:
+        raise `ChildrenMissing` unless every child manifest is in the repository, checked in
+        that same transaction (a child deleted meanwhile cannot slip through)."""
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None: ...
 
@@ -119,8 +139,11 @@ class MetadataStore(Protocol):
     async def missing_manifests(self, repository: str, digests: list[str]) -> list[str]:
         """Those of `digests` that `repository` holds no manifest for."""
 
-    async def delete_manifest(self, repository: str, digest: str) -> bool:
-        """Delete a manifest and every tag pointing at it."""
+    async def delete_manifest(
+        self, repository: str, digest: str, *, unless_in_index: bool = False
+    ) -> bool:
+        """Delete a manifest and every tag pointing at it. `unless_in_index`: raise
+        `ManifestInUse` instead when an index of the same repository names it as a child."""
 
     async def delete_tag(self, repository: str, tag: str) -> bool: ...
 

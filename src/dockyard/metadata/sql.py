@@ -26,7 +26,9 @@ from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.base import (
     CacheUsage,
+    ChildrenMissing,
     ContentGraph,
+    ManifestInUse,
     ManifestRecord,
     Reference,
     UploadRecord,
@@ -450,11 +452,25 @@ class SQLMetadataStore:
         record: ManifestRecord,
         references: list[Reference],
         tags: list[str],
+        *,
+        children_required: bool = False,
     ) -> None:
+        children = [r.target for r in references if r.kind == "manifest"]
+
         def fn(conn: Connection) -> None:
             now = time.time()
             repo_id = self._repo_id(conn, repository, create=True)
             assert repo_id is not None
+            if children_required and children:
+                present = set(conn.execute(
+                    sa.select(t.manifests.c.digest).where(
+                        t.manifests.c.repository_id == repo_id,
+                        t.manifests.c.digest.in_(children),
+                    )
+                ).scalars())
+                missing = [d for d in children if d not in present]
+                if missing:
+                    raise ChildrenMissing(missing)
             self._first_content(conn, repo_id)
             self._insert_ignore(
                 conn, t.blobs, digest=record.digest, size=record.size, created_at=now
@@ -581,11 +597,15 @@ class SQLMetadataStore:
 
         return await self._read(fn)
 
-    async def delete_manifest(self, repository: str, digest: str) -> bool:
+    async def delete_manifest(
+        self, repository: str, digest: str, *, unless_in_index: bool = False
+    ) -> bool:
         def fn(conn: Connection) -> bool:
             repo_id = self._repo_id(conn, repository, create=False)
             if repo_id is None:
                 return False
+            if unless_in_index:
+                self._refuse_if_in_index(conn, repo_id, digest)
             untagged = conn.execute(
                 sa.delete(t.tags).where(
                     t.tags.c.repository_id == repo_id, t.tags.c.manifest_digest == digest
@@ -609,6 +629,27 @@ class SQLMetadataStore:
             return result.rowcount > 0
 
         return await self._write(fn)
+
+    def _refuse_if_in_index(self, conn: Connection, repo_id: int, digest: str) -> None:
+        # Read in the deleting transaction: an index stored meanwhile is either seen here or
+        # finds its child gone (`children_required`), never both missed.
+        indexes = sorted(conn.execute(
+            sa.select(t.manifest_references.c.manifest_digest).where(
+                t.manifest_references.c.repository_id == repo_id,
+                t.manifest_references.c.target_digest == digest,
+                t.manifest_references.c.kind == "manifest",
+                t.manifest_references.c.manifest_digest != digest,
+            )
+        ).scalars())
+        if not indexes:
+            return
+        exists = conn.execute(
+            sa.select(t.manifests.c.digest).where(
+                t.manifests.c.repository_id == repo_id, t.manifests.c.digest == digest
+            )
+        ).first()
+        if exists is not None:
+            raise ManifestInUse(indexes)
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
         def fn(conn: Connection) -> bool:

@@ -12,7 +12,13 @@ from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
 from dockyard.core.names import is_valid_tag, validate_tag
-from dockyard.metadata.base import ManifestRecord, MetadataStore, Reference
+from dockyard.metadata.base import (
+    ChildrenMissing,
+    ManifestInUse,
+    ManifestRecord,
+    MetadataStore,
+    Reference,
+)
 from dockyard.service.blobs import ReadCheck, readable_blob_size
 from dockyard.service.content_lock import ContentLock, NoLock
 from dockyard.storage.base import BlobStore
@@ -107,9 +113,13 @@ class ManifestService:
         async with self.lock.publishing():
             references = await self._check_references(repository, manifest, may_read)
             await self.blobs.put(digest, body)
-            await self.meta.put_manifest(
-                repository, record, references, list(dict.fromkeys(tags))
-            )
+            try:
+                await self.meta.put_manifest(
+                    repository, record, references, list(dict.fromkeys(tags)),
+                    children_required=True,
+                )
+            except ChildrenMissing as exc:
+                raise _unknown_children(exc.digests) from None
         self.cache.put(digest, body)
         return PutResult(digest, record.subject, tuple(dict.fromkeys(tags)))
 
@@ -155,12 +165,7 @@ class ManifestService:
         children = [d.digest for d in manifest.children]
         missing = await self.meta.missing_manifests(repository, list(dict.fromkeys(children)))
         if missing:
-            raise RegistryError(
-                ErrorCode.MANIFEST_UNKNOWN,
-                "index refers to unknown manifests",
-                detail={"digests": missing[:20]},
-                status=400,
-            )
+            raise _unknown_children(missing)
         references.extend(Reference(d, "manifest") for d in dict.fromkeys(children))
         return references
 
@@ -208,11 +213,17 @@ class ManifestService:
         return data
 
     # -- delete --------------------------------------------------------------------------
-    async def delete(self, repository: str, reference: str) -> None:
-        """By digest: the manifest and its tags. By tag: only the tag."""
+    async def delete(self, repository: str, reference: str, *, force: bool = False) -> None:
+        """By digest: the manifest and its tags, refused while an index of the repository
+        names it as a child (a forced delete leaves that index broken). By tag: only the tag."""
         tag, digest = parse_reference(reference, lookup=True)
         if digest is not None:
-            deleted = await self.meta.delete_manifest(repository, str(digest))
+            try:
+                deleted = await self.meta.delete_manifest(
+                    repository, str(digest), unless_in_index=not force
+                )
+            except ManifestInUse as exc:
+                raise _in_use(str(digest), exc.indexes) from None
         else:
             deleted = await self.meta.delete_tag(repository, tag or "")
         if not deleted:
@@ -247,6 +258,27 @@ class ManifestService:
         except (ValueError, RegistryError):
             return []
         return [m for m in doc.get("manifests", []) if isinstance(m, dict) and "digest" in m]
+
+
+def _unknown_children(missing: list[str]) -> RegistryError:
+    return RegistryError(
+        ErrorCode.MANIFEST_UNKNOWN,
+        "index refers to unknown manifests",
+        detail={"digests": missing[:20]},
+        status=400,
+    )
+
+
+def _in_use(digest: str, indexes: list[str]) -> RegistryError:
+    # 409: the request is fine, the repository's state forbids it until the index goes.
+    named = ", ".join(indexes[:3]) + (f" and {len(indexes) - 3} more" if len(indexes) > 3 else "")
+    return RegistryError(
+        ErrorCode.DENIED,
+        f"manifest {digest} is a child of index {named} in this repository; delete the "
+        "index first, or force the deletion (?force=true)",
+        detail={"digest": digest, "indexes": indexes[:20]},
+        status=409,
+    )
 
 
 def _record_of(digest: str, manifest: ParsedManifest, size: int) -> ManifestRecord:

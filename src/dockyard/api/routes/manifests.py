@@ -56,7 +56,10 @@ async def endpoint(request: Request) -> Response:
         return Response(status_code=201, headers=headers)
 
     if request.method == "DELETE":
-        await manifests.delete(name, reference)
+        # Not in the distribution spec: a client that wants a child of an index gone anyway
+        # says so. It needs nothing beyond the delete permission the request already has.
+        force = request.query_params.get("force", "").lower() in ("true", "1")
+        await manifests.delete(name, reference, force=force)
         return Response(status_code=202, headers={"Content-Length": "0"})
 
     warning = None
