@@ -64,18 +64,29 @@ def _write(
     return issued
 
 
-def make_ca(folder: Path) -> tuple[Issued, x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Dockyard test CA")])
+def _builder(
+    subject: str, public_key: ec.EllipticCurvePublicKey, issuer: x509.Name | None = None,
+    *, valid: tuple[dt.timedelta, dt.timedelta] = (dt.timedelta(minutes=-5), dt.timedelta(days=1)),
+) -> x509.CertificateBuilder:
+    """A certificate for `subject` valid from now+valid[0] to now+valid[1], issued by `issuer`
+    (itself when None)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
+        .issuer_name(name if issuer is None else issuer)
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(now + valid[0])
+        .not_valid_after(now + valid[1])
+    )
+
+
+def make_ca(folder: Path) -> tuple[Issued, x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _builder("Dockyard test CA", key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -92,16 +103,7 @@ def issue(
     """A leaf signed by `ca`, for 127.0.0.1, localhost and this machine's name."""
     _, ca_cert, ca_key = ca
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, stem)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-    )
+    builder = _builder(stem, key.public_key(), ca_cert.subject)
     if not client:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
@@ -119,16 +121,8 @@ def issue(
 def self_signed(folder: Path) -> Issued:
     """A lab certificate that is its own CA, for 127.0.0.1 and this machine's name."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lab registry")])
-    now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        _builder("lab registry", key.public_key())
         .add_extension(
             x509.SubjectAlternativeName(
                 [
@@ -586,18 +580,9 @@ def test_a_bad_certificate_or_key_is_one_line(tmp_path: Path, home: Path, ca: tu
 
 def expired_certificate(folder: Path) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=30))
-        .not_valid_after(now - dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert = _builder(
+        "old", key.public_key(), valid=(dt.timedelta(days=-30), dt.timedelta(days=-1))
+    ).sign(key, hashes.SHA256())
     return _write(folder, "old", cert, key)
 
 
