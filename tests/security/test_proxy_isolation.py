@@ -39,6 +39,7 @@ from tests.proxy.helpers import (
 )
 from tests.support.auth_peers import token_distribution
 from tests.support.peers import Distribution
+from tests.support.rewriting_proxy import claiming, rewriting_proxy, unchanged
 from tests.support.server import RunningRegistry, free_port
 
 ADMIN = httpx.BasicAuth("admin", "admin-pw")
@@ -146,66 +147,6 @@ class Recorder:
         return f"http://{self.host}:{self.port}"
 
 
-Rewrite = Callable[[str, str, dict[str, str]], dict[str, str]]
-Own = Callable[[str, str], httpx.Response | None]
-
-
-def unchanged(method: str, path: str, headers: dict[str, str]) -> dict[str, str]:
-    return headers
-
-
-@contextmanager
-def rewriting_proxy(
-    target: str, rewrite: Rewrite, own: Own = lambda method, path: None
-) -> Iterator[tuple[str, list[str]]]:
-    """A loopback HTTP proxy in front of a real registry that passes every request on and lets
-    `rewrite(method, path, headers)` change the answer's headers; `own(method, path)` may instead
-    give an answer of its own (a lying upstream; or a quick one, as the real upstream checks a
-    password per request). Yields its host and the list of `METHOD path` it answered."""
-    relayed: list[str] = []
-    hop = {"connection", "transfer-encoding", "content-length", "keep-alive"}
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out in two writes
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _relay(self) -> None:
-            relayed.append(f"{self.command} {self.path}")
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in hop | {"host"}}
-            resp = own(self.command, self.path)
-            if resp is None:
-                resp = httpx.request(
-                    self.command, target + self.path, headers=headers, content=body, timeout=60
-                )
-            length = str(len(resp.content))
-            if self.command == "HEAD":
-                length = resp.headers.get("content-length", length)
-            answer = {k: v for k, v in resp.headers.items() if k.lower() not in hop}
-            answer = rewrite(self.command, self.path, answer)
-            self.send_response(resp.status_code)
-            for key, value in answer.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", length)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(resp.content)
-
-        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", relayed
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 # -- finding 2 ----------------------------------------------------------------------------------
 
 
@@ -282,15 +223,8 @@ def test_finding_02_an_upstream_claiming_a_private_digest_does_not_get_it_served
     secret = make_image(tmp_path, "claimed")
     layer = secret.layers[0]
 
-    def claim(method: str, path: str) -> httpx.Response | None:
-        # The upstream says it has the private layer (right size) but cannot send its bytes.
-        if path.endswith(f"/blobs/{layer.digest}"):
-            size = str(len(layer.compressed))
-            claimed = {"Content-Length": size, "Docker-Content-Digest": layer.digest}
-            body = b"" if method == "HEAD" else b"\0" * len(layer.compressed)
-            return httpx.Response(200, headers=claimed, content=body)
-        return None
-
+    # The upstream says it has the private layer (right size) but cannot send its bytes.
+    claim = claiming(layer)
     with (
         upstream(tmp_path / "upstream") as up,
         rewriting_proxy(up.dist.url, unchanged, claim) as (host, _),

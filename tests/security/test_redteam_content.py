@@ -37,8 +37,8 @@ from tests.auth.helpers import (
     upload_blob,
 )
 from tests.proxy.helpers import ACCEPT, make_image, proxies_env, pull, upstream
-from tests.security.test_proxy_isolation import rewriting_proxy, unchanged
 from tests.support.fsck import run_fsck
+from tests.support.rewriting_proxy import claiming, rewriting_proxy, unchanged
 from tests.support.server import RunningRegistry, free_port
 
 ADMIN = httpx.BasicAuth("admin", ADMIN_PASSWORD)
@@ -119,14 +119,7 @@ def test_attack_lying_upstream_adopts_what_an_accounts_only_upstream_sent(
     secret = make_image(tmp_path, "accounts-only")
     layer = secret.layers[0]
 
-    def claim(method: str, path: str) -> httpx.Response | None:
-        if path.endswith(f"/library/liar/blobs/{layer.digest}"):
-            size = str(len(layer.compressed))
-            headers = {"Content-Length": size, "Docker-Content-Digest": layer.digest}
-            body = b"" if method == "HEAD" else b"\0" * len(layer.compressed)
-            return httpx.Response(200, headers=headers, content=body)
-        return None
-
+    claim = claiming(layer, "/library/liar")
     with (
         upstream(tmp_path / "upstream") as up,
         rewriting_proxy(up.dist.url, unchanged, claim) as (host, _),
