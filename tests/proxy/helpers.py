@@ -185,6 +185,23 @@ def start_cache(start_registry: Callable[..., RunningRegistry], up_url: str, *ar
                                       **(env or {})})
 
 
+def cache_with_accounts(start_registry: Callable[..., RunningRegistry], up_url: str,
+                        *args: str, mirror: bool = True, env: dict[str, str] | None = None,
+                        data_dir: Path | None = None) -> RunningRegistry:
+    """A Dockyard with accounts (admin: admin-pw) caching `up_url` anonymously under `up/` (and
+    as a mirror unless told otherwise), with the ordinary account mallory (mallory-pw), owner of
+    its own namespace only."""
+    entry: dict[str, Any] = {"name": "up", "url": up_url, "anonymous": True}
+    if mirror:
+        entry["mirror"] = True
+    cache = start_registry("--auth", *args, data_dir=data_dir, env={
+        "DOCKYARD_ADMIN_PASSWORD": "admin-pw", **(env or {}), **proxies_env(entry)})
+    created = httpx.post(f"{cache.url}/api/v1/users", auth=("admin", "admin-pw"), timeout=30,
+                         json={"name": "mallory", "password": "mallory-pw"})
+    assert created.status_code == 201, created.text
+    return cache
+
+
 # -- a trap: a listening socket that must never be connected to --------------------------------
 
 

@@ -19,7 +19,13 @@ import httpx
 from dockyard.core.manifest import may_be_manifest
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.service.registry import METADATA_FILE
-from tests.proxy.helpers import ACCEPT, error_of, make_image, proxies_env, push_built_image
+from tests.proxy.helpers import (
+    ACCEPT,
+    cache_with_accounts,
+    error_of,
+    make_image,
+    push_built_image,
+)
 from tests.support.server import RunningRegistry
 
 ADMIN = httpx.BasicAuth("admin", "admin-pw")
@@ -63,24 +69,17 @@ def test_finding_09_manifest_read_through_a_cached_repositorys_blobs_route_count
     with httpx.Client(base_url=up.url, timeout=60) as http:
         for tag, image in images.items():
             push_built_image(http, REPO, tag, image)
-    cache = start_registry(
-        "--auth",
+    cache = cache_with_accounts(
+        start_registry,
+        up.url,
+        mirror=False,
         data_dir=data_dir,
         env={
-            "DOCKYARD_ADMIN_PASSWORD": "admin-pw",
             "DOCKYARD_ANONYMOUS_PULL_LIMIT": str(LIMIT),
             "DOCKYARD_AUTHENTICATED_PULL_LIMIT": str(LIMIT),
             "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS": "1000000000",
-            **proxies_env({"name": "up", "url": up.url, "anonymous": True}),
         },
     )
-    created = httpx.post(
-        f"{cache.url}/api/v1/users",
-        auth=ADMIN,
-        timeout=30,
-        json={"name": "mallory", "password": "mallory-pw"},
-    )
-    assert created.status_code == 201, created.text
     fresh, known, legacy, late, bare = (images[tag] for tag in tags)
 
     def blob(http: httpx.Client, digest: str, **headers: str) -> httpx.Response:
@@ -158,25 +157,18 @@ def test_finding_09_cached_manifest_reads_count_when_concurrent_abandoned_or_ado
             for repo in (REPO, "library/copy"):
                 push_built_image(http, repo, f"v{n}", image)
     # Two workers: some clients follow a download the other process leads.
-    cache = start_registry(
-        "--auth",
+    cache = cache_with_accounts(
+        start_registry,
+        up.url,
         "--workers",
         "2",
+        mirror=False,
         env={
-            "DOCKYARD_ADMIN_PASSWORD": "admin-pw",
             "DOCKYARD_ANONYMOUS_PULL_LIMIT": "5",
             "DOCKYARD_AUTHENTICATED_PULL_LIMIT": "5",
             "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS": "1000000000",
-            **proxies_env({"name": "up", "url": up.url, "anonymous": True}),
         },
     )
-    created = httpx.post(
-        f"{cache.url}/api/v1/users",
-        auth=ADMIN,
-        timeout=30,
-        json={"name": "mallory", "password": "mallory-pw"},
-    )
-    assert created.status_code == 201, created.text
     concurrent, abandoned, adopted = (image.manifest_digest for image in images)
 
     # Eight clients at once read a manifest nothing holds yet, one download serving them all:

@@ -26,6 +26,7 @@ from tests.proxy.helpers import (
     ACCEPT,
     OCI_MANIFEST,
     TokenFlow,
+    cache_with_accounts,
     error_of,
     get_manifest,
     make_image,
@@ -50,28 +51,6 @@ EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def cache_with_accounts(
-    start_registry: Callable[..., RunningRegistry], up_url: str
-) -> RunningRegistry:
-    """A Dockyard with accounts, caching `up_url` under `up/` and as an anonymous mirror, with
-    the ordinary account mallory (owner of its own namespace only)."""
-    cache = start_registry(
-        "--auth",
-        env={
-            "DOCKYARD_ADMIN_PASSWORD": "admin-pw",
-            **proxies_env({"name": "up", "url": up_url, "anonymous": True, "mirror": True}),
-        },
-    )
-    created = httpx.post(
-        f"{cache.url}/api/v1/users",
-        auth=ADMIN,
-        timeout=30,
-        json={"name": "mallory", "password": "mallory-pw"},
-    )
-    assert created.status_code == 201, created.text
-    return cache
 
 
 def push_referrer(http: httpx.Client, repo: str, subject_digest: str, subject_size: int) -> str:
