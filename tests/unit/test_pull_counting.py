@@ -4,6 +4,7 @@ more pulls granted than the shared counter knows of."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from dockyard.auth.pull_counting import MAX_LEASE, PullCounter
 
@@ -17,6 +18,12 @@ class SharedCounter:
         self.writes += 1
         self.counts[key] = self.counts.get(key, 0) + amount
         return self.counts[key], 60.0
+
+    async def peek(self, key: str, window_seconds: int) -> tuple[int, float]:
+        return self.counts.get(key, 0), 60.0
+
+    def peek_now(self, key: str, window_seconds: int) -> int | None:
+        return self.counts.get(key, 0)
 
 
 def test_a_quiet_key_is_counted_exactly(monkeypatch) -> None:
@@ -70,7 +77,7 @@ def test_lease_pulls_are_taken_without_awaiting_until_the_window_ends(monkeypatc
     now[0] = 21600.0  # the next window
     assert pulls.take("pull:user:d") is None
     assert asyncio.run(pulls.hit("pull:user:d", 21600, limit=1_000_000)) == (
-        shared.counts["pull:user:d"], 60.0)
+        shared.counts["pull:user:d"], 60.0, shared.counts["pull:user:d"])
 
 
 def test_the_gate_counts_from_leases_and_refuses_past_the_limit(monkeypatch) -> None:
@@ -95,7 +102,11 @@ def test_the_gate_counts_from_leases_and_refuses_past_the_limit(monkeypatch) -> 
         return headers
 
     remaining = [asyncio.run(pull())["RateLimit-Remaining"] for _ in range(40)]
-    assert remaining == [f"{n};w=21600" for n in range(39, -1, -1)]
+    stated = [int(value.removesuffix(";w=21600")) for value in remaining]
+    assert stated[0] == 39 and stated[-1] == 0
+    assert all(later <= earlier for earlier, later in itertools.pairwise(stated)), stated
+    # What every worker reserved is stated: a lease's pulls are shown as taken at once.
+    assert len(set(stated)) < 40
     assert shared.writes < 40, "some pulls came from leases"
     with pytest.raises(RegistryError) as refused:
         asyncio.run(pull())
@@ -103,3 +114,41 @@ def test_the_gate_counts_from_leases_and_refuses_past_the_limit(monkeypatch) -> 
     assert refused.value.headers["RateLimit-Remaining"] == "0;w=21600"
     assert int(refused.value.headers["Retry-After"]) >= 1
     assert gate.count_pull_now(Caller(Principal(name="root", is_admin=True), None, "x"), {})
+
+
+def test_remaining_never_rises_when_two_workers_answer_in_turn(tmp_path, monkeypatch) -> None:
+    """Two worker processes (two gates on one shared counter file) answer one busy client's
+    pulls alternately: each holds a lease of its own, and the remaining pulls stated never go
+    up from one answer to the next, whichever worker gave it."""
+    from dockyard.auth.gate import AccessGate
+    from dockyard.auth.requests import Caller
+    from dockyard.config import Settings
+    from dockyard.metadata.counters import SQLiteCounters
+    from dockyard.service.accounts import Principal
+
+    clock = [1000.0]
+    monkeypatch.setattr("dockyard.auth.pull_counting.time.time", lambda: clock[0])
+    monkeypatch.setattr("dockyard.metadata.counters.time.time", lambda: clock[0])
+    settings = Settings(authenticated_pull_limit=5_000)
+    workers = [
+        AccessGate(settings, None, None, SQLiteCounters(tmp_path / "counters.db"))  # type: ignore[arg-type]
+        for _ in range(2)
+    ]
+    caller = Caller(Principal(name="busy"), None, "127.0.0.1")
+
+    async def pull(gate: AccessGate) -> int:
+        clock[0] += 0.001  # a thousand pulls a second: leases of many pulls
+        headers: dict[str, str] = {}
+        if not gate.count_pull_now(caller, headers):
+            headers.update(await gate.count_pull(caller))
+        return int(headers["RateLimit-Remaining"].split(";")[0])
+
+    async def run() -> list[int]:
+        return [await pull(workers[i % 2 if i < 300 else (i // 7) % 2]) for i in range(600)]
+
+    stated = asyncio.run(run())
+    assert all(later <= earlier for earlier, later in itertools.pairwise(stated)), [
+        (i, a, b) for i, (a, b) in enumerate(itertools.pairwise(stated)) if b > a
+    ][:5]
+    assert stated[0] == 4_999 and stated[-1] <= 5_000 - 600
+    assert stated[-1] >= 5_000 - 600 - 2 * MAX_LEASE, "at most a lease per worker unused"

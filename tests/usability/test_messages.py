@@ -369,6 +369,30 @@ def test_concurrent_leases_finishing_out_of_order_never_hand_out_lower_numbers()
     assert numbers[2] > numbers[0], numbers
 
 
+def test_remaining_never_goes_up_across_workers_on_new_connections(
+    auth_reg: AuthRegistry,
+) -> None:
+    """A busy client whose pulls each open a new connection, so both workers of the default
+    `serve` answer them in turn, each from a lease of its own: Remaining only goes down."""
+    auth_reg.add_user("rush", "rush-long-password")
+    auth_reg.admin("user", "pull-limit", "rush", "5000")
+    rush = basic("rush", "rush-long-password")
+    with auth_reg.client() as http:
+        push_image(http, "rush/app", "v1", rush)
+    stated = []
+    for _ in range(300):
+        with httpx.Client(base_url=auth_reg.url, timeout=30.0) as fresh:
+            response = fresh.get(
+                "/v2/rush/app/manifests/v1",
+                headers={"Authorization": rush, "Accept": OCI_MANIFEST},
+            )
+        assert response.status_code == 200, response.text
+        stated.append(int(response.headers["RateLimit-Remaining"].split(";")[0]))
+    rises = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(stated)) if b > a]
+    assert not rises, rises[:5]
+    assert stated[-1] <= 5000 - 300
+
+
 # -- admin commands: --expires, token revoke ------------------------------------------------
 
 

@@ -53,6 +53,10 @@ class Counters(Protocol):
 
     async def peek(self, key: str, window_seconds: int) -> tuple[int, float]: ...
 
+    def peek_now(self, key: str, window_seconds: int) -> int | None:
+        """The count without awaiting, or None where that needs a round trip."""
+        ...
+
 
 class AccessGate:
     def __init__(
@@ -492,14 +496,19 @@ class AccessGate:
         if plan is None:
             return True
         limit, key, stated = plan
+        if not self.pulls.has_lease(key):
+            return False
+        window = self.settings.pull_limit_window_seconds
+        total = self.counters.peek_now(key, window)
+        if total is None:
+            return False
         count = self.pulls.take(key)
         if count is None:
             return False
-        window = self.settings.pull_limit_window_seconds
         reset = self.pulls.reset_in(key)
         if count > limit:  # raises TOOMANYREQUESTS
-            self._pull_headers(limit, window, count, reset, key)
-        shown = self.pulls.announce(key, count, self.pulls.window_ends(window))
+            self._pull_headers(limit, window, count, total, reset, key)
+        shown = self.pulls.announce(key, max(count, total), self.pulls.window_ends(window))
         headers["RateLimit-Limit"] = stated
         headers["RateLimit-Remaining"] = f"{max(0, limit - shown)};w={window}"
         return True
@@ -528,8 +537,10 @@ class AccessGate:
             return {}
         limit, key, _ = plan
         window = self.settings.pull_limit_window_seconds
-        count, reset = await self.pulls.hit(key, window, limit)
-        return self._pull_headers(limit, window, count, reset, key)
+        count, reset, total = await self.pulls.hit(key, window, limit)
+        if total is None:  # from this process's lease: what every process reserved since
+            total, _ = await self.counters.peek(key, window)
+        return self._pull_headers(limit, window, count, total, reset, key)
 
     async def pull_headers(self, caller: Caller) -> dict[str, str]:
         """The RateLimit headers without counting a pull (a HEAD: Docker Hub's documented way
@@ -563,9 +574,12 @@ class AccessGate:
         return limit, key
 
     def _pull_headers(
-        self, limit: int, window: int, count: int, reset: float, key: str
+        self, limit: int, window: int, count: int, total: int, reset: float, key: str
     ) -> dict[str, str]:
-        shown = self.pulls.announce(key, count, self.pulls.window_ends(window))
+        """`count` is this pull's number, `total` the shared counter's (all reservations, read
+        after the client's previous answer): stating the total keeps Remaining from rising
+        when consecutive pulls are answered by different workers or replicas."""
+        shown = self.pulls.announce(key, max(count, total), self.pulls.window_ends(window))
         headers = {
             "RateLimit-Limit": f"{limit};w={window}",
             "RateLimit-Remaining": f"{max(0, limit - shown)};w={window}",

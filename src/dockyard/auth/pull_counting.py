@@ -6,11 +6,14 @@ time while the key is quiet (so low limits are exact), more at once while it is 
 counter at once, so limits are never exceeded; what a process reserved and did not use is
 lost when the window ends, so a very busy client may be refused up to a lease early.
 
-`RateLimit-Remaining` is worked out from the highest count a process has announced for a key in
-the window (`announce`), so it never goes up between answers, whichever order concurrent
-pulls finish in and whatever a HEAD read of the shared counter saw. Measured:
-one shared write per token-checked manifest GET held them to 0.45 of the rate without
-accounts.
+`RateLimit-Remaining` is worked out from the shared counter's total as read while answering
+(every pull reserved by any process, used or not; see `AccessGate`), never below the highest
+count this process has announced in the window (`announce`). The total only grows within a
+window and a client's next request is answered after its previous answer was read, so the
+remaining pulls shown never go up between two answers to one client, whichever worker or
+replica gives them, and whatever order concurrent pulls finish in. A quiet key reserves one
+pull at a time, so there it is exact; a busy one sees it fall by a lease at a time.
+One shared write per token-checked manifest GET was the reason for leases (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -72,15 +75,23 @@ class PullCounter:
             return lease.last
         return None
 
+    def has_lease(self, key: str) -> bool:
+        """Whether `take` would give a number (without taking it)."""
+        lease = self._leases.get(key)
+        return lease is not None and lease.left > 0 and time.time() < lease.ends
+
     def reset_in(self, key: str) -> float:
         """Seconds until the window of the key's lease ends (after `take` gave a number)."""
         return self._leases[key].ends - time.time()
 
-    async def hit(self, key: str, window_seconds: int, limit: int) -> tuple[int, float]:
-        """Count one pull; returns (its number in the window, seconds until the window ends)."""
+    async def hit(
+        self, key: str, window_seconds: int, limit: int
+    ) -> tuple[int, float, int | None]:
+        """Count one pull; returns (its number in the window, seconds until the window ends,
+        the shared total just written or None when the pull came from this process's lease)."""
         taken = self.take(key)
         if taken is not None:
-            return taken, self.reset_in(key)
+            return taken, self.reset_in(key), None
         now = time.time()
         window = int(now // window_seconds) * window_seconds
         lease = self._leases.get(key)
@@ -99,4 +110,4 @@ class PullCounter:
         # (higher) numbers, not ours again.
         if current is None or current.window != window or current.last + current.left < count:
             self._leases[key] = _Lease(window, window + window_seconds, first, size - 1, size, now)
-        return first, reset
+        return first, reset, count

@@ -6,7 +6,7 @@ few free pulls, and keeping them out of the metadata database keeps its fsyncs f
 Every counted pull writes here, so writes are made cheap: writers take turns (see
 `writer_turns`), and a write whose turn is free runs right on the event loop (tens of
 microseconds); only one that would wait goes to a thread. Measured on token-checked manifest
-GETs: SQLite's sleeping writers held throughput to 0.41 of the same server without accounts.
+GETs: see bench/README.md ("Figures behind design choices").
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class Counters(Protocol):
     ) -> tuple[int, float]: ...
 
     async def peek(self, key: str, window_seconds: int) -> tuple[int, float]: ...
+
+    def peek_now(self, key: str, window_seconds: int) -> int | None: ...
 
     async def touch(self, key: str, now: float | None = None) -> None: ...
 
@@ -140,6 +142,14 @@ class SQLiteCounters:
         now = now or time.time()
         ends = _window_end(now, window_seconds)
         return await asyncio.to_thread(self._peek, key, ends), ends - now
+
+    def peek_now(self, key: str, window_seconds: int) -> int | None:
+        """The count, read on the caller's thread (a WAL read does not wait for writers);
+        None if SQLite reports the file busy, for the caller to await `peek` instead."""
+        try:
+            return self._peek(key, _window_end(time.time(), window_seconds))
+        except sqlite3.OperationalError:
+            return None
 
     # -- last use, for least-recently-used eviction --------------------------------------
     def _touch(self, key: str, now: float) -> None:

@@ -35,6 +35,10 @@ class RedisCounters:
         value = await self.client.get(f"{PREFIX}count:{key}:{window}")
         return int(value or 0), window + window_seconds - now
 
+    def peek_now(self, key: str, window_seconds: int) -> None:
+        """Reading Redis needs a round trip: callers await `peek`."""
+        return None
+
     async def touch(self, key: str, now: float | None = None) -> None:
         await self.client.hset(f"{PREFIX}touches", key, now or time.time())
 
