@@ -26,125 +26,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import hashlib
 import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from dockyard.client.credentials import Credentials
-from dockyard.client.image import ClientError, DigestMismatch, NotFound, Unauthorized
-from dockyard.client.registry import RegistryClient
+from dockyard.client.image import ClientError, DigestMismatch, NotFound
 from dockyard.client.transport import ConnectionFailed, RateLimited, TransferInterrupted
-from dockyard.config import Settings, Upstream
+from dockyard.config import Settings
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.core.file_lock import held, is_free, open_lock_file, release, try_lock
 from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
 from dockyard.metadata.base import ManifestRecord, MetadataStore
 from dockyard.metadata.counters import Counters
+from dockyard.proxy.relay import DownloadFailed, Relay
+from dockyard.proxy.repository import ProxiedRepository
+from dockyard.proxy.upstream import Route, UpstreamRegistry, upstream_error
 from dockyard.service.blobs import BlobInfo
 from dockyard.service.cache import touch_key
 from dockyard.service.content_lock import ContentLock
 from dockyard.service.listing import Page, paginate
 from dockyard.service.manifests import ManifestService, parse_reference
-from dockyard.service.relay import DownloadFailed, Relay
+from dockyard.service.repository import Hidden, LocalRepository, Repository
 from dockyard.storage.base import BlobStore
 
 log = logging.getLogger("dockyard.proxy")
 
 STALE_WARNING = '110 dockyard "Response is stale: the upstream could not be reached"'
 CHUNK = 1024 * 1024
-# How long to leave an upstream alone after it failed without saying when to come back.
-FAILURE_BACKOFF_SECONDS = 5.0
 # Repositories looked at to find a cached copy of a blob (past that, it is downloaded again).
 ADOPT_LOOKUP = 1000
 # Small cached blobs found not to be manifests, remembered per process (see `cached_content`).
 NOT_MANIFESTS_KEPT = 50_000
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A cached repository: `local` is its name here, `remote` its name upstream."""
-
-    upstream: UpstreamRegistry
-    local: str
-    remote: str
-
-
-class UpstreamRegistry:
-    def __init__(self, config: Upstream) -> None:
-        self.config = config
-        self.name = config.name
-        self._client: RegistryClient | None = None
-        self.backoff_until = 0.0
-        self.last_error: Exception | None = None
-
-    @property
-    def client(self) -> RegistryClient:
-        # Created on first use, inside the worker's event loop.
-        if self._client is None:
-            scheme, host = self.config.url.split("://", 1)
-            scheme = scheme.lower()
-            credentials = None
-            if self.config.username:
-                credentials = Credentials(self.config.username, self.config.password or "")
-            self._client = RegistryClient(
-                host,
-                credentials=credentials,
-                insecure=scheme == "http",
-                timeout=httpx.Timeout(self.config.timeout_seconds),
-                # The configured URL names the scheme: an upstream is never probed.
-                scheme=scheme,
-            )
-        return self._client
-
-    def available(self) -> bool:
-        return time.time() >= self.backoff_until
-
-    def failed(self, exc: Exception) -> None:
-        self.last_error = exc
-        wait = exc.retry_after if isinstance(exc, RateLimited) else None
-        self.backoff_until = time.time() + (wait if wait is not None else FAILURE_BACKOFF_SECONDS)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-
-def upstream_error(route: Route, exc: Exception, wanted: str = "") -> RegistryError:
-    """What a client is told when nothing is cached and the upstream cannot help. `wanted`
-    (`:tag` or `@digest`) names what it lacks: having other tags cached is no answer."""
-    if isinstance(exc, RateLimited):
-        retry = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else {}
-        return RegistryError(
-            ErrorCode.TOOMANYREQUESTS,
-            f"{route.upstream.name} is rate-limiting this cache and it holds "
-            f"no copy of {route.local}{wanted}; try again later",
-            headers=retry,
-        )
-    if isinstance(exc, Unauthorized):
-        # It was reached and it refused: point at the configuration, not at the network.
-        what = (
-            f"{route.upstream.name} refused the credentials configured for it (the username "
-            "and password of its `proxies` entry)"
-            if route.upstream.config.username
-            else f"{route.upstream.name} requires credentials (set the username and password "
-            "of its `proxies` entry)"
-        )
-    elif isinstance(exc, ConnectionFailed | RuntimeError):
-        what = f"{route.upstream.name} cannot be reached"
-    else:
-        what = f"{route.upstream.name} failed"
-    return RegistryError(
-        ErrorCode.UNAVAILABLE,
-        f"{what} and this cache holds no copy of {route.local}{wanted}: {exc}",
-    )
 
 
 class ProxyService:
@@ -184,6 +100,13 @@ class ProxyService:
             await upstream.close()
 
     # -- routing -------------------------------------------------------------------------
+    def repository(self, local: LocalRepository, hidden: Hidden | None = None) -> Repository:
+        """`local` as clients see it: wrapped when the cache may answer its name (see
+        `ProxiedRepository`), as it is otherwise."""
+        if self.mirror is None and self.prefixed(local.name) is None:
+            return local
+        return ProxiedRepository(local, self, hidden)
+
     def prefixed(self, repository: str) -> Route | None:
         first, _, rest = repository.partition("/")
         upstream = self.upstreams.get(first)
@@ -208,17 +131,16 @@ class ProxyService:
         return self.lock_dir / (hashlib.sha256(key.encode()).hexdigest()[:40] + ".lock")
 
     @contextlib.asynccontextmanager
-    async def _exclusive(self, key: str) -> AsyncIterator[None]:
-        """One holder across every worker process; waiters block (in a thread) until free."""
+    async def _one_fetch(self, key: str) -> AsyncIterator[None]:
+        """The turn to fetch what `key` names (a manifest, a tag's revalidation): one holder
+        across every worker process; the others wait off the event loop, then find it cached."""
         local = self._local_locks.setdefault(key, asyncio.Lock())
-        async with local:
-            fd = os.open(self._lock_path(key), os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+        async with local, held(self._lock_path(key)):
+            yield
+
+    def _leader_lock(self, upload_id: str) -> Path:
+        """Held by the process downloading a blob for as long as it downloads."""
+        return self.lock_dir / f"{upload_id}.lock"
 
     # -- manifests -----------------------------------------------------------------------
     async def manifest(self, route: Route, reference: str) -> tuple[ManifestRecord, str | None]:
@@ -233,7 +155,7 @@ class ProxyService:
             record = await self.meta.get_manifest(route.local, str(digest))
             if record is not None:
                 return record, None
-            async with self._exclusive(f"manifest:{route.local}@{digest}"):
+            async with self._one_fetch(f"manifest:{route.local}@{digest}"):
                 record = await self.meta.get_manifest(route.local, str(digest))
                 if record is None:
                     record = await self._fetch_manifest(route, str(digest), None)
@@ -244,7 +166,7 @@ class ProxyService:
             return record, None  # type: ignore[return-value]
         if not await self._available(route):
             return self._stale(route, record, wanted=f":{tag}")
-        async with self._exclusive(f"tag:{route.local}:{tag}"):
+        async with self._one_fetch(f"tag:{route.local}:{tag}"):
             record, fresh = await self._cached_tag(route, tag)
             if fresh:
                 return record, None  # type: ignore[return-value]
@@ -482,15 +404,16 @@ class ProxyService:
 
     async def _join_or_lead(self, route: Route, digest: str, upload_id: str) -> int | None:
         if upload_id not in self._downloads:
-            fd = os.open(self.lock_dir / f"{upload_id}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            fd = open_lock_file(self._leader_lock(upload_id))
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
+                leading = try_lock(fd)
+            except BaseException:
                 os.close(fd)
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
-            else:
+                raise
+            if leading:
                 await self._lead(route, digest, upload_id, fd)
+            else:
+                os.close(fd)
         # Follower (or the leader's own client): wait for the size the leader announces.
         deadline = time.monotonic() + route.upstream.config.timeout_seconds
         while time.monotonic() < deadline:
@@ -507,16 +430,7 @@ class ProxyService:
         raise RegistryError(ErrorCode.UNAVAILABLE, "timed out waiting for the upstream")
 
     def _leader_gone(self, upload_id: str) -> bool:
-        fd = os.open(self.lock_dir / f"{upload_id}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return True
-        finally:
-            os.close(fd)
+        return is_free(self._leader_lock(upload_id))
 
     async def _lead(self, route: Route, digest: str, upload_id: str, fd: int) -> None:
         """Holding the lock: announce the size, then download in a task of its own."""
@@ -530,25 +444,25 @@ class ProxyService:
                 else await route.upstream.client.blob_size(route.remote, digest)
             )
         except ClientError as exc:
-            self._release(fd)
+            release(fd)
             await self._note_failure(route, exc)
             raise upstream_error(route, exc, f"@{digest}") from exc
         except BaseException:
-            self._release(fd)
+            release(fd)
             raise
         if cached is not None:
-            self._release(fd)
+            release(fd)
             return
         if size is None:
-            self._release(fd)
+            release(fd)
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
         try:
             adopted = await self.adopt(route, digest, size)
         except BaseException:
-            self._release(fd)
+            release(fd)
             raise
         if adopted:
-            self._release(fd)
+            release(fd)
             return
         await self.blob_store.create_upload(upload_id)
         size_file = self._size_file(upload_id)
@@ -572,11 +486,6 @@ class ProxyService:
             return False  # JSON that is no manifest (a config, say): a blob like any other
         await self.counters.touch(touch_key(route.local, digest))
         return True
-
-    @staticmethod
-    def _release(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
     async def _download(
         self, route: Route, digest: str, upload_id: str, size: int, fd: int
@@ -647,7 +556,7 @@ class ProxyService:
             self._verified_file(upload_id).unlink(missing_ok=True)
             self._downloads.pop(upload_id, None)
             self._relays.pop(upload_id, None)
-            self._release(fd)
+            release(fd)
 
     async def _follow(
         self, route: Route, digest: str, upload_id: str, size: int
@@ -663,7 +572,7 @@ class ProxyService:
                     ErrorCode.UNAVAILABLE, f"the upstream download failed: {exc}"
                 ) from exc
             return
-        if self.blob_store.upload_path(upload_id) is None:
+        if not self.blob_store.follows_uploads:
             # An object store: nothing to follow while it arrives; stream it once stored.
             while not await self._linked(route, digest):
                 if await self._failed(route, digest, upload_id):
@@ -672,39 +581,31 @@ class ProxyService:
             async for chunk in self.blob_store.read(digest):
                 yield chunk
             return
-        handle = None
+        fd = None
         delay = 0.002
         try:
-            while handle is None:
+            while fd is None:
                 # The published copy only once this download made it this repository's: one
                 # held for another repository is not what the upstream sent.
                 linked = await self._linked(route, digest)
-                for path in (
-                    self.blob_store.upload_path(upload_id),
-                    self.blob_store.local_path(digest) if linked else None,
-                ):
-                    if path is not None:
-                        with contextlib.suppress(FileNotFoundError):
-                            handle = open(path, "rb")  # noqa: SIM115 - closed below
-                            break
-                if handle is None:
+                fd = self.blob_store.open_upload(upload_id)
+                if fd is None and linked:
+                    fd = self.blob_store.open_blob(digest)
+                if fd is None:
                     if await self._failed(route, digest, upload_id):
                         raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
                     await asyncio.sleep(0.01)
             offset = 0
             while offset < size:
-                chunk = os.pread(handle.fileno(), min(CHUNK, size - offset), offset)
+                chunk = os.pread(fd, min(CHUNK, size - offset), offset)
                 if not chunk:
-                    committed = self.blob_store.local_path(digest)
-                    if (
-                        committed is not None
-                        and await self._linked(route, digest)
-                        and os.fstat(handle.fileno()).st_ino != committed.stat().st_ino
-                    ):
+                    if await self._linked(route, digest) and self.blob_store.superseded(fd, digest):
                         # We were following a download that failed; another one finished.
-                        handle.close()
-                        handle = open(committed, "rb")  # noqa: SIM115 - closed below
-                        continue
+                        committed = self.blob_store.open_blob(digest)
+                        if committed is not None:
+                            os.close(fd)
+                            fd = committed
+                            continue
                     if await self._failed(route, digest, upload_id):
                         raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
                     await asyncio.sleep(delay)
@@ -716,8 +617,8 @@ class ProxyService:
                 offset += len(chunk)
                 yield chunk
         finally:
-            if handle is not None:
-                handle.close()
+            if fd is not None:
+                os.close(fd)
 
     async def _linked(self, route: Route, digest: str) -> bool:
         """Whether the download finished for this cached repository. The same digest held
@@ -727,11 +628,8 @@ class ProxyService:
 
     def _open_download(self, digest: str, upload_id: str) -> int | None:
         """A descriptor of the file a download is written to (or was published as)."""
-        for path in (self.blob_store.upload_path(upload_id), self.blob_store.local_path(digest)):
-            if path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    return os.open(path, os.O_RDONLY)
-        return None
+        fd = self.blob_store.open_upload(upload_id)
+        return fd if fd is not None else self.blob_store.open_blob(digest)
 
     async def _failed(self, route: Route, digest: str, upload_id: str) -> bool:
         if upload_id in self._downloads:
