@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.service.repository import Arriving, Hidden, LocalRepository, Span
+from dockyard.service.repository import (
+    Arriving,
+    Blobs,
+    Hidden,
+    LocalRepository,
+    Manifests,
+    Span,
+    Tags,
+    Uploads,
+)
 
 if TYPE_CHECKING:
     from dockyard.metadata.base import ManifestRecord
@@ -40,10 +49,10 @@ class ProxiedRepository:
         self.proxy = proxy
         self._hidden = hidden
         self._route: object = _UNRESOLVED
-        self.manifests = ProxiedManifests(self)
-        self.blobs = ProxiedBlobs(self)
-        self.tags = ProxiedTags(self)
-        self.uploads = ProxiedUploads(self)
+        self.manifests: Manifests = ProxiedManifests(self)
+        self.blobs: Blobs = ProxiedBlobs(self)
+        self.tags: Tags = ProxiedTags(self)
+        self.uploads: Uploads = ProxiedUploads(self)
 
     async def route(self) -> Route | None:
         """Where reads go: the cached repository, or None for the local one."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,7 +24,7 @@ from dockyard.api.routes import (
 from dockyard.core.errors import ErrorCode, RegistryError
 
 NAME = "/v2/{name:path}"
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request], Awaitable[Any]]
 READS = frozenset({"GET", "HEAD"})
 
 
@@ -47,7 +48,7 @@ def by_method(path: str, handlers: dict[str, Handler], is_read_only: bool) -> Ro
     if len(set(handlers.values())) == 1:
         return Route(path, next(iter(handlers.values())), methods=list(handlers))
 
-    async def dispatch(request: Request) -> Response:
+    async def dispatch(request: Request) -> Any:
         return await handlers[request.method](request)
 
     return Route(path, dispatch, methods=list(handlers))

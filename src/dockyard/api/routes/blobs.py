@@ -93,8 +93,8 @@ async def _arriving(request: Request, blob: Arriving, caller: Caller | None) -> 
         if await blob.is_manifest():
             await count_pull(request, caller, headers)
         headers["Content-Length"] = str(size)
-        body = b"".join(pieces)
-        return BlobResponse(200, headers, stream=lambda: _once(body))
+        whole = b"".join(pieces)
+        return BlobResponse(200, headers, stream=lambda: _once(whole))
 
     async def body() -> AsyncIterator[bytes]:
         try:
