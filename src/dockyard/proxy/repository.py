@@ -42,8 +42,7 @@ class ProxiedRepository:
     """`name` as the cache may serve it: cached (prefixed by an upstream's name), or a name a
     mirror answers unless it is a local repository the caller may see."""
 
-    def __init__(self, local: LocalRepository, proxy: ProxyService,
-                 hidden: Hidden | None) -> None:
+    def __init__(self, local: LocalRepository, proxy: ProxyService, hidden: Hidden | None) -> None:
         self.name = local.name
         self.local = local
         self.proxy = proxy
@@ -63,8 +62,12 @@ class ProxiedRepository:
     async def _resolve(self) -> Route | None:
         proxy = self.proxy
         route = await proxy.route(self.name)
-        if route is None and proxy.mirror is not None and self._hidden is not None \
-                and await self._hidden():
+        if (
+            route is None
+            and proxy.mirror is not None
+            and self._hidden is not None
+            and await self._hidden()
+        ):
             return proxy.mirrored(self.name)
         return route
 
@@ -89,9 +92,14 @@ class ProxiedManifests:
     async def content(self, record: ManifestRecord) -> bytes:
         return await self.repo.local.manifests.content(record)
 
-    async def put(self, reference: str, body: Callable[[], Awaitable[bytes]],
-                  content_type: str | None, tags: list[str],
-                  may_read: ReadCheck | None) -> PutResult:
+    async def put(
+        self,
+        reference: str,
+        body: Callable[[], Awaitable[bytes]],
+        content_type: str | None,
+        tags: list[str],
+        may_read: ReadCheck | None,
+    ) -> PutResult:
         self.repo.refuse_writes()
         return await self.repo.local.manifests.put(reference, body, content_type, tags, may_read)
 
@@ -124,8 +132,7 @@ class ProxiedBlobs:
         if info is not None:
             return info
         if head:  # the size, asking the upstream without downloading anything
-            return Arriving(digest, await proxy.blob_size(route, digest), None,
-                            _never_a_manifest)
+            return Arriving(digest, await proxy.blob_size(route, digest), None, _never_a_manifest)
         size, stream = await proxy.fetch_blob(route, digest)
         return Arriving(digest, size, stream, lambda: proxy.is_manifest(route, digest))
 
@@ -139,8 +146,9 @@ class ProxiedBlobs:
         self.repo.refuse_writes()
         await self.repo.local.blobs.delete(digest)
 
-    async def mount(self, digest: str, source: str | None,
-                    may_read: ReadCheck | None) -> str | None:
+    async def mount(
+        self, digest: str, source: str | None, may_read: ReadCheck | None
+    ) -> str | None:
         self.repo.refuse_writes()
         return await self.repo.local.blobs.mount(digest, source, may_read)
 
@@ -182,12 +190,14 @@ class ProxiedUploads:
     async def status(self, upload_id: str) -> UploadStatus:
         return await self.repo.local.uploads.status(upload_id)
 
-    async def append(self, upload_id: str, chunks: AsyncIterator[bytes],
-                     span: Span) -> UploadStatus:
+    async def append(
+        self, upload_id: str, chunks: AsyncIterator[bytes], span: Span
+    ) -> UploadStatus:
         return await self.repo.local.uploads.append(upload_id, chunks, span)
 
-    async def finish(self, upload_id: str, digest: str | None,
-                     chunks: AsyncIterator[bytes] | None, span: Span) -> str:
+    async def finish(
+        self, upload_id: str, digest: str | None, chunks: AsyncIterator[bytes] | None, span: Span
+    ) -> str:
         return await self.repo.local.uploads.finish(upload_id, digest, chunks, span)
 
     async def cancel(self, upload_id: str) -> None:

@@ -45,9 +45,14 @@ class Manifests(Protocol):
 
     async def content(self, record: ManifestRecord) -> bytes: ...
 
-    async def put(self, reference: str, body: Callable[[], Awaitable[bytes]],
-                  content_type: str | None, tags: list[str],
-                  may_read: ReadCheck | None) -> PutResult:
+    async def put(
+        self,
+        reference: str,
+        body: Callable[[], Awaitable[bytes]],
+        content_type: str | None,
+        tags: list[str],
+        may_read: ReadCheck | None,
+    ) -> PutResult:
         """Store a manifest; `body` is read only once the repository takes writes."""
 
     async def delete(self, reference: str, *, force: bool = False) -> None: ...
@@ -65,8 +70,9 @@ class Blobs(Protocol):
 
     async def delete(self, digest: str) -> None: ...
 
-    async def mount(self, digest: str, source: str | None,
-                    may_read: ReadCheck | None) -> str | None:
+    async def mount(
+        self, digest: str, source: str | None, may_read: ReadCheck | None
+    ) -> str | None:
         """Link a blob held elsewhere here; its parsed digest, or None when nothing could be."""
 
 
@@ -81,11 +87,13 @@ class Uploads(Protocol):
 
     async def status(self, upload_id: str) -> UploadStatus: ...
 
-    async def append(self, upload_id: str, chunks: AsyncIterator[bytes],
-                     span: Span) -> UploadStatus: ...
+    async def append(
+        self, upload_id: str, chunks: AsyncIterator[bytes], span: Span
+    ) -> UploadStatus: ...
 
-    async def finish(self, upload_id: str, digest: str | None,
-                     chunks: AsyncIterator[bytes] | None, span: Span) -> str: ...
+    async def finish(
+        self, upload_id: str, digest: str | None, chunks: AsyncIterator[bytes] | None, span: Span
+    ) -> str: ...
 
     async def cancel(self, upload_id: str) -> None: ...
 
@@ -110,11 +118,17 @@ class LocalManifests:
     async def content(self, record: ManifestRecord) -> bytes:
         return await self.service.content(record)
 
-    async def put(self, reference: str, body: Callable[[], Awaitable[bytes]],
-                  content_type: str | None, tags: list[str],
-                  may_read: ReadCheck | None) -> PutResult:
-        return await self.service.put(self.name, reference, await body(), content_type, tags,
-                                      may_read)
+    async def put(
+        self,
+        reference: str,
+        body: Callable[[], Awaitable[bytes]],
+        content_type: str | None,
+        tags: list[str],
+        may_read: ReadCheck | None,
+    ) -> PutResult:
+        return await self.service.put(
+            self.name, reference, await body(), content_type, tags, may_read
+        )
 
     async def delete(self, reference: str, *, force: bool = False) -> None:
         await self.service.delete(self.name, reference, force=force)
@@ -141,8 +155,9 @@ class LocalBlobs:
     async def delete(self, digest: str) -> None:
         await self.service.delete(self.name, digest)
 
-    async def mount(self, digest: str, source: str | None,
-                    may_read: ReadCheck | None) -> str | None:
+    async def mount(
+        self, digest: str, source: str | None, may_read: ReadCheck | None
+    ) -> str | None:
         digest = str(Digest.parse(digest))
         if source is not None:
             validate_name(source)
@@ -174,12 +189,14 @@ class LocalUploads:
     async def status(self, upload_id: str) -> UploadStatus:
         return await self.service.status(self.name, upload_id)
 
-    async def append(self, upload_id: str, chunks: AsyncIterator[bytes],
-                     span: Span) -> UploadStatus:
+    async def append(
+        self, upload_id: str, chunks: AsyncIterator[bytes], span: Span
+    ) -> UploadStatus:
         return await self.service.append(self.name, upload_id, chunks, span)
 
-    async def finish(self, upload_id: str, digest: str | None,
-                     chunks: AsyncIterator[bytes] | None, span: Span) -> str:
+    async def finish(
+        self, upload_id: str, digest: str | None, chunks: AsyncIterator[bytes] | None, span: Span
+    ) -> str:
         return await self.service.finish(self.name, upload_id, digest, chunks, span)
 
     async def cancel(self, upload_id: str) -> None:
@@ -191,8 +208,14 @@ class LocalRepository:
 
     __slots__ = ("blobs", "manifests", "name", "tags", "uploads")
 
-    def __init__(self, name: str, manifests: ManifestService, blobs: BlobService,
-                 listing: ListingService, uploads: UploadService) -> None:
+    def __init__(
+        self,
+        name: str,
+        manifests: ManifestService,
+        blobs: BlobService,
+        listing: ListingService,
+        uploads: UploadService,
+    ) -> None:
         self.name = name
         self.manifests: Manifests = LocalManifests(name, manifests)
         self.blobs: Blobs = LocalBlobs(name, blobs)

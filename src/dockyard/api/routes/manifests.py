@@ -81,8 +81,9 @@ async def delete(request: Request) -> Response:
     # Not in the distribution spec: a client that wants a child of an index gone anyway
     # says so. It needs nothing beyond the delete permission the request already has.
     force = request.query_params.get("force", "").lower() in ("true", "1")
-    await repository_of(request, name).manifests.delete(request.path_params["reference"],
-                                                        force=force)
+    await repository_of(request, name).manifests.delete(
+        request.path_params["reference"], force=force
+    )
     return Response(status_code=202, headers={"Content-Length": "0"})
 
 

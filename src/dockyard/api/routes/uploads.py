@@ -48,15 +48,17 @@ async def start(request: Request) -> Response:
     params = request.query_params
     mount = params.get("mount")
     if mount:
-        mounted = await repository.blobs.mount(mount, params.get("from"),
-                                               read_check(request, caller))
+        mounted = await repository.blobs.mount(
+            mount, params.get("from"), read_check(request, caller)
+        )
         if mounted is not None:
             return _created(name, mounted)
     digest = params.get("digest")
     if digest is not None and not mount:
         timeout = registry_of(request).settings.body_timeout_seconds
-        return _created(name, await repository.uploads.monolithic(
-            digest, stream_body(request, timeout)))
+        return _created(
+            name, await repository.uploads.monolithic(digest, stream_body(request, timeout))
+        )
     return _progress(await repository.uploads.start())
 
 
@@ -72,8 +74,11 @@ async def append(request: Request) -> Response:
     name, _ = await repository_access(request, PULL, PUSH)
     uploads = repository_of(request, name).uploads
     timeout = registry_of(request).settings.body_timeout_seconds
-    return _progress(await uploads.append(request.path_params["upload_id"],
-                                          stream_body(request, timeout), _span(request)))
+    return _progress(
+        await uploads.append(
+            request.path_params["upload_id"], stream_body(request, timeout), _span(request)
+        )
+    )
 
 
 async def finish(request: Request) -> Response:
@@ -83,8 +88,9 @@ async def finish(request: Request) -> Response:
     timeout = registry_of(request).settings.body_timeout_seconds
     span = _span(request)
     chunks = stream_body(request, timeout) if has_body(request) else None
-    digest = await uploads.finish(request.path_params["upload_id"],
-                                  request.query_params.get("digest"), chunks, span)
+    digest = await uploads.finish(
+        request.path_params["upload_id"], request.query_params.get("digest"), chunks, span
+    )
     return _created(name, digest)
 
 
