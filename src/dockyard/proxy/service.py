@@ -4,12 +4,9 @@ registry and kept here, and with a mirror upstream so are names that exist nowhe
 What it guarantees:
 * Only what a client asks for is fetched. Manifests by digest and blobs are immutable and never
   fetched twice; a tag is served from cache for the upstream's TTL, then revalidated with a HEAD.
-* Any number of concurrent misses, in any worker process, cause one upstream request: a file
-  lock elects one downloader, everyone else follows the file it writes, so the first byte
-  reaches every client before the download ends (clients in the downloading process are
-  handed the bytes from memory, see `relay`). A client going away never stops the download.
-  The last bytes are held back until the digest is verified, so no client ever receives a
-  complete but wrong blob, and a failed download leaves nothing in the cache.
+* Any number of concurrent misses, in any worker process, cause one upstream request (a
+  manifest: one fetch under a lock file; a blob: one download that every client follows, see
+  `downloads`), and a failed download leaves nothing in the cache.
 * When the upstream is down, slow or rate-limiting, cached content is still served (tags past
   their TTL with a `Warning` header) and the upstream's `Retry-After` is respected.
 * No SSRF: only configured upstreams are ever contacted, with repository names that passed the
@@ -28,21 +25,20 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from dockyard.client.image import ClientError, DigestMismatch, NotFound
-from dockyard.client.transport import ConnectionFailed, RateLimited, TransferInterrupted
+from dockyard.client.image import ClientError, NotFound
 from dockyard.config import Settings
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.core.file_lock import held, is_free, open_lock_file, release, try_lock
+from dockyard.core.file_lock import held
 from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
 from dockyard.metadata.base import ManifestRecord, MetadataStore
 from dockyard.metadata.counters import Counters
-from dockyard.proxy.relay import DownloadFailed, Relay
+from dockyard.proxy.downloads import Downloads
+from dockyard.proxy.health import UpstreamHealth
 from dockyard.proxy.repository import ProxiedRepository
 from dockyard.proxy.upstream import Route, UpstreamRegistry, upstream_error
 from dockyard.service.blobs import BlobInfo
@@ -55,8 +51,6 @@ from dockyard.storage.base import BlobStore
 
 log = logging.getLogger("dockyard.proxy")
 
-STALE_WARNING = '110 dockyard "Response is stale: the upstream could not be reached"'
-CHUNK = 1024 * 1024
 # Repositories looked at to find a cached copy of a blob (past that, it is downloaded again).
 ADOPT_LOOKUP = 1000
 # Small cached blobs found not to be manifests, remembered per process (see `cached_content`).
@@ -83,9 +77,10 @@ class ProxyService:
         self.lock_dir = settings.data_dir / "proxy"
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         self._local_locks: dict[str, asyncio.Lock] = {}
-        self._downloads: dict[str, asyncio.Task] = {}
-        self._relays: dict[str, Relay] = {}
         self._not_manifests: set[str] = set()
+        self.health = UpstreamHealth(counters)
+        self.downloads = Downloads(blob_store, meta, lock, self.lock_dir, self.health,
+                                   self.adopt, self._keep_if_manifest)
 
     def start(self) -> None:
         """Build the upstream clients now, in the worker's event loop: loading the trusted
@@ -94,8 +89,7 @@ class ProxyService:
             _ = upstream.client
 
     async def close(self) -> None:
-        for task in list(self._downloads.values()):
-            task.cancel()
+        self.downloads.close()
         for upstream in self.upstreams.values():
             await upstream.close()
 
@@ -138,10 +132,6 @@ class ProxyService:
         async with local, held(self._lock_path(key)):
             yield
 
-    def _leader_lock(self, upload_id: str) -> Path:
-        """Held by the process downloading a blob for as long as it downloads."""
-        return self.lock_dir / f"{upload_id}.lock"
-
     # -- manifests -----------------------------------------------------------------------
     async def manifest(self, route: Route, reference: str) -> tuple[ManifestRecord, str | None]:
         """The manifest and, when it is served stale, the Warning header to add."""
@@ -164,8 +154,8 @@ class ProxyService:
         record, fresh = await self._cached_tag(route, tag)
         if fresh:
             return record, None  # type: ignore[return-value]
-        if not await self._available(route):
-            return self._stale(route, record, wanted=f":{tag}")
+        if not await self.health.available(route):
+            return self.health.stale(route, record, wanted=f":{tag}")
         async with self._one_fetch(f"tag:{route.local}:{tag}"):
             record, fresh = await self._cached_tag(route, tag)
             if fresh:
@@ -186,25 +176,9 @@ class ProxyService:
                 await self.meta.mark_tag_checked(route.local, tag, time.time())
                 return record, None
             except ClientError as exc:
-                await self._note_failure(route, exc)
+                await self.health.failed(route, exc)
                 log.warning("revalidating %s:%s failed: %s", route.local, tag, exc)
-                return self._stale(route, record, exc, f":{tag}")
-
-    def _stale(
-        self,
-        route: Route,
-        record: ManifestRecord | None,
-        exc: Exception | None = None,
-        wanted: str = "",
-    ) -> tuple[ManifestRecord, str | None]:
-        if record is None:
-            cause = exc or route.upstream.last_error or RuntimeError("unavailable")
-            error = upstream_error(route, cause, wanted)
-            wait = route.upstream.backoff_until - time.time()
-            if wait > 0:
-                error.headers.setdefault("Retry-After", str(max(1, int(wait))))
-            raise error
-        return record, STALE_WARNING
+                return self.health.stale(route, record, exc, f":{tag}")
 
     async def _cached_tag(self, route: Route, tag: str) -> tuple[ManifestRecord | None, bool]:
         record = await self.meta.resolve_tag(route.local, tag)
@@ -214,46 +188,15 @@ class ProxyService:
         fresh = checked is not None and time.time() - checked < route.upstream.config.ttl_seconds
         return record, fresh
 
-    async def _check_available(self, route: Route, wanted: str = "") -> None:
-        """Within the upstream's Retry-After (or the backoff after a failure) it is not asked:
-        the client gets the error it last gave, with the time left."""
-        if not await self._available(route):
-            self._stale(route, None, wanted=wanted)
-
-    async def _available(self, route: Route) -> bool:
-        """Whether the upstream may be asked now, as any worker or replica last learnt it."""
-        upstream = route.upstream
-        if not upstream.available():
-            return False
-        backoff, limited = f"proxy-backoff:{upstream.name}", f"proxy-limited:{upstream.name}"
-        marks = await self.counters.touched([backoff, limited])
-        until = marks.get(backoff, 0.0)
-        if until > upstream.backoff_until:
-            upstream.backoff_until = until
-            if marks.get(limited, 0.0) >= until:
-                upstream.last_error = RateLimited(f"{upstream.name} is rate-limiting",
-                                                  until - time.time())
-            elif upstream.last_error is None:
-                upstream.last_error = ConnectionFailed(f"{upstream.name} failed just now")
-        return upstream.available()
-
-    async def _note_failure(self, route: Route, exc: Exception) -> None:
-        """Remember the failure here and for every other worker and replica."""
-        upstream = route.upstream
-        upstream.failed(exc)
-        await self.counters.touch(f"proxy-backoff:{upstream.name}", upstream.backoff_until)
-        if isinstance(exc, RateLimited):
-            await self.counters.touch(f"proxy-limited:{upstream.name}", upstream.backoff_until)
-
     async def _fetch_manifest(self, route: Route, digest: str, tag: str | None) -> ManifestRecord:
         wanted = f":{tag}" if tag else f"@{digest}"
-        await self._check_available(route, wanted)
+        await self.health.check(route, wanted)
         try:
             fetched = await route.upstream.client.get_manifest(route.remote, digest)
         except NotFound as exc:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, str(exc)) from exc
         except ClientError as exc:
-            await self._note_failure(route, exc)
+            await self.health.failed(route, exc)
             raise upstream_error(route, exc, wanted) from exc
         return await self.manifests.store_fetched(
             route.local, fetched.body, fetched.media_type, tag, digest
@@ -262,13 +205,13 @@ class ProxyService:
     async def tags(self, route: Route, n: int | None, last: str | None) -> Page:
         """The upstream's tag list; the cached tags when it cannot be reached."""
         names: list[str] | None = None
-        if await self._available(route):
+        if await self.health.available(route):
             try:
                 names = sorted(await route.upstream.client.list_tags(route.remote))
             except NotFound as exc:
                 raise RegistryError(ErrorCode.NAME_UNKNOWN, str(exc)) from exc
             except ClientError as exc:
-                await self._note_failure(route, exc)
+                await self.health.failed(route, exc)
         if names is None:
             if not await self.meta.repository_exists(route.local):
                 raise upstream_error(route, RuntimeError("no tag list"))
@@ -374,11 +317,11 @@ class ProxyService:
         cached = await self.cached_blob(route, digest)
         if cached is not None:
             return cached.size
-        await self._check_available(route, f"@{digest}")
+        await self.health.check(route, f"@{digest}")
         try:
             size = await route.upstream.client.blob_size(route.remote, digest)
         except ClientError as exc:
-            await self._note_failure(route, exc)
+            await self.health.failed(route, exc)
             raise upstream_error(route, exc, f"@{digest}") from exc
         if size is None:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
@@ -387,91 +330,7 @@ class ProxyService:
 
     async def fetch_blob(self, route: Route, digest: str) -> tuple[int, AsyncIterator[bytes]]:
         """Start (or join) the download of an uncached blob; stream it as it arrives."""
-        # One download per cached repository and digest: a client of another repository
-        # joining it would get bytes its own upstream repository was never asked for.
-        upload_id = hashlib.sha256(f"proxy:{route.local}@{digest}".encode()).hexdigest()[:32]
-        for _ in range(3):
-            size = await self._join_or_lead(route, digest, upload_id)
-            if size is not None:
-                return size, self._follow(route, digest, upload_id, size)
-        raise RegistryError(ErrorCode.UNAVAILABLE, "the download of this blob keeps failing")
-
-    def _verified_file(self, upload_id: str) -> Path:
-        return self.lock_dir / f"{upload_id}.verified"
-
-    def _size_file(self, upload_id: str) -> Path:
-        return self.lock_dir / f"{upload_id}.size"
-
-    async def _join_or_lead(self, route: Route, digest: str, upload_id: str) -> int | None:
-        if upload_id not in self._downloads:
-            fd = open_lock_file(self._leader_lock(upload_id))
-            try:
-                leading = try_lock(fd)
-            except BaseException:
-                os.close(fd)
-                raise
-            if leading:
-                await self._lead(route, digest, upload_id, fd)
-            else:
-                os.close(fd)
-        # Follower (or the leader's own client): wait for the size the leader announces.
-        deadline = time.monotonic() + route.upstream.config.timeout_seconds
-        while time.monotonic() < deadline:
-            size_file = self._size_file(upload_id)
-            if size_file.exists():
-                with contextlib.suppress(ValueError, FileNotFoundError):
-                    return int(size_file.read_text())
-            cached = await self.cached_blob(route, digest)
-            if cached is not None:
-                return cached.size
-            if upload_id not in self._downloads and self._leader_gone(upload_id):
-                return None  # nobody is downloading: try to lead
-            await asyncio.sleep(0.01)
-        raise RegistryError(ErrorCode.UNAVAILABLE, "timed out waiting for the upstream")
-
-    def _leader_gone(self, upload_id: str) -> bool:
-        return is_free(self._leader_lock(upload_id))
-
-    async def _lead(self, route: Route, digest: str, upload_id: str, fd: int) -> None:
-        """Holding the lock: announce the size, then download in a task of its own."""
-        try:
-            cached = await self.cached_blob(route, digest)
-            if cached is None:
-                await self._check_available(route)
-            size = (
-                None
-                if cached is not None
-                else await route.upstream.client.blob_size(route.remote, digest)
-            )
-        except ClientError as exc:
-            release(fd)
-            await self._note_failure(route, exc)
-            raise upstream_error(route, exc, f"@{digest}") from exc
-        except BaseException:
-            release(fd)
-            raise
-        if cached is not None:
-            release(fd)
-            return
-        if size is None:
-            release(fd)
-            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
-        try:
-            adopted = await self.adopt(route, digest, size)
-        except BaseException:
-            release(fd)
-            raise
-        if adopted:
-            release(fd)
-            return
-        await self.blob_store.create_upload(upload_id)
-        size_file = self._size_file(upload_id)
-        size_file.with_suffix(".tmp").write_text(str(size))
-        os.replace(size_file.with_suffix(".tmp"), size_file)
-        self._relays[upload_id] = Relay(size, digest.split(":", 1)[0])
-        self._downloads[upload_id] = asyncio.create_task(
-            self._download(route, digest, upload_id, size, fd)
-        )
+        return await self.downloads.fetch(route, digest)
 
     async def _keep_if_manifest(self, route: Route, digest: str, body: bytes) -> bool:
         """Keep verified bytes the upstream sent for a blob request as a manifest of the cached
@@ -486,164 +345,3 @@ class ProxyService:
             return False  # JSON that is no manifest (a config, say): a blob like any other
         await self.counters.touch(touch_key(route.local, digest))
         return True
-
-    async def _download(
-        self, route: Route, digest: str, upload_id: str, size: int, fd: int
-    ) -> None:
-        relay = self._relays[upload_id]
-        # The disk follows the relay in a task of its own (see `relay`): a failed write
-        # fails the relay, which stops the download.
-        writer = asyncio.create_task(
-            self.blob_store.write_upload(upload_id, 0, relay.unwritten())
-        )
-        writer.add_done_callback(
-            lambda task: task.cancelled() or task.exception() is None
-            or relay.fail(task.exception())  # type: ignore[arg-type]
-        )
-        # Bytes small enough to be a manifest are kept, to tell whether they are one.
-        small: list[bytes] | None = [] if size <= MAX_MANIFEST_BYTES else None
-        try:
-            # Hashed once, by the relay, not by the HTTP client too.
-            stream = route.upstream.client.open_blob(route.remote, digest, verify=False)
-            async for piece in stream:
-                if relay.received + len(piece) > size:
-                    # Refused at once: the writer stops at `size`, and the bytes past it
-                    # would wait in memory for it forever.
-                    raise DigestMismatch(f"the upstream sent more than the {size} bytes it "
-                                         "announced")
-                await relay.publish(piece)
-                if small is not None:
-                    small.append(piece)
-            if relay.received != size:
-                raise DigestMismatch(
-                    f"the upstream sent {relay.received} bytes, announced {size}"
-                )
-            if await relay.digest() != digest:
-                raise DigestMismatch(f"the upstream sent bytes whose digest is not {digest}")
-            if small is not None:
-                # Before any client has the last bytes: by then it is a manifest here.
-                await self._keep_if_manifest(route, digest, b"".join(small))
-            # Every byte is here and the digest checked: clients may have the last bytes
-            # now, while the file is finished, synced and published.
-            relay.verify()
-            self._verified_file(upload_id).touch()
-            if await writer != size:
-                raise DigestMismatch("the cached copy came out short")  # never expected
-            async with self.lock.publishing():
-                await self.blob_store.commit_upload(upload_id, digest)
-                await self.meta.link_blob(route.local, digest, size)
-            log.info("cached %s from %s (%d bytes)", digest, route.upstream.name, size)
-        except BaseException as exc:
-            relay.fail(exc)
-            writer.cancel()
-            with contextlib.suppress(BaseException):
-                await writer
-            if isinstance(exc, DownloadFailed) and relay.error is not None:
-                exc = relay.error  # the writer's failure, e.g. a full disk
-            log.warning("downloading %s from %s failed: %s", digest, route.upstream.name, exc)
-            # A transfer that broke or brought wrong bytes says nothing of the upstream's
-            # availability (retrying is right); refusals and unreachability start a backoff.
-            if isinstance(exc, ClientError) and not isinstance(
-                exc, TransferInterrupted | DigestMismatch
-            ):
-                await self._note_failure(route, exc)
-            with contextlib.suppress(Exception):
-                await self.blob_store.abort_upload(upload_id)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self._size_file(upload_id).unlink(missing_ok=True)
-            self._verified_file(upload_id).unlink(missing_ok=True)
-            self._downloads.pop(upload_id, None)
-            self._relays.pop(upload_id, None)
-            release(fd)
-
-    async def _follow(
-        self, route: Route, digest: str, upload_id: str, size: int
-    ) -> AsyncIterator[bytes]:
-        """Read the download as it grows; the last bytes only once the digest is verified."""
-        relay = self._relays.get(upload_id)
-        if relay is not None:
-            try:
-                async for chunk in relay.read(lambda: self._open_download(digest, upload_id)):
-                    yield chunk
-            except DownloadFailed as exc:
-                raise RegistryError(
-                    ErrorCode.UNAVAILABLE, f"the upstream download failed: {exc}"
-                ) from exc
-            return
-        if not self.blob_store.follows_uploads:
-            # An object store: nothing to follow while it arrives; stream it once stored.
-            while not await self._linked(route, digest):
-                if await self._failed(route, digest, upload_id):
-                    raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
-                await asyncio.sleep(0.01)
-            async for chunk in self.blob_store.read(digest):
-                yield chunk
-            return
-        fd = None
-        delay = 0.002
-        try:
-            while fd is None:
-                # The published copy only once this download made it this repository's: one
-                # held for another repository is not what the upstream sent.
-                linked = await self._linked(route, digest)
-                fd = self.blob_store.open_upload(upload_id)
-                if fd is None and linked:
-                    fd = self.blob_store.open_blob(digest)
-                if fd is None:
-                    if await self._failed(route, digest, upload_id):
-                        raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
-                    await asyncio.sleep(0.01)
-            offset = 0
-            while offset < size:
-                chunk = os.pread(fd, min(CHUNK, size - offset), offset)
-                if not chunk:
-                    if await self._linked(route, digest) and self.blob_store.superseded(fd, digest):
-                        # We were following a download that failed; another one finished.
-                        committed = self.blob_store.open_blob(digest)
-                        if committed is not None:
-                            os.close(fd)
-                            fd = committed
-                            continue
-                    if await self._failed(route, digest, upload_id):
-                        raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream download failed")
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 0.005)
-                    continue
-                delay = 0.002
-                if offset + len(chunk) == size:
-                    await self._verified(route, digest, upload_id)
-                offset += len(chunk)
-                yield chunk
-        finally:
-            if fd is not None:
-                os.close(fd)
-
-    async def _linked(self, route: Route, digest: str) -> bool:
-        """Whether the download finished for this cached repository. The same digest held
-        for another repository (perhaps a private one) does not count: a follower must never
-        switch to, nor be released by, a copy its upstream did not send."""
-        return await self.meta.linked_blob_size(route.local, digest) is not None
-
-    def _open_download(self, digest: str, upload_id: str) -> int | None:
-        """A descriptor of the file a download is written to (or was published as)."""
-        fd = self.blob_store.open_upload(upload_id)
-        return fd if fd is not None else self.blob_store.open_blob(digest)
-
-    async def _failed(self, route: Route, digest: str, upload_id: str) -> bool:
-        if upload_id in self._downloads:
-            return False
-        if await self._linked(route, digest):
-            return False
-        return self._leader_gone(upload_id)
-
-    async def _verified(self, route: Route, digest: str, upload_id: str) -> None:
-        while not self._verified_file(upload_id).exists() and \
-                not await self._linked(route, digest):
-            if await self._failed(route, digest, upload_id):
-                raise RegistryError(
-                    ErrorCode.UNAVAILABLE,
-                    "the upstream sent content that does not match its digest; nothing was cached",
-                )
-            await asyncio.sleep(0.005)
