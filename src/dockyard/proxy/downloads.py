@@ -41,6 +41,13 @@ Adopt = Callable[[Route, str, int], Awaitable[bool]]
 KeepIfManifest = Callable[[Route, str, bytes], Awaitable[bool]]
 
 
+def _fail_on_error(relay: Relay, writer: asyncio.Task) -> None:
+    if not writer.cancelled():
+        error = writer.exception()
+        if error is not None:
+            relay.fail(error)
+
+
 class Downloads:
     def __init__(
         self,
@@ -165,11 +172,7 @@ class Downloads:
         # The disk follows the relay in a task of its own (see `relay`): a failed write
         # fails the relay, which stops the download.
         writer = asyncio.create_task(self.blob_store.write_upload(upload_id, 0, relay.unwritten()))
-        writer.add_done_callback(
-            lambda task: (
-                task.cancelled() or task.exception() is None or relay.fail(task.exception())
-            )  # type: ignore[arg-type]
-        )
+        writer.add_done_callback(lambda task: _fail_on_error(relay, task))
         # Bytes small enough to be a manifest are kept, to tell whether they are one.
         small: list[bytes] | None = [] if size <= MAX_MANIFEST_BYTES else None
         try:

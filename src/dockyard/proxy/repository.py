@@ -48,10 +48,22 @@ class ProxiedRepository:
         self.proxy = proxy
         self._hidden = hidden
         self._route: object = _UNRESOLVED
-        self.manifests: Manifests = ProxiedManifests(self)
-        self.blobs: Blobs = ProxiedBlobs(self)
-        self.tags: Tags = ProxiedTags(self)
-        self.uploads: Uploads = ProxiedUploads(self)
+
+    @property
+    def manifests(self) -> Manifests:
+        return ProxiedManifests(self)
+
+    @property
+    def blobs(self) -> Blobs:
+        return ProxiedBlobs(self)
+
+    @property
+    def tags(self) -> Tags:
+        return ProxiedTags(self)
+
+    @property
+    def uploads(self) -> Uploads:
+        return ProxiedUploads(self)
 
     async def route(self) -> Route | None:
         """Where reads go: the cached repository, or None for the local one."""

@@ -99,11 +99,20 @@ class Uploads(Protocol):
 
 
 class Repository(Protocol):
-    name: str
-    manifests: Manifests
-    blobs: Blobs
-    tags: Tags
-    uploads: Uploads
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def manifests(self) -> Manifests: ...
+
+    @property
+    def blobs(self) -> Blobs: ...
+
+    @property
+    def tags(self) -> Tags: ...
+
+    @property
+    def uploads(self) -> Uploads: ...
 
 
 class LocalManifests:
@@ -204,20 +213,29 @@ class LocalUploads:
 
 
 class LocalRepository:
-    """An ordinary repository of this registry."""
+    """An ordinary repository of this registry. Its views are made when asked for: a request
+    uses one or two of them."""
 
-    __slots__ = ("blobs", "manifests", "name", "tags", "uploads")
+    __slots__ = ("_blobs", "_listing", "_manifests", "_uploads", "name")
 
-    def __init__(
-        self,
-        name: str,
-        manifests: ManifestService,
-        blobs: BlobService,
-        listing: ListingService,
-        uploads: UploadService,
-    ) -> None:
+    def __init__(self, name: str, manifests: ManifestService, blobs: BlobService,
+                 listing: ListingService, uploads: UploadService) -> None:
         self.name = name
-        self.manifests: Manifests = LocalManifests(name, manifests)
-        self.blobs: Blobs = LocalBlobs(name, blobs)
-        self.tags: Tags = LocalTags(name, listing)
-        self.uploads: Uploads = LocalUploads(name, uploads)
+        self._manifests, self._blobs, self._listing, self._uploads = (
+            manifests, blobs, listing, uploads)
+
+    @property
+    def manifests(self) -> Manifests:
+        return LocalManifests(self.name, self._manifests)
+
+    @property
+    def blobs(self) -> Blobs:
+        return LocalBlobs(self.name, self._blobs)
+
+    @property
+    def tags(self) -> Tags:
+        return LocalTags(self.name, self._listing)
+
+    @property
+    def uploads(self) -> Uploads:
+        return LocalUploads(self.name, self._uploads)
