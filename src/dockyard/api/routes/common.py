@@ -11,6 +11,7 @@ from starlette.requests import Request
 from dockyard.api.services import SERVICES_KEY
 from dockyard.auth.requests import Caller, Need, client_address, plain_address
 from dockyard.auth.scopes import PULL
+from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.service.registry import Registry
@@ -132,16 +133,15 @@ async def repository_access(request: Request, *actions: str) -> tuple[str, Calle
     return name, await require(request, _need(name, actions))
 
 
-_NEEDS: dict[tuple[str, tuple[str, ...]], Need] = {}
+_NEEDS: BoundedCache[tuple[str, tuple[str, ...]], Need] = BoundedCache(10_000)
 
 
 def _need(name: str, actions: tuple[str, ...]) -> Need:
     """Needs are immutable and few: built once (a frozen dataclass costs a microsecond)."""
     need = _NEEDS.get((name, actions))
     if need is None:
-        if len(_NEEDS) >= 10_000:
-            _NEEDS.clear()
-        need = _NEEDS[(name, actions)] = Need("repository", name, frozenset(actions))
+        need = Need("repository", name, frozenset(actions))
+        _NEEDS.put((name, actions), need)
     return need
 
 
