@@ -2,7 +2,7 @@
 
 Each server process keeps the tag lists it served last, and the catalog, with the version the
 metadata store gave them: a request then costs one primary-key read to learn the list is still
-current, not a read of every entry (SQLite alone needs about 2 ms for 5,000 tags).
+current, not a read of every entry, which grows with the list (bench/README.md).
 """
 
 from __future__ import annotations

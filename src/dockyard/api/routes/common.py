@@ -44,7 +44,7 @@ def repository(request: Request) -> str:
 
 def header(request: Request, name: bytes) -> str | None:
     """One request header by its lower-case name, read from the ASGI scope's list: on the
-    token-checked path, Starlette's `request.headers` lookups were a tenth of the request."""
+    token-checked path, Starlette's `request.headers` lookups cost too much (bench/README.md)."""
     for key, value in request.scope["headers"]:
         if key == name:
             return value.decode("latin-1")
@@ -137,7 +137,7 @@ _NEEDS: BoundedCache[tuple[str, tuple[str, ...]], Need] = BoundedCache(10_000)
 
 
 def _need(name: str, actions: tuple[str, ...]) -> Need:
-    """Needs are immutable and few: built once (a frozen dataclass costs a microsecond)."""
+    """Needs are immutable and few: built once, not per request (bench/README.md)."""
     need = _NEEDS.get((name, actions))
     if need is None:
         need = Need("repository", name, frozenset(actions))
