@@ -32,7 +32,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -463,7 +463,9 @@ class ProxyService:
         await self.adopt(route, digest, size)
         return size
 
-    async def fetch_blob(self, route: Route, digest: str) -> tuple[int, AsyncIterator[bytes]]:
+    async def fetch_blob(
+        self, route: Route, digest: str
+    ) -> tuple[int, AsyncGenerator[bytes, None]]:
         """Start (or join) the download of an uncached blob; stream it as it arrives."""
         # One download per cached repository and digest: a client of another repository
         # joining it would get bytes its own upstream repository was never asked for.
@@ -588,8 +590,8 @@ class ProxyService:
             self.blob_store.write_upload(upload_id, 0, relay.unwritten())
         )
         writer.add_done_callback(
-            lambda task: task.cancelled() or task.exception() is None
-            or relay.fail(task.exception())  # type: ignore[arg-type]
+            lambda task: None if task.cancelled() or task.exception() is None
+            else relay.fail(task.exception())  # type: ignore[arg-type]
         )
         # Bytes small enough to be a manifest are kept, to tell whether they are one.
         small: list[bytes] | None = [] if size <= MAX_MANIFEST_BYTES else None
@@ -651,7 +653,7 @@ class ProxyService:
 
     async def _follow(
         self, route: Route, digest: str, upload_id: str, size: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Read the download as it grows; the last bytes only once the digest is verified."""
         relay = self._relays.get(upload_id)
         if relay is not None:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dockyard.api.responses import BlobResponse
 from dockyard.api.routes import (
     accounts,
     base,
@@ -23,14 +24,14 @@ from dockyard.api.routes import (
 from dockyard.core.errors import ErrorCode, RegistryError
 
 NAME = "/v2/{name:path}"
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request], Awaitable[Response | BlobResponse]]
 READS = frozenset({"GET", "HEAD"})
 
 
 def read_only(handler: Handler) -> Handler:
     """Refuse every mutating method with UNSUPPORTED (405), as a read-only registry must."""
 
-    async def guarded(request: Request) -> Response:
+    async def guarded(request: Request) -> Response | BlobResponse:
         if request.method not in READS:
             raise RegistryError(ErrorCode.UNSUPPORTED, "this registry is read-only")
         return await handler(request)

@@ -9,7 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.responses import BlobResponse
-from dockyard.api.routes.common import cache_route, count_pull, registry_of, repository_access
+from dockyard.api.routes.common import (
+    cache_route,
+    count_pull,
+    proxy_of,
+    registry_of,
+    repository_access,
+)
 from dockyard.auth.scopes import DELETE, PULL
 from dockyard.core.digest import Digest
 from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
@@ -31,7 +37,7 @@ async def endpoint(request: Request) -> Response | BlobResponse:
         return Response(status_code=202, headers={"Content-Length": "0"})
     if route is not None:
         digest = str(Digest.parse(digest))
-        info = await registry.proxy.cached_content(route, digest)
+        info = await proxy_of(request).cached_content(route, digest)
         if info is None:
             return await _through_cache(request, route, digest, caller)
     else:
@@ -83,7 +89,7 @@ async def _through_cache(
     (whole: a range of an uncached blob is served once the blob is here). Bytes that may be
     a manifest (small JSON) are answered once all are here and verified: by then the cache
     knows whether they are one, and reading one is a pull."""
-    proxy = registry_of(request).proxy
+    proxy = proxy_of(request)
     headers = _headers(digest)
     if request.method == "HEAD":
         headers["Content-Length"] = str(await proxy.blob_size(route, digest))
@@ -99,12 +105,12 @@ async def _through_cache(
             async for chunk in stream:
                 pieces.append(chunk)
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         if await proxy.is_manifest(route, digest):
             await count_pull(request, caller, headers)
         headers["Content-Length"] = str(size)
-        body = b"".join(pieces)
-        return BlobResponse(200, headers, stream=lambda: _once(body))
+        whole = b"".join(pieces)
+        return BlobResponse(200, headers, stream=lambda: _once(whole))
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -113,7 +119,7 @@ async def _through_cache(
             async for chunk in stream:
                 yield chunk
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
 
     headers["Content-Length"] = str(size)
     return BlobResponse(200, headers, stream=body)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from dockyard.auth.gate import AccessGate
     from dockyard.auth.setup import Auth
-    from dockyard.service.proxy import Route
+    from dockyard.service.proxy import ProxyService, Route
 
     IPNetwork = IPv4Network | IPv6Network
 
@@ -36,6 +36,20 @@ def registry_of(request: Request) -> Registry:
 
 def auth_of(request: Request) -> Auth | None:
     return request.scope[SERVICES_KEY].auth
+
+
+def gate_of(request: Request) -> AccessGate:
+    """The access gate, asked for once a caller was identified: so accounts are on."""
+    auth = auth_of(request)
+    assert auth is not None
+    return auth.gate
+
+
+def proxy_of(request: Request) -> ProxyService:
+    """The pull-through cache, asked for once `cache_route` found a route: so it is on."""
+    proxy = registry_of(request).proxy
+    assert proxy is not None
+    return proxy
 
 
 def repository(request: Request) -> str:
@@ -150,7 +164,7 @@ def read_check(request: Request, caller: Caller | None) -> ReadCheck | None:
     A bearer's token must grant pull there too: the account's roles are not the token's."""
     if caller is None:
         return None
-    gate = auth_of(request).gate
+    gate = gate_of(request)
 
     async def may_read(name: str) -> bool:
         if caller.claims is not None and not gate.token_grants(caller, _need(name, (PULL,))):
@@ -165,14 +179,14 @@ async def count_pull(request: Request, caller: Caller | None, headers: dict[str,
     RateLimit headers to `headers`, or raises TOOMANYREQUESTS."""
     if caller is None:
         return
-    gate = auth_of(request).gate
+    gate = gate_of(request)
     if not gate.count_pull_now(caller, headers):
         headers.update(await gate.count_pull(caller))
 
 
 async def pull_headers(request: Request, caller: Caller) -> dict[str, str]:
     """The caller's RateLimit headers, counting nothing (for HEAD)."""
-    return await auth_of(request).gate.pull_headers(caller)
+    return await gate_of(request).pull_headers(caller)
 
 
 READ_ONLY_CACHE = "cached repositories are read-only: push to a repository of your own"

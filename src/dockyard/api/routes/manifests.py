@@ -9,6 +9,7 @@ from dockyard.api.body import read_body
 from dockyard.api.routes.common import (
     cache_route,
     count_pull,
+    proxy_of,
     pull_headers,
     read_check,
     registry_of,
@@ -64,7 +65,7 @@ async def endpoint(request: Request) -> Response:
 
     warning = None
     if route is not None:
-        record, warning = await registry.proxy.manifest(route, reference)
+        record, warning = await proxy_of(request).manifest(route, reference)
     else:
         record = await manifests.resolve(name, reference)
     if ":" not in reference:

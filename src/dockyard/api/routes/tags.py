@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api.routes.common import cache_route, registry_of, repository_access
+from dockyard.api.routes.common import cache_route, proxy_of, registry_of, repository_access
 from dockyard.auth.scopes import PULL
 from dockyard.core.bounded_cache import BoundedCache
 from dockyard.service.listing import Page, parse_page_size
@@ -40,7 +40,7 @@ async def list_tags(request: Request) -> Response:
     n, last = parse_page_size(params.get("n")), params.get("last")
     route = await cache_route(request, name)
     if route is not None:
-        page = await registry_of(request).proxy.tags(route, n, last)
+        page = await proxy_of(request).tags(route, n, last)
     else:
         page = await registry_of(request).listing.tags(name, n, last)
     body = _RENDERED.get(page.whole) if page.whole is not None else None
