@@ -73,7 +73,7 @@ class BoundedCache(Generic[K, V]):
         entry = self._entries.get(key)
         if entry is None:
             return default
-        if entry[0] <= self.clock():
+        if entry[0] is not NEVER and entry[0] <= self.clock():  # no clock read for ageless ones
             self.pop(key)
             return default
         self._entries.move_to_end(key)
