@@ -1,21 +1,29 @@
 # Two commands set up a fresh machine: `make serve` runs the registry, `make test` runs every test.
+# `make lint` runs ruff (lint and format check), mypy and the import contracts; `make test` runs it
+# first. `make test-fast` runs the in-process unit tests (under a minute).
 # `make bench` compares Dockyard with CNCF Distribution side by side (bench/, under 10 minutes).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: serve test lint bench peers clean
+.PHONY: serve test test-fast lint bench peers clean
 
 serve: $(VENV)/.installed
 	$(BIN)/dockyard serve $(ARGS)
 
-test: peers $(VENV)/.installed
-	$(BIN)/ruff check src tests bench
+test: peers lint
 	$(BIN)/python -m pytest $(ARGS)
+
+# The tests marked `unit` (tests/conftest.py gives the markers): no server, no peer program.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m unit $(ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 bench: peers $(VENV)/.installed
 	$(BIN)/python -m bench $(ARGS)
@@ -30,4 +38,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

@@ -24,6 +24,49 @@ settings.register_profile(
 )
 settings.load_profile("dockyard")
 
+# Markers (registered in pyproject.toml) are given here by folder, fixture and import, so that no
+# test is decorated one by one. `make test-fast` runs `-m unit`; `make test` runs everything.
+# unit: in-process tests of modules and stores (tests/unit, tests/stores) that start no server.
+UNIT_FOLDERS = {"unit", "stores"}
+SERVER_FIXTURES = {"registry", "start_registry", "client", "registry_on_every_backend",
+                   "start_auth_registry", "mclient"}
+# peers: needs a real peer program (SeaweedFS, PostgreSQL, Redis, Distribution, skopeo, podman ...).
+PEER_FOLDERS = {"interop", "scaleout", "bench", "proxy"}
+PEER_FIXTURES = {"s3_server", "pg_cluster", "seaweed", "postgres", "redis_server",
+                 "shared_backends", "ce", "up", "shared"}
+PEER_PARAMS = {"s3", "postgresql"}
+PEER_HELPERS = {"tests.support.peers", "tests.support.auth_peers"}
+NOT_PEER_HELPERS = {"unique_repo", "in_ci", "write_htpasswd", "PeerCommandError"}
+
+
+def _drives_peers(module: object) -> bool:
+    """Whether a test module imports a tests/support helper that runs a peer program."""
+    return any(
+        (getattr(value, "__module__", None) in PEER_HELPERS and name not in NOT_PEER_HELPERS)
+        or getattr(value, "__name__", None) in PEER_HELPERS
+        for name, value in vars(module).items()
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(root).parts[0]
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        param_parts = set(callspec.id.replace("+", "-").split("-")) if callspec else set()
+        module = getattr(item, "module", None)
+        peers = (folder in PEER_FOLDERS or bool(fixtures & PEER_FIXTURES)
+                 or bool(param_parts & PEER_PARAMS)
+                 or (module is not None and _drives_peers(module)))
+        slow = folder not in UNIT_FOLDERS or bool(fixtures & SERVER_FIXTURES)
+        if peers:
+            item.add_marker(pytest.mark.peers)
+        if slow:
+            item.add_marker(pytest.mark.slow)
+        if not peers and not slow:
+            item.add_marker(pytest.mark.unit)
+
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,10 +24,9 @@ def run() -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def seaweed() -> Iterator[SeaweedS3]:
-    server = SeaweedS3(Path(tempfile.mkdtemp(prefix="dockyard-s3-"))).start()
-    yield server
-    server.stop()
+def seaweed(s3_server: SeaweedS3) -> SeaweedS3:
+    """The session's one SeaweedFS (tests/conftest.py), shared with the server tests."""
+    return s3_server
 
 
 @pytest.fixture(params=["filesystem", "s3"])
@@ -44,10 +42,9 @@ def blob_store(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
+def postgres(pg_cluster: PostgresCluster) -> PostgresCluster:
+    """The session's one PostgreSQL cluster (tests/conftest.py), shared with the server tests."""
+    return pg_cluster
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

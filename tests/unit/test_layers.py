@@ -1,56 +1,43 @@
-"""The layers stay apart: each package imports only what sits below it."""
+"""The layers stay apart: the import-linter contracts in pyproject.toml hold for the package, and
+they catch a forbidden import when one appears."""
 
 from __future__ import annotations
 
-import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dockyard
 
-ROOT = Path(dockyard.__file__).parent
-
-# package -> the packages of ours it may import (itself always allowed)
-ALLOWED = {
-    "core": set(),
-    "config": {"core"},
-    "storage": {"core", "config"},
-    "metadata": {"core", "config"},
-    # The composition root (service/registry.py) builds the pull-through cache when configured.
-    "service": {"core", "config", "storage", "metadata", "proxy"},
-    # The pull-through cache wraps the service's repositories and reaches upstreams as a client.
-    "proxy": {"core", "config", "storage", "metadata", "service", "client"},
-    "auth": {"core", "config", "service", "proxy"},
-    "api": {"core", "config", "service", "auth"},
-    "client": {"core"},
-    "cli": {"core", "config", "service", "auth", "api", "client", "storage", "metadata"},
-}
+PACKAGE = Path(dockyard.__file__).parent
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
-def imported_packages(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dockyard"):
-            names = [node.module]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names if alias.name.startswith("dockyard")]
-        else:
-            continue
-        for name in names:
-            parts = name.split(".")
-            if len(parts) > 1:
-                found.add(parts[1])
-    return found
+def lint_imports(source_root: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Run `lint-imports` on the `dockyard` package found under `source_root`."""
+    shutil.copy(PYPROJECT, workdir / "pyproject.toml")
+    env = {**os.environ, "PYTHONPATH": str(source_root)}
+    command = [str(Path(sys.executable).parent / "lint-imports"), "--no-cache", "--no-logo"]
+    return subprocess.run(
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
-def test_layering() -> None:
-    problems = []
-    for path in ROOT.rglob("*.py"):
-        relative = path.relative_to(ROOT)
-        package = relative.parts[0].removesuffix(".py") if len(relative.parts) > 1 or \
-            relative.stem == "config" else None
-        if package is None or package not in ALLOWED:
-            continue
-        for imported in imported_packages(path) - {package} - {"__version__"}:
-            if imported not in ALLOWED[package]:
-                problems.append(f"{relative} imports dockyard.{imported}")
-    assert problems == []
+def test_the_package_keeps_every_contract(tmp_path: Path) -> None:
+    result = lint_imports(PACKAGE.parent, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_an_import_from_storage_into_metadata_breaks_the_check(tmp_path: Path) -> None:
+    source_root = tmp_path / "src"
+    copy = source_root / "dockyard"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    schema = copy / "metadata" / "schema.py"
+    schema.write_text(schema.read_text() + "\nfrom dockyard.storage.base import BlobStore\n")
+    result = lint_imports(source_root, tmp_path)
+    assert result.returncode != 0
+    assert "dockyard.metadata is not allowed to import dockyard.storage" in result.stdout
+    assert "dockyard.metadata.schema -> dockyard.storage.base" in result.stdout

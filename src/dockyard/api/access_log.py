@@ -1,11 +1,11 @@
 """The access log: one line per request, in the server log's own format.
 
-Through `logging` a line cost about 10 us (a record, the handler chain, `time.strftime`), which
-was a third of a manifest GET's Python time: a server answered 22-24k GETs/s with the lines off
-and 13-16k with them on. When the lines would reach a single plain stream handler with the
-server's format, which is what `dockyard serve` sets up, they are written straight to its
-stream instead: an f-string, a timestamp made once per second, one write under the handler's
-lock. Any other logging setup gets them through `logging`, unchanged.
+Through `logging` a line costs a record, the handler chain and `time.strftime`, a large share
+of a manifest GET's Python time (figures in bench/README.md). When the lines would reach a
+single plain stream handler with the server's format, which is what `dockyard serve` sets up,
+they are written straight to its stream instead: an f-string, a timestamp made once per
+second, one write under the handler's lock. Any other logging setup gets them through
+`logging`, unchanged.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Responses for blob bytes, streamed from the blob store.
 
-Not ASGI's `pathsend`: granian answers it with 128 KiB reads, each a hop to a blocking thread,
-which pulled a 512 MiB blob at 0.55-0.65 of CNCF Distribution's speed on the benchmark machine;
-the blob store's 512 KiB reads from the page cache on the event loop reach 0.9-1.1 of it
-(`python -m bench`, blob pull).
+Not ASGI's `pathsend`: granian answers it with small reads, each a hop to a blocking thread,
+which made large blob pulls clearly slower than the blob store's own reads from the page cache
+on the event loop (figures in bench/README.md, "Figures behind design choices").
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ import asyncio
 import hashlib
 import ipaddress
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol
+from enum import Enum
+from typing import TYPE_CHECKING, Final, Protocol
 
 from dockyard.auth.policy import TOKEN_SCOPE_ACTIONS, repository_actions
 from dockyard.auth.pull_counting import PullCounter
@@ -24,6 +24,7 @@ from dockyard.auth.requests import Caller, Need, client_key, decode_basic
 from dockyard.auth.scopes import DELETE, PULL, PUSH
 from dockyard.auth.tokens import InvalidToken, TokenAuthority, TokenClaims
 from dockyard.config import Settings
+from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.service.accounts import ANONYMOUS, TOKEN_PREFIX, AccountService, Principal
 
@@ -41,6 +42,20 @@ ACCESS_VERSION_SECONDS = 0.5
 ACCOUNT_LIMIT_FACTOR = 10
 # How long a token refused a need with 401 insufficient_scope is remembered (see authorize).
 INSUFFICIENT_WINDOW_SECONDS = 600
+# How many checked passwords and bearer subjects are remembered; and how many bearer callers,
+# token grants and pull-limit plans: bounded whatever clients send.
+REMEMBERED_LOGINS = 1000
+REMEMBERED_BEARERS = 10_000
+
+
+class _Missing(Enum):
+    """Tells a memory that holds None (an account found gone) from no memory at all."""
+
+    MISSING = 0
+
+
+_MISSING: Final = _Missing.MISSING
+
 # The most demanding action of a need names it in messages.
 _VERBS = ((DELETE, "deleting"), (PUSH, "pushing"), (PULL, "pulling"))
 
@@ -74,19 +89,21 @@ class AccessGate:
         self.counters = counters
         self.pulls = PullCounter(counters)
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
-        # Checked passwords: expiry and the account's credentials stamp they were checked with.
-        self._basic: OrderedDict[str, tuple[float, tuple[float, ...] | None]] = OrderedDict()
-        self._subjects: OrderedDict[tuple[object, ...], tuple[float, Principal | None]] = (
-            OrderedDict()
-        )
+        # Checked passwords: the account's credentials stamp they were checked with.
+        self._basic: BoundedCache[str, tuple[float, ...] | None] = BoundedCache(
+            REMEMBERED_LOGINS, max_age=IDENTITY_CACHE_SECONDS)
+        self._subjects: BoundedCache[tuple[object, ...], Principal | None] = BoundedCache(
+            REMEMBERED_LOGINS, max_age=IDENTITY_CACHE_SECONDS)
         # Bearer callers by (Authorization header, address), trusted no longer than the token
         # and the subject's account: one lookup instead of a token check and an account check.
-        self._bearers: dict[tuple[str, str], tuple[float, Caller]] = {}
-        # (Authorization, address, repository, actions) -> (expiry, caller) for bearers whose
-        # token covers the actions and whose account (or the repository's visibility) still
-        # allows them: a token-bearing pull's whole check in one lookup.
-        self._grants: dict[tuple[str, str, str, tuple[str, ...]], tuple[float, Caller]] = {}
-        self._limits: dict[int, tuple[Caller, tuple[int, str, str] | None]] = {}
+        self._bearers: BoundedCache[tuple[str, str], Caller] = BoundedCache(REMEMBERED_BEARERS)
+        # (Authorization, address, repository, actions) -> caller for bearers whose token
+        # covers the actions and whose account (or the repository's visibility) still allows
+        # them: a token-bearing pull's whole check in one lookup.
+        self._grants: BoundedCache[tuple[str, str, str, tuple[str, ...]], Caller] = (
+            BoundedCache(REMEMBERED_BEARERS))
+        self._limits: BoundedCache[int, tuple[Caller, tuple[int, str, str] | None]] = (
+            BoundedCache(REMEMBERED_BEARERS))
         # Everything above is trusted only while the accounts' version read at `_checked`
         # (monotonic, when the read began) is at most ACCESS_VERSION_SECONDS old.
         self._version: int | None = None
@@ -167,7 +184,7 @@ class AccessGate:
         if scheme == "bearer":
             known = None if fresh else self._known(authorization, address)
             if known is not None:  # the same caller object: its pull-limit plan is kept
-                return known[1]
+                return known
             try:
                 claims = self.tokens.verify(credentials.strip())
             except InvalidToken:
@@ -183,10 +200,8 @@ class AccessGate:
             caller = Caller(principal, claims, address)
             if flushes != self._flushes:
                 return caller  # read before the memories were dropped: not remembered
-            if len(self._bearers) >= 10_000:
-                self._bearers.clear()
             lifetime = min(IDENTITY_CACHE_SECONDS, claims.expires_at - time.time())
-            self._bearers[(authorization, address)] = (now + lifetime, caller)
+            self._bearers.put((authorization, address), caller, expires_at=now + lifetime)
             return caller
         if scheme == "basic":
             username, password = decode_basic(credentials)
@@ -198,14 +213,12 @@ class AccessGate:
 
     def known_bearer(self, authorization: str, address: str) -> Caller | None:
         """The caller behind a bearer token seen in the last seconds: a lookup, not awaited."""
-        known = self._known(authorization, address)
-        return None if known is None else known[1]
+        return self._known(authorization, address)
 
-    def _known(self, authorization: str, address: str) -> tuple[float, Caller] | None:
+    def _known(self, authorization: str, address: str) -> Caller | None:
         if not self._current():
             return None  # `identify` reads the accounts' version first
-        known = self._bearers.get((authorization, address))
-        return known if known is not None and known[0] > time.monotonic() else None
+        return self._bearers.get((authorization, address))
 
     def granted(self, authorization: str, address: str, repository: str,
                 actions: tuple[str, ...]) -> Caller | None:
@@ -213,22 +226,19 @@ class AccessGate:
         last seconds; None when the full check must run."""
         if not self._current():
             return None
-        hit = self._grants.get((authorization, address, repository, actions))
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        return None
+        return self._grants.get((authorization, address, repository, actions))
 
     def _remember_grant(self, bearer: tuple[str, str], need: Need, caller: Caller,
                         flushes: int) -> None:
         """Remember a confirmed token grant no longer than the bearer itself (so never past
         the token's expiry), unless the memories were dropped since the check began."""
         known = self._known(*bearer)
-        if known is None or known[1] is not caller or flushes != self._flushes:
+        expires_at = self._bearers.deadline(bearer)
+        if known is not caller or expires_at is None or flushes != self._flushes:
             return
-        if len(self._grants) >= 10_000:
-            self._grants.clear()
         assert need.repository is not None
-        self._grants[(*bearer, need.repository, tuple(sorted(need.actions)))] = (known[0], caller)
+        self._grants.put((*bearer, need.repository, tuple(sorted(need.actions))), caller,
+                         expires_at=expires_at)
 
     async def login(self, username: str, password: str, address: str, *,
                     fresh: bool = False) -> Principal | None:
@@ -248,15 +258,15 @@ class AccessGate:
             return await self.accounts.authenticate(username, password)
         key = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
         await self._keep_current()
-        cached = None if fresh else self._basic.get(key)
+        cached = _MISSING if fresh else self._basic.get(key, _MISSING)
         now = time.monotonic()
-        if cached is not None and cached[0] > now:
+        if cached is not _MISSING:
             # Only the slow password check is remembered: roles and the account itself are
             # read again, and a password changed since the check voids it.
-            principal = await self.accounts.principal(username, stamp=cached[1])
+            principal = await self.accounts.principal(username, stamp=cached)
             if principal is not None:
                 return principal
-            self._basic.pop(key, None)
+            self._basic.pop(key)
         flushes = self._flushes
         attempt = await self._count_attempt(username, address)
         try:
@@ -268,9 +278,7 @@ class AccessGate:
             return None  # the attempt stays counted: it failed
         await self._uncount(attempt)
         if not fresh and flushes == self._flushes and principal.stamp is not None:
-            self._basic[key] = (now + IDENTITY_CACHE_SECONDS, principal.stamp[:1])
-            while len(self._basic) > 1000:
-                self._basic.popitem(last=False)
+            self._basic.put(key, principal.stamp[:1], expires_at=now + IDENTITY_CACHE_SECONDS)
         return principal
 
     def _throttle_keys(self, username: str, address: str) -> list[tuple[str, int]]:
@@ -319,19 +327,17 @@ class AccessGate:
     async def _subject(self, claims: TokenClaims, fresh: bool = False) -> Principal | None:
         # Tokens minted for different states of the account must not share an answer.
         key = (claims.subject, claims.credential, claims.stamp or claims.issued_at)
-        cached = None if fresh else self._subjects.get(key)
+        cached = _MISSING if fresh else self._subjects.get(key, _MISSING)
         now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if cached is not _MISSING:
+            return cached
         flushes = self._flushes
         principal = await self.accounts.principal(
             claims.subject, claims.credential, claims.issued_at, claims.stamp, grants=True
         )
         if flushes != self._flushes:
             return principal
-        self._subjects[key] = (now + IDENTITY_CACHE_SECONDS, principal)
-        while len(self._subjects) > 1000:
-            self._subjects.popitem(last=False)
+        self._subjects.put(key, principal, expires_at=now + IDENTITY_CACHE_SECONDS)
         return principal
 
     # -- authorization -------------------------------------------------------------------
@@ -525,9 +531,7 @@ class AccessGate:
         if limited is not None:
             plan = (*limited, f"{limited[0]};w={self.settings.pull_limit_window_seconds}")
         if caller.claims is not None:
-            if len(self._limits) >= 10_000:
-                self._limits.clear()
-            self._limits[id(caller)] = (caller, plan)
+            self._limits.put(id(caller), (caller, plan))
         return plan
 
     async def count_pull(self, caller: Caller) -> dict[str, str]:

@@ -13,7 +13,6 @@ import hashlib
 import os
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.auth.scopes import Scope
+from dockyard.core.bounded_cache import BoundedCache
 
 ALGORITHM = "ES256"
 ACCESS, REFRESH = "access", "refresh"
 KEY_FILE = "token-signing-key.pem"
+# Tokens verified lately, so a client's next request skips the signature check.
+VERIFIED_TOKENS = 10_000
 
 
 class InvalidToken(Exception):
@@ -108,7 +110,7 @@ class TokenAuthority:
         self.service = service
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
-        self._verified: OrderedDict[str, TokenClaims] = OrderedDict()
+        self._verified: BoundedCache[str, TokenClaims] = BoundedCache(VERIFIED_TOKENS)
 
     def public_pem(self) -> bytes:
         return self.public_key.public_bytes(
@@ -192,7 +194,5 @@ class TokenAuthority:
             claims.get("dockyard_credential"),
             tuple(float(v) for v in stamp) if isinstance(stamp, list) and stamp else None,
         )
-        self._verified[token] = verified
-        while len(self._verified) > 10_000:
-            self._verified.popitem(last=False)
+        self._verified.put(token, verified)
         return verified

@@ -213,7 +213,7 @@ def claim_address(host: str, port: int) -> socket.socket:
         )[0]
         claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            claim.bind(f"\0dockyard-listen-{address[0]}-{address[1]}")
+            claim.bind(f"\0dockyard-listen-{address[0]}-{int(address[1])}")
             with socket.socket(family, kind, proto) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind(address)

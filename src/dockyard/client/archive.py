@@ -335,7 +335,8 @@ class DockerArchiveSource:
 
     async def _ready(self) -> tuple[TarTree, Manifest]:
         if self._tree is None or self._manifest is None:
-            self._tree, self._manifest = await asyncio.to_thread(self._load)
+            self._tree, self._manifest = tree, manifest = await asyncio.to_thread(self._load)
+            return tree, manifest
         return self._tree, self._manifest
 
     async def get_manifest(self, reference: str | None = None) -> Manifest:

@@ -285,7 +285,7 @@ class RegistryAuth(httpx.Auth):
             headers["Authorization"] = _basic(creds)
             if self.offline_token:
                 params += [("offline_token", "true"), ("client_id", CLIENT_ID)]
-        return httpx.Request("GET", url.copy_merge_params(params), headers=headers)
+        return httpx.Request("GET", url.copy_merge_params(tuple(params)), headers=headers)
 
     def _may_receive_credentials(self, realm: httpx.URL) -> bool:
         """A token service anywhere gets the credentials over HTTPS (Docker Hub's realm is on

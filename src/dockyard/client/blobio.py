@@ -59,7 +59,7 @@ async def _aclose(stream: AsyncIterator[bytes]) -> None:
 
 async def receive_blob(descriptor: Descriptor, opener: BlobOpener,
                        progress: ProgressCallback | None,
-                       write: Callable[[bytes], None]) -> None:
+                       write: Callable[[bytes], object]) -> None:
     """Feed the blob's bytes to `write` (called in a worker thread), verifying size and digest.
 
     A stream that raises something other than a ClientError, or ends early after making

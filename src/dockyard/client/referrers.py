@@ -49,7 +49,7 @@ class Referrer:
     referrers: list[Referrer] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        document = {
+        document: dict[str, Any] = {
             key: self.descriptor[key]
             for key in ("mediaType", "digest", "size", "artifactType", "annotations")
             if key in self.descriptor

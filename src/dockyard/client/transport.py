@@ -32,8 +32,8 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 DEFAULT_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0)
 # httpcore reads a response 64 KiB at a time. Blobs are the bulk of what a registry client
-# receives; reading up to 1 MiB at once halved the CPU a 256 MiB download cost here
-# (1.04 -> 0.53 ns a byte, uvloop, loopback), and small answers are unaffected.
+# receives; larger reads cut the CPU a large download costs (bench/README.md), and small
+# answers are unaffected.
 BODY_READ_BYTES = 1024 * 1024
 if getattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", 0) < BODY_READ_BYTES:
     httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = BODY_READ_BYTES

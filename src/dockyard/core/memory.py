@@ -16,12 +16,18 @@ BIG_TRANSFER = 8 * 1024 * 1024  # bodies at least this large are followed by a t
 _M_ARENA_MAX = -8
 _TRIM_INTERVAL = 1.0  # seconds: a trim walks every arena, so not after every transfer
 
-try:
-    _libc: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
-    _libc.malloc_trim.argtypes = (ctypes.c_size_t,)
-    _libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-except (OSError, AttributeError):  # not glibc
-    _libc = None
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes = (ctypes.c_size_t,)
+        libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return libc
+
+
+_libc = _glibc()
 
 _last_trim = 0.0
 _pending = False

@@ -9,6 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # cryptography is imported only when a certificate is checked
+    from cryptography.hazmat.primitives.asymmetric.types import (
+        CertificatePublicKeyTypes,
+        PublicKeyTypes,
+    )
 
 
 class TlsFileError(ValueError):
@@ -56,8 +63,8 @@ def check_pair(cert_path: Path, key_path: Path) -> ServerCertificate:
         ) from None
     leaf = chain[0]
 
-    def spki(public_key: object) -> bytes:
-        return public_key.public_bytes(  # type: ignore[attr-defined]
+    def spki(public_key: PublicKeyTypes | CertificatePublicKeyTypes) -> bytes:
+        return public_key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 

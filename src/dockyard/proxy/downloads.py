@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 
 from dockyard.client.image import ClientError, DigestMismatch
@@ -77,7 +77,7 @@ class Downloads:
         """Held by the process downloading a blob for as long as it downloads."""
         return self.lock_dir / f"{upload_id}.lock"
 
-    async def fetch(self, route: Route, digest: str) -> tuple[int, AsyncIterator[bytes]]:
+    async def fetch(self, route: Route, digest: str) -> tuple[int, AsyncGenerator[bytes, None]]:
         """Start (or join) the download of an uncached blob; stream it as it arrives."""
         # One download per cached repository and digest: a client of another repository
         # joining it would get bytes its own upstream repository was never asked for.
@@ -232,7 +232,7 @@ class Downloads:
 
     async def _follow(
         self, route: Route, digest: str, upload_id: str, size: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Read the download as it grows; the last bytes only once the digest is verified."""
         relay = self._relays.get(upload_id)
         if relay is not None:

@@ -22,9 +22,8 @@ CHUNK = 1024 * 1024
 # Pieces kept in memory behind the newest one, for readers (even once written).
 WINDOW = 4 * 1024 * 1024
 # How far the download may run ahead of the disk; beyond it, receiving waits for the writer.
-# Small on purpose: memory held longer is memory the process must grow by (measured: 64 MiB
-# ahead was no faster than 8 on the 2-core test VM, where fresh memory costs as much as the
-# page cache).
+# Small on purpose: memory held longer is memory the process must grow by, and running further
+# ahead was no faster (bench/README.md).
 AHEAD = 8 * 1024 * 1024
 # When a reader is out of memory and ahead of the file it looks again this often.
 RECHECK_SECONDS = 0.005

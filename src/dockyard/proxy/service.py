@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 from dockyard.client.image import ClientError, NotFound
@@ -328,7 +328,9 @@ class ProxyService:
         await self.adopt(route, digest, size)
         return size
 
-    async def fetch_blob(self, route: Route, digest: str) -> tuple[int, AsyncIterator[bytes]]:
+    async def fetch_blob(
+        self, route: Route, digest: str
+    ) -> tuple[int, AsyncGenerator[bytes, None]]:
         """Start (or join) the download of an uncached blob; stream it as it arrives."""
         return await self.downloads.fetch(route, digest)
 

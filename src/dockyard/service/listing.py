@@ -2,15 +2,15 @@
 
 Each server process keeps the tag lists it served last, and the catalog, with the version the
 metadata store gave them: a request then costs one primary-key read to learn the list is still
-current, not a read of every entry (SQLite alone needs about 2 ms for 5,000 tags).
+current, not a read of every entry, which grows with the list (bench/README.md).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict
 from dataclasses import dataclass
 
+from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import MetadataStore
 
@@ -61,8 +61,9 @@ def paginate(names: list[str], n: int | None, last: str | None) -> Page:
 class ListingService:
     def __init__(self, meta: MetadataStore) -> None:
         self.meta = meta
-        self._tags: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
-        self._cached_tags = 0
+        # repository -> (tags version, its tags), bounded by repositories and by names
+        self._tags: BoundedCache[str, tuple[int, list[str]]] = BoundedCache(
+            CACHED_REPOSITORIES, max_weight=CACHED_NAMES, weigh=lambda entry: len(entry[1]))
         self._catalog: tuple[int, list[str]] | None = None
 
     async def tags(self, repository: str, n: int | None, last: str | None) -> Page:
@@ -70,29 +71,15 @@ class ListingService:
         if version is None:
             raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repository})
         cached = self._tags.get(repository)
-        if cached is not None and cached[0] == version:
-            self._tags.move_to_end(repository)
-        else:
+        if cached is None or cached[0] != version:
             cached = await self.meta.all_tags(repository)
             if cached is None:
                 raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repository})
-            self._remember(repository, cached)
+            self._tags.put(repository, cached)
         page = paginate(cached[1], n, last)
         if last is None and page.next_last is None and n != 0:
             page = Page(page.items, None, page.limit, whole=(repository, cached[0]))
         return page
-
-    def _remember(self, repository: str, entry: tuple[int, list[str]]) -> None:
-        old = self._tags.pop(repository, None)
-        if old is not None:
-            self._cached_tags -= len(old[1])
-        if len(entry[1]) > CACHED_NAMES:
-            return
-        self._tags[repository] = entry
-        self._cached_tags += len(entry[1])
-        while len(self._tags) > CACHED_REPOSITORIES or self._cached_tags > CACHED_NAMES:
-            _, dropped = self._tags.popitem(last=False)
-            self._cached_tags -= len(dropped[1])
 
     async def catalog(self, n: int | None, last: str | None) -> Page:
         version = await self.meta.catalog_version()

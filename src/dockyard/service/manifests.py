@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from dockyard.core import jsontext
 from dockyard.core import mediatypes as mt
+from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
@@ -54,28 +54,14 @@ def parse_reference(reference: str, *, lookup: bool = False) -> tuple[str | None
     return reference, None
 
 
-class _ContentCache:
-    """Manifest bytes by digest; immutable, so never stale. Bounded by total bytes."""
+# Manifest bytes by digest are immutable, so never stale: kept by total size, and a manifest
+# over a quarter of it is not kept (it would push out many others).
+CACHED_MANIFEST_BYTES = 32 * 1024 * 1024
 
-    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
-        self.max_bytes = max_bytes
-        self.size = 0
-        self.items: OrderedDict[str, bytes] = OrderedDict()
 
-    def get(self, digest: str) -> bytes | None:
-        data = self.items.get(digest)
-        if data is not None:
-            self.items.move_to_end(digest)
-        return data
-
-    def put(self, digest: str, data: bytes) -> None:
-        if digest in self.items or len(data) > self.max_bytes // 4:
-            return
-        self.items[digest] = data
-        self.size += len(data)
-        while self.size > self.max_bytes:
-            _, dropped = self.items.popitem(last=False)
-            self.size -= len(dropped)
+def _content_cache() -> BoundedCache[str, bytes]:
+    return BoundedCache(CACHED_MANIFEST_BYTES, max_weight=CACHED_MANIFEST_BYTES, weigh=len,
+                        max_entry_weight=CACHED_MANIFEST_BYTES // 4)
 
 
 class ManifestService:
@@ -84,7 +70,7 @@ class ManifestService:
         self.lock = lock or NoLock()
         self.blobs = blobs
         self.meta = meta
-        self.cache = _ContentCache()
+        self.cache = _content_cache()
 
     # -- push ----------------------------------------------------------------------------
     async def put(

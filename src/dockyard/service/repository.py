@@ -8,7 +8,7 @@ repository to the service that does the work.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -35,7 +35,7 @@ class Arriving:
 
     digest: str
     size: int
-    stream: AsyncIterator[bytes] | None
+    stream: AsyncGenerator[bytes, None] | None
     is_manifest: Callable[[], Awaitable[bool]]
 
 

@@ -20,10 +20,10 @@ import logging
 import re
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import MetadataStore, UploadRecord
@@ -61,7 +61,8 @@ class UploadService:
         self.meta = meta
         self.ttl = ttl_seconds
         # upload id -> (bytes hashed so far, running sha256)
-        self._hashes: OrderedDict[str, tuple[int, hashlib._Hash]] = OrderedDict()
+        self._hashes: BoundedCache[str, tuple[int, hashlib._Hash]] = BoundedCache(
+            _MAX_TRACKED_HASHES)
 
     # -- sessions ------------------------------------------------------------------------
     async def start(self, repository: str) -> UploadStatus:
@@ -90,7 +91,7 @@ class UploadService:
             await self._drop(upload_id)
 
     async def _drop(self, upload_id: str) -> None:
-        self._hashes.pop(upload_id, None)
+        self._hashes.pop(upload_id)
         await self.meta.delete_upload(upload_id)
         await self.blobs.abort_upload(upload_id)
 
@@ -138,9 +139,7 @@ class UploadService:
                 )
             # Tracked only once accepted: a refused chunk leaves no trace in the hash.
             if hasher is not None:
-                self._hashes[upload_id] = (new_size, hasher)
-                while len(self._hashes) > _MAX_TRACKED_HASHES:
-                    self._hashes.popitem(last=False)
+                self._hashes.put(upload_id, (new_size, hasher))
         return UploadStatus(upload_id, repository, new_size)
 
     async def _take(
@@ -162,7 +161,7 @@ class UploadService:
                     "Location": f"/v2/{record.repository}/blobs/uploads/{upload_id}",
                 },
             )
-        tracked = self._hashes.pop(upload_id, None)
+        tracked = self._hashes.pop(upload_id)
         hasher = None
         if record.size == 0:
             hasher = hashlib.sha256()
@@ -188,7 +187,7 @@ class UploadService:
 
     async def _trim(self, upload_id: str, size: int, piece: str | None) -> None:
         """Undo a write at `size`; `piece` is its recorded name ("<offset>.<random>")."""
-        self._hashes.pop(upload_id, None)
+        self._hashes.pop(upload_id)
         try:
             await self.blobs.trim_upload(upload_id, size, piece and piece.partition(".")[2])
         except KeyError as exc:
@@ -216,7 +215,7 @@ class UploadService:
                 size, hasher, piece = await self._take(record, chunks, content_range)
                 pieces += (piece,) if piece else ()
             else:
-                size, tracked = record.size, self._hashes.pop(upload_id, None)
+                size, tracked = record.size, self._hashes.pop(upload_id)
                 hasher = tracked[1] if tracked is not None and tracked[0] == size else None
                 # A writer that died mid-chunk may have left bytes past the recorded end.
                 await self._trim(upload_id, size, None)

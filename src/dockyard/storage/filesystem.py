@@ -23,12 +23,12 @@ from dockyard.storage.base import Digester, StorageFullError, UploadBusyError
 
 CHUNK = 1024 * 1024
 # Downloads are read this much at a time: a piece that stays in the CPU's L2 cache while it is
-# read, handed to the HTTP server and copied to the socket. 512 MiB pulls measured on the
-# benchmark machine: 128-256 KiB 1.9-2.0 GB/s, 1-2 MiB 2.0-2.2, 512 KiB 2.3-2.9.
+# read, handed to the HTTP server and copied to the socket; the fastest size tried for large
+# pulls (figures in bench/README.md).
 READ_CHUNK = 512 * 1024
 # Received pieces are handed to a worker thread (hash, then write) in batches this large: the
-# hop costs little against it, and 1 MiB batches measured no faster while sixteen concurrent
-# uploads held 25 MiB more of them in flight.
+# hop costs little against it, and larger batches were no faster while concurrent uploads held
+# more memory in flight (bench/README.md).
 WRITE_BATCH = 256 * 1024
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
@@ -76,8 +76,8 @@ def _absorb(fd: int, position: int, pieces: list[bytes], digester: Digester | No
             write_back: bool = False) -> None:
     """Hash and write one batch (in a worker thread: both release the GIL). `write_back`
     starts the disk writing it at once, without waiting: the fsync before the blob is
-    acknowledged then finds little left to do, instead of the whole blob (a 512 MiB push
-    spent a quarter of its time in that last fsync)."""
+    acknowledged then finds little left to do, instead of the whole blob (a large push
+    otherwise spends much of its time in that last fsync; bench/README.md)."""
     start = position
     for piece in pieces:
         if digester is not None:
@@ -115,8 +115,8 @@ class FilesystemBlobStore:
         self.trash_root = root / "trash"
         self.blob_root.mkdir(parents=True, exist_ok=True)
         self.upload_root.mkdir(parents=True, exist_ok=True)
-        # Paths on the hot paths are plain strings: pathlib's joins and conversions were a
-        # tenth of a small push's Python time.
+        # Paths on the hot paths are plain strings: pathlib's joins and conversions showed in
+        # a small push's profile (bench/README.md).
         self._blobs = str(self.blob_root)
         self._uploads = str(self.upload_root)
         # Leftovers of small writes cut short by a crash: never visible, never resumable.

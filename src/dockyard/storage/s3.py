@@ -24,6 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import obstore
 from obstore.store import S3Store
@@ -31,6 +32,9 @@ from obstore.store import S3Store
 from dockyard.core.digest import Digest
 from dockyard.storage.base import Digester
 from dockyard.storage.s3_multipart import Credentials, MultipartClient, S3Error
+
+if TYPE_CHECKING:  # obstore's option types exist in its stubs only
+    from obstore import GetOptions
 
 _UPLOAD_ID_LENGTH = 32
 PIECE_DIGITS = 20
@@ -54,7 +58,7 @@ class S3BlobStore:
         """`s3://BUCKET[/PREFIX]`; credentials from the arguments or the AWS_* variables."""
         rest = url.removeprefix("s3://")
         bucket, _, prefix = rest.partition("/")
-        options: dict = {"region": region, "virtual_hosted_style_request": not path_style}
+        options: dict[str, Any] = {"region": region, "virtual_hosted_style_request": not path_style}
         if endpoint:
             options["endpoint"] = endpoint
             if endpoint.startswith("http://"):
@@ -150,9 +154,13 @@ class S3BlobStore:
 
     async def read(self, digest: str, start: int = 0,
                    end: int | None = None) -> AsyncIterator[bytes]:
-        options = {"range": (start, end + 1)} if (start or end is not None) else None
         if end is not None and end < start:
             return
+        options: GetOptions | None = None
+        if end is not None:
+            options = {"range": (start, end + 1)}
+        elif start:
+            options = {"range": {"offset": start}}
         result = await obstore.get_async(self.store, self._blob_key(digest), options=options)
         async for chunk in result.stream(min_chunk_size=1024 * 1024):
             yield bytes(chunk)

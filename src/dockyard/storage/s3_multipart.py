@@ -152,7 +152,7 @@ class MultipartClient:
             "PUT", key, {"partNumber": str(number), "uploadId": upload_id}, body=data,
             payload_hash=hashlib.sha256(data).hexdigest(),
         )
-        etag = response.headers.get("etag")
+        etag: str | None = response.headers.get("etag")
         if not etag:
             raise S3Error(f"uploading part {number} of {key}: no ETag in the answer")
         return etag

@@ -89,7 +89,7 @@ async def _arriving(request: Request, blob: Arriving, caller: Caller | None) -> 
             async for chunk in stream:
                 pieces.append(chunk)
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         if await blob.is_manifest():
             await count_pull(request, caller, headers)
         headers["Content-Length"] = str(size)
@@ -103,7 +103,7 @@ async def _arriving(request: Request, blob: Arriving, caller: Caller | None) -> 
             async for chunk in stream:
                 yield chunk
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
 
     headers["Content-Length"] = str(size)
     return BlobResponse(200, headers, stream=body)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dockyard.api.routes.common import auth_of, registry_of, require
+from dockyard.api.routes.common import gate_of, registry_of, require
 from dockyard.api.routes.tags import next_link
 from dockyard.auth.requests import Need
 from dockyard.service.listing import Page, parse_page_size
@@ -23,7 +23,7 @@ async def list_repositories(request: Request) -> Response:
     if caller is not None:
         # Filter, then fill the page from further names, so the Link's `last` is always a
         # name the caller may see (never a hidden repository's).
-        gate = auth_of(request).gate
+        gate = gate_of(request)
         visible = await gate.may_pull(caller, page.items)
         more = page.next_last
         while more is not None and len(visible) < page.limit:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from dockyard.api.services import SERVICES_KEY
 from dockyard.auth.requests import Caller, Need, client_address, plain_address
 from dockyard.auth.scopes import PULL
+from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.names import validate_name
 from dockyard.service.registry import Registry
 from dockyard.service.repository import Repository
@@ -36,13 +37,20 @@ def auth_of(request: Request) -> Auth | None:
     return request.scope[SERVICES_KEY].auth
 
 
+def gate_of(request: Request) -> AccessGate:
+    """The access gate, asked for once a caller was identified: so accounts are on."""
+    auth = auth_of(request)
+    assert auth is not None
+    return auth.gate
+
+
 def repository(request: Request) -> str:
     return validate_name(request.path_params["name"])
 
 
 def header(request: Request, name: bytes) -> str | None:
     """One request header by its lower-case name, read from the ASGI scope's list: on the
-    token-checked path, Starlette's `request.headers` lookups were a tenth of the request."""
+    token-checked path, Starlette's `request.headers` lookups cost too much (bench/README.md)."""
     for key, value in request.scope["headers"]:
         if key == name:
             return value.decode("latin-1")
@@ -131,16 +139,15 @@ async def repository_access(request: Request, *actions: str) -> tuple[str, Calle
     return name, await require(request, _need(name, actions))
 
 
-_NEEDS: dict[tuple[str, tuple[str, ...]], Need] = {}
+_NEEDS: BoundedCache[tuple[str, tuple[str, ...]], Need] = BoundedCache(10_000)
 
 
 def _need(name: str, actions: tuple[str, ...]) -> Need:
-    """Needs are immutable and few: built once (a frozen dataclass costs a microsecond)."""
+    """Needs are immutable and few: built once, not per request (bench/README.md)."""
     need = _NEEDS.get((name, actions))
     if need is None:
-        if len(_NEEDS) >= 10_000:
-            _NEEDS.clear()
-        need = _NEEDS[(name, actions)] = Need("repository", name, frozenset(actions))
+        need = Need("repository", name, frozenset(actions))
+        _NEEDS.put((name, actions), need)
     return need
 
 
@@ -149,7 +156,7 @@ def read_check(request: Request, caller: Caller | None) -> ReadCheck | None:
     A bearer's token must grant pull there too: the account's roles are not the token's."""
     if caller is None:
         return None
-    gate = auth_of(request).gate
+    gate = gate_of(request)
 
     async def may_read(name: str) -> bool:
         if caller.claims is not None and not gate.token_grants(caller, _need(name, (PULL,))):
@@ -164,14 +171,14 @@ async def count_pull(request: Request, caller: Caller | None, headers: dict[str,
     RateLimit headers to `headers`, or raises TOOMANYREQUESTS."""
     if caller is None:
         return
-    gate = auth_of(request).gate
+    gate = gate_of(request)
     if not gate.count_pull_now(caller, headers):
         headers.update(await gate.count_pull(caller))
 
 
 async def pull_headers(request: Request, caller: Caller) -> dict[str, str]:
     """The caller's RateLimit headers, counting nothing (for HEAD)."""
-    return await auth_of(request).gate.pull_headers(caller)
+    return await gate_of(request).pull_headers(caller)
 
 
 def repository_of(request: Request, name: str) -> Repository:

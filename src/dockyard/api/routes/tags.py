@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -11,6 +10,7 @@ from starlette.responses import Response
 
 from dockyard.api.routes.common import repository_access, repository_of
 from dockyard.auth.scopes import PULL
+from dockyard.core.bounded_cache import BoundedCache
 from dockyard.service.listing import Page, parse_page_size
 
 
@@ -22,17 +22,15 @@ def next_link(path: str, page: Page) -> dict[str, str]:
 
 
 # Whole tag lists as last sent, by (repository, tags version): a big list is encoded once.
-_RENDERED: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 RENDERED_LISTS = 16
+_RENDERED: BoundedCache[tuple[str, int], bytes] = BoundedCache(RENDERED_LISTS)
 
 
 def _render(name: str, page: Page) -> bytes:
     body = json.dumps({"name": name, "tags": page.items}, ensure_ascii=False,
                       separators=(",", ":")).encode()
     if page.whole is not None:
-        _RENDERED[page.whole] = body
-        while len(_RENDERED) > RENDERED_LISTS:
-            _RENDERED.popitem(last=False)
+        _RENDERED.put(page.whole, body)
     return body
 
 
