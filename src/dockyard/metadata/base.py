@@ -113,15 +113,17 @@ class Uploads(Protocol):
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
 
-    async def advance_upload(self, upload_id: str, old: int, new: int, now: float,
-                             pieces: str | None = None) -> bool:
+    async def advance_upload(
+        self, upload_id: str, old: int, new: int, now: float, pieces: str | None = None
+    ) -> bool:
         """Move an upload's size from `old` to `new` and record its `pieces` as they now are;
         False if someone else moved it first."""
 
     async def delete_upload(self, upload_id: str) -> None: ...
 
-    async def complete_upload(self, upload_id: str, repository: str, digest: str,
-                              size: int) -> None:
+    async def complete_upload(
+        self, upload_id: str, repository: str, digest: str, size: int
+    ) -> None:
         """`link_blob` and `delete_upload` in one transaction."""
 
     async def expired_uploads(self, before: float) -> list[UploadRecord]: ...
@@ -233,8 +235,9 @@ class Secrets(Protocol):
         """A value every replica agrees on; the first caller's `make()` wins."""
 
 
-class MetadataStore(BlobLinks, Uploads, Manifests, Catalog, CacheIndex, ContentGraphs, Transfer,
-                    Secrets, Protocol):
+class MetadataStore(
+    BlobLinks, Uploads, Manifests, Catalog, CacheIndex, ContentGraphs, Transfer, Secrets, Protocol
+):
     """Every aggregate, the accounts kept in the same database, and the store's lifecycle."""
 
     @property

@@ -29,8 +29,10 @@ LINKED_BLOB_SIZE = (
     sa.select(t.blobs.c.size)
     .select_from(t.repository_blobs.join(t.blobs))
     .join(t.repositories, t.repositories.c.id == t.repository_blobs.c.repository_id)
-    .where(t.repositories.c.name == sa.bindparam("repository"),
-           t.repository_blobs.c.digest == sa.bindparam("digest"))
+    .where(
+        t.repositories.c.name == sa.bindparam("repository"),
+        t.repository_blobs.c.digest == sa.bindparam("digest"),
+    )
 )
 
 
@@ -42,9 +44,11 @@ def _referenced_by(table: sa.Table, column: str) -> sa.Exists:
 # ix_manifests_digest, ix_manifest_references_target): one pass over `blobs`, nothing else.
 UNREFERENCED = (
     sa.select(t.blobs.c.digest)
-    .where(~_referenced_by(t.repository_blobs, "digest"),
-           ~_referenced_by(t.manifests, "digest"),
-           ~_referenced_by(t.manifest_references, "target_digest"))
+    .where(
+        ~_referenced_by(t.repository_blobs, "digest"),
+        ~_referenced_by(t.manifests, "digest"),
+        ~_referenced_by(t.manifest_references, "target_digest"),
+    )
     .order_by(t.blobs.c.digest)
 )
 
@@ -56,18 +60,19 @@ def blob_size(conn: Connection, digest: str) -> int | None:
 
 def linked_blob_size(conn: Connection, repository: str, digest: str) -> int | None:
     size: int | None = direct.execute(
-        conn, LINKED_BLOB_SIZE, {"repository": repository, "digest": digest}).scalar()
+        conn, LINKED_BLOB_SIZE, {"repository": repository, "digest": digest}
+    ).scalar()
     return size
 
 
-def link_blob(conn: Connection, ids: RepositoryIds, repository: str, digest: str,
-              size: int) -> None:
+def link_blob(
+    conn: Connection, ids: RepositoryIds, repository: str, digest: str, size: int
+) -> None:
     now = time.time()
     repo_id = ids.ensure(conn, repository)
     first_content(conn, repo_id)
     insert_ignore(conn, t.blobs, digest=digest, size=size, created_at=now)
-    insert_ignore(conn, t.repository_blobs, repository_id=repo_id, digest=digest,
-                  created_at=now)
+    insert_ignore(conn, t.repository_blobs, repository_id=repo_id, digest=digest, created_at=now)
 
 
 def unlink_blob(conn: Connection, ids: RepositoryIds, repository: str, digest: str) -> bool:
@@ -107,7 +112,7 @@ def all_blob_digests(conn: Connection) -> list[str]:
 
 def forget_blob_records(conn: Connection, digests: list[str]) -> None:
     for start in range(0, len(digests), 500):
-        batch = digests[start:start + 500]
+        batch = digests[start : start + 500]
         conn.execute(sa.delete(t.repository_blobs).where(t.repository_blobs.c.digest.in_(batch)))
         conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest.in_(batch)))
     if digests:
@@ -120,15 +125,18 @@ class SQLBlobLinks(SQLAggregate):
 
     async def linked_blob_size(self, repository: str, digest: str) -> int | None:
         return await self.runner.read(
-            partial(linked_blob_size, repository=repository, digest=digest), inline=True)
+            partial(linked_blob_size, repository=repository, digest=digest), inline=True
+        )
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
-        await self.runner.write(partial(
-            link_blob, ids=self.ids, repository=repository, digest=digest, size=size))
+        await self.runner.write(
+            partial(link_blob, ids=self.ids, repository=repository, digest=digest, size=size)
+        )
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
         return await self.runner.write(
-            partial(unlink_blob, ids=self.ids, repository=repository, digest=digest))
+            partial(unlink_blob, ids=self.ids, repository=repository, digest=digest)
+        )
 
     async def repositories_linking(self, digest: str, limit: int) -> list[str]:
         return await self.runner.read(partial(repositories_linking, digest=digest, limit=limit))

@@ -24,7 +24,8 @@ TAGS_VERSION = (
     .where(t.repositories.c.name == sa.bindparam("repository"))
 )
 CATALOG_VERSION_ROW = sa.select(t.listing_versions.c.version).where(
-    t.listing_versions.c.name == CATALOG_VERSION)
+    t.listing_versions.c.name == CATALOG_VERSION
+)
 
 
 def repository_exists(conn: Connection, ids: RepositoryIds, repository: str) -> bool:
@@ -52,8 +53,7 @@ def all_tags(conn: Connection, repository: str) -> tuple[int, list[str]] | None:
     return version, list(conn.execute(_tags_query(repository)).scalars())
 
 
-def list_tags(conn: Connection, repository: str, limit: int | None,
-              last: str | None) -> list[str]:
+def list_tags(conn: Connection, repository: str, limit: int | None, last: str | None) -> list[str]:
     query = _tags_query(repository)
     if last is not None:
         query = query.where(t.tags.c.name > last)
@@ -92,7 +92,8 @@ def all_repositories(conn: Connection) -> tuple[int, list[str]]:
 class SQLCatalog(SQLAggregate):
     async def repository_exists(self, repository: str) -> bool:
         return await self.runner.read(
-            partial(repository_exists, ids=self.ids, repository=repository), inline=True)
+            partial(repository_exists, ids=self.ids, repository=repository), inline=True
+        )
 
     async def tags_version(self, repository: str) -> int | None:
         return await self.runner.read(partial(tags_version, repository=repository), inline=True)
@@ -102,7 +103,8 @@ class SQLCatalog(SQLAggregate):
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str]:
         return await self.runner.read(
-            partial(list_tags, repository=repository, limit=limit, last=last))
+            partial(list_tags, repository=repository, limit=limit, last=last)
+        )
 
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
         return await self.runner.read(partial(list_repositories, limit=limit, last=last))

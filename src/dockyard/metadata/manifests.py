@@ -43,8 +43,10 @@ MANIFEST_COLUMNS = (
 GET_MANIFEST = (
     sa.select(*MANIFEST_COLUMNS)
     .join(t.repositories)
-    .where(t.repositories.c.name == sa.bindparam("repository"),
-           t.manifests.c.digest == sa.bindparam("digest"))
+    .where(
+        t.repositories.c.name == sa.bindparam("repository"),
+        t.manifests.c.digest == sa.bindparam("digest"),
+    )
 )
 RESOLVE_TAG = (
     sa.select(*MANIFEST_COLUMNS)
@@ -57,8 +59,9 @@ RESOLVE_TAG = (
         ),
     )
     .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
-    .where(t.repositories.c.name == sa.bindparam("repository"),
-           t.tags.c.name == sa.bindparam("tag"))
+    .where(
+        t.repositories.c.name == sa.bindparam("repository"), t.tags.c.name == sa.bindparam("tag")
+    )
 )
 
 _tagged = sa.exists().where(
@@ -98,30 +101,44 @@ def _upsert_tag_statement(dialect: Any) -> Any:
     stmt = dialect.insert(t.tags)
     return stmt.on_conflict_do_update(
         index_elements=[t.tags.c.repository_id, t.tags.c.name],
-        set_={"manifest_digest": stmt.excluded.manifest_digest,
-              "updated_at": stmt.excluded.updated_at},
+        set_={
+            "manifest_digest": stmt.excluded.manifest_digest,
+            "updated_at": stmt.excluded.updated_at,
+        },
     )
 
 
 def upsert_tag(conn: Connection, repo_id: int, tag: str, digest: str, now: float) -> None:
-    direct.execute(conn, prepared(conn, ("upsert-tag",), _upsert_tag_statement), {
-        "repository_id": repo_id, "name": tag, "manifest_digest": digest, "updated_at": now})
+    direct.execute(
+        conn,
+        prepared(conn, ("upsert-tag",), _upsert_tag_statement),
+        {"repository_id": repo_id, "name": tag, "manifest_digest": digest, "updated_at": now},
+    )
 
 
 def require_children(conn: Connection, repo_id: int, children: list[str]) -> None:
-    present = set(conn.execute(
-        sa.select(t.manifests.c.digest).where(
-            t.manifests.c.repository_id == repo_id,
-            t.manifests.c.digest.in_(children),
-        )
-    ).scalars())
+    present = set(
+        conn.execute(
+            sa.select(t.manifests.c.digest).where(
+                t.manifests.c.repository_id == repo_id,
+                t.manifests.c.digest.in_(children),
+            )
+        ).scalars()
+    )
     missing = [d for d in children if d not in present]
     if missing:
         raise ChildrenMissing(missing)
 
 
-def put_manifest(conn: Connection, ids: RepositoryIds, repository: str, record: ManifestRecord,
-                 references: list[Reference], tags: list[str], children_required: bool) -> None:
+def put_manifest(
+    conn: Connection,
+    ids: RepositoryIds,
+    repository: str,
+    record: ManifestRecord,
+    references: list[Reference],
+    tags: list[str],
+    children_required: bool,
+) -> None:
     now = time.time()
     repo_id = ids.ensure(conn, repository)
     children = [r.target for r in references if r.kind == "manifest"]
@@ -180,14 +197,16 @@ def missing_manifests(conn: Connection, repository: str, digests: list[str]) -> 
 def refuse_if_in_index(conn: Connection, repo_id: int, digest: str) -> None:
     # Read in the deleting transaction: an index stored meanwhile is either seen here or
     # finds its child gone (`children_required`), never both missed.
-    indexes = sorted(conn.execute(
-        sa.select(t.manifest_references.c.manifest_digest).where(
-            t.manifest_references.c.repository_id == repo_id,
-            t.manifest_references.c.target_digest == digest,
-            t.manifest_references.c.kind == "manifest",
-            t.manifest_references.c.manifest_digest != digest,
-        )
-    ).scalars())
+    indexes = sorted(
+        conn.execute(
+            sa.select(t.manifest_references.c.manifest_digest).where(
+                t.manifest_references.c.repository_id == repo_id,
+                t.manifest_references.c.target_digest == digest,
+                t.manifest_references.c.kind == "manifest",
+                t.manifest_references.c.manifest_digest != digest,
+            )
+        ).scalars()
+    )
     if not indexes:
         return
     exists = conn.execute(
@@ -199,8 +218,9 @@ def refuse_if_in_index(conn: Connection, repo_id: int, digest: str) -> None:
         raise ManifestInUse(indexes)
 
 
-def delete_manifest(conn: Connection, ids: RepositoryIds, repository: str, digest: str,
-                    unless_in_index: bool) -> bool:
+def delete_manifest(
+    conn: Connection, ids: RepositoryIds, repository: str, digest: str, unless_in_index: bool
+) -> bool:
     repo_id = ids.lookup(conn, repository)
     if repo_id is None:
         return False
@@ -265,34 +285,52 @@ class SQLManifests(SQLAggregate):
         *,
         children_required: bool = False,
     ) -> None:
-        await self.runner.write(partial(
-            put_manifest, ids=self.ids, repository=repository, record=record,
-            references=references, tags=tags, children_required=children_required))
+        await self.runner.write(
+            partial(
+                put_manifest,
+                ids=self.ids,
+                repository=repository,
+                record=record,
+                references=references,
+                tags=tags,
+                children_required=children_required,
+            )
+        )
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
         return await self.runner.read(
-            partial(get_manifest, repository=repository, digest=digest), inline=True)
+            partial(get_manifest, repository=repository, digest=digest), inline=True
+        )
 
     async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None:
         return await self.runner.read(
-            partial(resolve_tag, repository=repository, tag=tag), inline=True)
+            partial(resolve_tag, repository=repository, tag=tag), inline=True
+        )
 
     async def missing_manifests(self, repository: str, digests: list[str]) -> list[str]:
         if not digests:
             return []
         return await self.runner.read(
-            partial(missing_manifests, repository=repository, digests=digests))
+            partial(missing_manifests, repository=repository, digests=digests)
+        )
 
     async def delete_manifest(
         self, repository: str, digest: str, *, unless_in_index: bool = False
     ) -> bool:
-        return await self.runner.write(partial(
-            delete_manifest, ids=self.ids, repository=repository, digest=digest,
-            unless_in_index=unless_in_index))
+        return await self.runner.write(
+            partial(
+                delete_manifest,
+                ids=self.ids,
+                repository=repository,
+                digest=digest,
+                unless_in_index=unless_in_index,
+            )
+        )
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
         return await self.runner.write(
-            partial(delete_tag, ids=self.ids, repository=repository, tag=tag))
+            partial(delete_tag, ids=self.ids, repository=repository, tag=tag)
+        )
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:
         return await self.runner.read(partial(referrers, repository=repository, subject=subject))

@@ -40,14 +40,14 @@ def postgres_engine(url: str) -> AsyncEngine:
     # SQLite server process otherwise.
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    return create_async_engine(postgres_url(url), pool_size=10, max_overflow=10,
-                               pool_pre_ping=True)
+    return create_async_engine(postgres_url(url), pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 def sqlstate(exc: sa.exc.DBAPIError) -> str | None:
     """The SQLSTATE asyncpg reported, wherever SQLAlchemy's wrapping put it."""
     state = getattr(exc.orig, "sqlstate", None) or getattr(
-        getattr(exc.orig, "__cause__", None), "sqlstate", None)
+        getattr(exc.orig, "__cause__", None), "sqlstate", None
+    )
     return state if isinstance(state, str) else None
 
 

@@ -17,7 +17,8 @@ from dockyard.metadata.statements import insert_ignore
 def secret(conn: Connection, name: str, make: Callable[[], str]) -> str:
     insert_ignore(conn, t.secrets, name=name, value=make(), created_at=time.time())
     value: str = conn.execute(
-        sa.select(t.secrets.c.value).where(t.secrets.c.name == name)).scalar_one()
+        sa.select(t.secrets.c.value).where(t.secrets.c.name == name)
+    ).scalar_one()
     return value
 
 

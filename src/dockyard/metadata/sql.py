@@ -33,8 +33,16 @@ if TYPE_CHECKING:
 __all__ = ["SQLMetadataStore", "postgres_url", "sqlite_engine"]
 
 
-class SQLMetadataStore(SQLBlobLinks, SQLUploads, SQLManifests, SQLCatalog, SQLCacheIndex,
-                       SQLContentGraph, SQLTransfer, SQLSecrets):
+class SQLMetadataStore(
+    SQLBlobLinks,
+    SQLUploads,
+    SQLManifests,
+    SQLCatalog,
+    SQLCacheIndex,
+    SQLContentGraph,
+    SQLTransfer,
+    SQLSecrets,
+):
     """Every aggregate of the `MetadataStore` protocol, sharing one runner and one memory of
     repository ids (forgotten whenever the runner abandons a write transaction)."""
 

@@ -66,8 +66,11 @@ def access_changed(conn: Connection, shrunk: list[int] | None = None) -> None:
     accounts whose rights just shrank, whose access tokens minted before are refused."""
     bump_version(conn, t.listing_versions, "name", ACCESS_VERSION)
     if shrunk:
-        conn.execute(sa.update(t.accounts).where(t.accounts.c.id.in_(shrunk))
-                     .values(grants_changed_at=time.time()))
+        conn.execute(
+            sa.update(t.accounts)
+            .where(t.accounts.c.id.in_(shrunk))
+            .values(grants_changed_at=time.time())
+        )
 
 
 def account_id(conn: Connection, name: str, kind: str | None = None) -> int | None:
@@ -83,7 +86,8 @@ def account_id(conn: Connection, name: str, kind: str | None = None) -> int | No
 # Lookups made while authorizing requests: built once, run on the event loop (see
 # `SQLiteRunner.read`).
 ACCESS_VERSION_ROW = sa.select(t.listing_versions.c.version).where(
-    t.listing_versions.c.name == ACCESS_VERSION)
+    t.listing_versions.c.name == ACCESS_VERSION
+)
 GET_ACCOUNT = sa.select(t.accounts).where(t.accounts.c.name == sa.bindparam("name"))
 GET_VISIBILITY = (
     sa.select(t.repository_settings.c.visibility)
@@ -145,8 +149,15 @@ def list_accounts(conn: Connection, kind: str | None) -> list[Account]:
     return [account_record(row) for row in conn.execute(query)]
 
 
-def create_account(conn: Connection, name: str, kind: str, password_hash: str | None,
-                   is_admin: bool, now: float, free_namespace_only: bool) -> Account:
+def create_account(
+    conn: Connection,
+    name: str,
+    kind: str,
+    password_hash: str | None,
+    is_admin: bool,
+    now: float,
+    free_namespace_only: bool,
+) -> Account:
     if account_id(conn, name) is not None:
         raise KeyError(name)
     # In the same transaction as the insert: a push landing in between cannot slip by.
@@ -220,8 +231,9 @@ def empty_namespace(conn: Connection, namespace: str) -> None:
     catalog_changed(conn)
 
 
-def delete_account(conn: Connection, name: str, repositories: str | None, heir: str | None,
-                   now: float) -> bool:
+def delete_account(
+    conn: Connection, name: str, repositories: str | None, heir: str | None, now: float
+) -> bool:
     found = account_id(conn, name)
     if found is None:
         return False
@@ -239,8 +251,11 @@ def delete_account(conn: Connection, name: str, repositories: str | None, heir: 
     elif namespace_has_content(conn, name):
         raise NamespaceInUse(name)
     conn.execute(sa.delete(t.access_tokens).where(t.access_tokens.c.account_id == found))
-    members = list(conn.execute(sa.select(t.memberships.c.user_id).where(
-        t.memberships.c.org_id == found)).scalars())
+    members = list(
+        conn.execute(
+            sa.select(t.memberships.c.user_id).where(t.memberships.c.org_id == found)
+        ).scalars()
+    )
     conn.execute(
         sa.delete(t.memberships).where(
             sa.or_(t.memberships.c.org_id == found, t.memberships.c.user_id == found)
@@ -390,8 +405,7 @@ def visibility_facts(conn: Connection, repository: str) -> tuple[bool, str | Non
     return bool(row[0]), row[1], row[2]
 
 
-def set_visibility(conn: Connection, ids: RepositoryIds, repository: str,
-                   visibility: str) -> None:
+def set_visibility(conn: Connection, ids: RepositoryIds, repository: str, visibility: str) -> None:
     repo_id = ids.ensure(conn, repository)
     conn.execute(
         sa.delete(t.repository_settings).where(t.repository_settings.c.repository_id == repo_id)
@@ -437,9 +451,17 @@ class SQLAccountStore(SQLAggregate):
         *,
         free_namespace_only: bool = False,
     ) -> Account:
-        return await self.runner.write(partial(
-            create_account, name=name, kind=kind, password_hash=password_hash,
-            is_admin=is_admin, now=now, free_namespace_only=free_namespace_only))
+        return await self.runner.write(
+            partial(
+                create_account,
+                name=name,
+                kind=kind,
+                password_hash=password_hash,
+                is_admin=is_admin,
+                now=now,
+                free_namespace_only=free_namespace_only,
+            )
+        )
 
     async def update_account(self, name: str, **fields: object) -> bool:
         unknown = set(fields) - _ACCOUNT_FIELDS
@@ -459,8 +481,9 @@ class SQLAccountStore(SQLAggregate):
         heir: str | None = None,
         now: float = 0.0,
     ) -> bool:
-        return await self.runner.write(partial(
-            delete_account, name=name, repositories=repositories, heir=heir, now=now))
+        return await self.runner.write(
+            partial(delete_account, name=name, repositories=repositories, heir=heir, now=now)
+        )
 
     async def any_admin(self) -> bool:
         return await self.runner.read(any_admin)
@@ -492,22 +515,22 @@ class SQLAccountStore(SQLAggregate):
         if not storable(name_or_id):
             return False
         return await self.runner.write(
-            partial(revoke_token, account=account, name_or_id=name_or_id, now=now))
+            partial(revoke_token, account=account, name_or_id=name_or_id, now=now)
+        )
 
     async def touch_token(self, token_id: str, now: float) -> None:
         await self.runner.write(partial(touch_token, token_id=token_id, now=now))
 
     async def get_visibility(self, repository: str) -> str | None:
-        return await self.runner.read(partial(get_visibility, repository=repository),
-                                      inline=True)
+        return await self.runner.read(partial(get_visibility, repository=repository), inline=True)
 
     async def visibility_facts(self, repository: str) -> tuple[bool, str | None, str | None]:
-        return await self.runner.read(partial(visibility_facts, repository=repository),
-                                      inline=True)
+        return await self.runner.read(partial(visibility_facts, repository=repository), inline=True)
 
     async def set_visibility(self, repository: str, visibility: str) -> None:
-        await self.runner.write(partial(
-            set_visibility, ids=self.ids, repository=repository, visibility=visibility))
+        await self.runner.write(
+            partial(set_visibility, ids=self.ids, repository=repository, visibility=visibility)
+        )
 
     async def visibilities(self, repositories: list[str]) -> dict[str, str]:
         if not repositories:

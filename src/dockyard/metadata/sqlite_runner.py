@@ -146,8 +146,7 @@ class SQLiteRunner:
         again in a transaction of its own, so it fails alone (savepoints around every write
         would slow every push down; failures are rare)."""
         self._run_together(batch)
-        if len(batch) > 1 and any(job.outcome is not None and not job.outcome[0]
-                                  for job in batch):
+        if len(batch) > 1 and any(job.outcome is not None and not job.outcome[0] for job in batch):
             for job in batch:
                 job.outcome = None
                 self._run_together([job])

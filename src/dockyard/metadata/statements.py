@@ -48,7 +48,8 @@ def bump_version(conn: Connection, table: sa.Table, key: str, value: object) -> 
     def build(dialect: Any) -> Any:
         stmt = dialect.insert(table).values({key: sa.bindparam("key"), "version": 1})
         return stmt.on_conflict_do_update(
-            index_elements=[table.c[key]], set_={"version": table.c.version + 1})
+            index_elements=[table.c[key]], set_={"version": table.c.version + 1}
+        )
 
     direct.execute(conn, prepared(conn, ("bump-version", table.name), build), {"key": value})
 
@@ -61,10 +62,12 @@ def tags_changed(conn: Connection, repo_id: int) -> None:
     bump_version(conn, t.tag_versions, "repository_id", repo_id)
 
 
-HAS_CONTENT = sa.select(sa.or_(
-    sa.exists().where(t.manifests.c.repository_id == sa.bindparam("repo_id")),
-    sa.exists().where(t.repository_blobs.c.repository_id == sa.bindparam("repo_id")),
-))
+HAS_CONTENT = sa.select(
+    sa.or_(
+        sa.exists().where(t.manifests.c.repository_id == sa.bindparam("repo_id")),
+        sa.exists().where(t.repository_blobs.c.repository_id == sa.bindparam("repo_id")),
+    )
+)
 
 
 def first_content(conn: Connection, repo_id: int) -> None:

@@ -17,25 +17,38 @@ from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.statements import RepositoryIds
 
 # Parents before children, so foreign keys hold at every insert.
-TABLE_ORDER = ("repositories", "blobs", "repository_blobs", "manifests",
-               "manifest_references", "tags", "accounts", "memberships", "access_tokens",
-               "repository_settings", "cached_tags", "secrets", "tag_versions",
-               "listing_versions")
+TABLE_ORDER = (
+    "repositories",
+    "blobs",
+    "repository_blobs",
+    "manifests",
+    "manifest_references",
+    "tags",
+    "accounts",
+    "memberships",
+    "access_tokens",
+    "repository_settings",
+    "cached_tags",
+    "secrets",
+    "tag_versions",
+    "listing_versions",
+)
 
 Rows = dict[str, list[dict[str, Any]]]
 
 
 def export_rows(conn: Connection) -> Rows:
-    return {name: [dict(row._mapping) for row in conn.execute(sa.select(t.metadata.tables[name]))]
-            for name in TABLE_ORDER}
+    return {
+        name: [dict(row._mapping) for row in conn.execute(sa.select(t.metadata.tables[name]))]
+        for name in TABLE_ORDER
+    }
 
 
 def import_rows(conn: Connection, ids: RepositoryIds, rows: Rows) -> dict[str, int]:
     for name in TABLE_ORDER:
         table = t.metadata.tables[name]
         if conn.execute(sa.select(sa.func.count()).select_from(table)).scalar():
-            raise ValueError(f"the target database already has {name}; "
-                             "migrate into an empty one")
+            raise ValueError(f"the target database already has {name}; migrate into an empty one")
     for name in TABLE_ORDER:
         if rows.get(name):
             conn.execute(sa.insert(t.metadata.tables[name]), rows[name])
@@ -43,7 +56,8 @@ def import_rows(conn: Connection, ids: RepositoryIds, rows: Rows) -> dict[str, i
         for name in ("repositories", "accounts"):
             conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)")
+                f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)"
+            )
     ids.forget()
     return {name: len(rows.get(name, [])) for name in TABLE_ORDER}
 
