@@ -1,49 +1,34 @@
-"""Accounts, memberships, access tokens and repository visibility, over the metadata store's runner.
-
-Every change to accounts, memberships, tokens or visibility moves the "access" version on in
-the same transaction: every server process drops what it remembers of sessions when it sees
-the version move.
+"""Accounts and memberships over the metadata store's runner, and the account store they make up
+with access tokens (`sql_tokens`) and repository visibility (`sql_visibility`).
 """
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dockyard.metadata import direct
 from dockyard.metadata import schema as t
+from dockyard.metadata.access import access_changed, access_version, account_id, storable
 from dockyard.metadata.accounts import (
     DELETE_REPOSITORIES,
     ORG,
     ROLES,
     TRANSFER_REPOSITORIES,
     USER,
-    AccessToken,
     Account,
     NamespaceInUse,
 )
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.statements import (
-    RepositoryIds,
-    bump_version,
-    catalog_changed,
-    tags_changed,
-)
+from dockyard.metadata.sql_tokens import SQLAccessTokens
+from dockyard.metadata.sql_visibility import SQLVisibility
+from dockyard.metadata.statements import catalog_changed, tags_changed
 
-ACCESS_VERSION = "access"
 _ACCOUNT_FIELDS = frozenset(
     {"password_hash", "is_admin", "pull_limit", "default_visibility", "credentials_changed_at"}
 )
-
-
-def storable(text: str) -> bool:
-    """Whether a name could be stored at all: PostgreSQL refuses text holding a NUL character
-    (an error, where SQLite stores anything), so a name with one is nobody's."""
-    return "\x00" not in text
 
 
 def account_record(row: Any) -> Account:
@@ -61,48 +46,8 @@ def account_record(row: Any) -> Account:
     )
 
 
-def access_changed(conn: Connection, shrunk: list[int] | None = None) -> None:
-    """In the transaction of every change to accounts, memberships or tokens. `shrunk`:
-    accounts whose rights just shrank, whose access tokens minted before are refused."""
-    bump_version(conn, t.listing_versions, "name", ACCESS_VERSION)
-    if shrunk:
-        conn.execute(
-            sa.update(t.accounts)
-            .where(t.accounts.c.id.in_(shrunk))
-            .values(grants_changed_at=time.time())
-        )
-
-
-def account_id(conn: Connection, name: str, kind: str | None = None) -> int | None:
-    if not storable(name):
-        return None
-    query = sa.select(t.accounts.c.id).where(t.accounts.c.name == name)
-    if kind is not None:
-        query = query.where(t.accounts.c.kind == kind)
-    found: int | None = conn.execute(query).scalar()
-    return found
-
-
-# Lookups made while authorizing requests: built once, run on the event loop (see
-# `SQLiteRunner.read`).
-ACCESS_VERSION_ROW = sa.select(t.listing_versions.c.version).where(
-    t.listing_versions.c.name == ACCESS_VERSION
-)
+# Looked up while authorizing requests: built once, run on the event loop.
 GET_ACCOUNT = sa.select(t.accounts).where(t.accounts.c.name == sa.bindparam("name"))
-GET_VISIBILITY = (
-    sa.select(t.repository_settings.c.visibility)
-    .join(t.repositories, t.repositories.c.id == t.repository_settings.c.repository_id)
-    .where(t.repositories.c.name == sa.bindparam("repository"))
-)
-# Existence, the repository's own setting and its namespace's default, in one statement
-# whatever the answer: a private repository costs what a missing one does.
-VISIBILITY_FACTS = sa.select(
-    sa.exists().where(t.repositories.c.name == sa.bindparam("repository")),
-    GET_VISIBILITY.scalar_subquery(),
-    sa.select(t.accounts.c.default_visibility)
-    .where(t.accounts.c.name == sa.bindparam("namespace"))
-    .scalar_subquery(),
-)
 
 
 def _membership_query() -> sa.Select[Any]:
@@ -118,22 +63,6 @@ def _membership_query() -> sa.Select[Any]:
 MEMBERSHIPS = _membership_query()
 ROLES_OF = MEMBERSHIPS.where(MEMBERSHIPS.selected_columns.user == sa.bindparam("user"))
 MEMBERS_OF = MEMBERSHIPS.where(MEMBERSHIPS.selected_columns.org == sa.bindparam("org"))
-TOKENS = sa.select(
-    t.access_tokens.c.id,
-    t.accounts.c.name.label("account"),
-    t.access_tokens.c.name,
-    t.access_tokens.c.secret_hash,
-    t.access_tokens.c.scope,
-    t.access_tokens.c.created_at,
-    t.access_tokens.c.expires_at,
-    t.access_tokens.c.revoked_at,
-    t.access_tokens.c.last_used_at,
-).join(t.accounts, t.accounts.c.id == t.access_tokens.c.account_id)
-
-
-def access_version(conn: Connection) -> int:
-    version: int | None = conn.execute(ACCESS_VERSION_ROW).scalar()
-    return version or 0
 
 
 # -- accounts ------------------------------------------------------------------------------
@@ -328,106 +257,9 @@ def members(conn: Connection, org: str) -> dict[str, str]:
 
 
 # -- access tokens -------------------------------------------------------------------------
-def create_token(conn: Connection, token: AccessToken) -> None:
-    owner = account_id(conn, token.account)
-    if owner is None:
-        raise KeyError(token.account)
-    taken = conn.execute(
-        sa.select(t.access_tokens.c.id).where(
-            t.access_tokens.c.account_id == owner, t.access_tokens.c.name == token.name
-        )
-    ).first()
-    if taken is not None:
-        raise KeyError(token.name)
-    conn.execute(
-        sa.insert(t.access_tokens).values(
-            id=token.id,
-            account_id=owner,
-            name=token.name,
-            secret_hash=token.secret_hash,
-            scope=token.scope,
-            created_at=token.created_at,
-            expires_at=token.expires_at,
-        )
-    )
 
 
-def get_token(conn: Connection, token_id: str) -> AccessToken | None:
-    row = conn.execute(TOKENS.where(t.access_tokens.c.id == token_id)).first()
-    return AccessToken(*row) if row else None
-
-
-def list_tokens(conn: Connection, account: str) -> list[AccessToken]:
-    rows = conn.execute(
-        TOKENS.where(t.accounts.c.name == account).order_by(t.access_tokens.c.created_at)
-    )
-    return [AccessToken(*row) for row in rows]
-
-
-def revoke_token(conn: Connection, account: str, name_or_id: str, now: float) -> bool:
-    owner = account_id(conn, account)
-    if owner is None:
-        return False
-    result = conn.execute(
-        sa.update(t.access_tokens)
-        .where(
-            t.access_tokens.c.account_id == owner,
-            sa.or_(t.access_tokens.c.name == name_or_id, t.access_tokens.c.id == name_or_id),
-            t.access_tokens.c.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
-    if result.rowcount == 0:
-        return False
-    access_changed(conn)
-    return True
-
-
-def touch_token(conn: Connection, token_id: str, now: float) -> None:
-    conn.execute(
-        sa.update(t.access_tokens).where(t.access_tokens.c.id == token_id).values(last_used_at=now)
-    )
-
-
-# -- repository visibility -----------------------------------------------------------------
-def get_visibility(conn: Connection, repository: str) -> str | None:
-    visibility: str | None = conn.execute(GET_VISIBILITY, {"repository": repository}).scalar()
-    return visibility
-
-
-def visibility_facts(conn: Connection, repository: str) -> tuple[bool, str | None, str | None]:
-    row = direct.execute(
-        conn,
-        VISIBILITY_FACTS,
-        {"repository": repository, "namespace": repository.split("/", 1)[0]},
-    ).first()
-    assert row is not None  # one row, whatever the repository
-    return bool(row[0]), row[1], row[2]
-
-
-def set_visibility(conn: Connection, ids: RepositoryIds, repository: str, visibility: str) -> None:
-    repo_id = ids.ensure(conn, repository)
-    conn.execute(
-        sa.delete(t.repository_settings).where(t.repository_settings.c.repository_id == repo_id)
-    )
-    conn.execute(
-        sa.insert(t.repository_settings).values(repository_id=repo_id, visibility=visibility)
-    )
-    # Every process forgets the token grants it confirmed: one made private is closed to
-    # tokens minted while it was public within a second.
-    access_changed(conn)
-
-
-def visibilities(conn: Connection, repositories: list[str]) -> dict[str, str]:
-    rows = conn.execute(
-        sa.select(t.repositories.c.name, t.repository_settings.c.visibility)
-        .join(t.repository_settings, t.repositories.c.id == t.repository_settings.c.repository_id)
-        .where(t.repositories.c.name.in_(repositories))
-    )
-    return {row.name: row.visibility for row in rows}
-
-
-class SQLAccountStore(SQLAggregate):
+class SQLAccountStore(SQLAccessTokens, SQLVisibility, SQLAggregate):
     """The `AccountStore` over the same runner and repository ids as the metadata store."""
 
     async def access_version(self) -> int:
@@ -499,40 +331,3 @@ class SQLAccountStore(SQLAggregate):
 
     async def members(self, org: str) -> dict[str, str]:
         return await self.runner.read(partial(members, org=org))
-
-    async def create_token(self, token: AccessToken) -> None:
-        await self.runner.write(partial(create_token, token=token))
-
-    async def get_token(self, token_id: str) -> AccessToken | None:
-        if not storable(token_id):
-            return None
-        return await self.runner.read(partial(get_token, token_id=token_id))
-
-    async def list_tokens(self, account: str) -> list[AccessToken]:
-        return await self.runner.read(partial(list_tokens, account=account))
-
-    async def revoke_token(self, account: str, name_or_id: str, now: float) -> bool:
-        if not storable(name_or_id):
-            return False
-        return await self.runner.write(
-            partial(revoke_token, account=account, name_or_id=name_or_id, now=now)
-        )
-
-    async def touch_token(self, token_id: str, now: float) -> None:
-        await self.runner.write(partial(touch_token, token_id=token_id, now=now))
-
-    async def get_visibility(self, repository: str) -> str | None:
-        return await self.runner.read(partial(get_visibility, repository=repository), inline=True)
-
-    async def visibility_facts(self, repository: str) -> tuple[bool, str | None, str | None]:
-        return await self.runner.read(partial(visibility_facts, repository=repository), inline=True)
-
-    async def set_visibility(self, repository: str, visibility: str) -> None:
-        await self.runner.write(
-            partial(set_visibility, ids=self.ids, repository=repository, visibility=visibility)
-        )
-
-    async def visibilities(self, repositories: list[str]) -> dict[str, str]:
-        if not repositories:
-            return {}
-        return await self.runner.read(partial(visibilities, repositories=repositories))
