@@ -428,7 +428,7 @@ async def _private_versus_missing(
         for repo in repos.values():  # warm every cache and connection first
             await answer(repo)
         traced: list[str] = []
-        held = registry.meta._held  # the SQLite connections reads run on
+        held = registry.meta.runner._held  # the SQLite connections reads run on
         assert held
         for conn in held:
             conn.connection.driver_connection.set_trace_callback(traced.append)

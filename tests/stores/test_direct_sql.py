@@ -93,8 +93,8 @@ def test_a_push_runs_no_statement_through_sqlalchemy(tmp_path, run) -> None:
     """The statements of a push, and of a pull's lookups, all take the direct path."""
     store = SQLMetadataStore.open_sqlite(tmp_path / "metadata.db")
     try:
-        assert store.engine is not None
-        seen = counted_engine(store.engine)
+        assert store.runner.engine is not None
+        seen = counted_engine(store.runner.engine)
         layer, config, manifest = ("sha256:" + c * 64 for c in "123")
         for digest in (layer, config):
             upload = digest[-32:]

@@ -23,13 +23,13 @@ def store(tmp_path: Path, run):
 
 def counting_batches(store: SQLMetadataStore) -> list[int]:
     sizes: list[int] = []
-    real = store._run_batch
+    real = store.runner._run_batch
 
     def run_batch(batch):
         sizes.append(len(batch))
         real(batch)
 
-    store._group.run_batch = run_batch
+    store.runner._group.run_batch = run_batch
     return sizes
 
 
@@ -59,11 +59,11 @@ def test_a_failing_write_fails_alone_and_leaves_nothing(store, run) -> None:
         raise ValueError("changed its mind")
 
     async def together() -> list[object]:
-        first = asyncio.ensure_future(store._write(lambda conn: time.sleep(0.3)))
+        first = asyncio.ensure_future(store.runner.write(lambda conn: time.sleep(0.3)))
         await asyncio.sleep(0.05)  # the first transaction is under way: the rest queue
         return await asyncio.gather(
             store.create_upload("a" * 32, "group/one", 1.0),
-            store._write(half_then_fail),
+            store.runner.write(half_then_fail),
             store.create_upload("b" * 32, "group/two", 1.0),
             first,
             return_exceptions=True,
@@ -75,7 +75,7 @@ def test_a_failing_write_fails_alone_and_leaves_nothing(store, run) -> None:
     assert sizes == [1, 3], "the three writes went in one transaction"
     assert run(store.get_upload("a" * 32)) is not None
     assert run(store.get_upload("b" * 32)) is not None
-    ghost = run(store._read(lambda conn: conn.execute(
+    ghost = run(store.runner.read(lambda conn: conn.execute(
         sa.select(t.repositories.c.id).where(t.repositories.c.name == "group/ghost")).first()))
     assert ghost is None, "the failed write's own changes were rolled back"
 
@@ -84,7 +84,7 @@ def test_a_commit_that_fails_fails_every_write_in_it(store, run, monkeypatch) ->
     """A full disk at commit: nobody is told their write landed, and nothing did."""
     import sqlite3
 
-    real_begin = store._run_batch
+    real_begin = store.runner._run_batch
 
     def full_at_commit(batch):
         def fail_commit(self, *a, **k):
@@ -97,10 +97,10 @@ def test_a_commit_that_fails_fails_every_write_in_it(store, run, monkeypatch) ->
         finally:
             monkeypatch.undo()
 
-    store._group.run_batch = full_at_commit
+    store.runner._group.run_batch = full_at_commit
 
     async def together() -> list[object]:
-        first = asyncio.ensure_future(store._write(lambda conn: time.sleep(0.3)))
+        first = asyncio.ensure_future(store.runner.write(lambda conn: time.sleep(0.3)))
         await asyncio.sleep(0.05)
         return await asyncio.gather(
             first,
@@ -111,7 +111,7 @@ def test_a_commit_that_fails_fails_every_write_in_it(store, run, monkeypatch) ->
 
     outcomes = run(together())
     assert all(isinstance(o, StorageFullError) for o in outcomes), outcomes
-    store._group.run_batch = store._run_batch
+    store.runner._group.run_batch = store.runner._run_batch
     assert run(store.get_upload("c" * 32)) is None
     assert run(store.get_upload("d" * 32)) is None
     # Space again: the next writes work, on a fresh connection.
@@ -121,7 +121,7 @@ def test_a_commit_that_fails_fails_every_write_in_it(store, run, monkeypatch) ->
 
 def test_a_caller_that_goes_away_does_not_take_its_write_out_of_the_batch(store, run) -> None:
     async def scenario() -> None:
-        first = asyncio.ensure_future(store._write(lambda conn: time.sleep(0.2)))
+        first = asyncio.ensure_future(store.runner.write(lambda conn: time.sleep(0.2)))
         await asyncio.sleep(0.05)
         gone = asyncio.ensure_future(store.create_upload("f" * 32, "group/six", 1.0))
         await asyncio.sleep(0.01)

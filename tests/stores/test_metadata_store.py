@@ -92,8 +92,8 @@ def test_sqlite_upload_bookkeeping_leaves_every_connection_synced(tmp_path, run)
             run(store.create_upload(str(n) * 32, "repo", 1.0))
             run(store.advance_upload(str(n) * 32, 0, 5, 2.0))
             run(store.delete_upload(str(n) * 32))
-        assert store.engine is not None
-        connections = [store.engine.connect() for _ in range(8)]  # the whole pool
+        assert store.runner.engine is not None
+        connections = [store.runner.engine.connect() for _ in range(8)]  # the whole pool
         try:
             levels = {c.exec_driver_sql("PRAGMA synchronous").scalar() for c in connections}
         finally:
@@ -118,7 +118,7 @@ def test_sqlite_reads_on_the_event_loop_move_to_a_thread_when_the_file_is_locked
 
     store = SQLMetadataStore.open_sqlite(tmp_path / "metadata.db")
     asyncio.run(store.link_blob("repo", D1, 3))
-    original = store._read_here
+    original = store.runner._read_here
     threads: list[str] = []
 
     def locked_on_the_loop(fn, patience_ms=None):  # type: ignore[no-untyped-def]
@@ -127,7 +127,7 @@ def test_sqlite_reads_on_the_event_loop_move_to_a_thread_when_the_file_is_locked
             raise sa.exc.OperationalError("SELECT", {}, Exception("database is locked"))
         return original(fn, patience_ms)
 
-    monkeypatch.setattr(store, "_read_here", locked_on_the_loop)
+    monkeypatch.setattr(store.runner, "_read_here", locked_on_the_loop)
 
     async def main() -> int | None:
         try:

@@ -640,12 +640,9 @@ def migrate_command(
         source_blobs, source_meta = open_stores(source_settings)
         target_blobs, target_meta = open_stores(target_settings)
         try:
-            if source_settings.metadata:
-                from dockyard.metadata.migrate import has_schema
-
-                if not await has_schema(source_meta.async_engine):  # type: ignore[attr-defined]
-                    raise fail(absent_message(source_settings), 2)
-            digests = await source_meta.all_blob_digests()  # type: ignore[attr-defined]
+            if source_settings.metadata and not await source_meta.has_schema():
+                raise fail(absent_message(source_settings), 2)
+            digests = await source_meta.all_blob_digests()
             report = None
             if to_storage:
                 report = await copy_blobs(source_blobs, target_blobs, digests,
@@ -653,7 +650,7 @@ def migrate_command(
             rows = None
             if to_metadata:
                 await migrate(target_meta)
-                rows = await copy_metadata(source_meta, target_meta)  # type: ignore[arg-type]
+                rows = await copy_metadata(source_meta, target_meta)
             return report, rows
         finally:
             await source_meta.close()

@@ -1,14 +1,20 @@
-"""The narrow interface every metadata store implements (SQLite now, PostgreSQL later).
+"""The interface every metadata store implements, one Protocol per aggregate.
 
 It records which repository links which blob, which manifest references which blob or child
-manifest, and which tag points where; that graph is what garbage collection walks.
+manifest, and which tag points where; that graph is what garbage collection walks. Each
+aggregate (blob links, uploads, manifests and tags, listings, the cache index, ...) is a
+Protocol of its own, and `MetadataStore` is all of them together with the store's lifecycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from dockyard.metadata.accounts import AccountStore
+    from dockyard.metadata.advisory_lock import AdvisoryContentLock
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +82,7 @@ class ContentGraph:
     tags: list[tuple[str, str, str]]  # (repository, tag, manifest digest)
 
 
-class MetadataStore(Protocol):
-    async def close(self) -> None: ...
-
-    @property
-    def shared(self) -> bool:
-        """True when several replicas may use this store at once."""
-
-    async def secret(self, name: str, make: Callable[[], str]) -> str:
-        """A value every replica agrees on; the first caller's `make()` wins."""
-
-    # blobs
+class BlobLinks(Protocol):
     async def blob_size(self, digest: str) -> int | None:
         """Size of a blob known anywhere in the registry."""
 
@@ -100,25 +96,42 @@ class MetadataStore(Protocol):
     async def repositories_linking(self, digest: str, limit: int) -> list[str]:
         """Some repositories that link the blob (for mounts without a named source)."""
 
-    # uploads
+    async def unreferenced_blobs(self) -> list[str]:
+        """Blobs nothing references, sorted: no repository links them, no manifest is stored
+        under their digest and none names them. What garbage collection may remove."""
+
+    async def all_blob_digests(self) -> list[str]:
+        """Every blob the registry records, sorted (what `dockyard migrate` copies)."""
+
+    async def forget_blob_records(self, digests: list[str]) -> None:
+        """Drop the blobs' records and every repository's link to them (their bytes were
+        found corrupt and set aside): the registry then answers BLOB_UNKNOWN for them."""
+
+
+class Uploads(Protocol):
     async def create_upload(self, upload_id: str, repository: str, now: float) -> None: ...
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
 
-    async def advance_upload(self, upload_id: str, old: int, new: int, now: float,
-                             pieces: str | None = None) -> bool:
+    async def advance_upload(
+        self, upload_id: str, old: int, new: int, now: float, pieces: str | None = None
+    ) -> bool:
         """Move an upload's size from `old` to `new` and record its `pieces` as they now are;
         False if someone else moved it first."""
 
     async def delete_upload(self, upload_id: str) -> None: ...
 
-    async def complete_upload(self, upload_id: str, repository: str, digest: str,
-                              size: int) -> None:
+    async def complete_upload(
+        self, upload_id: str, repository: str, digest: str, size: int
+    ) -> None:
         """`link_blob` and `delete_upload` in one transaction."""
 
     async def expired_uploads(self, before: float) -> list[UploadRecord]: ...
 
-    # manifests and tags
+
+class Manifests(Protocol):
+    """Manifests and the tags that point at them."""
+
     async def put_manifest(
         self,
         repository: str,
@@ -147,6 +160,18 @@ class MetadataStore(Protocol):
 
     async def delete_tag(self, repository: str, tag: str) -> bool: ...
 
+    async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
+
+    async def untagged_manifests(self) -> list[tuple[str, str]]:
+        """(repository, digest) of every manifest no tag of its repository points at and no
+        index of its repository names as a child, sorted. Manifests that refer to a subject
+        (signatures, SBOMs) are listed too when untagged: whether they go with their subject
+        is for garbage collection to decide."""
+
+
+class Catalog(Protocol):
+    """Listings: repositories with content, and each repository's tags."""
+
     async def repository_exists(self, repository: str) -> bool: ...
 
     async def list_tags(
@@ -167,9 +192,10 @@ class MetadataStore(Protocol):
     async def all_repositories(self) -> tuple[int, list[str]]:
         """The whole catalog, sorted, with the `catalog_version` it was read at."""
 
-    async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
 
-    # pull-through cache
+class CacheIndex(Protocol):
+    """What the pull-through cache records beyond ordinary content."""
+
     async def tag_checked_at(self, repository: str, tag: str) -> float | None:
         """When the upstream last confirmed this cached tag; None if never."""
 
@@ -189,9 +215,47 @@ class MetadataStore(Protocol):
         """Drop the records of those `digests` that are still unneeded, in one transaction;
         returns the ones dropped (anything linked or referenced since stays)."""
 
-    # consistency checks
-    async def content_graph(self) -> ContentGraph: ...
 
-    async def forget_blob_records(self, digests: list[str]) -> None:
-        """Drop the blobs' records and every repository's link to them (their bytes were
-        found corrupt and set aside): the registry then answers BLOB_UNKNOWN for them."""
+class ContentGraphs(Protocol):
+    async def content_graph(self) -> ContentGraph:
+        """Every edge, read in one snapshot, for consistency checks."""
+
+
+class Transfer(Protocol):
+    """Every row out of one database and into another (`dockyard migrate`)."""
+
+    async def export_rows(self) -> dict[str, list[dict[str, Any]]]: ...
+
+    async def import_rows(self, rows: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+        """All rows in one transaction, keys kept; refuses a database that holds data."""
+
+
+class Secrets(Protocol):
+    async def secret(self, name: str, make: Callable[[], str]) -> str:
+        """A value every replica agrees on; the first caller's `make()` wins."""
+
+
+class MetadataStore(
+    BlobLinks, Uploads, Manifests, Catalog, CacheIndex, ContentGraphs, Transfer, Secrets, Protocol
+):
+    """Every aggregate, the accounts kept in the same database, and the store's lifecycle."""
+
+    @property
+    def accounts(self) -> AccountStore: ...
+
+    @property
+    def shared(self) -> bool:
+        """True when several replicas may use this store at once."""
+
+    async def migrate(self) -> None:
+        """Bring a shared database's schema up to date (SQLite is migrated when opened)."""
+
+    async def has_schema(self) -> bool:
+        """Whether the database was ever migrated: an admin command can then tell a registry
+        from an empty or mistyped database."""
+
+    def shared_content_lock(self) -> AdvisoryContentLock | None:
+        """The content lock every replica of a shared database holds, or None when the
+        database is one node's own (the data folder's file lock does then)."""
+
+    async def close(self) -> None: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -125,7 +125,7 @@ def run_sql(conn: Connection, sql: str) -> None:
 
 def _plan(conn: Connection, stmt: sa.Executable, params: Mapping[str, Any]) -> _Plan | None:
     dialect = conn.dialect
-    compiled: Any = stmt.compile(dialect=dialect, column_keys=list(params))
+    compiled: Any = cast(sa.ClauseElement, stmt).compile(dialect=dialect, column_keys=list(params))
     if (
         compiled.positiontup is None
         or "POSTCOMPILE" in compiled.string

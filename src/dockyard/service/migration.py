@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.metadata.sql import SQLMetadataStore
+from dockyard.metadata.base import Transfer
 from dockyard.storage.base import BlobStore
 
 log = logging.getLogger("dockyard.migration")
@@ -61,6 +61,6 @@ async def copy_blobs(source: BlobStore, target: BlobStore, digests: list[str],
     return report
 
 
-async def copy_metadata(source: SQLMetadataStore, target: SQLMetadataStore) -> dict[str, int]:
+async def copy_metadata(source: Transfer, target: Transfer) -> dict[str, int]:
     """Every row of every table, keys kept; refuses a target that already holds data."""
     return await target.import_rows(await source.export_rows())

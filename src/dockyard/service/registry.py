@@ -12,7 +12,6 @@ from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
 from dockyard.metadata.counters import Counters, SQLiteCounters
 from dockyard.metadata.sql import SQLMetadataStore
-from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.service.accounts import AccountService
 from dockyard.service.blobs import BlobService
 from dockyard.service.cache import CacheService
@@ -57,18 +56,14 @@ def open_stores(settings: Settings, *, migrate: bool = True) -> tuple[BlobStore,
 
 async def migrate(meta: MetadataStore) -> None:
     """Bring a shared database's schema up to date (SQLite is migrated when opened)."""
-    if isinstance(meta, SQLMetadataStore) and meta.async_engine is not None:
-        from dockyard.metadata.migrate import upgrade_async
-
-        await upgrade_async(meta.async_engine)
+    await meta.migrate()
 
 
 def content_lock(settings: Settings, meta: MetadataStore) -> ContentLock:
     """Replicas share PostgreSQL, not the data folder: with PostgreSQL the lock lives there."""
-    if isinstance(meta, SQLMetadataStore) and meta.async_engine is not None:
-        from dockyard.metadata.advisory_lock import AdvisoryContentLock
-
-        return AdvisoryContentLock(meta.async_engine)
+    shared = meta.shared_content_lock()
+    if shared is not None:
+        return shared
     return FileContentLock(settings.data_dir / "content.lock")
 
 
@@ -85,9 +80,8 @@ class Registry:
                                      self.content_lock)
         self.manifests = ManifestService(blob_store, meta, self.content_lock)
         self.listing = ListingService(meta)
-        assert isinstance(meta, SQLMetadataStore)
         self.accounts = AccountService(
-            SQLAccountStore(meta), meta, settings.default_visibility,
+            meta.accounts, meta, settings.default_visibility,
             password_min_length=settings.password_min_length,
         )
         # Redis and the pull-through cache (httpx and the client) are imported only when

@@ -1,0 +1,104 @@
+"""PostgreSQL's transaction runner: an asyncpg engine, SERIALIZABLE writes run again on conflict.
+
+Each transaction's statements run through `run_sync`, so the query modules are the same plain
+functions of a `Connection` as on SQLite. Replicas share the database: a write that another
+replica's transaction conflicted with is rolled back by PostgreSQL and simply run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from dockyard.metadata.advisory_lock import AdvisoryContentLock
+
+T = TypeVar("T")
+
+# SQLSTATEs after which a write transaction is simply run again.
+RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock
+ATTEMPTS = 8
+
+
+def postgres_url(url: str) -> str:
+    """`postgresql://…` as the user writes it, with the asyncpg driver SQLAlchemy needs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise ValueError("expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+    return f"postgresql+asyncpg://{rest}"
+
+
+def postgres_engine(url: str) -> AsyncEngine:
+    """Connects lazily, in the event loop that first uses it."""
+    # Loaded only for PostgreSQL: the asyncio extension (and greenlet) would weigh on every
+    # SQLite server process otherwise.
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    return create_async_engine(postgres_url(url), pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    """The SQLSTATE asyncpg reported, wherever SQLAlchemy's wrapping put it."""
+    state = getattr(exc.orig, "sqlstate", None) or getattr(
+        getattr(exc.orig, "__cause__", None), "sqlstate", None
+    )
+    return state if isinstance(state, str) else None
+
+
+class PostgresRunner:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._forget: list[Callable[[], None]] = []
+
+    @property
+    def shared(self) -> bool:
+        return True
+
+    def on_abort(self, forget: Callable[[], None]) -> None:
+        self._forget.append(forget)
+
+    def content_lock(self) -> AdvisoryContentLock | None:
+        from dockyard.metadata.advisory_lock import AdvisoryContentLock
+
+        return AdvisoryContentLock(self.engine)
+
+    async def has_schema(self) -> bool:
+        from dockyard.metadata.migrate import has_schema
+
+        return await has_schema(self.engine)
+
+    async def migrate(self) -> None:
+        from dockyard.metadata.migrate import upgrade_async
+
+        await upgrade_async(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def read(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
+        """`inline` changes nothing here: every statement is a round trip to the server."""
+        async with self.engine.connect() as conn, conn.begin():
+            return await conn.run_sync(work)
+
+    async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """Every write is durable: PostgreSQL commits what replicas share."""
+        for attempt in range(ATTEMPTS):
+            try:
+                async with self.engine.connect() as conn:
+                    conn = await conn.execution_options(isolation_level="SERIALIZABLE")
+                    async with conn.begin():
+                        return await conn.run_sync(work)
+            except sa.exc.DBAPIError as exc:
+                if sqlstate(exc) not in RETRYABLE or attempt == ATTEMPTS - 1:
+                    raise
+                # Another replica's transaction touched the same rows: ours runs again.
+                for forget in self._forget:
+                    forget()
+                await asyncio.sleep(0.005 * (2**attempt))
+        raise AssertionError("unreachable")

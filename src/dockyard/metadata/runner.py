@@ -1,0 +1,50 @@
+"""How the metadata store runs a transaction: the one interface both backends implement.
+
+Every query is a plain function of a `Connection`; a runner decides on which thread, in which
+transaction and with what retries it runs. SQLite's runner (`sqlite_runner`) keeps a small
+thread pool, group commit and writer turns; PostgreSQL's (`postgres_runner`) runs writes
+SERIALIZABLE and runs them again after a conflict. Query modules never ask which one they have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from dockyard.metadata.advisory_lock import AdvisoryContentLock
+
+T = TypeVar("T")
+
+
+class TransactionRunner(Protocol):
+    @property
+    def shared(self) -> bool:
+        """True when several replicas may use this database at once."""
+
+    def on_abort(self, forget: Callable[[], None]) -> None:
+        """Call `forget` whenever a write transaction was rolled back, or is about to run
+        again: whatever a query remembered from inside it may be a lie."""
+
+    async def read(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
+        """`work` in one read transaction. `inline`: a lookup by key, one statement, which
+        the runner may run on the event loop itself."""
+
+    async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """`work` in one write transaction. `durable=False`: a record the registry can lose
+        to a power cut without harm (an upload in flight), committed without waiting for
+        the disk where the backend allows it."""
+
+    async def has_schema(self) -> bool:
+        """Whether the database was ever migrated (it has Alembic's revision table)."""
+
+    async def migrate(self) -> None:
+        """Bring the schema up to date where opening the store did not already."""
+
+    def content_lock(self) -> AdvisoryContentLock | None:
+        """The lock between publishing and sweeping content shared by every replica of this
+        database, or None when the database is one node's own (a file lock does)."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,86 @@
+"""Repository visibility: each repository's own setting, and the facts an authorization needs."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dockyard.metadata import direct
+from dockyard.metadata import schema as t
+from dockyard.metadata.access import access_changed
+from dockyard.metadata.aggregate import SQLAggregate
+from dockyard.metadata.statements import RepositoryIds
+
+# Lookups made while authorizing requests: built once, run on the event loop (see
+# `SQLiteRunner.read`).
+GET_VISIBILITY = (
+    sa.select(t.repository_settings.c.visibility)
+    .join(t.repositories, t.repositories.c.id == t.repository_settings.c.repository_id)
+    .where(t.repositories.c.name == sa.bindparam("repository"))
+)
+# Existence, the repository's own setting and its namespace's default, in one statement
+# whatever the answer: a private repository costs what a missing one does.
+VISIBILITY_FACTS = sa.select(
+    sa.exists().where(t.repositories.c.name == sa.bindparam("repository")),
+    GET_VISIBILITY.scalar_subquery(),
+    sa.select(t.accounts.c.default_visibility)
+    .where(t.accounts.c.name == sa.bindparam("namespace"))
+    .scalar_subquery(),
+)
+
+
+def get_visibility(conn: Connection, repository: str) -> str | None:
+    visibility: str | None = conn.execute(GET_VISIBILITY, {"repository": repository}).scalar()
+    return visibility
+
+
+def visibility_facts(conn: Connection, repository: str) -> tuple[bool, str | None, str | None]:
+    row = direct.execute(
+        conn,
+        VISIBILITY_FACTS,
+        {"repository": repository, "namespace": repository.split("/", 1)[0]},
+    ).first()
+    assert row is not None  # one row, whatever the repository
+    return bool(row[0]), row[1], row[2]
+
+
+def set_visibility(conn: Connection, ids: RepositoryIds, repository: str, visibility: str) -> None:
+    repo_id = ids.ensure(conn, repository)
+    conn.execute(
+        sa.delete(t.repository_settings).where(t.repository_settings.c.repository_id == repo_id)
+    )
+    conn.execute(
+        sa.insert(t.repository_settings).values(repository_id=repo_id, visibility=visibility)
+    )
+    # Every process forgets the token grants it confirmed: one made private is closed to
+    # tokens minted while it was public within a second.
+    access_changed(conn)
+
+
+def visibilities(conn: Connection, repositories: list[str]) -> dict[str, str]:
+    rows = conn.execute(
+        sa.select(t.repositories.c.name, t.repository_settings.c.visibility)
+        .join(t.repository_settings, t.repositories.c.id == t.repository_settings.c.repository_id)
+        .where(t.repositories.c.name.in_(repositories))
+    )
+    return {row.name: row.visibility for row in rows}
+
+
+class SQLVisibility(SQLAggregate):
+    async def get_visibility(self, repository: str) -> str | None:
+        return await self.runner.read(partial(get_visibility, repository=repository), inline=True)
+
+    async def visibility_facts(self, repository: str) -> tuple[bool, str | None, str | None]:
+        return await self.runner.read(partial(visibility_facts, repository=repository), inline=True)
+
+    async def set_visibility(self, repository: str, visibility: str) -> None:
+        await self.runner.write(
+            partial(set_visibility, ids=self.ids, repository=repository, visibility=visibility)
+        )
+
+    async def visibilities(self, repositories: list[str]) -> dict[str, str]:
+        if not repositories:
+            return {}
+        return await self.runner.read(partial(visibilities, repositories=repositories))

@@ -1,0 +1,205 @@
+"""SQLite's transaction runner: a small thread pool, group commit and writer turns.
+
+Each read is one short transaction on a pool thread, or, for a lookup by key, one statement on
+the event loop itself. Writes queue for group commit (`group_commit`): one pool thread takes
+everything queued, waits for its writer turn (`writer_turns`), runs it all in one transaction
+that takes the write lock up front (BEGIN IMMEDIATE, so several server processes share the
+file without lock-upgrade deadlocks) and commits once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dockyard.core.errors import StorageFullError
+from dockyard.metadata import direct
+from dockyard.metadata.group_commit import GroupCommitter, Job
+from dockyard.metadata.writer_turns import WriterTurns
+
+if TYPE_CHECKING:
+    from dockyard.metadata.advisory_lock import AdvisoryContentLock
+
+T = TypeVar("T")
+
+
+def sqlite_engine(path: Path) -> Engine:
+    engine = sa.create_engine(f"sqlite:///{path}", pool_size=8, max_overflow=8)
+    sa.event.listen(engine, "connect", _on_connect)
+    sa.event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    cursor = dbapi_conn.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=FULL",
+        "foreign_keys=ON",
+        "busy_timeout=30000",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _on_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return  # single statements, each its own implicit transaction
+    write = conn.get_execution_options().get("dockyard_write", False)
+    direct.run_sql(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class SQLiteRunner:
+    def __init__(self, engine: Engine, writer_lock: Path | None = None) -> None:
+        self.engine = engine
+        self._turns = WriterTurns(writer_lock) if writer_lock is not None else None
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="metadata")
+        self._group = GroupCommitter(self._pool, self._run_batch)
+        # One connection kept per thread (the pool's and the event loop's) for reads, and
+        # one per pool thread for writes: a read is BEGIN, the statements and COMMIT, with no
+        # pool checkout, events and reset around it.
+        self._local = threading.local()
+        self._held: list[Connection] = []
+        self._forget: list[Callable[[], None]] = []
+
+    @property
+    def shared(self) -> bool:
+        return False  # one node's file
+
+    def on_abort(self, forget: Callable[[], None]) -> None:
+        self._forget.append(forget)
+
+    def content_lock(self) -> AdvisoryContentLock | None:
+        return None
+
+    async def has_schema(self) -> bool:
+        return await self.read(_has_alembic_table)
+
+    async def migrate(self) -> None:
+        """Nothing to do: `SQLMetadataStore.open_sqlite` migrates the file when it opens it."""
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for conn in self._held:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._held.clear()
+        self.engine.dispose()
+
+    # -- reads ---------------------------------------------------------------------------
+    async def read(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
+        """`inline` runs it on the event loop itself: a lookup by key takes less time in
+        SQLite than the hop to a thread and back. The loop never waits on a lock for long: a
+        locked database sends the read to the thread pool after all."""
+        if inline:
+            try:
+                return self._read_here(work, patience_ms=100)
+            except sa.exc.OperationalError as exc:
+                if "locked" not in str(exc.orig).lower():
+                    raise
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._read_here, work)
+
+    def _read_here(self, work: Callable[[Connection], T], patience_ms: int | None = None) -> T:
+        """On a pool thread: `work` in a transaction. On the loop (`patience_ms` set): `work`
+        is one statement, run in SQLite's own implicit transaction (an explicit BEGIN and
+        COMMIT would cost more than the lookup)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.connect()
+            if patience_ms is not None:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.execute(f"PRAGMA busy_timeout={int(patience_ms)}")
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._local.conn = conn
+            self._held.append(conn)
+        if patience_ms is not None:
+            return work(conn)
+        with conn.begin():
+            return work(conn)
+
+    # -- writes --------------------------------------------------------------------------
+    async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """`durable=False` is for the state of uploads in flight, whose bytes are not synced
+        before the upload completes either: SQLite then commits without waiting for the disk
+        (the next durable commit carries it along). A power cut may forget such a record, and
+        the client starts its upload again; it never corrupts anything or loses a blob."""
+        result: T = await self._group.submit(work, durable)
+        return result
+
+    def _writer_turn(self) -> contextlib.AbstractContextManager[object]:
+        """Writers (threads and worker processes) queue for their turn before BEGIN IMMEDIATE."""
+        return self._turns.turn() if self._turns is not None else contextlib.nullcontext()
+
+    def _run_batch(self, batch: list[Job]) -> None:
+        """Every queued write in one transaction, committed once: durably if any of them asked
+        for it. Should one of several fail, the transaction is rolled back and each write runs
+        again in a transaction of its own, so it fails alone (savepoints around every write
+        would slow every push down; failures are rare)."""
+        self._run_together(batch)
+        if len(batch) > 1 and any(job.outcome is not None and not job.outcome[0] for job in batch):
+            for job in batch:
+                job.outcome = None
+                self._run_together([job])
+
+    def _writer(self) -> Connection:
+        """This pool thread's write connection, kept as the read ones are."""
+        conn: Connection | None = getattr(self._local, "writer", None)
+        if conn is None:
+            conn = self.engine.connect().execution_options(dockyard_write=True)
+            self._local.writer = conn
+            self._held.append(conn)
+        return conn
+
+    def _run_together(self, batch: list[Job]) -> None:
+        durable = any(job.durable for job in batch)
+        try:
+            with self._writer_turn():
+                conn = self._writer()
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                if not durable:
+                    raw.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with conn.begin():
+                        for job in batch:
+                            job.outcome = (True, job.fn(conn))
+                finally:
+                    if raw.in_transaction:  # a failed COMMIT can leave it open
+                        with contextlib.suppress(Exception):
+                            raw.execute("ROLLBACK")
+                    if not durable:
+                        raw.execute("PRAGMA synchronous=FULL")
+        except Exception as exc:
+            self._abandon(exc)
+            if isinstance(exc, sa.exc.OperationalError) and "full" in str(exc.orig).lower():
+                exc = StorageFullError(str(exc.orig))  # SQLITE_FULL; rolled back
+            for job in batch:
+                job.outcome = (False, exc)
+
+    def _abandon(self, exc: Exception) -> None:
+        """Nothing was committed: whatever the writes returned is void, and a repository id
+        one of them read (perhaps created in this transaction) may be a lie. After a database
+        error the connection starts afresh, whatever state it was left in."""
+        for forget in self._forget:
+            forget()
+        writer = getattr(self._local, "writer", None)
+        if writer is not None and isinstance(exc, sa.exc.DBAPIError):
+            self._local.writer = None
+            with contextlib.suppress(Exception):
+                self._held.remove(writer)
+            with contextlib.suppress(Exception):
+                writer.invalidate()
+
+
+def _has_alembic_table(conn: Connection) -> bool:
+    return sa.inspect(conn).has_table("alembic_version")
