@@ -42,7 +42,7 @@ def test_a_failing_write_leaves_nothing_and_makes_the_store_forget(meta, run) ->
         assert forgotten == ["ids"]
 
 
-def test_a_conflicting_write_runs_again_on_postgresql(meta, run) -> None:
+def test_a_conflicting_write_runs_again_where_replicas_share_the_database(meta, run) -> None:
     """A serialization failure is retried where replicas share the database; on SQLite the
     writer turns keep writes from ever conflicting, and an error is the caller's."""
     runner = meta.runner
