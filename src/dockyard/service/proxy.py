@@ -567,7 +567,7 @@ class ProxyService:
         try:
             await self.manifests.store_fetched(route.local, body, None, None, digest)
         except RegistryError as exc:
-            if exc.code != ErrorCode.MANIFEST_INVALID:
+            if exc.code not in (ErrorCode.MANIFEST_INVALID, ErrorCode.MANIFEST_TOO_LARGE):
                 raise
             return False  # JSON that is no manifest (a config, say): a blob like any other
         await self.counters.touch(touch_key(route.local, digest))
