@@ -21,8 +21,9 @@ from dockyard.client.auth import (
     scopes_for,
 )
 from dockyard.client.credentials import Credentials
-from dockyard.client.image import Manifest, Unauthorized
-from dockyard.client.registry import Denied, RegistryClient
+from dockyard.client.errors import Denied, Unauthorized
+from dockyard.client.image import Manifest
+from dockyard.client.registry import RegistryClient
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 from tests.support.auth_peers import token_distribution

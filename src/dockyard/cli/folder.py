@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from dockyard.cli.exits import say
 from dockyard.config import Settings, redact_url
 
 InitOpt = Annotated[
@@ -37,7 +38,7 @@ def describe(settings: Settings) -> str:
 
 def announce(settings: Settings) -> None:
     """One line on stderr, so that stdout stays what scripts read (a token's secret)."""
-    typer.echo(f"dockyard: using {describe(settings)}", err=True)
+    say(f"using {describe(settings)}")
 
 
 def sqlite_missing(settings: Settings) -> bool:

@@ -39,9 +39,16 @@ from pathlib import Path
 import httpx
 
 from dockyard.client.credentials import Credentials
-from dockyard.client.image import ClientError, DigestMismatch, NotFound, Unauthorized
+from dockyard.client.errors import (
+    ClientError,
+    ConnectionFailed,
+    DigestMismatch,
+    NotFound,
+    RateLimited,
+    TransferInterrupted,
+    Unauthorized,
+)
 from dockyard.client.registry import RegistryClient
-from dockyard.client.transport import ConnectionFailed, RateLimited, TransferInterrupted
 from dockyard.config import Settings, Upstream
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
