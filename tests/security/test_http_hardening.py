@@ -26,12 +26,13 @@ import httpx
 import pytest
 
 from dockyard.api.app import create_app
+from dockyard.assembly import open_registry
 from dockyard.auth.requests import Caller, Need
 from dockyard.auth.setup import build_auth
 from dockyard.config import Settings
 from dockyard.core.errors import RegistryError
 from dockyard.service.accounts import ANONYMOUS
-from dockyard.service.registry import Registry, migrate
+from dockyard.service.registry import Registry
 from tests.auth.helpers import (
     ADMIN_PASSWORD,
     OCI_MANIFEST,
@@ -399,8 +400,7 @@ def test_finding_16_private_and_missing_repositories_cost_the_same(tmp_path: Pat
 async def _private_versus_missing(
     settings: Settings,
 ) -> dict[str, tuple[list[tuple[str, str]], tuple, float]]:
-    registry = Registry.from_settings(settings)
-    try:
+    async with open_registry(settings, create=True) as registry:
         auth = await build_auth(registry)
         accounts = registry.accounts
         await accounts.create_user("alice", "alice-Pa55word")
@@ -449,8 +449,6 @@ async def _private_versus_missing(
         for conn in held:
             conn.connection.driver_connection.set_trace_callback(None)
         return result
-    finally:
-        await registry.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -475,10 +473,7 @@ def test_finding_16_the_single_lookup_answers_every_visibility_case(
 
 
 async def _visibilities(settings: Settings, names: list[str]) -> dict[str, str | None]:
-    registry = Registry.from_settings(settings)
-    try:
-        if settings.metadata is not None:  # a fresh PostgreSQL database: its schema first
-            await migrate(registry.meta)
+    async with open_registry(settings, create=True) as registry:  # a PostgreSQL schema too
         accounts = registry.accounts
         await accounts.create_user("alice", "alice-Pa55word")
         await accounts.create_org("acme", "alice")
@@ -488,8 +483,6 @@ async def _visibilities(settings: Settings, names: list[str]) -> dict[str, str |
         await accounts.set_visibility("alice/open", "public")
         await accounts.set_visibility("acme/closed", "private")
         return {name: await accounts.visibility(name) for name in names}
-    finally:
-        await registry.close()
 
 
 # -- client compatibility (a) ------------------------------------------------------------------

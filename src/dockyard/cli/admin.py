@@ -15,14 +15,7 @@ import click
 import typer
 
 from dockyard.cli.exits import FAILED, USAGE, fail
-from dockyard.cli.folder import (
-    InitOpt,
-    absent_message,
-    announce,
-    creating,
-    describe,
-    sqlite_missing,
-)
+from dockyard.cli.folder import InitOpt, absent_message, announce, describe
 from dockyard.config import ConfigError, load_settings, scrub
 from dockyard.core.errors import RegistryError
 
@@ -76,31 +69,23 @@ def on_store(
         settings = load_settings(config, {"data_dir": data_dir})
     except ConfigError as exc:
         raise fail(str(exc), USAGE) from exc
-    if sqlite_missing(settings) and not init:
-        raise fail(absent_message(settings), USAGE)
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from dockyard.service.registry import Registry, migrate, open_stores
+    from dockyard.assembly import NoRegistry, open_registry
     from dockyard.storage.private import private_umask
 
     private_umask()  # what the commands write in the data folder stays the owner's
 
     async def run() -> T:
-        with creating(settings, init):  # the SQLite schema made by one command at a time
-            registry = Registry(settings, *open_stores(settings))
-        try:
-            if settings.metadata:
-                await require_schema(registry, init)
-                if init:
-                    await migrate(registry.meta)
+        async with open_registry(settings, create=init) as registry:
             announce(settings)
             return await action(registry)
-        finally:
-            await registry.meta.close()
 
     try:
         return asyncio.run(run())
+    except NoRegistry as exc:
+        raise fail(absent_message(settings), USAGE) from exc
     except RegistryError as exc:
         raise fail(exc.message, USAGE) from exc
     except (KeyError, ValueError) as exc:
@@ -109,14 +94,6 @@ def on_store(
         # A database it cannot reach: one line, with any password the driver quoted hidden.
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise fail(f"cannot use {describe(settings)}: {scrub(reason, settings)}", FAILED) from exc
-
-
-async def require_schema(registry: Registry, init: bool) -> None:
-    from dockyard.metadata.migrate import has_schema
-
-    engine = registry.meta.async_engine  # type: ignore[attr-defined]
-    if not init and not await has_schema(engine):
-        raise fail(absent_message(registry.settings), USAGE)
 
 
 def read_password(from_stdin: bool, confirm: bool = True) -> str:
@@ -608,8 +585,7 @@ def migrate_command(
     """Copy a registry (the one --data-dir/--config names) to S3 and/or PostgreSQL: every blob,
     verified while it streams, then every metadata row. Stop writes to the source first
     (serve it --read-only); afterwards start the replicas on the new backends."""
-    from dockyard.service.migration import copy_blobs, copy_metadata
-    from dockyard.service.registry import migrate, open_stores
+    from dockyard.assembly import NoRegistry, copy_registry, sqlite_missing
     from dockyard.storage.private import private_umask
 
     if not to_storage and not to_metadata:
@@ -632,31 +608,12 @@ def migrate_command(
     target_settings = source_settings.model_copy(update=update)
     private_umask()
 
-    async def run() -> tuple[Any, dict[str, int] | None]:
-        source_blobs, source_meta = open_stores(source_settings)
-        target_blobs, target_meta = open_stores(target_settings)
-        try:
-            if source_settings.metadata:
-                from dockyard.metadata.migrate import has_schema
-
-                if not await has_schema(source_meta.async_engine):  # type: ignore[attr-defined]
-                    raise fail(absent_message(source_settings), USAGE)
-            digests = await source_meta.all_blob_digests()  # type: ignore[attr-defined]
-            report = None
-            if to_storage:
-                report = await copy_blobs(source_blobs, target_blobs, digests,
-                                          lambda d, n: typer.echo(f"copied {d} ({n} bytes)"))
-            rows = None
-            if to_metadata:
-                await migrate(target_meta)
-                rows = await copy_metadata(source_meta, target_meta)  # type: ignore[arg-type]
-            return report, rows
-        finally:
-            await source_meta.close()
-            await target_meta.close()
-
     try:
-        report, rows = asyncio.run(run())
+        report, rows = asyncio.run(copy_registry(
+            source_settings, target_settings, blobs=bool(to_storage), metadata=bool(to_metadata),
+            copied=lambda d, n: typer.echo(f"copied {d} ({n} bytes)")))
+    except NoRegistry as exc:
+        raise fail(absent_message(source_settings), USAGE) from exc
     except (RegistryError, ValueError) as exc:
         raise fail(scrub(getattr(exc, "message", str(exc)), target_settings), FAILED) from exc
     if report is not None:

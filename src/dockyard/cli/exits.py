@@ -11,9 +11,12 @@ The client's errors (`dockyard.client.errors`) carry no exit codes; `exit_code` 
 
 from __future__ import annotations
 
-import typer
+from typing import TYPE_CHECKING
 
 from dockyard.client.errors import ClientError, DigestMismatch, NotFound, Unauthorized, UsageError
+
+if TYPE_CHECKING:
+    import typer
 
 FAILED = 1
 USAGE = 2
@@ -37,12 +40,16 @@ def exit_code(exc: ClientError) -> int:
 
 def say(message: str) -> None:
     """The one line a failure prints, for a process that ends some other way than `fail`."""
+    import typer  # here: a server process (`cli.serve`) never loads the cli's libraries
+
     typer.echo(f"dockyard: {message}", err=True)
 
 
 def fail(message: str, code: int = FAILED) -> typer.Exit:
     """Print why and return the exit to raise: `raise fail(...) from exc`, so that the
     command's code (and a type checker) sees that it ends there."""
+    import typer
+
     say(message)
     return typer.Exit(code)
 

@@ -334,7 +334,8 @@ def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Validate the configuration (file, environment) without serving, the TLS certificate
     and key included; exit 2 if invalid. Says on stderr which data folder it names, and whether
     a registry is there yet."""
-    from dockyard.cli.folder import describe, sqlite_missing
+    from dockyard.assembly import sqlite_missing
+    from dockyard.cli.folder import describe
 
     settings = _settings(config, data_dir=data_dir)
     try:
@@ -363,35 +364,16 @@ def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None,
                init: InitOpt = False) -> None:
     """Migrate the metadata schema to the newest revision (also done at every start); with
     --init, create a new registry where there is none."""
-    from dockyard.cli.folder import absent_message, announce, creating, sqlite_missing
+    from dockyard.assembly import registry_exists
+    from dockyard.cli.folder import absent_message, announce
     from dockyard.cli.serve import prepare
 
     settings = _settings(config, data_dir=data_dir)
-    if not init and (sqlite_missing(settings) or not _shared_schema(settings)):
+    if not init and not registry_exists(settings):
         raise fail(absent_message(settings), USAGE)
     announce(settings)
-    with creating(settings, init):
-        prepare(settings)
+    prepare(settings)
     typer.echo("metadata schema is up to date")
-
-
-def _shared_schema(settings: Settings) -> bool:
-    """True unless the settings name a PostgreSQL database that was never migrated."""
-    if not settings.metadata:
-        return True
-    import asyncio
-
-    from dockyard.metadata.migrate import has_schema
-    from dockyard.metadata.sql import SQLMetadataStore
-
-    async def probe() -> bool:
-        meta = SQLMetadataStore.open_postgres(settings.metadata or "")
-        try:
-            return await has_schema(meta.async_engine)  # type: ignore[arg-type]
-        finally:
-            await meta.close()
-
-    return asyncio.run(probe())
 
 
 login.register(app)
