@@ -292,13 +292,14 @@ def test_finding_14_deep_json_and_odd_numbers_to_the_account_api_and_in_tokens(
     reg: AuthRegistry,
 ) -> None:
     with reg.client() as http:
-        for depth in (1_000, 100_000):
+        # Not JSON to the parser (400), or beyond the body limit before any parsing (413).
+        for depth, code in ((1_000, "BAD_REQUEST"), (100_000, "UNSUPPORTED")):
             response = http.put(
                 f"/api/v1/repositories/{CI}/visibility",
                 content=b"[" * depth + b"]" * depth,
                 headers={"Authorization": basic(*CAROL), "Content-Type": "application/json"},
             )
-            assert_spec_error(response, "UNSUPPORTED")
+            assert_spec_error(response, code)
         header = base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).rstrip(b"=").decode()
         response = http.get(
             f"/v2/{WEB}/manifests/v1", headers={"Authorization": f"Bearer {header}.e30.c2ln"}
@@ -311,7 +312,7 @@ def test_finding_14_deep_json_and_odd_numbers_to_the_account_api_and_in_tokens(
                 content=f'{{"name": "odd", "scope": "read", "expires_in": {number}}}',
                 headers={"Authorization": basic(*CAROL), "Content-Type": "application/json"},
             )
-            assert_spec_error(response, "UNSUPPORTED")
+            assert_spec_error(response, "BAD_REQUEST")
             assert response.status_code == 400, (number[:10], response.text)
 
 
