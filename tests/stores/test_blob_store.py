@@ -334,3 +334,43 @@ def test_filesystem_truncates_an_upload_only_to_drop_bytes(tmp_path, run, monkey
     assert run(collect(store.read_upload(upload))) == b"a" * 100 + b"b" * 20 + b"c" * 10
     run(store.create_upload(upload))  # made again: empty, as a new upload is
     assert run(store.upload_size(upload)) == 0
+
+
+def test_an_upload_can_be_followed_while_it_grows_where_the_store_says_so(blob_store,
+                                                                         run) -> None:
+    """What the pull-through cache asks of a store to hand one download to every worker:
+    the upload's file while it arrives, the blob's once committed, and whether a descriptor
+    it holds is the committed blob or a dropped upload. Stores without local files say so
+    and answer None for both."""
+    import os
+
+    data = b"followed while it grows" * 100
+    digest = digest_of(data)
+    upload = uuid.uuid4().hex
+    run(blob_store.create_upload(upload))
+    run(blob_store.write_upload(upload, 0, chunks(data[:100])))
+    following = blob_store.open_upload(upload)
+    if not blob_store.follows_uploads:
+        assert following is None and blob_store.open_blob(digest) is None
+        run(blob_store.abort_upload(upload))
+        return
+    assert following is not None and blob_store.open_blob(digest) is None
+    try:
+        run(blob_store.write_upload(upload, 100, chunks(data[100:])))
+        assert os.pread(following, len(data), 0) == data
+        assert not blob_store.superseded(following, digest), "nothing committed yet"
+        run(blob_store.commit_upload(upload, digest))
+        assert blob_store.open_upload(upload) is None
+        assert not blob_store.superseded(following, digest), "it became the blob"
+        dropped = uuid.uuid4().hex
+        run(blob_store.create_upload(dropped))
+        stale = blob_store.open_upload(dropped)
+        assert stale is not None
+        run(blob_store.abort_upload(dropped))
+        assert blob_store.superseded(stale, digest)
+        os.close(stale)
+        committed = blob_store.open_blob(digest)
+        assert committed is not None and os.pread(committed, len(data), 0) == data
+        os.close(committed)
+    finally:
+        os.close(following)

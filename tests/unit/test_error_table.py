@@ -67,7 +67,7 @@ def test_the_scan_sees_an_override() -> None:
 def test_no_handler_or_service_chooses_a_status() -> None:
     modules = [
         path
-        for folder in ("api", "auth", "core", "service")
+        for folder in ("api", "auth", "core", "proxy", "service")
         for path in sorted((SRC / folder).rglob("*.py"))
     ]
     assert any(p.parent.name == "routes" for p in modules)

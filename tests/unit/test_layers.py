@@ -15,8 +15,11 @@ ALLOWED = {
     "config": {"core"},
     "storage": {"core", "config"},
     "metadata": {"core", "config"},
-    "service": {"core", "config", "storage", "metadata", "client"},
-    "auth": {"core", "config", "service"},
+    # The composition root (service/registry.py) builds the pull-through cache when configured.
+    "service": {"core", "config", "storage", "metadata", "proxy"},
+    # The pull-through cache wraps the service's repositories and reaches upstreams as a client.
+    "proxy": {"core", "config", "storage", "metadata", "service", "client"},
+    "auth": {"core", "config", "service", "proxy"},
     "api": {"core", "config", "service", "auth"},
     "client": {"core"},
     # Puts the registry together: above service and auth, below api and cli.

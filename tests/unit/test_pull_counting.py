@@ -50,6 +50,16 @@ def test_a_busy_key_reserves_several_and_never_grants_beyond_the_shared_count() 
     assert shared.counts["pull:user:b"] - 5000 < MAX_LEASE, "at most one lease unused"
 
 
+def test_a_limit_of_100_or_less_is_counted_exactly_however_busy() -> None:
+    shared = SharedCounter()
+    pulls = PullCounter(shared)
+
+    async def burst() -> list[int]:
+        return [(await pulls.hit("pull:user:e", 21600, limit=100))[2] or 0 for _ in range(100)]
+
+    assert asyncio.run(burst()) == list(range(1, 101)), "every pull its own shared write"
+
+
 def test_reservations_shrink_near_the_limit() -> None:
     shared = SharedCounter()
     pulls = PullCounter(shared)
@@ -92,7 +102,7 @@ def test_the_gate_counts_from_leases_and_refuses_past_the_limit(monkeypatch) -> 
 
     shared = SharedCounter()
     monkeypatch.setattr("dockyard.auth.pull_counting.time.time", lambda: 1000.0)  # busy key
-    gate = AccessGate(Settings(authenticated_pull_limit=40), None, None, shared)  # type: ignore[arg-type]
+    gate = AccessGate(Settings(authenticated_pull_limit=4000), None, None, shared)  # type: ignore[arg-type]
     caller = Caller(Principal(name="u"), None, "127.0.0.1")
 
     async def pull() -> dict[str, str]:
@@ -101,13 +111,17 @@ def test_the_gate_counts_from_leases_and_refuses_past_the_limit(monkeypatch) -> 
             headers.update(await gate.count_pull(caller))
         return headers
 
-    remaining = [asyncio.run(pull())["RateLimit-Remaining"] for _ in range(40)]
-    stated = [int(value.removesuffix(";w=21600")) for value in remaining]
-    assert stated[0] == 39 and stated[-1] == 0
+    async def pulls(count: int) -> list[str]:
+        return [(await pull())["RateLimit-Remaining"] for _ in range(count)]
+
+    stated = [int(value.removesuffix(";w=21600")) for value in asyncio.run(pulls(4000))]
+    assert stated[0] == 3999 and stated[-1] == 0
     assert all(later <= earlier for earlier, later in itertools.pairwise(stated)), stated
-    # What every worker reserved is stated: a lease's pulls are shown as taken at once.
-    assert len(set(stated)) < 40
-    assert shared.writes < 40, "some pulls came from leases"
+    # What every worker reserved is stated: a lease's pulls are shown as taken at once, and
+    # a lease is at most a hundredth of the limit.
+    assert len(set(stated)) < 4000
+    assert all(earlier - later <= 40 for earlier, later in itertools.pairwise(stated))
+    assert shared.writes < 4000 / 4, "most pulls came from leases"
     with pytest.raises(RegistryError) as refused:
         asyncio.run(pull())
     assert refused.value.code is ErrorCode.TOOMANYREQUESTS

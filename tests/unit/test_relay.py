@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.service import relay as relay_module
-from dockyard.service.relay import DownloadFailed, Relay
+from dockyard.proxy import relay as relay_module
+from dockyard.proxy.relay import DownloadFailed, Relay
 
 PIECE = 256 * 1024
 

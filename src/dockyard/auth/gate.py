@@ -28,7 +28,7 @@ from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.service.accounts import ANONYMOUS, TOKEN_PREFIX, AccountService, Principal
 
 if TYPE_CHECKING:
-    from dockyard.service.proxy import ProxyService
+    from dockyard.proxy.service import ProxyService
 
 # How long a checked Basic credential or a bearer subject's account is trusted in memory, so
 # long as the accounts' version (see `_keep_current`) has not moved.

@@ -1,8 +1,9 @@
 """Counting pulls against a limit without a shared write for every pull.
 
 Each server process reserves pulls of a key from the shared counter in leases: one pull at a
-time while the key is quiet (so low limits are exact), more at once while it is busy (about
-100 ms worth of its recent rate, at most `MAX_LEASE`). A reservation counts in the shared
+time while the key is quiet or its limit is low (up to 100 a window: then every count is exact),
+more at once while it is busy (about 100 ms worth of its recent rate, at most a hundredth of
+its limit and `MAX_LEASE`). A reservation counts in the shared
 counter at once, so limits are never exceeded; what a process reserved and did not use is
 lost when the window ends, so a very busy client may be refused up to a lease early.
 
@@ -11,8 +12,8 @@ lost when the window ends, so a very busy client may be refused up to a lease ea
 count this process has announced in the window (`announce`). The total only grows within a
 window and a client's next request is answered after its previous answer was read, so the
 remaining pulls shown never go up between two answers to one client, whichever worker or
-replica gives them, and whatever order concurrent pulls finish in. A quiet key reserves one
-pull at a time, so there it is exact; a busy one sees it fall by a lease at a time.
+replica gives them, and whatever order concurrent pulls finish in. Where pulls are reserved one
+at a time it is exact; a busy key with a high limit sees it fall by a lease at a time.
 One shared write per token-checked manifest GET was the reason for leases (see bench/README.md).
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MAX_LEASE = 256
+LEASE_SHARE = 100  # a lease holds at most limit // LEASE_SHARE pulls
 LEASE_SECONDS = 0.1
 MAX_KEYS = 10_000
 
@@ -99,8 +101,10 @@ class PullCounter:
         if lease is not None and lease.window == window:
             rate = lease.size / max(now - lease.taken_at, 1e-3)
             size = int(min(max(rate * LEASE_SECONDS, 1), MAX_LEASE))
-            # Close to the limit, reserve only what could still be granted.
-            size = max(1, min(size, (limit - lease.last) // 2))
+            # At most a hundredth of the limit, so what `RateLimit-Remaining` states (every
+            # reservation) is that close to exact, and exact for limits up to 100 (Docker
+            # Hub's); close to the limit, only what could still be granted.
+            size = max(1, min(size, limit // LEASE_SHARE, (limit - lease.last) // 2))
         count, reset = await self.counters.hit(key, window_seconds, size)
         first = count - size + 1
         if len(self._leases) >= MAX_KEYS:

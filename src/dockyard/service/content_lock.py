@@ -9,13 +9,12 @@ are gone. Sweeps are rare, so publishers practically never wait.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import fcntl
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
+
+from dockyard.core.file_lock import held
 
 
 class ContentLock(Protocol):
@@ -31,32 +30,24 @@ class FileContentLock:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    @contextlib.asynccontextmanager
-    async def _hold(self, mode: int) -> AsyncIterator[None]:
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            except BlockingIOError:
-                await asyncio.to_thread(fcntl.flock, fd, mode)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
-
     def publishing(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._hold(fcntl.LOCK_SH)
+        return held(self.path, shared=True)
 
     def sweeping(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._hold(fcntl.LOCK_EX)
+        return held(self.path)
 
 
-class NoLock(FileContentLock):
+class NoLock:
     """For a store used by one task alone (tests of a single service)."""
 
-    def __init__(self) -> None:
-        pass
+    def publishing(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return _nothing()
 
-    @contextlib.asynccontextmanager
-    async def _hold(self, mode: int) -> AsyncIterator[None]:
-        yield
+    def sweeping(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return _nothing()
+
+
+@contextlib.asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield
 

@@ -19,13 +19,14 @@ from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
+from dockyard.service.repository import Hidden, LocalRepository, Repository
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
 from dockyard.storage.private import keep_private
 
 if TYPE_CHECKING:
-    from dockyard.service.proxy import ProxyService
+    from dockyard.proxy.service import ProxyService
 
 log = logging.getLogger("dockyard")
 
@@ -100,13 +101,19 @@ class Registry:
             self.counters = SQLiteCounters(settings.data_dir / COUNTERS_FILE)
         self.proxy: ProxyService | None = None
         if settings.proxies:
-            from dockyard.service.proxy import ProxyService
+            from dockyard.proxy.service import ProxyService
 
             self.proxy = ProxyService(settings, blob_store, meta, self.manifests, self.counters,
                                       self.content_lock)
         self.cache = CacheService([u.name for u in settings.proxies], blob_store, meta,
                                   self.counters, self.content_lock, settings.cache_max_bytes)
         self._housekeeping: asyncio.Task | None = None
+
+    def repository(self, name: str, hidden: Hidden | None = None) -> Repository:
+        """The repository `name` (validated), local or one the pull-through cache stands in for.
+        `hidden` tells whether the caller may not see a local repository of that name."""
+        local = LocalRepository(name, self.manifests, self.blobs, self.listing, self.uploads)
+        return local if self.proxy is None else self.proxy.repository(local, hidden)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Registry:

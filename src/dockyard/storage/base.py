@@ -98,9 +98,21 @@ class BlobStore(Protocol):
         """Stream what an upload holds so far (to hash it when no running hash survived):
         exactly the named pieces up to `size` when given."""
 
-    def upload_path(self, upload_id: str) -> Path | None:
-        """The local file an upload is written to, when the backend has one: lets readers
-        follow a download while it is still arriving (the pull-through cache)."""
+    # Whether uploads are local files that readers may follow while they grow (the
+    # pull-through cache hands a download to clients in other worker processes that way).
+    follows_uploads: bool
+
+    def open_upload(self, upload_id: str) -> int | None:
+        """A read-only descriptor of the file an upload is written to; None when it is gone
+        or the backend has no such file. The caller closes it."""
+
+    def open_blob(self, digest: str) -> int | None:
+        """A read-only descriptor of a committed blob's file; None when absent or the backend
+        has no such file. The caller closes it."""
+
+    def superseded(self, fd: int, digest: str) -> bool:
+        """Whether `digest` is committed and `fd` (from `open_upload`) reads some other file:
+        the upload it followed was dropped and another copy published meanwhile."""
 
     async def commit_upload(self, upload_id: str, digest: str,
                             pieces: Sequence[str] | None = None, size: int | None = None) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import ctypes
 import errno
-import fcntl
 import os
 import re
 import uuid
@@ -19,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 from dockyard.core.digest import Digest
+from dockyard.core.file_lock import try_lock
 from dockyard.storage.base import Digester, StorageFullError, UploadBusyError
 
 CHUNK = 1024 * 1024
@@ -89,6 +89,13 @@ def _absorb(fd: int, position: int, pieces: list[bytes], digester: Digester | No
             view = view[written:]
     if write_back and _start_writeback is not None:
         _start_writeback(fd, start, position - start)
+
+
+def _open_or_none(path: str | Path) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
 
 
 def _fsync_dir(path: str) -> None:
@@ -289,10 +296,8 @@ class FilesystemBlobStore:
         except FileNotFoundError as exc:
             raise KeyError(upload_id) from exc
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise UploadBusyError(upload_id) from exc
+            if not try_lock(fd):
+                raise UploadBusyError(upload_id)
             # The holder before us may have committed (renamed) or dropped the file after we
             # opened it: the lock then guards a blob or nothing, never this upload.
             try:
@@ -371,8 +376,20 @@ class FilesystemBlobStore:
         finally:
             os.close(fd)
 
-    def upload_path(self, upload_id: str) -> Path | None:
-        return self._upload_path(upload_id)
+    follows_uploads = True
+
+    def open_upload(self, upload_id: str) -> int | None:
+        return _open_or_none(self._upload_file(upload_id))
+
+    def open_blob(self, digest: str) -> int | None:
+        return _open_or_none(self._blob_path(digest))
+
+    def superseded(self, fd: int, digest: str) -> bool:
+        try:
+            committed = os.stat(self._blob_path(digest)).st_ino
+        except FileNotFoundError:
+            return False
+        return os.fstat(fd).st_ino != committed
 
     async def read_upload(self, upload_id: str, pieces: Sequence[str] | None = None,
                           size: int | None = None) -> AsyncIterator[bytes]:

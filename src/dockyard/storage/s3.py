@@ -235,8 +235,17 @@ class S3BlobStore:
         pieces = await self._pieces(upload_id)
         return pieces[-1][0] + pieces[-1][2] if pieces else 0
 
-    def upload_path(self, upload_id: str) -> Path | None:
+    # Chunks are objects of their own: a download cannot be read while it arrives.
+    follows_uploads = False
+
+    def open_upload(self, upload_id: str) -> int | None:
         return None
+
+    def open_blob(self, digest: str) -> int | None:
+        return None
+
+    def superseded(self, fd: int, digest: str) -> bool:
+        return False
 
     @contextlib.contextmanager
     def hold_upload(self, upload_id: str) -> Iterator[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,40 +24,51 @@ from dockyard.api.routes import (
 from dockyard.core.errors import ErrorCode, RegistryError
 
 NAME = "/v2/{name:path}"
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request], Awaitable[Any]]
 READS = frozenset({"GET", "HEAD"})
 
 
-def read_only(handler: Handler) -> Handler:
-    """Refuse every mutating method with UNSUPPORTED (405), as a read-only registry must."""
+async def refuse_writes(request: Request) -> Response:
+    """A path that takes only writes, on a read-only registry: answered as a write to any
+    other path is (a path registered for no method would be answered 404)."""
+    raise RegistryError(ErrorCode.UNSUPPORTED, "this registry is read-only")
 
-    async def guarded(request: Request) -> Response:
-        if request.method not in READS:
-            raise RegistryError(ErrorCode.UNSUPPORTED, "this registry is read-only")
-        return await handler(request)
 
-    return guarded
+def by_method(path: str, handlers: dict[str, Handler], is_read_only: bool) -> Route:
+    """One route for the methods of one path, each with its own handler. A read-only registry
+    registers only the reads: Starlette answers any other method 405, in the spec's format
+    (`api.errors`). Dispatching here keeps one pattern per path for Starlette to try. HEAD
+    goes where GET goes unless it has a handler of its own, as Starlette's own routes do."""
+    if "GET" in handlers:
+        handlers = {"HEAD": handlers["GET"], **handlers}
+    if is_read_only:
+        handlers = {method: h for method, h in handlers.items() if method in READS}
+        if not handlers:
+            return Route(path, refuse_writes)
+    if len(set(handlers.values())) == 1:
+        return Route(path, next(iter(handlers.values())), methods=list(handlers))
+
+    async def dispatch(request: Request) -> Any:
+        return await handlers[request.method](request)
+
+    return Route(path, dispatch, methods=list(handlers))
 
 
 def table(is_read_only: bool) -> list[Route]:
-    wrap = read_only if is_read_only else (lambda handler: handler)
+    def route(path: str, **handlers: Handler) -> Route:
+        return by_method(path, handlers, is_read_only)
+
     # The routes of pushes and pulls first: Starlette tries each pattern in turn, and these
     # are nearly every request. No path matches both one of them and a route below.
     return [
-        Route(
-            f"{NAME}/manifests/{{reference}}",
-            wrap(manifests.endpoint),
-            methods=["GET", "HEAD", "PUT", "DELETE"],
-        ),
-        Route(f"{NAME}/blobs/uploads/", wrap(uploads.start), methods=["POST"]),
+        route(f"{NAME}/manifests/{{reference}}", GET=manifests.get, PUT=manifests.put,
+              DELETE=manifests.delete),
+        route(f"{NAME}/blobs/uploads/", POST=uploads.start),
         # Without the slash too: a redirect would make clients re-send a POST body.
-        Route(f"{NAME}/blobs/uploads", wrap(uploads.start), methods=["POST"]),
-        Route(
-            f"{NAME}/blobs/uploads/{{upload_id}}",
-            wrap(uploads.session),
-            methods=["GET", "PATCH", "PUT", "DELETE"],
-        ),
-        Route(f"{NAME}/blobs/{{digest}}", wrap(blobs.endpoint), methods=["GET", "HEAD", "DELETE"]),
+        route(f"{NAME}/blobs/uploads", POST=uploads.start),
+        route(f"{NAME}/blobs/uploads/{{upload_id}}", GET=uploads.status, PATCH=uploads.append,
+              PUT=uploads.finish, DELETE=uploads.cancel),
+        route(f"{NAME}/blobs/{{digest}}", GET=blobs.get, DELETE=blobs.delete),
         Route("/v2/", base.version_check, methods=["GET"]),
         Route("/token", token.issue, methods=["GET", "POST"]),
         Route("/api/v1/openapi.json", openapi.document, methods=["GET"]),

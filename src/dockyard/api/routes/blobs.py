@@ -9,39 +9,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.responses import BlobResponse
-from dockyard.api.routes.common import cache_route, count_pull, registry_of, repository_access
+from dockyard.api.routes.common import count_pull, repository_access, repository_of
 from dockyard.auth.scopes import DELETE, PULL
-from dockyard.core.digest import Digest
 from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
 from dockyard.core.ranges import parse_range
+from dockyard.service.repository import Arriving
 
 if TYPE_CHECKING:
     from dockyard.auth.requests import Caller
-    from dockyard.service.proxy import Route
 
 
-async def endpoint(request: Request) -> Response | BlobResponse:
-    deleting = request.method == "DELETE"
-    name, caller = await repository_access(request, DELETE if deleting else PULL)
-    registry = registry_of(request)
-    digest = request.path_params["digest"]
-    route = await cache_route(request, name, writing=deleting)
-    if deleting:
-        await registry.blobs.delete(name, digest)
-        return Response(status_code=202, headers={"Content-Length": "0"})
-    if route is not None:
-        digest = str(Digest.parse(digest))
-        info = await registry.proxy.cached_content(route, digest)
-        if info is None:
-            return await _through_cache(request, route, digest, caller)
-    else:
-        info = await registry.blobs.stat(name, digest)
-    headers = _headers(info.digest)
+async def get(request: Request) -> Response | BlobResponse:
+    """GET (with ranges) and HEAD."""
+    name, caller = await repository_access(request, PULL)
     head = request.method == "HEAD"
+    blobs = repository_of(request, name).blobs
+    info = await blobs.find(request.path_params["digest"], head=head)
+    if isinstance(info, Arriving):
+        return await _arriving(request, info, caller)
+    headers = _headers(info.digest)
     if info.manifest and not head:  # a manifest's bytes are a pull by whichever route
         await count_pull(request, caller, headers)
     if not head:
-        url = await registry.blobs.redirect_url(info.digest)
+        url = await blobs.redirect_url(info.digest)
         if url is not None:  # the object store serves the bytes; the registry does not carry them
             return Response(status_code=307, headers={
                 "Location": url, "Docker-Content-Digest": info.digest, "Content-Length": "0"})
@@ -52,14 +42,18 @@ async def endpoint(request: Request) -> Response | BlobResponse:
             200,
             headers,
             head=head,
-            stream=lambda: registry.blobs.read(info.digest, 0, info.size - 1),
+            stream=lambda: blobs.read(info.digest, 0, info.size - 1),
         )
     start, end = span
     headers["Content-Length"] = str(end - start + 1)
     headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
-    return BlobResponse(
-        206, headers, head=head, stream=lambda: registry.blobs.read(info.digest, start, end)
-    )
+    return BlobResponse(206, headers, head=head, stream=lambda: blobs.read(info.digest, start, end))
+
+
+async def delete(request: Request) -> Response:
+    name, _ = await repository_access(request, DELETE)
+    await repository_of(request, name).blobs.delete(request.path_params["digest"])
+    return Response(status_code=202, headers={"Content-Length": "0"})
 
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:
@@ -76,19 +70,15 @@ def _headers(digest: str) -> dict[str, str]:
     }
 
 
-async def _through_cache(
-    request: Request, route: Route, digest: str, caller: Caller | None
-) -> BlobResponse:
-    """A blob the cache does not hold yet: HEAD asks the upstream, GET streams the download
-    (whole: a range of an uncached blob is served once the blob is here). Bytes that may be
-    a manifest (small JSON) are answered once all are here and verified: by then the cache
-    knows whether they are one, and reading one is a pull."""
-    proxy = registry_of(request).proxy
-    headers = _headers(digest)
-    if request.method == "HEAD":
-        headers["Content-Length"] = str(await proxy.blob_size(route, digest))
+async def _arriving(request: Request, blob: Arriving, caller: Caller | None) -> BlobResponse:
+    """A blob the registry does not hold yet: HEAD answers its size, GET streams it as it
+    arrives. Bytes that may be a manifest (small JSON) are answered once all are here and
+    verified: by then the registry knows whether they are one, and reading one is a pull."""
+    headers = _headers(blob.digest)
+    size, stream = blob.size, blob.stream
+    if stream is None:
+        headers["Content-Length"] = str(size)
         return BlobResponse(200, headers, head=True)
-    size, stream = await proxy.fetch_blob(route, digest)
     # Wait for the first bytes before answering: a download that fails before any byte
     # arrived is still a clean 503 here (once the response has started, the server can only
     # cut it short, and before its first body byte it would answer a bare 500).
@@ -100,11 +90,11 @@ async def _through_cache(
                 pieces.append(chunk)
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
-        if await proxy.is_manifest(route, digest):
+        if await blob.is_manifest():
             await count_pull(request, caller, headers)
         headers["Content-Length"] = str(size)
-        body = b"".join(pieces)
-        return BlobResponse(200, headers, stream=lambda: _once(body))
+        whole = b"".join(pieces)
+        return BlobResponse(200, headers, stream=lambda: _once(whole))
 
     async def body() -> AsyncIterator[bytes]:
         try:

@@ -11,16 +11,15 @@ from starlette.requests import Request
 from dockyard.api.services import SERVICES_KEY
 from dockyard.auth.requests import Caller, Need, client_address, plain_address
 from dockyard.auth.scopes import PULL
-from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.service.registry import Registry
+from dockyard.service.repository import Repository
 
 if TYPE_CHECKING:
     from ipaddress import IPv4Network, IPv6Network
 
     from dockyard.auth.gate import AccessGate
     from dockyard.auth.setup import Auth
-    from dockyard.service.proxy import Route
 
     IPNetwork = IPv4Network | IPv6Network
 
@@ -175,26 +174,14 @@ async def pull_headers(request: Request, caller: Caller) -> dict[str, str]:
     return await auth_of(request).gate.pull_headers(caller)
 
 
-READ_ONLY_CACHE = "cached repositories are read-only: push to a repository of your own"
+def repository_of(request: Request, name: str) -> Repository:
+    """The repository `name` names, local or cached: call after `repository_access`, which
+    identified the caller (a mirror answers a local repository the caller may not see)."""
+    return registry_of(request).repository(name, lambda: _hidden(request, name))
 
 
-async def cache_route(request: Request, name: str, *, writing: bool = False) -> Route | None:
-    """The pull-through cache route for `name`, refusing writes to it (UNSUPPORTED). Reads
-    call it after `repository_access`, which identified the caller.
-
-    A write to a name only the mirror would answer creates an ordinary local repository
-    instead (which then shadows the mirror for that name, as a local repository should)."""
-    proxy = registry_of(request).proxy
-    route = await proxy.route(name) if proxy is not None else None
-    if route is not None and writing:
-        if route.local != name:  # reached through the mirror: the name is free locally
-            return None
-        raise RegistryError(ErrorCode.UNSUPPORTED, READ_ONLY_CACHE)
-    if route is None and not writing and proxy is not None and proxy.mirror is not None:
-        # A local repository the caller may not see answers as a missing one: from the mirror.
-        caller = request.scope.get(CALLER_KEY)
-        auth = auth_of(request)
-        if caller is not None and auth is not None and \
-                await auth.gate.hides(caller.principal, name):
-            return proxy.mirrored(name)
-    return route
+async def _hidden(request: Request, name: str) -> bool:
+    caller = request.scope.get(CALLER_KEY)
+    auth = auth_of(request)
+    return caller is not None and auth is not None and \
+        await auth.gate.hides(caller.principal, name)

@@ -1,4 +1,4 @@
-"""`/v2/<name>/manifests/<reference>`: PUT, GET, HEAD, DELETE by tag or digest."""
+"""`/v2/<name>/manifests/<reference>`: GET, HEAD, PUT, DELETE by tag or digest."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from starlette.responses import Response
 
 from dockyard.api.body import read_body
 from dockyard.api.routes.common import (
-    cache_route,
     count_pull,
     pull_headers,
     read_check,
     registry_of,
     repository_access,
+    repository_of,
 )
 from dockyard.auth.scopes import DELETE, PULL, PUSH
 from dockyard.core import mediatypes as mt
@@ -22,51 +22,12 @@ from dockyard.core.manifest import MAX_MANIFEST_BYTES
 _TOO_LARGE = RegistryError(ErrorCode.MANIFEST_TOO_LARGE)
 
 
-NEEDS = {"PUT": (PULL, PUSH), "DELETE": (DELETE,), "GET": (PULL,), "HEAD": (PULL,)}
-
-
-async def endpoint(request: Request) -> Response:
-    name, caller = await repository_access(request, *NEEDS[request.method])
+async def get(request: Request) -> Response:
+    """GET and HEAD."""
+    name, caller = await repository_access(request, PULL)
     reference = request.path_params["reference"]
-    registry = registry_of(request)
-    manifests = registry.manifests
-    route = await cache_route(request, name, writing=request.method in ("PUT", "DELETE"))
-
-    if request.method == "PUT":
-        body = await read_body(
-            request, MAX_MANIFEST_BYTES, registry.settings.body_timeout_seconds, _TOO_LARGE
-        )
-        result = await manifests.put(
-            name,
-            reference,
-            body,
-            request.headers.get("content-type"),
-            request.query_params.getlist("tag"),
-            read_check(request, caller),
-        )
-        headers = {
-            "Location": f"/v2/{name}/manifests/{result.digest}",
-            "Docker-Content-Digest": result.digest,
-            "Content-Length": "0",
-        }
-        if result.subject:
-            headers["OCI-Subject"] = result.subject
-        if len(result.tags) > 1 or (result.tags and ":" in reference):
-            headers["OCI-Tag"] = ", ".join(result.tags)
-        return Response(status_code=201, headers=headers)
-
-    if request.method == "DELETE":
-        # Not in the distribution spec: a client that wants a child of an index gone anyway
-        # says so. It needs nothing beyond the delete permission the request already has.
-        force = request.query_params.get("force", "").lower() in ("true", "1")
-        await manifests.delete(name, reference, force=force)
-        return Response(status_code=202, headers={"Content-Length": "0"})
-
-    warning = None
-    if route is not None:
-        record, warning = await registry.proxy.manifest(route, reference)
-    else:
-        record = await manifests.resolve(name, reference)
+    manifests = repository_of(request, name).manifests
+    record, warning = await manifests.get(reference)
     if ":" not in reference:
         # Clients such as skopeo send one Accept header per media type: read them all.
         _negotiate(",".join(request.headers.getlist("accept")), record.media_type, record.digest)
@@ -90,6 +51,40 @@ async def endpoint(request: Request) -> Response:
             headers={"ETag": headers["ETag"], "Docker-Content-Digest": record.digest},
         )
     return Response(await manifests.content(record), status_code=200, headers=headers)
+
+
+async def put(request: Request) -> Response:
+    name, caller = await repository_access(request, PULL, PUSH)
+    reference = request.path_params["reference"]
+    timeout = registry_of(request).settings.body_timeout_seconds
+    result = await repository_of(request, name).manifests.put(
+        reference,
+        lambda: read_body(request, MAX_MANIFEST_BYTES, timeout, _TOO_LARGE),
+        request.headers.get("content-type"),
+        request.query_params.getlist("tag"),
+        read_check(request, caller),
+    )
+    headers = {
+        "Location": f"/v2/{name}/manifests/{result.digest}",
+        "Docker-Content-Digest": result.digest,
+        "Content-Length": "0",
+    }
+    if result.subject:
+        headers["OCI-Subject"] = result.subject
+    if len(result.tags) > 1 or (result.tags and ":" in reference):
+        headers["OCI-Tag"] = ", ".join(result.tags)
+    return Response(status_code=201, headers=headers)
+
+
+async def delete(request: Request) -> Response:
+    name, _ = await repository_access(request, DELETE)
+    # Not in the distribution spec: a client that wants a child of an index gone anyway
+    # says so. It needs nothing beyond the delete permission the request already has.
+    force = request.query_params.get("force", "").lower() in ("true", "1")
+    await repository_of(request, name).manifests.delete(
+        request.path_params["reference"], force=force
+    )
+    return Response(status_code=202, headers={"Content-Length": "0"})
 
 
 def _negotiate(accept: str, media_type: str, digest: str) -> None:

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api.routes.common import cache_route, registry_of, repository_access
+from dockyard.api.routes.common import repository_access, repository_of
 from dockyard.auth.scopes import PULL
 from dockyard.service.listing import Page, parse_page_size
 
@@ -40,11 +40,7 @@ async def list_tags(request: Request) -> Response:
     name, _ = await repository_access(request, PULL)
     params = request.query_params
     n, last = parse_page_size(params.get("n")), params.get("last")
-    route = await cache_route(request, name)
-    if route is not None:
-        page = await registry_of(request).proxy.tags(route, n, last)
-    else:
-        page = await registry_of(request).listing.tags(name, n, last)
+    page = await repository_of(request, name).tags.list(n, last)
     body = _RENDERED.get(page.whole) if page.whole is not None else None
     if body is None:
         body = _render(name, page)

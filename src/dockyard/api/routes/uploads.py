@@ -7,14 +7,12 @@ from starlette.responses import Response
 
 from dockyard.api.body import has_body, stream_body
 from dockyard.api.routes.common import (
-    cache_route,
     read_check,
     registry_of,
     repository_access,
+    repository_of,
 )
 from dockyard.auth.scopes import PULL, PUSH
-from dockyard.core.digest import Digest
-from dockyard.core.names import validate_name
 from dockyard.core.ranges import parse_content_range
 from dockyard.service.uploads import UploadStatus
 
@@ -44,47 +42,64 @@ def _created(name: str, digest: str) -> Response:
 
 
 async def start(request: Request) -> Response:
+    """POST: a new upload, a whole blob at once (`digest`), or a mount (`mount`, `from`)."""
     name, caller = await repository_access(request, PULL, PUSH)
-    await cache_route(request, name, writing=True)
-    registry = registry_of(request)
+    repository = repository_of(request, name)
     params = request.query_params
     mount = params.get("mount")
     if mount:
-        digest = str(Digest.parse(mount))
-        source = params.get("from")
-        if source is not None:
-            validate_name(source)
-        if await registry.blobs.mount(name, digest, source, read_check(request, caller)):
-            return _created(name, digest)
-    digest_param = params.get("digest")
-    if digest_param is not None and not mount:
-        chunks = stream_body(request, registry.settings.body_timeout_seconds)
-        digest = await registry.uploads.monolithic(name, digest_param, chunks)
-        return _created(name, digest)
-    return _progress(await registry.uploads.start(name))
+        mounted = await repository.blobs.mount(
+            mount, params.get("from"), read_check(request, caller)
+        )
+        if mounted is not None:
+            return _created(name, mounted)
+    digest = params.get("digest")
+    if digest is not None and not mount:
+        timeout = registry_of(request).settings.body_timeout_seconds
+        return _created(
+            name, await repository.uploads.monolithic(digest, stream_body(request, timeout))
+        )
+    return _progress(await repository.uploads.start())
 
 
-async def session(request: Request) -> Response:
-    # Reading an upload's status is a read, as in Distribution; the rest writes.
-    reading = request.method == "GET"
-    name, _ = await repository_access(request, *((PULL,) if reading else (PULL, PUSH)))
-    registry = registry_of(request)
-    upload_id = request.path_params["upload_id"]
-    uploads = registry.uploads
-    timeout = registry.settings.body_timeout_seconds
+async def status(request: Request) -> Response:
+    """GET: how far the upload got. A read, as in Distribution; the other methods write."""
+    name, _ = await repository_access(request, PULL)
+    uploads = repository_of(request, name).uploads
+    return _progress(await uploads.status(request.path_params["upload_id"]), 204)
 
-    if reading:
-        return _progress(await uploads.status(name, upload_id), 204)
-    if request.method == "DELETE":
-        await uploads.cancel(name, upload_id)
-        return Response(status_code=204, headers={"Content-Length": "0"})
 
-    content_range = request.headers.get("content-range")
-    span = parse_content_range(content_range) if content_range else None
-    if request.method == "PATCH":
-        status = await uploads.append(name, upload_id, stream_body(request, timeout), span)
-        return _progress(status)
-    # PUT closes the upload, optionally with a last chunk.
+async def append(request: Request) -> Response:
+    """PATCH: the next chunk."""
+    name, _ = await repository_access(request, PULL, PUSH)
+    uploads = repository_of(request, name).uploads
+    timeout = registry_of(request).settings.body_timeout_seconds
+    return _progress(
+        await uploads.append(
+            request.path_params["upload_id"], stream_body(request, timeout), _span(request)
+        )
+    )
+
+
+async def finish(request: Request) -> Response:
+    """PUT: close the upload, optionally with a last chunk."""
+    name, _ = await repository_access(request, PULL, PUSH)
+    uploads = repository_of(request, name).uploads
+    timeout = registry_of(request).settings.body_timeout_seconds
+    span = _span(request)
     chunks = stream_body(request, timeout) if has_body(request) else None
-    digest = await uploads.finish(name, upload_id, request.query_params.get("digest"), chunks, span)
+    digest = await uploads.finish(
+        request.path_params["upload_id"], request.query_params.get("digest"), chunks, span
+    )
     return _created(name, digest)
+
+
+async def cancel(request: Request) -> Response:
+    name, _ = await repository_access(request, PULL, PUSH)
+    await repository_of(request, name).uploads.cancel(request.path_params["upload_id"])
+    return Response(status_code=204, headers={"Content-Length": "0"})
+
+
+def _span(request: Request) -> tuple[int, int] | None:
+    content_range = request.headers.get("content-range")
+    return parse_content_range(content_range) if content_range else None

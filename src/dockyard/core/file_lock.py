@@ -1,0 +1,73 @@
+"""`flock` on a file, the lock every worker process of one host shares.
+
+The kernel lets go of it when the holding process dies, so a crashed worker never leaves a lock
+behind. Each user names its lock for what it protects (the content lock, a download's leader,
+an upload being written); this module only takes and releases it, the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+
+def open_lock_file(path: Path | str) -> int:
+    """A descriptor to lock, creating the file (readable by this user only) when missing."""
+    return os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+
+
+def try_lock(fd: int, *, shared: bool = False) -> bool:
+    """Take the lock without waiting; False when another open file holds it."""
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def lock(fd: int, *, shared: bool = False) -> None:
+    """Take the lock, waiting for it in this thread."""
+    fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+
+
+async def lock_async(fd: int, *, shared: bool = False) -> None:
+    """Take the lock; a wait happens in a worker thread, never on the event loop."""
+    if not try_lock(fd, shared=shared):
+        await asyncio.to_thread(lock, fd, shared=shared)
+
+
+def unlock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def release(fd: int) -> None:
+    """Let go of the lock and of the descriptor."""
+    unlock(fd)
+    os.close(fd)
+
+
+def is_free(path: Path | str) -> bool:
+    """Whether nobody holds the lock of `path` right now (it is taken and let go at once)."""
+    fd = open_lock_file(path)
+    try:
+        if not try_lock(fd):
+            return False
+        unlock(fd)
+        return True
+    finally:
+        os.close(fd)
+
+
+@contextlib.asynccontextmanager
+async def held(path: Path | str, *, shared: bool = False) -> AsyncIterator[None]:
+    """The lock of `path` for the block, waited for off the event loop."""
+    fd = open_lock_file(path)
+    try:
+        await lock_async(fd, shared=shared)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -1,0 +1,56 @@
+"""The one `flock` helper: exclusive against every other open file, shared with shared holders,
+let go on release, and waited for off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from dockyard.core.file_lock import held, is_free, open_lock_file, release, try_lock
+
+
+def test_exclusive_shared_and_released(tmp_path: Path) -> None:
+    path = tmp_path / "what.lock"
+    first, second = open_lock_file(path), open_lock_file(path)
+    try:
+        assert is_free(path)
+        assert try_lock(first)
+        assert not try_lock(second) and not try_lock(second, shared=True)
+        assert not is_free(path)
+        release(first)
+        first = -1
+        assert is_free(path)
+        assert try_lock(second, shared=True)
+        other = open_lock_file(path)
+        assert try_lock(other, shared=True), "shared holders share"
+        assert not is_free(path)
+        release(other)
+    finally:
+        for fd in (first, second):
+            if fd >= 0:
+                os.close(fd)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_held_waits_without_blocking_the_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "what.lock"
+
+    async def scenario() -> list[str]:
+        order: list[str] = []
+        holder = open_lock_file(path)
+        assert try_lock(holder)
+
+        async def waiter() -> None:
+            async with held(path):
+                order.append("waiter")
+
+        task = asyncio.create_task(waiter())
+        await asyncio.sleep(0.05)  # the loop runs on while the waiter waits in a thread
+        order.append("loop")
+        release(holder)
+        await asyncio.wait_for(task, 5)
+        assert is_free(path), "closing the descriptor let go"
+        return order
+
+    assert asyncio.run(scenario()) == ["loop", "waiter"]
