@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from dockyard.cli.main import app
 from dockyard.client.credentials import CredentialStore
-from dockyard.client.image import Manifest, Unauthorized
+from dockyard.client.errors import Unauthorized
+from dockyard.client.image import Manifest
 from dockyard.client.registry import RegistryClient
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor

@@ -23,9 +23,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dockyard.assembly import open_registry
 from dockyard.auth.tokens import libtrust_key_id
 from dockyard.config import load_settings
-from dockyard.service.registry import Registry, open_stores
 from tests.auth.helpers import (
     SERVICE,
     AuthRegistry,
@@ -421,8 +421,7 @@ def test_refresh_token_issued_in_the_second_of_a_password_change_is_refused(
     settings = load_settings(None, {"data_dir": tmp_path / "data"}, environ={})
 
     async def check() -> None:
-        registry = Registry(settings, *open_stores(settings))  # the schema comes with it
-        try:
+        async with open_registry(settings, create=True) as registry:
             accounts = registry.accounts
             await accounts.create_user("zed", "first-pw")
             await accounts.set_password("zed", "second-pw")
@@ -431,8 +430,6 @@ def test_refresh_token_issued_in_the_second_of_a_password_change_is_refused(
             same_second = int(account.credentials_changed_at)
             assert await accounts.principal("zed", issued_at=same_second) is None
             assert await accounts.principal("zed", issued_at=same_second + 1) is not None
-        finally:
-            await registry.meta.close()
 
     asyncio.run(check())
 

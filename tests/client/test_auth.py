@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dockyard.cli.exits import exit_code
 from dockyard.client.auth import (
     SCOPES_EXTENSION,
     merge_scopes,
@@ -21,8 +22,9 @@ from dockyard.client.auth import (
     scopes_for,
 )
 from dockyard.client.credentials import Credentials
-from dockyard.client.image import Manifest, Unauthorized
-from dockyard.client.registry import Denied, RegistryClient
+from dockyard.client.errors import Denied, Unauthorized
+from dockyard.client.image import Manifest
+from dockyard.client.registry import RegistryClient
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 from tests.support.auth_peers import token_distribution
@@ -141,7 +143,7 @@ def test_basic_auth_wrong_password_and_anonymous(basic_registry: Distribution) -
         run(wrong_password())
     assert "not-the-password-xyz" not in str(caught.value)
     assert f"dockyard login {basic_registry.host}" in str(caught.value)
-    assert caught.value.exit_code == 4
+    assert exit_code(caught.value) == 4  # what `dockyard` exits with
 
     async def anonymous() -> None:
         async with RegistryClient(basic_registry.host) as c:

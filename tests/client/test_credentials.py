@@ -16,11 +16,11 @@ import pytest
 from dockyard.client.credentials import (
     DOCKER_HUB_KEY,
     Credentials,
-    CredentialsError,
     CredentialStore,
     config_key,
     normalize_host,
 )
+from dockyard.client.errors import CredentialsError
 from dockyard.client.registry import RegistryClient
 from tests.support.peers import ContainersEnv, Distribution, containers_env, require
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.client.image import ClientError, DigestMismatch, Manifest, NotFound
+from dockyard.client.errors import ClientError, DigestMismatch, NotFound
+from dockyard.client.image import Manifest
 from dockyard.client.layout import REF_NAME, OCILayoutDestination, OCILayoutSource
 from dockyard.client.local import local_destination, local_source, split_local
 from dockyard.core import mediatypes as mt

@@ -16,16 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.client.image import ClientError, DigestMismatch, Manifest, NotFound
+from dockyard.client.errors import ClientError, DigestMismatch, NotFound, RateLimited
+from dockyard.client.image import Manifest
 from dockyard.client.registry import RegistryClient
 from dockyard.client.remote import RegistryDestination, RegistrySource
-from dockyard.client.transport import (
-    RateLimited,
-    RetryPolicy,
-    api_host,
-    base_url,
-    uses_plain_http,
-)
+from dockyard.client.transport import RetryPolicy, api_host, base_url, uses_plain_http
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 from dockyard.core.reference import parse_reference

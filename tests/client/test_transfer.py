@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dockyard.client.image import BlobOpener, ClientError, Manifest, Platform, ProgressCallback
+from dockyard.client.errors import ClientError
+from dockyard.client.image import BlobOpener, Manifest, Platform, ProgressCallback
 from dockyard.client.transfer import Copier, CopyOptions, build_index
 from dockyard.core import mediatypes as mt
 from dockyard.core.digest import sha256_of

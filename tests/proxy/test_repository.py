@@ -4,11 +4,13 @@ through to a real upstream on a miss and refuses every write, before reading any
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from dockyard.assembly import open_registry
 from dockyard.config import Settings
 from dockyard.config import Upstream as UpstreamConfig
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -21,11 +23,17 @@ from tests.proxy.helpers import Upstream, make_image, sha256
 REPO = "library/app"
 
 
-def _registry(tmp_path: Path, up: Upstream, *, mirror: bool = False) -> Registry:
+@contextlib.asynccontextmanager
+async def _registry(
+    tmp_path: Path, up: Upstream, *, mirror: bool = False
+) -> AsyncIterator[Registry]:
+    """A registry caching `up`, started as a worker starts it."""
     settings = Settings(
         data_dir=tmp_path / "data", proxies=[UpstreamConfig(name="up", url=up.url, mirror=mirror)]
     )
-    return Registry.from_settings(settings)
+    async with open_registry(settings, create=True) as registry:
+        await registry.start()
+        yield registry
 
 
 async def _never_read() -> bytes:
@@ -50,9 +58,7 @@ def test_a_cached_repository_reads_through_on_a_miss(tmp_path: Path, up: Upstrea
     layer = image.layers[0]
 
     async def scenario() -> None:
-        registry = _registry(tmp_path, up)
-        await registry.start()
-        try:
+        async with _registry(tmp_path, up) as registry:
             repo = registry.repository(f"up/{REPO}")
             assert isinstance(repo, ProxiedRepository)
             up.proxy.reset()
@@ -80,8 +86,6 @@ def test_a_cached_repository_reads_through_on_a_miss(tmp_path: Path, up: Upstrea
             assert again == body
             assert (await repo.tags.list(None, None)).items == ["v1"]
             assert not [p for p in up.proxy.paths() if "/blobs/" in p], up.proxy.paths()
-        finally:
-            await registry.close()
 
     asyncio.run(scenario())
 
@@ -91,9 +95,7 @@ def test_a_cached_repository_refuses_every_write(tmp_path: Path, up: Upstream) -
     up.push_image(REPO, "v1", image)
 
     async def scenario() -> None:
-        registry = _registry(tmp_path, up)
-        await registry.start()
-        try:
+        async with _registry(tmp_path, up) as registry:
             repo = registry.repository(f"up/{REPO}")
             record, _ = await repo.manifests.get("v1")  # cached: writes are refused still
             up.proxy.reset()
@@ -105,8 +107,6 @@ def test_a_cached_repository_refuses_every_write(tmp_path: Path, up: Upstream) -
             await _refused(lambda: repo.uploads.monolithic(image.config_digest, _no_chunks()))
             assert up.proxy.paths() == []
             assert (await repo.manifests.get(record.digest))[0].digest == record.digest
-        finally:
-            await registry.close()
 
     asyncio.run(scenario())
 
@@ -119,9 +119,7 @@ def test_writes_to_a_name_only_the_mirror_answers_are_local(tmp_path: Path, up: 
     mine = make_image(tmp_path, "mine")
 
     async def scenario() -> None:
-        registry = _registry(tmp_path, up, mirror=True)
-        await registry.start()
-        try:
+        async with _registry(tmp_path, up, mirror=True) as registry:
             assert isinstance(registry.repository("up/other"), ProxiedRepository)
             mirrored = await registry.repository(REPO).manifests.get("v1")
             assert mirrored[0].digest == image.manifest_digest
@@ -143,8 +141,6 @@ def test_writes_to_a_name_only_the_mirror_answers_are_local(tmp_path: Path, up: 
                 ).manifests.get("v1")
             )
             assert local[0].digest == mine.manifest_digest
-        finally:
-            await registry.close()
 
     asyncio.run(scenario())
 

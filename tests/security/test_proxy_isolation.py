@@ -20,7 +20,7 @@ import pytest
 
 from dockyard.client import registry as client_registry
 from dockyard.client.credentials import Credentials
-from dockyard.client.image import ClientError
+from dockyard.client.errors import ClientError
 from dockyard.client.registry import RegistryClient
 from tests.proxy.helpers import (
     ACCEPT,

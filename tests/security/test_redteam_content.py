@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dockyard.assembly import open_registry
 from dockyard.auth.requests import Caller
 from dockyard.auth.setup import build_auth
 from dockyard.config import Settings
-from dockyard.service.registry import Registry
 from tests.auth.helpers import (
     ADMIN_PASSWORD,
     OCI_MANIFEST,
@@ -499,8 +499,7 @@ def _spy(store: object, label: str, calls: list[str]) -> None:
 
 
 async def _mount_probes(settings: Settings) -> dict[str, tuple[list[str], bool]]:
-    registry = Registry.from_settings(settings)
-    try:
+    async with open_registry(settings, create=True) as registry:
         gate = (await build_auth(registry)).gate
         accounts = registry.accounts
         await accounts.create_user("alice", ALICE[1])
@@ -529,8 +528,6 @@ async def _mount_probes(settings: Settings) -> dict[str, tuple[list[str], bool]]
             mounted = await registry.blobs.mount("bob/mine", secret, source, may_read)
             result[name] = (list(calls), mounted)
         return result
-    finally:
-        await registry.close()
 
 
 def test_attack_download_cut_mid_stream_logs_a_traceback(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from dockyard.client.api import one_image_per_platform
-from dockyard.client.image import UsageError
+from dockyard.client.errors import UsageError
 from tests.auth.conftest import QUIET
 from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic
 from tests.auth.helpers import push_image as push_signed_image

@@ -40,9 +40,8 @@ async def stream_body(request: Request, idle_timeout: float) -> AsyncIterator[by
                 message = await receive()
         except TimeoutError:
             raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID,
+                ErrorCode.BODY_TIMEOUT,
                 f"no request body data for {idle_timeout:g}s; upload abandoned",
-                status=408,
             ) from None
         if message["type"] == "http.disconnect":
             raise ClientDisconnected()

@@ -17,12 +17,14 @@ class ClientDisconnected(Exception):
     """The client went away mid-request; there is nobody left to answer."""
 
 
-def render(error: RegistryError, method: str = "GET") -> Response:
+def render(error: RegistryError, method: str = "GET", status: int | None = None) -> Response:
+    """`status` only for Starlette's own HTTP errors, whose status the table cannot know."""
     headers = dict(error.headers)
+    status = status or error.status
     if method == "HEAD":
         # HEAD answers carry no body; the status and headers still say what went wrong.
-        return Response(status_code=error.status, headers=headers)
-    return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
+        return Response(status_code=status, headers=headers)
+    return JSONResponse(error.to_json(), status_code=status, headers=headers)
 
 
 async def registry_error(request: Request, exc: Exception) -> Response:
@@ -35,9 +37,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         error = RegistryError(ErrorCode.UNSUPPORTED, f"{request.method} is not supported here")
     elif exc.status_code == 404:
-        error = RegistryError(ErrorCode.UNSUPPORTED, "no such endpoint", status=404)
+        error = RegistryError(ErrorCode.ENDPOINT_UNKNOWN)
     else:
-        error = RegistryError(ErrorCode.UNSUPPORTED, str(exc.detail), status=exc.status_code)
+        # Whatever else Starlette raises keeps its own status, with the spec's body.
+        error = RegistryError(ErrorCode.UNSUPPORTED, str(exc.detail))
+        return render(error, request.method, exc.status_code)
     return render(error, request.method)
 
 

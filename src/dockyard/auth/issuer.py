@@ -116,5 +116,5 @@ class TokenIssuer:
                 raise self._unauthorized("the refresh token was revoked")
             return await self._respond(principal, scope_params, service, True, refresh)
         raise RegistryError(
-            ErrorCode.UNSUPPORTED, "grant_type must be password or refresh_token", status=400
+            ErrorCode.PARAMETER_UNSUPPORTED, "grant_type must be password or refresh_token"
         )

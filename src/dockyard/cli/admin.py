@@ -14,14 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import click
 import typer
 
-from dockyard.cli.folder import (
-    InitOpt,
-    absent_message,
-    announce,
-    creating,
-    describe,
-    sqlite_missing,
-)
+from dockyard.cli.exits import FAILED, USAGE, fail
+from dockyard.cli.folder import InitOpt, absent_message, announce, describe
 from dockyard.config import ConfigError, load_settings, scrub
 from dockyard.core.errors import RegistryError
 
@@ -63,11 +57,6 @@ def register(app: typer.Typer) -> None:
     register_migrate(app)
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"dockyard: {message}", err=True)
-    return typer.Exit(code)
-
-
 def on_store(
     config: Path | None,
     data_dir: Path | None,
@@ -79,48 +68,32 @@ def on_store(
     try:
         settings = load_settings(config, {"data_dir": data_dir})
     except ConfigError as exc:
-        raise fail(str(exc), 2) from exc
-    if sqlite_missing(settings) and not init:
-        raise fail(absent_message(settings), 2)
+        raise fail(str(exc), USAGE) from exc
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from dockyard.service.registry import Registry, migrate, open_stores
+    from dockyard.assembly import NoRegistry, open_registry
     from dockyard.storage.private import private_umask
 
     private_umask()  # what the commands write in the data folder stays the owner's
 
     async def run() -> T:
-        with creating(settings, init):  # the SQLite schema made by one command at a time
-            registry = Registry(settings, *open_stores(settings))
-        try:
-            if settings.metadata:
-                await require_schema(registry, init)
-                if init:
-                    await migrate(registry.meta)
+        async with open_registry(settings, create=init) as registry:
             announce(settings)
             return await action(registry)
-        finally:
-            await registry.meta.close()
 
     try:
         return asyncio.run(run())
+    except NoRegistry as exc:
+        raise fail(absent_message(settings), USAGE) from exc
     except RegistryError as exc:
-        raise fail(exc.message, 2) from exc
+        raise fail(exc.message, USAGE) from exc
     except (KeyError, ValueError) as exc:
-        raise fail(scrub(str(exc).strip("'\""), settings), 2) from exc
+        raise fail(scrub(str(exc).strip("'\""), settings), USAGE) from exc
     except (OSError, SQLAlchemyError) as exc:
         # A database it cannot reach: one line, with any password the driver quoted hidden.
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise fail(f"cannot use {describe(settings)}: {scrub(reason, settings)}", 1) from exc
-
-
-async def require_schema(registry: Registry, init: bool) -> None:
-    from dockyard.metadata.migrate import has_schema
-
-    engine = registry.meta.async_engine  # type: ignore[attr-defined]
-    if not init and not await has_schema(engine):
-        raise fail(absent_message(registry.settings), 2)
+        raise fail(f"cannot use {describe(settings)}: {scrub(reason, settings)}", FAILED) from exc
 
 
 def read_password(from_stdin: bool, confirm: bool = True) -> str:
@@ -129,9 +102,9 @@ def read_password(from_stdin: bool, confirm: bool = True) -> str:
     else:
         password = getpass.getpass("Password: ")
         if confirm and getpass.getpass("Repeat it: ") != password:
-            raise fail("the passwords do not match", 2)
+            raise fail("the passwords do not match", USAGE)
     if not password:
-        raise fail("the password is empty", 2)
+        raise fail("the password is empty", USAGE)
     return password
 
 
@@ -154,7 +127,7 @@ def user_add(
         try:
             await registry.accounts.create_user(name, password, admin=admin)
         except KeyError:
-            raise fail(f"{name} already exists", 2) from None
+            raise fail(f"{name} already exists", USAGE) from None
 
     on_store(config, data_dir, action, init=init)
     typer.echo(f"created user {name}" + (" (administrator)" if admin else ""))
@@ -212,7 +185,7 @@ def user_remove(
         try:
             return await registry.accounts.remove_account(name, choice, heir)
         except KeyError:
-            raise fail(f"no user {heir} to receive the repositories", 2) from None
+            raise fail(f"no user {heir} to receive the repositories", USAGE) from None
 
     async def action(registry: Registry) -> tuple[bool, str | None, str | None]:
         try:
@@ -222,7 +195,7 @@ def user_remove(
                 raise fail(
                     f"{name} has repositories: say what becomes of them with "
                     "--repositories delete, or --repositories transfer --to USER",
-                    2,
+                    USAGE,
                 ) from None
         choice = click.prompt(
             f"{name} has repositories: delete them, or transfer them to another user?",
@@ -233,7 +206,7 @@ def user_remove(
 
     removed, choice, heir = on_store(config, data_dir, action, init=init)
     if not removed:
-        raise fail(f"no user {name}", 2)
+        raise fail(f"no user {name}", USAGE)
     if choice == TRANSFER_REPOSITORIES:
         typer.echo(f"removed {name}; its repositories now belong to {heir}")
     else:
@@ -255,7 +228,7 @@ def user_passwd(
         return await registry.accounts.set_password(name, read_password(password_stdin))
 
     if not on_store(config, data_dir, action, init=init):
-        raise fail(f"no user {name}", 2)
+        raise fail(f"no user {name}", USAGE)
     typer.echo(f"password of {name} changed")
 
 
@@ -271,7 +244,7 @@ def user_admin(
 ) -> None:
     """Make a user an administrator."""
     if not on_store(config, data_dir, lambda r: r.accounts.set_admin(name, not revoke), init=init):
-        raise fail(f"no user {name}", 2)
+        raise fail(f"no user {name}", USAGE)
     typer.echo(f"{name} is {'no longer ' if revoke else ''}an administrator")
 
 
@@ -287,10 +260,10 @@ def user_pull_limit(
     value: int | None = {"unlimited": -1, "default": None}.get(limit, 0)
     if value == 0:
         if not (limit.isascii() and limit.isdigit()) or len(limit) > 18:
-            raise fail("the limit is a number, 'unlimited' or 'default'", 2)
+            raise fail("the limit is a number, 'unlimited' or 'default'", USAGE)
         value = int(limit)
     if not on_store(config, data_dir, lambda r: r.accounts.set_pull_limit(name, value), init=init):
-        raise fail(f"no account {name}", 2)
+        raise fail(f"no account {name}", USAGE)
     typer.echo(f"pull limit of {name}: {limit}")
 
 
@@ -305,7 +278,7 @@ def user_import(
     try:
         text = path.read_text()
     except OSError as exc:
-        raise fail(f"cannot read {path}: {exc.strerror}", 2) from exc
+        raise fail(f"cannot read {path}: {exc.strerror}", USAGE) from exc
     imported, skipped = on_store(
         config, data_dir, lambda r: r.accounts.import_htpasswd(text), init=init
     )
@@ -331,7 +304,7 @@ def org_create(
         try:
             await registry.accounts.create_org(name, owner)
         except KeyError:
-            raise fail(f"{name} already exists", 2) from None
+            raise fail(f"{name} already exists", USAGE) from None
 
     on_store(config, data_dir, action, init=init)
     typer.echo(f"created organisation {name}")
@@ -367,7 +340,7 @@ def org_remove(
         config, data_dir, lambda r: r.accounts.store.remove_membership(org, user), init=init
     )
     if not removed:
-        raise fail(f"{user} is not a member of {org}", 2)
+        raise fail(f"{user} is not a member of {org}", USAGE)
     typer.echo(f"removed {user} from {org}")
 
 
@@ -397,7 +370,7 @@ def parse_duration(text: str) -> float:
         bare = re.fullmatch(r"[0-9]{1,12}", text.strip()) is not None
         raise fail(f"invalid duration {text!r}: "
                    + ("a number needs a unit: " if bare else "")
-                   + "s, m, h, d or w, e.g. 90d, 12h, 30m", 2)
+                   + "s, m, h, d or w, e.g. 90d, 12h, 30m", USAGE)
     unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
     return int(match.group(1)) * unit
 
@@ -428,11 +401,11 @@ def token_create(
 
     async def action(registry: Registry) -> str:
         if await registry.accounts.store.get_account(user) is None:
-            raise fail(f"no user {user}", 2)
+            raise fail(f"no user {user}", USAGE)
         try:
             _, secret = await registry.accounts.create_token(user, name, scope, lifetime)
         except KeyError:
-            raise fail(f"{user} already has a token named {name}", 2) from None
+            raise fail(f"{user} already has a token named {name}", USAGE) from None
         return secret
 
     typer.echo(on_store(config, data_dir, action, init=init))
@@ -488,8 +461,8 @@ def token_revoke(
     if owner is None:
         if user is None:
             raise fail(f"no active token with the id {token}, nor one named so owned by admin; "
-                       "name its owner with --user", 2)
-        raise fail(f"{user} has no active token {token}", 2)
+                       "name its owner with --user", USAGE)
+        raise fail(f"{user} has no active token {token}", USAGE)
     typer.echo(f"revoked {token}" + ("" if user else f" (of {owner})"))
 
 
@@ -534,7 +507,7 @@ def _checked(fn: Callable[[str], Any]) -> Callable[[str], Any]:
         try:
             return fn(value)
         except RegistryError as exc:
-            raise fail(exc.message, 2) from exc
+            raise fail(exc.message, USAGE) from exc
 
     return run
 
@@ -543,7 +516,7 @@ def _checked(fn: Callable[[str], Any]) -> Callable[[str], Any]:
 def parse_size(text: str) -> int:
     match = re.fullmatch(r"([0-9]{1,15}(?:\.[0-9]{1,15})?)\s*([kmgt]?)i?b?", text.strip().lower())
     if match is None:
-        raise fail(f"invalid size {text!r}: use e.g. 500M, 20G", 2)
+        raise fail(f"invalid size {text!r}: use e.g. 500M, 20G", USAGE)
     scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[match.group(2)]
     return int(float(match.group(1)) * scale)
 
@@ -551,7 +524,7 @@ def parse_size(text: str) -> int:
 def _require_proxies(registry: Registry) -> None:
     if not registry.settings.proxies:
         raise fail("no upstreams are configured: give the --config file that lists `proxies`",
-                   2)
+                   USAGE)
 
 
 @cache_app.command("stats")
@@ -612,18 +585,17 @@ def migrate_command(
     """Copy a registry (the one --data-dir/--config names) to S3 and/or PostgreSQL: every blob,
     verified while it streams, then every metadata row. Stop writes to the source first
     (serve it --read-only); afterwards start the replicas on the new backends."""
-    from dockyard.service.migration import copy_blobs, copy_metadata
-    from dockyard.service.registry import migrate, open_stores
+    from dockyard.assembly import NoRegistry, copy_registry, sqlite_missing
     from dockyard.storage.private import private_umask
 
     if not to_storage and not to_metadata:
-        raise fail("say where to: --to-storage and/or --to-metadata", 2)
+        raise fail("say where to: --to-storage and/or --to-metadata", USAGE)
     try:
         source_settings = load_settings(config, {"data_dir": data_dir})
     except ConfigError as exc:
-        raise fail(str(exc), 2) from exc
+        raise fail(str(exc), USAGE) from exc
     if sqlite_missing(source_settings):
-        raise fail(absent_message(source_settings), 2)
+        raise fail(absent_message(source_settings), USAGE)
     announce(source_settings)
     update: dict[str, Any] = {}
     if to_storage:
@@ -636,30 +608,14 @@ def migrate_command(
     target_settings = source_settings.model_copy(update=update)
     private_umask()
 
-    async def run() -> tuple[Any, dict[str, int] | None]:
-        source_blobs, source_meta = open_stores(source_settings)
-        target_blobs, target_meta = open_stores(target_settings)
-        try:
-            if source_settings.metadata and not await source_meta.has_schema():
-                raise fail(absent_message(source_settings), 2)
-            digests = await source_meta.all_blob_digests()
-            report = None
-            if to_storage:
-                report = await copy_blobs(source_blobs, target_blobs, digests,
-                                          lambda d, n: typer.echo(f"copied {d} ({n} bytes)"))
-            rows = None
-            if to_metadata:
-                await migrate(target_meta)
-                rows = await copy_metadata(source_meta, target_meta)
-            return report, rows
-        finally:
-            await source_meta.close()
-            await target_meta.close()
-
     try:
-        report, rows = asyncio.run(run())
+        report, rows = asyncio.run(copy_registry(
+            source_settings, target_settings, blobs=bool(to_storage), metadata=bool(to_metadata),
+            copied=lambda d, n: typer.echo(f"copied {d} ({n} bytes)")))
+    except NoRegistry as exc:
+        raise fail(absent_message(source_settings), USAGE) from exc
     except (RegistryError, ValueError) as exc:
-        raise fail(scrub(getattr(exc, "message", str(exc)), target_settings), 1) from exc
+        raise fail(scrub(getattr(exc, "message", str(exc)), target_settings), FAILED) from exc
     if report is not None:
         typer.echo(f"blobs: {report.blobs_copied} copied ({report.bytes_copied} bytes), "
                    f"{report.blobs_present} already there")

@@ -7,14 +7,11 @@ one that does not exist unless told to create it (--init); `serve` still creates
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 
+from dockyard.cli.exits import say
 from dockyard.config import Settings, redact_url
 
 InitOpt = Annotated[
@@ -37,13 +34,7 @@ def describe(settings: Settings) -> str:
 
 def announce(settings: Settings) -> None:
     """One line on stderr, so that stdout stays what scripts read (a token's secret)."""
-    typer.echo(f"dockyard: using {describe(settings)}", err=True)
-
-
-def sqlite_missing(settings: Settings) -> bool:
-    from dockyard.service.registry import METADATA_FILE
-
-    return not settings.metadata and not (settings.data_dir / METADATA_FILE).is_file()
+    say(f"using {describe(settings)}")
 
 
 def absent_message(settings: Settings) -> str:
@@ -55,23 +46,3 @@ def absent_message(settings: Settings) -> str:
         f"{what}: give the registry's folder with --data-dir (default ./dockyard-data, "
         "also DOCKYARD_DATA_DIR) or --config, or pass --init to create a new one there"
     )
-
-
-@contextlib.contextmanager
-def creating(settings: Settings, init: bool) -> Iterator[None]:
-    """While a new registry is being made in the folder: one command at a time makes it, so
-    that concurrent `--init` commands do not race to create the same SQLite schema (a race
-    SQLite answers with 'database is locked' instead of waiting). A lock on the folder itself,
-    so that nothing else is left in it."""
-    if not (init and sqlite_missing(settings)):
-        yield
-        return
-    from dockyard.storage.private import keep_private
-
-    keep_private(settings.data_dir)
-    fd = os.open(settings.data_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock

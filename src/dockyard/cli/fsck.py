@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dockyard.cli.admin import ConfigOpt, DataDirOpt, on_store
+from dockyard.cli.exits import FAILED
 from dockyard.cli.folder import InitOpt
 
 if TYPE_CHECKING:
@@ -57,4 +58,4 @@ def fsck_command(
         + (f", {len(report.quarantined)} quarantined" if repair else "")
     )
     if not report.clean:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)

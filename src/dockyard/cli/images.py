@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from dockyard.client.image import ClientError, Platform
+from dockyard.cli.exits import USAGE, fail, fail_with, say
+from dockyard.client.errors import ClientError
+from dockyard.client.image import Platform
 from dockyard.client.transfer import CopyResult, SilentReporter
 from dockyard.core.reference import InvalidReference, parse_reference
 
@@ -95,17 +97,14 @@ def run_client(insecure: bool, ca_cert: list[Path] | None, jobs: int,
                 # Said for a network host only: its traffic went unencrypted.
                 for plain in client.plain_http_hosts():
                     if not is_loopback(plain):
-                        typer.echo(f"dockyard: {plain} does not speak TLS; used plain HTTP",
-                                   err=True)
+                        say(f"{plain} does not speak TLS; used plain HTTP")
 
     try:
         return asyncio.run(main())
     except (InvalidReference, ValueError) as exc:
-        typer.echo(f"dockyard: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(str(exc), USAGE) from exc
     except ClientError as exc:
-        typer.echo(f"dockyard: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from exc
+        raise fail_with(exc) from exc
 
 
 def reporter(quiet: bool, as_json: bool, verb: str) -> Any:
@@ -159,8 +158,7 @@ def platform_of(text: str | None) -> Platform | None:
     try:
         return Platform.parse(text)
     except ClientError as exc:
-        typer.echo(f"dockyard: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(str(exc), USAGE) from exc
 
 
 def push(source: Annotated[str, typer.Argument(help=f"The local image: {NAMES_HELP}.")],
@@ -305,8 +303,7 @@ def manifest_create(target: Annotated[str, typer.Argument(help="The index to cre
     for item in annotation or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            typer.echo(f"dockyard: --annotation {item!r}: expected KEY=VALUE", err=True)
-            raise typer.Exit(2)
+            raise fail(f"--annotation {item!r}: expected KEY=VALUE", USAGE)
         annotations[key] = value
     index = run_client(insecure, ca_cert, jobs, lambda c: c.create_index(target, sources,
                                                                 annotations=annotations),
@@ -320,8 +317,7 @@ def ref_parse(reference: str) -> None:
     try:
         ref = parse_reference(reference)
     except InvalidReference as exc:
-        typer.echo(f"dockyard: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(str(exc), USAGE) from exc
     typer.echo(json.dumps({"registry": ref.registry, "repository": ref.repository,
                            "tag": ref.tag, "digest": ref.digest, "api_host": ref.api_host,
                            "canonical": str(ref), "familiar": ref.familiar}, indent=2))

@@ -14,12 +14,11 @@ from typing import Annotated
 
 import typer
 
+from dockyard.cli.exits import USAGE, fail, fail_with
 from dockyard.cli.images import CaCertOpt
 from dockyard.client.credentials import Credentials, CredentialStore, normalize_host
-from dockyard.client.image import ClientError
+from dockyard.client.errors import ClientError
 from dockyard.core.reference import DOCKER_HUB
-
-EXIT_USAGE = 2
 
 RegistryArg = Annotated[
     str | None,
@@ -33,11 +32,6 @@ InsecureOpt = Annotated[
                  "always tried first; localhost and 127.0.0.0/8 fall back to plain HTTP "
                  "without this."),
 ]
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"dockyard: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _host(registry: str | None) -> str:
@@ -86,21 +80,21 @@ def login(
     host = _host(registry)
     if password_stdin:
         if not username:
-            raise _fail("--password-stdin needs --username", EXIT_USAGE)
+            raise fail("--password-stdin needs --username", USAGE)
         password = _read_password_stdin()
     else:
         if not username:
             username = typer.prompt("Username")
         password = getpass.getpass("Password: ")
     if not username or not password:
-        raise _fail("a user name and a password are both required", EXIT_USAGE)
+        raise fail("a user name and a password are both required", USAGE)
     creds = Credentials(username=username, password=password)
     try:
         refresh_token, scheme = asyncio.run(_verify(host, creds, insecure, ca_cert))
         stored = Credentials(identity_token=refresh_token) if refresh_token else creds
         path = CredentialStore().store(host, stored)
     except ClientError as exc:
-        raise _fail(str(exc), exc.exit_code) from None
+        raise fail_with(exc) from None
     typer.echo(f"{host} answered over "
                f"{'HTTPS' if scheme == 'https' else 'plain HTTP (it does not speak TLS)'}")
     typer.echo(f"Credentials for {host} saved in {path}")
@@ -113,7 +107,7 @@ def logout(registry: RegistryArg = None) -> None:
     try:
         removed = CredentialStore().erase(host)
     except ClientError as exc:
-        raise _fail(str(exc), exc.exit_code) from None
+        raise fail_with(exc) from None
     if removed:
         typer.echo(f"Removing login credentials for {host}")
     else:

@@ -11,6 +11,7 @@ import typer
 
 from dockyard import __version__
 from dockyard.cli import admin, fsck, images, login, referrers
+from dockyard.cli.exits import INTERRUPTED, USAGE, fail, say
 from dockyard.cli.folder import InitOpt
 from dockyard.config import (
     ConfigError,
@@ -57,8 +58,7 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
     try:
         return load_settings(config, overrides)
     except ConfigError as exc:
-        typer.echo(f"dockyard: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(str(exc), USAGE) from exc
 
 
 def _version(value: bool) -> None:
@@ -289,11 +289,9 @@ def serve(
                 for p in proxy
             ]
         except ConfigError as exc:
-            typer.echo(f"dockyard: {exc}", err=True)
-            raise typer.Exit(2) from exc
+            raise fail(str(exc), USAGE) from exc
     elif mirror:
-        typer.echo("dockyard: --mirror names one of the --proxy upstreams", err=True)
-        raise typer.Exit(2)
+        raise fail("--mirror names one of the --proxy upstreams", USAGE)
     settings = _settings(
         config,
         proxies=proxies,
@@ -324,8 +322,7 @@ def serve(
     try:
         check_security(settings)
     except ConfigError as exc:
-        typer.echo(f"dockyard: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(str(exc), USAGE) from exc
     from dockyard.cli.serve import logging_config, run
 
     logging.config.dictConfig(logging_config(verbose))
@@ -337,19 +334,18 @@ def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Validate the configuration (file, environment) without serving, the TLS certificate
     and key included; exit 2 if invalid. Says on stderr which data folder it names, and whether
     a registry is there yet."""
-    from dockyard.cli.folder import describe, sqlite_missing
+    from dockyard.assembly import sqlite_missing
+    from dockyard.cli.folder import describe
 
     settings = _settings(config, data_dir=data_dir)
     try:
         check_security(settings)
     except ConfigError as exc:
-        typer.echo(f"dockyard: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise fail(str(exc), USAGE) from exc
     if sqlite_missing(settings):
-        typer.echo(f"dockyard: {settings.data_dir.resolve()} holds no registry yet "
-                   "(`dockyard serve` creates it)", err=True)
+        say(f"{settings.data_dir.resolve()} holds no registry yet (`dockyard serve` creates it)")
     else:
-        typer.echo(f"dockyard: configuration for {describe(settings)}", err=True)
+        say(f"configuration for {describe(settings)}")
     typer.echo("configuration is valid")
 
 
@@ -368,36 +364,16 @@ def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None,
                init: InitOpt = False) -> None:
     """Migrate the metadata schema to the newest revision (also done at every start); with
     --init, create a new registry where there is none."""
-    from dockyard.cli.folder import absent_message, announce, creating, sqlite_missing
+    from dockyard.assembly import registry_exists
+    from dockyard.cli.folder import absent_message, announce
     from dockyard.cli.serve import prepare
 
     settings = _settings(config, data_dir=data_dir)
-    if not init and (sqlite_missing(settings) or not _shared_schema(settings)):
-        typer.echo(f"dockyard: {absent_message(settings)}", err=True)
-        raise typer.Exit(2)
+    if not init and not registry_exists(settings):
+        raise fail(absent_message(settings), USAGE)
     announce(settings)
-    with creating(settings, init):
-        prepare(settings)
+    prepare(settings)
     typer.echo("metadata schema is up to date")
-
-
-def _shared_schema(settings: Settings) -> bool:
-    """True unless the settings name a PostgreSQL database that was never migrated."""
-    if not settings.metadata:
-        return True
-    import asyncio
-
-    from dockyard.metadata.migrate import has_schema
-    from dockyard.metadata.sql import SQLMetadataStore
-
-    async def probe() -> bool:
-        meta = SQLMetadataStore.open_postgres(settings.metadata or "")
-        try:
-            return await has_schema(meta.async_engine)  # type: ignore[arg-type]
-        finally:
-            await meta.close()
-
-    return asyncio.run(probe())
 
 
 login.register(app)
@@ -411,4 +387,4 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(INTERRUPTED)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from dockyard.cli.exits import USAGE, fail
 from dockyard.cli.images import CaCertOpt, InsecureOpt, pinned, run_client
 
 if TYPE_CHECKING:
@@ -26,8 +27,7 @@ def _annotations(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            typer.echo(f"dockyard: --annotation {item!r}: expected KEY=VALUE", err=True)
-            raise typer.Exit(2)
+            raise fail(f"--annotation {item!r}: expected KEY=VALUE", USAGE)
         annotations[key] = value
     return annotations
 
@@ -68,8 +68,7 @@ def attach(
     from dockyard.client.referrers import ArtifactFile
 
     if not artifact_type:
-        typer.echo("dockyard: name the artifact's type with --artifact-type", err=True)
-        raise typer.Exit(2)
+        raise fail("name the artifact's type with --artifact-type", USAGE)
     annotations = _annotations(annotation)
     items = [ArtifactFile.parse(text) for text in files or []]
     manifest = run_client(

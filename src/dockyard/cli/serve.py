@@ -13,11 +13,12 @@ import traceback
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from dockyard import assembly
 from dockyard.api.access_log import PLAIN_FORMAT
 from dockyard.api.app import SETTINGS_ENV
+from dockyard.cli.exits import FAILED, USAGE, fail, say
 from dockyard.config import Settings, redact_url, scrub
 from dockyard.core.errors import RegistryError
-from dockyard.service.registry import Registry, migrate, open_stores
 from dockyard.storage.private import private_umask
 
 log = logging.getLogger("dockyard")
@@ -27,24 +28,10 @@ ADMIN_PASSWORD_ENV = "DOCKYARD_ADMIN_PASSWORD"
 
 
 def prepare(settings: Settings) -> None:
-    """Before any worker starts: the data folder, the schema, and with accounts on the token
-    signing key and a first admin (password from DOCKYARD_ADMIN_PASSWORD, or printed once)."""
-    private_umask()
-    registry = Registry(settings, *open_stores(settings))
-
-    async def setup() -> str | None:
-        try:
-            await migrate(registry.meta)
-            if not settings.auth_enabled:
-                return None
-            from dockyard.auth.setup import signing_key
-
-            await signing_key(registry)
-            return await registry.accounts.bootstrap_admin(os.environ.get(ADMIN_PASSWORD_ENV))
-        finally:
-            await registry.meta.close()
-
-    generated = asyncio.run(setup())
+    """Before any worker starts (`dockyard.assembly.prepare`), then the first admin's
+    generated password shown once."""
+    private_umask()  # the data folder, databases and key are the owner's only
+    generated = asyncio.run(assembly.prepare(settings, os.environ.get(ADMIN_PASSWORD_ENV)))
     if generated:
         sys.stderr.write(
             "\n  Dockyard created the administrator account 'admin' with the password\n\n"
@@ -100,14 +87,14 @@ def prepare_apart(settings: Settings) -> None:
             # A folder it cannot create or write, a database it cannot reach or whose URL is
             # malformed: one line.
             reason = scrub(_reason(exc), settings)  # a driver may quote the database URL
-            sys.stderr.write(f"dockyard: cannot prepare {_where(settings)}: {reason}\n")
-            code = 1
+            say(f"cannot prepare {_where(settings)}: {reason}")
+            code = FAILED
         except RegistryError as exc:  # the first admin's password breaks a rule
-            sys.stderr.write(f"dockyard: {ADMIN_PASSWORD_ENV}: {exc.message}\n")
-            code = 2
+            say(f"{ADMIN_PASSWORD_ENV}: {exc.message}")
+            code = USAGE
         except BaseException:
             sys.stderr.write(scrub(traceback.format_exc(), settings))
-            code = 1
+            code = FAILED
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -226,8 +213,7 @@ def claim_address(host: str, port: int) -> socket.socket:
         else:
             reason = exc.strerror or str(exc)
         shown = f"[{host}]" if ":" in host else host
-        sys.stderr.write(f"dockyard: cannot listen on {shown}:{port}: {reason}\n")
-        raise SystemExit(1) from None
+        raise fail(f"cannot listen on {shown}:{port}: {reason}", FAILED) from None
     return claim
 
 

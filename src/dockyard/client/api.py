@@ -20,15 +20,8 @@ from typing import Any
 
 from dockyard.client import referrers
 from dockyard.client.credentials import CredentialStore, normalize_host
-from dockyard.client.image import (
-    ClientError,
-    ImageDestination,
-    ImageSource,
-    Manifest,
-    NotFound,
-    Platform,
-    UsageError,
-)
+from dockyard.client.errors import ClientError, NotFound, UsageError
+from dockyard.client.image import ImageDestination, ImageSource, Manifest, Platform
 from dockyard.client.local import local_destination, local_source, split_local
 from dockyard.client.referrers import ArtifactFile, Referrer
 from dockyard.client.registry import RegistryClient

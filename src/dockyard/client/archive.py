@@ -39,15 +39,8 @@ from dockyard.client.blobio import (
     receive_blob,
     sniff_compression,
 )
-from dockyard.client.image import (
-    BlobOpener,
-    ClientError,
-    DigestMismatch,
-    ImageSource,
-    Manifest,
-    NotFound,
-    ProgressCallback,
-)
+from dockyard.client.errors import ClientError, DigestMismatch, NotFound
+from dockyard.client.image import BlobOpener, ImageSource, Manifest, ProgressCallback
 from dockyard.client.layout import (
     LayoutReader,
     OCILayoutDestination,

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from dockyard.client.credentials import Credentials
-from dockyard.client.image import ClientError, Unauthorized
+from dockyard.client.errors import ClientError, Unauthorized
 
 SCOPES_EXTENSION = "dockyard.scopes"  # request.extensions key overriding the derived scopes
 CLIENT_ID = "dockyard"

@@ -21,13 +21,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol
 
-from dockyard.client.image import (
-    BlobOpener,
-    ClientError,
-    DigestMismatch,
-    NotFound,
-    ProgressCallback,
-)
+from dockyard.client.errors import ClientError, DigestMismatch, NotFound
+from dockyard.client.image import BlobOpener, ProgressCallback
 from dockyard.core.digest import Digest
 from dockyard.core.manifest import Descriptor
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.client.blobio import write_atomic
-from dockyard.client.image import ClientError
+from dockyard.client.errors import CredentialsError
 from dockyard.core.reference import DOCKER_HUB, DOCKER_HUB_API
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -32,10 +32,6 @@ _HUB_ALIASES = frozenset({DOCKER_HUB, DOCKER_HUB_API, "index.docker.io"})
 # What a helper prints as the user name when the secret is an identity token.
 _TOKEN_USER = "<token>"
 _HELPER_TIMEOUT = 60.0
-
-
-class CredentialsError(ClientError):
-    """The credentials file or helper could not be read or written."""
 
 
 @dataclass(frozen=True, slots=True)

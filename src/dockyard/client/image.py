@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dockyard.client.errors import ClientError
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 
@@ -20,34 +21,6 @@ from dockyard.core.manifest import Descriptor
 BlobOpener = Callable[[int], AsyncIterator[bytes]]
 # Told the number of bytes just transferred, and once with a negative number on a restart.
 ProgressCallback = Callable[[int], None]
-
-
-class ClientError(Exception):
-    """A failure the user can act on; `code` is the registry's error code when there is one."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class UsageError(ClientError):
-    """The command was given something that is not a valid name, reference or option."""
-
-    exit_code = 2
-
-
-class NotFound(ClientError):
-    exit_code = 3
-
-
-class Unauthorized(ClientError):
-    exit_code = 4
-
-
-class DigestMismatch(ClientError):
-    exit_code = 5
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,15 +33,8 @@ from dockyard.client.blobio import (
     receive_blob,
     write_atomic,
 )
-from dockyard.client.image import (
-    BlobOpener,
-    ClientError,
-    DigestMismatch,
-    ImageSource,
-    Manifest,
-    NotFound,
-    ProgressCallback,
-)
+from dockyard.client.errors import ClientError, DigestMismatch, NotFound
+from dockyard.client.image import BlobOpener, ImageSource, Manifest, ProgressCallback
 from dockyard.core import mediatypes as mt
 from dockyard.core.errors import RegistryError
 from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest

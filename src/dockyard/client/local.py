@@ -15,7 +15,8 @@ from dockyard.client.archive import (
     OCIArchiveDestination,
     OCIArchiveSource,
 )
-from dockyard.client.image import ClientError, ImageDestination, ImageSource
+from dockyard.client.errors import ClientError
+from dockyard.client.image import ImageDestination, ImageSource
 from dockyard.client.layout import OCILayoutDestination, OCILayoutSource
 
 TRANSPORTS = ("oci", "oci-archive", "docker-archive")

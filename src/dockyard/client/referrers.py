@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard.client.image import ClientError, Manifest, NotFound
+from dockyard.client.errors import ClientError, NotFound
+from dockyard.client.image import Manifest
 from dockyard.client.registry import RegistryClient
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor

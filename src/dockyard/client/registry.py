@@ -21,18 +21,18 @@ import httpx
 
 from dockyard.client.auth import RegistryAuth, parse_challenges
 from dockyard.client.credentials import Credentials, CredentialStore, normalize_host
-from dockyard.client.image import (
-    BlobOpener,
+from dockyard.client.errors import (
     ClientError,
+    ConnectionFailed,
+    Denied,
     DigestMismatch,
-    Manifest,
+    InUse,
     NotFound,
-    ProgressCallback,
     Unauthorized,
 )
+from dockyard.client.image import BlobOpener, Manifest, ProgressCallback
 from dockyard.client.transport import (
     DEFAULT_TIMEOUT,
-    ConnectionFailed,
     RetryPolicy,
     api_host,
     build_client,
@@ -53,18 +53,6 @@ _LINK_NEXT = re.compile(r'<([^>]+)>\s*;[^,]*rel="?next"?')
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,256}")
 # Pages of one listing followed at most: a registry whose `Link` never ends is cut off.
 MAX_PAGES = 1000
-
-
-class Denied(Unauthorized):
-    """The registry knows who we are and refuses the operation (403 DENIED)."""
-
-
-class InUse(Denied):
-    """Dockyard refuses to delete a manifest an index of the repository still names (409)."""
-
-    def __init__(self, message: str, indexes: list[str]) -> None:
-        super().__init__(message, "DENIED")
-        self.indexes = indexes
 
 
 def _is_digest(reference: str) -> bool:

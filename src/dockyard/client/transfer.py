@@ -13,13 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dockyard.client.image import (
-    ClientError,
-    ImageDestination,
-    ImageSource,
-    Manifest,
-    Platform,
-)
+from dockyard.client.errors import ClientError
+from dockyard.client.image import ImageDestination, ImageSource, Manifest, Platform
 from dockyard.core.digest import sha256_of
 from dockyard.core.manifest import Descriptor, parse_manifest
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpcore
 import httpx
 
-from dockyard.client.image import ClientError
+from dockyard.client.errors import ClientError, ConnectionFailed, RateLimited, TransferInterrupted
 from dockyard.core.reference import DOCKER_HUB, DOCKER_HUB_API
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -37,22 +37,6 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=60.0
 BODY_READ_BYTES = 1024 * 1024
 if getattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", 0) < BODY_READ_BYTES:
     httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = BODY_READ_BYTES
-
-
-class RateLimited(ClientError):
-    """The registry answered 429 Too Many Requests."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message, "TOOMANYREQUESTS")
-        self.retry_after = retry_after
-
-
-class ConnectionFailed(ClientError):
-    """The registry could not be reached, or the connection broke."""
-
-
-class TransferInterrupted(ConnectionFailed):
-    """The connection broke in the middle of a request or response body (resumable)."""
 
 
 def translate_error(exc: httpx.HTTPError, host: str) -> ClientError:

@@ -152,7 +152,7 @@ def may_be_manifest(head: bytes) -> bool:
 def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
     """Check a manifest body against its declared media type and return what it references."""
     if len(body) > MAX_MANIFEST_BYTES:
-        raise RegistryError(ErrorCode.MANIFEST_INVALID, "manifest exceeds 4 MiB", status=413)
+        raise RegistryError(ErrorCode.MANIFEST_TOO_LARGE)
     try:
         doc = jsontext.loads(body)
     except jsontext.TooDeep as exc:

@@ -49,9 +49,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 def _unsatisfiable(size: int) -> RegistryError:
     return RegistryError(
-        ErrorCode.SIZE_INVALID,
-        "requested range not satisfiable",
-        status=416,
+        ErrorCode.RANGE_NOT_SATISFIABLE,
         headers={"Content-Range": f"bytes */{size}"},
     )
 
@@ -60,10 +58,10 @@ def parse_content_range(header: str) -> tuple[int, int]:
     """Parse an upload chunk's `Content-Range: <start>-<end>` (inclusive)."""
     match = _CONTENT_RANGE.match(header.strip())
     if match is None:
-        raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, "malformed Content-Range", status=416)
+        raise RegistryError(ErrorCode.BLOB_UPLOAD_RANGE_INVALID, "malformed Content-Range")
     start, end = int(match.group(1)), int(match.group(2))
     if end < start:
         raise RegistryError(
-            ErrorCode.BLOB_UPLOAD_INVALID, "Content-Range ends before it starts", status=416
+            ErrorCode.BLOB_UPLOAD_RANGE_INVALID, "Content-Range ends before it starts"
         )
     return start, end

@@ -20,8 +20,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 
-from dockyard.client.image import ClientError, DigestMismatch
-from dockyard.client.transport import TransferInterrupted
+from dockyard.client.errors import ClientError, DigestMismatch, TransferInterrupted
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.file_lock import is_free, open_lock_file, release, try_lock
 from dockyard.core.manifest import MAX_MANIFEST_BYTES

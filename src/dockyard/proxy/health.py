@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from dockyard.client.transport import ConnectionFailed, RateLimited
+from dockyard.client.errors import ConnectionFailed, RateLimited
 from dockyard.metadata.counters import Counters
 from dockyard.proxy.upstream import Route, upstream_error
 

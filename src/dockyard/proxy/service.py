@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
-from dockyard.client.image import ClientError, NotFound
+from dockyard.client.errors import ClientError, NotFound
 from dockyard.config import Settings
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -342,7 +342,7 @@ class ProxyService:
         try:
             await self.manifests.store_fetched(route.local, body, None, None, digest)
         except RegistryError as exc:
-            if exc.code != ErrorCode.MANIFEST_INVALID:
+            if exc.code not in (ErrorCode.MANIFEST_INVALID, ErrorCode.MANIFEST_TOO_LARGE):
                 raise
             return False  # JSON that is no manifest (a config, say): a blob like any other
         await self.counters.touch(touch_key(route.local, digest))

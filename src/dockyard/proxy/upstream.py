@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import httpx
 
 from dockyard.client.credentials import Credentials
-from dockyard.client.image import Unauthorized
+from dockyard.client.errors import ConnectionFailed, RateLimited, Unauthorized
 from dockyard.client.registry import RegistryClient
-from dockyard.client.transport import ConnectionFailed, RateLimited
 from dockyard.config import Upstream
 from dockyard.core.errors import ErrorCode, RegistryError
 

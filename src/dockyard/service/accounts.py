@@ -94,10 +94,9 @@ class AccountService:
         """Refuse a password shorter than the configured minimum (in characters)."""
         if len(password) < self.password_min_length:
             raise RegistryError(
-                ErrorCode.UNSUPPORTED,
+                ErrorCode.BAD_REQUEST,
                 f"the password is too short: at least {self.password_min_length} characters "
                 "(password_min_length)",
-                status=400,
             )
 
     # -- credentials ---------------------------------------------------------------------
@@ -224,16 +223,12 @@ class AccountService:
 
     async def set_visibility(self, repository: str, visibility: str) -> None:
         if visibility not in VISIBILITIES:
-            raise RegistryError(
-                ErrorCode.UNSUPPORTED, "visibility is public or private", status=400
-            )
+            raise RegistryError(ErrorCode.BAD_REQUEST, "visibility is public or private")
         await self.store.set_visibility(repository, visibility)
 
     async def set_namespace_default(self, namespace: str, visibility: str | None) -> None:
         if visibility is not None and visibility not in VISIBILITIES:
-            raise RegistryError(
-                ErrorCode.UNSUPPORTED, "visibility is public or private", status=400
-            )
+            raise RegistryError(ErrorCode.BAD_REQUEST, "visibility is public or private")
         if not await self.store.update_account(namespace, default_visibility=visibility):
             raise KeyError(namespace)
 

@@ -38,9 +38,8 @@ def parse_page_size(raw: str | None) -> int | None:
     # isascii(): isdigit() also takes "²" and other scripts' digits, which int() refuses.
     if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
         raise RegistryError(
-            ErrorCode.UNSUPPORTED,
+            ErrorCode.PARAMETER_UNSUPPORTED,
             "n must be a non-negative integer",
-            status=400,
             detail={"n": raw[:50]},
         )
     return int(raw)

@@ -248,22 +248,19 @@ class ManifestService:
 
 def _unknown_children(missing: list[str]) -> RegistryError:
     return RegistryError(
-        ErrorCode.MANIFEST_UNKNOWN,
+        ErrorCode.MANIFEST_CHILD_UNKNOWN,
         "index refers to unknown manifests",
         detail={"digests": missing[:20]},
-        status=400,
     )
 
 
 def _in_use(digest: str, indexes: list[str]) -> RegistryError:
-    # 409: the request is fine, the repository's state forbids it until the index goes.
     named = ", ".join(indexes[:3]) + (f" and {len(indexes) - 3} more" if len(indexes) > 3 else "")
     return RegistryError(
-        ErrorCode.DENIED,
+        ErrorCode.MANIFEST_IN_USE,
         f"manifest {digest} is a child of index {named} in this repository; delete the "
         "index first, or force the deletion (?force=true)",
         detail={"digest": digest, "indexes": indexes[:20]},
-        status=409,
     )
 
 

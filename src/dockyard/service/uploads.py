@@ -112,8 +112,7 @@ class UploadService:
         except UploadBusyError as exc:
             record = await self._get(repository, upload_id)
             raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID, "another request is writing this upload",
-                status=416,
+                ErrorCode.BLOB_UPLOAD_RANGE_INVALID, "another request is writing this upload",
                 headers={
                     "Range": f"0-{record.size - 1}" if record.size else "0-0",
                     "Location": f"/v2/{repository}/blobs/uploads/{upload_id}",
@@ -135,7 +134,7 @@ class UploadService:
                                                   _with_piece(record.pieces, piece)):
                 await self._trim(upload_id, record.size, piece)
                 raise RegistryError(
-                    ErrorCode.BLOB_UPLOAD_INVALID, "upload changed concurrently", status=416
+                    ErrorCode.BLOB_UPLOAD_RANGE_INVALID, "upload changed concurrently"
                 )
             # Tracked only once accepted: a refused chunk leaves no trace in the hash.
             if hasher is not None:
@@ -153,9 +152,8 @@ class UploadService:
         upload_id = record.id
         if content_range is not None and content_range[0] != record.size:
             raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID,
+                ErrorCode.BLOB_UPLOAD_RANGE_INVALID,
                 f"chunk starts at {content_range[0]}, upload is at {record.size}",
-                status=416,
                 headers={
                     "Range": f"0-{record.size - 1}" if record.size else "0-0",
                     "Location": f"/v2/{record.repository}/blobs/uploads/{upload_id}",
@@ -179,9 +177,8 @@ class UploadService:
         ):
             await self._trim(upload_id, record.size, f"{record.size}.{piece}")
             raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID,
+                ErrorCode.BLOB_UPLOAD_RANGE_INVALID,
                 "chunk length does not match Content-Range",
-                status=416,
             )
         return new_size, hasher, f"{record.size}.{piece}" if new_size > record.size else None
 

@@ -30,7 +30,7 @@ from dockyard.core.names import validate_name
 from dockyard.service.accounts import AccountService, NamespaceInUse, Principal
 
 MAX_JSON_BYTES = 64 * 1024
-_TOO_LARGE = RegistryError(ErrorCode.UNSUPPORTED, "request body too large", status=413)
+_TOO_LARGE = RegistryError(ErrorCode.BODY_TOO_LARGE, "request body too large")
 # A century: beyond it an expiry is no longer a time (10**30 seconds overflow a float's date).
 MAX_EXPIRES_IN = 100 * 365 * 86400
 
@@ -46,9 +46,7 @@ async def _caller(request: Request) -> Caller:
         raise _denied("requests from other sites are refused")
     caller = await caller_of(request, fresh=True)
     if caller is None:
-        raise RegistryError(
-            ErrorCode.UNSUPPORTED, "this registry runs without accounts", status=404
-        )
+        raise RegistryError(ErrorCode.ENDPOINT_UNKNOWN, "this registry runs without accounts")
     if caller.principal.anonymous:
         gate = auth_of(request).gate  # type: ignore[union-attr]  # accounts are on
         raise RegistryError(
@@ -84,16 +82,16 @@ def _is_json(content_type: str | None) -> bool:
 
 async def _json(request: Request) -> dict[str, Any]:
     if not _is_json(request.headers.get("content-type")):
-        raise RegistryError(ErrorCode.UNSUPPORTED, "the body must be application/json", status=415)
+        raise RegistryError(ErrorCode.MEDIA_TYPE_UNSUPPORTED, "the body must be application/json")
     body = await read_body(
         request, MAX_JSON_BYTES, registry_of(request).settings.body_timeout_seconds, _TOO_LARGE
     )
     try:
         value = jsontext.loads(body or b"{}")
     except ValueError as exc:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "the body is not JSON", status=400) from exc
+        raise RegistryError(ErrorCode.BAD_REQUEST, "the body is not JSON") from exc
     if not isinstance(value, dict):
-        raise RegistryError(ErrorCode.UNSUPPORTED, "the body must be a JSON object", status=400)
+        raise RegistryError(ErrorCode.BAD_REQUEST, "the body must be a JSON object")
     return value
 
 
@@ -137,23 +135,20 @@ async def tokens(request: Request) -> Response:
         not isinstance(expires_in, int | float) or not 0 < expires_in <= MAX_EXPIRES_IN
     ):
         raise RegistryError(
-            ErrorCode.UNSUPPORTED,
+            ErrorCode.BAD_REQUEST,
             f"expires_in is a positive number of seconds, at most {MAX_EXPIRES_IN}",
-            status=400,
         )
     name, scope = body.get("name"), body.get("scope", "read")
     if not isinstance(name, str) or not isinstance(scope, str):
         raise RegistryError(
-            ErrorCode.UNSUPPORTED, "name and scope are strings (the name is required)", status=400
+            ErrorCode.BAD_REQUEST, "name and scope are strings (the name is required)"
         )
     try:
         record, secret = await accounts.create_token(principal.name, name, scope, expires_in)
     except KeyError:
-        raise RegistryError(
-            ErrorCode.UNSUPPORTED, "a token with that name exists", status=409
-        ) from None
+        raise RegistryError(ErrorCode.CONFLICT, "a token with that name exists") from None
     except ValueError as exc:
-        raise RegistryError(ErrorCode.UNSUPPORTED, str(exc), status=400) from exc
+        raise RegistryError(ErrorCode.BAD_REQUEST, str(exc)) from exc
     return JSONResponse({**_token_json(record), "token": secret}, status_code=201)
 
 
@@ -173,7 +168,7 @@ async def token(request: Request) -> Response:
             raise _denied("revoking other tokens takes the account's password")
         name = own.id  # by id: another token's id may be this one's name
     if not await accounts.store.revoke_token(principal.name, name, time.time()):
-        raise RegistryError(ErrorCode.UNSUPPORTED, "no such active token", status=404)
+        raise RegistryError(ErrorCode.NOT_FOUND, "no such active token")
     return Response(status_code=204)
 
 
@@ -198,13 +193,13 @@ async def users(request: Request) -> Response:
     body = await _json(request)
     password = body.get("password")
     if not isinstance(password, str) or not password:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "a password is required", status=400)
+        raise RegistryError(ErrorCode.BAD_REQUEST, "a password is required")
     try:
         account = await accounts.create_user(
             str(body.get("name", "")), password, admin=bool(body.get("admin", False))
         )
     except KeyError:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "that name is taken", status=409) from None
+        raise RegistryError(ErrorCode.CONFLICT, "that name is taken") from None
     return JSONResponse({"name": account.name, "admin": account.is_admin}, status_code=201)
 
 
@@ -221,16 +216,16 @@ async def user(request: Request) -> Response:
     body = await _json(request)
     password = body.get("password")
     if not isinstance(password, str) or not password:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "a password is required", status=400)
+        raise RegistryError(ErrorCode.BAD_REQUEST, "a password is required")
     if principal.name == name:
         # Even for an administrator: whoever holds a session must know the password too.
         current = body.get("current_password")
         if not isinstance(current, str) or not current:
-            raise RegistryError(ErrorCode.UNSUPPORTED, "current_password is required", status=400)
+            raise RegistryError(ErrorCode.BAD_REQUEST, "current_password is required")
         if not await accounts.password_matches(name, current):
             raise _denied("current_password is not the account's password")
     if not await accounts.set_password(name, password):
-        raise RegistryError(ErrorCode.UNSUPPORTED, "no such user", status=404)
+        raise RegistryError(ErrorCode.NOT_FOUND, "no such user")
     return Response(status_code=204)
 
 
@@ -241,20 +236,19 @@ async def _remove_user(request: Request, accounts: AccountService, name: str) ->
         removed = await accounts.remove_account(name, params.get("repositories"), params.get("to"))
     except NamespaceInUse:
         raise RegistryError(
-            ErrorCode.UNSUPPORTED,
+            ErrorCode.CONFLICT,
             "the account has repositories: say what "
             "becomes of them with ?repositories=delete or "
             "?repositories=transfer&to=USER",
-            status=409,
         ) from None
     except KeyError:
         raise RegistryError(
-            ErrorCode.UNSUPPORTED, "no such user to receive the repositories", status=400
+            ErrorCode.BAD_REQUEST, "no such user to receive the repositories"
         ) from None
     except ValueError as exc:
-        raise RegistryError(ErrorCode.UNSUPPORTED, str(exc), status=400) from exc
+        raise RegistryError(ErrorCode.BAD_REQUEST, str(exc)) from exc
     if not removed:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "no such user", status=404)
+        raise RegistryError(ErrorCode.NOT_FOUND, "no such user")
     return Response(status_code=204)
 
 
@@ -266,7 +260,7 @@ async def orgs(request: Request) -> Response:
     try:
         await _accounts(request).create_org(name, principal.name, may_claim=principal.is_admin)
     except KeyError:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "that name is taken", status=409) from None
+        raise RegistryError(ErrorCode.CONFLICT, "that name is taken") from None
     except NamespaceInUse:
         raise _denied(
             "repositories live under that name: only an administrator may claim it"
@@ -296,15 +290,13 @@ async def member(request: Request) -> Response:
     accounts = _accounts(request)
     if request.method == "DELETE":
         if not await accounts.store.remove_membership(org, user_name):
-            raise RegistryError(ErrorCode.UNSUPPORTED, "not a member", status=404)
+            raise RegistryError(ErrorCode.NOT_FOUND, "not a member")
         return Response(status_code=204)
     role = str((await _json(request)).get("role", "reader"))
     try:
         await accounts.add_member(org, user_name, role)
     except KeyError:
-        raise RegistryError(
-            ErrorCode.UNSUPPORTED, "no such organisation or user", status=404
-        ) from None
+        raise RegistryError(ErrorCode.NOT_FOUND, "no such organisation or user") from None
     except ValueError as exc:
-        raise RegistryError(ErrorCode.UNSUPPORTED, str(exc), status=400) from exc
+        raise RegistryError(ErrorCode.BAD_REQUEST, str(exc)) from exc
     return JSONResponse({"org": org, "user": user_name, "role": role})

@@ -19,7 +19,7 @@ from dockyard.core import mediatypes as mt
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.manifest import MAX_MANIFEST_BYTES
 
-_TOO_LARGE = RegistryError(ErrorCode.MANIFEST_INVALID, "manifest exceeds 4 MiB", status=413)
+_TOO_LARGE = RegistryError(ErrorCode.MANIFEST_TOO_LARGE)
 
 
 async def get(request: Request) -> Response:

@@ -14,14 +14,13 @@ from dockyard.auth.requests import decode_basic
 from dockyard.core.errors import ErrorCode, RegistryError
 
 MAX_FORM_BYTES = 64 * 1024
-_TOO_LARGE = RegistryError(ErrorCode.UNSUPPORTED, "form too large", status=413)
+_TOO_LARGE = RegistryError(ErrorCode.BODY_TOO_LARGE, "form too large")
 
 
 async def issue(request: Request) -> Response:
     auth = auth_of(request)
     if auth is None:
-        raise RegistryError(ErrorCode.UNSUPPORTED, "this registry runs without accounts",
-                            status=404)
+        raise RegistryError(ErrorCode.ENDPOINT_UNKNOWN, "this registry runs without accounts")
     if not same_origin(request):
         # A form on any site may POST here without a preflight: its failed logins would be
         # counted against the visitor's own address. No registry client sends an Origin.
