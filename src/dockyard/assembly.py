@@ -3,7 +3,9 @@ accounts on, the token signing key and the first administrator.
 
 `dockyard serve` (before its workers start), `dockyard db upgrade`, the admin commands and the
 tests get their registry from `open_registry`; the server's one-time steps are `prepare`. A
-worker builds its own with `Registry.from_settings`, once `prepare` has made everything.
+worker builds its own with `build_registry`, once `prepare` has made everything. Both hand the
+registry its pull-through cache (`dockyard.proxy`) when the settings name upstreams: the
+service layer never imports the cache, which speaks HTTP to other registries.
 
 It sits above `service` and `auth`, whose pieces it puts together, and below `api` and `cli`,
 which it never imports: what to print, and the process-wide umask, stay with the entry points.
@@ -13,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
 from dockyard.config import Settings
+from dockyard.core import file_lock
 from dockyard.service.registry import METADATA_FILE, Registry, migrate, open_stores
 
 if TYPE_CHECKING:
@@ -36,9 +38,7 @@ def sqlite_missing(settings: Settings) -> bool:
 
 
 async def _has_shared_schema(registry: Registry) -> bool:
-    from dockyard.metadata.migrate import has_schema
-
-    return await has_schema(registry.meta.async_engine)  # type: ignore[attr-defined]
+    return await registry.meta.has_schema()
 
 
 def registry_exists(settings: Settings) -> bool:
@@ -46,17 +46,29 @@ def registry_exists(settings: Settings) -> bool:
     shared database that was migrated at least once."""
     if not settings.metadata:
         return not sqlite_missing(settings)
-    from dockyard.metadata.migrate import has_schema
     from dockyard.metadata.sql import SQLMetadataStore
 
     async def probe() -> bool:
         meta = SQLMetadataStore.open_postgres(settings.metadata or "")
         try:
-            return await has_schema(meta.async_engine)  # type: ignore[arg-type]
+            return await meta.has_schema()
         finally:
             await meta.close()
 
     return asyncio.run(probe())
+
+
+def build_registry(settings: Settings, *, migrate: bool = True) -> Registry:
+    """The registry the settings name, with its pull-through cache when they configure one
+    (its HTTP client is imported only then: it costs a server process tens of MiB)."""
+    registry = Registry(settings, *open_stores(settings, migrate=migrate))
+    if settings.proxies:
+        from dockyard.proxy.service import ProxyService
+
+        registry.stand_in(ProxyService(settings, registry.blob_store, registry.meta,
+                                       registry.manifests, registry.counters,
+                                       registry.content_lock))
+    return registry
 
 
 @contextlib.contextmanager
@@ -73,7 +85,7 @@ def _creating(settings: Settings, create: bool) -> Iterator[None]:
     keep_private(settings.data_dir)
     fd = os.open(settings.data_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        file_lock.lock(fd)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -89,7 +101,7 @@ async def open_registry(settings: Settings, *, create: bool = False) -> AsyncIte
     if not create and sqlite_missing(settings):
         raise NoRegistry(settings.data_dir)
     with _creating(settings, create):  # opening SQLite creates its schema
-        registry = Registry(settings, *open_stores(settings))
+        registry = build_registry(settings)
     try:
         if settings.metadata:
             if not create and not await _has_shared_schema(registry):
@@ -133,19 +145,16 @@ async def copy_registry(
     source_blobs, source_meta = open_stores(source)
     target_blobs, target_meta = open_stores(target)
     try:
-        if source.metadata:
-            from dockyard.metadata.migrate import has_schema
-
-            if not await has_schema(source_meta.async_engine):  # type: ignore[attr-defined]
-                raise NoRegistry("the metadata database holds no registry")
-        digests = await source_meta.all_blob_digests()  # type: ignore[attr-defined]
+        if source.metadata and not await source_meta.has_schema():
+            raise NoRegistry("the metadata database holds no registry")
+        digests = await source_meta.all_blob_digests()
         report = None
         if blobs:
             report = await copy_blobs(source_blobs, target_blobs, digests, copied)
         rows = None
         if metadata:
             await migrate(target_meta)
-            rows = await copy_metadata(source_meta, target_meta)  # type: ignore[arg-type]
+            rows = await copy_metadata(source_meta, target_meta)
         return report, rows
     finally:
         await source_meta.close()

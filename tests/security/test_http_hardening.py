@@ -26,13 +26,12 @@ import httpx
 import pytest
 
 from dockyard.api.app import create_app
-from dockyard.assembly import open_registry
+from dockyard.assembly import build_registry, open_registry
 from dockyard.auth.requests import Caller, Need
 from dockyard.auth.setup import build_auth
 from dockyard.config import Settings
 from dockyard.core.errors import RegistryError
 from dockyard.service.accounts import ANONYMOUS
-from dockyard.service.registry import Registry
 from tests.auth.helpers import (
     ADMIN_PASSWORD,
     OCI_MANIFEST,
@@ -343,7 +342,7 @@ def test_finding_14_an_unexpected_error_answers_json_and_logs_the_traceback(
     """A bug (here a service that raises) still answers the spec's JSON shape with a generic
     code, never Starlette's plain text, and the traceback is logged server-side."""
     settings = Settings(data_dir=tmp_path / "data", log_requests=False)
-    registry = Registry.from_settings(settings)
+    registry = build_registry(settings)
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug, with a secret detail")

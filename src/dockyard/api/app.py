@@ -14,6 +14,7 @@ from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.middleware import RegistryHeaders
 from dockyard.api.routes import table
 from dockyard.api.services import Services
+from dockyard.assembly import build_registry
 from dockyard.config import Settings
 from dockyard.service.registry import Registry
 
@@ -26,7 +27,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The serving process migrated the schema before starting its workers.
-        services.registry = registry or Registry.from_settings(settings, migrate=False)
+        services.registry = registry or build_registry(settings, migrate=False)
         services.auth = None
         if settings.auth_enabled:  # the token code is loaded only with accounts on
             from dockyard.auth.setup import build_auth

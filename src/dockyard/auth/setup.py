@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dockyard.auth.gate import AccessGate
 from dockyard.auth.issuer import TokenIssuer
 from dockyard.auth.tokens import TokenAuthority, key_from_pem, load_or_create_key, new_key_pem
+from dockyard.proxy import cache_of
 from dockyard.service.registry import Registry
 
 AUTH_FOLDER = "auth"
@@ -42,5 +43,5 @@ async def build_auth(registry: Registry) -> Auth:
         access_ttl=settings.token_ttl_seconds,
         refresh_ttl=settings.refresh_token_ttl_seconds,
     )
-    gate = AccessGate(settings, registry.accounts, tokens, registry.counters, registry.proxy)
+    gate = AccessGate(settings, registry.accounts, tokens, registry.counters, cache_of(registry))
     return Auth(gate, TokenIssuer(gate), tokens)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from dockyard.client.blobio import (
 )
 from dockyard.client.errors import ClientError, DigestMismatch, NotFound
 from dockyard.client.image import BlobOpener, ImageSource, Manifest, ProgressCallback
+from dockyard.core import file_lock
 from dockyard.core import mediatypes as mt
 from dockyard.core.errors import RegistryError
 from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
@@ -340,7 +340,7 @@ class OCILayoutDestination:
             entry["annotations"] = {REF_NAME: tag}
         with open(self.path / "oci-layout", "rb") as lock:
             # Two copies into the same layout must not lose each other's entries.
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            file_lock.lock(lock.fileno())
             index_path = self.path / "index.json"
             try:
                 index = json.loads(index_path.read_bytes())

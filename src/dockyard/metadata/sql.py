@@ -26,7 +26,6 @@ from dockyard.metadata.transfer import SQLTransfer
 from dockyard.metadata.uploads import SQLUploads
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
 
@@ -67,12 +66,6 @@ class SQLMetadataStore(
     def open_postgres(cls, url: str) -> SQLMetadataStore:
         """Connects lazily, in the event loop that first uses it; run `migrate` first."""
         return cls(PostgresRunner(postgres_engine(url)))
-
-    @property
-    def async_engine(self) -> AsyncEngine | None:
-        """PostgreSQL's engine (None on SQLite), for the admin commands that still probe it
-        themselves; everything else goes through the runner."""
-        return self.runner.engine if isinstance(self.runner, PostgresRunner) else None
 
     @property
     def shared(self) -> bool:

@@ -9,11 +9,11 @@ get the turn the moment it is released. SQLite's locking still guards the file i
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from dockyard.core import file_lock
 
 
 class WriterTurns:
@@ -25,19 +25,19 @@ class WriterTurns:
         # One open file per thread: flock excludes open files, so threads need their own.
         fd = getattr(self._local, "fd", None)
         if fd is None:
-            fd = self._local.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            fd = self._local.fd = file_lock.open_lock_file(self.path)
         return fd
 
     @contextlib.contextmanager
     def turn(self, *, wait: bool = True) -> Iterator[bool]:
         """Hold the turn for the block; without `wait`, yield False at once if it is taken."""
         fd = self._fd()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
+        if wait:
+            file_lock.lock(fd)
+        elif not file_lock.try_lock(fd):
             yield False
             return
         try:
             yield True
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            file_lock.unlock(fd)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-from typing import TYPE_CHECKING
 
 from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
@@ -18,14 +17,11 @@ from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
-from dockyard.service.repository import Hidden, LocalRepository, Repository
+from dockyard.service.repository import Hidden, LocalRepository, Repository, StandIn
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
 from dockyard.storage.private import keep_private
-
-if TYPE_CHECKING:
-    from dockyard.proxy.service import ProxyService
 
 log = logging.getLogger("dockyard")
 
@@ -84,8 +80,8 @@ class Registry:
             meta.accounts, meta, settings.default_visibility,
             password_min_length=settings.password_min_length,
         )
-        # Redis and the pull-through cache (httpx and the client) are imported only when
-        # configured: each costs a server process tens of MiB it would never use otherwise.
+        # Redis is imported only when configured (as the pull-through cache is, by the
+        # assembly): each costs a server process tens of MiB it would never use otherwise.
         self.counters: Counters
         if settings.redis_url:
             from dockyard.metadata.redis_counters import RedisCounters
@@ -93,12 +89,8 @@ class Registry:
             self.counters = RedisCounters(settings.redis_url)
         else:
             self.counters = SQLiteCounters(settings.data_dir / COUNTERS_FILE)
-        self.proxy: ProxyService | None = None
-        if settings.proxies:
-            from dockyard.proxy.service import ProxyService
-
-            self.proxy = ProxyService(settings, blob_store, meta, self.manifests, self.counters,
-                                      self.content_lock)
+        # The pull-through cache, handed over by the assembly (`stand_in`) when configured.
+        self.proxy: StandIn | None = None
         self.cache = CacheService([u.name for u in settings.proxies], blob_store, meta,
                                   self.counters, self.content_lock, settings.cache_max_bytes)
         self._housekeeping: asyncio.Task | None = None
@@ -109,9 +101,9 @@ class Registry:
         local = LocalRepository(name, self.manifests, self.blobs, self.listing, self.uploads)
         return local if self.proxy is None else self.proxy.repository(local, hidden)
 
-    @classmethod
-    def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Registry:
-        return cls(settings, *open_stores(settings, migrate=migrate))
+    def stand_in(self, proxy: StandIn) -> None:
+        """Let `proxy` answer the repositories it stands in for (before `start`)."""
+        self.proxy = proxy
 
     async def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._purge_loop())

@@ -115,6 +115,18 @@ class Repository(Protocol):
     def uploads(self) -> Uploads: ...
 
 
+class StandIn(Protocol):
+    """What the registry asks of whatever stands in for some repositories: the pull-through
+    cache (`dockyard.proxy`), which the application's assembly hands it when configured."""
+
+    def repository(self, local: LocalRepository, hidden: Hidden | None = None) -> Repository:
+        """`local`, or a repository wrapping it when the stand-in answers its name."""
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class LocalManifests:
     __slots__ = ("name", "service")
 

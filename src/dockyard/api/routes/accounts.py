@@ -27,6 +27,7 @@ from dockyard.auth.requests import Caller
 from dockyard.core import jsontext
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
+from dockyard.proxy import cache_of
 from dockyard.service.accounts import AccountService, NamespaceInUse, Principal
 
 MAX_JSON_BYTES = 64 * 1024
@@ -272,7 +273,7 @@ def _refuse_upstream_namespace(request: Request, name: str) -> None:
     """With a mirror, every namespace not taken here is the upstream's: whoever created it
     here could push images that the mirror's clients would pull instead of the upstream's.
     So only an administrator claims one (and a cache prefix is nobody's namespace)."""
-    proxy = registry_of(request).proxy
+    proxy = cache_of(registry_of(request))
     if proxy is None:
         return
     if proxy.mirror is not None:
