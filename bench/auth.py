@@ -28,9 +28,12 @@ USER, USER_PASSWORD = "puller", "bench-user-password"
 
 
 def token(url: str, repo: str, actions: str, user: tuple[str, str] = ("admin", PASSWORD)) -> str:
-    response = httpx.get(f"{url}/token", params={"service": "dockyard",
-                                                 "scope": f"repository:{repo}:{actions}"},
-                         auth=user, timeout=30)
+    response = httpx.get(
+        f"{url}/token",
+        params={"service": "dockyard", "scope": f"repository:{repo}:{actions}"},
+        auth=user,
+        timeout=30,
+    )
     response.raise_for_status()
     body = response.json()
     return body.get("token") or body["access_token"]
@@ -41,10 +44,18 @@ def push_with_token(url: str, repo: str, manifest: bytes, blobs: list[bytes]) ->
     bearer = token(url, repo, "pull,push")
     push(url, repo, manifest, blobs, headers={"Authorization": f"Bearer {bearer}"})
     admin = ("admin", PASSWORD)
-    httpx.post(f"{url}/api/v1/users", json={"name": USER, "password": USER_PASSWORD},
-               auth=admin, timeout=30).raise_for_status()
-    httpx.put(f"{url}/api/v1/repositories/{repo}/visibility", json={"visibility": "public"},
-              auth=admin, timeout=30).raise_for_status()
+    httpx.post(
+        f"{url}/api/v1/users",
+        json={"name": USER, "password": USER_PASSWORD},
+        auth=admin,
+        timeout=30,
+    ).raise_for_status()
+    httpx.put(
+        f"{url}/api/v1/repositories/{repo}/visibility",
+        json={"visibility": "public"},
+        auth=admin,
+        timeout=30,
+    ).raise_for_status()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,17 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parent / "results" / "auth.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "auth.json"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="dockyard-bench-auth-"))
     manifest, blobs = make_image(1, 1)
     open_server = Dockyard("open", "Dockyard, no auth", work / "open")
-    auth_server = Dockyard("auth", "Dockyard, Bearer tokens", work / "auth",
-                           extra_args=("--auth",),
-                           extra_env={"DOCKYARD_ADMIN_PASSWORD": PASSWORD,
-                                      "DOCKYARD_TOKEN_TTL_SECONDS": "3600",
-                                      "DOCKYARD_AUTHENTICATED_PULL_LIMIT": "1000000000"})
+    auth_server = Dockyard(
+        "auth",
+        "Dockyard, Bearer tokens",
+        work / "auth",
+        extra_args=("--auth",),
+        extra_env={
+            "DOCKYARD_ADMIN_PASSWORD": PASSWORD,
+            "DOCKYARD_TOKEN_TTL_SECONDS": "3600",
+            "DOCKYARD_AUTHENTICATED_PULL_LIMIT": "1000000000",
+        },
+    )
     results: dict[str, list[float]] = {"no auth": [], "Bearer tokens": []}
     non_2xx = 0
     try:
@@ -74,10 +92,16 @@ def main(argv: list[str] | None = None) -> int:
         pull_token = token(auth_server.url, "bench/app", "pull", (USER, USER_PASSWORD))
         bearer = {**headers, "Authorization": f"Bearer {pull_token}"}
         for _ in range(args.rounds):
-            for name, server, sent in (("no auth", open_server, headers),
-                                       ("Bearer tokens", auth_server, bearer)):
-                result = run_wrk(f"{server.url}/v2/bench/app/manifests/v1", headers=sent,
-                                 connections=args.connections, seconds=args.seconds)
+            for name, server, sent in (
+                ("no auth", open_server, headers),
+                ("Bearer tokens", auth_server, bearer),
+            ):
+                result = run_wrk(
+                    f"{server.url}/v2/bench/app/manifests/v1",
+                    headers=sent,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                )
                 non_2xx += result.non_2xx
                 results[name].append(result.requests_per_s)
     finally:
@@ -91,10 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, rps in medians.items():
         every = ", ".join(f"{v:.0f}" for v in results[name])
         print(f"  {name:<14} {rps:8.0f} req/s   (all: {every})")
-    print(f"Bearer tokens / no auth: {ratio:.2f} (target >= 0.90: "
-          f"{'met' if ratio >= 0.9 else 'NOT met'})")
-    report: dict[str, Any] = {"rounds": results, "medians": medians, "ratio": ratio,
-                              "nproc": os.cpu_count()}
+    print(
+        f"Bearer tokens / no auth: {ratio:.2f} (target >= 0.90: "
+        f"{'met' if ratio >= 0.9 else 'NOT met'})"
+    )
+    report: dict[str, Any] = {
+        "rounds": results,
+        "medians": medians,
+        "ratio": ratio,
+        "nproc": os.cpu_count(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     return 0

@@ -27,8 +27,15 @@ from bench.servers import Distribution, Dockyard, Server, Sink
 from bench.suite import Config, Pull, PushChunked, PushConcurrent, PushMonolithic
 
 BENCHMARKS = (PushMonolithic, PushChunked, PushConcurrent, Pull)
-SIZES = ("rounds", "blob_mib", "chunk_mib", "pull_mib", "pull_repeats", "concurrent",
-         "concurrent_mib")
+SIZES = (
+    "rounds",
+    "blob_mib",
+    "chunk_mib",
+    "pull_mib",
+    "pull_repeats",
+    "concurrent",
+    "concurrent_mib",
+)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ceiling.json"
 
 
@@ -36,22 +43,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.ceiling",
         description="Blob pushes and pulls against the bare sink (this machine's limit), "
-                    "Dockyard and CNCF Distribution, in turn.")
-    parser.add_argument("--only", default="",
-                        help="comma-separated benchmark names (default all): "
-                             + ", ".join(b.name for b in BENCHMARKS))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"JSON results file (default {DEFAULT_OUT})")
+        "Dockyard and CNCF Distribution, in turn.",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated benchmark names (default all): "
+        + ", ".join(b.name for b in BENCHMARKS),
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"JSON results file (default {DEFAULT_OUT})"
+    )
     defaults = Config()
     for name in SIZES:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=int,
-                            default=getattr(defaults, name),
-                            help=f"default {getattr(defaults, name)}")
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=int,
+            default=getattr(defaults, name),
+            help=f"default {getattr(defaults, name)}",
+        )
     return parser.parse_args(argv)
 
 
-def build(servers: list[Server], benchmarks: list[Any],
-          values: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+def build(
+    servers: list[Server], benchmarks: list[Any], values: dict[str, dict[str, list[float]]]
+) -> dict[str, Any]:
     sink, dockyard, distribution = (s.key for s in servers)
     out: dict[str, Any] = {}
     for bench in benchmarks:
@@ -64,7 +81,9 @@ def build(servers: list[Server], benchmarks: list[Any],
                 return a / b if a is not None and b else None
 
             out[metric.key] = {
-                "title": metric.title, "unit": metric.unit, **per,
+                "title": metric.title,
+                "unit": metric.unit,
+                **per,
                 "dockyard_of_ceiling": share(dockyard, sink),
                 "distribution_of_ceiling": share(distribution, sink),
                 "ratio": share(dockyard, distribution),
@@ -75,8 +94,17 @@ def build(servers: list[Server], benchmarks: list[Any],
 
 
 def table(results: dict[str, Any]) -> str:
-    head = ("benchmark", "ceiling (sink)", "Dockyard", "of ceiling", "Distribution",
-            "of ceiling", "D/Dist", "highest possible", "target")
+    head = (
+        "benchmark",
+        "ceiling (sink)",
+        "Dockyard",
+        "of ceiling",
+        "Distribution",
+        "of ceiling",
+        "D/Dist",
+        "highest possible",
+        "target",
+    )
     rows = [head]
 
     def pct(value: float | None) -> str:
@@ -86,10 +114,19 @@ def table(results: dict[str, Any]) -> str:
         return "-" if value is None else f"{value:.2f}"
 
     for e in results["benchmarks"].values():
-        rows.append((e["title"], fmt(e["ceiling"]["median"]), fmt(e["dockyard"]["median"]),
-                     pct(e["dockyard_of_ceiling"]), fmt(e["distribution"]["median"]),
-                     pct(e["distribution_of_ceiling"]), ratio(e["ratio"]),
-                     ratio(e["highest_possible_ratio"]), e["target"] or ""))
+        rows.append(
+            (
+                e["title"],
+                fmt(e["ceiling"]["median"]),
+                fmt(e["dockyard"]["median"]),
+                pct(e["dockyard_of_ceiling"]),
+                fmt(e["distribution"]["median"]),
+                pct(e["distribution_of_ceiling"]),
+                ratio(e["ratio"]),
+                ratio(e["highest_possible_ratio"]),
+                e["target"] or "",
+            )
+        )
     return render(rows, left={0, len(head) - 1})
 
 
@@ -121,18 +158,23 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     results = {
-        "schema": 1, "started_at": started_at,
-        "duration_s": round(time.monotonic() - started, 1), "machine": machine(),
+        "schema": 1,
+        "started_at": started_at,
+        "duration_s": round(time.monotonic() - started, 1),
+        "machine": machine(),
         "servers": {s.key: {"title": s.title, "version": s.version} for s in servers},
         "config": {name: getattr(config, name) for name in SIZES},
-        "benchmarks": build(servers, benchmarks, values), "errors": errors,
+        "benchmarks": build(servers, benchmarks, values),
+        "errors": errors,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     m = results["machine"]
-    print(f"\nsink vs Dockyard {servers[1].version} vs Distribution {servers[2].version}; "
-          f"{m['nproc']} cores, {m['cpu_model']}; {config.rounds} rounds in turn, medians; "
-          f"{results['duration_s']:.0f} s in all")
+    print(
+        f"\nsink vs Dockyard {servers[1].version} vs Distribution {servers[2].version}; "
+        f"{m['nproc']} cores, {m['cpu_model']}; {config.rounds} rounds in turn, medians; "
+        f"{results['duration_s']:.0f} s in all"
+    )
     print(table(results))
     print(f"\nresults: {args.out}")
     if errors:

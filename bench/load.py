@@ -43,8 +43,9 @@ def parse(output: str) -> LoadResult:
     if not rps or "99" not in percentiles or "50" not in percentiles or not total:
         raise BenchError(f"wrk: unreadable output:\n{output}")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                       output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     return LoadResult(
         requests_per_s=float(rps.group(1)),
         p50_ms=parse_duration_ms(percentiles["50"]),
@@ -55,13 +56,27 @@ def parse(output: str) -> LoadResult:
     )
 
 
-def run_wrk(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-            connections: int = 64, threads: int = 2, seconds: float = 5.0) -> LoadResult:
+def run_wrk(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    connections: int = 64,
+    threads: int = 2,
+    seconds: float = 5.0,
+) -> LoadResult:
     """Hammer `url` for `seconds` with `connections` keep-alive connections (not for HEAD)."""
     threads = max(1, min(threads, connections))
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-               "--latency", "--timeout", "10s"]
+        cmd = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "--timeout",
+            "10s",
+        ]
         for name, value in (headers or {}).items():
             cmd += ["-H", f"{name}: {value}"]
         if method != "GET":
@@ -69,18 +84,22 @@ def run_wrk(url: str, *, method: str = "GET", headers: dict[str, str] | None = N
             script.write_text(f'wrk.method = "{method}"\n')
             cmd += ["-s", str(script)]
         cmd.append(url)
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=seconds + 60, stdin=subprocess.DEVNULL
+        )
     if result.returncode != 0:
         raise BenchError(f"wrk exited {result.returncode}: {result.stderr or result.stdout}")
     return _checked("wrk", method, url, parse(result.stdout), result.stdout)
 
 
-def _checked(tool: str, method: str, url: str, parsed: LoadResult, output: str,
-             tolerated_errors: int = 0) -> LoadResult:
+def _checked(
+    tool: str, method: str, url: str, parsed: LoadResult, output: str, tolerated_errors: int = 0
+) -> LoadResult:
     if parsed.non_2xx or parsed.socket_errors > tolerated_errors or parsed.requests == 0:
-        raise BenchError(f"{tool} {method} {url}: {parsed.non_2xx} non-2xx answers, "
-                         f"{parsed.socket_errors} errors:\n{output}")
+        raise BenchError(
+            f"{tool} {method} {url}: {parsed.non_2xx} non-2xx answers, "
+            f"{parsed.socket_errors} errors:\n{output}"
+        )
     return parsed
 
 
@@ -90,8 +109,10 @@ def parse_hey(output: str) -> LoadResult:
     if not rps or "99" not in percentiles or "50" not in percentiles:
         raise BenchError(f"hey: unreadable output:\n{output}")
     statuses = output.split("Status code distribution:", 1)[-1].split("Error distribution:")[0]
-    codes = [(int(code), int(n)) for code, n in
-             re.findall(r"^\s+\[(\d+)\]\s+(\d+) responses", statuses, re.MULTILINE)]
+    codes = [
+        (int(code), int(n))
+        for code, n in re.findall(r"^\s+\[(\d+)\]\s+(\d+) responses", statuses, re.MULTILINE)
+    ]
     errors = 0
     if "Error distribution:" in output:
         tail = output.split("Error distribution:", 1)[1]
@@ -106,30 +127,59 @@ def parse_hey(output: str) -> LoadResult:
     )
 
 
-def run_hey(url: str, *, method: str = "HEAD", headers: dict[str, str] | None = None,
-            connections: int = 64, seconds: float = 5.0) -> LoadResult:
-    cmd = ["hey", "-z", f"{max(1, round(seconds))}s", "-c", str(connections), "-m", method,
-           "-t", "10"]
+def run_hey(
+    url: str,
+    *,
+    method: str = "HEAD",
+    headers: dict[str, str] | None = None,
+    connections: int = 64,
+    seconds: float = 5.0,
+) -> LoadResult:
+    cmd = [
+        "hey",
+        "-z",
+        f"{max(1, round(seconds))}s",
+        "-c",
+        str(connections),
+        "-m",
+        method,
+        "-t",
+        "10",
+    ]
     for name, value in (headers or {}).items():
         cmd += ["-H", f"{name}: {value}"]
     cmd.append(url)
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=seconds + 60, stdin=subprocess.DEVNULL
+    )
     if result.returncode != 0:
         raise BenchError(f"hey exited {result.returncode}: {result.stderr or result.stdout}")
     # requests cut off by the end of the -z duration come out as errors: at most one each
-    return _checked("hey", method, url, parse_hey(result.stdout), result.stdout,
-                    tolerated_errors=connections)
+    return _checked(
+        "hey", method, url, parse_hey(result.stdout), result.stdout, tolerated_errors=connections
+    )
 
 
-def run(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-        connections: int = 64, threads: int = 2, seconds: float = 5.0) -> LoadResult:
+def run(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    connections: int = 64,
+    threads: int = 2,
+    seconds: float = 5.0,
+) -> LoadResult:
     """`connections` keep-alive connections on `url` for `seconds`: wrk for GET, else hey."""
     if method == "GET":
-        return run_wrk(url, method=method, headers=headers, connections=connections,
-                       threads=threads, seconds=seconds)
-    return run_hey(url, method=method, headers=headers, connections=connections,
-                   seconds=seconds)
+        return run_wrk(
+            url,
+            method=method,
+            headers=headers,
+            connections=connections,
+            threads=threads,
+            seconds=seconds,
+        )
+    return run_hey(url, method=method, headers=headers, connections=connections, seconds=seconds)
 
 
 def tool_for(method: str) -> str:

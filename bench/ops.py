@@ -18,12 +18,14 @@ from bench.payload import Blob, MiB
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-MANIFEST_ACCEPT = ", ".join([
-    OCI_MANIFEST,
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-])
+MANIFEST_ACCEPT = ", ".join(
+    [
+        OCI_MANIFEST,
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
 STREAM_CHUNK = 1 * MiB
 
 
@@ -33,8 +35,10 @@ class BenchError(RuntimeError):
 
 def _check(response: httpx.Response, *expected: int) -> httpx.Response:
     if response.status_code not in expected:
-        raise BenchError(f"{response.request.method} {response.request.url.path} answered "
-                         f"{response.status_code}, expected {expected}: {response.text[:300]}")
+        raise BenchError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}, expected {expected}: {response.text[:300]}"
+        )
     return response
 
 
@@ -47,8 +51,9 @@ class Client:
 
     def __init__(self, base_url: str, timeout: float = 600.0):
         self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=timeout,
-                                 limits=httpx.Limits(max_connections=1))
+        self.http = httpx.Client(
+            base_url=base_url, timeout=timeout, limits=httpx.Limits(max_connections=1)
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -76,9 +81,10 @@ class Client:
         """POST to open an upload, then one PUT carrying the whole body and the digest."""
         location = self.start_upload(repo)
         response = self.http.put(
-            self._url(location, digest=blob.digest), content=blob.segments(chunk=STREAM_CHUNK),
-            headers={"Content-Type": "application/octet-stream",
-                     "Content-Length": str(blob.size)})
+            self._url(location, digest=blob.digest),
+            content=blob.segments(chunk=STREAM_CHUNK),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)},
+        )
         _check(response, 201)
 
     def push_chunked(self, repo: str, blob: Blob, chunk: int) -> int:
@@ -87,25 +93,42 @@ class Client:
         patches = 0
         for start in range(0, blob.size, chunk):
             end = min(blob.size, start + chunk)
-            response = _check(self.http.patch(
-                self._url(location), content=blob.segments(start, end, chunk=STREAM_CHUNK),
-                headers={"Content-Type": "application/octet-stream",
-                         "Content-Range": f"{start}-{end - 1}",
-                         "Content-Length": str(end - start)}), 202)
+            response = _check(
+                self.http.patch(
+                    self._url(location),
+                    content=blob.segments(start, end, chunk=STREAM_CHUNK),
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{start}-{end - 1}",
+                        "Content-Length": str(end - start),
+                    },
+                ),
+                202,
+            )
             location = response.headers["location"]
             patches += 1
-        _check(self.http.put(self._url(location, digest=blob.digest),
-                             headers={"Content-Length": "0"}), 201)
+        _check(
+            self.http.put(self._url(location, digest=blob.digest), headers={"Content-Length": "0"}),
+            201,
+        )
         return patches
 
     def push_small(self, repo: str, data: bytes, digest: str) -> None:
         location = self.start_upload(repo)
-        _check(self.http.put(self._url(location, digest=digest), content=data,
-                             headers={"Content-Type": "application/octet-stream"}), 201)
+        _check(
+            self.http.put(
+                self._url(location, digest=digest),
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+            ),
+            201,
+        )
 
     def mount(self, repo: str, source: str, digest: str) -> None:
-        _check(self.http.post(f"/v2/{repo}/blobs/uploads/",
-                              params={"mount": digest, "from": source}), 201)
+        _check(
+            self.http.post(f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": source}),
+            201,
+        )
 
     def blob_size(self, repo: str, digest: str) -> int:
         response = _check(self.http.head(f"/v2/{repo}/blobs/{digest}"), 200)
@@ -113,15 +136,23 @@ class Client:
 
     # manifests --------------------------------------------------------------------------------
 
-    def put_manifest(self, repo: str, reference: str, body: bytes,
-                     media_type: str = OCI_MANIFEST) -> None:
-        _check(self.http.put(f"/v2/{repo}/manifests/{reference}", content=body,
-                             headers={"Content-Type": media_type}), 201)
+    def put_manifest(
+        self, repo: str, reference: str, body: bytes, media_type: str = OCI_MANIFEST
+    ) -> None:
+        _check(
+            self.http.put(
+                f"/v2/{repo}/manifests/{reference}",
+                content=body,
+                headers={"Content-Type": media_type},
+            ),
+            201,
+        )
 
     # listings ---------------------------------------------------------------------------------
 
-    def list_pages(self, path: str, params: dict[str, str], max_pages: int,
-                   times: list[float] | None = None) -> list[bytes]:
+    def list_pages(
+        self, path: str, params: dict[str, str], max_pages: int, times: list[float] | None = None
+    ) -> list[bytes]:
         """GET `path`, then every `Link: <...>; rel="next"` after it: the bodies, unparsed.
         With `times`, each request's seconds are appended to it."""
         bodies = []
@@ -181,22 +212,29 @@ class SmallImage:
 
 def small_image(layer_size: int = 4096, label: str = "") -> SmallImage:
     layer = os.urandom(layer_size)
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Labels": {"bench": label or os.urandom(8).hex()}},
-        "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]},
-    }, separators=(",", ":")).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"bench": label or os.urandom(8).hex()}},
+            "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]},
+        },
+        separators=(",", ":"),
+    ).encode()
     manifest = manifest_for(config, layer)
     return SmallImage(config, layer, manifest)
 
 
 def manifest_for(config: bytes, layer: bytes) -> bytes:
-    return json.dumps({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}],
-    }, separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}],
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def push_image(client: Client, repo: str, tag: str, image: SmallImage) -> None:
@@ -212,24 +250,66 @@ def curl_download(url: str, expected_size: int) -> float:
     """GET `url` with curl into /dev/null; the wall time in seconds (process start included)."""
     started = time.perf_counter()
     result = subprocess.run(
-        ["curl", "-sS", "--noproxy", "*", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
-         url], capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        [
+            "curl",
+            "-sS",
+            "--noproxy",
+            "*",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     elapsed = time.perf_counter() - started
     fields = result.stdout.split()
-    if result.returncode != 0 or len(fields) != 2 or fields[0] != "200" \
-            or int(fields[1]) != expected_size:
-        raise BenchError(f"curl {url}: exit {result.returncode}, {result.stdout!r} "
-                         f"{result.stderr.strip()!r}; expected 200 and {expected_size} bytes")
+    if (
+        result.returncode != 0
+        or len(fields) != 2
+        or fields[0] != "200"
+        or int(fields[1]) != expected_size
+    ):
+        raise BenchError(
+            f"curl {url}: exit {result.returncode}, {result.stdout!r} "
+            f"{result.stderr.strip()!r}; expected 200 and {expected_size} bytes"
+        )
     return elapsed
 
 
 def curl_upload(url: str, path: Path) -> None:
     """PUT the file at `path` to `url` with curl (the blob's last and only chunk): 201 expected."""
     result = subprocess.run(
-        ["curl", "-sS", "--noproxy", "*", "-X", "PUT", "-T", str(path), "-o", "/dev/null",
-         "-H", "Content-Type: application/octet-stream", "-H", "Expect:",
-         "-w", "%{http_code}", url],
-        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        [
+            "curl",
+            "-sS",
+            "--noproxy",
+            "*",
+            "-X",
+            "PUT",
+            "-T",
+            str(path),
+            "-o",
+            "/dev/null",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-H",
+            "Expect:",
+            "-w",
+            "%{http_code}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     if result.returncode != 0 or result.stdout.strip() != "201":
-        raise BenchError(f"curl PUT {url}: exit {result.returncode}, {result.stdout!r} "
-                         f"{result.stderr.strip()!r}; expected 201")
+        raise BenchError(
+            f"curl PUT {url}: exit {result.returncode}, {result.stdout!r} "
+            f"{result.stderr.strip()!r}; expected 201"
+        )

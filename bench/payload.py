@@ -36,8 +36,9 @@ class Blob:
     size: int
     digest: str = ""
 
-    def segments(self, start: int = 0, end: int | None = None,
-                 chunk: int = 4 * MiB) -> Iterator[memoryview | bytes]:
+    def segments(
+        self, start: int = 0, end: int | None = None, chunk: int = 4 * MiB
+    ) -> Iterator[memoryview | bytes]:
         """The bytes [start, end) of this blob, in pieces of at most `chunk` bytes."""
         end = self.size if end is None else end
         pos = start
@@ -45,10 +46,10 @@ class Blob:
         pool = self.pool.data
         while pos < end:
             if pos < head:
-                piece = self.header[pos:min(head, end)]
+                piece = self.header[pos : min(head, end)]
             else:
                 offset = (pos - head) % len(pool)
-                piece = pool[offset:offset + min(chunk, end - pos, len(pool) - offset)]
+                piece = pool[offset : offset + min(chunk, end - pos, len(pool) - offset)]
             pos += len(piece)
             yield piece
 

@@ -35,30 +35,43 @@ MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 def make_image(layers: int, layer_mib: int) -> tuple[bytes, list[bytes]]:
     blobs = [os.urandom(layer_mib * MiB) for _ in range(layers)]
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": "sha256:" + hashlib.sha256(b).hexdigest(), "size": len(b)}
-                   for b in blobs],
-    }).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": "sha256:" + hashlib.sha256(b).hexdigest(),
+                    "size": len(b),
+                }
+                for b in blobs
+            ],
+        }
+    ).encode()
     return manifest, [config, *blobs]
 
 
-def push(url: str, repo: str, manifest: bytes, blobs: list[bytes],
-         headers: dict[str, str] | None = None) -> None:
+def push(
+    url: str, repo: str, manifest: bytes, blobs: list[bytes], headers: dict[str, str] | None = None
+) -> None:
     with httpx.Client(base_url=url, timeout=300, headers=headers) as client:
         for blob in blobs:
             location = client.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
             digest = "sha256:" + hashlib.sha256(blob).hexdigest()
             sep = "&" if "?" in location else "?"
             client.put(f"{location}{sep}digest={digest}", content=blob).raise_for_status()
-        client.put(f"/v2/{repo}/manifests/v1", content=manifest,
-                   headers={"Content-Type": MANIFEST}).raise_for_status()
+        client.put(
+            f"/v2/{repo}/manifests/v1", content=manifest, headers={"Content-Type": MANIFEST}
+        ).raise_for_status()
 
 
 def pull(url: str, repo: str, parallel: int = 4) -> float:
@@ -88,20 +101,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--layer-mib", type=int, default=64)
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parent / "results" / "proxy.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "proxy.json"
+    )
     args = parser.parse_args(argv)
     manifest, blobs = make_image(args.layers, args.layer_mib)
     size_mib = sum(len(b) for b in blobs) / MiB
     work = Path(tempfile.mkdtemp(prefix="dockyard-bench-proxy-"))
     upstream = Distribution("distribution", "CNCF Distribution", work / "upstream").start()
     plain = Dockyard("dockyard", "Dockyard", work / "plain").start()
-    warm = Dockyard("cache", "Dockyard cache", work / "warm",
-                    extra_args=("--proxy", f"up={upstream.url}")).start()
+    warm = Dockyard(
+        "cache", "Dockyard cache", work / "warm", extra_args=("--proxy", f"up={upstream.url}")
+    ).start()
     servers = [upstream, plain, warm]
-    results: dict[str, list[float]] = {"warm cache": [], "plain repository": [],
-                                       "cold cache": [], "upstream direct": [],
-                                       "Distribution cold cache": []}
+    results: dict[str, list[float]] = {
+        "warm cache": [],
+        "plain repository": [],
+        "cold cache": [],
+        "upstream direct": [],
+        "Distribution cold cache": [],
+    }
     try:
         push(upstream.url, "lib/app", manifest, blobs)
         push(plain.url, "lib/app", manifest, blobs)
@@ -109,14 +128,22 @@ def main(argv: list[str] | None = None) -> int:
         for round_number in range(args.rounds):
             results["warm cache"].append(pull(warm.url, "up/lib/app"))
             results["plain repository"].append(pull(plain.url, "lib/app"))
-            cold = Dockyard("cold", "Dockyard cold cache", work / f"cold{round_number}",
-                            extra_args=("--proxy", f"up={upstream.url}")).start()
+            cold = Dockyard(
+                "cold",
+                "Dockyard cold cache",
+                work / f"cold{round_number}",
+                extra_args=("--proxy", f"up={upstream.url}"),
+            ).start()
             servers.append(cold)
             results["cold cache"].append(pull(cold.url, "up/lib/app"))
             cold.stop()
             results["upstream direct"].append(pull(upstream.url, "lib/app"))
-            peer = Distribution("peer", "Distribution cold cache", work / f"peer{round_number}",
-                                proxy_url=upstream.url).start()
+            peer = Distribution(
+                "peer",
+                "Distribution cold cache",
+                work / f"peer{round_number}",
+                proxy_url=upstream.url,
+            ).start()
             servers.append(peer)
             results["Distribution cold cache"].append(pull(peer.url, "lib/app"))
             peer.stop()
@@ -130,15 +157,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"image: {args.layers} layers, {size_mib:.0f} MiB; {args.rounds} rounds, medians")
     for name, seconds in medians.items():
         print(f"  {name:<18} {seconds * 1000:8.0f} ms  {size_mib / seconds:8.0f} MiB/s")
-    print(f"warm cache vs plain repository: throughput ratio {warm_ratio:.2f} "
-          f"(target >= 0.90: {'met' if warm_ratio >= 0.9 else 'NOT met'})")
-    print(f"cold cache vs upstream direct:  throughput ratio {cold_ratio:.2f} "
-          f"(target >= 0.85: {'met' if cold_ratio >= 0.85 else 'NOT met'})")
+    print(
+        f"warm cache vs plain repository: throughput ratio {warm_ratio:.2f} "
+        f"(target >= 0.90: {'met' if warm_ratio >= 0.9 else 'NOT met'})"
+    )
+    print(
+        f"cold cache vs upstream direct:  throughput ratio {cold_ratio:.2f} "
+        f"(target >= 0.85: {'met' if cold_ratio >= 0.85 else 'NOT met'})"
+    )
     print(f"cold cache vs Distribution's own cold cache: throughput ratio {peer_ratio:.2f}")
-    report: dict[str, Any] = {"image_mib": size_mib, "rounds": results, "medians": medians,
-                              "warm_ratio": warm_ratio, "cold_ratio": cold_ratio,
-                              "cold_vs_distribution_cache": peer_ratio,
-                              "nproc": os.cpu_count()}
+    report: dict[str, Any] = {
+        "image_mib": size_mib,
+        "rounds": results,
+        "medians": medians,
+        "warm_ratio": warm_ratio,
+        "cold_ratio": cold_ratio,
+        "cold_vs_distribution_cache": peer_ratio,
+        "nproc": os.cpu_count(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     return 0

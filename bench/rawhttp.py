@@ -41,11 +41,15 @@ class Connection:
             return parts.path + (f"?{parts.query}" if parts.query else "")
         return location
 
-    async def request(self, method: str, target: str, body: bytes = b"",
-                      content_type: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    async def request(
+        self, method: str, target: str, body: bytes = b"", content_type: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         assert self.reader is not None and self.writer is not None, "open() first"
-        head = [f"{method} {target} HTTP/1.1".encode(), b"Host: " + self.authority,
-                b"Content-Length: " + str(len(body)).encode()]
+        head = [
+            f"{method} {target} HTTP/1.1".encode(),
+            b"Host: " + self.authority,
+            b"Content-Length: " + str(len(body)).encode(),
+        ]
         if content_type:
             head.append(b"Content-Type: " + content_type.encode())
         self.writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
@@ -71,8 +75,14 @@ class Connection:
             content = await self.reader.readexactly(int(headers.get("content-length", "0")))
         return status, headers, content
 
-    async def expect(self, status: int, method: str, target: str, body: bytes = b"",
-                     content_type: str | None = None) -> dict[str, str]:
+    async def expect(
+        self,
+        status: int,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> dict[str, str]:
         got, headers, content = await self.request(method, target, body, content_type)
         if got != status:
             raise HTTPError(f"{method} {target}: {got}, expected {status}: {content[:300]!r}")

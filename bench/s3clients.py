@@ -27,9 +27,15 @@ async def with_obstore(endpoint: str, bucket: str, data: bytes, heads: int) -> d
     import obstore
     from obstore.store import S3Store
 
-    store = S3Store(bucket, endpoint=endpoint, region="us-east-1", access_key_id=ACCESS_KEY,
-                    secret_access_key=SECRET_KEY, virtual_hosted_style_request=False,
-                    client_options={"allow_http": True})
+    store = S3Store(
+        bucket,
+        endpoint=endpoint,
+        region="us-east-1",
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True},
+    )
     started = time.perf_counter()
     await obstore.put_async(store, "big-obstore", data)
     put = time.perf_counter() - started
@@ -42,18 +48,24 @@ async def with_obstore(endpoint: str, bucket: str, data: bytes, heads: int) -> d
     started = time.perf_counter()
     await asyncio.gather(*(obstore.head_async(store, "big-obstore") for _ in range(heads)))
     head = time.perf_counter() - started
-    return {"put_mibps": len(data) / MiB / put, "get_mibps": total / MiB / get,
-            "head_per_s": heads / head}
+    return {
+        "put_mibps": len(data) / MiB / put,
+        "get_mibps": total / MiB / get,
+        "head_per_s": heads / head,
+    }
 
 
-async def with_aiobotocore(endpoint: str, bucket: str, data: bytes,
-                           heads: int) -> dict[str, float]:
+async def with_aiobotocore(endpoint: str, bucket: str, data: bytes, heads: int) -> dict[str, float]:
     from aiobotocore.session import get_session
 
     session = get_session()
-    async with session.create_client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                                     aws_access_key_id=ACCESS_KEY,
-                                     aws_secret_access_key=SECRET_KEY) as client:
+    async with session.create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    ) as client:
         started = time.perf_counter()
         await client.put_object(Bucket=bucket, Key="big-boto", Body=data)
         put = time.perf_counter() - started
@@ -65,11 +77,15 @@ async def with_aiobotocore(endpoint: str, bucket: str, data: bytes,
                 total += len(chunk)
         get = time.perf_counter() - started
         started = time.perf_counter()
-        await asyncio.gather(*(client.head_object(Bucket=bucket, Key="big-boto")
-                               for _ in range(heads)))
+        await asyncio.gather(
+            *(client.head_object(Bucket=bucket, Key="big-boto") for _ in range(heads))
+        )
         head = time.perf_counter() - started
-    return {"put_mibps": len(data) / MiB / put, "get_mibps": total / MiB / get,
-            "head_per_s": heads / head}
+    return {
+        "put_mibps": len(data) / MiB / put,
+        "get_mibps": total / MiB / get,
+        "head_per_s": heads / head,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,18 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bucket = s3.create_bucket()
         for _ in range(args.rounds):
-            results["obstore"].append(asyncio.run(
-                with_obstore(s3.endpoint, bucket, data, args.heads)))
-            results["aiobotocore"].append(asyncio.run(
-                with_aiobotocore(s3.endpoint, bucket, data, args.heads)))
+            results["obstore"].append(
+                asyncio.run(with_obstore(s3.endpoint, bucket, data, args.heads))
+            )
+            results["aiobotocore"].append(
+                asyncio.run(with_aiobotocore(s3.endpoint, bucket, data, args.heads))
+            )
     finally:
         s3.stop()
-    print(f"{args.size_mib} MiB object, {args.heads} concurrent HEADs, {args.rounds} rounds, "
-          "medians (rounds alternate)")
+    print(
+        f"{args.size_mib} MiB object, {args.heads} concurrent HEADs, {args.rounds} rounds, "
+        "medians (rounds alternate)"
+    )
     for name, rounds in results.items():
         medians = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
-        print(f"  {name:<12} PUT {medians['put_mibps']:6.0f} MiB/s  GET "
-              f"{medians['get_mibps']:6.0f} MiB/s  HEAD {medians['head_per_s']:6.0f}/s")
+        print(
+            f"  {name:<12} PUT {medians['put_mibps']:6.0f} MiB/s  GET "
+            f"{medians['get_mibps']:6.0f} MiB/s  HEAD {medians['head_per_s']:6.0f}/s"
+        )
     return 0
 
 

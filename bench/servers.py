@@ -50,7 +50,7 @@ def _children_map() -> dict[int, list[int]]:
         except OSError:
             continue
         # the command name may contain spaces and parentheses: the fields follow the last ')'
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         children.setdefault(int(fields[1]), []).append(int(entry.name))
     return children
 
@@ -136,7 +136,8 @@ class PeakSampler:
                 self.peak[key] = max(self.peak[key], rss)
                 self.peak_pss[key] = max(self.peak_pss[key], pss)
                 phase = self.by_phase.setdefault(self.phase, {}).setdefault(
-                    key, {"rss": 0, "pss": 0})
+                    key, {"rss": 0, "pss": 0}
+                )
                 phase["rss"], phase["pss"] = max(phase["rss"], rss), max(phase["pss"], pss)
 
     def __enter__(self) -> PeakSampler:
@@ -220,13 +221,19 @@ class Server(abc.ABC):
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env(), start_new_session=True)
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env(),
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.title} exited with {self.proc.returncode} at start:\n"
-                                   f"{self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.title} exited with {self.proc.returncode} at start:\n{self.log_tail()}"
+                )
             try:
                 # 401: up, with accounts on
                 if httpx.get(self.url + "/v2/", timeout=1.0).status_code in (200, 401):
@@ -235,8 +242,9 @@ class Server(abc.ABC):
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"{self.title} did not answer within {timeout}s:\n"
-                                   f"{self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.title} did not answer within {timeout}s:\n{self.log_tail()}"
+                )
             time.sleep(0.05)
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -274,8 +282,15 @@ class Dockyard(Server):
         return find_binary("dockyard", Path(sys.executable).parent / "dockyard")
 
     def command(self) -> list[str]:
-        return [self.binary(), "serve", "--listen", f"127.0.0.1:{self.port}",
-                "--data-dir", str(self.workdir / "data"), *self.extra_args]
+        return [
+            self.binary(),
+            "serve",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--data-dir",
+            str(self.workdir / "data"),
+            *self.extra_args,
+        ]
 
     def env(self) -> dict[str, str]:
         return {**os.environ, **self.extra_env}
@@ -294,8 +309,12 @@ def _dockyard_version() -> str:
         release = "?"
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{release} ({commit})" if commit else release
@@ -340,8 +359,12 @@ class Distribution(Server):
 
     def start(self, timeout: float = 30.0) -> Server:
         try:
-            out = subprocess.run([find_binary("docker-registry"), "--version"],
-                                 capture_output=True, text=True, timeout=10).stdout.split()
+            out = subprocess.run(
+                [find_binary("docker-registry"), "--version"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.split()
             self.version = out[-1] if out else "?"
         except (OSError, subprocess.SubprocessError):
             self.version = "?"
@@ -354,8 +377,15 @@ class Sink(Server):
     sync, read, send), as a server: this machine's own limit for the transfers."""
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "bench.sink", "--port", str(self.port),
-                "--data", str(self.workdir / "data")]
+        return [
+            sys.executable,
+            "-m",
+            "bench.sink",
+            "--port",
+            str(self.port),
+            "--data",
+            str(self.workdir / "data"),
+        ]
 
     def env(self) -> dict[str, str]:
         root = str(Path(__file__).resolve().parent.parent)

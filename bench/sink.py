@@ -91,15 +91,23 @@ class Sink:
                 status, extra, buffered = self.answer(conn, method, path, params, length, buffered)
                 if status:
                     reply = f"HTTP/1.1 {status}\r\n" + "".join(
-                        f"{k}: {v}\r\n" for k, v in extra.items())
+                        f"{k}: {v}\r\n" for k, v in extra.items()
+                    )
                     if "Content-Length" not in extra:
                         reply += "Content-Length: 0\r\n"
                     conn.sendall((reply + "\r\n").encode("latin-1"))
                 if headers.get("connection", "").lower() == "close":
                     return
 
-    def answer(self, conn: socket.socket, method: str, path: str, params: dict[str, str],
-               length: int, buffered: bytes) -> tuple[str, dict[str, str], bytes]:
+    def answer(
+        self,
+        conn: socket.socket,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        length: int,
+        buffered: bytes,
+    ) -> tuple[str, dict[str, str], bytes]:
         """The status line and headers to send (an empty status: already answered), and what
         of the socket's bytes belongs to the next request."""
         if path == "/v2/" and method in ("GET", "HEAD"):
@@ -114,8 +122,11 @@ class Sink:
             with self.lock:
                 self.uploads[upload_id] = Upload(self.uploads_dir / upload_id)
             buffered = self.discard(conn, length, buffered)
-            return "202 Accepted", {"Location": f"/v2/{name}/blobs/uploads/{upload_id}",
-                                    "Range": "0-0"}, buffered
+            return (
+                "202 Accepted",
+                {"Location": f"/v2/{name}/blobs/uploads/{upload_id}", "Range": "0-0"},
+                buffered,
+            )
         with self.lock:
             upload = self.uploads.get(upload_id or "")
         if upload is None or method not in ("PATCH", "PUT"):
@@ -123,8 +134,11 @@ class Sink:
         buffered = self.receive(conn, upload, length, buffered)
         location = f"/v2/{name}/blobs/uploads/{upload_id}"
         if method == "PATCH":
-            return "202 Accepted", {"Location": location,
-                                    "Range": f"0-{max(upload.size - 1, 0)}"}, buffered
+            return (
+                "202 Accepted",
+                {"Location": location, "Range": f"0-{max(upload.size - 1, 0)}"},
+                buffered,
+            )
         with self.lock:
             self.uploads.pop(upload_id or "", None)
         digest = "sha256:" + upload.hasher.hexdigest()
@@ -141,8 +155,11 @@ class Sink:
             os.fsync(fd)
         finally:
             os.close(fd)
-        return "201 Created", {"Location": f"/v2/{name}/blobs/{digest}",
-                               "Docker-Content-Digest": digest}, buffered
+        return (
+            "201 Created",
+            {"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest},
+            buffered,
+        )
 
     # bodies ----------------------------------------------------------------------------------
 
@@ -217,9 +234,11 @@ class Sink:
             return "404 Not Found"
         try:
             size = os.fstat(fd).st_size
-            conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n"
-                         "Content-Type: application/octet-stream\r\n"
-                         f"Docker-Content-Digest: sha256:{hex_digest}\r\n\r\n".encode())
+            conn.sendall(
+                f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n"
+                "Content-Type: application/octet-stream\r\n"
+                f"Docker-Content-Digest: sha256:{hex_digest}\r\n\r\n".encode()
+            )
             view = memoryview(bytearray(SEND_PIECE))
             offset = 0
             while body and offset < size:
@@ -234,8 +253,9 @@ class Sink:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.sink",
-                                     description="the least a registry must do, as a server")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sink", description="the least a registry must do, as a server"
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -36,31 +36,40 @@ from bench.servers import RssWatch, Server
 @dataclass
 class Config:
     rounds: int = 3
-    blob_mib: int = 512          # monolithic and chunked pushes
-    chunk_mib: int = 16          # PATCH size of the chunked push
+    blob_mib: int = 512  # monolithic and chunked pushes
+    chunk_mib: int = 16  # PATCH size of the chunked push
     pull_mib: int = 512
-    pull_repeats: int = 3        # downloads per round; the round's value is their median
-    concurrent: int = 16         # simultaneous pushes ...
-    concurrent_mib: int = 32     # ... of this size each
-    connections: int = 64        # wrk
+    pull_repeats: int = 3  # downloads per round; the round's value is their median
+    concurrent: int = 16  # simultaneous pushes ...
+    concurrent_mib: int = 32  # ... of this size each
+    connections: int = 64  # wrk
     wrk_threads: int = field(default_factory=lambda: os.cpu_count() or 2)
     wrk_seconds: float = 5.0
-    wrk_warmup: float = 1.0      # once per server and wrk benchmark, untimed
+    wrk_warmup: float = 1.0  # once per server and wrk benchmark, untimed
     images: int = 500
     image_workers: int = 8
     tags: int = 5000
     repos: int = 1000
     page: int = 100
-    list_iterations: int = 5     # listings timed per round; the round's value is their median
-    big_upload_mib: int = 2048   # the upload watched for RSS growth
+    list_iterations: int = 5  # listings timed per round; the round's value is their median
+    big_upload_mib: int = 2048  # the upload watched for RSS growth
     setup_workers: int = 8
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-QUICK = dict(blob_mib=64, pull_mib=64, concurrent_mib=4, wrk_seconds=1.0, images=50,
-             tags=500, repos=100, list_iterations=3, big_upload_mib=128)
+QUICK = dict(
+    blob_mib=64,
+    pull_mib=64,
+    concurrent_mib=4,
+    wrk_seconds=1.0,
+    images=50,
+    tags=500,
+    repos=100,
+    list_iterations=3,
+    big_upload_mib=128,
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +77,8 @@ class Metric:
     key: str
     title: str
     unit: str
-    better: str                  # "higher" or "lower"
-    target: str = ""             # issue 7's goal, as text
+    better: str  # "higher" or "lower"
+    target: str = ""  # issue 7's goal, as text
     # (ratio or None, Dockyard's median) -> met, or None when it cannot be told
     meets: Callable[[float | None, float], bool | None] | None = None
 
@@ -163,15 +172,24 @@ class Listings(Benchmark):
 
     name = "listings"
     metrics = (
-        Metric("tags_list_full_ms", "tag list, full (ms)", "ms", "lower", "ratio <= 0.3",
-               at_most(0.3)),
-        Metric("tags_list_page_ms", "tag list, one page of 100 (ms)", "ms", "lower",
-               "ratio <= 0.3", at_most(0.3)),
+        Metric(
+            "tags_list_full_ms", "tag list, full (ms)", "ms", "lower", "ratio <= 0.3", at_most(0.3)
+        ),
+        Metric(
+            "tags_list_page_ms",
+            "tag list, one page of 100 (ms)",
+            "ms",
+            "lower",
+            "ratio <= 0.3",
+            at_most(0.3),
+        ),
         Metric("tags_list_walk_ms", "tag list, walk of all pages of 100 (ms)", "ms", "lower"),
-        Metric("catalog_full_ms", "catalog, full (ms)", "ms", "lower", "ratio <= 0.1",
-               at_most(0.1)),
-        Metric("catalog_paged_ms", "catalog, paged (ms)", "ms", "lower", "ratio <= 0.1",
-               at_most(0.1)),
+        Metric(
+            "catalog_full_ms", "catalog, full (ms)", "ms", "lower", "ratio <= 0.1", at_most(0.1)
+        ),
+        Metric(
+            "catalog_paged_ms", "catalog, paged (ms)", "ms", "lower", "ratio <= 0.1", at_most(0.1)
+        ),
     )
     tags_repo = "bench/tags"
 
@@ -191,22 +209,34 @@ class Listings(Benchmark):
             client.mount(repo, self.tags_repo, image.layer_digest)
             client.put_manifest(repo, "latest", image.manifest)
 
-        jobs += [(lambda c, r=f"bench/catalog/repo-{i:05d}": make_repo(c, r))
-                 for i in range(cfg.repos - 1)]
+        jobs += [
+            (lambda c, r=f"bench/catalog/repo-{i:05d}": make_repo(c, r))
+            for i in range(cfg.repos - 1)
+        ]
         parallel(cfg.setup_workers, jobs, server.url)
         # what the timed reads must find
         with Client(server.url) as client:
-            tags = entries(client.list_pages(f"/v2/{self.tags_repo}/tags/list", {}, cfg.tags),
-                           "tags")
-            repos = entries(client.list_pages("/v2/_catalog", {"n": str(cfg.repos)}, cfg.repos),
-                            "repositories")
+            tags = entries(
+                client.list_pages(f"/v2/{self.tags_repo}/tags/list", {}, cfg.tags), "tags"
+            )
+            repos = entries(
+                client.list_pages("/v2/_catalog", {"n": str(cfg.repos)}, cfg.repos), "repositories"
+            )
         if len(set(tags)) != cfg.tags or len(set(repos)) != cfg.repos:
-            raise BenchError(f"{server.title}: set up {cfg.tags} tags and {cfg.repos} repositories "
-                             f"but lists {len(set(tags))} and {len(set(repos))}")
+            raise BenchError(
+                f"{server.title}: set up {cfg.tags} tags and {cfg.repos} repositories "
+                f"but lists {len(set(tags))} and {len(set(repos))}"
+            )
 
-    def _time_listing(self, client: Client, path: str, params: dict[str, str], key: str,
-                      expected: int, per_request: list[float] | None = None
-                      ) -> tuple[float, int]:
+    def _time_listing(
+        self,
+        client: Client,
+        path: str,
+        params: dict[str, str],
+        key: str,
+        expected: int,
+        per_request: list[float] | None = None,
+    ) -> tuple[float, int]:
         times, requests = [], 0
         for _ in range(self.config.list_iterations):
             started = time.perf_counter()
@@ -225,29 +255,44 @@ class Listings(Benchmark):
             client.ping()
             out = {}
             out["tags_list_full_ms"], _ = self._time_listing(
-                client, tags_path, {}, "tags", cfg.tags)
+                client, tags_path, {}, "tags", cfg.tags
+            )
             page_times: list[float] = []
             out["tags_list_walk_ms"], pages = self._time_listing(
-                client, tags_path, {"n": str(cfg.page)}, "tags", cfg.tags, page_times)
+                client, tags_path, {"n": str(cfg.page)}, "tags", cfg.tags, page_times
+            )
             out["tags_list_page_ms"] = statistics.median(page_times) * 1000
             self.state[server.key]["tag_pages"] = pages
             out["catalog_full_ms"], _ = self._time_listing(
-                client, "/v2/_catalog", {"n": str(cfg.repos)}, "repositories", cfg.repos)
+                client, "/v2/_catalog", {"n": str(cfg.repos)}, "repositories", cfg.repos
+            )
             out["catalog_paged_ms"], pages = self._time_listing(
-                client, "/v2/_catalog", {"n": str(cfg.page)}, "repositories", cfg.repos)
+                client, "/v2/_catalog", {"n": str(cfg.page)}, "repositories", cfg.repos
+            )
             self.state[server.key]["catalog_pages"] = pages
         return out
 
     def info(self) -> dict[str, Any]:
-        return {"requests_per_paged_listing": {
-            key: {"tags": s.get("tag_pages"), "catalog": s.get("catalog_pages")}
-            for key, s in self.state.items()}}
+        return {
+            "requests_per_paged_listing": {
+                key: {"tags": s.get("tag_pages"), "catalog": s.get("catalog_pages")}
+                for key, s in self.state.items()
+            }
+        }
 
 
 class PushMonolithic(Benchmark):
     name = "blob_push_monolithic"
-    metrics = (Metric("blob_push_monolithic_mibps", "blob push, monolithic (MiB/s)", "MiB/s",
-                      "higher", "ratio >= 2.0", at_least(2.0)),)
+    metrics = (
+        Metric(
+            "blob_push_monolithic_mibps",
+            "blob push, monolithic (MiB/s)",
+            "MiB/s",
+            "higher",
+            "ratio >= 2.0",
+            at_least(2.0),
+        ),
+    )
 
     def run(self, server: Server, round_no: int) -> dict[str, float]:
         """The upload is opened (httpx) and the blob sent with one curl PUT from a file in
@@ -277,23 +322,35 @@ class PushMonolithic(Benchmark):
 
 class PushChunked(Benchmark):
     name = "blob_push_chunked"
-    metrics = (Metric("blob_push_chunked_mibps", "blob push, chunked (MiB/s)", "MiB/s",
-                      "higher", "ratio >= 2.0", at_least(2.0)),)
+    metrics = (
+        Metric(
+            "blob_push_chunked_mibps",
+            "blob push, chunked (MiB/s)",
+            "MiB/s",
+            "higher",
+            "ratio >= 2.0",
+            at_least(2.0),
+        ),
+    )
 
     def run(self, server: Server, round_no: int) -> dict[str, float]:
         blob = self.pool.blob(self.config.blob_mib * MiB)
         os.sync()
         with Client(server.url) as client:
             client.ping()
-            seconds = timed(lambda: client.push_chunked("bench/chunked", blob,
-                                                        self.config.chunk_mib * MiB))
+            seconds = timed(
+                lambda: client.push_chunked("bench/chunked", blob, self.config.chunk_mib * MiB)
+            )
         return {"blob_push_chunked_mibps": mibps(blob.size, seconds)}
 
 
 class Pull(Benchmark):
     name = "blob_pull"
-    metrics = (Metric("blob_pull_mibps", "blob pull (MiB/s)", "MiB/s", "higher", "ratio >= 1.0",
-                      at_least(1.0)),)
+    metrics = (
+        Metric(
+            "blob_pull_mibps", "blob pull (MiB/s)", "MiB/s", "higher", "ratio >= 1.0", at_least(1.0)
+        ),
+    )
 
     def setup(self, server: Server) -> None:
         super().setup(server)
@@ -308,15 +365,24 @@ class Pull(Benchmark):
         """`pull_repeats` downloads; the round's value is their median."""
         blob = self.state[server.key]["blob"]
         url = f"{server.url}/v2/bench/pull/blobs/{blob.digest}"
-        seconds = statistics.median(curl_download(url, blob.size)
-                                    for _ in range(self.config.pull_repeats))
+        seconds = statistics.median(
+            curl_download(url, blob.size) for _ in range(self.config.pull_repeats)
+        )
         return {"blob_pull_mibps": mibps(blob.size, seconds)}
 
 
 class PushConcurrent(Benchmark):
     name = "blob_push_concurrent"
-    metrics = (Metric("blob_push_concurrent_mibps", "concurrent pushes (MiB/s, all together)",
-                      "MiB/s", "higher", "ratio >= 2.0", at_least(2.0)),)
+    metrics = (
+        Metric(
+            "blob_push_concurrent_mibps",
+            "concurrent pushes (MiB/s, all together)",
+            "MiB/s",
+            "higher",
+            "ratio >= 2.0",
+            at_least(2.0),
+        ),
+    )
 
     def run(self, server: Server, round_no: int) -> dict[str, float]:
         """Each push opens its upload (httpx) and sends the blob with one curl PUT from a file
@@ -346,8 +412,9 @@ class PushConcurrent(Benchmark):
             except BaseException as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=push, args=(c, i), daemon=True)
-                   for i, c in enumerate(clients)]
+        threads = [
+            threading.Thread(target=push, args=(c, i), daemon=True) for i, c in enumerate(clients)
+        ]
         for thread in threads:
             thread.start()
         os.sync()
@@ -396,9 +463,14 @@ class WrkBenchmark(Benchmark):
             self._wrk(server, self.config.wrk_warmup)
 
     def _wrk(self, server: Server, seconds: float) -> load.LoadResult:
-        return load.run(self.url(server), method=self.method,
-                       headers={"Accept": MANIFEST_ACCEPT}, connections=self.config.connections,
-                       threads=self.config.wrk_threads, seconds=seconds)
+        return load.run(
+            self.url(server),
+            method=self.method,
+            headers={"Accept": MANIFEST_ACCEPT},
+            connections=self.config.connections,
+            threads=self.config.wrk_threads,
+            seconds=seconds,
+        )
 
     def run(self, server: Server, round_no: int) -> dict[str, float]:
         result = self._wrk(server, self.config.wrk_seconds)
@@ -406,16 +478,26 @@ class WrkBenchmark(Benchmark):
         return {self.rps.key: result.requests_per_s, self.p99.key: result.p99_ms}
 
     def info(self) -> dict[str, Any]:
-        return {"tool": load.tool_for(self.method), "method": self.method,
-                "p50_ms": {key: s.get("p50_ms") for key, s in self.state.items()}}
+        return {
+            "tool": load.tool_for(self.method),
+            "method": self.method,
+            "p50_ms": {key: s.get("p50_ms") for key, s in self.state.items()},
+        }
 
 
 class ManifestGet(WrkBenchmark):
     name = "manifest_get"
-    rps = Metric("manifest_get_rps", "manifest GET (req/s)", "req/s", "higher", "ratio >= 3.0",
-                 at_least(3.0))
-    p99 = Metric("manifest_get_p99_ms", "manifest GET p99 (ms)", "ms", "lower", "ratio <= 0.33",
-                 at_most(1 / 3))
+    rps = Metric(
+        "manifest_get_rps", "manifest GET (req/s)", "req/s", "higher", "ratio >= 3.0", at_least(3.0)
+    )
+    p99 = Metric(
+        "manifest_get_p99_ms",
+        "manifest GET p99 (ms)",
+        "ms",
+        "lower",
+        "ratio <= 0.33",
+        at_most(1 / 3),
+    )
     metrics = (rps, p99)
 
     def url(self, server: Server) -> str:
@@ -425,18 +507,31 @@ class ManifestGet(WrkBenchmark):
 class ManifestHead(ManifestGet):
     name = "manifest_head"
     method = "HEAD"
-    rps = Metric("manifest_head_rps", "manifest HEAD (req/s)", "req/s", "higher",
-                 "ratio >= 3.0", at_least(3.0))
-    p99 = Metric("manifest_head_p99_ms", "manifest HEAD p99 (ms)", "ms", "lower",
-                 "ratio <= 0.33", at_most(1 / 3))
+    rps = Metric(
+        "manifest_head_rps",
+        "manifest HEAD (req/s)",
+        "req/s",
+        "higher",
+        "ratio >= 3.0",
+        at_least(3.0),
+    )
+    p99 = Metric(
+        "manifest_head_p99_ms",
+        "manifest HEAD p99 (ms)",
+        "ms",
+        "lower",
+        "ratio <= 0.33",
+        at_most(1 / 3),
+    )
     metrics = (rps, p99)
 
 
 class BlobHead(WrkBenchmark):
     name = "blob_head"
     method = "HEAD"
-    rps = Metric("blob_head_rps", "blob HEAD (req/s)", "req/s", "higher", "ratio >= 3.0",
-                 at_least(3.0))
+    rps = Metric(
+        "blob_head_rps", "blob HEAD (req/s)", "req/s", "higher", "ratio >= 3.0", at_least(3.0)
+    )
     p99 = Metric("blob_head_p99_ms", "blob HEAD p99 (ms)", "ms", "lower")
     metrics = (rps, p99)
 
@@ -445,8 +540,9 @@ class BlobHead(WrkBenchmark):
         return f"{server.url}/v2/{self.repo}/blobs/{image.layer_digest}"
 
 
-async def _push_images(base_url: str, repo: str, images: list[tuple[str, SmallImage]],
-                       workers: int) -> float:
+async def _push_images(
+    base_url: str, repo: str, images: list[tuple[str, SmallImage]], workers: int
+) -> float:
     """`workers` pushers, each on its own keep-alive connection, share the images; the seconds
     from all connected to the last manifest acknowledged."""
     connections = [await rawhttp.Connection(base_url).open() for _ in range(workers)]
@@ -463,8 +559,9 @@ async def _push_images(base_url: str, repo: str, images: list[tuple[str, SmallIm
             tag, image = queue.pop()
             await push_blob(conn, image.config, image.config_digest)
             await push_blob(conn, image.layer, image.layer_digest)
-            await conn.expect(201, "PUT", f"/v2/{repo}/manifests/{tag}", image.manifest,
-                              OCI_MANIFEST)
+            await conn.expect(
+                201, "PUT", f"/v2/{repo}/manifests/{tag}", image.manifest, OCI_MANIFEST
+            )
 
     try:
         started = time.perf_counter()
@@ -485,16 +582,25 @@ class SmallImages(Benchmark):
     """
 
     name = "small_images"
-    metrics = (Metric("small_images_per_s", "small images pushed (images/s)", "images/s",
-                      "higher", "ratio >= 2.0", at_least(2.0)),)
+    metrics = (
+        Metric(
+            "small_images_per_s",
+            "small images pushed (images/s)",
+            "images/s",
+            "higher",
+            "ratio >= 2.0",
+            at_least(2.0),
+        ),
+    )
 
     def run(self, server: Server, round_no: int) -> dict[str, float]:
         cfg = self.config
         repo = f"bench/images-{round_no}"
         images = [(f"img-{i:05d}", small_image(label=f"{repo}:{i}")) for i in range(cfg.images)]
         os.sync()
-        seconds = asyncio.run(_push_images(server.url, repo, images,
-                                           max(1, min(cfg.image_workers, cfg.images))))
+        seconds = asyncio.run(
+            _push_images(server.url, repo, images, max(1, min(cfg.image_workers, cfg.images)))
+        )
         return {"small_images_per_s": len(images) / seconds}
 
 
@@ -503,8 +609,16 @@ class UploadMemory(Benchmark):
     `big_upload_mib`: growth = peak minus the RSS just before it started."""
 
     name = "upload_rss_growth"
-    metrics = (Metric("upload_rss_growth_mib", "RSS growth during big upload (MiB)", "MiB",
-                      "lower", "<= 32 MiB", value_at_most(32)),)
+    metrics = (
+        Metric(
+            "upload_rss_growth_mib",
+            "RSS growth during big upload (MiB)",
+            "MiB",
+            "lower",
+            "<= 32 MiB",
+            value_at_most(32),
+        ),
+    )
 
     def run(self, server: Server, round_no: int) -> dict[str, float]:
         blob = self.pool.blob(self.config.big_upload_mib * MiB)
@@ -522,15 +636,29 @@ class UploadMemory(Benchmark):
         return {"upload_mibps": {key: s.get("mibps") for key, s in self.state.items()}}
 
 
-PEAK_RSS = Metric("peak_rss_mib", "peak RSS, all server processes (MiB)", "MiB", "lower",
-                  "<= 150 MiB", value_at_most(150))
+PEAK_RSS = Metric(
+    "peak_rss_mib",
+    "peak RSS, all server processes (MiB)",
+    "MiB",
+    "lower",
+    "<= 150 MiB",
+    value_at_most(150),
+)
 # The RSS sum counts pages a forked worker shares with its parent once per process; PSS
 # splits them, so this is the memory the server really holds (shown, no target of its own).
 PEAK_PSS = Metric("peak_pss_mib", "peak PSS, all server processes (MiB)", "MiB", "lower")
 
 BENCHMARKS: tuple[type[Benchmark], ...] = (
-    Listings, PushMonolithic, PushChunked, Pull, PushConcurrent, ManifestGet, ManifestHead,
-    BlobHead, SmallImages, UploadMemory,
+    Listings,
+    PushMonolithic,
+    PushChunked,
+    Pull,
+    PushConcurrent,
+    ManifestGet,
+    ManifestHead,
+    BlobHead,
+    SmallImages,
+    UploadMemory,
 )
 
 

@@ -19,21 +19,34 @@ BACKENDS = ["filesystem+sqlite", "s3+postgresql"]
 # Timings never decide a test: hypothesis's per-example deadline and its "input generation is
 # slow" check are both clocks, and on a loaded 2-core machine they failed tests whose code was
 # right. Every property test still runs all its examples.
-settings.register_profile(
-    "dockyard", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("dockyard", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("dockyard")
 
 # Markers (registered in pyproject.toml) are given here by folder, fixture and import, so that no
 # test is decorated one by one. `make test-fast` runs `-m unit`; `make test` runs everything.
 # unit: in-process tests of modules and stores (tests/unit, tests/stores) that start no server.
 UNIT_FOLDERS = {"unit", "stores"}
-SERVER_FIXTURES = {"registry", "start_registry", "client", "registry_on_every_backend",
-                   "start_auth_registry", "mclient"}
+SERVER_FIXTURES = {
+    "registry",
+    "start_registry",
+    "client",
+    "registry_on_every_backend",
+    "start_auth_registry",
+    "mclient",
+}
 # peers: needs a real peer program (SeaweedFS, PostgreSQL, Redis, Distribution, skopeo, podman ...).
 PEER_FOLDERS = {"interop", "scaleout", "bench", "proxy"}
-PEER_FIXTURES = {"s3_server", "pg_cluster", "seaweed", "postgres", "redis_server",
-                 "shared_backends", "ce", "up", "shared"}
+PEER_FIXTURES = {
+    "s3_server",
+    "pg_cluster",
+    "seaweed",
+    "postgres",
+    "redis_server",
+    "shared_backends",
+    "ce",
+    "up",
+    "shared",
+}
 PEER_PARAMS = {"s3", "postgresql"}
 PEER_HELPERS = {"tests.support.peers", "tests.support.auth_peers"}
 NOT_PEER_HELPERS = {"unique_repo", "in_ci", "write_htpasswd", "PeerCommandError"}
@@ -56,9 +69,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         param_parts = set(callspec.id.replace("+", "-").split("-")) if callspec else set()
         module = getattr(item, "module", None)
-        peers = (folder in PEER_FOLDERS or bool(fixtures & PEER_FIXTURES)
-                 or bool(param_parts & PEER_PARAMS)
-                 or (module is not None and _drives_peers(module)))
+        peers = (
+            folder in PEER_FOLDERS
+            or bool(fixtures & PEER_FIXTURES)
+            or bool(param_parts & PEER_PARAMS)
+            or (module is not None and _drives_peers(module))
+        )
         slow = folder not in UNIT_FOLDERS or bool(fixtures & SERVER_FIXTURES)
         if peers:
             item.add_marker(pytest.mark.peers)
@@ -82,11 +98,18 @@ def start_registry(tmp_path: Path) -> Iterator[Callable[..., RunningRegistry]]:
     """Start a private registry with extra `serve` arguments; stopped at test end."""
     started: list[RunningRegistry] = []
 
-    def start(*args: str, data_dir: Path | None = None, env: dict[str, str] | None = None,
-              port: int | None = None) -> RunningRegistry:
+    def start(
+        *args: str,
+        data_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> RunningRegistry:
         server = RunningRegistry(
             data_dir=data_dir or tmp_path / f"data{len(started)}",
-            port=port or free_port(), args=args, env=env or {}, log_dir=tmp_path,
+            port=port or free_port(),
+            args=args,
+            env=env or {},
+            log_dir=tmp_path,
         ).start()
         started.append(server)
         return server
@@ -131,16 +154,19 @@ def s3_postgres_env(s3: SeaweedS3, pg: PostgresCluster, *, redirect: bool) -> di
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def registry_on_every_backend(request: pytest.FixtureRequest,
-                              tmp_path_factory: pytest.TempPathFactory
-                              ) -> Iterator[RunningRegistry]:
+def registry_on_every_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningRegistry]:
     """The session registry once per backend pair; directories whose suites must hold on every
     backend (tests/http, tests/conformance) use it as their `registry`."""
     base = tmp_path_factory.mktemp("registry-" + request.param.replace("+", "-"))
     env = {}
     if request.param == "s3+postgresql":
-        env = s3_postgres_env(request.getfixturevalue("s3_server"),
-                              request.getfixturevalue("pg_cluster"), redirect=False)
+        env = s3_postgres_env(
+            request.getfixturevalue("s3_server"),
+            request.getfixturevalue("pg_cluster"),
+            redirect=False,
+        )
     server = RunningRegistry(data_dir=base / "data", port=free_port(), env=env).start()
     yield server
     server.stop()
@@ -154,4 +180,3 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     return folder / "config.json"
-

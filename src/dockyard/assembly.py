@@ -65,9 +65,16 @@ def build_registry(settings: Settings, *, migrate: bool = True) -> Registry:
     if settings.proxies:
         from dockyard.proxy.service import ProxyService
 
-        registry.stand_in(ProxyService(settings, registry.blob_store, registry.meta,
-                                       registry.manifests, registry.counters,
-                                       registry.content_lock))
+        registry.stand_in(
+            ProxyService(
+                settings,
+                registry.blob_store,
+                registry.meta,
+                registry.manifests,
+                registry.counters,
+                registry.content_lock,
+            )
+        )
     return registry
 
 

@@ -80,8 +80,9 @@ class Settings(BaseModel):
     listen: str = Field("127.0.0.1:5000", description="HOST:PORT to listen on")
     data_dir: Path = Field(Path("dockyard-data"), description="folder for blobs and metadata")
     storage: str | None = Field(
-        None, description="s3://BUCKET[/PREFIX] to keep blobs in S3-compatible storage; "
-        "default: the data folder"
+        None,
+        description="s3://BUCKET[/PREFIX] to keep blobs in S3-compatible storage; "
+        "default: the data folder",
     )
     s3_endpoint: str | None = Field(None, description="S3 endpoint URL (MinIO, SeaweedFS, …)")
     s3_region: str = Field("us-east-1", description="S3 region")
@@ -89,20 +90,25 @@ class Settings(BaseModel):
     s3_access_key: str | None = Field(None, description="default: AWS_ACCESS_KEY_ID")
     s3_secret_key: str | None = Field(None, description="default: AWS_SECRET_ACCESS_KEY")
     s3_redirect_seconds: int = Field(
-        600, ge=0, description="blob GETs answer 307 to a URL presigned for this long; "
-        "0 = stream through the registry"
+        600,
+        ge=0,
+        description="blob GETs answer 307 to a URL presigned for this long; "
+        "0 = stream through the registry",
     )
     redis_url: str | None = Field(
-        None, description="redis://HOST:PORT/DB shared by replicas for rate limits and "
-        "throttling (required with several replicas; one node keeps them in its data folder)"
+        None,
+        description="redis://HOST:PORT/DB shared by replicas for rate limits and "
+        "throttling (required with several replicas; one node keeps them in its data folder)",
     )
     metadata: str | None = Field(
-        None, description="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for shared metadata; "
-        "default: SQLite in the data folder"
+        None,
+        description="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for shared metadata; "
+        "default: SQLite in the data folder",
     )
     public_url: str | None = Field(
-        None, description="http(s)://HOST[:PORT][/PATH] clients reach this registry at (behind "
-        "a proxy or a name); the token realm is built from it. Default: the listen address"
+        None,
+        description="http(s)://HOST[:PORT][/PATH] clients reach this registry at (behind "
+        "a proxy or a name); the token realm is built from it. Default: the listen address",
     )
     tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
@@ -121,12 +127,17 @@ class Settings(BaseModel):
         60.0, gt=0, description="a client sending no body bytes for this long is cut off"
     )
     header_timeout_seconds: float = Field(
-        10.0, gt=0, le=3600, description="a client that has not sent a request's headers this "
-        "long after connecting (or after the previous answer) is cut off"
+        10.0,
+        gt=0,
+        le=3600,
+        description="a client that has not sent a request's headers this "
+        "long after connecting (or after the previous answer) is cut off",
     )
     max_requests_per_client: int = Field(
-        64, ge=0, description="requests one client address (an IPv6 client's /64) may have in "
-        "progress at once, per worker; more answer 429 TOOMANYREQUESTS. 0 = unlimited"
+        64,
+        ge=0,
+        description="requests one client address (an IPv6 client's /64) may have in "
+        "progress at once, per worker; more answer 429 TOOMANYREQUESTS. 0 = unlimited",
     )
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
@@ -149,8 +160,10 @@ class Settings(BaseModel):
         30 * 86400, ge=60, description="refresh (offline) token lifetime"
     )
     anonymous_pull_limit: int = Field(
-        100, ge=0, description="manifest pulls per window per anonymous address (an IPv6 "
-        "client's /64); 0 = unlimited"
+        100,
+        ge=0,
+        description="manifest pulls per window per anonymous address (an IPv6 "
+        "client's /64); 0 = unlimited",
     )
     authenticated_pull_limit: int = Field(
         200, ge=0, description="manifest pulls per window per account; 0 = unlimited"
@@ -181,8 +194,10 @@ class Settings(BaseModel):
     )
 
     cache_max_bytes: int | None = Field(
-        None, ge=0, description="size limit of the pull-through cache; least recently used "
-        "images are evicted past it"
+        None,
+        ge=0,
+        description="size limit of the pull-through cache; least recently used "
+        "images are evicted past it",
     )
 
     @field_validator("proxies")
@@ -410,11 +425,14 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     """What is wrong and where, without the parser's quote of the line: it may hold a
     password."""
     parts = []
-    for text, mark in ((getattr(exc, "context", None), getattr(exc, "context_mark", None)),
-                       (getattr(exc, "problem", None), getattr(exc, "problem_mark", None))):
+    for text, mark in (
+        (getattr(exc, "context", None), getattr(exc, "context_mark", None)),
+        (getattr(exc, "problem", None), getattr(exc, "problem_mark", None)),
+    ):
         if text:
-            parts.append(text + (f" (line {mark.line + 1}, column {mark.column + 1})"
-                                 if mark else ""))
+            parts.append(
+                text + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
+            )
     return ": ".join(parts) or "it cannot be parsed"
 
 

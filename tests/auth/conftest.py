@@ -29,7 +29,9 @@ def start_auth_registry(
     def start(env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> AuthRegistry:
         base = tmp_path_factory.mktemp("auth-registry")
         server = RunningRegistry(
-            data_dir=base / "data", port=free_port(), args=("--auth", *args),
+            data_dir=base / "data",
+            port=free_port(),
+            args=("--auth", *args),
             env={**QUIET, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})},
             log_dir=base,
         ).start()

@@ -97,12 +97,17 @@ class AuthRegistry:
             assert result.exit_code == 0, (args, result.output)
         return result
 
-    def admin_process(self, *args: str, input: str | None = None,
-                      ok: bool = True) -> subprocess.CompletedProcess[str]:
+    def admin_process(
+        self, *args: str, input: str | None = None, ok: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """The same as a separate `python -m dockyard ...` process."""
         result = subprocess.run(
             [sys.executable, "-m", "dockyard", *args, "--data-dir", str(self.data_dir)],
-            input=input, capture_output=True, text=True, timeout=60)
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if ok:
             assert result.returncode == 0, (args, result.stdout, result.stderr)
         return result
@@ -111,15 +116,17 @@ class AuthRegistry:
         self.admin("user", "add", name, "--password-stdin", *extra, input=password + "\n")
 
     def create_token(self, user: str, name: str, scope: str, *extra: str) -> str:
-        out = self.admin("token", "create", "--user", user, "--name", name, "--scope", scope,
-                         *extra).stdout
+        out = self.admin(
+            "token", "create", "--user", user, "--name", name, "--scope", scope, *extra
+        ).stdout
         secret = out.strip().splitlines()[-1]
         assert secret.startswith("dyt_"), out
         return secret
 
     # -- the token dance -------------------------------------------------------------------
-    def token_response(self, scopes: list[str] | str, auth: str | None = None,
-                       **params: str) -> httpx.Response:
+    def token_response(
+        self, scopes: list[str] | str, auth: str | None = None, **params: str
+    ) -> httpx.Response:
         """GET /token as docker does: Basic credentials (or none), service, scopes."""
         scope_list = [scopes] if isinstance(scopes, str) else scopes
         query: list[tuple[str, str]] = [("service", SERVICE)]
@@ -139,8 +146,7 @@ def admin_auth() -> str:
 
 
 def config_blob() -> bytes:
-    return json.dumps({"architecture": "amd64", "os": "linux",
-                       "nonce": uuid.uuid4().hex}).encode()
+    return json.dumps({"architecture": "amd64", "os": "linux", "nonce": uuid.uuid4().hex}).encode()
 
 
 def manifest_for(config: bytes, **annotations: str) -> bytes:
@@ -155,21 +161,23 @@ def manifest_for(config: bytes, **annotations: str) -> bytes:
     return json.dumps(body).encode()
 
 
-def upload_blob(client: httpx.Client, repo: str, data: bytes,
-                auth: str | None) -> httpx.Response:
+def upload_blob(client: httpx.Client, repo: str, data: bytes, auth: str | None) -> httpx.Response:
     headers = {"Authorization": auth} if auth else {}
-    return client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(data)},
-                       content=data, headers=headers)
+    return client.post(
+        f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(data)}, content=data, headers=headers
+    )
 
 
-def put_manifest(client: httpx.Client, repo: str, reference: str, body: bytes,
-                 auth: str | None) -> httpx.Response:
+def put_manifest(
+    client: httpx.Client, repo: str, reference: str, body: bytes, auth: str | None
+) -> httpx.Response:
     headers = {"Content-Type": OCI_MANIFEST, **({"Authorization": auth} if auth else {})}
     return client.put(f"/v2/{repo}/manifests/{reference}", content=body, headers=headers)
 
 
-def push_image(client: httpx.Client, repo: str, tag: str, auth: str | None = None,
-               **annotations: str) -> tuple[str, bytes]:
+def push_image(
+    client: httpx.Client, repo: str, tag: str, auth: str | None = None, **annotations: str
+) -> tuple[str, bytes]:
     """Config blob + manifest under `tag` (as admin by default); (digest, manifest bytes)."""
     auth = auth or admin_auth()
     config = config_blob()
@@ -181,8 +189,14 @@ def push_image(client: httpx.Client, repo: str, tag: str, auth: str | None = Non
     return response.headers["Docker-Content-Digest"], body
 
 
-def get_manifest(client: httpx.Client, repo: str, reference: str, auth: str | None = None,
-                 method: str = "GET", **headers: str) -> httpx.Response:
+def get_manifest(
+    client: httpx.Client,
+    repo: str,
+    reference: str,
+    auth: str | None = None,
+    method: str = "GET",
+    **headers: str,
+) -> httpx.Response:
     all_headers = {"Accept": OCI_MANIFEST, **headers}
     if auth:
         all_headers["Authorization"] = auth

@@ -24,28 +24,47 @@ def test_me_and_anonymous(reg: AuthRegistry) -> None:
 
 def test_users_are_admin_only(reg: AuthRegistry) -> None:
     with reg.client() as c:
-        made = c.post("/api/v1/users", json={"name": "api-user", "password": "pw-api-user"},
-                      headers={"Authorization": admin_auth()})
+        made = c.post(
+            "/api/v1/users",
+            json={"name": "api-user", "password": "pw-api-user"},
+            headers={"Authorization": admin_auth()},
+        )
         assert made.status_code == 201
-        again = c.post("/api/v1/users", json={"name": "api-user", "password": "x"},
-                       headers={"Authorization": admin_auth()})
+        again = c.post(
+            "/api/v1/users",
+            json={"name": "api-user", "password": "x"},
+            headers={"Authorization": admin_auth()},
+        )
         assert again.status_code == 409
         as_user = {"Authorization": basic("api-user", "pw-api-user")}
         assert c.get("/api/v1/users", headers=as_user).status_code == 403
-        assert c.post("/api/v1/users", json={"name": "x", "password": "y"},
-                      headers=as_user).status_code == 403
+        assert (
+            c.post(
+                "/api/v1/users", json={"name": "x", "password": "y"}, headers=as_user
+            ).status_code
+            == 403
+        )
         # A user may change their own password, not anyone else's.
-        assert c.put("/api/v1/users/api-user", json={"password": "pass-new",
-                                                     "current_password": "pw-api-user"},
-                     headers=as_user).status_code == 204
+        assert (
+            c.put(
+                "/api/v1/users/api-user",
+                json={"password": "pass-new", "current_password": "pw-api-user"},
+                headers=as_user,
+            ).status_code
+            == 204
+        )
         assert c.get("/api/v1/me", headers=as_user).status_code == 401
         as_user = {"Authorization": basic("api-user", "pass-new")}
-        assert c.put("/api/v1/users/admin", json={"password": "hijack"},
-                     headers=as_user).status_code == 403
+        assert (
+            c.put("/api/v1/users/admin", json={"password": "hijack"}, headers=as_user).status_code
+            == 403
+        )
         listed = c.get("/api/v1/users", headers={"Authorization": admin_auth()}).json()
         assert "api-user" in [u["name"] for u in listed["users"]]
-        assert c.delete("/api/v1/users/api-user",
-                        headers={"Authorization": admin_auth()}).status_code == 204
+        assert (
+            c.delete("/api/v1/users/api-user", headers={"Authorization": admin_auth()}).status_code
+            == 204
+        )
         assert c.get("/api/v1/me", headers=as_user).status_code == 401
 
 
@@ -67,8 +86,7 @@ def test_tokens_created_used_listed_revoked(reg: AuthRegistry) -> None:
         assert [t["name"] for t in listed] == ["ci"] and "token" not in listed[0]
         assert c.delete("/api/v1/tokens/ci", headers=password).status_code == 204
         assert c.get("/api/v1/me", headers=with_token).status_code == 401
-        refused = reg.token_response("repository:tok-owner/app:pull",
-                                     basic("tok-owner", secret))
+        refused = reg.token_response("repository:tok-owner/app:pull", basic("tok-owner", secret))
         assert refused.status_code == 401
         for bad in ({"name": "x", "scope": "admin"}, {"name": "y", "expires_in": -5}, []):
             assert c.post("/api/v1/tokens", json=bad, headers=password).status_code == 400
@@ -80,25 +98,45 @@ def test_orgs_members_and_visibility(reg: AuthRegistry) -> None:
     founder = {"Authorization": basic("org-founder", "pw-founder")}
     reader = {"Authorization": basic("org-reader", "pw-reader")}
     with reg.client() as c:
-        assert c.post("/api/v1/orgs", json={"name": "apiorg"}, headers=founder).status_code \
-            == 201
+        assert c.post("/api/v1/orgs", json={"name": "apiorg"}, headers=founder).status_code == 201
         push_image(c, "apiorg/app", "v1", auth=basic("org-founder", "pw-founder"))
         assert c.get("/v2/apiorg/app/tags/list", headers=reader).status_code == 401
-        added = c.put("/api/v1/orgs/apiorg/members/org-reader", json={"role": "reader"},
-                      headers=founder)
+        added = c.put(
+            "/api/v1/orgs/apiorg/members/org-reader", json={"role": "reader"}, headers=founder
+        )
         assert added.status_code == 200
         assert c.get("/v2/apiorg/app/tags/list", headers=reader).json()["tags"] == ["v1"]
-        assert c.put("/api/v1/orgs/apiorg/members/org-reader", json={"role": "god"},
-                     headers=founder).status_code == 400
+        assert (
+            c.put(
+                "/api/v1/orgs/apiorg/members/org-reader", json={"role": "god"}, headers=founder
+            ).status_code
+            == 400
+        )
         # A reader manages nothing.
-        assert c.put("/api/v1/repositories/apiorg/app/visibility",
-                     json={"visibility": "public"}, headers=reader).status_code == 403
-        assert c.delete("/api/v1/orgs/apiorg/members/org-reader",
-                        headers=founder).status_code == 204
+        assert (
+            c.put(
+                "/api/v1/repositories/apiorg/app/visibility",
+                json={"visibility": "public"},
+                headers=reader,
+            ).status_code
+            == 403
+        )
+        assert (
+            c.delete("/api/v1/orgs/apiorg/members/org-reader", headers=founder).status_code == 204
+        )
         assert c.get("/v2/apiorg/app/tags/list").status_code == 401
-        made_public = c.put("/api/v1/repositories/apiorg/app/visibility",
-                            json={"visibility": "public"}, headers=founder)
+        made_public = c.put(
+            "/api/v1/repositories/apiorg/app/visibility",
+            json={"visibility": "public"},
+            headers=founder,
+        )
         assert made_public.status_code == 200
         assert c.get("/v2/apiorg/app/tags/list").json()["tags"] == ["v1"]
-        assert c.put("/api/v1/repositories/apiorg/app/visibility",
-                     json={"visibility": "secret"}, headers=founder).status_code == 400
+        assert (
+            c.put(
+                "/api/v1/repositories/apiorg/app/visibility",
+                json={"visibility": "secret"},
+                headers=founder,
+            ).status_code
+            == 400
+        )

@@ -57,21 +57,23 @@ def fails(result: object, message: str) -> None:
 
 
 def test_user_add_as_a_separate_process(reg: AuthRegistry) -> None:
-    result = reg.admin_process("user", "add", "proc-user", "--password-stdin",
-                               input="proc-pass\n")
+    result = reg.admin_process("user", "add", "proc-user", "--password-stdin", input="proc-pass\n")
     assert result.stdout.strip() == "created user proc-user"
     assert can_log_in(reg, "proc-user", "proc-pass")
-    again = reg.admin_process("user", "add", "proc-user", "--password-stdin", input="x\n",
-                              ok=False)
+    again = reg.admin_process("user", "add", "proc-user", "--password-stdin", input="x\n", ok=False)
     assert again.returncode == 2
     assert "proc-user already exists" in again.stderr
 
 
 def test_user_add_refuses_bad_input(reg: AuthRegistry) -> None:
-    fails(reg.admin("user", "add", "Bad Name", "--password-stdin", input="pw\n", ok=False),
-          "account names are")
-    fails(reg.admin("user", "add", "empty-pw", "--password-stdin", input="\n", ok=False),
-          "the password is empty")
+    fails(
+        reg.admin("user", "add", "Bad Name", "--password-stdin", input="pw\n", ok=False),
+        "account names are",
+    )
+    fails(
+        reg.admin("user", "add", "empty-pw", "--password-stdin", input="\n", ok=False),
+        "the password is empty",
+    )
 
 
 def test_user_list_admin_and_pull_limit(reg: AuthRegistry) -> None:
@@ -84,12 +86,16 @@ def test_user_list_admin_and_pull_limit(reg: AuthRegistry) -> None:
     assert "lister  (admin, pull limit 500)" in reg.admin("user", "list").stdout.splitlines()
     reg.admin("user", "pull-limit", "lister", "unlimited")
     assert "lister  (admin, pull limit unlimited)" in reg.admin("user", "list").stdout
-    assert reg.admin("user", "admin", "lister", "--revoke").stdout.strip() == \
-        "lister is no longer an administrator"
+    assert (
+        reg.admin("user", "admin", "lister", "--revoke").stdout.strip()
+        == "lister is no longer an administrator"
+    )
     reg.admin("user", "pull-limit", "lister", "default")
     assert "lister" in reg.admin("user", "list").stdout.splitlines()
-    fails(reg.admin("user", "pull-limit", "lister", "lots", ok=False),
-          "the limit is a number, 'unlimited' or 'default'")
+    fails(
+        reg.admin("user", "pull-limit", "lister", "lots", ok=False),
+        "the limit is a number, 'unlimited' or 'default'",
+    )
     fails(reg.admin("user", "pull-limit", "ghost", "5", ok=False), "no account ghost")
     fails(reg.admin("user", "admin", "ghost", ok=False), "no user ghost")
 
@@ -111,8 +117,10 @@ def test_user_passwd(reg: AuthRegistry) -> None:
     assert result.stdout.strip() == "password of changer changed"
     assert not can_log_in(reg, "changer", "old-pass")
     assert can_log_in(reg, "changer", "new-pass")
-    fails(reg.admin("user", "passwd", "ghost", "--password-stdin", input="pw\n", ok=False),
-          "no user ghost")
+    fails(
+        reg.admin("user", "passwd", "ghost", "--password-stdin", input="pw\n", ok=False),
+        "no user ghost",
+    )
 
 
 def test_user_remove(reg: AuthRegistry) -> None:
@@ -130,14 +138,27 @@ def test_import_htpasswd(reg: AuthRegistry, tmp_path: Path) -> None:
     htpasswd = require("htpasswd")
     lines = [
         "# users of the old registry",
-        subprocess.run([htpasswd, "-Bbn", "imported-one", "one-pass"], capture_output=True,
-                       text=True, check=True).stdout.strip(),
-        subprocess.run([htpasswd, "-Bbn", "imported-two", "two-pass"], capture_output=True,
-                       text=True, check=True).stdout.strip(),
-        subprocess.run([htpasswd, "-mbn", "md5-user", "md5-pass"], capture_output=True,
-                       text=True, check=True).stdout.strip(),
-        subprocess.run([htpasswd, "-Bbn", "admin", "not-the-admin-pw"], capture_output=True,
-                       text=True, check=True).stdout.strip(),
+        subprocess.run(
+            [htpasswd, "-Bbn", "imported-one", "one-pass"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip(),
+        subprocess.run(
+            [htpasswd, "-Bbn", "imported-two", "two-pass"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip(),
+        subprocess.run(
+            [htpasswd, "-mbn", "md5-user", "md5-pass"], capture_output=True, text=True, check=True
+        ).stdout.strip(),
+        subprocess.run(
+            [htpasswd, "-Bbn", "admin", "not-the-admin-pw"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip(),
         "",
     ]
     assert lines[1].startswith("imported-one:$2y$")
@@ -151,8 +172,7 @@ def test_import_htpasswd(reg: AuthRegistry, tmp_path: Path) -> None:
     assert can_log_in(reg, "imported-two", "two-pass")
     assert not can_log_in(reg, "imported-two", "one-pass")
     assert not can_log_in(reg, "admin", "not-the-admin-pw")
-    fails(reg.admin("user", "import-htpasswd", str(tmp_path / "missing"), ok=False),
-          "cannot read")
+    fails(reg.admin("user", "import-htpasswd", str(tmp_path / "missing"), ok=False), "cannot read")
 
 
 # -- organisations ---------------------------------------------------------------------------
@@ -161,31 +181,44 @@ def test_import_htpasswd(reg: AuthRegistry, tmp_path: Path) -> None:
 def test_org_members(reg: AuthRegistry) -> None:
     for name in ("boss", "helper", "viewer"):
         reg.add_user(name, f"{name}-pass")
-    assert reg.admin("org", "create", "corp", "--owner", "boss").stdout.strip() == \
-        "created organisation corp"
-    assert reg.admin("org", "add-member", "corp", "helper", "--role", "maintainer").stdout \
-        .strip() == "helper is maintainer of corp"
-    assert reg.admin("org", "add-member", "corp", "viewer").stdout.strip() == \
-        "viewer is reader of corp"
-    assert "corp: boss (owner), helper (maintainer), viewer (reader)" in \
-        reg.admin("org", "list").stdout.splitlines()
+    assert (
+        reg.admin("org", "create", "corp", "--owner", "boss").stdout.strip()
+        == "created organisation corp"
+    )
+    assert (
+        reg.admin("org", "add-member", "corp", "helper", "--role", "maintainer").stdout.strip()
+        == "helper is maintainer of corp"
+    )
+    assert (
+        reg.admin("org", "add-member", "corp", "viewer").stdout.strip()
+        == "viewer is reader of corp"
+    )
+    assert (
+        "corp: boss (owner), helper (maintainer), viewer (reader)"
+        in reg.admin("org", "list").stdout.splitlines()
+    )
 
     viewer = basic("viewer", "viewer-pass")
     assert pull_status(reg, "corp/private-app", viewer) == 200
     with reg.client() as http:
-        denied = http.delete("/v2/corp/private-app/manifests/v1",
-                             headers={"Authorization": viewer})
+        denied = http.delete("/v2/corp/private-app/manifests/v1", headers={"Authorization": viewer})
         assert denied.status_code == 403
-    assert reg.admin("org", "remove-member", "corp", "viewer").stdout.strip() == \
-        "removed viewer from corp"
+    assert (
+        reg.admin("org", "remove-member", "corp", "viewer").stdout.strip()
+        == "removed viewer from corp"
+    )
     assert pull_status(reg, "corp/private-app", viewer) == 401
     assert "corp: boss (owner), helper (maintainer)" in reg.admin("org", "list").stdout
 
     fails(reg.admin("org", "create", "corp", ok=False), "corp already exists")
-    fails(reg.admin("org", "remove-member", "corp", "viewer", ok=False),
-          "viewer is not a member of corp")
-    fails(reg.admin("org", "add-member", "corp", "viewer", "--role", "emperor", ok=False),
-          "role must be one of reader, maintainer, owner")
+    fails(
+        reg.admin("org", "remove-member", "corp", "viewer", ok=False),
+        "viewer is not a member of corp",
+    )
+    fails(
+        reg.admin("org", "add-member", "corp", "viewer", "--role", "emperor", ok=False),
+        "role must be one of reader, maintainer, owner",
+    )
     fails(reg.admin("org", "add-member", "no-such-org", "viewer", ok=False), "no-such-org")
     fails(reg.admin("org", "add-member", "corp", "no-such-user", ok=False), "no-such-user")
 
@@ -210,8 +243,7 @@ def test_tokens(reg: AuthRegistry) -> None:
     assert "expires -" in listing.splitlines()[1]
 
     assert can_log_in(reg, "tokener", ci)
-    assert reg.admin("token", "revoke", "ci", "--user", "tokener").stdout.strip() == \
-        "revoked ci"
+    assert reg.admin("token", "revoke", "ci", "--user", "tokener").stdout.strip() == "revoked ci"
     assert not can_log_in(reg, "tokener", ci)
     assert can_log_in(reg, "tokener", laptop)
     assert "revoked" in reg.admin("token", "list", "--user", "tokener").stdout.splitlines()[0]
@@ -219,16 +251,27 @@ def test_tokens(reg: AuthRegistry) -> None:
     assert reg.admin("token", "revoke", laptop.split("_")[1], "--user", "tokener").exit_code == 0
     assert not can_log_in(reg, "tokener", laptop)
 
-    fails(reg.admin("token", "revoke", "ci", "--user", "tokener", ok=False),
-          "tokener has no active token ci")
-    fails(reg.admin("token", "create", "--user", "tokener", "--name", "ci", ok=False),
-          "tokener already has a token named ci")
-    fails(reg.admin("token", "create", "--user", "tokener", "--name", "x", "--scope", "admin",
-                    ok=False), "scope must be one of read, write, delete")
-    fails(reg.admin("token", "create", "--user", "ghost", "--name", "x", ok=False),
-          "no user ghost")
-    fails(reg.admin("token", "create", "--user", "tokener", "--name", "y", "--expires",
-                    "soon", ok=False), "invalid duration")
+    fails(
+        reg.admin("token", "revoke", "ci", "--user", "tokener", ok=False),
+        "tokener has no active token ci",
+    )
+    fails(
+        reg.admin("token", "create", "--user", "tokener", "--name", "ci", ok=False),
+        "tokener already has a token named ci",
+    )
+    fails(
+        reg.admin(
+            "token", "create", "--user", "tokener", "--name", "x", "--scope", "admin", ok=False
+        ),
+        "scope must be one of read, write, delete",
+    )
+    fails(reg.admin("token", "create", "--user", "ghost", "--name", "x", ok=False), "no user ghost")
+    fails(
+        reg.admin(
+            "token", "create", "--user", "tokener", "--name", "y", "--expires", "soon", ok=False
+        ),
+        "invalid duration",
+    )
 
 
 # -- repositories ----------------------------------------------------------------------------
@@ -236,22 +279,27 @@ def test_tokens(reg: AuthRegistry) -> None:
 
 def test_repo_visibility(reg: AuthRegistry) -> None:
     assert pull_status(reg, "someone/app", None) == 401
-    assert reg.admin("repo", "visibility", "someone/app", "public").stdout.strip() == \
-        "someone/app is public"
+    assert (
+        reg.admin("repo", "visibility", "someone/app", "public").stdout.strip()
+        == "someone/app is public"
+    )
     assert pull_status(reg, "someone/app", None) == 200
     reg.admin("repo", "visibility", "someone/app", "private")
     assert pull_status(reg, "someone/app", None) == 401
-    fails(reg.admin("repo", "visibility", "someone/app", "secret", ok=False),
-          "visibility is public or private")
-    fails(reg.admin("repo", "visibility", "Not/A/Valid/Name", "public", ok=False),
-          "invalid")
+    fails(
+        reg.admin("repo", "visibility", "someone/app", "secret", ok=False),
+        "visibility is public or private",
+    )
+    fails(reg.admin("repo", "visibility", "Not/A/Valid/Name", "public", ok=False), "invalid")
 
 
 def test_repo_default_visibility(reg: AuthRegistry) -> None:
     reg.add_user("sharer", "sharer-pw")
     sharer = basic("sharer", "sharer-pw")
-    assert reg.admin("repo", "default-visibility", "sharer", "public").stdout.strip() == \
-        "new repositories in sharer/ are public"
+    assert (
+        reg.admin("repo", "default-visibility", "sharer", "public").stdout.strip()
+        == "new repositories in sharer/ are public"
+    )
     with reg.client() as http:
         push_image(http, "sharer/open", "v1", auth=sharer)
     assert pull_status(reg, "sharer/open", None) == 200
@@ -262,10 +310,14 @@ def test_repo_default_visibility(reg: AuthRegistry) -> None:
     # An explicit setting wins over the namespace's default.
     reg.admin("repo", "visibility", "sharer/closed", "public")
     assert pull_status(reg, "sharer/closed", None) == 200
-    fails(reg.admin("repo", "default-visibility", "no-such-namespace", "public", ok=False),
-          "no-such-namespace")
-    fails(reg.admin("repo", "default-visibility", "sharer", "maybe", ok=False),
-          "visibility is public or private")
+    fails(
+        reg.admin("repo", "default-visibility", "no-such-namespace", "public", ok=False),
+        "no-such-namespace",
+    )
+    fails(
+        reg.admin("repo", "default-visibility", "sharer", "maybe", ok=False),
+        "visibility is public or private",
+    )
 
 
 def test_commands_refuse_a_bad_config(reg: AuthRegistry, tmp_path: Path) -> None:
@@ -273,12 +325,12 @@ def test_commands_refuse_a_bad_config(reg: AuthRegistry, tmp_path: Path) -> None
     config.write_text("no_such_setting: 1\n")
     result = reg.admin("user", "list", "--config", str(config), ok=False)
     fails(result, "invalid configuration")
-    assert httpx.get(f"{reg.url}/v2/", headers={"Authorization": admin_auth()}).status_code \
-        == 200
+    assert httpx.get(f"{reg.url}/v2/", headers={"Authorization": admin_auth()}).status_code == 200
 
 
-def test_first_start_creates_an_admin_once(start_registry: Callable[..., RunningRegistry],
-                                           tmp_path: Path) -> None:
+def test_first_start_creates_an_admin_once(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
     """Without DOCKYARD_ADMIN_PASSWORD a generated password is printed, once. (The restart
     also checks DOCKYARD_DEFAULT_VISIBILITY=public, to spare a server start.)"""
     env = {"DOCKYARD_ADMIN_PASSWORD": ""}
@@ -286,12 +338,12 @@ def test_first_start_creates_an_admin_once(start_registry: Callable[..., Running
     match = re.search(r"the password\s+(\S+)\s+It is shown only this once", first.log())
     assert match is not None, first.log()
     password = match.group(1)
-    response = httpx.get(f"{first.url}/v2/", headers={"Authorization": basic("admin",
-                                                                             password)})
+    response = httpx.get(f"{first.url}/v2/", headers={"Authorization": basic("admin", password)})
     assert response.status_code == 200
     first.stop()
-    second = start_registry("--auth", data_dir=tmp_path / "fresh",
-                            env={**env, "DOCKYARD_DEFAULT_VISIBILITY": "public"})
+    second = start_registry(
+        "--auth", data_dir=tmp_path / "fresh", env={**env, "DOCKYARD_DEFAULT_VISIBILITY": "public"}
+    )
     assert password not in second.log()
     admin = basic("admin", password)
     assert httpx.get(f"{second.url}/v2/", headers={"Authorization": admin}).status_code == 200
@@ -305,4 +357,3 @@ def test_first_start_creates_an_admin_once(start_registry: Callable[..., Running
         push_image(http, "quiet/app", "v1", auth=admin)
     assert pull_status(reg, "shared/app", None) == 200
     assert pull_status(reg, "quiet/app", None) == 401
-

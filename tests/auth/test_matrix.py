@@ -43,8 +43,7 @@ PUBLIC, PRIVATE, PERSONAL = "acme/public-app", "acme/private-app", "owen/persona
 REPOS = {"public": PUBLIC, "private": PRIVATE, "personal": PERSONAL}
 # Never created, in the same namespace and of the same length (so that even Content-Length
 # must match): what a repository the caller may not see must look like.
-MISSING = {"public": "acme/absent-app", "private": "acme/missing-app",
-           "personal": "owen/notthere"}
+MISSING = {"public": "acme/absent-app", "private": "acme/missing-app", "personal": "owen/notthere"}
 assert all(len(MISSING[kind]) == len(repo) for kind, repo in REPOS.items())
 
 PASSWORDS = {"owen": "owen-pw-1", "mia": "mia-pw-2", "rita": "rita-pw-3", "otto": "otto-pw-4"}
@@ -165,19 +164,28 @@ def assert_bad_credentials(world: World, response: httpx.Response) -> None:
     assert response.headers["WWW-Authenticate"] == world.reg.challenge()
 
 
-def assert_same_answer(hidden: httpx.Response, missing: httpx.Response, hidden_repo: str,
-                       missing_repo: str) -> None:
+def assert_same_answer(
+    hidden: httpx.Response, missing: httpx.Response, hidden_repo: str, missing_repo: str
+) -> None:
     """The answer about a repository the caller may not see is the answer about a repository
     that does not exist, byte for byte once the names are swapped."""
     assert hidden.status_code == missing.status_code
     assert hidden.content == missing.content.replace(missing_repo.encode(), hidden_repo.encode())
     for header in ("WWW-Authenticate", "Content-Type", "Content-Length"):
         assert hidden.headers.get(header) == (
-            missing.headers.get(header, "").replace(missing_repo, hidden_repo) or None), header
+            missing.headers.get(header, "").replace(missing_repo, hidden_repo) or None
+        ), header
 
 
-def assert_refused(world: World, principal: str, kind: str, mode: str, actions: str,
-                   response: httpx.Response, on_missing: Callable[[str], httpx.Response]) -> None:
+def assert_refused(
+    world: World,
+    principal: str,
+    kind: str,
+    mode: str,
+    actions: str,
+    response: httpx.Response,
+    on_missing: Callable[[str], httpx.Response],
+) -> None:
     """`actions`: the scope actions the request needs, as the challenge must name them."""
     repo = REPOS[kind]
     if principal in BAD_CREDENTIALS:
@@ -192,7 +200,8 @@ def assert_refused(world: World, principal: str, kind: str, mode: str, actions: 
     assert code_of(response) == "UNAUTHORIZED"
     error = "insufficient_scope" if mode == "bearer" else None
     assert response.headers["WWW-Authenticate"] == world.reg.challenge(
-        f"repository:{repo}:{actions}", error)
+        f"repository:{repo}:{actions}", error
+    )
     assert_same_answer(response, on_missing(MISSING[kind]), repo, MISSING[kind])
 
 
@@ -270,8 +279,9 @@ def test_push(world: World, principal: str, kind: str, mode: str) -> None:
     assert_refused(world, principal, kind, mode, "pull,push", put, put_missing)
     # Nothing was stored.
     assert get_manifest(world.http, repo, tag, admin_auth()).status_code == 404
-    head = world.http.head(f"/v2/{repo}/blobs/{sha256(config)}",
-                           headers={"Authorization": admin_auth()})
+    head = world.http.head(
+        f"/v2/{repo}/blobs/{sha256(config)}", headers={"Authorization": admin_auth()}
+    )
     assert head.status_code == 404
 
 
@@ -318,8 +328,9 @@ def test_catalog(world: World, principal: str, mode: str) -> None:
         else:
             credentials = world.credentials[principal]
             assert credentials is not None
-            response = world.http.get("/v2/_catalog",
-                                      headers={"Authorization": basic(*credentials)})
+            response = world.http.get(
+                "/v2/_catalog", headers={"Authorization": basic(*credentials)}
+            )
             assert_bad_credentials(world, response)
         return
     auth = authorization(world, principal, mode, scope)
@@ -341,7 +352,8 @@ def test_catalog_needs_a_catalog_scope_in_the_token(world: World) -> None:
     assert response.status_code == 401
     assert code_of(response) == "UNAUTHORIZED"
     assert response.headers["WWW-Authenticate"] == world.reg.challenge(
-        "registry:catalog:*", "insufficient_scope")
+        "registry:catalog:*", "insufficient_scope"
+    )
 
 
 def test_catalog_pages_do_not_name_hidden_repositories(world: World) -> None:
@@ -371,8 +383,7 @@ def test_catalog_pages_do_not_name_hidden_repositories(world: World) -> None:
 
 
 @pytest.mark.parametrize("principal", ["anonymous", "other"])
-def test_hidden_repository_is_a_missing_one_on_every_endpoint(world: World,
-                                                              principal: str) -> None:
+def test_hidden_repository_is_a_missing_one_on_every_endpoint(world: World, principal: str) -> None:
     digest = sha256(world.pulled["private"])
     credentials = world.credentials[principal]
     headers = {"Authorization": basic(*credentials)} if credentials else {}
@@ -390,8 +401,7 @@ def test_hidden_repository_is_a_missing_one_on_every_endpoint(world: World,
     ]
     for method, template in requests:
         hidden = world.http.request(method, template.format(PRIVATE), headers=headers)
-        missing = world.http.request(method, template.format(MISSING["private"]),
-                                     headers=headers)
+        missing = world.http.request(method, template.format(MISSING["private"]), headers=headers)
         assert hidden.status_code == 401, (method, template, hidden.text)
         assert_same_answer(hidden, missing, PRIVATE, MISSING["private"])
 
@@ -403,7 +413,6 @@ def test_token_endpoint_grants_the_same_for_hidden_and_missing(world: World) -> 
         auth = basic(*credentials) if credentials else None
         for actions in ("pull", "pull,push", "delete"):
             hidden = world.reg.token_response(f"repository:{PRIVATE}:{actions}", auth)
-            missing = world.reg.token_response(f"repository:{MISSING['private']}:{actions}",
-                                               auth)
+            missing = world.reg.token_response(f"repository:{MISSING['private']}:{actions}", auth)
             assert hidden.status_code == missing.status_code == 200
             assert hidden.json()["scope"] == missing.json()["scope"] == ""

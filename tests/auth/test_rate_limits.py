@@ -27,12 +27,22 @@ from tests.auth.helpers import (
 )
 
 REPO, PRIVATE = "acme/app", "acme/hidden"
-USERS = {"ursula": "ursula-pw", "walt": "walt-pass", "vera": "vera-pass", "cap": "cap-pass",
-         "lf-one": "lf-one-pw", "lf-two": "lf-two-pw", "lf-three": "lf-three-pw",
-         "lf-win": "lf-win-pw"}
-LIMITS = {"DOCKYARD_ANONYMOUS_PULL_LIMIT": "3", "DOCKYARD_AUTHENTICATED_PULL_LIMIT": "4",
-          "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS": str(WINDOW),
-          "DOCKYARD_LOGIN_FAILURE_LIMIT": "3"}
+USERS = {
+    "ursula": "ursula-pw",
+    "walt": "walt-pass",
+    "vera": "vera-pass",
+    "cap": "cap-pass",
+    "lf-one": "lf-one-pw",
+    "lf-two": "lf-two-pw",
+    "lf-three": "lf-three-pw",
+    "lf-win": "lf-win-pw",
+}
+LIMITS = {
+    "DOCKYARD_ANONYMOUS_PULL_LIMIT": "3",
+    "DOCKYARD_AUTHENTICATED_PULL_LIMIT": "4",
+    "DOCKYARD_PULL_LIMIT_WINDOW_SECONDS": str(WINDOW),
+    "DOCKYARD_LOGIN_FAILURE_LIMIT": "3",
+}
 LOGIN_WINDOW = 3  # the proxied registry's failed-login window: short, to see it pass
 # The other registry's: counters live in fixed windows aligned on multiples of the length, so
 # a window this long never ends during a test run (one of an hour might).
@@ -52,8 +62,9 @@ def setup_registry(reg: AuthRegistry, users: list[str]) -> None:
 @pytest.fixture(scope="module")
 def reg(start_auth_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     """Limits on, no trusted proxies, failed logins counted in one long window."""
-    reg = start_auth_registry(env={**LIMITS,
-                                   "DOCKYARD_LOGIN_FAILURE_WINDOW_SECONDS": str(LONG_WINDOW)})
+    reg = start_auth_registry(
+        env={**LIMITS, "DOCKYARD_LOGIN_FAILURE_WINDOW_SECONDS": str(LONG_WINDOW)}
+    )
     setup_registry(reg, [name for name in USERS if name != "lf-win"])
     reg.admin("user", "pull-limit", "vera", "unlimited")
     reg.admin("user", "pull-limit", "cap", "2")
@@ -63,8 +74,13 @@ def reg(start_auth_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
 @pytest.fixture(scope="module")
 def proxied(start_auth_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     """The same limits behind a trusted proxy at 127.0.0.1, with a short failed-login window."""
-    reg = start_auth_registry(env={**LIMITS, "DOCKYARD_TRUSTED_PROXIES": "127.0.0.1",
-                                   "DOCKYARD_LOGIN_FAILURE_WINDOW_SECONDS": str(LOGIN_WINDOW)})
+    reg = start_auth_registry(
+        env={
+            **LIMITS,
+            "DOCKYARD_TRUSTED_PROXIES": "127.0.0.1",
+            "DOCKYARD_LOGIN_FAILURE_WINDOW_SECONDS": str(LOGIN_WINDOW),
+        }
+    )
     setup_registry(reg, ["lf-win"])
     return reg
 
@@ -75,8 +91,9 @@ def peer() -> Iterator[Callable[..., httpx.Client]]:
     clients: list[httpx.Client] = []
 
     def make(reg: AuthRegistry, address: str) -> httpx.Client:
-        client = httpx.Client(base_url=reg.url, timeout=30.0,
-                              transport=httpx.HTTPTransport(local_address=address))
+        client = httpx.Client(
+            base_url=reg.url, timeout=30.0, transport=httpx.HTTPTransport(local_address=address)
+        )
         clients.append(client)
         return client
 
@@ -85,8 +102,14 @@ def peer() -> Iterator[Callable[..., httpx.Client]]:
         client.close()
 
 
-def pull(client: httpx.Client, auth: str | None = None, method: str = "GET",
-         repo: str = REPO, reference: str = "v1", **headers: str) -> httpx.Response:
+def pull(
+    client: httpx.Client,
+    auth: str | None = None,
+    method: str = "GET",
+    repo: str = REPO,
+    reference: str = "v1",
+    **headers: str,
+) -> httpx.Response:
     return get_manifest(client, repo, reference, auth, method, **headers)
 
 
@@ -113,8 +136,9 @@ def assert_unlimited(response: httpx.Response) -> None:
 # -- pulls --------------------------------------------------------------------------------
 
 
-def test_anonymous_limit_headers_and_429(reg: AuthRegistry, peer: Callable[..., httpx.Client]
-                                         ) -> None:
+def test_anonymous_limit_headers_and_429(
+    reg: AuthRegistry, peer: Callable[..., httpx.Client]
+) -> None:
     client = peer(reg, "127.0.0.2")
     for _ in range(3):  # HEAD is free
         assert pull(client, method="HEAD").status_code == 200
@@ -139,8 +163,9 @@ def test_counters_are_per_address(reg: AuthRegistry, peer: Callable[..., httpx.C
     assert_counted(pull(second), 3, 1)
 
 
-def test_only_pulls_that_return_a_manifest_count(reg: AuthRegistry,
-                                                 peer: Callable[..., httpx.Client]) -> None:
+def test_only_pulls_that_return_a_manifest_count(
+    reg: AuthRegistry, peer: Callable[..., httpx.Client]
+) -> None:
     client = peer(reg, "127.0.0.5")
     assert pull(client, reference="no-such-tag").status_code == 404
     assert pull(client, repo=PRIVATE).status_code == 401
@@ -195,7 +220,8 @@ def test_per_account_overrides(reg: AuthRegistry, peer: Callable[..., httpx.Clie
 
 
 def test_forwarded_for_is_ignored_without_trusted_proxies(
-        reg: AuthRegistry, peer: Callable[..., httpx.Client]) -> None:
+    reg: AuthRegistry, peer: Callable[..., httpx.Client]
+) -> None:
     client = peer(reg, "127.0.0.13")
     for remaining, forwarded in ((2, "203.0.113.1"), (1, "203.0.113.2"), (0, "203.0.113.3")):
         assert_counted(pull(client, **{"X-Forwarded-For": forwarded}), 3, remaining)
@@ -203,7 +229,8 @@ def test_forwarded_for_is_ignored_without_trusted_proxies(
 
 
 def test_forwarded_for_is_honoured_from_a_trusted_proxy(
-        proxied: AuthRegistry, peer: Callable[..., httpx.Client]) -> None:
+    proxied: AuthRegistry, peer: Callable[..., httpx.Client]
+) -> None:
     proxy = peer(proxied, "127.0.0.1")
 
     def via_proxy(forwarded: str) -> httpx.Response:
@@ -229,11 +256,14 @@ def test_forwarded_for_is_honoured_from_a_trusted_proxy(
 # -- failed logins ---------------------------------------------------------------------------
 
 
-def login(client: httpx.Client, reg: AuthRegistry, user: str, password: str,
-          **headers: str) -> httpx.Response:
-    return client.get(reg.realm, params={"service": "dockyard",
-                                         "scope": f"repository:{REPO}:pull"},
-                      headers={"Authorization": basic(user, password), **headers})
+def login(
+    client: httpx.Client, reg: AuthRegistry, user: str, password: str, **headers: str
+) -> httpx.Response:
+    return client.get(
+        reg.realm,
+        params={"service": "dockyard", "scope": f"repository:{REPO}:pull"},
+        headers={"Authorization": basic(user, password), **headers},
+    )
 
 
 def assert_throttled(response: httpx.Response, window: int) -> None:
@@ -243,7 +273,8 @@ def assert_throttled(response: httpx.Response, window: int) -> None:
 
 
 def test_failed_logins_are_throttled_per_account_and_address(
-        reg: AuthRegistry, peer: Callable[..., httpx.Client]) -> None:
+    reg: AuthRegistry, peer: Callable[..., httpx.Client]
+) -> None:
     attacker = peer(reg, "127.0.0.20")
     for _ in range(3):
         refused = login(attacker, reg, "lf-one", "guess")
@@ -253,33 +284,38 @@ def test_failed_logins_are_throttled_per_account_and_address(
     # Now the right password is refused too from that address, at the token endpoint and at
     # the API, until the window passes.
     assert_throttled(login(attacker, reg, "lf-one", USERS["lf-one"]), LONG_WINDOW)
-    assert_throttled(attacker.get("/v2/", headers={"Authorization": basic(
-        "lf-one", USERS["lf-one"])}), LONG_WINDOW)
+    assert_throttled(
+        attacker.get("/v2/", headers={"Authorization": basic("lf-one", USERS["lf-one"])}),
+        LONG_WINDOW,
+    )
     # From elsewhere the account is fine (until it collects ten times the limit), and others
     # are not affected even from the attacker's address.
     elsewhere = peer(reg, "127.0.0.21")
     assert login(elsewhere, reg, "lf-one", USERS["lf-one"]).status_code == 200
-    direct = elsewhere.get("/v2/", headers={"Authorization": basic("lf-one",
-                                                                   USERS["lf-one"])})
+    direct = elsewhere.get("/v2/", headers={"Authorization": basic("lf-one", USERS["lf-one"])})
     assert direct.status_code == 200
     assert login(attacker, reg, "lf-two", USERS["lf-two"]).status_code == 200
 
 
 def test_one_addresss_failures_lock_out_no_other_account(
-        reg: AuthRegistry, peer: Callable[..., httpx.Client]) -> None:
+    reg: AuthRegistry, peer: Callable[..., httpx.Client]
+) -> None:
     """Everyone behind a NAT or a CI runner shares an address."""
     sprayer = peer(reg, "127.0.0.22")
     for user in ("nobody-1", "nobody-2", "lf-three"):
         assert login(sprayer, reg, user, "guess").status_code == 401
     assert login(sprayer, reg, "lf-two", USERS["lf-two"]).status_code == 200
-    assert sprayer.get("/v2/", headers={"Authorization": basic(
-        "lf-two", USERS["lf-two"])}).status_code == 200
+    assert (
+        sprayer.get("/v2/", headers={"Authorization": basic("lf-two", USERS["lf-two"])}).status_code
+        == 200
+    )
     # lf-three had one failure only: fine from another address.
     assert login(peer(reg, "127.0.0.23"), reg, "lf-three", USERS["lf-three"]).status_code == 200
 
 
-def test_throttle_ends_when_the_window_passes(proxied: AuthRegistry,
-                                              peer: Callable[..., httpx.Client]) -> None:
+def test_throttle_ends_when_the_window_passes(
+    proxied: AuthRegistry, peer: Callable[..., httpx.Client]
+) -> None:
     """Counted in fixed windows of LOGIN_WINDOW seconds (behind the trusted proxy, per
     forwarded address). The burst starts at a window's start; should a slow machine still
     cross into the next window mid-burst, it is simply repeated."""

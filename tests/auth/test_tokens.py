@@ -39,8 +39,13 @@ from tests.auth.helpers import (
     upload_blob,
 )
 
-PASSWORDS = {"alice": "alice-pw", "bob": "bob-pass", "carol": "carol-pw", "dave": "dave-pass",
-             "erin": "erin-pass"}
+PASSWORDS = {
+    "alice": "alice-pw",
+    "bob": "bob-pass",
+    "carol": "carol-pw",
+    "dave": "dave-pass",
+    "erin": "erin-pass",
+}
 ALICE = basic("alice", PASSWORDS["alice"])
 BOB = basic("bob", PASSWORDS["bob"])
 
@@ -66,16 +71,18 @@ def signing_key(reg: AuthRegistry) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def token_of(reg: AuthRegistry, scopes: list[str] | str, auth: str | None = ALICE,
-             **params: str) -> dict[str, Any]:
+def token_of(
+    reg: AuthRegistry, scopes: list[str] | str, auth: str | None = ALICE, **params: str
+) -> dict[str, Any]:
     response = reg.token_response(scopes, auth, **params)
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def post_token(reg: AuthRegistry, **form: str) -> httpx.Response:
-    return httpx.post(reg.realm, data={"service": SERVICE, "client_id": "tests", **form},
-                      timeout=30.0)
+    return httpx.post(
+        reg.realm, data={"service": SERVICE, "client_id": "tests", **form}, timeout=30.0
+    )
 
 
 def pull(reg: AuthRegistry, repo: str, token: str) -> httpx.Response:
@@ -88,8 +95,9 @@ def b64(data: bytes) -> str:
 
 
 def unsigned(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:
-    return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}." + \
-        b64(signature)
+    return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}." + b64(
+        signature
+    )
 
 
 def assert_invalid_token(reg: AuthRegistry, response: httpx.Response) -> None:
@@ -102,7 +110,8 @@ def assert_invalid_token(reg: AuthRegistry, response: httpx.Response) -> None:
 
 
 def test_token_is_an_es256_jwt_from_the_key_in_the_data_folder(
-        reg: AuthRegistry, signing_key: ec.EllipticCurvePrivateKey) -> None:
+    reg: AuthRegistry, signing_key: ec.EllipticCurvePrivateKey
+) -> None:
     response = reg.token_response("repository:alice/app:pull,push", ALICE)
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
@@ -114,25 +123,39 @@ def test_token_is_an_es256_jwt_from_the_key_in_the_data_folder(
     assert "refresh_token" not in body
 
     header, _ = jwt_parts(body["token"])
-    assert header == {"alg": "ES256", "kid": libtrust_key_id(signing_key.public_key()),
-                      "typ": "JWT"}
-    claims = jwt.decode(body["token"], signing_key.public_key(), algorithms=["ES256"],
-                        audience=SERVICE, issuer=SERVICE)
+    assert header == {
+        "alg": "ES256",
+        "kid": libtrust_key_id(signing_key.public_key()),
+        "typ": "JWT",
+    }
+    claims = jwt.decode(
+        body["token"],
+        signing_key.public_key(),
+        algorithms=["ES256"],
+        audience=SERVICE,
+        issuer=SERVICE,
+    )
     assert claims["sub"] == "alice"
     assert claims["exp"] - claims["iat"] == 300
     assert claims["access"] == [
-        {"type": "repository", "name": "alice/app", "actions": ["pull", "push"]}]
+        {"type": "repository", "name": "alice/app", "actions": ["pull", "push"]}
+    ]
     assert pull(reg, "alice/app", body["token"]).status_code == 200
 
 
 def test_a_token_forged_with_the_real_key_is_accepted(
-        reg: AuthRegistry, signing_key: ec.EllipticCurvePrivateKey) -> None:
+    reg: AuthRegistry, signing_key: ec.EllipticCurvePrivateKey
+) -> None:
     """Control for the tampering tests: the forging helper itself makes working tokens, so
     each refusal below is due to the one thing changed."""
     _, claims = jwt_parts(token_of(reg, "repository:alice/app:pull")["token"])
     claims["jti"] = "forged-but-valid"
-    forged = jwt.encode(claims, signing_key, algorithm="ES256",
-                        headers={"kid": libtrust_key_id(signing_key.public_key())})
+    forged = jwt.encode(
+        claims,
+        signing_key,
+        algorithm="ES256",
+        headers={"kid": libtrust_key_id(signing_key.public_key())},
+    )
     assert pull(reg, "alice/app", forged).status_code == 200
 
 
@@ -151,8 +174,9 @@ def tampered(reg: AuthRegistry, key: ec.EllipticCurvePrivateKey, how: str) -> tu
         other = ec.generate_private_key(ec.SECP256R1())
         return jwt.encode(claims, other, algorithm="ES256", headers=kid), "alice/app"
     if how == "hs256-with-public-key":
-        pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+        pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         head = b64(json.dumps({"alg": "HS256", "typ": "JWT", **kid}).encode())
         body = b64(json.dumps(claims).encode())
         mac = hmac.new(pem, f"{head}.{body}".encode(), hashlib.sha256).digest()
@@ -191,15 +215,27 @@ def tampered(reg: AuthRegistry, key: ec.EllipticCurvePrivateKey, how: str) -> tu
     raise AssertionError(how)
 
 
-TAMPERING = ["alg-none", "alg-none-same-claims", "other-key", "hs256-with-public-key",
-             "expired", "not-yet-valid", "wrong-audience", "wrong-issuer", "no-expiry",
-             "not-an-access-token", "scope-escalation", "refresh-token-as-access-token",
-             "garbage"]
+TAMPERING = [
+    "alg-none",
+    "alg-none-same-claims",
+    "other-key",
+    "hs256-with-public-key",
+    "expired",
+    "not-yet-valid",
+    "wrong-audience",
+    "wrong-issuer",
+    "no-expiry",
+    "not-an-access-token",
+    "scope-escalation",
+    "refresh-token-as-access-token",
+    "garbage",
+]
 
 
 @pytest.mark.parametrize("how", TAMPERING)
-def test_tampered_token_is_refused(reg: AuthRegistry, signing_key: ec.EllipticCurvePrivateKey,
-                                   how: str) -> None:
+def test_tampered_token_is_refused(
+    reg: AuthRegistry, signing_key: ec.EllipticCurvePrivateKey, how: str
+) -> None:
     token, repo = tampered(reg, signing_key, how)
     assert_invalid_token(reg, pull(reg, repo, token))
     with reg.client() as http:
@@ -210,9 +246,11 @@ def test_tampered_token_is_refused(reg: AuthRegistry, signing_key: ec.EllipticCu
 
 
 def test_token_for_another_service_is_refused(reg: AuthRegistry) -> None:
-    response = httpx.get(reg.realm, params={"service": "other-registry",
-                                            "scope": "repository:alice/app:pull"},
-                         headers={"Authorization": ALICE})
+    response = httpx.get(
+        reg.realm,
+        params={"service": "other-registry", "scope": "repository:alice/app:pull"},
+        headers={"Authorization": ALICE},
+    )
     assert response.status_code == 403, response.text
     assert code_of(response) == "DENIED"
     assert "token" not in response.json()
@@ -231,11 +269,16 @@ def test_wrong_password_gets_no_token(reg: AuthRegistry) -> None:
 
 
 def test_granted_scope_is_the_intersection(reg: AuthRegistry) -> None:
-    body = token_of(reg, ["repository:alice/app:pull,push,delete",
-                          "repository:bob/secret:pull",
-                          "repository:bob/public:pull,push",
-                          "repository:nobody/nothing:pull",
-                          "repository:not a name:pull"])
+    body = token_of(
+        reg,
+        [
+            "repository:alice/app:pull,push,delete",
+            "repository:bob/secret:pull",
+            "repository:bob/public:pull,push",
+            "repository:nobody/nothing:pull",
+            "repository:not a name:pull",
+        ],
+    )
     assert body["scope"] == "repository:alice/app:delete,pull,push repository:bob/public:pull"
     _, claims = jwt_parts(body["token"])
     assert claims["access"] == [
@@ -247,7 +290,8 @@ def test_granted_scope_is_the_intersection(reg: AuthRegistry) -> None:
     hidden = pull(reg, "bob/secret", token)
     assert hidden.status_code == 401
     assert hidden.headers["WWW-Authenticate"] == reg.challenge(
-        "repository:bob/secret:pull", "insufficient_scope")
+        "repository:bob/secret:pull", "insufficient_scope"
+    )
     with reg.client() as http:
         denied = upload_blob(http, "bob/public", config_blob(), f"Bearer {token}")
     assert denied.status_code == 403
@@ -259,8 +303,9 @@ def test_scopes_merge_and_star_means_everything(reg: AuthRegistry) -> None:
     assert body["scope"] == "repository:alice/app:pull,push"
     body = token_of(reg, "repository:alice/app:pull repository:bob/public:pull")
     assert body["scope"] == "repository:alice/app:pull repository:bob/public:pull"
-    assert token_of(reg, "repository:alice/app:*")["scope"] == \
-        "repository:alice/app:delete,pull,push"
+    assert (
+        token_of(reg, "repository:alice/app:*")["scope"] == "repository:alice/app:delete,pull,push"
+    )
     assert token_of(reg, "repository:bob/public:*")["scope"] == "repository:bob/public:pull"
     assert token_of(reg, "repository:bob/secret:*")["scope"] == ""
 
@@ -277,8 +322,12 @@ def test_access_token_scope_caps_the_grant(reg: AuthRegistry) -> None:
 
 
 def test_anonymous_token_covers_public_pulls_only(reg: AuthRegistry) -> None:
-    body = token_of(reg, ["repository:bob/public:pull,push", "repository:bob/secret:pull"],
-                    auth=None, offline_token="true")
+    body = token_of(
+        reg,
+        ["repository:bob/public:pull,push", "repository:bob/secret:pull"],
+        auth=None,
+        offline_token="true",
+    )
     assert body["scope"] == "repository:bob/public:pull"
     assert "refresh_token" not in body
     assert pull(reg, "bob/public", body["token"]).status_code == 200
@@ -293,11 +342,14 @@ def test_offline_token_returns_a_refresh_token(reg: AuthRegistry) -> None:
     _, claims = jwt_parts(refresh)
     assert claims["sub"] == "alice"
     assert "access" not in claims
-    assert "refresh_token" not in token_of(reg, "repository:alice/app:pull",
-                                           offline_token="false")
+    assert "refresh_token" not in token_of(reg, "repository:alice/app:pull", offline_token="false")
 
-    response = post_token(reg, grant_type="refresh_token", refresh_token=refresh,
-                          scope="repository:alice/app:pull,push")
+    response = post_token(
+        reg,
+        grant_type="refresh_token",
+        refresh_token=refresh,
+        scope="repository:alice/app:pull,push",
+    )
     assert response.status_code == 200, response.text
     renewed = response.json()
     assert renewed["scope"] == "repository:alice/app:pull,push"
@@ -306,22 +358,39 @@ def test_offline_token_returns_a_refresh_token(reg: AuthRegistry) -> None:
 
 
 def test_password_grant(reg: AuthRegistry) -> None:
-    response = post_token(reg, grant_type="password", username="alice",
-                          password=PASSWORDS["alice"], access_type="offline",
-                          scope="repository:alice/app:pull repository:bob/secret:pull")
+    response = post_token(
+        reg,
+        grant_type="password",
+        username="alice",
+        password=PASSWORDS["alice"],
+        access_type="offline",
+        scope="repository:alice/app:pull repository:bob/secret:pull",
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["scope"] == "repository:alice/app:pull"
     assert pull(reg, "alice/app", body["access_token"]).status_code == 200
     assert "refresh_token" in body
-    online = post_token(reg, grant_type="password", username="alice",
-                        password=PASSWORDS["alice"], scope="repository:alice/app:pull")
+    online = post_token(
+        reg,
+        grant_type="password",
+        username="alice",
+        password=PASSWORDS["alice"],
+        scope="repository:alice/app:pull",
+    )
     assert online.status_code == 200
     assert "refresh_token" not in online.json()
     # Scopes in the query string count as well (docker sends them in the form).
-    query = httpx.post(reg.realm, params={"scope": "repository:alice/app:push"},
-                       data={"grant_type": "password", "username": "alice",
-                             "password": PASSWORDS["alice"], "service": SERVICE})
+    query = httpx.post(
+        reg.realm,
+        params={"scope": "repository:alice/app:push"},
+        data={
+            "grant_type": "password",
+            "username": "alice",
+            "password": PASSWORDS["alice"],
+            "service": SERVICE,
+        },
+    )
     assert query.json()["scope"] == "repository:alice/app:push"
 
 
@@ -333,8 +402,9 @@ def test_unknown_grant_type(reg: AuthRegistry) -> None:
 
 def test_access_token_is_not_a_refresh_token(reg: AuthRegistry) -> None:
     access = token_of(reg, "repository:alice/app:pull")["token"]
-    response = post_token(reg, grant_type="refresh_token", refresh_token=access,
-                          scope="repository:alice/app:pull")
+    response = post_token(
+        reg, grant_type="refresh_token", refresh_token=access, scope="repository:alice/app:pull"
+    )
     assert response.status_code == 401, response.text
     assert code_of(response) == "UNAUTHORIZED"
     assert "token" not in response.json()
@@ -346,14 +416,16 @@ def test_forged_refresh_token_is_refused(reg: AuthRegistry) -> None:
     claims["sub"] = "bob"
     head, _, signature = refresh.split(".")
     edited = f"{head}.{b64(json.dumps(claims).encode())}.{signature}"
-    response = post_token(reg, grant_type="refresh_token", refresh_token=edited,
-                          scope="repository:bob/secret:pull")
+    response = post_token(
+        reg, grant_type="refresh_token", refresh_token=edited, scope="repository:bob/secret:pull"
+    )
     assert response.status_code == 401
 
 
 def test_refresh_token_stops_working_after_passwd(reg: AuthRegistry) -> None:
-    refresh = token_of(reg, "repository:carol/x:pull", basic("carol", PASSWORDS["carol"]),
-                       offline_token="true")["refresh_token"]
+    refresh = token_of(
+        reg, "repository:carol/x:pull", basic("carol", PASSWORDS["carol"]), offline_token="true"
+    )["refresh_token"]
     ok = post_token(reg, grant_type="refresh_token", refresh_token=refresh)
     assert ok.status_code == 200, ok.text
     reg.admin("user", "passwd", "carol", "--password-stdin", input="carol-new-pw\n")
@@ -377,16 +449,20 @@ def test_old_password_stops_working_after_passwd(reg: AuthRegistry) -> None:
         assert http.get("/v2/", headers={"Authorization": old}).status_code == 401
 
 
-def test_refresh_token_stops_working_when_its_access_token_is_revoked(
-        reg: AuthRegistry) -> None:
+def test_refresh_token_stops_working_when_its_access_token_is_revoked(reg: AuthRegistry) -> None:
     secret = reg.create_token("erin", "laptop", "write")
-    body = token_of(reg, "repository:erin/x:pull,push,delete", basic("erin", secret),
-                    offline_token="true")
+    body = token_of(
+        reg, "repository:erin/x:pull,push,delete", basic("erin", secret), offline_token="true"
+    )
     assert body["scope"] == "repository:erin/x:pull,push"
     refresh = body["refresh_token"]
     # The refresh token keeps the access token's scope.
-    renewed = post_token(reg, grant_type="refresh_token", refresh_token=refresh,
-                         scope="repository:erin/x:pull,push,delete")
+    renewed = post_token(
+        reg,
+        grant_type="refresh_token",
+        refresh_token=refresh,
+        scope="repository:erin/x:pull,push,delete",
+    )
     assert renewed.status_code == 200, renewed.text
     assert renewed.json()["scope"] == "repository:erin/x:pull,push"
     reg.admin("token", "revoke", "laptop", "--user", "erin")
@@ -394,13 +470,13 @@ def test_refresh_token_stops_working_when_its_access_token_is_revoked(
     assert response.status_code == 401, response.text
     assert code_of(response) == "UNAUTHORIZED"
     # The password refresh tokens of the same account are not affected.
-    other = token_of(reg, "repository:erin/x:pull", basic("erin", PASSWORDS["erin"]),
-                     offline_token="true")["refresh_token"]
+    other = token_of(
+        reg, "repository:erin/x:pull", basic("erin", PASSWORDS["erin"]), offline_token="true"
+    )["refresh_token"]
     assert post_token(reg, grant_type="refresh_token", refresh_token=other).status_code == 200
 
 
-def test_revoked_access_token_stops_working_at_the_next_token_request(
-        reg: AuthRegistry) -> None:
+def test_revoked_access_token_stops_working_at_the_next_token_request(reg: AuthRegistry) -> None:
     """The issue: "Revocation takes effect at the next token request" -- also right after a
     successful one."""
     secret = reg.create_token("alice", "short-lived", "read")
@@ -414,8 +490,7 @@ def test_revoked_access_token_stops_working_at_the_next_token_request(
     assert direct.status_code == 401, direct.text
 
 
-def test_refresh_token_issued_in_the_second_of_a_password_change_is_refused(
-        tmp_path: Path) -> None:
+def test_refresh_token_issued_in_the_second_of_a_password_change_is_refused(tmp_path: Path) -> None:
     """Tokens carry whole-second `iat`s: one issued in the same second as a password change
     cannot be told apart from one issued just before it, so it must be refused."""
     settings = load_settings(None, {"data_dir": tmp_path / "data"}, environ={})
@@ -445,16 +520,23 @@ def test_mount_from_a_hidden_repository_is_refused(reg: AuthRegistry) -> None:
         assert upload_blob(http, "bob/secret", secret_blob, BOB).status_code == 201
         digest = sha256(secret_blob)
         for params in ({"mount": digest, "from": "bob/secret"}, {"mount": digest}):
-            response = http.post("/v2/alice/loot/blobs/uploads/", params=params,
-                                 headers={"Authorization": ALICE})
+            response = http.post(
+                "/v2/alice/loot/blobs/uploads/", params=params, headers={"Authorization": ALICE}
+            )
             assert response.status_code == 202, response.text  # an upload, not a mount
-            assert http.head(f"/v2/alice/loot/blobs/{digest}",
-                             headers={"Authorization": ALICE}).status_code == 404
+            assert (
+                http.head(
+                    f"/v2/alice/loot/blobs/{digest}", headers={"Authorization": ALICE}
+                ).status_code
+                == 404
+            )
         public_blob = config_blob()
         assert upload_blob(http, "bob/public", public_blob, BOB).status_code == 201
-        response = http.post("/v2/alice/loot/blobs/uploads/",
-                             params={"mount": sha256(public_blob), "from": "bob/public"},
-                             headers={"Authorization": ALICE})
+        response = http.post(
+            "/v2/alice/loot/blobs/uploads/",
+            params={"mount": sha256(public_blob), "from": "bob/public"},
+            headers={"Authorization": ALICE},
+        )
         assert response.status_code == 201, response.text
 
 
@@ -470,8 +552,7 @@ def test_version_check_starts_the_login_flow(reg: AuthRegistry) -> None:
         assert wrong.headers["WWW-Authenticate"] == reg.challenge()
         for auth in (None, ALICE):  # an anonymous token is a session too
             token = token_of(reg, [], auth=auth)["token"]
-            assert http.get("/v2/", headers={"Authorization": f"Bearer {token}"}
-                            ).status_code == 200
+            assert http.get("/v2/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
 def test_no_secret_reaches_the_log(reg: AuthRegistry) -> None:
@@ -505,7 +586,8 @@ def test_read_token_bearer_push_is_plainly_denied(start_auth_registry) -> None:
 
 
 def test_a_remembered_bearer_token_still_ends_at_its_expiry(
-        reg: AuthRegistry, signing_key: ec.EllipticCurvePrivateKey) -> None:
+    reg: AuthRegistry, signing_key: ec.EllipticCurvePrivateKey
+) -> None:
     """Callers behind bearer tokens are remembered for a few seconds, never past the token."""
     header, claims = jwt_parts(token_of(reg, "repository:alice/app:pull")["token"])
     now = int(time.time())

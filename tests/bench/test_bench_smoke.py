@@ -19,11 +19,41 @@ from tests.support.peers import require
 ROOT = Path(__file__).resolve().parents[2]
 
 TINY = [
-    "--quick", "--rounds", "1", "--blob-mib", "2", "--chunk-mib", "1", "--pull-mib", "2",
-    "--concurrent", "4", "--concurrent-mib", "1", "--wrk-seconds", "1", "--wrk-warmup", "0",
-    "--connections", "8", "--images", "8", "--image-workers", "2", "--tags", "120",
-    "--repos", "25", "--page", "50", "--list-iterations", "1", "--big-upload-mib", "4",
-    "--setup-workers", "4",
+    "--quick",
+    "--rounds",
+    "1",
+    "--blob-mib",
+    "2",
+    "--chunk-mib",
+    "1",
+    "--pull-mib",
+    "2",
+    "--concurrent",
+    "4",
+    "--concurrent-mib",
+    "1",
+    "--wrk-seconds",
+    "1",
+    "--wrk-warmup",
+    "0",
+    "--connections",
+    "8",
+    "--images",
+    "8",
+    "--image-workers",
+    "2",
+    "--tags",
+    "120",
+    "--repos",
+    "25",
+    "--page",
+    "50",
+    "--list-iterations",
+    "1",
+    "--big-upload-mib",
+    "4",
+    "--setup-workers",
+    "4",
 ]
 
 
@@ -31,8 +61,13 @@ def test_every_benchmark_yields_numbers_for_both_servers(tmp_path: Path) -> None
     for tool in ("docker-registry", "wrk", "hey", "curl"):
         require(tool)
     out = tmp_path / "results.json"
-    result = subprocess.run([sys.executable, "-m", "bench", *TINY, "--out", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", *TINY, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     results = json.loads(out.read_text())
 

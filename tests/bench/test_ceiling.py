@@ -64,21 +64,52 @@ def test_the_ceiling_runner_reports_all_three_servers(tmp_path: Path) -> None:
         require(tool)
     out = tmp_path / "ceiling.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bench.ceiling", "--rounds", "1", "--blob-mib", "2",
-         "--chunk-mib", "1", "--pull-mib", "2", "--pull-repeats", "1", "--concurrent", "3",
-         "--concurrent-mib", "1", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "bench.ceiling",
+            "--rounds",
+            "1",
+            "--blob-mib",
+            "2",
+            "--chunk-mib",
+            "1",
+            "--pull-mib",
+            "2",
+            "--pull-repeats",
+            "1",
+            "--concurrent",
+            "3",
+            "--concurrent-mib",
+            "1",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     results = json.loads(out.read_text())
     assert results["errors"] == {}
-    assert sorted(results["benchmarks"]) == sorted([
-        "blob_push_monolithic_mibps", "blob_push_chunked_mibps", "blob_push_concurrent_mibps",
-        "blob_pull_mibps"])
+    assert sorted(results["benchmarks"]) == sorted(
+        [
+            "blob_push_monolithic_mibps",
+            "blob_push_chunked_mibps",
+            "blob_push_concurrent_mibps",
+            "blob_pull_mibps",
+        ]
+    )
     for key, entry in results["benchmarks"].items():
         for side in ("ceiling", "dockyard", "distribution"):
             median = entry[side]["median"]
             assert isinstance(median, float) and math.isfinite(median) and median > 0, (key, side)
-        for share in ("dockyard_of_ceiling", "distribution_of_ceiling", "ratio",
-                      "highest_possible_ratio"):
+        for share in (
+            "dockyard_of_ceiling",
+            "distribution_of_ceiling",
+            "ratio",
+            "highest_possible_ratio",
+        ):
             assert isinstance(entry[share], float), (key, share)
     assert "highest possible" in result.stdout

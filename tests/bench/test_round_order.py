@@ -36,20 +36,38 @@ class Recorder(Benchmark):
 def test_who_goes_first_alternates() -> None:
     order: list[tuple[int, str]] = []
     servers = [FakeServer("dockyard"), FakeServer("distribution")]
-    values, errors = run_all(Config(rounds=4), servers, [Recorder(Config(), order)],  # type: ignore[arg-type]
-                             io.StringIO())
+    values, errors = run_all(
+        Config(rounds=4),
+        servers,
+        [Recorder(Config(), order)],  # type: ignore[arg-type]
+        io.StringIO(),
+    )
     assert errors == {}
-    assert [key for _, key in order] == ["dockyard", "distribution", "distribution", "dockyard",
-                                         "dockyard", "distribution", "distribution", "dockyard"]
+    assert [key for _, key in order] == [
+        "dockyard",
+        "distribution",
+        "distribution",
+        "dockyard",
+        "dockyard",
+        "distribution",
+        "distribution",
+        "dockyard",
+    ]
     assert values["recorded"] == {"dockyard": [1, 2, 3, 4], "distribution": [1, 2, 3, 4]}
 
 
 def test_three_servers_take_every_place_in_turn() -> None:
     order: list[tuple[int, str]] = []
     servers = [FakeServer("sink"), FakeServer("dockyard"), FakeServer("distribution")]
-    run_all(Config(rounds=3), servers, [Recorder(Config(), order)],  # type: ignore[arg-type]
-            io.StringIO())
+    run_all(
+        Config(rounds=3),
+        servers,
+        [Recorder(Config(), order)],  # type: ignore[arg-type]
+        io.StringIO(),
+    )
     rounds = [[key for n, key in order if n == r] for r in (1, 2, 3)]
-    assert rounds == [["sink", "dockyard", "distribution"],
-                      ["dockyard", "distribution", "sink"],
-                      ["distribution", "sink", "dockyard"]]
+    assert rounds == [
+        ["sink", "dockyard", "distribution"],
+        ["dockyard", "distribution", "sink"],
+        ["distribution", "sink", "dockyard"],
+    ]

@@ -26,8 +26,9 @@ async def _copy_one(src: ImageSource, dst: ImageDestination, manifest: Manifest)
             await dst.put_blob(blob, lambda offset, blob=blob: src.open_blob(blob, offset))
 
 
-async def copy_image_async(src: ImageSource, dst: ImageDestination, tag: str | None = None,
-                           reference: str | None = None) -> Manifest:
+async def copy_image_async(
+    src: ImageSource, dst: ImageDestination, tag: str | None = None, reference: str | None = None
+) -> Manifest:
     try:
         top = await src.get_manifest(reference)
         await _copy_one(src, dst, top)
@@ -39,8 +40,9 @@ async def copy_image_async(src: ImageSource, dst: ImageDestination, tag: str | N
         await src.close()
 
 
-def copy_image(src: ImageSource, dst: ImageDestination, tag: str | None = None,
-               reference: str | None = None) -> Manifest:
+def copy_image(
+    src: ImageSource, dst: ImageDestination, tag: str | None = None, reference: str | None = None
+) -> Manifest:
     """Copy src's image to dst (all platforms of an index); returns the top manifest."""
     return asyncio.run(copy_image_async(src, dst, tag, reference))
 
@@ -59,6 +61,7 @@ def fetch_manifest(src: ImageSource, reference: str | None = None) -> Manifest:
             return await src.get_manifest(reference)
         finally:
             await src.close()
+
     return asyncio.run(go())
 
 
@@ -68,14 +71,17 @@ def fetch_blob(src: ImageSource, digest: str, size: int, media_type: str = "x") 
             return await read_all(src.open_blob(Descriptor(media_type, digest, size)))
         finally:
             await src.close()
+
     return asyncio.run(go())
 
 
 def bytes_opener(data: bytes, chunk: int = 1000) -> Callable[[int], AsyncIterator[bytes]]:
     """An opener serving `data` from an offset in small chunks."""
+
     async def stream(offset: int) -> AsyncIterator[bytes]:
         for start in range(offset, len(data), chunk):
-            yield data[start:start + chunk]
+            yield data[start : start + chunk]
+
     return stream
 
 

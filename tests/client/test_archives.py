@@ -70,16 +70,24 @@ def gzip_layer_archive(path: Path, repo_tag: str, seed: str) -> tuple[bytes, lis
     """A docker-save style archive whose layer files are gzip (as `docker save` of old
     registries' images, or hand-made archives, may hold)."""
     layers = images.make_layers(seed, 2)
-    config = images.canonical_json(images.image_config("linux", "amd64",
-                                                       [x.diff_id for x in layers], seed=seed))
+    config = images.canonical_json(
+        images.image_config("linux", "amd64", [x.diff_id for x in layers], seed=seed)
+    )
     hexid = images.sha256_digest(config).split(":")[1]
     names = [f"{x.digest.split(':')[1]}.tar.gz" for x in layers]
-    write_tar(path, [
-        *[(name, layer.compressed) for name, layer in zip(names, layers, strict=True)],
-        (f"{hexid}.json", config),
-        ("manifest.json", images.canonical_json(
-            [{"Config": f"{hexid}.json", "RepoTags": [repo_tag], "Layers": names}])),
-    ])
+    write_tar(
+        path,
+        [
+            *[(name, layer.compressed) for name, layer in zip(names, layers, strict=True)],
+            (f"{hexid}.json", config),
+            (
+                "manifest.json",
+                images.canonical_json(
+                    [{"Config": f"{hexid}.json", "RepoTags": [repo_tag], "Layers": names}]
+                ),
+            ),
+        ],
+    )
     return config, layers
 
 
@@ -87,34 +95,68 @@ def docker25_archive(path: Path, seed: str, tag: str = "1.0") -> tuple[bytes, li
     """What `docker save` writes since Docker 25: an OCI layout (uncompressed layers) plus
     manifest.json and repositories, both pointing into blobs/."""
     layers = images.make_layers(seed, 2)
-    config = images.canonical_json(images.image_config("linux", "amd64",
-                                                       [x.diff_id for x in layers], seed=seed))
+    config = images.canonical_json(
+        images.image_config("linux", "amd64", [x.diff_id for x in layers], seed=seed)
+    )
     cdigest = images.sha256_digest(config)
-    manifest = images.canonical_json({
-        "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
-        "config": {"mediaType": mt.OCI_CONFIG, "digest": cdigest, "size": len(config)},
-        "layers": [{"mediaType": MT_OCI_LAYER_TAR, "digest": x.diff_id, "size": len(x.tar)}
-                   for x in layers]})
+    manifest = images.canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG, "digest": cdigest, "size": len(config)},
+            "layers": [
+                {"mediaType": MT_OCI_LAYER_TAR, "digest": x.diff_id, "size": len(x.tar)}
+                for x in layers
+            ],
+        }
+    )
     mdigest = images.sha256_digest(manifest)
 
     def blob(digest: str) -> str:
         return "blobs/sha256/" + digest.split(":")[1]
-    index = images.canonical_json({
-        "schemaVersion": 2, "mediaType": mt.OCI_INDEX,
-        "manifests": [{"mediaType": mt.OCI_MANIFEST, "digest": mdigest, "size": len(manifest),
-                       "annotations": {"io.containerd.image.name":
-                                       f"docker.io/library/app:{tag}", REF_NAME: tag}}]})
-    write_tar(path, [
-        ("blobs", None), ("blobs/sha256", None),
-        *[(blob(x.diff_id), x.tar) for x in layers],
-        (blob(cdigest), config), (blob(mdigest), manifest),
-        ("index.json", index),
-        ("manifest.json", images.canonical_json([{
-            "Config": blob(cdigest), "RepoTags": [f"app:{tag}"],
-            "Layers": [blob(x.diff_id) for x in layers]}])),
-        ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
-        ("repositories", images.canonical_json({"app": {tag: layers[-1].diff_id[7:]}})),
-    ])
+
+    index = images.canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": mt.OCI_MANIFEST,
+                    "digest": mdigest,
+                    "size": len(manifest),
+                    "annotations": {
+                        "io.containerd.image.name": f"docker.io/library/app:{tag}",
+                        REF_NAME: tag,
+                    },
+                }
+            ],
+        }
+    )
+    write_tar(
+        path,
+        [
+            ("blobs", None),
+            ("blobs/sha256", None),
+            *[(blob(x.diff_id), x.tar) for x in layers],
+            (blob(cdigest), config),
+            (blob(mdigest), manifest),
+            ("index.json", index),
+            (
+                "manifest.json",
+                images.canonical_json(
+                    [
+                        {
+                            "Config": blob(cdigest),
+                            "RepoTags": [f"app:{tag}"],
+                            "Layers": [blob(x.diff_id) for x in layers],
+                        }
+                    ]
+                ),
+            ),
+            ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+            ("repositories", images.canonical_json({"app": {tag: layers[-1].diff_id[7:]}})),
+        ],
+    )
     return config, layers, manifest
 
 
@@ -167,8 +209,10 @@ def test_failed_oci_archive_write_keeps_the_old_archive(tmp_path: Path) -> None:
 
 def test_archive_destination_needs_an_existing_folder(tmp_path: Path) -> None:
     img = images.write_oci_image(tmp_path / "src", "v1", seed="oa-nodir")
-    for dst in (OCIArchiveDestination(tmp_path / "no" / "x.tar"),
-                DockerArchiveDestination(tmp_path / "no" / "x.tar")):
+    for dst in (
+        OCIArchiveDestination(tmp_path / "no" / "x.tar"),
+        DockerArchiveDestination(tmp_path / "no" / "x.tar"),
+    ):
         with pytest.raises(ClientError, match="does not exist"):
             copy_image(OCILayoutSource(img.layout), dst)
     assert not (tmp_path / "no").exists()
@@ -192,8 +236,9 @@ def test_skopeo_reads_our_oci_archive_identically(ce: ContainersEnv, tmp_path: P
     copy_image(OCILayoutSource(idx.layout), OCIArchiveDestination(tmp_path / "idx.tar", "m"))
     assert inspect_raw(ce, f"oci-archive:{tmp_path / 'img.tar'}:v1") == img.manifest_bytes
     assert inspect_raw(ce, f"oci-archive:{tmp_path / 'idx.tar'}:m") == idx.index_bytes
-    ce.skopeo("copy", "--all", f"oci-archive:{tmp_path / 'idx.tar'}:m",
-              f"oci:{tmp_path / 'again'}:m")
+    ce.skopeo(
+        "copy", "--all", f"oci-archive:{tmp_path / 'idx.tar'}:m", f"oci:{tmp_path / 'again'}:m"
+    )
     assert images.read_layout_ref(tmp_path / "again", "m")["digest"] == idx.index_digest
     assert images.layout_blobs(tmp_path / "again") == images.layout_blobs(idx.layout)
 
@@ -203,20 +248,27 @@ def test_skopeo_reads_our_oci_archive_identically(ce: ContainersEnv, tmp_path: P
 
 
 def test_legacy_docker_archive_source(tmp_path: Path) -> None:
-    archive = images.write_docker_archive(tmp_path / "d.tar", "dockyard/app:2.0", seed="da",
-                                          layers=3)
+    archive = images.write_docker_archive(
+        tmp_path / "d.tar", "dockyard/app:2.0", seed="da", layers=3
+    )
     manifest = fetch_manifest(DockerArchiveSource(archive.path))
     doc = manifest.json()
     assert manifest.media_type == mt.DOCKER_MANIFEST == doc["mediaType"]
-    assert doc["config"] == {"mediaType": mt.DOCKER_CONFIG, "size": len(archive.config_bytes),
-                             "digest": archive.image_id}
+    assert doc["config"] == {
+        "mediaType": mt.DOCKER_CONFIG,
+        "size": len(archive.config_bytes),
+        "digest": archive.image_id,
+    }
     assert [x["mediaType"] for x in doc["layers"]] == [DOCKER_LAYER] * 3
     assert layer_digests(manifest) == archive.diff_ids
     assert [x["size"] for x in doc["layers"]] == [len(t) for t in archive.layer_tars]
-    assert fetch_blob(DockerArchiveSource(archive.path), archive.diff_ids[1], 0) == \
-        archive.layer_tars[1]
-    assert fetch_blob(DockerArchiveSource(archive.path), archive.image_id, 0) == \
-        archive.config_bytes
+    assert (
+        fetch_blob(DockerArchiveSource(archive.path), archive.diff_ids[1], 0)
+        == archive.layer_tars[1]
+    )
+    assert (
+        fetch_blob(DockerArchiveSource(archive.path), archive.image_id, 0) == archive.config_bytes
+    )
 
 
 def test_docker_archive_ref_selection(tmp_path: Path) -> None:
@@ -230,15 +282,17 @@ def test_docker_archive_ref_selection(tmp_path: Path) -> None:
                 if m.name == "manifest.json":
                     entries += json.loads(tar.extractfile(m).read())  # type: ignore[union-attr]
                 elif m.name != "repositories" and m.name not in dict(members):
-                    members.append((m.name, None if m.isdir() else
-                                    tar.extractfile(m).read()))  # type: ignore[union-attr]
-    both = write_tar(tmp_path / "both.tar",
-                     [*members, ("manifest.json", images.canonical_json(entries))])
+                    members.append((m.name, None if m.isdir() else tar.extractfile(m).read()))  # type: ignore[union-attr]
+    both = write_tar(
+        tmp_path / "both.tar", [*members, ("manifest.json", images.canonical_json(entries))]
+    )
     with pytest.raises(ClientError, match="dockyard/a:1, dockyard/b:1"):
         fetch_manifest(DockerArchiveSource(both))
     assert config_digest(fetch_manifest(DockerArchiveSource(both, "dockyard/b:1"))) == b.image_id
-    assert config_digest(fetch_manifest(
-        DockerArchiveSource(both, "docker.io/dockyard/a:1"))) == a.image_id
+    assert (
+        config_digest(fetch_manifest(DockerArchiveSource(both, "docker.io/dockyard/a:1")))
+        == a.image_id
+    )
     assert config_digest(fetch_manifest(DockerArchiveSource(both, "@1"))) == b.image_id
     with pytest.raises(NotFound, match="dockyard/a:1"):
         fetch_manifest(DockerArchiveSource(both, "dockyard/c:1"))
@@ -257,8 +311,9 @@ def test_gzip_layers_are_named_for_what_they_are(tmp_path: Path) -> None:
 def test_compressed_docker_archive_is_read(tmp_path: Path) -> None:
     archive = images.write_docker_archive(tmp_path / "d.tar", "dockyard/app:1", seed="dz")
     (tmp_path / "d.tar.gz").write_bytes(gzip.compress(archive.path.read_bytes()))
-    copy_image(DockerArchiveSource(tmp_path / "d.tar.gz"),
-               OCILayoutDestination(tmp_path / "out", "x"))
+    copy_image(
+        DockerArchiveSource(tmp_path / "d.tar.gz"), OCILayoutDestination(tmp_path / "out", "x")
+    )
     blobs = images.layout_blobs(tmp_path / "out")
     assert blobs[archive.image_id] == archive.config_bytes
     assert [blobs[d] for d in archive.diff_ids] == archive.layer_tars
@@ -288,7 +343,8 @@ def test_docker_archive_destination_writes_docker_save_format(tmp_path: Path) ->
     config_name = img.config_digest.split(":")[1] + ".json"
     layer_names = [d.split(":")[1] + ".tar" for d in img.diff_ids]
     assert json.loads(tar_file(out, "manifest.json")) == [
-        {"Config": config_name, "RepoTags": ["myname/app:1.0"], "Layers": layer_names}]
+        {"Config": config_name, "RepoTags": ["myname/app:1.0"], "Layers": layer_names}
+    ]
     assert tar_file(out, config_name) == img.config_bytes
     assert [tar_file(out, n) for n in layer_names] == [x.tar for x in img.layers]
     repositories = json.loads(tar_file(out, "repositories"))
@@ -305,8 +361,10 @@ def test_docker_archive_destination_writes_docker_save_format(tmp_path: Path) ->
 def test_docker_archive_round_trip_keeps_digests(tmp_path: Path) -> None:
     archive = images.write_docker_archive(tmp_path / "d.tar", "dockyard/app:2", seed="drt")
     first = fetch_manifest(DockerArchiveSource(archive.path))
-    copy_image(DockerArchiveSource(archive.path), DockerArchiveDestination(tmp_path / "o.tar",
-                                                                           "dockyard/app:2"))
+    copy_image(
+        DockerArchiveSource(archive.path),
+        DockerArchiveDestination(tmp_path / "o.tar", "dockyard/app:2"),
+    )
     second = fetch_manifest(DockerArchiveSource(tmp_path / "o.tar"))
     assert second == first
 
@@ -317,11 +375,15 @@ def test_docker_archive_refuses_an_index(tmp_path: Path) -> None:
         copy_image(OCILayoutSource(idx.layout), DockerArchiveDestination(tmp_path / "o.tar"))
     assert leftovers(tmp_path, {"src"}) == []
     # One platform of it is fine.
-    copy_image(OCILayoutSource(idx.layout, "multi"),
-               DockerArchiveDestination(tmp_path / "o.tar", "x/y:arm"),
-               reference=idx.child("arm64").manifest_digest)
-    assert config_digest(fetch_manifest(DockerArchiveSource(tmp_path / "o.tar"))) == \
-        idx.child("arm64").config_digest
+    copy_image(
+        OCILayoutSource(idx.layout, "multi"),
+        DockerArchiveDestination(tmp_path / "o.tar", "x/y:arm"),
+        reference=idx.child("arm64").manifest_digest,
+    )
+    assert (
+        config_digest(fetch_manifest(DockerArchiveSource(tmp_path / "o.tar")))
+        == idx.child("arm64").config_digest
+    )
 
 
 def test_docker_archive_digest_mismatch_leaves_no_file(tmp_path: Path) -> None:
@@ -352,13 +414,15 @@ def test_local_names_open_archives(tmp_path: Path) -> None:
 
 
 def test_skopeo_agrees_on_legacy_docker_archive(ce: ContainersEnv, tmp_path: Path) -> None:
-    archive = images.write_docker_archive(tmp_path / "d.tar", "dockyard/app:2.0", seed="sk-da",
-                                          layers=3)
+    archive = images.write_docker_archive(
+        tmp_path / "d.tar", "dockyard/app:2.0", seed="sk-da", layers=3
+    )
     theirs = json.loads(inspect_raw(ce, f"docker-archive:{archive.path}"))
     ours = fetch_manifest(DockerArchiveSource(archive.path)).json()
     assert ours["config"] == theirs["config"]
-    assert [(x["digest"], x["size"]) for x in ours["layers"]] == \
-        [(x["digest"], x["size"]) for x in theirs["layers"]]
+    assert [(x["digest"], x["size"]) for x in ours["layers"]] == [
+        (x["digest"], x["size"]) for x in theirs["layers"]
+    ]
     # skopeo 1.9.3 calls every docker-archive layer tar.gzip, even an uncompressed one.
     assert {x["mediaType"] for x in theirs["layers"]} == {DOCKER_LAYER_GZIP}
     assert {x["mediaType"] for x in ours["layers"]} == {DOCKER_LAYER}
@@ -373,13 +437,17 @@ def test_skopeo_serves_gzip_layers_unpacked(ce: ContainersEnv, tmp_path: Path) -
     ours = fetch_manifest(DockerArchiveSource(tmp_path / "g.tar")).json()
     assert ours["config"] == theirs["config"]
     assert theirs["config"]["digest"] == images.sha256_digest(config)
-    assert [(x["digest"], x["size"]) for x in theirs["layers"]] == \
-        [(x.diff_id, len(x.tar)) for x in layers]
-    assert [(x["digest"], x["size"]) for x in ours["layers"]] == \
-        [(x.digest, x.size) for x in layers]
+    assert [(x["digest"], x["size"]) for x in theirs["layers"]] == [
+        (x.diff_id, len(x.tar)) for x in layers
+    ]
+    assert [(x["digest"], x["size"]) for x in ours["layers"]] == [
+        (x.digest, x.size) for x in layers
+    ]
     # Both unpack to the same filesystem: writing ours as a docker-archive gives skopeo's view.
-    copy_image(DockerArchiveSource(tmp_path / "g.tar"),
-               DockerArchiveDestination(tmp_path / "o.tar", "dockyard/g:1"))
+    copy_image(
+        DockerArchiveSource(tmp_path / "g.tar"),
+        DockerArchiveDestination(tmp_path / "o.tar", "dockyard/g:1"),
+    )
     again = json.loads(inspect_raw(ce, f"docker-archive:{tmp_path / 'o.tar'}"))
     assert [x["digest"] for x in again["layers"]] == [x["digest"] for x in theirs["layers"]]
 
@@ -390,13 +458,15 @@ def test_skopeo_agrees_on_docker25_archive(ce: ContainersEnv, tmp_path: Path) ->
     ours = fetch_manifest(DockerArchiveSource(tmp_path / "d25.tar")).json()
     assert ours["config"] == theirs["config"]
     assert theirs["config"]["digest"] == images.sha256_digest(config)
-    assert [x["digest"] for x in ours["layers"]] == [x["digest"] for x in theirs["layers"]] \
+    assert (
+        [x["digest"] for x in ours["layers"]]
+        == [x["digest"] for x in theirs["layers"]]
         == [x.diff_id for x in layers]
+    )
     assert inspect_raw(ce, f"oci-archive:{tmp_path / 'd25.tar'}:1.0") == oci_manifest
 
 
-def test_skopeo_written_docker_archive_reads_identically(ce: ContainersEnv,
-                                                         tmp_path: Path) -> None:
+def test_skopeo_written_docker_archive_reads_identically(ce: ContainersEnv, tmp_path: Path) -> None:
     img = images.write_oci_image(tmp_path / "src", "v1", seed="sk-dw", layers=2)
     out = tmp_path / "sk.tar"
     ce.skopeo("copy", f"oci:{img.layout}:v1", f"docker-archive:{out}:foo/bar:2")
@@ -416,10 +486,10 @@ def test_skopeo_reads_our_docker_archive(ce: ContainersEnv, tmp_path: Path) -> N
     theirs = json.loads(inspect_raw(ce, f"docker-archive:{out}"))
     assert theirs["config"]["digest"] == img.config_digest
     assert [x["digest"] for x in theirs["layers"]] == img.diff_ids
-    assert inspect_raw(ce, f"docker-archive:{out}:myname/app:1.0", "--config") == \
-        img.config_bytes
-    ce.skopeo("copy", f"docker-archive:{out}:docker.io/myname/app:1.0",
-              f"oci:{tmp_path / 'again'}:x")
+    assert inspect_raw(ce, f"docker-archive:{out}:myname/app:1.0", "--config") == img.config_bytes
+    ce.skopeo(
+        "copy", f"docker-archive:{out}:docker.io/myname/app:1.0", f"oci:{tmp_path / 'again'}:x"
+    )
     again = fetch_manifest(OCILayoutSource(tmp_path / "again", "x"))
     assert config_digest(again) == img.config_digest
     # skopeo converts to OCI and compresses the layers itself; their content is ours.
@@ -432,8 +502,9 @@ def test_layout_keeps_a_docker_manifest_as_is(tmp_path: Path) -> None:
     """A layout stores the manifest it is given (skopeo would convert to OCI first; skopeo
     1.9.3 also skips index.json entries of Docker media types when reading a layout)."""
     archive = images.write_docker_archive(tmp_path / "d.tar", "dockyard/app:2.0", seed="dl")
-    top: Manifest = copy_image(DockerArchiveSource(archive.path),
-                               OCILayoutDestination(tmp_path / "l", "v"))
+    top: Manifest = copy_image(
+        DockerArchiveSource(archive.path), OCILayoutDestination(tmp_path / "l", "v")
+    )
     assert images.read_layout_ref(tmp_path / "l", "v")["mediaType"] == mt.DOCKER_MANIFEST
     assert fetch_manifest(OCILayoutSource(tmp_path / "l", "v")) == top
     copy_image(OCILayoutSource(tmp_path / "l", "v"), DockerArchiveDestination(tmp_path / "a.tar"))
@@ -450,7 +521,7 @@ def test_gzip_layers_are_unpacked_whatever_the_chunking(tmp_path: Path) -> None:
         with open(tmp_path / "out", "wb") as handle:
             intake = _Intake(handle)
             for start in range(0, len(blob), chunk):
-                intake.write(blob[start:start + chunk])
+                intake.write(blob[start : start + chunk])
             intake.finish()
         assert (tmp_path / "out").read_bytes() == tar, chunk
         assert intake.digest == img.diff_ids[0]

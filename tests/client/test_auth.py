@@ -51,16 +51,25 @@ def blob(data: bytes) -> Descriptor:
 def opener(data: bytes):
     async def stream(offset: int):
         yield data[offset:]
+
     return stream
 
 
 def small_image() -> tuple[bytes, bytes, Manifest]:
     layer, config = os.urandom(700), b'{"architecture":"amd64","os":"linux"}'
-    body = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
-                       "config": {"mediaType": mt.OCI_CONFIG, **_ds(config)},
-                       "layers": [{"mediaType": LAYER, **_ds(layer)}]}).encode()
-    return layer, config, Manifest(body, mt.OCI_MANIFEST,
-                                   "sha256:" + hashlib.sha256(body).hexdigest())
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG, **_ds(config)},
+            "layers": [{"mediaType": LAYER, **_ds(layer)}],
+        }
+    ).encode()
+    return (
+        layer,
+        config,
+        Manifest(body, mt.OCI_MANIFEST, "sha256:" + hashlib.sha256(body).hexdigest()),
+    )
 
 
 def _ds(data: bytes) -> dict:
@@ -79,9 +88,13 @@ async def push_small(c: RegistryClient, name: str, tag: str = "v1") -> Manifest:
 
 
 def test_parse_challenges() -> None:
-    [bearer] = parse_challenges(['Bearer realm="https://auth.example/token",'
-                                 'service="registry.example",scope="repository:a/b:pull,push",'
-                                 'error="insufficient_scope"'])
+    [bearer] = parse_challenges(
+        [
+            'Bearer realm="https://auth.example/token",'
+            'service="registry.example",scope="repository:a/b:pull,push",'
+            'error="insufficient_scope"'
+        ]
+    )
     assert bearer.scheme == "bearer"
     assert bearer.params["realm"] == "https://auth.example/token"
     assert bearer.scopes == {"repository:a/b:pull,push"} and bearer.insufficient_scope
@@ -99,14 +112,19 @@ def test_scopes_derived_from_requests() -> None:
     assert scopes("PUT", "/v2/a/b/manifests/1.0") == ("repository:a/b:pull,push",)
     assert scopes("PATCH", "/v2/x/blobs/uploads/u1?_state=s") == ("repository:x:pull,push",)
     assert scopes("DELETE", "/v2/x/manifests/sha256:00") == ("repository:x:delete",)
-    assert scopes("POST", "/v2/dst/blobs/uploads/?mount=sha256:00&from=src/one") == \
-        ("repository:dst:pull,push", "repository:src/one:pull")
+    assert scopes("POST", "/v2/dst/blobs/uploads/?mount=sha256:00&from=src/one") == (
+        "repository:dst:pull,push",
+        "repository:src/one:pull",
+    )
     assert scopes("GET", "/v2/_catalog?n=10") == ("registry:catalog:*",)
     assert scopes("GET", "/v2/") == ()
-    assert scopes("PUT", "/v2/a/manifests/x", **{SCOPES_EXTENSION: ["repository:a:pull"]}) == \
-        ("repository:a:pull",)
-    assert merge_scopes(["repository:a:push", "repository:a:pull", "repository:b:pull"]) == \
-        ("repository:a:pull,push", "repository:b:pull")
+    assert scopes("PUT", "/v2/a/manifests/x", **{SCOPES_EXTENSION: ["repository:a:pull"]}) == (
+        "repository:a:pull",
+    )
+    assert merge_scopes(["repository:a:push", "repository:a:pull", "repository:b:pull"]) == (
+        "repository:a:pull,push",
+        "repository:b:pull",
+    )
 
 
 # -- Basic -------------------------------------------------------------------------------
@@ -165,15 +183,14 @@ def test_basic_auth_wrong_password_and_anonymous(basic_registry: Distribution) -
 
 
 @pytest.fixture(scope="module")
-def bearer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Distribution,
-                                                                        TokenServer]]:
-    with token_distribution(tmp_path_factory.mktemp("bearer"), USERS,
-                            read_only={"bob"}) as pair:
+def bearer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Distribution, TokenServer]]:
+    with token_distribution(tmp_path_factory.mktemp("bearer"), USERS, read_only={"bob"}) as pair:
         yield pair
 
 
-def test_bearer_push_pull_with_exact_scopes_and_cache(bearer: tuple[Distribution,
-                                                                    TokenServer]) -> None:
+def test_bearer_push_pull_with_exact_scopes_and_cache(
+    bearer: tuple[Distribution, TokenServer],
+) -> None:
     server, tokens = bearer
     name, copy = repo(), repo()
     layer = os.urandom(900)
@@ -195,7 +212,8 @@ def test_bearer_push_pull_with_exact_scopes_and_cache(bearer: tuple[Distribution
             await c.upload_blob(name, blob(layer), opener(layer))
             assert await c.mount_blob(copy, blob(layer).digest, name) is True
             assert sorted(tokens.requests[-1]["scopes"]) == sorted(
-                [f"repository:{copy}:pull,push", f"repository:{name}:pull"])
+                [f"repository:{copy}:pull,push", f"repository:{name}:pull"]
+            )
 
     run(go())
 
@@ -220,8 +238,7 @@ def test_bearer_anonymous_and_read_only(bearer: tuple[Distribution, TokenServer]
         run(anonymous_pull_then_push())
 
     async def read_only_push() -> None:
-        async with RegistryClient(server.host, credentials=Credentials("bob", USERS["bob"])) \
-                as c:
+        async with RegistryClient(server.host, credentials=Credentials("bob", USERS["bob"])) as c:
             assert await c.list_tags(name) == ["v1"]
             await push_small(c, name, "v3")
 
@@ -235,8 +252,9 @@ def test_bearer_wrong_password_never_shown(bearer: tuple[Distribution, TokenServ
     server, _ = bearer
 
     async def go() -> None:
-        async with RegistryClient(server.host,
-                                  credentials=Credentials("alice", "hunter2-wrong")) as c:
+        async with RegistryClient(
+            server.host, credentials=Credentials("alice", "hunter2-wrong")
+        ) as c:
             await c.list_tags("auth/x")
 
     with pytest.raises(Unauthorized, match="rejected the credentials of alice") as caught:
@@ -259,9 +277,11 @@ def test_insufficient_scope_is_retried_once(bearer: tuple[Distribution, TokenSer
             # Ask for a pull-only token for a PUT: the registry says insufficient_scope and
             # names the scope it wants; the flow fetches that and retries.
             response = await c.http.put(
-                f"/v2/{name}/manifests/v1", content=manifest.body,
+                f"/v2/{name}/manifests/v1",
+                content=manifest.body,
                 headers={"Content-Type": manifest.media_type},
-                extensions={SCOPES_EXTENSION: [f"repository:{name}:pull"]})
+                extensions={SCOPES_EXTENSION: [f"repository:{name}:pull"]},
+            )
             assert response.status_code == 201
             scopes = [r["scopes"] for r in tokens.requests[before:]]
             assert scopes[0] == [f"repository:{name}:pull"]
@@ -293,8 +313,9 @@ def test_identity_token_uses_oauth2_refresh_grant(tmp_path: Path) -> None:
             async with RegistryClient(server.host, credentials=ALICE) as c:
                 refresh = await c.check_login()
             assert refresh and tokens.requests[-1]["grant"] == "basic"
-            async with RegistryClient(server.host,
-                                      credentials=Credentials(identity_token=refresh)) as c:
+            async with RegistryClient(
+                server.host, credentials=Credentials(identity_token=refresh)
+            ) as c:
                 await push_small(c, name)
                 assert await c.list_tags(name) == ["v1"]
             grants = {r["grant"] for r in tokens.requests[1:]}

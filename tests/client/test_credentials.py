@@ -71,8 +71,13 @@ def install_helper(folder: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_host_names_normalised() -> None:
-    for name in ("docker.io", "index.docker.io", "registry-1.docker.io", DOCKER_HUB_KEY,
-                 "https://index.docker.io/v1/"):
+    for name in (
+        "docker.io",
+        "index.docker.io",
+        "registry-1.docker.io",
+        DOCKER_HUB_KEY,
+        "https://index.docker.io/v1/",
+    ):
         assert normalize_host(name) == "docker.io"
         assert config_key(name) == DOCKER_HUB_KEY
     assert normalize_host("https://ghcr.io/") == "ghcr.io"
@@ -83,8 +88,9 @@ def test_host_names_normalised() -> None:
 def test_store_writes_docker_format_atomically(home: Path) -> None:
     config = home / "docker" / "config.json"
     config.parent.mkdir()
-    config.write_text(json.dumps({"auths": {"other.example": {"auth": "eDp5"}},
-                                  "psFormat": "table {{.ID}}"}))
+    config.write_text(
+        json.dumps({"auths": {"other.example": {"auth": "eDp5"}}, "psFormat": "table {{.ID}}"})
+    )
     store = CredentialStore()
     assert store.store("ghcr.io", Credentials("carol", "pa:ss")) == config
     assert store.store("docker.io", Credentials("dave", "pw")) == config
@@ -123,8 +129,11 @@ def test_docker_written_keys_with_scheme_are_found(home: Path) -> None:
 def test_broken_entry_message_has_no_secret(home: Path) -> None:
     config = home / "docker" / "config.json"
     config.parent.mkdir()
-    config.write_text(json.dumps({"auths": {"bad.example": {
-        "auth": base64.b64encode(b"no-colon-secret").decode()}}}))
+    config.write_text(
+        json.dumps(
+            {"auths": {"bad.example": {"auth": base64.b64encode(b"no-colon-secret").decode()}}}
+        )
+    )
     with pytest.raises(CredentialsError) as caught:
         CredentialStore().get("bad.example")
     assert "no-colon-secret" not in str(caught.value)
@@ -145,7 +154,9 @@ def test_creds_store_helper(home: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert data["auths"] == {DOCKER_HUB_KEY: {}, "ghcr.io": {}}
     assert "helper-secret" not in config.read_text()
     assert json.loads(secrets.read_text()) == {
-        DOCKER_HUB_KEY: ["frank", "helper-secret"], "ghcr.io": ["<token>", "tok-123"]}
+        DOCKER_HUB_KEY: ["frank", "helper-secret"],
+        "ghcr.io": ["<token>", "tok-123"],
+    }
     assert store.get("docker.io") == Credentials("frank", "helper-secret")
     assert store.get("ghcr.io") == Credentials(identity_token="tok-123")
     assert store.get("quay.io") is None
@@ -154,13 +165,15 @@ def test_creds_store_helper(home: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert DOCKER_HUB_KEY not in json.loads(secrets.read_text())
 
 
-def test_cred_helpers_per_host_and_missing_helper(home: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cred_helpers_per_host_and_missing_helper(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secrets = install_helper(home / "bin", "perhost", monkeypatch)
     config = home / "docker" / "config.json"
     config.parent.mkdir()
-    config.write_text(json.dumps({"credHelpers": {"ghcr.io": "perhost",
-                                                  "quay.io": "not-installed"}}))
+    config.write_text(
+        json.dumps({"credHelpers": {"ghcr.io": "perhost", "quay.io": "not-installed"}})
+    )
     store = CredentialStore()
     store.store("ghcr.io", Credentials("gina", "pw1"))
     store.store("localhost:5000", Credentials("hal", "pw2"))
@@ -176,12 +189,14 @@ def test_podman_auth_files(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         return {"auth": base64.b64encode(f"{user}:pw".encode()).decode()}
 
     authfile = home / "auth.json"
-    authfile.write_text(json.dumps({"auths": {"quay.io": entry("ivy"),
-                                              "quay.io/team/app": entry("jack")}}))
+    authfile.write_text(
+        json.dumps({"auths": {"quay.io": entry("ivy"), "quay.io/team/app": entry("jack")}})
+    )
     runtime = home / "run"
     (runtime / "containers").mkdir(parents=True)
-    (runtime / "containers" / "auth.json").write_text(json.dumps(
-        {"auths": {"quay.io": entry("kim"), "docker.io": entry("lee")}}))
+    (runtime / "containers" / "auth.json").write_text(
+        json.dumps({"auths": {"quay.io": entry("kim"), "docker.io": entry("lee")}})
+    )
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     store = CredentialStore()
     assert store.get("docker.io") == Credentials("lee", "pw")
@@ -211,10 +226,18 @@ def ce(tmp_path: Path) -> Iterator[ContainersEnv]:
         yield env
 
 
-def test_skopeo_login_file_is_read(basic_registry: Distribution, ce: ContainersEnv,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    ce.skopeo("login", "--tls-verify=false", "-u", "carol", "--password-stdin",
-              basic_registry.host, input=USERS["carol"] + "\n")
+def test_skopeo_login_file_is_read(
+    basic_registry: Distribution, ce: ContainersEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ce.skopeo(
+        "login",
+        "--tls-verify=false",
+        "-u",
+        "carol",
+        "--password-stdin",
+        basic_registry.host,
+        input=USERS["carol"] + "\n",
+    )
     monkeypatch.setenv("DOCKER_CONFIG", str(ce.root / "unused-docker"))
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(ce.auth_file))
     store = CredentialStore()
@@ -231,12 +254,14 @@ def test_skopeo_login_file_is_read(basic_registry: Distribution, ce: ContainersE
 def test_skopeo_reads_what_we_store(basic_registry: Distribution, ce: ContainersEnv) -> None:
     docker_dir = Path(ce.env["DOCKER_CONFIG"])
     store = CredentialStore(docker_dir)
-    listing = ce.skopeo("list-tags", "--tls-verify=false",
-                        f"docker://{basic_registry.host}/cred/none", check=False)
+    listing = ce.skopeo(
+        "list-tags", "--tls-verify=false", f"docker://{basic_registry.host}/cred/none", check=False
+    )
     assert listing.returncode != 0  # no credentials yet
     store.store(basic_registry.host, Credentials("carol", USERS["carol"]))
-    listing = ce.skopeo("list-tags", "--tls-verify=false",
-                        f"docker://{basic_registry.host}/cred/none", check=False)
+    listing = ce.skopeo(
+        "list-tags", "--tls-verify=false", f"docker://{basic_registry.host}/cred/none", check=False
+    )
     # Authenticated now: the repository is simply unknown instead of unauthorized.
     assert "unauthorized" not in listing.stderr.lower(), listing.stderr
     assert "name unknown" in listing.stderr.lower() or "not found" in listing.stderr.lower()

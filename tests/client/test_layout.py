@@ -37,9 +37,13 @@ def blob_names(layout: Path) -> set[str]:
 def stray_files(layout: Path) -> list[Path]:
     """Anything in a layout that is neither a layout file nor a blob (temp files)."""
     allowed = {layout / "oci-layout", layout / "index.json", layout / "blobs"}
-    return [p for p in layout.rglob("*")
-            if p not in allowed and p.parent != layout / "blobs" / "sha256"
-            and p != layout / "blobs" / "sha256"]
+    return [
+        p
+        for p in layout.rglob("*")
+        if p not in allowed
+        and p.parent != layout / "blobs" / "sha256"
+        and p != layout / "blobs" / "sha256"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,8 +56,10 @@ def test_source_reads_tagged_image(tmp_path: Path) -> None:
     assert manifest == Manifest(img.manifest_bytes, mt.OCI_MANIFEST, img.manifest_digest)
     assert layer_digests(manifest) == img.layer_digests
     layer = img.layers[1]
-    assert fetch_blob(OCILayoutSource(tmp_path / "l", "v1"), layer.digest, layer.size) \
+    assert (
+        fetch_blob(OCILayoutSource(tmp_path / "l", "v1"), layer.digest, layer.size)
         == layer.compressed
+    )
 
 
 def test_source_without_tag_takes_the_only_image(tmp_path: Path) -> None:
@@ -97,6 +103,7 @@ def test_child_manifest_by_digest_and_blob_from_offset(tmp_path: Path) -> None:
             return b"".join([c async for c in src.open_blob(desc, 10)])
         finally:
             await src.close()
+
     assert run(tail()) == arm.config_bytes[10:]
 
 
@@ -113,8 +120,9 @@ def test_corrupt_manifest_blob_is_a_digest_mismatch(tmp_path: Path) -> None:
 
 def test_round_trip_is_byte_identical(tmp_path: Path) -> None:
     img = images.write_oci_image(tmp_path / "src", "v1", seed="rt", layers=3)
-    copy_image(OCILayoutSource(tmp_path / "src", "v1"), OCILayoutDestination(tmp_path / "dst",
-                                                                                "copy"))
+    copy_image(
+        OCILayoutSource(tmp_path / "src", "v1"), OCILayoutDestination(tmp_path / "dst", "copy")
+    )
     entry = images.read_layout_ref(tmp_path / "dst", "copy")
     assert entry["digest"] == img.manifest_digest
     assert entry["mediaType"] == mt.OCI_MANIFEST
@@ -127,11 +135,18 @@ def test_round_trip_is_byte_identical(tmp_path: Path) -> None:
 
 def test_index_children_are_blobs_and_only_the_top_is_tagged(tmp_path: Path) -> None:
     idx = images.write_oci_index(tmp_path / "src", "multi", seed="idx")
-    copy_image(OCILayoutSource(tmp_path / "src", "multi"),
-               OCILayoutDestination(tmp_path / "dst", "m"))
+    copy_image(
+        OCILayoutSource(tmp_path / "src", "multi"), OCILayoutDestination(tmp_path / "dst", "m")
+    )
     entries = images.read_layout_index(tmp_path / "dst")["manifests"]
-    assert entries == [{"mediaType": mt.OCI_INDEX, "digest": idx.index_digest,
-                        "size": len(idx.index_bytes), "annotations": {REF_NAME: "m"}}]
+    assert entries == [
+        {
+            "mediaType": mt.OCI_INDEX,
+            "digest": idx.index_digest,
+            "size": len(idx.index_bytes),
+            "annotations": {REF_NAME: "m"},
+        }
+    ]
     assert blob_names(tmp_path / "dst") == blob_names(tmp_path / "src")
 
 
@@ -153,12 +168,13 @@ def test_untagged_write_adds_one_entry_once(tmp_path: Path) -> None:
     copy_image(OCILayoutSource(a.layout), OCILayoutDestination(dst))
     copy_image(OCILayoutSource(a.layout), OCILayoutDestination(dst))
     assert images.read_layout_index(dst)["manifests"] == [
-        {"mediaType": mt.OCI_MANIFEST, "digest": a.manifest_digest,
-         "size": len(a.manifest_bytes)}]
+        {"mediaType": mt.OCI_MANIFEST, "digest": a.manifest_digest, "size": len(a.manifest_bytes)}
+    ]
     # Tagging the same digest later absorbs the untagged entry (as skopeo does).
     copy_image(OCILayoutSource(a.layout), OCILayoutDestination(dst, "t"))
     assert [e.get("annotations") for e in images.read_layout_index(dst)["manifests"]] == [
-        {REF_NAME: "t"}]
+        {REF_NAME: "t"}
+    ]
 
 
 def test_tagging_inside_a_layout_moves_no_bytes(tmp_path: Path) -> None:
@@ -170,6 +186,7 @@ def test_tagging_inside_a_layout_moves_no_bytes(tmp_path: Path) -> None:
     def spy(descriptor: Descriptor, offset: int = 0) -> AsyncIterator[bytes]:
         opened.append(descriptor.digest)
         return original(descriptor, offset)
+
     src.open_blob = spy  # type: ignore[method-assign]
     copy_image(src, OCILayoutDestination(tmp_path / "l", "v2"))
     assert opened == []
@@ -184,9 +201,14 @@ def test_concurrent_commits_keep_both_entries(tmp_path: Path) -> None:
     images.write_oci_image(dst, "base", seed="conc-base")
 
     async def both() -> None:
-        await asyncio.gather(*[
-            copy_image_async(OCILayoutSource(img.layout), OCILayoutDestination(dst, tag))
-            for n in range(5) for img, tag in ((a, f"a{n}"), (b, f"b{n}"))])
+        await asyncio.gather(
+            *[
+                copy_image_async(OCILayoutSource(img.layout), OCILayoutDestination(dst, tag))
+                for n in range(5)
+                for img, tag in ((a, f"a{n}"), (b, f"b{n}"))
+            ]
+        )
+
     run(both())
     tags = {e["annotations"][REF_NAME] for e in images.read_layout_index(dst)["manifests"]}
     assert tags == {"base", *(f"a{n}" for n in range(5)), *(f"b{n}" for n in range(5))}
@@ -262,11 +284,13 @@ def test_commit_refuses_an_incomplete_image(tmp_path: Path) -> None:
     async def manifest_only() -> None:
         out = OCILayoutDestination(dst, "v1")
         try:
-            await out.put_manifest(Manifest(img.manifest_bytes, mt.OCI_MANIFEST,
-                                            img.manifest_digest), "v1")
+            await out.put_manifest(
+                Manifest(img.manifest_bytes, mt.OCI_MANIFEST, img.manifest_digest), "v1"
+            )
             await out.commit()
         finally:
             await out.close()
+
     with pytest.raises(ClientError, match="incomplete"):
         run(manifest_only())
     assert (dst / "index.json").read_bytes() == index_before
@@ -288,6 +312,7 @@ def test_manifest_with_wrong_digest_is_refused(tmp_path: Path) -> None:
             await dst.put_manifest(Manifest(b"{}", mt.OCI_MANIFEST, "sha256:" + "a" * 64), "v1")
         finally:
             await dst.close()
+
     with pytest.raises(DigestMismatch):
         run(put())
     assert not (tmp_path / "dst").exists()
@@ -306,8 +331,9 @@ def test_put_blob_resumes_a_dropped_stream_at_its_offset(tmp_path: Path) -> None
             for start in range(offset, len(data), 4096):
                 if len(offsets) == 1 and start >= 40000:
                     raise ConnectionResetError("dropped")
-                yield data[start:start + 4096]
+                yield data[start : start + 4096]
                 await asyncio.sleep(0)
+
         return stream()
 
     images.write_oci_image(tmp_path / "dst", "v0", seed="existing")  # not removed at close
@@ -318,6 +344,7 @@ def test_put_blob_resumes_a_dropped_stream_at_its_offset(tmp_path: Path) -> None
             await dst.put_blob(desc, opener, progress.append)
         finally:
             await dst.close()
+
     run(put())
     assert offsets == [0, 40960]
     assert sum(progress) == len(data)
@@ -335,6 +362,7 @@ def test_put_blob_gives_up_after_repeated_failures(tmp_path: Path) -> None:
         async def stream() -> AsyncIterator[bytes]:
             raise ConnectionResetError("always")
             yield b""
+
         return stream()
 
     async def put() -> None:
@@ -343,6 +371,7 @@ def test_put_blob_gives_up_after_repeated_failures(tmp_path: Path) -> None:
             await dst.put_blob(desc, opener)
         finally:
             await dst.close()
+
     with pytest.raises(ConnectionResetError):
         run(put())
     assert len(calls) == 4
@@ -353,9 +382,15 @@ def test_local_names_are_split_as_skopeo_does(tmp_path: Path) -> None:
     assert split_local("oci:/a/b:v1") == ("oci", Path("/a/b"), "v1")
     assert split_local("oci:dir") == ("oci", Path("dir"), None)
     assert split_local("oci:dir:docker.io/library/alpine:3") == (
-        "oci", Path("dir"), "docker.io/library/alpine:3")
+        "oci",
+        Path("dir"),
+        "docker.io/library/alpine:3",
+    )
     assert split_local("docker-archive:x.tar:foo/bar:2") == (
-        "docker-archive", Path("x.tar"), "foo/bar:2")
+        "docker-archive",
+        Path("x.tar"),
+        "foo/bar:2",
+    )
     assert split_local("alpine:3") is None
     assert split_local("docker://alpine") is None
     with pytest.raises(ClientError):
@@ -413,8 +448,10 @@ def test_skopeo_reads_our_index_identically(ce: ContainersEnv, tmp_path: Path) -
     assert blob_names(tmp_path / "again") == blob_names(idx.layout)
     # One platform, the way skopeo picks it without --all.
     ce.skopeo("copy", "--override-arch", "arm64", f"oci:{ours}:m", f"oci:{tmp_path / 'one'}:a")
-    assert images.read_layout_ref(tmp_path / "one", "a")["digest"] == \
-        idx.child("arm64").manifest_digest
+    assert (
+        images.read_layout_ref(tmp_path / "one", "a")["digest"]
+        == idx.child("arm64").manifest_digest
+    )
 
 
 def test_umoci_reads_our_layout_and_we_read_umocis(tmp_path: Path) -> None:
@@ -423,8 +460,7 @@ def test_umoci_reads_our_layout_and_we_read_umocis(tmp_path: Path) -> None:
     ours = tmp_path / "ours"
     copy_image(OCILayoutSource(img.layout), OCILayoutDestination(ours, "mine"))
     copy_image(OCILayoutSource(img.layout), OCILayoutDestination(ours, "also"))
-    assert sorted(run_peer([umoci, "ls", "--layout", str(ours)]).stdout.split()) == \
-        ["also", "mine"]
+    assert sorted(run_peer([umoci, "ls", "--layout", str(ours)]).stdout.split()) == ["also", "mine"]
     stat = run_peer([umoci, "stat", "--json", "--image", f"{ours}:mine"]).stdout
     assert len(json.loads(stat)["history"]) == 2
     theirs = tmp_path / "theirs"

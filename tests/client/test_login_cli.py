@@ -37,12 +37,14 @@ def stored_auth(config: Path, key: str) -> dict:
 
 def test_login_logout_basic(basic_registry: Distribution, docker_config: Path) -> None:
     host = basic_registry.host
-    result = runner.invoke(app, ["login", host, "-u", "nina", "--password-stdin"],
-                           input=USERS["nina"] + "\n")
+    result = runner.invoke(
+        app, ["login", host, "-u", "nina", "--password-stdin"], input=USERS["nina"] + "\n"
+    )
     assert result.exit_code == 0, result.output
     assert "Login Succeeded" in result.output
-    assert base64.b64decode(stored_auth(docker_config, host)["auth"]) == \
-        b"nina:correct-horse-battery"
+    assert (
+        base64.b64decode(stored_auth(docker_config, host)["auth"]) == b"nina:correct-horse-battery"
+    )
 
     async def use() -> None:
         async with RegistryClient(host, store=CredentialStore()) as c:
@@ -56,10 +58,14 @@ def test_login_logout_basic(basic_registry: Distribution, docker_config: Path) -
     assert result.exit_code == 0 and f"Not logged in to {host}" in result.output
 
 
-def test_wrong_password_exits_4_and_stores_nothing(basic_registry: Distribution,
-                                                   docker_config: Path) -> None:
-    result = runner.invoke(app, ["login", basic_registry.host, "-u", "nina",
-                                 "--password-stdin"], input="wrong-password-123\n")
+def test_wrong_password_exits_4_and_stores_nothing(
+    basic_registry: Distribution, docker_config: Path
+) -> None:
+    result = runner.invoke(
+        app,
+        ["login", basic_registry.host, "-u", "nina", "--password-stdin"],
+        input="wrong-password-123\n",
+    )
     assert result.exit_code == 4
     assert "wrong-password-123" not in result.output
     assert "login to" in result.output and "failed" in result.output
@@ -73,11 +79,11 @@ def test_usage_errors_exit_2(docker_config: Path) -> None:
     assert result.exit_code == 2  # no way to put a password on the command line
 
 
-def test_login_to_token_registry_stores_refresh_token(tmp_path: Path,
-                                                      docker_config: Path) -> None:
+def test_login_to_token_registry_stores_refresh_token(tmp_path: Path, docker_config: Path) -> None:
     with token_distribution(tmp_path / "tok", USERS) as (server, tokens):
-        result = runner.invoke(app, ["login", server.host, "-u", "nina", "--password-stdin"],
-                               input=USERS["nina"])
+        result = runner.invoke(
+            app, ["login", server.host, "-u", "nina", "--password-stdin"], input=USERS["nina"]
+        )
         assert result.exit_code == 0, result.output
         entry = stored_auth(docker_config, server.host)
         assert set(entry) == {"identitytoken"}
@@ -92,8 +98,9 @@ def test_login_to_token_registry_stores_refresh_token(tmp_path: Path,
 
 
 def test_login_to_dockyard_without_auth(registry: RunningRegistry, docker_config: Path) -> None:
-    result = runner.invoke(app, ["login", f"http://{registry.host}/", "-u", "x",
-                                 "--password-stdin"], input="y")
+    result = runner.invoke(
+        app, ["login", f"http://{registry.host}/", "-u", "x", "--password-stdin"], input="y"
+    )
     assert result.exit_code == 0, result.output
     assert registry.host in json.loads(docker_config.read_text())["auths"]
 
@@ -111,11 +118,19 @@ def test_password_prompt(basic_registry: Distribution, tmp_path: Path) -> None:
     env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker")}
     env.pop("REGISTRY_AUTH_FILE", None)
     # No controlling terminal (new session): getpass and the user prompt read stdin.
-    result = subprocess.run([sys.executable, "-m", "dockyard", "login", basic_registry.host],
-                            input=f"nina\n{USERS['nina']}\n", capture_output=True, text=True,
-                            env=env, start_new_session=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard", "login", basic_registry.host],
+        input=f"nina\n{USERS['nina']}\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        start_new_session=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "Login Succeeded" in result.stdout
     config = tmp_path / "docker" / "config.json"
-    assert base64.b64decode(stored_auth(config, basic_registry.host)["auth"]) == \
-        b"nina:correct-horse-battery"
+    assert (
+        base64.b64decode(stored_auth(config, basic_registry.host)["auth"])
+        == b"nina:correct-horse-battery"
+    )

@@ -54,7 +54,8 @@ def opener_for(data: bytes, piece: int = 300_000):
 
         async def stream() -> AsyncIterator[bytes]:
             for start in range(offset, len(data), piece):
-                yield data[start:start + piece]
+                yield data[start : start + piece]
+
         return stream()
 
     opener.opened = opened  # type: ignore[attr-defined]
@@ -66,18 +67,28 @@ async def read_all(stream: AsyncIterator[bytes]) -> bytes:
 
 
 def image(layer: bytes) -> tuple[Manifest, bytes, Descriptor]:
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "nonce": uuid.uuid4().hex}).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "nonce": uuid.uuid4().hex}
+    ).encode()
     config_desc = blob(config, mt.OCI_CONFIG)
     layer_desc = blob(layer)
-    body = json.dumps({
-        "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
-        "config": {"mediaType": mt.OCI_CONFIG, "digest": config_desc.digest,
-                   "size": config_desc.size},
-        "layers": [{"mediaType": LAYER, "digest": layer_desc.digest, "size": layer_desc.size}],
-    }).encode()
-    return Manifest(body, mt.OCI_MANIFEST, "sha256:" + hashlib.sha256(body).hexdigest()), \
-        config, config_desc
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "config": {
+                "mediaType": mt.OCI_CONFIG,
+                "digest": config_desc.digest,
+                "size": config_desc.size,
+            },
+            "layers": [{"mediaType": LAYER, "digest": layer_desc.digest, "size": layer_desc.size}],
+        }
+    ).encode()
+    return (
+        Manifest(body, mt.OCI_MANIFEST, "sha256:" + hashlib.sha256(body).hexdigest()),
+        config,
+        config_desc,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +140,13 @@ def test_upload_and_download_blob(target: tuple[str, int], size: int) -> None:
     async def go() -> None:
         async with client(host) as c:
             assert await c.blob_size(name, desc.digest) is None
-            assert await c.upload_blob(name, desc, opener_for(data), progress.append) == \
-                desc.digest
+            assert await c.upload_blob(name, desc, opener_for(data), progress.append) == desc.digest
             assert await c.blob_size(name, desc.digest) == size
             assert await read_all(c.open_blob(name, desc.digest)) == data
-            assert await read_all(c.open_blob(name, desc.digest, offset=size // 2)) == \
-                data[size // 2:]
+            assert (
+                await read_all(c.open_blob(name, desc.digest, offset=size // 2))
+                == data[size // 2 :]
+            )
 
     run(go())
     assert sum(progress) == size
@@ -145,9 +157,11 @@ def test_chunked_upload_honours_chunk_size(registry: RunningRegistry) -> None:
     desc = blob(data)
     proxy = FlakyProxy(registry.port).start()
     try:
+
         async def go() -> None:
             async with client(proxy.host) as c:
                 await c.upload_blob(repo(), desc, opener_for(data))
+
         run(go())
     finally:
         proxy.stop()
@@ -221,8 +235,11 @@ def test_manifest_round_trip(target: tuple[str, int]) -> None:
             assert await c.get_manifest(name, manifest.digest) == manifest
             head = await c.head_manifest(name, "1.0")
             assert head is not None
-            assert (head.digest, head.size, head.media_type) == \
-                (manifest.digest, len(manifest.body), mt.OCI_MANIFEST)
+            assert (head.digest, head.size, head.media_type) == (
+                manifest.digest,
+                len(manifest.body),
+                mt.OCI_MANIFEST,
+            )
             await c.delete_manifest(name, manifest.digest)
             assert await c.head_manifest(name, manifest.digest) is None
             with pytest.raises(NotFound, match="check the name, tag or digest"):
@@ -294,11 +311,13 @@ def test_upload_resumes_after_connection_cut(target: tuple[str, int], cut_after:
     progress: list[int] = []
     opener = opener_for(data)
     with FlakyProxy(port, cut_after=cut_after, cut_method="PATCH", cuts=2) as proxy:
+
         async def go() -> None:
             async with client(proxy.host, retry=RetryPolicy(backoff=0.01)) as c:
                 assert await c.upload_blob(name, desc, opener, progress.append) == desc.digest
                 assert await c.blob_size(name, desc.digest) == len(data)
                 assert await read_all(c.open_blob(name, desc.digest)) == data
+
         run(go())
         assert proxy.cuts_done == 2
     assert sum(progress) == len(data)
@@ -316,15 +335,21 @@ def test_missing_blob_is_not_found(registry: RunningRegistry) -> None:
 
 
 def test_rate_limit_shows_registry_headers(registry: RunningRegistry) -> None:
-    headers = {"Retry-After": "120", "RateLimit-Limit": "100;w=21600",
-               "RateLimit-Remaining": "0;w=21600", "Content-Type": "application/json"}
+    headers = {
+        "Retry-After": "120",
+        "RateLimit-Limit": "100;w=21600",
+        "RateLimit-Remaining": "0;w=21600",
+        "Content-Type": "application/json",
+    }
     body = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]}).encode()
     with FlakyProxy(registry.port) as proxy:
+
         async def go() -> None:
             async with client(proxy.host, retry=RetryPolicy(rate_limit_wait=5)) as c:
                 await c.ping()
                 proxy.inject.append(Injected(429, headers, body))
                 await c.list_tags("client/whatever")
+
         with pytest.raises(RateLimited) as caught:
             run(go())
     message = str(caught.value)
@@ -337,24 +362,29 @@ def test_short_rate_limit_is_waited_out_and_5xx_retried(registry: RunningRegistr
     layer = os.urandom(100)
     name = repo()
     with FlakyProxy(registry.port) as proxy:
+
         async def go() -> None:
             policy = RetryPolicy(backoff=0.01, rate_limit_wait=5)
             async with client(proxy.host, retry=policy) as c:
                 await c.upload_blob(name, blob(layer), opener_for(layer))
-                proxy.inject.extend([Injected(429, {"Retry-After": "0"}),
-                                     Injected(503), Injected(502)])
+                proxy.inject.extend(
+                    [Injected(429, {"Retry-After": "0"}), Injected(503), Injected(502)]
+                )
                 assert await c.blob_size(name, blob(layer).digest) == 100
+
         run(go())
         assert proxy.injected_done == 3
 
 
 def test_server_errors_give_up_after_bounded_retries(registry: RunningRegistry) -> None:
     with FlakyProxy(registry.port) as proxy:
+
         async def go() -> None:
             async with client(proxy.host, retry=RetryPolicy(attempts=3, backoff=0.01)) as c:
                 await c.ping()
                 proxy.inject.extend(Injected(503) for _ in range(5))
                 await c.list_tags("client/x")
+
         with pytest.raises(ClientError, match="try again later"):
             run(go())
         assert proxy.injected_done == 3

@@ -42,7 +42,7 @@ class MemoryStore:
         data = self.blobs[descriptor.digest]
         for i in range(offset, len(data), 10):
             await asyncio.sleep(0)
-            yield data[i:i + 10]
+            yield data[i : i + 10]
 
     async def close(self) -> None:
         pass
@@ -57,8 +57,9 @@ class MemoryStore:
             return "other/repo"
         return None
 
-    async def put_blob(self, descriptor: Descriptor, opener: BlobOpener,
-                       progress: ProgressCallback | None = None) -> None:
+    async def put_blob(
+        self, descriptor: Descriptor, opener: BlobOpener, progress: ProgressCallback | None = None
+    ) -> None:
         received = b""
         async for chunk in opener(0):
             received += chunk
@@ -92,12 +93,25 @@ def add_image(store: MemoryStore, arch: str, layers: list[bytes]) -> Manifest:
     config = json.dumps({"architecture": arch, "os": "linux"}).encode()
     for blob in [config, *layers]:
         store.blobs[sha256_of(blob)] = blob
-    body = json.dumps({
-        "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
-        "config": {"mediaType": mt.OCI_CONFIG, "digest": sha256_of(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": sha256_of(b), "size": len(b)} for b in layers],
-    }).encode()
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "config": {
+                "mediaType": mt.OCI_CONFIG,
+                "digest": sha256_of(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": sha256_of(b),
+                    "size": len(b),
+                }
+                for b in layers
+            ],
+        }
+    ).encode()
     manifest = Manifest(body, mt.OCI_MANIFEST, sha256_of(body))
     store.manifests[manifest.digest] = manifest
     return manifest
@@ -106,9 +120,13 @@ def add_image(store: MemoryStore, arch: str, layers: list[bytes]) -> Manifest:
 def two_platforms(store: MemoryStore) -> Manifest:
     amd = add_image(store, "amd64", [b"shared layer", b"amd64 layer"])
     arm = add_image(store, "arm64", [b"shared layer", b"arm64 layer"])
-    index = build_index([amd.descriptor(platform={"os": "linux", "architecture": "amd64"}),
-                         arm.descriptor(platform={"os": "linux", "architecture": "arm64"})],
-                        mt.OCI_INDEX)
+    index = build_index(
+        [
+            amd.descriptor(platform={"os": "linux", "architecture": "amd64"}),
+            arm.descriptor(platform={"os": "linux", "architecture": "arm64"}),
+        ],
+        mt.OCI_INDEX,
+    )
     store.manifests[index.digest] = index
     store.tags["latest"] = index.digest
     return index
@@ -143,14 +161,18 @@ def test_index_one_platform_and_missing_platform() -> None:
     source = MemoryStore()
     two_platforms(source)
     dest = MemoryStore()
-    result = run(Copier(source, dest, CopyOptions(platform=Platform.parse("linux/arm64")))
-                 .copy(None, "arm"))
+    result = run(
+        Copier(source, dest, CopyOptions(platform=Platform.parse("linux/arm64"))).copy(None, "arm")
+    )
     chosen = dest.manifests[dest.tags["arm"]]
     assert json.loads(chosen.body)["layers"][1]["size"] == len(b"arm64 layer")
     assert result.platforms == ["linux/arm64"]
     with pytest.raises(ClientError, match="linux/amd64, linux/arm64"):
-        run(Copier(source, MemoryStore(), CopyOptions(platform=Platform.parse("linux/s390x")))
-            .copy(None, "x"))
+        run(
+            Copier(source, MemoryStore(), CopyOptions(platform=Platform.parse("linux/s390x"))).copy(
+                None, "x"
+            )
+        )
 
 
 def test_mount_instead_of_upload_and_resume() -> None:
@@ -168,5 +190,6 @@ def test_platform_parsing() -> None:
     assert str(Platform.parse("linux/arm/v7")) == "linux/arm/v7"
     with pytest.raises(ClientError):
         Platform.parse("linux")
-    assert Platform.parse("linux/arm64").matches({"os": "linux", "architecture": "arm64",
-                                                  "variant": "v8"})
+    assert Platform.parse("linux/arm64").matches(
+        {"os": "linux", "architecture": "arm64", "variant": "v8"}
+    )

@@ -32,22 +32,26 @@ def with_query(url: str, **params: str) -> str:
 
 
 def start_upload(client: httpx.Client, repo: str, **params: str) -> httpx.Response:
-    return client.post(f"/v2/{repo}/blobs/uploads/", params=params or None,
-                       headers={"Content-Length": "0"})
+    return client.post(
+        f"/v2/{repo}/blobs/uploads/", params=params or None, headers={"Content-Length": "0"}
+    )
 
 
 def push_blob(client: httpx.Client, repo: str, blob: Blob) -> httpx.Response:
     """POST for a session, then one PUT with the whole blob; returns the PUT response."""
     started = start_upload(client, repo)
     target = location(started) or f"/v2/{repo}/blobs/uploads/missing-location"
-    return client.put(with_query(target, digest=blob.digest), content=blob.content,
-                      headers=OCTET)
+    return client.put(with_query(target, digest=blob.digest), content=blob.content, headers=OCTET)
 
 
-def push_manifest(client: httpx.Client, repo: str, reference: str,
-                  manifest: Manifest) -> httpx.Response:
-    return client.put(f"/v2/{repo}/manifests/{reference}", content=manifest.content,
-                      headers={"Content-Type": manifest.media_type})
+def push_manifest(
+    client: httpx.Client, repo: str, reference: str, manifest: Manifest
+) -> httpx.Response:
+    return client.put(
+        f"/v2/{repo}/manifests/{reference}",
+        content=manifest.content,
+        headers={"Content-Type": manifest.media_type},
+    )
 
 
 def tags_of(resp: httpx.Response) -> list[str]:
@@ -65,7 +69,8 @@ def error_codes(resp: httpx.Response) -> list[str]:
         body: Any = resp.json()
     except json.JSONDecodeError as exc:
         raise AssertionError(
-            f"{resp.status_code} error body is not JSON: {resp.text[:200]!r}") from exc
+            f"{resp.status_code} error body is not JSON: {resp.text[:200]!r}"
+        ) from exc
     assert isinstance(body, dict), f"error body is not an object: {body!r}"
     errors = body.get("errors")
     assert isinstance(errors, list) and errors, f"error body lacks a non-empty errors list: {body}"
@@ -81,22 +86,26 @@ def error_codes(resp: httpx.Response) -> list[str]:
     return codes
 
 
-def assert_error(resp: httpx.Response, statuses: int | tuple[int, ...],
-                 codes: str | tuple[str, ...]) -> None:
+def assert_error(
+    resp: httpx.Response, statuses: int | tuple[int, ...], codes: str | tuple[str, ...]
+) -> None:
     """The response has one of ``statuses`` and a JSON error body whose first code is expected."""
     statuses = (statuses,) if isinstance(statuses, int) else statuses
     codes = (codes,) if isinstance(codes, str) else codes
     assert resp.status_code in statuses, (
         f"{resp.request.method} {resp.request.url.raw_path.decode()}: expected {statuses}, "
-        f"got {resp.status_code} {resp.text[:300]!r}")
+        f"got {resp.status_code} {resp.text[:300]!r}"
+    )
     found = error_codes(resp)
     assert found[0] in codes, f"expected error code in {codes}, got {found}"
 
 
 def describe(resp: httpx.Response) -> str:
     """One line for assertion messages."""
-    return (f"{resp.request.method} {resp.request.url.raw_path.decode()} -> "
-            f"{resp.status_code} {dict(resp.headers)} {resp.text[:300]!r}")
+    return (
+        f"{resp.request.method} {resp.request.url.raw_path.decode()} -> "
+        f"{resp.status_code} {dict(resp.headers)} {resp.text[:300]!r}"
+    )
 
 
 def link_next(resp: httpx.Response) -> str | None:
@@ -105,7 +114,7 @@ def link_next(resp: httpx.Response) -> str | None:
     if not header:
         return None
     for part in header.split(","):
-        match = re.match(r'\s*<([^>]*)>\s*;(.*)$', part)
+        match = re.match(r"\s*<([^>]*)>\s*;(.*)$", part)
         if match and re.search(r'rel\s*=\s*"?next"?', match.group(2)):
             parts = urlsplit(match.group(1))
             return parts.path + (f"?{parts.query}" if parts.query else "")

@@ -67,8 +67,10 @@ class Discovery:
 
     @property
     def subject_referrers(self) -> dict[str, Manifest]:
-        return {m.digest: m for m in
-                (self.config_a, self.layer_a, self.index, self.config_b, self.layer_b)}
+        return {
+            m.digest: m
+            for m in (self.config_a, self.layer_a, self.index, self.config_b, self.layer_b)
+        }
 
     @property
     def annotation_of(self) -> dict[str, str]:
@@ -88,25 +90,49 @@ def disco(mclient: httpx.Client) -> Discovery:
     ref_b = Blob(b"NBA Strawberry Jam on my NBA croissant")
 
     def by_config(blob: Blob, kind: str, note: str) -> Manifest:
-        return image_manifest(blob, [empty], config_media_type=kind, subject=subject,
-                              annotations={ANNOTATION: note})
+        return image_manifest(
+            blob, [empty], config_media_type=kind, subject=subject, annotations={ANNOTATION: note}
+        )
 
     def by_artifact_type(blob: Blob, kind: str, on: Manifest, note: str | None) -> Manifest:
-        return image_manifest(empty, [blob], layer_media_type=kind, artifact_type=kind,
-                              subject=on, annotations={ANNOTATION: note} if note else None,
-                              unknown_fields=False)
+        return image_manifest(
+            empty,
+            [blob],
+            layer_media_type=kind,
+            artifact_type=kind,
+            subject=on,
+            annotations={ANNOTATION: note} if note else None,
+            unknown_fields=False,
+        )
 
     config_a = by_config(ref_a, TYPE_A, "test config a")
     layer_a = by_artifact_type(ref_a, TYPE_A, subject, "test layer a")
-    index = image_index([config_a, layer_a], artifact_type=TYPE_INDEX, subject=subject,
-                        annotations={ANNOTATION: "test index"})
+    index = image_index(
+        [config_a, layer_a],
+        artifact_type=TYPE_INDEX,
+        subject=subject,
+        annotations={ANNOTATION: "test index"},
+    )
     config_b = by_config(ref_b, TYPE_B, "test config b")
     layer_b = by_artifact_type(ref_b, TYPE_B, subject, "test layer b")
     orphan = by_artifact_type(ref_b, TYPE_B, absent_subject, None)
 
-    d = Discovery(repo, [], tagged, subject, absent_subject, ref_a, ref_b, config_a, layer_a, index,
-                  config_b, layer_b, orphan,
-                  blobs=[tagged_config, subject_config, layer, empty, ref_a, ref_b])
+    d = Discovery(
+        repo,
+        [],
+        tagged,
+        subject,
+        absent_subject,
+        ref_a,
+        ref_b,
+        config_a,
+        layer_a,
+        index,
+        config_b,
+        layer_b,
+        orphan,
+        blobs=[tagged_config, subject_config, layer, empty, ref_a, ref_b],
+    )
     c = mclient
 
     d.setup.append(("tagged config blob", push_blob(c, repo, tagged_config)))
@@ -156,11 +182,14 @@ def test_referrer_pushes_are_201_strict(disco: Discovery) -> None:
         assert resp.headers.get("Docker-Content-Digest"), f"{name}: {describe(resp)}"
 
 
-def test_referrer_manifests_are_stored_verbatim_strict(client: httpx.Client,
-                                                       disco: Discovery) -> None:
+def test_referrer_manifests_are_stored_verbatim_strict(
+    client: httpx.Client, disco: Discovery
+) -> None:
     for m in (*disco.subject_referrers.values(), disco.orphan):
-        resp = client.get(f"/v2/{disco.repo}/manifests/{m.digest}",
-                          headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"})
+        resp = client.get(
+            f"/v2/{disco.repo}/manifests/{m.digest}",
+            headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"},
+        )
         assert resp.status_code == 200, describe(resp)
         assert resp.content == m.content
         assert resp.headers.get("Content-Type", "").split(";")[0].strip() == m.media_type
@@ -211,7 +240,7 @@ def test_list_tags_pages_strict(client: httpx.Client, disco: Discovery) -> None:
     assert tags_of(first) == disco.tags[:n]
     second = _list(client, disco.repo, n=n, last=disco.tags[n - 1])
     assert second.status_code == 200, describe(second)
-    assert tags_of(second) == disco.tags[n:2 * n]
+    assert tags_of(second) == disco.tags[n : 2 * n]
 
 
 def test_list_tags_link_header_strict(client: httpx.Client, disco: Discovery) -> None:
@@ -230,8 +259,9 @@ def test_list_tags_last_without_n_strict(client: httpx.Client, disco: Discovery)
     assert tags_of(resp) == disco.tags[2:]
 
 
-def test_list_tags_n_zero_is_empty_without_link_strict(client: httpx.Client,
-                                                       disco: Discovery) -> None:
+def test_list_tags_n_zero_is_empty_without_link_strict(
+    client: httpx.Client, disco: Discovery
+) -> None:
     resp = _list(client, disco.repo, n=0)
     assert resp.status_code == 200, describe(resp)
     assert resp.json().get("tags") == [], describe(resp)
@@ -274,8 +304,9 @@ def test_list_tags_of_unknown_repository_strict(client: httpx.Client) -> None:
 # --- Listing referrers --------------------------------------------------------------------
 
 
-def _referrers(client: httpx.Client, repo: str, digest: str,
-               **params: str) -> tuple[httpx.Response, list[dict]]:
+def _referrers(
+    client: httpx.Client, repo: str, digest: str, **params: str
+) -> tuple[httpx.Response, list[dict]]:
     resp = client.get(f"/v2/{repo}/referrers/{digest}", params=params or None)
     manifests: list[dict] = []
     if resp.status_code == 200:
@@ -287,8 +318,7 @@ def _index_content_type(resp: httpx.Response) -> str:
     return resp.headers.get("Content-Type", "")
 
 
-def test_referrers_of_unknown_digest_is_empty_200(client: httpx.Client,
-                                                  disco: Discovery) -> None:
+def test_referrers_of_unknown_digest_is_empty_200(client: httpx.Client, disco: Discovery) -> None:
     resp, manifests = _referrers(client, disco.repo, MISSING_DIGEST)
     assert resp.status_code == 200, describe(resp)
     assert _index_content_type(resp) == OCI_INDEX
@@ -347,12 +377,13 @@ def test_referrers_filtered_by_artifact_type(client: httpx.Client, disco: Discov
 
 
 def test_referrers_filter_is_applied_strict(client: httpx.Client, disco: Discovery) -> None:
-    for kind, members in ((TYPE_A, (disco.config_a, disco.layer_a)),
-                          (TYPE_B, (disco.config_b, disco.layer_b)),
-                          (TYPE_INDEX, (disco.index,)),
-                          ("application/vnd.nobody.uses.this", ())):
-        resp, manifests = _referrers(client, disco.repo, disco.subject.digest,
-                                     artifactType=kind)
+    for kind, members in (
+        (TYPE_A, (disco.config_a, disco.layer_a)),
+        (TYPE_B, (disco.config_b, disco.layer_b)),
+        (TYPE_INDEX, (disco.index,)),
+        ("application/vnd.nobody.uses.this", ()),
+    ):
+        resp, manifests = _referrers(client, disco.repo, disco.subject.digest, artifactType=kind)
         assert resp.headers.get("OCI-Filters-Applied") == "artifactType", describe(resp)
         assert sorted(d["digest"] for d in manifests) == sorted(m.digest for m in members), kind
         assert all(d.get("artifactType") == kind for d in manifests)
@@ -372,8 +403,9 @@ def test_referrers_are_per_repository_strict(client: httpx.Client, disco: Discov
     assert manifests == []
 
 
-def test_referrers_with_malformed_digest_is_400_strict(client: httpx.Client,
-                                                       disco: Discovery) -> None:
+def test_referrers_with_malformed_digest_is_400_strict(
+    client: httpx.Client, disco: Discovery
+) -> None:
     resp = client.get(f"/v2/{disco.repo}/referrers/sha256:totallywrong")
     assert_error(resp, 400, "DIGEST_INVALID")
 
@@ -382,9 +414,16 @@ def test_referrers_with_malformed_digest_is_400_strict(client: httpx.Client,
 
 
 def test_teardown_delete_manifests(client: httpx.Client, disco: Discovery) -> None:
-    for digest in (disco.index.digest, disco.tagged.digest, disco.subject.digest,
-                   disco.config_a.digest, disco.layer_a.digest, disco.config_b.digest,
-                   disco.layer_b.digest, disco.orphan.digest):
+    for digest in (
+        disco.index.digest,
+        disco.tagged.digest,
+        disco.subject.digest,
+        disco.config_a.digest,
+        disco.layer_a.digest,
+        disco.config_b.digest,
+        disco.layer_b.digest,
+        disco.orphan.digest,
+    ):
         resp = client.delete(f"/v2/{disco.repo}/manifests/{digest}")
         assert resp.status_code in OK_2XX or resp.status_code in (404, 405), describe(resp)
         assert resp.status_code == 202, f"Dockyard deletes manifests: {describe(resp)}"

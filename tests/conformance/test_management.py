@@ -71,8 +71,9 @@ def managed(mclient: httpx.Client) -> Managed:
     s = m.steps
     s["delete_tag"] = c.delete(f"/v2/{repo}/manifests/{TAG}")
     s["get_deleted_tag"] = c.get(f"/v2/{repo}/manifests/{TAG}", headers=ACCEPT)
-    s["get_digest_after_tag_delete"] = c.get(f"/v2/{repo}/manifests/{manifest.digest}",
-                                             headers=ACCEPT)
+    s["get_digest_after_tag_delete"] = c.get(
+        f"/v2/{repo}/manifests/{manifest.digest}", headers=ACCEPT
+    )
     s["delete_manifest"] = c.delete(f"/v2/{repo}/manifests/{manifest.digest}")
     s["get_deleted_manifest"] = c.get(f"/v2/{repo}/manifests/{manifest.digest}", headers=ACCEPT)
     s["tags_after"] = c.get(f"/v2/{repo}/tags/list")

@@ -60,8 +60,9 @@ def pulled(mclient: httpx.Client) -> PullContent:
         content.setup.append((f"config[{i}] blob", push_blob(mclient, repo, config)))
     content.setup.append(("layer blob", push_blob(mclient, repo, layer)))
     content.setup.append(("manifest[0] by tag", push_manifest(mclient, repo, TAG, manifests[0])))
-    content.setup.append(("manifest[1] by digest",
-                          push_manifest(mclient, repo, manifests[1].digest, manifests[1])))
+    content.setup.append(
+        ("manifest[1] by digest", push_manifest(mclient, repo, manifests[1].digest, manifests[1]))
+    )
     return content
 
 
@@ -123,10 +124,12 @@ def test_get_existing_blob_is_200(client: httpx.Client, pulled: PullContent) -> 
 
 
 @pytest.mark.parametrize("which", ["config0", "config1", "layer"])
-def test_get_existing_blob_body_and_digest_strict(client: httpx.Client, pulled: PullContent,
-                                                  which: str) -> None:
-    blob = {"config0": pulled.configs[0], "config1": pulled.configs[1],
-            "layer": pulled.layer}[which]
+def test_get_existing_blob_body_and_digest_strict(
+    client: httpx.Client, pulled: PullContent, which: str
+) -> None:
+    blob = {"config0": pulled.configs[0], "config1": pulled.configs[1], "layer": pulled.layer}[
+        which
+    ]
     resp = client.get(f"/v2/{pulled.repo}/blobs/{blob.digest}")
     assert resp.status_code == 200, describe(resp)
     assert resp.content == blob.content
@@ -134,8 +137,9 @@ def test_get_existing_blob_body_and_digest_strict(client: httpx.Client, pulled: 
     assert resp.headers.get("Content-Length") == str(blob.size)
 
 
-def test_blob_is_not_visible_from_other_repository_strict(client: httpx.Client,
-                                                          pulled: PullContent) -> None:
+def test_blob_is_not_visible_from_other_repository_strict(
+    client: httpx.Client, pulled: PullContent
+) -> None:
     other = repo_name("pull-other")
     resp = client.get(f"/v2/{other}/blobs/{pulled.configs[0].digest}")
     assert resp.status_code == 404, describe(resp)
@@ -150,8 +154,9 @@ def test_head_missing_manifest_is_404(client: httpx.Client, pulled: PullContent)
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_head_manifest_by_digest_is_200(client: httpx.Client, pulled: PullContent,
-                                        index: int) -> None:
+def test_head_manifest_by_digest_is_200(
+    client: httpx.Client, pulled: PullContent, index: int
+) -> None:
     manifest = pulled.manifests[index]
     resp = client.head(f"/v2/{pulled.repo}/manifests/{manifest.digest}", headers=ACCEPT)
     assert resp.status_code == 200, describe(resp)
@@ -167,8 +172,7 @@ def test_head_manifest_by_tag_is_200(client: httpx.Client, pulled: PullContent) 
 
 
 @pytest.mark.parametrize("ref", ["tag", "digest"])
-def test_head_manifest_headers_strict(client: httpx.Client, pulled: PullContent,
-                                      ref: str) -> None:
+def test_head_manifest_headers_strict(client: httpx.Client, pulled: PullContent, ref: str) -> None:
     manifest = pulled.manifests[0]
     reference = TAG if ref == "tag" else manifest.digest
     resp = client.head(f"/v2/{pulled.repo}/manifests/{reference}", headers=ACCEPT)
@@ -189,8 +193,9 @@ def test_get_missing_tag_error_body_strict(client: httpx.Client, pulled: PullCon
     assert_error(resp, 404, "MANIFEST_UNKNOWN")
 
 
-def test_get_missing_manifest_digest_error_body_strict(client: httpx.Client,
-                                                       pulled: PullContent) -> None:
+def test_get_missing_manifest_digest_error_body_strict(
+    client: httpx.Client, pulled: PullContent
+) -> None:
     resp = client.get(f"/v2/{pulled.repo}/manifests/{MISSING_DIGEST}", headers=ACCEPT)
     assert_error(resp, 404, "MANIFEST_UNKNOWN")
 
@@ -201,8 +206,9 @@ def test_get_manifest_in_unknown_repository_strict(client: httpx.Client) -> None
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_get_manifest_by_digest_is_200(client: httpx.Client, pulled: PullContent,
-                                       index: int) -> None:
+def test_get_manifest_by_digest_is_200(
+    client: httpx.Client, pulled: PullContent, index: int
+) -> None:
     manifest = pulled.manifests[index]
     resp = client.get(f"/v2/{pulled.repo}/manifests/{manifest.digest}", headers=ACCEPT)
     assert resp.status_code == 200, describe(resp)
@@ -214,8 +220,9 @@ def test_get_manifest_by_tag_is_200(client: httpx.Client, pulled: PullContent) -
 
 
 @pytest.mark.parametrize("ref", ["tag", "digest0", "digest1"])
-def test_get_manifest_returns_exact_bytes_strict(client: httpx.Client, pulled: PullContent,
-                                                 ref: str) -> None:
+def test_get_manifest_returns_exact_bytes_strict(
+    client: httpx.Client, pulled: PullContent, ref: str
+) -> None:
     manifest = pulled.manifests[1] if ref == "digest1" else pulled.manifests[0]
     reference = TAG if ref == "tag" else manifest.digest
     resp = client.get(f"/v2/{pulled.repo}/manifests/{reference}", headers=ACCEPT)
@@ -228,19 +235,23 @@ def test_get_manifest_returns_exact_bytes_strict(client: httpx.Client, pulled: P
 # --- Error codes --------------------------------------------------------------------------
 
 
-def test_malformed_digest_reference_is_400_or_404(client: httpx.Client,
-                                                  pulled: PullContent) -> None:
+def test_malformed_digest_reference_is_400_or_404(
+    client: httpx.Client, pulled: PullContent
+) -> None:
     resp = client.request(
-        "GET", f"/v2/{pulled.repo}/manifests/sha256:totallywrong",
-        headers={"Content-Type": OCI_MANIFEST}, content=b"blablabla",
+        "GET",
+        f"/v2/{pulled.repo}/manifests/sha256:totallywrong",
+        headers={"Content-Type": OCI_MANIFEST},
+        content=b"blablabla",
     )
     assert resp.status_code in (400, 404), describe(resp)
     if resp.status_code == 400:
         assert error_codes(resp)[0] in SPEC_ERROR_CODES
 
 
-def test_malformed_digest_reference_error_body_strict(client: httpx.Client,
-                                                      pulled: PullContent) -> None:
+def test_malformed_digest_reference_error_body_strict(
+    client: httpx.Client, pulled: PullContent
+) -> None:
     resp = client.get(f"/v2/{pulled.repo}/manifests/sha256:totallywrong", headers=ACCEPT)
     assert resp.status_code in (400, 404), describe(resp)
     codes = error_codes(resp)

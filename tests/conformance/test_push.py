@@ -85,10 +85,12 @@ class Streamed:
 def streamed(mclient: httpx.Client, repo: str, blob_a: Blob) -> Streamed:
     post = mclient.post(f"/v2/{repo}/blobs/uploads/")
     # A PATCH without Content-Range: the whole blob streamed in one request.
-    patch = mclient.patch(location(post) or f"/v2/{repo}/blobs/uploads/x", content=blob_a.content,
-                          headers=OCTET)
-    put = mclient.put(with_query(location(patch) or location(post), digest=blob_a.digest),
-                      headers=OCTET)
+    patch = mclient.patch(
+        location(post) or f"/v2/{repo}/blobs/uploads/x", content=blob_a.content, headers=OCTET
+    )
+    put = mclient.put(
+        with_query(location(patch) or location(post), digest=blob_a.digest), headers=OCTET
+    )
     return Streamed(post, patch, put)
 
 
@@ -110,8 +112,9 @@ def test_streamed_put_with_digest_is_201(streamed: Streamed) -> None:
     assert streamed.put.headers.get("Location"), describe(streamed.put)
 
 
-def test_streamed_blob_is_pullable_strict(client: httpx.Client, streamed: Streamed, repo: str,
-                                          blob_a: Blob) -> None:
+def test_streamed_blob_is_pullable_strict(
+    client: httpx.Client, streamed: Streamed, repo: str, blob_a: Blob
+) -> None:
     assert location(streamed.put) == f"/v2/{repo}/blobs/{blob_a.digest}", describe(streamed.put)
     assert streamed.put.headers.get("Docker-Content-Digest") == blob_a.digest
     resp = client.get(location(streamed.put))
@@ -139,19 +142,28 @@ class Monolithic:
 
 
 @pytest.fixture(scope="module")
-def monolithic(mclient: httpx.Client, repo: str, config: Blob, layer: Blob,
-               streamed: Streamed) -> Monolithic:
-    single_post = mclient.post(f"/v2/{repo}/blobs/uploads/", params={"digest": config.digest},
-                               content=config.content, headers=OCTET)
+def monolithic(
+    mclient: httpx.Client, repo: str, config: Blob, layer: Blob, streamed: Streamed
+) -> Monolithic:
+    single_post = mclient.post(
+        f"/v2/{repo}/blobs/uploads/",
+        params={"digest": config.digest},
+        content=config.content,
+        headers=OCTET,
+    )
     get_after_single_post = mclient.get(f"/v2/{repo}/blobs/{config.digest}")
     session_post = mclient.post(f"/v2/{repo}/blobs/uploads/")
-    put = mclient.put(with_query(location(session_post), digest=config.digest),
-                      content=config.content, headers=OCTET)
+    put = mclient.put(
+        with_query(location(session_post), digest=config.digest),
+        content=config.content,
+        headers=OCTET,
+    )
     get_after_put = mclient.get(f"/v2/{repo}/blobs/{config.digest}")
     layer_put = push_blob(mclient, repo, layer)
     layer_get = mclient.get(f"/v2/{repo}/blobs/{layer.digest}")
-    return Monolithic(single_post, get_after_single_post, session_post, put, get_after_put,
-                      layer_put, layer_get)
+    return Monolithic(
+        single_post, get_after_single_post, session_post, put, get_after_put, layer_put, layer_get
+    )
 
 
 def test_single_post_with_digest_is_201_or_202(monolithic: Monolithic) -> None:
@@ -160,8 +172,9 @@ def test_single_post_with_digest_is_201_or_202(monolithic: Monolithic) -> None:
     assert resp.status_code in (201, 202), describe(resp)
 
 
-def test_single_post_with_digest_is_201_strict(monolithic: Monolithic, repo: str,
-                                               config: Blob) -> None:
+def test_single_post_with_digest_is_201_strict(
+    monolithic: Monolithic, repo: str, config: Blob
+) -> None:
     resp = monolithic.single_post
     assert resp.status_code == 201, describe(resp)
     assert location(resp) == f"/v2/{repo}/blobs/{config.digest}", describe(resp)
@@ -171,7 +184,8 @@ def test_single_post_with_digest_is_201_strict(monolithic: Monolithic, repo: str
 def test_get_after_single_post_matches_its_status(monolithic: Monolithic) -> None:
     expected = 404 if monolithic.single_post.status_code == 202 else 200
     assert monolithic.get_after_single_post.status_code == expected, describe(
-        monolithic.get_after_single_post)
+        monolithic.get_after_single_post
+    )
 
 
 def test_post_yields_session(monolithic: Monolithic, repo: str) -> None:
@@ -204,25 +218,34 @@ def test_put_with_wrong_digest_is_digest_invalid_strict(client: httpx.Client, re
     blob = random_blob(64)
     post = start_upload(client, repo)
     assert post.status_code == 202, describe(post)
-    resp = client.put(with_query(location(post), digest=sha256(b"something else")),
-                      content=blob.content, headers=OCTET)
+    resp = client.put(
+        with_query(location(post), digest=sha256(b"something else")),
+        content=blob.content,
+        headers=OCTET,
+    )
     assert_error(resp, 400, "DIGEST_INVALID")
     assert client.head(f"/v2/{repo}/blobs/{blob.digest}").status_code == 404
 
 
-def test_single_post_with_wrong_digest_is_digest_invalid_strict(client: httpx.Client,
-                                                                repo: str) -> None:
+def test_single_post_with_wrong_digest_is_digest_invalid_strict(
+    client: httpx.Client, repo: str
+) -> None:
     blob = random_blob(64)
-    resp = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(b"nope")},
-                       content=blob.content, headers=OCTET)
+    resp = client.post(
+        f"/v2/{repo}/blobs/uploads/",
+        params={"digest": sha256(b"nope")},
+        content=blob.content,
+        headers=OCTET,
+    )
     assert_error(resp, 400, "DIGEST_INVALID")
 
 
 def test_put_with_malformed_digest_is_400_strict(client: httpx.Client, repo: str) -> None:
     post = start_upload(client, repo)
     assert post.status_code == 202, describe(post)
-    resp = client.put(with_query(location(post), digest="sha256:not-hex"),
-                      content=b"data", headers=OCTET)
+    resp = client.put(
+        with_query(location(post), digest="sha256:not-hex"), content=b"data", headers=OCTET
+    )
     assert_error(resp, 400, "DIGEST_INVALID")
 
 
@@ -238,8 +261,7 @@ def test_finished_upload_session_is_gone_strict(client: httpx.Client, repo: str)
     blob = random_blob(32)
     post = start_upload(client, repo)
     session = location(post)
-    put = client.put(with_query(session, digest=blob.digest), content=blob.content,
-                     headers=OCTET)
+    put = client.put(with_query(session, digest=blob.digest), content=blob.content, headers=OCTET)
     assert put.status_code == 201, describe(put)
     assert_error(client.get(session), 404, "BLOB_UPLOAD_UNKNOWN")
 
@@ -283,23 +305,28 @@ def chunked(mclient: httpx.Client, repo: str, monolithic: Monolithic) -> Chunked
         run.blob = random_blob(int(min_length) * 2 - 2)
         run.chunk1, run.chunk2 = _split(run.blob)
     steps["out_of_order_patch"] = mclient.patch(
-        location(first), content=run.chunk2,
-        headers={**OCTET, "Content-Range": run.range2})
+        location(first), content=run.chunk2, headers={**OCTET, "Content-Range": run.range2}
+    )
 
     post = start_upload(mclient, repo)
     steps["post"] = post
-    steps["patch1"] = mclient.patch(location(post), content=run.chunk1,
-                                    headers={**OCTET, "Content-Range": run.range1})
+    steps["patch1"] = mclient.patch(
+        location(post), content=run.chunk1, headers={**OCTET, "Content-Range": run.range1}
+    )
     # The suite retries the first chunk on the Location of the POST, not of the PATCH.
-    steps["retry_patch1"] = mclient.patch(location(post), content=run.chunk1,
-                                          headers={**OCTET, "Content-Range": run.range1})
+    steps["retry_patch1"] = mclient.patch(
+        location(post), content=run.chunk1, headers={**OCTET, "Content-Range": run.range1}
+    )
     steps["status"] = mclient.get(location(post))
-    steps["patch2"] = mclient.patch(location(steps["status"]) or location(post),
-                                    content=run.chunk2,
-                                    headers={**OCTET, "Content-Range": run.range2})
+    steps["patch2"] = mclient.patch(
+        location(steps["status"]) or location(post),
+        content=run.chunk2,
+        headers={**OCTET, "Content-Range": run.range2},
+    )
     steps["put"] = mclient.put(
         with_query(location(steps["patch2"]) or location(post), digest=run.blob.digest),
-        headers={**OCTET, "Content-Length": "0"})
+        headers={**OCTET, "Content-Length": "0"},
+    )
     steps["get"] = mclient.get(f"/v2/{repo}/blobs/{run.blob.digest}")
     return run
 
@@ -369,11 +396,13 @@ def test_final_chunk_in_closing_put_strict(client: httpx.Client, repo: str) -> N
     blob = random_blob(100)
     c1, c2 = blob.content[:60], blob.content[60:]
     post = start_upload(client, repo)
-    patch = client.patch(location(post), content=c1,
-                         headers={**OCTET, "Content-Range": "0-59"})
+    patch = client.patch(location(post), content=c1, headers={**OCTET, "Content-Range": "0-59"})
     assert patch.status_code == 202, describe(patch)
-    put = client.put(with_query(location(patch), digest=blob.digest), content=c2,
-                     headers={**OCTET, "Content-Range": f"60-{blob.size - 1}"})
+    put = client.put(
+        with_query(location(patch), digest=blob.digest),
+        content=c2,
+        headers={**OCTET, "Content-Range": f"60-{blob.size - 1}"},
+    )
     assert put.status_code == 201, describe(put)
     resp = client.get(f"/v2/{repo}/blobs/{blob.digest}")
     assert resp.status_code == 200, describe(resp)
@@ -382,11 +411,13 @@ def test_final_chunk_in_closing_put_strict(client: httpx.Client, repo: str) -> N
 
 def test_chunk_with_gap_is_416_and_keeps_offset_strict(client: httpx.Client, repo: str) -> None:
     post = start_upload(client, repo)
-    first = client.patch(location(post), content=b"0123456789",
-                         headers={**OCTET, "Content-Range": "0-9"})
+    first = client.patch(
+        location(post), content=b"0123456789", headers={**OCTET, "Content-Range": "0-9"}
+    )
     assert first.status_code == 202, describe(first)
-    gap = client.patch(location(first), content=b"abcdef",
-                       headers={**OCTET, "Content-Range": "11-16"})
+    gap = client.patch(
+        location(first), content=b"abcdef", headers={**OCTET, "Content-Range": "11-16"}
+    )
     assert gap.status_code == 416, describe(gap)
     status = client.get(location(first))
     assert status.status_code == 204, describe(status)
@@ -405,8 +436,9 @@ class Mounts:
 
 
 @pytest.fixture(scope="module")
-def mounts(mclient: httpx.Client, repo: str, mount_repo: str, streamed: Streamed,
-           blob_a: Blob) -> Mounts:
+def mounts(
+    mclient: httpx.Client, repo: str, mount_repo: str, streamed: Streamed, blob_a: Blob
+) -> Mounts:
     without_from_missing = start_upload(mclient, mount_repo, mount=MISSING_DIGEST)
     with_from = start_upload(mclient, mount_repo, mount=blob_a.digest, **{"from": repo})
     get_mounted = mclient.get(location(with_from) or f"/v2/{mount_repo}/blobs/{blob_a.digest}")
@@ -414,15 +446,15 @@ def mounts(mclient: httpx.Client, repo: str, mount_repo: str, streamed: Streamed
     return Mounts(without_from_missing, with_from, get_mounted, without_from_present)
 
 
-def test_mount_without_from_of_missing_blob_yields_session(mounts: Mounts,
-                                                           mount_repo: str) -> None:
+def test_mount_without_from_of_missing_blob_yields_session(mounts: Mounts, mount_repo: str) -> None:
     resp = mounts.without_from_missing
     assert resp.status_code == 202, describe(resp)
     assert resp.headers.get("Location"), describe(resp)
 
 
 def test_mount_without_from_of_missing_blob_session_is_in_target_strict(
-        mounts: Mounts, mount_repo: str) -> None:
+    mounts: Mounts, mount_repo: str
+) -> None:
     resp = mounts.without_from_missing
     assert location(resp).startswith(f"/v2/{mount_repo}/blobs/uploads/"), describe(resp)
 
@@ -435,8 +467,7 @@ def test_mount_from_other_repository_is_201_strict(mounts: Mounts) -> None:
     assert mounts.with_from.status_code == 201, describe(mounts.with_from)
 
 
-def test_mounted_blob_location_and_content(mounts: Mounts, mount_repo: str,
-                                           blob_a: Blob) -> None:
+def test_mounted_blob_location_and_content(mounts: Mounts, mount_repo: str, blob_a: Blob) -> None:
     if mounts.with_from.status_code == 201:
         assert location(mounts.with_from) == f"/v2/{mount_repo}/blobs/{blob_a.digest}"
         assert mounts.get_mounted.status_code == 200, describe(mounts.get_mounted)
@@ -446,8 +477,7 @@ def test_mounted_blob_location_and_content(mounts: Mounts, mount_repo: str,
         assert location(mounts.with_from).startswith(f"/v2/{mount_repo}/blobs/uploads/")
 
 
-def test_automatic_mount_without_from_is_201(mounts: Mounts, mount_repo: str,
-                                             blob_a: Blob) -> None:
+def test_automatic_mount_without_from_is_201(mounts: Mounts, mount_repo: str, blob_a: Blob) -> None:
     """The suite's OCI_AUTOMATIC_CROSSMOUNT=true check: Dockyard always mounts automatically."""
     assert mounts.with_from.status_code == 201, "precondition: mount with from= worked"
     resp = mounts.without_from_present
@@ -455,9 +485,9 @@ def test_automatic_mount_without_from_is_201(mounts: Mounts, mount_repo: str,
     assert location(resp) == f"/v2/{mount_repo}/blobs/{blob_a.digest}", describe(resp)
 
 
-def test_automatic_mount_from_a_repository_not_named_strict(client: httpx.Client, repo: str,
-                                                            config: Blob,
-                                                            monolithic: Monolithic) -> None:
+def test_automatic_mount_from_a_repository_not_named_strict(
+    client: httpx.Client, repo: str, config: Blob, monolithic: Monolithic
+) -> None:
     """A blob that exists only in another repository is mounted without ``from=``."""
     target = repo_name("push-automount")
     assert client.get(f"/v2/{target}/blobs/{config.digest}").status_code == 404
@@ -470,15 +500,17 @@ def test_automatic_mount_from_a_repository_not_named_strict(client: httpx.Client
     assert got.content == config.content
 
 
-def test_mount_with_from_of_missing_blob_is_usable_session_strict(client: httpx.Client,
-                                                                  repo: str) -> None:
+def test_mount_with_from_of_missing_blob_is_usable_session_strict(
+    client: httpx.Client, repo: str
+) -> None:
     target = repo_name("push-mountmiss")
     blob = random_blob(50)
     resp = start_upload(client, target, mount=blob.digest, **{"from": repo})
     assert resp.status_code == 202, describe(resp)
     assert location(resp).startswith(f"/v2/{target}/blobs/uploads/"), describe(resp)
-    put = client.put(with_query(location(resp), digest=blob.digest), content=blob.content,
-                     headers=OCTET)
+    put = client.put(
+        with_query(location(resp), digest=blob.digest), content=blob.content, headers=OCTET
+    )
     assert put.status_code == 201, describe(put)
 
 
@@ -500,15 +532,23 @@ class ManifestPush:
 
 
 @pytest.fixture(scope="module")
-def manifest_push(mclient: httpx.Client, repo: str, config: Blob, layer: Blob,
-                  monolithic: Monolithic, mounts: Mounts, chunked: Chunked) -> ManifestPush:
+def manifest_push(
+    mclient: httpx.Client,
+    repo: str,
+    config: Blob,
+    layer: Blob,
+    monolithic: Monolithic,
+    mounts: Mounts,
+    chunked: Chunked,
+) -> ManifestPush:
     manifest = image_manifest(config, [layer], inline_config=True)
     # No "mediaType" field and no layers: registries must still accept it.
     empty_layer = image_manifest(config, [], with_media_type=False, inline_config=True)
     tag_puts = [push_manifest(mclient, repo, f"test{i}", manifest) for i in range(4)]
     empty_layer_put = push_manifest(mclient, repo, EMPTY_LAYER_TAG, empty_layer)
-    get_by_digest = mclient.get(f"/v2/{repo}/manifests/{manifest.digest}",
-                                headers={"Accept": OCI_MANIFEST})
+    get_by_digest = mclient.get(
+        f"/v2/{repo}/manifests/{manifest.digest}", headers={"Accept": OCI_MANIFEST}
+    )
     return ManifestPush(manifest, empty_layer, tag_puts, empty_layer_put, get_by_digest)
 
 
@@ -545,26 +585,27 @@ def test_get_manifest_by_digest_exact_strict(manifest_push: ManifestPush) -> Non
     assert resp.headers.get("Content-Type", "").split(";")[0].strip() == OCI_MANIFEST
 
 
-def test_put_manifest_by_digest_reference_strict(client: httpx.Client, repo: str, config: Blob,
-                                                 manifest_push: ManifestPush) -> None:
+def test_put_manifest_by_digest_reference_strict(
+    client: httpx.Client, repo: str, config: Blob, manifest_push: ManifestPush
+) -> None:
     manifest = image_manifest(config, [], annotations={"k": random_suffix()})
     resp = push_manifest(client, repo, manifest.digest, manifest)
     assert resp.status_code == 201, describe(resp)
     assert resp.headers.get("Docker-Content-Digest") == manifest.digest
 
 
-def test_put_manifest_with_mismatched_digest_reference_strict(client: httpx.Client, repo: str,
-                                                              config: Blob,
-                                                              monolithic: Monolithic) -> None:
+def test_put_manifest_with_mismatched_digest_reference_strict(
+    client: httpx.Client, repo: str, config: Blob, monolithic: Monolithic
+) -> None:
     manifest = image_manifest(config, [], annotations={"k": random_suffix()})
     resp = push_manifest(client, repo, sha256(b"another manifest"), manifest)
     assert_error(resp, 400, ("DIGEST_INVALID", "MANIFEST_INVALID"))
 
 
-def test_put_invalid_manifest_is_manifest_invalid_strict(client: httpx.Client,
-                                                         repo: str) -> None:
-    resp = client.put(f"/v2/{repo}/manifests/broken", content=b"blablabla",
-                      headers={"Content-Type": OCI_MANIFEST})
+def test_put_invalid_manifest_is_manifest_invalid_strict(client: httpx.Client, repo: str) -> None:
+    resp = client.put(
+        f"/v2/{repo}/manifests/broken", content=b"blablabla", headers={"Content-Type": OCI_MANIFEST}
+    )
     assert_error(resp, 400, "MANIFEST_INVALID")
 
 
@@ -576,9 +617,9 @@ def test_put_manifest_with_unknown_blob(client: httpx.Client, repo: str) -> None
         assert_error(resp, 400, "MANIFEST_BLOB_UNKNOWN")
 
 
-def test_put_manifest_with_too_long_tag_is_refused_strict(client: httpx.Client, repo: str,
-                                                          config: Blob,
-                                                          monolithic: Monolithic) -> None:
+def test_put_manifest_with_too_long_tag_is_refused_strict(
+    client: httpx.Client, repo: str, config: Blob, monolithic: Monolithic
+) -> None:
     manifest = image_manifest(config, [])
     resp = push_manifest(client, repo, "t" * 129, manifest)
     assert_error(resp, (400, 404), ("TAG_INVALID", "MANIFEST_INVALID", "NAME_INVALID"))
@@ -592,8 +633,9 @@ def test_push_to_invalid_repository_name_strict(client: httpx.Client) -> None:
 # --- Teardown -----------------------------------------------------------------------------
 
 
-def test_teardown_delete_manifests(client: httpx.Client, repo: str,
-                                   manifest_push: ManifestPush) -> None:
+def test_teardown_delete_manifests(
+    client: httpx.Client, repo: str, manifest_push: ManifestPush
+) -> None:
     digests = [manifest_push.manifest.digest]
     if manifest_push.empty_layer_put.status_code == 201:
         digests.append(manifest_push.empty_layer.digest)
@@ -603,8 +645,9 @@ def test_teardown_delete_manifests(client: httpx.Client, repo: str,
         assert resp.status_code == 202, f"Dockyard deletes manifests: {describe(resp)}"
 
 
-def test_teardown_delete_blobs(client: httpx.Client, repo: str, config: Blob,
-                               layer: Blob, manifest_push: ManifestPush) -> None:
+def test_teardown_delete_blobs(
+    client: httpx.Client, repo: str, config: Blob, layer: Blob, manifest_push: ManifestPush
+) -> None:
     for blob in (config, layer):
         resp = client.delete(f"/v2/{repo}/blobs/{blob.digest}")
         assert resp.status_code in OK_2XX or resp.status_code in (404, 405), describe(resp)

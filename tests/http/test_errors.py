@@ -73,32 +73,48 @@ def raw_request(server: RunningRegistry, data: bytes) -> bytes:
 def test_malformed_headers(registry: RunningRegistry, client: httpx.Client) -> None:
     repo = unique_repo()
     push_image(client, repo, "t")
-    for headers in ({"Range": "bytes=abc"}, {"Range": "garbage"}, {"Accept": "\x7f;;,,"},
-                    {"If-None-Match": "*" * 5000}):
+    for headers in (
+        {"Range": "bytes=abc"},
+        {"Range": "garbage"},
+        {"Accept": "\x7f;;,,"},
+        {"If-None-Match": "*" * 5000},
+    ):
         resp = client.get(f"/v2/{repo}/manifests/t", headers=headers)
         assert resp.status_code < 500
     location = client.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
     resp = client.patch(location, content=b"x", headers={"Content-Range": "zzz"})
     assert resp.status_code == 416 and error_code(resp) == "BLOB_UPLOAD_INVALID"
-    reply = raw_request(registry, f"PUT {location}?digest={sha256(b'')} HTTP/1.1\r\n"
-                        "Host: x\r\nContent-Length: nonsense\r\n\r\n".encode())
+    reply = raw_request(
+        registry,
+        f"PUT {location}?digest={sha256(b'')} HTTP/1.1\r\n"
+        "Host: x\r\nContent-Length: nonsense\r\n\r\n".encode(),
+    )
     assert not reply.startswith(b"HTTP/1.1 5")
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     method=st.sampled_from(["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"]),
-    tail=st.sampled_from(["manifests/", "blobs/", "blobs/uploads/", "tags/list", "referrers/",
-                          ""]),
-    segment=st.text(alphabet=st.characters(codec="ascii", exclude_characters="/?#%"),
-                    max_size=70),
+    tail=st.sampled_from(["manifests/", "blobs/", "blobs/uploads/", "tags/list", "referrers/", ""]),
+    segment=st.text(alphabet=st.characters(codec="ascii", exclude_characters="/?#%"), max_size=70),
     body=st.binary(max_size=200),
-    query=st.sampled_from(["", "?digest=sha256:00", "?n=x", "?last=%ff", "?mount=x&from=Y",
-                           "?tag=..", "?n=99999999999"]),
+    query=st.sampled_from(
+        [
+            "",
+            "?digest=sha256:00",
+            "?n=x",
+            "?last=%ff",
+            "?mount=x&from=Y",
+            "?tag=..",
+            "?n=99999999999",
+        ]
+    ),
 )
-def test_fuzzed_requests_never_500(client: httpx.Client, method: str, tail: str, segment: str,
-                                   body: bytes, query: str) -> None:
+def test_fuzzed_requests_never_500(
+    client: httpx.Client, method: str, tail: str, segment: str, body: bytes, query: str
+) -> None:
     url = f"/v2/fuzz/{tail}{segment}{query}"
     try:
         resp = client.request(method, url, content=body if method not in ("GET", "HEAD") else None)
@@ -118,9 +134,11 @@ def test_an_answer_before_the_body_is_read_closes_the_connection(
     repo = unique_repo()
     too_large = 5 * 1024 * 1024
     with socket.create_connection(("127.0.0.1", registry.port), timeout=10) as sock:
-        sock.sendall(f"PUT /v2/{repo}/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                     f"application/vnd.oci.image.manifest.v1+json\r\nContent-Length: "
-                     f"{too_large}\r\n\r\n".encode())
+        sock.sendall(
+            f"PUT /v2/{repo}/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            f"application/vnd.oci.image.manifest.v1+json\r\nContent-Length: "
+            f"{too_large}\r\n\r\n".encode()
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = sock.recv(65536)

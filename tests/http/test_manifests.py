@@ -50,8 +50,11 @@ def test_exact_bytes_by_tag_and_digest(client: httpx.Client) -> None:
 def test_put_by_digest_must_match(client: httpx.Client) -> None:
     repo = unique_repo()
     body = image_manifest(client, repo)
-    resp = client.put(f"/v2/{repo}/manifests/{sha256(b'other')}", content=body,
-                      headers={"Content-Type": OCI_MANIFEST})
+    resp = client.put(
+        f"/v2/{repo}/manifests/{sha256(b'other')}",
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     assert resp.status_code == 400 and error_code(resp) == "DIGEST_INVALID"
     assert push_manifest(client, repo, sha256(body), body) == sha256(body)
 
@@ -62,18 +65,31 @@ def test_docker_schema2_image_and_list(client: httpx.Client) -> None:
     layer = os.urandom(100)
     push_blob(client, repo, config)
     push_blob(client, repo, layer)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-        "config": descriptor(DOCKER_CONFIG, config),
-        "layers": [descriptor(DOCKER_LAYER, layer)],
-    }).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": descriptor(DOCKER_CONFIG, config),
+            "layers": [descriptor(DOCKER_LAYER, layer)],
+        }
+    ).encode()
     child = push_manifest(client, repo, sha256(manifest), manifest, DOCKER_MANIFEST)
-    listing = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [
-        {**descriptor(DOCKER_MANIFEST, manifest),
-         "platform": {"os": "linux", "architecture": "arm64"}}]}).encode()
+    listing = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_LIST,
+            "manifests": [
+                {
+                    **descriptor(DOCKER_MANIFEST, manifest),
+                    "platform": {"os": "linux", "architecture": "arm64"},
+                }
+            ],
+        }
+    ).encode()
     push_manifest(client, repo, "multi", listing, DOCKER_LIST)
-    got = client.get(f"/v2/{repo}/manifests/multi",
-                     headers={"Accept": f"{DOCKER_LIST}, {DOCKER_MANIFEST}"})
+    got = client.get(
+        f"/v2/{repo}/manifests/multi", headers={"Accept": f"{DOCKER_LIST}, {DOCKER_MANIFEST}"}
+    )
     assert got.content == listing and got.headers["Content-Type"] == DOCKER_LIST
     assert client.get(f"/v2/{repo}/manifests/{child}").content == manifest
 
@@ -96,17 +112,31 @@ def test_index_requires_its_children(client: httpx.Client) -> None:
     repo = unique_repo()
     child_digest, child = push_image(client, repo, "amd64")
     ghost = b'{"schemaVersion":2}'
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {**descriptor(OCI_MANIFEST, child), "platform": {"os": "linux", "architecture": "amd64"}},
-        {**descriptor(OCI_MANIFEST, ghost), "platform": {"os": "linux", "architecture": "arm64"}},
-    ]}
-    resp = client.put(f"/v2/{repo}/manifests/multi", content=json.dumps(index).encode(),
-                      headers={"Content-Type": OCI_INDEX})
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                **descriptor(OCI_MANIFEST, child),
+                "platform": {"os": "linux", "architecture": "amd64"},
+            },
+            {
+                **descriptor(OCI_MANIFEST, ghost),
+                "platform": {"os": "linux", "architecture": "arm64"},
+            },
+        ],
+    }
+    resp = client.put(
+        f"/v2/{repo}/manifests/multi",
+        content=json.dumps(index).encode(),
+        headers={"Content-Type": OCI_INDEX},
+    )
     assert resp.status_code == 400 and error_code(resp) == "MANIFEST_UNKNOWN"
     index["manifests"].pop()
     push_manifest(client, repo, "multi", json.dumps(index).encode(), OCI_INDEX)
-    assert client.get(f"/v2/{repo}/manifests/multi").json()["manifests"][0]["digest"] == \
-        child_digest
+    assert (
+        client.get(f"/v2/{repo}/manifests/multi").json()["manifests"][0]["digest"] == child_digest
+    )
 
 
 def test_manifest_refusals(client: httpx.Client) -> None:
@@ -115,9 +145,14 @@ def test_manifest_refusals(client: httpx.Client) -> None:
     headers = {"Content-Type": OCI_MANIFEST}
     not_json = client.put(url, content=b"{not json", headers=headers)
     assert not_json.status_code == 400 and error_code(not_json) == "MANIFEST_INVALID"
-    missing_layer = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                                "config": descriptor(OCI_MANIFEST, b"nope"),
-                                "layers": []}).encode()
+    missing_layer = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_MANIFEST, b"nope"),
+            "layers": [],
+        }
+    ).encode()
     resp = client.put(url, content=missing_layer, headers=headers)
     assert resp.status_code == 400 and error_code(resp) == "MANIFEST_BLOB_UNKNOWN"
     big = client.put(url, content=b" " * (4 * 1024 * 1024 + 1), headers=headers)
@@ -159,8 +194,11 @@ def test_tag_moves_atomically_and_deletes(client: httpx.Client) -> None:
 def test_put_with_extra_tags(client: httpx.Client) -> None:
     repo = unique_repo()
     body = image_manifest(client, repo)
-    resp = client.put(f"/v2/{repo}/manifests/{sha256(body)}?tag=a&tag=b", content=body,
-                      headers={"Content-Type": OCI_MANIFEST})
+    resp = client.put(
+        f"/v2/{repo}/manifests/{sha256(body)}?tag=a&tag=b",
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     assert resp.status_code == 201
     assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["a", "b"]
 
@@ -208,15 +246,22 @@ def test_referrers(client: httpx.Client) -> None:
 
     def referrer(artifact_type: str, note: str) -> str:
         sig = push_blob(client, repo, note.encode())
-        body = json.dumps({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
-            "config": descriptor("application/vnd.oci.empty.v1+json", b"{}"),
-            "layers": [{"mediaType": LAYER, "digest": sig, "size": len(note)}],
-            "subject": descriptor(OCI_MANIFEST, subject),
-            "annotations": {"note": note},
-        }).encode()
-        resp = client.put(f"/v2/{repo}/manifests/{sha256(body)}", content=body,
-                          headers={"Content-Type": OCI_MANIFEST})
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": artifact_type,
+                "config": descriptor("application/vnd.oci.empty.v1+json", b"{}"),
+                "layers": [{"mediaType": LAYER, "digest": sig, "size": len(note)}],
+                "subject": descriptor(OCI_MANIFEST, subject),
+                "annotations": {"note": note},
+            }
+        ).encode()
+        resp = client.put(
+            f"/v2/{repo}/manifests/{sha256(body)}",
+            content=body,
+            headers={"Content-Type": OCI_MANIFEST},
+        )
         assert resp.status_code == 201
         assert resp.headers["OCI-Subject"] == subject_digest
         return resp.headers["Docker-Content-Digest"]
@@ -231,8 +276,10 @@ def test_referrers(client: httpx.Client) -> None:
     by_digest = {m["digest"]: m for m in index["manifests"]}
     assert by_digest[sig]["artifactType"] == "application/vnd.example.sig"
     assert by_digest[sig]["annotations"] == {"note": "sig"}
-    filtered = client.get(f"/v2/{repo}/referrers/{subject_digest}",
-                          params={"artifactType": "application/vnd.example.sbom"})
+    filtered = client.get(
+        f"/v2/{repo}/referrers/{subject_digest}",
+        params={"artifactType": "application/vnd.example.sbom"},
+    )
     assert filtered.headers["OCI-Filters-Applied"] == "artifactType"
     assert [m["digest"] for m in filtered.json()["manifests"]] == [sbom]
     none = client.get(f"/v2/{repo}/referrers/{sha256(b'nothing')}")
@@ -245,9 +292,17 @@ def test_referrers_fallback_tag_is_indexed(client: httpx.Client) -> None:
     repo = unique_repo()
     subject_digest, _ = push_image(client, repo, "old-client")
     referrer_digest, referrer = push_image(client, repo, "sig")
-    fallback = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {**descriptor(OCI_MANIFEST, referrer), "artifactType": "application/vnd.old.sig"}]})
+    fallback = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {**descriptor(OCI_MANIFEST, referrer), "artifactType": "application/vnd.old.sig"}
+            ],
+        }
+    )
     push_manifest(client, repo, subject_digest.replace(":", "-"), fallback.encode(), OCI_INDEX)
     listed = client.get(f"/v2/{repo}/referrers/{subject_digest}").json()["manifests"]
     assert [(m["digest"], m["artifactType"]) for m in listed] == [
-        (referrer_digest, "application/vnd.old.sig")]
+        (referrer_digest, "application/vnd.old.sig")
+    ]

@@ -26,19 +26,30 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -47,9 +58,24 @@ def test_https_with_verifying_clients(tmp_path: Path) -> None:
     port = free_port()
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dockyard", "serve", "--listen", f"127.0.0.1:{port}",
-         "--data-dir", str(tmp_path / "data"), "--tls-cert", str(cert), "--tls-key", str(key)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "dockyard",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"https://127.0.0.1:{port}"
     trust = ssl.create_default_context(cafile=str(cert))
     try:
@@ -59,8 +85,9 @@ def test_https_with_verifying_clients(tmp_path: Path) -> None:
                 httpx.get(base + "/v2/", verify=trust, timeout=1)
                 break
             except httpx.HTTPError:
-                assert time.monotonic() < deadline and proc.poll() is None, \
-                    (tmp_path / "server.log").read_text()
+                assert time.monotonic() < deadline and proc.poll() is None, (
+                    tmp_path / "server.log"
+                ).read_text()
                 time.sleep(0.1)
         assert httpx.get(base + "/v2/", verify=trust).status_code == 200
         # A client that does not trust the certificate refuses the server.
@@ -75,10 +102,21 @@ def test_https_with_verifying_clients(tmp_path: Path) -> None:
         certs.mkdir()
         (certs / "ca.crt").write_bytes(cert.read_bytes())
         with containers_env(tmp_path / "ce") as ce:
-            ce.skopeo("copy", "--dest-cert-dir", str(certs), f"oci:{tmp_path / 'img'}:v1",
-                      f"docker://127.0.0.1:{port}/tls/app:v1")
-            raw = ce.skopeo("inspect", "--raw", "--cert-dir", str(certs),
-                            f"docker://127.0.0.1:{port}/tls/app:v1", text=False)
+            ce.skopeo(
+                "copy",
+                "--dest-cert-dir",
+                str(certs),
+                f"oci:{tmp_path / 'img'}:v1",
+                f"docker://127.0.0.1:{port}/tls/app:v1",
+            )
+            raw = ce.skopeo(
+                "inspect",
+                "--raw",
+                "--cert-dir",
+                str(certs),
+                f"docker://127.0.0.1:{port}/tls/app:v1",
+                text=False,
+            )
         assert raw.stdout == image.manifest_bytes
         # HTTP/2 is offered to clients that ask for it.
         with httpx.Client(http2=True, verify=trust) as client:

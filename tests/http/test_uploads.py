@@ -30,8 +30,12 @@ def test_monolithic_post_then_get_head_range(client: httpx.Client) -> None:
     head = client.head(f"/v2/{repo}/blobs/{digest}")
     assert head.status_code == 200 and head.headers["Content-Length"] == "10000"
     assert head.content == b""
-    for header, expected in (("bytes=0-99", data[:100]), ("bytes=9990-", data[9990:]),
-                             ("bytes=-5", data[-5:]), ("bytes=100-100", data[100:101])):
+    for header, expected in (
+        ("bytes=0-99", data[:100]),
+        ("bytes=9990-", data[9990:]),
+        ("bytes=-5", data[-5:]),
+        ("bytes=100-100", data[100:101]),
+    ):
         part = client.get(f"/v2/{repo}/blobs/{digest}", headers={"Range": header})
         assert part.status_code == 206, header
         assert part.content == expected
@@ -58,7 +62,7 @@ def test_streamed_patch_without_content_range(client: httpx.Client) -> None:
 
     def body():
         for i in range(0, len(data), 65536):
-            yield data[i:i + 65536]
+            yield data[i : i + 65536]
 
     location = start(client, repo)
     resp = client.patch(location, content=body())
@@ -74,10 +78,15 @@ def test_chunked_upload_in_order_status_and_last_chunk_in_put(client: httpx.Clie
     data = os.urandom(5000)
     location = start(client, repo)
     for offset in (0, 2000):
-        chunk = data[offset:offset + 2000]
-        resp = client.patch(location, content=chunk, headers={
-            "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
-            "Content-Type": "application/octet-stream"})
+        chunk = data[offset : offset + 2000]
+        resp = client.patch(
+            location,
+            content=chunk,
+            headers={
+                "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                "Content-Type": "application/octet-stream",
+            },
+        )
         assert resp.status_code == 202, resp.text
         location = resp.headers["Location"]
         assert resp.headers["Range"] == f"0-{offset + len(chunk) - 1}"
@@ -91,8 +100,12 @@ def test_chunked_upload_in_order_status_and_last_chunk_in_put(client: httpx.Clie
     overlap = client.patch(location, content=b"xx", headers={"Content-Range": "3000-3001"})
     assert overlap.status_code == 416
     assert client.get(location).headers["Range"] == "0-3999"
-    last = client.put(location, params={"digest": sha256(data)}, content=data[4000:],
-                      headers={"Content-Range": "4000-4999"})
+    last = client.put(
+        location,
+        params={"digest": sha256(data)},
+        content=data[4000:],
+        headers={"Content-Range": "4000-4999"},
+    )
     assert last.status_code == 201, last.text
     assert client.get(f"/v2/{repo}/blobs/{sha256(data)}").content == data
 
@@ -113,8 +126,9 @@ def test_sha512_and_zero_byte_blobs(client: httpx.Client) -> None:
 def test_wrong_digest_is_refused_and_never_served(client: httpx.Client) -> None:
     repo = unique_repo()
     claimed = sha256(b"what the client claims")
-    resp = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": claimed},
-                       content=b"something else")
+    resp = client.post(
+        f"/v2/{repo}/blobs/uploads/", params={"digest": claimed}, content=b"something else"
+    )
     assert resp.status_code == 400
     assert error_code(resp) == "DIGEST_INVALID"
     assert client.head(f"/v2/{repo}/blobs/{claimed}").status_code == 404
@@ -125,8 +139,9 @@ def test_wrong_digest_is_refused_and_never_served(client: httpx.Client) -> None:
     assert client.head(f"/v2/{repo}/blobs/{claimed}").status_code == 404
     missing = client.put(start(client, repo))
     assert missing.status_code == 400 and error_code(missing) == "DIGEST_INVALID"
-    malformed = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": "sha256:zz"},
-                            content=b"x")
+    malformed = client.post(
+        f"/v2/{repo}/blobs/uploads/", params={"digest": "sha256:zz"}, content=b"x"
+    )
     assert malformed.status_code == 400 and error_code(malformed) == "DIGEST_INVALID"
 
 
@@ -183,8 +198,9 @@ def test_blob_delete(client: httpx.Client) -> None:
 
 
 def test_abandoned_uploads_expire_with_their_data(start_registry) -> None:
-    server = start_registry(env={"DOCKYARD_UPLOAD_TTL_SECONDS": "1",
-                                 "DOCKYARD_UPLOAD_PURGE_INTERVAL_SECONDS": "1"})
+    server = start_registry(
+        env={"DOCKYARD_UPLOAD_TTL_SECONDS": "1", "DOCKYARD_UPLOAD_PURGE_INTERVAL_SECONDS": "1"}
+    )
     repo = unique_repo()
     with httpx.Client(base_url=server.url) as c:
         location = start(c, repo)
@@ -209,8 +225,11 @@ def test_chunks_on_fresh_connections_and_no_trailing_slash(registry) -> None:
         location = resp.headers["Location"]
     for offset in range(0, len(data), 700_000):
         with httpx.Client(base_url=registry.url) as c:
-            resp = c.patch(location, content=data[offset:offset + 700_000],
-                           headers={"Content-Range": f"{offset}-{offset + 699_999}"})
+            resp = c.patch(
+                location,
+                content=data[offset : offset + 700_000],
+                headers={"Content-Range": f"{offset}-{offset + 699_999}"},
+            )
             assert resp.status_code == 202
     with httpx.Client(base_url=registry.url) as c:
         assert c.put(location, params={"digest": sha256(data)}).status_code == 201

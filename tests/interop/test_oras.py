@@ -46,23 +46,32 @@ def make_files(folder: Path, seed: str, sizes: dict[str, int]) -> dict[str, byte
 
 
 def manifest_of(registry: RunningRegistry, repo: str, reference: str) -> httpx.Response:
-    response = httpx.get(f"{registry.url}/v2/{repo}/manifests/{reference}",
-                         headers={"Accept": f"{MT_OCI_MANIFEST}, {MT_OCI_INDEX}"})
+    response = httpx.get(
+        f"{registry.url}/v2/{repo}/manifests/{reference}",
+        headers={"Accept": f"{MT_OCI_MANIFEST}, {MT_OCI_INDEX}"},
+    )
     assert response.status_code == 200, response.text
     return response
 
 
 def test_push_pull_files(client, registry: RunningRegistry, tmp_path: Path) -> None:
-    files = make_files(tmp_path / "in", "oras-files",
-                       {"readme.txt": 300, "payload.bin": 70_000, "empty.dat": 0})
+    files = make_files(
+        tmp_path / "in", "oras-files", {"readme.txt": 300, "payload.bin": 70_000, "empty.dat": 0}
+    )
     repo = unique_repo("oras-files")
     target = f"{registry.host}/{repo}:v1"
 
     response = client.push(
-        target=target, disable_path_validation=True,
-        files=[str(tmp_path / "in" / "readme.txt") + ":text/plain",
-               str(tmp_path / "in" / "payload.bin"), str(tmp_path / "in" / "empty.dat")],
-        manifest_annotations={"org.dockyard.test": "oras"}, quiet=True)
+        target=target,
+        disable_path_validation=True,
+        files=[
+            str(tmp_path / "in" / "readme.txt") + ":text/plain",
+            str(tmp_path / "in" / "payload.bin"),
+            str(tmp_path / "in" / "empty.dat"),
+        ],
+        manifest_annotations={"org.dockyard.test": "oras"},
+        quiet=True,
+    )
     assert response.status_code == 201
     pushed_digest = response.headers["Docker-Content-Digest"]
 
@@ -88,9 +97,14 @@ def test_push_pull_chunked(client, registry: RunningRegistry, tmp_path: Path) ->
     files = make_files(tmp_path / "in", "oras-chunked", {"big.bin": 1_000_003})
     repo = unique_repo("oras-chunked")
     target = f"{registry.host}/{repo}:chunked"
-    client.push(target=target, disable_path_validation=True,
-                files=[str(tmp_path / "in" / "big.bin")], do_chunked=True,
-                chunk_size=256 * 1024 + 7, quiet=True)
+    client.push(
+        target=target,
+        disable_path_validation=True,
+        files=[str(tmp_path / "in" / "big.bin")],
+        do_chunked=True,
+        chunk_size=256 * 1024 + 7,
+        quiet=True,
+    )
     client.pull(target=target, outdir=str(tmp_path / "out"))
     data = (tmp_path / "out" / "big.bin").read_bytes()
     assert hashlib.sha256(data).digest() == hashlib.sha256(files["big.bin"]).digest()
@@ -101,8 +115,12 @@ def test_get_tags(client, registry: RunningRegistry, tmp_path: Path) -> None:
     repo = unique_repo("oras-tags")
     tags = ["v1", "v2", "v3", "latest", "stable"]
     for tag in tags:
-        client.push(target=f"{registry.host}/{repo}:{tag}", disable_path_validation=True,
-                    files=[str(tmp_path / "in" / "a.txt")], quiet=True)
+        client.push(
+            target=f"{registry.host}/{repo}:{tag}",
+            disable_path_validation=True,
+            files=[str(tmp_path / "in" / "a.txt")],
+            quiet=True,
+        )
     assert sorted(client.get_tags(f"{registry.host}/{repo}")) == sorted(tags)
     # N asks for a page size; oras follows Link headers until it has enough.
     some = client.get_tags(f"{registry.host}/{repo}", N=2)
@@ -110,8 +128,9 @@ def test_get_tags(client, registry: RunningRegistry, tmp_path: Path) -> None:
     assert set(some) <= set(tags)
 
 
-def push_empty_config_referrer(registry: RunningRegistry, repo: str, subject: dict,
-                               artifact_type: str, payload: bytes) -> tuple[str, bytes]:
+def push_empty_config_referrer(
+    registry: RunningRegistry, repo: str, subject: dict, artifact_type: str, payload: bytes
+) -> tuple[str, bytes]:
     """A referrer with an explicit artifactType and the empty config, pushed with httpx."""
     with httpx.Client(base_url=registry.url, timeout=60) as http:
         for blob in (EMPTY_CONFIG, payload):
@@ -120,24 +139,38 @@ def push_empty_config_referrer(registry: RunningRegistry, repo: str, subject: di
             assert started.status_code == 202, started.text
             location = started.headers["location"]
             sep = "&" if "?" in location else "?"
-            done = http.put(f"{location}{sep}digest={digest}", content=blob,
-                            headers={"Content-Type": "application/octet-stream"})
+            done = http.put(
+                f"{location}{sep}digest={digest}",
+                content=blob,
+                headers={"Content-Type": "application/octet-stream"},
+            )
             assert done.status_code == 201, done.text
         manifest = {
             "schemaVersion": 2,
             "mediaType": MT_OCI_MANIFEST,
             "artifactType": artifact_type,
-            "config": {"mediaType": MT_EMPTY, "digest": images.sha256_digest(EMPTY_CONFIG),
-                       "size": len(EMPTY_CONFIG)},
-            "layers": [{"mediaType": "application/octet-stream",
-                        "digest": images.sha256_digest(payload), "size": len(payload)}],
+            "config": {
+                "mediaType": MT_EMPTY,
+                "digest": images.sha256_digest(EMPTY_CONFIG),
+                "size": len(EMPTY_CONFIG),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/octet-stream",
+                    "digest": images.sha256_digest(payload),
+                    "size": len(payload),
+                }
+            ],
             "subject": subject,
             "annotations": {"org.dockyard.test": "explicit-artifact-type"},
         }
         body = images.canonical_json(manifest)
         digest = images.sha256_digest(body)
-        put = http.put(f"/v2/{repo}/manifests/{digest}", content=body,
-                       headers={"Content-Type": MT_OCI_MANIFEST})
+        put = http.put(
+            f"/v2/{repo}/manifests/{digest}",
+            content=body,
+            headers={"Content-Type": MT_OCI_MANIFEST},
+        )
         assert put.status_code == 201, put.text
         assert put.headers.get("OCI-Subject") == subject["digest"], dict(put.headers)
         return digest, body
@@ -146,28 +179,41 @@ def push_empty_config_referrer(registry: RunningRegistry, repo: str, subject: di
 def test_referrers(client, registry: RunningRegistry, tmp_path: Path) -> None:
     make_files(tmp_path / "in", "oras-referrers", {"subject.txt": 64, "sbom.json": 256})
     repo = unique_repo("oras-referrers")
-    client.push(target=f"{registry.host}/{repo}:subject", disable_path_validation=True,
-                files=[str(tmp_path / "in" / "subject.txt")], quiet=True)
+    client.push(
+        target=f"{registry.host}/{repo}:subject",
+        disable_path_validation=True,
+        files=[str(tmp_path / "in" / "subject.txt")],
+        quiet=True,
+    )
     served = manifest_of(registry, repo, "subject")
     subject_digest = served.headers["Docker-Content-Digest"]
-    subject = oras_oci.Subject(mediaType=MT_OCI_MANIFEST, digest=subject_digest,
-                               size=len(served.content))
+    subject = oras_oci.Subject(
+        mediaType=MT_OCI_MANIFEST, digest=subject_digest, size=len(served.content)
+    )
 
     # oras-py has no artifactType: the referrers API then reports the config media type.
     sbom_type = "application/vnd.dockyard.test.sbom+json"
     (tmp_path / "in" / "config.json").write_text("{}")
-    pushed = client.push(target=f"{registry.host}/{repo}:sbom", disable_path_validation=True,
-                         files=[str(tmp_path / "in" / "sbom.json")],
-                         manifest_config=f"{tmp_path / 'in' / 'config.json'}:{sbom_type}",
-                         subject=subject, quiet=True)
+    pushed = client.push(
+        target=f"{registry.host}/{repo}:sbom",
+        disable_path_validation=True,
+        files=[str(tmp_path / "in" / "sbom.json")],
+        manifest_config=f"{tmp_path / 'in' / 'config.json'}:{sbom_type}",
+        subject=subject,
+        quiet=True,
+    )
     sbom_digest = pushed.headers["Docker-Content-Digest"]
     assert pushed.headers.get("OCI-Subject") == subject_digest, dict(pushed.headers)
     sbom_size = len(manifest_of(registry, repo, sbom_digest).content)
 
     sig_type = "application/vnd.dockyard.test.signature"
     sig_digest, sig_body = push_empty_config_referrer(
-        registry, repo, {"mediaType": MT_OCI_MANIFEST, "digest": subject_digest,
-                         "size": len(served.content)}, sig_type, b"signature-bytes")
+        registry,
+        repo,
+        {"mediaType": MT_OCI_MANIFEST, "digest": subject_digest, "size": len(served.content)},
+        sig_type,
+        b"signature-bytes",
+    )
 
     response = httpx.get(f"{registry.url}/v2/{repo}/referrers/{subject_digest}")
     assert response.status_code == 200, response.text
@@ -185,8 +231,9 @@ def test_referrers(client, registry: RunningRegistry, tmp_path: Path) -> None:
     assert found[sig_digest]["annotations"]["org.dockyard.test"] == "explicit-artifact-type"
 
     # Filtering is optional in the spec; when applied it must be announced and be right.
-    filtered = httpx.get(f"{registry.url}/v2/{repo}/referrers/{subject_digest}",
-                         params={"artifactType": sig_type})
+    filtered = httpx.get(
+        f"{registry.url}/v2/{repo}/referrers/{subject_digest}", params={"artifactType": sig_type}
+    )
     assert filtered.status_code == 200
     if "artifactType" in filtered.headers.get("OCI-Filters-Applied", ""):
         assert [m["digest"] for m in filtered.json()["manifests"]] == [sig_digest]

@@ -41,8 +41,11 @@ def image_files(ce: ContainersEnv, image: str) -> dict[str, bytes]:
     ctr = ce.buildah("from", "--pull-never", image).stdout.strip()
     try:
         root = Path(ce.buildah("mount", ctr).stdout.strip())
-        return {str(p.relative_to(root)): p.read_bytes()
-                for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink()
+        }
     finally:
         ce.buildah("rm", ctr, check=False)
 
@@ -51,8 +54,15 @@ def inspect_local(ce: ContainersEnv, image: str) -> dict:
     return json.loads(ce.podman("image", "inspect", image).stdout)[0]
 
 
-def build_scratch_image(ce: ContainersEnv, workdir: Path, name: str, *, arch: str = "amd64",
-                        files: dict[str, bytes], label: str = "scratch") -> str:
+def build_scratch_image(
+    ce: ContainersEnv,
+    workdir: Path,
+    name: str,
+    *,
+    arch: str = "amd64",
+    files: dict[str, bytes],
+    label: str = "scratch",
+) -> str:
     """buildah from scratch + copy + config + commit --format oci; returns the image id."""
     workdir.mkdir(parents=True, exist_ok=True)
     ctr = ce.buildah("from", "scratch").stdout.strip()
@@ -61,25 +71,45 @@ def build_scratch_image(ce: ContainersEnv, workdir: Path, name: str, *, arch: st
             src = workdir / Path(dest).name
             src.write_bytes(data)
             ce.buildah("copy", ctr, str(src), "/" + dest)
-        ce.buildah("config", "--arch", arch, "--os", "linux",
-                   "--label", f"org.dockyard.test={label}", "--env", "GREETING=hello",
-                   "--entrypoint", '["/bin/true"]', "--workingdir", "/", ctr)
+        ce.buildah(
+            "config",
+            "--arch",
+            arch,
+            "--os",
+            "linux",
+            "--label",
+            f"org.dockyard.test={label}",
+            "--env",
+            "GREETING=hello",
+            "--entrypoint",
+            '["/bin/true"]',
+            "--workingdir",
+            "/",
+            ctr,
+        )
         return ce.buildah("commit", "--format", "oci", ctr, name).stdout.strip().splitlines()[-1]
     finally:
         ce.buildah("rm", ctr, check=False)
 
 
-def test_buildah_scratch_commit_push_and_podman_pull(registry: RunningRegistry,
-                                                     ce: ContainersEnv, fresh: ContainersEnv,
-                                                     tmp_path: Path) -> None:
+def test_buildah_scratch_commit_push_and_podman_pull(
+    registry: RunningRegistry, ce: ContainersEnv, fresh: ContainersEnv, tmp_path: Path
+) -> None:
     files = {"hello.txt": b"hello from buildah\n", "etc/motd": b"dockyard interop\n"}
-    image_id = build_scratch_image(ce, tmp_path / "ctx", "localhost/scratch-app:1",
-                                   files=files, label="buildah-push")
+    image_id = build_scratch_image(
+        ce, tmp_path / "ctx", "localhost/scratch-app:1", files=files, label="buildah-push"
+    )
     repo = unique_repo("buildah-push")
     digest_file = tmp_path / "digest"
 
-    ce.buildah("push", TLS, "--digestfile", str(digest_file), "localhost/scratch-app:1",
-               f"docker://{registry.host}/{repo}:1")
+    ce.buildah(
+        "push",
+        TLS,
+        "--digestfile",
+        str(digest_file),
+        "localhost/scratch-app:1",
+        f"docker://{registry.host}/{repo}:1",
+    )
 
     ref = f"docker://{registry.host}/{repo}:1"
     raw = ce.inspect_raw(ref)
@@ -98,12 +128,17 @@ def test_buildah_scratch_commit_push_and_podman_pull(registry: RunningRegistry,
     assert image_files(fresh, f"{registry.host}/{repo}:1") == files
 
 
-def test_podman_pull_push_v2s2_and_pull_back(registry: RunningRegistry, ce: ContainersEnv,
-                                             fresh: ContainersEnv, tmp_path: Path) -> None:
+def test_podman_pull_push_v2s2_and_pull_back(
+    registry: RunningRegistry, ce: ContainersEnv, fresh: ContainersEnv, tmp_path: Path
+) -> None:
     img = images.write_oci_image(tmp_path / "src", "v1", seed="podman-v2s2", layers=2)
     src_repo, v2_repo = unique_repo("podman-src"), unique_repo("podman-v2s2")
-    ce.skopeo("copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:v1",
-              f"docker://{registry.host}/{src_repo}:v1")
+    ce.skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        f"oci:{tmp_path / 'src'}:v1",
+        f"docker://{registry.host}/{src_repo}:v1",
+    )
 
     ce.podman("pull", TLS, f"{registry.host}/{src_repo}:v1")
     pulled = inspect_local(ce, f"{registry.host}/{src_repo}:v1")
@@ -111,8 +146,16 @@ def test_podman_pull_push_v2s2_and_pull_back(registry: RunningRegistry, ce: Cont
     assert f"sha256:{pulled['Id']}" == img.config_digest
 
     digest_file = tmp_path / "digest"
-    ce.podman("push", TLS, "--format", "v2s2", "--digestfile", str(digest_file),
-              f"{registry.host}/{src_repo}:v1", f"docker://{registry.host}/{v2_repo}:v2")
+    ce.podman(
+        "push",
+        TLS,
+        "--format",
+        "v2s2",
+        "--digestfile",
+        str(digest_file),
+        f"{registry.host}/{src_repo}:v1",
+        f"docker://{registry.host}/{v2_repo}:v2",
+    )
     pushed_digest = digest_file.read_text().strip()
     raw = ce.inspect_raw(f"docker://{registry.host}/{v2_repo}:v2")
     assert images.sha256_digest(raw) == pushed_digest
@@ -128,12 +171,18 @@ def test_podman_pull_push_v2s2_and_pull_back(registry: RunningRegistry, ce: Cont
     assert image_files(fresh, f"{registry.host}/{v2_repo}:v2") == img.files
 
 
-def test_podman_pull_platform_from_oci_index(registry: RunningRegistry, ce: ContainersEnv,
-                                             tmp_path: Path) -> None:
+def test_podman_pull_platform_from_oci_index(
+    registry: RunningRegistry, ce: ContainersEnv, tmp_path: Path
+) -> None:
     idx = images.write_oci_index(tmp_path / "src", "multi", seed="podman-arch")
     repo = unique_repo("podman-arch")
-    ce.skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
-              f"docker://{registry.host}/{repo}:multi")
+    ce.skopeo(
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        f"oci:{tmp_path / 'src'}:multi",
+        f"docker://{registry.host}/{repo}:multi",
+    )
 
     ce.podman("pull", TLS, "--arch", "arm64", f"{registry.host}/{repo}:multi")
 
@@ -145,21 +194,40 @@ def test_podman_pull_platform_from_oci_index(registry: RunningRegistry, ce: Cont
     assert image_files(ce, f"{registry.host}/{repo}:multi") == arm.files
 
 
-def test_podman_manifest_push_all(registry: RunningRegistry, ce: ContainersEnv,
-                                  fresh: ContainersEnv, tmp_path: Path) -> None:
+def test_podman_manifest_push_all(
+    registry: RunningRegistry, ce: ContainersEnv, fresh: ContainersEnv, tmp_path: Path
+) -> None:
     per_arch = {arch: {"arch.txt": f"built for {arch}\n".encode()} for arch in ("amd64", "arm64")}
     for arch, files in per_arch.items():
-        build_scratch_image(ce, tmp_path / arch, f"localhost/multi-app:{arch}", arch=arch,
-                            files=files, label=f"multi-{arch}")
+        build_scratch_image(
+            ce,
+            tmp_path / arch,
+            f"localhost/multi-app:{arch}",
+            arch=arch,
+            files=files,
+            label=f"multi-{arch}",
+        )
     ce.podman("manifest", "create", "localhost/multi-app:list")
     for arch in per_arch:
-        ce.podman("manifest", "add", "localhost/multi-app:list",
-                  f"containers-storage:localhost/multi-app:{arch}")
+        ce.podman(
+            "manifest",
+            "add",
+            "localhost/multi-app:list",
+            f"containers-storage:localhost/multi-app:{arch}",
+        )
     repo = unique_repo("podman-manifest")
     digest_file = tmp_path / "digest"
 
-    ce.podman("manifest", "push", TLS, "--all", "--digestfile", str(digest_file),
-              "localhost/multi-app:list", f"docker://{registry.host}/{repo}:list")
+    ce.podman(
+        "manifest",
+        "push",
+        TLS,
+        "--all",
+        "--digestfile",
+        str(digest_file),
+        "localhost/multi-app:list",
+        f"docker://{registry.host}/{repo}:list",
+    )
 
     ref = f"docker://{registry.host}/{repo}:list"
     raw = ce.inspect_raw(ref)
@@ -172,8 +240,9 @@ def test_podman_manifest_push_all(registry: RunningRegistry, ce: ContainersEnv,
         child = ce.inspect_raw(f"docker://{registry.host}/{repo}@{descriptor['digest']}")
         assert images.sha256_digest(child) == descriptor["digest"]
         assert len(child) == descriptor["size"]
-        config = json.loads(ce.inspect_raw(
-            f"docker://{registry.host}/{repo}@{descriptor['digest']}", "--config"))
+        config = json.loads(
+            ce.inspect_raw(f"docker://{registry.host}/{repo}@{descriptor['digest']}", "--config")
+        )
         assert config["architecture"] == arch
 
     fresh.podman("pull", TLS, "--arch", "arm64", f"{registry.host}/{repo}:list")
@@ -181,14 +250,16 @@ def test_podman_manifest_push_all(registry: RunningRegistry, ce: ContainersEnv,
     assert image_files(fresh, f"{registry.host}/{repo}:list") == per_arch["arm64"]
 
 
-def test_buildah_build_containerfile(registry: RunningRegistry, ce: ContainersEnv,
-                                     fresh: ContainersEnv, tmp_path: Path) -> None:
+def test_buildah_build_containerfile(
+    registry: RunningRegistry, ce: ContainersEnv, fresh: ContainersEnv, tmp_path: Path
+) -> None:
     base_ctx, app_ctx = tmp_path / "base", tmp_path / "app"
     base_ctx.mkdir()
     app_ctx.mkdir()
     (base_ctx / "base.txt").write_text("base layer\n")
     (base_ctx / "Containerfile").write_text(
-        "FROM scratch\nCOPY base.txt /base.txt\nLABEL org.dockyard.stage=base\nENV STAGE=base\n")
+        "FROM scratch\nCOPY base.txt /base.txt\nLABEL org.dockyard.stage=base\nENV STAGE=base\n"
+    )
     base_repo, app_repo = unique_repo("buildah-base"), unique_repo("buildah-app")
 
     ce.buildah("build", "--format", "oci", "-t", "localhost/base:1", str(base_ctx))
@@ -197,8 +268,8 @@ def test_buildah_build_containerfile(registry: RunningRegistry, ce: ContainersEn
     # A second build FROM the image in our registry, pulled by buildah itself.
     (app_ctx / "app.txt").write_text("app layer\n")
     (app_ctx / "Containerfile").write_text(
-        f"FROM {registry.host}/{base_repo}:1\nCOPY app.txt /app.txt\n"
-        "LABEL org.dockyard.stage=app\n")
+        f"FROM {registry.host}/{base_repo}:1\nCOPY app.txt /app.txt\nLABEL org.dockyard.stage=app\n"
+    )
     fresh.buildah("build", TLS, "--format", "oci", "-t", "localhost/app:1", str(app_ctx))
     fresh.buildah("push", TLS, "localhost/app:1", f"docker://{registry.host}/{app_repo}:1")
 
@@ -211,12 +282,15 @@ def test_buildah_build_containerfile(registry: RunningRegistry, ce: ContainersEn
 
     ce.podman("pull", TLS, f"{registry.host}/{app_repo}:1")
     assert image_files(ce, f"{registry.host}/{app_repo}:1") == {
-        "base.txt": b"base layer\n", "app.txt": b"app layer\n"}
+        "base.txt": b"base layer\n",
+        "app.txt": b"app layer\n",
+    }
 
 
 @pytest.mark.parametrize("tool", ["podman", "buildah"])
-def test_login_without_auth_succeeds(registry: RunningRegistry, ce: ContainersEnv,
-                                     tool: str) -> None:
+def test_login_without_auth_succeeds(
+    registry: RunningRegistry, ce: ContainersEnv, tool: str
+) -> None:
     """No-auth registries accept any credentials: login checks /v2/ and stores them."""
     result = ce.run(tool, "login", TLS, "-u", "anyone", "-p", "anything", registry.host)
     assert "Login Succeeded" in result.stdout

@@ -45,8 +45,9 @@ def rootfs_files(bundle: Path) -> dict[str, bytes | str]:
     return out
 
 
-def round_trip(ce: ContainersEnv, registry: RunningRegistry, layout: Path, tag: str,
-               out: Path) -> str:
+def round_trip(
+    ce: ContainersEnv, registry: RunningRegistry, layout: Path, tag: str, out: Path
+) -> str:
     repo = unique_repo("umoci")
     ref = f"docker://{registry.host}/{repo}:{tag}"
     ce.skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:{tag}", ref)
@@ -54,8 +55,9 @@ def round_trip(ce: ContainersEnv, registry: RunningRegistry, layout: Path, tag: 
     return ref
 
 
-def test_umoci_layout_round_trip_and_unpack(registry: RunningRegistry, ce: ContainersEnv,
-                                            tmp_path: Path) -> None:
+def test_umoci_layout_round_trip_and_unpack(
+    registry: RunningRegistry, ce: ContainersEnv, tmp_path: Path
+) -> None:
     layout = tmp_path / "layout"
     umoci("init", "--layout", str(layout))
     umoci("new", "--image", f"{layout}:base")
@@ -72,8 +74,17 @@ def test_umoci_layout_round_trip_and_unpack(registry: RunningRegistry, ce: Conta
     (rootfs / "obsolete.txt").write_text("deleted in v2\n")
     (rootfs / "motd").symlink_to("etc/motd")
     umoci("repack", "--image", f"{layout}:v1", str(bundle))
-    umoci("config", "--image", f"{layout}:v1", "--config.label", "org.dockyard.test=umoci",
-          "--config.env", "TOOL=/usr/bin/tool", "--config.cmd", "/usr/bin/tool")
+    umoci(
+        "config",
+        "--image",
+        f"{layout}:v1",
+        "--config.label",
+        "org.dockyard.test=umoci",
+        "--config.env",
+        "TOOL=/usr/bin/tool",
+        "--config.cmd",
+        "/usr/bin/tool",
+    )
 
     # v2: a second layer that deletes a file (a whiteout) and changes another.
     umoci("unpack", "--image", f"{layout}:v1", str(tmp_path / "bundle2"))
@@ -92,8 +103,9 @@ def test_umoci_layout_round_trip_and_unpack(registry: RunningRegistry, ce: Conta
     manifest = json.loads(images.read_layout_blob(tmp_path / "out", back["digest"]))
     assert len(manifest["layers"]) == 2
     for descriptor in [manifest["config"], *manifest["layers"]]:
-        assert (images.read_layout_blob(tmp_path / "out", descriptor["digest"])
-                == images.read_layout_blob(layout, descriptor["digest"]))
+        assert images.read_layout_blob(
+            tmp_path / "out", descriptor["digest"]
+        ) == images.read_layout_blob(layout, descriptor["digest"])
     config = json.loads(images.read_layout_blob(tmp_path / "out", manifest["config"]["digest"]))
     assert config["config"]["Labels"]["org.dockyard.test"] == "umoci"
 
@@ -106,8 +118,9 @@ def test_umoci_layout_round_trip_and_unpack(registry: RunningRegistry, ce: Conta
     assert os.access(tmp_path / "unpacked" / "rootfs" / "usr" / "bin" / "tool", os.X_OK)
 
 
-def test_umoci_unpacks_builder_image_after_round_trip(registry: RunningRegistry,
-                                                      ce: ContainersEnv, tmp_path: Path) -> None:
+def test_umoci_unpacks_builder_image_after_round_trip(
+    registry: RunningRegistry, ce: ContainersEnv, tmp_path: Path
+) -> None:
     """Our pure-Python builder's image, through the registry, unpacked by a strict consumer."""
     img = images.write_oci_image(tmp_path / "src", "v1", seed="umoci-builder", layers=3)
     round_trip(ce, registry, tmp_path / "src", "v1", tmp_path / "out")

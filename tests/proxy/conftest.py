@@ -29,7 +29,9 @@ def _shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     root = tmp_path_factory.mktemp("proxy-shared")
     with upstream(root / "upstream") as running:
         cache = RunningRegistry(
-            data_dir=root / "data", port=free_port(), log_dir=root,
+            data_dir=root / "data",
+            port=free_port(),
+            log_dir=root,
             env=proxies_env({"name": "up", "url": running.url, "mirror": True}),
         ).start()
         try:

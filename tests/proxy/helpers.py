@@ -21,12 +21,14 @@ from tests.support.images import BuiltImage, BuiltIndex, write_oci_image, write_
 from tests.support.peers import Distribution
 from tests.support.server import RunningRegistry
 
-ACCEPT = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
@@ -45,16 +47,17 @@ def push_blob(http: httpx.Client, repo: str, data: bytes) -> str:
     location = start.headers["Location"]
     # Distribution's Location carries a query of its own (_state): append to it.
     location += ("&" if "?" in location else "?") + f"digest={digest}"
-    done = http.put(location, content=data,
-                    headers={"Content-Type": "application/octet-stream"})
+    done = http.put(location, content=data, headers={"Content-Type": "application/octet-stream"})
     assert done.status_code == 201, done.text
     return digest
 
 
-def push_manifest(http: httpx.Client, repo: str, reference: str, body: bytes,
-                  media_type: str) -> str:
-    resp = http.put(f"/v2/{repo}/manifests/{reference}", content=body,
-                    headers={"Content-Type": media_type})
+def push_manifest(
+    http: httpx.Client, repo: str, reference: str, body: bytes, media_type: str
+) -> str:
+    resp = http.put(
+        f"/v2/{repo}/manifests/{reference}", content=body, headers={"Content-Type": media_type}
+    )
     assert resp.status_code == 201, resp.text
     return resp.headers["Docker-Content-Digest"]
 
@@ -63,8 +66,9 @@ def push_built_image(http: httpx.Client, repo: str, tag: str | None, image: Buil
     push_blob(http, repo, image.config_bytes)
     for layer in image.layers:
         push_blob(http, repo, layer.compressed)
-    return push_manifest(http, repo, tag or image.manifest_digest, image.manifest_bytes,
-                         OCI_MANIFEST)
+    return push_manifest(
+        http, repo, tag or image.manifest_digest, image.manifest_bytes, OCI_MANIFEST
+    )
 
 
 def push_built_index(http: httpx.Client, repo: str, tag: str, index: BuiltIndex) -> str:
@@ -156,11 +160,17 @@ class Upstream:
 
 
 @contextmanager
-def upstream(root: Path, *, users: dict[str, str] | None = None,
-             config: dict[str, Any] | None = None,
-             auth: httpx.Auth | None = None) -> Iterator[Upstream]:
-    with Distribution(root, users=users, config=config or {}) as dist, \
-            CountingProxy(dist.port) as proxy:
+def upstream(
+    root: Path,
+    *,
+    users: dict[str, str] | None = None,
+    config: dict[str, Any] | None = None,
+    auth: httpx.Auth | None = None,
+) -> Iterator[Upstream]:
+    with (
+        Distribution(root, users=users, config=config or {}) as dist,
+        CountingProxy(dist.port) as proxy,
+    ):
         if users and auth is None:
             auth = httpx.BasicAuth(*next(iter(users.items())))
         yield Upstream(dist, proxy, auth)
@@ -178,26 +188,45 @@ def proxies_env(*entries: dict[str, Any]) -> dict[str, str]:
     return {"DOCKYARD_PROXIES": json.dumps(list(entries))}
 
 
-def start_cache(start_registry: Callable[..., RunningRegistry], up_url: str, *args: str,
-                env: dict[str, str] | None = None, **entry: Any) -> RunningRegistry:
+def start_cache(
+    start_registry: Callable[..., RunningRegistry],
+    up_url: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    **entry: Any,
+) -> RunningRegistry:
     """A Dockyard caching `up_url` under the prefix `up` (options as in the `proxies` list)."""
-    return start_registry(*args, env={**proxies_env({"name": "up", "url": up_url, **entry}),
-                                      **(env or {})})
+    return start_registry(
+        *args, env={**proxies_env({"name": "up", "url": up_url, **entry}), **(env or {})}
+    )
 
 
-def cache_with_accounts(start_registry: Callable[..., RunningRegistry], up_url: str,
-                        *args: str, mirror: bool = True, env: dict[str, str] | None = None,
-                        data_dir: Path | None = None) -> RunningRegistry:
+def cache_with_accounts(
+    start_registry: Callable[..., RunningRegistry],
+    up_url: str,
+    *args: str,
+    mirror: bool = True,
+    env: dict[str, str] | None = None,
+    data_dir: Path | None = None,
+) -> RunningRegistry:
     """A Dockyard with accounts (admin: admin-pw) caching `up_url` anonymously under `up/` (and
     as a mirror unless told otherwise), with the ordinary account mallory (mallory-pw), owner of
     its own namespace only."""
     entry: dict[str, Any] = {"name": "up", "url": up_url, "anonymous": True}
     if mirror:
         entry["mirror"] = True
-    cache = start_registry("--auth", *args, data_dir=data_dir, env={
-        "DOCKYARD_ADMIN_PASSWORD": "admin-pw", **(env or {}), **proxies_env(entry)})
-    created = httpx.post(f"{cache.url}/api/v1/users", auth=("admin", "admin-pw"), timeout=30,
-                         json={"name": "mallory", "password": "mallory-pw"})
+    cache = start_registry(
+        "--auth",
+        *args,
+        data_dir=data_dir,
+        env={"DOCKYARD_ADMIN_PASSWORD": "admin-pw", **(env or {}), **proxies_env(entry)},
+    )
+    created = httpx.post(
+        f"{cache.url}/api/v1/users",
+        auth=("admin", "admin-pw"),
+        timeout=30,
+        json={"name": "mallory", "password": "mallory-pw"},
+    )
     assert created.status_code == 201, created.text
     return cache
 
@@ -249,8 +278,7 @@ class TokenFlow(httpx.Auth):
         challenge = response.headers.get("www-authenticate", "")
         if response.status_code != 401 or not challenge.lower().startswith("bearer "):
             return
-        params = dict(part.split("=", 1) for part in
-                      re.findall(r'(\w+="[^"]*")', challenge[7:]))
+        params = dict(part.split("=", 1) for part in re.findall(r'(\w+="[^"]*")', challenge[7:]))
         params = {k: v.strip('"') for k, v in params.items()}
         realm = params.pop("realm")
         token = httpx.get(realm, params=params, auth=self.basic, timeout=30)

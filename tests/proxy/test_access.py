@@ -46,15 +46,22 @@ def test_cached_repositories_are_listed_and_read_only(shared: Shared, tmp_path: 
         data = b"not allowed"
         writes = {
             "start upload": http.post(f"/v2/{cached}/blobs/uploads/"),
-            "monolithic upload": http.post(f"/v2/{cached}/blobs/uploads/",
-                                           params={"digest": sha256(data)}, content=data),
-            "mount": http.post(f"/v2/{cached}/blobs/uploads/",
-                               params={"mount": layer, "from": cached}),
-            "put manifest": http.put(f"/v2/{cached}/manifests/v3", content=image.manifest_bytes,
-                                     headers={"Content-Type": OCI_MANIFEST}),
-            "put by digest": http.put(f"/v2/{cached}/manifests/{image.manifest_digest}",
-                                      content=image.manifest_bytes,
-                                      headers={"Content-Type": OCI_MANIFEST}),
+            "monolithic upload": http.post(
+                f"/v2/{cached}/blobs/uploads/", params={"digest": sha256(data)}, content=data
+            ),
+            "mount": http.post(
+                f"/v2/{cached}/blobs/uploads/", params={"mount": layer, "from": cached}
+            ),
+            "put manifest": http.put(
+                f"/v2/{cached}/manifests/v3",
+                content=image.manifest_bytes,
+                headers={"Content-Type": OCI_MANIFEST},
+            ),
+            "put by digest": http.put(
+                f"/v2/{cached}/manifests/{image.manifest_digest}",
+                content=image.manifest_bytes,
+                headers={"Content-Type": OCI_MANIFEST},
+            ),
             "delete tag": http.delete(f"/v2/{cached}/manifests/v1"),
             "delete manifest": http.delete(f"/v2/{cached}/manifests/{image.manifest_digest}"),
             "delete blob": http.delete(f"/v2/{cached}/blobs/{layer}"),
@@ -69,10 +76,17 @@ def test_cached_repositories_are_listed_and_read_only(shared: Shared, tmp_path: 
         # ...and a push creates an ordinary repository, which from then on answers that name.
         fresh = "mirror-shadow/app"
         for blob in (image.config_bytes, *(layer.compressed for layer in image.layers)):
-            assert http.post(f"/v2/{fresh}/blobs/uploads/", params={"digest": sha256(blob)},
-                             content=blob).status_code == 201
-        pushed = http.put(f"/v2/{fresh}/manifests/v3", content=image.manifest_bytes,
-                          headers={"Content-Type": OCI_MANIFEST})
+            assert (
+                http.post(
+                    f"/v2/{fresh}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob
+                ).status_code
+                == 201
+            )
+        pushed = http.put(
+            f"/v2/{fresh}/manifests/v3",
+            content=image.manifest_bytes,
+            headers={"Content-Type": OCI_MANIFEST},
+        )
         assert pushed.status_code == 201, pushed.text
         assert http.get(f"/v2/{fresh}/tags/list").json()["tags"] == ["v3"]
         # Nothing was changed, here or upstream.
@@ -81,19 +95,27 @@ def test_cached_repositories_are_listed_and_read_only(shared: Shared, tmp_path: 
     assert not [p for p in shared.up.proxy.paths() if p.split()[0] not in ("GET", "HEAD")]
 
 
-def test_with_accounts_anonymous_pulls_need_an_anonymous_upstream(up: Upstream, start_registry,
-                                                                  tmp_path: Path) -> None:
+def test_with_accounts_anonymous_pulls_need_an_anonymous_upstream(
+    up: Upstream, start_registry, tmp_path: Path
+) -> None:
     repo = "library/app"
     image = make_image(tmp_path, "accounts")
     up.push_image(repo, "v1", image)
-    cache = start_registry("--auth", env={
-        "DOCKYARD_ADMIN_PASSWORD": "admin-pw",
-        **proxies_env({"name": "closed", "url": up.url},
-                      {"name": "open", "url": up.url, "anonymous": True}),
-    })
+    cache = start_registry(
+        "--auth",
+        env={
+            "DOCKYARD_ADMIN_PASSWORD": "admin-pw",
+            **proxies_env(
+                {"name": "closed", "url": up.url},
+                {"name": "open", "url": up.url, "anonymous": True},
+            ),
+        },
+    )
     admin = httpx.BasicAuth("admin", "admin-pw")
-    with httpx.Client(base_url=cache.url, timeout=60) as anon, \
-            httpx.Client(base_url=cache.url, timeout=60, auth=admin) as logged_in:
+    with (
+        httpx.Client(base_url=cache.url, timeout=60) as anon,
+        httpx.Client(base_url=cache.url, timeout=60, auth=admin) as logged_in,
+    ):
         # Anonymous, closed upstream: challenged, and the upstream is never asked.
         up.proxy.reset()
         refused = get_manifest(anon, f"closed/{repo}", "v1")
@@ -104,8 +126,9 @@ def test_with_accounts_anonymous_pulls_need_an_anonymous_upstream(up: Upstream, 
         assert blob.status_code == 401
         assert up.proxy.paths() == []
         # The Docker token flow gives an anonymous caller no pull either.
-        token = anon.get("/token", params={"service": "dockyard",
-                                           "scope": f"repository:closed/{repo}:pull"})
+        token = anon.get(
+            "/token", params={"service": "dockyard", "scope": f"repository:closed/{repo}:pull"}
+        )
         assert token.status_code in (200, 401), token.text
         if token.status_code == 200:  # a token, but without pull on that repository
             bearer = {"Authorization": f"Bearer {token.json()['token']}"}
@@ -118,12 +141,12 @@ def test_with_accounts_anonymous_pulls_need_an_anonymous_upstream(up: Upstream, 
 
         # Anonymous, open upstream: allowed, directly and with an anonymous token.
         assert pull(anon, f"open/{repo}", "v1").digest == image.manifest_digest
-        token = anon.get("/token", params={"service": "dockyard",
-                                           "scope": f"repository:open/{repo}:pull"})
+        token = anon.get(
+            "/token", params={"service": "dockyard", "scope": f"repository:open/{repo}:pull"}
+        )
         assert token.status_code == 200, token.text
         bearer = {"Authorization": f"Bearer {token.json()['token']}"}
-        resp = anon.get(f"/v2/open/{repo}/manifests/v1",
-                        headers={**bearer, "Accept": OCI_MANIFEST})
+        resp = anon.get(f"/v2/open/{repo}/manifests/v1", headers={**bearer, "Accept": OCI_MANIFEST})
         assert resp.status_code == 200 and sha256(resp.content) == image.manifest_digest
 
         # Listings follow the same rule; nobody, not even the administrator, writes.
@@ -133,18 +156,22 @@ def test_with_accounts_anonymous_pulls_need_an_anonymous_upstream(up: Upstream, 
         bearer = {"Authorization": f"Bearer {token.json()['token']}"}
         assert anon.get("/v2/_catalog", headers=bearer).json()["repositories"] == [f"open/{repo}"]
         assert set(logged_in.get("/v2/_catalog").json()["repositories"]) == {
-            f"closed/{repo}", f"open/{repo}"}
+            f"closed/{repo}",
+            f"open/{repo}",
+        }
         for name in (f"closed/{repo}", f"open/{repo}"):
-            push = logged_in.put(f"/v2/{name}/manifests/v2", content=image.manifest_bytes,
-                                 headers={"Content-Type": OCI_MANIFEST})
+            push = logged_in.put(
+                f"/v2/{name}/manifests/v2",
+                content=image.manifest_bytes,
+                headers={"Content-Type": OCI_MANIFEST},
+            )
             delete = logged_in.delete(f"/v2/{name}/manifests/v1")
             for resp in (push, delete):
                 assert resp.status_code in (403, 405), f"{name}: {resp.status_code} {resp.text}"
                 assert error_of(resp)["code"] in ("DENIED", "UNSUPPORTED")
 
 
-def raw_get(host: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes,
-                                                                                  str]:
+def raw_get(host: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
     """A GET whose path is sent exactly as given (no client-side normalisation of `..`)."""
     conn = http.client.HTTPConnection(host, timeout=60)
     try:
@@ -188,8 +215,7 @@ def test_repository_names_never_reach_another_host(shared: Shared, tmp_path: Pat
         answers = {path: raw_get(shared.cache.host, path) for path in paths}
         # Containerd-style mirror requests name the upstream in `ns`; a Host header can lie.
         answers["ns"] = raw_get(shared.cache.host, f"/v2/up/nothing/manifests/v1?ns={other}")
-        answers["host"] = raw_get(shared.cache.host, "/v2/up/nothing/manifests/v1",
-                                  {"Host": other})
+        answers["host"] = raw_get(shared.cache.host, "/v2/up/nothing/manifests/v1", {"Host": other})
         assert trap.connections == 0, "a repository name made the cache connect elsewhere"
 
     for path, (status, body, content_type) in answers.items():

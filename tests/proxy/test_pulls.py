@@ -26,8 +26,7 @@ REPO = "library/app"
 CACHED = f"up/{REPO}"
 
 
-def test_cold_pull_then_warm_pull_asks_the_upstream_nothing(shared: Shared,
-                                                             tmp_path: Path) -> None:
+def test_cold_pull_then_warm_pull_asks_the_upstream_nothing(shared: Shared, tmp_path: Path) -> None:
     up, repo = shared.up, unique("library")
     image = make_image(tmp_path, "warm")
     digest = up.push_image(repo, "v1", image)
@@ -36,8 +35,10 @@ def test_cold_pull_then_warm_pull_asks_the_upstream_nothing(shared: Shared,
         cold = pull(http, f"up/{repo}", "v1")
         assert cold.digest == digest == image.manifest_digest
         assert cold.manifest == image.manifest_bytes
-        assert cold.blobs == {image.config_digest: image.config_bytes,
-                              **{layer.digest: layer.compressed for layer in image.layers}}
+        assert cold.blobs == {
+            image.config_digest: image.config_bytes,
+            **{layer.digest: layer.compressed for layer in image.layers},
+        }
         # The cold pull went to the upstream, once per object.
         for blob in image.blob_digests:
             assert len(up.proxy.matching("GET", f"/v2/{repo}/blobs/{blob}")) == 1
@@ -54,7 +55,8 @@ def test_cold_pull_then_warm_pull_asks_the_upstream_nothing(shared: Shared,
 
 
 def test_upstream_stopped_cached_image_served_uncached_one_a_clear_503(
-        up: Upstream, start_registry, tmp_path: Path) -> None:
+    up: Upstream, start_registry, tmp_path: Path
+) -> None:
     cached, missing = make_image(tmp_path, "cached"), make_image(tmp_path, "missing")
     digest = up.push_image(REPO, "v1", cached)
     up.push_image(REPO, "v2", missing)
@@ -67,11 +69,16 @@ def test_upstream_stopped_cached_image_served_uncached_one_a_clear_503(
         # Nothing of v2 is cached: every way of asking for it is a clear 503 (asked in
         # parallel: each may wait out the server's retries).
         with ThreadPoolExecutor(3) as pool:
-            answers = list(pool.map(lambda path: http.get(path, headers={"Accept": ACCEPT}), [
-                f"/v2/{CACHED}/manifests/v2",
-                f"/v2/{CACHED}/manifests/{missing.manifest_digest}",
-                f"/v2/{CACHED}/blobs/{missing.layers[0].digest}",
-            ]))
+            answers = list(
+                pool.map(
+                    lambda path: http.get(path, headers={"Accept": ACCEPT}),
+                    [
+                        f"/v2/{CACHED}/manifests/v2",
+                        f"/v2/{CACHED}/manifests/{missing.manifest_digest}",
+                        f"/v2/{CACHED}/blobs/{missing.layers[0].digest}",
+                    ],
+                )
+            )
     assert again.manifest == first.manifest == cached.manifest_bytes
     assert again.blobs == first.blobs
     assert by_digest.manifest == cached.manifest_bytes
@@ -84,7 +91,8 @@ def test_upstream_stopped_cached_image_served_uncached_one_a_clear_503(
 
 
 def test_tag_is_revalidated_after_its_ttl_then_served_stale_when_the_upstream_is_down(
-        up: Upstream, start_registry, tmp_path: Path) -> None:
+    up: Upstream, start_registry, tmp_path: Path
+) -> None:
     old, new = make_image(tmp_path, "old"), make_image(tmp_path, "new")
     up.push_image(REPO, "v1", old)
     cache = start_cache(start_registry, up.url, ttl_seconds=1)
@@ -123,8 +131,9 @@ def test_tag_is_revalidated_after_its_ttl_then_served_stale_when_the_upstream_is
     assert head.headers.get("warning", "").startswith("110 ")
 
 
-def test_one_platform_of_an_index_fetches_nothing_of_the_other(shared: Shared,
-                                                                tmp_path: Path) -> None:
+def test_one_platform_of_an_index_fetches_nothing_of_the_other(
+    shared: Shared, tmp_path: Path
+) -> None:
     up, repo = shared.up, unique("library")
     index = make_index(tmp_path, "multi")
     up.push_index(repo, "v1", index)
@@ -133,8 +142,10 @@ def test_one_platform_of_an_index_fetches_nothing_of_the_other(shared: Shared,
     with httpx.Client(base_url=shared.cache.url, timeout=60) as http:
         top = pull(http, f"up/{repo}", "v1")
         assert top.digest == index.index_digest
-        entries = {m["platform"]["architecture"]: m["digest"]
-                   for m in json.loads(top.manifest)["manifests"]}
+        entries = {
+            m["platform"]["architecture"]: m["digest"]
+            for m in json.loads(top.manifest)["manifests"]
+        }
         child = pull(http, f"up/{repo}", entries["amd64"])
     assert child.manifest == amd64.manifest_bytes
     assert set(child.blobs) == set(amd64.blob_digests)

@@ -30,8 +30,9 @@ class Download:
     error: str | None = None
 
 
-def fetch(url: str, *, stop_after: int | None = None,
-          barrier: threading.Barrier | None = None) -> Download:
+def fetch(
+    url: str, *, stop_after: int | None = None, barrier: threading.Barrier | None = None
+) -> Download:
     """GET a blob, hashing as it streams; `stop_after` bytes: hang up there."""
     result = Download()
     hasher = hashlib.sha256()
@@ -150,8 +151,10 @@ def test_a_client_hanging_up_does_not_abort_the_download(shared: Shared) -> None
     quitter = fetch(url, stop_after=1)
     assert quitter.digest is None and quitter.first_byte is not None
     # The download carries on without it...
-    wait_for(lambda: any(s.finished for s in up.proxy.matching("GET", f"/blobs/{digest}")),
-             "the upstream transfer to complete")
+    wait_for(
+        lambda: any(s.finished for s in up.proxy.matching("GET", f"/blobs/{digest}")),
+        "the upstream transfer to complete",
+    )
     # ...and what it cached is whole and right, served without a second upstream GET.
     later = fetch(url)
     assert later.error is None and later.digest == digest and later.size == len(data)
@@ -159,8 +162,9 @@ def test_a_client_hanging_up_does_not_abort_the_download(shared: Shared) -> None
     assert len(gets) == 1 and not gets[0].cut and gets[0].body_bytes == len(data)
 
 
-def test_a_download_failing_upstream_leaves_nothing_half_cached(up: Upstream,
-                                                               start_registry) -> None:
+def test_a_download_failing_upstream_leaves_nothing_half_cached(
+    up: Upstream, start_registry
+) -> None:
     data = os.urandom(4 * MiB)
     with up.client() as http:
         digest = push_blob(http, REPO, data)
@@ -184,8 +188,7 @@ def test_a_download_failing_upstream_leaves_nothing_half_cached(up: Upstream,
             assert result.digest == digest and result.error is None
         else:
             assert result.digest is None, result
-    assert any(r.size < len(data) for r in results), \
-        f"no client saw the failed transfer: {results}"
+    assert any(r.size < len(data) for r in results), f"no client saw the failed transfer: {results}"
 
     # Nothing of the failed transfer is served: the next pull downloads again, correctly.
     wait_for(lambda: not leftovers(cache.data_dir), "the failed download to be cleaned up")

@@ -24,12 +24,15 @@ REPO = "team/app"
 USERS = {"puller": "s3cret"}
 
 
-def test_basic_and_token_upstreams_with_right_and_wrong_credentials(start_registry,
-                                                                    tmp_path: Path) -> None:
+def test_basic_and_token_upstreams_with_right_and_wrong_credentials(
+    start_registry, tmp_path: Path
+) -> None:
     image = make_image(tmp_path, "auth")
-    with upstream(tmp_path / "basic", users=USERS) as basic, \
-            token_distribution(tmp_path / "token", USERS, anonymous_pull=False) as (dist, tokens), \
-            CountingProxy(dist.port) as token_proxy:
+    with (
+        upstream(tmp_path / "basic", users=USERS) as basic,
+        token_distribution(tmp_path / "token", USERS, anonymous_pull=False) as (dist, tokens),
+        CountingProxy(dist.port) as token_proxy,
+    ):
         bearer = Upstream(dist, token_proxy, TokenFlow(*next(iter(USERS.items()))))
         basic.push_image(REPO, "v1", image)
         bearer.push_image(REPO, "v1", image)
@@ -39,12 +42,14 @@ def test_basic_and_token_upstreams_with_right_and_wrong_credentials(start_regist
 
         good = {"username": "puller", "password": "s3cret"}
         bad = {"username": "puller", "password": "wrong"}
-        cache = start_registry(env=proxies_env(
-            {"name": "basic", "url": basic.url, **good},
-            {"name": "basic-bad", "url": basic.url, **bad},
-            {"name": "token", "url": token_proxy.url, **good},
-            {"name": "token-bad", "url": token_proxy.url, **bad},
-        ))
+        cache = start_registry(
+            env=proxies_env(
+                {"name": "basic", "url": basic.url, **good},
+                {"name": "basic-bad", "url": basic.url, **bad},
+                {"name": "token", "url": token_proxy.url, **good},
+                {"name": "token-bad", "url": token_proxy.url, **bad},
+            )
+        )
         with httpx.Client(base_url=cache.url, timeout=60) as http:
             for prefix in ("basic", "token"):
                 pulled = pull(http, f"{prefix}/{REPO}", "v1")
@@ -60,8 +65,7 @@ def test_basic_and_token_upstreams_with_right_and_wrong_credentials(start_regist
                     error = error_of(resp)
                     message = error["message"]
                     assert message.startswith(f"{prefix} "), message  # names the upstream
-                    assert "credentials" in message or "unauthorized" in message.lower(), \
-                        message
+                    assert "credentials" in message or "unauthorized" in message.lower(), message
                     # It was reached; it refused. Saying it "cannot be reached" would send the
                     # operator looking at the network instead of the password.
                     assert "cannot be reached" not in message, message

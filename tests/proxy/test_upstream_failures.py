@@ -25,7 +25,8 @@ CACHED = f"up/{REPO}"
 
 
 def test_rate_limited_upstream_cached_tag_served_retry_after_respected(
-        up: Upstream, start_registry, tmp_path: Path) -> None:
+    up: Upstream, start_registry, tmp_path: Path
+) -> None:
     cached, uncached = make_image(tmp_path, "cached"), make_image(tmp_path, "uncached")
     up.push_image(REPO, "v1", cached)
     up.push_image(REPO, "v2", uncached)
@@ -33,8 +34,7 @@ def test_rate_limited_upstream_cached_tag_served_retry_after_respected(
     # workers, and every request below on a new connection: whichever worker answers, it
     # knows what the upstream said to the other.
     with FlakyProxy(up.proxy.port) as flaky:
-        cache = start_cache(start_registry, f"http://{flaky.host}", "--workers", "2",
-                            ttl_seconds=1)
+        cache = start_cache(start_registry, f"http://{flaky.host}", "--workers", "2", ttl_seconds=1)
         with httpx.Client(base_url=cache.url, timeout=60) as http:
             pull(http, CACHED, "v1")
             time.sleep(1.2)
@@ -52,14 +52,17 @@ def test_rate_limited_upstream_cached_tag_served_retry_after_respected(
                 with httpx.Client(base_url=cache.url, timeout=60) as fresh:
                     answers[f"tag {attempt}"] = get_manifest(fresh, CACHED, "v2")
                 with httpx.Client(base_url=cache.url, timeout=60) as fresh:
-                    answers[f"digest {attempt}"] = get_manifest(fresh, CACHED,
-                                                                uncached.manifest_digest)
+                    answers[f"digest {attempt}"] = get_manifest(
+                        fresh, CACHED, uncached.manifest_digest
+                    )
                 with httpx.Client(base_url=cache.url, timeout=60) as fresh:
                     answers[f"blob {attempt}"] = fresh.get(
-                        f"/v2/{CACHED}/blobs/{uncached.layers[0].digest}")
+                        f"/v2/{CACHED}/blobs/{uncached.layers[0].digest}"
+                    )
                 with httpx.Client(base_url=cache.url, timeout=60) as fresh:
                     answers[f"blob head {attempt}"] = fresh.head(
-                        f"/v2/{CACHED}/blobs/{uncached.config_digest}")
+                        f"/v2/{CACHED}/blobs/{uncached.config_digest}"
+                    )
     assert up.proxy.paths() == [], "the upstream was asked again within its Retry-After"
     for what, resp in answers.items():
         assert resp.status_code == 429, f"{what}: {resp.status_code} {resp.text}"
@@ -68,8 +71,9 @@ def test_rate_limited_upstream_cached_tag_served_retry_after_respected(
             assert error_of(resp)["code"] == "TOOMANYREQUESTS", what
 
 
-def test_hanging_upstream_is_given_up_on_after_timeout_seconds(up: Upstream, start_registry,
-                                                               tmp_path: Path) -> None:
+def test_hanging_upstream_is_given_up_on_after_timeout_seconds(
+    up: Upstream, start_registry, tmp_path: Path
+) -> None:
     cached, uncached = make_image(tmp_path, "cached"), make_image(tmp_path, "uncached")
     up.push_image(REPO, "v1", cached)
     up.push_image(REPO, "v2", uncached)

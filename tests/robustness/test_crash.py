@@ -28,8 +28,9 @@ def verify_store(data_dir: Path) -> None:
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
-def test_kill_during_uploads_and_pushes_loses_nothing_acknowledged(start_registry,
-                                                                   tmp_path: Path) -> None:
+def test_kill_during_uploads_and_pushes_loses_nothing_acknowledged(
+    start_registry, tmp_path: Path
+) -> None:
     data = tmp_path / "data"
     server = start_registry(data_dir=data)
     acknowledged_blobs: list[tuple[str, str, bytes]] = []
@@ -68,9 +69,11 @@ def test_kill_during_uploads_and_pushes_loses_nothing_acknowledged(start_registr
                 try:
                     location = c.post("/v2/crash/chunks/blobs/uploads/").headers["Location"]
                     for offset in range(0, len(blob), 100_000):
-                        resp = c.patch(location, content=blob[offset:offset + 100_000],
-                                       headers={"Content-Range":
-                                                f"{offset}-{offset + 99_999}"})
+                        resp = c.patch(
+                            location,
+                            content=blob[offset : offset + 100_000],
+                            headers={"Content-Range": f"{offset}-{offset + 99_999}"},
+                        )
                         location = resp.headers["Location"]
                     done = c.put(location, params={"digest": sha256(blob)})
                 except httpx.HTTPError:

@@ -16,8 +16,12 @@ from tests.support.push import error_code, push_blob, sha256, unique_repo
 
 def group_rss_kib(pid: int) -> int:
     """Resident memory of a server and all its worker processes."""
-    out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(pid), "-p", str(pid)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ps", "-o", "rss=", "--ppid", str(pid), "-p", str(pid)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return sum(int(x) for x in out.split())
 
 
@@ -27,8 +31,10 @@ def test_stalled_client_is_cut_off_and_nothing_is_acknowledged(start_registry) -
     with httpx.Client(base_url=server.url) as c:
         location = c.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
     with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
-        sock.sendall(f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
-                     .encode() + b"only ten b")
+        sock.sendall(
+            f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
+            + b"only ten b"
+        )
         reply = sock.recv(65536)
     # Either an explicit 408 or a closed connection: never an acknowledged partial chunk.
     assert reply == b"" or reply.startswith(b"HTTP/1.1 408")
@@ -81,8 +87,9 @@ def test_full_disk_answers_clearly_and_acknowledges_nothing(start_registry, smal
         failure = None
         for _ in range(40):
             blob = os.urandom(1024 * 1024)
-            resp = c.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)},
-                          content=blob)
+            resp = c.post(
+                f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob
+            )
             if resp.status_code != 201:
                 failure = (resp, blob)
                 break
@@ -97,8 +104,7 @@ def test_full_disk_answers_clearly_and_acknowledges_nothing(start_registry, smal
         # Still alive and still answering reads and small writes fail cleanly too.
         assert c.get("/v2/").status_code == 200
         time.sleep(0.1)
-        again = c.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)},
-                       content=blob)
+        again = c.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob)
         assert again.status_code == 507
 
 
@@ -115,8 +121,7 @@ def test_blob_push_still_works_after_disk_frees(start_registry, small_disk) -> N
     repo = unique_repo()
     blob = os.urandom(2 * 1024 * 1024)
     with httpx.Client(base_url=server.url, timeout=60) as c:
-        resp = c.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)},
-                      content=blob)
+        resp = c.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob)
         assert resp.status_code == 507
         filler.unlink()
         assert push_blob(c, repo, blob) == sha256(blob)

@@ -27,15 +27,20 @@ def shared_backends(s3_server: SeaweedS3, pg_cluster: PostgresCluster) -> dict[s
 
 
 @pytest.fixture
-def replicas(shared_backends: dict[str, str], tmp_path: Path
-             ) -> Iterator[Callable[..., RunningRegistry]]:
+def replicas(
+    shared_backends: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., RunningRegistry]]:
     """`start(*args)`: another replica on the same bucket and database (own data folder)."""
     started: list[RunningRegistry] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> RunningRegistry:
-        server = RunningRegistry(data_dir=tmp_path / f"replica{len(started)}", port=free_port(),
-                                 args=args, env={**shared_backends, **(env or {})},
-                                 log_dir=tmp_path).start()
+        server = RunningRegistry(
+            data_dir=tmp_path / f"replica{len(started)}",
+            port=free_port(),
+            args=args,
+            env={**shared_backends, **(env or {})},
+            log_dir=tmp_path,
+        ).start()
         started.append(server)
         return server
 

@@ -171,31 +171,86 @@ RAW_BLOB = b"a blob for garbage to be aimed at"
 RAW_BLOB_DIGEST = "sha256:" + hashlib.sha256(RAW_BLOB).hexdigest()
 TOKEN = st.text(st.characters(codec="latin-1"), min_size=0, max_size=12)
 RAW_PATHS = st.one_of(
-    st.sampled_from(["/v2/", "/v2/_catalog", "/v2/fuzz/manifests/t", "/v2/fuzz/blobs/uploads/",
-                     "/token", "/api/v1/me", "*", "", "//", "/v2/../../etc/passwd",
-                     f"/v2/{RAW_REPO}/manifests/t", f"/v2/{RAW_REPO}/blobs/{RAW_BLOB_DIGEST}",
-                     f"/v2/{RAW_REPO}/tags/list?n=", f"/v2/{RAW_REPO}/blobs/uploads/",
-                     f"/v2/{RAW_REPO}/referrers/{RAW_BLOB_DIGEST}"]),
+    st.sampled_from(
+        [
+            "/v2/",
+            "/v2/_catalog",
+            "/v2/fuzz/manifests/t",
+            "/v2/fuzz/blobs/uploads/",
+            "/token",
+            "/api/v1/me",
+            "*",
+            "",
+            "//",
+            "/v2/../../etc/passwd",
+            f"/v2/{RAW_REPO}/manifests/t",
+            f"/v2/{RAW_REPO}/blobs/{RAW_BLOB_DIGEST}",
+            f"/v2/{RAW_REPO}/tags/list?n=",
+            f"/v2/{RAW_REPO}/blobs/uploads/",
+            f"/v2/{RAW_REPO}/referrers/{RAW_BLOB_DIGEST}",
+        ]
+    ),
     st.binary(max_size=80).map(lambda b: "/v2/" + b.decode("latin-1")),
-    st.lists(st.sampled_from(["%", "%ff", "%00", "%2e%2e", "%2F", "?", "#", ";", "\x00", "\t",
-                              "é", "manifests", "blobs", "uploads", "n=²", "&"]),
-             max_size=12).map(lambda parts: "/v2/fuzz/" + "".join(parts)),
+    st.lists(
+        st.sampled_from(
+            [
+                "%",
+                "%ff",
+                "%00",
+                "%2e%2e",
+                "%2F",
+                "?",
+                "#",
+                ";",
+                "\x00",
+                "\t",
+                "é",
+                "manifests",
+                "blobs",
+                "uploads",
+                "n=²",
+                "&",
+            ]
+        ),
+        max_size=12,
+    ).map(lambda parts: "/v2/fuzz/" + "".join(parts)),
 )
 RAW_HEADER = st.one_of(
     st.tuples(TOKEN, TOKEN).map(lambda kv: f"{kv[0]}: {kv[1]}"),
-    st.sampled_from([
-        "Content-Length: -1", "Content-Length: 1, 2", "Content-Length: ٣", "Transfer-Encoding: x",
-        "Transfer-Encoding: chunked", "Transfer-Encoding: chunked, chunked", "Host:",
-        "Range: bytes=" + "9" * 5000 + "-", "Content-Range: 0-" + "9" * 400,
-        "Authorization: Bearer " + "a." * 300, "Authorization: Basic ====",
-        "Authorization: Basic " + "QQ" * 5000, " folded: continuation", "no colon here",
-        "Expect: 100-continue", "Connection: upgrade", "Upgrade: h2c", "Accept: " + "*/*," * 900,
-    ]),
+    st.sampled_from(
+        [
+            "Content-Length: -1",
+            "Content-Length: 1, 2",
+            "Content-Length: ٣",
+            "Transfer-Encoding: x",
+            "Transfer-Encoding: chunked",
+            "Transfer-Encoding: chunked, chunked",
+            "Host:",
+            "Range: bytes=" + "9" * 5000 + "-",
+            "Content-Range: 0-" + "9" * 400,
+            "Authorization: Bearer " + "a." * 300,
+            "Authorization: Basic ====",
+            "Authorization: Basic " + "QQ" * 5000,
+            " folded: continuation",
+            "no colon here",
+            "Expect: 100-continue",
+            "Connection: upgrade",
+            "Upgrade: h2c",
+            "Accept: " + "*/*," * 900,
+        ]
+    ),
 )
 RAW_BODY = st.one_of(
     st.binary(max_size=300),
-    st.sampled_from([b"0\r\n\r\n", b"zz\r\nabc\r\n0\r\n\r\n", b"5\r\nab\r\n",
-                     b"FFFFFFFFFFFFFFFFFFFF\r\nx\r\n", b"\x00" * 64]),
+    st.sampled_from(
+        [
+            b"0\r\n\r\n",
+            b"zz\r\nabc\r\n0\r\n\r\n",
+            b"5\r\nab\r\n",
+            b"FFFFFFFFFFFFFFFFFFFF\r\nx\r\n",
+            b"\x00" * 64,
+        ]
+    ),
 )
 
 
@@ -204,10 +259,29 @@ def garbage_requests(draw: st.DrawFn) -> bytes:
     """A request line and headers in HTTP's shape, each part possibly wrong; or plain bytes."""
     if draw(st.integers(0, 9)) == 0:
         return draw(st.binary(min_size=1, max_size=400))
-    method = draw(st.one_of(st.sampled_from(["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE",
-                                             "OPTIONS", "CONNECT", "TRACE", "get", ""]), TOKEN))
-    version = draw(st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1 x", "HTTP/9",
-                                    ""]))
+    method = draw(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "GET",
+                    "HEAD",
+                    "PUT",
+                    "PATCH",
+                    "POST",
+                    "DELETE",
+                    "OPTIONS",
+                    "CONNECT",
+                    "TRACE",
+                    "get",
+                    "",
+                ]
+            ),
+            TOKEN,
+        )
+    )
+    version = draw(
+        st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1 x", "HTTP/9", ""])
+    )
     lines = [f"{method} {draw(RAW_PATHS)} {version}", "Host: fuzz"]
     lines += draw(st.lists(RAW_HEADER, max_size=6))
     head = "\r\n".join(lines).encode("utf-8", "surrogateescape") + b"\r\n\r\n"
@@ -236,17 +310,20 @@ def raw_target(registry: RunningRegistry) -> str:
     """Something real for garbage to hit: an image and a blob, so ranges and tags are read."""
     with httpx.Client(base_url=registry.url, timeout=60.0) as http:
         push_image(http, RAW_REPO, "t")
-        pushed = http.post(f"/v2/{RAW_REPO}/blobs/uploads/?digest={RAW_BLOB_DIGEST}",
-                           content=RAW_BLOB)
+        pushed = http.post(
+            f"/v2/{RAW_REPO}/blobs/uploads/?digest={RAW_BLOB_DIGEST}", content=RAW_BLOB
+        )
         assert pushed.status_code == 201
     return RAW_REPO
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=garbage_requests())
-def test_finding_14_fuzz_protocol_garbage(registry: RunningRegistry, raw_target: str,
-                                          data: bytes) -> None:
+def test_finding_14_fuzz_protocol_garbage(
+    registry: RunningRegistry, raw_target: str, data: bytes
+) -> None:
     """Malformed request lines, headers, framing and bodies, or plain bytes: the server answers
     4xx or closes, never a 5xx, and keeps serving."""
     reply = _exchange(registry.port, data)

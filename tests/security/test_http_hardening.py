@@ -194,7 +194,6 @@ def test_finding_11_mount_needs_the_tokens_pull_grant_on_the_source(reg: AuthReg
 # -- finding 14 --------------------------------------------------------------------------------
 
 
-
 def assert_spec_error(response: httpx.Response, *codes: str) -> None:
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
     assert response.headers["Content-Type"] == "application/json"

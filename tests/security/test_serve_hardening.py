@@ -101,7 +101,13 @@ def test_finding_13_admin_commands_keep_the_folder_private(tmp_path: Path) -> No
     old = os.umask(0o022)
     try:
         result = dockyard(
-            "user", "add", "alice", "--password-stdin", "--init", "--data-dir", str(data),
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--init",
+            "--data-dir",
+            str(data),
             input="pw-12345678",
         )
         assert result.returncode == 0, result.stderr

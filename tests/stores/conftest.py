@@ -35,10 +35,15 @@ def blob_store(request: pytest.FixtureRequest, tmp_path: Path):
         yield FilesystemBlobStore(tmp_path / "blobs")
     else:
         s3 = request.getfixturevalue("seaweed")
-        yield S3BlobStore.from_url(f"s3://{s3.create_bucket()}/some/prefix",
-                                   endpoint=s3.endpoint, region="us-east-1", path_style=True,
-                                   access_key=ACCESS_KEY, secret_key=SECRET_KEY,
-                                   presign_seconds=600)
+        yield S3BlobStore.from_url(
+            f"s3://{s3.create_bucket()}/some/prefix",
+            endpoint=s3.endpoint,
+            region="us-east-1",
+            path_style=True,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            presign_seconds=600,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ def upload_in_pieces(store, run, data: bytes, sizes) -> str:  # type: ignore[no-
     run(store.create_upload(upload))
     offset = 0
     for size in sizes:
-        offset = run(store.write_upload(upload, offset, chunks(data[offset:offset + size])))
+        offset = run(store.write_upload(upload, offset, chunks(data[offset : offset + size])))
     return upload
 
 
@@ -37,10 +37,15 @@ def seaweed_store(seaweed, prefix: str = ""):  # type: ignore[no-untyped-def]
     from dockyard.storage.s3 import S3BlobStore
     from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY
 
-    return S3BlobStore.from_url(f"s3://{seaweed.create_bucket()}{prefix}",
-                                endpoint=seaweed.endpoint, region="us-east-1", path_style=True,
-                                access_key=ACCESS_KEY, secret_key=SECRET_KEY,
-                                presign_seconds=None)
+    return S3BlobStore.from_url(
+        f"s3://{seaweed.create_bucket()}{prefix}",
+        endpoint=seaweed.endpoint,
+        region="us-east-1",
+        path_style=True,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        presign_seconds=None,
+    )
 
 
 def test_upload_commit_read_delete(blob_store, run) -> None:
@@ -138,11 +143,14 @@ def test_leaves_no_files_behind(blob_store, run, tmp_path) -> None:
 MiB = 1024 * 1024
 
 
-@pytest.mark.parametrize("sizes", [
-    (6 * MiB, 1 * MiB, 2 * MiB, 7 * MiB, 3 * MiB),  # small pieces gathered between big ones
-    (1 * MiB, 12 * MiB),  # a small first piece takes the head of the big one
-    (2 * MiB, 2 * MiB, 1),  # nothing reaches the minimum part size
-])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        (6 * MiB, 1 * MiB, 2 * MiB, 7 * MiB, 3 * MiB),  # small pieces gathered between big ones
+        (1 * MiB, 12 * MiB),  # a small first piece takes the head of the big one
+        (2 * MiB, 2 * MiB, 1),  # nothing reaches the minimum part size
+    ],
+)
 def test_an_upload_of_many_pieces_commits_byte_exact(blob_store, run, sizes) -> None:
     import os
 
@@ -243,7 +251,9 @@ def test_filesystem_reads_from_the_disk_off_the_event_loop(tmp_path, run, monkey
     path = store.local_path(digest)
     assert run(collect(store.read(digest))) == data
     assert hops == [], "cached bytes cost a thread hop"
-    assert run(collect(store.read(digest, 5, 2 * 1024 * 1024 + 9))) == data[5:2 * 1024 * 1024 + 10]
+    assert (
+        run(collect(store.read(digest, 5, 2 * 1024 * 1024 + 9))) == data[5 : 2 * 1024 * 1024 + 10]
+    )
     assert hops == []
 
     # The probe is a real read: on a miss the kernel may start reading ahead, so a later probe
@@ -278,8 +288,9 @@ def test_filesystem_reads_from_the_disk_off_the_event_loop(tmp_path, run, monkey
 
 
 @pytest.mark.parametrize("fsync", [True, False])
-def test_filesystem_starts_writing_an_upload_back_as_it_arrives(tmp_path, run, monkeypatch,
-                                                                fsync) -> None:
+def test_filesystem_starts_writing_an_upload_back_as_it_arrives(
+    tmp_path, run, monkeypatch, fsync
+) -> None:
     """With fsync on, every written batch is handed to the disk at once (sync_file_range), so
     the fsync before the acknowledgement has little left; with fsync off, nothing is."""
     import os
@@ -288,13 +299,14 @@ def test_filesystem_starts_writing_an_upload_back_as_it_arrives(tmp_path, run, m
 
     assert filesystem._start_writeback is not None, "sync_file_range is on every Linux"
     ranges: list[tuple[int, int]] = []
-    monkeypatch.setattr(filesystem, "_start_writeback",
-                        lambda fd, offset, length: ranges.append((offset, length)))
+    monkeypatch.setattr(
+        filesystem, "_start_writeback", lambda fd, offset, length: ranges.append((offset, length))
+    )
     store = filesystem.FilesystemBlobStore(tmp_path / "blobs", fsync=fsync)
     data = os.urandom(5 * filesystem.WRITE_BATCH + 77)
     upload = uuid.uuid4().hex
     run(store.create_upload(upload))
-    pieces = [data[i:i + 300_000] for i in range(0, len(data), 300_000)]
+    pieces = [data[i : i + 300_000] for i in range(0, len(data), 300_000)]
     assert run(store.write_upload(upload, 0, chunks(*pieces))) == len(data)
     assert run(collect(store.read_upload(upload))) == data
     if not fsync:
@@ -336,8 +348,7 @@ def test_filesystem_truncates_an_upload_only_to_drop_bytes(tmp_path, run, monkey
     assert run(store.upload_size(upload)) == 0
 
 
-def test_an_upload_can_be_followed_while_it_grows_where_the_store_says_so(blob_store,
-                                                                         run) -> None:
+def test_an_upload_can_be_followed_while_it_grows_where_the_store_says_so(blob_store, run) -> None:
     """What the pull-through cache asks of a store to hand one download to every worker:
     the upload's file while it arrives, the blob's once committed, and whether a descriptor
     it holds is the committed blob or a dropped upload. Stores without local files say so

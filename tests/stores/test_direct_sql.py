@@ -15,7 +15,8 @@ from dockyard.metadata.sql import SQLMetadataStore
 
 METADATA = sa.MetaData()
 THINGS = sa.Table(
-    "things", METADATA,
+    "things",
+    METADATA,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(50), nullable=False, unique=True),
     sa.Column("weight", sa.Float, nullable=False),
@@ -25,10 +26,12 @@ THINGS = sa.Table(
 INSERT = sa.insert(THINGS)
 INSERT_IGNORE = sqlite.insert(THINGS).on_conflict_do_nothing()
 BY_NAME = sa.select(THINGS.c.id, THINGS.c.weight, THINGS.c.ready).where(
-    THINGS.c.name == sa.bindparam("name"))
+    THINGS.c.name == sa.bindparam("name")
+)
 ANY_READY = sa.select(sa.exists().where(THINGS.c.ready == sa.true()))
-HEAVIER = sa.update(THINGS).where(THINGS.c.name == sa.bindparam("who")).values(
-    weight=THINGS.c.weight + 1)
+HEAVIER = (
+    sa.update(THINGS).where(THINGS.c.name == sa.bindparam("who")).values(weight=THINGS.c.weight + 1)
+)
 NAMED_IN = sa.select(THINGS.c.name).where(THINGS.c.name.in_(sa.bindparam("names", expanding=True)))
 
 
@@ -43,8 +46,9 @@ def conn(tmp_path):
 
 def counted(conn) -> collections.Counter:
     seen: collections.Counter = collections.Counter()
-    sa.event.listen(conn.engine, "before_cursor_execute",
-                    lambda *args: seen.update([args[2].split()[0]]))
+    sa.event.listen(
+        conn.engine, "before_cursor_execute", lambda *args: seen.update([args[2].split()[0]])
+    )
     return seen
 
 
@@ -53,8 +57,9 @@ def test_rows_and_conversions_match_sqlalchemy(conn) -> None:
     row = {"id": 1, "name": "a", "weight": 2, "ready": True, "stamp": 1.0}
     direct.execute(conn, INSERT, row)
     direct.execute(conn, INSERT_IGNORE, {**row, "weight": 9})  # ignored
-    direct.execute(conn, INSERT, {"id": 2, "name": "b", "weight": 3.5, "ready": False,
-                                  "stamp": 2.0})
+    direct.execute(
+        conn, INSERT, {"id": 2, "name": "b", "weight": 3.5, "ready": False, "stamp": 2.0}
+    )
     assert seen == {}, "statements built once ran through SQLAlchemy"
     got = direct.execute(conn, BY_NAME, {"name": "a"}).first()
     assert got == conn.execute(BY_NAME, {"name": "a"}).first() == (1, 2.0, True)
@@ -64,8 +69,9 @@ def test_rows_and_conversions_match_sqlalchemy(conn) -> None:
     assert direct.execute(conn, ANY_READY, {}).scalar() is True
     assert direct.execute(conn, HEAVIER, {"who": "b"}).rowcount == 1
     assert direct.execute(conn, HEAVIER, {"who": "nobody"}).rowcount == 0
-    assert list(direct.execute(conn, sa.select(THINGS.c.name).order_by(THINGS.c.name), {})
-                .scalars()) == ["a", "b"]
+    assert list(
+        direct.execute(conn, sa.select(THINGS.c.name).order_by(THINGS.c.name), {}).scalars()
+    ) == ["a", "b"]
     with pytest.raises(sa.exc.NoResultFound):
         direct.execute(conn, BY_NAME, {"name": "zz"}).scalar_one()
     assert seen == {"SELECT": 1}, "only the comparison ran through SQLAlchemy"
@@ -83,8 +89,7 @@ def test_what_needs_sqlalchemy_goes_through_it(conn) -> None:
 def test_errors_are_sqlalchemys(conn) -> None:
     direct.execute(conn, INSERT, {"id": 1, "name": "a", "weight": 1, "ready": True, "stamp": 0})
     with pytest.raises(sa.exc.IntegrityError):
-        direct.execute(conn, INSERT, {"id": 2, "name": "a", "weight": 1, "ready": True,
-                                      "stamp": 0})
+        direct.execute(conn, INSERT, {"id": 2, "name": "a", "weight": 1, "ready": True, "stamp": 0})
     with pytest.raises(sa.exc.OperationalError):
         direct.run_sql(conn, "BEGIN NONSENSE")
 
@@ -115,6 +120,7 @@ def test_a_push_runs_no_statement_through_sqlalchemy(tmp_path, run) -> None:
 
 def counted_engine(engine: sa.Engine) -> collections.Counter:
     seen: collections.Counter = collections.Counter()
-    sa.event.listen(engine, "before_cursor_execute",
-                    lambda *args: seen.update([" ".join(args[2].split()[:3])]))
+    sa.event.listen(
+        engine, "before_cursor_execute", lambda *args: seen.update([" ".join(args[2].split()[:3])])
+    )
     return seen

@@ -75,8 +75,13 @@ def test_a_failing_write_fails_alone_and_leaves_nothing(store, run) -> None:
     assert sizes == [1, 3], "the three writes went in one transaction"
     assert run(store.get_upload("a" * 32)) is not None
     assert run(store.get_upload("b" * 32)) is not None
-    ghost = run(store.runner.read(lambda conn: conn.execute(
-        sa.select(t.repositories.c.id).where(t.repositories.c.name == "group/ghost")).first()))
+    ghost = run(
+        store.runner.read(
+            lambda conn: conn.execute(
+                sa.select(t.repositories.c.id).where(t.repositories.c.name == "group/ghost")
+            ).first()
+        )
+    )
     assert ghost is None, "the failed write's own changes were rolled back"
 
 
@@ -88,8 +93,9 @@ def test_a_commit_that_fails_fails_every_write_in_it(store, run, monkeypatch) ->
 
     def full_at_commit(batch):
         def fail_commit(self, *a, **k):
-            raise sa.exc.OperationalError("COMMIT", {}, sqlite3.OperationalError(
-                "database or disk is full"))
+            raise sa.exc.OperationalError(
+                "COMMIT", {}, sqlite3.OperationalError("database or disk is full")
+            )
 
         monkeypatch.setattr(sa.engine.Connection, "_commit_impl", fail_commit)
         try:

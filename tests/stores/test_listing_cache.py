@@ -11,8 +11,9 @@ M2 = "sha256:" + "b" * 64
 
 
 def manifest(digest: str) -> ManifestRecord:
-    return ManifestRecord(digest=digest, media_type="application/vnd.oci.image.manifest.v1+json",
-                          size=10)
+    return ManifestRecord(
+        digest=digest, media_type="application/vnd.oci.image.manifest.v1+json", size=10
+    )
 
 
 def test_cached_tag_lists_follow_every_change(meta, run) -> None:

@@ -10,8 +10,9 @@ D3 = "sha256:" + "3" * 64
 
 
 def record(digest: str, **extra: object) -> ManifestRecord:
-    return ManifestRecord(digest=digest, media_type="application/vnd.oci.image.manifest.v1+json",
-                          size=100, **extra)  # type: ignore[arg-type]
+    return ManifestRecord(
+        digest=digest, media_type="application/vnd.oci.image.manifest.v1+json", size=100, **extra
+    )  # type: ignore[arg-type]
 
 
 def test_blob_links(meta, run) -> None:
@@ -41,8 +42,11 @@ def test_uploads(meta, run) -> None:
 
 def test_manifests_tags_and_references(meta, run) -> None:
     run(meta.link_blob("r", D3, 5))
-    run(meta.put_manifest("r", record(D1, annotations={"k": "v"}), [Reference(D3, "blob")],
-                          ["latest", "v1"]))
+    run(
+        meta.put_manifest(
+            "r", record(D1, annotations={"k": "v"}), [Reference(D3, "blob")], ["latest", "v1"]
+        )
+    )
     assert run(meta.resolve_tag("r", "latest")).digest == D1
     assert run(meta.get_manifest("r", D1)).annotations == {"k": "v"}
     assert run(meta.get_manifest("other", D1)) is None
@@ -64,7 +68,7 @@ def test_listing_order_and_paging(meta, run) -> None:
     for name in names:
         run(meta.link_blob(name, D1, 1))
     assert run(meta.list_repositories(None, None)) == sorted(names)
-    assert run(meta.list_repositories(2, "a")) == sorted(names)[sorted(names).index("a") + 1:][:2]
+    assert run(meta.list_repositories(2, "a")) == sorted(names)[sorted(names).index("a") + 1 :][:2]
     tags = ["1.10", "1.2", "Z", "_", "a", "latest"]
     run(meta.put_manifest("t", record(D1), [], tags))
     assert run(meta.list_tags("t", None, None)) == sorted(tags)
@@ -104,9 +108,9 @@ def test_sqlite_upload_bookkeeping_leaves_every_connection_synced(tmp_path, run)
         run(store.close())
 
 
-
 def test_sqlite_reads_on_the_event_loop_move_to_a_thread_when_the_file_is_locked(
-        tmp_path, monkeypatch) -> None:
+    tmp_path, monkeypatch
+) -> None:
     """Key lookups run on the event loop with a short busy timeout; when SQLite reports the
     database locked, the same read is done by the thread pool (which may wait) instead."""
     import asyncio

@@ -12,9 +12,12 @@ from tests.support.token_server import TokenServer
 
 
 @contextmanager
-def token_distribution(root: Path, users: dict[str, str],
-                       **token_options: Any) -> Iterator[tuple[Distribution, TokenServer]]:
+def token_distribution(
+    root: Path, users: dict[str, str], **token_options: Any
+) -> Iterator[tuple[Distribution, TokenServer]]:
     """A Distribution that trusts a fresh TokenServer; both stopped on exit."""
-    with TokenServer(root / "token", users=dict(users), **token_options) as tokens, \
-            Distribution(root / "registry", config={"auth": tokens.distribution_auth()}) as reg:
+    with (
+        TokenServer(root / "token", users=dict(users), **token_options) as tokens,
+        Distribution(root / "registry", config={"auth": tokens.distribution_auth()}) as reg,
+    ):
         yield reg, tokens

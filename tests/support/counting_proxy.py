@@ -41,7 +41,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     status: int | None = None
-    started: float | None = None   # first response byte relayed
+    started: float | None = None  # first response byte relayed
     finished: float | None = None  # last response byte relayed
     body_bytes: int = 0
     cut: bool = False
@@ -85,8 +85,9 @@ class _Reader:
 
 def _parse_head(head: bytes) -> tuple[str, dict[str, str]]:
     lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in
-               (line.partition(":") for line in lines[1:])}
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+    }
     return lines[0], headers
 
 
@@ -144,8 +145,9 @@ class CountingProxy:
     # -- queries ----------------------------------------------------------------------------
     def matching(self, method: str, path_contains: str = "") -> list[Seen]:
         with self._lock:
-            return [s for s in self.requests if Rule(method, path_contains).matches(s.method,
-                                                                                      s.path)]
+            return [
+                s for s in self.requests if Rule(method, path_contains).matches(s.method, s.path)
+            ]
 
     def paths(self) -> list[str]:
         with self._lock:
@@ -185,8 +187,9 @@ class CountingProxy:
             self._sockets += [client, upstream]
         pending: deque[Seen] = deque()
         ready = threading.Condition()
-        responses = threading.Thread(target=self._responses,
-                                     args=(upstream, client, pending, ready), daemon=True)
+        responses = threading.Thread(
+            target=self._responses, args=(upstream, client, pending, ready), daemon=True
+        )
         responses.start()
         try:
             self._requests(client, upstream, pending, ready)
@@ -197,8 +200,13 @@ class CountingProxy:
             self._close(client)
             self._close(upstream)
 
-    def _requests(self, client: socket.socket, upstream: socket.socket, pending: deque[Seen],
-                  ready: threading.Condition) -> None:
+    def _requests(
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        pending: deque[Seen],
+        ready: threading.Condition,
+    ) -> None:
         reader = _Reader(client)
         while True:
             head = reader.head()
@@ -219,8 +227,13 @@ class CountingProxy:
             else:
                 self._relay_length(reader, upstream, int(headers.get("content-length") or 0))
 
-    def _responses(self, upstream: socket.socket, client: socket.socket, pending: deque[Seen],
-                   ready: threading.Condition) -> None:
+    def _responses(
+        self,
+        upstream: socket.socket,
+        client: socket.socket,
+        pending: deque[Seen],
+        ready: threading.Condition,
+    ) -> None:
         reader = _Reader(upstream)
         try:
             while True:
@@ -243,9 +256,9 @@ class CountingProxy:
                 elif "chunked" in headers.get("transfer-encoding", "").lower():
                     self._relay_chunked(reader, client)
                 elif "content-length" in headers:
-                    seen.body_bytes = self._relay_length(reader, client,
-                                                         int(headers["content-length"]), shape,
-                                                         seen)
+                    seen.body_bytes = self._relay_length(
+                        reader, client, int(headers["content-length"]), shape, seen
+                    )
                 else:
                     seen.body_bytes = self._relay_length(reader, client, None, shape, seen)
                 seen.finished = time.monotonic()
@@ -259,19 +272,24 @@ class CountingProxy:
 
     def _shape_for(self, seen: Seen) -> tuple[float | None, int | None]:
         """(rate, cut_after) for this response."""
-        rate = self.rate if self.throttle and self.throttle.matches(seen.method, seen.path) \
-            else None
+        rate = (
+            self.rate if self.throttle and self.throttle.matches(seen.method, seen.path) else None
+        )
         cut = None
         with self._lock:
-            if self.cut and self.cut.matches(seen.method, seen.path) and \
-                    self.cuts_done < self.cuts:
+            if self.cut and self.cut.matches(seen.method, seen.path) and self.cuts_done < self.cuts:
                 self.cuts_done += 1
                 cut = self.cut_after
         return rate, cut
 
-    def _relay_length(self, reader: _Reader, sink: socket.socket, length: int | None,
-                      shape: tuple[float | None, int | None] = (None, None),
-                      seen: Seen | None = None) -> int:
+    def _relay_length(
+        self,
+        reader: _Reader,
+        sink: socket.socket,
+        length: int | None,
+        shape: tuple[float | None, int | None] = (None, None),
+        seen: Seen | None = None,
+    ) -> int:
         rate, cut = shape
         sent = 0
         began = time.monotonic()

@@ -121,8 +121,10 @@ class FlakyProxy:
             head, _, buffer = buffer.partition(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
             method, path = lines[0].split(" ")[:2]
-            headers = {k.strip().lower(): v.strip() for k, _, v in
-                       (line.partition(":") for line in lines[1:])}
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (line.partition(":") for line in lines[1:])
+            }
             self.requests.append((method, path))
             if "chunked" in headers.get("transfer-encoding", "").lower():
                 upstream.sendall(head + b"\r\n\r\n" + buffer)  # cannot follow: pass through
@@ -151,7 +153,7 @@ class FlakyProxy:
                     take = take[:cut]
                 upstream.sendall(take)
                 remaining -= len(take)
-                buffer = buffer[len(take):]
+                buffer = buffer[len(take) :]
                 if cut is not None:
                     cut -= len(take)
                     if cut <= 0:
@@ -166,16 +168,24 @@ class FlakyProxy:
 
     def _should_cut(self, method: str, length: int) -> int | None:
         with self._lock:
-            if self.cut_after is not None and self.cuts_done < self.cuts and \
-                    method == self.cut_method and length > self.cut_after:
+            if (
+                self.cut_after is not None
+                and self.cuts_done < self.cuts
+                and method == self.cut_method
+                and length > self.cut_after
+            ):
                 self.cuts_done += 1
                 return self.cut_after
         return None
 
     def _answer(self, client: socket.socket, injected: Injected) -> None:
-        reason = {429: "Too Many Requests", 503: "Service Unavailable",
-                  502: "Bad Gateway"}.get(injected.status, "Error")
-        lines = [f"HTTP/1.1 {injected.status} {reason}",
-                 f"Content-Length: {len(injected.body)}", "Connection: close",
-                 *(f"{k}: {v}" for k, v in injected.headers.items())]
+        reason = {429: "Too Many Requests", 503: "Service Unavailable", 502: "Bad Gateway"}.get(
+            injected.status, "Error"
+        )
+        lines = [
+            f"HTTP/1.1 {injected.status} {reason}",
+            f"Content-Length: {len(injected.body)}",
+            "Connection: close",
+            *(f"{k}: {v}" for k, v in injected.headers.items()),
+        ]
         client.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + injected.body)

@@ -205,22 +205,37 @@ def _random_files(rng: random.Random, prefix: str, count: int, size: int) -> dic
 def make_layer(files: dict[str, bytes]) -> Layer:
     tar = _tar_bytes(files)
     compressed = _gzip_bytes(tar)
-    return Layer(digest=sha256_digest(compressed), size=len(compressed),
-                 diff_id=sha256_digest(tar), files=dict(files), compressed=compressed, tar=tar)
+    return Layer(
+        digest=sha256_digest(compressed),
+        size=len(compressed),
+        diff_id=sha256_digest(tar),
+        files=dict(files),
+        compressed=compressed,
+        tar=tar,
+    )
 
 
-def make_layers(seed: int | str, layers: int, files_per_layer: int = 3,
-                file_size: int = 2048) -> list[Layer]:
+def make_layers(
+    seed: int | str, layers: int, files_per_layer: int = 3, file_size: int = 2048
+) -> list[Layer]:
     if layers < 1:
         raise ValueError("an image needs at least one layer")
     rng = random.Random(f"dockyard-layers:{seed}")
-    return [make_layer(_random_files(rng, f"data/layer{n}", files_per_layer, file_size))
-            for n in range(layers)]
+    return [
+        make_layer(_random_files(rng, f"data/layer{n}", files_per_layer, file_size))
+        for n in range(layers)
+    ]
 
 
-def image_config(os_name: str, architecture: str, diff_ids: list[str], *,
-                 labels: dict[str, str] | None = None, variant: str | None = None,
-                 seed: int | str = 0) -> dict[str, Any]:
+def image_config(
+    os_name: str,
+    architecture: str,
+    diff_ids: list[str],
+    *,
+    labels: dict[str, str] | None = None,
+    variant: str | None = None,
+    seed: int | str = 0,
+) -> dict[str, Any]:
     """An OCI/Docker image config (the two formats share these fields)."""
     config: dict[str, Any] = {
         "created": EPOCH_ISO,
@@ -270,19 +285,36 @@ def _write_layout_index(layout: Path, manifests: list[dict[str, Any]]) -> None:
 def _tag_in_layout(layout: Path, descriptor: dict[str, Any], ref: str) -> None:
     """Add `descriptor` to index.json under `ref`, replacing an older entry of that name."""
     index = json.loads((layout / "index.json").read_bytes())
-    kept = [m for m in index.get("manifests", [])
-            if (m.get("annotations") or {}).get(REF_NAME) != ref]
+    kept = [
+        m for m in index.get("manifests", []) if (m.get("annotations") or {}).get(REF_NAME) != ref
+    ]
     annotated = {**descriptor, "annotations": {**descriptor.get("annotations", {}), REF_NAME: ref}}
     _write_layout_index(layout, [*kept, annotated])
 
 
-def _write_image_blobs(layout: Path, *, seed: int | str, layers: int, files_per_layer: int,
-                       file_size: int, os_name: str, architecture: str,
-                       labels: dict[str, str] | None, variant: str | None) -> BuiltImage:
+def _write_image_blobs(
+    layout: Path,
+    *,
+    seed: int | str,
+    layers: int,
+    files_per_layer: int,
+    file_size: int,
+    os_name: str,
+    architecture: str,
+    labels: dict[str, str] | None,
+    variant: str | None,
+) -> BuiltImage:
     built_layers = make_layers(seed, layers, files_per_layer, file_size)
-    config_bytes = canonical_json(image_config(
-        os_name, architecture, [layer.diff_id for layer in built_layers],
-        labels=labels, variant=variant, seed=seed))
+    config_bytes = canonical_json(
+        image_config(
+            os_name,
+            architecture,
+            [layer.diff_id for layer in built_layers],
+            labels=labels,
+            variant=variant,
+            seed=seed,
+        )
+    )
     config_digest = _write_blob(layout, config_bytes)
     for layer in built_layers:
         _write_blob(layout, layer.compressed)
@@ -290,49 +322,95 @@ def _write_image_blobs(layout: Path, *, seed: int | str, layers: int, files_per_
         "schemaVersion": 2,
         "mediaType": MT_OCI_MANIFEST,
         "config": Descriptor(MT_OCI_CONFIG, config_digest, len(config_bytes)).to_json(),
-        "layers": [Descriptor(MT_OCI_LAYER_GZIP, layer.digest, layer.size).to_json()
-                   for layer in built_layers],
+        "layers": [
+            Descriptor(MT_OCI_LAYER_GZIP, layer.digest, layer.size).to_json()
+            for layer in built_layers
+        ],
         "annotations": {"org.dockyard.test.seed": str(seed)},
     }
     manifest_bytes = canonical_json(manifest)
     manifest_digest = _write_blob(layout, manifest_bytes)
-    return BuiltImage(layout=layout, ref=None, os=os_name, architecture=architecture,
-                      manifest_digest=manifest_digest, manifest_bytes=manifest_bytes,
-                      config_digest=config_digest, config_bytes=config_bytes,
-                      layers=built_layers)
+    return BuiltImage(
+        layout=layout,
+        ref=None,
+        os=os_name,
+        architecture=architecture,
+        manifest_digest=manifest_digest,
+        manifest_bytes=manifest_bytes,
+        config_digest=config_digest,
+        config_bytes=config_bytes,
+        layers=built_layers,
+    )
 
 
-def write_oci_image(layout: Path, ref: str = "latest", *, seed: int | str = 0, layers: int = 2,
-                    files_per_layer: int = 3, file_size: int = 2048, os_name: str = "linux",
-                    architecture: str = "amd64", variant: str | None = None,
-                    labels: dict[str, str] | None = None) -> BuiltImage:
+def write_oci_image(
+    layout: Path,
+    ref: str = "latest",
+    *,
+    seed: int | str = 0,
+    layers: int = 2,
+    files_per_layer: int = 3,
+    file_size: int = 2048,
+    os_name: str = "linux",
+    architecture: str = "amd64",
+    variant: str | None = None,
+    labels: dict[str, str] | None = None,
+) -> BuiltImage:
     """Write (or add to) an OCI layout at `layout` one image tagged `ref` in index.json."""
     _init_layout(layout)
-    image = _write_image_blobs(layout, seed=seed, layers=layers, files_per_layer=files_per_layer,
-                               file_size=file_size, os_name=os_name, architecture=architecture,
-                               labels=labels, variant=variant)
+    image = _write_image_blobs(
+        layout,
+        seed=seed,
+        layers=layers,
+        files_per_layer=files_per_layer,
+        file_size=file_size,
+        os_name=os_name,
+        architecture=architecture,
+        labels=labels,
+        variant=variant,
+    )
     image.ref = ref
-    _tag_in_layout(layout, Descriptor(MT_OCI_MANIFEST, image.manifest_digest,
-                                      len(image.manifest_bytes)).to_json(), ref)
+    _tag_in_layout(
+        layout,
+        Descriptor(MT_OCI_MANIFEST, image.manifest_digest, len(image.manifest_bytes)).to_json(),
+        ref,
+    )
     return image
 
 
-def write_oci_index(layout: Path, ref: str = "latest", *, seed: int | str = 0, layers: int = 2,
-                    files_per_layer: int = 3, file_size: int = 2048,
-                    platforms: tuple[tuple[str, str], ...] = DEFAULT_PLATFORMS,
-                    labels: dict[str, str] | None = None) -> BuiltIndex:
+def write_oci_index(
+    layout: Path,
+    ref: str = "latest",
+    *,
+    seed: int | str = 0,
+    layers: int = 2,
+    files_per_layer: int = 3,
+    file_size: int = 2048,
+    platforms: tuple[tuple[str, str], ...] = DEFAULT_PLATFORMS,
+    labels: dict[str, str] | None = None,
+) -> BuiltIndex:
     """Write (or add to) an OCI layout an image index with one image per (os, arch) platform."""
     _init_layout(layout)
     children: list[BuiltImage] = []
     entries: list[dict[str, Any]] = []
     for os_name, arch in platforms:
-        child = _write_image_blobs(layout, seed=f"{seed}/{os_name}/{arch}", layers=layers,
-                                   files_per_layer=files_per_layer, file_size=file_size,
-                                   os_name=os_name, architecture=arch, labels=labels, variant=None)
+        child = _write_image_blobs(
+            layout,
+            seed=f"{seed}/{os_name}/{arch}",
+            layers=layers,
+            files_per_layer=files_per_layer,
+            file_size=file_size,
+            os_name=os_name,
+            architecture=arch,
+            labels=labels,
+            variant=None,
+        )
         children.append(child)
-        entries.append(Descriptor(MT_OCI_MANIFEST, child.manifest_digest,
-                                  len(child.manifest_bytes)).to_json(
-            platform={"architecture": arch, "os": os_name}))
+        entries.append(
+            Descriptor(MT_OCI_MANIFEST, child.manifest_digest, len(child.manifest_bytes)).to_json(
+                platform={"architecture": arch, "os": os_name}
+            )
+        )
     index = {
         "schemaVersion": 2,
         "mediaType": MT_OCI_INDEX,
@@ -342,8 +420,13 @@ def write_oci_index(layout: Path, ref: str = "latest", *, seed: int | str = 0, l
     index_bytes = canonical_json(index)
     index_digest = _write_blob(layout, index_bytes)
     _tag_in_layout(layout, Descriptor(MT_OCI_INDEX, index_digest, len(index_bytes)).to_json(), ref)
-    return BuiltIndex(layout=layout, ref=ref, index_digest=index_digest, index_bytes=index_bytes,
-                      children=children)
+    return BuiltIndex(
+        layout=layout,
+        ref=ref,
+        index_digest=index_digest,
+        index_bytes=index_bytes,
+        children=children,
+    )
 
 
 def read_layout_index(layout: Path) -> dict[str, Any]:
@@ -378,8 +461,9 @@ def read_layout_blob(layout: Path, digest: str) -> bytes:
 
 def layout_blobs(layout: Path) -> dict[str, bytes]:
     """Every sha256 blob in a layout, by digest."""
-    return {f"sha256:{p.name}": p.read_bytes()
-            for p in sorted((layout / "blobs" / "sha256").iterdir())}
+    return {
+        f"sha256:{p.name}": p.read_bytes() for p in sorted((layout / "blobs" / "sha256").iterdir())
+    }
 
 
 def untar_files(tar_bytes: bytes) -> dict[str, bytes]:
@@ -400,9 +484,16 @@ def untar_files(tar_bytes: bytes) -> dict[str, bytes]:
 # docker save archives
 
 
-def write_docker_archive(path: Path, repo_tag: str = "dockyard/test:latest", *,
-                         seed: int | str = 0, layers: int = 2, files_per_layer: int = 3,
-                         file_size: int = 2048, architecture: str = "amd64") -> DockerArchive:
+def write_docker_archive(
+    path: Path,
+    repo_tag: str = "dockyard/test:latest",
+    *,
+    seed: int | str = 0,
+    layers: int = 2,
+    files_per_layer: int = 3,
+    file_size: int = 2048,
+    architecture: str = "amd64",
+) -> DockerArchive:
     """Write a `docker save` style tarball (legacy layout, as Docker < 25 wrote it)."""
     built = make_layers(seed, layers, files_per_layer, file_size)
     diff_ids = [layer.diff_id for layer in built]
@@ -457,6 +548,12 @@ def write_docker_archive(path: Path, repo_tag: str = "dockyard/test:latest", *,
     files: dict[str, bytes] = {}
     for layer in built:
         files.update(layer.files)
-    return DockerArchive(path=path, repo_tag=repo_tag, image_id=image_id,
-                         config_bytes=config_bytes, diff_ids=diff_ids,
-                         layer_tars=[layer.tar for layer in built], files=files)
+    return DockerArchive(
+        path=path,
+        repo_tag=repo_tag,
+        image_id=image_id,
+        config_bytes=config_bytes,
+        diff_ids=diff_ids,
+        layer_tars=[layer.tar for layer in built],
+        files=files,
+    )

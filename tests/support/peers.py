@@ -94,20 +94,34 @@ class PeerCommandError(AssertionError):
         self.result = result
         super().__init__(
             f"command failed with exit {result.returncode}: {' '.join(cmd)}\n"
-            f"--- stdout ---\n{_tail(result.stdout)}\n--- stderr ---\n{_tail(result.stderr)}")
+            f"--- stdout ---\n{_tail(result.stdout)}\n--- stderr ---\n{_tail(result.stderr)}"
+        )
 
 
-def run(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, check: bool = True,
-        timeout: float = 300.0, cwd: Path | None = None, input: str | None = None,
-        text: bool = True) -> subprocess.CompletedProcess[Any]:
+def run(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 300.0,
+    cwd: Path | None = None,
+    input: str | None = None,
+    text: bool = True,
+) -> subprocess.CompletedProcess[Any]:
     """Run a peer command, capture its output, and raise with both streams when it fails.
 
     `text=False` keeps stdout as bytes (for `skopeo inspect --raw`, compared byte for byte).
     """
-    result = subprocess.run(list(cmd), env=dict(env) if env is not None else None,
-                            capture_output=True, text=text, timeout=timeout, cwd=cwd,
-                            input=input if text or input is None else input.encode(),
-                            stdin=None if input is not None else subprocess.DEVNULL)
+    result = subprocess.run(
+        list(cmd),
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=text,
+        timeout=timeout,
+        cwd=cwd,
+        input=input if text or input is None else input.encode(),
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
     if check and result.returncode != 0:
         raise PeerCommandError(cmd, result)
     return result
@@ -149,8 +163,13 @@ class ContainersEnv:
     def setup(self) -> ContainersEnv:
         home = self.root / "home"
         run_dir = self.root / "run"
-        for folder in (home / ".config" / "containers", run_dir, self.root / "tmp",
-                       self.root / "graph", self.root / "libpod-tmp"):
+        for folder in (
+            home / ".config" / "containers",
+            run_dir,
+            self.root / "tmp",
+            self.root / "graph",
+            self.root / "libpod-tmp",
+        ):
             folder.mkdir(parents=True, exist_ok=True)
         run_dir.chmod(0o700)
         storage_conf = self.root / "storage.conf"
@@ -158,7 +177,8 @@ class ContainersEnv:
             "[storage]\n"
             'driver = "vfs"\n'
             f'runroot = "{self.root / "runroot"}"\n'
-            f'graphroot = "{self.root / "graph"}"\n')
+            f'graphroot = "{self.root / "graph"}"\n'
+        )
         containers_conf = self.root / "containers.conf"
         containers_conf.write_text(
             "[engine]\n"
@@ -168,15 +188,20 @@ class ContainersEnv:
             f'tmp_dir = "{self.root / "libpod-tmp"}"\n'
             'lock_type = "file"\n'
             "[containers]\n"
-            'log_driver = "k8s-file"\n')
+            'log_driver = "k8s-file"\n'
+        )
         self.policy_file.write_text(json.dumps(INSECURE_POLICY))
         # containers/image looks for a per-user policy.json in $HOME before /etc/containers.
         (home / ".config" / "containers" / "policy.json").write_text(json.dumps(INSECURE_POLICY))
         self.write_registries_conf()
         self.auth_file.write_text('{"auths": {}}')
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("CONTAINERS_", "REGISTRY_AUTH", "BUILDAH_", "PODMAN_",
-                                     "DOCKER_", "STORAGE_"))}
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(
+                ("CONTAINERS_", "REGISTRY_AUTH", "BUILDAH_", "PODMAN_", "DOCKER_", "STORAGE_")
+            )
+        }
         self.env = {
             **base,
             "HOME": str(home),
@@ -204,11 +229,25 @@ class ContainersEnv:
             self.insecure_registries.append(host)
             self.write_registries_conf()
 
-    def run(self, binary: str, *args: str, check: bool = True, timeout: float = 300.0,
-            cwd: Path | None = None, input: str | None = None,
-            text: bool = True) -> subprocess.CompletedProcess[Any]:
-        return run([require(binary), *args], env=self.env, check=check, timeout=timeout,
-                   cwd=cwd, input=input, text=text)
+    def run(
+        self,
+        binary: str,
+        *args: str,
+        check: bool = True,
+        timeout: float = 300.0,
+        cwd: Path | None = None,
+        input: str | None = None,
+        text: bool = True,
+    ) -> subprocess.CompletedProcess[Any]:
+        return run(
+            [require(binary), *args],
+            env=self.env,
+            check=check,
+            timeout=timeout,
+            cwd=cwd,
+            input=input,
+            text=text,
+        )
 
     def skopeo(self, *args: str, check: bool = True, **kw: Any) -> Completed:
         return self.run("skopeo", "--policy", str(self.policy_file), *args, check=check, **kw)
@@ -221,8 +260,7 @@ class ContainersEnv:
 
     def inspect_raw(self, ref: str, *extra: str) -> bytes:
         """`skopeo inspect --raw` of a docker:// reference, as the exact bytes served."""
-        return self.skopeo("inspect", "--raw", "--tls-verify=false", *extra, ref,
-                           text=False).stdout
+        return self.skopeo("inspect", "--raw", "--tls-verify=false", *extra, ref, text=False).stdout
 
     def inspect_json(self, ref: str, *extra: str) -> dict[str, Any]:
         return json.loads(self.inspect_raw(ref, *extra))
@@ -323,9 +361,14 @@ class Distribution(OnLoopback):
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         env.pop("AWS_CA_BUNDLE", None)  # crashes its S3 driver when set
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen([binary, "serve", str(config_path)], stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [binary, "serve", str(config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
         try:
             wait_for_http(self.url + "/v2/", timeout=timeout, proc=self.proc)
         except Exception as exc:

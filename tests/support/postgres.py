@@ -34,27 +34,82 @@ class PostgresCluster:
         shutil.chown(self.root, "postgres", "postgres")
         data = self.root / "data"
         run_as_postgres = ["runuser", "-u", "postgres", "--"]
-        subprocess.run([*run_as_postgres, pg_bin("initdb"), "-D", str(data), "-U", "postgres",
-                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"], check=True,
-                       capture_output=True)
-        subprocess.run([*run_as_postgres, pg_bin("pg_ctl"), "-D", str(data), "-l",
-                        str(self.root / "pg.log"), "-w", "-o",
-                        f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
-                        "-c fsync=off -c synchronous_commit=off -c max_connections=200",
-                        "start"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *run_as_postgres,
+                pg_bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *run_as_postgres,
+                pg_bin("pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(self.root / "pg.log"),
+                "-w",
+                "-o",
+                f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
+                "-c fsync=off -c synchronous_commit=off -c max_connections=200",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         return self
 
     def stop(self) -> None:
         data = self.root / "data"
         if data.exists():
-            subprocess.run(["runuser", "-u", "postgres", "--", pg_bin("pg_ctl"), "-D",
-                            str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+            subprocess.run(
+                [
+                    "runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                    pg_bin("pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ],
+                capture_output=True,
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
     def create_database(self) -> str:
         """A fresh, empty database; returns its URL."""
         name = f"dy_{uuid.uuid4().hex[:12]}"
-        subprocess.run(["runuser", "-u", "postgres", "--", pg_bin("psql"), "-h", "127.0.0.1",
-                        "-p", str(self.port), "-U", "postgres", "-c", f"CREATE DATABASE {name}"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                pg_bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-c",
+                f"CREATE DATABASE {name}",
+            ],
+            check=True,
+            capture_output=True,
+        )
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"

@@ -34,11 +34,13 @@ def descriptor(media_type: str, data: bytes, **extra: object) -> dict:
     return {"mediaType": media_type, "digest": sha256(data), "size": len(data), **extra}
 
 
-def image_manifest(client: httpx.Client, repo: str, *, layers: int = 1,
-                   extra: dict | None = None) -> bytes:
+def image_manifest(
+    client: httpx.Client, repo: str, *, layers: int = 1, extra: dict | None = None
+) -> bytes:
     """Push a config and random layers; return a manifest body referencing them (not pushed)."""
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "nonce": uuid.uuid4().hex}).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "nonce": uuid.uuid4().hex}
+    ).encode()
     push_blob(client, repo, config)
     layer_blobs = [os.urandom(256) for _ in range(layers)]
     for blob in layer_blobs:
@@ -53,10 +55,12 @@ def image_manifest(client: httpx.Client, repo: str, *, layers: int = 1,
     return json.dumps(manifest).encode()
 
 
-def push_manifest(client: httpx.Client, repo: str, reference: str, body: bytes,
-                  media_type: str = OCI_MANIFEST) -> str:
-    resp = client.put(f"/v2/{repo}/manifests/{reference}", content=body,
-                      headers={"Content-Type": media_type})
+def push_manifest(
+    client: httpx.Client, repo: str, reference: str, body: bytes, media_type: str = OCI_MANIFEST
+) -> str:
+    resp = client.put(
+        f"/v2/{repo}/manifests/{reference}", content=body, headers={"Content-Type": media_type}
+    )
     assert resp.status_code == 201, resp.text
     return resp.headers["Docker-Content-Digest"]
 
@@ -68,11 +72,24 @@ def push_image(client: httpx.Client, repo: str, tag: str, **kwargs: object) -> t
 
 # The error codes of the distribution spec (and Docker's TOOMANYREQUESTS): every error body the
 # registry sends carries one of these.
-SPEC_CODES = frozenset({
-    "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID",
-    "MANIFEST_BLOB_UNKNOWN", "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID",
-    "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS",
-})
+SPEC_CODES = frozenset(
+    {
+        "BLOB_UNKNOWN",
+        "BLOB_UPLOAD_INVALID",
+        "BLOB_UPLOAD_UNKNOWN",
+        "DIGEST_INVALID",
+        "MANIFEST_BLOB_UNKNOWN",
+        "MANIFEST_INVALID",
+        "MANIFEST_UNKNOWN",
+        "NAME_INVALID",
+        "NAME_UNKNOWN",
+        "SIZE_INVALID",
+        "UNAUTHORIZED",
+        "DENIED",
+        "UNSUPPORTED",
+        "TOOMANYREQUESTS",
+    }
+)
 
 
 def error_code(resp: httpx.Response) -> str:

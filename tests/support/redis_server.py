@@ -25,10 +25,27 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.port = self.port or free_port()
-        subprocess.run([require("redis-server"), "--daemonize", "yes", "--bind", "127.0.0.1",
-                        "--port", str(self.port), "--save", "", "--appendonly", "no",
-                        "--dir", str(self.root), "--pidfile", str(self.root / "redis.pid")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                require("redis-server"),
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+                "--pidfile",
+                str(self.root / "redis.pid"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         deadline = time.monotonic() + 10
         while True:
             try:

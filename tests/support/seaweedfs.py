@@ -38,19 +38,41 @@ class SeaweedS3:
     def start(self, timeout: float = 60.0) -> SeaweedS3:
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "test", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "test",
+                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         for name in ("s3", "master", "volume", "filer"):
             self.ports[name] = free_port()
-        cmd = [weed_binary(), "mini", f"-dir={self.root / 'data'}", "-ip=127.0.0.1",
-               "-ip.bind=127.0.0.1", f"-s3.config={config}", "-webdav=false",
-               "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-               f"-s3.port={self.ports['s3']}", f"-master.port={self.ports['master']}",
-               f"-volume.port={self.ports['volume']}", f"-filer.port={self.ports['filer']}"]
+        cmd = [
+            weed_binary(),
+            "mini",
+            f"-dir={self.root / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.config={config}",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.port={self.ports['s3']}",
+            f"-master.port={self.ports['master']}",
+            f"-volume.port={self.ports['volume']}",
+            f"-filer.port={self.ports['filer']}",
+        ]
         log = open(self.root / "weed.log", "wb")  # noqa: SIM115 - lives with the process
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd=self.root)
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root
+        )
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -69,8 +91,13 @@ class SeaweedS3:
         import boto3
 
         name = f"dy-{uuid.uuid4().hex[:12]}"
-        client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                              aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -66,13 +66,21 @@ class RunningRegistry(OnLoopback):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = (self.log_dir or self.data_dir.parent) / f"server-{self.port}.log"
         cmd = [
-            sys.executable, "-m", "dockyard", "serve",
-            "--listen", self.host, "--data-dir", str(self.data_dir), *self.args,
+            sys.executable,
+            "-m",
+            "dockyard",
+            "serve",
+            "--listen",
+            self.host,
+            "--data-dir",
+            str(self.data_dir),
+            *self.args,
         ]
         env = {**os.environ, **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         wait_for_http(self.url + "/v2/", proc=self.proc)
         return self
 

@@ -39,10 +39,11 @@ def _b64url(data: bytes) -> str:
 
 
 def libtrust_key_id(public_key: ec.EllipticCurvePublicKey) -> str:
-    der = public_key.public_bytes(serialization.Encoding.DER,
-                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     encoded = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
-    return ":".join(encoded[i:i + 4] for i in range(0, len(encoded), 4))
+    return ":".join(encoded[i : i + 4] for i in range(0, len(encoded), 4))
 
 
 @dataclass
@@ -75,8 +76,14 @@ class TokenServer:
 
     def distribution_auth(self) -> dict[str, Any]:
         """The `auth:` section of a Distribution config that trusts this service."""
-        return {"token": {"realm": self.realm, "service": self.service, "issuer": self.issuer,
-                          "rootcertbundle": str(self.cert_path)}}
+        return {
+            "token": {
+                "realm": self.realm,
+                "service": self.service,
+                "issuer": self.issuer,
+                "rootcertbundle": str(self.cert_path),
+            }
+        }
 
     def start(self) -> TokenServer:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -84,11 +91,16 @@ class TokenServer:
         self.kid = libtrust_key_id(self._key.public_key())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dockyard test token")])
         now = dt.datetime.now(dt.UTC)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(days=1))
-                .not_valid_after(now + dt.timedelta(days=30))
-                .sign(self._key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .sign(self._key, hashes.SHA256())
+        )
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         self.port = self.port or free_port()
         server = self
@@ -137,9 +149,12 @@ class TokenServer:
                 self.requests.append(record)
                 return self._reply(handler, 401, {"details": "incorrect username or password"})
             offline = query.get("offline_token", ["false"])[0] == "true"
-            record.update(grant="basic" if user else "anonymous", scopes=scopes,
-                          service=query.get("service", [None])[0], account=query.get(
-                              "account", [None])[0])
+            record.update(
+                grant="basic" if user else "anonymous",
+                scopes=scopes,
+                service=query.get("service", [None])[0],
+                account=query.get("account", [None])[0],
+            )
         else:
             length = int(handler.headers.get("Content-Length") or 0)
             form = parse_qs(handler.rfile.read(length).decode())
@@ -165,8 +180,10 @@ class TokenServer:
             return self._reply(handler, 401, {"details": "authentication required"})
         access = [self._grant(user, scope) for scope in scopes]
         token = self._sign(user or "", [a for a in access if a["actions"]])
-        body: dict[str, Any] = {"expires_in": self.expires_in,
-                                "issued_at": dt.datetime.now(dt.UTC).isoformat()}
+        body: dict[str, Any] = {
+            "expires_in": self.expires_in,
+            "issued_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
         if self.token_key in ("both", "token"):
             body["token"] = token
         if self.token_key in ("both", "access_token"):
@@ -197,10 +214,19 @@ class TokenServer:
     def _sign(self, subject: str, access: list[dict[str, Any]]) -> str:
         now = int(time.time())
         header = {"typ": "JWT", "alg": "ES256", "kid": self.kid}
-        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + 600,
-                  "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex, "access": access}
-        signing_input = (_b64url(json.dumps(header).encode()) + "." +
-                         _b64url(json.dumps(claims).encode()))
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.service,
+            "exp": now + 600,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+            "access": access,
+        }
+        signing_input = (
+            _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
+        )
         der = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)
         return signing_input + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))

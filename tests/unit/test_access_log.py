@@ -37,21 +37,29 @@ def serve_logging(stream: io.StringIO) -> None:
 
 
 def test_the_server_setup_is_written_directly_and_reads_as_logging_would(
-        restore_logging, monkeypatch) -> None:
+    restore_logging, monkeypatch
+) -> None:
     stream = io.StringIO()
     serve_logging(stream)
     assert access_log._plain_stream_handler() is not None, "dockyard serve takes the direct path"
     now = 1_795_000_000.25
     monkeypatch.setattr(access_log.time, "time", lambda: now)
     AccessLog().write("10.0.0.1", "GET", "/v2/a/manifests/v1?x=1", 200, 512, 0.43)
-    record = logging.LogRecord(LOG.name, logging.INFO, "", 0, '%s "%s %s" %d %d %.1fms',
-                               ("10.0.0.1", "GET", "/v2/a/manifests/v1?x=1", 200, 512, 0.43),
-                               None)
+    record = logging.LogRecord(
+        LOG.name,
+        logging.INFO,
+        "",
+        0,
+        '%s "%s %s" %d %d %.1fms',
+        ("10.0.0.1", "GET", "/v2/a/manifests/v1?x=1", 200, 512, 0.43),
+        None,
+    )
     record.created, record.msecs = now, 250.0
     expected = logging.Formatter(PLAIN_FORMAT).format(record) + "\n"
     assert stream.getvalue() == expected
-    assert expected.endswith(' INFO dockyard.access 10.0.0.1 "GET /v2/a/manifests/v1?x=1" '
-                             '200 512 0.4ms\n')
+    assert expected.endswith(
+        ' INFO dockyard.access 10.0.0.1 "GET /v2/a/manifests/v1?x=1" 200 512 0.4ms\n'
+    )
 
 
 def test_the_timestamp_follows_the_clock(restore_logging, monkeypatch) -> None:

@@ -43,17 +43,35 @@ PROBE = textwrap.dedent("""
     print(json.dumps(sorted(sys.modules)))
 """)
 
-NOT_LOADED = ("alembic", "sqlalchemy.ext.asyncio", "greenlet", "asyncpg", "jwt", "cryptography",
-              "httpx", "httpcore", "redis", "typer", "rich")
+NOT_LOADED = (
+    "alembic",
+    "sqlalchemy.ext.asyncio",
+    "greenlet",
+    "asyncpg",
+    "jwt",
+    "cryptography",
+    "httpx",
+    "httpcore",
+    "redis",
+    "typer",
+    "rich",
+)
 
 
 def test_a_default_server_process_loads_only_what_it_uses(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "data")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     loaded = set(json.loads(result.stdout.splitlines()[-1]))
     assert "sqlalchemy" in loaded and "starlette" in loaded  # the probe did load the server
     assert (tmp_path / "data").exists(), "the child did prepare the data folder"
-    unexpected = sorted(m for m in loaded if m.split(".")[0] in NOT_LOADED or
-                        any(m == n or m.startswith(n + ".") for n in NOT_LOADED))
+    unexpected = sorted(
+        m
+        for m in loaded
+        if m.split(".")[0] in NOT_LOADED or any(m == n or m.startswith(n + ".") for n in NOT_LOADED)
+    )
     assert unexpected == []

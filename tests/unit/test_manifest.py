@@ -22,9 +22,13 @@ def desc(media_type: str, content: bytes, **extra: object) -> dict:
 
 
 def image(**extra: object) -> dict:
-    return {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
-            "config": desc(mt.OCI_CONFIG, CONFIG),
-            "layers": [desc("application/vnd.oci.image.layer.v1.tar", b"layer")], **extra}
+    return {
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_MANIFEST,
+        "config": desc(mt.OCI_CONFIG, CONFIG),
+        "layers": [desc("application/vnd.oci.image.layer.v1.tar", b"layer")],
+        **extra,
+    }
 
 
 def parse(doc: object, content_type: str | None = None):
@@ -62,8 +66,12 @@ def test_docker_types_must_be_declared_in_the_body() -> None:
 def test_artifact_with_empty_config_subject_and_data() -> None:
     empty = desc(mt.OCI_EMPTY, b"{}", data=base64.b64encode(b"{}").decode())
     subject = desc(mt.OCI_MANIFEST, b"subject")
-    doc = image(artifactType="application/vnd.example+type", config=empty, subject=subject,
-                annotations={"a": "b"})
+    doc = image(
+        artifactType="application/vnd.example+type",
+        config=empty,
+        subject=subject,
+        annotations={"a": "b"},
+    )
     parsed = parse(doc, mt.OCI_MANIFEST)
     assert parsed.referrer_artifact_type == "application/vnd.example+type"
     assert parsed.subject is not None and parsed.subject.digest == sha256_of(b"subject")
@@ -76,16 +84,24 @@ def test_embedded_data_must_match() -> None:
     assert invalid(image(config=bad)).code is ErrorCode.MANIFEST_INVALID
 
 
-@pytest.mark.parametrize("doc", [
-    [], "x", {"schemaVersion": 1}, image(schemaVersion=3), image(config=None),
-    image(layers="nope"), image(layers=[{"mediaType": "x", "digest": "sha256:1", "size": 1}]),
-    image(layers=[{"mediaType": "x", "digest": sha256_of(b""), "size": -1}]),
-    image(layers=[{"mediaType": "x", "digest": sha256_of(b""), "size": True}]),
-    image(manifests=[]),  # ambiguous: both an image and an index
-    image(annotations={"a": 1}),
-    {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [], "layers": []},
-    {"schemaVersion": 2, "mediaType": mt.OCI_INDEX},
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [],
+        "x",
+        {"schemaVersion": 1},
+        image(schemaVersion=3),
+        image(config=None),
+        image(layers="nope"),
+        image(layers=[{"mediaType": "x", "digest": "sha256:1", "size": 1}]),
+        image(layers=[{"mediaType": "x", "digest": sha256_of(b""), "size": -1}]),
+        image(layers=[{"mediaType": "x", "digest": sha256_of(b""), "size": True}]),
+        image(manifests=[]),  # ambiguous: both an image and an index
+        image(annotations={"a": 1}),
+        {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [], "layers": []},
+        {"schemaVersion": 2, "mediaType": mt.OCI_INDEX},
+    ],
+)
 def test_malformed_manifests_are_manifest_invalid(doc: object) -> None:
     assert invalid(doc).code is ErrorCode.MANIFEST_INVALID
 
@@ -102,8 +118,10 @@ def test_size_limit_is_413() -> None:
     assert info.value.status == 413
 
 
-@given(st.binary(max_size=300), st.sampled_from([None, mt.OCI_MANIFEST, mt.OCI_INDEX,
-                                                  mt.DOCKER_MANIFEST, "application/json"]))
+@given(
+    st.binary(max_size=300),
+    st.sampled_from([None, mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST, "application/json"]),
+)
 def test_any_bytes_parse_or_fail_cleanly(body: bytes, content_type: str | None) -> None:
     try:
         parse_manifest(body, content_type)
@@ -113,15 +131,30 @@ def test_any_bytes_parse_or_fail_cleanly(body: bytes, content_type: str | None) 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
-@given(st.dictionaries(st.sampled_from(["schemaVersion", "mediaType", "config", "layers",
-                                        "manifests", "subject", "artifactType", "annotations"]),
-                       json_values))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "schemaVersion",
+                "mediaType",
+                "config",
+                "layers",
+                "manifests",
+                "subject",
+                "artifactType",
+                "annotations",
+            ]
+        ),
+        json_values,
+    )
+)
 def test_structured_garbage_fails_cleanly(doc: dict) -> None:
     try:
         parse(doc)

@@ -17,7 +17,8 @@ class FakeLibc:
 
 
 def test_a_burst_of_transfers_is_followed_by_one_trim_and_the_next_burst_by_another(
-        monkeypatch) -> None:
+    monkeypatch,
+) -> None:
     libc = FakeLibc()
     monkeypatch.setattr(memory, "_libc", libc)
     monkeypatch.setattr(memory, "_TRIM_INTERVAL", 0.3)

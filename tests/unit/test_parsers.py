@@ -32,8 +32,27 @@ def test_valid_names_never_escape_a_folder(name: str) -> None:
         assert not name.startswith("/") and "\\" not in name and "\x00" not in name
 
 
-@pytest.mark.parametrize("name", ["", "A", "a//b", "/a", "a/", "../a", "a/../b", "a/./b",
-                                  "a..b", "-a", "a-", "a b", "a%2fb", "ä", "a" * 256, "a\x00"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "A",
+        "a//b",
+        "/a",
+        "a/",
+        "../a",
+        "a/../b",
+        "a/./b",
+        "a..b",
+        "-a",
+        "a-",
+        "a b",
+        "a%2fb",
+        "ä",
+        "a" * 256,
+        "a\x00",
+    ],
+)
 def test_invalid_names_are_refused(name: str) -> None:
     with pytest.raises(RegistryError) as info:
         validate_name(name)
@@ -60,9 +79,20 @@ def test_digest_parser_never_crashes(text: str) -> None:
         assert str(parsed) == text
 
 
-@pytest.mark.parametrize("text", ["sha256:abc", "sha256:" + "A" * 64, "md5:" + "a" * 32,
-                                  "sha256" + "a" * 64, "sha512:" + "a" * 64, ":", "sha256:",
-                                  "sha256:" + "a" * 64 + "\n", "sha256:" + "\u0661" * 64])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sha256:abc",
+        "sha256:" + "A" * 64,
+        "md5:" + "a" * 32,
+        "sha256" + "a" * 64,
+        "sha512:" + "a" * 64,
+        ":",
+        "sha256:",
+        "sha256:" + "a" * 64 + "\n",
+        "sha256:" + "\u0661" * 64,
+    ],
+)
 def test_bad_digests_are_digest_invalid(text: str) -> None:
     with pytest.raises(RegistryError) as info:
         Digest.parse(text)

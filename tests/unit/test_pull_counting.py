@@ -87,7 +87,10 @@ def test_lease_pulls_are_taken_without_awaiting_until_the_window_ends(monkeypatc
     now[0] = 21600.0  # the next window
     assert pulls.take("pull:user:d") is None
     assert asyncio.run(pulls.hit("pull:user:d", 21600, limit=1_000_000)) == (
-        shared.counts["pull:user:d"], 60.0, shared.counts["pull:user:d"])
+        shared.counts["pull:user:d"],
+        60.0,
+        shared.counts["pull:user:d"],
+    )
 
 
 def test_the_gate_counts_from_leases_and_refuses_past_the_limit(monkeypatch) -> None:

@@ -35,19 +35,41 @@ CASES = [
 ]
 
 INVALID = [
-    "", " alpine", "alpine ", "Alpine", "docker.io/Alpine", "alpine:", "alpine:-x",
-    "alpine:" + "t" * 129, "alpine@sha256:xyz", "alpine@", "a//b", "/alpine", "alpine/",
-    "a" * 64, "ghcr.io/", "host:port:bad/x", "a..b", "-a", "a-", "localhost:5000/A",
+    "",
+    " alpine",
+    "alpine ",
+    "Alpine",
+    "docker.io/Alpine",
+    "alpine:",
+    "alpine:-x",
+    "alpine:" + "t" * 129,
+    "alpine@sha256:xyz",
+    "alpine@",
+    "a//b",
+    "/alpine",
+    "alpine/",
+    "a" * 64,
+    "ghcr.io/",
+    "host:port:bad/x",
+    "a..b",
+    "-a",
+    "a-",
+    "localhost:5000/A",
     "x" * 250 + "/" + "y" * 10,
 ]
 
 
 @pytest.mark.parametrize(("text", "registry", "repository", "tag", "digest"), CASES)
-def test_docker_normalisation(text: str, registry: str, repository: str, tag: str | None,
-                              digest: str | None) -> None:
+def test_docker_normalisation(
+    text: str, registry: str, repository: str, tag: str | None, digest: str | None
+) -> None:
     ref = parse_reference(text)
-    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag,
-                                                                    digest)
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (
+        registry,
+        repository,
+        tag,
+        digest,
+    )
 
 
 @pytest.mark.parametrize("text", INVALID)
@@ -70,10 +92,13 @@ def test_forms_and_hosts() -> None:
 component = st.from_regex(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)?", fullmatch=True)
 
 
-@given(st.lists(component, min_size=1, max_size=3),
-       st.one_of(st.none(), st.from_regex(r"[a-z0-9]+(?:\.[a-z0-9]+)+(?::[0-9]{1,5})?",
-                                          fullmatch=True)),
-       st.one_of(st.none(), st.from_regex(r"[\w][\w.-]{0,20}", fullmatch=True)))
+@given(
+    st.lists(component, min_size=1, max_size=3),
+    st.one_of(
+        st.none(), st.from_regex(r"[a-z0-9]+(?:\.[a-z0-9]+)+(?::[0-9]{1,5})?", fullmatch=True)
+    ),
+    st.one_of(st.none(), st.from_regex(r"[\w][\w.-]{0,20}", fullmatch=True)),
+)
 def test_round_trip(parts: list[str], host: str | None, tag: str | None) -> None:
     text = "/".join(parts)
     if host:

@@ -17,7 +17,7 @@ PIECE = 256 * 1024
 
 
 def pieces(data: bytes) -> list[bytes]:
-    return [data[i:i + PIECE] for i in range(0, len(data), PIECE)]
+    return [data[i : i + PIECE] for i in range(0, len(data), PIECE)]
 
 
 async def write_to(path: Path, chunks: AsyncIterator[bytes]) -> int:

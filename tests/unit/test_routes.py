@@ -8,8 +8,24 @@ from hypothesis import strategies as st
 from dockyard.api.routes import table
 
 HOT = 5  # manifests, the three upload routes, blobs
-SEGMENTS = ["v2", "a", "b", "manifests", "blobs", "uploads", "tags", "list", "referrers",
-            "_catalog", "api", "v1", "token", "latest", "sha256:" + "a" * 64, ""]
+SEGMENTS = [
+    "v2",
+    "a",
+    "b",
+    "manifests",
+    "blobs",
+    "uploads",
+    "tags",
+    "list",
+    "referrers",
+    "_catalog",
+    "api",
+    "v1",
+    "token",
+    "latest",
+    "sha256:" + "a" * 64,
+    "",
+]
 
 
 @given(st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=7))
@@ -18,7 +34,9 @@ def test_no_path_is_claimed_by_a_push_route_and_a_later_one(segments: list[str])
     routes = table(False)
     matching = [i for i, route in enumerate(routes) if route.path_regex.match(path)]
     assert not (any(i < HOT for i in matching) and any(i >= HOT for i in matching)), (
-        path, [routes[i].path for i in matching])
+        path,
+        [routes[i].path for i in matching],
+    )
 
 
 def test_the_push_routes_come_first() -> None:

@@ -65,8 +65,11 @@ def _write(
 
 
 def _builder(
-    subject: str, public_key: ec.EllipticCurvePublicKey, issuer: x509.Name | None = None,
-    *, valid: tuple[dt.timedelta, dt.timedelta] = (dt.timedelta(minutes=-5), dt.timedelta(days=1)),
+    subject: str,
+    public_key: ec.EllipticCurvePublicKey,
+    issuer: x509.Name | None = None,
+    *,
+    valid: tuple[dt.timedelta, dt.timedelta] = (dt.timedelta(minutes=-5), dt.timedelta(days=1)),
 ) -> x509.CertificateBuilder:
     """A certificate for `subject` valid from now+valid[0] to now+valid[1], issued by `issuer`
     (itself when None)."""

@@ -30,8 +30,17 @@ class AccessLog:
         self._second = -1
         self._stamp = ""
 
-    def write(self, client: str, method: str, path: str, status: int, sent: int,
-              ms: float, account: str | None = None, token: str | None = None) -> None:
+    def write(
+        self,
+        client: str,
+        method: str,
+        path: str,
+        status: int,
+        sent: int,
+        ms: float,
+        account: str | None = None,
+        token: str | None = None,
+    ) -> None:
         """`account` and `token` (an access token's name) say who asked, when known: who
         pushed or deleted something is what an operator reads the log for."""
         if not LOG.isEnabledFor(logging.INFO):

@@ -45,8 +45,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
         lifespan=lifespan,
     )
     limited = PerClientLimit(app, settings.max_requests_per_client, settings.trusted_proxies)
-    return RegistryHeaders(limited, services, log_requests=settings.log_requests,
-                           tls=settings.tls_cert is not None)
+    return RegistryHeaders(
+        limited, services, log_requests=settings.log_requests, tls=settings.tls_cert is not None
+    )
 
 
 def app_from_environment() -> RegistryHeaders:

@@ -34,8 +34,9 @@ def _has_body(scope: Scope) -> bool:
 
 
 class RegistryHeaders:
-    def __init__(self, app: ASGIApp, services: Services, *, log_requests: bool = True,
-                 tls: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, services: Services, *, log_requests: bool = True, tls: bool = False
+    ) -> None:
         self.app = app
         self.services = services
         self.extra = (API_VERSION, HSTS) if tls else (API_VERSION,)
@@ -85,11 +86,13 @@ class RegistryHeaders:
             if status and isinstance(cause, RegistryError):
                 # A stream that failed after its headers went out (an upstream download that
                 # broke): the client sees the body cut short, which is the answer.
-                log.warning("%s %s cut short: %s", scope["method"],
-                            printable(scope.get("path", "")), cause)
+                log.warning(
+                    "%s %s cut short: %s", scope["method"], printable(scope.get("path", "")), cause
+                )
                 return
-            log.exception("unexpected error in %s %s", scope["method"],
-                          printable(scope.get("path", "")))
+            log.exception(
+                "unexpected error in %s %s", scope["method"], printable(scope.get("path", ""))
+            )
             if status == 0:  # nothing sent yet: answer in the spec's shape
                 status = 500
                 await send(
@@ -113,7 +116,13 @@ class RegistryHeaders:
                     path += "?" + scope["query_string"].decode("latin-1")
                 caller = scope.get(CALLER_KEY)
                 principal = caller.principal if caller is not None else None
-                self.access.write(client[0], scope["method"], path, status, sent,
-                                  (time.perf_counter() - started) * 1000,
-                                  principal.name if principal is not None else None,
-                                  principal.token_name if principal is not None else None)
+                self.access.write(
+                    client[0],
+                    scope["method"],
+                    path,
+                    status,
+                    sent,
+                    (time.perf_counter() - started) * 1000,
+                    principal.name if principal is not None else None,
+                    principal.token_name if principal is not None else None,
+                )

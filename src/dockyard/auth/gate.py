@@ -63,8 +63,9 @@ _VERBS = ((DELETE, "deleting"), (PUSH, "pushing"), (PULL, "pulling"))
 class Counters(Protocol):
     """Windowed counters shared by every worker (see metadata.counters)."""
 
-    async def hit(self, key: str, window_seconds: int, amount: int = 1,
-                  now: float | None = None) -> tuple[int, float]: ...
+    async def hit(
+        self, key: str, window_seconds: int, amount: int = 1, now: float | None = None
+    ) -> tuple[int, float]: ...
 
     async def peek(self, key: str, window_seconds: int) -> tuple[int, float]: ...
 
@@ -91,19 +92,23 @@ class AccessGate:
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         # Checked passwords: the account's credentials stamp they were checked with.
         self._basic: BoundedCache[str, tuple[float, ...] | None] = BoundedCache(
-            REMEMBERED_LOGINS, max_age=IDENTITY_CACHE_SECONDS)
+            REMEMBERED_LOGINS, max_age=IDENTITY_CACHE_SECONDS
+        )
         self._subjects: BoundedCache[tuple[object, ...], Principal | None] = BoundedCache(
-            REMEMBERED_LOGINS, max_age=IDENTITY_CACHE_SECONDS)
+            REMEMBERED_LOGINS, max_age=IDENTITY_CACHE_SECONDS
+        )
         # Bearer callers by (Authorization header, address), trusted no longer than the token
         # and the subject's account: one lookup instead of a token check and an account check.
         self._bearers: BoundedCache[tuple[str, str], Caller] = BoundedCache(REMEMBERED_BEARERS)
         # (Authorization, address, repository, actions) -> caller for bearers whose token
         # covers the actions and whose account (or the repository's visibility) still allows
         # them: a token-bearing pull's whole check in one lookup.
-        self._grants: BoundedCache[tuple[str, str, str, tuple[str, ...]], Caller] = (
-            BoundedCache(REMEMBERED_BEARERS))
-        self._limits: BoundedCache[int, tuple[Caller, tuple[int, str, str] | None]] = (
-            BoundedCache(REMEMBERED_BEARERS))
+        self._grants: BoundedCache[tuple[str, str, str, tuple[str, ...]], Caller] = BoundedCache(
+            REMEMBERED_BEARERS
+        )
+        self._limits: BoundedCache[int, tuple[Caller, tuple[int, str, str] | None]] = BoundedCache(
+            REMEMBERED_BEARERS
+        )
         # Everything above is trusted only while the accounts' version read at `_checked`
         # (monotonic, when the read began) is at most ACCESS_VERSION_SECONDS old.
         self._version: int | None = None
@@ -169,9 +174,14 @@ class AccessGate:
         )
 
     # -- identification ------------------------------------------------------------------
-    async def identify(self, authorization: str | None, address: str,
-                       base_url: Callable[[], str], *,
-                       fresh: bool = False) -> Caller:
+    async def identify(
+        self,
+        authorization: str | None,
+        address: str,
+        base_url: Callable[[], str],
+        *,
+        fresh: bool = False,
+    ) -> Caller:
         """Who sent `authorization`. A bearer token seen in the last seconds is answered by
         `known_bearer` without awaiting; the HTTP layer asks it first."""
         if not authorization:
@@ -194,7 +204,9 @@ class AccessGate:
             principal = await self._subject(claims, fresh) if claims.subject else ANONYMOUS
             if principal is None:
                 raise self._unauthorized(
-                    base_url(), None, "invalid_token",
+                    base_url(),
+                    None,
+                    "invalid_token",
                     "this token was revoked or its account changed; request a new one",
                 )
             caller = Caller(principal, claims, address)
@@ -220,16 +232,18 @@ class AccessGate:
             return None  # `identify` reads the accounts' version first
         return self._bearers.get((authorization, address))
 
-    def granted(self, authorization: str, address: str, repository: str,
-                actions: tuple[str, ...]) -> Caller | None:
+    def granted(
+        self, authorization: str, address: str, repository: str, actions: tuple[str, ...]
+    ) -> Caller | None:
         """The caller, when `authorize` let this bearer do `actions` to `repository` in the
         last seconds; None when the full check must run."""
         if not self._current():
             return None
         return self._grants.get((authorization, address, repository, actions))
 
-    def _remember_grant(self, bearer: tuple[str, str], need: Need, caller: Caller,
-                        flushes: int) -> None:
+    def _remember_grant(
+        self, bearer: tuple[str, str], need: Need, caller: Caller, flushes: int
+    ) -> None:
         """Remember a confirmed token grant no longer than the bearer itself (so never past
         the token's expiry), unless the memories were dropped since the check began."""
         known = self._known(*bearer)
@@ -237,11 +251,13 @@ class AccessGate:
         if known is not caller or expires_at is None or flushes != self._flushes:
             return
         assert need.repository is not None
-        self._grants.put((*bearer, need.repository, tuple(sorted(need.actions))), caller,
-                         expires_at=expires_at)
+        self._grants.put(
+            (*bearer, need.repository, tuple(sorted(need.actions))), caller, expires_at=expires_at
+        )
 
-    async def login(self, username: str, password: str, address: str, *,
-                    fresh: bool = False) -> Principal | None:
+    async def login(
+        self, username: str, password: str, address: str, *, fresh: bool = False
+    ) -> Principal | None:
         """Check credentials; None when wrong.
 
         Passwords are guessed, so their checks (bcrypt, deliberately slow) are throttled per
@@ -292,11 +308,12 @@ class AccessGate:
             address = client_key(str(ipaddress.ip_address(address)))
         except ValueError:
             address = hashlib.sha256(address.encode()).hexdigest()[:32]
-        return [(f"login-fail:pair:{account}:{address}", limit),
-                (f"login-fail:account:{account}", limit * ACCOUNT_LIMIT_FACTOR)]
+        return [
+            (f"login-fail:pair:{account}:{address}", limit),
+            (f"login-fail:account:{account}", limit * ACCOUNT_LIMIT_FACTOR),
+        ]
 
-    async def _count_attempt(self, username: str, address: str
-                             ) -> list[tuple[str, float]]:
+    async def _count_attempt(self, username: str, address: str) -> list[tuple[str, float]]:
         """Count a password attempt before it is checked, atomically in the shared counters,
         so concurrent guesses cannot all pass a check made before any of them was counted;
         raises TOOMANYREQUESTS over a limit. Returns what to give back should it succeed."""
@@ -341,9 +358,14 @@ class AccessGate:
         return principal
 
     # -- authorization -------------------------------------------------------------------
-    async def authorize(self, caller: Caller, need: Need, base_url: Callable[[], str],
-                        connection: object = None, bearer: tuple[str, str] | None = None
-                        ) -> None:
+    async def authorize(
+        self,
+        caller: Caller,
+        need: Need,
+        base_url: Callable[[], str],
+        connection: object = None,
+        bearer: tuple[str, str] | None = None,
+    ) -> None:
         """`base_url` is asked for only to build a challenge. `connection` names the client's
         connection (its address and port), to tell a client's retry from parallel requests.
         `bearer`: the (Authorization, address) the caller was identified by, so that a token
@@ -359,9 +381,7 @@ class AccessGate:
                 if caller.principal.anonymous:
                     raise self._unauthorized(base_url(), need)
                 return
-            if not any(
-                s.type == "registry" and s.name == "catalog" for s in caller.claims.access
-            ):
+            if not any(s.type == "registry" and s.name == "catalog" for s in caller.claims.access):
                 raise self._unauthorized(base_url(), need, "insufficient_scope")
             return
         assert need.repository is not None
@@ -412,14 +432,19 @@ class AccessGate:
         unscoped = replace(principal, token_scope=None)
         if not need.actions <= await self.actions_for(unscoped, need.repository):
             return None
-        wanted = next((scope for scope, granted in TOKEN_SCOPE_ACTIONS.items()
-                       if need.actions <= granted), None)
+        wanted = next(
+            (scope for scope, granted in TOKEN_SCOPE_ACTIONS.items() if need.actions <= granted),
+            None,
+        )
         doing = next(verb for action, verb in _VERBS if action in need.actions)
-        return (f"the token `{principal.token_name or principal.credential}` has scope "
-                f"`{principal.token_scope}`; {doing} needs `{wanted}`")
+        return (
+            f"the token `{principal.token_name or principal.credential}` has scope "
+            f"`{principal.token_scope}`; {doing} needs `{wanted}`"
+        )
 
-    async def _asked_again(self, claims: TokenClaims | None, need: Need,
-                           connection: object) -> bool:
+    async def _asked_again(
+        self, claims: TokenClaims | None, need: Need, connection: object
+    ) -> bool:
         """Whether this token was refused this need on this connection in the last minutes
         (by any worker)."""
         assert claims is not None
@@ -459,8 +484,11 @@ class AccessGate:
         mirror = self.proxy.mirror if self.proxy is not None else None
         # A local repository this principal may not see is, to them, missing: the mirror
         # answers its name, as it answers every missing one (see `hides`).
-        if route is None and mirror is not None and PULL not in actions and (
-            not principal.anonymous or mirror.config.anonymous
+        if (
+            route is None
+            and mirror is not None
+            and PULL not in actions
+            and (not principal.anonymous or mirror.config.anonymous)
         ):
             actions |= repository_actions(principal, repository, "public") & {PULL}
         return actions | cached_pull
@@ -556,8 +584,10 @@ class AccessGate:
         window = self.settings.pull_limit_window_seconds
         count, _ = await self.counters.peek(key, window)
         shown = self.pulls.announce(key, count, self.pulls.window_ends(window))
-        return {"RateLimit-Limit": stated,
-                "RateLimit-Remaining": f"{max(0, limit - shown)};w={window}"}
+        return {
+            "RateLimit-Limit": stated,
+            "RateLimit-Remaining": f"{max(0, limit - shown)};w={window}",
+        }
 
     def _pull_limit(self, caller: Caller) -> tuple[int, str] | None:
         principal = caller.principal

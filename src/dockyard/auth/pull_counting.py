@@ -86,9 +86,7 @@ class PullCounter:
         """Seconds until the window of the key's lease ends (after `take` gave a number)."""
         return self._leases[key].ends - time.time()
 
-    async def hit(
-        self, key: str, window_seconds: int, limit: int
-    ) -> tuple[int, float, int | None]:
+    async def hit(self, key: str, window_seconds: int, limit: int) -> tuple[int, float, int | None]:
         """Count one pull; returns (its number in the window, seconds until the window ends,
         the shared total just written or None when the pull came from this process's lease)."""
         taken = self.take(key)

@@ -37,13 +37,15 @@ class InvalidToken(Exception):
 
 def new_key_pem() -> str:
     key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def key_from_pem(pem: str | bytes) -> ec.EllipticCurvePrivateKey:
     loaded = serialization.load_pem_private_key(
-        pem.encode() if isinstance(pem, str) else pem, password=None)
+        pem.encode() if isinstance(pem, str) else pem, password=None
+    )
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise ValueError("the token signing key is not an EC private key")
     return loaded
@@ -134,9 +136,14 @@ class TokenAuthority:
             "dockyard_kind": kind,
         }
 
-    def issue_access(self, subject: str, access: list[Scope], now: float | None = None,
-                     credential: str | None = None,
-                     stamp: tuple[float, ...] | None = None) -> str:
+    def issue_access(
+        self,
+        subject: str,
+        access: list[Scope],
+        now: float | None = None,
+        credential: str | None = None,
+        stamp: tuple[float, ...] | None = None,
+    ) -> str:
         """`credential`: the access token (`dyt_…`) the caller logged in with, so that what the
         bearer token may do is judged by that token's scope, never by its owner's rights.
         `stamp`: the subject account's state, which must not have moved when it is used."""
@@ -148,8 +155,13 @@ class TokenAuthority:
             claims["dockyard_stamp"] = list(stamp)
         return self._sign(claims)
 
-    def issue_refresh(self, subject: str, credential: str | None, now: float | None = None,
-                      stamp: tuple[float, ...] | None = None) -> str:
+    def issue_refresh(
+        self,
+        subject: str,
+        credential: str | None,
+        now: float | None = None,
+        stamp: tuple[float, ...] | None = None,
+    ) -> str:
         claims = self._base(subject, REFRESH, self.refresh_ttl, now or time.time())
         if credential:
             claims["dockyard_credential"] = credential

@@ -28,8 +28,9 @@ user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 org_app = typer.Typer(help="Manage organisations and their members.", no_args_is_help=True)
 token_app = typer.Typer(help="Manage personal access tokens.", no_args_is_help=True)
 repo_app = typer.Typer(help="Repository settings.", no_args_is_help=True)
-cache_app = typer.Typer(help="The pull-through cache (upstreams from --config).",
-                        no_args_is_help=True)
+cache_app = typer.Typer(
+    help="The pull-through cache (upstreams from --config).", no_args_is_help=True
+)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.")]
 DataDirOpt = Annotated[
@@ -368,9 +369,12 @@ def parse_duration(text: str) -> float:
     match = re.fullmatch(r"([0-9]{1,12})([smhdw])", text.strip())
     if match is None:
         bare = re.fullmatch(r"[0-9]{1,12}", text.strip()) is not None
-        raise fail(f"invalid duration {text!r}: "
-                   + ("a number needs a unit: " if bare else "")
-                   + "s, m, h, d or w, e.g. 90d, 12h, 30m", USAGE)
+        raise fail(
+            f"invalid duration {text!r}: "
+            + ("a number needs a unit: " if bare else "")
+            + "s, m, h, d or w, e.g. 90d, 12h, 30m",
+            USAGE,
+        )
     unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
     return int(match.group(1)) * unit
 
@@ -413,7 +417,9 @@ def token_create(
 
 @token_app.command("list")
 def token_list(
-    user: UserOpt = "admin", config: ConfigOpt = None, data_dir: DataDirOpt = None,
+    user: UserOpt = "admin",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
     init: InitOpt = False,
 ) -> None:
     """List an account's tokens (never their secrets)."""
@@ -434,12 +440,17 @@ def token_list(
 
 @token_app.command("revoke")
 def token_revoke(
-    token: Annotated[str, typer.Argument(help="The token's id (as `token list` shows), or its "
-                                         "name with --user.")],
+    token: Annotated[
+        str, typer.Argument(help="The token's id (as `token list` shows), or its name with --user.")
+    ],
     user: Annotated[
         str | None,
-        typer.Option("--user", "-u", help="The account owning a token named by its name "
-                     "(default admin); not needed with an id."),
+        typer.Option(
+            "--user",
+            "-u",
+            help="The account owning a token named by its name "
+            "(default admin); not needed with an id.",
+        ),
     ] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -460,8 +471,11 @@ def token_revoke(
     owner = on_store(config, data_dir, action, init=init)
     if owner is None:
         if user is None:
-            raise fail(f"no active token with the id {token}, nor one named so owned by admin; "
-                       "name its owner with --user", USAGE)
+            raise fail(
+                f"no active token with the id {token}, nor one named so owned by admin; "
+                "name its owner with --user",
+                USAGE,
+            )
         raise fail(f"{user} has no active token {token}", USAGE)
     typer.echo(f"revoked {token}" + ("" if user else f" (of {owner})"))
 
@@ -523,8 +537,9 @@ def parse_size(text: str) -> int:
 
 def _require_proxies(registry: Registry) -> None:
     if not registry.settings.proxies:
-        raise fail("no upstreams are configured: give the --config file that lists `proxies`",
-                   USAGE)
+        raise fail(
+            "no upstreams are configured: give the --config file that lists `proxies`", USAGE
+        )
 
 
 @cache_app.command("stats")
@@ -540,15 +555,24 @@ def cache_stats(
         return await registry.cache.stats()
 
     usage = on_store(config, data_dir, action, init=init)
-    typer.echo(f"repositories: {usage.repositories}\nmanifests: {usage.manifests}\n"
-               f"blobs: {usage.blobs}\nbytes: {usage.bytes}")
+    typer.echo(
+        f"repositories: {usage.repositories}\nmanifests: {usage.manifests}\n"
+        f"blobs: {usage.blobs}\nbytes: {usage.bytes}"
+    )
 
 
 @cache_app.command("prune")
-def cache_prune(max_size: Annotated[str | None, typer.Option(
-        "--max-size", help="Evict least recently pulled images until the cache is under this "
-        "size (e.g. 20G); default: the configured cache_max_bytes.")] = None,
-                config: ConfigOpt = None, data_dir: DataDirOpt = None,
+def cache_prune(
+    max_size: Annotated[
+        str | None,
+        typer.Option(
+            "--max-size",
+            help="Evict least recently pulled images until the cache is under this "
+            "size (e.g. 20G); default: the configured cache_max_bytes.",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
     init: InitOpt = False,
 ) -> None:
     """Remove cached content nothing needs, evicting least recently used images if over the
@@ -560,10 +584,11 @@ def cache_prune(max_size: Annotated[str | None, typer.Option(
         return await registry.cache.prune(limit)
 
     result = on_store(config, data_dir, action, init=init)
-    typer.echo(f"evicted {result.manifests_evicted} manifest(s); removed "
-               f"{result.blobs_removed} blob(s), {result.bytes_freed} bytes; "
-               f"the cache now holds {result.usage.bytes} bytes")
-
+    typer.echo(
+        f"evicted {result.manifests_evicted} manifest(s); removed "
+        f"{result.blobs_removed} blob(s), {result.bytes_freed} bytes; "
+        f"the cache now holds {result.usage.bytes} bytes"
+    )
 
 
 # -- moving to other backends ------------------------------------------------------------
@@ -572,15 +597,24 @@ def register_migrate(app: typer.Typer) -> None:
 
 
 def migrate_command(
-    to_storage: Annotated[str | None, typer.Option(
-        "--to-storage", help="s3://BUCKET[/PREFIX] to move the blobs to (S3 settings as for "
-        "`serve`: --s3-endpoint, --s3-path-style, AWS_* credentials).")] = None,
-    to_metadata: Annotated[str | None, typer.Option(
-        "--to-metadata", help="postgresql://… (an empty database) to move the metadata to.")]
-    = None,
+    to_storage: Annotated[
+        str | None,
+        typer.Option(
+            "--to-storage",
+            help="s3://BUCKET[/PREFIX] to move the blobs to (S3 settings as for "
+            "`serve`: --s3-endpoint, --s3-path-style, AWS_* credentials).",
+        ),
+    ] = None,
+    to_metadata: Annotated[
+        str | None,
+        typer.Option(
+            "--to-metadata", help="postgresql://… (an empty database) to move the metadata to."
+        ),
+    ] = None,
     s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint")] = None,
     s3_path_style: Annotated[bool, typer.Option("--s3-path-style")] = False,
-    config: ConfigOpt = None, data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Copy a registry (the one --data-dir/--config names) to S3 and/or PostgreSQL: every blob,
     verified while it streams, then every metadata row. Stop writes to the source first
@@ -599,8 +633,9 @@ def migrate_command(
     announce(source_settings)
     update: dict[str, Any] = {}
     if to_storage:
-        update.update(storage=to_storage, s3_path_style=s3_path_style or
-                      source_settings.s3_path_style)
+        update.update(
+            storage=to_storage, s3_path_style=s3_path_style or source_settings.s3_path_style
+        )
         if s3_endpoint:
             update["s3_endpoint"] = s3_endpoint
     if to_metadata:
@@ -609,15 +644,23 @@ def migrate_command(
     private_umask()
 
     try:
-        report, rows = asyncio.run(copy_registry(
-            source_settings, target_settings, blobs=bool(to_storage), metadata=bool(to_metadata),
-            copied=lambda d, n: typer.echo(f"copied {d} ({n} bytes)")))
+        report, rows = asyncio.run(
+            copy_registry(
+                source_settings,
+                target_settings,
+                blobs=bool(to_storage),
+                metadata=bool(to_metadata),
+                copied=lambda d, n: typer.echo(f"copied {d} ({n} bytes)"),
+            )
+        )
     except NoRegistry as exc:
         raise fail(absent_message(source_settings), USAGE) from exc
     except (RegistryError, ValueError) as exc:
         raise fail(scrub(getattr(exc, "message", str(exc)), target_settings), FAILED) from exc
     if report is not None:
-        typer.echo(f"blobs: {report.blobs_copied} copied ({report.bytes_copied} bytes), "
-                   f"{report.blobs_present} already there")
+        typer.echo(
+            f"blobs: {report.blobs_copied} copied ({report.bytes_copied} bytes), "
+            f"{report.blobs_present} already there"
+        )
     if rows is not None:
         typer.echo("metadata rows: " + ", ".join(f"{k} {v}" for k, v in rows.items() if v))

@@ -22,15 +22,21 @@ from dockyard.core.reference import DOCKER_HUB
 
 RegistryArg = Annotated[
     str | None,
-    typer.Argument(help="Registry host, e.g. ghcr.io or localhost:5000 (a URL is accepted). "
-                   "Default: Docker Hub.", show_default=False),
+    typer.Argument(
+        help="Registry host, e.g. ghcr.io or localhost:5000 (a URL is accepted). "
+        "Default: Docker Hub.",
+        show_default=False,
+    ),
 ]
 InsecureOpt = Annotated[
     bool,
-    typer.Option("--insecure", help="Do not check this registry's certificate, and use plain "
-                 "HTTP if it does not speak TLS (like docker's insecure-registries). HTTPS is "
-                 "always tried first; localhost and 127.0.0.0/8 fall back to plain HTTP "
-                 "without this."),
+    typer.Option(
+        "--insecure",
+        help="Do not check this registry's certificate, and use plain "
+        "HTTP if it does not speak TLS (like docker's insecure-registries). HTTPS is "
+        "always tried first; localhost and 127.0.0.0/8 fall back to plain HTTP "
+        "without this.",
+    ),
 ]
 
 
@@ -44,13 +50,15 @@ def _read_password_stdin() -> str:
     return password.rstrip("\r\n")
 
 
-async def _verify(host: str, creds: Credentials, insecure: bool,
-                  ca_cert: list[Path] | None) -> tuple[str | None, str | None]:
+async def _verify(
+    host: str, creds: Credentials, insecure: bool, ca_cert: list[Path] | None
+) -> tuple[str | None, str | None]:
     """The refresh token the registry issued, if any, and the scheme it answered on."""
     from dockyard.client.registry import RegistryClient
 
-    async with RegistryClient(host, credentials=creds, insecure=insecure,
-                              ca_certs=ca_cert or ()) as client:
+    async with RegistryClient(
+        host, credentials=creds, insecure=insecure, ca_certs=ca_cert or ()
+    ) as client:
         return await client.check_login(), client.scheme
 
 
@@ -58,14 +66,20 @@ def login(
     registry: RegistryArg = None,
     username: Annotated[
         str | None,
-        typer.Option("--username", "-u", help="User name. Prompted for when omitted "
-                     "(required with --password-stdin)."),
+        typer.Option(
+            "--username",
+            "-u",
+            help="User name. Prompted for when omitted (required with --password-stdin).",
+        ),
     ] = None,
     password_stdin: Annotated[
         bool,
-        typer.Option("--password-stdin", help="Read the password (or access token) from "
-                     "standard input instead of prompting for it; the only non-interactive "
-                     "way, so it never shows up in the process list or shell history."),
+        typer.Option(
+            "--password-stdin",
+            help="Read the password (or access token) from "
+            "standard input instead of prompting for it; the only non-interactive "
+            "way, so it never shows up in the process list or shell history.",
+        ),
     ] = False,
     insecure: InsecureOpt = False,
     ca_cert: CaCertOpt = None,
@@ -95,8 +109,10 @@ def login(
         path = CredentialStore().store(host, stored)
     except ClientError as exc:
         raise fail_with(exc) from None
-    typer.echo(f"{host} answered over "
-               f"{'HTTPS' if scheme == 'https' else 'plain HTTP (it does not speak TLS)'}")
+    typer.echo(
+        f"{host} answered over "
+        f"{'HTTPS' if scheme == 'https' else 'plain HTTP (it does not speak TLS)'}"
+    )
     typer.echo(f"Credentials for {host} saved in {path}")
     typer.echo("Login Succeeded")
 

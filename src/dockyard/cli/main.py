@@ -132,19 +132,26 @@ def serve(
     ] = None,
     tls_cert: Annotated[
         Path | None,
-        typer.Option("--tls-cert", help="PEM certificate (chain) to serve HTTPS (HTTP/2 too); "
-                     "checked with --tls-key before serving. Also DOCKYARD_TLS_CERT."),
+        typer.Option(
+            "--tls-cert",
+            help="PEM certificate (chain) to serve HTTPS (HTTP/2 too); "
+            "checked with --tls-key before serving. Also DOCKYARD_TLS_CERT.",
+        ),
     ] = None,
     tls_key: Annotated[
         Path | None,
-        typer.Option("--tls-key", help="PEM private key of --tls-cert, unencrypted. Also "
-                     "DOCKYARD_TLS_KEY."),
+        typer.Option(
+            "--tls-key", help="PEM private key of --tls-cert, unencrypted. Also DOCKYARD_TLS_KEY."
+        ),
     ] = None,
     storage: Annotated[
         str | None,
-        typer.Option("--storage", help="s3://BUCKET[/PREFIX] to keep blobs in S3-compatible "
-                     "storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); "
-                     "default: the data folder. Also DOCKYARD_STORAGE."),
+        typer.Option(
+            "--storage",
+            help="s3://BUCKET[/PREFIX] to keep blobs in S3-compatible "
+            "storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); "
+            "default: the data folder. Also DOCKYARD_STORAGE.",
+        ),
     ] = None,
     s3_endpoint: Annotated[
         str | None,
@@ -153,8 +160,10 @@ def serve(
     s3_region: Annotated[str | None, typer.Option("--s3-region", help="S3 region.")] = None,
     s3_path_style: Annotated[
         bool | None,
-        typer.Option("--s3-path-style/--s3-virtual-hosted",
-                     help="Path-style S3 addressing (most self-hosted S3 servers)."),
+        typer.Option(
+            "--s3-path-style/--s3-virtual-hosted",
+            help="Path-style S3 addressing (most self-hosted S3 servers).",
+        ),
     ] = None,
     metadata: Annotated[
         str | None,
@@ -263,7 +272,7 @@ def serve(
             "--verbose",
             "-v",
             help="Also log the libraries' own lines, such as one per request the pull-through "
-            "cache sends upstream (httpx's \"HTTP Request:\").",
+            'cache sends upstream (httpx\'s "HTTP Request:").',
         ),
     ] = False,
     no_fsync: Annotated[
@@ -360,8 +369,9 @@ def config_show(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None,
-               init: InitOpt = False) -> None:
+def db_upgrade(
+    config: ConfigOpt = None, data_dir: DataDirOpt = None, init: InitOpt = False
+) -> None:
     """Migrate the metadata schema to the newest revision (also done at every start); with
     --init, create a new registry where there is none."""
     from dockyard.assembly import registry_exists

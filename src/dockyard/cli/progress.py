@@ -50,7 +50,8 @@ class BarReporter:
     def blob_started(self, descriptor: Descriptor) -> None:
         if descriptor.digest not in self.tasks:
             self.tasks[descriptor.digest] = self.progress.add_task(
-                "", total=descriptor.size, name=short(descriptor.digest), state="Waiting")
+                "", total=descriptor.size, name=short(descriptor.digest), state="Waiting"
+            )
 
     def blob_progress(self, descriptor: Descriptor, advanced: int) -> None:
         task = self.tasks[descriptor.digest]
@@ -61,14 +62,15 @@ class BarReporter:
 
     def blob_finished(self, descriptor: Descriptor, outcome: str) -> None:
         state = {"pushed": self.verb, "exists": "Layer already exists"}.get(
-            outcome, outcome[:1].upper() + outcome[1:])
-        self.progress.update(self.tasks[descriptor.digest], completed=descriptor.size,
-                             state=state)
+            outcome, outcome[:1].upper() + outcome[1:]
+        )
+        self.progress.update(self.tasks[descriptor.digest], completed=descriptor.size, state=state)
 
     def manifest_written(self, manifest: Manifest, tag: str | None) -> None:
         if tag:
-            self.progress.console.print(f"{tag}: digest: {manifest.digest} "
-                                        f"size: {len(manifest.body)}")
+            self.progress.console.print(
+                f"{tag}: digest: {manifest.digest} size: {len(manifest.body)}"
+            )
 
 
 class JsonReporter:
@@ -82,8 +84,7 @@ class JsonReporter:
         self.stream.flush()
 
     def blob_started(self, descriptor: Descriptor) -> None:
-        self._emit(event="blob", digest=descriptor.digest, size=descriptor.size,
-                   status="started")
+        self._emit(event="blob", digest=descriptor.digest, size=descriptor.size, status="started")
 
     def blob_progress(self, descriptor: Descriptor, advanced: int) -> None:
         pass
@@ -92,8 +93,13 @@ class JsonReporter:
         self._emit(event="blob", digest=descriptor.digest, size=descriptor.size, status=outcome)
 
     def manifest_written(self, manifest: Manifest, tag: str | None) -> None:
-        self._emit(event="manifest", digest=manifest.digest, mediaType=manifest.media_type,
-                   size=len(manifest.body), tag=tag)
+        self._emit(
+            event="manifest",
+            digest=manifest.digest,
+            mediaType=manifest.media_type,
+            size=len(manifest.body),
+            tag=tag,
+        )
 
     def __enter__(self) -> JsonReporter:
         return self

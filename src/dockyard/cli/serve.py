@@ -129,13 +129,17 @@ def run(settings: Settings, verbose: bool = False) -> None:
     private_umask()
     prepare_apart(settings)
     if settings.metadata and not settings.redis_url and settings.auth_enabled:
-        log.warning("metadata is shared (PostgreSQL) but redis_url is not set: rate limits and "
-                    "login throttling are counted per replica; set redis_url when running "
-                    "several replicas")
+        log.warning(
+            "metadata is shared (PostgreSQL) but redis_url is not set: rate limits and "
+            "login throttling are counted per replica; set redis_url when running "
+            "several replicas"
+        )
     if settings.auth_enabled and settings.is_wildcard and not settings.public_url:
-        log.warning("listening on every interface without public_url: token challenges name "
-                    "this machine (%s); set public_url to the name clients use",
-                    settings.public_base())
+        log.warning(
+            "listening on every interface without public_url: token challenges name "
+            "this machine (%s); set public_url to the name clients use",
+            settings.public_base(),
+        )
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     workers = worker_count(settings)
     # Which upstreams a cache answers for is the first thing to check when a pull fails.

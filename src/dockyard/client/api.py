@@ -62,14 +62,23 @@ class ImageSummary:
     manifest: Manifest
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "digest": self.digest, "mediaType": self.media_type,
-                "platforms": self.platforms}
+        return {
+            "name": self.name,
+            "digest": self.digest,
+            "mediaType": self.media_type,
+            "platforms": self.platforms,
+        }
 
 
 class Client:
-    def __init__(self, *, store: CredentialStore | None = None,
-                 insecure_hosts: Iterable[str] = (), jobs: int = 4,
-                 ca_certs: Iterable[str | Path] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        store: CredentialStore | None = None,
+        insecure_hosts: Iterable[str] = (),
+        jobs: int = 4,
+        ca_certs: Iterable[str | Path] = (),
+    ) -> None:
         self.store = store or CredentialStore()
         self.insecure_hosts = list(insecure_hosts)
         self.ca_certs = list(ca_certs)
@@ -89,15 +98,14 @@ class Client:
 
     def plain_http_hosts(self) -> list[str]:
         """Registries that turned out not to speak TLS and were used over plain HTTP."""
-        return [host for host, registry in self._registries.items()
-                if registry.scheme == "http"]
+        return [host for host, registry in self._registries.items() if registry.scheme == "http"]
 
     # -- where images live ---------------------------------------------------------------
     def registry(self, host: str) -> RegistryClient:
         if host not in self._registries:
-            self._registries[host] = RegistryClient(host, store=self.store,
-                                                    insecure_hosts=self.insecure_hosts,
-                                                    ca_certs=self.ca_certs)
+            self._registries[host] = RegistryClient(
+                host, store=self.store, insecure_hosts=self.insecure_hosts, ca_certs=self.ca_certs
+            )
         return self._registries[host]
 
     def source(self, name: str) -> ImageSource:
@@ -120,50 +128,62 @@ class Client:
         return None if is_local(name) else remote_reference(name).tag
 
     # -- copying -------------------------------------------------------------------------
-    async def copy(self, source: str, destination: str, *, all_platforms: bool = False,
-                   platform: Platform | None = None,
-                   reporter: Reporter | None = None) -> CopyResult:
+    async def copy(
+        self,
+        source: str,
+        destination: str,
+        *,
+        all_platforms: bool = False,
+        platform: Platform | None = None,
+        reporter: Reporter | None = None,
+    ) -> CopyResult:
         src, dst = self.source(source), self.destination(destination)
         try:
-            options = CopyOptions(all_platforms=all_platforms, platform=platform,
-                                  jobs=self.jobs)
+            options = CopyOptions(all_platforms=all_platforms, platform=platform, jobs=self.jobs)
             return await Copier(src, dst, options, reporter).copy(
-                None, self._destination_tag(destination))
+                None, self._destination_tag(destination)
+            )
         finally:
             await src.close()
             await dst.close()
 
     async def push(self, source: str, reference: str, **options: Any) -> CopyResult:
         if not is_local(source):
-            raise ClientError(f"{source!r} is not a local image: name it oci:PATH[:TAG], "
-                              "oci-archive:PATH[:TAG] or docker-archive:PATH "
-                              "(use `dockyard copy` between registries)")
+            raise ClientError(
+                f"{source!r} is not a local image: name it oci:PATH[:TAG], "
+                "oci-archive:PATH[:TAG] or docker-archive:PATH "
+                "(use `dockyard copy` between registries)"
+            )
         if is_local(reference):
             raise ClientError(f"{reference!r} is not a registry reference")
         options.setdefault("all_platforms", True)
         return await self.copy(source, reference, **options)
 
-    async def pull(self, reference: str, destination: str | None = None,
-                   **options: Any) -> tuple[CopyResult, str]:
+    async def pull(
+        self, reference: str, destination: str | None = None, **options: Any
+    ) -> tuple[CopyResult, str]:
         if is_local(reference):
             raise ClientError(f"{reference!r} is a local image; pull takes a registry reference")
         ref = remote_reference(reference)
         if destination is None:
             # By digest: an untagged layout entry, not one labelled `latest`.
-            name = ref.repository.rsplit('/', 1)[-1]
+            name = ref.repository.rsplit("/", 1)[-1]
             destination = f"oci:{name}:{ref.tag}" if ref.tag else f"oci:{name}"
         return await self.copy(reference, destination, **options), destination
 
     async def tag(self, source: str, target: str) -> CopyResult:
         """Give the same content another name; within one registry no blob moves."""
         if is_local(source) != is_local(target):
-            raise ClientError("tag names the same image twice: both local or both in a "
-                              "registry (use push, pull or copy to move between them)")
+            raise ClientError(
+                "tag names the same image twice: both local or both in a "
+                "registry (use push, pull or copy to move between them)"
+            )
         if not is_local(source):
             src, dst = remote_reference(source), remote_reference(target)
             if src.registry != dst.registry:
-                raise ClientError(f"{source} and {target} are in different registries; "
-                                  "use `dockyard copy`")
+                raise ClientError(
+                    f"{source} and {target} are in different registries; use `dockyard copy`"
+                )
             if dst.tag is None:
                 raise ClientError(f"{target}: name the new tag")
         return await self.copy(source, target, all_platforms=True)
@@ -186,33 +206,42 @@ class Client:
                     try:
                         images.append((entry, await src.get_manifest(entry["digest"])))
                     except NotFound:
-                        images.append((entry, Manifest(b"{}", entry.get("mediaType", ""),
-                                                       entry["digest"])))
+                        images.append(
+                            (entry, Manifest(b"{}", entry.get("mediaType", ""), entry["digest"]))
+                        )
             else:
                 images.append((None, top))
-            platforms = [await self._describe_image(src, entry, image)
-                         for entry, image in images]
+            platforms = [await self._describe_image(src, entry, image) for entry, image in images]
             return ImageSummary(src.describe(), top.digest, top.media_type, platforms, top)
         finally:
             await src.close()
 
-    async def _describe_image(self, src: ImageSource, entry: dict[str, Any] | None,
-                              image: Manifest) -> dict[str, Any]:
+    async def _describe_image(
+        self, src: ImageSource, entry: dict[str, Any] | None, image: Manifest
+    ) -> dict[str, Any]:
         doc = image.json()
         layers = doc.get("layers") or []
         info: dict[str, Any] = {
             "digest": image.digest,
             "mediaType": image.media_type,
-            "layers": [{"digest": layer.get("digest"), "size": layer.get("size"),
-                        "mediaType": layer.get("mediaType")} for layer in layers],
+            "layers": [
+                {
+                    "digest": layer.get("digest"),
+                    "size": layer.get("size"),
+                    "mediaType": layer.get("mediaType"),
+                }
+                for layer in layers
+            ],
             "size": sum(int(layer.get("size") or 0) for layer in layers),
         }
         if doc.get("artifactType"):
             info["artifactType"] = doc["artifactType"]
         platform = dict((entry or {}).get("platform") or {})
         config = doc.get("config") or {}
-        if config.get("mediaType") in (mt.OCI_CONFIG, mt.DOCKER_CONFIG) and \
-                int(config.get("size") or 0) < 4 * 1024 * 1024:
+        if (
+            config.get("mediaType") in (mt.OCI_CONFIG, mt.DOCKER_CONFIG)
+            and int(config.get("size") or 0) < 4 * 1024 * 1024
+        ):
             try:
                 config_doc = json.loads(await _read_all(src, config))
             except (ClientError, ValueError):
@@ -232,8 +261,7 @@ class Client:
     async def catalog(self, host: str) -> list[str]:
         return await self.registry(normalize_host(host)).catalog()
 
-    async def delete(self, reference: str, *, tag_only: bool = False,
-                     force: bool = False) -> str:
+    async def delete(self, reference: str, *, tag_only: bool = False, force: bool = False) -> str:
         """Delete a manifest (by digest: with every tag pointing at it), or only a tag.
         `force`: even one a multi-platform index of the repository still names."""
         ref = remote_reference(reference)
@@ -259,24 +287,43 @@ class Client:
             raise NotFound(f"{ref}: no such image")
         return ref, found
 
-    async def attach(self, reference: str, artifact_type: str, files: Iterable[ArtifactFile],
-                     *, annotations: dict[str, str] | None = None) -> Manifest:
+    async def attach(
+        self,
+        reference: str,
+        artifact_type: str,
+        files: Iterable[ArtifactFile],
+        *,
+        annotations: dict[str, str] | None = None,
+    ) -> Manifest:
         """Push an artifact (files as layers, empty config) whose subject is `reference`."""
         ref, subject = await self._subject(reference)
-        return await referrers.attach(self.registry(ref.registry), ref.repository, subject,
-                                      artifact_type, list(files), annotations)
+        return await referrers.attach(
+            self.registry(ref.registry),
+            ref.repository,
+            subject,
+            artifact_type,
+            list(files),
+            annotations,
+        )
 
-    async def discover(self, reference: str, *, artifact_type: str | None = None
-                       ) -> tuple[Descriptor, list[Referrer]]:
+    async def discover(
+        self, reference: str, *, artifact_type: str | None = None
+    ) -> tuple[Descriptor, list[Referrer]]:
         """The image's manifest descriptor and, as a tree, what refers to it."""
         ref, subject = await self._subject(reference)
-        tree = await referrers.discover(self.registry(ref.registry), ref.repository,
-                                        subject.digest, artifact_type)
+        tree = await referrers.discover(
+            self.registry(ref.registry), ref.repository, subject.digest, artifact_type
+        )
         return subject, tree
 
-    async def create_index(self, target: str, sources: list[str], *,
-                           annotations: dict[str, str] | None = None,
-                           reporter: Reporter | None = None) -> Manifest:
+    async def create_index(
+        self,
+        target: str,
+        sources: list[str],
+        *,
+        annotations: dict[str, str] | None = None,
+        reporter: Reporter | None = None,
+    ) -> Manifest:
         """A multi-platform index at `target` from per-platform images (copied next to it)."""
         ref = remote_reference(target)
         if ref.tag is None:
@@ -290,25 +337,28 @@ class Client:
             if summary.manifest.is_index:
                 children = child_descriptors(summary.manifest)
             else:
-                children = [summary.manifest.descriptor(
-                    platform=summary.platforms[0]["platform"])]
+                children = [summary.manifest.descriptor(platform=summary.platforms[0]["platform"])]
             entries.extend(children)
             origins.extend([(position, name)] * len(children))
         # Checked before anything is copied: a refused index leaves no stray images behind.
         one_image_per_platform(entries, origins)
         for name, summary in zip(sources, summaries, strict=True):
             # Every child must live in the target repository: copy it there by digest.
-            await self.copy(name, f"{ref.registry}/{ref.repository}@{summary.digest}",
-                            all_platforms=True, reporter=reporter)
+            await self.copy(
+                name,
+                f"{ref.registry}/{ref.repository}@{summary.digest}",
+                all_platforms=True,
+                reporter=reporter,
+            )
         docker = all(entry.get("mediaType") == mt.DOCKER_MANIFEST for entry in entries)
-        index = build_index(entries, mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
-                            annotations)
+        index = build_index(
+            entries, mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX, annotations
+        )
         await self.registry(ref.registry).put_manifest(ref.repository, ref.tag, index)
         return index
 
 
-def one_image_per_platform(entries: list[dict[str, Any]],
-                            origins: list[tuple[int, str]]) -> None:
+def one_image_per_platform(entries: list[dict[str, Any]], origins: list[tuple[int, str]]) -> None:
     """A client picks the first entry of its platform: a second one would never be pulled."""
     seen: dict[tuple[str, ...], tuple[int, str]] = {}
     for entry, origin in zip(entries, origins, strict=True):
@@ -316,8 +366,11 @@ def one_image_per_platform(entries: list[dict[str, Any]],
         annotations = entry.get("annotations") or {}
         # Entries without a platform, and buildx's attestations (unknown/unknown), are not
         # images anyone selects by platform.
-        if not isinstance(platform, dict) or "vnd.docker.reference.type" in annotations or \
-                platform.get("os") in (None, "unknown"):
+        if (
+            not isinstance(platform, dict)
+            or "vnd.docker.reference.type" in annotations
+            or platform.get("os") in (None, "unknown")
+        ):
             continue
         parts = [str(platform.get(k) or "") for k in ("os", "architecture", "variant")]
         key = (*parts, str(platform.get("os.version") or ""))
@@ -332,15 +385,18 @@ def one_image_per_platform(entries: list[dict[str, Any]],
                 where = f"twice: {name} is named more than once"
             else:
                 where = f"by both {first_name} and {name}"
-            raise UsageError(f"{shown} is given {where}: an index holds one image per "
-                             "platform; leave one of them out")
+            raise UsageError(
+                f"{shown} is given {where}: an index holds one image per "
+                "platform; leave one of them out"
+            )
         seen[key] = origin
 
 
 async def _read_all(src: ImageSource, descriptor: dict[str, Any]) -> bytes:
     parts = []
-    async for chunk in src.open_blob(Descriptor(descriptor["mediaType"], descriptor["digest"],
-                                                int(descriptor["size"]))):
+    async for chunk in src.open_blob(
+        Descriptor(descriptor["mediaType"], descriptor["digest"], int(descriptor["size"]))
+    ):
         parts.append(chunk)
     return b"".join(parts)
 

@@ -127,11 +127,16 @@ def layout_entries(root: Path) -> list[TarEntry]:
     entries: list[TarEntry] = []
     for folder in sorted(p for p in (root / "blobs").rglob("*") if p.is_dir()):
         entries.append(TarEntry(folder.relative_to(root).as_posix()))
-        entries += [TarEntry(f.relative_to(root).as_posix(), path=f)
-                    for f in sorted(folder.iterdir()) if f.is_file()]
+        entries += [
+            TarEntry(f.relative_to(root).as_posix(), path=f)
+            for f in sorted(folder.iterdir())
+            if f.is_file()
+        ]
     entries.insert(0, TarEntry("blobs"))
-    entries += [TarEntry("index.json", path=root / "index.json"),
-                TarEntry("oci-layout", path=root / "oci-layout")]
+    entries += [
+        TarEntry("index.json", path=root / "index.json"),
+        TarEntry("oci-layout", path=root / "oci-layout"),
+    ]
     return entries
 
 
@@ -169,8 +174,9 @@ class OCIArchiveDestination:
     def _inner(self) -> OCILayoutDestination:
         if self._layout is None:
             _check_parent(self.path, self.describe())
-            self._workdir = Path(tempfile.mkdtemp(dir=self.path.parent,
-                                                  prefix=f".{self.path.name}."))
+            self._workdir = Path(
+                tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+            )
             # The tarball is synced once at commit; the scratch layout need not be.
             self._layout = OCILayoutDestination(self._workdir / "layout", self.tag, fsync=False)
         return self._layout
@@ -181,8 +187,9 @@ class OCIArchiveDestination:
     async def mount_blob(self, descriptor: Descriptor, source: ImageSource) -> str | None:
         return None
 
-    async def put_blob(self, descriptor: Descriptor, opener: BlobOpener,
-                       progress: ProgressCallback | None = None) -> None:
+    async def put_blob(
+        self, descriptor: Descriptor, opener: BlobOpener, progress: ProgressCallback | None = None
+    ) -> None:
         await self._inner().put_blob(descriptor, opener, progress)
 
     async def put_manifest(self, manifest: Manifest, tag: str | None) -> str:
@@ -191,8 +198,7 @@ class OCIArchiveDestination:
     async def commit(self) -> None:
         layout = self._inner()
         await layout.commit()
-        await asyncio.to_thread(write_tar, self.path, layout_entries(layout.path),
-                                fsync=self.fsync)
+        await asyncio.to_thread(write_tar, self.path, layout_entries(layout.path), fsync=self.fsync)
 
     async def close(self) -> None:
         if self._layout is not None:
@@ -236,14 +242,17 @@ class DockerArchiveSource:
             if len(entries) == 1:
                 return entries[0]
             tags = [t for e in entries for t in e.get("RepoTags") or []]
-            raise ClientError(f"{label}: the archive holds {len(entries)} images; name one "
-                              f"(docker-archive:PATH:REF or :@N): {', '.join(tags)}")
+            raise ClientError(
+                f"{label}: the archive holds {len(entries)} images; name one "
+                f"(docker-archive:PATH:REF or :@N): {', '.join(tags)}"
+            )
         if self.ref.startswith("@"):
             try:
                 return entries[int(self.ref[1:])]
             except (ValueError, IndexError) as exc:
-                raise NotFound(f"{label}: no image {self.ref}; the archive holds "
-                               f"{len(entries)}") from exc
+                raise NotFound(
+                    f"{label}: no image {self.ref}; the archive holds {len(entries)}"
+                ) from exc
         wanted = _parse_ref(self.ref, label)
         for entry in entries:
             for tag in entry.get("RepoTags") or []:
@@ -276,8 +285,7 @@ class DockerArchiveSource:
             try:
                 entries = json.loads(tree.read_bytes("manifest.json"))
             except NotFound as exc:
-                raise ClientError(f"{label}: not a docker save archive (no manifest.json)") \
-                    from exc
+                raise ClientError(f"{label}: not a docker save archive (no manifest.json)") from exc
             except ValueError as exc:
                 raise ClientError(f"{label}: manifest.json is not valid JSON") from exc
             entry = self._choose(entries if isinstance(entries, list) else [])
@@ -304,23 +312,34 @@ class DockerArchiveSource:
                     compression = sniff_compression(handle.read(min(4, size)))
                 # An uncompressed layer's digest is its diff_id, which the destination
                 # verifies as it writes; a compressed one has to be read to be named.
-                if compression is None and trust_diff_ids and \
-                        parse_digest(diff_ids[n]).algorithm == "sha256":
+                if (
+                    compression is None
+                    and trust_diff_ids
+                    and parse_digest(diff_ids[n]).algorithm == "sha256"
+                ):
                     digest = diff_ids[n]
                 else:
                     digest = self._member_digest(tree, name)
                 self._members[digest] = name
-                layers.append({"mediaType": LAYER_TYPES[compression], "size": size,
-                               "digest": digest})
+                layers.append(
+                    {"mediaType": LAYER_TYPES[compression], "size": size, "digest": digest}
+                )
             # Field order and spacing as skopeo serialises it, so that an archive of gzip
             # layers gets the manifest digest skopeo reports.
-            doc = {"schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST,
-                   "config": {"mediaType": mt.DOCKER_CONFIG, "size": len(config),
-                              "digest": config_digest},
-                   "layers": layers}
+            doc = {
+                "schemaVersion": 2,
+                "mediaType": mt.DOCKER_MANIFEST,
+                "config": {
+                    "mediaType": mt.DOCKER_CONFIG,
+                    "size": len(config),
+                    "digest": config_digest,
+                },
+                "layers": layers,
+            }
             body = compact_json(doc)
-            manifest = Manifest(body, mt.DOCKER_MANIFEST,
-                                "sha256:" + hashlib.sha256(body).hexdigest())
+            manifest = Manifest(
+                body, mt.DOCKER_MANIFEST, "sha256:" + hashlib.sha256(body).hexdigest()
+            )
             return tree, manifest
         except BaseException:
             tree.close()
@@ -335,8 +354,10 @@ class DockerArchiveSource:
     async def get_manifest(self, reference: str | None = None) -> Manifest:
         _, manifest = await self._ready()
         if reference not in (None, manifest.digest, self.ref):
-            raise NotFound(f"{self.describe()}: no manifest {reference}; a docker-archive "
-                           f"image has only {manifest.digest}")
+            raise NotFound(
+                f"{self.describe()}: no manifest {reference}; a docker-archive "
+                f"image has only {manifest.digest}"
+            )
         return manifest
 
     async def open_blob(self, descriptor: Descriptor, offset: int = 0) -> AsyncIterator[bytes]:
@@ -408,7 +429,7 @@ class _Intake:
                 rest = self._inflater.unused_data + data
                 if not rest:
                     return
-                if not rest.startswith(GZIP_MAGIC[:len(rest)]):
+                if not rest.startswith(GZIP_MAGIC[: len(rest)]):
                     self._trailing = True  # padding after the last member, as gzip ignores
                     return
                 self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -448,8 +469,9 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
         if not chains:
             chains.append(diff_id)
         else:
-            chains.append("sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode())
-                          .hexdigest())
+            chains.append(
+                "sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest()
+            )
     return chains
 
 
@@ -468,8 +490,10 @@ class DockerArchiveDestination:
         if ref is not None:
             self.ref = _parse_ref(ref, f"docker-archive:{self.path}:{ref}")
             if self.ref.digest:
-                raise ClientError(f"docker-archive:{self.path}:{ref}: a docker-archive names "
-                                  "images by tag, not by digest")
+                raise ClientError(
+                    f"docker-archive:{self.path}:{ref}: a docker-archive names "
+                    "images by tag, not by digest"
+                )
         self._workdir: Path | None = None
         self._stored: dict[str, _Stored] = {}
         self._top: Manifest | None = None
@@ -480,8 +504,9 @@ class DockerArchiveDestination:
     def _dir(self) -> Path:
         if self._workdir is None:
             _check_parent(self.path, self.describe())
-            self._workdir = Path(tempfile.mkdtemp(dir=self.path.parent,
-                                                  prefix=f".{self.path.name}."))
+            self._workdir = Path(
+                tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+            )
         return self._workdir
 
     async def has_blob(self, descriptor: Descriptor) -> bool:
@@ -490,8 +515,9 @@ class DockerArchiveDestination:
     async def mount_blob(self, descriptor: Descriptor, source: ImageSource) -> str | None:
         return None
 
-    async def put_blob(self, descriptor: Descriptor, opener: BlobOpener,
-                       progress: ProgressCallback | None = None) -> None:
+    async def put_blob(
+        self, descriptor: Descriptor, opener: BlobOpener, progress: ProgressCallback | None = None
+    ) -> None:
         if descriptor.digest in self._stored:
             return
         target = self._dir() / parse_digest(descriptor.digest).hex
@@ -508,8 +534,10 @@ class DockerArchiveDestination:
 
     async def put_manifest(self, manifest: Manifest, tag: str | None) -> str:
         if manifest.is_index:
-            raise ClientError(f"{self.describe()}: a docker-archive holds a single-platform "
-                              "image, not an index; choose one platform (--platform os/arch)")
+            raise ClientError(
+                f"{self.describe()}: a docker-archive holds a single-platform "
+                "image, not an index; choose one platform (--platform os/arch)"
+            )
         if manifest.media_type not in mt.IMAGE_MANIFESTS:
             raise ClientError(f"{self.describe()}: cannot store a {manifest.media_type} manifest")
         verify_manifest(manifest)
@@ -522,8 +550,9 @@ class DockerArchiveDestination:
         config_desc = doc.get("config") or {}
         config_stored = self._stored.get(config_desc.get("digest", ""))
         if config_stored is None:
-            raise ClientError(f"{self.describe()}: config {config_desc.get('digest')} was not "
-                              "written")
+            raise ClientError(
+                f"{self.describe()}: config {config_desc.get('digest')} was not written"
+            )
         config_bytes = config_stored.path.read_bytes()
         config = json.loads(config_bytes)
         declared = (config.get("rootfs") or {}).get("diff_ids") or []
@@ -533,15 +562,18 @@ class DockerArchiveDestination:
         for n, layer in enumerate(doc.get("layers") or []):
             stored = self._stored.get(layer.get("digest", ""))
             if stored is None:
-                raise ClientError(f"{self.describe()}: layer {layer.get('digest')} was not "
-                                  "written")
+                raise ClientError(f"{self.describe()}: layer {layer.get('digest')} was not written")
             if stored.compression == "zstd":
-                raise ClientError(f"{self.describe()}: layer {layer['digest']} is zstd; docker "
-                                  "archives hold uncompressed or gzip layers only")
+                raise ClientError(
+                    f"{self.describe()}: layer {layer['digest']} is zstd; docker "
+                    "archives hold uncompressed or gzip layers only"
+                )
             diff_id = stored.kept_digest
             if n < len(declared) and declared[n] != diff_id:
-                raise DigestMismatch(f"{self.describe()}: layer {layer['digest']} unpacks to "
-                                     f"{diff_id}, the config says {declared[n]}")
+                raise DigestMismatch(
+                    f"{self.describe()}: layer {layer['digest']} unpacks to "
+                    f"{diff_id}, the config says {declared[n]}"
+                )
             name = diff_id.removeprefix("sha256:") + ".tar"
             if name not in layer_names:
                 entries.append(TarEntry(name, path=stored.path))
@@ -556,11 +588,19 @@ class DockerArchiveDestination:
             if parent:
                 v1["parent"] = parent
             if n == len(chains) - 1:
-                v1.update({k: config[k] for k in ("architecture", "os", "created", "config")
-                           if k in config})
-            entries += [TarEntry(legacy), TarEntry(f"{legacy}/VERSION", data=b"1.0"),
-                        TarEntry(f"{legacy}/json", data=compact_json(v1)),
-                        TarEntry(f"{legacy}/layer.tar", link=f"../{name}")]
+                v1.update(
+                    {
+                        k: config[k]
+                        for k in ("architecture", "os", "created", "config")
+                        if k in config
+                    }
+                )
+            entries += [
+                TarEntry(legacy),
+                TarEntry(f"{legacy}/VERSION", data=b"1.0"),
+                TarEntry(f"{legacy}/json", data=compact_json(v1)),
+                TarEntry(f"{legacy}/layer.tar", link=f"../{name}"),
+            ]
             parent = legacy
         repo_tags = [self.ref.familiar] if self.ref else []
         repositories: dict[str, dict[str, str]] = {}
@@ -569,8 +609,12 @@ class DockerArchiveDestination:
             repositories[repo] = {self.ref.tag or "latest": parent}
         entries += [
             TarEntry(config_name, data=config_bytes),
-            TarEntry("manifest.json", data=compact_json(
-                [{"Config": config_name, "RepoTags": repo_tags, "Layers": layer_names}])),
+            TarEntry(
+                "manifest.json",
+                data=compact_json(
+                    [{"Config": config_name, "RepoTags": repo_tags, "Layers": layer_names}]
+                ),
+            ),
             TarEntry("repositories", data=compact_json(repositories)),
         ]
         return entries

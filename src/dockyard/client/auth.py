@@ -37,7 +37,7 @@ _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*
 
 @dataclass(frozen=True, slots=True)
 class Challenge:
-    scheme: str                     # lower case: "basic" or "bearer"
+    scheme: str  # lower case: "basic" or "bearer"
     params: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -58,16 +58,17 @@ def parse_challenges(values: Iterable[str]) -> list[Challenge]:
             match = re.match(r"([A-Za-z][A-Za-z0-9_-]*)(?:\s+|$)", text)
             if not match:
                 break
-            scheme, text = match.group(1).lower(), text[match.end():]
+            scheme, text = match.group(1).lower(), text[match.end() :]
             params: dict[str, str] = {}
             while text:
                 param = _PARAM.match(text)
                 if not param:
                     break
                 quoted, bare = param.group(2), param.group(3)
-                params[param.group(1).lower()] = (re.sub(r"\\(.)", r"\1", quoted)
-                                                  if quoted is not None else bare)
-                text = text[param.end():]
+                params[param.group(1).lower()] = (
+                    re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+                )
+                text = text[param.end() :]
             found.append(Challenge(scheme, params))
             text = text.lstrip(", ")
     return found
@@ -131,9 +132,15 @@ class RegistryAuth(httpx.Auth):
     """Auth for one registry host. `offline_token` asks token services for a refresh token
     (kept in `refresh_token`), which `dockyard login` stores instead of the password."""
 
-    def __init__(self, host: str, credentials: Credentials | None = None, *,
-                 offline_token: bool = False, plain_http_ok: bool = False,
-                 api_host: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        credentials: Credentials | None = None,
+        *,
+        offline_token: bool = False,
+        plain_http_ok: bool = False,
+        api_host: str | None = None,
+    ) -> None:
         self.host = host
         self.api_host = api_host or host
         self.credentials = credentials if credentials and not credentials.empty else None
@@ -147,12 +154,14 @@ class RegistryAuth(httpx.Auth):
 
     # -- httpx entry points ---------------------------------------------------------------
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response,
-                                                                   None]:
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("RegistryAuth works with httpx.AsyncClient only")
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request,
-                                                                              httpx.Response]:
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         scopes = scopes_for(request)
         if self.challenge is not None:
             step = self._authorize(request, self.challenge, scopes)
@@ -175,8 +184,9 @@ class RegistryAuth(httpx.Auth):
                 return
             else:
                 retried_fresh = True
-                if challenge.scheme == "basic" and (self.credentials is None or
-                                                    "Authorization" in request.headers):
+                if challenge.scheme == "basic" and (
+                    self.credentials is None or "Authorization" in request.headers
+                ):
                     self.challenge = challenge
                     return  # no credentials, or the ones sent were refused
                 scopes = merge_scopes([*scopes, *challenge.scopes])
@@ -203,8 +213,9 @@ class RegistryAuth(httpx.Auth):
                 return challenge
         return None
 
-    def _key(self, challenge: Challenge, scopes: tuple[str, ...]) -> tuple[str, str,
-                                                                             tuple[str, ...]]:
+    def _key(
+        self, challenge: Challenge, scopes: tuple[str, ...]
+    ) -> tuple[str, str, tuple[str, ...]]:
         return challenge.params["realm"], challenge.params.get("service", ""), scopes
 
     def _cached(self, challenge: Challenge, scopes: tuple[str, ...]) -> _Token | None:
@@ -228,8 +239,9 @@ class RegistryAuth(httpx.Auth):
             for key in [k for k, v in self._tokens.items() if v is token]:
                 del self._tokens[key]
 
-    def _authorize(self, request: httpx.Request, challenge: Challenge,
-                   scopes: tuple[str, ...]) -> httpx.Request | None:
+    def _authorize(
+        self, request: httpx.Request, challenge: Challenge, scopes: tuple[str, ...]
+    ) -> httpx.Request | None:
         """Set the Authorization header, or return the token request to send first."""
         if challenge.scheme == "basic":
             if self.credentials is not None:
@@ -241,11 +253,21 @@ class RegistryAuth(httpx.Auth):
         request.headers["Authorization"] = f"Bearer {token.value}"
         return None
 
-    def _on_token(self, response: httpx.Response, sent: httpx.Request, request: httpx.Request,
-                  challenge: Challenge, scopes: tuple[str, ...]) -> httpx.Request | None:
+    def _on_token(
+        self,
+        response: httpx.Response,
+        sent: httpx.Request,
+        request: httpx.Request,
+        challenge: Challenge,
+        scopes: tuple[str, ...],
+    ) -> httpx.Request | None:
         """Take the token service's answer; return a second request if it must be asked again."""
-        if response.status_code in (404, 405) and sent.method == "GET" and \
-                self.credentials and self.credentials.password:
+        if (
+            response.status_code in (404, 405)
+            and sent.method == "GET"
+            and self.credentials
+            and self.credentials.password
+        ):
             self._use_password_grant = True
             return self._token_request(challenge, scopes)
         token = self._accept(response, challenge)
@@ -258,17 +280,22 @@ class RegistryAuth(httpx.Auth):
         url = httpx.URL(realm)
         creds = self.credentials
         if creds and not self._may_receive_credentials(url):
-            raise ClientError(f"{self.host}: refusing to send credentials to the token service "
-                              f"{realm} over plain HTTP: without TLS they go only to the "
-                              "registry's own host, and only when it is marked insecure")
+            raise ClientError(
+                f"{self.host}: refusing to send credentials to the token service "
+                f"{realm} over plain HTTP: without TLS they go only to the "
+                "registry's own host, and only when it is marked insecure"
+            )
         service = challenge.params.get("service")
         if creds and (creds.identity_token or self._use_password_grant):
             form = {"client_id": CLIENT_ID}
             if creds.identity_token:
                 form.update(grant_type="refresh_token", refresh_token=creds.identity_token)
             else:
-                form.update(grant_type="password", username=creds.username or "",
-                            password=creds.password or "")
+                form.update(
+                    grant_type="password",
+                    username=creds.username or "",
+                    password=creds.password or "",
+                )
                 if self.offline_token:
                     form["access_type"] = "offline"
             if service:
@@ -293,22 +320,31 @@ class RegistryAuth(httpx.Auth):
         sees them anyway: a challenge must not send them in the clear to a host it names."""
         if realm.scheme == "https":
             return True
-        return self.plain_http_ok and realm.scheme == "http" and \
-            realm.host.lower() == httpx.URL(f"http://{self.api_host}").host.lower()
+        return (
+            self.plain_http_ok
+            and realm.scheme == "http"
+            and realm.host.lower() == httpx.URL(f"http://{self.api_host}").host.lower()
+        )
 
     def _accept(self, response: httpx.Response, challenge: Challenge) -> _Token:
         realm = challenge.params["realm"]
         if response.status_code in (401, 403):
             if self.credentials is None:
-                raise Unauthorized(f"{self.host} requires authentication; run "
-                                   f"`dockyard login {self.host}`", "UNAUTHORIZED")
+                raise Unauthorized(
+                    f"{self.host} requires authentication; run `dockyard login {self.host}`",
+                    "UNAUTHORIZED",
+                )
             who = self.credentials.username or "the stored identity token"
-            raise Unauthorized(f"{self.host}: the token service {realm} rejected the "
-                               f"credentials of {who}; run `dockyard login {self.host}`",
-                               "UNAUTHORIZED")
+            raise Unauthorized(
+                f"{self.host}: the token service {realm} rejected the "
+                f"credentials of {who}; run `dockyard login {self.host}`",
+                "UNAUTHORIZED",
+            )
         if response.status_code != 200:
-            raise ClientError(f"{self.host}: the token service {realm} answered "
-                              f"{response.status_code}; try again later")
+            raise ClientError(
+                f"{self.host}: the token service {realm} answered "
+                f"{response.status_code}; try again later"
+            )
         data = _token_json(response)
         value = data.get("token") or data.get("access_token")
         if not isinstance(value, str) or not value:

@@ -52,9 +52,12 @@ async def _aclose(stream: AsyncIterator[bytes]) -> None:
         await aclose()
 
 
-async def receive_blob(descriptor: Descriptor, opener: BlobOpener,
-                       progress: ProgressCallback | None,
-                       write: Callable[[bytes], object]) -> None:
+async def receive_blob(
+    descriptor: Descriptor,
+    opener: BlobOpener,
+    progress: ProgressCallback | None,
+    write: Callable[[bytes], object],
+) -> None:
     """Feed the blob's bytes to `write` (called in a worker thread), verifying size and digest.
 
     A stream that raises something other than a ClientError, or ends early after making
@@ -90,8 +93,10 @@ async def receive_blob(descriptor: Descriptor, opener: BlobOpener,
                     failure = exc
                     break
                 if received + len(chunk) > descriptor.size:
-                    raise DigestMismatch(f"blob {descriptor.digest}: source sent more than the "
-                                         f"{descriptor.size} bytes described")
+                    raise DigestMismatch(
+                        f"blob {descriptor.digest}: source sent more than the "
+                        f"{descriptor.size} bytes described"
+                    )
                 if chunk:
                     await asyncio.to_thread(consume, chunk)
                     received += len(chunk)
@@ -109,11 +114,13 @@ async def receive_blob(descriptor: Descriptor, opener: BlobOpener,
         if failure is not None:
             await asyncio.sleep(0.2 * resumes)
     if received != descriptor.size:
-        raise DigestMismatch(f"blob {descriptor.digest}: expected {descriptor.size} bytes, "
-                             f"received {received}")
+        raise DigestMismatch(
+            f"blob {descriptor.digest}: expected {descriptor.size} bytes, received {received}"
+        )
     if hasher.hexdigest() != digest.hex:
-        raise DigestMismatch(f"blob {descriptor.digest}: content has digest "
-                             f"{digest.algorithm}:{hasher.hexdigest()}")
+        raise DigestMismatch(
+            f"blob {descriptor.digest}: content has digest {digest.algorithm}:{hasher.hexdigest()}"
+        )
 
 
 async def stream_range(path: Path, start: int, end: int | None) -> AsyncIterator[bytes]:
@@ -258,8 +265,7 @@ class TarTree:
             if member is None:
                 return None
             if member.issym():
-                name = _normalise_member(posixpath.join(posixpath.dirname(name),
-                                                        member.linkname))
+                name = _normalise_member(posixpath.join(posixpath.dirname(name), member.linkname))
             elif member.islnk():
                 name = _normalise_member(member.linkname)
             elif member.isfile() and not member.issparse():
@@ -284,8 +290,9 @@ class TarTree:
         member = self.resolve(name)
         if member is None:
             raise NotFound(f"{self.archive} has no file {name}")
-        return stream_range(self.path, member.offset_data + offset,
-                            member.offset_data + member.size)
+        return stream_range(
+            self.path, member.offset_data + offset, member.offset_data + member.size
+        )
 
     def close(self) -> None:
         if self._tmp is not None:

@@ -56,7 +56,7 @@ def normalize_host(server: str) -> str:
     host = server.strip()
     for prefix in ("https://", "http://", "docker://"):
         if host.lower().startswith(prefix):
-            host = host[len(prefix):]
+            host = host[len(prefix) :]
             break
     host = host.split("/", 1)[0]
     return DOCKER_HUB if host.lower() in _HUB_ALIASES else host
@@ -82,14 +82,15 @@ def _decode_auth(entry: Mapping[str, Any], where: str) -> Credentials | None:
         try:
             decoded = base64.b64decode(encoded, validate=False).decode()
         except (binascii.Error, UnicodeDecodeError):
-            raise CredentialsError(f"{where}: an `auth` entry is not valid base64 of "
-                                   "user:password; log in again") from None
+            raise CredentialsError(
+                f"{where}: an `auth` entry is not valid base64 of user:password; log in again"
+            ) from None
         username, sep, password = decoded.partition(":")
         if not sep:
-            raise CredentialsError(f"{where}: an `auth` entry has no ':' between user and "
-                                   "password; log in again")
-    creds = Credentials(username or None, password or None,
-                        entry.get("identitytoken") or None)
+            raise CredentialsError(
+                f"{where}: an `auth` entry has no ':' between user and password; log in again"
+            )
+    creds = Credentials(username or None, password or None, entry.get("identitytoken") or None)
     return None if creds.empty else creds
 
 
@@ -105,15 +106,24 @@ class CredentialHelper:
         path_var = (self.env or os.environ).get("PATH")
         binary = shutil.which(self.binary, path=path_var)
         if binary is None:
-            raise CredentialsError(f"credential helper {self.binary!r} is not installed (named "
-                                   "by credsStore/credHelpers in the docker config); install "
-                                   "it or remove that setting")
+            raise CredentialsError(
+                f"credential helper {self.binary!r} is not installed (named "
+                "by credsStore/credHelpers in the docker config); install "
+                "it or remove that setting"
+            )
         try:
-            return subprocess.run([binary, action], input=payload, capture_output=True,
-                                  text=True, timeout=_HELPER_TIMEOUT, env=self.env)
+            return subprocess.run(
+                [binary, action],
+                input=payload,
+                capture_output=True,
+                text=True,
+                timeout=_HELPER_TIMEOUT,
+                env=self.env,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise CredentialsError(f"credential helper {self.binary} {action} failed: "
-                                   f"{type(exc).__name__}") from None
+            raise CredentialsError(
+                f"credential helper {self.binary} {action} failed: {type(exc).__name__}"
+            ) from None
 
     def _fail(self, action: str, result: subprocess.CompletedProcess[str]) -> CredentialsError:
         # Helpers print their own message on stdout; it never contains the secret we sent.
@@ -130,8 +140,9 @@ class CredentialHelper:
         try:
             data = json.loads(result.stdout)
         except ValueError:
-            raise CredentialsError(f"credential helper {self.binary} get printed something "
-                                   "that is not JSON") from None
+            raise CredentialsError(
+                f"credential helper {self.binary} get printed something that is not JSON"
+            ) from None
         username, secret = data.get("Username") or None, data.get("Secret") or None
         if username == _TOKEN_USER:
             return Credentials(identity_token=secret)
@@ -169,8 +180,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CredentialsError(f"{path} is not valid JSON (line {exc.lineno}); fix or remove "
-                               "it") from None
+        raise CredentialsError(
+            f"{path} is not valid JSON (line {exc.lineno}); fix or remove it"
+        ) from None
     if not isinstance(data, dict):
         raise CredentialsError(f"{path} must hold a JSON object")
     return data
@@ -189,8 +201,9 @@ class CredentialStore:
     DOCKER_CONFIG / REGISTRY_AUTH_FILE / XDG_RUNTIME_DIR elsewhere.
     """
 
-    def __init__(self, docker_config_dir: Path | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, docker_config_dir: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         self._dir = docker_config_dir
         self._env = env
 

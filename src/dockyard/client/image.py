@@ -39,8 +39,12 @@ class Manifest:
         return json.loads(self.body)
 
     def descriptor(self, **extra: Any) -> dict[str, Any]:
-        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.body),
-                **extra}
+        return {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": len(self.body),
+            **extra,
+        }
 
 
 class ImageSource(Protocol):
@@ -70,8 +74,9 @@ class ImageDestination(Protocol):
         """Link the blob from where `source` keeps it without moving bytes, when the
         destination can (same registry); returns a label such as the source repository."""
 
-    async def put_blob(self, descriptor: Descriptor, opener: BlobOpener,
-                       progress: ProgressCallback | None = None) -> None:
+    async def put_blob(
+        self, descriptor: Descriptor, opener: BlobOpener, progress: ProgressCallback | None = None
+    ) -> None:
         """Store a blob, verifying digest and size; may call `opener` again to resume."""
 
     async def put_manifest(self, manifest: Manifest, tag: str | None) -> str:
@@ -100,9 +105,18 @@ class Platform:
     @classmethod
     def host(cls) -> Platform:
         machine = host_platform.machine().lower()
-        arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-                "armv7l": "arm", "i386": "386", "i686": "386", "ppc64le": "ppc64le",
-                "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
+        arch = {
+            "x86_64": "amd64",
+            "amd64": "amd64",
+            "aarch64": "arm64",
+            "arm64": "arm64",
+            "armv7l": "arm",
+            "i386": "386",
+            "i686": "386",
+            "ppc64le": "ppc64le",
+            "s390x": "s390x",
+            "riscv64": "riscv64",
+        }.get(machine, machine)
         return cls("linux", arch, "v7" if machine == "armv7l" else None)
 
     def matches(self, entry: dict[str, Any] | None) -> bool:

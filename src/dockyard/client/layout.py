@@ -51,8 +51,10 @@ _REF_NAME = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 def check_tag(tag: str | None) -> str | None:
     """Refuse a tag the image spec's ref.name grammar does not allow (skopeo refuses it too)."""
     if tag is not None and not _REF_NAME.match(tag):
-        raise ClientError(f"invalid OCI layout tag {tag!r}: use letters, digits and the "
-                          "separators - . _ : @ + (components joined by /)")
+        raise ClientError(
+            f"invalid OCI layout tag {tag!r}: use letters, digits and the "
+            "separators - . _ : @ + (components joined by /)"
+        )
     return tag
 
 
@@ -84,16 +86,19 @@ def verify_manifest(manifest: Manifest) -> None:
     actual = parsed.hasher()
     actual.update(manifest.body)
     if actual.hexdigest() != parsed.hex:
-        raise DigestMismatch(f"manifest {manifest.digest}: content has digest "
-                             f"{parsed.algorithm}:{actual.hexdigest()}")
+        raise DigestMismatch(
+            f"manifest {manifest.digest}: content has digest "
+            f"{parsed.algorithm}:{actual.hexdigest()}"
+        )
 
 
 def parse(manifest: Manifest) -> ParsedManifest:
     try:
         return parse_manifest(manifest.body, manifest.media_type)
     except RegistryError as exc:
-        raise ClientError(f"manifest {manifest.digest} is invalid: {exc}",
-                          code="MANIFEST_INVALID") from exc
+        raise ClientError(
+            f"manifest {manifest.digest} is invalid: {exc}", code="MANIFEST_INVALID"
+        ) from exc
 
 
 class LayoutReader(abc.ABC):
@@ -129,8 +134,7 @@ class LayoutReader(abc.ABC):
             version = json.loads(tree.read_bytes("oci-layout")).get("imageLayoutVersion")
             index = json.loads(tree.read_bytes("index.json"))
         except (ValueError, AttributeError) as exc:
-            raise ClientError(f"{self.label}: oci-layout or index.json is not valid JSON") \
-                from exc
+            raise ClientError(f"{self.label}: oci-layout or index.json is not valid JSON") from exc
         if not isinstance(version, str) or not version.startswith("1."):
             raise ClientError(f"{self.label}: unsupported image layout version {version!r}")
         if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
@@ -145,21 +149,30 @@ class LayoutReader(abc.ABC):
                 return entries[0]
             if not entries:
                 raise NotFound(f"{self.label} holds no image")
-            raise ClientError(f"{self.label} holds {len(entries)} images; name one of the tags: "
-                              f"{', '.join(tags) or '(none are tagged)'}")
+            raise ClientError(
+                f"{self.label} holds {len(entries)} images; name one of the tags: "
+                f"{', '.join(tags) or '(none are tagged)'}"
+            )
         for entry in entries:
             if entry_tag(entry) == tag:
                 return entry
-        raise NotFound(f"{self.label} has no image tagged {tag!r}; tags: "
-                       f"{', '.join(tags) or '(none)'}")
+        raise NotFound(
+            f"{self.label} has no image tagged {tag!r}; tags: {', '.join(tags) or '(none)'}"
+        )
 
     async def get_manifest(self, reference: str | None = None) -> Manifest:
         tree, index = await self._ready()
         entry: dict[str, Any] | None
         if reference is not None and is_digest(reference):
             digest = reference
-            entry = next((e for e in index["manifests"]
-                          if isinstance(e, dict) and e.get("digest") == digest), None)
+            entry = next(
+                (
+                    e
+                    for e in index["manifests"]
+                    if isinstance(e, dict) and e.get("digest") == digest
+                ),
+                None,
+            )
         else:
             entry = self._select(index, reference if reference is not None else self.tag)
             digest = entry.get("digest", "")
@@ -168,8 +181,10 @@ class LayoutReader(abc.ABC):
         manifest = Manifest(body, media_type, digest)
         verify_manifest(manifest)
         if entry is not None and entry.get("size") not in (None, len(body)):
-            raise DigestMismatch(f"manifest {digest}: index.json says {entry.get('size')} bytes, "
-                                 f"the blob has {len(body)}")
+            raise DigestMismatch(
+                f"manifest {digest}: index.json says {entry.get('size')} bytes, "
+                f"the blob has {len(body)}"
+            )
         return manifest
 
     async def open_blob(self, descriptor: Descriptor, offset: int = 0) -> AsyncIterator[bytes]:
@@ -272,8 +287,9 @@ class OCILayoutDestination:
     async def mount_blob(self, descriptor: Descriptor, source: ImageSource) -> str | None:
         return None
 
-    async def put_blob(self, descriptor: Descriptor, opener: BlobOpener,
-                       progress: ProgressCallback | None = None) -> None:
+    async def put_blob(
+        self, descriptor: Descriptor, opener: BlobOpener, progress: ProgressCallback | None = None
+    ) -> None:
         final = self._blob_path(descriptor.digest)
         await asyncio.to_thread(self._prepare)
         if await self.has_blob(descriptor):
@@ -332,10 +348,15 @@ class OCILayoutDestination:
         manifest, tag = self._top
         missing = self._missing(manifest)
         if missing:
-            raise ClientError(f"{self.describe()}: not committing, the image is incomplete; "
-                              f"missing {', '.join(missing[:5])}")
-        entry: dict[str, Any] = {"mediaType": manifest.media_type, "digest": manifest.digest,
-                                 "size": len(manifest.body)}
+            raise ClientError(
+                f"{self.describe()}: not committing, the image is incomplete; "
+                f"missing {', '.join(missing[:5])}"
+            )
+        entry: dict[str, Any] = {
+            "mediaType": manifest.media_type,
+            "digest": manifest.digest,
+            "size": len(manifest.body),
+        }
         if tag is not None:
             entry["annotations"] = {REF_NAME: tag}
         with open(self.path / "oci-layout", "rb") as lock:
@@ -347,11 +368,15 @@ class OCILayoutDestination:
             except FileNotFoundError:
                 index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
             except ValueError as exc:
-                raise ClientError(f"{self.describe()}: the existing index.json is not valid "
-                                  "JSON; not overwriting it") from exc
+                raise ClientError(
+                    f"{self.describe()}: the existing index.json is not valid "
+                    "JSON; not overwriting it"
+                ) from exc
             if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
-                raise ClientError(f"{self.describe()}: the existing index.json has no manifests "
-                                  "list; not overwriting it")
+                raise ClientError(
+                    f"{self.describe()}: the existing index.json has no manifests "
+                    "list; not overwriting it"
+                )
             index["manifests"] = updated_entries(index.get("manifests", []), entry, tag)
             write_atomic(index_path, compact_json(index), fsync=self.fsync)
 
@@ -371,8 +396,7 @@ class OCILayoutDestination:
             self._created = None
 
 
-def updated_entries(entries: list[Any], entry: dict[str, Any],
-                    tag: str | None) -> list[Any]:
+def updated_entries(entries: list[Any], entry: dict[str, Any], tag: str | None) -> list[Any]:
     """index.json's manifests with `entry` added: a tag moves (the old entry holding it is
     replaced), an untagged entry of the same digest is absorbed, everything else is kept."""
     digest = entry["digest"]
@@ -380,7 +404,12 @@ def updated_entries(entries: list[Any], entry: dict[str, Any],
         if any(isinstance(e, dict) and e.get("digest") == digest for e in entries):
             return list(entries)
         return [*entries, entry]
-    kept = [e for e in entries
-            if not (isinstance(e, dict) and (entry_tag(e) == tag or (
-                e.get("digest") == digest and entry_tag(e) is None)))]
+    kept = [
+        e
+        for e in entries
+        if not (
+            isinstance(e, dict)
+            and (entry_tag(e) == tag or (e.get("digest") == digest and entry_tag(e) is None))
+        )
+    ]
     return [*kept, entry]

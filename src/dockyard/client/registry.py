@@ -43,8 +43,12 @@ from dockyard.client.transport import (
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 
-ALL_MANIFEST_TYPES: tuple[str, ...] = (mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST_LIST,
-                                       mt.DOCKER_MANIFEST)
+ALL_MANIFEST_TYPES: tuple[str, ...] = (
+    mt.OCI_INDEX,
+    mt.OCI_MANIFEST,
+    mt.DOCKER_MANIFEST_LIST,
+    mt.DOCKER_MANIFEST,
+)
 MONOLITHIC_MAX = 8 * 1024 * 1024
 CHUNK_SIZE = 16 * 1024 * 1024
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -114,13 +118,24 @@ class RegistryClient:
     ("https" or "http") is used as given, without trying HTTPS first.
     """
 
-    def __init__(self, host: str, *, credentials: Credentials | None = None,
-                 store: CredentialStore | None = None, insecure: bool = False,
-                 insecure_hosts: Iterable[str] = (), timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-                 retry: RetryPolicy | None = None, chunk_size: int = CHUNK_SIZE,
-                 monolithic_max: int = MONOLITHIC_MAX, max_resumes: int = 5,
-                 verify: bool | str = True, offline_token: bool = False,
-                 ca_certs: Iterable[str | Path] = (), scheme: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        *,
+        credentials: Credentials | None = None,
+        store: CredentialStore | None = None,
+        insecure: bool = False,
+        insecure_hosts: Iterable[str] = (),
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        monolithic_max: int = MONOLITHIC_MAX,
+        max_resumes: int = 5,
+        verify: bool | str = True,
+        offline_token: bool = False,
+        ca_certs: Iterable[str | Path] = (),
+        scheme: str | None = None,
+    ) -> None:
         self.host = normalize_host(host)
         self.api_host = api_host(self.host)
         insecure_hosts = [*insecure_hosts, *([self.host, self.api_host] if insecure else [])]
@@ -128,12 +143,24 @@ class RegistryClient:
             credentials = store.get(self.host)
         self.credentials = credentials if credentials and not credentials.empty else None
         self.plain_http = uses_plain_http(self.api_host, insecure_hosts)
-        self.auth = RegistryAuth(self.host, self.credentials, offline_token=offline_token,
-                                 plain_http_ok=self.plain_http, api_host=self.api_host)
+        self.auth = RegistryAuth(
+            self.host,
+            self.credentials,
+            offline_token=offline_token,
+            plain_http_ok=self.plain_http,
+            api_host=self.api_host,
+        )
         self.retry = retry or RetryPolicy()
-        self.http = build_client(self.api_host, insecure_hosts=insecure_hosts, auth=self.auth,
-                                 timeout=timeout, retry=self.retry, verify=verify,
-                                 ca_certs=ca_certs, scheme=scheme)
+        self.http = build_client(
+            self.api_host,
+            insecure_hosts=insecure_hosts,
+            auth=self.auth,
+            timeout=timeout,
+            retry=self.retry,
+            verify=verify,
+            ca_certs=ca_certs,
+            scheme=scheme,
+        )
         self.chunk_size = chunk_size
         self.monolithic_max = monolithic_max
         self.max_resumes = max_resumes
@@ -161,17 +188,24 @@ class RegistryClient:
     def _url(self, location: str) -> httpx.URL:
         return self.http.base_url.join(location)
 
-    async def _send(self, request: httpx.Request, *, stream: bool = False,
-                    follow_redirects: bool = False) -> httpx.Response:
+    async def _send(
+        self, request: httpx.Request, *, stream: bool = False, follow_redirects: bool = False
+    ) -> httpx.Response:
         await self._prepare()
         try:
-            return await self.http.send(request, stream=stream,
-                                        follow_redirects=follow_redirects)
+            return await self.http.send(request, stream=stream, follow_redirects=follow_redirects)
         except httpx.HTTPError as exc:
             raise translate_error(exc, self.host) from None
 
-    async def _call(self, method: str, url: str | httpx.URL, what: str, *,
-                    ok: Sequence[int] = (200,), **kwargs: Any) -> httpx.Response:
+    async def _call(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        what: str,
+        *,
+        ok: Sequence[int] = (200,),
+        **kwargs: Any,
+    ) -> httpx.Response:
         extensions = kwargs.pop("extensions", None)
         follow = kwargs.pop("follow_redirects", False)
         request = self.http.build_request(method, url, extensions=extensions, **kwargs)
@@ -202,38 +236,61 @@ class RegistryClient:
             return rate_limit_error(response, self.host)
         if status == 401:
             if self.credentials is None:
-                return Unauthorized(f"{what}: {self.host} requires authentication{said}; "
-                                    f"{login}", code or "UNAUTHORIZED")
-            return Unauthorized(f"{what}: {self.host} refused the credentials of "
-                                f"{self.credentials.username or 'the stored token'}{said}; "
-                                f"check your access or {login} again", code or "UNAUTHORIZED")
-        if status == 409 and code == "DENIED" and isinstance(detail, dict) and \
-                isinstance(detail.get("indexes"), list):
+                return Unauthorized(
+                    f"{what}: {self.host} requires authentication{said}; {login}",
+                    code or "UNAUTHORIZED",
+                )
+            return Unauthorized(
+                f"{what}: {self.host} refused the credentials of "
+                f"{self.credentials.username or 'the stored token'}{said}; "
+                f"check your access or {login} again",
+                code or "UNAUTHORIZED",
+            )
+        if (
+            status == 409
+            and code == "DENIED"
+            and isinstance(detail, dict)
+            and isinstance(detail.get("indexes"), list)
+        ):
             # Only digest-shaped strings reach the terminal: the body is the server's text.
-            indexes = [d for d in detail["indexes"][:10]
-                       if isinstance(d, str) and _DIGEST.fullmatch(d)]
-            return InUse(f"{what}: {self.host} keeps it for the index {', '.join(indexes)}"
-                         f"{said}", indexes)
+            indexes = [
+                d for d in detail["indexes"][:10] if isinstance(d, str) and _DIGEST.fullmatch(d)
+            ]
+            return InUse(
+                f"{what}: {self.host} keeps it for the index {', '.join(indexes)}{said}", indexes
+            )
         if status == 403 and message and str(message).startswith("the token "):
             # Dockyard says when the access token's scope, not the account, is the limit.
-            return Denied(f"{what}: {self.host} refused it: {message}; log in with a token "
-                          "of that scope (or the password)", code or "DENIED")
+            return Denied(
+                f"{what}: {self.host} refused it: {message}; log in with a token "
+                "of that scope (or the password)",
+                code or "DENIED",
+            )
         if status == 403:
-            return Denied(f"{what}: access denied by {self.host}{said}; check that the "
-                          f"account may access this repository, or {login} as another user",
-                          code or "DENIED")
+            return Denied(
+                f"{what}: access denied by {self.host}{said}; check that the "
+                f"account may access this repository, or {login} as another user",
+                code or "DENIED",
+            )
         if code in ("DIGEST_INVALID", "SIZE_INVALID"):
-            return DigestMismatch(f"{what}: {self.host} refused the content{said}; the data "
-                                  "does not match its digest or size", code)
+            return DigestMismatch(
+                f"{what}: {self.host} refused the content{said}; the data "
+                "does not match its digest or size",
+                code,
+            )
         if status == 404:
-            return NotFound(f"{what}: not found on {self.host}{said}; check the name, tag "
-                            "or digest", code or "NOT_FOUND")
+            return NotFound(
+                f"{what}: not found on {self.host}{said}; check the name, tag or digest",
+                code or "NOT_FOUND",
+            )
         if code == "UNSUPPORTED" or status == 405:
-            return ClientError(f"{what}: {self.host} does not support this operation{said}",
-                               code or "UNSUPPORTED")
+            return ClientError(
+                f"{what}: {self.host} does not support this operation{said}", code or "UNSUPPORTED"
+            )
         if status >= 500:
-            return ClientError(f"{what}: {self.host} failed with HTTP {status}{said}; try "
-                               "again later", code)
+            return ClientError(
+                f"{what}: {self.host} failed with HTTP {status}{said}; try again later", code
+            )
         return ClientError(f"{what}: {self.host} answered HTTP {status}{said}", code)
 
     async def _prepare(self) -> None:
@@ -258,22 +315,29 @@ class RegistryClient:
             if usable:
                 self.auth.challenge = usable[0]
                 return usable[0].scheme
-            raise ClientError(f"{self.host} asks for an authentication scheme Dockyard does "
-                              "not speak", "UNAUTHORIZED")
+            raise ClientError(
+                f"{self.host} asks for an authentication scheme Dockyard does not speak",
+                "UNAUTHORIZED",
+            )
         if response.status_code == 200:
             return None
         if response.status_code == 429:
             raise rate_limit_error(response, self.host)
-        raise ClientError(f"{self.host} does not serve the registry API at /v2/ (HTTP "
-                          f"{response.status_code}); check the host name and port")
+        raise ClientError(
+            f"{self.host} does not serve the registry API at /v2/ (HTTP "
+            f"{response.status_code}); check the host name and port"
+        )
 
     async def check_login(self) -> str | None:
         """Verify the credentials as `docker login` does; return a refresh token when the
         registry's token service issued one (store it instead of the password)."""
         self.auth.offline_token = True
-        rejected = Unauthorized(f"login to {self.host} failed: the registry rejected the "
-                                "credentials (wrong user name or password, or an expired or "
-                                "revoked token)", "UNAUTHORIZED")
+        rejected = Unauthorized(
+            f"login to {self.host} failed: the registry rejected the "
+            "credentials (wrong user name or password, or an expired or "
+            "revoked token)",
+            "UNAUTHORIZED",
+        )
         try:
             response = await self._send(self.http.build_request("GET", "/v2/"))
         except Unauthorized:
@@ -287,36 +351,49 @@ class RegistryClient:
 
     # -- manifests ------------------------------------------------------------------------
 
-    async def get_manifest(self, repo: str, reference: str,
-                           accept: Sequence[str] = ALL_MANIFEST_TYPES) -> Manifest:
+    async def get_manifest(
+        self, repo: str, reference: str, accept: Sequence[str] = ALL_MANIFEST_TYPES
+    ) -> Manifest:
         """Fetch a manifest; when `reference` is a digest, the bytes are checked against it."""
-        what = f"getting manifest {repo}:{reference}" if not _is_digest(reference) else \
-            f"getting manifest {repo}@{reference}"
-        response = await self._call("GET", f"/v2/{repo}/manifests/{reference}", what,
-                                    headers={"Accept": ", ".join(accept)})
+        what = (
+            f"getting manifest {repo}:{reference}"
+            if not _is_digest(reference)
+            else f"getting manifest {repo}@{reference}"
+        )
+        response = await self._call(
+            "GET", f"/v2/{repo}/manifests/{reference}", what, headers={"Accept": ", ".join(accept)}
+        )
         body = response.content
         if len(body) > MAX_MANIFEST_BYTES:
             raise ClientError(f"{what}: the manifest is larger than 4 MiB; refusing it")
         if _is_digest(reference):
             computed = _hash(reference.split(":", 1)[0], body)
             if computed != reference:
-                raise DigestMismatch(f"{what}: {self.host} sent content whose digest is "
-                                     f"{computed}; it was discarded")
+                raise DigestMismatch(
+                    f"{what}: {self.host} sent content whose digest is {computed}; it was discarded"
+                )
             digest = reference
         else:
             digest = _hash("sha256", body)
             claimed = response.headers.get("Docker-Content-Digest", "")
             if claimed.startswith("sha256:") and claimed != digest:
-                raise DigestMismatch(f"{what}: {self.host} claims digest {claimed} but sent "
-                                     f"content with digest {digest}; it was discarded")
+                raise DigestMismatch(
+                    f"{what}: {self.host} claims digest {claimed} but sent "
+                    f"content with digest {digest}; it was discarded"
+                )
         return Manifest(body, _media_type(response, body), digest)
 
-    async def head_manifest(self, repo: str, reference: str,
-                            accept: Sequence[str] = ALL_MANIFEST_TYPES) -> Descriptor | None:
+    async def head_manifest(
+        self, repo: str, reference: str, accept: Sequence[str] = ALL_MANIFEST_TYPES
+    ) -> Descriptor | None:
         """Media type, digest and size of a manifest without its body; None when absent."""
-        response = await self._call("HEAD", f"/v2/{repo}/manifests/{reference}",
-                                    f"checking manifest {repo}:{reference}", ok=(200, 404),
-                                    headers={"Accept": ", ".join(accept)})
+        response = await self._call(
+            "HEAD",
+            f"/v2/{repo}/manifests/{reference}",
+            f"checking manifest {repo}:{reference}",
+            ok=(200, 404),
+            headers={"Accept": ", ".join(accept)},
+        )
         if response.status_code == 404:
             return None
         digest = response.headers.get("Docker-Content-Digest")
@@ -338,56 +415,81 @@ class RegistryClient:
         response = await self._put_manifest(repo, manifest.digest, manifest)
         return bool(response.headers.get("OCI-Subject"))
 
-    async def _put_manifest(self, repo: str, reference: str,
-                            manifest: Manifest) -> httpx.Response:
+    async def _put_manifest(self, repo: str, reference: str, manifest: Manifest) -> httpx.Response:
         what = f"pushing manifest {repo}:{reference}"
-        response = await self._call("PUT", f"/v2/{repo}/manifests/{reference}", what,
-                                    ok=(200, 201, 202), content=manifest.body,
-                                    headers={"Content-Type": manifest.media_type})
+        response = await self._call(
+            "PUT",
+            f"/v2/{repo}/manifests/{reference}",
+            what,
+            ok=(200, 201, 202),
+            content=manifest.body,
+            headers={"Content-Type": manifest.media_type},
+        )
         claimed = response.headers.get("Docker-Content-Digest")
-        if claimed and claimed.split(":")[0] == manifest.digest.split(":")[0] and \
-                claimed != manifest.digest:
-            raise DigestMismatch(f"{what}: {self.host} stored it as {claimed}, expected "
-                                 f"{manifest.digest}")
+        if (
+            claimed
+            and claimed.split(":")[0] == manifest.digest.split(":")[0]
+            and claimed != manifest.digest
+        ):
+            raise DigestMismatch(
+                f"{what}: {self.host} stored it as {claimed}, expected {manifest.digest}"
+            )
         return response
 
     async def delete_manifest(self, repo: str, reference: str, *, force: bool = False) -> None:
         """`force`: delete even a manifest an index still names (Dockyard refuses it
         otherwise; other registries ignore the parameter)."""
         tag = not _is_digest(reference)
-        what = f"deleting tag {repo}:{reference}" if tag else \
-            f"deleting manifest {repo}@{reference}"
+        what = (
+            f"deleting tag {repo}:{reference}" if tag else f"deleting manifest {repo}@{reference}"
+        )
         try:
-            await self._call("DELETE", f"/v2/{repo}/manifests/{reference}", what,
-                             ok=(200, 202, 204), params={"force": "true"} if force else None)
+            await self._call(
+                "DELETE",
+                f"/v2/{repo}/manifests/{reference}",
+                what,
+                ok=(200, 202, 204),
+                params={"force": "true"} if force else None,
+            )
         except InUse as exc:
             # Named as `dockyard delete` takes them, so the index can be deleted first.
             held_by = ", ".join(f"{self.host}/{repo}@{d}" for d in exc.indexes)
-            raise InUse(f"{what}: it is part of the multi-platform index {held_by}; delete "
-                        "that index first, or pass --force to delete it anyway (the index "
-                        "then names a missing image)", exc.indexes) from None
+            raise InUse(
+                f"{what}: it is part of the multi-platform index {held_by}; delete "
+                "that index first, or pass --force to delete it anyway (the index "
+                "then names a missing image)",
+                exc.indexes,
+            ) from None
         except ClientError as exc:
             # Registries without tag deletion (CNCF Distribution 2.x) answer a tag with
             # DIGEST_INVALID or UNSUPPORTED: nothing was sent, so no digest can mismatch.
             if tag and getattr(exc, "code", None) in ("DIGEST_INVALID", "UNSUPPORTED"):
-                raise ClientError(f"{what}: {self.host} does not support deleting a tag ("
-                                  f"{exc.code}); delete the manifest by digest instead, which "
-                                  "removes all its tags", "UNSUPPORTED") from None
+                raise ClientError(
+                    f"{what}: {self.host} does not support deleting a tag ("
+                    f"{exc.code}); delete the manifest by digest instead, which "
+                    "removes all its tags",
+                    "UNSUPPORTED",
+                ) from None
             raise
 
     # -- blobs ----------------------------------------------------------------------------
 
     async def blob_size(self, repo: str, digest: str) -> int | None:
         """The blob's size when the repository has it, else None."""
-        response = await self._call("HEAD", f"/v2/{repo}/blobs/{digest}",
-                                    f"checking blob {digest} in {repo}", ok=(200, 404),
-                                    follow_redirects=True)
+        response = await self._call(
+            "HEAD",
+            f"/v2/{repo}/blobs/{digest}",
+            f"checking blob {digest} in {repo}",
+            ok=(200, 404),
+            follow_redirects=True,
+        )
         if response.status_code == 404:
             return None
         return int(response.headers.get("Content-Length", 0))
 
-    async def open_blob(self, repo: str, digest: str, offset: int = 0, *,
-                        verify: bool = True) -> AsyncIterator[bytes]:
+    async def open_blob(
+        self, repo: str, digest: str, offset: int = 0, *, verify: bool = True
+    ) -> AsyncIterator[bytes]:
         """Stream a blob from `offset` (redirects followed). From offset 0 the bytes are
         verified against `digest` at the end, unless the caller hashes them itself
         (`verify=False`); a broken connection raises TransferInterrupted so the caller can
@@ -421,14 +523,20 @@ class RegistryClient:
             except httpx.HTTPError as exc:
                 raise translate_error(exc, self.host) from None
             if hasher is not None and f"{hasher.name}:{hasher.hexdigest()}" != digest:
-                raise DigestMismatch(f"{what}: the bytes received have digest "
-                                     f"{hasher.name}:{hasher.hexdigest()}; discard them")
+                raise DigestMismatch(
+                    f"{what}: the bytes received have digest "
+                    f"{hasher.name}:{hasher.hexdigest()}; discard them"
+                )
         finally:
             await response.aclose()
 
     async def delete_blob(self, repo: str, digest: str) -> None:
-        await self._call("DELETE", f"/v2/{repo}/blobs/{digest}",
-                         f"deleting blob {digest} from {repo}", ok=(200, 202, 204))
+        await self._call(
+            "DELETE",
+            f"/v2/{repo}/blobs/{digest}",
+            f"deleting blob {digest} from {repo}",
+            ok=(200, 202, 204),
+        )
 
     async def mount_blob(self, repo: str, digest: str, from_repo: str | None = None) -> bool:
         """Link a blob from `from_repo` (or, with None, wherever the registry knows it:
@@ -436,8 +544,9 @@ class RegistryClient:
         kept for the next `upload_blob` to the same repository."""
         params = {"mount": digest, **({"from": from_repo} if from_repo else {})}
         what = f"mounting blob {digest} into {repo}"
-        response = await self._call("POST", f"/v2/{repo}/blobs/uploads/", what, ok=(201, 202),
-                                    params=params)
+        response = await self._call(
+            "POST", f"/v2/{repo}/blobs/uploads/", what, ok=(201, 202), params=params
+        )
         if response.status_code == 201:
             return True
         location = response.headers.get("Location")
@@ -450,8 +559,9 @@ class RegistryClient:
         spare = self._spare_uploads.get(repo)
         if spare:
             return self._url(spare.pop()), 0
-        response = await self._call("POST", f"/v2/{repo}/blobs/uploads/",
-                                    f"starting an upload to {repo}", ok=(202,))
+        response = await self._call(
+            "POST", f"/v2/{repo}/blobs/uploads/", f"starting an upload to {repo}", ok=(202,)
+        )
         return self._location(response), int(response.headers.get("OCI-Chunk-Min-Length") or 0)
 
     def _location(self, response: httpx.Response) -> httpx.URL:
@@ -460,8 +570,13 @@ class RegistryClient:
             raise ClientError(f"{self.host} answered an upload request without a Location")
         return self._url(location)
 
-    async def upload_blob(self, repo: str, descriptor: Descriptor, opener: BlobOpener,
-                          progress: ProgressCallback | None = None) -> str:
+    async def upload_blob(
+        self,
+        repo: str,
+        descriptor: Descriptor,
+        opener: BlobOpener,
+        progress: ProgressCallback | None = None,
+    ) -> str:
         """Upload and verify a blob; returns its digest. Small blobs go in one request; large
         ones in PATCH chunks that survive a broken connection (see the module docstring)."""
         if descriptor.size < self.monolithic_max:
@@ -477,13 +592,20 @@ class RegistryClient:
             parts.append(piece)
         data = b"".join(parts)
         if total != descriptor.size:
-            raise DigestMismatch(f"blob {descriptor.digest}: the source holds "
-                                 f"{'more than ' if total > descriptor.size else ''}{total} "
-                                 f"bytes, the descriptor says {descriptor.size}")
+            raise DigestMismatch(
+                f"blob {descriptor.digest}: the source holds "
+                f"{'more than ' if total > descriptor.size else ''}{total} "
+                f"bytes, the descriptor says {descriptor.size}"
+            )
         return data
 
-    async def _upload_whole(self, repo: str, descriptor: Descriptor, opener: BlobOpener,
-                            progress: ProgressCallback | None) -> str:
+    async def _upload_whole(
+        self,
+        repo: str,
+        descriptor: Descriptor,
+        opener: BlobOpener,
+        progress: ProgressCallback | None,
+    ) -> str:
         data = await self._read_whole(descriptor, opener)
         what = f"uploading blob {descriptor.digest} to {repo}"
         attempt = 0
@@ -496,24 +618,39 @@ class RegistryClient:
                 else:
                     # Monolithic POST (OCI); registries without it answer 202 and a Location.
                     response = await self._call(
-                        "POST", f"/v2/{repo}/blobs/uploads/", what, ok=(201, 202),
-                        params={"digest": descriptor.digest}, content=data,
-                        headers={"Content-Type": "application/octet-stream"})
+                        "POST",
+                        f"/v2/{repo}/blobs/uploads/",
+                        what,
+                        ok=(201, 202),
+                        params={"digest": descriptor.digest},
+                        content=data,
+                        headers={"Content-Type": "application/octet-stream"},
+                    )
                     if response.status_code == 201:
                         return self._check_stored(response, descriptor, what, data, progress)
                     location = self._location(response)
                 response = await self._call(
-                    "PUT", location.copy_merge_params({"digest": descriptor.digest}), what,
-                    ok=(201, 204), content=data,
-                    headers={"Content-Type": "application/octet-stream"})
+                    "PUT",
+                    location.copy_merge_params({"digest": descriptor.digest}),
+                    what,
+                    ok=(201, 204),
+                    content=data,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
                 return self._check_stored(response, descriptor, what, data, progress)
             except ConnectionFailed:
                 if attempt >= self.retry.attempts:
                     raise
             await asyncio.sleep(self.retry.delay(attempt))
 
-    def _check_stored(self, response: httpx.Response, descriptor: Descriptor, what: str,
-                      data: bytes | None, progress: ProgressCallback | None) -> str:
+    def _check_stored(
+        self,
+        response: httpx.Response,
+        descriptor: Descriptor,
+        what: str,
+        data: bytes | None,
+        progress: ProgressCallback | None,
+    ) -> str:
         claimed = response.headers.get("Docker-Content-Digest")
         if claimed and claimed != descriptor.digest:
             raise DigestMismatch(f"{what}: {self.host} stored it as {claimed}")
@@ -521,8 +658,13 @@ class RegistryClient:
             progress(len(data))
         return descriptor.digest
 
-    async def _upload_chunked(self, repo: str, descriptor: Descriptor, opener: BlobOpener,
-                              progress: ProgressCallback | None) -> str:
+    async def _upload_chunked(
+        self,
+        repo: str,
+        descriptor: Descriptor,
+        opener: BlobOpener,
+        progress: ProgressCallback | None,
+    ) -> str:
         what = f"uploading blob {descriptor.digest} to {repo}"
         size = descriptor.size
         location, min_chunk = await self._start_upload(repo)
@@ -554,30 +696,44 @@ class RegistryClient:
                     if offset < size:
                         end = min(size, offset + chunk)
                         response = await self._call(
-                            "PATCH", location, what, ok=(202, 204),
+                            "PATCH",
+                            location,
+                            what,
+                            ok=(202, 204),
                             content=body(end - offset),
-                            headers={"Content-Type": "application/octet-stream",
-                                     "Content-Length": str(end - offset),
-                                     "Content-Range": f"{offset}-{end - 1}"})
+                            headers={
+                                "Content-Type": "application/octet-stream",
+                                "Content-Length": str(end - offset),
+                                "Content-Range": f"{offset}-{end - 1}",
+                            },
+                        )
                         location = self._location(response)
                         offset = end
                         failures = 0
                         continue
                     response = await self._call(
-                        "PUT", location.copy_merge_params({"digest": descriptor.digest}), what,
-                        ok=(201, 204))
+                        "PUT",
+                        location.copy_merge_params({"digest": descriptor.digest}),
+                        what,
+                        ok=(201, 204),
+                    )
                     return self._check_stored(response, descriptor, what, None, None)
                 except ClientError as exc:
                     # Resumable: a broken connection, a session the registry forgot, and 416
                     # (the registry holds a different offset than we think): ask where it is.
-                    if not (isinstance(exc, ConnectionFailed) or exc.code == "BLOB_UPLOAD_UNKNOWN"
-                            or getattr(exc, "status", None) == 416):
+                    if not (
+                        isinstance(exc, ConnectionFailed)
+                        or exc.code == "BLOB_UPLOAD_UNKNOWN"
+                        or getattr(exc, "status", None) == 416
+                    ):
                         raise
                     last_error = exc
                 failures += 1
                 if failures > self.max_resumes:
-                    raise ClientError(f"{what}: gave up after {self.max_resumes} attempts to "
-                                      f"resume; last error: {last_error}") from None
+                    raise ClientError(
+                        f"{what}: gave up after {self.max_resumes} attempts to "
+                        f"resume; last error: {last_error}"
+                    ) from None
                 await asyncio.sleep(self.retry.delay(failures))
                 if offset >= size and await self.blob_size(repo, descriptor.digest) is not None:
                     return descriptor.digest  # the closing PUT had landed before the break
@@ -591,8 +747,7 @@ class RegistryClient:
         finally:
             await reader.close()
 
-    async def _resume_point(self, repo: str,
-                            location: httpx.URL) -> tuple[httpx.URL, int, bool]:
+    async def _resume_point(self, repo: str, location: httpx.URL) -> tuple[httpx.URL, int, bool]:
         """Where the upload stands per the registry (GET on the session): its URL, the bytes it
         holds, and whether that count is the ambiguous "0-0". A new session at 0 when the
         registry has forgotten the old one."""
@@ -605,8 +760,7 @@ class RegistryClient:
             raise self._error(response, f"checking upload status in {repo}")
         held = response.headers.get("Range", "")
         match = re.fullmatch(r"(?:bytes=)?0-(\d+)", held.strip())
-        next_location = self._location(response) if response.headers.get("Location") \
-            else location
+        next_location = self._location(response) if response.headers.get("Location") else location
         if not match:
             return next_location, 0, False
         end = int(match.group(1))
@@ -625,8 +779,9 @@ class RegistryClient:
             try:
                 items += response.json().get(key) or []
             except (ValueError, AttributeError):
-                raise ClientError(f"{what}: {self.host} sent an answer that is not the "
-                                  "expected JSON") from None
+                raise ClientError(
+                    f"{what}: {self.host} sent an answer that is not the expected JSON"
+                ) from None
             match = _LINK_NEXT.search(response.headers.get("Link", ""))
             if not match:
                 return items
@@ -638,44 +793,56 @@ class RegistryClient:
         them (or this client's requests) to another host."""
         url, base = self._url(link), self.http.base_url
         if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
-            raise ClientError(f"{what}: {self.host} sent a next-page link to another host "
-                              f"({url.scheme}://{url.host}); it was not followed")
+            raise ClientError(
+                f"{what}: {self.host} sent a next-page link to another host "
+                f"({url.scheme}://{url.host}); it was not followed"
+            )
         if str(url) in seen or len(seen) >= MAX_PAGES:
-            raise ClientError(f"{what}: {self.host} sent next-page links that do not end "
-                              f"(a loop, or more than {MAX_PAGES} pages); stopped")
+            raise ClientError(
+                f"{what}: {self.host} sent next-page links that do not end "
+                f"(a loop, or more than {MAX_PAGES} pages); stopped"
+            )
         seen.add(str(url))
         return url
 
     async def list_tags(self, repo: str, page_size: int | None = None) -> list[str]:
         """Every tag, following `Link` pages."""
-        return await self._paged(f"/v2/{repo}/tags/list", "tags", f"listing tags of {repo}",
-                                 page_size)
+        return await self._paged(
+            f"/v2/{repo}/tags/list", "tags", f"listing tags of {repo}", page_size
+        )
 
     async def catalog(self, page_size: int | None = None) -> list[str]:
         """Every repository the registry lists (many public registries refuse this)."""
-        return await self._paged("/v2/_catalog", "repositories",
-                                 f"listing repositories of {self.host}", page_size)
+        return await self._paged(
+            "/v2/_catalog", "repositories", f"listing repositories of {self.host}", page_size
+        )
 
-    async def referrers(self, repo: str, digest: str,
-                        artifact_type: str | None = None) -> list[dict[str, Any]] | None:
+    async def referrers(
+        self, repo: str, digest: str, artifact_type: str | None = None
+    ) -> list[dict[str, Any]] | None:
         """Descriptors of the manifests whose `subject` is `digest`, from the referrers API
         (filtered here too when the registry did not say it filtered); None when the registry
         has no referrers API, so the caller falls back to the referrers tag."""
         what = f"listing referrers of {repo}@{digest}"
         params = {"artifactType": artifact_type} if artifact_type else None
-        response = await self._call("GET", f"/v2/{repo}/referrers/{digest}", what,
-                                    ok=(200, 404, 405), params=params,
-                                    headers={"Accept": mt.OCI_INDEX})
+        response = await self._call(
+            "GET",
+            f"/v2/{repo}/referrers/{digest}",
+            what,
+            ok=(200, 404, 405),
+            params=params,
+            headers={"Accept": mt.OCI_INDEX},
+        )
         kind = response.headers.get("Content-Type", "").split(";")[0].strip()
         if response.status_code != 200 or kind != mt.OCI_INDEX:
             return None
         try:
             manifests = response.json().get("manifests") or []
         except (ValueError, AttributeError):
-            raise ClientError(f"{what}: {self.host} sent an answer that is not an OCI "
-                              "index") from None
+            raise ClientError(
+                f"{what}: {self.host} sent an answer that is not an OCI index"
+            ) from None
         found = [entry for entry in manifests if isinstance(entry, dict)]
-        if artifact_type and "artifactType" not in response.headers.get(
-                "OCI-Filters-Applied", ""):
+        if artifact_type and "artifactType" not in response.headers.get("OCI-Filters-Applied", ""):
             found = [entry for entry in found if entry.get("artifactType") == artifact_type]
         return found

@@ -50,21 +50,22 @@ class RegistryDestination(_InRegistry):
         if isinstance(source, RegistrySource) and source.client.api_host == self.client.api_host:
             if source.repository == self.ref.repository:
                 return None
-            if await self.client.mount_blob(self.ref.repository, descriptor.digest,
-                                            source.repository):
+            if await self.client.mount_blob(
+                self.ref.repository, descriptor.digest, source.repository
+            ):
                 return source.repository
             return None
         if await self.client.mount_blob(self.ref.repository, descriptor.digest):
             return "another repository"
         return None
 
-    async def put_blob(self, descriptor: Descriptor, opener: BlobOpener,
-                       progress: ProgressCallback | None = None) -> None:
+    async def put_blob(
+        self, descriptor: Descriptor, opener: BlobOpener, progress: ProgressCallback | None = None
+    ) -> None:
         await self.client.upload_blob(self.ref.repository, descriptor, opener, progress)
 
     async def put_manifest(self, manifest: Manifest, tag: str | None) -> str:
-        return await self.client.put_manifest(self.ref.repository, tag or manifest.digest,
-                                              manifest)
+        return await self.client.put_manifest(self.ref.repository, tag or manifest.digest, manifest)
 
     async def commit(self) -> None:
         """Nothing to do: the top manifest, pushed last, is what makes the image visible."""

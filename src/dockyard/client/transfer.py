@@ -82,17 +82,28 @@ def select_platform(index: Manifest, wanted: Platform) -> dict:
     for entry in entries:
         if wanted.matches(entry.get("platform")):
             return entry
-    offered = ", ".join(
-        str(Platform(p.get("os", "?"), p.get("architecture", "?"), p.get("variant")))
-        for p in (e.get("platform") or {} for e in entries) if p
-    ) or "none"
-    raise ClientError(f"the image has no {wanted} variant (it offers: {offered}); "
-                      "pass --platform OS/ARCH or --all")
+    offered = (
+        ", ".join(
+            str(Platform(p.get("os", "?"), p.get("architecture", "?"), p.get("variant")))
+            for p in (e.get("platform") or {} for e in entries)
+            if p
+        )
+        or "none"
+    )
+    raise ClientError(
+        f"the image has no {wanted} variant (it offers: {offered}); "
+        "pass --platform OS/ARCH or --all"
+    )
 
 
 class Copier:
-    def __init__(self, source: ImageSource, destination: ImageDestination,
-                 options: CopyOptions | None = None, reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        source: ImageSource,
+        destination: ImageDestination,
+        options: CopyOptions | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
         self.source = source
         self.destination = destination
         self.options = options or CopyOptions()
@@ -129,8 +140,14 @@ class Copier:
             if platform:
                 assert self.result is not None
                 self.result.platforms.append(
-                    str(Platform(platform.get("os", "?"), platform.get("architecture", "?"),
-                                 platform.get("variant"))))
+                    str(
+                        Platform(
+                            platform.get("os", "?"),
+                            platform.get("architecture", "?"),
+                            platform.get("variant"),
+                        )
+                    )
+                )
         await asyncio.gather(*(self._copy_any(child) for child in children))
         for child in children:
             await self.destination.put_manifest(child, None)
@@ -179,8 +196,9 @@ class Copier:
             self.reporter.blob_finished(descriptor, "pushed")
 
 
-def build_index(entries: list[dict], media_type: str,
-                annotations: dict[str, str] | None = None) -> Manifest:
+def build_index(
+    entries: list[dict], media_type: str, annotations: dict[str, str] | None = None
+) -> Manifest:
     """An index over per-platform manifests (what `docker buildx imagetools create` makes)."""
     doc: dict = {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
     if annotations:

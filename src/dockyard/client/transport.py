@@ -47,33 +47,48 @@ def translate_error(exc: httpx.HTTPError, host: str) -> ClientError:
         chain.append(cause)
         cause = cause.__cause__ or cause.__context__
     text = " ".join(str(c) for c in chain)
-    if any(isinstance(c, ssl.SSLCertVerificationError) for c in chain) or \
-            "CERTIFICATE_VERIFY_FAILED" in text:
-        return ConnectionFailed(f"{host}: TLS certificate verification failed ({exc}); trust "
-                                "the registry's CA with --ca-cert FILE or DOCKYARD_CA_CERT=FILE, "
-                                f"or put it in ~/.docker/certs.d/{host}/ca.crt or "
-                                f"/etc/containers/certs.d/{host}/ca.crt; use --insecure only "
-                                "if you trust the network")
+    if (
+        any(isinstance(c, ssl.SSLCertVerificationError) for c in chain)
+        or "CERTIFICATE_VERIFY_FAILED" in text
+    ):
+        return ConnectionFailed(
+            f"{host}: TLS certificate verification failed ({exc}); trust "
+            "the registry's CA with --ca-cert FILE or DOCKYARD_CA_CERT=FILE, "
+            f"or put it in ~/.docker/certs.d/{host}/ca.crt or "
+            f"/etc/containers/certs.d/{host}/ca.crt; use --insecure only "
+            "if you trust the network"
+        )
     if _speaks_no_tls(chain):
-        return ConnectionFailed(f"{host}: the registry does not speak TLS on this port; if it "
-                                "serves plain HTTP, use --insecure")
+        return ConnectionFailed(
+            f"{host}: the registry does not speak TLS on this port; if it "
+            "serves plain HTTP, use --insecure"
+        )
     if isinstance(exc, httpx.ConnectError):
-        return ConnectionFailed(f"cannot connect to {host} ({exc or type(exc).__name__}); check "
-                                "the host name and port and that the registry is running")
+        return ConnectionFailed(
+            f"cannot connect to {host} ({exc or type(exc).__name__}); check "
+            "the host name and port and that the registry is running"
+        )
     if isinstance(exc, httpx.TimeoutException):
-        return ConnectionFailed(f"{host} did not answer in time ({type(exc).__name__}); try "
-                                "again later")
+        return ConnectionFailed(
+            f"{host} did not answer in time ({type(exc).__name__}); try again later"
+        )
     if isinstance(exc, httpx.TransportError):
-        return TransferInterrupted(f"the connection to {host} broke "
-                                   f"({exc or type(exc).__name__}); try again")
+        return TransferInterrupted(
+            f"the connection to {host} broke ({exc or type(exc).__name__}); try again"
+        )
     return ClientError(f"{host}: {exc}")
 
 
 # Seconds the TLS attempt may take on a host that may also answer plain HTTP.
 PROBE_SECONDS = 3.0
 # What OpenSSL says when a ClientHello reaches a server that does not speak TLS.
-NO_TLS_SIGNS = ("wrong version number", "record layer failure", "packet length too long",
-                "unexpected eof", "eof occurred")
+NO_TLS_SIGNS = (
+    "wrong version number",
+    "record layer failure",
+    "packet length too long",
+    "unexpected eof",
+    "eof occurred",
+)
 
 
 def _speaks_no_tls(chain: Sequence[BaseException]) -> bool:
@@ -87,8 +102,8 @@ def _speaks_no_tls(chain: Sequence[BaseException]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    attempts: int = 4          # tries in all, the first included
-    backoff: float = 0.5       # seconds before the second try; doubles each time
+    attempts: int = 4  # tries in all, the first included
+    backoff: float = 0.5  # seconds before the second try; doubles each time
     max_backoff: float = 8.0
     rate_limit_wait: float = 0.0  # wait once on 429 when Retry-After is at most this
 
@@ -105,7 +120,7 @@ def api_host(host: str) -> str:
 
 def _hostname(host: str) -> str:
     if host.startswith("["):
-        return host[1:host.index("]")]
+        return host[1 : host.index("]")]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
@@ -138,8 +153,12 @@ def base_url(host: str, insecure_hosts: Iterable[str] = ()) -> str:
 def certs_dirs() -> list[Path]:
     """The per-registry certificate folders docker and podman read, most personal first."""
     home = Path.home()
-    return [home / ".docker" / "certs.d", home / ".config" / "containers" / "certs.d",
-            Path("/etc/docker/certs.d"), Path("/etc/containers/certs.d")]
+    return [
+        home / ".docker" / "certs.d",
+        home / ".config" / "containers" / "certs.d",
+        Path("/etc/docker/certs.d"),
+        Path("/etc/containers/certs.d"),
+    ]
 
 
 def trust_files(host: str) -> tuple[list[Path], list[tuple[Path, Path]]]:
@@ -161,8 +180,12 @@ def trust_files(host: str) -> tuple[list[Path], list[tuple[Path, Path]]]:
     return cas, pairs
 
 
-def ssl_context(host: str, *, ca_certs: Iterable[str | Path] = (), verify: bool | str = True,
-                ) -> ssl.SSLContext:
+def ssl_context(
+    host: str,
+    *,
+    ca_certs: Iterable[str | Path] = (),
+    verify: bool | str = True,
+) -> ssl.SSLContext:
     """The TLS settings for `host`: the system's trust (or SSL_CERT_FILE) plus the given CA
     files and the host's certs.d folders; the client certificate found there, for mTLS.
     `verify=False` checks no certificate (hosts marked insecure)."""
@@ -178,15 +201,18 @@ def ssl_context(host: str, *, ca_certs: Iterable[str | Path] = (), verify: bool 
             ctx.load_verify_locations(cafile=str(path))
         except (OSError, ssl.SSLError) as exc:
             reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
-            raise ClientError(f"cannot use the CA certificate {path}: {reason} (expected a "
-                              "PEM file with one or more certificates)") from None
+            raise ClientError(
+                f"cannot use the CA certificate {path}: {reason} (expected a "
+                "PEM file with one or more certificates)"
+            ) from None
     for cert, key in pairs[:1]:
         try:
             ctx.load_cert_chain(str(cert), str(key))
         except (OSError, ssl.SSLError) as exc:
             reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
-            raise ClientError(f"cannot use the client certificate {cert} with {key}: "
-                              f"{reason}") from None
+            raise ClientError(
+                f"cannot use the client certificate {cert} with {key}: {reason}"
+            ) from None
     return ctx
 
 
@@ -196,16 +222,20 @@ class SchemeProbe(httpx.AsyncBaseTransport):
     request that gets an answer decides, once; `scheme` says which one it was. A `scheme`
     given up front (a URL the user wrote out) is used as it is."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, host: str, plain_ok: bool,
-                 scheme: str | None = None) -> None:
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, host: str, plain_ok: bool, scheme: str | None = None
+    ) -> None:
         self.inner = inner
         self.authority = httpx.URL(f"https://{host}")
         self.scheme: str | None = scheme or (None if plain_ok else "https")
         self._lock = asyncio.Lock()
 
     def _ours(self, url: httpx.URL) -> bool:
-        return url.scheme == "https" and url.host == self.authority.host and \
-            url.port == self.authority.port
+        return (
+            url.scheme == "https"
+            and url.host == self.authority.host
+            and url.port == self.authority.port
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not self._ours(request.url):
@@ -223,7 +253,9 @@ class SchemeProbe(httpx.AsyncBaseTransport):
         # A server that waits for a request line the ClientHello never completes must not
         # cost the whole connect timeout: the handshake gets a short one.
         request.extensions["timeout"] = {
-            **timeouts, "connect": min(timeouts.get("connect") or PROBE_SECONDS, PROBE_SECONDS)}
+            **timeouts,
+            "connect": min(timeouts.get("connect") or PROBE_SECONDS, PROBE_SECONDS),
+        }
         try:
             response = await self.inner.handle_async_request(request)
         except httpx.ConnectTimeout:
@@ -281,11 +313,15 @@ def rate_limit_error(response: httpx.Response, host: str) -> RateLimited:
         if headers.get(name):
             parts.append(f"{name}: {headers[name]}")
     shown = f" ({'; '.join(parts)})" if parts else ""
-    when = (f"try again in {retry_after:.0f} seconds" if retry_after is not None
-            else "try again later")
+    when = (
+        f"try again in {retry_after:.0f} seconds" if retry_after is not None else "try again later"
+    )
     hint = " or log in for a higher limit" if host in (DOCKER_HUB_API, DOCKER_HUB) else ""
-    return RateLimited(f"{host}: too many requests, the registry is rate-limiting this client"
-                       f"{shown}; {when}{hint}", retry_after)
+    return RateLimited(
+        f"{host}: too many requests, the registry is rate-limiting this client"
+        f"{shown}; {when}{hint}",
+        retry_after,
+    )
 
 
 class RetryingTransport(httpx.AsyncBaseTransport):
@@ -306,21 +342,32 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                 # Nothing reached the server: safe to retry whatever the method.
                 if not can_retry:
                     raise
-            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError,
-                    httpx.ReadTimeout):
+            except (
+                httpx.ReadError,
+                httpx.RemoteProtocolError,
+                httpx.WriteError,
+                httpx.ReadTimeout,
+            ):
                 if not (can_retry and request.method in IDEMPOTENT):
                     raise
             else:
-                if response.status_code == 429 and _replayable(request) and \
-                        not waited_for_rate_limit and self.policy.rate_limit_wait > 0:
+                if (
+                    response.status_code == 429
+                    and _replayable(request)
+                    and not waited_for_rate_limit
+                    and self.policy.rate_limit_wait > 0
+                ):
                     wait = parse_retry_after(response.headers.get("Retry-After"))
                     if wait is not None and wait <= self.policy.rate_limit_wait:
                         await response.aclose()
                         waited_for_rate_limit = True
                         await asyncio.sleep(wait)
                         continue
-                if not (response.status_code in RETRY_STATUSES and can_retry
-                        and request.method in IDEMPOTENT):
+                if not (
+                    response.status_code in RETRY_STATUSES
+                    and can_retry
+                    and request.method in IDEMPOTENT
+                ):
                     return response
                 await response.aclose()
             await asyncio.sleep(self.policy.delay(attempt))
@@ -337,25 +384,41 @@ class RegistryHTTP(httpx.AsyncClient):
 
     @property
     def scheme(self) -> str | None:
-        """"https" or "http" once the first request went out, else None."""
+        """ "https" or "http" once the first request went out, else None."""
         return self.probe.scheme
 
 
-def build_client(host: str, *, insecure_hosts: Iterable[str] = (),
-                 auth: httpx.Auth | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-                 retry: RetryPolicy | None = None, verify: bool | str = True,
-                 ca_certs: Iterable[str | Path] = (), scheme: str | None = None,
-                 user_agent: str = "dockyard") -> RegistryHTTP:
+def build_client(
+    host: str,
+    *,
+    insecure_hosts: Iterable[str] = (),
+    auth: httpx.Auth | None = None,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    retry: RetryPolicy | None = None,
+    verify: bool | str = True,
+    ca_certs: Iterable[str | Path] = (),
+    scheme: str | None = None,
+    user_agent: str = "dockyard",
+) -> RegistryHTTP:
     """An AsyncClient rooted at `host`'s API URL, with the policy above built in. `scheme`
     ("https" or "http") skips the probe, for a URL that names it."""
     host = api_host(host)
     insecure = is_marked_insecure(host, insecure_hosts)
     tls = ssl_context(host, ca_certs=ca_certs, verify=False if insecure else verify)
-    probe = SchemeProbe(httpx.AsyncHTTPTransport(verify=tls, http1=True), host,
-                        uses_plain_http(host, insecure_hosts), scheme)
+    probe = SchemeProbe(
+        httpx.AsyncHTTPTransport(verify=tls, http1=True),
+        host,
+        uses_plain_http(host, insecure_hosts),
+        scheme,
+    )
     transport = RetryingTransport(probe, retry or RetryPolicy())
-    client = RegistryHTTP(base_url=base_url(host), auth=auth, timeout=timeout,
-                          transport=transport, headers={"User-Agent": user_agent},
-                          follow_redirects=False)
+    client = RegistryHTTP(
+        base_url=base_url(host),
+        auth=auth,
+        timeout=timeout,
+        transport=transport,
+        headers={"User-Agent": user_agent},
+        follow_redirects=False,
+    )
     client.probe = probe
     return client

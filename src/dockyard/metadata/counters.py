@@ -155,16 +155,19 @@ class SQLiteCounters:
     def _touch(self, key: str, now: float) -> None:
         self._connect().execute(
             "INSERT INTO touches (key, at) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET at = excluded.at", (key, now))
+            "ON CONFLICT (key) DO UPDATE SET at = excluded.at",
+            (key, now),
+        )
 
     def _touched(self, keys: list[str]) -> dict[str, float]:
         found: dict[str, float] = {}
         db = self._connect()
         for start in range(0, len(keys), 500):
-            batch = keys[start:start + 500]
+            batch = keys[start : start + 500]
             marks = ",".join("?" * len(batch))
-            found.update(db.execute(f"SELECT key, at FROM touches WHERE key IN ({marks})",
-                                    batch).fetchall())
+            found.update(
+                db.execute(f"SELECT key, at FROM touches WHERE key IN ({marks})", batch).fetchall()
+            )
         return found
 
     async def touch(self, key: str, now: float | None = None) -> None:
@@ -172,4 +175,3 @@ class SQLiteCounters:
 
     async def touched(self, keys: list[str]) -> dict[str, float]:
         return await asyncio.to_thread(self._touched, keys)
-

@@ -28,8 +28,12 @@ Convert = Callable[[Any], Any]
 class _Plan:
     __slots__ = ("results", "slots", "sql")
 
-    def __init__(self, sql: str, slots: list[tuple[str | None, Any, Convert | None]],
-                 results: list[Convert | None] | None) -> None:
+    def __init__(
+        self,
+        sql: str,
+        slots: list[tuple[str | None, Any, Convert | None]],
+        results: list[Convert | None] | None,
+    ) -> None:
         self.sql = sql
         # per `?`: (parameter name, None, conversion) or (None, constant value, None)
         self.slots = slots
@@ -58,8 +62,10 @@ class Rows:
     def _row(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         if self._converts is None:
             return row
-        return tuple(value if convert is None or value is None else convert(value)
-                     for value, convert in zip(row, self._converts, strict=True))
+        return tuple(
+            value if convert is None or value is None else convert(value)
+            for value, convert in zip(row, self._converts, strict=True)
+        )
 
     @property
     def rowcount(self) -> int:
@@ -146,7 +152,9 @@ def _plan(conn: Connection, stmt: sa.Executable, params: Mapping[str, Any]) -> _
         value = bind.effective_value
         convert = converts.get(name)
         slots.append((None, value if convert is None or value is None else convert(value), None))
-    results = [entry.type._cached_result_processor(dialect, None)
-               for entry in compiled._result_columns]
-    return _Plan(compiled.string, slots,
-                 results if any(convert is not None for convert in results) else None)
+    results = [
+        entry.type._cached_result_processor(dialect, None) for entry in compiled._result_columns
+    ]
+    return _Plan(
+        compiled.string, slots, results if any(convert is not None for convert in results) else None
+    )

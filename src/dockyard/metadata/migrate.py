@@ -37,7 +37,6 @@ def _upgrade_on(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
-
 async def has_schema(engine: AsyncEngine) -> bool:
     """Whether a shared database was ever migrated (it has Alembic's revision table), so that
     an admin command can tell a registry from an empty or mistyped database."""

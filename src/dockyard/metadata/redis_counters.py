@@ -17,8 +17,9 @@ class RedisCounters:
     def __init__(self, url: str) -> None:
         self.client = redis.from_url(url)
 
-    async def hit(self, key: str, window_seconds: int, amount: int = 1,
-                  now: float | None = None) -> tuple[int, float]:
+    async def hit(
+        self, key: str, window_seconds: int, amount: int = 1, now: float | None = None
+    ) -> tuple[int, float]:
         now = now or time.time()
         window = int(now // window_seconds) * window_seconds
         name = f"{PREFIX}count:{key}:{window}"
@@ -28,8 +29,9 @@ class RedisCounters:
             count, _ = await pipe.execute()
         return int(count), window + window_seconds - now
 
-    async def peek(self, key: str, window_seconds: int,
-                   now: float | None = None) -> tuple[int, float]:
+    async def peek(
+        self, key: str, window_seconds: int, now: float | None = None
+    ) -> tuple[int, float]:
         now = now or time.time()
         window = int(now // window_seconds) * window_seconds
         value = await self.client.get(f"{PREFIX}count:{key}:{window}")

@@ -26,7 +26,6 @@ from dockyard.metadata.transfer import SQLTransfer
 from dockyard.metadata.uploads import SQLUploads
 
 if TYPE_CHECKING:
-
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
 
 __all__ = ["SQLMetadataStore", "postgres_url", "sqlite_engine"]

@@ -130,7 +130,7 @@ class Relay:
     def _from_memory(self, offset: int) -> bytes | None:
         for start, piece in self._pieces:
             if start <= offset < start + len(piece):
-                return piece[offset - start:] if offset > start else piece
+                return piece[offset - start :] if offset > start else piece
         return None
 
     async def read(self, opened: Callable[[], int | None]) -> AsyncIterator[bytes]:

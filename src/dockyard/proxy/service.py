@@ -79,8 +79,9 @@ class ProxyService:
         self._local_locks: dict[str, asyncio.Lock] = {}
         self._not_manifests: set[str] = set()
         self.health = UpstreamHealth(counters)
-        self.downloads = Downloads(blob_store, meta, lock, self.lock_dir, self.health,
-                                   self.adopt, self._keep_if_manifest)
+        self.downloads = Downloads(
+            blob_store, meta, lock, self.lock_dir, self.health, self.adopt, self._keep_if_manifest
+        )
 
     def start(self) -> None:
         """Build the upstream clients now, in the worker's event loop: loading the trusted
@@ -169,8 +170,9 @@ class ProxyService:
                     )
                 if Digest.try_parse(head.digest) is None:
                     # Never requested as given: it names a path on the upstream, not content.
-                    raise ClientError(f"{route.upstream.name} named no valid digest for "
-                                      f"{route.remote}:{tag}")
+                    raise ClientError(
+                        f"{route.upstream.name} named no valid digest for {route.remote}:{tag}"
+                    )
                 if record is None or record.digest != head.digest:
                     record = await self._fetch_manifest(route, head.digest, tag)
                 await self.meta.mark_tag_checked(route.local, tag, time.time())
@@ -301,8 +303,10 @@ class ProxyService:
         if size <= MAX_MANIFEST_BYTES and await self._holds_as_manifest(holders, digest):
             return False
         async with self.lock.publishing():
-            if await self.meta.blob_size(digest) != size or \
-                    await self.blob_store.stat(digest) is None:
+            if (
+                await self.meta.blob_size(digest) != size
+                or await self.blob_store.stat(digest) is None
+            ):
                 return False
             await self.meta.link_blob(route.local, digest, size)
         return True

@@ -25,8 +25,9 @@ class BlobInfo:
 
 
 class BlobService:
-    def __init__(self, blobs: BlobStore, meta: MetadataStore,
-                 lock: ContentLock | None = None) -> None:
+    def __init__(
+        self, blobs: BlobStore, meta: MetadataStore, lock: ContentLock | None = None
+    ) -> None:
         self.lock = lock or NoLock()
         self.blobs = blobs
         self.meta = meta

@@ -32,9 +32,15 @@ class PruneResult:
 
 
 class CacheService:
-    def __init__(self, prefixes: list[str], blob_store: BlobStore, meta: MetadataStore,
-                 counters: Counters, lock: ContentLock,
-                 max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        prefixes: list[str],
+        blob_store: BlobStore,
+        meta: MetadataStore,
+        counters: Counters,
+        lock: ContentLock,
+        max_bytes: int | None = None,
+    ) -> None:
         self.lock = lock
         self.prefixes = prefixes
         self.blob_store = blob_store
@@ -66,8 +72,12 @@ class CacheService:
         count, size = await self._sweep()
         usage = await self.stats()
         if evicted or count:
-            log.info("cache prune: %d manifest(s) evicted, %d blob(s), %d bytes freed",
-                     evicted, removed + count, freed + size)
+            log.info(
+                "cache prune: %d manifest(s) evicted, %d blob(s), %d bytes freed",
+                evicted,
+                removed + count,
+                freed + size,
+            )
         return PruneResult(evicted, removed + count, freed + size, usage)
 
     async def _sweep(self) -> tuple[int, int]:

@@ -50,4 +50,3 @@ class NoLock:
 @contextlib.asynccontextmanager
 async def _nothing() -> AsyncIterator[None]:
     yield
-

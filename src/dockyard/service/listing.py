@@ -51,7 +51,7 @@ def paginate(names: list[str], n: int | None, last: str | None) -> Page:
         return Page([], None, 0)
     limit = min(n if n is not None else MAX_PAGE, MAX_PAGE)
     start = 0 if last is None else bisect.bisect_right(names, last)
-    page = names[start:start + limit]
+    page = names[start : start + limit]
     if start + limit < len(names):
         return Page(page, page[-1], limit)
     return Page(page, None, limit)
@@ -62,7 +62,8 @@ class ListingService:
         self.meta = meta
         # repository -> (tags version, its tags), bounded by repositories and by names
         self._tags: BoundedCache[str, tuple[int, list[str]]] = BoundedCache(
-            CACHED_REPOSITORIES, max_weight=CACHED_NAMES, weigh=lambda entry: len(entry[1]))
+            CACHED_REPOSITORIES, max_weight=CACHED_NAMES, weigh=lambda entry: len(entry[1])
+        )
         self._catalog: tuple[int, list[str]] | None = None
 
     async def tags(self, repository: str, n: int | None, last: str | None) -> Page:

@@ -60,13 +60,18 @@ CACHED_MANIFEST_BYTES = 32 * 1024 * 1024
 
 
 def _content_cache() -> BoundedCache[str, bytes]:
-    return BoundedCache(CACHED_MANIFEST_BYTES, max_weight=CACHED_MANIFEST_BYTES, weigh=len,
-                        max_entry_weight=CACHED_MANIFEST_BYTES // 4)
+    return BoundedCache(
+        CACHED_MANIFEST_BYTES,
+        max_weight=CACHED_MANIFEST_BYTES,
+        weigh=len,
+        max_entry_weight=CACHED_MANIFEST_BYTES // 4,
+    )
 
 
 class ManifestService:
-    def __init__(self, blobs: BlobStore, meta: MetadataStore,
-                 lock: ContentLock | None = None) -> None:
+    def __init__(
+        self, blobs: BlobStore, meta: MetadataStore, lock: ContentLock | None = None
+    ) -> None:
         self.lock = lock or NoLock()
         self.blobs = blobs
         self.meta = meta
@@ -101,7 +106,10 @@ class ManifestService:
             await self.blobs.put(digest, body)
             try:
                 await self.meta.put_manifest(
-                    repository, record, references, list(dict.fromkeys(tags)),
+                    repository,
+                    record,
+                    references,
+                    list(dict.fromkeys(tags)),
                     children_required=True,
                 )
             except ChildrenMissing as exc:

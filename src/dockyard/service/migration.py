@@ -21,6 +21,7 @@ from dockyard.storage.base import BlobStore
 
 log = logging.getLogger("dockyard.migration")
 
+
 @dataclass
 class MigrationReport:
     blobs_copied: int = 0
@@ -39,14 +40,21 @@ async def _verified(stream: AsyncIterator[bytes], digest: str) -> AsyncIterator[
         raise RegistryError(ErrorCode.DIGEST_INVALID, f"{digest} is corrupt in the source")
 
 
-async def copy_blobs(source: BlobStore, target: BlobStore, digests: list[str],
-                     progress: Callable[[str, int], None] | None = None) -> MigrationReport:
+async def copy_blobs(
+    source: BlobStore,
+    target: BlobStore,
+    digests: list[str],
+    progress: Callable[[str, int], None] | None = None,
+) -> MigrationReport:
     report = MigrationReport()
     for digest in digests:
         size = await source.stat(digest)
         if size is None:
-            raise RegistryError(ErrorCode.BLOB_UNKNOWN, f"{digest} is recorded but missing "
-                                "from the source store; nothing was migrated past it")
+            raise RegistryError(
+                ErrorCode.BLOB_UNKNOWN,
+                f"{digest} is recorded but missing "
+                "from the source store; nothing was migrated past it",
+            )
         if await target.stat(digest) == size:
             report.blobs_present += 1
             continue

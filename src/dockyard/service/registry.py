@@ -36,11 +36,14 @@ def open_stores(settings: Settings, *, migrate: bool = True) -> tuple[BlobStore,
         from dockyard.storage.s3 import S3BlobStore
 
         blob_store = S3BlobStore.from_url(
-            settings.storage, endpoint=settings.s3_endpoint, region=settings.s3_region,
+            settings.storage,
+            endpoint=settings.s3_endpoint,
+            region=settings.s3_region,
             path_style=settings.s3_path_style,
             access_key=settings.s3_access_key or os.environ.get("AWS_ACCESS_KEY_ID"),
             secret_key=settings.s3_secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY"),
-            presign_seconds=settings.s3_redirect_seconds or None)
+            presign_seconds=settings.s3_redirect_seconds or None,
+        )
     else:
         blob_store = FilesystemBlobStore(settings.data_dir, fsync=settings.fsync)
     if settings.metadata:
@@ -72,12 +75,15 @@ class Registry:
         self.meta = meta
         self.content_lock = content_lock(settings, meta)
         self.blobs = BlobService(blob_store, meta, self.content_lock)
-        self.uploads = UploadService(blob_store, meta, settings.upload_ttl_seconds,
-                                     self.content_lock)
+        self.uploads = UploadService(
+            blob_store, meta, settings.upload_ttl_seconds, self.content_lock
+        )
         self.manifests = ManifestService(blob_store, meta, self.content_lock)
         self.listing = ListingService(meta)
         self.accounts = AccountService(
-            meta.accounts, meta, settings.default_visibility,
+            meta.accounts,
+            meta,
+            settings.default_visibility,
             password_min_length=settings.password_min_length,
         )
         # Redis is imported only when configured (as the pull-through cache is, by the
@@ -91,8 +97,14 @@ class Registry:
             self.counters = SQLiteCounters(settings.data_dir / COUNTERS_FILE)
         # The pull-through cache, handed over by the assembly (`stand_in`) when configured.
         self.proxy: StandIn | None = None
-        self.cache = CacheService([u.name for u in settings.proxies], blob_store, meta,
-                                  self.counters, self.content_lock, settings.cache_max_bytes)
+        self.cache = CacheService(
+            [u.name for u in settings.proxies],
+            blob_store,
+            meta,
+            self.counters,
+            self.content_lock,
+            settings.cache_max_bytes,
+        )
         self._housekeeping: asyncio.Task | None = None
 
     def repository(self, name: str, hidden: Hidden | None = None) -> Repository:

@@ -230,11 +230,21 @@ class LocalRepository:
 
     __slots__ = ("_blobs", "_listing", "_manifests", "_uploads", "name")
 
-    def __init__(self, name: str, manifests: ManifestService, blobs: BlobService,
-                 listing: ListingService, uploads: UploadService) -> None:
+    def __init__(
+        self,
+        name: str,
+        manifests: ManifestService,
+        blobs: BlobService,
+        listing: ListingService,
+        uploads: UploadService,
+    ) -> None:
         self.name = name
         self._manifests, self._blobs, self._listing, self._uploads = (
-            manifests, blobs, listing, uploads)
+            manifests,
+            blobs,
+            listing,
+            uploads,
+        )
 
     @property
     def manifests(self) -> Manifests:

@@ -54,15 +54,21 @@ def _unknown(upload_id: str) -> RegistryError:
 
 
 class UploadService:
-    def __init__(self, blobs: BlobStore, meta: MetadataStore, ttl_seconds: float,
-                 lock: ContentLock | None = None) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        meta: MetadataStore,
+        ttl_seconds: float,
+        lock: ContentLock | None = None,
+    ) -> None:
         self.lock = lock or NoLock()
         self.blobs = blobs
         self.meta = meta
         self.ttl = ttl_seconds
         # upload id -> (bytes hashed so far, running sha256)
         self._hashes: BoundedCache[str, tuple[int, hashlib._Hash]] = BoundedCache(
-            _MAX_TRACKED_HASHES)
+            _MAX_TRACKED_HASHES
+        )
 
     # -- sessions ------------------------------------------------------------------------
     async def start(self, repository: str) -> UploadStatus:
@@ -112,7 +118,8 @@ class UploadService:
         except UploadBusyError as exc:
             record = await self._get(repository, upload_id)
             raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_RANGE_INVALID, "another request is writing this upload",
+                ErrorCode.BLOB_UPLOAD_RANGE_INVALID,
+                "another request is writing this upload",
                 headers={
                     "Range": f"0-{record.size - 1}" if record.size else "0-0",
                     "Location": f"/v2/{repository}/blobs/uploads/{upload_id}",
@@ -130,8 +137,9 @@ class UploadService:
         async with self._held(repository, upload_id):
             record = await self._get(repository, upload_id)  # read under the hold
             new_size, hasher, piece = await self._take(record, chunks, content_range)
-            if not await self.meta.advance_upload(upload_id, record.size, new_size, time.time(),
-                                                  _with_piece(record.pieces, piece)):
+            if not await self.meta.advance_upload(
+                upload_id, record.size, new_size, time.time(), _with_piece(record.pieces, piece)
+            ):
                 await self._trim(upload_id, record.size, piece)
                 raise RegistryError(
                     ErrorCode.BLOB_UPLOAD_RANGE_INVALID, "upload changed concurrently"
@@ -167,8 +175,9 @@ class UploadService:
             hasher = tracked[1]
         piece = uuid.uuid4().hex
         try:
-            new_size = await self.blobs.write_upload(upload_id, record.size, chunks, hasher,
-                                                     piece=piece)
+            new_size = await self.blobs.write_upload(
+                upload_id, record.size, chunks, hasher, piece=piece
+            )
         except KeyError as exc:
             raise _unknown(upload_id) from exc
         if (
@@ -229,15 +238,17 @@ class UploadService:
                 raise _unknown(upload_id) from exc
         return str(digest)
 
-    async def _hash_upload(self, upload_id: str, pieces: tuple[str, ...], size: int,
-                           algorithm: str) -> str:
+    async def _hash_upload(
+        self, upload_id: str, pieces: tuple[str, ...], size: int, algorithm: str
+    ) -> str:
         hasher = hashlib.new(algorithm)
         async for chunk in self.blobs.read_upload(upload_id, pieces, size):
             await asyncio.to_thread(hasher.update, chunk)
         return hasher.hexdigest()
 
-    async def _commit(self, repository: str, upload_id: str, digest: str, size: int,
-                      pieces: tuple[str, ...]) -> None:
+    async def _commit(
+        self, repository: str, upload_id: str, digest: str, size: int, pieces: tuple[str, ...]
+    ) -> None:
         async with self.lock.publishing():
             await self.blobs.commit_upload(upload_id, digest, pieces, size)
             await self.meta.complete_upload(upload_id, repository, digest, size)

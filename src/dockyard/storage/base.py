@@ -78,8 +78,15 @@ class BlobStore(Protocol):
     async def upload_size(self, upload_id: str) -> int | None:
         """Bytes received so far, or None when the upload has no data area."""
 
-    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
-                           digester: Digester | None = None, *, piece: str | None = None) -> int:
+    async def write_upload(
+        self,
+        upload_id: str,
+        offset: int,
+        chunks: AsyncIterator[bytes],
+        digester: Digester | None = None,
+        *,
+        piece: str | None = None,
+    ) -> int:
         """Write a stream at `offset` (dropping anything after it); return the new size.
 
         `digester` is fed every byte written, in order, off the event loop where the backend
@@ -93,8 +100,9 @@ class BlobStore(Protocol):
         """Forget what was written past `size` (a chunk refused after it was written): the
         piece of that name, or the bytes of the file beyond `size`."""
 
-    def read_upload(self, upload_id: str, pieces: Sequence[str] | None = None,
-                    size: int | None = None) -> AsyncIterator[bytes]:
+    def read_upload(
+        self, upload_id: str, pieces: Sequence[str] | None = None, size: int | None = None
+    ) -> AsyncIterator[bytes]:
         """Stream what an upload holds so far (to hash it when no running hash survived):
         exactly the named pieces up to `size` when given."""
 
@@ -114,8 +122,13 @@ class BlobStore(Protocol):
         """Whether `digest` is committed and `fd` (from `open_upload`) reads some other file:
         the upload it followed was dropped and another copy published meanwhile."""
 
-    async def commit_upload(self, upload_id: str, digest: str,
-                            pieces: Sequence[str] | None = None, size: int | None = None) -> None:
+    async def commit_upload(
+        self,
+        upload_id: str,
+        digest: str,
+        pieces: Sequence[str] | None = None,
+        size: int | None = None,
+    ) -> None:
         """Make the upload's bytes durable and visible under `digest`, atomically: exactly
         the named pieces up to `size` when given. KeyError when the upload is gone."""
 

@@ -72,8 +72,9 @@ _SYNC_FILE_RANGE_WRITE = 2
 _start_writeback = _sync_file_range()
 
 
-def _absorb(fd: int, position: int, pieces: list[bytes], digester: Digester | None,
-            write_back: bool = False) -> None:
+def _absorb(
+    fd: int, position: int, pieces: list[bytes], digester: Digester | None, write_back: bool = False
+) -> None:
     """Hash and write one batch (in a worker thread: both release the GIL). `write_back`
     starts the disk writing it at once, without waiting: the fsync before the blob is
     acknowledged then finds little left to do, instead of the whole blob (a large push
@@ -272,8 +273,9 @@ class FilesystemBlobStore:
     # -- uploads -------------------------------------------------------------------------
     async def create_upload(self, upload_id: str) -> None:
         try:  # not Path.touch, which tries utime(2) on the missing file first
-            os.close(os.open(self._upload_file(upload_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                             0o600))
+            os.close(
+                os.open(self._upload_file(upload_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            )
         except OSError as exc:
             if _full(exc):
                 raise StorageFullError(str(exc)) from exc
@@ -321,8 +323,15 @@ class FilesystemBlobStore:
         finally:
             os.close(fd)
 
-    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
-                           digester: Digester | None = None, *, piece: str | None = None) -> int:
+    async def write_upload(
+        self,
+        upload_id: str,
+        offset: int,
+        chunks: AsyncIterator[bytes],
+        digester: Digester | None = None,
+        *,
+        piece: str | None = None,
+    ) -> int:
         """Pieces are batched and hashed and written in a worker thread, one batch in flight
         while the next one is received: the event loop only receives."""
         path = self._upload_file(upload_id)
@@ -348,16 +357,18 @@ class FilesystemBlobStore:
                 if batched >= WRITE_BATCH:
                     if in_flight is not None:
                         await in_flight
-                    in_flight = loop.run_in_executor(None, _absorb, fd, position, batch, digester,
-                                                     self.fsync)
+                    in_flight = loop.run_in_executor(
+                        None, _absorb, fd, position, batch, digester, self.fsync
+                    )
                     position += batched
                     batch, batched = [], 0
             if in_flight is not None:
                 await in_flight
                 in_flight = None
             if batch:
-                in_flight = loop.run_in_executor(None, _absorb, fd, position, batch, digester,
-                                                     self.fsync)
+                in_flight = loop.run_in_executor(
+                    None, _absorb, fd, position, batch, digester, self.fsync
+                )
                 await in_flight
                 in_flight = None
                 position += batched
@@ -391,8 +402,9 @@ class FilesystemBlobStore:
             return False
         return os.fstat(fd).st_ino != committed
 
-    async def read_upload(self, upload_id: str, pieces: Sequence[str] | None = None,
-                          size: int | None = None) -> AsyncIterator[bytes]:
+    async def read_upload(
+        self, upload_id: str, pieces: Sequence[str] | None = None, size: int | None = None
+    ) -> AsyncIterator[bytes]:
         try:
             f = open(self._upload_file(upload_id), "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError as exc:
@@ -401,8 +413,13 @@ class FilesystemBlobStore:
             while chunk := await asyncio.to_thread(f.read, 8 * CHUNK):
                 yield chunk
 
-    async def commit_upload(self, upload_id: str, digest: str,
-                            pieces: Sequence[str] | None = None, size: int | None = None) -> None:
+    async def commit_upload(
+        self,
+        upload_id: str,
+        digest: str,
+        pieces: Sequence[str] | None = None,
+        size: int | None = None,
+    ) -> None:
         path = self._upload_file(upload_id)
         target = self._blob_file(digest)
 

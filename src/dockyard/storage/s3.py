@@ -43,18 +43,31 @@ COPY_PART = 1024 * 1024 * 1024  # the largest part copied at once (S3 allows up 
 
 
 class S3BlobStore:
-    def __init__(self, store: S3Store, prefix: str = "", *,
-                 presign_seconds: int | None = 600,
-                 multipart: MultipartClient | None = None) -> None:
+    def __init__(
+        self,
+        store: S3Store,
+        prefix: str = "",
+        *,
+        presign_seconds: int | None = 600,
+        multipart: MultipartClient | None = None,
+    ) -> None:
         self.store = store
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.presign_seconds = presign_seconds
         self.multipart = multipart
 
     @classmethod
-    def from_url(cls, url: str, *, endpoint: str | None, region: str, path_style: bool,
-                 access_key: str | None, secret_key: str | None,
-                 presign_seconds: int | None) -> S3BlobStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        endpoint: str | None,
+        region: str,
+        path_style: bool,
+        access_key: str | None,
+        secret_key: str | None,
+        presign_seconds: int | None,
+    ) -> S3BlobStore:
         """`s3://BUCKET[/PREFIX]`; credentials from the arguments or the AWS_* variables."""
         rest = url.removeprefix("s3://")
         bucket, _, prefix = rest.partition("/")
@@ -71,10 +84,16 @@ class S3BlobStore:
         secret_key = secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY")
         multipart = None
         if access_key and secret_key:
-            credentials = Credentials(access_key, secret_key,
-                                      os.environ.get("AWS_SESSION_TOKEN") or None)
-            multipart = MultipartClient(bucket, endpoint=endpoint, region=region,
-                                        path_style=path_style, credentials=credentials)
+            credentials = Credentials(
+                access_key, secret_key, os.environ.get("AWS_SESSION_TOKEN") or None
+            )
+            multipart = MultipartClient(
+                bucket,
+                endpoint=endpoint,
+                region=region,
+                path_style=path_style,
+                credentials=credentials,
+            )
         return cls(store, prefix, presign_seconds=presign_seconds, multipart=multipart)
 
     # -- keys ----------------------------------------------------------------------------
@@ -83,8 +102,9 @@ class S3BlobStore:
         return f"{self.prefix}blobs/{parsed.algorithm}/{parsed.hex[:2]}/{parsed.hex}"
 
     def _upload_prefix(self, upload_id: str) -> str:
-        if len(upload_id) != _UPLOAD_ID_LENGTH or any(c not in "0123456789abcdef"
-                                                      for c in upload_id):
+        if len(upload_id) != _UPLOAD_ID_LENGTH or any(
+            c not in "0123456789abcdef" for c in upload_id
+        ):
             raise ValueError("malformed upload id")
         return f"{self.prefix}uploads/{upload_id}/"
 
@@ -94,13 +114,14 @@ class S3BlobStore:
         pieces = []
         async for batch in obstore.list(self.store, prefix=prefix):
             for meta in batch:
-                name = meta["path"][len(prefix):]
+                name = meta["path"][len(prefix) :]
                 if name.isdigit():
                     pieces.append((int(name), meta["path"], int(meta["size"])))
         return sorted(pieces)
 
-    def _recorded(self, upload_id: str, pieces: Sequence[str],
-                  size: int) -> list[tuple[int, str, int]]:
+    def _recorded(
+        self, upload_id: str, pieces: Sequence[str], size: int
+    ) -> list[tuple[int, str, int]]:
         """(offset, key, size) of the named pieces: they must cover [0, size) end to end, or
         the record is not one this store wrote (an upload from before pieces were named)."""
         prefix = self._upload_prefix(upload_id)
@@ -117,11 +138,14 @@ class S3BlobStore:
         ends = [*offsets[1:], size]
         if offsets[0] != 0 or any(end <= start for start, end in zip(offsets, ends, strict=True)):
             raise KeyError(upload_id)
-        return [(start, f"{prefix}{start:0{PIECE_DIGITS}d}.{name.partition('.')[2]}",
-                 end - start) for start, end, name in zip(offsets, ends, pieces, strict=True)]
+        return [
+            (start, f"{prefix}{start:0{PIECE_DIGITS}d}.{name.partition('.')[2]}", end - start)
+            for start, end, name in zip(offsets, ends, pieces, strict=True)
+        ]
 
-    async def _chosen(self, upload_id: str, pieces: Sequence[str] | None,
-                      size: int | None) -> list[tuple[int, str, int]]:
+    async def _chosen(
+        self, upload_id: str, pieces: Sequence[str] | None, size: int | None
+    ) -> list[tuple[int, str, int]]:
         if pieces is None or size is None:
             return await self._pieces(upload_id)
         return self._recorded(upload_id, pieces, size)
@@ -149,11 +173,13 @@ class S3BlobStore:
         """A presigned GET URL clients can be redirected to (None: stream through us)."""
         if not self.presign_seconds:
             return None
-        return await obstore.sign_async(self.store, "GET", self._blob_key(digest),
-                                        timedelta(seconds=self.presign_seconds))
+        return await obstore.sign_async(
+            self.store, "GET", self._blob_key(digest), timedelta(seconds=self.presign_seconds)
+        )
 
-    async def read(self, digest: str, start: int = 0,
-                   end: int | None = None) -> AsyncIterator[bytes]:
+    async def read(
+        self, digest: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
         if end is not None and end < start:
             return
         options: GetOptions | None = None
@@ -184,7 +210,7 @@ class S3BlobStore:
         root = f"{self.prefix}blobs/"
         async for batch in obstore.list(self.store, prefix=root):
             for meta in batch:
-                parts = meta["path"][len(root):].split("/")
+                parts = meta["path"][len(root) :].split("/")
                 if len(parts) == 3 and Digest.try_parse(f"{parts[0]}:{parts[2]}"):
                     yield f"{parts[0]}:{parts[2]}"
 
@@ -269,8 +295,15 @@ class S3BlobStore:
             raise ValueError("malformed piece name")
         return f"{self._upload_prefix(upload_id)}{offset:0{PIECE_DIGITS}d}.{piece}"
 
-    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
-                           digester: Digester | None = None, *, piece: str | None = None) -> int:
+    async def write_upload(
+        self,
+        upload_id: str,
+        offset: int,
+        chunks: AsyncIterator[bytes],
+        digester: Digester | None = None,
+        *,
+        piece: str | None = None,
+    ) -> int:
         prefix = self._upload_prefix(upload_id)
         if not await self._exists(upload_id):
             raise KeyError(upload_id)
@@ -280,8 +313,7 @@ class S3BlobStore:
             if start >= offset:
                 await obstore.delete_async(self.store, key)
             elif start + size > offset:
-                kept = await obstore.get_range_async(self.store, key, start=0,
-                                                     end=offset - start)
+                kept = await obstore.get_range_async(self.store, key, start=0, end=offset - start)
                 await obstore.put_async(self.store, key, bytes(kept))
         counted = 0
 
@@ -293,24 +325,34 @@ class S3BlobStore:
                     digester.update(chunk)
                 yield chunk
 
-        key = (self._piece_key(upload_id, offset, piece) if piece is not None
-               else f"{prefix}{offset:0{PIECE_DIGITS}d}")
+        key = (
+            self._piece_key(upload_id, offset, piece)
+            if piece is not None
+            else f"{prefix}{offset:0{PIECE_DIGITS}d}"
+        )
         await obstore.put_async(self.store, key, counting())
         if counted == 0:
             await obstore.delete_async(self.store, key)
         return offset + counted
 
-    async def read_upload(self, upload_id: str, pieces: Sequence[str] | None = None,
-                          size: int | None = None) -> AsyncIterator[bytes]:
+    async def read_upload(
+        self, upload_id: str, pieces: Sequence[str] | None = None, size: int | None = None
+    ) -> AsyncIterator[bytes]:
         for _, key, length in await self._chosen(upload_id, pieces, size):
             with self._gone_is_unknown(upload_id):
-                result = await obstore.get_async(self.store, key, options={
-                    "range": (0, length)} if pieces is not None else None)
+                result = await obstore.get_async(
+                    self.store, key, options={"range": (0, length)} if pieces is not None else None
+                )
                 async for chunk in result.stream(min_chunk_size=8 * 1024 * 1024):
                     yield bytes(chunk)
 
-    async def commit_upload(self, upload_id: str, digest: str,
-                            pieces: Sequence[str] | None = None, size: int | None = None) -> None:
+    async def commit_upload(
+        self,
+        upload_id: str,
+        digest: str,
+        pieces: Sequence[str] | None = None,
+        size: int | None = None,
+    ) -> None:
         chosen = await self._chosen(upload_id, pieces, size)
         target = self._blob_key(digest)
         try:
@@ -324,8 +366,14 @@ class S3BlobStore:
             raise
         await self.abort_upload(upload_id)
 
-    async def _publish(self, upload_id: str, chosen: list[tuple[int, str, int]], target: str,
-                       pieces: Sequence[str] | None, size: int | None) -> None:
+    async def _publish(
+        self,
+        upload_id: str,
+        chosen: list[tuple[int, str, int]],
+        target: str,
+        pieces: Sequence[str] | None,
+        size: int | None,
+    ) -> None:
         if len(chosen) == 1 and chosen[0][2] <= COPY_PART:
             await obstore.copy_async(self.store, chosen[0][1], target)
         elif not chosen:
@@ -345,8 +393,12 @@ class S3BlobStore:
         gathered = bytearray()
 
         async def send_gathered() -> None:
-            parts.append((len(parts) + 1, await client.put_part(
-                target, upload, len(parts) + 1, bytes(gathered))))
+            parts.append(
+                (
+                    len(parts) + 1,
+                    await client.put_part(target, upload, len(parts) + 1, bytes(gathered)),
+                )
+            )
             gathered.clear()
 
         try:
@@ -359,14 +411,16 @@ class S3BlobStore:
                         step = -(-remaining // count)
                         for first in range(position, size, step):
                             last = min(first + step, size) - 1
-                            etag = await client.copy_part(target, upload, len(parts) + 1,
-                                                          key, first, last)
+                            etag = await client.copy_part(
+                                target, upload, len(parts) + 1, key, first, last
+                            )
                             parts.append((len(parts) + 1, etag))
                         position = size
                         continue
                     take = min(remaining, MIN_PART - len(gathered))  # gathered < MIN_PART
-                    data = await obstore.get_range_async(self.store, key, start=position,
-                                                         end=position + take)
+                    data = await obstore.get_range_async(
+                        self.store, key, start=position, end=position + take
+                    )
                     gathered += memoryview(data)
                     position += take
                     if len(gathered) >= MIN_PART:
@@ -383,8 +437,12 @@ class S3BlobStore:
         # Every object under the upload, pieces that lost a race included. The marker goes
         # first: a request still reading the pieces then learns the upload is gone.
         prefix, marker = self._upload_prefix(upload_id), self._marker(upload_id)
-        keys = [meta["path"] async for batch in obstore.list(self.store, prefix=prefix)
-                for meta in batch if meta["path"] != marker]
+        keys = [
+            meta["path"]
+            async for batch in obstore.list(self.store, prefix=prefix)
+            for meta in batch
+            if meta["path"] != marker
+        ]
         for key in [marker, *keys]:
             with contextlib.suppress(FileNotFoundError):
                 await obstore.delete_async(self.store, key)

@@ -43,8 +43,15 @@ def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode(), hashlib.sha256).digest()
 
 
-def sign(method: str, url: httpx.URL, headers: dict[str, str], payload_hash: str,
-         credentials: Credentials, region: str, now: dt.datetime) -> dict[str, str]:
+def sign(
+    method: str,
+    url: httpx.URL,
+    headers: dict[str, str],
+    payload_hash: str,
+    credentials: Credentials,
+    region: str,
+    now: dt.datetime,
+) -> dict[str, str]:
     """`headers` plus the date, payload hash and Authorization of a SigV4-signed request.
 
     `url` must already carry its path and query percent-encoded as S3 expects (`_encode`)."""
@@ -59,18 +66,25 @@ def sign(method: str, url: httpx.URL, headers: dict[str, str], payload_hash: str
     names = sorted(signed)
     query = url.query.decode("ascii")
     pairs = sorted(part.partition("=")[::2] for part in query.split("&") if part)
-    canonical = "\n".join([
-        method,
-        url.raw_path.decode("ascii").split("?", 1)[0],
-        "&".join(f"{k}={v}" for k, v in pairs),
-        "".join(f"{name}:{signed[name]}\n" for name in names),
-        ";".join(names),
-        payload_hash,
-    ])
+    canonical = "\n".join(
+        [
+            method,
+            url.raw_path.decode("ascii").split("?", 1)[0],
+            "&".join(f"{k}={v}" for k, v in pairs),
+            "".join(f"{name}:{signed[name]}\n" for name in names),
+            ";".join(names),
+            payload_hash,
+        ]
+    )
     scope = f"{day}/{region}/s3/aws4_request"
-    to_sign = "\n".join([
-        "AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest(),
-    ])
+    to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            stamp,
+            scope,
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        ]
+    )
     key = _hmac(("AWS4" + credentials.secret_key).encode(), day)
     for part in (region, "s3", "aws4_request"):
         key = _hmac(key, part)
@@ -86,8 +100,16 @@ def sign(method: str, url: httpx.URL, headers: dict[str, str], payload_hash: str
 class MultipartClient:
     """Create, fill (copy or upload parts), complete and abort multipart uploads of one bucket."""
 
-    def __init__(self, bucket: str, *, endpoint: str | None, region: str, path_style: bool,
-                 credentials: Credentials, timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint: str | None,
+        region: str,
+        path_style: bool,
+        credentials: Credentials,
+        timeout: float = 300.0,
+    ) -> None:
         self.bucket = bucket
         self.region = region
         self.credentials = credentials
@@ -106,20 +128,36 @@ class MultipartClient:
     def _url(self, key: str, query: dict[str, str]) -> httpx.URL:
         text = self._origin + self._prefix + _encode(key, keep_slash=True)
         if query:
-            text += "?" + "&".join(
-                f"{_encode(k)}={_encode(v)}" for k, v in sorted(query.items())
-            )
+            text += "?" + "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted(query.items()))
         return httpx.URL(text)
 
-    async def _call(self, method: str, key: str, query: dict[str, str], *,
-                    body: bytes = b"", headers: dict[str, str] | None = None,
-                    payload_hash: str = UNSIGNED) -> httpx.Response:
+    async def _call(
+        self,
+        method: str,
+        key: str,
+        query: dict[str, str],
+        *,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        payload_hash: str = UNSIGNED,
+    ) -> httpx.Response:
         url = self._url(key, query)
-        signed = sign(method, url, headers or {}, payload_hash, self.credentials, self.region,
-                      dt.datetime.now(dt.UTC))
+        signed = sign(
+            method,
+            url,
+            headers or {},
+            payload_hash,
+            self.credentials,
+            self.region,
+            dt.datetime.now(dt.UTC),
+        )
         response = await self.http.request(method, url, content=body, headers=signed)
-        error = _ERROR.search(response.text) if response.headers.get(
-            "content-type", "").endswith("xml") or response.status_code >= 300 else None
+        error = (
+            _ERROR.search(response.text)
+            if response.headers.get("content-type", "").endswith("xml")
+            or response.status_code >= 300
+            else None
+        )
         if response.status_code >= 300 or error:
             code, message = (error.group(1), error.group(2) or "") if error else ("", "")
             raise S3Error(f"{method} {key}: {response.status_code} {code} {message}".strip())
@@ -132,11 +170,14 @@ class MultipartClient:
             raise S3Error(f"starting a multipart upload of {key}: no UploadId in the answer")
         return found.group(1)
 
-    async def copy_part(self, key: str, upload_id: str, number: int, source: str,
-                        first: int, last: int) -> str:
+    async def copy_part(
+        self, key: str, upload_id: str, number: int, source: str, first: int, last: int
+    ) -> str:
         """Part `number` of `key` is bytes [first, last] of object `source`: S3 copies them."""
         response = await self._call(
-            "PUT", key, {"partNumber": str(number), "uploadId": upload_id},
+            "PUT",
+            key,
+            {"partNumber": str(number), "uploadId": upload_id},
             headers={
                 "x-amz-copy-source": f"/{_encode(self.bucket)}/{_encode(source, keep_slash=True)}",
                 "x-amz-copy-source-range": f"bytes={first}-{last}",
@@ -149,7 +190,10 @@ class MultipartClient:
 
     async def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
         response = await self._call(
-            "PUT", key, {"partNumber": str(number), "uploadId": upload_id}, body=data,
+            "PUT",
+            key,
+            {"partNumber": str(number), "uploadId": upload_id},
+            body=data,
             payload_hash=hashlib.sha256(data).hexdigest(),
         )
         etag: str | None = response.headers.get("etag")
@@ -160,13 +204,20 @@ class MultipartClient:
     async def complete(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
         body = (
             "<CompleteMultipartUpload>"
-            + "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{escape(etag)}</ETag></Part>"
-                      for n, etag in parts)
+            + "".join(
+                f"<Part><PartNumber>{n}</PartNumber><ETag>{escape(etag)}</ETag></Part>"
+                for n, etag in parts
+            )
             + "</CompleteMultipartUpload>"
         ).encode()
-        await self._call("POST", key, {"uploadId": upload_id}, body=body,
-                         headers={"content-type": "application/xml"},
-                         payload_hash=hashlib.sha256(body).hexdigest())
+        await self._call(
+            "POST",
+            key,
+            {"uploadId": upload_id},
+            body=body,
+            headers={"content-type": "application/xml"},
+            payload_hash=hashlib.sha256(body).hexdigest(),
+        )
 
     async def abort(self, key: str, upload_id: str) -> None:
         await self._call("DELETE", key, {"uploadId": upload_id})

@@ -61,13 +61,22 @@ def table(is_read_only: bool) -> list[Route]:
     # The routes of pushes and pulls first: Starlette tries each pattern in turn, and these
     # are nearly every request. No path matches both one of them and a route below.
     return [
-        route(f"{NAME}/manifests/{{reference}}", GET=manifests.get, PUT=manifests.put,
-              DELETE=manifests.delete),
+        route(
+            f"{NAME}/manifests/{{reference}}",
+            GET=manifests.get,
+            PUT=manifests.put,
+            DELETE=manifests.delete,
+        ),
         route(f"{NAME}/blobs/uploads/", POST=uploads.start),
         # Without the slash too: a redirect would make clients re-send a POST body.
         route(f"{NAME}/blobs/uploads", POST=uploads.start),
-        route(f"{NAME}/blobs/uploads/{{upload_id}}", GET=uploads.status, PATCH=uploads.append,
-              PUT=uploads.finish, DELETE=uploads.cancel),
+        route(
+            f"{NAME}/blobs/uploads/{{upload_id}}",
+            GET=uploads.status,
+            PATCH=uploads.append,
+            PUT=uploads.finish,
+            DELETE=uploads.cancel,
+        ),
         route(f"{NAME}/blobs/{{digest}}", GET=blobs.get, DELETE=blobs.delete),
         Route("/v2/", base.version_check, methods=["GET"]),
         Route("/token", token.issue, methods=["GET", "POST"]),
@@ -79,8 +88,7 @@ def table(is_read_only: bool) -> list[Route]:
         Route("/api/v1/users/{user}", accounts.user, methods=["PUT", "DELETE"]),
         Route("/api/v1/orgs", accounts.orgs, methods=["POST"]),
         Route("/api/v1/orgs/{org}/members/{user}", accounts.member, methods=["PUT", "DELETE"]),
-        Route("/api/v1/repositories/{name:path}/visibility", accounts.visibility,
-              methods=["PUT"]),
+        Route("/api/v1/repositories/{name:path}/visibility", accounts.visibility, methods=["PUT"]),
         Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
         Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
         Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),

@@ -277,8 +277,10 @@ def _refuse_upstream_namespace(request: Request, name: str) -> None:
     if proxy is None:
         return
     if proxy.mirror is not None:
-        raise _denied(f"this registry mirrors {proxy.mirror.name}, so every organisation name "
-                      "may be one of its namespaces: only an administrator creates organisations")
+        raise _denied(
+            f"this registry mirrors {proxy.mirror.name}, so every organisation name "
+            "may be one of its namespaces: only an administrator creates organisations"
+        )
     if name in proxy.upstreams:
         raise _denied(f"{name} is the prefix of a pull-through cache, not a namespace")
 

@@ -33,8 +33,14 @@ async def get(request: Request) -> Response | BlobResponse:
     if not head:
         url = await blobs.redirect_url(info.digest)
         if url is not None:  # the object store serves the bytes; the registry does not carry them
-            return Response(status_code=307, headers={
-                "Location": url, "Docker-Content-Digest": info.digest, "Content-Length": "0"})
+            return Response(
+                status_code=307,
+                headers={
+                    "Location": url,
+                    "Docker-Content-Digest": info.digest,
+                    "Content-Length": "0",
+                },
+            )
     span = parse_range(request.headers["range"], info.size) if "range" in request.headers else None
     if span is None:
         headers["Content-Length"] = str(info.size)

@@ -87,8 +87,9 @@ async def _caller(request: Request, gate: AccessGate, fresh: bool = False) -> Ca
         if authorization and not fresh:  # the common case, a token seen before: no awaiting
             caller = gate.known_bearer(authorization, address)
         if caller is None:
-            caller = await gate.identify(authorization, address, lambda: base_url(request),
-                                         fresh=fresh)
+            caller = await gate.identify(
+                authorization, address, lambda: base_url(request), fresh=fresh
+            )
         scope[CALLER_KEY] = caller
     return caller
 
@@ -116,8 +117,9 @@ async def require(request: Request, need: Need) -> Caller | None:
     bearer = None
     if caller.claims is not None and need.kind == "repository":
         bearer = (header(request, b"authorization") or "", _address(request, gate.trusted))
-    await gate.authorize(caller, need, lambda: base_url(request), request.scope.get("client"),
-                         bearer)
+    await gate.authorize(
+        caller, need, lambda: base_url(request), request.scope.get("client"), bearer
+    )
     return caller
 
 
@@ -190,5 +192,4 @@ def repository_of(request: Request, name: str) -> Repository:
 async def _hidden(request: Request, name: str) -> bool:
     caller = request.scope.get(CALLER_KEY)
     auth = auth_of(request)
-    return caller is not None and auth is not None and \
-        await auth.gate.hides(caller.principal, name)
+    return caller is not None and auth is not None and await auth.gate.hides(caller.principal, name)

@@ -27,8 +27,9 @@ _RENDERED: BoundedCache[tuple[str, int], bytes] = BoundedCache(RENDERED_LISTS)
 
 
 def _render(name: str, page: Page) -> bytes:
-    body = json.dumps({"name": name, "tags": page.items}, ensure_ascii=False,
-                      separators=(",", ":")).encode()
+    body = json.dumps(
+        {"name": name, "tags": page.items}, ensure_ascii=False, separators=(",", ":")
+    ).encode()
     if page.whole is not None:
         _RENDERED.put(page.whole, body)
     return body
@@ -42,5 +43,6 @@ async def list_tags(request: Request) -> Response:
     body = _RENDERED.get(page.whole) if page.whole is not None else None
     if body is None:
         body = _render(name, page)
-    return Response(body, media_type="application/json",
-                    headers=next_link(f"/v2/{name}/tags/list", page))
+    return Response(
+        body, media_type="application/json", headers=next_link(f"/v2/{name}/tags/list", page)
+    )

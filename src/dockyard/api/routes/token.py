@@ -30,8 +30,9 @@ async def issue(request: Request) -> Response:
     if request.method == "POST":
         # The OAuth2 form is application/x-www-form-urlencoded: parsed here, so the token
         # endpoint needs no multipart library (starlette's request.form() does).
-        raw = await read_body(request, MAX_FORM_BYTES,
-                              registry_of(request).settings.body_timeout_seconds, _TOO_LARGE)
+        raw = await read_body(
+            request, MAX_FORM_BYTES, registry_of(request).settings.body_timeout_seconds, _TOO_LARGE
+        )
         pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
         values = dict(pairs)
         scopes += [v for k, v in pairs if k == "scope"]
@@ -42,7 +43,12 @@ async def issue(request: Request) -> Response:
         header = request.headers.get("authorization", "")
         if header.lower().startswith("basic "):
             username, password = decode_basic(header[6:])
-        body = await auth.issuer.with_basic(username, password, address, scopes,
-                                            params.get("service"),
-                                            params.get("offline_token") == "true")
+        body = await auth.issuer.with_basic(
+            username,
+            password,
+            address,
+            scopes,
+            params.get("service"),
+            params.get("offline_token") == "true",
+        )
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
