@@ -284,3 +284,40 @@ def test_a_push_racing_a_deletion_fails_or_lands_whole(reg: AuthRegistry) -> Non
             )
         gone = c.get("/v2/repo-alice/race/tags/list", headers={"Authorization": alice})
         assert gone.status_code == 404
+
+
+def test_repo_delete_and_usage_commands_on_the_data_folder_while_serving(
+    reg: AuthRegistry,
+) -> None:
+    alice = basic(*ALICE)
+    with reg.client() as c:
+        assert push(c, "repo-alice/cli", "v1", [b"cli-layer"], alice)[0] == 201
+        assert push(c, "repo-alice/cli-kept", "v1", [b"cli-layer"], alice)[0] == 201
+
+        usage = json.loads(reg.admin("usage", "repo-alice", "--json").stdout)
+        assert "repo-alice/cli" in [r["name"] for r in usage["repositories"]]
+        assert "total" not in usage
+        whole = json.loads(reg.admin("usage", "--json").stdout)
+        assert whole["storage"]["kind"] == "filesystem" and whole["total"]["blobs"] > 0
+        text = reg.admin("usage", "repo-alice").stdout
+        assert "repo-alice/" in text and "repo-alice/cli " in text.replace("  ", " ")
+
+        declined = reg.admin("repo", "delete", "repo-alice/cli", input="n\n", ok=False)
+        assert declined.exit_code != 0
+        assert c.get("/v2/repo-alice/cli/tags/list", headers={"Authorization": alice}).json()[
+            "tags"
+        ] == ["v1"]
+
+        done = reg.admin("repo", "delete", "repo-alice/cli", "--yes")
+        assert "deleted repo-alice/cli: 1 tags, 1 manifests, 2 blob links" in done.stdout
+        assert "reclaimed by garbage collection" in done.stdout
+        tags = c.get("/v2/repo-alice/cli/tags/list", headers={"Authorization": alice})
+        assert tags.status_code == 404 and code_of(tags) == "NAME_UNKNOWN"
+        assert pulls_completely(c, "repo-alice/cli-kept", "v1", alice)
+
+        missing = reg.admin("repo", "delete", "repo-alice/cli", "--yes", ok=False)
+        assert missing.exit_code != 0 and "no such repository" in missing.output
+        invalid = reg.admin("repo", "delete", "repo-alice/../x", "--yes", ok=False)
+        assert invalid.exit_code != 0
+        assert reg.admin("usage", "repo-alice/cli", ok=False).exit_code != 0
+        assert "garbage collection" in reg.admin("repo", "delete", "--help").stdout
