@@ -1,5 +1,5 @@
 """Administration on the store named by --data-dir/--config (like `registry garbage-collect`):
-users, organisations, access tokens, repository visibility."""
+users, organisations, access tokens, repository visibility and deletion, storage usage."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 org_app = typer.Typer(help="Manage organisations and their members.", no_args_is_help=True)
 token_app = typer.Typer(help="Manage personal access tokens.", no_args_is_help=True)
-repo_app = typer.Typer(help="Repository settings.", no_args_is_help=True)
+repo_app = typer.Typer(help="Repository settings, and deleting a repository.", no_args_is_help=True)
 cache_app = typer.Typer(
     help="The pull-through cache (upstreams from --config).", no_args_is_help=True
 )
@@ -519,15 +519,16 @@ def repo_default(
 
 @repo_app.command("delete")
 def repo_delete(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The repository, e.g. acme/app.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     init: InitOpt = False,
 ) -> None:
     """Delete a repository: its tags, manifests, blob links, uploads in progress and
-    visibility go at once, also while `dockyard serve` runs on the folder. Its bytes stay on
-    disk: the space is reclaimed by garbage collection."""
+    visibility go at once, in one transaction, also while `dockyard serve` runs. Its bytes
+    stay in storage (blobs other repositories hold keep serving there): the space is
+    reclaimed by garbage collection, not by this command."""
     from dockyard.core.names import validate_name
 
     _checked(validate_name)(name)
