@@ -5,6 +5,7 @@ a blob shared by two repositories of a namespace once."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 
 import httpx
@@ -120,3 +121,67 @@ def test_usage_counts_a_namespace_s_shared_blobs_once(
     assert after["namespaces"][0]["repositories"] == 1
     nobody = client.get("/api/v1/usage", params={"namespace": f"none{namespace}"}).json()
     assert nobody == {"namespaces": [], "repositories": []}
+
+
+def test_pushes_racing_deletions_fail_or_land_whole(registry: RunningRegistry) -> None:
+    """Three pushers into one repository while it is deleted over and over: each push fails
+    with a client error or lands, and every tag left afterwards pulls completely."""
+    repo = f"race{uuid.uuid4().hex[:8]}/app"
+    base = uuid.uuid4().bytes * 256
+    stop = threading.Event()
+    outcomes: list[int] = []
+    deletions: list[int] = []
+
+    def pusher(n: int) -> None:
+        with httpx.Client(base_url=registry.url, timeout=60) as c:
+            i = 0
+            while not stop.is_set():
+                outcomes.append(push_racing(c, repo, f"p{n}-{i}", [base, f"{n}-{i}".encode()]))
+                i += 1
+
+    def deleter() -> None:
+        with httpx.Client(base_url=registry.url, timeout=60) as c:
+            for _ in range(25):
+                deletions.append(c.delete(f"/api/v1/repositories/{repo}").status_code)
+                stop.wait(0.03)
+        stop.set()
+
+    threads = [threading.Thread(target=pusher, args=(n,)) for n in range(3)]
+    threads.append(threading.Thread(target=deleter))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert not any(thread.is_alive() for thread in threads)
+    assert 200 in deletions and set(deletions) <= {200, 404}
+    assert 201 in outcomes and set(outcomes) <= {201, 400, 404}, set(outcomes)
+    with httpx.Client(base_url=registry.url, timeout=60) as c:
+        tags = c.get(f"/v2/{repo}/tags/list")
+        for tag in tags.json()["tags"] if tags.status_code == 200 else []:
+            manifest = c.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+            assert manifest.status_code == 200, tag
+            for desc in [manifest.json()["config"], *manifest.json()["layers"]]:
+                blob = c.get(f"/v2/{repo}/blobs/{desc['digest']}")
+                assert blob.status_code == 200 and sha256(blob.content) == desc["digest"], tag
+
+
+def push_racing(c: httpx.Client, repo: str, tag: str, layers: list[bytes]) -> int:
+    """Push blobs then a manifest naming them; the status of the first failure or of the PUT."""
+    config = json.dumps({"os": "linux", "tag": tag}).encode()
+    for blob in [*layers, config]:
+        response = c.post(
+            f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob
+        )
+        if response.status_code != 201:
+            return response.status_code
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", config),
+            "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", b) for b in layers],
+        }
+    ).encode()
+    return c.put(
+        f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+    ).status_code
