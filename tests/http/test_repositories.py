@@ -121,6 +121,28 @@ def test_usage_counts_a_namespace_s_shared_blobs_once(
     assert after["namespaces"][0]["repositories"] == 1
     nobody = client.get("/api/v1/usage", params={"namespace": f"none{namespace}"}).json()
     assert nobody == {"namespaces": [], "repositories": []}
+    for bad in ("UPPER", "a\x00b", "x" * 300, "..", ""):
+        refused = client.get("/api/v1/usage", params={"namespace": bad})
+        assert refused.status_code == 400 and error_code(refused) == "NAME_INVALID", bad
+
+
+def test_concurrent_deletions_of_one_repository_delete_it_once(client: httpx.Client) -> None:
+    repo = f"twice{uuid.uuid4().hex[:8]}/app"
+    push_blob(client, repo, uuid.uuid4().bytes)
+    statuses: list[int] = []
+    start = threading.Barrier(4)
+
+    def delete(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=60) as c:
+            start.wait()
+            statuses.append(c.delete(f"/api/v1/repositories/{repo}").status_code)
+
+    threads = [threading.Thread(target=delete, args=(str(client.base_url),)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [200, 404, 404, 404]
 
 
 def test_pushes_racing_deletions_fail_or_land_whole(registry: RunningRegistry) -> None:

@@ -558,9 +558,12 @@ def usage(
     import json
 
     from dockyard.api.routes.repositories import usage_json
+    from dockyard.core.names import validate_name
 
-    if namespace is not None and ("/" in namespace or not namespace):
-        raise fail("a namespace is one name, without '/'", USAGE)
+    if namespace is not None:
+        if "/" in namespace:
+            raise fail("a namespace is one name, without '/'", USAGE)
+        _checked(validate_name)(namespace)
     report = on_store(
         config,
         data_dir,

@@ -49,8 +49,10 @@ async def delete(request: Request) -> Response:
 
 async def usage(request: Request) -> Response:
     wanted = request.query_params.get("namespace")
-    if wanted is not None and "/" in wanted:
-        raise RegistryError(ErrorCode.BAD_REQUEST, "a namespace is one name, without '/'")
+    if wanted is not None:
+        if "/" in wanted:
+            raise RegistryError(ErrorCode.BAD_REQUEST, "a namespace is one name, without '/'")
+        validate_name(wanted)
     principal: Principal | None = None
     if await caller_of(request) is not None:
         principal = await _principal(request)
