@@ -97,6 +97,14 @@ def test_owner_deletes_a_repository_and_shared_blobs_still_pull_elsewhere(
         ).headers["Docker-Content-Digest"]
         started = c.post("/v2/repo-alice/app/blobs/uploads/", headers={"Authorization": alice})
         assert started.status_code == 202
+        sent = c.patch(
+            started.headers["Location"],
+            content=b"half a layer",
+            headers={"Authorization": alice, "Content-Type": "application/octet-stream"},
+        )
+        assert sent.status_code == 202
+        upload_file = reg.data_dir / "uploads" / started.headers["Docker-Upload-UUID"]
+        assert upload_file.exists()
 
         deleted = c.delete("/api/v1/repositories/repo-alice/app", headers=auth_of(ALICE))
         assert deleted.status_code == 200, deleted.text
@@ -119,6 +127,9 @@ def test_owner_deletes_a_repository_and_shared_blobs_still_pull_elsewhere(
         assert gone.status_code == 404 and code_of(gone) == "BLOB_UNKNOWN"
         upload = c.get(started.headers["Location"], headers={"Authorization": alice})
         assert upload.status_code == 404 and code_of(upload) == "BLOB_UPLOAD_UNKNOWN"
+        assert not upload_file.exists(), "the bytes of an upload in progress go at once"
+        # The layers' bytes stay for garbage collection: another repository still serves one.
+        assert (reg.data_dir / "blobs" / "sha256" / sha256(base)[7:9] / sha256(base)[7:]).exists()
         assert pulls_completely(c, "repo-alice/base", "v1", alice)
 
         again = c.delete("/api/v1/repositories/repo-alice/app", headers=auth_of(ALICE))
