@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.api.origin import same_origin
 from dockyard.api.routes.accounts import _manager, _principal
-from dockyard.api.routes.common import caller_of, registry_of
+from dockyard.api.routes.common import auth_of, registry_of
 from dockyard.auth.policy import may_administer
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
@@ -28,7 +28,7 @@ def _denied() -> RegistryError:
 
 async def delete(request: Request) -> Response:
     name = validate_name(request.path_params["name"])
-    if await caller_of(request) is None:
+    if auth_of(request) is None:
         if not same_origin(request):
             raise RegistryError(ErrorCode.DENIED, "requests from other sites are refused")
     else:
@@ -54,7 +54,7 @@ async def usage(request: Request) -> Response:
             raise RegistryError(ErrorCode.BAD_REQUEST, "a namespace is one name, without '/'")
         validate_name(wanted)
     principal: Principal | None = None
-    if await caller_of(request) is not None:
+    if auth_of(request) is not None:
         principal = await _principal(request)
     elif not same_origin(request):
         raise RegistryError(ErrorCode.DENIED, "requests from other sites are refused")
