@@ -61,6 +61,46 @@ class CacheUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class RemovedRepository:
+    """What deleting a repository took away: counts for a report, and the uploads in flight
+    whose bytes the blob store may drop."""
+
+    tags: int
+    manifests: int
+    blob_links: int
+    uploads: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryUsage:
+    """A repository's stored content: each blob and manifest it holds, once."""
+
+    name: str
+    blobs: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceUsage:
+    """A namespace's stored content, each blob once however many of its repositories hold
+    it; `shared_bytes` of it are held by another namespace too."""
+
+    name: str
+    repositories: int
+    blobs: int
+    bytes: int
+    shared_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryTotal:
+    """Every blob the registry records, each once (including what awaits collection)."""
+
+    blobs: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class UploadRecord:
     id: str
     repository: str
@@ -169,6 +209,22 @@ class Manifests(Protocol):
         is for garbage collection to decide."""
 
 
+class Repositories(Protocol):
+    """Whole repositories: deleting one, and what each one and each namespace stores."""
+
+    async def delete_repository(self, repository: str) -> RemovedRepository | None:
+        """Its tags, manifests, blob links, uploads, settings and cache index rows, in one
+        transaction; None when it held nothing. Its bytes are left for garbage collection."""
+
+    async def repository_usage(self, namespace: str | None) -> list[RepositoryUsage]:
+        """Per repository (those of `namespace`, or all), sorted by name."""
+
+    async def namespace_usage(self, namespace: str | None) -> list[NamespaceUsage]:
+        """Per namespace (`namespace` alone, or all), deduplicated, sorted by name."""
+
+    async def registry_total(self) -> RegistryTotal: ...
+
+
 class Catalog(Protocol):
     """Listings: repositories with content, and each repository's tags."""
 
@@ -236,7 +292,16 @@ class Secrets(Protocol):
 
 
 class MetadataStore(
-    BlobLinks, Uploads, Manifests, Catalog, CacheIndex, ContentGraphs, Transfer, Secrets, Protocol
+    BlobLinks,
+    Uploads,
+    Manifests,
+    Catalog,
+    Repositories,
+    CacheIndex,
+    ContentGraphs,
+    Transfer,
+    Secrets,
+    Protocol,
 ):
     """Every aggregate, the accounts kept in the same database, and the store's lifecycle."""
 

@@ -1,7 +1,8 @@
 """The metadata store over SQLAlchemy Core: one aggregate per concern, over one transaction runner.
 
-Each aggregate (`blob_links`, `uploads`, `manifests`, `catalog`, `cache_index`, `content_graph`,
-`transfer`, `shared_secrets`, and the accounts of `sql_accounts`) is a module of named query
+Each aggregate (`blob_links`, `uploads`, `manifests`, `catalog`, `repository_removal`, `usage`,
+`cache_index`, `content_graph`, `transfer`, `shared_secrets`, and the accounts of
+`sql_accounts`) is a module of named query
 functions and a small class that hands them to the runner. The same queries run on both
 backends; the runner (`sqlite_runner` or `postgres_runner`) is the only part that differs.
 """
@@ -24,6 +25,7 @@ from dockyard.metadata.sqlite_runner import SQLiteRunner, sqlite_engine
 from dockyard.metadata.statements import RepositoryIds
 from dockyard.metadata.transfer import SQLTransfer
 from dockyard.metadata.uploads import SQLUploads
+from dockyard.metadata.usage import SQLRepositories
 
 if TYPE_CHECKING:
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
@@ -36,6 +38,7 @@ class SQLMetadataStore(
     SQLUploads,
     SQLManifests,
     SQLCatalog,
+    SQLRepositories,
     SQLCacheIndex,
     SQLContentGraph,
     SQLTransfer,

@@ -17,6 +17,7 @@ from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
+from dockyard.service.repositories import RepositoryService
 from dockyard.service.repository import Hidden, LocalRepository, Repository, StandIn
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
@@ -80,6 +81,7 @@ class Registry:
         )
         self.manifests = ManifestService(blob_store, meta, self.content_lock)
         self.listing = ListingService(meta)
+        self.repositories = RepositoryService(blob_store, meta, self.content_lock)
         self.accounts = AccountService(
             meta.accounts,
             meta,
