@@ -54,6 +54,7 @@ class Deployment:
                 path_style=True,
                 access_key=self.env["AWS_ACCESS_KEY_ID"],
                 secret_key=self.env["AWS_SECRET_ACCESS_KEY"],
+                presign_seconds=None,
             )
         else:
             store = FilesystemBlobStore(self.data_dir)
