@@ -262,7 +262,7 @@ def test_no_acknowledged_image_is_lost_and_nothing_unreferenced_stays(
     stop.set()
     for thread in threads:
         thread.join(120)
-    assert ledger.failures == []
+    assert ledger.failures == [], ledger.failures[:5]
     final = deployment.gc_now()
 
     images = ledger.acknowledged
