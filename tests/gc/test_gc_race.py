@@ -35,6 +35,7 @@ PUSHERS = 4
 REPOS = [f"race/r{n}" for n in range(4)]
 # Shared base layers: every image has two of them, pushed one of three ways.
 BASES = [os.urandom(4096 + n) for n in range(6)]
+GC_NOW = [sys.executable, "-m", "dockyard", "gc", "--now", "--json"]
 COLLECTING = {"DOCKYARD_GC_GRACE_SECONDS": "0", "DOCKYARD_GC_INTERVAL_SECONDS": "0.2"}
 
 
@@ -66,8 +67,7 @@ class Deployment:
 
     def gc_now(self) -> dict:
         result = subprocess.run(
-            [sys.executable, "-m", "dockyard", "gc", "--now", "--json"]
-            + ["--data-dir", str(self.data_dir)],
+            [*GC_NOW, "--data-dir", str(self.data_dir)],
             env={**os.environ, **self.env},
             capture_output=True,
             text=True,

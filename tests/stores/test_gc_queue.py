@@ -143,3 +143,23 @@ def test_untagged_manifests_go_unless_a_tag_an_index_or_a_held_subject_keeps_the
     preview = run(meta.collect_untagged([("gc/app", SIGNATURE)], later(), [], dry_run=True))
     assert preview == [("gc/app", SIGNATURE, 100)]
     assert run(meta.get_manifest("gc/app", SIGNATURE)) is not None, "a dry run deletes nothing"
+
+
+def test_revision_0008_queues_every_blob_stored_before_it(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    from dockyard.metadata.migrate import upgrade
+    from dockyard.metadata.sql import sqlite_engine
+
+    engine = sqlite_engine(tmp_path / "metadata.db")
+    upgrade(engine, "0007")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO blobs (digest, size, created_at) VALUES (:d, 3, 0)"),
+            {"d": LOOSE},
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        queued = conn.execute(sa.text("SELECT digest FROM gc_queue")).scalars().all()
+    engine.dispose()
+    assert queued == [LOOSE]
