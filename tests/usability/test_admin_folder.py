@@ -303,6 +303,8 @@ EXAMPLE_ORDER = [
     "setMember",
     "removeMember",
     "setVisibility",
+    "previewGarbageCollection",
+    "collectGarbage",
     "removeUser",
 ]
 
