@@ -40,6 +40,12 @@ def test_a_link_is_queued_and_reviewed_only_after_the_grace_delay(meta, run) -> 
     assert collected.blobs == [(LOOSE, 7)] and collected.links == 1
     assert run(meta.blob_size(LOOSE)) is None
     assert run(meta.linked_blob_size("gc/app", LOOSE)) is None
+    # Killed before its bytes went: the row stays, and the next review, finding no record,
+    # hands the digest back for its bytes.
+    assert run(meta.due_for_review(later(), 10)) == [LOOSE]
+    again = run(meta.collect_blobs([LOOSE], later(), []))
+    assert again.blobs == [(LOOSE, None)] and again.links == 0
+    run(meta.reviewed([LOOSE], later()))
     assert run(meta.review_queue_length()) == 0
 
 
@@ -59,11 +65,18 @@ def test_what_a_manifest_uses_stays_until_the_manifest_goes(meta, run) -> None:
     assert run(meta.delete_tag("gc/app", "v1"))
     assert run(meta.due_for_review(later(), 10)) == []
     assert run(meta.delete_manifest("gc/app", IMAGE))
-    due = run(meta.due_for_review(later(), 10))
+    time.sleep(0.05)
+    begun = time.time()
+    due = run(meta.due_for_review(begun, 10))
     assert sorted(due) == sorted([LAYER, CONFIG, IMAGE])
-    collected = run(meta.collect_blobs(due, later(), []))
+    collected = run(meta.collect_blobs(due, begun, []))
     assert sorted(collected.blobs) == sorted([(LAYER, 10), (CONFIG, 5), (IMAGE, 100)])
     assert collected.links == 2
+    # Queued again after the review began: the row stays for its new time.
+    time.sleep(0.05)
+    run(meta.enqueue_for_review([LAYER]))
+    run(meta.reviewed([LAYER, CONFIG, IMAGE], begun))
+    assert run(meta.due_for_review(later(), 10)) == [LAYER]
 
 
 def test_a_blob_another_repository_uses_loses_only_the_unused_link(meta, run) -> None:

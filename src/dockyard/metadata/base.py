@@ -86,7 +86,8 @@ class ContentGraph:
 class Collected:
     """What one review of the garbage collector's queue dropped (or would drop)."""
 
-    blobs: list[tuple[str, int]] = field(default_factory=list)  # (digest, size) now unneeded
+    # (digest, size) now unneeded; size None: no record (its bytes, if any, are strays)
+    blobs: list[tuple[str, int | None]] = field(default_factory=list)
     links: int = 0  # repository links no manifest of their repository used
 
 
@@ -242,7 +243,12 @@ class Collection(Protocol):
         """In one transaction, for each of `digests` still due: drop its links that no manifest
         of their repository uses and that are older than `cutoff` (outside the repositories
         under `keep`), then its record if nothing else refers to it. The bytes are left to
-        the caller, who holds the content lock (sweeping) until they are gone."""
+        the caller, who holds the content lock (sweeping) until they are gone, then calls
+        `reviewed`."""
+
+    async def reviewed(self, digests: list[str], cutoff: float) -> None:
+        """Take collected `digests` off the queue once their bytes are gone (unless queued
+        again after `cutoff`)."""
 
     async def untagged_due(
         self, cutoff: float, keep: list[str], limit: int

@@ -105,11 +105,19 @@ def collect_blobs(
             continue
         size = conn.execute(sa.select(t.blobs.c.size).where(t.blobs.c.digest == digest)).scalar()
         if not dry_run:
-            conn.execute(sa.delete(q).where(q.c.digest == digest))
+            # The queue row stays until the bytes are gone (`reviewed`): a collector killed
+            # in between leaves it for the next one, which finds no record and removes them.
             conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest == digest))
-        # A queued digest without a record (forgotten meanwhile) may still have bytes.
-        collected.blobs.append((digest, int(size or 0)))
+        collected.blobs.append((digest, None if size is None else int(size)))
     return collected
+
+
+def reviewed(conn: Connection, digests: list[str], cutoff: float) -> None:
+    """Take `digests`, whose bytes are gone, off the queue (unless queued again since)."""
+    q = t.gc_queue
+    for start in range(0, len(digests), 500):
+        batch = digests[start : start + 500]
+        conn.execute(sa.delete(q).where(q.c.digest.in_(batch), q.c.queued_at <= cutoff))
 
 
 def _collectable_manifests(cutoff: float, keep: list[str]) -> sa.Select[Any]:
@@ -179,6 +187,10 @@ class SQLCollection(SQLAggregate):
     ) -> Collected:
         work = partial(collect_blobs, digests=digests, cutoff=cutoff, keep=keep, dry_run=dry_run)
         return await (self.runner.read(work) if dry_run else self.runner.write(work))
+
+    async def reviewed(self, digests: list[str], cutoff: float) -> None:
+        if digests:
+            await self.runner.write(partial(reviewed, digests=digests, cutoff=cutoff))
 
     async def untagged_due(
         self, cutoff: float, keep: list[str], limit: int

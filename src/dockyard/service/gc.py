@@ -4,8 +4,10 @@ One round reviews the queue (`metadata/collection.py`) in small batches. Each ba
 content lock exclusively (`sweeping`) from the transaction that decides and deletes the records
 to the removal of the bytes: a push publishes under the same lock (shared), so it either
 committed its references before the decision, which then keeps the blob, or starts after the
-bytes are gone and is answered MANIFEST_BLOB_UNKNOWN. Records always go before bytes; a process
-killed between the two leaves bytes without a record, which `sweep_strays` finds and removes.
+bytes are gone and is answered MANIFEST_BLOB_UNKNOWN. Records always go before bytes, and a digest
+leaves the queue only once its bytes are gone: a process killed between the two leaves the
+queue row, and whichever collector reviews it next finds no record and removes the bytes.
+`dockyard gc` also lists the store for bytes without a record of any other origin.
 
 Untagged manifests go only where the settings say so; abandoned uploads expire in the same job.
 """
@@ -136,18 +138,27 @@ class GarbageCollector:
             if dry_run:
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep, dry_run=True)
                 for digest, size in collected.blobs:
-                    self._count(report, digest, size)
+                    await self._reclaim(report, digest, size, delete=False)
                 report.links += collected.links
                 continue
             async with self.lock.sweeping():
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep)
                 for digest, size in collected.blobs:
-                    stored = await self.blob_store.stat(digest)
-                    if stored is None:
-                        continue  # a record of bytes already gone, or never stored
-                    await self.blob_store.delete(digest)
-                    self._count(report, digest, size or stored)
+                    await self._reclaim(report, digest, size, delete=True)
+                await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
             report.links += collected.links
+
+    async def _reclaim(self, report: GcReport, digest: str, size: int | None, delete: bool) -> None:
+        """The bytes of a blob whose record went (or would go); without a record (a collector
+        killed before removing them), only if they are there."""
+        stored = await self.blob_store.stat(digest)
+        if stored is None:
+            return
+        if delete:
+            await self.blob_store.delete(digest)
+        if size is None:
+            report.strays += 1
+        self._count(report, digest, stored if size is None else size)
 
     async def _strays(self, report: GcReport, dry_run: bool) -> None:
         recorded = set(await self.meta.all_blob_digests())
