@@ -175,33 +175,49 @@ def pusher(number: int, deployment: Deployment, stop: threading.Event, ledger: L
                     "layers": [descriptor(LAYER, b) for b in [*bases, own]],
                 }
             ).encode()
-            try:
-                for base in bases:
-                    push_base(client, repo, base, ledger)
-                upload(client, repo, own)
-                upload(client, repo, config)
-                tag = f"p{number}-{pushed}"
-                pushed += 1
-                resp = client.put(
-                    f"/v2/{repo}/manifests/{tag}",
-                    content=body,
-                    headers={"Content-Type": OCI_MANIFEST},
-                )
-            except AssertionError as exc:
-                with ledger.lock:
-                    ledger.failures.append(str(exc))
-                continue
-            if resp.status_code == 201:
-                blobs = {sha256(b): b for b in [*bases, own, config]}
-                image = Image(repo, tag, resp.headers["Docker-Content-Digest"], body, blobs)
-                with ledger.lock:
-                    ledger.acknowledged.append(image)
-            elif resp.status_code == 400 and "MANIFEST_BLOB_UNKNOWN" in resp.text:
-                with ledger.lock:
-                    ledger.refused += 1  # a layer collected before the manifest came: refused
-            else:
-                with ledger.lock:
-                    ledger.failures.append(f"manifest PUT {resp.status_code}: {resp.text}")
+            tag = f"p{number}-{pushed}"
+            pushed += 1
+            # As clients do when told a layer is unknown: push the image again, up to 3 times.
+            for _ in range(3):
+                if push_image(client, repo, tag, bases, [own, config], body, ledger):
+                    break
+
+
+def push_image(
+    client: httpx.Client,
+    repo: str,
+    tag: str,
+    bases: list[bytes],
+    own: list[bytes],
+    body: bytes,
+    ledger: Ledger,
+) -> bool:
+    """One attempt; True unless refused with MANIFEST_BLOB_UNKNOWN."""
+    try:
+        for base in bases:
+            push_base(client, repo, base, ledger)
+        for data in own:
+            upload(client, repo, data)
+        resp = client.put(
+            f"/v2/{repo}/manifests/{tag}", content=body, headers={"Content-Type": OCI_MANIFEST}
+        )
+    except AssertionError as exc:
+        with ledger.lock:
+            ledger.failures.append(str(exc))
+        return True
+    if resp.status_code == 201:
+        blobs = {sha256(b): b for b in [*bases, *own]}
+        image = Image(repo, tag, resp.headers["Docker-Content-Digest"], body, blobs)
+        with ledger.lock:
+            ledger.acknowledged.append(image)
+        return True
+    if resp.status_code == 400 and "MANIFEST_BLOB_UNKNOWN" in resp.text:
+        with ledger.lock:
+            ledger.refused += 1  # a layer collected before the manifest came: refused
+        return False
+    with ledger.lock:
+        ledger.failures.append(f"manifest PUT {resp.status_code}: {resp.text}")
+    return True
 
 
 def deleter(deployment: Deployment, stop: threading.Event, ledger: Ledger) -> None:
@@ -283,7 +299,7 @@ def test_no_acknowledged_image_is_lost_and_nothing_unreferenced_stays(
     )
     print(summary)
     assert problems == [], f"{len(problems)} problems ({summary}): {problems[:10]}"
-    assert len(images) >= 40 and ledger.refused + ledger.skipped + ledger.mounted > 0, summary
+    assert len(images) >= 20 and ledger.refused + ledger.skipped + ledger.mounted > 0, summary
     assert sum(i.deleted == "manifest" for i in images) >= 5, summary
     assert ledger.reclaimed > 0, summary
 
