@@ -3,8 +3,10 @@ the bytes from the disk, the grace delay holds content back, and only administra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -68,8 +70,6 @@ def test_bytes_left_without_a_record_are_found_and_removed(start_registry) -> No
     server = start_registry("--no-gc")
     # A collector killed between dropping the record and the bytes leaves a file like this.
     data = b"stray bytes"
-    import hashlib
-
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     path = blob_file(server.data_dir, digest)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,8 +123,6 @@ def test_the_background_job_collects_while_serving(start_registry) -> None:
         files = [
             blob_file(server.data_dir, d) for d in [digest, *(b["digest"] for b in _blobs(body))]
         ]
-        import time
-
         deadline = time.monotonic() + 20
         while any(f.exists() for f in files) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -157,14 +155,43 @@ def test_the_api_reports_and_collects_for_administrators_only(start_registry) ->
         preview = client.get("/api/v1/gc", params={"now": "true"}, headers=admin).json()
         assert preview["dry_run"] and preview["digests"] == [loose] and preview["bytes"] == 300
         assert client.get("/api/v1/gc", headers=admin).json()["digests"] == [], "grace delay"
+        # An administrator's access token may read the report, not collect.
+        created = client.post(
+            "/api/v1/tokens", json={"name": "ops", "scope": "delete"}, headers=admin
+        ).json()
+        by_token = {"Authorization": basic("admin", created["token"])}
+        assert client.get("/api/v1/gc", params={"now": "1"}, headers=by_token).status_code == 200
+        refused = client.post("/api/v1/gc", params={"now": "1"}, headers=by_token)
+        assert refused.status_code == 403 and refused.json()["errors"][0]["code"] == "DENIED"
+        assert blob_file(server.data_dir, loose).exists()
+
         done = client.post("/api/v1/gc", params={"now": "true"}, headers=admin).json()
         assert not done["dry_run"] and done["digests"] == [loose]
         assert not blob_file(server.data_dir, loose).exists()
 
 
-def push_blob_as(client: httpx.Client, repo: str, data: bytes, headers: dict) -> str:
-    import hashlib
+def test_a_read_only_registry_collects_nothing(start_registry) -> None:
+    env = {
+        "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "DOCKYARD_GC_GRACE_SECONDS": "0",
+        "DOCKYARD_GC_INTERVAL_SECONDS": "0.2",
+    }
+    writable = start_registry("--no-gc", env=env)
+    with httpx.Client(base_url=writable.url, timeout=30) as client:
+        loose = push_blob(client, unique_repo("gc"), b"z" * 500)
+    writable.stop()
+    server = start_registry("--auth", "--read-only", data_dir=writable.data_dir, env=env)
+    admin = {"Authorization": basic("admin", ADMIN_PASSWORD)}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        refused = client.post("/api/v1/gc", params={"now": "true"}, headers=admin)
+        assert refused.status_code == 405 and refused.json()["errors"][0]["code"] == "UNSUPPORTED"
+        preview = client.get("/api/v1/gc", params={"now": "true"}, headers=admin).json()
+        assert preview["digests"] == [loose]
+    time.sleep(1.5)  # several rounds of the background job, had it run
+    assert blob_file(server.data_dir, loose).exists()
 
+
+def push_blob_as(client: httpx.Client, repo: str, data: bytes, headers: dict) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     resp = client.post(
         f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data, headers=headers
