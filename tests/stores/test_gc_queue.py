@@ -176,3 +176,19 @@ def test_revision_0008_queues_every_blob_stored_before_it(tmp_path) -> None:
         queued = conn.execute(sa.text("SELECT digest FROM gc_queue")).scalars().all()
     engine.dispose()
     assert queued == [LOOSE]
+
+
+def test_the_queue_and_the_untagged_manifests_are_read_page_by_page(meta, run) -> None:
+    digests = [digest(n) for n in range(20, 25)]
+    for n, d in enumerate(digests):
+        run(meta.link_blob("gc/app", d, n))
+        run(meta.put_manifest("gc/pages", image(d), [], []))
+    first = run(meta.due_for_review(later(), 2))
+    assert first == digests[:2]
+    assert run(meta.due_for_review(later(), 10, first[-1])) == digests[2:]
+    pages, after = [], ("", "")
+    while page := run(meta.untagged_due(later(), [], 2, after)):
+        pages.append(page)
+        after = page[-1]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [d for p in pages for _, d in p] == digests

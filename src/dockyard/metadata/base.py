@@ -232,8 +232,9 @@ class Collection(Protocol):
         """Have the collector look at `digests` after the grace delay: for a change that drops
         references outside this store's own methods (they queue what they drop)."""
 
-    async def due_for_review(self, cutoff: float, limit: int) -> list[str]:
-        """Queued digests whose last change is older than `cutoff`, oldest first."""
+    async def due_for_review(self, cutoff: float, limit: int, after: str = "") -> list[str]:
+        """Queued digests whose last change is older than `cutoff`, in digest order from
+        after `after` (one page of the queue)."""
 
     async def review_queue_length(self) -> int: ...
 
@@ -251,10 +252,10 @@ class Collection(Protocol):
         again after `cutoff`)."""
 
     async def untagged_due(
-        self, cutoff: float, keep: list[str], limit: int
+        self, cutoff: float, keep: list[str], limit: int, after: tuple[str, str] = ("", "")
     ) -> list[tuple[str, str]]:
         """(repository, digest) of manifests no tag, index or held subject keeps, older than
-        `cutoff`, outside the repositories under `keep`."""
+        `cutoff`, outside the repositories under `keep`, in order from after `after`."""
 
     async def collect_untagged(
         self,

@@ -28,12 +28,13 @@ from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import catalog_changed
 
 
-def due_for_review(conn: Connection, cutoff: float, limit: int) -> list[str]:
+def due_for_review(conn: Connection, cutoff: float, limit: int, after: str) -> list[str]:
+    q = t.gc_queue
     return list(
         conn.execute(
-            sa.select(t.gc_queue.c.digest)
-            .where(t.gc_queue.c.queued_at <= cutoff)
-            .order_by(t.gc_queue.c.queued_at, t.gc_queue.c.digest)
+            sa.select(q.c.digest)
+            .where(q.c.queued_at <= cutoff, q.c.digest > after)
+            .order_by(q.c.digest)
             .limit(limit)
         ).scalars()
     )
@@ -146,9 +147,12 @@ def _collectable_manifests(cutoff: float, keep: list[str]) -> sa.Select[Any]:
 
 
 def untagged_due(
-    conn: Connection, cutoff: float, keep: list[str], limit: int
+    conn: Connection, cutoff: float, keep: list[str], limit: int, after: tuple[str, str]
 ) -> list[tuple[str, str]]:
-    rows = conn.execute(_collectable_manifests(cutoff, keep).limit(limit))
+    position = sa.tuple_(t.repositories.c.name, t.manifests.c.digest)
+    rows = conn.execute(
+        _collectable_manifests(cutoff, keep).where(position > sa.tuple_(*after)).limit(limit)
+    )
     return [(row[0], row[1]) for row in rows]
 
 
@@ -176,8 +180,10 @@ class SQLCollection(SQLAggregate):
     async def enqueue_for_review(self, digests: list[str]) -> None:
         await self.runner.write(partial(enqueue, digests=digests))
 
-    async def due_for_review(self, cutoff: float, limit: int) -> list[str]:
-        return await self.runner.read(partial(due_for_review, cutoff=cutoff, limit=limit))
+    async def due_for_review(self, cutoff: float, limit: int, after: str = "") -> list[str]:
+        return await self.runner.read(
+            partial(due_for_review, cutoff=cutoff, limit=limit, after=after)
+        )
 
     async def review_queue_length(self) -> int:
         return await self.runner.read(queue_length)
@@ -193,9 +199,11 @@ class SQLCollection(SQLAggregate):
             await self.runner.write(partial(reviewed, digests=digests, cutoff=cutoff))
 
     async def untagged_due(
-        self, cutoff: float, keep: list[str], limit: int
+        self, cutoff: float, keep: list[str], limit: int, after: tuple[str, str] = ("", "")
     ) -> list[tuple[str, str]]:
-        return await self.runner.read(partial(untagged_due, cutoff=cutoff, keep=keep, limit=limit))
+        return await self.runner.read(
+            partial(untagged_due, cutoff=cutoff, keep=keep, limit=limit, after=after)
+        )
 
     async def collect_untagged(
         self,

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from dockyard.metadata.base import MetadataStore
-from dockyard.service.content_lock import ContentLock
+from dockyard.service.content_lock import ContentLock, NoLock
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
 
@@ -74,7 +74,6 @@ class GarbageCollector:
         dry_run: bool = False,
         grace_seconds: float | None = None,
         strays: bool = False,
-        max_batches: int | None = None,
     ) -> GcReport:
         """One round: expired uploads, untagged manifests (if enabled), then the queue.
         `strays` also lists the blob store for bytes without a record (a full listing)."""
@@ -84,8 +83,8 @@ class GarbageCollector:
         if not dry_run:
             report.uploads = await self.uploads.purge_expired()
         if self.untagged:
-            await self._untagged(report, cutoff, dry_run, max_batches)
-        await self._queue(report, cutoff, dry_run, max_batches)
+            await self._untagged(report, cutoff, dry_run)
+        await self._queue(report, cutoff, dry_run)
         if strays:
             await self._strays(report, dry_run)
         if not dry_run and (report.blobs or report.links or report.manifests or report.strays):
@@ -99,42 +98,21 @@ class GarbageCollector:
             )
         return report
 
-    async def _untagged(
-        self, report: GcReport, cutoff: float, dry_run: bool, max_batches: int | None
-    ) -> None:
-        seen: set[tuple[str, str]] = set()
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            due = [
-                m
-                for m in await self.meta.untagged_due(cutoff, self.keep, BATCH + len(seen))
-                if m not in seen
-            ][:BATCH]
-            if not due:
-                return
-            batches += 1
-            seen.update(due)
-            async with self.lock.sweeping():
+    async def _untagged(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
+        after = ("", "")
+        while due := await self.meta.untagged_due(cutoff, self.keep, BATCH, after):
+            after = due[-1]
+            async with self._lock(dry_run).sweeping():
                 gone = await self.meta.collect_untagged(due, cutoff, self.keep, dry_run=dry_run)
             report.manifests += len(gone)
             report.untagged.extend(f"{repository}@{digest}" for repository, digest, _ in gone)
 
-    async def _queue(
-        self, report: GcReport, cutoff: float, dry_run: bool, max_batches: int | None
-    ) -> None:
-        seen: set[str] = set()
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            # A dry run leaves the queue as it is: skip what it already looked at.
-            due = [
-                d
-                for d in await self.meta.due_for_review(cutoff, BATCH + len(seen))
-                if d not in seen
-            ][:BATCH]
-            if not due:
-                return
-            batches += 1
-            seen.update(due)
+    async def _queue(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
+        # One pass over the queue in digest order: what is skipped (another collector's,
+        # or left by a dry run) waits for the next round.
+        after = ""
+        while due := await self.meta.due_for_review(cutoff, BATCH, after):
+            after = due[-1]
             if dry_run:
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep, dry_run=True)
                 for digest, size in collected.blobs:
@@ -165,7 +143,7 @@ class GarbageCollector:
         listed = [d async for d in self.blob_store.iter_digests() if d not in recorded]
         if not listed:
             return
-        async with self.lock.sweeping():
+        async with self._lock(dry_run).sweeping():
             # Read again under the lock: what was published since has its record now.
             recorded = set(await self.meta.all_blob_digests())
             for digest in listed:
@@ -178,6 +156,10 @@ class GarbageCollector:
                     await self.blob_store.delete(digest)
                 report.strays += 1
                 self._count(report, digest, size)
+
+    def _lock(self, dry_run: bool) -> ContentLock:
+        """A dry run changes nothing, so it keeps no push waiting."""
+        return NoLock() if dry_run else self.lock
 
     @staticmethod
     def _count(report: GcReport, digest: str, size: int) -> None:
