@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.statements import prepared
 
@@ -25,6 +26,8 @@ def _enqueue_statement(dialect: Any) -> Any:
 
 def enqueue(conn: Connection, digests: Iterable[str], now: float | None = None) -> None:
     """Queue `digests` for review (again): their review waits a grace delay from now."""
-    rows = [{"digest": d, "queued_at": now or time.time()} for d in dict.fromkeys(digests)]
-    if rows:
-        conn.execute(prepared(conn, ("gc-enqueue",), _enqueue_statement), rows)
+    stmt = prepared(conn, ("gc-enqueue",), _enqueue_statement)
+    when = now or time.time()
+    # On the path of every push: the direct path, one row at a time (rarely more than one).
+    for digest in dict.fromkeys(digests):
+        direct.execute(conn, stmt, {"digest": digest, "queued_at": when})
