@@ -305,6 +305,8 @@ EXAMPLE_ORDER = [
     "setVisibility",
     "getUsage",
     "deleteRepository",
+    "previewGarbageCollection",
+    "collectGarbage",
     "removeUser",
 ]
 

@@ -122,6 +122,15 @@ class ContentGraph:
     tags: list[tuple[str, str, str]]  # (repository, tag, manifest digest)
 
 
+@dataclass(slots=True)
+class Collected:
+    """What one review of the garbage collector's queue dropped (or would drop)."""
+
+    # (digest, size) now unneeded; size None: no record (its bytes, if any, are strays)
+    blobs: list[tuple[str, int | None]] = field(default_factory=list)
+    links: int = 0  # repository links no manifest of their repository used
+
+
 class BlobLinks(Protocol):
     async def blob_size(self, digest: str) -> int | None:
         """Size of a blob known anywhere in the registry."""
@@ -272,6 +281,50 @@ class CacheIndex(Protocol):
         returns the ones dropped (anything linked or referenced since stays)."""
 
 
+class Collection(Protocol):
+    """The garbage collector's review queue and its decisions (`metadata/collection.py`)."""
+
+    async def enqueue_for_review(self, digests: list[str]) -> None:
+        """Have the collector look at `digests` after the grace delay: for a change that drops
+        references outside this store's own methods (they queue what they drop)."""
+
+    async def due_for_review(self, cutoff: float, limit: int, after: str = "") -> list[str]:
+        """Queued digests whose last change is older than `cutoff`, in digest order from
+        after `after` (one page of the queue)."""
+
+    async def review_queue_length(self) -> int: ...
+
+    async def collect_blobs(
+        self, digests: list[str], cutoff: float, keep: list[str], *, dry_run: bool = False
+    ) -> Collected:
+        """In one transaction, for each of `digests` still due: drop its links that no manifest
+        of their repository uses and that are older than `cutoff` (outside the repositories
+        under `keep`), then its record if nothing else refers to it. The bytes are left to
+        the caller, who holds the content lock (sweeping) until they are gone, then calls
+        `reviewed`."""
+
+    async def reviewed(self, digests: list[str], cutoff: float) -> None:
+        """Take collected `digests` off the queue once their bytes are gone (unless queued
+        again after `cutoff`)."""
+
+    async def untagged_due(
+        self, cutoff: float, keep: list[str], limit: int, after: tuple[str, str] = ("", "")
+    ) -> list[tuple[str, str]]:
+        """(repository, digest) of manifests no tag, index or held subject keeps, older than
+        `cutoff`, outside the repositories under `keep`, in order from after `after`."""
+
+    async def collect_untagged(
+        self,
+        manifests: list[tuple[str, str]],
+        cutoff: float,
+        keep: list[str],
+        *,
+        dry_run: bool = False,
+    ) -> list[tuple[str, str, int]]:
+        """Delete those of `manifests` still collectable, checked again in the transaction;
+        their content is queued for review. Returns (repository, digest, size) of each."""
+
+
 class ContentGraphs(Protocol):
     async def content_graph(self) -> ContentGraph:
         """Every edge, read in one snapshot, for consistency checks."""
@@ -298,6 +351,7 @@ class MetadataStore(
     Catalog,
     Repositories,
     CacheIndex,
+    Collection,
     ContentGraphs,
     Transfer,
     Secrets,

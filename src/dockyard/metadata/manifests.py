@@ -19,6 +19,7 @@ from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import ChildrenMissing, ManifestInUse, ManifestRecord, Reference
+from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
     RepositoryIds,
     catalog_changed,
@@ -233,12 +234,16 @@ def delete_manifest(
     )
     if untagged.rowcount:
         tags_changed(conn, repo_id)
-    conn.execute(
-        sa.delete(t.manifest_references).where(
+    targets = conn.execute(
+        sa.delete(t.manifest_references)
+        .where(
             t.manifest_references.c.repository_id == repo_id,
             t.manifest_references.c.manifest_digest == digest,
         )
-    )
+        .returning(t.manifest_references.c.target_digest)
+    ).scalars()
+    # What it named may now be needed by nothing: the collector reviews it.
+    enqueue(conn, [digest, *targets])
     result = conn.execute(
         sa.delete(t.manifests).where(
             t.manifests.c.repository_id == repo_id, t.manifests.c.digest == digest

@@ -194,3 +194,16 @@ listing_versions = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
+
+# -- garbage collection (revision 0008) ----------------------------------------------------------
+
+gc_queue = sa.Table(
+    "gc_queue",
+    metadata,
+    # A digest whose references changed (a link made or dropped, a manifest or tag deleted):
+    # the collector reviews it once `queued_at` is older than the grace delay. Queuing it again
+    # moves `queued_at` on, so a digest in use right now is not looked at before its time.
+    sa.Column("digest", sa.String(200), primary_key=True),
+    sa.Column("queued_at", sa.Float, nullable=False),
+    sa.Index("ix_gc_queue_queued_at", "queued_at"),
+)

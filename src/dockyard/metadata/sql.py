@@ -1,10 +1,10 @@
 """The metadata store over SQLAlchemy Core: one aggregate per concern, over one transaction runner.
 
 Each aggregate (`blob_links`, `uploads`, `manifests`, `catalog`, `repository_removal`, `usage`,
-`cache_index`, `content_graph`, `transfer`, `shared_secrets`, and the accounts of
-`sql_accounts`) is a module of named query
-functions and a small class that hands them to the runner. The same queries run on both
-backends; the runner (`sqlite_runner` or `postgres_runner`) is the only part that differs.
+`cache_index`, `collection`, `content_graph`, `transfer`, `shared_secrets`, and the accounts of
+`sql_accounts`) is a module of named query functions and a small class that hands them to the
+runner. The same queries run on both backends; the runner (`sqlite_runner` or `postgres_runner`)
+is the only part that differs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from dockyard.metadata.blob_links import SQLBlobLinks
 from dockyard.metadata.cache_index import SQLCacheIndex
 from dockyard.metadata.catalog import SQLCatalog
+from dockyard.metadata.collection import SQLCollection
 from dockyard.metadata.content_graph import SQLContentGraph
 from dockyard.metadata.manifests import SQLManifests
 from dockyard.metadata.postgres_runner import PostgresRunner, postgres_engine, postgres_url
@@ -40,6 +41,7 @@ class SQLMetadataStore(
     SQLCatalog,
     SQLRepositories,
     SQLCacheIndex,
+    SQLCollection,
     SQLContentGraph,
     SQLTransfer,
     SQLSecrets,

@@ -15,6 +15,7 @@ from dockyard.service.accounts import AccountService
 from dockyard.service.blobs import BlobService
 from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
+from dockyard.service.gc import GarbageCollector
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
 from dockyard.service.repositories import RepositoryService
@@ -107,6 +108,16 @@ class Registry:
             self.content_lock,
             settings.cache_max_bytes,
         )
+        self.gc = GarbageCollector(
+            blob_store,
+            meta,
+            self.content_lock,
+            self.uploads,
+            grace_seconds=settings.gc_grace_seconds,
+            untagged=settings.gc_untagged_manifests,
+            # Cached repositories' content is the pull-through cache's to prune.
+            keep_prefixes=[u.name for u in settings.proxies],
+        )
         self._housekeeping: asyncio.Task | None = None
 
     def repository(self, name: str, hidden: Hidden | None = None) -> Repository:
@@ -137,14 +148,26 @@ class Registry:
         await self.meta.close()
 
     async def _purge_loop(self) -> None:
+        """The background housekeeping: garbage collection (abandoned uploads included), or
+        only the uploads when collection is off, and the pull-through cache's limit."""
+        # A read-only registry deletes nothing (it may be a copy being moved, `dockyard migrate`).
+        collecting = self.settings.gc and not self.settings.read_only
+        interval = (
+            self.settings.gc_interval_seconds
+            if collecting
+            else self.settings.upload_purge_interval_seconds
+        )
         while True:
             try:
-                await self.uploads.purge_expired()
+                if collecting:
+                    await self.gc.collect()
+                else:
+                    await self.uploads.purge_expired()
             except Exception:
-                log.exception("purging abandoned uploads failed; will retry")
+                log.exception("garbage collection failed; will retry")
             if self.proxy is not None and self.settings.cache_max_bytes is not None:
                 try:
                     await self.cache.prune()
                 except Exception:
                     log.exception("pruning the pull-through cache failed; will retry")
-            await asyncio.sleep(self.settings.upload_purge_interval_seconds)
+            await asyncio.sleep(interval)
