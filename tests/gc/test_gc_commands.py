@@ -203,3 +203,26 @@ def push_blob_as(client: httpx.Client, repo: str, data: bytes, headers: dict) ->
 def _blobs(body: bytes) -> list[dict]:
     manifest = json.loads(body)
     return [manifest["config"], *manifest["layers"]]
+
+
+def test_a_deleted_repository_s_bytes_are_reclaimed_and_shared_ones_kept(start_registry) -> None:
+    """`DELETE /api/v1/repositories/NAME` drops the records at once; the collector then finds
+    every blob only that repository held (its manifests, config and layers), and keeps a layer
+    another repository still uses."""
+    server = start_registry("--no-gc")
+    gone_repo, kept_repo = unique_repo("gc"), unique_repo("gc")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        gone_digest, gone_body = push_image(client, gone_repo, "v1")
+        kept_digest, kept_body = push_image(client, kept_repo, "v1")
+        shared = _blobs(kept_body)[0]["digest"]
+        mounted = client.post(f"/v2/{gone_repo}/blobs/uploads/?mount={shared}&from={kept_repo}")
+        assert mounted.status_code == 201, mounted.text
+        deleted = client.delete(f"/api/v1/repositories/{gone_repo}")
+        assert deleted.status_code == 200, deleted.text
+        gone = [gone_digest, *(b["digest"] for b in _blobs(gone_body))]
+        report = gc(server.data_dir, "--now")
+        assert sorted(report["digests"]) == sorted(gone)
+        assert not any(blob_file(server.data_dir, d).exists() for d in gone)
+        assert client.get(f"/v2/{kept_repo}/manifests/v1").content == kept_body
+        assert client.get(f"/v2/{kept_repo}/blobs/{shared}").status_code == 200
+        assert kept_digest not in report["digests"]

@@ -3,8 +3,8 @@
 The repository's own row stays: every server process remembers repository ids (see
 `RepositoryIds`), and a push that began before the deletion then lands in the same, now empty,
 repository, never under an id nobody can see. A repository without content is not listed and
-its tags are unknown (`catalog`), so to clients it is gone. Its bytes stay for garbage
-collection, which sees them referenced by nothing.
+its tags are unknown (`catalog`), so to clients it is gone. What it referred to is queued for
+the garbage collector, which removes the bytes nothing else references.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from functools import partial
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dockyard.metadata import review_queue
 from dockyard.metadata import schema as t
 from dockyard.metadata.access import access_changed, storable
 from dockyard.metadata.aggregate import SQLAggregate
@@ -35,6 +36,23 @@ def delete_repository(
             .order_by(t.uploads.c.id)
         ).scalars()
     )
+    # Everything the repository referred to is reviewed by the garbage collector: queued in
+    # this transaction, as every dropped reference is, or its bytes would never be looked at.
+    held = [
+        *conn.execute(
+            sa.select(t.manifests.c.digest).where(t.manifests.c.repository_id == repo_id)
+        ).scalars(),
+        *conn.execute(
+            sa.select(t.repository_blobs.c.digest).where(
+                t.repository_blobs.c.repository_id == repo_id
+            )
+        ).scalars(),
+        *conn.execute(
+            sa.select(t.manifest_references.c.target_digest).where(
+                t.manifest_references.c.repository_id == repo_id
+            )
+        ).scalars(),
+    ]
     counts: dict[str, int] = {}
     # Children before parents: tags and edges name manifests.
     for table in (
@@ -50,6 +68,7 @@ def delete_repository(
         counts[table.name] = result.rowcount
     if not any(counts.values()):
         return None
+    review_queue.enqueue(conn, held)
     tags_changed(conn, repo_id)
     catalog_changed(conn)
     if counts[t.repository_settings.name]:
