@@ -52,6 +52,25 @@ class ChildrenMissing(Exception):
         self.digests = digests
 
 
+class TagImmutable(Exception):
+    """The tag matches an immutability rule and would move or go; nothing was changed."""
+
+    def __init__(self, tag: str, pattern: str, scope: str) -> None:
+        super().__init__(f"{tag} ({pattern} on {scope})")
+        self.tag = tag
+        self.pattern = pattern
+        self.scope = scope
+
+
+@dataclass(frozen=True, slots=True)
+class TagRule:
+    """Tags matching `pattern` in `scope` (a namespace, or one repository) never move."""
+
+    scope: str
+    pattern: str
+    created_at: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class CacheUsage:
     repositories: int
@@ -140,10 +159,14 @@ class Manifests(Protocol):
         tags: list[str],
         *,
         children_required: bool = False,
+        immutable_checked: bool = False,
     ) -> None:
         """Store a manifest, its edges and its tags in one transaction. `children_required`:
         raise `ChildrenMissing` unless every child manifest is in the repository, checked in
-        that same transaction (a child deleted meanwhile cannot slip through)."""
+        that same transaction (a child deleted meanwhile cannot slip through).
+        `immutable_checked`: raise `TagImmutable` when a tag matching a rule of `TagRules`
+        points at another manifest, read in that transaction (of two concurrent pushes to a
+        new immutable tag, one wins and the other is refused)."""
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None: ...
 
@@ -153,12 +176,21 @@ class Manifests(Protocol):
         """Those of `digests` that `repository` holds no manifest for."""
 
     async def delete_manifest(
-        self, repository: str, digest: str, *, unless_in_index: bool = False
+        self,
+        repository: str,
+        digest: str,
+        *,
+        unless_in_index: bool = False,
+        immutable_checked: bool = False,
     ) -> bool:
         """Delete a manifest and every tag pointing at it. `unless_in_index`: raise
-        `ManifestInUse` instead when an index of the same repository names it as a child."""
+        `ManifestInUse` instead when an index of the same repository names it as a child.
+        `immutable_checked`: raise `TagImmutable` when one of its tags matches a rule."""
 
-    async def delete_tag(self, repository: str, tag: str) -> bool: ...
+    async def delete_tag(
+        self, repository: str, tag: str, *, immutable_checked: bool = False
+    ) -> bool:
+        """`immutable_checked`: raise `TagImmutable` when the tag exists and matches a rule."""
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
 
@@ -167,6 +199,18 @@ class Manifests(Protocol):
         index of its repository names as a child, sorted. Manifests that refer to a subject
         (signatures, SBOMs) are listed too when untagged: whether they go with their subject
         is for garbage collection to decide."""
+
+
+class TagRules(Protocol):
+    """Immutability rules, by namespace or repository."""
+
+    async def add_tag_rule(self, scope: str, pattern: str, now: float) -> bool:
+        """False when the rule was already there."""
+
+    async def remove_tag_rule(self, scope: str, pattern: str) -> bool: ...
+
+    async def tag_rules(self, scope: str) -> list[TagRule]:
+        """The rules of `scope` and, for a namespace, of each of its repositories, sorted."""
 
 
 class Catalog(Protocol):
@@ -236,7 +280,16 @@ class Secrets(Protocol):
 
 
 class MetadataStore(
-    BlobLinks, Uploads, Manifests, Catalog, CacheIndex, ContentGraphs, Transfer, Secrets, Protocol
+    BlobLinks,
+    Uploads,
+    Manifests,
+    TagRules,
+    Catalog,
+    CacheIndex,
+    ContentGraphs,
+    Transfer,
+    Secrets,
+    Protocol,
 ):
     """Every aggregate, the accounts kept in the same database, and the store's lifecycle."""
 

@@ -194,3 +194,15 @@ listing_versions = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
+
+# -- policies (revision 0009) ----------------------------------------------------------------------
+
+immutable_tag_rules = sa.Table(
+    "immutable_tag_rules",
+    metadata,
+    # A namespace ("acme": all its repositories) or one repository ("acme/app"). Kept by name,
+    # not repository id: a rule may be set before the repository has content.
+    sa.Column("scope", NameText, primary_key=True),
+    sa.Column("pattern", sa.String(128), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

@@ -22,6 +22,7 @@ from dockyard.metadata.shared_secrets import SQLSecrets
 from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.metadata.sqlite_runner import SQLiteRunner, sqlite_engine
 from dockyard.metadata.statements import RepositoryIds
+from dockyard.metadata.tag_rules import SQLTagRules
 from dockyard.metadata.transfer import SQLTransfer
 from dockyard.metadata.uploads import SQLUploads
 
@@ -35,6 +36,7 @@ class SQLMetadataStore(
     SQLBlobLinks,
     SQLUploads,
     SQLManifests,
+    SQLTagRules,
     SQLCatalog,
     SQLCacheIndex,
     SQLContentGraph,

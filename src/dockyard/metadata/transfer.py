@@ -32,6 +32,7 @@ TABLE_ORDER = (
     "secrets",
     "tag_versions",
     "listing_versions",
+    "immutable_tag_rules",
 )
 
 Rows = dict[str, list[dict[str, Any]]]

@@ -18,6 +18,7 @@ from dockyard.service.content_lock import ContentLock, FileContentLock
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
 from dockyard.service.repository import Hidden, LocalRepository, Repository, StandIn
+from dockyard.service.tag_rules import TagRuleService
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
@@ -80,6 +81,7 @@ class Registry:
         )
         self.manifests = ManifestService(blob_store, meta, self.content_lock)
         self.listing = ListingService(meta)
+        self.tag_rules = TagRuleService(meta)
         self.accounts = AccountService(
             meta.accounts,
             meta,
