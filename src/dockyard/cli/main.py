@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
-from dockyard.cli import admin, fsck, images, login, referrers
+from dockyard.cli import admin, fsck, images, login, policy, referrers
 from dockyard.cli.exits import INTERRUPTED, USAGE, fail, say
 from dockyard.cli.folder import InitOpt
 from dockyard.config import (
@@ -391,6 +391,7 @@ images.register(app)
 referrers.register(app)
 admin.register(app)
 fsck.register(app)
+policy.register(app)
 
 
 def main() -> None:

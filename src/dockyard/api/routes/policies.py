@@ -1,0 +1,53 @@
+"""`/api/v1/policies/immutable/<namespace or repository>`: the immutable tag rules of a scope,
+set (PUT, `{"pattern": "v*"}`), removed (DELETE `?pattern=v*`) and listed (GET) by its owners
+and administrators. Changes take the password, as every account setting does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from dockyard.api.routes.accounts import _denied, _json, _manager, _principal
+from dockyard.api.routes.common import registry_of
+from dockyard.auth.policy import may_administer
+from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.core.names import validate_name
+from dockyard.service.accounts import Principal
+
+
+def _scope(request: Request, principal: Principal) -> str:
+    scope = validate_name(request.path_params["scope"])
+    if not may_administer(principal, scope.split("/", 1)[0]):
+        raise _denied()
+    return scope
+
+
+def _rule_json(rule: Any) -> dict[str, Any]:
+    return {"scope": rule.scope, "pattern": rule.pattern, "created_at": rule.created_at}
+
+
+async def _pattern_of(request: Request) -> str:
+    pattern = (await _json(request)).get("pattern")
+    if not isinstance(pattern, str):
+        raise RegistryError(ErrorCode.BAD_REQUEST, "the body names a `pattern` (a string)")
+    return pattern
+
+
+async def immutable(request: Request) -> Response:
+    rules = registry_of(request).tag_rules
+    if request.method == "GET":
+        scope = _scope(request, await _principal(request))
+        return JSONResponse({"rules": [_rule_json(r) for r in await rules.rules(scope)]})
+    scope = _scope(request, await _manager(request))
+    if request.method == "PUT":
+        pattern = await _pattern_of(request)
+        added = await rules.add(scope, pattern)
+        return JSONResponse({"scope": scope, "pattern": pattern}, status_code=201 if added else 200)
+    named = request.query_params.get("pattern")
+    if named is None:
+        raise RegistryError(ErrorCode.BAD_REQUEST, "name the rule to remove: ?pattern=")
+    if not await rules.remove(scope, named):
+        raise RegistryError(ErrorCode.NOT_FOUND, f"no rule `{named[:200]}` on {scope}")
+    return Response(status_code=204)
