@@ -303,6 +303,9 @@ EXAMPLE_ORDER = [
     "setMember",
     "removeMember",
     "setVisibility",
+    "addImmutableRule",
+    "listImmutableRules",
+    "removeImmutableRule",
     "removeUser",
 ]
 
