@@ -62,6 +62,23 @@ class TagImmutable(Exception):
         self.scope = scope
 
 
+class QuotaExceeded(Exception):
+    """Holding the content would take the namespace past its quota; nothing was stored."""
+
+    def __init__(self, namespace: str, would_use: int, limit: int) -> None:
+        super().__init__(f"{would_use} of {limit} bytes in {namespace}")
+        self.namespace = namespace
+        self.would_use = would_use
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceQuota:
+    namespace: str
+    limit: int | None  # bytes; None: no quota
+    used: int  # deduplicated bytes the namespace holds
+
+
 @dataclass(frozen=True, slots=True)
 class TagRule:
     """Tags matching `pattern` in `scope` (a namespace, or one repository) never move."""
@@ -108,7 +125,8 @@ class BlobLinks(Protocol):
     async def linked_blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob if `repository` links it."""
 
-    async def link_blob(self, repository: str, digest: str, size: int) -> None: ...
+    async def link_blob(self, repository: str, digest: str, size: int) -> None:
+        """Raises `QuotaExceeded` (and links nothing) past the namespace's quota."""
 
     async def unlink_blob(self, repository: str, digest: str) -> bool: ...
 
@@ -213,6 +231,20 @@ class TagRules(Protocol):
         """The rules of `scope` and, for a namespace, of each of its repositories, sorted."""
 
 
+class Quotas(Protocol):
+    """Storage quotas per namespace, checked by `link_blob`, `complete_upload` and
+    `put_manifest` (which raise `QuotaExceeded`) against counters kept with the links."""
+
+    async def set_quota(self, namespace: str, limit: int | None) -> None:
+        """`limit` in bytes; None removes the quota."""
+
+    async def quota(self, namespace: str) -> NamespaceQuota: ...
+
+    async def namespace_usage(self, *, scan: bool = False) -> dict[str, int]:
+        """Deduplicated bytes per namespace holding any: from the counters, or (`scan`) from
+        the links and manifests themselves (what the counters must always equal)."""
+
+
 class Catalog(Protocol):
     """Listings: repositories with content, and each repository's tags."""
 
@@ -284,6 +316,7 @@ class MetadataStore(
     Uploads,
     Manifests,
     TagRules,
+    Quotas,
     Catalog,
     CacheIndex,
     ContentGraphs,

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
+from dockyard.metadata.quotas import refuse_over_quota
 from dockyard.metadata.statements import (
     RepositoryIds,
     catalog_changed,
@@ -70,6 +71,7 @@ def link_blob(
 ) -> None:
     now = time.time()
     repo_id = ids.ensure(conn, repository)
+    refuse_over_quota(conn, repository, digest, size)
     first_content(conn, repo_id)
     insert_ignore(conn, t.blobs, digest=digest, size=size, created_at=now)
     insert_ignore(conn, t.repository_blobs, repository_id=repo_id, digest=digest, created_at=now)

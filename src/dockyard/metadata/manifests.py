@@ -19,6 +19,7 @@ from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import ChildrenMissing, ManifestInUse, ManifestRecord, Reference
+from dockyard.metadata.quotas import refuse_over_quota
 from dockyard.metadata.statements import (
     RepositoryIds,
     catalog_changed,
@@ -153,6 +154,7 @@ def put_manifest(
         require_children(conn, repo_id, children)
     if immutable_checked:
         refuse_immutable_moves(conn, repo_id, repository, tags, record.digest)
+    refuse_over_quota(conn, repository, record.digest, record.size)
     first_content(conn, repo_id)
     insert_ignore(conn, t.blobs, digest=record.digest, size=record.size, created_at=now)
     insert_ignore(

@@ -206,3 +206,29 @@ immutable_tag_rules = sa.Table(
     sa.Column("pattern", sa.String(128), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+namespace_quotas = sa.Table(
+    "namespace_quotas",
+    metadata,
+    sa.Column("namespace", NameText, primary_key=True),
+    sa.Column("limit_bytes", sa.BigInteger, nullable=False),
+)
+
+# Kept by database triggers (revision 0009) on every insert into and delete from
+# `repository_blobs` and `manifests`, whichever code makes it, so they always equal a scan.
+# A digest counts once per namespace however many of its repositories hold it (`links`).
+namespace_blobs = sa.Table(
+    "namespace_blobs",
+    metadata,
+    sa.Column("namespace", NameText, primary_key=True),
+    sa.Column("digest", sa.String(200), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("links", sa.Integer, nullable=False),
+)
+
+namespace_usage = sa.Table(
+    "namespace_usage",
+    metadata,
+    sa.Column("namespace", NameText, primary_key=True),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+)

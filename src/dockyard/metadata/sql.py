@@ -17,6 +17,7 @@ from dockyard.metadata.catalog import SQLCatalog
 from dockyard.metadata.content_graph import SQLContentGraph
 from dockyard.metadata.manifests import SQLManifests
 from dockyard.metadata.postgres_runner import PostgresRunner, postgres_engine, postgres_url
+from dockyard.metadata.quotas import SQLQuotas
 from dockyard.metadata.runner import TransactionRunner
 from dockyard.metadata.shared_secrets import SQLSecrets
 from dockyard.metadata.sql_accounts import SQLAccountStore
@@ -37,6 +38,7 @@ class SQLMetadataStore(
     SQLUploads,
     SQLManifests,
     SQLTagRules,
+    SQLQuotas,
     SQLCatalog,
     SQLCacheIndex,
     SQLContentGraph,
