@@ -12,6 +12,7 @@ from dockyard.cli.exits import USAGE, fail
 from dockyard.cli.folder import InitOpt
 
 if TYPE_CHECKING:
+    from dockyard.metadata.base import NamespaceQuota
     from dockyard.service.registry import Registry
 
 policy_app = typer.Typer(help="Rules on namespaces and repositories.", no_args_is_help=True)
@@ -23,6 +24,12 @@ immutable_app = typer.Typer(
     no_args_is_help=True,
 )
 
+quota_app = typer.Typer(
+    help="Storage quotas per namespace, in deduplicated bytes (a blob in two repositories of "
+    "the namespace counts once). A push that would pass it is refused and stores nothing.",
+    no_args_is_help=True,
+)
+
 ScopeArg = Annotated[
     str, typer.Argument(help="A namespace (acme: all its repositories) or a repository (acme/app).")
 ]
@@ -31,6 +38,7 @@ PatternArg = Annotated[str, typer.Argument(help="Tags it holds: v*, release-*, l
 
 def register(app: typer.Typer) -> None:
     policy_app.add_typer(immutable_app, name="immutable")
+    policy_app.add_typer(quota_app, name="quota")
     app.add_typer(policy_app, name="policy")
 
 
@@ -75,3 +83,37 @@ def immutable_list(
 
     for rule_scope, pattern in on_store(config, data_dir, action, init=init):
         typer.echo(f"{rule_scope}\t{pattern}")
+
+
+def _describe(quota: NamespaceQuota) -> str:
+    from dockyard.service.quotas import human
+
+    limit = "no quota" if quota.limit is None else f"quota {human(quota.limit)}"
+    return f"{quota.namespace}: {human(quota.used)} used, {limit}"
+
+
+@quota_app.command("set")
+def quota_set(
+    namespace: Annotated[str, typer.Argument(help="A namespace: a user or organisation name.")],
+    size: Annotated[
+        str, typer.Argument(help="10GiB, 500MB, 1.5T (KiB…: powers of 1024; KB…: of 1000), none")
+    ],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
+    """Set (or with `none` remove) the storage quota of a namespace. Content already over a
+    lowered quota stays; only new content is refused."""
+    quota = on_store(config, data_dir, lambda r: r.quotas.set(namespace, size), init=init)
+    typer.echo(_describe(quota))
+
+
+@quota_app.command("show")
+def quota_show(
+    namespace: Annotated[str, typer.Argument(help="A namespace: a user or organisation name.")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
+    """The quota of a namespace and the deduplicated bytes it uses."""
+    typer.echo(_describe(on_store(config, data_dir, lambda r: r.quotas.get(namespace), init=init)))

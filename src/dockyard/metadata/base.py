@@ -240,6 +240,10 @@ class Quotas(Protocol):
 
     async def quota(self, namespace: str) -> NamespaceQuota: ...
 
+    async def check_quota(self, repository: str, digest: str, size: int) -> None:
+        """Raise `QuotaExceeded` if holding `digest` would take the namespace past its quota
+        now: a cheap look before publishing bytes; the write itself checks again."""
+
     async def namespace_usage(self, *, scan: bool = False) -> dict[str, int]:
         """Deduplicated bytes per namespace holding any: from the counters, or (`scan`) from
         the links and manifests themselves (what the counters must always equal)."""

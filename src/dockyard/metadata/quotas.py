@@ -98,5 +98,11 @@ class SQLQuotas(SQLAggregate):
     async def quota(self, namespace: str) -> NamespaceQuota:
         return await self.runner.read(partial(quota, namespace=namespace))
 
+    async def check_quota(self, repository: str, digest: str, size: int) -> None:
+        await self.runner.read(
+            partial(refuse_over_quota, repository=repository, digest=digest, size=size),
+            inline=True,
+        )
+
     async def namespace_usage(self, *, scan: bool = False) -> dict[str, int]:
         return await self.runner.read(scanned_usage if scan else counted_usage)

@@ -17,11 +17,13 @@ from dockyard.metadata.base import (
     ManifestInUse,
     ManifestRecord,
     MetadataStore,
+    QuotaExceeded,
     Reference,
     TagImmutable,
 )
 from dockyard.service.blobs import ReadCheck, readable_blob_size
 from dockyard.service.content_lock import ContentLock, NoLock
+from dockyard.service.quotas import refusal as quota_refusal
 from dockyard.service.tag_rules import refusal
 from dockyard.storage.base import BlobStore
 
@@ -103,8 +105,15 @@ class ManifestService:
                 detail={"digest": str(wanted)},
             )
         record = _record_of(digest, manifest, len(body))
+        try:
+            await self.meta.check_quota(repository, digest, len(body))
+        except QuotaExceeded as exc:
+            raise quota_refusal(exc) from None
         async with self.lock.publishing():
-            references = await self._check_references(repository, manifest, may_read)
+            try:
+                references = await self._check_references(repository, manifest, may_read)
+            except QuotaExceeded as exc:  # a blob of it mounted from elsewhere
+                raise quota_refusal(exc) from None
             await self.blobs.put(digest, body)
             try:
                 await self.meta.put_manifest(
@@ -119,6 +128,8 @@ class ManifestService:
                 raise _unknown_children(exc.digests) from None
             except TagImmutable as exc:
                 raise refusal(exc) from None
+            except QuotaExceeded as exc:
+                raise quota_refusal(exc) from None
         self.cache.put(digest, body)
         return PutResult(digest, record.subject, tuple(dict.fromkeys(tags)))
 

@@ -17,6 +17,7 @@ from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
+from dockyard.service.quotas import QuotaService
 from dockyard.service.repository import Hidden, LocalRepository, Repository, StandIn
 from dockyard.service.tag_rules import TagRuleService
 from dockyard.service.uploads import UploadService
@@ -82,6 +83,7 @@ class Registry:
         self.manifests = ManifestService(blob_store, meta, self.content_lock)
         self.listing = ListingService(meta)
         self.tag_rules = TagRuleService(meta)
+        self.quotas = QuotaService(meta)
         self.accounts = AccountService(
             meta.accounts,
             meta,

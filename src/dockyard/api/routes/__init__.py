@@ -95,6 +95,7 @@ def table(is_read_only: bool) -> list[Route]:
             policies.immutable,
             methods=["GET", "PUT", "DELETE"],
         ),
+        Route("/api/v1/policies/quota/{scope}", policies.quota, methods=["GET", "PUT"]),
         Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
         Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
         Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),

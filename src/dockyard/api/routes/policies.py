@@ -1,4 +1,6 @@
-"""`/api/v1/policies/immutable/<namespace or repository>`: the immutable tag rules of a scope,
+"""`/api/v1/policies/quota/<namespace>`: a namespace's storage quota and usage.
+
+`/api/v1/policies/immutable/<namespace or repository>`: the immutable tag rules of a scope,
 set (PUT, `{"pattern": "v*"}`), removed (DELETE `?pattern=v*`) and listed (GET) by its owners
 and administrators. Changes take the password, as every account setting does."""
 
@@ -15,6 +17,7 @@ from dockyard.auth.policy import may_administer
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.service.accounts import Principal
+from dockyard.service.quotas import human
 
 
 def _scope(request: Request, principal: Principal) -> str:
@@ -51,3 +54,33 @@ async def immutable(request: Request) -> Response:
     if not await rules.remove(scope, named):
         raise RegistryError(ErrorCode.NOT_FOUND, f"no rule `{named[:200]}` on {scope}")
     return Response(status_code=204)
+
+
+def _quota_json(quota: Any) -> dict[str, Any]:
+    return {
+        "namespace": quota.namespace,
+        "limit": quota.limit,
+        "used": quota.used,
+        "summary": f"{human(quota.used)} used, "
+        + ("no quota" if quota.limit is None else f"quota {human(quota.limit)}"),
+    }
+
+
+async def quota(request: Request) -> Response:
+    """GET: the namespace's owners and administrators; PUT: administrators only (an owner
+    raising their own quota would make it no limit)."""
+    quotas = registry_of(request).quotas
+    if request.method == "GET":
+        namespace = _scope(request, await _principal(request))
+        return JSONResponse(_quota_json(await quotas.get(namespace)))
+    principal = await _manager(request)
+    if not principal.is_admin:
+        raise _denied("quotas are set by administrators")
+    body = await _json(request)
+    if "limit" not in body:
+        raise RegistryError(ErrorCode.BAD_REQUEST, "the body names a `limit`")
+    limit = body["limit"]
+    if isinstance(limit, bool) or not isinstance(limit, (str, int, type(None))):
+        raise RegistryError(ErrorCode.BAD_REQUEST, "a limit is a size (10GiB), bytes or null")
+    namespace = validate_name(request.path_params["scope"])
+    return JSONResponse(_quota_json(await quotas.set(namespace, limit)))
