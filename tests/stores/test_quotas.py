@@ -112,3 +112,71 @@ def test_concurrent_links_cannot_together_pass_the_quota(meta, run) -> None:
     assert all(isinstance(o, QuotaExceeded) for o in outcomes if o is not None), outcomes
     assert run(meta.quota("acme")).used == 900
     assert run(meta.namespace_usage()) == run(meta.namespace_usage(scan=True))
+
+
+OLD_ROWS = {
+    "repositories": [
+        {"id": 1, "name": "acme/app", "created_at": 0.0},
+        {"id": 2, "name": "acme/web", "created_at": 0.0},
+        {"id": 3, "name": "solo", "created_at": 0.0},
+    ],
+    "blobs": [
+        {"digest": DIGESTS[0], "size": 100, "created_at": 0.0},
+        {"digest": DIGESTS[1], "size": 200, "created_at": 0.0},
+    ],
+    "repository_blobs": [
+        {"repository_id": 1, "digest": DIGESTS[0], "created_at": 0.0},
+        {"repository_id": 2, "digest": DIGESTS[0], "created_at": 0.0},
+        {"repository_id": 3, "digest": DIGESTS[1], "created_at": 0.0},
+    ],
+    "manifests": [
+        {
+            "repository_id": 1,
+            "digest": DIGESTS[2],
+            "media_type": "x/y",
+            "size": 50,
+            "created_at": 0.0,
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_content_stored_before_the_upgrade_is_counted(request, tmp_path, run, backend) -> None:
+    """A registry upgraded from revision 0007 starts with counters equal to the scan."""
+    import sqlalchemy as sa
+
+    from dockyard.metadata import schema as t
+    from dockyard.metadata.migrate import upgrade, upgrade_async
+    from dockyard.metadata.postgres_runner import postgres_engine
+    from dockyard.metadata.sql import SQLMetadataStore, sqlite_engine
+
+    def insert(conn: sa.Connection) -> None:
+        for table, rows in OLD_ROWS.items():
+            conn.execute(sa.insert(t.metadata.tables[table]), rows)
+
+    if backend == "sqlite":
+        engine = sqlite_engine(tmp_path / "metadata.db")
+        upgrade(engine, "0007")
+        with engine.begin() as conn:
+            insert(conn)
+        engine.dispose()
+        store = SQLMetadataStore.open_sqlite(tmp_path / "metadata.db")
+    else:
+        url = request.getfixturevalue("postgres").create_database()
+
+        async def old_database() -> None:
+            engine = postgres_engine(url)
+            await upgrade_async(engine, "0007")
+            async with engine.begin() as conn:
+                await conn.run_sync(insert)
+            await engine.dispose()
+
+        run(old_database())
+        store = SQLMetadataStore.open_postgres(url)
+        run(store.migrate())
+    try:
+        assert run(store.namespace_usage()) == {"acme": 150, "solo": 200}
+        assert run(store.namespace_usage(scan=True)) == {"acme": 150, "solo": 200}
+    finally:
+        run(store.close())
