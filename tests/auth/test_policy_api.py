@@ -1,5 +1,6 @@
-"""`/api/v1/policies/immutable/…` with accounts on: owners and administrators only, with their
-password; patterns checked; a push with a bearer token meets the rule like any other."""
+"""`/api/v1/policies/…` with accounts on. Immutable tag rules: owners and administrators only,
+with their password; patterns checked; a push with a bearer token meets the rule like any
+other. Quotas: set by administrators, read by owners; a push past one is told the usage."""
 
 from __future__ import annotations
 
@@ -134,3 +135,61 @@ def test_a_push_with_a_token_meets_the_rule(reg: AuthRegistry) -> None:
         assert moved.json()["errors"][0]["message"] == ("tag v1 is immutable (rule `v*` on immorg)")
         deleted = c.delete(f"/v2/immorg/tool/manifests/{first}", headers={"Authorization": bearer})
         assert deleted.status_code == 403 and code_of(deleted) == "DENIED"
+
+
+# -- quotas ---------------------------------------------------------------------------------------
+QUOTA = "/api/v1/policies/quota"
+
+
+def test_administrators_set_quotas_owners_read_them(reg: AuthRegistry) -> None:
+    with reg.client() as c:
+        admin = {"Authorization": admin_auth()}
+        set_ = c.put(f"{QUOTA}/immorg", json={"limit": "10GiB"}, headers=admin)
+        assert set_.status_code == 200, set_.text
+        assert set_.json()["limit"] == 10 * 1024**3
+        as_owner = c.get(f"{QUOTA}/immorg", headers={"Authorization": OWNER})
+        assert as_owner.status_code == 200 and as_owner.json()["limit"] == 10 * 1024**3
+        # An owner raising their own quota would make it no limit.
+        raised = c.put(f"{QUOTA}/immorg", json={"limit": None}, headers={"Authorization": OWNER})
+        assert raised.status_code == 403 and code_of(raised) == "DENIED"
+        for auth in (MEMBER, STRANGER):
+            assert c.get(f"{QUOTA}/immorg", headers={"Authorization": auth}).status_code == 403
+            assert (
+                c.put(f"{QUOTA}/immorg", json={"limit": 1}, headers={"Authorization": auth})
+            ).status_code == 403
+        token = reg.create_token("admin", "quota-delete", "delete")
+        with_token = c.put(
+            f"{QUOTA}/immorg", json={"limit": 1}, headers={"Authorization": basic("admin", token)}
+        )
+        assert with_token.status_code == 403
+        assert c.get(f"{QUOTA}/immorg").status_code == 401
+        for bad in ("lots", "-1", -5, True, 1.5, [1], "1" * 40, "10 GiBs"):
+            answer = c.put(f"{QUOTA}/immorg", json={"limit": bad}, headers=admin)
+            assert answer.status_code == 400 and code_of(answer) == "BAD_REQUEST", (
+                bad,
+                answer.text,
+            )
+        assert c.put(f"{QUOTA}/immorg", json={}, headers=admin).status_code == 400
+        assert c.get(f"{QUOTA}/immorg", headers=admin).json()["limit"] == 10 * 1024**3
+        removed = c.put(f"{QUOTA}/immorg", json={"limit": None}, headers=admin)
+        assert removed.json()["limit"] is None
+
+
+def test_a_push_past_the_quota_is_refused_with_the_usage(reg: AuthRegistry) -> None:
+    with reg.client() as c:
+        admin = {"Authorization": admin_auth()}
+        assert c.put(f"{QUOTA}/imm-member", json={"limit": 200}, headers=admin).status_code == 200
+        config = config_blob()
+        assert len(config) < 200
+        assert upload_blob(c, "imm-member/app", config, MEMBER).status_code == 201
+        refused = upload_blob(c, "imm-member/app", b"x" * 150, MEMBER)
+        assert refused.status_code == 403 and code_of(refused) == "DENIED"
+        used = len(config) + 150
+        assert refused.json()["errors"][0]["message"] == (
+            f"quota exceeded: {used} B of 200 B used in imm-member"
+        )
+        shown = c.get(f"{QUOTA}/imm-member", headers={"Authorization": MEMBER}).json()
+        assert (shown["used"], shown["limit"]) == (len(config), 200)
+        assert reg.admin("policy", "quota", "show", "imm-member").stdout == (
+            f"imm-member: {len(config)} B used, quota 200 B\n"
+        )
