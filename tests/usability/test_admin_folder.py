@@ -306,6 +306,8 @@ EXAMPLE_ORDER = [
     "addImmutableRule",
     "listImmutableRules",
     "removeImmutableRule",
+    "setQuota",
+    "getQuota",
     "removeUser",
 ]
 
