@@ -262,6 +262,11 @@ class UploadService:
             try:
                 await self.meta.complete_upload(upload_id, repository, digest, size)
             except QuotaExceeded as exc:
+                # Another push took the room since the look above. The bytes are published
+                # but recorded nowhere: they are left for garbage collection, never deleted
+                # here, where a concurrent push of the same digest may be linking them.
+                self._hashes.pop(upload_id)
+                await self.meta.delete_upload(upload_id)
                 raise quota_refusal(exc) from None
 
     async def monolithic(
