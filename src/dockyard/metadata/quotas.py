@@ -16,6 +16,7 @@ from functools import partial
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import NamespaceQuota, QuotaExceeded
@@ -42,7 +43,7 @@ def refuse_over_quota(conn: Connection, repository: str, digest: str, size: int)
     """Raise `QuotaExceeded` when holding `digest` in `repository` would take its namespace
     past its quota. A digest the namespace holds already adds nothing."""
     namespace = namespace_of(repository)
-    row = conn.execute(QUOTA_FACTS, {"namespace": namespace, "digest": digest}).first()
+    row = direct.execute(conn, QUOTA_FACTS, {"namespace": namespace, "digest": digest}).first()
     assert row is not None  # one row, whatever the namespace
     limit, used, held = row[0], row[1] or 0, bool(row[2])
     if limit is None or held:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dockyard.core.tag_patterns import matches
+from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import TagImmutable, TagRule
@@ -31,7 +32,9 @@ RULES_OF_REPOSITORY = (
 
 def rules_of(conn: Connection, repository: str) -> list[tuple[str, str]]:
     namespace = repository.split("/", 1)[0]
-    rows = conn.execute(RULES_OF_REPOSITORY, {"namespace": namespace, "repository": repository})
+    rows = direct.execute(
+        conn, RULES_OF_REPOSITORY, {"namespace": namespace, "repository": repository}
+    )
     return [(row[0], row[1]) for row in rows]
 
 
