@@ -145,3 +145,33 @@ def test_parallel_uploads_cannot_together_pass_the_quota(
         if answer.status_code == 403:
             refused(answer, f"quota exceeded: 12 KiB of 10 KiB used in {ns}")
     assert quota(registry, "show", ns) == f"{ns}: 8 KiB used, quota 10 KiB"
+
+
+def test_crane_copy_into_a_full_namespace_is_refused_with_the_usage(
+    client: httpx.Client, registry: RunningRegistry
+) -> None:
+    from tests.support.peers import require
+    from tests.support.peers import run as run_peer
+    from tests.support.push import push_image
+
+    ns = namespace()
+    source = f"src{ns}/app"
+    push_image(client, source, "v1")
+    quota(registry, "set", ns, "10B")
+    result = run_peer(
+        [
+            require("crane"),
+            "copy",
+            "--insecure",
+            f"{registry.host}/{source}:v1",
+            f"{registry.host}/{ns}/app:v1",
+        ],
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "quota exceeded: " in result.stderr and f"of 10 B used in {ns}" in result.stderr, (
+        result.stderr
+    )
+    assert client.get(f"/v2/{ns}/app/manifests/v1").status_code == 404
+    assert quota(registry, "show", ns) == f"{ns}: 0 B used, quota 10 B"
