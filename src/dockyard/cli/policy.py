@@ -12,8 +12,9 @@ from dockyard.cli.exits import USAGE, fail
 from dockyard.cli.folder import InitOpt
 
 if TYPE_CHECKING:
-    from dockyard.metadata.base import NamespaceQuota
+    from dockyard.metadata.base import NamespaceQuota, RetentionPolicy
     from dockyard.service.registry import Registry
+    from dockyard.service.retention import Expiry
 
 policy_app = typer.Typer(help="Rules on namespaces and repositories.", no_args_is_help=True)
 immutable_app = typer.Typer(
@@ -30,6 +31,14 @@ quota_app = typer.Typer(
     no_args_is_help=True,
 )
 
+retention_app = typer.Typer(
+    help="Retention policies: which tags expire, ranked by push time in each repository. A tag "
+    "goes when it is not among the --keep-last most recent and (with --older-than) was pushed "
+    "longer ago; tags matching --keep, and immutable tags, stay. Applied by `dockyard serve` "
+    "in the background; try a policy with --dry-run first.",
+    no_args_is_help=True,
+)
+
 ScopeArg = Annotated[
     str, typer.Argument(help="A namespace (acme: all its repositories) or a repository (acme/app).")
 ]
@@ -39,6 +48,7 @@ PatternArg = Annotated[str, typer.Argument(help="Tags it holds: v*, release-*, l
 def register(app: typer.Typer) -> None:
     policy_app.add_typer(immutable_app, name="immutable")
     policy_app.add_typer(quota_app, name="quota")
+    policy_app.add_typer(retention_app, name="retention")
     app.add_typer(policy_app, name="policy")
 
 
@@ -117,3 +127,112 @@ def quota_show(
 ) -> None:
     """The quota of a namespace and the deduplicated bytes it uses."""
     typer.echo(_describe(on_store(config, data_dir, lambda r: r.quotas.get(namespace), init=init)))
+
+
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Print what would be removed; change nothing.")
+]
+
+
+def _policy_text(policy: RetentionPolicy) -> str:
+    parts = []
+    if policy.keep_last is not None:
+        parts.append(f"keep the last {policy.keep_last}")
+    if policy.older_than_seconds is not None:
+        parts.append(f"remove those pushed over {policy.older_than_seconds}s ago")
+    if policy.keep_pattern is not None:
+        parts.append(f"always keep {policy.keep_pattern}")
+    return f"{policy.scope}: " + ", ".join(parts)
+
+
+def _print_plan(plan: list[Expiry], verb: str) -> None:
+    import datetime
+
+    for expiry in plan:
+        pushed = datetime.datetime.fromtimestamp(expiry.pushed_at, datetime.UTC)
+        typer.echo(
+            f"{verb} {expiry.repository}:{expiry.tag} ({expiry.digest}, pushed "
+            f"{pushed:%Y-%m-%d %H:%M} UTC, policy of {expiry.policy})"
+        )
+    typer.echo(f"{verb} {len(plan)} tag{'s' if len(plan) != 1 else ''}")
+
+
+@retention_app.command("set")
+def retention_set(
+    scope: ScopeArg,
+    keep_last: Annotated[
+        int | None, typer.Option("--keep-last", help="Keep the N most recently pushed tags.")
+    ] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option("--older-than", help="Remove only tags pushed longer ago: 30d, 12h, 2w."),
+    ] = None,
+    keep: Annotated[
+        str | None, typer.Option("--keep", help="Never remove tags matching this pattern (v*).")
+    ] = None,
+    dry_run: DryRunOpt = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
+    """Set the retention policy of a namespace or repository (replacing its former one), and
+    print what it removes now; with --dry-run only print it."""
+
+    async def action(registry: Registry) -> list[Expiry]:
+        from dockyard.service.retention import checked_policy
+
+        policy = checked_policy(scope, keep_last, older_than, keep)
+        plan = await registry.retention.plan(scope, policy)
+        if not dry_run:
+            await registry.retention.set(policy)
+        return plan
+
+    plan = on_store(config, data_dir, action, init=init)
+    _print_plan(plan, "would remove" if dry_run else "will remove")
+    if not dry_run:
+        typer.echo(f"policy set on {scope}; `dockyard serve` applies it in the background")
+
+
+@retention_app.command("run")
+def retention_run(
+    scope: ScopeArg,
+    dry_run: DryRunOpt = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
+    """Apply the stored policies of SCOPE now (or with --dry-run, print what they remove)."""
+
+    async def action(registry: Registry) -> list[Expiry]:
+        if dry_run:
+            return await registry.retention.plan(scope)
+        return await registry.retention.apply(scope)
+
+    _print_plan(
+        on_store(config, data_dir, action, init=init), "would remove" if dry_run else "removed"
+    )
+
+
+@retention_app.command("remove")
+def retention_remove(
+    scope: ScopeArg,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
+    """Remove the retention policy of a namespace or repository."""
+    if not on_store(config, data_dir, lambda r: r.retention.remove(scope), init=init):
+        raise fail(f"no retention policy on {scope}", USAGE)
+    typer.echo(f"removed the retention policy of {scope}")
+
+
+@retention_app.command("list")
+def retention_list(
+    scope: ScopeArg,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
+    """The retention policies of SCOPE and, for a namespace, of its repositories."""
+    for policy in on_store(config, data_dir, lambda r: r.retention.policies(scope), init=init):
+        typer.echo(_policy_text(policy))

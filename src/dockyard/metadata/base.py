@@ -89,6 +89,24 @@ class TagRule:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """Which tags of the repositories in `scope` expire: see `schema.retention_policies`."""
+
+    scope: str
+    keep_last: int | None = None
+    older_than_seconds: int | None = None
+    keep_pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushedTag:
+    repository: str
+    tag: str
+    digest: str
+    pushed_at: float  # when the tag was last pointed where it points
+
+
+@dataclass(frozen=True, slots=True)
 class CacheUsage:
     repositories: int
     manifests: int
@@ -231,6 +249,23 @@ class TagRules(Protocol):
         """The rules of `scope` and, for a namespace, of each of its repositories, sorted."""
 
 
+class RetentionPolicies(Protocol):
+    async def set_retention_policy(self, policy: RetentionPolicy, now: float) -> None: ...
+
+    async def remove_retention_policy(self, scope: str) -> bool: ...
+
+    async def retention_policies(self, scope: str | None = None) -> list[RetentionPolicy]:
+        """Every policy, or those of `scope` and (for a namespace) its repositories; sorted."""
+
+    async def pushed_tags(self, scope: str) -> list[PushedTag]:
+        """Every tag of the repository `scope`, or of every repository of the namespace
+        `scope`, with when it was pushed."""
+
+    async def expire_tag(self, repository: str, tag: str, pushed_at: float) -> bool:
+        """Delete the tag if it was not pushed again since `pushed_at`, unless a rule makes it
+        immutable (`TagImmutable`); False when it moved or is gone."""
+
+
 class Quotas(Protocol):
     """Storage quotas per namespace, checked by `link_blob`, `complete_upload` and
     `put_manifest` (which raise `QuotaExceeded`) against counters kept with the links."""
@@ -320,6 +355,7 @@ class MetadataStore(
     Uploads,
     Manifests,
     TagRules,
+    RetentionPolicies,
     Quotas,
     Catalog,
     CacheIndex,

@@ -232,3 +232,17 @@ namespace_usage = sa.Table(
     sa.Column("namespace", NameText, primary_key=True),
     sa.Column("bytes", sa.BigInteger, nullable=False),
 )
+
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    # A namespace, or one repository (whose own policy then replaces its namespace's).
+    sa.Column("scope", NameText, primary_key=True),
+    # A tag goes when it is not among the `keep_last` most recently pushed of its repository
+    # and (with `older_than_seconds`) was pushed longer ago than that; `keep_pattern` keeps
+    # tags matching it whatever their age. NULL: that condition is not part of the policy.
+    sa.Column("keep_last", sa.Integer),
+    sa.Column("older_than_seconds", sa.BigInteger),
+    sa.Column("keep_pattern", sa.String(128)),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

@@ -18,6 +18,7 @@ from dockyard.metadata.content_graph import SQLContentGraph
 from dockyard.metadata.manifests import SQLManifests
 from dockyard.metadata.postgres_runner import PostgresRunner, postgres_engine, postgres_url
 from dockyard.metadata.quotas import SQLQuotas
+from dockyard.metadata.retention import SQLRetention
 from dockyard.metadata.runner import TransactionRunner
 from dockyard.metadata.shared_secrets import SQLSecrets
 from dockyard.metadata.sql_accounts import SQLAccountStore
@@ -39,6 +40,7 @@ class SQLMetadataStore(
     SQLManifests,
     SQLTagRules,
     SQLQuotas,
+    SQLRetention,
     SQLCatalog,
     SQLCacheIndex,
     SQLContentGraph,

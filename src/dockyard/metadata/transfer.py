@@ -34,6 +34,7 @@ TABLE_ORDER = (
     "listing_versions",
     "immutable_tag_rules",
     "namespace_quotas",
+    "retention_policies",
 )
 # `namespace_blobs` and `namespace_usage` are not copied: the target's triggers count the
 # content as it is inserted.

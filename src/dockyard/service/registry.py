@@ -19,6 +19,7 @@ from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
 from dockyard.service.quotas import QuotaService
 from dockyard.service.repository import Hidden, LocalRepository, Repository, StandIn
+from dockyard.service.retention import RetentionService
 from dockyard.service.tag_rules import TagRuleService
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
@@ -84,6 +85,7 @@ class Registry:
         self.listing = ListingService(meta)
         self.tag_rules = TagRuleService(meta)
         self.quotas = QuotaService(meta)
+        self.retention = RetentionService(meta)
         self.accounts = AccountService(
             meta.accounts,
             meta,
@@ -144,6 +146,10 @@ class Registry:
                 await self.uploads.purge_expired()
             except Exception:
                 log.exception("purging abandoned uploads failed; will retry")
+            try:
+                await self.retention.apply_all()
+            except Exception:
+                log.exception("applying retention policies failed; will retry")
             if self.proxy is not None and self.settings.cache_max_bytes is not None:
                 try:
                     await self.cache.prune()

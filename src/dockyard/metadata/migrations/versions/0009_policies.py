@@ -1,4 +1,5 @@
-"""Policies: immutable tag rules, and namespace quotas with the usage counters they check.
+"""Policies: immutable tag rules, retention policies, and namespace quotas with the usage
+counters they check.
 
 The counters (`namespace_blobs`, `namespace_usage`) are kept by triggers on `repository_blobs`
 and `manifests`, so every code path that links, unlinks, stores or deletes content keeps them
@@ -18,7 +19,13 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-TABLES = ["immutable_tag_rules", "namespace_quotas", "namespace_blobs", "namespace_usage"]
+TABLES = [
+    "immutable_tag_rules",
+    "namespace_quotas",
+    "namespace_blobs",
+    "namespace_usage",
+    "retention_policies",
+]
 COUNTED = ("repository_blobs", "manifests")
 
 SQLITE_NAMESPACE = (
