@@ -308,6 +308,9 @@ EXAMPLE_ORDER = [
     "removeImmutableRule",
     "setQuota",
     "getQuota",
+    "setRetention",
+    "getRetention",
+    "removeRetention",
     "removeUser",
 ]
 
