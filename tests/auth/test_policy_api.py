@@ -193,3 +193,77 @@ def test_a_push_past_the_quota_is_refused_with_the_usage(reg: AuthRegistry) -> N
         assert reg.admin("policy", "quota", "show", "imm-member").stdout == (
             f"imm-member: {len(config)} B used, quota 200 B\n"
         )
+
+
+# -- retention ------------------------------------------------------------------------------------
+RETENTION = "/api/v1/policies/retention"
+
+
+def test_retention_is_tried_then_set_by_owners(reg: AuthRegistry) -> None:
+    with reg.client() as c:
+        for tag in ("old-1", "old-2", "new"):
+            push_image(c, "immorg/kept", tag, auth=MEMBER)
+        owner = {"Authorization": OWNER}
+        body = {"keep_last": 1}
+        tried = c.put(
+            f"{RETENTION}/immorg/kept", json=body, params={"dry_run": "true"}, headers=owner
+        )
+        assert tried.status_code == 200, tried.text
+        assert tried.json()["dry_run"] is True
+        assert [e["tag"] for e in tried.json()["expiring"]] == ["old-2", "old-1"]
+        assert c.get(f"{RETENTION}/immorg", headers=owner).json() == {
+            "policies": [],
+            "expiring": [],
+        }
+        listed = c.get("/v2/immorg/kept/tags/list", headers=owner).json()["tags"]
+        assert listed == ["new", "old-1", "old-2"], "a dry run changes nothing"
+        stored = c.put(f"{RETENTION}/immorg/kept", json=body, headers=owner)
+        assert stored.status_code == 200 and stored.json()["dry_run"] is False
+        shown = c.get(f"{RETENTION}/immorg", headers=owner).json()
+        assert shown["policies"] == [
+            {"scope": "immorg/kept", "keep_last": 1, "older_than_seconds": None, "keep": None}
+        ]
+        assert [e["tag"] for e in shown["expiring"]] == ["old-2", "old-1"]
+        assert reg.admin("policy", "retention", "run", "immorg").stdout.splitlines()[-1] == (
+            "removed 2 tags"
+        )
+        assert c.get("/v2/immorg/kept/tags/list", headers=owner).json()["tags"] == ["new"]
+        assert c.delete(f"{RETENTION}/immorg/kept", headers=owner).status_code == 204
+        gone = c.delete(f"{RETENTION}/immorg/kept", headers=owner)
+        assert gone.status_code == 404 and code_of(gone) == "NOT_FOUND"
+
+
+def test_others_cannot_set_or_read_retention(reg: AuthRegistry) -> None:
+    with reg.client() as c:
+        for auth in (MEMBER, STRANGER):
+            headers = {"Authorization": auth}
+            assert (
+                c.put(f"{RETENTION}/immorg", json={"keep_last": 0}, headers=headers).status_code
+                == 403
+            )
+            assert c.get(f"{RETENTION}/immorg", headers=headers).status_code == 403
+            assert c.delete(f"{RETENTION}/immorg", headers=headers).status_code == 403
+        token = reg.create_token("imm-owner", "retention-delete", "delete")
+        with_token = c.put(
+            f"{RETENTION}/immorg",
+            json={"keep_last": 0},
+            headers={"Authorization": basic("imm-owner", token)},
+        )
+        assert with_token.status_code == 403
+        owner = {"Authorization": OWNER}
+        for bad in (
+            {},
+            {"keep_last": -1},
+            {"keep_last": "3"},
+            {"keep_last": True},
+            {"older_than": "30"},
+            {"older_than": 30},
+            {"keep_last": 1, "keep": "[v]*"},
+            {"keep_last": 10**12},
+        ):
+            answer = c.put(f"{RETENTION}/immorg", json=bad, headers=owner)
+            assert answer.status_code == 400 and code_of(answer) == "BAD_REQUEST", (
+                bad,
+                answer.text,
+            )
+        assert c.get(f"{RETENTION}/immorg", headers=owner).json()["policies"] == []
