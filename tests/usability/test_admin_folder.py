@@ -307,6 +307,14 @@ EXAMPLE_ORDER = [
     "deleteRepository",
     "previewGarbageCollection",
     "collectGarbage",
+    "addImmutableRule",
+    "listImmutableRules",
+    "removeImmutableRule",
+    "setQuota",
+    "getQuota",
+    "setRetention",
+    "getRetention",
+    "removeRetention",
     "removeUser",
 ]
 

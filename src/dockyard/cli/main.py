@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
-from dockyard.cli import admin, fsck, gc, images, login, referrers
+from dockyard.cli import admin, fsck, gc, images, login, policy, referrers
 from dockyard.cli.exits import INTERRUPTED, USAGE, fail, say
 from dockyard.cli.folder import InitOpt
 from dockyard.config import (
@@ -429,6 +429,7 @@ referrers.register(app)
 admin.register(app)
 fsck.register(app)
 gc.register(app)
+policy.register(app)
 
 
 def main() -> None:

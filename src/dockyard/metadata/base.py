@@ -52,6 +52,60 @@ class ChildrenMissing(Exception):
         self.digests = digests
 
 
+class TagImmutable(Exception):
+    """The tag matches an immutability rule and would move or go; nothing was changed."""
+
+    def __init__(self, tag: str, pattern: str, scope: str) -> None:
+        super().__init__(f"{tag} ({pattern} on {scope})")
+        self.tag = tag
+        self.pattern = pattern
+        self.scope = scope
+
+
+class QuotaExceeded(Exception):
+    """Holding the content would take the namespace past its quota; nothing was stored."""
+
+    def __init__(self, namespace: str, would_use: int, limit: int) -> None:
+        super().__init__(f"{would_use} of {limit} bytes in {namespace}")
+        self.namespace = namespace
+        self.would_use = would_use
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceQuota:
+    namespace: str
+    limit: int | None  # bytes; None: no quota
+    used: int  # deduplicated bytes the namespace holds
+
+
+@dataclass(frozen=True, slots=True)
+class TagRule:
+    """Tags matching `pattern` in `scope` (a namespace, or one repository) never move."""
+
+    scope: str
+    pattern: str
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """Which tags of the repositories in `scope` expire: see `schema.retention_policies`."""
+
+    scope: str
+    keep_last: int | None = None
+    older_than_seconds: int | None = None
+    keep_pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushedTag:
+    repository: str
+    tag: str
+    digest: str
+    pushed_at: float  # when the tag was last pointed where it points
+
+
 @dataclass(frozen=True, slots=True)
 class CacheUsage:
     repositories: int
@@ -138,7 +192,8 @@ class BlobLinks(Protocol):
     async def linked_blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob if `repository` links it."""
 
-    async def link_blob(self, repository: str, digest: str, size: int) -> None: ...
+    async def link_blob(self, repository: str, digest: str, size: int) -> None:
+        """Raises `QuotaExceeded` (and links nothing) past the namespace's quota."""
 
     async def unlink_blob(self, repository: str, digest: str) -> bool: ...
 
@@ -189,10 +244,14 @@ class Manifests(Protocol):
         tags: list[str],
         *,
         children_required: bool = False,
+        immutable_checked: bool = False,
     ) -> None:
         """Store a manifest, its edges and its tags in one transaction. `children_required`:
         raise `ChildrenMissing` unless every child manifest is in the repository, checked in
-        that same transaction (a child deleted meanwhile cannot slip through)."""
+        that same transaction (a child deleted meanwhile cannot slip through).
+        `immutable_checked`: raise `TagImmutable` when a tag matching a rule of `TagRules`
+        points at another manifest, read in that transaction (of two concurrent pushes to a
+        new immutable tag, one wins and the other is refused)."""
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None: ...
 
@@ -202,12 +261,21 @@ class Manifests(Protocol):
         """Those of `digests` that `repository` holds no manifest for."""
 
     async def delete_manifest(
-        self, repository: str, digest: str, *, unless_in_index: bool = False
+        self,
+        repository: str,
+        digest: str,
+        *,
+        unless_in_index: bool = False,
+        immutable_checked: bool = False,
     ) -> bool:
         """Delete a manifest and every tag pointing at it. `unless_in_index`: raise
-        `ManifestInUse` instead when an index of the same repository names it as a child."""
+        `ManifestInUse` instead when an index of the same repository names it as a child.
+        `immutable_checked`: raise `TagImmutable` when one of its tags matches a rule."""
 
-    async def delete_tag(self, repository: str, tag: str) -> bool: ...
+    async def delete_tag(
+        self, repository: str, tag: str, *, immutable_checked: bool = False
+    ) -> bool:
+        """`immutable_checked`: raise `TagImmutable` when the tag exists and matches a rule."""
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
 
@@ -232,6 +300,53 @@ class Repositories(Protocol):
         """Per namespace (`namespace` alone, or all), deduplicated, sorted by name."""
 
     async def registry_total(self) -> RegistryTotal: ...
+
+
+class TagRules(Protocol):
+    """Immutability rules, by namespace or repository."""
+
+    async def add_tag_rule(self, scope: str, pattern: str, now: float) -> bool:
+        """False when the rule was already there."""
+
+    async def remove_tag_rule(self, scope: str, pattern: str) -> bool: ...
+
+    async def tag_rules(self, scope: str) -> list[TagRule]:
+        """The rules of `scope` and, for a namespace, of each of its repositories, sorted."""
+
+
+class RetentionPolicies(Protocol):
+    async def set_retention_policy(self, policy: RetentionPolicy, now: float) -> None: ...
+
+    async def remove_retention_policy(self, scope: str) -> bool: ...
+
+    async def retention_policies(self, scope: str | None = None) -> list[RetentionPolicy]:
+        """Every policy, or those of `scope` and (for a namespace) its repositories; sorted."""
+
+    async def pushed_tags(self, scope: str) -> list[PushedTag]:
+        """Every tag of the repository `scope`, or of every repository of the namespace
+        `scope`, with when it was pushed."""
+
+    async def expire_tag(self, repository: str, tag: str, pushed_at: float) -> bool:
+        """Delete the tag if it was not pushed again since `pushed_at`, unless a rule makes it
+        immutable (`TagImmutable`); False when it moved or is gone."""
+
+
+class Quotas(Protocol):
+    """Storage quotas per namespace, checked by `link_blob`, `complete_upload` and
+    `put_manifest` (which raise `QuotaExceeded`) against counters kept with the links."""
+
+    async def set_quota(self, namespace: str, limit: int | None) -> None:
+        """`limit` in bytes; None removes the quota."""
+
+    async def quota(self, namespace: str) -> NamespaceQuota: ...
+
+    async def check_quota(self, repository: str, digest: str, size: int) -> None:
+        """Raise `QuotaExceeded` if holding `digest` would take the namespace past its quota
+        now: a cheap look before publishing bytes; the write itself checks again."""
+
+    async def quota_usage(self, *, scan: bool = False) -> dict[str, int]:
+        """Deduplicated bytes per namespace holding any: from the counters, or (`scan`) from
+        the links and manifests themselves (what the counters must always equal)."""
 
 
 class Catalog(Protocol):
@@ -348,6 +463,9 @@ class MetadataStore(
     BlobLinks,
     Uploads,
     Manifests,
+    TagRules,
+    RetentionPolicies,
+    Quotas,
     Catalog,
     Repositories,
     CacheIndex,

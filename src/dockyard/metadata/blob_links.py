@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
+from dockyard.metadata.quotas import refuse_over_quota
 from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
     RepositoryIds,
@@ -81,6 +82,7 @@ def link_blob(
 ) -> None:
     now = time.time()
     repo_id = ids.ensure(conn, repository)
+    refuse_over_quota(conn, repository, digest, size)
     first_content(conn, repo_id)
     insert_ignore(conn, t.blobs, digest=digest, size=size, created_at=now)
     # Linking again renews the link: the grace delay of a push starts at its latest upload.

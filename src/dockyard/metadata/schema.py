@@ -207,3 +207,55 @@ gc_queue = sa.Table(
     sa.Column("queued_at", sa.Float, nullable=False),
     sa.Index("ix_gc_queue_queued_at", "queued_at"),
 )
+
+# -- policies (revision 0009) ----------------------------------------------------------------------
+
+immutable_tag_rules = sa.Table(
+    "immutable_tag_rules",
+    metadata,
+    # A namespace ("acme": all its repositories) or one repository ("acme/app"). Kept by name,
+    # not repository id: a rule may be set before the repository has content.
+    sa.Column("scope", NameText, primary_key=True),
+    sa.Column("pattern", sa.String(128), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+namespace_quotas = sa.Table(
+    "namespace_quotas",
+    metadata,
+    sa.Column("namespace", NameText, primary_key=True),
+    sa.Column("limit_bytes", sa.BigInteger, nullable=False),
+)
+
+# Kept by database triggers (revision 0009) on every insert into and delete from
+# `repository_blobs` and `manifests`, whichever code makes it, so they always equal a scan.
+# A digest counts once per namespace however many of its repositories hold it (`links`).
+namespace_blobs = sa.Table(
+    "namespace_blobs",
+    metadata,
+    sa.Column("namespace", NameText, primary_key=True),
+    sa.Column("digest", sa.String(200), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("links", sa.Integer, nullable=False),
+)
+
+namespace_usage = sa.Table(
+    "namespace_usage",
+    metadata,
+    sa.Column("namespace", NameText, primary_key=True),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+)
+
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    # A namespace, or one repository (whose own policy then replaces its namespace's).
+    sa.Column("scope", NameText, primary_key=True),
+    # A tag goes when it is not among the `keep_last` most recently pushed of its repository
+    # and (with `older_than_seconds`) was pushed longer ago than that; `keep_pattern` keeps
+    # tags matching it whatever their age. NULL: that condition is not part of the policy.
+    sa.Column("keep_last", sa.Integer),
+    sa.Column("older_than_seconds", sa.BigInteger),
+    sa.Column("keep_pattern", sa.String(128)),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

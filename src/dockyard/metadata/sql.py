@@ -19,11 +19,14 @@ from dockyard.metadata.collection import SQLCollection
 from dockyard.metadata.content_graph import SQLContentGraph
 from dockyard.metadata.manifests import SQLManifests
 from dockyard.metadata.postgres_runner import PostgresRunner, postgres_engine, postgres_url
+from dockyard.metadata.quotas import SQLQuotas
+from dockyard.metadata.retention import SQLRetention
 from dockyard.metadata.runner import TransactionRunner
 from dockyard.metadata.shared_secrets import SQLSecrets
 from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.metadata.sqlite_runner import SQLiteRunner, sqlite_engine
 from dockyard.metadata.statements import RepositoryIds
+from dockyard.metadata.tag_rules import SQLTagRules
 from dockyard.metadata.transfer import SQLTransfer
 from dockyard.metadata.uploads import SQLUploads
 from dockyard.metadata.usage import SQLRepositories
@@ -38,6 +41,9 @@ class SQLMetadataStore(
     SQLBlobLinks,
     SQLUploads,
     SQLManifests,
+    SQLTagRules,
+    SQLQuotas,
+    SQLRetention,
     SQLCatalog,
     SQLRepositories,
     SQLCacheIndex,

@@ -33,7 +33,12 @@ TABLE_ORDER = (
     "tag_versions",
     "listing_versions",
     "gc_queue",
+    "immutable_tag_rules",
+    "namespace_quotas",
+    "retention_policies",
 )
+# `namespace_blobs` and `namespace_usage` are not copied: the target's triggers count the
+# content as it is inserted.
 
 Rows = dict[str, list[dict[str, Any]]]
 

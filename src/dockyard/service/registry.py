@@ -18,8 +18,11 @@ from dockyard.service.content_lock import ContentLock, FileContentLock
 from dockyard.service.gc import GarbageCollector
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
+from dockyard.service.quotas import QuotaService
 from dockyard.service.repositories import RepositoryService
 from dockyard.service.repository import Hidden, LocalRepository, Repository, StandIn
+from dockyard.service.retention import RetentionService
+from dockyard.service.tag_rules import TagRuleService
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
@@ -83,6 +86,9 @@ class Registry:
         self.manifests = ManifestService(blob_store, meta, self.content_lock)
         self.listing = ListingService(meta)
         self.repositories = RepositoryService(blob_store, meta, self.content_lock)
+        self.tag_rules = TagRuleService(meta)
+        self.quotas = QuotaService(meta)
+        self.retention = RetentionService(meta)
         self.accounts = AccountService(
             meta.accounts,
             meta,
@@ -149,7 +155,8 @@ class Registry:
 
     async def _purge_loop(self) -> None:
         """The background housekeeping: garbage collection (abandoned uploads included), or
-        only the uploads when collection is off, and the pull-through cache's limit."""
+        only the uploads when collection is off; retention policies; the pull-through cache's
+        limit."""
         # A read-only registry deletes nothing (it may be a copy being moved, `dockyard migrate`).
         collecting = self.settings.gc and not self.settings.read_only
         interval = (
@@ -165,6 +172,11 @@ class Registry:
                     await self.uploads.purge_expired()
             except Exception:
                 log.exception("garbage collection failed; will retry")
+            if not self.settings.read_only:
+                try:
+                    await self.retention.apply_all()
+                except Exception:
+                    log.exception("applying retention policies failed; will retry")
             if self.proxy is not None and self.settings.cache_max_bytes is not None:
                 try:
                     await self.cache.prune()
