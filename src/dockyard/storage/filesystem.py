@@ -13,6 +13,7 @@ import ctypes
 import errno
 import os
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -32,6 +33,8 @@ READ_CHUNK = 512 * 1024
 WRITE_BATCH = 256 * 1024
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+# A small write (`put`) left this long was cut short by a crash, not in progress.
+LEFTOVER_AGE_SECONDS = 3600
 
 
 _PROBE = bytearray(1)
@@ -121,8 +124,13 @@ class FilesystemBlobStore:
         self._blobs = str(self.blob_root)
         self._uploads = str(self.upload_root)
         # Leftovers of small writes cut short by a crash: never visible, never resumable.
+        # Only old ones: admin commands and `dockyard gc` open the store beside a running
+        # server, whose writes in progress are files like these, and last far less than this.
+        cutoff = time.time() - LEFTOVER_AGE_SECONDS
         for leftover in self.upload_root.glob("*.put"):
-            leftover.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink(missing_ok=True)
 
     # -- paths ---------------------------------------------------------------------------
     def _blob_file(self, digest: str) -> str:
