@@ -64,7 +64,9 @@ def test_dry_run_first_then_the_policy_removes_old_tags(
 
 
 def test_the_background_job_applies_stored_policies(start_registry) -> None:
-    server = start_registry(env={"DOCKYARD_UPLOAD_PURGE_INTERVAL_SECONDS": "1"})
+    server = start_registry(
+        env={"DOCKYARD_UPLOAD_PURGE_INTERVAL_SECONDS": "1", "DOCKYARD_GC_INTERVAL_SECONDS": "1"}
+    )
     with httpx.Client(base_url=server.url, timeout=30) as client:
         for tag in ("a", "b", "c"):
             push_image(client, "team/app", tag)
