@@ -79,6 +79,37 @@ def test_what_a_manifest_uses_stays_until_the_manifest_goes(meta, run) -> None:
     assert run(meta.due_for_review(later(), 10)) == [LAYER]
 
 
+def test_a_digest_queued_again_keeps_the_rows_its_review_did_not_read(meta, run) -> None:
+    # Each change adds a row (no push waits on another's), counted once as a digest.
+    run(meta.link_blob("gc/app", LAYER, 10))
+    run(meta.put_manifest("gc/app", image(IMAGE), [Reference(LAYER, "blob")], ["v1"]))
+    run(meta.enqueue_for_review([LAYER]))
+    assert run(meta.review_queue_length()) == 1, "LAYER, queued twice, is one digest"
+    time.sleep(0.05)
+    begun = time.time()
+    time.sleep(0.05)
+    run(meta.enqueue_for_review([LAYER]))  # a change after the review began
+    kept = run(meta.collect_blobs([LAYER], begun, []))
+    assert kept.blobs == [] and kept.links == 0, "the manifest uses it"
+    assert run(meta.due_for_review(begun, 10)) == []
+    assert run(meta.due_for_review(later(), 10)) == [LAYER], "the later change is still queued"
+
+
+def test_the_catalog_moves_on_only_when_a_repository_loses_its_last_content(meta, run) -> None:
+    run(meta.link_blob("gc/app", LAYER, 10))
+    run(meta.put_manifest("gc/app", image(IMAGE), [Reference(LAYER, "blob")], ["v1"]))
+    run(meta.put_manifest("gc/app", image(CHILD), [Reference(LAYER, "blob")], ["v2"]))
+    before = run(meta.catalog_version())
+    assert run(meta.delete_manifest("gc/app", IMAGE))
+    assert run(meta.catalog_version()) == before, "gc/app still holds CHILD and LAYER"
+    assert run(meta.delete_manifest("gc/app", CHILD))
+    assert run(meta.catalog_version()) == before, "gc/app still links LAYER"
+    collected = run(meta.collect_blobs([LAYER], later(), []))
+    assert collected.links == 1
+    assert run(meta.catalog_version()) != before, "its last link went"
+    assert run(meta.all_repositories())[1] == []
+
+
 def test_a_blob_another_repository_uses_loses_only_the_unused_link(meta, run) -> None:
     run(meta.link_blob("gc/a", SHARED, 9))
     run(meta.link_blob("gc/b", SHARED, 9))

@@ -22,6 +22,7 @@ from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
     RepositoryIds,
     catalog_changed,
+    content_removed,
     first_content,
     insert_ignore,
     prepared,
@@ -69,11 +70,18 @@ def linked_blob_size(conn: Connection, repository: str, digest: str) -> int | No
     return size
 
 
+RENEWAL_SECONDS = 1.0
+
+
 def _link_statement(dialect: Any) -> Any:
     stmt = dialect.insert(t.repository_blobs)
     return stmt.on_conflict_do_update(
         index_elements=[t.repository_blobs.c.repository_id, t.repository_blobs.c.digest],
         set_={"created_at": stmt.excluded.created_at},
+        # Renewed at most once a second: pushes uploading the same base layer into one
+        # repository at once would otherwise all write its link, and on PostgreSQL all but
+        # one fail serialization and run again.
+        where=t.repository_blobs.c.created_at < stmt.excluded.created_at - RENEWAL_SECONDS,
     )
 
 
@@ -105,7 +113,7 @@ def unlink_blob(conn: Connection, ids: RepositoryIds, repository: str, digest: s
         )
     )
     if result.rowcount:
-        catalog_changed(conn)  # perhaps its last content
+        content_removed(conn, repo_id)
         enqueue(conn, [digest])
     return result.rowcount > 0
 

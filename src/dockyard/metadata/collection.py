@@ -25,15 +25,17 @@ from dockyard.metadata.base import Collected
 from dockyard.metadata.cache_index import under
 from dockyard.metadata.manifests import delete_manifest
 from dockyard.metadata.review_queue import enqueue
-from dockyard.metadata.statements import catalog_changed
+from dockyard.metadata.statements import content_removed
 
 
 def due_for_review(conn: Connection, cutoff: float, limit: int, after: str) -> list[str]:
+    """Digests with a row older than the cutoff (a digest may have several: one per change)."""
     q = t.gc_queue
     return list(
         conn.execute(
             sa.select(q.c.digest)
             .where(q.c.queued_at <= cutoff, q.c.digest > after)
+            .group_by(q.c.digest)
             .order_by(q.c.digest)
             .limit(limit)
         ).scalars()
@@ -41,7 +43,9 @@ def due_for_review(conn: Connection, cutoff: float, limit: int, after: str) -> l
 
 
 def queue_length(conn: Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(t.gc_queue)).scalar() or 0)
+    """How many digests wait for review."""
+    count = sa.func.count(sa.distinct(t.gc_queue.c.digest))
+    return int(conn.execute(sa.select(count)).scalar() or 0)
 
 
 def _dangling_links(digest: str, cutoff: float, keep: list[str]) -> sa.ColumnElement[bool]:
@@ -88,7 +92,9 @@ def collect_blobs(
         # Another collector reviewing the same rows skips them instead of waiting.
         due = due.with_for_update(skip_locked=True)
     collected = Collected()
-    for digest in list(conn.execute(due.order_by(q.c.digest)).scalars()):
+    # Only the rows read here leave the queue (`queued_at <= cutoff` in this snapshot): a row a
+    # change adds meanwhile stays, and its digest is reviewed again.
+    for digest in dict.fromkeys(conn.execute(due.order_by(q.c.digest)).scalars()):
         dangling = _dangling_links(digest, cutoff, keep)
         if dry_run:
             collected.links += int(
@@ -96,13 +102,15 @@ def collect_blobs(
                 or 0
             )
         else:
-            dropped = conn.execute(sa.delete(rb).where(dangling)).rowcount
-            if dropped:
-                collected.links += dropped
-                catalog_changed(conn)  # perhaps a repository's last content
+            dropped = set(
+                conn.execute(sa.delete(rb).where(dangling).returning(rb.c.repository_id)).scalars()
+            )
+            collected.links += len(dropped)  # one link per repository and digest
+            for repo_id in dropped:
+                content_removed(conn, repo_id)
         if _other_references(conn, digest, cutoff, keep):
             if not dry_run:
-                conn.execute(sa.delete(q).where(q.c.digest == digest))
+                conn.execute(sa.delete(q).where(q.c.digest == digest, q.c.queued_at <= cutoff))
             continue
         size = conn.execute(sa.select(t.blobs.c.size).where(t.blobs.c.digest == digest)).scalar()
         if not dry_run:

@@ -23,7 +23,7 @@ from dockyard.metadata.quotas import refuse_over_quota
 from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
     RepositoryIds,
-    catalog_changed,
+    content_removed,
     first_content,
     insert_ignore,
     prepared,
@@ -270,7 +270,7 @@ def delete_manifest(
         )
     )
     if result.rowcount:
-        catalog_changed(conn)  # perhaps its last content
+        content_removed(conn, repo_id)
     return result.rowcount > 0
 
 

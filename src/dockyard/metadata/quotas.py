@@ -2,10 +2,11 @@
 link or a stored manifest makes in its own transaction.
 
 Usage is in deduplicated bytes: a digest counts once per namespace, whether one repository
-links it or ten, as a blob or as a manifest. The check reads the counter, not the links: one
-primary-key read per write, however large the namespace. Concurrent writes cannot both pass it:
-on SQLite writers take turns, and on PostgreSQL both update the same counter row in serializable
-transactions, so one is run again and then sees the other's bytes.
+links it or ten, as a blob or as a manifest. The check reads the counters, not the links: at
+most 16 rows per write, however large the namespace, and nothing but the limit where no quota is
+set. Concurrent writes cannot both pass it: on SQLite writers take turns, and on PostgreSQL each
+reads every part of the counter and updates one, in serializable transactions, so one of two
+is run again and then sees the other's bytes.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import NamespaceQuota, QuotaExceeded
 
-QUOTA_FACTS = sa.select(
-    sa.select(t.namespace_quotas.c.limit_bytes)
-    .where(t.namespace_quotas.c.namespace == sa.bindparam("namespace"))
-    .scalar_subquery(),
-    sa.select(t.namespace_usage.c.bytes)
-    .where(t.namespace_usage.c.namespace == sa.bindparam("namespace"))
-    .scalar_subquery(),
+QUOTA_LIMIT = sa.select(t.namespace_quotas.c.limit_bytes).where(
+    t.namespace_quotas.c.namespace == sa.bindparam("namespace")
+)
+USAGE = sa.select(sa.func.sum(t.namespace_usage.c.bytes)).where(
+    t.namespace_usage.c.namespace == sa.bindparam("namespace")
+)
+USAGE_AND_HELD = sa.select(
+    USAGE.scalar_subquery(),
     sa.exists().where(
         t.namespace_blobs.c.namespace == sa.bindparam("namespace"),
         t.namespace_blobs.c.digest == sa.bindparam("digest"),
@@ -43,10 +45,15 @@ def refuse_over_quota(conn: Connection, repository: str, digest: str, size: int)
     """Raise `QuotaExceeded` when holding `digest` in `repository` would take its namespace
     past its quota. A digest the namespace holds already adds nothing."""
     namespace = namespace_of(repository)
-    row = direct.execute(conn, QUOTA_FACTS, {"namespace": namespace, "digest": digest}).first()
+    limit = direct.execute(conn, QUOTA_LIMIT, {"namespace": namespace}).scalar()
+    if limit is None:
+        # Without a quota the usage is not read: on PostgreSQL, a read of it would make every
+        # push of the namespace conflict with every other one (serializable transactions).
+        return
+    row = direct.execute(conn, USAGE_AND_HELD, {"namespace": namespace, "digest": digest}).first()
     assert row is not None  # one row, whatever the namespace
-    limit, used, held = row[0], row[1] or 0, bool(row[2])
-    if limit is None or held:
+    used, held = int(row[0] or 0), bool(row[1])
+    if held:
         return
     if used + size > limit:
         raise QuotaExceeded(namespace, used + size, limit)
@@ -59,14 +66,15 @@ def set_quota(conn: Connection, namespace: str, limit: int | None) -> None:
 
 
 def quota(conn: Connection, namespace: str) -> NamespaceQuota:
-    row = conn.execute(QUOTA_FACTS, {"namespace": namespace, "digest": ""}).first()
-    assert row is not None
-    return NamespaceQuota(namespace, row[0], row[1] or 0)
+    limit = conn.execute(QUOTA_LIMIT, {"namespace": namespace}).scalar()
+    used = conn.execute(USAGE, {"namespace": namespace}).scalar()
+    return NamespaceQuota(namespace, limit, int(used or 0))
 
 
 def counted_usage(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(sa.select(t.namespace_usage.c.namespace, t.namespace_usage.c.bytes))
-    return {row[0]: row[1] for row in rows if row[1]}
+    u = t.namespace_usage
+    rows = conn.execute(sa.select(u.c.namespace, sa.func.sum(u.c.bytes)).group_by(u.c.namespace))
+    return {row[0]: int(row[1]) for row in rows if row[1]}
 
 
 def scanned_usage(conn: Connection) -> dict[str, int]:

@@ -18,14 +18,15 @@ from dockyard.metadata.statements import prepared
 
 
 def _enqueue_statement(dialect: Any) -> Any:
-    stmt = dialect.insert(t.gc_queue)
-    return stmt.on_conflict_do_update(
-        index_elements=[t.gc_queue.c.digest], set_={"queued_at": stmt.excluded.queued_at}
-    )
+    return dialect.insert(t.gc_queue)
 
 
 def enqueue(conn: Connection, digests: Iterable[str], now: float | None = None) -> None:
-    """Queue `digests` for review (again): their review waits a grace delay from now."""
+    """Queue `digests` for review (again): their review waits a grace delay from now.
+
+    Always a new row, never an update of the digest's earlier one: concurrent pushes of a
+    shared layer, and a collector removing the rows it reviewed, then never touch the same row.
+    """
     stmt = prepared(conn, ("gc-enqueue",), _enqueue_statement)
     when = now or time.time()
     # On the path of every push: the direct path, one row at a time (rarely more than one).

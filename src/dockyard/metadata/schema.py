@@ -201,10 +201,19 @@ gc_queue = sa.Table(
     "gc_queue",
     metadata,
     # A digest whose references changed (a link made or dropped, a manifest or tag deleted):
-    # the collector reviews it once `queued_at` is older than the grace delay. Queuing it again
-    # moves `queued_at` on, so a digest in use right now is not looked at before its time.
-    sa.Column("digest", sa.String(200), primary_key=True),
+    # the collector reviews it once `queued_at` is older than the grace delay. Every change
+    # adds a row and only the collector removes rows (those it reviewed), so a push never
+    # updates or waits for a row another push or a collector holds: on a shared base layer,
+    # one row per digest would be written by every push of the registry.
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("digest", sa.String(200), nullable=False),
     sa.Column("queued_at", sa.Float, nullable=False),
+    sa.Index("ix_gc_queue_digest", "digest", "queued_at"),
     sa.Index("ix_gc_queue_queued_at", "queued_at"),
 )
 
@@ -239,10 +248,14 @@ namespace_blobs = sa.Table(
     sa.Column("links", sa.Integer, nullable=False),
 )
 
+# A namespace's bytes in 16 parts, by the last hex digit of the digest: pushes of different
+# content in one namespace then update different rows instead of all waiting on one (and, on
+# PostgreSQL, failing serialization on it). The usage is the sum of the parts.
 namespace_usage = sa.Table(
     "namespace_usage",
     metadata,
     sa.Column("namespace", NameText, primary_key=True),
+    sa.Column("shard", sa.String(1), primary_key=True),
     sa.Column("bytes", sa.BigInteger, nullable=False),
 )
 

@@ -59,7 +59,7 @@ def import_rows(conn: Connection, ids: RepositoryIds, rows: Rows) -> dict[str, i
         if rows.get(name):
             conn.execute(sa.insert(t.metadata.tables[name]), rows[name])
     if conn.dialect.name == "postgresql":
-        for name in ("repositories", "accounts"):
+        for name in ("repositories", "accounts", "gc_queue"):
             conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
                 f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)"

@@ -1,7 +1,8 @@
 """Policies: immutable tag rules, retention policies, and namespace quotas with the usage
 counters they check.
 
-The counters (`namespace_blobs`, `namespace_usage`) are kept by triggers on `repository_blobs`
+The counters (`namespace_blobs`, and `namespace_usage` in parts by the digest's last
+character, see `schema`) are kept by triggers on `repository_blobs`
 and `manifests`, so every code path that links, unlinks, stores or deletes content keeps them
 (garbage collection and repository deletion included) in the same transaction, and existing
 content is counted once here.
@@ -49,11 +50,12 @@ def _sqlite_triggers(table: str) -> list[str]:
     VALUES ({new_ns}, NEW.digest, {_sqlite_size(table)}, 0);
   UPDATE namespace_blobs SET links = links + 1
     WHERE namespace = {new_ns} AND digest = NEW.digest;
-  INSERT OR IGNORE INTO namespace_usage (namespace, bytes) VALUES ({new_ns}, 0);
+  INSERT OR IGNORE INTO namespace_usage (namespace, shard, bytes)
+    VALUES ({new_ns}, substr(NEW.digest, -1), 0);
   UPDATE namespace_usage
     SET bytes = bytes + (SELECT size FROM namespace_blobs
                          WHERE namespace = {new_ns} AND digest = NEW.digest)
-    WHERE namespace = {new_ns}
+    WHERE namespace = {new_ns} AND shard = substr(NEW.digest, -1)
       AND (SELECT links FROM namespace_blobs
            WHERE namespace = {new_ns} AND digest = NEW.digest) = 1;
 END""",
@@ -61,7 +63,7 @@ END""",
   UPDATE namespace_usage
     SET bytes = bytes - (SELECT size FROM namespace_blobs
                          WHERE namespace = {old_ns} AND digest = OLD.digest)
-    WHERE namespace = {old_ns}
+    WHERE namespace = {old_ns} AND shard = substr(OLD.digest, -1)
       AND (SELECT links FROM namespace_blobs
            WHERE namespace = {old_ns} AND digest = OLD.digest) = 1;
   UPDATE namespace_blobs SET links = links - 1
@@ -91,8 +93,8 @@ BEGIN
       ON CONFLICT (namespace, digest) DO UPDATE SET links = namespace_blobs.links + 1
       RETURNING links, size INTO n, sz;
     IF n = 1 THEN
-      INSERT INTO namespace_usage (namespace, bytes) VALUES (ns, sz)
-        ON CONFLICT (namespace) DO UPDATE SET bytes = namespace_usage.bytes + EXCLUDED.bytes;
+      INSERT INTO namespace_usage (namespace, shard, bytes) VALUES (ns, right(NEW.digest, 1), sz)
+        ON CONFLICT (namespace, shard) DO UPDATE SET bytes = namespace_usage.bytes + EXCLUDED.bytes;
     END IF;
     RETURN NEW;
   END IF;
@@ -102,14 +104,15 @@ BEGIN
     RETURNING links, size INTO n, sz;
   IF n IS NOT NULL AND n <= 0 THEN
     DELETE FROM namespace_blobs WHERE namespace = ns AND digest = OLD.digest;
-    UPDATE namespace_usage SET bytes = bytes - sz WHERE namespace = ns;
+    UPDATE namespace_usage SET bytes = bytes - sz
+      WHERE namespace = ns AND shard = right(OLD.digest, 1);
   END IF;
   RETURN OLD;
 END
 $$"""
 
 
-def _backfill(namespace_of: str) -> list[str]:
+def _backfill(namespace_of: str, last_character: str) -> list[str]:
     return [
         f"""INSERT INTO namespace_blobs (namespace, digest, size, links)
 SELECT ns, digest, MAX(size), COUNT(*) FROM (
@@ -121,8 +124,9 @@ SELECT ns, digest, MAX(size), COUNT(*) FROM (
   SELECT {namespace_of}, m.digest, m.size
     FROM manifests m JOIN repositories r ON r.id = m.repository_id
 ) AS content GROUP BY ns, digest""",
-        """INSERT INTO namespace_usage (namespace, bytes)
-SELECT namespace, SUM(size) FROM namespace_blobs GROUP BY namespace""",
+        f"""INSERT INTO namespace_usage (namespace, shard, bytes)
+SELECT namespace, {last_character}, SUM(size) FROM namespace_blobs
+GROUP BY namespace, {last_character}""",
     ]
 
 
@@ -130,7 +134,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     metadata.create_all(bind, tables=[metadata.tables[n] for n in TABLES])
     if bind.dialect.name == "postgresql":
-        statements = _backfill("split_part(r.name, '/', 1)")
+        statements = _backfill("split_part(r.name, '/', 1)", "right(digest, 1)")
         statements.append(POSTGRES_FUNCTION)
         statements += [
             f"CREATE TRIGGER {table}_count AFTER INSERT OR DELETE ON {table} "
@@ -140,7 +144,8 @@ def upgrade() -> None:
     else:
         statements = _backfill(
             "CASE WHEN instr(r.name, '/') > 0 THEN substr(r.name, 1, instr(r.name, '/') - 1) "
-            "ELSE r.name END"
+            "ELSE r.name END",
+            "substr(digest, -1)",
         )
         for table in COUNTED:
             statements += _sqlite_triggers(table)
