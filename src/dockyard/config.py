@@ -123,6 +123,23 @@ class Settings(BaseModel):
     upload_purge_interval_seconds: int = Field(
         600, ge=1, description="how often abandoned uploads are looked for"
     )
+    gc: bool = Field(
+        True, description="collect garbage while serving (unreferenced blobs, expired uploads)"
+    )
+    gc_grace_seconds: int = Field(
+        3600,
+        ge=0,
+        description="how long content nothing references is kept before it is collected "
+        "(a push uploads layers before its manifest); 0 collects at once",
+    )
+    gc_interval_seconds: float = Field(
+        60.0, gt=0, le=86400, description="how often the collector runs while serving"
+    )
+    gc_untagged_manifests: bool = Field(
+        False,
+        description="also collect manifests no tag, index or subject keeps (default: keep "
+        "them, as Docker Hub and GHCR do)",
+    )
     body_timeout_seconds: float = Field(
         60.0, gt=0, description="a client sending no body bytes for this long is cut off"
     )

@@ -109,7 +109,7 @@ def test_a_push_runs_no_statement_through_sqlalchemy(tmp_path, run) -> None:
             run(store.complete_upload(upload, "team/app", digest, 10))
             assert run(store.linked_blob_size("team/app", digest)) == 10
         record = ManifestRecord(digest=manifest, media_type="application/json", size=5)
-        run(store.put_manifest("team/app", record, [], ["v1"]))
+        run(store.put_manifest("team/app", record, [], ["v1"], immutable_checked=True))
         assert run(store.resolve_tag("team/app", "v1")).digest == manifest
         assert run(store.get_manifest("team/app", manifest)).size == 5
         assert run(store.blob_size(manifest)) == 5

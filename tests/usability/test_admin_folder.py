@@ -303,6 +303,18 @@ EXAMPLE_ORDER = [
     "setMember",
     "removeMember",
     "setVisibility",
+    "getUsage",
+    "deleteRepository",
+    "previewGarbageCollection",
+    "collectGarbage",
+    "addImmutableRule",
+    "listImmutableRules",
+    "removeImmutableRule",
+    "setQuota",
+    "getQuota",
+    "setRetention",
+    "getRetention",
+    "removeRetention",
     "removeUser",
 ]
 

@@ -1,5 +1,5 @@
 """Administration on the store named by --data-dir/--config (like `registry garbage-collect`):
-users, organisations, access tokens, repository visibility."""
+users, organisations, access tokens, repository visibility and deletion, storage usage."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 org_app = typer.Typer(help="Manage organisations and their members.", no_args_is_help=True)
 token_app = typer.Typer(help="Manage personal access tokens.", no_args_is_help=True)
-repo_app = typer.Typer(help="Repository settings.", no_args_is_help=True)
+repo_app = typer.Typer(help="Repository settings, and deleting a repository.", no_args_is_help=True)
 cache_app = typer.Typer(
     help="The pull-through cache (upstreams from --config).", no_args_is_help=True
 )
@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
     app.add_typer(repo_app, name="repo")
     app.add_typer(cache_app, name="cache")
+    app.command("usage")(usage)
     register_migrate(app)
 
 
@@ -514,6 +515,92 @@ def repo_default(
         config, data_dir, lambda r: r.accounts.set_namespace_default(namespace, value), init=init
     )
     typer.echo(f"new repositories in {namespace}/ are {visibility}")
+
+
+@repo_app.command("delete")
+def repo_delete(
+    name: Annotated[str, typer.Argument(help="The repository, e.g. acme/app.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
+    """Delete a repository: its tags, manifests, blob links, uploads in progress and
+    visibility go at once, in one transaction, also while `dockyard serve` runs. Its bytes
+    stay in storage (blobs other repositories hold keep serving there): the space is
+    reclaimed by garbage collection, not by this command."""
+    from dockyard.core.names import validate_name
+
+    _checked(validate_name)(name)
+    if not yes and not typer.confirm(f"Delete {name} and every tag and manifest in it?"):
+        raise fail("nothing deleted", USAGE)
+    removed = on_store(config, data_dir, lambda r: r.repositories.delete(name), init=init)
+    typer.echo(
+        f"deleted {name}: {removed.tags} tags, {removed.manifests} manifests, "
+        f"{removed.blob_links} blob links, {len(removed.uploads)} uploads in progress "
+        "(the space is reclaimed by garbage collection)"
+    )
+
+
+def usage(
+    namespace: Annotated[
+        str | None, typer.Argument(help="Only this namespace (a user or organisation).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
+    """Storage used per namespace and repository. A namespace's bytes count each blob once
+    however many of its repositories hold it; "shared" bytes are held by another namespace
+    too (deleting this one would not free them). Without NAMESPACE, also the registry's total
+    (each blob once, including what awaits garbage collection) and the disk or bucket size."""
+    import json
+
+    from dockyard.api.routes.repositories import usage_json
+    from dockyard.core.names import validate_name
+
+    if namespace is not None:
+        if "/" in namespace:
+            raise fail("a namespace is one name, without '/'", USAGE)
+        _checked(validate_name)(namespace)
+    report = on_store(
+        config,
+        data_dir,
+        lambda r: r.repositories.usage(None if namespace is None else [namespace]),
+        init=init,
+    )
+    if as_json:
+        typer.echo(json.dumps(usage_json(report), indent=2))
+        return
+    for ns in report.namespaces:
+        typer.echo(
+            f"{ns.name}/  {_size(ns.bytes)} in {ns.blobs} blobs, {ns.repositories} repositories, "
+            f"{_size(ns.shared_bytes)} shared with other namespaces"
+        )
+        for repo in report.repositories:
+            if repo.name == ns.name or repo.name.startswith(ns.name + "/"):
+                typer.echo(f"  {repo.name}  {_size(repo.bytes)} in {repo.blobs} blobs")
+    if not report.namespaces:
+        typer.echo("nothing stored" + (f" in {namespace}" if namespace else ""))
+    if report.total is not None:
+        typer.echo(f"total: {_size(report.total.bytes)} in {report.total.blobs} blobs")
+    if report.storage is not None:
+        of = (
+            f" of {_size(report.storage.total_bytes)}"
+            if report.storage.total_bytes is not None
+            else ""
+        )
+        typer.echo(f"{report.storage.kind}: {_size(report.storage.used_bytes)} used{of}")
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
 
 
 def _checked(fn: Callable[[str], Any]) -> Callable[[str], Any]:

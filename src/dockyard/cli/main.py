@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
-from dockyard.cli import admin, fsck, images, login, referrers
+from dockyard.cli import admin, fsck, gc, images, login, policy, referrers
 from dockyard.cli.exits import INTERRUPTED, USAGE, fail, say
 from dockyard.cli.folder import InitOpt
 from dockyard.config import (
@@ -266,6 +266,39 @@ def serve(
             "DOCKYARD_PASSWORD_MIN_LENGTH.",
         ),
     ] = None,
+    gc: Annotated[
+        bool | None,
+        typer.Option(
+            "--gc/--no-gc",
+            help="Collect garbage while serving (on by default): blobs nothing references "
+            "after the grace delay, expired uploads. Also DOCKYARD_GC.",
+        ),
+    ] = None,
+    gc_grace: Annotated[
+        int | None,
+        typer.Option(
+            "--gc-grace-seconds",
+            min=0,
+            help="Seconds content nothing references is kept before it is collected "
+            "(default 3600; 0 collects at once). Also DOCKYARD_GC_GRACE_SECONDS.",
+        ),
+    ] = None,
+    gc_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--gc-interval",
+            help="Seconds between collections while serving (default 60). Also "
+            "DOCKYARD_GC_INTERVAL_SECONDS.",
+        ),
+    ] = None,
+    gc_untagged: Annotated[
+        bool | None,
+        typer.Option(
+            "--gc-untagged-manifests/--gc-keep-untagged-manifests",
+            help="Also collect manifests no tag, index or referrer subject keeps (default: "
+            "keep them). Also DOCKYARD_GC_UNTAGGED_MANIFESTS.",
+        ),
+    ] = None,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -327,6 +360,10 @@ def serve(
         login_failure_limit=login_failure_limit,
         login_failure_window_seconds=login_failure_window,
         password_min_length=password_min_length,
+        gc=gc,
+        gc_grace_seconds=gc_grace,
+        gc_interval_seconds=gc_interval,
+        gc_untagged_manifests=gc_untagged,
     )
     try:
         check_security(settings)
@@ -391,6 +428,8 @@ images.register(app)
 referrers.register(app)
 admin.register(app)
 fsck.register(app)
+gc.register(app)
+policy.register(app)
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ class ErrorCode(enum.Enum):
 
     # The account API's own (`/api/v1/`); a refusal there is DENIED, as on /v2/.
     BAD_REQUEST = ("BAD_REQUEST", 400, "the request is invalid")
-    NOT_FOUND = ("NOT_FOUND", 404, "no such account, organisation or token")
+    NOT_FOUND = ("NOT_FOUND", 404, "no such account, organisation, token or repository")
     CONFLICT = ("CONFLICT", 409, "that conflicts with what exists")
 
     # Our own, only for server-side conditions the spec has no code for.

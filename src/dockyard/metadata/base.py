@@ -52,10 +52,104 @@ class ChildrenMissing(Exception):
         self.digests = digests
 
 
+class TagImmutable(Exception):
+    """The tag matches an immutability rule and would move or go; nothing was changed."""
+
+    def __init__(self, tag: str, pattern: str, scope: str) -> None:
+        super().__init__(f"{tag} ({pattern} on {scope})")
+        self.tag = tag
+        self.pattern = pattern
+        self.scope = scope
+
+
+class QuotaExceeded(Exception):
+    """Holding the content would take the namespace past its quota; nothing was stored."""
+
+    def __init__(self, namespace: str, would_use: int, limit: int) -> None:
+        super().__init__(f"{would_use} of {limit} bytes in {namespace}")
+        self.namespace = namespace
+        self.would_use = would_use
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceQuota:
+    namespace: str
+    limit: int | None  # bytes; None: no quota
+    used: int  # deduplicated bytes the namespace holds
+
+
+@dataclass(frozen=True, slots=True)
+class TagRule:
+    """Tags matching `pattern` in `scope` (a namespace, or one repository) never move."""
+
+    scope: str
+    pattern: str
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """Which tags of the repositories in `scope` expire: see `schema.retention_policies`."""
+
+    scope: str
+    keep_last: int | None = None
+    older_than_seconds: int | None = None
+    keep_pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushedTag:
+    repository: str
+    tag: str
+    digest: str
+    pushed_at: float  # when the tag was last pointed where it points
+
+
 @dataclass(frozen=True, slots=True)
 class CacheUsage:
     repositories: int
     manifests: int
+    blobs: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedRepository:
+    """What deleting a repository took away: counts for a report, and the uploads in flight
+    whose bytes the blob store may drop."""
+
+    tags: int
+    manifests: int
+    blob_links: int
+    uploads: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryUsage:
+    """A repository's stored content: each blob and manifest it holds, once."""
+
+    name: str
+    blobs: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceUsage:
+    """A namespace's stored content, each blob once however many of its repositories hold
+    it; `shared_bytes` of it are held by another namespace too."""
+
+    name: str
+    repositories: int
+    blobs: int
+    bytes: int
+    shared_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryTotal:
+    """Every blob the registry records, each once (including what awaits collection)."""
+
     blobs: int
     bytes: int
 
@@ -82,6 +176,15 @@ class ContentGraph:
     tags: list[tuple[str, str, str]]  # (repository, tag, manifest digest)
 
 
+@dataclass(slots=True)
+class Collected:
+    """What one review of the garbage collector's queue dropped (or would drop)."""
+
+    # (digest, size) now unneeded; size None: no record (its bytes, if any, are strays)
+    blobs: list[tuple[str, int | None]] = field(default_factory=list)
+    links: int = 0  # repository links no manifest of their repository used
+
+
 class BlobLinks(Protocol):
     async def blob_size(self, digest: str) -> int | None:
         """Size of a blob known anywhere in the registry."""
@@ -89,7 +192,8 @@ class BlobLinks(Protocol):
     async def linked_blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob if `repository` links it."""
 
-    async def link_blob(self, repository: str, digest: str, size: int) -> None: ...
+    async def link_blob(self, repository: str, digest: str, size: int) -> None:
+        """Raises `QuotaExceeded` (and links nothing) past the namespace's quota."""
 
     async def unlink_blob(self, repository: str, digest: str) -> bool: ...
 
@@ -140,10 +244,14 @@ class Manifests(Protocol):
         tags: list[str],
         *,
         children_required: bool = False,
+        immutable_checked: bool = False,
     ) -> None:
         """Store a manifest, its edges and its tags in one transaction. `children_required`:
         raise `ChildrenMissing` unless every child manifest is in the repository, checked in
-        that same transaction (a child deleted meanwhile cannot slip through)."""
+        that same transaction (a child deleted meanwhile cannot slip through).
+        `immutable_checked`: raise `TagImmutable` when a tag matching a rule of `TagRules`
+        points at another manifest, read in that transaction (of two concurrent pushes to a
+        new immutable tag, one wins and the other is refused)."""
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None: ...
 
@@ -153,12 +261,21 @@ class Manifests(Protocol):
         """Those of `digests` that `repository` holds no manifest for."""
 
     async def delete_manifest(
-        self, repository: str, digest: str, *, unless_in_index: bool = False
+        self,
+        repository: str,
+        digest: str,
+        *,
+        unless_in_index: bool = False,
+        immutable_checked: bool = False,
     ) -> bool:
         """Delete a manifest and every tag pointing at it. `unless_in_index`: raise
-        `ManifestInUse` instead when an index of the same repository names it as a child."""
+        `ManifestInUse` instead when an index of the same repository names it as a child.
+        `immutable_checked`: raise `TagImmutable` when one of its tags matches a rule."""
 
-    async def delete_tag(self, repository: str, tag: str) -> bool: ...
+    async def delete_tag(
+        self, repository: str, tag: str, *, immutable_checked: bool = False
+    ) -> bool:
+        """`immutable_checked`: raise `TagImmutable` when the tag exists and matches a rule."""
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
 
@@ -167,6 +284,69 @@ class Manifests(Protocol):
         index of its repository names as a child, sorted. Manifests that refer to a subject
         (signatures, SBOMs) are listed too when untagged: whether they go with their subject
         is for garbage collection to decide."""
+
+
+class Repositories(Protocol):
+    """Whole repositories: deleting one, and what each one and each namespace stores."""
+
+    async def delete_repository(self, repository: str) -> RemovedRepository | None:
+        """Its tags, manifests, blob links, uploads, settings and cache index rows, in one
+        transaction; None when it held nothing. Its bytes are left for garbage collection."""
+
+    async def repository_usage(self, namespace: str | None) -> list[RepositoryUsage]:
+        """Per repository (those of `namespace`, or all), sorted by name."""
+
+    async def namespace_usage(self, namespace: str | None) -> list[NamespaceUsage]:
+        """Per namespace (`namespace` alone, or all), deduplicated, sorted by name."""
+
+    async def registry_total(self) -> RegistryTotal: ...
+
+
+class TagRules(Protocol):
+    """Immutability rules, by namespace or repository."""
+
+    async def add_tag_rule(self, scope: str, pattern: str, now: float) -> bool:
+        """False when the rule was already there."""
+
+    async def remove_tag_rule(self, scope: str, pattern: str) -> bool: ...
+
+    async def tag_rules(self, scope: str) -> list[TagRule]:
+        """The rules of `scope` and, for a namespace, of each of its repositories, sorted."""
+
+
+class RetentionPolicies(Protocol):
+    async def set_retention_policy(self, policy: RetentionPolicy, now: float) -> None: ...
+
+    async def remove_retention_policy(self, scope: str) -> bool: ...
+
+    async def retention_policies(self, scope: str | None = None) -> list[RetentionPolicy]:
+        """Every policy, or those of `scope` and (for a namespace) its repositories; sorted."""
+
+    async def pushed_tags(self, scope: str) -> list[PushedTag]:
+        """Every tag of the repository `scope`, or of every repository of the namespace
+        `scope`, with when it was pushed."""
+
+    async def expire_tag(self, repository: str, tag: str, pushed_at: float) -> bool:
+        """Delete the tag if it was not pushed again since `pushed_at`, unless a rule makes it
+        immutable (`TagImmutable`); False when it moved or is gone."""
+
+
+class Quotas(Protocol):
+    """Storage quotas per namespace, checked by `link_blob`, `complete_upload` and
+    `put_manifest` (which raise `QuotaExceeded`) against counters kept with the links."""
+
+    async def set_quota(self, namespace: str, limit: int | None) -> None:
+        """`limit` in bytes; None removes the quota."""
+
+    async def quota(self, namespace: str) -> NamespaceQuota: ...
+
+    async def check_quota(self, repository: str, digest: str, size: int) -> None:
+        """Raise `QuotaExceeded` if holding `digest` would take the namespace past its quota
+        now: a cheap look before publishing bytes; the write itself checks again."""
+
+    async def quota_usage(self, *, scan: bool = False) -> dict[str, int]:
+        """Deduplicated bytes per namespace holding any: from the counters, or (`scan`) from
+        the links and manifests themselves (what the counters must always equal)."""
 
 
 class Catalog(Protocol):
@@ -216,6 +396,50 @@ class CacheIndex(Protocol):
         returns the ones dropped (anything linked or referenced since stays)."""
 
 
+class Collection(Protocol):
+    """The garbage collector's review queue and its decisions (`metadata/collection.py`)."""
+
+    async def enqueue_for_review(self, digests: list[str]) -> None:
+        """Have the collector look at `digests` after the grace delay: for a change that drops
+        references outside this store's own methods (they queue what they drop)."""
+
+    async def due_for_review(self, cutoff: float, limit: int, after: str = "") -> list[str]:
+        """Queued digests whose last change is older than `cutoff`, in digest order from
+        after `after` (one page of the queue)."""
+
+    async def review_queue_length(self) -> int: ...
+
+    async def collect_blobs(
+        self, digests: list[str], cutoff: float, keep: list[str], *, dry_run: bool = False
+    ) -> Collected:
+        """In one transaction, for each of `digests` still due: drop its links that no manifest
+        of their repository uses and that are older than `cutoff` (outside the repositories
+        under `keep`), then its record if nothing else refers to it. The bytes are left to
+        the caller, who holds the content lock (sweeping) until they are gone, then calls
+        `reviewed`."""
+
+    async def reviewed(self, digests: list[str], cutoff: float) -> None:
+        """Take collected `digests` off the queue once their bytes are gone (unless queued
+        again after `cutoff`)."""
+
+    async def untagged_due(
+        self, cutoff: float, keep: list[str], limit: int, after: tuple[str, str] = ("", "")
+    ) -> list[tuple[str, str]]:
+        """(repository, digest) of manifests no tag, index or held subject keeps, older than
+        `cutoff`, outside the repositories under `keep`, in order from after `after`."""
+
+    async def collect_untagged(
+        self,
+        manifests: list[tuple[str, str]],
+        cutoff: float,
+        keep: list[str],
+        *,
+        dry_run: bool = False,
+    ) -> list[tuple[str, str, int]]:
+        """Delete those of `manifests` still collectable, checked again in the transaction;
+        their content is queued for review. Returns (repository, digest, size) of each."""
+
+
 class ContentGraphs(Protocol):
     async def content_graph(self) -> ContentGraph:
         """Every edge, read in one snapshot, for consistency checks."""
@@ -236,7 +460,20 @@ class Secrets(Protocol):
 
 
 class MetadataStore(
-    BlobLinks, Uploads, Manifests, Catalog, CacheIndex, ContentGraphs, Transfer, Secrets, Protocol
+    BlobLinks,
+    Uploads,
+    Manifests,
+    TagRules,
+    RetentionPolicies,
+    Quotas,
+    Catalog,
+    Repositories,
+    CacheIndex,
+    Collection,
+    ContentGraphs,
+    Transfer,
+    Secrets,
+    Protocol,
 ):
     """Every aggregate, the accounts kept in the same database, and the store's lifecycle."""
 

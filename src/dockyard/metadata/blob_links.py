@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -16,11 +17,15 @@ from sqlalchemy.engine import Connection
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
+from dockyard.metadata.quotas import refuse_over_quota
+from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
     RepositoryIds,
     catalog_changed,
+    content_removed,
     first_content,
     insert_ignore,
+    prepared,
 )
 
 # Lookups of every pull, built once (see `direct`).
@@ -65,14 +70,36 @@ def linked_blob_size(conn: Connection, repository: str, digest: str) -> int | No
     return size
 
 
+RENEWAL_SECONDS = 1.0
+
+
+def _link_statement(dialect: Any) -> Any:
+    stmt = dialect.insert(t.repository_blobs)
+    return stmt.on_conflict_do_update(
+        index_elements=[t.repository_blobs.c.repository_id, t.repository_blobs.c.digest],
+        set_={"created_at": stmt.excluded.created_at},
+        # Renewed at most once a second: pushes uploading the same base layer into one
+        # repository at once would otherwise all write its link, and on PostgreSQL all but
+        # one fail serialization and run again.
+        where=t.repository_blobs.c.created_at < stmt.excluded.created_at - RENEWAL_SECONDS,
+    )
+
+
 def link_blob(
     conn: Connection, ids: RepositoryIds, repository: str, digest: str, size: int
 ) -> None:
     now = time.time()
     repo_id = ids.ensure(conn, repository)
+    refuse_over_quota(conn, repository, digest, size)
     first_content(conn, repo_id)
     insert_ignore(conn, t.blobs, digest=digest, size=size, created_at=now)
-    insert_ignore(conn, t.repository_blobs, repository_id=repo_id, digest=digest, created_at=now)
+    # Linking again renews the link: the grace delay of a push starts at its latest upload.
+    direct.execute(
+        conn,
+        prepared(conn, ("link-blob",), _link_statement),
+        {"repository_id": repo_id, "digest": digest, "created_at": now},
+    )
+    enqueue(conn, [digest], now)
 
 
 def unlink_blob(conn: Connection, ids: RepositoryIds, repository: str, digest: str) -> bool:
@@ -86,7 +113,8 @@ def unlink_blob(conn: Connection, ids: RepositoryIds, repository: str, digest: s
         )
     )
     if result.rowcount:
-        catalog_changed(conn)  # perhaps its last content
+        content_removed(conn, repo_id)
+        enqueue(conn, [digest])
     return result.rowcount > 0
 
 

@@ -18,10 +18,18 @@ from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.statements import CATALOG_VERSION, RepositoryIds
 
+# A repository without content is unknown, as the catalog has it: one deleted whole keeps its
+# row (`repository_removal`) but answers NAME_UNKNOWN. Each test is a primary-key prefix lookup.
 TAGS_VERSION = (
     sa.select(t.repositories.c.id, t.tag_versions.c.version)
     .select_from(t.repositories.outerjoin(t.tag_versions))
-    .where(t.repositories.c.name == sa.bindparam("repository"))
+    .where(
+        t.repositories.c.name == sa.bindparam("repository"),
+        sa.or_(
+            sa.exists().where(t.manifests.c.repository_id == t.repositories.c.id),
+            sa.exists().where(t.repository_blobs.c.repository_id == t.repositories.c.id),
+        ),
+    )
 )
 CATALOG_VERSION_ROW = sa.select(t.listing_versions.c.version).where(
     t.listing_versions.c.name == CATALOG_VERSION

@@ -19,13 +19,21 @@ from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import ChildrenMissing, ManifestInUse, ManifestRecord, Reference
+from dockyard.metadata.quotas import refuse_over_quota
+from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
     RepositoryIds,
-    catalog_changed,
+    content_removed,
     first_content,
     insert_ignore,
     prepared,
     tags_changed,
+)
+from dockyard.metadata.tag_rules import (
+    current_digests,
+    refuse_immutable_moves,
+    refuse_immutable_removals,
+    tags_of_manifest,
 )
 
 MANIFEST_COLUMNS = (
@@ -138,12 +146,16 @@ def put_manifest(
     references: list[Reference],
     tags: list[str],
     children_required: bool,
+    immutable_checked: bool = False,
 ) -> None:
     now = time.time()
     repo_id = ids.ensure(conn, repository)
     children = [r.target for r in references if r.kind == "manifest"]
     if children_required and children:
         require_children(conn, repo_id, children)
+    if immutable_checked:
+        refuse_immutable_moves(conn, repo_id, repository, tags, record.digest)
+    refuse_over_quota(conn, repository, record.digest, record.size)
     first_content(conn, repo_id)
     insert_ignore(conn, t.blobs, digest=record.digest, size=record.size, created_at=now)
     insert_ignore(
@@ -219,13 +231,22 @@ def refuse_if_in_index(conn: Connection, repo_id: int, digest: str) -> None:
 
 
 def delete_manifest(
-    conn: Connection, ids: RepositoryIds, repository: str, digest: str, unless_in_index: bool
+    conn: Connection,
+    ids: RepositoryIds,
+    repository: str,
+    digest: str,
+    unless_in_index: bool,
+    immutable_checked: bool = False,
 ) -> bool:
     repo_id = ids.lookup(conn, repository)
     if repo_id is None:
         return False
     if unless_in_index:
         refuse_if_in_index(conn, repo_id, digest)
+    if immutable_checked:
+        refuse_immutable_removals(
+            conn, repo_id, repository, tags_of_manifest(conn, repo_id, digest)
+        )
     untagged = conn.execute(
         sa.delete(t.tags).where(
             t.tags.c.repository_id == repo_id, t.tags.c.manifest_digest == digest
@@ -233,26 +254,38 @@ def delete_manifest(
     )
     if untagged.rowcount:
         tags_changed(conn, repo_id)
-    conn.execute(
-        sa.delete(t.manifest_references).where(
+    targets = conn.execute(
+        sa.delete(t.manifest_references)
+        .where(
             t.manifest_references.c.repository_id == repo_id,
             t.manifest_references.c.manifest_digest == digest,
         )
-    )
+        .returning(t.manifest_references.c.target_digest)
+    ).scalars()
+    # What it named may now be needed by nothing: the collector reviews it.
+    enqueue(conn, [digest, *targets])
     result = conn.execute(
         sa.delete(t.manifests).where(
             t.manifests.c.repository_id == repo_id, t.manifests.c.digest == digest
         )
     )
     if result.rowcount:
-        catalog_changed(conn)  # perhaps its last content
+        content_removed(conn, repo_id)
     return result.rowcount > 0
 
 
-def delete_tag(conn: Connection, ids: RepositoryIds, repository: str, tag: str) -> bool:
+def delete_tag(
+    conn: Connection,
+    ids: RepositoryIds,
+    repository: str,
+    tag: str,
+    immutable_checked: bool = False,
+) -> bool:
     repo_id = ids.lookup(conn, repository)
     if repo_id is None:
         return False
+    if immutable_checked and current_digests(conn, repo_id, [tag]):
+        refuse_immutable_removals(conn, repo_id, repository, [tag])
     result = conn.execute(
         sa.delete(t.tags).where(t.tags.c.repository_id == repo_id, t.tags.c.name == tag)
     )
@@ -284,6 +317,7 @@ class SQLManifests(SQLAggregate):
         tags: list[str],
         *,
         children_required: bool = False,
+        immutable_checked: bool = False,
     ) -> None:
         await self.runner.write(
             partial(
@@ -294,6 +328,7 @@ class SQLManifests(SQLAggregate):
                 references=references,
                 tags=tags,
                 children_required=children_required,
+                immutable_checked=immutable_checked,
             )
         )
 
@@ -315,7 +350,12 @@ class SQLManifests(SQLAggregate):
         )
 
     async def delete_manifest(
-        self, repository: str, digest: str, *, unless_in_index: bool = False
+        self,
+        repository: str,
+        digest: str,
+        *,
+        unless_in_index: bool = False,
+        immutable_checked: bool = False,
     ) -> bool:
         return await self.runner.write(
             partial(
@@ -324,12 +364,21 @@ class SQLManifests(SQLAggregate):
                 repository=repository,
                 digest=digest,
                 unless_in_index=unless_in_index,
+                immutable_checked=immutable_checked,
             )
         )
 
-    async def delete_tag(self, repository: str, tag: str) -> bool:
+    async def delete_tag(
+        self, repository: str, tag: str, *, immutable_checked: bool = False
+    ) -> bool:
         return await self.runner.write(
-            partial(delete_tag, ids=self.ids, repository=repository, tag=tag)
+            partial(
+                delete_tag,
+                ids=self.ids,
+                repository=repository,
+                tag=tag,
+                immutable_checked=immutable_checked,
+            )
         )
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:

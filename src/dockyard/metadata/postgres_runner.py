@@ -8,6 +8,7 @@ replica's transaction conflicted with is rolled back by PostgreSQL and simply ru
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -100,5 +101,7 @@ class PostgresRunner:
                 # Another replica's transaction touched the same rows: ours runs again.
                 for forget in self._forget:
                     forget()
-                await asyncio.sleep(0.005 * (2**attempt))
+                # A random share of the back-off: two transactions that conflicted once
+                # would, waiting the same time, meet again on their next attempt.
+                await asyncio.sleep(random.uniform(0, 0.01 * (2**attempt)))
         raise AssertionError("unreachable")

@@ -194,3 +194,81 @@ listing_versions = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
+
+# -- garbage collection (revision 0008) ----------------------------------------------------------
+
+gc_queue = sa.Table(
+    "gc_queue",
+    metadata,
+    # A digest whose references changed (a link made or dropped, a manifest or tag deleted):
+    # the collector reviews it once `queued_at` is older than the grace delay. Every change
+    # adds a row and only the collector removes rows (those it reviewed), so a push never
+    # updates or waits for a row another push or a collector holds: on a shared base layer,
+    # one row per digest would be written by every push of the registry.
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("digest", sa.String(200), nullable=False),
+    sa.Column("queued_at", sa.Float, nullable=False),
+    sa.Index("ix_gc_queue_digest", "digest", "queued_at"),
+    sa.Index("ix_gc_queue_queued_at", "queued_at"),
+)
+
+# -- policies (revision 0009) ----------------------------------------------------------------------
+
+immutable_tag_rules = sa.Table(
+    "immutable_tag_rules",
+    metadata,
+    # A namespace ("acme": all its repositories) or one repository ("acme/app"). Kept by name,
+    # not repository id: a rule may be set before the repository has content.
+    sa.Column("scope", NameText, primary_key=True),
+    sa.Column("pattern", sa.String(128), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+namespace_quotas = sa.Table(
+    "namespace_quotas",
+    metadata,
+    sa.Column("namespace", NameText, primary_key=True),
+    sa.Column("limit_bytes", sa.BigInteger, nullable=False),
+)
+
+# Kept by database triggers (revision 0009) on every insert into and delete from
+# `repository_blobs` and `manifests`, whichever code makes it, so they always equal a scan.
+# A digest counts once per namespace however many of its repositories hold it (`links`).
+namespace_blobs = sa.Table(
+    "namespace_blobs",
+    metadata,
+    sa.Column("namespace", NameText, primary_key=True),
+    sa.Column("digest", sa.String(200), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("links", sa.Integer, nullable=False),
+)
+
+# A namespace's bytes in 16 parts, by the last hex digit of the digest: pushes of different
+# content in one namespace then update different rows instead of all waiting on one (and, on
+# PostgreSQL, failing serialization on it). The usage is the sum of the parts.
+namespace_usage = sa.Table(
+    "namespace_usage",
+    metadata,
+    sa.Column("namespace", NameText, primary_key=True),
+    sa.Column("shard", sa.String(1), primary_key=True),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+)
+
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    # A namespace, or one repository (whose own policy then replaces its namespace's).
+    sa.Column("scope", NameText, primary_key=True),
+    # A tag goes when it is not among the `keep_last` most recently pushed of its repository
+    # and (with `older_than_seconds`) was pushed longer ago than that; `keep_pattern` keeps
+    # tags matching it whatever their age. NULL: that condition is not part of the policy.
+    sa.Column("keep_last", sa.Integer),
+    sa.Column("older_than_seconds", sa.BigInteger),
+    sa.Column("keep_pattern", sa.String(128)),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

@@ -1,9 +1,10 @@
 """The metadata store over SQLAlchemy Core: one aggregate per concern, over one transaction runner.
 
-Each aggregate (`blob_links`, `uploads`, `manifests`, `catalog`, `cache_index`, `content_graph`,
-`transfer`, `shared_secrets`, and the accounts of `sql_accounts`) is a module of named query
-functions and a small class that hands them to the runner. The same queries run on both
-backends; the runner (`sqlite_runner` or `postgres_runner`) is the only part that differs.
+Each aggregate (`blob_links`, `uploads`, `manifests`, `catalog`, `repository_removal`, `usage`,
+`cache_index`, `collection`, `content_graph`, `transfer`, `shared_secrets`, and the accounts of
+`sql_accounts`) is a module of named query functions and a small class that hands them to the
+runner. The same queries run on both backends; the runner (`sqlite_runner` or `postgres_runner`)
+is the only part that differs.
 """
 
 from __future__ import annotations
@@ -14,16 +15,21 @@ from typing import TYPE_CHECKING
 from dockyard.metadata.blob_links import SQLBlobLinks
 from dockyard.metadata.cache_index import SQLCacheIndex
 from dockyard.metadata.catalog import SQLCatalog
+from dockyard.metadata.collection import SQLCollection
 from dockyard.metadata.content_graph import SQLContentGraph
 from dockyard.metadata.manifests import SQLManifests
 from dockyard.metadata.postgres_runner import PostgresRunner, postgres_engine, postgres_url
+from dockyard.metadata.quotas import SQLQuotas
+from dockyard.metadata.retention import SQLRetention
 from dockyard.metadata.runner import TransactionRunner
 from dockyard.metadata.shared_secrets import SQLSecrets
 from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.metadata.sqlite_runner import SQLiteRunner, sqlite_engine
 from dockyard.metadata.statements import RepositoryIds
+from dockyard.metadata.tag_rules import SQLTagRules
 from dockyard.metadata.transfer import SQLTransfer
 from dockyard.metadata.uploads import SQLUploads
+from dockyard.metadata.usage import SQLRepositories
 
 if TYPE_CHECKING:
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
@@ -35,8 +41,13 @@ class SQLMetadataStore(
     SQLBlobLinks,
     SQLUploads,
     SQLManifests,
+    SQLTagRules,
+    SQLQuotas,
+    SQLRetention,
     SQLCatalog,
+    SQLRepositories,
     SQLCacheIndex,
+    SQLCollection,
     SQLContentGraph,
     SQLTransfer,
     SQLSecrets,

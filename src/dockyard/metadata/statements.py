@@ -76,6 +76,14 @@ def first_content(conn: Connection, repo_id: int) -> None:
         catalog_changed(conn)
 
 
+def content_removed(conn: Connection, repo_id: int) -> None:
+    """Called after content is removed: the catalog changes if the repository has none left.
+    Moving the catalog's version on at every removal would make its one row a point every
+    deletion and collection of the registry conflicts on."""
+    if not direct.execute(conn, HAS_CONTENT, {"repo_id": repo_id}).scalar():
+        catalog_changed(conn)
+
+
 REPO_ID = sa.select(t.repositories.c.id).where(t.repositories.c.name == sa.bindparam("name"))
 
 

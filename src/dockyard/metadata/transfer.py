@@ -32,7 +32,13 @@ TABLE_ORDER = (
     "secrets",
     "tag_versions",
     "listing_versions",
+    "gc_queue",
+    "immutable_tag_rules",
+    "namespace_quotas",
+    "retention_policies",
 )
+# `namespace_blobs` and `namespace_usage` are not copied: the target's triggers count the
+# content as it is inserted.
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -53,7 +59,7 @@ def import_rows(conn: Connection, ids: RepositoryIds, rows: Rows) -> dict[str, i
         if rows.get(name):
             conn.execute(sa.insert(t.metadata.tables[name]), rows[name])
     if conn.dialect.name == "postgresql":
-        for name in ("repositories", "accounts"):
+        for name in ("repositories", "accounts", "gc_queue"):
             conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
                 f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)"

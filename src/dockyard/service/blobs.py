@@ -8,8 +8,9 @@ from pathlib import Path
 
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.metadata.base import MetadataStore
+from dockyard.metadata.base import MetadataStore, QuotaExceeded
 from dockyard.service.content_lock import ContentLock, NoLock
+from dockyard.service.quotas import refusal as quota_refusal
 from dockyard.storage.base import BlobStore
 
 # Whether the caller may read a repository; None means everything is readable (no accounts).
@@ -70,7 +71,10 @@ class BlobService:
             size = await readable_blob_size(self.meta, digest, source, may_read)
             if size is None or await self.blobs.stat(digest) is None:
                 return False
-            await self.meta.link_blob(repository, digest, size)
+            try:
+                await self.meta.link_blob(repository, digest, size)
+            except QuotaExceeded as exc:
+                raise quota_refusal(exc) from None
         return True
 
 

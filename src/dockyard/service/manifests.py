@@ -17,10 +17,14 @@ from dockyard.metadata.base import (
     ManifestInUse,
     ManifestRecord,
     MetadataStore,
+    QuotaExceeded,
     Reference,
+    TagImmutable,
 )
 from dockyard.service.blobs import ReadCheck, readable_blob_size
 from dockyard.service.content_lock import ContentLock, NoLock
+from dockyard.service.quotas import refusal as quota_refusal
+from dockyard.service.tag_rules import refusal
 from dockyard.storage.base import BlobStore
 
 
@@ -101,8 +105,15 @@ class ManifestService:
                 detail={"digest": str(wanted)},
             )
         record = _record_of(digest, manifest, len(body))
+        try:
+            await self.meta.check_quota(repository, digest, len(body))
+        except QuotaExceeded as exc:
+            raise quota_refusal(exc) from None
         async with self.lock.publishing():
-            references = await self._check_references(repository, manifest, may_read)
+            try:
+                references = await self._check_references(repository, manifest, may_read)
+            except QuotaExceeded as exc:  # a blob of it mounted from elsewhere
+                raise quota_refusal(exc) from None
             await self.blobs.put(digest, body)
             try:
                 await self.meta.put_manifest(
@@ -111,9 +122,14 @@ class ManifestService:
                     references,
                     list(dict.fromkeys(tags)),
                     children_required=True,
+                    immutable_checked=True,
                 )
             except ChildrenMissing as exc:
                 raise _unknown_children(exc.digests) from None
+            except TagImmutable as exc:
+                raise refusal(exc) from None
+            except QuotaExceeded as exc:
+                raise quota_refusal(exc) from None
         self.cache.put(digest, body)
         return PutResult(digest, record.subject, tuple(dict.fromkeys(tags)))
 
@@ -209,17 +225,20 @@ class ManifestService:
     # -- delete --------------------------------------------------------------------------
     async def delete(self, repository: str, reference: str, *, force: bool = False) -> None:
         """By digest: the manifest and its tags, refused while an index of the repository
-        names it as a child (a forced delete leaves that index broken). By tag: only the tag."""
+        names it as a child (a forced delete leaves that index broken). By tag: only the tag.
+        Either is refused when a tag it would remove is immutable (even forced)."""
         tag, digest = parse_reference(reference, lookup=True)
-        if digest is not None:
-            try:
+        try:
+            if digest is not None:
                 deleted = await self.meta.delete_manifest(
-                    repository, str(digest), unless_in_index=not force
+                    repository, str(digest), unless_in_index=not force, immutable_checked=True
                 )
-            except ManifestInUse as exc:
-                raise _in_use(str(digest), exc.indexes) from None
-        else:
-            deleted = await self.meta.delete_tag(repository, tag or "")
+            else:
+                deleted = await self.meta.delete_tag(repository, tag or "", immutable_checked=True)
+        except ManifestInUse as exc:
+            raise _in_use(str(digest), exc.indexes) from None
+        except TagImmutable as exc:
+            raise refusal(exc) from None
         if not deleted:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
 

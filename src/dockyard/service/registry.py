@@ -15,9 +15,14 @@ from dockyard.service.accounts import AccountService
 from dockyard.service.blobs import BlobService
 from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
+from dockyard.service.gc import GarbageCollector
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
+from dockyard.service.quotas import QuotaService
+from dockyard.service.repositories import RepositoryService
 from dockyard.service.repository import Hidden, LocalRepository, Repository, StandIn
+from dockyard.service.retention import RetentionService
+from dockyard.service.tag_rules import TagRuleService
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
@@ -80,6 +85,10 @@ class Registry:
         )
         self.manifests = ManifestService(blob_store, meta, self.content_lock)
         self.listing = ListingService(meta)
+        self.repositories = RepositoryService(blob_store, meta, self.content_lock)
+        self.tag_rules = TagRuleService(meta)
+        self.quotas = QuotaService(meta)
+        self.retention = RetentionService(meta)
         self.accounts = AccountService(
             meta.accounts,
             meta,
@@ -104,6 +113,16 @@ class Registry:
             self.counters,
             self.content_lock,
             settings.cache_max_bytes,
+        )
+        self.gc = GarbageCollector(
+            blob_store,
+            meta,
+            self.content_lock,
+            self.uploads,
+            grace_seconds=settings.gc_grace_seconds,
+            untagged=settings.gc_untagged_manifests,
+            # Cached repositories' content is the pull-through cache's to prune.
+            keep_prefixes=[u.name for u in settings.proxies],
         )
         self._housekeeping: asyncio.Task | None = None
 
@@ -135,14 +154,32 @@ class Registry:
         await self.meta.close()
 
     async def _purge_loop(self) -> None:
+        """The background housekeeping: garbage collection (abandoned uploads included), or
+        only the uploads when collection is off; retention policies; the pull-through cache's
+        limit."""
+        # A read-only registry deletes nothing (it may be a copy being moved, `dockyard migrate`).
+        collecting = self.settings.gc and not self.settings.read_only
+        interval = (
+            self.settings.gc_interval_seconds
+            if collecting
+            else self.settings.upload_purge_interval_seconds
+        )
         while True:
             try:
-                await self.uploads.purge_expired()
+                if collecting:
+                    await self.gc.collect()
+                else:
+                    await self.uploads.purge_expired()
             except Exception:
-                log.exception("purging abandoned uploads failed; will retry")
+                log.exception("garbage collection failed; will retry")
+            if not self.settings.read_only:
+                try:
+                    await self.retention.apply_all()
+                except Exception:
+                    log.exception("applying retention policies failed; will retry")
             if self.proxy is not None and self.settings.cache_max_bytes is not None:
                 try:
                     await self.cache.prune()
                 except Exception:
                     log.exception("pruning the pull-through cache failed; will retry")
-            await asyncio.sleep(self.settings.upload_purge_interval_seconds)
+            await asyncio.sleep(interval)

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.metadata.base import MetadataStore, UploadRecord
+from dockyard.metadata.base import MetadataStore, QuotaExceeded, UploadRecord
 from dockyard.service.content_lock import ContentLock, NoLock
+from dockyard.service.quotas import refusal as quota_refusal
 from dockyard.storage.base import BlobStore, StorageFullError, UploadBusyError
 
 log = logging.getLogger("dockyard.uploads")
@@ -249,9 +250,24 @@ class UploadService:
     async def _commit(
         self, repository: str, upload_id: str, digest: str, size: int, pieces: tuple[str, ...]
     ) -> None:
+        try:
+            # Looked at before the bytes are published, so a refused blob leaves none behind;
+            # `complete_upload` checks again in its transaction, which is what holds.
+            await self.meta.check_quota(repository, digest, size)
+        except QuotaExceeded as exc:
+            await self._drop(upload_id)
+            raise quota_refusal(exc) from None
         async with self.lock.publishing():
             await self.blobs.commit_upload(upload_id, digest, pieces, size)
-            await self.meta.complete_upload(upload_id, repository, digest, size)
+            try:
+                await self.meta.complete_upload(upload_id, repository, digest, size)
+            except QuotaExceeded as exc:
+                # Another push took the room since the look above. The bytes are published
+                # but recorded nowhere: they are left for garbage collection, never deleted
+                # here, where a concurrent push of the same digest may be linking them.
+                self._hashes.pop(upload_id)
+                await self.meta.delete_upload(upload_id)
+                raise quota_refusal(exc) from None
 
     async def monolithic(
         self, repository: str, digest_text: str, chunks: AsyncIterator[bytes]

@@ -74,6 +74,14 @@ async def _manager(request: Request) -> Principal:
     return caller.principal
 
 
+async def administrator(request: Request, *, changing: bool) -> Principal:
+    """The caller, when an administrator: any credential to read, the password to change."""
+    principal = await (_manager(request) if changing else _principal(request))
+    if not principal.is_admin:
+        raise _denied("only an administrator may do this")
+    return principal
+
+
 def _is_json(content_type: str | None) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return media == "application/json" or (

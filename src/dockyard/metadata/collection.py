@@ -1,0 +1,232 @@
+"""The garbage collector's queries: the review queue, and deciding in one transaction what goes.
+
+A digest is queued whenever one of its references may have gone (a link dropped, a manifest
+deleted) or a reference was made that nothing may ever use (a link from an upload or a mount).
+Reviewing it re-reads every reference inside the transaction that deletes its records, so a
+manifest stored a moment earlier keeps it. The caller holds the content lock (sweeping) around
+that transaction and the removal of the bytes after it, so no push stands between the two.
+
+A link is a reference for as long as a manifest of its repository uses the blob, or while it
+is younger than the grace delay (a push uploads layers before its manifest). Links of cached
+(pull-through) repositories are the cache's business and never dropped here.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.aggregate import SQLAggregate
+from dockyard.metadata.base import Collected
+from dockyard.metadata.cache_index import under
+from dockyard.metadata.manifests import delete_manifest
+from dockyard.metadata.review_queue import enqueue
+from dockyard.metadata.statements import content_removed
+
+
+def due_for_review(conn: Connection, cutoff: float, limit: int, after: str) -> list[str]:
+    """Digests with a row older than the cutoff (a digest may have several: one per change)."""
+    q = t.gc_queue
+    return list(
+        conn.execute(
+            sa.select(q.c.digest)
+            .where(q.c.queued_at <= cutoff, q.c.digest > after)
+            .group_by(q.c.digest)
+            .order_by(q.c.digest)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def queue_length(conn: Connection) -> int:
+    """How many digests wait for review."""
+    count = sa.func.count(sa.distinct(t.gc_queue.c.digest))
+    return int(conn.execute(sa.select(count)).scalar() or 0)
+
+
+def _dangling_links(digest: str, cutoff: float, keep: list[str]) -> sa.ColumnElement[bool]:
+    """Links of `digest` no manifest of their repository uses, older than the cutoff, outside
+    the cached repositories."""
+    rb = t.repository_blobs
+    used_there = sa.or_(
+        sa.exists().where(
+            t.manifest_references.c.repository_id == rb.c.repository_id,
+            t.manifest_references.c.target_digest == digest,
+        ),
+        sa.exists().where(
+            t.manifests.c.repository_id == rb.c.repository_id, t.manifests.c.digest == digest
+        ),
+    )
+    cached = rb.c.repository_id.in_(sa.select(t.repositories.c.id).where(under(keep)))
+    return sa.and_(rb.c.digest == digest, rb.c.created_at <= cutoff, ~used_there, ~cached)
+
+
+def _other_references(conn: Connection, digest: str, cutoff: float, keep: list[str]) -> bool:
+    """Whether anything but a dangling link refers to `digest`: a manifest of that digest, a
+    manifest naming it, or a link that stays."""
+    rb = t.repository_blobs
+    checks = (
+        sa.select(t.manifests.c.digest).where(t.manifests.c.digest == digest).limit(1),
+        sa.select(t.manifest_references.c.target_digest)
+        .where(t.manifest_references.c.target_digest == digest)
+        .limit(1),
+        sa.select(rb.c.digest)
+        .where(rb.c.digest == digest, ~_dangling_links(digest, cutoff, keep))
+        .limit(1),
+    )
+    return any(conn.execute(check).first() is not None for check in checks)
+
+
+def collect_blobs(
+    conn: Connection, digests: list[str], cutoff: float, keep: list[str], dry_run: bool
+) -> Collected:
+    """Review queued `digests` still due: drop their dangling links and, when nothing else
+    refers to them, their records. Returns what went (or would go); the bytes are the caller's."""
+    q, rb = t.gc_queue, t.repository_blobs
+    due = sa.select(q.c.digest).where(q.c.digest.in_(digests), q.c.queued_at <= cutoff)
+    if not dry_run:
+        # Another collector reviewing the same rows skips them instead of waiting.
+        due = due.with_for_update(skip_locked=True)
+    collected = Collected()
+    # Only the rows read here leave the queue (`queued_at <= cutoff` in this snapshot): a row a
+    # change adds meanwhile stays, and its digest is reviewed again.
+    for digest in dict.fromkeys(conn.execute(due.order_by(q.c.digest)).scalars()):
+        dangling = _dangling_links(digest, cutoff, keep)
+        if dry_run:
+            collected.links += int(
+                conn.execute(sa.select(sa.func.count()).select_from(rb).where(dangling)).scalar()
+                or 0
+            )
+        else:
+            dropped = set(
+                conn.execute(sa.delete(rb).where(dangling).returning(rb.c.repository_id)).scalars()
+            )
+            collected.links += len(dropped)  # one link per repository and digest
+            for repo_id in dropped:
+                content_removed(conn, repo_id)
+        if _other_references(conn, digest, cutoff, keep):
+            if not dry_run:
+                conn.execute(sa.delete(q).where(q.c.digest == digest, q.c.queued_at <= cutoff))
+            continue
+        size = conn.execute(sa.select(t.blobs.c.size).where(t.blobs.c.digest == digest)).scalar()
+        if not dry_run:
+            # The queue row stays until the bytes are gone (`reviewed`): a collector killed
+            # in between leaves it for the next one, which finds no record and removes them.
+            conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest == digest))
+        collected.blobs.append((digest, None if size is None else int(size)))
+    return collected
+
+
+def reviewed(conn: Connection, digests: list[str], cutoff: float) -> None:
+    """Take `digests`, whose bytes are gone, off the queue (unless queued again since)."""
+    q = t.gc_queue
+    for start in range(0, len(digests), 500):
+        batch = digests[start : start + 500]
+        conn.execute(sa.delete(q).where(q.c.digest.in_(batch), q.c.queued_at <= cutoff))
+
+
+def _collectable_manifests(cutoff: float, keep: list[str]) -> sa.Select[Any]:
+    """Manifests no tag points at, no index of their repository names, not a referrer of a
+    manifest their repository holds, older than the cutoff, outside the cached repositories."""
+    m, r = t.manifests, t.repositories
+    subject = m.alias("subject")
+    tagged = sa.exists().where(
+        t.tags.c.repository_id == m.c.repository_id, t.tags.c.manifest_digest == m.c.digest
+    )
+    a_child = sa.exists().where(
+        t.manifest_references.c.repository_id == m.c.repository_id,
+        t.manifest_references.c.target_digest == m.c.digest,
+        t.manifest_references.c.kind == "manifest",
+        t.manifest_references.c.manifest_digest != m.c.digest,
+    )
+    subject_held = sa.exists().where(
+        subject.c.repository_id == m.c.repository_id, subject.c.digest == m.c.subject
+    )
+    return (
+        sa.select(r.c.name, m.c.digest, m.c.size)
+        .join(r, r.c.id == m.c.repository_id)
+        .where(~tagged, ~a_child, ~subject_held, m.c.created_at <= cutoff, ~under(keep))
+        .order_by(r.c.name, m.c.digest)
+    )
+
+
+def untagged_due(
+    conn: Connection, cutoff: float, keep: list[str], limit: int, after: tuple[str, str]
+) -> list[tuple[str, str]]:
+    position = sa.tuple_(t.repositories.c.name, t.manifests.c.digest)
+    rows = conn.execute(
+        _collectable_manifests(cutoff, keep).where(position > sa.tuple_(*after)).limit(limit)
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def collect_untagged(
+    conn: Connection,
+    ids: Any,
+    manifests: list[tuple[str, str]],
+    cutoff: float,
+    keep: list[str],
+    dry_run: bool,
+) -> list[tuple[str, str, int]]:
+    """Delete those of `manifests` still collectable (read again here); their content is
+    queued for review. Returns (repository, digest, size) of each."""
+    still = _collectable_manifests(cutoff, keep).where(
+        sa.tuple_(t.repositories.c.name, t.manifests.c.digest).in_(manifests)
+    )
+    gone = [(row[0], row[1], int(row[2])) for row in conn.execute(still)]
+    if not dry_run:
+        for repository, digest, _ in gone:
+            delete_manifest(conn, ids, repository, digest, unless_in_index=True)
+    return gone
+
+
+class SQLCollection(SQLAggregate):
+    async def enqueue_for_review(self, digests: list[str]) -> None:
+        await self.runner.write(partial(enqueue, digests=digests))
+
+    async def due_for_review(self, cutoff: float, limit: int, after: str = "") -> list[str]:
+        return await self.runner.read(
+            partial(due_for_review, cutoff=cutoff, limit=limit, after=after)
+        )
+
+    async def review_queue_length(self) -> int:
+        return await self.runner.read(queue_length)
+
+    async def collect_blobs(
+        self, digests: list[str], cutoff: float, keep: list[str], *, dry_run: bool = False
+    ) -> Collected:
+        work = partial(collect_blobs, digests=digests, cutoff=cutoff, keep=keep, dry_run=dry_run)
+        return await (self.runner.read(work) if dry_run else self.runner.write(work))
+
+    async def reviewed(self, digests: list[str], cutoff: float) -> None:
+        if digests:
+            await self.runner.write(partial(reviewed, digests=digests, cutoff=cutoff))
+
+    async def untagged_due(
+        self, cutoff: float, keep: list[str], limit: int, after: tuple[str, str] = ("", "")
+    ) -> list[tuple[str, str]]:
+        return await self.runner.read(
+            partial(untagged_due, cutoff=cutoff, keep=keep, limit=limit, after=after)
+        )
+
+    async def collect_untagged(
+        self,
+        manifests: list[tuple[str, str]],
+        cutoff: float,
+        keep: list[str],
+        *,
+        dry_run: bool = False,
+    ) -> list[tuple[str, str, int]]:
+        work = partial(
+            collect_untagged,
+            ids=self.ids,
+            manifests=manifests,
+            cutoff=cutoff,
+            keep=keep,
+            dry_run=dry_run,
+        )
+        return await (self.runner.read(work) if dry_run else self.runner.write(work))

@@ -1,0 +1,169 @@
+"""Online garbage collection: what nothing references any more goes, while the registry serves.
+
+One round reviews the queue (`metadata/collection.py`) in small batches. Each batch holds the
+content lock exclusively (`sweeping`) from the transaction that decides and deletes the records
+to the removal of the bytes: a push publishes under the same lock (shared), so it either
+committed its references before the decision, which then keeps the blob, or starts after the
+bytes are gone and is answered MANIFEST_BLOB_UNKNOWN. Records always go before bytes, and a digest
+leaves the queue only once its bytes are gone: a process killed between the two leaves the
+queue row, and whichever collector reviews it next finds no record and removes the bytes.
+`dockyard gc` also lists the store for bytes without a record of any other origin.
+
+Untagged manifests go only where the settings say so; abandoned uploads expire in the same job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+from dockyard.metadata.base import MetadataStore
+from dockyard.service.content_lock import ContentLock, NoLock
+from dockyard.service.uploads import UploadService
+from dockyard.storage.base import BlobStore
+
+log = logging.getLogger("dockyard.gc")
+
+# Small enough that pushes wait for one batch at most a moment.
+BATCH = 100
+
+
+@dataclass(slots=True)
+class GcReport:
+    """What one round reclaimed, or would reclaim (`dry_run`)."""
+
+    dry_run: bool
+    grace_seconds: float
+    blobs: int = 0
+    bytes: int = 0
+    links: int = 0
+    manifests: int = 0
+    uploads: int = 0
+    strays: int = 0  # bytes without a record (a collector killed mid-batch)
+    digests: list[str] = field(default_factory=list)
+    untagged: list[str] = field(default_factory=list)  # repository@digest
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class GarbageCollector:
+    def __init__(
+        self,
+        blob_store: BlobStore,
+        meta: MetadataStore,
+        lock: ContentLock,
+        uploads: UploadService,
+        *,
+        grace_seconds: float,
+        untagged: bool,
+        keep_prefixes: list[str],
+    ) -> None:
+        self.blob_store = blob_store
+        self.meta = meta
+        self.lock = lock
+        self.uploads = uploads
+        self.grace_seconds = grace_seconds
+        self.untagged = untagged
+        self.keep = keep_prefixes
+
+    async def collect(
+        self,
+        *,
+        dry_run: bool = False,
+        grace_seconds: float | None = None,
+        strays: bool = False,
+    ) -> GcReport:
+        """One round: expired uploads, untagged manifests (if enabled), then the queue.
+        `strays` also lists the blob store for bytes without a record (a full listing)."""
+        grace = self.grace_seconds if grace_seconds is None else grace_seconds
+        report = GcReport(dry_run=dry_run, grace_seconds=grace)
+        cutoff = time.time() - grace
+        if not dry_run:
+            report.uploads = await self.uploads.purge_expired()
+        if self.untagged:
+            await self._untagged(report, cutoff, dry_run)
+        await self._queue(report, cutoff, dry_run)
+        if strays:
+            await self._strays(report, dry_run)
+        if not dry_run and (report.blobs or report.links or report.manifests or report.strays):
+            log.info(
+                "gc: %d blob(s), %d bytes, %d link(s), %d manifest(s), %d stray(s) reclaimed",
+                report.blobs,
+                report.bytes,
+                report.links,
+                report.manifests,
+                report.strays,
+            )
+        return report
+
+    async def _untagged(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
+        after = ("", "")
+        while due := await self.meta.untagged_due(cutoff, self.keep, BATCH, after):
+            after = due[-1]
+            async with self._lock(dry_run).sweeping():
+                gone = await self.meta.collect_untagged(due, cutoff, self.keep, dry_run=dry_run)
+            report.manifests += len(gone)
+            report.untagged.extend(f"{repository}@{digest}" for repository, digest, _ in gone)
+
+    async def _queue(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
+        # One pass over the queue in digest order: what is skipped (another collector's,
+        # or left by a dry run) waits for the next round.
+        after = ""
+        while due := await self.meta.due_for_review(cutoff, BATCH, after):
+            after = due[-1]
+            if dry_run:
+                collected = await self.meta.collect_blobs(due, cutoff, self.keep, dry_run=True)
+                for digest, size in collected.blobs:
+                    await self._reclaim(report, digest, size, delete=False)
+                report.links += collected.links
+                continue
+            async with self.lock.sweeping():
+                collected = await self.meta.collect_blobs(due, cutoff, self.keep)
+                for digest, size in collected.blobs:
+                    await self._reclaim(report, digest, size, delete=True)
+                await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
+            report.links += collected.links
+
+    async def _reclaim(self, report: GcReport, digest: str, size: int | None, delete: bool) -> None:
+        """The bytes of a blob whose record went (or would go); without a record (a collector
+        killed before removing them), only if they are there."""
+        stored = await self.blob_store.stat(digest)
+        if stored is None:
+            return
+        if delete:
+            await self.blob_store.delete(digest)
+        if size is None:
+            report.strays += 1
+        self._count(report, digest, stored if size is None else size)
+
+    async def _strays(self, report: GcReport, dry_run: bool) -> None:
+        recorded = set(await self.meta.all_blob_digests())
+        listed = [d async for d in self.blob_store.iter_digests() if d not in recorded]
+        if not listed:
+            return
+        async with self._lock(dry_run).sweeping():
+            # Read again under the lock: what was published since has its record now.
+            recorded = set(await self.meta.all_blob_digests())
+            for digest in listed:
+                if digest in recorded:
+                    continue
+                size = await self.blob_store.stat(digest)
+                if size is None:
+                    continue
+                if not dry_run:
+                    await self.blob_store.delete(digest)
+                report.strays += 1
+                self._count(report, digest, size)
+
+    def _lock(self, dry_run: bool) -> ContentLock:
+        """A dry run changes nothing, so it keeps no push waiting."""
+        return NoLock() if dry_run else self.lock
+
+    @staticmethod
+    def _count(report: GcReport, digest: str, size: int) -> None:
+        report.blobs += 1
+        report.bytes += size
+        if len(report.digests) < 1000:
+            report.digests.append(digest)
