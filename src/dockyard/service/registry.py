@@ -159,8 +159,9 @@ class Registry:
         limit."""
         # A read-only registry deletes nothing (it may be a copy being moved, `dockyard migrate`).
         collecting = self.settings.gc and not self.settings.read_only
+        # Abandoned uploads expire at their own interval whether or not collection is on.
         interval = (
-            self.settings.gc_interval_seconds
+            min(self.settings.gc_interval_seconds, self.settings.upload_purge_interval_seconds)
             if collecting
             else self.settings.upload_purge_interval_seconds
         )
