@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from dockyard.service.quotas import human
 from tests.support.push import (
     LAYER,
     OCI_CONFIG,
@@ -175,3 +176,59 @@ def test_crane_copy_into_a_full_namespace_is_refused_with_the_usage(
     )
     assert client.get(f"/v2/{ns}/app/manifests/v1").status_code == 404
     assert quota(registry, "show", ns) == f"{ns}: 0 B used, quota 10 B"
+
+
+def test_a_refused_mount_or_manifest_links_and_counts_nothing(
+    client: httpx.Client, registry: RunningRegistry
+) -> None:
+    ns = namespace()
+    repo = f"{ns}/app"
+    config = json.dumps({"architecture": "amd64", "os": "linux", "n": uuid.uuid4().hex}).encode()
+    push_blob(client, repo, config)
+    # A layer held by another namespace: a push of ns may use it without uploading it.
+    layer = os.urandom(3000)
+    push_blob(client, f"other{ns}/lib", layer)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config),
+            "layers": [descriptor(LAYER, layer)],
+        }
+    ).encode()
+    # Room for the layer or for the manifest, not for both.
+    limit = len(config) + max(len(layer), len(manifest))
+    quota(registry, "set", ns, str(limit))
+    before = quota(registry, "show", ns)
+    assert before.startswith(f"{ns}: {len(config)} B used")
+
+    put = client.put(
+        f"/v2/{repo}/manifests/v1", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    refused(
+        put,
+        f"quota exceeded: {human(len(config) + len(layer) + len(manifest))} of "
+        f"{human(limit)} used in {ns}",
+    )
+    assert client.head(f"/v2/{repo}/blobs/{sha256(layer)}").status_code == 404
+    assert client.get(f"/v2/{repo}/manifests/{sha256(manifest)}").status_code == 404
+    assert quota(registry, "show", ns) == before
+
+    # The mount alone fits; once it is there, a mount of a second layer does not.
+    mounted = client.post(
+        f"/v2/{repo}/blobs/uploads/", params={"mount": sha256(layer), "from": f"other{ns}/lib"}
+    )
+    assert mounted.status_code == 201, mounted.text
+    second = os.urandom(2000)
+    push_blob(client, f"other{ns}/lib", second)
+    used = quota(registry, "show", ns)
+    mounted = client.post(
+        f"/v2/{repo}/blobs/uploads/", params={"mount": sha256(second), "from": f"other{ns}/lib"}
+    )
+    refused(
+        mounted,
+        f"quota exceeded: {human(len(config) + len(layer) + len(second))} of "
+        f"{human(limit)} used in {ns}",
+    )
+    assert client.head(f"/v2/{repo}/blobs/{sha256(second)}").status_code == 404
+    assert quota(registry, "show", ns) == used

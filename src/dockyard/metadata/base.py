@@ -8,7 +8,7 @@ Protocol of its own, and `MetadataStore` is all of them together with the store'
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -245,8 +245,11 @@ class Manifests(Protocol):
         *,
         children_required: bool = False,
         immutable_checked: bool = False,
+        links: Sequence[tuple[str, int]] = (),
     ) -> None:
-        """Store a manifest, its edges and its tags in one transaction. `children_required`:
+        """Store a manifest, its edges and its tags in one transaction. `links`: blobs
+        (digest, size) to link into the repository first, in that transaction, so a manifest
+        refused (by its quota, say) links nothing either. `children_required`:
         raise `ChildrenMissing` unless every child manifest is in the repository, checked in
         that same transaction (a child deleted meanwhile cannot slip through).
         `immutable_checked`: raise `TagImmutable` when a tag matching a rule of `TagRules`

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -19,6 +20,7 @@ from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import ChildrenMissing, ManifestInUse, ManifestRecord, Reference
+from dockyard.metadata.blob_links import link_blob
 from dockyard.metadata.quotas import refuse_over_quota
 from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
@@ -147,7 +149,10 @@ def put_manifest(
     tags: list[str],
     children_required: bool,
     immutable_checked: bool = False,
+    links: Sequence[tuple[str, int]] = (),
 ) -> None:
+    for digest, size in links:
+        link_blob(conn, ids, repository, digest, size)
     now = time.time()
     repo_id = ids.ensure(conn, repository)
     children = [r.target for r in references if r.kind == "manifest"]
@@ -318,6 +323,7 @@ class SQLManifests(SQLAggregate):
         *,
         children_required: bool = False,
         immutable_checked: bool = False,
+        links: Sequence[tuple[str, int]] = (),
     ) -> None:
         await self.runner.write(
             partial(
@@ -329,6 +335,7 @@ class SQLManifests(SQLAggregate):
                 tags=tags,
                 children_required=children_required,
                 immutable_checked=immutable_checked,
+                links=links,
             )
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dockyard.core import jsontext
 from dockyard.core import mediatypes as mt
@@ -110,28 +110,45 @@ class ManifestService:
         except QuotaExceeded as exc:
             raise quota_refusal(exc) from None
         async with self.lock.publishing():
+            pending = Pending()
             try:
-                references = await self._check_references(repository, manifest, may_read)
-            except QuotaExceeded as exc:  # a blob of it mounted from elsewhere
-                raise quota_refusal(exc) from None
-            await self.blobs.put(digest, body)
-            try:
-                await self.meta.put_manifest(
-                    repository,
-                    record,
-                    references,
-                    list(dict.fromkeys(tags)),
-                    children_required=True,
-                    immutable_checked=True,
-                )
-            except ChildrenMissing as exc:
-                raise _unknown_children(exc.digests) from None
-            except TagImmutable as exc:
-                raise refusal(exc) from None
-            except QuotaExceeded as exc:
-                raise quota_refusal(exc) from None
+                await self._store(repository, record, body, manifest, tags, may_read, pending)
+            except Exception:
+                # Bytes published for a push that stored nothing are the collector's to review:
+                # never deleted here, where another push may be linking the same digest.
+                if pending.published:
+                    await self.meta.enqueue_for_review(pending.published)
+                raise
         self.cache.put(digest, body)
         return PutResult(digest, record.subject, tuple(dict.fromkeys(tags)))
+
+    async def _store(
+        self,
+        repository: str,
+        record: ManifestRecord,
+        body: bytes,
+        manifest: ParsedManifest,
+        tags: list[str],
+        may_read: ReadCheck | None,
+        pending: Pending,
+    ) -> None:
+        """Check what the manifest names, publish its bytes and record it with its links and
+        tags in one transaction; what it published on the way is noted in `pending`."""
+        references = await self._check_references(repository, manifest, may_read, pending)
+        await self.blobs.put(record.digest, body)
+        pending.published.append(record.digest)
+        try:
+            await self.meta.put_manifest(
+                repository,
+                record,
+                references,
+                list(dict.fromkeys(tags)),
+                children_required=True,
+                immutable_checked=True,
+                links=pending.links,
+            )
+        except (ChildrenMissing, TagImmutable, QuotaExceeded) as exc:
+            raise _refusal(exc) from None
 
     async def store_fetched(
         self,
@@ -164,13 +181,17 @@ class ManifestService:
         return record
 
     async def _check_references(
-        self, repository: str, manifest: ParsedManifest, may_read: ReadCheck | None
+        self,
+        repository: str,
+        manifest: ParsedManifest,
+        may_read: ReadCheck | None,
+        pending: Pending,
     ) -> list[Reference]:
         references: list[Reference] = []
         for descriptor in manifest.blobs:
             if descriptor.is_foreign:
                 continue
-            await self._ensure_blob(repository, descriptor, may_read)
+            await self._ensure_blob(repository, descriptor, may_read, pending)
             references.append(Reference(descriptor.digest, "blob"))
         children = [d.digest for d in manifest.children]
         missing = await self.meta.missing_manifests(repository, list(dict.fromkeys(children)))
@@ -180,18 +201,24 @@ class ManifestService:
         return references
 
     async def _ensure_blob(
-        self, repository: str, descriptor: Descriptor, may_read: ReadCheck | None
+        self,
+        repository: str,
+        descriptor: Descriptor,
+        may_read: ReadCheck | None,
+        pending: Pending,
     ) -> None:
-        """The blob must be in the repository, or stored elsewhere (mounted), or embedded."""
+        """The blob must be in the repository, or stored elsewhere (mounted), or embedded. A
+        mount or an embedded blob is linked with the manifest (`pending`), not before it."""
         size = await self.meta.linked_blob_size(repository, descriptor.digest)
         if size is None:
             size = await readable_blob_size(self.meta, descriptor.digest, None, may_read)
             if size is not None and await self.blobs.stat(descriptor.digest) is not None:
-                await self.meta.link_blob(repository, descriptor.digest, size)
+                pending.links.append((descriptor.digest, size))
             elif descriptor.data is not None:
                 await self.blobs.put(descriptor.digest, descriptor.data)
                 size = len(descriptor.data)
-                await self.meta.link_blob(repository, descriptor.digest, size)
+                pending.published.append(descriptor.digest)
+                pending.links.append((descriptor.digest, size))
             else:
                 raise RegistryError(
                     ErrorCode.MANIFEST_BLOB_UNKNOWN, detail={"digest": descriptor.digest}
@@ -271,6 +298,23 @@ class ManifestService:
         except (ValueError, RegistryError):
             return []
         return [m for m in doc.get("manifests", []) if isinstance(m, dict) and "digest" in m]
+
+
+@dataclass(slots=True)
+class Pending:
+    """What a manifest push has done before its transaction: bytes it published, and blobs
+    (digest, size) that transaction is to link (mounted from elsewhere, or embedded)."""
+
+    published: list[str] = field(default_factory=list)
+    links: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _refusal(exc: ChildrenMissing | TagImmutable | QuotaExceeded) -> RegistryError:
+    if isinstance(exc, ChildrenMissing):
+        return _unknown_children(exc.digests)
+    if isinstance(exc, TagImmutable):
+        return refusal(exc)
+    return quota_refusal(exc)
 
 
 def _unknown_children(missing: list[str]) -> RegistryError:

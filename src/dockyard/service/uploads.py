@@ -263,10 +263,12 @@ class UploadService:
                 await self.meta.complete_upload(upload_id, repository, digest, size)
             except QuotaExceeded as exc:
                 # Another push took the room since the look above. The bytes are published
-                # but recorded nowhere: they are left for garbage collection, never deleted
-                # here, where a concurrent push of the same digest may be linking them.
+                # but recorded nowhere: queued for the collector, which removes them unless
+                # a concurrent push of the same digest links them meanwhile (so never
+                # deleted here).
                 self._hashes.pop(upload_id)
                 await self.meta.delete_upload(upload_id)
+                await self.meta.enqueue_for_review([digest])
                 raise quota_refusal(exc) from None
 
     async def monolithic(
