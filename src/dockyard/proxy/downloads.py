@@ -24,11 +24,12 @@ from dockyard.client.errors import ClientError, DigestMismatch, TransferInterrup
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.file_lock import is_free, open_lock_file, release, try_lock
 from dockyard.core.manifest import MAX_MANIFEST_BYTES
-from dockyard.metadata.base import MetadataStore
+from dockyard.metadata.base import MetadataStore, QuotaExceeded
 from dockyard.proxy.health import UpstreamHealth
 from dockyard.proxy.relay import DownloadFailed, Relay
 from dockyard.proxy.upstream import Route, upstream_error
 from dockyard.service.content_lock import ContentLock
+from dockyard.service.quotas import refusal as quota_refusal
 from dockyard.storage.base import BlobStore
 
 log = logging.getLogger("dockyard.proxy")
@@ -148,7 +149,13 @@ class Downloads:
             release(fd)
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
         try:
+            # Before a byte is downloaded: a blob the cache's namespace has no room for is
+            # refused, not fetched (README: quotas).
+            await self.meta.check_quota(route.local, digest, size)
             adopted = await self.adopt(route, digest, size)
+        except QuotaExceeded as exc:
+            release(fd)
+            raise quota_refusal(exc) from None
         except BaseException:
             release(fd)
             raise
@@ -202,7 +209,14 @@ class Downloads:
                 raise DigestMismatch("the cached copy came out short")  # never expected
             async with self.lock.publishing():
                 await self.blob_store.commit_upload(upload_id, digest)
-                await self.meta.link_blob(route.local, digest, size)
+                try:
+                    await self.meta.link_blob(route.local, digest, size)
+                except QuotaExceeded:
+                    # Another pull took the room since the look in `_lead`: the clients had
+                    # the bytes, the cache keeps none (the collector removes the published
+                    # copy unless something links it meanwhile).
+                    await self.meta.enqueue_for_review([digest])
+                    raise
             log.info("cached %s from %s (%d bytes)", digest, route.upstream.name, size)
         except BaseException as exc:
             relay.fail(exc)

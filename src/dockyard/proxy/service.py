@@ -35,7 +35,7 @@ from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.file_lock import held
 from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
-from dockyard.metadata.base import ManifestRecord, MetadataStore
+from dockyard.metadata.base import ManifestRecord, MetadataStore, QuotaExceeded
 from dockyard.metadata.counters import Counters
 from dockyard.proxy.downloads import Downloads
 from dockyard.proxy.health import UpstreamHealth
@@ -294,7 +294,7 @@ class ProxyService:
         repositories) are taken on its word: an upstream that merely claims a digest held only
         by local repositories, or sent by another upstream (perhaps one for accounts only, where
         this one is open to anonymous clients), must prove it by sending the bytes, or it could
-        vouch them out."""
+        vouch them out. Raises `QuotaExceeded` when the cache's namespace has no room for it."""
         holders = await self.meta.repositories_linking(digest, limit=ADOPT_LOOKUP)
         if not any(self._sent_by(holder, route.upstream) for holder in holders):
             return False
@@ -329,7 +329,9 @@ class ProxyService:
             raise upstream_error(route, exc, f"@{digest}") from exc
         if size is None:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
-        await self.adopt(route, digest, size)
+        # A HEAD keeps nothing it must: past the namespace's quota it only answers.
+        with contextlib.suppress(QuotaExceeded):
+            await self.adopt(route, digest, size)
         return size
 
     async def fetch_blob(

@@ -174,9 +174,20 @@ class ManifestService:
             Reference(d, "manifest") for d in dict.fromkeys(c.digest for c in manifest.children)
         ]
         record = _record_of(digest, manifest, len(body))
-        async with self.lock.publishing():
-            await self.blobs.put(digest, body)
-            await self.meta.put_manifest(repository, record, references, [tag] if tag else [])
+        try:
+            # A cache whose namespace has a quota keeps nothing past it (README: quotas).
+            await self.meta.check_quota(repository, digest, len(body))
+            async with self.lock.publishing():
+                await self.blobs.put(digest, body)
+                try:
+                    await self.meta.put_manifest(
+                        repository, record, references, [tag] if tag else []
+                    )
+                except QuotaExceeded:
+                    await self.meta.enqueue_for_review([digest])  # as for a push: see `put`
+                    raise
+        except QuotaExceeded as exc:
+            raise quota_refusal(exc) from None
         self.cache.put(digest, body)
         return record
 
