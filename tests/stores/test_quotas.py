@@ -97,6 +97,22 @@ def test_past_the_quota_nothing_is_linked_or_stored(meta, run) -> None:
     assert run(meta.quota("acme")).used == 600 and run(meta.quota("acme")).limit is None
 
 
+def test_a_manifest_links_its_blobs_in_its_own_transaction(meta, run) -> None:
+    d1, d2, d3 = DIGESTS[0], DIGESTS[1], DIGESTS[2]  # 100, 200, 300 bytes
+    run(meta.link_blob("other/lib", d2, SIZE[d2]))
+    run(meta.set_quota("acme", 400))
+    # The link fits (200), the manifest after it does not (200 + 300): neither is kept.
+    with pytest.raises(QuotaExceeded) as refused:
+        run(meta.put_manifest("acme/app", record(d3), [], ["v1"], links=[(d2, SIZE[d2])]))
+    assert refused.value.would_use == 500
+    assert run(meta.linked_blob_size("acme/app", d2)) is None
+    assert run(meta.quota("acme")).used == 0
+    run(meta.put_manifest("acme/app", record(d1), [], ["v1"], links=[(d2, SIZE[d2])]))
+    assert run(meta.linked_blob_size("acme/app", d2)) == SIZE[d2]
+    assert run(meta.quota("acme")).used == 300
+    assert run(meta.quota_usage()) == run(meta.quota_usage(scan=True))
+
+
 def test_concurrent_links_cannot_together_pass_the_quota(meta, run) -> None:
     run(meta.set_quota("acme", 1000))
     digests = ["sha256:" + f"{i:02x}" * 32 for i in range(8)]

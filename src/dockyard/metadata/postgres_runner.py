@@ -95,12 +95,15 @@ class PostgresRunner:
                     conn = await conn.execution_options(isolation_level="SERIALIZABLE")
                     async with conn.begin():
                         return await conn.run_sync(work)
-            except sa.exc.DBAPIError as exc:
-                if sqlstate(exc) not in RETRYABLE or attempt == ATTEMPTS - 1:
-                    raise
-                # Another replica's transaction touched the same rows: ours runs again.
+            except Exception as exc:
+                # Rolled back, whatever the reason (a refusal such as a quota's too): an id
+                # read in it may name a repository row that was never committed.
                 for forget in self._forget:
                     forget()
+                retryable = isinstance(exc, sa.exc.DBAPIError) and sqlstate(exc) in RETRYABLE
+                if not retryable or attempt == ATTEMPTS - 1:
+                    raise
+                # Another replica's transaction touched the same rows: ours runs again.
                 # A random share of the back-off: two transactions that conflicted once
                 # would, waiting the same time, meet again on their next attempt.
                 await asyncio.sleep(random.uniform(0, 0.01 * (2**attempt)))
