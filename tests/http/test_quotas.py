@@ -232,3 +232,32 @@ def test_a_refused_mount_or_manifest_links_and_counts_nothing(
     )
     assert client.head(f"/v2/{repo}/blobs/{sha256(second)}").status_code == 404
     assert quota(registry, "show", ns) == used
+
+    # A new repository whose first push is a manifest made only of blobs held elsewhere: once
+    # refused, the repository is not half there, and pushing to it later works.
+    fresh = f"{ns}/fresh"
+    other_config = json.dumps({"architecture": "arm64", "os": "linux"}).encode()
+    push_blob(client, f"other{ns}/lib", other_config)
+    only_mounts = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, other_config),
+            "layers": [descriptor(LAYER, second)],
+        }
+    ).encode()
+    # Room for the config, not for the layer after it.
+    quota(registry, "set", ns, str(len(config) + len(layer) + len(other_config)))
+    used = quota(registry, "show", ns)
+    put = client.put(
+        f"/v2/{fresh}/manifests/v1", content=only_mounts, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert put.status_code == 403 and error_code(put) == "DENIED", put.text
+    assert client.get(f"/v2/{fresh}/tags/list").status_code == 404
+    assert quota(registry, "show", ns) == used
+    quota(registry, "set", ns, "none")
+    push_blob(client, fresh, os.urandom(100))
+    put = client.put(
+        f"/v2/{fresh}/manifests/v1", content=only_mounts, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert put.status_code == 201, put.text
