@@ -324,6 +324,14 @@ class AccountService:
         await self.store.create_token(record)
         return record, secret
 
+    async def tokens_of(self, account: str) -> list[AccessToken]:
+        """The account's access tokens, revoked ones included (never their secrets)."""
+        return await self.store.list_tokens(account)
+
+    async def revoke_token(self, account: str, name_or_id: str) -> bool:
+        """Revoke one of the account's own tokens; False when it has no such active token."""
+        return await self.store.revoke_token(account, name_or_id, time.time())
+
     async def bootstrap_admin(self, password: str | None) -> str | None:
         """Make the first admin when none exists; returns a generated password to show once."""
         if await self.store.any_admin():

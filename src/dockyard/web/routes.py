@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from dockyard.web import static
-from dockyard.web.pages import browse, session
+from dockyard.web.pages import account, browse, session
 from dockyard.web.pages.common import page
 from dockyard.web.rendering import environment
 from dockyard.web.site import Site
@@ -22,5 +22,9 @@ def routes() -> list[Route]:
         Route("/u/{namespace}", page(site, browse.namespace), methods=["GET"]),
         Route("/sign-in", page(site, session.sign_in), methods=["GET", "POST"]),
         Route("/sign-out", page(site, session.sign_out), methods=["POST"]),
+        Route("/account/tokens", page(site, account.tokens), methods=["GET"]),
+        Route("/account/tokens", page(site, account.create_token), methods=["POST"]),
+        Route("/account/tokens/revoke", page(site, account.revoke_token), methods=["POST"]),
+        Route("/account/password", page(site, account.password), methods=["GET", "POST"]),
         Route("/static/{file}", static.serve, methods=["GET"]),
     ]
