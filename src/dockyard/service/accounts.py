@@ -265,6 +265,24 @@ class AccountService:
             name, password_hash=hash_password(password), credentials_changed_at=time.time()
         )
 
+    async def users(self) -> list[Account]:
+        """Every user account (not organisations), by name."""
+        return await self.store.list_accounts(USER)
+
+    async def disable_user(self, name: str) -> bool:
+        """Take the user's password away and revoke every access token: nothing signs in as
+        them (sessions, refresh tokens and bearer tokens issued before end with the moved
+        credentials stamp) until an administrator sets a new password. Their namespace and
+        repositories stay. False when there is no such user."""
+        account = await self.store.get_account(name)
+        if account is None or account.kind != USER:
+            return False
+        now = time.time()
+        for token in await self.store.list_tokens(name):
+            if token.revoked_at is None:
+                await self.store.revoke_token(name, token.id, now)
+        return await self.store.update_account(name, password_hash=None, credentials_changed_at=now)
+
     async def set_admin(self, name: str, admin: bool) -> bool:
         return await self.store.update_account(name, is_admin=admin)
 

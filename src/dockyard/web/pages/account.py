@@ -3,7 +3,7 @@ password. The same service calls as `/api/v1/tokens` and `/api/v1/users/{name}`.
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,32 +11,12 @@ from starlette.responses import Response
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.service.accounts import TOKEN_PREFIX, TOKEN_SCOPES, AccessToken
 from dockyard.web import sessions
-from dockyard.web.forms import posted_form
+from dockyard.web.pages.common import signed_in
 from dockyard.web.rendering import redirect, render, set_session_cookie
 from dockyard.web.site import auth_of, registry_of, site_of
-from dockyard.web.viewer import Viewer, viewer_of
+from dockyard.web.viewer import Viewer
 
 MAX_EXPIRY_DAYS = 36500  # a century, as the API allows
-
-
-async def _signed_in(request: Request) -> tuple[Viewer, dict[str, str], Response | None]:
-    """The viewer and the posted form (empty for a GET); for a viewer not signed in, the
-    answer to give instead: a GET is sent to sign in first."""
-    viewer = await viewer_of(request)
-    if auth_of(request) is None:
-        raise RegistryError(ErrorCode.ENDPOINT_UNKNOWN, "this registry runs without accounts")
-    form: dict[str, str] = {}
-    if request.method == "POST":
-        # The form's token first: a session that ended (signed out, password changed, account
-        # gone) is a new anonymous one, whose forms do not exist yet.
-        timeout = registry_of(request).settings.body_timeout_seconds
-        form = await posted_form(request, viewer, timeout)
-    if not viewer.signed_in:
-        if request.method == "POST":
-            raise RegistryError(ErrorCode.DENIED, "sign in first")
-        target = "/sign-in?next=" + quote(request.url.path)
-        return viewer, form, redirect(request, viewer, target)
-    return viewer, form, None
 
 
 def registry_host(request: Request) -> str:
@@ -68,14 +48,14 @@ async def _tokens_page(
 
 
 async def tokens(request: Request) -> Response:
-    viewer, _, elsewhere = await _signed_in(request)
+    viewer, _, elsewhere = await signed_in(request)
     if elsewhere is not None:
         return elsewhere
     return await _tokens_page(request, viewer)
 
 
 async def create_token(request: Request) -> Response:
-    viewer, form, elsewhere = await _signed_in(request)
+    viewer, form, elsewhere = await signed_in(request)
     if elsewhere is not None:
         return elsewhere
     name = form.get("name", "").strip()
@@ -106,7 +86,7 @@ async def create_token(request: Request) -> Response:
 
 
 async def revoke_token(request: Request) -> Response:
-    viewer, form, elsewhere = await _signed_in(request)
+    viewer, form, elsewhere = await signed_in(request)
     if elsewhere is not None:
         return elsewhere
     token_id = form.get("token", "")
@@ -120,7 +100,7 @@ async def revoke_token(request: Request) -> Response:
 
 
 async def password(request: Request) -> Response:
-    viewer, form, elsewhere = await _signed_in(request)
+    viewer, form, elsewhere = await signed_in(request)
     if elsewhere is not None:
         return elsewhere
     if request.method == "GET":
