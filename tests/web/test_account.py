@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, Response
 
-from tests.auth.helpers import AuthRegistry, basic
+from tests.auth.helpers import AuthRegistry, basic, push_image
 from tests.support.peers import ContainersEnv, containers_env, require
 from tests.web.conftest import add_user, create_token
 from tests.web.test_sign_in import csrf_of, signed_in_client
@@ -26,6 +26,8 @@ def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     registry = web_registry()
     add_user(registry, "alice", ALICE)
     add_user(registry, "bob", BOB)
+    with registry.client() as client:
+        push_image(client, "alice/app", "v1", basic("alice", ALICE))
     return registry
 
 
@@ -34,14 +36,6 @@ def ce(tmp_path: Path) -> Iterator[ContainersEnv]:
     require("skopeo")
     with containers_env(tmp_path / "containers") as env:
         yield env
-
-
-def sign_in(page: Page, reg: AuthRegistry, user: str, password: str) -> None:
-    page.goto(f"{reg.url}/sign-in")
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{reg.url}/")
 
 
 def token_ids(reg: AuthRegistry, user: str, password: str) -> dict[str, bool]:
@@ -58,9 +52,11 @@ def test_create_a_token_in_the_page_log_in_with_it_then_revoke_it(
     new_context: Callable[..., BrowserContext],
     visit: Callable[..., Response],
     check: Callable[[Page], None],
+    sign_in: Callable[..., None],
 ) -> None:
     page = new_context().new_page()
-    sign_in(page, reg, "alice", ALICE)
+    sign_in(page, reg.url, "alice", ALICE)
+    assert page.locator(".cards .name").all_inner_texts() == ["alice/app"]
     visit(page, f"{reg.url}/account/tokens")
     page.get_by_label("Name").fill("laptop")
     page.get_by_label("Scope").select_option("write")
@@ -167,11 +163,12 @@ def test_change_the_password_in_the_page(
     new_context: Callable[..., BrowserContext],
     visit: Callable[..., Response],
     check: Callable[[Page], None],
+    sign_in: Callable[..., None],
 ) -> None:
     reg = web_registry()
     add_user(reg, "erin", "erin-Pa55word")
     page = new_context().new_page()
-    sign_in(page, reg, "erin", "erin-Pa55word")
+    sign_in(page, reg.url, "erin", "erin-Pa55word")
     with signed_in_client(reg, "erin", "erin-Pa55word") as elsewhere:
         assert "Sign out" in elsewhere.get("/").text
         visit(page, f"{reg.url}/account/password")

@@ -44,14 +44,6 @@ def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     return registry
 
 
-def sign_in(page: Page, reg: AuthRegistry, user: str, password: str) -> None:
-    page.goto(f"{reg.url}/sign-in")
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{reg.url}/")
-
-
 def listed(page: Page) -> list[str]:
     return page.locator(".cards .name").all_inner_texts()
 
@@ -73,9 +65,10 @@ def test_a_signed_in_viewer_sees_their_own_last_push_first(
     new_context: Callable[..., BrowserContext],
     visit: Callable[..., Response],
     check: Callable[[Page], None],
+    sign_in: Callable[..., None],
 ) -> None:
     page = new_context().new_page()
-    sign_in(page, reg, "alice", ALICE)
+    sign_in(page, reg.url, "alice", ALICE)
     check(page)
     assert listed(page) == ["alice/secret", "alice/public-app"]
     assert page.get_by_role("link", name="alice", exact=True).first.is_visible()
@@ -90,10 +83,13 @@ def test_a_signed_in_viewer_sees_their_own_last_push_first(
 
 
 def test_a_push_appears_at_once(
-    reg: AuthRegistry, new_context: Callable[..., BrowserContext], visit: Callable[..., Response]
+    reg: AuthRegistry,
+    new_context: Callable[..., BrowserContext],
+    visit: Callable[..., Response],
+    sign_in: Callable[..., None],
 ) -> None:
     page = new_context().new_page()
-    sign_in(page, reg, "bob", BOB)
+    sign_in(page, reg.url, "bob", BOB)
     assert listed(page) == ["bob/tool", "alice/public-app"]
     with reg.client() as client:
         push_image(client, "bob/fresh", "v1", basic("bob", BOB))
@@ -102,12 +98,14 @@ def test_a_push_appears_at_once(
 
 
 def test_administrators_see_everything(
-    reg: AuthRegistry, new_context: Callable[..., BrowserContext]
+    reg: AuthRegistry,
+    new_context: Callable[..., BrowserContext],
+    sign_in: Callable[..., None],
 ) -> None:
     from tests.auth.helpers import ADMIN_PASSWORD
 
     page = new_context().new_page()
-    sign_in(page, reg, "admin", ADMIN_PASSWORD)
+    sign_in(page, reg.url, "admin", ADMIN_PASSWORD)
     assert {"alice/secret", "bob/tool", "carol/hidden"} <= set(listed(page))
 
 

@@ -27,14 +27,6 @@ def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     return registry
 
 
-def sign_in(page: Page, reg: AuthRegistry, user: str, password: str, next_path: str = "") -> None:
-    page.goto(f"{reg.url}/sign-in" + (f"?next={next_path}" if next_path else ""))
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-
-
 def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, html
@@ -61,7 +53,7 @@ def test_sign_in_and_out_in_the_browser(
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{reg.url}/")
     check(page)
-    assert page.get_by_role("link", name="alice").is_visible()
+    assert page.get_by_role("navigation").get_by_role("link", name="alice").is_visible()
     cookie = next(c for c in page.context.cookies() if c["name"] == "dockyard_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and not cookie["secure"]
     page.get_by_role("button", name="Sign out").click()
