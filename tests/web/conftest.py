@@ -2,7 +2,7 @@
 injected into every page a test visits, and a PNG screenshot of each under
 tests/web/screenshots/ (git-ignored).
 
-`browser` is one Chromium per test session; `new_context()` opens a fresh context (its own
+`browser` is one Chromium per test module; `new_context()` opens a fresh context (its own
 cookies: one per viewer); `visit(page, url)` loads a page, screenshots it and asserts that
 axe finds no serious or critical violation; `check(page)` does the same for the page a
 click led to; `sign_in(page, base_url, user, password)` signs in through the form.
@@ -56,8 +56,10 @@ def axe_source() -> str:
     return AXE.read_text()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module: Playwright's synchronous API keeps an event loop running
+    in this thread while it is open, which other tests' `asyncio.run` would trip over."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `bash .ci/install-peers.sh`"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(

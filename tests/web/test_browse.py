@@ -35,6 +35,11 @@ def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
         push_image(client, "alice/secret", "v1", basic("alice", ALICE))
         push_image(client, "bob/tool", "v1", basic("bob", BOB))
         push_image(client, "carol/hidden", "v1")
+        org = client.post(
+            "/api/v1/orgs", json={"name": "acme"}, headers={"Authorization": basic("alice", ALICE)}
+        )
+        assert org.status_code == 201, org.text
+        push_image(client, "acme/api", "v1", basic("alice", ALICE))
         made_public = client.put(
             "/api/v1/repositories/alice/public-app/visibility",
             json={"visibility": "public"},
@@ -54,9 +59,12 @@ def test_anonymous_viewers_see_public_repositories_only(
     page = new_context().new_page()
     visit(page, f"{reg.url}/")
     assert listed(page) == ["alice/public-app"]
+    assert page.locator(".card .badge").all_inner_texts() == ["public"]
     visit(page, f"{reg.url}/u/alice")
     assert listed(page) == ["alice/public-app"]
+    assert page.locator("main .meta").first.inner_text() == "User"
     visit(page, f"{reg.url}/u/bob", status=404)
+    visit(page, f"{reg.url}/u/acme", status=404)
     assert "bob" not in page.locator("main").inner_text()
 
 
@@ -70,7 +78,9 @@ def test_a_signed_in_viewer_sees_their_own_last_push_first(
     page = new_context().new_page()
     sign_in(page, reg.url, "alice", ALICE)
     check(page)
-    assert listed(page) == ["alice/secret", "alice/public-app"]
+    assert listed(page) == ["acme/api", "alice/secret", "alice/public-app"]
+    badges = page.locator(".card .badge").all_inner_texts()
+    assert badges == ["private", "private", "public"]
     assert page.get_by_role("link", name="alice", exact=True).first.is_visible()
     visit(page, f"{reg.url}/?q=SECRET")
     assert listed(page) == ["alice/secret"]
@@ -80,6 +90,25 @@ def test_a_signed_in_viewer_sees_their_own_last_push_first(
     check(page)
     assert listed(page) == ["alice/public-app"]
     visit(page, f"{reg.url}/u/bob", status=404)
+    visit(page, f"{reg.url}/u/acme")
+    assert listed(page) == ["acme/api"]
+    assert page.locator("main .meta").first.inner_text() == "Organisation"
+
+
+def test_the_keyboard_reaches_the_content_first(
+    reg: AuthRegistry, new_context: Callable[..., BrowserContext], visit: Callable[..., Response]
+) -> None:
+    page = new_context().new_page()
+    visit(page, f"{reg.url}/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    # Past the navigation, to the first namespace, then the first repository.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "alice"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "alice/public-app"
 
 
 def test_a_push_appears_at_once(
