@@ -225,3 +225,41 @@ def test_token_page_shows_only_the_viewers_tokens(reg: AuthRegistry) -> None:
         page = bob.get("/account/tokens").text
         assert "alice-only" not in page
         assert re.search(r"dyt_[0-9a-f]{16}_", page) is None
+
+
+def test_credentials_in_headers_are_no_session(reg: AuthRegistry) -> None:
+    """The pages know their own session only: Basic credentials or an access token in an
+    Authorization header (what scripts hold) neither open nor change an account page."""
+    token = create_token(reg, "alice", "scripted", "delete")
+    with reg.client() as client:
+        for auth in (basic("alice", ALICE), basic("alice", token)):
+            page = client.get("/account/tokens", headers={"Authorization": auth})
+            assert page.status_code == 303
+            csrf = csrf_of(client.get("/sign-in").text)
+            posted = client.post(
+                "/account/tokens",
+                data={"csrf": csrf, "name": "via-header"},
+                headers={"Authorization": auth},
+            )
+            assert posted.status_code == 403
+    assert "via-header" not in token_ids(reg, "alice", ALICE)
+
+
+def test_malformed_forms_are_refused(reg: AuthRegistry) -> None:
+    with signed_in_client(reg, "bob", BOB) as bob:
+        csrf = csrf_of(bob.get("/account/tokens").text)
+        as_json = bob.post("/account/tokens", json={"csrf": csrf, "name": "json"})
+        assert as_json.status_code == 415
+        garbage = bob.post(
+            "/account/tokens",
+            content=b"csrf=" + csrf.encode() + b"&name=%FF%FE%00&&&==",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert garbage.status_code == 400  # a NUL is no printable name
+        doubled = bob.post(
+            "/account/tokens",
+            content=f"csrf=forged&csrf={csrf}&name=doubled".encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert doubled.status_code == 403  # the first of each field counts
+    assert not {"json", "doubled"} & set(token_ids(reg, "bob", BOB))
