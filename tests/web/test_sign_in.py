@@ -62,6 +62,25 @@ def test_sign_in_and_out_in_the_browser(
     assert page.get_by_role("link", name="Sign in").is_visible()
 
 
+def test_signing_in_comes_back_to_the_page(
+    reg: AuthRegistry,
+    new_context: Callable[..., BrowserContext],
+    visit: Callable[..., Response],
+    check: Callable[[Page], None],
+) -> None:
+    page = new_context().new_page()
+    visit(page, f"{reg.url}/?q=ali")
+    page.get_by_role("link", name="Sign in").click()
+    page.wait_for_load_state()
+    check(page)
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{reg.url}/?q=ali")
+    check(page)
+    assert page.get_by_role("button", name="Sign out").is_visible()
+
+
 def test_a_phone_sized_screen_shows_the_sign_in_form(
     reg: AuthRegistry, new_context: Callable[..., BrowserContext], visit: Callable[..., Response]
 ) -> None:
