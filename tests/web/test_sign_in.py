@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, Response
 
-from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, admin_auth, basic
+from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, admin_auth, basic, push_image
 from tests.web.conftest import add_user, create_token
 
 PASSWORD = "alice-Pa55word"
@@ -262,9 +262,14 @@ def test_without_accounts_there_is_no_sign_in(
 ) -> None:
     reg = web_registry(args=())
     with reg.client() as client:
+        push_image(client, "anyone/app", "v1")  # its Basic header is not even looked at
         home = client.get("/")
         assert home.status_code == 200 and "Sign in" not in home.text
-        assert client.get("/sign-in").status_code == 404
+        # Everyone may pull everything there: everything is shown, with no visibility.
+        assert 'href="/r/anyone/app"' in home.text and "private" not in home.text
+        assert 'href="/r/anyone/app"' in client.get("/u/anyone").text
+        for path in ("/sign-in", "/account/tokens", "/admin/users"):
+            assert client.get(path).status_code == 404, path
 
 
 def test_admin_signs_in_too(reg: AuthRegistry) -> None:
