@@ -1,0 +1,35 @@
+"""The web pages' paths, appended to the API's route table by `api.app` when the UI is on.
+
+Paths are chosen not to meet the registry's: `/v2/…`, `/token` and `/api/v1/…` stay the
+API's, namespaces live under `/u/`, repositories under `/r/`.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from dockyard.web import static
+from dockyard.web.pages import account, admin, browse, session
+from dockyard.web.pages.common import page
+from dockyard.web.rendering import environment
+from dockyard.web.site import Site
+
+
+def routes() -> list[Route]:
+    site = Site(environment())
+    return [
+        Route("/", page(site, browse.home), methods=["GET"]),
+        Route("/u/{namespace}", page(site, browse.namespace), methods=["GET"]),
+        Route("/sign-in", page(site, session.sign_in), methods=["GET", "POST"]),
+        Route("/sign-out", page(site, session.sign_out), methods=["POST"]),
+        Route("/account/tokens", page(site, account.tokens), methods=["GET"]),
+        Route("/account/tokens", page(site, account.create_token), methods=["POST"]),
+        Route("/account/tokens/revoke", page(site, account.revoke_token), methods=["POST"]),
+        Route("/account/password", page(site, account.password), methods=["GET", "POST"]),
+        Route("/admin/users", page(site, admin.users), methods=["GET"]),
+        Route("/admin/users", page(site, admin.add_user), methods=["POST"]),
+        Route("/admin/users/disable", page(site, admin.disable_user), methods=["POST"]),
+        Route("/admin/users/password", page(site, admin.set_password), methods=["POST"]),
+        Route("/admin/usage", page(site, admin.usage), methods=["GET"]),
+        Route("/static/{file}", static.serve, methods=["GET"]),
+    ]
