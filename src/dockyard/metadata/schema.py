@@ -272,3 +272,16 @@ retention_policies = sa.Table(
     sa.Column("keep_pattern", sa.String(128)),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# -- repository information (revision 0010) ------------------------------------------------------
+
+repository_info = sa.Table(
+    "repository_info",
+    metadata,
+    # What the repository's page shows about it, written by its owners and maintainers: a
+    # one-line description and a README in Markdown (stored as written, rendered when shown).
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("readme", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
