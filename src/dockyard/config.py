@@ -158,6 +158,7 @@ class Settings(BaseModel):
     )
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
+    ui: bool = Field(True, description="serve the web pages at / (the API is unchanged)")
 
     # -- accounts and tokens ---------------------------------------------------------------
     auth: bool = Field(

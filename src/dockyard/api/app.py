@@ -39,8 +39,13 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
         finally:
             await services.registry.close()
 
+    routes = table(settings.read_only)
+    if settings.ui:
+        from dockyard.web.routes import routes as web_routes
+
+        routes += web_routes()
     app = Starlette(
-        routes=table(settings.read_only),
+        routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

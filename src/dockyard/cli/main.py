@@ -103,6 +103,14 @@ def serve(
             "UNSUPPORTED. Also DOCKYARD_READ_ONLY.",
         ),
     ] = None,
+    ui: Annotated[
+        bool | None,
+        typer.Option(
+            "--ui/--no-ui",
+            help="Serve the web pages at / (browse repositories, sign in, access tokens); "
+            "on by default. /v2/ and /api/v1 are the same either way. Also DOCKYARD_UI.",
+        ),
+    ] = None,
     insecure_no_auth: Annotated[
         bool | None,
         typer.Option(
@@ -349,6 +357,7 @@ def serve(
         data_dir=data_dir,
         workers=workers,
         read_only=read_only,
+        ui=ui,
         insecure_no_auth=insecure_no_auth,
         auth=auth,
         fsync=False if no_fsync else None,

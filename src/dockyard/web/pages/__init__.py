@@ -1,0 +1,1 @@
+"""The page handlers, one module per subject; `web.routes` binds them to paths."""

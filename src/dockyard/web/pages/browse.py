@@ -1,0 +1,67 @@
+"""The home page (every namespace and repository the viewer may see, searchable) and a
+namespace's page (a user's or an organisation's repositories)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.auth.policy import namespace_of
+from dockyard.service.accounts import ACCOUNT_NAME
+from dockyard.web.pages.common import not_found
+from dockyard.web.rendering import render
+from dockyard.web.site import registry_of
+from dockyard.web.viewer import Viewer, viewer_of, visible
+
+MAX_QUERY = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    name: str
+    namespace: str
+
+
+async def _visible_repositories(request: Request, viewer: Viewer) -> list[Listed]:
+    """Every repository the viewer may pull."""
+    listing = registry_of(request).listing
+    names: list[str] = []
+    last = None
+    while True:
+        page = await listing.catalog(None, last)
+        names += page.items
+        if page.next_last is None:
+            break
+        last = page.next_last
+    return [Listed(name, namespace_of(name)) for name in await visible(request, viewer, names)]
+
+
+async def home(request: Request) -> Response:
+    viewer = await viewer_of(request)
+    query = request.query_params.get("q", "").strip()[:MAX_QUERY]
+    repositories = await _visible_repositories(request, viewer)
+    if query:
+        repositories = [r for r in repositories if query.lower() in r.name.lower()]
+    namespaces = sorted({r.namespace for r in repositories})
+    return render(
+        request,
+        viewer,
+        "home.html",
+        query=query,
+        repositories=repositories,
+        namespaces=namespaces,
+    )
+
+
+async def namespace(request: Request) -> Response:
+    viewer = await viewer_of(request)
+    name = request.path_params["namespace"]
+    if not ACCOUNT_NAME.fullmatch(name) or len(name) > 255:
+        raise not_found()
+    repositories = [r for r in await _visible_repositories(request, viewer) if r.namespace == name]
+    member = viewer.principal is not None and (viewer.is_admin or name in viewer.principal.roles)
+    if not repositories and not member:
+        raise not_found()
+    return render(request, viewer, "namespace.html", namespace=name, repositories=repositories)

@@ -1,0 +1,26 @@
+"""The web pages' paths, appended to the API's route table by `api.app` when the UI is on.
+
+Paths are chosen not to meet the registry's: `/v2/…`, `/token` and `/api/v1/…` stay the
+API's, namespaces live under `/u/`, repositories under `/r/`.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from dockyard.web import static
+from dockyard.web.pages import browse, session
+from dockyard.web.pages.common import page
+from dockyard.web.rendering import environment
+from dockyard.web.site import Site
+
+
+def routes() -> list[Route]:
+    site = Site(environment())
+    return [
+        Route("/", page(site, browse.home), methods=["GET"]),
+        Route("/u/{namespace}", page(site, browse.namespace), methods=["GET"]),
+        Route("/sign-in", page(site, session.sign_in), methods=["GET", "POST"]),
+        Route("/sign-out", page(site, session.sign_out), methods=["POST"]),
+        Route("/static/{file}", static.serve, methods=["GET"]),
+    ]
