@@ -224,7 +224,8 @@ def _config_of(descriptor: dict[str, Any], body: bytes | None) -> ImageConfig:
                 _text(h.get("comment")),
                 h.get("empty_layer") is True,
             )
-            for h in (_dict(x) for x in (history if isinstance(history, list) else []))
+            for h in (history if isinstance(history, list) else [])
+            if isinstance(h, dict)
         ],
     )
 
