@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real peer tools that the interop tests and benchmarks drive against Dockyard:
-# skopeo, podman, buildah, umoci, CNCF Distribution (docker-registry), htpasswd, wrk and hey.
+# skopeo, podman, buildah, umoci, CNCF Distribution (docker-registry), htpasswd, wrk and hey;
+# and for the web pages' browser tests, Chromium and axe-core (from the npm registry).
 # Debian bookworm, run as root. Idempotent: re-running only re-checks what is already there.
 set -euo pipefail
 
@@ -18,6 +19,8 @@ PACKAGES=(
     crun conmon uidmap catatonit slirp4netns netavark aardvark-dns containernetworking-plugins
     golang-github-containers-common golang-github-containers-image
     ca-certificates
+    # the web pages' browser tests (tests/web): Playwright drives this Chromium, never its own
+    chromium fonts-dejavu-core
 )
 
 missing=()
@@ -34,6 +37,17 @@ if ((${#missing[@]})) || [[ "${PEERS_FORCE_INSTALL:-0}" == 1 ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${PACKAGES[@]}"
 else
     echo "install-peers.sh: all packages already installed"
+fi
+
+# axe-core, the accessibility checker tests/web injects into every page it visits: into a
+# git-ignored folder of the project, so a fresh clone gets it here and nowhere else.
+AXE_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/web/node"
+if [[ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]]; then
+    if ! command -v npm >/dev/null; then
+        echo "install-peers.sh: npm is needed to install axe-core" >&2
+        exit 1
+    fi
+    npm install --prefix "$AXE_DIR" --no-audit --no-fund --no-save axe-core@4
 fi
 
 # Every peer must actually run; fail loudly (non-zero exit) naming the one that does not.
@@ -66,6 +80,8 @@ check redis-server redis-server --version
 check hey bash -c 'hey 2>&1 | grep -q "^Usage: hey" && echo "hey (usage printed)"'
 check crun crun --version
 check conmon conmon --version
+check chromium chromium --version
+check axe-core bash -c "grep -o '\"version\": *\"[^\"]*\"' '$AXE_DIR/node_modules/axe-core/package.json'"
 
 if ((failed)); then
     echo "install-peers.sh: FAILED: some peer tools do not run" >&2

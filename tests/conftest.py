@@ -35,7 +35,7 @@ SERVER_FIXTURES = {
     "mclient",
 }
 # peers: needs a real peer program (SeaweedFS, PostgreSQL, Redis, Distribution, skopeo, podman ...).
-PEER_FOLDERS = {"interop", "scaleout", "bench", "proxy"}
+PEER_FOLDERS = {"interop", "scaleout", "bench", "proxy", "web"}
 PEER_FIXTURES = {
     "s3_server",
     "pg_cluster",

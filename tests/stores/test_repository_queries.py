@@ -124,3 +124,27 @@ def test_usage_counts_each_blob_once_per_namespace_and_reports_what_is_shared(me
     assert run(meta.delete_repository("beta/tool")) is not None
     assert run(meta.namespace_usage("acme"))[0].shared_bytes == 100  # IMAGE, also acm_'s
     assert run(meta.namespace_usage("beta")) == []
+
+
+def test_last_pushes_are_the_latest_manifest_or_tag_move(meta, run) -> None:
+    before = time.time()
+    push_image(meta, run, "acme/old", IMAGE, {BASE: 10}, "v1")
+    push_image(meta, run, "acme/new", OTHER_IMAGE, {APP: 10}, "v1")
+    run(meta.link_blob("acme/blobs-only", OWN, 10))
+    pushes = run(meta.last_pushes())
+    assert set(pushes) == {"acme/old", "acme/new"}
+    assert before <= pushes["acme/old"] <= pushes["acme/new"] <= time.time()
+    # Moving a tag to a manifest stored earlier is a push too.
+    time.sleep(0.01)
+    run(
+        meta.put_manifest(
+            "acme/old",
+            ManifestRecord(digest=IMAGE, media_type=IMAGE_TYPE, size=100),
+            [Reference(BASE, "blob")],
+            ["v2"],
+            children_required=True,
+        )
+    )
+    later = run(meta.last_pushes())
+    assert later["acme/old"] > pushes["acme/new"]
+    assert later["acme/new"] == pushes["acme/new"]

@@ -428,6 +428,10 @@ class Catalog(Protocol):
     async def all_repositories(self) -> tuple[int, list[str]]:
         """The whole catalog, sorted, with the `catalog_version` it was read at."""
 
+    async def last_pushes(self) -> dict[str, float]:
+        """When each repository holding a manifest last had one stored or a tag moved (for
+        listings sorted by last push); repositories without a manifest are absent."""
+
 
 class CacheIndex(Protocol):
     """What the pull-through cache records beyond ordinary content."""

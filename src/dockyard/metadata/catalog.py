@@ -97,6 +97,23 @@ def all_repositories(conn: Connection) -> tuple[int, list[str]]:
     return catalog_version(conn), list_repositories(conn, None, None)
 
 
+def last_pushes(conn: Connection) -> dict[str, float]:
+    """When each repository last had a manifest stored or a tag moved: the later of its
+    newest manifest and its newest tag (a tag may move to a manifest stored long before)."""
+    r = t.repositories
+    found: dict[str, float] = {}
+    for table, column in ((t.manifests, t.manifests.c.created_at), (t.tags, t.tags.c.updated_at)):
+        query = (
+            sa.select(r.c.name, sa.func.max(column))
+            .join(table, table.c.repository_id == r.c.id)
+            .group_by(r.c.name)
+        )
+        for name, at in conn.execute(query):
+            if at is not None and at > found.get(name, 0.0):
+                found[name] = float(at)
+    return found
+
+
 class SQLCatalog(SQLAggregate):
     async def repository_exists(self, repository: str) -> bool:
         return await self.runner.read(
@@ -122,3 +139,6 @@ class SQLCatalog(SQLAggregate):
 
     async def all_repositories(self) -> tuple[int, list[str]]:
         return await self.runner.read(all_repositories)
+
+    async def last_pushes(self) -> dict[str, float]:
+        return await self.runner.read(last_pushes)

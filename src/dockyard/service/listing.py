@@ -81,6 +81,11 @@ class ListingService:
             page = Page(page.items, None, page.limit, whole=(repository, cached[0]))
         return page
 
+    async def last_pushes(self) -> dict[str, float]:
+        """When each repository last had a manifest pushed or a tag moved (read each time:
+        pushes appear at once)."""
+        return await self.meta.last_pushes()
+
     async def catalog(self, n: int | None, last: str | None) -> Page:
         version = await self.meta.catalog_version()
         cached = self._catalog

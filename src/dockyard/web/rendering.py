@@ -9,7 +9,7 @@ from jinja2 import Environment, PackageLoader
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from dockyard.web import sessions
+from dockyard.web import filters, sessions
 from dockyard.web.site import registry_of, site_of
 from dockyard.web.viewer import Viewer
 
@@ -33,12 +33,14 @@ SECURITY_HEADERS = {
 
 def environment() -> Environment:
     """The templates, HTML-escaped unless a value is marked safe."""
-    return Environment(
+    env = Environment(
         loader=PackageLoader("dockyard.web", "templates"),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters.update(ago=filters.ago, iso_time=filters.iso_time, size=filters.size)
+    return env
 
 
 def secured(response: Response, request: Request, viewer: Viewer | None) -> Response:

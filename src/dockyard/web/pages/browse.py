@@ -22,10 +22,11 @@ MAX_QUERY = 200
 class Listed:
     name: str
     namespace: str
+    pushed_at: float | None  # None: blobs only, no manifest yet
 
 
 async def _visible_repositories(request: Request, viewer: Viewer) -> list[Listed]:
-    """Every repository the viewer may pull."""
+    """Every repository the viewer may pull, the last pushed first."""
     listing = registry_of(request).listing
     names: list[str] = []
     last = None
@@ -35,7 +36,13 @@ async def _visible_repositories(request: Request, viewer: Viewer) -> list[Listed
         if page.next_last is None:
             break
         last = page.next_last
-    return [Listed(name, namespace_of(name)) for name in await visible(request, viewer, names)]
+    pushes = await listing.last_pushes()
+    shown = [
+        Listed(name, namespace_of(name), pushes.get(name))
+        for name in await visible(request, viewer, names)
+    ]
+    shown.sort(key=lambda r: (-(r.pushed_at or 0.0), r.name))
+    return shown
 
 
 async def home(request: Request) -> Response:
@@ -45,6 +52,9 @@ async def home(request: Request) -> Response:
     if query:
         repositories = [r for r in repositories if query.lower() in r.name.lower()]
     namespaces = sorted({r.namespace for r in repositories})
+    if not query and viewer.principal is not None and viewer.signed_in:
+        # The viewer's own namespaces, even before anything was pushed to them.
+        namespaces = sorted(set(namespaces) | set(viewer.principal.roles))
     return render(
         request,
         viewer,
