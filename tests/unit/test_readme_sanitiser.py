@@ -113,7 +113,9 @@ def test_ordinary_markdown_keeps_its_meaning() -> None:
     assert f'<a href="https://example.com/docs" title="Docs" rel="{LINK_REL}">docs</a>' in html
     assert 'href="mailto:ops@example.com"' in html
     assert 'href="docs/README.md"' in html
-    assert '<img src="https://example.com/logo.png" alt="logo">' in html
+    # Images are links: no request leaves a viewer's browser for a README's image.
+    assert f'<a href="https://example.com/logo.png" rel="{LINK_REL}">logo</a>' in html
+    assert "<img" not in render_markdown('<img src="https://example.com/x.png" alt="x">')
     assert "<details><summary>More</summary>" in html and "<em>text</em>" in html
     assert problems(html) == []
 

@@ -5,28 +5,37 @@ our own: markdown-it-py parses the Markdown (its CommonMark preset, with GitHub'
 since READMEs written for Docker Hub and GitHub use them), and nh3 (Python bindings to ammonia,
 the Rust sanitiser built on html5ever's spec-conformant parser) cleans what comes out.
 
-Raw HTML in the Markdown is let through the parser on purpose (READMEs use `<img>`, `<details>`,
-`<br>`) and everything rests on the sanitiser, which parses the HTML as a browser would and keeps
+Raw HTML in the Markdown is let through the parser on purpose (READMEs use `<details>`, `<br>`,
+`<kbd>`) and everything rests on the sanitiser, which parses the HTML as a browser would and keeps
 only an allow-list: formatting and structure tags, a few attributes each, and `http`, `https`
 and `mailto` URLs (a relative one stays relative). So no script, no `on*` handler, no `style`,
 no `id` or `name` (which could shadow the page's own elements), no form, frame or object, and no
 `javascript:`, `vbscript:` or `data:` URL survives, whatever the Markdown holds. Links get
 `rel="noopener nofollow ugc"`: the page never vouches for what a README links to.
+
+Images become links to them (named by their alt text), and `<img>` is not kept: the pages'
+Content-Security-Policy loads images only from the registry itself, and a README's images would
+otherwise be requests to any server its author names, made by every viewer's browser.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from collections.abc import Sequence
+from typing import Any
+
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.token import Token
 
 from dockyard.core.bounded_cache import BoundedCache
 
 TAGS = frozenset(
     {
         *("a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl"),
-        *("dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li"),
+        *("dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "ins", "kbd", "li"),
         *("ol", "p", "pre", "q", "s", "samp", "small", "span", "strong", "sub", "summary", "sup"),
         *("table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul", "var", "wbr"),
     }
@@ -34,7 +43,6 @@ TAGS = frozenset(
 ATTRIBUTES = {
     "*": {"title", "lang"},  # on every allowed tag
     "a": {"href"},
-    "img": {"src", "alt", "width", "height"},
     "ol": {"start"},
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan"},
@@ -45,7 +53,16 @@ LINK_REL = "noopener nofollow ugc"
 # Elements whose content goes with them: a script's text shown as text is noise at best.
 DROPPED_WITH_CONTENT = frozenset({"script", "style"})
 
+
+def _image_as_link(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    source = str(token.attrGet("src") or "")
+    text = renderer.renderInlineAsText(token.children or [], options, env) or source
+    return f'<a href="{escapeHtml(source)}">{escapeHtml(text)}</a>'
+
+
 _markdown = MarkdownIt("commonmark", {"html": True}).enable("table")
+_markdown.add_render_rule("image", _image_as_link)
 # A README is read far more often than written: rendered once per content while it is kept.
 _rendered: BoundedCache[str, str] = BoundedCache(
     256, max_weight=32 * 1024 * 1024, weigh=len, max_entry_weight=8 * 1024 * 1024
