@@ -21,7 +21,6 @@ otherwise be requests to any server its author names, made by every viewer's bro
 from __future__ import annotations
 
 import hashlib
-
 from collections.abc import Sequence
 from typing import Any
 
