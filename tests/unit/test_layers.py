@@ -41,3 +41,14 @@ def test_an_import_from_storage_into_metadata_breaks_the_check(tmp_path: Path) -
     assert result.returncode != 0
     assert "dockyard.metadata is not allowed to import dockyard.storage" in result.stdout
     assert "dockyard.metadata.schema -> dockyard.storage.base" in result.stdout
+
+
+def test_sql_in_the_web_pages_breaks_the_check(tmp_path: Path) -> None:
+    source_root = tmp_path / "src"
+    copy = source_root / "dockyard"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    page = copy / "web" / "pages" / "browse.py"
+    page.write_text(page.read_text() + "\nfrom dockyard.metadata import catalog\n")
+    result = lint_imports(source_root, tmp_path)
+    assert result.returncode != 0
+    assert "dockyard.web.pages.browse -> dockyard.metadata.catalog" in result.stdout

@@ -265,6 +265,24 @@ class AccountService:
             name, password_hash=hash_password(password), credentials_changed_at=time.time()
         )
 
+    async def users(self) -> list[Account]:
+        """Every user account (not organisations), by name."""
+        return await self.store.list_accounts(USER)
+
+    async def disable_user(self, name: str) -> bool:
+        """Take the user's password away and revoke every access token: nothing signs in as
+        them (sessions, refresh tokens and bearer tokens issued before end with the moved
+        credentials stamp) until an administrator sets a new password. Their namespace and
+        repositories stay. False when there is no such user."""
+        account = await self.store.get_account(name)
+        if account is None or account.kind != USER:
+            return False
+        now = time.time()
+        for token in await self.store.list_tokens(name):
+            if token.revoked_at is None:
+                await self.store.revoke_token(name, token.id, now)
+        return await self.store.update_account(name, password_hash=None, credentials_changed_at=now)
+
     async def set_admin(self, name: str, admin: bool) -> bool:
         return await self.store.update_account(name, is_admin=admin)
 
@@ -323,6 +341,14 @@ class AccountService:
         )
         await self.store.create_token(record)
         return record, secret
+
+    async def tokens_of(self, account: str) -> list[AccessToken]:
+        """The account's access tokens, revoked ones included (never their secrets)."""
+        return await self.store.list_tokens(account)
+
+    async def revoke_token(self, account: str, name_or_id: str) -> bool:
+        """Revoke one of the account's own tokens; False when it has no such active token."""
+        return await self.store.revoke_token(account, name_or_id, time.time())
 
     async def bootstrap_admin(self, password: str | None) -> str | None:
         """Make the first admin when none exists; returns a generated password to show once."""

@@ -67,7 +67,11 @@ def set_session_cookie(response: Response, request: Request, value: str) -> None
 
 def is_tls(request: Request) -> bool:
     settings = registry_of(request).settings
-    return request.url.scheme == "https" or (settings.public_url or "").startswith("https:")
+    return (
+        settings.tls_cert is not None
+        or request.url.scheme == "https"
+        or (settings.public_url or "").startswith("https:")
+    )
 
 
 def render(

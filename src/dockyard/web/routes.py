@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from dockyard.web import static
-from dockyard.web.pages import browse, image, repository, session
+from dockyard.web.pages import account, admin, browse, image, repository, session
 from dockyard.web.pages.common import page
 from dockyard.web.rendering import environment
 from dockyard.web.site import Site
@@ -22,6 +22,15 @@ def routes() -> list[Route]:
         Route("/u/{namespace}", page(site, browse.namespace), methods=["GET"]),
         Route("/sign-in", page(site, session.sign_in), methods=["GET", "POST"]),
         Route("/sign-out", page(site, session.sign_out), methods=["POST"]),
+        Route("/account/tokens", page(site, account.tokens), methods=["GET"]),
+        Route("/account/tokens", page(site, account.create_token), methods=["POST"]),
+        Route("/account/tokens/revoke", page(site, account.revoke_token), methods=["POST"]),
+        Route("/account/password", page(site, account.password), methods=["GET", "POST"]),
+        Route("/admin/users", page(site, admin.users), methods=["GET"]),
+        Route("/admin/users", page(site, admin.add_user), methods=["POST"]),
+        Route("/admin/users/disable", page(site, admin.disable_user), methods=["POST"]),
+        Route("/admin/users/password", page(site, admin.set_password), methods=["POST"]),
+        Route("/admin/usage", page(site, admin.usage), methods=["GET"]),
         Route("/static/{file}", static.serve, methods=["GET"]),
         # A repository's own pages: `/-/` is no path component of any repository name.
         Route("/r/{name:path}/-/image/{reference}", page(site, image.show), methods=["GET"]),

@@ -96,7 +96,3 @@ def csrf_token(session: Session, key: bytes) -> str:
     """The token a form of this session carries: bound to the session id, so a token read
     from another session (or from before signing in) is refused."""
     return _mac(key, b"csrf", session.sid.encode())
-
-
-def csrf_matches(session: Session, key: bytes, token: str) -> bool:
-    return hmac.compare_digest(token.encode(), csrf_token(session, key).encode())

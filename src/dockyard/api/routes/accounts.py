@@ -13,7 +13,6 @@ whose `Origin` names another site is refused.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -136,7 +135,7 @@ async def tokens(request: Request) -> Response:
     principal = await _manager(request)
     accounts = _accounts(request)
     if request.method == "GET":
-        listed = await accounts.store.list_tokens(principal.name)
+        listed = await accounts.tokens_of(principal.name)
         return JSONResponse({"tokens": [_token_json(t) for t in listed]})
     body = await _json(request)
     expires_in = body.get("expires_in")
@@ -176,7 +175,7 @@ async def token(request: Request) -> Response:
         if own is None or name not in (own.id, own.name):
             raise _denied("revoking other tokens takes the account's password")
         name = own.id  # by id: another token's id may be this one's name
-    if not await accounts.store.revoke_token(principal.name, name, time.time()):
+    if not await accounts.revoke_token(principal.name, name):
         raise RegistryError(ErrorCode.NOT_FOUND, "no such active token")
     return Response(status_code=204)
 

@@ -1,20 +1,20 @@
-"""What every page handler shares: the wrapper that answers errors as pages, and the one
-"not found" answer for anything missing or not the viewer's to see."""
+"""What every page handler shares: the wrapper that answers errors as pages, the one
+"not found" answer for anything missing or not the viewer's to see, and `signed_in` for pages
+of a signed-in viewer (checking a posted form's CSRF token first)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.web.rendering import render
-from dockyard.web.site import SITE_KEY, Site
+from dockyard.web.forms import posted_form
+from dockyard.web.rendering import redirect, render
+from dockyard.web.site import SITE_KEY, Site, auth_of, registry_of
 from dockyard.web.viewer import VIEWER_KEY, Viewer, viewer_of
-
-log = logging.getLogger("dockyard.web")
 
 Handler = Callable[[Request], Awaitable[Response]]
 # Headers of an error that a page passes on (a challenge's WWW-Authenticate is the API's).
@@ -25,6 +25,26 @@ def not_found() -> RegistryError:
     """The answer for a missing namespace or repository and for one the viewer may not see:
     one message, naming nothing, so the two cannot be told apart."""
     return RegistryError(ErrorCode.NOT_FOUND, "There is nothing here, or it is not yours to see.")
+
+
+async def signed_in(request: Request) -> tuple[Viewer, dict[str, str], Response | None]:
+    """The viewer and the posted form (empty for a GET); for a viewer not signed in, the
+    answer to give instead: a GET is sent to sign in first."""
+    viewer = await viewer_of(request)
+    if auth_of(request) is None:
+        raise RegistryError(ErrorCode.ENDPOINT_UNKNOWN, "this registry runs without accounts")
+    form: dict[str, str] = {}
+    if request.method == "POST":
+        # The form's token first: a session that ended (signed out, password changed, account
+        # gone) is a new anonymous one, whose forms do not exist yet.
+        timeout = registry_of(request).settings.body_timeout_seconds
+        form = await posted_form(request, viewer, timeout)
+    if not viewer.signed_in:
+        if request.method == "POST":
+            raise RegistryError(ErrorCode.DENIED, "sign in first")
+        target = "/sign-in?next=" + quote(request.url.path)
+        return viewer, form, redirect(request, viewer, target)
+    return viewer, form, None
 
 
 def page(site: Site, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
