@@ -7,22 +7,35 @@ registry API would accept, to each kind of viewer."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Dialog, Page, Response
 
-from tests.auth.helpers import AuthRegistry, basic
+from tests.auth.helpers import (
+    LAYER,
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    AuthRegistry,
+    basic,
+    push_image,
+    put_manifest,
+    sha256,
+    upload_blob,
+)
 from tests.support.images import write_oci_image
 from tests.support.peers import containers_env, require
 from tests.web.conftest import add_user
 from tests.web.test_browse import sign_in
 
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 ALICE, BOB, CAROL = "alice-Pa55word", "bob-Pa55word!", "carol-Pa55word"
 SCRIPT_README = (
     "# Hello from alice/app\n\n"
@@ -233,3 +246,136 @@ def test_each_viewer_is_offered_what_the_registry_api_would_accept(
     )
     assert foreign.status == 403
     assert admin_api.get("/api/v1/repositories/acme/api").json()["visibility"] == "public"
+
+
+def _blob(client: httpx.Client, repository: str, data: bytes, auth: str) -> dict:
+    response = upload_blob(client, repository, data, auth)
+    assert response.status_code == 201, response.text
+    return {"mediaType": LAYER, "digest": sha256(data), "size": len(data)}
+
+
+def push_index(client: httpx.Client, repository: str, tag: str, auth: str) -> tuple[str, list]:
+    """A two-platform index, each image with a layer of its own size: (digest, children)."""
+    children = []
+    for arch, variant, layer_size in (("amd64", None, 3000), ("arm64", "v8", 5000)):
+        config = json.dumps({"os": "linux", "architecture": arch, "n": tag}).encode()
+        config_descriptor = {**_blob(client, repository, config, auth), "mediaType": OCI_CONFIG}
+        layer = _blob(client, repository, os.urandom(layer_size), auth)
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": config_descriptor,
+                "layers": [layer],
+            }
+        ).encode()
+        digest = sha256(manifest)
+        assert put_manifest(client, repository, digest, manifest, auth).status_code == 201
+        platform = {
+            "os": "linux",
+            "architecture": arch,
+            **({"variant": variant} if variant else {}),
+        }
+        children.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": digest,
+                "size": len(manifest),
+                "platform": platform,
+                "stored": len(config) + layer_size,
+            }
+        )
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{k: v for k, v in c.items() if k != "stored"} for c in children],
+        }
+    ).encode()
+    answer = client.put(
+        f"/v2/{repository}/manifests/{tag}",
+        content=index,
+        headers={"Content-Type": OCI_INDEX, "Authorization": auth},
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.headers["Docker-Content-Digest"], children
+
+
+def test_platforms_manifest_deletion_and_refused_forms(
+    reg: AuthRegistry,
+    new_context: Callable[..., BrowserContext],
+    visit: Callable[..., Response],
+    check: Callable[[Page], None],
+) -> None:
+    auth = basic("alice", ALICE)
+    with httpx.Client(base_url=reg.url, timeout=30) as client:
+        index, children = push_index(client, "alice/multi", "latest", auth)
+        for tag in ("one", "two"):
+            push_image(client, "alice/multi", tag, auth)
+    alice = new_context().new_page()
+    sign_in(alice, reg, "alice", ALICE)
+    visit(alice, f"{reg.url}/r/alice/multi")
+    row = alice.locator("table.tags tbody tr", has_text="latest")
+    assert "multi-platform" in row.inner_text()
+    platforms = row.locator(".platforms li").all_inner_texts()
+    assert [p.split(" ")[0] for p in platforms] == ["linux/amd64", "linux/arm64/v8"]
+    for shown, child in zip(platforms, children, strict=True):
+        assert f"{child['stored'] / 1024:.1f} KiB" in shown
+    alice.get_by_role("link", name="latest", exact=True).click()
+    check(alice)
+    assert alice.locator("h2", has_text="Platforms").count() == 1
+    assert index in alice.locator(".facts").first.inner_text()
+
+    # The manifest of tag "two", deleted from its image page: the manifest and its tag go.
+    visit(alice, f"{reg.url}/r/alice/multi/-/image/two")
+    digest = alice.locator(".facts dd code").first.inner_text()
+    alice.get_by_role("link", name="Delete this manifest").click()
+    check(alice)
+    assert "every tag naming it: two" in alice.locator("main").inner_text()
+    alice.get_by_role("button", name="Delete manifest").click()
+    alice.wait_for_url(f"{reg.url}/r/alice/multi")
+    with httpx.Client(base_url=reg.url, timeout=30) as client:
+        gone = client.get(
+            f"/v2/alice/multi/manifests/{digest}",
+            headers={"Authorization": auth, "Accept": OCI_MANIFEST},
+        )
+        assert gone.status_code == 404
+        assert client.get("/v2/alice/multi/tags/list", headers={"Authorization": auth}).json()[
+            "tags"
+        ] == ["latest", "one"]
+
+    # A form the service refuses comes back with what was typed and why.
+    visit(alice, f"{reg.url}/r/alice/multi/-/edit")
+    alice.get_by_label("Description").evaluate("e => e.removeAttribute('maxlength')")
+    alice.get_by_label("Description").fill("x" * 300)
+    alice.get_by_label("README").fill("# Kept\n")
+    alice.get_by_role("button", name="Save").click()
+    check(alice)
+    assert "at most 200 characters" in alice.locator(".notice").inner_text()
+    assert alice.get_by_label("README").input_value() == "# Kept\n"
+
+    # Too large a README, and concurrent deletions of one tag, through alice's own session.
+    csrf = alice.evaluate("() => document.querySelector('input[name=csrf]').value")
+    cookies = {c["name"]: c["value"] for c in alice.context.cookies()}
+    with httpx.Client(base_url=reg.url, timeout=60, cookies=cookies) as client:
+        too_large = client.post(
+            "/r/alice/multi/-/edit",
+            data={"csrf": csrf, "description": "", "readme": "x" * (1024 * 1024 + 1)},
+            headers={"Origin": reg.url},
+        )
+        assert too_large.status_code == 413
+        assert "at most 1048576 bytes" in too_large.text
+
+        def delete_one(_: int) -> int:
+            return client.post(
+                "/r/alice/multi/-/delete",
+                data={"csrf": csrf, "reference": "one"},
+                headers={"Origin": reg.url},
+            ).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = sorted(pool.map(delete_one, range(6)))
+        assert answers.count(303) == 1 and set(answers) <= {303, 404}, answers
+        assert client.get("/v2/alice/multi/tags/list", headers={"Authorization": auth}).json()[
+            "tags"
+        ] == ["latest"]
