@@ -379,3 +379,29 @@ def test_platforms_manifest_deletion_and_refused_forms(
         assert client.get("/v2/alice/multi/tags/list", headers={"Authorization": auth}).json()[
             "tags"
         ] == ["latest"]
+
+
+def test_without_accounts_anyone_edits_and_no_visibility_is_offered(
+    web_registry: Callable[..., AuthRegistry],
+    new_context: Callable[..., BrowserContext],
+    visit: Callable[..., Response],
+    check: Callable[[Page], None],
+) -> None:
+    """As `/v2/` and `/api/v1` without accounts: everything is everyone's, and there is no
+    visibility to switch (the API has no such call there)."""
+    open_registry = web_registry(args=("--no-auth",))
+    with httpx.Client(base_url=open_registry.url, timeout=30) as client:
+        push_image(client, "team/app", "v1")  # credentials sent are ignored without accounts
+    page = new_context().new_page()
+    visit(page, f"{open_registry.url}/r/team/app")
+    assert tags_listed(page) == ["v1"]
+    assert page.get_by_role("link", name="Make public").count() == 0
+    assert page.get_by_role("link", name="Make private").count() == 0
+    visit(page, f"{open_registry.url}/r/team/app/-/visibility?to=public", status=403)
+    visit(page, f"{open_registry.url}/r/team/app/-/edit")
+    page.get_by_label("README").fill("## Team app\n\n**bold**")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(f"{open_registry.url}/r/team/app")
+    check(page)
+    assert page.locator(".markdown h2").inner_text() == "Team app"
+    assert page.locator(".markdown strong").inner_text() == "bold"
