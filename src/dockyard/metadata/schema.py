@@ -77,6 +77,9 @@ tags = sa.Table(
         ondelete="CASCADE",
     ),
     sa.Index("ix_tags_manifest", "repository_id", "manifest_digest"),
+    # Revision 0010: a repository's page lists its tags last pushed first, a page at a time;
+    # in this order a page is read where it starts, not sorted out of every tag.
+    sa.Index("ix_tags_pushed", "repository_id", "updated_at"),
 )
 
 uploads = sa.Table(
