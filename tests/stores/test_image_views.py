@@ -114,6 +114,7 @@ def test_an_image_is_explained(setup, run) -> None:
         image = run(views.image("acme/app", reference))
         assert image.digest == digest and image.reference == reference
         assert not image.is_index and image.tags == ["latest", "v1"]
+        assert image.artifact_type is None, "an ordinary image's config type is no artifact"
         assert image.size == len(config_bytes) + len(b"layer one") + len(b"layer two!")
         assert image.manifest_size == len(body)
         assert image.annotations == {"k": "v"}
@@ -167,7 +168,8 @@ def test_referrers_are_listed_with_their_artifact_type(setup, run) -> None:
         (signature, "application/vnd.dev.cosign.artifact.sig.v1+json"),
         (sbom, "application/spdx+json"),
     }
-    assert run(views.image("acme/app", sbom)).subject == digest
+    explained = run(views.image("acme/app", sbom))
+    assert explained.subject == digest and explained.artifact_type == "application/spdx+json"
 
 
 def test_an_index_lists_its_platforms_with_their_sizes(setup, run) -> None:

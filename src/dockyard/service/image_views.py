@@ -146,6 +146,15 @@ class ImageView:
         return self.media_type in mt.INDEXES
 
 
+# What the referrers API reports for an image without an artifactType: its config's type,
+# which says nothing about an ordinary image.
+_IMAGE_CONFIGS = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
+
+
+def _artifact_type(record: ManifestRecord) -> str | None:
+    return None if record.artifact_type in _IMAGE_CONFIGS else record.artifact_type
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -296,7 +305,7 @@ class ImageViews:
                     t.tag,
                     record.digest,
                     record.media_type,
-                    record.artifact_type,
+                    _artifact_type(record),
                     t.pushed_at,
                     None if is_index else _stored_size(docs[record.digest]),
                     [_platform(c, platforms) for c in children.get(record.digest, [])],
@@ -360,7 +369,7 @@ class ImageViews:
             reference=reference,
             digest=record.digest,
             media_type=record.media_type,
-            artifact_type=record.artifact_type,
+            artifact_type=_artifact_type(record),
             manifest_size=record.size,
             size=None if is_index else _stored_size(doc),
             tags=await self.meta.tags_of(repository, record.digest),
