@@ -2,10 +2,11 @@
 injected into every page a test visits, and a PNG screenshot of each under
 tests/web/screenshots/ (git-ignored).
 
-`browser` is one Chromium per test session; `new_context()` opens a fresh context (its own
+`browser` is one Chromium per test module; `new_context()` opens a fresh context (its own
 cookies: one per viewer); `visit(page, url)` loads a page, screenshots it and asserts that
 axe finds no serious or critical violation; `check(page)` does the same for the page a
-click led to. `web_registry(...)` starts a `dockyard serve --auth` for the module.
+click led to; `sign_in(page, base_url, user, password)` signs in through the form.
+`web_registry(...)` starts a `dockyard serve --auth` for the module.
 
 Chromium and axe-core come from `.ci/install-peers.sh` (never `playwright install`: the
 machine's network is closed to browser downloads). A missing one fails the tests.
@@ -55,8 +56,10 @@ def axe_source() -> str:
     return AXE.read_text()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module: Playwright's synchronous API keeps an event loop running
+    in this thread while it is open, which other tests' `asyncio.run` would trip over."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `bash .ci/install-peers.sh`"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
@@ -125,6 +128,22 @@ def visit(check: Callable[[Page], None]) -> Callable[..., Response]:
         return response
 
     return go
+
+
+@pytest.fixture
+def sign_in(visit: Callable[..., Response], check: Callable[[Page], None]) -> Callable[..., None]:
+    """`sign_in(page, base_url, user, password)`: through the sign-in form, both pages checked
+    like any other; ends on the home page."""
+
+    def run(page: Page, base_url: str, user: str, password: str) -> None:
+        visit(page, f"{base_url}/sign-in")
+        page.get_by_label("Username").fill(user)
+        page.get_by_label("Password", exact=True).fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base_url}/")
+        check(page)
+
+    return run
 
 
 def add_user(registry: AuthRegistry, name: str, password: str, *extra: str) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, Response
 
-from tests.auth.helpers import AuthRegistry, basic
+from tests.auth.helpers import AuthRegistry, basic, push_image
 from tests.support.peers import ContainersEnv, containers_env, require
 from tests.web.conftest import add_user, create_token
 from tests.web.test_sign_in import csrf_of, signed_in_client
@@ -26,6 +26,8 @@ def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     registry = web_registry()
     add_user(registry, "alice", ALICE)
     add_user(registry, "bob", BOB)
+    with registry.client() as client:
+        push_image(client, "alice/app", "v1", basic("alice", ALICE))
     return registry
 
 
@@ -34,14 +36,6 @@ def ce(tmp_path: Path) -> Iterator[ContainersEnv]:
     require("skopeo")
     with containers_env(tmp_path / "containers") as env:
         yield env
-
-
-def sign_in(page: Page, reg: AuthRegistry, user: str, password: str) -> None:
-    page.goto(f"{reg.url}/sign-in")
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{reg.url}/")
 
 
 def token_ids(reg: AuthRegistry, user: str, password: str) -> dict[str, bool]:
@@ -58,9 +52,11 @@ def test_create_a_token_in_the_page_log_in_with_it_then_revoke_it(
     new_context: Callable[..., BrowserContext],
     visit: Callable[..., Response],
     check: Callable[[Page], None],
+    sign_in: Callable[..., None],
 ) -> None:
     page = new_context().new_page()
-    sign_in(page, reg, "alice", ALICE)
+    sign_in(page, reg.url, "alice", ALICE)
+    assert page.locator(".cards .name").all_inner_texts() == ["alice/app"]
     visit(page, f"{reg.url}/account/tokens")
     page.get_by_label("Name").fill("laptop")
     page.get_by_label("Scope").select_option("write")
@@ -167,11 +163,12 @@ def test_change_the_password_in_the_page(
     new_context: Callable[..., BrowserContext],
     visit: Callable[..., Response],
     check: Callable[[Page], None],
+    sign_in: Callable[..., None],
 ) -> None:
     reg = web_registry()
     add_user(reg, "erin", "erin-Pa55word")
     page = new_context().new_page()
-    sign_in(page, reg, "erin", "erin-Pa55word")
+    sign_in(page, reg.url, "erin", "erin-Pa55word")
     with signed_in_client(reg, "erin", "erin-Pa55word") as elsewhere:
         assert "Sign out" in elsewhere.get("/").text
         visit(page, f"{reg.url}/account/password")
@@ -228,3 +225,41 @@ def test_token_page_shows_only_the_viewers_tokens(reg: AuthRegistry) -> None:
         page = bob.get("/account/tokens").text
         assert "alice-only" not in page
         assert re.search(r"dyt_[0-9a-f]{16}_", page) is None
+
+
+def test_credentials_in_headers_are_no_session(reg: AuthRegistry) -> None:
+    """The pages know their own session only: Basic credentials or an access token in an
+    Authorization header (what scripts hold) neither open nor change an account page."""
+    token = create_token(reg, "alice", "scripted", "delete")
+    with reg.client() as client:
+        for auth in (basic("alice", ALICE), basic("alice", token)):
+            page = client.get("/account/tokens", headers={"Authorization": auth})
+            assert page.status_code == 303
+            csrf = csrf_of(client.get("/sign-in").text)
+            posted = client.post(
+                "/account/tokens",
+                data={"csrf": csrf, "name": "via-header"},
+                headers={"Authorization": auth},
+            )
+            assert posted.status_code == 403
+    assert "via-header" not in token_ids(reg, "alice", ALICE)
+
+
+def test_malformed_forms_are_refused(reg: AuthRegistry) -> None:
+    with signed_in_client(reg, "bob", BOB) as bob:
+        csrf = csrf_of(bob.get("/account/tokens").text)
+        as_json = bob.post("/account/tokens", json={"csrf": csrf, "name": "json"})
+        assert as_json.status_code == 415
+        garbage = bob.post(
+            "/account/tokens",
+            content=b"csrf=" + csrf.encode() + b"&name=%FF%FE%00&&&==",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert garbage.status_code == 400  # a NUL is no printable name
+        doubled = bob.post(
+            "/account/tokens",
+            content=f"csrf=forged&csrf={csrf}&name=doubled".encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert doubled.status_code == 403  # the first of each field counts
+    assert not {"json", "doubled"} & set(token_ids(reg, "bob", BOB))

@@ -24,14 +24,6 @@ def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     return registry
 
 
-def sign_in(page: Page, reg: AuthRegistry, user: str, password: str) -> None:
-    page.goto(f"{reg.url}/sign-in")
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{reg.url}/")
-
-
 def v2_status(reg: AuthRegistry, user: str, password: str) -> int:
     with reg.client() as client:
         return client.get("/v2/", headers={"Authorization": basic(user, password)}).status_code
@@ -42,9 +34,10 @@ def test_add_disable_and_enable_a_user_in_the_page(
     new_context: Callable[..., BrowserContext],
     visit: Callable[..., Response],
     check: Callable[[Page], None],
+    sign_in: Callable[..., None],
 ) -> None:
     page = new_context().new_page()
-    sign_in(page, reg, "admin", ADMIN_PASSWORD)
+    sign_in(page, reg.url, "admin", ADMIN_PASSWORD)
     visit(page, f"{reg.url}/admin/users")
     page.get_by_label("Name", exact=True).fill("grace")
     page.get_by_label("Password", exact=True).fill("grace-Pa55word")
@@ -77,10 +70,13 @@ def test_add_disable_and_enable_a_user_in_the_page(
 
 
 def test_storage_per_namespace(
-    reg: AuthRegistry, new_context: Callable[..., BrowserContext], visit: Callable[..., Response]
+    reg: AuthRegistry,
+    new_context: Callable[..., BrowserContext],
+    visit: Callable[..., Response],
+    sign_in: Callable[..., None],
 ) -> None:
     page = new_context().new_page()
-    sign_in(page, reg, "admin", ADMIN_PASSWORD)
+    sign_in(page, reg.url, "admin", ADMIN_PASSWORD)
     visit(page, f"{reg.url}/admin/usage")
     row = page.get_by_role("row").filter(has_text="bob")
     cells = row.get_by_role("cell").all_inner_texts()

@@ -35,6 +35,11 @@ def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
         push_image(client, "alice/secret", "v1", basic("alice", ALICE))
         push_image(client, "bob/tool", "v1", basic("bob", BOB))
         push_image(client, "carol/hidden", "v1")
+        org = client.post(
+            "/api/v1/orgs", json={"name": "acme"}, headers={"Authorization": basic("alice", ALICE)}
+        )
+        assert org.status_code == 201, org.text
+        push_image(client, "acme/api", "v1", basic("alice", ALICE))
         made_public = client.put(
             "/api/v1/repositories/alice/public-app/visibility",
             json={"visibility": "public"},
@@ -42,14 +47,6 @@ def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
         )
         assert made_public.status_code == 200, made_public.text
     return registry
-
-
-def sign_in(page: Page, reg: AuthRegistry, user: str, password: str) -> None:
-    page.goto(f"{reg.url}/sign-in")
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{reg.url}/")
 
 
 def listed(page: Page) -> list[str]:
@@ -62,9 +59,12 @@ def test_anonymous_viewers_see_public_repositories_only(
     page = new_context().new_page()
     visit(page, f"{reg.url}/")
     assert listed(page) == ["alice/public-app"]
+    assert page.locator(".card .badge").all_inner_texts() == ["public"]
     visit(page, f"{reg.url}/u/alice")
     assert listed(page) == ["alice/public-app"]
+    assert page.locator("main .meta").first.inner_text() == "User"
     visit(page, f"{reg.url}/u/bob", status=404)
+    visit(page, f"{reg.url}/u/acme", status=404)
     assert "bob" not in page.locator("main").inner_text()
 
 
@@ -73,11 +73,14 @@ def test_a_signed_in_viewer_sees_their_own_last_push_first(
     new_context: Callable[..., BrowserContext],
     visit: Callable[..., Response],
     check: Callable[[Page], None],
+    sign_in: Callable[..., None],
 ) -> None:
     page = new_context().new_page()
-    sign_in(page, reg, "alice", ALICE)
+    sign_in(page, reg.url, "alice", ALICE)
     check(page)
-    assert listed(page) == ["alice/secret", "alice/public-app"]
+    assert listed(page) == ["acme/api", "alice/secret", "alice/public-app"]
+    badges = page.locator(".card .badge").all_inner_texts()
+    assert badges == ["private", "private", "public"]
     assert page.get_by_role("link", name="alice", exact=True).first.is_visible()
     visit(page, f"{reg.url}/?q=SECRET")
     assert listed(page) == ["alice/secret"]
@@ -87,13 +90,35 @@ def test_a_signed_in_viewer_sees_their_own_last_push_first(
     check(page)
     assert listed(page) == ["alice/public-app"]
     visit(page, f"{reg.url}/u/bob", status=404)
+    visit(page, f"{reg.url}/u/acme")
+    assert listed(page) == ["acme/api"]
+    assert page.locator("main .meta").first.inner_text() == "Organisation"
 
 
-def test_a_push_appears_at_once(
+def test_the_keyboard_reaches_the_content_first(
     reg: AuthRegistry, new_context: Callable[..., BrowserContext], visit: Callable[..., Response]
 ) -> None:
     page = new_context().new_page()
-    sign_in(page, reg, "bob", BOB)
+    visit(page, f"{reg.url}/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    # Past the navigation, to the first namespace, then the first repository.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "alice"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "alice/public-app"
+
+
+def test_a_push_appears_at_once(
+    reg: AuthRegistry,
+    new_context: Callable[..., BrowserContext],
+    visit: Callable[..., Response],
+    sign_in: Callable[..., None],
+) -> None:
+    page = new_context().new_page()
+    sign_in(page, reg.url, "bob", BOB)
     assert listed(page) == ["bob/tool", "alice/public-app"]
     with reg.client() as client:
         push_image(client, "bob/fresh", "v1", basic("bob", BOB))
@@ -102,12 +127,14 @@ def test_a_push_appears_at_once(
 
 
 def test_administrators_see_everything(
-    reg: AuthRegistry, new_context: Callable[..., BrowserContext]
+    reg: AuthRegistry,
+    new_context: Callable[..., BrowserContext],
+    sign_in: Callable[..., None],
 ) -> None:
     from tests.auth.helpers import ADMIN_PASSWORD
 
     page = new_context().new_page()
-    sign_in(page, reg, "admin", ADMIN_PASSWORD)
+    sign_in(page, reg.url, "admin", ADMIN_PASSWORD)
     assert {"alice/secret", "bob/tool", "carol/hidden"} <= set(listed(page))
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, Response
 
-from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, admin_auth, basic
+from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, admin_auth, basic, push_image
 from tests.web.conftest import add_user, create_token
 
 PASSWORD = "alice-Pa55word"
@@ -25,14 +25,6 @@ def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     add_user(registry, "alice", PASSWORD)
     add_user(registry, "bob", "bob-Pa55word!")
     return registry
-
-
-def sign_in(page: Page, reg: AuthRegistry, user: str, password: str, next_path: str = "") -> None:
-    page.goto(f"{reg.url}/sign-in" + (f"?next={next_path}" if next_path else ""))
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
 
 
 def csrf_of(html: str) -> str:
@@ -61,13 +53,32 @@ def test_sign_in_and_out_in_the_browser(
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{reg.url}/")
     check(page)
-    assert page.get_by_role("link", name="alice").is_visible()
+    assert page.get_by_role("navigation").get_by_role("link", name="alice").is_visible()
     cookie = next(c for c in page.context.cookies() if c["name"] == "dockyard_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and not cookie["secure"]
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"{reg.url}/")
     check(page)
     assert page.get_by_role("link", name="Sign in").is_visible()
+
+
+def test_signing_in_comes_back_to_the_page(
+    reg: AuthRegistry,
+    new_context: Callable[..., BrowserContext],
+    visit: Callable[..., Response],
+    check: Callable[[Page], None],
+) -> None:
+    page = new_context().new_page()
+    visit(page, f"{reg.url}/?q=ali")
+    page.get_by_role("link", name="Sign in").click()
+    page.wait_for_load_state()
+    check(page)
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{reg.url}/?q=ali")
+    check(page)
+    assert page.get_by_role("button", name="Sign out").is_visible()
 
 
 def test_a_phone_sized_screen_shows_the_sign_in_form(
@@ -251,9 +262,14 @@ def test_without_accounts_there_is_no_sign_in(
 ) -> None:
     reg = web_registry(args=())
     with reg.client() as client:
+        push_image(client, "anyone/app", "v1")  # its Basic header is not even looked at
         home = client.get("/")
         assert home.status_code == 200 and "Sign in" not in home.text
-        assert client.get("/sign-in").status_code == 404
+        # Everyone may pull everything there: everything is shown, with no visibility.
+        assert 'href="/r/anyone/app"' in home.text and "private" not in home.text
+        assert 'href="/r/anyone/app"' in client.get("/u/anyone").text
+        for path in ("/sign-in", "/account/tokens", "/admin/users"):
+            assert client.get(path).status_code == 404, path
 
 
 def test_admin_signs_in_too(reg: AuthRegistry) -> None:

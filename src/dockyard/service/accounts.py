@@ -265,6 +265,11 @@ class AccountService:
             name, password_hash=hash_password(password), credentials_changed_at=time.time()
         )
 
+    async def kind_of(self, name: str) -> str | None:
+        """ "user" or "org" for an account's name; None for a namespace no account owns."""
+        account = await self.store.get_account(name)
+        return account.kind if account is not None else None
+
     async def users(self) -> list[Account]:
         """Every user account (not organisations), by name."""
         return await self.store.list_accounts(USER)

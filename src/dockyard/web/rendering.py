@@ -77,11 +77,12 @@ def is_tls(request: Request) -> bool:
 def render(
     request: Request, viewer: Viewer | None, template: str, status: int = 200, **context: Any
 ) -> Response:
-    html = (
-        site_of(request)
-        .templates.get_template(template)
-        .render(viewer=viewer, request_path=request.url.path, **context)
-    )
+    if "next_path" not in context:
+        # Where "Sign in" comes back to: this page, unless it is an error, whose page must
+        # not differ by the path asked for (a hidden repository answers as a missing one).
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        context["next_path"] = here if status < 400 and request.method == "GET" else "/"
+    html = site_of(request).templates.get_template(template).render(viewer=viewer, **context)
     return secured(HTMLResponse(html, status_code=status), request, viewer)
 
 

@@ -12,7 +12,7 @@ from dockyard.auth.policy import namespace_of
 from dockyard.service.accounts import ACCOUNT_NAME
 from dockyard.web.pages.common import not_found
 from dockyard.web.rendering import render
-from dockyard.web.site import registry_of
+from dockyard.web.site import auth_of, registry_of
 from dockyard.web.viewer import Viewer, viewer_of, visible
 
 MAX_QUERY = 200
@@ -23,6 +23,7 @@ class Listed:
     name: str
     namespace: str
     pushed_at: float | None  # None: blobs only, no manifest yet
+    visibility: str | None = None  # None without accounts: everyone may pull everything
 
 
 async def _visible_repositories(request: Request, viewer: Viewer) -> list[Listed]:
@@ -37,9 +38,12 @@ async def _visible_repositories(request: Request, viewer: Viewer) -> list[Listed
             break
         last = page.next_last
     pushes = await listing.last_pushes()
+    names = await visible(request, viewer, names)
+    visibilities: dict[str, str] = {}
+    if auth_of(request) is not None:
+        visibilities = await registry_of(request).accounts.visibilities(names)
     shown = [
-        Listed(name, namespace_of(name), pushes.get(name))
-        for name in await visible(request, viewer, names)
+        Listed(name, namespace_of(name), pushes.get(name), visibilities.get(name)) for name in names
     ]
     shown.sort(key=lambda r: (-(r.pushed_at or 0.0), r.name))
     return shown
@@ -74,4 +78,12 @@ async def namespace(request: Request) -> Response:
     member = viewer.principal is not None and (viewer.is_admin or name in viewer.principal.roles)
     if not repositories and not member:
         raise not_found()
-    return render(request, viewer, "namespace.html", namespace=name, repositories=repositories)
+    kind = await registry_of(request).accounts.kind_of(name)
+    return render(
+        request,
+        viewer,
+        "namespace.html",
+        namespace=name,
+        kind=kind,
+        repositories=repositories,
+    )
