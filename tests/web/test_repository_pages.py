@@ -33,7 +33,6 @@ from tests.auth.helpers import (
 from tests.support.images import write_oci_image
 from tests.support.peers import containers_env, require
 from tests.web.conftest import add_user
-from tests.web.test_browse import sign_in
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 ALICE, BOB, CAROL = "alice-Pa55word", "bob-Pa55word!", "carol-Pa55word"
@@ -101,6 +100,7 @@ def test_the_story_of_a_repository_page(
     new_context: Callable[..., BrowserContext],
     visit: Callable[..., Response],
     check: Callable[[Page], None],
+    sign_in: Callable[..., None],
     tmp_path: Path,
 ) -> None:
     digest = push(reg, alice_home, "alice/app", "v1", "one")
@@ -113,7 +113,7 @@ def test_the_story_of_a_repository_page(
         dialog.dismiss()
 
     alice.on("dialog", refuse)
-    sign_in(alice, reg, "alice", ALICE)
+    sign_in(alice, reg.url, "alice", ALICE)
     visit(alice, f"{reg.url}/r/alice/app")
     assert tags_listed(alice) == ["v2", "v1"]
     assert alice.locator(".badge").inner_text() == "Private"
@@ -200,6 +200,7 @@ def test_each_viewer_is_offered_what_the_registry_api_would_accept(
     alice_home: Path,
     new_context: Callable[..., BrowserContext],
     visit: Callable[..., Response],
+    sign_in: Callable[..., None],
 ) -> None:
     push(reg, alice_home, "acme/api", "v1", "acme")
     admin_api = httpx.Client(base_url=reg.url, headers={"Authorization": basic("alice", ALICE)})
@@ -211,7 +212,7 @@ def test_each_viewer_is_offered_what_the_registry_api_would_accept(
     )
     # carol maintains acme: edits and deletes, but visibility is for owners.
     carol = new_context().new_page()
-    sign_in(carol, reg, "carol", CAROL)
+    sign_in(carol, reg.url, "carol", CAROL)
     visit(carol, f"{reg.url}/r/acme/api")
     assert carol.get_by_role("link", name="Edit description and README").count() == 1
     assert carol.get_by_role("link", name="Delete tag v1").count() == 1
@@ -219,7 +220,7 @@ def test_each_viewer_is_offered_what_the_registry_api_would_accept(
     visit(carol, f"{reg.url}/r/acme/api/-/visibility?to=private", status=403)
     # bob is nobody there: he reads a public repository and may change nothing.
     bob = new_context().new_page()
-    sign_in(bob, reg, "bob", BOB)
+    sign_in(bob, reg.url, "bob", BOB)
     visit(bob, f"{reg.url}/r/acme/api")
     assert bob.get_by_role("link", name="Edit description and README").count() == 0
     assert bob.locator("a.danger-link").count() == 0
@@ -236,7 +237,7 @@ def test_each_viewer_is_offered_what_the_registry_api_would_accept(
     assert admin_api.get("/v2/acme/api/tags/list").json()["tags"] == ["v1"]
     # A form from another site is refused, whoever's session rides along.
     alice = new_context().new_page()
-    sign_in(alice, reg, "alice", ALICE)
+    sign_in(alice, reg.url, "alice", ALICE)
     visit(alice, f"{reg.url}/r/acme/api")
     csrf = alice.evaluate("() => document.querySelector('input[name=csrf]').value")
     foreign = alice.request.post(
@@ -306,6 +307,7 @@ def test_platforms_manifest_deletion_and_refused_forms(
     new_context: Callable[..., BrowserContext],
     visit: Callable[..., Response],
     check: Callable[[Page], None],
+    sign_in: Callable[..., None],
 ) -> None:
     auth = basic("alice", ALICE)
     with httpx.Client(base_url=reg.url, timeout=30) as client:
@@ -313,7 +315,7 @@ def test_platforms_manifest_deletion_and_refused_forms(
         for tag in ("one", "two"):
             push_image(client, "alice/multi", tag, auth)
     alice = new_context().new_page()
-    sign_in(alice, reg, "alice", ALICE)
+    sign_in(alice, reg.url, "alice", ALICE)
     visit(alice, f"{reg.url}/r/alice/multi")
     row = alice.locator("table.tags tbody tr", has_text="latest")
     assert "multi-platform" in row.inner_text()
