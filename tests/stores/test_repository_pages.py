@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from dockyard.metadata.accounts import DELETE_REPOSITORIES, TRANSFER_REPOSITORIES
 from dockyard.metadata.base import ManifestRecord, Reference, RepositoryInfo
 
 IMAGE_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -126,3 +127,20 @@ def test_manifests_by_digest_and_tags_of_stay_in_their_repository(meta, run) -> 
     assert run(meta.tags_of("acme/app", digest(10))) == ["latest", "v1"]
     assert run(meta.tags_of("acme/app", digest(11))) == []
     assert run(meta.tags_of("acme/other", digest(10))) == []
+
+
+def test_an_account_removed_takes_or_hands_over_its_repositories_info(meta, run) -> None:
+    for name in ("alice", "bob", "heir"):
+        run(meta.accounts.create_account(name, "user", None, False, 1.0))
+    push(meta, run, "alice/app", digest(10), ["v1"])
+    push(meta, run, "bob/app", digest(11), ["v1"])
+    run(meta.set_repository_info("alice/app", "alice's", "# a", 2.0))
+    run(meta.set_repository_info("bob/app", "bob's", "# b", 2.0))
+    assert run(meta.accounts.delete_account("alice", DELETE_REPOSITORIES, None, 3.0))
+    assert run(meta.repository_info("alice/app")) is None
+    push(meta, run, "alice/app", digest(12), ["v2"])
+    assert run(meta.repository_info("alice/app")) == RepositoryInfo()
+    # Handed over, the namespace becomes an organisation the heir owns: names and info stay.
+    assert run(meta.accounts.delete_account("bob", TRANSFER_REPOSITORIES, "heir", 4.0))
+    moved = run(meta.repository_info("bob/app"))
+    assert moved is not None and (moved.description, moved.readme) == ("bob's", "# b")
