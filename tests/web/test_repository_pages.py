@@ -327,6 +327,29 @@ def test_platforms_manifest_deletion_and_refused_forms(
     check(alice)
     assert alice.locator("h2", has_text="Platforms").count() == 1
     assert index in alice.locator(".facts").first.inner_text()
+    # Raw, byte for byte what the registry serves, as text a browser only shows.
+    raw = alice.request.get(f"{reg.url}/r/alice/multi/-/raw/{index}")
+    with httpx.Client(base_url=reg.url, timeout=30) as client:
+        served = client.get(
+            f"/v2/alice/multi/manifests/{index}",
+            headers={"Authorization": auth, "Accept": OCI_INDEX},
+        )
+        config_digest = json.loads(
+            client.get(
+                "/v2/alice/multi/manifests/one",
+                headers={"Authorization": auth, "Accept": OCI_MANIFEST},
+            ).content
+        )["config"]["digest"]
+        config = client.get(
+            f"/v2/alice/multi/blobs/{config_digest}", headers={"Authorization": auth}
+        ).content
+    assert raw.status == 200 and raw.body() == served.content
+    assert raw.headers["content-type"].startswith("text/plain")
+    assert raw.headers["x-content-type-options"] == "nosniff"
+    assert raw.headers["x-media-type"] == OCI_INDEX
+    raw_config = alice.request.get(f"{reg.url}/r/alice/multi/-/raw/one/config")
+    assert raw_config.status == 200 and raw_config.body() == config
+    assert alice.request.get(f"{reg.url}/r/alice/multi/-/raw/{index}/config").status == 404
 
     # The manifest of tag "two", deleted from its image page: the manifest and its tag go.
     visit(alice, f"{reg.url}/r/alice/multi/-/image/two")
