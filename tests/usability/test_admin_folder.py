@@ -303,6 +303,8 @@ EXAMPLE_ORDER = [
     "setMember",
     "removeMember",
     "setVisibility",
+    "updateRepository",
+    "getRepository",
     "getUsage",
     "deleteRepository",
     "previewGarbageCollection",
@@ -408,6 +410,8 @@ def test_every_example_request_is_accepted_by_a_real_server(tmp_path: Path) -> N
     user, user_password = new_user["example"]["name"], new_user["example"]["password"]
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
+            # The repository the examples describe, then delete, holds an image.
+            push_image(http, "acme/web", "v1", basic("admin", ADMIN_PASSWORD))
             for op_id in EXAMPLE_ORDER:
                 path, method, op = operations[op_id]
                 params = op.get("parameters", [])

@@ -9,7 +9,7 @@ from typing import Any
 
 from dockyard.api.routes.openapi import DOCUMENT
 
-METHODS = ("get", "post", "put", "delete")
+METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def render(doc: dict[str, Any]) -> str:

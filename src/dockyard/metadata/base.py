@@ -155,6 +155,29 @@ class RegistryTotal:
 
 
 @dataclass(frozen=True, slots=True)
+class RepositoryInfo:
+    """What a repository's owners wrote about it: a short description and a Markdown README."""
+
+    description: str = ""
+    readme: str = ""
+    updated_at: float | None = None  # None: never written
+
+
+@dataclass(frozen=True, slots=True)
+class PagedTag:
+    tag: str
+    pushed_at: float  # when the tag was last pointed where it points
+    manifest: ManifestRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TagPage:
+    total: int  # tags matching the filter, on every page
+    tags: list[PagedTag]
+    last_pushed: float | None  # the newest push of any tag of the repository
+
+
+@dataclass(frozen=True, slots=True)
 class UploadRecord:
     id: str
     repository: str
@@ -293,8 +316,9 @@ class Repositories(Protocol):
     """Whole repositories: deleting one, and what each one and each namespace stores."""
 
     async def delete_repository(self, repository: str) -> RemovedRepository | None:
-        """Its tags, manifests, blob links, uploads, settings and cache index rows, in one
-        transaction; None when it held nothing. Its bytes are left for garbage collection."""
+        """Its tags, manifests, blob links, uploads, settings, description and cache index
+        rows, in one transaction; None when it held nothing. Its bytes are left for garbage
+        collection."""
 
     async def repository_usage(self, namespace: str | None) -> list[RepositoryUsage]:
         """Per repository (those of `namespace`, or all), sorted by name."""
@@ -303,6 +327,38 @@ class Repositories(Protocol):
         """Per namespace (`namespace` alone, or all), deduplicated, sorted by name."""
 
     async def registry_total(self) -> RegistryTotal: ...
+
+
+class RepositoryDescriptions(Protocol):
+    """The description and README of repositories with content."""
+
+    async def repository_info(self, repository: str) -> RepositoryInfo | None:
+        """None when the repository holds nothing (as the catalog has it)."""
+
+    async def set_repository_info(
+        self, repository: str, description: str | None, readme: str | None, now: float
+    ) -> RepositoryInfo | None:
+        """Replace the fields given (None: leave it), in one transaction; the result, or None
+        (nothing written) when the repository holds nothing."""
+
+
+class TagPages(Protocol):
+    """A repository's tags a page at a time, with their manifests' records."""
+
+    async def tag_page(
+        self, repository: str, contains: str, offset: int, limit: int
+    ) -> TagPage | None:
+        """Tags whose name contains `contains` (ignoring ASCII case), most recently pushed
+        first then by name, `limit` of them from `offset`; None when no repository has the
+        name."""
+
+    async def manifests_by_digest(
+        self, repository: str, digests: list[str]
+    ) -> dict[str, ManifestRecord]:
+        """The records of those of `digests` the repository holds."""
+
+    async def tags_of(self, repository: str, digest: str) -> list[str]:
+        """The tags pointing at the manifest, sorted."""
 
 
 class TagRules(Protocol):
@@ -475,6 +531,8 @@ class MetadataStore(
     Quotas,
     Catalog,
     Repositories,
+    RepositoryDescriptions,
+    TagPages,
     CacheIndex,
     Collection,
     ContentGraphs,

@@ -62,6 +62,7 @@ def delete_repository(
         t.repository_blobs,
         t.uploads,
         t.repository_settings,
+        t.repository_info,
         t.cached_tags,
     ):
         result = conn.execute(sa.delete(table).where(table.c.repository_id == repo_id))

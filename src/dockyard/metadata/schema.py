@@ -77,6 +77,9 @@ tags = sa.Table(
         ondelete="CASCADE",
     ),
     sa.Index("ix_tags_manifest", "repository_id", "manifest_digest"),
+    # Revision 0010: a repository's page lists its tags last pushed first, a page at a time;
+    # in this order a page is read where it starts, not sorted out of every tag.
+    sa.Index("ix_tags_pushed", "repository_id", "updated_at"),
 )
 
 uploads = sa.Table(
@@ -270,5 +273,18 @@ retention_policies = sa.Table(
     sa.Column("keep_last", sa.Integer),
     sa.Column("older_than_seconds", sa.BigInteger),
     sa.Column("keep_pattern", sa.String(128)),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# -- repository information (revision 0010) ------------------------------------------------------
+
+repository_info = sa.Table(
+    "repository_info",
+    metadata,
+    # What the repository's page shows about it, written by its owners and maintainers: a
+    # one-line description and a README in Markdown (stored as written, rendered when shown).
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("readme", sa.Text, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )

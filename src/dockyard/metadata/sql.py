@@ -1,10 +1,10 @@
 """The metadata store over SQLAlchemy Core: one aggregate per concern, over one transaction runner.
 
 Each aggregate (`blob_links`, `uploads`, `manifests`, `catalog`, `repository_removal`, `usage`,
-`cache_index`, `collection`, `content_graph`, `transfer`, `shared_secrets`, and the accounts of
-`sql_accounts`) is a module of named query functions and a small class that hands them to the
-runner. The same queries run on both backends; the runner (`sqlite_runner` or `postgres_runner`)
-is the only part that differs.
+`repository_info`, `tag_pages`, `cache_index`, `collection`, `content_graph`, `transfer`,
+`shared_secrets`, and the accounts of `sql_accounts`) is a module of named query functions and
+a small class that hands them to the runner. The same queries run on both backends; the runner
+(`sqlite_runner` or `postgres_runner`) is the only part that differs.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from dockyard.metadata.content_graph import SQLContentGraph
 from dockyard.metadata.manifests import SQLManifests
 from dockyard.metadata.postgres_runner import PostgresRunner, postgres_engine, postgres_url
 from dockyard.metadata.quotas import SQLQuotas
+from dockyard.metadata.repository_info import SQLRepositoryInfo
 from dockyard.metadata.retention import SQLRetention
 from dockyard.metadata.runner import TransactionRunner
 from dockyard.metadata.shared_secrets import SQLSecrets
 from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.metadata.sqlite_runner import SQLiteRunner, sqlite_engine
 from dockyard.metadata.statements import RepositoryIds
+from dockyard.metadata.tag_pages import SQLTagPages
 from dockyard.metadata.tag_rules import SQLTagRules
 from dockyard.metadata.transfer import SQLTransfer
 from dockyard.metadata.uploads import SQLUploads
@@ -46,6 +48,8 @@ class SQLMetadataStore(
     SQLRetention,
     SQLCatalog,
     SQLRepositories,
+    SQLRepositoryInfo,
+    SQLTagPages,
     SQLCacheIndex,
     SQLCollection,
     SQLContentGraph,

@@ -153,6 +153,7 @@ def empty_namespace(conn: Connection, namespace: str) -> None:
         t.manifests,
         t.repository_blobs,
         t.repository_settings,
+        t.repository_info,
     ):
         conn.execute(sa.delete(table).where(table.c.repository_id.in_(ids)))
     for repo_id in ids:

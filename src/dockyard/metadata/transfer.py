@@ -36,6 +36,7 @@ TABLE_ORDER = (
     "immutable_tag_rules",
     "namespace_quotas",
     "retention_policies",
+    "repository_info",
 )
 # `namespace_blobs` and `namespace_usage` are not copied: the target's triggers count the
 # content as it is inserted.

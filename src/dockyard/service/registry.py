@@ -16,11 +16,13 @@ from dockyard.service.blobs import BlobService
 from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
 from dockyard.service.gc import GarbageCollector
+from dockyard.service.image_views import ImageViews
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
 from dockyard.service.quotas import QuotaService
 from dockyard.service.repositories import RepositoryService
 from dockyard.service.repository import Hidden, LocalRepository, Repository, StandIn
+from dockyard.service.repository_info import RepositoryInfoService
 from dockyard.service.retention import RetentionService
 from dockyard.service.tag_rules import TagRuleService
 from dockyard.service.uploads import UploadService
@@ -95,6 +97,8 @@ class Registry:
             settings.default_visibility,
             password_min_length=settings.password_min_length,
         )
+        self.repository_info = RepositoryInfoService(meta)
+        self.image_views = ImageViews(meta, blob_store, self.manifests, self.accounts)
         # Redis is imported only when configured (as the pull-through cache is, by the
         # assembly): each costs a server process tens of MiB it would never use otherwise.
         self.counters: Counters

@@ -17,7 +17,7 @@ MAX_FORM_BYTES = 64 * 1024
 CSRF_FIELD = "csrf"
 
 
-async def _body(request: Request, timeout: float) -> bytes:
+async def _body(request: Request, timeout: float, limit: int) -> bytes:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise RegistryError(ErrorCode.MEDIA_TYPE_UNSUPPORTED, "send the page's form")
@@ -27,7 +27,7 @@ async def _body(request: Request, timeout: float) -> bytes:
         async with asyncio.timeout(timeout):
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > MAX_FORM_BYTES:
+                if size > limit:
                     raise RegistryError(ErrorCode.BODY_TOO_LARGE, "form too large")
                 chunks.append(chunk)
     except TimeoutError:
@@ -37,11 +37,14 @@ async def _body(request: Request, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-async def posted_form(request: Request, viewer: Viewer, timeout: float) -> dict[str, str]:
-    """The form's fields (the first of each name), once its origin and CSRF token hold."""
+async def posted_form(
+    request: Request, viewer: Viewer, timeout: float, limit: int = MAX_FORM_BYTES
+) -> dict[str, str]:
+    """The form's fields (the first of each name), once its origin and CSRF token hold;
+    `limit`: the most bytes the form may take (a README's is larger than most)."""
     if not same_origin(request):
         raise RegistryError(ErrorCode.DENIED, "forms from other sites are refused")
-    raw = await _body(request, timeout)
+    raw = await _body(request, timeout, limit)
     fields: dict[str, str] = {}
     for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
         fields.setdefault(name, value)

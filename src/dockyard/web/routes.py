@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from dockyard.web import static
-from dockyard.web.pages import account, admin, browse, session
+from dockyard.web.pages import account, admin, browse, image, repository, session
 from dockyard.web.pages.common import page
 from dockyard.web.rendering import environment
 from dockyard.web.site import Site
@@ -32,4 +32,16 @@ def routes() -> list[Route]:
         Route("/admin/users/password", page(site, admin.set_password), methods=["POST"]),
         Route("/admin/usage", page(site, admin.usage), methods=["GET"]),
         Route("/static/{file}", static.serve, methods=["GET"]),
+        # A repository's own pages: `/-/` is no path component of any repository name.
+        Route("/r/{name:path}/-/image/{reference}", page(site, image.show), methods=["GET"]),
+        Route("/r/{name:path}/-/raw/{reference}", page(site, image.raw), methods=["GET"]),
+        Route("/r/{name:path}/-/raw/{reference}/{part}", page(site, image.raw), methods=["GET"]),
+        Route("/r/{name:path}/-/edit", page(site, repository.edit), methods=["GET", "POST"]),
+        Route(
+            "/r/{name:path}/-/visibility",
+            page(site, repository.visibility),
+            methods=["GET", "POST"],
+        ),
+        Route("/r/{name:path}/-/delete", page(site, repository.delete), methods=["GET", "POST"]),
+        Route("/r/{name:path}", page(site, repository.show), methods=["GET"]),
     ]

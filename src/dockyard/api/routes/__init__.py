@@ -20,6 +20,7 @@ from dockyard.api.routes import (
     policies,
     referrers,
     repositories,
+    repository_info,
     tags,
     token,
     uploads,
@@ -92,7 +93,12 @@ def table(is_read_only: bool) -> list[Route]:
         Route("/api/v1/orgs", accounts.orgs, methods=["POST"]),
         Route("/api/v1/orgs/{org}/members/{user}", accounts.member, methods=["PUT", "DELETE"]),
         Route("/api/v1/repositories/{name:path}/visibility", accounts.visibility, methods=["PUT"]),
-        route("/api/v1/repositories/{name:path}", DELETE=repositories.delete),
+        route(
+            "/api/v1/repositories/{name:path}",
+            GET=repository_info.get,
+            PATCH=repository_info.patch,
+            DELETE=repositories.delete,
+        ),
         Route("/api/v1/usage", repositories.usage, methods=["GET"]),
         Route("/api/v1/gc", gc.report, methods=["GET", "POST"]),
         Route(

@@ -88,11 +88,11 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def _json(request: Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
     if not _is_json(request.headers.get("content-type")):
         raise RegistryError(ErrorCode.MEDIA_TYPE_UNSUPPORTED, "the body must be application/json")
     body = await read_body(
-        request, MAX_JSON_BYTES, registry_of(request).settings.body_timeout_seconds, _TOO_LARGE
+        request, limit, registry_of(request).settings.body_timeout_seconds, _TOO_LARGE
     )
     try:
         value = jsontext.loads(body or b"{}")
