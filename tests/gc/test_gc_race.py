@@ -79,7 +79,8 @@ class Deployment:
         """Run a `dockyard` command on the data folder beside the running servers."""
         result = subprocess.run(
             [*args, "--data-dir", str(self.data_dir)],
-            env={**os.environ, **self.env},
+            # A crash in native code (seen once: SIGABRT, nothing on stderr) names its place.
+            env={**os.environ, **self.env, "PYTHONFAULTHANDLER": "1", "LIBC_FATAL_STDERR_": "1"},
             capture_output=True,
             text=True,
             timeout=120,
