@@ -776,8 +776,10 @@ class GarbageCollection(Benchmark):
 
         # Set up with the default grace delay: nothing is collected while the content arrives.
         server = gc.new_dockyard(template, workdir, grace=3600, interval=60)
+        pids = round_info["pids"] = []
         try:
             server.start()
+            pids.append(server.pid)
             gc.push_images(
                 server.url, now_images + online_images + wave_images + hot, cfg.setup_workers
             )
@@ -802,6 +804,7 @@ class GarbageCollection(Benchmark):
         server = gc.new_dockyard(template, workdir, grace=0, interval=cfg.gc_interval)
         try:
             server.start()
+            pids.append(server.pid)
             hot_url = f"{server.url}/v2/{hot[0].repo}/manifests/{hot[0].tag}"
             idle = self._idle_gets(hot_url)
             garbage = [gc.dockyard_blob_file(workdir / "data", d) for d in online.garbage]
@@ -888,6 +891,7 @@ class GarbageCollection(Benchmark):
                 "idle_rps": idle.requests_per_s,
                 "idle_p99_ms": idle.p99_ms,
                 "garbage_collect_s": seconds,
+                "pids": [server.pid],
             }
         )
         if version == 3:
