@@ -57,7 +57,7 @@ class Config:
     gc_images: int = 1000  # images of config + gc_layers layers, half of them deleted
     gc_layers: int = 9
     gc_layer_bytes: int = 1024
-    gc_wave_images: int = 2000  # all deleted while Dockyard's manifest GETs are timed
+    gc_wave_images: int = 1000  # all deleted while Dockyard's manifest GETs are timed
     gc_interval: float = 1.0  # Dockyard's collector interval (grace 0) for the online figures
     gc_timeout: float = 900.0  # the longest any collection may take before it counts as failed
 

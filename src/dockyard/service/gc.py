@@ -14,7 +14,6 @@ Untagged manifests go only where the settings say so; abandoned uploads expire i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,9 +27,6 @@ log = logging.getLogger("dockyard.gc")
 
 # Small enough that pushes wait for one batch at most a moment.
 BATCH = 100
-# Bytes removed at once within a batch: each removal is a round trip to the bucket or a wait
-# on the file system's journal, which overlap (16 threads unlinked 3x faster than one here).
-REMOVALS = 16
 
 
 @dataclass(slots=True)
@@ -125,23 +121,10 @@ class GarbageCollector:
                 continue
             async with self.lock.sweeping():
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep)
-                # Every removal is over before any queue row goes: one that fails leaves the
-                # batch queued, and the next round finds no record and removes the bytes.
-                await self._reclaim_all(report, collected.blobs)
+                for digest, size in collected.blobs:
+                    await self._reclaim(report, digest, size, delete=True)
                 await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
             report.links += collected.links
-
-    async def _reclaim_all(self, report: GcReport, blobs: list[tuple[str, int | None]]) -> None:
-        """The bytes of every blob of a batch whose record went, REMOVALS at a time."""
-        turns = asyncio.Semaphore(REMOVALS)
-
-        async def one(digest: str, size: int | None) -> None:
-            async with turns:
-                await self._reclaim(report, digest, size, delete=True)
-
-        async with asyncio.TaskGroup() as group:
-            for digest, size in blobs:
-                group.create_task(one(digest, size))
 
     async def _reclaim(self, report: GcReport, digest: str, size: int | None, delete: bool) -> None:
         """The bytes of a blob whose record went (or would go); without a record (a collector
