@@ -807,7 +807,7 @@ class GarbageCollection(Benchmark):
             pids.append(server.pid)
             hot_url = f"{server.url}/v2/{hot[0].repo}/manifests/{hot[0].tag}"
             idle = self._idle_gets(hot_url)
-            garbage = [gc.dockyard_blob_file(workdir / "data", d) for d in online.garbage]
+            garbage = [gc.dockyard_blob_file(workdir / "data", d) for d in sorted(online.garbage)]
             os.sync()
             gc.delete_manifests(server.url, online.deleted, cfg.setup_workers)
             last_delete = time.monotonic()
