@@ -87,9 +87,8 @@ def collect_blobs(
     """Review queued `digests` still due: drop their dangling links and, when nothing else
     refers to them, their records. Returns what went (or would go); the bytes are the caller's.
 
-    The whole batch is decided by a handful of set statements, not a few per digest: the
-    statements were most of a collection's time, and the writer a collection holds is the one
-    every push waits for."""
+    The whole batch is decided by a handful of set statements, not several per digest: the
+    writer a collection holds is the one every push waits for (figure in bench/README.md)."""
     q, rb, blobs = t.gc_queue, t.repository_blobs, t.blobs
     due = sa.select(q.c.digest).where(q.c.digest.in_(digests), q.c.queued_at <= cutoff)
     if not dry_run:

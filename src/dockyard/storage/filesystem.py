@@ -232,8 +232,8 @@ class FilesystemBlobStore:
             _fsync_dir(folder)
 
     async def delete(self, digest: str) -> None:
-        # Off the event loop: an unlink waits on the file system's journal (0.3-1.6 ms each on
-        # the benchmark machine), and the collector removes thousands while requests are served.
+        # Off the event loop: an unlink waits on the file system's journal, and the collector
+        # removes thousands while requests are served (figure in bench/README.md).
         await asyncio.to_thread(_unlink, self._blob_file(digest))
 
     async def detach(self, digest: str) -> str | None:
