@@ -232,6 +232,7 @@ def build_results(
             "ratio": ratio,
             "target": metric.target or None,
             "target_met": met,
+            "absent": metric.absent or None,
         }
     return {
         "schema": 1,
@@ -309,7 +310,10 @@ def table(results: dict[str, Any]) -> str:
         cells = []
         for side in ("dockyard", "distribution"):
             s = entry[side]
-            if s["median"] is None:
+            absent = entry.get("absent")
+            if absent and not s["median"]:
+                cells.append(absent if s["median"] is None else f"{fmt(s['median'])} ({absent})")
+            elif s["median"] is None:
                 cells.append("error")
             elif len(s["values"]) == 1:
                 cells.append(fmt(s["median"]))

@@ -9,6 +9,7 @@ the same connection count and duration; both servers get the same client.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -90,6 +91,58 @@ def run_wrk(
     if result.returncode != 0:
         raise BenchError(f"wrk exited {result.returncode}: {result.stderr or result.stdout}")
     return _checked("wrk", method, url, parse(result.stdout), result.stdout)
+
+
+class WrkUntilStopped:
+    """wrk GETs on `url` from entering the block to leaving it: wrk runs with a long duration
+    and is interrupted on exit (on SIGINT it stops and reports over the time it ran), so the
+    window is set by what the caller waits for, not guessed in advance. `result` after exit."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        connections: int = 64,
+        threads: int = 2,
+        limit_s: float = 3600.0,
+    ):
+        self.cmd = ["wrk", f"-t{max(1, min(threads, connections))}", f"-c{connections}"]
+        self.cmd += [f"-d{round(limit_s)}s", "--latency", "--timeout", "10s"]
+        for name, value in (headers or {}).items():
+            self.cmd += ["-H", f"{name}: {value}"]
+        self.cmd.append(url)
+        self.url = url
+        self.limit_s = limit_s
+        self.proc: subprocess.Popen[str] | None = None
+        self.result: LoadResult | None = None
+
+    def __enter__(self) -> WrkUntilStopped:
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self.proc
+        assert proc is not None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=10)
+            raise BenchError(f"wrk did not stop on SIGINT: {self.url}") from None
+        if exc[0] is not None:
+            return
+        if proc.returncode != 0:
+            raise BenchError(f"wrk exited {proc.returncode}: {err or out}")
+        self.result = _checked("wrk", "GET", self.url, parse(out), out)
 
 
 def _checked(

@@ -355,12 +355,15 @@ class Distribution(Server):
         if self.proxy_url:
             text += f"proxy:\n  remoteurl: {self.proxy_url}\n"
         config.write_text(text)
-        return [find_binary("docker-registry"), "serve", str(config)]
+        return [self.binary(), "serve", str(config)]
+
+    def binary(self) -> str:
+        return find_binary("docker-registry")
 
     def start(self, timeout: float = 30.0) -> Server:
         try:
             out = subprocess.run(
-                [find_binary("docker-registry"), "--version"],
+                [self.binary(), "--version"],
                 capture_output=True,
                 text=True,
                 timeout=10,
@@ -369,6 +372,21 @@ class Distribution(Server):
         except (OSError, subprocess.SubprocessError):
             self.version = "?"
         return super().start(timeout)
+
+
+# CNCF Distribution v3 is not packaged by Debian: it lies with the other shared peers, beside
+# the checkout, or where DOCKYARD_PEERS_DIR says (as for the tests).
+SHARED_PEERS = Path(__file__).resolve().parents[2] / "shared" / "peers" / "bin"
+
+
+@dataclass
+class DistributionV3(Distribution):
+    """CNCF Distribution v3.1.1 (`registry-v3`), with the same configuration as 2.8.2: v3
+    reads the same keys for everything set here."""
+
+    def binary(self) -> str:
+        shared = Path(os.environ.get("DOCKYARD_PEERS_DIR") or SHARED_PEERS)
+        return find_binary("registry-v3", shared / "registry-v3")
 
 
 @dataclass

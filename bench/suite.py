@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import load, rawhttp
+from bench import gc, load, rawhttp
 from bench.ops import (
     MANIFEST_ACCEPT,
     OCI_MANIFEST,
@@ -30,7 +30,7 @@ from bench.ops import (
     small_image,
 )
 from bench.payload import MiB, Pool
-from bench.servers import RssWatch, Server
+from bench.servers import Dockyard, RssWatch, Server
 
 
 @dataclass
@@ -54,6 +54,12 @@ class Config:
     list_iterations: int = 5  # listings timed per round; the round's value is their median
     big_upload_mib: int = 2048  # the upload watched for RSS growth
     setup_workers: int = 8
+    gc_images: int = 1000  # images of config + gc_layers layers, half of them deleted
+    gc_layers: int = 9
+    gc_layer_bytes: int = 1024
+    gc_wave_images: int = 1000  # all deleted while Dockyard's manifest GETs are timed
+    gc_interval: float = 1.0  # Dockyard's collector interval (grace 0) for the online figures
+    gc_timeout: float = 900.0  # the longest any collection may take before it counts as failed
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +75,8 @@ QUICK = dict(
     repos=100,
     list_iterations=3,
     big_upload_mib=128,
+    gc_images=200,
+    gc_wave_images=400,
 )
 
 
@@ -81,6 +89,8 @@ class Metric:
     target: str = ""  # issue 7's goal, as text
     # (ratio or None, Dockyard's median) -> met, or None when it cannot be told
     meets: Callable[[float | None, float], bool | None] | None = None
+    # what the table shows for a server with no figure (or 0) by design, e.g. "not serving"
+    absent: str = ""
 
 
 Check = Callable[[float | None, float], bool | None]
@@ -96,6 +106,10 @@ def at_most(x: float) -> Check:
 
 def value_at_most(x: float) -> Check:
     return lambda _ratio, value: value <= x
+
+
+def value_at_least(x: float) -> Check:
+    return lambda _ratio, value: value >= x
 
 
 class Benchmark(abc.ABC):
@@ -636,6 +650,265 @@ class UploadMemory(Benchmark):
         return {"upload_mibps": {key: s.get("mibps") for key, s in self.state.items()}}
 
 
+class GarbageCollection(Benchmark):
+    """Reclaiming half of `gc_images` images (bench.gc): Dockyard's online collector and
+    `dockyard gc --now` against `garbage-collect` of Distribution 2.8.2 and v3.1.1, which must
+    stop serving; manifest GETs idle and, on Dockyard, during a collection.
+
+    The runner's own servers stay idle: each round starts its own, on free ports with fresh
+    folders beside theirs, since a collection consumes the content it is timed on and the
+    collector's settings differ from the runner's Dockyard. In the Distribution column's turn
+    both versions run, in alternating order.
+    """
+
+    name = "gc"
+    not_serving = "not serving"
+    metrics = (
+        Metric(
+            "gc_reclaim_online_s",
+            "GC reclaim: Dockyard online vs Dist. offline (s)",
+            "s",
+            "lower",
+            "ratio <= 0.5",
+            at_most(0.5),
+        ),
+        Metric(
+            "gc_reclaim_now_s",
+            "GC reclaim: `dockyard gc --now` vs Dist. offline (s)",
+            "s",
+            "lower",
+            "ratio <= 0.5",
+            at_most(0.5),
+        ),
+        Metric(
+            "gc_reclaim_online_v3_s",
+            "GC reclaim: Dockyard online vs Dist. v3 offline (s)",
+            "s",
+            "lower",
+            "ratio <= 0.5",
+            at_most(0.5),
+        ),
+        Metric(
+            "gc_reclaim_now_v3_s",
+            "GC reclaim: `dockyard gc --now` vs Dist. v3 offline (s)",
+            "s",
+            "lower",
+            "ratio <= 0.5",
+            at_most(0.5),
+        ),
+        Metric("gc_get_idle_rps", "GC: manifest GET, idle (req/s)", "req/s", "higher"),
+        Metric(
+            "gc_get_during_rps",
+            "GC: manifest GET during collection (req/s)",
+            "req/s",
+            "higher",
+            absent=not_serving,
+        ),
+        Metric(
+            "gc_get_during_p99_ms",
+            "GC: manifest GET p99 during collection (ms)",
+            "ms",
+            "lower",
+            absent=not_serving,
+        ),
+        Metric(
+            "gc_get_during_over_idle",
+            "GC: manifest GET req/s during collection / idle",
+            "ratio",
+            "higher",
+            ">= 0.8 (own idle)",
+            value_at_least(0.8),
+            absent=not_serving,
+        ),
+    )
+
+    def _workdir(self, server: Server, round_no: int, name: str) -> Path:
+        path = server.workdir.parent / "gc" / f"{name}-{round_no}"
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    def _images(self, label: str, count: int) -> list[gc.Image]:
+        cfg = self.config
+        return gc.make_images(label, count, cfg.gc_layers, cfg.gc_layer_bytes)
+
+    def _idle_gets(self, url: str) -> load.LoadResult:
+        cfg = self.config
+        if cfg.wrk_warmup > 0:
+            self._wrk(url, cfg.wrk_warmup)
+        return self._wrk(url, cfg.wrk_seconds)
+
+    def _wrk(self, url: str, seconds: float) -> load.LoadResult:
+        cfg = self.config
+        return load.run(
+            url,
+            headers={"Accept": MANIFEST_ACCEPT},
+            connections=cfg.connections,
+            threads=cfg.wrk_threads,
+            seconds=seconds,
+        )
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        if isinstance(server, Dockyard):
+            return self._dockyard(server, round_no)
+        versions = [2, 3] if round_no % 2 else [3, 2]
+        out: dict[str, float] = {}
+        for version in versions:
+            out.update(self._distribution(server, round_no, version))
+        return out
+
+    def _dockyard(self, template: Server, round_no: int) -> dict[str, float]:
+        cfg = self.config
+        workdir = self._workdir(template, round_no, "dockyard")
+        now_images = self._images("now", cfg.gc_images)
+        online_images = self._images("online", cfg.gc_images)
+        wave_images = self._images("wave", cfg.gc_wave_images)
+        hot = self._images("hot", 1)
+        now = gc.split(now_images, manifests_are_blobs=True)
+        online = gc.split(online_images, manifests_are_blobs=True)
+        wave = gc.Content(hot, wave_images, manifests_are_blobs=True)
+        untouched = {
+            "online": gc.Content(online_images, [], manifests_are_blobs=True),
+            "wave": gc.Content(wave_images, [], manifests_are_blobs=True),
+            "hot": gc.Content(hot, [], manifests_are_blobs=True),
+        }
+        round_info: dict[str, Any] = {"round": round_no}
+
+        # Set up with the default grace delay: nothing is collected while the content arrives.
+        server = gc.new_dockyard(template, workdir, grace=3600, interval=60)
+        pids = round_info["pids"] = []
+        try:
+            server.start()
+            pids.append(server.pid)
+            gc.push_images(
+                server.url, now_images + online_images + wave_images + hot, cfg.setup_workers
+            )
+            # What the pushes queued for review (every blob they linked) is reviewed first,
+            # untimed: a registry serving for a while has long reviewed its old uploads.
+            _, report = gc.dockyard_gc_now(server)
+            if report["blobs"]:
+                raise BenchError(f"dockyard gc --now reclaimed {report['blobs']} live blobs")
+            gc.delete_manifests(server.url, now.deleted, cfg.setup_workers)
+            os.sync()
+            seconds_now, report = gc.dockyard_gc_now(server)
+            round_info["gc_now_report"] = {k: report[k] for k in ("blobs", "bytes", "links")}
+            gc.check_reclaimed(
+                "dockyard gc --now",
+                gc.dockyard_listing(workdir / "data"),
+                [now, *untouched.values()],
+            )
+        finally:
+            server.stop()
+
+        # The same folder served with the collector at grace 0 and a short interval.
+        server = gc.new_dockyard(template, workdir, grace=0, interval=cfg.gc_interval)
+        try:
+            server.start()
+            pids.append(server.pid)
+            hot_url = f"{server.url}/v2/{hot[0].repo}/manifests/{hot[0].tag}"
+            idle = self._idle_gets(hot_url)
+            garbage = [gc.dockyard_blob_file(workdir / "data", d) for d in sorted(online.garbage)]
+            os.sync()
+            gc.delete_manifests(server.url, online.deleted, cfg.setup_workers)
+            last_delete = time.monotonic()
+            done = gc.wait_until_gone(garbage, cfg.gc_timeout)
+            if done is None:
+                raise BenchError(f"Dockyard's collector left garbage after {cfg.gc_timeout} s")
+            seconds_online = done - last_delete
+            gc.check_reclaimed(
+                "Dockyard online",
+                gc.dockyard_listing(workdir / "data"),
+                [now, online, untouched["wave"], untouched["hot"]],
+            )
+
+            gc.delete_manifests(server.url, wave.deleted, cfg.setup_workers)
+            during = gc.gets_during_collection(
+                server,
+                hot_url,
+                wave.garbage,
+                cfg.connections,
+                cfg.wrk_threads,
+                cfg.gc_timeout,
+            )
+            gc.check_reclaimed(
+                "Dockyard online, wave", gc.dockyard_listing(workdir / "data"), [now, online, wave]
+            )
+        finally:
+            server.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+        round_info.update(
+            garbage_blobs=len(online.garbage),
+            surviving_blobs=len(online.survivors),
+            idle_p99_ms=idle.p99_ms,
+            wave_blobs=during.blobs,
+            wave_collecting_s=during.collecting_s,
+            wave_requests=during.load.requests,
+        )
+        self.state[template.key].setdefault("rounds", []).append(round_info)
+        return {
+            "gc_reclaim_online_s": seconds_online,
+            "gc_reclaim_online_v3_s": seconds_online,
+            "gc_reclaim_now_s": seconds_now,
+            "gc_reclaim_now_v3_s": seconds_now,
+            "gc_get_idle_rps": idle.requests_per_s,
+            "gc_get_during_rps": during.load.requests_per_s,
+            "gc_get_during_p99_ms": during.load.p99_ms,
+            "gc_get_during_over_idle": during.load.requests_per_s / idle.requests_per_s,
+        }
+
+    def _distribution(self, template: Server, round_no: int, version: int) -> dict[str, float]:
+        cfg = self.config
+        name = f"distribution-v{version}"
+        workdir = self._workdir(template, round_no, name)
+        images = self._images("online", cfg.gc_images)
+        hot = self._images("hot", 1)
+        content = gc.split(images, manifests_are_blobs=True)
+        stays = gc.Content(hot, [], manifests_are_blobs=True)
+        server = gc.new_distribution(version, template.key, workdir)
+        try:
+            server.start()
+            gc.push_images(server.url, images + hot, cfg.setup_workers)
+            idle = self._idle_gets(f"{server.url}/v2/{hot[0].repo}/manifests/{hot[0].tag}")
+            gc.delete_manifests(server.url, content.deleted, cfg.setup_workers)
+        finally:
+            server.stop()  # its collector runs only on a registry that serves nothing
+        try:
+            os.sync()
+            seconds = gc.distribution_gc(server)
+            gc.check_reclaimed(
+                f"{server.title} garbage-collect",
+                gc.distribution_listing(workdir / "data"),
+                [content, stays],
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        self.state[template.key].setdefault("rounds", []).append(
+            {
+                "round": round_no,
+                "server": f"{server.title} {server.version}",
+                "garbage_blobs": len(content.garbage),
+                "surviving_blobs": len(content.survivors),
+                "idle_rps": idle.requests_per_s,
+                "idle_p99_ms": idle.p99_ms,
+                "garbage_collect_s": seconds,
+                "pids": [server.pid],
+            }
+        )
+        if version == 3:
+            return {"gc_reclaim_online_v3_s": seconds, "gc_reclaim_now_v3_s": seconds}
+        # Not serving while it collects: no request is answered, so none is timed.
+        return {
+            "gc_reclaim_online_s": seconds,
+            "gc_reclaim_now_s": seconds,
+            "gc_get_idle_rps": idle.requests_per_s,
+            "gc_get_during_rps": 0.0,
+            "gc_get_during_over_idle": 0.0,
+        }
+
+    def info(self) -> dict[str, Any]:
+        return {"rounds": {key: s.get("rounds") for key, s in self.state.items()}}
+
+
 PEAK_RSS = Metric(
     "peak_rss_mib",
     "peak RSS, all server processes (MiB)",
@@ -659,6 +932,7 @@ BENCHMARKS: tuple[type[Benchmark], ...] = (
     BlobHead,
     SmallImages,
     UploadMemory,
+    GarbageCollection,
 )
 
 

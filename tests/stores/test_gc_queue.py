@@ -223,3 +223,37 @@ def test_the_queue_and_the_untagged_manifests_are_read_page_by_page(meta, run) -
         after = page[-1]
     assert [len(p) for p in pages] == [2, 2, 1]
     assert [d for p in pages for _, d in p] == digests
+
+
+def test_one_batch_decides_each_digest_on_its_own_references(meta, run) -> None:
+    # Reviewed together, as the collector does a batch: a blob a manifest uses, one another
+    # repository's manifest keeps, one a cached repository keeps, one a link made after the
+    # cutoff keeps, and two nothing keeps (one of them with no record at all).
+    fresh = digest(20)
+    run(meta.link_blob("gc/used", LAYER, 10))
+    run(meta.put_manifest("gc/used", image(IMAGE), [Reference(LAYER, "blob")], ["v1"]))
+    run(meta.link_blob("gc/a", SHARED, 9))
+    run(meta.link_blob("gc/b", SHARED, 9))
+    run(meta.put_manifest("gc/b", image(CHILD), [Reference(SHARED, "blob")], ["v1"]))
+    run(meta.link_blob("docker.io/library/alpine", CONFIG, 5))
+    run(meta.link_blob("gc/loose", LOOSE, 7))
+    run(meta.enqueue_for_review([LONE, fresh]))
+    cutoff = later()
+    time.sleep(1.2)
+    run(meta.link_blob("gc/fresh", fresh, 3))  # in its grace delay at the cutoff
+
+    batch = [LAYER, SHARED, CONFIG, LOOSE, fresh, LONE]
+    collected = run(meta.collect_blobs(batch, cutoff, ["docker.io"]))
+    assert sorted(collected.blobs) == sorted([(LOOSE, 7), (LONE, None)])
+    assert collected.links == 2, "gc/a's SHARED and gc/loose's LOOSE"
+    assert run(meta.linked_blob_size("gc/used", LAYER)) == 10
+    assert run(meta.linked_blob_size("gc/a", SHARED)) is None
+    assert run(meta.linked_blob_size("gc/b", SHARED)) == 9
+    assert run(meta.linked_blob_size("docker.io/library/alpine", CONFIG)) == 5
+    assert run(meta.linked_blob_size("gc/fresh", fresh)) == 3
+    assert run(meta.blob_size(LOOSE)) is None
+    assert run(meta.blob_size(SHARED)) == 9
+    # Those kept leave the queue, those collected stay until their bytes are gone, and the
+    # fresh link's own row waits for its time.
+    assert run(meta.due_for_review(cutoff, 10)) == sorted([LOOSE, LONE])
+    assert run(meta.due_for_review(later(), 10)) == sorted([LOOSE, LONE, fresh])

@@ -48,45 +48,48 @@ def queue_length(conn: Connection) -> int:
     return int(conn.execute(sa.select(count)).scalar() or 0)
 
 
-def _dangling_links(digest: str, cutoff: float, keep: list[str]) -> sa.ColumnElement[bool]:
-    """Links of `digest` no manifest of their repository uses, older than the cutoff, outside
+def _dangling_links(digests: list[str], cutoff: float, keep: list[str]) -> sa.ColumnElement[bool]:
+    """Links of `digests` no manifest of their repository uses, older than the cutoff, outside
     the cached repositories."""
-    rb = t.repository_blobs
+    rb, refs, m = t.repository_blobs, t.manifest_references, t.manifests
     used_there = sa.or_(
         sa.exists().where(
-            t.manifest_references.c.repository_id == rb.c.repository_id,
-            t.manifest_references.c.target_digest == digest,
+            refs.c.repository_id == rb.c.repository_id, refs.c.target_digest == rb.c.digest
         ),
-        sa.exists().where(
-            t.manifests.c.repository_id == rb.c.repository_id, t.manifests.c.digest == digest
-        ),
+        sa.exists().where(m.c.repository_id == rb.c.repository_id, m.c.digest == rb.c.digest),
     )
     cached = rb.c.repository_id.in_(sa.select(t.repositories.c.id).where(under(keep)))
-    return sa.and_(rb.c.digest == digest, rb.c.created_at <= cutoff, ~used_there, ~cached)
+    return sa.and_(rb.c.digest.in_(digests), rb.c.created_at <= cutoff, ~used_there, ~cached)
 
 
-def _other_references(conn: Connection, digest: str, cutoff: float, keep: list[str]) -> bool:
-    """Whether anything but a dangling link refers to `digest`: a manifest of that digest, a
-    manifest naming it, or a link that stays."""
+def _referenced(conn: Connection, digests: list[str], cutoff: float, keep: list[str]) -> set[str]:
+    """Those of `digests` something but a dangling link refers to: a manifest of that digest,
+    a manifest naming it, or a link that stays."""
     rb = t.repository_blobs
     checks = (
-        sa.select(t.manifests.c.digest).where(t.manifests.c.digest == digest).limit(1),
-        sa.select(t.manifest_references.c.target_digest)
-        .where(t.manifest_references.c.target_digest == digest)
-        .limit(1),
-        sa.select(rb.c.digest)
-        .where(rb.c.digest == digest, ~_dangling_links(digest, cutoff, keep))
-        .limit(1),
+        sa.select(t.manifests.c.digest).where(t.manifests.c.digest.in_(digests)),
+        sa.select(t.manifest_references.c.target_digest).where(
+            t.manifest_references.c.target_digest.in_(digests)
+        ),
+        sa.select(rb.c.digest).where(
+            rb.c.digest.in_(digests), ~_dangling_links(digests, cutoff, keep)
+        ),
     )
-    return any(conn.execute(check).first() is not None for check in checks)
+    found: set[str] = set()
+    for check in checks:
+        found.update(conn.execute(check.distinct()).scalars())
+    return found
 
 
 def collect_blobs(
     conn: Connection, digests: list[str], cutoff: float, keep: list[str], dry_run: bool
 ) -> Collected:
     """Review queued `digests` still due: drop their dangling links and, when nothing else
-    refers to them, their records. Returns what went (or would go); the bytes are the caller's."""
-    q, rb = t.gc_queue, t.repository_blobs
+    refers to them, their records. Returns what went (or would go); the bytes are the caller's.
+
+    The whole batch is decided by a handful of set statements, not several per digest: the
+    writer a collection holds is the one every push waits for (figure in bench/README.md)."""
+    q, rb, blobs = t.gc_queue, t.repository_blobs, t.blobs
     due = sa.select(q.c.digest).where(q.c.digest.in_(digests), q.c.queued_at <= cutoff)
     if not dry_run:
         # Another collector reviewing the same rows skips them instead of waiting.
@@ -94,29 +97,39 @@ def collect_blobs(
     collected = Collected()
     # Only the rows read here leave the queue (`queued_at <= cutoff` in this snapshot): a row a
     # change adds meanwhile stays, and its digest is reviewed again.
-    for digest in dict.fromkeys(conn.execute(due.order_by(q.c.digest)).scalars()):
-        dangling = _dangling_links(digest, cutoff, keep)
-        if dry_run:
-            collected.links += int(
-                conn.execute(sa.select(sa.func.count()).select_from(rb).where(dangling)).scalar()
-                or 0
-            )
-        else:
-            dropped = set(
-                conn.execute(sa.delete(rb).where(dangling).returning(rb.c.repository_id)).scalars()
-            )
-            collected.links += len(dropped)  # one link per repository and digest
-            for repo_id in dropped:
-                content_removed(conn, repo_id)
-        if _other_references(conn, digest, cutoff, keep):
-            if not dry_run:
-                conn.execute(sa.delete(q).where(q.c.digest == digest, q.c.queued_at <= cutoff))
-            continue
-        size = conn.execute(sa.select(t.blobs.c.size).where(t.blobs.c.digest == digest)).scalar()
-        if not dry_run:
-            # The queue row stays until the bytes are gone (`reviewed`): a collector killed
-            # in between leaves it for the next one, which finds no record and removes them.
-            conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest == digest))
+    reviewing = list(dict.fromkeys(conn.execute(due.order_by(q.c.digest)).scalars()))
+    if not reviewing:
+        return collected
+    dangling = _dangling_links(reviewing, cutoff, keep)
+    if dry_run:
+        collected.links = int(
+            conn.execute(sa.select(sa.func.count()).select_from(rb).where(dangling)).scalar() or 0
+        )
+    else:
+        dropped = list(conn.execute(sa.delete(rb).where(dangling).returning(rb.c.repository_id)))
+        collected.links = len(dropped)  # one link per repository and digest
+        for repo_id in sorted({row[0] for row in dropped}):
+            content_removed(conn, repo_id)
+    # Read after the links went, in the same transaction: a manifest stored a moment earlier
+    # names its blobs here and keeps them.
+    referenced = _referenced(conn, reviewing, cutoff, keep)
+    if referenced and not dry_run:
+        conn.execute(sa.delete(q).where(q.c.digest.in_(referenced), q.c.queued_at <= cutoff))
+    unreferenced = [digest for digest in reviewing if digest not in referenced]
+    if not unreferenced:
+        return collected
+    sizes = {
+        row[0]: row[1]
+        for row in conn.execute(
+            sa.select(blobs.c.digest, blobs.c.size).where(blobs.c.digest.in_(unreferenced))
+        )
+    }
+    if not dry_run:
+        # The queue rows stay until the bytes are gone (`reviewed`): a collector killed in
+        # between leaves them for the next one, which finds no record and removes the bytes.
+        conn.execute(sa.delete(blobs).where(blobs.c.digest.in_(unreferenced)))
+    for digest in unreferenced:
+        size = sizes.get(digest)
         collected.blobs.append((digest, None if size is None else int(size)))
     return collected
 

@@ -121,6 +121,8 @@ class GarbageCollector:
                 continue
             async with self.lock.sweeping():
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep)
+                # One at a time: removing several at once starved pushes racing the collector
+                # (figure in bench/README.md).
                 for digest, size in collected.blobs:
                     await self._reclaim(report, digest, size, delete=True)
                 await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
