@@ -442,7 +442,13 @@ policy.register(app)
 
 
 def main() -> None:
+    from dockyard.core.native_threads import settle
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(INTERRUPTED)
+    finally:
+        # A thread of obstore's may still be handing its last result to the event loop: the
+        # interpreter must not finalise under it (SIGABRT at exit, dockyard.core.native_threads).
+        settle()
