@@ -401,6 +401,7 @@ def test_no_acknowledged_image_is_lost_and_nothing_unreferenced_stays(
         stop.set()  # also when interrupted, or the threads would keep the run alive
     for thread in threads:
         thread.join(120)
+    stored_during = deployment.stored_digests()  # before the last collection below
     final = deployment.gc_now()
 
     images = ledger.acknowledged
@@ -460,7 +461,17 @@ def test_no_acknowledged_image_is_lost_and_nothing_unreferenced_stays(
     ), summary
     assert sum(i.deleted == "manifest" for i in images) >= 5, summary
     assert len(deletions) >= 3 and by_repo_deletion > 0 and pushed_again > 0, summary
-    assert ledger.reclaimed > 0, summary
+    # The collectors worked during the run: `gc --now` reclaimed, or the servers' background
+    # jobs (faster at 0.2 s) had already taken a deleted image's own blobs.
+    bases = {sha256(b) for b in BASES}
+    collectible = {
+        d
+        for i in images
+        if i.deleted == "manifest" or fates[id(i)] == "gone"
+        for d in i.blobs
+        if d not in bases
+    }
+    assert ledger.reclaimed > 0 or collectible - stored_during, summary
     for dropped in ledger.uploads_dropped:
         assert any(
             d.repo == dropped.repo
