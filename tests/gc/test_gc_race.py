@@ -8,7 +8,8 @@ Afterwards every acknowledged image that was not deleted pulls completely with t
 bytes, those a repository deletion came after are gone, and the store holds exactly the blobs
 that the surviving manifests use: nothing lost, nothing corrupt, nothing leaked.
 
-`DOCKYARD_RACE_SECONDS` sets how long the workload runs on each backend."""
+`DOCKYARD_RACE_SECONDS` sets how long the workload runs on each backend (60 s by default; a
+loaded machine runs it longer, bounded, until it has enough acknowledged images to judge)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from tests.conftest import s3_postgres_env
 from tests.support.push import LAYER, OCI_CONFIG, OCI_MANIFEST, descriptor, sha256
 from tests.support.server import RunningRegistry, free_port
 
-DURATION = float(os.environ.get("DOCKYARD_RACE_SECONDS", "75"))
+DURATION = float(os.environ.get("DOCKYARD_RACE_SECONDS", "60"))
+MIN_ACKNOWLEDGED = 20  # fewer would prove little about the images that survive
 PUSHERS = 4
 REPOS = [f"race/r{n}" for n in range(4)]
 # Never deleted whole, so its images accumulate over the whole run and a blob lost early in it
@@ -372,7 +374,7 @@ def check_pull(client: httpx.Client, image: Image) -> list[str]:
     return problems
 
 
-@pytest.mark.timeout(DURATION + 300)
+@pytest.mark.timeout(3 * DURATION + 300)
 def test_no_acknowledged_image_is_lost_and_nothing_unreferenced_stays(
     deployment: Deployment,
 ) -> None:
@@ -389,10 +391,17 @@ def test_no_acknowledged_image_is_lost_and_nothing_unreferenced_stays(
         for thread in threads:
             thread.start()
         time.sleep(DURATION)
+        # At grace 0 a layer may go before its manifest comes (refused, then pushed again);
+        # on a loaded machine few pushes win that race, so the run goes on, bounded, until
+        # enough images were acknowledged to judge.
+        deadline = time.monotonic() + 2 * DURATION
+        while len(ledger.acknowledged) < MIN_ACKNOWLEDGED and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         stop.set()  # also when interrupted, or the threads would keep the run alive
     for thread in threads:
         thread.join(120)
+    stored_during = deployment.stored_digests()  # before the last collection below
     final = deployment.gc_now()
 
     images = ledger.acknowledged
@@ -447,10 +456,22 @@ def test_no_acknowledged_image_is_lost_and_nothing_unreferenced_stays(
     print(summary)
     assert ledger.failures == [], f"{summary}: {ledger.failures[:5]}"
     assert problems == [], f"{len(problems)} problems ({summary}): {problems[:10]}"
-    assert len(images) >= 20 and ledger.refused + ledger.skipped + ledger.mounted > 0, summary
+    assert (
+        len(images) >= MIN_ACKNOWLEDGED and ledger.refused + ledger.skipped + ledger.mounted > 0
+    ), summary
     assert sum(i.deleted == "manifest" for i in images) >= 5, summary
     assert len(deletions) >= 3 and by_repo_deletion > 0 and pushed_again > 0, summary
-    assert ledger.reclaimed > 0, summary
+    # The collectors worked during the run: `gc --now` reclaimed, or the servers' background
+    # jobs (faster at 0.2 s) had already taken a deleted image's own blobs.
+    bases = {sha256(b) for b in BASES}
+    collectible = {
+        d
+        for i in images
+        if i.deleted == "manifest" or fates[id(i)] == "gone"
+        for d in i.blobs
+        if d not in bases
+    }
+    assert ledger.reclaimed > 0 or collectible - stored_during, summary
     for dropped in ledger.uploads_dropped:
         assert any(
             d.repo == dropped.repo

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -112,6 +113,22 @@ def test_put_get_and_double_commit(blob_store, run) -> None:
         run(blob_store.write_upload(upload, 0, chunks(b"same")))
         run(blob_store.commit_upload(upload, digest_of(b"same")))
     assert run(blob_store.get(digest_of(b"same"))) == b"same"
+
+
+def test_remove_many_removes_what_is_there_and_answers_its_sizes(blob_store, run) -> None:
+    kept, gone = [os.urandom(n) for n in (10, 2000)], [os.urandom(n) for n in range(1, 40)]
+    for data in kept + gone:
+        run(blob_store.put(digest_of(data), data))
+    absent = digest_of(b"never stored")
+    asked = [digest_of(d) for d in gone] + [absent]
+    removed = run(blob_store.remove_many(asked))
+    assert removed == {digest_of(d): len(d) for d in gone}
+    for data in gone:
+        assert run(blob_store.stat(digest_of(data))) is None
+    for data in kept:
+        assert run(blob_store.get(digest_of(data))) == data
+    assert run(blob_store.remove_many(asked)) == {}  # a second pass finds nothing
+    assert run(blob_store.remove_many([])) == {}
 
 
 def test_hostile_ids_never_become_paths(blob_store, run) -> None:

@@ -50,6 +50,11 @@ class BlobStore(Protocol):
     async def delete(self, digest: str) -> None:
         """Remove a blob's bytes; absent is not an error."""
 
+    async def remove_many(self, digests: Sequence[str]) -> dict[str, int]:
+        """Remove several blobs' bytes; answers the size of each that was there (absent ones
+        are left out). The collector's batches go through here, so a backend may overlap
+        the removals."""
+
     async def detach(self, digest: str) -> str | None:
         """Move a blob out of sight, atomically, before its records are dropped; returns a
         token for `reattach`/`drop_detached` (None when absent). A commit of the same content
