@@ -5,16 +5,15 @@ nothing; what fits is kept; lifting the quota lets the same pull through."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from dockyard.cli.main import app
 from dockyard.service.quotas import human
 from dockyard.storage.filesystem import FilesystemBlobStore
 from dockyard.storage.s3 import S3BlobStore
@@ -37,14 +36,14 @@ def backend_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 def quota(cache: RunningRegistry, env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "dockyard", "policy", "quota", *args],
-        env={**os.environ, **env, "DOCKYARD_DATA_DIR": str(cache.data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    """`dockyard policy quota ...` on the cache's store, run in-process: the same code as
+    `python -m dockyard ...` (as tests/auth's `admin`), without an interpreter start each."""
+    result = CliRunner().invoke(
+        app,
+        ["policy", "quota", *args],
+        env={**env, "DOCKYARD_DATA_DIR": str(cache.data_dir)},
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, (args, result.output)
     return result.stdout.strip()
 
 

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from dockyard.cli.main import app
 from tests.support.images import write_oci_image
 from tests.support.peers import Distribution, containers_env, require
 
 
 def dockyard(*args: str, home: Path, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "DOCKER_CONFIG": str(home / "docker"), **(env or {})},
+    """`dockyard ...` run in-process: the same Typer app and code as `python -m dockyard`
+    (as tests/auth's `admin`), without an interpreter start for each of the many commands."""
+    result = CliRunner().invoke(
+        app, list(args), env={"DOCKER_CONFIG": str(home / "docker"), **(env or {})}
     )
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    assert result.exit_code == 0, (args, result.output)
     return result.stdout
 
 
@@ -121,13 +119,7 @@ def test_prune_evicts_least_recently_used_and_spares_local_content(
             home=tmp_path,
         )
         assert "evicted 1 manifest(s)" in out
-        remaining = subprocess.run(
-            [sys.executable, "-m", "dockyard", "inspect", f"{host}/up/lib/old:v1"],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker")},
-        )
-        assert remaining.returncode == 0
+        dockyard("inspect", f"{host}/up/lib/old:v1", home=tmp_path)  # still served
         assert not any((server.data_dir / "trash").iterdir())
     finally:
         upstream.stop()

@@ -19,6 +19,9 @@ def collected(marker: str) -> list[str]:
             "-q",
             "-p",
             "no:cacheprovider",
+            # Only the markers are read: rewriting every module's asserts (redone on each run
+            # where bytecode is not cached) would cost most of the collection's time.
+            "--assert=plain",
             "--collect-only",
             "-m",
             marker,

@@ -14,7 +14,10 @@ machine's network is closed to browser downloads). A missing one fails the tests
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +152,39 @@ def sign_in(visit: Callable[..., Response], check: Callable[[Page], None]) -> Ca
 def add_user(registry: AuthRegistry, name: str, password: str, *extra: str) -> None:
     """`dockyard user add` in a process of its own: Playwright's loop runs in this one."""
     registry.admin_process("user", "add", name, "--password-stdin", *extra, input=password + "\n")
+
+
+# Run in one process of its own by `add_accounts`: each command through the same Typer app as
+# `python -m dockyard`, one after another, stopping at the first that fails.
+_BATCH = """\
+import json, sys
+from typer.testing import CliRunner
+from dockyard.cli.main import app
+for args, stdin in json.load(sys.stdin):
+    result = CliRunner().invoke(app, args, input=stdin)
+    if result.exit_code != 0:
+        sys.exit(f"{args}: exit {result.exit_code}: {result.output}{result.exception!r}")
+"""
+
+
+def add_accounts(registry: AuthRegistry, users: dict[str, str], *commands: tuple[str, ...]) -> None:
+    """`dockyard user add` for each of `users` (name -> password), then each of `commands`
+    (`("org", "create", ...)`), all in one process of its own (Playwright's loop runs in
+    this one): one interpreter start for a module's accounts, not one per command."""
+    data_dir = ["--data-dir", str(registry.data_dir)]
+    batch: list[tuple[list[str], str | None]] = [
+        (["user", "add", name, "--password-stdin", *data_dir], password + "\n")
+        for name, password in users.items()
+    ]
+    batch += [([*command, *data_dir], None) for command in commands]
+    result = subprocess.run(
+        [sys.executable, "-c", _BATCH],
+        input=json.dumps(batch),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, (result.stdout, result.stderr)
 
 
 def create_token(registry: AuthRegistry, user: str, name: str, scope: str) -> str:

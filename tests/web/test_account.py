@@ -14,7 +14,7 @@ from playwright.sync_api import BrowserContext, Page, Response
 
 from tests.auth.helpers import AuthRegistry, basic, push_image
 from tests.support.peers import ContainersEnv, containers_env, require
-from tests.web.conftest import add_user, create_token
+from tests.web.conftest import add_accounts, add_user, create_token
 from tests.web.test_sign_in import csrf_of, signed_in_client
 
 ALICE, BOB = "alice-Pa55word", "bob-Pa55word!"
@@ -24,8 +24,7 @@ TLS = "--tls-verify=false"
 @pytest.fixture(scope="module")
 def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     registry = web_registry()
-    add_user(registry, "alice", ALICE)
-    add_user(registry, "bob", BOB)
+    add_accounts(registry, {"alice": ALICE, "bob": BOB})
     with registry.client() as client:
         push_image(client, "alice/app", "v1", basic("alice", ALICE))
     return registry

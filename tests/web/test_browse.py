@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Response
 
 from tests.auth.helpers import AuthRegistry, admin_auth, basic, push_image
-from tests.web.conftest import add_user
+from tests.web.conftest import add_accounts
 from tests.web.test_sign_in import signed_in_client
 
 ALICE, BOB = "alice-Pa55word", "bob-Pa55word!"
@@ -26,9 +26,7 @@ SECURITY_HEADERS = {
 @pytest.fixture(scope="module")
 def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     registry = web_registry()
-    add_user(registry, "alice", ALICE)
-    add_user(registry, "bob", BOB)
-    add_user(registry, "carol", "carol-Pa55word")
+    add_accounts(registry, {"alice": ALICE, "bob": BOB, "carol": "carol-Pa55word"})
     with registry.client() as client:
         push_image(client, "alice/public-app", "v1", basic("alice", ALICE))
         time.sleep(0.05)

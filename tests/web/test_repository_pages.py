@@ -32,7 +32,7 @@ from tests.auth.helpers import (
 )
 from tests.support.images import write_oci_image
 from tests.support.peers import containers_env, require
-from tests.web.conftest import add_user
+from tests.web.conftest import add_accounts
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 ALICE, BOB, CAROL = "alice-Pa55word", "bob-Pa55word!", "carol-Pa55word"
@@ -67,11 +67,12 @@ def dockyard(*args: str, home: Path, input: str | None = None) -> subprocess.Com
 @pytest.fixture(scope="module")
 def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     registry = web_registry()
-    add_user(registry, "alice", ALICE)
-    add_user(registry, "bob", BOB)
-    add_user(registry, "carol", CAROL)
-    registry.admin_process("org", "create", "acme", "--owner", "alice")
-    registry.admin_process("org", "add-member", "acme", "carol", "--role", "maintainer")
+    add_accounts(
+        registry,
+        {"alice": ALICE, "bob": BOB, "carol": CAROL},
+        ("org", "create", "acme", "--owner", "alice"),
+        ("org", "add-member", "acme", "carol", "--role", "maintainer"),
+    )
     return registry
 
 

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Response
 
 from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, admin_auth, basic, push_image
-from tests.web.conftest import add_user, create_token
+from tests.web.conftest import add_accounts, add_user, create_token
 
 PASSWORD = "alice-Pa55word"
 
@@ -22,8 +22,7 @@ PASSWORD = "alice-Pa55word"
 @pytest.fixture(scope="module")
 def reg(web_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
     registry = web_registry()
-    add_user(registry, "alice", PASSWORD)
-    add_user(registry, "bob", "bob-Pa55word!")
+    add_accounts(registry, {"alice": PASSWORD, "bob": "bob-Pa55word!"})
     return registry
 
 
