@@ -12,6 +12,9 @@ ARGS ?=
 serve: $(VENV)/.installed
 	$(BIN)/dockyard serve $(ARGS)
 
+# The tests start hundreds of interpreters (servers, their workers, commands): with bytecode
+# written once instead of compiled by each, every start is about 0.1 s shorter.
+test: export PYTHONDONTWRITEBYTECODE :=
 test: peers lint
 	$(BIN)/python -m pytest $(ARGS)
 
