@@ -3,12 +3,6 @@ session on the same object."""
 
 from __future__ import annotations
 
-import os
-import signal
-import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,68 +10,27 @@ from pathlib import Path
 import httpx
 
 from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic
-from tests.http.test_tls import self_signed
-from tests.support.server import free_port
+from tests.http.test_tls import tls_server
 from tests.web.conftest import QUIET, add_user
 from tests.web.test_sign_in import csrf_of, signed_in_client
 
 
 def test_over_tls_the_session_cookie_is_secure(tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path)
-    port = free_port()
-    log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dockyard",
-                "serve",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--auth",
-                "--tls-cert",
-                str(cert),
-                "--tls-key",
-                str(key),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, **QUIET, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    env = {**QUIET, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    with (
+        tls_server(tmp_path, "--auth", env=env) as (base, trust, _),
+        httpx.Client(base_url=base, verify=trust) as client,
+    ):
+        form = client.get("/sign-in")
+        assert "; secure" in form.headers["set-cookie"].lower()
+        signed = client.post(
+            "/sign-in",
+            data={"csrf": csrf_of(form.text), "username": "admin", "password": ADMIN_PASSWORD},
         )
-    base = f"https://127.0.0.1:{port}"
-    trust = ssl.create_default_context(cafile=str(cert))
-    try:
-        deadline = time.monotonic() + 60  # a loaded machine starts slowly
-        while True:
-            try:
-                httpx.get(base + "/v2/", verify=trust, timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and proc.poll() is None, log_path.read_text()
-                time.sleep(0.1)
-        with httpx.Client(base_url=base, verify=trust) as client:
-            form = client.get("/sign-in")
-            assert "; secure" in form.headers["set-cookie"].lower()
-            signed = client.post(
-                "/sign-in",
-                data={"csrf": csrf_of(form.text), "username": "admin", "password": ADMIN_PASSWORD},
-            )
-            assert signed.status_code == 303
-            cookie = signed.headers["set-cookie"].lower()
-            assert "; secure" in cookie and "; httponly" in cookie and "samesite=lax" in cookie
-            assert "strict-transport-security" in signed.headers
-    finally:
-        # The whole process group: the workers too, also when the start failed.
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        assert signed.status_code == 303
+        cookie = signed.headers["set-cookie"].lower()
+        assert "; secure" in cookie and "; httponly" in cookie and "samesite=lax" in cookie
+        assert "strict-transport-security" in signed.headers
 
 
 def test_the_log_never_holds_a_session_or_a_password(
