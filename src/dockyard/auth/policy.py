@@ -49,3 +49,9 @@ def may_administer(principal: Principal, namespace: str) -> bool:
     if principal.token_scope is not None:
         return False
     return principal.is_admin or principal.roles.get(namespace) == "owner"
+
+
+def may_see_members(principal: Principal, org: str) -> bool:
+    """Who belongs to an organisation, and with which role: its members (whatever their role)
+    and administrators."""
+    return principal.is_admin or org in principal.roles

@@ -338,9 +338,7 @@ def org_remove(
     init: InitOpt = False,
 ) -> None:
     """Remove a user from an organisation; their tokens lose its repositories within a second."""
-    removed = on_store(
-        config, data_dir, lambda r: r.accounts.store.remove_membership(org, user), init=init
-    )
+    removed = on_store(config, data_dir, lambda r: r.accounts.remove_member(org, user), init=init)
     if not removed:
         raise fail(f"{user} is not a member of {org}", USAGE)
     typer.echo(f"removed {user} from {org}")

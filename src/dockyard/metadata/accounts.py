@@ -19,6 +19,11 @@ VISIBILITIES = ("public", "private")
 DELETE_REPOSITORIES, TRANSFER_REPOSITORIES = "delete", "transfer"
 
 
+class LastOwner(Exception):
+    """The change would leave an organisation with owners without any: nobody but an
+    administrator could then manage its members or settings."""
+
+
 class NamespaceInUse(Exception):
     """Repositories with content live under this name: claiming or freeing it needs a decision
     about them (an administrator's claim, or what to do with them on removal)."""
@@ -86,9 +91,20 @@ class AccountStore(Protocol):
 
     async def any_admin(self) -> bool: ...
 
-    async def set_membership(self, org: str, user: str, role: str) -> None: ...
+    async def set_membership(self, org: str, user: str, role: str) -> None:
+        """Add `user` to `org` with `role`, or change their role. KeyError when there is no
+        such organisation or user; LastOwner when it demotes the organisation's only owner."""
 
-    async def remove_membership(self, org: str, user: str) -> bool: ...
+    async def remove_membership(self, org: str, user: str) -> bool:
+        """False when `user` is no member of `org`; LastOwner when they are its only owner."""
+
+    async def set_namespace_default(
+        self, namespace: str, visibility: str | None, registry_default: str
+    ) -> bool:
+        """The visibility of repositories created in `namespace` from now on (None: the
+        registry's, `registry_default`). The namespace's repositories without a setting of
+        their own keep the visibility they had, which becomes their own. False when no
+        account has that name."""
 
     async def roles_of(self, user: str) -> dict[str, str]:
         """Organisation name -> role, for every organisation the user belongs to."""

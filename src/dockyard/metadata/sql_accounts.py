@@ -19,6 +19,7 @@ from dockyard.metadata.accounts import (
     TRANSFER_REPOSITORIES,
     USER,
     Account,
+    LastOwner,
     NamespaceInUse,
 )
 from dockyard.metadata.aggregate import SQLAggregate
@@ -26,9 +27,7 @@ from dockyard.metadata.sql_tokens import SQLAccessTokens
 from dockyard.metadata.sql_visibility import SQLVisibility
 from dockyard.metadata.statements import catalog_changed, tags_changed
 
-_ACCOUNT_FIELDS = frozenset(
-    {"password_hash", "is_admin", "pull_limit", "default_visibility", "credentials_changed_at"}
-)
+_ACCOUNT_FIELDS = frozenset({"password_hash", "is_admin", "pull_limit", "credentials_changed_at"})
 
 
 def account_record(row: Any) -> Account:
@@ -213,21 +212,87 @@ def delete_account(
     return True
 
 
+def set_namespace_default(
+    conn: Connection, namespace: str, visibility: str | None, registry_default: str
+) -> bool:
+    current = conn.execute(
+        sa.select(t.accounts.c.default_visibility).where(t.accounts.c.name == namespace)
+    ).first()
+    if current is None:
+        return False
+    before = current.default_visibility or registry_default
+    if before != (visibility or registry_default):
+        # Only repositories with content: an emptied one's row stays behind, and when it is
+        # pushed again it is a new repository, which takes the new default.
+        settled = sa.exists().where(t.repository_settings.c.repository_id == t.repositories.c.id)
+        in_use = sa.or_(
+            sa.exists().where(t.manifests.c.repository_id == t.repositories.c.id),
+            sa.exists().where(t.repository_blobs.c.repository_id == t.repositories.c.id),
+        )
+        ids = (
+            conn.execute(namespace_repositories(namespace).where(~settled, in_use)).scalars().all()
+        )
+        if ids:
+            conn.execute(
+                sa.insert(t.repository_settings),
+                [{"repository_id": repo_id, "visibility": before} for repo_id in ids],
+            )
+    conn.execute(
+        sa.update(t.accounts)
+        .where(t.accounts.c.name == namespace)
+        .values(default_visibility=visibility)
+    )
+    access_changed(conn)
+    return True
+
+
 def any_admin(conn: Connection) -> bool:
     return bool(conn.execute(sa.select(sa.exists().where(t.accounts.c.is_admin))).scalar())
 
 
 # -- memberships ---------------------------------------------------------------------------
+def _role(conn: Connection, org_id: int, user_id: int) -> str | None:
+    role: str | None = conn.execute(
+        sa.select(t.memberships.c.role).where(
+            t.memberships.c.org_id == org_id, t.memberships.c.user_id == user_id
+        )
+    ).scalar()
+    return role
+
+
+def _refuse_last_owner(conn: Connection, org: str, org_id: int, user_id: int) -> str | None:
+    """The member's role, once it is clear that they are not the organisation's only owner
+    (LastOwner when they are). Asked in the transaction that then changes the role: writes
+    are serialised (SQLite) or serializable (PostgreSQL), so two owners demoting each other
+    at once cannot both pass it."""
+    role = _role(conn, org_id, user_id)
+    if role == "owner":
+        owners = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.memberships)
+            .where(t.memberships.c.org_id == org_id, t.memberships.c.role == "owner")
+        ).scalar_one()
+        if owners <= 1:
+            raise LastOwner(org)
+    return role
+
+
 def set_membership(conn: Connection, org: str, user: str, role: str) -> None:
     org_id = account_id(conn, org, ORG)
     user_id = account_id(conn, user, USER)
     if org_id is None or user_id is None:
         raise KeyError(org if org_id is None else user)
-    previous = conn.execute(
-        sa.delete(t.memberships)
-        .where(t.memberships.c.org_id == org_id, t.memberships.c.user_id == user_id)
-        .returning(t.memberships.c.role)
-    ).scalar()
+    if role == "owner":
+        previous = _role(conn, org_id, user_id)
+    else:
+        previous = _refuse_last_owner(conn, org, org_id, user_id)
+    if previous == role:
+        return
+    conn.execute(
+        sa.delete(t.memberships).where(
+            t.memberships.c.org_id == org_id, t.memberships.c.user_id == user_id
+        )
+    )
     conn.execute(sa.insert(t.memberships).values(org_id=org_id, user_id=user_id, role=role))
     lowered = previous is not None and ROLES.index(role) < ROLES.index(previous)
     access_changed(conn, [user_id] if lowered else None)
@@ -238,13 +303,13 @@ def remove_membership(conn: Connection, org: str, user: str) -> bool:
     user_id = account_id(conn, user)
     if org_id is None or user_id is None:
         return False
-    result = conn.execute(
+    if _refuse_last_owner(conn, org, org_id, user_id) is None:
+        return False
+    conn.execute(
         sa.delete(t.memberships).where(
             t.memberships.c.org_id == org_id, t.memberships.c.user_id == user_id
         )
     )
-    if result.rowcount == 0:
-        return False
     access_changed(conn, [user_id])
     return True
 
@@ -320,6 +385,20 @@ class SQLAccountStore(SQLAccessTokens, SQLVisibility, SQLAggregate):
 
     async def any_admin(self) -> bool:
         return await self.runner.read(any_admin)
+
+    async def set_namespace_default(
+        self, namespace: str, visibility: str | None, registry_default: str
+    ) -> bool:
+        if not storable(namespace):
+            return False
+        return await self.runner.write(
+            partial(
+                set_namespace_default,
+                namespace=namespace,
+                visibility=visibility,
+                registry_default=registry_default,
+            )
+        )
 
     async def set_membership(self, org: str, user: str, role: str) -> None:
         await self.runner.write(partial(set_membership, org=org, user=user, role=role))

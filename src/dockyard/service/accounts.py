@@ -31,6 +31,7 @@ from dockyard.metadata.accounts import (
     AccessToken,
     Account,
     AccountStore,
+    LastOwner,
 )
 from dockyard.metadata.accounts import (  # raised through this service to the api layer
     NamespaceInUse as NamespaceInUse,
@@ -63,6 +64,13 @@ class Principal:
 
 
 ANONYMOUS = Principal()
+
+
+def _last_owner(user: str, org: str) -> RegistryError:
+    return RegistryError(
+        ErrorCode.CONFLICT,
+        f"{user} is the only owner of {org}: make another member an owner first",
+    )
 
 
 def validate_account_name(name: str) -> str:
@@ -227,9 +235,13 @@ class AccountService:
         await self.store.set_visibility(repository, visibility)
 
     async def set_namespace_default(self, namespace: str, visibility: str | None) -> None:
+        """The visibility of repositories pushed to `namespace` from now on (None: the
+        registry's). Its existing repositories keep theirs. KeyError: no such account."""
         if visibility is not None and visibility not in VISIBILITIES:
             raise RegistryError(ErrorCode.BAD_REQUEST, "visibility is public or private")
-        if not await self.store.update_account(namespace, default_visibility=visibility):
+        if not await self.store.set_namespace_default(
+            namespace, visibility, self.default_visibility
+        ):
             raise KeyError(namespace)
 
     # -- administration ------------------------------------------------------------------
@@ -320,9 +332,27 @@ class AccountService:
         return await self.store.delete_account(name, repositories, heir, time.time())
 
     async def add_member(self, org: str, user: str, role: str) -> None:
+        """Add `user` to `org`, or change their role. ValueError for an unknown role,
+        KeyError when there is no such organisation or user; refused (CONFLICT) when it
+        would demote the organisation's only owner."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        await self.store.set_membership(org, user, role)
+        try:
+            await self.store.set_membership(org, user, role)
+        except LastOwner:
+            raise _last_owner(user, org) from None
+
+    async def remove_member(self, org: str, user: str) -> bool:
+        """False when `user` is no member of `org`; refused (CONFLICT) when they are its only
+        owner."""
+        try:
+            return await self.store.remove_membership(org, user)
+        except LastOwner:
+            raise _last_owner(user, org) from None
+
+    async def members(self, org: str) -> list[tuple[str, str]]:
+        """(user, role) of every member of the organisation, by name."""
+        return sorted((await self.store.members(org)).items())
 
     async def create_token(
         self, account: str, name: str, scope: str, expires_in: float | None = None

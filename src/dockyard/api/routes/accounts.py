@@ -299,7 +299,7 @@ async def member(request: Request) -> Response:
         raise _denied()
     accounts = _accounts(request)
     if request.method == "DELETE":
-        if not await accounts.store.remove_membership(org, user_name):
+        if not await accounts.remove_member(org, user_name):
             raise RegistryError(ErrorCode.NOT_FOUND, "not a member")
         return Response(status_code=204)
     role = str((await _json(request)).get("role", "reader"))
