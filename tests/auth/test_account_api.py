@@ -92,6 +92,50 @@ def test_tokens_created_used_listed_revoked(reg: AuthRegistry) -> None:
             assert c.post("/api/v1/tokens", json=bad, headers=password).status_code == 400
 
 
+def test_members_are_listed_to_members_and_the_last_owner_stays(reg: AuthRegistry) -> None:
+    for user in ("crew-owner", "crew-hand", "crew-outsider"):
+        reg.add_user(user, f"pw-{user}")
+    owner = {"Authorization": basic("crew-owner", "pw-crew-owner")}
+    hand = {"Authorization": basic("crew-hand", "pw-crew-hand")}
+    outsider = {"Authorization": basic("crew-outsider", "pw-crew-outsider")}
+    with reg.client() as c:
+        assert c.post("/api/v1/orgs", json={"name": "crew"}, headers=owner).status_code == 201
+        path = "/api/v1/orgs/crew/members/crew-hand"
+        assert c.put(path, json={"role": "reader"}, headers=owner).status_code == 200
+        expected = {
+            "org": "crew",
+            "members": [
+                {"user": "crew-hand", "role": "reader"},
+                {"user": "crew-owner", "role": "owner"},
+            ],
+        }
+        for who in (owner, hand, {"Authorization": admin_auth()}):
+            listed = c.get("/api/v1/orgs/crew/members", headers=who)
+            assert listed.status_code == 200 and listed.json() == expected
+        # To others, a missing organisation and another's look the same.
+        for org in ("crew", "no-such-org"):
+            assert c.get(f"/api/v1/orgs/{org}/members", headers=outsider).status_code == 403
+        assert c.get("/api/v1/orgs/crew/members").status_code == 401
+        missing = c.get("/api/v1/orgs/no-such-org/members", headers={"Authorization": admin_auth()})
+        assert missing.status_code == 404
+
+        own = "/api/v1/orgs/crew/members/crew-owner"
+        for refused in (
+            c.put(own, json={"role": "maintainer"}, headers=owner),
+            c.delete(own, headers=owner),
+            c.delete(own, headers={"Authorization": admin_auth()}),
+        ):
+            assert refused.status_code == 409, refused.text
+            assert "only owner of crew" in refused.json()["errors"][0]["message"]
+        assert c.get("/api/v1/orgs/crew/members", headers=owner).json() == expected
+        # With a second owner, the first may step down.
+        assert c.put(path, json={"role": "owner"}, headers=owner).status_code == 200
+        assert c.delete(own, headers=owner).status_code == 204
+        assert c.get("/api/v1/orgs/crew/members", headers=hand).json()["members"] == [
+            {"user": "crew-hand", "role": "owner"}
+        ]
+
+
 def test_orgs_members_and_visibility(reg: AuthRegistry) -> None:
     reg.add_user("org-founder", "pw-founder")
     reg.add_user("org-reader", "pw-reader")

@@ -301,6 +301,7 @@ EXAMPLE_ORDER = [
     "setPassword",
     "createOrg",
     "setMember",
+    "listMembers",
     "removeMember",
     "setVisibility",
     "updateRepository",

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from dockyard.api.body import read_body
 from dockyard.api.origin import same_origin
 from dockyard.api.routes.common import auth_of, base_url, caller_of, registry_of
-from dockyard.auth.policy import may_administer
+from dockyard.auth.policy import may_administer, may_see_members
 from dockyard.auth.requests import Caller
 from dockyard.core import jsontext
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -290,6 +290,22 @@ def _refuse_upstream_namespace(request: Request, name: str) -> None:
         )
     if name in proxy.upstreams:
         raise _denied(f"{name} is the prefix of a pull-through cache, not a namespace")
+
+
+async def members(request: Request) -> Response:
+    """Readable with any credential, by the organisation's members and administrators; to
+    anyone else a missing organisation and another's answer alike."""
+    principal = await _principal(request)
+    org = request.path_params["org"]
+    if not may_see_members(principal, org):
+        raise _denied()
+    accounts = _accounts(request)
+    if await accounts.kind_of(org) != "org":
+        raise RegistryError(ErrorCode.NOT_FOUND, "no such organisation")
+    listed = await accounts.members(org)
+    return JSONResponse(
+        {"org": org, "members": [{"user": user, "role": role} for user, role in listed]}
+    )
 
 
 async def member(request: Request) -> Response:
