@@ -9,7 +9,15 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from dockyard.web import static
-from dockyard.web.pages import account, admin, browse, image, repository, session
+from dockyard.web.pages import (
+    account,
+    admin,
+    browse,
+    image,
+    namespace_settings,
+    repository,
+    session,
+)
 from dockyard.web.pages.common import page
 from dockyard.web.rendering import environment
 from dockyard.web.site import Site
@@ -20,6 +28,22 @@ def routes() -> list[Route]:
     return [
         Route("/", page(site, browse.home), methods=["GET"]),
         Route("/u/{namespace}", page(site, browse.namespace), methods=["GET"]),
+        Route("/u/{namespace}/-/members", page(site, namespace_settings.members), methods=["GET"]),
+        Route(
+            "/u/{namespace}/-/members",
+            page(site, namespace_settings.set_member),
+            methods=["POST"],
+        ),
+        Route(
+            "/u/{namespace}/-/members/remove",
+            page(site, namespace_settings.remove_member),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/u/{namespace}/-/default-visibility",
+            page(site, namespace_settings.default_visibility),
+            methods=["GET", "POST"],
+        ),
         Route("/sign-in", page(site, session.sign_in), methods=["GET", "POST"]),
         Route("/sign-out", page(site, session.sign_out), methods=["POST"]),
         Route("/account/tokens", page(site, account.tokens), methods=["GET"]),

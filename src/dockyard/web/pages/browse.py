@@ -11,6 +11,7 @@ from starlette.responses import Response
 from dockyard.auth.policy import namespace_of
 from dockyard.service.accounts import ACCOUNT_NAME
 from dockyard.web.pages.common import not_found
+from dockyard.web.pages.namespace_settings import owner_tools
 from dockyard.web.rendering import render
 from dockyard.web.site import auth_of, registry_of
 from dockyard.web.viewer import Viewer, viewer_of, visible
@@ -86,4 +87,5 @@ async def namespace(request: Request) -> Response:
         namespace=name,
         kind=kind,
         repositories=repositories,
+        tools=await owner_tools(request, viewer, name, kind),
     )
