@@ -8,6 +8,7 @@ or oversized fields) is a clear page, and the account API shows that nothing cha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import httpx
@@ -352,3 +353,43 @@ def test_the_last_owner_stays_and_bad_input_is_a_clear_page(reg: AuthRegistry) -
         )
         assert "locked" not in olga.get("/u/fleet/-/members?done=locked&user=olga").text
     unchanged(reg)
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one(reg: AuthRegistry) -> None:
+    admin = {"Authorization": admin_auth()}
+
+    def make_owner(client: httpx.Client, user: str) -> None:
+        answer = client.put(
+            f"/api/v1/orgs/fleet/members/{user}", json={"role": "owner"}, headers=admin
+        )
+        assert answer.status_code == 200, answer.text
+
+    with session_of(reg, "olga") as olga, session_of(reg, "pat") as pat, reg.client() as api:
+        for round_ in range(4):
+            make_owner(api, "olga")
+            make_owner(api, "pat")
+            if round_ % 2:
+                posts = [
+                    (olga, "/u/fleet/-/members", {"user": "pat", "role": "reader"}),
+                    (pat, "/u/fleet/-/members", {"user": "olga", "role": "reader"}),
+                ]
+            else:
+                posts = [
+                    (olga, "/u/fleet/-/members/remove", {"user": "pat"}),
+                    (pat, "/u/fleet/-/members/remove", {"user": "olga"}),
+                ]
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(
+                    pool.map(
+                        lambda post: post[0][0].post(post[1], data={"csrf": post[0][1], **post[2]}),
+                        posts,
+                    )
+                )
+            statuses = sorted(answer.status_code for answer in answers)
+            # One wins; the other is refused as the last owner, or as no longer an owner.
+            assert statuses[0] == 303 and statuses[1] in (403, 409), statuses
+            owners = [m["user"] for m in members_of(reg, "fleet") if m["role"] == "owner"]
+            assert len(owners) == 1, members_of(reg, "fleet")
+        make_owner(api, "olga")
+        assert api.delete("/api/v1/orgs/fleet/members/pat", headers=admin).status_code in (204, 404)
+    assert members_of(reg, "fleet") == FLEET
