@@ -136,6 +136,53 @@ def test_members_are_listed_to_members_and_the_last_owner_stays(reg: AuthRegistr
         ]
 
 
+def test_a_namespaces_default_visibility_reaches_only_new_repositories(reg: AuthRegistry) -> None:
+    reg.add_user("dv-owner", "pw-dv-owner")
+    reg.add_user("dv-reader", "pw-dv-reader")
+    owner = {"Authorization": basic("dv-owner", "pw-dv-owner")}
+    reader = {"Authorization": basic("dv-reader", "pw-dv-reader")}
+    path = "/api/v1/namespaces/dvorg/default-visibility"
+    with reg.client() as c:
+        assert c.post("/api/v1/orgs", json={"name": "dvorg"}, headers=owner).status_code == 201
+        member = c.put(
+            "/api/v1/orgs/dvorg/members/dv-reader", json={"role": "reader"}, headers=owner
+        )
+        assert member.status_code == 200
+        push_image(c, "dvorg/old", "v1", auth=basic("dv-owner", "pw-dv-owner"))
+        token = c.post(
+            "/api/v1/tokens", json={"name": "dv", "scope": "delete"}, headers=owner
+        ).json()["token"]
+        for who in (reader, {"Authorization": basic("dv-owner", token)}):
+            refused = c.put(path, json={"visibility": "public"}, headers=who)
+            assert refused.status_code == 403, refused.text
+        for bad in ({"visibility": "maybe"}, {"visibility": 5}, {}, {"visibility": ["public"]}):
+            assert c.put(path, json=bad, headers=owner).status_code == 400, bad
+        made = c.put(path, json={"visibility": "public"}, headers=owner)
+        assert made.status_code == 200
+        assert made.json() == {"namespace": "dvorg", "default_visibility": "public"}
+        push_image(c, "dvorg/new", "v1", auth=basic("dv-owner", "pw-dv-owner"))
+        assert c.get("/v2/dvorg/new/tags/list").status_code == 200
+        assert c.get("/v2/dvorg/old/tags/list").status_code == 401  # kept what it had
+        back = c.put(path, json={"visibility": None}, headers=owner)
+        assert back.json() == {"namespace": "dvorg", "default_visibility": "private"}
+        assert c.get("/v2/dvorg/new/tags/list").status_code == 200
+        # Another's namespace, and one nobody has.
+        assert (
+            c.put(
+                "/api/v1/namespaces/dv-reader/default-visibility",
+                json={"visibility": "public"},
+                headers=owner,
+            ).status_code
+            == 403
+        )
+        missing = c.put(
+            "/api/v1/namespaces/no-such-ns/default-visibility",
+            json={"visibility": "public"},
+            headers={"Authorization": admin_auth()},
+        )
+        assert missing.status_code == 404
+
+
 def test_orgs_members_and_visibility(reg: AuthRegistry) -> None:
     reg.add_user("org-founder", "pw-founder")
     reg.add_user("org-reader", "pw-reader")

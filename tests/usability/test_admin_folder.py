@@ -304,6 +304,7 @@ EXAMPLE_ORDER = [
     "listMembers",
     "removeMember",
     "setVisibility",
+    "setDefaultVisibility",
     "updateRepository",
     "getRepository",
     "getUsage",

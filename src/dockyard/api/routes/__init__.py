@@ -94,6 +94,11 @@ def table(is_read_only: bool) -> list[Route]:
         Route("/api/v1/orgs/{org}/members", accounts.members, methods=["GET"]),
         Route("/api/v1/orgs/{org}/members/{user}", accounts.member, methods=["PUT", "DELETE"]),
         Route("/api/v1/repositories/{name:path}/visibility", accounts.visibility, methods=["PUT"]),
+        Route(
+            "/api/v1/namespaces/{namespace}/default-visibility",
+            accounts.namespace_default,
+            methods=["PUT"],
+        ),
         route(
             "/api/v1/repositories/{name:path}",
             GET=repository_info.get,

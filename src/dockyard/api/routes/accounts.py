@@ -190,6 +190,31 @@ async def visibility(request: Request) -> Response:
     return JSONResponse({"repository": name, "visibility": value})
 
 
+async def namespace_default(request: Request) -> Response:
+    """What repositories pushed to a namespace from now on become; those already there keep
+    theirs."""
+    principal = await _manager(request)
+    namespace = request.path_params["namespace"]
+    if not may_administer(principal, namespace):
+        raise _denied()
+    body = await _json(request)
+    if "visibility" not in body:
+        raise RegistryError(
+            ErrorCode.BAD_REQUEST, "visibility is public, private or null (the registry's)"
+        )
+    accounts = _accounts(request)
+    try:
+        await accounts.set_namespace_default(namespace, body["visibility"])
+    except KeyError:
+        raise RegistryError(ErrorCode.NOT_FOUND, "no such user or organisation") from None
+    return JSONResponse(
+        {
+            "namespace": namespace,
+            "default_visibility": await accounts.namespace_default(namespace),
+        }
+    )
+
+
 async def users(request: Request) -> Response:
     principal = await _manager(request)
     if not principal.is_admin:
