@@ -393,3 +393,24 @@ def test_two_owners_demoting_each_other_at_once_leave_one(reg: AuthRegistry) -> 
         make_owner(api, "olga")
         assert api.delete("/api/v1/orgs/fleet/members/pat", headers=admin).status_code in (204, 404)
     assert members_of(reg, "fleet") == FLEET
+
+
+def test_without_accounts_there_are_no_members_nor_defaults(
+    web_registry: Callable[..., AuthRegistry],
+    new_context: Callable[..., BrowserContext],
+    visit: Callable[..., Response],
+) -> None:
+    """As `/api/v1` without accounts: nobody owns a namespace, so there is nothing to manage."""
+    open_registry = web_registry(args=("--no-auth",))
+    with httpx.Client(base_url=open_registry.url, timeout=30) as client:
+        push_image(client, "team/app", "v1")
+        page_html = client.get("/u/team").text
+        assert "Settings" not in page_html and "/-/members" not in page_html
+        token = csrf_of(client.get("/r/team/app/-/edit").text)
+        for path, data in FORMS:
+            path = path.replace("fleet", "team")
+            assert client.post(path, data={"csrf": token, **data}).status_code == 404, path
+    page = new_context().new_page()
+    visit(page, f"{open_registry.url}/u/team")
+    visit(page, f"{open_registry.url}/u/team/-/members", status=404)
+    visit(page, f"{open_registry.url}/u/team/-/default-visibility?to=public", status=404)
