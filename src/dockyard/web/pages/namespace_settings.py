@@ -65,26 +65,41 @@ def _valid_namespace(name: str) -> bool:
     return len(name) <= 64 and ACCOUNT_NAME.fullmatch(name) is not None
 
 
-async def _member_viewer(
-    request: Request,
-) -> tuple[Viewer, Principal, str, dict[str, str], Response | None]:
-    """The signed-in viewer, their principal, the organisation of the path and the posted
-    form; a POST from anyone who may not change the organisation is refused here."""
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """A members page or form: who asks, about which organisation, with which fields."""
+
+    viewer: Viewer
+    principal: Principal
+    org: str
+    form: dict[str, str]
+
+    @property
+    def administers(self) -> bool:
+        return may_administer(self.principal, self.org)
+
+
+async def _organisation(request: Request) -> _Asked | Response:
+    """What a members page or form is about, or the answer to give instead: sign in first
+    (a GET by a visitor), "not found" (a list the viewer may not see, or no such
+    organisation), or a refusal (a POST from anyone who may not change the organisation,
+    before its fields are looked at)."""
     viewer, form, elsewhere = await signed_in(request)
-    org = request.path_params["namespace"]
-    principal = viewer.principal
-    if elsewhere is not None or principal is None:
-        return viewer, Principal(), org, form, elsewhere
+    if elsewhere is not None:
+        return elsewhere
+    assert viewer.principal is not None  # signed in
+    asked = _Asked(viewer, viewer.principal, request.path_params["namespace"], form)
     if request.method == "POST":
-        if not may_administer(principal, org):
+        if not asked.administers:
             raise RegistryError(
                 ErrorCode.DENIED, "Only an owner of the organisation may change its members."
             )
-    elif not may_see_members(principal, org):
+    elif not may_see_members(asked.principal, asked.org):
         raise not_found()
-    if not _valid_namespace(org) or await registry_of(request).accounts.kind_of(org) != ORG:
+    accounts = registry_of(request).accounts
+    if not _valid_namespace(asked.org) or await accounts.kind_of(asked.org) != ORG:
         raise not_found()
-    return viewer, principal, org, form, None
+    return asked
 
 
 def _members_path(org: str, done: str = "", user: str = "") -> str:
@@ -93,14 +108,9 @@ def _members_path(org: str, done: str = "", user: str = "") -> str:
 
 
 async def _members_page(
-    request: Request,
-    viewer: Viewer,
-    principal: Principal,
-    org: str,
-    status: int = 200,
-    message: str | None = None,
+    request: Request, asked: _Asked, status: int = 200, message: str | None = None
 ) -> Response:
-    members = await registry_of(request).accounts.members(org)
+    members = await registry_of(request).accounts.members(asked.org)
     done = ""
     if request.method == "GET":
         what, name = request.query_params.get("done", ""), request.query_params.get("user", "")
@@ -108,88 +118,80 @@ async def _members_page(
             done = _DONE[what].format(name)
     return render(
         request,
-        viewer,
+        asked.viewer,
         "members.html",
         status,
-        org=org,
+        org=asked.org,
         members=members,
         owners=sum(1 for _, role in members if role == "owner"),
         roles=ROLES,
-        administers=may_administer(principal, org),
+        administers=asked.administers,
         done=done,
         message=message,
     )
 
 
 async def members(request: Request) -> Response:
-    viewer, principal, org, _, elsewhere = await _member_viewer(request)
-    if elsewhere is not None:
-        return elsewhere
-    return await _members_page(request, viewer, principal, org)
+    asked = await _organisation(request)
+    if isinstance(asked, Response):
+        return asked
+    return await _members_page(request, asked)
 
 
 async def set_member(request: Request) -> Response:
     """Add a member with a role, or change a member's role."""
-    viewer, principal, org, form, elsewhere = await _member_viewer(request)
-    if elsewhere is not None:
-        return elsewhere
-    user, role = form.get("user", "").strip(), form.get("role", "")
+    asked = await _organisation(request)
+    if isinstance(asked, Response):
+        return asked
+    user, role = asked.form.get("user", "").strip(), asked.form.get("role", "")
     accounts = registry_of(request).accounts
-    known = dict(await accounts.members(org))
+    known = dict(await accounts.members(asked.org))
     try:
-        await accounts.add_member(org, user, role)
+        await accounts.add_member(asked.org, user, role)
     except ValueError:
         return await _members_page(
             request,
-            viewer,
-            principal,
-            org,
+            asked,
             ErrorCode.BAD_REQUEST.status,
             "Choose a role: reader, maintainer or owner.",
         )
     except KeyError:
+        # Said without the name: whatever was typed is not written back into the page.
         return await _members_page(
-            request,
-            viewer,
-            principal,
-            org,
-            ErrorCode.NOT_FOUND.status,
-            "There is no user by that name.",
+            request, asked, ErrorCode.NOT_FOUND.status, "There is no user by that name."
         )
-    except RegistryError as error:
-        return await _members_page(request, viewer, principal, org, error.status, error.message)
-    return redirect(request, viewer, _members_path(org, "role" if user in known else "added", user))
+    except RegistryError as error:  # the last owner
+        return await _members_page(request, asked, error.status, error.message)
+    done = "role" if user in known else "added"
+    return redirect(request, asked.viewer, _members_path(asked.org, done, user))
 
 
 async def remove_member(request: Request) -> Response:
     """GET: the confirmation, saying what the member loses; POST: the removal."""
-    viewer, principal, org, form, elsewhere = await _member_viewer(request)
-    if elsewhere is not None:
-        return elsewhere
+    asked = await _organisation(request)
+    if isinstance(asked, Response):
+        return asked
     accounts = registry_of(request).accounts
     if request.method == "GET":
         user = request.query_params.get("user", "")
-        role = dict(await accounts.members(org)).get(user)
-        if role is None or not may_administer(principal, org):
+        role = dict(await accounts.members(asked.org)).get(user)
+        if role is None or not asked.administers:
             raise not_found()
-        return render(request, viewer, "member_remove.html", org=org, user=user, role=role)
-    user = form.get("user", "")
+        return render(
+            request, asked.viewer, "member_remove.html", org=asked.org, user=user, role=role
+        )
+    user = asked.form.get("user", "")
     try:
-        removed = await accounts.remove_member(org, user)
-    except RegistryError as error:
-        return await _members_page(request, viewer, principal, org, error.status, error.message)
+        removed = await accounts.remove_member(asked.org, user)
+    except RegistryError as error:  # the last owner
+        return await _members_page(request, asked, error.status, error.message)
     if not removed:
         return await _members_page(
-            request,
-            viewer,
-            principal,
-            org,
-            ErrorCode.NOT_FOUND.status,
-            "That user is not a member.",
+            request, asked, ErrorCode.NOT_FOUND.status, "That user is not a member."
         )
-    if user == viewer.name and not viewer.is_admin:
-        return redirect(request, viewer, "/")  # no longer theirs to see
-    return redirect(request, viewer, _members_path(org, "removed", user))
+    if user == asked.viewer.name and not asked.viewer.is_admin:
+        return redirect(request, asked.viewer, "/")  # the list is no longer theirs to see
+    return redirect(request, asked.viewer, _members_path(asked.org, "removed", user))
 
 
 async def default_visibility(request: Request) -> Response:
@@ -222,5 +224,8 @@ async def default_visibility(request: Request) -> Response:
             wanted=wanted,
             current=await accounts.namespace_default(namespace),
         )
-    await accounts.set_namespace_default(namespace, wanted)
+    try:
+        await accounts.set_namespace_default(namespace, wanted)
+    except KeyError:  # the account went since the check above
+        raise not_found() from None
     return redirect(request, viewer, f"/u/{namespace}")
