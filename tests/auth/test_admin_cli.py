@@ -221,6 +221,11 @@ def test_org_members(reg: AuthRegistry) -> None:
     )
     fails(reg.admin("org", "add-member", "no-such-org", "viewer", ok=False), "no-such-org")
     fails(reg.admin("org", "add-member", "corp", "no-such-user", ok=False), "no-such-user")
+    # The only owner stays: neither demoted nor removed.
+    only_owner = "boss is the only owner of corp: make another member an owner first"
+    fails(reg.admin("org", "add-member", "corp", "boss", "--role", "reader", ok=False), only_owner)
+    fails(reg.admin("org", "remove-member", "corp", "boss", ok=False), only_owner)
+    assert "corp: boss (owner), helper (maintainer)" in reg.admin("org", "list").stdout
 
 
 # -- access tokens ---------------------------------------------------------------------------
