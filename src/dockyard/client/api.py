@@ -35,7 +35,7 @@ from dockyard.client.transfer import (
     child_descriptors,
     select_platform,
 )
-from dockyard.core import keys
+from dockyard.core import keys, sigstore
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 from dockyard.core.reference import ImageReference, InvalidReference, parse_reference
@@ -335,10 +335,12 @@ class Client:
         *,
         all_platforms: bool = False,
         identity: str | None = None,
+        keyless: sigstore.Trust | None = None,
     ) -> signatures.Verification:
         """Find the cosign signatures of `reference` (tag scheme and referrers) and judge each
-        against the (name, public key) pairs; `identity` is the repository the signatures must
-        name (default: `reference`'s own)."""
+        against the (name, public key) pairs, and with `keyless`, certificates chaining to its
+        roots, checked offline against its Rekor keys; `identity` is the repository the
+        signatures must name (default: `reference`'s own)."""
         ref = remote_reference(reference)
         registry = self.registry(ref.registry)
         top = await registry.get_manifest(ref.repository, ref.reference)
@@ -349,6 +351,7 @@ class Client:
             list(trusted),
             all_platforms=all_platforms,
             identity=identity,
+            keyless=keyless,
         )
 
     async def create_index(
