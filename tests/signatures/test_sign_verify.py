@@ -247,3 +247,41 @@ def test_a_changed_payload_and_a_missing_signature_are_refused(
     report = json.loads(ok.stdout)
     assert report["verified"] is True
     assert report["images"][0]["keys"] == [str(public)]
+
+
+def test_hostile_signature_images_are_refused_not_followed(
+    home: Path, registry_on_every_backend: RunningRegistry
+) -> None:
+    server = registry_on_every_backend
+    host, repo = server.host, "sigs/hostile"
+    digest = push_image(home, host, repo)
+    private, public = key_pair(home, "alice")
+    # A "payload" far larger than any payload: not downloaded, refused.
+    huge = b"{" + b" " * 70_000 + b"}"
+    push_signature_image(server.url, repo, digest, huge, {cosign.SIGNATURE_ANNOTATION: "AAAA"})
+    big = dockyard("verify", "--key", str(public), f"{host}/{repo}:1.0", home=home, check=False)
+    assert big.returncode == 1 and "is not that of a payload" in big.stderr
+    # A signer's text with terminal escapes is shown defanged.
+    signer = keys.load_private_key(private.read_bytes(), b"key-password-1")
+    escape = cosign.payload("\x1b[31mevil/\x1b[0m", digest)
+    push_signature_image(
+        server.url,
+        repo,
+        digest,
+        escape,
+        {cosign.SIGNATURE_ANNOTATION: base64.b64encode(keys.sign(signer, escape)).decode()},
+    )
+    shown = dockyard("verify", "--key", str(public), f"{host}/{repo}:1.0", home=home, check=False)
+    assert shown.returncode == 1 and "payload for another repository" in shown.stderr
+    assert "\x1b" not in shown.stderr
+
+    # The .sig tag holding an index: verify says so, sign refuses to replace it.
+    tag = _sig_tag(digest)
+    dockyard("manifest", "create", f"{host}/{repo}:{tag}", f"{host}/{repo}:1.0", home=home)
+    before, _ = get_manifest(server.url, repo, tag)
+    odd = dockyard("verify", "--key", str(public), f"{host}/{repo}:1.0", home=home, check=False)
+    assert odd.returncode == 1 and "holds no simple-signing layer" in odd.stderr
+    refused = dockyard("sign", "--key", str(private), f"{host}/{repo}:1.0", home=home, check=False)
+    assert refused.returncode == 1 and "is not a signature image" in refused.stderr
+    after, _ = get_manifest(server.url, repo, tag)
+    assert after == before
