@@ -162,8 +162,24 @@ def test_all_platforms_needs_every_image_of_an_index_signed(home: Path, start_re
         assert f"{host}/{repo}@{child.manifest_digest} (linux/" in every.stderr
     assert every.stderr.count("no signatures found") == len(built.children)
 
-    for child in built.children:
-        dockyard("sign", "--key", str(private), f"{host}/{repo}@{child.manifest_digest}", home=home)
+    # One child signed by digest; --all-platforms signs the index and every child.
+    first = built.children[0].manifest_digest
+    dockyard("sign", "--key", str(private), f"{host}/{repo}@{first}", home=home)
+    still = dockyard(
+        "verify", "--key", str(public), "--all-platforms", f"{host}/{repo}:1.0",
+        home=home, check=False,
+    )  # fmt: skip
+    assert still.returncode == 1
+    assert still.stderr.count("no signatures found") == len(built.children) - 1
+    every_signed = json.loads(
+        dockyard(
+            "sign", "--key", str(private), "--all-platforms", f"{host}/{repo}:1.0", "--json",
+            home=home,
+        ).stdout
+    )  # fmt: skip
+    assert [item["digest"] for item in every_signed["signed"]] == [built.index_digest] + [
+        child.manifest_digest for child in built.children
+    ]
     signed = dockyard(
         "verify", "--key", str(public), "--all-platforms", f"{host}/{repo}:1.0", home=home
     )

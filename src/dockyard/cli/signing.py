@@ -129,6 +129,13 @@ def sign(
             "referrers API), besides the sha256-<hex>.sig tag.",
         ),
     ] = False,
+    all_platforms: Annotated[
+        bool,
+        typer.Option(
+            "--all-platforms",
+            help="For a multi-platform index: also sign every image it lists.",
+        ),
+    ] = False,
     insecure: InsecureOpt = False,
     ca_cert: CaCertOpt = None,
     as_json: JsonOpt = False,
@@ -139,8 +146,12 @@ def sign(
     from dockyard.core.reference import parse_reference
 
     private = _private_key(key)
-    signed = run_client(
-        insecure, ca_cert, 4, lambda c: c.sign(reference, private, referrer=referrers), reference
+    done = run_client(
+        insecure,
+        ca_cert,
+        4,
+        lambda c: c.sign(reference, private, referrer=referrers, all_platforms=all_platforms),
+        reference,
     )
     ref = parse_reference(reference.removeprefix("docker://"))
     if as_json:
@@ -148,20 +159,30 @@ def sign(
             json.dumps(
                 {
                     "reference": reference,
-                    "digest": signed.digest,
-                    "signatureTag": signed.tag,
-                    "signatureManifest": signed.tag_manifest,
-                    "referrer": signed.referrer,
+                    "digest": done[0].digest,
+                    "signatureTag": done[0].tag,
+                    "signatureManifest": done[0].tag_manifest,
+                    "referrer": done[0].referrer,
+                    "signed": [
+                        {
+                            "digest": signed.digest,
+                            "signatureTag": signed.tag,
+                            "signatureManifest": signed.tag_manifest,
+                            "referrer": signed.referrer,
+                        }
+                        for signed in done
+                    ],
                 }
             )
         )
         return
     if ref.digest is None:
-        typer.echo(f"{ref} is {signed.digest}; signing the digest, not the tag")
-    typer.echo(f"Signed {pinned(reference, signed.digest)}")
-    typer.echo(f"Signature stored under tag {signed.tag} ({signed.tag_manifest})")
-    if signed.referrer:
-        typer.echo(f"Signature stored as referrer {signed.referrer}")
+        typer.echo(f"{ref} is {done[0].digest}; signing the digest, not the tag")
+    for signed in done:
+        typer.echo(f"Signed {pinned(reference, signed.digest)}")
+        typer.echo(f"  signature stored under tag {signed.tag} ({signed.tag_manifest})")
+        if signed.referrer:
+            typer.echo(f"  signature stored as referrer {signed.referrer}")
 
 
 def _public_keys(paths: list[Path]) -> list[tuple[str, keys.PublicKey]]:
