@@ -12,6 +12,8 @@ signature also stored as a referrer is its own manifest and cannot be lost that 
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -96,7 +98,10 @@ async def _append_to_tag(
     """Add the signature layer `entry` to the image at `sha256-<hex>.sig`; its new digest."""
     tag = cosign.signature_tag(subject)
     where = f"{repo}:{tag}"
-    for _ in range(TAG_ATTEMPTS):
+    for attempt in range(TAG_ATTEMPTS):
+        if attempt:
+            # Signers that collided do not retry in lockstep.
+            await asyncio.sleep(random.uniform(0, 0.05 * attempt))
         current = await _read_tag(registry, repo, tag)
         layers = _layers_of(current, where) if current is not None else []
         if _holds(layers, entry) and current is not None:
