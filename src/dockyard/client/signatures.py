@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.client import referrers
-from dockyard.client.errors import ClientError, NotFound
+from dockyard.client.errors import ClientError, NotFound, Unauthorized
 from dockyard.client.image import Manifest
 from dockyard.client.registry import RegistryClient
 from dockyard.client.transfer import child_descriptors
@@ -251,7 +251,17 @@ async def _signature_manifests(
     tagged = await _read_tag(registry, repo, tag)
     if tagged is not None:
         found.append((f"tag {tag}", tagged, None))
-    for entry in await referrers.list_referrers(registry, repo, digest):
+    try:
+        listed = await referrers.list_referrers(registry, repo, digest)
+    except NotFound:
+        listed = []
+    except ClientError as exc:
+        # A broken referrers listing hides nothing the .sig tag holds.
+        if isinstance(exc, Unauthorized):
+            raise
+        found.append(("the referrers of the image", None, f"cannot list them: {exc}"))
+        listed = []
+    for entry in listed:
         child = str(entry.get("digest", ""))
         if entry.get("artifactType") not in SIGNATURE_TYPES or not DIGEST.fullmatch(child):
             continue
