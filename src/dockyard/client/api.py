@@ -15,14 +15,16 @@ import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dockyard.client import referrers
+from dockyard.client import notation, referrers
 from dockyard.client.credentials import CredentialStore, normalize_host
 from dockyard.client.errors import ClientError, NotFound, UsageError
 from dockyard.client.image import ImageDestination, ImageSource, Manifest, Platform
 from dockyard.client.local import local_destination, local_source, split_local
+from dockyard.client.notation import NotationReport
 from dockyard.client.referrers import ArtifactFile, Referrer
 from dockyard.client.registry import RegistryClient
 from dockyard.client.remote import RegistryDestination, RegistrySource
@@ -315,6 +317,18 @@ class Client:
             self.registry(ref.registry), ref.repository, subject.digest, artifact_type
         )
         return subject, tree
+
+    async def verify_notation(
+        self, reference: str, trust_store: str | Path, *, now: datetime | None = None
+    ) -> NotationReport:
+        """Verify the image's notation signatures against the X.509 roots in `trust_store`
+        (a certificate file or a folder, notation's `truststore/` layout included);
+        `notation.NotVerified` unless at least one holds."""
+        roots = notation.trust_store(Path(trust_store))
+        ref, subject = await self._subject(reference)
+        return await notation.verify_notation(
+            self.registry(ref.registry), ref.repository, subject, roots, now
+        )
 
     async def create_index(
         self,
