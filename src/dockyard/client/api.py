@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dockyard.client import notation, referrers
+from dockyard.client import notation, referrers, signatures
 from dockyard.client.credentials import CredentialStore, normalize_host
 from dockyard.client.errors import ClientError, NotFound, UsageError
 from dockyard.client.image import ImageDestination, ImageSource, Manifest, Platform
@@ -37,6 +37,7 @@ from dockyard.client.transfer import (
     child_descriptors,
     select_platform,
 )
+from dockyard.core import keys
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 from dockyard.core.reference import ImageReference, InvalidReference, parse_reference
@@ -317,6 +318,40 @@ class Client:
             self.registry(ref.registry), ref.repository, subject.digest, artifact_type
         )
         return subject, tree
+
+    async def sign(
+        self, reference: str, private_key: keys.PrivateKey, *, referrer: bool = False
+    ) -> signatures.Signed:
+        """Sign the manifest digest `reference` resolves to (a tag is resolved first: the
+        signature names the digest, never the tag), in cosign's key-based format; with
+        `referrer`, also store the signature as an OCI 1.1 referrer of the image."""
+        ref, subject = await self._subject(reference)
+        return await signatures.sign(
+            self.registry(ref.registry), ref, subject, private_key, as_referrer=referrer
+        )
+
+    async def verify(
+        self,
+        reference: str,
+        trusted: Iterable[tuple[str, keys.PublicKey]],
+        *,
+        all_platforms: bool = False,
+        identity: str | None = None,
+    ) -> signatures.Verification:
+        """Find the cosign signatures of `reference` (tag scheme and referrers) and judge each
+        against the (name, public key) pairs; `identity` is the repository the signatures must
+        name (default: `reference`'s own)."""
+        ref = remote_reference(reference)
+        registry = self.registry(ref.registry)
+        top = await registry.get_manifest(ref.repository, ref.reference)
+        return await signatures.verify(
+            registry,
+            ref,
+            top,
+            list(trusted),
+            all_platforms=all_platforms,
+            identity=identity,
+        )
 
     async def verify_notation(
         self, reference: str, trust_store: str | Path, *, now: datetime | None = None

@@ -211,11 +211,11 @@ async def attach(
         entry = manifest.descriptor(artifactType=artifact_type)
         if annotations:
             entry["annotations"] = dict(annotations)
-        await _add_to_tag(registry, repo, subject.digest, entry)
+        await add_to_tag(registry, repo, subject.digest, entry)
     return manifest
 
 
-async def _add_to_tag(
+async def add_to_tag(
     registry: RegistryClient, repo: str, subject: str, entry: dict[str, Any]
 ) -> None:
     tag = referrers_tag(subject)

@@ -1,0 +1,344 @@
+"""cosign signatures in a registry: storing one (`sign`) and finding and checking them all
+(`verify`), in cosign's key-based format (`dockyard.core.cosign`).
+
+Signatures are kept where cosign keeps them: as layers of the image under the tag
+`sha256-<hex>.sig`, one layer per signature, and (on request) each as an OCI 1.1 referrer whose
+subject is the signed manifest. The tag is read-modify-write and the distribution API has no
+conditional PUT: before replacing it the signer checks that it still points where it was read,
+and after, that the new signature is in it, and starts again if not. Two signers that write in
+the same instant can still lose one signature from the tag (as with cosign itself); a
+signature also stored as a referrer is its own manifest and cannot be lost that way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.client import referrers
+from dockyard.client.errors import ClientError, NotFound
+from dockyard.client.image import Manifest
+from dockyard.client.registry import RegistryClient
+from dockyard.client.transfer import child_descriptors
+from dockyard.core import cosign, keys
+from dockyard.core import mediatypes as mt
+from dockyard.core.manifest import Descriptor
+from dockyard.core.reference import ImageReference
+
+# Rounds of read, append, write, check against other signers replacing the tag.
+TAG_ATTEMPTS = 8
+DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
+SIGNATURE_TYPES = frozenset({cosign.SIMPLESIGNING, cosign.COSIGN_ARTIFACT_SIG})
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What `sign` stored: the signed digest, and where the signature now lives."""
+
+    repository: str
+    digest: str
+    tag: str
+    tag_manifest: str
+    referrer: str | None
+    payload: bytes
+
+
+async def _put_blob(registry: RegistryClient, repo: str, data: bytes, media_type: str) -> None:
+    descriptor = Descriptor(media_type, cosign.sha256(data), len(data))
+
+    async def opener(offset: int) -> AsyncIterator[bytes]:
+        yield data[offset:]
+
+    if await registry.blob_size(repo, descriptor.digest) is None:
+        await registry.upload_blob(repo, descriptor, opener)
+
+
+def _manifest(body: bytes) -> Manifest:
+    return Manifest(body, mt.OCI_MANIFEST, cosign.sha256(body))
+
+
+async def _read_tag(registry: RegistryClient, repo: str, tag: str) -> Manifest | None:
+    try:
+        return await registry.get_manifest(repo, tag)
+    except NotFound:
+        return None
+
+
+def _layers_of(manifest: Manifest, where: str) -> list[dict[str, Any]]:
+    """Every layer of the signature image at `where`, kept as it is (other tools' layers too)."""
+    try:
+        document = manifest.json()
+    except ValueError:
+        document = None
+    if (
+        manifest.media_type not in mt.IMAGE_MANIFESTS
+        or not isinstance(document, dict)
+        or not isinstance(document.get("layers"), list)
+    ):
+        raise ClientError(f"{where} is not a signature image (an image manifest with layers)")
+    return [entry for entry in document["layers"] if isinstance(entry, dict)]
+
+
+def _holds(layers: Sequence[dict[str, Any]], entry: dict[str, Any]) -> bool:
+    signature = entry["annotations"][cosign.SIGNATURE_ANNOTATION]
+    return any(
+        known.get("digest") == entry["digest"]
+        and (known.get("annotations") or {}).get(cosign.SIGNATURE_ANNOTATION) == signature
+        for known in layers
+    )
+
+
+async def _append_to_tag(
+    registry: RegistryClient, repo: str, subject: str, entry: dict[str, Any]
+) -> str:
+    """Add the signature layer `entry` to the image at `sha256-<hex>.sig`; its new digest."""
+    tag = cosign.signature_tag(subject)
+    where = f"{repo}:{tag}"
+    for _ in range(TAG_ATTEMPTS):
+        current = await _read_tag(registry, repo, tag)
+        layers = _layers_of(current, where) if current is not None else []
+        if _holds(layers, entry) and current is not None:
+            return current.digest
+        if len(layers) >= cosign.MAX_SIGNATURE_LAYERS:
+            raise ClientError(f"{where} already holds {len(layers)} signatures; refusing to add")
+        body, config = cosign.signature_manifest([*layers, entry])
+        await _put_blob(registry, repo, config, mt.OCI_CONFIG)
+        # The last look before replacing: another signer's write since our read means
+        # starting again from theirs, not overwriting it.
+        now = await registry.head_manifest(repo, tag)
+        if (now.digest if now else None) != (current.digest if current else None):
+            continue
+        manifest = _manifest(body)
+        await registry.put_manifest(repo, tag, manifest)
+        stored = await _read_tag(registry, repo, tag)
+        if stored is not None and _holds(_layers_of(stored, where), entry):
+            return stored.digest
+    raise ClientError(
+        f"{where}: other signers kept replacing the signature tag; the signature was not added"
+    )
+
+
+async def _push_referrer(
+    registry: RegistryClient, repo: str, subject: Descriptor, entry: dict[str, Any]
+) -> str:
+    """The signature as its own OCI 1.1 referrer of `subject`."""
+    body, config = cosign.signature_manifest(
+        [entry],
+        subject={"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
+    )
+    await _put_blob(registry, repo, config, mt.OCI_CONFIG)
+    manifest = _manifest(body)
+    if not await registry.put_referrer(repo, manifest):
+        # No referrers API: list it in the referrers tag, as every OCI 1.1 client does.
+        await referrers.add_to_tag(
+            registry,
+            repo,
+            subject.digest,
+            manifest.descriptor(artifactType=cosign.SIMPLESIGNING),
+        )
+    return manifest.digest
+
+
+async def sign(
+    registry: RegistryClient,
+    ref: ImageReference,
+    subject: Descriptor,
+    private_key: keys.PrivateKey,
+    *,
+    as_referrer: bool = False,
+) -> Signed:
+    """Sign `subject` (the manifest `ref` resolved to) in `ref`'s repository."""
+    if not DIGEST.fullmatch(subject.digest):
+        raise ClientError(f"{ref}: cosign signatures name sha256 digests, not {subject.digest}")
+    payload = cosign.payload(ref.name, subject.digest)
+    entry = cosign.layer(payload, keys.sign(private_key, payload))
+    await _put_blob(registry, ref.repository, payload, cosign.SIMPLESIGNING)
+    tag_manifest = await _append_to_tag(registry, ref.repository, subject.digest, entry)
+    referrer = None
+    if as_referrer:
+        referrer = await _push_referrer(registry, ref.repository, subject, entry)
+    return Signed(
+        ref.repository,
+        subject.digest,
+        cosign.signature_tag(subject.digest),
+        tag_manifest,
+        referrer,
+        payload,
+    )
+
+
+# -- verifying --------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    """One signature layer found for an image, and what became of it."""
+
+    where: str
+    layer: str
+    verdict: cosign.Verdict | None = None
+    problem: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.verdict is not None and self.verdict.valid
+
+    def message(self) -> str:
+        if self.verdict is None:
+            return f"{self.where}, layer {self.layer}: {self.problem}"
+        verdict = self.verdict
+        if verdict.valid:
+            return f"{self.where}, layer {self.layer}: valid, signed by {verdict.key_name}"
+        text = verdict.failure.value if verdict.failure else "?"
+        if verdict.failure is cosign.Failure.OTHER_DIGEST and verdict.claims:
+            text += f": it names {verdict.claims.manifest_digest}"
+        elif verdict.failure is cosign.Failure.OTHER_REPOSITORY and verdict.claims:
+            text += f": it names {verdict.claims.docker_reference}"
+        return f"{self.where}, layer {self.layer}: {_printable(text)}"
+
+
+def _printable(text: str) -> str:
+    """What a registry or signer wrote, with no terminal control sequences."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:300])
+
+
+@dataclass
+class ImageVerification:
+    """The signatures found for one manifest digest, each judged."""
+
+    repository: str
+    digest: str
+    platform: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return any(finding.valid for finding in self.findings)
+
+    @property
+    def matched_keys(self) -> list[str]:
+        names = (f.verdict.key_name for f in self.findings if f.valid and f.verdict)
+        return list(dict.fromkeys(name for name in names if name))
+
+
+@dataclass
+class Verification:
+    """`verify`'s answer: valid only when every image checked has a valid signature."""
+
+    reference: str
+    images: list[ImageVerification]
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.images) and all(image.valid for image in self.images)
+
+
+async def _signature_manifests(
+    registry: RegistryClient, repo: str, digest: str
+) -> list[tuple[str, Manifest | None, str | None]]:
+    """(where, manifest or None, problem) for the `.sig` tag and each signature referrer."""
+    found: list[tuple[str, Manifest | None, str | None]] = []
+    tag = cosign.signature_tag(digest)
+    tagged = await _read_tag(registry, repo, tag)
+    if tagged is not None:
+        found.append((f"tag {tag}", tagged, None))
+    for entry in await referrers.list_referrers(registry, repo, digest):
+        child = str(entry.get("digest", ""))
+        if entry.get("artifactType") not in SIGNATURE_TYPES or not DIGEST.fullmatch(child):
+            continue
+        where = f"referrer {child}"
+        try:
+            found.append((where, await registry.get_manifest(repo, child), None))
+        except ClientError as exc:
+            found.append((where, None, f"cannot read it: {exc}"))
+    return found
+
+
+async def _payload(registry: RegistryClient, repo: str, entry: dict[str, Any]) -> bytes | str:
+    """The layer's blob, the exact bytes that were signed; or why it cannot be had."""
+    digest, size = entry.get("digest"), entry.get("size")
+    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+        return "the layer names no sha256 digest"
+    if not isinstance(size, int) or not 0 < size <= cosign.MAX_PAYLOAD_BYTES:
+        return f"the layer's size {size!r} is not that of a payload (at most 64 KiB)"
+    parts = []
+    try:
+        async for piece in registry.open_blob(repo, digest):
+            parts.append(piece)
+            if sum(map(len, parts)) > size:
+                return "the payload blob is larger than its descriptor says"
+    except ClientError as exc:
+        return f"cannot read the payload: {exc}"
+    data = b"".join(parts)
+    return data if len(data) == size else "the payload blob is not the size its descriptor says"
+
+
+async def verify_digest(
+    registry: RegistryClient,
+    repo: str,
+    digest: str,
+    trusted: Sequence[tuple[str, keys.PublicKey]],
+    identity: str,
+) -> ImageVerification:
+    """Judge every signature of `digest` found by the tag scheme and the referrers API."""
+    result = ImageVerification(repo, digest)
+    seen: set[tuple[str, str]] = set()
+    for where, manifest, problem in await _signature_manifests(registry, repo, digest):
+        if manifest is None:
+            result.findings.append(Finding(where, "-", problem=problem))
+            continue
+        try:
+            layers = cosign.signature_layers(manifest.json())
+        except ValueError:
+            layers = []
+        if not layers:
+            result.findings.append(Finding(where, "-", problem="holds no simple-signing layer"))
+        for entry in layers:
+            annotations = entry.get("annotations") or {}
+            signature = str(annotations.get(cosign.SIGNATURE_ANNOTATION, ""))
+            key = (str(entry.get("digest")), signature)
+            if key in seen:  # the same signature, stored both ways
+                continue
+            seen.add(key)
+            layer_name = _printable(str(entry.get("digest", "?")))
+            payload = await _payload(registry, repo, entry)
+            if isinstance(payload, str):
+                result.findings.append(Finding(where, layer_name, problem=payload))
+                continue
+            verdict = cosign.judge(payload, annotations, trusted, digest, identity)
+            result.findings.append(Finding(where, layer_name, verdict))
+    return result
+
+
+async def verify(
+    registry: RegistryClient,
+    ref: ImageReference,
+    top: Manifest,
+    trusted: Sequence[tuple[str, keys.PublicKey]],
+    *,
+    all_platforms: bool = False,
+    identity: str | None = None,
+) -> Verification:
+    """Verify `top` (the manifest `ref` names); with `all_platforms` and an index, also every
+    image the index lists: each must carry a valid signature."""
+    if not trusted:
+        raise ClientError("name at least one public key to verify with")
+    wanted = identity or ref.name
+    images = [await verify_digest(registry, ref.repository, top.digest, trusted, wanted)]
+    if all_platforms and top.is_index:
+        for entry in child_descriptors(top):
+            child = str(entry["digest"])
+            if not DIGEST.fullmatch(child):
+                raise ClientError(f"{ref}: the index lists {_printable(child)}, not a digest")
+            image = await verify_digest(registry, ref.repository, child, trusted, wanted)
+            platform = entry.get("platform")
+            if isinstance(platform, dict):
+                image.platform = _printable(
+                    "/".join(
+                        str(platform[k]) for k in ("os", "architecture", "variant") if k in platform
+                    )
+                )
+            images.append(image)
+    return Verification(str(ref), images)
