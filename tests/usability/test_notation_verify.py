@@ -96,6 +96,50 @@ def test_the_layout_verifies_through_the_referrers_api(registry, home: Path) -> 
     assert report.to_json()["verified"] is True
 
 
+def test_dockyard_verify_with_a_trust_store(registry, home: Path, tmp_path: Path) -> None:
+    repo = unique_repo("notation")
+    push_layout(home, registry.host, repo, keep_tag=True)
+    reference = f"{registry.host}/{repo}:v1"
+    shown = dockyard("verify", "--trust-store", str(TRUST), reference, home=home).stdout
+    assert f"Verified {registry.host}/{repo}@{IMAGE}" in shown
+    assert SIGNATURE in shown and "CN=e2e" in shown
+    document = json.loads(
+        dockyard("verify", "--trust-store", str(TRUST), reference, "--json", home=home).stdout
+    )
+    assert document["verified"] is True and document["signatures"][0]["digest"] == SIGNATURE
+
+    other = tmp_path / "other.pem"
+    other.write_bytes(issue("Other Root", ca=True).pem())
+    refused = dockyard("verify", "--trust-store", str(other), reference, home=home, check=False)
+    assert refused.returncode == 1
+    assert "untrusted root" in refused.stderr and "not in the trust store" in refused.stderr
+    document = json.loads(
+        dockyard(
+            "verify", "--trust-store", str(other), reference, "--json", home=home, check=False
+        ).stdout
+    )
+    assert document["verified"] is False
+    assert document["signatures"][0]["failure"] == "untrusted root"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = dockyard("verify", "--trust-store", str(empty), reference, home=home, check=False)
+    assert failed.returncode == 1 and "no certificates" in failed.stderr
+    both = dockyard(
+        "verify",
+        "--trust-store",
+        str(TRUST),
+        "--key",
+        str(other),
+        reference,
+        home=home,
+        check=False,
+    )
+    assert both.returncode == 2 and "once for each" in both.stderr
+    neither = dockyard("verify", reference, home=home, check=False)
+    assert neither.returncode == 2 and "--key" in neither.stderr
+
+
 def test_the_layout_verifies_through_the_referrers_tag(tmp_path: Path, home: Path) -> None:
     require("docker-registry")
     with Distribution(root=tmp_path / "distribution") as server:

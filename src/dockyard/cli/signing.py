@@ -17,6 +17,7 @@ import typer
 
 from dockyard.cli.exits import FAILED, USAGE, fail
 from dockyard.cli.images import CaCertOpt, InsecureOpt, pinned, run_client
+from dockyard.cli.notation import TrustStoreOpt, verify_with_trust_store
 
 if TYPE_CHECKING:
     from dockyard.client.signatures import Verification
@@ -181,14 +182,15 @@ def verify(
         str, typer.Argument(help="The image to verify, e.g. localhost:5000/me/app:1.0.")
     ],
     key: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             "--key",
             metavar="FILE",
             help="A public key (PEM: ECDSA P-256/P-384 or RSA) whose signature is accepted "
             "(repeatable: any one of them is enough).",
         ),
-    ],
+    ] = None,
+    trust_store: TrustStoreOpt = None,
     all_platforms: Annotated[
         bool,
         typer.Option(
@@ -213,7 +215,23 @@ def verify(
     signature referrers. Each is checked over the exact payload bytes, and the payload must
     name the image's digest and repository. Exits 0 only when a valid signature by one of the
     keys is found (for every image, with --all-platforms), and says which key matched;
-    otherwise prints why each signature was refused and exits 1."""
+    otherwise prints why each signature was refused and exits 1.
+
+    With --trust-store DIR instead of --key, the image's notation signatures (JWS or COSE
+    envelopes, found as referrers) are checked: the certificate chain up to a root in DIR,
+    valid at signing time and now, for code signing, and the signature over the image's
+    digest, size and media type."""
+    if trust_store is not None:
+        if key or all_platforms or identity:
+            raise fail(
+                "--trust-store verifies notation signatures; --key, --all-platforms and "
+                "--identity are for cosign's: run `dockyard verify` once for each",
+                USAGE,
+            )
+        verify_with_trust_store(reference, trust_store, insecure, ca_cert, as_json)
+        return
+    if not key:
+        raise fail("name a public key with --key (or notation's roots with --trust-store)", USAGE)
     trusted = _public_keys(key)
     result: Verification = run_client(
         insecure,
