@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dockyard.client import notation, referrers, signatures
+from dockyard.client import attestations, notation, referrers, signatures
 from dockyard.client.credentials import CredentialStore, normalize_host
 from dockyard.client.errors import ClientError, NotFound, UsageError
 from dockyard.client.image import ImageDestination, ImageSource, Manifest, Platform
@@ -363,6 +363,36 @@ class Client:
         ref, subject = await self._subject(reference)
         return await notation.verify_notation(
             self.registry(ref.registry), ref.repository, subject, roots, now
+        )
+
+    async def attest(
+        self,
+        reference: str,
+        private_key: keys.PrivateKey,
+        predicate_type: str,
+        predicate: Any,
+    ) -> attestations.Attested:
+        """Sign an in-toto statement (subject: the digest `reference` resolves to) with
+        `predicate` of `predicate_type` (a URI) in a DSSE envelope, and store it as cosign
+        does (`sha256-<hex>.att`) and as an OCI 1.1 referrer of the image."""
+        ref, subject = await self._subject(reference)
+        return await attestations.attest(
+            self.registry(ref.registry), ref, subject, private_key, predicate_type, predicate
+        )
+
+    async def verify_attestation(
+        self,
+        reference: str,
+        trusted: Iterable[tuple[str, keys.PublicKey]],
+        *,
+        predicate_type: str | None = None,
+    ) -> attestations.AttestationReport:
+        """Check the image's attestations against the (name, public key) pairs: the DSSE
+        signature, the statement's subject digest and, when given, its predicate type;
+        `attestations.NotAttested` unless one holds."""
+        ref, subject = await self._subject(reference)
+        return await attestations.verify_attestations(
+            self.registry(ref.registry), ref.repository, subject, list(trusted), predicate_type
         )
 
     async def create_index(
