@@ -5,6 +5,7 @@ about another image and a tampered envelope, each saying why."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -13,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dockyard.core import cosign
+from dockyard.client.api import Client
+from dockyard.core import cosign, keys
 from tests.signatures.helpers import dockyard, get_blob, get_manifest, key_pair, push_image
 from tests.support.push import unique_repo
 from tests.support.server import RunningRegistry
@@ -251,3 +253,35 @@ def test_unattested_images_and_bad_arguments(home: Path, registry: RunningRegist
         check=False,
     )
     assert no_image.returncode == 3
+
+
+def test_concurrent_attestations_are_all_kept(home: Path, registry: RunningRegistry) -> None:
+    """Writers racing on one image: every attestation stays findable (each is its own
+    referrer, whatever happens to the read-modify-write .att tag)."""
+    host, repo = registry.host, unique_repo("attest")
+    digest = push_image(home, host, repo)
+    private = keys.generate_private_key()
+    reference = f"{host}/{repo}:1.0"
+
+    async def race() -> list:
+        async with Client() as client:
+            return await asyncio.gather(
+                *(
+                    client.attest(reference, private, f"https://example.com/p/{n}", {"n": n})
+                    for n in range(4)
+                )
+            )
+
+    attested = asyncio.run(race())
+    assert {a.digest for a in attested} == {digest}
+
+    async def check():
+        async with Client() as client:
+            return await client.verify_attestation(reference, [("k", private.public_key())])
+
+    report = asyncio.run(check())
+    assert {item.predicate_type for item in report.valid} == {
+        f"https://example.com/p/{n}" for n in range(4)
+    }
+    body, _ = get_manifest(registry.url, repo, _att_tag(digest))
+    assert 1 <= len(json.loads(body)["layers"]) <= 4
