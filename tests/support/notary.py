@@ -143,3 +143,36 @@ class JwsSigner:
             "signature": b64url(signature),
         }
         return json.dumps(envelope).encode()
+
+
+def cose_envelope(
+    chain: list[Issued],
+    media_type: str,
+    digest: str,
+    size: int,
+    signing_time: dt.datetime = NOW - DAY,
+) -> bytes:
+    """A COSE_Sign1 notation envelope (PS256, RSA signer) as notation writes it: the
+    signing time a CBOR tag-1 time in the protected header, the chain in x5chain (label 33)."""
+    import cbor2
+
+    payload = json.dumps(
+        {"targetArtifact": {"mediaType": media_type, "digest": digest, "size": size}},
+        separators=(",", ":"),
+    ).encode()
+    protected = cbor2.dumps(
+        {
+            1: -37,
+            2: ["io.cncf.notary.signingScheme"],
+            3: "application/vnd.cncf.notary.payload.v1+json",
+            "io.cncf.notary.signingScheme": "notary.x509",
+            "io.cncf.notary.signingTime": cbor2.CBORTag(1, int(signing_time.timestamp())),
+        }
+    )
+    to_sign = cbor2.dumps(["Signature1", protected, b"", payload])
+    signature = chain[0].key.sign(
+        to_sign, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256()
+    )
+    chain_der = [issued.certificate.public_bytes(serialization.Encoding.DER) for issued in chain]
+    unprotected = {33: chain_der, "io.cncf.notary.signingAgent": "dockyard-tests"}
+    return cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, payload, signature]))

@@ -20,7 +20,7 @@ from dockyard.core.manifest import Descriptor
 from dockyard.core.notation import verify_notation
 from dockyard.core.signature_failure import Failure, SignatureRefused
 from dockyard.core.trust_store import TrustStoreError, load_trust_store
-from tests.support.notary import DAY, NOW, JwsSigner, issue
+from tests.support.notary import DAY, NOW, JwsSigner, cose_envelope, issue
 
 DATA = Path(__file__).parents[1] / "data" / "signatures"
 LAYOUT = DATA / "notation-jws-oci-layout"
@@ -346,3 +346,19 @@ def test_timestamping_authorities_are_not_roots(tmp_path: Path) -> None:
     (tsa / "e2e.crt").write_bytes((LAYOUT / "truststore/x509/ca/e2e/e2e.crt").read_bytes())
     with pytest.raises(TrustStoreError):
         load_trust_store(tmp_path)
+
+
+def test_a_cose_envelope_made_here_verifies_and_its_tampered_copy_does_not(ca) -> None:
+    root, intermediate = ca
+    leaf = issue("cose signer", intermediate)
+    envelope = cose_envelope([leaf, intermediate], IMAGE.media_type, IMAGE.digest, IMAGE.size)
+    found = verify_notation(COSE, envelope, IMAGE, [root.certificate])
+    assert found.envelope_type == COSE and found.signer.startswith("CN=cose signer")
+    tampered = envelope.replace(IMAGE.digest.encode(), ("sha256:" + "b" * 64).encode())
+    refused(Failure.BAD_SIGNATURE, COSE, tampered, IMAGE, [root.certificate])
+    # The COSE signing time is checked as the JWS one is.
+    old = cose_envelope(
+        [leaf, intermediate], IMAGE.media_type, IMAGE.digest, IMAGE.size, NOW - 400 * DAY
+    )
+    error = refused(Failure.EXPIRED_CERTIFICATE, COSE, old, IMAGE, [root.certificate])
+    assert "signing time" in str(error)

@@ -20,7 +20,7 @@ from dockyard.client.referrers import ArtifactFile
 from dockyard.core.notation import ARTIFACT_TYPE
 from dockyard.core.signature_failure import Failure
 from tests.support.images import write_oci_image
-from tests.support.notary import DAY, NOW, JwsSigner, issue
+from tests.support.notary import DAY, NOW, JwsSigner, cose_envelope, issue
 from tests.support.peers import Distribution, require
 from tests.support.push import unique_repo
 
@@ -177,15 +177,15 @@ def test_an_unsigned_image_is_not_verified(registry, home: Path) -> None:
     assert "has no notation signature" in str(error) and not error.failures
 
 
-def _attach_envelope(home: Path, reference: str, envelope: bytes) -> None:
-    path = home / "signature.jws"
+def _attach_envelope(
+    home: Path, reference: str, envelope: bytes, media_type: str = "application/jose+json"
+) -> None:
+    path = home / "signature.envelope"
     path.write_bytes(envelope)
 
     async def go() -> None:
         async with Client() as client:
-            await client.attach(
-                reference, ARTIFACT_TYPE, [ArtifactFile(path, "application/jose+json")]
-            )
+            await client.attach(reference, ARTIFACT_TYPE, [ArtifactFile(path, media_type)])
 
     asyncio.run(go())
 
@@ -237,3 +237,21 @@ def test_signatures_that_do_not_hold_are_refused_each_with_its_reason(
     _attach_envelope(home, reference, JwsSigner([signer]).sign(media_type, digest, size))
     report = verify(reference, trust)
     assert len(report.valid) == 1 and len(report.refused) == 3
+
+
+def test_a_cose_signature_verifies_through_the_registry(
+    registry, home: Path, tmp_path: Path
+) -> None:
+    root = issue("Dockyard Test Root", ca=True)
+    trust = tmp_path / "root.pem"
+    trust.write_bytes(root.pem())
+    repo = unique_repo("notation")
+    digest, size = _pushed(home, registry.host, repo, repo)
+    reference = f"{registry.host}/{repo}:1.0"
+    media_type = "application/vnd.oci.image.manifest.v1+json"
+    envelope = cose_envelope([issue("cose signer", root)], media_type, digest, size)
+    _attach_envelope(home, reference, envelope, "application/cose")
+    shown = dockyard("verify", "--trust-store", str(trust), reference, home=home).stdout
+    assert "by CN=cose signer" in shown
+    [(_, found)] = verify(reference, trust).valid
+    assert found.envelope_type == "application/cose"
