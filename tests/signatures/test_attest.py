@@ -17,6 +17,7 @@ import pytest
 from dockyard.client.api import Client
 from dockyard.core import cosign, keys
 from tests.signatures.helpers import dockyard, get_blob, get_manifest, key_pair, push_image
+from tests.support.peers import Distribution, require
 from tests.support.push import unique_repo
 from tests.support.server import RunningRegistry
 
@@ -285,3 +286,23 @@ def test_concurrent_attestations_are_all_kept(home: Path, registry: RunningRegis
     }
     body, _ = get_manifest(registry.url, repo, _att_tag(digest))
     assert 1 <= len(json.loads(body)["layers"]) <= 4
+
+
+def test_attest_on_a_registry_without_the_referrers_api(home: Path, tmp_path: Path) -> None:
+    """CNCF Distribution 2.8.2: the .att tag as cosign keeps it, the referrer listed in the
+    referrers tag; both found again by verify-attestation."""
+    require("docker-registry")
+    with Distribution(root=tmp_path / "distribution") as server:
+        digest = push_image(home, server.host, "app")
+        private, public = key_pair(home, "builder")
+        shown = _attest(home, private, f"{server.host}/app:1.0", "cyclonedx", "sbom.json")
+        _, response = get_manifest(server.url, "app", _att_tag(digest))
+        assert response.status_code == 200
+        index, response = get_manifest(server.url, "app", digest.replace(":", "-"))
+        assert response.status_code == 200
+        assert [e["digest"] for e in json.loads(index)["manifests"]] == [shown["referrer"]]
+        document = json.loads(
+            _verify(home, public, f"{server.host}/app:1.0", "--type", "cyclonedx", "--json").stdout
+        )
+        assert document["verified"] is True
+        assert {a["where"].split()[0] for a in document["attestations"]} == {"tag"}
