@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from dockyard.core import keys
+from dockyard.core import cosign, keys
 from tests.support.images import write_oci_image
 
 PASSWORD = "key-password-1"
@@ -82,3 +83,29 @@ def get_blob(url: str, repo: str, digest: str) -> bytes:
         response = http.get(f"/v2/{repo}/blobs/{digest}")
         assert response.status_code == 200, response.text
         return response.content
+
+
+def push_signature_image(
+    url: str, repo: str, digest: str, payload: bytes, annotations: dict[str, str]
+) -> None:
+    """A hand-made signature image under `digest`'s .sig tag: the payload as its one layer."""
+    entry = {
+        "mediaType": cosign.SIMPLESIGNING,
+        "size": len(payload),
+        "digest": "sha256:" + hashlib.sha256(payload).hexdigest(),
+        "annotations": annotations,
+    }
+    body, config = cosign.signature_manifest([entry])
+    with httpx.Client(base_url=url) as http:
+        for blob in (payload, config):
+            blob_digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+            start = http.post(f"/v2/{repo}/blobs/uploads/")
+            assert start.status_code == 202
+            done = http.put(start.headers["Location"], params={"digest": blob_digest}, content=blob)
+            assert done.status_code == 201, done.text
+        put = http.put(
+            f"/v2/{repo}/manifests/{'sha256-' + digest.split(':')[1] + '.sig'}",
+            content=body,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert put.status_code == 201, put.text

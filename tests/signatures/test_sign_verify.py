@@ -5,15 +5,20 @@ tamper refused with its own message, and signatures shaped field by field as cos
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
 from dockyard.core import cosign, keys
-from tests.signatures.helpers import dockyard, get_blob, get_manifest, key_pair, push_image
+from tests.signatures.helpers import (
+    dockyard,
+    get_blob,
+    get_manifest,
+    key_pair,
+    push_image,
+    push_signature_image,
+)
 from tests.support.server import RunningRegistry
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -210,32 +215,6 @@ def test_a_signature_over_another_digest_is_refused(
     assert f"payload for another digest: it names {signed_digest}" in result.stderr
 
 
-def _push_signature_image(
-    url: str, repo: str, digest: str, payload: bytes, annotations: dict[str, str]
-) -> None:
-    """A hand-made signature image under `digest`'s .sig tag: the payload as its one layer."""
-    entry = {
-        "mediaType": SIMPLESIGNING,
-        "size": len(payload),
-        "digest": "sha256:" + hashlib.sha256(payload).hexdigest(),
-        "annotations": annotations,
-    }
-    body, config = cosign.signature_manifest([entry])
-    with httpx.Client(base_url=url) as http:
-        for blob in (payload, config):
-            blob_digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-            start = http.post(f"/v2/{repo}/blobs/uploads/")
-            assert start.status_code == 202
-            done = http.put(start.headers["Location"], params={"digest": blob_digest}, content=blob)
-            assert done.status_code == 201, done.text
-        put = http.put(
-            f"/v2/{repo}/manifests/{_sig_tag(digest)}",
-            content=body,
-            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-        )
-        assert put.status_code == 201, put.text
-
-
 def test_a_changed_payload_and_a_missing_signature_are_refused(
     home: Path, registry_on_every_backend: RunningRegistry
 ) -> None:
@@ -248,14 +227,12 @@ def test_a_changed_payload_and_a_missing_signature_are_refused(
     signature = base64.b64encode(keys.sign(private, payload)).decode()
     # The payload edited after signing (one more space): same meaning, other bytes.
     edited = payload.replace(b'"optional":null', b'"optional": null')
-    _push_signature_image(
-        server.url, repo, digest, edited, {cosign.SIGNATURE_ANNOTATION: signature}
-    )
+    push_signature_image(server.url, repo, digest, edited, {cosign.SIGNATURE_ANNOTATION: signature})
     result = dockyard("verify", "--key", str(public), f"{host}/{repo}:1.0", home=home, check=False)
     assert result.returncode == 1
     assert "signature invalid: no given key verifies it over the payload" in result.stderr
 
-    _push_signature_image(server.url, repo, digest, payload, {})
+    push_signature_image(server.url, repo, digest, payload, {})
     unsigned = dockyard(
         "verify", "--key", str(public), f"{host}/{repo}:1.0", home=home, check=False
     )
@@ -263,10 +240,48 @@ def test_a_changed_payload_and_a_missing_signature_are_refused(
     assert "no dev.cosignproject.cosign/signature annotation" in unsigned.stderr
 
     # The original bytes with their signature pass: what failed above was the tampering.
-    _push_signature_image(
+    push_signature_image(
         server.url, repo, digest, payload, {cosign.SIGNATURE_ANNOTATION: signature}
     )
     ok = dockyard("verify", "--key", str(public), f"{host}/{repo}:1.0", "--json", home=home)
     report = json.loads(ok.stdout)
     assert report["verified"] is True
     assert report["images"][0]["keys"] == [str(public)]
+
+
+def test_hostile_signature_images_are_refused_not_followed(
+    home: Path, registry_on_every_backend: RunningRegistry
+) -> None:
+    server = registry_on_every_backend
+    host, repo = server.host, "sigs/hostile"
+    digest = push_image(home, host, repo)
+    private, public = key_pair(home, "alice")
+    # A "payload" far larger than any payload: not downloaded, refused.
+    huge = b"{" + b" " * 70_000 + b"}"
+    push_signature_image(server.url, repo, digest, huge, {cosign.SIGNATURE_ANNOTATION: "AAAA"})
+    big = dockyard("verify", "--key", str(public), f"{host}/{repo}:1.0", home=home, check=False)
+    assert big.returncode == 1 and "is not that of a payload" in big.stderr
+    # A signer's text with terminal escapes is shown defanged.
+    signer = keys.load_private_key(private.read_bytes(), b"key-password-1")
+    escape = cosign.payload("\x1b[31mevil/\x1b[0m", digest)
+    push_signature_image(
+        server.url,
+        repo,
+        digest,
+        escape,
+        {cosign.SIGNATURE_ANNOTATION: base64.b64encode(keys.sign(signer, escape)).decode()},
+    )
+    shown = dockyard("verify", "--key", str(public), f"{host}/{repo}:1.0", home=home, check=False)
+    assert shown.returncode == 1 and "payload for another repository" in shown.stderr
+    assert "\x1b" not in shown.stderr
+
+    # The .sig tag holding an index: verify says so, sign refuses to replace it.
+    tag = _sig_tag(digest)
+    dockyard("manifest", "create", f"{host}/{repo}:{tag}", f"{host}/{repo}:1.0", home=home)
+    before, _ = get_manifest(server.url, repo, tag)
+    odd = dockyard("verify", "--key", str(public), f"{host}/{repo}:1.0", home=home, check=False)
+    assert odd.returncode == 1 and "holds no simple-signing layer" in odd.stderr
+    refused = dockyard("sign", "--key", str(private), f"{host}/{repo}:1.0", home=home, check=False)
+    assert refused.returncode == 1 and "is not a signature image" in refused.stderr
+    after, _ = get_manifest(server.url, repo, tag)
+    assert after == before

@@ -21,7 +21,7 @@ from dockyard.cli.notation import TrustStoreOpt, verify_with_trust_store
 
 if TYPE_CHECKING:
     from dockyard.client.signatures import Verification
-    from dockyard.core import keys
+    from dockyard.core import keys, sigstore
 
 PASSWORD_ENV = "DOCKYARD_KEY_PASSWORD"
 
@@ -130,6 +130,13 @@ def sign(
             "referrers API), besides the sha256-<hex>.sig tag.",
         ),
     ] = False,
+    all_platforms: Annotated[
+        bool,
+        typer.Option(
+            "--all-platforms",
+            help="For a multi-platform index: also sign every image it lists.",
+        ),
+    ] = False,
     insecure: InsecureOpt = False,
     ca_cert: CaCertOpt = None,
     as_json: JsonOpt = False,
@@ -140,8 +147,12 @@ def sign(
     from dockyard.core.reference import parse_reference
 
     private = _private_key(key)
-    signed = run_client(
-        insecure, ca_cert, 4, lambda c: c.sign(reference, private, referrer=referrers), reference
+    done = run_client(
+        insecure,
+        ca_cert,
+        4,
+        lambda c: c.sign(reference, private, referrer=referrers, all_platforms=all_platforms),
+        reference,
     )
     ref = parse_reference(reference.removeprefix("docker://"))
     if as_json:
@@ -149,20 +160,30 @@ def sign(
             json.dumps(
                 {
                     "reference": reference,
-                    "digest": signed.digest,
-                    "signatureTag": signed.tag,
-                    "signatureManifest": signed.tag_manifest,
-                    "referrer": signed.referrer,
+                    "digest": done[0].digest,
+                    "signatureTag": done[0].tag,
+                    "signatureManifest": done[0].tag_manifest,
+                    "referrer": done[0].referrer,
+                    "signed": [
+                        {
+                            "digest": signed.digest,
+                            "signatureTag": signed.tag,
+                            "signatureManifest": signed.tag_manifest,
+                            "referrer": signed.referrer,
+                        }
+                        for signed in done
+                    ],
                 }
             )
         )
         return
     if ref.digest is None:
-        typer.echo(f"{ref} is {signed.digest}; signing the digest, not the tag")
-    typer.echo(f"Signed {pinned(reference, signed.digest)}")
-    typer.echo(f"Signature stored under tag {signed.tag} ({signed.tag_manifest})")
-    if signed.referrer:
-        typer.echo(f"Signature stored as referrer {signed.referrer}")
+        typer.echo(f"{ref} is {done[0].digest}; signing the digest, not the tag")
+    for signed in done:
+        typer.echo(f"Signed {pinned(reference, signed.digest)}")
+        typer.echo(f"  signature stored under tag {signed.tag} ({signed.tag_manifest})")
+        if signed.referrer:
+            typer.echo(f"  signature stored as referrer {signed.referrer}")
 
 
 def _public_keys(paths: list[Path]) -> list[tuple[str, keys.PublicKey]]:
@@ -177,6 +198,54 @@ def _public_keys(paths: list[Path]) -> list[tuple[str, keys.PublicKey]]:
     return trusted
 
 
+def _keyless(
+    roots: list[Path],
+    rekor: list[Path],
+    trusted_root: Path | None,
+    identity: str | None,
+    issuer: str | None,
+) -> sigstore.Trust | None:
+    from dockyard.core import keys, sigstore
+
+    # What --certificate-root names is trusted as given; trusted_root.json marks its
+    # intermediates apart from its roots.
+    certificates, intermediates, rekor_keys = [], [], []
+    try:
+        for path in roots:
+            certificates.extend(sigstore.load_certificates(_read(path, "certificates")))
+        for path in rekor:
+            rekor_keys.append(keys.load_public_key(_read(path, "Rekor key")))
+        if trusted_root is not None:
+            found_roots, found_intermediates, found_rekor = sigstore.load_trusted_root(
+                _read(trusted_root, "trusted root")
+            )
+            certificates.extend(found_roots)
+            intermediates.extend(found_intermediates)
+            rekor_keys.extend(found_rekor)
+    except (sigstore.TrustMaterialError, keys.KeyMaterialError) as exc:
+        raise fail(str(exc), USAGE) from None
+    if not certificates and not rekor_keys:
+        if identity or issuer:
+            raise fail("--certificate-identity needs --certificate-root or --trusted-root", USAGE)
+        return None
+    if certificates:
+        if not rekor_keys:
+            raise fail(
+                "keyless signatures are checked offline against Rekor: give --rekor-key or "
+                "--trusted-root",
+                USAGE,
+            )
+        if not identity or not issuer:
+            raise fail(
+                "keyless verification needs --certificate-identity and "
+                "--certificate-oidc-issuer: any certificate from the CA would pass otherwise",
+                USAGE,
+            )
+    return sigstore.Trust(
+        tuple(certificates), tuple(intermediates), tuple(rekor_keys), identity, issuer
+    )
+
+
 def verify(
     reference: Annotated[
         str, typer.Argument(help="The image to verify, e.g. localhost:5000/me/app:1.0.")
@@ -188,6 +257,49 @@ def verify(
             metavar="FILE",
             help="A public key (PEM: ECDSA P-256/P-384 or RSA) whose signature is accepted "
             "(repeatable: any one of them is enough).",
+        ),
+    ] = None,
+    certificate_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--certificate-root",
+            metavar="FILE",
+            help="Keyless: PEM certificates of the CA (e.g. Fulcio's root, and intermediates) "
+            "that signing certificates must chain to (repeatable). Needs --rekor-key, "
+            "--certificate-identity and --certificate-oidc-issuer.",
+        ),
+    ] = None,
+    rekor_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--rekor-key",
+            metavar="FILE",
+            help="A Rekor log's public key (PEM, repeatable): signatures must then carry a "
+            "Rekor bundle signed by it, checked offline.",
+        ),
+    ] = None,
+    trusted_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-root",
+            metavar="FILE",
+            help="A sigstore trusted_root.json: its certificate authorities and Rekor keys, as "
+            "--certificate-root and --rekor-key.",
+        ),
+    ] = None,
+    certificate_identity: Annotated[
+        str | None,
+        typer.Option(
+            "--certificate-identity",
+            help="Keyless: the email or URI the signing certificate must name.",
+        ),
+    ] = None,
+    certificate_oidc_issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--certificate-oidc-issuer",
+            help="Keyless: the OIDC issuer that must have vouched for that identity, e.g. "
+            "https://token.actions.githubusercontent.com.",
         ),
     ] = None,
     trust_store: TrustStoreOpt = None,
@@ -217,27 +329,54 @@ def verify(
     keys is found (for every image, with --all-platforms), and says which key matched;
     otherwise prints why each signature was refused and exits 1.
 
-    With --trust-store DIR instead of --key, the image's notation signatures (JWS or COSE
-    envelopes, found as referrers) are checked: the certificate chain up to a root in DIR,
-    valid at signing time and now, for code signing, and the signature over the image's
-    digest, size and media type."""
+    Keyless signatures (a Fulcio certificate and a Rekor bundle) are verified offline: the
+    certificate must chain to a given root at the time Rekor logged the signature, and Rekor's
+    signed entry timestamp must verify with a given Rekor key.
+
+    With --trust-store DIR instead, the image's notation signatures (JWS or COSE envelopes,
+    found as referrers) are checked: the certificate chain up to a root in DIR, valid at
+    signing time and now, for code signing, and the signature over the image's digest, size
+    and media type."""
     if trust_store is not None:
-        if key or all_platforms or identity:
+        cosign_options = (
+            key,
+            certificate_root,
+            rekor_key,
+            trusted_root,
+            certificate_identity,
+            certificate_oidc_issuer,
+            all_platforms,
+            identity,
+        )
+        if any(cosign_options):
             raise fail(
-                "--trust-store verifies notation signatures; --key, --all-platforms and "
-                "--identity are for cosign's: run `dockyard verify` once for each",
+                "--trust-store verifies notation signatures; the other options are for "
+                "cosign's: run `dockyard verify` once for each",
                 USAGE,
             )
         verify_with_trust_store(reference, trust_store, insecure, ca_cert, as_json)
         return
-    if not key:
-        raise fail("name a public key with --key (or notation's roots with --trust-store)", USAGE)
-    trusted = _public_keys(key)
+    trusted = _public_keys(key or [])
+    keyless = _keyless(
+        certificate_root or [],
+        rekor_key or [],
+        trusted_root,
+        certificate_identity,
+        certificate_oidc_issuer,
+    )
+    if not trusted and keyless is None:
+        raise fail(
+            "name a public key (--key) or certificate roots to verify with "
+            "(or notation's roots with --trust-store)",
+            USAGE,
+        )
     result: Verification = run_client(
         insecure,
         ca_cert,
         4,
-        lambda c: c.verify(reference, trusted, all_platforms=all_platforms, identity=identity),
+        lambda c: c.verify(
+            reference, trusted, all_platforms=all_platforms, identity=identity, keyless=keyless
+        ),
         reference,
     )
     if as_json:

@@ -37,7 +37,7 @@ from dockyard.client.transfer import (
     child_descriptors,
     select_platform,
 )
-from dockyard.core import keys
+from dockyard.core import keys, sigstore
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 from dockyard.core.reference import ImageReference, InvalidReference, parse_reference
@@ -320,15 +320,30 @@ class Client:
         return subject, tree
 
     async def sign(
-        self, reference: str, private_key: keys.PrivateKey, *, referrer: bool = False
-    ) -> signatures.Signed:
+        self,
+        reference: str,
+        private_key: keys.PrivateKey,
+        *,
+        referrer: bool = False,
+        all_platforms: bool = False,
+    ) -> list[signatures.Signed]:
         """Sign the manifest digest `reference` resolves to (a tag is resolved first: the
         signature names the digest, never the tag), in cosign's key-based format; with
-        `referrer`, also store the signature as an OCI 1.1 referrer of the image."""
+        `referrer`, also store the signature as an OCI 1.1 referrer of the image. With
+        `all_platforms` and an index, every image it lists is signed after the index."""
         ref, subject = await self._subject(reference)
-        return await signatures.sign(
-            self.registry(ref.registry), ref, subject, private_key, as_referrer=referrer
-        )
+        registry = self.registry(ref.registry)
+        done = [await signatures.sign(registry, ref, subject, private_key, as_referrer=referrer)]
+        if all_platforms and subject.media_type in mt.INDEXES:
+            index = await registry.get_manifest(ref.repository, subject.digest)
+            for entry in child_descriptors(index):
+                child = Descriptor(
+                    str(entry.get("mediaType", "")), str(entry["digest"]), int(entry.get("size", 0))
+                )
+                done.append(
+                    await signatures.sign(registry, ref, child, private_key, as_referrer=referrer)
+                )
+        return done
 
     async def verify(
         self,
@@ -337,10 +352,12 @@ class Client:
         *,
         all_platforms: bool = False,
         identity: str | None = None,
+        keyless: sigstore.Trust | None = None,
     ) -> signatures.Verification:
         """Find the cosign signatures of `reference` (tag scheme and referrers) and judge each
-        against the (name, public key) pairs; `identity` is the repository the signatures must
-        name (default: `reference`'s own)."""
+        against the (name, public key) pairs, and with `keyless`, certificates chaining to its
+        roots, checked offline against its Rekor keys; `identity` is the repository the
+        signatures must name (default: `reference`'s own)."""
         ref = remote_reference(reference)
         registry = self.registry(ref.registry)
         top = await registry.get_manifest(ref.repository, ref.reference)
@@ -351,6 +368,7 @@ class Client:
             list(trusted),
             all_platforms=all_platforms,
             identity=identity,
+            keyless=keyless,
         )
 
     async def verify_notation(

@@ -22,7 +22,7 @@ from dockyard.client.errors import ClientError, NotFound
 from dockyard.client.image import Manifest
 from dockyard.client.registry import RegistryClient
 from dockyard.client.transfer import child_descriptors
-from dockyard.core import cosign, keys
+from dockyard.core import cosign, keys, sigstore
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 from dockyard.core.reference import ImageReference
@@ -192,6 +192,8 @@ class Finding:
         if verdict.valid:
             return f"{self.where}, layer {self.layer}: valid, signed by {verdict.key_name}"
         text = verdict.failure.value if verdict.failure else "?"
+        if verdict.detail:
+            text += f" ({verdict.detail})"
         if verdict.failure is cosign.Failure.OTHER_DIGEST and verdict.claims:
             text += f": it names {verdict.claims.manifest_digest}"
         elif verdict.failure is cosign.Failure.OTHER_REPOSITORY and verdict.claims:
@@ -281,6 +283,7 @@ async def verify_digest(
     digest: str,
     trusted: Sequence[tuple[str, keys.PublicKey]],
     identity: str,
+    keyless: sigstore.Trust | None = None,
 ) -> ImageVerification:
     """Judge every signature of `digest` found by the tag scheme and the referrers API."""
     result = ImageVerification(repo, digest)
@@ -307,7 +310,7 @@ async def verify_digest(
             if isinstance(payload, str):
                 result.findings.append(Finding(where, layer_name, problem=payload))
                 continue
-            verdict = cosign.judge(payload, annotations, trusted, digest, identity)
+            verdict = cosign.judge(payload, annotations, trusted, digest, identity, keyless)
             result.findings.append(Finding(where, layer_name, verdict))
     return result
 
@@ -320,19 +323,21 @@ async def verify(
     *,
     all_platforms: bool = False,
     identity: str | None = None,
+    keyless: sigstore.Trust | None = None,
 ) -> Verification:
     """Verify `top` (the manifest `ref` names); with `all_platforms` and an index, also every
-    image the index lists: each must carry a valid signature."""
-    if not trusted:
-        raise ClientError("name at least one public key to verify with")
+    image the index lists: each must carry a valid signature. `keyless` also accepts
+    certificates chaining to its roots (and, with Rekor keys, requires Rekor bundles)."""
+    if not trusted and (keyless is None or not keyless.roots):
+        raise ClientError("name at least one public key or certificate root to verify with")
     wanted = identity or ref.name
-    images = [await verify_digest(registry, ref.repository, top.digest, trusted, wanted)]
+    images = [await verify_digest(registry, ref.repository, top.digest, trusted, wanted, keyless)]
     if all_platforms and top.is_index:
         for entry in child_descriptors(top):
             child = str(entry["digest"])
             if not DIGEST.fullmatch(child):
                 raise ClientError(f"{ref}: the index lists {_printable(child)}, not a digest")
-            image = await verify_digest(registry, ref.repository, child, trusted, wanted)
+            image = await verify_digest(registry, ref.repository, child, trusted, wanted, keyless)
             platform = entry.get("platform")
             if isinstance(platform, dict):
                 image.platform = _printable(

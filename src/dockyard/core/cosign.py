@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.core import keys
+from dockyard.core import keys, sigstore
 from dockyard.core import mediatypes as mt
 from dockyard.core.reference import InvalidReference, parse_reference
 
@@ -133,6 +133,15 @@ class Failure(enum.Enum):
     NOT_A_PAYLOAD = "the payload is not a cosign simple-signing payload"
     OTHER_DIGEST = "payload for another digest"
     OTHER_REPOSITORY = "payload for another repository"
+    CERTIFICATE_INVALID = "the signing certificate cannot be used"
+    CERTIFICATE_UNTRUSTED = (
+        "certificate not trusted: it does not chain to the given roots at the time Rekor "
+        "logged the signature"
+    )
+    OTHER_IDENTITY = "certificate for another identity or issuer"
+    NOT_LOGGED = "no Rekor bundle (dev.sigstore.cosign/bundle) to check the signature offline"
+    LOG_INVALID = "the Rekor bundle does not verify"
+    LOG_MISMATCH = "the Rekor entry is for another payload, signature or key"
 
 
 @dataclass(frozen=True)
@@ -178,6 +187,7 @@ class Verdict:
     failure: Failure | None
     key_name: str | None = None
     claims: Claims | None = None
+    detail: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -190,29 +200,95 @@ def judge(
     trusted: Sequence[tuple[str, keys.PublicKey]],
     manifest_digest: str,
     repository: str,
+    keyless: sigstore.Trust | None = None,
 ) -> Verdict:
     """Whether a layer (its exact payload bytes and annotations) is a valid signature of
-    `manifest_digest` in `repository` by one of the `trusted` (name, key) pairs.
+    `manifest_digest` in `repository`: by one of the `trusted` (name, key) pairs, or, given
+    `keyless` trust, by a certificate chaining to its roots and logged in Rekor. With Rekor
+    keys in `keyless`, key-based signatures must carry a matching Rekor bundle too.
 
     The signature is checked first, over the bytes as stored: a payload no key signed says
     nothing, whatever digest it names."""
-    encoded = annotations.get(SIGNATURE_ANNOTATION) if isinstance(annotations, dict) else None
+    if not isinstance(annotations, dict):
+        annotations = {}
+    encoded = annotations.get(SIGNATURE_ANNOTATION)
     if not isinstance(encoded, str) or not encoded:
         return Verdict(Failure.NO_SIGNATURE)
     try:
         signature = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         return Verdict(Failure.NOT_BASE64)
-    key_name = next(
-        (name for name, key in trusted if keys.verify(key, signature, payload_bytes)), None
-    )
-    if key_name is None:
-        return Verdict(Failure.INVALID_SIGNATURE)
+    signer = _signer(payload_bytes, signature, annotations, trusted, keyless)
+    if signer.failure is not None:
+        return signer
     claims = read_payload(payload_bytes)
     if claims is None:
-        return Verdict(Failure.NOT_A_PAYLOAD, key_name)
+        return Verdict(Failure.NOT_A_PAYLOAD, signer.key_name)
     if claims.manifest_digest != manifest_digest:
-        return Verdict(Failure.OTHER_DIGEST, key_name, claims)
+        return Verdict(Failure.OTHER_DIGEST, signer.key_name, claims)
     if not same_repository(claims.docker_reference, repository):
-        return Verdict(Failure.OTHER_REPOSITORY, key_name, claims)
-    return Verdict(None, key_name, claims)
+        return Verdict(Failure.OTHER_REPOSITORY, signer.key_name, claims)
+    return Verdict(None, signer.key_name, claims)
+
+
+def _signer(
+    payload_bytes: bytes,
+    signature: bytes,
+    annotations: dict[str, Any],
+    trusted: Sequence[tuple[str, keys.PublicKey]],
+    keyless: sigstore.Trust | None,
+) -> Verdict:
+    """Who signed: a verdict without failure names the key or certificate."""
+    for name, key in trusted:
+        if keys.verify(key, signature, payload_bytes):
+            if keyless is not None and keyless.rekor_keys:
+                logged = _logged(
+                    payload_bytes, signature, annotations, keys.public_key_pem(key), keyless
+                )
+                if not isinstance(logged, sigstore.LogEntry):
+                    return Verdict(logged.failure, name, detail=logged.detail)
+            return Verdict(None, name)
+    certificate_pem = annotations.get(CERTIFICATE_ANNOTATION)
+    if keyless is None or not keyless.roots or not isinstance(certificate_pem, str):
+        return Verdict(Failure.INVALID_SIGNATURE)
+    try:
+        [certificate] = sigstore.load_certificates(certificate_pem.encode())
+        chain_pem = annotations.get(CHAIN_ANNOTATION)
+        chain = sigstore.load_certificates(chain_pem.encode()) if chain_pem else []
+        certificate_key = sigstore.certificate_key(certificate)
+    except (ValueError, TypeError, AttributeError) as exc:
+        return Verdict(Failure.CERTIFICATE_INVALID, detail=str(exc) or None)
+    if not keys.verify(certificate_key, signature, payload_bytes):
+        return Verdict(Failure.INVALID_SIGNATURE)
+    names = sigstore.identities(certificate)
+    issuer = sigstore.issuer(certificate)
+    who = f"certificate for {', '.join(names) or '?'} (issuer {issuer or '?'})"
+    logged = _logged(payload_bytes, signature, annotations, certificate_pem.encode(), keyless)
+    if not isinstance(logged, sigstore.LogEntry):
+        return Verdict(logged.failure, who, detail=logged.detail)
+    if not sigstore.chain_is_trusted(certificate, chain, keyless, logged.integrated_time):
+        return Verdict(Failure.CERTIFICATE_UNTRUSTED, who)
+    if (keyless.identity is not None and keyless.identity not in names) or (
+        keyless.issuer is not None and keyless.issuer != issuer
+    ):
+        return Verdict(Failure.OTHER_IDENTITY, who, detail=who)
+    return Verdict(None, who)
+
+
+def _logged(
+    payload_bytes: bytes,
+    signature: bytes,
+    annotations: dict[str, Any],
+    public_pem: bytes,
+    keyless: sigstore.Trust,
+) -> sigstore.LogEntry | Verdict:
+    """The Rekor entry of this signature, its SET verified and its contents matched."""
+    bundle = annotations.get(BUNDLE_ANNOTATION)
+    if not isinstance(bundle, str) or not bundle:
+        return Verdict(Failure.NOT_LOGGED)
+    entry = sigstore.read_bundle(bundle, keyless)
+    if isinstance(entry, str):
+        return Verdict(Failure.LOG_INVALID, detail=entry)
+    if not sigstore.entry_matches(entry.body, payload_bytes, signature, public_pem):
+        return Verdict(Failure.LOG_MISMATCH)
+    return entry
