@@ -17,6 +17,7 @@ import typer
 
 from dockyard.cli.exits import FAILED, USAGE, fail
 from dockyard.cli.images import CaCertOpt, InsecureOpt, pinned, run_client
+from dockyard.cli.notation import TrustStoreOpt, verify_with_trust_store
 
 if TYPE_CHECKING:
     from dockyard.client.signatures import Verification
@@ -301,6 +302,7 @@ def verify(
             "https://token.actions.githubusercontent.com.",
         ),
     ] = None,
+    trust_store: TrustStoreOpt = None,
     all_platforms: Annotated[
         bool,
         typer.Option(
@@ -329,7 +331,31 @@ def verify(
 
     Keyless signatures (a Fulcio certificate and a Rekor bundle) are verified offline: the
     certificate must chain to a given root at the time Rekor logged the signature, and Rekor's
-    signed entry timestamp must verify with a given Rekor key."""
+    signed entry timestamp must verify with a given Rekor key.
+
+    With --trust-store DIR instead, the image's notation signatures (JWS or COSE envelopes,
+    found as referrers) are checked: the certificate chain up to a root in DIR, valid at
+    signing time and now, for code signing, and the signature over the image's digest, size
+    and media type."""
+    if trust_store is not None:
+        cosign_options = (
+            key,
+            certificate_root,
+            rekor_key,
+            trusted_root,
+            certificate_identity,
+            certificate_oidc_issuer,
+            all_platforms,
+            identity,
+        )
+        if any(cosign_options):
+            raise fail(
+                "--trust-store verifies notation signatures; the other options are for "
+                "cosign's: run `dockyard verify` once for each",
+                USAGE,
+            )
+        verify_with_trust_store(reference, trust_store, insecure, ca_cert, as_json)
+        return
     trusted = _public_keys(key or [])
     keyless = _keyless(
         certificate_root or [],
@@ -339,7 +365,11 @@ def verify(
         certificate_oidc_issuer,
     )
     if not trusted and keyless is None:
-        raise fail("name a public key (--key) or certificate roots to verify with", USAGE)
+        raise fail(
+            "name a public key (--key) or certificate roots to verify with "
+            "(or notation's roots with --trust-store)",
+            USAGE,
+        )
     result: Verification = run_client(
         insecure,
         ca_cert,

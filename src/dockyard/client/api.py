@@ -15,14 +15,16 @@ import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dockyard.client import referrers, signatures
+from dockyard.client import attestations, notation, referrers, signatures
 from dockyard.client.credentials import CredentialStore, normalize_host
 from dockyard.client.errors import ClientError, NotFound, UsageError
 from dockyard.client.image import ImageDestination, ImageSource, Manifest, Platform
 from dockyard.client.local import local_destination, local_source, split_local
+from dockyard.client.notation import NotationReport
 from dockyard.client.referrers import ArtifactFile, Referrer
 from dockyard.client.registry import RegistryClient
 from dockyard.client.remote import RegistryDestination, RegistrySource
@@ -367,6 +369,48 @@ class Client:
             all_platforms=all_platforms,
             identity=identity,
             keyless=keyless,
+        )
+
+    async def verify_notation(
+        self, reference: str, trust_store: str | Path, *, now: datetime | None = None
+    ) -> NotationReport:
+        """Verify the image's notation signatures against the X.509 roots in `trust_store`
+        (a certificate file or a folder, notation's `truststore/` layout included);
+        `notation.NotVerified` unless at least one holds."""
+        roots = notation.trust_store(Path(trust_store))
+        ref, subject = await self._subject(reference)
+        return await notation.verify_notation(
+            self.registry(ref.registry), ref.repository, subject, roots, now
+        )
+
+    async def attest(
+        self,
+        reference: str,
+        private_key: keys.PrivateKey,
+        predicate_type: str,
+        predicate: Any,
+    ) -> attestations.Attested:
+        """Sign an in-toto statement (subject: the digest `reference` resolves to) with
+        `predicate` of `predicate_type` (a URI) in a DSSE envelope, and store it as cosign
+        does (`sha256-<hex>.att`) and as an OCI 1.1 referrer of the image."""
+        ref, subject = await self._subject(reference)
+        return await attestations.attest(
+            self.registry(ref.registry), ref, subject, private_key, predicate_type, predicate
+        )
+
+    async def verify_attestation(
+        self,
+        reference: str,
+        trusted: Iterable[tuple[str, keys.PublicKey]],
+        *,
+        predicate_type: str | None = None,
+    ) -> attestations.AttestationReport:
+        """Check the image's attestations against the (name, public key) pairs: the DSSE
+        signature, the statement's subject digest and, when given, its predicate type;
+        `attestations.NotAttested` unless one holds."""
+        ref, subject = await self._subject(reference)
+        return await attestations.verify_attestations(
+            self.registry(ref.registry), ref.repository, subject, list(trusted), predicate_type
         )
 
     async def create_index(

@@ -1,0 +1,283 @@
+"""Attestations in a registry: storing an in-toto statement in a DSSE envelope (`attest`), and
+finding and checking an image's attestations (`verify_attestations`).
+
+An attestation is kept both ways cosign and OCI 1.1 clients look for it: as a layer of the image
+under the tag `sha256-<hex>.att` (appended, never replacing the attestations already there), and
+as its own referrer of the image, artifact type `application/vnd.dsse.envelope.v1+json`. The tag
+is read-modify-write without a conditional PUT: before replacing it the writer checks it still
+points where it was read, and after, that the new layer is in it, and starts again if not; two
+writers in the same instant can still lose one layer from the tag, never from the referrers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.client import referrers
+from dockyard.client.errors import ClientError, NotFound
+from dockyard.client.image import Manifest
+from dockyard.client.registry import RegistryClient
+from dockyard.core import cosign, dsse, in_toto, keys
+from dockyard.core import mediatypes as mt
+from dockyard.core.cosign_attestation import (
+    MAX_ATTESTATION_LAYERS,
+    attestation_layers,
+    attestation_tag,
+    layer,
+)
+from dockyard.core.manifest import Descriptor
+from dockyard.core.reference import ImageReference
+from dockyard.core.signature_failure import Failure, SignatureRefused
+
+TAG_ATTEMPTS = 8
+DIGEST = referrers.DIGEST
+
+
+@dataclass(frozen=True)
+class Attested:
+    """What `attest` stored: the image's digest and where the attestation now lives."""
+
+    digest: str
+    predicate_type: str
+    tag: str
+    tag_manifest: str
+    referrer: str
+
+
+async def _put_blob(registry: RegistryClient, repo: str, data: bytes, media_type: str) -> None:
+    descriptor = Descriptor(media_type, cosign.sha256(data), len(data))
+
+    async def opener(offset: int) -> AsyncIterator[bytes]:
+        yield data[offset:]
+
+    if await registry.blob_size(repo, descriptor.digest) is None:
+        await registry.upload_blob(repo, descriptor, opener)
+
+
+async def _read(registry: RegistryClient, repo: str, reference: str) -> Manifest | None:
+    try:
+        return await registry.get_manifest(repo, reference)
+    except NotFound:
+        return None
+
+
+def _layers(manifest: Manifest, where: str) -> list[dict[str, Any]]:
+    try:
+        document = manifest.json()
+    except ValueError:
+        document = None
+    if manifest.media_type not in mt.IMAGE_MANIFESTS or not isinstance(document, dict):
+        raise ClientError(f"{where} is not an attestation image (an image manifest with layers)")
+    return [entry for entry in document.get("layers") or [] if isinstance(entry, dict)]
+
+
+async def _append_to_tag(
+    registry: RegistryClient, repo: str, subject: str, entry: dict[str, Any]
+) -> str:
+    tag = attestation_tag(subject)
+    where = f"{repo}:{tag}"
+    for _ in range(TAG_ATTEMPTS):
+        current = await _read(registry, repo, tag)
+        layers = _layers(current, where) if current is not None else []
+        if current is not None and any(known.get("digest") == entry["digest"] for known in layers):
+            return current.digest
+        if len(layers) >= MAX_ATTESTATION_LAYERS:
+            raise ClientError(f"{where} already holds {len(layers)} attestations; refusing to add")
+        body, config = cosign.signature_manifest([*layers, entry])
+        await _put_blob(registry, repo, config, mt.OCI_CONFIG)
+        # Another writer's change since our read means starting again from theirs.
+        now = await registry.head_manifest(repo, tag)
+        if (now.digest if now else None) != (current.digest if current else None):
+            continue
+        await registry.put_manifest(repo, tag, Manifest(body, mt.OCI_MANIFEST, cosign.sha256(body)))
+        stored = await _read(registry, repo, tag)
+        if stored is not None and any(
+            known.get("digest") == entry["digest"] for known in _layers(stored, where)
+        ):
+            return stored.digest
+    raise ClientError(
+        f"{where}: other writers kept replacing the tag; the attestation was not added"
+    )
+
+
+async def _push_referrer(
+    registry: RegistryClient, repo: str, subject: Descriptor, entry: dict[str, Any]
+) -> str:
+    """The attestation as its own OCI 1.1 referrer of `subject`: cosign's image of one layer,
+    typed as a DSSE envelope."""
+    body, config = cosign.signature_manifest([entry])
+    document = json.loads(body)
+    document["artifactType"] = dsse.ENVELOPE_TYPE
+    document["subject"] = {
+        "mediaType": subject.media_type,
+        "digest": subject.digest,
+        "size": subject.size,
+    }
+    body = json.dumps(document, separators=(",", ":")).encode()
+    await _put_blob(registry, repo, config, mt.OCI_CONFIG)
+    manifest = Manifest(body, mt.OCI_MANIFEST, cosign.sha256(body))
+    if not await registry.put_referrer(repo, manifest):
+        # No referrers API: list it in the referrers tag, as every OCI 1.1 client does.
+        await referrers.add_to_tag(
+            registry, repo, subject.digest, manifest.descriptor(artifactType=dsse.ENVELOPE_TYPE)
+        )
+    return manifest.digest
+
+
+async def attest(
+    registry: RegistryClient,
+    ref: ImageReference,
+    subject: Descriptor,
+    private_key: keys.PrivateKey,
+    predicate_type: str,
+    predicate: Any,
+) -> Attested:
+    """Sign an in-toto statement that `subject` (the manifest `ref` resolved to) has
+    `predicate`, and store it under the `.att` tag and as a referrer."""
+    if not DIGEST.fullmatch(subject.digest):
+        raise ClientError(f"{ref}: the image's digest {subject.digest} is not a valid digest")
+    payload = in_toto.statement(ref.name, subject.digest, predicate_type, predicate)
+    envelope = dsse.seal(private_key, dsse.IN_TOTO, payload)
+    entry = layer(envelope, predicate_type)
+    await _put_blob(registry, ref.repository, envelope, dsse.ENVELOPE_TYPE)
+    tag_manifest = await _append_to_tag(registry, ref.repository, subject.digest, entry)
+    referrer = await _push_referrer(registry, ref.repository, subject, entry)
+    return Attested(
+        subject.digest, predicate_type, attestation_tag(subject.digest), tag_manifest, referrer
+    )
+
+
+# -- verifying --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One attestation layer found, and what became of it."""
+
+    where: str
+    layer: str
+    key_name: str | None = None
+    predicate_type: str | None = None
+    failure: Failure | None = None
+    reason: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.failure is None
+
+
+@dataclass
+class AttestationReport:
+    """Every attestation found for the image; valid when at least one holds."""
+
+    subject: Descriptor
+    checked: list[Checked] = field(default_factory=list)
+
+    @property
+    def valid(self) -> list[Checked]:
+        return [item for item in self.checked if item.valid]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.subject.digest,
+            "verified": bool(self.valid),
+            "attestations": [
+                {
+                    "where": item.where,
+                    "layer": item.layer,
+                    "valid": item.valid,
+                    "key": item.key_name,
+                    "predicateType": item.predicate_type,
+                    "failure": item.failure.value if item.failure else None,
+                    "reason": item.reason,
+                }
+                for item in self.checked
+            ],
+        }
+
+
+class NotAttested(ClientError):
+    """No attestation of the image holds; `report` says what was found and why each failed."""
+
+    def __init__(self, message: str, report: AttestationReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+async def _envelope(registry: RegistryClient, repo: str, entry: dict[str, Any]) -> bytes:
+    digest, size = entry.get("digest"), entry.get("size")
+    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+        raise SignatureRefused(Failure.MALFORMED, "the layer names no valid digest")
+    if not isinstance(size, int) or not 0 < size <= dsse.MAX_ENVELOPE_BYTES:
+        raise SignatureRefused(Failure.MALFORMED, f"the layer's size {size!r} is out of bounds")
+    pieces, received = [], 0
+    async for piece in registry.open_blob(repo, digest):
+        received += len(piece)
+        if received > size:
+            raise SignatureRefused(Failure.MALFORMED, "the envelope is larger than its layer says")
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+async def _attestation_images(
+    registry: RegistryClient, repo: str, digest: str
+) -> list[tuple[str, Manifest]]:
+    found = []
+    tag = attestation_tag(digest)
+    tagged = await _read(registry, repo, tag)
+    if tagged is not None:
+        found.append((f"tag {tag}", tagged))
+    for entry in await referrers.list_referrers(registry, repo, digest, dsse.ENVELOPE_TYPE):
+        child = str(entry.get("digest", ""))
+        if DIGEST.fullmatch(child):
+            manifest = await _read(registry, repo, child)
+            if manifest is not None:
+                found.append((f"referrer {child}", manifest))
+    return found
+
+
+async def verify_attestations(
+    registry: RegistryClient,
+    repo: str,
+    subject: Descriptor,
+    trusted: Sequence[tuple[str, keys.PublicKey]],
+    predicate_type: str | None = None,
+) -> AttestationReport:
+    """Check every attestation of `subject` (`.att` tag and referrers): the DSSE signature by
+    one of `trusted`, the statement about `subject`'s digest, of `predicate_type` when given.
+    NotAttested unless one holds."""
+    if not trusted:
+        raise ClientError("name at least one public key to verify with")
+    report = AttestationReport(subject)
+    seen: set[str] = set()
+    for where, manifest in await _attestation_images(registry, repo, subject.digest):
+        try:
+            layers = attestation_layers(manifest.json())
+        except ValueError:
+            layers = []
+        for entry in layers:
+            name = str(entry.get("digest", "?"))
+            if name in seen:  # the same envelope, stored both ways
+                continue
+            seen.add(name)
+            try:
+                opened = dsse.open_envelope(await _envelope(registry, repo, entry), trusted)
+                if opened.payload_type != dsse.IN_TOTO:
+                    raise SignatureRefused(
+                        Failure.MALFORMED,
+                        f"the envelope holds {opened.payload_type}, not an in-toto statement",
+                    )
+                found = in_toto.check_statement(opened.payload, subject.digest, predicate_type)
+            except SignatureRefused as exc:
+                report.checked.append(Checked(where, name, failure=exc.failure, reason=str(exc)))
+                continue
+            report.checked.append(Checked(where, name, opened.key_name, found.predicate_type))
+    if report.valid:
+        return report
+    if not report.checked:
+        raise NotAttested(f"{repo}@{subject.digest} has no attestation", report)
+    reasons = "; ".join(f"{item.layer}: {item.reason}" for item in report.checked)
+    raise NotAttested(f"no valid attestation for {repo}@{subject.digest}: {reasons}", report)
