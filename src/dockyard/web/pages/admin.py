@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.service.accounts import ACCOUNT_NAME
-from dockyard.web.pages.common import signed_in
+from dockyard.web.pages.common import for_administrators
 from dockyard.web.rendering import redirect, render
 from dockyard.web.site import registry_of
 from dockyard.web.viewer import Viewer
@@ -20,13 +20,6 @@ _DONE = {"added": "Added {}.", "disabled": "Disabled {}.", "password": "New pass
 
 def _done(what: str, name: str) -> str:
     return f"/admin/users?done={what}&user={quote(name)}"
-
-
-async def _administrator(request: Request) -> tuple[Viewer, dict[str, str], Response | None]:
-    viewer, form, elsewhere = await signed_in(request)
-    if elsewhere is None and not viewer.is_admin:
-        raise RegistryError(ErrorCode.DENIED, "only an administrator may do this")
-    return viewer, form, elsewhere
 
 
 async def _users_page(
@@ -44,17 +37,13 @@ async def _users_page(
     )
 
 
-async def users(request: Request) -> Response:
-    viewer, _, elsewhere = await _administrator(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_administrators
+async def users(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     return await _users_page(request, viewer)
 
 
-async def add_user(request: Request) -> Response:
-    viewer, form, elsewhere = await _administrator(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_administrators
+async def add_user(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     name = form.get("name", "").strip()
     password = form.get("password", "")
     if not password:
@@ -72,10 +61,8 @@ async def add_user(request: Request) -> Response:
     return redirect(request, viewer, _done("added", name))
 
 
-async def disable_user(request: Request) -> Response:
-    viewer, form, elsewhere = await _administrator(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_administrators
+async def disable_user(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     name = form.get("name", "")
     if name == viewer.name:
         return await _users_page(
@@ -89,10 +76,8 @@ async def disable_user(request: Request) -> Response:
     return redirect(request, viewer, _done("disabled", name))
 
 
-async def set_password(request: Request) -> Response:
-    viewer, form, elsewhere = await _administrator(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_administrators
+async def set_password(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     name = form.get("name", "")
     if name == viewer.name:
         # As the API has it: one's own password is changed knowing the current one.
@@ -106,10 +91,8 @@ async def set_password(request: Request) -> Response:
     return redirect(request, viewer, _done("password", name))
 
 
-async def usage(request: Request) -> Response:
-    viewer, _, elsewhere = await _administrator(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_administrators
+async def usage(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     report = await registry_of(request).repositories.usage(None)
     namespaces = sorted(report.namespaces, key=lambda n: (-n.bytes, n.name))
     return render(request, viewer, "admin_usage.html", report=report, namespaces=namespaces)
