@@ -317,6 +317,7 @@ EXAMPLE_ORDER = [
     "setRetention",
     "getRetention",
     "removeRetention",
+    "setDisabled",
     "removeUser",
 ]
 

@@ -43,6 +43,7 @@ def account_record(row: Any) -> Account:
         row.credentials_changed_at,
         row.created_at,
         row.grants_changed_at,
+        row.disabled_at,
     )
 
 
@@ -217,6 +218,33 @@ def any_admin(conn: Connection) -> bool:
     return bool(conn.execute(sa.select(sa.exists().where(t.accounts.c.is_admin))).scalar())
 
 
+def set_disabled(conn: Connection, name: str, disabled_at: float | None) -> bool | None:
+    accounts = t.accounts
+    row = conn.execute(
+        sa.select(accounts.c.id, accounts.c.is_admin, accounts.c.disabled_at).where(
+            accounts.c.name == name, accounts.c.kind == USER
+        )
+    ).first()
+    if row is None:
+        return False
+    if disabled_at is not None and row.is_admin and row.disabled_at is None:
+        # Counted in the transaction that writes: SQLite's writers take turns, and
+        # PostgreSQL's write transactions are serializable, so of two administrators
+        # disabling each other at once the second runs again and finds the first disabled.
+        enabled = conn.execute(
+            sa.select(accounts.c.id).where(
+                accounts.c.kind == USER, accounts.c.is_admin, accounts.c.disabled_at.is_(None)
+            )
+        ).scalars()
+        if not set(enabled) - {row.id}:
+            return None
+    if (row.disabled_at is None) == (disabled_at is None):
+        return True  # already so: a disabled account keeps the time it was disabled
+    conn.execute(sa.update(accounts).where(accounts.c.id == row.id).values(disabled_at=disabled_at))
+    access_changed(conn)
+    return True
+
+
 # -- memberships ---------------------------------------------------------------------------
 def set_membership(conn: Connection, org: str, user: str, role: str) -> None:
     org_id = account_id(conn, org, ORG)
@@ -320,6 +348,11 @@ class SQLAccountStore(SQLAccessTokens, SQLVisibility, SQLAggregate):
 
     async def any_admin(self) -> bool:
         return await self.runner.read(any_admin)
+
+    async def set_disabled(self, name: str, disabled_at: float | None) -> bool | None:
+        if not storable(name):
+            return False
+        return await self.runner.write(partial(set_disabled, name=name, disabled_at=disabled_at))
 
     async def set_membership(self, org: str, user: str, role: str) -> None:
         await self.runner.write(partial(set_membership, org=org, user=user, role=role))

@@ -1,5 +1,6 @@
-"""Administrators' pages: users (add, disable, set a password) and storage use per namespace,
-through the same account and repository services as `/api/v1/users` and `/api/v1/usage`."""
+"""Administrators' pages: users (add, disable and enable, set a password) and storage use per
+namespace, through the same account and repository services as `/api/v1/users` and
+`/api/v1/usage`."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.service.accounts import ACCOUNT_NAME
+from dockyard.service.accounts import ACCOUNT_NAME, USER
 from dockyard.web.pages.common import for_administrators
 from dockyard.web.rendering import redirect, render
 from dockyard.web.site import registry_of
 from dockyard.web.viewer import Viewer
 
-_DONE = {"added": "Added {}.", "disabled": "Disabled {}.", "password": "New password set for {}."}
+_DONE = {
+    "added": "Added {}.",
+    "disabled": "Disabled {}.",
+    "enabled": "Enabled {}.",
+    "password": "New password set for {}.",
+}
 
 
 def _done(what: str, name: str) -> str:
@@ -63,17 +69,42 @@ async def add_user(request: Request, viewer: Viewer, form: dict[str, str]) -> Re
 
 @for_administrators
 async def disable_user(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
-    name = form.get("name", "")
-    if name == viewer.name:
+    return await _switch(request, viewer, form, disable=True)
+
+
+@for_administrators
+async def enable_user(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
+    return await _switch(request, viewer, form, disable=False)
+
+
+async def _switch(
+    request: Request, viewer: Viewer, form: dict[str, str], *, disable: bool
+) -> Response:
+    """GET: the confirmation saying what disabling (or enabling) means; POST: done, through
+    the same service as `PUT /api/v1/users/NAME/disabled`."""
+    name = (
+        form.get("name", "") if request.method == "POST" else request.query_params.get("name", "")
+    )
+    if disable and name == viewer.name:
         return await _users_page(
             request,
             viewer,
             ErrorCode.BAD_REQUEST.status,
             "You cannot disable your own account.",
         )
-    if not await registry_of(request).accounts.disable_user(name):
+    accounts = registry_of(request).accounts
+    user = await accounts.store.get_account(name) if ACCOUNT_NAME.fullmatch(name) else None
+    if user is None or user.kind != USER:
         raise RegistryError(ErrorCode.NOT_FOUND, "no such user")
-    return redirect(request, viewer, _done("disabled", name))
+    if request.method == "GET":
+        return render(request, viewer, "admin_user_state.html", user=user, disable=disable)
+    try:
+        changed = await (accounts.disable_user(name) if disable else accounts.enable_user(name))
+    except RegistryError as error:  # the last enabled administrator
+        return await _users_page(request, viewer, error.status, error.message)
+    if not changed:  # removed meanwhile
+        raise RegistryError(ErrorCode.NOT_FOUND, "no such user")
+    return redirect(request, viewer, _done("disabled" if disable else "enabled", name))
 
 
 @for_administrators
