@@ -93,11 +93,10 @@ async def _switch(
             "You cannot disable your own account.",
         )
     accounts = registry_of(request).accounts
-    user = await accounts.store.get_account(name) if ACCOUNT_NAME.fullmatch(name) else None
-    if user is None or user.kind != USER:
+    if not ACCOUNT_NAME.fullmatch(name) or await accounts.kind_of(name) != USER:
         raise RegistryError(ErrorCode.NOT_FOUND, "no such user")
     if request.method == "GET":
-        return render(request, viewer, "admin_user_state.html", user=user, disable=disable)
+        return render(request, viewer, "admin_user_state.html", name=name, disable=disable)
     try:
         changed = await (accounts.disable_user(name) if disable else accounts.enable_user(name))
     except RegistryError as error:  # the last enabled administrator
