@@ -208,7 +208,7 @@ async def users(request: Request) -> Response:
         )
     except KeyError:
         raise RegistryError(ErrorCode.CONFLICT, "that name is taken") from None
-    return JSONResponse({"name": account.name, "admin": account.is_admin}, status_code=201)
+    return JSONResponse(_user_json(account), status_code=201)
 
 
 def _user_json(account: Any) -> dict[str, Any]:
