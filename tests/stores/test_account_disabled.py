@@ -91,3 +91,28 @@ def test_two_administrators_disabling_each_other_at_once_leave_one_enabled(meta,
             if a.is_admin and a.disabled_at is None
         ]
         assert len(enabled) == 1, enabled
+
+
+def test_revision_0011_leaves_every_existing_account_enabled(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    from dockyard.metadata.migrate import upgrade
+    from dockyard.metadata.sql import sqlite_engine
+
+    engine = sqlite_engine(tmp_path / "metadata.db")
+    upgrade(engine, "0010")
+    with engine.begin() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("accounts")}
+        if "disabled_at" in columns:  # 0002 made `accounts` from today's schema module
+            conn.execute(sa.text("ALTER TABLE accounts DROP COLUMN disabled_at"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO accounts (name, kind, is_admin, credentials_changed_at, created_at)"
+                " VALUES ('old', 'user', 0, 1, 1)"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT name, disabled_at FROM accounts")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("old", None)]
