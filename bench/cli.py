@@ -153,44 +153,58 @@ def run_all(
         if sampler is not None:
             sampler.phase = bench.name
         failed: set[str] = set()
-        for server in servers:
-            started = time.perf_counter()
-            try:
-                bench.setup(server)
-            except Exception as exc:
-                failed.add(server.key)
-                errors.setdefault(bench.name, {})[server.key] = f"setup: {exc}"
-                print(f"  {bench.name} setup on {server.title} FAILED: {exc}", file=log)
-                traceback.print_exc(file=log)
-            else:
-                print(
-                    f"  {bench.name}: set up on {server.title} in "
-                    f"{time.perf_counter() - started:.1f}s",
-                    file=log,
-                )
-            ensure_alive(servers)
-        for round_no in range(1, config.rounds + 1):
-            turn = (round_no - 1) % len(servers)
-            for server in servers[turn:] + servers[:turn]:
-                if server.key in failed:
-                    continue
+        try:
+            for server in servers:
+                started = time.perf_counter()
                 try:
-                    result = bench.run(server, round_no)
+                    bench.setup(server)
                 except Exception as exc:
                     failed.add(server.key)
-                    errors.setdefault(bench.name, {})[server.key] = f"round {round_no}: {exc}"
-                    print(
-                        f"  {bench.name} round {round_no} on {server.title} FAILED: {exc}", file=log
-                    )
+                    errors.setdefault(bench.name, {})[server.key] = f"setup: {exc}"
+                    print(f"  {bench.name} setup on {server.title} FAILED: {exc}", file=log)
                     traceback.print_exc(file=log)
-                    ensure_alive(servers)
-                    continue
-                for key, value in result.items():
-                    values[key][server.key].append(value)
-                shown = ", ".join(f"{k}={v:.4g}" for k, v in result.items())
-                print(f"  {bench.name} round {round_no} {server.title}: {shown}", file=log)
+                else:
+                    print(
+                        f"  {bench.name}: set up on {server.title} in "
+                        f"{time.perf_counter() - started:.1f}s",
+                        file=log,
+                    )
                 ensure_alive(servers)
+            _rounds(config, servers, bench, failed, values, errors, log)
+        finally:
+            bench.teardown()
     return values, errors
+
+
+def _rounds(
+    config: Config,
+    servers: list[Server],
+    bench: Benchmark,
+    failed: set[str],
+    values: dict[str, dict[str, list[float]]],
+    errors: dict[str, dict[str, str]],
+    log: Any,
+) -> None:
+    """The timed rounds of one benchmark, its values and errors recorded as they come."""
+    for round_no in range(1, config.rounds + 1):
+        turn = (round_no - 1) % len(servers)
+        for server in servers[turn:] + servers[:turn]:
+            if server.key in failed:
+                continue
+            try:
+                result = bench.run(server, round_no)
+            except Exception as exc:
+                failed.add(server.key)
+                errors.setdefault(bench.name, {})[server.key] = f"round {round_no}: {exc}"
+                print(f"  {bench.name} round {round_no} on {server.title} FAILED: {exc}", file=log)
+                traceback.print_exc(file=log)
+                ensure_alive(servers)
+                continue
+            for key, value in result.items():
+                values[key][server.key].append(value)
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in result.items())
+            print(f"  {bench.name} round {round_no} {server.title}: {shown}", file=log)
+            ensure_alive(servers)
 
 
 def ensure_alive(servers: list[Server]) -> None:

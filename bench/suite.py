@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import gc, load, rawhttp
+import httpx
+
+from bench import gc, load, page, rawhttp
 from bench.ops import (
     MANIFEST_ACCEPT,
     OCI_MANIFEST,
@@ -60,6 +62,8 @@ class Config:
     gc_wave_images: int = 1000  # all deleted while Dockyard's manifest GETs are timed
     gc_interval: float = 1.0  # Dockyard's collector interval (grace 0) for the online figures
     gc_timeout: float = 900.0  # the longest any collection may take before it counts as failed
+    page_indexes: int = 20  # of the `tags` on the repository page, multi-arch indexes (newest)
+    page_latency_connections: int = 1  # one browser asking at a time: the answer's own time
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +137,10 @@ class Benchmark(abc.ABC):
     def info(self) -> dict[str, Any]:
         return {}
 
+    def teardown(self) -> None:
+        """After the last round: stop whatever the benchmark started for itself."""
+        return None
+
 
 def timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
@@ -144,8 +152,14 @@ def mibps(size: int, seconds: float) -> float:
     return size / MiB / seconds
 
 
-def parallel(workers: int, jobs: list[Callable[[Client], object]], base_url: str) -> None:
-    """Run `jobs` on `workers` threads, each with its own keep-alive connection (untimed setup)."""
+def parallel(
+    workers: int,
+    jobs: list[Callable[[Client], object]],
+    base_url: str,
+    auth: httpx.Auth | None = None,
+) -> None:
+    """Run `jobs` on `workers` threads, each with its own keep-alive connection (untimed setup),
+    with `auth` for a registry with accounts."""
     local = threading.local()
     clients: list[Client] = []
     lock = threading.Lock()
@@ -154,6 +168,7 @@ def parallel(workers: int, jobs: list[Callable[[Client], object]], base_url: str
         client = getattr(local, "client", None)
         if client is None:
             client = local.client = Client(base_url)
+            client.http.auth = auth
             with lock:
                 clients.append(client)
         job(client)
@@ -650,6 +665,153 @@ class UploadMemory(Benchmark):
         return {"upload_mibps": {key: s.get("mibps") for key, s in self.state.items()}}
 
 
+def page_metrics(
+    views: tuple[tuple[str, str, bool, bool], ...], target_ms: float, absent: str
+) -> tuple[Metric, ...]:
+    """For each view of the repository page, the median and p99 of one connection (judged
+    against `target_ms`) and the req/s of many; then the tag list's same three."""
+    target = f"< {target_ms:.0f} ms"
+    rows = []
+    for key, title, _, _ in views:
+        rows += [
+            Metric(
+                f"{key}_median_ms",
+                f"{title}: median (ms, 1 conn.)",
+                "ms",
+                "lower",
+                target,
+                value_at_most(target_ms),
+                absent=absent,
+            ),
+            Metric(
+                f"{key}_p99_ms",
+                f"{title}: p99 (ms, 1 conn.)",
+                "ms",
+                "lower",
+                target,
+                value_at_most(target_ms),
+                absent=absent,
+            ),
+            Metric(f"{key}_rps", f"{title} (req/s)", "req/s", "higher", absent=absent),
+        ]
+    title = "same repository, tags/list?n=50"
+    rows += [
+        Metric("page_tags_list_median_ms", f"{title}: median (ms, 1 conn.)", "ms", "lower"),
+        Metric("page_tags_list_p99_ms", f"{title}: p99 (ms, 1 conn.)", "ms", "lower"),
+        Metric("page_tags_list_rps", f"{title} (req/s)", "req/s", "higher"),
+    ]
+    return tuple(rows)
+
+
+class RepositoryPage(Benchmark):
+    """Issue 17's repository page on one repository of `tags` tags (the newest `page_indexes`
+    of them multi-arch indexes of three platforms, so the first page renders platforms and
+    their sizes): the first page as a browser asks for it (`GET /r/NAME`) and a filtered page
+    (`?q=` matching about 100 tags, see `bench.page.filter_for`), anonymous (the repository is
+    public) and signed in (the session cookie of a sign-in through the form). Each is timed
+    twice with wrk: on one connection (the median and p99 are the time of an answer, judged
+    against 100 ms) and on `connections` (req/s).
+
+    The page needs accounts, which the runner's Dockyard runs without: set-up starts a
+    Dockyard of its own with `--auth` (otherwise the runner's settings) beside it, stopped
+    after the last round. Distribution has no page; the reference row beside a peer is the
+    tag list of the same repository, `/v2/NAME/tags/list?n=50` (Distribution 2.8 ignores `n`
+    on tags and answers all of them), anonymous on Dockyard.
+    """
+
+    name = "page"
+    no_page = "no page"
+    target_ms = 100.0
+    settle_s = 1.0
+    views = (
+        ("page_first_anonymous", "repository page, anonymous", False, False),
+        ("page_first_signed_in", "repository page, signed in", True, False),
+        ("page_filtered_anonymous", "repository page ?q=, anonymous", False, True),
+        ("page_filtered_signed_in", "repository page ?q=, signed in", True, True),
+    )
+    metrics = page_metrics(views, target_ms, no_page)
+
+    def setup(self, server: Server) -> None:
+        super().setup(server)
+        cfg = self.config
+        state = self.state[server.key]
+        target = server
+        auth = None
+        if isinstance(server, Dockyard):
+            workdir = server.workdir.parent / "page"
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            target = state["server"] = page.new_dockyard(server, workdir)
+            target.start()
+            state["pid"] = target.pid
+            auth = page.admin_auth()
+        page.fill(
+            target.url,
+            cfg.tags,
+            cfg.page_indexes,
+            lambda jobs: parallel(cfg.setup_workers, jobs, target.url, auth),
+            auth,
+        )
+        plain, multi = page.tag_names(cfg.tags, cfg.page_indexes)
+        state["urls"] = {
+            "page_tags_list": (f"{target.url}/v2/{page.REPOSITORY}/tags/list?n=50", {})
+        }
+        if not isinstance(server, Dockyard):
+            return
+        page.make_public(target.url)
+        cookie = page.sign_in(target.url)
+        newest = multi[-1] if multi else plain[-1]
+        query = page.filter_for(plain)
+        state["query"] = query
+        for key, _, signed_in, contains in self.views:
+            path = f"/r/{page.REPOSITORY}" + (f"?q={query}" if contains else "")
+            # The filtered tags were pushed in parallel: which come first is not known.
+            expect = [query] if contains else [newest, "linux/arm64"] if multi else [newest]
+            page.check_page(target.url, path, cookie if signed_in else None, expect)
+            state["urls"][key] = (target.url + path, {"Cookie": cookie} if signed_in else {})
+        if cfg.wrk_warmup > 0:
+            for url, headers in state["urls"].values():
+                self._wrk(url, headers, cfg.connections, cfg.wrk_warmup)
+            time.sleep(self.settle_s)
+
+    def _wrk(
+        self, url: str, headers: dict[str, str], connections: int, seconds: float
+    ) -> load.LoadResult:
+        return load.run(
+            url,
+            headers=headers,
+            connections=connections,
+            threads=self.config.wrk_threads,
+            seconds=seconds,
+        )
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        cfg = self.config
+        out: dict[str, float] = {}
+        for key, (url, headers) in self.state[server.key]["urls"].items():
+            one = self._wrk(url, headers, cfg.page_latency_connections, cfg.wrk_seconds)
+            many = self._wrk(url, headers, cfg.connections, cfg.wrk_seconds)
+            # What wrk left in flight is answered before the next one-connection run.
+            time.sleep(self.settle_s)
+            out[f"{key}_median_ms"] = one.p50_ms
+            out[f"{key}_p99_ms"] = one.p99_ms
+            out[f"{key}_rps"] = many.requests_per_s
+        return out
+
+    def teardown(self) -> None:
+        for state in self.state.values():
+            started = state.pop("server", None)
+            if started is not None:
+                started.stop()  # its folder is the runner's to remove (or keep: --keep)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "pids": {key: s["pid"] for key, s in self.state.items() if "pid" in s},
+            "filter": {key: s["query"] for key, s in self.state.items() if "query" in s},
+            "urls": {key: sorted(s.get("urls", {})) for key, s in self.state.items()},
+        }
+
+
 class GarbageCollection(Benchmark):
     """Reclaiming half of `gc_images` images (bench.gc): Dockyard's online collector and
     `dockyard gc --now` against `garbage-collect` of Distribution 2.8.2 and v3.1.1, which must
@@ -932,6 +1094,7 @@ BENCHMARKS: tuple[type[Benchmark], ...] = (
     BlobHead,
     SmallImages,
     UploadMemory,
+    RepositoryPage,
     GarbageCollection,
 )
 

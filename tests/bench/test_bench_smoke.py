@@ -19,8 +19,9 @@ from tests.support.peers import require
 ROOT = Path(__file__).resolve().parents[2]
 
 # The garbage-collection benchmark starts servers of its own, Distribution v3 among them, and
-# has its own test (test_gc_bench.py).
-SMOKED = [b for b in BENCHMARKS if b.name != "gc"]
+# has its own test (test_gc_bench.py); so does the repository page (test_page_bench.py), which
+# starts a Dockyard with accounts of its own.
+SMOKED = [b for b in BENCHMARKS if b.name not in ("gc", "page")]
 
 TINY = [
     "--quick",

@@ -319,6 +319,7 @@ EXAMPLE_ORDER = [
     "setRetention",
     "getRetention",
     "removeRetention",
+    "setDisabled",
     "removeUser",
 ]
 

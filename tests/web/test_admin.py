@@ -1,5 +1,5 @@
-"""Administrators' pages: users (add, disable, set a password) and storage per namespace; and
-that nobody else reaches them, nor changes anything through them."""
+"""Administrators' pages: users (add, disable and enable, set a password) and storage per
+namespace; and that nobody else reaches them, nor changes anything through them."""
 
 from __future__ import annotations
 
@@ -51,22 +51,43 @@ def test_add_disable_and_enable_a_user_in_the_page(
 
     with signed_in_client(reg, "grace", "grace-Pa55word") as grace:
         assert "Sign out" in grace.get("/").text
+        # Disabling asks first, saying what it means.
+        page.get_by_role("link", name="Disable grace").click()
+        page.wait_for_url(f"{reg.url}/admin/users/disable?name=grace")
+        check(page)
+        assert "will not be able to sign in" in page.locator("main").inner_text()
+        page.get_by_role("link", name="Cancel").click()
+        page.wait_for_url(f"{reg.url}/admin/users")
+        assert v2_status(reg, "grace", "grace-Pa55word") == 200
+        page.get_by_role("link", name="Disable grace").click()
         page.get_by_role("button", name="Disable grace").click()
         page.wait_for_url(f"{reg.url}/admin/users?done=disabled&user=grace")
         check(page)
-        # Her session, password and token are over at once.
+        # Her session, password and token are refused at once.
         assert "Sign out" not in grace.get("/").text
-    assert v2_status(reg, "grace", "grace-Pa55word") == 401
-    assert v2_status(reg, "grace", token) == 401
-    row = page.get_by_role("row").filter(has_text="grace")
-    assert "disabled" in row.inner_text()
+        assert v2_status(reg, "grace", "grace-Pa55word") == 401
+        assert v2_status(reg, "grace", token) == 401
+        row = page.get_by_role("row").filter(has_text="grace")
+        assert "disabled" in row.inner_text()
+
+        page.get_by_role("link", name="Enable grace").click()
+        page.wait_for_url(f"{reg.url}/admin/users/enable?name=grace")
+        check(page)
+        page.get_by_role("button", name="Enable grace").click()
+        page.wait_for_url(f"{reg.url}/admin/users?done=enabled&user=grace")
+        check(page)
+        assert "Enabled grace." in page.locator("main").inner_text()
+        # Everything as it was: the same session, password and token.
+        assert "Sign out" in grace.get("/").text
+    assert v2_status(reg, "grace", "grace-Pa55word") == 200
+    assert v2_status(reg, "grace", token) == 200
+    assert "active" in page.get_by_role("row").filter(has_text="grace").inner_text()
 
     page.get_by_label("New password for grace").fill("grace-N3wPassword")
     page.get_by_role("button", name="Set password of grace").click()
     page.wait_for_url(f"{reg.url}/admin/users?done=password&user=grace")
     check(page)
     assert v2_status(reg, "grace", "grace-N3wPassword") == 200
-    assert v2_status(reg, "grace", token) == 401  # tokens stay revoked
 
 
 def test_storage_per_namespace(
@@ -92,9 +113,11 @@ def test_only_administrators_reach_the_admin_pages(reg: AuthRegistry) -> None:
         token = csrf_of(bob.get("/").text)
         assert bob.get("/admin/users").status_code == 403
         assert bob.get("/admin/usage").status_code == 403
+        assert bob.get("/admin/users/disable?name=admin").status_code == 403
         posts = [
             ("/admin/users", {"name": "mallory", "password": "mallory-Pa55word"}),
             ("/admin/users/disable", {"name": "admin"}),
+            ("/admin/users/enable", {"name": "bob"}),
             ("/admin/users/password", {"name": "admin", "password": "taken-over-1"}),
         ]
         for path, data in posts:
@@ -129,6 +152,8 @@ def test_admin_forms_refuse_bad_input(reg: AuthRegistry) -> None:
             ("/admin/users", {"name": "bob", "password": "long-enough-1"}, 409),
             ("/admin/users/disable", {"name": "nobody-here"}, 404),
             ("/admin/users/disable", {"name": "admin"}, 400),
+            ("/admin/users/enable", {"name": "nobody-here"}, 404),
+            ("/admin/users/enable", {"name": "../admin"}, 404),
             ("/admin/users/password", {"name": "nobody-here", "password": "long-enough-1"}, 404),
             ("/admin/users/password", {"name": "bob", "password": "short"}, 400),
         ]

@@ -147,6 +147,8 @@ def user_list(
     )
     for account in accounts:
         flags = ["admin"] if account.is_admin else []
+        if account.disabled_at is not None:
+            flags.append("disabled")
         if account.pull_limit is not None:
             limit = account.pull_limit
             flags.append(f"pull limit {limit if limit > 0 else 'unlimited'}")
@@ -232,6 +234,35 @@ def user_passwd(
     if not on_store(config, data_dir, action, init=init):
         raise fail(f"no user {name}", USAGE)
     typer.echo(f"password of {name} changed")
+
+
+@user_app.command("disable")
+def user_disable(
+    name: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
+    """Disable a user: their password, access tokens, sessions and logins kept by clients are
+    refused (within a second on a running server) until `dockyard user enable`. Their
+    repositories stay, and public ones are still pulled by anyone. The last enabled
+    administrator cannot be disabled."""
+    if not on_store(config, data_dir, lambda r: r.accounts.disable_user(name), init=init):
+        raise fail(f"no user {name}", USAGE)
+    typer.echo(f"{name} is disabled")
+
+
+@user_app.command("enable")
+def user_enable(
+    name: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    init: InitOpt = False,
+) -> None:
+    """Enable a disabled user again: their password, tokens and sessions work as before."""
+    if not on_store(config, data_dir, lambda r: r.accounts.enable_user(name), init=init):
+        raise fail(f"no user {name}", USAGE)
+    typer.echo(f"{name} is enabled")
 
 
 @user_app.command("admin")

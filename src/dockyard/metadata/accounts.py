@@ -41,6 +41,7 @@ class Account:
     credentials_changed_at: float
     created_at: float
     grants_changed_at: float | None = None  # when what it may do last shrank
+    disabled_at: float | None = None  # when an administrator disabled it; None: enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,12 @@ class AccountStore(Protocol):
         `heir`, KeyError when there is no such user); None raises NamespaceInUse."""
 
     async def any_admin(self) -> bool: ...
+
+    async def set_disabled(self, name: str, disabled_at: float | None) -> bool | None:
+        """Disable a user account (`disabled_at` a time) or enable it (None). False when there
+        is no such user; None, and nothing changed, when it would disable the last enabled
+        administrator (decided in the same transaction, so two administrators disabling each
+        other at once cannot both succeed)."""
 
     async def set_membership(self, org: str, user: str, role: str) -> None:
         """Add `user` to `org` with `role`, or change their role. KeyError when there is no

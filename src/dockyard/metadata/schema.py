@@ -116,6 +116,9 @@ accounts = sa.Table(
     # Revision 0007: when what the account may do last shrank (a membership removed or
     # lowered, admin rights taken away); access tokens minted before it are refused.
     sa.Column("grants_changed_at", sa.Float),
+    # Revision 0011: when an administrator disabled the account (NULL: enabled). While set,
+    # it signs in nowhere and its tokens and sessions are refused; enabling restores them.
+    sa.Column("disabled_at", sa.Float),
 )
 
 memberships = sa.Table(

@@ -42,6 +42,7 @@ def account_record(row: Any) -> Account:
         row.credentials_changed_at,
         row.created_at,
         row.grants_changed_at,
+        row.disabled_at,
     )
 
 
@@ -250,6 +251,33 @@ def any_admin(conn: Connection) -> bool:
     return bool(conn.execute(sa.select(sa.exists().where(t.accounts.c.is_admin))).scalar())
 
 
+def set_disabled(conn: Connection, name: str, disabled_at: float | None) -> bool | None:
+    accounts = t.accounts
+    row = conn.execute(
+        sa.select(accounts.c.id, accounts.c.is_admin, accounts.c.disabled_at).where(
+            accounts.c.name == name, accounts.c.kind == USER
+        )
+    ).first()
+    if row is None:
+        return False
+    if disabled_at is not None and row.is_admin and row.disabled_at is None:
+        # Counted in the transaction that writes: SQLite's writers take turns, and
+        # PostgreSQL's write transactions are serializable, so of two administrators
+        # disabling each other at once the second runs again and finds the first disabled.
+        enabled = conn.execute(
+            sa.select(accounts.c.id).where(
+                accounts.c.kind == USER, accounts.c.is_admin, accounts.c.disabled_at.is_(None)
+            )
+        ).scalars()
+        if not set(enabled) - {row.id}:
+            return None
+    if (row.disabled_at is None) == (disabled_at is None):
+        return True  # already so: a disabled account keeps the time it was disabled
+    conn.execute(sa.update(accounts).where(accounts.c.id == row.id).values(disabled_at=disabled_at))
+    access_changed(conn)
+    return True
+
+
 # -- memberships ---------------------------------------------------------------------------
 def _role(conn: Connection, org_id: int, user_id: int) -> str | None:
     role: str | None = conn.execute(
@@ -399,6 +427,11 @@ class SQLAccountStore(SQLAccessTokens, SQLVisibility, SQLAggregate):
                 registry_default=registry_default,
             )
         )
+
+    async def set_disabled(self, name: str, disabled_at: float | None) -> bool | None:
+        if not storable(name):
+            return False
+        return await self.runner.write(partial(set_disabled, name=name, disabled_at=disabled_at))
 
     async def set_membership(self, org: str, user: str, role: str) -> None:
         await self.runner.write(partial(set_membership, org=org, user=user, role=role))

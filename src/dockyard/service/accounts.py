@@ -123,6 +123,8 @@ class AccountService:
         if not verify_password(secret, stored):
             return None
         assert account is not None
+        if account.disabled_at is not None:
+            return None  # checked after the password: a guess learns nothing more
         return await self._principal_of(account)
 
     async def _token_for(self, secret: str) -> AccessToken | None:
@@ -147,7 +149,8 @@ class AccountService:
     ) -> Principal | None:
         """Reload an identity (for a refresh token, a bearer token's subject or a remembered
         password check); None when the account is gone (even if made again since), the
-        access token was revoked, or the password changed since.
+        access token was revoked, or the password changed since; and while the account is
+        disabled (its tokens and sessions count again once it is enabled).
 
         `stamp` is the account's `Principal.stamp` when the token was minted (its first item
         alone for what does not depend on the account's rights): it must still be the
@@ -157,7 +160,7 @@ class AccountService:
         token carries rights, so it is also refused once the account's rights shrank.
         """
         account = await self.store.get_account(name)
-        if account is None or account.kind != USER:
+        if account is None or account.kind != USER or account.disabled_at is not None:
             return None
         current = (account.credentials_changed_at, account.grants_changed_at or 0.0)
         if stamp is not None:
@@ -287,18 +290,28 @@ class AccountService:
         return await self.store.list_accounts(USER)
 
     async def disable_user(self, name: str) -> bool:
-        """Take the user's password away and revoke every access token: nothing signs in as
-        them (sessions, refresh tokens and bearer tokens issued before end with the moved
-        credentials stamp) until an administrator sets a new password. Their namespace and
-        repositories stay. False when there is no such user."""
+        """Disable a user: nothing signs in as them (password, access tokens, sessions,
+        refresh and bearer tokens are refused, each checked against the account) until
+        `enable_user`, which restores every one of them. Their namespace, repositories and
+        memberships stay: public repositories are still pulled by anyone, private ones by
+        whoever else may. False when there is no such user; CONFLICT for the last enabled
+        administrator, whom nobody could enable again from the registry."""
+        changed = await self.store.set_disabled(name, time.time())
+        if changed is None:
+            raise RegistryError(
+                ErrorCode.CONFLICT,
+                "the last enabled administrator cannot be disabled: make another one first",
+            )
+        return changed
+
+    async def is_disabled(self, name: str) -> bool:
+        """Whether `name` is a user account an administrator disabled."""
         account = await self.store.get_account(name)
-        if account is None or account.kind != USER:
-            return False
-        now = time.time()
-        for token in await self.store.list_tokens(name):
-            if token.revoked_at is None:
-                await self.store.revoke_token(name, token.id, now)
-        return await self.store.update_account(name, password_hash=None, credentials_changed_at=now)
+        return account is not None and account.disabled_at is not None
+
+    async def enable_user(self, name: str) -> bool:
+        """Undo `disable_user`; False when there is no such user."""
+        return bool(await self.store.set_disabled(name, None))
 
     async def set_admin(self, name: str, admin: bool) -> bool:
         return await self.store.update_account(name, is_admin=admin)

@@ -90,10 +90,12 @@ async def viewer_of(request: Request) -> Viewer:
             if not await session_ended(request, session):
                 # None once the password changed (the stamp moved) or the account is gone.
                 found = await registry.accounts.principal(session.account, stamp=(session.stamp,))
-            if found is None:
-                session = None  # signed out, or no longer valid: a new anonymous session
-            else:
+            if found is not None:
                 principal = found
+            elif not await registry.accounts.is_disabled(session.account):
+                session = None  # signed out, or no longer valid: a new anonymous session
+            # A disabled account's session is kept, unused, as its tokens are: enabling the
+            # account signs this browser in again.
     fresh = None
     if session is None:
         session = sessions.start()

@@ -90,6 +90,7 @@ def table(is_read_only: bool) -> list[Route]:
         Route("/api/v1/tokens/{token}", accounts.token, methods=["DELETE"]),
         Route("/api/v1/users", accounts.users, methods=["GET", "POST"]),
         Route("/api/v1/users/{user}", accounts.user, methods=["PUT", "DELETE"]),
+        Route("/api/v1/users/{user}/disabled", accounts.disabled, methods=["PUT"]),
         Route("/api/v1/orgs", accounts.orgs, methods=["POST"]),
         Route("/api/v1/orgs/{org}/members", accounts.members, methods=["GET"]),
         Route("/api/v1/orgs/{org}/members/{user}", accounts.member, methods=["PUT", "DELETE"]),

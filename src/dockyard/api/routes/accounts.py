@@ -222,7 +222,7 @@ async def users(request: Request) -> Response:
     accounts = _accounts(request)
     if request.method == "GET":
         listed = await accounts.store.list_accounts("user")
-        return JSONResponse({"users": [{"name": a.name, "admin": a.is_admin} for a in listed]})
+        return JSONResponse({"users": [_user_json(a) for a in listed]})
     body = await _json(request)
     password = body.get("password")
     if not isinstance(password, str) or not password:
@@ -233,7 +233,35 @@ async def users(request: Request) -> Response:
         )
     except KeyError:
         raise RegistryError(ErrorCode.CONFLICT, "that name is taken") from None
-    return JSONResponse({"name": account.name, "admin": account.is_admin}, status_code=201)
+    return JSONResponse(_user_json(account), status_code=201)
+
+
+def _user_json(account: Any) -> dict[str, Any]:
+    return {
+        "name": account.name,
+        "admin": account.is_admin,
+        "disabled": account.disabled_at is not None,
+    }
+
+
+async def disabled(request: Request) -> Response:
+    """Disable a user or enable them again (`{"disabled": true|false}`), by an administrator:
+    never their own account (enabled again by nobody but another administrator), never the
+    last enabled administrator."""
+    principal = await _manager(request)
+    if not principal.is_admin:
+        raise _denied()
+    name = request.path_params["user"]
+    value = (await _json(request)).get("disabled")
+    if not isinstance(value, bool):
+        raise RegistryError(ErrorCode.BAD_REQUEST, "disabled is true or false")
+    accounts = _accounts(request)
+    if value and name == principal.name:
+        raise RegistryError(ErrorCode.BAD_REQUEST, "you cannot disable your own account")
+    changed = await (accounts.disable_user(name) if value else accounts.enable_user(name))
+    if not changed:
+        raise RegistryError(ErrorCode.NOT_FOUND, "no such user")
+    return JSONResponse({"name": name, "disabled": value})
 
 
 async def user(request: Request) -> Response:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.service.accounts import TOKEN_PREFIX, TOKEN_SCOPES, AccessToken
 from dockyard.web import sessions
-from dockyard.web.pages.common import signed_in
+from dockyard.web.pages.common import for_signed_in
 from dockyard.web.rendering import redirect, render, set_session_cookie
 from dockyard.web.site import auth_of, registry_of, site_of
 from dockyard.web.viewer import Viewer
@@ -47,17 +47,13 @@ async def _tokens_page(
     )
 
 
-async def tokens(request: Request) -> Response:
-    viewer, _, elsewhere = await signed_in(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_signed_in
+async def tokens(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     return await _tokens_page(request, viewer)
 
 
-async def create_token(request: Request) -> Response:
-    viewer, form, elsewhere = await signed_in(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_signed_in
+async def create_token(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     name = form.get("name", "").strip()
     scope = form.get("scope", "read")
     days = form.get("expires_in_days", "").strip()
@@ -85,10 +81,8 @@ async def create_token(request: Request) -> Response:
     return await _tokens_page(request, viewer, 201, created=created)
 
 
-async def revoke_token(request: Request) -> Response:
-    viewer, form, elsewhere = await signed_in(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_signed_in
+async def revoke_token(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     token_id = form.get("token", "")
     # By id among the viewer's own tokens only: another account's id is no token of theirs.
     owned = {t.id for t in await registry_of(request).accounts.tokens_of(viewer.name)}
@@ -99,10 +93,8 @@ async def revoke_token(request: Request) -> Response:
     return redirect(request, viewer, "/account/tokens")
 
 
-async def password(request: Request) -> Response:
-    viewer, form, elsewhere = await signed_in(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_signed_in
+async def password(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     if request.method == "GET":
         done = request.query_params.get("changed") == "1"
         return render(request, viewer, "password.html", changed=done, message=None)

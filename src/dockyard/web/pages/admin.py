@@ -1,5 +1,6 @@
-"""Administrators' pages: users (add, disable, set a password) and storage use per namespace,
-through the same account and repository services as `/api/v1/users` and `/api/v1/usage`."""
+"""Administrators' pages: users (add, disable and enable, set a password) and storage use per
+namespace, through the same account and repository services as `/api/v1/users` and
+`/api/v1/usage`."""
 
 from __future__ import annotations
 
@@ -9,24 +10,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.service.accounts import ACCOUNT_NAME
-from dockyard.web.pages.common import signed_in
+from dockyard.service.accounts import ACCOUNT_NAME, USER
+from dockyard.web.pages.common import for_administrators
 from dockyard.web.rendering import redirect, render
 from dockyard.web.site import registry_of
 from dockyard.web.viewer import Viewer
 
-_DONE = {"added": "Added {}.", "disabled": "Disabled {}.", "password": "New password set for {}."}
+_DONE = {
+    "added": "Added {}.",
+    "disabled": "Disabled {}.",
+    "enabled": "Enabled {}.",
+    "password": "New password set for {}.",
+}
 
 
 def _done(what: str, name: str) -> str:
     return f"/admin/users?done={what}&user={quote(name)}"
-
-
-async def _administrator(request: Request) -> tuple[Viewer, dict[str, str], Response | None]:
-    viewer, form, elsewhere = await signed_in(request)
-    if elsewhere is None and not viewer.is_admin:
-        raise RegistryError(ErrorCode.DENIED, "only an administrator may do this")
-    return viewer, form, elsewhere
 
 
 async def _users_page(
@@ -44,17 +43,13 @@ async def _users_page(
     )
 
 
-async def users(request: Request) -> Response:
-    viewer, _, elsewhere = await _administrator(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_administrators
+async def users(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     return await _users_page(request, viewer)
 
 
-async def add_user(request: Request) -> Response:
-    viewer, form, elsewhere = await _administrator(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_administrators
+async def add_user(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     name = form.get("name", "").strip()
     password = form.get("password", "")
     if not password:
@@ -72,27 +67,47 @@ async def add_user(request: Request) -> Response:
     return redirect(request, viewer, _done("added", name))
 
 
-async def disable_user(request: Request) -> Response:
-    viewer, form, elsewhere = await _administrator(request)
-    if elsewhere is not None:
-        return elsewhere
-    name = form.get("name", "")
-    if name == viewer.name:
+@for_administrators
+async def disable_user(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
+    return await _switch(request, viewer, form, disable=True)
+
+
+@for_administrators
+async def enable_user(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
+    return await _switch(request, viewer, form, disable=False)
+
+
+async def _switch(
+    request: Request, viewer: Viewer, form: dict[str, str], *, disable: bool
+) -> Response:
+    """GET: the confirmation saying what disabling (or enabling) means; POST: done, through
+    the same service as `PUT /api/v1/users/NAME/disabled`."""
+    name = (
+        form.get("name", "") if request.method == "POST" else request.query_params.get("name", "")
+    )
+    if disable and name == viewer.name:
         return await _users_page(
             request,
             viewer,
             ErrorCode.BAD_REQUEST.status,
             "You cannot disable your own account.",
         )
-    if not await registry_of(request).accounts.disable_user(name):
+    accounts = registry_of(request).accounts
+    if not ACCOUNT_NAME.fullmatch(name) or await accounts.kind_of(name) != USER:
         raise RegistryError(ErrorCode.NOT_FOUND, "no such user")
-    return redirect(request, viewer, _done("disabled", name))
+    if request.method == "GET":
+        return render(request, viewer, "admin_user_state.html", name=name, disable=disable)
+    try:
+        changed = await (accounts.disable_user(name) if disable else accounts.enable_user(name))
+    except RegistryError as error:  # the last enabled administrator
+        return await _users_page(request, viewer, error.status, error.message)
+    if not changed:  # removed meanwhile
+        raise RegistryError(ErrorCode.NOT_FOUND, "no such user")
+    return redirect(request, viewer, _done("disabled" if disable else "enabled", name))
 
 
-async def set_password(request: Request) -> Response:
-    viewer, form, elsewhere = await _administrator(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_administrators
+async def set_password(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     name = form.get("name", "")
     if name == viewer.name:
         # As the API has it: one's own password is changed knowing the current one.
@@ -106,10 +121,8 @@ async def set_password(request: Request) -> Response:
     return redirect(request, viewer, _done("password", name))
 
 
-async def usage(request: Request) -> Response:
-    viewer, _, elsewhere = await _administrator(request)
-    if elsewhere is not None:
-        return elsewhere
+@for_administrators
+async def usage(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
     report = await registry_of(request).repositories.usage(None)
     namespaces = sorted(report.namespaces, key=lambda n: (-n.bytes, n.name))
     return render(request, viewer, "admin_usage.html", report=report, namespaces=namespaces)

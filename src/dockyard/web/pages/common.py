@@ -1,10 +1,12 @@
 """What every page handler shares: the wrapper that answers errors as pages, the one
 "not found" answer for anything missing or not the viewer's to see, and `signed_in` for pages
-of a signed-in viewer (checking a posted form's CSRF token first)."""
+of a signed-in viewer (checking a posted form's CSRF token first), which `for_signed_in` and
+`for_administrators` wrap around a handler."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import wraps
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -17,6 +19,8 @@ from dockyard.web.site import SITE_KEY, Site, auth_of, registry_of
 from dockyard.web.viewer import VIEWER_KEY, Viewer, viewer_of
 
 Handler = Callable[[Request], Awaitable[Response]]
+# A page of signed-in viewers: given the viewer and the posted form (empty for a GET).
+SignedInHandler = Callable[[Request, Viewer, dict[str, str]], Awaitable[Response]]
 # Headers of an error that a page passes on (a challenge's WWW-Authenticate is the API's).
 _KEPT_HEADERS = ("Retry-After",)
 
@@ -45,6 +49,34 @@ async def signed_in(request: Request) -> tuple[Viewer, dict[str, str], Response 
         target = "/sign-in?next=" + quote(request.url.path)
         return viewer, form, redirect(request, viewer, target)
     return viewer, form, None
+
+
+def for_signed_in(handler: SignedInHandler) -> Handler:
+    """`handler` for signed-in viewers only: the others get `signed_in`'s answer instead."""
+
+    @wraps(handler)
+    async def guarded(request: Request) -> Response:
+        viewer, form, elsewhere = await signed_in(request)
+        if elsewhere is not None:
+            return elsewhere
+        return await handler(request, viewer, form)
+
+    return guarded
+
+
+def for_administrators(handler: SignedInHandler) -> Handler:
+    """`handler` for signed-in administrators only: other signed-in viewers are refused."""
+
+    @wraps(handler)
+    async def guarded(request: Request) -> Response:
+        viewer, form, elsewhere = await signed_in(request)
+        if elsewhere is not None:
+            return elsewhere
+        if not viewer.is_admin:
+            raise RegistryError(ErrorCode.DENIED, "only an administrator may do this")
+        return await handler(request, viewer, form)
+
+    return guarded
 
 
 def page(site: Site, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
