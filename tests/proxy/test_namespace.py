@@ -9,6 +9,7 @@ One set of servers for the module: two CNCF Distribution upstreams configured as
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -79,6 +80,7 @@ def test_ns_reads_are_the_cached_repository_with_its_namespace_header(
 ) -> None:
     image = make_image(tmp_path, "hub")
     setup.hub.push_image("library/alpine", "3.20", image)
+    setup.hub.push_image("library/alpine", "3.21", image)
     other = make_image(tmp_path, "ghcr")
     setup.ghcr.push_image("owner/app", "1.0", other)
     ns = {"ns": "docker.io"}
@@ -104,8 +106,23 @@ def test_ns_reads_are_the_cached_repository_with_its_namespace_header(
         assert short.status_code == 200 and short.headers["docker-content-digest"] == digest
         # Tags and referrers: the cached repository's, with the header.
         tags = http.get("/v2/library/alpine/tags/list", params=ns)
-        assert tags.status_code == 200 and tags.json()["tags"] == ["3.20"]
+        assert tags.status_code == 200, tags.text
+        assert tags.json() == {"name": "library/alpine", "tags": ["3.20", "3.21"]}
         assert tags.headers["oci-namespace"] == "docker.io"
+        # Pages stay under the plain name and `ns`.
+        first = http.get("/v2/library/alpine/tags/list", params={**ns, "n": 1})
+        assert first.json()["tags"] == ["3.20"]
+        link = first.headers["link"]
+        assert link == '</v2/library/alpine/tags/list?n=1&last=3.20&ns=docker.io>; rel="next"'
+        second = http.get(link[1 : link.index(">")])
+        assert second.json() == {"name": "library/alpine", "tags": ["3.21"]}
+        assert second.headers["oci-namespace"] == "docker.io"
+        # The prefixed name lists the same tags under its own name.
+        prefixed_tags = http.get("/v2/docker.io/library/alpine/tags/list")
+        assert prefixed_tags.json() == {
+            "name": "docker.io/library/alpine",
+            "tags": ["3.20", "3.21"],
+        }
         referrers = http.get(f"/v2/library/alpine/referrers/{digest}", params=ns)
         prefixed = http.get(f"/v2/docker.io/library/alpine/referrers/{digest}")
         assert referrers.status_code == prefixed.status_code == 200, referrers.text
@@ -228,3 +245,28 @@ def test_ns_requests_are_in_the_access_log(setup: Setup) -> None:
     assert setup.cache.log_path is not None
     lines = setup.cache.log_path.read_text().splitlines()
     assert any("/v2/library/alpine/manifests/3.20?ns=docker.io" in line for line in lines)
+
+
+def test_ns_and_prefixed_misses_at_once_make_one_upstream_download(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """The `ns` name and the prefixed name are one cached repository: clients asking both ways
+    at the same moment share its single download of each piece."""
+    image = make_image(tmp_path, "together", file_size=256 * 1024)
+    setup.hub.push_image("library/together", "1", image)
+    setup.hub.proxy.reset()
+    layer = image.layers[0]
+    plain = f"/v2/library/together/blobs/{layer.digest}?ns=docker.io"
+    prefixed = f"/v2/docker.io/library/together/blobs/{layer.digest}"
+
+    def fetch(path: str) -> bytes:
+        with setup.client() as http:
+            got = http.get(path)
+            assert got.status_code == 200, got.text
+            return got.content
+
+    with ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(fetch, [plain, prefixed] * 4))
+    assert all(body == layer.compressed for body in bodies)
+    downloads = [p for p in setup.hub.proxy.paths() if p.startswith("GET") and layer.digest in p]
+    assert len(downloads) == 1, setup.hub.proxy.paths()
