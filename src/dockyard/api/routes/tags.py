@@ -48,9 +48,9 @@ async def list_tags(request: Request) -> Response:
     if ns is not None:  # `?ns=`: the list and its next page under the name the client asked
         asked = request.path_params["name"]
         listed = {"name": asked, "tags": page.items}
-        body = json.dumps(listed, ensure_ascii=False, separators=(",", ":")).encode()
+        encoded = json.dumps(listed, ensure_ascii=False, separators=(",", ":")).encode()
         link = next_link(f"/v2/{asked}/tags/list", page, ns)
-        return Response(body, media_type="application/json", headers=link)
+        return Response(encoded, media_type="application/json", headers=link)
     body = _RENDERED.get(page.whole) if page.whole is not None else None
     if body is None:
         body = _render(name, page)
