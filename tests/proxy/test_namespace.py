@@ -24,6 +24,7 @@ from tests.proxy.helpers import (
     make_image,
     proxies_env,
     pull,
+    sha256,
     upstream,
 )
 from tests.support.server import RunningRegistry, free_port
@@ -270,3 +271,18 @@ def test_ns_and_prefixed_misses_at_once_make_one_upstream_download(
     assert all(body == layer.compressed for body in bodies)
     downloads = [p for p in setup.hub.proxy.paths() if p.startswith("GET") and layer.digest in p]
     assert len(downloads) == 1, setup.hub.proxy.paths()
+
+
+def test_an_ns_naming_this_registry_is_ignored(setup: Setup) -> None:
+    """A client that sends `ns` to the registry it names (the spec asks it not to) gets that
+    registry's own repository, pushes included."""
+    data = b"a blob of a local repository"
+    own = {"ns": setup.cache.host}
+    with setup.client(ADMIN) as admin:
+        pushed = admin.post(
+            "/v2/local/app/blobs/uploads/", params={**own, "digest": sha256(data)}, content=data
+        )
+        assert pushed.status_code == 201, pushed.text
+        got = admin.get(f"/v2/local/app/blobs/{sha256(data)}", params=own)
+        assert got.status_code == 200 and got.content == data
+        assert "oci-namespace" not in got.headers

@@ -3,13 +3,14 @@ the client would otherwise have asked, and is answered by the pull-through cache
 that host, under its cache namespace (`library/alpine?ns=docker.io` is `docker.io/library/alpine`).
 
 Only the configured upstreams' names are looked up, so a client cannot make the server talk to
-a host of its choosing: any other `ns` is a repository that does not exist here. Writes carrying
-`ns` are refused, since cached repositories are read-only and the spec gives `ns` to pulls.
+a host of its choosing: any other `ns` is a repository that does not exist here, except this
+registry's own host, which is ignored. Writes carrying `ns` are refused, since cached
+repositories are read-only and the spec gives `ns` to pulls.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.types import Scope
 
@@ -50,10 +51,11 @@ def cached_name(settings: Settings, host: str, name: str) -> str:
 
 
 def proxied_repository(scope: Scope, settings: Settings, name: str) -> str:
-    """`name` as the request means it: itself without `ns`, else its cached repository (and the
-    host is remembered for the answer's `OCI-Namespace` header)."""
+    """`name` as the request means it: itself without `ns` (or with an `ns` naming this registry,
+    which a client need not know it should leave out), else its cached repository (and the host
+    is remembered for the answer's `OCI-Namespace` header)."""
     host = requested_namespace(scope)
-    if host is None:
+    if host is None or host.lower() == urlsplit(settings.public_base()).netloc.lower():
         return name
     if scope["method"] not in READS:
         raise RegistryError(
