@@ -2,8 +2,9 @@
 plain repository names containerd sends, with the cache's access rules, and never a request to
 a host no upstream names.
 
-One set of servers for the module: two CNCF Distribution upstreams configured as `docker.io`
-(anonymous pulls allowed) and `ghcr.io` (accounts only), and a Dockyard with accounts on.
+One set of servers for the module per backend pair: two CNCF Distribution upstreams configured
+as `docker.io` (anonymous pulls allowed) and `ghcr.io` (accounts only), and a Dockyard with
+accounts on.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import BACKENDS, s3_postgres_env
 from tests.proxy.helpers import (
     ACCEPT,
     Trap,
@@ -53,9 +55,18 @@ class Setup:
         return {"Authorization": f"Bearer {resp.json()['token']}"}
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    root = tmp_path_factory.mktemp("ns")
+@pytest.fixture(scope="module", params=BACKENDS)
+def setup(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Setup]:
+    root = tmp_path_factory.mktemp("ns-" + request.param.replace("+", "-"))
+    backend = {}
+    if request.param == "s3+postgresql":
+        backend = s3_postgres_env(
+            request.getfixturevalue("s3_server"),
+            request.getfixturevalue("pg_cluster"),
+            redirect=False,
+        )
     with upstream(root / "hub") as hub, upstream(root / "ghcr") as ghcr:
         cache = RunningRegistry(
             data_dir=root / "data",
@@ -63,6 +74,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             args=("--auth",),
             log_dir=root,
             env={
+                **backend,
                 "DOCKYARD_ADMIN_PASSWORD": ADMIN[1],
                 **proxies_env(
                     {"name": "docker.io", "url": hub.url, "anonymous": True},
