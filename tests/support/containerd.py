@@ -4,10 +4,12 @@ own root, state and configuration, never the machine's service; `ctr` pulls thro
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.peers import Completed, require, run
@@ -29,10 +31,14 @@ DISABLED_PLUGINS = [
 class Containerd:
     root: Path
     proc: subprocess.Popen[bytes] | None = None
+    # A unix socket's path is limited to about 100 bytes: a short folder of its own in /tmp.
+    socket_dir: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="ctrd-", dir="/tmp"))
+    )
 
     @property
     def socket(self) -> Path:
-        return self.root / "containerd.sock"
+        return self.socket_dir / "sock"
 
     @property
     def log_path(self) -> Path:
@@ -78,6 +84,12 @@ class Containerd:
         )
 
     def stop(self, timeout: float = 15.0) -> None:
+        try:
+            self._stop_process(timeout)
+        finally:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+    def _stop_process(self, timeout: float) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
