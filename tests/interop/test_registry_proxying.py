@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from tests.proxy.helpers import Upstream, make_image, proxies_env, upstream
+from tests.proxy.helpers import Trap, Upstream, make_image, proxies_env, upstream
 from tests.support.containerd import Containerd
 from tests.support.images import BuiltImage
 from tests.support.peers import containers_env
@@ -126,3 +127,36 @@ def test_podman_mirrors_each_upstream_through_its_cache_namespace(
         for repo in ("docker.io/library/x", "ghcr.io/y/z"):
             assert any(f"/v2/{repo}/manifests/" in line and " 200 " in line for line in log), log
         assert not any("ns=" in line for line in log)
+
+
+def test_containerd_through_a_cache_that_needs_an_account(
+    mirrors: Mirrors, start_registry, tmp_path: Path
+) -> None:
+    """ghcr.io cached for accounts only: containerd, asking with `ns`, is challenged for the
+    cache namespace's scope, and `ctr --user` pulls once it follows the challenge."""
+    cache = start_registry(
+        "--auth",
+        env={
+            "DOCKYARD_ADMIN_PASSWORD": "admin-pw1",
+            **proxies_env({"name": "ghcr.io", "url": mirrors.ghcr.url}),
+        },
+    )
+    hosts = tmp_path / "certs.d"
+    (hosts / "ghcr.io").mkdir(parents=True)
+    ref = "ghcr.io/y/z:2.0"
+    # containerd falls back to the server after a mirror's refusal (to https://ghcr.io when none
+    # is set): a server that accepts and answers nothing, so a refusal is the pull's failure.
+    with Trap() as server, Containerd(tmp_path / "d") as containerd:
+        fallback = f"http://127.0.0.1:{server.port}"
+        (hosts / "ghcr.io" / "hosts.toml").write_text(hosts_toml(fallback, cache.url))
+        pull = ("images", "pull", "--hosts-dir", str(hosts), "--snapshotter", "native")
+        refused = containerd.ctr(*pull, ref, check=False)
+        assert refused.returncode != 0
+        containerd.ctr(*pull, "--user", "admin:admin-pw1", ref)
+        found = containerd.ctr("images", "ls", f"name=={ref}").stdout
+        assert mirrors.ghcr_image.manifest_digest in found, found
+    assert cache.log_path is not None
+    log = [line for line in cache.log_path.read_text().splitlines() if "?ns=ghcr.io" in line]
+    assert any(" 401 " in line and "account=" not in line for line in log), log
+    blob = mirrors.ghcr_image.layer_digests[0]
+    assert any(blob in line and " 200 " in line and "account=admin" in line for line in log), log
