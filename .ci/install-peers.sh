@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real peer tools that the interop tests and benchmarks drive against Dockyard:
-# skopeo, podman, buildah, umoci, CNCF Distribution (docker-registry), htpasswd, wrk and hey;
+# skopeo, podman, buildah, umoci, CNCF Distribution (docker-registry), containerd (and ctr),
+# htpasswd, wrk and hey;
 # and for the web pages' browser tests, Chromium and axe-core (from the npm registry).
 # Debian bookworm, run as root. Idempotent: re-running only re-checks what is already there.
 set -euo pipefail
@@ -13,6 +14,8 @@ fi
 PACKAGES=(
     # the peers themselves
     skopeo podman buildah umoci docker-registry apache2-utils wrk hey postgresql redis-server
+    # containerd and ctr: the registry-proxying client that sends `?ns=` (tests/interop)
+    containerd
     # what podman/buildah need with --no-install-recommends: an OCI runtime, conmon, the
     # containers config files (policy.json, registries.conf), subuid/subgid tools, an init for
     # `--init`, and a network stack (netavark + aardvark-dns, CNI plugins as fallback).
@@ -70,6 +73,8 @@ check podman podman --version
 check buildah buildah --version
 check umoci umoci --version
 check docker-registry docker-registry --version
+check containerd containerd --version
+check ctr ctr --version
 # htpasswd has no --version; a bcrypt hash on stdout proves it works.
 check htpasswd htpasswd -nbB probe probe
 # wrk -v prints its version and exits 1; accept that, but require the banner.

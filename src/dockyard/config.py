@@ -27,7 +27,9 @@ class Upstream(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="the prefix, e.g. docker.io or ghcr.io")
+    name: str = Field(
+        description="the prefix and the `ns` host it answers, e.g. docker.io or ghcr.io"
+    )
     url: str = Field(description="the upstream registry, e.g. https://registry-1.docker.io")
     username: str | None = None
     password: str | None = None

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.access_log import AccessLog, printable
 from dockyard.api.errors import UNEXPECTED_BODY
+from dockyard.api.proxying import NAMESPACE_KEY
 from dockyard.api.routes.common import CALLER_KEY
 from dockyard.api.services import SERVICES_KEY, Services
 from dockyard.core.errors import RegistryError
@@ -73,6 +74,9 @@ class RegistryHeaders:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 extra = (*self.extra, CLOSE) if unread else self.extra
+                namespace = scope.get(NAMESPACE_KEY)
+                if namespace is not None:  # the request was scoped by `?ns=`: say so
+                    extra = (*extra, (b"oci-namespace", namespace.encode()))
                 message["headers"] = [*message.get("headers", ()), *extra]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))

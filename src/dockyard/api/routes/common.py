@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
+from dockyard.api.proxying import proxied_repository
 from dockyard.api.services import SERVICES_KEY
 from dockyard.auth.requests import Caller, Need, client_address, plain_address
 from dockyard.auth.scopes import PULL
@@ -45,7 +46,11 @@ def gate_of(request: Request) -> AccessGate:
 
 
 def repository(request: Request) -> str:
-    return validate_name(request.path_params["name"])
+    """The validated repository name; with `?ns=`, the cached repository it stands for."""
+    name = validate_name(request.path_params["name"])
+    if b"ns=" not in request.scope.get("query_string", b""):
+        return name
+    return proxied_repository(request.scope, registry_of(request).settings, name)
 
 
 def header(request: Request, name: bytes) -> str | None:

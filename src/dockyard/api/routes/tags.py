@@ -8,16 +8,20 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.proxying import NAMESPACE_KEY
 from dockyard.api.routes.common import repository_access, repository_of
 from dockyard.auth.scopes import PULL
 from dockyard.core.bounded_cache import BoundedCache
 from dockyard.service.listing import Page, parse_page_size
 
 
-def next_link(path: str, page: Page) -> dict[str, str]:
+def next_link(path: str, page: Page, ns: str | None = None) -> dict[str, str]:
     if page.next_last is None:
         return {}
-    query = urlencode({"n": page.limit, "last": page.next_last})
+    params: dict[str, str | int] = {"n": page.limit, "last": page.next_last}
+    if ns is not None:
+        params["ns"] = ns
+    query = urlencode(params)
     return {"Link": f'<{path}?{query}>; rel="next"'}
 
 
@@ -40,6 +44,13 @@ async def list_tags(request: Request) -> Response:
     params = request.query_params
     n, last = parse_page_size(params.get("n")), params.get("last")
     page = await repository_of(request, name).tags.list(n, last)
+    ns = request.scope.get(NAMESPACE_KEY)
+    if ns is not None:  # `?ns=`: the list and its next page under the name the client asked
+        asked = request.path_params["name"]
+        listed = {"name": asked, "tags": page.items}
+        encoded = json.dumps(listed, ensure_ascii=False, separators=(",", ":")).encode()
+        link = next_link(f"/v2/{asked}/tags/list", page, ns)
+        return Response(encoded, media_type="application/json", headers=link)
     body = _RENDERED.get(page.whole) if page.whole is not None else None
     if body is None:
         body = _render(name, page)
