@@ -58,6 +58,12 @@ def parse_reference(reference: str, *, lookup: bool = False) -> tuple[str | None
     return reference, None
 
 
+# Tags one manifest push may apply (`?tag=` repeated): the spec asks for at least 10. At 128
+# characters a tag, 100 of them keep the request line near 14 KB, well under what granian
+# reads (past 64 KiB it answers 414 itself, before the app).
+MAX_TAGS_PER_PUSH = 100
+
+
 # Manifest bytes by digest are immutable, so never stale: kept by total size, and a manifest
 # over a quarter of it is not kept (it would push out many others).
 CACHED_MANIFEST_BYTES = 32 * 1024 * 1024
@@ -92,6 +98,12 @@ class ManifestService:
         may_read: ReadCheck | None = None,
     ) -> PutResult:
         tag, wanted = parse_reference(reference)
+        if extra_tags and len(extra_tags) > MAX_TAGS_PER_PUSH:
+            raise RegistryError(
+                ErrorCode.TOO_MANY_TAGS,
+                f"at most {MAX_TAGS_PER_PUSH} tags in one manifest push",
+                detail={"tags": len(extra_tags), "max": MAX_TAGS_PER_PUSH},
+            )
         tags = [validate_tag(t) for t in (extra_tags or [])]
         if tag is not None:
             tags.insert(0, tag)
