@@ -47,5 +47,22 @@ class Digest:
         return hashlib.new(self.algorithm)
 
 
+# The algorithms a client may choose for an upload (`?digest-algorithm=`), the ones verified.
+ALGORITHMS = ("sha256", "sha512")
+
+
+def algorithm_of(text: str | None) -> str:
+    """An upload's chosen algorithm: sha256 unless named; any other name is DIGEST_INVALID."""
+    if text is None:
+        return "sha256"
+    if text not in ALGORITHMS:
+        raise RegistryError(
+            ErrorCode.DIGEST_INVALID,
+            "unsupported digest algorithm: sha256 and sha512 are",
+            detail={"digest-algorithm": text[:100]},
+        )
+    return text
+
+
 def sha256_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -1,9 +1,11 @@
 """Blob upload sessions: monolithic, streamed and chunked, with digest verification.
 
-The running sha256 of an upload is kept in this process while its chunks arrive in order, so
-most uploads are hashed exactly once, as they stream in. When a chunk lands on another process
-(several workers), or another algorithm is asked for, the bytes are hashed again at the end:
-slower, never wrong. A blob becomes visible only after that check and a durable commit.
+The running hash of an upload is kept in this process while its chunks arrive in order, so
+most uploads are hashed exactly once, as they stream in: sha256, or the algorithm the client
+chose when it started the upload (`?digest-algorithm=sha512`). When a chunk lands on another
+process (several workers), or the final digest names another algorithm, the bytes are hashed
+again at the end: slower, never wrong. A blob becomes visible only after that check and a
+durable commit.
 
 Nothing may ever be stored under a digest its bytes do not hash to, whatever requests race on
 one upload: each operation runs under the blob store's hold on the upload, a running hash is
@@ -24,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from dockyard.core.bounded_cache import BoundedCache
-from dockyard.core.digest import Digest
+from dockyard.core.digest import Digest, algorithm_of
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import MetadataStore, QuotaExceeded, UploadRecord
 from dockyard.service.content_lock import ContentLock, NoLock
@@ -72,7 +74,8 @@ class UploadService:
         )
 
     # -- sessions ------------------------------------------------------------------------
-    async def start(self, repository: str) -> UploadStatus:
+    async def start(self, repository: str, algorithm: str = "sha256") -> UploadStatus:
+        algorithm = algorithm_of(algorithm)
         upload_id = uuid.uuid4().hex
         await self.meta.create_upload(upload_id, repository, time.time())
         try:
@@ -80,6 +83,9 @@ class UploadService:
         except StorageFullError:
             await self.meta.delete_upload(upload_id)
             raise
+        # The first chunk picks this hasher up; only this process knows the choice, so a
+        # chunk taken by another worker falls back to hashing again at the end.
+        self._hashes.put(upload_id, (0, hashlib.new(algorithm)))
         return UploadStatus(upload_id, repository, 0)
 
     async def _get(self, repository: str, upload_id: str) -> UploadRecord:
@@ -170,10 +176,10 @@ class UploadService:
             )
         tracked = self._hashes.pop(upload_id)
         hasher = None
-        if record.size == 0:
-            hasher = hashlib.sha256()
-        elif tracked is not None and tracked[0] == record.size:
+        if tracked is not None and tracked[0] == record.size:
             hasher = tracked[1]
+        elif record.size == 0:
+            hasher = hashlib.sha256()
         piece = uuid.uuid4().hex
         try:
             new_size = await self.blobs.write_upload(
@@ -227,7 +233,7 @@ class UploadService:
                 # A writer that died mid-chunk may have left bytes past the recorded end.
                 await self._trim(upload_id, size, None)
             try:
-                if digest.algorithm == "sha256" and hasher is not None:
+                if hasher is not None and hasher.name == digest.algorithm:
                     actual = hasher.hexdigest()
                 else:
                     actual = await self._hash_upload(upload_id, pieces, size, digest.algorithm)
@@ -275,8 +281,7 @@ class UploadService:
         self, repository: str, digest_text: str, chunks: AsyncIterator[bytes]
     ) -> str:
         """POST ?digest= with the whole blob as the body."""
-        Digest.parse(digest_text)
-        status = await self.start(repository)
+        status = await self.start(repository, Digest.parse(digest_text).algorithm)
         try:
             return await self.finish(repository, status.id, digest_text, chunks)
         except BaseException:

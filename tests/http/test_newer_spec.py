@@ -1,0 +1,159 @@
+"""What the distribution-spec's `main` branch added since v1.1.1 for uploads and reads:
+`?digest-algorithm=`, cancel's 204, a 416 on the final PUT, and the headers every manifest and
+blob GET and HEAD must carry."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import httpx
+
+from tests.support.push import (
+    OCI_MANIFEST,
+    error_code,
+    push_image,
+    sha256,
+    unique_repo,
+)
+from tests.support.server import RunningRegistry
+
+
+def sha512(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+def start(client: httpx.Client, repo: str, **params: str) -> httpx.Response:
+    return client.post(f"/v2/{repo}/blobs/uploads/", params=params)
+
+
+def patch(client: httpx.Client, location: str, chunk: bytes, offset: int) -> httpx.Response:
+    return client.patch(
+        location,
+        content=chunk,
+        headers={
+            "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+            "Content-Type": "application/octet-stream",
+        },
+    )
+
+
+def test_a_chunked_sha512_upload_chosen_before_the_data(
+    client: httpx.Client, registry: RunningRegistry
+) -> None:
+    repo = unique_repo()
+    data = os.urandom(9000)
+    started = start(client, repo, **{"digest-algorithm": "sha512"})
+    assert started.status_code == 202, started.text
+    location = started.headers["Location"]
+    # Chunks on fresh connections land on any worker: the result must not depend on which.
+    for offset in range(0, 6000, 3000):
+        with httpx.Client(base_url=registry.url, timeout=60.0) as fresh:
+            answer = patch(fresh, location, data[offset : offset + 3000], offset)
+            assert answer.status_code == 202, answer.text
+            location = answer.headers["Location"]
+    wrong = client.put(location, params={"digest": sha512(b"other")}, content=data[6000:])
+    assert wrong.status_code == 400 and error_code(wrong) == "DIGEST_INVALID"
+    # The refused PUT dropped the upload; again, in one go this time.
+    started = start(client, repo, **{"digest-algorithm": "sha512"})
+    location = started.headers["Location"]
+    assert patch(client, location, data[:6000], 0).status_code == 202
+    done = client.put(location, params={"digest": sha512(data)}, content=data[6000:])
+    assert done.status_code == 201, done.text
+    assert done.headers["Docker-Content-Digest"] == sha512(data)
+    got = client.get(f"/v2/{repo}/blobs/{sha512(data)}")
+    assert got.status_code == 200 and got.content == data
+    assert got.headers["Docker-Content-Digest"] == sha512(data)
+    # sha256 has no blob under that name: the registry kept the algorithm asked for.
+    assert client.head(f"/v2/{repo}/blobs/{sha256(data)}").status_code == 404
+
+
+def test_the_final_digest_decides_even_against_the_algorithm_chosen(
+    client: httpx.Client,
+) -> None:
+    """A client that chose sha512 but closes with a sha256 digest still gets what it names,
+    checked against the bytes; and the default (nothing chosen) takes sha512 at the end."""
+    repo = unique_repo()
+    data = os.urandom(2000)
+    location = start(client, repo, **{"digest-algorithm": "sha512"}).headers["Location"]
+    location = patch(client, location, data, 0).headers["Location"]
+    done = client.put(location, params={"digest": sha256(data)})
+    assert done.status_code == 201 and done.headers["Docker-Content-Digest"] == sha256(data)
+    location = start(client, repo).headers["Location"]
+    location = patch(client, location, data, 0).headers["Location"]
+    assert client.put(location, params={"digest": sha512(data)}).status_code == 201
+    explicit = start(client, repo, **{"digest-algorithm": "sha256"})
+    assert explicit.status_code == 202
+
+
+def test_an_unsupported_digest_algorithm_is_refused_before_any_data(
+    client: httpx.Client,
+) -> None:
+    repo = unique_repo()
+    for name in ("md5", "sha384", "SHA512", "blake3", "", "sha512 ", "x" * 5000):
+        refused = start(client, repo, **{"digest-algorithm": name})
+        assert refused.status_code == 400, name
+        assert error_code(refused) == "DIGEST_INVALID"
+        assert "Location" not in refused.headers
+    # Also with a whole blob in the POST: refused, nothing stored.
+    monolithic = client.post(
+        f"/v2/{repo}/blobs/uploads/",
+        params={"digest": sha256(b"abc"), "digest-algorithm": "md5"},
+        content=b"abc",
+    )
+    assert monolithic.status_code == 400 and error_code(monolithic) == "DIGEST_INVALID"
+    assert client.head(f"/v2/{repo}/blobs/{sha256(b'abc')}").status_code == 404
+
+
+def test_cancel_answers_204_and_a_final_put_out_of_order_416(client: httpx.Client) -> None:
+    repo = unique_repo()
+    data = os.urandom(4000)
+    location = start(client, repo).headers["Location"]
+    location = patch(client, location, data[:2000], 0).headers["Location"]
+    # The last chunk, sent in the PUT, does not continue the upload: 416 with where it is.
+    gap = client.put(
+        location,
+        params={"digest": sha256(data)},
+        content=data[3000:],
+        headers={"Content-Range": "3000-3999"},
+    )
+    assert gap.status_code == 416 and error_code(gap) == "BLOB_UPLOAD_INVALID", gap.text
+    assert gap.headers["Range"] == "0-1999"
+    assert client.get(location).headers["Range"] == "0-1999"
+    # The upload survives the refusal: finished properly afterwards.
+    done = client.put(
+        location,
+        params={"digest": sha256(data)},
+        content=data[2000:],
+        headers={"Content-Range": "2000-3999"},
+    )
+    assert done.status_code == 201, done.text
+    cancelled = start(client, repo).headers["Location"]
+    patch(client, cancelled, b"partial", 0)
+    gone = client.delete(cancelled, headers={"Content-Length": "0"})
+    assert gone.status_code == 204 and gone.content == b""
+    assert client.get(cancelled).status_code == 404
+
+
+def test_every_manifest_and_blob_get_and_head_carries_digest_and_length(
+    client: httpx.Client,
+) -> None:
+    repo = unique_repo()
+    digest, body = push_image(client, repo, "v1")
+    accept = {"Accept": OCI_MANIFEST}
+    for reference in ("v1", digest):
+        for method in ("GET", "HEAD"):
+            answer = client.request(method, f"/v2/{repo}/manifests/{reference}", headers=accept)
+            assert answer.status_code == 200, (method, reference)
+            assert answer.headers["Docker-Content-Digest"] == digest, (method, reference)
+            assert answer.headers["Content-Length"] == str(len(body)), (method, reference)
+    manifest = client.get(f"/v2/{repo}/manifests/v1", headers=accept).json()
+    for layer in (manifest["config"], *manifest["layers"]):
+        for method in ("GET", "HEAD"):
+            answer = client.request(method, f"/v2/{repo}/blobs/{layer['digest']}")
+            assert answer.status_code == 200
+            assert answer.headers["Docker-Content-Digest"] == layer["digest"]
+            assert answer.headers["Content-Length"] == str(layer["size"])
+        part = client.get(f"/v2/{repo}/blobs/{layer['digest']}", headers={"Range": "bytes=0-9"})
+        assert part.status_code == 206 and part.headers["Docker-Content-Digest"] == layer["digest"]
+        assert part.headers["Content-Length"] == "10"
