@@ -157,3 +157,68 @@ def test_every_manifest_and_blob_get_and_head_carries_digest_and_length(
         part = client.get(f"/v2/{repo}/blobs/{layer['digest']}", headers={"Range": "bytes=0-9"})
         assert part.status_code == 206 and part.headers["Docker-Content-Digest"] == layer["digest"]
         assert part.headers["Content-Length"] == "10"
+
+
+def test_the_chunk_minimum_is_advertised_on_s3_and_small_chunks_still_taken(
+    client: httpx.Client, registry: RunningRegistry
+) -> None:
+    """Unset, S3 advertises its part size and filesystem nothing; neither refuses a small
+    chunk, as clients written before the header send them."""
+    on_s3 = registry.env.get("DOCKYARD_STORAGE", "").startswith("s3://")
+    repo = unique_repo()
+    started = start(client, repo)
+    assert started.headers.get("OCI-Chunk-Min-Length") == (str(5 * 1024 * 1024) if on_s3 else None)
+    data = os.urandom(300)
+    location = started.headers["Location"]
+    for offset in (0, 100):
+        location = patch(client, location, data[offset : offset + 100], offset).headers["Location"]
+    done = client.put(
+        location,
+        params={"digest": sha256(data)},
+        content=data[200:],
+        headers={"Content-Range": "200-299"},
+    )
+    assert done.status_code == 201, done.text
+
+
+def test_a_configured_chunk_minimum_is_advertised_and_enforced(
+    registry: RunningRegistry, start_registry
+) -> None:
+    # A second server on the same stores (a replica), with a minimum of 1000 bytes.
+    strict = start_registry(env={**registry.env, "DOCKYARD_CHUNK_MIN_LENGTH": "1000"})
+    repo = unique_repo()
+    data = os.urandom(2600)
+    with httpx.Client(base_url=strict.url, timeout=60.0) as client:
+        started = start(client, repo)
+        assert started.headers["OCI-Chunk-Min-Length"] == "1000"
+        # Chunks of the minimum, then a short last one closed by an empty PUT: fine.
+        location = started.headers["Location"]
+        for offset, end in ((0, 1000), (1000, 2000), (2000, 2600)):
+            answer = patch(client, location, data[offset:end], offset)
+            assert answer.status_code == 202, answer.text
+            location = answer.headers["Location"]
+        assert client.put(location, params={"digest": sha256(data)}).status_code == 201
+        # A short chunk followed by another: the second is refused with the minimum, as is a
+        # last chunk in the PUT after a short one; the upload keeps what it had.
+        location = start(client, repo).headers["Location"]
+        location = patch(client, location, data[:999], 0).headers["Location"]
+        refused = patch(client, location, data[999:2000], 999)
+        assert refused.status_code == 416 and error_code(refused) == "BLOB_UPLOAD_INVALID"
+        assert refused.headers["OCI-Chunk-Min-Length"] == "1000"
+        assert refused.headers["Range"] == "0-998"
+        assert refused.json()["errors"][0]["detail"] == {"min": 1000, "previous": 999}
+        last = client.put(
+            location,
+            params={"digest": sha256(data[:2000])},
+            content=data[999:2000],
+            headers={"Content-Range": "999-1999"},
+        )
+        assert last.status_code == 416 and last.headers["OCI-Chunk-Min-Length"] == "1000"
+        assert client.get(location).headers["Range"] == "0-998"
+        # Closed as it stands (the short chunk was the last after all): accepted.
+        assert client.put(location, params={"digest": sha256(data[:999])}).status_code == 201
+        # A whole blob in one request is no chunk at all.
+        whole = client.post(
+            f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(b"tiny")}, content=b"tiny"
+        )
+        assert whole.status_code == 201

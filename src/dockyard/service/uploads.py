@@ -39,6 +39,29 @@ _MAX_TRACKED_HASHES = 256
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
+# The smallest part an S3 multipart upload takes (but its last): chunks at least this large
+# let the store assemble a blob from them without copying bytes again.
+S3_PART_MINIMUM = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkMinimum:
+    """What `OCI-Chunk-Min-Length` says (`advertised`, 0 = no header) and what is refused
+    (`enforced`: a chunk followed by another must hold at least this many bytes)."""
+
+    advertised: int = 0
+    enforced: int = 0
+
+    @classmethod
+    def of(cls, configured: int | None, on_s3: bool) -> ChunkMinimum:
+        """A configured minimum is advertised and enforced. Unset, S3 only advertises its
+        part size: clients written before the header (and the v1.1.1 conformance suite)
+        send small chunks, and refusing them would break their pushes."""
+        if configured is None:
+            return cls(S3_PART_MINIMUM if on_s3 else 0, 0)
+        return cls(configured, configured)
+
+
 @dataclass(frozen=True, slots=True)
 class UploadStatus:
     id: str
@@ -63,8 +86,10 @@ class UploadService:
         meta: MetadataStore,
         ttl_seconds: float,
         lock: ContentLock | None = None,
+        chunk_minimum: ChunkMinimum | None = None,
     ) -> None:
         self.lock = lock or NoLock()
+        self.chunk_minimum = chunk_minimum or ChunkMinimum()
         self.blobs = blobs
         self.meta = meta
         self.ttl = ttl_seconds
@@ -143,6 +168,7 @@ class UploadService:
         """Write a chunk at the upload's current end; a chunk that does not continue it is 416."""
         async with self._held(repository, upload_id):
             record = await self._get(repository, upload_id)  # read under the hold
+            self._refuse_short_chunk(record)
             new_size, hasher, piece = await self._take(record, chunks, content_range)
             if not await self.meta.advance_upload(
                 upload_id, record.size, new_size, time.time(), _with_piece(record.pieces, piece)
@@ -155,6 +181,26 @@ class UploadService:
             if hasher is not None:
                 self._hashes.put(upload_id, (new_size, hasher))
         return UploadStatus(upload_id, repository, new_size)
+
+    def _refuse_short_chunk(self, record: UploadRecord) -> None:
+        """Another chunk is arriving, so the one before it was not the last: it must have held
+        the minimum. Only now is that known, so the refusal comes with the chunk after it."""
+        minimum = self.chunk_minimum.enforced
+        if not minimum or not record.pieces:
+            return
+        previous = record.size - int(record.pieces.split()[-1].partition(".")[0])
+        if previous < minimum:
+            raise RegistryError(
+                ErrorCode.BLOB_UPLOAD_RANGE_INVALID,
+                f"every chunk but the last must hold at least {minimum} bytes; the chunk "
+                f"before this one held {previous}: start the upload again",
+                detail={"min": minimum, "previous": previous},
+                headers={
+                    "Range": f"0-{record.size - 1}",
+                    "Location": f"/v2/{record.repository}/blobs/uploads/{record.id}",
+                    "OCI-Chunk-Min-Length": str(minimum),
+                },
+            )
 
     async def _take(
         self,
@@ -225,6 +271,7 @@ class UploadService:
             record = await self._get(repository, upload_id)
             pieces = tuple(record.pieces.split()) if record.pieces else ()
             if chunks is not None:
+                self._refuse_short_chunk(record)
                 size, hasher, piece = await self._take(record, chunks, content_range)
                 pieces += (piece,) if piece else ()
             else:

@@ -63,7 +63,11 @@ async def start(request: Request) -> Response:
         return _created(
             name, await repository.uploads.monolithic(digest, stream_body(request, timeout))
         )
-    return _progress(await repository.uploads.start(algorithm))
+    started = _progress(await repository.uploads.start(algorithm))
+    minimum = registry_of(request).uploads.chunk_minimum.advertised
+    if minimum:
+        started.headers["OCI-Chunk-Min-Length"] = str(minimum)
+    return started
 
 
 async def status(request: Request) -> Response:
