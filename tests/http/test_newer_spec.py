@@ -5,14 +5,19 @@ blob GET and HEAD must carry."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import httpx
 
 from tests.support.push import (
+    OCI_INDEX,
     OCI_MANIFEST,
+    descriptor,
     error_code,
+    image_manifest,
     push_image,
+    push_manifest,
     sha256,
     unique_repo,
 )
@@ -222,3 +227,31 @@ def test_a_configured_chunk_minimum_is_advertised_and_enforced(
             f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(b"tiny")}, content=b"tiny"
         )
         assert whole.status_code == 201
+
+
+def test_a_sha512_subjects_referrers_tag_is_cut_to_64_characters(client: httpx.Client) -> None:
+    repo = unique_repo()
+    subject = image_manifest(client, repo)
+    pushed = client.put(
+        f"/v2/{repo}/manifests/{sha512(subject)}",
+        content=subject,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert pushed.status_code == 201, pushed.text
+    referrer_digest, referrer = push_image(client, repo, "sig")
+    fallback = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{**descriptor(OCI_MANIFEST, referrer), "artifactType": "application/x.sig"}],
+    }
+    hex_part = sha512(subject).partition(":")[2]
+    # The tag the spec used to name (all 128 hex digits, cut at 128 characters) is not it.
+    push_manifest(
+        client, repo, f"sha512-{hex_part}"[:128], json.dumps(fallback).encode(), OCI_INDEX
+    )
+    assert client.get(f"/v2/{repo}/referrers/{sha512(subject)}").json()["manifests"] == []
+    push_manifest(client, repo, f"sha512-{hex_part[:64]}", json.dumps(fallback).encode(), OCI_INDEX)
+    listed = client.get(f"/v2/{repo}/referrers/{sha512(subject)}").json()["manifests"]
+    assert [(m["digest"], m["artifactType"]) for m in listed] == [
+        (referrer_digest, "application/x.sig")
+    ]

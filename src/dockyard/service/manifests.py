@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from dockyard.core import jsontext
 from dockyard.core import mediatypes as mt
 from dockyard.core.bounded_cache import BoundedCache
-from dockyard.core.digest import Digest
+from dockyard.core.digest import Digest, referrers_tag
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
 from dockyard.core.names import is_valid_tag, validate_tag
@@ -311,9 +311,9 @@ class ManifestService:
         )
 
     async def _fallback_tag_entries(self, repository: str, subject: str) -> list[dict]:
-        """Entries of the `<alg>-<hex>` tag that clients without the referrers API maintain."""
-        tag = subject.replace(":", "-")[:128]
-        record = await self.meta.resolve_tag(repository, tag)
+        """Entries of the referrers tag (`sha256-<hex>`, `sha512-<64 of its hex>`) that clients
+        without the referrers API maintain."""
+        record = await self.meta.resolve_tag(repository, referrers_tag(subject))
         if record is None or record.media_type != mt.OCI_INDEX:
             return []
         try:
