@@ -35,9 +35,14 @@ from dockyard.client.transfer import (
     child_descriptors,
     select_platform,
 )
+from dockyard.client.transport import RetryPolicy
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 from dockyard.core.reference import ImageReference, InvalidReference, parse_reference
+
+# The longest Retry-After (429, 503) a command waits out by itself before it reports the
+# registry's answer: long enough for a short limit window, short enough to not seem hung.
+RETRY_AFTER_WAIT = 30.0
 
 
 def remote_reference(name: str) -> ImageReference:
@@ -104,7 +109,11 @@ class Client:
     def registry(self, host: str) -> RegistryClient:
         if host not in self._registries:
             self._registries[host] = RegistryClient(
-                host, store=self.store, insecure_hosts=self.insecure_hosts, ca_certs=self.ca_certs
+                host,
+                store=self.store,
+                insecure_hosts=self.insecure_hosts,
+                ca_certs=self.ca_certs,
+                retry=RetryPolicy(rate_limit_wait=RETRY_AFTER_WAIT),
             )
         return self._registries[host]
 

@@ -207,7 +207,9 @@ class RegistryClient:
         **kwargs: Any,
     ) -> httpx.Response:
         extensions = kwargs.pop("extensions", None)
-        follow = kwargs.pop("follow_redirects", False)
+        # Reads follow redirects, as the spec asks; httpx drops Authorization on the way to
+        # another host. Writes are not replayed elsewhere.
+        follow = kwargs.pop("follow_redirects", method in ("GET", "HEAD"))
         request = self.http.build_request(method, url, extensions=extensions, **kwargs)
         response = await self._send(request, follow_redirects=follow)
         if response.status_code not in ok:
