@@ -255,3 +255,31 @@ def test_a_sha512_subjects_referrers_tag_is_cut_to_64_characters(client: httpx.C
     assert [(m["digest"], m["artifactType"]) for m in listed] == [
         (referrer_digest, "application/x.sig")
     ]
+
+
+def test_tags_are_listed_in_byte_order_the_same_on_every_page(client: httpx.Client) -> None:
+    """The spec allows lexical or "ASCIIbetical" (Go's sort.Strings) order; Dockyard lists by
+    bytes, on SQLite and PostgreSQL alike (a locale's collation would put `a` next to `A`)."""
+    repo = unique_repo()
+    _, body = push_image(client, repo, "Z")
+    names = ["Z", "a", "A", "_", "0", "9", "B.1", "B-1", "B_1", "b", "a.b", "a-b", "a_b", "ab"]
+    names += ["v1.10", "v1.9", "v10", "V2", "latest", "LATEST", "x" * 128]
+    for name in names[1:]:
+        push_manifest(client, repo, name, body)
+    expected = sorted(names)  # Python compares str by code point: bytes, for ASCII
+    assert expected[:4] == ["0", "9", "A", "B-1"]
+    whole = client.get(f"/v2/{repo}/tags/list").json()["tags"]
+    assert whole == expected
+    for n in (1, 2, 5):
+        paged: list[str] = []
+        params: dict[str, str | int] = {"n": n}
+        while True:
+            page = client.get(f"/v2/{repo}/tags/list", params=params)
+            paged += page.json()["tags"]
+            if "Link" not in page.headers:
+                break
+            params = {"n": n, "last": paged[-1]}
+        assert paged == expected, n
+    # `last` need not be a tag: the listing goes on after where it would sort.
+    after = client.get(f"/v2/{repo}/tags/list", params={"last": "B0"}).json()["tags"]
+    assert after == [name for name in expected if name > "B0"]
