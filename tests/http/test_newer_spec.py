@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from datetime import UTC, datetime
 
 import httpx
 
@@ -283,3 +284,39 @@ def test_tags_are_listed_in_byte_order_the_same_on_every_page(client: httpx.Clie
     # `last` need not be a tag: the listing goes on after where it would sort.
     after = client.get(f"/v2/{repo}/tags/list", params={"last": "B0"}).json()["tags"]
     assert after == [name for name in expected if name > "B0"]
+
+
+def test_the_tag_details_extension_lists_digests_and_push_times(client: httpx.Client) -> None:
+    """`GET /v2/<name>/_dockyard/tags` (a Dockyard extension): what `/tags/list` lists, in the
+    same order and pages, each tag with its manifest's digest, type, size and push time."""
+    repo = unique_repo()
+    before = datetime.now(UTC).replace(microsecond=0)
+    first, first_body = push_image(client, repo, "b")
+    second, second_body = push_image(client, repo, "A")
+    for tag in ("c", "a", "B"):
+        push_manifest(client, repo, tag, first_body)
+    push_manifest(client, repo, "c", second_body)  # moved: now the second image
+    listed = client.get(f"/v2/{repo}/_dockyard/tags")
+    assert listed.status_code == 200 and "Link" not in listed.headers
+    entries = listed.json()["tags"]
+    assert listed.json()["name"] == repo
+    assert [e["tag"] for e in entries] == client.get(f"/v2/{repo}/tags/list").json()["tags"]
+    assert [e["tag"] for e in entries] == ["A", "B", "a", "b", "c"]
+    digests = {e["tag"]: e["digest"] for e in entries}
+    assert digests == {"A": second, "B": first, "a": first, "b": first, "c": second}
+    for entry in entries:
+        body = second_body if entry["digest"] == second else first_body
+        assert entry["mediaType"] == OCI_MANIFEST and entry["size"] == len(body)
+        pushed = datetime.fromisoformat(entry["pushed"].replace("Z", "+00:00"))
+        assert before <= pushed <= datetime.now(UTC)
+    # Paged like /tags/list.
+    page = client.get(f"/v2/{repo}/_dockyard/tags", params={"n": 2})
+    assert [e["tag"] for e in page.json()["tags"]] == ["A", "B"]
+    assert page.headers["Link"] == f'</v2/{repo}/_dockyard/tags?n=2&last=B>; rel="next"'
+    rest = client.get(f"/v2/{repo}/_dockyard/tags", params={"n": 2, "last": "B"})
+    assert [e["tag"] for e in rest.json()["tags"]] == ["a", "b"]
+    assert client.get(f"/v2/{repo}/_dockyard/tags", params={"n": 0}).json()["tags"] == []
+    bad = client.get(f"/v2/{repo}/_dockyard/tags", params={"n": "-1"})
+    assert bad.status_code == 400 and error_code(bad) == "UNSUPPORTED"
+    unknown = client.get(f"/v2/{unique_repo()}/_dockyard/tags")
+    assert unknown.status_code == 404 and error_code(unknown) == "NAME_UNKNOWN"

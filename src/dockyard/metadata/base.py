@@ -345,6 +345,13 @@ class RepositoryDescriptions(Protocol):
 class TagPages(Protocol):
     """A repository's tags a page at a time, with their manifests' records."""
 
+    async def tags_in_order(
+        self, repository: str, last: str | None, limit: int
+    ) -> list[PagedTag] | None:
+        """`limit` tags after `last` in byte order, each with when it was last pointed where
+        it points; None when no repository has the name."""
+        ...
+
     async def tag_page(
         self, repository: str, contains: str, offset: int, limit: int
     ) -> TagPage | None:

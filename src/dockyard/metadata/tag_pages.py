@@ -62,6 +62,26 @@ def tag_page(
     return TagPage(total, tags, last)
 
 
+def tags_in_order(
+    conn: Connection, ids: RepositoryIds, repository: str, last: str | None, limit: int
+) -> list[PagedTag] | None:
+    """Tags after `last` in byte order (the order of `/tags/list`), with their records."""
+    repo_id = ids.lookup(conn, repository)
+    if repo_id is None:
+        return None
+    conditions: list[Any] = [t.tags.c.repository_id == repo_id]
+    if last is not None:
+        conditions.append(t.tags.c.name > last)
+    rows = conn.execute(
+        sa.select(t.tags.c.name, t.tags.c.updated_at, *MANIFEST_COLUMNS)
+        .select_from(_JOINED)
+        .where(*conditions)
+        .order_by(t.tags.c.name)
+        .limit(limit)
+    )
+    return [PagedTag(row[0], row[1], manifest_record(row[2:])) for row in rows]
+
+
 def manifests_by_digest(
     conn: Connection, ids: RepositoryIds, repository: str, digests: list[str]
 ) -> dict[str, ManifestRecord]:
@@ -103,6 +123,13 @@ class SQLTagPages(SQLAggregate):
                 offset=offset,
                 limit=limit,
             )
+        )
+
+    async def tags_in_order(
+        self, repository: str, last: str | None, limit: int
+    ) -> list[PagedTag] | None:
+        return await self.runner.read(
+            partial(tags_in_order, ids=self.ids, repository=repository, last=last, limit=limit)
         )
 
     async def manifests_by_digest(

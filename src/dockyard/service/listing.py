@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.metadata.base import MetadataStore
+from dockyard.metadata.base import MetadataStore, PagedTag
 
 # The most entries one page carries; larger `n` is clamped and a Link points on.
 MAX_PAGE = 10_000
@@ -81,6 +82,21 @@ class ListingService:
             page = Page(page.items, None, page.limit, whole=(repository, cached[0]))
         return page
 
+    async def tag_details(
+        self, repository: str, n: int | None, last: str | None
+    ) -> tuple[list[dict[str, object]], str | None]:
+        """A page of tags with their digests and push times, in the order and paging of
+        `tags`, as the `_dockyard/tags` extension sends them; the second item is the `last`
+        of the next page, if one follows."""
+        if n == 0:
+            return [], None
+        limit = min(n if n is not None else MAX_PAGE, MAX_PAGE)
+        found = await self.meta.tags_in_order(repository, last, limit + 1)
+        if found is None:
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repository})
+        following = found[limit - 1].tag if len(found) > limit else None
+        return [_detail(tag) for tag in found[:limit]], following
+
     async def last_pushes(self) -> dict[str, float]:
         """When each repository last had a manifest pushed or a tag moved (read each time:
         pushes appear at once)."""
@@ -93,3 +109,14 @@ class ListingService:
             cached = await self.meta.all_repositories()
             self._catalog = cached if len(cached[1]) <= CACHED_NAMES else None
         return paginate(cached[1], n, last)
+
+
+def _detail(tag: PagedTag) -> dict[str, object]:
+    pushed = datetime.fromtimestamp(tag.pushed_at, UTC).isoformat(timespec="seconds")
+    return {
+        "tag": tag.tag,
+        "digest": tag.manifest.digest,
+        "mediaType": tag.manifest.media_type,
+        "size": tag.manifest.size,
+        "pushed": pushed.replace("+00:00", "Z"),
+    }
