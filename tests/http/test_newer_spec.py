@@ -320,3 +320,23 @@ def test_the_tag_details_extension_lists_digests_and_push_times(client: httpx.Cl
     assert bad.status_code == 400 and error_code(bad) == "UNSUPPORTED"
     unknown = client.get(f"/v2/{unique_repo()}/_dockyard/tags")
     assert unknown.status_code == 404 and error_code(unknown) == "NAME_UNKNOWN"
+
+
+def test_the_tag_history_extension_shows_where_a_tag_pointed(client: httpx.Client) -> None:
+    """`GET /v2/<name>/_dockyard/tag-history/<tag>` (a Dockyard extension): newest first,
+    `digest` null where the tag was deleted."""
+    repo = unique_repo()
+    first, first_body = push_image(client, repo, "latest")
+    second, _ = push_image(client, repo, "latest")
+    push_manifest(client, repo, "latest", first_body)
+    assert client.delete(f"/v2/{repo}/manifests/latest").status_code == 202
+    answer = client.get(f"/v2/{repo}/_dockyard/tag-history/latest")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["name"] == repo and answer.json()["tag"] == "latest"
+    entries = answer.json()["history"]
+    assert [e["digest"] for e in entries] == [None, first, second, first]
+    times = [datetime.fromisoformat(e["at"].replace("Z", "+00:00")) for e in entries]
+    assert times == sorted(times, reverse=True)
+    for missing in ("never", "-bad", "x" * 129):
+        gone = client.get(f"/v2/{repo}/_dockyard/tag-history/{missing}")
+        assert gone.status_code == 404 and error_code(gone) == "MANIFEST_UNKNOWN"

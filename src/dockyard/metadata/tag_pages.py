@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.base import ManifestRecord, PagedTag, TagPage
+from dockyard.metadata.base import ManifestRecord, PagedTag, TagChange, TagPage
 from dockyard.metadata.manifests import MANIFEST_COLUMNS, manifest_record
 from dockyard.metadata.statements import RepositoryIds
 
@@ -82,6 +82,15 @@ def tags_in_order(
     return [PagedTag(row[0], row[1], manifest_record(row[2:])) for row in rows]
 
 
+def tag_history(conn: Connection, repository: str, tag: str) -> list[TagChange]:
+    rows = conn.execute(
+        sa.select(t.tag_history.c.digest, t.tag_history.c.changed_at)
+        .where(t.tag_history.c.repository == repository, t.tag_history.c.tag == tag)
+        .order_by(t.tag_history.c.id.desc())
+    )
+    return [TagChange(row[0], row[1]) for row in rows]
+
+
 def manifests_by_digest(
     conn: Connection, ids: RepositoryIds, repository: str, digests: list[str]
 ) -> dict[str, ManifestRecord]:
@@ -131,6 +140,9 @@ class SQLTagPages(SQLAggregate):
         return await self.runner.read(
             partial(tags_in_order, ids=self.ids, repository=repository, last=last, limit=limit)
         )
+
+    async def tag_history(self, repository: str, tag: str) -> list[TagChange]:
+        return await self.runner.read(partial(tag_history, repository=repository, tag=tag))
 
     async def manifests_by_digest(
         self, repository: str, digests: list[str]

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.core.names import is_valid_tag
 from dockyard.metadata.base import MetadataStore, PagedTag
 
 # The most entries one page carries; larger `n` is clamped and a Link points on.
@@ -97,6 +98,14 @@ class ListingService:
         following = found[limit - 1].tag if len(found) > limit else None
         return [_detail(tag) for tag in found[:limit]], following
 
+    async def tag_history(self, repository: str, tag: str) -> list[dict[str, object]]:
+        """The `_dockyard/tag-history` extension: where `tag` pointed and when, newest first,
+        `digest` null where it was deleted. Kept after the repository goes, so asked by name."""
+        history = await self.meta.tag_history(repository, tag) if is_valid_tag(tag) else []
+        if not history:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"tag": tag[:200]})
+        return [{"digest": change.digest, "at": _iso(change.at)} for change in history]
+
     async def last_pushes(self) -> dict[str, float]:
         """When each repository last had a manifest pushed or a tag moved (read each time:
         pushes appear at once)."""
@@ -112,11 +121,16 @@ class ListingService:
 
 
 def _detail(tag: PagedTag) -> dict[str, object]:
-    pushed = datetime.fromtimestamp(tag.pushed_at, UTC).isoformat(timespec="seconds")
     return {
         "tag": tag.tag,
         "digest": tag.manifest.digest,
         "mediaType": tag.manifest.media_type,
         "size": tag.manifest.size,
-        "pushed": pushed.replace("+00:00", "Z"),
+        "pushed": _iso(tag.pushed_at),
     }
+
+
+def _iso(timestamp: float) -> str:
+    """UTC, to the millisecond: two changes of a tag within a second stay apart."""
+    moment = datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+    return moment.replace("+00:00", "Z")

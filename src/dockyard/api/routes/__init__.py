@@ -116,5 +116,6 @@ def table(is_read_only: bool) -> list[Route]:
         Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
         Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
         Route(f"{NAME}/_dockyard/tags", tag_details.list_tag_details, methods=["GET"]),
+        Route(f"{NAME}/_dockyard/tag-history/{{tag}}", tag_details.tag_history, methods=["GET"]),
         Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
     ]

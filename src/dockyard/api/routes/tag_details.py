@@ -1,6 +1,7 @@
-"""`/v2/<name>/_dockyard/tags`: a Dockyard extension, not part of the distribution spec (its
-open proposals ask for as much): every tag with its digest, media type, size and when it was
-last pushed, in the order and pages of `/tags/list`, so a client needs no request per tag."""
+"""Dockyard extensions about tags, not part of the distribution spec (its open proposals ask
+for as much): `/v2/<name>/_dockyard/tags`, every tag with its digest, media type, size and when
+it was last pushed, in the order and pages of `/tags/list`, so a client needs no request per
+tag; and `/v2/<name>/_dockyard/tag-history/<tag>`, where a tag pointed and when."""
 
 from __future__ import annotations
 
@@ -27,3 +28,11 @@ async def list_tag_details(request: Request) -> Response:
         headers["Link"] = f'</v2/{name}/_dockyard/tags?{query}>; rel="next"'
     body = json.dumps({"name": name, "tags": tags}, ensure_ascii=False)
     return Response(body, media_type="application/json", headers=headers)
+
+
+async def tag_history(request: Request) -> Response:
+    name, _ = await repository_access(request, PULL)
+    tag = request.path_params["tag"]
+    history = await registry_of(request).listing.tag_history(name, tag)
+    body = json.dumps({"name": name, "tag": tag, "history": history}, ensure_ascii=False)
+    return Response(body, media_type="application/json")
