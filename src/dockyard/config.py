@@ -142,6 +142,13 @@ class Settings(BaseModel):
         description="also collect manifests no tag, index or subject keeps (default: keep "
         "them, as Docker Hub and GHCR do)",
     )
+    chunk_min_length: int | None = Field(
+        None,
+        ge=0,
+        description="bytes every chunk of an upload but the last must hold, sent as "
+        "OCI-Chunk-Min-Length and enforced (416); default: S3 advertises its 5 MiB part "
+        "size without enforcing it, the filesystem nothing; 0 = neither",
+    )
     body_timeout_seconds: float = Field(
         60.0, gt=0, description="a client sending no body bytes for this long is cut off"
     )

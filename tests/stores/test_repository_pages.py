@@ -107,6 +107,21 @@ def test_a_page_of_tags_is_filtered_sorted_and_counted(meta, run) -> None:
     assert run(meta.tag_page("acme/app", "", 0, 1)).tags[0].tag == "v05"
 
 
+def test_tags_in_order_go_by_bytes_after_last_with_their_records(meta, run) -> None:
+    """What the `_dockyard/tags` extension reads: byte order on every database."""
+    assert run(meta.tags_in_order("acme/app", None, 10)) is None
+    push(meta, run, "acme/app", digest(100), ["b", "B", "_x", "a-1", "a.1", "a_1"], size=111)
+    push(meta, run, "acme/app", digest(200), ["A", "9"], size=222)
+    push(meta, run, "acme/other", digest(300), ["0"])
+    found = run(meta.tags_in_order("acme/app", None, 100))
+    assert [t.tag for t in found] == ["9", "A", "B", "_x", "a-1", "a.1", "a_1", "b"]
+    assert {t.tag: t.manifest.size for t in found}["A"] == 222
+    assert all(t.manifest.digest == digest(100) for t in found if t.tag not in ("A", "9"))
+    after = run(meta.tags_in_order("acme/app", "B", 3))
+    assert [t.tag for t in after] == ["_x", "a-1", "a.1"]
+    assert run(meta.tags_in_order("acme/app", "b", 3)) == []
+
+
 def test_manifests_by_digest_and_tags_of_stay_in_their_repository(meta, run) -> None:
     push(meta, run, "acme/app", digest(10), ["v1", "latest"])
     push(meta, run, "acme/app", digest(11), [])

@@ -64,6 +64,14 @@ JobsOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only the result.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per event on stdout.")]
+TagsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tag",
+        "-t",
+        help="Another tag for the image in the destination registry (repeatable).",
+    ),
+]
 PlatformOpt = Annotated[
     str | None,
     typer.Option(
@@ -213,12 +221,14 @@ def push(
     jobs: JobsOpt = 4,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    tags: TagsOpt = None,
 ) -> None:
     """Push a local image (layout or archive) to a registry.
 
     Blobs the registry has are skipped, blobs it holds in another repository are mounted, the
     rest are uploaded in parallel (chunked, resuming after a dropped connection); the manifest
-    goes last. Multi-platform indexes are pushed whole.
+    goes last. Multi-platform indexes are pushed whole. `--tag` adds tags, sent with the
+    manifest in one request where the registry takes several (`?tag=`).
     """
     rep = reporter(quiet, as_json, "Pushed")
     with _context(rep):
@@ -226,7 +236,7 @@ def push(
             insecure,
             ca_cert,
             jobs,
-            lambda c: c.push(source, reference, reporter=rep),
+            lambda c: c.push(source, reference, reporter=rep, tags=tags or ()),
             source,
             reference,
         )
@@ -276,8 +286,11 @@ def copy(
     jobs: JobsOpt = 4,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    tags: TagsOpt = None,
 ) -> None:
-    """Copy an image between any two places, streaming, skipping what the destination has."""
+    """Copy an image between any two places, streaming, skipping what the destination has.
+    `--tag` adds tags in a destination registry, with the manifest in one request where the
+    registry takes several."""
     rep = reporter(quiet, as_json, "Copied")
     wanted = platform_of(platform)
     with _context(rep):
@@ -286,7 +299,12 @@ def copy(
             ca_cert,
             jobs,
             lambda c: c.copy(
-                source, destination, all_platforms=all_platforms, platform=wanted, reporter=rep
+                source,
+                destination,
+                all_platforms=all_platforms,
+                platform=wanted,
+                reporter=rep,
+                tags=tags or (),
             ),
             source,
             destination,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,10 +37,28 @@ from dockyard.client.transfer import (
     child_descriptors,
     select_platform,
 )
+from dockyard.client.transport import RetryPolicy
 from dockyard.core import keys, sigstore
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
+from dockyard.core.names import is_valid_tag
 from dockyard.core.reference import ImageReference, InvalidReference, parse_reference
+
+# The longest Retry-After (429, 503) a command waits out by itself before it reports the
+# registry's answer: long enough for a short limit window, short enough to not seem hung.
+RETRY_AFTER_WAIT = 30.0
+
+
+def _add_tags(destination: ImageDestination, name: str, tags: Sequence[str]) -> None:
+    """`--tag`: more tags for the image pushed to a registry reference that names a tag."""
+    if not isinstance(destination, RegistryDestination):
+        raise UsageError(f"--tag names more tags in a registry; {name} is not a registry")
+    if remote_reference(name).tag is None:
+        raise UsageError(f"--tag adds to the tag of the destination; {name} names none")
+    bad = [tag for tag in tags if not is_valid_tag(tag)]
+    if bad:
+        raise UsageError(f"invalid tag {bad[0]!r}: letters, digits, _ . - (128 at most)")
+    destination.extra_tags = tuple(tags)
 
 
 def remote_reference(name: str) -> ImageReference:
@@ -107,7 +125,11 @@ class Client:
     def registry(self, host: str) -> RegistryClient:
         if host not in self._registries:
             self._registries[host] = RegistryClient(
-                host, store=self.store, insecure_hosts=self.insecure_hosts, ca_certs=self.ca_certs
+                host,
+                store=self.store,
+                insecure_hosts=self.insecure_hosts,
+                ca_certs=self.ca_certs,
+                retry=RetryPolicy(rate_limit_wait=RETRY_AFTER_WAIT),
             )
         return self._registries[host]
 
@@ -139,8 +161,11 @@ class Client:
         all_platforms: bool = False,
         platform: Platform | None = None,
         reporter: Reporter | None = None,
+        tags: Sequence[str] = (),
     ) -> CopyResult:
         src, dst = self.source(source), self.destination(destination)
+        if tags:
+            _add_tags(dst, destination, tags)
         try:
             options = CopyOptions(all_platforms=all_platforms, platform=platform, jobs=self.jobs)
             return await Copier(src, dst, options, reporter).copy(

@@ -172,6 +172,10 @@ class RegistryAuth(httpx.Auth):
         response = yield request
         retried_fresh = retried_scope = False
         while response.status_code in (401, 403):
+            if not _same_origin(response.url, request.url):
+                # A redirect led elsewhere (an object store, a CDN): its challenge is not the
+                # registry's, and answering it would hand the credentials to another host.
+                return
             challenge = self._pick(response)
             if challenge is None or not _replayable(request):
                 return
@@ -370,3 +374,7 @@ def _token_json(response: httpx.Response) -> dict:
 
 def _replayable(request: httpx.Request) -> bool:
     return isinstance(request.stream, httpx.ByteStream)
+
+
+def _same_origin(one: httpx.URL, other: httpx.URL) -> bool:
+    return (one.scheme, one.host, one.port) == (other.scheme, other.host, other.port)

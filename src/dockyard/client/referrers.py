@@ -23,6 +23,7 @@ from dockyard.client.errors import ClientError, NotFound
 from dockyard.client.image import Manifest
 from dockyard.client.registry import RegistryClient
 from dockyard.core import mediatypes as mt
+from dockyard.core.digest import referrers_tag
 from dockyard.core.manifest import Descriptor
 
 EMPTY_CONFIG = b"{}"
@@ -72,11 +73,6 @@ class ArtifactFile:
         if sep and path and "/" in media_type and not Path(text).exists():
             return cls(Path(path), media_type)
         return cls(Path(text))
-
-
-def referrers_tag(digest: str) -> str:
-    algorithm, _, encoded = digest.partition(":")
-    return f"{algorithm}-{encoded}"[:128]
 
 
 async def list_referrers(

@@ -55,6 +55,8 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _PIECE = 256 * 1024
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;[^,]*rel="?next"?')
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,256}")
+# Tags sent in one manifest push: the spec asks registries to take at least 10.
+TAGS_PER_PUT = 10
 # Pages of one listing followed at most: a registry whose `Link` never ends is cut off.
 MAX_PAGES = 1000
 
@@ -207,7 +209,9 @@ class RegistryClient:
         **kwargs: Any,
     ) -> httpx.Response:
         extensions = kwargs.pop("extensions", None)
-        follow = kwargs.pop("follow_redirects", False)
+        # Reads follow redirects, as the spec asks; httpx drops Authorization on the way to
+        # another host. Writes are not replayed elsewhere.
+        follow = kwargs.pop("follow_redirects", method in ("GET", "HEAD"))
         request = self.http.build_request(method, url, extensions=extensions, **kwargs)
         response = await self._send(request, follow_redirects=follow)
         if response.status_code not in ok:
@@ -415,7 +419,36 @@ class RegistryClient:
         response = await self._put_manifest(repo, manifest.digest, manifest)
         return bool(response.headers.get("OCI-Subject"))
 
-    async def _put_manifest(self, repo: str, reference: str, manifest: Manifest) -> httpx.Response:
+    async def put_manifest_tags(self, repo: str, manifest: Manifest, tags: Sequence[str]) -> str:
+        """Store by digest under every tag of `tags`: several in one request (`?tag=`) where
+        the registry takes them, which its `OCI-Tag` answer says; a registry that ignores the
+        parameter, or refuses the request as too long, gets one request per tag left."""
+        applied: set[str] = set()
+        for start in range(0, len(tags), TAGS_PER_PUT):
+            batch = list(tags[start : start + TAGS_PER_PUT])
+            try:
+                response = await self._put_manifest(
+                    repo, manifest.digest, manifest, params=[("tag", t) for t in batch]
+                )
+            except ClientError as exc:
+                if getattr(exc, "status", None) not in (414, 431):
+                    raise
+                continue
+            applied.update(
+                t.strip() for t in response.headers.get_list("OCI-Tag", split_commas=True)
+            )
+        for tag in tags:
+            if tag not in applied:
+                await self._put_manifest(repo, tag, manifest)
+        return manifest.digest
+
+    async def _put_manifest(
+        self,
+        repo: str,
+        reference: str,
+        manifest: Manifest,
+        params: list[tuple[str, str]] | None = None,
+    ) -> httpx.Response:
         what = f"pushing manifest {repo}:{reference}"
         response = await self._call(
             "PUT",
@@ -424,6 +457,7 @@ class RegistryClient:
             ok=(200, 201, 202),
             content=manifest.body,
             headers={"Content-Type": manifest.media_type},
+            params=params,
         )
         claimed = response.headers.get("Docker-Content-Digest")
         if (

@@ -64,7 +64,14 @@ class RegistryDestination(_InRegistry):
     ) -> None:
         await self.client.upload_blob(self.ref.repository, descriptor, opener, progress)
 
+    # More tags for the top manifest, pushed with it (`dockyard push/copy --tag`).
+    extra_tags: tuple[str, ...] = ()
+
     async def put_manifest(self, manifest: Manifest, tag: str | None) -> str:
+        # Only the top manifest carries the destination's tag; children go by digest.
+        if self.extra_tags and tag is not None and tag == self.ref.tag:
+            tags = list(dict.fromkeys([tag, *self.extra_tags]))
+            return await self.client.put_manifest_tags(self.ref.repository, manifest, tags)
         return await self.client.put_manifest(self.ref.repository, tag or manifest.digest, manifest)
 
     async def commit(self) -> None:

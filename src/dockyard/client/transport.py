@@ -7,7 +7,8 @@ and client certificates come from `--ca-cert` files and from the certs.d folders
 podman read (see `trust_files`). Connection failures, and 5xx answers to idempotent
 requests whose body can be sent again, are retried a bounded number of times with exponential
 backoff; a 429 waits once when `Retry-After` is short, and otherwise comes back to the caller,
-who turns it into `RateLimited` (see `rate_limit_error`).
+who turns it into `RateLimited` (see `rate_limit_error`); a 503's short `Retry-After` replaces
+the backoff. Redirects are followed by httpx, which drops `Authorization` at another origin.
 """
 
 from __future__ import annotations
@@ -105,7 +106,10 @@ class RetryPolicy:
     attempts: int = 4  # tries in all, the first included
     backoff: float = 0.5  # seconds before the second try; doubles each time
     max_backoff: float = 8.0
-    rate_limit_wait: float = 0.0  # wait once on 429 when Retry-After is at most this
+    # A Retry-After of at most this many seconds is waited out: on 429 once, on 503 within
+    # `attempts` (instead of the backoff); a longer one comes back to the caller at once.
+    # 0 keeps the plain backoff on 503 and never waits on 429.
+    rate_limit_wait: float = 0.0
 
     def delay(self, attempt: int) -> float:
         """Backoff before try `attempt + 1` (attempt counts from 1), with jitter."""
@@ -369,9 +373,22 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                     and request.method in IDEMPOTENT
                 ):
                     return response
+                told = self._told_to_wait(response)
+                if told is not None and told > self.policy.rate_limit_wait:
+                    return response  # asking sooner than the registry said would not help
                 await response.aclose()
+                if told is not None:
+                    await asyncio.sleep(told)
+                    attempt += 1
+                    continue
             await asyncio.sleep(self.policy.delay(attempt))
             attempt += 1
+
+    def _told_to_wait(self, response: httpx.Response) -> float | None:
+        """The Retry-After of a 503, when this policy honours it."""
+        if response.status_code != 503 or self.policy.rate_limit_wait <= 0:
+            return None
+        return parse_retry_after(response.headers.get("Retry-After"))
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -47,5 +47,34 @@ class Digest:
         return hashlib.new(self.algorithm)
 
 
+# The algorithms a client may choose for an upload (`?digest-algorithm=`), the ones verified.
+ALGORITHMS = ("sha256", "sha512")
+
+
+def algorithm_of(text: str | None) -> str:
+    """An upload's chosen algorithm: sha256 unless named; any other name is DIGEST_INVALID."""
+    if text is None:
+        return "sha256"
+    if text not in ALGORITHMS:
+        raise RegistryError(
+            ErrorCode.DIGEST_INVALID,
+            "unsupported digest algorithm: sha256 and sha512 are",
+            detail={"digest-algorithm": text[:100]},
+        )
+    return text
+
+
+# What a tag may not hold (its grammar is `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`).
+_NOT_IN_TAG = re.compile(r"[^a-zA-Z0-9._-]")
+
+
+def referrers_tag(digest: str) -> str:
+    """The tag under which clients without the referrers API keep a digest's referrers, as
+    the spec's Referrers Tag Schema now has it: the algorithm cut to 32 characters, `-`, the
+    encoded part cut to 64, and every character a tag may not hold replaced by `-`."""
+    algorithm, _, encoded = digest.partition(":")
+    return _NOT_IN_TAG.sub("-", f"{algorithm[:32]}-{encoded[:64]}")
+
+
 def sha256_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()

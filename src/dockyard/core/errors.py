@@ -56,6 +56,8 @@ class ErrorCode(enum.Enum):
     PARAMETER_UNSUPPORTED = ("UNSUPPORTED", 400, "a parameter has a value not supported here")
     ENDPOINT_UNKNOWN = ("UNSUPPORTED", 404, "no such endpoint")
     BODY_TOO_LARGE = ("UNSUPPORTED", 413, "request body too large")
+    # The spec lets a registry answer 414 to a manifest push naming more tags than it takes.
+    TOO_MANY_TAGS = ("UNSUPPORTED", 414, "too many tags in one manifest push")
     MEDIA_TYPE_UNSUPPORTED = ("UNSUPPORTED", 415, "the body must be application/json")
 
     # The account API's own (`/api/v1/`); a refusal there is DENIED, as on /v2/.

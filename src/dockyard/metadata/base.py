@@ -171,6 +171,12 @@ class PagedTag:
 
 
 @dataclass(frozen=True, slots=True)
+class TagChange:
+    digest: str | None  # where the tag pointed from then on; None: it was deleted
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class TagPage:
     total: int  # tags matching the filter, on every page
     tags: list[PagedTag]
@@ -344,6 +350,18 @@ class RepositoryDescriptions(Protocol):
 
 class TagPages(Protocol):
     """A repository's tags a page at a time, with their manifests' records."""
+
+    async def tag_history(self, repository: str, tag: str) -> list[TagChange]:
+        """Where the tag pointed and when, newest first (the last entries kept: see
+        `schema.tag_history`); empty when it never existed."""
+        ...
+
+    async def tags_in_order(
+        self, repository: str, last: str | None, limit: int
+    ) -> list[PagedTag] | None:
+        """`limit` tags after `last` in byte order, each with when it was last pointed where
+        it points; None when no repository has the name."""
+        ...
 
     async def tag_page(
         self, repository: str, contains: str, offset: int, limit: int

@@ -291,3 +291,23 @@ repository_info = sa.Table(
     sa.Column("readme", sa.Text, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# -- tag history (revision 0013) -----------------------------------------------------------------
+
+# Where each tag pointed and when, newest last (`_dockyard/tag-history`): written by database
+# triggers on `tags` (revision 0013), so every path that creates, moves or deletes a tag
+# (pushes, deletes, retention, a repository's removal) is recorded in its own transaction.
+# Keyed by the repository's name, not its id, so the history outlives the repository; the
+# triggers keep the newest TAG_HISTORY_KEPT entries of each tag. `digest` NULL: deleted.
+TAG_HISTORY_KEPT = 100
+
+tag_history = sa.Table(
+    "tag_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repository", NameText, nullable=False),
+    sa.Column("tag", NameText, nullable=False),
+    sa.Column("digest", sa.String(200)),
+    sa.Column("changed_at", sa.Float, nullable=False),
+    sa.Index("ix_tag_history_tag", "repository", "tag", "id"),
+)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.base import ManifestRecord, PagedTag, TagPage
+from dockyard.metadata.base import ManifestRecord, PagedTag, TagChange, TagPage
 from dockyard.metadata.manifests import MANIFEST_COLUMNS, manifest_record
 from dockyard.metadata.statements import RepositoryIds
 
@@ -62,6 +62,35 @@ def tag_page(
     return TagPage(total, tags, last)
 
 
+def tags_in_order(
+    conn: Connection, ids: RepositoryIds, repository: str, last: str | None, limit: int
+) -> list[PagedTag] | None:
+    """Tags after `last` in byte order (the order of `/tags/list`), with their records."""
+    repo_id = ids.lookup(conn, repository)
+    if repo_id is None:
+        return None
+    conditions: list[Any] = [t.tags.c.repository_id == repo_id]
+    if last is not None:
+        conditions.append(t.tags.c.name > last)
+    rows = conn.execute(
+        sa.select(t.tags.c.name, t.tags.c.updated_at, *MANIFEST_COLUMNS)
+        .select_from(_JOINED)
+        .where(*conditions)
+        .order_by(t.tags.c.name)
+        .limit(limit)
+    )
+    return [PagedTag(row[0], row[1], manifest_record(row[2:])) for row in rows]
+
+
+def tag_history(conn: Connection, repository: str, tag: str) -> list[TagChange]:
+    rows = conn.execute(
+        sa.select(t.tag_history.c.digest, t.tag_history.c.changed_at)
+        .where(t.tag_history.c.repository == repository, t.tag_history.c.tag == tag)
+        .order_by(t.tag_history.c.id.desc())
+    )
+    return [TagChange(row[0], row[1]) for row in rows]
+
+
 def manifests_by_digest(
     conn: Connection, ids: RepositoryIds, repository: str, digests: list[str]
 ) -> dict[str, ManifestRecord]:
@@ -104,6 +133,16 @@ class SQLTagPages(SQLAggregate):
                 limit=limit,
             )
         )
+
+    async def tags_in_order(
+        self, repository: str, last: str | None, limit: int
+    ) -> list[PagedTag] | None:
+        return await self.runner.read(
+            partial(tags_in_order, ids=self.ids, repository=repository, last=last, limit=limit)
+        )
+
+    async def tag_history(self, repository: str, tag: str) -> list[TagChange]:
+        return await self.runner.read(partial(tag_history, repository=repository, tag=tag))
 
     async def manifests_by_digest(
         self, repository: str, digests: list[str]

@@ -23,6 +23,8 @@ TABLE_ORDER = (
     "repository_blobs",
     "manifests",
     "manifest_references",
+    # Before the tags, whose insert triggers then see each tag's newest entry and add none.
+    "tag_history",
     "tags",
     "accounts",
     "memberships",
@@ -60,7 +62,7 @@ def import_rows(conn: Connection, ids: RepositoryIds, rows: Rows) -> dict[str, i
         if rows.get(name):
             conn.execute(sa.insert(t.metadata.tables[name]), rows[name])
     if conn.dialect.name == "postgresql":
-        for name in ("repositories", "accounts", "gc_queue"):
+        for name in ("repositories", "accounts", "gc_queue", "tag_history"):
             conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
                 f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)"

@@ -191,9 +191,9 @@ class ProxiedUploads:
     def __init__(self, repo: ProxiedRepository) -> None:
         self.repo = repo
 
-    async def start(self) -> UploadStatus:
+    async def start(self, algorithm: str = "sha256") -> UploadStatus:
         self.repo.refuse_writes()
-        return await self.repo.local.uploads.start()
+        return await self.repo.local.uploads.start(algorithm)
 
     async def monolithic(self, digest: str, chunks: AsyncIterator[bytes]) -> str:
         self.repo.refuse_writes()

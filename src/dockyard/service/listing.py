@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
-from dockyard.metadata.base import MetadataStore
+from dockyard.core.names import is_valid_tag
+from dockyard.metadata.base import MetadataStore, PagedTag
 
 # The most entries one page carries; larger `n` is clamped and a Link points on.
 MAX_PAGE = 10_000
@@ -81,6 +83,29 @@ class ListingService:
             page = Page(page.items, None, page.limit, whole=(repository, cached[0]))
         return page
 
+    async def tag_details(
+        self, repository: str, n: int | None, last: str | None
+    ) -> tuple[list[dict[str, object]], str | None]:
+        """A page of tags with their digests and push times, in the order and paging of
+        `tags`, as the `_dockyard/tags` extension sends them; the second item is the `last`
+        of the next page, if one follows."""
+        if n == 0:
+            return [], None
+        limit = min(n if n is not None else MAX_PAGE, MAX_PAGE)
+        found = await self.meta.tags_in_order(repository, last, limit + 1)
+        if found is None:
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repository})
+        following = found[limit - 1].tag if len(found) > limit else None
+        return [_detail(tag) for tag in found[:limit]], following
+
+    async def tag_history(self, repository: str, tag: str) -> list[dict[str, object]]:
+        """The `_dockyard/tag-history` extension: where `tag` pointed and when, newest first,
+        `digest` null where it was deleted. Kept after the repository goes, so asked by name."""
+        history = await self.meta.tag_history(repository, tag) if is_valid_tag(tag) else []
+        if not history:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"tag": tag[:200]})
+        return [{"digest": change.digest, "at": _iso(change.at)} for change in history]
+
     async def last_pushes(self) -> dict[str, float]:
         """When each repository last had a manifest pushed or a tag moved (read each time:
         pushes appear at once)."""
@@ -93,3 +118,19 @@ class ListingService:
             cached = await self.meta.all_repositories()
             self._catalog = cached if len(cached[1]) <= CACHED_NAMES else None
         return paginate(cached[1], n, last)
+
+
+def _detail(tag: PagedTag) -> dict[str, object]:
+    return {
+        "tag": tag.tag,
+        "digest": tag.manifest.digest,
+        "mediaType": tag.manifest.media_type,
+        "size": tag.manifest.size,
+        "pushed": _iso(tag.pushed_at),
+    }
+
+
+def _iso(timestamp: float) -> str:
+    """UTC, to the millisecond: two changes of a tag within a second stay apart."""
+    moment = datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+    return moment.replace("+00:00", "Z")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from dockyard.core import jsontext
 from dockyard.core import mediatypes as mt
 from dockyard.core.bounded_cache import BoundedCache
-from dockyard.core.digest import Digest
+from dockyard.core.digest import Digest, referrers_tag
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
 from dockyard.core.names import is_valid_tag, validate_tag
@@ -58,6 +58,12 @@ def parse_reference(reference: str, *, lookup: bool = False) -> tuple[str | None
     return reference, None
 
 
+# Tags one manifest push may apply (`?tag=` repeated): the spec asks for at least 10. At 128
+# characters a tag, 100 of them keep the request line near 14 KB, well under what granian
+# reads (past 64 KiB it answers 414 itself, before the app).
+MAX_TAGS_PER_PUSH = 100
+
+
 # Manifest bytes by digest are immutable, so never stale: kept by total size, and a manifest
 # over a quarter of it is not kept (it would push out many others).
 CACHED_MANIFEST_BYTES = 32 * 1024 * 1024
@@ -92,6 +98,12 @@ class ManifestService:
         may_read: ReadCheck | None = None,
     ) -> PutResult:
         tag, wanted = parse_reference(reference)
+        if extra_tags and len(extra_tags) > MAX_TAGS_PER_PUSH:
+            raise RegistryError(
+                ErrorCode.TOO_MANY_TAGS,
+                f"at most {MAX_TAGS_PER_PUSH} tags in one manifest push",
+                detail={"tags": len(extra_tags), "max": MAX_TAGS_PER_PUSH},
+            )
         tags = [validate_tag(t) for t in (extra_tags or [])]
         if tag is not None:
             tags.insert(0, tag)
@@ -299,9 +311,9 @@ class ManifestService:
         )
 
     async def _fallback_tag_entries(self, repository: str, subject: str) -> list[dict]:
-        """Entries of the `<alg>-<hex>` tag that clients without the referrers API maintain."""
-        tag = subject.replace(":", "-")[:128]
-        record = await self.meta.resolve_tag(repository, tag)
+        """Entries of the referrers tag (`sha256-<hex>`, `sha512-<64 of its hex>`) that clients
+        without the referrers API maintain."""
+        record = await self.meta.resolve_tag(repository, referrers_tag(subject))
         if record is None or record.media_type != mt.OCI_INDEX:
             return []
         try:

@@ -25,7 +25,7 @@ from dockyard.service.repository import Hidden, LocalRepository, Repository, Sta
 from dockyard.service.repository_info import RepositoryInfoService
 from dockyard.service.retention import RetentionService
 from dockyard.service.tag_rules import TagRuleService
-from dockyard.service.uploads import UploadService
+from dockyard.service.uploads import ChunkMinimum, UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
 from dockyard.storage.private import keep_private
@@ -83,7 +83,13 @@ class Registry:
         self.content_lock = content_lock(settings, meta)
         self.blobs = BlobService(blob_store, meta, self.content_lock)
         self.uploads = UploadService(
-            blob_store, meta, settings.upload_ttl_seconds, self.content_lock
+            blob_store,
+            meta,
+            settings.upload_ttl_seconds,
+            self.content_lock,
+            ChunkMinimum.of(
+                settings.chunk_min_length, (settings.storage or "").startswith("s3://")
+            ),
         )
         self.manifests = ManifestService(blob_store, meta, self.content_lock)
         self.listing = ListingService(meta)

@@ -81,7 +81,7 @@ class Tags(Protocol):
 
 
 class Uploads(Protocol):
-    async def start(self) -> UploadStatus: ...
+    async def start(self, algorithm: str = "sha256") -> UploadStatus: ...
 
     async def monolithic(self, digest: str, chunks: AsyncIterator[bytes]) -> str: ...
 
@@ -201,8 +201,8 @@ class LocalUploads:
     def __init__(self, name: str, service: UploadService) -> None:
         self.name, self.service = name, service
 
-    async def start(self) -> UploadStatus:
-        return await self.service.start(self.name)
+    async def start(self, algorithm: str = "sha256") -> UploadStatus:
+        return await self.service.start(self.name, algorithm)
 
     async def monolithic(self, digest: str, chunks: AsyncIterator[bytes]) -> str:
         return await self.service.monolithic(self.name, digest, chunks)

@@ -1,9 +1,11 @@
 """Blob upload sessions: monolithic, streamed and chunked, with digest verification.
 
-The running sha256 of an upload is kept in this process while its chunks arrive in order, so
-most uploads are hashed exactly once, as they stream in. When a chunk lands on another process
-(several workers), or another algorithm is asked for, the bytes are hashed again at the end:
-slower, never wrong. A blob becomes visible only after that check and a durable commit.
+The running hash of an upload is kept in this process while its chunks arrive in order, so
+most uploads are hashed exactly once, as they stream in: sha256, or the algorithm the client
+chose when it started the upload (`?digest-algorithm=sha512`). When a chunk lands on another
+process (several workers), or the final digest names another algorithm, the bytes are hashed
+again at the end: slower, never wrong. A blob becomes visible only after that check and a
+durable commit.
 
 Nothing may ever be stored under a digest its bytes do not hash to, whatever requests race on
 one upload: each operation runs under the blob store's hold on the upload, a running hash is
@@ -24,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from dockyard.core.bounded_cache import BoundedCache
-from dockyard.core.digest import Digest
+from dockyard.core.digest import Digest, algorithm_of
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import MetadataStore, QuotaExceeded, UploadRecord
 from dockyard.service.content_lock import ContentLock, NoLock
@@ -35,6 +37,29 @@ log = logging.getLogger("dockyard.uploads")
 
 _MAX_TRACKED_HASHES = 256
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+
+
+# The smallest part an S3 multipart upload takes (but its last): chunks at least this large
+# let the store assemble a blob from them without copying bytes again.
+S3_PART_MINIMUM = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkMinimum:
+    """What `OCI-Chunk-Min-Length` says (`advertised`, 0 = no header) and what is refused
+    (`enforced`: a chunk followed by another must hold at least this many bytes)."""
+
+    advertised: int = 0
+    enforced: int = 0
+
+    @classmethod
+    def of(cls, configured: int | None, on_s3: bool) -> ChunkMinimum:
+        """A configured minimum is advertised and enforced. Unset, S3 only advertises its
+        part size: clients written before the header (and the v1.1.1 conformance suite)
+        send small chunks, and refusing them would break their pushes."""
+        if configured is None:
+            return cls(S3_PART_MINIMUM if on_s3 else 0, 0)
+        return cls(configured, configured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +86,10 @@ class UploadService:
         meta: MetadataStore,
         ttl_seconds: float,
         lock: ContentLock | None = None,
+        chunk_minimum: ChunkMinimum | None = None,
     ) -> None:
         self.lock = lock or NoLock()
+        self.chunk_minimum = chunk_minimum or ChunkMinimum()
         self.blobs = blobs
         self.meta = meta
         self.ttl = ttl_seconds
@@ -72,7 +99,8 @@ class UploadService:
         )
 
     # -- sessions ------------------------------------------------------------------------
-    async def start(self, repository: str) -> UploadStatus:
+    async def start(self, repository: str, algorithm: str = "sha256") -> UploadStatus:
+        algorithm = algorithm_of(algorithm)
         upload_id = uuid.uuid4().hex
         await self.meta.create_upload(upload_id, repository, time.time())
         try:
@@ -80,6 +108,9 @@ class UploadService:
         except StorageFullError:
             await self.meta.delete_upload(upload_id)
             raise
+        # The first chunk picks this hasher up; only this process knows the choice, so a
+        # chunk taken by another worker falls back to hashing again at the end.
+        self._hashes.put(upload_id, (0, hashlib.new(algorithm)))
         return UploadStatus(upload_id, repository, 0)
 
     async def _get(self, repository: str, upload_id: str) -> UploadRecord:
@@ -137,6 +168,7 @@ class UploadService:
         """Write a chunk at the upload's current end; a chunk that does not continue it is 416."""
         async with self._held(repository, upload_id):
             record = await self._get(repository, upload_id)  # read under the hold
+            self._refuse_short_chunk(record)
             new_size, hasher, piece = await self._take(record, chunks, content_range)
             if not await self.meta.advance_upload(
                 upload_id, record.size, new_size, time.time(), _with_piece(record.pieces, piece)
@@ -149,6 +181,26 @@ class UploadService:
             if hasher is not None:
                 self._hashes.put(upload_id, (new_size, hasher))
         return UploadStatus(upload_id, repository, new_size)
+
+    def _refuse_short_chunk(self, record: UploadRecord) -> None:
+        """Another chunk is arriving, so the one before it was not the last: it must have held
+        the minimum. Only now is that known, so the refusal comes with the chunk after it."""
+        minimum = self.chunk_minimum.enforced
+        if not minimum or not record.pieces:
+            return
+        previous = record.size - int(record.pieces.split()[-1].partition(".")[0])
+        if previous < minimum:
+            raise RegistryError(
+                ErrorCode.BLOB_UPLOAD_RANGE_INVALID,
+                f"every chunk but the last must hold at least {minimum} bytes; the chunk "
+                f"before this one held {previous}: start the upload again",
+                detail={"min": minimum, "previous": previous},
+                headers={
+                    "Range": f"0-{record.size - 1}",
+                    "Location": f"/v2/{record.repository}/blobs/uploads/{record.id}",
+                    "OCI-Chunk-Min-Length": str(minimum),
+                },
+            )
 
     async def _take(
         self,
@@ -170,10 +222,10 @@ class UploadService:
             )
         tracked = self._hashes.pop(upload_id)
         hasher = None
-        if record.size == 0:
-            hasher = hashlib.sha256()
-        elif tracked is not None and tracked[0] == record.size:
+        if tracked is not None and tracked[0] == record.size:
             hasher = tracked[1]
+        elif record.size == 0:
+            hasher = hashlib.sha256()
         piece = uuid.uuid4().hex
         try:
             new_size = await self.blobs.write_upload(
@@ -219,6 +271,7 @@ class UploadService:
             record = await self._get(repository, upload_id)
             pieces = tuple(record.pieces.split()) if record.pieces else ()
             if chunks is not None:
+                self._refuse_short_chunk(record)
                 size, hasher, piece = await self._take(record, chunks, content_range)
                 pieces += (piece,) if piece else ()
             else:
@@ -227,7 +280,7 @@ class UploadService:
                 # A writer that died mid-chunk may have left bytes past the recorded end.
                 await self._trim(upload_id, size, None)
             try:
-                if digest.algorithm == "sha256" and hasher is not None:
+                if hasher is not None and hasher.name == digest.algorithm:
                     actual = hasher.hexdigest()
                 else:
                     actual = await self._hash_upload(upload_id, pieces, size, digest.algorithm)
@@ -275,8 +328,7 @@ class UploadService:
         self, repository: str, digest_text: str, chunks: AsyncIterator[bytes]
     ) -> str:
         """POST ?digest= with the whole blob as the body."""
-        Digest.parse(digest_text)
-        status = await self.start(repository)
+        status = await self.start(repository, Digest.parse(digest_text).algorithm)
         try:
             return await self.finish(repository, status.id, digest_text, chunks)
         except BaseException:

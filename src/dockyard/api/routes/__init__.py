@@ -21,6 +21,7 @@ from dockyard.api.routes import (
     referrers,
     repositories,
     repository_info,
+    tag_details,
     tags,
     token,
     uploads,
@@ -121,5 +122,7 @@ def table(is_read_only: bool) -> list[Route]:
         ),
         Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
         Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
+        Route(f"{NAME}/_dockyard/tags", tag_details.list_tag_details, methods=["GET"]),
+        Route(f"{NAME}/_dockyard/tag-history/{{tag}}", tag_details.tag_history, methods=["GET"]),
         Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
     ]

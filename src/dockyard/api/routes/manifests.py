@@ -71,9 +71,12 @@ async def put(request: Request) -> Response:
     }
     if result.subject:
         headers["OCI-Subject"] = result.subject
+    response = Response(status_code=201, headers=headers)
     if len(result.tags) > 1 or (result.tags and ":" in reference):
-        headers["OCI-Tag"] = ", ".join(result.tags)
-    return Response(status_code=201, headers=headers)
+        # One OCI-Tag field per tag applied, as the spec's example shows for several tags.
+        for tag in result.tags:
+            response.raw_headers.append((b"oci-tag", tag.encode()))
+    return response
 
 
 async def delete(request: Request) -> Response:

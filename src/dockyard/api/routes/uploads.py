@@ -13,6 +13,7 @@ from dockyard.api.routes.common import (
     repository_of,
 )
 from dockyard.auth.scopes import PULL, PUSH
+from dockyard.core.digest import algorithm_of
 from dockyard.core.ranges import parse_content_range
 from dockyard.service.uploads import UploadStatus
 
@@ -42,10 +43,13 @@ def _created(name: str, digest: str) -> Response:
 
 
 async def start(request: Request) -> Response:
-    """POST: a new upload, a whole blob at once (`digest`), or a mount (`mount`, `from`)."""
+    """POST: a new upload, a whole blob at once (`digest`), or a mount (`mount`, `from`); a
+    new upload hashes as it goes with the `digest-algorithm` chosen (sha256 by default)."""
     name, caller = await repository_access(request, PULL, PUSH)
     repository = repository_of(request, name)
     params = request.query_params
+    # Checked first, so an unsupported algorithm is refused however the upload would go.
+    algorithm = algorithm_of(params.get("digest-algorithm"))
     mount = params.get("mount")
     if mount:
         mounted = await repository.blobs.mount(
@@ -59,7 +63,11 @@ async def start(request: Request) -> Response:
         return _created(
             name, await repository.uploads.monolithic(digest, stream_body(request, timeout))
         )
-    return _progress(await repository.uploads.start())
+    started = _progress(await repository.uploads.start(algorithm))
+    minimum = registry_of(request).uploads.chunk_minimum.advertised
+    if minimum:
+        started.headers["OCI-Chunk-Min-Length"] = str(minimum)
+    return started
 
 
 async def status(request: Request) -> Response:
