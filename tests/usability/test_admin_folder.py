@@ -317,6 +317,9 @@ EXAMPLE_ORDER = [
     "setRetention",
     "getRetention",
     "removeRetention",
+    "setSignaturePolicy",
+    "getSignaturePolicies",
+    "removeSignaturePolicy",
     "removeUser",
 ]
 

@@ -534,6 +534,9 @@ class SignaturePolicies(Protocol):
     async def signature_policy_for(self, repository: str) -> SignaturePolicy | None:
         """The policy a repository is under: its own, else its namespace's."""
 
+    async def indexes_listing(self, repository: str, digest: str) -> list[ManifestRecord]:
+        """The indexes of the repository naming the manifest as a child, newest first."""
+
 
 class Transfer(Protocol):
     """Every row out of one database and into another (`dockyard migrate`)."""

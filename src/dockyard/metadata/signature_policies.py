@@ -1,5 +1,6 @@
 """Signature policies by namespace or repository: stored, listed, and the one a repository is
-under (its own, else its namespace's)."""
+under (its own, else its namespace's); and the indexes listing a manifest, whose signature
+covers it too."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from sqlalchemy.engine import Connection
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.base import SignaturePolicy
+from dockyard.metadata.base import ManifestRecord, SignaturePolicy
+from dockyard.metadata.manifests import MANIFEST_COLUMNS, manifest_record
 
 POLICIES = t.signature_policies
 COLUMNS = (
@@ -90,6 +92,28 @@ def signature_policy_for(conn: Connection, repository: str) -> SignaturePolicy |
     return _policy(max(rows, key=lambda row: len(row[0])))
 
 
+def indexes_listing(conn: Connection, repository: str, digest: str) -> list[ManifestRecord]:
+    refs = t.manifest_references
+    rows = conn.execute(
+        sa.select(*MANIFEST_COLUMNS)
+        .join(t.repositories)
+        .join(
+            refs,
+            sa.and_(
+                refs.c.repository_id == t.manifests.c.repository_id,
+                refs.c.manifest_digest == t.manifests.c.digest,
+            ),
+        )
+        .where(
+            t.repositories.c.name == repository,
+            refs.c.target_digest == digest,
+            refs.c.kind == "manifest",
+        )
+        .order_by(t.manifests.c.created_at.desc(), t.manifests.c.digest)
+    )
+    return [manifest_record(row) for row in rows]
+
+
 class SQLSignaturePolicies(SQLAggregate):
     async def set_signature_policy(self, policy: SignaturePolicy) -> None:
         await self.runner.write(partial(set_signature_policy, policy=policy))
@@ -102,3 +126,8 @@ class SQLSignaturePolicies(SQLAggregate):
 
     async def signature_policy_for(self, repository: str) -> SignaturePolicy | None:
         return await self.runner.read(partial(signature_policy_for, repository=repository))
+
+    async def indexes_listing(self, repository: str, digest: str) -> list[ManifestRecord]:
+        return await self.runner.read(
+            partial(indexes_listing, repository=repository, digest=digest)
+        )

@@ -112,6 +112,11 @@ def table(is_read_only: bool) -> list[Route]:
             policies.retention,
             methods=["GET", "PUT", "DELETE"],
         ),
+        Route(
+            "/api/v1/policies/signed/{scope:path}",
+            policies.signed,
+            methods=["GET", "PUT", "DELETE"],
+        ),
         Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
         Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
         Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
