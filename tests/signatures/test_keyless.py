@@ -179,3 +179,46 @@ def test_keyless_signature_in_a_registry_verifies_offline(home: Path, start_regi
     ):
         usage = dockyard("verify", *partial, f"{host}/{repo}:1.0", home=home, check=False)
         assert usage.returncode == 2, (partial, usage.stderr)
+
+
+def test_keyless_with_a_trusted_root_json(home: Path, start_registry) -> None:
+    server: RunningRegistry = start_registry()
+    host, repo = server.host, "sigs/keyless-root"
+    digest = push_image(home, host, repo)
+    authority = Sigstore()
+    payload = cosign.payload(f"{host}/{repo}", digest)
+    annotations = authority.annotations(payload)
+    # The chain comes from the trusted root only.
+    del annotations[cosign.CHAIN_ANNOTATION]
+    push_signature_image(server.url, repo, digest, payload, annotations)
+    der_root = authority.root.public_bytes(serialization.Encoding.DER)
+    der_rekor = authority.rekor.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    trusted_root = home / "trusted_root.json"
+    trusted_root.write_text(
+        json.dumps(
+            {
+                "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+                "tlogs": [{"publicKey": {"rawBytes": base64.b64encode(der_rekor).decode()}}],
+                "certificateAuthorities": [
+                    {
+                        "certChain": {
+                            "certificates": [{"rawBytes": base64.b64encode(der_root).decode()}]
+                        }
+                    }
+                ],
+            }
+        )
+    )
+    ok = dockyard(
+        "verify", "--trusted-root", str(trusted_root), "--certificate-identity", IDENTITY,
+        "--certificate-oidc-issuer", ISSUER, f"{host}/{repo}:1.0", home=home,
+    )  # fmt: skip
+    assert f"signed by certificate for {IDENTITY}" in ok.stdout
+    trusted_root.write_text("{}")
+    bad = dockyard(
+        "verify", "--trusted-root", str(trusted_root), "--certificate-identity", IDENTITY,
+        "--certificate-oidc-issuer", ISSUER, f"{host}/{repo}:1.0", home=home, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "trusted root" in bad.stderr

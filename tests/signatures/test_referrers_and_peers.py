@@ -214,6 +214,17 @@ def test_on_distribution_without_referrers_api(home: Path, tmp_path: Path) -> No
         result = dockyard("verify", "--key", str(public), f"{host}/{repo}:1.0", home=home)
         assert f"signed by {public}" in result.stdout
 
+        # Another image signed while its referrers tag holds something that is no index: the
+        # listing fails, the .sig tag still verifies.
+        other = push_image(home, host, repo, tag="2.0")
+        dockyard(
+            "copy", f"{host}/{repo}:1.0", f"{host}/{repo}:sha256-{other.split(':')[1]}", home=home
+        )
+        dockyard("sign", "--key", str(private), f"{host}/{repo}:2.0", home=home)
+        odd = dockyard("verify", "--key", str(public), f"{host}/{repo}:2.0", home=home)
+        assert f"signed by {public}" in odd.stdout
+        assert "the referrers of the image" in odd.stdout and "not an OCI index" in odd.stdout
+
 
 def test_key_generate_then_sign_and_verify(home: Path, start_registry) -> None:
     server: RunningRegistry = start_registry()

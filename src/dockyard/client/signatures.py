@@ -12,13 +12,15 @@ signature also stored as a referrer is its own manifest and cannot be lost that 
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.client import referrers
-from dockyard.client.errors import ClientError, NotFound
+from dockyard.client.errors import ClientError, NotFound, Unauthorized
 from dockyard.client.image import Manifest
 from dockyard.client.registry import RegistryClient
 from dockyard.client.transfer import child_descriptors
@@ -96,7 +98,10 @@ async def _append_to_tag(
     """Add the signature layer `entry` to the image at `sha256-<hex>.sig`; its new digest."""
     tag = cosign.signature_tag(subject)
     where = f"{repo}:{tag}"
-    for _ in range(TAG_ATTEMPTS):
+    for attempt in range(TAG_ATTEMPTS):
+        if attempt:
+            # Signers that collided do not retry in lockstep.
+            await asyncio.sleep(random.uniform(0, 0.05 * attempt))
         current = await _read_tag(registry, repo, tag)
         layers = _layers_of(current, where) if current is not None else []
         if _holds(layers, entry) and current is not None:
@@ -246,7 +251,17 @@ async def _signature_manifests(
     tagged = await _read_tag(registry, repo, tag)
     if tagged is not None:
         found.append((f"tag {tag}", tagged, None))
-    for entry in await referrers.list_referrers(registry, repo, digest):
+    try:
+        listed = await referrers.list_referrers(registry, repo, digest)
+    except NotFound:
+        listed = []
+    except ClientError as exc:
+        # A broken referrers listing hides nothing the .sig tag holds.
+        if isinstance(exc, Unauthorized):
+            raise
+        found.append(("the referrers of the image", None, f"cannot list them: {exc}"))
+        listed = []
+    for entry in listed:
         child = str(entry.get("digest", ""))
         if entry.get("artifactType") not in SIGNATURE_TYPES or not DIGEST.fullmatch(child):
             continue

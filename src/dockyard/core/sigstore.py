@@ -220,7 +220,8 @@ def chain_is_trusted(
     )
     try:
         verifier.verify(leaf, [*chain, *trust.intermediates])
-    except verification.VerificationError:
+    except (verification.VerificationError, ValueError):
+        # ValueError: a certificate the verifier cannot even parse as a chain member.
         return False
     return True
 
