@@ -112,6 +112,9 @@ class SignatureGate:
         policy = await self.policies.policy_for(repository.name)
         if policy is None or policy.mode == "off":
             return None
+        # The common case, a signed image pulled again: one memory lookup, nothing parsed.
+        if self._verified.get((repository.name, record.digest, policy.version)):
+            return None
         if await self.is_artifact(repository, reference, record):
             return None
         if await self.signed(repository, record, policy):
