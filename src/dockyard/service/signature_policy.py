@@ -8,9 +8,6 @@ import secrets
 import time
 from collections.abc import Sequence
 
-from cryptography import x509
-
-from dockyard.core import keys
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.metadata.base import MetadataStore, SignaturePolicy
@@ -42,6 +39,8 @@ def _pem_texts(kind: str, texts: Sequence[object], limit: int) -> list[str]:
 
 def checked_keys(texts: Sequence[object]) -> list[str]:
     """Each text a PEM public key dockyard can verify cosign signatures with."""
+    from dockyard.core import keys  # cryptography: loaded only when a policy is set
+
     checked = _pem_texts("key", texts, MAX_KEYS)
     for number, text in enumerate(checked, 1):
         try:
@@ -53,6 +52,8 @@ def checked_keys(texts: Sequence[object]) -> list[str]:
 
 def checked_roots(texts: Sequence[object]) -> list[str]:
     """Each text one PEM X.509 certificate (a notation trust-store root)."""
+    from cryptography import x509
+
     checked = _pem_texts("root", texts, MAX_ROOTS)
     for number, text in enumerate(checked, 1):
         try:
