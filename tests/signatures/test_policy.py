@@ -221,3 +221,37 @@ def test_children_of_a_signed_index_are_served_an_unsigned_index_is_not(
         )
         served(server.url, repo, child.manifest_digest)
     refused(server.url, repo, "2.0", loose_index.index_digest, ns)
+
+
+def test_pulls_while_policies_change_and_signatures_arrive(home: Path, start_registry) -> None:
+    """Two workers, pulls from eight threads while the policy is set, replaced and removed and
+    the image is signed: every answer is the image or DENIED, never an error; at the end every
+    pull is served."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = start_registry("--workers", "2")
+    ns = namespace()
+    repo = f"{ns}/busy"
+    digest = push_image(home, server.host, repo)
+    alice_key, alice_pub = key_pair(home, "alice")
+    _, bob_pub = key_pair(home, "bob")
+    statuses: list[int] = []
+
+    def pull(_: int) -> int:
+        return get_manifest(server.url, repo, digest)[1].status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        pulling = [pool.submit(lambda: list(map(pull, range(25)))) for _ in range(8)]
+        for args in (
+            (ns, "--key", str(bob_pub)),
+            (repo, "--key", str(alice_pub), "--mode", "warn"),
+            (repo, "--key", str(alice_pub)),
+            ("remove", repo),
+        ):
+            assert policy(server, *args).returncode == 0
+        dockyard("sign", "--key", str(alice_key), f"{server.host}/{repo}@{digest}", home=home)
+        assert policy(server, ns, "--key", str(alice_pub), "--key", str(bob_pub)).returncode == 0
+        for future in pulling:
+            statuses += future.result()
+    assert set(statuses) <= {200, 403}, sorted(set(statuses))
+    assert [pull(i) for i in range(10)] == [200] * 10
