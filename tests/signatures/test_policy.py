@@ -94,6 +94,10 @@ def test_only_signed_manifests_are_served_under_enforce(
     with httpx.Client(base_url=server.url) as http:
         head = http.head(f"/v2/{repo}/manifests/1.0")
     assert head.status_code == 200 and head.headers["docker-content-digest"] == digest
+    # The manifest's bytes through the blobs endpoint meet the same policy.
+    with httpx.Client(base_url=server.url, follow_redirects=True) as http:
+        as_blob = http.get(f"/v2/{repo}/blobs/{digest}")
+    assert as_blob.status_code == 403 and as_blob.json()["errors"][0]["code"] == "DENIED"
 
     # Another key's signature: refused; the signature itself is served.
     dockyard("sign", "--key", str(bob_key), f"{host}/{repo}@{digest}", home=home)
@@ -133,6 +137,7 @@ def test_only_signed_manifests_are_served_under_enforce(
     dockyard("sign", "--key", str(alice_key), f"{host}/{repo}:1.0", home=home)
     served(server.url, repo, "1.0")
     served(server.url, repo, digest)
+    assert get_blob(server.url, repo, digest) == get_manifest(server.url, repo, digest)[0]
     dockyard("verify", "--key", str(alice_pub), f"{host}/{repo}:1.0", home=home)
 
     listed = policy(server, "list", ns)
