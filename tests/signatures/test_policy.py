@@ -260,3 +260,21 @@ def test_pulls_while_policies_change_and_signatures_arrive(home: Path, start_reg
             statuses += future.result()
     assert set(statuses) <= {200, 403}, sorted(set(statuses))
     assert [pull(i) for i in range(10)] == [200] * 10
+
+
+def test_a_referrer_signature_alone_opens_the_image(home: Path, registry: RunningRegistry) -> None:
+    ns = namespace()
+    host, repo = registry.host, f"{ns}/app"
+    digest = push_image(home, host, repo)
+    alice_key, alice_pub = key_pair(home, "alice")
+    assert policy(registry, ns, "--key", str(alice_pub)).returncode == 0
+    dockyard("sign", "--referrers", "--key", str(alice_key), f"{host}/{repo}@{digest}", home=home)
+    # Only the OCI 1.1 referrer is left: the .sig tag goes.
+    dockyard("delete", "--tag-only", f"{host}/{repo}:{sig_tag(digest)}", home=home)
+    assert get_manifest(registry.url, repo, sig_tag(digest))[1].status_code == 404
+    served(registry.url, repo, "1.0")
+    with httpx.Client(base_url=registry.url) as http:
+        listed = http.get(f"/v2/{repo}/referrers/{digest}").json()["manifests"]
+    [referrer] = listed
+    assert referrer["artifactType"] == cosign.SIMPLESIGNING
+    served(registry.url, repo, referrer["digest"])  # the signature itself, by digest
