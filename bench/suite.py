@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench import gc, load, page, rawhttp
+from bench import gc, load, page, rawhttp, signed
 from bench.ops import (
     MANIFEST_ACCEPT,
     OCI_MANIFEST,
@@ -1083,6 +1083,46 @@ PEAK_RSS = Metric(
 # splits them, so this is the memory the server really holds (shown, no target of its own).
 PEAK_PSS = Metric("peak_pss_mib", "peak PSS, all server processes (MiB)", "MiB", "lower")
 
+
+class SignedPull(Benchmark):
+    """Manifest GETs (wrk) of a signed image under an enforced signature policy, and of the same
+    image in an unprotected repository of the same server, in alternating order (bench.signed).
+    The cost is the unprotected rate over the protected one; on Distribution, which keeps no
+    policy, it shows what the same two runs differ by anyway."""
+
+    name = "signed"
+    rps = Metric("signed_get_rps", "signed manifest GET under enforce (req/s)", "req/s", "higher")
+    cost = Metric(
+        "signed_get_cost",
+        "signed GET cost (unprotected req/s / protected)",
+        "x",
+        "lower",
+        "dockyard <= 1.2",
+        value_at_most(1.2),
+    )
+    metrics = (rps, cost)
+
+    def setup(self, server: Server) -> None:
+        super().setup(server)
+        signed.prepare(server)
+        if self.config.wrk_warmup > 0:
+            for repo in (signed.GUARDED, signed.OPEN):
+                self._get(server, repo, self.config.wrk_warmup)
+
+    def _get(self, server: Server, repo: str, seconds: float) -> load.LoadResult:
+        return signed.manifest_get(
+            server, repo, self.config.connections, self.config.wrk_threads, seconds
+        )
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        order = (signed.GUARDED, signed.OPEN)
+        if round_no % 2:
+            order = order[::-1]
+        rates = {repo: self._get(server, repo, self.config.wrk_seconds) for repo in order}
+        guarded = rates[signed.GUARDED].requests_per_s
+        return {self.rps.key: guarded, self.cost.key: rates[signed.OPEN].requests_per_s / guarded}
+
+
 BENCHMARKS: tuple[type[Benchmark], ...] = (
     Listings,
     PushMonolithic,
@@ -1096,6 +1136,7 @@ BENCHMARKS: tuple[type[Benchmark], ...] = (
     UploadMemory,
     RepositoryPage,
     GarbageCollection,
+    SignedPull,
 )
 
 

@@ -320,6 +320,9 @@ EXAMPLE_ORDER = [
     "getRetention",
     "removeRetention",
     "setDisabled",
+    "setSignaturePolicy",
+    "getSignaturePolicies",
+    "removeSignaturePolicy",
     "removeUser",
 ]
 

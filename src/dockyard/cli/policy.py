@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
     policy_app.add_typer(immutable_app, name="immutable")
     policy_app.add_typer(quota_app, name="quota")
     policy_app.add_typer(retention_app, name="retention")
+    from dockyard.cli import signed_policy
+
+    signed_policy.register(policy_app)
     app.add_typer(policy_app, name="policy")
 
 

@@ -89,6 +89,20 @@ class TagRule:
 
 
 @dataclass(frozen=True, slots=True)
+class SignaturePolicy:
+    """Manifests of the repositories in `scope` are served only when signed by one of
+    `public_keys` (cosign, PEM) or under one of `roots` (notation, PEM certificates); `mode`
+    is `enforce`, `warn` or `off`. `version` changes on every edit."""
+
+    scope: str
+    mode: str
+    public_keys: tuple[str, ...]
+    roots: tuple[str, ...]
+    version: str
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionPolicy:
     """Which tags of the repositories in `scope` expire: see `schema.retention_policies`."""
 
@@ -526,6 +540,22 @@ class ContentGraphs(Protocol):
         """Every edge, read in one snapshot, for consistency checks."""
 
 
+class SignaturePolicies(Protocol):
+    async def set_signature_policy(self, policy: SignaturePolicy) -> None:
+        """Store it, replacing the scope's former policy."""
+
+    async def remove_signature_policy(self, scope: str) -> bool: ...
+
+    async def signature_policies(self, scope: str) -> list[SignaturePolicy]:
+        """The policy of `scope` and, for a namespace, of each of its repositories, sorted."""
+
+    async def signature_policy_for(self, repository: str) -> SignaturePolicy | None:
+        """The policy a repository is under: its own, else its namespace's."""
+
+    async def indexes_listing(self, repository: str, digest: str) -> list[ManifestRecord]:
+        """The indexes of the repository naming the manifest as a child, newest first."""
+
+
 class Transfer(Protocol):
     """Every row out of one database and into another (`dockyard migrate`)."""
 
@@ -546,6 +576,7 @@ class MetadataStore(
     Manifests,
     TagRules,
     RetentionPolicies,
+    SignaturePolicies,
     Quotas,
     Catalog,
     Repositories,

@@ -292,6 +292,24 @@ repository_info = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+# -- signature policies (revision 0012) ------------------------------------------------------------
+
+signature_policies = sa.Table(
+    "signature_policies",
+    metadata,
+    # A namespace, or one repository (whose own policy then replaces its namespace's). Kept by
+    # name: a policy may be set before the repository has content.
+    sa.Column("scope", NameText, primary_key=True),
+    sa.Column("mode", sa.String(8), nullable=False),  # enforce | warn | off
+    # JSON lists of PEM texts: cosign public keys, and notation trust-store root certificates.
+    sa.Column("public_keys", sa.Text, nullable=False),
+    sa.Column("roots", sa.Text, nullable=False),
+    # New on every edit (a random token, so a policy removed and set again never repeats one):
+    # verification results remembered under an old version are never read again.
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 # -- tag history (revision 0013) -----------------------------------------------------------------
 
 # Where each tag pointed and when, newest last (`_dockyard/tag-history`): written by database

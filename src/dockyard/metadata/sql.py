@@ -24,6 +24,7 @@ from dockyard.metadata.repository_info import SQLRepositoryInfo
 from dockyard.metadata.retention import SQLRetention
 from dockyard.metadata.runner import TransactionRunner
 from dockyard.metadata.shared_secrets import SQLSecrets
+from dockyard.metadata.signature_policies import SQLSignaturePolicies
 from dockyard.metadata.sql_accounts import SQLAccountStore
 from dockyard.metadata.sqlite_runner import SQLiteRunner, sqlite_engine
 from dockyard.metadata.statements import RepositoryIds
@@ -46,6 +47,7 @@ class SQLMetadataStore(
     SQLTagRules,
     SQLQuotas,
     SQLRetention,
+    SQLSignaturePolicies,
     SQLCatalog,
     SQLRepositories,
     SQLRepositoryInfo,

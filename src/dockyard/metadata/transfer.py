@@ -39,6 +39,7 @@ TABLE_ORDER = (
     "namespace_quotas",
     "retention_policies",
     "repository_info",
+    "signature_policies",
 )
 # `namespace_blobs` and `namespace_usage` are not copied: the target's triggers count the
 # content as it is inserted.

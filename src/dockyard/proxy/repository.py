@@ -83,6 +83,10 @@ class ProxiedRepository:
             return proxy.mirrored(self.name)
         return route
 
+    async def signed_as(self) -> str:
+        route = await self.route()
+        return route.remote if route is not None else self.name
+
     def refuse_writes(self) -> None:
         """Writes to a cached repository are refused; to any other name they are local."""
         if self.proxy.prefixed(self.name) is not None:
@@ -124,6 +128,12 @@ class ProxiedManifests:
         route = await self.repo.route()
         name = route.local if route is not None else self.repo.name
         return await self.repo.proxy.manifests.referrers(name, subject, artifact_type)
+
+    async def parents(self, digest: str) -> list[ManifestRecord]:
+        # Indexes the cache holds (those fetched through it), as the referrers above.
+        route = await self.repo.route()
+        name = route.local if route is not None else self.repo.name
+        return await self.repo.proxy.manifests.meta.indexes_listing(name, digest)
 
 
 class ProxiedBlobs:

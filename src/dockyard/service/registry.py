@@ -24,6 +24,8 @@ from dockyard.service.repositories import RepositoryService
 from dockyard.service.repository import Hidden, LocalRepository, Repository, StandIn
 from dockyard.service.repository_info import RepositoryInfoService
 from dockyard.service.retention import RetentionService
+from dockyard.service.signature_gate import SignatureGate
+from dockyard.service.signature_policy import SignaturePolicyService
 from dockyard.service.tag_rules import TagRuleService
 from dockyard.service.uploads import ChunkMinimum, UploadService
 from dockyard.storage.base import BlobStore
@@ -97,6 +99,8 @@ class Registry:
         self.tag_rules = TagRuleService(meta)
         self.quotas = QuotaService(meta)
         self.retention = RetentionService(meta)
+        self.signature_policies = SignaturePolicyService(meta)
+        self.signature_gate = SignatureGate(self.signature_policies)
         self.accounts = AccountService(
             meta.accounts,
             meta,

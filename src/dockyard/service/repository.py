@@ -59,6 +59,9 @@ class Manifests(Protocol):
 
     async def referrers(self, subject: str, artifact_type: str | None) -> Referrers: ...
 
+    async def parents(self, digest: str) -> list[ManifestRecord]:
+        """The indexes of this repository listing the manifest, newest first."""
+
 
 class Blobs(Protocol):
     async def find(self, digest: str, *, head: bool = False) -> BlobInfo | Arriving:
@@ -114,6 +117,10 @@ class Repository(Protocol):
     @property
     def uploads(self) -> Uploads: ...
 
+    async def signed_as(self) -> str:
+        """The repository path a cosign signature of its images names: its own name, or for a
+        cached repository its name upstream, where the image was signed."""
+
 
 class StandIn(Protocol):
     """What the registry asks of whatever stands in for some repositories: the pull-through
@@ -156,6 +163,9 @@ class LocalManifests:
 
     async def referrers(self, subject: str, artifact_type: str | None) -> Referrers:
         return await self.service.referrers(self.name, subject, artifact_type)
+
+    async def parents(self, digest: str) -> list[ManifestRecord]:
+        return await self.service.meta.indexes_listing(self.name, digest)
 
 
 class LocalBlobs:
@@ -261,3 +271,6 @@ class LocalRepository:
     @property
     def uploads(self) -> Uploads:
         return LocalUploads(self.name, self._uploads)
+
+    async def signed_as(self) -> str:
+        return self.name

@@ -120,6 +120,11 @@ def table(is_read_only: bool) -> list[Route]:
             policies.retention,
             methods=["GET", "PUT", "DELETE"],
         ),
+        Route(
+            "/api/v1/policies/signed/{scope:path}",
+            policies.signed,
+            methods=["GET", "PUT", "DELETE"],
+        ),
         Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
         Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
         Route(f"{NAME}/_dockyard/tags", tag_details.list_tag_details, methods=["GET"]),

@@ -9,7 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.responses import BlobResponse
-from dockyard.api.routes.common import count_pull, repository_access, repository_of
+from dockyard.api.routes.common import (
+    count_pull,
+    registry_of,
+    repository_access,
+    repository_of,
+)
 from dockyard.auth.scopes import DELETE, PULL
 from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
 from dockyard.core.ranges import parse_range
@@ -23,12 +28,18 @@ async def get(request: Request) -> Response | BlobResponse:
     """GET (with ranges) and HEAD."""
     name, caller = await repository_access(request, PULL)
     head = request.method == "HEAD"
-    blobs = repository_of(request, name).blobs
+    repository = repository_of(request, name)
+    blobs = repository.blobs
     info = await blobs.find(request.path_params["digest"], head=head)
     if isinstance(info, Arriving):
         return await _arriving(request, info, caller)
     headers = _headers(info.digest)
     if info.manifest and not head:  # a manifest's bytes are a pull by whichever route
+        # ... and meet the signature policy by whichever route.
+        record, _ = await repository.manifests.get(info.digest)
+        unsigned = await registry_of(request).signature_gate.admit(repository, info.digest, record)
+        if unsigned:
+            headers["Warning"] = unsigned
         await count_pull(request, caller, headers)
     if not head:
         url = await blobs.redirect_url(info.digest)

@@ -26,11 +26,18 @@ async def get(request: Request) -> Response:
     """GET and HEAD."""
     name, caller = await repository_access(request, PULL)
     reference = request.path_params["reference"]
-    manifests = repository_of(request, name).manifests
+    repository = repository_of(request, name)
+    manifests = repository.manifests
     record, warning = await manifests.get(reference)
     if ":" not in reference:
         # Clients such as skopeo send one Accept header per media type: read them all.
         _negotiate(",".join(request.headers.getlist("accept")), record.media_type, record.digest)
+    if request.method == "GET":
+        # HEAD carries no manifest, only its digest, which signers (cosign, notation,
+        # `dockyard sign`) resolve a tag to before they sign: the policy guards the content.
+        unsigned = await registry_of(request).signature_gate.admit(repository, reference, record)
+        if unsigned:
+            warning = f"{warning}, {unsigned}" if warning else unsigned
     headers = {
         "Content-Type": record.media_type,
         "Docker-Content-Digest": record.digest,

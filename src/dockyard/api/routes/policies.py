@@ -5,7 +5,11 @@ first as a dry run (`?dry_run=true`), by the scope's owners and administrators.
 
 `/api/v1/policies/immutable/<namespace or repository>`: the immutable tag rules of a scope,
 set (PUT, `{"pattern": "v*"}`), removed (DELETE `?pattern=v*`) and listed (GET) by its owners
-and administrators. Changes take the password, as every account setting does."""
+and administrators. Changes take the password, as every account setting does.
+
+`/api/v1/policies/signed/<namespace or repository>`: the signature policy of a scope (the
+keys and notation roots its manifests must be signed under, and the mode), set (PUT),
+removed (DELETE) and read (GET, with those of a namespace's repositories) likewise."""
 
 from __future__ import annotations
 
@@ -149,3 +153,45 @@ async def retention(request: Request) -> Response:
             "expiring": [_expiry_json(e) for e in plan],
         }
     )
+
+
+def _signature_policy_json(policy: Any) -> dict[str, Any]:
+    return {
+        "scope": policy.scope,
+        "mode": policy.mode,
+        "keys": list(policy.public_keys),
+        "roots": list(policy.roots),
+        "version": policy.version,
+        "updated_at": policy.updated_at,
+    }
+
+
+def _list_of(body: dict[str, Any], key: str) -> list[Any]:
+    value = body.get(key, [])
+    if not isinstance(value, list):
+        raise RegistryError(ErrorCode.BAD_REQUEST, f"`{key}` is a list of PEM texts")
+    return value
+
+
+# Keys and certificates are a few KiB of PEM each; the service bounds their count and size.
+MAX_POLICY_BYTES = 1024 * 1024
+
+
+async def signed(request: Request) -> Response:
+    service = registry_of(request).signature_policies
+    if request.method == "GET":
+        scope = _scope(request, await _principal(request))
+        return JSONResponse(
+            {"policies": [_signature_policy_json(p) for p in await service.policies(scope)]}
+        )
+    scope = _scope(request, await _manager(request))
+    if request.method == "DELETE":
+        if not await service.remove(scope):
+            raise RegistryError(ErrorCode.NOT_FOUND, f"no signature policy on {scope}")
+        return Response(status_code=204)
+    body = await _json(request, MAX_POLICY_BYTES)
+    mode = body.get("mode", "enforce")
+    if not isinstance(mode, str):
+        raise RegistryError(ErrorCode.BAD_REQUEST, "`mode` is enforce, warn or off")
+    policy = await service.set(scope, _list_of(body, "keys"), _list_of(body, "roots"), mode)
+    return JSONResponse(_signature_policy_json(policy))

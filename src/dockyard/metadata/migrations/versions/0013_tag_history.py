@@ -15,7 +15,7 @@ from alembic import op
 from dockyard.metadata.schema import TAG_HISTORY_KEPT, metadata
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,267 @@
+"""Whether a manifest of a repository under a signature policy is signed, found by the same
+checks `dockyard verify` makes (`dockyard.core.cosign.judge`,
+`dockyard.core.notation.verify_notation`) over what the repository itself holds.
+
+A manifest is served when the repository holds a valid signature of its digest: a cosign
+signature under the tag `sha256-<hex>.sig` or as a referrer, by one of the policy's keys, naming
+this repository; or a notation signature referrer chaining to one of the policy's roots. Or
+when an index of the repository that lists it is itself signed so. Signatures, attestations
+and other referrers are always served: clients need them to verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+
+from dockyard.core import cosign, dsse, keys
+from dockyard.core import mediatypes as mt
+from dockyard.core.bounded_cache import BoundedCache
+from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.core.manifest import Descriptor
+from dockyard.core.notation import ARTIFACT_TYPE as NOTATION_SIGNATURE
+from dockyard.core.notation import verify_notation
+from dockyard.core.notation_envelope import ENVELOPE_TYPES, MAX_ENVELOPE_BYTES
+from dockyard.core.reference import InvalidReference, parse_reference
+from dockyard.core.signature_failure import SignatureRefused
+from dockyard.metadata.base import ManifestRecord, SignaturePolicy
+from dockyard.service.repository import Arriving
+
+if TYPE_CHECKING:
+    from dockyard.service.repository import Repository
+
+# Tags cosign keeps signatures, attestations and SBOMs under.
+ARTIFACT_TAG = re.compile(r"sha256-[0-9a-f]{64}\.(sig|att|sbom)")
+# Layers of the manifests cosign and notation store signatures, attestations and SBOMs in: a
+# manifest made of nothing else is such an artifact, never a runnable image.
+ARTIFACT_LAYERS = frozenset(
+    {
+        cosign.SIMPLESIGNING,
+        dsse.ENVELOPE_TYPE,
+        *ENVELOPE_TYPES,
+        "text/spdx",
+        "text/spdx+json",
+        "text/spdx+xml",
+        "application/vnd.cyclonedx",
+        "application/vnd.cyclonedx+json",
+        "application/vnd.cyclonedx+xml",
+        "application/vnd.syft+json",
+    }
+)
+COSIGN_SIGNATURES = frozenset({cosign.SIMPLESIGNING, cosign.COSIGN_ARTIFACT_SIG})
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# Signature manifests examined per digest, and indexes tried for a child: a repository full of
+# junk referrers costs a bounded amount of work per pull.
+MAX_CANDIDATES = 64
+MAX_PARENTS = 16
+
+
+@dataclass(frozen=True)
+class Signers:
+    """A policy's keys and roots, read once per policy version."""
+
+    keys: list[tuple[str, keys.PublicKey]]
+    roots: list[x509.Certificate]
+
+
+def _signers(policy: SignaturePolicy) -> Signers:
+    loaded = []
+    for text in policy.public_keys:
+        key = keys.load_public_key(text.encode())
+        loaded.append((keys.fingerprint(key), key))
+    roots = [x509.load_pem_x509_certificate(text.encode()) for text in policy.roots]
+    return Signers(loaded, roots)
+
+
+def _json(data: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+class SignatureChecker:
+    """The checks themselves, for `dockyard.service.signature_gate`, which loads this module
+    (and with it the cryptography) only once a policy asks for a check."""
+
+    def __init__(self, remember: Callable[[tuple[str, str, str]], None]) -> None:
+        self._remember = remember
+        self._signers: BoundedCache[str, Signers] = BoundedCache(256)
+
+    async def is_artifact(
+        self, repository: Repository, reference: str, record: ManifestRecord
+    ) -> bool:
+        """Signatures, attestations, SBOMs and other referrers: served whatever the policy."""
+        if record.subject is not None or ARTIFACT_TAG.fullmatch(reference):
+            return True
+        if record.media_type in mt.INDEXES:
+            return False
+        layers = _json(await repository.manifests.content(record)).get("layers")
+        if not isinstance(layers, list) or not layers:
+            return False
+        return all(
+            isinstance(layer, dict) and layer.get("mediaType") in ARTIFACT_LAYERS
+            for layer in layers
+        )
+
+    async def signed(
+        self, repository: Repository, record: ManifestRecord, policy: SignaturePolicy
+    ) -> bool:
+        """Whether the manifest, or an index of the repository listing it, is signed."""
+        if await self._signed(repository, record, policy):
+            return True
+        if record.media_type in mt.INDEXES:
+            return False
+        for parent in (await repository.manifests.parents(record.digest))[:MAX_PARENTS]:
+            if await self._signed(repository, parent, policy):
+                return True
+        return False
+
+    async def _signed(
+        self, repository: Repository, record: ManifestRecord, policy: SignaturePolicy
+    ) -> bool:
+        signers = self._signers.get(policy.version)
+        if signers is None:
+            signers = _signers(policy)
+            self._signers.put(policy.version, signers)
+        found = False
+        if signers.keys:
+            found = await self._cosign_signed(repository, record.digest, signers.keys)
+        if not found and signers.roots:
+            found = await self._notation_signed(repository, record, signers.roots)
+        if found:
+            self._remember((repository.name, record.digest, policy.version))
+        return found
+
+    async def _manifest(self, repository: Repository, reference: str) -> bytes | None:
+        try:
+            record, _ = await repository.manifests.get(reference)
+            return await repository.manifests.content(record)
+        except RegistryError as exc:
+            if exc.code in (ErrorCode.MANIFEST_UNKNOWN, ErrorCode.NAME_UNKNOWN):
+                return None
+            raise
+
+    async def _referrers(self, repository: Repository, digest: str) -> list[dict[str, Any]]:
+        listing = _json((await repository.manifests.referrers(digest, None)).index)
+        entries = listing.get("manifests")
+        if not isinstance(entries, list):
+            return []
+        return [
+            entry
+            for entry in entries
+            if isinstance(entry, dict) and DIGEST.fullmatch(str(entry.get("digest", "")))
+        ]
+
+    async def _blob(self, repository: Repository, digest: str, size: int) -> bytes | None:
+        """The blob's exact bytes, when it is there and its size and digest hold."""
+        if not DIGEST.fullmatch(digest):
+            return None
+        try:
+            found = await repository.blobs.find(digest)
+        except RegistryError as exc:
+            if exc.code == ErrorCode.BLOB_UNKNOWN:
+                return None
+            raise
+        if found.size != size:
+            return None
+        parts: list[bytes] = []
+        if isinstance(found, Arriving):
+            if found.stream is None:
+                return None
+            async for piece in found.stream:
+                parts.append(piece)
+        else:
+            async for piece in repository.blobs.read(digest, 0, size - 1):
+                parts.append(piece)
+        data = b"".join(parts)
+        if len(data) != size or "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            return None
+        return data
+
+    async def _cosign_signed(
+        self, repository: Repository, digest: str, trusted: Sequence[tuple[str, keys.PublicKey]]
+    ) -> bool:
+        bodies = []
+        tagged = await self._manifest(repository, cosign.signature_tag(digest))
+        if tagged is not None:
+            bodies.append(tagged)
+        for entry in (await self._referrers(repository, digest))[:MAX_CANDIDATES]:
+            if entry.get("artifactType") in COSIGN_SIGNATURES:
+                body = await self._manifest(repository, str(entry["digest"]))
+                if body is not None:
+                    bodies.append(body)
+        identity = await repository.signed_as()
+        for body in bodies:
+            for layer in cosign.signature_layers(_json(body))[:MAX_CANDIDATES]:
+                size = layer.get("size")
+                if not isinstance(size, int) or not 0 < size <= cosign.MAX_PAYLOAD_BYTES:
+                    continue
+                payload = await self._blob(repository, str(layer.get("digest")), size)
+                if payload is None:
+                    continue
+                verdict = cosign.judge(
+                    payload,
+                    layer.get("annotations"),
+                    trusted,
+                    digest,
+                    _as_signed(payload, identity),
+                )
+                if verdict.valid:
+                    return True
+        return False
+
+    async def _notation_signed(
+        self, repository: Repository, record: ManifestRecord, roots: Sequence[x509.Certificate]
+    ) -> bool:
+        subject = Descriptor(record.media_type, record.digest, record.size)
+        for entry in (await self._referrers(repository, record.digest))[:MAX_CANDIDATES]:
+            if entry.get("artifactType") != NOTATION_SIGNATURE:
+                continue
+            body = await self._manifest(repository, str(entry["digest"]))
+            document = _json(body or b"")
+            named = document.get("subject")
+            layers = document.get("layers")
+            if (
+                not isinstance(named, dict)
+                or named.get("digest") != record.digest
+                or not isinstance(layers, list)
+                or len(layers) != 1
+                or not isinstance(layers[0], dict)
+            ):
+                continue
+            media_type, size = layers[0].get("mediaType"), layers[0].get("size")
+            if media_type not in ENVELOPE_TYPES or not isinstance(size, int):
+                continue
+            if not 0 < size <= MAX_ENVELOPE_BYTES:
+                continue
+            envelope = await self._blob(repository, str(layers[0].get("digest")), size)
+            if envelope is None:
+                continue
+            try:
+                verify_notation(str(media_type), envelope, subject, roots)
+            except (SignatureRefused, ValueError):
+                continue
+            return True
+        return False
+
+
+def _as_signed(payload: bytes, path: str) -> str:
+    """The repository a payload must name, on the registry host it names: clients reach this
+    registry under names it cannot know (its address, a proxy's, a mirror's), so only the
+    repository path is compared."""
+    claims = cosign.read_payload(payload)
+    if claims is None:
+        return path
+    try:
+        signed = parse_reference(claims.docker_reference, default_tag=None)
+    except InvalidReference:
+        return path
+    return f"{signed.registry}/{path}"
