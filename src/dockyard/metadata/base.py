@@ -470,6 +470,10 @@ class Collection(Protocol):
         """Queued digests whose last change is older than `cutoff`, in digest order from
         after `after` (one page of the queue)."""
 
+    async def next_queued(self, since: float) -> float | None:
+        """When the earliest row queued after `since` was queued; None when none was: the
+        collector sleeps until that row is due."""
+
     async def review_queue_length(self) -> int: ...
 
     async def collect_blobs(

@@ -42,6 +42,14 @@ def due_for_review(conn: Connection, cutoff: float, limit: int, after: str) -> l
     )
 
 
+def next_queued(conn: Connection, since: float) -> float | None:
+    """When the earliest row queued after `since` was queued (None: none was)."""
+    q = t.gc_queue
+    found = conn.execute(sa.select(sa.func.min(q.c.queued_at)).where(q.c.queued_at > since))
+    value = found.scalar()
+    return None if value is None else float(value)
+
+
 def queue_length(conn: Connection) -> int:
     """How many digests wait for review."""
     count = sa.func.count(sa.distinct(t.gc_queue.c.digest))
@@ -206,6 +214,9 @@ class SQLCollection(SQLAggregate):
             partial(due_for_review, cutoff=cutoff, limit=limit, after=after)
         )
 
+    async def next_queued(self, since: float) -> float | None:
+        return await self.runner.read(partial(next_queued, since=since))
+
     async def review_queue_length(self) -> int:
         return await self.runner.read(queue_length)
 
@@ -217,7 +228,11 @@ class SQLCollection(SQLAggregate):
 
     async def reviewed(self, digests: list[str], cutoff: float) -> None:
         if digests:
-            await self.runner.write(partial(reviewed, digests=digests, cutoff=cutoff))
+            # Not waiting for the disk: a row a power cut brings back is reviewed again, finds
+            # no record and no bytes, and leaves. The collector holds the content lock over
+            # this commit, so a durable one would keep every push waiting for the disk too.
+            work = partial(reviewed, digests=digests, cutoff=cutoff)
+            await self.runner.write(work, durable=False)
 
     async def untagged_due(
         self, cutoff: float, keep: list[str], limit: int, after: tuple[str, str] = ("", "")

@@ -9,11 +9,16 @@ leaves the queue only once its bytes are gone: a process killed between the two 
 queue row, and whichever collector reviews it next finds no record and removes the bytes.
 `dockyard gc` also lists the store for bytes without a record of any other origin.
 
+Batches are sized by time: each may hold the lock about LOCK_BUDGET, so a push waits no longer
+than that, however fast or slow the stores are. Between full rounds the serving collector
+sleeps only until the earliest queued row is due (`until_due`), then reviews the queue alone.
+
 Untagged manifests go only where the settings say so; abandoned uploads expire in the same job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,8 +30,25 @@ from dockyard.storage.base import BlobStore
 
 log = logging.getLogger("dockyard.gc")
 
-# Small enough that pushes wait for one batch at most a moment.
+# The first batch of a round; the next ones grow or shrink to hold the content lock about
+# LOCK_BUDGET seconds: a push waits for one batch at most a moment, and a collection with
+# nobody waiting pays for fewer transactions (figures in bench/README.md).
 BATCH = 100
+MIN_BATCH = 10
+MAX_BATCH = 2000
+LOCK_BUDGET = 0.1
+# How often a collector whose grace delay is shorter than its interval looks for rows queued
+# since its last review (by any process): content is reclaimed about this soon after it is due.
+POLL_SECONDS = 0.1
+
+
+def next_batch(size: int, held: float) -> int:
+    """The size of the batch after one of `size` digests that held the lock `held` seconds:
+    scaled to the budget, at most doubled at a time."""
+    if held <= 0:
+        return min(MAX_BATCH, size * 2)
+    scaled = int(size * LOCK_BUDGET / held)
+    return max(MIN_BATCH, min(MAX_BATCH, size * 2, scaled))
 
 
 @dataclass(slots=True)
@@ -67,6 +89,8 @@ class GarbageCollector:
         self.grace_seconds = grace_seconds
         self.untagged = untagged
         self.keep = keep_prefixes
+        # The cutoff of the last review: rows queued after it were not looked at yet.
+        self.reviewed_until = 0.0
 
     async def collect(
         self,
@@ -98,6 +122,37 @@ class GarbageCollector:
             )
         return report
 
+    async def review(self) -> GcReport:
+        """The queue alone (no uploads, no untagged manifests): what the serving collector
+        does when rows become due between its full rounds."""
+        report = GcReport(dry_run=False, grace_seconds=self.grace_seconds)
+        await self._queue(report, time.time() - self.grace_seconds, dry_run=False)
+        if report.blobs or report.links:
+            log.info(
+                "gc: %d blob(s), %d bytes, %d link(s) reclaimed",
+                report.blobs,
+                report.bytes,
+                report.links,
+            )
+        return report
+
+    async def until_due(self, deadline: float) -> bool:
+        """Sleep until a row queued since the last review is due (True), or until `deadline`
+        (time.time(); False). Rows queued later than the grace delay before the deadline
+        cannot be due by then, so a collector with a long grace delay looks only once."""
+        while True:
+            now = time.time()
+            if now >= deadline:
+                return False
+            first = await self.meta.next_queued(self.reviewed_until)
+            due = None if first is None else first + self.grace_seconds
+            if due is not None and due <= now:
+                return True
+            wake = deadline if due is None else min(deadline, due)
+            if self.grace_seconds < deadline - now:
+                wake = min(wake, now + POLL_SECONDS)
+            await asyncio.sleep(max(0.0, wake - now))
+
     async def _untagged(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
         after = ("", "")
         while due := await self.meta.untagged_due(cutoff, self.keep, BATCH, after):
@@ -111,24 +166,36 @@ class GarbageCollector:
         # One pass over the queue in digest order: what is skipped (another collector's,
         # or left by a dry run) waits for the next round.
         after = ""
-        while due := await self.meta.due_for_review(cutoff, BATCH, after):
+        size = BATCH
+        while due := await self.meta.due_for_review(cutoff, size, after):
             after = due[-1]
             if dry_run:
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep, dry_run=True)
-                for digest, size in collected.blobs:
-                    await self._reclaim(report, digest, size)
+                for digest, blob_size in collected.blobs:
+                    await self._reclaim(report, digest, blob_size)
                 report.links += collected.links
                 continue
             async with self.lock.sweeping():
+                started = time.monotonic()
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep)
                 # Still under the lock: a push of the same content waits until the old bytes
                 # are gone, then publishes its own.
                 removed = await self.blob_store.remove_many([d for d, _ in collected.blobs])
-                for digest, size in collected.blobs:
+                for digest, blob_size in collected.blobs:
                     if digest in removed:
-                        self._removed(report, digest, size, removed[digest])
+                        self._removed(report, digest, blob_size, removed[digest])
                 await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
+                held = time.monotonic() - started
             report.links += collected.links
+            log.debug(
+                "gc batch: %d reviewed, %d reclaimed, %.3f s held",
+                len(due),
+                len(collected.blobs),
+                held,
+            )
+            size = next_batch(len(due), held)
+        if not dry_run:
+            self.reviewed_until = max(self.reviewed_until, cutoff)
 
     async def _reclaim(self, report: GcReport, digest: str, size: int | None) -> None:
         """What a dry run would reclaim: the bytes of a blob whose record would go, counted
