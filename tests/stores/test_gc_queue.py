@@ -257,3 +257,15 @@ def test_one_batch_decides_each_digest_on_its_own_references(meta, run) -> None:
     # fresh link's own row waits for its time.
     assert run(meta.due_for_review(cutoff, 10)) == sorted([LOOSE, LONE])
     assert run(meta.due_for_review(later(), 10)) == sorted([LOOSE, LONE, fresh])
+
+
+def test_the_next_queued_row_is_the_earliest_after_the_last_review(meta, run) -> None:
+    before = time.time() - 1
+    assert run(meta.next_queued(before)) is None
+    run(meta.link_blob("gc/next", LOOSE, 7))
+    first = run(meta.next_queued(before))
+    assert first is not None and before < first <= time.time()
+    run(meta.link_blob("gc/next", LONE, 3))
+    assert run(meta.next_queued(before)) == first, "the earliest, not the latest"
+    assert run(meta.next_queued(first)) is not None, "the second link's row is later"
+    assert run(meta.next_queued(time.time() + 1)) is None
