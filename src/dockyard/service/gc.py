@@ -112,7 +112,7 @@ class GarbageCollector:
         if strays:
             await self._strays(report, dry_run)
         if not dry_run and (report.blobs or report.links or report.manifests or report.strays):
-            log.debug(
+            log.info(
                 "gc: %d blob(s), %d bytes, %d link(s), %d manifest(s), %d stray(s) reclaimed",
                 report.blobs,
                 report.bytes,
@@ -128,7 +128,7 @@ class GarbageCollector:
         report = GcReport(dry_run=False, grace_seconds=self.grace_seconds)
         await self._queue(report, time.time() - self.grace_seconds, dry_run=False)
         if report.blobs or report.links:
-            log.debug(
+            log.info(
                 "gc: %d blob(s), %d bytes, %d link(s) reclaimed",
                 report.blobs,
                 report.bytes,
