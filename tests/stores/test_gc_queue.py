@@ -259,13 +259,18 @@ def test_one_batch_decides_each_digest_on_its_own_references(meta, run) -> None:
     assert run(meta.due_for_review(later(), 10)) == sorted([LOOSE, LONE, fresh])
 
 
-def test_the_next_queued_row_is_the_earliest_after_the_last_review(meta, run) -> None:
+def test_rows_queued_since_the_last_review_tell_when_the_next_is_due(meta, run) -> None:
     before = time.time() - 1
-    assert run(meta.next_queued(before)) is None
+    assert run(meta.queued_since(before, later())) is None
     run(meta.link_blob("gc/next", LOOSE, 7))
-    first = run(meta.next_queued(before))
-    assert first is not None and before < first <= time.time()
+    middle = time.time()
+    time.sleep(0.01)
     run(meta.link_blob("gc/next", LONE, 3))
-    assert run(meta.next_queued(before)) == first, "the earliest, not the latest"
-    assert run(meta.next_queued(first)) is not None, "the second link's row is later"
-    assert run(meta.next_queued(time.time() + 1)) is None
+    queued = run(meta.queued_since(before, later()))
+    assert queued is not None
+    first, last = queued
+    assert before < first <= middle < last <= time.time(), "the earliest and the latest due"
+    assert run(meta.queued_since(before, middle)) == (first, first), "only the first is due"
+    assert run(meta.queued_since(before, before)) == (first, before), "none is due yet"
+    assert run(meta.queued_since(first, later())) == (last, last), "rows after `since` only"
+    assert run(meta.queued_since(time.time() + 1, later())) is None

@@ -42,12 +42,17 @@ def due_for_review(conn: Connection, cutoff: float, limit: int, after: str) -> l
     )
 
 
-def next_queued(conn: Connection, since: float) -> float | None:
-    """When the earliest row queued after `since` was queued (None: none was)."""
+def queued_since(conn: Connection, since: float, cutoff: float) -> tuple[float, float] | None:
+    """Of the rows queued after `since`: when the earliest was queued, and when the latest of
+    those older than `cutoff` (due) was (`since` when none is); None when there is no row."""
     q = t.gc_queue
-    found = conn.execute(sa.select(sa.func.min(q.c.queued_at)).where(q.c.queued_at > since))
-    value = found.scalar()
-    return None if value is None else float(value)
+    latest_due = sa.func.max(sa.case((q.c.queued_at <= cutoff, q.c.queued_at)))
+    row = conn.execute(
+        sa.select(sa.func.min(q.c.queued_at), latest_due).where(q.c.queued_at > since)
+    ).one()
+    if row[0] is None:
+        return None
+    return float(row[0]), since if row[1] is None else float(row[1])
 
 
 def queue_length(conn: Connection) -> int:
@@ -214,8 +219,8 @@ class SQLCollection(SQLAggregate):
             partial(due_for_review, cutoff=cutoff, limit=limit, after=after)
         )
 
-    async def next_queued(self, since: float) -> float | None:
-        return await self.runner.read(partial(next_queued, since=since))
+    async def queued_since(self, since: float, cutoff: float) -> tuple[float, float] | None:
+        return await self.runner.read(partial(queued_since, since=since, cutoff=cutoff))
 
     async def review_queue_length(self) -> int:
         return await self.runner.read(queue_length)

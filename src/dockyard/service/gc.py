@@ -38,8 +38,13 @@ MIN_BATCH = 10
 MAX_BATCH = 2000
 LOCK_BUDGET = 0.1
 # How often a collector whose grace delay is shorter than its interval looks for rows queued
-# since its last review (by any process): content is reclaimed about this soon after it is due.
+# since its last review (by any process).
 POLL_SECONDS = 0.1
+# Between full rounds, due content is reviewed once no more has become due for this long: a
+# burst of deletions is reclaimed right after it ends. While changes keep coming (every
+# upload queues its layer), the full rounds' interval paces the collector as before: at grace
+# 0, reviews back to back would take most layers before their manifest came.
+QUIET_SECONDS = 0.2
 
 
 def next_batch(size: int, held: float) -> int:
@@ -137,18 +142,25 @@ class GarbageCollector:
         return report
 
     async def until_due(self, deadline: float) -> bool:
-        """Sleep until a row queued since the last review is due (True), or until `deadline`
-        (time.time(); False). Rows queued later than the grace delay before the deadline
-        cannot be due by then, so a collector with a long grace delay looks only once."""
+        """Sleep until content queued since the last review is due and none has become due
+        for QUIET_SECONDS (True), or until `deadline` (time.time(); False). Rows queued later
+        than the grace delay before the deadline cannot be due by then, so a collector with a
+        long grace delay looks only when the earliest row it knows of is due."""
         while True:
             now = time.time()
             if now >= deadline:
                 return False
-            first = await self.meta.next_queued(self.reviewed_until)
-            due = None if first is None else first + self.grace_seconds
-            if due is not None and due <= now:
-                return True
-            wake = deadline if due is None else min(deadline, due)
+            cutoff = now - self.grace_seconds
+            queued = await self.meta.queued_since(self.reviewed_until, cutoff)
+            wake = deadline
+            if queued is not None:
+                earliest, latest_due = queued
+                if earliest <= cutoff:  # something is due
+                    if cutoff - latest_due >= QUIET_SECONDS:
+                        return True
+                    wake = min(wake, latest_due + self.grace_seconds + QUIET_SECONDS)
+                else:
+                    wake = min(wake, earliest + self.grace_seconds + QUIET_SECONDS)
             if self.grace_seconds < deadline - now:
                 wake = min(wake, now + POLL_SECONDS)
             await asyncio.sleep(max(0.0, wake - now))
@@ -165,6 +177,9 @@ class GarbageCollector:
     async def _queue(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
         # One pass over the queue in digest order: what is skipped (another collector's,
         # or left by a dry run) waits for the next round.
+        await self._pass(report, cutoff, dry_run)
+
+    async def _pass(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
         after = ""
         size = BATCH
         while due := await self.meta.due_for_review(cutoff, size, after):
