@@ -11,7 +11,8 @@ queue row, and whichever collector reviews it next finds no record and removes t
 
 Batches are sized by time: each may hold the lock about LOCK_BUDGET, so a push waits no longer
 than that, however fast or slow the stores are. Between full rounds the serving collector
-sleeps only until the earliest queued row is due (`until_due`), then reviews the queue alone.
+sleeps until queued content is due and no more has become due for a moment (`until_due`),
+then reviews the queue alone.
 
 Untagged manifests go only where the settings say so; abandoned uploads expire in the same job.
 """
@@ -177,9 +178,6 @@ class GarbageCollector:
     async def _queue(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
         # One pass over the queue in digest order: what is skipped (another collector's,
         # or left by a dry run) waits for the next round.
-        await self._pass(report, cutoff, dry_run)
-
-    async def _pass(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
         after = ""
         size = BATCH
         while due := await self.meta.due_for_review(cutoff, size, after):

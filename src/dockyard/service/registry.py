@@ -194,8 +194,8 @@ class Registry:
                 await asyncio.sleep(interval)
 
     async def _review_until(self, deadline: float) -> None:
-        """Between full rounds, review the queue whenever rows queued since become due (at
-        once with a grace delay of 0), rather than at the next round only."""
+        """Between full rounds, review the queue whenever content queued since is due (and
+        none has become due for a moment), rather than at the next round only."""
         while True:
             try:
                 if not await self.gc.until_due(deadline):
