@@ -46,6 +46,10 @@ POLL_SECONDS = 0.1
 # upload queues its layer), the full rounds' interval paces the collector as before: at grace
 # 0, reviews back to back would take most layers before their manifest came.
 QUIET_SECONDS = 0.2
+# A serving collector (`paced`) rests this many times as long as each batch took before the
+# next: its worker keeps about half of its time for requests, and manifest GETs while it
+# collects stay near their idle rate (the benchmark's gc row); `dockyard gc` does not rest.
+SERVING_REST = 1.0
 
 
 def next_batch(size: int, held: float) -> int:
@@ -104,9 +108,11 @@ class GarbageCollector:
         dry_run: bool = False,
         grace_seconds: float | None = None,
         strays: bool = False,
+        paced: bool = False,
     ) -> GcReport:
         """One round: expired uploads, untagged manifests (if enabled), then the queue.
-        `strays` also lists the blob store for bytes without a record (a full listing)."""
+        `strays` also lists the blob store for bytes without a record (a full listing);
+        `paced` rests between batches (SERVING_REST), as the serving collector does."""
         grace = self.grace_seconds if grace_seconds is None else grace_seconds
         report = GcReport(dry_run=dry_run, grace_seconds=grace)
         cutoff = time.time() - grace
@@ -114,7 +120,7 @@ class GarbageCollector:
             report.uploads = await self.uploads.purge_expired()
         if self.untagged:
             await self._untagged(report, cutoff, dry_run)
-        await self._queue(report, cutoff, dry_run)
+        await self._queue(report, cutoff, dry_run, paced)
         if strays:
             await self._strays(report, dry_run)
         if not dry_run and (report.blobs or report.links or report.manifests or report.strays):
@@ -129,10 +135,10 @@ class GarbageCollector:
         return report
 
     async def review(self) -> GcReport:
-        """The queue alone (no uploads, no untagged manifests): what the serving collector
-        does when rows become due between its full rounds."""
+        """The queue alone (no uploads, no untagged manifests), paced: what the serving
+        collector does when rows become due between its full rounds."""
         report = GcReport(dry_run=False, grace_seconds=self.grace_seconds)
-        await self._queue(report, time.time() - self.grace_seconds, dry_run=False)
+        await self._queue(report, time.time() - self.grace_seconds, False, paced=True)
         if report.blobs or report.links:
             log.info(
                 "gc: %d blob(s), %d bytes, %d link(s) reclaimed",
@@ -175,7 +181,9 @@ class GarbageCollector:
             report.manifests += len(gone)
             report.untagged.extend(f"{repository}@{digest}" for repository, digest, _ in gone)
 
-    async def _queue(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
+    async def _queue(
+        self, report: GcReport, cutoff: float, dry_run: bool, paced: bool = False
+    ) -> None:
         # One pass over the queue in digest order: what is skipped (another collector's,
         # or left by a dry run) waits for the next round.
         after = ""
@@ -207,6 +215,8 @@ class GarbageCollector:
                 held,
             )
             size = next_batch(len(due), held)
+            if paced:
+                await asyncio.sleep(held * SERVING_REST)
         if not dry_run:
             self.reviewed_until = max(self.reviewed_until, cutoff)
 

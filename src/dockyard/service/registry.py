@@ -173,7 +173,7 @@ class Registry:
         while True:
             try:
                 if collecting:
-                    await self.gc.collect()
+                    await self.gc.collect(paced=True)
                 else:
                     await self.uploads.purge_expired()
             except Exception:
