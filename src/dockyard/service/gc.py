@@ -36,7 +36,9 @@ log = logging.getLogger("dockyard.gc")
 # nobody waiting pays for fewer transactions (figures in bench/README.md).
 BATCH = 100
 MIN_BATCH = 10
-MAX_BATCH = 2000
+# Bounded also for PostgreSQL: a longer deciding transaction conflicts with more concurrent
+# deletions, whose serialization retries may then run out (bench/README.md).
+MAX_BATCH = 500
 LOCK_BUDGET = 0.1
 # How often a collector whose grace delay is shorter than its interval looks for rows queued
 # since its last review (by any process).
