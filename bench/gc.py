@@ -8,7 +8,9 @@ the blobs of the surviving manifests:
 - Distribution (2.8.2 and v3.1.1): the wall time of `garbage-collect CONFIG`, which needs the
   server stopped (nothing is served meanwhile: the point of the comparison).
 - Dockyard, online: from the last DELETE's answer until the listing is clean, with the
-  background collector at grace 0 and a one-second interval, while the server serves.
+  background collector at grace 0 and a one-second interval, while the server serves. The
+  collector works during the DELETEs too (paced by its interval while they keep coming, at
+  once when they stop), but only what remains after the last answer is on the clock.
 - Dockyard, `dockyard gc --now`: the command's wall time, the server running beside it.
 
 Manifest GETs (wrk, as the manifest GET benchmark) are timed idle and, on Dockyard, while the

@@ -136,6 +136,59 @@ def test_the_background_job_collects_while_serving(start_registry, tmp_path: Pat
         assert not any(f.exists() for f in files)
 
 
+def _pushed_without_collector(start_registry, data_dir: Path) -> tuple[str, list[Path], str]:
+    """An image pushed with the collector off (at grace 0 it may take a layer before its
+    manifest arrives, by design), then the server stopped: (digest, its files, repository)."""
+    pusher = start_registry("--no-gc", data_dir=data_dir)
+    repo = unique_repo("gc")
+    with httpx.Client(base_url=pusher.url, timeout=30) as client:
+        digest, body = push_image(client, repo, "v1")
+    pusher.stop()
+    files = [blob_file(data_dir, d) for d in [digest, *(b["digest"] for b in _blobs(body))]]
+    return digest, files, repo
+
+
+def _gone_within(files: list[Path], seconds: float) -> float | None:
+    """Seconds until none of `files` exists, None if some still do after `seconds`."""
+    started = time.monotonic()
+    while any(f.exists() for f in files):
+        if time.monotonic() - started > seconds:
+            return None
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_the_collector_wakes_when_content_is_due_not_at_its_next_round(
+    start_registry, tmp_path: Path
+) -> None:
+    # An interval of an hour: only the wake-up on due rows can reclaim within the test.
+    data_dir = tmp_path / "woken"
+    digest, files, repo = _pushed_without_collector(start_registry, data_dir)
+    server = start_registry(
+        data_dir=data_dir,
+        env={"DOCKYARD_GC_GRACE_SECONDS": "0", "DOCKYARD_GC_INTERVAL_SECONDS": "3600"},
+    )
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.get(f"/v2/{repo}/manifests/v1").status_code == 200, "the first round kept it"
+        assert client.delete(f"/v2/{repo}/manifests/{digest}").status_code == 202
+        assert _gone_within(files, 30) is not None
+
+
+def test_the_collector_sleeps_until_the_grace_delay_is_over(start_registry, tmp_path: Path) -> None:
+    data_dir = tmp_path / "grace"
+    digest, files, repo = _pushed_without_collector(start_registry, data_dir)
+    server = start_registry(
+        data_dir=data_dir,
+        env={"DOCKYARD_GC_GRACE_SECONDS": "5", "DOCKYARD_GC_INTERVAL_SECONDS": "3600"},
+    )
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.delete(f"/v2/{repo}/manifests/{digest}").status_code == 202
+        deleted = time.monotonic()
+        assert _gone_within(files, 2) is None, "collected before its grace delay was over"
+        assert _gone_within(files, 30) is not None
+        assert time.monotonic() - deleted >= 5
+
+
 def test_the_api_reports_and_collects_for_administrators_only(start_registry) -> None:
     server = start_registry("--auth", "--no-gc", env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD})
     admin = {"Authorization": basic("admin", ADMIN_PASSWORD)}

@@ -129,6 +129,10 @@ def test_remove_many_removes_what_is_there_and_answers_its_sizes(blob_store, run
         assert run(blob_store.get(digest_of(data))) == data
     assert run(blob_store.remove_many(asked)) == {}  # a second pass finds nothing
     assert run(blob_store.remove_many([])) == {}
+    one = os.urandom(5)  # fewer than the threads a store may share the removals among
+    run(blob_store.put(digest_of(one), one))
+    assert run(blob_store.remove_many([digest_of(one)])) == {digest_of(one): 5}
+    assert run(blob_store.stat(digest_of(one))) is None
 
 
 def test_hostile_ids_never_become_paths(blob_store, run) -> None:

@@ -257,3 +257,20 @@ def test_one_batch_decides_each_digest_on_its_own_references(meta, run) -> None:
     # fresh link's own row waits for its time.
     assert run(meta.due_for_review(cutoff, 10)) == sorted([LOOSE, LONE])
     assert run(meta.due_for_review(later(), 10)) == sorted([LOOSE, LONE, fresh])
+
+
+def test_rows_queued_since_the_last_review_tell_when_the_next_is_due(meta, run) -> None:
+    before = time.time() - 1
+    assert run(meta.queued_since(before, later())) is None
+    run(meta.link_blob("gc/next", LOOSE, 7))
+    middle = time.time()
+    time.sleep(0.01)
+    run(meta.link_blob("gc/next", LONE, 3))
+    queued = run(meta.queued_since(before, later()))
+    assert queued is not None
+    first, last = queued
+    assert before < first <= middle < last <= time.time(), "the earliest and the latest due"
+    assert run(meta.queued_since(before, middle)) == (first, first), "only the first is due"
+    assert run(meta.queued_since(before, before)) == (first, before), "none is due yet"
+    assert run(meta.queued_since(first, later())) == (last, last), "rows after `since` only"
+    assert run(meta.queued_since(time.time() + 1, later())) is None

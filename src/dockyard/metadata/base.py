@@ -502,6 +502,11 @@ class Collection(Protocol):
         """Queued digests whose last change is older than `cutoff`, in digest order from
         after `after` (one page of the queue)."""
 
+    async def queued_since(self, since: float, cutoff: float) -> tuple[float, float] | None:
+        """Of the rows queued after `since`: when the earliest was queued (the collector sleeps
+        until it is due) and the latest of those queued before `cutoff` (`since` when none
+        was); None when no row was."""
+
     async def review_queue_length(self) -> int: ...
 
     async def collect_blobs(

@@ -9,11 +9,17 @@ leaves the queue only once its bytes are gone: a process killed between the two 
 queue row, and whichever collector reviews it next finds no record and removes the bytes.
 `dockyard gc` also lists the store for bytes without a record of any other origin.
 
+Batches are sized by time: each may hold the lock about LOCK_BUDGET, so a push waits no longer
+than that, however fast or slow the stores are. Between full rounds the serving collector
+sleeps until queued content is due and no more has become due for a moment (`until_due`),
+then reviews the queue alone.
+
 Untagged manifests go only where the settings say so; abandoned uploads expire in the same job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,8 +31,36 @@ from dockyard.storage.base import BlobStore
 
 log = logging.getLogger("dockyard.gc")
 
-# Small enough that pushes wait for one batch at most a moment.
+# The first batch of a round; the next ones grow or shrink to hold the content lock about
+# LOCK_BUDGET seconds: a push waits for one batch at most a moment, and a collection with
+# nobody waiting pays for fewer transactions (figures in bench/README.md).
 BATCH = 100
+MIN_BATCH = 10
+# Bounded also for PostgreSQL: a longer deciding transaction conflicts with more concurrent
+# deletions, whose serialization retries may then run out (bench/README.md).
+MAX_BATCH = 500
+LOCK_BUDGET = 0.1
+# How often a collector whose grace delay is shorter than its interval looks for rows queued
+# since its last review (by any process).
+POLL_SECONDS = 0.1
+# Between full rounds, due content is reviewed once no more has become due for this long: a
+# burst of deletions is reclaimed right after it ends. While changes keep coming (every
+# upload queues its layer), the full rounds' interval paces the collector as before: at grace
+# 0, reviews back to back would take most layers before their manifest came.
+QUIET_SECONDS = 0.2
+# A serving collector (`paced`) rests this many times as long as each batch took before the
+# next: its worker keeps about half of its time for requests, and manifest GETs while it
+# collects stay near their idle rate (the benchmark's gc row); `dockyard gc` does not rest.
+SERVING_REST = 1.0
+
+
+def next_batch(size: int, held: float) -> int:
+    """The size of the batch after one of `size` digests that held the lock `held` seconds:
+    scaled to the budget, at most doubled at a time."""
+    if held <= 0:
+        return min(MAX_BATCH, size * 2)
+    scaled = int(size * LOCK_BUDGET / held)
+    return max(MIN_BATCH, min(MAX_BATCH, size * 2, scaled))
 
 
 @dataclass(slots=True)
@@ -67,6 +101,8 @@ class GarbageCollector:
         self.grace_seconds = grace_seconds
         self.untagged = untagged
         self.keep = keep_prefixes
+        # The cutoff of the last review: rows queued after it were not looked at yet.
+        self.reviewed_until = 0.0
 
     async def collect(
         self,
@@ -74,9 +110,11 @@ class GarbageCollector:
         dry_run: bool = False,
         grace_seconds: float | None = None,
         strays: bool = False,
+        paced: bool = False,
     ) -> GcReport:
         """One round: expired uploads, untagged manifests (if enabled), then the queue.
-        `strays` also lists the blob store for bytes without a record (a full listing)."""
+        `strays` also lists the blob store for bytes without a record (a full listing);
+        `paced` rests between batches (SERVING_REST), as the serving collector does."""
         grace = self.grace_seconds if grace_seconds is None else grace_seconds
         report = GcReport(dry_run=dry_run, grace_seconds=grace)
         cutoff = time.time() - grace
@@ -84,7 +122,7 @@ class GarbageCollector:
             report.uploads = await self.uploads.purge_expired()
         if self.untagged:
             await self._untagged(report, cutoff, dry_run)
-        await self._queue(report, cutoff, dry_run)
+        await self._queue(report, cutoff, dry_run, paced)
         if strays:
             await self._strays(report, dry_run)
         if not dry_run and (report.blobs or report.links or report.manifests or report.strays):
@@ -98,6 +136,44 @@ class GarbageCollector:
             )
         return report
 
+    async def review(self) -> GcReport:
+        """The queue alone (no uploads, no untagged manifests), paced: what the serving
+        collector does when rows become due between its full rounds."""
+        report = GcReport(dry_run=False, grace_seconds=self.grace_seconds)
+        await self._queue(report, time.time() - self.grace_seconds, False, paced=True)
+        if report.blobs or report.links:
+            log.info(
+                "gc: %d blob(s), %d bytes, %d link(s) reclaimed",
+                report.blobs,
+                report.bytes,
+                report.links,
+            )
+        return report
+
+    async def until_due(self, deadline: float) -> bool:
+        """Sleep until content queued since the last review is due and none has become due
+        for QUIET_SECONDS (True), or until `deadline` (time.time(); False). Rows queued later
+        than the grace delay before the deadline cannot be due by then, so a collector with a
+        long grace delay looks only when the earliest row it knows of is due."""
+        while True:
+            now = time.time()
+            if now >= deadline:
+                return False
+            cutoff = now - self.grace_seconds
+            queued = await self.meta.queued_since(self.reviewed_until, cutoff)
+            wake = deadline
+            if queued is not None:
+                earliest, latest_due = queued
+                if earliest <= cutoff:  # something is due
+                    if cutoff - latest_due >= QUIET_SECONDS:
+                        return True
+                    wake = min(wake, latest_due + self.grace_seconds + QUIET_SECONDS)
+                else:
+                    wake = min(wake, earliest + self.grace_seconds + QUIET_SECONDS)
+            if self.grace_seconds < deadline - now:
+                wake = min(wake, now + POLL_SECONDS)
+            await asyncio.sleep(max(0.0, wake - now))
+
     async def _untagged(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
         after = ("", "")
         while due := await self.meta.untagged_due(cutoff, self.keep, BATCH, after):
@@ -107,28 +183,44 @@ class GarbageCollector:
             report.manifests += len(gone)
             report.untagged.extend(f"{repository}@{digest}" for repository, digest, _ in gone)
 
-    async def _queue(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
+    async def _queue(
+        self, report: GcReport, cutoff: float, dry_run: bool, paced: bool = False
+    ) -> None:
         # One pass over the queue in digest order: what is skipped (another collector's,
         # or left by a dry run) waits for the next round.
         after = ""
-        while due := await self.meta.due_for_review(cutoff, BATCH, after):
+        size = BATCH
+        while due := await self.meta.due_for_review(cutoff, size, after):
             after = due[-1]
             if dry_run:
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep, dry_run=True)
-                for digest, size in collected.blobs:
-                    await self._reclaim(report, digest, size)
+                for digest, blob_size in collected.blobs:
+                    await self._reclaim(report, digest, blob_size)
                 report.links += collected.links
                 continue
             async with self.lock.sweeping():
+                started = time.monotonic()
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep)
                 # Still under the lock: a push of the same content waits until the old bytes
                 # are gone, then publishes its own.
                 removed = await self.blob_store.remove_many([d for d, _ in collected.blobs])
-                for digest, size in collected.blobs:
+                for digest, blob_size in collected.blobs:
                     if digest in removed:
-                        self._removed(report, digest, size, removed[digest])
+                        self._removed(report, digest, blob_size, removed[digest])
                 await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
+                held = time.monotonic() - started
             report.links += collected.links
+            log.debug(
+                "gc batch: %d reviewed, %d reclaimed, %.3f s held",
+                len(due),
+                len(collected.blobs),
+                held,
+            )
+            size = next_batch(len(due), held)
+            if paced:
+                await asyncio.sleep(held * SERVING_REST)
+        if not dry_run:
+            self.reviewed_until = max(self.reviewed_until, cutoff)
 
     async def _reclaim(self, report: GcReport, digest: str, size: int | None) -> None:
         """What a dry run would reclaim: the bytes of a blob whose record would go, counted

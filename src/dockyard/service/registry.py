@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 
 from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
@@ -182,7 +183,7 @@ class Registry:
         while True:
             try:
                 if collecting:
-                    await self.gc.collect()
+                    await self.gc.collect(paced=True)
                 else:
                     await self.uploads.purge_expired()
             except Exception:
@@ -197,4 +198,20 @@ class Registry:
                     await self.cache.prune()
                 except Exception:
                     log.exception("pruning the pull-through cache failed; will retry")
-            await asyncio.sleep(interval)
+            if collecting:
+                await self._review_until(time.time() + interval)
+            else:
+                await asyncio.sleep(interval)
+
+    async def _review_until(self, deadline: float) -> None:
+        """Between full rounds, review the queue whenever content queued since is due (and
+        none has become due for a moment), rather than at the next round only."""
+        while True:
+            try:
+                if not await self.gc.until_due(deadline):
+                    return
+                await self.gc.review()
+            except Exception:
+                log.exception("garbage collection failed; will retry")
+                await asyncio.sleep(max(0.0, deadline - time.time()))
+                return
