@@ -18,6 +18,8 @@ class Failure(enum.Enum):
     SIGNATURE_EXPIRED = "expired signature"
     WRONG_ARTIFACT = "signed for another artifact"
     WRONG_PREDICATE = "attestation of another type"
+    WRONG_IDENTITY = "signed by another identity"
+    NOT_LOGGED = "not proven in the transparency log"
 
 
 class SignatureRefused(ValueError):
