@@ -11,7 +11,7 @@ import typer
 
 from dockyard.cli.exits import FAILED, USAGE, fail
 from dockyard.cli.images import CaCertOpt, InsecureOpt, pinned, run_client
-from dockyard.cli.signing import _private_key, _public_keys
+from dockyard.cli.signing import _keyless, _private_key, _public_keys
 
 if TYPE_CHECKING:
     from dockyard.client.api import Client
@@ -117,16 +117,41 @@ def verify_attestation(
         str, typer.Argument(help="The image to check, e.g. localhost:5000/me/app:1.0.")
     ],
     key: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             "--key",
             metavar="FILE",
             help="A public key (PEM) whose attestations are accepted (repeatable).",
         ),
-    ],
+    ] = None,
     kind: Annotated[
         str | None,
         typer.Option("--type", metavar="TYPE", help="Only attestations of this type: " + TYPE_HELP),
+    ] = None,
+    trusted_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-root",
+            metavar="FILE",
+            help="Keyless: a sigstore trusted_root.json (Fulcio CAs, Rekor keys); the image's "
+            "sigstore bundle referrers are then checked too. Needs --certificate-identity and "
+            "--certificate-oidc-issuer.",
+        ),
+    ] = None,
+    certificate_identity: Annotated[
+        str | None,
+        typer.Option(
+            "--certificate-identity",
+            help="Keyless: the email or URI the signing certificate must name.",
+        ),
+    ] = None,
+    certificate_oidc_issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--certificate-oidc-issuer",
+            help="Keyless: the OIDC issuer that must have vouched for that identity, e.g. "
+            "https://token.actions.githubusercontent.com.",
+        ),
     ] = None,
     insecure: InsecureOpt = False,
     ca_cert: CaCertOpt = None,
@@ -134,17 +159,22 @@ def verify_attestation(
 ) -> None:
     """Verify an image's attestations (its sha256-<hex>.att tag and its DSSE referrers): the
     envelope's signature by one of the keys, the statement's subject (the image's digest)
-    and, with --type, the predicate type. Exits 0 only when one holds; otherwise prints why
-    each attestation was refused and exits 1."""
+    and, with --type, the predicate type. With --trusted-root, also its sigstore bundle
+    referrers (cosign's keyless --new-bundle-format), checked offline: the Fulcio certificate
+    and identity, the Rekor entry's signed timestamp, inclusion proof and checkpoint. Exits 0
+    only when one holds; otherwise prints why each attestation was refused and exits 1."""
     from dockyard.client.attestations import NotAttested
 
     predicate_type = _predicate_type(kind) if kind is not None else None
-    trusted = _public_keys(key)
+    trusted = _public_keys(key or [])
+    keyless = _keyless([], [], trusted_root, certificate_identity, certificate_oidc_issuer)
+    if not trusted and keyless is None:
+        raise fail("give --key, or --trusted-root with the keyless options", USAGE)
 
     async def action(client: Client) -> AttestationReport | NotAttested:
         try:
             return await client.verify_attestation(
-                reference, trusted, predicate_type=predicate_type
+                reference, trusted, predicate_type=predicate_type, keyless=keyless
             )
         except NotAttested as exc:
             return exc
@@ -164,7 +194,7 @@ def _print(reference: str, report: AttestationReport, predicate_type: str | None
     if not report.checked:
         typer.echo(
             f"{name}: no attestations found (looked under the tag sha256-<hex>.att and for "
-            "DSSE referrers)",
+            "DSSE and sigstore bundle referrers)",
             err=True,
         )
         return
@@ -177,7 +207,7 @@ def _print(reference: str, report: AttestationReport, predicate_type: str | None
             )
     else:
         wanted = f" of type {predicate_type}" if predicate_type else ""
-        typer.echo(f"{name}: no valid attestation{wanted} by the given keys", err=True)
+        typer.echo(f"{name}: no valid attestation{wanted} by the given keys or identity", err=True)
     for item in report.checked:
         if not item.valid:
             reason = "".join(ch if ch.isprintable() else "?" for ch in str(item.reason)[:300])

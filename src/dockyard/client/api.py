@@ -429,13 +429,20 @@ class Client:
         trusted: Iterable[tuple[str, keys.PublicKey]],
         *,
         predicate_type: str | None = None,
+        keyless: sigstore.Trust | None = None,
     ) -> attestations.AttestationReport:
         """Check the image's attestations against the (name, public key) pairs: the DSSE
-        signature, the statement's subject digest and, when given, its predicate type;
-        `attestations.NotAttested` unless one holds."""
+        signature, the statement's subject digest and, when given, its predicate type; with
+        `keyless`, its sigstore bundle referrers too. `attestations.NotAttested` unless one
+        holds."""
         ref, subject = await self._subject(reference)
         return await attestations.verify_attestations(
-            self.registry(ref.registry), ref.repository, subject, list(trusted), predicate_type
+            self.registry(ref.registry),
+            ref.repository,
+            subject,
+            list(trusted),
+            predicate_type,
+            keyless,
         )
 
     async def create_index(

@@ -20,7 +20,7 @@ from dockyard.client import referrers
 from dockyard.client.errors import ClientError, NotFound
 from dockyard.client.image import Manifest
 from dockyard.client.registry import RegistryClient
-from dockyard.core import cosign, dsse, in_toto, keys
+from dockyard.core import cosign, dsse, in_toto, keys, sigstore, sigstore_bundle
 from dockyard.core import mediatypes as mt
 from dockyard.core.cosign_attestation import (
     MAX_ATTESTATION_LAYERS,
@@ -207,11 +207,13 @@ class NotAttested(ClientError):
         self.report = report
 
 
-async def _envelope(registry: RegistryClient, repo: str, entry: dict[str, Any]) -> bytes:
+async def _envelope(
+    registry: RegistryClient, repo: str, entry: dict[str, Any], limit: int = dsse.MAX_ENVELOPE_BYTES
+) -> bytes:
     digest, size = entry.get("digest"), entry.get("size")
     if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
         raise SignatureRefused(Failure.MALFORMED, "the layer names no valid digest")
-    if not isinstance(size, int) or not 0 < size <= dsse.MAX_ENVELOPE_BYTES:
+    if not isinstance(size, int) or not 0 < size <= limit:
         raise SignatureRefused(Failure.MALFORMED, f"the layer's size {size!r} is out of bounds")
     pieces, received = [], 0
     async for piece in registry.open_blob(repo, digest):
@@ -239,21 +241,64 @@ async def _attestation_images(
     return found
 
 
+async def _check_bundles(
+    registry: RegistryClient,
+    repo: str,
+    subject: Descriptor,
+    trust: sigstore.Trust,
+    predicate_type: str | None,
+    report: AttestationReport,
+) -> None:
+    """Check the sigstore bundles stored as referrers of `subject` (cosign's
+    `--new-bundle-format`): each bundle layer verified offline against `trust`."""
+    listed = await referrers.list_referrers(
+        registry, repo, subject.digest, sigstore_bundle.BUNDLE_V03
+    )
+    for listing in listed[:MAX_ATTESTATION_LAYERS]:
+        child = str(listing.get("digest", ""))
+        manifest = await _read(registry, repo, child) if DIGEST.fullmatch(child) else None
+        document = manifest.json() if manifest is not None else None
+        layers = document.get("layers") if isinstance(document, dict) else None
+        for entry in (layers if isinstance(layers, list) else [])[:MAX_ATTESTATION_LAYERS]:
+            if not isinstance(entry, dict) or entry.get("mediaType") != sigstore_bundle.BUNDLE_V03:
+                continue
+            name = str(entry.get("digest", "?"))
+            try:
+                data = await _envelope(registry, repo, entry, sigstore_bundle.MAX_BUNDLE_BYTES)
+                verified = sigstore_bundle.verify_bundle(
+                    data, trust, subject.digest, predicate_type
+                )
+            except SignatureRefused as exc:
+                report.checked.append(
+                    Checked(f"bundle referrer {child}", name, failure=exc.failure, reason=str(exc))
+                )
+                continue
+            signer = f"{verified.identity} ({verified.issuer or 'no issuer'})"
+            report.checked.append(
+                Checked(f"bundle referrer {child}", name, signer, verified.statement.predicate_type)
+            )
+
+
 async def verify_attestations(
     registry: RegistryClient,
     repo: str,
     subject: Descriptor,
     trusted: Sequence[tuple[str, keys.PublicKey]],
     predicate_type: str | None = None,
+    keyless: sigstore.Trust | None = None,
 ) -> AttestationReport:
     """Check every attestation of `subject` (`.att` tag and referrers): the DSSE signature by
     one of `trusted`, the statement about `subject`'s digest, of `predicate_type` when given.
-    NotAttested unless one holds."""
-    if not trusted:
-        raise ClientError("name at least one public key to verify with")
+    With `keyless`, also the sigstore bundle referrers (Fulcio certificate, Rekor proofs,
+    identity and issuer). NotAttested unless one holds."""
+    if not trusted and keyless is None:
+        raise ClientError("name at least one public key, or a trusted root, to verify with")
     report = AttestationReport(subject)
+    if keyless is not None:
+        await _check_bundles(registry, repo, subject, keyless, predicate_type, report)
     seen: set[str] = set()
-    for where, manifest in await _attestation_images(registry, repo, subject.digest):
+    images = await _attestation_images(registry, repo, subject.digest) if trusted else []
+    for where, manifest in images:
         try:
             layers = attestation_layers(manifest.json())
         except ValueError:
