@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.core import checkpoint, keys, merkle_proof, sigstore, sigstore_bundle
@@ -62,6 +63,13 @@ def _refused(document: dict[str, Any] | bytes, **options: Any) -> SignatureRefus
     with pytest.raises(SignatureRefused) as caught:
         _verify(document, **options)
     return caught.value
+
+
+def _public(key: ec.EllipticCurvePublicKey) -> keys.PublicKey:
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return keys.load_public_key(pem)
 
 
 def _flip(encoded: str, at: int = -8) -> str:
@@ -193,7 +201,7 @@ def _relogged(
     entry["inclusionPromise"] = {
         "signedEntryTimestamp": base64.b64encode(keys.sign(rekor, signed)).decode()
     }
-    public = keys.load_public_key(sigstore._pem_of(rekor.public_key()))
+    public = _public(rekor.public_key())
     return document, _trust(rekor_keys=(public,))
 
 
@@ -248,7 +256,7 @@ def test_a_wrong_identity_or_issuer_is_refused() -> None:
 
 def test_a_trusted_root_without_the_right_rekor_key_is_refused() -> None:
     other = ec.generate_private_key(ec.SECP256R1()).public_key()
-    trust = _trust(rekor_keys=(keys.load_public_key(sigstore._pem_of(other)),))
+    trust = _trust(rekor_keys=(_public(other),))
     refused = _refused(BUNDLE.read_bytes(), trust=trust)
     assert refused.failure is Failure.NOT_LOGGED
     assert "not in the trusted root" in str(refused)

@@ -297,12 +297,12 @@ def verify_bundle(
     first = bundle.entries[0]
     for entry in bundle.entries:
         _check_validity(bundle.certificate, entry.integrated_time)
-    if not sigstore.chain_is_trusted(bundle.certificate, [], trust, first.integrated_time):
-        raise SignatureRefused(
-            Failure.UNTRUSTED_ROOT,
-            "the certificate does not chain to a Fulcio CA of the trusted root at the time "
-            "Rekor logged it, or is not for code signing",
-        )
+        if not sigstore.chain_is_trusted(bundle.certificate, [], trust, entry.integrated_time):
+            raise SignatureRefused(
+                Failure.UNTRUSTED_ROOT,
+                "the certificate does not chain to a Fulcio CA of the trusted root at the time "
+                "Rekor logged it, or is not for code signing",
+            )
     signer = sigstore.certificate_key(bundle.certificate)
     opened = dsse.open_envelope(bundle.envelope, [("the Fulcio certificate", signer)])
     if opened.payload_type != dsse.IN_TOTO:
