@@ -353,6 +353,7 @@ def test_checkpoint_notes_that_are_not_signed_notes_are_not_read() -> None:
         note.rstrip("\n"),
         note.replace("\u2014 ", "- "),
         note.replace("\n53604735\n", "\n0053604735\n"),
+        note.replace("\n53604735\n", "\n\u00b2\n"),
         "origin\n1\n!!\n\n\u2014 name AAAAAAAA\n",
     ]:
         assert checkpoint.parse(broken) is None

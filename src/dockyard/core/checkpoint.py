@@ -38,7 +38,11 @@ def parse(note: str) -> Checkpoint | None:
     if len(lines) < 3:
         return None
     origin, size_line, root_line = lines[:3]
-    if not origin or not size_line.isdigit() or (len(size_line) > 1 and size_line[0] == "0"):
+    if (
+        not origin
+        or not (size_line.isascii() and size_line.isdigit())
+        or (len(size_line) > 1 and size_line[0] == "0")
+    ):
         return None
     try:
         root_hash = base64.b64decode(root_line, validate=True)

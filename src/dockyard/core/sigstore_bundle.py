@@ -85,7 +85,7 @@ def _int64(value: Any) -> int:
     """A protobuf-JSON int64: a decimal string (or, leniently, a JSON integer)."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.isdigit():
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
         number = int(value)
     else:
         raise TypeError("not an integer")
@@ -165,9 +165,9 @@ def read_bundle(data: bytes) -> _Bundle:
                 f" transparency log entries, not 1 to {MAX_TLOG_ENTRIES}"
             )
         read = tuple(_read_entry(entry) for entry in entries)
+    except SignatureRefused:
+        raise
     except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
-        if isinstance(exc, SignatureRefused):
-            raise
         raise _malformed(f"the sigstore bundle is not one sigstore writes ({exc})") from None
     try:
         certificate = x509.load_der_x509_certificate(raw_certificate)
