@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -357,3 +358,21 @@ def test_checkpoint_notes_that_are_not_signed_notes_are_not_read() -> None:
         "origin\n1\n!!\n\n\u2014 name AAAAAAAA\n",
     ]:
         assert checkpoint.parse(broken) is None
+
+
+def test_any_one_changed_character_is_refused_or_harmless() -> None:
+    """Every single-character change anywhere in the bundle either leaves it meaning the same
+    (JSON whitespace) or is refused as SignatureRefused, never another exception."""
+    text = BUNDLE.read_text()
+    randomness = random.Random(18)
+    refused = 0
+    for _ in range(300):
+        at = randomness.randrange(len(text))
+        changed = text[:at] + randomness.choice('A0+/="{}[],: a\t\u2014') + text[at + 1 :]
+        try:
+            _verify(changed.encode())
+        except SignatureRefused:
+            refused += 1
+            continue
+        assert json.loads(changed) == json.loads(text)
+    assert refused > 250
