@@ -228,6 +228,18 @@ def test_a_log_entry_of_another_payload_is_refused() -> None:
     assert "another payload" in str(refused)
 
 
+def test_a_log_entry_of_another_envelope_is_refused() -> None:
+    def other_envelope(entry: dict[str, Any]) -> None:
+        body = json.loads(base64.b64decode(entry["canonicalizedBody"]))
+        body["spec"]["envelopeHash"]["value"] = hashlib.sha256(b"other").hexdigest()
+        entry["canonicalizedBody"] = base64.b64encode(json.dumps(body).encode()).decode()
+
+    document, trust = _relogged(_document(), other_envelope)
+    refused = _refused(document, trust=trust)
+    assert refused.failure is Failure.NOT_LOGGED
+    assert "another envelope" in str(refused)
+
+
 def test_a_log_entry_of_another_signature_is_refused() -> None:
     def other_signature(entry: dict[str, Any]) -> None:
         body = json.loads(base64.b64decode(entry["canonicalizedBody"]))

@@ -62,9 +62,26 @@ class _Entry:
 class _Bundle:
     certificate: x509.Certificate
     envelope: bytes
+    payload_type: str
     payload: bytes
+    key_id: str
     signature: bytes
     entries: tuple[_Entry, ...]
+
+    def logged_envelope(self) -> bytes:
+        """The envelope as Rekor hashed it for `envelopeHash`: Go's encoding of the DSSE
+        struct, fields in declaration order, no spaces, `<`, `>` and `&` escaped."""
+        document = {
+            "payloadType": self.payload_type,
+            "payload": base64.b64encode(self.payload).decode(),
+            "signatures": [
+                {"keyid": self.key_id, "sig": base64.b64encode(self.signature).decode()}
+            ],
+        }
+        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        for character in "<>&\u2028\u2029":
+            text = text.replace(character, f"\\u{ord(character):04x}")
+        return text.encode()
 
 
 def _malformed(message: str) -> SignatureRefused:
@@ -158,6 +175,10 @@ def read_bundle(data: bytes) -> _Bundle:
         if not isinstance(signatures, list) or len(signatures) != 1:
             raise _malformed("a keyless DSSE envelope holds exactly one signature")
         signature = _b64(signatures[0]["sig"])
+        key_id = signatures[0].get("keyid", "")
+        payload_type = envelope["payloadType"]
+        if not isinstance(key_id, str) or not isinstance(payload_type, str):
+            raise TypeError("keyid or payloadType")
         payload = _b64(envelope["payload"])
         if not isinstance(entries, list) or not 0 < len(entries) <= MAX_TLOG_ENTRIES:
             raise _not_logged(
@@ -173,7 +194,15 @@ def read_bundle(data: bytes) -> _Bundle:
         certificate = x509.load_der_x509_certificate(raw_certificate)
     except ValueError:
         raise _malformed("the bundle's certificate is not DER X.509") from None
-    return _Bundle(certificate, json.dumps(envelope).encode(), payload, signature, read)
+    return _Bundle(
+        certificate,
+        json.dumps(envelope).encode(),
+        payload_type,
+        payload,
+        key_id,
+        signature,
+        read,
+    )
 
 
 def _check_set(entry: _Entry, key: keys.PublicKey) -> None:
@@ -226,11 +255,12 @@ def _der(certificate: x509.Certificate) -> bytes:
 
 
 def _check_body(entry: _Entry, bundle: _Bundle) -> None:
-    """The log entry must record this payload, this signature and this certificate."""
+    """The log entry must record this envelope: its payload, signature and certificate."""
     try:
         body = json.loads(entry.body)
         spec = body["spec"]
         payload_hash = spec["payloadHash"]
+        envelope_hash = spec["envelopeHash"]
         recorded = [
             (_b64(item["signature"]), base64.b64decode(item["verifier"], validate=True))
             for item in spec["signatures"]
@@ -244,6 +274,11 @@ def _check_body(entry: _Entry, bundle: _Bundle) -> None:
         "value": hashlib.sha256(bundle.payload).hexdigest(),
     }:
         raise _not_logged("the Rekor entry records another payload than the envelope's")
+    if envelope_hash != {
+        "algorithm": "sha256",
+        "value": hashlib.sha256(bundle.logged_envelope()).hexdigest(),
+    }:
+        raise _not_logged("the Rekor entry records another envelope than the bundle's")
     certificate = _der(bundle.certificate)
     for signature, verifier in recorded:
         try:
