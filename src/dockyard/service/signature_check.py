@@ -62,6 +62,13 @@ MAX_CANDIDATES = 64
 MAX_PARENTS = 16
 
 
+# What a positive result rests on: (reference, manifest digest) pairs that must all still
+# resolve so, e.g. ("sha256-<hex>.sig", the signature manifest's digest) or a referrer's digest
+# twice. Checked against the metadata store on every remembered pull, so that a removed
+# signature stops counting at once on every worker and replica.
+Evidence = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True)
 class Signers:
     """A policy's keys and roots, read once per policy version."""
@@ -91,7 +98,7 @@ class SignatureChecker:
     """The checks themselves, for `dockyard.service.signature_gate`, which loads this module
     (and with it the cryptography) only once a policy asks for a check."""
 
-    def __init__(self, remember: Callable[[tuple[str, str, str]], None]) -> None:
+    def __init__(self, remember: Callable[[tuple[str, str, str], Evidence], None]) -> None:
         self._remember = remember
         self._signers: BoundedCache[str, Signers] = BoundedCache(256)
 
@@ -115,37 +122,64 @@ class SignatureChecker:
         self, repository: Repository, record: ManifestRecord, policy: SignaturePolicy
     ) -> bool:
         """Whether the manifest, or an index of the repository listing it, is signed."""
-        if await self._signed(repository, record, policy):
+        evidence = await self._signed(repository, record, policy)
+        if evidence is not None:
+            self._remember((repository.name, record.digest, policy.version), evidence)
             return True
         if record.media_type in mt.INDEXES:
             return False
         for parent in (await repository.manifests.parents(record.digest))[:MAX_PARENTS]:
-            if await self._signed(repository, parent, policy):
+            evidence = await self._signed(repository, parent, policy)
+            if evidence is not None:
+                # The index must stay here too: its signature covers the child only through it.
+                evidence = ((parent.digest, parent.digest), *evidence)
+                self._remember((repository.name, record.digest, policy.version), evidence)
                 return True
         return False
 
+    async def still_holds(self, repository: Repository, evidence: Evidence) -> bool:
+        """Whether every reference a remembered result rests on still resolves to the same
+        manifest in the repository."""
+        for reference, digest in evidence:
+            found = await self._record(repository, reference)
+            if found is None or found.digest != digest:
+                return False
+        return True
+
     async def _signed(
         self, repository: Repository, record: ManifestRecord, policy: SignaturePolicy
-    ) -> bool:
+    ) -> Evidence | None:
         signers = self._signers.get(policy.version)
         if signers is None:
             signers = _signers(policy)
             self._signers.put(policy.version, signers)
-        found = False
+        found: Evidence | None = None
         if signers.keys:
             found = await self._cosign_signed(repository, record.digest, signers.keys)
-        if not found and signers.roots:
+        if found is None and signers.roots:
             found = await self._notation_signed(repository, record, signers.roots)
-        if found:
-            self._remember((repository.name, record.digest, policy.version))
         return found
 
-    async def _manifest(self, repository: Repository, reference: str) -> bytes | None:
+    async def _record(self, repository: Repository, reference: str) -> ManifestRecord | None:
         try:
             record, _ = await repository.manifests.get(reference)
-            return await repository.manifests.content(record)
         except RegistryError as exc:
             if exc.code in (ErrorCode.MANIFEST_UNKNOWN, ErrorCode.NAME_UNKNOWN):
+                return None
+            raise
+        return record
+
+    async def _manifest(
+        self, repository: Repository, reference: str
+    ) -> tuple[tuple[str, str], bytes] | None:
+        """The manifest's bytes, with the (reference, digest) pair it was found by."""
+        record = await self._record(repository, reference)
+        if record is None:
+            return None
+        try:
+            return (reference, record.digest), await repository.manifests.content(record)
+        except RegistryError as exc:
+            if exc.code == ErrorCode.MANIFEST_UNKNOWN:
                 return None
             raise
 
@@ -188,18 +222,18 @@ class SignatureChecker:
 
     async def _cosign_signed(
         self, repository: Repository, digest: str, trusted: Sequence[tuple[str, keys.PublicKey]]
-    ) -> bool:
+    ) -> Evidence | None:
         bodies = []
         tagged = await self._manifest(repository, cosign.signature_tag(digest))
         if tagged is not None:
             bodies.append(tagged)
         for entry in (await self._referrers(repository, digest))[:MAX_CANDIDATES]:
             if entry.get("artifactType") in COSIGN_SIGNATURES:
-                body = await self._manifest(repository, str(entry["digest"]))
-                if body is not None:
-                    bodies.append(body)
+                found = await self._manifest(repository, str(entry["digest"]))
+                if found is not None:
+                    bodies.append(found)
         identity = await repository.signed_as()
-        for body in bodies:
+        for found_by, body in bodies:
             for layer in cosign.signature_layers(_json(body))[:MAX_CANDIDATES]:
                 size = layer.get("size")
                 if not isinstance(size, int) or not 0 < size <= cosign.MAX_PAYLOAD_BYTES:
@@ -215,18 +249,21 @@ class SignatureChecker:
                     _as_signed(payload, identity),
                 )
                 if verdict.valid:
-                    return True
-        return False
+                    return (found_by,)
+        return None
 
     async def _notation_signed(
         self, repository: Repository, record: ManifestRecord, roots: Sequence[x509.Certificate]
-    ) -> bool:
+    ) -> Evidence | None:
         subject = Descriptor(record.media_type, record.digest, record.size)
         for entry in (await self._referrers(repository, record.digest))[:MAX_CANDIDATES]:
             if entry.get("artifactType") != NOTATION_SIGNATURE:
                 continue
-            body = await self._manifest(repository, str(entry["digest"]))
-            document = _json(body or b"")
+            found = await self._manifest(repository, str(entry["digest"]))
+            if found is None:
+                continue
+            found_by, body = found
+            document = _json(body)
             named = document.get("subject")
             layers = document.get("layers")
             if (
@@ -249,8 +286,8 @@ class SignatureChecker:
                 verify_notation(str(media_type), envelope, subject, roots)
             except (SignatureRefused, ValueError):
                 continue
-            return True
-        return False
+            return (found_by,)
+        return None
 
 
 def _as_signed(payload: bytes, path: str) -> str:

@@ -5,7 +5,10 @@ repository under a policy is pulled: a registry without policies never loads the
 
 Only positive results are remembered, per (repository, digest, policy version): a signature
 that arrives is seen by the next pull on every worker, and an edited policy has a new version.
-A remembered result lasts `REMEMBERED_SECONDS`, the longest a removed signature still counts.
+A remembered result keeps what it rests on (the signature manifest, by the `.sig` tag or as a
+referrer, and the signed index for a child), looked up again in the metadata store on every
+pull: a removed signature stops counting at once on every worker and replica, for the price of
+one lookup instead of a verification. A remembered result lasts `REMEMBERED_SECONDS` at most.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dockyard.metadata.base import ManifestRecord
 
 if TYPE_CHECKING:
     from dockyard.service.repository import Repository
-    from dockyard.service.signature_check import SignatureChecker
+    from dockyard.service.signature_check import Evidence, SignatureChecker
     from dockyard.service.signature_policy import SignaturePolicyService
 
 log = logging.getLogger("dockyard.signatures")
@@ -30,7 +33,7 @@ REMEMBERED_SECONDS = 60.0
 class SignatureGate:
     def __init__(self, policies: SignaturePolicyService) -> None:
         self.policies = policies
-        self._verified: BoundedCache[tuple[str, str, str], bool] = BoundedCache(
+        self._verified: BoundedCache[tuple[str, str, str], Evidence] = BoundedCache(
             50_000, max_age=REMEMBERED_SECONDS
         )
         self._checker: SignatureChecker | None = None
@@ -40,7 +43,7 @@ class SignatureGate:
         if self._checker is None:
             from dockyard.service.signature_check import SignatureChecker
 
-            self._checker = SignatureChecker(lambda key: self._verified.put(key, True))
+            self._checker = SignatureChecker(self._verified.put)
         return self._checker
 
     async def admit(
@@ -51,10 +54,15 @@ class SignatureGate:
         policy = await self.policies.policy_for(repository.name)
         if policy is None or policy.mode == "off":
             return None
-        # The common case, a signed image pulled again: one memory lookup, nothing parsed.
-        if self._verified.get((repository.name, record.digest, policy.version)):
-            return None
         checker = self.checker
+        # The common case, a signed image pulled again: its signature is still there (one
+        # metadata lookup), nothing parsed or verified.
+        key = (repository.name, record.digest, policy.version)
+        evidence = self._verified.get(key)
+        if evidence is not None:
+            if await checker.still_holds(repository, evidence):
+                return None
+            self._verified.pop(key)
         if await checker.is_artifact(repository, reference, record):
             return None
         if await checker.signed(repository, record, policy):
