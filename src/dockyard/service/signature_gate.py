@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING
 from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import ManifestRecord
+from dockyard.service.signature_status import SignatureStatuses
 
 if TYPE_CHECKING:
     from dockyard.service.repository import Repository
     from dockyard.service.signature_check import Evidence, SignatureChecker
     from dockyard.service.signature_policy import SignaturePolicyService
+    from dockyard.service.signature_status import SignatureStatus
 
 log = logging.getLogger("dockyard.signatures")
 
@@ -37,6 +39,7 @@ class SignatureGate:
             50_000, max_age=REMEMBERED_SECONDS
         )
         self._checker: SignatureChecker | None = None
+        self._statuses = SignatureStatuses(lambda: self.checker)
 
     @property
     def checker(self) -> SignatureChecker:
@@ -79,3 +82,10 @@ class SignatureGate:
             message,
             detail={"policy": policy.scope, "digest": record.digest},
         )
+
+    async def statuses(self, repository: Repository, reference: str) -> list[SignatureStatus]:
+        """Each signature and attestation of the manifest, with its status under the policy the
+        repository is under (the image page shows them)."""
+        record, _ = await repository.manifests.get(reference)
+        policy = await self.policies.policy_for(repository.name)
+        return await self._statuses.of(repository, record, policy)
