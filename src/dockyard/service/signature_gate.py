@@ -35,7 +35,8 @@ REMEMBERED_SECONDS = 60.0
 class SignatureGate:
     def __init__(self, policies: SignaturePolicyService) -> None:
         self.policies = policies
-        self._verified: BoundedCache[tuple[str, str, str], Evidence] = BoundedCache(
+        # (repository, digest) -> (policy version, evidence)
+        self._verified: BoundedCache[tuple[str, str], tuple[str, Evidence]] = BoundedCache(
             50_000, max_age=REMEMBERED_SECONDS
         )
         self._checker: SignatureChecker | None = None
@@ -46,7 +47,9 @@ class SignatureGate:
         if self._checker is None:
             from dockyard.service.signature_check import SignatureChecker
 
-            self._checker = SignatureChecker(self._verified.put)
+            self._checker = SignatureChecker(
+                lambda key, evidence: self._verified.put((key[0], key[1]), (key[2], evidence))
+            )
         return self._checker
 
     async def admit(
@@ -54,16 +57,22 @@ class SignatureGate:
     ) -> str | None:
         """None when the manifest may be served as it is; the Warning header to add when the
         policy only warns; DENIED when it enforces and no valid signature is found."""
-        policy = await self.policies.policy_for(repository.name)
+        key = (repository.name, record.digest)
+        remembered = self._verified.get(key)
+        # The first reference a remembered result rests on is resolved with the policy, in
+        # the same read: the common case, a signed image pulled again, costs that one read.
+        first = remembered[1][0][0] if remembered is not None else None
+        policy, found = await self.policies.policy_and_manifest(repository.name, first)
         if policy is None or policy.mode == "off":
             return None
         checker = self.checker
-        # The common case, a signed image pulled again: its signature is still there (one
-        # metadata lookup), nothing parsed or verified.
-        key = (repository.name, record.digest, policy.version)
-        evidence = self._verified.get(key)
-        if evidence is not None:
-            if await checker.still_holds(repository, evidence):
+        if remembered is not None:
+            version, evidence = remembered
+            if (
+                version == policy.version
+                and found == evidence[0][1]
+                and await checker.still_holds(repository, evidence[1:])
+            ):
                 return None
             self._verified.pop(key)
         if await checker.is_artifact(repository, reference, record):
