@@ -6,9 +6,10 @@ repository under a policy is pulled: a registry without policies never loads the
 Only positive results are remembered, per (repository, digest, policy version): a signature
 that arrives is seen by the next pull on every worker, and an edited policy has a new version.
 A remembered result keeps what it rests on (the signature manifest, by the `.sig` tag or as a
-referrer, and the signed index for a child), looked up again in the metadata store on every
-pull: a removed signature stops counting at once on every worker and replica, for the price of
-one lookup instead of a verification. A remembered result lasts `REMEMBERED_SECONDS` at most.
+referrer, and the signed index for a child), resolved again on every pull in the same metadata
+read as the policy: a removed signature stops counting at once on every worker and replica, and
+a signed pull costs that read, never a verification. A remembered result lasts
+`REMEMBERED_SECONDS` at most.
 """
 
 from __future__ import annotations
