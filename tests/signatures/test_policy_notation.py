@@ -4,9 +4,12 @@ another root, and a signature whose certificate expired do not."""
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.signatures.test_policy import policy, refused, served
@@ -26,6 +29,19 @@ def home(tmp_path: Path) -> Path:
     folder = tmp_path / "home"
     folder.mkdir()
     return folder
+
+
+def page_statuses(url: str, repo: str, digest: str) -> list[str]:
+    """The rows of the image page's signature table, cells joined by " | "."""
+    page = httpx.get(f"{url}/r/{repo}/-/image/{digest}").text
+    table = page.split('<table class="signatures">', 1)[1].split("</table>", 1)[0]
+    return [
+        " | ".join(
+            html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+            for cell in re.findall(r"<td>(.*?)</td>", row, re.S)
+        )
+        for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1], re.S)
+    ]
 
 
 def test_notation_signatures_open_a_protected_repository(
@@ -63,6 +79,21 @@ def test_notation_signatures_open_a_protected_repository(
     fresh = JwsSigner([signer]).sign(media_type, digest, size)
     _attach_envelope(home, f"{registry.host}/{repo}@{digest}", fresh)
     served(registry.url, repo, digest)
+    # The image page shows both with their status, as the gate judged them.
+    statuses = page_statuses(registry.url, repo, digest)
+    assert len(statuses) == 2, statuses
+    assert any(
+        row.startswith("notation signature | referrer")
+        and " | invalid | " in row
+        and "expired" in row
+        for row in statuses
+    ), statuses
+    assert any(
+        row.startswith("notation signature | referrer")
+        and " | valid | notation root " in row
+        and "Policy Test Root" in row
+        for row in statuses
+    ), statuses
     # Its signature does not open another image.
     refused(registry.url, repo, unsigned, unsigned, ns)
 

@@ -557,6 +557,12 @@ class SignaturePolicies(Protocol):
     async def signature_policy_for(self, repository: str) -> SignaturePolicy | None:
         """The policy a repository is under: its own, else its namespace's."""
 
+    async def signature_policy_and_manifest(
+        self, repository: str, reference: str | None
+    ) -> tuple[SignaturePolicy | None, str | None]:
+        """The policy a repository is under and, when there is one and `reference` (a tag or
+        a digest) is given, the digest it resolves to there (None: it does not)."""
+
     async def indexes_listing(self, repository: str, digest: str) -> list[ManifestRecord]:
         """The indexes of the repository naming the manifest as a child, newest first."""
 

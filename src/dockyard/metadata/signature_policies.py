@@ -5,6 +5,7 @@ covers it too."""
 from __future__ import annotations
 
 import json
+import re
 from functools import partial
 from typing import Any
 
@@ -15,9 +16,15 @@ from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import ManifestRecord, SignaturePolicy
-from dockyard.metadata.manifests import MANIFEST_COLUMNS, manifest_record
+from dockyard.metadata.manifests import (
+    MANIFEST_COLUMNS,
+    get_manifest,
+    manifest_record,
+    resolve_tag,
+)
 
 POLICIES = t.signature_policies
+DIGEST_REFERENCE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 COLUMNS = (
     POLICIES.c.scope,
     POLICIES.c.mode,
@@ -92,6 +99,22 @@ def signature_policy_for(conn: Connection, repository: str) -> SignaturePolicy |
     return _policy(max(rows, key=lambda row: len(row[0])))
 
 
+def signature_policy_and_manifest(
+    conn: Connection, repository: str, reference: str | None
+) -> tuple[SignaturePolicy | None, str | None]:
+    """The policy a repository is under and, when there is one, the digest `reference` (a tag
+    or a digest) resolves to there: what a remembered verification rests on, read in the same
+    visit to the store as the policy."""
+    policy = signature_policy_for(conn, repository)
+    if policy is None or reference is None:
+        return policy, None
+    if DIGEST_REFERENCE.fullmatch(reference):
+        record = get_manifest(conn, repository, reference)
+    else:
+        record = resolve_tag(conn, repository, reference)
+    return policy, record.digest if record is not None else None
+
+
 def indexes_listing(conn: Connection, repository: str, digest: str) -> list[ManifestRecord]:
     refs = t.manifest_references
     rows = conn.execute(
@@ -126,6 +149,13 @@ class SQLSignaturePolicies(SQLAggregate):
 
     async def signature_policy_for(self, repository: str) -> SignaturePolicy | None:
         return await self.runner.read(partial(signature_policy_for, repository=repository))
+
+    async def signature_policy_and_manifest(
+        self, repository: str, reference: str | None
+    ) -> tuple[SignaturePolicy | None, str | None]:
+        return await self.runner.read(
+            partial(signature_policy_and_manifest, repository=repository, reference=reference)
+        )
 
     async def indexes_listing(self, repository: str, digest: str) -> list[ManifestRecord]:
         return await self.runner.read(

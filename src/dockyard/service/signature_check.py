@@ -11,8 +11,6 @@ and other referrers are always served: clients need them to verify.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,15 +21,23 @@ from cryptography import x509
 from dockyard.core import cosign, dsse, keys
 from dockyard.core import mediatypes as mt
 from dockyard.core.bounded_cache import BoundedCache
-from dockyard.core.errors import ErrorCode, RegistryError
+from dockyard.core.in_toto import check_statement
 from dockyard.core.manifest import Descriptor
 from dockyard.core.notation import ARTIFACT_TYPE as NOTATION_SIGNATURE
 from dockyard.core.notation import verify_notation
 from dockyard.core.notation_envelope import ENVELOPE_TYPES, MAX_ENVELOPE_BYTES
 from dockyard.core.reference import InvalidReference, parse_reference
-from dockyard.core.signature_failure import SignatureRefused
+from dockyard.core.signature_failure import Failure, SignatureRefused
 from dockyard.metadata.base import ManifestRecord, SignaturePolicy
-from dockyard.service.repository import Arriving
+from dockyard.service.signature_sources import (
+    blob_of,
+    json_object,
+    manifest_of,
+    record_of,
+    referrers_of,
+)
+from dockyard.service.signature_status import COSIGN_ATTESTATION, COSIGN_SIGNATURE
+from dockyard.service.signature_status import NOTATION_SIGNATURE as NOTATION_KIND
 
 if TYPE_CHECKING:
     from dockyard.service.repository import Repository
@@ -55,11 +61,17 @@ ARTIFACT_LAYERS = frozenset(
     }
 )
 COSIGN_SIGNATURES = frozenset({cosign.SIMPLESIGNING, cosign.COSIGN_ARTIFACT_SIG})
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 # Signature manifests examined per digest, and indexes tried for a child: a repository full of
 # junk referrers costs a bounded amount of work per pull.
 MAX_CANDIDATES = 64
 MAX_PARENTS = 16
+
+
+# What a positive result rests on: (reference, manifest digest) pairs that must all still
+# resolve so, e.g. ("sha256-<hex>.sig", the signature manifest's digest) or a referrer's digest
+# twice. Checked against the metadata store on every remembered pull, so that a removed
+# signature stops counting at once on every worker and replica.
+Evidence = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -79,19 +91,19 @@ def _signers(policy: SignaturePolicy) -> Signers:
     return Signers(loaded, roots)
 
 
-def _json(data: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return document if isinstance(document, dict) else {}
+def _key_named(signers: Signers, fingerprint: str | None) -> str:
+    """A policy key by its place in the policy and its fingerprint."""
+    for number, (name, _) in enumerate(signers.keys, 1):
+        if name == fingerprint:
+            return f"policy key {number} ({name})"
+    return f"key {fingerprint}"
 
 
 class SignatureChecker:
     """The checks themselves, for `dockyard.service.signature_gate`, which loads this module
     (and with it the cryptography) only once a policy asks for a check."""
 
-    def __init__(self, remember: Callable[[tuple[str, str, str]], None]) -> None:
+    def __init__(self, remember: Callable[[tuple[str, str, str], Evidence], None]) -> None:
         self._remember = remember
         self._signers: BoundedCache[str, Signers] = BoundedCache(256)
 
@@ -103,7 +115,7 @@ class SignatureChecker:
             return True
         if record.media_type in mt.INDEXES:
             return False
-        layers = _json(await repository.manifests.content(record)).get("layers")
+        layers = json_object(await repository.manifests.content(record)).get("layers")
         if not isinstance(layers, list) or not layers:
             return False
         return all(
@@ -115,96 +127,130 @@ class SignatureChecker:
         self, repository: Repository, record: ManifestRecord, policy: SignaturePolicy
     ) -> bool:
         """Whether the manifest, or an index of the repository listing it, is signed."""
-        if await self._signed(repository, record, policy):
+        evidence = await self._signed(repository, record, policy)
+        if evidence is not None:
+            self._remember((repository.name, record.digest, policy.version), evidence)
             return True
         if record.media_type in mt.INDEXES:
             return False
         for parent in (await repository.manifests.parents(record.digest))[:MAX_PARENTS]:
-            if await self._signed(repository, parent, policy):
+            evidence = await self._signed(repository, parent, policy)
+            if evidence is not None:
+                # The index must stay here too: its signature covers the child only through it.
+                evidence = ((parent.digest, parent.digest), *evidence)
+                self._remember((repository.name, record.digest, policy.version), evidence)
                 return True
         return False
 
-    async def _signed(
-        self, repository: Repository, record: ManifestRecord, policy: SignaturePolicy
-    ) -> bool:
+    def signers_of(self, policy: SignaturePolicy) -> Signers:
+        """The policy's keys (named by fingerprint, in its order) and roots, read once."""
         signers = self._signers.get(policy.version)
         if signers is None:
             signers = _signers(policy)
             self._signers.put(policy.version, signers)
-        found = False
+        return signers
+
+    async def judge_layers(
+        self,
+        repository: Repository,
+        record: ManifestRecord,
+        policy: SignaturePolicy,
+        kind: str,
+        layers: Sequence[dict[str, Any]],
+    ) -> list[tuple[str, str]]:
+        """("valid", which key or root) or ("invalid", why) for each signature layer of a
+        signature manifest of `record`, of `kind` (see `dockyard.service.signature_status`)."""
+        signers = self.signers_of(policy)
+        judged = []
+        for layer in layers:
+            try:
+                judged.append(
+                    ("valid", await self._judge(repository, record, signers, kind, layer))
+                )
+            except SignatureRefused as exc:
+                judged.append(("invalid", str(exc)))
+        return judged
+
+    async def _judge(
+        self,
+        repository: Repository,
+        record: ManifestRecord,
+        signers: Signers,
+        kind: str,
+        layer: dict[str, Any],
+    ) -> str:
+        """Which policy key or root the layer is a valid signature of `record` by."""
+        if kind == NOTATION_KIND and not signers.roots:
+            raise SignatureRefused(Failure.UNTRUSTED_ROOT, "the policy names no notation roots")
+        if kind != NOTATION_KIND and not signers.keys:
+            raise SignatureRefused(Failure.BAD_SIGNATURE, "the policy names no keys")
+        size = layer.get("size")
+        limit = cosign.MAX_PAYLOAD_BYTES if kind == COSIGN_SIGNATURE else MAX_ENVELOPE_BYTES
+        if not isinstance(size, int) or not 0 < size <= limit:
+            raise SignatureRefused(Failure.MALFORMED, "the layer's size is missing or too large")
+        data = await blob_of(repository, str(layer.get("digest")), size)
+        if data is None:
+            raise SignatureRefused(Failure.MALFORMED, "the layer's blob is not in the registry")
+        if kind == COSIGN_SIGNATURE:
+            identity = signed_identity(data, await repository.signed_as())
+            verdict = cosign.judge(
+                data, layer.get("annotations"), signers.keys, record.digest, identity
+            )
+            if verdict.failure is not None:
+                raise SignatureRefused(Failure.BAD_SIGNATURE, verdict.failure.value)
+            return _key_named(signers, verdict.key_name)
+        if kind == COSIGN_ATTESTATION:
+            opened = dsse.open_envelope(data, signers.keys)
+            check_statement(opened.payload, record.digest, None)
+            return _key_named(signers, opened.key_name)
+        subject = Descriptor(record.media_type, record.digest, record.size)
+        try:
+            found = verify_notation(str(layer.get("mediaType")), data, subject, signers.roots)
+        except SignatureRefused:
+            raise
+        except ValueError as exc:
+            raise SignatureRefused(Failure.MALFORMED, str(exc)) from None
+        return f"notation root {found.root} (signed by {found.signer})"
+
+    async def still_holds(self, repository: Repository, evidence: Evidence) -> bool:
+        """Whether every reference a remembered result rests on still resolves to the same
+        manifest in the repository."""
+        for reference, digest in evidence:
+            found = await record_of(repository, reference)
+            if found is None or found.digest != digest:
+                return False
+        return True
+
+    async def _signed(
+        self, repository: Repository, record: ManifestRecord, policy: SignaturePolicy
+    ) -> Evidence | None:
+        signers = self.signers_of(policy)
+        found: Evidence | None = None
         if signers.keys:
             found = await self._cosign_signed(repository, record.digest, signers.keys)
-        if not found and signers.roots:
+        if found is None and signers.roots:
             found = await self._notation_signed(repository, record, signers.roots)
-        if found:
-            self._remember((repository.name, record.digest, policy.version))
         return found
-
-    async def _manifest(self, repository: Repository, reference: str) -> bytes | None:
-        try:
-            record, _ = await repository.manifests.get(reference)
-            return await repository.manifests.content(record)
-        except RegistryError as exc:
-            if exc.code in (ErrorCode.MANIFEST_UNKNOWN, ErrorCode.NAME_UNKNOWN):
-                return None
-            raise
-
-    async def _referrers(self, repository: Repository, digest: str) -> list[dict[str, Any]]:
-        listing = _json((await repository.manifests.referrers(digest, None)).index)
-        entries = listing.get("manifests")
-        if not isinstance(entries, list):
-            return []
-        return [
-            entry
-            for entry in entries
-            if isinstance(entry, dict) and DIGEST.fullmatch(str(entry.get("digest", "")))
-        ]
-
-    async def _blob(self, repository: Repository, digest: str, size: int) -> bytes | None:
-        """The blob's exact bytes, when it is there and its size and digest hold."""
-        if not DIGEST.fullmatch(digest):
-            return None
-        try:
-            found = await repository.blobs.find(digest)
-        except RegistryError as exc:
-            if exc.code == ErrorCode.BLOB_UNKNOWN:
-                return None
-            raise
-        if found.size != size:
-            return None
-        parts: list[bytes] = []
-        if isinstance(found, Arriving):
-            if found.stream is None:
-                return None
-            async for piece in found.stream:
-                parts.append(piece)
-        else:
-            async for piece in repository.blobs.read(digest, 0, size - 1):
-                parts.append(piece)
-        data = b"".join(parts)
-        if len(data) != size or "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-            return None
-        return data
 
     async def _cosign_signed(
         self, repository: Repository, digest: str, trusted: Sequence[tuple[str, keys.PublicKey]]
-    ) -> bool:
+    ) -> Evidence | None:
         bodies = []
-        tagged = await self._manifest(repository, cosign.signature_tag(digest))
+        tagged = await manifest_of(repository, cosign.signature_tag(digest))
         if tagged is not None:
             bodies.append(tagged)
-        for entry in (await self._referrers(repository, digest))[:MAX_CANDIDATES]:
+        for entry in (await referrers_of(repository, digest))[:MAX_CANDIDATES]:
             if entry.get("artifactType") in COSIGN_SIGNATURES:
-                body = await self._manifest(repository, str(entry["digest"]))
-                if body is not None:
-                    bodies.append(body)
+                found = await manifest_of(repository, str(entry["digest"]))
+                if found is not None:
+                    bodies.append(found)
         identity = await repository.signed_as()
-        for body in bodies:
-            for layer in cosign.signature_layers(_json(body))[:MAX_CANDIDATES]:
+        for found_by, body in bodies:
+            for layer in cosign.signature_layers(json_object(body))[:MAX_CANDIDATES]:
                 size = layer.get("size")
                 if not isinstance(size, int) or not 0 < size <= cosign.MAX_PAYLOAD_BYTES:
                     continue
-                payload = await self._blob(repository, str(layer.get("digest")), size)
+                payload = await blob_of(repository, str(layer.get("digest")), size)
                 if payload is None:
                     continue
                 verdict = cosign.judge(
@@ -212,21 +258,24 @@ class SignatureChecker:
                     layer.get("annotations"),
                     trusted,
                     digest,
-                    _as_signed(payload, identity),
+                    signed_identity(payload, identity),
                 )
                 if verdict.valid:
-                    return True
-        return False
+                    return (found_by,)
+        return None
 
     async def _notation_signed(
         self, repository: Repository, record: ManifestRecord, roots: Sequence[x509.Certificate]
-    ) -> bool:
+    ) -> Evidence | None:
         subject = Descriptor(record.media_type, record.digest, record.size)
-        for entry in (await self._referrers(repository, record.digest))[:MAX_CANDIDATES]:
+        for entry in (await referrers_of(repository, record.digest))[:MAX_CANDIDATES]:
             if entry.get("artifactType") != NOTATION_SIGNATURE:
                 continue
-            body = await self._manifest(repository, str(entry["digest"]))
-            document = _json(body or b"")
+            found = await manifest_of(repository, str(entry["digest"]))
+            if found is None:
+                continue
+            found_by, body = found
+            document = json_object(body)
             named = document.get("subject")
             layers = document.get("layers")
             if (
@@ -242,18 +291,18 @@ class SignatureChecker:
                 continue
             if not 0 < size <= MAX_ENVELOPE_BYTES:
                 continue
-            envelope = await self._blob(repository, str(layers[0].get("digest")), size)
+            envelope = await blob_of(repository, str(layers[0].get("digest")), size)
             if envelope is None:
                 continue
             try:
                 verify_notation(str(media_type), envelope, subject, roots)
             except (SignatureRefused, ValueError):
                 continue
-            return True
-        return False
+            return (found_by,)
+        return None
 
 
-def _as_signed(payload: bytes, path: str) -> str:
+def signed_identity(payload: bytes, path: str) -> str:
     """The repository a payload must name, on the registry host it names: clients reach this
     registry under names it cannot know (its address, a proxy's, a mirror's), so only the
     repository path is compared."""

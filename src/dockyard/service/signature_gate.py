@@ -5,7 +5,11 @@ repository under a policy is pulled: a registry without policies never loads the
 
 Only positive results are remembered, per (repository, digest, policy version): a signature
 that arrives is seen by the next pull on every worker, and an edited policy has a new version.
-A remembered result lasts `REMEMBERED_SECONDS`, the longest a removed signature still counts.
+A remembered result keeps what it rests on (the signature manifest, by the `.sig` tag or as a
+referrer, and the signed index for a child), resolved again on every pull in the same metadata
+read as the policy: a removed signature stops counting at once on every worker and replica, and
+a signed pull costs that read, never a verification. A remembered result lasts
+`REMEMBERED_SECONDS` at most.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from typing import TYPE_CHECKING
 from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import ManifestRecord
+from dockyard.service.signature_status import SignatureStatuses
 
 if TYPE_CHECKING:
     from dockyard.service.repository import Repository
-    from dockyard.service.signature_check import SignatureChecker
+    from dockyard.service.signature_check import Evidence, SignatureChecker
     from dockyard.service.signature_policy import SignaturePolicyService
+    from dockyard.service.signature_status import SignatureStatus
 
 log = logging.getLogger("dockyard.signatures")
 
@@ -30,17 +36,21 @@ REMEMBERED_SECONDS = 60.0
 class SignatureGate:
     def __init__(self, policies: SignaturePolicyService) -> None:
         self.policies = policies
-        self._verified: BoundedCache[tuple[str, str, str], bool] = BoundedCache(
+        # (repository, digest) -> (policy version, evidence)
+        self._verified: BoundedCache[tuple[str, str], tuple[str, Evidence]] = BoundedCache(
             50_000, max_age=REMEMBERED_SECONDS
         )
         self._checker: SignatureChecker | None = None
+        self._statuses = SignatureStatuses(lambda: self.checker)
 
     @property
     def checker(self) -> SignatureChecker:
         if self._checker is None:
             from dockyard.service.signature_check import SignatureChecker
 
-            self._checker = SignatureChecker(lambda key: self._verified.put(key, True))
+            self._checker = SignatureChecker(
+                lambda key, evidence: self._verified.put((key[0], key[1]), (key[2], evidence))
+            )
         return self._checker
 
     async def admit(
@@ -48,13 +58,24 @@ class SignatureGate:
     ) -> str | None:
         """None when the manifest may be served as it is; the Warning header to add when the
         policy only warns; DENIED when it enforces and no valid signature is found."""
-        policy = await self.policies.policy_for(repository.name)
+        key = (repository.name, record.digest)
+        remembered = self._verified.get(key)
+        # The first reference a remembered result rests on is resolved with the policy, in
+        # the same read: the common case, a signed image pulled again, costs that one read.
+        first = remembered[1][0][0] if remembered is not None else None
+        policy, found = await self.policies.policy_and_manifest(repository.name, first)
         if policy is None or policy.mode == "off":
             return None
-        # The common case, a signed image pulled again: one memory lookup, nothing parsed.
-        if self._verified.get((repository.name, record.digest, policy.version)):
-            return None
         checker = self.checker
+        if remembered is not None:
+            version, evidence = remembered
+            if (
+                version == policy.version
+                and found == evidence[0][1]
+                and await checker.still_holds(repository, evidence[1:])
+            ):
+                return None
+            self._verified.pop(key)
         if await checker.is_artifact(repository, reference, record):
             return None
         if await checker.signed(repository, record, policy):
@@ -71,3 +92,10 @@ class SignatureGate:
             message,
             detail={"policy": policy.scope, "digest": record.digest},
         )
+
+    async def statuses(self, repository: Repository, reference: str) -> list[SignatureStatus]:
+        """Each signature and attestation of the manifest, with its status under the policy the
+        repository is under (the image page shows them)."""
+        record, _ = await repository.manifests.get(reference)
+        policy = await self.policies.policy_for(repository.name)
+        return await self._statuses.of(repository, record, policy)

@@ -105,3 +105,9 @@ class SignaturePolicyService:
 
     async def policy_for(self, repository: str) -> SignaturePolicy | None:
         return await self.meta.signature_policy_for(repository)
+
+    async def policy_and_manifest(
+        self, repository: str, reference: str | None
+    ) -> tuple[SignaturePolicy | None, str | None]:
+        """The policy, and the digest `reference` resolves to in the repository (one read)."""
+        return await self.meta.signature_policy_and_manifest(repository, reference)

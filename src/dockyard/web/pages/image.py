@@ -1,5 +1,6 @@
 """An image's page (a tag or a digest): platforms, layers, the config's run settings and
-history, annotations, referrers; and its manifest and config as pushed, byte for byte."""
+history, annotations, referrers, signatures and attestations with their verification status
+under the repository's signature policy; and its manifest and config as pushed, byte for byte."""
 
 from __future__ import annotations
 
@@ -16,9 +17,20 @@ from dockyard.web.site import registry_of
 async def show(request: Request) -> Response:
     shown, _ = await shown_repository(request)
     reference = request.path_params["reference"]
-    image = await registry_of(request).image_views.image(shown.name, reference)
+    registry = registry_of(request)
+    image = await registry.image_views.image(shown.name, reference)
+    # By digest: the tag may have moved since the view was read.
+    signatures = await registry.signature_gate.statuses(
+        registry.repository(shown.name), image.digest
+    )
     return render(
-        request, shown.viewer, "image.html", repo=shown, image=image, host=registry_host(request)
+        request,
+        shown.viewer,
+        "image.html",
+        repo=shown,
+        image=image,
+        signatures=signatures,
+        host=registry_host(request),
     )
 
 
