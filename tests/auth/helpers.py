@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 from typer.testing import CliRunner
 
+from dockyard.auth.gate import ACCESS_VERSION_SECONDS
 from dockyard.cli.main import app
 from tests.support.server import RunningRegistry
 
@@ -201,3 +203,11 @@ def get_manifest(
     if auth:
         all_headers["Authorization"] = auth
     return client.request(method, f"/v2/{repo}/manifests/{reference}", headers=all_headers)
+
+
+def settle_access() -> None:
+    """Every worker trusts what it remembers of sessions and tokens until it next reads the
+    accounts' version, at most ACCESS_VERSION_SECONDS after its last read began (the README's
+    "within a second"): after that long, the next request on any worker sees a change made
+    before the wait."""
+    time.sleep(ACCESS_VERSION_SECONDS + 0.1)

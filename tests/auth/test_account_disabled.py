@@ -20,6 +20,7 @@ from tests.auth.helpers import (
     basic,
     get_manifest,
     push_image,
+    settle_access,
 )
 
 CAROL = "carol-Pa55word"
@@ -45,11 +46,13 @@ def reg(start_auth_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
 
 def set_disabled(reg: AuthRegistry, user: str, value: object, auth: str) -> httpx.Response:
     with reg.client() as http:
-        return http.put(
+        answer = http.put(
             f"/api/v1/users/{user}/disabled",
             json={"disabled": value},
             headers={"Authorization": auth},
         )
+    settle_access()
+    return answer
 
 
 def v2(reg: AuthRegistry, auth: str) -> int:
@@ -169,7 +172,7 @@ def test_a_disabled_account_signs_in_nowhere_and_enabling_restores_everything(
             "bearer": pull_status(reg, "carol/private", bearer),
             "refresh": refresh(reg, refresh_token),
         }
-        assert after == before
+        assert after == before, after
 
 
 def test_only_an_administrator_with_the_password_disables(reg: AuthRegistry) -> None:
@@ -221,6 +224,7 @@ def test_the_last_enabled_administrator_is_never_disabled(reg: AuthRegistry) -> 
     # With a second administrator, the first may be disabled (by the command), not both.
     reg.add_user("erin", "erin-Pa55word", "--admin")
     reg.admin("user", "disable", "admin")
+    settle_access()
     assert v2(reg, admin_auth()) == 401
     assert "admin  (admin, disabled)" in reg.admin("user", "list").output
     erin = basic("erin", "erin-Pa55word")

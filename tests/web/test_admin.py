@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import BrowserContext, Page, Response
 
-from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic, push_image
+from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic, push_image, settle_access
 from tests.web.conftest import add_user, create_token
 from tests.web.test_sign_in import csrf_of, signed_in_client
 
@@ -63,7 +63,8 @@ def test_add_disable_and_enable_a_user_in_the_page(
         page.get_by_role("button", name="Disable grace").click()
         page.wait_for_url(f"{reg.url}/admin/users?done=disabled&user=grace")
         check(page)
-        # Her session, password and token are refused at once.
+        settle_access()
+        # Her session, password and token are refused on every worker.
         assert "Sign out" not in grace.get("/").text
         assert v2_status(reg, "grace", "grace-Pa55word") == 401
         assert v2_status(reg, "grace", token) == 401
@@ -77,6 +78,7 @@ def test_add_disable_and_enable_a_user_in_the_page(
         page.wait_for_url(f"{reg.url}/admin/users?done=enabled&user=grace")
         check(page)
         assert "Enabled grace." in page.locator("main").inner_text()
+        settle_access()
         # Everything as it was: the same session, password and token.
         assert "Sign out" in grace.get("/").text
     assert v2_status(reg, "grace", "grace-Pa55word") == 200

@@ -11,7 +11,13 @@ import typer
 
 from dockyard.cli.exits import FAILED, USAGE, fail
 from dockyard.cli.images import CaCertOpt, InsecureOpt, pinned, run_client
-from dockyard.cli.signing import _keyless, _private_key, _public_keys
+from dockyard.cli.signing import (
+    CertificateIdentityOpt,
+    CertificateIssuerOpt,
+    keyless_trust,
+    read_private_key,
+    read_public_keys,
+)
 
 if TYPE_CHECKING:
     from dockyard.client.api import Client
@@ -83,7 +89,7 @@ def attest(
 
     predicate_type = _predicate_type(kind)
     document = _predicate(predicate)
-    private = _private_key(key)
+    private = read_private_key(key)
     attested = run_client(
         insecure,
         ca_cert,
@@ -138,21 +144,8 @@ def verify_attestation(
             "--certificate-oidc-issuer.",
         ),
     ] = None,
-    certificate_identity: Annotated[
-        str | None,
-        typer.Option(
-            "--certificate-identity",
-            help="Keyless: the email or URI the signing certificate must name.",
-        ),
-    ] = None,
-    certificate_oidc_issuer: Annotated[
-        str | None,
-        typer.Option(
-            "--certificate-oidc-issuer",
-            help="Keyless: the OIDC issuer that must have vouched for that identity, e.g. "
-            "https://token.actions.githubusercontent.com.",
-        ),
-    ] = None,
+    certificate_identity: CertificateIdentityOpt = None,
+    certificate_oidc_issuer: CertificateIssuerOpt = None,
     insecure: InsecureOpt = False,
     ca_cert: CaCertOpt = None,
     as_json: JsonOpt = False,
@@ -166,8 +159,8 @@ def verify_attestation(
     from dockyard.client.attestations import NotAttested
 
     predicate_type = _predicate_type(kind) if kind is not None else None
-    trusted = _public_keys(key or [])
-    keyless = _keyless([], [], trusted_root, certificate_identity, certificate_oidc_issuer)
+    trusted = read_public_keys(key or [])
+    keyless = keyless_trust([], [], trusted_root, certificate_identity, certificate_oidc_issuer)
     if not trusted and keyless is None:
         raise fail("give --key, or --trusted-root with the keyless options", USAGE)
 

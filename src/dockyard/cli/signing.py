@@ -28,6 +28,21 @@ PASSWORD_ENV = "DOCKYARD_KEY_PASSWORD"
 key_app = typer.Typer(help="Signing keys (ECDSA P-256, PEM, as cosign uses).", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON, for scripts.")]
+CertificateIdentityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--certificate-identity",
+        help="Keyless: the email or URI the signing certificate must name.",
+    ),
+]
+CertificateIssuerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--certificate-oidc-issuer",
+        help="Keyless: the OIDC issuer that must have vouched for that identity, e.g. "
+        "https://token.actions.githubusercontent.com.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -96,7 +111,7 @@ def _read(path: Path, what: str) -> bytes:
         raise fail(f"{path}: cannot read the {what} ({exc.strerror})", USAGE) from None
 
 
-def _private_key(path: Path) -> keys.PrivateKey:
+def read_private_key(path: Path) -> keys.PrivateKey:
     from dockyard.core import keys
 
     pem = _read(path, "private key")
@@ -146,7 +161,7 @@ def sign(
     policy engines find it. A tag is resolved first and its digest is what gets signed."""
     from dockyard.core.reference import parse_reference
 
-    private = _private_key(key)
+    private = read_private_key(key)
     done = run_client(
         insecure,
         ca_cert,
@@ -186,7 +201,7 @@ def sign(
             typer.echo(f"  signature stored as referrer {signed.referrer}")
 
 
-def _public_keys(paths: list[Path]) -> list[tuple[str, keys.PublicKey]]:
+def read_public_keys(paths: list[Path]) -> list[tuple[str, keys.PublicKey]]:
     from dockyard.core import keys
 
     trusted = []
@@ -198,7 +213,7 @@ def _public_keys(paths: list[Path]) -> list[tuple[str, keys.PublicKey]]:
     return trusted
 
 
-def _keyless(
+def keyless_trust(
     roots: list[Path],
     rekor: list[Path],
     trusted_root: Path | None,
@@ -287,21 +302,8 @@ def verify(
             "--certificate-root and --rekor-key.",
         ),
     ] = None,
-    certificate_identity: Annotated[
-        str | None,
-        typer.Option(
-            "--certificate-identity",
-            help="Keyless: the email or URI the signing certificate must name.",
-        ),
-    ] = None,
-    certificate_oidc_issuer: Annotated[
-        str | None,
-        typer.Option(
-            "--certificate-oidc-issuer",
-            help="Keyless: the OIDC issuer that must have vouched for that identity, e.g. "
-            "https://token.actions.githubusercontent.com.",
-        ),
-    ] = None,
+    certificate_identity: CertificateIdentityOpt = None,
+    certificate_oidc_issuer: CertificateIssuerOpt = None,
     trust_store: TrustStoreOpt = None,
     all_platforms: Annotated[
         bool,
@@ -356,8 +358,8 @@ def verify(
             )
         verify_with_trust_store(reference, trust_store, insecure, ca_cert, as_json)
         return
-    trusted = _public_keys(key or [])
-    keyless = _keyless(
+    trusted = read_public_keys(key or [])
+    keyless = keyless_trust(
         certificate_root or [],
         rekor_key or [],
         trusted_root,

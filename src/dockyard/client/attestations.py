@@ -3,25 +3,22 @@ finding and checking an image's attestations (`verify_attestations`).
 
 An attestation is kept both ways cosign and OCI 1.1 clients look for it: as a layer of the image
 under the tag `sha256-<hex>.att` (appended, never replacing the attestations already there), and
-as its own referrer of the image, artifact type `application/vnd.dsse.envelope.v1+json`. The tag
-is read-modify-write without a conditional PUT: before replacing it the writer checks it still
-points where it was read, and after, that the new layer is in it, and starts again if not; two
-writers in the same instant can still lose one layer from the tag, never from the referrers.
+as its own referrer of the image, artifact type `application/vnd.dsse.envelope.v1+json`
+(`client/cosign_images.py`, shared with signatures).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from dockyard.client import referrers
-from dockyard.client.errors import ClientError, NotFound
+from dockyard.client import cosign_images, referrers
+from dockyard.client.errors import ClientError
 from dockyard.client.image import Manifest
 from dockyard.client.registry import RegistryClient
-from dockyard.core import cosign, dsse, in_toto, keys, sigstore, sigstore_bundle
-from dockyard.core import mediatypes as mt
+from dockyard.core import dsse, in_toto, keys, sigstore, sigstore_bundle
 from dockyard.core.cosign_attestation import (
     MAX_ATTESTATION_LAYERS,
     attestation_layers,
@@ -32,7 +29,6 @@ from dockyard.core.manifest import Descriptor
 from dockyard.core.reference import ImageReference
 from dockyard.core.signature_failure import Failure, SignatureRefused
 
-TAG_ATTEMPTS = 8
 DIGEST = referrers.DIGEST
 
 
@@ -47,84 +43,8 @@ class Attested:
     referrer: str
 
 
-async def _put_blob(registry: RegistryClient, repo: str, data: bytes, media_type: str) -> None:
-    descriptor = Descriptor(media_type, cosign.sha256(data), len(data))
-
-    async def opener(offset: int) -> AsyncIterator[bytes]:
-        yield data[offset:]
-
-    if await registry.blob_size(repo, descriptor.digest) is None:
-        await registry.upload_blob(repo, descriptor, opener)
-
-
-async def _read(registry: RegistryClient, repo: str, reference: str) -> Manifest | None:
-    try:
-        return await registry.get_manifest(repo, reference)
-    except NotFound:
-        return None
-
-
-def _layers(manifest: Manifest, where: str) -> list[dict[str, Any]]:
-    try:
-        document = manifest.json()
-    except ValueError:
-        document = None
-    if manifest.media_type not in mt.IMAGE_MANIFESTS or not isinstance(document, dict):
-        raise ClientError(f"{where} is not an attestation image (an image manifest with layers)")
-    return [entry for entry in document.get("layers") or [] if isinstance(entry, dict)]
-
-
-async def _append_to_tag(
-    registry: RegistryClient, repo: str, subject: str, entry: dict[str, Any]
-) -> str:
-    tag = attestation_tag(subject)
-    where = f"{repo}:{tag}"
-    for _ in range(TAG_ATTEMPTS):
-        current = await _read(registry, repo, tag)
-        layers = _layers(current, where) if current is not None else []
-        if current is not None and any(known.get("digest") == entry["digest"] for known in layers):
-            return current.digest
-        if len(layers) >= MAX_ATTESTATION_LAYERS:
-            raise ClientError(f"{where} already holds {len(layers)} attestations; refusing to add")
-        body, config = cosign.signature_manifest([*layers, entry])
-        await _put_blob(registry, repo, config, mt.OCI_CONFIG)
-        # Another writer's change since our read means starting again from theirs.
-        now = await registry.head_manifest(repo, tag)
-        if (now.digest if now else None) != (current.digest if current else None):
-            continue
-        await registry.put_manifest(repo, tag, Manifest(body, mt.OCI_MANIFEST, cosign.sha256(body)))
-        stored = await _read(registry, repo, tag)
-        if stored is not None and any(
-            known.get("digest") == entry["digest"] for known in _layers(stored, where)
-        ):
-            return stored.digest
-    raise ClientError(
-        f"{where}: other writers kept replacing the tag; the attestation was not added"
-    )
-
-
-async def _push_referrer(
-    registry: RegistryClient, repo: str, subject: Descriptor, entry: dict[str, Any]
-) -> str:
-    """The attestation as its own OCI 1.1 referrer of `subject`: cosign's image of one layer,
-    typed as a DSSE envelope."""
-    body, config = cosign.signature_manifest([entry])
-    document = json.loads(body)
-    document["artifactType"] = dsse.ENVELOPE_TYPE
-    document["subject"] = {
-        "mediaType": subject.media_type,
-        "digest": subject.digest,
-        "size": subject.size,
-    }
-    body = json.dumps(document, separators=(",", ":")).encode()
-    await _put_blob(registry, repo, config, mt.OCI_CONFIG)
-    manifest = Manifest(body, mt.OCI_MANIFEST, cosign.sha256(body))
-    if not await registry.put_referrer(repo, manifest):
-        # No referrers API: list it in the referrers tag, as every OCI 1.1 client does.
-        await referrers.add_to_tag(
-            registry, repo, subject.digest, manifest.descriptor(artifactType=dsse.ENVELOPE_TYPE)
-        )
-    return manifest.digest
+def _holds(layers: Sequence[dict[str, Any]], *, entry: dict[str, Any]) -> bool:
+    return any(known.get("digest") == entry["digest"] for known in layers)
 
 
 async def attest(
@@ -142,9 +62,19 @@ async def attest(
     payload = in_toto.statement(ref.name, subject.digest, predicate_type, predicate)
     envelope = dsse.seal(private_key, dsse.IN_TOTO, payload)
     entry = layer(envelope, predicate_type)
-    await _put_blob(registry, ref.repository, envelope, dsse.ENVELOPE_TYPE)
-    tag_manifest = await _append_to_tag(registry, ref.repository, subject.digest, entry)
-    referrer = await _push_referrer(registry, ref.repository, subject, entry)
+    await cosign_images.put_blob(registry, ref.repository, envelope, dsse.ENVELOPE_TYPE)
+    tag_manifest = await cosign_images.append_layer(
+        registry,
+        ref.repository,
+        attestation_tag(subject.digest),
+        entry,
+        holds=partial(_holds, entry=entry),
+        limit=MAX_ATTESTATION_LAYERS,
+        kind="attestation",
+    )
+    referrer = await cosign_images.push_referrer(
+        registry, ref.repository, subject, entry, dsse.ENVELOPE_TYPE
+    )
     return Attested(
         subject.digest, predicate_type, attestation_tag(subject.digest), tag_manifest, referrer
     )
@@ -229,13 +159,13 @@ async def _attestation_images(
 ) -> list[tuple[str, Manifest]]:
     found = []
     tag = attestation_tag(digest)
-    tagged = await _read(registry, repo, tag)
+    tagged = await cosign_images.read(registry, repo, tag)
     if tagged is not None:
         found.append((f"tag {tag}", tagged))
     for entry in await referrers.list_referrers(registry, repo, digest, dsse.ENVELOPE_TYPE):
         child = str(entry.get("digest", ""))
         if DIGEST.fullmatch(child):
-            manifest = await _read(registry, repo, child)
+            manifest = await cosign_images.read(registry, repo, child)
             if manifest is not None:
                 found.append((f"referrer {child}", manifest))
     return found
@@ -256,7 +186,9 @@ async def _check_bundles(
     )
     for listing in listed[:MAX_ATTESTATION_LAYERS]:
         child = str(listing.get("digest", ""))
-        manifest = await _read(registry, repo, child) if DIGEST.fullmatch(child) else None
+        manifest = (
+            await cosign_images.read(registry, repo, child) if DIGEST.fullmatch(child) else None
+        )
         document = manifest.json() if manifest is not None else None
         layers = document.get("layers") if isinstance(document, dict) else None
         for entry in (layers if isinstance(layers, list) else [])[:MAX_ATTESTATION_LAYERS]:

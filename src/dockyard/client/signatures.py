@@ -3,34 +3,27 @@
 
 Signatures are kept where cosign keeps them: as layers of the image under the tag
 `sha256-<hex>.sig`, one layer per signature, and (on request) each as an OCI 1.1 referrer whose
-subject is the signed manifest. The tag is read-modify-write and the distribution API has no
-conditional PUT: before replacing it the signer checks that it still points where it was read,
-and after, that the new signature is in it, and starts again if not. Two signers that write in
-the same instant can still lose one signature from the tag (as with cosign itself); a
-signature also stored as a referrer is its own manifest and cannot be lost that way.
+subject is the signed manifest (`client/cosign_images.py`, which also says what protects the tag
+from signers writing at once).
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from dockyard.client import referrers
+from dockyard.client import cosign_images, referrers
 from dockyard.client.errors import ClientError, NotFound, Unauthorized
 from dockyard.client.image import Manifest
 from dockyard.client.registry import RegistryClient
 from dockyard.client.transfer import child_descriptors
 from dockyard.core import cosign, keys, sigstore
-from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 from dockyard.core.reference import ImageReference
 
-# Rounds of read, append, write, check against other signers replacing the tag.
-TAG_ATTEMPTS = 8
 DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 SIGNATURE_TYPES = frozenset({cosign.SIMPLESIGNING, cosign.COSIGN_ARTIFACT_SIG})
 
@@ -47,103 +40,13 @@ class Signed:
     payload: bytes
 
 
-async def _put_blob(registry: RegistryClient, repo: str, data: bytes, media_type: str) -> None:
-    descriptor = Descriptor(media_type, cosign.sha256(data), len(data))
-
-    async def opener(offset: int) -> AsyncIterator[bytes]:
-        yield data[offset:]
-
-    if await registry.blob_size(repo, descriptor.digest) is None:
-        await registry.upload_blob(repo, descriptor, opener)
-
-
-def _manifest(body: bytes) -> Manifest:
-    return Manifest(body, mt.OCI_MANIFEST, cosign.sha256(body))
-
-
-async def _read_tag(registry: RegistryClient, repo: str, tag: str) -> Manifest | None:
-    try:
-        return await registry.get_manifest(repo, tag)
-    except NotFound:
-        return None
-
-
-def _layers_of(manifest: Manifest, where: str) -> list[dict[str, Any]]:
-    """Every layer of the signature image at `where`, kept as it is (other tools' layers too)."""
-    try:
-        document = manifest.json()
-    except ValueError:
-        document = None
-    if (
-        manifest.media_type not in mt.IMAGE_MANIFESTS
-        or not isinstance(document, dict)
-        or not isinstance(document.get("layers"), list)
-    ):
-        raise ClientError(f"{where} is not a signature image (an image manifest with layers)")
-    return [entry for entry in document["layers"] if isinstance(entry, dict)]
-
-
-def _holds(layers: Sequence[dict[str, Any]], entry: dict[str, Any]) -> bool:
+def _holds(layers: Sequence[dict[str, Any]], *, entry: dict[str, Any]) -> bool:
     signature = entry["annotations"][cosign.SIGNATURE_ANNOTATION]
     return any(
         known.get("digest") == entry["digest"]
         and (known.get("annotations") or {}).get(cosign.SIGNATURE_ANNOTATION) == signature
         for known in layers
     )
-
-
-async def _append_to_tag(
-    registry: RegistryClient, repo: str, subject: str, entry: dict[str, Any]
-) -> str:
-    """Add the signature layer `entry` to the image at `sha256-<hex>.sig`; its new digest."""
-    tag = cosign.signature_tag(subject)
-    where = f"{repo}:{tag}"
-    for attempt in range(TAG_ATTEMPTS):
-        if attempt:
-            # Signers that collided do not retry in lockstep.
-            await asyncio.sleep(random.uniform(0, 0.05 * attempt))
-        current = await _read_tag(registry, repo, tag)
-        layers = _layers_of(current, where) if current is not None else []
-        if _holds(layers, entry) and current is not None:
-            return current.digest
-        if len(layers) >= cosign.MAX_SIGNATURE_LAYERS:
-            raise ClientError(f"{where} already holds {len(layers)} signatures; refusing to add")
-        body, config = cosign.signature_manifest([*layers, entry])
-        await _put_blob(registry, repo, config, mt.OCI_CONFIG)
-        # The last look before replacing: another signer's write since our read means
-        # starting again from theirs, not overwriting it.
-        now = await registry.head_manifest(repo, tag)
-        if (now.digest if now else None) != (current.digest if current else None):
-            continue
-        manifest = _manifest(body)
-        await registry.put_manifest(repo, tag, manifest)
-        stored = await _read_tag(registry, repo, tag)
-        if stored is not None and _holds(_layers_of(stored, where), entry):
-            return stored.digest
-    raise ClientError(
-        f"{where}: other signers kept replacing the signature tag; the signature was not added"
-    )
-
-
-async def _push_referrer(
-    registry: RegistryClient, repo: str, subject: Descriptor, entry: dict[str, Any]
-) -> str:
-    """The signature as its own OCI 1.1 referrer of `subject`."""
-    body, config = cosign.signature_manifest(
-        [entry],
-        subject={"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
-    )
-    await _put_blob(registry, repo, config, mt.OCI_CONFIG)
-    manifest = _manifest(body)
-    if not await registry.put_referrer(repo, manifest):
-        # No referrers API: list it in the referrers tag, as every OCI 1.1 client does.
-        await referrers.add_to_tag(
-            registry,
-            repo,
-            subject.digest,
-            manifest.descriptor(artifactType=cosign.SIMPLESIGNING),
-        )
-    return manifest.digest
 
 
 async def sign(
@@ -159,11 +62,21 @@ async def sign(
         raise ClientError(f"{ref}: cosign signatures name sha256 digests, not {subject.digest}")
     payload = cosign.payload(ref.name, subject.digest)
     entry = cosign.layer(payload, keys.sign(private_key, payload))
-    await _put_blob(registry, ref.repository, payload, cosign.SIMPLESIGNING)
-    tag_manifest = await _append_to_tag(registry, ref.repository, subject.digest, entry)
+    await cosign_images.put_blob(registry, ref.repository, payload, cosign.SIMPLESIGNING)
+    tag_manifest = await cosign_images.append_layer(
+        registry,
+        ref.repository,
+        cosign.signature_tag(subject.digest),
+        entry,
+        holds=partial(_holds, entry=entry),
+        limit=cosign.MAX_SIGNATURE_LAYERS,
+        kind="signature",
+    )
     referrer = None
     if as_referrer:
-        referrer = await _push_referrer(registry, ref.repository, subject, entry)
+        referrer = await cosign_images.push_referrer(
+            registry, ref.repository, subject, entry, cosign.SIMPLESIGNING
+        )
     return Signed(
         ref.repository,
         subject.digest,
@@ -248,7 +161,7 @@ async def _signature_manifests(
     """(where, manifest or None, problem) for the `.sig` tag and each signature referrer."""
     found: list[tuple[str, Manifest | None, str | None]] = []
     tag = cosign.signature_tag(digest)
-    tagged = await _read_tag(registry, repo, tag)
+    tagged = await cosign_images.read(registry, repo, tag)
     if tagged is not None:
         found.append((f"tag {tag}", tagged, None))
     try:

@@ -92,16 +92,18 @@ def signature_manifest(
     layers: Sequence[dict[str, Any]],
     *,
     subject: dict[str, Any] | None = None,
+    artifact_type: str = SIMPLESIGNING,
 ) -> tuple[bytes, bytes]:
     """(manifest, config) bytes of a signature image holding `layers` in order. With a
-    `subject`, the manifest is an OCI 1.1 referrer of that image, typed as a signature."""
+    `subject`, the manifest is an OCI 1.1 referrer of that image, typed `artifact_type` (a
+    signature, unless an attestation's envelope type is given)."""
     config_bytes = config([entry["digest"] for entry in layers])
     document: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": mt.OCI_MANIFEST,
     }
     if subject is not None:
-        document["artifactType"] = SIMPLESIGNING
+        document["artifactType"] = artifact_type
     document["config"] = {
         "mediaType": mt.OCI_CONFIG,
         "size": len(config_bytes),
