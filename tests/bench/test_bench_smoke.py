@@ -6,17 +6,12 @@ ratio); timings are never asserted here, the machine running the tests is not th
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 from bench.suite import BENCHMARKS, PEAK_PSS, PEAK_RSS
 
-from tests.support.peers import require
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.runner import run_bench
 
 # The garbage-collection benchmark starts servers of its own, Distribution v3 among them, and
 # has its own test (test_gc_bench.py); so does the repository page (test_page_bench.py), which
@@ -65,20 +60,9 @@ TINY = [
 
 
 def test_every_benchmark_yields_numbers_for_both_servers(tmp_path: Path) -> None:
-    for tool in ("docker-registry", "wrk", "hey", "curl"):
-        require(tool)
-    out = tmp_path / "results.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", *TINY, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    results, printed = run_bench(
+        tmp_path, TINY, ("docker-registry", "wrk", "hey", "curl"), timeout=120
     )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    results = json.loads(out.read_text())
-
-    assert results["errors"] == {}
     assert results["machine"]["nproc"] >= 1
     keys = [m.key for b in SMOKED for m in b.metrics] + [PEAK_RSS.key, PEAK_PSS.key]
     assert sorted(results["benchmarks"]) == sorted(keys)
@@ -91,7 +75,7 @@ def test_every_benchmark_yields_numbers_for_both_servers(tmp_path: Path) -> None
             assert entry[side]["values"], (key, side)
         if entry["distribution"]["median"] != 0:  # a ratio to zero (memory growth) is null
             assert isinstance(entry["ratio"], int | float), key
-    assert "ratio D/Dist" in result.stdout  # the table was printed
+    assert "ratio D/Dist" in printed  # the table was printed
     for server in results["servers"].values():
         assert server["version"]
         assert not Path(f"/proc/{server['pid']}").exists(), "a server was left running"

@@ -9,17 +9,11 @@ not serving during its own.
 
 from __future__ import annotations
 
-import json
-import math
-import subprocess
-import sys
 from pathlib import Path
 
 from bench.suite import GarbageCollection
 
-from tests.support.peers import require
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.runner import finite, run_bench
 
 TINY = [
     "--only",
@@ -43,24 +37,10 @@ TINY = [
 ]
 
 
-def finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
 def test_gc_benchmark_collects_on_every_server_and_reports_each_figure(tmp_path: Path) -> None:
-    for tool in ("docker-registry", "registry-v3", "wrk", "hey", "curl"):
-        require(tool)
-    out = tmp_path / "results.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", *TINY, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    results, printed = run_bench(
+        tmp_path, TINY, ("docker-registry", "registry-v3", "wrk", "hey", "curl")
     )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    results = json.loads(out.read_text())
-    assert results["errors"] == {}
     bench = results["benchmarks"]
 
     for metric in GarbageCollection.metrics:
@@ -74,7 +54,7 @@ def test_gc_benchmark_collects_on_every_server_and_reports_each_figure(tmp_path:
     assert bench["gc_get_during_rps"]["distribution"]["median"] == 0
     assert bench["gc_get_during_p99_ms"]["distribution"]["median"] is None
     assert bench["gc_get_during_rps"]["dockyard"]["median"] > 0
-    assert "not serving" in result.stdout
+    assert "not serving" in printed
 
     rounds = results["info"]["gc"]["rounds"]
     assert len(rounds["distribution"]) == 2

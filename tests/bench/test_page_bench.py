@@ -9,17 +9,11 @@ figure for Dockyard, "no page" for Distribution, the tag list on both with a rat
 
 from __future__ import annotations
 
-import json
-import math
-import subprocess
-import sys
 from pathlib import Path
 
 from bench.suite import RepositoryPage
 
-from tests.support.peers import require
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.runner import finite, run_bench
 
 TINY = [
     "--only",
@@ -41,24 +35,8 @@ TINY = [
 ]
 
 
-def finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
 def test_page_benchmark_times_every_view_and_the_peer_tag_list(tmp_path: Path) -> None:
-    for tool in ("docker-registry", "wrk", "hey", "curl"):
-        require(tool)
-    out = tmp_path / "results.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", *TINY, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    results = json.loads(out.read_text())
-    assert results["errors"] == {}
+    results, printed = run_bench(tmp_path, TINY, ("docker-registry", "wrk", "hey", "curl"))
     bench = results["benchmarks"]
 
     for metric in RepositoryPage.metrics:
@@ -75,8 +53,8 @@ def test_page_benchmark_times_every_view_and_the_peer_tag_list(tmp_path: Path) -
         ):
             assert entry["target"] == "< 100 ms", metric.key
             assert entry["target_met"] in (True, False), metric.key
-    assert "no page" in result.stdout
-    assert "< 100 ms" in result.stdout
+    assert "no page" in printed
+    assert "< 100 ms" in printed
 
     info = results["info"]["page"]
     # The filter matches some of the 116 plain tags (tag-00000 ... tag-00115).

@@ -4,15 +4,11 @@ repository whose unsigned image is served). Timings are never asserted here."""
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.peers import require
+from tests.bench.runner import run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "--quick",
     "--rounds",
@@ -29,23 +25,11 @@ TINY = [
 
 
 def test_the_signed_benchmark_yields_a_cost_for_both_servers(tmp_path: Path) -> None:
-    for tool in ("docker-registry", "wrk"):
-        require(tool)
-    out = tmp_path / "results.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", *TINY, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    results = json.loads(out.read_text())
-    assert results["errors"] == {}
+    results, printed = run_bench(tmp_path, TINY, ("docker-registry", "wrk"))
     for key in ("signed_get_rps", "signed_get_cost"):
         entry = results["benchmarks"][key]
         for side in ("dockyard", "distribution"):
             values = entry[side]["values"]
             assert len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values), key
     assert results["benchmarks"]["signed_get_cost"]["target"] == "dockyard <= 1.2"
-    assert "signed GET cost" in result.stdout
+    assert "signed GET cost" in printed

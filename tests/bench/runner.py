@@ -1,0 +1,40 @@
+"""Runs `python -m bench` the way the benchmark tests do: at a tiny size, in a subprocess, with
+the peers it needs checked first; the tests then read its JSON results."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support.peers import require
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(
+    tmp_path: Path, args: list[str], tools: tuple[str, ...], timeout: float = 300
+) -> tuple[dict[str, Any], str]:
+    """The results of `python -m bench ARGS` (which must succeed with no benchmark's error),
+    and the table it printed."""
+    for tool in tools:
+        require(tool)
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    results: dict[str, Any] = json.loads(out.read_text())
+    assert results["errors"] == {}
+    return results, result.stdout
+
+
+def finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
