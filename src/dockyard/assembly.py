@@ -80,11 +80,15 @@ def build_registry(settings: Settings, *, migrate: bool = True) -> Registry:
 
 @contextlib.contextmanager
 def _creating(settings: Settings, create: bool) -> Iterator[None]:
-    """While a new registry is being made in the folder: one process at a time makes it, so
+    """While a registry may be being made in the folder: one process at a time opens it, so
     that concurrent `--init` commands do not race to create the same SQLite schema (a race
     SQLite answers with 'database is locked' instead of waiting). A lock on the folder itself,
-    so that nothing else is left in it."""
-    if not (create and sqlite_missing(settings)):
+    so that nothing else is left in it.
+
+    Taken whenever `create` is asked, not only when the file is missing: a process that finds
+    the file another has just created must still wait until that one has finished making it,
+    before it looks at its schema (`dockyard.metadata.migrate.at_head`)."""
+    if not create or settings.metadata:
         yield
         return
     from dockyard.storage.private import keep_private

@@ -10,10 +10,12 @@ import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+if TYPE_CHECKING:
+    import yaml
 
 ENV_PREFIX = "DOCKYARD_"
 
@@ -475,6 +477,8 @@ def load_settings(
         Path(environ["DOCKYARD_CONFIG"]) if environ.get("DOCKYARD_CONFIG") else None
     )
     if config_file is not None:
+        import yaml  # only for a configuration file: a server started with flags needs no YAML
+
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}
         except OSError as exc:

@@ -21,7 +21,7 @@ PROBE = textwrap.dedent("""
 
     settings = Settings(data_dir=sys.argv[1])
     prepare_apart(settings)          # what the serving parent does before forking workers
-    share_with_workers()
+    share_with_workers(settings)
     app = create_app(settings)       # what each worker does
 
     async def lifespan():

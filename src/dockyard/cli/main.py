@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
-from dockyard.cli import admin, attest, fsck, gc, images, login, policy, referrers, signing
 from dockyard.cli.exits import INTERRUPTED, USAGE, fail, say
 from dockyard.cli.folder import InitOpt
 from dockyard.config import (
@@ -22,7 +21,7 @@ from dockyard.config import (
     redacted,
 )
 
-app = typer.Typer(
+root_app = typer.Typer(
     help="Dockyard: a container image registry server and a daemonless client.",
     no_args_is_help=True,
     add_completion=False,
@@ -31,8 +30,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect and validate configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
-app.add_typer(db_app, name="db")
+root_app.add_typer(config_app, name="config")
+root_app.add_typer(db_app, name="db")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -67,7 +66,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@root_app.callback()
 def root(
     version: Annotated[
         bool,
@@ -79,7 +78,7 @@ def root(
     """Dockyard: a container image registry server and a daemonless client."""
 
 
-@app.command()
+@root_app.command()
 def serve(
     listen: Annotated[
         str | None,
@@ -432,22 +431,53 @@ def db_upgrade(
     typer.echo("metadata schema is up to date")
 
 
-login.register(app)
-images.register(app)
-referrers.register(app)
-signing.register(app)
-attest.register(app)
-admin.register(app)
-fsck.register(app)
-gc.register(app)
-policy.register(app)
+# The commands defined here; any other word on the command line needs the other modules.
+OWN_COMMANDS = frozenset({"serve", "config", "db"})
+_complete: list[typer.Typer] = []
+
+
+def full_app() -> typer.Typer:
+    """The command line with every command: the client's and the administrator's modules are
+    imported here, not when `dockyard serve` starts (they were a third of its start)."""
+    if not _complete:
+        from dockyard.cli import (
+            admin,
+            attest,
+            fsck,
+            gc,
+            images,
+            login,
+            policy,
+            referrers,
+            signing,
+        )
+
+        for module in (login, images, referrers, signing, attest, admin, fsck, gc, policy):
+            module.register(root_app)
+        _complete.append(root_app)
+    return root_app
+
+
+def app_for(argv: list[str]) -> typer.Typer:
+    """The command line `argv` needs: this module's own commands alone when it names one of
+    them, else all (a client or admin command, the top-level --help, a mistyped word)."""
+    if len(argv) > 1 and argv[1] in OWN_COMMANDS:
+        return root_app
+    return full_app()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    # `from dockyard.cli.main import app` (tests, embedders): the whole command line.
+    if name == "app":
+        return full_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
     from dockyard.core.native_threads import settle
 
     try:
-        app()
+        app_for(sys.argv)()
     except KeyboardInterrupt:
         sys.exit(INTERRUPTED)
     finally:

@@ -182,7 +182,7 @@ def run(settings: Settings, verbose: bool = False) -> None:
         ssl_key=settings.tls_key,
         ssl_protocol_min=SSLProtocols.tls12,
     )
-    share_with_workers()
+    share_with_workers(settings)
     with claim:
         server.serve()
 
@@ -221,18 +221,26 @@ def claim_address(host: str, port: int) -> socket.socket:
     return claim
 
 
-def share_with_workers() -> None:
+def share_with_workers(settings: Settings) -> None:
     """Keep what the workers inherit shared with this process.
 
     Workers are forked from here and share its memory until either side writes to a page; the
     cyclic garbage collector's full passes write to every object they visit, which copied the
     inherited modules into each worker within minutes of load. Frozen objects are never
-    visited. The application is imported first so that its modules are among them.
+    visited. The application is imported first so that its modules are among them, with the
+    parts it loads only for some settings (the web pages, the token service): imported here
+    once, not again by every worker before it can answer.
     """
     import gc
+    import importlib
 
-    import dockyard.api.app  # noqa: F401  (the workers' target)
     from dockyard.core.memory import limit_arenas
+
+    importlib.import_module("dockyard.api.app")  # the workers' target
+    if settings.ui:
+        importlib.import_module("dockyard.web.routes")
+    if settings.auth_enabled:
+        importlib.import_module("dockyard.auth.setup")
 
     limit_arenas()
     gc.collect()
