@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import ipaddress
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -34,6 +36,12 @@ if TYPE_CHECKING:
 # How long a checked Basic credential or a bearer subject's account is trusted in memory, so
 # long as the accounts' version (see `_keep_current`) has not moved.
 IDENTITY_CACHE_SECONDS = 10.0
+# How long the token endpoint trusts a password it checked: docker and its kin ask /token for
+# every repository they touch, each time with the password, and bcrypt is deliberately slow.
+# What is kept is a keyed hash under a key of this process's own (never the password, nor a
+# hash anyone could test guesses against), dropped with every other memory when the accounts
+# change, and voided by a password change at once (the account's stamp is read every time).
+TOKEN_PASSWORD_SECONDS = 60.0
 # How often each process asks whether accounts changed: a revocation, a deletion, a password
 # change or a removed member reaches every worker and replica within this (and one read).
 ACCESS_VERSION_SECONDS = 0.5
@@ -91,9 +99,10 @@ class AccessGate:
         self.pulls = PullCounter(counters)
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         # Checked passwords: the account's credentials stamp they were checked with.
-        self._basic: BoundedCache[str, tuple[float, ...] | None] = BoundedCache(
-            REMEMBERED_LOGINS, max_age=IDENTITY_CACHE_SECONDS
+        self._basic: BoundedCache[bytes, tuple[float, ...] | None] = BoundedCache(
+            REMEMBERED_LOGINS, max_age=TOKEN_PASSWORD_SECONDS
         )
+        self._password_key = secrets.token_bytes(32)  # this process's, never stored
         self._subjects: BoundedCache[tuple[object, ...], Principal | None] = BoundedCache(
             REMEMBERED_LOGINS, max_age=IDENTITY_CACHE_SECONDS
         )
@@ -255,8 +264,20 @@ class AccessGate:
             (*bearer, need.repository, tuple(sorted(need.actions))), caller, expires_at=expires_at
         )
 
+    def _password_memory_key(self, username: str, password: str) -> bytes:
+        """What a checked password is remembered under: an HMAC with this process's random
+        key, so that the memory holds nothing a password could be recovered or tested from."""
+        message = username.encode() + b"\0" + password.encode()
+        return hmac.new(self._password_key, message, hashlib.sha256).digest()
+
     async def login(
-        self, username: str, password: str, address: str, *, fresh: bool = False
+        self,
+        username: str,
+        password: str,
+        address: str,
+        *,
+        fresh: bool = False,
+        remember_seconds: float = IDENTITY_CACHE_SECONDS,
     ) -> Principal | None:
         """Check credentials; None when wrong.
 
@@ -265,14 +286,15 @@ class AccessGate:
         Access tokens (`dyt_…`) cannot be guessed and cost one hash: never throttled, so one
         account's guesser locks out no token, not even that account's.
 
-        Password checks are remembered for a few seconds on the registry's hot path, the
-        account's roles never are; access tokens are cheap to check and never remembered, so
-        a revocation is seen at once. `fresh` (the token endpoint, the account API) always
-        checks.
+        Password checks are remembered for `remember_seconds` (a few on the registry's hot
+        path, TOKEN_PASSWORD_SECONDS at the token endpoint), the account's roles never are; a
+        remembered check is neither counted nor throttled, as it guesses nothing. Access
+        tokens are cheap to check and never remembered, so a revocation is seen at once.
+        `fresh` (the sign-in page, the account API) always checks.
         """
         if password.startswith(TOKEN_PREFIX):
             return await self.accounts.authenticate(username, password)
-        key = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
+        key = self._password_memory_key(username, password)
         await self._keep_current()
         cached = _MISSING if fresh else self._basic.get(key, _MISSING)
         now = time.monotonic()
@@ -294,7 +316,7 @@ class AccessGate:
             return None  # the attempt stays counted: it failed
         await self._uncount(attempt)
         if not fresh and flushes == self._flushes and principal.stamp is not None:
-            self._basic.put(key, principal.stamp[:1], expires_at=now + IDENTITY_CACHE_SECONDS)
+            self._basic.put(key, principal.stamp[:1], expires_at=now + remember_seconds)
         return principal
 
     def _throttle_keys(self, username: str, address: str) -> list[tuple[str, int]]:

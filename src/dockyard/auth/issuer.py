@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from dockyard.auth.gate import AccessGate
+from dockyard.auth.gate import TOKEN_PASSWORD_SECONDS, AccessGate
 from dockyard.auth.scopes import Scope, parse_scopes
 from dockyard.auth.tokens import REFRESH, InvalidToken
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -83,7 +83,9 @@ class TokenIssuer:
         """GET /token: Basic credentials (or none, for an anonymous token)."""
         principal = ANONYMOUS
         if username is not None:
-            found = await self.gate.login(username, password or "", address, fresh=True)
+            found = await self.gate.login(
+                username, password or "", address, remember_seconds=TOKEN_PASSWORD_SECONDS
+            )
             if found is None:
                 raise self._unauthorized("incorrect username or password")
             principal = found
@@ -98,7 +100,10 @@ class TokenIssuer:
         service = form.get("service")
         if grant == "password":
             principal = await self.gate.login(
-                form.get("username", ""), form.get("password", ""), address, fresh=True
+                form.get("username", ""),
+                form.get("password", ""),
+                address,
+                remember_seconds=TOKEN_PASSWORD_SECONDS,
             )
             if principal is None:
                 raise self._unauthorized("incorrect username or password")

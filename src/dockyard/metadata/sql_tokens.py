@@ -93,7 +93,9 @@ class SQLAccessTokens(SQLAggregate):
     async def get_token(self, token_id: str) -> AccessToken | None:
         if not storable(token_id):
             return None
-        return await self.runner.read(partial(get_token, token_id=token_id))
+        # One lookup by key, asked at every token request made with an access token: cheaper
+        # on the event loop than the hop to a thread and back (as accounts are looked up).
+        return await self.runner.read(partial(get_token, token_id=token_id), inline=True)
 
     async def list_tokens(self, account: str) -> list[AccessToken]:
         return await self.runner.read(partial(list_tokens, account=account))

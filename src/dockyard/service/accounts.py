@@ -41,6 +41,9 @@ from dockyard.metadata.base import MetadataStore
 ACCOUNT_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 TOKEN_PREFIX = "dyt_"
 MAX_TOKEN_NAME = 100  # the column's length
+# An access token's "last used" moves at most this often: recording every use was a write (and
+# a disk sync) per token request, where the day a token was last used is what anyone asks.
+TOKEN_USE_RECORD_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +119,9 @@ class AccountService:
                 return None
             if not secrets_match(secret, token.secret_hash):
                 return None
-            await self.store.touch_token(token.id, time.time())
+            now = time.time()
+            if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RECORD_SECONDS:
+                await self.store.touch_token(token.id, now)
             return await self.principal(token.account, credential=token.id)
         account = await self.store.get_account(username) if username else None
         stored = account.password_hash if account and account.kind == USER else None
