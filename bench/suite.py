@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench import gc, load, page, rawhttp, signed
+from bench import gc, load, page, rawhttp, signed, startup
 from bench.ops import (
     MANIFEST_ACCEPT,
     OCI_MANIFEST,
@@ -64,6 +64,7 @@ class Config:
     gc_timeout: float = 900.0  # the longest any collection may take before it counts as failed
     page_indexes: int = 20  # of the `tags` on the repository page, multi-arch indexes (newest)
     page_latency_connections: int = 1  # one browser asking at a time: the answer's own time
+    startup_repeats: int = 5  # starts per round and server; the round's value is their median
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +82,7 @@ QUICK = dict(
     big_upload_mib=128,
     gc_images=200,
     gc_wave_images=400,
+    startup_repeats=3,
 )
 
 
@@ -1123,6 +1125,40 @@ class SignedPull(Benchmark):
         return {self.rps.key: guarded, self.cost.key: rates[signed.OPEN].requests_per_s / guarded}
 
 
+class Startup(Benchmark):
+    """Start to ready on an existing data folder (see `bench.startup`): `startup_repeats`
+    starts per round, the round's value their median; Dockyard with its default worker count
+    and with `--workers 2` (Distribution has no workers: the same start, measured again)."""
+
+    name = "startup"
+    variants = (
+        ("startup_s", "start to ready, default workers (s)", ()),
+        ("startup_workers2_s", "start to ready, --workers 2 (s)", ("--workers", "2")),
+    )
+    metrics = tuple(
+        Metric(key, title, "s", "lower", "<= 0.3 s", value_at_most(0.3))
+        for key, title, _ in variants
+    )
+
+    def setup(self, server: Server) -> None:
+        super().setup(server)
+        state = self.state[server.key]
+        for key, _, args in self.variants:
+            workdir = server.workdir.parent / f"startup-{server.key}-{key}"
+            shutil.rmtree(workdir, ignore_errors=True)
+            state[key] = startup.twin(server, workdir, args)
+            startup.seconds_to_ready(state[key])  # makes the data folder, untimed
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        state = self.state[server.key]
+        return {
+            key: statistics.median(
+                startup.seconds_to_ready(state[key]) for _ in range(self.config.startup_repeats)
+            )
+            for key, _, _ in self.variants
+        }
+
+
 BENCHMARKS: tuple[type[Benchmark], ...] = (
     Listings,
     PushMonolithic,
@@ -1137,6 +1173,7 @@ BENCHMARKS: tuple[type[Benchmark], ...] = (
     RepositoryPage,
     GarbageCollection,
     SignedPull,
+    Startup,
 )
 
 
