@@ -2,7 +2,8 @@
 
 A server on filesystem + SQLite without accounts needs neither the migration code (run in a
 short-lived child), nor SQLAlchemy's asyncio extension (PostgreSQL only), nor the token code,
-nor the HTTP client of the pull-through cache, nor Redis.
+nor the HTTP client of the pull-through cache, nor Redis; nor, until it renders a README, the
+Markdown parser. Every module is also time before the server's first answer.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ NOT_LOADED = (
     "redis",
     "typer",
     "rich",
+    # Loaded when first used, not at start: a README's first rendering, a PostgreSQL
+    # database, a configuration file.
+    "markdown_it",
+    "sqlalchemy.dialects.postgresql",
+    "yaml",
 )
 
 

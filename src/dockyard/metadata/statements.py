@@ -8,12 +8,12 @@ server process checks a cached listing with one primary-key read.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from dockyard.metadata import direct
@@ -29,7 +29,12 @@ def prepared(conn: Connection, key: tuple[str, ...], build: Callable[[Any], Any]
     name = conn.dialect.name
     stmt = _PREPARED.get((name, key))
     if stmt is None:
-        stmt = _PREPARED[(name, key)] = build(postgresql if name == "postgresql" else sqlite)
+        # The dialect's module is loaded by the first statement on it: a SQLite server never
+        # imports PostgreSQL's (and its asyncpg dialect).
+        module = importlib.import_module(
+            "sqlalchemy.dialects." + ("postgresql" if name == "postgresql" else "sqlite")
+        )
+        stmt = _PREPARED[(name, key)] = build(module)
     return stmt
 
 

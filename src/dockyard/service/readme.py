@@ -20,14 +20,16 @@ otherwise be requests to any server its author names, made by every viewer's bro
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nh3
-from markdown_it import MarkdownIt
-from markdown_it.common.utils import escapeHtml
-from markdown_it.token import Token
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 from dockyard.core.bounded_cache import BoundedCache
 
@@ -54,14 +56,25 @@ DROPPED_WITH_CONTENT = frozenset({"script", "style"})
 
 
 def _image_as_link(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    from markdown_it.common.utils import escapeHtml
+
     token = tokens[idx]
     source = str(token.attrGet("src") or "")
     text = renderer.renderInlineAsText(token.children or [], options, env) or source
     return f'<a href="{escapeHtml(source)}">{escapeHtml(text)}</a>'
 
 
-_markdown = MarkdownIt("commonmark", {"html": True}).enable("table")
-_markdown.add_render_rule("image", _image_as_link)
+@functools.cache
+def _markdown() -> MarkdownIt:
+    """The parser, made when the first README is rendered: a server that shows none (or runs
+    without its web pages) never loads it."""
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark", {"html": True}).enable("table")
+    parser.add_render_rule("image", _image_as_link)
+    return parser
+
+
 # A README is read far more often than written: rendered once per content while it is kept.
 _rendered: BoundedCache[str, str] = BoundedCache(
     256, max_weight=32 * 1024 * 1024, weigh=len, max_entry_weight=8 * 1024 * 1024
@@ -92,6 +105,6 @@ def render_markdown(text: str) -> str:
     key = hashlib.sha256(encoded).hexdigest()
     html = _rendered.get(key)
     if html is None:
-        html = sanitize_html(_markdown.render(text))
+        html = sanitize_html(_markdown().render(text))
         _rendered.put(key, html)
     return html
