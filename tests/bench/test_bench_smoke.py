@@ -54,6 +54,8 @@ TINY = [
     "4",
     "--setup-workers",
     "4",
+    "--startup-repeats",
+    "1",
     "--only",
     ",".join(b.name for b in SMOKED),
 ]
