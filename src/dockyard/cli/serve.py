@@ -11,11 +11,7 @@ import socket
 import sys
 import traceback
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from dockyard import assembly
 from dockyard.api.access_log import PLAIN_FORMAT
-from dockyard.api.app import SETTINGS_ENV
 from dockyard.cli.exits import FAILED, USAGE, fail, say
 from dockyard.config import Settings, redact_url, scrub
 from dockyard.core.errors import RegistryError
@@ -30,6 +26,8 @@ ADMIN_PASSWORD_ENV = "DOCKYARD_ADMIN_PASSWORD"
 def prepare(settings: Settings) -> None:
     """Before any worker starts (`dockyard.assembly.prepare`), then the first admin's
     generated password shown once."""
+    from dockyard import assembly
+
     private_umask()  # the data folder, databases and key are the owner's only
     generated = asyncio.run(assembly.prepare(settings, os.environ.get(ADMIN_PASSWORD_ENV)))
     if generated:
@@ -76,10 +74,18 @@ def prepare_apart(settings: Settings) -> None:
 
     A failure is reported by the child, as it would have been here, and this process exits
     with the child's status."""
+    wait_for_prepare(start_prepare(settings))
+
+
+def start_prepare(settings: Settings) -> int:
+    """Fork the child of `prepare_apart` and return its pid at once: this process has the
+    application to import meanwhile (`share_with_workers`), on another core."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
+        from sqlalchemy.exc import SQLAlchemyError
+
         code = 0
         try:
             prepare(settings)
@@ -98,6 +104,11 @@ def prepare_apart(settings: Settings) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    return pid
+
+
+def wait_for_prepare(pid: int) -> None:
+    """Wait for the child of `start_prepare`; exit with its status if it failed."""
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     if status != 0:
         raise SystemExit(status if status > 0 else 1)
@@ -127,7 +138,13 @@ def run(settings: Settings, verbose: bool = False) -> None:
     claim = claim_address(settings.host, settings.port)
     # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
     private_umask()
-    prepare_apart(settings)
+    preparing = start_prepare(settings)
+    try:
+        load_for_workers(settings)
+    finally:
+        wait_for_prepare(preparing)
+    from dockyard.api.app import SETTINGS_ENV
+
     if settings.metadata and not settings.redis_url and settings.auth_enabled:
         log.warning(
             "metadata is shared (PostgreSQL) but redis_url is not set: rate limits and "
@@ -221,20 +238,11 @@ def claim_address(host: str, port: int) -> socket.socket:
     return claim
 
 
-def share_with_workers(settings: Settings) -> None:
-    """Keep what the workers inherit shared with this process.
-
-    Workers are forked from here and share its memory until either side writes to a page; the
-    cyclic garbage collector's full passes write to every object they visit, which copied the
-    inherited modules into each worker within minutes of load. Frozen objects are never
-    visited. The application is imported first so that its modules are among them, with the
-    parts it loads only for some settings (the web pages, the token service): imported here
-    once, not again by every worker before it can answer.
-    """
-    import gc
+def load_for_workers(settings: Settings) -> None:
+    """Import what the workers run: the application, with the parts it loads only for some
+    settings (the web pages, the token service); once here, not again by every worker before
+    it can answer."""
     import importlib
-
-    from dockyard.core.memory import limit_arenas
 
     importlib.import_module("dockyard.api.app")  # the workers' target
     if settings.ui:
@@ -242,6 +250,21 @@ def share_with_workers(settings: Settings) -> None:
     if settings.auth_enabled:
         importlib.import_module("dockyard.auth.setup")
 
+
+def share_with_workers(settings: Settings) -> None:
+    """Keep what the workers inherit shared with this process.
+
+    Workers are forked from here and share its memory until either side writes to a page; the
+    cyclic garbage collector's full passes write to every object they visit, which copied the
+    inherited modules into each worker within minutes of load. Frozen objects are never
+    visited. The application is imported first (`load_for_workers`) so that its modules are
+    among them.
+    """
+    import gc
+
+    from dockyard.core.memory import limit_arenas
+
+    load_for_workers(settings)
     limit_arenas()
     # No full collection first: the automatic ones during the imports leave it nothing to
     # free (0 of about 75,000 objects), and it visits every object before the first answer.
