@@ -1,0 +1,196 @@
+"""`/metrics`: one scrape adds up every worker, exactly, through worker deaths; labels stay
+bounded; administrators only on the main listener, anyone on `--metrics-listen`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.auth.conftest import QUIET
+from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic, code_of
+from tests.support.push import image_manifest, push_manifest
+from tests.support.server import RunningRegistry, free_port, wait_for_http
+
+MANIFESTS = "/v2/{name:path}/manifests/{reference}"
+UPLOADS = "/v2/{name:path}/blobs/uploads/"
+
+
+def scrape(url: str, **kwargs: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of one scrape, parsed by the client library's own parser."""
+    response = httpx.get(url, timeout=30.0, **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def workers_of(server: RunningRegistry) -> list[int]:
+    assert server.proc is not None
+    pid = server.proc.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children]
+
+
+def wait_for_workers(server: RunningRegistry, count: int, old: set[int] = frozenset()) -> list[int]:  # type: ignore[assignment]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = workers_of(server)
+        if len(pids) == count and not old & set(pids):
+            return pids
+        time.sleep(0.1)
+    raise AssertionError(f"workers did not come up: {workers_of(server)}")
+
+
+def fresh(url: str) -> httpx.Client:
+    """A client that opens a new connection per request, so the kernel spreads requests over
+    the workers (each binds the port with SO_REUSEPORT)."""
+    return httpx.Client(base_url=url, timeout=30.0, headers={"Connection": "close"})
+
+
+def test_counts_add_up_across_two_workers_and_survive_a_dead_worker(
+    start_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    metrics_port = free_port()
+    server = start_registry(
+        "--workers", "2", "--metrics-listen", f"127.0.0.1:{metrics_port}", "--no-gc"
+    )
+    scrape_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    wait_for_workers(server, 2)
+    pushes = 12
+    manifest_bytes = 0
+    with fresh(server.url) as client:
+        for i in range(pushes):
+            body = image_manifest(client, f"ops/push-{i}")
+            push_manifest(client, f"ops/push-{i}", "v1", body)
+            manifest_bytes += len(body)
+        # 200 distinct repository names: one route template, never 200 label values.
+        for i in range(200):
+            assert (
+                client.get(f"/v2/ops/absent-{i}-{uuid.uuid4().hex[:6]}/manifests/x").status_code
+                == 404
+            )
+
+    samples = scrape(scrape_url)
+    assert value(samples, "dockyard_workers") == 2
+    put = {"route": MANIFESTS, "method": "PUT", "status": "201"}
+    assert value(samples, "dockyard_http_requests_total", **put) == pushes
+    # A config and a layer per image, each one monolithic POST.
+    post = {"route": UPLOADS, "method": "POST", "status": "201"}
+    assert value(samples, "dockyard_http_requests_total", **post) == 2 * pushes
+    missing = {"route": MANIFESTS, "method": "GET", "status": "404"}
+    assert value(samples, "dockyard_http_requests_total", **missing) == 200
+    assert value(samples, "dockyard_http_received_bytes_total", route=MANIFESTS) == manifest_bytes
+    durations = {"route": MANIFESTS, "method": "PUT"}
+    assert value(samples, "dockyard_http_request_duration_seconds_count", **durations) == pushes
+    # Both workers answered (their files are in the server's folder).
+    folder = server.data_dir / "metrics"
+    written = {p.name.rsplit("_", 1)[1] for p in folder.glob("*/counter_*.db")}
+    assert len(written) == 2, written
+    # Label values are route templates and methods, never a repository name.
+    routes = {dict(labels).get("route") for (_, labels) in samples}
+    assert not any(r and "absent-" in r for r in routes)
+    assert len(routes) < 12, routes
+
+    # A worker killed: its counts stay, the respawned one adds to them, nothing doubles.
+    before = set(workers_of(server))
+    os.kill(sorted(before)[0], signal.SIGKILL)
+    wait_for_workers(server, 2, old={sorted(before)[0]})
+    wait_for_http(server.url + "/v2/")
+    with fresh(server.url) as client:
+        for i in range(pushes):
+            body = image_manifest(client, f"ops/again-{i}")
+            push_manifest(client, f"ops/again-{i}", "v1", body)
+    samples = scrape(scrape_url)
+    assert value(samples, "dockyard_http_requests_total", **put) == 2 * pushes
+    assert value(samples, "dockyard_http_requests_total", **post) == 4 * pushes
+    assert value(samples, "dockyard_workers") == 2
+    assert value(samples, "dockyard_process_resident_memory_bytes") > 0
+
+
+def test_metrics_need_an_administrator_on_the_main_listener(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    metrics_port = free_port()
+    registry = AuthRegistry(
+        start_registry(
+            "--auth",
+            "--metrics-listen",
+            f"127.0.0.1:{metrics_port}",
+            env={**QUIET, "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        )
+    )
+    registry.add_user("watcher", "watcher-Pa55word")
+    anonymous = httpx.get(registry.url + "/metrics")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == registry.challenge()
+    other = httpx.get(
+        registry.url + "/metrics", headers={"Authorization": basic("watcher", "watcher-Pa55word")}
+    )
+    assert other.status_code == 403
+    assert code_of(other) == "DENIED"
+    wrong = httpx.get(
+        registry.url + "/metrics", headers={"Authorization": basic("admin", "not-the-password")}
+    )
+    assert wrong.status_code == 401
+    samples = scrape(
+        registry.url + "/metrics", headers={"Authorization": basic("admin", ADMIN_PASSWORD)}
+    )
+    refused = {"route": "/metrics", "method": "GET"}
+    assert value(samples, "dockyard_http_requests_total", status="401", **refused) >= 2
+    assert value(samples, "dockyard_http_requests_total", status="403", **refused) == 1
+    # The separate listener: no authentication, /metrics only.
+    samples = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+    assert value(samples, "dockyard_http_requests_total", status="403", **refused) == 1
+    assert httpx.get(f"http://127.0.0.1:{metrics_port}/v2/").status_code == 404
+
+
+def test_no_metrics_switch(start_registry: Callable[..., RunningRegistry]) -> None:
+    server = start_registry("--no-metrics")
+    assert httpx.get(server.url + "/metrics").status_code == 404
+    assert not (server.data_dir / "metrics").exists()
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_gc_reclaims_are_counted(start_registry: Callable[..., RunningRegistry]) -> None:
+    # A grace of a few seconds: the blobs must outlive the push of the manifest naming them.
+    server = start_registry("--gc-grace-seconds", "3", "--gc-interval", "0.3", "--workers", "1")
+    with httpx.Client(base_url=server.url, timeout=30.0) as client:
+        body = image_manifest(client, "ops/gc", layers=2)
+        digest = push_manifest(client, "ops/gc", "v1", body)
+        assert client.delete(f"/v2/ops/gc/manifests/{digest}").status_code == 202
+    deadline = time.monotonic() + 30
+    while True:
+        samples = scrape(server.url + "/metrics")
+        # The config and the two layers at least.
+        if value(samples, "dockyard_gc_reclaimed_items_total", kind="blobs") >= 3:
+            break
+        assert time.monotonic() < deadline, samples
+        time.sleep(0.3)
+    assert value(samples, "dockyard_gc_runs_total") >= 1
+    assert value(samples, "dockyard_gc_reclaimed_bytes_total") >= len(body) + 2 * 256
+    assert value(samples, "dockyard_metadata_transaction_seconds_count", kind="write") > 0
+
+
+def test_metrics_folder_is_private(start_registry: Callable[..., RunningRegistry]) -> None:
+    server = start_registry()
+    httpx.get(server.url + "/v2/")
+    folders = list((server.data_dir / "metrics").iterdir())
+    assert len(folders) == 1
+    assert (server.data_dir / "metrics").stat().st_mode & 0o777 == 0o700
+    assert folders[0].stat().st_mode & 0o777 == 0o700
+    server.stop()
+    assert not folders[0].exists()  # removed when the server stops
