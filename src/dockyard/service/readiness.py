@@ -43,12 +43,12 @@ class Readiness:
         try:
             await asyncio.wait_for(self._write_storage(), CHECK_TIMEOUT_SECONDS)
         except Exception as exc:
-            log.warning("readiness: blob storage is not writable: %s", exc)
+            log.warning("readiness: blob storage is not writable: %r", exc)
             return "blob storage is not writable"
         try:
             reachable = await asyncio.wait_for(self.meta.has_schema(), CHECK_TIMEOUT_SECONDS)
         except Exception as exc:
-            log.warning("readiness: metadata store unreachable: %s", exc)
+            log.warning("readiness: metadata store unreachable: %r", exc)
             return "metadata store is unreachable"
         if not reachable:
             return "metadata store has no schema"
