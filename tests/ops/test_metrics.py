@@ -4,6 +4,7 @@ bounded; administrators only on the main listener, anyone on `--metrics-listen`.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -11,8 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from dockyard.service.metrics import FLUSH_SECONDS
 from tests.auth.conftest import QUIET
 from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic, code_of
 from tests.support.push import image_manifest, push_manifest
@@ -36,6 +40,37 @@ def scrape(url: str, **kwargs: object) -> dict[tuple[str, tuple[tuple[str, str],
 
 def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def settled(url: str, name: str, labels: dict[str, str], expected: float) -> dict:
+    """A scrape once `name{labels}` reached `expected` (workers hand their counts in once a
+    second), checked again a flush later: it must stay exactly there, never overshoot."""
+    deadline = time.monotonic() + 15
+    while True:
+        samples = scrape(url)
+        if value(samples, name, **labels) >= expected:
+            break
+        assert time.monotonic() < deadline, (value(samples, name, **labels), expected)
+        time.sleep(0.2)
+    time.sleep(FLUSH_SECONDS + 0.5)
+    samples = scrape(url)
+    assert value(samples, name, **labels) == expected
+    return samples
+
+
+def per_worker(folder: Path, tmp_path: Path, name: str, labels: dict[str, str]) -> list[float]:
+    """`name{labels}` in each worker's own counter file, read by the library's collector."""
+    found = []
+    tmp_path.mkdir()
+    for counters in sorted(folder.glob("*/counter_*.db")):
+        alone = tmp_path / counters.name
+        alone.mkdir()
+        shutil.copy(counters, alone / counters.name)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(alone))
+        got = registry.get_sample_value(name, labels)
+        found.append(got or 0.0)
+    return found
 
 
 def workers_of(server: RunningRegistry) -> list[int]:
@@ -79,15 +114,12 @@ def test_counts_add_up_across_two_workers_and_survive_a_dead_worker(
             manifest_bytes += len(body)
         # 200 distinct repository names: one route template, never 200 label values.
         for i in range(200):
-            assert (
-                client.get(f"/v2/ops/absent-{i}-{uuid.uuid4().hex[:6]}/manifests/x").status_code
-                == 404
-            )
+            name = f"ops/absent-{i}-{uuid.uuid4().hex[:6]}"
+            assert client.get(f"/v2/{name}/manifests/x").status_code == 404
 
-    samples = scrape(scrape_url)
-    assert value(samples, "dockyard_workers") == 2
     put = {"route": MANIFESTS, "method": "PUT", "status": "201"}
-    assert value(samples, "dockyard_http_requests_total", **put) == pushes
+    samples = settled(scrape_url, "dockyard_http_requests_total", put, pushes)
+    assert value(samples, "dockyard_workers") == 2
     # A config and a layer per image, each one monolithic POST.
     post = {"route": UPLOADS, "method": "POST", "status": "201"}
     assert value(samples, "dockyard_http_requests_total", **post) == 2 * pushes
@@ -96,10 +128,11 @@ def test_counts_add_up_across_two_workers_and_survive_a_dead_worker(
     assert value(samples, "dockyard_http_received_bytes_total", route=MANIFESTS) == manifest_bytes
     durations = {"route": MANIFESTS, "method": "PUT"}
     assert value(samples, "dockyard_http_request_duration_seconds_count", **durations) == pushes
-    # Both workers answered (their files are in the server's folder).
-    folder = server.data_dir / "metrics"
-    written = {p.name.rsplit("_", 1)[1] for p in folder.glob("*/counter_*.db")}
-    assert len(written) == 2, written
+    # Both workers answered, and the scrape is the sum of their own files.
+    missing_total = "dockyard_http_requests_total"
+    shares = per_worker(server.data_dir / "metrics", tmp_path / "one", missing_total, missing)
+    assert len(shares) == 2 and all(share > 0 for share in shares), shares
+    assert sum(shares) == 200
     # Label values are route templates and methods, never a repository name.
     routes = {dict(labels).get("route") for (_, labels) in samples}
     assert not any(r and "absent-" in r for r in routes)
@@ -114,8 +147,7 @@ def test_counts_add_up_across_two_workers_and_survive_a_dead_worker(
         for i in range(pushes):
             body = image_manifest(client, f"ops/again-{i}")
             push_manifest(client, f"ops/again-{i}", "v1", body)
-    samples = scrape(scrape_url)
-    assert value(samples, "dockyard_http_requests_total", **put) == 2 * pushes
+    samples = settled(scrape_url, "dockyard_http_requests_total", put, 2 * pushes)
     assert value(samples, "dockyard_http_requests_total", **post) == 4 * pushes
     assert value(samples, "dockyard_workers") == 2
     assert value(samples, "dockyard_process_resident_memory_bytes") > 0
@@ -146,11 +178,12 @@ def test_metrics_need_an_administrator_on_the_main_listener(
         registry.url + "/metrics", headers={"Authorization": basic("admin", "not-the-password")}
     )
     assert wrong.status_code == 401
+    time.sleep(FLUSH_SECONDS + 0.5)  # every worker handed its counts in
     samples = scrape(
         registry.url + "/metrics", headers={"Authorization": basic("admin", ADMIN_PASSWORD)}
     )
     refused = {"route": "/metrics", "method": "GET"}
-    assert value(samples, "dockyard_http_requests_total", status="401", **refused) >= 2
+    assert value(samples, "dockyard_http_requests_total", status="401", **refused) == 2
     assert value(samples, "dockyard_http_requests_total", status="403", **refused) == 1
     # The separate listener: no authentication, /metrics only.
     samples = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
@@ -186,8 +219,12 @@ def test_gc_reclaims_are_counted(start_registry: Callable[..., RunningRegistry])
 
 
 def test_metrics_folder_is_private(start_registry: Callable[..., RunningRegistry]) -> None:
-    server = start_registry()
-    httpx.get(server.url + "/v2/")
+    server = start_registry("--workers", "2")
+    # Both workers started: granian waits forever for one stopped while it starts.
+    deadline = time.monotonic() + 30
+    while server.log().count("Started worker") < 2:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
     folders = list((server.data_dir / "metrics").iterdir())
     assert len(folders) == 1
     assert (server.data_dir / "metrics").stat().st_mode & 0o777 == 0o700

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -40,13 +41,19 @@ def create_app(settings: Settings, registry: Registry | None = None) -> ASGIApp:
             from dockyard.auth.setup import build_auth
 
             services.auth = await build_auth(services.registry)
+        flushing = None
         if metrics is not None:
             services.registry.report_to(metrics)
+            flushing = asyncio.create_task(metrics.flush_every())
         await services.registry.start()
         try:
             yield
         finally:
             await services.registry.close()
+            if flushing is not None:  # after the store's last transactions
+                flushing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flushing
 
     routes = table(settings.read_only)
     routes += [

@@ -2,15 +2,14 @@
 
 Requests are counted by route template, as Starlette's router matched it (it leaves the
 route in the scope, so nothing is matched twice): a raw path would make one series per
-repository. The labelled children are kept in dictionaries of this module, bounded by the
-route table, the methods below and the HTTP statuses.
+repository. Label values are bounded by the route table, the methods below and the HTTP
+statuses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,11 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.routes.accounts import administrator
 from dockyard.api.routes.common import registry_of
-from dockyard.service.metrics import CONTENT_TYPE, Metrics, exposition
+from dockyard.service.metrics import CONTENT_TYPE, Metrics, exposition, process_metrics
 
 # Any other method token a client sends is counted as "other": methods are client input.
 METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "other"  # no route matched (a 404 of the router)
+_BODY_METHODS = frozenset({"PUT", "PATCH", "POST", "DELETE"})
 _UPLOAD_METHODS = frozenset({"POST", "PATCH", "PUT"})
 _UPLOADS = "/blobs/uploads"
 
@@ -42,9 +42,6 @@ class Metered:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self._requests: dict[tuple[str, str, int], Any] = {}
-        self._durations: dict[tuple[str, str], Any] = {}
-        self._bytes: dict[str, tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,25 +52,27 @@ class Metered:
         sent = 0
         received = 0
         method = scope["method"]
-        if _has_body(scope):
-            outer_receive = receive
+        upload = False
+        if method in _BODY_METHODS:
+            upload = method in _UPLOAD_METHODS and _UPLOADS in scope["path"]
+            if _has_body(scope):
+                outer_receive = receive
 
-            async def receive() -> Message:
-                nonlocal received
-                message = await outer_receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                return message
+                async def receive() -> Message:
+                    nonlocal received
+                    message = await outer_receive()
+                    if message["type"] == "http.request":
+                        received += len(message.get("body", b""))
+                    return message
 
         async def counted_send(message: Message) -> None:
             nonlocal status, sent
-            if message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
+            if "body" in message:
+                sent += len(message["body"])
             elif message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
 
-        upload = method in _UPLOAD_METHODS and _UPLOADS in scope["path"]
         if upload:
             self.metrics.uploads_in_flight.inc()
         try:
@@ -82,7 +81,7 @@ class Metered:
             if upload:
                 self.metrics.uploads_in_flight.dec()
             route = scope.get("route")
-            self._count(
+            self.metrics.request_done(
                 route.path if route is not None else UNMATCHED,
                 method if method in METHODS else "other",
                 status or 500,  # nothing answered: the server's failure
@@ -91,29 +90,6 @@ class Metered:
                 sent,
             )
 
-    def _count(
-        self, template: str, method: str, status: int, seconds: float, received: int, sent: int
-    ) -> None:
-        m = self.metrics
-        key = (template, method, status)
-        counter = self._requests.get(key)
-        if counter is None:
-            counter = self._requests[key] = m.requests.labels(template, method, str(status))
-        counter.inc()
-        duration = self._durations.get((template, method))
-        if duration is None:
-            duration = self._durations[(template, method)] = m.duration.labels(template, method)
-        duration.observe(seconds)
-        pair = self._bytes.get(template)
-        if pair is None:
-            pair = self._bytes[template] = (m.received.labels(template), m.sent.labels(template))
-        if received:
-            pair[0].inc(received)
-        if sent:
-            pair[1].inc(sent)
-        if status == 429:
-            m.rate_limited.labels(template).inc()
-
 
 async def metrics_page(request: Request) -> Response:
     """The whole server's series: for administrators (anonymous 401 with the challenge, other
@@ -121,6 +97,6 @@ async def metrics_page(request: Request) -> Response:
     settings = registry_of(request).settings
     if settings.auth_enabled:
         await administrator(request, changing=False)
-    # Reading every worker's files is file I/O: off the event loop.
+    process_metrics().flush()  # this worker's latest; then every worker's files, off the loop
     body = await asyncio.to_thread(exposition, settings.port)
     return Response(body, media_type=CONTENT_TYPE, headers={"cache-control": "no-store"})
