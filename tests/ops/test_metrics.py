@@ -3,6 +3,7 @@ bounded; administrators only on the main listener, anyone on `--metrics-listen`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from dockyard.service.metrics import FLUSH_SECONDS
 from tests.auth.conftest import QUIET
 from tests.auth.helpers import ADMIN_PASSWORD, AuthRegistry, basic, code_of
-from tests.support.push import image_manifest, push_manifest
+from tests.proxy.helpers import start_cache
+from tests.support.push import image_manifest, push_image, push_manifest
 from tests.support.server import RunningRegistry, free_port, wait_for_http
 
 MANIFESTS = "/v2/{name:path}/manifests/{reference}"
@@ -231,3 +233,38 @@ def test_metrics_folder_is_private(start_registry: Callable[..., RunningRegistry
     assert folders[0].stat().st_mode & 0o777 == 0o700
     server.stop()
     assert not folders[0].exists()  # removed when the server stops
+
+
+def test_pull_through_cache_hits_misses_and_upstream_errors(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    upstream = start_registry()
+    with httpx.Client(base_url=upstream.url, timeout=30.0) as client:
+        digest, body = push_image(client, "lib/app", "v1")
+    layer = json.loads(body)["layers"][0]["digest"]
+    cache = start_cache(start_registry, upstream.url, "--workers", "1")
+    with httpx.Client(base_url=cache.url, timeout=30.0) as client:
+        for reference in ("v1", "v1", digest):  # fetched, then held (tag fresh), then held
+            assert client.get(f"/v2/up/lib/app/manifests/{reference}").status_code == 200
+        lookups = "dockyard_cache_requests_total"
+        # Downloaded through, then held once the download was kept (just after the answer).
+        deadline = time.monotonic() + 15
+        gets = 0
+        while True:
+            assert client.get(f"/v2/up/lib/app/blobs/{layer}").status_code == 200
+            gets += 1
+            samples = scrape(cache.url + "/metrics")
+            if value(samples, lookups, kind="blob", result="hit"):
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert value(samples, lookups, kind="manifest", result="miss") == 1
+        assert value(samples, lookups, kind="manifest", result="hit") == 2
+        assert gets >= 2
+        assert value(samples, lookups, kind="blob", result="miss") == gets - 1
+        assert value(samples, "dockyard_cache_upstream_errors_total", upstream="up") == 0
+        upstream.stop()
+        assert client.get("/v2/up/lib/app/manifests/v2").status_code >= 500
+        samples = scrape(cache.url + "/metrics")
+        assert value(samples, "dockyard_cache_upstream_errors_total", upstream="up") >= 1
+        assert value(samples, lookups, kind="manifest", result="miss") == 2
