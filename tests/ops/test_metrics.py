@@ -3,13 +3,15 @@ bounded; administrators only on the main listener, anyone on `--metrics-listen`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -268,3 +270,60 @@ def test_pull_through_cache_hits_misses_and_upstream_errors(
         samples = scrape(cache.url + "/metrics")
         assert value(samples, "dockyard_cache_upstream_errors_total", upstream="up") >= 1
         assert value(samples, lookups, kind="manifest", result="miss") == 2
+
+
+def _stalled_patch(url: str, location: str, release: threading.Event) -> threading.Thread:
+    """A PATCH whose body stops after its first KiB until `release` is set."""
+
+    def body() -> Iterator[bytes]:
+        yield b"x" * 1024
+        release.wait(30)
+        yield b"y" * 1024
+
+    def send() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.patch(url + location, content=body(), timeout=30.0)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for_value(url: str, name: str, expected: float) -> None:
+    deadline = time.monotonic() + 15
+    while value(scrape(url), name) != expected:
+        assert time.monotonic() < deadline, (name, value(scrape(url), name), expected)
+        time.sleep(0.1)
+
+
+def test_uploads_in_flight_counts_across_workers_and_forgets_killed_ones(
+    start_registry: Callable[..., RunningRegistry],
+) -> None:
+    metrics_port = free_port()
+    server = start_registry("--workers", "2", "--metrics-listen", f"127.0.0.1:{metrics_port}")
+    scrape_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    wait_for_workers(server, 2)
+    in_flight = "dockyard_uploads_in_flight"
+    with fresh(server.url) as client:
+        locations = [
+            client.post(f"/v2/ops/slow-{i}/blobs/uploads/").headers["location"] for i in range(3)
+        ]
+    release = threading.Event()
+    threads = [_stalled_patch(server.url, location, release) for location in locations[:2]]
+    wait_for_value(scrape_url, in_flight, 2)
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    wait_for_value(scrape_url, in_flight, 0)
+
+    # An upload in progress in a worker that is killed: not counted forever.
+    release = threading.Event()
+    thread = _stalled_patch(server.url, locations[2], release)
+    wait_for_value(scrape_url, in_flight, 1)
+    old = set(workers_of(server))
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    wait_for_workers(server, 2, old=old)
+    release.set()
+    thread.join(30)
+    wait_for_value(scrape_url, in_flight, 0)
