@@ -7,6 +7,7 @@ import random
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from dockyard.cli.metrics_serving import _public
 from dockyard.service.metrics import REQUEST_BUCKETS, Metrics, _gather, _observe_many
 
 
@@ -51,3 +52,10 @@ def test_request_counts_reach_the_library_at_flush() -> None:
     metrics.flush()  # nothing twice
     assert get("dockyard_metadata_transaction_retries_total", {}) == 2
     assert get("dockyard_metadata_transaction_seconds_count", {"kind": "write"}) == 1
+
+
+def test_a_metrics_listener_open_beyond_private_networks_is_told_apart() -> None:
+    for host in ("", "0.0.0.0", "::", "8.8.8.8", "2001:4860:4860::8888"):
+        assert _public(host), host
+    for host in ("127.0.0.1", "::1", "10.1.2.3", "192.168.0.9", "fd00::1", "metrics.internal"):
+        assert not _public(host), host

@@ -10,6 +10,7 @@ than adding the files of processes that no longer exist to those of new ones.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -105,4 +106,20 @@ def start_listener(settings: Settings) -> ThreadingHTTPServer:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics served without authentication on http://%s/metrics", settings.metrics_listen)
+    if _public(host):
+        log.warning(
+            "metrics_listen %s is reachable beyond this machine's private networks, and "
+            "serves /metrics without authentication: bind it to loopback or a private address",
+            settings.metrics_listen,
+        )
     return server
+
+
+def _public(host: str) -> bool:
+    """Every interface, or an address routed on the internet (a name is taken as given)."""
+    if host in ("", "0.0.0.0", "::"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False
