@@ -311,6 +311,8 @@ def test_uploads_in_flight_counts_across_workers_and_forgets_killed_ones(
     release = threading.Event()
     threads = [_stalled_patch(server.url, location, release) for location in locations[:2]]
     wait_for_value(scrape_url, in_flight, 2)
+    # The two stalled uploads' connections, whichever worker holds them.
+    assert value(scrape(scrape_url), "dockyard_open_connections") >= 2
     release.set()
     for thread in threads:
         thread.join(30)
