@@ -39,6 +39,7 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SERVER_PID_ENV = "DOCKYARD_SERVER_PID"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# Gathered observations reach the files this often (figures: bench/README.md).
 FLUSH_SECONDS = 1.0
 Bounds = tuple[float, ...]
 # Seconds; from a cached manifest's answer to a large blob's.
