@@ -359,9 +359,7 @@ class ServerProcesses:
             "Resident memory of the serving process and its workers, added up",
             value=memory,
         )
-        yield GaugeMetricFamily(
-            "dockyard_workers", "Worker processes that served a request", value=len(alive)
-        )
+        yield GaugeMetricFamily("dockyard_workers", "Worker processes alive", value=len(alive))
         if self.listen_port is not None:
             yield GaugeMetricFamily(
                 "dockyard_open_connections",
