@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from dockyard.cli.exits import FAILED, fail
+from dockyard.cli.exits import FAILED, USAGE, fail
 from dockyard.config import Settings, split_listen
 from dockyard.service.metrics import CONTENT_TYPE, MULTIPROCESS_ENV, SERVER_PID_ENV, exposition
 
@@ -50,8 +50,10 @@ def metrics_for_workers(settings: Settings) -> Iterator[None]:
     os.chmod(folder, 0o700)
     os.environ[MULTIPROCESS_ENV] = str(folder)
     os.environ[SERVER_PID_ENV] = str(os.getpid())
-    listener = start_listener(settings) if settings.metrics_listen else None
+    listener = None
     try:
+        if settings.metrics_listen:
+            listener = start_listener(settings)
         yield
     finally:
         if listener is not None:
@@ -92,6 +94,8 @@ def start_listener(settings: Settings) -> ThreadingHTTPServer:
     up the workers' files like any worker would), without authentication."""
     assert settings.metrics_listen is not None
     host, port = split_listen(settings.metrics_listen)
+    if port == settings.port:
+        raise fail("metrics_listen needs a port of its own, not the listen port", USAGE)
     handler = type("Handler", (_MetricsHandler,), {"listen_port": settings.port})
     server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer
     if ":" in host:
