@@ -8,6 +8,9 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -329,3 +332,29 @@ def test_uploads_in_flight_counts_across_workers_and_forgets_killed_ones(
     release.set()
     thread.join(30)
     wait_for_value(scrape_url, in_flight, 0)
+
+
+def test_metrics_listen_refuses_the_listen_port_and_a_taken_one(tmp_path: Path) -> None:
+    port = free_port()
+
+    def serve(metrics_listen: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *(sys.executable, "-m", "dockyard", "serve", "--listen", f"127.0.0.1:{port}"),
+                *("--data-dir", str(tmp_path / "data"), "--metrics-listen", metrics_listen),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    same = serve(f"127.0.0.1:{port}")
+    assert same.returncode == 2
+    assert "metrics_listen needs a port of its own" in same.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = serve(f"127.0.0.1:{taken.getsockname()[1]}")
+    assert busy.returncode == 1
+    assert "cannot listen on 127.0.0.1:" in busy.stderr and "for metrics" in busy.stderr
+    assert not list((tmp_path / "data" / "metrics").iterdir())
