@@ -1159,6 +1159,84 @@ class Startup(Benchmark):
         }
 
 
+class MetricsCost(Benchmark):
+    """Manifest GETs (wrk, as `manifest_get`) on the runner's Dockyard, which keeps metrics as
+    it does by default, and on a Dockyard of its own started with `--no-metrics` (otherwise the
+    runner's settings), in alternating order: the ratio on/off is what metrics cost (issue 20:
+    at least 0.95). On Distribution both runs hit the same server: what two such runs differ
+    by anyway."""
+
+    name = "metrics"
+    rps = Metric("metrics_on_get_rps", "manifest GET, metrics on (req/s)", "req/s", "higher")
+    ratio = Metric(
+        "metrics_on_off_ratio",
+        "metrics on/off (manifest GET req/s)",
+        "x",
+        "higher",
+        "dockyard >= 0.95",
+        value_at_least(0.95),
+    )
+    metrics = (rps, ratio)
+    repo = "bench/metrics"
+
+    def setup(self, server: Server) -> None:
+        super().setup(server)
+        state = self.state[server.key]
+        off = server
+        if isinstance(server, Dockyard):
+            workdir = server.workdir.parent / "metrics-off"
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            off = state["server"] = Dockyard(
+                server.key,
+                f"{server.title} (--no-metrics)",
+                workdir,
+                extra_args=(*server.extra_args, "--no-metrics"),
+                extra_env=dict(server.extra_env),
+            )
+            off.start()
+            state["pid"] = off.pid
+            with Client(server.url) as client:
+                if client.http.get("/metrics").status_code != 200:
+                    raise BenchError("the runner's Dockyard keeps no metrics")
+            with Client(off.url) as client:
+                if client.http.get("/metrics").status_code != 404:
+                    raise BenchError("the --no-metrics Dockyard serves /metrics")
+        image = small_image(label="metrics")
+        for target in {server.url: server, off.url: off}.values():
+            with Client(target.url) as client:
+                push_image(client, self.repo, "latest", image)
+        state["urls"] = {"on": server.url, "off": off.url}
+        if self.config.wrk_warmup > 0:
+            for url in state["urls"].values():
+                self._wrk(url, self.config.wrk_warmup)
+
+    def _wrk(self, base: str, seconds: float) -> load.LoadResult:
+        return load.run(
+            f"{base}/v2/{self.repo}/manifests/latest",
+            headers={"Accept": MANIFEST_ACCEPT},
+            connections=self.config.connections,
+            threads=self.config.wrk_threads,
+            seconds=seconds,
+        )
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        urls = self.state[server.key]["urls"]
+        order = ("on", "off") if round_no % 2 else ("off", "on")
+        rates = {side: self._wrk(urls[side], self.config.wrk_seconds) for side in order}
+        on = rates["on"].requests_per_s
+        return {self.rps.key: on, self.ratio.key: on / rates["off"].requests_per_s}
+
+    def teardown(self) -> None:
+        for state in self.state.values():
+            started = state.pop("server", None)
+            if started is not None:
+                started.stop()  # its folder is the runner's to remove (or keep: --keep)
+
+    def info(self) -> dict[str, Any]:
+        return {"pids": {key: s["pid"] for key, s in self.state.items() if "pid" in s}}
+
+
 BENCHMARKS: tuple[type[Benchmark], ...] = (
     Listings,
     PushMonolithic,
@@ -1174,6 +1252,7 @@ BENCHMARKS: tuple[type[Benchmark], ...] = (
     GarbageCollection,
     SignedPull,
     Startup,
+    MetricsCost,
 )
 
 

@@ -170,6 +170,14 @@ class Settings(BaseModel):
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
     ui: bool = Field(True, description="serve the web pages at / (the API is unchanged)")
+    metrics: bool = Field(
+        True, description="keep Prometheus metrics, served at /metrics to administrators"
+    )
+    metrics_listen: str | None = Field(
+        None,
+        description="HOST:PORT of a second listener serving /metrics without authentication "
+        "(bind it to loopback or a private network)",
+    )
 
     # -- accounts and tokens ---------------------------------------------------------------
     auth: bool = Field(
@@ -278,6 +286,11 @@ class Settings(BaseModel):
         if not host:
             raise ValueError("host missing")
         return value
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _check_metrics_listen(cls, value: str | None) -> str | None:
+        return None if value is None else cls._check_listen(value)
 
     @property
     def host(self) -> str:

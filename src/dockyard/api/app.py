@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from dockyard.api.client_limit import PerClientLimit
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.middleware import RegistryHeaders
-from dockyard.api.routes import table
+from dockyard.api.routes import health, table
 from dockyard.api.services import Services
 from dockyard.assembly import build_registry
 from dockyard.config import Settings
@@ -21,8 +24,13 @@ from dockyard.service.registry import Registry
 SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
 
 
-def create_app(settings: Settings, registry: Registry | None = None) -> RegistryHeaders:
+def create_app(settings: Settings, registry: Registry | None = None) -> ASGIApp:
     services = Services()
+    metrics = None
+    if settings.metrics:  # the library is imported only then
+        from dockyard.service.metrics import process_metrics
+
+        metrics = process_metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -33,13 +41,29 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
             from dockyard.auth.setup import build_auth
 
             services.auth = await build_auth(services.registry)
+        flushing = None
+        if metrics is not None:
+            services.registry.report_to(metrics)
+            flushing = asyncio.create_task(metrics.flush_every())
         await services.registry.start()
         try:
             yield
         finally:
             await services.registry.close()
+            if flushing is not None:  # after the store's last transactions
+                flushing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flushing
 
     routes = table(settings.read_only)
+    routes += [
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+    ]
+    if metrics is not None:
+        from dockyard.api.metrics import metrics_page
+
+        routes.append(Route("/metrics", metrics_page, methods=["GET"]))
     if settings.ui:
         from dockyard.web.routes import routes as web_routes
 
@@ -50,12 +74,18 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
         lifespan=lifespan,
     )
     limited = PerClientLimit(app, settings.max_requests_per_client, settings.trusted_proxies)
-    return RegistryHeaders(
+    headed = RegistryHeaders(
         limited, services, log_requests=settings.log_requests, tls=settings.tls_cert is not None
     )
+    if metrics is None:
+        return headed
+    from dockyard.api.metrics import Metered
+
+    # Outermost: it sees the status and bytes of every answer, the middleware's own included.
+    return Metered(headed, metrics)
 
 
-def app_from_environment() -> RegistryHeaders:
+def app_from_environment() -> ASGIApp:
     """Entry point for server worker processes: settings arrive serialised in the environment."""
     settings = Settings.model_validate(json.loads(os.environ[SETTINGS_ENV]))
     return create_app(settings)

@@ -306,6 +306,22 @@ def serve(
             "keep them). Also DOCKYARD_GC_UNTAGGED_MANIFESTS.",
         ),
     ] = None,
+    metrics: Annotated[
+        bool | None,
+        typer.Option(
+            "--metrics/--no-metrics",
+            help="Keep Prometheus metrics (on by default), served at /metrics to administrators "
+            "(to anyone without accounts). Also DOCKYARD_METRICS.",
+        ),
+    ] = None,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-listen",
+            help="HOST:PORT of a second listener that serves /metrics without authentication; "
+            "bind it to loopback or a private network. Also DOCKYARD_METRICS_LISTEN.",
+        ),
+    ] = None,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -372,6 +388,8 @@ def serve(
         gc_grace_seconds=gc_grace,
         gc_interval_seconds=gc_interval,
         gc_untagged_manifests=gc_untagged,
+        metrics=metrics,
+        metrics_listen=metrics_listen,
     )
     try:
         check_security(settings)

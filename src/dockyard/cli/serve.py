@@ -199,8 +199,10 @@ def run(settings: Settings, verbose: bool = False) -> None:
         ssl_key=settings.tls_key,
         ssl_protocol_min=SSLProtocols.tls12,
     )
-    share_with_workers(settings)
-    with claim:
+    from dockyard.cli.metrics_serving import metrics_for_workers
+
+    with claim, metrics_for_workers(settings):
+        share_with_workers(settings)
         server.serve()
 
 

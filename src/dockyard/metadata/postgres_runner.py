@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
+    from dockyard.metadata.runner import TransactionObserver
 
 T = TypeVar("T")
 
@@ -56,6 +58,7 @@ class PostgresRunner:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._forget: list[Callable[[], None]] = []
+        self._observer: TransactionObserver | None = None
 
     @property
     def shared(self) -> bool:
@@ -68,6 +71,9 @@ class PostgresRunner:
         from dockyard.metadata.advisory_lock import AdvisoryContentLock
 
         return AdvisoryContentLock(self.engine)
+
+    def observe(self, observer: TransactionObserver) -> None:
+        self._observer = observer
 
     async def has_schema(self) -> bool:
         from dockyard.metadata.migrate import has_schema
@@ -84,27 +90,38 @@ class PostgresRunner:
 
     async def read(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
         """`inline` changes nothing here: every statement is a round trip to the server."""
-        async with self.engine.connect() as conn, conn.begin():
-            return await conn.run_sync(work)
+        started = time.perf_counter()
+        try:
+            async with self.engine.connect() as conn, conn.begin():
+                return await conn.run_sync(work)
+        finally:
+            if self._observer is not None:
+                self._observer("read", time.perf_counter() - started, 0)
 
     async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
         """Every write is durable: PostgreSQL commits what replicas share."""
-        for attempt in range(ATTEMPTS):
-            try:
-                async with self.engine.connect() as conn:
-                    conn = await conn.execution_options(isolation_level="SERIALIZABLE")
-                    async with conn.begin():
-                        return await conn.run_sync(work)
-            except Exception as exc:
-                # Rolled back, whatever the reason (a refusal such as a quota's too): an id
-                # read in it may name a repository row that was never committed.
-                for forget in self._forget:
-                    forget()
-                retryable = isinstance(exc, sa.exc.DBAPIError) and sqlstate(exc) in RETRYABLE
-                if not retryable or attempt == ATTEMPTS - 1:
-                    raise
-                # Another replica's transaction touched the same rows: ours runs again.
-                # A random share of the back-off: two transactions that conflicted once
-                # would, waiting the same time, meet again on their next attempt.
-                await asyncio.sleep(random.uniform(0, 0.01 * (2**attempt)))
+        started = time.perf_counter()
+        attempt = 0
+        try:
+            for attempt in range(ATTEMPTS):
+                try:
+                    async with self.engine.connect() as conn:
+                        conn = await conn.execution_options(isolation_level="SERIALIZABLE")
+                        async with conn.begin():
+                            return await conn.run_sync(work)
+                except Exception as exc:
+                    # Rolled back, whatever the reason (a refusal such as a quota's too): an id
+                    # read in it may name a repository row that was never committed.
+                    for forget in self._forget:
+                        forget()
+                    retryable = isinstance(exc, sa.exc.DBAPIError) and sqlstate(exc) in RETRYABLE
+                    if not retryable or attempt == ATTEMPTS - 1:
+                        raise
+                    # Another replica's transaction touched the same rows: ours runs again.
+                    # A random share of the back-off: two transactions that conflicted once
+                    # would, waiting the same time, meet again on their next attempt.
+                    await asyncio.sleep(random.uniform(0, 0.01 * (2**attempt)))
+        finally:
+            if self._observer is not None:
+                self._observer("write", time.perf_counter() - started, attempt)
         raise AssertionError("unreachable")

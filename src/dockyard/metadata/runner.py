@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# Told of every finished transaction: its kind ("read" or "write"), its seconds (all attempts),
+# and how many times it was run again. Given by the server (its metrics); the store knows no more.
+TransactionObserver = Callable[[str, float, int], None]
+
 
 class TransactionRunner(Protocol):
     @property
@@ -27,6 +31,9 @@ class TransactionRunner(Protocol):
     def on_abort(self, forget: Callable[[], None]) -> None:
         """Call `forget` whenever a write transaction was rolled back, or is about to run
         again: whatever a query remembered from inside it may be a lie."""
+
+    def observe(self, observer: TransactionObserver) -> None:
+        """Tell `observer` of every transaction from now on."""
 
     async def read(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
         """`work` in one read transaction. `inline`: a lookup by key, one statement, which

@@ -22,7 +22,7 @@ from dockyard.metadata.postgres_runner import PostgresRunner, postgres_engine, p
 from dockyard.metadata.quotas import SQLQuotas
 from dockyard.metadata.repository_info import SQLRepositoryInfo
 from dockyard.metadata.retention import SQLRetention
-from dockyard.metadata.runner import TransactionRunner
+from dockyard.metadata.runner import TransactionObserver, TransactionRunner
 from dockyard.metadata.shared_secrets import SQLSecrets
 from dockyard.metadata.signature_policies import SQLSignaturePolicies
 from dockyard.metadata.sql_accounts import SQLAccountStore
@@ -93,6 +93,9 @@ class SQLMetadataStore(
 
     async def has_schema(self) -> bool:
         return await self.runner.has_schema()
+
+    def observe_transactions(self, observer: TransactionObserver) -> None:
+        self.runner.observe(observer)
 
     def shared_content_lock(self) -> AdvisoryContentLock | None:
         return self.runner.content_lock()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +28,7 @@ from dockyard.metadata.writer_turns import WriterTurns
 
 if TYPE_CHECKING:
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
+    from dockyard.metadata.runner import TransactionObserver
 
 T = TypeVar("T")
 
@@ -70,6 +72,7 @@ class SQLiteRunner:
         self._local = threading.local()
         self._held: list[Connection] = []
         self._forget: list[Callable[[], None]] = []
+        self._observer: TransactionObserver | None = None
 
     @property
     def shared(self) -> bool:
@@ -80,6 +83,9 @@ class SQLiteRunner:
 
     def content_lock(self) -> AdvisoryContentLock | None:
         return None
+
+    def observe(self, observer: TransactionObserver) -> None:
+        self._observer = observer
 
     async def has_schema(self) -> bool:
         return await self.read(_has_alembic_table)
@@ -100,13 +106,21 @@ class SQLiteRunner:
         """`inline` runs it on the event loop itself: a lookup by key takes less time in
         SQLite than the hop to a thread and back. The loop never waits on a lock for long: a
         locked database sends the read to the thread pool after all."""
-        if inline:
-            try:
-                return self._read_here(work, patience_ms=100)
-            except sa.exc.OperationalError as exc:
-                if "locked" not in str(exc.orig).lower():
-                    raise
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._read_here, work)
+        observer = self._observer
+        started = time.perf_counter() if observer is not None else 0.0
+        try:
+            if inline:
+                try:
+                    return self._read_here(work, patience_ms=100)
+                except sa.exc.OperationalError as exc:
+                    if "locked" not in str(exc.orig).lower():
+                        raise
+            return await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._read_here, work
+            )
+        finally:
+            if observer is not None:
+                observer("read", time.perf_counter() - started, 0)
 
     def _read_here(self, work: Callable[[Connection], T], patience_ms: int | None = None) -> T:
         """On a pool thread: `work` in a transaction. On the loop (`patience_ms` set): `work`
@@ -145,11 +159,16 @@ class SQLiteRunner:
         for it. Should one of several fail, the transaction is rolled back and each write runs
         again in a transaction of its own, so it fails alone (savepoints around every write
         would slow every push down; failures are rare)."""
+        started = time.perf_counter()
+        retries = 0
         self._run_together(batch)
         if len(batch) > 1 and any(job.outcome is not None and not job.outcome[0] for job in batch):
+            retries = len(batch)
             for job in batch:
                 job.outcome = None
                 self._run_together([job])
+        if self._observer is not None:
+            self._observer("write", time.perf_counter() - started, retries)
 
     def _writer(self) -> Connection:
         """This pool thread's write connection, kept as the read ones are."""

@@ -8,6 +8,7 @@ clients get the error it last gave, with the time left, or a cached copy marked 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dockyard.client.errors import ConnectionFailed, RateLimited
@@ -23,6 +24,8 @@ STALE_WARNING = '110 dockyard "Response is stale: the upstream could not be reac
 class UpstreamHealth:
     def __init__(self, counters: Counters) -> None:
         self.counters = counters
+        # Told the upstream's name at every failure (the server's metrics).
+        self.on_failure: Callable[[str], None] | None = None
 
     def stale(
         self,
@@ -70,6 +73,8 @@ class UpstreamHealth:
         """Remember the failure here and for every other worker and replica."""
         upstream = route.upstream
         upstream.failed(exc)
+        if self.on_failure is not None:
+            self.on_failure(upstream.name)
         await self.counters.touch(f"proxy-backoff:{upstream.name}", upstream.backoff_until)
         if isinstance(exc, RateLimited):
             await self.counters.touch(f"proxy-limited:{upstream.name}", upstream.backoff_until)

@@ -151,6 +151,7 @@ class ProxiedBlobs:
         proxy = self.repo.proxy
         digest = str(Digest.parse(digest))
         info = await proxy.cached_content(route, digest)
+        proxy.looked_up("blob", info is not None)
         if info is not None:
             return info
         if head:  # the size, asking the upstream without downloading anything

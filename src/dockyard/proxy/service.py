@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockyard.client.errors import ClientError, NotFound
 from dockyard.config import Settings
@@ -48,6 +49,9 @@ from dockyard.service.listing import Page, paginate
 from dockyard.service.manifests import ManifestService, parse_reference
 from dockyard.service.repository import Hidden, LocalRepository, Repository
 from dockyard.storage.base import BlobStore
+
+if TYPE_CHECKING:
+    from dockyard.service.metrics import Metrics
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -79,9 +83,19 @@ class ProxyService:
         self._local_locks: dict[str, asyncio.Lock] = {}
         self._not_manifests: set[str] = set()
         self.health = UpstreamHealth(counters)
+        self.metrics: Metrics | None = None
         self.downloads = Downloads(
             blob_store, meta, lock, self.lock_dir, self.health, self.adopt, self._keep_if_manifest
         )
+
+    def observe(self, metrics: Metrics) -> None:
+        """Count hits, misses and upstream failures in `metrics`."""
+        self.metrics = metrics
+        self.health.on_failure = metrics.upstream_failed
+
+    def looked_up(self, kind: str, hit: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.cache_lookup(kind, hit)
 
     def start(self) -> None:
         """Build the upstream clients now, in the worker's event loop: loading the trusted
@@ -145,21 +159,26 @@ class ProxyService:
         if digest is not None:
             record = await self.meta.get_manifest(route.local, str(digest))
             if record is not None:
+                self.looked_up("manifest", True)
                 return record, None
             async with self._one_fetch(f"manifest:{route.local}@{digest}"):
                 record = await self.meta.get_manifest(route.local, str(digest))
+                self.looked_up("manifest", record is not None)
                 if record is None:
                     record = await self._fetch_manifest(route, str(digest), None)
             return record, None
         assert tag is not None
         record, fresh = await self._cached_tag(route, tag)
         if fresh:
+            self.looked_up("manifest", True)
             return record, None  # type: ignore[return-value]
         if not await self.health.available(route):
+            self.looked_up("manifest", record is not None)
             return self.health.stale(route, record, wanted=f":{tag}")
         async with self._one_fetch(f"tag:{route.local}:{tag}"):
             record, fresh = await self._cached_tag(route, tag)
             if fresh:
+                self.looked_up("manifest", True)
                 return record, None  # type: ignore[return-value]
             try:
                 head = await route.upstream.client.head_manifest(route.remote, tag)
@@ -173,12 +192,15 @@ class ProxyService:
                     raise ClientError(
                         f"{route.upstream.name} named no valid digest for {route.remote}:{tag}"
                     )
+                # Still what the cache holds (only its tag was checked): a hit.
+                self.looked_up("manifest", record is not None and record.digest == head.digest)
                 if record is None or record.digest != head.digest:
                     record = await self._fetch_manifest(route, head.digest, tag)
                 await self.meta.mark_tag_checked(route.local, tag, time.time())
                 return record, None
             except ClientError as exc:
                 await self.health.failed(route, exc)
+                self.looked_up("manifest", record is not None)
                 log.warning("revalidating %s:%s failed: %s", route.local, tag, exc)
                 return self.health.stale(route, record, exc, f":{tag}")
 

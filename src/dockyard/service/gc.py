@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from dockyard.metadata.base import MetadataStore
@@ -103,6 +104,8 @@ class GarbageCollector:
         self.keep = keep_prefixes
         # The cutoff of the last review: rows queued after it were not looked at yet.
         self.reviewed_until = 0.0
+        # Told of every round's report (the server's metrics).
+        self.on_round: Callable[[GcReport], None] | None = None
 
     async def collect(
         self,
@@ -134,6 +137,8 @@ class GarbageCollector:
                 report.manifests,
                 report.strays,
             )
+        if self.on_round is not None:
+            self.on_round(report)
         return report
 
     async def review(self) -> GcReport:
@@ -148,6 +153,8 @@ class GarbageCollector:
                 report.bytes,
                 report.links,
             )
+        if self.on_round is not None:
+            self.on_round(report)
         return report
 
     async def until_due(self, deadline: float) -> bool:

@@ -20,7 +20,9 @@ from dockyard.service.gc import GarbageCollector
 from dockyard.service.image_views import ImageViews
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
+from dockyard.service.metrics import Metrics
 from dockyard.service.quotas import QuotaService
+from dockyard.service.readiness import Readiness
 from dockyard.service.repositories import RepositoryService
 from dockyard.service.repository import Hidden, LocalRepository, Repository, StandIn
 from dockyard.service.repository_info import RepositoryInfoService
@@ -140,6 +142,7 @@ class Registry:
             keep_prefixes=[u.name for u in settings.proxies],
         )
         self._housekeeping: asyncio.Task | None = None
+        self.readiness = Readiness(blob_store, meta)
 
     def repository(self, name: str, hidden: Hidden | None = None) -> Repository:
         """The repository `name` (validated), local or one the pull-through cache stands in for.
@@ -150,6 +153,13 @@ class Registry:
     def stand_in(self, proxy: StandIn) -> None:
         """Let `proxy` answer the repositories it stands in for (before `start`)."""
         self.proxy = proxy
+
+    def report_to(self, metrics: Metrics) -> None:
+        """Let the stores, the collector and the cache count what they do in `metrics`."""
+        self.meta.observe_transactions(metrics.transaction_done)
+        self.gc.on_round = metrics.gc_round
+        if self.proxy is not None:
+            self.proxy.observe(metrics)
 
     async def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._purge_loop())

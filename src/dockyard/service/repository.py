@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dockyard.service.blobs import BlobInfo, BlobService, ReadCheck
     from dockyard.service.listing import ListingService, Page
     from dockyard.service.manifests import ManifestService, PutResult, Referrers
+    from dockyard.service.metrics import Metrics
     from dockyard.service.uploads import UploadService, UploadStatus
 
 # Whether the caller may not see the local repository of this name (a mirror then answers it).
@@ -130,6 +131,9 @@ class StandIn(Protocol):
         """`local`, or a repository wrapping it when the stand-in answers its name."""
 
     def start(self) -> None: ...
+
+    def observe(self, metrics: Metrics) -> None:
+        """Count its hits, misses and upstream failures in `metrics`."""
 
     async def close(self) -> None: ...
 
