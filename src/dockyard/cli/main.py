@@ -10,7 +10,18 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
-from dockyard.cli import admin, attest, fsck, gc, images, login, policy, referrers, signing
+from dockyard.cli import (
+    admin,
+    attest,
+    fsck,
+    gc,
+    images,
+    login,
+    policy,
+    referrers,
+    signing,
+    webhook,
+)
 from dockyard.cli.exits import INTERRUPTED, USAGE, fail, say
 from dockyard.cli.folder import InitOpt
 from dockyard.config import (
@@ -441,6 +452,7 @@ admin.register(app)
 fsck.register(app)
 gc.register(app)
 policy.register(app)
+webhook.register(app)
 
 
 def main() -> None:
