@@ -54,8 +54,10 @@ def dockyard(registry: RunningRegistry, *args: str, env: dict[str, str] | None =
     return json.loads(done.stdout) if "--json" in args else done.stdout
 
 
-def add_webhook(registry: RunningRegistry, url: str, *options: str) -> dict[str, Any]:
-    return dockyard(registry, "webhook", "add", url, "--json", *options)  # type: ignore[no-any-return]
+def add_webhook(
+    registry: RunningRegistry, url: str, *options: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return dockyard(registry, "webhook", "add", url, "--json", *options, env=env)  # type: ignore[no-any-return]
 
 
 def events_of(receiver: Receiver) -> list[tuple[dict[str, Any], dict[str, Any]]]:

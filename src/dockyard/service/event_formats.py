@@ -11,7 +11,6 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from dockyard.metadata.base import OutboxEvent
 
@@ -39,7 +38,7 @@ def _target(fields: dict[str, Any], base_url: str) -> dict[str, Any]:
         target["size"] = target["length"] = fields["size"]
     target["repository"] = repository
     if "digest" in fields and fields["action"] != "delete":
-        target["url"] = f"{base_url}/v2/{repository}/manifests/{quote(fields['digest'])}"
+        target["url"] = f"{base_url}/v2/{repository}/manifests/{fields['digest']}"
     if "tag" in fields:
         target["tag"] = fields["tag"]
     return target
