@@ -227,8 +227,6 @@ class EventService:
                 log.exception("writing pull events failed; will retry")
 
     async def _deliver_loop(self) -> None:
-        assert self.sender_factory is not None
-        self.sender = self.sender_factory()
         while True:
             try:
                 while await self.deliver_due():
@@ -272,7 +270,9 @@ class EventService:
             error = f"refused: {reason}"
         else:
             try:
-                assert self.sender is not None
+                if self.sender is None:  # its HTTP client loads when first needed
+                    assert self.sender_factory is not None
+                    self.sender = self.sender_factory()
                 status = await self.sender.send(hook.url, body, headers)
                 error = None if 200 <= status < 300 else f"answered {status}"
             except DeliveryFailed as e:
