@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dockyard.core.event_origin import EventOrigin
+from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import OutboxEvent, Webhook, WebhookDelivery, WebhookSpec
@@ -45,7 +46,7 @@ def record_events(
 ) -> int:
     """Write each (repository, action, fields) event once for every webhook that wants it;
     how many rows were written. With no webhook at all, one cheap read and nothing else."""
-    hooks = conn.execute(ALL_WEBHOOKS).all()
+    hooks = direct.execute(conn, ALL_WEBHOOKS, {}).all()  # a push's statements go direct
     if not hooks:
         return 0
     rows: list[dict[str, Any]] = []
