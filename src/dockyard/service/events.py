@@ -134,7 +134,7 @@ class EventService:
                 ErrorCode.BAD_REQUEST, "repositories is a pattern of 1 to 255 characters"
             )
         parsed(url)
-        reason = await refusal(url, self.settings.webhook_allow_loopback)
+        reason = await refusal(url, self.settings.webhook_allow_loopback, unresolved_ok=True)
         if reason is not None:
             raise RegistryError(ErrorCode.BAD_REQUEST, f"webhook refused: {reason}")
         secret = event_signing.new_secret()

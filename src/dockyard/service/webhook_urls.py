@@ -39,15 +39,17 @@ def refused(address: str) -> bool:
     return any(ip in network for network in REFUSED_NETWORKS if network.version == ip.version)
 
 
-async def refusal(url: str, allow_loopback: bool) -> str | None:
-    """Why the registry must not call `url` now, or None when it may."""
+async def refusal(url: str, allow_loopback: bool, *, unresolved_ok: bool = False) -> str | None:
+    """Why the registry must not call `url` now, or None when it may. A name that does not
+    resolve is a reason at delivery; at creation (`unresolved_ok`) it may be a passing DNS
+    failure, and every delivery checks again anyway."""
     host, port = parsed(url)
     if allow_loopback:
         return None
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as e:
-        return f"{host} does not resolve: {e}"
+        return None if unresolved_ok else f"{host} does not resolve: {e}"
     for *_, sockaddr in found:
         if refused(str(sockaddr[0])):
             return (
