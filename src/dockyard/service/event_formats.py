@@ -19,7 +19,7 @@ CLOUDEVENTS_MEDIA_TYPE = "application/cloudevents+json; charset=utf-8"
 FORMATS = ("distribution", "cloudevents")
 ACTIONS = ("push", "delete", "pull")
 # One request carries at most this many events in Distribution's envelope.
-ENVELOPE_EVENTS = 20
+ENVELOPE_EVENTS = 100
 
 
 def rfc3339(timestamp: float) -> str:
