@@ -162,3 +162,16 @@ def test_pulls_are_written_in_batches(meta, run) -> None:
     events = run(meta.pending_events(hook, 2))
     assert [e.fields["digest"] for e in events] == [digest(0), digest(1)]
     assert events[0].fields["timestamp"] == 5.0  # when it happened
+
+
+def test_what_the_registry_deletes_by_itself_is_reported_too(meta, run) -> None:
+    hook = run(meta.add_webhook(EVERYTHING, "s3cret-value", 1.0))
+    push(meta, run, "acme/app", digest(10), ["old"])
+    (pushed,) = [p for p in run(meta.pushed_tags("acme")) if p.tag == "old"]
+    assert run(meta.expire_tag("acme/app", "old", pushed.pushed_at))  # a retention policy
+    collected = run(meta.collect_untagged([("acme/app", digest(10))], 1e12, []))  # untagged gc
+    assert [c[1] for c in collected] == [digest(10)]
+    assert actions(run(meta.pending_events(hook, 100)))[1:] == [
+        ("acme/app", "delete", "old", None),
+        ("acme/app", "delete", None, digest(10)),
+    ]
