@@ -332,7 +332,11 @@ class SQLEvents(SQLAggregate):
     async def record_events(
         self, events: Sequence[tuple[str, str, dict[str, Any]]], now: float
     ) -> int:
-        return await self.runner.write(partial(record_events, events=events, now=now))
+        # Only pulls come this way (changes write theirs in their own transaction): a record
+        # the registry may lose to a power cut, committed without waiting for the disk.
+        return await self.runner.write(
+            partial(record_events, events=events, now=now), durable=False
+        )
 
     async def add_webhook(self, spec: WebhookSpec, secret: str, now: float) -> int:
         return await self.runner.write(partial(add_webhook, spec=spec, secret=secret, now=now))

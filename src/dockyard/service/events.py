@@ -113,7 +113,9 @@ class EventService:
         )
         self.lease_seconds = 2 * settings.webhook_timeout_seconds + 5
         self._pulls: list[tuple[str, str, dict[str, Any]]] = []
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # the deliverer's: look again now
+        self._pulls_full = asyncio.Event()  # the pull writer's: write the batch now
+        self._held: set[int] = set()  # webhooks whose lease this process took
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- configuration ------------------------------------------------------------------------
@@ -186,13 +188,19 @@ class EventService:
         fields["timestamp"] = time.time()
         self._pulls.append((repository, "pull", fields))
         if len(self._pulls) >= MAX_BUFFERED_PULLS:
-            self._wake.set()
+            self._pulls_full.set()
 
     async def flush_pulls(self) -> None:
         if not self._pulls:
             return
         batch, self._pulls = self._pulls, []
-        await self.meta.record_events(batch, time.time())
+        try:
+            await self.meta.record_events(batch, time.time())
+        except Exception:
+            # Kept for the next try while the store is away, within bounds: beyond them the
+            # oldest pulls are dropped (a pull changed nothing; memory must stay bounded).
+            self._pulls = (batch + self._pulls)[-MAX_BUFFERED_PULLS:]
+            raise
 
     # -- delivery -------------------------------------------------------------------------------
 
@@ -210,6 +218,13 @@ class EventService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        # Let another process take over at once rather than when the leases run out.
+        for hook_id in sorted(self._held):
+            try:
+                await self.meta.release_webhook(hook_id, self.owner)
+            except Exception:
+                log.exception("releasing webhook %d failed; its lease will run out", hook_id)
+        self._held.clear()
         try:
             await self.flush_pulls()
         except Exception:
@@ -220,7 +235,8 @@ class EventService:
     async def _pull_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), PULL_FLUSH_SECONDS)
+                await asyncio.wait_for(self._pulls_full.wait(), PULL_FLUSH_SECONDS)
+            self._pulls_full.clear()
             try:
                 await self.flush_pulls()
             except Exception:
@@ -249,7 +265,9 @@ class EventService:
     async def _deliver_one(self, hook_id: int) -> bool:
         now = time.time()
         if not await self.meta.claim_webhook(hook_id, self.owner, now, now + self.lease_seconds):
+            self._held.discard(hook_id)
             return False
+        self._held.add(hook_id)
         hook = await self.meta.webhook(hook_id)
         if hook is None or hook.next_attempt_at > now:
             return False
