@@ -175,3 +175,12 @@ def test_what_the_registry_deletes_by_itself_is_reported_too(meta, run) -> None:
         ("acme/app", "delete", "old", None),
         ("acme/app", "delete", None, digest(10)),
     ]
+
+
+def test_a_released_lease_is_taken_at_once(meta, run) -> None:
+    hook = run(meta.add_webhook(EVERYTHING, "s3cret-value", 1.0))
+    assert run(meta.claim_webhook(hook, "a", 100.0, 1e12))
+    run(meta.release_webhook(hook, "b"))  # not b's to release
+    assert not run(meta.claim_webhook(hook, "b", 101.0, 1e12))
+    run(meta.release_webhook(hook, "a"))  # a shuts down
+    assert run(meta.claim_webhook(hook, "b", 101.0, 1e12))
