@@ -242,3 +242,25 @@ def test_loopback_and_link_local_refused_at_creation_and_delivery(
         assert "secret" not in listed
     finally:
         registry.stop()
+
+
+def test_redirects_are_not_followed(tmp_path: Path) -> None:
+    receiver = Receiver(free_port(), tmp_path / "received.jsonl", redirects=2).start()
+    registry = serve(tmp_path)
+    try:
+        hook = add_webhook(registry, receiver.url + "/hook")
+        with httpx.Client(base_url=registry.url, timeout=30) as client:
+            push_image(client, "redirect/app", "v1")
+        wait_until(lambda: len(receiver.requests()) >= 1)
+        # Two 307s counted as failures and retried at the webhook's own URL; never followed.
+        assert [r["path"] for r in receiver.requests()] == ["/hook"]
+        log = dockyard(registry, "webhook", "deliveries", str(hook["id"]), "--json")
+        assert [(d["attempt"], d["status"]) for d in reversed(log)] == [
+            (1, 307),
+            (2, 307),
+            (3, 200),
+        ]
+        assert log[-1]["error"] == "answered 307"
+    finally:
+        registry.stop()
+        receiver.stop()

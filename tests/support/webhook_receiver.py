@@ -1,7 +1,8 @@
 """A webhook receiver, run as its own process (`python -m tests.support.webhook_receiver PORT
-LOG [FAILURES]`): it appends every request it takes (headers and body) as a JSON line to LOG,
-synced before it answers 200, and answers 503 to its first FAILURES requests without keeping
-them. The tests read LOG; `Receiver` starts and stops the process."""
+LOG [FAILURES [REDIRECTS]]`): it appends every request it takes (headers and body) as a JSON
+line to LOG, synced before it answers 200; it answers 503 to its first FAILURES requests, then
+307 (to /elsewhere) to the next REDIRECTS, without keeping them. The tests read LOG;
+`Receiver` starts and stops the process."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ from typing import Any
 from tests.support.server import OnLoopback, wait_for_http
 
 
-def serve(port: int, log: Path, failures: int) -> None:
+def serve(port: int, log: Path, failures: int, redirects: int = 0) -> None:
     lock = threading.Lock()
     left = [failures]
+    redirecting = [redirects]
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # readiness probe
@@ -38,6 +40,9 @@ def serve(port: int, log: Path, failures: int) -> None:
                 if left[0] > 0:
                     left[0] -= 1
                     status = 503
+                elif redirecting[0] > 0 and self.path != "/elsewhere":
+                    redirecting[0] -= 1
+                    status = 307
                 else:
                     status = 200
                     line = {
@@ -50,6 +55,8 @@ def serve(port: int, log: Path, failures: int) -> None:
                         f.flush()
                         os.fsync(f.fileno())
             self.send_response(status)
+            if status == 307:
+                self.send_header("Location", "/elsewhere")
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -64,6 +71,7 @@ class Receiver(OnLoopback):
     port: int
     log: Path
     failures: int = 0
+    redirects: int = 0
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self) -> Receiver:
@@ -76,6 +84,7 @@ class Receiver(OnLoopback):
                 str(self.port),
                 str(self.log),
                 str(self.failures),
+                str(self.redirects),
             ],
             cwd=root,
             start_new_session=True,
@@ -110,4 +119,5 @@ def signature_valid(secret: str, request: dict[str, Any]) -> bool:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    counts = [int(a) for a in sys.argv[3:5]]
+    serve(int(sys.argv[1]), Path(sys.argv[2]), *counts)
