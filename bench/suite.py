@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench import gc, load, page, rawhttp, signed, startup
+from bench import events, gc, load, page, rawhttp, signed, startup
 from bench.ops import (
     MANIFEST_ACCEPT,
     OCI_MANIFEST,
@@ -1237,6 +1237,100 @@ class MetricsCost(Benchmark):
         return {"pids": {key: s["pid"] for key, s in self.state.items() if "pid" in s}}
 
 
+class EventsGet(Benchmark):
+    """Manifest GETs (wrk) with events on against off (bench.events): on Dockyard, the
+    runner's server (no webhook: off) and two of its own with a webhook to a receiver here,
+    one with pull events (every GET an event) and one without, in turn, order alternating by
+    round. The ratios are on over off. Distribution has no events: its three runs are the same
+    GET, so its ratios show how much such runs differ anyway."""
+
+    name = "events"
+    rps = Metric(
+        "events_get_rps", "manifest GET, events and pull events on (req/s)", "req/s", "higher"
+    )
+    ratio = Metric(
+        "events_get_ratio",
+        "manifest GET, pull events on / off",
+        "x",
+        "higher",
+        "dockyard >= 0.9",
+        value_at_least(0.9),
+    )
+    ratio_no_pulls = Metric(
+        "events_get_ratio_no_pulls", "manifest GET, events on (pulls off) / off", "x", "higher"
+    )
+    metrics = (rps, ratio, ratio_no_pulls)
+    repo = "bench/events"
+    sides = ("off", "on", "on_no_pulls")
+
+    def setup(self, server: Server) -> None:
+        super().setup(server)
+        state = self.state[server.key]
+        image = small_image(label="events")
+        targets: dict[str, Server] = {"off": server}
+        if isinstance(server, Dockyard):
+            sink = state["sink"] = events.Sink()
+            url = sink.start()
+            for side, pulls in (("on", True), ("on_no_pulls", False)):
+                own = events.new_dockyard(
+                    server, server.workdir.parent / f"events-{side}", side.replace("_", " "), pulls
+                )
+                own.start()
+                state.setdefault("servers", []).append(own)
+                events.add_webhook(own, url)
+                targets[side] = own
+        else:
+            targets["on"] = targets["on_no_pulls"] = server
+        state["targets"] = targets
+        for target in targets.values():
+            with Client(target.url) as client:
+                push_image(client, self.repo, "latest", image)
+        if isinstance(server, Dockyard):
+            # The pushes reached the receiver: the events really are on.
+            deadline = time.monotonic() + 30
+            while state["sink"].events < 2:
+                if time.monotonic() > deadline:
+                    raise BenchError("no event reached the webhook receiver")
+                time.sleep(0.1)
+        if self.config.wrk_warmup > 0:
+            for target in targets.values():
+                self._get(target, self.config.wrk_warmup)
+
+    def _get(self, target: Server, seconds: float) -> load.LoadResult:
+        return load.run(
+            f"{target.url}/v2/{self.repo}/manifests/latest",
+            headers={"Accept": MANIFEST_ACCEPT},
+            connections=self.config.connections,
+            threads=self.config.wrk_threads,
+            seconds=seconds,
+        )
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        state = self.state[server.key]
+        order = self.sides if round_no % 2 == 0 else self.sides[::-1]
+        before = state["sink"].events if "sink" in state else 0
+        rates = {side: self._get(state["targets"][side], self.config.wrk_seconds) for side in order}
+        if "sink" in state:
+            state.setdefault("events_received", []).append(state["sink"].events - before)
+        off = rates["off"].requests_per_s
+        return {
+            self.rps.key: rates["on"].requests_per_s,
+            self.ratio.key: rates["on"].requests_per_s / off,
+            self.ratio_no_pulls.key: rates["on_no_pulls"].requests_per_s / off,
+        }
+
+    def info(self) -> dict[str, Any]:
+        # Pull events keep arriving after a round: delivery trails the load a little.
+        return {"events_received": {k: s.get("events_received") for k, s in self.state.items()}}
+
+    def teardown(self) -> None:
+        for state in self.state.values():
+            for own in state.get("servers", []):
+                own.stop()
+            if "sink" in state:
+                state["sink"].stop()
+
+
 BENCHMARKS: tuple[type[Benchmark], ...] = (
     Listings,
     PushMonolithic,
@@ -1253,6 +1347,7 @@ BENCHMARKS: tuple[type[Benchmark], ...] = (
     SignedPull,
     Startup,
     MetricsCost,
+    EventsGet,
 )
 
 

@@ -24,6 +24,7 @@ from dockyard.core import file_lock
 from dockyard.service.registry import METADATA_FILE, Registry, migrate, open_stores
 
 if TYPE_CHECKING:
+    from dockyard.service.events import Sender
     from dockyard.service.migration import MigrationReport
 
 
@@ -62,6 +63,7 @@ def build_registry(settings: Settings, *, migrate: bool = True) -> Registry:
     """The registry the settings name, with its pull-through cache when they configure one
     (its HTTP client is imported only then: it costs a server process tens of MiB)."""
     registry = Registry(settings, *open_stores(settings, migrate=migrate))
+    registry.events.sender_factory = lambda: _webhook_sender(settings)
     if settings.proxies:
         from dockyard.proxy.service import ProxyService
 
@@ -76,6 +78,13 @@ def build_registry(settings: Settings, *, migrate: bool = True) -> Registry:
             )
         )
     return registry
+
+
+def _webhook_sender(settings: Settings) -> Sender:
+    """The HTTP sender of webhook requests, imported when a process first delivers."""
+    from dockyard.notify.sender import HttpSender
+
+    return HttpSender(settings.webhook_timeout_seconds)
 
 
 @contextlib.contextmanager

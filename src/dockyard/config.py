@@ -167,6 +167,27 @@ class Settings(BaseModel):
         description="requests one client address (an IPv6 client's /64) may have in "
         "progress at once, per worker; more answer 429 TOOMANYREQUESTS. 0 = unlimited",
     )
+    # -- events and webhooks -----------------------------------------------------------------
+    event_pulls: bool = Field(
+        False, description="also send an event for every manifest pulled (GET) to webhooks"
+    )
+    webhook_allow_loopback: bool = Field(
+        False,
+        description="let webhooks point at loopback and link-local addresses (127/8, ::1, "
+        "169.254/16, fe80::/10); refused by default, at creation and at every delivery",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="a webhook's answer is awaited this long"
+    )
+    webhook_retry_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="the first retry of a failed delivery waits about this long, each "
+        "further one twice as long (with jitter), up to webhook_max_retry_seconds",
+    )
+    webhook_max_retry_seconds: float = Field(
+        600.0, gt=0, description="the longest wait between two attempts of a delivery"
+    )
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
     ui: bool = Field(True, description="serve the web pages at / (the API is unchanged)")

@@ -324,6 +324,11 @@ EXAMPLE_ORDER = [
     "getSignaturePolicies",
     "removeSignaturePolicy",
     "removeUser",
+    # Last: no change follows, so the example webhook is never called.
+    "addWebhook",
+    "listWebhooks",
+    "webhookDeliveries",
+    "removeWebhook",
 ]
 
 

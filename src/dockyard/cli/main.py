@@ -468,9 +468,21 @@ def full_app() -> typer.Typer:
             policy,
             referrers,
             signing,
+            webhook,
         )
 
-        for module in (login, images, referrers, signing, attest, admin, fsck, gc, policy):
+        for module in (
+            login,
+            images,
+            referrers,
+            signing,
+            attest,
+            admin,
+            fsck,
+            gc,
+            policy,
+            webhook,
+        ):
             module.register(root_app)
         _complete.append(root_app)
     return root_app

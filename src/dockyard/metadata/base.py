@@ -229,6 +229,52 @@ class Collected:
     links: int = 0  # repository links no manifest of their repository used
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookSpec:
+    """What an administrator says of a webhook: where, in which format, which events."""
+
+    url: str
+    format: str  # distribution | cloudevents
+    repositories: str  # a glob over repository names
+    actions: tuple[str, ...]  # push, delete, pull
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    id: int
+    url: str
+    format: str
+    repositories: str
+    actions: tuple[str, ...]
+    secret: str
+    created_at: float
+    pending: int  # events waiting in the outbox
+    delivered: int
+    attempts: int  # failed attempts at the head of the queue since the last success
+    next_attempt_at: float
+    last_status: int | None
+    last_error: str | None
+    last_attempt_at: float | None
+    last_success_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    row: int  # orders a webhook's events
+    event_id: str  # the same at every attempt, for receivers to drop duplicates
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    first_event: str
+    events: int
+    attempt: int
+    status: int | None
+    error: str | None
+    at: float
+
+
 class BlobLinks(Protocol):
     async def blob_size(self, digest: str) -> int | None:
         """Size of a blob known anywhere in the registry."""
@@ -582,8 +628,50 @@ class Secrets(Protocol):
         """A value every replica agrees on; the first caller's `make()` wins."""
 
 
+class Events(Protocol):
+    """The outbox of events and the webhooks it is delivered to (`metadata/events.py`)."""
+
+    async def record_events(
+        self, events: Sequence[tuple[str, str, dict[str, Any]]], now: float
+    ) -> int: ...
+
+    async def add_webhook(self, spec: WebhookSpec, secret: str, now: float) -> int: ...
+
+    async def remove_webhook(self, hook_id: int) -> bool: ...
+
+    async def webhooks(self) -> list[Webhook]: ...
+
+    async def webhook(self, hook_id: int) -> Webhook | None: ...
+
+    async def due_webhooks(self, owner: str, now: float) -> list[int]: ...
+
+    async def claim_webhook(self, hook_id: int, owner: str, now: float, until: float) -> bool: ...
+
+    async def release_webhook(self, hook_id: int, owner: str) -> None: ...
+
+    async def pending_events(self, hook_id: int, limit: int) -> list[OutboxEvent]: ...
+
+    async def events_delivered(
+        self, hook_id: int, owner: str, events: Sequence[OutboxEvent], status: int, now: float
+    ) -> bool: ...
+
+    async def events_failed(
+        self,
+        hook_id: int,
+        owner: str,
+        events: Sequence[OutboxEvent],
+        status: int | None,
+        error: str,
+        now: float,
+        retry_in: Callable[[int], float],
+    ) -> int: ...
+
+    async def webhook_deliveries(self, hook_id: int, limit: int) -> list[WebhookDelivery]: ...
+
+
 class MetadataStore(
     BlobLinks,
+    Events,
     Uploads,
     Manifests,
     TagRules,

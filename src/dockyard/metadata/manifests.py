@@ -16,11 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dockyard.core.event_origin import EventOrigin, current_origin
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import ChildrenMissing, ManifestInUse, ManifestRecord, Reference
 from dockyard.metadata.blob_links import link_blob
+from dockyard.metadata.events import record_event
 from dockyard.metadata.quotas import refuse_over_quota
 from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
@@ -150,6 +152,7 @@ def put_manifest(
     children_required: bool,
     immutable_checked: bool = False,
     links: Sequence[tuple[str, int]] = (),
+    origin: EventOrigin | None = None,
 ) -> None:
     for digest, size in links:
         link_blob(conn, ids, repository, digest, size)
@@ -188,6 +191,20 @@ def put_manifest(
         upsert_tag(conn, repo_id, tag, record.digest, now)
     if tags:
         tags_changed(conn, repo_id)
+    # One push event per tag (or one, pushed by digest), in this transaction.
+    pushed: list[str | None] = [*tags] or [None]
+    for pushed_tag in pushed:
+        record_event(
+            conn,
+            repository,
+            "push",
+            now,
+            origin,
+            digest=record.digest,
+            mediaType=record.media_type,
+            size=record.size,
+            tag=pushed_tag,
+        )
 
 
 def get_manifest(conn: Connection, repository: str, digest: str) -> ManifestRecord | None:
@@ -242,6 +259,7 @@ def delete_manifest(
     digest: str,
     unless_in_index: bool,
     immutable_checked: bool = False,
+    origin: EventOrigin | None = None,
 ) -> bool:
     repo_id = ids.lookup(conn, repository)
     if repo_id is None:
@@ -276,6 +294,7 @@ def delete_manifest(
     )
     if result.rowcount:
         content_removed(conn, repo_id)
+        record_event(conn, repository, "delete", time.time(), origin, digest=digest)
     return result.rowcount > 0
 
 
@@ -285,6 +304,7 @@ def delete_tag(
     repository: str,
     tag: str,
     immutable_checked: bool = False,
+    origin: EventOrigin | None = None,
 ) -> bool:
     repo_id = ids.lookup(conn, repository)
     if repo_id is None:
@@ -296,6 +316,7 @@ def delete_tag(
     )
     if result.rowcount:
         tags_changed(conn, repo_id)
+        record_event(conn, repository, "delete", time.time(), origin, tag=tag)
     return result.rowcount > 0
 
 
@@ -336,6 +357,7 @@ class SQLManifests(SQLAggregate):
                 children_required=children_required,
                 immutable_checked=immutable_checked,
                 links=links,
+                origin=current_origin(),
             )
         )
 
@@ -372,6 +394,7 @@ class SQLManifests(SQLAggregate):
                 digest=digest,
                 unless_in_index=unless_in_index,
                 immutable_checked=immutable_checked,
+                origin=current_origin(),
             )
         )
 
@@ -385,6 +408,7 @@ class SQLManifests(SQLAggregate):
                 repository=repository,
                 tag=tag,
                 immutable_checked=immutable_checked,
+                origin=current_origin(),
             )
         )
 

@@ -9,21 +9,24 @@ the garbage collector, which removes the bytes nothing else references.
 
 from __future__ import annotations
 
+import time
 from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dockyard.core.event_origin import EventOrigin, current_origin
 from dockyard.metadata import review_queue
 from dockyard.metadata import schema as t
 from dockyard.metadata.access import access_changed, storable
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import RemovedRepository
+from dockyard.metadata.events import record_event
 from dockyard.metadata.statements import RepositoryIds, catalog_changed, tags_changed
 
 
 def delete_repository(
-    conn: Connection, ids: RepositoryIds, repository: str
+    conn: Connection, ids: RepositoryIds, repository: str, origin: EventOrigin | None = None
 ) -> RemovedRepository | None:
     """None when the repository holds nothing at all (never pushed to, or deleted before)."""
     repo_id = ids.lookup(conn, repository) if storable(repository) else None
@@ -70,6 +73,7 @@ def delete_repository(
     if not any(counts.values()):
         return None
     review_queue.enqueue(conn, held)
+    record_event(conn, repository, "delete", time.time(), origin)
     tags_changed(conn, repo_id)
     catalog_changed(conn)
     if counts[t.repository_settings.name]:
@@ -86,5 +90,10 @@ def delete_repository(
 class SQLRepositoryRemoval(SQLAggregate):
     async def delete_repository(self, repository: str) -> RemovedRepository | None:
         return await self.runner.write(
-            partial(delete_repository, ids=self.ids, repository=repository)
+            partial(
+                delete_repository,
+                ids=self.ids,
+                repository=repository,
+                origin=current_origin(),
+            )
         )

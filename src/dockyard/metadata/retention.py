@@ -7,6 +7,7 @@ immutability rule holds it, so a policy applied while clients push never takes a
 
 from __future__ import annotations
 
+import time
 from functools import partial
 
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Connection
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import PushedTag, RetentionPolicy
+from dockyard.metadata.events import record_event
 from dockyard.metadata.statements import RepositoryIds, tags_changed
 from dockyard.metadata.tag_rules import refuse_immutable_removals
 
@@ -84,6 +86,7 @@ def expire_tag(
     refuse_immutable_removals(conn, repo_id, repository, [tag])
     conn.execute(sa.delete(t.tags).where(same))
     tags_changed(conn, repo_id)
+    record_event(conn, repository, "delete", time.time(), None, tag=tag)
     return True
 
 

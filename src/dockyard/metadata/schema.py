@@ -329,3 +329,82 @@ tag_history = sa.Table(
     sa.Column("changed_at", sa.Float, nullable=False),
     sa.Index("ix_tag_history_tag", "repository", "tag", "id"),
 )
+
+# -- events and webhooks (revision 0014) ---------------------------------------------------------
+
+# The webhooks an administrator configured. Pushes and deletes read this table in their own
+# transaction to fan their events out (`event_outbox`); what changes as deliveries go on lives
+# in `webhook_state`, so that delivering never conflicts with a push reading this table.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),  # distribution | cloudevents
+    sa.Column("repositories", sa.String(255), nullable=False),  # a glob over repository names
+    sa.Column("actions", sa.String(64), nullable=False),  # comma-separated: push,delete,pull
+    # Kept in clear: the registry must sign with it. Shown once, at creation.
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# Where each webhook's delivery stands: which process holds it (a lease, so one process at a
+# time sends to a webhook, in order, without a transaction held open across the request), when
+# the head of its queue may be tried again, and the last attempt's outcome.
+webhook_state = sa.Table(
+    "webhook_state",
+    metadata,
+    sa.Column(
+        "webhook_id",
+        sa.Integer,
+        sa.ForeignKey("webhooks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", sa.Float, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False, server_default="0"),
+    sa.Column("delivered", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_attempt_at", sa.Float),
+    sa.Column("last_success_at", sa.Float),
+)
+
+# The outbox: one row per event and webhook that wants it, written in the transaction of the
+# change it reports and deleted once the webhook acknowledged it. `id` orders a webhook's
+# events; `event_id` stays the same across retries, for receivers to drop duplicates.
+event_outbox = sa.Table(
+    "event_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "webhook_id", sa.Integer, sa.ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("repository", NameText, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # the event's fields, as JSON
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_event_outbox_webhook", "webhook_id", "id"),
+)
+
+# The newest attempts of each webhook (WEBHOOK_DELIVERIES_KEPT), for `dockyard webhook
+# deliveries` and `/api/v1/webhooks/<id>/deliveries`.
+WEBHOOK_DELIVERIES_KEPT = 50
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "webhook_id", sa.Integer, sa.ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("first_event", sa.String(36), nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("status", sa.Integer),  # the HTTP status; NULL when none came back
+    sa.Column("error", sa.Text),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+)

@@ -17,6 +17,7 @@ from dockyard.metadata.cache_index import SQLCacheIndex
 from dockyard.metadata.catalog import SQLCatalog
 from dockyard.metadata.collection import SQLCollection
 from dockyard.metadata.content_graph import SQLContentGraph
+from dockyard.metadata.events import SQLEvents
 from dockyard.metadata.manifests import SQLManifests
 from dockyard.metadata.postgres_runner import PostgresRunner, postgres_engine, postgres_url
 from dockyard.metadata.quotas import SQLQuotas
@@ -57,6 +58,7 @@ class SQLMetadataStore(
     SQLContentGraph,
     SQLTransfer,
     SQLSecrets,
+    SQLEvents,
 ):
     """Every aggregate of the `MetadataStore` protocol, sharing one runner and one memory of
     repository ids (forgotten whenever the runner abandons a write transaction)."""

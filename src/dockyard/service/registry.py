@@ -16,6 +16,7 @@ from dockyard.service.accounts import AccountService
 from dockyard.service.blobs import BlobService
 from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
+from dockyard.service.events import EventService
 from dockyard.service.gc import GarbageCollector
 from dockyard.service.image_views import ImageViews
 from dockyard.service.listing import ListingService
@@ -141,6 +142,7 @@ class Registry:
             # Cached repositories' content is the pull-through cache's to prune.
             keep_prefixes=[u.name for u in settings.proxies],
         )
+        self.events = EventService(settings, meta)
         self._housekeeping: asyncio.Task | None = None
         self.readiness = Readiness(blob_store, meta)
 
@@ -163,6 +165,8 @@ class Registry:
 
     async def start(self) -> None:
         self._housekeeping = asyncio.create_task(self._purge_loop())
+        # Every serving process delivers; the leases keep each webhook to one at a time.
+        self.events.start(deliver=not self.settings.read_only)
         if self.proxy is not None:
             self.proxy.start()
 
@@ -171,6 +175,7 @@ class Registry:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
+        await self.events.close()
         if self.proxy is not None:
             await self.proxy.close()
         closing = getattr(self.counters, "close", None)  # Redis holds a connection pool

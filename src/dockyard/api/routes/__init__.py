@@ -25,6 +25,7 @@ from dockyard.api.routes import (
     tags,
     token,
     uploads,
+    webhooks,
 )
 from dockyard.core.errors import ErrorCode, RegistryError
 
@@ -109,6 +110,9 @@ def table(is_read_only: bool) -> list[Route]:
         ),
         Route("/api/v1/usage", repositories.usage, methods=["GET"]),
         Route("/api/v1/gc", gc.report, methods=["GET", "POST"]),
+        Route("/api/v1/webhooks", webhooks.webhooks, methods=["GET", "POST"]),
+        Route("/api/v1/webhooks/{webhook}", webhooks.webhook, methods=["DELETE"]),
+        Route("/api/v1/webhooks/{webhook}/deliveries", webhooks.deliveries, methods=["GET"]),
         Route(
             "/api/v1/policies/immutable/{scope:path}",
             policies.immutable,

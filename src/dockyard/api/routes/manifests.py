@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.body import read_body
+from dockyard.api.event_origin import note_origin
 from dockyard.api.routes.common import (
     count_pull,
     pull_headers,
@@ -57,11 +58,22 @@ async def get(request: Request) -> Response:
             status_code=304,
             headers={"ETag": headers["ETag"], "Docker-Content-Digest": record.digest},
         )
+    registry = registry_of(request)
+    if registry.settings.event_pulls:
+        registry.events.pulled(
+            name,
+            record.digest,
+            record.media_type,
+            record.size,
+            None if ":" in reference else reference,
+            note_origin(request, caller),
+        )
     return Response(await manifests.content(record), status_code=200, headers=headers)
 
 
 async def put(request: Request) -> Response:
     name, caller = await repository_access(request, PULL, PUSH)
+    note_origin(request, caller)
     reference = request.path_params["reference"]
     timeout = registry_of(request).settings.body_timeout_seconds
     result = await repository_of(request, name).manifests.put(
@@ -87,7 +99,8 @@ async def put(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    name, _ = await repository_access(request, DELETE)
+    name, caller = await repository_access(request, DELETE)
+    note_origin(request, caller)
     # Not in the distribution spec: a client that wants a child of an index gone anyway
     # says so. It needs nothing beyond the delete permission the request already has.
     force = request.query_params.get("force", "").lower() in ("true", "1")

@@ -12,9 +12,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dockyard.api.event_origin import note_origin
 from dockyard.api.origin import same_origin
 from dockyard.api.routes.accounts import _manager, _principal
-from dockyard.api.routes.common import auth_of, registry_of
+from dockyard.api.routes.common import auth_of, caller_of, registry_of
 from dockyard.auth.policy import may_administer
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
@@ -35,6 +36,7 @@ async def delete(request: Request) -> Response:
         principal = await _manager(request)
         if not may_administer(principal, name.split("/", 1)[0]):
             raise _denied()
+    note_origin(request, await caller_of(request))
     removed = await registry_of(request).repositories.delete(name)
     return JSONResponse(
         {

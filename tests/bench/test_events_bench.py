@@ -1,0 +1,36 @@
+"""`python -m bench --only events` in its tiniest form: both servers yield the on/off ratios,
+and Dockyard's "on" servers really delivered events to the benchmark's receiver (set-up refuses
+to time otherwise; the rounds' pulls arrive too). Timings are never asserted here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.bench.runner import finite, run_bench
+
+TINY = [
+    "--quick",
+    "--rounds",
+    "2",
+    "--wrk-seconds",
+    "1",
+    "--wrk-warmup",
+    "0",
+    "--connections",
+    "4",
+    "--only",
+    "events",
+]
+
+
+def test_the_events_benchmark_yields_ratios_for_both_servers(tmp_path: Path) -> None:
+    results, printed = run_bench(tmp_path, TINY, ("docker-registry", "wrk"))
+    for key in ("events_get_rps", "events_get_ratio", "events_get_ratio_no_pulls"):
+        entry = results["benchmarks"][key]
+        for side in ("dockyard", "distribution"):
+            values = entry[side]["values"]
+            assert len(values) == 2 and all(finite(v) and v > 0 for v in values), key
+    assert results["benchmarks"]["events_get_ratio"]["target"] == "dockyard >= 0.9"
+    received = results["info"]["events"]["events_received"]["dockyard"]
+    assert len(received) == 2 and all(n > 0 for n in received), received
+    assert "pull events on / off" in printed
