@@ -167,6 +167,10 @@ class Settings(BaseModel):
     )
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text (for people) or json (one object per line, with the request id)",
+    )
     ui: bool = Field(True, description="serve the web pages at / (the API is unchanged)")
 
     # -- accounts and tokens ---------------------------------------------------------------

@@ -51,7 +51,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Registry
     )
     limited = PerClientLimit(app, settings.max_requests_per_client, settings.trusted_proxies)
     return RegistryHeaders(
-        limited, services, log_requests=settings.log_requests, tls=settings.tls_cert is not None
+        limited,
+        services,
+        log_requests=settings.log_requests,
+        tls=settings.tls_cert is not None,
+        trusted_proxies=settings.trusted_proxies,
     )
 
 

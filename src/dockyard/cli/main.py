@@ -316,6 +316,15 @@ def serve(
             'cache sends upstream (httpx\'s "HTTP Request:").',
         ),
     ] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            help="text (default, for people) or json (one object per line: time, level, "
+            "logger, message, request_id, and the request's fields on access lines). Also "
+            "DOCKYARD_LOG_FORMAT.",
+        ),
+    ] = None,
     no_fsync: Annotated[
         bool,
         typer.Option(
@@ -373,6 +382,7 @@ def serve(
         gc_grace_seconds=gc_grace,
         gc_interval_seconds=gc_interval,
         gc_untagged_manifests=gc_untagged,
+        log_format=log_format,
     )
     try:
         check_security(settings)
@@ -380,7 +390,7 @@ def serve(
         raise fail(str(exc), USAGE) from exc
     from dockyard.cli.serve import logging_config, run
 
-    logging.config.dictConfig(logging_config(verbose))
+    logging.config.dictConfig(logging_config(verbose, settings.log_format))
     run(settings, verbose)
 
 
