@@ -18,6 +18,7 @@ from dockyard.api.routes.common import CALLER_KEY
 from dockyard.api.services import SERVICES_KEY, Services
 from dockyard.core.errors import RegistryError
 from dockyard.core.logs import REQUEST_ID
+from dockyard.service.audit import ACTOR, NOBODY
 
 log = logging.getLogger("dockyard.access")
 
@@ -62,6 +63,7 @@ class RegistryHeaders:
         peer = scope.get("client") or ("-", 0)
         request_id = request_id_of(peer[0], scope["headers"], self.trusted)
         context = REQUEST_ID.set(request_id)
+        actor = ACTOR.set(NOBODY)  # until the request's caller is known (api.routes.common)
         started = time.perf_counter()
         status = 0
         sent = 0
@@ -148,3 +150,4 @@ class RegistryHeaders:
                     request_id,
                 )
             REQUEST_ID.reset(context)
+            ACTOR.reset(actor)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
-from dockyard.cli import admin, attest, fsck, gc, images, login, policy, referrers, signing
+from dockyard.cli import admin, attest, audit, fsck, gc, images, login, policy, referrers, signing
 from dockyard.cli.exits import INTERRUPTED, USAGE, fail, say
 from dockyard.cli.folder import InitOpt
 from dockyard.config import (
@@ -448,6 +448,7 @@ referrers.register(app)
 signing.register(app)
 attest.register(app)
 admin.register(app)
+audit.register(app)
 fsck.register(app)
 gc.register(app)
 policy.register(app)

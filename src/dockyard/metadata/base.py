@@ -191,6 +191,35 @@ class TagChange:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One record of the audit log (`schema.audit_log`); `id` orders them and pages them."""
+
+    at: float
+    action: str
+    object: str
+    account: str | None = None
+    token: str | None = None
+    address: str | None = None
+    repository: str | None = None
+    detail: dict[str, Any] | None = None
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which records to read: each field narrows, None leaves it open. `before`: ids below it
+    (the cursor of the previous page). Newest first."""
+
+    since: float | None = None
+    until: float | None = None
+    account: str | None = None
+    repository: str | None = None
+    action: str | None = None
+    before: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class TagPage:
     total: int  # tags matching the filter, on every page
     tags: list[PagedTag]
@@ -567,6 +596,17 @@ class SignaturePolicies(Protocol):
         """The indexes of the repository naming the manifest as a child, newest first."""
 
 
+class AuditLog(Protocol):
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Append a record in its own transaction."""
+
+    async def audit_entries(self, query: AuditQuery) -> list[AuditEntry]:
+        """The records `query` selects, newest first, at most `query.limit`."""
+
+    async def prune_audit(self, older_than: float) -> int:
+        """Remove the records made before `older_than`; how many were removed."""
+
+
 class Transfer(Protocol):
     """Every row out of one database and into another (`dockyard migrate`)."""
 
@@ -596,6 +636,7 @@ class MetadataStore(
     CacheIndex,
     Collection,
     ContentGraphs,
+    AuditLog,
     Transfer,
     Secrets,
     Protocol,

@@ -40,6 +40,7 @@ TABLE_ORDER = (
     "retention_policies",
     "repository_info",
     "signature_policies",
+    "audit_log",
 )
 # `namespace_blobs` and `namespace_usage` are not copied: the target's triggers count the
 # content as it is inserted.
@@ -63,7 +64,7 @@ def import_rows(conn: Connection, ids: RepositoryIds, rows: Rows) -> dict[str, i
         if rows.get(name):
             conn.execute(sa.insert(t.metadata.tables[name]), rows[name])
     if conn.dialect.name == "postgresql":
-        for name in ("repositories", "accounts", "gc_queue", "tag_history"):
+        for name in ("repositories", "accounts", "gc_queue", "tag_history", "audit_log"):
             conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
                 f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)"

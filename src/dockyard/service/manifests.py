@@ -21,6 +21,7 @@ from dockyard.metadata.base import (
     Reference,
     TagImmutable,
 )
+from dockyard.service.audit import AuditService
 from dockyard.service.blobs import ReadCheck, readable_blob_size
 from dockyard.service.content_lock import ContentLock, NoLock
 from dockyard.service.quotas import refusal as quota_refusal
@@ -85,6 +86,7 @@ class ManifestService:
         self.lock = lock or NoLock()
         self.blobs = blobs
         self.meta = meta
+        self.audit = AuditService(meta)
         self.cache = _content_cache()
 
     # -- push ----------------------------------------------------------------------------
@@ -132,7 +134,14 @@ class ManifestService:
                     await self.meta.enqueue_for_review(pending.published)
                 raise
         self.cache.put(digest, body)
-        return PutResult(digest, record.subject, tuple(dict.fromkeys(tags)))
+        pushed = tuple(dict.fromkeys(tags))
+        await self.audit.record(
+            "manifest.push",
+            f"{repository}@{digest}",
+            repository=repository,
+            detail={"digest": digest, "tags": list(pushed)},
+        )
+        return PutResult(digest, record.subject, pushed)
 
     async def _store(
         self,
@@ -291,6 +300,15 @@ class ManifestService:
             raise refusal(exc) from None
         if not deleted:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
+        if digest is not None:
+            await self.audit.record(
+                "manifest.delete",
+                f"{repository}@{digest}",
+                repository=repository,
+                detail={"forced": True} if force else None,
+            )
+        else:
+            await self.audit.record("tag.delete", f"{repository}:{tag}", repository=repository)
 
     # -- referrers -----------------------------------------------------------------------
     async def referrers(

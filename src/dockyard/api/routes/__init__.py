@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from dockyard.api.routes import (
     accounts,
+    audit,
     base,
     blobs,
     catalog,
@@ -109,6 +110,7 @@ def table(is_read_only: bool) -> list[Route]:
         ),
         Route("/api/v1/usage", repositories.usage, methods=["GET"]),
         Route("/api/v1/gc", gc.report, methods=["GET", "POST"]),
+        Route("/api/v1/audit", audit.entries, methods=["GET"]),
         Route(
             "/api/v1/policies/immutable/{scope:path}",
             policies.immutable,
