@@ -110,7 +110,7 @@ def test_text_lines_carry_the_request_id(start_registry) -> None:
     response = httpx.get(server.url + "/v2/")
     request_id = response.headers["x-request-id"]
     lines = [line for line in server.log().splitlines() if '"GET /v2/"' in line]
-    assert lines[-1].endswith(f" request_id={request_id}")  # after the start-up probe's
+    assert lines[-1].endswith(f"ms request_id={request_id}")  # after the start-up probe's
 
 
 def test_log_format_is_checked(tmp_path: Path) -> None:

@@ -52,10 +52,10 @@ class AccessLog:
         if has_secret_query(path):  # a client's own signed URL or token: never logged
             path = redact(path)
         message = f'{client} "{method} {printable(path)}" {status} {sent} {ms:.1f}ms'
-        if account:
-            message += f" account={account}" + (f" token={printable(token)}" if token else "")
         if request_id is not None:
             message += f" request_id={request_id}"
+        if account:
+            message += f" account={account}" + (f" token={printable(token)}" if token else "")
         if handler is None:
             fields = {
                 "client": client,
