@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -331,3 +332,50 @@ def test_records_past_the_retention_period_are_pruned(start_registry) -> None:
     # New records are kept until they are old in turn.
     reg.add_user("emil", "emil-Audit-pw5")
     assert [r["object"] for r in records(reg, action="user.create")] == ["emil"]
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_the_web_pages_record_their_changes_and_failed_sign_ins(reg: AuthRegistry) -> None:
+    since = time.time() - 0.001
+    with reg.client() as browser:
+        wrong = browser.post(
+            "/sign-in",
+            data={
+                "csrf": _csrf(browser.get("/sign-in").text),
+                "username": "bob",
+                "password": "not-bobs-password",
+            },
+        )
+        assert wrong.status_code != 303
+        signed_in = browser.post(
+            "/sign-in",
+            data={
+                "csrf": _csrf(browser.get("/sign-in").text),
+                "username": "bob",
+                "password": BOB_PASSWORD,
+            },
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        page = browser.get("/account/tokens")
+        made = browser.post(
+            "/account/tokens", data={"csrf": _csrf(page.text), "name": "from-the-web"}
+        )
+        assert made.status_code < 400, made.text
+    created = only(reg, since, "token.create")
+    assert (created["object"], created["account"], created["token"], created["address"]) == (
+        "from-the-web",
+        "bob",
+        None,
+        "127.0.0.1",
+    )
+    failed = only(reg, since, "login.failed")
+    assert (failed["object"], failed["account"], failed["detail"]) == (
+        "bob",
+        None,
+        {"with": "password"},
+    )
