@@ -88,3 +88,52 @@ def test_records_are_copied_by_migrate(meta, run) -> None:
     run(meta.record_audit(entry(1)))
     rows = run(meta.export_rows())
     assert [r["object"] for r in rows["audit_log"]] == [f"acme/app@sha256:{1:064x}"]
+
+
+def test_a_push_and_a_delete_commit_with_their_record_or_not_at_all(meta, run) -> None:
+    from dockyard.metadata.base import ChildrenMissing, ManifestRecord, Reference
+    from tests.stores.test_repository_pages import IMAGE_TYPE, digest
+
+    index = "application/vnd.oci.image.index.v1+json"
+    run(meta.link_blob("acme/app", digest(1), 10))
+    pushed = entry(1, action="manifest.push", object="acme/app@" + digest(5))
+    run(
+        meta.put_manifest(
+            "acme/app",
+            ManifestRecord(digest(5), IMAGE_TYPE, 100),
+            [Reference(digest(1), "blob")],
+            ["v1"],
+            audit=pushed,
+        )
+    )
+    refused = entry(2, action="manifest.push", object="acme/app@" + digest(6))
+    try:
+        run(
+            meta.put_manifest(
+                "acme/app",
+                ManifestRecord(digest(6), index, 100),
+                [Reference(digest(99), "manifest")],  # a child the repository does not hold
+                ["v2"],
+                children_required=True,
+                audit=refused,
+            )
+        )
+    except ChildrenMissing:
+        pass
+    else:
+        raise AssertionError("a missing child was accepted")
+    # Deleting what is not there changes nothing, and records nothing.
+    assert not run(meta.delete_tag("acme/app", "nope", audit=entry(3, action="tag.delete")))
+    assert run(meta.delete_tag("acme/app", "v1", audit=entry(4, action="tag.delete")))
+    assert run(
+        meta.delete_manifest("acme/app", digest(5), audit=entry(5, action="manifest.delete"))
+    )
+    assert not run(
+        meta.delete_manifest("acme/app", digest(5), audit=entry(6, action="manifest.delete"))
+    )
+    found = run(meta.audit_entries(AuditQuery()))
+    assert [(e.at - BASE, e.action) for e in found] == [
+        (5, "manifest.delete"),
+        (4, "tag.delete"),
+        (1, "manifest.push"),
+    ]

@@ -4,8 +4,9 @@ first, the last id read as the cursor), prune the records older than the retenti
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -15,6 +16,7 @@ from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import AuditEntry, AuditQuery
 
 AUDIT = t.audit_log
+T = TypeVar("T")
 
 
 def record_audit(conn: Connection, entry: AuditEntry) -> None:
@@ -31,6 +33,21 @@ def record_audit(conn: Connection, entry: AuditEntry) -> None:
             detail=json.dumps(entry.detail, sort_keys=True) if entry.detail else None,
         )
     )
+
+
+def audited(work: Callable[[Connection], T], entry: AuditEntry | None) -> Callable[[Connection], T]:
+    """`work` with `entry` recorded in its transaction, unless it answers False (nothing was
+    changed): a change and its record commit together, or neither does."""
+    if entry is None:
+        return work
+
+    def both(conn: Connection) -> T:
+        result = work(conn)
+        if result is not False:
+            record_audit(conn, entry)
+        return result
+
+    return both
 
 
 def _entry(row: Any) -> AuditEntry:

@@ -318,8 +318,10 @@ class Manifests(Protocol):
         children_required: bool = False,
         immutable_checked: bool = False,
         links: Sequence[tuple[str, int]] = (),
+        audit: AuditEntry | None = None,
     ) -> None:
-        """Store a manifest, its edges and its tags in one transaction. `links`: blobs
+        """Store a manifest, its edges and its tags in one transaction (with `audit`, its
+        audit record too). `links`: blobs
         (digest, size) to link into the repository first, in that transaction, so a manifest
         refused (by its quota, say) links nothing either. `children_required`:
         raise `ChildrenMissing` unless every child manifest is in the repository, checked in
@@ -342,15 +344,23 @@ class Manifests(Protocol):
         *,
         unless_in_index: bool = False,
         immutable_checked: bool = False,
+        audit: AuditEntry | None = None,
     ) -> bool:
-        """Delete a manifest and every tag pointing at it. `unless_in_index`: raise
+        """Delete a manifest and every tag pointing at it (and record `audit` in the same
+        transaction when it did). `unless_in_index`: raise
         `ManifestInUse` instead when an index of the same repository names it as a child.
         `immutable_checked`: raise `TagImmutable` when one of its tags matches a rule."""
 
     async def delete_tag(
-        self, repository: str, tag: str, *, immutable_checked: bool = False
+        self,
+        repository: str,
+        tag: str,
+        *,
+        immutable_checked: bool = False,
+        audit: AuditEntry | None = None,
     ) -> bool:
-        """`immutable_checked`: raise `TagImmutable` when the tag exists and matches a rule."""
+        """`immutable_checked`: raise `TagImmutable` when the tag exists and matches a rule;
+        `audit` is recorded in the same transaction when the tag was deleted."""
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
 

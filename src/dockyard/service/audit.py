@@ -83,19 +83,32 @@ class AuditService:
         detail: dict[str, Any] | None = None,
         actor: Actor | None = None,
     ) -> None:
-        """Record `action` on `object` by the current actor (or `actor`)."""
-        who = actor or ACTOR.get()
+        """Record `action` on `object` by the current actor (or `actor`), in a transaction of
+        its own; a change whose store call takes an `audit` entry records it in its own."""
         await self.meta.record_audit(
-            AuditEntry(
-                at=time.time(),
-                action=action,
-                object=object,
-                account=who.account,
-                token=who.token,
-                address=who.address,
-                repository=repository,
-                detail=detail,
-            )
+            self.entry(action, object, repository=repository, detail=detail, actor=actor)
+        )
+
+    def entry(
+        self,
+        action: str,
+        object: str,
+        *,
+        repository: str | None = None,
+        detail: dict[str, Any] | None = None,
+        actor: Actor | None = None,
+    ) -> AuditEntry:
+        """The record of `action` on `object` by the current actor (or `actor`), now."""
+        who = actor or ACTOR.get()
+        return AuditEntry(
+            at=time.time(),
+            action=action,
+            object=object,
+            account=who.account,
+            token=who.token,
+            address=who.address,
+            repository=repository,
+            detail=detail,
         )
 
     async def entries(self, query: AuditQuery) -> list[AuditEntry]:

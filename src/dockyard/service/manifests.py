@@ -134,14 +134,7 @@ class ManifestService:
                     await self.meta.enqueue_for_review(pending.published)
                 raise
         self.cache.put(digest, body)
-        pushed = tuple(dict.fromkeys(tags))
-        await self.audit.record(
-            "manifest.push",
-            f"{repository}@{digest}",
-            repository=repository,
-            detail={"digest": digest, "tags": list(pushed)},
-        )
-        return PutResult(digest, record.subject, pushed)
+        return PutResult(digest, record.subject, tuple(dict.fromkeys(tags)))
 
     async def _store(
         self,
@@ -159,14 +152,21 @@ class ManifestService:
         await self.blobs.put(record.digest, body)
         pending.published.append(record.digest)
         try:
+            pushed = list(dict.fromkeys(tags))
             await self.meta.put_manifest(
                 repository,
                 record,
                 references,
-                list(dict.fromkeys(tags)),
+                pushed,
                 children_required=True,
                 immutable_checked=True,
                 links=pending.links,
+                audit=self.audit.entry(
+                    "manifest.push",
+                    f"{repository}@{record.digest}",
+                    repository=repository,
+                    detail={"digest": record.digest, "tags": pushed},
+                ),
             )
         except (ChildrenMissing, TagImmutable, QuotaExceeded) as exc:
             raise _refusal(exc) from None
@@ -290,25 +290,32 @@ class ManifestService:
         try:
             if digest is not None:
                 deleted = await self.meta.delete_manifest(
-                    repository, str(digest), unless_in_index=not force, immutable_checked=True
+                    repository,
+                    str(digest),
+                    unless_in_index=not force,
+                    immutable_checked=True,
+                    audit=self.audit.entry(
+                        "manifest.delete",
+                        f"{repository}@{digest}",
+                        repository=repository,
+                        detail={"forced": True} if force else None,
+                    ),
                 )
             else:
-                deleted = await self.meta.delete_tag(repository, tag or "", immutable_checked=True)
+                deleted = await self.meta.delete_tag(
+                    repository,
+                    tag or "",
+                    immutable_checked=True,
+                    audit=self.audit.entry(
+                        "tag.delete", f"{repository}:{tag}", repository=repository
+                    ),
+                )
         except ManifestInUse as exc:
             raise _in_use(str(digest), exc.indexes) from None
         except TagImmutable as exc:
             raise refusal(exc) from None
         if not deleted:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
-        if digest is not None:
-            await self.audit.record(
-                "manifest.delete",
-                f"{repository}@{digest}",
-                repository=repository,
-                detail={"forced": True} if force else None,
-            )
-        else:
-            await self.audit.record("tag.delete", f"{repository}:{tag}", repository=repository)
 
     # -- referrers -----------------------------------------------------------------------
     async def referrers(
