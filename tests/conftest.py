@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.support.postgres import PostgresCluster
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3
-from tests.support.server import RunningRegistry, free_port
+from tests.support.server import RunningRegistry, free_port, leaked_secrets
 
 BACKENDS = ["filesystem+sqlite", "s3+postgresql"]
 
@@ -180,3 +180,18 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     return folder / "config.json"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No server this process started logged a password or token a test registered
+    (`tests.support.server.register_secret`); a leak fails the run."""
+    leaks = leaked_secrets()
+    if not leaks:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for path, hits in leaks.items():
+        line = f"SECRET IN SERVER LOG {path}: {len(hits)} registered secret(s), e.g. {hits[0][:4]}…"
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(line, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -190,6 +190,13 @@ class Settings(BaseModel):
     )
     fsync: bool = Field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = Field(True, description="log one line per request")
+    audit_retention_days: float = Field(
+        90, gt=0, description="audit log records older than this many days are removed"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text (for people) or json (one object per line, with the request id)",
+    )
     ui: bool = Field(True, description="serve the web pages at / (the API is unchanged)")
     metrics: bool = Field(
         True, description="keep Prometheus metrics, served at /metrics to administrators"

@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 
 from dockyard.auth.gate import ACCESS_VERSION_SECONDS
 from dockyard.cli.main import app
-from tests.support.server import RunningRegistry
+from tests.support.server import RunningRegistry, register_secret
 
 ADMIN_PASSWORD = "admin-Pa55word"
+register_secret(ADMIN_PASSWORD)
 SERVICE = "dockyard"
 WINDOW = 21600
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -115,6 +116,7 @@ class AuthRegistry:
         return result
 
     def add_user(self, name: str, password: str, *extra: str) -> None:
+        register_secret(password)
         self.admin("user", "add", name, "--password-stdin", *extra, input=password + "\n")
 
     def create_token(self, user: str, name: str, scope: str, *extra: str) -> str:
@@ -123,6 +125,7 @@ class AuthRegistry:
         ).stdout
         secret = out.strip().splitlines()[-1]
         assert secret.startswith("dyt_"), out
+        register_secret(secret)
         return secret
 
     # -- the token dance -------------------------------------------------------------------
@@ -140,6 +143,7 @@ class AuthRegistry:
     def bearer(self, scopes: list[str] | str, auth: str | None = None) -> str:
         response = self.token_response(scopes, auth)
         assert response.status_code == 200, response.text
+        register_secret(response.json()["token"])
         return "Bearer " + response.json()["token"]
 
 

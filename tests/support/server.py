@@ -14,6 +14,30 @@ from pathlib import Path
 
 import httpx
 
+# What this test process's servers logged, and the secrets tests gave them: at the session's
+# end `tests/conftest.py` greps the one for the other (per process, as under pytest-xdist).
+SERVER_LOGS: list[Path] = []
+SECRETS: set[str] = set()
+
+
+def register_secret(*values: str) -> None:
+    """Secrets (passwords, tokens) no server log may contain."""
+    SECRETS.update(v for v in values if len(v) >= 8)
+
+
+def leaked_secrets() -> dict[Path, list[str]]:
+    """The secrets found in the logs of this process's servers, by log."""
+    found: dict[Path, list[str]] = {}
+    for path in dict.fromkeys(SERVER_LOGS):
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            continue
+        hits = sorted(s for s in SECRETS if s in text)
+        if hits:
+            found[path] = hits
+    return found
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -65,6 +89,7 @@ class RunningRegistry(OnLoopback):
     def start(self) -> RunningRegistry:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = (self.log_dir or self.data_dir.parent) / f"server-{self.port}.log"
+        SERVER_LOGS.append(self.log_path)
         cmd = [
             sys.executable,
             "-m",

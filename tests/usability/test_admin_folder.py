@@ -311,6 +311,7 @@ EXAMPLE_ORDER = [
     "deleteRepository",
     "previewGarbageCollection",
     "collectGarbage",
+    "getAudit",
     "addImmutableRule",
     "listImmutableRules",
     "removeImmutableRule",

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import time
 
+from dockyard.core.logs import PLAIN_FORMAT, TextFormatter, has_secret_query, redact
+
 LOG = logging.getLogger("dockyard.access")
-PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def printable(path: str) -> str:
@@ -40,17 +41,35 @@ class AccessLog:
         ms: float,
         account: str | None = None,
         token: str | None = None,
+        request_id: str | None = None,
     ) -> None:
         """`account` and `token` (an access token's name) say who asked, when known: who
-        pushed or deleted something is what an operator reads the log for."""
+        pushed or deleted something is what an operator reads the log for. `request_id`
+        ties the line to the others written while serving the request."""
         if not LOG.isEnabledFor(logging.INFO):
             return
         handler = self._direct()
+        if has_secret_query(path):  # a client's own signed URL or token: never logged
+            path = redact(path)
         message = f'{client} "{method} {printable(path)}" {status} {sent} {ms:.1f}ms'
+        if request_id is not None:
+            message += f" request_id={request_id}"
         if account:
             message += f" account={account}" + (f" token={printable(token)}" if token else "")
         if handler is None:
-            LOG.info("%s", message)
+            fields = {
+                "client": client,
+                "method": method,
+                "path": path,
+                "status": status,
+                "bytes": sent,
+                "ms": round(ms, 1),
+            }
+            if account:
+                fields["account"] = account
+                if token:
+                    fields["token"] = token
+            LOG.info("%s", message, extra={"http": fields, "request_logged": True})
             return
         now = time.time()
         second = int(now)
@@ -89,7 +108,7 @@ def _plain_stream_handler() -> logging.StreamHandler | None:
         type(handler) is not logging.StreamHandler  # not a file, socket or capturing handler
         or handler.filters
         or formatter is None
-        or type(formatter) is not logging.Formatter
+        or type(formatter) is not TextFormatter
         or formatter._fmt != PLAIN_FORMAT
         or formatter.datefmt is not None
         or formatter.converter is not time.localtime

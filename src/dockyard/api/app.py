@@ -75,7 +75,11 @@ def create_app(settings: Settings, registry: Registry | None = None) -> ASGIApp:
     )
     limited = PerClientLimit(app, settings.max_requests_per_client, settings.trusted_proxies)
     headed = RegistryHeaders(
-        limited, services, log_requests=settings.log_requests, tls=settings.tls_cert is not None
+        limited,
+        services,
+        log_requests=settings.log_requests,
+        tls=settings.tls_cert is not None,
+        trusted_proxies=settings.trusted_proxies,
     )
     if metrics is None:
         return headed

@@ -1,8 +1,10 @@
-"""Pure-ASGI middleware: the API version header (and over TLS, HSTS) on every answer and one
-log line per request."""
+"""Pure-ASGI middleware: the API version header (and over TLS, HSTS) on every answer, the
+request id (`X-Request-ID`, on every log line written while serving) and one log line per
+request."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 
@@ -11,9 +13,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dockyard.api.access_log import AccessLog, printable
 from dockyard.api.errors import UNEXPECTED_BODY
 from dockyard.api.proxying import NAMESPACE_KEY
+from dockyard.api.request_id import request_id_of
 from dockyard.api.routes.common import CALLER_KEY
 from dockyard.api.services import SERVICES_KEY, Services
 from dockyard.core.errors import RegistryError
+from dockyard.core.logs import REQUEST_ID
+from dockyard.service.audit import ACTOR, NOBODY
 
 log = logging.getLogger("dockyard.access")
 
@@ -36,18 +41,29 @@ def _has_body(scope: Scope) -> bool:
 
 class RegistryHeaders:
     def __init__(
-        self, app: ASGIApp, services: Services, *, log_requests: bool = True, tls: bool = False
+        self,
+        app: ASGIApp,
+        services: Services,
+        *,
+        log_requests: bool = True,
+        tls: bool = False,
+        trusted_proxies: list[str] | None = None,
     ) -> None:
         self.app = app
         self.services = services
         self.extra = (API_VERSION, HSTS) if tls else (API_VERSION,)
         self.access = AccessLog() if log_requests else None
+        self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies or ()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         scope[SERVICES_KEY] = self.services
+        peer = scope.get("client") or ("-", 0)
+        request_id = request_id_of(peer[0], scope["headers"], self.trusted)
+        context = REQUEST_ID.set(request_id)
+        actor = ACTOR.set(NOBODY)  # until the request's caller is known (api.routes.common)
         started = time.perf_counter()
         status = 0
         sent = 0
@@ -73,7 +89,9 @@ class RegistryHeaders:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
-                extra = (*self.extra, CLOSE) if unread else self.extra
+                extra = (*self.extra, (b"x-request-id", request_id.encode()))
+                if unread:
+                    extra = (*extra, CLOSE)
                 namespace = scope.get(NAMESPACE_KEY)
                 if namespace is not None:  # the request was scoped by `?ns=`: say so
                     extra = (*extra, (b"oci-namespace", namespace.encode()))
@@ -107,6 +125,7 @@ class RegistryHeaders:
                             (b"content-type", b"application/json"),
                             (b"content-length", str(len(UNEXPECTED_BODY)).encode()),
                             *self.extra,
+                            (b"x-request-id", request_id.encode()),
                             *((CLOSE,) if unread else ()),
                         ],
                     }
@@ -114,14 +133,13 @@ class RegistryHeaders:
                 await send({"type": "http.response.body", "body": UNEXPECTED_BODY})
         finally:
             if self.access is not None:
-                client = scope.get("client") or ("-", 0)
                 path = scope.get("path", "")
                 if scope.get("query_string"):
                     path += "?" + scope["query_string"].decode("latin-1")
                 caller = scope.get(CALLER_KEY)
                 principal = caller.principal if caller is not None else None
                 self.access.write(
-                    client[0],
+                    peer[0],
                     scope["method"],
                     path,
                     status,
@@ -129,4 +147,7 @@ class RegistryHeaders:
                     (time.perf_counter() - started) * 1000,
                     principal.name if principal is not None else None,
                     principal.token_name if principal is not None else None,
+                    request_id,
                 )
+            REQUEST_ID.reset(context)
+            ACTOR.reset(actor)

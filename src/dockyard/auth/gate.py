@@ -29,6 +29,7 @@ from dockyard.config import Settings
 from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.service.accounts import ANONYMOUS, TOKEN_PREFIX, AccountService, Principal
+from dockyard.service.audit import Actor
 
 if TYPE_CHECKING:
     from dockyard.proxy.service import ProxyService
@@ -293,7 +294,10 @@ class AccessGate:
         `fresh` (the sign-in page, the account API) always checks.
         """
         if password.startswith(TOKEN_PREFIX):
-            return await self.accounts.authenticate(username, password)
+            found = await self.accounts.authenticate(username, password)
+            if found is None:
+                await self._failed(username, address, "token")
+            return found
         key = self._password_memory_key(username, password)
         await self._keep_current()
         cached = _MISSING if fresh else self._basic.get(key, _MISSING)
@@ -313,11 +317,21 @@ class AccessGate:
             await self._uncount(attempt)
             raise
         if principal is None:
+            await self._failed(username, address, "password")
             return None  # the attempt stays counted: it failed
         await self._uncount(attempt)
         if not fresh and flushes == self._flushes and principal.stamp is not None:
             self._basic.put(key, principal.stamp[:1], expires_at=now + remember_seconds)
         return principal
+
+    async def _failed(self, username: str, address: str, kind: str) -> None:
+        """A failed login in the audit log: the name tried and the address, never the secret."""
+        await self.accounts.audit.record(
+            "login.failed",
+            username[:255],
+            detail={"with": kind},
+            actor=Actor(None, None, address),
+        )
 
     def _throttle_keys(self, username: str, address: str) -> list[tuple[str, int]]:
         """The counters an attempt goes to, with their limits: (account, address) first."""

@@ -80,6 +80,9 @@ def on_store(
     private_umask()  # what the commands write in the data folder stays the owner's
 
     async def run() -> T:
+        from dockyard.service.audit import ACTOR, LOCAL
+
+        ACTOR.set(LOCAL)  # what an admin command changes is recorded as done locally
         async with open_registry(settings, create=init) as registry:
             announce(settings)
             return await action(registry)

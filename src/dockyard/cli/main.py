@@ -331,6 +331,15 @@ def serve(
             'cache sends upstream (httpx\'s "HTTP Request:").',
         ),
     ] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            help="text (default, for people) or json (one object per line: time, level, "
+            "logger, message, request_id, and the request's fields on access lines). Also "
+            "DOCKYARD_LOG_FORMAT.",
+        ),
+    ] = None,
     no_fsync: Annotated[
         bool,
         typer.Option(
@@ -390,6 +399,7 @@ def serve(
         gc_untagged_manifests=gc_untagged,
         metrics=metrics,
         metrics_listen=metrics_listen,
+        log_format=log_format,
     )
     try:
         check_security(settings)
@@ -397,7 +407,7 @@ def serve(
         raise fail(str(exc), USAGE) from exc
     from dockyard.cli.serve import logging_config, run
 
-    logging.config.dictConfig(logging_config(verbose))
+    logging.config.dictConfig(logging_config(verbose, settings.log_format))
     run(settings, verbose)
 
 
@@ -461,6 +471,7 @@ def full_app() -> typer.Typer:
         from dockyard.cli import (
             admin,
             attest,
+            audit,
             fsck,
             gc,
             images,
@@ -478,6 +489,7 @@ def full_app() -> typer.Typer:
             signing,
             attest,
             admin,
+            audit,
             fsck,
             gc,
             policy,

@@ -11,7 +11,6 @@ import socket
 import sys
 import traceback
 
-from dockyard.api.access_log import PLAIN_FORMAT
 from dockyard.cli.exits import FAILED, USAGE, fail, say
 from dockyard.config import Settings, redact_url, scrub
 from dockyard.core.errors import RegistryError
@@ -186,7 +185,7 @@ def run(settings: Settings, verbose: bool = False) -> None:
         workers=workers,
         loop=Loops.auto,
         log_access=False,
-        log_dictconfig=logging_config(verbose),
+        log_dictconfig=logging_config(verbose, settings.log_format),
         respawn_failed_workers=True,
         # A client must have sent a request's headers this long after it connected (or after
         # the previous answer): slow-header connections are cut off instead of held forever.
@@ -273,9 +272,11 @@ def share_with_workers(settings: Settings) -> None:
     gc.freeze()
 
 
-def logging_config(verbose: bool = False) -> dict:
+def logging_config(verbose: bool = False, log_format: str = "text") -> dict:
     """The server's logging; `verbose` lets libraries' INFO lines through (httpx's
-    "HTTP Request:" line for every upstream request of the pull-through cache)."""
+    "HTTP Request:" line for every upstream request of the pull-through cache), `log_format`
+    "json" writes one JSON object per line. Both formats redact secrets
+    (`dockyard.core.logs`)."""
     # The log lines name neither processes nor threads: spare each record the lookups (a
     # getpid system call and multiprocessing's current process, per request).
     logging.logProcesses = False
@@ -284,12 +285,15 @@ def logging_config(verbose: bool = False) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        # The access log writes its lines in this format itself (dockyard.api.access_log).
-        "formatters": {"plain": {"format": PLAIN_FORMAT}},
+        # In the text format the access log writes its lines itself (dockyard.api.access_log).
+        "formatters": {
+            "text": {"()": "dockyard.core.logs.TextFormatter"},
+            "json": {"()": "dockyard.core.logs.JsonFormatter"},
+        },
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",
-                "formatter": "plain",
+                "formatter": "json" if log_format == "json" else "text",
                 "stream": "ext://sys.stderr",
             }
         },

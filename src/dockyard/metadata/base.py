@@ -192,6 +192,35 @@ class TagChange:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One record of the audit log (`schema.audit_log`); `id` orders them and pages them."""
+
+    at: float
+    action: str
+    object: str
+    account: str | None = None
+    token: str | None = None
+    address: str | None = None
+    repository: str | None = None
+    detail: dict[str, Any] | None = None
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which records to read: each field narrows, None leaves it open. `before`: ids below it
+    (the cursor of the previous page). Newest first."""
+
+    since: float | None = None
+    until: float | None = None
+    account: str | None = None
+    repository: str | None = None
+    action: str | None = None
+    before: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class TagPage:
     total: int  # tags matching the filter, on every page
     tags: list[PagedTag]
@@ -336,8 +365,10 @@ class Manifests(Protocol):
         children_required: bool = False,
         immutable_checked: bool = False,
         links: Sequence[tuple[str, int]] = (),
+        audit: AuditEntry | None = None,
     ) -> None:
-        """Store a manifest, its edges and its tags in one transaction. `links`: blobs
+        """Store a manifest, its edges and its tags in one transaction (with `audit`, its
+        audit record too). `links`: blobs
         (digest, size) to link into the repository first, in that transaction, so a manifest
         refused (by its quota, say) links nothing either. `children_required`:
         raise `ChildrenMissing` unless every child manifest is in the repository, checked in
@@ -360,15 +391,23 @@ class Manifests(Protocol):
         *,
         unless_in_index: bool = False,
         immutable_checked: bool = False,
+        audit: AuditEntry | None = None,
     ) -> bool:
-        """Delete a manifest and every tag pointing at it. `unless_in_index`: raise
+        """Delete a manifest and every tag pointing at it (and record `audit` in the same
+        transaction when it did). `unless_in_index`: raise
         `ManifestInUse` instead when an index of the same repository names it as a child.
         `immutable_checked`: raise `TagImmutable` when one of its tags matches a rule."""
 
     async def delete_tag(
-        self, repository: str, tag: str, *, immutable_checked: bool = False
+        self,
+        repository: str,
+        tag: str,
+        *,
+        immutable_checked: bool = False,
+        audit: AuditEntry | None = None,
     ) -> bool:
-        """`immutable_checked`: raise `TagImmutable` when the tag exists and matches a rule."""
+        """`immutable_checked`: raise `TagImmutable` when the tag exists and matches a rule;
+        `audit` is recorded in the same transaction when the tag was deleted."""
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
 
@@ -614,6 +653,17 @@ class SignaturePolicies(Protocol):
         """The indexes of the repository naming the manifest as a child, newest first."""
 
 
+class AuditLog(Protocol):
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Append a record in its own transaction."""
+
+    async def audit_entries(self, query: AuditQuery) -> list[AuditEntry]:
+        """The records `query` selects, newest first, at most `query.limit`."""
+
+    async def prune_audit(self, older_than: float) -> int:
+        """Remove the records made before `older_than`; how many were removed."""
+
+
 class Transfer(Protocol):
     """Every row out of one database and into another (`dockyard migrate`)."""
 
@@ -685,6 +735,7 @@ class MetadataStore(
     CacheIndex,
     Collection,
     ContentGraphs,
+    AuditLog,
     Transfer,
     Secrets,
     Protocol,

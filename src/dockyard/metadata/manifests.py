@@ -20,7 +20,14 @@ from dockyard.core.event_origin import EventOrigin, current_origin
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.base import ChildrenMissing, ManifestInUse, ManifestRecord, Reference
+from dockyard.metadata.audit import audited
+from dockyard.metadata.base import (
+    AuditEntry,
+    ChildrenMissing,
+    ManifestInUse,
+    ManifestRecord,
+    Reference,
+)
 from dockyard.metadata.blob_links import link_blob
 from dockyard.metadata.events import record_event
 from dockyard.metadata.quotas import refuse_over_quota
@@ -345,19 +352,23 @@ class SQLManifests(SQLAggregate):
         children_required: bool = False,
         immutable_checked: bool = False,
         links: Sequence[tuple[str, int]] = (),
+        audit: AuditEntry | None = None,
     ) -> None:
         await self.runner.write(
-            partial(
-                put_manifest,
-                ids=self.ids,
-                repository=repository,
-                record=record,
-                references=references,
-                tags=tags,
-                children_required=children_required,
-                immutable_checked=immutable_checked,
-                links=links,
-                origin=current_origin(),
+            audited(
+                partial(
+                    put_manifest,
+                    ids=self.ids,
+                    repository=repository,
+                    record=record,
+                    references=references,
+                    tags=tags,
+                    children_required=children_required,
+                    immutable_checked=immutable_checked,
+                    links=links,
+                    origin=current_origin(),
+                ),
+                audit,
             )
         )
 
@@ -385,30 +396,42 @@ class SQLManifests(SQLAggregate):
         *,
         unless_in_index: bool = False,
         immutable_checked: bool = False,
+        audit: AuditEntry | None = None,
     ) -> bool:
         return await self.runner.write(
-            partial(
-                delete_manifest,
-                ids=self.ids,
-                repository=repository,
-                digest=digest,
-                unless_in_index=unless_in_index,
-                immutable_checked=immutable_checked,
-                origin=current_origin(),
+            audited(
+                partial(
+                    delete_manifest,
+                    ids=self.ids,
+                    repository=repository,
+                    digest=digest,
+                    unless_in_index=unless_in_index,
+                    immutable_checked=immutable_checked,
+                    origin=current_origin(),
+                ),
+                audit,
             )
         )
 
     async def delete_tag(
-        self, repository: str, tag: str, *, immutable_checked: bool = False
+        self,
+        repository: str,
+        tag: str,
+        *,
+        immutable_checked: bool = False,
+        audit: AuditEntry | None = None,
     ) -> bool:
         return await self.runner.write(
-            partial(
-                delete_tag,
-                ids=self.ids,
-                repository=repository,
-                tag=tag,
-                immutable_checked=immutable_checked,
-                origin=current_origin(),
+            audited(
+                partial(
+                    delete_tag,
+                    ids=self.ids,
+                    repository=repository,
+                    tag=tag,
+                    immutable_checked=immutable_checked,
+                    origin=current_origin(),
+                ),
+                audit,
             )
         )
 

@@ -408,3 +408,24 @@ webhook_deliveries = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
 )
+
+# The audit log (revision 0015): who did what to which object, and when. `account` and `token`
+# (an access token's name) are NULL when nobody signed in (a failed login) or an admin command
+# on the data folder did it; `object` names what was changed (a repository, `repo:tag`, an
+# account, a policy's scope), `repository` the repository it lies in, if any. `detail` is a
+# small JSON object, never a secret. Rows older than `audit_retention_days` are pruned by the
+# serving process.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("account", NameText),
+    sa.Column("token", sa.String(255)),
+    sa.Column("address", sa.String(64)),
+    sa.Column("repository", NameText),  # set when the object lies in a repository
+    sa.Column("object", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_audit_log_at", "at"),
+)

@@ -2,9 +2,9 @@
 
 Each aggregate (`blob_links`, `uploads`, `manifests`, `catalog`, `repository_removal`, `usage`,
 `repository_info`, `tag_pages`, `cache_index`, `collection`, `content_graph`, `transfer`,
-`shared_secrets`, and the accounts of `sql_accounts`) is a module of named query functions and
-a small class that hands them to the runner. The same queries run on both backends; the runner
-(`sqlite_runner` or `postgres_runner`) is the only part that differs.
+`shared_secrets`, `audit`, and the accounts of `sql_accounts`) is a module of named query
+functions and a small class that hands them to the runner. The same queries run on both
+backends; the runner (`sqlite_runner` or `postgres_runner`) is the only part that differs.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dockyard.metadata.audit import SQLAuditLog
 from dockyard.metadata.blob_links import SQLBlobLinks
 from dockyard.metadata.cache_index import SQLCacheIndex
 from dockyard.metadata.catalog import SQLCatalog
@@ -56,6 +57,7 @@ class SQLMetadataStore(
     SQLCacheIndex,
     SQLCollection,
     SQLContentGraph,
+    SQLAuditLog,
     SQLTransfer,
     SQLSecrets,
     SQLEvents,

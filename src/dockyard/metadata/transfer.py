@@ -44,6 +44,7 @@ TABLE_ORDER = (
     "webhook_state",
     "event_outbox",
     "webhook_deliveries",
+    "audit_log",
 )
 # `namespace_blobs` and `namespace_usage` are not copied: the target's triggers count the
 # content as it is inserted.
@@ -75,6 +76,7 @@ def import_rows(conn: Connection, ids: RepositoryIds, rows: Rows) -> dict[str, i
             "webhooks",
             "event_outbox",
             "webhook_deliveries",
+            "audit_log",
         ):
             conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "

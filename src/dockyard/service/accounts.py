@@ -37,6 +37,7 @@ from dockyard.metadata.accounts import (  # raised through this service to the a
     NamespaceInUse as NamespaceInUse,
 )
 from dockyard.metadata.base import MetadataStore
+from dockyard.service.audit import AuditService
 
 ACCOUNT_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 TOKEN_PREFIX = "dyt_"
@@ -95,11 +96,13 @@ class AccountService:
         default_visibility: str = "private",
         *,
         password_min_length: int = 8,
+        audit: AuditService | None = None,
     ) -> None:
         self.store = store
         self.meta = meta
         self.default_visibility = default_visibility
         self.password_min_length = password_min_length
+        self.audit = audit or AuditService(meta)
 
     def check_password(self, password: str) -> None:
         """Refuse a password shorter than the configured minimum (in characters)."""
@@ -241,6 +244,12 @@ class AccountService:
         if visibility not in VISIBILITIES:
             raise RegistryError(ErrorCode.BAD_REQUEST, "visibility is public or private")
         await self.store.set_visibility(repository, visibility)
+        await self.audit.record(
+            "repository.visibility",
+            repository,
+            repository=repository,
+            detail={"visibility": visibility},
+        )
 
     async def set_namespace_default(self, namespace: str, visibility: str | None) -> None:
         """The visibility of repositories pushed to `namespace` from now on (None: the
@@ -251,6 +260,7 @@ class AccountService:
             namespace, visibility, self.default_visibility
         ):
             raise KeyError(namespace)
+        await self.audit.record("namespace.visibility", namespace, detail={"default": visibility})
 
     # -- administration ------------------------------------------------------------------
     async def create_user(
@@ -268,7 +278,9 @@ class AccountService:
                 raise KeyError(name)
             self.check_password(password)
         hashed = password_hash or (hash_password(password) if password else None)
-        return await self.store.create_account(name, USER, hashed, admin, time.time())
+        account = await self.store.create_account(name, USER, hashed, admin, time.time())
+        await self.audit.record("user.create", name, detail={"admin": admin} if admin else None)
+        return account
 
     async def password_matches(self, name: str, password: str) -> bool:
         """The account's password, never one of its access tokens."""
@@ -281,9 +293,12 @@ class AccountService:
         if await self.store.get_account(name) is None:
             return False  # said as such, whatever the password
         self.check_password(password)
-        return await self.store.update_account(
+        changed = await self.store.update_account(
             name, password_hash=hash_password(password), credentials_changed_at=time.time()
         )
+        if changed:
+            await self.audit.record("user.password", name)
+        return changed
 
     async def kind_of(self, name: str) -> str | None:
         """ "user" or "org" for an account's name; None for a namespace no account owns."""
@@ -307,6 +322,8 @@ class AccountService:
                 ErrorCode.CONFLICT,
                 "the last enabled administrator cannot be disabled: make another one first",
             )
+        if changed:
+            await self.audit.record("user.disable", name)
         return changed
 
     async def is_disabled(self, name: str) -> bool:
@@ -316,13 +333,22 @@ class AccountService:
 
     async def enable_user(self, name: str) -> bool:
         """Undo `disable_user`; False when there is no such user."""
-        return bool(await self.store.set_disabled(name, None))
+        changed = bool(await self.store.set_disabled(name, None))
+        if changed:
+            await self.audit.record("user.enable", name)
+        return changed
 
     async def set_admin(self, name: str, admin: bool) -> bool:
-        return await self.store.update_account(name, is_admin=admin)
+        changed = await self.store.update_account(name, is_admin=admin)
+        if changed:
+            await self.audit.record("user.admin", name, detail={"admin": admin})
+        return changed
 
     async def set_pull_limit(self, name: str, limit: int | None) -> bool:
-        return await self.store.update_account(name, pull_limit=limit)
+        changed = await self.store.update_account(name, pull_limit=limit)
+        if changed:
+            await self.audit.record("user.pull_limit", name, detail={"limit": limit})
+        return changed
 
     async def create_org(self, name: str, owner: str | None, *, may_claim: bool = True) -> Account:
         """`may_claim` (administrators) allows a name repositories already live under: taking
@@ -333,6 +359,7 @@ class AccountService:
         )
         if owner:
             await self.store.set_membership(name, owner, "owner")
+        await self.audit.record("org.create", name, detail={"owner": owner} if owner else None)
         return org
 
     async def remove_account(
@@ -347,7 +374,13 @@ class AccountService:
             raise ValueError("say which user receives the repositories")
         if repositories == TRANSFER_REPOSITORIES and heir == name:
             raise ValueError("the repositories cannot be handed to the account being removed")
-        return await self.store.delete_account(name, repositories, heir, time.time())
+        removed = await self.store.delete_account(name, repositories, heir, time.time())
+        if removed:
+            detail = {"repositories": repositories} if repositories else {}
+            if heir and repositories == TRANSFER_REPOSITORIES:
+                detail["to"] = heir
+            await self.audit.record("user.remove", name, detail=detail or None)
+        return removed
 
     async def add_member(self, org: str, user: str, role: str) -> None:
         """Add `user` to `org`, or change their role. ValueError for an unknown role,
@@ -359,14 +392,18 @@ class AccountService:
             await self.store.set_membership(org, user, role)
         except LastOwner:
             raise _last_owner(user, org) from None
+        await self.audit.record("member.set", org, detail={"user": user, "role": role})
 
     async def remove_member(self, org: str, user: str) -> bool:
         """False when `user` is no member of `org`; refused (CONFLICT) when they are its only
         owner."""
         try:
-            return await self.store.remove_membership(org, user)
+            removed = await self.store.remove_membership(org, user)
         except LastOwner:
             raise _last_owner(user, org) from None
+        if removed:
+            await self.audit.record("member.remove", org, detail={"user": user})
+        return removed
 
     async def members(self, org: str) -> list[tuple[str, str]]:
         """(user, role) of every member of the organisation, by name."""
@@ -393,6 +430,7 @@ class AccountService:
             now + expires_in if expires_in else None,
         )
         await self.store.create_token(record)
+        await self.audit.record("token.create", name, detail={"account": account, "scope": scope})
         return record, secret
 
     async def tokens_of(self, account: str) -> list[AccessToken]:
@@ -401,7 +439,10 @@ class AccountService:
 
     async def revoke_token(self, account: str, name_or_id: str) -> bool:
         """Revoke one of the account's own tokens; False when it has no such active token."""
-        return await self.store.revoke_token(account, name_or_id, time.time())
+        revoked = await self.store.revoke_token(account, name_or_id, time.time())
+        if revoked:
+            await self.audit.record("token.revoke", name_or_id, detail={"account": account})
+        return revoked
 
     async def bootstrap_admin(self, password: str | None) -> str | None:
         """Make the first admin when none exists; returns a generated password to show once."""

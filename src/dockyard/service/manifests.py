@@ -21,6 +21,7 @@ from dockyard.metadata.base import (
     Reference,
     TagImmutable,
 )
+from dockyard.service.audit import AuditService
 from dockyard.service.blobs import ReadCheck, readable_blob_size
 from dockyard.service.content_lock import ContentLock, NoLock
 from dockyard.service.quotas import refusal as quota_refusal
@@ -85,6 +86,7 @@ class ManifestService:
         self.lock = lock or NoLock()
         self.blobs = blobs
         self.meta = meta
+        self.audit = AuditService(meta)
         self.cache = _content_cache()
 
     # -- push ----------------------------------------------------------------------------
@@ -150,14 +152,21 @@ class ManifestService:
         await self.blobs.put(record.digest, body)
         pending.published.append(record.digest)
         try:
+            pushed = list(dict.fromkeys(tags))
             await self.meta.put_manifest(
                 repository,
                 record,
                 references,
-                list(dict.fromkeys(tags)),
+                pushed,
                 children_required=True,
                 immutable_checked=True,
                 links=pending.links,
+                audit=self.audit.entry(
+                    "manifest.push",
+                    f"{repository}@{record.digest}",
+                    repository=repository,
+                    detail={"digest": record.digest, "tags": pushed},
+                ),
             )
         except (ChildrenMissing, TagImmutable, QuotaExceeded) as exc:
             raise _refusal(exc) from None
@@ -281,10 +290,26 @@ class ManifestService:
         try:
             if digest is not None:
                 deleted = await self.meta.delete_manifest(
-                    repository, str(digest), unless_in_index=not force, immutable_checked=True
+                    repository,
+                    str(digest),
+                    unless_in_index=not force,
+                    immutable_checked=True,
+                    audit=self.audit.entry(
+                        "manifest.delete",
+                        f"{repository}@{digest}",
+                        repository=repository,
+                        detail={"forced": True} if force else None,
+                    ),
                 )
             else:
-                deleted = await self.meta.delete_tag(repository, tag or "", immutable_checked=True)
+                deleted = await self.meta.delete_tag(
+                    repository,
+                    tag or "",
+                    immutable_checked=True,
+                    audit=self.audit.entry(
+                        "tag.delete", f"{repository}:{tag}", repository=repository
+                    ),
+                )
         except ManifestInUse as exc:
             raise _in_use(str(digest), exc.indexes) from None
         except TagImmutable as exc:

@@ -13,6 +13,7 @@ import re
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.metadata.base import MetadataStore, NamespaceQuota, QuotaExceeded
+from dockyard.service.audit import AuditService
 
 UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4, "p": 1000**5}
 BINARY = {"ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30, "ti": 1 << 40, "pi": 1 << 50}
@@ -62,6 +63,7 @@ def refusal(exc: QuotaExceeded) -> RegistryError:
 class QuotaService:
     def __init__(self, meta: MetadataStore) -> None:
         self.meta = meta
+        self.audit = AuditService(meta)
 
     async def set(self, namespace: str, limit: str | int | None) -> NamespaceQuota:
         """`limit` as text (`10GiB`, `none`), a number of bytes, or None for no quota."""
@@ -71,6 +73,7 @@ class QuotaService:
         elif limit is not None and not 0 <= limit <= MAX_QUOTA:
             raise RegistryError(ErrorCode.BAD_REQUEST, "a quota is a number of bytes, 0 or more")
         await self.meta.set_quota(namespace, limit)
+        await self.audit.record("policy.quota", namespace, detail={"limit": limit})
         return await self.meta.quota(namespace)
 
     async def get(self, namespace: str) -> NamespaceQuota:

@@ -13,6 +13,7 @@ from dockyard.metadata.base import MetadataStore
 from dockyard.metadata.counters import Counters, SQLiteCounters
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.service.accounts import AccountService
+from dockyard.service.audit import AuditService
 from dockyard.service.blobs import BlobService
 from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
@@ -105,11 +106,13 @@ class Registry:
         self.retention = RetentionService(meta)
         self.signature_policies = SignaturePolicyService(meta)
         self.signature_gate = SignatureGate(self.signature_policies)
+        self.audit = AuditService(meta, settings.audit_retention_days)
         self.accounts = AccountService(
             meta.accounts,
             meta,
             settings.default_visibility,
             password_min_length=settings.password_min_length,
+            audit=self.audit,
         )
         self.repository_info = RepositoryInfoService(meta)
         self.image_views = ImageViews(meta, blob_store, self.manifests, self.accounts)
@@ -185,8 +188,8 @@ class Registry:
 
     async def _purge_loop(self) -> None:
         """The background housekeeping: garbage collection (abandoned uploads included), or
-        only the uploads when collection is off; retention policies; the pull-through cache's
-        limit."""
+        only the uploads when collection is off; retention policies; the audit log's retention;
+        the pull-through cache's limit."""
         # A read-only registry deletes nothing (it may be a copy being moved, `dockyard migrate`).
         collecting = self.settings.gc and not self.settings.read_only
         # Abandoned uploads expire at their own interval whether or not collection is on.
@@ -208,6 +211,10 @@ class Registry:
                     await self.retention.apply_all()
                 except Exception:
                     log.exception("applying retention policies failed; will retry")
+                try:
+                    await self.audit.prune()
+                except Exception:
+                    log.exception("pruning the audit log failed; will retry")
             if self.proxy is not None and self.settings.cache_max_bytes is not None:
                 try:
                     await self.cache.prune()

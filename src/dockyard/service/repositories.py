@@ -23,6 +23,7 @@ from dockyard.metadata.base import (
     RemovedRepository,
     RepositoryUsage,
 )
+from dockyard.service.audit import AuditService
 from dockyard.service.content_lock import ContentLock
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
@@ -54,6 +55,7 @@ class RepositoryService:
         self.blob_store = blob_store
         self.meta = meta
         self.lock = lock
+        self.audit = AuditService(meta)
 
     async def delete(self, repository: str) -> RemovedRepository:
         """Delete a repository's tags, manifests, blob links, uploads and settings."""
@@ -79,6 +81,12 @@ class RepositoryService:
             removed.manifests,
             removed.blob_links,
             len(removed.uploads),
+        )
+        await self.audit.record(
+            "repository.delete",
+            repository,
+            repository=repository,
+            detail={"tags": removed.tags, "manifests": removed.manifests},
         )
         return removed
 

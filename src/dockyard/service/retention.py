@@ -19,6 +19,7 @@ from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.core.tag_patterns import matches
 from dockyard.metadata.base import MetadataStore, PushedTag, RetentionPolicy, TagImmutable
+from dockyard.service.audit import AuditService
 from dockyard.service.tag_rules import checked_pattern
 
 log = logging.getLogger("dockyard")
@@ -88,12 +89,27 @@ def expired(policy: RetentionPolicy, tags: list[PushedTag], now: float) -> list[
 class RetentionService:
     def __init__(self, meta: MetadataStore) -> None:
         self.meta = meta
+        self.audit = AuditService(meta)
 
     async def set(self, policy: RetentionPolicy) -> None:
         await self.meta.set_retention_policy(policy, time.time())
+        detail: dict[str, object] = {
+            "keep_last": policy.keep_last,
+            "older_than_seconds": policy.older_than_seconds,
+            "keep_pattern": policy.keep_pattern,
+        }
+        await self._record(policy.scope, detail)
 
     async def remove(self, scope: str) -> bool:
-        return await self.meta.remove_retention_policy(validate_name(scope))
+        removed = await self.meta.remove_retention_policy(validate_name(scope))
+        if removed:
+            await self._record(scope, {"removed": True})
+        return removed
+
+    async def _record(self, scope: str, detail: dict[str, object]) -> None:
+        await self.audit.record(
+            "policy.retention", scope, repository=scope if "/" in scope else None, detail=detail
+        )
 
     async def policies(self, scope: str) -> list[RetentionPolicy]:
         return await self.meta.retention_policies(validate_name(scope))

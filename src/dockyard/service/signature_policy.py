@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.metadata.base import MetadataStore, SignaturePolicy
+from dockyard.service.audit import AuditService
 
 MODES = ("enforce", "warn", "off")
 # A policy names a handful of signers; these bounds keep a stored policy (read on every pull)
@@ -88,6 +89,7 @@ def checked_policy(
 class SignaturePolicyService:
     def __init__(self, meta: MetadataStore) -> None:
         self.meta = meta
+        self.audit = AuditService(meta)
 
     async def set(
         self, scope: str, public_keys: Sequence[object], roots: Sequence[object], mode: str
@@ -95,10 +97,20 @@ class SignaturePolicyService:
         """Replace the scope's policy; the new version makes every remembered result stale."""
         policy = checked_policy(scope, public_keys, roots, mode)
         await self.meta.set_signature_policy(policy)
+        detail = {"mode": policy.mode, "keys": len(policy.public_keys), "roots": len(policy.roots)}
+        await self._record(policy.scope, detail)
         return policy
 
     async def remove(self, scope: str) -> bool:
-        return await self.meta.remove_signature_policy(validate_name(scope))
+        removed = await self.meta.remove_signature_policy(validate_name(scope))
+        if removed:
+            await self._record(scope, {"removed": True})
+        return removed
+
+    async def _record(self, scope: str, detail: dict[str, object]) -> None:
+        await self.audit.record(
+            "policy.signature", scope, repository=scope if "/" in scope else None, detail=detail
+        )
 
     async def policies(self, scope: str) -> list[SignaturePolicy]:
         return await self.meta.signature_policies(validate_name(scope))

@@ -9,6 +9,7 @@ from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.core.tag_patterns import InvalidPattern, validate_pattern
 from dockyard.metadata.base import MetadataStore, TagImmutable, TagRule
+from dockyard.service.audit import AuditService
 
 
 def refusal(exc: TagImmutable) -> RegistryError:
@@ -37,15 +38,27 @@ def checked_pattern(pattern: str) -> str:
 class TagRuleService:
     def __init__(self, meta: MetadataStore) -> None:
         self.meta = meta
+        self.audit = AuditService(meta)
 
     async def add(self, scope: str, pattern: str) -> bool:
         """False when the rule was there already."""
-        return await self.meta.add_tag_rule(
-            checked_scope(scope), checked_pattern(pattern), time.time()
-        )
+        scope, pattern = checked_scope(scope), checked_pattern(pattern)
+        added = await self.meta.add_tag_rule(scope, pattern, time.time())
+        if added:
+            await self._record(scope, {"added": pattern})
+        return added
 
     async def remove(self, scope: str, pattern: str) -> bool:
-        return await self.meta.remove_tag_rule(checked_scope(scope), checked_pattern(pattern))
+        scope, pattern = checked_scope(scope), checked_pattern(pattern)
+        removed = await self.meta.remove_tag_rule(scope, pattern)
+        if removed:
+            await self._record(scope, {"removed": pattern})
+        return removed
+
+    async def _record(self, scope: str, detail: dict[str, str]) -> None:
+        await self.audit.record(
+            "policy.immutability", scope, repository=scope if "/" in scope else None, detail=detail
+        )
 
     async def rules(self, scope: str) -> list[TagRule]:
         return await self.meta.tag_rules(checked_scope(scope))

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from dockyard.auth.requests import Caller, client_address, plain_address
 from dockyard.auth.scopes import PULL
 from dockyard.service.accounts import ANONYMOUS, Principal
+from dockyard.service.audit import acting
 from dockyard.web import sessions
 from dockyard.web.site import auth_of, registry_of, site_of
 
@@ -104,6 +105,8 @@ async def viewer_of(request: Request) -> Viewer:
         principal, session, sessions.csrf_token(session, key), address_of(request), fresh
     )
     request.scope[VIEWER_KEY] = viewer
+    if principal is not None:
+        acting(principal.name, principal.token_name, viewer.address)
     return viewer
 
 

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from dockyard.api.routes import (
     accounts,
+    audit,
     base,
     blobs,
     catalog,
@@ -113,6 +114,7 @@ def table(is_read_only: bool) -> list[Route]:
         Route("/api/v1/webhooks", webhooks.webhooks, methods=["GET", "POST"]),
         Route("/api/v1/webhooks/{webhook}", webhooks.webhook, methods=["DELETE"]),
         Route("/api/v1/webhooks/{webhook}/deliveries", webhooks.deliveries, methods=["GET"]),
+        Route("/api/v1/audit", audit.entries, methods=["GET"]),
         Route(
             "/api/v1/policies/immutable/{scope:path}",
             policies.immutable,

@@ -14,6 +14,7 @@ from dockyard.auth.requests import Caller, Need, client_address, plain_address
 from dockyard.auth.scopes import PULL
 from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.names import validate_name
+from dockyard.service.audit import acting
 from dockyard.service.registry import Registry
 from dockyard.service.repository import Repository
 
@@ -96,6 +97,7 @@ async def _caller(request: Request, gate: AccessGate, fresh: bool = False) -> Ca
                 authorization, address, lambda: base_url(request), fresh=fresh
             )
         scope[CALLER_KEY] = caller
+        acting(caller.principal.name, caller.principal.token_name, caller.address)
     return caller
 
 
@@ -142,6 +144,7 @@ async def repository_access(request: Request, *actions: str) -> tuple[str, Calle
             caller = gate.granted(authorization, _address(request, gate.trusted), name, actions)
             if caller is not None:
                 scope[CALLER_KEY] = caller
+                acting(caller.principal.name, caller.principal.token_name, caller.address)
                 return name, caller
     return name, await require(request, _need(name, actions))
 
