@@ -279,12 +279,19 @@ class ManifestService:
         Either is refused when a tag it would remove is immutable (even forced)."""
         tag, digest = parse_reference(reference, lookup=True)
         try:
-            if digest is not None:
-                deleted = await self.meta.delete_manifest(
-                    repository, str(digest), unless_in_index=not force, immutable_checked=True
-                )
-            else:
-                deleted = await self.meta.delete_tag(repository, tag or "", immutable_checked=True)
+            # On the content lock's shared side, as a push: the collector's batches hold it
+            # exclusively while they decide, and they write the same rows (a repository
+            # emptied moves the catalog on), so a delete waits for a batch instead of being
+            # rolled back by every one of them in turn (PostgreSQL, SERIALIZABLE).
+            async with self.lock.publishing():
+                if digest is not None:
+                    deleted = await self.meta.delete_manifest(
+                        repository, str(digest), unless_in_index=not force, immutable_checked=True
+                    )
+                else:
+                    deleted = await self.meta.delete_tag(
+                        repository, tag or "", immutable_checked=True
+                    )
         except ManifestInUse as exc:
             raise _in_use(str(digest), exc.indexes) from None
         except TagImmutable as exc:
