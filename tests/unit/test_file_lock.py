@@ -54,3 +54,34 @@ def test_held_waits_without_blocking_the_event_loop(tmp_path: Path) -> None:
         return order
 
     assert asyncio.run(scenario()) == ["loop", "waiter"]
+
+
+def test_many_waiters_leave_the_holders_threads_free(tmp_path: Path) -> None:
+    # More waiters than the default executor has threads: were each to wait in one, the
+    # holder's own work in a thread (a sweep's unlinks) would queue behind them and the lock
+    # would never be let go.
+    path = tmp_path / "what.lock"
+    waiters = (os.cpu_count() or 1) + 40
+
+    async def scenario() -> int:
+        holder = open_lock_file(path)
+        assert try_lock(holder)
+        got: list[int] = []
+
+        async def waiter(n: int) -> None:
+            async with held(path, shared=True):
+                got.append(n)
+
+        tasks = [asyncio.create_task(waiter(n)) for n in range(waiters)]
+        try:
+            await asyncio.sleep(0.1)
+            assert got == []
+            work = asyncio.to_thread(lambda: "unlinked")
+            assert await asyncio.wait_for(work, 5) == "unlinked"
+        finally:
+            release(holder)
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        assert is_free(path)
+        return len(got)
+
+    assert asyncio.run(scenario()) == waiters

@@ -34,10 +34,22 @@ def lock(fd: int, *, shared: bool = False) -> None:
     fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
 
 
+# A waiter looks again this soon, then twice as late each time up to POLL_MAX.
+POLL_FIRST = 0.001
+POLL_MAX = 0.01
+
+
 async def lock_async(fd: int, *, shared: bool = False) -> None:
-    """Take the lock; a wait happens in a worker thread, never on the event loop."""
-    if not try_lock(fd, shared=shared):
-        await asyncio.to_thread(lock, fd, shared=shared)
+    """Take the lock, looking again after short sleeps, never blocking the event loop.
+
+    Not a thread blocked in `flock` per waiter: a dozen requests waiting for a lock that this
+    same process holds filled the default executor, and the holder, which needs a thread of
+    it to finish its work (a sweep removing bytes), could then never let go (a hang seen with
+    eight concurrent manifest DELETEs against two collecting workers)."""
+    delay = POLL_FIRST
+    while not try_lock(fd, shared=shared):
+        await asyncio.sleep(delay)
+        delay = min(POLL_MAX, delay * 2)
 
 
 def unlock(fd: int) -> None:
@@ -64,7 +76,7 @@ def is_free(path: Path | str) -> bool:
 
 @contextlib.asynccontextmanager
 async def held(path: Path | str, *, shared: bool = False) -> AsyncIterator[None]:
-    """The lock of `path` for the block, waited for off the event loop."""
+    """The lock of `path` for the block, waited for without blocking the event loop."""
     fd = open_lock_file(path)
     try:
         await lock_async(fd, shared=shared)

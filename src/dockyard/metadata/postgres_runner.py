@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dockyard.core.errors import ErrorCode, RegistryError
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -59,6 +61,8 @@ class PostgresRunner:
         self.engine = engine
         self._forget: list[Callable[[], None]] = []
         self._observer: TransactionObserver | None = None
+        # Attempts rolled back by a conflict with another transaction, for the logs and tests.
+        self.conflicts = 0
 
     @property
     def shared(self) -> bool:
@@ -115,8 +119,17 @@ class PostgresRunner:
                     for forget in self._forget:
                         forget()
                     retryable = isinstance(exc, sa.exc.DBAPIError) and sqlstate(exc) in RETRYABLE
-                    if not retryable or attempt == ATTEMPTS - 1:
+                    if not retryable:
                         raise
+                    self.conflicts += 1
+                    if attempt == ATTEMPTS - 1:
+                        # Nothing was written: the client may simply send the request again.
+                        raise RegistryError(
+                            ErrorCode.UNAVAILABLE,
+                            "the database kept rolling this change back for concurrent ones; "
+                            "nothing was changed, try again",
+                            headers={"Retry-After": "1"},
+                        ) from exc
                     # Another replica's transaction touched the same rows: ours runs again.
                     # A random share of the back-off: two transactions that conflicted once
                     # would, waiting the same time, meet again on their next attempt.

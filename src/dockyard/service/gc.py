@@ -197,16 +197,25 @@ class GarbageCollector:
         # or left by a dry run) waits for the next round.
         after = ""
         size = BATCH
-        while due := await self.meta.due_for_review(cutoff, size, after):
-            after = due[-1]
-            if dry_run:
+        if dry_run:
+            while due := await self.meta.due_for_review(cutoff, size, after):
+                after = due[-1]
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep, dry_run=True)
                 for digest, blob_size in collected.blobs:
                     await self._reclaim(report, digest, blob_size)
                 report.links += collected.links
-                continue
+            return
+        # A look without the lock first: a round with nothing due keeps no push waiting.
+        due = await self.meta.due_for_review(cutoff, 1, after)
+        while due:
             async with self.lock.sweeping():
                 started = time.monotonic()
+                # Picked under the lock: a collector of another worker that held it meanwhile
+                # took its rows off the queue, so the two never review the same digests.
+                due = await self.meta.due_for_review(cutoff, size, after)
+                if not due:
+                    break
+                after = due[-1]
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep)
                 # Still under the lock: a push of the same content waits until the old bytes
                 # are gone, then publishes its own.
@@ -226,8 +235,7 @@ class GarbageCollector:
             size = next_batch(len(due), held)
             if paced:
                 await asyncio.sleep(held * SERVING_REST)
-        if not dry_run:
-            self.reviewed_until = max(self.reviewed_until, cutoff)
+        self.reviewed_until = max(self.reviewed_until, cutoff)
 
     async def _reclaim(self, report: GcReport, digest: str, size: int | None) -> None:
         """What a dry run would reclaim: the bytes of a blob whose record would go, counted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 
@@ -288,34 +289,43 @@ class ManifestService:
         Either is refused when a tag it would remove is immutable (even forced)."""
         tag, digest = parse_reference(reference, lookup=True)
         try:
-            if digest is not None:
-                deleted = await self.meta.delete_manifest(
-                    repository,
-                    str(digest),
-                    unless_in_index=not force,
-                    immutable_checked=True,
-                    audit=self.audit.entry(
-                        "manifest.delete",
-                        f"{repository}@{digest}",
-                        repository=repository,
-                        detail={"forced": True} if force else None,
-                    ),
-                )
-            else:
-                deleted = await self.meta.delete_tag(
-                    repository,
-                    tag or "",
-                    immutable_checked=True,
-                    audit=self.audit.entry(
-                        "tag.delete", f"{repository}:{tag}", repository=repository
-                    ),
-                )
+            # With replicas sharing PostgreSQL, on the content lock's shared side, as a push:
+            # the collector's batches hold it exclusively while they decide, and they write
+            # the same rows (a repository emptied moves the catalog on), so a delete waits for
+            # a batch instead of being rolled back by every one of them in turn. SQLite's one
+            # writer already puts the two one after the other.
+            async with self._conflict_free():
+                if digest is not None:
+                    deleted = await self.meta.delete_manifest(
+                        repository,
+                        str(digest),
+                        unless_in_index=not force,
+                        immutable_checked=True,
+                        audit=self.audit.entry(
+                            "manifest.delete",
+                            f"{repository}@{digest}",
+                            repository=repository,
+                            detail={"forced": True} if force else None,
+                        ),
+                    )
+                else:
+                    deleted = await self.meta.delete_tag(
+                        repository,
+                        tag or "",
+                        immutable_checked=True,
+                        audit=self.audit.entry(
+                            "tag.delete", f"{repository}:{tag}", repository=repository
+                        ),
+                    )
         except ManifestInUse as exc:
             raise _in_use(str(digest), exc.indexes) from None
         except TagImmutable as exc:
             raise refusal(exc) from None
         if not deleted:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
+
+    def _conflict_free(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.lock.publishing() if self.meta.shared else NoLock().publishing()
 
     # -- referrers -----------------------------------------------------------------------
     async def referrers(
