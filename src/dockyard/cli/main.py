@@ -209,6 +209,15 @@ def serve(
             "DOCKYARD_HEADER_TIMEOUT_SECONDS.",
         ),
     ] = None,
+    shutdown_timeout: Annotated[
+        int | None,
+        typer.Option(
+            "--shutdown-timeout",
+            help="Seconds requests in progress may take to finish after SIGTERM or SIGINT "
+            "(no new connections are accepted, idle ones are closed); then the workers are "
+            "stopped. Default 30. Also DOCKYARD_SHUTDOWN_TIMEOUT_SECONDS.",
+        ),
+    ] = None,
     max_requests_per_client: Annotated[
         int | None,
         typer.Option(
@@ -362,6 +371,7 @@ def serve(
         auth=auth,
         fsync=False if no_fsync else None,
         header_timeout_seconds=header_timeout,
+        shutdown_timeout_seconds=shutdown_timeout,
         max_requests_per_client=max_requests_per_client,
         anonymous_pull_limit=anonymous_pull_limit,
         authenticated_pull_limit=authenticated_pull_limit,

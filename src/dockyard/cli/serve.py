@@ -171,6 +171,11 @@ def run(settings: Settings, verbose: bool = False) -> None:
         log_access=False,
         log_dictconfig=logging_config(verbose),
         respawn_failed_workers=True,
+        # On SIGTERM granian stops accepting, closes idle keep-alive connections and answers
+        # the requests in progress with `Connection: close`; a worker still busy after this
+        # long is killed, so that a stop (or a rolling restart) has a known bound. A SIGHUP
+        # replaces the workers one at a time under the same bound (dockyard.cli.reload).
+        workers_kill_timeout=settings.shutdown_timeout_seconds,
         # A client must have sent a request's headers this long after it connected (or after
         # the previous answer): slow-header connections are cut off instead of held forever.
         http1_settings=HTTP1Settings(
