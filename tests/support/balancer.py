@@ -64,9 +64,7 @@ class Balancer(OnLoopback):
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                headers = [
-                    (k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP
-                ]
+                headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
                 status, reply_headers, reply = balancer.forward(
                     self.command, self.path, headers, body
                 )

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard import __version__
-from dockyard.cli import admin, attest, fsck, gc, images, login, policy, referrers, signing
+from dockyard.cli import admin, attest, doctor, fsck, gc, images, login, policy, referrers, signing
 from dockyard.cli.exits import INTERRUPTED, USAGE, fail, say
 from dockyard.cli.folder import InitOpt
 from dockyard.config import (
@@ -449,6 +449,7 @@ signing.register(app)
 attest.register(app)
 admin.register(app)
 fsck.register(app)
+doctor.register(app)
 gc.register(app)
 policy.register(app)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from dockyard.metadata.accounts import AccountStore
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
+    from dockyard.metadata.diagnosis import SchemaState
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,6 +616,10 @@ class MetadataStore(
     async def has_schema(self) -> bool:
         """Whether the database was ever migrated: an admin command can then tell a registry
         from an empty or mistyped database."""
+
+    async def schema_state(self) -> SchemaState:
+        """The schema's revision, the newest one this version knows and the database's
+        clock, for `dockyard doctor`; raises when the database cannot be reached."""
 
     def shared_content_lock(self) -> AdvisoryContentLock | None:
         """The content lock every replica of a shared database holds, or None when the

@@ -36,6 +36,7 @@ from dockyard.metadata.usage import SQLRepositories
 
 if TYPE_CHECKING:
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
+    from dockyard.metadata.diagnosis import SchemaState
 
 __all__ = ["SQLMetadataStore", "postgres_url", "sqlite_engine"]
 
@@ -93,6 +94,11 @@ class SQLMetadataStore(
 
     async def has_schema(self) -> bool:
         return await self.runner.has_schema()
+
+    async def schema_state(self) -> SchemaState:
+        from dockyard.metadata.diagnosis import schema_state
+
+        return await self.runner.read(schema_state)
 
     def shared_content_lock(self) -> AdvisoryContentLock | None:
         return self.runner.content_lock()
