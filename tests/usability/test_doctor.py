@@ -4,8 +4,6 @@ another certificate), never printing a secret."""
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import re
 import shutil
@@ -13,12 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from tests.conftest import s3_postgres_env
+from tests.support import certs
 from tests.support.postgres import PostgresCluster
 from tests.support.seaweedfs import SeaweedS3
 from tests.support.server import free_port
@@ -52,33 +46,8 @@ def new_registry(data: Path, env: dict[str, str] | None = None) -> None:
 
 
 def certificate(folder: Path, stem: str, days: float) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, stem)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    pair = certs.certificate(folder, stem, days=days)
+    return pair.cert, pair.key
 
 
 def tls_config(folder: Path, cert: Path, key: Path) -> Path:

@@ -351,8 +351,7 @@ def serve(
             raise fail(str(exc), USAGE) from exc
     elif mirror:
         raise fail("--mirror names one of the --proxy upstreams", USAGE)
-    settings = _settings(
-        config,
+    overrides: dict[str, object] = dict(
         proxies=proxies,
         metadata=metadata,
         storage=storage,
@@ -384,14 +383,19 @@ def serve(
         gc_interval_seconds=gc_interval,
         gc_untagged_manifests=gc_untagged,
     )
+    settings = _settings(config, **overrides)
     try:
         check_security(settings)
     except ConfigError as exc:
         raise fail(str(exc), USAGE) from exc
     from dockyard.cli.serve import logging_config, run
 
+    def reload() -> Settings:
+        # The same sources in the same order as at start; ConfigError is the reloader's to log.
+        return load_settings(config, overrides)
+
     logging.config.dictConfig(logging_config(verbose))
-    run(settings, verbose)
+    run(settings, verbose, reload)
 
 
 @config_app.command("check")

@@ -10,6 +10,8 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,6 +19,7 @@ from dockyard import assembly
 from dockyard.api.access_log import PLAIN_FORMAT
 from dockyard.api.app import SETTINGS_ENV
 from dockyard.cli.exits import FAILED, USAGE, fail, say
+from dockyard.cli.reload import Reloader
 from dockyard.config import Settings, redact_url, scrub
 from dockyard.core.errors import RegistryError
 from dockyard.storage.private import private_umask
@@ -119,7 +122,11 @@ def worker_count(settings: Settings) -> int:
     return settings.workers or max(1, os.cpu_count() or 1)
 
 
-def run(settings: Settings, verbose: bool = False) -> None:
+def run(
+    settings: Settings, verbose: bool = False, reload: Callable[[], Settings] | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT. `reload` reads the settings again from where they came
+    from, for SIGHUP (`dockyard.cli.reload`); without it a SIGHUP only replaces the workers."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings
@@ -187,9 +194,31 @@ def run(settings: Settings, verbose: bool = False) -> None:
         ssl_key=settings.tls_key,
         ssl_protocol_min=SSLProtocols.tls12,
     )
+    if reload is not None:
+        replace_workers_on_reload(server, Reloader(settings, reload))
     share_with_workers()
     with claim:
         server.serve()
+
+
+def replace_workers_on_reload(server: Any, reloader: Reloader) -> None:
+    """On SIGHUP, settings the reloader accepts go to the environment the new workers read,
+    then granian replaces the workers; refused ones leave the workers alone.
+
+    granian gives no way to refuse a reload from its reload hooks (an exception there ends
+    the server), so its reload step itself is wrapped."""
+    replace = server._reload
+
+    def reload_step(spawn_target: object, target_loader: object) -> None:
+        settings = reloader.reload()
+        if settings is None:
+            server.reload_signal = False
+            server.main_loop_interrupt.clear()
+            return
+        os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
+        replace(spawn_target, target_loader)
+
+    server._reload = reload_step
 
 
 def claim_address(host: str, port: int) -> socket.socket:
