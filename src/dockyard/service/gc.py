@@ -103,6 +103,26 @@ class GarbageCollector:
         self.keep = keep_prefixes
         # The cutoff of the last review: rows queued after it were not looked at yet.
         self.reviewed_until = 0.0
+        # Set by `stop`: no batch starts after it. `_quiet` is set while no batch runs.
+        self._stopping = False
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @property
+    def in_batch(self) -> bool:
+        """A batch is under way: records decided, bytes not all removed yet."""
+        return not self._quiet.is_set()
+
+    async def stop(self, timeout: float) -> bool:
+        """Start no batch after this one, and wait up to `timeout` seconds for the batch in
+        progress to finish, records and bytes: a stopping server then leaves every queued
+        digest either collected or untouched. False when the batch was still running."""
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self._quiet.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def collect(
         self,
@@ -176,7 +196,9 @@ class GarbageCollector:
 
     async def _untagged(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
         after = ("", "")
-        while due := await self.meta.untagged_due(cutoff, self.keep, BATCH, after):
+        while not self._stopping and (
+            due := await self.meta.untagged_due(cutoff, self.keep, BATCH, after)
+        ):
             after = due[-1]
             async with self._lock(dry_run).sweeping():
                 gone = await self.meta.collect_untagged(due, cutoff, self.keep, dry_run=dry_run)
@@ -190,7 +212,7 @@ class GarbageCollector:
         # or left by a dry run) waits for the next round.
         after = ""
         size = BATCH
-        while due := await self.meta.due_for_review(cutoff, size, after):
+        while not self._stopping and (due := await self.meta.due_for_review(cutoff, size, after)):
             after = due[-1]
             if dry_run:
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep, dry_run=True)
@@ -198,17 +220,21 @@ class GarbageCollector:
                     await self._reclaim(report, digest, blob_size)
                 report.links += collected.links
                 continue
-            async with self.lock.sweeping():
-                started = time.monotonic()
-                collected = await self.meta.collect_blobs(due, cutoff, self.keep)
-                # Still under the lock: a push of the same content waits until the old bytes
-                # are gone, then publishes its own.
-                removed = await self.blob_store.remove_many([d for d, _ in collected.blobs])
-                for digest, blob_size in collected.blobs:
-                    if digest in removed:
-                        self._removed(report, digest, blob_size, removed[digest])
-                await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
-                held = time.monotonic() - started
+            self._quiet.clear()
+            try:
+                async with self.lock.sweeping():
+                    started = time.monotonic()
+                    collected = await self.meta.collect_blobs(due, cutoff, self.keep)
+                    # Still under the lock: a push of the same content waits until the old
+                    # bytes are gone, then publishes its own.
+                    removed = await self.blob_store.remove_many([d for d, _ in collected.blobs])
+                    for digest, blob_size in collected.blobs:
+                        if digest in removed:
+                            self._removed(report, digest, blob_size, removed[digest])
+                    await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
+                    held = time.monotonic() - started
+            finally:
+                self._quiet.set()
             report.links += collected.links
             log.debug(
                 "gc batch: %d reviewed, %d reclaimed, %.3f s held",

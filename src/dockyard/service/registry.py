@@ -162,6 +162,9 @@ class Registry:
 
     async def close(self) -> None:
         if self._housekeeping is not None:
+            # A garbage-collection batch in progress finishes (within the shutdown deadline);
+            # cancelling the job between batches leaves nothing half done.
+            await self.gc.stop(self.settings.shutdown_timeout_seconds)
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
