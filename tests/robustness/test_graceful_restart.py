@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import s3_postgres_env
 from tests.support.balancer import Balancer
 from tests.support.push import OCI_MANIFEST, image_manifest, sha256, unique_repo
 from tests.support.server import RunningRegistry, free_port
@@ -63,11 +65,20 @@ def test_upload_in_flight_at_sigterm_completes_and_resumes_after_restart(tmp_pat
                 except httpx.HTTPError as exc:
                     outcome["error"] = exc
 
+            # An idle keep-alive connection, as a client pool holds one.
+            idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            idle.sendall(b"GET /v2/ HTTP/1.1\r\nHost: registry\r\n\r\n")
+            assert idle.recv(65536).startswith(b"HTTP/1.1 200")
             sender = threading.Thread(target=send)
             sender.start()
             assert started.wait(10)
             assert server.proc is not None
             os.kill(server.proc.pid, signal.SIGTERM)
+            # The idle connection is closed by the server at once, not left to time out.
+            began = time.monotonic()
+            assert idle.recv(65536) == b""
+            assert time.monotonic() - began < 3
+            idle.close()
             # The listener closes at once: a new connection is refused while the upload is
             # still being received.
             time.sleep(0.5)
@@ -247,16 +258,28 @@ class Load:
                     self.rounds += 1
 
 
-def test_rolling_restart_of_two_replicas_fails_no_request(tmp_path: Path) -> None:
-    data = tmp_path / "data"  # one folder (filesystem and SQLite) for both replicas
+@pytest.mark.parametrize("backend", ["filesystem+sqlite", "s3+postgresql"])
+def test_rolling_restart_of_two_replicas_fails_no_request(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    env: dict[str, str] = {}
+    if backend == "s3+postgresql":
+        # One bucket and one database for both replicas; each its own data folder.
+        env = s3_postgres_env(
+            request.getfixturevalue("s3_server"),
+            request.getfixturevalue("pg_cluster"),
+            redirect=False,
+        )
     replicas = [
         RunningRegistry(
-            data_dir=data,
+            # Filesystem and SQLite: one folder for both replicas.
+            data_dir=tmp_path / ("data" if not env else f"data{index}"),
             port=free_port(),
             args=["--workers", "1", "--shutdown-timeout", "20"],
+            env=env,
             log_dir=tmp_path,
         )
-        for _ in range(2)
+        for index in range(2)
     ]
     balancer = None
     try:
