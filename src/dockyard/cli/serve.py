@@ -206,8 +206,12 @@ def replace_workers_on_reload(server: Any, reloader: Reloader) -> None:
     then granian replaces the workers; refused ones leave the workers alone.
 
     granian gives no way to refuse a reload from its reload hooks (an exception there ends
-    the server), so its reload step itself is wrapped."""
-    replace = server._reload
+    the server), so its reload step itself is wrapped; a granian without that step keeps
+    its own SIGHUP (workers replaced, settings as they were), with a warning."""
+    replace = getattr(server, "_reload", None)
+    if replace is None:
+        log.warning("SIGHUP will replace the workers without reading the settings again")
+        return
 
     def reload_step(spawn_target: object, target_loader: object) -> None:
         settings = reloader.reload()
