@@ -161,6 +161,14 @@ class Settings(BaseModel):
         description="a client that has not sent a request's headers this "
         "long after connecting (or after the previous answer) is cut off",
     )
+    shutdown_timeout_seconds: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="on SIGTERM (or SIGINT) the server stops accepting connections, closes idle "
+        "ones and lets requests in progress finish for up to this long before it stops their "
+        "workers; keep systemd's TimeoutStopSec above it",
+    )
     max_requests_per_client: int = Field(
         64,
         ge=0,

@@ -208,6 +208,15 @@ def serve(
             "DOCKYARD_HEADER_TIMEOUT_SECONDS.",
         ),
     ] = None,
+    shutdown_timeout: Annotated[
+        int | None,
+        typer.Option(
+            "--shutdown-timeout",
+            help="Seconds requests in progress may take to finish after SIGTERM or SIGINT "
+            "(no new connections are accepted, idle ones are closed); then the workers are "
+            "stopped. Default 30. Also DOCKYARD_SHUTDOWN_TIMEOUT_SECONDS.",
+        ),
+    ] = None,
     max_requests_per_client: Annotated[
         int | None,
         typer.Option(
@@ -366,8 +375,7 @@ def serve(
             raise fail(str(exc), USAGE) from exc
     elif mirror:
         raise fail("--mirror names one of the --proxy upstreams", USAGE)
-    settings = _settings(
-        config,
+    overrides: dict[str, object] = dict(
         proxies=proxies,
         metadata=metadata,
         storage=storage,
@@ -386,6 +394,7 @@ def serve(
         auth=auth,
         fsync=False if no_fsync else None,
         header_timeout_seconds=header_timeout,
+        shutdown_timeout_seconds=shutdown_timeout,
         max_requests_per_client=max_requests_per_client,
         anonymous_pull_limit=anonymous_pull_limit,
         authenticated_pull_limit=authenticated_pull_limit,
@@ -401,14 +410,19 @@ def serve(
         metrics_listen=metrics_listen,
         log_format=log_format,
     )
+    settings = _settings(config, **overrides)
     try:
         check_security(settings)
     except ConfigError as exc:
         raise fail(str(exc), USAGE) from exc
     from dockyard.cli.serve import logging_config, run
 
+    def reload() -> Settings:
+        # The same sources in the same order as at start; ConfigError is the reloader's to log.
+        return load_settings(config, overrides)
+
     logging.config.dictConfig(logging_config(verbose, settings.log_format))
-    run(settings, verbose)
+    run(settings, verbose, reload)
 
 
 @config_app.command("check")
@@ -472,6 +486,7 @@ def full_app() -> typer.Typer:
             admin,
             attest,
             audit,
+            doctor,
             fsck,
             gc,
             images,
@@ -490,6 +505,7 @@ def full_app() -> typer.Typer:
             attest,
             admin,
             audit,
+            doctor,
             fsck,
             gc,
             policy,

@@ -10,8 +10,11 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 from dockyard.cli.exits import FAILED, USAGE, fail, say
+from dockyard.cli.reload import Reloader
 from dockyard.config import Settings, redact_url, scrub
 from dockyard.core.errors import RegistryError
 from dockyard.storage.private import private_umask
@@ -129,7 +132,11 @@ def worker_count(settings: Settings) -> int:
     return settings.workers or max(1, os.cpu_count() or 1)
 
 
-def run(settings: Settings, verbose: bool = False) -> None:
+def run(
+    settings: Settings, verbose: bool = False, reload: Callable[[], Settings] | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT. `reload` reads the settings again from where they came
+    from, for SIGHUP (`dockyard.cli.reload`); without it a SIGHUP only replaces the workers."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings
@@ -187,6 +194,11 @@ def run(settings: Settings, verbose: bool = False) -> None:
         log_access=False,
         log_dictconfig=logging_config(verbose, settings.log_format),
         respawn_failed_workers=True,
+        # On SIGTERM granian stops accepting, closes idle keep-alive connections and answers
+        # the requests in progress with `Connection: close`; a worker still busy after this
+        # long is killed, so that a stop (or a rolling restart) has a known bound. A SIGHUP
+        # replaces the workers one at a time under the same bound (dockyard.cli.reload).
+        workers_kill_timeout=settings.shutdown_timeout_seconds,
         # A client must have sent a request's headers this long after it connected (or after
         # the previous answer): slow-header connections are cut off instead of held forever.
         http1_settings=HTTP1Settings(
@@ -198,11 +210,37 @@ def run(settings: Settings, verbose: bool = False) -> None:
         ssl_key=settings.tls_key,
         ssl_protocol_min=SSLProtocols.tls12,
     )
+    if reload is not None:
+        replace_workers_on_reload(server, Reloader(settings, reload))
     from dockyard.cli.metrics_serving import metrics_for_workers
 
     with claim, metrics_for_workers(settings):
         share_with_workers(settings)
         server.serve()
+
+
+def replace_workers_on_reload(server: Any, reloader: Reloader) -> None:
+    """On SIGHUP, settings the reloader accepts go to the environment the new workers read,
+    then granian replaces the workers; refused ones leave the workers alone.
+
+    granian gives no way to refuse a reload from its reload hooks (an exception there ends
+    the server), so its reload step itself is wrapped; a granian without that step keeps
+    its own SIGHUP (workers replaced, settings as they were), with a warning."""
+    replace = getattr(server, "_reload", None)
+    if replace is None:
+        log.warning("SIGHUP will replace the workers without reading the settings again")
+        return
+
+    def reload_step(spawn_target: object, target_loader: object) -> None:
+        settings = reloader.reload()
+        if settings is None:
+            server.reload_signal = False
+            server.main_loop_interrupt.clear()
+            return
+        os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
+        replace(spawn_target, target_loader)
+
+    server._reload = reload_step
 
 
 def claim_address(host: str, port: int) -> socket.socket:

@@ -26,6 +26,7 @@ class TlsFileError(ValueError):
 class ServerCertificate:
     names: list[str]  # DNS names and IP addresses the certificate is valid for
     self_signed: bool
+    not_after: dt.datetime  # UTC
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -85,4 +86,6 @@ def check_pair(cert_path: Path, key_path: Path) -> ServerCertificate:
         ]
     except x509.ExtensionNotFound:
         names = []
-    return ServerCertificate(names=names, self_signed=leaf.issuer == leaf.subject)
+    return ServerCertificate(
+        names=names, self_signed=leaf.issuer == leaf.subject, not_after=leaf.not_valid_after_utc
+    )

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from dockyard.metadata.accounts import AccountStore
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
     from dockyard.metadata.runner import TransactionObserver
+    from dockyard.metadata.diagnosis import SchemaState
 
 
 @dataclass(frozen=True, slots=True)
@@ -758,6 +759,10 @@ class MetadataStore(
 
     def observe_transactions(self, observer: TransactionObserver) -> None:
         """Tell `observer` of every transaction's time and retries (the server's metrics)."""
+
+    async def schema_state(self) -> SchemaState:
+        """The schema's revision, the newest one this version knows and the database's
+        clock, for `dockyard doctor`; raises when the database cannot be reached."""
 
     def shared_content_lock(self) -> AdvisoryContentLock | None:
         """The content lock every replica of a shared database holds, or None when the

@@ -38,6 +38,7 @@ from dockyard.metadata.usage import SQLRepositories
 
 if TYPE_CHECKING:
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
+    from dockyard.metadata.diagnosis import SchemaState
 
 __all__ = ["SQLMetadataStore", "postgres_url", "sqlite_engine"]
 
@@ -100,6 +101,11 @@ class SQLMetadataStore(
 
     def observe_transactions(self, observer: TransactionObserver) -> None:
         self.runner.observe(observer)
+
+    async def schema_state(self) -> SchemaState:
+        from dockyard.metadata.diagnosis import schema_state
+
+        return await self.runner.read(schema_state)
 
     def shared_content_lock(self) -> AdvisoryContentLock | None:
         return self.runner.content_lock()

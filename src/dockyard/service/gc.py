@@ -106,6 +106,26 @@ class GarbageCollector:
         self.reviewed_until = 0.0
         # Told of every round's report (the server's metrics).
         self.on_round: Callable[[GcReport], None] | None = None
+        # Set by `stop`: no batch starts after it. `_quiet` is set while no batch runs.
+        self._stopping = False
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @property
+    def in_batch(self) -> bool:
+        """A batch is under way: records decided, bytes not all removed yet."""
+        return not self._quiet.is_set()
+
+    async def stop(self, timeout: float) -> bool:
+        """Start no batch after this one, and wait up to `timeout` seconds for the batch in
+        progress to finish, records and bytes: a stopping server then leaves every queued
+        digest either collected or untouched. False when the batch was still running."""
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self._quiet.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def collect(
         self,
@@ -183,7 +203,9 @@ class GarbageCollector:
 
     async def _untagged(self, report: GcReport, cutoff: float, dry_run: bool) -> None:
         after = ("", "")
-        while due := await self.meta.untagged_due(cutoff, self.keep, BATCH, after):
+        while not self._stopping and (
+            due := await self.meta.untagged_due(cutoff, self.keep, BATCH, after)
+        ):
             after = due[-1]
             async with self._lock(dry_run).sweeping():
                 gone = await self.meta.collect_untagged(due, cutoff, self.keep, dry_run=dry_run)
@@ -198,7 +220,9 @@ class GarbageCollector:
         after = ""
         size = BATCH
         if dry_run:
-            while due := await self.meta.due_for_review(cutoff, size, after):
+            while not self._stopping and (
+                due := await self.meta.due_for_review(cutoff, size, after)
+            ):
                 after = due[-1]
                 collected = await self.meta.collect_blobs(due, cutoff, self.keep, dry_run=True)
                 for digest, blob_size in collected.blobs:
@@ -207,24 +231,29 @@ class GarbageCollector:
             return
         # A look without the lock first: a round with nothing due keeps no push waiting.
         due = await self.meta.due_for_review(cutoff, 1, after)
-        while due:
-            async with self.lock.sweeping():
-                started = time.monotonic()
-                # Picked under the lock: a collector of another worker that held it meanwhile
-                # took its rows off the queue, so the two never review the same digests.
-                due = await self.meta.due_for_review(cutoff, size, after)
-                if not due:
-                    break
-                after = due[-1]
-                collected = await self.meta.collect_blobs(due, cutoff, self.keep)
-                # Still under the lock: a push of the same content waits until the old bytes
-                # are gone, then publishes its own.
-                removed = await self.blob_store.remove_many([d for d, _ in collected.blobs])
-                for digest, blob_size in collected.blobs:
-                    if digest in removed:
-                        self._removed(report, digest, blob_size, removed[digest])
-                await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
-                held = time.monotonic() - started
+        while due and not self._stopping:
+            self._quiet.clear()
+            try:
+                async with self.lock.sweeping():
+                    started = time.monotonic()
+                    # Picked under the lock: a collector of another worker that held it
+                    # meanwhile took its rows off the queue, so the two never review the same
+                    # digests.
+                    due = await self.meta.due_for_review(cutoff, size, after)
+                    if not due:
+                        break
+                    after = due[-1]
+                    collected = await self.meta.collect_blobs(due, cutoff, self.keep)
+                    # Still under the lock: a push of the same content waits until the old
+                    # bytes are gone, then publishes its own.
+                    removed = await self.blob_store.remove_many([d for d, _ in collected.blobs])
+                    for digest, blob_size in collected.blobs:
+                        if digest in removed:
+                            self._removed(report, digest, blob_size, removed[digest])
+                    await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
+                    held = time.monotonic() - started
+            finally:
+                self._quiet.set()
             report.links += collected.links
             log.debug(
                 "gc batch: %d reviewed, %d reclaimed, %.3f s held",
@@ -235,7 +264,9 @@ class GarbageCollector:
             size = next_batch(len(due), held)
             if paced:
                 await asyncio.sleep(held * SERVING_REST)
-        self.reviewed_until = max(self.reviewed_until, cutoff)
+        if not self._stopping:
+            # A stop mid-round leaves the rest of this round's rows for the next start.
+            self.reviewed_until = max(self.reviewed_until, cutoff)
 
     async def _reclaim(self, report: GcReport, digest: str, size: int | None) -> None:
         """What a dry run would reclaim: the bytes of a blob whose record would go, counted

@@ -45,11 +45,21 @@ COUNTERS_FILE = "counters.db"
 
 def open_stores(settings: Settings, *, migrate: bool = True) -> tuple[BlobStore, MetadataStore]:
     keep_private(settings.data_dir)
-    blob_store: BlobStore
+    blob_store = open_blob_store(settings)
+    meta: MetadataStore
+    if settings.metadata:
+        meta = SQLMetadataStore.open_postgres(settings.metadata)
+    else:
+        meta = SQLMetadataStore.open_sqlite(settings.data_dir / METADATA_FILE, migrate=migrate)
+    return blob_store, meta
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The store of blob bytes the settings name: S3, else the data folder."""
     if settings.storage and settings.storage.startswith("s3://"):
         from dockyard.storage.s3 import S3BlobStore
 
-        blob_store = S3BlobStore.from_url(
+        return S3BlobStore.from_url(
             settings.storage,
             endpoint=settings.s3_endpoint,
             region=settings.s3_region,
@@ -58,13 +68,7 @@ def open_stores(settings: Settings, *, migrate: bool = True) -> tuple[BlobStore,
             secret_key=settings.s3_secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY"),
             presign_seconds=settings.s3_redirect_seconds or None,
         )
-    else:
-        blob_store = FilesystemBlobStore(settings.data_dir, fsync=settings.fsync)
-    if settings.metadata:
-        meta = SQLMetadataStore.open_postgres(settings.metadata)
-    else:
-        meta = SQLMetadataStore.open_sqlite(settings.data_dir / METADATA_FILE, migrate=migrate)
-    return blob_store, meta
+    return FilesystemBlobStore(settings.data_dir, fsync=settings.fsync)
 
 
 async def migrate(meta: MetadataStore) -> None:
@@ -175,6 +179,9 @@ class Registry:
 
     async def close(self) -> None:
         if self._housekeeping is not None:
+            # A garbage-collection batch in progress finishes (within the shutdown deadline);
+            # cancelling the job between batches leaves nothing half done.
+            await self.gc.stop(self.settings.shutdown_timeout_seconds)
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
