@@ -237,6 +237,8 @@ def replace_workers_on_reload(server: Any, reloader: Reloader) -> None:
             server.reload_signal = False
             server.main_loop_interrupt.clear()
             return
+        from dockyard.api.app import SETTINGS_ENV
+
         os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
         replace(spawn_target, target_loader)
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from dockyard.metadata.accounts import AccountStore
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
-    from dockyard.metadata.runner import TransactionObserver
     from dockyard.metadata.diagnosis import SchemaState
+    from dockyard.metadata.runner import TransactionObserver
 
 
 @dataclass(frozen=True, slots=True)
