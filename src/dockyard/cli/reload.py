@@ -51,6 +51,10 @@ FIXED = (
     "auth",
     "insecure_no_auth",
     "shutdown_timeout_seconds",
+    # The metrics folder and listener and the log formatters belong to the serving process.
+    "metrics",
+    "metrics_listen",
+    "log_format",
 )
 
 
