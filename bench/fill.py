@@ -14,12 +14,15 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from bench.ops import OCI_MANIFEST, SmallImage, sha256
 from dockyard.metadata.base import ManifestRecord, Reference
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.service.registry import METADATA_FILE
 
 TAG_REPOSITORY = "scale/tags"
+REWRITES = 20  # attempts at one repository's write before the fill gives up
 REPOSITORY_PREFIX = "scale/r/"
 
 
@@ -70,6 +73,11 @@ def open_sqlite(data_dir: Path) -> SQLMetadataStore:
     return SQLMetadataStore.open_sqlite(data_dir / METADATA_FILE)
 
 
+def open_postgres(url: str) -> SQLMetadataStore:
+    """The store of a `dockyard serve --metadata URL` (which migrated it when it started)."""
+    return SQLMetadataStore.open_postgres(url)
+
+
 async def add_tags(meta: SQLMetadataStore, seed: Seed, start: int, stop: int, batch: int) -> None:
     """Tags `tag_name(start)` .. `tag_name(stop - 1)` on the seed's manifest, `batch` a
     transaction."""
@@ -82,22 +90,36 @@ async def add_tags(meta: SQLMetadataStore, seed: Seed, start: int, stop: int, ba
 
 async def add_repositories(
     meta: SQLMetadataStore, seed: Seed, start: int, stop: int, concurrency: int
-) -> None:
+) -> int:
     """Repositories `repository_name(start)` .. `(stop - 1)`, each holding the seed as
-    `latest`; `concurrency` writes in flight, so commits are shared."""
+    `latest`; `concurrency` writes in flight, so commits are shared. Returns how many writes
+    had to be made again: on PostgreSQL, new repositories written at once conflict on the
+    catalog's version row, and a write whose own retries ran out is made again here (it
+    is idempotent: the same records again)."""
     todo = iter(range(start, stop))
+    again = 0
 
     async def worker() -> None:
+        nonlocal again
         for index in todo:
-            await meta.put_manifest(
-                repository_name(index),
-                seed.record(),
-                seed.references(),
-                ["latest"],
-                links=seed.links(),
-            )
+            for attempt in range(REWRITES):
+                try:
+                    await meta.put_manifest(
+                        repository_name(index),
+                        seed.record(),
+                        seed.references(),
+                        ["latest"],
+                        links=seed.links(),
+                    )
+                    break
+                except DBAPIError:
+                    if attempt == REWRITES - 1:
+                        raise
+                    again += 1
+                    await asyncio.sleep(0.01)
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    return again
 
 
 async def tag_count(meta: SQLMetadataStore) -> int:

@@ -1,7 +1,9 @@
 """`python -m bench --scale`: how the cost of a request grows with the registry.
 
 Dockyard's metadata store is filled through the store's own interface (bench.fill) while it
-serves, step by step to each size; at each size, over HTTP:
+serves, step by step to each size, on filesystem + SQLite and on S3 (SeaweedFS) + PostgreSQL
+(both started here as the tests start them: PostgreSQL with fsync off), `--backends`; at each
+size, over HTTP:
 
 * tag list, one page of 100 (`n=100`): the first page, a page from the middle (`last=` the
   middle tag), and the first page again right after a tag was pushed (the push moves the
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -50,6 +53,8 @@ from bench.suite import parallel
 RESULTS = Path(__file__).resolve().parent / "results"
 FLAT = 1.5  # the largest size's time over the smallest's, at most
 PAGE = 100
+BACKENDS = ("filesystem+sqlite", "s3+postgresql")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,13 @@ def sizes(text: str) -> list[int]:
     return values
 
 
+def backends(text: str) -> list[str]:
+    chosen = [b.strip() for b in text.split(",") if b.strip()]
+    if not chosen or set(chosen) - set(BACKENDS):
+        raise argparse.ArgumentTypeError(f"backends among {', '.join(BACKENDS)}")
+    return chosen
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench --scale",
@@ -85,6 +97,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tags", type=sizes, default=[1_000, 100_000, 1_000_000])
     parser.add_argument("--repos", type=sizes, default=[1_000, 100_000])
+    # PostgreSQL's fill is slower (one statement a tag, one transaction at a time per new
+    # repository): on the shared 2-core VM about 800 tags/s and 25 repositories/s.
+    parser.add_argument(
+        "--pg-tags",
+        type=sizes,
+        default=[1_000, 100_000],
+        help="tag sizes on S3+PostgreSQL (default 1000,100000)",
+    )
+    parser.add_argument(
+        "--pg-repos",
+        type=sizes,
+        default=[1_000, 3_000],
+        help="repository sizes on S3+PostgreSQL (default 1000,3000)",
+    )
     parser.add_argument(
         "--distribution-tags",
         type=sizes,
@@ -93,6 +119,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--distribution-repos", type=sizes, default=[1_000])
     parser.add_argument("--no-distribution", action="store_true", help="Dockyard alone")
+    parser.add_argument(
+        "--backends",
+        type=backends,
+        default=list(BACKENDS),
+        help=f"Dockyard's stores, comma-separated (default {','.join(BACKENDS)})",
+    )
     parser.add_argument("--requests", type=int, default=50, help="timed GETs per figure")
     parser.add_argument("--puts", type=int, default=20, help="timed PUTs per size")
     parser.add_argument("--batch", type=int, default=5_000, help="tags per store transaction")
@@ -238,37 +270,104 @@ def seed_server(server: Server) -> tuple[fill.Seed, bytes]:
     return fill.Seed.of(image), image.manifest
 
 
+@dataclass
+class Grown:
+    """A Dockyard of the run and how to open its metadata store from here."""
+
+    server: Dockyard
+    backend: str
+    tags: list[int]
+    repos: list[int]
+    metadata_url: str = ""  # PostgreSQL's; SQLite's store is in the data folder
+
+    def fill_concurrency(self, asked: int) -> int:
+        # On PostgreSQL every new repository's transaction moves the catalog's version row:
+        # concurrent ones fail serialization (40 of 50 repositories at 64 at once, each made
+        # again) and one at a time is the fastest fill.
+        return 1 if self.metadata_url else asked
+
+    def open_store(self) -> fill.SQLMetadataStore:
+        if self.metadata_url:
+            return fill.open_postgres(self.metadata_url)
+        return fill.open_sqlite(self.server.workdir / "data")
+
+
+def dockyards(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> list[Grown]:
+    """One Dockyard per backend; S3 and PostgreSQL started as the tests start them (and
+    stopped by `stack`)."""
+    out = []
+    for backend in args.backends:
+        if backend == "filesystem+sqlite":
+            server = Dockyard(
+                "dockyard", "Dockyard", tmp / "dockyard", extra_args=tuple(args.dockyard_arg)
+            )
+            out.append(Grown(server, backend, args.tags, args.repos))
+            continue
+        sys.path.insert(0, str(ROOT))  # the test helpers that start the peers
+        from tests.support.postgres import PostgresCluster
+        from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3
+
+        s3 = SeaweedS3(tmp / "s3").start()
+        stack.callback(s3.stop)
+        pg = PostgresCluster().start()
+        stack.callback(pg.stop)
+        url = pg.create_database()
+        server = Dockyard(
+            "dockyard_s3_postgresql",
+            "Dockyard S3+PostgreSQL",
+            tmp / "dockyard-s3",
+            extra_args=tuple(args.dockyard_arg),
+            extra_env={
+                "DOCKYARD_STORAGE": f"s3://{s3.create_bucket()}/r",
+                "DOCKYARD_METADATA": url,
+                "DOCKYARD_S3_ENDPOINT": s3.endpoint,
+                "DOCKYARD_S3_PATH_STYLE": "true",
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            },
+        )
+        out.append(Grown(server, backend, args.pg_tags, args.pg_repos, url))
+    return out
+
+
 def grow_dockyard(
-    server: Dockyard, args: argparse.Namespace, log: Any
+    grown: Grown, args: argparse.Namespace, log: Any
 ) -> tuple[dict[str, dict[int, Any]], dict[str, float]]:
     """Fill step by step through the store (the server serving meanwhile), measure at each."""
+    server = grown.server
     seed, manifest = seed_server(server)
     results: dict[str, dict[int, Any]] = {}
     fill_seconds: dict[str, float] = {}
     loop = asyncio.new_event_loop()
-    meta = fill.open_sqlite(server.workdir / "data")
+    meta = grown.open_store()
     try:
         tags = 1  # the seed's
-        for size in args.tags:
+        for size in grown.tags:
             started = time.perf_counter()
             loop.run_until_complete(fill.add_tags(meta, seed, tags, size, args.batch))
             fill_seconds[f"tags_{size}"] = time.perf_counter() - started
             counted = loop.run_until_complete(fill.tag_count(meta))
-            if counted != size + args.puts * args.tags.index(size):
+            if counted != size + args.puts * grown.tags.index(size):
                 raise BenchError(f"the tag repository holds {counted} tags, expected {size}")
-            print(f"  Dockyard: {size:,} tags in {fill_seconds[f'tags_{size}']:.1f}s", file=log)
+            print(
+                f"  {server.title}: {size:,} tags in {fill_seconds[f'tags_{size}']:.1f}s",
+                file=log,
+            )
             tags = size
             for key, value in measure_tags(
                 server, size, args.requests, args.puts, manifest
             ).items():
                 results.setdefault(key, {})[size] = value
         repos = 1  # the tag repository
-        for size in args.repos:
+        for size in grown.repos:
             started = time.perf_counter()
-            loop.run_until_complete(
-                fill.add_repositories(meta, seed, repos, size, args.concurrency)
+            again = loop.run_until_complete(
+                fill.add_repositories(
+                    meta, seed, repos, size, grown.fill_concurrency(args.concurrency)
+                )
             )
             fill_seconds[f"repositories_{size}"] = time.perf_counter() - started
+            fill_seconds[f"repositories_{size}_writes_made_again"] = again
             counted = loop.run_until_complete(fill.repository_count(meta))
             if counted != size:
                 raise BenchError(f"the catalog holds {counted} repositories, expected {size}")
@@ -364,7 +463,7 @@ def build(
         figures[figure.key] = {
             "title": figure.title,
             "axis": figure.axis,
-            "target": f"largest / smallest <= {FLAT} (Dockyard)",
+            "target": f"largest / smallest <= {FLAT} (Dockyard, every backend)",
             "servers": per_server,
         }
     return {
@@ -372,11 +471,12 @@ def build(
         "started_at": started_at,
         "duration_s": round(time.monotonic() - started, 1),
         "machine": machine(),
-        "backend": "filesystem+sqlite",
         "servers": {s.key: {"title": s.title, "version": s.version, "pid": s.pid} for s in servers},
         "sizes": {
             "tags": args.tags,
             "repositories": args.repos,
+            "pg_tags": args.pg_tags if "s3+postgresql" in args.backends else [],
+            "pg_repositories": args.pg_repos if "s3+postgresql" in args.backends else [],
             "distribution_tags": [] if args.no_distribution else args.distribution_tags,
             "distribution_repositories": [] if args.no_distribution else args.distribution_repos,
         },
@@ -415,7 +515,7 @@ def table(results: dict[str, Any]) -> str:
             if not entry["by_size"]:
                 continue
             growth = entry["largest_over_smallest"]
-            judged = key == "dockyard"
+            judged = key.startswith("dockyard")
             rows.append(
                 (
                     figure["title"],
@@ -439,40 +539,44 @@ def main(argv: list[str] | None = None) -> int:
     log = sys.stderr
     started, started_at = time.monotonic(), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     tmp = Path(tempfile.mkdtemp(prefix="dockyard-scale-"))
-    servers: list[Server] = [
-        Dockyard("dockyard", "Dockyard", tmp / "dockyard", extra_args=tuple(args.dockyard_arg))
-    ]
-    if not args.no_distribution:
-        servers += [
-            DistributionV3("distribution_v3", "Distribution v3", tmp / "distribution-v3"),
-            Distribution("distribution", "Distribution 2.8", tmp / "distribution"),
-        ]
     measured: dict[str, dict[str, dict[int, Any]]] = {}
     fill_seconds: dict[str, dict[str, float]] = {}
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        grown = dockyards(args, tmp, stack)
+        peers: list[Server] = []
+        if not args.no_distribution:
+            peers = [
+                DistributionV3("distribution_v3", "Distribution v3", tmp / "distribution-v3"),
+                Distribution("distribution", "Distribution 2.8", tmp / "distribution"),
+            ]
+        servers: list[Server] = [g.server for g in grown] + peers
+        backend = {g.server.key: g.backend for g in grown} | {p.key: "filesystem" for p in peers}
         # One server at a time: the others would only share the two cores.
         for server in servers:
+            stack.callback(server.stop)
             server.start()
             print(f"bench --scale: {server.title} {server.version} on {server.url}", file=log)
             try:
-                grow = grow_dockyard if isinstance(server, Dockyard) else grow_distribution
-                measured[server.key], fill_seconds[server.key] = grow(server, args, log)
+                mine = [g for g in grown if g.server is server]
+                if mine:
+                    result = grow_dockyard(mine[0], args, log)
+                else:
+                    result = grow_distribution(server, args, log)
+                measured[server.key], fill_seconds[server.key] = result
             finally:
                 server.stop()
-    finally:
-        for server in servers:
-            server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     results = build(servers, measured, fill_seconds, args, started, started_at)
+    results["backends"] = backend
     from bench import plot
 
     results["plot"] = plot.write(results, args.plot)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(
-        f"\ngrowth on {results['backend']}; {results['machine']['nproc']} cores, "
-        f"{results['machine']['cpu_model']}; {args.requests} requests a figure, medians; "
-        f"{results['duration_s']:.0f} s in all"
+        f"\ngrowth: {', '.join(f'{k} on {v}' for k, v in backend.items())}; "
+        f"{results['machine']['nproc']} cores, {results['machine']['cpu_model']}; "
+        f"{args.requests} requests a figure, medians; {results['duration_s']:.0f} s in all"
     )
     print(table(results))
     print(f"\nresults: {args.out}")

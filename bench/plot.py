@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 AXES = (("tags", "tags in the repository"), ("repositories", "repositories in the registry"))
-STYLES = {"dockyard": "-", "distribution_v3": "--", "distribution": ":"}
+STYLES = {
+    "dockyard": "-",
+    "dockyard_s3_postgresql": "-.",
+    "distribution_v3": "--",
+    "distribution": ":",
+}
 
 
 def write(results: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -51,7 +56,7 @@ def write(results: dict[str, Any], path: Path) -> dict[str, Any]:
         panel.grid(True, which="both", alpha=0.3)
         panel.legend(fontsize="x-small")
     figure.suptitle(
-        f"growth on {results['backend']} ({results['machine']['nproc']} cores, "
+        f"time of one request as the registry grows ({results['machine']['nproc']} cores, "
         f"{results['started_at']})"
     )
     figure.tight_layout()

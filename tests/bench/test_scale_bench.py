@@ -1,6 +1,7 @@
-"""`python -m bench --scale` at a tiny size: Dockyard filled through its metadata store, both
-Distributions by HTTP pushes, every growth figure at every size of every server, the table and
-(with matplotlib, the `bench` extra) the plot.
+"""`python -m bench --scale` at a tiny size: Dockyard on filesystem + SQLite and on S3
+(SeaweedFS) + PostgreSQL filled through its metadata store, both Distributions by HTTP
+pushes, every growth figure at every size of every server, the table and (with matplotlib,
+the `bench` extra) the plot.
 
 Timings are never asserted: only that each figure is there, the flatness judged, and the fill
 went through the store (Dockyard lists exactly the tags and repositories the store was given).
@@ -8,12 +9,15 @@ went through the store (Dockyard lists exactly the tags and repositories the sto
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 
 import httpx
-from bench.growth import FIGURES
+from bench.growth import FIGURES, seed_server
+from bench.servers import Dockyard
 
+from bench import fill
 from tests.bench.runner import run_bench
 
 TAGS, REPOS = [30, 250], [12, 60]
@@ -24,6 +28,10 @@ TINY = [
     "--tags",
     ",".join(map(str, TAGS)),
     "--repos",
+    ",".join(map(str, REPOS)),
+    "--pg-tags",
+    ",".join(map(str, TAGS)),
+    "--pg-repos",
     ",".join(map(str, REPOS)),
     "--distribution-tags",
     ",".join(map(str, DIST_TAGS)),
@@ -50,13 +58,20 @@ def test_every_growth_figure_is_measured_at_every_size_on_every_server(tmp_path:
         ("docker-registry", "registry-v3"),
         timeout=240,
     )
-    assert sorted(results["servers"]) == ["distribution", "distribution_v3", "dockyard"]
+    dockyards = ["dockyard", "dockyard_s3_postgresql"]
+    assert sorted(results["servers"]) == ["distribution", "distribution_v3", *dockyards]
+    assert results["backends"] == {
+        "dockyard": "filesystem+sqlite",
+        "dockyard_s3_postgresql": "s3+postgresql",
+        "distribution_v3": "filesystem",
+        "distribution": "filesystem",
+    }
     assert sorted(results["figures"]) == sorted(f.key for f in FIGURES)
     for figure in FIGURES:
         entry = results["figures"][figure.key]
         assert entry["axis"] == figure.axis
         for key, per_server in entry["servers"].items():
-            if key == "dockyard":
+            if key in dockyards:
                 sizes = TAGS if figure.axis == "tags" else REPOS
             else:
                 sizes = DIST_TAGS if figure.axis == "tags" else DIST_REPOS
@@ -70,10 +85,13 @@ def test_every_growth_figure_is_measured_at_every_size_on_every_server(tmp_path:
             assert per_server["flat"] is (growth <= 1.5), (figure.key, key)
         assert figure.title in printed
     assert "largest/smallest" in printed
-    fills = results["fill_seconds"]["dockyard"]
-    assert sorted(fills) == sorted(
-        [f"tags_{n}" for n in TAGS] + [f"repositories_{n}" for n in REPOS]
-    )
+    for key in dockyards:
+        fills = results["fill_seconds"][key]
+        assert sorted(fills) == sorted(
+            [f"tags_{n}" for n in TAGS]
+            + [f"repositories_{n}" for n in REPOS]
+            + [f"repositories_{n}_writes_made_again" for n in REPOS]
+        )
     for server in results["servers"].values():
         assert not Path(f"/proc/{server['pid']}").exists(), "a server was left running"
     if results["plot"]["path"]:
@@ -85,17 +103,12 @@ def test_every_growth_figure_is_measured_at_every_size_on_every_server(tmp_path:
 def test_a_filled_store_serves_what_it_was_given(tmp_path: Path) -> None:
     """The store's fill is what a client then sees: every tag on the seed's manifest and every
     repository in the catalog, in order, pullable."""
-    from bench.growth import seed_server
-    from bench.servers import Dockyard
-
-    from bench import fill
 
     server = Dockyard("dockyard", "Dockyard", tmp_path / "dockyard")
     server.start()
     try:
         seed, manifest = seed_server(server)
         meta = fill.open_sqlite(server.workdir / "data")
-        import asyncio
 
         async def grow() -> None:
             try:
