@@ -23,9 +23,10 @@ from typing import Any
 
 from bench.ops import BenchError
 from bench.payload import MiB, Pool
-from bench.servers import Distribution, Dockyard, PeakSampler, Server
+from bench.servers import Distribution, DistributionV3, Dockyard, PeakSampler, Server, Sink
 from bench.suite import (
     BENCHMARKS,
+    PEAK_MEMORY,
     PEAK_PSS,
     PEAK_RSS,
     QUICK,
@@ -36,13 +37,23 @@ from bench.suite import (
 )
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
+# The two Distributions beside Dockyard; on each benchmark the faster one is the anchor.
+DISTRIBUTIONS = ("distribution_v3", "distribution")
+SINK = "sink"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Dockyard against CNCF Distribution on loopback, alternately (A B, B A, ...): "
-        "medians per server and the ratio Dockyard/Distribution.",
+        description="Dockyard against CNCF Distribution v3.1.1 and 2.8.2 (and, for blob "
+        "transfers, the bare sink) on loopback, in turn (A B C, B C A, ...): medians per server, "
+        "Dockyard's ratio to each and to the faster Distribution.",
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="the growth benchmarks instead (bench.growth): listings and a manifest PUT as the "
+        "metadata store grows; see `python -m bench --scale --help`",
     )
     parser.add_argument(
         "--quick",
@@ -153,8 +164,9 @@ def run_all(
         if sampler is not None:
             sampler.phase = bench.name
         failed: set[str] = set()
+        here = [s for s in servers if applies(bench, s)]
         try:
-            for server in servers:
+            for server in here:
                 started = time.perf_counter()
                 try:
                     bench.setup(server)
@@ -170,10 +182,16 @@ def run_all(
                         file=log,
                     )
                 ensure_alive(servers)
-            _rounds(config, servers, bench, failed, values, errors, log)
+            _rounds(config, here, bench, failed, values, errors, log)
         finally:
             bench.teardown()
     return values, errors
+
+
+def applies(bench: Benchmark, server: Server) -> bool:
+    """Whether `bench` runs on `server` (every benchmark runs on every registry)."""
+    check = getattr(bench, "applies", None)
+    return True if check is None else bool(check(server))
 
 
 def _rounds(
@@ -213,6 +231,31 @@ def ensure_alive(servers: list[Server]) -> None:
             raise BenchError(f"{server.title} died:\n{server.log_tail()}")
 
 
+def anchor_of(metric: Metric, medians: dict[str, float | None]) -> str | None:
+    """The faster (by `metric.better`) of the Distributions with a figure: the anchor."""
+    known = [(medians[k], k) for k in DISTRIBUTIONS if medians.get(k) is not None]
+    if not known:
+        return None
+    pick = max if metric.better == "higher" else min
+    return pick(known)[1]
+
+
+def ratio_of(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def judge(
+    metric: Metric, ratio: float | None, value: float | None, of_sink: float | None
+) -> bool | None:
+    """Issue 21's target: the ratio to the anchor and, for transfers, the share of the sink."""
+    if metric.meets is None or value is None:
+        return None
+    met = metric.meets(ratio, value)
+    if metric.of_sink and met is not None:
+        met = None if of_sink is None else met and of_sink >= metric.of_sink
+    return met
+
+
 def build_results(
     config: Config,
     servers: list[Server],
@@ -224,32 +267,42 @@ def build_results(
     started: float,
     started_at: str,
 ) -> dict[str, Any]:
-    dockyard, distribution = servers
-    metrics = [m for b in benchmarks for m in b.metrics] + [PEAK_RSS, PEAK_PSS]
+    """Per metric: each server's summary, Dockyard's ratio to each Distribution (`ratio`: to
+    2.8.2, as before; `ratio_v3`) and to the anchor, the faster of the two (`anchor`,
+    `ratio_anchor`), its share of the sink's figure where the sink ran, and the target met."""
+    registries = [s for s in servers if s.key != SINK]
+    memory = {s.key: peak_pss[s.key] if s.key == "dockyard" else peak[s.key] for s in registries}
+    metrics = [m for b in benchmarks for m in b.metrics] + [PEAK_RSS, PEAK_PSS, PEAK_MEMORY]
     values = {
         **values,
-        PEAK_RSS.key: {s.key: [peak[s.key] / MiB] for s in servers},
-        PEAK_PSS.key: {s.key: [peak_pss[s.key] / MiB] for s in servers},
+        PEAK_RSS.key: {s.key: [peak[s.key] / MiB] for s in registries},
+        PEAK_PSS.key: {s.key: [peak_pss[s.key] / MiB] for s in registries},
+        PEAK_MEMORY.key: {key: [v / MiB] for key, v in memory.items()},
     }
     out: dict[str, Any] = {}
     for metric in metrics:
-        a = summary(values[metric.key][dockyard.key])
-        b = summary(values[metric.key][distribution.key])
-        ratio = a["median"] / b["median"] if a["median"] is not None and b["median"] else None
-        met = metric.meets(ratio, a["median"]) if metric.meets and a["median"] is not None else None
+        per = {s.key: summary(values[metric.key].get(s.key, [])) for s in servers}
+        medians = {key: p["median"] for key, p in per.items()}
+        dockyard = medians["dockyard"]
+        anchor = anchor_of(metric, medians)
+        ratio_anchor = ratio_of(dockyard, medians[anchor]) if anchor else None
+        of_sink = ratio_of(dockyard, medians.get(SINK))
         out[metric.key] = {
             "title": metric.title,
             "unit": metric.unit,
             "better": metric.better,
-            "dockyard": a,
-            "distribution": b,
-            "ratio": ratio,
+            **per,
+            "ratio": ratio_of(dockyard, medians.get("distribution")),
+            "ratio_v3": ratio_of(dockyard, medians.get("distribution_v3")),
+            "anchor": anchor,
+            "ratio_anchor": ratio_anchor,
+            "of_sink": of_sink,
             "target": metric.target or None,
-            "target_met": met,
+            "target_met": judge(metric, ratio_anchor, dockyard, of_sink),
             "absent": metric.absent or None,
         }
     return {
-        "schema": 1,
+        "schema": 2,
         "started_at": started_at,
         "duration_s": round(time.monotonic() - started, 1),
         "machine": machine(),
@@ -258,7 +311,8 @@ def build_results(
             for s in servers
         },
         "config": config.as_dict(),
-        "ratio": "dockyard median / distribution median; see each metric's 'better'",
+        "ratio": "dockyard median / distribution median; see each metric's 'better'; "
+        "ratio_anchor: to the faster Distribution (anchor)",
         "benchmarks": out,
         "info": {b.name: b.info() for b in benchmarks if b.info()},
         "errors": errors,
@@ -283,7 +337,9 @@ def chosen(only: str, classes: Sequence[type[Benchmark]], prog: str) -> list[typ
     known = {b.name for b in classes}
     if unknown := set(names) - known:
         raise SystemExit(f"{prog}: unknown benchmark(s) {sorted(unknown)}; known: {sorted(known)}")
-    return [b for b in classes if not names or b.name in names]
+    if not names:
+        return [b for b in classes if getattr(b, "in_default", True)]
+    return [b for b in classes if b.name in names]
 
 
 def blob_pool(config: Config) -> Pool:
@@ -309,46 +365,68 @@ def render(rows: list[tuple[str, ...]], left: set[int]) -> str:
     return "\n".join(lines)
 
 
+def cell(entry: dict[str, Any], side: str) -> str:
+    """One server's figure: median (min-max), or why there is none."""
+    s = entry.get(side) or {"median": None, "values": []}
+    absent = entry.get("absent")
+    if absent and not s["median"]:
+        return absent if s["median"] is None else f"{fmt(s['median'])} ({absent})"
+    if s["median"] is None:
+        return "-" if side == SINK else "error"
+    if len(s["values"]) == 1:
+        return fmt(s["median"])
+    return f"{fmt(s['median'])} ({fmt(s['min'])}-{fmt(s['max'])})"
+
+
 def table(results: dict[str, Any]) -> str:
+    sink = any(e.get(SINK, {}).get("values") for e in results["benchmarks"].values())
     head = (
         "benchmark",
         "better",
         "Dockyard median (min-max)",
-        "Distribution median (min-max)",
-        "ratio D/Dist",
+        "Dist. v3",
+        "Dist. 2.8",
+        *(("sink",) if sink else ()),
+        "D/v3",
+        "D/2.8",
+        "D/faster",
+        *(("of sink",) if sink else ()),
         "target",
         "met",
     )
     rows = [head]
+
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
     for entry in results["benchmarks"].values():
-        cells = []
-        for side in ("dockyard", "distribution"):
-            s = entry[side]
-            absent = entry.get("absent")
-            if absent and not s["median"]:
-                cells.append(absent if s["median"] is None else f"{fmt(s['median'])} ({absent})")
-            elif s["median"] is None:
-                cells.append("error")
-            elif len(s["values"]) == 1:
-                cells.append(fmt(s["median"]))
-            else:
-                cells.append(f"{fmt(s['median'])} ({fmt(s['min'])}-{fmt(s['max'])})")
-        ratio = entry["ratio"]
         met = {True: "yes", False: "NO", None: ""}[entry["target_met"]]
+        of_sink = entry.get("of_sink")
         rows.append(
             (
                 entry["title"],
                 entry["better"],
-                *cells,
-                "-" if ratio is None else f"{ratio:.2f}",
+                cell(entry, "dockyard"),
+                cell(entry, "distribution_v3"),
+                cell(entry, "distribution"),
+                *((cell(entry, SINK),) if sink else ()),
+                ratio(entry.get("ratio_v3")),
+                ratio(entry["ratio"]),
+                ratio(entry.get("ratio_anchor")),
+                *(("-" if of_sink is None else f"{of_sink:.0%}",) if sink else ()),
                 entry["target"] or "",
                 met,
             )
         )
-    return render(rows, left={0, 1, 5, 6})
+    return render(rows, left={0, 1, len(head) - 2, len(head) - 1})
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--scale" in (sys.argv[1:] if argv is None else argv):
+        from bench import growth
+
+        rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--scale"]
+        return growth.main(rest)
     args = parse_args(argv)
     config = make_config(args)
     classes = chosen(args.only, BENCHMARKS, "bench")
@@ -373,8 +451,12 @@ def main(argv: list[str] | None = None) -> int:
             extra_args=tuple(args.dockyard_arg),
             extra_env=env,
         ),
+        DistributionV3("distribution_v3", "Distribution v3", tmp / "distribution-v3"),
         Distribution("distribution", "Distribution", tmp / "distribution"),
     ]
+    if any(b.on_sink for b in benchmarks):
+        # the machine's own limit for the blob transfers, in the same run (bench.ceiling)
+        servers.append(Sink(SINK, "sink", tmp / "sink"))
     try:
         for server in servers:
             server.start()
@@ -384,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(pid {server.pid}): {server.command_line}",
                 file=log,
             )
-        with PeakSampler(servers) as sampler:
+        with PeakSampler([s for s in servers if s.key != SINK]) as sampler:
             values, errors = run_all(config, servers, benchmarks, log, sampler)
         results = build_results(
             config,
@@ -415,11 +497,13 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     m = results["machine"]
+    versions = results["servers"]
     print(
-        f"\nDockyard {results['servers']['dockyard']['version']} vs Distribution "
-        f"{results['servers']['distribution']['version']}; {m['nproc']} cores, "
-        f"{m['cpu_model']}; {config.rounds} rounds A B, B A, ..., medians; "
-        f"{results['duration_s']:.0f} s in all"
+        f"\nDockyard {versions['dockyard']['version']} vs Distribution "
+        f"{versions['distribution_v3']['version']} and {versions['distribution']['version']}"
+        f"{' (and the bare sink for blob transfers)' if SINK in versions else ''}; "
+        f"{m['nproc']} cores, {m['cpu_model']}; {config.rounds} rounds in turn (A B C, B C A, "
+        f"...), medians; D/faster: to the faster Distribution; {results['duration_s']:.0f} s in all"
     )
     print(table(results))
     print(f"\nresults: {args.out}")

@@ -159,6 +159,11 @@ def _checked(
 def parse_hey(output: str) -> LoadResult:
     percentiles = dict(re.findall(r"^\s+(\d+)% in ([\d.]+) secs", output, re.MULTILINE))
     rps = re.search(r"^\s+Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    slowest = re.search(r"^\s+Slowest:\s+([\d.]+) secs", output, re.MULTILINE)
+    if "99" not in percentiles and slowest:
+        # Under 100 answers (a loaded machine, a short run) hey prints no 99th percentile
+        # ("0% in 0.0000 secs"): of fewer than 100, the 99th percentile is the slowest.
+        percentiles["99"] = slowest.group(1)
     if not rps or "99" not in percentiles or "50" not in percentiles:
         raise BenchError(f"hey: unreadable output:\n{output}")
     statuses = output.split("Status code distribution:", 1)[-1].split("Error distribution:")[0]

@@ -388,6 +388,10 @@ class DistributionV3(Distribution):
         shared = Path(os.environ.get("DOCKYARD_PEERS_DIR") or SHARED_PEERS)
         return find_binary("registry-v3", shared / "registry-v3")
 
+    def env(self) -> dict[str, str]:
+        # v3 exports traces by default and, with no collector listening, keeps retrying.
+        return {**os.environ, "OTEL_TRACES_EXPORTER": "none"}
+
 
 @dataclass
 class Sink(Server):

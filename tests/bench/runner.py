@@ -16,10 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_bench(
-    tmp_path: Path, args: list[str], tools: tuple[str, ...], timeout: float = 300
+    tmp_path: Path,
+    args: list[str],
+    tools: tuple[str, ...],
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The results of `python -m bench ARGS` (which must succeed with no benchmark's error),
-    and the table it printed."""
+    and the table it printed. `env`: the subprocess's whole environment (default: ours)."""
     for tool in tools:
         require(tool)
     out = tmp_path / "results.json"
@@ -29,10 +33,11 @@ def run_bench(
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     results: dict[str, Any] = json.loads(out.read_text())
-    assert results["errors"] == {}
+    assert results.get("errors", {}) == {}
     return results, result.stdout
 
 

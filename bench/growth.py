@@ -1,0 +1,593 @@
+"""`python -m bench --scale`: how the cost of a request grows with the registry.
+
+Dockyard's metadata store is filled through the store's own interface (bench.fill) while it
+serves, step by step to each size, on filesystem + SQLite and on S3 (SeaweedFS) + PostgreSQL
+(both started here as the tests start them: PostgreSQL with fsync off), `--backends`; at each
+size, over HTTP:
+
+* tag list, one page of 100 (`n=100`): the first page, a page from the middle (`last=` the
+  middle tag), and the first page again right after a tag was pushed (the push moves the
+  repository's tag version, so the server cannot answer from what it kept);
+* manifest PUT of a new tag into that repository;
+* catalog, one page of 100: the first page and one from the middle.
+
+Each figure is the median (and p99) of `--requests` timed requests on one keep-alive
+connection (`--puts` for the PUT, each followed by its page). Target: the largest size at most
+1.5 times the smallest ("flat").
+
+CNCF Distribution cannot be filled through Dockyard's store: it keeps tags and repositories as
+files of its storage driver, so it is filled with HTTP pushes, at the sizes `--distribution-tags`
+and `--distribution-repos` (small by default: its pushes run at a few hundred a second here, a
+million tags would take over an hour). Distribution 2.8 ignores `n` on tag lists and answers
+every tag.
+
+The table and a plot of time against size on log axes (`bench.plot`, needs matplotlib: the
+`bench` extra) go to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import fill
+from bench.cli import fmt, machine, render
+from bench.ops import OCI_MANIFEST, BenchError, Client, push_image, small_image
+from bench.servers import Distribution, DistributionV3, Dockyard, Server
+from bench.suite import parallel
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FLAT = 1.5  # the largest size's time over the smallest's, at most
+PAGE = 100
+BACKENDS = ("filesystem+sqlite", "s3+postgresql")
+BUDGET_S = 20.0  # timed requests of one figure stop after this long ...
+LEAST = 3  # ... once there are this many
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    title: str
+    axis: str  # "tags" or "repositories": what grows
+
+
+FIGURES = (
+    Figure("tags_page_first_ms", "tag list, first page of 100 (ms)", "tags"),
+    Figure("tags_page_middle_ms", "tag list, page of 100 from the middle (ms)", "tags"),
+    Figure("tags_page_after_push_ms", "tag list, first page right after a push (ms)", "tags"),
+    Figure("manifest_put_new_tag_ms", "manifest PUT, new tag (ms)", "tags"),
+    Figure("catalog_page_first_ms", "catalog, first page of 100 (ms)", "repositories"),
+    Figure("catalog_page_middle_ms", "catalog, page of 100 from the middle (ms)", "repositories"),
+)
+
+
+def sizes(text: str) -> list[int]:
+    values = sorted({int(v.replace("_", "")) for v in text.split(",") if v.strip()})
+    if not values or values[0] < 2:
+        raise argparse.ArgumentTypeError("sizes are integers of at least 2, comma-separated")
+    return values
+
+
+def backends(text: str) -> list[str]:
+    chosen = [b.strip() for b in text.split(",") if b.strip()]
+    if not chosen or set(chosen) - set(BACKENDS):
+        raise argparse.ArgumentTypeError(f"backends among {', '.join(BACKENDS)}")
+    return chosen
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench --scale",
+        description="Growth: tag list and catalog pages and a manifest PUT as the registry "
+        "grows (Dockyard filled through its metadata store; Distribution by HTTP pushes at "
+        "small sizes).",
+    )
+    parser.add_argument("--tags", type=sizes, default=[1_000, 100_000, 1_000_000])
+    parser.add_argument("--repos", type=sizes, default=[1_000, 100_000])
+    # PostgreSQL's fill is slower (one statement a tag, one transaction at a time per new
+    # repository): on the shared 2-core VM about 800 tags/s and 25 repositories/s.
+    parser.add_argument(
+        "--pg-tags",
+        type=sizes,
+        default=[1_000, 100_000],
+        help="tag sizes on S3+PostgreSQL (default 1000,100000)",
+    )
+    parser.add_argument(
+        "--pg-repos",
+        type=sizes,
+        default=[1_000, 3_000],
+        help="repository sizes on S3+PostgreSQL (default 1000,3000)",
+    )
+    parser.add_argument(
+        "--distribution-tags",
+        type=sizes,
+        default=[1_000],
+        help="sizes Distribution is pushed to over HTTP (default 1000)",
+    )
+    parser.add_argument("--distribution-repos", type=sizes, default=[1_000])
+    parser.add_argument("--no-distribution", action="store_true", help="Dockyard alone")
+    parser.add_argument(
+        "--backends",
+        type=backends,
+        default=list(BACKENDS),
+        help=f"Dockyard's stores, comma-separated (default {','.join(BACKENDS)})",
+    )
+    parser.add_argument("--requests", type=int, default=50, help="timed GETs per figure")
+    parser.add_argument("--puts", type=int, default=20, help="timed PUTs per size")
+    parser.add_argument("--batch", type=int, default=5_000, help="tags per store transaction")
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="repositories written at once when filling"
+    )
+    parser.add_argument("--setup-workers", type=int, default=8, help="Distribution's pushers")
+    parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
+    parser.add_argument("--plot", type=Path, default=RESULTS / "scale.png")
+    parser.add_argument(
+        "--dockyard-arg", action="append", default=[], metavar="ARG", help="for `dockyard serve`"
+    )
+    args = parser.parse_args(argv)
+    if args.requests < 1 or args.puts < 1:
+        parser.error("--requests and --puts must be at least 1")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# timing over HTTP
+
+
+def summary(seconds: list[float]) -> dict[str, Any]:
+    ms = sorted(s * 1000 for s in seconds)
+    return {
+        "median_ms": statistics.median(ms),
+        "p99_ms": ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))],
+        "count": len(ms),
+    }
+
+
+def timed_get(http: httpx.Client, path: str, params: dict[str, str]) -> tuple[float, list[str]]:
+    """One GET's seconds and the names it listed (parsed after the clock stopped)."""
+    started = time.perf_counter()
+    response = http.get(path, params=params)
+    seconds = time.perf_counter() - started
+    if response.status_code != 200:
+        raise BenchError(f"GET {path} {params}: {response.status_code} {response.text[:200]}")
+    body = response.json()
+    return seconds, body.get("tags") or body.get("repositories") or []
+
+
+def time_page(
+    http: httpx.Client,
+    path: str,
+    params: dict[str, str],
+    count: int,
+    check: Callable[[list[str]], None],
+) -> list[float]:
+    """`count` timed GETs of one page after one untimed (checked) GET, or fewer (at least
+    `LEAST`) once they took `BUDGET_S` seconds: a page that costs seconds (every tag read
+    again) is measured in minutes, not an hour."""
+    _, names = timed_get(http, path, params)
+    check(names)
+    times: list[float] = []
+    while len(times) < count and (len(times) < LEAST or sum(times) < BUDGET_S):
+        times.append(timed_get(http, path, params)[0])
+    return times
+
+
+def page_check(expected: int, after: str | None) -> Callable[[list[str]], None]:
+    """A page holds at least `expected` names after `after`: a server that ignores `n` and
+    `last` (2.8.2 on tags) answers more."""
+
+    def check(names: list[str]) -> None:
+        if sum(1 for n in names if after is None or n > after) < expected:
+            raise BenchError(f"page of {len(names)} names, expected {expected} after {after}")
+
+    return check
+
+
+def measure_tags(
+    server: Server, size: int, requests: int, puts: int, manifest: bytes
+) -> dict[str, dict[str, Any]]:
+    path = f"/v2/{fill.TAG_REPOSITORY}/tags/list"
+    middle = fill.tag_name(size // 2)
+    first = {"n": str(PAGE)}
+    out: dict[str, dict[str, Any]] = {}
+    with httpx.Client(base_url=server.url, timeout=600) as http:
+        out["tags_page_first_ms"] = summary(
+            time_page(http, path, first, requests, page_check(min(PAGE, size), None))
+        )
+        out["tags_page_middle_ms"] = summary(
+            time_page(
+                http,
+                path,
+                {"n": str(PAGE), "last": middle},
+                requests,
+                page_check(min(PAGE, size - size // 2 - 1), middle),
+            )
+        )
+        put_times, after_times = [], []
+        for index in range(puts):
+            if index >= LEAST and sum(put_times) + sum(after_times) > BUDGET_S:
+                break
+            tag = f"p-{size:07d}-{index:04d}"  # sorts before every filled tag: on page one
+            started = time.perf_counter()
+            response = http.put(
+                f"/v2/{fill.TAG_REPOSITORY}/manifests/{tag}",
+                content=manifest,
+                headers={"Content-Type": OCI_MANIFEST},
+            )
+            put_times.append(time.perf_counter() - started)
+            if response.status_code != 201:
+                raise BenchError(f"PUT {tag}: {response.status_code} {response.text[:200]}")
+            seconds, names = timed_get(http, path, first)
+            after_times.append(seconds)
+            if tag not in names:
+                raise BenchError(f"the first page after pushing {tag} does not list it")
+        out["manifest_put_new_tag_ms"] = summary(put_times)
+        out["tags_page_after_push_ms"] = summary(after_times)
+    return out
+
+
+def measure_catalog(server: Server, size: int, requests: int) -> dict[str, dict[str, Any]]:
+    middle = fill.repository_name(size // 2)
+    with httpx.Client(base_url=server.url, timeout=600) as http:
+        return {
+            "catalog_page_first_ms": summary(
+                time_page(
+                    http,
+                    "/v2/_catalog",
+                    {"n": str(PAGE)},
+                    requests,
+                    page_check(min(PAGE, size), None),
+                )
+            ),
+            "catalog_page_middle_ms": summary(
+                time_page(
+                    http,
+                    "/v2/_catalog",
+                    {"n": str(PAGE), "last": middle},
+                    requests,
+                    page_check(min(PAGE, size // 2 - 1), middle),
+                )
+            ),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# growing each server
+
+
+def seed_server(server: Server) -> tuple[fill.Seed, bytes]:
+    """The image every tag and repository names, pushed over HTTP as `t-0000000` of the tag
+    repository: that repository is the first of the catalog's."""
+    image = small_image(label="scale")
+    with Client(server.url) as client:
+        push_image(client, fill.TAG_REPOSITORY, fill.tag_name(0), image)
+    return fill.Seed.of(image), image.manifest
+
+
+@dataclass
+class Grown:
+    """A Dockyard of the run and how to open its metadata store from here."""
+
+    server: Dockyard
+    backend: str
+    tags: list[int]
+    repos: list[int]
+    metadata_url: str = ""  # PostgreSQL's; SQLite's store is in the data folder
+
+    def fill_concurrency(self, asked: int) -> int:
+        # On PostgreSQL every new repository's transaction moves the catalog's version row:
+        # concurrent ones fail serialization (40 of 50 repositories at 64 at once, each made
+        # again) and one at a time is the fastest fill.
+        return 1 if self.metadata_url else asked
+
+    def open_store(self) -> fill.SQLMetadataStore:
+        if self.metadata_url:
+            return fill.open_postgres(self.metadata_url)
+        return fill.open_sqlite(self.server.workdir / "data")
+
+
+def dockyards(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> list[Grown]:
+    """One Dockyard per backend; S3 and PostgreSQL started as the tests start them (and
+    stopped by `stack`)."""
+    out = []
+    for backend in args.backends:
+        if backend == "filesystem+sqlite":
+            server = Dockyard(
+                "dockyard", "Dockyard", tmp / "dockyard", extra_args=tuple(args.dockyard_arg)
+            )
+            out.append(Grown(server, backend, args.tags, args.repos))
+            continue
+        sys.path.insert(0, str(ROOT))  # the test helpers that start the peers
+        from tests.support.postgres import PostgresCluster
+        from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3
+
+        s3 = SeaweedS3(tmp / "s3").start()
+        stack.callback(s3.stop)
+        pg = PostgresCluster().start()
+        stack.callback(pg.stop)
+        url = pg.create_database()
+        server = Dockyard(
+            "dockyard_s3_postgresql",
+            "Dockyard S3+PostgreSQL",
+            tmp / "dockyard-s3",
+            extra_args=tuple(args.dockyard_arg),
+            extra_env={
+                "DOCKYARD_STORAGE": f"s3://{s3.create_bucket()}/r",
+                "DOCKYARD_METADATA": url,
+                "DOCKYARD_S3_ENDPOINT": s3.endpoint,
+                "DOCKYARD_S3_PATH_STYLE": "true",
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            },
+        )
+        out.append(Grown(server, backend, args.pg_tags, args.pg_repos, url))
+    return out
+
+
+def grow_dockyard(
+    grown: Grown, args: argparse.Namespace, log: Any
+) -> tuple[dict[str, dict[int, Any]], dict[str, float]]:
+    """Fill step by step through the store (the server serving meanwhile), measure at each."""
+    server = grown.server
+    seed, manifest = seed_server(server)
+    results: dict[str, dict[int, Any]] = {}
+    fill_seconds: dict[str, float] = {}
+    loop = asyncio.new_event_loop()
+    meta = grown.open_store()
+    try:
+        tags = 1  # the seed's
+        for size in grown.tags:
+            started = time.perf_counter()
+            loop.run_until_complete(fill.add_tags(meta, seed, tags, size, args.batch))
+            fill_seconds[f"tags_{size}"] = time.perf_counter() - started
+            counted = loop.run_until_complete(fill.tag_count(meta))
+            if counted != size + args.puts * grown.tags.index(size):
+                raise BenchError(f"the tag repository holds {counted} tags, expected {size}")
+            print(
+                f"  {server.title}: {size:,} tags in {fill_seconds[f'tags_{size}']:.1f}s",
+                file=log,
+            )
+            tags = size
+            for key, value in measure_tags(
+                server, size, args.requests, args.puts, manifest
+            ).items():
+                results.setdefault(key, {})[size] = value
+        repos = 1  # the tag repository
+        for size in grown.repos:
+            started = time.perf_counter()
+            again = loop.run_until_complete(
+                fill.add_repositories(
+                    meta, seed, repos, size, grown.fill_concurrency(args.concurrency)
+                )
+            )
+            fill_seconds[f"repositories_{size}"] = time.perf_counter() - started
+            fill_seconds[f"repositories_{size}_writes_made_again"] = again
+            counted = loop.run_until_complete(fill.repository_count(meta))
+            if counted != size:
+                raise BenchError(f"the catalog holds {counted} repositories, expected {size}")
+            print(
+                f"  Dockyard: {size:,} repositories in {fill_seconds[f'repositories_{size}']:.1f}s",
+                file=log,
+            )
+            repos = size
+            for key, value in measure_catalog(server, size, args.requests).items():
+                results.setdefault(key, {})[size] = value
+    finally:
+        loop.run_until_complete(meta.close())
+        loop.close()
+    return results, fill_seconds
+
+
+def grow_distribution(
+    server: Server, args: argparse.Namespace, log: Any
+) -> tuple[dict[str, dict[int, Any]], dict[str, float]]:
+    """The same steps filled by HTTP pushes: tag PUTs of the seed, and repositories by mounting
+    its blobs and putting its manifest."""
+    seed, manifest = seed_server(server)
+    results: dict[str, dict[int, Any]] = {}
+    fill_seconds: dict[str, float] = {}
+    tags = 1
+    for size in args.distribution_tags:
+        jobs: list[Callable[[Client], object]] = [
+            (lambda c, t=fill.tag_name(i): c.put_manifest(fill.TAG_REPOSITORY, t, manifest))
+            for i in range(tags, size)
+        ]
+        started = time.perf_counter()
+        parallel(args.setup_workers, jobs, server.url)
+        fill_seconds[f"tags_{size}"] = time.perf_counter() - started
+        print(f"  {server.title}: {size:,} tags in {fill_seconds[f'tags_{size}']:.1f}s", file=log)
+        tags = size
+        for key, value in measure_tags(server, size, args.requests, args.puts, manifest).items():
+            results.setdefault(key, {})[size] = value
+
+    def make_repo(client: Client, repo: str) -> None:
+        client.mount(repo, fill.TAG_REPOSITORY, seed.config_digest)
+        client.mount(repo, fill.TAG_REPOSITORY, seed.layer_digest)
+        client.put_manifest(repo, "latest", manifest)
+
+    repos = 1
+    for size in args.distribution_repos:
+        jobs = [(lambda c, r=fill.repository_name(i): make_repo(c, r)) for i in range(repos, size)]
+        started = time.perf_counter()
+        parallel(args.setup_workers, jobs, server.url)
+        fill_seconds[f"repositories_{size}"] = time.perf_counter() - started
+        print(
+            f"  {server.title}: {size:,} repositories in "
+            f"{fill_seconds[f'repositories_{size}']:.1f}s",
+            file=log,
+        )
+        repos = size
+        for key, value in measure_catalog(server, size, args.requests).items():
+            results.setdefault(key, {})[size] = value
+    return results, fill_seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+
+def growth_of(by_size: dict[int, Any]) -> float | None:
+    """The largest size's median over the smallest's (None with fewer than two sizes)."""
+    if len(by_size) < 2:
+        return None
+    ordered = sorted(by_size)
+    small, large = by_size[ordered[0]]["median_ms"], by_size[ordered[-1]]["median_ms"]
+    return large / small if small else None
+
+
+def build(
+    servers: list[Server],
+    measured: dict[str, dict[str, dict[int, Any]]],
+    fill_seconds: dict[str, dict[str, float]],
+    args: argparse.Namespace,
+    started: float,
+    started_at: str,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for figure in FIGURES:
+        per_server = {}
+        for server in servers:
+            by_size = measured.get(server.key, {}).get(figure.key, {})
+            growth = growth_of(by_size)
+            per_server[server.key] = {
+                "by_size": {str(size): by_size[size] for size in sorted(by_size)},
+                "largest_over_smallest": growth,
+                "flat": None if growth is None else growth <= FLAT,
+            }
+        figures[figure.key] = {
+            "title": figure.title,
+            "axis": figure.axis,
+            "target": f"largest / smallest <= {FLAT} (Dockyard, every backend)",
+            "servers": per_server,
+        }
+    return {
+        "schema": 1,
+        "started_at": started_at,
+        "duration_s": round(time.monotonic() - started, 1),
+        "machine": machine(),
+        "servers": {s.key: {"title": s.title, "version": s.version, "pid": s.pid} for s in servers},
+        "sizes": {
+            "tags": args.tags,
+            "repositories": args.repos,
+            "pg_tags": args.pg_tags if "s3+postgresql" in args.backends else [],
+            "pg_repositories": args.pg_repos if "s3+postgresql" in args.backends else [],
+            "distribution_tags": [] if args.no_distribution else args.distribution_tags,
+            "distribution_repositories": [] if args.no_distribution else args.distribution_repos,
+        },
+        "config": {
+            "requests": args.requests,
+            "puts": args.puts,
+            "batch": args.batch,
+            "concurrency": args.concurrency,
+            "page": PAGE,
+        },
+        "figures": figures,
+        "fill_seconds": fill_seconds,
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    all_sizes = sorted(
+        {
+            int(size)
+            for f in results["figures"].values()
+            for s in f["servers"].values()
+            for size in s["by_size"]
+        }
+    )
+    head = (
+        "figure (median ms)",
+        "server",
+        *(f"{size:,}" for size in all_sizes),
+        "largest/smallest",
+        "target",
+        "met",
+    )
+    rows = [head]
+    for figure in results["figures"].values():
+        for key, entry in figure["servers"].items():
+            if not entry["by_size"]:
+                continue
+            growth = entry["largest_over_smallest"]
+            judged = key.startswith("dockyard")
+            rows.append(
+                (
+                    figure["title"],
+                    results["servers"][key]["title"],
+                    *(
+                        fmt(entry["by_size"][str(size)]["median_ms"])
+                        if str(size) in entry["by_size"]
+                        else "-"
+                        for size in all_sizes
+                    ),
+                    "-" if growth is None else f"{growth:.2f}",
+                    f"<= {FLAT}" if judged else "",
+                    {True: "yes", False: "NO", None: ""}[entry["flat"]] if judged else "",
+                )
+            )
+    return render(rows, left={0, 1, len(head) - 2, len(head) - 1})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = sys.stderr
+    started, started_at = time.monotonic(), dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    tmp = Path(tempfile.mkdtemp(prefix="dockyard-scale-"))
+    measured: dict[str, dict[str, dict[int, Any]]] = {}
+    fill_seconds: dict[str, dict[str, float]] = {}
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        grown = dockyards(args, tmp, stack)
+        peers: list[Server] = []
+        if not args.no_distribution:
+            peers = [
+                DistributionV3("distribution_v3", "Distribution v3", tmp / "distribution-v3"),
+                Distribution("distribution", "Distribution 2.8", tmp / "distribution"),
+            ]
+        servers: list[Server] = [g.server for g in grown] + peers
+        backend = {g.server.key: g.backend for g in grown} | {p.key: "filesystem" for p in peers}
+        # One server at a time: the others would only share the two cores.
+        for server in servers:
+            stack.callback(server.stop)
+            server.start()
+            print(f"bench --scale: {server.title} {server.version} on {server.url}", file=log)
+            try:
+                mine = [g for g in grown if g.server is server]
+                if mine:
+                    result = grow_dockyard(mine[0], args, log)
+                else:
+                    result = grow_distribution(server, args, log)
+                measured[server.key], fill_seconds[server.key] = result
+            finally:
+                server.stop()
+    results = build(servers, measured, fill_seconds, args, started, started_at)
+    results["backends"] = backend
+    from bench import plot
+
+    results["plot"] = plot.write(results, args.plot)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        f"\ngrowth: {', '.join(f'{k} on {v}' for k, v in backend.items())}; "
+        f"{results['machine']['nproc']} cores, {results['machine']['cpu_model']}; "
+        f"{args.requests} requests a figure, medians; {results['duration_s']:.0f} s in all"
+    )
+    print(table(results))
+    print(f"\nresults: {args.out}")
+    print(f"plot: {results['plot']['path'] or results['plot']['note']}")
+    return 0
