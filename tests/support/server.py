@@ -89,7 +89,11 @@ class RunningRegistry(OnLoopback):
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-        wait_for_http(self.url + "/v2/", proc=self.proc)
+        try:
+            wait_for_http(self.url + "/v2/", proc=self.proc)
+        except Exception:
+            self.stop()  # a server that never answered in time must not outlive its test run
+            raise
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
