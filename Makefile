@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
+# Test processes (pytest-xdist). Each test file stays in one process, so a file's shared servers
+# start once; `ARGS="-n 0"` runs the suite in this process alone.
+TEST_WORKERS ?= 3
 
 .PHONY: serve test test-fast lint bench peers clean
 
@@ -16,7 +19,7 @@ serve: $(VENV)/.installed
 # written once instead of compiled by each, every start is about 0.1 s shorter.
 test: export PYTHONDONTWRITEBYTECODE :=
 test: peers lint
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 # The tests marked `unit` (tests/conftest.py gives the markers): no server, no peer program.
 test-fast: $(VENV)/.installed

@@ -10,6 +10,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support.machine_lock import (  # noqa: F401 (hooks: the `alone` tests under xdist)
+    pytest_configure_node,
+    pytest_runtest_protocol,
+    pytest_unconfigure,
+)
 from tests.support.postgres import PostgresCluster
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3
 from tests.support.server import RunningRegistry, free_port, leaked_secrets

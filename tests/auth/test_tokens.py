@@ -585,6 +585,9 @@ def test_read_token_bearer_push_is_plainly_denied(start_auth_registry) -> None:
     assert "insufficient_scope" not in resp.headers.get("WWW-Authenticate", "")
 
 
+# A token that lives 2 s must be used twice inside them: beside other tests (pytest-xdist on
+# 2 cores) the first pull took longer than that, so the test runs with the machine to itself.
+@pytest.mark.alone
 def test_a_remembered_bearer_token_still_ends_at_its_expiry(
     reg: AuthRegistry, signing_key: ec.EllipticCurvePrivateKey
 ) -> None:

@@ -11,9 +11,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 from bench.suite import BENCHMARKS, PEAK_MEMORY, PEAK_PSS, PEAK_RSS
 
 from tests.bench.runner import run_bench
+
+# Every benchmark runs inside the runner's time limit; beside other tests' servers (pytest-xdist)
+# it ran out of it, so it runs with the machine to itself.
+pytestmark = pytest.mark.alone
 
 # The garbage-collection benchmark starts servers of its own, Distribution v3 among them, and
 # has its own test (test_gc_bench.py); so does the repository page (test_page_bench.py), which

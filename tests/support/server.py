@@ -45,7 +45,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+# How long a server may take to answer after its start. Not a measure of start-up: under
+# pytest-xdist several servers start at once on the same cores, and on a loaded 2-core machine a
+# `dockyard serve` with two workers took 21 s before its first answer, over the 20 s once allowed.
+START_TIMEOUT = 90.0
+
+
+def wait_for_http(
+    url: str, timeout: float = START_TIMEOUT, proc: subprocess.Popen | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -106,7 +114,11 @@ class RunningRegistry(OnLoopback):
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-        wait_for_http(self.url + "/v2/", proc=self.proc)
+        try:
+            wait_for_http(self.url + "/v2/", proc=self.proc)
+        except Exception:
+            self.stop()  # a server that never answered in time must not outlive its test run
+            raise
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
