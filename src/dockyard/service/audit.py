@@ -69,6 +69,24 @@ ACTIONS = (
 )
 
 
+# Longest text kept of a recorded name (`account`, `token`, `repository`: their columns' size)
+# and of the object (a repository name with a tag or digest fits).
+RECORDED_LENGTH = 255
+OBJECT_LENGTH = 1024
+
+
+def as_recorded(text: str | None, limit: int = RECORDED_LENGTH) -> str | None:
+    """`text` as the log keeps it: what a client sent (the username of a failed login, a name
+    in a path) may hold control characters, which PostgreSQL refuses in text (NUL) and which
+    would forge lines in a terminal; they are kept as escapes, and the whole cut to length."""
+    if text is None:
+        return None
+    if text.isprintable():
+        return text[:limit]
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return shown[:limit]
+
+
 class AuditService:
     def __init__(self, meta: MetadataStore, retention_days: float = 90) -> None:
         self.meta = meta
@@ -103,11 +121,11 @@ class AuditService:
         return AuditEntry(
             at=time.time(),
             action=action,
-            object=object,
-            account=who.account,
-            token=who.token,
+            object=as_recorded(object, OBJECT_LENGTH) or "",
+            account=as_recorded(who.account),
+            token=as_recorded(who.token),
             address=who.address,
-            repository=repository,
+            repository=as_recorded(repository),
             detail=detail,
         )
 
