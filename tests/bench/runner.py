@@ -43,3 +43,34 @@ def run_bench(
 
 def finite(value: object) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+def tiny_wrk_run(only: str) -> list[str]:
+    """The arguments of a benchmark built on wrk at its tiniest: two rounds of one second on
+    four connections, no warm-up."""
+    return [
+        "--quick",
+        "--rounds",
+        "2",
+        "--wrk-seconds",
+        "1",
+        "--wrk-warmup",
+        "0",
+        "--connections",
+        "4",
+        "--only",
+        only,
+    ]
+
+
+def check_every_round(
+    results: dict[str, Any],
+    keys: tuple[str, ...],
+    sides: tuple[str, ...] = ("dockyard", "distribution"),
+) -> None:
+    """Each of `keys` has a positive, finite value for both rounds of every server in `sides`."""
+    for key in keys:
+        entry = results["benchmarks"][key]
+        for side in sides:
+            values = entry[side]["values"]
+            assert len(values) == 2 and all(finite(v) and v > 0 for v in values), (key, side)

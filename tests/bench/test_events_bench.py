@@ -6,30 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.bench.runner import finite, run_bench
+from tests.bench.runner import check_every_round, run_bench, tiny_wrk_run
 
-TINY = [
-    "--quick",
-    "--rounds",
-    "2",
-    "--wrk-seconds",
-    "1",
-    "--wrk-warmup",
-    "0",
-    "--connections",
-    "4",
-    "--only",
-    "events",
-]
+TINY = tiny_wrk_run("events")
 
 
 def test_the_events_benchmark_yields_ratios_for_both_servers(tmp_path: Path) -> None:
     results, printed = run_bench(tmp_path, TINY, ("docker-registry", "wrk"))
-    for key in ("events_get_rps", "events_get_ratio", "events_get_ratio_no_pulls"):
-        entry = results["benchmarks"][key]
-        for side in ("dockyard", "distribution"):
-            values = entry[side]["values"]
-            assert len(values) == 2 and all(finite(v) and v > 0 for v in values), key
+    check_every_round(results, ("events_get_rps", "events_get_ratio", "events_get_ratio_no_pulls"))
     assert results["benchmarks"]["events_get_ratio"]["target"] == "dockyard >= 0.9"
     received = results["info"]["events"]["events_received"]["dockyard"]
     assert len(received) == 2 and all(n > 0 for n in received), received

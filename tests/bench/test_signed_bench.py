@@ -4,32 +4,15 @@ repository whose unsigned image is served). Timings are never asserted here."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-from tests.bench.runner import run_bench
+from tests.bench.runner import check_every_round, run_bench, tiny_wrk_run
 
-TINY = [
-    "--quick",
-    "--rounds",
-    "2",
-    "--wrk-seconds",
-    "1",
-    "--wrk-warmup",
-    "0",
-    "--connections",
-    "4",
-    "--only",
-    "signed",
-]
+TINY = tiny_wrk_run("signed")
 
 
 def test_the_signed_benchmark_yields_a_cost_for_both_servers(tmp_path: Path) -> None:
     results, printed = run_bench(tmp_path, TINY, ("docker-registry", "wrk"))
-    for key in ("signed_get_rps", "signed_get_cost"):
-        entry = results["benchmarks"][key]
-        for side in ("dockyard", "distribution"):
-            values = entry[side]["values"]
-            assert len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values), key
+    check_every_round(results, ("signed_get_rps", "signed_get_cost"))
     assert results["benchmarks"]["signed_get_cost"]["target"] == "dockyard <= 1.2"
     assert "signed GET cost" in printed
