@@ -149,11 +149,15 @@ def forget_blob_records(conn: Connection, digests: list[str]) -> None:
 
 class SQLBlobLinks(SQLAggregate):
     async def blob_size(self, digest: str) -> int | None:
-        return await self.runner.read(partial(blob_size, digest=digest), inline=True)
+        return await self.runner.read(
+            partial(blob_size, digest=digest), inline=True, key=("blob", digest)
+        )
 
     async def linked_blob_size(self, repository: str, digest: str) -> int | None:
         return await self.runner.read(
-            partial(linked_blob_size, repository=repository, digest=digest), inline=True
+            partial(linked_blob_size, repository=repository, digest=digest),
+            inline=True,
+            key=("linked", repository, digest),
         )
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:

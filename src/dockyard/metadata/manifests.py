@@ -374,12 +374,16 @@ class SQLManifests(SQLAggregate):
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
         return await self.runner.read(
-            partial(get_manifest, repository=repository, digest=digest), inline=True
+            partial(get_manifest, repository=repository, digest=digest),
+            inline=True,
+            key=("manifest", repository, digest),
         )
 
     async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None:
         return await self.runner.read(
-            partial(resolve_tag, repository=repository, tag=tag), inline=True
+            partial(resolve_tag, repository=repository, tag=tag),
+            inline=True,
+            key=("tag", repository, tag),
         )
 
     async def missing_manifests(self, repository: str, digests: list[str]) -> list[str]:

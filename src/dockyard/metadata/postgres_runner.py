@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
@@ -92,8 +92,11 @@ class PostgresRunner:
     async def close(self) -> None:
         await self.engine.dispose()
 
-    async def read(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
-        """`inline` changes nothing here: every statement is a round trip to the server."""
+    async def read(
+        self, work: Callable[[Connection], T], *, inline: bool = False, key: Hashable = None
+    ) -> T:
+        """`inline` and `key` change nothing here: every statement is a round trip to the
+        server, and no replica can tell cheaply that another changed nothing."""
         started = time.perf_counter()
         try:
             async with self.engine.connect() as conn, conn.begin():

@@ -8,7 +8,7 @@ SERIALIZABLE and runs them again after a conflict. Query modules never ask which
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -35,9 +35,13 @@ class TransactionRunner(Protocol):
     def observe(self, observer: TransactionObserver) -> None:
         """Tell `observer` of every transaction from now on."""
 
-    async def read(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
+    async def read(
+        self, work: Callable[[Connection], T], *, inline: bool = False, key: Hashable = None
+    ) -> T:
         """`work` in one read transaction. `inline`: a lookup by key, one statement, which
-        the runner may run on the event loop itself."""
+        the runner may run on the event loop itself. `key` (with `inline`): names everything
+        `work` depends on, so the runner may answer from memory while the database provably
+        has not changed since it last ran it (the result must be immutable)."""
 
     async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
         """`work` in one write transaction. `durable=False`: a record the registry can lose

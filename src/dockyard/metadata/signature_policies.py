@@ -153,8 +153,12 @@ class SQLSignaturePolicies(SQLAggregate):
     async def signature_policy_and_manifest(
         self, repository: str, reference: str | None
     ) -> tuple[SignaturePolicy | None, str | None]:
+        # Without a reference it is one lookup by key, asked on every manifest pull: on SQLite
+        # the hop to a thread would cost more than the statement.
         return await self.runner.read(
-            partial(signature_policy_and_manifest, repository=repository, reference=reference)
+            partial(signature_policy_and_manifest, repository=repository, reference=reference),
+            inline=reference is None,
+            key=("signature policy", repository) if reference is None else None,
         )
 
     async def indexes_listing(self, repository: str, digest: str) -> list[ManifestRecord]:

@@ -70,10 +70,18 @@ def visibilities(conn: Connection, repositories: list[str]) -> dict[str, str]:
 
 class SQLVisibility(SQLAggregate):
     async def get_visibility(self, repository: str) -> str | None:
-        return await self.runner.read(partial(get_visibility, repository=repository), inline=True)
+        return await self.runner.read(
+            partial(get_visibility, repository=repository),
+            inline=True,
+            key=("visibility", repository),
+        )
 
     async def visibility_facts(self, repository: str) -> tuple[bool, str | None, str | None]:
-        return await self.runner.read(partial(visibility_facts, repository=repository), inline=True)
+        return await self.runner.read(
+            partial(visibility_facts, repository=repository),
+            inline=True,
+            key=("visibility facts", repository),
+        )
 
     async def set_visibility(self, repository: str, visibility: str) -> None:
         await self.runner.write(

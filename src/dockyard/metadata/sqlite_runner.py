@@ -1,10 +1,13 @@
 """SQLite's transaction runner: a small thread pool, group commit and writer turns.
 
 Each read is one short transaction on a pool thread, or, for a lookup by key, one statement on
-the event loop itself. Writes queue for group commit (`group_commit`): one pool thread takes
-everything queued, waits for its writer turn (`writer_turns`), runs it all in one transaction
-that takes the write lock up front (BEGIN IMMEDIATE, so several server processes share the
-file without lock-upgrade deadlocks) and commits once.
+the event loop itself; a lookup that names its key is answered from memory while SQLite's
+`data_version` says no connection (of this process or another) committed anything since.
+
+Writes queue for group commit (`group_commit`): one pool thread takes everything queued,
+waits for its writer turn (`writer_turns`), runs it all in one transaction that takes the
+write lock up front (BEGIN IMMEDIATE, so several server processes share the file without
+lock-upgrade deadlocks) and commits once.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
     from dockyard.metadata.runner import TransactionObserver
 
 T = TypeVar("T")
+
+# Keyed lookups remembered at most (tags, manifests, policies of the repositories pulled).
+RECALLED_MAX = 50_000
 
 
 def sqlite_engine(path: Path) -> Engine:
@@ -102,15 +108,20 @@ class SQLiteRunner:
         self.engine.dispose()
 
     # -- reads ---------------------------------------------------------------------------
-    async def read(self, work: Callable[[Connection], T], *, inline: bool = False) -> T:
+    async def read(
+        self, work: Callable[[Connection], T], *, inline: bool = False, key: Hashable = None
+    ) -> T:
         """`inline` runs it on the event loop itself: a lookup by key takes less time in
         SQLite than the hop to a thread and back. The loop never waits on a lock for long: a
-        locked database sends the read to the thread pool after all."""
+        locked database sends the read to the thread pool after all. With `key` too, the
+        result is remembered until the database changes (`_recall`)."""
         observer = self._observer
         started = time.perf_counter() if observer is not None else 0.0
         try:
             if inline:
                 try:
+                    if key is not None:
+                        return self._recall(key, work)
                     return self._read_here(work, patience_ms=100)
                 except sa.exc.OperationalError as exc:
                     if "locked" not in str(exc.orig).lower():
@@ -122,22 +133,59 @@ class SQLiteRunner:
             if observer is not None:
                 observer("read", time.perf_counter() - started, 0)
 
+    def _recall(self, key: Hashable, work: Callable[[Connection], T]) -> T:
+        """The remembered result under `key`, or `work`'s, remembered. The version is read
+        before `work` runs: a commit landing in between moves it past the one the result is
+        filed under, so the next lookup forgets it rather than serve it stale."""
+        conn = self._loop_connection()
+        local = self._local
+        version = local.raw.execute("PRAGMA data_version").fetchone()[0]
+        recalled: dict[Hashable, Any] = local.recalled
+        if version != local.recalled_version:
+            recalled.clear()
+            local.recalled_version = version
+        try:
+            found: T = recalled[key]
+            return found
+        except KeyError:
+            pass
+        result = work(conn)
+        if len(recalled) >= RECALLED_MAX:
+            recalled.clear()  # bounded whatever names clients ask for
+        recalled[key] = result
+        return result
+
+    def _loop_connection(self) -> Connection:
+        """This thread's connection for lookups on the loop: statements run in SQLite's
+        implicit transaction, and a lock is waited for 100 ms at most. With it, the thread's
+        memory of keyed lookups: `PRAGMA data_version` is a count of one connection, moved
+        whenever any other connection commits (every write runs on the pool's own
+        connections; other processes have theirs), so memory and count go together."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.connect()
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA busy_timeout=100")
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._local.conn = conn
+            self._local.raw = raw
+            self._local.recalled = {}
+            self._local.recalled_version = None
+            self._held.append(conn)
+        return conn
+
     def _read_here(self, work: Callable[[Connection], T], patience_ms: int | None = None) -> T:
         """On a pool thread: `work` in a transaction. On the loop (`patience_ms` set): `work`
         is one statement, run in SQLite's own implicit transaction (an explicit BEGIN and
         COMMIT would cost more than the lookup)."""
+        if patience_ms is not None:
+            return work(self._loop_connection())
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self.engine.connect()
-            if patience_ms is not None:
-                raw = conn.connection.driver_connection
-                assert raw is not None
-                raw.execute(f"PRAGMA busy_timeout={int(patience_ms)}")
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             self._local.conn = conn
             self._held.append(conn)
-        if patience_ms is not None:
-            return work(conn)
         with conn.begin():
             return work(conn)
 

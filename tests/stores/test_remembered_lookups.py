@@ -1,0 +1,101 @@
+"""Lookups by key answered from memory (`read(..., key=...)`): never a stale answer.
+
+SQLite's runner remembers keyed lookups for as long as `PRAGMA data_version` says no other
+connection committed; PostgreSQL's never remembers. Each test changes what a remembered lookup
+read, through every way a change can arrive, and checks the next lookup sees it at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import sqlalchemy as sa
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.base import SignaturePolicy
+from dockyard.metadata.sql import SQLMetadataStore
+from dockyard.metadata.sqlite_runner import RECALLED_MAX
+from tests.stores.test_metadata_store import D1, D2, record
+
+
+def test_a_remembered_tag_follows_every_change_made_through_the_store(meta, run) -> None:
+    run(meta.put_manifest("mem/app", record(D1), [], ["latest"]))
+    for _ in range(3):  # remembered, where the runner remembers
+        assert run(meta.resolve_tag("mem/app", "latest")).digest == D1
+    run(meta.put_manifest("mem/app", record(D2), [], ["latest"]))
+    assert run(meta.resolve_tag("mem/app", "latest")).digest == D2
+    assert run(meta.get_manifest("mem/app", D2)) is not None
+    assert run(meta.delete_manifest("mem/app", D2)) is True
+    assert run(meta.resolve_tag("mem/app", "latest")) is None
+    assert run(meta.get_manifest("mem/app", D2)) is None
+
+
+def test_a_remembered_lookup_sees_a_change_committed_by_another_process(tmp_path, run) -> None:
+    """Two stores on one file stand for two server processes (workers, `dockyard gc`)."""
+    path = tmp_path / "metadata.db"
+    serving = SQLMetadataStore.open_sqlite(path)
+    other = SQLMetadataStore.open_sqlite(path)
+    try:
+        run(other.put_manifest("mem/app", record(D1), [], ["latest"]))
+        run(other.link_blob("mem/app", D2, 7))
+        assert run(serving.resolve_tag("mem/app", "latest")).digest == D1
+        assert run(serving.linked_blob_size("mem/app", D2)) == 7
+        assert run(serving.signature_policy_and_manifest("mem/app", None)) == (None, None)
+        run(other.put_manifest("mem/app", record(D2), [], ["latest"]))
+        assert run(serving.resolve_tag("mem/app", "latest")).digest == D2
+        assert run(other.unlink_blob("mem/app", D2)) is True
+        assert run(serving.linked_blob_size("mem/app", D2)) is None
+        policy = SignaturePolicy("mem", "enforce", ("KEY",), (), "v1")
+        run(other.set_signature_policy(policy))
+        found, _ = run(serving.signature_policy_and_manifest("mem/app", None))
+        assert found is not None and found.mode == "enforce"
+        run(other.remove_signature_policy("mem"))
+        assert run(serving.signature_policy_and_manifest("mem/app", None)) == (None, None)
+    finally:
+        run(serving.close())
+        run(other.close())
+
+
+def test_a_commit_landing_while_a_lookup_runs_is_not_remembered_past_it(tmp_path, run) -> None:
+    """The lookup read the old rows; a commit landed before it finished. What it returned was
+    true when it read it, but the next lookup must read again. (SQLite only: PostgreSQL's
+    runner remembers nothing.)"""
+    path = tmp_path / "metadata.db"
+    meta = SQLMetadataStore.open_sqlite(path)
+    runner = meta.runner
+
+    def insert(name: str):  # type: ignore[no-untyped-def]
+        return lambda conn: conn.execute(
+            sa.insert(t.repositories).values(name=name, created_at=1.0)
+        )
+
+    landed: list[bool] = []
+
+    def names_then_a_commit_elsewhere(conn) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+        names = tuple(conn.execute(sa.select(t.repositories.c.name).order_by("name")).scalars())
+        if not landed:
+            landed.append(True)
+            with sqlite3.connect(path, isolation_level=None) as other:
+                other.execute("INSERT INTO repositories (name, created_at) VALUES ('mem/b', 2)")
+        return names
+
+    try:
+        run(runner.write(insert("mem/a")))
+        key = ("test names",)
+        assert run(runner.read(names_then_a_commit_elsewhere, inline=True, key=key)) == ("mem/a",)
+        assert run(runner.read(names_then_a_commit_elsewhere, inline=True, key=key)) == (
+            "mem/a",
+            "mem/b",
+        )
+    finally:
+        run(meta.close())
+
+
+def test_remembered_lookups_stay_bounded(tmp_path, run) -> None:
+    meta = SQLMetadataStore.open_sqlite(tmp_path / "metadata.db")
+    try:
+        for n in range(RECALLED_MAX + 10):
+            run(meta.resolve_tag("mem/app", f"t{n}"))
+        assert len(meta.runner._local.recalled) <= RECALLED_MAX
+    finally:
+        run(meta.close())
