@@ -5,6 +5,8 @@ it could make its requests look like someone else's."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import os
 import re
 import secrets
 
@@ -17,8 +19,24 @@ _WELL_FORMED = re.compile(rb"[A-Za-z0-9._:@+/=-]{1,128}")
 Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
 
+# A new id is this process's random prefix and a count: unique across processes and restarts
+# without asking the kernel for randomness on every request. Nothing relies on it being secret.
+# Workers are forked from a parent that may have imported this module: each draws its own.
+_PREFIX = secrets.token_hex(4)
+_COUNT = itertools.count(1)
+
+
+def _new_prefix() -> None:
+    global _PREFIX, _COUNT
+    _PREFIX = secrets.token_hex(4)
+    _COUNT = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
 def new_request_id() -> str:
-    return secrets.token_hex(8)
+    return f"{_PREFIX}{next(_COUNT) & 0xFFFFFFFF:08x}"
 
 
 def request_id_of(peer: str, headers: list[tuple[bytes, bytes]], trusted: Networks) -> str:

@@ -37,6 +37,7 @@ T = TypeVar("T")
 
 # Keyed lookups remembered at most (tags, manifests, policies of the repositories pulled).
 RECALLED_MAX = 50_000
+_MISSING = object()
 
 
 def sqlite_engine(path: Path) -> Engine:
@@ -114,14 +115,19 @@ class SQLiteRunner:
         """`inline` runs it on the event loop itself: a lookup by key takes less time in
         SQLite than the hop to a thread and back. The loop never waits on a lock for long: a
         locked database sends the read to the thread pool after all. With `key` too, the
-        result is remembered until the database changes (`_recall`)."""
+        result is remembered until the database changes (`_remembered`): a remembered answer
+        is no transaction, and is not reported as one."""
+        if inline and key is not None:
+            found = self._remembered(key)
+            if found is not _MISSING:
+                return found  # type: ignore[no-any-return]
         observer = self._observer
         started = time.perf_counter() if observer is not None else 0.0
         try:
             if inline:
                 try:
                     if key is not None:
-                        return self._recall(key, work)
+                        return self._remember(key, work)
                     return self._read_here(work, patience_ms=100)
                 except sa.exc.OperationalError as exc:
                     if "locked" not in str(exc.orig).lower():
@@ -133,23 +139,24 @@ class SQLiteRunner:
             if observer is not None:
                 observer("read", time.perf_counter() - started, 0)
 
-    def _recall(self, key: Hashable, work: Callable[[Connection], T]) -> T:
-        """The remembered result under `key`, or `work`'s, remembered. The version is read
-        before `work` runs: a commit landing in between moves it past the one the result is
-        filed under, so the next lookup forgets it rather than serve it stale."""
-        conn = self._loop_connection()
+    def _remembered(self, key: Hashable) -> Any:
+        """The result remembered under `key` while `PRAGMA data_version` has not moved since it
+        was read, else `_MISSING` (and, when it moved, everything is forgotten)."""
+        self._loop_connection()
         local = self._local
         version = local.raw.execute("PRAGMA data_version").fetchone()[0]
-        recalled: dict[Hashable, Any] = local.recalled
         if version != local.recalled_version:
-            recalled.clear()
+            local.recalled.clear()
             local.recalled_version = version
-        try:
-            found: T = recalled[key]
-            return found
-        except KeyError:
-            pass
-        result = work(conn)
+            return _MISSING
+        return local.recalled.get(key, _MISSING)
+
+    def _remember(self, key: Hashable, work: Callable[[Connection], T]) -> T:
+        """`work`'s result, remembered under the version `_remembered` read just before: a
+        commit landing while `work` runs moves the version past it, so the next lookup
+        forgets the result rather than serve it stale."""
+        result = work(self._loop_connection())
+        recalled = self._local.recalled
         if len(recalled) >= RECALLED_MAX:
             recalled.clear()  # bounded whatever names clients ask for
         recalled[key] = result
