@@ -32,6 +32,16 @@ class Digest:
             )
         return digest
 
+    @staticmethod
+    def checked(text: str) -> str:
+        """`text` itself once `parse` would accept it: what a lookup by digest needs, without
+        building and printing a `Digest` (several per request)."""
+        if not isinstance(text, str) or not _VERIFIABLE.fullmatch(text):
+            raise RegistryError(
+                ErrorCode.DIGEST_INVALID, "invalid digest", detail={"digest": str(text)[:200]}
+            )
+        return text
+
     @classmethod
     def try_parse(cls, text: str) -> Digest | None:
         if not isinstance(text, str) or not _VERIFIABLE.fullmatch(text):

@@ -250,7 +250,7 @@ class ProxyService:
         size = await self.meta.linked_blob_size(route.local, digest)
         if size is None:
             return None
-        return BlobInfo(digest, size, self.blob_store.local_path(digest))
+        return BlobInfo(digest, size)
 
     async def cached_content(self, route: Route, digest: str) -> BlobInfo | None:
         """What the blobs endpoint of a cached repository serves without the upstream: a blob
@@ -266,7 +266,7 @@ class ProxyService:
         if record is None:
             return blob
         await self.counters.touch(touch_key(route.local, digest))
-        return BlobInfo(digest, record.size, self.blob_store.local_path(digest), manifest=True)
+        return BlobInfo(digest, record.size, manifest=True)
 
     async def _manifest_held_as_blob(self, route: Route, blob: BlobInfo) -> ManifestRecord | None:
         """A small blob of a cached repository, looked at once per process: when its bytes are

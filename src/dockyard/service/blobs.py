@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from dockyard.core.digest import Digest
 from dockyard.core.errors import ErrorCode, RegistryError
@@ -21,7 +20,6 @@ ReadCheck = Callable[[str], Awaitable[bool]]
 class BlobInfo:
     digest: str
     size: int
-    path: Path | None
     manifest: bool = False  # a manifest's bytes, read through the blobs endpoint
 
 
@@ -35,15 +33,15 @@ class BlobService:
 
     async def stat(self, repository: str, digest: str) -> BlobInfo:
         """A blob visible in `repository`: linked there and present in the store."""
-        digest = str(Digest.parse(digest))
+        digest = Digest.checked(digest)
         size = await self.meta.linked_blob_size(repository, digest)
         if size is None:
             # Manifests are content too: some clients fetch them through the blobs endpoint.
             manifest = await self.meta.get_manifest(repository, digest)
             if manifest is None:
                 raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
-            return BlobInfo(digest, manifest.size, self.blobs.local_path(digest), manifest=True)
-        return BlobInfo(digest, size, self.blobs.local_path(digest))
+            return BlobInfo(digest, manifest.size, manifest=True)
+        return BlobInfo(digest, size)
 
     async def redirect_url(self, digest: str) -> str | None:
         return await self.blobs.url_for(digest)
