@@ -1,0 +1,187 @@
+"""CPU time of one request inside Dockyard's application, without sockets or server.
+
+`python -m bench.inproc` builds the ASGI app as `dockyard serve` does (default settings, a data
+folder of its own), pushes one small image through it, then calls it directly with manifest
+GETs, manifest HEADs and blob HEADs and reports the process CPU time per request. No network,
+no granian, no other process: the figure is the application's own cost, and moves little with
+the machine's load, so two trees can be compared on a busy machine (`--profile` prints where
+the time goes). What a client sees over HTTP is `python -m bench`'s business.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import hashlib
+import json
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+Message = dict[str, Any]
+ACCEPT = (
+    b"application/vnd.oci.image.manifest.v1+json,"
+    b" application/vnd.docker.distribution.manifest.v2+json"
+)
+REPO = "bench/app"
+
+
+class Caller:
+    """Calls an ASGI app with one request at a time, as a server would."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+        self.sent: list[Message] = []
+
+    async def _send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> int:
+        path, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [
+                (b"host", b"127.0.0.1"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 5000),
+            "state": {},
+        }
+        chunks = [body]
+
+        async def receive() -> Message:
+            return {
+                "type": "http.request",
+                "body": chunks.pop() if chunks else b"",
+                "more_body": False,
+            }
+
+        self.sent.clear()
+        await self.app(scope, receive, self._send)
+        return int(self.sent[0]["status"])
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+async def _push(caller: Caller) -> str:
+    """One image (config, one 1 KiB layer, manifest tagged `latest`); the layer's digest."""
+    layer = b"x" * 1024
+    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    for blob in (layer, config):
+        status = await caller.request(
+            "POST", f"/v2/{REPO}/blobs/uploads/?digest={_digest(blob)}", blob
+        )
+        assert status == 201, status
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": _digest(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": _digest(layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    media = (b"content-type", b"application/vnd.oci.image.manifest.v1+json")
+    status = await caller.request("PUT", f"/v2/{REPO}/manifests/latest", manifest, (media,))
+    assert status == 201, status
+    return _digest(layer)
+
+
+async def measure(data_dir: Path, requests: int, profile: bool) -> dict[str, float]:
+    """CPU microseconds per request of each kind (after a warm-up of a tenth as many)."""
+    from dockyard.api.app import create_app
+    from dockyard.assembly import build_registry
+    from dockyard.config import Settings
+
+    settings = Settings(data_dir=data_dir)
+    app = create_app(settings, build_registry(settings, migrate=True))
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    outbox: asyncio.Queue[Message] = asyncio.Queue()
+    lifespan = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
+    )
+    await inbox.put({"type": "lifespan.startup"})
+    started = await outbox.get()
+    assert started["type"] == "lifespan.startup.complete", started
+    caller = Caller(app)
+    layer = await _push(caller)
+    kinds = {
+        "manifest_get": ("GET", f"/v2/{REPO}/manifests/latest"),
+        "manifest_head": ("HEAD", f"/v2/{REPO}/manifests/latest"),
+        "blob_head": ("HEAD", f"/v2/{REPO}/blobs/{layer}"),
+    }
+    results: dict[str, float] = {}
+    for kind, (method, path) in kinds.items():
+        headers = ((b"accept", ACCEPT),)
+        for _ in range(max(1, requests // 10)):
+            assert await caller.request(method, path, b"", headers) == 200
+        profiler = cProfile.Profile() if profile else None
+        before = time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        for _ in range(requests):
+            await caller.request(method, path, b"", headers)
+        if profiler is not None:
+            profiler.disable()
+        results[kind] = (time.process_time() - before) / requests * 1e6
+        if profiler is not None:
+            print(f"--- {kind}")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    await inbox.put({"type": "lifespan.shutdown"})
+    await outbox.get()
+    await lifespan
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.inproc", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--requests", type=int, default=20_000, help="requests of each kind")
+    parser.add_argument("--profile", action="store_true", help="cProfile each kind (slower)")
+    parser.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="dockyard-inproc-") as folder:
+        results = asyncio.run(measure(Path(folder) / "data", args.requests, args.profile))
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for kind, micros in results.items():
+            print(f"{kind:14} {micros:7.1f} µs of CPU per request")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

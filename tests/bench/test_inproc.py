@@ -1,0 +1,29 @@
+"""`python -m bench.inproc` in its tiniest form: each kind of request answered 200 through the
+whole application and a finite CPU figure for each (never asserted against a target)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_inproc_reports_a_figure_for_each_kind_of_request() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.inproc", "--requests", "50", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(figures) == {"manifest_get", "manifest_head", "blob_head"}
+    assert all(math.isfinite(v) and v > 0 for v in figures.values()), figures
