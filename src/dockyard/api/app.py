@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from dockyard.api.activity import CountsRequests
 from dockyard.api.client_limit import PerClientLimit
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.middleware import RegistryHeaders
@@ -19,6 +20,7 @@ from dockyard.api.routes import health, table
 from dockyard.api.services import Services
 from dockyard.assembly import build_registry
 from dockyard.config import Settings
+from dockyard.service.activity import Activity
 from dockyard.service.registry import Registry
 
 SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
@@ -26,6 +28,7 @@ SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
 
 def create_app(settings: Settings, registry: Registry | None = None) -> ASGIApp:
     services = Services()
+    activity = Activity()
     metrics = None
     if settings.metrics:  # the library is imported only then
         from dockyard.service.metrics import process_metrics
@@ -41,6 +44,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> ASGIApp:
             from dockyard.auth.setup import build_auth
 
             services.auth = await build_auth(services.registry)
+        services.registry.yield_to(activity)
         flushing = None
         if metrics is not None:
             services.registry.report_to(metrics)
@@ -81,12 +85,14 @@ def create_app(settings: Settings, registry: Registry | None = None) -> ASGIApp:
         tls=settings.tls_cert is not None,
         trusted_proxies=settings.trusted_proxies,
     )
-    if metrics is None:
-        return headed
-    from dockyard.api.metrics import Metered
+    served: ASGIApp = headed
+    if metrics is not None:
+        from dockyard.api.metrics import Metered
 
-    # Outermost: it sees the status and bytes of every answer, the middleware's own included.
-    return Metered(headed, metrics)
+        # It sees the status and bytes of every answer, the middleware's own included.
+        served = Metered(headed, metrics)
+    # Outermost: every request counts, whoever answers it.
+    return CountsRequests(served, activity)
 
 
 def app_from_environment() -> ASGIApp:

@@ -25,7 +25,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from dockyard.core.file_lock import POLL_MAX
 from dockyard.metadata.base import MetadataStore
+from dockyard.service.activity import Activity
 from dockyard.service.content_lock import ContentLock, NoLock
 from dockyard.service.uploads import UploadService
 from dockyard.storage.base import BlobStore
@@ -43,16 +45,21 @@ MAX_BATCH = 500
 LOCK_BUDGET = 0.1
 # How often a collector whose grace delay is shorter than its interval looks for rows queued
 # since its last review (by any process).
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.05
 # Between full rounds, due content is reviewed once no more has become due for this long: a
 # burst of deletions is reclaimed right after it ends. While changes keep coming (every
 # upload queues its layer), the full rounds' interval paces the collector as before: at grace
 # 0, reviews back to back would take most layers before their manifest came.
-QUIET_SECONDS = 0.2
+QUIET_SECONDS = 0.1
 # A serving collector (`paced`) rests this many times as long as each batch took before the
 # next: its worker keeps about half of its time for requests, and manifest GETs while it
-# collects stay near their idle rate (the benchmark's gc row); `dockyard gc` does not rest.
+# collects stay near their idle rate (the benchmark's gc row); `dockyard gc` does not rest,
+# nor does a serving collector whose worker was asked nothing during the batch (`activity`).
 SERVING_REST = 1.0
+# A collector that needs no rest still lets go of the content lock this long between batches:
+# a push, or another worker's collector, waiting for the lock looks at it every POLL_MAX at
+# most, and without the gap would find it taken again at every look.
+TURN_SECONDS = 2 * POLL_MAX
 
 
 def next_batch(size: int, held: float) -> int:
@@ -106,6 +113,12 @@ class GarbageCollector:
         self.reviewed_until = 0.0
         # Told of every round's report (the server's metrics).
         self.on_round: Callable[[GcReport], None] | None = None
+        # This process's requests (the serving application's): a paced batch is followed by a
+        # rest only if some were served meanwhile. None: always rest.
+        self.activity: Activity | None = None
+        # Rests taken after paced batches, and paced batches that needed none.
+        self.rests = 0
+        self.unrested = 0
         # Set by `stop`: no batch starts after it. `_quiet` is set while no batch runs.
         self._stopping = False
         self._quiet = asyncio.Event()
@@ -192,9 +205,12 @@ class GarbageCollector:
             if queued is not None:
                 earliest, latest_due = queued
                 if earliest <= cutoff:  # something is due
-                    if cutoff - latest_due >= QUIET_SECONDS:
+                    # Compared as the same sum it sleeps until: a difference of the two times
+                    # may round below QUIET_SECONDS even then, and the look would repeat at once.
+                    ready = latest_due + self.grace_seconds + QUIET_SECONDS
+                    if now >= ready:
                         return True
-                    wake = min(wake, latest_due + self.grace_seconds + QUIET_SECONDS)
+                    wake = min(wake, ready)
                 else:
                     wake = min(wake, earliest + self.grace_seconds + QUIET_SECONDS)
             if self.grace_seconds < deadline - now:
@@ -232,6 +248,7 @@ class GarbageCollector:
         # A look without the lock first: a round with nothing due keeps no push waiting.
         due = await self.meta.due_for_review(cutoff, 1, after)
         while due and not self._stopping:
+            mark = self.activity.mark() if self.activity is not None else 0
             self._quiet.clear()
             try:
                 async with self.lock.sweeping():
@@ -263,10 +280,20 @@ class GarbageCollector:
             )
             size = next_batch(len(due), held)
             if paced:
-                await asyncio.sleep(held * SERVING_REST)
+                await self._rest(held, mark)
         if not self._stopping:
             # A stop mid-round leaves the rest of this round's rows for the next start.
             self.reviewed_until = max(self.reviewed_until, cutoff)
+
+    async def _rest(self, held: float, mark: int) -> None:
+        """After a paced batch: make room for the requests this process serves, if it served
+        any since `mark`; with none, only for whoever waits for the lock (TURN_SECONDS)."""
+        if self.activity is not None and self.activity.idle_since(mark):
+            self.unrested += 1
+            await asyncio.sleep(TURN_SECONDS)
+            return
+        self.rests += 1
+        await asyncio.sleep(held * SERVING_REST)
 
     async def _reclaim(self, report: GcReport, digest: str, size: int | None) -> None:
         """What a dry run would reclaim: the bytes of a blob whose record would go, counted

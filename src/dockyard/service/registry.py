@@ -13,6 +13,7 @@ from dockyard.metadata.base import MetadataStore
 from dockyard.metadata.counters import Counters, SQLiteCounters
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.service.accounts import AccountService
+from dockyard.service.activity import Activity
 from dockyard.service.audit import AuditService
 from dockyard.service.blobs import BlobService
 from dockyard.service.cache import CacheService
@@ -162,6 +163,11 @@ class Registry:
     def stand_in(self, proxy: StandIn) -> None:
         """Let `proxy` answer the repositories it stands in for (before `start`)."""
         self.proxy = proxy
+
+    def yield_to(self, activity: Activity) -> None:
+        """Let the background collector rest between batches only while `activity` shows this
+        process serving requests (without it, it always rests)."""
+        self.gc.activity = activity
 
     def report_to(self, metrics: Metrics) -> None:
         """Let the stores, the collector and the cache count what they do in `metrics`."""
