@@ -11,6 +11,8 @@ from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.access import access_changed
 from dockyard.metadata.aggregate import SQLAggregate
+from dockyard.metadata.audit import audited
+from dockyard.metadata.base import AuditOf
 from dockyard.metadata.statements import RepositoryIds
 
 # Lookups made while authorizing requests: built once, run on the event loop (see
@@ -75,9 +77,14 @@ class SQLVisibility(SQLAggregate):
     async def visibility_facts(self, repository: str) -> tuple[bool, str | None, str | None]:
         return await self.runner.read(partial(visibility_facts, repository=repository), inline=True)
 
-    async def set_visibility(self, repository: str, visibility: str) -> None:
+    async def set_visibility(
+        self, repository: str, visibility: str, *, audit: AuditOf = None
+    ) -> None:
         await self.runner.write(
-            partial(set_visibility, ids=self.ids, repository=repository, visibility=visibility)
+            audited(
+                partial(set_visibility, ids=self.ids, repository=repository, visibility=visibility),
+                audit,
+            )
         )
 
     async def visibilities(self, repositories: list[str]) -> dict[str, str]:
