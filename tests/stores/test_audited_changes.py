@@ -136,6 +136,11 @@ CHANGES = [
         lambda s: _is(account(s, "beta")),
     ),
     Change(
+        "org.create",
+        lambda s: s.accounts.create_org("gamma", "bob"),
+        lambda s: _true(s.accounts.members("gamma"), lambda m: ("bob", "owner") in m),
+    ),
+    Change(
         "member.set",
         lambda s: s.accounts.add_member("acme", "bob", "reader"),
         lambda s: _true(s.accounts.members("acme"), lambda m: ("bob", "reader") in m),
@@ -196,7 +201,10 @@ async def _true(value: Awaitable[Any], check: Callable[[Any], bool]) -> bool:
     return bool(check(await value))
 
 
-@pytest.mark.parametrize("change", CHANGES, ids=[c.action for c in CHANGES])
+IDS = [f"{c.action}-{i}" for i, c in enumerate(CHANGES)]
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=IDS)
 def test_the_change_and_its_record_commit_together(services: Services, run, change) -> None:
     assert not run(change.done(services))
     before = len(records(services.meta, run, change.action))
@@ -205,7 +213,7 @@ def test_the_change_and_its_record_commit_together(services: Services, run, chan
     assert len(records(services.meta, run, change.action)) == before + 1
 
 
-@pytest.mark.parametrize("change", CHANGES, ids=[c.action for c in CHANGES])
+@pytest.mark.parametrize("change", CHANGES, ids=IDS)
 def test_a_failed_record_leaves_no_change(
     services: Services, run, change, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -371,6 +371,9 @@ class AccountService:
         """`may_claim` (administrators) allows a name repositories already live under: taking
         it gives its owners those repositories. Raises KeyError or NamespaceInUse."""
         validate_account_name(name)
+        # The record goes with the last write: with an owner, the membership that completes
+        # the organisation (as before, an owner that cannot be added leaves no record).
+        entry = self.audit.entry("org.create", name, detail={"owner": owner} if owner else None)
         org = await self.store.create_account(
             name,
             ORG,
@@ -378,10 +381,10 @@ class AccountService:
             False,
             time.time(),
             free_namespace_only=not may_claim,
-            audit=self.audit.entry("org.create", name, detail={"owner": owner} if owner else None),
+            audit=None if owner else entry,
         )
         if owner:
-            await self.store.set_membership(name, owner, "owner")
+            await self.store.set_membership(name, owner, "owner", audit=entry)
         return org
 
     async def remove_account(
