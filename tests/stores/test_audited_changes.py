@@ -82,6 +82,14 @@ async def account(s: Services, name: str) -> Any:
     return await s.meta.accounts.get_account(name)
 
 
+async def org_with_owner(s: Services, org: str, owner: str) -> bool:
+    """The organisation and its owner exist together or not at all (one transaction)."""
+    exists = await account(s, org) is not None
+    owned = (owner, "owner") in await s.accounts.members(org)
+    assert exists == owned
+    return exists
+
+
 async def token_names(s: Services) -> list[str]:
     return [t.name for t in await s.meta.accounts.list_tokens("alice") if t.revoked_at is None]
 
@@ -138,7 +146,7 @@ CHANGES = [
     Change(
         "org.create",
         lambda s: s.accounts.create_org("gamma", "bob"),
-        lambda s: _true(s.accounts.members("gamma"), lambda m: ("bob", "owner") in m),
+        lambda s: org_with_owner(s, "gamma", "bob"),
     ),
     Change(
         "member.set",

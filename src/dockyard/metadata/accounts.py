@@ -77,9 +77,11 @@ class AccountStore(Protocol):
         now: float,
         *,
         free_namespace_only: bool = False,
+        owner: str | None = None,
         audit: AuditOf = None,
     ) -> Account:
-        """Raises KeyError when the name is taken, and NamespaceInUse when
+        """Raises KeyError when the name is taken (or `owner`, the user made owner of the
+        organisation in the same transaction, does not exist), and NamespaceInUse when
         `free_namespace_only` and repositories with content live under the name."""
 
     async def update_account(self, name: str, audit: AuditOf = None, **fields: object) -> bool: ...

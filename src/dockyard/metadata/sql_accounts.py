@@ -378,22 +378,18 @@ class SQLAccountStore(SQLAccessTokens, SQLVisibility, SQLAggregate):
         now: float,
         *,
         free_namespace_only: bool = False,
+        owner: str | None = None,
         audit: AuditOf = None,
     ) -> Account:
-        return await self.runner.write(
-            audited(
-                partial(
-                    create_account,
-                    name=name,
-                    kind=kind,
-                    password_hash=password_hash,
-                    is_admin=is_admin,
-                    now=now,
-                    free_namespace_only=free_namespace_only,
-                ),
-                audit,
+        def create(conn: Connection) -> Account:
+            account = create_account(
+                conn, name, kind, password_hash, is_admin, now, free_namespace_only
             )
-        )
+            if owner is not None:
+                set_membership(conn, name, owner, "owner")
+            return account
+
+        return await self.runner.write(audited(create, audit))
 
     async def update_account(self, name: str, audit: AuditOf = None, **fields: object) -> bool:
         unknown = set(fields) - _ACCOUNT_FIELDS

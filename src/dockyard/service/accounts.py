@@ -371,21 +371,17 @@ class AccountService:
         """`may_claim` (administrators) allows a name repositories already live under: taking
         it gives its owners those repositories. Raises KeyError or NamespaceInUse."""
         validate_account_name(name)
-        # The record goes with the last write: with an owner, the membership that completes
-        # the organisation (as before, an owner that cannot be added leaves no record).
-        entry = self.audit.entry("org.create", name, detail={"owner": owner} if owner else None)
-        org = await self.store.create_account(
+        # The organisation, its owner and the record: one transaction.
+        return await self.store.create_account(
             name,
             ORG,
             None,
             False,
             time.time(),
             free_namespace_only=not may_claim,
-            audit=None if owner else entry,
+            owner=owner or None,
+            audit=self.audit.entry("org.create", name, detail={"owner": owner} if owner else None),
         )
-        if owner:
-            await self.store.set_membership(name, owner, "owner", audit=entry)
-        return org
 
     async def remove_account(
         self, name: str, repositories: str | None = None, heir: str | None = None
