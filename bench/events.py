@@ -1,9 +1,10 @@
 """The `events` benchmark: manifest GET throughput with events on against off (issue 20: on
 must keep at least 0.9 of off).
 
-"On" is a Dockyard of its own started with `event_pulls` (every GET an event, since pulls are
-what a GET does) and one webhook to a receiver here that acknowledges everything; "on, pulls
-off" is a second one with the webhook but without pull events (a GET then writes nothing).
+"On" is a Dockyard of its own started with `event_pulls` (every GET counted in a pull event,
+since pulls are what a GET does) and one webhook to a receiver here that acknowledges
+everything; "on, pulls off" is a second one with the webhook but without pull events (a GET
+then writes nothing).
 "Off" is the runner's Dockyard, which has no webhook. Each round times the three in turn
 (order alternating). Distribution has no events: the same GET timed three times on it gives
 the noise floor of such a ratio.

@@ -1282,9 +1282,9 @@ class MetricsCost(Benchmark):
 class EventsGet(Benchmark):
     """Manifest GETs (wrk) with events on against off (bench.events): on Dockyard, the
     runner's server (no webhook: off) and two of its own with a webhook to a receiver here,
-    one with pull events (every GET an event) and one without, in turn, order alternating by
-    round. The ratios are on over off. Distribution has no events: its three runs are the same
-    GET, so its ratios show how much such runs differ anyway."""
+    one with pull events (every GET counted in one) and one without, in turn, order
+    alternating by round. The ratios are on over off. Distribution has no events: its three
+    runs are the same GET, so its ratios show how much such runs differ anyway."""
 
     name = "events"
     rps = Metric(

@@ -179,6 +179,13 @@ class Settings(BaseModel):
     event_pulls: bool = Field(
         False, description="also send an event for every manifest pulled (GET) to webhooks"
     )
+    event_pulls_window_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="pulls are counted this long per puller and manifest, then written as one "
+        "event each with its count (a crash loses the last window; a graceful stop does not)",
+    )
     webhook_allow_loopback: bool = Field(
         False,
         description="let webhooks point at loopback and link-local addresses (127/8, ::1, "

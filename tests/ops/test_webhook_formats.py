@@ -89,7 +89,8 @@ def test_distribution_envelope_field_by_field(tmp_path: Path, receiver: Receiver
         push, untag, delete, _, removed = changes
         (pull,) = pulls
         for event in events:
-            assert set(event) == EVENT_KEYS
+            # A pull event stands for the pulls one client made within a window: `count`.
+            assert set(event) == EVENT_KEYS | ({"count"} if event["action"] == "pull" else set())
             uuid.UUID(event["id"])
             assert started - 1 <= rfc3339(event["timestamp"]).timestamp() <= time.time()
             assert set(event["request"]) == REQUEST_KEYS
@@ -103,6 +104,7 @@ def test_distribution_envelope_field_by_field(tmp_path: Path, receiver: Receiver
             assert set(event["source"]) == {"addr", "instanceID"}
             assert event["source"]["addr"] == registry.host
             uuid.UUID(event["source"]["instanceID"])
+        assert pull["count"] == 1
         # When it happened, not when it was written.
         assert push["timestamp"] <= pull["timestamp"] <= untag["timestamp"]
         for event in (push, pull):

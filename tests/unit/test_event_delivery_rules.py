@@ -1,5 +1,6 @@
 """The pure rules of event delivery: the retry delays (exponential, capped, jittered over the
-upper half), the signature a receiver checks, the filters, and the addresses refused."""
+upper half), the signature a receiver checks, the filters, the addresses refused, and the
+count a pull event carries in both formats."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import hmac
 
 from dockyard.metadata.events import wants
+from dockyard.service.event_formats import cloudevent, distribution_event
 from dockyard.service.event_signing import signature, signed_headers
 from dockyard.service.events import retry_delay
 from dockyard.service.webhook_urls import refused
@@ -56,3 +58,25 @@ def test_refused_addresses() -> None:
         assert refused(address), address
     for address in ("192.0.2.10", "10.0.0.1", "2001:db8::1", "::ffff:192.0.2.1"):
         assert not refused(address), address
+
+
+def test_a_pull_event_carries_its_count_in_both_formats() -> None:
+    pull = {
+        "id": "e-1",
+        "timestamp": 1767229200.5,
+        "action": "pull",
+        "repository": "acme/app",
+        "digest": "sha256:" + "a" * 64,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "size": 10,
+        "tag": "v1",
+        "count": 42,
+        "origin": {"actor": "alice", "request_id": "r", "addr": "10.0.0.1:5", "method": "GET"},
+    }
+    base = "https://registry.example"
+    envelope = distribution_event(pull, base, "0.0.0.0:5000", "instance")
+    assert envelope["count"] == 42 and envelope["actor"] == {"name": "alice"}
+    assert cloudevent(pull, base)["data"]["count"] == 42
+    push = {k: v for k, v in pull.items() if k != "count"} | {"action": "push"}
+    assert "count" not in distribution_event(push, base, "0.0.0.0:5000", "instance")
+    assert "count" not in cloudevent(push, base)["data"]

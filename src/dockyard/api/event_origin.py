@@ -1,6 +1,7 @@
 """The request behind a change, noted for the event the metadata store writes with it
 (`core/event_origin.py`): only by the handlers that change something, and by manifest GETs when
-pull events are on, so that other requests pay nothing for it."""
+pull events are on (`note_pull`: then only for the first pull a window counts under its key),
+so that other requests pay nothing for it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from starlette.requests import Request
 
 from dockyard.auth.requests import Caller
 from dockyard.core.event_origin import EventOrigin, set_origin
+from dockyard.service.events import EventService
+from dockyard.service.pull_tally import PullKey
 
 
 def note_origin(request: Request, caller: Caller | None) -> EventOrigin:
@@ -25,3 +28,28 @@ def note_origin(request: Request, caller: Caller | None) -> EventOrigin:
     )
     set_origin(origin)
     return origin
+
+
+def note_pull(
+    request: Request,
+    caller: Caller | None,
+    events: EventService,
+    repository: str,
+    manifest: tuple[str, str, int],
+    reference: str,
+) -> None:
+    """Count a manifest GET for pull events: keyed by what was pulled and by whom (account,
+    address without its port, Host, User-Agent); the request is described for the event only
+    when it is the window's first pull under its key. `manifest`: digest, media type, size."""
+    client = request.scope.get("client")
+    headers = request.headers
+    key: PullKey = (
+        repository,
+        *manifest,
+        None if ":" in reference else reference,
+        caller.principal.name if caller is not None else "",
+        client[0] if client else "",
+        headers.get("host", "")[:255],
+        headers.get("user-agent", "")[:512],
+    )
+    events.pulled(key, lambda: note_origin(request, caller))

@@ -7,7 +7,10 @@ tokens as SHA-256 hashes of their random secret.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from dockyard.metadata.base import AuditOf
 
 USER = "user"
 ORG = "org"
@@ -58,6 +61,9 @@ class AccessToken:
 
 
 class AccountStore(Protocol):
+    """Every change takes `audit`, its audit record, written in the change's own transaction
+    (`base.AuditOf`): the change and its record commit together or not at all."""
+
     async def get_account(self, name: str) -> Account | None: ...
 
     async def list_accounts(self, kind: str | None = None) -> list[Account]: ...
@@ -71,11 +77,14 @@ class AccountStore(Protocol):
         now: float,
         *,
         free_namespace_only: bool = False,
+        owner: str | None = None,
+        audit: AuditOf = None,
     ) -> Account:
-        """Raises KeyError when the name is taken, and NamespaceInUse when
+        """Raises KeyError when the name is taken (or `owner`, the user made owner of the
+        organisation in the same transaction, does not exist), and NamespaceInUse when
         `free_namespace_only` and repositories with content live under the name."""
 
-    async def update_account(self, name: str, **fields: object) -> bool: ...
+    async def update_account(self, name: str, audit: AuditOf = None, **fields: object) -> bool: ...
 
     async def namespace_has_content(self, namespace: str) -> bool: ...
 
@@ -85,6 +94,8 @@ class AccountStore(Protocol):
         repositories: str | None = None,
         heir: str | None = None,
         now: float = 0.0,
+        *,
+        audit: AuditOf = None,
     ) -> bool:
         """False when there is no such account. With content in its namespace, `repositories`
         says what becomes of it (DELETE_REPOSITORIES or TRANSFER_REPOSITORIES to the user
@@ -92,21 +103,30 @@ class AccountStore(Protocol):
 
     async def any_admin(self) -> bool: ...
 
-    async def set_disabled(self, name: str, disabled_at: float | None) -> bool | None:
+    async def set_disabled(
+        self, name: str, disabled_at: float | None, *, audit: AuditOf = None
+    ) -> bool | None:
         """Disable a user account (`disabled_at` a time) or enable it (None). False when there
         is no such user; None, and nothing changed, when it would disable the last enabled
         administrator (decided in the same transaction, so two administrators disabling each
         other at once cannot both succeed)."""
 
-    async def set_membership(self, org: str, user: str, role: str) -> None:
+    async def set_membership(
+        self, org: str, user: str, role: str, *, audit: AuditOf = None
+    ) -> None:
         """Add `user` to `org` with `role`, or change their role. KeyError when there is no
         such organisation or user; LastOwner when it demotes the organisation's only owner."""
 
-    async def remove_membership(self, org: str, user: str) -> bool:
+    async def remove_membership(self, org: str, user: str, *, audit: AuditOf = None) -> bool:
         """False when `user` is no member of `org`; LastOwner when they are its only owner."""
 
     async def set_namespace_default(
-        self, namespace: str, visibility: str | None, registry_default: str
+        self,
+        namespace: str,
+        visibility: str | None,
+        registry_default: str,
+        *,
+        audit: AuditOf = None,
     ) -> bool:
         """The visibility of repositories created in `namespace` from now on (None: the
         registry's, `registry_default`). The namespace's repositories without a setting of
@@ -118,14 +138,16 @@ class AccountStore(Protocol):
 
     async def members(self, org: str) -> dict[str, str]: ...
 
-    async def create_token(self, token: AccessToken) -> None:
+    async def create_token(self, token: AccessToken, *, audit: AuditOf = None) -> None:
         """Raises KeyError when the account already has a token of that name."""
 
     async def get_token(self, token_id: str) -> AccessToken | None: ...
 
     async def list_tokens(self, account: str) -> list[AccessToken]: ...
 
-    async def revoke_token(self, account: str, name_or_id: str, now: float) -> bool: ...
+    async def revoke_token(
+        self, account: str, name_or_id: str, now: float, *, audit: AuditOf = None
+    ) -> bool: ...
 
     async def touch_token(self, token_id: str, now: float) -> None: ...
 
@@ -137,6 +159,8 @@ class AccountStore(Protocol):
     async def visibility_facts(self, repository: str) -> tuple[bool, str | None, str | None]:
         """(whether the repository exists, its own visibility, its namespace's default)."""
 
-    async def set_visibility(self, repository: str, visibility: str) -> None: ...
+    async def set_visibility(
+        self, repository: str, visibility: str, *, audit: AuditOf = None
+    ) -> None: ...
 
     async def visibilities(self, repositories: list[str]) -> dict[str, str]: ...

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.base import AuditEntry, AuditQuery
+from dockyard.metadata.base import AuditEntry, AuditOf, AuditQuery
 
 AUDIT = t.audit_log
 T = TypeVar("T")
@@ -35,16 +35,18 @@ def record_audit(conn: Connection, entry: AuditEntry) -> None:
     )
 
 
-def audited(work: Callable[[Connection], T], entry: AuditEntry | None) -> Callable[[Connection], T]:
-    """`work` with `entry` recorded in its transaction, unless it answers False (nothing was
-    changed): a change and its record commit together, or neither does."""
+def audited(work: Callable[[Connection], T], entry: AuditOf) -> Callable[[Connection], T]:
+    """`work` with its audit record written in its transaction (`base.AuditOf`: an entry,
+    left out when `work` answers False — nothing was changed —, or a function of the answer):
+    a change and its record commit together, or neither does."""
     if entry is None:
         return work
 
     def both(conn: Connection) -> T:
         result = work(conn)
-        if result is not False:
-            record_audit(conn, entry)
+        record = entry(result) if callable(entry) else (None if result is False else entry)
+        if record is not None:
+            record_audit(conn, record)
         return result
 
     return both

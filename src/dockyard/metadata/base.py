@@ -207,6 +207,12 @@ class AuditEntry:
     id: int = 0
 
 
+# The audit record a change writes in its own transaction: an entry (left out when the change
+# answers False: nothing changed), or a function of the change's answer giving the entry (None:
+# nothing recorded). Computed inside the transaction: a failure there undoes the change too.
+AuditOf = AuditEntry | Callable[[Any], "AuditEntry | None"] | None
+
+
 @dataclass(frozen=True, slots=True)
 class AuditQuery:
     """Which records to read: each field narrows, None leaves it open. `before`: ids below it
@@ -422,7 +428,9 @@ class Manifests(Protocol):
 class Repositories(Protocol):
     """Whole repositories: deleting one, and what each one and each namespace stores."""
 
-    async def delete_repository(self, repository: str) -> RemovedRepository | None:
+    async def delete_repository(
+        self, repository: str, *, audit: AuditOf = None
+    ) -> RemovedRepository | None:
         """Its tags, manifests, blob links, uploads, settings, description and cache index
         rows, in one transaction; None when it held nothing. Its bytes are left for garbage
         collection."""
@@ -483,19 +491,23 @@ class TagPages(Protocol):
 class TagRules(Protocol):
     """Immutability rules, by namespace or repository."""
 
-    async def add_tag_rule(self, scope: str, pattern: str, now: float) -> bool:
+    async def add_tag_rule(
+        self, scope: str, pattern: str, now: float, *, audit: AuditOf = None
+    ) -> bool:
         """False when the rule was already there."""
 
-    async def remove_tag_rule(self, scope: str, pattern: str) -> bool: ...
+    async def remove_tag_rule(self, scope: str, pattern: str, *, audit: AuditOf = None) -> bool: ...
 
     async def tag_rules(self, scope: str) -> list[TagRule]:
         """The rules of `scope` and, for a namespace, of each of its repositories, sorted."""
 
 
 class RetentionPolicies(Protocol):
-    async def set_retention_policy(self, policy: RetentionPolicy, now: float) -> None: ...
+    async def set_retention_policy(
+        self, policy: RetentionPolicy, now: float, *, audit: AuditOf = None
+    ) -> None: ...
 
-    async def remove_retention_policy(self, scope: str) -> bool: ...
+    async def remove_retention_policy(self, scope: str, *, audit: AuditOf = None) -> bool: ...
 
     async def retention_policies(self, scope: str | None = None) -> list[RetentionPolicy]:
         """Every policy, or those of `scope` and (for a namespace) its repositories; sorted."""
@@ -513,7 +525,7 @@ class Quotas(Protocol):
     """Storage quotas per namespace, checked by `link_blob`, `complete_upload` and
     `put_manifest` (which raise `QuotaExceeded`) against counters kept with the links."""
 
-    async def set_quota(self, namespace: str, limit: int | None) -> None:
+    async def set_quota(self, namespace: str, limit: int | None, *, audit: AuditOf = None) -> None:
         """`limit` in bytes; None removes the quota."""
 
     async def quota(self, namespace: str) -> NamespaceQuota: ...
@@ -633,10 +645,10 @@ class ContentGraphs(Protocol):
 
 
 class SignaturePolicies(Protocol):
-    async def set_signature_policy(self, policy: SignaturePolicy) -> None:
+    async def set_signature_policy(self, policy: SignaturePolicy, *, audit: AuditOf = None) -> None:
         """Store it, replacing the scope's former policy."""
 
-    async def remove_signature_policy(self, scope: str) -> bool: ...
+    async def remove_signature_policy(self, scope: str, *, audit: AuditOf = None) -> bool: ...
 
     async def signature_policies(self, scope: str) -> list[SignaturePolicy]:
         """The policy of `scope` and, for a namespace, of each of its repositories, sorted."""

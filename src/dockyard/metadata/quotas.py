@@ -20,7 +20,8 @@ from sqlalchemy.engine import Connection
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.base import NamespaceQuota, QuotaExceeded
+from dockyard.metadata.audit import audited
+from dockyard.metadata.base import AuditOf, NamespaceQuota, QuotaExceeded
 
 QUOTA_LIMIT = sa.select(t.namespace_quotas.c.limit_bytes).where(
     t.namespace_quotas.c.namespace == sa.bindparam("namespace")
@@ -101,8 +102,10 @@ def scanned_usage(conn: Connection) -> dict[str, int]:
 
 
 class SQLQuotas(SQLAggregate):
-    async def set_quota(self, namespace: str, limit: int | None) -> None:
-        await self.runner.write(partial(set_quota, namespace=namespace, limit=limit))
+    async def set_quota(self, namespace: str, limit: int | None, *, audit: AuditOf = None) -> None:
+        await self.runner.write(
+            audited(partial(set_quota, namespace=namespace, limit=limit), audit)
+        )
 
     async def quota(self, namespace: str) -> NamespaceQuota:
         return await self.runner.read(partial(quota, namespace=namespace))

@@ -20,7 +20,8 @@ from dockyard.metadata import review_queue
 from dockyard.metadata import schema as t
 from dockyard.metadata.access import access_changed, storable
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.base import RemovedRepository
+from dockyard.metadata.audit import audited
+from dockyard.metadata.base import AuditOf, RemovedRepository
 from dockyard.metadata.events import record_event
 from dockyard.metadata.statements import RepositoryIds, catalog_changed, tags_changed
 
@@ -88,12 +89,17 @@ def delete_repository(
 
 
 class SQLRepositoryRemoval(SQLAggregate):
-    async def delete_repository(self, repository: str) -> RemovedRepository | None:
+    async def delete_repository(
+        self, repository: str, *, audit: AuditOf = None
+    ) -> RemovedRepository | None:
         return await self.runner.write(
-            partial(
-                delete_repository,
-                ids=self.ids,
-                repository=repository,
-                origin=current_origin(),
+            audited(
+                partial(
+                    delete_repository,
+                    ids=self.ids,
+                    repository=repository,
+                    origin=current_origin(),
+                ),
+                audit,
             )
         )

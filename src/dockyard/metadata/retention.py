@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.base import PushedTag, RetentionPolicy
+from dockyard.metadata.audit import audited
+from dockyard.metadata.base import AuditOf, PushedTag, RetentionPolicy
 from dockyard.metadata.events import record_event
 from dockyard.metadata.statements import RepositoryIds, tags_changed
 from dockyard.metadata.tag_rules import refuse_immutable_removals
@@ -91,11 +92,17 @@ def expire_tag(
 
 
 class SQLRetention(SQLAggregate):
-    async def set_retention_policy(self, policy: RetentionPolicy, now: float) -> None:
-        await self.runner.write(partial(set_retention_policy, policy=policy, now=now))
+    async def set_retention_policy(
+        self, policy: RetentionPolicy, now: float, *, audit: AuditOf = None
+    ) -> None:
+        await self.runner.write(
+            audited(partial(set_retention_policy, policy=policy, now=now), audit)
+        )
 
-    async def remove_retention_policy(self, scope: str) -> bool:
-        return await self.runner.write(partial(remove_retention_policy, scope=scope))
+    async def remove_retention_policy(self, scope: str, *, audit: AuditOf = None) -> bool:
+        return await self.runner.write(
+            audited(partial(remove_retention_policy, scope=scope), audit)
+        )
 
     async def retention_policies(self, scope: str | None = None) -> list[RetentionPolicy]:
         return await self.runner.read(partial(retention_policies, scope=scope))

@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.base import ManifestRecord, SignaturePolicy
+from dockyard.metadata.audit import audited
+from dockyard.metadata.base import AuditOf, ManifestRecord, SignaturePolicy
 from dockyard.metadata.manifests import (
     MANIFEST_COLUMNS,
     get_manifest,
@@ -138,11 +139,13 @@ def indexes_listing(conn: Connection, repository: str, digest: str) -> list[Mani
 
 
 class SQLSignaturePolicies(SQLAggregate):
-    async def set_signature_policy(self, policy: SignaturePolicy) -> None:
-        await self.runner.write(partial(set_signature_policy, policy=policy))
+    async def set_signature_policy(self, policy: SignaturePolicy, *, audit: AuditOf = None) -> None:
+        await self.runner.write(audited(partial(set_signature_policy, policy=policy), audit))
 
-    async def remove_signature_policy(self, scope: str) -> bool:
-        return await self.runner.write(partial(remove_signature_policy, scope=scope))
+    async def remove_signature_policy(self, scope: str, *, audit: AuditOf = None) -> bool:
+        return await self.runner.write(
+            audited(partial(remove_signature_policy, scope=scope), audit)
+        )
 
     async def signature_policies(self, scope: str) -> list[SignaturePolicy]:
         return await self.runner.read(partial(signature_policies, scope=scope))

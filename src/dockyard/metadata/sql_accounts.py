@@ -23,6 +23,8 @@ from dockyard.metadata.accounts import (
     NamespaceInUse,
 )
 from dockyard.metadata.aggregate import SQLAggregate
+from dockyard.metadata.audit import audited
+from dockyard.metadata.base import AuditOf
 from dockyard.metadata.sql_tokens import SQLAccessTokens
 from dockyard.metadata.sql_visibility import SQLVisibility
 from dockyard.metadata.statements import catalog_changed, tags_changed
@@ -376,26 +378,28 @@ class SQLAccountStore(SQLAccessTokens, SQLVisibility, SQLAggregate):
         now: float,
         *,
         free_namespace_only: bool = False,
+        owner: str | None = None,
+        audit: AuditOf = None,
     ) -> Account:
-        return await self.runner.write(
-            partial(
-                create_account,
-                name=name,
-                kind=kind,
-                password_hash=password_hash,
-                is_admin=is_admin,
-                now=now,
-                free_namespace_only=free_namespace_only,
+        def create(conn: Connection) -> Account:
+            account = create_account(
+                conn, name, kind, password_hash, is_admin, now, free_namespace_only
             )
-        )
+            if owner is not None:
+                set_membership(conn, name, owner, "owner")
+            return account
 
-    async def update_account(self, name: str, **fields: object) -> bool:
+        return await self.runner.write(audited(create, audit))
+
+    async def update_account(self, name: str, audit: AuditOf = None, **fields: object) -> bool:
         unknown = set(fields) - _ACCOUNT_FIELDS
         if unknown:
             raise ValueError(f"not account fields: {sorted(unknown)}")
         if not storable(name):
             return False
-        return await self.runner.write(partial(update_account, name=name, fields=fields))
+        return await self.runner.write(
+            audited(partial(update_account, name=name, fields=fields), audit)
+        )
 
     async def namespace_has_content(self, namespace: str) -> bool:
         return await self.runner.read(partial(namespace_has_content, namespace=namespace))
@@ -406,38 +410,61 @@ class SQLAccountStore(SQLAccessTokens, SQLVisibility, SQLAggregate):
         repositories: str | None = None,
         heir: str | None = None,
         now: float = 0.0,
+        *,
+        audit: AuditOf = None,
     ) -> bool:
         return await self.runner.write(
-            partial(delete_account, name=name, repositories=repositories, heir=heir, now=now)
+            audited(
+                partial(delete_account, name=name, repositories=repositories, heir=heir, now=now),
+                audit,
+            )
         )
 
     async def any_admin(self) -> bool:
         return await self.runner.read(any_admin)
 
     async def set_namespace_default(
-        self, namespace: str, visibility: str | None, registry_default: str
+        self,
+        namespace: str,
+        visibility: str | None,
+        registry_default: str,
+        *,
+        audit: AuditOf = None,
     ) -> bool:
         if not storable(namespace):
             return False
         return await self.runner.write(
-            partial(
-                set_namespace_default,
-                namespace=namespace,
-                visibility=visibility,
-                registry_default=registry_default,
+            audited(
+                partial(
+                    set_namespace_default,
+                    namespace=namespace,
+                    visibility=visibility,
+                    registry_default=registry_default,
+                ),
+                audit,
             )
         )
 
-    async def set_disabled(self, name: str, disabled_at: float | None) -> bool | None:
+    async def set_disabled(
+        self, name: str, disabled_at: float | None, *, audit: AuditOf = None
+    ) -> bool | None:
         if not storable(name):
             return False
-        return await self.runner.write(partial(set_disabled, name=name, disabled_at=disabled_at))
+        return await self.runner.write(
+            audited(partial(set_disabled, name=name, disabled_at=disabled_at), audit)
+        )
 
-    async def set_membership(self, org: str, user: str, role: str) -> None:
-        await self.runner.write(partial(set_membership, org=org, user=user, role=role))
+    async def set_membership(
+        self, org: str, user: str, role: str, *, audit: AuditOf = None
+    ) -> None:
+        await self.runner.write(
+            audited(partial(set_membership, org=org, user=user, role=role), audit)
+        )
 
-    async def remove_membership(self, org: str, user: str) -> bool:
-        return await self.runner.write(partial(remove_membership, org=org, user=user))
+    async def remove_membership(self, org: str, user: str, *, audit: AuditOf = None) -> bool:
+        return await self.runner.write(
+            audited(partial(remove_membership, org=org, user=user), audit)
+        )
 
     async def roles_of(self, user: str) -> dict[str, str]:
         return await self.runner.read(partial(roles_of, user=user), inline=True)

@@ -11,6 +11,8 @@ from dockyard.metadata import schema as t
 from dockyard.metadata.access import access_changed, account_id, storable
 from dockyard.metadata.accounts import AccessToken
 from dockyard.metadata.aggregate import SQLAggregate
+from dockyard.metadata.audit import audited
+from dockyard.metadata.base import AuditOf
 
 TOKENS = sa.select(
     t.access_tokens.c.id,
@@ -87,8 +89,8 @@ def touch_token(conn: Connection, token_id: str, now: float) -> None:
 
 
 class SQLAccessTokens(SQLAggregate):
-    async def create_token(self, token: AccessToken) -> None:
-        await self.runner.write(partial(create_token, token=token))
+    async def create_token(self, token: AccessToken, *, audit: AuditOf = None) -> None:
+        await self.runner.write(audited(partial(create_token, token=token), audit))
 
     async def get_token(self, token_id: str) -> AccessToken | None:
         if not storable(token_id):
@@ -100,11 +102,13 @@ class SQLAccessTokens(SQLAggregate):
     async def list_tokens(self, account: str) -> list[AccessToken]:
         return await self.runner.read(partial(list_tokens, account=account))
 
-    async def revoke_token(self, account: str, name_or_id: str, now: float) -> bool:
+    async def revoke_token(
+        self, account: str, name_or_id: str, now: float, *, audit: AuditOf = None
+    ) -> bool:
         if not storable(name_or_id):
             return False
         return await self.runner.write(
-            partial(revoke_token, account=account, name_or_id=name_or_id, now=now)
+            audited(partial(revoke_token, account=account, name_or_id=name_or_id, now=now), audit)
         )
 
     async def touch_token(self, token_id: str, now: float) -> None:

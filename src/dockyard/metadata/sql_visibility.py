@@ -11,6 +11,8 @@ from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.access import access_changed
 from dockyard.metadata.aggregate import SQLAggregate
+from dockyard.metadata.audit import audited
+from dockyard.metadata.base import AuditOf
 from dockyard.metadata.statements import RepositoryIds
 
 # Lookups made while authorizing requests: built once, run on the event loop (see
@@ -83,9 +85,14 @@ class SQLVisibility(SQLAggregate):
             key=("visibility facts", repository),
         )
 
-    async def set_visibility(self, repository: str, visibility: str) -> None:
+    async def set_visibility(
+        self, repository: str, visibility: str, *, audit: AuditOf = None
+    ) -> None:
         await self.runner.write(
-            partial(set_visibility, ids=self.ids, repository=repository, visibility=visibility)
+            audited(
+                partial(set_visibility, ids=self.ids, repository=repository, visibility=visibility),
+                audit,
+            )
         )
 
     async def visibilities(self, repositories: list[str]) -> dict[str, str]:

@@ -17,7 +17,8 @@ from dockyard.core.tag_patterns import matches
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.base import TagImmutable, TagRule
+from dockyard.metadata.audit import audited
+from dockyard.metadata.base import AuditOf, TagImmutable, TagRule
 from dockyard.metadata.statements import insert_ignore
 
 RULES = t.immutable_tag_rules
@@ -131,11 +132,17 @@ def tag_rules(conn: Connection, scope: str) -> list[TagRule]:
 
 
 class SQLTagRules(SQLAggregate):
-    async def add_tag_rule(self, scope: str, pattern: str, now: float) -> bool:
-        return await self.runner.write(partial(add_tag_rule, scope=scope, pattern=pattern, now=now))
+    async def add_tag_rule(
+        self, scope: str, pattern: str, now: float, *, audit: AuditOf = None
+    ) -> bool:
+        return await self.runner.write(
+            audited(partial(add_tag_rule, scope=scope, pattern=pattern, now=now), audit)
+        )
 
-    async def remove_tag_rule(self, scope: str, pattern: str) -> bool:
-        return await self.runner.write(partial(remove_tag_rule, scope=scope, pattern=pattern))
+    async def remove_tag_rule(self, scope: str, pattern: str, *, audit: AuditOf = None) -> bool:
+        return await self.runner.write(
+            audited(partial(remove_tag_rule, scope=scope, pattern=pattern), audit)
+        )
 
     async def tag_rules(self, scope: str) -> list[TagRule]:
         return await self.runner.read(partial(tag_rules, scope=scope))

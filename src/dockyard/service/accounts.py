@@ -243,12 +243,15 @@ class AccountService:
     async def set_visibility(self, repository: str, visibility: str) -> None:
         if visibility not in VISIBILITIES:
             raise RegistryError(ErrorCode.BAD_REQUEST, "visibility is public or private")
-        await self.store.set_visibility(repository, visibility)
-        await self.audit.record(
-            "repository.visibility",
+        await self.store.set_visibility(
             repository,
-            repository=repository,
-            detail={"visibility": visibility},
+            visibility,
+            audit=self.audit.entry(
+                "repository.visibility",
+                repository,
+                repository=repository,
+                detail={"visibility": visibility},
+            ),
         )
 
     async def set_namespace_default(self, namespace: str, visibility: str | None) -> None:
@@ -257,10 +260,14 @@ class AccountService:
         if visibility is not None and visibility not in VISIBILITIES:
             raise RegistryError(ErrorCode.BAD_REQUEST, "visibility is public or private")
         if not await self.store.set_namespace_default(
-            namespace, visibility, self.default_visibility
+            namespace,
+            visibility,
+            self.default_visibility,
+            audit=self.audit.entry(
+                "namespace.visibility", namespace, detail={"default": visibility}
+            ),
         ):
             raise KeyError(namespace)
-        await self.audit.record("namespace.visibility", namespace, detail={"default": visibility})
 
     # -- administration ------------------------------------------------------------------
     async def create_user(
@@ -278,9 +285,14 @@ class AccountService:
                 raise KeyError(name)
             self.check_password(password)
         hashed = password_hash or (hash_password(password) if password else None)
-        account = await self.store.create_account(name, USER, hashed, admin, time.time())
-        await self.audit.record("user.create", name, detail={"admin": admin} if admin else None)
-        return account
+        return await self.store.create_account(
+            name,
+            USER,
+            hashed,
+            admin,
+            time.time(),
+            audit=self.audit.entry("user.create", name, detail={"admin": admin} if admin else None),
+        )
 
     async def password_matches(self, name: str, password: str) -> bool:
         """The account's password, never one of its access tokens."""
@@ -293,12 +305,12 @@ class AccountService:
         if await self.store.get_account(name) is None:
             return False  # said as such, whatever the password
         self.check_password(password)
-        changed = await self.store.update_account(
-            name, password_hash=hash_password(password), credentials_changed_at=time.time()
+        return await self.store.update_account(
+            name,
+            audit=self.audit.entry("user.password", name),
+            password_hash=hash_password(password),
+            credentials_changed_at=time.time(),
         )
-        if changed:
-            await self.audit.record("user.password", name)
-        return changed
 
     async def kind_of(self, name: str) -> str | None:
         """ "user" or "org" for an account's name; None for a namespace no account owns."""
@@ -316,14 +328,15 @@ class AccountService:
         memberships stay: public repositories are still pulled by anyone, private ones by
         whoever else may. False when there is no such user; CONFLICT for the last enabled
         administrator, whom nobody could enable again from the registry."""
-        changed = await self.store.set_disabled(name, time.time())
+        entry = self.audit.entry("user.disable", name)
+        changed = await self.store.set_disabled(
+            name, time.time(), audit=lambda changed: entry if changed else None
+        )
         if changed is None:
             raise RegistryError(
                 ErrorCode.CONFLICT,
                 "the last enabled administrator cannot be disabled: make another one first",
             )
-        if changed:
-            await self.audit.record("user.disable", name)
         return changed
 
     async def is_disabled(self, name: str) -> bool:
@@ -333,34 +346,42 @@ class AccountService:
 
     async def enable_user(self, name: str) -> bool:
         """Undo `disable_user`; False when there is no such user."""
-        changed = bool(await self.store.set_disabled(name, None))
-        if changed:
-            await self.audit.record("user.enable", name)
-        return changed
+        entry = self.audit.entry("user.enable", name)
+        return bool(
+            await self.store.set_disabled(
+                name, None, audit=lambda changed: entry if changed else None
+            )
+        )
 
     async def set_admin(self, name: str, admin: bool) -> bool:
-        changed = await self.store.update_account(name, is_admin=admin)
-        if changed:
-            await self.audit.record("user.admin", name, detail={"admin": admin})
-        return changed
+        return await self.store.update_account(
+            name,
+            audit=self.audit.entry("user.admin", name, detail={"admin": admin}),
+            is_admin=admin,
+        )
 
     async def set_pull_limit(self, name: str, limit: int | None) -> bool:
-        changed = await self.store.update_account(name, pull_limit=limit)
-        if changed:
-            await self.audit.record("user.pull_limit", name, detail={"limit": limit})
-        return changed
+        return await self.store.update_account(
+            name,
+            audit=self.audit.entry("user.pull_limit", name, detail={"limit": limit}),
+            pull_limit=limit,
+        )
 
     async def create_org(self, name: str, owner: str | None, *, may_claim: bool = True) -> Account:
         """`may_claim` (administrators) allows a name repositories already live under: taking
         it gives its owners those repositories. Raises KeyError or NamespaceInUse."""
         validate_account_name(name)
-        org = await self.store.create_account(
-            name, ORG, None, False, time.time(), free_namespace_only=not may_claim
+        # The organisation, its owner and the record: one transaction.
+        return await self.store.create_account(
+            name,
+            ORG,
+            None,
+            False,
+            time.time(),
+            free_namespace_only=not may_claim,
+            owner=owner or None,
+            audit=self.audit.entry("org.create", name, detail={"owner": owner} if owner else None),
         )
-        if owner:
-            await self.store.set_membership(name, owner, "owner")
-        await self.audit.record("org.create", name, detail={"owner": owner} if owner else None)
-        return org
 
     async def remove_account(
         self, name: str, repositories: str | None = None, heir: str | None = None
@@ -374,13 +395,16 @@ class AccountService:
             raise ValueError("say which user receives the repositories")
         if repositories == TRANSFER_REPOSITORIES and heir == name:
             raise ValueError("the repositories cannot be handed to the account being removed")
-        removed = await self.store.delete_account(name, repositories, heir, time.time())
-        if removed:
-            detail = {"repositories": repositories} if repositories else {}
-            if heir and repositories == TRANSFER_REPOSITORIES:
-                detail["to"] = heir
-            await self.audit.record("user.remove", name, detail=detail or None)
-        return removed
+        detail = {"repositories": repositories} if repositories else {}
+        if heir and repositories == TRANSFER_REPOSITORIES:
+            detail["to"] = heir
+        return await self.store.delete_account(
+            name,
+            repositories,
+            heir,
+            time.time(),
+            audit=self.audit.entry("user.remove", name, detail=detail or None),
+        )
 
     async def add_member(self, org: str, user: str, role: str) -> None:
         """Add `user` to `org`, or change their role. ValueError for an unknown role,
@@ -389,21 +413,24 @@ class AccountService:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         try:
-            await self.store.set_membership(org, user, role)
+            await self.store.set_membership(
+                org,
+                user,
+                role,
+                audit=self.audit.entry("member.set", org, detail={"user": user, "role": role}),
+            )
         except LastOwner:
             raise _last_owner(user, org) from None
-        await self.audit.record("member.set", org, detail={"user": user, "role": role})
 
     async def remove_member(self, org: str, user: str) -> bool:
         """False when `user` is no member of `org`; refused (CONFLICT) when they are its only
         owner."""
         try:
-            removed = await self.store.remove_membership(org, user)
+            return await self.store.remove_membership(
+                org, user, audit=self.audit.entry("member.remove", org, detail={"user": user})
+            )
         except LastOwner:
             raise _last_owner(user, org) from None
-        if removed:
-            await self.audit.record("member.remove", org, detail={"user": user})
-        return removed
 
     async def members(self, org: str) -> list[tuple[str, str]]:
         """(user, role) of every member of the organisation, by name."""
@@ -429,8 +456,12 @@ class AccountService:
             now,
             now + expires_in if expires_in else None,
         )
-        await self.store.create_token(record)
-        await self.audit.record("token.create", name, detail={"account": account, "scope": scope})
+        await self.store.create_token(
+            record,
+            audit=self.audit.entry(
+                "token.create", name, detail={"account": account, "scope": scope}
+            ),
+        )
         return record, secret
 
     async def tokens_of(self, account: str) -> list[AccessToken]:
@@ -439,10 +470,12 @@ class AccountService:
 
     async def revoke_token(self, account: str, name_or_id: str) -> bool:
         """Revoke one of the account's own tokens; False when it has no such active token."""
-        revoked = await self.store.revoke_token(account, name_or_id, time.time())
-        if revoked:
-            await self.audit.record("token.revoke", name_or_id, detail={"account": account})
-        return revoked
+        return await self.store.revoke_token(
+            account,
+            name_or_id,
+            time.time(),
+            audit=self.audit.entry("token.revoke", name_or_id, detail={"account": account}),
+        )
 
     async def bootstrap_admin(self, password: str | None) -> str | None:
         """Make the first admin when none exists; returns a generated password to show once."""

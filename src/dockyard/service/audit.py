@@ -2,8 +2,10 @@
 and when.
 
 The HTTP layer says who is acting by setting `ACTOR` once it knows the caller; an admin command
-on the data folder acts as `LOCAL`. Services record what they changed through `AuditService`,
-which adds the actor. Only names are recorded: never a password, a token or a secret value.
+on the data folder acts as `LOCAL`. Services hand the store call that makes a change its
+`AuditService.entry` (with the actor), written in the change's own transaction, so a change
+never commits without its record nor a record without its change. Only names are recorded:
+never a password, a token or a secret value.
 """
 
 from __future__ import annotations

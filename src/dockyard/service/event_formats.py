@@ -48,7 +48,7 @@ def distribution_event(
     fields: dict[str, Any], base_url: str, source_addr: str, instance_id: str
 ) -> dict[str, Any]:
     origin = fields.get("origin") or {}
-    return {
+    event = {
         "id": fields["id"],
         "timestamp": rfc3339(fields["timestamp"]),
         "action": fields["action"],
@@ -63,6 +63,12 @@ def distribution_event(
         "actor": {"name": origin["actor"]} if origin.get("actor") else {},
         "source": {"addr": source_addr, "instanceID": instance_id},
     }
+    if "count" in fields:
+        # A pull event stands for this many pulls by the same client within a window (the
+        # timestamp and request are the first's); not in Distribution's format, whose
+        # consumers ignore what they do not know.
+        event["count"] = fields["count"]
+    return event
 
 
 def cloudevent(fields: dict[str, Any], base_url: str) -> dict[str, Any]:
@@ -75,6 +81,8 @@ def cloudevent(fields: dict[str, Any], base_url: str) -> dict[str, Any]:
     origin = fields.get("origin") or {}
     if origin.get("actor"):
         data["actor"] = origin["actor"]
+    if "count" in fields:
+        data["count"] = fields["count"]
     return {
         "specversion": "1.0",
         "id": fields["id"],

@@ -1,8 +1,9 @@
 """Events and webhooks: configuring webhooks, recording pulls, and delivering the outbox.
 
 Pushes and deletes write their events in their own transaction (`metadata/events.py`); this
-service adds pulls (in batches, when `event_pulls` is on: a pull changes nothing, so losing the
-last fraction of a second of them to a crash loses no change) and runs the deliverer, a
+service adds pulls when `event_pulls` is on, counted per puller and manifest and written once a
+window (`service/pull_tally.py`: a pull changes nothing, so a crash losing the last window of
+them loses no change; a graceful stop writes it) and runs the deliverer, a
 background job of every serving process. Each webhook is delivered by whichever process holds
 its lease, oldest event first, at least once: a request the receiver took but whose
 acknowledgement was lost is sent again, with the same event ids, for the receiver to drop.
@@ -29,13 +30,15 @@ from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.event_origin import EventOrigin
 from dockyard.metadata.base import MetadataStore, Webhook, WebhookDelivery, WebhookSpec
 from dockyard.service import event_formats, event_signing
+from dockyard.service.pull_tally import PullKey, PullTally, outbox_items
 from dockyard.service.webhook_urls import parsed, refusal
 
 log = logging.getLogger("dockyard.events")
 
 POLL_SECONDS = 0.5  # how often a process looks for events to deliver
-PULL_FLUSH_SECONDS = 0.25  # pulls are written this long after they happened, in one batch
-MAX_BUFFERED_PULLS = 10_000  # beyond this, pulls are written at once rather than kept
+# Distinct (repository, manifest, tag, puller) keys a window holds; past half of it the window
+# is written at once, and a full tally (the store away) drops new keys' pulls, counted.
+MAX_PULL_KEYS = 10_000
 
 
 class DeliveryFailed(Exception):
@@ -112,11 +115,17 @@ class EventService:
             settings.webhook_retry_seconds, settings.webhook_max_retry_seconds
         )
         self.lease_seconds = 2 * settings.webhook_timeout_seconds + 5
-        self._pulls: list[tuple[str, str, dict[str, Any]]] = []
+        self.pull_window = settings.event_pulls_window_seconds
+        self._pulls = PullTally(MAX_PULL_KEYS)
+        # Told how many pulls were dropped (the metrics' counter, wired by `report_to`).
+        self.on_dropped: Callable[[int], None] | None = None
+        self._drop_logged = False
+        self._stopping = False
         self._wake = asyncio.Event()  # the deliverer's: look again now
         self._pulls_full = asyncio.Event()  # the pull writer's: write the batch now
         self._held: set[int] = set()  # webhooks whose lease this process took
         self._tasks: list[asyncio.Task[None]] = []
+        self._pull_writer: asyncio.Task[None] | None = None
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -170,36 +179,38 @@ class EventService:
 
     # -- pulls ----------------------------------------------------------------------------------
 
-    def pulled(
-        self,
-        repository: str,
-        digest: str,
-        media_type: str,
-        size: int,
-        tag: str | None,
-        origin: EventOrigin | None,
-    ) -> None:
-        """Note a manifest pull (when `event_pulls` is on); written in the next batch."""
-        fields: dict[str, Any] = {"digest": digest, "mediaType": media_type, "size": size}
-        if tag is not None:
-            fields["tag"] = tag
-        if origin is not None:
-            fields["origin"] = origin.as_json()
-        fields["timestamp"] = time.time()
-        self._pulls.append((repository, "pull", fields))
-        if len(self._pulls) >= MAX_BUFFERED_PULLS:
+    def pulled(self, key: PullKey, origin: Callable[[], EventOrigin | None]) -> None:
+        """Count a manifest pull (when `event_pulls` is on), written with the window's others;
+        `origin` (the request, as the event shows it) is asked for the window's first pull of
+        `key` only."""
+        tally = self._pulls
+        if not tally.add(key, origin):
+            self._dropped(1)
+        elif len(tally) * 2 >= tally.max_keys:
             self._pulls_full.set()
 
-    async def flush_pulls(self) -> None:
-        if not self._pulls:
+    def _dropped(self, count: int) -> None:
+        if not count:
             return
-        batch, self._pulls = self._pulls, []
+        if self.on_dropped is not None:
+            self.on_dropped(count)
+        if not self._drop_logged:
+            self._drop_logged = True
+            log.error(
+                "pull events are being dropped: %d distinct pullers and manifests are waiting "
+                "for the metadata store (counted in dockyard_events_dropped_total; logged once)",
+                len(self._pulls),
+            )
+
+    async def flush_pulls(self) -> None:
+        taken = self._pulls.take()
+        if not taken:
+            return
         try:
-            await self.meta.record_events(batch, time.time())
-        except Exception:
-            # Kept for the next try while the store is away, within bounds: beyond them the
-            # oldest pulls are dropped (a pull changed nothing; memory must stay bounded).
-            self._pulls = (batch + self._pulls)[-MAX_BUFFERED_PULLS:]
+            await self.meta.record_events(outbox_items(taken), time.time())
+        except BaseException:
+            # Kept for the next try while the store is away (within the tally's bound).
+            self._dropped(self._pulls.give_back(taken))
             raise
 
     # -- delivery -------------------------------------------------------------------------------
@@ -208,11 +219,18 @@ class EventService:
         """The background jobs of a serving process: the pull writer when pulls are recorded,
         the deliverer when `deliver` (a sender was given and the registry may write)."""
         if self.settings.event_pulls:
-            self._tasks.append(asyncio.create_task(self._pull_loop()))
+            self._pull_writer = asyncio.create_task(self._pull_loop())
         if deliver and self.sender_factory is not None:
             self._tasks.append(asyncio.create_task(self._deliver_loop()))
 
     async def close(self) -> None:
+        # The pull writer is not cancelled mid-write (its batch would be lost): told to stop,
+        # it writes what it holds and returns.
+        self._stopping = True
+        self._pulls_full.set()
+        if self._pull_writer is not None:
+            await self._pull_writer
+            self._pull_writer = None
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -233,9 +251,9 @@ class EventService:
             await self.sender.close()
 
     async def _pull_loop(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._pulls_full.wait(), PULL_FLUSH_SECONDS)
+                await asyncio.wait_for(self._pulls_full.wait(), self.pull_window)
             self._pulls_full.clear()
             try:
                 await self.flush_pulls()

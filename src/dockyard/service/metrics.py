@@ -162,6 +162,12 @@ class Metrics:
         self.gc_bytes = Counter(
             "dockyard_gc_reclaimed_bytes", "Blob bytes garbage collection removed", registry=r
         )
+        self.events_dropped = Counter(
+            "dockyard_events_dropped",
+            "Pull events given up while the metadata store could not take them (each pull "
+            "counts once)",
+            registry=r,
+        )
         for kind in ("read", "write"):
             self.transaction.labels(kind)
         for kind in GC_KINDS:
@@ -206,6 +212,9 @@ class Metrics:
                 self.gc_items.labels(kind).inc(count)
         if report.bytes:
             self.gc_bytes.inc(report.bytes)
+
+    def pulls_dropped(self, count: int) -> None:
+        self.events_dropped.inc(count)
 
     def cache_lookup(self, kind: str, hit: bool) -> None:
         self.cache.labels(kind, "hit" if hit else "miss").inc()

@@ -72,8 +72,11 @@ class QuotaService:
             limit = parse_quota(limit)
         elif limit is not None and not 0 <= limit <= MAX_QUOTA:
             raise RegistryError(ErrorCode.BAD_REQUEST, "a quota is a number of bytes, 0 or more")
-        await self.meta.set_quota(namespace, limit)
-        await self.audit.record("policy.quota", namespace, detail={"limit": limit})
+        await self.meta.set_quota(
+            namespace,
+            limit,
+            audit=self.audit.entry("policy.quota", namespace, detail={"limit": limit}),
+        )
         return await self.meta.quota(namespace)
 
     async def get(self, namespace: str) -> NamespaceQuota:

@@ -173,6 +173,7 @@ class Registry:
         """Let the stores, the collector and the cache count what they do in `metrics`."""
         self.meta.observe_transactions(metrics.transaction_done)
         self.gc.on_round = metrics.gc_round
+        self.events.on_dropped = metrics.pulls_dropped
         if self.proxy is not None:
             self.proxy.observe(metrics)
 

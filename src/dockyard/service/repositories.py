@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import (
+    AuditEntry,
     MetadataStore,
     NamespaceUsage,
     RegistryTotal,
@@ -60,7 +61,14 @@ class RepositoryService:
     async def delete(self, repository: str) -> RemovedRepository:
         """Delete a repository's tags, manifests, blob links, uploads and settings."""
         async with self.lock.sweeping():
-            removed = await self.meta.delete_repository(repository)
+            base = self.audit.entry("repository.delete", repository, repository=repository)
+
+            def record(removed: RemovedRepository | None) -> AuditEntry | None:
+                if removed is None:
+                    return None
+                return replace(base, detail={"tags": removed.tags, "manifests": removed.manifests})
+
+            removed = await self.meta.delete_repository(repository, audit=record)
             if removed is None:
                 raise RegistryError(
                     ErrorCode.NOT_FOUND, "no such repository", detail={"name": repository}
@@ -81,12 +89,6 @@ class RepositoryService:
             removed.manifests,
             removed.blob_links,
             len(removed.uploads),
-        )
-        await self.audit.record(
-            "repository.delete",
-            repository,
-            repository=repository,
-            detail={"tags": removed.tags, "manifests": removed.manifests},
         )
         return removed
 

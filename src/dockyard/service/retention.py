@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.core.tag_patterns import matches
-from dockyard.metadata.base import MetadataStore, PushedTag, RetentionPolicy, TagImmutable
+from dockyard.metadata.base import (
+    AuditEntry,
+    MetadataStore,
+    PushedTag,
+    RetentionPolicy,
+    TagImmutable,
+)
 from dockyard.service.audit import AuditService
 from dockyard.service.tag_rules import checked_pattern
 
@@ -92,22 +98,22 @@ class RetentionService:
         self.audit = AuditService(meta)
 
     async def set(self, policy: RetentionPolicy) -> None:
-        await self.meta.set_retention_policy(policy, time.time())
         detail: dict[str, object] = {
             "keep_last": policy.keep_last,
             "older_than_seconds": policy.older_than_seconds,
             "keep_pattern": policy.keep_pattern,
         }
-        await self._record(policy.scope, detail)
+        await self.meta.set_retention_policy(
+            policy, time.time(), audit=self._entry(policy.scope, detail)
+        )
 
     async def remove(self, scope: str) -> bool:
-        removed = await self.meta.remove_retention_policy(validate_name(scope))
-        if removed:
-            await self._record(scope, {"removed": True})
-        return removed
+        return await self.meta.remove_retention_policy(
+            validate_name(scope), audit=self._entry(scope, {"removed": True})
+        )
 
-    async def _record(self, scope: str, detail: dict[str, object]) -> None:
-        await self.audit.record(
+    def _entry(self, scope: str, detail: dict[str, object]) -> AuditEntry:
+        return self.audit.entry(
             "policy.retention", scope, repository=scope if "/" in scope else None, detail=detail
         )
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
-from dockyard.metadata.base import MetadataStore, SignaturePolicy
+from dockyard.metadata.base import AuditEntry, MetadataStore, SignaturePolicy
 from dockyard.service.audit import AuditService
 
 MODES = ("enforce", "warn", "off")
@@ -96,19 +96,17 @@ class SignaturePolicyService:
     ) -> SignaturePolicy:
         """Replace the scope's policy; the new version makes every remembered result stale."""
         policy = checked_policy(scope, public_keys, roots, mode)
-        await self.meta.set_signature_policy(policy)
         detail = {"mode": policy.mode, "keys": len(policy.public_keys), "roots": len(policy.roots)}
-        await self._record(policy.scope, detail)
+        await self.meta.set_signature_policy(policy, audit=self._entry(policy.scope, detail))
         return policy
 
     async def remove(self, scope: str) -> bool:
-        removed = await self.meta.remove_signature_policy(validate_name(scope))
-        if removed:
-            await self._record(scope, {"removed": True})
-        return removed
+        return await self.meta.remove_signature_policy(
+            validate_name(scope), audit=self._entry(scope, {"removed": True})
+        )
 
-    async def _record(self, scope: str, detail: dict[str, object]) -> None:
-        await self.audit.record(
+    def _entry(self, scope: str, detail: dict[str, object]) -> AuditEntry:
+        return self.audit.entry(
             "policy.signature", scope, repository=scope if "/" in scope else None, detail=detail
         )
 

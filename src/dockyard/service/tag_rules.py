@@ -8,7 +8,7 @@ import time
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import validate_name
 from dockyard.core.tag_patterns import InvalidPattern, validate_pattern
-from dockyard.metadata.base import MetadataStore, TagImmutable, TagRule
+from dockyard.metadata.base import AuditEntry, MetadataStore, TagImmutable, TagRule
 from dockyard.service.audit import AuditService
 
 
@@ -43,20 +43,18 @@ class TagRuleService:
     async def add(self, scope: str, pattern: str) -> bool:
         """False when the rule was there already."""
         scope, pattern = checked_scope(scope), checked_pattern(pattern)
-        added = await self.meta.add_tag_rule(scope, pattern, time.time())
-        if added:
-            await self._record(scope, {"added": pattern})
-        return added
+        return await self.meta.add_tag_rule(
+            scope, pattern, time.time(), audit=self._entry(scope, {"added": pattern})
+        )
 
     async def remove(self, scope: str, pattern: str) -> bool:
         scope, pattern = checked_scope(scope), checked_pattern(pattern)
-        removed = await self.meta.remove_tag_rule(scope, pattern)
-        if removed:
-            await self._record(scope, {"removed": pattern})
-        return removed
+        return await self.meta.remove_tag_rule(
+            scope, pattern, audit=self._entry(scope, {"removed": pattern})
+        )
 
-    async def _record(self, scope: str, detail: dict[str, str]) -> None:
-        await self.audit.record(
+    def _entry(self, scope: str, detail: dict[str, str]) -> AuditEntry:
+        return self.audit.entry(
             "policy.immutability", scope, repository=scope if "/" in scope else None, detail=detail
         )
 

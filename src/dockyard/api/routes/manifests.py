@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.body import read_body
-from dockyard.api.event_origin import note_origin
+from dockyard.api.event_origin import note_origin, note_pull
 from dockyard.api.routes.common import (
     count_pull,
     pull_headers,
@@ -60,13 +60,13 @@ async def get(request: Request) -> Response:
         )
     registry = registry_of(request)
     if registry.settings.event_pulls:
-        registry.events.pulled(
+        note_pull(
+            request,
+            caller,
+            registry.events,
             name,
-            record.digest,
-            record.media_type,
-            record.size,
-            None if ":" in reference else reference,
-            note_origin(request, caller),
+            (record.digest, record.media_type, record.size),
+            reference,
         )
     return Response(await manifests.content(record), status_code=200, headers=headers)
 
