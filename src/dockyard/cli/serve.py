@@ -13,6 +13,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from dockyard.cli.connections import (
+    LISTEN_BACKLOG,
+    connections_per_worker,
+    raise_open_file_limit,
+)
 from dockyard.cli.exits import FAILED, USAGE, fail, say
 from dockyard.cli.reload import Reloader
 from dockyard.config import Settings, redact_url, scrub
@@ -165,6 +170,7 @@ def run(
         )
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     workers = worker_count(settings)
+    open_files = raise_open_file_limit()
     # Which upstreams a cache answers for is the first thing to check when a pull fails.
     upstreams = ", ".join(
         f"{p.name}={redact_url(p.url)}" + (" (mirror)" if p.mirror else "")
@@ -190,6 +196,11 @@ def run(
         # Over TLS, HTTP/2 is chosen by ALPN.
         http=HTTPModes.auto if settings.tls_cert else HTTPModes.http1,
         workers=workers,
+        # Idle keep-alive connections count against granian's per-worker cap (by default its
+        # backlog divided among the workers, 512 each on two cores): held open by clients'
+        # pools, they kept new clients waiting. The open-file limit is the real bound.
+        backlog=LISTEN_BACKLOG,
+        backpressure=connections_per_worker(open_files),
         loop=Loops.auto,
         log_access=False,
         log_dictconfig=logging_config(verbose, settings.log_format),
