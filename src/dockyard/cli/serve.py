@@ -301,6 +301,11 @@ def load_for_workers(settings: Settings) -> None:
         importlib.import_module("dockyard.web.routes")
     if settings.auth_enabled:
         importlib.import_module("dockyard.auth.setup")
+    if settings.proxies:
+        # Every upstream request runs on anyio's asyncio backend, which anyio imports only on
+        # first use: each worker's first cache miss waited 0.2-0.5 s of CPU for it, in the
+        # middle of a cold pull (bench/README.md).
+        importlib.import_module("anyio._backends._asyncio")
 
 
 def share_with_workers(settings: Settings) -> None:
