@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench import events, gc, load, page, rawhttp, signed, startup
+from bench import events, gc, idle, load, page, rawhttp, signed, startup
 from bench.ops import (
     MANIFEST_ACCEPT,
     OCI_MANIFEST,
@@ -32,7 +32,15 @@ from bench.ops import (
     small_image,
 )
 from bench.payload import MiB, Pool
-from bench.servers import DistributionV3, Dockyard, RssWatch, Server, Sink
+from bench.servers import (
+    DistributionV3,
+    Dockyard,
+    RssWatch,
+    Server,
+    Sink,
+    pss_bytes,
+    tree_pids,
+)
 
 
 @dataclass
@@ -65,6 +73,7 @@ class Config:
     page_indexes: int = 20  # of the `tags` on the repository page, multi-arch indexes (newest)
     page_latency_connections: int = 1  # one browser asking at a time: the answer's own time
     startup_repeats: int = 5  # starts per round and server; the round's value is their median
+    idle_connections: int = 2000  # held open, idle, while manifest GETs are timed (`idle`)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +92,7 @@ QUICK = dict(
     gc_images=200,
     gc_wave_images=400,
     startup_repeats=3,
+    idle_connections=200,
 )
 
 
@@ -595,6 +605,87 @@ class BlobHead(WrkBenchmark):
     def url(self, server: Server) -> str:
         image: SmallImage = self.state[server.key]["image"]
         return f"{server.url}/v2/{self.repo}/blobs/{image.layer_digest}"
+
+
+class IdleConnections(ManifestGet):
+    """`idle_connections` keep-alive connections that each made one request and then sent
+    nothing (`bench.idle`), held open while manifest GETs are timed as in `manifest_get`:
+    the memory they cost the server's whole tree (PSS after they opened minus just before) and
+    the GETs' p99 with them over the same run's p99 without (issue 21: at most 64 MiB and
+    1.2). The share of them still open when the timed run ends shows whether the server kept
+    them: Dockyard closes a connection idle for its header timeout (10 s by default), and the
+    opening and the timed run fit inside it."""
+
+    name = "idle"
+    rps = Metric("idle_get_rps", "manifest GET with idle connections (req/s)", "req/s", "higher")
+    p99 = Metric("idle_get_p99_ms", "manifest GET p99 with idle connections (ms)", "ms", "lower")
+    metrics = (
+        Metric(
+            "idle_memory_mib",
+            "memory of the idle connections (MiB PSS)",
+            "MiB",
+            "lower",
+            "<= 64 MiB",
+            value_at_most(64),
+        ),
+        Metric(
+            "idle_p99_ratio",
+            "GET p99, idle connections open / none",
+            "x",
+            "lower",
+            "<= 1.2",
+            value_at_most(1.2),
+        ),
+        rps,
+        p99,
+        Metric(
+            "idle_kept_share",
+            "idle connections still open after the GETs",
+            "share",
+            "higher",
+            "= 1.0",
+            value_at_least(1.0),
+        ),
+    )
+    in_default = False  # the load of thousands of connections: run with `--only idle`
+
+    def _with_idle(self, server: Server) -> dict[str, float]:
+        count = self.config.idle_connections
+        time.sleep(0.3)  # what the previous run left in flight is answered
+        pids = tree_pids(server.pid)
+        before = pss_bytes(pids)
+        with idle.IdleConnections(server.url, count, "/v2/") as held:
+            # the tree again: a server may start processes for connections
+            after = pss_bytes(tree_pids(server.pid))
+            result = self._wrk(server, self.config.wrk_seconds)
+            kept = held.still_open()
+        return {
+            "idle_memory_mib": (after - before) / MiB,
+            self.rps.key: result.requests_per_s,
+            self.p99.key: result.p99_ms,
+            "idle_kept_share": kept / count,
+        }
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        # which comes first alternates, as the machine's load drifts
+        if round_no % 2 == 0:
+            without = self._wrk(server, self.config.wrk_seconds)
+            values = self._with_idle(server)
+        else:
+            values = self._with_idle(server)
+            time.sleep(0.3)
+            without = self._wrk(server, self.config.wrk_seconds)
+        self.state[server.key].setdefault("p99_without_ms", []).append(without.p99_ms)
+        self.state[server.key].setdefault("rps_without", []).append(without.requests_per_s)
+        values["idle_p99_ratio"] = values[self.p99.key] / max(without.p99_ms, 1e-3)
+        return values
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "idle_connections": self.config.idle_connections,
+            "p99_without_ms": {key: s.get("p99_without_ms") for key, s in self.state.items()},
+            "rps_without": {key: s.get("rps_without") for key, s in self.state.items()},
+        }
 
 
 async def _push_images(
@@ -1390,6 +1481,7 @@ BENCHMARKS: tuple[type[Benchmark], ...] = (
     Startup,
     MetricsCost,
     EventsGet,
+    IdleConnections,
 )
 
 

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.alone
 
 # The garbage-collection benchmark starts servers of its own, Distribution v3 among them, and
 # has its own test (test_gc_bench.py); so does the repository page (test_page_bench.py), which
-# starts a Dockyard with accounts of its own.
-SMOKED = [b for b in BENCHMARKS if b.name not in ("gc", "page")]
+# starts a Dockyard with accounts of its own, and the idle connections (test_idle_bench.py),
+# which hold a few hundred connections even at --quick.
+SMOKED = [b for b in BENCHMARKS if b.name not in ("gc", "page", "idle")]
 
 TINY = [
     "--quick",

@@ -13,6 +13,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from dockyard.cli.connections import (
+    LISTEN_BACKLOG,
+    connections_per_worker,
+    raise_open_file_limit,
+)
 from dockyard.cli.exits import FAILED, USAGE, fail, say
 from dockyard.cli.reload import Reloader
 from dockyard.config import Settings, redact_url, scrub
@@ -165,6 +170,7 @@ def run(
         )
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     workers = worker_count(settings)
+    open_files = raise_open_file_limit()
     # Which upstreams a cache answers for is the first thing to check when a pull fails.
     upstreams = ", ".join(
         f"{p.name}={redact_url(p.url)}" + (" (mirror)" if p.mirror else "")
@@ -190,6 +196,11 @@ def run(
         # Over TLS, HTTP/2 is chosen by ALPN.
         http=HTTPModes.auto if settings.tls_cert else HTTPModes.http1,
         workers=workers,
+        # Idle keep-alive connections count against granian's per-worker cap (by default its
+        # backlog divided among the workers, 512 each on two cores): held open by clients'
+        # pools, they kept new clients waiting. The open-file limit is the real bound.
+        backlog=LISTEN_BACKLOG,
+        backpressure=connections_per_worker(open_files),
         # uvloop: the server's CPU per manifest GET fell by about a fifth against asyncio's
         # own loop (bench/README.md); named, so that another loop installed later is not
         # picked up by granian's automatic choice.
@@ -293,6 +304,11 @@ def load_for_workers(settings: Settings) -> None:
         importlib.import_module("dockyard.web.routes")
     if settings.auth_enabled:
         importlib.import_module("dockyard.auth.setup")
+    if settings.proxies:
+        # Every upstream request runs on anyio's asyncio backend, which anyio imports only on
+        # first use: each worker's first cache miss waited 0.2-0.5 s of CPU for it, in the
+        # middle of a cold pull (bench/README.md).
+        importlib.import_module("anyio._backends._asyncio")
 
 
 def share_with_workers(settings: Settings) -> None:
