@@ -281,15 +281,22 @@ def claim_address(host: str, port: int) -> socket.socket:
 
 def load_for_workers(settings: Settings) -> None:
     """Import what the workers run: the application, with the parts it loads only for some
-    settings (the web pages, the token service); once here, not again by every worker before
-    it can answer."""
+    settings (the web pages, the token service, the metrics middleware, the backends' and
+    the pull-through cache's modules); once here, not again by every worker before it can
+    answer (`tests/unit/test_serve_imports.py` holds a worker to importing nothing)."""
     import importlib
+
+    from dockyard.assembly import modules_for
 
     importlib.import_module("dockyard.api.app")  # the workers' target
     if settings.ui:
         importlib.import_module("dockyard.web.routes")
     if settings.auth_enabled:
         importlib.import_module("dockyard.auth.setup")
+    if settings.metrics:
+        importlib.import_module("dockyard.api.metrics")
+    for name in modules_for(settings):
+        importlib.import_module(name)
 
 
 def share_with_workers(settings: Settings) -> None:
