@@ -134,7 +134,7 @@ WORKER_PROBE = textwrap.dedent("""
         before = set(sys.modules)
         from dockyard.api.app import app_from_environment
         status, loaded = asyncio.run(first_answer(app_from_environment()))
-    print(json.dumps({"status": status, "loaded": loaded}))
+    print(json.dumps({"status": status, "loaded": loaded, "jinja2": "jinja2" in sys.modules}))
 """)
 
 
@@ -168,6 +168,8 @@ def test_a_worker_imports_nothing_before_its_first_answer(
     seen = _worker_loads(tmp_path, **settings)
     assert seen["status"] == [401 if settings.get("auth") else 200]
     assert seen["loaded"] == []
+    # The web pages (and jinja2) load with the first page served, not with the server.
+    assert seen["jinja2"] is False
 
 
 def test_a_worker_on_s3_and_postgresql_imports_nothing_before_its_first_answer(
