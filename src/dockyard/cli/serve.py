@@ -307,10 +307,12 @@ def claim_address(host: str, port: int) -> socket.socket:
 
 
 def load_for_workers(settings: Settings) -> None:
-    """Import what the workers run: the application, with the parts it loads only for some
-    settings (the web pages, the token service, the metrics middleware, the backends' and
-    the pull-through cache's modules); once here, not again by every worker before it can
-    answer (`tests/unit/test_serve_imports.py` holds a worker to importing nothing)."""
+    """Import what the workers run before their first answer: the application, with the
+    parts it loads only for some settings (the web pages' route table, the token service,
+    the metrics middleware, the backends' and the pull-through cache's modules); once here,
+    not again by every worker (`tests/unit/test_serve_imports.py` holds a worker to
+    importing nothing until it has answered). The pages themselves load with the first page
+    served (`dockyard.web.routes`)."""
     import importlib
 
     from dockyard.assembly import modules_for
