@@ -80,6 +80,31 @@ def build_registry(settings: Settings, *, migrate: bool = True) -> Registry:
     return registry
 
 
+def modules_for(settings: Settings) -> list[str]:
+    """The modules `build_registry` loads for these settings beyond what importing the
+    service layer brings: the database's dialect (found by its URL when the engine is made),
+    the S3 store, the pull-through cache and its HTTP client. A serving process imports them
+    before it forks its workers, which then share them instead of each loading its own
+    before it can answer."""
+    if settings.metadata:
+        # The driver itself loads at the first connection, the content lock with the store.
+        names = [
+            "dockyard.metadata.postgres_runner",
+            "dockyard.metadata.advisory_lock",
+            "sqlalchemy.ext.asyncio",
+            "sqlalchemy.dialects.postgresql.asyncpg",
+            "asyncpg",
+        ]
+    else:
+        names = ["sqlalchemy.dialects.sqlite.pysqlite"]
+    if settings.storage and settings.storage.startswith("s3://"):
+        # Its multipart client makes an HTTP client (transport, certificates) when opened.
+        names += ["dockyard.storage.s3", "httpcore", "certifi"]
+    if settings.proxies:
+        names.append("dockyard.proxy.service")
+    return names
+
+
 def _webhook_sender(settings: Settings) -> Sender:
     """The HTTP sender of webhook requests, imported when a process first delivers."""
     from dockyard.notify.sender import HttpSender

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+from bench.servers import Dockyard
 from bench.suite import Startup
 
 from tests.bench.runner import finite, run_bench
@@ -51,3 +55,17 @@ def test_startup_benchmark_times_every_server_and_stops_every_start(tmp_path: Pa
         assert _commands_naming(run_folder) == []
     finally:
         shutil.rmtree(run_folder, ignore_errors=True)
+
+
+def test_dockyard_runs_from_bytecode_even_from_a_shell_that_writes_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An installed Dockyard starts from the bytecode pip wrote; a development shell's
+    # PYTHONDONTWRITEBYTECODE would have every benchmarked start compile the checkout again.
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    server = Dockyard("dockyard", "Dockyard", tmp_path, extra_env={"DOCKYARD_UI": "false"})
+    env = server.env()
+    assert env["DOCKYARD_UI"] == "false"
+    probe = [sys.executable, "-c", "import sys; print(sys.dont_write_bytecode)"]
+    result = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "False", result.stderr

@@ -4,11 +4,18 @@ command line imports a command's module only when that command (or the full help
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
+
+from tests.conftest import s3_postgres_env
+from tests.support.postgres import PostgresCluster
+from tests.support.seaweedfs import SeaweedS3
 
 PROBE = textwrap.dedent("""
     import json, sys
@@ -65,3 +72,115 @@ def test_the_imported_app_is_the_whole_command_line() -> None:
     assert result.exit_code == 0
     for command in ("serve", "user", "push", "pull", "token", "gc", "fsck", "attest"):
         assert command in result.stdout, command
+
+
+# What a server worker loads between its fork and its first answer on `/v2/`: the serving
+# process runs its preparation (`serve.prepare_apart`, in a child of its own) and, in the order
+# `serve.run` does, what it does before forking (`load_for_workers`, `metrics_for_workers`,
+# `share_with_workers`); the worker then builds the app from the environment, starts it
+# (lifespan) and answers. Anything it imports on the way is imported by
+# every worker on its own: time before it answers, and memory it shares with no one.
+WORKER_PROBE = textwrap.dedent("""
+    import asyncio, json, os, sys
+    from dockyard.api.app import SETTINGS_ENV
+    from dockyard.cli import serve
+    from dockyard.cli.metrics_serving import metrics_for_workers
+    from dockyard.config import Settings
+
+    settings = Settings.model_validate(json.loads(sys.argv[1]))
+    serve.prepare_apart(settings)
+    os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
+
+    async def first_answer(app):
+        events = asyncio.Queue()
+        for event in ({"type": "lifespan.startup"}, None):
+            await events.put(event)
+        sent = []
+
+        async def lifespan_send(message):
+            sent.append(message["type"])
+
+        lifespan = asyncio.create_task(
+            app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                events.get, lifespan_send))
+        while "lifespan.startup.complete" not in sent:
+            assert not lifespan.done(), sent
+            await asyncio.sleep(0)
+        status = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "GET", "scheme": "http", "path": "/v2/", "raw_path": b"/v2/",
+            "root_path": "", "query_string": b"", "headers": [(b"host", b"127.0.0.1")],
+            "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", settings.port),
+            "state": {},
+        }
+        await app(scope, receive, send)
+        loaded = sorted(set(sys.modules) - before)
+        await events.put({"type": "lifespan.shutdown"})
+        await lifespan
+        return status, loaded
+
+    serve.load_for_workers(settings)  # as `serve.run` does, while the child prepares
+    with metrics_for_workers(settings):
+        serve.share_with_workers(settings)
+        before = set(sys.modules)
+        from dockyard.api.app import app_from_environment
+        status, loaded = asyncio.run(first_answer(app_from_environment()))
+    print(json.dumps({"status": status, "loaded": loaded, "jinja2": "jinja2" in sys.modules}))
+""")
+
+
+def _worker_loads(tmp_path: Path, env: dict[str, str] | None = None, **settings: object) -> dict:
+    chosen = {"listen": "127.0.0.1:5000", "data_dir": str(tmp_path / "data"), **settings}
+    env = {**os.environ, "DOCKYARD_ADMIN_PASSWORD": "probe-password-1", **(env or {})}
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER_PROBE, json.dumps(chosen)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},  # the defaults: SQLite, pages and metrics on, no accounts on loopback
+        {"auth": True},
+        {"ui": False, "metrics": False, "read_only": True},
+        {"proxies": [{"name": "docker.io", "url": "http://127.0.0.1:9", "mirror": True}]},
+    ],
+    ids=["defaults", "accounts", "bare", "pull-through"],
+)
+def test_a_worker_imports_nothing_before_its_first_answer(
+    tmp_path: Path, settings: dict[str, object]
+) -> None:
+    seen = _worker_loads(tmp_path, **settings)
+    assert seen["status"] == [401 if settings.get("auth") else 200]
+    assert seen["loaded"] == []
+    # The web pages (and jinja2) load with the first page served, not with the server.
+    assert seen["jinja2"] is False
+
+
+def test_a_worker_on_s3_and_postgresql_imports_nothing_before_its_first_answer(
+    tmp_path: Path, s3_server: SeaweedS3, pg_cluster: PostgresCluster
+) -> None:
+    shared = s3_postgres_env(s3_server, pg_cluster, redirect=True)
+    seen = _worker_loads(
+        tmp_path,
+        env={key: shared.pop(key) for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")},
+        auth=True,
+        **{key.removeprefix("DOCKYARD_").lower(): value for key, value in shared.items()},
+    )
+    assert seen["status"] == [401]
+    assert seen["loaded"] == []

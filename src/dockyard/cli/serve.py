@@ -142,10 +142,6 @@ def run(
 ) -> None:
     """Serve until SIGTERM or SIGINT. `reload` reads the settings again from where they came
     from, for SIGHUP (`dockyard.cli.reload`); without it a SIGHUP only replaces the workers."""
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
-    from granian.http import HTTP1Settings
-
     claim = claim_address(settings.host, settings.port)
     # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
     private_umask()
@@ -185,6 +181,23 @@ def run(
         "on" if settings.auth_enabled else "off",
         f", caching {upstreams}" if upstreams else "",
     )
+    server = http_server(settings, workers, verbose)
+    if reload is not None:
+        replace_workers_on_reload(server, Reloader(settings, reload))
+    from dockyard.cli.metrics_serving import metrics_for_workers
+
+    with claim, metrics_for_workers(settings):
+        share_with_workers(settings)
+        server.serve()
+
+
+def http_server(settings: Settings, workers: int, verbose: bool = False) -> Any:
+    """The granian server `run` starts: the application's factory in each of `workers`
+    processes, with the timeouts and TLS the settings give."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
+    from granian.http import HTTP1Settings
+
     server = Granian(
         target="dockyard.api.app:app_from_environment",
         factory=True,
@@ -224,13 +237,8 @@ def run(
         ssl_key=settings.tls_key,
         ssl_protocol_min=SSLProtocols.tls12,
     )
-    if reload is not None:
-        replace_workers_on_reload(server, Reloader(settings, reload))
-    from dockyard.cli.metrics_serving import metrics_for_workers
-
-    with claim, metrics_for_workers(settings):
-        share_with_workers(settings)
-        server.serve()
+    skip_memory_census(server)
+    return server
 
 
 def replace_workers_on_reload(server: Any, reloader: Reloader) -> None:
@@ -257,6 +265,25 @@ def replace_workers_on_reload(server: Any, reloader: Reloader) -> None:
         replace(spawn_target, target_loader)
 
     server._reload = reload_step
+
+
+def skip_memory_census(server: Any) -> None:
+    """granian's process server reads the memory of every process on the machine when it
+    starts (its collector for the workers' RSS limit), before it forks the first worker: on
+    a machine running a few hundred processes, tens of milliseconds of a start. This server
+    sets no RSS limit, so the collector is never used; its pid file is still written.
+
+    A granian whose start-up is shaped differently keeps its own."""
+    from granian.server.common import AbstractServer
+
+    own = getattr(type(server), "_write_pidfile", None)
+    if server.workers_rss is not None or own is AbstractServer._write_pidfile:
+        return
+
+    def write_pidfile() -> None:
+        AbstractServer._write_pidfile(server)
+
+    server._write_pidfile = write_pidfile
 
 
 def claim_address(host: str, port: int) -> socket.socket:
@@ -294,16 +321,25 @@ def claim_address(host: str, port: int) -> socket.socket:
 
 
 def load_for_workers(settings: Settings) -> None:
-    """Import what the workers run: the application, with the parts it loads only for some
-    settings (the web pages, the token service); once here, not again by every worker before
-    it can answer."""
+    """Import what the workers run before their first answer: the application, with the
+    parts it loads only for some settings (the web pages' route table, the token service,
+    the metrics middleware, the backends' and the pull-through cache's modules); once here,
+    not again by every worker (`tests/unit/test_serve_imports.py` holds a worker to
+    importing nothing until it has answered). The pages themselves load with the first page
+    served (`dockyard.web.routes`)."""
     import importlib
+
+    from dockyard.assembly import modules_for
 
     importlib.import_module("dockyard.api.app")  # the workers' target
     if settings.ui:
         importlib.import_module("dockyard.web.routes")
     if settings.auth_enabled:
         importlib.import_module("dockyard.auth.setup")
+    if settings.metrics:
+        importlib.import_module("dockyard.api.metrics")
+    for name in modules_for(settings):
+        importlib.import_module(name)
     if settings.proxies:
         # Every upstream request runs on anyio's asyncio backend, which anyio imports only on
         # first use: each worker's first cache miss waited 0.2-0.5 s of CPU for it, in the
