@@ -181,7 +181,7 @@ def run(
         "on" if settings.auth_enabled else "off",
         f", caching {upstreams}" if upstreams else "",
     )
-    server = http_server(settings, workers, verbose)
+    server = http_server(settings, workers, verbose, open_files)
     if reload is not None:
         replace_workers_on_reload(server, Reloader(settings, reload))
     from dockyard.cli.metrics_serving import metrics_for_workers
@@ -191,13 +191,21 @@ def run(
         server.serve()
 
 
-def http_server(settings: Settings, workers: int, verbose: bool = False) -> Any:
+def http_server(
+    settings: Settings, workers: int, verbose: bool = False, open_files: int | None = None
+) -> Any:
     """The granian server `run` starts: the application's factory in each of `workers`
-    processes, with the timeouts and TLS the settings give."""
+    processes, with the timeouts and TLS the settings give; each worker takes as many
+    connections as `open_files` (the process's open-file limit, read now when not given)
+    leaves room for."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings
 
+    if open_files is None:
+        import resource
+
+        open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     server = Granian(
         target="dockyard.api.app:app_from_environment",
         factory=True,
