@@ -25,7 +25,6 @@ from dockyard.metadata.accounts import (
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.sql_tokens import SQLAccessTokens
 from dockyard.metadata.sql_visibility import SQLVisibility
-from dockyard.metadata.statements import catalog_changed, tags_changed
 
 _ACCOUNT_FIELDS = frozenset({"password_hash", "is_admin", "pull_limit", "credentials_changed_at"})
 
@@ -156,9 +155,6 @@ def empty_namespace(conn: Connection, namespace: str) -> None:
         t.repository_info,
     ):
         conn.execute(sa.delete(table).where(table.c.repository_id.in_(ids)))
-    for repo_id in ids:
-        tags_changed(conn, repo_id)
-    catalog_changed(conn)
 
 
 def delete_account(
