@@ -94,8 +94,8 @@ async def add_repositories(
     """Repositories `repository_name(start)` .. `(stop - 1)`, each holding the seed as
     `latest`; `concurrency` writes in flight, so commits are shared. Returns how many writes
     had to be made again: on PostgreSQL, new repositories written at once conflict on the
-    catalog's version row, and a write whose own retries ran out is made again here (it
-    is idempotent: the same records again)."""
+    namespace's count of links to the seed's blobs, and a write whose own retries ran out
+    is made again here (it is idempotent: the same records again)."""
     todo = iter(range(start, stop))
     again = 0
 

@@ -6,8 +6,8 @@ serves, step by step to each size, on filesystem + SQLite and on S3 (SeaweedFS) 
 size, over HTTP:
 
 * tag list, one page of 100 (`n=100`): the first page, a page from the middle (`last=` the
-  middle tag), and the first page again right after a tag was pushed (the push moves the
-  repository's tag version, so the server cannot answer from what it kept);
+  middle tag), and the first page again right after a tag was pushed (once, when each process
+  kept whole tag lists, a push made the next page read every tag again);
 * manifest PUT of a new tag into that repository;
 * catalog, one page of 100: the first page and one from the middle.
 
@@ -290,9 +290,9 @@ class Grown:
     metadata_url: str = ""  # PostgreSQL's; SQLite's store is in the data folder
 
     def fill_concurrency(self, asked: int) -> int:
-        # On PostgreSQL every new repository's transaction moves the catalog's version row:
-        # concurrent ones fail serialization (40 of 50 repositories at 64 at once, each made
-        # again) and one at a time is the fastest fill.
+        # On PostgreSQL every filled repository links the seed's blobs in the one namespace
+        # `scale`, and each link moves that namespace's count of links to the blob (one row):
+        # concurrent ones fail serialization, so one at a time is the fastest fill.
         return 1 if self.metadata_url else asked
 
     def open_store(self) -> fill.SQLMetadataStore:

@@ -1,5 +1,5 @@
 """A manifest DELETE on one replica while the collector of another decides, on PostgreSQL: the
-two write the same rows (the catalog's version when each empties a repository), so run side by
+two may write the same rows (once the catalog's version; the namespace's usage), so run side by
 side under SERIALIZABLE one of them is rolled back. The delete waits for the collector's batch
 instead (both under the content lock); and a write whose conflicts outlast its attempts answers
 a retryable UNAVAILABLE, never an unknown error."""

@@ -544,23 +544,19 @@ class Catalog(Protocol):
 
     async def repository_exists(self, repository: str) -> bool: ...
 
-    async def list_tags(
-        self, repository: str, limit: int | None, last: str | None
-    ) -> list[str]: ...
+    async def has_content(self, repository: str) -> bool:
+        """Whether the repository holds a manifest or a blob (what the catalog lists)."""
 
-    async def tags_version(self, repository: str) -> int | None:
-        """A number that changes whenever the repository's tags do; None: no repository."""
+    async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str]:
+        """Tags after `last` in byte order, `limit` of them or every one; [] when unknown."""
 
-    async def all_tags(self, repository: str) -> tuple[int, list[str]] | None:
-        """Every tag, sorted, with the `tags_version` they were read at (one snapshot)."""
+    async def tags_page(self, repository: str, limit: int, last: str | None) -> list[str] | None:
+        """Up to `limit` tags after `last` in byte order, read from the index where the page
+        starts; None when the repository has no content (unknown to `/tags/list`)."""
 
-    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]: ...
-
-    async def catalog_version(self) -> int:
-        """A number that changes whenever the catalog may have."""
-
-    async def all_repositories(self) -> tuple[int, list[str]]:
-        """The whole catalog, sorted, with the `catalog_version` it was read at."""
+    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
+        """Up to `limit` (None: every) repository with content after `last`, in byte order,
+        read from the name index where the page starts."""
 
     async def last_pushes(self) -> dict[str, float]:
         """When each repository holding a manifest last had one stored or a tag moved (for

@@ -1,8 +1,7 @@
 """Blobs and the repositories that link them: what a repository may serve, and what nothing needs.
 
 A blob row records bytes the registry holds (its digest and size); a link makes it part of a
-repository. Linking a repository's first content moves the catalog's version on, and so may
-removing a link (perhaps its last content).
+repository; a repository holding any link is in the catalog (`catalog`).
 """
 
 from __future__ import annotations
@@ -21,9 +20,6 @@ from dockyard.metadata.quotas import refuse_over_quota
 from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
     RepositoryIds,
-    catalog_changed,
-    content_removed,
-    first_content,
     insert_ignore,
     prepared,
 )
@@ -91,7 +87,6 @@ def link_blob(
     now = time.time()
     repo_id = ids.ensure(conn, repository)
     refuse_over_quota(conn, repository, digest, size)
-    first_content(conn, repo_id)
     insert_ignore(conn, t.blobs, digest=digest, size=size, created_at=now)
     # Linking again renews the link: the grace delay of a push starts at its latest upload.
     direct.execute(
@@ -113,7 +108,6 @@ def unlink_blob(conn: Connection, ids: RepositoryIds, repository: str, digest: s
         )
     )
     if result.rowcount:
-        content_removed(conn, repo_id)
         enqueue(conn, [digest])
     return result.rowcount > 0
 
@@ -143,8 +137,6 @@ def forget_blob_records(conn: Connection, digests: list[str]) -> None:
         batch = digests[start : start + 500]
         conn.execute(sa.delete(t.repository_blobs).where(t.repository_blobs.c.digest.in_(batch)))
         conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest.in_(batch)))
-    if digests:
-        catalog_changed(conn)
 
 
 class SQLBlobLinks(SQLAggregate):

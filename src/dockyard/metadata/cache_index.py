@@ -17,7 +17,7 @@ from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import CacheUsage
 from dockyard.metadata.blob_links import UNREFERENCED
-from dockyard.metadata.statements import RepositoryIds, catalog_changed, prepared
+from dockyard.metadata.statements import RepositoryIds, prepared
 
 
 def tag_checked_at(conn: Connection, repository: str, tag: str) -> float | None:
@@ -133,8 +133,6 @@ def forget_blobs(conn: Connection, prefixes: list[str], digests: list[str]) -> l
         batch = gone[start : start + 500]
         conn.execute(sa.delete(t.repository_blobs).where(t.repository_blobs.c.digest.in_(batch)))
         conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest.in_(batch)))
-    if gone:
-        catalog_changed(conn)
     return gone
 
 

@@ -1,14 +1,14 @@
-"""Listings: the catalog of repositories with content, each repository's tags, and their versions.
+"""Listings: the catalog of repositories with content, and each repository's tags.
 
-A listing's version moves on in the transaction that changes it (`statements`), so a server
-process that cached a listing checks it is current with one primary-key read, and a listing
-read whole comes with the version it was read at.
+Both are read a page at a time straight from an index in name order (keyset paging: names
+after `last`, at most `limit` of them), so a page reads the rows it returns and not the rest,
+however many the registry holds. Nothing is kept between requests and no write moves a shared
+version row: concurrent pushes of new repositories have nothing in common to conflict on.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -16,23 +16,50 @@ from sqlalchemy.engine import Connection
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.statements import CATALOG_VERSION, RepositoryIds
+from dockyard.metadata.statements import HAS_CONTENT, RepositoryIds
+
+# Pages at most this long are read on SQLite's event loop (`SQLiteRunner.read`'s `inline`):
+# an index range of a few hundred rows takes less than the hop to a thread and back.
+INLINE_PAGE = 1_000
+
+
+def _has_content(repo_id: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+    """Each test a primary-key prefix lookup, made per repository row. Written as scalar
+    subqueries, not EXISTS: PostgreSQL may answer an EXISTS under OR with a hash of the whole
+    table (every link of the registry read for one page), never a `LIMIT 1` subquery."""
+
+    def held_in(table: sa.Table) -> sa.ColumnElement[bool]:
+        probe = sa.select(sa.literal(1)).where(table.c.repository_id == repo_id).limit(1)
+        return probe.scalar_subquery().is_not(None)
+
+    return sa.or_(held_in(t.manifests), held_in(t.repository_blobs))
+
 
 # A repository without content is unknown, as the catalog has it: one deleted whole keeps its
-# row (`repository_removal`) but answers NAME_UNKNOWN. Each test is a primary-key prefix lookup.
-TAGS_VERSION = (
-    sa.select(t.repositories.c.id, t.tag_versions.c.version)
-    .select_from(t.repositories.outerjoin(t.tag_versions))
-    .where(
-        t.repositories.c.name == sa.bindparam("repository"),
-        sa.or_(
-            sa.exists().where(t.manifests.c.repository_id == t.repositories.c.id),
-            sa.exists().where(t.repository_blobs.c.repository_id == t.repositories.c.id),
-        ),
-    )
+# row (`repository_removal`) but answers NAME_UNKNOWN.
+REPOSITORY_WITH_CONTENT = sa.select(t.repositories.c.id).where(
+    t.repositories.c.name == sa.bindparam("repository"), _has_content(t.repositories.c.id)
 )
-CATALOG_VERSION_ROW = sa.select(t.listing_versions.c.version).where(
-    t.listing_versions.c.name == CATALOG_VERSION
+# Names sort bytewise on both databases (`schema.NameText`) and are never empty, so "" as
+# `last` is the start of the list, and one statement serves every page. The order is the
+# primary key's (repository_id, name): the page is read where it starts, never sorted. (The
+# repository's id is looked up apart: joined by name, PostgreSQL would sort every tag.)
+TAGS_PAGE = (
+    sa.select(t.tags.c.name)
+    .where(
+        t.tags.c.repository_id == sa.bindparam("repo_id"),
+        t.tags.c.name > sa.bindparam("last"),
+    )
+    .order_by(t.tags.c.name)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+# In the order of the unique index on `repositories.name`; a repository without content (an
+# upload in progress, one deleted whole) is passed over.
+CATALOG_PAGE = (
+    sa.select(t.repositories.c.name)
+    .where(t.repositories.c.name > sa.bindparam("last"), _has_content(t.repositories.c.id))
+    .order_by(t.repositories.c.name)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
 )
 
 
@@ -40,61 +67,50 @@ def repository_exists(conn: Connection, ids: RepositoryIds, repository: str) -> 
     return ids.lookup(conn, repository) is not None
 
 
-def tags_version(conn: Connection, repository: str) -> int | None:
-    row = direct.execute(conn, TAGS_VERSION, {"repository": repository}).first()
-    return None if row is None else (row[1] or 0)
-
-
-def _tags_query(repository: str) -> sa.Select[Any]:
+def has_content(conn: Connection, repository: str) -> bool:
     return (
-        sa.select(t.tags.c.name)
-        .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
-        .where(t.repositories.c.name == repository)
-        .order_by(t.tags.c.name)
+        direct.execute(conn, REPOSITORY_WITH_CONTENT, {"repository": repository}).first()
+        is not None
     )
 
 
-def all_tags(conn: Connection, repository: str) -> tuple[int, list[str]] | None:
-    version = tags_version(conn, repository)
-    if version is None:
+def tags_page(
+    conn: Connection, ids: RepositoryIds, repository: str, limit: int, last: str | None
+) -> list[str] | None:
+    """Up to `limit` tags after `last`, in order; None when the repository has no content.
+    A tag names a manifest, so a page holding any is of a repository with content."""
+    repo_id = ids.lookup(conn, repository)
+    if repo_id is None:
         return None
-    return version, list(conn.execute(_tags_query(repository)).scalars())
+    names = list(
+        direct.execute(
+            conn, TAGS_PAGE, {"repo_id": repo_id, "last": last or "", "limit": limit}
+        ).scalars()
+    )
+    if names or direct.execute(conn, HAS_CONTENT, {"repo_id": repo_id}).scalar():
+        return names
+    return None
 
 
 def list_tags(conn: Connection, repository: str, limit: int | None, last: str | None) -> list[str]:
-    query = _tags_query(repository)
-    if last is not None:
-        query = query.where(t.tags.c.name > last)
+    """Every tag after `last` (or `limit` of them); [] for an unknown repository."""
+    query = (
+        sa.select(t.tags.c.name)
+        .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
+        .where(t.repositories.c.name == repository, t.tags.c.name > (last or ""))
+        .order_by(t.tags.c.name)
+    )
     if limit is not None:
         query = query.limit(limit)
     return list(conn.execute(query).scalars())
 
 
-def _catalog_query(limit: int | None, last: str | None) -> sa.Select[Any]:
-    r = t.repositories
-    has_content = sa.or_(
-        sa.exists().where(t.manifests.c.repository_id == r.c.id),
-        sa.exists().where(t.repository_blobs.c.repository_id == r.c.id),
-    )
-    query = sa.select(r.c.name).where(has_content).order_by(r.c.name)
-    if last is not None:
-        query = query.where(r.c.name > last)
-    if limit is not None:
-        query = query.limit(limit)
-    return query
-
-
 def list_repositories(conn: Connection, limit: int | None, last: str | None) -> list[str]:
-    return list(conn.execute(_catalog_query(limit, last)).scalars())
-
-
-def catalog_version(conn: Connection) -> int:
-    version: int | None = conn.execute(CATALOG_VERSION_ROW).scalar()
-    return version or 0
-
-
-def all_repositories(conn: Connection) -> tuple[int, list[str]]:
-    return catalog_version(conn), list_repositories(conn, None, None)
+    """Up to `limit` (None: every) repository with content after `last`, in order."""
+    if limit is None:
+        return list(conn.execute(CATALOG_PAGE.limit(None), {"last": last or ""}).scalars())
+    params = {"last": last or "", "limit": limit}
+    return list(direct.execute(conn, CATALOG_PAGE, params).scalars())
 
 
 def last_pushes(conn: Connection) -> dict[str, float]:
@@ -120,11 +136,14 @@ class SQLCatalog(SQLAggregate):
             partial(repository_exists, ids=self.ids, repository=repository), inline=True
         )
 
-    async def tags_version(self, repository: str) -> int | None:
-        return await self.runner.read(partial(tags_version, repository=repository), inline=True)
+    async def has_content(self, repository: str) -> bool:
+        return await self.runner.read(partial(has_content, repository=repository), inline=True)
 
-    async def all_tags(self, repository: str) -> tuple[int, list[str]] | None:
-        return await self.runner.read(partial(all_tags, repository=repository))
+    async def tags_page(self, repository: str, limit: int, last: str | None) -> list[str] | None:
+        return await self.runner.read(
+            partial(tags_page, ids=self.ids, repository=repository, limit=limit, last=last),
+            inline=limit <= INLINE_PAGE,
+        )
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str]:
         return await self.runner.read(
@@ -132,13 +151,10 @@ class SQLCatalog(SQLAggregate):
         )
 
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
-        return await self.runner.read(partial(list_repositories, limit=limit, last=last))
-
-    async def catalog_version(self) -> int:
-        return await self.runner.read(catalog_version, inline=True)
-
-    async def all_repositories(self) -> tuple[int, list[str]]:
-        return await self.runner.read(all_repositories)
+        return await self.runner.read(
+            partial(list_repositories, limit=limit, last=last),
+            inline=limit is not None and limit <= INLINE_PAGE,
+        )
 
     async def last_pushes(self) -> dict[str, float]:
         return await self.runner.read(last_pushes)

@@ -25,7 +25,6 @@ from dockyard.metadata.base import Collected
 from dockyard.metadata.cache_index import under
 from dockyard.metadata.manifests import delete_manifest
 from dockyard.metadata.review_queue import enqueue
-from dockyard.metadata.statements import content_removed
 
 
 def due_for_review(conn: Connection, cutoff: float, limit: int, after: str) -> list[str]:
@@ -121,8 +120,6 @@ def collect_blobs(
     else:
         dropped = list(conn.execute(sa.delete(rb).where(dangling).returning(rb.c.repository_id)))
         collected.links = len(dropped)  # one link per repository and digest
-        for repo_id in sorted({row[0] for row in dropped}):
-            content_removed(conn, repo_id)
     # Read after the links went, in the same transaction: a manifest stored a moment earlier
     # names its blobs here and keeps them.
     referenced = _referenced(conn, reviewing, cutoff, keep)

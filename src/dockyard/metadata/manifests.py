@@ -1,8 +1,7 @@
 """Manifests, their edges (to blobs and child manifests) and the tags that point at them.
 
 A manifest, its edges and its tags are stored in one transaction; deleting a manifest takes its
-tags and edges with it. Every change to a repository's tags moves its tag version on, and a
-repository's first content (or perhaps its last) moves the catalog's.
+tags and edges with it.
 """
 
 from __future__ import annotations
@@ -34,11 +33,8 @@ from dockyard.metadata.quotas import refuse_over_quota
 from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
     RepositoryIds,
-    content_removed,
-    first_content,
     insert_ignore,
     prepared,
-    tags_changed,
 )
 from dockyard.metadata.tag_rules import (
     current_digests,
@@ -171,7 +167,6 @@ def put_manifest(
     if immutable_checked:
         refuse_immutable_moves(conn, repo_id, repository, tags, record.digest)
     refuse_over_quota(conn, repository, record.digest, record.size)
-    first_content(conn, repo_id)
     insert_ignore(conn, t.blobs, digest=record.digest, size=record.size, created_at=now)
     insert_ignore(
         conn,
@@ -196,8 +191,6 @@ def put_manifest(
         )
     for tag in tags:
         upsert_tag(conn, repo_id, tag, record.digest, now)
-    if tags:
-        tags_changed(conn, repo_id)
     # One push event per tag (or one, pushed by digest), in this transaction.
     pushed: list[str | None] = [*tags] or [None]
     for pushed_tag in pushed:
@@ -277,13 +270,11 @@ def delete_manifest(
         refuse_immutable_removals(
             conn, repo_id, repository, tags_of_manifest(conn, repo_id, digest)
         )
-    untagged = conn.execute(
+    conn.execute(
         sa.delete(t.tags).where(
             t.tags.c.repository_id == repo_id, t.tags.c.manifest_digest == digest
         )
     )
-    if untagged.rowcount:
-        tags_changed(conn, repo_id)
     targets = conn.execute(
         sa.delete(t.manifest_references)
         .where(
@@ -300,7 +291,6 @@ def delete_manifest(
         )
     )
     if result.rowcount:
-        content_removed(conn, repo_id)
         record_event(conn, repository, "delete", time.time(), origin, digest=digest)
     return result.rowcount > 0
 
@@ -322,7 +312,6 @@ def delete_tag(
         sa.delete(t.tags).where(t.tags.c.repository_id == repo_id, t.tags.c.name == tag)
     )
     if result.rowcount:
-        tags_changed(conn, repo_id)
         record_event(conn, repository, "delete", time.time(), origin, tag=tag)
     return result.rowcount > 0
 

@@ -23,7 +23,7 @@ from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.audit import audited
 from dockyard.metadata.base import AuditOf, RemovedRepository
 from dockyard.metadata.events import record_event
-from dockyard.metadata.statements import RepositoryIds, catalog_changed, tags_changed
+from dockyard.metadata.statements import RepositoryIds
 
 
 def delete_repository(
@@ -75,8 +75,6 @@ def delete_repository(
         return None
     review_queue.enqueue(conn, held)
     record_event(conn, repository, "delete", time.time(), origin)
-    tags_changed(conn, repo_id)
-    catalog_changed(conn)
     if counts[t.repository_settings.name]:
         # A private repository's grants are forgotten by every process within a second.
         access_changed(conn)

@@ -18,7 +18,7 @@ from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.audit import audited
 from dockyard.metadata.base import AuditOf, PushedTag, RetentionPolicy
 from dockyard.metadata.events import record_event
-from dockyard.metadata.statements import RepositoryIds, tags_changed
+from dockyard.metadata.statements import RepositoryIds
 from dockyard.metadata.tag_rules import refuse_immutable_removals
 
 POLICIES = t.retention_policies
@@ -86,7 +86,6 @@ def expire_tag(
         return False
     refuse_immutable_removals(conn, repo_id, repository, [tag])
     conn.execute(sa.delete(t.tags).where(same))
-    tags_changed(conn, repo_id)
     record_event(conn, repository, "delete", time.time(), None, tag=tag)
     return True
 

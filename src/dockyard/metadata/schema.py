@@ -184,8 +184,9 @@ secrets = sa.Table(
 tag_versions = sa.Table(
     "tag_versions",
     metadata,
-    # Moves on with every change to a repository's tags, in the same transaction, so a tag
-    # list cached by a server process is known to be current with one primary-key read.
+    # No longer written or read: tag lists are paged from the `tags` index, nothing is kept
+    # to check. (It moved on with every change to a repository's tags.) Left for a revision
+    # that drops it; `dockyard migrate` still copies whatever rows it holds.
     sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
@@ -193,8 +194,8 @@ tag_versions = sa.Table(
 listing_versions = sa.Table(
     "listing_versions",
     metadata,
-    # "catalog": moves on whenever a repository gains its first content or may have lost its
-    # last, so the repository list a server process cached is checked with one read.
+    # "catalog": no longer written or read (the catalog is paged from the repositories'
+    # name index; every first push moving this one row made them conflict on PostgreSQL).
     # "access": moves on with every change to accounts, memberships or access tokens, so
     # every process drops the sessions it remembers within a second (see auth.gate).
     sa.Column("name", sa.String(32), primary_key=True),

@@ -27,7 +27,6 @@ from dockyard.metadata.audit import audited
 from dockyard.metadata.base import AuditOf
 from dockyard.metadata.sql_tokens import SQLAccessTokens
 from dockyard.metadata.sql_visibility import SQLVisibility
-from dockyard.metadata.statements import catalog_changed, tags_changed
 
 _ACCOUNT_FIELDS = frozenset({"password_hash", "is_admin", "pull_limit", "credentials_changed_at"})
 
@@ -158,9 +157,6 @@ def empty_namespace(conn: Connection, namespace: str) -> None:
         t.repository_info,
     ):
         conn.execute(sa.delete(table).where(table.c.repository_id.in_(ids)))
-    for repo_id in ids:
-        tags_changed(conn, repo_id)
-    catalog_changed(conn)
 
 
 def delete_account(

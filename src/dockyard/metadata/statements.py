@@ -1,9 +1,8 @@
-"""What every aggregate's queries share: dialect-built statements, listing versions, repository ids.
+"""What every aggregate's queries share: dialect-built statements, versions, repository ids.
 
 Insert-or-ignore and upserts are spelled differently by SQLite and PostgreSQL; each is built once
 per dialect and kept, since executing the same statement object again reuses its cache key and
-compiled form. The listing versions move on in the transaction that changes a listing, so a
-server process checks a cached listing with one primary-key read.
+compiled form.
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ from sqlalchemy.engine import Connection
 
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
-
-CATALOG_VERSION = "catalog"
 
 _PREPARED: dict[tuple[str, tuple[str, ...]], Any] = {}
 
@@ -48,7 +45,7 @@ def insert_ignore(conn: Connection, table: sa.Table, **values: Any) -> None:
 
 
 def bump_version(conn: Connection, table: sa.Table, key: str, value: object) -> None:
-    """Move a listing's version on (the row is made at 1): caches of the listing compare it."""
+    """Move a version on (the row is made at 1): what a process remembers compares it."""
 
     def build(dialect: Any) -> Any:
         stmt = dialect.insert(table).values({key: sa.bindparam("key"), "version": 1})
@@ -59,35 +56,13 @@ def bump_version(conn: Connection, table: sa.Table, key: str, value: object) -> 
     direct.execute(conn, prepared(conn, ("bump-version", table.name), build), {"key": value})
 
 
-def catalog_changed(conn: Connection) -> None:
-    bump_version(conn, t.listing_versions, "name", CATALOG_VERSION)
-
-
-def tags_changed(conn: Connection, repo_id: int) -> None:
-    bump_version(conn, t.tag_versions, "repository_id", repo_id)
-
-
+# Whether the repository `repo_id` holds a manifest or a blob: what the catalog lists.
 HAS_CONTENT = sa.select(
     sa.or_(
         sa.exists().where(t.manifests.c.repository_id == sa.bindparam("repo_id")),
         sa.exists().where(t.repository_blobs.c.repository_id == sa.bindparam("repo_id")),
     )
 )
-
-
-def first_content(conn: Connection, repo_id: int) -> None:
-    """Called before content is added: the catalog changes if the repository had none."""
-    if not direct.execute(conn, HAS_CONTENT, {"repo_id": repo_id}).scalar():
-        catalog_changed(conn)
-
-
-def content_removed(conn: Connection, repo_id: int) -> None:
-    """Called after content is removed: the catalog changes if the repository has none left.
-    Moving the catalog's version on at every removal would make its one row a point every
-    deletion and collection of the registry conflicts on."""
-    if not direct.execute(conn, HAS_CONTENT, {"repo_id": repo_id}).scalar():
-        catalog_changed(conn)
-
 
 REPO_ID = sa.select(t.repositories.c.id).where(t.repositories.c.name == sa.bindparam("name"))
 

@@ -267,7 +267,7 @@ class ImageViews:
         per_page = max(1, min(per_page, 200))
         page = max(1, page)
         found = None
-        if await self.meta.tags_version(repository) is not None:  # it has content
+        if await self.meta.has_content(repository):
             found = await self.meta.tag_page(repository, contains, (page - 1) * per_page, per_page)
         if found is None:
             raise RegistryError(

@@ -1,8 +1,9 @@
 """Tag lists and the catalog, paged by `n` and `last` as the spec describes.
 
-Each server process keeps the tag lists it served last, and the catalog, with the version the
-metadata store gave them: a request then costs one primary-key read to learn the list is still
-current, not a read of every entry, which grows with the list (bench/README.md).
+A page is read from the store's index where it starts (`Catalog.tags_page`,
+`list_repositories`): one more name than the page holds tells whether another page follows.
+Its cost is the page's, not the listing's, however many tags or repositories there are, and
+nothing is kept between requests, so nothing has to be told of changes.
 """
 
 from __future__ import annotations
@@ -11,17 +12,12 @@ import bisect
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.names import is_valid_tag
 from dockyard.metadata.base import MetadataStore, PagedTag
 
-# The most entries one page carries; larger `n` is clamped and a Link points on.
+# The most entries one page carries; larger `n` (or none) is clamped and a Link points on.
 MAX_PAGE = 10_000
-# Tag lists kept per process: at most this many repositories, and this many names in all
-# (also the largest catalog kept).
-CACHED_REPOSITORIES = 64
-CACHED_NAMES = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +25,18 @@ class Page:
     items: list[str]
     next_last: str | None  # set when more entries follow
     limit: int
-    # Set when the page is a whole cached list: (its name, its version). Equal keys mean
-    # equal pages, so a caller may keep what it rendered from one.
-    whole: tuple[str, int] | None = None
+
+
+def page_limit(n: int | None) -> int:
+    """The page's length for `n` (None: as many as one page carries)."""
+    return min(n if n is not None else MAX_PAGE, MAX_PAGE)
+
+
+def page_of(names: list[str], limit: int) -> Page:
+    """A page from up to `limit` + 1 names read after `last`: the extra one says more follow."""
+    if len(names) > limit:
+        return Page(names[:limit], names[limit - 1], limit)
+    return Page(names, None, limit)
 
 
 def parse_page_size(raw: str | None) -> int | None:
@@ -48,40 +53,25 @@ def parse_page_size(raw: str | None) -> int | None:
 
 
 def paginate(names: list[str], n: int | None, last: str | None) -> Page:
-    """One page of an already sorted list, as the store would have given it."""
+    """One page of an already sorted list held whole (a cached repository's upstream list)."""
     if n == 0:
         return Page([], None, 0)
-    limit = min(n if n is not None else MAX_PAGE, MAX_PAGE)
+    limit = page_limit(n)
     start = 0 if last is None else bisect.bisect_right(names, last)
-    page = names[start : start + limit]
-    if start + limit < len(names):
-        return Page(page, page[-1], limit)
-    return Page(page, None, limit)
+    return page_of(names[start : start + limit + 1], limit)
 
 
 class ListingService:
     def __init__(self, meta: MetadataStore) -> None:
         self.meta = meta
-        # repository -> (tags version, its tags), bounded by repositories and by names
-        self._tags: BoundedCache[str, tuple[int, list[str]]] = BoundedCache(
-            CACHED_REPOSITORIES, max_weight=CACHED_NAMES, weigh=lambda entry: len(entry[1])
-        )
-        self._catalog: tuple[int, list[str]] | None = None
 
     async def tags(self, repository: str, n: int | None, last: str | None) -> Page:
-        version = await self.meta.tags_version(repository)
-        if version is None:
+        limit = page_limit(n)
+        # n=0 still answers NAME_UNKNOWN for a repository without content: one index probe.
+        found = await self.meta.tags_page(repository, limit + 1 if limit else 0, last)
+        if found is None:
             raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repository})
-        cached = self._tags.get(repository)
-        if cached is None or cached[0] != version:
-            cached = await self.meta.all_tags(repository)
-            if cached is None:
-                raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repository})
-            self._tags.put(repository, cached)
-        page = paginate(cached[1], n, last)
-        if last is None and page.next_last is None and n != 0:
-            page = Page(page.items, None, page.limit, whole=(repository, cached[0]))
-        return page
+        return page_of(found, limit)
 
     async def tag_details(
         self, repository: str, n: int | None, last: str | None
@@ -91,7 +81,7 @@ class ListingService:
         of the next page, if one follows."""
         if n == 0:
             return [], None
-        limit = min(n if n is not None else MAX_PAGE, MAX_PAGE)
+        limit = page_limit(n)
         found = await self.meta.tags_in_order(repository, last, limit + 1)
         if found is None:
             raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repository})
@@ -112,12 +102,10 @@ class ListingService:
         return await self.meta.last_pushes()
 
     async def catalog(self, n: int | None, last: str | None) -> Page:
-        version = await self.meta.catalog_version()
-        cached = self._catalog
-        if cached is None or cached[0] != version:
-            cached = await self.meta.all_repositories()
-            self._catalog = cached if len(cached[1]) <= CACHED_NAMES else None
-        return paginate(cached[1], n, last)
+        limit = page_limit(n)
+        if limit == 0:
+            return Page([], None, 0)
+        return page_of(await self.meta.list_repositories(limit + 1, last), limit)
 
 
 def _detail(tag: PagedTag) -> dict[str, object]:

@@ -11,7 +11,6 @@ from starlette.responses import Response
 from dockyard.api.proxying import NAMESPACE_KEY
 from dockyard.api.routes.common import repository_access, repository_of
 from dockyard.auth.scopes import PULL
-from dockyard.core.bounded_cache import BoundedCache
 from dockyard.service.listing import Page, parse_page_size
 
 
@@ -25,20 +24,6 @@ def next_link(path: str, page: Page, ns: str | None = None) -> dict[str, str]:
     return {"Link": f'<{path}?{query}>; rel="next"'}
 
 
-# Whole tag lists as last sent, by (repository, tags version): a big list is encoded once.
-RENDERED_LISTS = 16
-_RENDERED: BoundedCache[tuple[str, int], bytes] = BoundedCache(RENDERED_LISTS)
-
-
-def _render(name: str, page: Page) -> bytes:
-    body = json.dumps(
-        {"name": name, "tags": page.items}, ensure_ascii=False, separators=(",", ":")
-    ).encode()
-    if page.whole is not None:
-        _RENDERED.put(page.whole, body)
-    return body
-
-
 async def list_tags(request: Request) -> Response:
     name, _ = await repository_access(request, PULL)
     params = request.query_params
@@ -46,14 +31,8 @@ async def list_tags(request: Request) -> Response:
     page = await repository_of(request, name).tags.list(n, last)
     ns = request.scope.get(NAMESPACE_KEY)
     if ns is not None:  # `?ns=`: the list and its next page under the name the client asked
-        asked = request.path_params["name"]
-        listed = {"name": asked, "tags": page.items}
-        encoded = json.dumps(listed, ensure_ascii=False, separators=(",", ":")).encode()
-        link = next_link(f"/v2/{asked}/tags/list", page, ns)
-        return Response(encoded, media_type="application/json", headers=link)
-    body = _RENDERED.get(page.whole) if page.whole is not None else None
-    if body is None:
-        body = _render(name, page)
-    return Response(
-        body, media_type="application/json", headers=next_link(f"/v2/{name}/tags/list", page)
-    )
+        name = request.path_params["name"]
+    listed = {"name": name, "tags": page.items}
+    body = json.dumps(listed, ensure_ascii=False, separators=(",", ":")).encode()
+    link = next_link(f"/v2/{name}/tags/list", page, ns)
+    return Response(body, media_type="application/json", headers=link)
