@@ -283,7 +283,7 @@ class AccessGate:
         """What a checked password is remembered under: an HMAC with this process's random
         key, so that the memory holds nothing a password could be recovered or tested from."""
         message = username.encode() + b"\0" + password.encode()
-        return hmac.new(self._password_key, message, hashlib.sha256).digest()
+        return hmac.digest(self._password_key, message, "sha256")
 
     async def login(
         self,
