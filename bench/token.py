@@ -5,7 +5,8 @@ docker, podman and containerd ask `/token` for every repository an operation tou
 credentials `docker login` stored: an access token (`dyt_...`) or the account's password. The
 first request with a password pays bcrypt; wrk then repeats the same request, as a CI runner
 pulling one image after another does. Distribution has no token server of its own: the figures
-are absolute, printed beside the targets.
+are absolute, printed beside the targets, with the server's CPU time per token (all its
+processes), which the machine's other load moves far less than the rate.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 
 from bench.load import run_wrk
-from bench.servers import Dockyard
+from bench.servers import Dockyard, cpu_seconds, tree_pids
 
 ADMIN_PASSWORD = "bench-admin-password"
 USER, USER_PASSWORD = "tokener", "bench-user-password"
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         extra_env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     results: dict[str, list[float]] = {form: [] for form in TARGETS}
+    cpu_us: dict[str, list[float]] = {form: [] for form in TARGETS}
     non_2xx = 0
     try:
         server.start()
@@ -87,30 +89,37 @@ def main(argv: list[str] | None = None) -> int:
             assert answer.json()["token"], answer.text
         for _ in range(args.rounds):
             for form, header in headers.items():
+                assert server.proc is not None
+                pids = tree_pids(server.proc.pid)
+                used = cpu_seconds(pids)
                 result = run_wrk(
                     url,
                     headers={"Authorization": header},
                     connections=args.connections,
                     seconds=args.seconds,
                 )
+                used = cpu_seconds(pids) - used
                 non_2xx += result.non_2xx
                 results[form].append(result.requests_per_s)
+                cpu_us[form].append(1e6 * used / max(1, result.requests))
     finally:
         server.stop()
     if non_2xx:
         raise SystemExit(f"bench.token: {non_2xx} answers were not 2xx; figures not valid")
     medians = {form: statistics.median(values) for form, values in results.items()}
+    cpu_medians = {form: statistics.median(values) for form, values in cpu_us.items()}
     print(f"/token at {args.connections} connections, {args.rounds} rounds, medians")
     for form, rate in medians.items():
         every = ", ".join(f"{v:.0f}" for v in results[form])
         verdict = "met" if rate >= TARGETS[form] else "NOT met"
         print(
             f"  {form:<13} {rate:8.0f} tokens/s  (target >= {TARGETS[form]:.0f}: {verdict}; "
-            f"all: {every})"
+            f"all: {every}); server CPU {cpu_medians[form]:.0f} us a token"
         )
     report: dict[str, Any] = {
         "rounds": results,
         "medians": medians,
+        "server_cpu_us_per_token": cpu_us,
         "targets": TARGETS,
         "nproc": os.cpu_count(),
     }

@@ -133,3 +133,98 @@ def test_every_worker_refuses_a_changed_password_at_once(
     reg.admin_process("user", "disable", "dave")
     for _ in range(12):
         assert reg.token_response(scope, basic("dave", OTHER)).status_code == 401
+
+
+def _swap_token_hash_behind_the_gate(settings: Settings, token_id: str) -> None:
+    """Make the stored hash match no secret, as nothing in Dockyard does: no version moved."""
+    with sqlite3.connect(settings.data_dir / METADATA_FILE) as conn:
+        conn.execute("UPDATE access_tokens SET secret_hash = ? WHERE id = ?", ("0" * 64, token_id))
+
+
+def test_a_remembered_login_is_checked_again_when_any_account_changes(tmp_path: Path) -> None:
+    """While the accounts' version stands, a remembered password or access token answers
+    without reading the account; once anything changed, roles are read afresh at the next
+    request (with no second bcrypt check for an unchanged password), and an access token is
+    checked again in full."""
+    settings = _settings(tmp_path)
+    scope = ["repository:carol/app:pull", "repository:acme/app:pull,push"]
+
+    async def scenario() -> None:
+        async with open_registry(settings, create=True) as registry:
+            accounts = registry.accounts
+            await accounts.create_user("carol", PASSWORD)
+            await accounts.create_user("dan", OTHER)
+            record, secret = await accounts.create_token("carol", "ci", "write")
+            auth = await build_auth(registry)
+            other = await build_auth(registry)
+            issue = auth.issuer.with_basic
+            for credential in (PASSWORD, secret):
+                body = await issue("carol", credential, "127.0.0.1", scope, None, False)
+                assert body["scope"] == scope[0]
+            assert len(list(auth.gate._basic)) == 2
+            # Remembered as checked: with both stored hashes swapped behind the gate's back,
+            # this gate still answers from memory and a gate that never saw them refuses.
+            _set_hash_behind_the_gate(settings, "carol", OTHER)
+            _swap_token_hash_behind_the_gate(settings, record.id)
+            for credential in (PASSWORD, secret):
+                await issue("carol", credential, "127.0.0.1", scope, None, False)
+                with pytest.raises(RegistryError):
+                    await other.issuer.with_basic(
+                        "carol", credential, "127.0.0.1", scope, None, False
+                    )
+            # A change to another account moves the version: carol's roles are read again at
+            # once (a new membership counts at the next request), her password is not checked
+            # again (its stamp did not move), and her access token is checked in full: the
+            # swapped hash now refuses it.
+            await accounts.create_org("acme", "dan")
+            await accounts.add_member("acme", "carol", "maintainer")
+            body = await issue("carol", PASSWORD, "127.0.0.1", scope, None, False)
+            assert body["scope"] == " ".join(scope)
+            with pytest.raises(RegistryError):
+                await issue("carol", secret, "127.0.0.1", scope, None, False)
+            # And a role taken away is gone at the next request.
+            await accounts.remove_member("acme", "carol")
+            body = await issue("carol", PASSWORD, "127.0.0.1", scope, None, False)
+            assert body["scope"] == scope[0]
+
+    asyncio.run(scenario())
+
+
+def test_every_worker_sees_role_changes_revocation_and_removal_at_once(
+    start_auth_registry: Callable[..., AuthRegistry],
+) -> None:
+    """Passwords and access tokens remembered by both workers: each change counts at the very
+    next token request, whichever worker answers it."""
+    reg = start_auth_registry(env={"DOCKYARD_WORKERS": "2"})
+    reg.add_user("erin", PASSWORD)
+    reg.admin("org", "create", "acme")
+    reg.admin("org", "add-member", "acme", "erin", "--role", "maintainer")
+    secret = reg.create_token("erin", "ci", "write")
+    forms = {"password": basic("erin", PASSWORD), "token": basic("erin", secret)}
+    scope = "repository:acme/app:pull,push"
+
+    def granted(form: str, rounds: int = 12) -> set[str]:
+        """What each of `rounds` new connections (both workers) is granted; "401" if refused."""
+        seen = set()
+        for _ in range(rounds):
+            answer = reg.token_response(scope, forms[form])
+            ok = answer.status_code == 200
+            seen.add(answer.json()["scope"] if ok else str(answer.status_code))
+        return seen
+
+    for form in forms:
+        assert granted(form) == {scope}
+    reg.admin("org", "add-member", "acme", "erin", "--role", "reader")
+    for form in forms:
+        assert granted(form) == {"repository:acme/app:pull"}, form
+    reg.admin("org", "remove-member", "acme", "erin")
+    for form in forms:
+        assert granted(form) == {""}, form
+    reg.admin("org", "add-member", "acme", "erin", "--role", "owner")
+    for form in forms:
+        assert granted(form) == {scope}, form
+    reg.admin("token", "revoke", "ci", "--user", "erin")
+    assert granted("token") == {"401"}
+    assert granted("password") == {scope}
+    reg.admin("user", "remove", "erin")
+    assert granted("password") == {"401"}

@@ -16,7 +16,7 @@ import ipaddress
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -55,6 +55,14 @@ INSUFFICIENT_WINDOW_SECONDS = 600
 # token grants and pull-limit plans: bounded whatever clients send.
 REMEMBERED_LOGINS = 1000
 REMEMBERED_BEARERS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Login:
+    """A checked login: who it was, as read when the accounts' version was `version`."""
+
+    version: int
+    principal: Principal
 
 
 class _Missing(Enum):
@@ -99,8 +107,8 @@ class AccessGate:
         self.counters = counters
         self.pulls = PullCounter(counters)
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
-        # Checked passwords: the account's credentials stamp they were checked with.
-        self._basic: BoundedCache[bytes, tuple[float, ...] | None] = BoundedCache(
+        # Checked passwords and access tokens (see `login`), by a keyed hash of them.
+        self._basic: BoundedCache[bytes, _Login] = BoundedCache(
             REMEMBERED_LOGINS, max_age=TOKEN_PASSWORD_SECONDS
         )
         self._password_key = secrets.token_bytes(32)  # this process's, never stored
@@ -140,16 +148,22 @@ class AccessGate:
         async with self._reading:
             if self._current():
                 return
-            began = time.monotonic()
-            version = await self.accounts.access_version()
-            if version != self._version:
-                self._forget()
-                self._version = version
-            self._checked = began
+            await self._read_version()
+
+    async def _read_version(self) -> int:
+        """The accounts' version, read now (one lookup by key); the memories of sessions are
+        dropped when it moved."""
+        began = time.monotonic()
+        version = await self.accounts.access_version()
+        if version != self._version:
+            self._forget()
+            self._version = version
+        self._checked = max(self._checked, began)
+        return version
 
     def _forget(self) -> None:
+        """Logins (`_basic`) stay: each is checked against the version it was made at."""
         self._flushes += 1
-        self._basic.clear()
         self._subjects.clear()
         self._bearers.clear()
         self._grants.clear()
@@ -269,7 +283,7 @@ class AccessGate:
         """What a checked password is remembered under: an HMAC with this process's random
         key, so that the memory holds nothing a password could be recovered or tested from."""
         message = username.encode() + b"\0" + password.encode()
-        return hmac.new(self._password_key, message, hashlib.sha256).digest()
+        return hmac.digest(self._password_key, message, "sha256")
 
     async def login(
         self,
@@ -287,29 +301,46 @@ class AccessGate:
         Access tokens (`dyt_…`) cannot be guessed and cost one hash: never throttled, so one
         account's guesser locks out no token, not even that account's.
 
-        Password checks are remembered for `remember_seconds` (a few on the registry's hot
-        path, TOKEN_PASSWORD_SECONDS at the token endpoint), the account's roles never are; a
-        remembered check is neither counted nor throttled, as it guesses nothing. Access
-        tokens are cheap to check and never remembered, so a revocation is seen at once.
-        `fresh` (the sign-in page, the account API) always checks.
+        A successful check is remembered for `remember_seconds` (a few on the registry's hot
+        path, TOKEN_PASSWORD_SECONDS at the token endpoint), with the principal it found,
+        under a keyed hash of the credentials (`_password_memory_key`). Every use reads the
+        accounts' version first: while it has not moved, nothing about any account, role or
+        token has changed and the principal stands; once it moved, the account (and the
+        token) are read again, so a revocation, a password change, a removal or a changed
+        role counts at the next request, on every worker. A remembered check is neither
+        counted nor throttled, as it guesses nothing. `fresh` (the sign-in page, the account
+        API) always checks.
         """
-        if password.startswith(TOKEN_PREFIX):
-            found = await self.accounts.authenticate(username, password)
-            if found is None:
-                await self._failed(username, address, "token")
-            return found
+        is_token = password.startswith(TOKEN_PREFIX)
         key = self._password_memory_key(username, password)
-        await self._keep_current()
-        cached = _MISSING if fresh else self._basic.get(key, _MISSING)
-        now = time.monotonic()
-        if cached is not _MISSING:
-            # Only the slow password check is remembered: roles and the account itself are
-            # read again, and a password changed since the check voids it.
-            principal = await self.accounts.principal(username, stamp=cached)
-            if principal is not None:
+        version = await self._read_version()
+        known = None if fresh else self._basic.get(key)
+        if known is not None:
+            if known.version == version:
+                return known.principal
+            # Something changed somewhere since: is it still this account's, as it was?
+            principal = None
+            if is_token:
+                principal = await self.accounts.authenticate(username, password)
+            elif known.principal.stamp is not None:
+                # The password alone is checked by its stamp's first item (a change of the
+                # account's rights changes no password); roles are read afresh.
+                principal = await self.accounts.principal(username, stamp=known.principal.stamp[:1])
+            deadline = self._basic.deadline(key)
+            if principal is not None and deadline is not None:
+                self._basic.put(key, _Login(version, principal), expires_at=deadline)
                 return principal
             self._basic.pop(key)
-        flushes = self._flushes
+            if is_token:
+                await self._failed(username, address, "token")
+                return None
+        if is_token:
+            principal = await self.accounts.authenticate(username, password)
+            if principal is None:
+                await self._failed(username, address, "token")
+            elif not fresh:
+                self._remember(key, version, principal, remember_seconds)
+            return principal
         attempt = await self._count_attempt(username, address)
         try:
             principal = await self.accounts.authenticate(username, password)
@@ -320,9 +351,17 @@ class AccessGate:
             await self._failed(username, address, "password")
             return None  # the attempt stays counted: it failed
         await self._uncount(attempt)
-        if not fresh and flushes == self._flushes and principal.stamp is not None:
-            self._basic.put(key, principal.stamp[:1], expires_at=now + remember_seconds)
+        if not fresh:
+            self._remember(key, version, principal, remember_seconds)
         return principal
+
+    def _remember(self, key: bytes, version: int, principal: Principal, seconds: float) -> None:
+        """Keep a checked login no longer than `seconds`, nor past its access token's expiry."""
+        now = time.monotonic()
+        until = now + seconds
+        if principal.token_expires_at is not None:
+            until = min(until, now + principal.token_expires_at - time.time())
+        self._basic.put(key, _Login(version, principal), expires_at=until)
 
     async def _failed(self, username: str, address: str, kind: str) -> None:
         """A failed login in the audit log: the name tried and the address, never the secret."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,10 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dockyard.auth.jws import ALGORITHM, ES256Signer
 from dockyard.auth.scopes import Scope
 from dockyard.core.bounded_cache import BoundedCache
 
-ALGORITHM = "ES256"
 ACCESS, REFRESH = "access", "refresh"
 KEY_FILE = "token-signing-key.pem"
 # Tokens verified lately, so a client's next request skips the signature check.
@@ -108,6 +108,7 @@ class TokenAuthority:
         self.key = key
         self.public_key = key.public_key()
         self.kid = libtrust_key_id(self.public_key)
+        self._signer = ES256Signer(key, {"kid": self.kid, "typ": "JWT"})
         self.issuer = issuer
         self.service = service
         self.access_ttl = access_ttl
@@ -120,9 +121,7 @@ class TokenAuthority:
         )
 
     def _sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(
-            claims, self.key, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": "JWT"}
-        )
+        return self._signer.sign(claims)
 
     def _base(self, subject: str, kind: str, ttl: int, now: float) -> dict[str, Any]:
         return {
@@ -132,7 +131,7 @@ class TokenAuthority:
             "iat": int(now),
             "nbf": int(now) - 1,
             "exp": int(now) + ttl,
-            "jti": uuid.uuid4().hex,
+            "jti": secrets.token_hex(16),
             "dockyard_kind": kind,
         }
 

@@ -12,6 +12,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.statements import bump_version
 
@@ -54,5 +55,5 @@ ACCESS_VERSION_ROW = sa.select(t.listing_versions.c.version).where(
 
 
 def access_version(conn: Connection) -> int:
-    version: int | None = conn.execute(ACCESS_VERSION_ROW).scalar()
+    version: int | None = direct.execute(conn, ACCESS_VERSION_ROW, {}).scalar()
     return version or 0

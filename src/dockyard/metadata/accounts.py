@@ -60,11 +60,26 @@ class AccessToken:
     last_used_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What deciding a caller's rights reads: the account, its roles in organisations, and the
+    access token it authenticated with (if any)."""
+
+    account: Account
+    roles: dict[str, str]  # organisation name -> role
+    token: AccessToken | None = None
+
+
 class AccountStore(Protocol):
     """Every change takes `audit`, its audit record, written in the change's own transaction
     (`base.AuditOf`): the change and its record commit together or not at all."""
 
     async def get_account(self, name: str) -> Account | None: ...
+
+    async def identity(self, name: str | None, token_id: str | None = None) -> Identity | None:
+        """The account `name` with its roles, in one read. With `token_id`: the account owning
+        that access token, with the token; None when there is no such token, or it belongs to
+        an account other than `name` (when a name is given). None when there is no account."""
 
     async def list_accounts(self, kind: str | None = None) -> list[Account]: ...
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.access import access_changed, access_version, account_id, storable
 from dockyard.metadata.accounts import (
@@ -18,7 +19,9 @@ from dockyard.metadata.accounts import (
     ROLES,
     TRANSFER_REPOSITORIES,
     USER,
+    AccessToken,
     Account,
+    Identity,
     LastOwner,
     NamespaceInUse,
 )
@@ -61,6 +64,86 @@ def _membership_query() -> sa.Select[Any]:
     )
 
 
+def _identity_queries(sqlite: bool) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """Who is calling, in one statement: the account's columns (in `Account`'s order), its
+    roles folded into one text ("org:role,org:role": names and roles hold neither character),
+    and for the second query the access token's columns (in `AccessToken`'s order, less its
+    account). SQLite's form names its separator in the SQL text (group_concat's default), so
+    the statement runs on the cursor (`direct`); SQLAlchemy's portable form binds it late."""
+    a, tokens = t.accounts.c, t.access_tokens.c
+    org = t.accounts.alias("role_org")
+    pair = org.c.name + sa.literal_column("':'") + t.memberships.c.role
+    folded = sa.func.group_concat(pair) if sqlite else sa.func.aggregate_strings(pair, ",")
+    roles = (
+        sa.select(folded)
+        .join_from(t.memberships, org, org.c.id == t.memberships.c.org_id)
+        .where(t.memberships.c.user_id == a.id)
+        .scalar_subquery()
+    )
+    account = (
+        a.id,
+        a.name,
+        a.kind,
+        a.password_hash,
+        a.is_admin,
+        a.pull_limit,
+        a.default_visibility,
+        a.credentials_changed_at,
+        a.created_at,
+        a.grants_changed_at,
+        a.disabled_at,
+        roles,
+    )
+    by_name = sa.select(*account).where(a.name == sa.bindparam("name"))
+    by_token = (
+        sa.select(
+            *account,
+            tokens.id,
+            tokens.name,
+            tokens.secret_hash,
+            tokens.scope,
+            tokens.created_at,
+            tokens.expires_at,
+            tokens.revoked_at,
+            tokens.last_used_at,
+        )
+        .join_from(t.accounts, t.access_tokens, tokens.account_id == a.id)
+        .where(tokens.id == sa.bindparam("token"))
+    )
+    return by_name, by_token
+
+
+# (by name, by token) for SQLite, and for every other database
+IDENTITY_QUERIES = {True: _identity_queries(sqlite=True), False: _identity_queries(sqlite=False)}
+_ACCOUNT_WIDTH = 11
+
+
+def _identity(row: Any) -> Identity:
+    account = Account(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        bool(row[4]),
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+    )
+    roles = {}
+    for pair in (row[_ACCOUNT_WIDTH] or "").split(","):
+        if pair:
+            org, _, role = pair.partition(":")
+            roles[org] = role
+    token = None
+    if len(row) > _ACCOUNT_WIDTH + 1:
+        token_id, *rest = row[_ACCOUNT_WIDTH + 1 :]
+        token = AccessToken(token_id, account.name, *rest)
+    return Identity(account, roles, token)
+
+
 MEMBERSHIPS = _membership_query()
 ROLES_OF = MEMBERSHIPS.where(MEMBERSHIPS.selected_columns.user == sa.bindparam("user"))
 MEMBERS_OF = MEMBERSHIPS.where(MEMBERSHIPS.selected_columns.org == sa.bindparam("org"))
@@ -70,6 +153,20 @@ MEMBERS_OF = MEMBERSHIPS.where(MEMBERSHIPS.selected_columns.org == sa.bindparam(
 def get_account(conn: Connection, name: str) -> Account | None:
     row = conn.execute(GET_ACCOUNT, {"name": name}).first()
     return account_record(row) if row else None
+
+
+def identity(conn: Connection, name: str | None, token_id: str | None) -> Identity | None:
+    by_name, by_token = IDENTITY_QUERIES[conn.dialect.name == "sqlite"]
+    if token_id is None:
+        row = direct.execute(conn, by_name, {"name": name}).first()
+    else:
+        row = direct.execute(conn, by_token, {"token": token_id}).first()
+    if row is None:
+        return None
+    found = _identity(row)
+    if name is not None and found.account.name != name:
+        return None
+    return found
 
 
 def list_accounts(conn: Connection, kind: str | None) -> list[Account]:
@@ -361,6 +458,13 @@ class SQLAccountStore(SQLAccessTokens, SQLVisibility, SQLAggregate):
         if not storable(name):
             return None
         return await self.runner.read(partial(get_account, name=name), inline=True)
+
+    async def identity(self, name: str | None, token_id: str | None = None) -> Identity | None:
+        if (name is not None and not storable(name)) or (
+            token_id is not None and not storable(token_id)
+        ):
+            return None
+        return await self.runner.read(partial(identity, name=name, token_id=token_id), inline=True)
 
     async def list_accounts(self, kind: str | None = None) -> list[Account]:
         return await self.runner.read(partial(list_accounts, kind=kind))

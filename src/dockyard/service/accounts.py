@@ -31,6 +31,7 @@ from dockyard.metadata.accounts import (
     AccessToken,
     Account,
     AccountStore,
+    Identity,
     LastOwner,
 )
 from dockyard.metadata.accounts import (  # raised through this service to the api layer
@@ -61,6 +62,7 @@ class Principal:
     # carry it, and are refused once either moves (see `principal`).
     stamp: tuple[float, float] | None = None
     token_name: str | None = None  # that access token's name, for messages and the access log
+    token_expires_at: float | None = None  # when that access token expires (None: never)
 
     @property
     def anonymous(self) -> bool:
@@ -74,6 +76,34 @@ def _last_owner(user: str, org: str) -> RegistryError:
     return RegistryError(
         ErrorCode.CONFLICT,
         f"{user} is the only owner of {org}: make another member an owner first",
+    )
+
+
+def _usable(token: AccessToken) -> bool:
+    """Neither revoked nor expired."""
+    if token.revoked_at is not None:
+        return False
+    return token.expires_at is None or token.expires_at > time.time()
+
+
+def _principal_if_enabled(found: Identity, token: AccessToken | None = None) -> Principal | None:
+    """The principal of an enabled user account as read (with the access token it used);
+    None for an organisation or a disabled account."""
+    account = found.account
+    if account.kind != USER or account.disabled_at is not None:
+        return None
+    roles = dict(found.roles)
+    roles[account.name] = "owner"
+    return Principal(
+        account.name,
+        account.is_admin,
+        roles,
+        token.scope if token is not None else None,
+        token.id if token is not None else None,
+        account.pull_limit,
+        (account.credentials_changed_at, account.grants_changed_at or 0.0),
+        token.name if token is not None else None,
+        token.expires_at if token is not None else None,
     )
 
 
@@ -117,34 +147,28 @@ class AccountService:
     async def authenticate(self, username: str, secret: str) -> Principal | None:
         """A password or an access token (`dyt_...`) as the password; None if neither fits."""
         if secret.startswith(TOKEN_PREFIX):
-            token = await self._token_for(secret)
-            if token is None or (username and token.account != username):
+            token_id, _, _ = secret.removeprefix(TOKEN_PREFIX).partition("_")
+            if not re.fullmatch(r"[0-9a-f]{16}", token_id):
+                return None
+            # The account, its roles and the token in one read; `username` must own it.
+            found = await self.store.identity(username or None, token_id)
+            token = found.token if found is not None else None
+            if found is None or token is None or not _usable(token):
                 return None
             if not secrets_match(secret, token.secret_hash):
                 return None
             now = time.time()
             if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RECORD_SECONDS:
                 await self.store.touch_token(token.id, now)
-            return await self.principal(token.account, credential=token.id)
-        account = await self.store.get_account(username) if username else None
+            return _principal_if_enabled(found, token)
+        found = await self.store.identity(username) if username else None
+        account = found.account if found is not None else None
         stored = account.password_hash if account and account.kind == USER else None
         if not verify_password(secret, stored):
             return None
-        assert account is not None
-        if account.disabled_at is not None:
-            return None  # checked after the password: a guess learns nothing more
-        return await self._principal_of(account)
-
-    async def _token_for(self, secret: str) -> AccessToken | None:
-        token_id, _, _ = secret.removeprefix(TOKEN_PREFIX).partition("_")
-        if not re.fullmatch(r"[0-9a-f]{16}", token_id):
-            return None
-        token = await self.store.get_token(token_id)
-        if token is None or token.revoked_at is not None:
-            return None
-        if token.expires_at is not None and token.expires_at <= time.time():
-            return None
-        return token
+        assert found is not None
+        # Checked after the password (a guess learns nothing more): a disabled account.
+        return _principal_if_enabled(found)
 
     async def principal(
         self,
@@ -167,47 +191,20 @@ class AccountService:
         seconds: one from the second of a change is refused (the safe side). `grants`: the
         token carries rights, so it is also refused once the account's rights shrank.
         """
-        account = await self.store.get_account(name)
-        if account is None or account.kind != USER or account.disabled_at is not None:
+        found = await self.store.identity(name, credential)
+        if found is None:
             return None
+        account = found.account
         current = (account.credentials_changed_at, account.grants_changed_at or 0.0)
         if stamp is not None:
             if tuple(stamp) != current[: len(stamp)]:
                 return None
         elif issued_at is not None and issued_at < max(current[: 2 if grants else 1]):
             return None
-        token_scope = token_name = None
-        if credential is not None:
-            token = await self.store.get_token(credential)
-            if (
-                token is None
-                or token.account != name
-                or token.revoked_at is not None
-                or (token.expires_at is not None and token.expires_at <= time.time())
-            ):
-                return None
-            token_scope, token_name = token.scope, token.name
-        return await self._principal_of(account, token_scope, credential, token_name)
-
-    async def _principal_of(
-        self,
-        account: Account,
-        token_scope: str | None = None,
-        credential: str | None = None,
-        token_name: str | None = None,
-    ) -> Principal:
-        roles = dict(await self.store.roles_of(account.name))
-        roles[account.name] = "owner"
-        return Principal(
-            account.name,
-            account.is_admin,
-            roles,
-            token_scope,
-            credential,
-            account.pull_limit,
-            (account.credentials_changed_at, account.grants_changed_at or 0.0),
-            token_name,
-        )
+        token = found.token
+        if credential is not None and (token is None or not _usable(token)):
+            return None
+        return _principal_if_enabled(found, token)
 
     async def access_version(self) -> int:
         """Moves on with every change to accounts, memberships and access tokens."""
