@@ -158,23 +158,40 @@ def s3_postgres_env(s3: SeaweedS3, pg: PostgresCluster, *, redirect: bool) -> di
     }
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def registry_on_every_backend(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@pytest.fixture(scope="session")
+def _registry_on_filesystem_sqlite(
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningRegistry]:
-    """The session registry once per backend pair; directories whose suites must hold on every
-    backend (tests/http, tests/conformance) use it as their `registry`."""
-    base = tmp_path_factory.mktemp("registry-" + request.param.replace("+", "-"))
-    env = {}
-    if request.param == "s3+postgresql":
-        env = s3_postgres_env(
-            request.getfixturevalue("s3_server"),
-            request.getfixturevalue("pg_cluster"),
-            redirect=False,
-        )
+    """This process's registry on filesystem + SQLite (see `registry_on_every_backend`)."""
+    base = tmp_path_factory.mktemp("registry-filesystem-sqlite")
+    server = RunningRegistry(data_dir=base / "data", port=free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _registry_on_s3_postgresql(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: SeaweedS3, pg_cluster: PostgresCluster
+) -> Iterator[RunningRegistry]:
+    """This process's registry on S3 + PostgreSQL, stopped before both peers are."""
+    base = tmp_path_factory.mktemp("registry-s3-postgresql")
+    env = s3_postgres_env(s3_server, pg_cluster, redirect=False)
     server = RunningRegistry(data_dir=base / "data", port=free_port(), env=env).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def registry_on_every_backend(request: pytest.FixtureRequest) -> RunningRegistry:
+    """The session registry once per backend pair; directories whose suites must hold on every
+    backend (tests/http, tests/conformance) use it as their `registry`. Tests use their own
+    repository names; one that needs a registry of its own uses `start_registry`.
+
+    pytest keeps one value of a parametrised fixture at a time: under `--dist loadfile` each
+    file runs its tests of one backend, then the other, so this fixture is set up again at
+    every file. The servers are therefore fixtures of their own, not parametrised, started the
+    first time a test asks for them and stopped at the end of the process's session."""
+    return request.getfixturevalue("_registry_on_" + request.param.replace("+", "_"))
 
 
 @pytest.fixture

@@ -74,3 +74,38 @@ def check_every_round(
         for side in sides:
             values = entry[side]["values"]
             assert len(values) == 2 and all(finite(v) and v > 0 for v in values), (key, side)
+
+
+SIDES = ("dockyard", "distribution_v3", "distribution")
+
+
+def check_figures(
+    results: dict[str, Any], keys: list[str], on_sink: frozenset[str] = frozenset()
+) -> None:
+    """Each of `keys` has the shape of a result for every server: a finite median with its
+    values, the ratios to each Distribution and to the faster one (the anchor), and, for those
+    `on_sink`, Dockyard's share of the bare sink (any other has no sink figure)."""
+    for key in keys:
+        entry = results["benchmarks"][key]
+        assert entry["better"] in ("higher", "lower"), key
+        for side in SIDES:
+            median = entry[side]["median"]
+            assert isinstance(median, int | float) and math.isfinite(median), (key, side)
+            assert entry[side]["values"], (key, side)
+        medians = {side: entry[side]["median"] for side in ("distribution_v3", "distribution")}
+        if all(medians.values()):  # a ratio to zero (memory growth) is null
+            assert isinstance(entry["ratio"], int | float), key
+            assert isinstance(entry["ratio_v3"], int | float), key
+            pick = max if entry["better"] == "higher" else min
+            assert entry["anchor"] == pick(medians, key=lambda side: medians[side]), key
+            faster = medians[entry["anchor"]]
+            assert math.isclose(entry["ratio_anchor"], entry["dockyard"]["median"] / faster)
+        if key in on_sink:
+            assert entry["sink"]["values"], key
+            assert math.isclose(
+                entry["of_sink"], entry["dockyard"]["median"] / entry["sink"]["median"]
+            )
+            assert "90% of sink" in entry["target"] and entry["target_met"] is not None, key
+        else:
+            # (no "sink" at all in a run without a transfer benchmark: no sink was started)
+            assert not entry.get("sink", {}).get("values") and entry["of_sink"] is None, key

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.bench.runner import check_every_round, run_bench, tiny_wrk_run
+from bench.suite import EventsGet
+
+from tests.bench.runner import check_every_round, check_figures, run_bench, tiny_wrk_run
 
 TINY = tiny_wrk_run("events")
 
@@ -18,3 +20,4 @@ def test_the_events_benchmark_yields_ratios_for_both_servers(tmp_path: Path) -> 
     received = results["info"]["events"]["events_received"]["dockyard"]
     assert len(received) == 2 and all(n > 0 for n in received), received
     assert "pull events on / off" in printed
+    check_figures(results, [m.key for m in EventsGet.metrics])

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.bench.runner import check_every_round, run_bench, tiny_wrk_run
+from bench.suite import MetricsCost
+
+from tests.bench.runner import check_every_round, check_figures, run_bench, tiny_wrk_run
 
 TINY = tiny_wrk_run("metrics")
 
@@ -16,3 +18,4 @@ def test_the_metrics_benchmark_yields_a_ratio_for_both_servers(tmp_path: Path) -
     check_every_round(results, ("metrics_on_get_rps", "metrics_on_off_ratio"))
     assert results["benchmarks"]["metrics_on_off_ratio"]["target"] == "dockyard >= 0.95"
     assert "metrics on/off" in printed
+    check_figures(results, [m.key for m in MetricsCost.metrics])

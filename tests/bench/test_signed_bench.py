@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.bench.runner import check_every_round, run_bench, tiny_wrk_run
+from bench.suite import SignedPull
+
+from tests.bench.runner import check_every_round, check_figures, run_bench, tiny_wrk_run
 
 TINY = tiny_wrk_run("signed")
 
@@ -16,3 +18,4 @@ def test_the_signed_benchmark_yields_a_cost_for_both_servers(tmp_path: Path) -> 
     check_every_round(results, ("signed_get_rps", "signed_get_cost"))
     assert results["benchmarks"]["signed_get_cost"]["target"] == "dockyard <= 1.2"
     assert "signed GET cost" in printed
+    check_figures(results, [m.key for m in SignedPull.metrics])

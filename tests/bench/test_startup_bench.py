@@ -14,7 +14,7 @@ import pytest
 from bench.servers import Dockyard
 from bench.suite import Startup
 
-from tests.bench.runner import finite, run_bench
+from tests.bench.runner import check_figures, finite, run_bench
 
 TINY = ["--only", "startup", "--rounds", "1", "--startup-repeats", "1", "--keep"]
 # The runner starts every server in one run (issue 21): Dockyard and both Distributions.
@@ -47,6 +47,7 @@ def test_startup_benchmark_times_every_server_and_stops_every_start(tmp_path: Pa
                 assert finite(median) and median > 0, (metric.key, side)
             assert entry["target"] == "<= 0.3 s"
             assert entry["target_met"] in (True, False)
+        check_figures(results, [m.key for m in Startup.metrics])
         assert "start to ready" in printed
         # Each variant's folder was made by its untimed start, on both servers.
         made = sorted(p.name for p in run_folder.glob("startup-*"))
