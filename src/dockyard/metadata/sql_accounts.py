@@ -452,19 +452,25 @@ class SQLAccountStore(SQLAccessTokens, SQLVisibility, SQLAggregate):
     """The `AccountStore` over the same runner and repository ids as the metadata store."""
 
     async def access_version(self) -> int:
-        return await self.runner.read(access_version, inline=True)
+        return await self.runner.read(access_version, inline=True, key=("access version",))
 
     async def get_account(self, name: str) -> Account | None:
         if not storable(name):
             return None
-        return await self.runner.read(partial(get_account, name=name), inline=True)
+        return await self.runner.read(
+            partial(get_account, name=name), inline=True, key=("account", name)
+        )
 
     async def identity(self, name: str | None, token_id: str | None = None) -> Identity | None:
         if (name is not None and not storable(name)) or (
             token_id is not None and not storable(token_id)
         ):
             return None
-        return await self.runner.read(partial(identity, name=name, token_id=token_id), inline=True)
+        return await self.runner.read(
+            partial(identity, name=name, token_id=token_id),
+            inline=True,
+            key=("identity", name, token_id),
+        )
 
     async def list_accounts(self, kind: str | None = None) -> list[Account]:
         return await self.runner.read(partial(list_accounts, kind=kind))

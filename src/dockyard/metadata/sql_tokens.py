@@ -97,7 +97,9 @@ class SQLAccessTokens(SQLAggregate):
             return None
         # One lookup by key, asked at every token request made with an access token: cheaper
         # on the event loop than the hop to a thread and back (as accounts are looked up).
-        return await self.runner.read(partial(get_token, token_id=token_id), inline=True)
+        return await self.runner.read(
+            partial(get_token, token_id=token_id), inline=True, key=("token", token_id)
+        )
 
     async def list_tokens(self, account: str) -> list[AccessToken]:
         return await self.runner.read(partial(list_tokens, account=account))
