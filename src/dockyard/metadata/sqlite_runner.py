@@ -155,7 +155,7 @@ class SQLiteRunner:
         """`work`'s result, remembered under the version `_remembered` read just before: a
         commit landing while `work` runs moves the version past it, so the next lookup
         forgets the result rather than serve it stale."""
-        result = work(self._loop_connection())
+        result = self._read_here(work, patience_ms=100)
         recalled = self._local.recalled
         if len(recalled) >= RECALLED_MAX:
             recalled.clear()  # bounded whatever names clients ask for
