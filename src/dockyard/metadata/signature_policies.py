@@ -156,12 +156,14 @@ class SQLSignaturePolicies(SQLAggregate):
     async def signature_policy_and_manifest(
         self, repository: str, reference: str | None
     ) -> tuple[SignaturePolicy | None, str | None]:
-        # Without a reference it is one lookup by key, asked on every manifest pull: on SQLite
-        # the hop to a thread would cost more than the statement.
+        # Asked on every manifest pull: on SQLite, on the loop and remembered until the next
+        # commit (a hop to a thread would cost more than the lookups). With a reference the
+        # policy and the reference are two statements, each true when read; a signature
+        # removed in between is seen by the next pull.
         return await self.runner.read(
             partial(signature_policy_and_manifest, repository=repository, reference=reference),
-            inline=reference is None,
-            key=("signature policy", repository) if reference is None else None,
+            inline=True,
+            key=("signature policy", repository, reference),
         )
 
     async def indexes_listing(self, repository: str, digest: str) -> list[ManifestRecord]:
