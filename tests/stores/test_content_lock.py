@@ -89,3 +89,54 @@ def test_publishers_wait_for_a_sweep_elsewhere(two_locks: Callable) -> None:
 async def _publish_once(lock: ContentLock) -> None:
     async with lock.publishing():
         pass
+
+
+def test_a_sweeper_sees_a_publisher_waiting_elsewhere(two_locks: Callable) -> None:
+    """`contended`: what lets a collector go from batch to batch without a gap when nobody
+    waits, and leave one when a push does."""
+
+    async def main() -> None:
+        a, b, engines = two_locks()
+        try:
+            assert not await b.contended()
+            async with b.sweeping():
+                assert not await b.contended()
+                task = asyncio.create_task(_publish(a))
+                await asyncio.sleep(SETTLE)
+                assert await b.contended(), "a publisher waits on the other side"
+            await asyncio.wait_for(task, 10)
+            assert not await b.contended()
+        finally:
+            await _dispose(engines)
+
+    asyncio.run(main())
+
+
+async def _publish(lock: ContentLock) -> None:
+    async with lock.publishing():
+        pass
+
+
+def test_collectors_take_turns_across_processes(two_locks: Callable) -> None:
+    async def main() -> None:
+        a, b, engines = two_locks()
+        order: list[str] = []
+        try:
+            async with a.collecting():
+
+                async def collect() -> None:
+                    async with b.collecting():
+                        order.append("b collects")
+
+                task = asyncio.create_task(collect())
+                await asyncio.sleep(SETTLE)
+                order.append("a done")
+            await asyncio.wait_for(task, 10)
+            assert order == ["a done", "b collects"]
+            # The turn is not the content lock: a push goes on while a collector has it.
+            async with a.collecting():
+                await asyncio.wait_for(_publish(b), 10)
+        finally:
+            await _dispose(engines)
+
+    asyncio.run(main())

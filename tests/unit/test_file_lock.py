@@ -7,6 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from dockyard.core import file_lock
 from dockyard.core.file_lock import held, is_free, open_lock_file, release, try_lock
 
 
@@ -85,3 +86,25 @@ def test_many_waiters_leave_the_holders_threads_free(tmp_path: Path) -> None:
         return len(got)
 
     assert asyncio.run(scenario()) == waiters
+
+
+def test_a_waiter_rings_the_doorbell_while_it_waits(tmp_path: Path) -> None:
+    lock_path, bell = tmp_path / "lock", tmp_path / "lock.waiting"
+
+    async def run() -> list[bool]:
+        seen = [file_lock.is_waited_for(bell)]
+        async with file_lock.held(lock_path, doorbell=bell):
+            seen.append(file_lock.is_waited_for(bell))  # held, nobody waiting
+            waiter = asyncio.create_task(_take(lock_path, bell))
+            await asyncio.sleep(0.05)
+            seen.append(file_lock.is_waited_for(bell))  # the waiter waits
+        await waiter
+        seen.append(file_lock.is_waited_for(bell))  # it got the lock and let go
+        return seen
+
+    assert asyncio.run(run()) == [False, False, True, False]
+
+
+async def _take(lock_path: Path, bell: Path) -> None:
+    async with file_lock.held(lock_path, shared=True, doorbell=bell):
+        pass

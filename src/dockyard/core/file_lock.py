@@ -75,11 +75,33 @@ def is_free(path: Path | str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def held(path: Path | str, *, shared: bool = False) -> AsyncIterator[None]:
-    """The lock of `path` for the block, waited for without blocking the event loop."""
+async def held(
+    path: Path | str, *, shared: bool = False, doorbell: Path | str | None = None
+) -> AsyncIterator[None]:
+    """The lock of `path` for the block, waited for without blocking the event loop.
+
+    With a `doorbell` file, a caller that has to wait holds that file's lock shared while it
+    does, so the holder can tell (`is_waited_for`) whether anyone waits: a holder that takes
+    the lock turn after turn need not leave gaps between its turns when nobody does."""
     fd = open_lock_file(path)
     try:
-        await lock_async(fd, shared=shared)
+        if not try_lock(fd, shared=shared):
+            if doorbell is None:
+                await lock_async(fd, shared=shared)
+            else:
+                bell = open_lock_file(doorbell)
+                try:
+                    # Shared with every other waiter; only `is_waited_for`'s momentary look
+                    # takes it exclusively.
+                    await lock_async(bell, shared=True)
+                    await lock_async(fd, shared=shared)
+                finally:
+                    os.close(bell)
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def is_waited_for(doorbell: Path | str) -> bool:
+    """Whether some caller of `held(..., doorbell=doorbell)` is waiting right now."""
+    return not is_free(doorbell)

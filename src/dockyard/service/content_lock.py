@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
-from dockyard.core.file_lock import held
+from dockyard.core.file_lock import held, is_waited_for
 
 
 class ContentLock(Protocol):
@@ -22,19 +22,38 @@ class ContentLock(Protocol):
 
     def sweeping(self) -> contextlib.AbstractAsyncContextManager[None]: ...
 
+    async def contended(self) -> bool:
+        """Whether a publisher (or another sweeper) waits for the lock right now: a sweeper
+        between two of its batches lets go for a moment only then."""
+        ...
+
+    def collecting(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """The collector's turn: serving collectors (one per worker, and per replica) review
+        the queue one at a time, so pacing one paces them all."""
+        ...
+
 
 class FileContentLock:
-    """One node's lock: `flock` on a file in the data folder."""
+    """One node's lock: `flock` on a file in the data folder (and two beside it: the waiters'
+    doorbell and the collector's turn)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.doorbell = path.with_name(path.name + ".waiting")
+        self.turn = path.with_name(path.name + ".collector")
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def publishing(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return held(self.path, shared=True)
+        return held(self.path, shared=True, doorbell=self.doorbell)
 
     def sweeping(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return held(self.path)
+        return held(self.path, doorbell=self.doorbell)
+
+    async def contended(self) -> bool:
+        return is_waited_for(self.doorbell)
+
+    def collecting(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return held(self.turn)
 
 
 class NoLock:
@@ -44,6 +63,12 @@ class NoLock:
         return _nothing()
 
     def sweeping(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return _nothing()
+
+    async def contended(self) -> bool:
+        return False
+
+    def collecting(self) -> contextlib.AbstractAsyncContextManager[None]:
         return _nothing()
 
 

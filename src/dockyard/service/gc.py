@@ -56,9 +56,9 @@ QUIET_SECONDS = 0.1
 # collects stay near their idle rate (the benchmark's gc row); `dockyard gc` does not rest,
 # nor does a serving collector whose worker was asked nothing during the batch (`activity`).
 SERVING_REST = 1.0
-# A collector that needs no rest still lets go of the content lock this long between batches:
-# a push, or another worker's collector, waiting for the lock looks at it every POLL_MAX at
-# most, and without the gap would find it taken again at every look.
+# A collector that needs no rest still lets go of the content lock this long between batches
+# when someone waits for it (`ContentLock.contended`): a push waiting for the lock looks at it
+# every POLL_MAX at most, and without the gap would find it taken again at every look.
 TURN_SECONDS = 2 * POLL_MAX
 
 
@@ -119,6 +119,8 @@ class GarbageCollector:
         # Rests taken after paced batches, and paced batches that needed none.
         self.rests = 0
         self.unrested = 0
+        # Gaps left between unrested batches for a publisher waiting for the lock.
+        self.turns = 0
         # Set by `stop`: no batch starts after it. `_quiet` is set while no batch runs.
         self._stopping = False
         self._quiet = asyncio.Event()
@@ -246,8 +248,24 @@ class GarbageCollector:
                 report.links += collected.links
             return
         # A look without the lock first: a round with nothing due keeps no push waiting.
-        due = await self.meta.due_for_review(cutoff, 1, after)
-        while due and not self._stopping:
+        if not await self.meta.due_for_review(cutoff, 1, after):
+            self._reviewed_until(cutoff)
+            return
+        # Serving collectors take turns for a whole pass (`collecting`): the rests that pace
+        # one pace the registry's collection, however many workers and replicas collect.
+        async with self.lock.collecting() if paced else NoLock().collecting():
+            await self._batches(report, cutoff, paced)
+        self._reviewed_until(cutoff)
+
+    def _reviewed_until(self, cutoff: float) -> None:
+        if not self._stopping:
+            # A stop mid-round leaves the rest of this round's rows for the next start.
+            self.reviewed_until = max(self.reviewed_until, cutoff)
+
+    async def _batches(self, report: GcReport, cutoff: float, paced: bool) -> None:
+        after = ""
+        size = BATCH
+        while not self._stopping:
             mark = self.activity.mark() if self.activity is not None else 0
             self._quiet.clear()
             try:
@@ -281,16 +299,16 @@ class GarbageCollector:
             size = next_batch(len(due), held)
             if paced:
                 await self._rest(held, mark)
-        if not self._stopping:
-            # A stop mid-round leaves the rest of this round's rows for the next start.
-            self.reviewed_until = max(self.reviewed_until, cutoff)
 
     async def _rest(self, held: float, mark: int) -> None:
         """After a paced batch: make room for the requests this process serves, if it served
-        any since `mark`; with none, only for whoever waits for the lock (TURN_SECONDS)."""
+        any since `mark`; with none, only for whoever waits for the lock (TURN_SECONDS), if
+        anyone does."""
         if self.activity is not None and self.activity.idle_since(mark):
             self.unrested += 1
-            await asyncio.sleep(TURN_SECONDS)
+            if await self.lock.contended():
+                self.turns += 1
+                await asyncio.sleep(TURN_SECONDS)
             return
         self.rests += 1
         await asyncio.sleep(held * SERVING_REST)
