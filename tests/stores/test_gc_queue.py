@@ -273,3 +273,24 @@ def test_rows_queued_since_the_last_review_tell_when_the_next_is_due(meta, run) 
     assert run(meta.queued_since(before, before)) == (first, before), "none is due yet"
     assert run(meta.queued_since(first, later())) == (last, last), "rows after `since` only"
     assert run(meta.queued_since(time.time() + 1, later())) is None
+
+
+def test_a_batch_takes_the_last_ones_off_the_queue_and_collects_the_next(meta, run) -> None:
+    """`collect_next`: one transaction per batch. The digests of the batch before leave the
+    queue in it (their bytes are gone); the next page is picked and decided as
+    `collect_blobs` decides."""
+    for n in (21, 22, 23):
+        run(meta.link_blob("gc/next", digest(n), n))
+    cutoff = later()
+    due, collected = run(meta.collect_next(cutoff, 2, "", [], []))
+    assert due == [digest(21), digest(22)]
+    assert collected.blobs == [(digest(21), 21), (digest(22), 22)]
+    assert run(meta.review_queue_length()) == 3, "rows stay until their bytes are gone"
+
+    due, collected = run(meta.collect_next(cutoff, 2, due[-1], [], [digest(21), digest(22)]))
+    assert due == [digest(23)] and collected.blobs == [(digest(23), 23)]
+    assert run(meta.review_queue_length()) == 1, "the first batch's rows went with the second"
+
+    due, collected = run(meta.collect_next(cutoff, 2, due[-1], [], [digest(23)]))
+    assert due == [] and collected.blobs == []
+    assert run(meta.review_queue_length()) == 0

@@ -617,6 +617,13 @@ class Collection(Protocol):
         """Take collected `digests` off the queue once their bytes are gone (unless queued
         again after `cutoff`)."""
 
+    async def collect_next(
+        self, cutoff: float, limit: int, after: str, keep: list[str], reviewed: list[str]
+    ) -> tuple[list[str], Collected]:
+        """One batch in one transaction: `reviewed` (the last batch's, whose bytes are gone)
+        off the queue, then the next `limit` due digests after `after` picked and collected
+        as `collect_blobs` does. Returns the digests picked and what went."""
+
     async def untagged_due(
         self, cutoff: float, keep: list[str], limit: int, after: tuple[str, str] = ("", "")
     ) -> list[tuple[str, str]]:

@@ -152,6 +152,24 @@ def reviewed(conn: Connection, digests: list[str], cutoff: float) -> None:
         conn.execute(sa.delete(q).where(q.c.digest.in_(batch), q.c.queued_at <= cutoff))
 
 
+def collect_next(
+    conn: Connection,
+    cutoff: float,
+    limit: int,
+    after: str,
+    keep: list[str],
+    reviewed_digests: list[str],
+) -> tuple[list[str], Collected]:
+    """The last batch's digests off the queue, the next batch picked and collected: one
+    transaction (one commit waited for) per batch instead of three round trips."""
+    if reviewed_digests:
+        reviewed(conn, reviewed_digests, cutoff)
+    due = due_for_review(conn, cutoff, limit, after)
+    if not due:
+        return due, Collected()
+    return due, collect_blobs(conn, due, cutoff, keep, dry_run=False)
+
+
 def _collectable_manifests(cutoff: float, keep: list[str]) -> sa.Select[Any]:
     """Manifests no tag points at, no index of their repository names, not a referrer of a
     manifest their repository holds, older than the cutoff, outside the cached repositories."""
@@ -235,6 +253,19 @@ class SQLCollection(SQLAggregate):
             # this commit, so a durable one would keep every push waiting for the disk too.
             work = partial(reviewed, digests=digests, cutoff=cutoff)
             await self.runner.write(work, durable=False)
+
+    async def collect_next(
+        self, cutoff: float, limit: int, after: str, keep: list[str], reviewed: list[str]
+    ) -> tuple[list[str], Collected]:
+        work = partial(
+            collect_next,
+            cutoff=cutoff,
+            limit=limit,
+            after=after,
+            keep=keep,
+            reviewed_digests=reviewed,
+        )
+        return await self.runner.write(work)
 
     async def untagged_due(
         self, cutoff: float, keep: list[str], limit: int, after: tuple[str, str] = ("", "")

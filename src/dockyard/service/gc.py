@@ -265,40 +265,51 @@ class GarbageCollector:
     async def _batches(self, report: GcReport, cutoff: float, paced: bool) -> None:
         after = ""
         size = BATCH
-        while not self._stopping:
-            mark = self.activity.mark() if self.activity is not None else 0
-            self._quiet.clear()
-            try:
-                async with self.lock.sweeping():
-                    started = time.monotonic()
-                    # Picked under the lock: a collector of another worker that held it
-                    # meanwhile took its rows off the queue, so the two never review the same
-                    # digests.
-                    due = await self.meta.due_for_review(cutoff, size, after)
-                    if not due:
-                        break
-                    after = due[-1]
-                    collected = await self.meta.collect_blobs(due, cutoff, self.keep)
-                    # Still under the lock: a push of the same content waits until the old
-                    # bytes are gone, then publishes its own.
-                    removed = await self.blob_store.remove_many([d for d, _ in collected.blobs])
-                    for digest, blob_size in collected.blobs:
-                        if digest in removed:
-                            self._removed(report, digest, blob_size, removed[digest])
-                    await self.meta.reviewed([d for d, _ in collected.blobs], cutoff)
-                    held = time.monotonic() - started
-            finally:
-                self._quiet.set()
-            report.links += collected.links
-            log.debug(
-                "gc batch: %d reviewed, %d reclaimed, %.3f s held",
-                len(due),
-                len(collected.blobs),
-                held,
-            )
-            size = next_batch(len(due), held)
-            if paced:
-                await self._rest(held, mark)
+        # Collected digests whose bytes are gone: they leave the queue in the next batch's
+        # transaction (or after the last one). A stop or crash in between leaves their rows,
+        # which the next review finds with neither record nor bytes.
+        gone: list[str] = []
+        try:
+            while not self._stopping:
+                mark = self.activity.mark() if self.activity is not None else 0
+                self._quiet.clear()
+                try:
+                    async with self.lock.sweeping():
+                        started = time.monotonic()
+                        # Picked under the lock: a collector of another worker (or `dockyard
+                        # gc`) that held it meanwhile took its rows off the queue, so the two
+                        # never review the same digests.
+                        due, collected = await self.meta.collect_next(
+                            cutoff, size, after, self.keep, gone
+                        )
+                        gone = []
+                        if not due:
+                            break
+                        after = due[-1]
+                        # Still under the lock: a push of the same content waits until the old
+                        # bytes are gone, then publishes its own.
+                        digests = [d for d, _ in collected.blobs]
+                        removed = await self.blob_store.remove_many(digests)
+                        for digest, blob_size in collected.blobs:
+                            if digest in removed:
+                                self._removed(report, digest, blob_size, removed[digest])
+                        gone = digests
+                        held = time.monotonic() - started
+                finally:
+                    self._quiet.set()
+                report.links += collected.links
+                log.debug(
+                    "gc batch: %d reviewed, %d reclaimed, %.3f s held",
+                    len(due),
+                    len(collected.blobs),
+                    held,
+                )
+                size = next_batch(len(due), held)
+                if paced:
+                    await self._rest(held, mark)
+        finally:
+            if gone:
+                await self.meta.reviewed(gone, cutoff)
 
     async def _rest(self, held: float, mark: int) -> None:
         """After a paced batch: make room for the requests this process serves, if it served
