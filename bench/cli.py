@@ -279,9 +279,16 @@ def build_results(
         PEAK_PSS.key: {s.key: [peak_pss[s.key] / MiB] for s in registries},
         PEAK_MEMORY.key: {key: [v / MiB] for key, v in memory.items()},
     }
+    owner = {m.key: b for b in benchmarks for m in b.metrics}
     out: dict[str, Any] = {}
     for metric in metrics:
         per = {s.key: summary(values[metric.key].get(s.key, [])) for s in servers}
+        bench = owner.get(metric.key)
+        for s in servers:
+            # A server the benchmark does not run on (Distribution v3's gc figures come from
+            # Distribution's turn) shows as not run, not as a failure.
+            if bench is not None and not bench.applies(s) and not per[s.key]["values"]:
+                per[s.key]["not_run"] = True
         medians = {key: p["median"] for key, p in per.items()}
         dockyard = medians["dockyard"]
         anchor = anchor_of(metric, medians)
@@ -368,6 +375,8 @@ def render(rows: list[tuple[str, ...]], left: set[int]) -> str:
 def cell(entry: dict[str, Any], side: str) -> str:
     """One server's figure: median (min-max), or why there is none."""
     s = entry.get(side) or {"median": None, "values": []}
+    if s.get("not_run"):
+        return "-"
     absent = entry.get("absent")
     if absent and not s["median"]:
         return absent if s["median"] is None else f"{fmt(s['median'])} ({absent})"

@@ -10,6 +10,9 @@ from bench.suite import Benchmark, Config, Metric, at_least
 
 
 class FakeServer:
+    version = command_line = ""
+    pid = 0
+
     def __init__(self, key: str) -> None:
         self.key = self.title = key
 
@@ -71,3 +74,39 @@ def test_three_servers_take_every_place_in_turn() -> None:
         ["dockyard", "distribution", "sink"],
         ["distribution", "sink", "dockyard"],
     ]
+
+
+class NotOnV3(Recorder):
+    """A benchmark that, as the gc one, does not run on Distribution v3 at all."""
+
+    name = "not_on_v3"
+    metrics = (Metric("not_on_v3", "not on v3", "n", "higher"),)
+
+    def applies(self, server) -> bool:
+        return server.key != "distribution_v3"
+
+    def run(self, server, round_no: int) -> dict[str, float]:
+        return {"not_on_v3": 1.0}
+
+
+def test_a_server_a_benchmark_does_not_run_on_shows_as_not_run_not_as_an_error() -> None:
+    from bench.cli import build_results, table
+
+    servers = [FakeServer("dockyard"), FakeServer("distribution_v3"), FakeServer("distribution")]
+    bench = NotOnV3(Config(rounds=1), [])
+    values, errors = run_all(Config(rounds=1), servers, [bench], io.StringIO())  # type: ignore[arg-type]
+    assert not errors
+    peak = {s.key: 0 for s in servers}
+    results = build_results(
+        Config(rounds=1),
+        servers,
+        [bench],
+        values,
+        errors,
+        peak,
+        peak,
+        0.0,
+        "",  # type: ignore[arg-type]
+    )
+    row = next(line for line in table(results).splitlines() if line.startswith("not on v3"))
+    assert "error" not in row
