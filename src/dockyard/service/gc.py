@@ -34,15 +34,19 @@ from dockyard.storage.base import BlobStore
 
 log = logging.getLogger("dockyard.gc")
 
-# The first batch of a round; the next ones grow or shrink to hold the content lock about
-# LOCK_BUDGET seconds: a push waits for one batch at most a moment, and a collection with
-# nobody waiting pays for fewer transactions (figures in bench/README.md).
+# A collector holds the content lock for a turn of about LOCK_BUDGET seconds, so a push waits
+# a moment at most: several batches, each decided while the bytes of the one before are
+# removed (the two use different resources: the database's writer, the file system). The
+# first batch of a round holds BATCH digests; the next ones grow or shrink so that a step of
+# the pipeline takes about STEP_BUDGET, and a collection with nobody waiting pays for fewer
+# transactions (figures in bench/README.md).
 BATCH = 100
 MIN_BATCH = 10
 # Bounded also for PostgreSQL: a longer deciding transaction conflicts with more concurrent
 # deletions, whose serialization retries may then run out (bench/README.md).
 MAX_BATCH = 500
 LOCK_BUDGET = 0.1
+STEP_BUDGET = LOCK_BUDGET / 3
 # How often a collector whose grace delay is shorter than its interval looks for rows queued
 # since its last review (by any process).
 POLL_SECONDS = 0.05
@@ -62,13 +66,23 @@ SERVING_REST = 1.0
 TURN_SECONDS = 2 * POLL_MAX
 
 
-def next_batch(size: int, held: float) -> int:
-    """The size of the batch after one of `size` digests that held the lock `held` seconds:
-    scaled to the budget, at most doubled at a time."""
+def next_batch(size: int, held: float, budget: float = LOCK_BUDGET) -> int:
+    """The size of the batch after one of `size` digests that took `held` seconds: scaled to
+    the budget, at most doubled at a time."""
     if held <= 0:
         return min(MAX_BATCH, size * 2)
-    scaled = int(size * LOCK_BUDGET / held)
+    scaled = int(size * budget / held)
     return max(MIN_BATCH, min(MAX_BATCH, size * 2, scaled))
+
+
+@dataclass(slots=True)
+class _Position:
+    """Where a pass over the queue stands: the last digest reviewed, the next batch's size, and
+    the digests whose bytes are gone but whose rows are still queued."""
+
+    after: str = ""
+    size: int = BATCH
+    gone: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -263,53 +277,83 @@ class GarbageCollector:
             self.reviewed_until = max(self.reviewed_until, cutoff)
 
     async def _batches(self, report: GcReport, cutoff: float, paced: bool) -> None:
-        after = ""
-        size = BATCH
-        # Collected digests whose bytes are gone: they leave the queue in the next batch's
-        # transaction (or after the last one). A stop or crash in between leaves their rows,
-        # which the next review finds with neither record nor bytes.
-        gone: list[str] = []
+        at = _Position()
         try:
             while not self._stopping:
                 mark = self.activity.mark() if self.activity is not None else 0
                 self._quiet.clear()
                 try:
                     async with self.lock.sweeping():
-                        started = time.monotonic()
-                        # Picked under the lock: a collector of another worker (or `dockyard
-                        # gc`) that held it meanwhile took its rows off the queue, so the two
-                        # never review the same digests.
-                        due, collected = await self.meta.collect_next(
-                            cutoff, size, after, self.keep, gone
-                        )
-                        gone = []
-                        if not due:
-                            break
-                        after = due[-1]
-                        # Still under the lock: a push of the same content waits until the old
-                        # bytes are gone, then publishes its own.
-                        digests = [d for d, _ in collected.blobs]
-                        removed = await self.blob_store.remove_many(digests)
-                        for digest, blob_size in collected.blobs:
-                            if digest in removed:
-                                self._removed(report, digest, blob_size, removed[digest])
-                        gone = digests
-                        held = time.monotonic() - started
+                        held, reviewed, more = await self._turn(report, cutoff, at)
                 finally:
                     self._quiet.set()
-                report.links += collected.links
-                log.debug(
-                    "gc batch: %d reviewed, %d reclaimed, %.3f s held",
-                    len(due),
-                    len(collected.blobs),
-                    held,
-                )
-                size = next_batch(len(due), held)
+                log.debug("gc turn: %d reviewed, %.3f s held", reviewed, held)
+                if not more:
+                    break
                 if paced:
                     await self._rest(held, mark)
         finally:
-            if gone:
-                await self.meta.reviewed(gone, cutoff)
+            if at.gone:
+                await self.meta.reviewed(at.gone, cutoff)
+
+    async def _turn(
+        self, report: GcReport, cutoff: float, at: _Position
+    ) -> tuple[float, int, bool]:
+        """Batches under one hold of the content lock, for about LOCK_BUDGET: each batch's
+        records are decided (and committed) while the bytes of the batch before are removed.
+        Records always go before their bytes, and every removal has finished when this
+        returns: the lock is never let go while bytes of dropped records remain, so a push of
+        the same content publishes only after the old bytes are gone.
+
+        Returns how long the lock was held, how many digests were reviewed, and whether the
+        queue may hold more."""
+        started = time.monotonic()
+        removing: asyncio.Task[dict[str, int]] | None = None
+        removing_blobs: list[tuple[str, int | None]] = []
+        reviewed = 0
+        more = True
+        try:
+            while True:
+                step = time.monotonic()
+                # Picked under the lock: a collector that held it meanwhile (another worker's
+                # at its turn, or `dockyard gc`) took its rows off the queue, so the two never
+                # review the same digests.
+                due, collected = await self.meta.collect_next(
+                    cutoff, at.size, at.after, self.keep, at.gone
+                )
+                at.gone = []
+                if removing is not None:
+                    done, removing = removing, None
+                    at.gone = self._count_removed(report, removing_blobs, await done)
+                if not due:
+                    more = False
+                    break
+                at.after = due[-1]
+                reviewed += len(due)
+                report.links += collected.links
+                removing_blobs = collected.blobs
+                # Awaited in this turn, at the next step or on the way out (`finally`).
+                removing = asyncio.create_task(  # noqa: RUF006 - held in `removing`
+                    self.blob_store.remove_many([d for d, _ in removing_blobs])
+                )
+                now = time.monotonic()
+                at.size = next_batch(len(due), now - step, STEP_BUDGET)
+                # Another step would take about as long as this one did.
+                if self._stopping or (now - started) + (now - step) > LOCK_BUDGET:
+                    break
+        finally:
+            if removing is not None:
+                at.gone += self._count_removed(report, removing_blobs, await removing)
+        return time.monotonic() - started, reviewed, more
+
+    def _count_removed(
+        self, report: GcReport, blobs: list[tuple[str, int | None]], removed: dict[str, int]
+    ) -> list[str]:
+        """Counts what a removal removed; the digests of `blobs`, whose bytes are now gone."""
+        for digest, blob_size in blobs:
+            if digest in removed:
+                self._removed(report, digest, blob_size, removed[digest])
+        return [digest for digest, _ in blobs]
 
     async def _rest(self, held: float, mark: int) -> None:
         """After a paced batch: make room for the requests this process serves, if it served
