@@ -25,3 +25,12 @@ def test_batches_stay_within_their_bounds() -> None:
     for _ in range(20):
         size = next_batch(size, LOCK_BUDGET * 100)
     assert size == MIN_BATCH
+
+
+def test_with_replicas_batches_stay_smaller() -> None:
+    from dockyard.service.gc import MAX_SHARED_BATCH
+
+    size = BATCH
+    for _ in range(20):
+        size = next_batch(size, LOCK_BUDGET / 100, largest=MAX_SHARED_BATCH)
+    assert size == MAX_SHARED_BATCH < MAX_BATCH
