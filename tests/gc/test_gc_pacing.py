@@ -54,7 +54,10 @@ async def paced_round(settings: Settings, busy: bool) -> tuple[int, int, int]:
         return report.strays, registry.gc.rests, registry.gc.unrested
 
 
-def test_a_collector_whose_worker_serves_nothing_does_not_rest(tmp_path: Path) -> None:
+def test_a_collector_whose_worker_serves_nothing_does_not_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gc_module, "LOCK_BUDGET", 0.001)  # a turn of one batch each
     settings = Settings(data_dir=tmp_path / "data", gc_grace_seconds=0)
     collected, rests, unrested = asyncio.run(paced_round(settings, busy=False))
     assert collected == BLOBS
@@ -62,7 +65,10 @@ def test_a_collector_whose_worker_serves_nothing_does_not_rest(tmp_path: Path) -
     assert unrested >= 2
 
 
-def test_a_collector_whose_worker_serves_rests_after_every_batch(tmp_path: Path) -> None:
+def test_a_collector_whose_worker_serves_rests_after_every_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gc_module, "LOCK_BUDGET", 0.001)  # a turn of one batch each
     settings = Settings(data_dir=tmp_path / "data", gc_grace_seconds=0)
     collected, rests, unrested = asyncio.run(paced_round(settings, busy=True))
     assert collected == BLOBS
@@ -154,9 +160,12 @@ def test_at_grace_zero_the_review_starts_a_moment_after_the_last_change(
     assert 0.1 - 1e-6 <= waited <= 0.15  # (times of 1.8e9 s carry about 2e-7 s of rounding)
 
 
-def test_an_unrested_collector_leaves_no_gap_when_nobody_waits(tmp_path: Path) -> None:
+def test_an_unrested_collector_leaves_no_gap_when_nobody_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Between batches it lets go of the content lock for TURN_SECONDS only for a waiter:
     with none, the gaps were a fifth of an online reclaim's time."""
+    monkeypatch.setattr(gc_module, "LOCK_BUDGET", 0.001)  # a turn of one batch each
     settings = Settings(data_dir=tmp_path / "data", gc_grace_seconds=0)
 
     async def run() -> tuple[int, int]:
@@ -171,7 +180,10 @@ def test_an_unrested_collector_leaves_no_gap_when_nobody_waits(tmp_path: Path) -
     assert turns == 0
 
 
-def test_a_waiting_push_gets_its_turn_between_unrested_batches(tmp_path: Path) -> None:
+def test_a_waiting_push_gets_its_turn_between_unrested_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gc_module, "LOCK_BUDGET", 0.001)  # a turn of one batch each
     settings = Settings(data_dir=tmp_path / "data", gc_grace_seconds=0)
 
     async def run() -> tuple[int, int]:
