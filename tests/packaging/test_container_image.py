@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.images import read_layout_ref, write_oci_image
+from tests.support.images import write_oci_image
 from tests.support.peers import ContainersEnv, require
 from tests.support.server import RunningRegistry, free_port, register_secret, wait_for_http
 
@@ -77,13 +77,10 @@ def build_wheel(source: Path, wheels: Path, out: Path) -> Path:
     shutil.copytree(ROOT / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, tree / name)
+    offline = ["--no-deps", "--no-index", "--quiet", "--disable-pip-version-check"]
+    command = [sys.executable, "-m", "pip", "wheel", *offline, "--find-links", str(wheels)]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "--quiet"]
-        + ["--disable-pip-version-check", "--find-links", str(wheels)]
-        + ["--wheel-dir", str(out), str(tree)],
-        check=True,
-        capture_output=True,
-        timeout=600,
+        [*command, "--wheel-dir", str(out), str(tree)], check=True, capture_output=True, timeout=600
     )
     (built,) = out.glob("dockyard-*.whl")
     return built
@@ -137,17 +134,26 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: RunningRegistry) -
             str(context),
             timeout=1200,
         )
-        layout = work / "image"
-        env.buildah("push", "--quiet", BUILT, f"oci:{layout}:0.1.0", timeout=600)
+        # A docker-archive keeps the docker format's config as built, HEALTHCHECK included
+        # (an OCI layout would convert it to OCI's config, which has no field for it).
+        archive = work / "dockyard.tar"
+        env.buildah("push", "--quiet", BUILT, f"docker-archive:{archive}:{BUILT}", timeout=600)
+        built_id = env.podman("image", "inspect", "--format", "{{.Id}}", BUILT).stdout.strip()
         seconds = time.monotonic() - started
     finally:
         env.cleanup()
     ref = f"{registry.host}/{REPOSITORY}:0.1.0"
-    lines = dockyard("push", f"oci:{layout}:0.1.0", ref, "--json", home=work).stdout.splitlines()
-    pushed = json.loads(lines[-1])  # the summary, after one line per blob
-    manifest = read_layout_ref(layout, "0.1.0")
-    assert pushed["digest"].startswith("sha256:")
-    yield Built(manifest["config"]["digest"], pushed["digest"], ref, seconds)
+    lines = dockyard("push", f"docker-archive:{archive}", ref, "--json", home=work).stdout
+    pushed = json.loads(lines.splitlines()[-1])  # the summary, after one line per blob
+    manifest = httpx.get(
+        f"{registry.url}/v2/{REPOSITORY}/manifests/0.1.0",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        timeout=30,
+    )
+    assert manifest.headers["docker-content-digest"] == pushed["digest"]
+    config_digest = manifest.json()["config"]["digest"]
+    assert config_digest == "sha256:" + built_id.removeprefix("sha256:")
+    yield Built(config_digest, pushed["digest"], ref, seconds)
 
 
 @dataclass
@@ -263,7 +269,9 @@ def test_skopeo_pushes_into_the_container_and_reads_back_across_a_restart(
     image = write_oci_image(tmp_path / "src", "v1", seed="into-the-container", layers=2)
     dest = f"docker://{container.host}/admin/hello:v1"
     creds = f"admin:{PASSWORD}"
-    env.skopeo("copy", "--dest-creds", creds, f"oci:{tmp_path / 'src'}:v1", dest)
+    env.skopeo(
+        "copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{tmp_path / 'src'}:v1", dest
+    )
     raw = env.inspect_raw(dest, "--creds", creds)
     assert raw == image.manifest_bytes
     # Stopped with SIGTERM and started again: the image is still there, from the volume.
@@ -271,7 +279,14 @@ def test_skopeo_pushes_into_the_container_and_reads_back_across_a_restart(
     env.podman("start", container.name, timeout=120)
     wait_for_http(container.url + "/healthz", timeout=120)
     (tmp_path / "back").mkdir()
-    env.skopeo("copy", "--src-creds", creds, dest, f"oci:{tmp_path / 'back' / 'out'}:v1")
+    env.skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        creds,
+        dest,
+        f"oci:{tmp_path / 'back' / 'out'}:v1",
+    )
     back = env.skopeo("inspect", "--raw", f"oci:{tmp_path / 'back' / 'out'}:v1", text=False)
     assert back.stdout == image.manifest_bytes
     anonymous = httpx.get(f"{container.url}/v2/admin/hello/manifests/v1", timeout=10)
