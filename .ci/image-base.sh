@@ -83,6 +83,8 @@ if [[ ! -f "$CACHE/base/index.json" ]]; then
         --os linux --architecture "$(dpkg --print-architecture)"
     umoci gc --layout "$WORK/base"
     mv "$WORK/base" "$CACHE/base"
+    rm -rf "$WORK"
+    trap - EXIT
     echo "image-base.sh: base ready in $((SECONDS - started)) s: $CACHE/base:$SUITE"
 else
     echo "image-base.sh: base already in $CACHE/base"
