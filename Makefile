@@ -10,7 +10,7 @@ ARGS ?=
 # start once; `ARGS="-n 0"` runs the suite in this process alone.
 TEST_WORKERS ?= 3
 
-.PHONY: serve test test-fast lint bench peers clean
+.PHONY: serve test test-fast lint bench peers image-base image clean
 
 serve: $(VENV)/.installed
 	$(BIN)/dockyard serve $(ARGS)
@@ -18,7 +18,7 @@ serve: $(VENV)/.installed
 # The tests start hundreds of interpreters (servers, their workers, commands): with bytecode
 # written once instead of compiled by each, every start is about 0.1 s shorter.
 test: export PYTHONDONTWRITEBYTECODE :=
-test: peers lint
+test: peers image-base lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 # The tests marked `unit` (tests/conftest.py gives the markers): no server, no peer program.
@@ -37,6 +37,17 @@ bench: peers $(VENV)/.installed
 peers:
 	bash .ci/install-peers.sh
 
+# What tests/packaging builds the Containerfile from, without Docker Hub: a Debian base made with
+# debootstrap (minutes, once) and the dependencies' wheels, in .ci/cache/image (root).
+image-base: $(VENV)/.installed
+	PYTHON=$(BIN)/python bash .ci/image-base.sh
+
+# The image from this checkout: the wheels in dist/, then buildah (BASE=... to change the base).
+BASE ?= docker.io/library/python:3.11-slim-bookworm
+image: $(VENV)/.installed
+	$(BIN)/python -m pip wheel --quiet --wheel-dir dist . pip
+	buildah build --format docker --build-arg BASE=$(BASE) -t localhost/dockyard:0.1.0 .
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -44,4 +55,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

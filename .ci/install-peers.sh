@@ -19,9 +19,12 @@ PACKAGES=(
     # what podman/buildah need with --no-install-recommends: an OCI runtime, conmon, the
     # containers config files (policy.json, registries.conf), subuid/subgid tools, an init for
     # `--init`, and a network stack (netavark + aardvark-dns, CNI plugins as fallback).
-    crun conmon uidmap catatonit slirp4netns netavark aardvark-dns containernetworking-plugins
+    # runc: `podman run` here (crun 1.8 refuses this machine's hybrid cgroup layout)
+    runc crun conmon uidmap catatonit slirp4netns netavark aardvark-dns containernetworking-plugins
     golang-github-containers-common golang-github-containers-image
     ca-certificates
+    # the Debian base the image test builds the Containerfile on (.ci/image-base.sh)
+    debootstrap
     # the web pages' browser tests (tests/web): Playwright drives this Chromium, never its own
     chromium fonts-dejavu-core
 )
@@ -85,6 +88,8 @@ check redis-server redis-server --version
 check hey bash -c 'hey 2>&1 | grep -q "^Usage: hey" && echo "hey (usage printed)"'
 check crun crun --version
 check conmon conmon --version
+check runc runc --version
+check debootstrap bash -c 'debootstrap --version'
 # Debian's wrapper script warns on stderr about the machine's memory before the version.
 check chromium bash -c 'chromium --version 2>/dev/null'
 check axe-core bash -c "grep -o '\"version\": *\"[^\"]*\"' '$AXE_DIR/node_modules/axe-core/package.json'"

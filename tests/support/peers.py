@@ -147,6 +147,13 @@ class ContainersEnv:
     root: Path
     env: dict[str, str] = field(default_factory=dict)
     insecure_registries: list[str] = field(default_factory=list)
+    # "overlay" where the kernel allows it: a build's many layers are not copied whole each.
+    driver: str = "vfs"
+    # What `podman run` needs in this sandbox (tests/packaging): runc, since crun 1.8 refuses
+    # the hybrid cgroup layout, and limits no higher than the machine's hard ones, since the
+    # runtime lacks CAP_SYS_RESOURCE to raise them (podman's default nofile is 1048576).
+    runtime: str | None = None
+    ulimits: Sequence[str] = ()
 
     @property
     def auth_file(self) -> Path:
@@ -175,7 +182,7 @@ class ContainersEnv:
         storage_conf = self.root / "storage.conf"
         storage_conf.write_text(
             "[storage]\n"
-            'driver = "vfs"\n'
+            f'driver = "{self.driver}"\n'
             f'runroot = "{self.root / "runroot"}"\n'
             f'graphroot = "{self.root / "graph"}"\n'
         )
@@ -187,8 +194,10 @@ class ContainersEnv:
             f'events_logfile_path = "{self.root / "events.log"}"\n'
             f'tmp_dir = "{self.root / "libpod-tmp"}"\n'
             'lock_type = "file"\n'
-            "[containers]\n"
+            + (f'runtime = "{self.runtime}"\n' if self.runtime else "")
+            + "[containers]\n"
             'log_driver = "k8s-file"\n'
+            + (f"default_ulimits = {json.dumps(list(self.ulimits))}\n" if self.ulimits else "")
         )
         self.policy_file.write_text(json.dumps(INSECURE_POLICY))
         # containers/image looks for a per-user policy.json in $HOME before /etc/containers.
@@ -273,7 +282,22 @@ class ContainersEnv:
         buildah = find_binary("buildah")
         if buildah and (self.root / "graph").exists():
             run([buildah, "rm", "--all"], env=self.env, check=False, timeout=120)
+        # overlay storage keeps its folder and image mounts mounted: undo them, deepest first.
+        for point in sorted(mounts_under(self.root), key=len, reverse=True):
+            run(["umount", "--lazy", point], check=False, timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def mounts_under(root: Path) -> list[str]:
+    """Mount points at or below `root`, from this process's mount table."""
+    prefix = str(root.resolve())
+    found = []
+    with open("/proc/self/mountinfo") as table:
+        for line in table:
+            point = line.split()[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return found
 
 
 @contextmanager
