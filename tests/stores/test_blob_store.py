@@ -406,3 +406,100 @@ def test_an_upload_can_be_followed_while_it_grows_where_the_store_says_so(blob_s
         os.close(committed)
     finally:
         os.close(following)
+
+
+class _HashAfterWrite:
+    """A sha256 that takes each piece only once the upload's file holds it: it can go on only
+    if the bytes are written by another thread while it hashes (one thread doing both, hash
+    then write, would wait here for a write that never comes, and give up)."""
+
+    def __init__(self, path: str, offset: int) -> None:
+        import threading
+
+        self.path = path
+        self.end = offset
+        self.inner = hashlib.sha256()
+        self.gave_up = False
+        self.busy = threading.Lock()
+
+    def update(self, data: bytes, /) -> None:
+        with self.busy:
+            self.end += len(data)
+            deadline = time.monotonic() + 30
+            while not self.gave_up and os.stat(self.path).st_size < self.end:
+                if time.monotonic() > deadline:
+                    self.gave_up = True
+                    break
+                time.sleep(0.001)
+            self.inner.update(data)
+
+
+def test_filesystem_hashes_a_batch_while_another_thread_writes_it(tmp_path, run) -> None:
+    """Hashing and writing a received batch run side by side in two worker threads, so a
+    large push goes at the pace of the slower of the two rather than of both added up."""
+    from dockyard.storage import filesystem
+
+    store = filesystem.FilesystemBlobStore(tmp_path / "blobs")
+    data = os.urandom(4 * filesystem.WRITE_BATCH + 99)
+    upload = uuid.uuid4().hex
+    run(store.create_upload(upload))
+    first = 1000
+    assert run(store.write_upload(upload, 0, chunks(data[:first]))) == first
+    digester = _HashAfterWrite(store._upload_file(upload), first)
+    pieces = [data[i : i + 200_000] for i in range(first, len(data), 200_000)]
+    assert run(store.write_upload(upload, first, chunks(*pieces), digester)) == len(data)
+    assert not digester.gave_up, "the bytes were hashed before any thread wrote them"
+    assert digester.inner.hexdigest() == hashlib.sha256(data[first:]).hexdigest()
+    assert run(collect(store.read_upload(upload))) == data
+
+
+def test_filesystem_lets_the_hash_land_before_undoing_a_failed_write(
+    tmp_path, run, monkeypatch
+) -> None:
+    """A write that fails (a full disk) while its batch is still being hashed: the error is
+    answered only once the hashing thread is done with the batch, and the upload is back at
+    the chunk's start, as if the chunk never came."""
+    import errno
+    import threading
+
+    from dockyard.storage import filesystem
+    from dockyard.storage.base import StorageFullError
+
+    store = filesystem.FilesystemBlobStore(tmp_path / "blobs")
+    upload = uuid.uuid4().hex
+    run(store.create_upload(upload))
+    assert run(store.write_upload(upload, 0, chunks(b"k" * 10))) == 10
+    real_write = filesystem._write_batch
+    writes = 0
+    failed = threading.Event()
+
+    def second_write_fails(fd: int, position: int, pieces: list[bytes], back: bool) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == 2:
+            failed.set()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(fd, position, pieces, back)
+
+    monkeypatch.setattr(filesystem, "_write_batch", second_write_fails)
+
+    class SlowAfterFailure:
+        def __init__(self) -> None:
+            self.hashing = False
+            self.hashed = 0
+
+        def update(self, data: bytes, /) -> None:
+            self.hashing = True
+            if self.hashed:  # the second batch: still hashing after its write failed
+                assert failed.wait(30)
+                time.sleep(0.05)
+            self.hashed += len(data)
+            self.hashing = False
+
+    digester = SlowAfterFailure()
+    batch = b"x" * filesystem.WRITE_BATCH
+    with pytest.raises(StorageFullError):
+        run(store.write_upload(upload, 10, chunks(batch, batch, batch), digester))
+    assert not digester.hashing, "the error was answered while the batch was being hashed"
+    assert digester.hashed == 2 * len(batch), "nothing was hashed after the failure"
+    assert run(store.upload_size(upload)) == 10

@@ -77,17 +77,13 @@ _SYNC_FILE_RANGE_WRITE = 2
 _start_writeback = _sync_file_range()
 
 
-def _absorb(
-    fd: int, position: int, pieces: list[bytes], digester: Digester | None, write_back: bool = False
-) -> None:
-    """Hash and write one batch (in a worker thread: both release the GIL). `write_back`
-    starts the disk writing it at once, without waiting: the fsync before the blob is
-    acknowledged then finds little left to do, instead of the whole blob (a large push
+def _write_batch(fd: int, position: int, pieces: list[bytes], write_back: bool = False) -> None:
+    """Write one batch at `position` (in a worker thread: pwrite releases the GIL).
+    `write_back` starts the disk writing it at once, without waiting: the fsync before the
+    blob is acknowledged then finds little left to do, instead of the whole blob (a large push
     otherwise spends much of its time in that last fsync; bench/README.md)."""
     start = position
     for piece in pieces:
-        if digester is not None:
-            digester.update(piece)
         view = memoryview(piece)
         while view:
             written = os.pwrite(fd, view, position)
@@ -95,6 +91,13 @@ def _absorb(
             view = view[written:]
     if write_back and _start_writeback is not None:
         _start_writeback(fd, start, position - start)
+
+
+def _hash_batch(digester: Digester, pieces: list[bytes]) -> None:
+    """Feed one batch to the running hash (in a worker thread: hashlib releases the GIL on
+    pieces this large)."""
+    for piece in pieces:
+        digester.update(piece)
 
 
 def _open_or_none(path: str | Path) -> int | None:
@@ -368,7 +371,18 @@ class FilesystemBlobStore:
         except FileNotFoundError as exc:
             raise KeyError(upload_id) from exc
         loop = asyncio.get_running_loop()
-        in_flight: asyncio.Future[None] | None = None
+        # The batch being written and hashed, each in its own worker thread: the two overlap
+        # with each other and with receiving the next batch, so no single thread has to do
+        # both (hashing and writing one after the other held a large push to that thread's
+        # pace; bench/README.md).
+        in_flight: tuple[asyncio.Future[None], ...] = ()
+
+        def absorb(batch: list[bytes], at: int) -> tuple[asyncio.Future[None], ...]:
+            writing = loop.run_in_executor(None, _write_batch, fd, at, batch, self.fsync)
+            if digester is None:
+                return (writing,)
+            return writing, loop.run_in_executor(None, _hash_batch, digester, batch)
+
         try:
             # Cut back only what is there beyond `offset` (a chunk that failed): ext4 flushes a
             # file on close after it was truncated, even to the length it already had.
@@ -383,30 +397,27 @@ class FilesystemBlobStore:
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= WRITE_BATCH:
-                    if in_flight is not None:
-                        await in_flight
-                    in_flight = loop.run_in_executor(
-                        None, _absorb, fd, position, batch, digester, self.fsync
-                    )
+                    for job in in_flight:
+                        await job
+                    in_flight = absorb(batch, position)
                     position += batched
                     batch, batched = [], 0
-            if in_flight is not None:
-                await in_flight
-                in_flight = None
             if batch:
-                in_flight = loop.run_in_executor(
-                    None, _absorb, fd, position, batch, digester, self.fsync
-                )
-                await in_flight
-                in_flight = None
+                for job in in_flight:
+                    await job
+                in_flight = absorb(batch, position)
                 position += batched
+            for job in in_flight:
+                await job
+            in_flight = ()
             return position
         except BaseException as exc:
-            if in_flight is not None:
-                # Let the batch in flight land before undoing it, so nothing is written after
-                # the truncation below.
+            # Let every job in flight land before undoing the batch (a failed write may leave
+            # its hash still running, and the reverse), so nothing is written or hashed after
+            # the truncation below.
+            for job in in_flight:
                 with contextlib.suppress(BaseException):
-                    await asyncio.shield(in_flight)
+                    await asyncio.shield(job)
             # A failed or interrupted chunk counts for nothing: the upload stays at `offset`.
             os.ftruncate(fd, offset)
             if isinstance(exc, OSError) and _full(exc):
