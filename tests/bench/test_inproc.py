@@ -1,5 +1,6 @@
-"""`python -m bench.inproc` in its tiniest form: each kind of request answered 200 through the
-whole application and a finite CPU figure for each (never asserted against a target)."""
+"""`python -m bench.inproc` in its tiniest form: each kind of request answered 200 (a push's
+201 or 202) through the whole application and a finite CPU figure for each (never asserted
+against a target)."""
 
 from __future__ import annotations
 
@@ -25,5 +26,13 @@ def test_inproc_reports_a_figure_for_each_kind_of_request() -> None:
     )
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(figures) == {"manifest_get", "manifest_head", "blob_head"}
+    assert set(figures) == {
+        "manifest_get",
+        "manifest_head",
+        "blob_head",
+        "blob_post",
+        "blob_put",
+        "manifest_put",
+        "small_image",
+    }
     assert all(math.isfinite(v) and v > 0 for v in figures.values()), figures

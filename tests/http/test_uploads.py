@@ -234,3 +234,29 @@ def test_chunks_on_fresh_connections_and_no_trailing_slash(registry) -> None:
     with httpx.Client(base_url=registry.url) as c:
         assert c.put(location, params={"digest": sha256(data)}).status_code == 201
         assert c.get(f"/v2/{repo}/blobs/{sha256(data)}").content == data
+
+
+def test_a_small_put_is_checked_before_anything_is_kept(client: httpx.Client) -> None:
+    """A whole small blob in the closing PUT: a wrong digest is refused and ends the upload,
+    another repository's upload is unknown, the same blob twice is one blob, and a body just
+    over the in-memory bound (64 KiB) is streamed as before."""
+    repo = unique_repo()
+    data = os.urandom(4096)
+    location = start(client, repo)
+    claimed = sha256(b"not these bytes")
+    bad = client.put(location, params={"digest": claimed}, content=data)
+    assert bad.status_code == 400 and error_code(bad) == "DIGEST_INVALID"
+    assert client.head(f"/v2/{repo}/blobs/{claimed}").status_code == 404
+    assert client.head(f"/v2/{repo}/blobs/{sha256(data)}").status_code == 404
+    assert client.get(location).status_code == 404, "the refused upload is gone"
+    other = start(client, unique_repo()).replace("/v2/test/", "/v2/elsewhere/")
+    stolen = client.put(other, params={"digest": sha256(data)}, content=data)
+    assert stolen.status_code == 404 and error_code(stolen) == "BLOB_UPLOAD_UNKNOWN"
+    for _ in range(2):
+        done = client.put(start(client, repo), params={"digest": sha256(data)}, content=data)
+        assert done.status_code == 201
+    assert client.get(f"/v2/{repo}/blobs/{sha256(data)}").content == data
+    large = os.urandom(64 * 1024 + 1)
+    done = client.put(start(client, repo), params={"digest": sha256(large)}, content=large)
+    assert done.status_code == 201
+    assert client.get(f"/v2/{repo}/blobs/{sha256(large)}").content == large

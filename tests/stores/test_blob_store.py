@@ -503,3 +503,33 @@ def test_filesystem_lets_the_hash_land_before_undoing_a_failed_write(
     assert not digester.hashing, "the error was answered while the batch was being hashed"
     assert digester.hashed == 2 * len(batch), "nothing was hashed after the failure"
     assert run(store.upload_size(upload)) == 10
+def test_a_whole_small_upload_commits_in_one_step(blob_store, run) -> None:
+    """`commit_upload_bytes`: the bytes given become the blob, the upload is consumed, a blob
+    already there is left as it is, and a gone upload is a KeyError."""
+    data = b"a small config" * 10
+    upload = uuid.uuid4().hex
+    run(blob_store.create_upload(upload))
+    run(blob_store.commit_upload_bytes(upload, digest_of(data), data))
+    assert run(blob_store.get(digest_of(data))) == data
+    assert run(blob_store.upload_size(upload)) is None, "the upload is consumed"
+    again = uuid.uuid4().hex
+    run(blob_store.create_upload(again))
+    run(blob_store.commit_upload_bytes(again, digest_of(data), data))
+    assert run(blob_store.get(digest_of(data))) == data
+    assert run(blob_store.upload_size(again)) is None
+    with pytest.raises(KeyError):
+        run(blob_store.commit_upload_bytes(upload, digest_of(b"other"), b"other"))
+    assert run(blob_store.stat(digest_of(b"other"))) is None
+
+
+def test_filesystem_small_upload_drops_what_a_dead_writer_left(tmp_path, run) -> None:
+    """Bytes past the end from a writer that died mid-chunk never reach the blob."""
+    from dockyard.storage.filesystem import FilesystemBlobStore
+
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    upload = uuid.uuid4().hex
+    run(store.create_upload(upload))
+    run(store.write_upload(upload, 0, chunks(b"x" * 1000)))  # never accepted by its record
+    data = b"short"
+    run(store.commit_upload_bytes(upload, digest_of(data), data))
+    assert run(store.get(digest_of(data))) == data

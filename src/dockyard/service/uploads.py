@@ -39,6 +39,12 @@ _MAX_TRACKED_HASHES = 256
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
+# A last chunk this small, on an upload that holds nothing yet, is taken whole into memory and
+# checked there, then written, synced and published by the store in one step (one hop to a
+# worker thread, one open of the upload file) instead of streamed, then committed: a small
+# image's config and layers are sent that way (POST, then PUT with the body and `?digest=`).
+SMALL_BODY = 64 * 1024
+
 # The smallest part an S3 multipart upload takes (but its last): chunks at least this large
 # let the store assemble a blob from them without copying bytes again.
 S3_PART_MINIMUM = 5 * 1024 * 1024
@@ -73,6 +79,28 @@ def _with_piece(pieces: str | None, piece: str | None) -> str | None:
     if piece is None:
         return pieces
     return f"{pieces} {piece}" if pieces else piece
+
+
+async def _whole_if_small(
+    chunks: AsyncIterator[bytes], limit: int
+) -> tuple[bytes | None, AsyncIterator[bytes]]:
+    """(the whole body, ...) when it ends within `limit` bytes; otherwise (None, a stream of
+    the same bytes, those read so far first)."""
+    taken: list[bytes] = []
+    total = 0
+    async for chunk in chunks:
+        taken.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return None, _chained(taken, chunks)
+    return b"".join(taken), _chained([], chunks)
+
+
+async def _chained(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in first:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
 
 
 def _unknown(upload_id: str) -> RegistryError:
@@ -270,6 +298,11 @@ class UploadService:
         async with self._held(repository, upload_id):
             record = await self._get(repository, upload_id)
             pieces = tuple(record.pieces.split()) if record.pieces else ()
+            if chunks is not None and record.size == 0 and content_range is None:
+                whole, chunks = await _whole_if_small(chunks, SMALL_BODY)
+                if whole is not None:
+                    await self._finish_small(repository, upload_id, digest, whole)
+                    return str(digest)
             if chunks is not None:
                 self._refuse_short_chunk(record)
                 size, hasher, piece = await self._take(record, chunks, content_range)
@@ -292,6 +325,20 @@ class UploadService:
                 raise _unknown(upload_id) from exc
         return str(digest)
 
+    async def _finish_small(
+        self, repository: str, upload_id: str, digest: Digest, data: bytes
+    ) -> None:
+        """The whole blob in `data`, checked before anything is written: a refused one
+        leaves nothing behind, as a refused chunk does."""
+        self._hashes.pop(upload_id)
+        if hashlib.new(digest.algorithm, data).hexdigest() != digest.hex:
+            await self._drop(upload_id)
+            raise RegistryError(ErrorCode.DIGEST_INVALID, detail={"digest": str(digest)})
+        try:
+            await self._commit(repository, upload_id, str(digest), len(data), (), data)
+        except KeyError as exc:  # completed or dropped by a request on another replica
+            raise _unknown(upload_id) from exc
+
     async def _hash_upload(
         self, upload_id: str, pieces: tuple[str, ...], size: int, algorithm: str
     ) -> str:
@@ -301,8 +348,16 @@ class UploadService:
         return hasher.hexdigest()
 
     async def _commit(
-        self, repository: str, upload_id: str, digest: str, size: int, pieces: tuple[str, ...]
+        self,
+        repository: str,
+        upload_id: str,
+        digest: str,
+        size: int,
+        pieces: tuple[str, ...],
+        data: bytes | None = None,
     ) -> None:
+        """Publish the upload's bytes (or `data`, the whole blob, written as it is published)
+        and link them to the repository."""
         try:
             # Looked at before the bytes are published, so a refused blob leaves none behind;
             # `complete_upload` checks again in its transaction, which is what holds.
@@ -311,7 +366,10 @@ class UploadService:
             await self._drop(upload_id)
             raise quota_refusal(exc) from None
         async with self.lock.publishing():
-            await self.blobs.commit_upload(upload_id, digest, pieces, size)
+            if data is None:
+                await self.blobs.commit_upload(upload_id, digest, pieces, size)
+            else:
+                await self.blobs.commit_upload_bytes(upload_id, digest, data)
             try:
                 await self.meta.complete_upload(upload_id, repository, digest, size)
             except QuotaExceeded as exc:

@@ -137,5 +137,10 @@ class BlobStore(Protocol):
         """Make the upload's bytes durable and visible under `digest`, atomically: exactly
         the named pieces up to `size` when given. KeyError when the upload is gone."""
 
+    async def commit_upload_bytes(self, upload_id: str, digest: str, data: bytes) -> None:
+        """`data` is the whole upload, already checked against `digest`: make it durable and
+        visible under `digest` as `write_upload` then `commit_upload` would, in one step.
+        KeyError when the upload is gone."""
+
     async def abort_upload(self, upload_id: str) -> None:
         """Drop an upload's data; absent is not an error."""

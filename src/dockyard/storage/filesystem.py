@@ -484,6 +484,39 @@ class FilesystemBlobStore:
                 raise StorageFullError(str(exc)) from exc
             raise
 
+    async def commit_upload_bytes(self, upload_id: str, digest: str, data: bytes) -> None:
+        """Written into the upload's own file, synced and renamed into place in one hop to a
+        worker thread; when the blob is already here, nothing is written at all."""
+        path = self._upload_file(upload_id)
+        target = self._blob_file(digest)
+
+        def commit() -> None:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                if not os.path.exists(target):
+                    _absorb(fd, 0, [data], None)
+                    # A writer that died mid-chunk may have left bytes past the end.
+                    if os.fstat(fd).st_size != len(data):
+                        os.ftruncate(fd, len(data))
+                    if self.fsync:
+                        os.fsync(fd)
+            finally:
+                os.close(fd)
+            if os.path.exists(target):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                return
+            self._publish(path, target)
+
+        try:
+            await asyncio.to_thread(commit)
+        except FileNotFoundError as exc:
+            raise KeyError(upload_id) from exc
+        except OSError as exc:
+            if _full(exc):
+                raise StorageFullError(str(exc)) from exc
+            raise
+
     async def abort_upload(self, upload_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._upload_file(upload_id))

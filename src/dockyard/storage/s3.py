@@ -377,6 +377,12 @@ class S3BlobStore:
             raise
         await self.abort_upload(upload_id)
 
+    async def commit_upload_bytes(self, upload_id: str, digest: str, data: bytes) -> None:
+        if not await self._exists(upload_id):
+            raise KeyError(upload_id)
+        await self.put(digest, data)
+        await self.abort_upload(upload_id)
+
     async def _publish(
         self,
         upload_id: str,
