@@ -259,7 +259,7 @@ class Settings(Record):
     fsync: bool = field(True, description="fsync blobs before acknowledging them")
     log_requests: bool = field(True, description="log one line per request")
     audit_retention_days: float = field(
-        90, gt=0, description="audit log records older than this many days are removed"
+        90.0, gt=0, description="audit log records older than this many days are removed"
     )
     log_format: Literal["text", "json"] = field(
         "text",

@@ -14,6 +14,7 @@ value.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -171,10 +172,11 @@ def _checked(
 ) -> Any:
     if value is None:
         return None
+    # In pydantic's order, which shows when a value fails two (NaN).
     for bound, words in (
+        ("le", "less than or equal to"),
         ("ge", "greater than or equal to"),
         ("gt", "greater than"),
-        ("le", "less than or equal to"),
     ):
         limit = rules.get(bound)
         if limit is not None and not _within(bound, value, limit):
@@ -263,10 +265,23 @@ def _to_str(raw: Any) -> str:
     raise _Refused("Input should be a valid string")
 
 
+def _as_text(raw: Any, refusal: str) -> Any:
+    """Bytes read as text, as a number or a boolean written in them (YAML's !!binary)."""
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            return bytes(raw).decode()
+        except UnicodeDecodeError:
+            raise _Refused(refusal) from None
+    return raw
+
+
 def _to_int(raw: Any) -> int:
+    raw = _as_text(raw, "Input should be a valid integer, unable to parse string as an integer")
     if isinstance(raw, int):
         return int(raw)
     if isinstance(raw, float):
+        if not math.isfinite(raw):
+            raise _Refused("Input should be a finite number")
         if raw.is_integer():
             return int(raw)
         raise _Refused("Input should be a valid integer, got a number with a fractional part")
@@ -279,6 +294,7 @@ def _to_int(raw: Any) -> int:
 
 
 def _to_float(raw: Any) -> float:
+    raw = _as_text(raw, "Input should be a valid number, unable to parse string as a number")
     if isinstance(raw, (int, float)):
         return float(raw)
     if isinstance(raw, str):
@@ -292,6 +308,7 @@ def _to_float(raw: Any) -> float:
 
 
 def _to_bool(raw: Any) -> bool:
+    raw = _as_text(raw, "Input should be a valid boolean, unable to interpret input")
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, (int, str)):
@@ -301,8 +318,8 @@ def _to_bool(raw: Any) -> bool:
         if word in _FALSE:
             return False
         raise _Refused("Input should be a valid boolean, unable to interpret input")
-    if isinstance(raw, float) and raw in (0.0, 1.0):
-        return raw == 1.0
+    if isinstance(raw, float) and raw.is_integer():
+        return _to_bool(int(raw))
     raise _Refused("Input should be a valid boolean")
 
 
