@@ -105,3 +105,33 @@ def test_anything_else_is_left_to_typer(args: list[str]) -> None:
         assert {k: _plain(v) for k, v in ours.items()} == _typer_reads(args)
     if _typer_reads(args) is None:
         assert ours is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen", "nohost"], "invalid configuration: listen: Value error, expected HOST:PORT"),
+        (["--mirror", "docker.io"], "--mirror names one of the --proxy upstreams"),
+        (
+            ["--workers", "65"],
+            "invalid configuration: workers: Input should be less than or equal to 64",
+        ),
+    ],
+)
+def test_a_refused_plain_command_line_exits_as_the_typer_command_did(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Read without Typer, refused by the settings: one line and status 2, no traceback."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(tmp_path / "d"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert read(["--data-dir", "d", *args]) is not None
+    assert result.returncode == 2
+    assert result.stderr == f"dockyard: {message}\n"
+    assert not (tmp_path / "d").exists()
