@@ -17,7 +17,16 @@ import httpx
 
 from tests.support.server import RunningRegistry, free_port
 
-NOT_LOADED = ("pydantic", "pydantic_core", "typer", "click", "sqlalchemy.orm", "alembic", "yaml")
+NOT_LOADED = (
+    "pydantic",
+    "pydantic_core",
+    "typer",
+    "click",
+    "sqlalchemy.orm",
+    "alembic",
+    "yaml",
+    "encodings.idna",
+)
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|( *)(\S+)$", re.MULTILINE)
 
 
