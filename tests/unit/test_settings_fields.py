@@ -86,7 +86,7 @@ def _outcome(make: Any, values: dict[str, Any]) -> tuple[str, Any]:
     return "made", repr(made.model_dump(mode="json"))
 
 
-@pytest.mark.parametrize("name", list(Settings.model_fields))
+@pytest.mark.parametrize("name", list(Settings.model_fields), ids="setting-{}".format)
 def test_every_setting_accepts_and_refuses_as_pydantic_did(name: str) -> None:
     for value in AWKWARD:
         ours = _outcome(Settings, {name: value})
@@ -94,7 +94,7 @@ def test_every_setting_accepts_and_refuses_as_pydantic_did(name: str) -> None:
         assert ours == theirs, (name, value)
 
 
-@pytest.mark.parametrize("name", list(Upstream.model_fields))
+@pytest.mark.parametrize("name", list(Upstream.model_fields), ids="upstream-{}".format)
 def test_every_upstream_field_accepts_and_refuses_as_pydantic_did(name: str) -> None:
     base = {"name": "docker.io", "url": "https://registry-1.docker.io"}
     for value in AWKWARD:
