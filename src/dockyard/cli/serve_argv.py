@@ -128,6 +128,9 @@ def _converted(option: Option, raw: str) -> Any:
     # A value that looks like an option, or none at all, is for Typer to judge.
     if not raw or (raw.startswith("-") and option.kind not in ("int", "float")):
         raise _LeaveIt
+    # Python reads digits of every script as numbers; whether Typer does is Typer's to say.
+    if option.kind in ("int", "float") and not raw.isascii():
+        raise _LeaveIt
     try:
         if option.kind == "int":
             number = int(raw)
