@@ -5,6 +5,7 @@ Unknown keys and bad values are rejected before the server starts (`dockyard con
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import json
@@ -12,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from dockyard.core.fields import InvalidFields, Record, field, list_fields
 
 if TYPE_CHECKING:
     import yaml
@@ -24,48 +25,98 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says which key and why."""
 
 
-class Upstream(BaseModel):
+def _check_name(value: str) -> str:
+    from dockyard.core.names import is_valid_name
+
+    if "/" in value or not is_valid_name(value):
+        raise ValueError("an upstream name is one lower-case path component, e.g. docker.io")
+    return value
+
+
+def _check_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise ValueError("expected http(s)://HOST[:PORT]")
+    if "@" in parts.netloc:
+        # Not quoted back: the part before @ may be a password.
+        raise ValueError(
+            "expected http(s)://HOST[:PORT]; credentials go in username and password, "
+            "which are never shown"
+        )
+    return value.rstrip("/")
+
+
+def _check_proxies_unique(value: list[Upstream]) -> list[Upstream]:
+    names = [u.name for u in value]
+    if len(set(names)) != len(names):
+        raise ValueError("upstream names must be unique")
+    if sum(u.mirror for u in value) > 1:
+        raise ValueError("only one upstream can be the mirror")
+    return value
+
+
+def _check_public_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    # Quoted into the WWW-Authenticate challenge: nothing that could end the quoted
+    # string or the header.
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+        or any(c in value for c in '"\\, ')
+        or not value.isprintable()
+    ):
+        raise ValueError("expected http(s)://HOST[:PORT][/PATH]")
+    return value.rstrip("/")
+
+
+def _check_proxies(value: list[str]) -> list[str]:
+    for entry in value:
+        ipaddress.ip_network(entry, strict=False)
+    return value
+
+
+def _check_listen(value: str) -> str:
+    host, port = split_listen(value)
+    if not 0 < port < 65536:
+        raise ValueError("port must be between 1 and 65535")
+    if not host:
+        raise ValueError("host missing")
+    return value
+
+
+def _check_metrics_listen(value: str | None) -> str | None:
+    return None if value is None else _check_listen(value)
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Upstream(Record):
     """A registry cached through this one: pull `NAME/REPO` here to get `REPO` from `url`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(
-        description="the prefix and the `ns` host it answers, e.g. docker.io or ghcr.io"
+    name: str = field(
+        description="the prefix and the `ns` host it answers, e.g. docker.io or ghcr.io",
+        check=_check_name,
     )
-    url: str = Field(description="the upstream registry, e.g. https://registry-1.docker.io")
+    url: str = field(
+        description="the upstream registry, e.g. https://registry-1.docker.io", check=_check_url
+    )
     username: str | None = None
     password: str | None = None
-    ttl_seconds: int = Field(300, ge=0, description="serve a tag from cache this long unchecked")
-    mirror: bool = Field(False, description="also serve un-prefixed names (registry-mirrors)")
-    anonymous: bool = Field(
+    ttl_seconds: int = field(300, ge=0, description="serve a tag from cache this long unchecked")
+    mirror: bool = field(False, description="also serve un-prefixed names (registry-mirrors)")
+    anonymous: bool = field(
         False, description="with accounts on, let anonymous clients pull through the cache"
     )
-    timeout_seconds: float = Field(30.0, gt=0, description="per upstream request")
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        from dockyard.core.names import is_valid_name
-
-        if "/" in value or not is_valid_name(value):
-            raise ValueError("an upstream name is one lower-case path component, e.g. docker.io")
-        return value
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-            raise ValueError("expected http(s)://HOST[:PORT]")
-        if "@" in parts.netloc:
-            # Not quoted back: the part before @ may be a password.
-            raise ValueError(
-                "expected http(s)://HOST[:PORT]; credentials go in username and password, "
-                "which are never shown"
-            )
-        return value.rstrip("/")
+    timeout_seconds: float = field(30.0, gt=0, description="per upstream request")
 
 
 def parse_upstream_flag(text: str) -> dict[str, Any]:
@@ -78,90 +129,92 @@ def parse_upstream_flag(text: str) -> dict[str, Any]:
     return {"name": name.strip(), "url": url.strip()}
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
+class Settings(Record):
+    """Every setting of a registry, checked and converted as the sources are merged."""
 
-    listen: str = Field("127.0.0.1:5000", description="HOST:PORT to listen on")
-    data_dir: Path = Field(Path("dockyard-data"), description="folder for blobs and metadata")
-    storage: str | None = Field(
+    listen: str = field("127.0.0.1:5000", description="HOST:PORT to listen on", check=_check_listen)
+    data_dir: Path = field(Path("dockyard-data"), description="folder for blobs and metadata")
+    storage: str | None = field(
         None,
         description="s3://BUCKET[/PREFIX] to keep blobs in S3-compatible storage; "
         "default: the data folder",
     )
-    s3_endpoint: str | None = Field(None, description="S3 endpoint URL (MinIO, SeaweedFS, …)")
-    s3_region: str = Field("us-east-1", description="S3 region")
-    s3_path_style: bool = Field(False, description="path-style S3 addressing")
-    s3_access_key: str | None = Field(None, description="default: AWS_ACCESS_KEY_ID")
-    s3_secret_key: str | None = Field(None, description="default: AWS_SECRET_ACCESS_KEY")
-    s3_redirect_seconds: int = Field(
+    s3_endpoint: str | None = field(None, description="S3 endpoint URL (MinIO, SeaweedFS, …)")
+    s3_region: str = field("us-east-1", description="S3 region")
+    s3_path_style: bool = field(False, description="path-style S3 addressing")
+    s3_access_key: str | None = field(None, description="default: AWS_ACCESS_KEY_ID")
+    s3_secret_key: str | None = field(None, description="default: AWS_SECRET_ACCESS_KEY")
+    s3_redirect_seconds: int = field(
         600,
         ge=0,
         description="blob GETs answer 307 to a URL presigned for this long; "
         "0 = stream through the registry",
     )
-    redis_url: str | None = Field(
+    redis_url: str | None = field(
         None,
         description="redis://HOST:PORT/DB shared by replicas for rate limits and "
         "throttling (required with several replicas; one node keeps them in its data folder)",
     )
-    metadata: str | None = Field(
+    metadata: str | None = field(
         None,
         description="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for shared metadata; "
         "default: SQLite in the data folder",
     )
-    public_url: str | None = Field(
+    public_url: str | None = field(
         None,
         description="http(s)://HOST[:PORT][/PATH] clients reach this registry at (behind "
         "a proxy or a name); the token realm is built from it. Default: the listen address",
+        check=_check_public_url,
     )
-    tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS")
-    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
-    workers: int = Field(0, ge=0, le=64, description="server processes; 0 = one per core")
-    read_only: bool = Field(False, description="serve pulls only; writes answer UNSUPPORTED")
-    insecure_no_auth: bool = Field(
+    tls_cert: Path | None = field(None, description="PEM certificate (chain): serve HTTPS")
+    tls_key: Path | None = field(None, description="PEM private key of tls_cert")
+    workers: int = field(0, ge=0, le=64, description="server processes; 0 = one per core")
+    read_only: bool = field(False, description="serve pulls only; writes answer UNSUPPORTED")
+    insecure_no_auth: bool = field(
         False, description="allow serving writes without authentication on a non-loopback address"
     )
-    upload_ttl_seconds: int = Field(
+    upload_ttl_seconds: int = field(
         24 * 3600, ge=1, description="abandoned uploads older than this are removed"
     )
-    upload_purge_interval_seconds: int = Field(
+    upload_purge_interval_seconds: int = field(
         600, ge=1, description="how often abandoned uploads are looked for"
     )
-    gc: bool = Field(
+    gc: bool = field(
         True, description="collect garbage while serving (unreferenced blobs, expired uploads)"
     )
-    gc_grace_seconds: int = Field(
+    gc_grace_seconds: int = field(
         3600,
         ge=0,
         description="how long content nothing references is kept before it is collected "
         "(a push uploads layers before its manifest); 0 collects at once",
     )
-    gc_interval_seconds: float = Field(
+    gc_interval_seconds: float = field(
         60.0, gt=0, le=86400, description="how often the collector runs while serving"
     )
-    gc_untagged_manifests: bool = Field(
+    gc_untagged_manifests: bool = field(
         False,
         description="also collect manifests no tag, index or subject keeps (default: keep "
         "them, as Docker Hub and GHCR do)",
     )
-    chunk_min_length: int | None = Field(
+    chunk_min_length: int | None = field(
         None,
         ge=0,
         description="bytes every chunk of an upload but the last must hold, sent as "
         "OCI-Chunk-Min-Length and enforced (416); default: S3 advertises its 5 MiB part "
         "size without enforcing it, the filesystem nothing; 0 = neither",
     )
-    body_timeout_seconds: float = Field(
+    body_timeout_seconds: float = field(
         60.0, gt=0, description="a client sending no body bytes for this long is cut off"
     )
-    header_timeout_seconds: float = Field(
+    header_timeout_seconds: float = field(
         10.0,
         gt=0,
         le=3600,
         description="a client that has not sent a request's headers this "
         "long after connecting (or after the previous answer) is cut off",
     )
-    shutdown_timeout_seconds: int = Field(
+    shutdown_timeout_seconds: int = field(
         30,
         ge=1,
         le=3600,
@@ -169,98 +222,101 @@ class Settings(BaseModel):
         "ones and lets requests in progress finish for up to this long before it stops their "
         "workers; keep systemd's TimeoutStopSec above it",
     )
-    max_requests_per_client: int = Field(
+    max_requests_per_client: int = field(
         64,
         ge=0,
         description="requests one client address (an IPv6 client's /64) may have in "
         "progress at once, per worker; more answer 429 TOOMANYREQUESTS. 0 = unlimited",
     )
     # -- events and webhooks -----------------------------------------------------------------
-    event_pulls: bool = Field(
+    event_pulls: bool = field(
         False, description="also send an event for every manifest pulled (GET) to webhooks"
     )
-    event_pulls_window_seconds: float = Field(
+    event_pulls_window_seconds: float = field(
         1.0,
         gt=0,
         le=60,
         description="pulls are counted this long per puller and manifest, then written as one "
         "event each with its count (a crash loses the last window; a graceful stop does not)",
     )
-    webhook_allow_loopback: bool = Field(
+    webhook_allow_loopback: bool = field(
         False,
         description="let webhooks point at loopback and link-local addresses (127/8, ::1, "
         "169.254/16, fe80::/10); refused by default, at creation and at every delivery",
     )
-    webhook_timeout_seconds: float = Field(
+    webhook_timeout_seconds: float = field(
         10.0, gt=0, le=300, description="a webhook's answer is awaited this long"
     )
-    webhook_retry_seconds: float = Field(
+    webhook_retry_seconds: float = field(
         2.0,
         gt=0,
         description="the first retry of a failed delivery waits about this long, each "
         "further one twice as long (with jitter), up to webhook_max_retry_seconds",
     )
-    webhook_max_retry_seconds: float = Field(
+    webhook_max_retry_seconds: float = field(
         600.0, gt=0, description="the longest wait between two attempts of a delivery"
     )
-    fsync: bool = Field(True, description="fsync blobs before acknowledging them")
-    log_requests: bool = Field(True, description="log one line per request")
-    audit_retention_days: float = Field(
-        90, gt=0, description="audit log records older than this many days are removed"
+    fsync: bool = field(True, description="fsync blobs before acknowledging them")
+    log_requests: bool = field(True, description="log one line per request")
+    audit_retention_days: float = field(
+        90.0, gt=0, description="audit log records older than this many days are removed"
     )
-    log_format: Literal["text", "json"] = Field(
+    log_format: Literal["text", "json"] = field(
         "text",
         description="text (for people) or json (one object per line, with the request id)",
     )
-    ui: bool = Field(True, description="serve the web pages at / (the API is unchanged)")
-    metrics: bool = Field(
+    ui: bool = field(True, description="serve the web pages at / (the API is unchanged)")
+    metrics: bool = field(
         True, description="keep Prometheus metrics, served at /metrics to administrators"
     )
-    metrics_listen: str | None = Field(
+    metrics_listen: str | None = field(
         None,
         description="HOST:PORT of a second listener serving /metrics without authentication "
         "(bind it to loopback or a private network)",
+        check=_check_metrics_listen,
     )
 
     # -- accounts and tokens ---------------------------------------------------------------
-    auth: bool = Field(
+    auth: bool = field(
         False, description="require accounts and tokens (implied on a non-loopback address)"
     )
-    default_visibility: Literal["public", "private"] = Field(
+    default_visibility: Literal["public", "private"] = field(
         "private", description="visibility of new repositories unless their namespace says"
     )
-    token_service: str = Field("dockyard", description="the service name tokens are issued for")
-    token_realm: str | None = Field(
+    token_service: str = field("dockyard", description="the service name tokens are issued for")
+    token_realm: str | None = field(
         None,
         description="URL of the token endpoint announced to clients; default: /token under "
         "public_url, else under the listen address",
+        check=_check_public_url,
     )
-    token_ttl_seconds: int = Field(300, ge=30, le=86400, description="access token lifetime")
-    refresh_token_ttl_seconds: int = Field(
+    token_ttl_seconds: int = field(300, ge=30, le=86400, description="access token lifetime")
+    refresh_token_ttl_seconds: int = field(
         30 * 86400, ge=60, description="refresh (offline) token lifetime"
     )
-    anonymous_pull_limit: int = Field(
+    anonymous_pull_limit: int = field(
         100,
         ge=0,
         description="manifest pulls per window per anonymous address (an IPv6 "
         "client's /64); 0 = unlimited",
     )
-    authenticated_pull_limit: int = Field(
+    authenticated_pull_limit: int = field(
         200, ge=0, description="manifest pulls per window per account; 0 = unlimited"
     )
-    pull_limit_window_seconds: int = Field(21600, ge=1, description="rate-limit window")
-    trusted_proxies: list[str] = Field(
+    pull_limit_window_seconds: int = field(21600, ge=1, description="rate-limit window")
+    trusted_proxies: list[str] = field(
         default_factory=list,
         description="addresses or networks whose X-Forwarded-For is believed",
+        check=_check_proxies,
     )
-    login_failure_limit: int = Field(
+    login_failure_limit: int = field(
         10,
         ge=0,
         description="failed password logins per window per account and address (ten times as "
         "many per account from all addresses); 0 = off",
     )
-    login_failure_window_seconds: int = Field(300, ge=1, description="failed-login window")
-    password_min_length: int = Field(
+    login_failure_window_seconds: int = field(300, ge=1, description="failed-login window")
+    password_min_length: int = field(
         8,
         ge=1,
         le=1024,
@@ -269,71 +325,18 @@ class Settings(BaseModel):
     )
 
     # -- pull-through cache ------------------------------------------------------------------
-    proxies: list[Upstream] = Field(
-        default_factory=list, description="registries cached through this one"
+    proxies: list[Upstream] = field(
+        default_factory=list,
+        description="registries cached through this one",
+        check=_check_proxies_unique,
     )
 
-    cache_max_bytes: int | None = Field(
+    cache_max_bytes: int | None = field(
         None,
         ge=0,
         description="size limit of the pull-through cache; least recently used "
         "images are evicted past it",
     )
-
-    @field_validator("proxies")
-    @classmethod
-    def _check_proxies_unique(cls, value: list[Upstream]) -> list[Upstream]:
-        names = [u.name for u in value]
-        if len(set(names)) != len(names):
-            raise ValueError("upstream names must be unique")
-        if sum(u.mirror for u in value) > 1:
-            raise ValueError("only one upstream can be the mirror")
-        return value
-
-    @field_validator("public_url", "token_realm")
-    @classmethod
-    def _check_public_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(value)
-        # Quoted into the WWW-Authenticate challenge: nothing that could end the quoted
-        # string or the header.
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
-            or parts.query
-            or parts.fragment
-            or parts.username
-            or parts.password
-            or any(c in value for c in '"\\, ')
-            or not value.isprintable()
-        ):
-            raise ValueError("expected http(s)://HOST[:PORT][/PATH]")
-        return value.rstrip("/")
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _check_proxies(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            ipaddress.ip_network(entry, strict=False)
-        return value
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        host, port = split_listen(value)
-        if not 0 < port < 65536:
-            raise ValueError("port must be between 1 and 65535")
-        if not host:
-            raise ValueError("host missing")
-        return value
-
-    @field_validator("metrics_listen")
-    @classmethod
-    def _check_metrics_listen(cls, value: str | None) -> str | None:
-        return None if value is None else cls._check_listen(value)
 
     @property
     def host(self) -> str:
@@ -488,12 +491,13 @@ def split_listen(value: str) -> tuple[str, int]:
 
 def _env_values(environ: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for name, info in Settings.model_fields.items():
+    lists = list_fields(Settings)
+    for name in Settings.model_fields:
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
             # Lists come comma-separated (DOCKYARD_TRUSTED_PROXIES=10.0.0.1,10.0.1.0/24) or as
             # JSON (DOCKYARD_PROXIES='[{"name": "docker.io", "url": "https://…"}]').
-            is_list = getattr(info.annotation, "__origin__", None) is list
+            is_list = name in lists
             if is_list and raw.lstrip().startswith("["):
                 try:
                     values[name] = json.loads(raw)
@@ -548,7 +552,7 @@ def load_settings(
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return Settings(**values)
-    except ValidationError as exc:
+    except InvalidFields as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
             for err in exc.errors()

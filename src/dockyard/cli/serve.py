@@ -306,8 +306,13 @@ def claim_address(host: str, port: int) -> socket.socket:
     either listens: the claim, a name in the abstract socket namespace that only one process
     can hold and that goes away with it, settles which one starts."""
     try:
+        # An ASCII name goes as bytes: given text, the resolver first loads the IDNA codec
+        # (and stringprep) for it, which nothing else in a start needs.
         family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            host.encode() if host.isascii() else host,
+            port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
         )[0]
         claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
