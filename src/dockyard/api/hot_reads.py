@@ -48,6 +48,11 @@ class HotReads:
         # there wins over ours (a method-only match does not, as in Starlette's router).
         self.before_manifests = _reads(routes[:manifests])
         self.before_blobs = _reads(routes[:blobs])
+        # Only plain routes, each with its methods, come first: their patterns alone decide.
+        self.exact = all(
+            isinstance(route, Route) and route.methods is not None
+            for route in (self.manifests, self.blobs, *self.before_manifests, *self.before_blobs)
+        )
         handlers: Handlers = dict(EXCEPTION_HANDLERS)
         # Starlette gives the handler of Exception to its outermost layer, which answers with
         # it and raises the error again; the others answer in place.
@@ -90,6 +95,22 @@ class HotReads:
             route, before = self.blobs, self.before_blobs
         else:
             return None
+        if self.exact and not scope.get("root_path"):
+            # Starlette's own test, without its copies: the route's pattern on the path, its
+            # methods, then its converters on what matched.
+            matched = route.path_regex.match(path)
+            if matched is None or (route.methods is not None and method not in route.methods):
+                return None
+            for earlier in before:
+                if earlier.path_regex.match(path) and method in earlier.methods:
+                    return None
+            params = matched.groupdict()
+            convertors = route.param_convertors
+            for key, value in params.items():
+                params[key] = convertors[key].convert(value)
+            scope["endpoint"] = route.endpoint
+            scope["path_params"] = params
+            return route
         match, child = route.matches(scope)
         if match is not Match.FULL:
             return None
