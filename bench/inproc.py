@@ -16,6 +16,7 @@ import cProfile
 import hashlib
 import json
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -119,14 +120,17 @@ async def _push(caller: Caller) -> str:
     return _digest(layer)
 
 
-async def measure(data_dir: Path, requests: int, profile: bool) -> dict[str, float]:
-    """CPU microseconds per request of each kind (after a warm-up of a tenth as many)."""
+async def measure(
+    data_dir: Path, requests: int, profile: bool, hot_reads: bool = True
+) -> dict[str, float]:
+    """CPU microseconds per request of each kind (after a warm-up of a tenth as many);
+    `hot_reads=False` sends every request through Starlette (`dockyard.api.hot_reads`)."""
     from dockyard.api.app import create_app
     from dockyard.assembly import build_registry
     from dockyard.config import Settings
 
     settings = Settings(data_dir=data_dir)
-    app = create_app(settings, build_registry(settings, migrate=True))
+    app = create_app(settings, build_registry(settings, migrate=True), hot_reads=hot_reads)
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     outbox: asyncio.Queue[Message] = asyncio.Queue()
     lifespan = asyncio.create_task(
@@ -219,14 +223,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=20_000, help="requests of each kind")
     parser.add_argument("--profile", action="store_true", help="cProfile each kind (slower)")
     parser.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also through Starlette's route (no hot reads), alternating, --rounds times",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="dockyard-inproc-") as folder:
-        results = asyncio.run(measure(Path(folder) / "data", args.requests, args.profile))
+    if not args.compare:
+        with tempfile.TemporaryDirectory(prefix="dockyard-inproc-") as folder:
+            results = asyncio.run(measure(Path(folder) / "data", args.requests, args.profile))
+        if args.json:
+            print(json.dumps(results))
+        else:
+            for kind, micros in results.items():
+                print(f"{kind:14} {micros:7.1f} µs of CPU per request")
+        return 0
+    # Alternating the two, each in a folder of its own: the machine's load falls on both.
+    rounds: dict[str, list[dict[str, float]]] = {"hot": [], "starlette": []}
+    for _ in range(args.rounds):
+        for name, hot in (("hot", True), ("starlette", False)):
+            with tempfile.TemporaryDirectory(prefix="dockyard-inproc-") as folder:
+                figures = asyncio.run(measure(Path(folder) / "data", args.requests, False, hot))
+            rounds[name].append(figures)
+    medians = {
+        name: {kind: statistics.median(r[kind] for r in runs) for kind in runs[0]}
+        for name, runs in rounds.items()
+    }
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps(medians))
     else:
-        for kind, micros in results.items():
-            print(f"{kind:14} {micros:7.1f} µs of CPU per request")
+        print(f"{'µs of CPU per request':22} {'hot reads':>10} {'Starlette':>10}")
+        for kind in medians["hot"]:
+            print(f"{kind:22} {medians['hot'][kind]:10.1f} {medians['starlette'][kind]:10.1f}")
     return 0
 
 

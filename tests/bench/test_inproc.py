@@ -36,3 +36,24 @@ def test_inproc_reports_a_figure_for_each_kind_of_request() -> None:
         "small_image",
     }
     assert all(math.isfinite(v) and v > 0 for v in figures.values()), figures
+
+
+COMPARE = [sys.executable, "-m", "bench.inproc", "--requests", "30", "--compare", "--rounds", "1"]
+
+
+def test_inproc_compares_the_hot_reads_with_starlettes_route() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    done = subprocess.run(
+        [*COMPARE, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(figures) == {"hot", "starlette"}
+    for kinds in figures.values():
+        assert set(kinds) == {"manifest_get", "manifest_head", "blob_head"}
+        assert all(math.isfinite(v) and v > 0 for v in kinds.values()), figures

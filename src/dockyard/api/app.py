@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from dockyard.api.activity import CountsRequests
 from dockyard.api.client_limit import PerClientLimit
 from dockyard.api.errors import EXCEPTION_HANDLERS
+from dockyard.api.hot_reads import HotReads
 from dockyard.api.middleware import RegistryHeaders
 from dockyard.api.routes import health, table
 from dockyard.api.services import Services
@@ -26,7 +27,11 @@ from dockyard.service.registry import Registry
 SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
 
 
-def create_app(settings: Settings, registry: Registry | None = None) -> ASGIApp:
+def create_app(
+    settings: Settings, registry: Registry | None = None, *, hot_reads: bool = True
+) -> ASGIApp:
+    """`hot_reads=False` leaves every request to Starlette (`api.hot_reads`, whose tests compare
+    the two)."""
     services = Services()
     activity = Activity()
     metrics = None
@@ -77,7 +82,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> ASGIApp:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
-    limited = PerClientLimit(app, settings.max_requests_per_client, settings.trusted_proxies)
+    routed: ASGIApp = HotReads(app) if hot_reads else app
+    limited = PerClientLimit(routed, settings.max_requests_per_client, settings.trusted_proxies)
     headed = RegistryHeaders(
         limited,
         services,
@@ -85,14 +91,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> ASGIApp:
         tls=settings.tls_cert is not None,
         trusted_proxies=settings.trusted_proxies,
     )
-    served: ASGIApp = headed
-    if metrics is not None:
-        from dockyard.api.metrics import Metered
-
-        # It sees the status and bytes of every answer, the middleware's own included.
-        served = Metered(headed, metrics)
-    # Outermost: every request counts, whoever answers it.
-    return CountsRequests(served, activity)
+    # Outermost: every request counts, whoever answers it; metrics see the status and bytes
+    # of every answer, the middlewares' own included.
+    return CountsRequests(headed, activity, metrics)
 
 
 def app_from_environment() -> ASGIApp:

@@ -31,6 +31,8 @@ from dockyard.api.routes import (
 from dockyard.core.errors import ErrorCode, RegistryError
 
 NAME = "/v2/{name:path}"
+MANIFESTS = f"{NAME}/manifests/{{reference}}"
+BLOBS = f"{NAME}/blobs/{{digest}}"
 Handler = Callable[[Request], Awaitable[Any]]
 READS = frozenset({"GET", "HEAD"})
 
@@ -69,7 +71,7 @@ def table(is_read_only: bool) -> list[Route]:
     # are nearly every request. No path matches both one of them and a route below.
     return [
         route(
-            f"{NAME}/manifests/{{reference}}",
+            MANIFESTS,
             GET=manifests.get,
             PUT=manifests.put,
             DELETE=manifests.delete,
@@ -84,7 +86,7 @@ def table(is_read_only: bool) -> list[Route]:
             PUT=uploads.finish,
             DELETE=uploads.cancel,
         ),
-        route(f"{NAME}/blobs/{{digest}}", GET=blobs.get, DELETE=blobs.delete),
+        route(BLOBS, GET=blobs.get, DELETE=blobs.delete),
         Route("/v2/", base.version_check, methods=["GET"]),
         Route("/token", token.issue, methods=["GET", "POST"]),
         Route("/api/v1/openapi.json", openapi.document, methods=["GET"]),

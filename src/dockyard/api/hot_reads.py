@@ -1,0 +1,148 @@
+"""The pulls' hot reads answered without Starlette's own layers: `GET|HEAD
+/v2/<name>/manifests/<reference>` and `HEAD /v2/<name>/blobs/<digest>`.
+
+Nearly every request a registry serves is one of these, and Starlette spends on each a quarter
+of the application's time before and after the handler (its two exception layers, the route
+table, the per-route request wrapper). This layer sits between our middlewares and Starlette,
+recognises those requests with the app's own `Route` objects (same patterns, same parameter
+conversion, same precedence: a route listed earlier that would take the path takes it), and
+then does what Starlette would: the same handler on a `Request`, the app's exception handlers
+(`api.errors.EXCEPTION_HANDLERS`) for what it raises, and a bug answered in the spec's shape
+and raised again for the middleware to log. Everything else goes to Starlette unchanged.
+
+Nothing about access, visibility, rate limits, signatures, negotiation or errors is decided
+here: the handlers in `api/routes/` decide it for both ways in, and
+`tests/http/test_hot_reads.py` holds the two ways to byte-identical answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
+
+from dockyard.api.errors import EXCEPTION_HANDLERS
+from dockyard.api.routes import BLOBS, MANIFESTS
+
+Handlers = dict[Any, Any]
+_READS = frozenset({"GET", "HEAD"})
+_STARTED = "Caught handled exception, but response already started."  # Starlette's words
+
+
+class HotReads:
+    """In front of a Starlette app built from `api.routes.table()`."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.router = app.router
+        routes = self.router.routes
+        paths = [route.path if isinstance(route, Route) else None for route in routes]
+        manifests = paths.index(MANIFESTS)
+        blobs = paths.index(BLOBS)
+        self.manifests: Route = routes[manifests]  # type: ignore[assignment]
+        self.blobs: Route = routes[blobs]  # type: ignore[assignment]
+        # The routes Starlette would try first that could take a GET or HEAD: a full match
+        # there wins over ours (a method-only match does not, as in Starlette's router).
+        self.before_manifests = _reads(routes[:manifests])
+        self.before_blobs = _reads(routes[:blobs])
+        # Only plain routes, each with its methods, come first: their patterns alone decide.
+        self.exact = all(
+            isinstance(route, Route) and route.methods is not None
+            for route in (self.manifests, self.blobs, *self.before_manifests, *self.before_blobs)
+        )
+        handlers: Handlers = dict(EXCEPTION_HANDLERS)
+        # Starlette gives the handler of Exception to its outermost layer, which answers with
+        # it and raises the error again; the others answer in place.
+        self.unexpected = handlers.pop(Exception)
+        self.handlers = handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self._route(scope) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        # What Starlette's application and router leave in the scope for the layers around.
+        scope["app"] = self.app
+        scope["router"] = self.router
+        scope["route"] = route
+        request = Request(scope, receive, send)
+        try:
+            response = await scope["endpoint"](request)
+        except Exception as exc:
+            await self._failed(request, exc, send)
+            return
+        try:
+            await response(scope, receive, send)
+        except Exception as exc:
+            # Only sending fails here, once the answer started: Starlette raises it as this.
+            if _handler(self.handlers, exc) is not None:
+                raise RuntimeError(_STARTED) from exc
+            raise
+
+    def _route(self, scope: Scope) -> Route | None:
+        method = scope["method"]
+        if method != "GET" and method != "HEAD":
+            return None
+        path: str = scope["path"]
+        if not path.startswith("/v2/"):
+            return None
+        if "/manifests/" in path:
+            route, before = self.manifests, self.before_manifests
+        elif method == "HEAD" and "/blobs/" in path:
+            route, before = self.blobs, self.before_blobs
+        else:
+            return None
+        if self.exact and not scope.get("root_path"):
+            # Starlette's own test, without its copies: the route's pattern on the path, its
+            # methods, then its converters on what matched.
+            matched = route.path_regex.match(path)
+            if matched is None or (route.methods is not None and method not in route.methods):
+                return None
+            for earlier in before:
+                if earlier.path_regex.match(path) and method in earlier.methods:
+                    return None
+            params = matched.groupdict()
+            convertors = route.param_convertors
+            for key, value in params.items():
+                params[key] = convertors[key].convert(value)
+            scope["endpoint"] = route.endpoint
+            scope["path_params"] = params
+            return route
+        match, child = route.matches(scope)
+        if match is not Match.FULL:
+            return None
+        for earlier in before:
+            if earlier.matches(scope)[0] is Match.FULL:
+                return None
+        scope.update(child)
+        return route
+
+    async def _failed(self, request: Request, exc: Exception, send: Send) -> None:
+        scope = request.scope
+        handler = _handler(self.handlers, exc)
+        if handler is None:  # a bug: answered in the spec's shape, then raised for the log
+            response = await self.unexpected(request, exc)
+            await response(scope, request.receive, send)
+            raise exc
+        response = await handler(request, exc)
+        await response(scope, request.receive, send)
+        # A shared error instance would otherwise grow a traceback per request (as Starlette).
+        exc.__traceback__ = None
+
+
+def _reads(routes: list[Any]) -> list[Any]:
+    return [
+        route
+        for route in routes
+        if not isinstance(route, Route) or route.methods is None or _READS & route.methods
+    ]
+
+
+def _handler(handlers: Handlers, exc: Exception) -> Any:
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None

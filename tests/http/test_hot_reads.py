@@ -1,0 +1,489 @@
+"""`api.hot_reads` answers manifest GET/HEAD and blob HEAD exactly as Starlette's route would.
+
+Two applications are built in-process from the same settings, each over a data folder of its
+own set up by the same requests: one with the hot reads (as `dockyard serve` runs), one without
+(every request through Starlette). Each request of the matrix goes to both, one after the
+other, and the answers must be identical but for the request id: status, every header, body,
+the access log line, the metrics sample, the count of requests and the pull event noted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.api.app import create_app
+from dockyard.assembly import build_registry, prepare
+from dockyard.auth.gate import ACCESS_VERSION_SECONDS
+from dockyard.config import Settings, Upstream
+from dockyard.core import cosign, keys
+from dockyard.service.metrics import process_metrics
+from tests.support.server import RunningRegistry, free_port
+
+Message = dict[str, Any]
+Headers = list[tuple[bytes, bytes]]
+ADMIN_PASSWORD = "hot-admin-Pa55"
+ALICE = "Basic " + base64.b64encode(b"alice:alice-Pa55word").decode()
+BOB = "Basic " + base64.b64encode(b"bob:bob-Pa55word1").decode()
+ADMIN = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+OCI = "application/vnd.oci.image.manifest.v1+json"
+DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
+ETAG = "(If-None-Match: alice/pub's manifest)"  # a case of the matrix, not an Accept value
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class App:
+    """One application served in-process: started with its lifespan, called request by request."""
+
+    def __init__(self, settings: Settings, hot_reads: bool) -> None:
+        self.settings = settings
+        self.registry = build_registry(settings, migrate=False)
+        self.app = create_app(settings, self.registry, hot_reads=hot_reads)
+        self.pulls: list[tuple[Any, ...]] = []
+        self.activity = None
+
+    async def start(self) -> None:
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.outbox: asyncio.Queue[Message] = asyncio.Queue()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self.lifespan = asyncio.create_task(self.app(scope, self.inbox.get, self.outbox.put))
+        await self.inbox.put({"type": "lifespan.startup"})
+        assert (await self.outbox.get())["type"] == "lifespan.startup.complete"
+        events = self.registry.events
+        pulled = events.pulled
+
+        def noted(key: Any, origin: Callable[[], Any]) -> None:
+            self.pulls.append(key)
+            pulled(key, origin)
+
+        events.pulled = noted  # type: ignore[method-assign]
+        self.activity = self.registry.gc.activity
+
+    async def stop(self) -> None:
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        await self.outbox.get()
+        await self.lifespan
+
+    async def request(
+        self, method: str, target: str, headers: Headers = (), body: bytes = b""
+    ) -> tuple[int, Headers, bytes]:
+        path, _, query = target.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [(b"host", b"127.0.0.1:5000"), *headers],
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 5000),
+            "state": {},
+        }
+        if body:
+            scope["headers"].append((b"content-length", str(len(body)).encode()))
+        chunks = [body]
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {
+                "type": "http.request",
+                "body": chunks.pop() if chunks else b"",
+                "more_body": False,
+            }
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await self.app(scope, receive, send)
+        # Starlette's exception layer leaves its handlers in the scope: the hot reads do not.
+        self.through_starlette = "starlette.exception_handlers" in scope
+        start = sent[0]
+        return (
+            start["status"],
+            list(start["headers"]),
+            b"".join(m.get("body", b"") for m in sent[1:]),
+        )
+
+
+async def push(app: App, repo: str, tag: str, seed: str, auth: str) -> str:
+    """A one-layer image; its manifest digest."""
+    layer = f"layer {seed}".encode()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
+    for blob in (layer, config):
+        status, _, body = await app.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/?digest={sha256(blob)}",
+            [(b"authorization", auth.encode())],
+            blob,
+        )
+        assert status == 201, body
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": sha256(layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    headers = [(b"authorization", auth.encode()), (b"content-type", OCI.encode())]
+    status, _, body = await app.request("PUT", f"/v2/{repo}/manifests/{tag}", headers, manifest)
+    assert status == 201, body
+    return sha256(manifest)
+
+
+async def push_signature(app: App, repo: str, digest: str, private: Any) -> None:
+    """A cosign signature of `digest` by `private`, under the digest's `.sig` tag."""
+    payload = cosign.payload(f"127.0.0.1:5000/{repo}", digest)
+    manifest, config = cosign.signature_manifest(
+        [cosign.layer(payload, keys.sign(private, payload))]
+    )
+    auth = [(b"authorization", ALICE.encode())]
+    for blob in (payload, config):
+        status, _, body = await app.request(
+            "POST", f"/v2/{repo}/blobs/uploads/?digest={sha256(blob)}", auth, blob
+        )
+        assert status == 201, body
+    headers = [*auth, (b"content-type", OCI.encode())]
+    status, _, body = await app.request(
+        "PUT", f"/v2/{repo}/manifests/{cosign.signature_tag(digest)}", headers, manifest
+    )
+    assert status == 201, body
+
+
+async def push_upstream(url: str) -> None:
+    """`lib/img:1.0` on the upstream registry, which the caches pull through."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url) as http:
+        layer, config = b"upstream layer", b'{"architecture":"amd64","os":"linux"}'
+        for blob in (layer, config):
+            done = await http.post(
+                f"/v2/lib/img/blobs/uploads/?digest={sha256(blob)}", content=blob
+            )
+            assert done.status_code == 201, done.text
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": sha256(config),
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": sha256(layer),
+                        "size": len(layer),
+                    }
+                ],
+            }
+        ).encode()
+        put = await http.put(
+            "/v2/lib/img/manifests/1.0", content=manifest, headers={"content-type": OCI}
+        )
+        assert put.status_code == 201, put.text
+
+
+async def json_call(app: App, method: str, path: str, auth: str, document: Any, status: int) -> Any:
+    headers = [(b"authorization", auth.encode()), (b"content-type", b"application/json")]
+    got, _, body = await app.request(method, path, headers, json.dumps(document).encode())
+    assert got == status, (path, got, body)
+    return json.loads(body) if body else None
+
+
+async def set_up(app: App, private: Any) -> dict[str, Any]:
+    """Accounts, repositories, a signature policy, tokens: the same requests on either app.
+    Returns what the matrix needs of this app (its token secrets, the digests)."""
+    for name, password in (("alice", "alice-Pa55word"), ("bob", "bob-Pa55word1")):
+        await json_call(
+            app, "POST", "/api/v1/users", ADMIN, {"name": name, "password": password}, 201
+        )
+    found: dict[str, Any] = {"auth": {"anonymous": None, "alice": ALICE, "bob": BOB}}
+    found["pub"] = await push(app, "alice/pub", "1.0", "pub", ALICE)
+    found["priv"] = await push(app, "alice/priv", "1.0", "priv", ALICE)
+    found["signed"] = await push(app, "alice/signed", "1.0", "signed", ALICE)
+    found["unsigned"] = await push(app, "alice/signed", "2.0", "unsigned", ALICE)
+    await push_signature(app, "alice/signed", found["signed"], private)
+    for repo in ("alice/pub", "alice/signed"):
+        await json_call(
+            app,
+            "PUT",
+            f"/api/v1/repositories/{repo}/visibility",
+            ALICE,
+            {"visibility": "public"},
+            200,
+        )
+    pem = keys.public_key_pem(private).decode()
+    await json_call(
+        app,
+        "PUT",
+        "/api/v1/policies/signed/alice/signed",
+        ADMIN,
+        {"keys": [pem], "mode": "enforce"},
+        200,
+    )
+    made = await json_call(
+        app, "POST", "/api/v1/tokens", ALICE, {"name": "ci", "scope": "read"}, 201
+    )
+    pat = "Basic " + base64.b64encode(f"alice:{made['token']}".encode()).decode()
+    found["auth"]["pat"] = pat
+    for key, basic, scope in (
+        ("bearer-priv", ALICE, "repository:alice/priv:pull"),
+        ("bearer-pub", ALICE, "repository:alice/pub:pull"),
+        ("bearer-pat", pat, "repository:alice/priv:pull,push"),
+        ("bearer-bob", BOB, "repository:alice/priv:pull"),
+        ("bearer-anonymous", None, "repository:alice/pub:pull"),
+    ):
+        headers = [(b"authorization", basic.encode())] if basic else []
+        status, _, body = await app.request(
+            "GET", f"/token?service=dockyard&scope={scope}", headers
+        )
+        assert status == 200, body
+        found["auth"][key] = "Bearer " + json.loads(body)["token"]
+    found["auth"]["garbage"] = "Bearer not.a.token"
+    found["auth"]["wrong-password"] = "Basic " + base64.b64encode(b"alice:wrong-Pa55").decode()
+    return found
+
+
+def matrix(digests: dict[str, str], layer: str) -> list[tuple[str, str, str, list[str]]]:
+    """(method, path, who, Accept values): each request of the comparison."""
+    # With "If-None-Match" too: a GET of a manifest whose ETag it names is answered 304.
+    accepts: list[list[str]] = [
+        [],
+        [OCI],
+        [DOCKER],
+        [f"{DOCKER}, {OCI}"],
+        [DOCKER, OCI],
+        ["*/*"],
+        ["text/html"],
+        [ETAG],
+    ]
+    paths = [
+        "/v2/alice/pub/manifests/1.0",
+        f"/v2/alice/pub/manifests/{digests['pub']}",
+        "/v2/alice/pub/manifests/missing",
+        f"/v2/alice/pub/manifests/sha256:{'0' * 64}",
+        "/v2/alice/pub/manifests/sha256:short",
+        "/v2/alice/priv/manifests/1.0",
+        f"/v2/alice/priv/manifests/{digests['priv']}",
+        "/v2/alice/absent/manifests/1.0",
+        "/v2/carol/other/manifests/1.0",
+        "/v2/Alice/Pub/manifests/1.0",
+        "/v2/alice//pub/manifests/1.0",
+        "/v2//manifests/1.0",
+        "/v2/alice/pub/manifests/bad%20tag",
+        "/v2/alice/signed/manifests/1.0",
+        "/v2/alice/signed/manifests/2.0",
+        f"/v2/alice/signed/manifests/{digests['unsigned']}",
+        "/v2/mirror.test/lib/img/manifests/1.0",
+        "/v2/lib/img/manifests/1.0?ns=mirror.test",
+        "/v2/lib/img/manifests/1.0?ns=elsewhere.test",
+        "/v2/mirror.test/lib/img/manifests/missing",
+        f"/v2/alice/pub/blobs/{layer}",
+        f"/v2/alice/priv/blobs/{layer}",
+        f"/v2/alice/pub/blobs/sha256:{'1' * 64}",
+        "/v2/alice/pub/blobs/sha256:nothex",
+        "/v2/alice/pub/blobs/md5:abc",
+        f"/v2/alice/pub/blobs/{digests['pub']}",
+        f"/v2/Bad/blobs/{layer}",
+        f"/v2/alice/pub/blobs/uploads/{layer}",
+    ]
+    whos = [
+        "anonymous",
+        "alice",
+        "bob",
+        "pat",
+        "bearer-priv",
+        "bearer-pub",
+        "bearer-pat",
+        "bearer-bob",
+        "bearer-anonymous",
+        "garbage",
+        "wrong-password",
+    ]
+    cases = []
+    for path in paths:
+        for who in whos:
+            if who == "wrong-password" and path not in (paths[0], paths[5], paths[20]):
+                continue  # each one pays a password hash: a few suffice
+            for method in ("GET", "HEAD"):
+                for accept in (
+                    accepts if "/manifests/" in path and who in ("anonymous", "alice") else [[OCI]]
+                ):
+                    cases.append((method, path, who, accept))
+    return cases
+
+
+REQUEST_ID = re.compile(r"request_id=\S+")
+DURATION = re.compile(r" \d+\.\dms")
+
+
+def without_id(headers: Headers) -> Headers:
+    """The headers but the request id's value, and Retry-After's, which counts seconds of the
+    clock until the window ends (the two answers may fall either side of a second)."""
+    return [
+        (name, b"-" if name in (b"x-request-id", b"retry-after") else value)
+        for name, value in headers
+    ]
+
+
+def retry_after(headers: Headers) -> int | None:
+    return next((int(value) for name, value in headers if name == b"retry-after"), None)
+
+
+@pytest.mark.parametrize("accounts", [True, False], ids=["accounts", "open"])
+def test_hot_reads_answer_as_starlette_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, accounts: bool
+) -> None:
+    upstream = RunningRegistry(
+        data_dir=tmp_path / "upstream", port=free_port(), log_dir=tmp_path
+    ).start()
+    try:
+        asyncio.run(compare(tmp_path, caplog, upstream.url, accounts))
+    finally:
+        upstream.stop()
+
+
+async def compare(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, upstream: str, accounts: bool
+) -> None:
+    def settings(folder: str) -> Settings:
+        return Settings(
+            data_dir=tmp_path / folder,
+            auth=accounts,
+            anonymous_pull_limit=12,
+            authenticated_pull_limit=40,
+            # A failed login's lockout counts in windows of the clock: the two apps could
+            # fall either side of a window's end.
+            login_failure_limit=0,
+            event_pulls=True,
+            metrics=True,
+            log_requests=True,
+            proxies=[Upstream(name="mirror.test", url=upstream, anonymous=True)],
+        )
+
+    private = keys.generate_private_key()
+    apps: list[App] = []
+    setups = []
+    for folder, hot in (("hot", True), ("plain", False)):
+        await prepare(settings(folder), ADMIN_PASSWORD)
+        app = App(settings(folder), hot)
+        await app.start()
+        apps.append(app)
+    hot, plain = apps
+    try:
+        await push_upstream(upstream)
+        for app in apps:
+            if accounts:
+                setups.append(await set_up(app, private))
+            else:
+                found = {"auth": {"anonymous": None}}
+                for repo in ("alice/pub", "alice/priv", "alice/signed"):
+                    found[repo.split("/")[1]] = await push(app, repo, "1.0", repo, "")
+                found["unsigned"] = found["signed"]
+                setups.append(found)
+        assert setups[0]["pub"] == setups[1]["pub"]
+        # Account changes reach the access checks within ACCESS_VERSION_SECONDS: the second
+        # app's set-up would otherwise be half seen by its first requests, and not the first's.
+        await asyncio.sleep(ACCESS_VERSION_SECONDS * 2)
+        layer = sha256(b"layer pub")
+        samples: dict[int, list[tuple[Any, ...]]] = {0: [], 1: []}
+        metrics = process_metrics()
+        done = metrics.request_done
+        now = [0]
+
+        def recorded(
+            route: str, method: str, status: int, seconds: float, received: int, sent: int
+        ) -> None:
+            samples[now[0]].append((route, method, status, received, sent))
+            done(route, method, status, seconds, received, sent)
+
+        metrics.request_done = recorded  # type: ignore[method-assign]
+        compared = 0
+        for method, path, who, accept in matrix(setups[0], layer):
+            if who not in setups[0]["auth"]:
+                continue
+            answers = []
+            waits: list[int | None] = []
+            for index, app in enumerate(apps):
+                now[0] = index
+                headers = [(b"accept", value.encode()) for value in accept if value != ETAG]
+                if ETAG in accept:
+                    headers.append((b"if-none-match", f'"{setups[index]["pub"]}"'.encode()))
+                auth = setups[index]["auth"][who]
+                if auth:
+                    headers.append((b"authorization", auth.encode()))
+                caplog.clear()
+                started = app.activity.started
+                with caplog.at_level(logging.INFO, logger="dockyard.access"):
+                    status, answer_headers, body = await app.request(method, path, headers)
+                lines = [
+                    DURATION.sub(" -ms", REQUEST_ID.sub("request_id=-", record.getMessage()))
+                    for record in caplog.records
+                    if record.name == "dockyard.access"
+                ]
+                waits.append(retry_after(answer_headers))
+                answers.append(
+                    (
+                        status,
+                        without_id(answer_headers),
+                        body,
+                        lines,
+                        samples[index][-1:],
+                        app.activity.started - started,
+                        app.activity.in_progress,
+                        app.pulls[-1:] if app.pulls else [],
+                        len(app.pulls),
+                    )
+                )
+            assert answers[0] == answers[1], (
+                method,
+                path,
+                who,
+                accept,
+                answers[0][2],
+                answers[1][2],
+            )
+            if waits[0] is not None:
+                assert waits[1] is not None and abs(waits[0] - waits[1]) <= 1, waits
+            hot_route = "/manifests/" in path or (
+                method == "HEAD" and "/blobs/" in path and "/blobs/uploads/" not in path
+            )
+            assert hot.through_starlette is not hot_route, (method, path)
+            assert plain.through_starlette
+            compared += 1
+        statuses = {case for case in samples[0]}
+        seen = {status for _, _, status, _, _ in statuses}
+        # The matrix reached every kind of answer it is meant to compare.
+        assert {200, 304, 404} <= seen and (not accounts or {400, 401, 403, 429} <= seen), seen
+        assert len(hot.pulls) > 0
+    finally:
+        for app in apps:
+            await app.stop()
