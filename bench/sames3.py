@@ -33,6 +33,9 @@ import tempfile
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from bench.cli import build_results, chosen, machine, run_all, table
 from bench.ops import BenchError, Client
@@ -169,9 +172,9 @@ def through_url(server: Server) -> str:
     return str(twin.url)
 
 
-def curl_get(url: str, expected_size: int, follow: bool) -> tuple[float, int]:
-    """GET `url` with curl into /dev/null (following redirects with `follow`): wall seconds and
-    how many redirects were followed."""
+def curl_get(url: str, expected_size: int, follow: bool) -> tuple[float, int, str]:
+    """GET `url` with curl into /dev/null (following redirects with `follow`): wall seconds,
+    how many redirects were followed and the scheme, host and port the bytes came from."""
     started = time.perf_counter()
     result = subprocess.run(
         [
@@ -183,7 +186,7 @@ def curl_get(url: str, expected_size: int, follow: bool) -> tuple[float, int]:
             "-o",
             "/dev/null",
             "-w",
-            "%{http_code} %{size_download} %{num_redirects}",
+            "%{http_code} %{size_download} %{num_redirects} %{url_effective}",
             url,
         ],
         capture_output=True,
@@ -193,12 +196,13 @@ def curl_get(url: str, expected_size: int, follow: bool) -> tuple[float, int]:
     )
     elapsed = time.perf_counter() - started
     out = result.stdout.split()
-    if result.returncode != 0 or len(out) != 3 or out[0] != "200" or int(out[1]) != expected_size:
+    if result.returncode != 0 or len(out) != 4 or out[0] != "200" or int(out[1]) != expected_size:
         raise BenchError(
             f"curl {url}: exit {result.returncode}, {result.stdout!r} "
             f"{result.stderr.strip()!r}; expected 200 and {expected_size} bytes"
         )
-    return elapsed, int(out[2])
+    origin = httpx.URL(out[3])
+    return elapsed, int(out[2]), f"{origin.scheme}://{origin.host}:{origin.port}"
 
 
 class S3Listings(Listings):
@@ -288,9 +292,13 @@ class PullRedirected(Benchmark):
         with Client(server.url) as client:
             client.push_monolithic("bench/pull", blob)
         self.state[server.key]["blob"] = blob
-        _, redirects = curl_get(self._url(server), blob.size, follow=True)
+        _, redirects, origin = curl_get(self._url(server), blob.size, follow=True)
         if (redirects > 0) != self.follow:
             raise BenchError(f"{server.title}: {redirects} redirects on {self._url(server)}")
+        self.state[server.key]["bytes_from"] = origin
+
+    def info(self) -> dict[str, Any]:
+        return {"bytes_from": {key: s.get("bytes_from") for key, s in self.state.items()}}
 
     def _url(self, server: Server) -> str:
         blob = self.state[server.key]["blob"]
@@ -458,8 +466,13 @@ def main(argv: list[str] | None = None) -> int:
             entry = results["benchmarks"].pop(row)
             peaks[row] = {s.key: entry[s.key]["median"] for s in servers}
         results["info"]["peak_memory_mib"] = peaks
+        results["twins"] = {
+            t.key: {"title": t.title, "url": t.url, "pid": t.pid, "command": t.command_line}
+            for t in twins
+        }
         results["storage"] = {
-            "s3": f"SeaweedFS (weed mini) at {s3.endpoint}, a bucket per server and its twin",
+            "s3": "SeaweedFS (weed mini), a bucket per server and its twin",
+            "s3_endpoint": s3.endpoint,
             "metadata": "Dockyard: PostgreSQL (fsync off); Distribution: its S3 objects",
             "fill": "over HTTP on every server (manifest PUTs, blob mounts)",
         }
