@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from bench import ops
 from bench.cli import build_results, chosen, machine, run_all, table
 from bench.ops import BenchError, Client
 from bench.payload import MiB, Pool
@@ -466,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
             entry = results["benchmarks"].pop(row)
             peaks[row] = {s.key: entry[s.key]["median"] for s in servers}
         results["info"]["peak_memory_mib"] = peaks
+        results["info"]["setup_writes_sent_again_after_503"] = {
+            s.key: ops.RETRIED[s.url] for s in servers
+        }
         results["twins"] = {
             t.key: {"title": t.title, "url": t.url, "pid": t.pid, "command": t.command_line}
             for t in twins
@@ -495,6 +499,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{config.pull_mib} MiB pulls; {results['duration_s']:.0f} s in all"
     )
     print(table(results))
+    again = results["info"]["setup_writes_sent_again_after_503"]
+    if any(again.values()):
+        print(
+            "set-up writes answered 503 (Retry-After) and sent again: "
+            + ", ".join(f"{results['servers'][k]['title']} {n}" for k, n in again.items())
+        )
     print(f"\nresults: {args.out}")
     if errors:
         print(f"bench: errors: {json.dumps(errors, indent=2)}", file=log)
