@@ -206,8 +206,15 @@ def curl_get(url: str, expected_size: int, follow: bool) -> tuple[float, int, st
     return elapsed, int(out[2]), f"{origin.scheme}://{origin.host}:{origin.port}"
 
 
+PAGE_SAMPLES = 5  # pages of the tag list timed a listing: the first and from spread `last`s
+
+
 class S3Listings(Listings):
-    """The suite's tag list and catalog, judged by issue 21's S3 target."""
+    """The suite's tag list and catalog, judged by issue 21's S3 target, except that the tag
+    list's page is timed on PAGE_SAMPLES pages (the first, and after `last=` tags spread over
+    the list) instead of a walk of them all: on S3 Distribution v3 reads every tag for each
+    page (3-5 s a page at 10,000 tags on the shared VM), so one walk of 100 pages took longer
+    than the rest of the run."""
 
     metrics = (
         Metric(
@@ -226,7 +233,6 @@ class S3Listings(Listings):
             LISTING_TARGET,
             at_most(0.05),
         ),
-        Metric("tags_list_walk_ms", "tag list, walk of all pages of 100 (ms)", "ms", "lower"),
         Metric(
             "catalog_full_ms", "catalog, full (ms)", "ms", "lower", LISTING_TARGET, at_most(0.05)
         ),
@@ -239,6 +245,55 @@ class S3Listings(Listings):
             at_most(0.05),
         ),
     )
+
+    def _time_pages(self, client: Client, path: str) -> float:
+        """Median milliseconds of one page of `page` tags over the sampled starts; each answer
+        must hold the tags that follow its `last` (Distribution 2.8 ignores `n` and `last`
+        on tag lists and answers them all, which also holds them)."""
+        cfg = self.config
+        names = [f"tag-{i:05d}" for i in range(cfg.tags)]  # as set up, in order
+        starts = sorted({(k * cfg.tags) // PAGE_SAMPLES for k in range(PAGE_SAMPLES)})
+        times = []
+        for start in starts:
+            params = {"n": str(cfg.page)}
+            if start:
+                params["last"] = names[start - 1]
+            began = time.perf_counter()
+            body = _checked(client.http.get(path, params=params)).content
+            times.append(time.perf_counter() - began)
+            found = set(json.loads(body).get("tags") or [])
+            wanted = set(names[start : start + cfg.page])
+            if not wanted <= found:
+                raise BenchError(f"{path} {params}: {len(wanted - found)} tags missing")
+        return statistics.median(times) * 1000
+
+    def run(self, server: Server, round_no: int) -> dict[str, float]:
+        cfg = self.config
+        tags_path = f"/v2/{self.tags_repo}/tags/list"
+        out: dict[str, float] = {}
+        with Client(server.url) as client:
+            client.ping()
+            out["tags_list_full_ms"], _ = self._time_listing(
+                client, tags_path, {}, "tags", cfg.tags
+            )
+            out["tags_list_page_ms"] = statistics.median(
+                self._time_pages(client, tags_path) for _ in range(cfg.list_iterations)
+            )
+            out["catalog_full_ms"], _ = self._time_listing(
+                client, "/v2/_catalog", {"n": str(cfg.repos)}, "repositories", cfg.repos
+            )
+            out["catalog_paged_ms"], pages = self._time_listing(
+                client, "/v2/_catalog", {"n": str(cfg.page)}, "repositories", cfg.repos
+            )
+            self.state[server.key]["catalog_pages"] = pages
+            self.state[server.key]["tag_pages"] = PAGE_SAMPLES
+        return out
+
+
+def _checked(response: httpx.Response) -> httpx.Response:
+    if response.status_code != 200:
+        raise BenchError(f"GET {response.request.url} answered {response.status_code}")
+    return response
 
 
 class S3PushMonolithic(PushMonolithic):
@@ -351,7 +406,7 @@ DEFAULTS = dict(
     tags=10_000,
     repos=1_000,
     page=100,
-    list_iterations=3,
+    list_iterations=1,
     setup_workers=8,
 )
 
