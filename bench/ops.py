@@ -7,7 +7,10 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +45,13 @@ def _check(response: httpx.Response, *expected: int) -> httpx.Response:
     return response
 
 
+# Untimed set-up writes that a server answered 503 with Retry-After ("nothing was changed, try
+# again") and that were sent again, by server URL: a figure to report, never hidden.
+RETRIED: Counter[str] = Counter()
+_RETRIED_LOCK = threading.Lock()
+RETRIES = 10
+
+
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -67,6 +77,19 @@ class Client:
     def _url(self, location: str, **params: str) -> httpx.URL:
         url = httpx.URL(self.base_url).join(location)
         return url.copy_merge_params(params) if params else url
+
+    def _again_on_503(self, send: Callable[[], httpx.Response]) -> httpx.Response:
+        """`send()`, sent again (at most RETRIES times) while the server answers 503 with a
+        Retry-After, as the protocol lets a client do; each retry is counted in RETRIED."""
+        for _ in range(RETRIES):
+            response = send()
+            wait = response.headers.get("retry-after", "")
+            if response.status_code != 503 or not wait.isdigit():
+                return response
+            with _RETRIED_LOCK:
+                RETRIED[self.base_url] += 1
+            time.sleep(min(int(wait), 5))
+        return send()
 
     def ping(self) -> None:
         _check(self.http.get("/v2/"), 200)
@@ -126,7 +149,11 @@ class Client:
 
     def mount(self, repo: str, source: str, digest: str) -> None:
         _check(
-            self.http.post(f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": source}),
+            self._again_on_503(
+                lambda: self.http.post(
+                    f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": source}
+                )
+            ),
             201,
         )
 
@@ -140,10 +167,12 @@ class Client:
         self, repo: str, reference: str, body: bytes, media_type: str = OCI_MANIFEST
     ) -> None:
         _check(
-            self.http.put(
-                f"/v2/{repo}/manifests/{reference}",
-                content=body,
-                headers={"Content-Type": media_type},
+            self._again_on_503(
+                lambda: self.http.put(
+                    f"/v2/{repo}/manifests/{reference}",
+                    content=body,
+                    headers={"Content-Type": media_type},
+                )
             ),
             201,
         )

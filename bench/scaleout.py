@@ -3,6 +3,9 @@ throughput on S3 + PostgreSQL (blob downloads redirected to the object store, an
 through the registry) next to filesystem + SQLite, in one run, rounds alternating. The S3
 server is SeaweedFS (from PyPI) and PostgreSQL is Debian's, both started here on loopback and
 stopped at the end.
+
+`python -m bench.scaleout --distribution` runs `bench.sames3` instead: Dockyard on S3 +
+PostgreSQL against both CNCF Distributions on the same SeaweedFS (see its `--help`).
 """
 
 from __future__ import annotations
@@ -88,6 +91,11 @@ def pull(url: str, repo: str, digest: str, size: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if "--distribution" in given:
+        from bench import sames3
+
+        return sames3.main([a for a in given if a != "--distribution"])
     parser = argparse.ArgumentParser(prog="python -m bench.scaleout", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=256)
