@@ -40,7 +40,7 @@ def test_skopeo_and_podman_pull_once_signed_on_two_workers(
     ref = f"{server.host}/{repo}:1.0"
 
     copied = ce.skopeo(
-        "copy", "--src-tls-verify=false", f"docker://{ref}", "oci:skopeo:a", check=False
+        "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp_path / 'skopeo'}:a", check=False
     )
     assert copied.returncode != 0
     assert "has no valid signature required by the signature policy on shipped" in copied.stderr
@@ -52,7 +52,7 @@ def test_skopeo_and_podman_pull_once_signed_on_two_workers(
     dockyard("sign", "--key", str(alice_key), ref, home=home)
     for _ in range(ROUNDS):
         assert get_manifest(server.url, repo, "1.0")[1].status_code == 200
-    ce.skopeo("copy", "--src-tls-verify=false", f"docker://{ref}", "oci:skopeo:a")
+    ce.skopeo("copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp_path / 'skopeo'}:a")
     ce.podman("pull", TLS, ref)
     inspected = ce.podman("image", "inspect", "--format", "{{.Digest}}", ref).stdout.strip()
     assert inspected == digest

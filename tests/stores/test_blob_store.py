@@ -503,6 +503,8 @@ def test_filesystem_lets_the_hash_land_before_undoing_a_failed_write(
     assert not digester.hashing, "the error was answered while the batch was being hashed"
     assert digester.hashed == 2 * len(batch), "nothing was hashed after the failure"
     assert run(store.upload_size(upload)) == 10
+
+
 def test_a_whole_small_upload_commits_in_one_step(blob_store, run) -> None:
     """`commit_upload_bytes`: the bytes given become the blob, the upload is consumed, a blob
     already there is left as it is, and a gone upload is a KeyError."""

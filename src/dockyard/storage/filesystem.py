@@ -494,7 +494,7 @@ class FilesystemBlobStore:
             fd = os.open(path, os.O_WRONLY)
             try:
                 if not os.path.exists(target):
-                    _absorb(fd, 0, [data], None)
+                    _write_batch(fd, 0, [data])
                     # A writer that died mid-chunk may have left bytes past the end.
                     if os.fstat(fd).st_size != len(data):
                         os.ftruncate(fd, len(data))
