@@ -40,7 +40,11 @@ def test_skopeo_and_podman_pull_once_signed_on_two_workers(
     ref = f"{server.host}/{repo}:1.0"
 
     copied = ce.skopeo(
-        "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp_path / 'skopeo'}:a", check=False
+        "copy",
+        "--src-tls-verify=false",
+        f"docker://{ref}",
+        f"oci:{tmp_path / 'skopeo'}:a",
+        check=False,
     )
     assert copied.returncode != 0
     assert "has no valid signature required by the signature policy on shipped" in copied.stderr
