@@ -55,5 +55,5 @@ def test_inproc_compares_the_hot_reads_with_starlettes_route() -> None:
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(figures) == {"hot", "starlette"}
     for kinds in figures.values():
-        assert set(kinds) == {"manifest_get", "manifest_head", "blob_head"}
+        assert {"manifest_get", "manifest_head", "blob_head"} <= set(kinds)
         assert all(math.isfinite(v) and v > 0 for v in kinds.values()), figures
