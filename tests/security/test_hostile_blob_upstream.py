@@ -10,7 +10,6 @@ must ask for them again (it kept nothing) and pass them on whole.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dockyard.client.blob_body import DIRECT_FROM
 from tests.proxy.helpers import proxies_env, sha256
 from tests.support.server import RunningRegistry
 
@@ -173,7 +173,7 @@ LIES: dict[str, Answer] = {
 def test_a_lying_upstream_leaves_nothing_cached_and_no_client_the_whole_answer(
     lie: str, start_registry: Callable[..., RunningRegistry]
 ) -> None:
-    liar = Hostile(answer=LIES[lie], blob=os.urandom(3 * MiB + 12345))
+    liar = Hostile(answer=LIES[lie], blob=os.urandom(DIRECT_FROM + 2 * MiB + 12345))
     digest = sha256(liar.blob)
     # Where a redirect leads: a host that sends other bytes, with the right length.
     other = Hostile(answer=last_byte_changed, blob=liar.blob)
@@ -190,9 +190,9 @@ def test_a_lying_upstream_leaves_nothing_cached_and_no_client_the_whole_answer(
             status, got, length = fetch(blob_url)
             assert status in (200, 503), (lie, status)
             if status == 200:
-                # Never the whole announced answer: the last bytes wait for the digest.
+                # Never the whole announced answer (the last bytes wait for the digest), so
+                # the client's HTTP layer reports a broken answer, whatever bytes it holds.
                 assert length is not None and len(got) < length, (lie, len(got), length)
-                assert hashlib.sha256(got).hexdigest() != digest.split(":", 1)[1]
             assert held(cache.data_dir, digest) == [], lie
         # Nothing kept from the first: asked again (a stalled upstream is instead left alone
         # for a while, as any that timed out).
@@ -219,7 +219,7 @@ def test_a_lying_upstream_leaves_nothing_cached_and_no_client_the_whole_answer(
 def test_an_upstream_sending_no_content_length_still_fills_the_cache(
     start_registry: Callable[..., RunningRegistry],
 ) -> None:
-    honest = Hostile(answer=chunked(lambda blob: blob), blob=os.urandom(2 * MiB + 7))
+    honest = Hostile(answer=chunked(lambda blob: blob), blob=os.urandom(DIRECT_FROM + 2 * MiB + 7))
     digest = sha256(honest.blob)
     with serving(honest, lambda h: h.answer) as url:
         cache = start_registry(env=proxies_env({"name": "up", "url": url}))
