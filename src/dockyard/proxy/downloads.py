@@ -1,6 +1,7 @@
 """One download per cached repository and blob, shared by every client that wants it.
 
-Any number of concurrent misses, in any worker process, cause one upstream request: a lock
+Any number of concurrent misses, in any worker process, cause one upstream request (the GET,
+its Content-Length the size announced; a HEAD only where a copy may be adopted): a lock
 file elects one downloader, everyone else follows the file it writes, so the first byte reaches
 every client before the download ends (clients in the downloading process are handed the bytes
 from memory, see `relay`). A client going away never stops the download. The last bytes are
@@ -174,7 +175,8 @@ class Downloads:
             size_file = self._size_file(upload_id)
             size_file.with_suffix(".tmp").write_text(str(size))
             os.replace(size_file.with_suffix(".tmp"), size_file)
-            self._relays[upload_id] = Relay(size, digest.split(":", 1)[0])
+            # The writer hashes what it writes (see `_download`): the relay does not.
+            self._relays[upload_id] = Relay(size, None)
             self._downloads[upload_id] = asyncio.create_task(
                 self._download(route, digest, upload_id, size, fd, body)
             )
@@ -214,7 +216,13 @@ class Downloads:
         relay = self._relays[upload_id]
         # The disk follows the relay in a task of its own (see `relay`): a failed write
         # fails the relay, which stops the download.
-        writer = asyncio.create_task(self.blob_store.write_upload(upload_id, 0, relay.unwritten()))
+        # Hashed where it is written, in the writer's thread, batch by batch: the download
+        # never waits for a hashing thread of its own (it runs at most `AHEAD` bytes ahead of
+        # the writer either way), and each batch is hashed while it is still in the cache.
+        hasher = hashlib.new(digest.split(":", 1)[0])
+        writer = asyncio.create_task(
+            self.blob_store.write_upload(upload_id, 0, relay.unwritten(), hasher)
+        )
         writer.add_done_callback(lambda task: _fail_on_error(relay, task))
         # Bytes small enough to be a manifest are kept, to tell whether they are one.
         small: list[bytes] | None = [] if size <= MAX_MANIFEST_BYTES else None
@@ -232,17 +240,17 @@ class Downloads:
                     small.append(piece)
             if relay.received != size:
                 raise DigestMismatch(f"the upstream sent {relay.received} bytes, announced {size}")
-            if await relay.digest() != digest:
+            if await writer != size:
+                raise DigestMismatch("the cached copy came out short")  # never expected
+            if f"{hasher.name}:{hasher.hexdigest()}" != digest:
                 raise DigestMismatch(f"the upstream sent bytes whose digest is not {digest}")
             if small is not None:
                 # Before any client has the last bytes: by then it is a manifest here.
                 await self.keep_if_manifest(route, digest, b"".join(small))
             # Every byte is here and the digest checked: clients may have the last bytes
-            # now, while the file is finished, synced and published.
+            # now, while the file is synced and published.
             relay.verify()
             self._verified_file(upload_id).touch()
-            if await writer != size:
-                raise DigestMismatch("the cached copy came out short")  # never expected
             async with self.lock.publishing():
                 await self.blob_store.commit_upload(upload_id, digest)
                 try:
