@@ -302,6 +302,12 @@ def test_finding_02_a_failed_download_never_continues_from_a_private_copy(
                 ) as resp:
                     for piece in resp.iter_bytes():
                         got += piece
+                    if resp.status_code != 200:
+                        # Refused before any byte (the download had failed by then): an
+                        # error answer, never blob bytes.
+                        assert resp.status_code == 503, (resp.status_code, got)
+                        assert json.loads(got)["errors"][0]["code"] == "UNAVAILABLE", got
+                        got = b""
             except httpx.HTTPError:
                 pass
             received.append(got)

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from dockyard.client.auth import RegistryAuth, parse_challenges
+from dockyard.client.blob_body import BlobBody
 from dockyard.client.credentials import Credentials, CredentialStore, normalize_host
 from dockyard.client.errors import (
     ClientError,
@@ -520,6 +521,26 @@ class RegistryClient:
         if response.status_code == 404:
             return None
         return int(response.headers.get("Content-Length", 0))
+
+    async def get_blob(self, repo: str, digest: str) -> BlobBody | None:
+        """Send the GET of a whole blob (redirects followed) and return once its answer has
+        arrived, the body unread: its Content-Length, if given, is known before any byte is
+        read. None when the repository has no such blob. The caller reads the body with
+        `chunks`, hashes it itself, and closes it with `aclose` in any case."""
+        what = f"downloading blob {digest} from {repo}"
+        request = self.http.build_request("GET", f"/v2/{repo}/blobs/{digest}")
+        response = await self._send(request, stream=True, follow_redirects=True)
+        if response.status_code == 200:
+            return BlobBody(response, self.host)
+        try:
+            await response.aread()
+        except httpx.HTTPError as exc:
+            raise translate_error(exc, self.host) from None
+        finally:
+            await response.aclose()
+        if response.status_code == 404:
+            return None
+        raise self._error(response, what)
 
     async def open_blob(
         self, repo: str, digest: str, offset: int = 0, *, verify: bool = True

@@ -1,6 +1,7 @@
 """One download per cached repository and blob, shared by every client that wants it.
 
-Any number of concurrent misses, in any worker process, cause one upstream request: a lock
+Any number of concurrent misses, in any worker process, cause one upstream request (the GET,
+its Content-Length the size announced; a HEAD only where a copy may be adopted): a lock
 file elects one downloader, everyone else follows the file it writes, so the first byte reaches
 every client before the download ends (clients in the downloading process are handed the bytes
 from memory, see `relay`). A client going away never stops the download. The last bytes are
@@ -18,8 +19,10 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard.client.blob_body import BlobBody
 from dockyard.client.errors import ClientError, DigestMismatch, TransferInterrupted
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.file_lock import is_free, open_lock_file, release, try_lock
@@ -37,8 +40,20 @@ log = logging.getLogger("dockyard.proxy")
 CHUNK = 1024 * 1024
 # Link a blob held here on the upstream's word (digest, size): True when it was.
 Adopt = Callable[[Route, str, int], Awaitable[bool]]
+# Whether bytes of the digest that the route's upstream once sent are held here.
+HeldFrom = Callable[[Route, str], Awaitable[bool]]
 # Keep verified bytes as a manifest of the cached repository when they are one.
 KeepIfManifest = Callable[[Route, str, bytes], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """Taking a copy held here instead of downloading it again: `held_from` tells whether
+    there is one this upstream sent (only then is the size asked with a HEAD before any
+    GET), `adopt` links it on the upstream's word."""
+
+    held_from: HeldFrom
+    adopt: Adopt
 
 
 def _fail_on_error(relay: Relay, writer: asyncio.Task) -> None:
@@ -56,7 +71,7 @@ class Downloads:
         lock: ContentLock,
         lock_dir: Path,
         health: UpstreamHealth,
-        adopt: Adopt,
+        adoption: Adoption,
         keep_if_manifest: KeepIfManifest,
     ) -> None:
         self.blob_store = blob_store
@@ -64,7 +79,7 @@ class Downloads:
         self.lock = lock
         self.lock_dir = lock_dir
         self.health = health
-        self.adopt = adopt
+        self.adoption = adoption
         self.keep_if_manifest = keep_if_manifest
         self._downloads: dict[str, asyncio.Task] = {}
         self._relays: dict[str, Relay] = {}
@@ -125,66 +140,95 @@ class Downloads:
         return is_free(self._leader_lock(upload_id))
 
     async def _lead(self, route: Route, digest: str, upload_id: str, fd: int) -> None:
-        """Holding the lock: announce the size, then download in a task of its own."""
+        """Holding the lock: ask the upstream, announce the size, then download in a task of
+        its own (which then owns the lock and the upstream's answer)."""
+        body: BlobBody | None = None
+        handed = False
         try:
-            cached = await self._linked_size(route, digest)
-            if cached is None:
-                await self.health.check(route)
-            size = (
-                None
-                if cached is not None
-                else await route.upstream.client.blob_size(route.remote, digest)
+            if await self._linked_size(route, digest) is not None:
+                return
+            await self.health.check(route)
+            try:
+                size, body = await self._ask_upstream(route, digest)
+            except ClientError as exc:
+                await self.health.failed(route, exc)
+                raise upstream_error(route, exc, f"@{digest}") from exc
+            if size is None:
+                raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+            try:
+                # Before any byte of the body is read: a blob the cache's namespace has no
+                # room for is refused, not kept (README: quotas).
+                await self.meta.check_quota(route.local, digest, size)
+                if body is None and await self.adoption.adopt(route, digest, size):
+                    return
+            except QuotaExceeded as exc:
+                raise quota_refusal(exc) from None
+            if body is None:  # the copy held here was not adopted: download it after all
+                try:
+                    body = await route.upstream.client.get_blob(route.remote, digest)
+                except ClientError as exc:
+                    await self.health.failed(route, exc)
+                    raise upstream_error(route, exc, f"@{digest}") from exc
+                if body is None:
+                    raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+            await self.blob_store.create_upload(upload_id)
+            size_file = self._size_file(upload_id)
+            size_file.with_suffix(".tmp").write_text(str(size))
+            os.replace(size_file.with_suffix(".tmp"), size_file)
+            # The writer hashes what it writes (see `_download`): the relay does not.
+            self._relays[upload_id] = Relay(size, None)
+            self._downloads[upload_id] = asyncio.create_task(
+                self._download(route, digest, upload_id, size, fd, body)
             )
-        except ClientError as exc:
-            release(fd)
-            await self.health.failed(route, exc)
-            raise upstream_error(route, exc, f"@{digest}") from exc
-        except BaseException:
-            release(fd)
-            raise
-        if cached is not None:
-            release(fd)
-            return
-        if size is None:
-            release(fd)
-            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": digest})
+            handed = True
+        finally:
+            if not handed:
+                if body is not None:
+                    with contextlib.suppress(Exception):
+                        await body.aclose()
+                release(fd)
+
+    async def _ask_upstream(self, route: Route, digest: str) -> tuple[int | None, BlobBody | None]:
+        """The blob's size (None: the upstream has no such blob) and, when it is to be
+        downloaded, the upstream's answer to its GET with the body unread. The GET is sent
+        straight away, its Content-Length the size: one request per blob. Only when bytes this
+        upstream once sent are held here is a HEAD asked instead, as they may then be adopted
+        without a download (`Adoption`)."""
+        client = route.upstream.client
+        if await self.adoption.held_from(route, digest):
+            return await client.blob_size(route.remote, digest), None
+        body = await client.get_blob(route.remote, digest)
+        if body is None:
+            return None, None
+        if body.size is not None:
+            return body.size, body
         try:
-            # Before a byte is downloaded: a blob the cache's namespace has no room for is
-            # refused, not fetched (README: quotas).
-            await self.meta.check_quota(route.local, digest, size)
-            adopted = await self.adopt(route, digest, size)
-        except QuotaExceeded as exc:
-            release(fd)
-            raise quota_refusal(exc) from None
+            # No Content-Length (a chunked answer): the size a HEAD gives, which the body is
+            # then held to like any announced size.
+            return await client.blob_size(route.remote, digest), body
         except BaseException:
-            release(fd)
+            await body.aclose()
             raise
-        if adopted:
-            release(fd)
-            return
-        await self.blob_store.create_upload(upload_id)
-        size_file = self._size_file(upload_id)
-        size_file.with_suffix(".tmp").write_text(str(size))
-        os.replace(size_file.with_suffix(".tmp"), size_file)
-        self._relays[upload_id] = Relay(size, digest.split(":", 1)[0])
-        self._downloads[upload_id] = asyncio.create_task(
-            self._download(route, digest, upload_id, size, fd)
-        )
 
     async def _download(
-        self, route: Route, digest: str, upload_id: str, size: int, fd: int
+        self, route: Route, digest: str, upload_id: str, size: int, fd: int, body: BlobBody
     ) -> None:
         relay = self._relays[upload_id]
         # The disk follows the relay in a task of its own (see `relay`): a failed write
         # fails the relay, which stops the download.
-        writer = asyncio.create_task(self.blob_store.write_upload(upload_id, 0, relay.unwritten()))
+        # Hashed where it is written, in the writer's thread, batch by batch: the download
+        # never waits for a hashing thread of its own (it runs at most `AHEAD` bytes ahead of
+        # the writer either way), and each batch is hashed while it is still in the cache.
+        hasher = hashlib.new(digest.split(":", 1)[0])
+        writer = asyncio.create_task(
+            self.blob_store.write_upload(upload_id, 0, relay.unwritten(), hasher)
+        )
         writer.add_done_callback(lambda task: _fail_on_error(relay, task))
         # Bytes small enough to be a manifest are kept, to tell whether they are one.
         small: list[bytes] | None = [] if size <= MAX_MANIFEST_BYTES else None
         try:
             # Hashed once, by the relay, not by the HTTP client too.
-            stream = route.upstream.client.open_blob(route.remote, digest, verify=False)
-            async for piece in stream:
+            async for piece in body.chunks(CHUNK):
                 if relay.received + len(piece) > size:
                     # Refused at once: the writer stops at `size`, and the bytes past it
                     # would wait in memory for it forever.
@@ -196,17 +240,17 @@ class Downloads:
                     small.append(piece)
             if relay.received != size:
                 raise DigestMismatch(f"the upstream sent {relay.received} bytes, announced {size}")
-            if await relay.digest() != digest:
+            if await writer != size:
+                raise DigestMismatch("the cached copy came out short")  # never expected
+            if f"{hasher.name}:{hasher.hexdigest()}" != digest:
                 raise DigestMismatch(f"the upstream sent bytes whose digest is not {digest}")
             if small is not None:
                 # Before any client has the last bytes: by then it is a manifest here.
                 await self.keep_if_manifest(route, digest, b"".join(small))
             # Every byte is here and the digest checked: clients may have the last bytes
-            # now, while the file is finished, synced and published.
+            # now, while the file is synced and published.
             relay.verify()
             self._verified_file(upload_id).touch()
-            if await writer != size:
-                raise DigestMismatch("the cached copy came out short")  # never expected
             async with self.lock.publishing():
                 await self.blob_store.commit_upload(upload_id, digest)
                 try:
@@ -237,6 +281,8 @@ class Downloads:
             if not isinstance(exc, Exception):
                 raise
         finally:
+            with contextlib.suppress(Exception):
+                await body.aclose()
             self._size_file(upload_id).unlink(missing_ok=True)
             self._verified_file(upload_id).unlink(missing_ok=True)
             self._downloads.pop(upload_id, None)

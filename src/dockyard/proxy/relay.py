@@ -1,10 +1,11 @@
 """One upstream download, handed to the disk and to every reader in this process as it arrives.
 
 The pull-through cache writes a download to a file that readers in other worker processes
-follow. In the downloading process the bytes go three ways at once: to a hashing thread, to
-the blob store's writer, and to the clients reading it, straight from memory. Writing into the
-page cache can be the slowest of the three, so the download may run ahead of the disk by up
-to `AHEAD` bytes, and the digest is checked as the bytes arrive, not after the write. A reader
+follow. In the downloading process the bytes go two ways at once: to the blob store's writer
+(which the cache has hash them too, in its thread), and to the clients reading it, straight
+from memory. Writing into the page cache can be the slower of the two, so the download may
+run ahead of the disk by up to `AHEAD` bytes. (A relay can hash the bytes itself, in a thread
+of its own, for a writer that does not.) A reader
 that falls behind what memory keeps reads the file instead, and nothing ever waits for a
 reader: a slow or vanished client costs the others nothing.
 """
@@ -41,9 +42,10 @@ class DownloadFailed(Exception):
 
 
 class Relay:
-    def __init__(self, size: int, algorithm: str) -> None:
+    def __init__(self, size: int, algorithm: str | None) -> None:
+        """`algorithm` None: the relay hashes nothing (whoever writes the bytes does)."""
         self.size = size
-        self._hasher = hashlib.new(algorithm)
+        self._hasher = hashlib.new(algorithm) if algorithm is not None else None
         self._batch: list[bytes] = []
         self._batched = 0
         self._hashing: asyncio.Future[None] | None = None
@@ -66,6 +68,8 @@ class Relay:
         self._pieces.append((self.received, piece))
         self.received += len(piece)
         self._wake()
+        if self._hasher is None:
+            return
         self._batch.append(piece)
         self._batched += len(piece)
         if self._batched >= HASH_BATCH:
@@ -75,13 +79,14 @@ class Relay:
         if self._hashing is not None:
             await self._hashing
             self._hashing = None
-        if self._batch:
+        if self._batch and self._hasher is not None:
             loop = asyncio.get_running_loop()
             self._hashing = loop.run_in_executor(None, _hash, self._hasher, self._batch)
             self._batch, self._batched = [], 0
 
     async def digest(self) -> str:
         """The digest of everything published (call once, after the last piece)."""
+        assert self._hasher is not None, "a relay made to hash"
         await self._hash_batch()
         if self._hashing is not None:
             await self._hashing

@@ -38,7 +38,7 @@ from dockyard.core.file_lock import held
 from dockyard.core.manifest import MAX_MANIFEST_BYTES, may_be_manifest
 from dockyard.metadata.base import ManifestRecord, MetadataStore, QuotaExceeded
 from dockyard.metadata.counters import Counters
-from dockyard.proxy.downloads import Downloads
+from dockyard.proxy.downloads import Adoption, Downloads
 from dockyard.proxy.health import UpstreamHealth
 from dockyard.proxy.repository import ProxiedRepository
 from dockyard.proxy.upstream import Route, UpstreamRegistry, upstream_error
@@ -85,7 +85,13 @@ class ProxyService:
         self.health = UpstreamHealth(counters)
         self.metrics: Metrics | None = None
         self.downloads = Downloads(
-            blob_store, meta, lock, self.lock_dir, self.health, self.adopt, self._keep_if_manifest
+            blob_store,
+            meta,
+            lock,
+            self.lock_dir,
+            self.health,
+            Adoption(self.held_from, self.adopt),
+            self._keep_if_manifest,
         )
 
     def observe(self, metrics: Metrics) -> None:
@@ -317,8 +323,8 @@ class ProxyService:
         by local repositories, or sent by another upstream (perhaps one for accounts only, where
         this one is open to anonymous clients), must prove it by sending the bytes, or it could
         vouch them out. Raises `QuotaExceeded` when the cache's namespace has no room for it."""
-        holders = await self.meta.repositories_linking(digest, limit=ADOPT_LOOKUP)
-        if not any(self._sent_by(holder, route.upstream) for holder in holders):
+        holders = await self._holders_sent_by(route, digest)
+        if not holders:
             return False
         # A manifest is downloaded again instead, and so kept as a manifest here too: linked
         # as a mere blob, its reads through the blobs endpoint would not count as pulls.
@@ -332,6 +338,19 @@ class ProxyService:
                 return False
             await self.meta.link_blob(route.local, digest, size)
         return True
+
+    async def held_from(self, route: Route, digest: str) -> bool:
+        """Whether bytes of `digest` that this route's upstream once sent are held here (so
+        `adopt` may take them on the upstream's word)."""
+        return bool(await self._holders_sent_by(route, digest))
+
+    async def _holders_sent_by(self, route: Route, digest: str) -> list[str]:
+        """The repositories linking `digest`, when one of them is a cached repository of
+        this route's upstream; empty otherwise."""
+        holders = await self.meta.repositories_linking(digest, limit=ADOPT_LOOKUP)
+        if any(self._sent_by(holder, route.upstream) for holder in holders):
+            return holders
+        return []
 
     def _sent_by(self, repository: str, upstream: UpstreamRegistry) -> bool:
         held = self.prefixed(repository)
