@@ -13,11 +13,13 @@ import sqlite3
 import threading
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from dockyard.metadata import schema as t
 from dockyard.metadata import sqlite_runner
 from dockyard.metadata.sql import SQLMetadataStore
+from dockyard.metadata.sqlite_runner import SQLiteRunner
 from dockyard.service.listing import MAX_PAGE, ListingService
 from tests.stores.test_listing_pages import B1, M1, M2, manifest
 
@@ -153,3 +155,30 @@ def test_remembered_pages_stay_bounded_by_their_names(tmp_path, run, monkeypatch
         assert seen.count("read") == 62 + 1 + 20
     finally:
         run(meta.close())
+
+
+def test_a_catalog_page_visibilities_follow_every_change(meta, run, tmp_path) -> None:
+    """Asked with every catalog page by every caller, remembered as the page is: each name
+    asked is in the answer (None: no setting of its own), and a change counts at once."""
+    for repo in ("acme/a", "acme/b", "acme/c"):
+        run(meta.link_blob(repo, B1, 5))
+    names = ["acme/a", "acme/b", "acme/c", "acme/absent"]
+    seen = reads_of(meta)
+    for _ in range(2):
+        assert dict(run(meta.accounts.visibilities(names))) == dict.fromkeys(names)
+    assert seen.count("read") == (1 if isinstance(meta.runner, SQLiteRunner) else 2)
+    run(meta.accounts.set_visibility("acme/b", "public"))
+    assert dict(run(meta.accounts.visibilities(names))) == {
+        **dict.fromkeys(names),
+        "acme/b": "public",
+    }
+    run(meta.accounts.set_visibility("acme/b", "private"))
+    run(meta.accounts.set_visibility("acme/a", "public"))
+    assert dict(run(meta.accounts.visibilities(names))) == {
+        **dict.fromkeys(names),
+        "acme/a": "public",
+        "acme/b": "private",
+    }
+    found = run(meta.accounts.visibilities(names))
+    with pytest.raises(TypeError):
+        found["acme/c"] = "public"  # shared between callers: read only
