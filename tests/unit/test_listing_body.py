@@ -44,3 +44,35 @@ def test_random_names_encode_as_the_json_encoder_does() -> None:
         assert listing_json({"name": name}, "tags", names) == reference(
             {"name": name}, "tags", names
         )
+
+
+class Encoder:
+    """Stands in for the json module: counts the listings that needed the encoder."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def dumps(self, *args: object, **kwargs: object) -> str:
+        self.calls += 1
+        return json.dumps(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_names_that_need_no_escaping_skip_the_encoder(monkeypatch) -> None:
+    from dockyard.api import listing_body
+
+    encoder = Encoder()
+    monkeypatch.setattr(listing_body, "json", encoder)
+    tags = [f"tag-{i:05d}" for i in range(5_000)]
+    repositories = ["acme/app", "b/c.d-e_f", "é/日本"]
+    assert listing_json({"name": "bench/app"}, "tags", tags) == reference(
+        {"name": "bench/app"}, "tags", tags
+    )
+    assert listing_json({}, "repositories", repositories) == reference(
+        {}, "repositories", repositories
+    )
+    assert listing_json({}, "repositories", []) == b'{"repositories":[]}'
+    assert encoder.calls == 0
+    for odd in (['a"b'], ["a\\b"], ["a\nb"], ["ok", 'x"']):
+        listing_json({}, "repositories", odd)
+    listing_json({"name": 'a"'}, "tags", ["ok"])
+    assert encoder.calls == 5

@@ -12,15 +12,21 @@ import json
 import re
 from collections.abc import Sequence
 
-# What JSON escapes when it keeps non-ASCII text as it is.
-_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+# What JSON escapes when it keeps non-ASCII text as it is, but the quote (counted apart: the
+# joined names hold the quotes that separate them).
+_ESCAPED = re.compile(r"[\\\x00-\x1f]")
+
+
+def _plain(text: str, quotes: int = 0) -> bool:
+    """Whether `text` needs no escaping, apart from `quotes` quotes of our own."""
+    return text.count('"') == quotes and _ESCAPED.search(text) is None
 
 
 def listing_json(fields: dict[str, str], key: str, names: Sequence[str]) -> bytes:
     """`{...fields, key: names}` as compact JSON, UTF-8."""
     joined = '","'.join(names)
-    if _ESCAPED.search(joined) is not None or any(
-        _ESCAPED.search(part) is not None for part in (*fields, *fields.values(), key)
+    if not _plain(joined, 2 * (len(names) - 1) if names else 0) or not all(
+        _plain(part) for part in (*fields, *fields.values(), key)
     ):
         listed: dict[str, object] = {**fields, key: list(names)}
         return json.dumps(listed, ensure_ascii=False, separators=(",", ":")).encode()
