@@ -2,7 +2,9 @@
 
 `python -m bench.inproc` builds the ASGI app as `dockyard serve` does (default settings, a data
 folder of its own), pushes one small image through it, then calls it directly with manifest
-GETs, manifest HEADs and blob HEADs and reports the process CPU time per request. No network,
+GETs, manifest HEADs and blob HEADs and reports the process CPU time per request (with
+`--listings`, tag lists and catalog pages of a registry filled as `python -m bench --only
+listings` fills it: 5,000 tags, 1,000 repositories). No network,
 no granian, no other process: the figure is the application's own cost, and moves little with
 the machine's load, so two trees can be compared on a busy machine (`--profile` prints where
 the time goes). What a client sees over HTTP is `python -m bench`'s business.
@@ -87,8 +89,9 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-async def _push(caller: Caller) -> str:
-    """One image (config, one 1 KiB layer, manifest tagged `latest`); the layer's digest."""
+async def _push(caller: Caller) -> tuple[str, str, bytes]:
+    """One image (config, one 1 KiB layer, manifest tagged `latest`): the layer's and the
+    config's digests, and the manifest."""
     layer = b"x" * 1024
     config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
     for blob in (layer, config):
@@ -117,11 +120,31 @@ async def _push(caller: Caller) -> str:
     media = (b"content-type", b"application/vnd.oci.image.manifest.v1+json")
     status = await caller.request("PUT", f"/v2/{REPO}/manifests/latest", manifest, (media,))
     assert status == 201, status
-    return _digest(layer)
+    return _digest(layer), _digest(config), manifest
+
+
+async def _fill(caller: Caller, image: tuple[str, str, bytes], tags: int, repos: int) -> None:
+    """`tags` tags on REPO's manifest, and `repos` - 1 more repositories holding it."""
+    layer, config, manifest = image
+    media = (b"content-type", b"application/vnd.oci.image.manifest.v1+json")
+    for i in range(1, tags):
+        path = f"/v2/{REPO}/manifests/tag-{i:05d}"
+        assert await caller.request("PUT", path, manifest, (media,)) == 201
+    for i in range(repos - 1):
+        repo = f"bench/catalog/repo-{i:05d}"
+        for digest in (layer, config):
+            mount = f"/v2/{repo}/blobs/uploads/?mount={digest}&from={REPO}"
+            assert await caller.request("POST", mount) == 201
+        path = f"/v2/{repo}/manifests/latest"
+        assert await caller.request("PUT", path, manifest, (media,)) == 201
 
 
 async def measure(
-    data_dir: Path, requests: int, profile: bool, hot_reads: bool = True
+    data_dir: Path,
+    requests: int,
+    profile: bool,
+    hot_reads: bool = True,
+    listings: bool = False,
 ) -> dict[str, float]:
     """CPU microseconds per request of each kind (after a warm-up of a tenth as many);
     `hot_reads=False` sends every request through Starlette (`dockyard.api.hot_reads`)."""
@@ -140,12 +163,20 @@ async def measure(
     started = await outbox.get()
     assert started["type"] == "lifespan.startup.complete", started
     caller = Caller(app)
-    layer = await _push(caller)
+    image = await _push(caller)
     kinds = {
         "manifest_get": ("GET", f"/v2/{REPO}/manifests/latest"),
         "manifest_head": ("HEAD", f"/v2/{REPO}/manifests/latest"),
-        "blob_head": ("HEAD", f"/v2/{REPO}/blobs/{layer}"),
+        "blob_head": ("HEAD", f"/v2/{REPO}/blobs/{image[0]}"),
     }
+    if listings:
+        await _fill(caller, image, 5000, 1000)
+        kinds = {
+            "tags_full": ("GET", f"/v2/{REPO}/tags/list"),
+            "tags_page": ("GET", f"/v2/{REPO}/tags/list?n=100&last=tag-02500"),
+            "catalog_full": ("GET", "/v2/_catalog?n=1000"),
+            "catalog_page": ("GET", "/v2/_catalog?n=100&last=bench/catalog/repo-00500"),
+        }
     results: dict[str, float] = {}
     for kind, (method, path) in kinds.items():
         headers = ((b"accept", ACCEPT),)
@@ -222,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--requests", type=int, default=20_000, help="requests of each kind")
     parser.add_argument("--profile", action="store_true", help="cProfile each kind (slower)")
+    parser.add_argument(
+        "--listings", action="store_true", help="tag lists and catalog pages instead"
+    )
     parser.add_argument("--json", action="store_true", help="the figures as one JSON object")
     parser.add_argument(
         "--compare",
@@ -232,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.compare:
         with tempfile.TemporaryDirectory(prefix="dockyard-inproc-") as folder:
-            results = asyncio.run(measure(Path(folder) / "data", args.requests, args.profile))
+            results = asyncio.run(
+                measure(Path(folder) / "data", args.requests, args.profile, True, args.listings)
+            )
         if args.json:
             print(json.dumps(results))
         else:
@@ -244,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.rounds):
         for name, hot in (("hot", True), ("starlette", False)):
             with tempfile.TemporaryDirectory(prefix="dockyard-inproc-") as folder:
-                figures = asyncio.run(measure(Path(folder) / "data", args.requests, False, hot))
+                figures = asyncio.run(
+                    measure(Path(folder) / "data", args.requests, False, hot, args.listings)
+                )
             rounds[name].append(figures)
     medians = {
         name: {kind: statistics.median(r[kind] for r in runs) for kind in runs[0]}

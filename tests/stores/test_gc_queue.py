@@ -100,12 +100,12 @@ def test_the_catalog_drops_a_repository_only_when_it_loses_its_last_content(meta
     run(meta.put_manifest("gc/app", image(IMAGE), [Reference(LAYER, "blob")], ["v1"]))
     run(meta.put_manifest("gc/app", image(CHILD), [Reference(LAYER, "blob")], ["v2"]))
     assert run(meta.delete_manifest("gc/app", IMAGE))
-    assert run(meta.list_repositories(None, None)) == ["gc/app"], "it holds CHILD and LAYER"
+    assert run(meta.list_repositories(None, None)) == ("gc/app",), "it holds CHILD and LAYER"
     assert run(meta.delete_manifest("gc/app", CHILD))
-    assert run(meta.list_repositories(None, None)) == ["gc/app"], "it still links LAYER"
+    assert run(meta.list_repositories(None, None)) == ("gc/app",), "it still links LAYER"
     collected = run(meta.collect_blobs([LAYER], later(), []))
     assert collected.links == 1
-    assert run(meta.list_repositories(None, None)) == [], "its last link went"
+    assert run(meta.list_repositories(None, None)) == (), "its last link went"
     assert not run(meta.has_content("gc/app"))
 
 

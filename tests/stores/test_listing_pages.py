@@ -1,6 +1,7 @@
 """Tag lists and the catalog are read a page at a time from an index, on every metadata
-backend: each process sees every change at once (nothing is kept), and a page reads its own
-rows — the plan says so (an index range, no sort) and the work does not grow with the list."""
+backend: each process sees every change at once (a page is remembered only until the next
+commit, `test_remembered_pages.py`), and a page reads its own rows — the plan says so (an
+index range, no sort) and the work does not grow with the list."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ def test_deleting_a_repository_takes_every_record_of_it_and_nothing_else(meta, r
     assert run(meta.get_upload("u" * 32)) is None
     assert run(meta.tag_checked_at("acme/app", "v1")) is None
     assert run(meta.accounts.get_visibility("acme/app")) is None
-    assert run(meta.list_repositories(None, None)) == ["acme/app-two", "acme/app/sub"]
+    assert run(meta.list_repositories(None, None)) == ("acme/app-two", "acme/app/sub")
     # The neighbours keep the shared base layer and their own content.
     assert run(meta.linked_blob_size("acme/app-two", BASE)) == 1000
     assert run(meta.resolve_tag("acme/app/sub", "v1")) is not None
@@ -88,7 +88,7 @@ def test_a_deleted_repository_starts_again_empty_with_the_default_visibility(met
     run(meta.accounts.set_visibility("acme/app", "private"))
     assert run(meta.delete_repository("acme/app")) is not None
     push_image(meta, run, "acme/app", OTHER_IMAGE, {OWN: 30}, "v2")
-    assert run(meta.tags_page("acme/app", 10, None)) == ["v2"]
+    assert run(meta.tags_page("acme/app", 10, None)) == ("v2",)
     assert run(meta.linked_blob_size("acme/app", BASE)) is None
     assert run(meta.accounts.get_visibility("acme/app")) is None
 

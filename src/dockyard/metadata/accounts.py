@@ -6,6 +6,7 @@ tokens as SHA-256 hashes of their random secret.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -178,4 +179,6 @@ class AccountStore(Protocol):
         self, repository: str, visibility: str, *, audit: AuditOf = None
     ) -> None: ...
 
-    async def visibilities(self, repositories: list[str]) -> dict[str, str]: ...
+    async def visibilities(self, repositories: list[str]) -> Mapping[str, str | None]:
+        """Each of those repositories with the visibility set on it, or None (read only: the
+        same mapping may be handed to every caller until the next commit)."""

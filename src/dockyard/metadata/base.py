@@ -550,13 +550,16 @@ class Catalog(Protocol):
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str]:
         """Tags after `last` in byte order, `limit` of them or every one; [] when unknown."""
 
-    async def tags_page(self, repository: str, limit: int, last: str | None) -> list[str] | None:
+    async def tags_page(
+        self, repository: str, limit: int, last: str | None
+    ) -> tuple[str, ...] | None:
         """Up to `limit` tags after `last` in byte order, read from the index where the page
-        starts; None when the repository has no content (unknown to `/tags/list`)."""
+        starts; None when the repository has no content (unknown to `/tags/list`). The same
+        page may be answered from memory until the next commit (a tuple: shared)."""
 
-    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
+    async def list_repositories(self, limit: int | None, last: str | None) -> tuple[str, ...]:
         """Up to `limit` (None: every) repository with content after `last`, in byte order,
-        read from the name index where the page starts."""
+        read from the name index where the page starts; remembered as `tags_page` is."""
 
     async def last_pushes(self) -> dict[str, float]:
         """When each repository holding a manifest last had one stored or a tag moved (for

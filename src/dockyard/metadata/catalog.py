@@ -2,8 +2,10 @@
 
 Both are read a page at a time straight from an index in name order (keyset paging: names
 after `last`, at most `limit` of them), so a page reads the rows it returns and not the rest,
-however many the registry holds. Nothing is kept between requests and no write moves a shared
-version row: concurrent pushes of new repositories have nothing in common to conflict on.
+however many the registry holds. No write moves a shared version row: concurrent pushes of new
+repositories have nothing in common to conflict on. On SQLite a page read is remembered until
+the next commit anywhere (`SQLiteRunner.read`'s `key`), as the lookups of a pull are: a client
+walking a listing, or many clients asking the same page, cost one read per change.
 """
 
 from __future__ import annotations
@@ -76,13 +78,13 @@ def has_content(conn: Connection, repository: str) -> bool:
 
 def tags_page(
     conn: Connection, ids: RepositoryIds, repository: str, limit: int, last: str | None
-) -> list[str] | None:
+) -> tuple[str, ...] | None:
     """Up to `limit` tags after `last`, in order; None when the repository has no content.
     A tag names a manifest, so a page holding any is of a repository with content."""
     repo_id = ids.lookup(conn, repository)
     if repo_id is None:
         return None
-    names = list(
+    names = tuple(
         direct.execute(
             conn, TAGS_PAGE, {"repo_id": repo_id, "last": last or "", "limit": limit}
         ).scalars()
@@ -105,12 +107,12 @@ def list_tags(conn: Connection, repository: str, limit: int | None, last: str | 
     return list(conn.execute(query).scalars())
 
 
-def list_repositories(conn: Connection, limit: int | None, last: str | None) -> list[str]:
+def list_repositories(conn: Connection, limit: int | None, last: str | None) -> tuple[str, ...]:
     """Up to `limit` (None: every) repository with content after `last`, in order."""
     if limit is None:
-        return list(conn.execute(CATALOG_PAGE.limit(None), {"last": last or ""}).scalars())
+        return tuple(conn.execute(CATALOG_PAGE.limit(None), {"last": last or ""}).scalars())
     params = {"last": last or "", "limit": limit}
-    return list(direct.execute(conn, CATALOG_PAGE, params).scalars())
+    return tuple(direct.execute(conn, CATALOG_PAGE, params).scalars())
 
 
 def last_pushes(conn: Connection) -> dict[str, float]:
@@ -139,10 +141,14 @@ class SQLCatalog(SQLAggregate):
     async def has_content(self, repository: str) -> bool:
         return await self.runner.read(partial(has_content, repository=repository), inline=True)
 
-    async def tags_page(self, repository: str, limit: int, last: str | None) -> list[str] | None:
+    async def tags_page(
+        self, repository: str, limit: int, last: str | None
+    ) -> tuple[str, ...] | None:
         return await self.runner.read(
             partial(tags_page, ids=self.ids, repository=repository, limit=limit, last=last),
             inline=limit <= INLINE_PAGE,
+            key=("tags page", repository, limit, last or ""),
+            sized=True,
         )
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str]:
@@ -150,10 +156,12 @@ class SQLCatalog(SQLAggregate):
             partial(list_tags, repository=repository, limit=limit, last=last)
         )
 
-    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
+    async def list_repositories(self, limit: int | None, last: str | None) -> tuple[str, ...]:
         return await self.runner.read(
             partial(list_repositories, limit=limit, last=last),
             inline=limit is not None and limit <= INLINE_PAGE,
+            key=("catalog page", limit, last or ""),
+            sized=True,
         )
 
     async def last_pushes(self) -> dict[str, float]:

@@ -93,9 +93,14 @@ class PostgresRunner:
         await self.engine.dispose()
 
     async def read(
-        self, work: Callable[[Connection], T], *, inline: bool = False, key: Hashable = None
+        self,
+        work: Callable[[Connection], T],
+        *,
+        inline: bool = False,
+        key: Hashable = None,
+        sized: bool = False,
     ) -> T:
-        """`inline` and `key` change nothing here: every statement is a round trip to the
+        """`inline`, `key` and `sized` change nothing here: every statement is a round trip to the
         server, and no replica can tell cheaply that another changed nothing."""
         started = time.perf_counter()
         try:

@@ -36,12 +36,18 @@ class TransactionRunner(Protocol):
         """Tell `observer` of every transaction from now on."""
 
     async def read(
-        self, work: Callable[[Connection], T], *, inline: bool = False, key: Hashable = None
+        self,
+        work: Callable[[Connection], T],
+        *,
+        inline: bool = False,
+        key: Hashable = None,
+        sized: bool = False,
     ) -> T:
         """`work` in one read transaction. `inline`: a lookup by key, one statement, which
-        the runner may run on the event loop itself. `key` (with `inline`): names everything
-        `work` depends on, so the runner may answer from memory while the database provably
-        has not changed since it last ran it (the result must be immutable)."""
+        the runner may run on the event loop itself. `key`: names everything `work` depends
+        on, so the runner may answer from memory while the database provably has not changed
+        since it last ran it (the result must be immutable). `sized`: the result has a length
+        (a listing page), which the runner's bound for such results counts."""
 
     async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
         """`work` in one write transaction. `durable=False`: a record the registry can lose

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
+from types import MappingProxyType
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -14,6 +16,9 @@ from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.audit import audited
 from dockyard.metadata.base import AuditOf
 from dockyard.metadata.statements import RepositoryIds
+
+# Catalog pages at most this long have their visibilities read on the loop (as the page is).
+INLINE_NAMES = 1_000
 
 # Lookups made while authorizing requests: built once, run on the event loop (see
 # `SQLiteRunner.read`).
@@ -61,13 +66,17 @@ def set_visibility(conn: Connection, ids: RepositoryIds, repository: str, visibi
     access_changed(conn)
 
 
-def visibilities(conn: Connection, repositories: list[str]) -> dict[str, str]:
+def visibilities(conn: Connection, repositories: tuple[str, ...]) -> Mapping[str, str | None]:
+    """Every one of `repositories`, with its own setting or None (every name is in it, so
+    its length is what it holds in memory, keys included)."""
     rows = conn.execute(
         sa.select(t.repositories.c.name, t.repository_settings.c.visibility)
         .join(t.repository_settings, t.repositories.c.id == t.repository_settings.c.repository_id)
         .where(t.repositories.c.name.in_(repositories))
     )
-    return {row.name: row.visibility for row in rows}
+    found: dict[str, str | None] = dict.fromkeys(repositories)
+    found.update((row.name, row.visibility) for row in rows)
+    return MappingProxyType(found)
 
 
 class SQLVisibility(SQLAggregate):
@@ -95,7 +104,15 @@ class SQLVisibility(SQLAggregate):
             )
         )
 
-    async def visibilities(self, repositories: list[str]) -> dict[str, str]:
+    async def visibilities(self, repositories: list[str]) -> Mapping[str, str | None]:
         if not repositories:
             return {}
-        return await self.runner.read(partial(visibilities, repositories=repositories))
+        # A catalog page's names, asked again by every caller who lists that page: remembered
+        # as the page is (until the next commit), and read on the loop as the page is.
+        names = tuple(repositories)
+        return await self.runner.read(
+            partial(visibilities, repositories=names),
+            inline=len(names) <= INLINE_NAMES,
+            key=("visibilities", names),
+            sized=True,
+        )

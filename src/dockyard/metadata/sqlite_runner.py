@@ -37,6 +37,8 @@ T = TypeVar("T")
 
 # Keyed lookups remembered at most (tags, manifests, policies of the repositories pulled).
 RECALLED_MAX = 50_000
+# Names of listing pages remembered at most (a tag list of 5,000 counts 5,001): some MiB.
+RECALLED_ITEMS_MAX = 100_000
 _MISSING = object()
 
 
@@ -110,36 +112,51 @@ class SQLiteRunner:
 
     # -- reads ---------------------------------------------------------------------------
     async def read(
-        self, work: Callable[[Connection], T], *, inline: bool = False, key: Hashable = None
+        self,
+        work: Callable[[Connection], T],
+        *,
+        inline: bool = False,
+        key: Hashable = None,
+        sized: bool = False,
     ) -> T:
         """`inline` runs it on the event loop itself: a lookup by key takes less time in
         SQLite than the hop to a thread and back. The loop never waits on a lock for long: a
-        locked database sends the read to the thread pool after all. With `key` too, the
-        result is remembered until the database changes (`_remembered`): a remembered answer
-        is no transaction, and is not reported as one."""
-        if inline and key is not None:
-            found = self._remembered(key)
+        locked database sends the read to the thread pool after all. With `key`, the result
+        is remembered until the database changes (`_remembered`): a remembered answer is no
+        transaction, and is not reported as one. `sized` marks a result whose length counts
+        against its own bound (`RECALLED_ITEMS_MAX`: listing pages), apart from the lookups'."""
+        version = None
+        if key is not None:
+            found = self._remembered(key, sized)
             if found is not _MISSING:
                 return found  # type: ignore[no-any-return]
+            version = self._local.recalled_version
         observer = self._observer
         started = time.perf_counter() if observer is not None else 0.0
         try:
             if inline:
                 try:
+                    result = self._read_here(work, patience_ms=100)
                     if key is not None:
-                        return self._remember(key, work)
-                    return self._read_here(work, patience_ms=100)
+                        self._remember(key, result, sized)
+                    return result
                 except sa.exc.OperationalError as exc:
                     if "locked" not in str(exc.orig).lower():
                         raise
-            return await asyncio.get_running_loop().run_in_executor(
+            result = await asyncio.get_running_loop().run_in_executor(
                 self._pool, self._read_here, work
             )
+            # Other requests ran on the loop meanwhile: one of them may have seen a newer
+            # version (and forgotten everything since). Then this result, read in between,
+            # belongs to neither version and is not remembered.
+            if key is not None and self._local.recalled_version == version:
+                self._remember(key, result, sized)
+            return result
         finally:
             if observer is not None:
                 observer("read", time.perf_counter() - started, 0)
 
-    def _remembered(self, key: Hashable) -> Any:
+    def _remembered(self, key: Hashable, sized: bool) -> Any:
         """The result remembered under `key` while `PRAGMA data_version` has not moved since it
         was read, else `_MISSING` (and, when it moved, everything is forgotten)."""
         self._loop_connection()
@@ -147,20 +164,31 @@ class SQLiteRunner:
         version = local.raw.execute("PRAGMA data_version").fetchone()[0]
         if version != local.recalled_version:
             local.recalled.clear()
+            local.recalled_sized.clear()
+            local.recalled_items = 0
             local.recalled_version = version
             return _MISSING
-        return local.recalled.get(key, _MISSING)
+        return (local.recalled_sized if sized else local.recalled).get(key, _MISSING)
 
-    def _remember(self, key: Hashable, work: Callable[[Connection], T]) -> T:
-        """`work`'s result, remembered under the version `_remembered` read just before: a
-        commit landing while `work` runs moves the version past it, so the next lookup
+    def _remember(self, key: Hashable, result: Any, sized: bool) -> None:
+        """`result`, remembered under the version `_remembered` read before it was read: a
+        commit landing while the work ran moves the version past it, so the next lookup
         forgets the result rather than serve it stale."""
-        result = self._read_here(work, patience_ms=100)
-        recalled = self._local.recalled
+        local = self._local
+        if sized:
+            weight = 1 + (len(result) if result is not None else 0)
+            if weight > RECALLED_ITEMS_MAX:
+                return
+            if local.recalled_items + weight > RECALLED_ITEMS_MAX:
+                local.recalled_sized.clear()  # bounded whatever pages clients ask for
+                local.recalled_items = 0
+            local.recalled_sized[key] = result
+            local.recalled_items += weight
+            return
+        recalled = local.recalled
         if len(recalled) >= RECALLED_MAX:
             recalled.clear()  # bounded whatever names clients ask for
         recalled[key] = result
-        return result
 
     def _loop_connection(self) -> Connection:
         """This thread's connection for lookups on the loop: statements run in SQLite's
@@ -178,6 +206,8 @@ class SQLiteRunner:
             self._local.conn = conn
             self._local.raw = raw
             self._local.recalled = {}
+            self._local.recalled_sized = {}
+            self._local.recalled_items = 0
             self._local.recalled_version = None
             self._held.append(conn)
         return conn

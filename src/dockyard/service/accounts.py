@@ -231,10 +231,14 @@ class AccountService:
         defaults: dict[str, str] = {}
         result = {}
         for repo in repositories:
+            own = explicit.get(repo)
+            if own is not None:
+                result[repo] = own
+                continue
             namespace = repo.split("/")[0]
-            if repo not in explicit and namespace not in defaults:
+            if namespace not in defaults:
                 defaults[namespace] = await self.namespace_default(namespace)
-            result[repo] = explicit.get(repo) or defaults[namespace]
+            result[repo] = defaults[namespace]
         return result
 
     async def set_visibility(self, repository: str, visibility: str) -> None:

@@ -2,13 +2,15 @@
 
 A page is read from the store's index where it starts (`Catalog.tags_page`,
 `list_repositories`): one more name than the page holds tells whether another page follows.
-Its cost is the page's, not the listing's, however many tags or repositories there are, and
-nothing is kept between requests, so nothing has to be told of changes.
+Its cost is the page's, not the listing's, however many tags or repositories there are. The
+store may answer a page it read before from memory, until the next commit anywhere: nothing
+here has to be told of changes.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,11 +34,12 @@ def page_limit(n: int | None) -> int:
     return min(n if n is not None else MAX_PAGE, MAX_PAGE)
 
 
-def page_of(names: list[str], limit: int) -> Page:
-    """A page from up to `limit` + 1 names read after `last`: the extra one says more follow."""
+def page_of(names: Sequence[str], limit: int) -> Page:
+    """A page from up to `limit` + 1 names read after `last`: the extra one says more follow.
+    Its items are a list of its own (the names may be the store's remembered tuple)."""
     if len(names) > limit:
-        return Page(names[:limit], names[limit - 1], limit)
-    return Page(names, None, limit)
+        return Page(list(names[:limit]), names[limit - 1], limit)
+    return Page(list(names), None, limit)
 
 
 def parse_page_size(raw: str | None) -> int | None:

@@ -4,8 +4,9 @@ on, only those the caller may pull."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from dockyard.api.listing_body import listing_json
 from dockyard.api.routes.common import gate_of, registry_of, require
 from dockyard.api.routes.tags import next_link
 from dockyard.auth.requests import Need
@@ -33,4 +34,5 @@ async def list_repositories(request: Request) -> Response:
         if len(visible) > page.limit:
             visible, more = visible[: page.limit], "more"
         page = Page(visible, visible[-1] if more is not None and visible else None, page.limit)
-    return JSONResponse({"repositories": page.items}, headers=next_link("/v2/_catalog", page))
+    body = listing_json({}, "repositories", page.items)
+    return Response(body, media_type="application/json", headers=next_link("/v2/_catalog", page))

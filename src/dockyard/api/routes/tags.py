@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.listing_body import listing_json
 from dockyard.api.proxying import NAMESPACE_KEY
 from dockyard.api.routes.common import repository_access, repository_of
 from dockyard.auth.scopes import PULL
@@ -32,7 +32,6 @@ async def list_tags(request: Request) -> Response:
     ns = request.scope.get(NAMESPACE_KEY)
     if ns is not None:  # `?ns=`: the list and its next page under the name the client asked
         name = request.path_params["name"]
-    listed = {"name": name, "tags": page.items}
-    body = json.dumps(listed, ensure_ascii=False, separators=(",", ":")).encode()
+    body = listing_json({"name": name}, "tags", page.items)
     link = next_link(f"/v2/{name}/tags/list", page, ns)
     return Response(body, media_type="application/json", headers=link)
