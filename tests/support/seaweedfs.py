@@ -68,6 +68,10 @@ class SeaweedS3:
             f"-master.port={self.ports['master']}",
             f"-volume.port={self.ports['volume']}",
             f"-filer.port={self.ports['filer']}",
+            # Every bucket takes volumes of its own; left to itself the limit is the free disk
+            # over the volume size, and a run of many tests on a fuller disk ran out of them
+            # (PUTs answered 500: no writable volumes). Volumes are files that grow as written.
+            "-volume.max=4000",
         ]
         log = open(self.root / "weed.log", "wb")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
