@@ -25,11 +25,9 @@ from tests.support.server import RunningRegistry
 PUSHERS = 48
 
 
-def push_new_repository(url: str, repo: str) -> list[tuple[str, int]]:
-    """A first push (layer, config, manifest); every status it got."""
+def push_shared_image(url: str, repo: str, layer: bytes, config: bytes) -> list[tuple[str, int]]:
+    """The same image (layer, config, manifest) into `repo`: every status it got."""
     statuses: list[tuple[str, int]] = []
-    config = json.dumps({"architecture": "amd64", "os": "linux", "repo": repo}).encode()
-    layer = os.urandom(2048)
     with httpx.Client(base_url=url, timeout=120.0) as client:
         for blob in (layer, config):
             sent = client.post(
@@ -44,11 +42,17 @@ def push_new_repository(url: str, repo: str) -> list[tuple[str, int]]:
         }
         put = client.put(
             f"/v2/{repo}/manifests/v1",
-            content=json.dumps(manifest).encode(),
+            content=json.dumps(manifest, separators=(",", ":")).encode(),
             headers={"Content-Type": OCI_MANIFEST},
         )
         statuses.append(("manifest", put.status_code))
     return statuses
+
+
+def push_new_repository(url: str, repo: str) -> list[tuple[str, int]]:
+    """A first push of an image of its own (layer, config, manifest); every status it got."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "repo": repo}).encode()
+    return push_shared_image(url, repo, os.urandom(2048), config)
 
 
 def catalog_of(client: httpx.Client, namespace: str) -> list[str]:
@@ -81,30 +85,6 @@ def test_concurrent_first_pushes_of_new_repositories_all_succeed(
         for repo in repos:
             tags = client.get(f"/v2/{repo}/tags/list")
             assert tags.status_code == 200 and tags.json() == {"name": repo, "tags": ["v1"]}
-
-
-def push_shared_image(url: str, repo: str, layer: bytes, config: bytes) -> list[tuple[str, int]]:
-    """The same image (layer, config, manifest) into `repo`: every status it got."""
-    statuses: list[tuple[str, int]] = []
-    with httpx.Client(base_url=url, timeout=120.0) as client:
-        for blob in (layer, config):
-            sent = client.post(
-                f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob
-            )
-            statuses.append(("blob", sent.status_code))
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(OCI_CONFIG, config),
-            "layers": [descriptor(LAYER, layer)],
-        }
-        put = client.put(
-            f"/v2/{repo}/manifests/v1",
-            content=json.dumps(manifest, separators=(",", ":")).encode(),
-            headers={"Content-Type": OCI_MANIFEST},
-        )
-        statuses.append(("manifest", put.status_code))
-    return statuses
 
 
 def test_concurrent_first_pushes_of_one_image_into_new_repositories_all_succeed(
