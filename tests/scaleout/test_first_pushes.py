@@ -4,9 +4,10 @@ serializable transaction of them then wrote: on a fresh database about half of 4
 used up their attempts and answered 503. Now the catalog is read from the repositories' index
 and no row is shared by every new repository's push.
 
-Each image has its own layers here: a base layer shared by the whole fleet is one more row all
-its pushes update (the namespace's count of links to it), which is the quota's, not the
-catalog's."""
+A fleet making new repositories from one image used to write one more shared row in every
+push: the namespace's count of links to each blob (the quota's, revision 0009); on PostgreSQL
+some pushes then used up their attempts. Since revision 0016 a push of content the namespace
+already holds writes no such row."""
 
 from __future__ import annotations
 
@@ -24,11 +25,9 @@ from tests.support.server import RunningRegistry
 PUSHERS = 48
 
 
-def push_new_repository(url: str, repo: str) -> list[tuple[str, int]]:
-    """A first push (layer, config, manifest); every status it got."""
+def push_shared_image(url: str, repo: str, layer: bytes, config: bytes) -> list[tuple[str, int]]:
+    """The same image (layer, config, manifest) into `repo`: every status it got."""
     statuses: list[tuple[str, int]] = []
-    config = json.dumps({"architecture": "amd64", "os": "linux", "repo": repo}).encode()
-    layer = os.urandom(2048)
     with httpx.Client(base_url=url, timeout=120.0) as client:
         for blob in (layer, config):
             sent = client.post(
@@ -43,11 +42,17 @@ def push_new_repository(url: str, repo: str) -> list[tuple[str, int]]:
         }
         put = client.put(
             f"/v2/{repo}/manifests/v1",
-            content=json.dumps(manifest).encode(),
+            content=json.dumps(manifest, separators=(",", ":")).encode(),
             headers={"Content-Type": OCI_MANIFEST},
         )
         statuses.append(("manifest", put.status_code))
     return statuses
+
+
+def push_new_repository(url: str, repo: str) -> list[tuple[str, int]]:
+    """A first push of an image of its own (layer, config, manifest); every status it got."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "repo": repo}).encode()
+    return push_shared_image(url, repo, os.urandom(2048), config)
 
 
 def catalog_of(client: httpx.Client, namespace: str) -> list[str]:
@@ -80,3 +85,90 @@ def test_concurrent_first_pushes_of_new_repositories_all_succeed(
         for repo in repos:
             tags = client.get(f"/v2/{repo}/tags/list")
             assert tags.status_code == 200 and tags.json() == {"name": repo, "tags": ["v1"]}
+
+
+def test_concurrent_first_pushes_of_one_image_into_new_repositories_all_succeed(
+    start_registry: Callable[..., RunningRegistry], shared_backends: dict[str, str]
+) -> None:
+    """A fleet pushing the same image into new repositories of one namespace at once: all
+    succeed, the namespace's usage counts each blob once, and only the last repository's
+    deletion frees it."""
+    registry = start_registry(env=shared_backends)
+    namespace = f"same{uuid.uuid4().hex[:8]}"
+    repos = [f"{namespace}/app-{i:02d}" for i in range(PUSHERS)]
+    layer = os.urandom(4096)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "fleet": namespace}).encode()
+    with ThreadPoolExecutor(PUSHERS) as pool:
+        results = list(pool.map(lambda r: push_shared_image(registry.url, r, layer, config), repos))
+    failed = {r: s for r, s in zip(repos, results, strict=True) if any(c >= 300 for _, c in s)}
+    assert not failed, f"{len(failed)} of {PUSHERS} pushes failed: {failed}"
+
+    with httpx.Client(base_url=registry.url, timeout=60.0) as client:
+        manifest = client.get(
+            f"/v2/{repos[0]}/manifests/v1", headers={"Accept": OCI_MANIFEST}
+        ).content
+        usage = client.get("/api/v1/usage", params={"namespace": namespace})
+        assert usage.status_code == 200, usage.text
+        (counted,) = usage.json()["namespaces"]
+        assert counted["repositories"] == PUSHERS
+        assert counted["blobs"] == 3
+        assert counted["bytes"] == len(layer) + len(config) + len(manifest)
+        # Deleting all but one repository frees nothing of the namespace's count; the last frees it.
+        for repo in repos[:-1]:
+            assert client.delete(f"/api/v1/repositories/{repo}").status_code in (200, 202, 204)
+        (counted,) = client.get("/api/v1/usage", params={"namespace": namespace}).json()[
+            "namespaces"
+        ]
+        assert counted["bytes"] == len(layer) + len(config) + len(manifest)
+        assert client.delete(f"/api/v1/repositories/{repos[-1]}").status_code in (200, 202, 204)
+        listed = client.get("/api/v1/usage", params={"namespace": namespace}).json()["namespaces"]
+        assert listed == [] or listed[0]["bytes"] == 0, listed
+
+
+def test_a_fleet_mounting_one_image_into_new_repositories_never_runs_out_of_attempts(
+    start_registry: Callable[..., RunningRegistry], shared_backends: dict[str, str]
+) -> None:
+    """Eight clients, each making new repositories of one namespace one after another from
+    the same image (its blobs mounted from a first repository, then the manifest). Before
+    revision 0016, 1-2 of these 600 requests answered 503 on PostgreSQL in every run."""
+    registry = start_registry(env=shared_backends)
+    namespace = f"fill{uuid.uuid4().hex[:8]}"
+    layer = os.urandom(4096)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "fleet": namespace}).encode()
+    assert all(
+        c < 300 for _, c in push_shared_image(registry.url, f"{namespace}/base", layer, config)
+    )
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config),
+            "layers": [descriptor(LAYER, layer)],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+    def fill(client_no: int) -> list[tuple[str, int]]:
+        bad: list[tuple[str, int]] = []
+        with httpx.Client(base_url=registry.url, timeout=120.0) as client:
+            for n in range(25):
+                repo = f"{namespace}/c{client_no}-{n:02d}"
+                for blob in (layer, config):
+                    mounted = client.post(
+                        f"/v2/{repo}/blobs/uploads/",
+                        params={"mount": sha256(blob), "from": f"{namespace}/base"},
+                    )
+                    if mounted.status_code != 201:
+                        bad.append((repo, mounted.status_code))
+                put = client.put(
+                    f"/v2/{repo}/manifests/v1",
+                    content=manifest,
+                    headers={"Content-Type": OCI_MANIFEST},
+                )
+                if put.status_code != 201:
+                    bad.append((repo, put.status_code))
+        return bad
+
+    with ThreadPoolExecutor(8) as pool:
+        bad = [b for part in pool.map(fill, range(8)) for b in part]
+    assert not bad, f"{len(bad)} requests failed: {bad[:10]}"

@@ -245,7 +245,10 @@ namespace_quotas = sa.Table(
 
 # Kept by database triggers (revision 0009) on every insert into and delete from
 # `repository_blobs` and `manifests`, whichever code makes it, so they always equal a scan.
-# A digest counts once per namespace however many of its repositories hold it (`links`).
+# A digest counts once per namespace however many of its repositories hold it: a row stands
+# while anything of the namespace holds the digest. SQLite's triggers count the holders in
+# `links`; PostgreSQL's (revision 0016) look for another holder when one goes instead, so a
+# push of content the namespace already holds writes no row every such push would share.
 namespace_blobs = sa.Table(
     "namespace_blobs",
     metadata,

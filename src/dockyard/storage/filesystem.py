@@ -100,6 +100,19 @@ def _hash_batch(digester: Digester, pieces: list[bytes]) -> None:
         digester.update(piece)
 
 
+async def _commit_in_thread(upload_id: str, commit: Callable[[], None]) -> None:
+    """Run an upload's commit in a worker thread: a vanished upload file is an unknown upload,
+    a full disk a StorageFullError."""
+    try:
+        await asyncio.to_thread(commit)
+    except FileNotFoundError as exc:
+        raise KeyError(upload_id) from exc
+    except OSError as exc:
+        if _full(exc):
+            raise StorageFullError(str(exc)) from exc
+        raise
+
+
 def _open_or_none(path: str | Path) -> int | None:
     try:
         return os.open(path, os.O_RDONLY)
@@ -475,14 +488,7 @@ class FilesystemBlobStore:
                 return
             self._publish(path, target)
 
-        try:
-            await asyncio.to_thread(commit)
-        except FileNotFoundError as exc:
-            raise KeyError(upload_id) from exc
-        except OSError as exc:
-            if _full(exc):
-                raise StorageFullError(str(exc)) from exc
-            raise
+        await _commit_in_thread(upload_id, commit)
 
     async def commit_upload_bytes(self, upload_id: str, digest: str, data: bytes) -> None:
         """Written into the upload's own file, synced and renamed into place in one hop to a
@@ -508,14 +514,7 @@ class FilesystemBlobStore:
                 return
             self._publish(path, target)
 
-        try:
-            await asyncio.to_thread(commit)
-        except FileNotFoundError as exc:
-            raise KeyError(upload_id) from exc
-        except OSError as exc:
-            if _full(exc):
-                raise StorageFullError(str(exc)) from exc
-            raise
+        await _commit_in_thread(upload_id, commit)
 
     async def abort_upload(self, upload_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
