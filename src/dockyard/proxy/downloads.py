@@ -368,9 +368,12 @@ class Downloads:
     async def _failed(self, route: Route, digest: str, upload_id: str) -> bool:
         if upload_id in self._downloads:
             return False
-        if await self._linked(route, digest):
+        # The leader's lock before the link: a leader links before it lets go, so a link
+        # looked at after the lock was found free is final. The other way round, a download
+        # that ends between the two looks would be taken for a failed one.
+        if not self._leader_gone(upload_id):
             return False
-        return self._leader_gone(upload_id)
+        return not await self._linked(route, digest)
 
     async def _verified(self, route: Route, digest: str, upload_id: str) -> None:
         while not self._verified_file(upload_id).exists() and not await self._linked(route, digest):
