@@ -17,6 +17,7 @@ from dockyard.api.client_limit import PerClientLimit
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.hot_reads import HotReads
 from dockyard.api.middleware import RegistryHeaders
+from dockyard.api.reloading import Reloading, settings_file_from_environment
 from dockyard.api.routes import health, table
 from dockyard.api.services import Services
 from dockyard.assembly import build_registry
@@ -97,6 +98,11 @@ def create_app(
 
 
 def app_from_environment() -> ASGIApp:
-    """Entry point for server worker processes: settings arrive serialised in the environment."""
+    """Entry point for server worker processes: settings arrive serialised in the environment;
+    when the serving process names a settings file, SIGHUP reloads them in place
+    (`api.reloading`)."""
     settings = Settings.model_validate(json.loads(os.environ[SETTINGS_ENV]))
-    return create_app(settings)
+    settings_file = settings_file_from_environment()
+    if settings_file is None:
+        return create_app(settings)
+    return Reloading(create_app, settings, settings_file)

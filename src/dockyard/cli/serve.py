@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
 import os
+import shutil
+import signal
 import socket
 import sys
+import tempfile
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from dockyard.cli.connections import (
@@ -182,11 +187,11 @@ def run(
         f", caching {upstreams}" if upstreams else "",
     )
     server = http_server(settings, workers, verbose, open_files)
-    if reload is not None:
-        replace_workers_on_reload(server, Reloader(settings, reload))
     from dockyard.cli.metrics_serving import metrics_for_workers
 
-    with claim, metrics_for_workers(settings):
+    with claim, metrics_for_workers(settings), settings_for_workers(settings) as settings_file:
+        if reload is not None:
+            reload_on_sighup(server, Reloader(settings, reload), settings_file)
         share_with_workers(settings)
         server.serve()
 
@@ -249,9 +254,29 @@ def http_server(
     return server
 
 
-def replace_workers_on_reload(server: Any, reloader: Reloader) -> None:
-    """On SIGHUP, settings the reloader accepts go to the environment the new workers read,
-    then granian replaces the workers; refused ones leave the workers alone.
+@contextlib.contextmanager
+def settings_for_workers(settings: Settings) -> Iterator[Path]:
+    """The file the workers read reloaded settings from (`dockyard.api.reloading`), in a
+    folder of this process's own, named to them by the environment; removed at exit."""
+    from dockyard.api.reloading import SETTINGS_FILE_ENV, write_settings
+
+    folder = Path(tempfile.mkdtemp(prefix="dockyard-settings-"))
+    path = folder / "settings.json"
+    try:
+        write_settings(path, settings)
+        os.environ[SETTINGS_FILE_ENV] = str(path)
+        yield path
+    finally:
+        os.environ.pop(SETTINGS_FILE_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def reload_on_sighup(server: Any, reloader: Reloader, settings_file: Path) -> None:
+    """On SIGHUP, settings the reloader accepts are written where the workers read them.
+    With the same certificate files, each worker is sent SIGHUP and takes them in place
+    (`dockyard.api.reloading`): no worker stops, no connection is closed. A new certificate
+    needs new workers (granian loads it once per worker), which granian starts one at a time
+    (`dockyard.cli.reload` says what that costs). Refused settings leave the workers alone.
 
     granian gives no way to refuse a reload from its reload hooks (an exception there ends
     the server), so its reload step itself is wrapped; a granian without that step keeps
@@ -262,15 +287,24 @@ def replace_workers_on_reload(server: Any, reloader: Reloader) -> None:
         return
 
     def reload_step(spawn_target: object, target_loader: object) -> None:
+        # Cleared first, as granian does: a SIGHUP during this step is handled after it.
+        server.reload_signal = False
+        server.main_loop_interrupt.clear()
         settings = reloader.reload()
         if settings is None:
-            server.reload_signal = False
-            server.main_loop_interrupt.clear()
             return
         from dockyard.api.app import SETTINGS_ENV
+        from dockyard.api.reloading import write_settings
 
+        # Workers started from now on (a crashed one respawned) read the environment.
         os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
-        replace(spawn_target, target_loader)
+        write_settings(settings_file, settings)
+        if reloader.new_certificate:
+            replace(spawn_target, target_loader)
+            return
+        for worker in list(server.wrks):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker._id(), signal.SIGHUP)
 
     server._reload = reload_step
 

@@ -1,0 +1,206 @@
+"""A worker's application that takes new settings in place, on SIGHUP, without a new worker.
+
+A worker that is replaced closes its listening socket and its idle keep-alive connections,
+and whatever a client sends at that moment is lost (`dockyard.cli.reload`). Settings that
+need no new certificate are therefore reloaded inside the running worker: the serving
+process writes them to a file (`SETTINGS_FILE_ENV` names it) and sends the worker SIGHUP;
+the worker builds an application from them, starts it (its lifespan: a new registry, new
+store connections), and hands it the requests that arrive from then on. The application it
+replaces answers the requests it already has, and is shut down when the last one is done.
+Connections are never touched: a kept connection's next request simply meets the new
+application.
+
+A configuration the worker cannot start (a database it cannot reach, say) is logged and the
+worker goes on with the application it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dockyard.config import Settings
+
+log = logging.getLogger("dockyard")
+
+# The file the serving process writes the settings in force to, for its workers.
+SETTINGS_FILE_ENV = "DOCKYARD_SETTINGS_FILE"
+
+
+class Lifespan:
+    """Runs an ASGI application's lifespan protocol by hand: `startup()`, later `shutdown()`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        """Raises RuntimeError with the application's message when its startup failed."""
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.3"}, "state": {}}
+        self._task = asyncio.create_task(self._run(scope))
+        await self._to_app.put({"type": "lifespan.startup"})
+        answer = await self._from_app.get()
+        if answer["type"] != "lifespan.startup.complete":
+            raise RuntimeError(answer.get("message") or "the application did not start")
+
+    async def shutdown(self) -> None:
+        if self._task is None or self._task.done():
+            return
+        await self._to_app.put({"type": "lifespan.shutdown"})
+        await self._from_app.get()
+        await self._task
+
+    async def _run(self, scope: Scope) -> None:
+        try:
+            await self.app(scope, self._to_app.get, self._from_app.put)
+        except BaseException as exc:
+            # An application that raises instead of answering still gets an answer read.
+            await self._from_app.put({"type": "lifespan.startup.failed", "message": repr(exc)})
+            if not isinstance(exc, Exception):
+                raise
+
+
+class Generation:
+    """One application built from one set of settings, and the requests it is answering."""
+
+    def __init__(self, settings: Settings, app: ASGIApp) -> None:
+        self.settings = settings
+        self.app = app
+        self.lifespan = Lifespan(app)
+        self.in_flight = 0
+        self.retired = False
+        self.idle = asyncio.Event()
+
+
+class Reloading:
+    """The ASGI application a worker serves: the application built by `build` from the
+    settings in force, replaced when SIGHUP brings new ones (read from `settings_file`)."""
+
+    def __init__(
+        self, build: Callable[[Settings], ASGIApp], settings: Settings, settings_file: Path
+    ) -> None:
+        self._build = build
+        self._file = settings_file
+        self._current = Generation(settings, build(settings))
+        self._lock: asyncio.Lock | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._retiring: set[Generation] = set()
+
+    @property
+    def settings(self) -> Settings:
+        return self._current.settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        generation = self._current
+        generation.in_flight += 1
+        try:
+            await generation.app(scope, receive, send)
+        finally:
+            generation.in_flight -= 1
+            if generation.retired and generation.in_flight == 0:
+                generation.idle.set()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        try:
+            await self._current.lifespan.startup()
+        except RuntimeError as exc:
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        self._lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._signalled)
+        # Settings written between this worker's fork and the handler above came with a
+        # signal that found no handler: look once.
+        self._signalled()
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        assert message["type"] == "lifespan.shutdown"
+        loop.remove_signal_handler(signal.SIGHUP)
+        async with self._lock:  # a reload under way ends first
+            for task in list(self._tasks):
+                task.cancel()
+            for generation in [*self._retiring, self._current]:
+                await generation.lifespan.shutdown()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    def _signalled(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload(self) -> bool:
+        """Take the settings in the file if they differ from the ones in force; True when
+        the application was replaced."""
+        assert self._lock is not None, "reload before the lifespan started"
+        async with self._lock:
+            try:
+                settings = read_settings(self._file)
+            except (OSError, ValueError) as exc:
+                log.error("SIGHUP: worker %d cannot read the new settings: %s", os.getpid(), exc)
+                return False
+            if settings == self._current.settings:
+                return False
+            try:
+                fresh = Generation(settings, self._build(settings))
+                await fresh.lifespan.startup()
+            except Exception as exc:
+                log.error(
+                    "SIGHUP: worker %d keeps its settings, the new ones did not start: %s",
+                    os.getpid(),
+                    exc,
+                )
+                return False
+            old, self._current = self._current, fresh
+            log.info("SIGHUP: worker %d reloaded its settings in place", os.getpid())
+        old.retired = True
+        self._retiring.add(old)
+        if old.in_flight == 0:
+            old.idle.set()
+        retire = asyncio.get_running_loop().create_task(self._retire(old))
+        self._tasks.add(retire)
+        retire.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _retire(self, old: Generation) -> None:
+        """Once its last request is answered, the replaced application's lifespan ends (its
+        registry closed, its background work stopped)."""
+        await old.idle.wait()
+        self._retiring.discard(old)
+        try:
+            await old.lifespan.shutdown()
+        except Exception:
+            log.exception("SIGHUP: the replaced application did not shut down cleanly")
+
+
+def read_settings(path: Path) -> Settings:
+    """The settings the serving process wrote (`write_settings`)."""
+    return Settings.model_validate(json.loads(path.read_text()))
+
+
+def write_settings(path: Path, settings: Settings) -> None:
+    """Replace the settings file at once: a worker never reads it half written."""
+    staged = path.with_name(path.name + ".new")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(settings.model_dump(mode="json")))
+    os.replace(staged, path)
+
+
+def settings_file_from_environment() -> Path | None:
+    value = os.environ.get(SETTINGS_FILE_ENV)
+    return Path(value) if value else None
