@@ -95,6 +95,8 @@ class Reloading:
         self._lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._retiring: set[Generation] = set()
+        # Set when this worker is about to be replaced (`dockyard.cli.handover`).
+        self.closing = False
 
     @property
     def settings(self) -> Settings:
@@ -104,6 +106,8 @@ class Reloading:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if self.closing and scope["type"] == "http":
+            send = closing_connection(send)
         generation = self._current
         generation.in_flight += 1
         try:
@@ -124,6 +128,7 @@ class Reloading:
         self._lock = asyncio.Lock()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._signalled)
+        loop.add_signal_handler(signal.SIGUSR2, self._close_connections)
         # Settings written between this worker's fork and the handler above came with a
         # signal that found no handler: look once.
         self._signalled()
@@ -131,12 +136,19 @@ class Reloading:
         message = await receive()
         assert message["type"] == "lifespan.shutdown"
         loop.remove_signal_handler(signal.SIGHUP)
+        loop.remove_signal_handler(signal.SIGUSR2)
         async with self._lock:  # a reload under way ends first
             for task in list(self._tasks):
                 task.cancel()
             for generation in [*self._retiring, self._current]:
                 await generation.lifespan.shutdown()
         await send({"type": "lifespan.shutdown.complete"})
+
+    def _close_connections(self) -> None:
+        """No new connection comes to this worker any more: each kept one is closed after
+        its next answer, which says so (`Connection: close`), so that the client does not
+        send on it again."""
+        self.closing = True
 
     def _signalled(self) -> None:
         task = asyncio.get_running_loop().create_task(self.reload())
@@ -185,6 +197,24 @@ class Reloading:
             await old.lifespan.shutdown()
         except Exception:
             log.exception("SIGHUP: the replaced application did not shut down cleanly")
+
+
+def closing_connection(send: Send) -> Send:
+    """`send`, with `Connection: close` in the answer's head (HTTP/1.1; an HTTP/2 server
+    leaves the header out, and its connections end with GOAWAY)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [
+                (name, value)
+                for name, value in message.get("headers", ())
+                if name.lower() != b"connection"
+            ]
+            headers.append((b"connection", b"close"))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 def read_settings(path: Path) -> Settings:

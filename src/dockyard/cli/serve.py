@@ -300,13 +300,38 @@ def reload_on_sighup(server: Any, reloader: Reloader, settings_file: Path) -> No
         os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
         write_settings(settings_file, settings)
         if reloader.new_certificate:
-            replace(spawn_target, target_loader)
+            if sys.platform == "linux":
+                hand_over(server, spawn_target, target_loader, settings)
+            else:
+                replace(spawn_target, target_loader)
             return
         for worker in list(server.wrks):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker._id(), signal.SIGHUP)
 
     server._reload = reload_step
+
+
+def hand_over(server: Any, spawn_target: Any, target_loader: Any, settings: Settings) -> None:
+    """granian's reload step (`AbstractServer._reload`), each worker replaced by
+    `dockyard.cli.handover`, which moves new connections to the new worker first."""
+    from dockyard.cli.handover import replace_worker
+
+    log.info("HUP signal received, gracefully respawning workers..")
+    server.respawned_wrks.clear()
+    server._env_loader(server.env_files)
+    server._call_hooks(server.hooks_reload)
+    for idx in range(len(server.wrks)):
+
+        def spawn(idx: int = idx) -> Any:
+            worker = server._spawn_worker(
+                idx=idx, target=spawn_target, callback_loader=target_loader
+            )
+            worker.start()
+            return worker
+
+        replace_worker(server, idx, spawn, settings.port, settings.header_timeout_seconds)
+    server._metrics.incr_spawn(len(server.wrks))
 
 
 def skip_memory_census(server: Any) -> None:
