@@ -53,6 +53,7 @@ TIME_WAIT = "06"
 # How long a new worker may take to start listening (its application's start included).
 START_TIMEOUT = 120.0
 POLL = 0.05
+SETTLE = 0.25
 
 
 class HandoverUnavailable(OSError):
@@ -126,14 +127,19 @@ def choose_index(index: int) -> tuple[bytes, Any]:
     return struct.pack("@HP", 1, ctypes.addressof(instructions)), instructions
 
 
-def steer_to(pid: int, port: int) -> None:
-    """Send every new connection on `port` to the worker `pid`, whose socket joined the
-    group last."""
+def steer_to(pid: int, port: int, group: set[int]) -> None:
+    """Send every new connection on `port` to the process `pid`, whose socket joined the
+    group last; `group` names every process with a socket in it (theirs are counted, not a
+    listener of someone else's on another address with the same port)."""
     found = listener_of(pid, port)
     if found is None:
         raise HandoverUnavailable(0, "the new worker does not listen")
     listening, _ = port_sockets(port)
-    program, instructions = choose_index(len(listening) - 1)
+    members = set()
+    for member in group:
+        with contextlib.suppress(FileNotFoundError):  # a process gone meanwhile
+            members.update(inode for inode in socket_fds(member) if inode in listening)
+    program, instructions = choose_index(len(members) - 1)
     with borrow(pid, found[1]) as sock:
         sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, program)
     del instructions
@@ -187,15 +193,20 @@ def replace_worker(
             lambda: not new.is_alive() or listener_of(new_pid, port) is not None, START_TIMEOUT
         )
         if started and new.is_alive():
-            steer_to(new_pid, port)
+            steer_to(new_pid, port, {worker._id() for worker in server.wrks} | {old_pid})
             steered = True
     except OSError as exc:
         log.warning("new connections still reach the old worker-%d: %s", idx + 1, exc)
     if steered:
         with contextlib.suppress(ProcessLookupError):
             os.kill(old_pid, signal.SIGUSR2)  # Connection: close from now on
-        # After the header timeout, a connection the old worker still holds is busy.
-        wait_until(lambda: not holds_connections(old_pid, port), drain)
+        # A connection whose SYN reached the old socket before the program was set is not
+        # its yet (no inode in /proc/net/tcp) until the client's ACK: an instant on any
+        # link, given this long.
+        time.sleep(SETTLE)
+        # After the header timeout, a connection the old worker still holds is busy. A stop
+        # of the server meanwhile goes on to it.
+        wait_until(lambda: server.interrupt_signal or not holds_connections(old_pid, port), drain)
     log.info("Stopping old worker-%d", idx + 1)
     old.terminate()
     old.join(server.workers_kill_timeout)
