@@ -135,7 +135,7 @@ def steer_to(pid: int, port: int, group: set[int]) -> None:
     if found is None:
         raise HandoverUnavailable(0, "the new worker does not listen")
     listening, _ = port_sockets(port)
-    members = set()
+    members: set[int] = set()
     for member in group:
         with contextlib.suppress(FileNotFoundError):  # a process gone meanwhile
             members.update(inode for inode in socket_fds(member) if inode in listening)
