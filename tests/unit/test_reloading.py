@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.reloading import Lifespan, Reloading, write_settings
 from dockyard.config import Settings
@@ -66,7 +66,13 @@ def test_requests_under_way_finish_on_the_old_settings_and_new_ones_meet_the_new
         first = Settings(data_dir=tmp_path)
         settings_file = tmp_path / "settings.json"
         write_settings(settings_file, first)
-        app = Reloading(lambda s: Application(s, events, gate), first, settings_file)
+        refreshed: list[str] = []
+
+        def refresh(current: ASGIApp) -> None:
+            assert isinstance(current, Application)
+            refreshed.append(current.name)
+
+        app = Reloading(lambda s: Application(s, events, gate), first, settings_file, refresh)
         lifespan = Lifespan(app)
         await lifespan.startup()
         assert events == ["started read_only=False"]
@@ -85,7 +91,9 @@ def test_requests_under_way_finish_on_the_old_settings_and_new_ones_meet_the_new
             await asyncio.sleep(0.01)
         assert events[2] == "stopped read_only=False"
 
-        assert not await app.reload()  # the same settings again: nothing to do
+        # The same settings again: nothing rebuilt, what is read from elsewhere looked at.
+        assert not await app.reload()
+        assert refreshed == ["read_only=True"]
         write_settings(settings_file, first.model_copy(update={"public_url": BROKEN}))
         assert not await app.reload()  # cannot start: the worker keeps what it has
         assert (await get(app))[0] == b"read_only=True"

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import weakref
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -26,6 +27,9 @@ from dockyard.service.activity import Activity
 from dockyard.service.registry import Registry
 
 SETTINGS_ENV = "DOCKYARD_SETTINGS_JSON"
+
+# What each application made by create_app runs on, for `look_at_webhooks`.
+SERVICES: weakref.WeakKeyDictionary[ASGIApp, Services] = weakref.WeakKeyDictionary()
 
 
 def create_app(
@@ -94,7 +98,9 @@ def create_app(
     )
     # Outermost: every request counts, whoever answers it; metrics see the status and bytes
     # of every answer, the middlewares' own included.
-    return CountsRequests(headed, activity, metrics)
+    counted = CountsRequests(headed, activity, metrics)
+    SERVICES[counted] = services
+    return counted
 
 
 def app_from_environment() -> ASGIApp:
@@ -105,4 +111,12 @@ def app_from_environment() -> ASGIApp:
     settings_file = settings_file_from_environment()
     if settings_file is None:
         return create_app(settings)
-    return Reloading(create_app, settings, settings_file)
+    return Reloading(create_app, settings, settings_file, refresh=look_at_webhooks)
+
+
+def look_at_webhooks(app: ASGIApp) -> None:
+    """A SIGHUP with unchanged settings: the event sender looks at the webhooks now rather
+    than at its next round."""
+    services = SERVICES.get(app)
+    if services is not None and services.registry is not None:
+        services.registry.events.reload()

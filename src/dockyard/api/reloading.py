@@ -87,9 +87,17 @@ class Reloading:
     settings in force, replaced when SIGHUP brings new ones (read from `settings_file`)."""
 
     def __init__(
-        self, build: Callable[[Settings], ASGIApp], settings: Settings, settings_file: Path
+        self,
+        build: Callable[[Settings], ASGIApp],
+        settings: Settings,
+        settings_file: Path,
+        refresh: Callable[[ASGIApp], None] | None = None,
     ) -> None:
+        """`refresh(app)` is called on a SIGHUP that brings the same settings: what the
+        application reads from elsewhere (the webhooks, from the metadata store) is looked
+        at again."""
         self._build = build
+        self._refresh = refresh
         self._file = settings_file
         self._current = Generation(settings, build(settings))
         self._lock: asyncio.Lock | None = None
@@ -131,7 +139,7 @@ class Reloading:
         loop.add_signal_handler(signal.SIGUSR2, self._close_connections)
         # Settings written between this worker's fork and the handler above came with a
         # signal that found no handler: look once.
-        self._signalled()
+        self._signalled(refresh=False)
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
         assert message["type"] == "lifespan.shutdown"
@@ -150,14 +158,14 @@ class Reloading:
         send on it again."""
         self.closing = True
 
-    def _signalled(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.reload())
+    def _signalled(self, refresh: bool = True) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload(refresh))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def reload(self) -> bool:
+    async def reload(self, refresh: bool = True) -> bool:
         """Take the settings in the file if they differ from the ones in force; True when
-        the application was replaced."""
+        the application was replaced. The same settings are a `refresh` (when asked)."""
         assert self._lock is not None, "reload before the lifespan started"
         async with self._lock:
             try:
@@ -166,6 +174,8 @@ class Reloading:
                 log.error("SIGHUP: worker %d cannot read the new settings: %s", os.getpid(), exc)
                 return False
             if settings == self._current.settings:
+                if refresh and self._refresh is not None:
+                    self._refresh(self._current.app)
                 return False
             try:
                 fresh = Generation(settings, self._build(settings))
