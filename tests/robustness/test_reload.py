@@ -20,6 +20,10 @@ from tests.support import certs
 from tests.support.push import error_code, unique_repo
 from tests.support.server import RunningRegistry, free_port
 
+# How long both workers' replacement may take: each new worker's start (20 s and more on a
+# loaded 2-core machine) and up to the header timeout (10 s) for the old one's connections.
+REPLACED = 300.0
+
 
 def trusting(ca: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca))
@@ -134,13 +138,6 @@ def worker_pids(server: RunningRegistry) -> set[int]:
     return pids
 
 
-def wait_for_certificate(port: int, wanted: x509.Certificate, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while served_certificate(port) != wanted:
-        assert time.monotonic() < deadline, "the renewed certificate was never served"
-        time.sleep(0.2)
-
-
 def test_sighup_reloads_settings_in_place_dropping_nothing(tmp_path: Path) -> None:
     """Settings without a new certificate: the workers take them in place, twice over, while
     requests run on kept and new connections; not one fails or needs sending again."""
@@ -221,13 +218,15 @@ def test_sighup_serves_a_renewed_certificate_and_new_settings_dropping_nothing(
             install(renewed, cert, key)
             rewrite(config, f"tls_cert: {cert}\ntls_key: {key}\nworkers: 2\nread_only: true\n")
             os.kill(server.proc.pid, signal.SIGHUP)
-            wait_for_certificate(port, renewed.certificate)
-            # Both workers are replaced, one after the other: wait for the second.
-            wait_for_log(server, "Stopped old worker-2")
+            # Both workers are replaced, one after the other, each started and its
+            # predecessor's connections ended first: a loaded machine takes its time.
+            wait_for_log(server, "Stopped old worker-2", timeout=REPLACED)
+            for _ in range(6):  # whichever worker answers, it has the renewed certificate
+                assert served_certificate(port) == renewed.certificate
             load.wait_for_answers(40)
             install(first, cert, key)
             os.kill(server.proc.pid, signal.SIGHUP)
-            wait_for_log(server, "Stopped old worker-2", count=2)
+            wait_for_log(server, "Stopped old worker-2", count=2, timeout=REPLACED)
             load.wait_for_answers(40)
         assert load.failures == [], load.failures
         assert load.resent == 0
