@@ -322,6 +322,8 @@ def hand_over(server: Any, spawn_target: Any, target_loader: Any, settings: Sett
     server._env_loader(server.env_files)
     server._call_hooks(server.hooks_reload)
     for idx in range(len(server.wrks)):
+        if server.interrupt_signal:  # stopping: the workers left are stopped as they are
+            break
 
         def spawn(idx: int = idx) -> Any:
             worker = server._spawn_worker(
