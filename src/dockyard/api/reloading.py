@@ -3,7 +3,8 @@
 A worker that is replaced closes its listening socket and its idle keep-alive connections,
 and whatever a client sends at that moment is lost (`dockyard.cli.reload`). Settings that
 need no new certificate are therefore reloaded inside the running worker: the serving
-process writes them to a file (`SETTINGS_FILE_ENV` names it) and sends the worker SIGHUP;
+process writes them to a memory file (`SETTINGS_FILE_ENV` names it; nothing on disk holds
+the settings' secrets) and sends the worker SIGHUP;
 the worker builds an application from them, starts it (its lifespan: a new registry, new
 store connections), and hands it the requests that arrive from then on. The application it
 replaces answers the requests it already has, and is shut down when the last one is done.
@@ -17,6 +18,7 @@ worker goes on with the application it has.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -228,17 +230,31 @@ def closing_connection(send: Send) -> Send:
 
 
 def read_settings(path: Path) -> Settings:
-    """The settings the serving process wrote (`write_settings`)."""
-    return Settings.model_validate(json.loads(path.read_text()))
+    """The settings the serving process wrote (`write_settings`), read under a shared lock
+    so that a write is never seen half done."""
+    with open(path, "rb") as source:
+        fcntl.lockf(source, fcntl.LOCK_SH)
+        try:
+            text = source.read()
+        finally:
+            fcntl.lockf(source, fcntl.LOCK_UN)
+    return Settings.model_validate(json.loads(text))
 
 
 def write_settings(path: Path, settings: Settings) -> None:
-    """Replace the settings file at once: a worker never reads it half written."""
-    staged = path.with_name(path.name + ".new")
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(settings.model_dump(mode="json")))
-    os.replace(staged, path)
+    """Write the settings over the file's content, under an exclusive lock (the serving
+    process names a memory file that lives as long as it does: `/proc/PID/fd/N`, which a
+    rename cannot replace)."""
+    data = json.dumps(settings.model_dump(mode="json")).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "wb") as target:
+        fcntl.lockf(target, fcntl.LOCK_EX)
+        try:
+            target.truncate(0)
+            target.write(data)
+            target.flush()
+        finally:
+            fcntl.lockf(target, fcntl.LOCK_UN)
 
 
 def settings_file_from_environment() -> Path | None:

@@ -8,11 +8,9 @@ import errno
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -255,23 +253,28 @@ def http_server(
 
 
 @contextlib.contextmanager
-def settings_for_workers(settings: Settings) -> Iterator[Path]:
-    """The file the workers read reloaded settings from (`dockyard.api.reloading`), in a
-    folder of this process's own, named to them by the environment; removed at exit."""
+def settings_for_workers(settings: Settings) -> Iterator[Path | None]:
+    """The file the workers read reloaded settings from (`dockyard.api.reloading`): a memory
+    file of this process, which the workers open by its /proc path (named to them by the
+    environment), and which goes away with this process however it ends; no copy of the
+    settings' secrets is left on disk. None off Linux: a SIGHUP replaces the workers."""
     from dockyard.api.reloading import SETTINGS_FILE_ENV, write_settings
 
-    folder = Path(tempfile.mkdtemp(prefix="dockyard-settings-"))
-    path = folder / "settings.json"
+    if sys.platform != "linux":
+        yield None
+        return
+    memory = os.memfd_create("dockyard-settings")
+    path = Path(f"/proc/{os.getpid()}/fd/{memory}")
     try:
         write_settings(path, settings)
         os.environ[SETTINGS_FILE_ENV] = str(path)
         yield path
     finally:
         os.environ.pop(SETTINGS_FILE_ENV, None)
-        shutil.rmtree(folder, ignore_errors=True)
+        os.close(memory)
 
 
-def reload_on_sighup(server: Any, reloader: Reloader, settings_file: Path) -> None:
+def reload_on_sighup(server: Any, reloader: Reloader, settings_file: Path | None) -> None:
     """On SIGHUP, settings the reloader accepts are written where the workers read them.
     With the same certificate files, each worker is sent SIGHUP and takes them in place
     (`dockyard.api.reloading`): no worker stops, no connection is closed. A new certificate
@@ -298,12 +301,12 @@ def reload_on_sighup(server: Any, reloader: Reloader, settings_file: Path) -> No
 
         # Workers started from now on (a crashed one respawned) read the environment.
         os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
+        if settings_file is None:
+            replace(spawn_target, target_loader)
+            return
         write_settings(settings_file, settings)
         if reloader.new_certificate:
-            if sys.platform == "linux":
-                hand_over(server, spawn_target, target_loader, settings)
-            else:
-                replace(spawn_target, target_loader)
+            hand_over(server, spawn_target, target_loader, settings)
             return
         for worker in list(server.wrks):
             with contextlib.suppress(ProcessLookupError):
