@@ -122,3 +122,31 @@ def test_a_worker_about_to_be_replaced_closes_each_kept_connection_after_its_ans
         await lifespan.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_a_worker_stopping_after_a_reload_shuts_down_both_applications(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        events: list[str] = []
+        gate = asyncio.Event()
+        first = Settings(data_dir=tmp_path)
+        settings_file = tmp_path / "settings.json"
+        write_settings(settings_file, first)
+        app = Reloading(lambda s: Application(s, events, gate), first, settings_file)
+        lifespan = Lifespan(app)
+        await lifespan.startup()
+        slow = asyncio.create_task(get(app, "/slow"))
+        await asyncio.sleep(0)
+        write_settings(settings_file, first.model_copy(update={"read_only": True}))
+        assert await app.reload()
+        # The replaced application still answers its request when the worker stops.
+        await lifespan.shutdown()
+        assert sorted(events) == [
+            "started read_only=False",
+            "started read_only=True",
+            "stopped read_only=False",
+            "stopped read_only=True",
+        ]
+        gate.set()
+        assert (await slow)[0] == b"read_only=False"
+
+    asyncio.run(scenario())

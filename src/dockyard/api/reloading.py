@@ -103,7 +103,8 @@ class Reloading:
         self._file = settings_file
         self._current = Generation(settings, build(settings))
         self._lock: asyncio.Lock | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()  # reloads
+        self._retirements: set[asyncio.Task[None]] = set()
         self._retiring: set[Generation] = set()
         # Set when this worker is about to be replaced (`dockyard.cli.handover`).
         self.closing = False
@@ -147,11 +148,16 @@ class Reloading:
         assert message["type"] == "lifespan.shutdown"
         loop.remove_signal_handler(signal.SIGHUP)
         loop.remove_signal_handler(signal.SIGUSR2)
-        async with self._lock:  # a reload under way ends first
+        async with self._lock:  # a reload under way ends first; one still waiting is dropped
             for task in list(self._tasks):
                 task.cancel()
-            for generation in [*self._retiring, self._current]:
-                await generation.lifespan.shutdown()
+            # The worker stops: a replaced application is shut down now, whatever it still
+            # answers (as the current one is).
+            for generation in self._retiring:
+                generation.idle.set()
+            for retirement in list(self._retirements):
+                await retirement
+            await self._current.lifespan.shutdown()
         await send({"type": "lifespan.shutdown.complete"})
 
     def _close_connections(self) -> None:
@@ -196,19 +202,20 @@ class Reloading:
         if old.in_flight == 0:
             old.idle.set()
         retire = asyncio.get_running_loop().create_task(self._retire(old))
-        self._tasks.add(retire)
-        retire.add_done_callback(self._tasks.discard)
+        self._retirements.add(retire)
+        retire.add_done_callback(self._retirements.discard)
         return True
 
     async def _retire(self, old: Generation) -> None:
         """Once its last request is answered, the replaced application's lifespan ends (its
         registry closed, its background work stopped)."""
         await old.idle.wait()
-        self._retiring.discard(old)
         try:
             await old.lifespan.shutdown()
         except Exception:
             log.exception("SIGHUP: the replaced application did not shut down cleanly")
+        finally:
+            self._retiring.discard(old)
 
 
 def closing_connection(send: Send) -> Send:
