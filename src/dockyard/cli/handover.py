@@ -197,7 +197,12 @@ def replace_worker(
             steered = True
     except OSError as exc:
         log.warning("new connections still reach the old worker-%d: %s", idx + 1, exc)
-    if steered:
+    # A worker listens once its application has started, which set the SIGUSR2 handler; one
+    # still starting would be killed by the signal.
+    serving = False
+    with contextlib.suppress(OSError):
+        serving = listener_of(old_pid, port) is not None
+    if steered and serving:
         with contextlib.suppress(ProcessLookupError):
             os.kill(old_pid, signal.SIGUSR2)  # Connection: close from now on
         # A connection whose SYN reached the old socket before the program was set is not
