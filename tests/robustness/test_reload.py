@@ -20,8 +20,9 @@ from tests.support import certs
 from tests.support.push import error_code, unique_repo
 from tests.support.server import RunningRegistry, free_port
 
-# How long both workers' replacement may take: each new worker's start (20 s and more on a
-# loaded 2-core machine) and up to the header timeout (10 s) for the old one's connections.
+# How long a reload may take on a loaded machine: each new worker's start (20 s and more on a
+# loaded 2-core machine) and up to the header timeout (10 s) for the old one's connections,
+# or each worker's new application started in place.
 REPLACED = 300.0
 
 
@@ -161,7 +162,7 @@ def test_sighup_reloads_settings_in_place_dropping_nothing(tmp_path: Path) -> No
             load.wait_for_answers(40)
             rewrite(config, f"tls_cert: {cert}\ntls_key: {key}\nworkers: 2\nread_only: true\n")
             os.kill(server.proc.pid, signal.SIGHUP)
-            wait_for_log(server, "reloaded its settings in place", count=2)
+            wait_for_log(server, "reloaded its settings in place", count=2, timeout=REPLACED)
             load.wait_for_answers(40)
             with httpx.Client(base_url=url, verify=trusting(ca.cert), timeout=60) as client:
                 for _ in range(6):  # whichever worker answers, on new connections
@@ -171,7 +172,7 @@ def test_sighup_reloads_settings_in_place_dropping_nothing(tmp_path: Path) -> No
             # And back: the application replaced first is gone, the new one takes writes.
             rewrite(config, f"tls_cert: {cert}\ntls_key: {key}\nworkers: 2\n")
             os.kill(server.proc.pid, signal.SIGHUP)
-            wait_for_log(server, "reloaded its settings in place", count=4)
+            wait_for_log(server, "reloaded its settings in place", count=4, timeout=REPLACED)
             load.wait_for_answers(40)
         assert load.failures == [], load.failures
         assert load.resent == 0
@@ -279,7 +280,7 @@ def test_sighup_refuses_a_broken_certificate_or_configuration(tmp_path: Path) ->
         )
         os.kill(server.proc.pid, signal.SIGHUP)
         wait_for_log(server, "SIGHUP: redis_url cannot change without a restart")
-        wait_for_log(server, "reloaded its settings in place")
+        wait_for_log(server, "reloaded its settings in place", timeout=REPLACED)
         with httpx.Client(base_url=url, verify=trusting(ca.cert), timeout=30) as client:
             refused = client.post(f"/v2/{unique_repo('reload')}/blobs/uploads/")
             assert refused.status_code == 405
