@@ -17,9 +17,14 @@ serve: $(VENV)/.installed
 
 # The tests start hundreds of interpreters (servers, their workers, commands): with bytecode
 # written once instead of compiled by each, every start is about 0.1 s shorter.
+# The image base (.ci/image-base.sh, a debootstrap) is made in the background while the lint and
+# the tests run; the image test waits for it, and `make test` fails when it failed.
 test: export PYTHONDONTWRITEBYTECODE :=
-test: peers image-base lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+test: peers $(VENV)/.installed
+	PYTHON=$(BIN)/python bash .ci/image-base.sh --background
+	$(MAKE) --no-print-directory lint
+	status=0; $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS) || status=$$?; \
+	bash .ci/image-base.sh --wait || status=1; exit $$status
 
 # The tests marked `unit` (tests/conftest.py gives the markers): no server, no peer program.
 test-fast: $(VENV)/.installed

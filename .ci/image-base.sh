@@ -12,12 +12,31 @@
 # Run as root (debootstrap). Idempotent: the debootstrap (minutes) runs only when the base is
 # missing; the wheels are fetched again each time, so a changed dependency list is followed.
 # tests/packaging/test_container_image.py builds, pushes, pulls and runs the image from these.
+#
+# `image-base.sh --background` (what `make test` runs) takes CACHE/.lock, then does the same work
+# in the background, its output in CACHE/image-base.log, while the tests start: the lock is held
+# until the work ends, and the image test waits for it before it looks at the cache.
+# `image-base.sh --wait` waits for that work and exits with its status.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${DOCKYARD_IMAGE_CACHE:-$ROOT/.ci/cache/image}"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 SUITE=bookworm
+LOCK="$CACHE/.lock"
+LOG="$CACHE/image-base.log"
+STATUS="$CACHE/.status"
+
+if [[ "${1:-}" == --wait ]]; then
+    [[ -f "$LOCK" ]] || exit 0
+    flock --shared "$LOCK" true
+    status="$(cat "$STATUS" 2>/dev/null || echo 1)"
+    if [[ "$status" != 0 ]]; then
+        tail -n 30 "$LOG" >&2 || true
+        echo "image-base.sh: the background preparation failed (status ${status}), log: $LOG" >&2
+    fi
+    exit "$status"
+fi
 
 if [[ "$(id -u)" -ne 0 ]]; then
     echo "image-base.sh: must run as root (debootstrap)" >&2
@@ -57,6 +76,27 @@ mirror() {
 }
 
 mkdir -p "$CACHE"
+
+if [[ "${1:-}" == --background ]]; then
+    rm -f "$STATUS"
+    # Locked here, before the caller goes on, so that no test looks at the cache before the
+    # work has begun; the background shell inherits the locked descriptor and holds it to its end.
+    exec 9>"$LOCK"
+    flock --exclusive 9
+    (
+        set +e
+        IMAGE_BASE_LOCKED=1 bash "$0" 9>&- >"$LOG" 2>&1
+        echo $? >"$STATUS"
+    ) </dev/null >/dev/null 2>&1 &
+    echo "image-base.sh: preparing in the background (log: $LOG)"
+    exit 0
+fi
+# Two preparations at once would both debootstrap and then race to move the base in place.
+if [[ -z "${IMAGE_BASE_LOCKED:-}" ]]; then
+    exec 9>"$LOCK"
+    flock --exclusive 9
+    rm -f "$STATUS" # an earlier background run's failure no longer holds
+fi
 
 if [[ ! -f "$CACHE/base/index.json" ]]; then
     MIRROR="$(mirror)"

@@ -11,6 +11,7 @@ needs runc and limits within the machine's hard ones (see ContainersEnv.runtime)
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -43,13 +44,34 @@ ULIMITS = ("nofile=16384:16384", "nproc=8192:8192")
 pytestmark = pytest.mark.timeout(1200)
 
 
+def wait_for_the_cache() -> str:
+    """Wait while `make test`'s background `image-base.sh` prepares the cache (it holds
+    CACHE/.lock exclusively to its end); what it logged, or "" when none ran."""
+    lock = CACHE / ".lock"
+    if not lock.is_file():
+        return ""
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    log = CACHE / "image-base.log"
+    logged = log.read_text(errors="replace")[-3000:] if log.is_file() else ""
+    status = CACHE / ".status"
+    if status.is_file() and status.read_text().strip() != "0":
+        pytest.fail(
+            f"image-base.sh failed in the background; its log ends:\n{logged}", pytrace=False
+        )
+    return logged
+
+
 def prepared() -> tuple[Path, Path]:
     """The cached Debian base (OCI layout) and wheels; fails, never skips, when absent."""
+    log = wait_for_the_cache()
     base, wheels = CACHE / "base", CACHE / "wheels"
     if not (base / "index.json").is_file() or not any(wheels.glob("pip-*.whl")):
         pytest.fail(
             f"no Debian base image or wheels in {CACHE}: make them once with `make image-base` "
-            "(as root; .ci/image-base.sh runs debootstrap from the apt mirror)",
+            "(as root; .ci/image-base.sh runs debootstrap from the apt mirror)"
+            + (f"\nimage-base.sh's log ends:\n{log}" if log else ""),
             pytrace=False,
         )
     return base, wheels
