@@ -157,6 +157,24 @@ def test_a_dropped_connection_is_replaced_for_a_read_and_a_write(counted, wire, 
         run(counted.resolve_tag("rt/drop", "v1"))
 
 
+def test_the_content_lock_takes_a_new_connection_after_a_drop(counted, wire, run) -> None:
+    lock = counted.shared_content_lock()
+    assert lock is not None
+
+    async def publish_then_sweep() -> bool:
+        async with lock.publishing():
+            pass
+        async with lock.sweeping():
+            pass
+        return await lock.contended()
+
+    assert run(publish_then_sweep()) is False
+    wire.drop_connections()
+    assert run(publish_then_sweep()) is False
+    wire.drop_connections()
+    assert run(lock.contended()) is False
+
+
 def test_a_replica_reads_what_another_acknowledged(database, run) -> None:
     """Two replicas on one database: each write one acknowledges, the other's next read sees
     (reads run in autocommit, each statement on what was committed when it started)."""

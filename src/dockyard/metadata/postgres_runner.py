@@ -55,7 +55,7 @@ def postgres_engine(url: str) -> AsyncEngine:
 
     # No pre-ping: through the asyncpg adapter it is three round trips (BEGIN, an empty
     # statement, ROLLBACK) on every checkout. A connection the server dropped fails its first
-    # statement instead, and the runner runs the work again on a new one (`_stale`).
+    # statement instead, and the runner runs the work again on a new one (`connection_lost`).
     return create_async_engine(
         postgres_url(url),
         pool_size=10,
@@ -73,7 +73,7 @@ def sqlstate(exc: sa.exc.DBAPIError) -> str | None:
     return state if isinstance(state, str) else None
 
 
-def _stale(exc: BaseException) -> bool:
+def connection_lost(exc: BaseException) -> bool:
     """The pooled connection was found closed (the server restarted, or dropped it while it sat
     idle). SQLAlchemy has then discarded it, and every connection the pool made before it."""
     return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
@@ -139,7 +139,7 @@ class PostgresRunner:
             try:
                 return await self._read_once(work)
             except Exception as exc:
-                if not _stale(exc):
+                if not connection_lost(exc):
                     raise
             return await self._read_once(work)
         finally:
@@ -160,7 +160,7 @@ class PostgresRunner:
                 try:
                     return await conn.run_sync(work)
                 except Exception as exc:
-                    if _stale(exc):
+                    if connection_lost(exc):
                         raise _DeadBeforeCommit() from exc
                     raise
 
