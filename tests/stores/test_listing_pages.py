@@ -183,7 +183,9 @@ def check_tags_page(meta: SQLMetadataStore, run, repo_id: int, last: str) -> int
     """Asserts the tag page's plan; returns SQLite's steps for it (None on PostgreSQL)."""
 
     def look(conn: Connection) -> int | None:
-        sql = _bound(catalog.TAGS_PAGE, conn, repo_id=repo_id, last=last, limit=PAGE + 1)
+        # PostgreSQL runs the same page with its names joined into one text (`catalog.joined`)
+        stmt = catalog.TAGS_JOINED if conn.dialect.name == "postgresql" else catalog.TAGS_PAGE
+        sql = _bound(stmt, conn, repo_id=repo_id, last=last, limit=PAGE + 1)
         if conn.dialect.name == "sqlite":
             plan = _sqlite_plan(conn, sql)
             assert any(
@@ -204,7 +206,9 @@ def check_catalog_page(meta: SQLMetadataStore, run, last: str, most: int) -> int
     """`most`: repository rows the page may read (each probes its manifests and links once)."""
 
     def look(conn: Connection) -> int | None:
-        sql = _bound(catalog.CATALOG_PAGE, conn, last=last, limit=PAGE + 1)
+        postgres = conn.dialect.name == "postgresql"
+        stmt = catalog.CATALOG_JOINED if postgres else catalog.CATALOG_PAGE
+        sql = _bound(stmt, conn, last=last, limit=PAGE + 1)
         if conn.dialect.name == "sqlite":
             plan = _sqlite_plan(conn, sql)
             assert any(

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dockyard.metadata.postgres_runner import connection_lost
+
 # Advisory lock ids are one namespace per database: ours are "dock" + 1 and + 2.
 CONTENT_LOCK_ID = 0x646F636B01
 COLLECTOR_TURN_ID = 0x646F636B02
@@ -62,7 +64,16 @@ class AdvisoryContentLock:
             await conn.close()
 
     async def _locked(self, function: str, lock_id: int | None = None) -> AsyncConnection:
-        """A connection of its own holding the lock (waiting for it as long as it takes)."""
+        """A connection of its own holding the lock (waiting for it as long as it takes).
+        A pooled connection is not pinged first: one the server dropped is replaced once."""
+        try:
+            return await self._locked_once(function, lock_id)
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
+        return await self._locked_once(function, lock_id)
+
+    async def _locked_once(self, function: str, lock_id: int | None) -> AsyncConnection:
         conn = await self.engine.connect()
         try:
             await self._lock(conn, function, lock_id)
@@ -97,6 +108,14 @@ class AdvisoryContentLock:
             await self._unlock(conn, "pg_advisory_unlock")
 
     async def contended(self) -> bool:
+        try:
+            return await self._contended_once()
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
+        return await self._contended_once()
+
+    async def _contended_once(self) -> bool:
         async with self.engine.connect() as conn:
             found = await conn.scalar(
                 _WAITING, {"high": self.lock_id >> 32, "low": self.lock_id & 0xFFFFFFFF}

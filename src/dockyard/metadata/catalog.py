@@ -6,6 +6,10 @@ however many the registry holds. No write moves a shared version row: concurrent
 repositories have nothing in common to conflict on. On SQLite a page read is remembered until
 the next commit anywhere (`SQLiteRunner.read`'s `key`), as the lookups of a pull are: a client
 walking a listing, or many clients asking the same page, cost one read per change.
+
+On PostgreSQL a page comes back as one row holding one text, its names joined by a space
+(which no repository or tag name holds), built by the server in the index's order: one value
+to decode instead of a row object per name, about a third of the time for a page of 10,000.
 """
 
 from __future__ import annotations
@@ -65,6 +69,40 @@ CATALOG_PAGE = (
 )
 
 
+# Neither a tag (`core.names.TAG_PATTERN`) nor a repository name holds it.
+SEPARATOR = " "
+
+
+def joined(page: sa.Select[str]) -> sa.Select[str | None]:
+    """`page`'s names as one text, in `page`'s order (NULL for none). Aggregated straight from
+    the ordered subquery, with no join to reorder it in between, PostgreSQL keeps its order
+    without sorting the names again (as an ORDER BY inside the aggregate would)."""
+    rows = page.subquery()
+    return sa.select(sa.func.string_agg(rows.c.name, sa.literal(SEPARATOR)))
+
+
+def split(text: str | None) -> tuple[str, ...]:
+    return tuple(text.split(SEPARATOR)) if text else ()
+
+
+TAGS_JOINED = joined(TAGS_PAGE)
+CATALOG_JOINED = joined(CATALOG_PAGE)
+CATALOG_ALL = CATALOG_PAGE.limit(None)
+CATALOG_ALL_JOINED = joined(CATALOG_ALL)
+
+
+def page_names(
+    conn: Connection,
+    rows: sa.Select[str],
+    one: sa.Select[str | None],
+    params: dict[str, object],
+) -> tuple[str, ...]:
+    """The names `rows` selects: on PostgreSQL as one text (`one`, the same page joined)."""
+    if conn.dialect.name == "postgresql":
+        return split(conn.execute(one, params).scalar())
+    return tuple(direct.execute(conn, rows, params).scalars())
+
+
 def repository_exists(conn: Connection, ids: RepositoryIds, repository: str) -> bool:
     return ids.lookup(conn, repository) is not None
 
@@ -84,11 +122,8 @@ def tags_page(
     repo_id = ids.lookup(conn, repository)
     if repo_id is None:
         return None
-    names = tuple(
-        direct.execute(
-            conn, TAGS_PAGE, {"repo_id": repo_id, "last": last or "", "limit": limit}
-        ).scalars()
-    )
+    params = {"repo_id": repo_id, "last": last or "", "limit": limit}
+    names = page_names(conn, TAGS_PAGE, TAGS_JOINED, params)
     if names or direct.execute(conn, HAS_CONTENT, {"repo_id": repo_id}).scalar():
         return names
     return None
@@ -110,9 +145,8 @@ def list_tags(conn: Connection, repository: str, limit: int | None, last: str | 
 def list_repositories(conn: Connection, limit: int | None, last: str | None) -> tuple[str, ...]:
     """Up to `limit` (None: every) repository with content after `last`, in order."""
     if limit is None:
-        return tuple(conn.execute(CATALOG_PAGE.limit(None), {"last": last or ""}).scalars())
-    params = {"last": last or "", "limit": limit}
-    return tuple(direct.execute(conn, CATALOG_PAGE, params).scalars())
+        return page_names(conn, CATALOG_ALL, CATALOG_ALL_JOINED, {"last": last or ""})
+    return page_names(conn, CATALOG_PAGE, CATALOG_JOINED, {"last": last or "", "limit": limit})
 
 
 def last_pushes(conn: Connection) -> dict[str, float]:

@@ -3,6 +3,10 @@
 Each transaction's statements run through `run_sync`, so the query modules are the same plain
 functions of a `Connection` as on SQLite. Replicas share the database: a write that another
 replica's transaction conflicted with is rolled back by PostgreSQL and simply run again.
+
+Every exchange with the server is a round trip, and a read is mostly those: a read runs its
+statements in autocommit (no BEGIN, no COMMIT), a connection is not pinged when taken from the
+pool, and one found dead by its first statement is replaced and the work run again once.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ T = TypeVar("T")
 # SQLSTATEs after which a write transaction is simply run again.
 RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock
 ATTEMPTS = 8
+# Prepared statements each pooled connection keeps (SQLAlchemy's asyncpg adapter prepares every
+# statement it runs): more than the registry has, so none is evicted and prepared again, which
+# costs a round trip more.
+STATEMENT_CACHE = 1_000
 
 
 def postgres_url(url: str) -> str:
@@ -45,7 +53,16 @@ def postgres_engine(url: str) -> AsyncEngine:
     # SQLite server process otherwise.
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    return create_async_engine(postgres_url(url), pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: through the asyncpg adapter it is three round trips (BEGIN, an empty
+    # statement, ROLLBACK) on every checkout. A connection the server dropped fails its first
+    # statement instead, and the runner runs the work again on a new one (`connection_lost`).
+    return create_async_engine(
+        postgres_url(url),
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=False,
+        connect_args={"prepared_statement_cache_size": STATEMENT_CACHE},
+    )
 
 
 def sqlstate(exc: sa.exc.DBAPIError) -> str | None:
@@ -54,6 +71,17 @@ def sqlstate(exc: sa.exc.DBAPIError) -> str | None:
         getattr(exc.orig, "__cause__", None), "sqlstate", None
     )
     return state if isinstance(state, str) else None
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """The pooled connection was found closed (the server restarted, or dropped it while it sat
+    idle). SQLAlchemy has then discarded it, and every connection the pool made before it."""
+    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+
+
+class _DeadBeforeCommit(Exception):
+    """A write's connection was found closed while its work ran, before any COMMIT was sent:
+    the server kept nothing of the transaction. (`__cause__` is what the work raised.)"""
 
 
 class PostgresRunner:
@@ -101,34 +129,70 @@ class PostgresRunner:
         sized: bool = False,
     ) -> T:
         """`inline`, `key` and `sized` change nothing here: every statement is a round trip to the
-        server, and no replica can tell cheaply that another changed nothing."""
+        server, and no replica can tell cheaply that another changed nothing.
+
+        Autocommit sees what a READ COMMITTED transaction (PostgreSQL's default, and what
+        reads ran in before) sees: each statement reads everything committed when it starts,
+        so a read after an acknowledged write, from any replica, sees that write."""
         started = time.perf_counter()
         try:
-            async with self.engine.connect() as conn, conn.begin():
-                return await conn.run_sync(work)
+            try:
+                return await self._read_once(work)
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+            return await self._read_once(work)
         finally:
             if self._observer is not None:
                 self._observer("read", time.perf_counter() - started, 0)
+
+    async def _read_once(self, work: Callable[[Connection], T]) -> T:
+        async with self.engine.connect() as conn:
+            # The adapter keeps the level and sends nothing: statements then run without a
+            # BEGIN, and the pool's reset on return finds no transaction to roll back.
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await conn.run_sync(work)
+
+    async def _write_once(self, work: Callable[[Connection], T]) -> T:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="SERIALIZABLE")
+            async with conn.begin():
+                try:
+                    return await conn.run_sync(work)
+                except Exception as exc:
+                    if connection_lost(exc):
+                        raise _DeadBeforeCommit() from exc
+                    raise
 
     async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
         """Every write is durable: PostgreSQL commits what replicas share."""
         started = time.perf_counter()
         attempt = 0
+        reconnected = False
         try:
             for attempt in range(ATTEMPTS):
                 try:
-                    async with self.engine.connect() as conn:
-                        conn = await conn.execution_options(isolation_level="SERIALIZABLE")
-                        async with conn.begin():
-                            return await conn.run_sync(work)
-                except Exception as exc:
+                    return await self._write_once(work)
+                except Exception as failure:
                     # Rolled back, whatever the reason (a refusal such as a quota's too): an id
                     # read in it may name a repository row that was never committed.
                     for forget in self._forget:
                         forget()
+                    exc = failure
+                    if isinstance(failure, _DeadBeforeCommit):
+                        assert isinstance(failure.__cause__, Exception)
+                        exc = failure.__cause__
+                        if not reconnected:
+                            # Once: the pool has dropped the connections made before this one.
+                            # (A connection lost during COMMIT is never run again: that
+                            # transaction may have committed.)
+                            reconnected = True
+                            continue
                     retryable = isinstance(exc, sa.exc.DBAPIError) and sqlstate(exc) in RETRYABLE
                     if not retryable:
-                        raise
+                        if exc is failure:
+                            raise
+                        raise exc from exc.__cause__
                     self.conflicts += 1
                     if attempt == ATTEMPTS - 1:
                         # Nothing was written: the client may simply send the request again.
