@@ -142,9 +142,12 @@ def run(
 ) -> None:
     """Serve until SIGTERM or SIGINT. `reload` reads the settings again from where they came
     from, for SIGHUP (`dockyard.cli.reload`); without it a SIGHUP only replaces the workers."""
+    from dockyard.core.memory import release_at_once
+
     claim = claim_address(settings.host, settings.port)
     # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
     private_umask()
+    release_at_once()  # before granian is loaded (`http_server`)
     preparing = start_prepare(settings)
     try:
         load_for_workers(settings)
