@@ -91,6 +91,8 @@ def start_prepare(settings: Settings) -> int:
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
+        # The collector stays off here as in the parent's start (`cli.main`): this child
+        # imports the same libraries beside the parent, and its memory goes with its exit.
         from sqlalchemy.exc import SQLAlchemyError
 
         code = 0
@@ -378,9 +380,11 @@ def share_with_workers(settings: Settings) -> None:
 
     load_for_workers(settings)
     limit_arenas()
-    # No full collection first: the automatic ones during the imports leave it nothing to
+    # No full collection first: the automatic ones during the imports left it nothing to
     # free (0 of about 75,000 objects), and it visits every object before the first answer.
+    # The start runs with the collector off (`cli.main`); the workers collect as usual.
     gc.freeze()
+    gc.enable()
 
 
 def logging_config(verbose: bool = False, log_format: str = "text") -> dict:
