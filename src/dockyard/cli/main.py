@@ -7,18 +7,24 @@ first use."""
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        # The server's imports free nothing a collection would find, yet some 130 automatic
+        # collections ran during them, on the way to the first answer; the serving process
+        # collects again once what its workers inherit is frozen (`serve.share_with_workers`).
+        gc.disable()
         from dockyard.cli.serve_argv import read
 
         options = read(sys.argv[2:])
         if options is not None:
             _serve(options)
             return
+        gc.enable()
     from dockyard.cli.commands import main as typer_main
 
     typer_main()

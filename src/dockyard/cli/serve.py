@@ -94,6 +94,8 @@ def start_prepare(settings: Settings) -> int:
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
+        # The collector stays off here as in the parent's start (`cli.main`): this child
+        # imports the same libraries beside the parent, and its memory goes with its exit.
         from sqlalchemy.exc import SQLAlchemyError
 
         code = 0
@@ -145,9 +147,12 @@ def run(
 ) -> None:
     """Serve until SIGTERM or SIGINT. `reload` reads the settings again from where they came
     from, for SIGHUP (`dockyard.cli.reload`); without it a SIGHUP only replaces the workers."""
+    from dockyard.core.memory import release_at_once
+
     claim = claim_address(settings.host, settings.port)
     # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
     private_umask()
+    release_at_once()  # before granian is loaded (`http_server`)
     preparing = start_prepare(settings)
     try:
         load_for_workers(settings)
@@ -439,9 +444,11 @@ def share_with_workers(settings: Settings) -> None:
 
     load_for_workers(settings)
     limit_arenas()
-    # No full collection first: the automatic ones during the imports leave it nothing to
+    # No full collection first: the automatic ones during the imports left it nothing to
     # free (0 of about 75,000 objects), and it visits every object before the first answer.
+    # The start runs with the collector off (`cli.main`); the workers collect as usual.
     gc.freeze()
+    gc.enable()
 
 
 def logging_config(verbose: bool = False, log_format: str = "text") -> dict:
