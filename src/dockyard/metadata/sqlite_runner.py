@@ -7,7 +7,8 @@ the event loop itself; a lookup that names its key is answered from memory while
 Writes queue for group commit (`group_commit`): one pool thread takes everything queued,
 waits for its writer turn (`writer_turns`), runs it all in one transaction that takes the
 write lock up front (BEGIN IMMEDIATE, so several server processes share the file without
-lock-upgrade deadlocks) and commits once.
+lock-upgrade deadlocks) and commits once. A durable write is acknowledged once the WAL was
+synced since its commit (`wal_sync`), a sync taken outside the write lock.
 """
 
 from __future__ import annotations
