@@ -98,6 +98,9 @@ def test_commits_made_during_a_sync_share_the_next_one(store, run, monkeypatch, 
         await until(lambda: held.started == 1, "the first sync started")
         rest = [asyncio.ensure_future(store.runner.write(insert(n))) for n in range(1, 9)]
         await until(lambda: len(visible(tmp_path / "meta.db")) == 9, "all nine committed")
+        # Committed is not yet handed to the sync: the committer hands each batch over
+        # before it looks for the next, so once it stops looking, all of them were.
+        await until(lambda: not store.runner._group._draining, "every commit handed over")
         assert held.started == 1 and not any(w.done() for w in [first, *rest])
         held.release.set()
         await asyncio.gather(first, *rest)
