@@ -27,7 +27,7 @@ def counting_batches(store: SQLMetadataStore) -> list[int]:
 
     def run_batch(batch):
         sizes.append(len(batch))
-        real(batch)
+        return real(batch)  # True: it tells the callers once their commit is durable
 
     store.runner._group.run_batch = run_batch
     return sizes
@@ -99,7 +99,7 @@ def test_a_commit_that_fails_fails_every_write_in_it(store, run, monkeypatch) ->
 
         monkeypatch.setattr(sa.engine.Connection, "_commit_impl", fail_commit)
         try:
-            real_begin(batch)
+            return real_begin(batch)
         finally:
             monkeypatch.undo()
 

@@ -32,7 +32,7 @@ class Job:
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
+    if future.done():
         return
     if ok:
         future.set_result(value)
@@ -41,9 +41,11 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 
 
 class GroupCommitter:
-    """`run_batch(jobs)` runs in the executor and sets every job's outcome."""
+    """`run_batch(jobs)` runs in the executor and sets every job's outcome. When it returns
+    True, it has taken over telling the callers (`Job.settle`) once their outcome is durable;
+    otherwise they are told as soon as it returns."""
 
-    def __init__(self, executor: Executor, run_batch: Callable[[list[Job]], None]) -> None:
+    def __init__(self, executor: Executor, run_batch: Callable[[list[Job]], bool]) -> None:
         self.executor = executor
         self.run_batch = run_batch
         self._lock = threading.Lock()
@@ -78,7 +80,8 @@ class GroupCommitter:
                     self._draining = False
                     return
             try:
-                self.run_batch(batch)
+                if self.run_batch(batch):
+                    continue
             except BaseException as exc:  # never leave a caller waiting
                 for job in batch:
                     if job.outcome is None:

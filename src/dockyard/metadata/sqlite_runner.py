@@ -7,7 +7,8 @@ the event loop itself; a lookup that names its key is answered from memory while
 Writes queue for group commit (`group_commit`): one pool thread takes everything queued,
 waits for its writer turn (`writer_turns`), runs it all in one transaction that takes the
 write lock up front (BEGIN IMMEDIATE, so several server processes share the file without
-lock-upgrade deadlocks) and commits once.
+lock-upgrade deadlocks) and commits once. A durable write is acknowledged once the WAL was
+synced since its commit (`wal_sync`), a sync taken outside the write lock.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from dockyard.core.errors import StorageFullError
 from dockyard.metadata import direct
 from dockyard.metadata.group_commit import GroupCommitter, Job
+from dockyard.metadata.wal_sync import WalSync
 from dockyard.metadata.writer_turns import WriterTurns
 
 if TYPE_CHECKING:
@@ -75,6 +77,8 @@ class SQLiteRunner:
         self._turns = WriterTurns(writer_lock) if writer_lock is not None else None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="metadata")
         self._group = GroupCommitter(self._pool, self._run_batch)
+        database = engine.url.database
+        self._wal = WalSync(f"{database}-wal", self._pool) if database else None
         # One connection kept per thread (the pool's and the event loop's) for reads, and
         # one per pool thread for writes: a read is BEGIN, the statements and COMMIT, with no
         # pool checkout, events and reset around it.
@@ -239,11 +243,18 @@ class SQLiteRunner:
         """Writers (threads and worker processes) queue for their turn before BEGIN IMMEDIATE."""
         return self._turns.turn() if self._turns is not None else contextlib.nullcontext()
 
-    def _run_batch(self, batch: list[Job]) -> None:
-        """Every queued write in one transaction, committed once: durably if any of them asked
-        for it. Should one of several fail, the transaction is rolled back and each write runs
-        again in a transaction of its own, so it fails alone (savepoints around every write
-        would slow every push down; failures are rare)."""
+    @property
+    def wal_syncs(self) -> int:
+        """How many times the WAL was synced for durable writes."""
+        return self._wal.syncs if self._wal is not None else 0
+
+    def _run_batch(self, batch: list[Job]) -> bool:
+        """Every queued write in one transaction, committed once. Should one of several fail,
+        the transaction is rolled back and each write runs again in a transaction of its own,
+        so it fails alone (savepoints around every write would slow every push down; failures
+        are rare). When any write asked for durability, the callers are told only once the WAL
+        was synced since (`WalSync`, which then tells them: True), and this thread moves on
+        to the next batch meanwhile."""
         started = time.perf_counter()
         retries = 0
         self._run_together(batch)
@@ -252,27 +263,45 @@ class SQLiteRunner:
             for job in batch:
                 job.outcome = None
                 self._run_together([job])
-        if self._observer is not None:
-            self._observer("write", time.perf_counter() - started, retries)
+        observer = self._observer
+        if self._wal is None or not any(job.durable for job in batch):
+            if observer is not None:
+                observer("write", time.perf_counter() - started, retries)
+            return False
+
+        def durable(error: BaseException | None) -> None:
+            for job in batch:
+                if job.outcome is None:
+                    job.outcome = (False, RuntimeError("write was not run"))
+                elif error is not None and job.outcome[0]:
+                    job.outcome = (False, error)  # committed, but not known to be on the disk
+                job.settle()
+            if observer is not None:
+                observer("write", time.perf_counter() - started, retries)
+
+        self._wal.after_commit(durable)
+        return True
 
     def _writer(self) -> Connection:
         """This pool thread's write connection, kept as the read ones are."""
         conn: Connection | None = getattr(self._local, "writer", None)
         if conn is None:
             conn = self.engine.connect().execution_options(dockyard_write=True)
+            if self._wal is not None:
+                # Commits write the WAL without syncing it; a durable write waits for `WalSync`.
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.execute("PRAGMA synchronous=NORMAL")
             self._local.writer = conn
             self._held.append(conn)
         return conn
 
     def _run_together(self, batch: list[Job]) -> None:
-        durable = any(job.durable for job in batch)
         try:
             with self._writer_turn():
                 conn = self._writer()
                 raw = conn.connection.driver_connection
                 assert raw is not None
-                if not durable:
-                    raw.execute("PRAGMA synchronous=NORMAL")
                 try:
                     with conn.begin():
                         for job in batch:
@@ -281,8 +310,6 @@ class SQLiteRunner:
                     if raw.in_transaction:  # a failed COMMIT can leave it open
                         with contextlib.suppress(Exception):
                             raw.execute("ROLLBACK")
-                    if not durable:
-                        raw.execute("PRAGMA synchronous=FULL")
         except Exception as exc:
             self._abandon(exc)
             if isinstance(exc, sa.exc.OperationalError) and "full" in str(exc.orig).lower():

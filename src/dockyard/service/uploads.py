@@ -31,7 +31,7 @@ from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import MetadataStore, QuotaExceeded, UploadRecord
 from dockyard.service.content_lock import ContentLock, NoLock
 from dockyard.service.quotas import refusal as quota_refusal
-from dockyard.storage.base import BlobStore, StorageFullError, UploadBusyError
+from dockyard.storage.base import BlobStore, UploadBusyError
 
 log = logging.getLogger("dockyard.uploads")
 
@@ -130,12 +130,20 @@ class UploadService:
     async def start(self, repository: str, algorithm: str = "sha256") -> UploadStatus:
         algorithm = algorithm_of(algorithm)
         upload_id = uuid.uuid4().hex
-        await self.meta.create_upload(upload_id, repository, time.time())
-        try:
-            await self.blobs.create_upload(upload_id)
-        except StorageFullError:
-            await self.meta.delete_upload(upload_id)
-            raise
+        # The record and the store's file (or marker object) are made at the same time: nobody
+        # knows the id before this returns, and whichever of the two fails, the other is undone.
+        recorded, created = await asyncio.gather(
+            self.meta.create_upload(upload_id, repository, time.time()),
+            self.blobs.create_upload(upload_id),
+            return_exceptions=True,
+        )
+        for failure in (recorded, created):
+            if isinstance(failure, BaseException):
+                if not isinstance(created, BaseException):
+                    await self.blobs.abort_upload(upload_id)
+                if not isinstance(recorded, BaseException):
+                    await self.meta.delete_upload(upload_id)
+                raise failure
         # The first chunk picks this hasher up; only this process knows the choice, so a
         # chunk taken by another worker falls back to hashing again at the end.
         self._hashes.put(upload_id, (0, hashlib.new(algorithm)))

@@ -316,10 +316,10 @@ class FilesystemBlobStore:
 
     # -- uploads -------------------------------------------------------------------------
     async def create_upload(self, upload_id: str) -> None:
-        try:  # not Path.touch, which tries utime(2) on the missing file first
-            os.close(
-                os.open(self._upload_file(upload_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            )
+        # In a worker thread: creating a file waits for the file system's journal, which the
+        # syncs of concurrent pushes keep busy, and the event loop must not wait with it.
+        try:
+            await asyncio.to_thread(_create_empty, self._upload_file(upload_id))
         except OSError as exc:
             if _full(exc):
                 raise StorageFullError(str(exc)) from exc
@@ -519,6 +519,11 @@ class FilesystemBlobStore:
     async def abort_upload(self, upload_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._upload_file(upload_id))
+
+
+def _create_empty(path: str) -> None:
+    # Not Path.touch, which tries utime(2) on the missing file first.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
 
 
 def _unlink(path: str) -> None:
