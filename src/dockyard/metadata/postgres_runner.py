@@ -3,14 +3,25 @@
 Each transaction's statements run through `run_sync`, so the query modules are the same plain
 functions of a `Connection` as on SQLite. Replicas share the database: a write that another
 replica's transaction conflicted with is rolled back by PostgreSQL and simply run again.
+
+PostgreSQL tells conflicts apart by index page, not by row: what one transaction read through
+an index conflicts with whatever another writes into the same leaf page. The repositories of
+one namespace are neighbours in every index keyed by their name or id, so concurrent pushes
+into it (a fleet's first builds) read the pages the others wrote — a foreign key's check, a
+trigger's lookup — and were rolled back in turn, until one used up its attempts. A write given
+a `turn` (its namespace) first waits for the others of that turn, here and on every replica,
+and only then starts its transaction: they never overlap, so never conflict.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import random
 import time
-from collections.abc import Callable, Hashable
+import weakref
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
@@ -19,7 +30,7 @@ from sqlalchemy.engine import Connection
 from dockyard.core.errors import ErrorCode, RegistryError
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
     from dockyard.metadata.runner import TransactionObserver
@@ -29,6 +40,18 @@ T = TypeVar("T")
 # SQLSTATEs after which a write transaction is simply run again.
 RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock
 ATTEMPTS = 8
+
+# A turn is a session advisory lock of the two-key form: "dock", then the turn's hash (the
+# content lock's one-key locks are apart from these). Two turns of one hash merely share it.
+TURN_CLASS = 0x646F636B
+TAKE_TURN = sa.text("SELECT pg_advisory_lock(:class, :key)")
+GIVE_TURN = sa.text("SELECT pg_advisory_unlock(:class, :key)")
+
+
+def turn_key(turn: str) -> int:
+    """The turn's 32-bit key, the same in every process and replica."""
+    digest = hashlib.blake2b(turn.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def postgres_url(url: str) -> str:
@@ -63,6 +86,8 @@ class PostgresRunner:
         self._observer: TransactionObserver | None = None
         # Attempts rolled back by a conflict with another transaction, for the logs and tests.
         self.conflicts = 0
+        # This process's writers of a turn queue here, holding no connection while they wait.
+        self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property
     def shared(self) -> bool:
@@ -110,14 +135,51 @@ class PostgresRunner:
             if self._observer is not None:
                 self._observer("read", time.perf_counter() - started, 0)
 
-    async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
+    @contextlib.asynccontextmanager
+    async def _turn(self, turn: str | None) -> AsyncIterator[AsyncConnection]:
+        """A connection, holding the turn when there is one. The turn is taken and given back
+        outside the write's transaction, so its snapshot is taken after the previous holder's
+        commit."""
+        if turn is None:
+            async with self.engine.connect() as conn:
+                yield conn
+            return
+        local = self._turns.get(turn)
+        if local is None:
+            local = self._turns[turn] = asyncio.Lock()
+        params = {"class": TURN_CLASS, "key": turn_key(turn)}
+        async with local, self.engine.connect() as conn:
+            try:
+                await conn.execute(TAKE_TURN, params)
+                await conn.commit()
+            except BaseException:
+                # Cancelled while waiting, the lock may be granted all the same: a session
+                # closed holds nothing, so this connection never goes back to the pool.
+                await conn.invalidate()
+                raise
+            try:
+                yield conn
+            finally:
+                try:
+                    await conn.execute(GIVE_TURN, params)
+                    await conn.commit()
+                except BaseException as exc:
+                    # Closing the session gives the turn back as well; whatever ended the
+                    # write (a conflict to run again, say) is what the caller must see.
+                    await conn.invalidate()
+                    if not isinstance(exc, Exception):
+                        raise
+
+    async def write(
+        self, work: Callable[[Connection], T], *, durable: bool = True, turn: str | None = None
+    ) -> T:
         """Every write is durable: PostgreSQL commits what replicas share."""
         started = time.perf_counter()
         attempt = 0
         try:
             for attempt in range(ATTEMPTS):
                 try:
-                    async with self.engine.connect() as conn:
+                    async with self._turn(turn) as conn:
                         conn = await conn.execution_options(isolation_level="SERIALIZABLE")
                         async with conn.begin():
                             return await conn.run_sync(work)
