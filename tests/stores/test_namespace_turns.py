@@ -14,16 +14,29 @@ still conflict with them now and then: those are run again).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from dockyard.metadata.base import ManifestRecord, Reference
+from dockyard.metadata.postgres_runner import TURN_CLASS, postgres_url, turn_key
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.service.registry import migrate
 from tests.support.postgres import PostgresCluster
 
 PUSHES = 32
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+# A turn's advisory lock (two-key form: objsubid 2) that some session waits for, or holds.
+_TURN_LOCK = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2"
+    " AND classid::bigint = :class AND objid::bigint = (:key)::bigint & 4294967295"
+)
+WAITING = sa.text(_TURN_LOCK + " AND NOT granted)")
+HELD = sa.text(_TURN_LOCK + " AND granted)")
 
 
 def digest_of(data: bytes) -> str:
@@ -64,3 +77,42 @@ def test_first_pushes_into_one_namespace_are_never_rolled_back(
     finally:
         for store in replicas:
             run(store.close())
+
+
+def test_a_write_cancelled_while_waiting_for_its_turn_leaves_the_turn_free(
+    postgres: PostgresCluster, run
+) -> None:
+    """A request that goes away while its write waits (a client hanging up) must not leave the
+    namespace's turn taken by a connection back in the pool: every later push would wait."""
+    url = postgres.create_database()
+    store = SQLMetadataStore.open_postgres(url)
+    holder = create_async_engine(postgres_url(url))
+    params = {"class": TURN_CLASS, "key": turn_key("fleet")}
+
+    async def scenario() -> None:
+        async with holder.connect() as conn:
+            await conn.execute(sa.text("SELECT pg_advisory_lock(:class, :key)"), params)
+            await conn.commit()
+            waiting = asyncio.ensure_future(store.link_blob("fleet/a", digest_of(b"a"), 1))
+            while not await conn.scalar(WAITING, params):
+                assert not waiting.done(), waiting
+                await asyncio.sleep(0.05)
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            await conn.execute(sa.text("SELECT pg_advisory_unlock(:class, :key)"), params)
+            await conn.commit()
+        # Several writes of the turn after it, on the store's pooled connections.
+        await asyncio.gather(
+            *(store.link_blob(f"fleet/b{i}", digest_of(b"b"), 1) for i in range(12))
+        )
+        async with holder.connect() as conn:
+            assert not await conn.scalar(HELD, params)
+
+    try:
+        run(migrate(store))
+        run(scenario())
+        assert run(store.linked_blob_size("fleet/b11", digest_of(b"b"))) == 1
+    finally:
+        run(store.close())
+        run(holder.dispose())
