@@ -149,6 +149,8 @@ class PostgresRunner:
             local = self._turns[turn] = asyncio.Lock()
         params = {"class": TURN_CLASS, "key": turn_key(turn)}
         async with local, self.engine.connect() as conn:
+            # Outside any transaction: one round trip each way (the commits send nothing).
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             try:
                 await conn.execute(TAKE_TURN, params)
                 await conn.commit()
@@ -161,6 +163,7 @@ class PostgresRunner:
                 yield conn
             finally:
                 try:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                     await conn.execute(GIVE_TURN, params)
                     await conn.commit()
                 except BaseException as exc:
