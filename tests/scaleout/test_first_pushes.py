@@ -7,7 +7,12 @@ and no row is shared by every new repository's push.
 A fleet making new repositories from one image used to write one more shared row in every
 push: the namespace's count of links to each blob (the quota's, revision 0009); on PostgreSQL
 some pushes then used up their attempts. Since revision 0016 a push of content the namespace
-already holds writes no such row."""
+already holds writes no such row.
+
+Without any shared row, one push in a few hundred still answered 503: PostgreSQL locks what a
+serializable transaction reads by index page, and a namespace's new repositories share the
+pages their pushes' foreign-key checks and triggers read and write. A push's writes now take
+the namespace's turn (`metadata/postgres_runner.py`), so none is refused."""
 
 from __future__ import annotations
 
@@ -171,7 +176,6 @@ def test_a_fleet_mounting_one_image_into_new_repositories_never_runs_out_of_atte
     with ThreadPoolExecutor(8) as pool:
         bad = [b for part in pool.map(fill, range(8)) for b in part]
     # Before revision 0016, 1-2 of these 600 requests answered 503 in every local run; after
-    # it none did locally, but one did in a CI run under load (another shared row; open): a
-    # refusal must still be the clear, retryable 503 and never anything else.
-    assert all(status == 503 for _, status in bad), bad
-    assert len(bad) <= 2, f"{len(bad)} requests refused: {bad[:10]}"
+    # it one still did in a CI run under load: not a shared row but shared index pages, which
+    # the namespace's turn now keeps these writes from sharing at once.
+    assert not bad, f"{len(bad)} requests refused: {bad[:10]}"

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
-from dockyard.metadata.quotas import refuse_over_quota
+from dockyard.metadata.quotas import namespace_of, refuse_over_quota
 from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
     RepositoryIds,
@@ -154,7 +154,8 @@ class SQLBlobLinks(SQLAggregate):
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         await self.runner.write(
-            partial(link_blob, ids=self.ids, repository=repository, digest=digest, size=size)
+            partial(link_blob, ids=self.ids, repository=repository, digest=digest, size=size),
+            turn=namespace_of(repository),
         )
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:

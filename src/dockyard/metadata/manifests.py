@@ -29,7 +29,7 @@ from dockyard.metadata.base import (
 )
 from dockyard.metadata.blob_links import link_blob
 from dockyard.metadata.events import record_event
-from dockyard.metadata.quotas import refuse_over_quota
+from dockyard.metadata.quotas import namespace_of, refuse_over_quota
 from dockyard.metadata.review_queue import enqueue
 from dockyard.metadata.statements import (
     RepositoryIds,
@@ -358,7 +358,8 @@ class SQLManifests(SQLAggregate):
                     origin=current_origin(),
                 ),
                 audit,
-            )
+            ),
+            turn=namespace_of(repository),
         )
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:

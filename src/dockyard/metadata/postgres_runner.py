@@ -7,14 +7,25 @@ replica's transaction conflicted with is rolled back by PostgreSQL and simply ru
 Every exchange with the server is a round trip, and a read is mostly those: a read runs its
 statements in autocommit (no BEGIN, no COMMIT), a connection is not pinged when taken from the
 pool, and one found dead by its first statement is replaced and the work run again once.
+
+PostgreSQL tells conflicts apart by index page, not by row: what one transaction read through
+an index conflicts with whatever another writes into the same leaf page. The repositories of
+one namespace are neighbours in every index keyed by their name or id, so concurrent pushes
+into it (a fleet's first builds) read the pages the others wrote — a foreign key's check, a
+trigger's lookup — and were rolled back in turn, until one used up its attempts. A write given
+a `turn` (its namespace) first waits for the others of that turn, here and on every replica,
+and only then starts its transaction: they never overlap, so never conflict.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import random
 import time
-from collections.abc import Callable, Hashable
+import weakref
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
@@ -23,7 +34,7 @@ from sqlalchemy.engine import Connection
 from dockyard.core.errors import ErrorCode, RegistryError
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
     from dockyard.metadata.runner import TransactionObserver
@@ -37,6 +48,18 @@ ATTEMPTS = 8
 # statement it runs): more than the registry has, so none is evicted and prepared again, which
 # costs a round trip more.
 STATEMENT_CACHE = 1_000
+
+# A turn is a session advisory lock of the two-key form: "dock", then the turn's hash (the
+# content lock's one-key locks are apart from these). Two turns of one hash merely share it.
+TURN_CLASS = 0x646F636B
+TAKE_TURN = sa.text("SELECT pg_advisory_lock(:class, :key)")
+GIVE_TURN = sa.text("SELECT pg_advisory_unlock(:class, :key)")
+
+
+def turn_key(turn: str) -> int:
+    """The turn's 32-bit key, the same in every process and replica."""
+    digest = hashlib.blake2b(turn.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def postgres_url(url: str) -> str:
@@ -91,6 +114,8 @@ class PostgresRunner:
         self._observer: TransactionObserver | None = None
         # Attempts rolled back by a conflict with another transaction, for the logs and tests.
         self.conflicts = 0
+        # This process's writers of a turn queue here, holding no connection while they wait.
+        self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property
     def shared(self) -> bool:
@@ -153,8 +178,8 @@ class PostgresRunner:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await conn.run_sync(work)
 
-    async def _write_once(self, work: Callable[[Connection], T]) -> T:
-        async with self.engine.connect() as conn:
+    async def _write_once(self, work: Callable[[Connection], T], turn: str | None) -> T:
+        async with self._turn(turn) as conn:
             conn = await conn.execution_options(isolation_level="SERIALIZABLE")
             async with conn.begin():
                 try:
@@ -164,7 +189,50 @@ class PostgresRunner:
                         raise _DeadBeforeCommit() from exc
                     raise
 
-    async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
+    @contextlib.asynccontextmanager
+    async def _turn(self, turn: str | None) -> AsyncIterator[AsyncConnection]:
+        """A connection, holding the turn when there is one. The turn is taken and given back
+        outside the write's transaction, so its snapshot is taken after the previous holder's
+        commit."""
+        if turn is None:
+            async with self.engine.connect() as conn:
+                yield conn
+            return
+        local = self._turns.get(turn)
+        if local is None:
+            local = self._turns[turn] = asyncio.Lock()
+        params = {"class": TURN_CLASS, "key": turn_key(turn)}
+        async with local, self.engine.connect() as conn:
+            # Outside any transaction: one round trip each way (the commits send nothing).
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                await conn.execute(TAKE_TURN, params)
+                await conn.commit()
+            except BaseException as exc:
+                # Cancelled while waiting, the lock may be granted all the same: a session
+                # closed holds nothing, so this connection never goes back to the pool.
+                await conn.invalidate()
+                if isinstance(exc, Exception) and connection_lost(exc):
+                    # A pooled connection found dead (none is pinged): nothing began yet.
+                    raise _DeadBeforeCommit() from exc
+                raise
+            try:
+                yield conn
+            finally:
+                try:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    await conn.execute(GIVE_TURN, params)
+                    await conn.commit()
+                except BaseException as exc:
+                    # Closing the session gives the turn back as well; whatever ended the
+                    # write (a conflict to run again, say) is what the caller must see.
+                    await conn.invalidate()
+                    if not isinstance(exc, Exception):
+                        raise
+
+    async def write(
+        self, work: Callable[[Connection], T], *, durable: bool = True, turn: str | None = None
+    ) -> T:
         """Every write is durable: PostgreSQL commits what replicas share."""
         started = time.perf_counter()
         attempt = 0
@@ -172,7 +240,7 @@ class PostgresRunner:
         try:
             for attempt in range(ATTEMPTS):
                 try:
-                    return await self._write_once(work)
+                    return await self._write_once(work, turn)
                 except Exception as failure:
                     # Rolled back, whatever the reason (a refusal such as a quota's too): an id
                     # read in it may name a repository row that was never committed.

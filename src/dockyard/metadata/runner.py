@@ -49,10 +49,14 @@ class TransactionRunner(Protocol):
         since it last ran it (the result must be immutable). `sized`: the result has a length
         (a listing page), which the runner's bound for such results counts."""
 
-    async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
+    async def write(
+        self, work: Callable[[Connection], T], *, durable: bool = True, turn: str | None = None
+    ) -> T:
         """`work` in one write transaction. `durable=False`: a record the registry can lose
         to a power cut without harm (an upload in flight), committed without waiting for
-        the disk where the backend allows it."""
+        the disk where the backend allows it. `turn`: writes given the same one (a
+        namespace) never run at the same time, on any replica, where the database would
+        otherwise roll concurrent ones back for touching neighbouring keys."""
 
     async def has_schema(self) -> bool:
         """Whether the database was ever migrated (it has Alembic's revision table)."""

@@ -231,11 +231,14 @@ class SQLiteRunner:
             return work(conn)
 
     # -- writes --------------------------------------------------------------------------
-    async def write(self, work: Callable[[Connection], T], *, durable: bool = True) -> T:
+    async def write(
+        self, work: Callable[[Connection], T], *, durable: bool = True, turn: str | None = None
+    ) -> T:
         """`durable=False` is for the state of uploads in flight, whose bytes are not synced
         before the upload completes either: SQLite then commits without waiting for the disk
         (the next durable commit carries it along). A power cut may forget such a record, and
-        the client starts its upload again; it never corrupts anything or loses a blob."""
+        the client starts its upload again; it never corrupts anything or loses a blob.
+        `turn` changes nothing: SQLite's writers all take turns already."""
         result: T = await self._group.submit(work, durable)
         return result
 

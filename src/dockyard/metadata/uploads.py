@@ -17,6 +17,7 @@ from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
 from dockyard.metadata.base import UploadRecord
 from dockyard.metadata.blob_links import link_blob
+from dockyard.metadata.quotas import namespace_of
 from dockyard.metadata.statements import RepositoryIds
 
 INSERT_UPLOAD = sa.insert(t.uploads)
@@ -98,6 +99,7 @@ class SQLUploads(SQLAggregate):
                 create_upload, ids=self.ids, upload_id=upload_id, repository=repository, now=now
             ),
             durable=False,
+            turn=namespace_of(repository),
         )
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
@@ -125,7 +127,8 @@ class SQLUploads(SQLAggregate):
                 repository=repository,
                 digest=digest,
                 size=size,
-            )
+            ),
+            turn=namespace_of(repository),
         )
 
     async def expired_uploads(self, before: float) -> list[UploadRecord]:
