@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -487,3 +488,121 @@ async def compare(
     finally:
         for app in apps:
             await app.stop()
+
+
+def test_an_answer_passes_through_one_wrapper_of_send(tmp_path: Path) -> None:
+    """Counting, metrics, headers and the access log are one layer: each message of a hot
+    read's answer passes through one wrapper of the server's `send` in our code (two layers,
+    each wrapping it, cost a coroutine frame and a closure call per message more)."""
+
+    async def scenario() -> list[int]:
+        settings = Settings(data_dir=tmp_path / "data", metrics=True, log_requests=True)
+        await prepare(settings, ADMIN_PASSWORD)
+        app = App(settings, hot_reads=True)
+        await app.start()
+        try:
+            await push(app, "alice/pub", "1.0", "alice/pub", "")
+            depths: list[int] = []
+            sent = app.request
+
+            async def counted(method: str, target: str) -> None:
+                inner = app.app
+
+                async def wrapped(scope: Message, receive: Any, send: Any) -> None:
+                    async def counting_send(message: Message) -> None:
+                        depths.append(_wrappers_of_send())
+                        await send(message)
+
+                    await inner(scope, receive, counting_send)
+
+                app.app = wrapped  # type: ignore[assignment]
+                try:
+                    status, _, _ = await sent(method, target, [(b"accept", OCI.encode())])
+                    assert status == 200
+                finally:
+                    app.app = inner
+
+            await counted("GET", "/v2/alice/pub/manifests/1.0")
+            await counted("HEAD", "/v2/alice/pub/manifests/1.0")
+            await counted("HEAD", f"/v2/alice/pub/blobs/{sha256(b'layer alice/pub')}")
+            return depths
+        finally:
+            await app.stop()
+
+    depths = asyncio.run(scenario())
+    assert len(depths) == 6  # a start and a body message per answer
+    assert depths == [1] * 6
+
+
+def _wrappers_of_send() -> int:
+    """Frames on the stack of a function of `dockyard.api` named like a wrapper of `send`."""
+    frame = sys._getframe(1)
+    count = 0
+    while frame is not None:
+        code = frame.f_code
+        if "/dockyard/api/" in code.co_filename and code.co_name.endswith("send"):
+            count += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return count
+
+
+def test_a_manifests_and_a_blobs_headers_are_built_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a manifest's or a blob's answer says of it alone is built the first time it is
+    answered and reused after; the answer is the same every time, and what varies by request
+    (the request id, a pull's RateLimit headers) is never kept with it."""
+    from dockyard.api.routes import blobs, manifests
+
+    built: list[str] = []
+    for module, name in ((manifests, "_headers"), (blobs, "_sized")):
+        original = getattr(module, name)
+
+        def counted(*args: Any, _original: Any = original, _name: str = name) -> Any:
+            built.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(module, name, counted)
+
+    async def scenario() -> None:
+        settings = Settings(
+            data_dir=tmp_path / "data", auth=True, anonymous_pull_limit=100, log_requests=False
+        )
+        await prepare(settings, ADMIN_PASSWORD)
+        app = App(settings, hot_reads=True)
+        await app.start()
+        try:
+            setup = await set_up(app, keys.generate_private_key())
+            digest = setup["pub"]
+            layer = sha256(b"layer pub")
+            accept = [(b"accept", OCI.encode())]
+            answers = []
+            built.clear()  # what the set-up's own requests built
+            for _ in range(3):
+                for method, path in (
+                    ("GET", "/v2/alice/pub/manifests/1.0"),
+                    ("HEAD", f"/v2/alice/pub/manifests/{digest}"),
+                    ("HEAD", f"/v2/alice/pub/blobs/{layer}"),
+                ):
+                    status, headers, body = await app.request(method, path, accept)
+                    answers.append((method, path, status, without_id(headers), body))
+            gets = [a for a in answers if a[0] == "GET"]
+            assert len({repr(a) for a in gets}) == 3, "a pull's RateLimit headers move on"
+            for status_headers in (a[3] for a in gets):
+                names = [name for name, _ in status_headers]
+                assert names[:4] == [b"content-type", b"docker-content-digest", b"etag"] + [
+                    b"content-length"
+                ]
+                assert b"ratelimit-remaining" in names or b"ratelimit-limit" in names
+            heads = [a for a in answers if a[0] == "HEAD"]
+            assert len({repr(a) for a in heads if "/blobs/" in a[1]}) == 1
+            blob = next(a for a in heads if "/blobs/" in a[1])
+            assert blob[2] == 200 and blob[4] == b""
+            assert dict(blob[3])[b"content-length"] == str(len(b"layer pub")).encode()
+            assert dict(blob[3])[b"docker-content-digest"] == layer.encode()
+        finally:
+            await app.stop()
+
+    asyncio.run(scenario())
+    # One manifest (by tag and by digest alike) and one blob: each built once.
+    assert sorted(built) == ["_headers", "_sized"]

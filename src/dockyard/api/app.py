@@ -12,7 +12,6 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from dockyard.api.activity import CountsRequests
 from dockyard.api.client_limit import PerClientLimit
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.hot_reads import HotReads
@@ -84,16 +83,17 @@ def create_app(
     )
     routed: ASGIApp = HotReads(app) if hot_reads else app
     limited = PerClientLimit(routed, settings.max_requests_per_client, settings.trusted_proxies)
-    headed = RegistryHeaders(
+    # Outermost: every request counts and is logged, whoever answers it; metrics see the
+    # status and bytes of every answer, the middlewares' own included.
+    return RegistryHeaders(
         limited,
         services,
+        activity=activity,
+        metrics=metrics,
         log_requests=settings.log_requests,
         tls=settings.tls_cert is not None,
         trusted_proxies=settings.trusted_proxies,
     )
-    # Outermost: every request counts, whoever answers it; metrics see the status and bytes
-    # of every answer, the middlewares' own included.
-    return CountsRequests(headed, activity, metrics)
 
 
 def app_from_environment() -> ASGIApp:
