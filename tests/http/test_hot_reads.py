@@ -491,18 +491,19 @@ async def compare(
 
 
 def test_an_answer_passes_through_one_wrapper_of_send(tmp_path: Path) -> None:
-    """Counting, metrics, headers and the access log are one layer: each message of a hot
-    read's answer passes through one wrapper of the server's `send` in our code (two layers,
-    each wrapping it, cost a coroutine frame and a closure call per message more)."""
+    """Counting, metrics, headers, the access log and the cap per client are one layer: each
+    message of a hot read's answer passes through one wrapper of the server's `send` in our
+    code, and one middleware's frames (each layer more costs a coroutine frame per request, and
+    one wrapping `send` a closure call per message)."""
 
-    async def scenario() -> list[int]:
+    async def scenario() -> list[list[str]]:
         settings = Settings(data_dir=tmp_path / "data", metrics=True, log_requests=True)
         await prepare(settings, ADMIN_PASSWORD)
         app = App(settings, hot_reads=True)
         await app.start()
         try:
             await push(app, "alice/pub", "1.0", "alice/pub", "")
-            depths: list[int] = []
+            depths: list[list[str]] = []
             sent = app.request
 
             async def counted(method: str, target: str) -> None:
@@ -531,19 +532,26 @@ def test_an_answer_passes_through_one_wrapper_of_send(tmp_path: Path) -> None:
 
     depths = asyncio.run(scenario())
     assert len(depths) == 6  # a start and a body message per answer
-    assert depths == [1] * 6
+    layers = [
+        "RegistryHeaders.__call__",
+        "RegistryHeaders._serve",
+        "HotReads.__call__",
+        "Prebuilt.__call__",
+        "RegistryHeaders._serve.<locals>.wrapped_send",
+    ]
+    assert depths == [layers] * 6
 
 
-def _wrappers_of_send() -> int:
-    """Frames on the stack of a function of `dockyard.api` named like a wrapper of `send`."""
+def _wrappers_of_send() -> list[str]:
+    """The frames of `dockyard.api` on the stack, outermost first."""
     frame = sys._getframe(1)
-    count = 0
+    found = []
     while frame is not None:
         code = frame.f_code
-        if "/dockyard/api/" in code.co_filename and code.co_name.endswith("send"):
-            count += 1
+        if "/dockyard/api/" in code.co_filename:
+            found.append(code.co_qualname)
         frame = frame.f_back  # type: ignore[assignment]
-    return count
+    return found[::-1]
 
 
 def test_a_manifests_and_a_blobs_headers_are_built_once(

@@ -1,6 +1,7 @@
 """Pure-ASGI middleware, outermost: the API version header (and over TLS, HSTS) on every
 answer, the request id (`X-Request-ID`, on every log line written while serving), one log line
-per request, and the counting of every request: this worker's requests in progress
+per request, the cap on a client's requests in progress (`api.client_limit`), and the counting
+of every request: this worker's requests in progress
 (`service.activity`), so the garbage collector rests between its batches only while the worker
 has requests to serve; and with metrics on, each request's route, status, duration and bytes,
 uploads in flight and 429 refusals (`service.metrics`).
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.access_log import AccessLog, printable
-from dockyard.api.errors import UNEXPECTED_BODY
+from dockyard.api.client_limit import PerClientLimit
+from dockyard.api.errors import UNEXPECTED_BODY, render
 from dockyard.api.proxying import NAMESPACE_KEY
 from dockyard.api.request_id import request_id_of
 from dockyard.api.routes.common import CALLER_KEY
@@ -68,6 +70,7 @@ class RegistryHeaders:
         *,
         activity: Activity | None = None,
         metrics: Metrics | None = None,
+        max_requests_per_client: int = 0,
         log_requests: bool = True,
         tls: bool = False,
         trusted_proxies: list[str] | None = None,
@@ -79,6 +82,11 @@ class RegistryHeaders:
         self.extra = (API_VERSION, HSTS) if tls else (API_VERSION,)
         self.access = AccessLog() if log_requests else None
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies or ()]
+        self.limit = (
+            PerClientLimit(max_requests_per_client, trusted_proxies or [])
+            if max_requests_per_client
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -143,7 +151,14 @@ class RegistryHeaders:
 
         if upload:
             metrics.uploads_in_flight.inc()  # type: ignore[union-attr]
+        limit = self.limit
+        admitted = None
         try:
+            if limit is not None:
+                admitted = limit.admit(scope)
+                if admitted is None:
+                    await render(limit.refusal(), method)(scope, receive, wrapped_send)
+                    return
             await self.app(scope, receive, wrapped_send)
         except Exception as exc:
             # Once a response started, Starlette hands its error on wrapped in a RuntimeError.
@@ -176,6 +191,8 @@ class RegistryHeaders:
                 await send({"type": "http.response.body", "body": UNEXPECTED_BODY})
                 sent += len(UNEXPECTED_BODY)
         finally:
+            if admitted is not None:
+                limit.leave(admitted)  # type: ignore[union-attr]
             if self.access is not None:
                 path = scope.get("path", "")
                 if scope.get("query_string"):
