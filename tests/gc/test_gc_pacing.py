@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dockyard.api.activity import CountsRequests
+from dockyard.api.middleware import RegistryHeaders
+from dockyard.api.services import Services
 from dockyard.assembly import open_registry
 from dockyard.config import Settings
 from dockyard.service import gc as gc_module
@@ -99,7 +100,12 @@ def test_the_application_counts_its_requests_in_progress() -> None:
     async def fails(request: Request) -> JSONResponse:
         raise RuntimeError("a handler that fails")
 
-    app = CountsRequests(Starlette(routes=[Route("/", page), Route("/fails", fails)]), activity)
+    app = RegistryHeaders(
+        Starlette(routes=[Route("/", page), Route("/fails", fails)]),
+        Services(),
+        activity=activity,
+        log_requests=False,
+    )
 
     async def requests() -> None:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

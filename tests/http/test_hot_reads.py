@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -487,3 +488,132 @@ async def compare(
     finally:
         for app in apps:
             await app.stop()
+
+
+def test_an_answer_passes_through_one_wrapper_of_send(tmp_path: Path) -> None:
+    """Counting, metrics, headers, the access log and the cap per client are one layer: each
+    message of a hot read's answer passes through one wrapper of the server's `send` in our
+    code, and one middleware's frames (each layer more costs a coroutine frame per request, and
+    one wrapping `send` a closure call per message)."""
+
+    async def scenario() -> list[list[str]]:
+        settings = Settings(data_dir=tmp_path / "data", metrics=True, log_requests=True)
+        await prepare(settings, ADMIN_PASSWORD)
+        app = App(settings, hot_reads=True)
+        await app.start()
+        try:
+            await push(app, "alice/pub", "1.0", "alice/pub", "")
+            depths: list[list[str]] = []
+            sent = app.request
+
+            async def counted(method: str, target: str) -> None:
+                inner = app.app
+
+                async def wrapped(scope: Message, receive: Any, send: Any) -> None:
+                    async def counting_send(message: Message) -> None:
+                        depths.append(_wrappers_of_send())
+                        await send(message)
+
+                    await inner(scope, receive, counting_send)
+
+                app.app = wrapped  # type: ignore[assignment]
+                try:
+                    status, _, _ = await sent(method, target, [(b"accept", OCI.encode())])
+                    assert status == 200
+                finally:
+                    app.app = inner
+
+            await counted("GET", "/v2/alice/pub/manifests/1.0")
+            await counted("HEAD", "/v2/alice/pub/manifests/1.0")
+            await counted("HEAD", f"/v2/alice/pub/blobs/{sha256(b'layer alice/pub')}")
+            return depths
+        finally:
+            await app.stop()
+
+    depths = asyncio.run(scenario())
+    assert len(depths) == 6  # a start and a body message per answer
+    layers = [
+        "RegistryHeaders.__call__",
+        "RegistryHeaders._serve",
+        "HotReads.__call__",
+        "Prebuilt.__call__",
+        "RegistryHeaders._serve.<locals>.wrapped_send",
+    ]
+    assert depths == [layers] * 6
+
+
+def _wrappers_of_send() -> list[str]:
+    """The frames of `dockyard.api` on the stack, outermost first."""
+    frame = sys._getframe(1)
+    found = []
+    while frame is not None:
+        code = frame.f_code
+        if "/dockyard/api/" in code.co_filename:
+            found.append(code.co_qualname)
+        frame = frame.f_back  # type: ignore[assignment]
+    return found[::-1]
+
+
+def test_a_manifests_and_a_blobs_headers_are_built_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a manifest's or a blob's answer says of it alone is built the first time it is
+    answered and reused after; the answer is the same every time, and what varies by request
+    (the request id, a pull's RateLimit headers) is never kept with it."""
+    from dockyard.api import responses
+    from dockyard.api.routes import blobs, manifests
+    from dockyard.core.bounded_cache import BoundedCache
+
+    # The same pushes in another test of this process made the same digests: start afresh.
+    monkeypatch.setattr(responses, "_HEADERS", BoundedCache(4096))
+    built: list[str] = []
+    for module, name in ((manifests, "_headers"), (blobs, "_sized")):
+        original = getattr(module, name)
+
+        def counted(*args: Any, _original: Any = original, _name: str = name) -> Any:
+            built.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(module, name, counted)
+
+    async def scenario() -> None:
+        settings = Settings(
+            data_dir=tmp_path / "data", auth=True, anonymous_pull_limit=100, log_requests=False
+        )
+        await prepare(settings, ADMIN_PASSWORD)
+        app = App(settings, hot_reads=True)
+        await app.start()
+        try:
+            setup = await set_up(app, keys.generate_private_key())
+            digest = setup["pub"]
+            layer = sha256(b"layer pub")
+            accept = [(b"accept", OCI.encode())]
+            answers = []
+            built.clear()  # what the set-up's own requests built
+            for _ in range(3):
+                for method, path in (
+                    ("GET", "/v2/alice/pub/manifests/1.0"),
+                    ("HEAD", f"/v2/alice/pub/manifests/{digest}"),
+                    ("HEAD", f"/v2/alice/pub/blobs/{layer}"),
+                ):
+                    status, headers, body = await app.request(method, path, accept)
+                    answers.append((method, path, status, without_id(headers), body))
+            gets = [a for a in answers if a[0] == "GET"]
+            assert len({repr(a) for a in gets}) == 3, "a pull's RateLimit headers move on"
+            for status_headers in (a[3] for a in gets):
+                names = [name for name, _ in status_headers]
+                own = [b"content-type", b"docker-content-digest", b"etag", b"content-length"]
+                assert names[:4] == own
+                assert b"ratelimit-remaining" in names or b"ratelimit-limit" in names
+            heads = [a for a in answers if a[0] == "HEAD"]
+            assert len({repr(a) for a in heads if "/blobs/" in a[1]}) == 1
+            blob = next(a for a in heads if "/blobs/" in a[1])
+            assert blob[2] == 200 and blob[4] == b""
+            assert dict(blob[3])[b"content-length"] == str(len(b"layer pub")).encode()
+            assert dict(blob[3])[b"docker-content-digest"] == layer.encode()
+        finally:
+            await app.stop()
+
+    asyncio.run(scenario())
+    # One manifest (by tag and by digest alike) and one blob: each built once.
+    assert sorted(built) == ["_headers", "_sized"]

@@ -13,8 +13,6 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from dockyard.api.activity import CountsRequests
-from dockyard.api.client_limit import PerClientLimit
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.hot_reads import HotReads
 from dockyard.api.middleware import RegistryHeaders
@@ -88,19 +86,20 @@ def create_app(
         lifespan=lifespan,
     )
     routed: ASGIApp = HotReads(app) if hot_reads else app
-    limited = PerClientLimit(routed, settings.max_requests_per_client, settings.trusted_proxies)
+    # Outermost: every request counts and is logged, whoever answers it; metrics see the
+    # status and bytes of every answer, the middlewares' own included.
     headed = RegistryHeaders(
-        limited,
+        routed,
         services,
+        activity=activity,
+        metrics=metrics,
+        max_requests_per_client=settings.max_requests_per_client,
         log_requests=settings.log_requests,
         tls=settings.tls_cert is not None,
         trusted_proxies=settings.trusted_proxies,
     )
-    # Outermost: every request counts, whoever answers it; metrics see the status and bytes
-    # of every answer, the middlewares' own included.
-    counted = CountsRequests(headed, activity, metrics)
-    SERVICES[counted] = services
-    return counted
+    SERVICES[headed] = services
+    return headed
 
 
 def app_from_environment() -> ASGIApp:

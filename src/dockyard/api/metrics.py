@@ -1,4 +1,4 @@
-"""The `/metrics` page (each request is counted by `api.activity`)."""
+"""The `/metrics` page (each request is counted by `api.middleware`)."""
 
 from __future__ import annotations
 

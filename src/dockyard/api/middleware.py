@@ -1,24 +1,42 @@
-"""Pure-ASGI middleware: the API version header (and over TLS, HSTS) on every answer, the
-request id (`X-Request-ID`, on every log line written while serving) and one log line per
-request."""
+"""Pure-ASGI middleware, outermost: the API version header (and over TLS, HSTS) on every
+answer, the request id (`X-Request-ID`, on every log line written while serving), one log line
+per request, the cap on a client's requests in progress (`api.client_limit`), and the counting
+of every request: this worker's requests in progress
+(`service.activity`), so the garbage collector rests between its batches only while the worker
+has requests to serve; and with metrics on, each request's route, status, duration and bytes,
+uploads in flight and 429 refusals (`service.metrics`).
+
+One layer for all of it, so every request counts and is logged whoever answers it, and an
+answer passes through one wrapper of `send`, not one per concern (the pulls' hot reads run
+through it, `api.hot_reads`). Requests are counted by route template, as Starlette's router (or
+`api.hot_reads`) matched it and left it in the scope: a raw path would make one series per
+repository. Label values are bounded by the route table, the methods below and the HTTP
+statuses.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.access_log import AccessLog, printable
-from dockyard.api.errors import UNEXPECTED_BODY
+from dockyard.api.client_limit import PerClientLimit
+from dockyard.api.errors import UNEXPECTED_BODY, render
 from dockyard.api.proxying import NAMESPACE_KEY
 from dockyard.api.request_id import request_id_of
 from dockyard.api.routes.common import CALLER_KEY
 from dockyard.api.services import SERVICES_KEY, Services
 from dockyard.core.errors import RegistryError
 from dockyard.core.logs import REQUEST_ID
+from dockyard.service.activity import Activity
 from dockyard.service.audit import ACTOR, NOBODY
+
+if TYPE_CHECKING:  # the metrics library is loaded only with metrics on
+    from dockyard.service.metrics import Metrics
 
 log = logging.getLogger("dockyard.access")
 
@@ -28,6 +46,11 @@ API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 CLOSE = (b"connection", b"close")
 _BODY_METHODS = frozenset({"PUT", "PATCH", "POST", "DELETE"})
+# Any other method token a client sends is counted as "other": methods are client input.
+METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "other"  # no route matched (a 404 of the router)
+_UPLOAD_METHODS = frozenset({"POST", "PATCH", "PUT"})
+_UPLOADS = "/blobs/uploads"
 
 
 def _has_body(scope: Scope) -> bool:
@@ -45,21 +68,42 @@ class RegistryHeaders:
         app: ASGIApp,
         services: Services,
         *,
+        activity: Activity | None = None,
+        metrics: Metrics | None = None,
+        max_requests_per_client: int = 0,
         log_requests: bool = True,
         tls: bool = False,
         trusted_proxies: list[str] | None = None,
     ) -> None:
         self.app = app
         self.services = services
+        self.activity = activity if activity is not None else Activity()
+        self.metrics = metrics
         self.extra = (API_VERSION, HSTS) if tls else (API_VERSION,)
         self.access = AccessLog() if log_requests else None
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies or ()]
+        self.limit = (
+            PerClientLimit(max_requests_per_client, trusted_proxies or [])
+            if max_requests_per_client
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        activity = self.activity
+        activity.started += 1
+        activity.in_progress += 1
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            activity.in_progress -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SERVICES_KEY] = self.services
+        metrics = self.metrics
+        method = scope["method"]
         peer = scope.get("client") or ("-", 0)
         request_id = request_id_of(peer[0], scope["headers"], self.trusted)
         context = REQUEST_ID.set(request_id)
@@ -67,23 +111,28 @@ class RegistryHeaders:
         started = time.perf_counter()
         status = 0
         sent = 0
+        received = 0
         # An answer given before the body was read (refused, too large, unknown upload) ends
         # the connection, and says so: the server does not read the rest, so a client that
         # reused the connection would find it closed under its next request.
-        unread = (
-            scope["method"] in _BODY_METHODS
-            and scope.get("http_version") in ("1.1", "1.0")
-            and _has_body(scope)
-        )
-        if unread:
-            outer_receive = receive
+        unread = False
+        upload = False
+        if method in _BODY_METHODS:
+            upload = metrics is not None and method in _UPLOAD_METHODS and _UPLOADS in scope["path"]
+            if _has_body(scope):
+                unread = scope.get("http_version") in ("1.1", "1.0")
+                outer_receive = receive
 
-            async def receive() -> Message:
-                nonlocal unread
-                message = await outer_receive()
-                if message["type"] != "http.request" or not message.get("more_body", False):
-                    unread = False
-                return message
+                async def receive() -> Message:
+                    nonlocal unread, received
+                    message = await outer_receive()
+                    if message["type"] == "http.request":
+                        received += len(message.get("body", b""))
+                        if not message.get("more_body", False):
+                            unread = False
+                    else:
+                        unread = False
+                    return message
 
         async def wrapped_send(message: Message) -> None:
             nonlocal status, sent
@@ -100,7 +149,16 @@ class RegistryHeaders:
                 sent += len(message.get("body", b""))
             await send(message)
 
+        if upload:
+            metrics.uploads_in_flight.inc()  # type: ignore[union-attr]
+        limit = self.limit
+        admitted = None
         try:
+            if limit is not None:
+                admitted = limit.admit(scope)
+                if admitted is None:
+                    await render(limit.refusal(), method)(scope, receive, wrapped_send)
+                    return
             await self.app(scope, receive, wrapped_send)
         except Exception as exc:
             # Once a response started, Starlette hands its error on wrapped in a RuntimeError.
@@ -131,7 +189,10 @@ class RegistryHeaders:
                     }
                 )
                 await send({"type": "http.response.body", "body": UNEXPECTED_BODY})
+                sent += len(UNEXPECTED_BODY)
         finally:
+            if admitted is not None:
+                limit.leave(admitted)  # type: ignore[union-attr]
             if self.access is not None:
                 path = scope.get("path", "")
                 if scope.get("query_string"):
@@ -151,3 +212,15 @@ class RegistryHeaders:
                 )
             REQUEST_ID.reset(context)
             ACTOR.reset(actor)
+            if metrics is not None:
+                if upload:
+                    metrics.uploads_in_flight.dec()
+                route = scope.get("route")
+                metrics.request_done(
+                    route.path if route is not None else UNMATCHED,
+                    method if method in METHODS else "other",
+                    status or 500,  # nothing answered: the server's failure
+                    time.perf_counter() - started,
+                    received,
+                    sent,
+                )

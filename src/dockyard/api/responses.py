@@ -1,4 +1,5 @@
-"""Responses for blob bytes, streamed from the blob store.
+"""Responses for blob bytes, streamed from the blob store; and answers whose headers were
+built once (`Prebuilt`).
 
 Not ASGI's `pathsend`: granian answers it with small reads, each a hop to a blocking thread,
 which made large blob pulls clearly slower than the blob store's own reads from the page cache
@@ -11,8 +12,45 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.types import Receive, Scope, Send
 
+from dockyard.core.bounded_cache import BoundedCache
 from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.core.memory import BIG_TRANSFER, trim_soon
+
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+# The headers of the answers pulls repeat all day, by what they depend on (a manifest's digest,
+# media type and size; a blob's digest and size): each is built once, not per request. A
+# digest's headers never change, so none goes stale; the bound keeps the memory small
+# whatever clients ask for.
+_HEADERS: BoundedCache[tuple[object, ...], RawHeaders] = BoundedCache(4096)
+
+
+def prebuilt_headers(key: tuple[object, ...], build: Callable[[], dict[str, str]]) -> RawHeaders:
+    """The headers `build` gives for `key`, encoded; built once while remembered."""
+    found = _HEADERS.get(key)
+    if found is None:
+        found = encoded(build())
+        _HEADERS.put(key, found)
+    return found
+
+
+def encoded(headers: dict[str, str]) -> RawHeaders:
+    """As Starlette encodes headers."""
+    return tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+
+
+class Prebuilt:
+    """A whole answer from its status, encoded headers and body (empty for HEAD)."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: RawHeaders, body: bytes = b"") -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 class BlobResponse:

@@ -1,6 +1,6 @@
 """Whether this process has been serving requests: background jobs yield to them only then.
 
-The serving application counts the requests it starts and finishes (`api.activity`); a job
+The serving application counts the requests it starts and finishes (`api.middleware`); a job
 takes a `mark` before a piece of work and asks `idle_since(mark)` after it. A process nobody
 asked anything meanwhile has no request to make room for, so the job need not rest.
 """

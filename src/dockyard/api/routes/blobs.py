@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api.responses import BlobResponse
+from dockyard.api.responses import BlobResponse, Prebuilt, prebuilt_headers
 from dockyard.api.routes.common import (
     count_pull,
+    header,
     registry_of,
     repository_access,
     repository_of,
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from dockyard.auth.requests import Caller
 
 
-async def get(request: Request) -> Response | BlobResponse:
+async def get(request: Request) -> Response | BlobResponse | Prebuilt:
     """GET (with ranges) and HEAD."""
     name, caller = await repository_access(request, PULL)
     head = request.method == "HEAD"
@@ -33,6 +34,9 @@ async def get(request: Request) -> Response | BlobResponse:
     info = await blobs.find(request.path_params["digest"], head=head)
     if isinstance(info, Arriving):
         return await _arriving(request, info, caller)
+    if head and header(request, b"range") is None:  # the pulls' check for a layer, all day long
+        digest, size = info.digest, info.size
+        return Prebuilt(200, prebuilt_headers(("blob", digest, size), lambda: _sized(digest, size)))
     headers = _headers(info.digest)
     if info.manifest and not head:  # a manifest's bytes are a pull by whichever route
         # ... and meet the signature policy by whichever route.
@@ -75,6 +79,12 @@ async def delete(request: Request) -> Response:
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:
     yield body
+
+
+def _sized(digest: str, size: int) -> dict[str, str]:
+    headers = _headers(digest)
+    headers["Content-Length"] = str(size)
+    return headers
 
 
 def _headers(digest: str) -> dict[str, str]:

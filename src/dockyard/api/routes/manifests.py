@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.body import read_body
 from dockyard.api.event_origin import note_origin, note_pull
+from dockyard.api.responses import Prebuilt, encoded, prebuilt_headers
 from dockyard.api.routes.common import (
     count_pull,
+    header,
     pull_headers,
     read_check,
     registry_of,
@@ -23,7 +27,7 @@ from dockyard.core.manifest import MAX_MANIFEST_BYTES
 _TOO_LARGE = RegistryError(ErrorCode.MANIFEST_TOO_LARGE)
 
 
-async def get(request: Request) -> Response:
+async def get(request: Request) -> Response | Prebuilt:
     """GET and HEAD."""
     name, caller = await repository_access(request, PULL)
     reference = request.path_params["reference"]
@@ -32,31 +36,33 @@ async def get(request: Request) -> Response:
     record, warning = await manifests.get(reference)
     if ":" not in reference:
         # Clients such as skopeo send one Accept header per media type: read them all.
-        _negotiate(",".join(request.headers.getlist("accept")), record.media_type, record.digest)
+        accept = ",".join(
+            v.decode("latin-1") for k, v in request.scope["headers"] if k == b"accept"
+        )
+        _negotiate(accept, record.media_type, record.digest)
     if request.method == "GET":
         # HEAD carries no manifest, only its digest, which signers (cosign, notation,
         # `dockyard sign`) resolve a tag to before they sign: the policy guards the content.
         unsigned = await registry_of(request).signature_gate.admit(repository, reference, record)
         if unsigned:
             warning = f"{warning}, {unsigned}" if warning else unsigned
-    headers = {
-        "Content-Type": record.media_type,
-        "Docker-Content-Digest": record.digest,
-        "ETag": f'"{record.digest}"',
-        "Content-Length": str(record.size),
-    }
-    if warning:
-        headers["Warning"] = warning
+    # What depends on the manifest alone is built once per manifest; the rest per request.
+    digest, media_type, size = record.digest, record.media_type, record.size
+    headers = prebuilt_headers(
+        ("manifest", digest, media_type, size), lambda: _headers(digest, media_type, size)
+    )
+    extra: dict[str, str] = {"Warning": warning} if warning else {}
     if request.method == "HEAD":
         if caller is not None:  # free, and tells how many pulls are left
-            headers.update(await pull_headers(request, caller))
-        return Response(status_code=200, headers=headers)
+            extra.update(await pull_headers(request, caller))
+        return Prebuilt(200, (*headers, *encoded(extra)) if extra else headers)
     if caller is not None:  # only pulls that return a manifest count, as on Docker Hub
-        await count_pull(request, caller, headers)
-    if request.headers.get("if-none-match") == headers["ETag"]:
+        await count_pull(request, caller, extra)
+    etag = f'"{record.digest}"'
+    if header(request, b"if-none-match") == etag:
         return Response(
             status_code=304,
-            headers={"ETag": headers["ETag"], "Docker-Content-Digest": record.digest},
+            headers={"ETag": etag, "Docker-Content-Digest": record.digest},
         )
     registry = registry_of(request)
     if registry.settings.event_pulls:
@@ -68,7 +74,17 @@ async def get(request: Request) -> Response:
             (record.digest, record.media_type, record.size),
             reference,
         )
-    return Response(await manifests.content(record), status_code=200, headers=headers)
+    body = await manifests.content(record)
+    return Prebuilt(200, (*headers, *encoded(extra)) if extra else headers, body)
+
+
+def _headers(digest: str, media_type: str, size: int) -> dict[str, str]:
+    return {
+        "Content-Type": media_type,
+        "Docker-Content-Digest": digest,
+        "ETag": f'"{digest}"',
+        "Content-Length": str(size),
+    }
 
 
 async def put(request: Request) -> Response:
@@ -112,7 +128,7 @@ async def delete(request: Request) -> Response:
 
 def _negotiate(accept: str, media_type: str, digest: str) -> None:
     """A client that names manifest types, none of them this one's, gets a clear 404."""
-    accepted = {part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()}
+    accepted = _accepted(accept)
     if not accepted & mt.MANIFEST_TYPES or media_type in accepted:
         return
     if "*/*" in accepted or "application/*" in accepted:
@@ -121,4 +137,12 @@ def _negotiate(accept: str, media_type: str, digest: str) -> None:
         ErrorCode.MANIFEST_UNKNOWN,
         f"the manifest is {media_type}, which the client's Accept header does not list",
         detail={"mediaType": media_type, "digest": digest},
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _accepted(accept: str) -> frozenset[str]:
+    """The media types an Accept header names: clients send the same few headers all day."""
+    return frozenset(
+        part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()
     )
