@@ -16,6 +16,22 @@ from dockyard.proxy.downloads import Downloads
 DIGEST = "sha256:" + "ab" * 32
 
 
+def failed(meta: object, lock_dir: Path, upload_id: str) -> bool:
+    """Whether a follower in this process, with `meta` as its store, calls the download
+    failed (only the store and the leader's lock file are looked at)."""
+    downloads = Downloads(
+        blob_store=cast(Any, None),
+        meta=cast(Any, meta),
+        lock=cast(Any, None),
+        lock_dir=lock_dir,
+        health=cast(Any, None),
+        adoption=cast(Any, None),
+        keep_if_manifest=cast(Any, None),
+    )
+    route = cast(Any, SimpleNamespace(local="docker.io/library/together"))
+    return asyncio.run(downloads._failed(route, DIGEST, upload_id))
+
+
 class LeaderFinishesDuringTheLook:
     """The metadata store of a follower: while it is asked whether the blob is linked (and
     answers from before the link), the leader in another process links it and lets go."""
@@ -39,17 +55,7 @@ def test_a_download_finishing_between_the_followers_looks_is_not_a_failure(
     leader_fd = open_lock_file(tmp_path / f"{upload_id}.lock")
     assert try_lock(leader_fd)
     meta = LeaderFinishesDuringTheLook(leader_fd)
-    downloads = Downloads(
-        blob_store=cast(Any, None),
-        meta=cast(Any, meta),
-        lock=cast(Any, None),
-        lock_dir=tmp_path,
-        health=cast(Any, None),
-        adoption=cast(Any, None),
-        keep_if_manifest=cast(Any, None),
-    )
-    route = cast(Any, SimpleNamespace(local="docker.io/library/together"))
-    assert asyncio.run(downloads._failed(route, DIGEST, upload_id)) is False
+    assert failed(meta, tmp_path, upload_id) is False
 
 
 def test_a_leader_gone_without_linking_is_a_failure(tmp_path: Path) -> None:
@@ -57,14 +63,4 @@ def test_a_leader_gone_without_linking_is_a_failure(tmp_path: Path) -> None:
         async def linked_blob_size(self, repository: str, digest: str) -> int | None:
             return None
 
-    downloads = Downloads(
-        blob_store=cast(Any, None),
-        meta=cast(Any, NeverLinked()),
-        lock=cast(Any, None),
-        lock_dir=tmp_path,
-        health=cast(Any, None),
-        adoption=cast(Any, None),
-        keep_if_manifest=cast(Any, None),
-    )
-    route = cast(Any, SimpleNamespace(local="docker.io/library/together"))
-    assert asyncio.run(downloads._failed(route, DIGEST, "v" * 32)) is True
+    assert failed(NeverLinked(), tmp_path, "v" * 32) is True
