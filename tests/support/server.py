@@ -93,12 +93,16 @@ class RunningRegistry(OnLoopback):
     proc: subprocess.Popen | None = None
     log_dir: Path | None = None
     log_path: Path | None = None
+    # A command the server is started through, e.g. `prlimit …` for limits of its own: the
+    # test process's limits are its own and those of the other tests in it.
+    launcher: Sequence[str] = ()
 
     def start(self) -> RunningRegistry:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = (self.log_dir or self.data_dir.parent) / f"server-{self.port}.log"
         SERVER_LOGS.append(self.log_path)
         cmd = [
+            *self.launcher,
             sys.executable,
             "-m",
             "dockyard",
