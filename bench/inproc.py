@@ -81,9 +81,6 @@ class Caller:
             }
 
         self.sent.clear()
-        # Each request in a turn of the loop of its own, as a server's task would start: what
-        # the store works out once per turn is paid by every request here.
-        await asyncio.sleep(0)
         await self.app(scope, receive, self._send)
         return int(self.sent[0]["status"])
 

@@ -7,7 +7,6 @@ read, through every way a change can arrive, and checks the next lookup sees it 
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 
 import sqlalchemy as sa
@@ -100,73 +99,3 @@ def test_remembered_lookups_stay_bounded(tmp_path, run) -> None:
         assert len(meta.runner._local.recalled) <= RECALLED_MAX
     finally:
         run(meta.close())
-
-
-def test_the_data_version_is_read_once_per_turn_of_the_event_loop(tmp_path, run) -> None:
-    """A manifest GET makes two keyed lookups, and a busy worker runs many requests in one
-    turn of its loop: one `PRAGMA data_version` serves them all until the next turn."""
-    meta = SQLMetadataStore.open_sqlite(tmp_path / "metadata.db")
-    runner = meta.runner
-    statements: list[str] = []
-
-    async def lookups() -> list[int]:
-        runner._loop_connection()
-        runner._local.raw.set_trace_callback(statements.append)
-        counts = []
-        for _ in range(3):  # one turn: no lookup below gives the loop a turn
-            assert (await meta.resolve_tag("mem/app", "latest")).digest == D1
-            assert await meta.linked_blob_size("mem/app", D2) == 7
-            counts.append(sum("data_version" in s for s in statements))
-        await asyncio.sleep(0)  # the next turn
-        await asyncio.sleep(0)
-        assert (await meta.resolve_tag("mem/app", "latest")).digest == D1
-        counts.append(sum("data_version" in s for s in statements))
-        return counts
-
-    try:
-        run(meta.put_manifest("mem/app", record(D1), [], ["latest"]))
-        run(meta.link_blob("mem/app", D2, 7))
-        assert run(lookups()) == [1, 1, 1, 2]
-    finally:
-        run(meta.close())
-
-
-def test_a_commit_before_a_turn_is_seen_by_its_lookups_on_any_loop(tmp_path, run) -> None:
-    """A commit made elsewhere between two turns is seen by the next turn's first lookup, also
-    when that turn is a new loop's (a command's second `asyncio.run`): the loop that read the
-    version last stopped before the turn that would have read it again."""
-    path = tmp_path / "metadata.db"
-    serving = SQLMetadataStore.open_sqlite(path)
-    other = SQLMetadataStore.open_sqlite(path)
-    try:
-        run(other.put_manifest("mem/app", record(D1), [], ["latest"]))
-        first = asyncio.new_event_loop()
-
-        async def look_and_stop() -> str:
-            found = await serving.resolve_tag("mem/app", "latest")
-            first.stop()  # in the turn of the lookup: the loop never turns again
-            return found.digest
-
-        try:
-            looked = first.create_task(look_and_stop())
-            first.run_forever()
-            assert looked.result() == D1
-        finally:
-            first.close()
-        run(other.put_manifest("mem/app", record(D2), [], ["latest"]))
-        second = asyncio.new_event_loop()
-        try:
-            found = second.run_until_complete(serving.resolve_tag("mem/app", "latest"))
-            assert found.digest == D2
-        finally:
-            second.close()
-
-        async def across_turns() -> str:
-            assert (await serving.resolve_tag("mem/app", "latest")).digest == D2
-            await other.put_manifest("mem/app", record(D1), [], ["latest"])  # turns pass
-            return (await serving.resolve_tag("mem/app", "latest")).digest
-
-        assert run(across_turns()) == D1
-    finally:
-        run(serving.close())
-        run(other.close())

@@ -162,23 +162,10 @@ class SQLiteRunner:
 
     def _remembered(self, key: Hashable, sized: bool) -> Any:
         """The result remembered under `key` while `PRAGMA data_version` has not moved since it
-        was read, else `_MISSING` (and, when it moved, everything is forgotten).
-
-        The version is read once per turn of the event loop, by the first lookup of the turn:
-        whatever a later lookup of the same turn answers for (a request that arrived, a write
-        that finished) reached the loop through its queue of callbacks before that first
-        lookup ran, or runs only after the next turn reads the version again. So no lookup
-        misses a commit that finished before its own request or write did."""
+        was read, else `_MISSING` (and, when it moved, everything is forgotten)."""
         self._loop_connection()
         local = self._local
-        loop = asyncio.get_running_loop()
-        if local.version_read_in is loop:
-            return (local.recalled_sized if sized else local.recalled).get(key, _MISSING)
         version = local.raw.execute("PRAGMA data_version").fetchone()[0]
-        # Marked with the loop itself: a loop that stops before its next turn (one
-        # `asyncio.run` of a command after another) leaves no mark a new loop would trust.
-        local.version_read_in = loop
-        loop.call_soon(_next_turn, local)
         if version != local.recalled_version:
             local.recalled.clear()
             local.recalled_sized.clear()
@@ -226,7 +213,6 @@ class SQLiteRunner:
             self._local.recalled_sized = {}
             self._local.recalled_items = 0
             self._local.recalled_version = None
-            self._local.version_read_in = None
             self._held.append(conn)
         return conn
 
@@ -351,8 +337,3 @@ class SQLiteRunner:
 
 def _has_alembic_table(conn: Connection) -> bool:
     return sa.inspect(conn).has_table("alembic_version")
-
-
-def _next_turn(local: threading.local) -> None:
-    """The next turn of the event loop reads `PRAGMA data_version` again."""
-    local.version_read_in = None
