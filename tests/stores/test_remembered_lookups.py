@@ -7,7 +7,9 @@ read, through every way a change can arrive, and checks the next lookup sees it 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 
 import sqlalchemy as sa
 
@@ -99,3 +101,35 @@ def test_remembered_lookups_stay_bounded(tmp_path, run) -> None:
         assert len(meta.runner._local.recalled) <= RECALLED_MAX
     finally:
         run(meta.close())
+
+
+def test_a_commit_seen_through_another_channel_is_seen_by_the_next_lookup(tmp_path, run) -> None:
+    """A process learns of another's commit without its event loop: a lock file the other let
+    go after committing (the pull-through cache's leader links a blob, then releases its lock;
+    a follower that finds the lock free looks for the link). Within one turn of the loop, the
+    next lookup must see that commit (a data version read once per turn did not: a follower
+    cut off its client's last bytes in CI)."""
+    path = tmp_path / "metadata.db"
+    serving = SQLMetadataStore.open_sqlite(path)
+    try:
+        run(serving.put_manifest("mem/app", record(D1), [], ["latest"]))
+
+        async def link_elsewhere() -> None:
+            other = SQLMetadataStore.open_sqlite(path)
+            try:
+                await other.link_blob("mem/app", D2, 9)
+            finally:
+                await other.close()
+
+        async def look_commit_look() -> tuple[int | None, int | None]:
+            before = await serving.linked_blob_size("mem/app", D2)
+            # Another process commits now: its own loop in a thread, joined without yielding
+            # this loop's turn.
+            done = threading.Thread(target=lambda: asyncio.run(link_elsewhere()))
+            done.start()
+            done.join()
+            return before, await serving.linked_blob_size("mem/app", D2)
+
+        assert run(look_commit_look()) == (None, 9)
+    finally:
+        run(serving.close())
