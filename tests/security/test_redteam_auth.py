@@ -6,6 +6,8 @@ them pin the most tempting bypasses that held, so a later change cannot quietly 
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -20,12 +22,14 @@ from dockyard.config import load_settings, scrub
 from tests.auth.conftest import QUIET, start_auth_registry  # noqa: F401 - module registries
 from tests.auth.helpers import (
     ADMIN_PASSWORD,
+    OCI_MANIFEST,
     SERVICE,
     AuthRegistry,
     admin_auth,
     basic,
     get_manifest,
     push_image,
+    settle_access,
 )
 from tests.support.postgres import PostgresCluster
 from tests.support.server import RunningRegistry, free_port
@@ -287,6 +291,67 @@ def test_attack_a_token_minted_while_public_cannot_read_once_private(reg: AuthRe
         assert _statuses(reg, "pia/app", "v1", auth) == [401] * PROBES
     # The owner's own token, minted while it was public, goes on working.
     assert _statuses(reg, "pia/app", "secret", pia) == [200] * PROBES
+
+
+def _read_statuses(
+    reg: AuthRegistry, repo: str, manifest: str, blob: str, auth: str | None
+) -> dict[str, list[int]]:
+    """Every read route of a repository, each on new connections (both workers answer some),
+    with and without `?ns=` naming this registry itself (which the spec's proxying ignores)."""
+    own = f"ns={reg.host}"
+    routes = {
+        "manifest GET": ("GET", f"/v2/{repo}/manifests/{manifest}"),
+        "manifest HEAD": ("HEAD", f"/v2/{repo}/manifests/{manifest}"),
+        "manifest GET ?ns=self": ("GET", f"/v2/{repo}/manifests/{manifest}?{own}"),
+        "blob GET": ("GET", f"/v2/{repo}/blobs/{blob}"),
+        "blob HEAD": ("HEAD", f"/v2/{repo}/blobs/{blob}"),
+        "blob HEAD ?ns=self": ("HEAD", f"/v2/{repo}/blobs/{blob}?{own}"),
+        "tag list": ("GET", f"/v2/{repo}/tags/list"),
+        "tag list ?ns=self": ("GET", f"/v2/{repo}/tags/list?{own}"),
+        "referrers": ("GET", f"/v2/{repo}/referrers/{manifest}"),
+    }
+    headers = {"Accept": OCI_MANIFEST, **({"Authorization": auth} if auth else {})}
+    answers: dict[str, list[int]] = {}
+    host, port = reg.host.rsplit(":", 1)
+    for name, (method, path) in routes.items():
+        for _ in range(PROBES // 2):
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            try:
+                connection.request(method, path, headers=headers)
+                answer = connection.getresponse()
+                answer.read()
+                answers.setdefault(name, []).append(answer.status)
+            finally:
+                connection.close()
+    return answers
+
+
+def test_a_token_minted_while_public_reads_no_route_once_private(reg: AuthRegistry) -> None:
+    """The attack above, on every read route and not the manifest GET alone: the hot reads
+    (manifest GET and HEAD, blob HEAD) remember a token's grant per repository, the others
+    ask the gate each time; `?ns=` naming this registry must lead to the same decision."""
+    _user(reg, "rhea", "rhea-password", image=False)
+    _user(reg, "ivo", "ivo-password", image=False)
+    owner = basic("rhea", "rhea-password")
+    with reg.client() as http:
+        digest, body = push_image(http, "rhea/app", "v1", owner)
+    blob = json.loads(body)["config"]["digest"]
+    _visibility(reg, "rhea/app", "public", owner)
+    scope = "repository:rhea/app:pull"
+    minted = {
+        "ivo": reg.bearer(scope, basic("ivo", "ivo-password")),
+        "anonymous": reg.bearer(scope),
+    }
+    for who, auth in minted.items():
+        for route, codes in _read_statuses(reg, "rhea/app", digest, blob, auth).items():
+            assert set(codes) == {200}, (who, route, codes)
+    _visibility(reg, "rhea/app", "private", owner)
+    settle_access()
+    for who, auth in [*minted.items(), ("no token", None)]:
+        for route, codes in _read_statuses(reg, "rhea/app", digest, blob, auth).items():
+            assert set(codes) == {401}, (who, route, codes)
+    for route, codes in _read_statuses(reg, "rhea/app", digest, blob, owner).items():
+        assert set(codes) == {200}, ("owner", route, codes)
 
 
 @pytest.fixture(scope="module")
