@@ -163,6 +163,13 @@ class SQLiteRunner:
     def _remembered(self, key: Hashable, sized: bool) -> Any:
         """The result remembered under `key` while `PRAGMA data_version` has not moved since it
         was read, else `_MISSING` (and, when it moved, everything is forgotten)."""
+        local = self._local
+        if self._moved():
+            return _MISSING
+        return (local.recalled_sized if sized else local.recalled).get(key, _MISSING)
+
+    def _moved(self) -> bool:
+        """Read `PRAGMA data_version` now; when it moved, forget every remembered lookup."""
         self._loop_connection()
         local = self._local
         version = local.raw.execute("PRAGMA data_version").fetchone()[0]
@@ -171,8 +178,17 @@ class SQLiteRunner:
             local.recalled_sized.clear()
             local.recalled_items = 0
             local.recalled_version = version
-            return _MISSING
-        return (local.recalled_sized if sized else local.recalled).get(key, _MISSING)
+            return True
+        return False
+
+    def version(self) -> Hashable:
+        """What this thread's remembered lookups stand on, read now (one statement on the
+        loop): equal to an earlier answer only if no connection committed anything since, and
+        only ever equal to answers of this thread's own connection (the count is one
+        connection's)."""
+        self._moved()
+        local = self._local
+        return (local.raw, local.recalled_version)
 
     def _remember(self, key: Hashable, result: Any, sized: bool) -> None:
         """`result`, remembered under the version `_remembered` read before it was read: a
