@@ -172,7 +172,7 @@ class SQLiteRunner:
         """Read `PRAGMA data_version` now; when it moved, forget every remembered lookup."""
         self._loop_connection()
         local = self._local
-        version = local.raw.execute("PRAGMA data_version").fetchone()[0]
+        version = local.version_cursor.execute("PRAGMA data_version").fetchone()[0]
         if version != local.recalled_version:
             local.recalled.clear()
             local.recalled_sized.clear()
@@ -225,6 +225,9 @@ class SQLiteRunner:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             self._local.conn = conn
             self._local.raw = raw
+            # Kept: a pull reads the version once or twice, and a cursor made per read costs
+            # as much as the statement.
+            self._local.version_cursor = raw.cursor()
             self._local.recalled = {}
             self._local.recalled_sized = {}
             self._local.recalled_items = 0
