@@ -339,6 +339,8 @@ def matrix(digests: dict[str, str], layer: str) -> list[tuple[str, str, str, lis
                     accepts if "/manifests/" in path and who in ("anonymous", "alice") else [[OCI]]
                 ):
                     cases.append((method, path, who, accept))
+                    if who == "anonymous":  # again: the hot reads may give a remembered answer
+                        cases.append((method, path, who, accept))
     return cases
 
 
@@ -617,3 +619,162 @@ def test_a_manifests_and_a_blobs_headers_are_built_once(
     asyncio.run(scenario())
     # One manifest (by tag and by digest alike) and one blob: each built once.
     assert sorted(built) == ["_headers", "_sized"]
+
+
+def test_a_repeated_pull_is_answered_from_memory_until_the_store_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without accounts, a manifest GET or HEAD and a blob HEAD asked again are answered as
+    remembered, with no repository lookup, for as long as SQLite's data version shows no
+    commit by any connection: a tag moved or a blob unlinked by another registry on the same
+    data folder (another worker or process) is seen by the very next request. The remembered
+    answer is byte for byte the one the handler gave, and a pull still notes its pull event."""
+    from dockyard.service.blobs import BlobService
+    from dockyard.service.manifests import ManifestService
+
+    looked_up: list[str] = []
+    for cls, name in ((ManifestService, "resolve"), (BlobService, "stat")):
+        original = getattr(cls, name)
+
+        async def counted(self: Any, *args: Any, _original: Any = original, _n: str = name) -> Any:
+            looked_up.append(_n)
+            return await _original(self, *args)
+
+        monkeypatch.setattr(cls, name, counted)
+
+    async def scenario() -> None:
+        settings = Settings(
+            data_dir=tmp_path / "data", event_pulls=True, metrics=True, log_requests=True
+        )
+        await prepare(settings, ADMIN_PASSWORD)
+        app = App(settings, hot_reads=True)
+        other = App(settings, hot_reads=True)  # another process on the same data folder
+        await app.start()
+        await other.start()
+        try:
+            first = await push(app, "alice/pub", "1.0", "first", "")
+            layer = sha256(b"layer first")
+            accept = [(b"accept", OCI.encode())]
+            reads = (
+                ("GET", "/v2/alice/pub/manifests/1.0"),
+                ("HEAD", "/v2/alice/pub/manifests/1.0"),
+                ("HEAD", f"/v2/alice/pub/blobs/{layer}"),
+            )
+            answers = []
+            looked_up.clear()
+            pulls = len(app.pulls)
+            for _ in range(3):
+                for method, path in reads:
+                    status, headers, body = await app.request(method, path, accept)
+                    assert status == 200, body
+                    answers.append((method, path, without_id(headers), body))
+            assert looked_up == ["resolve", "resolve", "stat"], looked_up
+            assert answers[:3] * 3 == answers
+            assert dict(answers[0][2])[b"docker-content-digest"] == first.encode()
+            assert len(app.pulls) - pulls == 3  # every GET is a pull, remembered or not
+            # A different Accept header is another answer (negotiation may differ).
+            status, _, _ = await app.request("GET", reads[0][1], [(b"accept", b"*/*")])
+            assert status == 200 and looked_up[-1] == "resolve" and len(looked_up) == 4
+
+            second = await push(other, "alice/pub", "1.0", "second", "")
+            status, headers, _ = await app.request("GET", reads[0][1], accept)
+            assert status == 200
+            assert dict(headers)[b"docker-content-digest"] == second.encode()
+            status, headers, _ = await app.request("HEAD", reads[1][1], accept)
+            assert dict(headers)[b"docker-content-digest"] == second.encode()
+            await app.request(*reads[2], accept)  # remembered again
+            status, _, _ = await other.request("DELETE", reads[2][1])
+            assert status == 202
+            status, _, _ = await app.request(*reads[2], accept)
+            assert status == 404
+        finally:
+            await other.stop()
+            await app.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_pull_under_a_signature_policy_is_judged_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signature's verdict may rest on more than the store (a certificate's validity, the
+    gate's own memory of a verification lasts a minute): a GET under a policy is never
+    answered as remembered, while its HEAD (which the policy does not guard) may be."""
+    from dockyard.service.signature_gate import SignatureGate
+
+    judged: list[str] = []
+    original = SignatureGate.check
+
+    async def counted(self: Any, *args: Any) -> Any:
+        judged.append("check")
+        return await original(self, *args)
+
+    monkeypatch.setattr(SignatureGate, "check", counted)
+
+    async def scenario() -> None:
+        settings = Settings(data_dir=tmp_path / "data", log_requests=False)
+        await prepare(settings, ADMIN_PASSWORD)
+        app = App(settings, hot_reads=True)
+        await app.start()
+        try:
+            private = keys.generate_private_key()
+            digest = await push(app, "alice/signed", "1.0", "signed", "")
+            await push_signature(app, "alice/signed", digest, private)
+            pem = keys.public_key_pem(private).decode()
+            await app.registry.signature_policies.set("alice/signed", [pem], [], "enforce")
+            judged.clear()
+            accept = [(b"accept", OCI.encode())]
+            for _ in range(3):
+                status, _, body = await app.request("GET", "/v2/alice/signed/manifests/1.0", accept)
+                assert status == 200, body
+            assert judged == ["check"] * 3
+        finally:
+            await app.stop()
+
+    asyncio.run(scenario())
+
+
+def test_remembered_answers_stay_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers are kept by paths and headers clients choose: at most so many, and so many
+    bytes of bodies, whatever they ask; a forgotten answer is made again by its handler."""
+    from dockyard.api import hot_reads
+
+    monkeypatch.setattr(hot_reads, "REMEMBERED_ANSWERS", 3)
+
+    async def scenario() -> None:
+        settings = Settings(data_dir=tmp_path / "data", log_requests=False)
+        await prepare(settings, ADMIN_PASSWORD)
+        app = App(settings, hot_reads=True)
+        await app.start()
+        try:
+            digest = await push(app, "alice/pub", "1.0", "pub", "")
+            layer = sha256(b"layer pub")
+            layer_hot = app.app.app  # inside the outermost middleware
+            assert isinstance(layer_hot, hot_reads.HotReads)
+            for accept in ("a/b", "c/d", "e/f", "g/h", "*/*"):
+                status, _, _ = await app.request(
+                    "GET", f"/v2/alice/pub/manifests/{digest}", [(b"accept", accept.encode())]
+                )
+                assert status == 200
+                assert 1 <= len(layer_hot.answers) <= 3
+            size = layer_hot.answers_bytes // len(layer_hot.answers)  # the manifest's
+            assert size > 0
+            monkeypatch.setattr(hot_reads, "REMEMBERED_BYTES", 4 * size - 1)
+            kept = dict(layer_hot.answers)
+            status, _, body = await app.request("GET", f"/v2/alice/pub/manifests/{digest}")
+            assert status == 200 and len(body) == size
+            assert layer_hot.answers == kept  # its body alone is more than a quarter
+            monkeypatch.setattr(hot_reads, "REMEMBERED_BYTES", 4 * size + 1)
+            for accept in ("i/j", "k/l"):  # the second would pass the bytes' bound
+                await app.request(
+                    "GET", f"/v2/alice/pub/manifests/{digest}", [(b"accept", accept.encode())]
+                )
+            assert layer_hot.answers_bytes <= 4 * size + 1
+            for _ in range(2):
+                status, _, _ = await app.request("HEAD", f"/v2/alice/pub/blobs/{layer}")
+                assert status == 200
+            assert any("/blobs/" in path for _, path, _ in layer_hot.answers)
+        finally:
+            await app.stop()
+
+    asyncio.run(scenario())

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.base import SignaturePolicy
+from dockyard.metadata.postgres_runner import PostgresRunner
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.metadata.sqlite_runner import RECALLED_MAX
 from tests.stores.test_metadata_store import D1, D2, record
@@ -133,3 +135,31 @@ def test_a_commit_seen_through_another_channel_is_seen_by_the_next_lookup(tmp_pa
         assert run(look_commit_look()) == (None, 9)
     finally:
         run(serving.close())
+
+
+def test_the_stores_version_moves_with_every_commit_wherever_it_was_made(meta, run) -> None:
+    """`version()` is what an answer remembered above the store stands on (`api.hot_reads`):
+    equal read after read while nothing changed, different after any commit, by this store or
+    by another process on the same file. PostgreSQL's store cannot tell, and says so (None)."""
+    if meta.runner.version() is None:
+        assert isinstance(meta.runner, PostgresRunner)
+        return
+    path = meta.runner.engine.url.database
+    other = SQLMetadataStore.open_sqlite(Path(path))
+    try:
+        run(meta.put_manifest("mem/app", record(D1), [], ["latest"]))
+        first = meta.version()
+        assert meta.version() == first
+        assert run(meta.resolve_tag("mem/app", "latest")).digest == D1
+        assert meta.version() == first  # a read changes nothing
+        run(other.link_blob("mem/app", D2, 7))  # another process
+        second = meta.version()
+        assert second != first
+        run(meta.link_blob("mem/app", D1, 7))  # this store's own writer
+        assert meta.version() != second
+        with sqlite3.connect(path, isolation_level=None) as raw:  # any connection at all
+            third = meta.version()
+            raw.execute("DELETE FROM tags")
+        assert meta.version() != third
+    finally:
+        run(other.close())

@@ -13,6 +13,15 @@ and raised again for the middleware to log. Everything else goes to Starlette un
 Nothing about access, visibility, rate limits, signatures, negotiation or errors is decided
 here: the handlers in `api/routes/` decide it for both ways in, and
 `tests/http/test_hot_reads.py` holds the two ways to byte-identical answers.
+
+A 200 answer its handler marked replayable (`routes.common.REPLAYABLE_KEY`: no caller to
+count or limit, as on a registry without accounts; a local repository; no signature policy
+judging it; nothing to warn of) is remembered by method, path and Accept header, and given
+again, with no `Request`, route match or lookup, for as long as the metadata store's version
+(`Registry.version`: on SQLite `PRAGMA data_version`, read for every request as every keyed
+lookup reads it) has not moved since it was made; a replayed manifest GET notes its pull event
+as the handler would. A request with a query, a Range or an If-None-Match header always goes
+to the handler.
 """
 
 from __future__ import annotations
@@ -25,11 +34,31 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from dockyard.api.errors import EXCEPTION_HANDLERS
+from dockyard.api.event_origin import note_pull
+from dockyard.api.responses import Prebuilt
 from dockyard.api.routes import BLOBS, MANIFESTS
+from dockyard.api.routes.common import REPLAYABLE_KEY
+from dockyard.api.services import SERVICES_KEY
 
 Handlers = dict[Any, Any]
 _READS = frozenset({"GET", "HEAD"})
 _STARTED = "Caught handled exception, but response already started."  # Starlette's words
+# Answers remembered at most, and their bodies' bytes: keyed by paths clients choose, so
+# bounded whatever they ask (a body is most often the manifest service's own cached bytes).
+REMEMBERED_ANSWERS = 10_000
+REMEMBERED_BYTES = 16 * 1024 * 1024
+_NOT_MARKED = object()
+_NO_VERSION = object()  # the store's version before anything was remembered
+
+
+class _Answer:
+    """A remembered 200: its route (for the metrics' label), headers and body, and for a
+    manifest GET what its pull event needs."""
+
+    __slots__ = ("body", "headers", "pull", "route")
+
+    def __init__(self, route: Route, headers: Any, body: bytes, pull: Any) -> None:
+        self.route, self.headers, self.body, self.pull = route, headers, body, pull
 
 
 class HotReads:
@@ -58,16 +87,38 @@ class HotReads:
         # it and raises the error again; the others answer in place.
         self.unexpected = handlers.pop(Exception)
         self.handlers = handlers
+        self.answers: dict[tuple[str, str, bytes], _Answer] = {}
+        self.answers_version: object = _NO_VERSION
+        self.answers_bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._route(scope) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        key: tuple[str, str, bytes] | None = None
+        if self.answers:
+            key = _replay_key(scope)
+            answer = self.answers.get(key) if key is not None else None
+            if answer is not None:
+                registry = scope[SERVICES_KEY].registry
+                if registry.version() == self.answers_version:
+                    await self._replay(answer, registry, scope, receive, send)
+                    return
+                self.answers.clear()  # the store changed: every answer may be stale
+                self.answers_bytes = 0
+        route = self._route(scope)
         if route is None:
             await self.app(scope, receive, send)
             return
+        if key is None:
+            key = _replay_key(scope)
         # What Starlette's application and router leave in the scope for the layers around.
         scope["app"] = self.app
         scope["router"] = self.router
         scope["route"] = route
+        services = scope[SERVICES_KEY]
+        # The version the handler's lookups will stand on, read before the first of them.
+        version = services.registry.version() if key is not None and not services.auth else None
         request = Request(scope, receive, send)
         try:
             response = await scope["endpoint"](request)
@@ -81,6 +132,44 @@ class HotReads:
             if _handler(self.handlers, exc) is not None:
                 raise RuntimeError(_STARTED) from exc
             raise
+        if version is None:
+            return
+        pull = scope.pop(REPLAYABLE_KEY, _NOT_MARKED)
+        if pull is _NOT_MARKED or not isinstance(response, Prebuilt) or response.status != 200:
+            return
+        # Remembered only if no commit came between the handler's first lookup and now: its
+        # answer then stands on that one version of the store.
+        if services.registry.version() != version:
+            return
+        size = len(response.body)
+        if size > REMEMBERED_BYTES // 4:
+            return
+        answers = self.answers
+        if (
+            version != self.answers_version
+            or len(answers) >= REMEMBERED_ANSWERS
+            or self.answers_bytes + size > REMEMBERED_BYTES
+        ):
+            answers.clear()
+            self.answers_version = version
+            self.answers_bytes = 0
+        answers[key] = _Answer(route, response.headers, response.body, pull)  # type: ignore[index]
+        self.answers_bytes += size
+
+    async def _replay(
+        self, answer: _Answer, registry: Any, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        scope["app"] = self.app
+        scope["router"] = self.router
+        scope["route"] = answer.route
+        pull = answer.pull
+        if pull is not None and registry.settings.event_pulls:
+            name, reference, manifest = pull
+            note_pull(
+                Request(scope, receive, send), None, registry.events, name, manifest, reference
+            )
+        await send({"type": "http.response.start", "status": 200, "headers": answer.headers})
+        await send({"type": "http.response.body", "body": answer.body})
 
     def _route(self, scope: Scope) -> Route | None:
         method = scope["method"]
@@ -131,6 +220,22 @@ class HotReads:
         await response(scope, request.receive, send)
         # A shared error instance would otherwise grow a traceback per request (as Starlette).
         exc.__traceback__ = None
+
+
+def _replay_key(scope: Scope) -> tuple[str, str, bytes] | None:
+    """What a remembered answer of this request would be kept under, or None when it may not
+    be given one: not a pull's read, a query (`?ns=` renames the repository), a mounted app,
+    or a header the handler answers differently (a Range, an If-None-Match)."""
+    method = scope["method"]
+    if (method != "GET" and method != "HEAD") or scope["query_string"] or scope.get("root_path"):
+        return None
+    accept = []
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            accept.append(value)
+        elif name == b"range" or name == b"if-none-match":
+            return None
+    return method, scope["path"], b",".join(accept)
 
 
 def _reads(routes: list[Any]) -> list[Any]:

@@ -8,7 +8,7 @@ Protocol of its own, and `MetadataStore` is all of them together with the store'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -774,6 +774,11 @@ class MetadataStore(
     async def has_schema(self) -> bool:
         """Whether the database was ever migrated: an admin command can then tell a registry
         from an empty or mistyped database."""
+
+    def version(self) -> Hashable | None:
+        """A value read now that stays equal only while nothing in the store changed (on
+        SQLite, `PRAGMA data_version` of this thread's connection); None on a store that
+        cannot tell cheaply (PostgreSQL)."""
 
     def observe_transactions(self, observer: TransactionObserver) -> None:
         """Tell `observer` of every transaction's time and retries (the server's metrics)."""

@@ -145,6 +145,10 @@ class PostgresRunner:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    def version(self) -> Hashable | None:
+        """None: no replica can tell cheaply that another changed nothing."""
+        return None
+
     async def read(
         self,
         work: Callable[[Connection], T],

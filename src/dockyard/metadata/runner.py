@@ -49,6 +49,11 @@ class TransactionRunner(Protocol):
         since it last ran it (the result must be immutable). `sized`: the result has a length
         (a listing page), which the runner's bound for such results counts."""
 
+    def version(self) -> Hashable | None:
+        """A value that stays equal, read after read, only while the database provably has
+        not changed (the same proof keyed reads are remembered on), read now; None where the
+        runner keeps no such proof (then nothing may be remembered above it either)."""
+
     async def write(
         self, work: Callable[[Connection], T], *, durable: bool = True, turn: str | None = None
     ) -> T:

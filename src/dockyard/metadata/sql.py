@@ -9,6 +9,7 @@ backends; the runner (`sqlite_runner` or `postgres_runner`) is the only part tha
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,10 @@ class SQLMetadataStore(
 
     async def has_schema(self) -> bool:
         return await self.runner.has_schema()
+
+    def version(self) -> Hashable | None:
+        """See `TransactionRunner.version`."""
+        return self.runner.version()
 
     def observe_transactions(self, observer: TransactionObserver) -> None:
         self.runner.observe(observer)

@@ -163,16 +163,32 @@ class SQLiteRunner:
     def _remembered(self, key: Hashable, sized: bool) -> Any:
         """The result remembered under `key` while `PRAGMA data_version` has not moved since it
         was read, else `_MISSING` (and, when it moved, everything is forgotten)."""
+        local = self._local
+        if self._moved():
+            return _MISSING
+        return (local.recalled_sized if sized else local.recalled).get(key, _MISSING)
+
+    def _moved(self) -> bool:
+        """Read `PRAGMA data_version` now; when it moved, forget every remembered lookup."""
         self._loop_connection()
         local = self._local
-        version = local.raw.execute("PRAGMA data_version").fetchone()[0]
+        version = local.version_cursor.execute("PRAGMA data_version").fetchone()[0]
         if version != local.recalled_version:
             local.recalled.clear()
             local.recalled_sized.clear()
             local.recalled_items = 0
             local.recalled_version = version
-            return _MISSING
-        return (local.recalled_sized if sized else local.recalled).get(key, _MISSING)
+            return True
+        return False
+
+    def version(self) -> Hashable:
+        """What this thread's remembered lookups stand on, read now (one statement on the
+        loop): equal to an earlier answer only if no connection committed anything since, and
+        only ever equal to answers of this thread's own connection (the count is one
+        connection's)."""
+        self._moved()
+        local = self._local
+        return (local.raw, local.recalled_version)
 
     def _remember(self, key: Hashable, result: Any, sized: bool) -> None:
         """`result`, remembered under the version `_remembered` read before it was read: a
@@ -209,6 +225,9 @@ class SQLiteRunner:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             self._local.conn = conn
             self._local.raw = raw
+            # Kept: a pull reads the version once or twice, and a cursor made per read costs
+            # as much as the statement.
+            self._local.version_cursor = raw.cursor()
             self._local.recalled = {}
             self._local.recalled_sized = {}
             self._local.recalled_items = 0

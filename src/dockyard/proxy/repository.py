@@ -42,6 +42,8 @@ class ProxiedRepository:
     """`name` as the cache may serve it: cached (prefixed by an upstream's name), or a name a
     mirror answers unless it is a local repository the caller may see."""
 
+    replayable = False  # what is held, what upstream says, and whether it answers at all
+
     def __init__(self, local: LocalRepository, proxy: ProxyService, hidden: Hidden | None) -> None:
         self.name = local.name
         self.local = local

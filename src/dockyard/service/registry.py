@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Hashable
 
 from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
@@ -159,6 +160,11 @@ class Registry:
         `hidden` tells whether the caller may not see a local repository of that name."""
         local = LocalRepository(name, self.manifests, self.blobs, self.listing, self.uploads)
         return local if self.proxy is None else self.proxy.repository(local, hidden)
+
+    def version(self) -> Hashable | None:
+        """Read now: equal to an earlier value only while nothing in the metadata store
+        changed since, whichever process changed it; None when the store cannot tell."""
+        return self.meta.version()
 
     def stand_in(self, proxy: StandIn) -> None:
         """Let `proxy` answer the repositories it stands in for (before `start`)."""

@@ -118,6 +118,12 @@ class Repository(Protocol):
     @property
     def uploads(self) -> Uploads: ...
 
+    @property
+    def replayable(self) -> bool:
+        """True when what a pull is answered follows from the metadata store alone, so an
+        answer may be given again while the store has not changed (`Registry.version`); a
+        cached repository's follows from its upstream too."""
+
     async def signed_as(self) -> str:
         """The repository path a cosign signature of its images names: its own name, or for a
         cached repository its name upstream, where the image was signed."""
@@ -243,6 +249,7 @@ class LocalRepository:
     uses one or two of them."""
 
     __slots__ = ("_blobs", "_listing", "_manifests", "_uploads", "name")
+    replayable = True
 
     def __init__(
         self,

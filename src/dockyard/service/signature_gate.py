@@ -23,6 +23,7 @@ from dockyard.metadata.base import ManifestRecord
 from dockyard.service.signature_status import SignatureStatuses
 
 if TYPE_CHECKING:
+    from dockyard.metadata.base import SignaturePolicy
     from dockyard.service.repository import Repository
     from dockyard.service.signature_check import Evidence, SignatureChecker
     from dockyard.service.signature_policy import SignaturePolicyService
@@ -58,6 +59,14 @@ class SignatureGate:
     ) -> str | None:
         """None when the manifest may be served as it is; the Warning header to add when the
         policy only warns; DENIED when it enforces and no valid signature is found."""
+        return (await self.check(repository, reference, record))[0]
+
+    async def check(
+        self, repository: Repository, reference: str, record: ManifestRecord
+    ) -> tuple[str | None, bool]:
+        """What `admit` answers, and whether a policy judged the manifest: a verdict may rest
+        on more than the metadata store (a certificate's validity period, the minute a
+        verification is remembered), so an answer judged by one is never replayed."""
         key = (repository.name, record.digest)
         remembered = self._verified.get(key)
         # The first reference a remembered result rests on is resolved with the policy, in
@@ -65,7 +74,21 @@ class SignatureGate:
         first = remembered[1][0][0] if remembered is not None else None
         policy, found = await self.policies.policy_and_manifest(repository.name, first)
         if policy is None or policy.mode == "off":
-            return None
+            return None, False
+        return await self._judge(
+            repository, reference, record, policy, key, remembered, found
+        ), True
+
+    async def _judge(
+        self,
+        repository: Repository,
+        reference: str,
+        record: ManifestRecord,
+        policy: SignaturePolicy,
+        key: tuple[str, str],
+        remembered: tuple[str, Evidence] | None,
+        found: str | None,
+    ) -> str | None:
         checker = self.checker
         if remembered is not None:
             version, evidence = remembered

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from dockyard.api.responses import BlobResponse, Prebuilt, prebuilt_headers
 from dockyard.api.routes.common import (
+    REPLAYABLE_KEY,
     count_pull,
     header,
     registry_of,
@@ -36,6 +37,8 @@ async def get(request: Request) -> Response | BlobResponse | Prebuilt:
         return await _arriving(request, info, caller)
     if head and header(request, b"range") is None:  # the pulls' check for a layer, all day long
         digest, size = info.digest, info.size
+        if caller is None and repository.replayable:  # see manifests.get
+            request.scope[REPLAYABLE_KEY] = None
         return Prebuilt(200, prebuilt_headers(("blob", digest, size), lambda: _sized(digest, size)))
     headers = _headers(info.digest)
     if info.manifest and not head:  # a manifest's bytes are a pull by whichever route

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 ReadCheck = Callable[[str], Awaitable[bool]]
 CALLER_KEY = "dockyard.caller"
 BASE_URL_KEY = "dockyard.base_url"
+# Left in the scope by a pull's handler whose 200 answer follows from the metadata store
+# alone, so `api.hot_reads` may give it again while the store has not changed: None, or for a
+# manifest GET (repository, reference, (digest, media type, size)) to note its pull event.
+REPLAYABLE_KEY = "dockyard.replayable"
 
 
 def registry_of(request: Request) -> Registry:

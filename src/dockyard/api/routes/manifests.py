@@ -11,6 +11,7 @@ from dockyard.api.body import read_body
 from dockyard.api.event_origin import note_origin, note_pull
 from dockyard.api.responses import Prebuilt, encoded, prebuilt_headers
 from dockyard.api.routes.common import (
+    REPLAYABLE_KEY,
     count_pull,
     header,
     pull_headers,
@@ -40,12 +41,18 @@ async def get(request: Request) -> Response | Prebuilt:
             v.decode("latin-1") for k, v in request.scope["headers"] if k == b"accept"
         )
         _negotiate(accept, record.media_type, record.digest)
+    # Anonymous on a registry without accounts, a local repository, nothing to warn of: the
+    # answer follows from the store alone and may be given again (`api.hot_reads`).
+    replayable = caller is None and warning is None and repository.replayable
     if request.method == "GET":
         # HEAD carries no manifest, only its digest, which signers (cosign, notation,
         # `dockyard sign`) resolve a tag to before they sign: the policy guards the content.
-        unsigned = await registry_of(request).signature_gate.admit(repository, reference, record)
+        unsigned, judged = await registry_of(request).signature_gate.check(
+            repository, reference, record
+        )
         if unsigned:
             warning = f"{warning}, {unsigned}" if warning else unsigned
+        replayable = replayable and not judged
     # What depends on the manifest alone is built once per manifest; the rest per request.
     digest, media_type, size = record.digest, record.media_type, record.size
     headers = prebuilt_headers(
@@ -55,6 +62,8 @@ async def get(request: Request) -> Response | Prebuilt:
     if request.method == "HEAD":
         if caller is not None:  # free, and tells how many pulls are left
             extra.update(await pull_headers(request, caller))
+        if replayable:
+            request.scope[REPLAYABLE_KEY] = None
         return Prebuilt(200, (*headers, *encoded(extra)) if extra else headers)
     if caller is not None:  # only pulls that return a manifest count, as on Docker Hub
         await count_pull(request, caller, extra)
@@ -75,6 +84,8 @@ async def get(request: Request) -> Response | Prebuilt:
             reference,
         )
     body = await manifests.content(record)
+    if replayable:  # with what a replay needs to note the pull as this one did
+        request.scope[REPLAYABLE_KEY] = (name, reference, (digest, media_type, size))
     return Prebuilt(200, (*headers, *encoded(extra)) if extra else headers, body)
 
 
