@@ -34,10 +34,11 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
-from bench import ops
+from bench import ops, rawhttp
 from bench.cli import build_results, chosen, machine, run_all, table
 from bench.ops import BenchError, Client
 from bench.payload import MiB, Pool
@@ -246,7 +247,7 @@ class S3Listings(Listings):
         ),
     )
 
-    def _time_pages(self, client: Client, path: str) -> float:
+    def _time_pages(self, conn: rawhttp.Listing, path: str) -> float:
         """Median milliseconds of one page of `page` tags over the sampled starts; each answer
         must hold the tags that follow its `last` (Distribution 2.8 ignores `n` and `last`
         on tag lists and answers them all, which also holds them)."""
@@ -258,9 +259,12 @@ class S3Listings(Listings):
             params = {"n": str(cfg.page)}
             if start:
                 params["last"] = names[start - 1]
+            target = f"{path}?{urlencode(params)}"
             began = time.perf_counter()
-            body = _checked(client.http.get(path, params=params)).content
+            status, _, body = conn.get(target)
             times.append(time.perf_counter() - began)
+            if status != 200:
+                raise BenchError(f"GET {target} answered {status}")
             found = set(json.loads(body).get("tags") or [])
             wanted = set(names[start : start + cfg.page])
             if not wanted <= found:
@@ -271,29 +275,21 @@ class S3Listings(Listings):
         cfg = self.config
         tags_path = f"/v2/{self.tags_repo}/tags/list"
         out: dict[str, float] = {}
-        with Client(server.url) as client:
-            client.ping()
-            out["tags_list_full_ms"], _ = self._time_listing(
-                client, tags_path, {}, "tags", cfg.tags
-            )
+        with rawhttp.Listing(server.url) as conn:  # as the suite's listings (`Listings.run`)
+            conn.pages("/v2/", 0)
+            out["tags_list_full_ms"], _ = self._time_listing(conn, tags_path, {}, "tags", cfg.tags)
             out["tags_list_page_ms"] = statistics.median(
-                self._time_pages(client, tags_path) for _ in range(cfg.list_iterations)
+                self._time_pages(conn, tags_path) for _ in range(cfg.list_iterations)
             )
             out["catalog_full_ms"], _ = self._time_listing(
-                client, "/v2/_catalog", {"n": str(cfg.repos)}, "repositories", cfg.repos
+                conn, "/v2/_catalog", {"n": str(cfg.repos)}, "repositories", cfg.repos
             )
             out["catalog_paged_ms"], pages = self._time_listing(
-                client, "/v2/_catalog", {"n": str(cfg.page)}, "repositories", cfg.repos
+                conn, "/v2/_catalog", {"n": str(cfg.page)}, "repositories", cfg.repos
             )
             self.state[server.key]["catalog_pages"] = pages
             self.state[server.key]["tag_pages"] = PAGE_SAMPLES
         return out
-
-
-def _checked(response: httpx.Response) -> httpx.Response:
-    if response.status_code != 200:
-        raise BenchError(f"GET {response.request.url} answered {response.status_code}")
-    return response
 
 
 class S3PushMonolithic(PushMonolithic):

@@ -10,6 +10,9 @@ import pytest
 from dockyard.api.listing_body import listing_json
 
 AWKWARD = ['a"b', "back\\slash", "new\nline", "\x00", "\x1f", "\x7f", "é", "日本", "😀", "</x>"]
+# Characters whose code point ends in the byte of a quote or a backslash, or of a control
+# character: none of their UTF-8 bytes is one, so none needs escaping.
+NEAR = ["\u0122", "\u225c", "\u5c22", "\u0100", "\u011f", "\U0001f45c"]
 
 
 def reference(fields: dict[str, str], key: str, names: list[str]) -> bytes:
@@ -28,6 +31,8 @@ def reference(fields: dict[str, str], key: str, names: list[str]) -> bytes:
         ({"name": "plain"}, "tags", ["ok", *AWKWARD]),
         ({}, "repositories", AWKWARD),
         ({}, "repositories", [""]),
+        ({"name": "\u225c"}, "tags", NEAR),
+        ({}, "repositories", [*NEAR, *AWKWARD]),
     ],
 )
 def test_a_listing_body_is_what_the_json_encoder_makes(fields, key, names) -> None:
@@ -71,6 +76,9 @@ def test_names_that_need_no_escaping_skip_the_encoder(monkeypatch) -> None:
         {}, "repositories", repositories
     )
     assert listing_json({}, "repositories", []) == b'{"repositories":[]}'
+    assert listing_json({"name": "\u225c"}, "tags", NEAR) == reference(
+        {"name": "\u225c"}, "tags", NEAR
+    )
     assert encoder.calls == 0
     for odd in (['a"b'], ["a\\b"], ["a\nb"], ["ok", 'x"']):
         listing_json({}, "repositories", odd)

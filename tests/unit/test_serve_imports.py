@@ -184,3 +184,116 @@ def test_a_worker_on_s3_and_postgresql_imports_nothing_before_its_first_answer(
     )
     assert seen["status"] == [401]
     assert seen["loaded"] == []
+
+
+# What the serving process does before it forks its workers, in `serve.run`'s order: the
+# command line read without Typer (`cli.main`), the settings, the preparation and the imports
+# the workers share (`serve.prepare_and_load`), granian, the metrics' folder, the freeze.
+SERVING_PROBE = textwrap.dedent("""
+    import json, os, sys
+    from dockyard.cli import serve_entry
+    from dockyard.cli.serve_argv import read
+
+    options = read(sys.argv[1:])
+    assert options is not None, "a plain command line"
+    settings = serve_entry.settings_or_fail(options.pop("config", None), **{
+        k: v for k, v in options.items() if k in ("listen", "data_dir", "auth", "workers")})
+    from dockyard.cli import serve
+    from dockyard.cli.metrics_serving import metrics_for_workers
+
+    forks = []
+    real_fork = os.fork
+
+    def counted_fork():
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    os.fork = counted_fork
+    serve.prepare_and_load(settings)
+    os.fork = real_fork
+    serve.http_server(settings, serve.worker_count(settings))
+    with metrics_for_workers(settings):
+        serve.share_with_workers(settings)
+    print(json.dumps({"forks": len(forks), "modules": sorted(sys.modules)}))
+""")
+
+# Libraries a server on the default settings (SQLite, no accounts, no upstreams) never
+# needs before its workers answer, each of which once crept onto that path and cost tens of
+# milliseconds of every start to ready (issue 21's target is 0.3 s): the command-line and
+# settings libraries, the migrations (only when the schema is behind), the ORM and the async
+# engine (PostgreSQL only), the HTTP client (upstreams and webhooks), the pages' templates
+# (the first page served), and the rest of the client's.
+NOT_ON_THE_SERVE_PATH = (
+    "typer",
+    "click",
+    "rich",
+    "pydantic",
+    "alembic",
+    "mako",
+    "sqlalchemy.orm",
+    "sqlalchemy.ext.asyncio",
+    "greenlet",
+    "asyncpg",
+    "httpx",
+    "httpcore",
+    "jinja2",
+    "markdown_it",
+    "yaml",
+    "cryptography",
+    "obstore",
+)
+
+
+def _serving_process(data_dir: Path, *flags: str) -> dict:
+    argv = ["--listen", "127.0.0.1:5000", "--data-dir", str(data_dir), *flags]
+    env = {**os.environ, "DOCKYARD_ADMIN_PASSWORD": "probe-password-1"}
+    result = subprocess.run(
+        [sys.executable, "-c", SERVING_PROBE, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_the_serving_process_loads_no_heavy_library_before_its_workers(tmp_path: Path) -> None:
+    for start in ("new folder", "existing folder"):
+        seen = _serving_process(tmp_path / "data")
+        heavy = [m for m in NOT_ON_THE_SERVE_PATH if _loaded(seen["modules"], m)]
+        assert heavy == [], start
+
+
+def test_a_folder_already_prepared_is_served_without_a_preparing_child(tmp_path: Path) -> None:
+    # The child imports the whole registry beside the serving process only to find the schema
+    # current: most of a start's CPU on a folder that needs nothing.
+    assert _serving_process(tmp_path / "data")["forks"] == 1  # a new folder is made
+    assert (tmp_path / "data" / "metadata.db").is_file()
+    assert _serving_process(tmp_path / "data")["forks"] == 0
+    # With accounts on, the signing key and the first administrator are the child's to check.
+    assert _serving_process(tmp_path / "data", "--auth")["forks"] == 1
+    # A folder others may read (an older version's) is the child's to tighten, once.
+    (tmp_path / "data").chmod(0o755)
+    assert _serving_process(tmp_path / "data")["forks"] == 1
+    assert (tmp_path / "data").stat().st_mode & 0o077 == 0
+    assert _serving_process(tmp_path / "data")["forks"] == 0
+
+
+def test_a_folder_behind_the_newest_schema_is_prepared(tmp_path: Path) -> None:
+    import sqlite3
+
+    from dockyard.metadata.migrate import script_head, upgrade
+    from dockyard.metadata.sqlite_runner import sqlite_engine
+
+    path = tmp_path / "data" / "metadata.db"
+    path.parent.mkdir(mode=0o700)
+    engine = sqlite_engine(path)
+    upgrade(engine, "0015")  # a folder an older Dockyard made
+    engine.dispose()
+    assert _serving_process(tmp_path / "data")["forks"] == 1
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert rows == [(script_head(),)]

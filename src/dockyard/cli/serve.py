@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from dockyard.cli.exits import FAILED, USAGE, fail, say
 from dockyard.cli.reload import Reloader
 from dockyard.config import Settings, redact_url, scrub
 from dockyard.core.errors import RegistryError
-from dockyard.storage.private import private_umask
+from dockyard.storage.private import OTHERS, private_umask
 
 log = logging.getLogger("dockyard")
 
@@ -138,6 +139,38 @@ def _reason(exc: BaseException) -> str:
     return str(orig if orig is not None else exc).splitlines()[0]
 
 
+def prepare_and_load(settings: Settings) -> None:
+    """Prepare the registry (`prepare`, in a child of its own) while this process imports what
+    its workers will share (`load_for_workers`); exit as `wait_for_prepare` does if the
+    preparation failed. A registry that needs no preparing gets no child."""
+    preparing = start_prepare(settings) if needs_preparing(settings) else None
+    try:
+        load_for_workers(settings)
+    finally:
+        if preparing is not None:
+            wait_for_prepare(preparing)
+
+
+def needs_preparing(settings: Settings) -> bool:
+    """Whether `prepare` may have anything to do. Not on a data folder that is already private
+    and whose SQLite schema is at the newest revision, with blobs on the file system and no
+    accounts (so no signing key or first administrator to make): `prepare` would open the
+    registry, find it current and close it, in a child that imports the whole registry beside
+    this process (most of a start's CPU; bench/README.md). Asked without SQLAlchemy, read-only
+    (`metadata.migrate.sqlite_at_head`): a revision being migrated by another process is not
+    yet the head, so such a folder is still prepared, under the folder's lock."""
+    if settings.metadata or settings.auth_enabled or (settings.storage or "").startswith("s3://"):
+        return True
+    from dockyard.metadata.migrate import METADATA_FILE, sqlite_at_head
+
+    try:
+        if stat.S_IMODE(settings.data_dir.stat().st_mode) & OTHERS:
+            return True  # an older version's open folder: the child tightens it once
+    except OSError:
+        return True
+    return not sqlite_at_head(settings.data_dir / METADATA_FILE)
+
+
 def worker_count(settings: Settings) -> int:
     return settings.workers or max(1, os.cpu_count() or 1)
 
@@ -153,11 +186,7 @@ def run(
     # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
     private_umask()
     release_at_once()  # before granian is loaded (`http_server`)
-    preparing = start_prepare(settings)
-    try:
-        load_for_workers(settings)
-    finally:
-        wait_for_prepare(preparing)
+    prepare_and_load(settings)
     from dockyard.api.app import SETTINGS_ENV
 
     if settings.metadata and not settings.redis_url and settings.auth_enabled:

@@ -3,7 +3,9 @@
 Opening a SQLite folder first asks, read-only, whether its schema is at the newest revision
 (`at_head`); only when it is not, or when the question cannot be answered at once (a database
 being created or migrated by another process), does Alembic load and decide. Alembic and what it
-imports were most of a server's start on a current folder.
+imports were most of a server's start on a current folder. The look itself needs neither
+Alembic nor SQLAlchemy, so that `dockyard serve` can tell a folder needs no preparing
+(`cli.serve.needs_preparing`) before it has imported either.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Connection, Engine
-
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# The SQLite database in a data folder (without a shared database).
+METADATA_FILE = "metadata.db"
 
 # A revision file's own id and the one it revises, as Alembic's template writes them.
 _REVISION = re.compile(r"^revision(?:\s*:[^=]*)?\s*=\s*(.+)$", re.MULTILINE)
@@ -92,8 +96,14 @@ def at_head(engine: Engine) -> bool:
     """Whether `engine` is a SQLite file at the one head revision (nothing to migrate)."""
     if engine.dialect.name != "sqlite" or not engine.url.database:
         return False
+    return sqlite_at_head(Path(engine.url.database))
+
+
+def sqlite_at_head(path: Path) -> bool:
+    """Whether the SQLite file at `path` records the one head revision, read without
+    SQLAlchemy or Alembic (this module imports neither until it migrates)."""
     head = script_head()
-    return head is not None and sqlite_revisions(Path(engine.url.database)) == [head]
+    return head is not None and sqlite_revisions(path) == [head]
 
 
 async def upgrade_async(engine: AsyncEngine, revision: str = "head") -> None:

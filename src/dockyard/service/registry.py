@@ -12,6 +12,7 @@ from collections.abc import Hashable
 from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
 from dockyard.metadata.counters import Counters, SQLiteCounters
+from dockyard.metadata.migrate import METADATA_FILE
 from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.service.accounts import AccountService
 from dockyard.service.activity import Activity
@@ -41,7 +42,6 @@ from dockyard.storage.private import keep_private
 
 log = logging.getLogger("dockyard")
 
-METADATA_FILE = "metadata.db"
 COUNTERS_FILE = "counters.db"
 
 
