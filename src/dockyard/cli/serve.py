@@ -199,15 +199,6 @@ def run(
         server.serve()
 
 
-# The most granian reads from a connection at once, and so the largest piece of a request body
-# the app is handed: each piece costs a hop between granian's threads and the event loop, a copy
-# into Python, a batch for the blob store's worker threads and the GIL changing hands several
-# times, so fewer, larger pieces make a push cheaper (granian's default is about 400 KiB). A
-# connection's buffer grows to this only while a body keeps it full (figures in
-# bench/README.md).
-RECEIVE_BUFFER = 1024 * 1024
-
-
 def http_server(
     settings: Settings, workers: int, verbose: bool = False, open_files: int | None = None
 ) -> Any:
@@ -254,8 +245,7 @@ def http_server(
         # A client must have sent a request's headers this long after it connected (or after
         # the previous answer): slow-header connections are cut off instead of held forever.
         http1_settings=HTTP1Settings(
-            header_read_timeout=int(settings.header_timeout_seconds * 1000),
-            max_buffer_size=RECEIVE_BUFFER,
+            header_read_timeout=int(settings.header_timeout_seconds * 1000)
         ),
         # HTTPS (and HTTP/2 by ALPN) when a certificate is configured; TLS 1.2 at least, as
         # docker and containerd still speak it.
