@@ -7,7 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 # Test processes (pytest-xdist). Each test file stays in one process, so a file's shared servers
-# start once; `ARGS="-n 0"` runs the suite in this process alone.
+# start once; files are handed out longest first (tests/support/file_order.py); `ARGS="-n 0"`
+# runs the suite in this process alone.
 TEST_WORKERS ?= 3
 
 .PHONY: serve test test-fast lint bench peers image-base image clean

@@ -19,6 +19,9 @@ from tests.support.postgres import PostgresCluster
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3
 from tests.support.server import RunningRegistry, free_port, leaked_secrets
 
+# The order in which `make test`'s xdist workers are handed the test files: longest first.
+pytest_plugins = ["tests.support.file_order"]
+
 BACKENDS = ["filesystem+sqlite", "s3+postgresql"]
 
 # Timings never decide a test: hypothesis's per-example deadline and its "input generation is

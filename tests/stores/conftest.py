@@ -52,13 +52,32 @@ def postgres(pg_cluster: PostgresCluster) -> PostgresCluster:
     return pg_cluster
 
 
+@pytest.fixture(scope="session")
+def migrated_template(postgres: PostgresCluster) -> str:
+    """The name of a database migrated once to the schema's head, which `meta` copies for each
+    test: a copy is a fraction of a migration's work, and each of the PostgreSQL tests did one.
+    Nothing connects to it after (PostgreSQL copies only a database nobody is connected to)."""
+    url = postgres.create_database()
+
+    async def migrated() -> None:
+        store = SQLMetadataStore.open_postgres(url)
+        try:
+            await migrate(store)
+        finally:
+            await store.close()
+
+    asyncio.run(migrated())
+    return url.rsplit("/", 1)[1]
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def meta(request: pytest.FixtureRequest, tmp_path: Path, run):
     if request.param == "sqlite":
         store = SQLMetadataStore.open_sqlite(tmp_path / "metadata.db")
     else:
-        url = request.getfixturevalue("postgres").create_database()
-        store = SQLMetadataStore.open_postgres(url)
-        run(migrate(store))
+        template = request.getfixturevalue("migrated_template")
+        store = SQLMetadataStore.open_postgres(
+            request.getfixturevalue("postgres").create_database(template=template)
+        )
     yield store
     run(store.close())

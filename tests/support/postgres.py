@@ -90,8 +90,9 @@ class PostgresCluster:
             )
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def create_database(self) -> str:
-        """A fresh, empty database; returns its URL."""
+    def create_database(self, template: str | None = None) -> str:
+        """A fresh database, empty or a copy of the database `template` names (which nobody may
+        be connected to); returns its URL."""
         name = f"dy_{uuid.uuid4().hex[:12]}"
         subprocess.run(
             [
@@ -107,7 +108,7 @@ class PostgresCluster:
                 "-U",
                 "postgres",
                 "-c",
-                f"CREATE DATABASE {name}",
+                f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""),
             ],
             check=True,
             capture_output=True,
