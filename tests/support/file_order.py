@@ -34,6 +34,10 @@ from typing import Any
 import pytest
 
 ORDER_KEY = "dockyard_file_order"
+# Files whose tests wait for what `make test` prepares in the background (the container image's
+# Debian base, minutes of debootstrap on a new machine): handed out after every other file but
+# the `alone` ones, so the base is made by then instead of holding a worker idle.
+WAITING = frozenset({"tests/packaging/test_container_image.py"})
 
 # Seconds per file: `make test`'s command (3 workers) on the shared 2-core machine at load 25-40,
 # 7 Dec 2026, stopped at 1,871 of 2,530 tests (see the module's docstring).
@@ -106,19 +110,21 @@ SECONDS: dict[str, float] = {
 
 def ordered(items: list[pytest.Item], seconds: dict[str, float] | None = None) -> list[pytest.Item]:
     """`items` grouped by file: files not in the table first (most tests first), then the
-    table's longest first, files of `alone` tests last; each file's tests keep their order
+    table's longest first, then the files that wait for the image base, files of `alone` tests
+    last; each file's tests keep their order
     (pytest's own ordering of parametrised fixtures within it)."""
     by_file: dict[str, list[pytest.Item]] = defaultdict(list)
     for item in items:
         by_file[item.nodeid.split("::", 1)[0]].append(item)
 
-    def key(path: str) -> tuple[bool, bool, float]:
+    def key(path: str) -> tuple[bool, bool, bool, float]:
         tests = by_file[path]
         alone = all(t.get_closest_marker("alone") is not None for t in tests)
+        waits = path in WAITING
         measured = (SECONDS if seconds is None else seconds).get(path)
         if measured is None:
-            return alone, False, -len(tests)
-        return alone, True, -measured
+            return alone, waits, False, -len(tests)
+        return alone, waits, True, -measured
 
     # sorted() is stable: files of equal keys keep their collection order.
     return [item for path in sorted(by_file, key=key) for item in by_file[path]]

@@ -43,6 +43,7 @@ def test_unmeasured_files_first_then_the_longest_alone_files_last() -> None:
         Item("t/mixed.py::m"),
         Item("t/mixed.py::n", alone=True),
         Item("t/many.py::b[y]"),  # pytest may place a file's tests apart: they are regrouped
+        Item("tests/packaging/test_container_image.py::i"),
     ]
     table = {"t/quick.py": 1.0, "t/slow.py": 100.0, "t/race.py": 500.0}
     assert nodeids(ordered(items, table)) == [  # type: ignore[arg-type]
@@ -54,6 +55,7 @@ def test_unmeasured_files_first_then_the_longest_alone_files_last() -> None:
         "t/mixed.py::n",
         "t/slow.py::s",  # measured: the longest first
         "t/quick.py::q",
+        "tests/packaging/test_container_image.py::i",  # waits for the image base: late
         "t/race.py::r",  # only alone tests: last, however long
     ]
 
