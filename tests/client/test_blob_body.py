@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.client.blob_body import DIRECT_FROM
+from dockyard.client.blob_body import DIRECT_FROM, THREAD_READ
 from dockyard.client.errors import TransferInterrupted
 from dockyard.client.registry import RegistryClient
 
@@ -128,3 +128,82 @@ def test_a_large_body_that_ends_early_is_an_interrupted_transfer() -> None:
     digest = blobs.add(data, len(data) + MiB)  # announces more, then hangs up
     with pytest.raises(TransferInterrupted):
         run(blobs, digest)
+
+
+def test_a_large_body_past_the_parser_is_not_read_through_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the parser's first piece a large body is read by a thread and handed over a
+    piece of THREAD_READ at a time, not one wake-up of the event loop's stream per few
+    hundred KiB it received."""
+    from anyio._backends._asyncio import SocketStream
+
+    receives = 0
+    receive = SocketStream.receive
+
+    async def counted(self: Any, max_bytes: int = 65536) -> bytes:
+        nonlocal receives
+        receives += 1
+        return await receive(self, max_bytes)
+
+    monkeypatch.setattr(SocketStream, "receive", counted)
+    blobs = Blobs()
+    data = os.urandom(DIRECT_FROM + 12 * MiB + 5)
+    digest = blobs.add(data)
+
+    async def main() -> list[bytes]:
+        with serving(blobs) as host:
+            async with RegistryClient(host, scheme="http") as client:
+                body = await client.get_blob("library/app", digest)
+                assert body is not None
+                try:
+                    return [piece async for piece in body.chunks(THREAD_READ)]
+                finally:
+                    await body.aclose()
+
+    pieces = asyncio.run(main())
+    assert b"".join(pieces) == data
+    # The headers and the parser's first piece (a read or two each), nothing after them.
+    assert receives <= 4, receives
+    # Handed on in pieces of THREAD_READ (the first, and the last, may be shorter).
+    assert all(len(piece) == THREAD_READ for piece in pieces[1:-1]), [len(p) for p in pieces]
+
+
+def test_a_large_body_left_unread_stops_its_reading_thread() -> None:
+    """A reader that goes away mid-body (a cancelled download) leaves no thread reading."""
+    blobs = Blobs()
+    data = os.urandom(DIRECT_FROM + 12 * MiB)
+    digest = blobs.add(data, len(data) + MiB)  # the server then waits: the read would hang
+
+    async def main() -> None:
+        with serving(blobs) as host:
+            async with RegistryClient(host, scheme="http") as client:
+                body = await client.get_blob("library/app", digest)
+                assert body is not None
+                chunks = body.chunks(MiB)
+                got = 0
+                async for piece in chunks:
+                    got += len(piece)
+                    if got >= DIRECT_FROM + 4 * MiB:
+                        break
+                await chunks.aclose()  # type: ignore[attr-defined]
+                await body.aclose()
+                for _ in range(200):
+                    if not any(
+                        t.name.startswith("dockyard-body") and _reading(t)
+                        for t in threading.enumerate()
+                    ):
+                        return
+                    await asyncio.sleep(0.01)
+                raise AssertionError("a reading thread is still reading")
+
+    asyncio.run(main())
+
+
+def _reading(thread: threading.Thread) -> bool:
+    """Whether the pool thread is inside a read (and not idle, waiting for work)."""
+    import sys
+    import traceback
+
+    frame = sys._current_frames().get(thread.ident or 0)
+    return frame is not None and any(f.name == "_fill" for f in traceback.extract_stack(frame))

@@ -147,3 +147,38 @@ def test_writes_to_a_name_only_the_mirror_answers_are_local(tmp_path: Path, up: 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def test_a_download_is_handed_on_in_small_pieces(
+    tmp_path: Path, up: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk and the clients get a cold blob in pieces of `PIECE`, each while the next is
+    read, not in pieces of a MiB or more that every stage waits for whole."""
+    from dockyard.proxy import downloads
+    from dockyard.proxy.relay import Relay
+
+    image = make_image(tmp_path, "pieces", layers=1, files_per_layer=6, file_size=2 * 1024 * 1024)
+    up.push_image(REPO, "v1", image)
+    layer = image.layers[0]
+    assert len(layer.compressed) > 6 * 1024 * 1024
+    published: list[int] = []
+    publish = Relay.publish
+
+    async def recorded(self: Relay, piece: bytes) -> None:
+        published.append(len(piece))
+        await publish(self, piece)
+
+    monkeypatch.setattr(Relay, "publish", recorded)
+
+    async def scenario() -> None:
+        async with _registry(tmp_path, up) as registry:
+            repo = registry.repository(f"up/{REPO}")
+            missing = await repo.blobs.find(layer.digest)
+            assert isinstance(missing, Arriving) and missing.stream is not None
+            body = b"".join([chunk async for chunk in missing.stream])
+            assert sha256(body) == layer.digest
+
+    asyncio.run(scenario())
+    assert sum(published) == len(layer.compressed)
+    # The first piece as the parser handed it over, the last what was left.
+    assert max(published[1:-1]) <= downloads.PIECE, published

@@ -38,6 +38,9 @@ from dockyard.storage.base import BlobStore
 log = logging.getLogger("dockyard.proxy")
 
 CHUNK = 1024 * 1024
+# The pieces a download is handed on in, to the disk and to the clients: small, so that each
+# stage works on one while the one before works on the next (bench/README.md).
+PIECE = 128 * 1024
 # Link a blob held here on the upstream's word (digest, size): True when it was.
 Adopt = Callable[[Route, str, int], Awaitable[bool]]
 # Whether bytes of the digest that the route's upstream once sent are held here.
@@ -228,7 +231,7 @@ class Downloads:
         small: list[bytes] | None = [] if size <= MAX_MANIFEST_BYTES else None
         try:
             # Hashed once, by the relay, not by the HTTP client too.
-            async for piece in body.chunks(CHUNK):
+            async for piece in body.chunks(PIECE):
                 if relay.received + len(piece) > size:
                     # Refused at once: the writer stops at `size`, and the bytes past it
                     # would wait in memory for it forever.
