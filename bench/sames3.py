@@ -68,6 +68,9 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "sames3.json"
 PUSH_TARGET = "ratio >= 1.0"
 LISTING_TARGET = "ratio <= 0.05"
 
+# Upload purging off: 2.8.2's purger (its walk of `_uploads`, at a random moment in the first
+# hour) died of a Go panic on SeaweedFS's listing in the run of 2026-12-07, mid-benchmark,
+# which ended the run. Nothing here leaves uploads for it to purge.
 S3_CONFIG = """\
 version: 0.1
 log:
@@ -91,6 +94,9 @@ storage:
     enabled: true
   redirect:
     disable: {no_redirect}
+  maintenance:
+    uploadpurging:
+      enabled: false
 http:
   addr: 127.0.0.1:{port}
 """
