@@ -20,9 +20,9 @@ multipart upload of the blob's own key, which S3 shows nobody until it is comple
 the caller's digest check completes it (`Staged.publish`); a refused one is aborted. That saves
 copying every byte once more on the S3 server.
 
-Parts are PART bytes, a whole multiple of the chunk SeaweedFS cuts objects into (4 MiB): its
-default 5 MiB parts each became a 4 and a 1 MiB chunk, and a GET of such an object reads a
-quarter more chunks.
+Parts are PART bytes, a whole multiple of the chunk SeaweedFS cuts objects into (4 MiB):
+obstore's default 5 MiB parts each became a 4 and a 1 MiB chunk (103 chunks for 256 MiB
+instead of 64), and a GET of such an object has that many more chunks to fetch.
 """
 
 from __future__ import annotations
