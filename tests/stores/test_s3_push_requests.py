@@ -4,12 +4,10 @@ A blob sent whole (a PUT `?digest=` opening nothing before it) is uploaded as th
 multipart upload of the blob's own key, which only the digest check completes: no server-side
 copy afterwards, and a refused digest leaves neither an object nor an unfinished upload. An
 upload's pieces and blobs are made of parts that are whole multiples of the S3 server's own
-chunk (SeaweedFS cuts at 4 MiB), and a blob assembled from pieces has its parts copied several
-at a time."""
+chunk (SeaweedFS cuts at 4 MiB)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -64,8 +62,6 @@ class Copies:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.objects: list[tuple[str, str]] = []
         self.parts: list[str] = []
-        self.in_flight = 0
-        self.most_in_flight = 0
         real_copy = obstore.copy_async
         real_part = s3_multipart.MultipartClient.copy_part
 
@@ -75,14 +71,7 @@ class Copies:
 
         async def copy_part(client, key, upload, number, source, first, last):  # type: ignore[no-untyped-def]
             self.parts.append(key)
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
-            try:
-                # Long enough for the next copies to be asked for, if they are asked at once.
-                await asyncio.sleep(0.05)
-                return await real_part(client, key, upload, number, source, first, last)
-            finally:
-                self.in_flight -= 1
+            return await real_part(client, key, upload, number, source, first, last)
 
         monkeypatch.setattr(s3_module.obstore, "copy_async", copy_async)
         monkeypatch.setattr(s3_multipart.MultipartClient, "copy_part", copy_part)
@@ -157,25 +146,3 @@ def test_a_piece_is_written_in_parts_of_whole_s3_chunks(seaweed, run) -> None:
     data = os.urandom(16 * MiB)
     run(store.write_upload(upload, 0, body(data), piece="p1"))
     assert parts_of(store, store._piece_key(upload, 0, "p1"), run) == 2
-
-
-def test_pieces_are_assembled_with_several_part_copies_at_once(service, run, monkeypatch) -> None:
-    """PATCHes of 6 MiB, then the closing PUT: the six pieces become the blob's parts by
-    server-side copies asked for together, not one after the other."""
-    copies = Copies(monkeypatch)
-    store: S3BlobStore = service.blobs
-    data = os.urandom(36 * MiB)
-    digest = digest_of(data)
-    status = run(service.start("push/chunked"))
-    for start in range(0, len(data), 6 * MiB):
-        chunk = data[start : start + 6 * MiB]
-        run(service.append("push/chunked", status.id, body(chunk), (start, start + len(chunk) - 1)))
-    assert run(service.finish("push/chunked", status.id, digest, None)) == digest
-    assert len(copies.parts) == 6
-    assert copies.most_in_flight > 1
-
-    async def read() -> bytes:
-        return b"".join([chunk async for chunk in store.read(digest)])
-
-    assert run(read()) == data
-    assert unfinished_uploads(store) == []
