@@ -60,7 +60,9 @@ STATEMENT_CACHE = 1_000
 # content lock's one-key locks are apart from these). Two turns of one hash merely share it.
 TURN_CLASS = 0x646F636B
 TAKE_TURN = sa.text("SELECT pg_advisory_lock(:class, :key)")
-SNAPSHOT = sa.text("SELECT pg_current_snapshot()::text")
+# With the server's start time: a database restored from a backup (so started again) may hand
+# out the same transaction ids again, over other data.
+SNAPSHOT = sa.text("SELECT pg_current_snapshot()::text || ' ' || pg_postmaster_start_time()::text")
 # Names of remembered pages held at most (each worker process), as SQLite's runner bounds its.
 PAGE_ITEMS_MAX = 100_000
 GIVE_TURN = sa.text("SELECT pg_advisory_unlock(:class, :key)")
