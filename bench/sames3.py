@@ -69,6 +69,9 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "sames3.json"
 PUSH_TARGET = "ratio >= 1.0"
 LISTING_TARGET = "ratio <= 0.05"
 
+# Upload purging off: 2.8.2's purger (its walk of `_uploads`, at a random moment in the first
+# hour) died of a Go panic on SeaweedFS's listing in the run of 2026-12-07, mid-benchmark,
+# which ended the run. Nothing here leaves uploads for it to purge.
 S3_CONFIG = """\
 version: 0.1
 log:
@@ -92,6 +95,9 @@ storage:
     enabled: true
   redirect:
     disable: {no_redirect}
+  maintenance:
+    uploadpurging:
+      enabled: false
 http:
   addr: 127.0.0.1:{port}
 """
@@ -416,6 +422,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help="comma-separated benchmark names")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="TREE",
+        help="also run the Dockyard of another checkout (e.g. `git archive main | tar -x -C "
+        "TREE`) on a bucket and database of its own, in the same rotation: before/after "
+        "figures of one run",
+    )
     known = {f.name: f for f in fields(Config)}
     for name, default in DEFAULTS.items():
         parser.add_argument(
@@ -429,35 +444,48 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def make_servers(
-    tmp: Path, s3: SeaweedS3, pg: PostgresCluster
-) -> tuple[list[Server], list[Server]]:
-    """The three servers in the rotation, and their twins that stream blobs (same storage)."""
-    bucket = s3.create_bucket()
-    database = pg.create_database()
+BASELINE = "dockyard_baseline"
+
+
+def s3_dockyard(
+    tmp: Path, s3: SeaweedS3, pg: PostgresCluster, key: str, title: str, tree: Path | None = None
+) -> tuple[S3Dockyard, Server]:
+    """A Dockyard on a bucket and database of its own (its code from `tree`'s `src` when
+    given), and its twin with redirects off on the same storage."""
     dockyard_env = {
-        "DOCKYARD_STORAGE": f"s3://{bucket}/registry",
-        "DOCKYARD_METADATA": database,
+        "DOCKYARD_STORAGE": f"s3://{s3.create_bucket()}/registry",
+        "DOCKYARD_METADATA": pg.create_database(),
         "DOCKYARD_S3_ENDPOINT": s3.endpoint,
         "DOCKYARD_S3_PATH_STYLE": "true",
         "AWS_ACCESS_KEY_ID": ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
     }
-    dockyard_through = Dockyard(
-        "dockyard_through",
-        "Dockyard, redirects off",
-        tmp / "dockyard-through",
+    if tree is not None:
+        dockyard_env["PYTHONPATH"] = f"{tree.resolve() / 'src'}"
+    twin = Dockyard(
+        f"{key}_through",
+        f"{title}, redirects off",
+        tmp / f"{key}-through",
         extra_env={**dockyard_env, "DOCKYARD_S3_REDIRECT_SECONDS": "0"},
     )
-    dockyard = S3Dockyard(
-        "dockyard",
-        "Dockyard S3+PostgreSQL",
-        tmp / "dockyard",
-        extra_env=dockyard_env,
-        through=dockyard_through,
-    )
+    server = S3Dockyard(key, title, tmp / key, extra_env=dockyard_env, through=twin)
+    return server, twin
+
+
+def make_servers(
+    tmp: Path, s3: SeaweedS3, pg: PostgresCluster, baseline: Path | None = None
+) -> tuple[list[Server], list[Server]]:
+    """The servers in the rotation (three, four with a baseline), and their twins that stream
+    blobs (same storage)."""
+    dockyard, dockyard_through = s3_dockyard(tmp, s3, pg, "dockyard", "Dockyard S3+PostgreSQL")
     servers: list[Server] = [dockyard]
     twins: list[Server] = [dockyard_through]
+    if baseline is not None:
+        old, old_through = s3_dockyard(
+            tmp, s3, pg, BASELINE, f"Dockyard S3+PostgreSQL, baseline {baseline}", baseline
+        )
+        servers.append(old)
+        twins.append(old_through)
     for key, title, cls in (
         ("distribution_v3", "Distribution v3 S3", S3DistributionV3),
         ("distribution", "Distribution S3", S3Distribution),
@@ -493,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[Server] = []
     twins: list[Server] = []
     try:
-        servers, twins = make_servers(tmp, s3, pg)
+        servers, twins = make_servers(tmp, s3, pg, args.baseline)
         for server in [*servers, *twins]:
             server.start()
             server.command_line = " ".join(server.command())
@@ -550,6 +578,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{config.pull_mib} MiB pulls; {results['duration_s']:.0f} s in all"
     )
     print(table(results))
+    if args.baseline is not None:
+        print(f"\nthis tree against the baseline ({args.baseline}), same run:")
+        for entry in results["benchmarks"].values():
+            new, old = entry["dockyard"]["median"], entry[BASELINE]["median"]
+            if new is not None and old is not None and old:
+                print(f"  {entry['title']}: {old:.4g} -> {new:.4g} ({new / old:.2f})")
     again = results["info"]["setup_writes_sent_again_after_503"]
     if any(again.values()):
         print(

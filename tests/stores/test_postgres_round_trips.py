@@ -196,3 +196,47 @@ def test_a_replica_reads_what_another_acknowledged(database, run) -> None:
     finally:
         run(writer.close())
         run(reader.close())
+
+
+def test_a_long_page_is_read_again_only_once_something_committed(
+    counted, wire, database, run, monkeypatch
+) -> None:
+    """A page longer than a lookup (a whole tag list, the catalog by 1,000) is remembered with
+    the database's snapshot: while no transaction has begun or ended since, asking for it
+    again is one statement of one row, the snapshot, and the page is not read. A commit from
+    another replica changes the snapshot, and the next ask reads the page again. Short pages
+    are read every time: checking would cost what reading does."""
+    from dockyard.metadata import catalog
+
+    names = [f"t-{i:05d}" for i in range(3_000)]
+    other = SQLMetadataStore.open_postgres(database)  # another replica, straight to the server
+    try:
+        run(other.put_manifest("rt/long", manifest(), [], names))
+        reads: list[tuple[str, int]] = []
+        real = catalog.tags_page
+
+        def counting(conn, ids, repository, limit, last):  # type: ignore[no-untyped-def]
+            reads.append((repository, limit))
+            return real(conn, ids, repository, limit, last)
+
+        monkeypatch.setattr(catalog, "tags_page", counting)
+        everything = len(names) + 1
+        warm(run, lambda: counted.tags_page("rt/long", everything, None))
+        assert len(reads) == 1  # read once, then remembered
+        wire.reset()
+
+        again = run(counted.tags_page("rt/long", everything, None))
+
+        assert list(again) == names
+        assert (wire.round_trips, wire.rows, len(reads)) == (1, 1, 1)
+
+        run(other.put_manifest("rt/long", manifest(), [], ["zz-new"]))
+        after = run(counted.tags_page("rt/long", everything, None))
+        assert list(after) == [*names, "zz-new"]
+        assert len(reads) == 2
+
+        for _ in range(3):
+            assert len(run(counted.tags_page("rt/long", 101, None))) == 101
+        assert len(reads) == 5
+    finally:
+        run(other.close())

@@ -8,6 +8,13 @@ Every exchange with the server is a round trip, and a read is mostly those: a re
 statements in autocommit (no BEGIN, no COMMIT), a connection is not pinged when taken from the
 pool, and one found dead by its first statement is replaced and the work run again once.
 
+A long listing page (a whole tag list, the catalog by a thousand) is remembered with the
+database's snapshot taken just before it was read (`pg_current_snapshot()`: the oldest running
+transaction, the next id to be given out, those running between). While the snapshot is the
+same, no transaction that could write has begun or ended anywhere, on any replica: the page is
+what reading it again would give, and asking costs one statement of one row instead of the
+page. Short pages and lookups are read every time: the check would cost what they do.
+
 PostgreSQL tells conflicts apart by index page, not by row: what one transaction read through
 an index conflicts with whatever another writes into the same leaf page. The repositories of
 one namespace are neighbours in every index keyed by their name or id, so concurrent pushes
@@ -26,7 +33,7 @@ import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -53,6 +60,11 @@ STATEMENT_CACHE = 1_000
 # content lock's one-key locks are apart from these). Two turns of one hash merely share it.
 TURN_CLASS = 0x646F636B
 TAKE_TURN = sa.text("SELECT pg_advisory_lock(:class, :key)")
+# With the server's start time: a database restored from a backup (so started again) may hand
+# out the same transaction ids again, over other data.
+SNAPSHOT = sa.text("SELECT pg_current_snapshot()::text || ' ' || pg_postmaster_start_time()::text")
+# Names of remembered pages held at most (each worker process), as SQLite's runner bounds its.
+PAGE_ITEMS_MAX = 100_000
 GIVE_TURN = sa.text("SELECT pg_advisory_unlock(:class, :key)")
 
 
@@ -116,6 +128,9 @@ class PostgresRunner:
         self.conflicts = 0
         # This process's writers of a turn queue here, holding no connection while they wait.
         self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Long pages read, by key: (the snapshot taken before reading it, the page).
+        self._pages: dict[Hashable, tuple[str, Any]] = {}
+        self._page_items = 0
 
     @property
     def shared(self) -> bool:
@@ -157,30 +172,55 @@ class PostgresRunner:
         key: Hashable = None,
         sized: bool = False,
     ) -> T:
-        """`inline`, `key` and `sized` change nothing here: every statement is a round trip to the
-        server, and no replica can tell cheaply that another changed nothing.
+        """With `key` and `sized` but not `inline` (a long page), the result is remembered
+        with the snapshot before it (see the module's text); otherwise every statement is a
+        round trip to the server.
 
         Autocommit sees what a READ COMMITTED transaction (PostgreSQL's default, and what
         reads ran in before) sees: each statement reads everything committed when it starts,
         so a read after an acknowledged write, from any replica, sees that write."""
         started = time.perf_counter()
+        page = key if key is not None and sized and not inline else None
         try:
             try:
-                return await self._read_once(work)
+                return await self._read_once(work, page)
             except Exception as exc:
                 if not connection_lost(exc):
                     raise
-            return await self._read_once(work)
+            return await self._read_once(work, page)
         finally:
             if self._observer is not None:
                 self._observer("read", time.perf_counter() - started, 0)
 
-    async def _read_once(self, work: Callable[[Connection], T]) -> T:
+    async def _read_once(self, work: Callable[[Connection], T], page: Hashable = None) -> T:
         async with self.engine.connect() as conn:
             # The adapter keeps the level and sends nothing: statements then run without a
             # BEGIN, and the pool's reset on return finds no transaction to roll back.
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return await conn.run_sync(work)
+            if page is None:
+                return await conn.run_sync(work)
+            # Taken before the page, each statement of which sees at least what it does: if
+            # anything committed in between, the snapshot has moved on by the next ask.
+            snapshot = str((await conn.execute(SNAPSHOT)).scalar_one())
+            found = self._pages.get(page)
+            if found is not None and found[0] == snapshot:
+                return found[1]  # type: ignore[no-any-return]
+            result = await conn.run_sync(work)
+            self._remember_page(page, snapshot, result)
+            return result
+
+    def _remember_page(self, key: Hashable, snapshot: str, result: Any) -> None:
+        weight = 1 + (len(result) if result is not None else 0)
+        if weight > PAGE_ITEMS_MAX:
+            return
+        old = self._pages.pop(key, None)
+        if old is not None:
+            self._page_items -= 1 + (len(old[1]) if old[1] is not None else 0)
+        if self._page_items + weight > PAGE_ITEMS_MAX:
+            self._pages.clear()  # bounded whatever pages clients ask for
+            self._page_items = 0
+        self._pages[key] = (snapshot, result)
+        self._page_items += weight
 
     async def _write_once(self, work: Callable[[Connection], T], turn: str | None) -> T:
         async with self._turn(turn) as conn:

@@ -31,7 +31,7 @@ from dockyard.core.errors import ErrorCode, RegistryError
 from dockyard.metadata.base import MetadataStore, QuotaExceeded, UploadRecord
 from dockyard.service.content_lock import ContentLock, NoLock
 from dockyard.service.quotas import refusal as quota_refusal
-from dockyard.storage.base import BlobStore, UploadBusyError
+from dockyard.storage.base import BlobStore, Staged, UploadBusyError
 
 log = logging.getLogger("dockyard.uploads")
 
@@ -311,6 +311,9 @@ class UploadService:
                 if whole is not None:
                     await self._finish_small(repository, upload_id, digest, whole)
                     return str(digest)
+                if self.blobs.stages_blobs:
+                    await self._finish_staged(repository, upload_id, digest, chunks)
+                    return str(digest)
             if chunks is not None:
                 self._refuse_short_chunk(record)
                 size, hasher, piece = await self._take(record, chunks, content_range)
@@ -347,6 +350,29 @@ class UploadService:
         except KeyError as exc:  # completed or dropped by a request on another replica
             raise _unknown(upload_id) from exc
 
+    async def _finish_staged(
+        self, repository: str, upload_id: str, digest: Digest, chunks: AsyncIterator[bytes]
+    ) -> None:
+        """The whole blob in one request, on a store that can hold it out of sight where it
+        is published (S3: a multipart upload of the blob's key): hashed on the way there, and
+        published only once the hash matches, so nothing is copied afterwards."""
+        self._hashes.pop(upload_id)
+        hasher = hashlib.new(digest.algorithm)
+        try:
+            staged = await self.blobs.stage(upload_id, str(digest), chunks, hasher)
+        except KeyError as exc:  # completed or dropped by a request on another replica
+            raise _unknown(upload_id) from exc
+        try:
+            if hasher.hexdigest() != digest.hex:
+                await staged.discard()
+                await self._drop(upload_id)
+                raise RegistryError(ErrorCode.DIGEST_INVALID, detail={"digest": str(digest)})
+            await self._commit(repository, upload_id, str(digest), staged.size, (), staged=staged)
+        except KeyError as exc:
+            raise _unknown(upload_id) from exc
+        finally:
+            await staged.discard()  # nothing once published; a refusal's parts otherwise
+
     async def _hash_upload(
         self, upload_id: str, pieces: tuple[str, ...], size: int, algorithm: str
     ) -> str:
@@ -363,9 +389,12 @@ class UploadService:
         size: int,
         pieces: tuple[str, ...],
         data: bytes | None = None,
+        *,
+        staged: Staged | None = None,
     ) -> None:
-        """Publish the upload's bytes (or `data`, the whole blob, written as it is published)
-        and link them to the repository."""
+        """Publish the upload's bytes (or `data`, the whole blob, written as it is published,
+        or `staged`, the whole blob already written out of sight) and link them to the
+        repository."""
         try:
             # Looked at before the bytes are published, so a refused blob leaves none behind;
             # `complete_upload` checks again in its transaction, which is what holds.
@@ -374,7 +403,9 @@ class UploadService:
             await self._drop(upload_id)
             raise quota_refusal(exc) from None
         async with self.lock.publishing():
-            if data is None:
+            if staged is not None:
+                await staged.publish()
+            elif data is None:
                 await self.blobs.commit_upload(upload_id, digest, pieces, size)
             else:
                 await self.blobs.commit_upload_bytes(upload_id, digest, data)

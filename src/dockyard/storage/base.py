@@ -14,7 +14,7 @@ from typing import Protocol
 
 from dockyard.core.errors import StorageFullError
 
-__all__ = ["BlobStore", "Digester", "StorageFullError", "UploadBusyError"]
+__all__ = ["BlobStore", "Digester", "Staged", "StorageFullError", "UploadBusyError"]
 
 
 class UploadBusyError(Exception):
@@ -25,6 +25,20 @@ class Digester(Protocol):
     """What `write_upload` feeds the bytes to: a hashlib object, or anything alike."""
 
     def update(self, data: bytes, /) -> None: ...
+
+
+class Staged(Protocol):
+    """A blob's bytes, all written, that nobody sees yet (`BlobStore.stage`)."""
+
+    size: int
+
+    async def publish(self) -> None:
+        """Make the bytes durable and visible under their digest, atomically (or drop them
+        when that digest is already there), and drop the upload they came in. KeyError, with
+        nothing published, when the upload is gone."""
+
+    async def discard(self) -> None:
+        """Drop the bytes; harmless after `publish` or a first `discard`."""
 
 
 class BlobStore(Protocol):
@@ -144,3 +158,14 @@ class BlobStore(Protocol):
 
     async def abort_upload(self, upload_id: str) -> None:
         """Drop an upload's data; absent is not an error."""
+
+    # Whether `stage` is offered: a blob sent whole in one request then goes straight to
+    # where it is published, instead of into the upload and then copied.
+    stages_blobs: bool
+
+    async def stage(
+        self, upload_id: str, digest: str, chunks: AsyncIterator[bytes], digester: Digester
+    ) -> Staged:
+        """Write `chunks`, the whole blob claimed to be `digest`, out of sight, feeding
+        `digester` every byte; the caller checks the digest, then publishes or discards.
+        KeyError when the upload is gone."""

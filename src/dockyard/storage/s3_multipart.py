@@ -8,6 +8,7 @@ left unsigned as S3 allows), which every S3-compatible store accepts.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -19,6 +20,7 @@ from xml.sax.saxutils import escape
 import httpx
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
+_HASH_ON_LOOP = 64 * 1024  # bytes of a part hashed on the event loop rather than in a thread
 _ETAG = re.compile(r"<ETag>(.*?)</ETag>", re.S)
 _UPLOAD_ID = re.compile(r"<UploadId>(.*?)</UploadId>", re.S)
 _ERROR = re.compile(r"<Error>.*?<Code>(.*?)</Code>(?:.*?<Message>(.*?)</Message>)?", re.S)
@@ -37,6 +39,10 @@ class Credentials:
 
 def _encode(text: str, *, keep_slash: bool = False) -> str:
     return quote(text, safe="-_.~/" if keep_slash else "-_.~")
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _hmac(key: bytes, message: str) -> bytes:
@@ -189,12 +195,19 @@ class MultipartClient:
         return found.group(1).replace("&quot;", '"')
 
     async def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        # The signature covers the part's bytes; hashing megabytes would hold the event loop
+        # (hashlib lets go of the GIL for them, so a thread runs it beside the loop).
+        payload_hash = (
+            await asyncio.to_thread(_sha256_hex, data)
+            if len(data) > _HASH_ON_LOOP
+            else _sha256_hex(data)
+        )
         response = await self._call(
             "PUT",
             key,
             {"partNumber": str(number), "uploadId": upload_id},
             body=data,
-            payload_hash=hashlib.sha256(data).hexdigest(),
+            payload_hash=payload_hash,
         )
         etag: str | None = response.headers.get("etag")
         if not etag:
