@@ -126,3 +126,41 @@ def test_blob_push_still_works_after_disk_frees(start_registry, small_disk) -> N
         filler.unlink()
         assert push_blob(c, repo, blob) == sha256(blob)
         assert c.get(f"/v2/{repo}/blobs/{sha256(blob)}").content == blob
+
+
+def test_a_full_disk_stops_no_worker(start_registry, small_disk) -> None:
+    """Workers kept their metrics in memory-mapped files in the data folder: once that disk was
+    full, a worker writing a series it had not written before (a new route, a new status)
+    touched a page the file system could not give it and was killed by SIGBUS, and so was
+    every worker respawned after it, until granian gave up on the crash loop and the server
+    was gone. The metrics now live in memory; a full disk answers 507 and stops nothing."""
+    server = start_registry("--workers", "2", data_dir=small_disk / "data")
+    filler = small_disk / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(os.urandom(1024 * 1024))
+                f.flush()
+        except OSError:
+            pass
+    blob = os.urandom(64 * 1024)
+    for _ in range(3):
+        # Each round on new connections, so both workers take some; new series every time.
+        for i in range(12):
+            with httpx.Client(base_url=server.url, timeout=60) as c:
+                repo = unique_repo()
+                c.get(f"/v2/{repo}/manifests/t{i}")
+                c.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob)
+                c.get("/v2/_catalog", params={"n": i + 1})
+                c.delete(f"/v2/{repo}/blobs/sha256:{i:064d}")
+                c.get(f"/v2/{repo}/tags/list")
+        time.sleep(1.5)  # the workers hand what they gathered to their metrics files each second
+    assert "Unexpected exit" not in server.log(), server.log()
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        assert c.get("/v2/").status_code == 200
+        refused = c.post(
+            f"/v2/{unique_repo()}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob
+        )
+        assert refused.status_code == 507, refused.text
+        filler.unlink()
+        assert push_blob(c, unique_repo(), blob) == sha256(blob)

@@ -1,10 +1,15 @@
 """What the serving process does for metrics before its workers start: the folder where every
 worker writes its series, and the optional `--metrics-listen` listener.
 
-The folder is this server's own (`DATA/metrics/HOST-PORT`: only one server listens on a
-host's port, `serve.claim_address`), private (0700), and emptied at every start: a server
-that starts again starts its counters at zero, which Prometheus reads as a restart, rather
-than adding the files of processes that no longer exist to those of new ones.
+The folder is this server's own, private (0700), and new at every start: a server that starts
+again starts its counters at zero, which Prometheus reads as a restart, rather than adding the
+files of processes that no longer exist to those of new ones. It lives in memory (a new folder
+in /dev/shm, else the system's temporary folder), never on the data folder's disk: the library
+keeps each worker's values in memory-mapped files whose pages the file system gives only when
+first written, so on a full disk a worker writing a series it had not written before was
+killed by SIGBUS, and every worker respawned after it, until the server gave up. The data
+folder keeps a link to it (`DATA/metrics/HOST-PORT`: only one server listens on a host's
+port, `serve.claim_address`), for operators and tests to find.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,11 +49,15 @@ def metrics_for_workers(settings: Settings) -> Iterator[None]:
         # The library chose its value store at import, before the folder was set: each
         # worker would count alone and a scrape would see one of them.
         raise RuntimeError("prometheus_client was imported before the metrics folder was set")
-    folder = metrics_folder(settings)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True, mode=0o700, exist_ok=True)
-    os.chmod(folder.parent, 0o700)
-    os.chmod(folder, 0o700)
+    link = metrics_folder(settings)
+    _forget(link)
+    link.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    os.chmod(link.parent, 0o700)
+    folder = Path(tempfile.mkdtemp(prefix="dockyard-metrics-", dir=_memory_dir()))  # 0700
+    try:
+        link.symlink_to(folder, target_is_directory=True)
+    except OSError as exc:  # a full disk at start: the metrics work without their link
+        log.warning("could not link %s to the metrics folder %s: %s", link, folder, exc)
     os.environ[MULTIPROCESS_ENV] = str(folder)
     os.environ[SERVER_PID_ENV] = str(os.getpid())
     # Loaded here, before the workers are forked, so that they share its memory (about
@@ -64,6 +74,29 @@ def metrics_for_workers(settings: Settings) -> Iterator[None]:
             listener.shutdown()
             listener.server_close()
         shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            link.unlink()
+
+
+def _memory_dir() -> str | None:
+    """Where the metrics folder is made: a file system in memory if there is one."""
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return None  # the system's temporary folder
+
+
+def _forget(link: Path) -> None:
+    """Remove what an earlier server on this address left: its link and, if that server was
+    killed before it could, the folder in memory the link names (only one of our own)."""
+    if link.is_symlink():
+        target = Path(os.readlink(link))
+        ours = target.name.startswith("dockyard-metrics-") and not target.is_symlink()
+        if ours and target.is_dir() and target.stat().st_uid == os.getuid():
+            shutil.rmtree(target, ignore_errors=True)
+        link.unlink()
+    elif link.exists():  # a folder, as servers before this one kept it
+        shutil.rmtree(link, ignore_errors=True)
 
 
 class _MetricsHandler(BaseHTTPRequestHandler):
