@@ -48,6 +48,12 @@ def dockyard(
 # -- 13: secrets at rest ---------------------------------------------------------------------
 
 
+def private_mode(path: Path) -> int:
+    """A path's permission bits; for a link (the metrics folder's, to a folder in memory), those
+    of what it names: a link's own are always 0777 on Linux and guard nothing."""
+    return stat.S_IMODE((path.stat() if path.is_symlink() else path.lstat()).st_mode)
+
+
 def test_finding_13_data_folder_and_files_private_after_push(tmp_path: Path) -> None:
     old = os.umask(0o022)  # what a typical login shell hands the server
     try:
@@ -69,7 +75,7 @@ def test_finding_13_data_folder_and_files_private_after_push(tmp_path: Path) -> 
             push_image(client, unique_repo(), "v1")
         loose = []
         for path in [data, *data.rglob("*")]:
-            mode = stat.S_IMODE(path.lstat().st_mode)
+            mode = private_mode(path)
             if mode & 0o077:
                 loose.append(f"{path.relative_to(tmp_path)} {oct(mode)}")
         assert not loose, loose
@@ -88,9 +94,7 @@ def test_finding_13_existing_files_tightened_at_start(tmp_path: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
     server = RunningRegistry(data_dir=data, port=free_port(), log_dir=tmp_path).start()
     try:
-        loose = [
-            str(p) for p in [data, *data.rglob("*")] if stat.S_IMODE(p.lstat().st_mode) & 0o077
-        ]
+        loose = [str(p) for p in [data, *data.rglob("*")] if private_mode(p) & 0o077]
         assert not loose, loose
     finally:
         server.stop()
@@ -116,7 +120,7 @@ def test_finding_13_admin_commands_keep_the_folder_private(tmp_path: Path) -> No
     finally:
         os.umask(old)
     paths = [data, *data.rglob("*"), tmp_path / "other", *(tmp_path / "other").rglob("*")]
-    loose = [str(p) for p in paths if stat.S_IMODE(p.lstat().st_mode) & 0o077]
+    loose = [str(p) for p in paths if private_mode(p) & 0o077]
     assert not loose, loose
 
 
