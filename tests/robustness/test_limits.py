@@ -79,6 +79,19 @@ def small_disk(tmp_path: Path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def fill(disk: Path) -> Path:
+    """Write a file on `disk` until it is full; the file, to free the disk by removing it."""
+    filler = disk / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(os.urandom(1024 * 1024))
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
 def test_full_disk_answers_clearly_and_acknowledges_nothing(start_registry, small_disk) -> None:
     server = start_registry(data_dir=small_disk / "data")
     repo = unique_repo()
@@ -110,14 +123,7 @@ def test_full_disk_answers_clearly_and_acknowledges_nothing(start_registry, smal
 
 def test_blob_push_still_works_after_disk_frees(start_registry, small_disk) -> None:
     server = start_registry(data_dir=small_disk / "data")
-    filler = small_disk / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(os.urandom(1024 * 1024))
-                f.flush()
-        except OSError:
-            pass
+    filler = fill(small_disk)
     repo = unique_repo()
     blob = os.urandom(2 * 1024 * 1024)
     with httpx.Client(base_url=server.url, timeout=60) as c:
@@ -135,14 +141,7 @@ def test_a_full_disk_stops_no_worker(start_registry, small_disk) -> None:
     every worker respawned after it, until granian gave up on the crash loop and the server
     was gone. The metrics now live in memory; a full disk answers 507 and stops nothing."""
     server = start_registry("--workers", "2", data_dir=small_disk / "data")
-    filler = small_disk / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(os.urandom(1024 * 1024))
-                f.flush()
-        except OSError:
-            pass
+    filler = fill(small_disk)
     blob = os.urandom(64 * 1024)
     for _ in range(3):
         # Each round on new connections, so both workers take some; new series every time.
