@@ -16,7 +16,8 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -694,6 +695,18 @@ def test_a_repeated_pull_is_answered_from_memory_until_the_store_changes(
     asyncio.run(scenario())
 
 
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[App]:
+    """A prepared registry's app with the hot reads in front, stopped on the way out."""
+    await prepare(settings, ADMIN_PASSWORD)
+    app = App(settings, hot_reads=True)
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
 def test_a_pull_under_a_signature_policy_is_judged_every_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -712,11 +725,7 @@ def test_a_pull_under_a_signature_policy_is_judged_every_time(
     monkeypatch.setattr(SignatureGate, "check", counted)
 
     async def scenario() -> None:
-        settings = Settings(data_dir=tmp_path / "data", log_requests=False)
-        await prepare(settings, ADMIN_PASSWORD)
-        app = App(settings, hot_reads=True)
-        await app.start()
-        try:
+        async with started(Settings(data_dir=tmp_path / "data", log_requests=False)) as app:
             private = keys.generate_private_key()
             digest = await push(app, "alice/signed", "1.0", "signed", "")
             await push_signature(app, "alice/signed", digest, private)
@@ -728,8 +737,6 @@ def test_a_pull_under_a_signature_policy_is_judged_every_time(
                 status, _, body = await app.request("GET", "/v2/alice/signed/manifests/1.0", accept)
                 assert status == 200, body
             assert judged == ["check"] * 3
-        finally:
-            await app.stop()
 
     asyncio.run(scenario())
 
@@ -742,11 +749,7 @@ def test_remembered_answers_stay_bounded(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(hot_reads, "REMEMBERED_ANSWERS", 3)
 
     async def scenario() -> None:
-        settings = Settings(data_dir=tmp_path / "data", log_requests=False)
-        await prepare(settings, ADMIN_PASSWORD)
-        app = App(settings, hot_reads=True)
-        await app.start()
-        try:
+        async with started(Settings(data_dir=tmp_path / "data", log_requests=False)) as app:
             digest = await push(app, "alice/pub", "1.0", "pub", "")
             layer = sha256(b"layer pub")
             layer_hot = app.app.app  # inside the outermost middleware
@@ -774,7 +777,5 @@ def test_remembered_answers_stay_bounded(tmp_path: Path, monkeypatch: pytest.Mon
                 status, _, _ = await app.request("HEAD", f"/v2/alice/pub/blobs/{layer}")
                 assert status == 200
             assert any("/blobs/" in path for _, path, _ in layer_hot.answers)
-        finally:
-            await app.stop()
 
     asyncio.run(scenario())
