@@ -779,3 +779,43 @@ def test_remembered_answers_stay_bounded(tmp_path: Path, monkeypatch: pytest.Mon
             assert any("/blobs/" in path for _, path, _ in layer_hot.answers)
 
     asyncio.run(scenario())
+
+
+def test_with_accounts_nothing_is_answered_from_memory(tmp_path: Path) -> None:
+    """Attack: anonymous pulls of a public repository, then the repository made private. With
+    accounts on, every pull has a caller (limits, visibility), so no answer may be kept: the
+    first anonymous pull after the change is refused, never given from memory."""
+    from dockyard.api import hot_reads
+
+    settings = Settings(data_dir=tmp_path / "data", auth=True, log_requests=False)
+
+    async def scenario() -> None:
+        async with started(settings) as app:
+            setup = await set_up(app, keys.generate_private_key())
+            hot = app.app.app
+            assert isinstance(hot, hot_reads.HotReads)
+            accept = [(b"accept", OCI.encode())]
+            reads = (
+                ("GET", "/v2/alice/pub/manifests/1.0"),
+                ("HEAD", f"/v2/alice/pub/manifests/{setup['pub']}"),
+                ("HEAD", f"/v2/alice/pub/blobs/{sha256(b'layer pub')}"),
+            )
+            for _ in range(3):
+                for method, path in reads:
+                    status, _, _ = await app.request(method, path, accept)
+                    assert status == 200
+            assert not hot.answers
+            await json_call(
+                app,
+                "PUT",
+                "/api/v1/repositories/alice/pub/visibility",
+                ALICE,
+                {"visibility": "private"},
+                200,
+            )
+            await asyncio.sleep(ACCESS_VERSION_SECONDS + 0.1)
+            for method, path in reads:
+                status, _, _ = await app.request(method, path, accept)
+                assert status == 401, (method, path, status)
+
+    asyncio.run(scenario())
