@@ -22,11 +22,17 @@ from tests.auth.helpers import (
 )
 
 RULES = "/api/v1/policies/immutable"
+NO_BACKGROUND_ROUND = {
+    "DOCKYARD_GC_INTERVAL_SECONDS": "86400",
+    "DOCKYARD_UPLOAD_PURGE_INTERVAL_SECONDS": "86400",
+}
 
 
 @pytest.fixture(scope="module")
 def reg(start_auth_registry: Callable[..., AuthRegistry]) -> AuthRegistry:
-    registry = start_auth_registry()
+    # The background round (collection, retention) runs at start and then once a day: a round
+    # between a stored policy and `policy retention run` would leave that run nothing to remove.
+    registry = start_auth_registry(env=NO_BACKGROUND_ROUND)
     registry.add_user("imm-owner", "pw-imm-owner")
     registry.add_user("imm-member", "pw-imm-member")
     registry.add_user("imm-stranger", "pw-imm-stranger")

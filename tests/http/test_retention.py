@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from dockyard.cli.main import app
+from tests.conftest import BACKENDS, s3_postgres_env
 from tests.support.push import push_image
-from tests.support.server import RunningRegistry
+from tests.support.server import RunningRegistry, free_port
 
 
 def policy(registry: RunningRegistry, *args: str) -> list[str]:
@@ -31,7 +35,34 @@ def tags(client: httpx.Client, repo: str) -> list[str]:
     return client.get(f"/v2/{repo}/tags/list").json()["tags"] or []
 
 
-def test_dry_run_first_then_the_policy_removes_old_tags(
+@pytest.fixture(params=BACKENDS)
+def unswept(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningRegistry]:
+    """A registry whose background round (collection, retention) runs at start and then once a
+    day: on the shared registry a round between `set` and `run` applied the stored policy
+    first, and the run found nothing left to remove."""
+    env = {
+        "DOCKYARD_GC_INTERVAL_SECONDS": "86400",
+        "DOCKYARD_UPLOAD_PURGE_INTERVAL_SECONDS": "86400",
+    }
+    if request.param == "s3+postgresql":
+        env |= s3_postgres_env(
+            request.getfixturevalue("s3_server"),
+            request.getfixturevalue("pg_cluster"),
+            redirect=False,
+        )
+    server = RunningRegistry(
+        data_dir=tmp_path / "data", port=free_port(), env=env, log_dir=tmp_path
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_dry_run_first_then_the_policy_removes_old_tags(unswept: RunningRegistry) -> None:
+    with httpx.Client(base_url=unswept.url, timeout=60.0) as client:
+        dry_run_first_then_the_policy_removes_old_tags(client, unswept)
+
+
+def dry_run_first_then_the_policy_removes_old_tags(
     client: httpx.Client, registry: RunningRegistry
 ) -> None:
     ns = "keep" + uuid.uuid4().hex[:10]
