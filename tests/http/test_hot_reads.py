@@ -545,6 +545,109 @@ def test_an_answer_passes_through_one_wrapper_of_send(tmp_path: Path) -> None:
     assert depths == [layers] * 6
 
 
+def test_a_remembered_answer_is_given_by_the_outermost_layer(tmp_path: Path) -> None:
+    """A pull answered from memory is sent by the outermost middleware itself, with no layer
+    below it and no wrapper of `send`: its counting, headers, log line and metrics are that
+    layer's own (the matrix of `test_hot_reads_answer_as_starlette_does` holds them equal to
+    Starlette's), and every layer more costs a coroutine frame per request."""
+
+    async def scenario() -> list[list[str]]:
+        settings = Settings(data_dir=tmp_path / "data", metrics=True, log_requests=True)
+        async with started(settings) as app:
+            await push(app, "alice/pub", "1.0", "alice/pub", "")
+            depths: list[list[str]] = []
+            inner = app.app
+
+            async def recording(scope: Message, receive: Any, send: Any) -> None:
+                async def recording_send(message: Message) -> None:
+                    depths.append(_wrappers_of_send())
+                    await send(message)
+
+                await inner(scope, receive, recording_send)
+
+            app.app = recording  # type: ignore[assignment]
+            for method, path in (
+                ("GET", "/v2/alice/pub/manifests/1.0"),
+                ("HEAD", "/v2/alice/pub/manifests/1.0"),
+                ("HEAD", f"/v2/alice/pub/blobs/{sha256(b'layer alice/pub')}"),
+            ):
+                for _ in range(2):  # the second is remembered
+                    status, _, _ = await app.request(method, path, [(b"accept", OCI.encode())])
+                    assert status == 200
+            return depths
+
+    depths = asyncio.run(scenario())
+    assert len(depths) == 12
+    replayed = ["RegistryHeaders.__call__", "RegistryHeaders._replay"]
+    assert [depths[i] for i in (2, 3, 6, 7, 10, 11)] == [replayed] * 6
+    assert all(depths[i] != replayed for i in (0, 1, 4, 5, 8, 9))
+
+
+def test_a_client_at_its_cap_is_refused_a_remembered_answer(tmp_path: Path) -> None:
+    """The cap on a client's requests in progress holds for answers given from memory: with
+    one request of the client's in progress (an upload waiting for its body) and a cap of one,
+    a remembered pull is refused with 429, and given again once the upload is done."""
+
+    async def scenario() -> None:
+        settings = Settings(data_dir=tmp_path / "data", max_requests_per_client=1)
+        async with started(settings) as app:
+            await push(app, "alice/pub", "1.0", "alice/pub", "")
+            status, headers, _ = await app.request("POST", "/v2/alice/pub/blobs/uploads/")
+            assert status == 202
+            location = dict(headers)[b"location"].decode()
+            read = ("GET", "/v2/alice/pub/manifests/1.0", [(b"accept", OCI.encode())])
+            for _ in range(2):
+                status, _, _ = await app.request(*read)
+                assert status == 200
+            hot = app.app.hot  # type: ignore[attr-defined]
+            assert hot.answers
+            body_wanted = asyncio.Event()
+            body_given = asyncio.Event()
+            blob = b"held blob"
+
+            async def receive() -> Message:
+                body_wanted.set()
+                await body_given.wait()
+                return {"type": "http.request", "body": blob, "more_body": False}
+
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "PUT",
+                "scheme": "http",
+                "path": location,
+                "raw_path": location.encode(),
+                "query_string": f"digest={sha256(blob)}".encode(),
+                "root_path": "",
+                "headers": [
+                    (b"host", b"127.0.0.1:5000"),
+                    (b"content-length", str(len(blob)).encode()),
+                ],
+                "client": ("127.0.0.1", 40001),
+                "server": ("127.0.0.1", 5000),
+                "state": {},
+            }
+            sent: list[Message] = []
+
+            async def send(message: Message) -> None:
+                sent.append(message)
+
+            upload = asyncio.create_task(app.app(scope, receive, send))
+            await body_wanted.wait()
+            assert hot.answers  # nothing written yet: the answer is still remembered
+            status, _, body = await app.request(*read)
+            assert status == 429, body
+            assert json.loads(body)["errors"][0]["code"] == "TOOMANYREQUESTS"
+            body_given.set()
+            await upload
+            assert sent[0]["status"] == 201
+            status, _, _ = await app.request(*read)
+            assert status == 200
+
+    asyncio.run(scenario())
+
+
 def _wrappers_of_send() -> list[str]:
     """The frames of `dockyard.api` on the stack, outermost first."""
     frame = sys._getframe(1)

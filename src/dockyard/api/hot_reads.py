@@ -21,7 +21,8 @@ again, with no `Request`, route match or lookup, for as long as the metadata sto
 (`Registry.version`: on SQLite `PRAGMA data_version`, read for every request as every keyed
 lookup reads it) has not moved since it was made; a replayed manifest GET notes its pull event
 as the handler would. A request with a query, a Range or an If-None-Match header always goes
-to the handler.
+to the handler. The outermost middleware (`api.middleware`) asks `recall` before anything else
+and sends a remembered answer itself: no layer below it, no wrapper of `send`.
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ REMEMBERED_ANSWERS = 10_000
 REMEMBERED_BYTES = 16 * 1024 * 1024
 _NOT_MARKED = object()
 _NO_VERSION = object()  # the store's version before anything was remembered
+_KEY = "dockyard.replay_key"  # the replay key `recall` worked out, for `__call__`
+_NOT_ASKED: Any = object()
 
 
-class _Answer:
+class Answer:
     """A remembered 200: its route (for the metrics' label), headers and body, and for a
     manifest GET what its pull event needs."""
 
@@ -87,25 +90,53 @@ class HotReads:
         # it and raises the error again; the others answer in place.
         self.unexpected = handlers.pop(Exception)
         self.handlers = handlers
-        self.answers: dict[tuple[str, str, bytes], _Answer] = {}
+        self.answers: dict[tuple[str, str, bytes], Answer] = {}
         self.answers_version: object = _NO_VERSION
         self.answers_bytes = 0
+
+    def recall(self, scope: Scope, registry: Any) -> Answer | None:
+        """The answer remembered for this request while the store has not moved since it was
+        made, else None (and, when the store moved, every answer is forgotten). The outermost
+        middleware asks this first, and gives a found answer itself (`pulled`, then its
+        status, headers and body); what `__call__` is then handed was asked already."""
+        key = _replay_key(scope)
+        scope[_KEY] = key
+        answer = self.answers.get(key) if key is not None else None
+        if answer is None:
+            return None
+        if registry.version() == self.answers_version:
+            return answer
+        self.answers.clear()  # the store changed: every answer may be stale
+        self.answers_bytes = 0
+        return None
+
+    def pulled(self, answer: Answer, registry: Any, scope: Scope, receive: Receive) -> None:
+        """What a remembered answer leaves in the scope and notes before it is sent, as its
+        handler would have."""
+        scope["app"] = self.app
+        scope["router"] = self.router
+        scope["route"] = answer.route
+        pull = answer.pull
+        if pull is not None and registry.settings.event_pulls:
+            name, reference, manifest = pull
+            note_pull(
+                Request(scope, receive, _no_send), None, registry.events, name, manifest, reference
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        key: tuple[str, str, bytes] | None = None
-        if self.answers:
-            key = _replay_key(scope)
-            answer = self.answers.get(key) if key is not None else None
-            if answer is not None:
+        key: tuple[str, str, bytes] | None = scope.pop(_KEY, _NOT_ASKED)
+        if key is _NOT_ASKED:
+            key = None
+            if self.answers:
                 registry = scope[SERVICES_KEY].registry
-                if registry.version() == self.answers_version:
+                answer = self.recall(scope, registry)
+                key = scope.pop(_KEY)
+                if answer is not None:
                     await self._replay(answer, registry, scope, receive, send)
                     return
-                self.answers.clear()  # the store changed: every answer may be stale
-                self.answers_bytes = 0
         route = self._route(scope)
         if route is None:
             await self.app(scope, receive, send)
@@ -153,21 +184,13 @@ class HotReads:
             answers.clear()
             self.answers_version = version
             self.answers_bytes = 0
-        answers[key] = _Answer(route, response.headers, response.body, pull)  # type: ignore[index]
+        answers[key] = Answer(route, response.headers, response.body, pull)  # type: ignore[index]
         self.answers_bytes += size
 
     async def _replay(
-        self, answer: _Answer, registry: Any, scope: Scope, receive: Receive, send: Send
+        self, answer: Answer, registry: Any, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        scope["app"] = self.app
-        scope["router"] = self.router
-        scope["route"] = answer.route
-        pull = answer.pull
-        if pull is not None and registry.settings.event_pulls:
-            name, reference, manifest = pull
-            note_pull(
-                Request(scope, receive, send), None, registry.events, name, manifest, reference
-            )
+        self.pulled(answer, registry, scope, receive)
         await send({"type": "http.response.start", "status": 200, "headers": answer.headers})
         await send({"type": "http.response.body", "body": answer.body})
 
@@ -236,6 +259,10 @@ def _replay_key(scope: Scope) -> tuple[str, str, bytes] | None:
         elif name == b"range" or name == b"if-none-match":
             return None
     return method, scope["path"], b",".join(accept)
+
+
+async def _no_send(message: Any) -> None:
+    raise RuntimeError("a pull event's request sends nothing")
 
 
 def _reads(routes: list[Any]) -> list[Any]:

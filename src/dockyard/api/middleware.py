@@ -8,10 +8,11 @@ uploads in flight and 429 refusals (`service.metrics`).
 
 One layer for all of it, so every request counts and is logged whoever answers it, and an
 answer passes through one wrapper of `send`, not one per concern (the pulls' hot reads run
-through it, `api.hot_reads`). Requests are counted by route template, as Starlette's router (or
-`api.hot_reads`) matched it and left it in the scope: a raw path would make one series per
-repository. Label values are bounded by the route table, the methods below and the HTTP
-statuses.
+through it, `api.hot_reads`); an answer `api.hot_reads` remembered is sent by this layer
+itself (`_replay`, the same bookkeeping without the wrapper). Requests are counted by route
+template, as Starlette's router (or `api.hot_reads`) matched it and left it in the scope: a raw
+path would make one series per repository. Label values are bounded by the route table, the
+methods below and the HTTP statuses.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dockyard.api.access_log import AccessLog, printable
 from dockyard.api.client_limit import PerClientLimit
 from dockyard.api.errors import UNEXPECTED_BODY, render
+from dockyard.api.hot_reads import Answer, HotReads
 from dockyard.api.proxying import NAMESPACE_KEY
 from dockyard.api.request_id import request_id_of
 from dockyard.api.routes.common import CALLER_KEY
@@ -76,6 +78,8 @@ class RegistryHeaders:
         trusted_proxies: list[str] | None = None,
     ) -> None:
         self.app = app
+        # Remembered answers are given here, without the layers below (`api.hot_reads`).
+        self.hot = app if isinstance(app, HotReads) else None
         self.services = services
         self.activity = activity if activity is not None else Activity()
         self.metrics = metrics
@@ -96,9 +100,63 @@ class RegistryHeaders:
         activity.started += 1
         activity.in_progress += 1
         try:
+            hot = self.hot
+            if hot is not None and hot.answers:
+                answer = hot.recall(scope, self.services.registry)
+                if answer is not None and await self._replay(answer, scope, receive, send):
+                    return
             await self._serve(scope, receive, send)
         finally:
             activity.in_progress -= 1
+
+    async def _replay(self, answer: Answer, scope: Scope, receive: Receive, send: Send) -> bool:
+        """`_serve` of a remembered answer (`api.hot_reads`): the same counting, headers, log
+        line, metrics and cap on the client, for a 200 to a GET or HEAD with no body. False,
+        having done nothing, when the client is at its cap: `_serve` refuses it then."""
+        limit = self.limit
+        admitted = None
+        if limit is not None:
+            admitted = limit.admit(scope)
+            if admitted is None:
+                return False
+        scope[SERVICES_KEY] = services = self.services
+        peer = scope.get("client") or ("-", 0)
+        request_id = request_id_of(peer[0], scope["headers"], self.trusted)
+        context = REQUEST_ID.set(request_id)
+        actor = ACTOR.set(NOBODY)
+        started = time.perf_counter()
+        status = 0
+        sent = 0
+        try:
+            self.hot.pulled(answer, services.registry, scope, receive)  # type: ignore[union-attr]
+            status = 200
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        *answer.headers,
+                        *self.extra,
+                        (b"x-request-id", request_id.encode()),
+                    ],
+                }
+            )
+            sent = len(answer.body)
+            await send({"type": "http.response.body", "body": answer.body})
+        except Exception:
+            log.exception(
+                "unexpected error in %s %s", scope["method"], printable(scope.get("path", ""))
+            )
+            if status == 0:  # nothing sent yet: answer in the spec's shape
+                status = 500
+                sent = await self._unexpected(send, request_id, False)
+        finally:
+            if admitted is not None:
+                limit.leave(admitted)  # type: ignore[union-attr]
+            self._done(scope, peer[0], status, started, 0, sent, request_id)
+            REQUEST_ID.reset(context)
+            ACTOR.reset(actor)
+        return True
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SERVICES_KEY] = self.services
@@ -175,52 +233,71 @@ class RegistryHeaders:
             )
             if status == 0:  # nothing sent yet: answer in the spec's shape
                 status = 500
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(UNEXPECTED_BODY)).encode()),
-                            *self.extra,
-                            (b"x-request-id", request_id.encode()),
-                            *((CLOSE,) if unread else ()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": UNEXPECTED_BODY})
-                sent += len(UNEXPECTED_BODY)
+                sent += await self._unexpected(send, request_id, unread)
         finally:
             if admitted is not None:
                 limit.leave(admitted)  # type: ignore[union-attr]
-            if self.access is not None:
-                path = scope.get("path", "")
-                if scope.get("query_string"):
-                    path += "?" + scope["query_string"].decode("latin-1")
-                caller = scope.get(CALLER_KEY)
-                principal = caller.principal if caller is not None else None
-                self.access.write(
-                    peer[0],
-                    scope["method"],
-                    path,
-                    status,
-                    sent,
-                    (time.perf_counter() - started) * 1000,
-                    principal.name if principal is not None else None,
-                    principal.token_name if principal is not None else None,
-                    request_id,
-                )
+            if upload:
+                metrics.uploads_in_flight.dec()  # type: ignore[union-attr]
+            self._done(scope, peer[0], status, started, received, sent, request_id)
             REQUEST_ID.reset(context)
             ACTOR.reset(actor)
-            if metrics is not None:
-                if upload:
-                    metrics.uploads_in_flight.dec()
-                route = scope.get("route")
-                metrics.request_done(
-                    route.path if route is not None else UNMATCHED,
-                    method if method in METHODS else "other",
-                    status or 500,  # nothing answered: the server's failure
-                    time.perf_counter() - started,
-                    received,
-                    sent,
-                )
+
+    async def _unexpected(self, send: Send, request_id: str, unread: bool) -> int:
+        """A 500 in the spec's shape, for a failure before anything was sent; its size."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(UNEXPECTED_BODY)).encode()),
+                    *self.extra,
+                    (b"x-request-id", request_id.encode()),
+                    *((CLOSE,) if unread else ()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": UNEXPECTED_BODY})
+        return len(UNEXPECTED_BODY)
+
+    def _done(
+        self,
+        scope: Scope,
+        client: str,
+        status: int,
+        started: float,
+        received: int,
+        sent: int,
+        request_id: str,
+    ) -> None:
+        """The request's access log line and metrics, once it is answered (or failed)."""
+        method = scope["method"]
+        if self.access is not None:
+            path = scope.get("path", "")
+            if scope.get("query_string"):
+                path += "?" + scope["query_string"].decode("latin-1")
+            caller = scope.get(CALLER_KEY)
+            principal = caller.principal if caller is not None else None
+            self.access.write(
+                client,
+                method,
+                path,
+                status,
+                sent,
+                (time.perf_counter() - started) * 1000,
+                principal.name if principal is not None else None,
+                principal.token_name if principal is not None else None,
+                request_id,
+            )
+        metrics = self.metrics
+        if metrics is not None:
+            route = scope.get("route")
+            metrics.request_done(
+                route.path if route is not None else UNMATCHED,
+                method if method in METHODS else "other",
+                status or 500,  # nothing answered: the server's failure
+                time.perf_counter() - started,
+                received,
+                sent,
+            )
