@@ -18,11 +18,12 @@ A 200 answer its handler marked replayable (`routes.common.REPLAYABLE_KEY`: no c
 count or limit, as on a registry without accounts; a local repository; no signature policy
 judging it; nothing to warn of) is remembered by method, path and Accept header, and given
 again, with no `Request`, route match or lookup, for as long as the metadata store's version
-(`Registry.version`: on SQLite `PRAGMA data_version`, read for every request as every keyed
-lookup reads it) has not moved since it was made; a replayed manifest GET notes its pull event
-as the handler would. A request with a query, a Range or an If-None-Match header always goes
-to the handler. The outermost middleware (`api.middleware`) asks `recall` before anything else
-and sends a remembered answer itself: no layer below it, no wrapper of `send`.
+(`Registry.version`: on SQLite the wal-index header every commit of any process rewrites,
+`metadata.wal_index`, read for every request) has not moved since it was made; a replayed
+manifest GET notes its pull event as the handler would. A request with a query, a Range or an
+If-None-Match header always goes to the handler. The outermost middleware (`api.middleware`)
+asks `recall` before anything else and sends a remembered answer itself: no layer below it, no
+wrapper of `send`.
 """
 
 from __future__ import annotations

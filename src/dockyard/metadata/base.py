@@ -777,8 +777,8 @@ class MetadataStore(
 
     def version(self) -> Hashable | None:
         """A value read now that stays equal only while nothing in the store changed (on
-        SQLite, `PRAGMA data_version` of this thread's connection); None on a store that
-        cannot tell cheaply (PostgreSQL)."""
+        SQLite, the wal-index header, or `PRAGMA data_version` of this thread's connection);
+        None on a store that cannot tell cheaply (PostgreSQL)."""
 
     def observe_transactions(self, observer: TransactionObserver) -> None:
         """Tell `observer` of every transaction's time and retries (the server's metrics)."""

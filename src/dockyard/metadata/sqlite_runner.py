@@ -3,6 +3,8 @@
 Each read is one short transaction on a pool thread, or, for a lookup by key, one statement on
 the event loop itself; a lookup that names its key is answered from memory while SQLite's
 `data_version` says no connection (of this process or another) committed anything since.
+The store's `version()`, which answers remembered above the store stand on, is the wal-index
+header (`wal_index`), read from shared memory without a statement.
 
 Writes queue for group commit (`group_commit`): one pool thread takes everything queued,
 waits for its writer turn (`writer_turns`), runs it all in one transaction that takes the
@@ -28,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from dockyard.core.errors import StorageFullError
 from dockyard.metadata import direct
 from dockyard.metadata.group_commit import GroupCommitter, Job
+from dockyard.metadata.wal_index import WalIndex, open_wal_index
 from dockyard.metadata.wal_sync import WalSync
 from dockyard.metadata.writer_turns import WriterTurns
 
@@ -42,6 +45,7 @@ RECALLED_MAX = 50_000
 # Names of listing pages remembered at most (a tag list of 5,000 counts 5,001): some MiB.
 RECALLED_ITEMS_MAX = 100_000
 _MISSING = object()
+_NOT_OPENED = object()
 
 
 def sqlite_engine(path: Path) -> Engine:
@@ -78,7 +82,11 @@ class SQLiteRunner:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="metadata")
         self._group = GroupCommitter(self._pool, self._run_batch)
         database = engine.url.database
+        self._database = database
         self._wal = WalSync(f"{database}-wal", self._pool) if database else None
+        # Opened with the event loop's first lookup (the file is in WAL mode by then);
+        # `_NOT_OPENED` until then, None where SQLite is asked instead.
+        self._wal_index: Any = _NOT_OPENED
         # One connection kept per thread (the pool's and the event loop's) for reads, and
         # one per pool thread for writes: a read is BEGIN, the statements and COMMIT, with no
         # pool checkout, events and reset around it.
@@ -108,6 +116,9 @@ class SQLiteRunner:
 
     async def close(self) -> None:
         self._pool.shutdown(wait=True)
+        index, self._wal_index = self._wal_index, None
+        if isinstance(index, WalIndex):
+            index.close()
         for conn in self._held:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -182,10 +193,20 @@ class SQLiteRunner:
         return False
 
     def version(self) -> Hashable:
-        """What this thread's remembered lookups stand on, read now (one statement on the
-        loop): equal to an earlier answer only if no connection committed anything since, and
-        only ever equal to answers of this thread's own connection (the count is one
-        connection's)."""
+        """Read now: equal to an earlier answer only if no connection committed anything
+        since. The wal-index header (`wal_index`: what `PRAGMA data_version` itself tests,
+        read without a statement or a lock), or when it cannot be read, this thread's
+        remembered lookups' data version (one statement on the loop), only ever equal to
+        answers of this thread's own connection (the count is one connection's) and never to
+        a header."""
+        index = self._wal_index
+        if index is _NOT_OPENED:
+            self._moved()  # the loop's connection has read: the WAL and `-shm` are open
+            index = self._wal_index = open_wal_index(self._database or "")
+        if isinstance(index, WalIndex):
+            header = index.header()
+            if header is not None:
+                return header
         self._moved()
         local = self._local
         return (local.raw, local.recalled_version)
