@@ -3,8 +3,9 @@
 Each read is one short transaction on a pool thread, or, for a lookup by key, one statement on
 the event loop itself; a lookup that names its key is answered from memory while SQLite's
 `data_version` says no connection (of this process or another) committed anything since.
-The store's `version()`, which answers remembered above the store stand on, is the wal-index
-header (`wal_index`), read from shared memory without a statement.
+The wal-index header (`wal_index`), read from shared memory without a statement, says first
+whether anything may have been committed: only then is `data_version` read. The store's
+`version()`, which answers remembered above the store stand on, is that header.
 
 Writes queue for group commit (`group_commit`): one pool thread takes everything queued,
 waits for its writer turn (`writer_turns`), runs it all in one transaction that takes the
@@ -180,10 +181,21 @@ class SQLiteRunner:
         return (local.recalled_sized if sized else local.recalled).get(key, _MISSING)
 
     def _moved(self) -> bool:
-        """Read `PRAGMA data_version` now; when it moved, forget every remembered lookup."""
+        """Whether anything was committed since the lookups were remembered; if so, forget
+        them all. The wal-index header unchanged since the data version was last read says
+        nothing was, without a statement (`wal_index`); otherwise `PRAGMA data_version` is
+        read. The header is read first: a commit landing between the two moves the header
+        past the one kept, and the next lookup reads the data version again."""
         self._loop_connection()
         local = self._local
+        index = self._wal_index
+        header = index.header() if isinstance(index, WalIndex) else None
+        if header is not None and header == local.recalled_header:
+            return False
         version = local.version_cursor.execute("PRAGMA data_version").fetchone()[0]
+        if index is _NOT_OPENED:  # the loop's connection has read: the WAL and `-shm` are open
+            self._wal_index = open_wal_index(self._database or "")
+        local.recalled_header = header
         if version != local.recalled_version:
             local.recalled.clear()
             local.recalled_sized.clear()
@@ -199,10 +211,9 @@ class SQLiteRunner:
         remembered lookups' data version (one statement on the loop), only ever equal to
         answers of this thread's own connection (the count is one connection's) and never to
         a header."""
+        if self._wal_index is _NOT_OPENED:
+            self._moved()  # opens it
         index = self._wal_index
-        if index is _NOT_OPENED:
-            self._moved()  # the loop's connection has read: the WAL and `-shm` are open
-            index = self._wal_index = open_wal_index(self._database or "")
         if isinstance(index, WalIndex):
             header = index.header()
             if header is not None:
@@ -253,6 +264,7 @@ class SQLiteRunner:
             self._local.recalled_sized = {}
             self._local.recalled_items = 0
             self._local.recalled_version = None
+            self._local.recalled_header = None
             self._held.append(conn)
         return conn
 
