@@ -180,12 +180,12 @@ def run(
 ) -> None:
     """Serve until SIGTERM or SIGINT. `reload` reads the settings again from where they came
     from, for SIGHUP (`dockyard.cli.reload`); without it a SIGHUP only replaces the workers."""
-    from dockyard.core.memory import release_at_once
+    from dockyard.core.memory import reuse_then_release
 
     claim = claim_address(settings.host, settings.port)
     # Before any worker is forked: blobs, uploads, databases and keys are the owner's only.
     private_umask()
-    release_at_once()  # before granian is loaded (`http_server`)
+    reuse_then_release()  # before granian is loaded (`http_server`)
     prepare_and_load(settings)
     from dockyard.api.app import SETTINGS_ENV
 
