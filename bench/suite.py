@@ -74,6 +74,8 @@ class Config:
     gc_timeout: float = 900.0  # the longest any collection may take before it counts as failed
     page_indexes: int = 20  # of the `tags` on the repository page, multi-arch indexes (newest)
     page_latency_connections: int = 1  # one browser asking at a time: the answer's own time
+    # after each view's wrk runs, for what they left in flight to be answered
+    page_settle_seconds: float = 1.0
     startup_repeats: int = 5  # starts per round and server; the round's value is their median
     idle_connections: int = 2000  # held open, idle, while manifest GETs are timed (`idle`)
 
@@ -863,7 +865,6 @@ class RepositoryPage(Benchmark):
     in_default = False  # about 4 minutes: run with `--only page`
     no_page = "no page"
     target_ms = 100.0
-    settle_s = 1.0
     views = (
         ("page_first_anonymous", "repository page, anonymous", False, False),
         ("page_first_signed_in", "repository page, signed in", True, False),
@@ -913,7 +914,7 @@ class RepositoryPage(Benchmark):
         if cfg.wrk_warmup > 0:
             for url, headers in state["urls"].values():
                 self._wrk(url, headers, cfg.connections, cfg.wrk_warmup)
-            time.sleep(self.settle_s)
+            time.sleep(cfg.page_settle_seconds)
 
     def _wrk(
         self, url: str, headers: dict[str, str], connections: int, seconds: float
@@ -933,7 +934,7 @@ class RepositoryPage(Benchmark):
             one = self._wrk(url, headers, cfg.page_latency_connections, cfg.wrk_seconds)
             many = self._wrk(url, headers, cfg.connections, cfg.wrk_seconds)
             # What wrk left in flight is answered before the next one-connection run.
-            time.sleep(self.settle_s)
+            time.sleep(cfg.page_settle_seconds)
             out[f"{key}_median_ms"] = one.p50_ms
             out[f"{key}_p99_ms"] = one.p99_ms
             out[f"{key}_rps"] = many.requests_per_s

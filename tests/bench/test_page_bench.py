@@ -32,6 +32,9 @@ TINY = [
     "4",
     "--setup-workers",
     "4",
+    # four connections leave little in flight: each of the seven views' pause is short
+    "--page-settle-seconds",
+    "0.1",
 ]
 
 
@@ -56,6 +59,7 @@ def test_page_benchmark_times_every_view_and_the_peer_tag_list(tmp_path: Path) -
     assert "no page" in printed
     assert "< 100 ms" in printed
 
+    assert results["config"]["page_settle_seconds"] == 0.1
     info = results["info"]["page"]
     # The filter matches some of the 116 plain tags (tag-00000 ... tag-00115).
     assert info["filter"]["dockyard"] == "tag-000"

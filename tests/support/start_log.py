@@ -3,7 +3,8 @@
 Off by default. `pytest -p tests.support.start_log` writes one line per start (the kind of
 server, the test that was running or setting up, and the seconds the start took) to the file
 named by `DOCKYARD_START_LOG`, shared by every xdist process of the run (lines are appended
-whole), and the run ends with a count by kind:
+whole), and the run ends with a count by kind. Dockyard's stops are logged too (kind
+`dockyard-stop`, not counted as starts): a stop that waits out its timeout is time lost.
 
     DOCKYARD_START_LOG=$PWD/starts.tsv pytest -p tests.support.start_log -n 3 --dist loadfile ...
     cut -f2 starts.tsv | sort | uniq -c
@@ -60,9 +61,13 @@ def _counted(kind: str, start: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+STOP = "dockyard-stop"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for kind, cls in KINDS.items():
         cls.start = _counted(kind, cls.start)  # type: ignore[attr-defined]
+    RunningRegistry.stop = _counted(STOP, RunningRegistry.stop)  # type: ignore[method-assign]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -81,5 +86,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if path and os.path.exists(path):
         with open(path) as log:
             counts = Counter(line.split("\t")[1] for line in log if line.strip())
-    shown = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+    shown = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()) if kind != STOP)
     terminalreporter.write_line(f"servers started: {shown or 'none'}")
