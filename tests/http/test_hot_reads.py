@@ -262,6 +262,9 @@ async def set_up(app: App, private: Any) -> dict[str, Any]:
         ("bearer-pat", pat, "repository:alice/priv:pull,push"),
         ("bearer-bob", BOB, "repository:alice/priv:pull"),
         ("bearer-anonymous", None, "repository:alice/pub:pull"),
+        ("bearer-catalog", ALICE, "registry:catalog:*"),
+        ("bearer-catalog-bob", BOB, "registry:catalog:*"),
+        ("bearer-catalog-anonymous", None, "registry:catalog:*"),
     ):
         headers = [(b"authorization", basic.encode())] if basic else []
         status, _, body = await app.request(
@@ -272,6 +275,60 @@ async def set_up(app: App, private: Any) -> dict[str, Any]:
     found["auth"]["garbage"] = "Bearer not.a.token"
     found["auth"]["wrong-password"] = "Basic " + base64.b64encode(b"alice:wrong-Pa55").decode()
     return found
+
+
+# The listings, with every kind of `n` and `last` a client may send: paged, clamped, refused
+# (not a number, too long, a digit of another script, empty), repeated, escaped, with `ns`.
+PAGING = [
+    "",
+    "?n=1",
+    "?n=2",
+    "?n=0",
+    "?n=",
+    "?n=10000",
+    "?n=10001",
+    "?n=1234567890",
+    "?n=-1",
+    "?n=1.5",
+    "?n=abc",
+    "?n=%C2%B2",
+    "?n=%31",
+    "?n=+1",
+    "?n=1&n=2",
+    "?last=",
+    "?n=1&last=1.0",
+    "?n=1&last=alice%2Fpriv",
+    "?n=1&last=alice/pub",
+    "?last=zzz",
+    "?last=%FF%FE&n=1",
+    "?last=a%22b%5C&n=1",
+    "?last=%00",
+    "?n=1&ns=mirror.test",
+    "?n=1&ns=elsewhere.test",
+    "?n=1&other=%",
+]
+LISTINGS = [
+    *(f"/v2/_catalog{query}" for query in PAGING),
+    *(f"/v2/alice/signed/tags/list{query}" for query in PAGING),
+    "/v2/alice/pub/tags/list",
+    "/v2/alice/priv/tags/list?n=1",
+    "/v2/alice/absent/tags/list",
+    "/v2/Alice/Pub/tags/list",
+    "/v2//tags/list",
+    "/v2/alice/pub/manifests/tags/list",
+    "/v2/mirror.test/lib/img/tags/list",
+    "/v2/mirror.test/lib/img/tags/list?n=1&last=0",
+    "/v2/lib/img/tags/list?ns=mirror.test",
+    "/v2/lib/img/tags/list?n=1&ns=mirror.test",
+    "/v2/lib/img/tags/list?ns=elsewhere.test",
+    "/v2/_catalog/tags/list",
+]
+
+
+def is_listing(path: str) -> bool:
+    """Whether the hot reads take the path as a listing's (a tag list or the catalog)."""
+    route = path.partition("?")[0]
+    return route == "/v2/_catalog" or route.endswith("/tags/list")
 
 
 def matrix(digests: dict[str, str], layer: str) -> list[tuple[str, str, str, list[str]]]:
@@ -316,6 +373,7 @@ def matrix(digests: dict[str, str], layer: str) -> list[tuple[str, str, str, lis
         f"/v2/alice/pub/blobs/{digests['pub']}",
         f"/v2/Bad/blobs/{layer}",
         f"/v2/alice/pub/blobs/uploads/{layer}",
+        *LISTINGS,
     ]
     whos = [
         "anonymous",
@@ -330,10 +388,17 @@ def matrix(digests: dict[str, str], layer: str) -> list[tuple[str, str, str, lis
         "garbage",
         "wrong-password",
     ]
+    # Tokens for the catalog are asked for the listings alone.
+    catalog_whos = ["bearer-catalog", "bearer-catalog-bob", "bearer-catalog-anonymous"]
     cases = []
     for path in paths:
-        for who in whos:
-            if who == "wrong-password" and path not in (paths[0], paths[5], paths[20]):
+        for who in whos + catalog_whos if path in LISTINGS else whos:
+            if who == "wrong-password" and path not in (
+                paths[0],
+                paths[5],
+                paths[20],
+                *LISTINGS[:2],
+            ):
                 continue  # each one pays a password hash: a few suffice
             for method in ("GET", "HEAD"):
                 for accept in (
@@ -477,8 +542,10 @@ async def compare(
             )
             if waits[0] is not None:
                 assert waits[1] is not None and abs(waits[0] - waits[1]) <= 1, waits
-            hot_route = "/manifests/" in path or (
-                method == "HEAD" and "/blobs/" in path and "/blobs/uploads/" not in path
+            hot_route = (
+                "/manifests/" in path
+                or (method == "HEAD" and "/blobs/" in path and "/blobs/uploads/" not in path)
+                or is_listing(path)
             )
             assert hot.through_starlette is not hot_route, (method, path)
             assert plain.through_starlette
@@ -879,15 +946,16 @@ def test_remembered_answers_stay_bounded(tmp_path: Path, monkeypatch: pytest.Mon
             for _ in range(2):
                 status, _, _ = await app.request("HEAD", f"/v2/alice/pub/blobs/{layer}")
                 assert status == 200
-            assert any("/blobs/" in path for _, path, _ in layer_hot.answers)
+            assert any("/blobs/" in path for _, path, _, _ in layer_hot.answers)
 
     asyncio.run(scenario())
 
 
 def test_with_accounts_nothing_is_answered_from_memory(tmp_path: Path) -> None:
-    """Attack: anonymous pulls of a public repository, then the repository made private. With
-    accounts on, every pull has a caller (limits, visibility), so no answer may be kept: the
-    first anonymous pull after the change is refused, never given from memory."""
+    """Attack: anonymous pulls and listings of a public repository, then the repository made
+    private. With accounts on, every pull has a caller (limits, visibility), so no answer may
+    be kept: the first anonymous pull or tag list after the change is refused, and the
+    catalog no longer names it, never given from memory."""
     from dockyard.api import hot_reads
 
     settings = Settings(data_dir=tmp_path / "data", auth=True, log_requests=False)
@@ -903,10 +971,16 @@ def test_with_accounts_nothing_is_answered_from_memory(tmp_path: Path) -> None:
                 ("HEAD", f"/v2/alice/pub/manifests/{setup['pub']}"),
                 ("HEAD", f"/v2/alice/pub/blobs/{sha256(b'layer pub')}"),
             )
+            tags = ("GET", "/v2/alice/pub/tags/list?n=5")
+            # An anonymous token for the catalog, as docker's clients ask for one.
+            token = setup["auth"]["bearer-catalog-anonymous"].encode()
+            catalog = [(b"authorization", token)]
             for _ in range(3):
-                for method, path in reads:
+                for method, path in (*reads, tags):
                     status, _, _ = await app.request(method, path, accept)
                     assert status == 200
+                status, _, body = await app.request("GET", "/v2/_catalog", catalog)
+                assert json.loads(body) == {"repositories": ["alice/pub", "alice/signed"]}
             assert not hot.answers
             await json_call(
                 app,
@@ -917,8 +991,78 @@ def test_with_accounts_nothing_is_answered_from_memory(tmp_path: Path) -> None:
                 200,
             )
             await asyncio.sleep(ACCESS_VERSION_SECONDS + 0.1)
-            for method, path in reads:
+            for method, path in (*reads, tags):
                 status, _, _ = await app.request(method, path, accept)
                 assert status == 401, (method, path, status)
+            status, _, body = await app.request("GET", "/v2/_catalog", catalog)
+            assert status == 200 and json.loads(body) == {"repositories": ["alice/signed"]}
+            assert not hot.answers
+
+    asyncio.run(scenario())
+
+
+def test_a_repeated_listing_is_answered_from_memory_until_the_store_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without accounts, a catalog page or a tag list asked again (same path, same query) is
+    answered as remembered, with no listing read, until SQLite's data version shows a commit
+    by any connection: a repository or a tag another process adds or removes is in the very
+    next answer. Another query is another answer; the remembered one is byte for byte the
+    handler's, its Link included."""
+    from dockyard.service.listing import ListingService
+
+    listed: list[str] = []
+    for name in ("catalog", "tags"):
+        original = getattr(ListingService, name)
+
+        async def counted(self: Any, *args: Any, _original: Any = original, _n: str = name) -> Any:
+            listed.append(_n)
+            return await _original(self, *args)
+
+        monkeypatch.setattr(ListingService, name, counted)
+
+    async def scenario() -> None:
+        settings = Settings(data_dir=tmp_path / "data", metrics=True, log_requests=True)
+        async with started(settings) as app:
+            other = App(settings, hot_reads=True)  # another process on the same data folder
+            await other.start()
+            try:
+                for repo in ("alice/a", "alice/b", "alice/c"):
+                    await push(app, repo, "1.0", repo, "")
+                await push(app, "alice/a", "2.0", "a2", "")
+                reads = (
+                    ("GET", "/v2/_catalog"),
+                    ("GET", "/v2/_catalog?n=1&last=alice/a"),
+                    ("HEAD", "/v2/_catalog?n=1&last=alice/a"),
+                    ("GET", "/v2/alice/a/tags/list?n=1"),
+                )
+                answers = []
+                listed.clear()
+                for _ in range(3):
+                    for method, path in reads:
+                        status, headers, body = await app.request(method, path)
+                        assert status == 200, body
+                        answers.append((method, path, without_id(headers), body))
+                assert listed == ["catalog", "catalog", "catalog", "tags"], listed
+                assert answers[:4] * 3 == answers
+                assert json.loads(answers[1][3]) == {"repositories": ["alice/b"]}
+                assert (b"link", b'</v2/_catalog?n=1&last=alice%2Fb>; rel="next"') in answers[1][2]
+                status, _, body = await app.request("GET", "/v2/_catalog?n=1&last=alice/b")
+                assert json.loads(body) == {"repositories": ["alice/c"]}
+                assert listed[-1] == "catalog" and len(listed) == 5
+
+                await push(other, "alice/ab", "1.0", "ab", "")
+                status, _, body = await app.request(*reads[1])
+                assert json.loads(body) == {"repositories": ["alice/ab"]}
+                status, _, body = await app.request(*reads[3])
+                assert json.loads(body) == {"name": "alice/a", "tags": ["1.0"]}
+                assert (await other.request("DELETE", "/v2/alice/a/manifests/1.0"))[0] == 202
+                status, _, body = await app.request(*reads[3])
+                assert json.loads(body) == {"name": "alice/a", "tags": ["2.0"]}
+                assert (await other.request("DELETE", "/api/v1/repositories/alice/ab"))[0] == 200
+                status, _, body = await app.request(*reads[1])
+                assert json.loads(body) == {"repositories": ["alice/b"]}
+            finally:
+                await other.stop()
 
     asyncio.run(scenario())

@@ -1,29 +1,33 @@
-"""The pulls' hot reads answered without Starlette's own layers: `GET|HEAD
-/v2/<name>/manifests/<reference>` and `HEAD /v2/<name>/blobs/<digest>`.
+"""The hot reads answered without Starlette's own layers: the pulls' `GET|HEAD
+/v2/<name>/manifests/<reference>` and `HEAD /v2/<name>/blobs/<digest>`, and the listings'
+`GET|HEAD /v2/_catalog` and `/v2/<name>/tags/list`.
 
-Nearly every request a registry serves is one of these, and Starlette spends on each a quarter
-of the application's time before and after the handler (its two exception layers, the route
-table, the per-route request wrapper). This layer sits between our middlewares and Starlette,
-recognises those requests with the app's own `Route` objects (same patterns, same parameter
-conversion, same precedence: a route listed earlier that would take the path takes it), and
-then does what Starlette would: the same handler on a `Request`, the app's exception handlers
-(`api.errors.EXCEPTION_HANDLERS`) for what it raises, and a bug answered in the spec's shape
-and raised again for the middleware to log. Everything else goes to Starlette unchanged.
+Nearly every request a registry serves is a pull, and Starlette spends on each a quarter of
+the application's time before and after the handler (its two exception layers, the route
+table, the per-route request wrapper); a listing's route comes late in the table, after every
+`/api/v1` route, and a client walking a catalog page by page asks for one after another. This
+layer sits between our middlewares and Starlette, recognises those requests with the app's own
+`Route` objects (same patterns, same parameter conversion, same precedence: a route listed
+earlier that would take the path takes it), and then does what Starlette would: the same
+handler on a `Request`, the app's exception handlers (`api.errors.EXCEPTION_HANDLERS`) for
+what it raises, and a bug answered in the spec's shape and raised again for the middleware to
+log. Everything else goes to Starlette unchanged.
 
-Nothing about access, visibility, rate limits, signatures, negotiation or errors is decided
-here: the handlers in `api/routes/` decide it for both ways in, and
+Nothing about access, visibility, rate limits, signatures, negotiation, paging or errors is
+decided here: the handlers in `api/routes/` decide it for both ways in, and
 `tests/http/test_hot_reads.py` holds the two ways to byte-identical answers.
 
 A 200 answer its handler marked replayable (`routes.common.REPLAYABLE_KEY`: no caller to
-count or limit, as on a registry without accounts; a local repository; no signature policy
-judging it; nothing to warn of) is remembered by method, path and Accept header, and given
-again, with no `Request`, route match or lookup, for as long as the metadata store's version
-(`Registry.version`: on SQLite the wal-index header every commit of any process rewrites,
-`metadata.wal_index`, read for every request) has not moved since it was made; a replayed
-manifest GET notes its pull event as the handler would. A request with a query, a Range or an
-If-None-Match header always goes to the handler. The outermost middleware (`api.middleware`)
-asks `recall` before anything else and sends a remembered answer itself: no layer below it, no
-wrapper of `send`.
+count, limit or filter for, as on a registry without accounts; a local repository; no
+signature policy judging it; nothing to warn of) is remembered by method, path, query and
+Accept header, and given again, with no `Request`, route match or lookup, for as long as the
+metadata store's version (`Registry.version`: on SQLite the wal-index header every commit of
+any process rewrites, `metadata.wal_index`, read for every request) has not moved since it was
+made; a replayed manifest GET notes its pull event as the handler would. A pull with a query
+(`?ns=` renames the repository), and any request with a Range or an If-None-Match header,
+always goes to the handler; a listing's query (`n`, `last`) is part of its key. The outermost
+middleware (`api.middleware`) asks `recall` before anything else and sends a remembered answer
+itself: no layer below it, no wrapper of `send`.
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ from starlette.types import Receive, Scope, Send
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.event_origin import note_pull
 from dockyard.api.responses import Prebuilt
-from dockyard.api.routes import BLOBS, MANIFESTS
+from dockyard.api.routes import BLOBS, CATALOG, MANIFESTS, TAGS
 from dockyard.api.routes.common import REPLAYABLE_KEY
 from dockyard.api.services import SERVICES_KEY
 
 Handlers = dict[Any, Any]
 _READS = frozenset({"GET", "HEAD"})
+_TAGS = "/tags/list"
+_V2 = "/v2/"
 _STARTED = "Caught handled exception, but response already started."  # Starlette's words
 # Answers remembered at most, and their bodies' bytes: keyed by paths clients choose, so
 # bounded whatever they ask (a body is most often the manifest service's own cached bytes).
@@ -73,25 +79,39 @@ class HotReads:
         self.router = app.router
         routes = self.router.routes
         paths = [route.path if isinstance(route, Route) else None for route in routes]
-        manifests = paths.index(MANIFESTS)
-        blobs = paths.index(BLOBS)
+        manifests, blobs = paths.index(MANIFESTS), paths.index(BLOBS)
+        catalog, tags = paths.index(CATALOG), paths.index(TAGS)
         self.manifests: Route = routes[manifests]  # type: ignore[assignment]
         self.blobs: Route = routes[blobs]  # type: ignore[assignment]
-        # The routes Starlette would try first that could take a GET or HEAD: a full match
-        # there wins over ours (a method-only match does not, as in Starlette's router).
+        self.catalog: Route = routes[catalog]  # type: ignore[assignment]
+        self.tags: Route = routes[tags]  # type: ignore[assignment]
+        # The routes Starlette would try first that could take a GET or HEAD of a `/v2/` path:
+        # a full match there wins over ours (a method-only match does not, as in Starlette's
+        # router).
         self.before_manifests = _reads(routes[:manifests])
         self.before_blobs = _reads(routes[:blobs])
+        self.before_catalog = _reads(routes[:catalog])
+        self.before_tags = _reads(routes[:tags])
         # Only plain routes, each with its methods, come first: their patterns alone decide.
         self.exact = all(
             isinstance(route, Route) and route.methods is not None
-            for route in (self.manifests, self.blobs, *self.before_manifests, *self.before_blobs)
+            for route in (
+                self.manifests,
+                self.blobs,
+                self.catalog,
+                self.tags,
+                *self.before_manifests,
+                *self.before_blobs,
+                *self.before_catalog,
+                *self.before_tags,
+            )
         )
         handlers: Handlers = dict(EXCEPTION_HANDLERS)
         # Starlette gives the handler of Exception to its outermost layer, which answers with
         # it and raises the error again; the others answer in place.
         self.unexpected = handlers.pop(Exception)
         self.handlers = handlers
-        self.answers: dict[tuple[str, str, bytes], Answer] = {}
+        self.answers: dict[tuple[str, str, bytes, bytes], Answer] = {}
         self.answers_version: object = _NO_VERSION
         self.answers_bytes = 0
 
@@ -128,7 +148,7 @@ class HotReads:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        key: tuple[str, str, bytes] | None = scope.pop(_KEY, _NOT_ASKED)
+        key: tuple[str, str, bytes, bytes] | None = scope.pop(_KEY, _NOT_ASKED)
         if key is _NOT_ASKED:
             key = None
             if self.answers:
@@ -200,15 +220,20 @@ class HotReads:
         if method != "GET" and method != "HEAD":
             return None
         path: str = scope["path"]
-        if not path.startswith("/v2/"):
+        # A mounted app's routes see a path shortened by its root: left to Starlette.
+        if not path.startswith(_V2) or scope.get("root_path"):
             return None
-        if "/manifests/" in path:
+        if path.endswith(_TAGS):  # before the others: a repository may be named `x/manifests`
+            route, before = self.tags, self.before_tags
+        elif "/manifests/" in path:
             route, before = self.manifests, self.before_manifests
         elif method == "HEAD" and "/blobs/" in path:
             route, before = self.blobs, self.before_blobs
+        elif path == CATALOG:
+            route, before = self.catalog, self.before_catalog
         else:
             return None
-        if self.exact and not scope.get("root_path"):
+        if self.exact:
             # Starlette's own test, without its copies: the route's pattern on the path, its
             # methods, then its converters on what matched.
             matched = route.path_regex.match(path)
@@ -246,12 +271,17 @@ class HotReads:
         exc.__traceback__ = None
 
 
-def _replay_key(scope: Scope) -> tuple[str, str, bytes] | None:
+def _replay_key(scope: Scope) -> tuple[str, str, bytes, bytes] | None:
     """What a remembered answer of this request would be kept under, or None when it may not
-    be given one: not a pull's read, a query (`?ns=` renames the repository), a mounted app,
-    or a header the handler answers differently (a Range, an If-None-Match)."""
+    be given one: not a read, a query on a pull's path (`?ns=` renames the repository), a
+    mounted app, or a header the handler answers differently (a Range, an If-None-Match). A
+    listing's query (`n`, `last`) is part of its key: its handler marks what may be kept."""
     method = scope["method"]
-    if (method != "GET" and method != "HEAD") or scope["query_string"] or scope.get("root_path"):
+    if (method != "GET" and method != "HEAD") or scope.get("root_path"):
+        return None
+    path: str = scope["path"]
+    query: bytes = scope["query_string"]
+    if query and path != CATALOG and not path.endswith(_TAGS):
         return None
     accept = []
     for name, value in scope["headers"]:
@@ -259,7 +289,7 @@ def _replay_key(scope: Scope) -> tuple[str, str, bytes] | None:
             accept.append(value)
         elif name == b"range" or name == b"if-none-match":
             return None
-    return method, scope["path"], b",".join(accept)
+    return method, path, query, b",".join(accept)
 
 
 async def _no_send(message: Any) -> None:
@@ -267,11 +297,20 @@ async def _no_send(message: Any) -> None:
 
 
 def _reads(routes: list[Any]) -> list[Any]:
-    return [
-        route
-        for route in routes
-        if not isinstance(route, Route) or route.methods is None or _READS & route.methods
-    ]
+    """Those of `routes` that could take a GET or HEAD of a `/v2/` path (a route's pattern
+    starts with its path's text up to the first parameter, as written: `/api/...` never
+    matches a `/v2/` path, and is not tried for one)."""
+    found = []
+    for route in routes:
+        if not isinstance(route, Route):
+            found.append(route)
+            continue
+        if route.methods is not None and not _READS & route.methods:
+            continue
+        literal = route.path.split("{", 1)[0]
+        if literal.startswith(_V2) or _V2.startswith(literal):
+            found.append(route)
+    return found
 
 
 def _handler(handlers: Handlers, exc: Exception) -> Any:

@@ -33,6 +33,8 @@ from dockyard.core.errors import ErrorCode, RegistryError
 NAME = "/v2/{name:path}"
 MANIFESTS = f"{NAME}/manifests/{{reference}}"
 BLOBS = f"{NAME}/blobs/{{digest}}"
+CATALOG = "/v2/_catalog"
+TAGS = f"{NAME}/tags/list"
 Handler = Callable[[Request], Awaitable[Any]]
 READS = frozenset({"GET", "HEAD"})
 
@@ -133,8 +135,8 @@ def table(is_read_only: bool) -> list[Route]:
             policies.signed,
             methods=["GET", "PUT", "DELETE"],
         ),
-        Route("/v2/_catalog", catalog.list_repositories, methods=["GET"]),
-        Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"]),
+        Route(CATALOG, catalog.list_repositories, methods=["GET"]),
+        Route(TAGS, tags.list_tags, methods=["GET"]),
         Route(f"{NAME}/_dockyard/tags", tag_details.list_tag_details, methods=["GET"]),
         Route(f"{NAME}/_dockyard/tag-history/{{tag}}", tag_details.tag_history, methods=["GET"]),
         Route(f"{NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),

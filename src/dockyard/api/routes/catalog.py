@@ -4,11 +4,11 @@ on, only those the caller may pull."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from dockyard.api.listing_body import listing_json
-from dockyard.api.routes.common import gate_of, registry_of, require
-from dockyard.api.routes.tags import next_link
+from dockyard.api.responses import Prebuilt
+from dockyard.api.routes.common import REPLAYABLE_KEY, gate_of, query_of, registry_of, require
+from dockyard.api.routes.tags import listing_answer, next_link
 from dockyard.auth.requests import Need
 from dockyard.service.listing import Page, parse_page_size
 
@@ -16,9 +16,9 @@ from dockyard.service.listing import Page, parse_page_size
 FILL_BATCH = 100
 
 
-async def list_repositories(request: Request) -> Response:
+async def list_repositories(request: Request) -> Prebuilt:
     caller = await require(request, Need("catalog"))
-    params = request.query_params
+    params = query_of(request)
     listing = registry_of(request).listing
     page = await listing.catalog(parse_page_size(params.get("n")), params.get("last"))
     if caller is not None:
@@ -34,5 +34,9 @@ async def list_repositories(request: Request) -> Response:
         if len(visible) > page.limit:
             visible, more = visible[: page.limit], "more"
         page = Page(visible, visible[-1] if more is not None and visible else None, page.limit)
+    else:
+        # No accounts: every caller sees the same page, which follows from the store alone
+        # and may be given again while it has not changed (`api.hot_reads`).
+        request.scope[REPLAYABLE_KEY] = None
     body = listing_json({}, "repositories", page.items)
-    return Response(body, media_type="application/json", headers=next_link("/v2/_catalog", page))
+    return listing_answer(body, next_link("/v2/_catalog", page))

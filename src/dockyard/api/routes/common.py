@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
@@ -56,6 +57,13 @@ def repository(request: Request) -> str:
     if b"ns=" not in request.scope.get("query_string", b""):
         return name
     return proxied_repository(request.scope, registry_of(request).settings, name)
+
+
+def query_of(request: Request) -> dict[str, str]:
+    """The query's parameters, the last of a repeated one winning: what Starlette's
+    `request.query_params` answers, without its multi-dict (a listing's page is asked for
+    little more)."""
+    return dict(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True))
 
 
 def header(request: Request, name: bytes) -> str | None:
