@@ -257,6 +257,8 @@ NOT_ON_THE_SERVE_PATH = (
     "yaml",
     "cryptography",
     "obstore",
+    # Our own modules that only some pages and routes use, loaded with the first of them.
+    "dockyard.service.image_views",
 )
 
 
