@@ -81,7 +81,7 @@ def test_the_imported_app_is_the_whole_command_line() -> None:
 # (lifespan) and answers. Anything it imports on the way is imported by
 # every worker on its own: time before it answers, and memory it shares with no one.
 WORKER_PROBE = textwrap.dedent("""
-    import asyncio, json, os, sys
+    import asyncio, json, os, re, sys
     from dockyard.api.app import SETTINGS_ENV
     from dockyard.cli import serve
     from dockyard.cli.metrics_serving import metrics_for_workers
@@ -132,9 +132,19 @@ WORKER_PROBE = textwrap.dedent("""
     with metrics_for_workers(settings):
         serve.share_with_workers(settings)
         before = set(sys.modules)
+        compiled = []  # patterns not in `re`'s cache: compiled anew by this worker
+        compile_pattern = re._compiler.compile
+
+        def counted_compile(pattern, flags):
+            compiled.append(str(pattern))
+            return compile_pattern(pattern, flags)
+
+        re._compiler.compile = counted_compile
         from dockyard.api.app import app_from_environment
         status, loaded = asyncio.run(first_answer(app_from_environment()))
-    print(json.dumps({"status": status, "loaded": loaded, "jinja2": "jinja2" in sys.modules}))
+        re._compiler.compile = compile_pattern
+    print(json.dumps({"status": status, "loaded": loaded, "compiled": compiled,
+                      "jinja2": "jinja2" in sys.modules}))
 """)
 
 
@@ -168,6 +178,10 @@ def test_a_worker_imports_nothing_before_its_first_answer(
     seen = _worker_loads(tmp_path, **settings)
     assert seen["status"] == [401 if settings.get("auth") else 200]
     assert seen["loaded"] == []
+    # Nor compiles the route table's patterns (Starlette compiles one per route, 60-odd, most
+    # of a worker's own work before it answered): the serving process compiled them before
+    # the fork, and they come from `re`'s cache the worker inherits.
+    assert [pattern for pattern in seen["compiled"] if pattern.startswith("^/")] == []
     # The web pages (and jinja2) load with the first page served, not with the server.
     assert seen["jinja2"] is False
 
@@ -243,6 +257,8 @@ NOT_ON_THE_SERVE_PATH = (
     "yaml",
     "cryptography",
     "obstore",
+    # Our own modules that only some pages and routes use, loaded with the first of them.
+    "dockyard.service.image_views",
 )
 
 

@@ -67,21 +67,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await flushing
 
-    routes = table(settings.read_only)
-    routes += [
-        Route("/healthz", health.healthz, methods=["GET"]),
-        Route("/readyz", health.readyz, methods=["GET"]),
-    ]
-    if metrics is not None:
-        from dockyard.api.metrics import metrics_page
-
-        routes.append(Route("/metrics", metrics_page, methods=["GET"]))
-    if settings.ui:
-        from dockyard.web.routes import routes as web_routes
-
-        routes += web_routes()
     app = Starlette(
-        routes=routes,
+        routes=routes_for(settings),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
@@ -100,6 +87,27 @@ def create_app(
     )
     SERVICES[headed] = services
     return headed
+
+
+def routes_for(settings: Settings) -> list[Route]:
+    """The application's route table for these settings. Starlette compiles a pattern for
+    each route (60-odd, most of a worker's own work before its first answer): the serving
+    process builds the table once before it forks (`cli.serve.load_for_workers`), so that each
+    worker finds the patterns in `re`'s cache it inherits instead of compiling them again."""
+    routes = table(settings.read_only)
+    routes += [
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+    ]
+    if settings.metrics:
+        from dockyard.api.metrics import metrics_page
+
+        routes.append(Route("/metrics", metrics_page, methods=["GET"]))
+    if settings.ui:
+        from dockyard.web.routes import routes as web_routes
+
+        routes += web_routes()
+    return routes
 
 
 def app_from_environment() -> ASGIApp:

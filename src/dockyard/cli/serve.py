@@ -432,19 +432,19 @@ def claim_address(host: str, port: int) -> socket.socket:
 
 
 def load_for_workers(settings: Settings) -> None:
-    """Import what the workers run before their first answer: the application, with the
-    parts it loads only for some settings (the web pages' route table, the token service,
-    the metrics middleware, the backends' and the pull-through cache's modules); once here,
-    not again by every worker (`tests/unit/test_serve_imports.py` holds a worker to
-    importing nothing until it has answered). The pages themselves load with the first page
-    served (`dockyard.web.routes`)."""
+    """Import what the workers run before their first answer: the application and its route
+    table's compiled patterns, with the parts it loads only for some settings (the web pages'
+    route table, the token service, the metrics middleware, the backends' and the
+    pull-through cache's modules); once here, not again by every worker
+    (`tests/unit/test_serve_imports.py` holds a worker to importing nothing, and compiling
+    no route's pattern, until it has answered). The pages themselves load with the first
+    page served (`dockyard.web.routes`)."""
     import importlib
 
+    from dockyard.api.app import routes_for  # the workers' target is in its module
     from dockyard.assembly import modules_for
 
-    importlib.import_module("dockyard.api.app")  # the workers' target
-    if settings.ui:
-        importlib.import_module("dockyard.web.routes")
+    routes_for(settings)  # its patterns, compiled into `re`'s cache the workers inherit
     if settings.auth_enabled:
         importlib.import_module("dockyard.auth.setup")
     if settings.metrics:

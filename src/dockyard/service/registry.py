@@ -8,6 +8,8 @@ import logging
 import os
 import time
 from collections.abc import Hashable
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from dockyard.config import Settings
 from dockyard.metadata.base import MetadataStore
@@ -22,7 +24,6 @@ from dockyard.service.cache import CacheService
 from dockyard.service.content_lock import ContentLock, FileContentLock
 from dockyard.service.events import EventService
 from dockyard.service.gc import GarbageCollector
-from dockyard.service.image_views import ImageViews
 from dockyard.service.listing import ListingService
 from dockyard.service.manifests import ManifestService
 from dockyard.service.metrics import Metrics
@@ -39,6 +40,9 @@ from dockyard.service.uploads import ChunkMinimum, UploadService
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
 from dockyard.storage.private import keep_private
+
+if TYPE_CHECKING:
+    from dockyard.service.image_views import ImageViews
 
 log = logging.getLogger("dockyard")
 
@@ -121,7 +125,6 @@ class Registry:
             audit=self.audit,
         )
         self.repository_info = RepositoryInfoService(meta)
-        self.image_views = ImageViews(meta, blob_store, self.manifests, self.accounts)
         # Redis is imported only when configured (as the pull-through cache is, by the
         # assembly): each costs a server process tens of MiB it would never use otherwise.
         self.counters: Counters
@@ -154,6 +157,15 @@ class Registry:
         self.events = EventService(settings, meta)
         self._housekeeping: asyncio.Task | None = None
         self.readiness = Readiness(blob_store, meta)
+
+    @cached_property
+    def image_views(self) -> ImageViews:
+        """Made, and its module imported, when a page or `/api/v1/repositories` first asks:
+        a server that only serves pulls and pushes never loads it (less to import before
+        the first answer, and memory no worker holds)."""
+        from dockyard.service.image_views import ImageViews
+
+        return ImageViews(self.meta, self.blob_store, self.manifests, self.accounts)
 
     def repository(self, name: str, hidden: Hidden | None = None) -> Repository:
         """The repository `name` (validated), local or one the pull-through cache stands in for.
