@@ -199,44 +199,95 @@ def test_a_replica_reads_what_another_acknowledged(database, run) -> None:
 
 
 def test_a_long_page_is_read_again_only_once_something_committed(
-    counted, wire, database, run, monkeypatch
+    counted, wire, database, run
 ) -> None:
     """A page longer than a lookup (a whole tag list, the catalog by 1,000) is remembered with
     the database's snapshot: while no transaction has begun or ended since, asking for it
     again is one statement of one row, the snapshot, and the page is not read. A commit from
     another replica changes the snapshot, and the next ask reads the page again. Short pages
-    are read every time: checking would cost what reading does."""
-    from dockyard.metadata import catalog
-
+    are read every time: checking would cost what reading does. (Counted on the wire: the
+    snapshot and the page are one row each.)"""
     names = [f"t-{i:05d}" for i in range(3_000)]
     other = SQLMetadataStore.open_postgres(database)  # another replica, straight to the server
     try:
         run(other.put_manifest("rt/long", manifest(), [], names))
-        reads: list[tuple[str, int]] = []
-        real = catalog.tags_page
-
-        def counting(conn, ids, repository, limit, last):  # type: ignore[no-untyped-def]
-            reads.append((repository, limit))
-            return real(conn, ids, repository, limit, last)
-
-        monkeypatch.setattr(catalog, "tags_page", counting)
         everything = len(names) + 1
         warm(run, lambda: counted.tags_page("rt/long", everything, None))
-        assert len(reads) == 1  # read once, then remembered
+        # Once more after a commit, untimed: the page's statement is then prepared too.
+        run(other.put_manifest("rt/long", manifest(), [], ["zz-0"]))
+        names.append("zz-0")
+        everything += 1
+        warm(run, lambda: counted.tags_page("rt/long", everything, None), times=1)
         wire.reset()
 
         again = run(counted.tags_page("rt/long", everything, None))
 
         assert list(again) == names
-        assert (wire.round_trips, wire.rows, len(reads)) == (1, 1, 1)
+        assert (wire.round_trips, wire.rows) == (1, 1)  # the snapshot, not the page
 
         run(other.put_manifest("rt/long", manifest(), [], ["zz-new"]))
+        wire.reset()
         after = run(counted.tags_page("rt/long", everything, None))
         assert list(after) == [*names, "zz-new"]
-        assert len(reads) == 2
+        assert (wire.round_trips, wire.rows) == (2, 2)  # the snapshot, then the page
 
         for _ in range(3):
+            wire.reset()
             assert len(run(counted.tags_page("rt/long", 101, None))) == 101
-        assert len(reads) == 5
+            assert (wire.round_trips, wire.rows) == (1, 1)  # the page, no snapshot
     finally:
         run(other.close())
+
+
+def test_a_listing_page_goes_to_the_driver_past_sqlalchemy(counted, wire, run) -> None:
+    """Once the repository's id is known, a tag page is one statement sent to asyncpg as it
+    is (`OneValue`), as is every catalog page: SQLAlchemy executes nothing (its execution
+    context, result object and greenlet hop were about half of a page's CPU time), and the
+    page is still one round trip of one row."""
+    run(counted.put_manifest("rt/direct", manifest(), [], [f"t-{i:03d}" for i in range(300)]))
+    executed: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        executed.append(statement)
+
+    engine = counted.runner.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        readings = (
+            lambda: counted.tags_page("rt/direct", 101, "t-099"),
+            lambda: counted.list_repositories(100, None),
+            lambda: counted.list_repositories(None, None),  # long: the snapshot, then the page
+        )
+        for reading in readings:
+            warm(run, reading)
+        executed.clear()
+        for reading in readings:
+            wire.reset()
+            names = run(reading())
+            assert names and (wire.round_trips, wire.rows) <= (2, 2), wire.statements
+        assert run(counted.tags_page("rt/direct", 101, "t-099"))[:2] == ("t-100", "t-101")
+        assert run(counted.list_repositories(100, None)) == ("rt/direct",)
+        assert executed == []
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_a_page_read_past_sqlalchemy_survives_a_dropped_connection(counted, wire, run) -> None:
+    """A connection the server dropped is found by the page's statement: it is discarded and
+    the page read again, the caller none the wiser; a database that stays away is an error."""
+    run(counted.put_manifest("rt/dropped", manifest(), [], ["a", "b", "c"]))
+
+    async def at_once() -> list[tuple[str, ...] | None]:  # several pooled connections
+        return await asyncio.gather(*(counted.tags_page("rt/dropped", 10, None) for _ in range(6)))
+
+    assert run(at_once()) == [("a", "b", "c")] * 6
+    assert counted.runner.engine.pool.checkedin() > 1
+
+    wire.drop_connections()
+    assert run(counted.tags_page("rt/dropped", 10, "a")) == ("b", "c")
+    wire.drop_connections()
+    assert run(counted.list_repositories(10, None)) == ("rt/dropped",)
+
+    wire.stop()
+    with pytest.raises(Exception):  # noqa: B017 - refused connections, whatever the driver says
+        run(counted.tags_page("rt/dropped", 10, None))

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from dockyard.metadata import direct
 from dockyard.metadata import schema as t
 from dockyard.metadata.aggregate import SQLAggregate
+from dockyard.metadata.runner import OneValue
 from dockyard.metadata.statements import HAS_CONTENT, RepositoryIds
 
 # Pages at most this long are read on SQLite's event loop (`SQLiteRunner.read`'s `inline`):
@@ -103,6 +104,11 @@ def page_names(
     return tuple(direct.execute(conn, rows, params).scalars())
 
 
+def names_found(text: str | None) -> tuple[str, ...] | None:
+    """A page's names, or None for none (which a tag page cannot answer alone)."""
+    return split(text) if text else None
+
+
 def repository_exists(conn: Connection, ids: RepositoryIds, repository: str) -> bool:
     return ids.lookup(conn, repository) is not None
 
@@ -178,11 +184,18 @@ class SQLCatalog(SQLAggregate):
     async def tags_page(
         self, repository: str, limit: int, last: str | None
     ) -> tuple[str, ...] | None:
+        params = {"last": last or "", "limit": limit}
+        repo_id = self.ids.remembered(repository)
         return await self.runner.read(
             partial(tags_page, ids=self.ids, repository=repository, limit=limit, last=last),
             inline=limit <= INLINE_PAGE,
             key=("tags page", repository, limit, last or ""),
             sized=True,
+            # The id known, a page is one statement; only an empty one needs the rest (whether
+            # the repository has content at all).
+            one=OneValue(TAGS_JOINED, {**params, "repo_id": repo_id}, names_found)
+            if repo_id is not None
+            else None,
         )
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str]:
@@ -191,11 +204,17 @@ class SQLCatalog(SQLAggregate):
         )
 
     async def list_repositories(self, limit: int | None, last: str | None) -> tuple[str, ...]:
+        params: dict[str, object] = {"last": last or ""}
+        joined = CATALOG_ALL_JOINED
+        if limit is not None:
+            params["limit"] = limit
+            joined = CATALOG_JOINED
         return await self.runner.read(
             partial(list_repositories, limit=limit, last=last),
             inline=limit is not None and limit <= INLINE_PAGE,
             key=("catalog page", limit, last or ""),
             sized=True,
+            one=OneValue(joined, params, split),
         )
 
     async def last_pushes(self) -> dict[str, float]:

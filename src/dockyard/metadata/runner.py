@@ -8,8 +8,9 @@ SERIALIZABLE and runs them again after a conflict. Query modules never ask which
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -21,6 +22,19 @@ T = TypeVar("T")
 # Told of every finished transaction: its kind ("read" or "write"), its seconds (all attempts),
 # and how many times it was run again. Given by the server (its metrics); the store knows no more.
 TransactionObserver = Callable[[str, float, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class OneValue(Generic[T]):
+    """A read that is one statement answering one value (`statement`'s first row's first
+    column, None for no row), and what the caller makes of it: `convert(value)` is what the
+    read's `work` returns, or None where the value alone does not tell (then `work` runs).
+    A runner may send it to its driver as it is, past SQLAlchemy's execution: on PostgreSQL
+    that machinery was about half of a listing page's own CPU time."""
+
+    statement: Any  # a Core statement, built once and kept (its compiled form is kept by it)
+    params: Mapping[str, Any]
+    convert: Callable[[Any], T | None]
 
 
 class TransactionRunner(Protocol):
@@ -42,12 +56,14 @@ class TransactionRunner(Protocol):
         inline: bool = False,
         key: Hashable = None,
         sized: bool = False,
+        one: OneValue[T] | None = None,
     ) -> T:
         """`work` in one read transaction. `inline`: a lookup by key, one statement, which
         the runner may run on the event loop itself. `key`: names everything `work` depends
         on, so the runner may answer from memory while the database provably has not changed
         since it last ran it (the result must be immutable). `sized`: the result has a length
-        (a listing page), which the runner's bound for such results counts."""
+        (a listing page), which the runner's bound for such results counts. `one`: the same
+        read as one statement's value, which a runner may run instead of `work`."""
 
     def version(self) -> Hashable | None:
         """A value that stays equal, read after read, only while the database provably has

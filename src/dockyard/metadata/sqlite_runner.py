@@ -37,7 +37,7 @@ from dockyard.metadata.writer_turns import WriterTurns
 
 if TYPE_CHECKING:
     from dockyard.metadata.advisory_lock import AdvisoryContentLock
-    from dockyard.metadata.runner import TransactionObserver
+    from dockyard.metadata.runner import OneValue, TransactionObserver
 
 T = TypeVar("T")
 
@@ -134,13 +134,15 @@ class SQLiteRunner:
         inline: bool = False,
         key: Hashable = None,
         sized: bool = False,
+        one: OneValue[T] | None = None,
     ) -> T:
         """`inline` runs it on the event loop itself: a lookup by key takes less time in
         SQLite than the hop to a thread and back. The loop never waits on a lock for long: a
         locked database sends the read to the thread pool after all. With `key`, the result
         is remembered until the database changes (`_remembered`): a remembered answer is no
         transaction, and is not reported as one. `sized` marks a result whose length counts
-        against its own bound (`RECALLED_ITEMS_MAX`: listing pages), apart from the lookups'."""
+        against its own bound (`RECALLED_ITEMS_MAX`: listing pages), apart from the lookups'.
+        `one` is not used: `work` reads the same, and a remembered page costs no statement."""
         version = None
         if key is not None:
             found = self._remembered(key, sized)

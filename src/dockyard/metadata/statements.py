@@ -77,6 +77,10 @@ class RepositoryIds:
         """After a write transaction failed, or before it runs again: see `lookup`."""
         self._ids.clear()
 
+    def remembered(self, name: str) -> int | None:
+        """The id `lookup` read before, if it did (no statement)."""
+        return self._ids.get(name)
+
     def lookup(self, conn: Connection, name: str) -> int | None:
         cached = self._ids.get(name)
         if cached is not None:
