@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,14 @@ class WrkUntilStopped:
         proc = self.proc
         assert proc is not None
         if proc.poll() is None:
+            # wrk reports on SIGINT only once it has set its handler, after its threads are
+            # under way; one interrupted before that (a window that closed first, on a loaded
+            # machine) died without a word.
+            deadline = time.monotonic() + 30
+            while not catches_sigint(proc.pid) and proc.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.005)
             proc.send_signal(signal.SIGINT)
         try:
             out, err = proc.communicate(timeout=60)
@@ -143,6 +152,19 @@ class WrkUntilStopped:
         if proc.returncode != 0:
             raise BenchError(f"wrk exited {proc.returncode}: {err or out}")
         self.result = _checked("wrk", "GET", self.url, parse(out), out)
+
+
+def catches_sigint(pid: int) -> bool:
+    """Whether process `pid` has a handler of its own for SIGINT (/proc: its caught-signals
+    mask)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    except OSError:
+        pass
+    return False
 
 
 def _checked(

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+PORT_ATTEMPTS = 5
 
 
 def free_port() -> int:
@@ -53,6 +54,23 @@ def _children_map() -> dict[int, list[int]]:
         fields = stat[stat.rfind(b")") + 2 :].split()
         children.setdefault(int(fields[1]), []).append(int(entry.name))
     return children
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on `port` (any address), from /proc/net."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            listening = len(fields) > 9 and fields[3] == "0A"  # TCP_LISTEN
+            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return found
 
 
 def tree_pids(root: int) -> list[int]:
@@ -234,7 +252,35 @@ class Server(abc.ABC):
         return dict(os.environ)
 
     def start(self, timeout: float = 30.0) -> Server:
+        """Start and wait until `/v2/` answers. A free port another program takes before the
+        server binds it (a loaded machine running many servers) is given up for another:
+        the server then exits saying so, or something else answers in its place."""
+        for _ in range(PORT_ATTEMPTS):
+            if self._started(timeout):
+                return self
+            self.port = free_port()
+        raise RuntimeError(f"{self.title}: every port it was given was taken before it bound it")
+
+    def listens(self) -> bool:
+        """Whether this server's own processes hold the socket listening on its port."""
+        sockets = {f"socket:[{inode}]" for inode in _listening_inodes(self.port)}
+        for pid in tree_pids(self.pid) if sockets else ():
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
+                        return True
+                except OSError:
+                    continue
+        return False
+
+    def _started(self, timeout: float) -> bool:
+        """Start once: True when up, False when its port turned out to be another's."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        logged = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.command(),
@@ -247,13 +293,18 @@ class Server(abc.ABC):
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
+                if "already in use" in self.log_tail(logged=logged).lower():
+                    return False
                 raise RuntimeError(
                     f"{self.title} exited with {self.proc.returncode} at start:\n{self.log_tail()}"
                 )
             try:
                 # 401: up, with accounts on
                 if httpx.get(self.url + "/v2/", timeout=1.0).status_code in (200, 401):
-                    return self
+                    if self.listens():
+                        return True
+                    self.stop()  # another program answered on its port
+                    return False
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
@@ -280,9 +331,12 @@ class Server(abc.ABC):
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def log_tail(self, chars: int = 3000) -> str:
+    def log_tail(self, chars: int = 3000, logged: int = 0) -> str:
+        """The log's last `chars` characters, of what came after its first `logged` bytes."""
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
+            with open(self.log_path, "rb") as log:
+                log.seek(logged)
+                return log.read().decode(errors="replace")[-chars:]
         except OSError:
             return ""
 
