@@ -23,10 +23,11 @@ from bench.servers import Dockyard, Server, free_port
 POLL_SECONDS = 0.01
 GIVE_UP_SECONDS = 60.0
 STOP_WAIT_SECONDS = 15.0  # after SIGTERM, before SIGKILL
-# A Dockyard stopped within a moment of its first answer, as each start here is, often has a
-# worker whose shutdown does not finish; the server waits its shutdown timeout (30 s by
-# default) before it stops that worker, and this stopper gave up first. Nothing is in
-# progress to wait for, and the timed part (start to ready) does not depend on it.
+# Each start here is stopped a moment after its first answer, which used to leave a worker
+# hanging until the server's shutdown timeout (30 s by default) killed it, past this
+# stopper's wait (fixed: `dockyard.cli.early_stop`, tests/robustness/test_early_stop.py).
+# Nothing is in progress to wait for and the timed part (start to ready) does not depend on
+# it, so the timeout stays short: a return of that hang costs a second a start, not 15.
 SHUTDOWN_TIMEOUT_SECONDS = 1
 
 
