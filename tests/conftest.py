@@ -96,7 +96,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """One registry shared by the whole session; tests use their own repository names."""
     base = tmp_path_factory.mktemp("registry")
-    server = RunningRegistry(data_dir=base / "data", port=free_port()).start()
+    server = RunningRegistry(data_dir=base / "data", port=free_port(), any_port=True).start()
     yield server
     server.stop()
 
@@ -118,6 +118,7 @@ def start_registry(tmp_path: Path) -> Iterator[Callable[..., RunningRegistry]]:
             args=args,
             env=env or {},
             log_dir=tmp_path,
+            any_port=port is None,
         ).start()
         started.append(server)
         return server
@@ -167,7 +168,7 @@ def _registry_on_filesystem_sqlite(
 ) -> Iterator[RunningRegistry]:
     """This process's registry on filesystem + SQLite (see `registry_on_every_backend`)."""
     base = tmp_path_factory.mktemp("registry-filesystem-sqlite")
-    server = RunningRegistry(data_dir=base / "data", port=free_port()).start()
+    server = RunningRegistry(data_dir=base / "data", port=free_port(), any_port=True).start()
     yield server
     server.stop()
 
@@ -179,7 +180,9 @@ def _registry_on_s3_postgresql(
     """This process's registry on S3 + PostgreSQL, stopped before both peers are."""
     base = tmp_path_factory.mktemp("registry-s3-postgresql")
     env = s3_postgres_env(s3_server, pg_cluster, redirect=False)
-    server = RunningRegistry(data_dir=base / "data", port=free_port(), env=env).start()
+    server = RunningRegistry(
+        data_dir=base / "data", port=free_port(), env=env, any_port=True
+    ).start()
     yield server
     server.stop()
 

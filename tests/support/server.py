@@ -49,6 +49,7 @@ def free_port() -> int:
 # pytest-xdist several servers start at once on the same cores, and on a loaded 2-core machine a
 # `dockyard serve` with two workers took 21 s before its first answer, over the 20 s once allowed.
 START_TIMEOUT = 90.0
+PORT_ATTEMPTS = 5
 
 
 def wait_for_http(
@@ -96,8 +97,22 @@ class RunningRegistry(OnLoopback):
     # A command the server is started through, e.g. `prlimit …` for limits of its own: the
     # test process's limits are its own and those of the other tests in it.
     launcher: Sequence[str] = ()
+    # The port was picked free by the caller and any other will do: when another program
+    # takes it before the server binds it (many servers start at once in a run), the server
+    # says so and exits, and is started again on another.
+    any_port: bool = False
 
     def start(self) -> RunningRegistry:
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                return self._start()
+            except RuntimeError:
+                if not (self.any_port and "already in use" in self.log()):
+                    raise
+            self.port = free_port()
+        return self._start()
+
+    def _start(self) -> RunningRegistry:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = (self.log_dir or self.data_dir.parent) / f"server-{self.port}.log"
         SERVER_LOGS.append(self.log_path)
