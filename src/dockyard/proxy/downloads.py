@@ -99,12 +99,24 @@ class Downloads:
         """Start (or join) the download of an uncached blob; stream it as it arrives."""
         # One download per cached repository and digest: a client of another repository
         # joining it would get bytes its own upstream repository was never asked for.
-        upload_id = hashlib.sha256(f"proxy:{route.local}@{digest}".encode()).hexdigest()[:32]
+        upload_id = _upload_id(route, digest)
         for _ in range(3):
             size = await self._join_or_lead(route, digest, upload_id)
             if size is not None:
                 return size, self._follow(route, digest, upload_id, size)
         raise RegistryError(ErrorCode.UNAVAILABLE, "the download of this blob keeps failing")
+
+    def verified_size(self, route: Route, digest: str) -> int | None:
+        """The size of this cached repository's download of `digest` when every byte of it
+        arrived and matched the digest, and it is being published (synced, then linked):
+        its clients have the last bytes by then, so a HEAD right after needs no upstream."""
+        upload_id = _upload_id(route, digest)
+        if not self._verified_file(upload_id).exists():
+            return None
+        try:
+            return int(self._size_file(upload_id).read_text())
+        except (OSError, ValueError):
+            return None
 
     def _verified_file(self, upload_id: str) -> Path:
         return self.lock_dir / f"{upload_id}.verified"
@@ -386,3 +398,8 @@ class Downloads:
                     "the upstream sent content that does not match its digest; nothing was cached",
                 )
             await asyncio.sleep(0.005)
+
+
+def _upload_id(route: Route, digest: str) -> str:
+    """One download per cached repository and digest, in every process of the server."""
+    return hashlib.sha256(f"proxy:{route.local}@{digest}".encode()).hexdigest()[:32]

@@ -362,6 +362,9 @@ class ProxyService:
         cached = await self.cached_blob(route, digest)
         if cached is not None:
             return cached.size
+        arrived = self.downloads.verified_size(route, digest)  # a pull just had it whole
+        if arrived is not None:
+            return arrived
         await self.health.check(route, f"@{digest}")
         try:
             size = await route.upstream.client.blob_size(route.remote, digest)
