@@ -162,6 +162,16 @@ def s3_postgres_env(s3: SeaweedS3, pg: PostgresCluster, *, redirect: bool) -> di
     }
 
 
+def backend_env(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
+    """Settings for a server of a test's own on `backend` (one of BACKENDS): none for the
+    default filesystem + SQLite, a fresh bucket and database for S3 + PostgreSQL."""
+    if backend != "s3+postgresql":
+        return {}
+    return s3_postgres_env(
+        request.getfixturevalue("s3_server"), request.getfixturevalue("pg_cluster"), redirect=False
+    )
+
+
 @pytest.fixture(scope="session")
 def _registry_on_filesystem_sqlite(
     tmp_path_factory: pytest.TempPathFactory,

@@ -578,15 +578,7 @@ def test_an_answer_passes_through_one_wrapper_of_send(tmp_path: Path) -> None:
 
             async def counted(method: str, target: str) -> None:
                 inner = app.app
-
-                async def wrapped(scope: Message, receive: Any, send: Any) -> None:
-                    async def counting_send(message: Message) -> None:
-                        depths.append(_wrappers_of_send())
-                        await send(message)
-
-                    await inner(scope, receive, counting_send)
-
-                app.app = wrapped  # type: ignore[assignment]
+                app.app = _recording(inner, depths)  # type: ignore[assignment]
                 try:
                     status, _, _ = await sent(method, target, [(b"accept", OCI.encode())])
                     assert status == 200
@@ -623,16 +615,7 @@ def test_a_remembered_answer_is_given_by_the_outermost_layer(tmp_path: Path) -> 
         async with started(settings) as app:
             await push(app, "alice/pub", "1.0", "alice/pub", "")
             depths: list[list[str]] = []
-            inner = app.app
-
-            async def recording(scope: Message, receive: Any, send: Any) -> None:
-                async def recording_send(message: Message) -> None:
-                    depths.append(_wrappers_of_send())
-                    await send(message)
-
-                await inner(scope, receive, recording_send)
-
-            app.app = recording  # type: ignore[assignment]
+            app.app = _recording(app.app, depths)  # type: ignore[assignment]
             for method, path in (
                 ("GET", "/v2/alice/pub/manifests/1.0"),
                 ("HEAD", "/v2/alice/pub/manifests/1.0"),
@@ -713,6 +696,19 @@ def test_a_client_at_its_cap_is_refused_a_remembered_answer(tmp_path: Path) -> N
             assert status == 200
 
     asyncio.run(scenario())
+
+
+def _recording(inner: Any, depths: list[list[str]]) -> Any:
+    """`inner`, noting the `dockyard.api` frames around each message it sends into `depths`."""
+
+    async def recording(scope: Message, receive: Any, send: Any) -> None:
+        async def recording_send(message: Message) -> None:
+            depths.append(_wrappers_of_send())
+            await send(message)
+
+        await inner(scope, receive, recording_send)
+
+    return recording
 
 
 def _wrappers_of_send() -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dockyard.cli.main import app
-from tests.conftest import BACKENDS, s3_postgres_env
+from tests.conftest import BACKENDS, backend_env
 from tests.support.push import push_image
 from tests.support.server import RunningRegistry, free_port
 
@@ -44,12 +44,7 @@ def unswept(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningR
         "DOCKYARD_GC_INTERVAL_SECONDS": "86400",
         "DOCKYARD_UPLOAD_PURGE_INTERVAL_SECONDS": "86400",
     }
-    if request.param == "s3+postgresql":
-        env |= s3_postgres_env(
-            request.getfixturevalue("s3_server"),
-            request.getfixturevalue("pg_cluster"),
-            redirect=False,
-        )
+    env |= backend_env(request, request.param)
     server = RunningRegistry(
         data_dir=tmp_path / "data", port=free_port(), env=env, log_dir=tmp_path
     ).start()

@@ -25,7 +25,7 @@ from tests.auth.helpers import (
     code_of,
     push_image,
 )
-from tests.conftest import s3_postgres_env
+from tests.conftest import backend_env
 from tests.support.server import RunningRegistry, free_port, register_secret
 
 SETTINGS = {
@@ -45,13 +45,7 @@ def reg(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AuthRegistry]:
     base = tmp_path_factory.mktemp("audit")
-    env = dict(SETTINGS)
-    if request.param == "s3+postgresql":
-        env |= s3_postgres_env(
-            request.getfixturevalue("s3_server"),
-            request.getfixturevalue("pg_cluster"),
-            redirect=False,
-        )
+    env = dict(SETTINGS) | backend_env(request, request.param)
     server = RunningRegistry(
         data_dir=base / "data", port=free_port(), args=("--auth",), env=env, log_dir=base
     ).start()

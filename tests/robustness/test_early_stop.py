@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.support.server import free_port
+from tests.support.server import free_port, serve_command
 
 STARTS = 6
 
@@ -32,18 +31,7 @@ def test_a_stop_asked_while_workers_start_ends_every_worker_gracefully(tmp_path:
         log_path = tmp_path / f"server-{start}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dockyard",
-                    "serve",
-                    "--listen",
-                    f"127.0.0.1:{free_port()}",
-                    "--data-dir",
-                    str(tmp_path / "data"),
-                    "--workers",
-                    "2",
-                ],
+                serve_command(f"127.0.0.1:{free_port()}", tmp_path / "data", "--workers", "2"),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # Short, so that a worker that missed the stop is killed soon.

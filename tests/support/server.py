@@ -83,6 +83,21 @@ class OnLoopback:
         return f"http://{self.host}"
 
 
+def serve_command(listen: str, data_dir: Path, *args: str) -> list[str]:
+    """`dockyard serve` on `listen` (HOST:PORT) with its data in `data_dir`, by this Python."""
+    return [
+        sys.executable,
+        "-m",
+        "dockyard",
+        "serve",
+        "--listen",
+        listen,
+        "--data-dir",
+        str(data_dir),
+        *args,
+    ]
+
+
 @dataclass
 class RunningRegistry(OnLoopback):
     """A `dockyard serve` subprocess."""
@@ -116,18 +131,7 @@ class RunningRegistry(OnLoopback):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = (self.log_dir or self.data_dir.parent) / f"server-{self.port}.log"
         SERVER_LOGS.append(self.log_path)
-        cmd = [
-            *self.launcher,
-            sys.executable,
-            "-m",
-            "dockyard",
-            "serve",
-            "--listen",
-            self.host,
-            "--data-dir",
-            str(self.data_dir),
-            *self.args,
-        ]
+        cmd = [*self.launcher, *serve_command(self.host, self.data_dir, *self.args)]
         env = {**os.environ, **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
