@@ -17,7 +17,7 @@ from tests.support.machine_lock import (  # noqa: F401 (hooks: the `alone` tests
 )
 from tests.support.postgres import PostgresCluster
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedS3
-from tests.support.server import RunningRegistry, free_port, leaked_secrets
+from tests.support.server import RunningRegistry, free_port, leaked_secrets, native_crashes
 
 # The order in which `make test`'s xdist workers are handed the test files: longest first.
 pytest_plugins = ["tests.support.file_order"]
@@ -222,13 +222,17 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """No server this process started logged a password or token a test registered
-    (`tests.support.server.register_secret`); a leak fails the run."""
-    leaks = leaked_secrets()
-    if not leaks:
+    (`tests.support.server.register_secret`), and none died of a native crash (its
+    faulthandler's report in its log): either fails the run, whichever test it came in."""
+    lines = [
+        f"SECRET IN SERVER LOG {path}: {len(hits)} registered secret(s), e.g. {hits[0][:4]}…"
+        for path, hits in leaked_secrets().items()
+    ]
+    lines += [f"NATIVE CRASH IN SERVER LOG {path}: {what}" for path, what in native_crashes()]
+    if not lines:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    for path, hits in leaks.items():
-        line = f"SECRET IN SERVER LOG {path}: {len(hits)} registered secret(s), e.g. {hits[0][:4]}…"
+    for line in lines:
         if reporter is not None:
             reporter.ensure_newline()
             reporter.write_line(line, red=True)

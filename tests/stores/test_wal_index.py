@@ -8,6 +8,7 @@ whatever the header cannot tell is asked of SQLite.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -134,11 +135,16 @@ def test_the_two_copies_must_agree(tmp_path: Path) -> None:
         (unbuilt, unbuilt, None),
     ):
         shm = header_file(tmp_path / "db-shm", bytes(first), bytes(second))
-        index = wal_index.WalIndex(keeper, str(shm))
-        assert index.header() == expected
-        index._keeper = None  # the keeper is this test's
-        index.close()
-        assert index.header() is None  # closed: nothing to read
+        descriptor = os.open(shm, os.O_RDONLY)
+        try:
+            index = wal_index.WalIndex(keeper, descriptor)
+            assert index.header() == expected
+            index._keeper = None  # the keeper is this test's
+            index.close()
+            assert index.header() is None  # closed: nothing to read
+            os.fstat(descriptor)  # and the descriptor is still the caller's, open
+        finally:
+            os.close(descriptor)
     keeper.close()
 
 
@@ -155,3 +161,45 @@ def test_a_database_not_in_wal_mode_has_no_header(tmp_path: Path) -> None:
     assert wal_index.open_wal_index(str(path)) is None
     assert wal_index.open_wal_index(":memory:") is None
     assert wal_index.open_wal_index("") is None
+
+
+# SQLite's "dead man switch" on `-shm` (os_unix.c: UNIX_SHM_DMS, the byte after the eight
+# wal-index locks at 120): every process with the database open holds it shared; a process
+# that can hold it exclusively takes itself for the only one and truncates `-shm`.
+DEAD_MAN_SWITCH = 128
+
+
+def test_the_process_keeps_sqlites_claim_on_the_shared_memory(tmp_path: Path, run) -> None:
+    """Reading the header takes nothing from SQLite's locks. POSIX drops every lock a process
+    holds on a file when it closes any descriptor of that file: the header's own descriptor,
+    opened and closed beside SQLite's, dropped SQLite's shared claim on `-shm`, and the next
+    program to open the database (a `dockyard gc --now` beside the server) truncated the
+    shared memory under the server's workers, which died of SIGBUS together (CI: the gc race
+    test's pushers saw 'Server disconnected')."""
+    path = tmp_path / "metadata.db"
+    store = SQLMetadataStore.open_sqlite(path)
+    try:
+        run(store.put_manifest("mem/app", record(D1), [], ["latest"]))
+        store.version()  # opens the wal-index
+        assert isinstance(store.version(), bytes)
+        script = (
+            "import fcntl, os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "try:\n"
+            f"    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, {DEAD_MAN_SWITCH})\n"
+            "except OSError:\n"
+            "    print('held')\n"
+            "else:\n"
+            "    print('free')\n"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", script, f"{path}-shm"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert other.stdout == "held\n", other.stderr
+        run(store.link_blob("mem/app", D2, 7))
+        assert run(store.resolve_tag("mem/app", "latest")).digest == D1
+    finally:
+        run(store.close())

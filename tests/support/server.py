@@ -39,6 +39,26 @@ def leaked_secrets() -> dict[Path, list[str]]:
     return found
 
 
+# What the faulthandler the servers run with (PYTHONFAULTHANDLER) writes when a process dies
+# of SIGSEGV, SIGBUS, SIGABRT or SIGFPE, followed by the signal's name.
+NATIVE_CRASH = "Fatal Python error: "
+
+
+def native_crashes() -> list[tuple[Path, str]]:
+    """The logs of this process's servers in which a process died of a native crash, each
+    with the first such line."""
+    found = []
+    for path in dict.fromkeys(SERVER_LOGS):
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            continue
+        start = text.find(NATIVE_CRASH)
+        if start >= 0:
+            found.append((path, text[start : text.find("\n", start)]))
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,7 +152,8 @@ class RunningRegistry(OnLoopback):
         self.log_path = (self.log_dir or self.data_dir.parent) / f"server-{self.port}.log"
         SERVER_LOGS.append(self.log_path)
         cmd = [*self.launcher, *serve_command(self.host, self.data_dir, *self.args)]
-        env = {**os.environ, **self.env}
+        # A native crash names its place in the log (`native_crashes`).
+        env = {"PYTHONFAULTHANDLER": "1", **os.environ, **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
