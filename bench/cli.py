@@ -21,6 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from bench import load
 from bench.ops import BenchError
 from bench.payload import MiB, Pool
 from bench.servers import Distribution, DistributionV3, Dockyard, PeakSampler, Server, Sink
@@ -89,6 +90,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="keep the servers' temporary data folders (their path is printed)",
     )
     for f in fields(Config):
+        if f.name == "head_tool":
+            parser.add_argument(
+                "--head-tool",
+                dest=f.name,
+                choices=load.HEAD_TOOLS,
+                default=None,
+                help=f"the load generator for HEAD (default {f.default})",
+            )
+            continue
         parser.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
@@ -439,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = make_config(args)
     classes = chosen(args.only, BENCHMARKS, "bench")
-    for tool in ("curl", "wrk", "hey"):
+    for tool in ("curl", "wrk", config.head_tool):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool!r} not found (run `make bench`, which installs it)")
 

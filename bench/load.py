@@ -2,8 +2,13 @@
 
 `wrk --latency` (4.1) for GET. Debian's wrk 4.1 cannot do HEAD: its response parser waits for the
 body that a HEAD response announces in Content-Length but never sends, so every connection
-stalls after its first request. HEAD therefore goes through `hey` (Debian's hey 0.1.4, Go), with
-the same connection count and duration; both servers get the same client.
+stalls after its first request. HEAD therefore goes through ApacheBench (`ab -k -i`, Debian's
+apache2-utils, already installed for `htpasswd`), with the same connection count and duration;
+every server gets the same client. On these two cores the load generator shares the CPU with
+the server it measures, so its own cost per request is a floor under every server's figure:
+hey (Go), used for HEAD before, spent several times what wrk does and held HEAD at about half
+of GET's rate for every server (bench/README.md has the same-run comparison); `run_hey` stays
+for that comparison (`--head-tool hey`).
 """
 
 from __future__ import annotations
@@ -240,6 +245,78 @@ def run_hey(
     )
 
 
+def parse_ab(output: str, percentages: str) -> LoadResult:
+    """ab's report (`output`) and its percentile table (`percentages`: the CSV of `-e`, with
+    microsecond resolution where the report has whole milliseconds)."""
+    rps = re.search(r"^Requests per second:\s+([\d.]+)", output, re.MULTILINE)
+    done = re.search(r"^Complete requests:\s+(\d+)", output, re.MULTILINE)
+    failed = re.search(r"^Failed requests:\s+(\d+)", output, re.MULTILINE)
+    non_2xx = re.search(r"^Non-2xx responses:\s+(\d+)", output, re.MULTILINE)
+    kept = re.search(r"^Keep-Alive requests:\s+(\d+)", output, re.MULTILINE)
+    table = dict(re.findall(r"^(\d+),([\d.]+)$", percentages, re.MULTILINE))
+    if not rps or not done or not failed or "50" not in table or "99" not in table:
+        raise BenchError(f"ab: unreadable output:\n{output}\n{percentages}")
+    requests = int(done.group(1))
+    # Requests on a connection the server closed count too: a new connection each time would
+    # measure connection set-up, not the answer.
+    reconnected = requests - int(kept.group(1)) if kept else requests
+    return LoadResult(
+        requests_per_s=float(rps.group(1)),
+        p50_ms=float(table["50"]),
+        p99_ms=float(table["99"]),
+        requests=requests,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=int(failed.group(1)) + reconnected,
+    )
+
+
+# ab keeps a record of every request, allocated for `-n` of them before it starts: room for
+# this many per second, far above any server's rate here.
+_AB_MAX_PER_S = 200_000
+
+
+def run_ab(
+    url: str,
+    *,
+    method: str = "HEAD",
+    headers: dict[str, str] | None = None,
+    connections: int = 64,
+    seconds: float = 5.0,
+) -> LoadResult:
+    """`connections` keep-alive connections on `url` for `seconds` through ab: HEAD or GET."""
+    if method not in ("HEAD", "GET"):
+        raise BenchError(f"ab sends HEAD or GET, not {method}")
+    duration = max(1, round(seconds))
+    with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp:
+        table = Path(tmp) / "percentages.csv"
+        # -t first: it sets -n to 50,000, which the -n after it lifts.
+        cmd = ["ab", "-k", "-q", "-S", "-t", str(duration), "-n", str(duration * _AB_MAX_PER_S)]
+        cmd += ["-c", str(connections), "-s", "10", "-e", str(table)]
+        if method == "HEAD":
+            cmd.append("-i")
+        for name, value in (headers or {}).items():
+            cmd += ["-H", f"{name}: {value}"]
+        cmd.append(url)
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=seconds + 60, stdin=subprocess.DEVNULL
+        )
+        if result.returncode != 0:
+            raise BenchError(f"ab exited {result.returncode}: {result.stderr or result.stdout}")
+        percentages = table.read_text()
+    # a connection still waiting for its answer when the time is up is neither
+    return _checked(
+        "ab",
+        method,
+        url,
+        parse_ab(result.stdout, percentages),
+        result.stdout,
+        tolerated_errors=connections,
+    )
+
+
+HEAD_TOOLS = ("ab", "hey")
+
+
 def run(
     url: str,
     *,
@@ -248,8 +325,10 @@ def run(
     connections: int = 64,
     threads: int = 2,
     seconds: float = 5.0,
+    head_tool: str = "ab",
 ) -> LoadResult:
-    """`connections` keep-alive connections on `url` for `seconds`: wrk for GET, else hey."""
+    """`connections` keep-alive connections on `url` for `seconds`: wrk for GET, else
+    `head_tool` (ab, or hey)."""
     if method == "GET":
         return run_wrk(
             url,
@@ -259,8 +338,12 @@ def run(
             threads=threads,
             seconds=seconds,
         )
-    return run_hey(url, method=method, headers=headers, connections=connections, seconds=seconds)
+    if head_tool == "hey":
+        return run_hey(
+            url, method=method, headers=headers, connections=connections, seconds=seconds
+        )
+    return run_ab(url, method=method, headers=headers, connections=connections, seconds=seconds)
 
 
-def tool_for(method: str) -> str:
-    return "wrk" if method == "GET" else "hey"
+def tool_for(method: str, head_tool: str = "ab") -> str:
+    return "wrk" if method == "GET" else head_tool

@@ -58,6 +58,7 @@ class Config:
     wrk_threads: int = field(default_factory=lambda: os.cpu_count() or 2)
     wrk_seconds: float = 5.0
     wrk_warmup: float = 1.0  # once per server and wrk benchmark, untimed
+    head_tool: str = "ab"  # HEAD's load generator: ab, or hey (bench.load)
     images: int = 500
     image_workers: int = 8
     tags: int = 5000
@@ -513,7 +514,7 @@ def memory_dir() -> str | None:
 
 class WrkBenchmark(Benchmark):
     """`connections` keep-alive connections for `wrk_seconds` on one URL of a small image pushed
-    in setup: wrk for GET, hey for HEAD (see bench.load)."""
+    in setup: wrk for GET, ab (or hey, `--head-tool`) for HEAD (see bench.load)."""
 
     method = "GET"
     rps: Metric
@@ -541,6 +542,7 @@ class WrkBenchmark(Benchmark):
             connections=self.config.connections,
             threads=self.config.wrk_threads,
             seconds=seconds,
+            head_tool=self.config.head_tool,
         )
 
     def run(self, server: Server, round_no: int) -> dict[str, float]:
@@ -557,7 +559,7 @@ class WrkBenchmark(Benchmark):
 
     def info(self) -> dict[str, Any]:
         return {
-            "tool": load.tool_for(self.method),
+            "tool": load.tool_for(self.method, self.config.head_tool),
             "method": self.method,
             "p50_ms": {key: s.get("p50_ms") for key, s in self.state.items()},
             "server_cpu_us_per_request": {key: s.get("cpu_us") for key, s in self.state.items()},

@@ -73,7 +73,7 @@ TINY = [
 
 def test_every_benchmark_yields_numbers_for_every_server(tmp_path: Path) -> None:
     results, printed = run_bench(
-        tmp_path, TINY, ("docker-registry", "registry-v3", "wrk", "hey", "curl"), timeout=300
+        tmp_path, TINY, ("docker-registry", "registry-v3", "wrk", "ab", "curl"), timeout=300
     )
     assert results["machine"]["nproc"] >= 1
     assert sorted(results["servers"]) == ["distribution", "distribution_v3", "dockyard", "sink"]

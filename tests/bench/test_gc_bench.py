@@ -39,7 +39,7 @@ TINY = [
 
 def test_gc_benchmark_collects_on_every_server_and_reports_each_figure(tmp_path: Path) -> None:
     results, printed = run_bench(
-        tmp_path, TINY, ("docker-registry", "registry-v3", "wrk", "hey", "curl")
+        tmp_path, TINY, ("docker-registry", "registry-v3", "wrk", "ab", "curl")
     )
     bench = results["benchmarks"]
 
