@@ -3,6 +3,7 @@ and any other logging setup still gets them through `logging`."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import logging.config
@@ -106,3 +107,85 @@ def test_nothing_is_written_below_the_level(restore_logging) -> None:
     LOG.setLevel(logging.WARNING)
     AccessLog().write("c", "GET", "/v2/", 200, 2, 0.2)
     assert stream.getvalue() == ""
+
+
+class CountingStream(io.StringIO):
+    """A log stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_the_lines_of_one_loop_turn_go_out_in_one_write(restore_logging) -> None:
+    """On the server's loop a line waits for the end of the turn, and the turn's lines go out
+    together: a write per line cost more than the rest of a replayed answer (bench/README.md)."""
+    stream = CountingStream()
+    serve_logging(stream)
+    log = AccessLog()
+
+    async def turn() -> list[str]:
+        for n in range(5):
+            log.write("10.0.0.1", "GET", f"/v2/a/manifests/v{n}", 200, 512, 0.4)
+        assert stream.writes == []  # not yet: the turn is not over
+        await asyncio.sleep(0)
+        return list(stream.writes)
+
+    writes = asyncio.run(turn())
+    assert len(writes) == 1
+    assert [line.split('"')[1] for line in writes[0].splitlines()] == [
+        f"GET /v2/a/manifests/v{n}" for n in range(5)
+    ]
+
+
+def test_each_write_is_whole_lines_that_a_pipe_takes_whole(restore_logging) -> None:
+    """Workers share the server's stderr, a pipe under journald or a container runtime: a write
+    of at most PIPE_BUF bytes lands whole, so no worker's line is cut by another's."""
+    stream = CountingStream()
+    serve_logging(stream)
+    log = AccessLog()
+    long_path = "/v2/" + "é" * 3000 + "/manifests/latest"  # one line longer than a pipe takes
+
+    async def burst() -> None:
+        for n in range(200):
+            log.write("10.0.0.1", "GET", f"/v2/a/manifests/v{n}", 200, 512, 0.4)
+        log.write("10.0.0.1", "GET", long_path, 404, 0, 0.1)
+        log.write("10.0.0.1", "GET", "/v2/", 200, 2, 0.1)
+        await asyncio.sleep(0)
+
+    asyncio.run(burst())
+    assert len(stream.writes) > 2
+    for text in stream.writes:
+        assert text.endswith("\n")
+        assert len(text.encode()) <= access_log.WRITE_MAX or text.count("\n") == 1
+    lines = "".join(stream.writes).splitlines()
+    assert len(lines) == 202 and long_path in lines[200] and lines[-1].endswith("200 2 0.1ms")
+
+
+def test_off_the_loop_a_line_is_written_at_once(restore_logging) -> None:
+    stream = CountingStream()
+    serve_logging(stream)
+    AccessLog().write("10.0.0.1", "GET", "/v2/", 200, 2, 0.1)
+    assert len(stream.writes) == 1
+
+
+def test_the_lifespans_end_writes_what_waits(restore_logging) -> None:
+    """A worker that stops writes the lines of its last turn before it goes."""
+    stream = CountingStream()
+    serve_logging(stream)
+    from dockyard.api.middleware import RegistryHeaders
+
+    async def lifespan(scope: dict, receive: object, send: object) -> None:
+        middleware.access.write("10.0.0.1", "GET", "/v2/", 200, 2, 0.1)  # type: ignore[union-attr]
+
+    middleware = RegistryHeaders(lifespan, services=None, log_requests=True)  # type: ignore[arg-type]
+
+    async def stop() -> None:
+        await middleware({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+        assert len(stream.writes) == 1  # before the loop's next turn
+
+    asyncio.run(stop())

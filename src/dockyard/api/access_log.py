@@ -4,12 +4,17 @@ Through `logging` a line costs a record, the handler chain and `time.strftime`, 
 of a manifest GET's Python time (figures in bench/README.md). When the lines would reach a
 single plain stream handler with the server's format, which is what `dockyard serve` sets up,
 they are written straight to its stream instead: an f-string, a timestamp made once per
-second, one write under the handler's lock. Any other logging setup gets them through
-`logging`, unchanged.
+second, and the lines of one turn of the event loop in one write. A write per line cost more
+than the rest of the answer's Python: the write lets go of the GIL, granian's threads (which
+hand requests and answers over) take it, and the loop waits to have it back. Each write holds
+whole lines and at most `PIPE_BUF` bytes, so on a pipe shared by the workers (journald's, a
+container's) no other worker's line lands inside one. Any other logging setup gets the lines
+through `logging`, unchanged, one at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -24,12 +29,20 @@ def printable(path: str) -> str:
     return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
 
 
+_LEVEL_AND_NAME = f" INFO {LOG.name} "
+# The most bytes one write may carry for a pipe to take it whole (POSIX's PIPE_BUF on Linux).
+WRITE_MAX = 4096
+
+
 class AccessLog:
     def __init__(self) -> None:
         self._seen: list[logging.Handler] | None = None
         self._handler: logging.StreamHandler | None = None
         self._second = -1
         self._stamp = ""
+        self._pending: list[str] = []
+        self._pending_bytes = 0
+        self._pending_to: logging.StreamHandler | None = None  # the handler they were made for
 
     def write(
         self,
@@ -76,11 +89,47 @@ class AccessLog:
         if second != self._second:  # logging.Formatter's default time format, made once
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-        line = f"{self._stamp},{int((now - second) * 1000):03d} INFO {LOG.name} {message}\n"
+        line = f"{self._stamp},{int((now - second) * 1000):03d}{_LEVEL_AND_NAME}{message}\n"
+        size = len(line)  # characters: bytes when ASCII, which a line almost always is
+        pending = self._pending
+        if pending and (handler is not self._pending_to or self._pending_bytes + size > WRITE_MAX):
+            self.flush()
+            pending = self._pending
+        pending.append(line)
+        self._pending_bytes += size
+        self._pending_to = handler
+        if len(pending) == 1:  # the first line since the last write: the write to come
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # not on the server's loop: nothing would write it later
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the lines waiting, in the order they came, as few writes as `WRITE_MAX`
+        allows; a line longer than that goes alone."""
+        pending, handler = self._pending, self._pending_to
+        if not pending or handler is None:
+            return
+        self._pending, self._pending_bytes = [], 0
+        chunks: list[str] = []
+        chunk: list[str] = []
+        size = 0
+        for line in pending:
+            encoded = len(line.encode())
+            if chunk and size + encoded > WRITE_MAX:
+                chunks.append("".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += encoded
+        chunks.append("".join(chunk))
         with handler.lock:  # type: ignore[union-attr]
             stream = handler.stream
-            stream.write(line)
-            stream.flush()
+            try:
+                for text in chunks:
+                    stream.write(text)
+                    stream.flush()
+            except Exception:  # a full disk, a closed stream: as `logging` does, say so
+                handler.handleError(logging.makeLogRecord({"msg": "access log lines lost"}))
 
     def _direct(self) -> logging.StreamHandler | None:
         """The one plain stream handler the line would reach, or None; worked out again

@@ -94,7 +94,11 @@ class RegistryHeaders:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            finally:  # the lifespan's end: the worker stops with no access line left unwritten
+                if self.access is not None:
+                    self.access.flush()
             return
         activity = self.activity
         activity.started += 1
