@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import shutil
 import signal
@@ -149,30 +150,54 @@ class TreeMemory:
 
 
 class PeakSampler:
-    """A background thread noting the highest RSS (and PSS) of each server's tree."""
+    """A background thread noting the highest RSS (and PSS) of each server's tree.
 
-    def __init__(self, servers: list[Server], interval: float = 0.1):
+    RSS (`/proc/PID/statm`) is read every `interval`; PSS only every `pss_interval`, at each
+    new phase and once more at the end. Reading PSS (`smaps_rollup`) walks every mapping of
+    each process under its memory-map lock while the server serves, and costs the bench's
+    own CPU (6-7 ms a read of Dockyard's tree): ten times a second it took about 5 % of a
+    lone Dockyard's manifest GETs and lengthened their tail (bench/README.md)."""
+
+    def __init__(self, servers: list[Server], interval: float = 0.1, pss_interval: float = 1.0):
         self.servers = servers
         self.interval = interval
+        self.pss_interval = pss_interval
         self.peak: dict[str, int] = {s.key: 0 for s in servers}
         self.peak_pss: dict[str, int] = {s.key: 0 for s in servers}
         # the same peaks per benchmark (set `phase` to its name): where the peak was reached
-        self.phase = "start"
+        self._phase = "start"
+        self._pss_due = True  # a new phase has its PSS read at the next sample
         self.by_phase: dict[str, dict[str, dict[str, int]]] = {}
         self._memories = {s.key: TreeMemory(s.pid) for s in servers}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @phase.setter
+    def phase(self, name: str) -> None:
+        self._phase = name
+        self._pss_due = True
+
     def _run(self) -> None:
+        last_pss = time.monotonic()
         while not self._stop.wait(self.interval):
-            for key, memory in self._memories.items():
-                rss, pss = memory.sample(), pss_bytes(memory.pids)
-                self.peak[key] = max(self.peak[key], rss)
-                self.peak_pss[key] = max(self.peak_pss[key], pss)
-                phase = self.by_phase.setdefault(self.phase, {}).setdefault(
-                    key, {"rss": 0, "pss": 0}
-                )
-                phase["rss"], phase["pss"] = max(phase["rss"], rss), max(phase["pss"], pss)
+            now = time.monotonic()
+            with_pss = self._pss_due or now - last_pss >= self.pss_interval
+            if with_pss:
+                last_pss, self._pss_due = now, False
+            self._sample(with_pss)
+
+    def _sample(self, with_pss: bool) -> None:
+        for key, memory in self._memories.items():
+            rss = memory.sample()
+            pss = pss_bytes(memory.pids) if with_pss else 0
+            self.peak[key] = max(self.peak[key], rss)
+            self.peak_pss[key] = max(self.peak_pss[key], pss)
+            phase = self.by_phase.setdefault(self.phase, {}).setdefault(key, {"rss": 0, "pss": 0})
+            phase["rss"], phase["pss"] = max(phase["rss"], rss), max(phase["pss"], pss)
 
     def __enter__(self) -> PeakSampler:
         for key, memory in self._memories.items():
@@ -183,6 +208,8 @@ class PeakSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+        with contextlib.suppress(OSError):
+            self._sample(with_pss=True)
 
 
 class RssWatch:
