@@ -63,6 +63,16 @@ def parse(output: str) -> LoadResult:
     )
 
 
+def _output_of(cmd: list[str], seconds: float) -> str:
+    """What the load generator `cmd` (run for about `seconds`) printed, once it exited 0."""
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=seconds + 60, stdin=subprocess.DEVNULL
+    )
+    if result.returncode != 0:
+        raise BenchError(f"{cmd[0]} exited {result.returncode}: {result.stderr or result.stdout}")
+    return result.stdout
+
+
 def run_wrk(
     url: str,
     *,
@@ -91,12 +101,8 @@ def run_wrk(
             script.write_text(f'wrk.method = "{method}"\n')
             cmd += ["-s", str(script)]
         cmd.append(url)
-        result = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=seconds + 60, stdin=subprocess.DEVNULL
-        )
-    if result.returncode != 0:
-        raise BenchError(f"wrk exited {result.returncode}: {result.stderr or result.stdout}")
-    return _checked("wrk", method, url, parse(result.stdout), result.stdout)
+        output = _output_of(cmd, seconds)
+    return _checked("wrk", method, url, parse(output), output)
 
 
 class WrkUntilStopped:
@@ -234,15 +240,9 @@ def run_hey(
     for name, value in (headers or {}).items():
         cmd += ["-H", f"{name}: {value}"]
     cmd.append(url)
-    result = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=seconds + 60, stdin=subprocess.DEVNULL
-    )
-    if result.returncode != 0:
-        raise BenchError(f"hey exited {result.returncode}: {result.stderr or result.stdout}")
+    output = _output_of(cmd, seconds)
     # requests cut off by the end of the -z duration come out as errors: at most one each
-    return _checked(
-        "hey", method, url, parse_hey(result.stdout), result.stdout, tolerated_errors=connections
-    )
+    return _checked("hey", method, url, parse_hey(output), output, tolerated_errors=connections)
 
 
 def parse_ab(output: str, percentages: str) -> LoadResult:
@@ -297,19 +297,15 @@ def run_ab(
         for name, value in (headers or {}).items():
             cmd += ["-H", f"{name}: {value}"]
         cmd.append(url)
-        result = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=seconds + 60, stdin=subprocess.DEVNULL
-        )
-        if result.returncode != 0:
-            raise BenchError(f"ab exited {result.returncode}: {result.stderr or result.stdout}")
+        output = _output_of(cmd, seconds)
         percentages = table.read_text()
     # a connection still waiting for its answer when the time is up is neither
     return _checked(
         "ab",
         method,
         url,
-        parse_ab(result.stdout, percentages),
-        result.stdout,
+        parse_ab(output, percentages),
+        output,
         tolerated_errors=connections,
     )
 
