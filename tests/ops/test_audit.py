@@ -292,15 +292,24 @@ def test_pages_and_filters(reg: AuthRegistry) -> None:
 
 
 def test_the_command_reads_the_same_records(reg: AuthRegistry) -> None:
+    # Its own push, so that it holds alone or on a worker of its own (`pytest -n` without
+    # `--dist loadfile` splits the module's tests, each with its own server).
+    with httpx.Client(base_url=reg.url, timeout=60) as c:
+        alice = {"Authorization": basic("alice", ALICE_PASSWORD)}
+        made = c.post("/api/v1/tokens", json={"name": "cmd", "scope": "write"}, headers=alice)
+        assert made.status_code == 201, made.text
+        register_secret(made.json()["token"])
+        bearer = reg.bearer("repository:alice/cmd:push,pull", basic("alice", made.json()["token"]))
+        push_image(c, "alice/cmd", "v1", bearer)
     since = time.time() - 0.001
     assert command(reg, "user", "pull-limit", "alice", "77").returncode == 0
     shown = command(reg, "audit", "--json", "--action", "user.pull_limit", "--since", str(since))
     assert shown.returncode == 0, shown.stderr
     lines = [json.loads(line) for line in shown.stdout.splitlines()]
     assert [(x["object"], x["detail"]) for x in lines] == [("alice", {"limit": 77})]
-    table = command(reg, "audit", "--user", "alice", "--repo", "alice/app").stdout
-    assert "manifest.push" in table and "alice/app@sha256:" in table
-    assert "by alice (token ci) from 127.0.0.1" in table
+    table = command(reg, "audit", "--user", "alice", "--repo", "alice/cmd").stdout
+    assert "manifest.push" in table and "alice/cmd@sha256:" in table
+    assert "by alice (token cmd) from 127.0.0.1" in table
     bad = command(reg, "audit", "--since", "soon")
     assert bad.returncode == 2 and "no time" in bad.stderr
 
