@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,14 +25,19 @@ def register_secret(*values: str) -> None:
     SECRETS.update(v for v in values if len(v) >= 8)
 
 
+def server_logs() -> Iterator[tuple[Path, str]]:
+    """Each log of this process's servers that is still there, with its text."""
+    for path in dict.fromkeys(SERVER_LOGS):
+        try:
+            yield path, path.read_text(errors="replace")
+        except FileNotFoundError:
+            continue
+
+
 def leaked_secrets() -> dict[Path, list[str]]:
     """The secrets found in the logs of this process's servers, by log."""
     found: dict[Path, list[str]] = {}
-    for path in dict.fromkeys(SERVER_LOGS):
-        try:
-            text = path.read_text(errors="replace")
-        except FileNotFoundError:
-            continue
+    for path, text in server_logs():
         hits = sorted(s for s in SECRETS if s in text)
         if hits:
             found[path] = hits
@@ -48,11 +53,7 @@ def native_crashes() -> list[tuple[Path, str]]:
     """The logs of this process's servers in which a process died of a native crash, each
     with the first such line."""
     found = []
-    for path in dict.fromkeys(SERVER_LOGS):
-        try:
-            text = path.read_text(errors="replace")
-        except FileNotFoundError:
-            continue
+    for path, text in server_logs():
         start = text.find(NATIVE_CRASH)
         if start >= 0:
             found.append((path, text[start : text.find("\n", start)]))
