@@ -90,7 +90,8 @@ class AccessLog:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
         line = f"{self._stamp},{int((now - second) * 1000):03d}{_LEVEL_AND_NAME}{message}\n"
-        size = len(line)  # characters: bytes when ASCII, which a line almost always is
+        # Bytes: a line is almost always ASCII, which `isascii` tells without a scan.
+        size = len(line) if line.isascii() else len(line.encode())
         pending = self._pending
         if pending and (handler is not self._pending_to or self._pending_bytes + size > WRITE_MAX):
             self.flush()
@@ -105,29 +106,17 @@ class AccessLog:
                 self.flush()
 
     def flush(self) -> None:
-        """Write the lines waiting, in the order they came, as few writes as `WRITE_MAX`
-        allows; a line longer than that goes alone."""
+        """Write the lines waiting, in the order they came, in one write: `write` keeps them
+        within `WRITE_MAX` bytes, or to one line longer than that."""
         pending, handler = self._pending, self._pending_to
         if not pending or handler is None:
             return
         self._pending, self._pending_bytes = [], 0
-        chunks: list[str] = []
-        chunk: list[str] = []
-        size = 0
-        for line in pending:
-            encoded = len(line.encode())
-            if chunk and size + encoded > WRITE_MAX:
-                chunks.append("".join(chunk))
-                chunk, size = [], 0
-            chunk.append(line)
-            size += encoded
-        chunks.append("".join(chunk))
         with handler.lock:  # type: ignore[union-attr]
             stream = handler.stream
             try:
-                for text in chunks:
-                    stream.write(text)
-                    stream.flush()
+                stream.write("".join(pending))
+                stream.flush()
             except Exception:  # a full disk, a closed stream: as `logging` does, say so
                 handler.handleError(logging.makeLogRecord({"msg": "access log lines lost"}))
 
