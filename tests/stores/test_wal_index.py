@@ -169,6 +169,26 @@ def test_a_database_not_in_wal_mode_has_no_header(tmp_path: Path) -> None:
 DEAD_MAN_SWITCH = 128
 
 
+def other_process_can_claim_alone(path: Path) -> bool:
+    """Whether another process could take SQLite's dead man switch on `path`'s `-shm`
+    exclusively: it would take itself for the database's only user and truncate it."""
+    script = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n"
+        f"    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, {DEAD_MAN_SWITCH})\n"
+        "except OSError:\n"
+        "    print('held')\n"
+        "else:\n"
+        "    print('free')\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script, f"{path}-shm"], capture_output=True, text=True, timeout=30
+    )
+    assert other.stdout in ("held\n", "free\n"), other.stderr
+    return other.stdout == "free\n"
+
+
 def test_the_process_keeps_sqlites_claim_on_the_shared_memory(tmp_path: Path, run) -> None:
     """Reading the header takes nothing from SQLite's locks. POSIX drops every lock a process
     holds on a file when it closes any descriptor of that file: the header's own descriptor,
@@ -182,24 +202,30 @@ def test_the_process_keeps_sqlites_claim_on_the_shared_memory(tmp_path: Path, ru
         run(store.put_manifest("mem/app", record(D1), [], ["latest"]))
         store.version()  # opens the wal-index
         assert isinstance(store.version(), bytes)
-        script = (
-            "import fcntl, os, sys\n"
-            "fd = os.open(sys.argv[1], os.O_RDWR)\n"
-            "try:\n"
-            f"    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, {DEAD_MAN_SWITCH})\n"
-            "except OSError:\n"
-            "    print('held')\n"
-            "else:\n"
-            "    print('free')\n"
-        )
-        other = subprocess.run(
-            [sys.executable, "-c", script, f"{path}-shm"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert other.stdout == "held\n", other.stderr
+        assert not other_process_can_claim_alone(path)
         run(store.link_blob("mem/app", D2, 7))
         assert run(store.resolve_tag("mem/app", "latest")).digest == D1
     finally:
         run(store.close())
+
+
+def test_two_stores_on_one_file_and_one_closed(tmp_path: Path, run) -> None:
+    """Two stores of one process on the same database, each with its header map: closing one
+    leaves the other's header live and the process's claim on `-shm` in place."""
+    path = tmp_path / "metadata.db"
+    first = SQLMetadataStore.open_sqlite(path)
+    second = SQLMetadataStore.open_sqlite(path)
+    try:
+        run(first.put_manifest("mem/app", record(D1), [], ["latest"]))
+        first.version()
+        second.version()
+        before = second.version()
+        assert isinstance(before, bytes)
+        run(first.close())
+        assert not other_process_can_claim_alone(path)
+        run(second.link_blob("mem/app", D2, 7))
+        after = second.version()
+        assert isinstance(after, bytes) and after != before
+        assert run(second.resolve_tag("mem/app", "latest")).digest == D1
+    finally:
+        run(second.close())
