@@ -151,13 +151,23 @@ class WrkUntilStopped:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.005)
-            proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate(timeout=10)
-            raise BenchError(f"wrk did not stop on SIGINT: {self.url}") from None
+        # wrk's handler only raises a flag, and its main thread sleeps until the end of -d: a
+        # SIGINT the kernel gave to one of its load threads stopped them but left the main
+        # thread asleep for the rest of the hour (CI: "wrk did not stop"). So it is sent again
+        # until wrk exits: once its load threads are gone only the main thread can take it.
+        stop_by = time.monotonic() + 60
+        while True:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            try:
+                out, err = proc.communicate(timeout=1)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() < stop_by:
+                    continue
+                proc.kill()
+                proc.communicate(timeout=10)
+                raise BenchError(f"wrk did not stop on SIGINT: {self.url}") from None
         if exc[0] is not None:
             return
         if proc.returncode != 0:
