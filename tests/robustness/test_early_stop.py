@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.server import free_port, serve_command
+from tests.support.server import free_port, serve_command, wait_for_http
 
 STARTS = 6
 
@@ -24,6 +24,15 @@ def _children(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return []
+
+
+def _is_running(pid: int) -> bool:
+    """Neither gone nor a zombie (its parent reaps it when it notices)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_a_stop_asked_while_workers_start_ends_every_worker_gracefully(tmp_path: Path) -> None:
@@ -53,3 +62,76 @@ def test_a_stop_asked_while_workers_start_ends_every_worker_gracefully(tmp_path:
         text = log_path.read_text(errors="replace")
         assert "refused to gracefully stop" not in text, (start, text)
         assert status == 0, (start, status, text)
+
+
+def test_a_group_stop_that_reaches_a_worker_first_ends_the_server_with_success(
+    tmp_path: Path,
+) -> None:
+    """`systemctl stop` signals every process of the service at once, and a worker with
+    nothing to do can be gone before the serving process has run its own handler: that exit
+    was taken for a crash, the server said "Unexpected exit from worker-1" and ended with
+    status 1 (systemd then marks the service failed). The order is forced here: the worker's
+    signal first, the serving process's a moment later."""
+    log_path = tmp_path / "server.log"
+    port = free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            serve_command(f"127.0.0.1:{port}", tmp_path / "data", "--workers", "2"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "DOCKYARD_SHUTDOWN_TIMEOUT_SECONDS": "5"},
+            start_new_session=True,
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v2/", proc=proc)
+        worker = int(_children(proc.pid)[0])
+        os.kill(worker, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while _is_running(worker):
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.01)
+        time.sleep(0.2)  # the serving process has seen its worker go
+        os.kill(proc.pid, signal.SIGTERM)
+        status = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    text = log_path.read_text(errors="replace")
+    assert "Unexpected exit" not in text, text
+    assert status == 0, (status, text)
+
+
+def _respawned(log: str) -> bool:
+    _, found, after = log.partition("Unexpected exit")
+    return bool(found) and "Spawning worker" in after
+
+
+def test_a_worker_stopped_alone_is_still_replaced(tmp_path: Path) -> None:
+    """The wait for a group stop does not hide a worker that ended while the server goes on:
+    it is respawned and the server keeps answering."""
+    log_path = tmp_path / "server.log"
+    port = free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            serve_command(f"127.0.0.1:{port}", tmp_path / "data", "--workers", "2"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v2/", proc=proc)
+        before = set(_children(proc.pid))
+        os.kill(int(sorted(before)[0]), signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while not _respawned(log_path.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        while len(set(_children(proc.pid)) - before) < 1:
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        wait_for_http(f"http://127.0.0.1:{port}/v2/", proc=proc)
+        assert proc.poll() is None
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)

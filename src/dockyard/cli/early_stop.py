@@ -21,15 +21,27 @@ So stop signals are blocked around each fork and recorded from the worker's firs
 a handler of the interpreter's own (it runs whether or not the loop runs; when the loop
 runs, the loop's wake-up on a signal runs it), and the event is set once, as soon as it
 exists. The server takes the stop as soon as it serves.
+
+The same group stop seen from the serving process: a worker with nothing in progress can be
+gone before the serving process has run its own handler, and granian took that exit for a
+crash ("Unexpected exit from worker-1"), then ended with status 1 when the stop came (systemd
+marks the service failed). So a worker that ended by itself with success is judged after
+`GROUP_STOP_WAIT`: a crash only if no stop of the server's came meanwhile (and a worker
+stopped alone, by its own signal, is then respawned as a crashed one is).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How long after a worker's own clean exit the serving process's stop may still come. The
+# signals of one group stop are sent together; this covers the serving process being slow to
+# run its handler on a loaded machine.
+GROUP_STOP_WAIT = 2.0
 
 
 class _Stop:
@@ -95,3 +107,33 @@ def once(original: Any) -> Any:
         return event
 
     return set_loop_signals
+
+
+def judge_clean_exits_after_group_stops(server: Any) -> None:
+    """In the serving process: each worker `server` (granian's) starts from now on is watched
+    by `_watch`; a granian shaped otherwise keeps its own watching."""
+    original = getattr(server, "_spawn_worker", None)
+    if original is None or not hasattr(server, "interrupt_signal"):
+        return
+
+    def spawn_worker(*args: Any, **kwargs: Any) -> Any:
+        worker = original(*args, **kwargs)
+        own = getattr(type(worker), "_watcher", None)
+        if own is not None and hasattr(worker, "inner"):
+            worker._watcher = lambda: _watch(server, worker, own)
+        return worker
+
+    server._spawn_worker = spawn_worker
+
+
+def _watch(server: Any, worker: Any, own: Any) -> None:
+    worker.inner.join()
+    if not worker.interrupt_by_parent and worker.inner.exitcode == 0:
+        deadline = time.monotonic() + GROUP_STOP_WAIT
+        while not (server.interrupt_signal or worker.interrupt_by_parent):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        if server.interrupt_signal:
+            worker.interrupt_by_parent = True  # part of the server's stop
+    own(worker)  # granian's judgement: its join returns at once

@@ -219,7 +219,7 @@ def run(
         f", caching {upstreams}" if upstreams else "",
     )
     server = http_server(settings, workers, verbose, open_files)
-    from dockyard.cli.early_stop import keep_early_stops
+    from dockyard.cli.early_stop import judge_clean_exits_after_group_stops, keep_early_stops
     from dockyard.cli.metrics_serving import metrics_for_workers
 
     with claim, metrics_for_workers(settings), settings_for_workers(settings) as settings_file:
@@ -227,6 +227,7 @@ def run(
             reload_on_sighup(server, Reloader(settings, reload), settings_file)
         share_with_workers(settings)
         keep_early_stops()
+        judge_clean_exits_after_group_stops(server)
         server.serve()
 
 
