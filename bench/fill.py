@@ -22,6 +22,8 @@ from dockyard.metadata.sql import SQLMetadataStore
 from dockyard.service.registry import METADATA_FILE
 
 TAG_REPOSITORY = "scale/tags"
+# Kept at the smallest size while TAG_REPOSITORY grows: each size is timed against it in turns.
+REFERENCE_REPOSITORY = "scale/tags-reference"
 REWRITES = 20  # attempts at one repository's write before the fill gives up
 REPOSITORY_PREFIX = "scale/r/"
 
@@ -78,13 +80,20 @@ def open_postgres(url: str) -> SQLMetadataStore:
     return SQLMetadataStore.open_postgres(url)
 
 
-async def add_tags(meta: SQLMetadataStore, seed: Seed, start: int, stop: int, batch: int) -> None:
-    """Tags `tag_name(start)` .. `tag_name(stop - 1)` on the seed's manifest, `batch` a
-    transaction."""
+async def add_tags(
+    meta: SQLMetadataStore,
+    seed: Seed,
+    start: int,
+    stop: int,
+    batch: int,
+    repository: str = TAG_REPOSITORY,
+) -> None:
+    """Tags `tag_name(start)` .. `tag_name(stop - 1)` of `repository` on the seed's manifest,
+    `batch` a transaction."""
     for low in range(start, stop, batch):
         names = [tag_name(i) for i in range(low, min(stop, low + batch))]
         await meta.put_manifest(
-            TAG_REPOSITORY, seed.record(), seed.references(), names, links=seed.links()
+            repository, seed.record(), seed.references(), names, links=seed.links()
         )
 
 
@@ -122,8 +131,8 @@ async def add_repositories(
     return again
 
 
-async def tag_count(meta: SQLMetadataStore) -> int:
-    return len(await meta.list_tags(TAG_REPOSITORY, None, None))
+async def tag_count(meta: SQLMetadataStore, repository: str = TAG_REPOSITORY) -> int:
+    return len(await meta.list_tags(repository, None, None))
 
 
 async def repository_count(meta: SQLMetadataStore) -> int:

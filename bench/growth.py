@@ -12,8 +12,17 @@ size, over HTTP:
 * catalog, one page of 100: the first page and one from the middle.
 
 Each figure is the median (and p99) of `--requests` timed requests on one keep-alive
-connection (`--puts` for the PUT, each followed by its page). Target: the largest size at most
-1.5 times the smallest ("flat").
+connection (`--puts` for the PUT, each followed by its page), with the server's CPU per request
+(every thread of its process tree, from the kernel's per-thread run time). Target: the largest
+size at most 1.5 times the smallest ("flat").
+
+The sizes are timed one after another, minutes of filling apart, and on a shared machine the
+load moves between them more than the sizes do. So a second tag repository is kept at the
+smallest size (`fill.REFERENCE_REPOSITORY`), and at every size each tag figure is timed on
+both repositories in turns of `TURN` requests: the grown repository over the reference, timed
+in the same minute, is the growth that is judged ("largest/reference"). The catalog has no
+such twin (one registry, one catalog): its figures are judged on the sequential times, and
+its CPU per request is the figure that load moves least.
 
 CNCF Distribution cannot be filled through Dockyard's store: it keeps tags and repositories as
 files of its storage driver, so it is filled with HTTP pushes, at the sizes `--distribution-tags`
@@ -32,13 +41,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +57,7 @@ import httpx
 from bench import fill
 from bench.cli import fmt, machine, render
 from bench.ops import OCI_MANIFEST, BenchError, Client, push_image, small_image
-from bench.servers import Distribution, DistributionV3, Dockyard, Server
+from bench.servers import Distribution, DistributionV3, Dockyard, Server, tree_pids
 from bench.suite import parallel
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,6 +67,7 @@ BACKENDS = ("filesystem+sqlite", "s3+postgresql")
 BUDGET_S = 20.0  # timed requests of one figure stop after this long ...
 LEAST = 3  # ... once there are this many
 ROOT = Path(__file__).resolve().parent.parent
+TURN = 5  # requests on one repository before the other's turn
 
 
 @dataclass(frozen=True)
@@ -149,13 +160,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # timing over HTTP
 
 
-def summary(seconds: list[float]) -> dict[str, Any]:
+def summary(seconds: list[float], cpu_s: float | None = None) -> dict[str, Any]:
     ms = sorted(s * 1000 for s in seconds)
-    return {
+    out = {
         "median_ms": statistics.median(ms),
         "p99_ms": ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))],
         "count": len(ms),
     }
+    if cpu_s is not None:
+        out["cpu_us"] = cpu_s / len(ms) * 1e6
+    return out
+
+
+def thread_times(pids: list[int]) -> dict[tuple[int, int], int]:
+    """Nanoseconds each thread of these processes has run (`/proc/PID/task/TID/schedstat`: exact,
+    where `/proc/PID/stat` counts whole clock ticks, 10 ms, coarser than a request)."""
+    out: dict[tuple[int, int], int] = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                    out[(pid, int(tid))] = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+class CpuMeter:
+    """The CPU a server's process tree spends between `start` and `stop`. A thread started
+    meanwhile counts whole; one that ended meanwhile loses its last part (granian's threads
+    live as long as their worker)."""
+
+    def __init__(self, server: Server) -> None:
+        self.root = server.pid
+        self.before: dict[tuple[int, int], int] = {}
+
+    def start(self) -> None:
+        self.before = thread_times(tree_pids(self.root)) if self.root else {}
+
+    def stop(self) -> float:
+        """Seconds of CPU since `start`."""
+        if not self.root:
+            return 0.0
+        after = thread_times(tree_pids(self.root))
+        return sum(ns - self.before.get(key, 0) for key, ns in after.items()) / 1e9
 
 
 def timed_get(http: httpx.Client, path: str, params: dict[str, str]) -> tuple[float, list[str]]:
@@ -169,22 +221,40 @@ def timed_get(http: httpx.Client, path: str, params: dict[str, str]) -> tuple[fl
     return seconds, body.get("tags") or body.get("repositories") or []
 
 
-def time_page(
-    http: httpx.Client,
-    path: str,
-    params: dict[str, str],
-    count: int,
-    check: Callable[[list[str]], None],
-) -> list[float]:
-    """`count` timed GETs of one page after one untimed (checked) GET, or fewer (at least
-    `LEAST`) once they took `BUDGET_S` seconds: a page that costs seconds (every tag read
-    again) is measured in minutes, not an hour."""
-    _, names = timed_get(http, path, params)
-    check(names)
-    times: list[float] = []
-    while len(times) < count and (len(times) < LEAST or sum(times) < BUDGET_S):
-        times.append(timed_get(http, path, params)[0])
-    return times
+@dataclass
+class Page:
+    """One page to time: what to ask, how to check the answer, what was measured."""
+
+    path: str
+    params: dict[str, str]
+    check: Callable[[list[str]], None]
+    times: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return summary(self.times, self.cpu_s)
+
+
+def time_pages(http: httpx.Client, meter: CpuMeter, pages: list[Page], count: int) -> None:
+    """`count` timed GETs of each page after one untimed (checked) GET of each, in turns of
+    `TURN`, each turn's server CPU counted to its page; or fewer (at least `LEAST` each) once
+    they took `BUDGET_S` seconds a page: a page that costs seconds (every tag read again) is
+    measured in minutes, not an hour."""
+    for page in pages:
+        _, names = timed_get(http, page.path, page.params)
+        page.check(names)
+
+    def more() -> bool:
+        done = min(len(p.times) for p in pages)
+        spent = sum(sum(p.times) for p in pages)
+        return done < count and (done < LEAST or spent < BUDGET_S * len(pages))
+
+    while more():
+        for page in pages:
+            meter.start()
+            for _ in range(min(TURN, count - len(page.times))):
+                page.times.append(timed_get(http, page.path, page.params)[0])
+            page.cpu_s += meter.stop()
 
 
 def page_check(expected: int, after: str | None) -> Callable[[list[str]], None]:
@@ -198,71 +268,96 @@ def page_check(expected: int, after: str | None) -> Callable[[list[str]], None]:
     return check
 
 
+def paired(grown: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """The grown repository's figure, with the reference's of the same turns beside it."""
+    out = dict(grown)
+    out["reference"] = reference
+    out["over_reference"] = grown["median_ms"] / reference["median_ms"]
+    if "cpu_us" in grown and reference.get("cpu_us"):
+        out["cpu_over_reference"] = grown["cpu_us"] / reference["cpu_us"]
+    return out
+
+
 def measure_tags(
-    server: Server, size: int, requests: int, puts: int, manifest: bytes
+    server: Server, size: int, reference_size: int, requests: int, puts: int, manifest: bytes
 ) -> dict[str, dict[str, Any]]:
-    path = f"/v2/{fill.TAG_REPOSITORY}/tags/list"
-    middle = fill.tag_name(size // 2)
+    """The tag figures of the grown repository (`size` tags), each timed in turns with the
+    reference repository's (`reference_size` tags)."""
+    meter = CpuMeter(server)
+    repositories = (fill.TAG_REPOSITORY, fill.REFERENCE_REPOSITORY)
+    counts = (size, reference_size)
     first = {"n": str(PAGE)}
     out: dict[str, dict[str, Any]] = {}
     with httpx.Client(base_url=server.url, timeout=600) as http:
-        out["tags_page_first_ms"] = summary(
-            time_page(http, path, first, requests, page_check(min(PAGE, size), None))
-        )
-        out["tags_page_middle_ms"] = summary(
-            time_page(
-                http,
-                path,
-                {"n": str(PAGE), "last": middle},
-                requests,
-                page_check(min(PAGE, size - size // 2 - 1), middle),
+        firsts = [
+            Page(f"/v2/{repo}/tags/list", first, page_check(min(PAGE, n), None))
+            for repo, n in zip(repositories, counts, strict=True)
+        ]
+        time_pages(http, meter, firsts, requests)
+        out["tags_page_first_ms"] = paired(firsts[0].summary(), firsts[1].summary())
+        middles = []
+        for repo, n in zip(repositories, counts, strict=True):
+            middle = fill.tag_name(n // 2)
+            middles.append(
+                Page(
+                    f"/v2/{repo}/tags/list",
+                    {"n": str(PAGE), "last": middle},
+                    page_check(min(PAGE, n - n // 2 - 1), middle),
+                )
             )
-        )
-        put_times, after_times = [], []
+        time_pages(http, meter, middles, requests)
+        out["tags_page_middle_ms"] = paired(middles[0].summary(), middles[1].summary())
+        put_times: list[list[float]] = [[], []]
+        after_times: list[list[float]] = [[], []]
+        put_cpu, after_cpu = [0.0, 0.0], [0.0, 0.0]
         for index in range(puts):
-            if index >= LEAST and sum(put_times) + sum(after_times) > BUDGET_S:
+            spent = sum(map(sum, put_times)) + sum(map(sum, after_times))
+            if index >= LEAST and spent > 2 * BUDGET_S:
                 break
-            tag = f"p-{size:07d}-{index:04d}"  # sorts before every filled tag: on page one
-            started = time.perf_counter()
-            response = http.put(
-                f"/v2/{fill.TAG_REPOSITORY}/manifests/{tag}",
-                content=manifest,
-                headers={"Content-Type": OCI_MANIFEST},
-            )
-            put_times.append(time.perf_counter() - started)
-            if response.status_code != 201:
-                raise BenchError(f"PUT {tag}: {response.status_code} {response.text[:200]}")
-            seconds, names = timed_get(http, path, first)
-            after_times.append(seconds)
-            if tag not in names:
-                raise BenchError(f"the first page after pushing {tag} does not list it")
-        out["manifest_put_new_tag_ms"] = summary(put_times)
-        out["tags_page_after_push_ms"] = summary(after_times)
+            for side, repo in enumerate(repositories):
+                # sorts before every filled tag: on page one
+                tag = f"p-{size:07d}-{index:04d}"
+                meter.start()
+                started = time.perf_counter()
+                response = http.put(
+                    f"/v2/{repo}/manifests/{tag}",
+                    content=manifest,
+                    headers={"Content-Type": OCI_MANIFEST},
+                )
+                put_times[side].append(time.perf_counter() - started)
+                put_cpu[side] += meter.stop()
+                if response.status_code != 201:
+                    raise BenchError(f"PUT {tag}: {response.status_code} {response.text[:200]}")
+                meter.start()
+                seconds, names = timed_get(http, f"/v2/{repo}/tags/list", first)
+                after_cpu[side] += meter.stop()
+                after_times[side].append(seconds)
+                if tag not in names:
+                    raise BenchError(f"the first page of {repo} after pushing {tag} lacks it")
+        out["manifest_put_new_tag_ms"] = paired(
+            summary(put_times[0], put_cpu[0]), summary(put_times[1], put_cpu[1])
+        )
+        out["tags_page_after_push_ms"] = paired(
+            summary(after_times[0], after_cpu[0]), summary(after_times[1], after_cpu[1])
+        )
     return out
 
 
 def measure_catalog(server: Server, size: int, requests: int) -> dict[str, dict[str, Any]]:
     middle = fill.repository_name(size // 2)
+    meter = CpuMeter(server)
     with httpx.Client(base_url=server.url, timeout=600) as http:
+        first = Page("/v2/_catalog", {"n": str(PAGE)}, page_check(min(PAGE, size), None))
+        time_pages(http, meter, [first], requests)
+        from_middle = Page(
+            "/v2/_catalog",
+            {"n": str(PAGE), "last": middle},
+            page_check(min(PAGE, size // 2 - 1), middle),
+        )
+        time_pages(http, meter, [from_middle], requests)
         return {
-            "catalog_page_first_ms": summary(
-                time_page(
-                    http,
-                    "/v2/_catalog",
-                    {"n": str(PAGE)},
-                    requests,
-                    page_check(min(PAGE, size), None),
-                )
-            ),
-            "catalog_page_middle_ms": summary(
-                time_page(
-                    http,
-                    "/v2/_catalog",
-                    {"n": str(PAGE), "last": middle},
-                    requests,
-                    page_check(min(PAGE, size // 2 - 1), middle),
-                )
-            ),
+            "catalog_page_first_ms": first.summary(),
+            "catalog_page_middle_ms": from_middle.summary(),
         }
 
 
@@ -350,6 +445,11 @@ def grow_dockyard(
     loop = asyncio.new_event_loop()
     meta = grown.open_store()
     try:
+        loop.run_until_complete(
+            fill.add_tags(
+                meta, seed, 0, grown.tags[0], args.batch, repository=fill.REFERENCE_REPOSITORY
+            )
+        )
         tags = 1  # the seed's
         for size in grown.tags:
             started = time.perf_counter()
@@ -364,10 +464,10 @@ def grow_dockyard(
             )
             tags = size
             for key, value in measure_tags(
-                server, size, args.requests, args.puts, manifest
+                server, size, grown.tags[0], args.requests, args.puts, manifest
             ).items():
                 results.setdefault(key, {})[size] = value
-        repos = 1  # the tag repository
+        repos = 2  # the tag repository and its reference
         for size in grown.repos:
             started = time.perf_counter()
             again = loop.run_until_complete(
@@ -401,6 +501,18 @@ def grow_distribution(
     seed, manifest = seed_server(server)
     results: dict[str, dict[int, Any]] = {}
     fill_seconds: dict[str, float] = {}
+    reference_size = args.distribution_tags[0]
+    with Client(server.url) as client:
+        client.mount(fill.REFERENCE_REPOSITORY, fill.TAG_REPOSITORY, seed.config_digest)
+        client.mount(fill.REFERENCE_REPOSITORY, fill.TAG_REPOSITORY, seed.layer_digest)
+    parallel(
+        args.setup_workers,
+        [
+            (lambda c, t=fill.tag_name(i): c.put_manifest(fill.REFERENCE_REPOSITORY, t, manifest))
+            for i in range(reference_size)
+        ],
+        server.url,
+    )
     tags = 1
     for size in args.distribution_tags:
         jobs: list[Callable[[Client], object]] = [
@@ -412,7 +524,9 @@ def grow_distribution(
         fill_seconds[f"tags_{size}"] = time.perf_counter() - started
         print(f"  {server.title}: {size:,} tags in {fill_seconds[f'tags_{size}']:.1f}s", file=log)
         tags = size
-        for key, value in measure_tags(server, size, args.requests, args.puts, manifest).items():
+        for key, value in measure_tags(
+            server, size, reference_size, args.requests, args.puts, manifest
+        ).items():
             results.setdefault(key, {})[size] = value
 
     def make_repo(client: Client, repo: str) -> None:
@@ -420,7 +534,7 @@ def grow_distribution(
         client.mount(repo, fill.TAG_REPOSITORY, seed.layer_digest)
         client.put_manifest(repo, "latest", manifest)
 
-    repos = 1
+    repos = 2  # the tag repository and its reference
     for size in args.distribution_repos:
         jobs = [(lambda c, r=fill.repository_name(i): make_repo(c, r)) for i in range(repos, size)]
         started = time.perf_counter()
@@ -441,13 +555,33 @@ def grow_distribution(
 # results
 
 
-def growth_of(by_size: dict[int, Any]) -> float | None:
-    """The largest size's median over the smallest's (None with fewer than two sizes)."""
+def growth_of(by_size: dict[int, Any], key: str = "median_ms") -> float | None:
+    """The largest size's `key` over the smallest's (None with fewer than two sizes)."""
     if len(by_size) < 2:
         return None
     ordered = sorted(by_size)
-    small, large = by_size[ordered[0]]["median_ms"], by_size[ordered[-1]]["median_ms"]
-    return large / small if small else None
+    small, large = by_size[ordered[0]].get(key), by_size[ordered[-1]].get(key)
+    return large / small if small and large is not None else None
+
+
+def judged(by_size: dict[int, Any]) -> dict[str, Any]:
+    """The growth of one figure on one server: over the smallest size timed minutes before
+    (sequential) and, where a reference repository was timed in the same turns, over it;
+    flatness is judged on the second where there is one. CPU per request likewise."""
+    growth = growth_of(by_size)
+    largest = by_size[max(by_size)] if len(by_size) >= 2 else {}
+    over_reference = largest.get("over_reference")
+    if "cpu_over_reference" in largest:
+        cpu_growth = largest["cpu_over_reference"]
+    else:
+        cpu_growth = growth_of(by_size, "cpu_us")
+    deciding = over_reference if over_reference is not None else growth
+    return {
+        "largest_over_smallest": growth,
+        "largest_over_reference": over_reference,
+        "cpu_largest_over_smallest": cpu_growth,
+        "flat": None if deciding is None else deciding <= FLAT,
+    }
 
 
 def build(
@@ -463,16 +597,15 @@ def build(
         per_server = {}
         for server in servers:
             by_size = measured.get(server.key, {}).get(figure.key, {})
-            growth = growth_of(by_size)
             per_server[server.key] = {
                 "by_size": {str(size): by_size[size] for size in sorted(by_size)},
-                "largest_over_smallest": growth,
-                "flat": None if growth is None else growth <= FLAT,
+                **judged(by_size),
             }
         figures[figure.key] = {
             "title": figure.title,
             "axis": figure.axis,
-            "target": f"largest / smallest <= {FLAT} (Dockyard, every backend)",
+            "target": f"largest / smallest <= {FLAT} (Dockyard, every backend; tag figures: "
+            "largest / the reference repository timed in the same turns)",
             "servers": per_server,
         }
     return {
@@ -515,6 +648,9 @@ def table(results: dict[str, Any]) -> str:
         "server",
         *(f"{size:,}" for size in all_sizes),
         "largest/smallest",
+        "largest/reference",
+        "CPU µs/request",
+        "CPU growth",
         "target",
         "met",
     )
@@ -524,6 +660,9 @@ def table(results: dict[str, Any]) -> str:
             if not entry["by_size"]:
                 continue
             growth = entry["largest_over_smallest"]
+            over_reference = entry.get("largest_over_reference")
+            cpu_growth = entry.get("cpu_largest_over_smallest")
+            cpu = [v.get("cpu_us") for v in entry["by_size"].values()]
             judged = key.startswith("dockyard")
             rows.append(
                 (
@@ -536,6 +675,9 @@ def table(results: dict[str, Any]) -> str:
                         for size in all_sizes
                     ),
                     "-" if growth is None else f"{growth:.2f}",
+                    "-" if over_reference is None else f"{over_reference:.2f}",
+                    "-" if None in cpu else f"{fmt(min(cpu))}-{fmt(max(cpu))}",
+                    "-" if cpu_growth is None else f"{cpu_growth:.2f}",
                     f"<= {FLAT}" if judged else "",
                     {True: "yes", False: "NO", None: ""}[entry["flat"]] if judged else "",
                 )

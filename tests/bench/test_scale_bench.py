@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 import httpx
+import pytest
 from bench.growth import FIGURES, seed_server
 from bench.servers import Dockyard
 
@@ -76,15 +77,36 @@ def test_every_growth_figure_is_measured_at_every_size_on_every_server(tmp_path:
             else:
                 sizes = DIST_TAGS if figure.axis == "tags" else DIST_REPOS
             assert sorted(int(s) for s in per_server["by_size"]) == sizes, (figure.key, key)
+            count = 2 if figure.key in AFTER_PUTS else 3
             for size, timing in per_server["by_size"].items():
                 assert math.isfinite(timing["median_ms"]) and timing["median_ms"] > 0, size
                 assert timing["p99_ms"] >= timing["median_ms"], size
-                assert timing["count"] == (2 if figure.key in AFTER_PUTS else 3), size
+                assert timing["count"] == count, size
+                # the server tree's own CPU, read per thread around the timed requests
+                assert math.isfinite(timing["cpu_us"]) and timing["cpu_us"] > 0, size
+                if figure.axis == "tags":
+                    # the reference repository, at the smallest size, timed in the same turns
+                    reference = timing["reference"]
+                    assert reference["count"] == count, size
+                    assert reference["cpu_us"] > 0, size
+                    assert timing["over_reference"] == pytest.approx(
+                        timing["median_ms"] / reference["median_ms"]
+                    )
+                else:
+                    assert "reference" not in timing
             growth = per_server["largest_over_smallest"]
             assert math.isfinite(growth) and growth > 0, (figure.key, key)
-            assert per_server["flat"] is (growth <= 1.5), (figure.key, key)
+            assert per_server["cpu_largest_over_smallest"] > 0, (figure.key, key)
+            over_reference = per_server["largest_over_reference"]
+            if figure.axis == "tags":
+                assert math.isfinite(over_reference) and over_reference > 0, (figure.key, key)
+                # judged on the pair timed together, not on sizes timed minutes apart
+                assert per_server["flat"] is (over_reference <= 1.5), (figure.key, key)
+            else:
+                assert over_reference is None
+                assert per_server["flat"] is (growth <= 1.5), (figure.key, key)
         assert figure.title in printed
-    assert "largest/smallest" in printed
+    assert "largest/smallest" in printed and "largest/reference" in printed
     for key in dockyards:
         fills = results["fill_seconds"][key]
         assert sorted(fills) == sorted(
