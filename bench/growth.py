@@ -481,7 +481,8 @@ def grow_dockyard(
             if counted != size:
                 raise BenchError(f"the catalog holds {counted} repositories, expected {size}")
             print(
-                f"  Dockyard: {size:,} repositories in {fill_seconds[f'repositories_{size}']:.1f}s",
+                f"  {server.title}: {size:,} repositories in "
+                f"{fill_seconds[f'repositories_{size}']:.1f}s",
                 file=log,
             )
             repos = size
