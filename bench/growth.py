@@ -20,9 +20,10 @@ The sizes are timed one after another, minutes of filling apart, and on a shared
 load moves between them more than the sizes do. So a second tag repository is kept at the
 smallest size (`fill.REFERENCE_REPOSITORY`), and at every size each tag figure is timed on
 both repositories in turns of `TURN` requests: the grown repository over the reference, timed
-in the same minute, is the growth that is judged ("largest/reference"). The catalog has no
-such twin (one registry, one catalog): its figures are judged on the sequential times, and
-its CPU per request is the figure that load moves least.
+in the same minute, is the growth that is judged ("largest/reference"). A registry has one
+catalog, so the catalog's reference is a second Dockyard of the same backends, on stores of
+its own, filled to the smallest number of repositories and timed in turns with the grown one.
+Distribution, which is not judged, gets the reference tag repository only.
 
 CNCF Distribution cannot be filled through Dockyard's store: it keeps tags and repositories as
 files of its storage driver, so it is filled with HTTP pushes, at the sizes `--distribution-tags`
@@ -223,8 +224,11 @@ def timed_get(http: httpx.Client, path: str, params: dict[str, str]) -> tuple[fl
 
 @dataclass
 class Page:
-    """One page to time: what to ask, how to check the answer, what was measured."""
+    """One page to time: of which server, what to ask, how to check the answer, what was
+    measured."""
 
+    http: httpx.Client
+    meter: CpuMeter
     path: str
     params: dict[str, str]
     check: Callable[[list[str]], None]
@@ -235,13 +239,13 @@ class Page:
         return summary(self.times, self.cpu_s)
 
 
-def time_pages(http: httpx.Client, meter: CpuMeter, pages: list[Page], count: int) -> None:
+def time_pages(pages: list[Page], count: int) -> None:
     """`count` timed GETs of each page after one untimed (checked) GET of each, in turns of
     `TURN`, each turn's server CPU counted to its page; or fewer (at least `LEAST` each) once
     they took `BUDGET_S` seconds a page: a page that costs seconds (every tag read again) is
     measured in minutes, not an hour."""
     for page in pages:
-        _, names = timed_get(http, page.path, page.params)
+        _, names = timed_get(page.http, page.path, page.params)
         page.check(names)
 
     def more() -> bool:
@@ -251,10 +255,10 @@ def time_pages(http: httpx.Client, meter: CpuMeter, pages: list[Page], count: in
 
     while more():
         for page in pages:
-            meter.start()
+            page.meter.start()
             for _ in range(min(TURN, count - len(page.times))):
-                page.times.append(timed_get(http, page.path, page.params)[0])
-            page.cpu_s += meter.stop()
+                page.times.append(timed_get(page.http, page.path, page.params)[0])
+            page.cpu_s += page.meter.stop()
 
 
 def page_check(expected: int, after: str | None) -> Callable[[list[str]], None]:
@@ -290,22 +294,24 @@ def measure_tags(
     out: dict[str, dict[str, Any]] = {}
     with httpx.Client(base_url=server.url, timeout=600) as http:
         firsts = [
-            Page(f"/v2/{repo}/tags/list", first, page_check(min(PAGE, n), None))
+            Page(http, meter, f"/v2/{repo}/tags/list", first, page_check(min(PAGE, n), None))
             for repo, n in zip(repositories, counts, strict=True)
         ]
-        time_pages(http, meter, firsts, requests)
+        time_pages(firsts, requests)
         out["tags_page_first_ms"] = paired(firsts[0].summary(), firsts[1].summary())
         middles = []
         for repo, n in zip(repositories, counts, strict=True):
             middle = fill.tag_name(n // 2)
             middles.append(
                 Page(
+                    http,
+                    meter,
                     f"/v2/{repo}/tags/list",
                     {"n": str(PAGE), "last": middle},
                     page_check(min(PAGE, n - n // 2 - 1), middle),
                 )
             )
-        time_pages(http, meter, middles, requests)
+        time_pages(middles, requests)
         out["tags_page_middle_ms"] = paired(middles[0].summary(), middles[1].summary())
         put_times: list[list[float]] = [[], []]
         after_times: list[list[float]] = [[], []]
@@ -343,22 +349,42 @@ def measure_tags(
     return out
 
 
-def measure_catalog(server: Server, size: int, requests: int) -> dict[str, dict[str, Any]]:
-    middle = fill.repository_name(size // 2)
-    meter = CpuMeter(server)
-    with httpx.Client(base_url=server.url, timeout=600) as http:
-        first = Page("/v2/_catalog", {"n": str(PAGE)}, page_check(min(PAGE, size), None))
-        time_pages(http, meter, [first], requests)
-        from_middle = Page(
-            "/v2/_catalog",
-            {"n": str(PAGE), "last": middle},
-            page_check(min(PAGE, size // 2 - 1), middle),
-        )
-        time_pages(http, meter, [from_middle], requests)
+def measure_catalog(
+    server: Server, size: int, requests: int, reference: tuple[Server, int] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The catalog figures of `server` (`size` repositories), each timed in turns with those of
+    `reference` (another server of the same kind and its size), where there is one."""
+    sides = [(server, size)] + ([reference] if reference else [])
+    with contextlib.ExitStack() as stack:
+        clients = [
+            (stack.enter_context(httpx.Client(base_url=s.url, timeout=600)), CpuMeter(s), n)
+            for s, n in sides
+        ]
+        firsts = [
+            Page(http, meter, "/v2/_catalog", {"n": str(PAGE)}, page_check(min(PAGE, n), None))
+            for http, meter, n in clients
+        ]
+        time_pages(firsts, requests)
+        middles = [
+            Page(
+                http,
+                meter,
+                "/v2/_catalog",
+                {"n": str(PAGE), "last": fill.repository_name(n // 2)},
+                page_check(min(PAGE, n // 2 - 1), fill.repository_name(n // 2)),
+            )
+            for http, meter, n in clients
+        ]
+        time_pages(middles, requests)
+    if reference is None:
         return {
-            "catalog_page_first_ms": first.summary(),
-            "catalog_page_middle_ms": from_middle.summary(),
+            "catalog_page_first_ms": firsts[0].summary(),
+            "catalog_page_middle_ms": middles[0].summary(),
         }
+    return {
+        "catalog_page_first_ms": paired(firsts[0].summary(), firsts[1].summary()),
+        "catalog_page_middle_ms": paired(middles[0].summary(), middles[1].summary()),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,13 +402,16 @@ def seed_server(server: Server) -> tuple[fill.Seed, bytes]:
 
 @dataclass
 class Grown:
-    """A Dockyard of the run and how to open its metadata store from here."""
+    """A Dockyard of the run and how to open its metadata store from here; `reference` is
+    another like it, on stores of its own, whose catalog stays at the smallest size."""
 
     server: Dockyard
     backend: str
     tags: list[int]
     repos: list[int]
+    reference: Dockyard
     metadata_url: str = ""  # PostgreSQL's; SQLite's store is in the data folder
+    reference_metadata_url: str = ""
 
     def fill_concurrency(self, asked: int) -> int:
         # On PostgreSQL every filled repository links the seed's blobs in the one namespace
@@ -390,10 +419,13 @@ class Grown:
         # concurrent ones fail serialization, so one at a time is the fastest fill.
         return 1 if self.metadata_url else asked
 
-    def open_store(self) -> fill.SQLMetadataStore:
+    def open_store(self, server: Dockyard | None = None) -> fill.SQLMetadataStore:
+        """The store of `server` (the grown one by default)."""
+        server = server or self.server
         if self.metadata_url:
-            return fill.open_postgres(self.metadata_url)
-        return fill.open_sqlite(self.server.workdir / "data")
+            url = self.metadata_url if server is self.server else self.reference_metadata_url
+            return fill.open_postgres(url)
+        return fill.open_sqlite(server.workdir / "data")
 
 
 def dockyards(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> list[Grown]:
@@ -405,7 +437,13 @@ def dockyards(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) 
             server = Dockyard(
                 "dockyard", "Dockyard", tmp / "dockyard", extra_args=tuple(args.dockyard_arg)
             )
-            out.append(Grown(server, backend, args.tags, args.repos))
+            reference = Dockyard(
+                "dockyard_reference",
+                "Dockyard (reference)",
+                tmp / "dockyard-reference",
+                extra_args=tuple(args.dockyard_arg),
+            )
+            out.append(Grown(server, backend, args.tags, args.repos, reference))
             continue
         sys.path.insert(0, str(ROOT))  # the test helpers that start the peers
         from tests.support.postgres import PostgresCluster
@@ -415,22 +453,27 @@ def dockyards(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) 
         stack.callback(s3.stop)
         pg = PostgresCluster().start()
         stack.callback(pg.stop)
-        url = pg.create_database()
-        server = Dockyard(
-            "dockyard_s3_postgresql",
-            "Dockyard S3+PostgreSQL",
-            tmp / "dockyard-s3",
-            extra_args=tuple(args.dockyard_arg),
-            extra_env={
-                "DOCKYARD_STORAGE": f"s3://{s3.create_bucket()}/r",
-                "DOCKYARD_METADATA": url,
-                "DOCKYARD_S3_ENDPOINT": s3.endpoint,
-                "DOCKYARD_S3_PATH_STYLE": "true",
-                "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-                "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            },
-        )
-        out.append(Grown(server, backend, args.pg_tags, args.pg_repos, url))
+        urls = [pg.create_database(), pg.create_database()]
+        servers = [
+            Dockyard(
+                f"dockyard_s3_postgresql{suffix}",
+                f"Dockyard S3+PostgreSQL{title}",
+                tmp / f"dockyard-s3{suffix}",
+                extra_args=tuple(args.dockyard_arg),
+                extra_env={
+                    "DOCKYARD_STORAGE": f"s3://{s3.create_bucket()}/r",
+                    "DOCKYARD_METADATA": url,
+                    "DOCKYARD_S3_ENDPOINT": s3.endpoint,
+                    "DOCKYARD_S3_PATH_STYLE": "true",
+                    "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                    "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                },
+            )
+            for url, suffix, title in zip(
+                urls, ("", "_reference"), ("", " (reference)"), strict=True
+            )
+        ]
+        out.append(Grown(servers[0], backend, args.pg_tags, args.pg_repos, servers[1], *urls))
     return out
 
 
@@ -467,6 +510,7 @@ def grow_dockyard(
                 server, size, grown.tags[0], args.requests, args.puts, manifest
             ).items():
                 results.setdefault(key, {})[size] = value
+        grow_reference(grown, args, loop, log)
         repos = 2  # the tag repository and its reference
         for size in grown.repos:
             started = time.perf_counter()
@@ -486,12 +530,37 @@ def grow_dockyard(
                 file=log,
             )
             repos = size
-            for key, value in measure_catalog(server, size, args.requests).items():
+            for key, value in measure_catalog(
+                server, size, args.requests, (grown.reference, grown.repos[0])
+            ).items():
                 results.setdefault(key, {})[size] = value
     finally:
+        grown.reference.stop()
         loop.run_until_complete(meta.close())
         loop.close()
     return results, fill_seconds
+
+
+def grow_reference(
+    grown: Grown, args: argparse.Namespace, loop: asyncio.AbstractEventLoop, log: Any
+) -> None:
+    """Start the reference server and fill its catalog to the smallest size; it serves until
+    the grown server's catalog figures are done (`grow_dockyard` stops it)."""
+    reference = grown.reference
+    reference.start()
+    seed, _ = seed_server(reference)
+    meta = grown.open_store(reference)
+    try:
+        size = grown.repos[0]
+        loop.run_until_complete(
+            fill.add_repositories(meta, seed, 1, size, grown.fill_concurrency(args.concurrency))
+        )
+        counted = loop.run_until_complete(fill.repository_count(meta))
+    finally:
+        loop.run_until_complete(meta.close())
+    if counted != size:
+        raise BenchError(f"the reference catalog holds {counted} repositories, expected {size}")
+    print(f"  {reference.title}: {size:,} repositories", file=log)
 
 
 def grow_distribution(
@@ -720,6 +789,9 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
     results = build(servers, measured, fill_seconds, args, started, started_at)
     results["backends"] = backend
+    results["references"] = {
+        g.reference.key: {"title": g.reference.title, "pid": g.reference.pid} for g in grown
+    }
     from bench import plot
 
     results["plot"] = plot.write(results, args.plot)
