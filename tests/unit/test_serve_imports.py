@@ -144,7 +144,7 @@ WORKER_PROBE = textwrap.dedent("""
         status, loaded = asyncio.run(first_answer(app_from_environment()))
         re._compiler.compile = compile_pattern
     print(json.dumps({"status": status, "loaded": loaded, "compiled": compiled,
-                      "jinja2": "jinja2" in sys.modules}))
+                      "jinja2": "jinja2" in sys.modules, "nh3": "nh3" in sys.modules}))
 """)
 
 
@@ -182,8 +182,10 @@ def test_a_worker_imports_nothing_before_its_first_answer(
     # of a worker's own work before it answered): the serving process compiled them before
     # the fork, and they come from `re`'s cache the worker inherits.
     assert [pattern for pattern in seen["compiled"] if pattern.startswith("^/")] == []
-    # The web pages (and jinja2) load with the first page served, not with the server.
+    # The web pages (and jinja2) load with the first page served, not with the server; the
+    # README sanitiser with the first README rendered.
     assert seen["jinja2"] is False
+    assert seen["nh3"] is False
 
 
 def test_a_worker_on_s3_and_postgresql_imports_nothing_before_its_first_answer(

@@ -25,8 +25,6 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import nh3
-
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.token import Token
@@ -84,6 +82,11 @@ _rendered: BoundedCache[str, str] = BoundedCache(
 def sanitize_html(html: str) -> str:
     """Only the allow-listed tags, attributes and URL schemes of `html`, links marked as
     not ours."""
+    # Loaded with the first README rendered, not by the server's start: its library's pages
+    # were the serving process's alone (about 2 MiB of the tree's memory), as no worker
+    # renders a README until a page asks for one.
+    import nh3
+
     return nh3.clean(
         html,
         tags=set(TAGS),
