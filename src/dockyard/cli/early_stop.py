@@ -132,7 +132,7 @@ def _watch(server: Any, worker: Any, own: Any) -> None:
         deadline = time.monotonic() + GROUP_STOP_WAIT
         while not (server.interrupt_signal or worker.interrupt_by_parent):
             if time.monotonic() >= deadline:
-                break
+                break  # no stop came: granian's own judgement (a crash) stands
             time.sleep(0.01)
         if server.interrupt_signal:
             worker.interrupt_by_parent = True  # part of the server's stop

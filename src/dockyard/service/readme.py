@@ -82,9 +82,9 @@ _rendered: BoundedCache[str, str] = BoundedCache(
 def sanitize_html(html: str) -> str:
     """Only the allow-listed tags, attributes and URL schemes of `html`, links marked as
     not ours."""
-    # Loaded with the first README rendered, not by the server's start: its library's pages
-    # were the serving process's alone (about 2 MiB of the tree's memory), as no worker
-    # renders a README until a page asks for one.
+    # Loaded with the first README rendered, not by the server's start: loaded there, its
+    # library's pages were the serving process's alone, as no worker renders a README until
+    # a page asks for one (peak memory, bench/README.md).
     import nh3
 
     return nh3.clean(
