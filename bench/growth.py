@@ -42,7 +42,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -58,7 +57,7 @@ import httpx
 from bench import fill
 from bench.cli import fmt, machine, render
 from bench.ops import OCI_MANIFEST, BenchError, Client, push_image, small_image
-from bench.servers import Distribution, DistributionV3, Dockyard, Server, tree_pids
+from bench.servers import CpuMeter, Distribution, DistributionV3, Dockyard, Server
 from bench.suite import parallel
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -173,44 +172,6 @@ def summary(seconds: list[float], cpu_s: float | None = None) -> dict[str, Any]:
     return out
 
 
-def thread_times(pids: list[int]) -> dict[tuple[int, int], int]:
-    """Nanoseconds each thread of these processes has run (`/proc/PID/task/TID/schedstat`: exact,
-    where `/proc/PID/stat` counts whole clock ticks, 10 ms, coarser than a request)."""
-    out: dict[tuple[int, int], int] = {}
-    for pid in pids:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
-                    out[(pid, int(tid))] = int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                continue
-    return out
-
-
-class CpuMeter:
-    """The CPU a server's process tree spends between `start` and `stop`. A thread started
-    meanwhile counts whole; one that ended meanwhile loses its last part (granian's threads
-    live as long as their worker)."""
-
-    def __init__(self, server: Server) -> None:
-        self.root = server.pid
-        self.before: dict[tuple[int, int], int] = {}
-
-    def start(self) -> None:
-        self.before = thread_times(tree_pids(self.root)) if self.root else {}
-
-    def stop(self) -> float:
-        """Seconds of CPU since `start`."""
-        if not self.root:
-            return 0.0
-        after = thread_times(tree_pids(self.root))
-        return sum(ns - self.before.get(key, 0) for key, ns in after.items()) / 1e9
-
-
 def timed_get(http: httpx.Client, path: str, params: dict[str, str]) -> tuple[float, list[str]]:
     """One GET's seconds and the names it listed (parsed after the clock stopped)."""
     started = time.perf_counter()
@@ -320,9 +281,8 @@ def measure_tags(
             spent = sum(map(sum, put_times)) + sum(map(sum, after_times))
             if index >= LEAST and spent > 2 * BUDGET_S:
                 break
+            tag = f"p-{size:07d}-{index:04d}"  # sorts before every filled tag: on page one
             for side, repo in enumerate(repositories):
-                # sorts before every filled tag: on page one
-                tag = f"p-{size:07d}-{index:04d}"
                 meter.start()
                 started = time.perf_counter()
                 response = http.put(

@@ -149,6 +149,42 @@ class TreeMemory:
         return self._pids
 
 
+def thread_times(pids: list[int]) -> dict[tuple[int, int], int]:
+    """Nanoseconds each thread of these processes has run (`/proc/PID/task/TID/schedstat`:
+    exact, where `cpu_seconds` counts whole clock ticks, 10 ms, coarser than one request)."""
+    out: dict[tuple[int, int], int] = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                    out[(pid, int(tid))] = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+class CpuMeter:
+    """The CPU a server's process tree spends between `start` and `stop`. A thread started
+    meanwhile counts whole; one that ended meanwhile loses its last part (granian's threads
+    live as long as their worker)."""
+
+    def __init__(self, server: Server) -> None:
+        self.root = server.pid
+        self.before: dict[tuple[int, int], int] = {}
+
+    def start(self) -> None:
+        self.before = thread_times(tree_pids(self.root))
+
+    def stop(self) -> float:
+        """Seconds of CPU since `start`."""
+        after = thread_times(tree_pids(self.root))
+        return sum(ns - self.before.get(key, 0) for key, ns in after.items()) / 1e9
+
+
 class PeakSampler:
     """A background thread noting the highest RSS (and PSS) of each server's tree.
 
