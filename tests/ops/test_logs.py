@@ -109,7 +109,8 @@ def test_text_lines_carry_the_request_id(start_registry) -> None:
     server = start_registry()
     response = httpx.get(server.url + "/v2/")
     request_id = response.headers["x-request-id"]
-    lines = [line for line in server.log().splitlines() if '"GET /v2/"' in line]
+    log = server.log_once_it_has(f"request_id={request_id}")
+    lines = [line for line in log.splitlines() if '"GET /v2/"' in line]
     assert lines[-1].endswith(f"ms request_id={request_id}")  # after the start-up probe's
 
 

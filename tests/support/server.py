@@ -185,3 +185,12 @@ class RunningRegistry(OnLoopback):
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def log_once_it_has(self, text: str, timeout: float = 10.0) -> str:
+        """The log once `text` is in it: a worker writes its access lines at the end of its
+        event loop's turn, after the answer has left, so a client can read the log first."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            assert time.monotonic() < deadline, f"{text!r} not logged:\n{log[-2000:]}"
+            time.sleep(0.05)
+        return log
