@@ -41,7 +41,7 @@ PROBE = textwrap.dedent("""
         await task
 
     asyncio.run(lifespan())
-    print(json.dumps(sorted(sys.modules)))
+    print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))
 """)
 
 NOT_LOADED = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,20 +12,24 @@ import typer
 from dockyard import __version__
 from dockyard.cli.exits import INTERRUPTED, USAGE, fail, say
 from dockyard.cli.folder import InitOpt
-from dockyard.cli.serve_entry import serve_with, settings_or_fail
 from dockyard.config import (
     ConfigError,
     check_security,
     redacted,
 )
 
-root_app = typer.Typer(
-    help="Dockyard: a container image registry server and a daemonless client.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-)
+
+def _top() -> typer.Typer:
+    return typer.Typer(
+        help="Dockyard: a container image registry server and a daemonless client.",
+        no_args_is_help=True,
+        add_completion=False,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+    )
+
+
+root_app = _top()
 config_app = typer.Typer(help="Inspect and validate configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
 root_app.add_typer(config_app, name="config")
@@ -354,6 +359,8 @@ def serve(
     (blobs on the filesystem, metadata in SQLite). Settings come from defaults, then the
     --config file, then DOCKYARD_* variables, then these flags.
     """
+    from dockyard.cli.serve_entry import serve_with
+
     serve_with(
         listen=listen,
         data_dir=data_dir,
@@ -401,6 +408,7 @@ def config_check(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     a registry is there yet."""
     from dockyard.assembly import sqlite_missing
     from dockyard.cli.folder import describe
+    from dockyard.cli.serve_entry import settings_or_fail
 
     settings = settings_or_fail(config, data_dir=data_dir)
     try:
@@ -420,6 +428,8 @@ def config_show(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     secret keys are shown as ***."""
     import yaml
 
+    from dockyard.cli.serve_entry import settings_or_fail
+
     settings = settings_or_fail(config, data_dir=data_dir)
     typer.echo(yaml.safe_dump(redacted(settings), sort_keys=False).rstrip())
 
@@ -433,6 +443,7 @@ def db_upgrade(
     from dockyard.assembly import registry_exists
     from dockyard.cli.folder import absent_message, announce
     from dockyard.cli.serve import prepare
+    from dockyard.cli.serve_entry import settings_or_fail
 
     settings = settings_or_fail(config, data_dir=data_dir)
     if not init and not registry_exists(settings):
@@ -442,8 +453,41 @@ def db_upgrade(
     typer.echo("metadata schema is up to date")
 
 
-# The commands defined here; any other word on the command line needs the other modules.
+# The commands defined here; any other command needs the module that adds it.
 OWN_COMMANDS = frozenset({"serve", "config", "db"})
+# The modules that add the other commands (each module's `register`), in the order the full
+# help lists them, and which module adds each command: a command named on the command line
+# loads its own module alone, not the eleven others and their libraries (with the click
+# command Typer builds for each: about half of a short command's start).
+# `tests/unit/test_serve_imports.py` holds this table to what the modules register.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "login": ("login", "logout"),
+    "images": (
+        "push",
+        "pull",
+        "copy",
+        "tag",
+        "inspect",
+        "tags",
+        "delete",
+        "catalog",
+        "manifest",
+        "ref",
+    ),
+    "referrers": ("attach", "discover"),
+    "signing": ("sign", "verify", "key"),
+    "attest": ("attest", "verify-attestation"),
+    "admin": ("usage", "migrate", "user", "org", "token", "repo", "cache"),
+    "audit": ("audit",),
+    "doctor": ("doctor",),
+    "fsck": ("fsck",),
+    "gc": ("gc",),
+    "policy": ("policy",),
+    "webhook": ("webhook",),
+}
+MODULE_OF_COMMAND = {
+    command: module for module, commands in COMMAND_MODULES.items() for command in commands
+}
 _complete: list[typer.Typer] = []
 
 
@@ -451,45 +495,29 @@ def full_app() -> typer.Typer:
     """The command line with every command: the client's and the administrator's modules are
     imported here, not when `dockyard serve` starts (they were a third of its start)."""
     if not _complete:
-        from dockyard.cli import (
-            admin,
-            attest,
-            audit,
-            doctor,
-            fsck,
-            gc,
-            images,
-            login,
-            policy,
-            referrers,
-            signing,
-            webhook,
-        )
-
-        for module in (
-            login,
-            images,
-            referrers,
-            signing,
-            attest,
-            admin,
-            audit,
-            doctor,
-            fsck,
-            gc,
-            policy,
-            webhook,
-        ):
-            module.register(root_app)
+        for name in COMMAND_MODULES:
+            importlib.import_module(f"dockyard.cli.{name}").register(root_app)
         _complete.append(root_app)
     return root_app
 
 
+def one_module_app(module: str) -> typer.Typer:
+    """The top level (its --version) with the commands of `module` alone."""
+    app = _top()
+    app.callback()(root)
+    importlib.import_module(f"dockyard.cli.{module}").register(app)
+    return app
+
+
 def app_for(argv: list[str]) -> typer.Typer:
     """The command line `argv` needs: this module's own commands alone when it names one of
-    them, else all (a client or admin command, the top-level --help, a mistyped word)."""
-    if len(argv) > 1 and argv[1] in OWN_COMMANDS:
+    them (or asks only for the version), the commands of one module when it names one of
+    those, else all (the top-level --help, no command, a mistyped word)."""
+    word = argv[1] if len(argv) > 1 else None
+    if word in OWN_COMMANDS or (word == "--version" and len(argv) == 2):
         return root_app
+    if word in MODULE_OF_COMMAND:
+        return one_module_app(MODULE_OF_COMMAND[word])
     return full_app()
 
 

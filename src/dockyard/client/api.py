@@ -17,14 +17,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dockyard.client import attestations, notation, referrers, signatures
+from dockyard.client import referrers
 from dockyard.client.credentials import CredentialStore, normalize_host
 from dockyard.client.errors import ClientError, NotFound, UsageError
 from dockyard.client.image import ImageDestination, ImageSource, Manifest, Platform
 from dockyard.client.local import local_destination, local_source, split_local
-from dockyard.client.notation import NotationReport
 from dockyard.client.referrers import ArtifactFile, Referrer
 from dockyard.client.registry import RegistryClient
 from dockyard.client.remote import RegistryDestination, RegistrySource
@@ -38,11 +37,17 @@ from dockyard.client.transfer import (
     select_platform,
 )
 from dockyard.client.transport import RetryPolicy
-from dockyard.core import keys, sigstore
 from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import Descriptor
 from dockyard.core.names import is_valid_tag
 from dockyard.core.reference import ImageReference, InvalidReference, parse_reference
+
+if TYPE_CHECKING:
+    # The signing and verifying modules load the cryptography library and the sigstore and
+    # notation formats: imported by the calls that use them, not by every command's client.
+    from dockyard.client import attestations, signatures
+    from dockyard.client.notation import NotationReport
+    from dockyard.core import keys, sigstore
 
 # The longest Retry-After (429, 503) a command waits out by itself before it reports the
 # registry's answer: long enough for a short limit window, short enough to not seem hung.
@@ -356,6 +361,8 @@ class Client:
         signature names the digest, never the tag), in cosign's key-based format; with
         `referrer`, also store the signature as an OCI 1.1 referrer of the image. With
         `all_platforms` and an index, every image it lists is signed after the index."""
+        from dockyard.client import signatures
+
         ref, subject = await self._subject(reference)
         registry = self.registry(ref.registry)
         done = [await signatures.sign(registry, ref, subject, private_key, as_referrer=referrer)]
@@ -383,6 +390,8 @@ class Client:
         against the (name, public key) pairs, and with `keyless`, certificates chaining to its
         roots, checked offline against its Rekor keys; `identity` is the repository the
         signatures must name (default: `reference`'s own)."""
+        from dockyard.client import signatures
+
         ref = remote_reference(reference)
         registry = self.registry(ref.registry)
         top = await registry.get_manifest(ref.repository, ref.reference)
@@ -402,6 +411,8 @@ class Client:
         """Verify the image's notation signatures against the X.509 roots in `trust_store`
         (a certificate file or a folder, notation's `truststore/` layout included);
         `notation.NotVerified` unless at least one holds."""
+        from dockyard.client import notation
+
         roots = notation.trust_store(Path(trust_store))
         ref, subject = await self._subject(reference)
         return await notation.verify_notation(
@@ -418,6 +429,8 @@ class Client:
         """Sign an in-toto statement (subject: the digest `reference` resolves to) with
         `predicate` of `predicate_type` (a URI) in a DSSE envelope, and store it as cosign
         does (`sha256-<hex>.att`) and as an OCI 1.1 referrer of the image."""
+        from dockyard.client import attestations
+
         ref, subject = await self._subject(reference)
         return await attestations.attest(
             self.registry(ref.registry), ref, subject, private_key, predicate_type, predicate
@@ -435,6 +448,8 @@ class Client:
         signature, the statement's subject digest and, when given, its predicate type; with
         `keyless`, its sigstore bundle referrers too. `attestations.NotAttested` unless one
         holds."""
+        from dockyard.client import attestations
+
         ref, subject = await self._subject(reference)
         return await attestations.verify_attestations(
             self.registry(ref.registry),
