@@ -457,8 +457,8 @@ def db_upgrade(
 OWN_COMMANDS = frozenset({"serve", "config", "db"})
 # The modules that add the other commands (each module's `register`), in the order the full
 # help lists them, and which module adds each command: a command named on the command line
-# loads its own module alone, not the eleven others and their libraries (with the click
-# command Typer builds for each: about half of a short command's start).
+# loads its own module alone, not the eleven others and their libraries, and Typer builds the
+# click commands of that module's signatures only (bench/README.md, "The command line's start").
 # `tests/unit/test_serve_imports.py` holds this table to what the modules register.
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "login": ("login", "logout"),
