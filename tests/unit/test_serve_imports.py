@@ -104,6 +104,20 @@ def test_the_table_names_the_module_of_every_command() -> None:
         assert set(typer.main.get_command(alone).commands) == set(commands), module
 
 
+def test_a_command_answers_alone_as_in_the_whole_command_line() -> None:
+    # Its help, and its refusal of an option it does not have, word for word: the top level's
+    # settings and callback are the same in the app of one module.
+    from dockyard.cli.commands import MODULE_OF_COMMAND, full_app, one_module_app
+
+    runner = CliRunner()
+    whole = full_app()
+    for word, module in MODULE_OF_COMMAND.items():
+        alone = one_module_app(module)
+        for args in ([word, "--help"], [word, "--no-such-option"]):
+            theirs, ours = runner.invoke(whole, args), runner.invoke(alone, args)
+            assert (ours.exit_code, ours.output) == (theirs.exit_code, theirs.output), args
+
+
 CLIENT_PROBE = textwrap.dedent("""
     import json, sys
     from dockyard.cli.main import app_for
